@@ -1,0 +1,57 @@
+"""The one in-memory form every dataset takes: labelled images plus class names and a prompt."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass
+class LabeledImages:
+    """A labelled image set.
+
+    images: either a uint8 array of shape (N, H, W, 3) (the generated world, fast path)
+        or a sequence of N PIL images (real datasets, uploads; any sizes).
+    labels: int64 array of shape (N,), values in 0..len(class_names)-1.
+    class_names: the C class names, in label order.
+    template: the prompt template with one ``{c}`` slot, e.g. ``"a photo of a {c}"``.
+    name: dataset name (for records and cache keys).
+    """
+
+    images: np.ndarray | Sequence
+    labels: np.ndarray
+    class_names: list[str]
+    template: str
+    name: str = "unnamed"
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.labels = np.asarray(self.labels)
+        if self.labels.ndim != 1:
+            raise ValueError(f"labels must be 1-D, got shape {self.labels.shape}")
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"images ({len(self.images)}) and labels ({len(self.labels)}) differ in length")
+        if isinstance(self.images, np.ndarray):
+            if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] != 3:
+                raise ValueError("an image array must be uint8 of shape (N, H, W, 3), got "
+                                 f"{self.images.dtype} {self.images.shape}")
+        if "{c}" not in self.template:
+            raise ValueError(f"template must contain '{{c}}', got {self.template!r}")
+        if len(self.class_names) < 2:
+            raise ValueError("a dataset needs at least 2 classes")
+        if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
+            raise ValueError("labels must lie in 0..len(class_names)-1")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def prompts(self) -> list[str]:
+        return [self.template.format(c=c) for c in self.class_names]
+
+    def subset(self, index: np.ndarray) -> "LabeledImages":
+        """The rows at ``index`` (same classes, template and name)."""
+        index = np.asarray(index)
+        images = self.images[index] if isinstance(self.images, np.ndarray) else [self.images[i] for i in index]
+        return LabeledImages(images, self.labels[index], self.class_names, self.template, self.name, dict(self.meta))

@@ -1,0 +1,218 @@
+"""Model zoo: one registry of vision-language models, loadable by name.
+
+Three kinds of entry share one ``ModelSpec``:
+
+* the study's four models (SPEC section 3), downloaded through open_clip's normal path;
+* any ``open_clip`` (architecture, pretrained) pair, via :func:`spec_for`;
+* the project's own offline default, ``worldclip-tiny``, whose architecture config
+  ships in ``core/model_configs`` (registered with ``open_clip.add_model_config``)
+  and whose weights ship in ``core/assets``.
+
+A spec whose ``pretrained`` is ``None`` builds a model with *random weights*; every
+``LoadedModel`` carries ``random_weights`` and a ``label`` that says so, and every
+record or table built from it repeats that label.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).parent / "model_configs"
+ASSET_DIR = Path(__file__).parent / "assets"
+
+#: The model the app, the jobs and the tests use unless told otherwise.
+DEFAULT_MODEL = "worldclip-tiny"
+OFFLINE_PRETRAINED_TAG = "world-v1"
+RANDOM_TAG = "random"
+
+
+class ModelUnavailableError(RuntimeError):
+    """A model could not be built or its weights could not be obtained."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build one model.
+
+    key: registry name users type. arch: open_clip architecture name (or ``hf-hub:`` id).
+    pretrained: open_clip pretrained tag, a path to shipped weights, or None for random weights.
+    family: clip | siglip | coca | eva02 | tiny. weights_source: where the weights come from, in words.
+    """
+
+    key: str
+    arch: str
+    pretrained: str | None
+    family: str
+    weights_source: str
+    description: str = ""
+    shipped_weights: str | None = None  # file name inside core/assets
+
+    @property
+    def pretrained_tag(self) -> str:
+        """The tag stored in records: the open_clip tag, hub id, or 'random'."""
+        if self.shipped_weights:
+            return OFFLINE_PRETRAINED_TAG
+        if self.arch.startswith("hf-hub:"):
+            return self.arch.removeprefix("hf-hub:")
+        return self.pretrained or RANDOM_TAG
+
+    @property
+    def random_weights(self) -> bool:
+        return self.pretrained is None and not self.shipped_weights and not self.arch.startswith("hf-hub:")
+
+    @property
+    def label(self) -> str:
+        """Human label; always says 'random weights' for untrained models."""
+        base = f"{self.arch} ({self.pretrained_tag})"
+        return f"{self.arch} (RANDOM WEIGHTS, untrained)" if self.random_weights else base
+
+    @property
+    def needs_download(self) -> bool:
+        return not self.shipped_weights and not self.random_weights
+
+
+_REGISTRY: dict[str, ModelSpec] = {
+    spec.key: spec
+    for spec in (
+        ModelSpec("worldclip-tiny", "worldclip-tiny", None, "tiny",
+                  "shipped in core/assets (trained by jobs.pretrain on the generated world)",
+                  "Tiny CLIP (ViT 4x128 on 32 px, 3-layer text) pretrained offline on the generated world",
+                  shipped_weights="worldclip-tiny_world-v1.safetensors"),
+        ModelSpec("worldclip-tiny-random", "worldclip-tiny", None, "tiny",
+                  "none: random initialisation", "The tiny architecture with random weights"),
+        ModelSpec("CLIP", "ViT-B-32", "openai", "clip", "OpenAI, via open_clip download",
+                  "CLIP ViT-B/32 (OpenAI)"),
+        ModelSpec("SigLIP", "hf-hub:timm/ViT-B-16-SigLIP", None, "siglip",
+                  "Hugging Face hub timm/ViT-B-16-SigLIP", "SigLIP ViT-B/16"),
+        ModelSpec("CoCa", "coca_ViT-B-32", "laion2B-s13B-b90k", "coca",
+                  "LAION-2B, via open_clip download", "CoCa ViT-B/32"),
+        ModelSpec("EVA-02", "EVA02-B-16", "merged2b_s8b_b131k", "eva02",
+                  "Merged-2B, via open_clip download", "EVA-02 CLIP B/16"),
+        ModelSpec("ViT-B-32-random", "ViT-B-32", None, "clip", "none: random initialisation",
+                  "ViT-B/32 architecture with random weights (for benchmarks)"),
+    )
+}
+
+
+def list_models() -> list[ModelSpec]:
+    """Every registered model spec, offline default first."""
+    return list(_REGISTRY.values())
+
+
+def _family_of(arch: str) -> str:
+    lowered = arch.lower()
+    for needle, family in (("siglip", "siglip"), ("coca", "coca"), ("eva", "eva02")):
+        if needle in lowered:
+            return family
+    return "clip"
+
+
+def spec_for(name: str, pretrained: str | None = None) -> ModelSpec:
+    """Resolve a registry key, or any open_clip ``(arch, pretrained)`` pair, to a spec.
+
+    ``spec_for("CLIP")`` gives the registered entry; ``spec_for("ViT-B-16", "laion2b_s34b_b88k")``
+    builds an ad-hoc spec; ``spec_for("ViT-B-16")`` means that architecture with random weights.
+    Raises ValueError for an empty name.
+    """
+    if not name or not isinstance(name, str):
+        raise ValueError("model name must be a non-empty string")
+    if name in _REGISTRY and pretrained in (None, _REGISTRY[name].pretrained_tag):
+        return _REGISTRY[name]
+    for spec in _REGISTRY.values():  # "worldclip-tiny", "world-v1" style pairs
+        if spec.arch == name and pretrained is not None and spec.pretrained_tag == pretrained:
+            return spec
+    if pretrained == RANDOM_TAG:
+        pretrained = None
+    key = f"{name}:{pretrained}" if pretrained else f"{name}:random"
+    return ModelSpec(key, name, pretrained, _family_of(name),
+                     "open_clip download" if pretrained else "none: random initialisation")
+
+
+def register_configs() -> None:
+    """Register the shipped architecture configs with open_clip (idempotent)."""
+    import open_clip
+
+    if "worldclip-tiny" not in open_clip.list_models():
+        open_clip.add_model_config(CONFIG_DIR)
+
+
+@dataclass
+class LoadedModel:
+    """A built model with everything needed to embed and fine-tune it."""
+
+    spec: ModelSpec
+    model: Any  # open_clip CLIP / CustomTextCLIP / CoCa (a torch.nn.Module)
+    preprocess: Any  # PIL image -> tensor (eval transform)
+    tokenizer: Any  # list[str] -> LongTensor
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def random_weights(self) -> bool:
+        return self.spec.random_weights
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+    def parameter_counts(self) -> dict[str, int]:
+        total = sum(p.numel() for p in self.model.parameters())
+        return {"total_params": total}
+
+
+def _offline_message(spec: ModelSpec, exc: BaseException) -> str:
+    return (f"Could not obtain the pretrained weights of {spec.arch} ({spec.pretrained_tag}): "
+            f"the download failed ({type(exc).__name__}); this machine may be offline — "
+            f"use the offline default model '{DEFAULT_MODEL}' instead.")
+
+
+def load_model(name: str | ModelSpec = DEFAULT_MODEL, *, device: str = "cpu",
+               pretrained: str | None = None) -> LoadedModel:
+    """Build a model (and its weights) by registry key, spec, or open_clip pair.
+
+    Raises ModelUnavailableError with one clear sentence when the weights cannot be
+    downloaded (offline) or the shipped weights are missing.
+    """
+    import open_clip
+    import torch
+
+    spec = name if isinstance(name, ModelSpec) else spec_for(name, pretrained)
+    register_configs()
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            spec.arch, pretrained=spec.pretrained, device=device)
+    except RuntimeError as exc:
+        if "Unknown model" in str(exc) or "not found" in str(exc).lower() and spec.random_weights:
+            raise ModelUnavailableError(f"Unknown open_clip model {spec.arch!r}; "
+                                        f"see open_clip.list_models().") from exc
+        raise ModelUnavailableError(_offline_message(spec, exc)) from exc
+    except Exception as exc:  # network, hub, or checksum errors all mean: weights unavailable
+        raise ModelUnavailableError(_offline_message(spec, exc)) from exc
+    if spec.shipped_weights:
+        path = ASSET_DIR / spec.shipped_weights
+        if not path.exists():
+            raise ModelUnavailableError(
+                f"The weights of {spec.key} are missing ({path.name} not in core/assets); "
+                f"run `python -m jobs.pretrain` to recreate them.")
+        from safetensors.torch import load_file
+
+        state = {k: v.float() for k, v in load_file(str(path)).items()}
+        model.load_state_dict(state)
+        model.to(device)
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(spec.arch)
+    visual = model.visual
+    size = visual.image_size if hasattr(visual, "image_size") else 224
+    size = int(size[0] if isinstance(size, (tuple, list)) else size)
+    mean = tuple(getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN)
+    std = tuple(getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD)
+    if spec.random_weights:
+        log.warning("%s has random weights: its numbers measure an untrained model", spec.arch)
+    torch.set_grad_enabled(True)
+    return LoadedModel(spec, model, preprocess, tokenizer, size, mean, std)
