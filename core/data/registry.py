@@ -1,0 +1,150 @@
+"""One dataset registry: the generated world's tasks, image folders on disk, and torchvision sets.
+
+``load_split(name, split)`` returns a ``LabeledImages`` whatever the source:
+
+* ``shape-kind``, ``letters``, ... — the generated world (offline, deterministic);
+* ``folder:/some/dir`` — ``dir/<split>/<class>/*.png`` (or ``dir/<class>/*`` split 80/20 by hash);
+* ``cifar100``, ``dtd``, ``eurosat``, ... — the reference study's datasets through torchvision,
+  downloaded into ``$IIMM_DATA`` when online; offline, one clear sentence says so.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.data.base import LabeledImages
+from core.data.world import FINETUNE_TASKS, OOD_PANEL, TASKS, load_world_split
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A dataset cannot be loaded here (offline, missing files); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """name, where it comes from, its single prompt template, and a one-line description."""
+
+    name: str
+    source: str  # world | torchvision | folder
+    template: str
+    description: str
+    tv_class: str | None = None  # torchvision.datasets class name
+    ood_panel: bool = False
+
+
+# SPEC section 6: one template per dataset, no ensembling.
+_TORCHVISION = (
+    DatasetSpec("cars", "torchvision", "a photo of a {c}", "Stanford Cars", "StanfordCars"),
+    DatasetSpec("cifar100", "torchvision", "a photo of a {c}", "CIFAR-100", "CIFAR100"),
+    DatasetSpec("dtd", "torchvision", "a photo of a {c} texture", "Describable Textures", "DTD"),
+    DatasetSpec("eurosat", "torchvision", "a centered satellite photo of a {c}", "EuroSAT", "EuroSAT"),
+    DatasetSpec("gtsrb", "torchvision", 'a photo of a "{c}" traffic sign', "GTSRB", "GTSRB"),
+    DatasetSpec("mnist", "torchvision", 'a photo of the number: "{c}"', "MNIST", "MNIST"),
+    DatasetSpec("stl10", "torchvision", "a photo of a {c}", "STL-10", "STL10"),
+    DatasetSpec("sun397", "torchvision", "a photo of a {c}", "SUN397", "SUN397"),
+    DatasetSpec("svhn", "torchvision", 'a photo of the number: "{c}"', "SVHN", "SVHN"),
+)
+_REGISTRY: dict[str, DatasetSpec] = {
+    **{t.name: DatasetSpec(t.name, "world", t.template, t.description, ood_panel=t.name in OOD_PANEL)
+       for t in TASKS},
+    **{d.name: d for d in _TORCHVISION},
+}
+
+
+def list_datasets(source: str | None = None) -> list[DatasetSpec]:
+    """Registered datasets, optionally of one source ('world' or 'torchvision')."""
+    return [d for d in _REGISTRY.values() if source is None or d.source == source]
+
+
+def world_finetune_tasks() -> tuple[str, ...]:
+    return FINETUNE_TASKS
+
+
+def world_ood_panel() -> tuple[str, ...]:
+    return OOD_PANEL
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    """The spec of a registered dataset or a ``folder:`` path; ValueError for unknown names."""
+    if name.startswith("folder:"):
+        return DatasetSpec(name, "folder", "a photo of a {c}", f"image folder {name[7:]}")
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(_REGISTRY)} or folder:/path")
+    return _REGISTRY[name]
+
+
+def load_split(name: str, split: str, *, max_items: int | None = None) -> LabeledImages:
+    """A dataset split ('train' or 'test') as LabeledImages; see the module docstring for names."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    spec = get_dataset(name)
+    if spec.source == "world":
+        data = load_world_split(name, split)
+    elif spec.source == "folder":
+        data = _load_folder(Path(name[7:]), split, spec.template)
+    else:
+        data = _load_torchvision(spec, split, max_items)
+    if max_items is not None and len(data) > max_items:
+        data = data.subset(np.arange(max_items))
+    return data
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _load_folder(root: Path, split: str, template: str) -> LabeledImages:
+    from PIL import Image
+
+    if not root.is_dir():
+        raise DatasetUnavailableError(f"image folder {root} does not exist")
+    split_root = root / split if (root / "train").is_dir() else root
+    classes = _class_dirs(split_root)
+    if len(classes) < 2:
+        raise DatasetUnavailableError(f"{split_root} needs at least two class sub-folders")
+    images, labels = [], []
+    for label, folder in enumerate(classes):
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if split_root is root:  # no explicit split: a stable 80/20 split by file name
+                in_test = zlib.crc32(path.name.encode()) % 5 == 0
+                if in_test != (split == "test"):
+                    continue
+            with Image.open(path) as im:
+                images.append(im.convert("RGB"))
+            labels.append(label)
+    names = [c.name.replace("_", " ") for c in classes]
+    return LabeledImages(images, np.array(labels, np.int64), names, template, f"folder:{root}",
+                         {"source": "folder", "split": split})
+
+
+def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> LabeledImages:
+    import torchvision.datasets as tvd
+
+    root = Path(os.environ.get("IIMM_DATA", Path.home() / ".cache" / "iimm-data"))
+    cls = getattr(tvd, spec.tv_class)
+    kwargs: dict = {"root": str(root), "download": True}
+    if spec.tv_class in ("CIFAR100", "MNIST"):
+        kwargs["train"] = split == "train"
+    elif spec.tv_class in ("SVHN", "STL10", "DTD", "GTSRB", "StanfordCars"):
+        kwargs["split"] = split
+    try:
+        ds = cls(**kwargs)
+    except Exception as exc:  # network errors take many forms; all mean the same to a user
+        raise DatasetUnavailableError(
+            f"{spec.description} could not be downloaded into {root} ({type(exc).__name__}); this machine "
+            f"may be offline — use a generated-world task such as 'shape-kind' instead.") from exc
+    names = [str(c) for c in getattr(ds, "classes", [])] or [str(i) for i in range(10)]
+    n = len(ds) if max_items is None else min(len(ds), max_items)
+    images, labels = zip(*(ds[i] for i in range(n)))
+    return LabeledImages([im.convert("RGB") for im in images], np.array(labels, np.int64), names,
+                         spec.template, spec.name, {"source": "torchvision", "split": split})

@@ -1,0 +1,164 @@
+"""Embeddings from one forward pass: images in batches, class prompts from templates, and a disk cache.
+
+Embedding and scoring are separate steps: this module returns arrays, ``core.metrics``
+scores them. Every array is float32 and L2-normalised per row.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from core.data.base import LabeledImages
+from core.imaging import images_to_tensor
+from core.models import ASSET_DIR, LoadedModel
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+def embed_images(loaded: LoadedModel, images: np.ndarray | Sequence, *, batch_size: int = 256,
+                 progress: Progress | None = None) -> np.ndarray:
+    """Image embeddings, shape (N, d), float32, rows L2-normalised, in input order.
+
+    images: uint8 array (N, H, W, 3) or a sequence of N PIL images.
+    progress: called with (images done, total) after every batch.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    n = len(images)
+    if n == 0:
+        raise ValueError("images is empty: nothing to embed")
+    model = loaded.model
+    was_training = model.training
+    model.eval()
+    chunks = []
+    try:
+        with torch.inference_mode():
+            for start in range(0, n, batch_size):
+                index = np.arange(start, min(start + batch_size, n))
+                x = images_to_tensor(images, index, loaded)
+                chunks.append(model.encode_image(x, normalize=True).float().numpy())
+                if progress is not None:
+                    progress(int(index[-1]) + 1, n)
+    finally:
+        model.train(was_training)
+    return np.concatenate(chunks)
+
+
+def embed_prompts(loaded: LoadedModel, class_names: Sequence[str], templates: str | Sequence[str]) -> np.ndarray:
+    """Class-prompt embeddings, shape (C, d), float32, rows L2-normalised.
+
+    One template (the dataset's own, the default of the study) or several: with several,
+    each class's prompt embeddings are averaged and re-normalised (prompt ensembling).
+    """
+    templates = [templates] if isinstance(templates, str) else list(templates)
+    if not templates or any("{c}" not in t for t in templates):
+        raise ValueError("every template must contain '{c}'")
+    if len(class_names) == 0:
+        raise ValueError("class_names is empty")
+    model = loaded.model
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            per_template = [model.encode_text(loaded.tokenizer([t.format(c=c) for c in class_names]),
+                                              normalize=True).float() for t in templates]
+    finally:
+        model.train(was_training)
+    mean = torch.stack(per_template).mean(0)
+    return torch.nn.functional.normalize(mean, dim=-1).numpy()
+
+
+def data_fingerprint(data: LabeledImages) -> str:
+    """A hash of the images' bytes, the labels and the class names (cache key part)."""
+    h = hashlib.sha256()
+    if isinstance(data.images, np.ndarray):
+        h.update(str(data.images.shape).encode())
+        h.update(np.ascontiguousarray(data.images).tobytes())
+    else:
+        for im in data.images:
+            h.update(f"{im.size}{im.mode}".encode())
+            h.update(im.tobytes())
+    h.update(np.asarray(data.labels, np.int64).tobytes())
+    h.update("\x1f".join(data.class_names).encode())
+    return h.hexdigest()[:24]
+
+
+@lru_cache(maxsize=8)
+def _weights_fingerprint(path: str, size: int, mtime: float) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def model_fingerprint(loaded: LoadedModel) -> str:
+    """Model identity for cache keys: architecture, pretrained tag and shipped-weights hash."""
+    spec = loaded.spec
+    parts = [spec.arch, spec.pretrained_tag]
+    if spec.shipped_weights:
+        p = ASSET_DIR / spec.shipped_weights
+        st = p.stat()
+        parts.append(_weights_fingerprint(str(p), st.st_size, st.st_mtime))
+    return "|".join(parts)
+
+
+@dataclass
+class Embeddings:
+    """What one forward pass over a dataset gives: everything the zero-shot measures need."""
+
+    image: np.ndarray  # (N, d)
+    text: np.ndarray  # (C, d)
+    labels: np.ndarray  # (N,)
+    class_names: list[str]
+    model_label: str
+    random_weights: bool
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("IIMM_CACHE", Path.cwd() / ".cache" / "embeddings"))
+
+
+def embed_dataset(loaded: LoadedModel, data: LabeledImages, *, templates: str | Sequence[str] | None = None,
+                  cache_dir: Path | None = None, use_cache: bool = True, batch_size: int = 256,
+                  progress: Progress | None = None) -> Embeddings:
+    """Embed a labelled dataset and its class prompts, reading/writing the on-disk cache.
+
+    The cache key is (model fingerprint, data fingerprint, prompts); a hit skips the forward
+    pass entirely. Files are written atomically, so a crash never leaves a broken entry.
+    """
+    templates = data.template if templates is None else templates
+    prompts = [templates] if isinstance(templates, str) else list(templates)
+    key = hashlib.sha256("\x1e".join([model_fingerprint(loaded), data_fingerprint(data), *prompts])
+                         .encode()).hexdigest()[:32]
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = cache_dir / f"{key}.npz"
+    if use_cache and path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                log.info("embedding cache hit %s", path.name)
+                if progress is not None:
+                    progress(len(data), len(data))
+                return Embeddings(z["image"], z["text"], data.labels.copy(), list(data.class_names),
+                                  loaded.label, loaded.random_weights)
+        except (OSError, ValueError, KeyError):
+            log.warning("ignoring unreadable cache entry %s", path)
+    image = embed_images(loaded, data.images, batch_size=batch_size, progress=progress)
+    text = embed_prompts(loaded, data.class_names, templates)
+    if use_cache:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".tmp-", suffix=".npz")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, image=image, text=text)
+        os.replace(tmp, path)
+    return Embeddings(image, text, data.labels.copy(), list(data.class_names), loaded.label, loaded.random_weights)

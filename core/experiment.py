@@ -1,0 +1,164 @@
+"""One grid cell, start to finish: zero-shot scores, fine-tune, evaluate, one result record.
+
+``run_cell(cell)`` never raises for a failure of the run itself: it returns a record with
+status 'failed' and the error, so a grid goes on. The caller writes the record.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import resource
+import socket
+import subprocess
+import time
+import traceback
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from core.schema import SCHEMA_VERSION, outcome_fields
+
+log = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cell_id(cell: dict[str, Any]) -> str:
+    """Stable id of a cell: a hash of its full config (key order does not matter)."""
+    return hashlib.sha256(json.dumps(cell, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return (rev or "unknown") + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@lru_cache(maxsize=1)
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "open_clip_torch", "peft", "numpy", "torchvision"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "missing"
+    return out
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _zero_shot_block(loaded, name: str, cache_dir: Path | None) -> tuple[dict, dict]:
+    """Zero-shot measures (train split) and transferability baselines, once per (model, dataset)."""
+    from core import metrics
+    from core.data.registry import load_split
+    from core.embed import embed_dataset
+
+    emb = embed_dataset(loaded, load_split(name, "train"), cache_dir=cache_dir)
+    scores = {k: float(v) for k, v in metrics.zero_shot_scores(emb.image, emb.text, emb.labels).items()}
+    baselines: dict[str, float] = {}
+    try:
+        from core import transferability
+
+        probs = _softmax(emb.image @ emb.text.T * 100.0)
+        baselines = {k: float(v) for k, v in transferability.all_scores(
+            emb.image, emb.labels, probs=probs, label_embeddings=emb.text).items()}
+    except Exception as exc:  # a baseline failing must not fail the run
+        log.warning("transferability baselines skipped for %s: %s", name, exc)
+    return scores, baselines
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def zero_shot_accuracy_on(loaded, name: str, split: str, cache_dir: Path | None) -> float:
+    from core import metrics
+    from core.data.registry import load_split
+    from core.embed import embed_dataset
+
+    emb = embed_dataset(loaded, load_split(name, split), cache_dir=cache_dir)
+    return float(metrics.zero_shot_accuracy(emb.image, emb.text, emb.labels))
+
+
+def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str = "cpu",
+             progress: Callable[[dict], None] | None = None, command: str = "") -> dict[str, Any]:
+    """Execute one cell and return its record (status 'ok' or 'failed'; never raises for run errors).
+
+    cell keys: model, dataset, method, seed, ood (list of dataset names), method_config (dict),
+    train (dict of core.train.TrainRecipe fields), source (str).
+    """
+    started = time.time()
+    record: dict[str, Any] = {
+        "run_id": cell_id(cell), "schema_version": SCHEMA_VERSION, "status": "failed", "error": "",
+        "model": str(cell.get("model")), "pretrained": "", "model_key": str(cell.get("model")),
+        "random_weights": False, "method": str(cell.get("method")), "dataset": str(cell.get("dataset")),
+        "seed": int(cell.get("seed", 0)), "source": cell.get("source", f"measured:grid@{socket.gethostname()}"),
+        "config": cell, "ood_sets": list(cell.get("ood", [])),
+    }
+    prov: dict[str, Any] = {"git_revision": git_revision(), "versions": package_versions(), "device": device,
+                            "host": socket.gethostname(), "command": command}
+    try:
+        import torch
+
+        from core.evaluate import evaluate_run
+        from core.methods import build_method, count_parameters
+        from core.models import load_model
+        from core.data.registry import load_split
+        from core.train import TrainRecipe, train
+
+        torch.manual_seed(record["seed"])
+        loaded = load_model(cell["model"], device=device)
+        spec = loaded.spec
+        record.update(model=spec.arch, pretrained=spec.pretrained_tag, model_key=spec.key,
+                      random_weights=spec.random_weights)
+        zero_shot, baselines = _zero_shot_block(loaded, record["dataset"], cache_dir)
+        record["zero_shot"], record["transferability"] = zero_shot, baselines
+        record.update(iimm=zero_shot["iimm"], inter_modal=zero_shot["inter_modal"],
+                      intra_image=zero_shot["intra_image"])
+        zs_acc = zero_shot_accuracy_on(loaded, record["dataset"], "test", cache_dir)
+        ood_before = {name: zero_shot_accuracy_on(loaded, name, "test", cache_dir) for name in record["ood_sets"]}
+        train_data, test_data = load_split(record["dataset"], "train"), load_split(record["dataset"], "test")
+        module = build_method(record["method"], loaded, train_data.class_names, train_data.template,
+                              dict(cell.get("method_config", {})))
+        trainable, total = count_parameters(module)
+        prov.update(trainable_params=int(trainable), total_params=int(total),
+                    embed_dim=int(loaded.model.text_projection.shape[-1])
+                    if getattr(loaded.model, "text_projection", None) is not None else None,
+                    weights_source=spec.weights_source)
+        recipe = TrainRecipe(**{**cell.get("train", {}), "seed": record["seed"]})
+        t_train = time.time()
+        result = train(module, train_data, recipe, progress=progress)
+        prov["train_time_s"] = round(time.time() - t_train, 2)
+        prov["train"] = {k: v for k, v in vars(result).items() if k in ("steps", "samples_per_s", "best_val_acc")}
+        ood_data = {name: load_split(name, "test") for name in record["ood_sets"]}
+        after = evaluate_run(module, test_data, ood_data)
+        ft_acc = float(after["task"])
+        ood_after = {name: float(after["ood"][name]) for name in record["ood_sets"]}
+        record.update(zs_acc=zs_acc, ft_acc=ft_acc, ood_before=ood_before, ood_after=ood_after,
+                      **outcome_fields(zs_acc, ft_acc, ood_before, ood_after))
+        record["status"] = "ok"
+    except Exception as exc:  # recorded, not raised: one bad cell must not stop the grid
+        record["error"] = f"{type(exc).__name__}: {exc}"
+        prov["traceback"] = traceback.format_exc(limit=8)[-4000:]
+        log.warning("cell %s failed: %s", record["run_id"], record["error"])
+    prov["wall_time_s"] = round(time.time() - started, 2)
+    prov["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    record["provenance"] = prov
+    record["created_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return record

@@ -1,0 +1,128 @@
+"""Grid configs (TOML) -> validated cells. Pure data work: no torch, no model.
+
+A grid names models x datasets x methods x seeds, one shared training recipe, per-method
+overrides, optional hyper-parameter sweeps, and the out-of-domain sets. Unknown keys and
+wrong types are rejected with one clear message naming the key.
+"""
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TOP_KEYS = {"name", "description", "models", "datasets", "methods", "seeds", "ood", "train", "method",
+            "sweep", "source", "workers"}
+WORLD_PANEL = "world-panel"
+
+
+class GridConfigError(ValueError):
+    """The grid file is invalid; the message names the key and the problem."""
+
+
+@dataclass
+class Grid:
+    name: str
+    cells: list[dict[str, Any]]
+    source: Path | None = None
+
+
+def _list_of(value: Any, key: str, kind: type) -> list:
+    if isinstance(value, kind):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, kind) and not isinstance(v, bool)
+                                                           for v in value):
+        raise GridConfigError(f"grid key {key!r} must be a non-empty list of {kind.__name__}, got {value!r}")
+    return value
+
+
+def _check_known(names: list[str], known: set[str], what: str) -> None:
+    unknown = [n for n in names if n not in known and not n.startswith("folder:")]
+    if unknown:
+        raise GridConfigError(f"unknown {what} {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
+
+
+def parse_grid(data: dict[str, Any], *, name: str = "grid", known_methods: set[str] | None = None,
+               known_datasets: set[str] | None = None, recipe_fields: set[str] | None = None,
+               method_fields: dict[str, set[str]] | None = None) -> Grid:
+    """Validate a parsed TOML mapping and expand it into cells (see module docstring)."""
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise GridConfigError(f"unknown grid key(s) {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}")
+    for key in ("models", "datasets", "methods"):
+        if key not in data:
+            raise GridConfigError(f"grid is missing required key {key!r}")
+    models = _list_of(data["models"], "models", str)
+    datasets = _list_of(data["datasets"], "datasets", str)
+    methods = _list_of(data["methods"], "methods", str)
+    seeds = _list_of(data.get("seeds", [0]), "seeds", int)
+    ood = data.get("ood", [])
+    if ood == WORLD_PANEL:
+        from core.data.world import OOD_PANEL
+
+        ood = list(OOD_PANEL)
+    ood = [] if ood == [] else _list_of(ood, "ood", str)
+    if known_methods is not None:
+        _check_known(methods, known_methods, "method")
+    if known_datasets is not None:
+        _check_known(datasets + ood, known_datasets, "dataset")
+    overlap = set(datasets) & set(ood)
+    if overlap:
+        raise GridConfigError(f"dataset(s) {sorted(overlap)} are both trained on and used as OOD sets")
+    train = data.get("train", {})
+    if not isinstance(train, dict):
+        raise GridConfigError("grid key 'train' must be a table of training-recipe settings")
+    per_method = data.get("method", {})
+    if not isinstance(per_method, dict) or not all(isinstance(v, dict) for v in per_method.values()):
+        raise GridConfigError("grid key 'method' must hold one table per method, e.g. [method.lora]")
+    sweep = data.get("sweep", {})
+    if not isinstance(sweep, dict):
+        raise GridConfigError("grid key 'sweep' must be a table like {\"lora.rank\" = [4, 16]}")
+    for key, settings in [("train", train)] + [(f"method.{m}.train", t.get("train", {}))
+                                               for m, t in per_method.items()]:
+        if recipe_fields is not None and set(settings) - recipe_fields:
+            raise GridConfigError(f"unknown training setting(s) {sorted(set(settings) - recipe_fields)} in "
+                                  f"[{key}]; allowed: {sorted(recipe_fields)}")
+    for method, table in per_method.items():
+        if method not in methods:
+            raise GridConfigError(f"[method.{method}] configures a method that is not in 'methods'")
+        fields = (method_fields or {}).get(method)
+        extra = set(table) - {"train"} - (fields if fields is not None else set(table))
+        if extra:
+            raise GridConfigError(f"unknown setting(s) {sorted(extra)} for method {method!r}; "
+                                  f"allowed: {sorted(fields or [])} and a [method.{method}.train] table")
+    source = data.get("source", "measured:grid")
+    cells = []
+    for model, dataset, method, seed in itertools.product(models, datasets, methods, seeds):
+        table = dict(per_method.get(method, {}))
+        recipe = {**train, **table.pop("train", {})}
+        variants = _sweep_variants(sweep, method)
+        for variant in variants:
+            cells.append({"model": model, "dataset": dataset, "method": method, "seed": seed, "ood": ood,
+                          "method_config": {**table, **variant}, "train": recipe, "source": source})
+    return Grid(str(data.get("name", name)), cells)
+
+
+def _sweep_variants(sweep: dict[str, Any], method: str) -> list[dict[str, Any]]:
+    axes = {k.split(".", 1)[1]: v for k, v in sweep.items() if k.split(".", 1)[0] == method}
+    for key, values in axes.items():
+        if not isinstance(values, list) or not values:
+            raise GridConfigError(f"sweep {method}.{key} must be a non-empty list")
+    if not axes:
+        return [{}]
+    return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+
+
+def load_grid(path: Path, **known: Any) -> Grid:
+    """Read and validate a TOML grid file; GridConfigError for unreadable or invalid files."""
+    path = Path(path)
+    if not path.is_file():
+        raise GridConfigError(f"grid file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise GridConfigError(f"grid file {path} is not valid TOML: {exc}") from exc
+    grid = parse_grid(data, name=path.stem, **known)
+    grid.source = path
+    return grid

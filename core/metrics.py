@@ -1,0 +1,332 @@
+"""Zero-shot measures of a dual encoder on a labelled dataset, IIMM first (SPEC §1).
+
+Every function takes the embeddings of ONE forward pass of a frozen model:
+
+* ``image_embeddings`` ``x``: shape (N, d), one row per image, N >= 2;
+* ``text_embeddings`` ``t``: shape (C, d), one prompt embedding per class, C >= 2;
+* ``labels``: shape (N,), integers in ``0..C-1``.
+
+Rows are L2-normalised inside (the caller's arrays are never modified), so any
+positive scaling of a row changes nothing. Sums are accumulated in float64 while
+rows are streamed in chunks of the input dtype, so memory stays O(N*d) at most and
+no N x N or N x C matrix is ever built (except the chunk x C score block of
+``zero_shot_accuracy``). Bad input raises ``ValueError`` naming the argument.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+import numpy as np
+import scipy.sparse as sp
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1024  # rows per streamed block: a few MB, stays in cache, measured fastest
+
+
+# ----------------------------------------------------------------------------- validation
+def check_matrix(a: np.ndarray, name: str, *, min_rows: int = 1, what: str = "rows") -> np.ndarray:
+    """Return ``a`` as a 2-D real array (no copy when possible) or raise ValueError.
+
+    Checks the shape and dtype only; finiteness and zero rows are checked while
+    streaming (see ``iter_unit_chunks``) so a valid array is read once.
+    """
+    a = np.asarray(a)
+    if a.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must be a real numeric array, got dtype {a.dtype}")
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (rows x width), got {a.ndim}-D shape {a.shape}")
+    if a.shape[0] < min_rows:
+        raise ValueError(f"{name} needs at least {min_rows} {what}, got {a.shape[0]}")
+    if a.shape[1] < 1:
+        raise ValueError(f"{name} has zero width")
+    return a
+
+
+def check_labels(labels: np.ndarray, n: int, n_classes: int | None = None, *,
+                 name: str = "labels") -> np.ndarray:
+    """Return ``labels`` as an int64 vector of length ``n`` in ``0..n_classes-1``.
+
+    Integer-valued floats (e.g. labels read back from a float array) are accepted;
+    bools, strings, objects and non-integral floats are not.
+    """
+    y = np.asarray(labels)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got {y.ndim}-D shape {y.shape}")
+    if y.shape[0] != n:
+        raise ValueError(f"{name} has length {y.shape[0]} but there are {n} embeddings")
+    if y.dtype.kind == "b" or y.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must be integers, got dtype {y.dtype}")
+    if y.dtype.kind == "f":
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            raise ValueError(f"{name} must be integers, got {y[bad][0]!r} at index {int(np.argmax(bad))}")
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise ValueError(f"{name} must be >= 0, got {int(y.min())}")
+    if n_classes is not None and y.size and y.max() >= n_classes:
+        raise ValueError(f"{name} out of range: max label {int(y.max())} but only {n_classes} classes "
+                         "(text_embeddings rows)")
+    return y
+
+
+def _row_norms(xc: np.ndarray, name: str, start: int) -> np.ndarray:
+    """float64 norms of a chunk; raises on NaN/inf or zero rows (robust to over/underflow)."""
+    n2 = np.einsum("ij,ij->i", xc, xc)
+    if np.all(np.isfinite(n2)) and np.all(n2 > 0):
+        return np.sqrt(n2, dtype=np.float64)
+    x64 = xc.astype(np.float64)
+    if not np.all(np.isfinite(x64)):
+        row = int(np.argmax(~np.all(np.isfinite(x64), axis=1)))
+        raise ValueError(f"{name} contains NaN or inf (row {start + row})")
+    m = np.abs(x64).max(axis=1)
+    if np.any(m == 0):
+        raise ValueError(f"{name} row {start + int(np.argmax(m == 0))} has zero norm; cannot normalise")
+    # Rescale by the row max so squares neither overflow nor underflow.
+    return m * np.sqrt(np.einsum("ij,ij->i", x64 / m[:, None], x64 / m[:, None]))
+
+
+def iter_unit_chunks(x: np.ndarray, name: str, chunk: int = _CHUNK) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Yield ``(start, rows, inv_norms)`` over ``x``: rows as stored (float32/64 view), inverse norms float64.
+
+    Rows of other dtypes are converted chunk by chunk, never the whole array.
+    """
+    for s in range(0, x.shape[0], chunk):
+        xc = x[s:s + chunk]
+        if xc.dtype not in (np.float32, np.float64):
+            xc = xc.astype(np.float64)
+        yield s, xc, 1.0 / _row_norms(xc, name, s)
+
+
+def unit_rows(a: np.ndarray, name: str) -> np.ndarray:
+    """A float64 L2-normalised copy of a validated 2-D array (for small arrays such as prompts)."""
+    out = np.empty(a.shape, dtype=np.float64)
+    for s, xc, inv in iter_unit_chunks(a, name):
+        out[s:s + len(xc)] = xc * inv[:, None]
+    return out
+
+
+def _validate(x, t, labels=None):
+    x = check_matrix(x, "image_embeddings", min_rows=2, what="images")
+    t = check_matrix(t, "text_embeddings", min_rows=2, what="classes (prompt rows)")
+    if x.shape[1] != t.shape[1]:
+        raise ValueError(f"width mismatch: image_embeddings has width {x.shape[1]}, "
+                         f"text_embeddings has width {t.shape[1]}")
+    y = None if labels is None else check_labels(labels, x.shape[0], t.shape[0])
+    return x, t, y
+
+
+# ----------------------------------------------------------------------------- sums
+def _class_sums(x: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """S[c] = sum of the unit image rows of class c, float64 (C, d); one streamed pass.
+
+    A sparse one-hot (weighted by 1/||x_i||) times the chunk does the normalising
+    and the class grouping together, O(chunk*d) per step.
+    """
+    S = np.zeros((n_classes, x.shape[1]), dtype=np.float64)
+    for s, xc, inv in iter_unit_chunks(x, "image_embeddings"):
+        onehot = sp.csr_matrix((inv, (y[s:s + len(xc)], np.arange(len(xc)))), shape=(n_classes, len(xc)))
+        S += onehot @ xc
+    return S
+
+
+def _total(x: np.ndarray) -> np.ndarray:
+    """Sum of the unit rows of ``x`` as float64 (d,)."""
+    tot = np.zeros(x.shape[1], dtype=np.float64)
+    for _, xc, inv in iter_unit_chunks(x, "image_embeddings"):
+        tot += inv @ xc
+    return tot
+
+
+def _terms(x, t, y) -> tuple[dict[str, float], np.ndarray]:
+    """inter, intra, correct-pair and modality gap from one pass over the images, plus unit prompts."""
+    n, c = x.shape[0], t.shape[0]
+    tn = unit_rows(t, "text_embeddings")
+    S = _class_sums(x, y, c)
+    total = S.sum(axis=0)
+    correct_sum = float(np.einsum("cd,cd->", S, tn))  # sum_c S_c . t_c
+    wrong_sum = float(total @ tn.sum(axis=0)) - correct_sum
+    return {
+        "inter_modal": wrong_sum / (n * (c - 1)),
+        "intra_image": (float(total @ total) - n) / (n * (n - 1)),
+        "correct_pair": correct_sum / n,
+        "modality_gap": float(np.linalg.norm(total / n - tn.mean(axis=0))),
+    }, tn
+
+
+# ----------------------------------------------------------------------------- public measures
+def inter_modal_score(image_embeddings: np.ndarray, text_embeddings: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cosine over all N*(C-1) wrong image-prompt pairs (x (N,d), t (C,d), labels (N,)).
+
+    Exact closed form: (sum_c S_c . T - sum_c S_c . t_c) / (N (C-1)), T = sum_c t_c. O(N*d).
+    """
+    x, t, y = _validate(image_embeddings, text_embeddings, labels)
+    return _terms(x, t, y)[0]["inter_modal"]
+
+
+def intra_image_score(image_embeddings: np.ndarray) -> float:
+    """Mean cosine over the N(N-1)/2 distinct image pairs i<j (x (N,d), N >= 2).
+
+    Exact closed form for unit rows: (||sum_i x_i||^2 - N) / (N (N-1)). O(N*d).
+    """
+    x = check_matrix(image_embeddings, "image_embeddings", min_rows=2, what="images")
+    total = _total(x)
+    n = x.shape[0]
+    return (float(total @ total) - n) / (n * (n - 1))
+
+
+def iimm(image_embeddings: np.ndarray, text_embeddings: np.ndarray, labels: np.ndarray) -> float:
+    """Inter-Intra Modal Measure = (inter_modal + intra_image) / 2 (SPEC §1).
+
+    x (N,d) images, t (C,d) class prompts, labels (N,) in 0..C-1. O(N*d) time,
+    O(C*d) extra memory; exact (no sampling).
+    """
+    x, t, y = _validate(image_embeddings, text_embeddings, labels)
+    r, _ = _terms(x, t, y)
+    return (r["inter_modal"] + r["intra_image"]) / 2.0
+
+
+def correct_pair_cosine(x: np.ndarray, t: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cosine between each image and its own class prompt (x (N,d), t (C,d), labels (N,))."""
+    x, t, y = _validate(x, t, labels)
+    return _terms(x, t, y)[0]["correct_pair"]
+
+
+def modality_gap(x: np.ndarray, t: np.ndarray) -> float:
+    """Euclidean distance between the mean unit image row and the mean unit prompt row.
+
+    x (N,d), t (C,d). Every class prompt counts once, whatever the class sizes.
+    """
+    x, t, _ = _validate(x, t)
+    return float(np.linalg.norm(_total(x) / x.shape[0] - unit_rows(t, "text_embeddings").mean(axis=0)))
+
+
+def intra_text_score(t: np.ndarray) -> float:
+    """Mean cosine over the C(C-1)/2 distinct prompt pairs (t (C,d), C >= 2)."""
+    t = check_matrix(t, "text_embeddings", min_rows=2, what="classes (prompt rows)")
+    s = unit_rows(t, "text_embeddings").sum(axis=0)
+    c = t.shape[0]
+    return (float(s @ s) - c) / (c * (c - 1))
+
+
+def zero_shot_accuracy(x: np.ndarray, t: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 zero-shot accuracy in % (0..100): argmax_c cos(x_i, t_c) == labels[i].
+
+    x (N,d), t (C,d), labels (N,). Scored in row chunks: memory O(N*d + chunk*C).
+    Ties go to the lowest class index.
+    """
+    x, t, y = _validate(x, t, labels)
+    tn = unit_rows(t, "text_embeddings")
+    hits = 0
+    for s, xc, _ in iter_unit_chunks(x, "image_embeddings"):
+        # A positive row scale cannot change the argmax, so rows need no normalising here.
+        hits += int(np.count_nonzero(np.argmax(xc @ tn.T.astype(xc.dtype), axis=1) == y[s:s + len(xc)]))
+    return 100.0 * hits / x.shape[0]
+
+
+def _subsample(n: int, sample_size: int, seed: int) -> np.ndarray:
+    if isinstance(sample_size, bool) or not isinstance(sample_size, (int, np.integer)) or sample_size < 2:
+        raise ValueError(f"sample_size must be an integer >= 2, got {sample_size!r}")
+    if n <= sample_size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=sample_size, replace=False))
+
+
+def _silhouette(z: np.ndarray, lab: np.ndarray, what: str) -> float:
+    from sklearn.metrics import silhouette_score  # heavy import, only when asked
+
+    k = np.unique(lab).size
+    if not 2 <= k <= len(lab) - 1:
+        raise ValueError(f"silhouette undefined for {what}: {k} distinct labels among {len(lab)} samples "
+                         "(need 2 <= labels <= samples - 1)")
+    return float(silhouette_score(z, lab, metric="cosine"))
+
+
+def silhouette_classes(x: np.ndarray, labels: np.ndarray, *, sample_size: int = 2000, seed: int = 0) -> float:
+    """Silhouette of the IMAGE embeddings grouped by CLASS label (cosine distance), in [-1, 1].
+
+    The A-CLIP paper's task-difficulty measure: high = classes already well
+    separated in the zero-shot image space. x (N,d), labels (N,). O(n^2 d) with
+    n = min(N, sample_size): images are subsampled without replacement by ``seed``.
+    """
+    x = check_matrix(x, "image_embeddings", min_rows=2, what="images")
+    y = check_labels(labels, x.shape[0])
+    idx = _subsample(x.shape[0], sample_size, seed)
+    return _silhouette(unit_rows(x[idx], "image_embeddings"), y[idx], "image classes")
+
+
+def silhouette_modality(x: np.ndarray, t: np.ndarray, *, sample_size: int = 2000, seed: int = 0) -> float:
+    """Silhouette of images + prompts pooled, grouped by MODALITY (0 = image, 1 = text), cosine.
+
+    A-CLIP's modality-separation measure: high = images and prompts form two
+    separate clusters (large modality gap). x (N,d), t (C,d); each modality is
+    subsampled to at most ``sample_size`` rows by ``seed``. O(n^2 d).
+    """
+    x, t, _ = _validate(x, t)
+    ix = _subsample(x.shape[0], sample_size, seed)
+    it = _subsample(t.shape[0], sample_size, seed + 1)
+    z = np.vstack([unit_rows(x[ix], "image_embeddings"), unit_rows(t[it], "text_embeddings")])
+    lab = np.r_[np.zeros(len(ix), dtype=np.int64), np.ones(len(it), dtype=np.int64)]
+    return _silhouette(z, lab, "modality")
+
+
+def zero_shot_scores(x: np.ndarray, t: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Every measure above in one call; keys: iimm, inter_modal, intra_image, correct_pair,
+    modality_gap, intra_text, zs_acc, silhouette_classes, silhouette_modality.
+
+    ``silhouette_classes`` is NaN (with a warning) only when it is undefined for
+    the labelling, e.g. every sampled image in its own class.
+    """
+    x, t, y = _validate(x, t, labels)
+    r, tn = _terms(x, t, y)
+    c = t.shape[0]
+    st = tn.sum(axis=0)
+    out = {"iimm": (r["inter_modal"] + r["intra_image"]) / 2.0, **r,
+           "intra_text": (float(st @ st) - c) / (c * (c - 1)),
+           "zs_acc": zero_shot_accuracy(x, t, y)}
+    try:
+        out["silhouette_classes"] = silhouette_classes(x, y)
+    except ValueError as e:
+        log.warning("silhouette_classes set to NaN: %s", e)
+        out["silhouette_classes"] = float("nan")
+    out["silhouette_modality"] = silhouette_modality(x, t)
+    return out
+
+
+def bootstrap_iimm(x: np.ndarray, t: np.ndarray, labels: np.ndarray, *, n_boot: int = 200,
+                   seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval (lo, hi) of IIMM, resampling images with replacement.
+
+    x (N,d), t (C,d), labels (N,). Each replicate is computed exactly from resample
+    counts: the intra term skips pairs of the same drawn image (the statistic is
+    over distinct images), else it would be biased up by ~(1 - intra)/N.
+    Cost O(n_boot * N * d) in BLAS, memory O(N*d + 32*N).
+    """
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+        raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
+    if not (isinstance(level, (float, int)) and 0.0 < level < 1.0):
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    x, t, y = _validate(x, t, labels)
+    n, c = x.shape[0], t.shape[0]
+    tn = unit_rows(t, "text_embeddings")
+    work = np.float64 if x.dtype == np.float64 else np.float32
+    xn = np.empty(x.shape, dtype=work)
+    w = np.empty(n, dtype=np.float64)  # w_i = x_i . (T - t_{y_i}): image i's summed wrong-pair cosine
+    tot_t = tn.sum(axis=0)
+    for s, xc, inv in iter_unit_chunks(x, "image_embeddings"):
+        xn[s:s + len(xc)] = xc * inv[:, None]
+        w[s:s + len(xc)] = np.einsum("ij,ij->i", xn[s:s + len(xc)], tot_t - tn[y[s:s + len(xc)]])
+    rng = np.random.default_rng(seed)
+    reps = np.empty(n_boot)
+    for b0 in range(0, n_boot, 32):
+        counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n)
+                           for _ in range(min(32, n_boot - b0))]).astype(work)
+        sums = (counts @ xn).astype(np.float64)
+        c2 = (counts.astype(np.float64) ** 2).sum(axis=1)
+        intra = (np.einsum("bd,bd->b", sums, sums) - c2) / np.maximum(n * n - c2, 1.0)
+        inter = counts.astype(np.float64) @ w / (n * (c - 1))
+        reps[b0:b0 + len(counts)] = (inter + intra) / 2.0
+    a = (1.0 - level) / 2.0
+    lo, hi = np.quantile(reps, [a, 1.0 - a])
+    return float(lo), float(hi)

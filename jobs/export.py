@@ -1,0 +1,64 @@
+"""Export every stored run as CSV or Parquet, one row per run.
+
+    python -m jobs.export --format csv > runs.csv
+    python -m jobs.export --results results/ --format parquet -o runs.parquet
+    python -m jobs.export --results results/ --compact --format csv
+
+Without --results it reads the same store as the app (shipped jobs/results plus the local
+store). Columns: the leaderboard columns first (run_id, model, pretrained, method, dataset,
+seed, status, zs_acc, ft_acc, id_gain, norm_gain, ood_change, iimm, source), then the other
+schema columns; nested fields are JSON text, so an export can be ingested again.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from core import store
+
+log = logging.getLogger("jobs.export")
+
+
+def _ordered(df):
+    first = [c for c in store.LEADERBOARD_COLUMNS if c in df.columns]
+    return df[first + [c for c in df.columns if c not in first]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.export", description=__doc__.split("\n")[0])
+    parser.add_argument("--results", action="append", type=Path, metavar="DIR",
+                        help="a results folder (repeatable); default: the app's store")
+    parser.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    parser.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    parser.add_argument("--compact", action="store_true",
+                        help="first merge each --results folder (default: the local store) "
+                             "into one Parquet file; its JSON files are removed")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.compact:
+        for root in args.results or [store.local_results_dir()]:
+            if not root.is_dir():
+                print(f"error: results folder {root} does not exist", file=sys.stderr)
+                return 2
+            made = store.compact(root)
+            print(f"compacted {root} -> {made}" if made else f"{root}: nothing to compact",
+                  file=sys.stderr)
+    missing = [str(r) for r in args.results or [] if not r.exists()]
+    if missing:
+        print(f"error: results folder(s) not found: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    df = _ordered(store.load_runs(args.results))
+    data = store.to_csv_bytes(df) if args.format == "csv" else store.to_parquet_bytes(df)
+    if args.output:
+        args.output.write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    print(f"exported {len(df)} runs as {args.format}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Run a fine-tuning grid: one result record per cell, resumable, locally or on SLURM.
+
+    python -m jobs.grid jobs/configs/smoke.toml --results results/smoke
+    python -m jobs.grid jobs/configs/default.toml --results results/default --executor slurm \
+        --slurm-partition gpu --timeout-min 120
+
+A cell's id is a hash of its full config. A cell whose record exists is skipped, so
+re-running the same command resumes. Records are written atomically at the end of a cell,
+so killing the runner at any moment loses at most the cells in flight. A lock file per
+cell stops two runners on the same results folder from doing the same cell twice.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from core.grid_config import Grid, GridConfigError, load_grid
+
+log = logging.getLogger("jobs.grid")
+
+
+def _known() -> dict[str, Any]:
+    import dataclasses
+
+    from core.data.registry import list_datasets
+    from core.methods import METHODS
+    from core.train import TrainRecipe
+
+    return {"known_methods": set(METHODS), "known_datasets": {d.name for d in list_datasets()},
+            "recipe_fields": {f.name for f in dataclasses.fields(TrainRecipe)} - {"seed"},
+            "method_fields": {name: {f.name for f in dataclasses.fields(entry.config_cls)}
+                              for name, entry in METHODS.items()}}
+
+
+def _lock_path(results: Path, run_id: str) -> Path:
+    return results / ".locks" / f"{run_id}.lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def acquire_lock(results: Path, run_id: str) -> bool:
+    """Take the cell's lock file; a lock left by a dead process on this host is taken over."""
+    path = _lock_path(results, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                host, pid = path.read_text().split(":")
+            except (OSError, ValueError):
+                return False
+            if host == socket.gethostname() and not _pid_alive(int(pid)):
+                path.unlink(missing_ok=True)  # stale: its runner was killed
+                continue
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{socket.gethostname()}:{os.getpid()}")
+        return True
+    return False
+
+
+def record_path(results: Path, run_id: str) -> Path:
+    return results / f"{run_id}.json"
+
+
+def is_finished(results: Path, run_id: str, *, retry_failed: bool = False) -> bool:
+    path = record_path(results, run_id)
+    if not path.exists():
+        return False
+    if not retry_failed:
+        return True
+    try:
+        return json.loads(path.read_text()).get("status") == "ok"
+    except (OSError, ValueError):
+        return False
+
+
+def execute_cell(cell: dict[str, Any], results: str, cache_dir: str | None = None, device: str = "cpu",
+                 command: str = "", retry_failed: bool = False) -> str:
+    """Run one cell unless finished or locked elsewhere; write its record. Returns 'done'|'skipped'|'locked'."""
+    from core.experiment import cell_id, run_cell
+    from core.store import write_record
+
+    results_dir = Path(results)
+    run_id = cell_id(cell)
+    if is_finished(results_dir, run_id, retry_failed=retry_failed):
+        return "skipped"
+    if not acquire_lock(results_dir, run_id):
+        return "locked"
+    try:
+        if is_finished(results_dir, run_id, retry_failed=retry_failed):  # finished while we waited
+            return "skipped"
+        record = run_cell(cell, cache_dir=Path(cache_dir) if cache_dir else None, device=device, command=command)
+        write_record(record, results_dir)
+        return "done" if record["status"] == "ok" else "failed"
+    finally:
+        _lock_path(results_dir, run_id).unlink(missing_ok=True)
+
+
+def _devices(requested: int | None) -> list[str]:
+    import torch
+
+    if torch.cuda.is_available():
+        gpus = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        return gpus[: requested or len(gpus)]
+    return ["cpu"] * (requested or 1)
+
+
+def _describe(cell: dict[str, Any]) -> str:
+    cfg = ",".join(f"{k}={v}" for k, v in sorted(cell["method_config"].items()))
+    return f"{cell['model']} / {cell['dataset']} / {cell['method']}{'(' + cfg + ')' if cfg else ''} / seed {cell['seed']}"
+
+
+def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int | None, command: str,
+              retry_failed: bool) -> dict[str, int]:
+    """Run pending cells here: in-process on one device, or one worker process per device."""
+    from core.experiment import cell_id
+
+    pending = [c for c in grid.cells if not is_finished(results, cell_id(c), retry_failed=retry_failed)]
+    counts = {"total": len(grid.cells), "already": len(grid.cells) - len(pending), "done": 0, "failed": 0,
+              "locked": 0, "skipped": 0}
+    log.info("grid %s: %d cells, %d already finished, %d to run", grid.name, counts["total"], counts["already"],
+             len(pending))
+    devices = _devices(workers)
+    started = time.time()
+
+    def report(i: int, cell: dict, outcome: str) -> None:
+        counts[outcome] += 1
+        elapsed = time.time() - started
+        eta = elapsed / (i + 1) * (len(pending) - i - 1)
+        log.info("[%d/%d] %s: %s (elapsed %.0fs, ETA %.0fs)", counts["already"] + i + 1, counts["total"],
+                 outcome, _describe(cell), elapsed, eta)
+
+    if len(devices) == 1:
+        for i, cell in enumerate(pending):
+            log.info("running %s", _describe(cell))
+            report(i, cell, execute_cell(cell, str(results), str(cache_dir) if cache_dir else None, devices[0],
+                                         command, retry_failed))
+        return counts
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(len(devices), mp_context=ctx) as pool:
+        futures = {pool.submit(execute_cell, cell, str(results), str(cache_dir) if cache_dir else None,
+                               devices[i % len(devices)], command, retry_failed): cell
+                   for i, cell in enumerate(pending)}
+        for i, fut in enumerate(as_completed(futures)):
+            report(i, futures[fut], fut.result())
+    return counts
+
+
+def run_submitit(grid: Grid, results: Path, args: argparse.Namespace, command: str) -> int:
+    """Submit pending cells as one SLURM job array through submitit (same cell function)."""
+    import submitit
+
+    from core.experiment import cell_id
+
+    pending = [c for c in grid.cells if not is_finished(results, cell_id(c), retry_failed=args.retry_failed)]
+    if not pending:
+        log.info("nothing to submit: all %d cells finished", len(grid.cells))
+        return 0
+    cluster = None if args.executor == "slurm" else args.executor.removeprefix("submitit-")
+    executor = submitit.AutoExecutor(folder=str(results / ".submitit"), cluster=cluster)
+    params: dict[str, Any] = {"timeout_min": args.timeout_min, "slurm_array_parallelism": args.parallelism}
+    if args.executor == "slurm":
+        params.update(slurm_partition=args.slurm_partition, gpus_per_node=args.gpus_per_task,
+                      cpus_per_task=args.cpus_per_task)
+    executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
+    device = "cuda:0" if args.gpus_per_task else "cpu"
+    n = len(pending)
+    jobs = executor.map_array(execute_cell, pending, [str(results)] * n, [str(args.cache) if args.cache else None] * n,
+                              [device] * n, [command] * n, [args.retry_failed] * n)
+    log.info("submitted %d cells as job array %s; re-run this command to resume or collect", n, jobs[0].job_id)
+    if args.wait:
+        outcomes = [j.result() for j in jobs]
+        log.info("finished: %s", {o: outcomes.count(o) for o in set(outcomes)})
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m jobs.grid", description="Run a fine-tuning grid (TOML).")
+    p.add_argument("config", type=Path, help="grid TOML file, e.g. jobs/configs/smoke.toml")
+    p.add_argument("--results", type=Path, required=True, help="folder for the result records")
+    p.add_argument("--cache", type=Path, default=None, help="embedding cache folder (default .cache/embeddings)")
+    p.add_argument("--workers", type=int, default=None, help="local workers (default: one per GPU, else 1)")
+    p.add_argument("--executor", choices=("local", "slurm", "submitit-local", "submitit-debug"), default="local")
+    p.add_argument("--slurm-partition", default=None)
+    p.add_argument("--timeout-min", type=int, default=120)
+    p.add_argument("--parallelism", type=int, default=32, help="max array tasks running at once on SLURM")
+    p.add_argument("--gpus-per-task", type=int, default=0)
+    p.add_argument("--cpus-per-task", type=int, default=None)
+    p.add_argument("--wait", action="store_true", help="with a submitit executor: wait for the array")
+    p.add_argument("--retry-failed", action="store_true", help="re-run cells whose record says failed")
+    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args = parse_args(argv)
+    command = "python -m jobs.grid " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    try:
+        grid = load_grid(args.config, **_known())
+    except GridConfigError as exc:
+        log.error("error: %s", exc)
+        return 2
+    if args.workers is not None and args.workers < 1:
+        log.error("error: --workers must be at least 1")
+        return 2
+    args.results.mkdir(parents=True, exist_ok=True)
+    if args.dry_run:
+        from core.experiment import cell_id
+
+        for cell in grid.cells:
+            print(cell_id(cell), _describe(cell))
+        return 0
+    if args.executor != "local":
+        return run_submitit(grid, args.results, args, command)
+    counts = run_local(grid, args.results, cache_dir=args.cache, workers=args.workers, command=command,
+                       retry_failed=args.retry_failed)
+    log.info("grid %s finished: %s", grid.name, counts)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

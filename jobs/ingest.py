@@ -1,0 +1,43 @@
+"""Add result records produced elsewhere to the local store.
+
+    python -m jobs.ingest PATH [--into DIR]
+
+PATH is a folder of records (.json, .jsonl, .parquet, any depth) or one such file. Every
+record is checked against the schema; run_ids already in DIR, or repeated in the input, are
+refused. DIR defaults to the local store ($IIMM_RESULTS or results/). Exit status: 0 when at
+least one record was accepted, 1 when none was, 2 for a missing or unsupported input.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from core import store
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.ingest", description=__doc__.split("\n")[0])
+    parser.add_argument("path", type=Path, help="a folder of records or one .json/.jsonl/.parquet")
+    parser.add_argument("--into", type=Path, default=None, metavar="DIR",
+                        help="target results folder (default: the local store)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    target = args.into or store.local_results_dir()
+    try:
+        report = store.ingest(args.path, target)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{report.summary()} (into {target})")
+    for where, reason in report.refused:
+        print(f"  refused {where}: {reason}")
+    if not report.accepted:
+        print("error: no new valid record found in " + str(args.path), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

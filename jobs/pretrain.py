@@ -1,0 +1,133 @@
+"""Pretrain the offline default model (worldclip-tiny) contrastively on the generated world.
+
+    python -m jobs.pretrain [--steps 1600] [--batch 256] [--lr 1e-3] [--seed 0]
+
+Fresh pairs every step (deterministic in seed and step), so nothing is seen twice.
+Checkpoints every ``--ckpt-every`` steps to ``--work`` and resumes from there when
+restarted with the same settings, so a crash loses at most that many steps. At the end
+it writes the fp16 weights to core/assets and a JSON training log beside them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.data.world import pretraining_batch
+from core.imaging import uint8_batch_to_tensor
+from core.models import ASSET_DIR, load_model
+
+log = logging.getLogger("jobs.pretrain")
+WEIGHTS = ASSET_DIR / "worldclip-tiny_world-v1.safetensors"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m jobs.pretrain", description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=1600)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
+    p.add_argument("--ckpt-every", type=int, default=200)
+    p.add_argument("--work", type=Path, default=Path(".cache/pretrain"))
+    p.add_argument("--out", type=Path, default=WEIGHTS)
+    args = p.parse_args(argv)
+    for name in ("steps", "batch", "warmup", "ckpt_every", "threads"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be positive")
+    return args
+
+
+def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, caption_ids: torch.Tensor):
+    """Symmetric InfoNCE where identical captions in a batch count as positives of each other."""
+    logits = scale * img @ txt.T
+    same = (caption_ids[:, None] == caption_ids[None, :]).float()
+    target = same / same.sum(1, keepdim=True)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def lr_at(step: int, args: argparse.Namespace) -> float:
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    progress = (step - args.warmup) / max(1, args.steps - args.warmup)
+    return args.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    loaded = load_model("worldclip-tiny-random")
+    model = loaded.model.train()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98))
+    settings = {k: v for k, v in vars(args).items() if k in ("steps", "batch", "lr", "warmup", "weight_decay", "seed")}
+    ckpt = args.work / "ckpt.pt"
+    state = {"step": 0, "losses": [], "elapsed": 0.0}
+    if ckpt.exists():
+        saved = torch.load(ckpt, weights_only=False)
+        if saved["settings"] == settings:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["opt"])
+            state = saved["state"]
+            log.info("resuming from step %d", state["step"])
+    args.work.mkdir(parents=True, exist_ok=True)
+    window: list[float] = []
+    t0 = time.time() - state["elapsed"]
+    for step in range(state["step"], args.steps):
+        images, captions = pretraining_batch(args.seed, step, args.batch)
+        _, ids = np.unique(np.array(captions), return_inverse=True)
+        x = uint8_batch_to_tensor(images, size=loaded.image_size, mean=loaded.mean, std=loaded.std)
+        tokens = loaded.tokenizer(captions)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, args)
+        img, txt, logit_scale = model(x, tokens)[:3]
+        loss = contrastive_loss(img, txt, logit_scale.exp().clamp(max=100), torch.from_numpy(ids))
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"pretraining diverged at step {step} (loss {loss.item()})")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        window.append(loss.item())
+        if (step + 1) % 25 == 0:
+            state["losses"].append([step + 1, float(np.mean(window))])
+            window = []
+            elapsed = time.time() - t0
+            eta = elapsed / (step + 1 - 0) * (args.steps - step - 1) if step else 0
+            log.info("step %d/%d loss %.3f lr %.2e elapsed %.0fs eta %.0fs", step + 1, args.steps,
+                     state["losses"][-1][1], lr_at(step, args), elapsed, eta)
+        if (step + 1) % args.ckpt_every == 0 or step + 1 == args.steps:
+            state.update(step=step + 1, elapsed=time.time() - t0)
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({"settings": settings, "model": model.state_dict(), "opt": opt.state_dict(),
+                        "state": state}, tmp)
+            os.replace(tmp, ckpt)
+    from safetensors.torch import save_file
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(args.out))
+    log_record = {"settings": settings, "steps": args.steps, "wall_time_s": round(time.time() - t0, 1),
+                  "threads": args.threads, "loss_curve": state["losses"], "host_cpu": platform.processor(),
+                  "torch": torch.__version__, "command": "python -m jobs.pretrain " + " ".join(argv or [])}
+    args.out.with_suffix(".train.json").write_text(json.dumps(log_record, indent=1))
+    log.info("saved %s (%.1f MB) in %.0fs", args.out, args.out.stat().st_size / 1e6, log_record["wall_time_s"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
