@@ -45,6 +45,7 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     highlight: the user's dataset, ``{"x": value, "label": str, "y": float, "lo": float,
     "hi": float}`` (only "x" required): drawn as a dashed rule at x and, when "y" is given,
     a big diamond with its interval. Raises ValueError when no run has both values.
+    Pass the runs of one model: a method's points from several models would share one line.
     """
     _require(df, ["status", "model", "method", "dataset", predictor, outcome])
     pts = _points(df, predictor, outcome)

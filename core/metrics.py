@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 1024  # rows per streamed block: a few MB, stays in cache, measured fastest
+_CHUNK = 1024  # rows per streamed block (4 MB as float64): ~3x one plain pass at N=20k, d=512
 
 
 # ----------------------------------------------------------------------------- validation

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -73,6 +74,7 @@ _ARROW = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_
 _DUCK = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE", bool: "BOOLEAN"}
 ARROW_SCHEMA = pa.schema([(n, _ARROW[k]) for n, (k, _) in schema.SCALAR_FIELDS.items()]
                          + [(n, pa.string()) for n in (*schema.NESTED_FIELDS, EXTRA_COLUMN)])
+_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 _READ_RETRIES = 3
 
 
@@ -133,8 +135,26 @@ def write_record(record: Mapping[str, Any], results_dir: str | Path) -> Path:
     rec = check_record(record)
     if not rec.get("created_at"):
         rec["created_at"] = datetime.now(timezone.utc).isoformat(timespec="microseconds")
-    data = json.dumps(rec, indent=1, sort_keys=True).encode("utf-8")
+    data = _dumps(rec, indent=1).encode("utf-8")
     return _atomic_write(Path(results_dir) / f"{rec['run_id']}.json", lambda fh: fh.write(data))
+
+
+def _no_nan(value: Any) -> Any:
+    """A copy of nested data with NaN/inf floats as None (standard JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_nan(v) for v in value]
+    return value
+
+
+def _dumps(value: Any, **kw: Any) -> str:
+    try:
+        return json.dumps(value, sort_keys=True, allow_nan=False, **kw)
+    except ValueError:  # NaN somewhere inside, e.g. an undefined zero-shot measure
+        return json.dumps(_no_nan(value), sort_keys=True, allow_nan=False, **kw)
 
 
 def _flatten(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -145,10 +165,16 @@ def _flatten(record: Mapping[str, Any]) -> dict[str, Any]:
         row[name] = float(value) if kind is float and value is not None else value
     for name in schema.NESTED_FIELDS:
         value = record.get(name)
-        row[name] = None if value is None else json.dumps(value, sort_keys=True)
+        row[name] = None if value is None else _dumps(value)
     extra = {k: v for k, v in record.items() if k not in COLUMNS}
-    row[EXTRA_COLUMN] = json.dumps(extra, sort_keys=True) if extra else None
+    row[EXTRA_COLUMN] = _dumps(extra) if extra else None
     return row
+
+
+def records_to_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Records (validated here) as a frame shaped like :func:`load_runs` output, in input order."""
+    rows = [_flatten(check_record(r)) for r in records]
+    return pa.Table.from_pylist(rows, schema=ARROW_SCHEMA).to_pandas(types_mapper=_PANDAS_TYPES.get)
 
 
 def _plain(value: Any) -> Any:
@@ -229,16 +255,17 @@ def _select_parquet(con: duckdb.DuckDBPyConnection, files: list[str]) -> str:
             "WHERE run_id IS NOT NULL AND run_id <> ''")
 
 
-def _read_parquet(con: duckdb.DuckDBPyConnection, files: list[Path]) -> pa.Table | None:
+def _read_parquet(con: duckdb.DuckDBPyConnection, files: list[Path], strict: bool) -> pa.Table | None:
     """All rows of ``files`` as one Arrow table; corrupt files skipped with a warning.
 
-    Raises FileNotFoundError when a listed file vanished (the caller re-lists and retries).
+    A listed file that vanished raises FileNotFoundError when ``strict`` (the caller lists
+    again and retries), else it is skipped.
     """
     names = [str(f) for f in files]
     try:
         return _arrow(con.execute(_select_parquet(con, names), {"files": names}))
     except duckdb.Error:
-        if not all(f.exists() for f in files):
+        if strict and not all(f.exists() for f in files):
             raise FileNotFoundError("a parquet file vanished during the read") from None
     tables = []
     for f in names:  # slow path: find and skip the bad file(s)
@@ -246,8 +273,11 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, files: list[Path]) -> pa.Table
             tables.append(_arrow(con.execute(_select_parquet(con, [f]), {"files": [f]})))
         except duckdb.Error as exc:
             if not Path(f).exists():
-                raise FileNotFoundError(f) from None
-            log.warning("skipping unreadable parquet %s: %s", f, exc)
+                if strict:
+                    raise FileNotFoundError(f) from None
+                log.warning("parquet %s vanished during the read; skipped", f)
+            else:
+                log.warning("skipping unreadable parquet %s: %s", f, exc)
     return pa.concat_tables(tables) if tables else None
 
 
@@ -270,29 +300,29 @@ def load_runs(roots: Iterable[str | Path] | None = None) -> pd.DataFrame:
     paths = [Path(r) for r in (default_roots() if roots is None else roots)]
     for attempt in range(_READ_RETRIES):
         try:
-            return _load_once([p for p in paths if p.exists()])
+            return _load_once([p for p in paths if p.exists()], strict=True)
         except FileNotFoundError:  # a compaction swapped files under us: list again
             log.info("store changed during read (attempt %d); re-reading", attempt + 1)
             time.sleep(0.05 * (attempt + 1))
-    return _load_once([p for p in paths if p.exists()])
+    return _load_once([p for p in paths if p.exists()], strict=False)
 
 
-def _load_once(roots: list[Path]) -> pd.DataFrame:
+def _load_once(roots: list[Path], strict: bool) -> pd.DataFrame:
     # JSON before Parquet: compaction publishes its Parquet before deleting the JSON it
     # merged, so every run is seen in at least one of the two listings.
     rows = [_flatten(r) for root in roots for f in _data_files(root, ".json")
             if (r := _read_json_record(f)) is not None]
     parquet_files = [f for root in roots for f in _data_files(root, ".parquet")]
-    return _merge(rows, parquet_files).to_pandas(types_mapper=_PANDAS_TYPES.get)
+    return _merge(rows, parquet_files, strict).to_pandas(types_mapper=_PANDAS_TYPES.get)
 
 
-def _merge(rows: list[dict[str, Any]], parquet_files: list[Path]) -> pa.Table:
+def _merge(rows: list[dict[str, Any]], parquet_files: list[Path], strict: bool = True) -> pa.Table:
     """JSON rows + Parquet files as one table of ARROW_SCHEMA, one row per run_id (newest
     created_at; JSON wins ties), ordered by created_at then run_id."""
     tables = [pa.Table.from_pylist(rows, schema=ARROW_SCHEMA)]
     con = duckdb.connect()
     try:
-        parquet = _read_parquet(con, parquet_files) if parquet_files else None
+        parquet = _read_parquet(con, parquet_files, strict) if parquet_files else None
         if parquet is not None:
             tables.append(parquet.cast(ARROW_SCHEMA))
         merged = pa.concat_tables(tables)
@@ -305,12 +335,11 @@ def _merge(rows: list[dict[str, Any]], parquet_files: list[Path]) -> pa.Table:
             "SELECT _pos FROM keys QUALIFY row_number() OVER (PARTITION BY run_id "
             "ORDER BY created_at DESC NULLS LAST, _pos) = 1 "
             "ORDER BY created_at NULLS FIRST, run_id").fetchnumpy()["_pos"]
+        if len(keep) == merged.num_rows and (keep[1:] > keep[:-1]).all():
+            return merged  # already unique and in order (e.g. one compacted file)
         return merged.take(pa.array(keep, pa.int64()))
     finally:
         con.close()
-
-
-_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
 @contextlib.contextmanager
@@ -400,6 +429,18 @@ def compact(root: str | Path) -> Path | None:
         return target
 
 
+def stored_run_ids(results_dir: str | Path, *, ok_only: bool = False) -> set[str]:
+    """run_ids stored under ``results_dir``, JSON and compacted Parquet alike.
+
+    A grid that resumes by looking for ``<run_id>.json`` would redo compacted runs; this
+    is the check that survives :func:`compact`.
+    """
+    runs = load_runs([results_dir])
+    if ok_only:
+        runs = runs[runs["status"] == "ok"]
+    return set(runs["run_id"])
+
+
 def query_runs(df: pd.DataFrame, *, filters: Mapping[str, Iterable[str] | str | None] | None = None,
                search: str | None = None, sort_by: str | None = None, descending: bool = True,
                limit: int | None = None) -> pd.DataFrame:
@@ -414,6 +455,7 @@ def query_runs(df: pd.DataFrame, *, filters: Mapping[str, Iterable[str] | str | 
     """
     where: list[str] = []
     params: list[Any] = []
+    used = {"run_id"}
     for key, values in (filters or {}).items():
         if key not in FILTER_KEYS:
             raise ValueError(f"unknown filter {key!r}; use one of {FILTER_KEYS}")
@@ -423,29 +465,37 @@ def query_runs(df: pd.DataFrame, *, filters: Mapping[str, Iterable[str] | str | 
         if values:
             where.append(f'"{key}" IN ({", ".join("?" * len(values))})')
             params += [str(v) for v in values]
+            used.add(key)
     if search is not None and search.strip():
         cols = [c for c in SEARCH_COLUMNS if c in df.columns]
         where.append("(" + " OR ".join(f'strpos(lower(coalesce(CAST("{c}" AS VARCHAR), \'\')), ?) > 0'
                                       for c in cols) + ")")
         params += [search.strip().lower()] * len(cols)
+        used.update(cols)
     order = "_pos"
     if sort_by is not None:
         if sort_by not in schema.SCALAR_FIELDS or sort_by not in df.columns:
             raise ValueError(f"cannot sort by {sort_by!r}; use one of {list(schema.SCALAR_FIELDS)}")
-        order = f'"{sort_by}" {"DESC" if descending else "ASC"} NULLS LAST, run_id'
-    sql = "SELECT * EXCLUDE (_pos) FROM (SELECT *, row_number() OVER () AS _pos FROM runs)"
-    sql += (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {order}"
+        order = f'"{sort_by}" {"DESC" if descending else "ASC"} NULLS LAST, run_id, _pos'
+        used.add(sort_by)
+    sql = ("SELECT _pos FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+           + f" ORDER BY {order}")
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"limit must be a non-negative integer, got {limit!r}")
         sql += " LIMIT ?"
         params.append(limit)
+    # DuckDB sees only the columns it needs plus row positions; the full rows are then taken
+    # from the frame once, so the result keeps the input's dtypes and wide JSON columns
+    # never cross into DuckDB and back.
+    narrow = df[[c for c in df.columns if c in used]].assign(_pos=np.arange(len(df)))
     con = duckdb.connect()
     try:
-        con.register("runs", df)
-        return con.execute(sql, params).df()
+        con.register("runs", narrow)
+        positions = con.execute(sql, params).fetchnumpy()["_pos"]
     finally:
         con.close()
+    return df.iloc[np.asarray(positions, dtype=np.int64)].reset_index(drop=True)
 
 
 def _find(mapping: Mapping[str, Any] | None, key: str) -> Any:

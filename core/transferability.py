@@ -147,7 +147,9 @@ def transrate(features: np.ndarray, labels: np.ndarray, *, eps: float = 1e-4) ->
     x, y, k = _prep(features, labels)
     z = x - x.mean(axis=0)
     n = len(z)
-    cond = sum((np.count_nonzero(y == c) / n) * _rate(z[y == c], eps) for c in range(k))
+    order = np.argsort(y, kind="stable")  # contiguous class blocks: one gather, not K masks
+    zs, bounds = z[order], np.r_[0, np.cumsum(np.bincount(y, minlength=k))]
+    cond = sum((b - a) / n * _rate(zs[a:b], eps) for a, b in zip(bounds[:-1], bounds[1:]))
     return _rate(z, eps) - cond
 
 
@@ -159,9 +161,14 @@ def _fisher_probs(x: np.ndarray, y: np.ndarray, k: int, a: float) -> tuple[np.nd
     lam = float(np.exp(-a * np.linalg.eigvalsh(sb)[-1]))  # separable data -> little shrinkage
     sw_r = (1 - lam) * sw + lam * np.eye(d) + 1e-12 * np.eye(d)
     m = min(k - 1, d)
-    _, u = sla.eigh(sb, sw_r, subset_by_index=[d - m, d - 1])  # U^T Sw_r U = I
+    _, u = sla.eigh(sb, sw_r, subset_by_index=[d - m, d - 1])
     z, zm = x @ u, means @ u
-    logits = z @ zm.T - 0.5 * (zm ** 2).sum(1) + np.log(counts / len(x))
+    # LDA in Fisher space with the projected (unshrunk) within-class covariance:
+    # keeps the posterior scale-free (with Sw_r ~ I it would be ~uniform for unit features).
+    cov = u.T @ sw @ u
+    cov += (1e-9 * np.trace(cov) / m + 1e-300) * np.eye(m)
+    w = np.linalg.solve(cov, zm.T)  # (m, K)
+    logits = z @ w - 0.5 * np.einsum("km,mk->k", zm, w) + np.log(counts / len(x))
     logits -= logits.max(axis=1, keepdims=True)
     p = np.exp(logits)
     return p / p.sum(axis=1, keepdims=True), means
@@ -172,7 +179,7 @@ def sfda(features: np.ndarray, labels: np.ndarray, *, a: float = 1.0, challenge:
 
     1. Regularised FDA: Sw <- (1 - lam) Sw + lam I with lam = exp(-a * sigma_max(Sb));
        project on the top K-1 generalised eigenvectors of (Sb, Sw) and score each
-       class with a shared-identity-covariance Gaussian (softmax posterior).
+       class with a shared-covariance Gaussian there (LDA softmax posterior).
     2. ConfMix self-challenge (our reading of the paper): each sample moves toward
        the mean of its most confusable wrong class by ``challenge * (1 - p_true)``,
        so hard samples get harder; the FDA of step 1 is refitted on these features.
@@ -181,6 +188,8 @@ def sfda(features: np.ndarray, labels: np.ndarray, *, a: float = 1.0, challenge:
     """
     if not (isinstance(challenge, (float, int)) and 0.0 <= challenge <= 1.0):
         raise ValueError(f"challenge must be in [0, 1], got {challenge!r}")
+    if not (isinstance(a, (float, int)) and a >= 0.0):
+        raise ValueError(f"a must be >= 0, got {a!r}")
     x, y, k = _prep(features, labels)
     p, means = _fisher_probs(x, y, k, a)
     rows = np.arange(len(x))
@@ -359,7 +368,7 @@ def emms(features: np.ndarray, labels: np.ndarray, *,
     targets = []
     for i, e in enumerate(embs):
         e = check_matrix(e, f"label_embeddings[{i}]", min_rows=2, what="classes")
-        if e.shape[1] != check_matrix(embs[0], "label_embeddings[0]").shape[1]:
+        if targets and e.shape[1] != targets[0].shape[1]:
             raise ValueError("label_embeddings arrays must all have the same width")
         if raw.max() >= e.shape[0]:
             raise ValueError(f"labels out of range: max label {raw.max()} but label_embeddings[{i}] "

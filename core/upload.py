@@ -103,6 +103,12 @@ def _reason_counts(skipped: list[tuple[str, str]]) -> str:
     return "; ".join(f"{n}× {r}" for r, n in Counter(r for _, r in skipped).most_common(5))
 
 
+def _kind(e: Exception) -> str:
+    """The exception's type as a user-facing hint, e.g. 'zlib.error' or 'OSError'."""
+    module = type(e).__module__
+    return type(e).__name__ if module == "builtins" else f"{module.split('.')[-1]}.{type(e).__name__}"
+
+
 def _printable(name: str) -> str:
     """The name with control/format characters escaped and its length capped, safe to display."""
     out = "".join(f"\\u{ord(ch):04x}" if _is_control(ch) else ch for ch in name)
@@ -191,7 +197,8 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, li
                  cap: int | None = None) -> bytes:
     """The member's bytes, read in chunks; stops as soon as a running cap is passed."""
     if info.file_size > (cap or limits.max_member_bytes):
-        raise _Skip(f"file too large ({info.file_size // MiB} MiB declared)")
+        raise _Skip(f"file too large ({info.file_size / MiB:.1f} MiB declared, limit "
+                    f"{(cap or limits.max_member_bytes) / MiB:.0f} MiB)")
     if cap is None:
         cap = min(limits.max_member_bytes,
                   max(limits.ratio_floor_bytes, int(info.compress_size * limits.max_member_ratio)))
@@ -208,7 +215,7 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, li
     except (_Skip, UploadError):
         raise
     except Exception as e:  # BadZipFile (bad CRC, lying sizes), zlib.error, unknown method...: unusable
-        raise _Skip(f"corrupt or unsupported zip member ({type(e).__name__})") from None
+        raise _Skip(f"corrupt or unsupported zip member ({_kind(e)})") from None
     return b"".join(chunks)
 
 
@@ -230,7 +237,7 @@ def _decode_image(raw: bytes, limits: UploadLimits) -> Image.Image:
     except Image.DecompressionBombError:
         raise _Skip("image too large (decompression bomb)") from None
     except Exception as e:  # PIL raises many types on hostile input; any of them means "unusable"
-        raise _Skip(f"not a readable image ({type(e).__name__})") from None
+        raise _Skip(f"not a readable image ({_kind(e)})") from None
 
 
 @contextmanager
@@ -296,42 +303,47 @@ def _folder_items(names: list[str], root: str, limits: UploadLimits,
 def _manifest_items(text: str, manifest: str, members: dict, root: str, limits: UploadLimits,
                     skipped: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """(member, label) from a CSV manifest with the columns file,label; bad rows are skipped."""
+    reader = csv.reader(io.StringIO(text))  # read lazily: a 4 MiB CSV of blank lines stays cheap
+    items, listed, n_rows = [], set(), 0
     try:
-        rows = list(csv.reader(io.StringIO(text)))
+        header = [c.strip().lower() for c in next(reader, [])]
+        if "file" not in header or "label" not in header:
+            raise UploadError(f"the manifest {manifest} needs a header row with the columns file,label")
+        fi, li = header.index("file"), header.index("label")
+        for k, row in enumerate(reader, start=2):
+            if not any(c.strip() for c in row):
+                continue
+            n_rows += 1
+            if n_rows > limits.max_members:
+                raise UploadError(f"the manifest has more than {limits.max_members} rows; that is the limit")
+            file, label = (row[fi].strip(), row[li].strip()) if len(row) > max(fi, li) else ("", "")
+            problem, target = _row_problem(file, label, root, members, listed, limits)
+            if problem:
+                skipped.append((f"{manifest} row {k}: {_printable(file)}", problem))
+            else:
+                listed.add(target)
+                items.append((target, label))
     except csv.Error as e:
         raise UploadError(f"the manifest {manifest} is not a valid CSV ({e})") from None
-    header = [c.strip().lower() for c in rows[0]] if rows else []
-    if "file" not in header or "label" not in header:
-        raise UploadError(f"the manifest {manifest} needs a header row with the columns file,label")
-    if len(rows) - 1 > limits.max_members:
-        raise UploadError(f"the manifest has {len(rows) - 1} rows; the limit is {limits.max_members}")
-    fi, li = header.index("file"), header.index("label")
-    items, listed = [], set()
-    for k, row in enumerate(rows[1:], start=2):
-        if not any(c.strip() for c in row):
-            continue
-        file, label = (row[fi].strip(), row[li].strip()) if len(row) > max(fi, li) else ("", "")
-        target = root + "/".join(p for p in file.replace("\\", "/").split("/") if p not in ("", "."))
-        target = unicodedata.normalize("NFC", target)
-        where = f"{manifest} row {k}: {_printable(file)}"
-        if not file or not label:
-            problem = "row lacks a file or a label"
-        elif file.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", file) or ".." in target.split("/"):
-            problem = "points outside the archive"
-        elif target not in members or target == manifest:
-            problem = "not in the archive (or refused, see its own entry)"
-        elif target in listed:
-            problem = "listed twice"
-        else:
-            problem = label_problem(label, limits)
-        if problem:
-            skipped.append((where, problem))
-        else:
-            listed.add(target)
-            items.append((target, label))
     skipped += [(_printable(n), "not listed in the manifest")
                 for n in sorted(members) if n not in listed and n != manifest]
     return items
+
+
+def _row_problem(file: str, label: str, root: str, members: dict, listed: set,
+                 limits: UploadLimits) -> tuple[str | None, str]:
+    """(why the manifest row is unusable or None, the member it names)."""
+    target = root + "/".join(p for p in file.replace("\\", "/").split("/") if p not in ("", "."))
+    target = unicodedata.normalize("NFC", target)
+    if not file or not label:
+        return "row lacks a file or a label", target
+    if file.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", file) or ".." in target.split("/"):
+        return "points outside the archive", target
+    if target not in members or target.lower().endswith(".csv"):
+        return "not in the archive (or refused, see its own entry)", target
+    if target in listed:
+        return "listed twice", target
+    return label_problem(label, limits), target
 
 
 def _check_template(template: str, limits: UploadLimits) -> None:

@@ -16,12 +16,13 @@ import logging
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from core import store
 
-log = logging.getLogger("jobs.export")
 
-
-def _ordered(df):
+def _ordered(df: pd.DataFrame) -> pd.DataFrame:
+    """Leaderboard columns first, the rest in store order."""
     first = [c for c in store.LEADERBOARD_COLUMNS if c in df.columns]
     return df[first + [c for c in df.columns if c not in first]]
 

@@ -81,15 +81,29 @@ def record_path(results: Path, run_id: str) -> Path:
 
 
 def is_finished(results: Path, run_id: str, *, retry_failed: bool = False) -> bool:
+    """A record exists for the cell (JSON or compacted Parquet); with retry_failed, an 'ok' one."""
     path = record_path(results, run_id)
-    if not path.exists():
-        return False
-    if not retry_failed:
-        return True
-    try:
-        return json.loads(path.read_text()).get("status") == "ok"
-    except (OSError, ValueError):
-        return False
+    if path.exists():
+        if not retry_failed:
+            return True
+        try:
+            return json.loads(path.read_text()).get("status") == "ok"
+        except (OSError, ValueError):
+            return False
+    if any(results.glob("*.parquet")):  # compacted records no longer have their own file
+        from core.store import stored_run_ids
+
+        return run_id in stored_run_ids(results, ok_only=retry_failed)
+    return False
+
+
+def pending_cells(grid: Grid, results: Path, *, retry_failed: bool) -> list[dict[str, Any]]:
+    """The cells without a (successful, with retry_failed) record, in grid order."""
+    from core.experiment import cell_id
+    from core.store import stored_run_ids
+
+    done = stored_run_ids(results, ok_only=retry_failed) if results.exists() else set()
+    return [c for c in grid.cells if cell_id(c) not in done]
 
 
 def execute_cell(cell: dict[str, Any], results: str, cache_dir: str | None = None, device: str = "cpu",
@@ -131,9 +145,7 @@ def _describe(cell: dict[str, Any]) -> str:
 def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int | None, command: str,
               retry_failed: bool) -> dict[str, int]:
     """Run pending cells here: in-process on one device, or one worker process per device."""
-    from core.experiment import cell_id
-
-    pending = [c for c in grid.cells if not is_finished(results, cell_id(c), retry_failed=retry_failed)]
+    pending = pending_cells(grid, results, retry_failed=retry_failed)
     counts = {"total": len(grid.cells), "already": len(grid.cells) - len(pending), "done": 0, "failed": 0,
               "locked": 0, "skipped": 0}
     log.info("grid %s: %d cells, %d already finished, %d to run", grid.name, counts["total"], counts["already"],
@@ -171,9 +183,7 @@ def run_submitit(grid: Grid, results: Path, args: argparse.Namespace, command: s
     """Submit pending cells as one SLURM job array through submitit (same cell function)."""
     import submitit
 
-    from core.experiment import cell_id
-
-    pending = [c for c in grid.cells if not is_finished(results, cell_id(c), retry_failed=args.retry_failed)]
+    pending = pending_cells(grid, results, retry_failed=args.retry_failed)
     if not pending:
         log.info("nothing to submit: all %d cells finished", len(grid.cells))
         return 0

@@ -1,0 +1,33 @@
+"""Attention-weight tuning ("A-CLIP"): only the packed Q/K/V projection weight of every block.
+
+Not its bias, not the output projection: 30,670,848 parameters on ViT-B/32. On timm towers the
+fused ``qkv`` Linear weight (or the three q/k/v Linear weights of EVA-02) plays the same role.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from core.methods.base import ClassifierModel, MethodConfig, MethodEntry
+from core.methods.targets import parse_towers, qkv_targets
+
+
+@dataclass
+class AttentionConfig(MethodConfig):
+    """towers: 'both' | 'image' | 'text'."""
+
+    towers: str = "both"
+
+    def __post_init__(self) -> None:
+        parse_towers(self.towers)
+
+
+def build(loaded, class_names: Sequence[str], template: str, config: AttentionConfig) -> ClassifierModel:
+    module = ClassifierModel(loaded, class_names, template, method="attention", config=config)
+    for target in qkv_targets(module.clip, parse_towers(config.towers)):
+        target.weight.requires_grad_(True)
+    return module
+
+
+ENTRY = MethodEntry("attention", AttentionConfig, build,
+                    "Packed Q/K/V input-projection weights of every block (A-CLIP attention tuning)")

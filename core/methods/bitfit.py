@@ -1,0 +1,35 @@
+"""BitFit: train every bias inside the transformer blocks of both towers (168,960 on ViT-B/32).
+
+Biases counted: attention in-projection and out-projection, both LayerNorms, both MLP layers.
+Biases outside the blocks (ln_pre, ln_post, ln_final, patch embedding, projections) stay frozen.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from core.methods.base import ClassifierModel, MethodConfig, MethodEntry
+from core.methods.targets import block_bias_names, parse_towers
+
+
+@dataclass
+class BitFitConfig(MethodConfig):
+    """towers: 'both' | 'image' | 'text'."""
+
+    towers: str = "both"
+
+    def __post_init__(self) -> None:
+        parse_towers(self.towers)
+
+
+def build(loaded, class_names: Sequence[str], template: str, config: BitFitConfig) -> ClassifierModel:
+    module = ClassifierModel(loaded, class_names, template, method="bitfit", config=config)
+    wanted = set(block_bias_names(module.clip, parse_towers(config.towers)))
+    for name, p in module.clip.named_parameters():
+        if name in wanted:
+            p.requires_grad_(True)
+    return module
+
+
+ENTRY = MethodEntry("bitfit", BitFitConfig, build,
+                    "Every bias inside the transformer blocks of both towers (BitFit)")

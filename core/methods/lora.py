@@ -1,0 +1,86 @@
+"""LoRA on the Q and V parts of every attention block of both towers (rank 4, scale 0.2 by default).
+
+Why our own module and not peft: peft's ``LoraConfig(target_parameters=["in_proj_weight"])`` wraps the
+*whole* packed (3d, d) q/k/v parameter with one ``B @ A`` of that shape; it cannot restrict the update
+to the Q and V row blocks (doing so would need gradient masking of rows of ``lora_B``, which inflates
+the trainable count and depends on the optimiser never moving zero-gradient rows). So each targeted
+weight gets a :class:`QVLoRA` parametrisation: ``W' = W + scale * B_p @ A_p`` on the rows of each
+chosen part p, nothing on the others. ``B`` starts at zero (output unchanged at init), ``A`` is
+Kaiming-uniform from a seeded generator. The frozen ``W`` is only read, never written (the study's
+code drifted it; we do not). On timm towers the fused ``qkv`` Linear is adapted the same way, and
+separate ``q_proj``/``v_proj`` Linears (EVA-02) get one full-matrix LoRA each.
+
+Parameters on ViT-B/32 with the defaults: 12·2·(4·768 + 768·4) + 12·2·(4·512 + 512·4) = 245,760.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, require
+from core.methods.reparam import WeightReparam, attach
+from core.methods.targets import parse_towers, qkv_targets
+
+
+@dataclass
+class LoRAConfig(MethodConfig):
+    """rank r; scale = alpha / r in peft terms (the study: fixed 0.2); parts: subset of 'qkv'."""
+
+    rank: int = 4
+    scale: float = 0.2
+    parts: str = "qv"
+    towers: str = "both"
+    init_seed: int = 0
+
+    def __post_init__(self) -> None:
+        require(isinstance(self.rank, int) and self.rank >= 1, f"rank must be an integer >= 1, got {self.rank!r}")
+        require(self.scale > 0, f"scale must be > 0, got {self.scale}")
+        require(bool(self.parts) and set(self.parts) <= set("qkv") and len(set(self.parts)) == len(self.parts),
+                f"parts must be a non-empty subset of 'qkv' such as 'qv', got {self.parts!r}")
+        parse_towers(self.towers)
+
+
+class QVLoRA(WeightReparam):
+    """Low-rank deltas on chosen row blocks of one weight: ``W[rows_p] + scale * B_p @ A_p``."""
+
+    def __init__(self, weight: torch.Tensor, parts: dict[str, slice], rank: int, scale: float,
+                 generator: torch.Generator) -> None:
+        super().__init__()
+        rows, cols = weight.shape
+        self.scale = scale
+        self.segments = sorted((s.indices(rows)[0], s.indices(rows)[1], key) for key, s in parts.items())
+        self.lora_A, self.lora_B = nn.ParameterDict(), nn.ParameterDict()
+        for start, stop, key in self.segments:
+            a = torch.empty(rank, cols, dtype=weight.dtype)
+            nn.init.kaiming_uniform_(a, a=math.sqrt(5), generator=generator)
+            self.lora_A[key] = nn.Parameter(a.to(weight.device))
+            self.lora_B[key] = nn.Parameter(torch.zeros(stop - start, rank, dtype=weight.dtype, device=weight.device))
+
+    def transform(self, weight: torch.Tensor) -> torch.Tensor:
+        pieces, pos = [], 0
+        for start, stop, key in self.segments:
+            if start > pos:
+                pieces.append(weight[pos:start])
+            pieces.append(weight[start:stop] + self.scale * (self.lora_B[key] @ self.lora_A[key]))
+            pos = stop
+        if pos < weight.shape[0]:
+            pieces.append(weight[pos:])
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+
+def build(loaded, class_names: Sequence[str], template: str, config: LoRAConfig) -> ClassifierModel:
+    module = ClassifierModel(loaded, class_names, template, method="lora", config=config)
+    generator = torch.Generator().manual_seed(config.init_seed)
+    for target in qkv_targets(module.clip, parse_towers(config.towers)):
+        parts = {k: s for k, s in target.parts.items() if k in config.parts}
+        if parts:
+            attach(target, QVLoRA(target.weight, parts, config.rank, config.scale, generator))
+    return module
+
+
+ENTRY = MethodEntry("lora", LoRAConfig, build,
+                    "LoRA (rank 4, scale 0.2) on the Q and V projections of every block of both towers")

@@ -1,0 +1,266 @@
+"""Forecast orchestration for one uploaded sample: embeddings -> zero-shot measures ->
+transferability baselines -> per-method forecasts of ID gain and OOD change.
+
+The forecast page calls one function here and shows the DataFrames of the result; nothing
+in this module knows about Streamlit. ``core.embed`` (and so torch) is imported only when a
+sample of images must be embedded, so the .npz route and the page's import stay light.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from core import forecast, metrics
+from core.models import DEFAULT_MODEL, spec_for
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+#: The outcomes forecast for every method, with the words the page uses for them.
+OUTCOMES = {"id_gain": "ID gain (points)", "ood_change": "OOD change (points)"}
+MIN_DATASETS = 4  # dataset points per method a forecast needs (core.forecast's min_runs)
+LEVEL = 0.95
+ZS_TEMPERATURE = 100.0  # zero-shot logits = 100 * cosine, as in CLIP
+DEFAULT_GRID = "jobs/configs/default.toml"
+#: What each zero-shot measure means, for the measures table.
+MEASURE_NOTES = {
+    "iimm": "Inter-Intra Modal Measure: (inter_modal + intra_image) / 2",
+    "inter_modal": "mean cosine of wrong image-prompt pairs (IIMM term)",
+    "intra_image": "mean cosine of distinct image pairs (IIMM term)",
+    "correct_pair": "mean cosine of matching image-prompt pairs",
+    "modality_gap": "distance between the image and prompt centroids",
+    "intra_text": "mean cosine of distinct class prompts",
+    "zs_acc": "zero-shot top-1 accuracy on the sample, %",
+    "silhouette_classes": "silhouette of the images by class",
+    "silhouette_modality": "silhouette of images vs prompts",
+}
+
+
+@dataclass
+class ForecastResult:
+    """Everything the forecast page shows, as plain values and display-ready DataFrames.
+
+    measures: one row per zero-shot measure (measure, value, lo, hi, note); IIMM carries the
+    bootstrap interval. baselines: one row per transferability baseline (baseline, score).
+    forecasts: one row per method (predicted ID gain and OOD change, their prediction
+    intervals, leave-one-dataset-out error, fit quality, status). ``raw_forecasts`` is
+    ``core.forecast.forecast_methods``'s long frame. ``enough_runs`` is False when no method
+    could be forecast; ``message`` then says why and ``command`` gives the grid command that
+    would produce the reference runs.
+    """
+
+    model: str
+    pretrained: str
+    model_label: str
+    random_weights: bool
+    n_images: int
+    n_classes: int
+    iimm: float
+    iimm_lo: float
+    iimm_hi: float
+    zero_shot: dict[str, float]
+    transferability: dict[str, float]
+    measures: pd.DataFrame
+    baselines: pd.DataFrame
+    forecasts: pd.DataFrame
+    raw_forecasts: pd.DataFrame
+    enough_runs: bool
+    message: str | None = None
+    command: str | None = None
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        """One line naming the model; says RANDOM WEIGHTS when the model is untrained."""
+        label = self.model_label
+        if self.random_weights and "RANDOM" not in label.upper():
+            label += " (RANDOM WEIGHTS, untrained)"
+        return f"{label}: {self.n_images} images in {self.n_classes} classes"
+
+    def highlight(self, outcome: str, method: str | None = None) -> dict[str, Any]:
+        """The user's dataset as a ``core.charts`` highlight: the IIMM value, and with ``method``
+        the predicted outcome and its interval when that method's forecast succeeded."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}; use one of {list(OUTCOMES)}")
+        out: dict[str, Any] = {"x": self.iimm, "label": "your dataset"}
+        if method is not None:
+            row = self.raw_forecasts[(self.raw_forecasts["method"] == method)
+                                     & (self.raw_forecasts["outcome"] == outcome)]
+            if not row.empty and row.iloc[0]["status"] == "ok":
+                out.update(y=float(row.iloc[0]["prediction"]), lo=float(row.iloc[0]["lo"]),
+                           hi=float(row.iloc[0]["hi"]), label=f"your dataset ({method}, forecast)")
+        return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-").lower() or "model"
+
+
+def grid_command(model: str, pretrained: str) -> str:
+    """The command that produces reference runs for this model (the default grid, adapted)."""
+    spec = spec_for(model, pretrained)
+    if spec.key == DEFAULT_MODEL:
+        return f"python -m jobs.grid {DEFAULT_GRID} --results results/default"
+    slug = _slug(spec.key)
+    return (f"cp {DEFAULT_GRID} jobs/configs/{slug}.toml && "
+            f"sed -i 's/^models = .*/models = [\"{spec.key}\"]/' jobs/configs/{slug}.toml && "
+            f"python -m jobs.grid jobs/configs/{slug}.toml --results results/{slug}")
+
+
+def softmax_probs(x: np.ndarray, t: np.ndarray, temperature: float = ZS_TEMPERATURE) -> np.ndarray:
+    """Zero-shot class probabilities: softmax(temperature * cosine(image, prompt)), (N, C)."""
+    xn = metrics.unit_rows(np.asarray(x, dtype=np.float64), "image_embeddings")
+    tn = metrics.unit_rows(np.asarray(t, dtype=np.float64), "text_embeddings")
+    logits = temperature * (xn @ tn.T)
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _transferability(x: np.ndarray, t: np.ndarray, y: np.ndarray, notes: list[str]) -> dict[str, float]:
+    try:
+        from core import transferability
+    except ImportError as exc:  # the module may not exist in every checkout
+        notes.append(f"transferability baselines unavailable ({exc})")
+        return {}
+    try:
+        scores = transferability.all_scores(x, y, probs=softmax_probs(x, t), label_embeddings=t)
+    except ValueError as exc:
+        notes.append(f"transferability baselines not computed: {exc}")
+        return {}
+    return {k: float(v) for k, v in scores.items()}
+
+
+def _wide(raw: pd.DataFrame) -> pd.DataFrame:
+    """forecast_methods' long frame -> one row per method, the outcomes side by side."""
+    cols = ["method"]
+    for o in OUTCOMES:
+        cols += [f"{o}", f"{o}_lo", f"{o}_hi", f"{o}_lodo_mae", f"{o}_r2", f"{o}_tau"]
+    cols += ["n_datasets", "extrapolation", "status"]
+    rows = []
+    for method, group in raw.groupby("method", sort=True):
+        row: dict[str, Any] = {"method": method}
+        statuses = []
+        for o in OUTCOMES:
+            g = group[group["outcome"] == o]
+            if g.empty:
+                continue
+            r = g.iloc[0]
+            row["n_datasets"] = int(r["n_datasets"])
+            statuses.append(r["status"] if r["status"] == "ok" else f"{o}: {r['status']}")
+            if r["status"] == "ok":
+                row.update({o: r["prediction"], f"{o}_lo": r["lo"], f"{o}_hi": r["hi"],
+                            f"{o}_lodo_mae": r["lodo_mae"], f"{o}_r2": r["r2"],
+                            f"{o}_tau": r["kendall_tau"]})
+                row["extrapolation"] = bool(row.get("extrapolation", False) or r["extrapolation"])
+        ok = all(s == "ok" for s in statuses)
+        row["status"] = "ok" if ok else "; ".join(s for s in statuses if s != "ok")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
+
+
+def forecast_for_embeddings(image: np.ndarray, text: np.ndarray, labels: np.ndarray,
+                            class_names: list[str], runs_df: pd.DataFrame, *, model: str,
+                            pretrained: str, model_label: str, random_weights: bool,
+                            n_boot: int = 200, seed: int = 0, level: float = LEVEL,
+                            min_datasets: int = MIN_DATASETS,
+                            timings: dict[str, float] | None = None) -> ForecastResult:
+    """Score one sample's embeddings and forecast every method's outcomes from the stored runs.
+
+    image (N, d), text (C, d), labels (N,) in 0..C-1, class_names (C). ``model``/``pretrained``
+    select the reference runs (as stored in records: open_clip architecture and tag).
+    Raises ValueError (from core.metrics) when the arrays are malformed.
+    """
+    if len(class_names) != np.asarray(text).shape[0]:
+        raise ValueError(f"class_names has {len(class_names)} names for {np.asarray(text).shape[0]} "
+                         "text embeddings")
+    timings = dict(timings or {})
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    zs = {k: float(v) for k, v in metrics.zero_shot_scores(image, text, labels).items()}
+    lo, hi = metrics.bootstrap_iimm(image, text, labels, n_boot=n_boot, seed=seed, level=level)
+    timings["zero_shot_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tf = _transferability(np.asarray(image), np.asarray(text), np.asarray(labels), notes)
+    timings["transferability_s"] = time.perf_counter() - t0
+
+    measures = pd.DataFrame([{"measure": k, "value": v, "lo": lo if k == "iimm" else np.nan,
+                              "hi": hi if k == "iimm" else np.nan, "note": MEASURE_NOTES.get(k, "")}
+                             for k, v in zs.items()])
+    baselines = pd.DataFrame(sorted(tf.items()), columns=["baseline", "score"])
+
+    t0 = time.perf_counter()
+    if not math.isfinite(zs["iimm"]):
+        raise ValueError("IIMM is not finite for this sample; check the embeddings")
+    raw = forecast.forecast_methods(runs_df, {"iimm": zs["iimm"]}, model=model, pretrained=pretrained,
+                                    outcomes=tuple(OUTCOMES), predictor="iimm",
+                                    min_runs=min_datasets, level=level)
+    timings["forecast_s"] = time.perf_counter() - t0
+    enough = bool((raw["status"] == "ok").any()) if not raw.empty else False
+    message = command = None
+    name = f"{model} ({pretrained})"
+    if not enough:
+        command = grid_command(model, pretrained)
+        if raw.empty:
+            message = (f"No reference runs for {name} in the result store, so no forecast can be made. "
+                       f"A forecast needs fine-tuning runs of this model on at least {min_datasets} "
+                       "datasets per method; the command below produces them.")
+        else:
+            most = int(raw["n_datasets"].max())
+            message = (f"Too few reference runs for {name}: the best-covered method has runs on "
+                       f"{most} dataset(s), a forecast needs {min_datasets}. "
+                       "The command below produces the missing runs.")
+    if random_weights:
+        notes.insert(0, "This model has RANDOM WEIGHTS (untrained): its numbers describe an "
+                        "untrained network, not a pretrained one.")
+    if enough and (raw["extrapolation"] == True).any():  # noqa: E712 (object column)
+        notes.append("Your IIMM lies outside the range of the reference datasets for some methods: "
+                     "those forecasts extrapolate.")
+    return ForecastResult(
+        model=model, pretrained=pretrained, model_label=model_label, random_weights=bool(random_weights),
+        n_images=int(np.asarray(image).shape[0]), n_classes=len(class_names), iimm=zs["iimm"],
+        iimm_lo=lo, iimm_hi=hi, zero_shot=zs, transferability=tf, measures=measures,
+        baselines=baselines, forecasts=_wide(raw), raw_forecasts=raw, enough_runs=enough,
+        message=message, command=command, notes=notes, timings=timings)
+
+
+def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
+                        progress: Progress | None = None, n_boot: int = 200,
+                        use_cache: bool = False, **kwargs: Any) -> ForecastResult:
+    """Embed a labelled sample (``core.data.base.LabeledImages``) with ``loaded``
+    (``core.models.LoadedModel``), then :func:`forecast_for_embeddings`.
+
+    progress(done, total) is called after every embedding batch. The on-disk embedding
+    cache is off by default: uploads are strangers' data.
+    """
+    from core.embed import embed_dataset  # torch: only when images must be embedded
+
+    t0 = time.perf_counter()
+    emb = embed_dataset(loaded, sample, progress=progress, use_cache=use_cache)
+    timings = {"embed_s": time.perf_counter() - t0}
+    spec = loaded.spec
+    return forecast_for_embeddings(emb.image, emb.text, emb.labels, emb.class_names, runs_df,
+                                   model=spec.arch, pretrained=spec.pretrained_tag,
+                                   model_label=emb.model_label, random_weights=emb.random_weights,
+                                   n_boot=n_boot, timings=timings, **kwargs)
+
+
+def reference_runs(runs_df: pd.DataFrame, model: str, pretrained: str,
+                   method: str | None = None) -> pd.DataFrame:
+    """The stored runs a forecast for (model, pretrained) is fitted on, optionally one method."""
+    mask = (runs_df["model"] == model) & (runs_df["pretrained"] == pretrained)
+    if method is not None:
+        mask &= runs_df["method"] == method
+    return runs_df[mask]
+
+
+__all__ = ["ForecastResult", "OUTCOMES", "forecast_for_embeddings", "forecast_for_sample",
+           "grid_command", "reference_runs", "softmax_probs"]

@@ -1,0 +1,73 @@
+"""core.charts: the specs build, carry the expected fields, and summaries are right."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core import charts, store
+from tests.fixtures import LINES, make_fixture_records
+
+
+@pytest.fixture()
+def runs():
+    return store.records_to_frame(make_fixture_records(
+        n_datasets=5, methods=("full", "bitfit", "lora"), seeds=(0, 1), noise=0.3, n_failed=1))
+
+
+def _spec(chart) -> str:
+    return json.dumps(chart.to_dict())  # to_dict validates against the Vega-Lite schema
+
+
+def test_iimm_vs_outcome_spec(runs):
+    spec = _spec(charts.iimm_vs_outcome(runs, "id_gain"))
+    for needle in ('"iimm"', '"id_gain"', '"dataset"', '"model"', '"method"', "R\\u00b2=", "\\u03c4=",
+                   '"mark": {"type": "area"', '"type": "line"'):
+        assert needle in spec, needle
+
+
+def test_iimm_vs_outcome_highlight_and_labels(runs):
+    chart = charts.iimm_vs_outcome(runs, "ood_change", highlight={"x": 0.33, "y": -2, "lo": -3,
+                                                                  "hi": -1, "label": "my set"})
+    spec = _spec(chart)
+    assert "my set" in spec and '"shape": "diamond"' in spec and "strokeDash" in spec
+    assert len(chart.layer) == 6  # band, line, points, rule, diamond, interval
+    # the legend label of every method names its fit
+    labels = {v for layer in chart.layer if layer.data is not None and "series" in layer.data
+              for v in layer.data["series"]}
+    assert {lab.split(" ")[0] for lab in labels} == {"full", "bitfit", "lora"}
+    assert all("R²=" in lab for lab in labels)
+
+
+def test_iimm_vs_outcome_bad_input(runs):
+    with pytest.raises(ValueError, match="no column"):
+        charts.iimm_vs_outcome(runs, "not_an_outcome")
+    with pytest.raises(ValueError, match="no ok runs"):
+        charts.iimm_vs_outcome(runs[runs["status"] == "failed"], "id_gain")
+    with pytest.raises(ValueError, match="finite 'x'"):
+        charts.iimm_vs_outcome(runs, "id_gain", highlight={"label": "no x"})
+
+
+def test_method_summary_and_pareto():
+    exact = store.records_to_frame(make_fixture_records(n_datasets=4, methods=("full", "bitfit", "lora")))
+    summary = charts.method_summary(exact).set_index("method")
+    iimm_mean = (0.2 + 0.35) / 2  # datasets 0..3 have iimm 0.2, .25, .3, .35
+    for method in ("full", "bitfit", "lora"):
+        a, b, c = LINES[method]
+        assert summary.loc[method, "id_gain_mean"] == pytest.approx(a + b * iimm_mean)
+        assert summary.loc[method, "ood_change_mean"] == pytest.approx(-c * iimm_mean)
+        assert summary.loc[method, "n_runs"] == 4 and summary.loc[method, "n_datasets"] == 4
+    # full gains most, bitfit forgets least, lora lies between on both axes: no method beats
+    # another on both, so all three are on the front; a lora with no gain and heavy loss is not.
+    assert summary["pareto"].to_dict() == {"bitfit": True, "full": True, "lora": True}
+    worse = exact.assign(id_gain=exact["id_gain"].where(exact["method"] != "lora", 0.0),
+                         ood_change=exact["ood_change"].where(exact["method"] != "lora", -100.0))
+    assert not charts.method_summary(worse).set_index("method").loc["lora", "pareto"]
+
+
+def test_gain_vs_forgetting_spec(runs):
+    spec = _spec(charts.gain_vs_forgetting(runs))
+    for needle in ('"id_gain_mean"', '"ood_change_mean"', '"x_lo"', '"y_hi"', "Pareto front", '"dataset"'):
+        assert needle in spec, needle
+    with pytest.raises(ValueError, match="no ok runs"):
+        charts.gain_vs_forgetting(runs.iloc[0:0])

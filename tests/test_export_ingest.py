@@ -1,0 +1,117 @@
+"""jobs.export and jobs.ingest end to end, and the reader's tolerance of partial files."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pandas as pd
+import pytest
+
+from core import store
+from jobs import export, ingest
+from tests.fixtures import make_fixture_records, write_fixture_store
+
+REQUIRED = ["run_id", "model", "pretrained", "method", "dataset", "seed", "status", "zs_acc",
+            "ft_acc", "id_gain", "norm_gain", "ood_change", "iimm", "source"]
+
+
+@pytest.fixture()
+def results(tmp_path):
+    root = tmp_path / "results"
+    write_fixture_store(root, n_datasets=3, methods=("full", "lora"), n_failed=1)
+    return root
+
+
+def test_export_csv_round_trip(results, capsysbinary):
+    assert export.main(["--results", str(results), "--format", "csv"]) == 0
+    out = pd.read_csv(io.BytesIO(capsysbinary.readouterr().out))
+    runs = store.load_runs([results])
+    assert list(out.columns[:len(REQUIRED)]) == REQUIRED and len(out) == len(runs) == 6
+    merged = out.merge(runs, on="run_id", suffixes=("", "_store"))
+    assert merged["id_gain"].equals(merged["id_gain_store"].astype(float))
+    assert (out["status"] == "failed").sum() == 1
+
+
+def test_export_parquet_round_trips_through_ingest(results, tmp_path, capsysbinary):
+    assert export.main(["--results", str(results), "--format", "parquet"]) == 0
+    data = capsysbinary.readouterr().out
+    assert data[:4] == b"PAR1"
+    (tmp_path / "export.parquet").write_bytes(data)
+    report = store.ingest(tmp_path / "export.parquet", tmp_path / "copy")
+    assert len(report.accepted) == 6 and not report.refused
+    pd.testing.assert_frame_equal(store.load_runs([results]), store.load_runs([tmp_path / "copy"]))
+
+
+def test_export_defaults_to_app_store_and_can_compact(results, tmp_path, monkeypatch, capsysbinary):
+    shipped = tmp_path / "shipped"
+    write_fixture_store(shipped, n_datasets=2, methods=("bitfit",))
+    monkeypatch.setattr(store, "SHIPPED_DIR", shipped)
+    monkeypatch.setenv(store.ENV_VAR, str(results))
+    assert export.main(["--format", "csv", "--compact"]) == 0
+    out = pd.read_csv(io.BytesIO(capsysbinary.readouterr().out))
+    assert len(out) == 8 and set(out["method"]) == {"full", "lora", "bitfit"}
+    assert not list(results.glob("*.json")) and len(list(results.glob("*.parquet"))) == 1
+    assert len(list(shipped.glob("*.json"))) == 2  # the shipped store is not compacted by default
+
+
+def test_export_missing_results_dir(tmp_path, capsys):
+    assert export.main(["--results", str(tmp_path / "nope")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_ingest_accepts_then_refuses_duplicates(results, tmp_path, capsys):
+    target = tmp_path / "mine"
+    assert ingest.main([str(results), "--into", str(target)]) == 0
+    assert "6 accepted, 0 refused" in capsys.readouterr().out
+    assert ingest.main([str(results), "--into", str(target)]) == 1
+    captured = capsys.readouterr()
+    assert "0 accepted, 6 refused" in captured.out and "already in" in captured.out
+    assert "no new valid record" in captured.err
+
+
+def test_ingest_jsonl_reports_each_problem(tmp_path):
+    good = make_fixture_records(n_datasets=2, methods=("full",))
+    bad = dict(good[0], run_id="bad-1", status="weird")
+    lines = [json.dumps(good[0]), json.dumps(good[1]), json.dumps(good[0]), "{oops", json.dumps(bad), ""]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines))
+    report = store.ingest(tmp_path / "in.jsonl", tmp_path / "store")
+    assert report.accepted == [good[0]["run_id"], good[1]["run_id"]]
+    reasons = dict(report.refused)
+    assert "repeats" in reasons[f"{tmp_path / 'in.jsonl'}:3"]
+    assert "invalid JSON" in reasons[f"{tmp_path / 'in.jsonl'}:4"]
+    assert "status" in reasons[f"{tmp_path / 'in.jsonl'}:5"]
+    assert len(store.load_runs([tmp_path / "store"])) == 2
+
+
+def test_ingest_bad_inputs_give_one_clear_message(tmp_path, capsys):
+    assert ingest.main([str(tmp_path / "missing.json"), "--into", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Traceback" not in err
+    (tmp_path / "notes.txt").write_text("hello")
+    assert ingest.main([str(tmp_path / "notes.txt"), "--into", str(tmp_path / "s")]) == 2
+    assert ".jsonl" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert ingest.main([str(tmp_path / "empty"), "--into", str(tmp_path / "s")]) == 1
+
+
+def test_load_runs_ignores_partial_and_corrupt_files(results, caplog):
+    (results / ".tmp-abc123.json").write_text('{"run_id": "half-writ')  # a writer mid-way
+    (results / "corrupt.json").write_text('{"run_id": "x", ')
+    (results / "invalid.json").write_text(json.dumps({"run_id": "y", "status": "ok"}))
+    (results / "broken.parquet").write_bytes(b"PAR1 not really")
+    with caplog.at_level(logging.WARNING, logger="core.store"):
+        df = store.load_runs([results])
+    assert len(df) == 6 and not {"x", "y"} & set(df["run_id"])
+    logged = caplog.text
+    assert "corrupt.json" in logged and "invalid.json" in logged and "broken.parquet" in logged
+    assert ".tmp-abc123" not in logged  # temp files are not even looked at
+
+
+def test_bench_store_runs_small(capsys):
+    from jobs import bench_store
+
+    assert bench_store.main(["--runs", "40", "--json-files", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "built 40 runs" in out and "load_runs (cold)" in out and "(43 rows)" in out
+    assert bench_store.main(["--runs", "0"]) == 2

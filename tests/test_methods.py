@@ -1,0 +1,349 @@
+"""Fine-tuning methods: trainable sets, zero-shot start, adapters, frozen bases, save/load, registry."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import re
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from core.data.base import LabeledImages
+from core.imaging import images_to_tensor
+from core.methods import METHODS, build_method, count_parameters, get_method, load_trained, save_trained
+from core.methods.clip_cite import multi_positive_contrastive
+from core.methods.orthogonal import cutout
+from core.models import ModelSpec, load_model
+from core.train import TrainRecipe, train
+
+CLASSES = ["cat", "dog", "car", "tree"]
+TEMPLATE = "a photo of a {c}"
+TRAINED = [name for name, entry in METHODS.items() if entry.trains]
+BLOCK = r"clip\.(visual\.)?transformer\.resblocks\.\d+\."
+N_BLOCKS = 4 + 3  # tiny model: 4 vision blocks, 3 text blocks
+# What each method must train on the tiny CLIP, written independently of the implementation.
+EXPECTED = {
+    "zero_shot": (r"(?!)", 0),
+    "bitfit": (BLOCK + r"(ln_1|ln_2|attn\.out_proj|mlp\.c_fc|mlp\.c_proj)\.bias|" + BLOCK + r"attn\.in_proj_bias",
+               6 * N_BLOCKS),
+    "attention": (BLOCK + r"attn\.in_proj_weight", N_BLOCKS),
+    "lora": (BLOCK + r"attn\.parametrizations\.in_proj_weight\.0\.lora_[AB]\.[qv]", 4 * N_BLOCKS),
+    "clip_adapter": (r"(image|text)_adapter\.[02]\.weight", 4),
+    "linear_probe": (r"head\.(weight|bias)", 2),
+    "orthogonal": (BLOCK + r"(attn\.parametrizations\.in_proj_weight|mlp\.c_fc\.parametrizations\.weight)\.0\.skew",
+                   2 * N_BLOCKS),
+}
+FULL = {"full_ft", "clip_cite", "wise_ft"}
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return load_model("worldclip-tiny-random")
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    return LabeledImages(rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), rng.integers(0, 4, 64),
+                         CLASSES, TEMPLATE, "synthetic")
+
+
+@pytest.fixture(scope="module")
+def batch(loaded, data):
+    return images_to_tensor(data.images, np.arange(16), loaded)
+
+
+def logits(module, x):
+    module.eval()  # also drops cached prompt features of text-trainable methods
+    with torch.no_grad():
+        return module(x)
+
+
+def perturb(module, seed=0, size=0.1):
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.trainable_parameters():
+            p.add_(size * torch.randn(p.shape, generator=gen))
+
+
+def quick_recipe(**kw):
+    base = dict(optimizer="adamw", lr=1e-2, weight_decay=0.0, batch_size=16, max_steps=3, val_fraction=0.0,
+                best_checkpoint=False)
+    return TrainRecipe(**{**base, **kw})
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_trainable_names_are_exactly_the_intended_ones(name, loaded):
+    module = build_method(name, loaded, CLASSES, TEMPLATE)
+    names = set(module.named_trainable())
+    if name in FULL:
+        assert names == {f"clip.{n}" for n, _ in loaded.model.named_parameters()}
+    else:
+        pattern, count = EXPECTED[name]
+        assert len(names) == count and all(re.fullmatch(pattern, n) for n in names), sorted(names)
+    trainable, total = count_parameters(module)
+    assert trainable == sum(p.numel() for p in module.trainable_parameters()) and total >= trainable
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_only_trainable_tensors_change_and_bases_stay_frozen(name, loaded, data):
+    module = build_method(name, loaded, CLASSES, TEMPLATE)
+    before = {n: p.detach().clone() for n, p in module.named_parameters()}
+    train(module, data, quick_recipe())
+    changed = {n for n, p in module.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == set(module.named_trainable())
+    originals = [n for n in before if n.endswith(".original")]  # frozen bases under parametrizations
+    assert all(n not in changed for n in originals)
+    if name in ("lora", "orthogonal"):
+        assert originals
+
+
+@pytest.mark.parametrize("name", ["lora", "orthogonal", "bitfit"])
+def test_base_weights_equal_the_pretrained_ones_after_training(name, loaded, data):
+    reference = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
+    module = build_method(name, loaded, CLASSES, TEMPLATE)
+    train(module, data, quick_recipe())
+    for n, p in module.clip.named_parameters():
+        base = n.replace(".parametrizations.", ".").replace(".original", "")
+        if base in reference and not p.requires_grad:
+            assert torch.equal(p, reference[base]), n
+    for n, p in loaded.model.named_parameters():  # build_method worked on a copy
+        assert torch.equal(p, reference[n]), n
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_initial_logits_equal_zero_shot_where_the_method_says_so(name, loaded, batch):
+    zero_shot = logits(build_method("zero_shot", loaded, CLASSES, TEMPLATE), batch)
+    out = logits(build_method(name, loaded, CLASSES, TEMPLATE), batch)
+    assert out.shape == (16, 4)
+    if METHODS[name].zero_shot_init:
+        torch.testing.assert_close(out, zero_shot, atol=1e-5, rtol=1e-5)
+    else:
+        assert (out - zero_shot).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_perturbing_the_trainable_tensors_changes_the_output(name, loaded, batch):
+    module = build_method(name, loaded, CLASSES, TEMPLATE)
+    y0 = logits(module, batch)
+    perturb(module)
+    assert (logits(module, batch) - y0).abs().max() > 1e-3
+
+
+def test_lora_updates_only_the_q_and_v_rows(loaded):
+    module = build_method("lora", loaded, CLASSES, TEMPLATE)
+    attn = module.clip.visual.transformer.resblocks[0].attn
+    lora = attn.parametrizations.in_proj_weight[0]
+    assert set(lora.lora_B) == {"q", "v"}
+    with torch.no_grad():
+        for b in lora.lora_B.values():
+            b.normal_()
+    base, d = attn.parametrizations.in_proj_weight.original, attn.embed_dim
+    delta = attn.in_proj_weight - base
+    assert delta[d:2 * d].abs().max() == 0
+    torch.testing.assert_close(delta[:d], 0.2 * lora.lora_B["q"] @ lora.lora_A["q"])
+    torch.testing.assert_close(delta[2 * d:], 0.2 * lora.lora_B["v"] @ lora.lora_A["v"])
+    qkv = build_method("lora", loaded, CLASSES, TEMPLATE, {"parts": "qkv", "rank": 2})
+    assert set(qkv.clip.transformer.resblocks[0].attn.parametrizations.in_proj_weight[0].lora_A) == {"q", "k", "v"}
+
+
+def test_orthogonal_rotation_is_orthogonal_and_the_cross_regulariser_measures_drift(loaded, batch):
+    module = build_method("orthogonal", loaded, CLASSES, TEMPLATE, {"cutout": False, "block_size": 32})
+    rot = module.clip.visual.transformer.resblocks[0].mlp.c_fc.parametrizations.weight[0]
+    assert rot.skew.shape == (128 // 32, 32 * 31 // 2)
+    module.train()
+    labels = torch.zeros(16, dtype=torch.long)
+    out = module(batch)
+    assert module.extra_loss(batch, labels, out).abs() < 1e-6  # R = I: no drift
+    perturb(module, size=0.05)
+    r = rot.rotation()
+    torch.testing.assert_close(r @ r.transpose(1, 2), torch.eye(32).expand_as(r), atol=1e-5, rtol=0)
+    out = module(batch)
+    assert module.extra_loss(batch, labels, out) > 1e-4
+    with pytest.raises(ValueError, match="does not divide"):
+        build_method("orthogonal", loaded, CLASSES, TEMPLATE, {"block_size": 48})
+
+
+def test_cutout_zeroes_one_square_per_image_in_training_only(loaded, batch):
+    torch.manual_seed(0)
+    x = torch.ones(8, 3, 32, 32)
+    out = cutout(x, 0.5)
+    zeroed = (out == 0).all(dim=1).flatten(1).sum(dim=1)
+    assert ((zeroed > 0) & (zeroed <= 16 * 16)).all() and (zeroed == 256).any()
+    module = build_method("orthogonal", loaded, CLASSES, TEMPLATE)
+    assert torch.equal(module.eval().train_transform(batch), batch)
+    assert not torch.equal(module.train().train_transform(batch), batch)
+
+
+def test_clip_cite_losses(loaded, batch):
+    eye = torch.eye(4)
+    aligned = multi_positive_contrastive(eye, eye, torch.arange(4), torch.tensor(100.0), 0.5)
+    assert aligned < 1e-6
+    same = multi_positive_contrastive(eye[[0, 0]], eye[[0, 0]], torch.tensor([0, 0]), torch.tensor(100.0), 0.5)
+    assert math.isclose(float(same), math.log(2), rel_tol=1e-6)  # duplicates are positives, not negatives
+    module = build_method("clip_cite", loaded, CLASSES, TEMPLATE, {"disc_weight": 0.0})
+    module.train()
+    labels = torch.arange(16) % 4
+    assert module.extra_loss(batch, labels, module(batch)).abs() < 1e-6  # student == teacher: KL = 0
+    perturb(module)
+    assert module.extra_loss(batch, labels, module(batch)) > 1e-4
+    assert count_parameters(module)[1] == sum(p.numel() for p in loaded.model.parameters())  # teacher hidden
+
+
+def test_wise_ft_finalize_interpolates_once(loaded):
+    module = build_method("wise_ft", loaded, CLASSES, TEMPLATE, {"alpha": 0.25})
+    start = {n: p.detach().clone() for n, p in module.named_trainable().items()}
+    with torch.no_grad():
+        for p in module.trainable_parameters():
+            p.add_(1.0)
+    module.finalize()
+    module.finalize()
+    for n, p in module.named_trainable().items():
+        torch.testing.assert_close(p, start[n] + 0.25)
+
+
+def test_linear_probe_falls_back_to_zero_shot_on_other_classes(loaded, batch):
+    probe = build_method("linear_probe", loaded, CLASSES, TEMPLATE)
+    perturb(probe, size=1.0)
+    others = ["boat", "house", "bird"]
+    zero_shot = build_method("zero_shot", loaded, others, TEMPLATE)
+    with probe.using_classes(others, TEMPLATE):
+        torch.testing.assert_close(logits(probe, batch), logits(zero_shot, batch))
+    assert probe.class_names == CLASSES and logits(probe, batch).shape == (16, 4)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_save_and_load_round_trip(name, loaded, batch, tmp_path):
+    module = build_method(name, loaded, CLASSES, TEMPLATE)
+    perturb(module)
+    module.finalize()
+    expected = logits(module, batch)
+    path = save_trained(module, tmp_path / f"{name}.safetensors")
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        assert set(f.keys()) == set(module.named_trainable())
+        assert json.loads(f.metadata()["config"]) == module.config.to_dict()
+    restored = load_trained(loaded, path)
+    assert restored.method == name and restored.config == module.config and restored.finalized
+    torch.testing.assert_close(logits(restored, batch), expected, atol=0, rtol=0)
+
+
+def test_registry_errors_and_entries(loaded):
+    with pytest.raises(ValueError, match="known methods: zero_shot, full_ft"):
+        get_method("prompt_tuning")
+    with pytest.raises(ValueError, match="'rnk'"):
+        build_method("lora", loaded, CLASSES, TEMPLATE, {"rnk": 8})
+    for name, entry in METHODS.items():
+        assert entry.name == name and entry.description and entry.config_cls().to_dict() is not None
+
+
+@pytest.mark.parametrize("name, overrides, match", [
+    ("lora", {"rank": 0}, "rank"), ("lora", {"parts": "qx"}, "parts"), ("lora", {"scale": -1.0}, "scale"),
+    ("bitfit", {"towers": "audio"}, "towers"), ("clip_adapter", {"ratio": 1.5}, "ratio"),
+    ("clip_adapter", {"reduction": 0}, "reduction"), ("orthogonal", {"cutout_fraction": 0.0}, "cutout_fraction"),
+    ("orthogonal", {"cr_weight": -1.0}, "cr_weight"), ("wise_ft", {"alpha": 2.0}, "alpha"),
+    ("clip_cite", {"kd_temperature": 0.0}, "kd_temperature"), ("clip_cite", {"alpha": -0.1}, "alpha"),
+])
+def test_config_validation(name, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        get_method(name).config_cls.from_overrides(overrides)
+
+
+def test_towers_option_restricts_to_one_tower(loaded):
+    image_only = build_method("bitfit", loaded, CLASSES, TEMPLATE, {"towers": "image"})
+    assert image_only.named_trainable() and all(n.startswith("clip.visual.") for n in image_only.named_trainable())
+    text_only = build_method("lora", loaded, CLASSES, TEMPLATE, {"towers": "text"})
+    assert text_only.named_trainable() and not any("visual" in n for n in text_only.named_trainable())
+    assert text_only.text_trainable and not image_only.text_trainable
+
+
+def test_attention_methods_explain_a_block_without_qkv(loaded):
+    broken = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
+    broken.model.visual.transformer.resblocks[0].attn = nn.Identity()
+    for name in ("attention", "lora", "orthogonal"):
+        with pytest.raises(ValueError, match="q/k/v projection"):
+            build_method(name, broken, CLASSES, TEMPLATE)
+    assert build_method("bitfit", broken, CLASSES, TEMPLATE).named_trainable()
+
+
+# ----- other families: tiny configs, random weights, nothing downloaded ---------------------------
+TINY_CONFIGS = {
+    "test-sl-tiny": {"embed_dim": 64, "init_logit_bias": -10, "custom_text": True,
+                     "vision_cfg": {"image_size": 224, "timm_model_name": "vit_tiny_patch16_224",
+                                    "timm_model_pretrained": False, "timm_pool": "avg", "timm_proj": "linear"},
+                     "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2,
+                                  "no_causal_mask": True, "proj_bias": True, "pool_type": "last"}},
+    "test-eva-tiny": {"embed_dim": 64, "custom_text": True,
+                      "vision_cfg": {"image_size": 224, "timm_model_name": "eva02_tiny_patch14_224",
+                                     "timm_model_pretrained": False, "timm_pool": "token", "timm_proj": "linear"},
+                      "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}},
+    "test-coca-tiny": {"embed_dim": 64, "custom_text": True,
+                       "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16,
+                                      "attentional_pool": True, "attn_pooler_heads": 2, "output_tokens": True},
+                       "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2,
+                                    "layers": 2, "embed_cls": True, "output_tokens": True},
+                       "multimodal_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2,
+                                          "layers": 1, "attn_pooler_heads": 2}},
+}
+FAMILY = {"test-sl-tiny": "siglip", "test-eva-tiny": "eva02", "test-coca-tiny": "coca"}
+
+
+@pytest.fixture(scope="module")
+def family_models(tmp_path_factory):
+    import open_clip
+
+    folder = tmp_path_factory.mktemp("configs")
+    for name, cfg in TINY_CONFIGS.items():
+        (folder / f"{name}.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(folder)
+    return {name: load_model(ModelSpec(name, name, None, FAMILY[name], "none: random")) for name in TINY_CONFIGS}
+
+
+@pytest.mark.parametrize("arch", list(TINY_CONFIGS))
+def test_every_method_builds_on_other_families(arch, family_models):
+    loaded = family_models[arch]
+    x = torch.randn(2, 3, loaded.image_size, loaded.image_size)
+    zero_shot = logits(build_method("zero_shot", loaded, CLASSES, TEMPLATE), x)
+    clip = loaded.model
+    manual = clip.logit_scale.exp() * clip.encode_image(x, normalize=True) @ clip.encode_text(
+        loaded.tokenizer([TEMPLATE.format(c=c) for c in CLASSES]), normalize=True).t()
+    if getattr(clip, "logit_bias", None) is not None:
+        manual = manual + clip.logit_bias
+    torch.testing.assert_close(zero_shot, manual.detach(), atol=1e-5, rtol=1e-5)
+    for name in TRAINED:
+        module = build_method(name, loaded, CLASSES, TEMPLATE)
+        names = set(module.named_trainable())
+        assert names and not any("text_decoder" in n or "attn_pool" in n for n in names), name
+        if METHODS[name].zero_shot_init:
+            torch.testing.assert_close(logits(module, x), zero_shot, atol=1e-5, rtol=1e-5)
+    attention = set(build_method("attention", loaded, CLASSES, TEMPLATE).named_trainable())
+    blocks = [n for n, _ in clip.visual.named_modules()
+              if re.fullmatch(r"(trunk\.blocks|transformer\.resblocks)\.\d+", n)]
+    assert len([n for n in attention if n.startswith("clip.visual.")]) == len(blocks) > 0
+    assert all(n.endswith(("attn.qkv.weight", "attn.in_proj_weight")) for n in attention)
+
+
+@pytest.mark.slow
+def test_eva02_separate_qkv_projections():
+    t0 = time.perf_counter()
+    loaded = load_model("EVA02-B-16")  # architecture only: random weights, no download
+    attention = build_method("attention", loaded, CLASSES, TEMPLATE, copy_model=False)
+    assert count_parameters(attention)[0] == 30_670_848
+    assert any(n.endswith("attn.k_proj.weight") for n in attention.named_trainable())
+    lora = build_method("lora", loaded, CLASSES, TEMPLATE, copy_model=False)
+    names = set(lora.named_trainable())
+    assert any(".q_proj.parametrizations.weight.0.lora_A.q" in n for n in names)
+    assert not any("k_proj" in n for n in names)
+    assert time.perf_counter() - t0 < 120
+
+
+def test_vit_b32_parameter_counts_match_the_study():
+    loaded = load_model("ViT-B-32-random")
+    counts = {name: count_parameters(build_method(name, loaded, CLASSES, TEMPLATE, copy_model=False))[0]
+              for name in ("bitfit", "attention", "lora")}  # lora last: it adds parametrizations in place
+    assert counts == {"bitfit": 168_960, "attention": 30_670_848, "lora": 245_760}

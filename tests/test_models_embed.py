@@ -1,0 +1,98 @@
+"""Model zoo and embedding pipeline on the tiny random model (offline, fast)."""
+import numpy as np
+import pytest
+
+from core.data.base import LabeledImages
+from core.embed import data_fingerprint, embed_dataset, embed_images, embed_prompts
+from core.models import ModelUnavailableError, list_models, load_model, spec_for
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("worldclip-tiny-random")
+
+
+@pytest.fixture(scope="module")
+def sample():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (37, 32, 32, 3), dtype=np.uint8)
+    return LabeledImages(images, rng.integers(0, 3, 37), ["red", "green", "blue"], "a photo of a {c} shape")
+
+
+def test_registry_has_the_four_study_models_and_the_offline_default():
+    keys = {s.key for s in list_models()}
+    assert {"CLIP", "SigLIP", "CoCa", "EVA-02", "worldclip-tiny"} <= keys
+    assert spec_for("CLIP").arch == "ViT-B-32" and spec_for("CLIP").pretrained == "openai"
+
+
+def test_any_open_clip_pair_and_random_weights_are_labelled():
+    spec = spec_for("ViT-B-16", "laion2b_s34b_b88k")
+    assert (spec.arch, spec.pretrained, spec.random_weights) == ("ViT-B-16", "laion2b_s34b_b88k", False)
+    rnd = spec_for("ViT-B-16")
+    assert rnd.random_weights and "RANDOM WEIGHTS" in rnd.label and rnd.pretrained_tag == "random"
+    with pytest.raises(ValueError, match="non-empty"):
+        spec_for("")
+
+
+def test_offline_download_failure_is_one_clear_sentence(monkeypatch):
+    import open_clip
+
+    def offline(*args, **kwargs):
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", offline)
+    with pytest.raises(ModelUnavailableError, match=r"ViT-B-32 \(openai\).*offline default model 'worldclip-tiny'"):
+        load_model("CLIP")
+
+
+def test_random_model_flags_itself(tiny):
+    assert tiny.random_weights and "RANDOM WEIGHTS" in tiny.label
+    assert tiny.image_size == 32
+
+
+def test_embed_images_is_batched_deterministic_and_reports_progress(tiny, sample):
+    seen = []
+    full = embed_images(tiny, sample.images, batch_size=64)
+    batched = embed_images(tiny, sample.images, batch_size=5, progress=lambda d, t: seen.append((d, t)))
+    assert full.shape == (37, 128) and full.dtype == np.float32
+    np.testing.assert_allclose(full, batched, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(full, axis=1), 1.0, atol=1e-5)
+    assert seen[-1] == (37, 37) and len(seen) == 8
+    # order is kept: embedding a reversed input gives reversed rows
+    np.testing.assert_allclose(embed_images(tiny, sample.images[::-1].copy(), batch_size=8), full[::-1], atol=1e-5)
+
+
+def test_pil_images_take_the_model_preprocess(tiny):
+    from PIL import Image
+
+    ims = [Image.new("RGB", (50 + i, 40), (i * 30, 90, 200)) for i in range(4)]
+    assert embed_images(tiny, ims).shape == (4, 128)
+
+
+def test_prompt_ensembling_differs_from_single_template(tiny):
+    one = embed_prompts(tiny, ["cat", "dog"], "a photo of a {c}")
+    two = embed_prompts(tiny, ["cat", "dog"], ["a photo of a {c}", "a drawing of a {c}"])
+    assert one.shape == two.shape == (2, 128)
+    assert not np.allclose(one, two)
+    with pytest.raises(ValueError, match=r"\{c\}"):
+        embed_prompts(tiny, ["cat"], "no slot")
+
+
+def test_cache_hit_skips_the_forward_pass(tiny, sample, tmp_path, monkeypatch):
+    first = embed_dataset(tiny, sample, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    import core.embed as embed_module
+
+    def boom(*a, **k):
+        raise AssertionError("forward pass ran on a cache hit")
+
+    monkeypatch.setattr(embed_module, "embed_images", boom)
+    second = embed_dataset(tiny, sample, cache_dir=tmp_path)
+    np.testing.assert_array_equal(first.image, second.image)
+    assert second.random_weights and "RANDOM" in second.model_label
+
+
+def test_fingerprint_changes_with_data(sample):
+    other = sample.subset(np.arange(36))
+    assert data_fingerprint(sample) != data_fingerprint(other)
+    assert data_fingerprint(sample) == data_fingerprint(sample.subset(np.arange(37)))

@@ -1,0 +1,206 @@
+"""core.store: atomic writes, loading, de-duplication, compaction, parameterised queries."""
+from __future__ import annotations
+
+import io
+import json
+import threading
+
+import pandas as pd
+import pytest
+
+from core import schema, store
+from tests.fixtures import FIXTURE_SOURCE, make_fixture_records, write_fixture_store
+
+
+def _record(run_id="r1", **kw):
+    rec = {"run_id": run_id, "status": "ok", "model": "m", "pretrained": "p", "method": "full",
+           "dataset": "d", "seed": 0, "source": "test", "zs_acc": 50.0, "ft_acc": 60.0}
+    rec.update(kw)
+    return rec
+
+
+def test_default_roots_follow_env(monkeypatch, tmp_path):
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path))
+    assert store.default_roots() == [store.SHIPPED_DIR, tmp_path]
+    monkeypatch.delenv(store.ENV_VAR)
+    assert store.default_roots()[-1] == store.REPO_ROOT / "results"
+
+
+def test_write_record_is_atomic_and_round_trips(tmp_path):
+    path = store.write_record(_record(config={"lr": 0.1}, custom_field=7), tmp_path)
+    assert path == tmp_path / "r1.json"
+    assert [p.name for p in tmp_path.iterdir()] == ["r1.json"]  # no temp file left behind
+    on_disk = json.loads(path.read_text())
+    assert on_disk["created_at"]  # filled in by the writer
+    row = store.load_runs([tmp_path]).iloc[0]
+    back = store.row_to_record(row.to_dict())
+    assert back["config"] == {"lr": 0.1} and back["custom_field"] == 7 and back["zs_acc"] == 50.0
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"status": "maybe"}, "status"),
+    ({"run_id": "../escape"}, "run_id"),
+    ({"run_id": ".hidden"}, "run_id"),
+    ({"zs_acc": None}, "zs_acc"),
+])
+def test_write_record_rejects_bad_records(tmp_path, bad, match):
+    with pytest.raises(schema.SchemaError, match=match):
+        store.write_record(_record(**bad), tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_load_runs_missing_root_gives_empty_frame_with_columns(tmp_path):
+    df = store.load_runs([tmp_path / "nope"])
+    assert df.empty and list(df.columns) == list(store.COLUMNS)
+
+
+def test_load_runs_reads_fixture_store_recursively(tmp_path):
+    write_fixture_store(tmp_path / "a", n_datasets=3, methods=("full",))
+    write_fixture_store(tmp_path / "b" / "deep", n_datasets=2, methods=("lora",))
+    df = store.load_runs([tmp_path])
+    assert len(df) == 5 and set(df["method"]) == {"full", "lora"}
+    assert (df["source"] == FIXTURE_SOURCE).all()
+    assert json.loads(df["ood_before"].iloc[0]) == {"ood-a": 60.0, "ood-b": 50.0}
+    assert df["created_at"].is_monotonic_increasing
+
+
+def test_duplicate_run_keeps_newest_created_at(tmp_path):
+    store.write_record(_record(ft_acc=61.0, created_at="2025-01-02T00:00:00+00:00"), tmp_path / "new")
+    store.write_record(_record(ft_acc=99.0, created_at="2025-01-01T00:00:00+00:00"), tmp_path / "old")
+    df = store.load_runs([tmp_path / "old", tmp_path / "new"])
+    assert len(df) == 1 and df["ft_acc"].iloc[0] == 61.0
+
+
+def test_compact_merges_and_keeps_data(tmp_path):
+    write_fixture_store(tmp_path, n_datasets=4, methods=("full", "lora"))
+    before = store.load_runs([tmp_path])
+    (tmp_path / "broken.json").write_text("{not json")
+    made = store.compact(tmp_path)
+    assert made is not None and made.name.startswith("compacted-")
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["broken.json"]  # invalid kept
+    after = store.load_runs([tmp_path])
+    pd.testing.assert_frame_equal(before, after)
+    # a second compaction folds new JSON and the old Parquet into one file
+    store.write_record(_record("late", created_at="2030-01-01T00:00:00+00:00"), tmp_path)
+    second = store.compact(tmp_path)
+    assert [p.name for p in tmp_path.glob("*.parquet")] == [second.name]
+    assert len(store.load_runs([tmp_path])) == len(before) + 1
+    assert store.compact(tmp_path) is None  # nothing left to merge
+
+
+def test_compact_missing_root_raises(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        store.compact(tmp_path / "nope")
+
+
+def test_reader_never_fails_while_writing_and_compacting(tmp_path):
+    records = make_fixture_records(n_datasets=10, methods=("full", "lora", "bitfit"))
+    stop, errors, counts = threading.Event(), [], []
+
+    def write_and_compact():
+        try:
+            for i, rec in enumerate(records):
+                store.write_record(rec, tmp_path)
+                if i % 7 == 0:
+                    store.compact(tmp_path)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    writer = threading.Thread(target=write_and_compact)
+    writer.start()
+    while not stop.is_set():
+        try:
+            counts.append(len(store.load_runs([tmp_path])))
+        except Exception as exc:
+            errors.append(exc)
+            break
+    writer.join()
+    assert not errors
+    assert counts == sorted(counts)  # runs never disappear from a reader's view
+    assert len(store.load_runs([tmp_path])) == len(records)
+
+
+@pytest.fixture()
+def runs(tmp_path):
+    write_fixture_store(tmp_path, n_datasets=4, methods=("full", "bitfit", "lora"), n_failed=1)
+    return store.load_runs([tmp_path])
+
+
+def test_query_filters_search_sort_limit(runs):
+    out = store.query_runs(runs, filters={"method": ["lora", "full"], "status": ["ok"]})
+    assert set(out["method"]) == {"lora", "full"} and len(out) == 7
+    assert len(store.query_runs(runs, filters={"method": []})) == len(runs)  # empty = no filter
+    assert set(store.query_runs(runs, search="  BITF ")["method"]) == {"bitfit"}
+    top = store.query_runs(runs, sort_by="id_gain", limit=3)
+    assert list(top["id_gain"]) == sorted(runs["id_gain"].dropna(), reverse=True)[:3]
+    last = store.query_runs(runs, sort_by="id_gain", descending=False)
+    assert pd.isna(last["id_gain"].iloc[-1])  # the failed run's null sorts last
+    assert len(store.query_runs(runs, limit=0)) == 0
+
+
+def test_query_treats_user_text_as_data(runs):
+    assert store.query_runs(runs, filters={"method": ["x' OR 1=1 --"]}).empty
+    assert store.query_runs(runs, search="%").empty  # not a LIKE wildcard
+    assert store.query_runs(runs, search="'; DROP TABLE runs; --").empty
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"filters": {"error": ["x"]}}, "unknown filter"),
+    ({"sort_by": "id_gain; DROP"}, "cannot sort"),
+    ({"sort_by": "config"}, "cannot sort"),
+    ({"limit": -1}, "limit"),
+])
+def test_query_rejects_bad_arguments(runs, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        store.query_runs(runs, **kwargs)
+
+
+def test_run_details_parses_nested_fields(runs):
+    run_id = runs["run_id"].iloc[0]
+    details = store.run_details(runs, run_id)
+    assert details["command"] == f"python -m jobs.grid --only {run_id}"
+    assert details["config"]["method"] == details["method"]
+    table = {row["set"]: row for row in details["ood_table"]}
+    assert set(table) == {"ood-a", "ood-b"}
+    assert table["ood-a"]["change"] == pytest.approx(details["ood_change"])
+    with pytest.raises(KeyError, match="no run"):
+        store.run_details(runs, "missing")
+
+
+def test_model_metadata_from_provenance(runs):
+    meta = store.model_metadata(runs)
+    assert len(meta) == 1
+    row = meta.iloc[0]
+    assert (row["model"], row["total_params"], row["embed_dim"]) == ("worldclip-tiny", 1_000_000, 128)
+    assert row["weights_source"] == "synthetic" and not row["random_weights"] and row["n_runs"] == 12
+
+
+def test_csv_neutralises_formulas_and_parquet_round_trips(runs):
+    df = pd.DataFrame({"text": ["=HYPERLINK(\"x\")", "+1", "-2", "@SUM(A1)", "plain"],
+                       "num": [-1.5, 2.0, 3.0, 4.0, 5.0]})
+    back = pd.read_csv(io.BytesIO(store.to_csv_bytes(df)))
+    assert list(back["text"]) == ["'=HYPERLINK(\"x\")", "'+1", "'-2", "'@SUM(A1)", "plain"]
+    assert list(back["num"]) == [-1.5, 2.0, 3.0, 4.0, 5.0]
+    again = pd.read_parquet(io.BytesIO(store.to_parquet_bytes(runs)))
+    assert list(again["run_id"]) == list(runs["run_id"])
+
+
+def test_query_without_arguments_is_identity_and_handles_empty(runs):
+    pd.testing.assert_frame_equal(store.query_runs(runs), runs)
+    shuffled = runs.sample(frac=1.0, random_state=0)
+    assert list(store.query_runs(shuffled, sort_by="seed")["run_id"]) == list(
+        store.query_runs(runs, sort_by="seed")["run_id"])  # input order does not change a sort
+    empty = store.query_runs(runs.iloc[0:0], filters={"model": ["m"]}, search="x", sort_by="iimm")
+    assert empty.empty and list(empty.columns) == list(runs.columns)
+
+
+def test_nan_in_nested_fields_becomes_null_and_stored_ids_survive_compaction(tmp_path):
+    store.write_record(_record(zero_shot={"iimm": 0.3, "silhouette": float("nan")}), tmp_path)
+    text = (tmp_path / "r1.json").read_text()
+    assert "NaN" not in text and json.loads(text)["zero_shot"] == {"iimm": 0.3, "silhouette": None}
+    store.write_record(_record("r2", status="failed", ft_acc=None, error="boom"), tmp_path)
+    store.compact(tmp_path)
+    assert store.stored_run_ids(tmp_path) == {"r1", "r2"}
+    assert store.stored_run_ids(tmp_path, ok_only=True) == {"r1"}

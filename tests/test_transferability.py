@@ -1,0 +1,299 @@
+"""core.transferability: known answers, naive re-computations, separable > independent, bad input."""
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pytest
+
+from core import transferability as tr
+
+FEATURE_FNS = ["gbc", "h_score", "transrate", "sfda", "ncti", "logme"]
+
+
+def clusters(n=240, d=12, k=4, noise=0.15, seed=0):
+    """Unit features around k well-spread class centres, and the same features with shuffled labels."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    centres = np.linalg.qr(rng.standard_normal((d, k)))[0].T  # orthonormal: well spread
+    x = centres[y] + noise * rng.standard_normal((n, d))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x, y, rng.permutation(y), centres
+
+
+def call(name, x, y, **kw):
+    return tr.BASELINES[name][0](x, y, **kw)
+
+
+# ----------------------------------------------------------------------------- ordering
+@pytest.mark.parametrize("name", FEATURE_FNS)
+def test_separable_beats_independent(name):
+    x, y, y_shuffled, _ = clusters()
+    assert call(name, x, y) > call(name, x, y_shuffled) + 1e-6
+
+
+def test_emms_separable_beats_independent_and_perfect_is_zero():
+    x, y, y_shuffled, centres = clusters()
+    assert tr.emms(x, y, label_embeddings=centres) > tr.emms(x, y_shuffled, label_embeddings=centres) + 0.1
+    # features that ARE the label embeddings: exact regression, score 0 (the maximum)
+    assert tr.emms(centres[y] * 3.0, y, label_embeddings=centres) == pytest.approx(0.0, abs=1e-10)
+
+
+def test_emms_mixture_picks_the_predictable_encoder():
+    x, y, _, centres = clusters(seed=3)
+    rng = np.random.default_rng(1)
+    junk = rng.standard_normal(centres.shape)
+    good = tr.emms(centres[y], y, label_embeddings=[junk, centres])
+    assert good == pytest.approx(0.0, abs=1e-8)
+    assert tr.emms(x, y, label_embeddings=[junk, centres]) >= tr.emms(x, y, label_embeddings=centres) - 1e-9
+
+
+# ----------------------------------------------------------------------------- GBC
+def test_gbc_hand_checked_1d():
+    # class 0: {0, 2}, class 1: {2, 4}: means 1, 3; variances 1, 1.
+    # D_B = (3-1)^2 / (8 * 1) + 0 = 0.5; GBC = -(BC01 + BC10) = -2 exp(-0.5)
+    x = np.array([[0.0], [2.0], [2.0], [4.0]])
+    assert tr.gbc(x, np.array([0, 0, 1, 1]), pca_dim=None) == pytest.approx(-2 * math.exp(-0.5), abs=1e-8)
+    # identical class distributions: every BC = 1 -> -K(K-1)
+    x2 = np.array([[0.0], [2.0], [0.0], [2.0], [2.0], [0.0]])
+    assert tr.gbc(x2, np.array([0, 0, 1, 1, 2, 2]), pca_dim=None) == pytest.approx(-6.0, abs=1e-8)
+
+
+def test_gbc_unequal_variances_hand_checked():
+    # class 0: {-1, 1} (var 1), class 1: {-2, 2} (var 4), equal means:
+    # D_B = 1/2 ln(2.5 / sqrt(1 * 4)) = 1/2 ln 1.25 -> BC = 1.25 ** -0.5
+    x = np.array([[-1.0], [1.0], [-2.0], [2.0]])
+    assert tr.gbc(x, np.array([0, 0, 1, 1]), pca_dim=None) == pytest.approx(-2 / math.sqrt(1.25), abs=1e-8)
+
+
+def test_gbc_pca_makes_it_rotation_invariant():
+    x, y, _, _ = clusters(d=6)
+    q = np.linalg.qr(np.random.default_rng(2).standard_normal((6, 6)))[0]
+    assert tr.gbc(x @ q, y, pca_dim=4) == pytest.approx(tr.gbc(x, y, pca_dim=4), rel=1e-8)
+
+
+# ----------------------------------------------------------------------------- H-score
+def test_h_score_hand_checked_1d():
+    # class means 1, 5 around 3 -> between var 4; total var (9+1+1+9)/4 = 5 -> 0.8
+    x = np.array([[0.0], [2.0], [4.0], [6.0]])
+    assert tr.h_score(x, np.array([0, 0, 1, 1]), shrinkage=None) == pytest.approx(0.8, abs=1e-12)
+
+
+@pytest.mark.parametrize("shrinkage", [None, 0.3])
+def test_h_score_matches_naive(shrinkage):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((50, 5))
+    y = rng.integers(0, 3, 50)
+    cov = np.cov(x.T, bias=True)
+    if shrinkage:
+        cov = (1 - shrinkage) * cov + shrinkage * np.trace(cov) / 5 * np.eye(5)
+    g = np.array([x[y == c].mean(0) for c in y])  # E[f | y] per sample
+    ref = np.trace(np.linalg.pinv(cov) @ np.cov(g.T, bias=True))
+    assert tr.h_score(x, y, shrinkage=shrinkage) == pytest.approx(ref, rel=1e-10)
+
+
+# ----------------------------------------------------------------------------- TransRate
+def test_transrate_matches_naive_logdets():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((30, 4))
+    y = np.r_[np.zeros(20, int), np.ones(7, int), np.full(3, 2)]  # class 2 has fewer samples than d
+    z = x - x.mean(0)
+
+    def rate(a, eps=0.5):
+        return 0.5 * np.linalg.slogdet(np.eye(4) + a.T @ a / (len(a) * eps))[1]
+
+    ref = rate(z) - sum((y == c).mean() * rate(z[y == c]) for c in range(3))
+    assert tr.transrate(x, y, eps=0.5) == pytest.approx(ref, rel=1e-10)
+
+
+def test_transrate_zero_when_classes_share_a_distribution():
+    # logdet is concave, so TransRate >= 0 with equality iff class second moments agree
+    x = np.random.default_rng(6).standard_normal((20, 3))
+    both = np.vstack([x, x])
+    assert tr.transrate(both, np.r_[np.zeros(20, int), np.ones(20, int)]) == pytest.approx(0.0, abs=1e-9)
+
+
+# ----------------------------------------------------------------------------- SFDA / NCTI
+def test_sfda_is_a_probability_and_near_one_when_separated():
+    x, y, y_shuffled, _ = clusters(noise=0.02)
+    assert 0.99 < tr.sfda(x, y) <= 1.0
+    assert 0.0 < tr.sfda(x, y_shuffled) < 0.6
+    assert tr.sfda(x, y, challenge=0.0) >= tr.sfda(x, y, challenge=1.0) - 1e-12
+
+
+def test_ncti_terms_on_a_simplex_etf():
+    ang = 2 * np.pi * np.arange(3) / 3
+    etf = np.c_[np.cos(ang), np.sin(ang)]
+    y = np.repeat(np.arange(3), 10)
+    x = etf[y] + 1e-4 * np.random.default_rng(7).standard_normal((30, 2))
+    terms = tr.ncti_terms(x, y)
+    assert terms["seli"] == pytest.approx(1.0, abs=1e-6)  # equal singular values: the ETF optimum
+    assert terms["ncc"] == pytest.approx(0.0, abs=1e-9)  # nearest-centre classifier is certain
+    assert terms["vc"] > 10  # within-class variance ~1e-8 of between-class
+    assert tr.ncti(x, y) == pytest.approx(sum(terms.values()))
+    # two collinear class means (0 and 2 identical direction) are far from an ETF
+    bad = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.0]])[y]
+    assert tr.ncti_terms(bad + 1e-4, y)["seli"] < 0.99
+
+
+# ----------------------------------------------------------------------------- LogME
+def naive_evidence(f, y, alpha, beta):
+    n, d = f.shape
+    a = alpha * np.eye(d) + beta * f.T @ f
+    m = beta * np.linalg.solve(a, f.T @ y)
+    return (n / 2 * np.log(beta) + d / 2 * np.log(alpha) - n / 2 * np.log(2 * np.pi)
+            - beta / 2 * np.sum((f @ m - y) ** 2) - alpha / 2 * m @ m - 0.5 * np.linalg.slogdet(a)[1]) / n
+
+
+def test_logme_evidence_matches_naive_and_is_a_maximum():
+    rng = np.random.default_rng(8)
+    f = rng.standard_normal((40, 6))
+    y = f @ rng.standard_normal(6) * 0.5 + rng.standard_normal(40)
+    sig2, z = tr._spectrum(f, (f.T @ y)[:, None])
+    ev, alpha, beta = tr._logme_fit(sig2, z, np.array([y @ y]), 40, 6)
+    assert ev[0] == pytest.approx(naive_evidence(f, y, alpha[0], beta[0]), rel=1e-10)
+    for fa, fb in [(1.3, 1), (0.7, 1), (1, 1.3), (1, 0.7)]:
+        assert naive_evidence(f, y, alpha[0] * fa, beta[0] * fb) < ev[0]
+
+
+def test_logme_rank_deficient_matches_naive():
+    # n < d: only n nonzero singular values; the d - n null directions of F enter
+    # log|A| through alpha alone, which the naive d x d determinant checks.
+    rng = np.random.default_rng(8)
+    f = rng.standard_normal((5, 9))
+    y = rng.standard_normal(5)
+    sig2, z = tr._spectrum(f, (f.T @ y)[:, None])
+    assert len(sig2) == 5
+    ev, alpha, beta = tr._logme_fit(sig2, z, np.array([y @ y]), 5, 9)
+    assert ev[0] == pytest.approx(naive_evidence(f, y, alpha[0], beta[0]), rel=1e-6)
+
+
+def test_logme_one_hot_targets_match_naive():
+    x, y, _, _ = clusters(n=60, d=5, k=3)
+    res = [tr._logme_fit(*tr._spectrum(x, x.T @ (y == c)[:, None].astype(float)),
+                         np.array([float((y == c).sum())]), 60, 5) for c in range(3)]
+    ref = np.mean([naive_evidence(x, (y == c).astype(float), r[1][0], r[2][0]) for c, r in enumerate(res)])
+    assert tr.logme(x, y) == pytest.approx(ref, rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- LEEP / NCE
+def entropy(y):
+    p = np.bincount(y) / len(y)
+    p = p[p > 0]
+    return -float((p * np.log(p)).sum())
+
+
+def test_leep_known_answers():
+    y = np.array([0, 0, 0, 1, 2, 2])
+    assert tr.leep(np.eye(3)[y], y) == pytest.approx(0.0, abs=1e-12)  # perfect one-hot source predictions
+    assert tr.leep(np.eye(4)[[3, 3, 3, 0, 1, 1]], y) == pytest.approx(0.0, abs=1e-12)  # any injective relabel
+    # uniform predictions carry no information: LEEP = mean log P(y_i) = -H(Y)
+    assert tr.leep(np.full((6, 5), 0.2), y) == pytest.approx(-entropy(y), abs=1e-12)
+
+
+def test_leep_matches_naive():
+    rng = np.random.default_rng(9)
+    p = rng.dirichlet(np.ones(4), 25)
+    y = rng.integers(0, 3, 25)
+    joint = np.array([[p[y == a, z].sum() / 25 for z in range(4)] for a in range(3)])
+    cond = joint / joint.sum(0)
+    ref = np.mean([np.log(sum(cond[y[i], z] * p[i, z] for z in range(4))) for i in range(25)])
+    assert tr.leep(p, y) == pytest.approx(ref, abs=1e-12)
+
+
+def test_nce_known_answers():
+    y = np.array([0, 0, 1, 1, 1, 2])
+    # a deterministic many-to-one mapping z -> y: H(Y|Z) = 0
+    z = np.array([0, 3, 1, 1, 4, 2])
+    assert tr.nce(np.eye(5)[z], y) == 0.0
+    # constant source prediction: NCE = -H(Y)
+    assert tr.nce(np.tile([0.1, 0.9], (6, 1)), y) == pytest.approx(-entropy(y), abs=1e-12)
+    # balanced binary Y, one source class: -H(Y) = -log 2
+    assert tr.nce(np.eye(2)[[0, 0, 0, 0]], np.array([0, 0, 1, 1])) == pytest.approx(-math.log(2))
+
+
+# ----------------------------------------------------------------------------- purity and registry
+def test_no_mutation():
+    x, y, _, centres = clusters(n=60, d=5, k=3)
+    x32, p = x.astype(np.float32), np.random.default_rng(0).dirichlet(np.ones(3), 60)
+    before = [a.copy() for a in (x32, y, p, centres)]
+    tr.all_scores(x32, y, probs=p, label_embeddings=centres)
+    assert all(np.array_equal(a, b) for a, b in zip((x32, y, p, centres), before))
+
+
+def test_all_scores_and_registry():
+    x, y, _, centres = clusters(n=60, d=5, k=3)
+    p = np.random.default_rng(0).dirichlet(np.ones(3), 60)
+    assert set(tr.all_scores(x, y)) == set(FEATURE_FNS)
+    full = tr.all_scores(x, y, probs=p, label_embeddings=centres)
+    assert set(full) == set(tr.BASELINES) and all(np.isfinite(v) for v in full.values())
+    assert full["logme"] == tr.logme(x, y)
+    assert all(callable(fn) and "higher" in text for fn, text in tr.BASELINES.values())
+
+
+def test_all_scores_nan_when_an_assumption_fails(caplog):
+    x, y, _, _ = clusters(n=61, d=5, k=3)
+    y = y.copy()
+    y[-1] = 7  # a class with one sample
+    with caplog.at_level(logging.WARNING, logger="core.transferability"):
+        s = tr.all_scores(x, y)
+    assert math.isnan(s["gbc"]) and "gbc" in caplog.text and np.isfinite(s["logme"])
+
+
+# ----------------------------------------------------------------------------- bad input
+XB, YB, _, CB = clusters(n=12, d=3, k=2)
+
+
+@pytest.mark.parametrize("name", FEATURE_FNS)
+@pytest.mark.parametrize("x,y,match", [
+    (np.where(np.arange(36).reshape(12, 3) == 5, np.nan, XB), YB, "features contains NaN or inf"),
+    (XB, np.zeros(12, int), "at least 2 distinct classes"),
+    (XB, YB[:5], "labels has length 5"),
+    (XB, YB + 0.5, "labels must be integers"),
+    (XB[:1], YB[:1], "features needs at least 2 samples"),
+    (XB[0], YB, "features must be 2-D"),
+])
+def test_bad_features(name, x, y, match):
+    with pytest.raises(ValueError, match=match):
+        call(name, x, y)
+
+
+def test_bad_options_and_assumptions():
+    with pytest.raises(ValueError, match="gbc needs at least 2 samples per class"):
+        tr.gbc(XB[:3], np.array([0, 0, 1]))
+    with pytest.raises(ValueError, match="pca_dim"):
+        tr.gbc(XB, YB, pca_dim=0)
+    with pytest.raises(ValueError, match="shrinkage"):
+        tr.h_score(XB, YB, shrinkage=2.0)
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        tr.transrate(XB, YB, eps=0)
+    with pytest.raises(ValueError, match="challenge"):
+        tr.sfda(XB, YB, challenge=1.5)
+    with pytest.raises(ValueError, match="a must be >= 0"):
+        tr.sfda(XB, YB, a=-1.0)
+
+
+@pytest.mark.parametrize("probs,match", [
+    (np.full((12, 2), 0.4), "rows must sum to 1"),
+    (np.tile([1.5, -0.5], (12, 1)), "non-negative"),
+    (np.full((12, 2), np.nan), "probs contains NaN"),
+    (np.full(12, 0.5), "probs must be 2-D"),
+])
+def test_bad_probs(probs, match):
+    for fn in (tr.leep, tr.nce):
+        with pytest.raises(ValueError, match=match):
+            fn(probs, YB)
+
+
+def test_bad_label_embeddings():
+    with pytest.raises(ValueError, match="labels out of range"):
+        tr.emms(XB, YB + 1, label_embeddings=CB)
+    with pytest.raises(ValueError, match="same width"):
+        tr.emms(XB, YB, label_embeddings=[CB, CB[:, :2]])
+    with pytest.raises(ValueError, match="zero-norm row"):
+        tr.emms(XB, YB, label_embeddings=np.zeros_like(CB))
+    with pytest.raises(ValueError, match="label_embeddings is empty"):
+        tr.emms(XB, YB, label_embeddings=[])
+    with pytest.raises(ValueError, match="label_embeddings\\[0\\] contains NaN"):
+        tr.emms(XB, YB, label_embeddings=np.full_like(CB, np.nan))

@@ -1,0 +1,83 @@
+"""The generated world: deterministic bytes, vocabulary coverage, task suite shape."""
+import numpy as np
+import pytest
+
+from core.data import world
+from core.data.registry import get_dataset, list_datasets, load_split
+
+
+def test_regenerating_a_task_gives_identical_bytes():
+    world.load_world_split.cache_clear()
+    first = world.load_world_split("letters", "test").images.copy()
+    world.load_world_split.cache_clear()
+    second = world.load_world_split("letters", "test").images
+    assert first.tobytes() == second.tobytes()
+
+
+def test_pretraining_batches_are_deterministic_and_differ_by_step():
+    a_img, a_cap = world.pretraining_batch(3, 7, 64)
+    b_img, b_cap = world.pretraining_batch(3, 7, 64)
+    c_img, _ = world.pretraining_batch(3, 8, 64)
+    assert a_img.tobytes() == b_img.tobytes() and a_cap == b_cap
+    assert a_img.tobytes() != c_img.tobytes()
+    assert a_img.shape == (64, 32, 32, 3) and a_img.dtype == np.uint8
+
+
+def test_every_prompt_word_occurs_in_pretraining_captions():
+    vocab = world.vocabulary_words()
+    missing = set()
+    for task in world.TASKS:
+        for name in task.class_names:
+            prompt = task.template.format(c=name).lower().replace('"', " ").replace(":", " ")
+            missing |= {w for w in prompt.split() if w not in vocab}
+    assert not missing, f"prompt words never seen in pretraining: {missing}"
+
+
+def test_suite_has_15_finetune_tasks_and_a_disjoint_ood_panel():
+    assert len(world.FINETUNE_TASKS) >= 15
+    assert 3 <= len(world.OOD_PANEL) <= 5
+    assert not set(world.FINETUNE_TASKS) & set(world.OOD_PANEL)
+    families = {world.get_world_task(n).family for n in world.FINETUNE_TASKS}
+    assert len(families) >= 5, "tasks must differ in image distribution, not only in prompts"
+
+
+@pytest.mark.parametrize("name", ["chart-trend", "bar-count", "scene-kind", "stripe-orientation"])
+def test_task_labels_cover_all_classes(name):
+    data = load_split(name, "train")
+    assert len(data) == world.get_world_task(name).n_train
+    assert set(np.unique(data.labels)) == set(range(len(data.class_names)))
+
+
+def test_train_and_test_splits_differ():
+    train, test = load_split("shape-kind", "train"), load_split("shape-kind", "test")
+    assert train.images[:50].tobytes() != test.images[:50].tobytes()
+
+
+def test_handwritten_task_never_uses_pretraining_digit_images():
+    rng = np.random.default_rng(0)
+    _, pre = world.W.render_handwritten(rng, 200, pool="pretrain")
+    assert pre["digit"].shape == (200,)
+    images, targets = world.W._handwritten()
+    # pools are the even (pretraining) and odd (tasks) indices of load_digits
+    assert len(images) == len(targets) == 1797
+
+
+def test_registry_knows_world_and_torchvision_and_rejects_unknown():
+    names = {d.name for d in list_datasets()}
+    assert {"shape-kind", "scene-kind", "cifar100", "eurosat"} <= names
+    assert get_dataset("eurosat").template == "a centered satellite photo of a {c}"
+    with pytest.raises(ValueError, match="unknown dataset 'nope'"):
+        get_dataset("nope")
+    with pytest.raises(ValueError, match="split must be"):
+        load_split("shape-kind", "val")
+
+
+def test_image_folder_dataset(tmp_path):
+    from PIL import Image
+
+    for cls in ("cat", "dog"):
+        (tmp_path / "train" / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (10, 12), (i * 40, 0, 0)).save(tmp_path / "train" / cls / f"{i}.png")
+    data = load_split(f"folder:{tmp_path}", "train")
+    assert data.class_names == ["cat", "dog"] and list(data.labels) == [0, 0, 0, 1, 1, 1]
