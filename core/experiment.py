@@ -117,7 +117,7 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         import torch
 
         from core.evaluate import evaluate_run
-        from core.methods import build_method, count_parameters
+        from core.methods import build_method, count_parameters, get_method
         from core.models import load_model
         from core.data.registry import load_split
         from core.train import TrainRecipe, train
@@ -141,15 +141,15 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
                     embed_dim=int(loaded.model.text_projection.shape[-1])
                     if getattr(loaded.model, "text_projection", None) is not None else None,
                     weights_source=spec.weights_source)
-        recipe = TrainRecipe(**{**cell.get("train", {}), "seed": record["seed"]})
-        t_train = time.time()
-        result = train(module, train_data, recipe, progress=progress)
-        prov["train_time_s"] = round(time.time() - t_train, 2)
-        prov["train"] = {k: v for k, v in vars(result).items() if k in ("steps", "samples_per_s", "best_val_acc")}
+        if get_method(record["method"]).trains:
+            recipe = TrainRecipe(**{**cell.get("train", {}), "seed": record["seed"]})
+            result = train(module, train_data, recipe, progress=progress)
+            prov["train"] = {k: getattr(result, k) for k in ("steps", "train_time_s", "samples_per_s",
+                                                             "best_val_acc", "best_step")}
         ood_data = {name: load_split(name, "test") for name in record["ood_sets"]}
         after = evaluate_run(module, test_data, ood_data)
-        ft_acc = float(after["task"])
-        ood_after = {name: float(after["ood"][name]) for name in record["ood_sets"]}
+        ft_acc = float(after["test_acc"])
+        ood_after = {name: float(after["ood_acc"][name]) for name in record["ood_sets"]}
         record.update(zs_acc=zs_acc, ft_acc=ft_acc, ood_before=ood_before, ood_after=ood_after,
                       **outcome_fields(zs_acc, ft_acc, ood_before, ood_after))
         record["status"] = "ok"

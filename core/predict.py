@@ -81,7 +81,7 @@ class ForecastResult:
     def title(self) -> str:
         """One line naming the model; says RANDOM WEIGHTS when the model is untrained."""
         label = self.model_label
-        if self.random_weights and "RANDOM" not in label.upper():
+        if self.random_weights and "RANDOM WEIGHTS" not in label.upper():
             label += " (RANDOM WEIGHTS, untrained)"
         return f"{label}: {self.n_images} images in {self.n_classes} classes"
 
@@ -253,6 +253,17 @@ def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
                                    n_boot=n_boot, timings=timings, **kwargs)
 
 
+def forecast_for_npz(arrays: dict[str, Any], runs_df: pd.DataFrame, model_key: str,
+                     **kwargs: Any) -> ForecastResult:
+    """Forecast from precomputed embeddings (``core.upload.load_embeddings_npz`` output) said to
+    come from the registry model ``model_key``, whose stored runs are the reference."""
+    spec = spec_for(model_key)
+    return forecast_for_embeddings(arrays["image_embeddings"], arrays["text_embeddings"], arrays["labels"],
+                                   list(arrays["class_names"]), runs_df, model=spec.arch,
+                                   pretrained=spec.pretrained_tag, random_weights=spec.random_weights,
+                                   model_label=f"{spec.label}, uploaded embeddings", **kwargs)
+
+
 def reference_runs(runs_df: pd.DataFrame, model: str, pretrained: str,
                    method: str | None = None) -> pd.DataFrame:
     """The stored runs a forecast for (model, pretrained) is fitted on, optionally one method."""
@@ -262,5 +273,5 @@ def reference_runs(runs_df: pd.DataFrame, model: str, pretrained: str,
     return runs_df[mask]
 
 
-__all__ = ["ForecastResult", "OUTCOMES", "forecast_for_embeddings", "forecast_for_sample",
-           "grid_command", "reference_runs", "softmax_probs"]
+__all__ = ["ForecastResult", "OUTCOMES", "forecast_for_embeddings", "forecast_for_npz",
+           "forecast_for_sample", "grid_command", "reference_runs", "softmax_probs"]

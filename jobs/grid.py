@@ -107,10 +107,19 @@ def pending_cells(grid: Grid, results: Path, *, retry_failed: bool) -> list[dict
 
 
 def execute_cell(cell: dict[str, Any], results: str, cache_dir: str | None = None, device: str = "cpu",
-                 command: str = "", retry_failed: bool = False) -> str:
-    """Run one cell unless finished or locked elsewhere; write its record. Returns 'done'|'skipped'|'locked'."""
+                 command: str = "", retry_failed: bool = False, threads: int | None = None) -> str:
+    """Run one cell unless finished or locked elsewhere; write its record.
+
+    Returns 'done', 'failed', 'skipped' (already finished) or 'locked' (another runner has it).
+    threads: CPU threads for torch in this process (CPU workers share the cores).
+    """
     from core.experiment import cell_id, run_cell
     from core.store import write_record
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
     results_dir = Path(results)
     run_id = cell_id(cell)
@@ -151,6 +160,7 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
     log.info("grid %s: %d cells, %d already finished, %d to run", grid.name, counts["total"], counts["already"],
              len(pending))
     devices = _devices(workers)
+    threads = max(1, (os.cpu_count() or 1) // len(devices)) if devices[0] == "cpu" else None
     started = time.time()
 
     def report(i: int, cell: dict, outcome: str) -> None:
@@ -164,7 +174,7 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
         for i, cell in enumerate(pending):
             log.info("running %s", _describe(cell))
             report(i, cell, execute_cell(cell, str(results), str(cache_dir) if cache_dir else None, devices[0],
-                                         command, retry_failed))
+                                         command, retry_failed, threads))
         return counts
     from concurrent.futures import ProcessPoolExecutor, as_completed
     import multiprocessing
@@ -172,7 +182,7 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(len(devices), mp_context=ctx) as pool:
         futures = {pool.submit(execute_cell, cell, str(results), str(cache_dir) if cache_dir else None,
-                               devices[i % len(devices)], command, retry_failed): cell
+                               devices[i % len(devices)], command, retry_failed, threads): cell
                    for i, cell in enumerate(pending)}
         for i, fut in enumerate(as_completed(futures)):
             report(i, futures[fut], fut.result())

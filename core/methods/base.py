@@ -133,6 +133,11 @@ class ClassifierModel(nn.Module):
                                        if tower_of(n) == "text")
         return self._text_trainable
 
+    def _apply(self, fn, recurse=True):  # .to()/.cuda()/.half(): cached prompt features would be stale
+        super()._apply(fn, recurse)
+        self.clear_cache()
+        return self
+
     def train(self, mode: bool = True) -> "ClassifierModel":
         super().train(mode)
         self._text_trainable = None

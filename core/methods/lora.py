@@ -28,10 +28,12 @@ from core.methods.targets import parse_towers, qkv_targets
 
 @dataclass
 class LoRAConfig(MethodConfig):
-    """rank r; scale = alpha / r in peft terms (the study: fixed 0.2); parts: subset of 'qkv'."""
+    """rank r; scale multiplies B @ A (the study: fixed 0.2). ``alpha``, if set, overrides it with
+    peft's convention scale = alpha / rank. parts: the row blocks to adapt, a subset of 'qkv'."""
 
     rank: int = 4
     scale: float = 0.2
+    alpha: float | None = None
     parts: str = "qv"
     towers: str = "both"
     init_seed: int = 0
@@ -39,9 +41,14 @@ class LoRAConfig(MethodConfig):
     def __post_init__(self) -> None:
         require(isinstance(self.rank, int) and self.rank >= 1, f"rank must be an integer >= 1, got {self.rank!r}")
         require(self.scale > 0, f"scale must be > 0, got {self.scale}")
+        require(self.alpha is None or self.alpha > 0, f"alpha must be > 0 or None, got {self.alpha}")
         require(bool(self.parts) and set(self.parts) <= set("qkv") and len(set(self.parts)) == len(self.parts),
                 f"parts must be a non-empty subset of 'qkv' such as 'qv', got {self.parts!r}")
         parse_towers(self.towers)
+
+    @property
+    def effective_scale(self) -> float:
+        return self.scale if self.alpha is None else self.alpha / self.rank
 
 
 class QVLoRA(WeightReparam):
@@ -78,7 +85,7 @@ def build(loaded, class_names: Sequence[str], template: str, config: LoRAConfig)
     for target in qkv_targets(module.clip, parse_towers(config.towers)):
         parts = {k: s for k, s in target.parts.items() if k in config.parts}
         if parts:
-            attach(target, QVLoRA(target.weight, parts, config.rank, config.scale, generator))
+            attach(target, QVLoRA(target.weight, parts, config.rank, config.effective_scale, generator))
     return module
 
 

@@ -78,11 +78,11 @@ def cutout(images: torch.Tensor, fraction: float) -> torch.Tensor:
     """Zero one random square (side = fraction of each image side) per image; uses torch's global RNG."""
     b, _, h, w = images.shape
     side_h, side_w = max(1, round(h * fraction)), max(1, round(w * fraction))
-    cy = torch.randint(0, h, (b, 1, 1), device=images.device)
-    cx = torch.randint(0, w, (b, 1, 1), device=images.device)
+    top = torch.randint(0, h, (b, 1, 1), device=images.device) - side_h // 2
+    left = torch.randint(0, w, (b, 1, 1), device=images.device) - side_w // 2
     ys = torch.arange(h, device=images.device).view(1, h, 1)
     xs = torch.arange(w, device=images.device).view(1, 1, w)
-    mask = ((ys - cy).abs() * 2 < side_h) & ((xs - cx).abs() * 2 < side_w)
+    mask = (ys >= top) & (ys < top + side_h) & (xs >= left) & (xs < left + side_w)
     return images.masked_fill(mask[:, None], 0.0)
 
 

@@ -35,7 +35,7 @@ def transformer_blocks(model: nn.Module, towers: tuple[str, ...]) -> list[tuple[
     """(name, block) for every transformer block of the chosen towers, in model order."""
     found: list[tuple[str, nn.Module]] = []
     for name, module in model.named_modules():
-        if (isinstance(module, nn.ModuleList) and name.rsplit(".", 1)[-1] in _BLOCK_LISTS
+        if (isinstance(module, (nn.ModuleList, nn.Sequential)) and name.rsplit(".", 1)[-1] in _BLOCK_LISTS
                 and tower_of(name) in towers):
             found.extend((f"{name}.{i}", block) for i, block in enumerate(module))
     for tower in towers:

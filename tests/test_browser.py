@@ -1,0 +1,159 @@
+"""The real app in a real headless Chromium: upload a sample on the forecast page, read the numbers.
+
+Needs Debian's Chromium (``apt-get install chromium chromium-driver``); skipped without it unless
+IIMM_REQUIRE_BROWSER=1. Playwright drives it through ``executable_path`` (never ``playwright install``).
+"""
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import metrics, store
+from core.models import ASSET_DIR, spec_for
+from tests.fixtures import write_fixture_store
+from tests.test_app import sample_zip, traversal_zip
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+REPO = Path(__file__).resolve().parent.parent
+TIMEOUT_MS = 180_000  # first forecast imports torch and builds the model on a busy 2-core machine
+
+
+def _require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    reason = f"{CHROMIUM} is absent; install it with `apt-get install -y chromium chromium-driver`"
+    if os.environ.get("IIMM_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"IIMM_REQUIRE_BROWSER=1 but {reason}")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _default_model_ready() -> bool:
+    """The trained offline model gives reproducible numbers; random weights differ per process."""
+    return (ASSET_DIR / spec_for("worldclip-tiny").shipped_weights).exists()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    _require_chromium()
+    model = "worldclip-tiny" if _default_model_ready() else "worldclip-tiny-random"
+    pretrained = spec_for(model).pretrained_tag
+    results = tmp_path_factory.mktemp("results")
+    write_fixture_store(results, pretrained=pretrained)
+    port = _free_port()
+    env = {**os.environ, store.ENV_VAR: str(results), "IIMM_FORECAST_MODEL": model,
+           "IIMM_CACHE": str(tmp_path_factory.mktemp("cache"))}
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
+                    if r.read() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.5)
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with {proc.returncode}; see {log.name}")
+        else:
+            pytest.fail("streamlit did not become healthy within 60 s")
+        yield url, model
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _forecast(page, path: Path) -> None:
+    page.locator("input[type=file]").set_input_files(str(path))
+    button = page.get_by_role("button", name="Run forecast")
+    button.wait_for(state="visible", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => [...document.querySelectorAll('button')].some("
+                           "b => b.innerText.includes('Run forecast') && !b.disabled)", timeout=TIMEOUT_MS)
+    button.click()
+
+
+def _metric(page, label: str) -> str:
+    box = page.locator("[data-testid=stMetric]").filter(has_text=label).first
+    return box.locator("[data-testid=stMetricValue]").inner_text().strip()
+
+
+def test_forecast_page_in_chromium(server, browser, tmp_path):
+    url, model = server
+    good, evil = tmp_path / "sample.zip", tmp_path / "evil.zip"
+    good.write_bytes(sample_zip())
+    evil.write_bytes(traversal_zip())
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(f"{url}/forecast", timeout=TIMEOUT_MS)
+    page.get_by_text("Forecast fine-tuning on your dataset").wait_for(timeout=TIMEOUT_MS)
+
+    _forecast(page, evil)  # hostile first: an error message, no traceback, the page lives on
+    error = page.locator("[data-testid=stAlertContentError]").first
+    error.wait_for(timeout=TIMEOUT_MS)
+    assert "no usable files" in error.inner_text()
+    assert page.locator("[data-testid=stException]").count() == 0
+
+    _forecast(page, good)
+    page.get_by_text("Forecast per method").wait_for(timeout=TIMEOUT_MS)
+    assert page.locator("[data-testid=stException]").count() == 0
+    shown = {k: float(_metric(page, k)) for k in ("IIMM", "inter_modal", "intra_image")}
+    assert abs(shown["IIMM"] - (shown["inter_modal"] + shown["intra_image"]) / 2) <= 0.0011
+    interval = page.get_by_text("95% bootstrap interval").inner_text()
+    lo, hi = (float(v) for v in interval.split("[")[1].rstrip("]").split(","))
+    assert lo <= shown["IIMM"] <= hi
+    assert page.locator("[data-testid=stVegaLiteChart]").count() == 2  # the sample on both charts
+    if model == "worldclip-tiny":  # trained weights: the server's number must equal core's
+        from core.embed import embed_dataset
+        from core.models import load_model
+        from core.upload import load_image_folder_zip
+
+        emb = embed_dataset(load_model(model), load_image_folder_zip(good).data, use_cache=False)
+        assert f"{metrics.iimm(emb.image, emb.text, emb.labels):.3f}" == _metric(page, "IIMM")
+    else:  # random weights differ per process: the page must say so
+        assert "RANDOM WEIGHTS" in page.locator("[data-testid=stAlertContentWarning]").first.inner_text()
+
+    # Embeddings are reproducible across processes: the shown IIMM must be core's, to 3 decimals.
+    rng = np.random.default_rng(3)
+    x, t, y = rng.normal(size=(40, 16)) + 1.0, rng.normal(size=(4, 16)), np.arange(40) % 4
+    npz = tmp_path / "emb.npz"
+    buf = io.BytesIO()
+    np.savez(buf, image_embeddings=x.astype(np.float32), text_embeddings=t.astype(np.float32),
+             labels=y, class_names=np.array(["w", "x", "y", "z"]))
+    npz.write_bytes(buf.getvalue())
+    _forecast(page, npz)
+    page.get_by_text("emb.npz").first.wait_for(timeout=TIMEOUT_MS)
+    expected = metrics.iimm(x.astype(np.float32), t.astype(np.float32), y)
+    assert _metric(page, "IIMM") == f"{expected:.3f}"

@@ -1,0 +1,150 @@
+"""core.predict: one sample's embeddings -> zero-shot measures -> per-method forecasts."""
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import metrics, predict, store
+from tests.fixtures import LINES, make_fixture_records
+
+
+def _embeddings(n=90, c=3, d=32, shared=1.5, seed=0):
+    """Images clustered around their class prompt plus a shared direction (positive IIMM)."""
+    rng = np.random.default_rng(seed)
+    t = rng.normal(size=(c, d))
+    common = rng.normal(size=d)
+    y = np.arange(n) % c
+    x = t[y] + shared * common + rng.normal(size=(n, d))
+    return x.astype(np.float32), t.astype(np.float32), y, [f"class{i}" for i in range(c)]
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return store.records_to_frame(make_fixture_records(n_datasets=6, methods=("full", "bitfit", "lora")))
+
+
+def _run(runs_df, **kw):
+    x, t, y, names = _embeddings()
+    args = dict(model="worldclip-tiny", pretrained="world-v1", model_label="worldclip-tiny (world-v1)",
+                random_weights=False, n_boot=100)
+    args.update(kw)
+    return predict.forecast_for_embeddings(x, t, y, names, runs_df, **args)
+
+
+def test_iimm_and_interval_match_core_metrics(runs):
+    x, t, y, _ = _embeddings()
+    res = _run(runs)
+    assert res.iimm == pytest.approx(metrics.iimm(x, t, y), abs=1e-9)
+    assert res.iimm_lo < res.iimm < res.iimm_hi
+    row = res.measures.set_index("measure").loc["iimm"]
+    assert (row["value"], row["lo"], row["hi"]) == (res.iimm, res.iimm_lo, res.iimm_hi)
+    assert {"inter_modal", "intra_image", "zs_acc", "modality_gap"} <= set(res.measures["measure"])
+    assert res.n_images == 90 and res.n_classes == 3
+
+
+def test_forecasts_follow_the_fixture_lines(runs):
+    res = _run(runs)
+    assert res.enough_runs and res.message is None and res.command is None
+    table = res.forecasts.set_index("method")
+    assert list(table.index) == ["bitfit", "full", "lora"]
+    for method in table.index:
+        a, b, c = LINES[method]
+        assert table.loc[method, "id_gain"] == pytest.approx(a + b * res.iimm, abs=1e-6)
+        assert table.loc[method, "ood_change"] == pytest.approx(-c * res.iimm, abs=1e-6)
+        assert table.loc[method, "status"] == "ok"
+        assert table.loc[method, "id_gain_lodo_mae"] == pytest.approx(0.0, abs=1e-6)
+    outside = res.iimm < 0.2 or res.iimm > 0.45
+    assert bool(table["extrapolation"].all()) == outside
+
+
+def test_noisy_runs_give_intervals_around_the_prediction():
+    noisy = store.records_to_frame(make_fixture_records(n_datasets=8, seeds=(0, 1), noise=1.0))
+    res = _run(noisy)
+    t = res.forecasts
+    assert (t["id_gain_lo"] < t["id_gain"]).all() and (t["id_gain"] < t["id_gain_hi"]).all()
+    assert (t["ood_change_lo"] < t["ood_change"]).all() and (t["ood_change"] < t["ood_change_hi"]).all()
+    assert (t["id_gain_lodo_mae"] > 0).all()
+
+
+def test_no_reference_runs_says_so_and_gives_the_default_grid_command(runs):
+    res = _run(runs.iloc[:0])
+    assert not res.enough_runs and res.forecasts.empty
+    assert "No reference runs for worldclip-tiny (world-v1)" in res.message
+    assert res.command == "python -m jobs.grid jobs/configs/default.toml --results results/default"
+
+
+def test_too_few_runs_names_the_count_and_adapts_the_command_to_the_model():
+    few = store.records_to_frame(make_fixture_records(n_datasets=2, model="ViT-B-32", pretrained="openai"))
+    res = _run(few, model="ViT-B-32", pretrained="openai", model_label="ViT-B-32 (openai)")
+    assert not res.enough_runs
+    assert "Too few reference runs" in res.message and "2 dataset(s)" in res.message
+    assert 'models = ["CLIP"]' in res.command and "results/clip" in res.command
+    assert res.forecasts["status"].str.contains("too few runs").all()
+
+
+def test_random_weights_are_visibly_labelled(runs):
+    res = _run(runs, random_weights=True, model_label="worldclip-tiny (random)")
+    assert "RANDOM WEIGHTS" in res.title
+    assert "RANDOM WEIGHTS" in res.notes[0]
+    assert "RANDOM" not in _run(runs).title
+
+
+def test_transferability_baselines_and_their_absence(runs, monkeypatch):
+    res = _run(runs)
+    assert {"logme", "leep", "nce", "gbc"} <= set(res.baselines["baseline"])
+    assert np.isfinite(res.baselines.set_index("baseline").loc["logme", "score"])
+    monkeypatch.setitem(sys.modules, "core.transferability", None)  # import now fails
+    monkeypatch.delattr("core.transferability", raising=False)
+    res = _run(runs)
+    assert res.baselines.empty and res.transferability == {}
+    assert any("transferability baselines unavailable" in n for n in res.notes)
+
+
+def test_softmax_probs_are_a_distribution_following_the_cosines():
+    x, t, y, _ = _embeddings()
+    p = predict.softmax_probs(x, t)
+    assert p.shape == (90, 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-12)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    tn = t / np.linalg.norm(t, axis=1, keepdims=True)
+    np.testing.assert_array_equal(p.argmax(1), (xn @ tn.T).argmax(1))
+
+
+def test_bad_input_raises_clear_errors(runs):
+    x, t, y, names = _embeddings()
+    with pytest.raises(ValueError, match="class_names has 2 names for 3"):
+        predict.forecast_for_embeddings(x, t, y, names[:2], runs, model="m", pretrained="p",
+                                        model_label="m", random_weights=False)
+    with pytest.raises(ValueError, match="labels"):
+        predict.forecast_for_embeddings(x, t, y[:-1], names, runs, model="m", pretrained="p",
+                                        model_label="m", random_weights=False)
+
+
+def test_highlight_carries_the_method_forecast(runs):
+    res = _run(runs)
+    h = res.highlight("id_gain", "full")
+    row = res.forecasts.set_index("method").loc["full"]
+    assert h["x"] == res.iimm and h["y"] == pytest.approx(row["id_gain"])
+    assert h["lo"] <= h["y"] <= h["hi"]
+    assert "y" not in res.highlight("ood_change")
+    with pytest.raises(ValueError, match="unknown outcome"):
+        res.highlight("accuracy")
+
+
+def test_forecast_for_sample_embeds_with_the_random_tiny_model():
+    from core.data.base import LabeledImages
+    from core.models import load_model
+
+    loaded = load_model("worldclip-tiny-random")
+    rng = np.random.default_rng(0)
+    sample = LabeledImages(rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8), np.arange(40) % 4,
+                           ["red", "green", "blue", "grey"], "a photo of a {c}")
+    runs_df = store.records_to_frame(make_fixture_records(pretrained="random"))
+    seen = []
+    res = predict.forecast_for_sample(loaded, sample, runs_df, n_boot=50,
+                                      progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (40, 40)
+    assert (res.model, res.pretrained, res.random_weights) == ("worldclip-tiny", "random", True)
+    assert "RANDOM WEIGHTS" in res.title and res.enough_runs
+    assert res.timings["embed_s"] > 0 and isinstance(res.forecasts, pd.DataFrame)

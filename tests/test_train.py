@@ -1,0 +1,151 @@
+"""Training loop and evaluation: determinism, best-validation restore, divergence, a learnable toy task."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import core.train as train_module
+from core.data.base import LabeledImages
+from core.evaluate import accuracy, evaluate_run
+from core.methods import build_method
+from core.models import load_model
+from core.train import TrainingDiverged, TrainRecipe, split_indices, train
+
+COLOURS = {"red": (230, 20, 20), "green": (20, 230, 20), "blue": (20, 20, 230), "yellow": (230, 230, 20)}
+
+
+def toy(n: int, seed: int, names=tuple(COLOURS), template="a photo of a {c}") -> LabeledImages:
+    """Solid-colour images with noise: trivially learnable, hard for a random zero-shot model."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, len(names), n)
+    colours = np.array([COLOURS[c] for c in names], dtype=float)
+    images = colours[labels][:, None, None, :] + rng.normal(0, 30, (n, 32, 32, 3))
+    return LabeledImages(np.clip(images, 0, 255).astype(np.uint8), labels, list(names), template, f"toy{seed}")
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # shared machine; one thread is also fastest for the tiny model
+    yield load_model("worldclip-tiny-random")
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return toy(160, 0)
+
+
+def recipe(**kw) -> TrainRecipe:
+    base = dict(optimizer="adamw", lr=1e-3, weight_decay=0.0, batch_size=16, max_steps=4, val_fraction=0.1)
+    return TrainRecipe(**{**base, **kw})
+
+
+def trainable_state(module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in module.named_trainable().items()}
+
+
+def test_training_is_deterministic_by_seed(loaded, data):
+    runs = []
+    for seed in (0, 0, 1):
+        module = build_method("bitfit", loaded, data.class_names, data.template)
+        result = train(module, data, recipe(seed=seed))
+        runs.append((result.loss_history, trainable_state(module)))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(runs[0][1][n], runs[1][1][n]) for n in runs[0][1])
+    assert runs[0][0] != runs[2][0]
+
+
+def test_best_validation_state_is_restored(loaded, data, monkeypatch):
+    scripted = iter([10.0, 50.0, 20.0, 30.0])
+    monkeypatch.setattr(train_module, "accuracy", lambda *a, **k: next(scripted))
+    module = build_method("attention", loaded, data.class_names, data.template)
+    states = {}
+    progress = lambda e: states.__setitem__(e["step"], trainable_state(module)) if e["event"] == "eval" else None
+    result = train(module, data, recipe(eval_every=1), progress=progress)
+    assert [s for s, _ in result.val_history] == [1, 2, 3, 4]
+    assert result.best_step == 2 and result.best_val_acc == 50.0
+    final = trainable_state(module)
+    assert all(torch.equal(final[n], states[2][n]) for n in final)
+    assert not all(torch.equal(final[n], states[4][n]) for n in final)
+
+
+def test_without_best_checkpoint_the_final_state_stays(loaded, data, monkeypatch):
+    scripted = iter([50.0, 10.0])
+    monkeypatch.setattr(train_module, "accuracy", lambda *a, **k: next(scripted))
+    module = build_method("attention", loaded, data.class_names, data.template)
+    states = {}
+    progress = lambda e: states.__setitem__(e["step"], trainable_state(module)) if e["event"] == "eval" else None
+    train(module, data, recipe(eval_every=2, best_checkpoint=False), progress=progress)
+    final = trainable_state(module)
+    assert all(torch.equal(final[n], states[4][n]) for n in final)
+
+
+def test_nan_loss_raises_before_any_update(loaded, data):
+    module = build_method("bitfit", loaded, data.class_names, data.template)
+    before = trainable_state(module)
+    module.extra_loss = lambda images, labels, logits: torch.tensor(float("nan"))
+    with pytest.raises(TrainingDiverged, match="step 1"):
+        train(module, data, recipe())
+    assert all(torch.equal(p, before[n]) for n, p in module.named_trainable().items())
+
+
+def test_training_improves_a_learnable_task_and_evaluation_restores_prompts(loaded):
+    train_set, test_set = toy(256, 1), toy(128, 2)
+    ood = {"three-colours": toy(96, 3, names=("blue", "red", "green"), template="{c}")}
+    module = build_method("attention", loaded, train_set.class_names, train_set.template)
+    before = evaluate_run(module, test_set, ood)
+    tokens = module.class_tokens.clone()
+    result = train(module, train_set, recipe(max_steps=None, epochs=3, batch_size=32))
+    after = evaluate_run(module, test_set, ood)
+    assert after["test_acc"] >= 90.0 > before["test_acc"] + 20
+    assert set(after["ood_acc"]) == {"three-colours"} and after["ood_mean_acc"] == after["ood_acc"]["three-colours"]
+    assert module.class_names == train_set.class_names and torch.equal(module.class_tokens, tokens)
+    assert result.steps == 3 * 8 and result.n_val == 25 and result.samples_per_s > 0
+    assert not module.training and module.finalized
+
+
+def test_accuracy_known_value_and_mode_restored(loaded, data):
+    probe = build_method("linear_probe", loaded, data.class_names, data.template)
+    with torch.no_grad():
+        probe.head.weight.zero_()
+        probe.head.bias.copy_(torch.tensor([0.0, 0.0, 5.0, 0.0]))  # always predicts class 2
+    probe.train()
+    assert accuracy(probe, data, batch_size=7) == pytest.approx(100.0 * np.mean(data.labels == 2))
+    assert probe.training
+    with pytest.raises(ValueError, match="empty"):
+        accuracy(probe, data.subset(np.array([], dtype=int)))
+
+
+def test_zero_shot_cannot_be_trained(loaded, data):
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        train(build_method("zero_shot", loaded, data.class_names, data.template), data, recipe())
+
+
+def test_wise_ft_is_finalized_by_the_loop(loaded, data):
+    module = build_method("wise_ft", loaded, data.class_names, data.template, {"alpha": 0.0})
+    start = trainable_state(module)
+    train(module, data, recipe(val_fraction=0.0))
+    assert module.finalized and all(torch.equal(p, start[n]) for n, p in module.named_trainable().items())
+
+
+def test_split_sizes_and_eval_schedule(loaded, data):
+    assert [len(i) for i in split_indices(64, TrainRecipe())] == [58, 6]
+    assert [len(i) for i in split_indices(100_000, TrainRecipe())] == [95_000, 5000]
+    train_idx, val_idx = split_indices(1000, TrainRecipe())
+    assert not set(train_idx) & set(val_idx) and np.array_equal(val_idx, split_indices(1000, TrainRecipe())[1])
+    result = train(build_method("bitfit", loaded, data.class_names, data.template), data,
+                   recipe(max_steps=5, eval_every=2))
+    assert [s for s, _ in result.val_history] == [2, 4, 5]
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"optimizer": "lbfgs"}, "optimizer"), ({"lr": 0.0}, "lr"), ({"momentum": 1.0}, "momentum"),
+    ({"batch_size": 0}, "batch_size"), ({"epochs": None, "max_steps": None}, "epochs or max_steps"),
+    ({"val_fraction": 1.0}, "val_fraction"), ({"eval_every": 0}, "eval_every"), ({"grad_clip": 0.0}, "grad_clip"),
+    ({"weight_decay": -1.0}, "weight_decay"), ({"max_steps": 0}, "max_steps"),
+])
+def test_recipe_validation(kw, match):
+    with pytest.raises(ValueError, match=match):
+        TrainRecipe(**kw)
