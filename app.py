@@ -4,7 +4,8 @@
 """
 import streamlit as st
 
-st.set_page_config(page_title="IIMM fine-tuning leaderboard", page_icon=":material/query_stats:", layout="wide")
+st.set_page_config(page_title="IIMM fine-tuning leaderboard", page_icon=":material/query_stats:",
+                   layout="wide")
 st.navigation([
     st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:", default=True),
     st.Page("pages/compare.py", title="Compare methods", icon=":material/scatter_plot:"),

@@ -38,7 +38,8 @@ if all_runs.empty:
     st.stop()
 c1, c2 = st.columns(2)
 models = c1.multiselect("model (none = all)", sorted(all_runs["model"].dropna().unique()), key="cmp_model")
-methods = c2.multiselect("method (none = all)", sorted(all_runs["method"].dropna().unique()), key="cmp_method")
+methods = c2.multiselect("method (none = all)", sorted(all_runs["method"].dropna().unique()),
+                         key="cmp_method")
 runs = store.query_runs(all_runs, filters={"model": models, "method": methods})
 st.caption(f"{len(runs)} runs ({int((runs['status'] == 'ok').sum())} ok). Each point is one "
            "(model, method, dataset), averaged over seeds.")
@@ -57,7 +58,8 @@ st.subheader("Gain vs forgetting")
 draw(charts.gain_vs_forgetting, runs)
 summary = charts.method_summary(runs)
 st.dataframe(summary, hide_index=True, key="cmp_summary", column_config={
-    c: st.column_config.NumberColumn(format="%+.2f") for c in summary.columns if c.endswith(("_mean", "_std"))})
+    c: st.column_config.NumberColumn(format="%+.2f") for c in summary.columns
+    if c.endswith(("_mean", "_std"))})
 
 if PREDICTORS_CSV.is_file():
     st.subheader("Predictor comparison (IIMM vs transferability baselines)")

@@ -76,7 +76,8 @@ if "fc_result" in st.session_state:
         ref = predict.reference_runs(load(roots), res.model, res.pretrained, method)
         for col, outcome in zip(st.columns(2), predict.OUTCOMES):
             try:
-                col.altair_chart(charts.iimm_vs_outcome(ref, outcome, highlight=res.highlight(outcome, method)))
+                col.altair_chart(charts.iimm_vs_outcome(ref, outcome,
+                                                        highlight=res.highlight(outcome, method)))
             except ValueError as exc:  # this method has no runs with both values
                 col.info(f"No chart: {exc}")
     left, right = st.columns(2)
@@ -84,4 +85,5 @@ if "fc_result" in st.session_state:
     left.dataframe(res.measures, hide_index=True, key="fc_measures",
                    column_config={c: NUM(format="%.4f") for c in ("value", "lo", "hi")})
     right.write("Transferability baselines (higher = more transferable)")
-    right.dataframe(res.baselines, hide_index=True, key="fc_baselines", column_config={"score": NUM(format="%.4f")})
+    right.dataframe(res.baselines, hide_index=True, key="fc_baselines",
+                    column_config={"score": NUM(format="%.4f")})

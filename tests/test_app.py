@@ -1,6 +1,10 @@
 """The app's pages through AppTest, on a fixture store in a temp folder (never the real store)."""
 import io
+import os
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,8 +12,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core import models, store
-from tests.fixtures import FIXTURE_SOURCE, LINES, write_fixture_store
+from tests.fixtures import FIXTURE_SOURCE, LINES, fixture_run_id, write_fixture_store
 
+REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 120  # the forecast page loads torch + the tiny model on first use
 
 
@@ -49,12 +54,6 @@ def traversal_zip() -> bytes:
     return buf.getvalue()
 
 
-def url(at: AppTest, key: str) -> list[str]:
-    """A query parameter as a list (AppTest gives one value as a plain string)."""
-    value = at.query_params.get(key, [])
-    return value if isinstance(value, list) else [value]
-
-
 def page(name: str) -> AppTest:
     return AppTest.from_file(f"../pages/{name}.py", default_timeout=TIMEOUT)
 
@@ -74,45 +73,62 @@ def test_leaderboard_rows_filters_and_url(fixture_store):
     assert len(table) == 18 and set(table["source"]) == {FIXTURE_SOURCE}
     assert {"total_params", "embed_dim", "weights_source"} <= set(table.columns)
     assert table["id_gain"].dropna().is_monotonic_decreasing  # default sort: ID gain, descending
-    at.multiselect(key="lb_method").select("full").run()
+    at.multiselect(key="method").select("full").run()
     assert len(at.dataframe[0].value) == 6 and set(at.dataframe[0].value["method"]) == {"full"}
-    assert url(at, "method") == ["full"]
-    at.multiselect(key="lb_method").select("lora").run()
-    assert url(at, "method") == ["full", "lora"] and len(at.dataframe[0].value) == 12
-    at.multiselect(key="lb_status").select("failed").run()
+    at.multiselect(key="method").select("lora").run()
+    assert len(at.dataframe[0].value) == 12
+    at.multiselect(key="status").select("failed").run()
     assert len(at.dataframe[0].value) == 2
-    at.text_input(key="lb_q").input("fx-set-5").run()
+    at.text_input(key="q").input("fx-set-5").run()
     assert set(at.dataframe[0].value["dataset"]) == {"fx-set-5"}
 
 
 def test_leaderboard_view_restores_from_the_url(fixture_store):
+    """Widgets are bound to query parameters (the browser test checks that the URL follows them)."""
     at = page("leaderboard")
-    at.query_params.update({"method": ["bitfit", "lora"], "sort": "iimm", "desc": "0"})
+    run_id = fixture_run_id("worldclip-tiny", "random", "lora", "fx-set-2", 0)
+    at.query_params.update({"method": ["bitfit", "lora"], "sort": "iimm", "order": "asc", "run": run_id})
     at.run()
     assert not at.exception
     table = at.dataframe[0].value
     assert len(table) == 12 and set(table["method"]) == {"bitfit", "lora"}
     assert table["iimm"].is_monotonic_increasing
-    assert at.selectbox(key="lb_sort").value == "iimm"
+    assert at.selectbox(key="sort").value == "iimm"
+    assert at.selectbox(key="run").value == run_id and any(run_id in c.value for c in at.code)
 
 
 def test_leaderboard_run_details_show_ood_table_and_command(fixture_store):
     at = page("leaderboard").run()
     run_id = at.dataframe[0].value["run_id"].iloc[0]
-    at.selectbox(key="lb_run").select(run_id).run()
+    at.selectbox(key="run").select(run_id).run()
     assert not at.exception
-    assert url(at, "run") == [run_id]
     ood = at.dataframe[1].value
     assert list(ood["set"]) == ["ood-a", "ood-b"]
     np.testing.assert_allclose(ood["after"] - ood["before"], ood["change"])
     assert any(f"--only {run_id}" in c.value for c in at.code)
+    other = "bitfit" if at.dataframe[0].value["method"].iloc[0] != "bitfit" else "lora"
+    at.multiselect(key="method").select(other).run()  # the chosen run leaves the view
+    assert not at.exception and at.selectbox(key="run").value is None and not at.code
 
 
 def test_leaderboard_empty_store_explains_itself(tmp_path, monkeypatch):
     monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "nothing"))
     monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
     at = page("leaderboard").run()
-    assert not at.exception and "no runs yet" in at.info[0].value
+    assert not at.exception and "No runs yet" in at.info[0].value
+
+
+def test_leaderboard_and_compare_import_no_torch(fixture_store):
+    """Hosting requirement: the two browsing pages run without torch or open_clip."""
+    code = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
+            "for p in ('pages/leaderboard.py', 'pages/compare.py'):\n"
+            "    at = AppTest.from_file(p, default_timeout=60).run()\n"
+            "    assert not at.exception, at.exception\n"
+            "print(sorted(m for m in ('torch', 'open_clip') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 # ------------------------------------------------------------------------------ compare

@@ -5,6 +5,7 @@ IIMM_REQUIRE_BROWSER=1. Playwright drives it through ``executable_path`` (never 
 """
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 
 from core import metrics, store
 from core.models import ASSET_DIR, spec_for
-from tests.fixtures import write_fixture_store
+from tests.fixtures import fixture_run_id, write_fixture_store
 from tests.test_app import sample_zip, traversal_zip
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -61,7 +62,8 @@ def server(tmp_path_factory):
            "IIMM_CACHE": str(tmp_path_factory.mktemp("cache"))}
     log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                             "--server.headless", "true", "--server.fileWatcherType", "none",
+                             "--browser.gatherUsageStats", "false"],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -97,18 +99,57 @@ def browser():
         b.close()
 
 
+def expect(locator):
+    from playwright.sync_api import expect as _expect
+
+    return _expect(locator)
+
+
+def _idle(page) -> None:
+    """Wait until the script run triggered by the last interaction has finished."""
+    page.wait_for_timeout(300)
+    page.locator("[data-testid=stStatusWidget]").wait_for(state="detached", timeout=TIMEOUT_MS)
+
+
 def _forecast(page, path: Path) -> None:
+    """Upload ``path`` (replacing any earlier file), wait for the rerun, press the run button."""
     page.locator("input[type=file]").set_input_files(str(path))
+    page.locator("[data-testid=stFileChipName]", has_text=path.name).wait_for(timeout=TIMEOUT_MS)
+    _idle(page)
     button = page.get_by_role("button", name="Run forecast")
-    button.wait_for(state="visible", timeout=TIMEOUT_MS)
-    page.wait_for_function("() => [...document.querySelectorAll('button')].some("
-                           "b => b.innerText.includes('Run forecast') && !b.disabled)", timeout=TIMEOUT_MS)
+    expect(button).to_be_enabled(timeout=TIMEOUT_MS)  # the upload's own rerun may still be on its way
+    _idle(page)
     button.click()
+    _idle(page)
 
 
 def _metric(page, label: str) -> str:
     box = page.locator("[data-testid=stMetric]").filter(has_text=label).first
     return box.locator("[data-testid=stMetricValue]").inner_text().strip()
+
+
+def test_leaderboard_url_state_and_download_in_chromium(server, browser, tmp_path):
+    import pandas as pd
+
+    url, model = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(f"{url}/?source=synthetic-fixture&method=full&sort=iimm&order=asc", timeout=TIMEOUT_MS)
+    page.get_by_text(re.compile(r"^6 of \d+ runs match")).wait_for(timeout=TIMEOUT_MS)
+    search = page.get_by_label("search (model, method, dataset, source, run id)")
+    search.fill("fx-set-5")
+    search.press("Enter")
+    page.get_by_text(re.compile(r"^1 of \d+ runs match")).wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_function("() => location.search.includes('q=fx-set-5')", timeout=30_000)
+    assert "method=full" in page.url and "source=synthetic-fixture" in page.url
+    _idle(page)
+    with page.expect_download(timeout=TIMEOUT_MS) as download:
+        page.get_by_role("button", name="Download CSV").click()
+    path = tmp_path / "runs.csv"
+    download.value.save_as(path)
+    runs = pd.read_csv(path)
+    spec = spec_for(model)
+    assert list(runs["run_id"]) == [fixture_run_id(spec.arch, spec.pretrained_tag, "full", "fx-set-5", 0)]
+    assert {"provenance", "config", "ood_after"} <= set(runs.columns)
 
 
 def test_forecast_page_in_chromium(server, browser, tmp_path):
@@ -117,7 +158,11 @@ def test_forecast_page_in_chromium(server, browser, tmp_path):
     good.write_bytes(sample_zip())
     evil.write_bytes(traversal_zip())
     page = browser.new_page(viewport={"width": 1400, "height": 1200})
-    page.goto(f"{url}/forecast", timeout=TIMEOUT_MS)
+    # Enter through the app's root (the leaderboard), then navigate: a deep link as the very first
+    # request of a fresh server runs the page in Streamlit's legacy pages/ mode (see the report).
+    page.goto(url, timeout=TIMEOUT_MS)
+    page.get_by_role("heading", name="Leaderboard").wait_for(timeout=TIMEOUT_MS)
+    page.get_by_role("link", name="Forecast your dataset").click()
     page.get_by_text("Forecast fine-tuning on your dataset").wait_for(timeout=TIMEOUT_MS)
 
     _forecast(page, evil)  # hostile first: an error message, no traceback, the page lives on
@@ -134,7 +179,8 @@ def test_forecast_page_in_chromium(server, browser, tmp_path):
     interval = page.get_by_text("95% bootstrap interval").inner_text()
     lo, hi = (float(v) for v in interval.split("[")[1].rstrip("]").split(","))
     assert lo <= shown["IIMM"] <= hi
-    assert page.locator("[data-testid=stVegaLiteChart]").count() == 2  # the sample on both charts
+    assert page.get_by_text("No chart:").count() == 0
+    expect(page.locator("[data-testid=stVegaLiteChart]")).to_have_count(2, timeout=30_000)  # sample marked
     if model == "worldclip-tiny":  # trained weights: the server's number must equal core's
         from core.embed import embed_dataset
         from core.models import load_model
@@ -154,6 +200,6 @@ def test_forecast_page_in_chromium(server, browser, tmp_path):
              labels=y, class_names=np.array(["w", "x", "y", "z"]))
     npz.write_bytes(buf.getvalue())
     _forecast(page, npz)
-    page.get_by_text("emb.npz").first.wait_for(timeout=TIMEOUT_MS)
+    page.get_by_role("heading", name=re.compile(r"^emb\.npz — ")).wait_for(timeout=TIMEOUT_MS)
     expected = metrics.iimm(x.astype(np.float32), t.astype(np.float32), y)
     assert _metric(page, "IIMM") == f"{expected:.3f}"

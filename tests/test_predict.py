@@ -132,6 +132,16 @@ def test_highlight_carries_the_method_forecast(runs):
         res.highlight("accuracy")
 
 
+def test_forecast_for_npz_takes_the_named_models_reference_runs(runs):
+    x, t, y, names = _embeddings()
+    arrays = {"image_embeddings": x, "text_embeddings": t, "labels": y, "class_names": names}
+    res = predict.forecast_for_npz(arrays, runs, "worldclip-tiny", n_boot=50)
+    assert (res.model, res.pretrained, res.random_weights) == ("worldclip-tiny", "world-v1", False)
+    assert "uploaded embeddings" in res.model_label and res.enough_runs
+    random = predict.forecast_for_npz(arrays, runs, "worldclip-tiny-random", n_boot=50)
+    assert random.pretrained == "random" and not random.enough_runs and "RANDOM WEIGHTS" in random.title
+
+
 def test_forecast_for_sample_embeds_with_the_random_tiny_model():
     from core.data.base import LabeledImages
     from core.models import load_model

@@ -61,7 +61,8 @@ def _shape_mask(kind: np.ndarray, cx, cy, r) -> np.ndarray:
 
 
 def render_shapes(rng: np.random.Generator, n: int, *, clutter: float = 0.0, noise: float = 6.0,
-                  max_count: int = 4, single: bool = False, occlusion: float = 0.0):
+                  max_count: int = 4, single: bool = False, occlusion: float = 0.0,
+                  small_r: tuple[float, float] = (3.5, 5.0), large_r: tuple[float, float] = (8.5, 11.0)):
     """Object scenes: 1-4 copies of one shape in one colour on a light, slightly noisy canvas."""
     shape = rng.integers(0, len(SHAPES), n)
     colour = rng.integers(0, len(COLOURS), n)
@@ -70,7 +71,7 @@ def render_shapes(rng: np.random.Generator, n: int, *, clutter: float = 0.0, noi
     position = rng.integers(0, len(POSITIONS), n)
     bg = rng.uniform(185, 245, (n, 1, 1, 1)) * rng.uniform(0.92, 1.0, (n, 1, 1, 3))
     canvas = np.broadcast_to(bg, (n, SIZE, SIZE, 3)).astype(np.float32).copy()
-    radius = np.where(size == 1, rng.uniform(8.5, 11, n), rng.uniform(3.5, 5, n)).astype(np.float32)
+    radius = np.where(size == 1, rng.uniform(*large_r, n), rng.uniform(*small_r, n)).astype(np.float32)
     fg = _jitter_colour(rng, colour)
     # single objects sit left/right/top/bottom; several objects take distinct quadrants
     anchors = np.array([(8, 16), (24, 16), (16, 8), (16, 24)], np.float32)
@@ -257,7 +258,7 @@ def render_land(rng: np.random.Generator, n: int, *, haze: float = 0.0, noise: f
     return _finish(canvas, rng, noise), {"land": land}
 
 
-def render_charts(rng: np.random.Generator, n: int, *, noise: float = 3.0):
+def render_charts(rng: np.random.Generator, n: int, *, noise: float = 3.0, slope: float = 0.6):
     """Simple charts on white: bars, a line, a pie or a scatter, rising or falling."""
     kind = rng.integers(0, len(CHARTS), n)
     trend = rng.integers(0, 2, n)
@@ -265,16 +266,16 @@ def render_charts(rng: np.random.Generator, n: int, *, noise: float = 3.0):
     canvas = np.full((n, SIZE, SIZE, 3), 250.0, np.float32)
     colour = _jitter_colour(rng, rng.integers(0, len(COLOURS), n))
     sign = np.where(trend == 0, 1.0, -1.0)[:, None, None]
-    height = 16 + sign * (_XX[None] - 16) * 0.6 + rng.normal(0, 1.0, (n, 1, SIZE))  # rising/falling
+    height = 16 + sign * (_XX[None] - 16) * slope + rng.normal(0, 1.0, (n, 1, SIZE))  # rising/falling
     nbar = (bars + 3)[:, None, None]
     slot = np.floor((_XX[None] - 4) / (26 / nbar))
     centre_x = 4 + (slot + 0.5) * 26 / nbar
-    bar_h = 16 + sign * (centre_x - 16) * 0.6
+    bar_h = 16 + sign * (centre_x - 16) * slope
     bar_mask = (_XX[None] >= 4) & (_XX[None] < 30) & (((_XX[None] - 4) % (26 / nbar)) < (26 / nbar) * 0.7) \
         & (_YY[None] >= 29 - bar_h)
     line_mask = abs(_YY[None] - (29 - height)) < 1.2
     pts = rng.uniform(5, 29, (n, 10))
-    pys = 29 - (16 + sign[:, :, 0] * (pts - 16) * 0.6 + rng.normal(0, 2.5, (n, 10)))
+    pys = 29 - (16 + sign[:, :, 0] * (pts - 16) * slope + rng.normal(0, 2.5, (n, 10)))
     scatter = np.zeros((n, SIZE, SIZE), bool)
     for k in range(10):
         scatter |= (abs(_XX[None] - pts[:, k, None, None]) < 1.3) & (abs(_YY[None] - pys[:, k, None, None]) < 1.3)

@@ -1,0 +1,30 @@
+"""Run every benchmark of the project in turn and print their figures.
+
+    python -m jobs.bench [--quick]
+
+Each part is also a job of its own: bench_metrics (IIMM vs pairwise, transferability
+baselines), bench_embed (embedding pipeline vs raw forward), bench_methods (training
+throughput per method vs a bare PyTorch loop), bench_store (leaderboard queries at
+100,000 runs) and bench_app (leaderboard page and a 500-image forecast).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+PARTS = ("bench_metrics", "bench_embed", "bench_methods", "bench_store", "bench_app")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--only", choices=PARTS, action="append", help="run only these parts")
+    args = p.parse_args(argv)
+    status = 0
+    for part in args.only or PARTS:
+        print(f"\n=== {part} ===", flush=True)
+        status |= importlib.import_module(f"jobs.{part}").main([]) or 0
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

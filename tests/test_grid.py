@@ -1,0 +1,141 @@
+"""The grid runner: config validation, cells, resume, failures, locks, SIGKILL-and-resume."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.experiment import cell_id
+from core.grid_config import GridConfigError, parse_grid
+from jobs import grid as grid_job
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_GRID = """
+models = ["worldclip-tiny-random"]
+datasets = ["chart-trend"]
+methods = {methods}
+ood = ["scene-kind"]
+source = "test"
+[train]
+optimizer = "adamw"
+lr = 1e-3
+batch_size = 16
+epochs = 1000
+max_steps = 2
+{extra}
+"""
+
+
+def write_grid(tmp_path: Path, methods='["zero_shot", "bitfit"]', extra="") -> Path:
+    path = tmp_path / "grid.toml"
+    path.write_text(TINY_GRID.format(methods=methods, extra=extra))
+    return path
+
+
+def records(results: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in results.glob("*.json")}
+
+
+@pytest.fixture(scope="module")
+def known():
+    return grid_job._known()
+
+
+def test_cells_expand_models_datasets_methods_seeds_and_sweeps(known):
+    grid = parse_grid({"models": ["m"], "datasets": ["shape-kind", "letters"], "methods": ["lora", "bitfit"],
+                       "seeds": [0, 1], "ood": "world-panel", "sweep": {"lora.rank": [2, 8]}},
+                      known_methods=known["known_methods"], known_datasets=known["known_datasets"])
+    assert len(grid.cells) == 2 * (2 + 1) * 2
+    assert {c["method_config"].get("rank") for c in grid.cells if c["method"] == "lora"} == {2, 8}
+    assert grid.cells[0]["ood"] == ["scene-kind", "shape-colour", "texture-colour", "printed-digits"]
+
+
+def test_cell_id_ignores_key_order_and_changes_with_config():
+    a = {"model": "m", "dataset": "d", "method": "x", "seed": 0}
+    assert cell_id(a) == cell_id(dict(reversed(list(a.items()))))
+    assert cell_id(a) != cell_id({**a, "seed": 1})
+
+
+@pytest.mark.parametrize("data, match", [
+    ({"models": ["m"], "datasets": ["letters"], "methods": ["bitfit"], "colour": 1}, "unknown grid key"),
+    ({"models": "m", "datasets": [], "methods": ["bitfit"]}, "'datasets' must be a non-empty list"),
+    ({"models": ["m"], "datasets": ["letters"], "methods": ["magic"]}, "unknown method 'magic'"),
+    ({"models": ["m"], "datasets": ["nope"], "methods": ["bitfit"]}, "unknown dataset 'nope'"),
+    ({"models": ["m"], "datasets": ["letters"], "methods": ["bitfit"], "ood": ["letters"]}, "both trained on"),
+    ({"models": ["m"], "datasets": ["letters"], "methods": ["bitfit"], "train": {"lrr": 1}}, "unknown training"),
+    ({"models": ["m"], "datasets": ["letters"], "methods": ["lora"], "method": {"lora": {"rnk": 2}}},
+     "unknown setting.*'rnk'"),
+    ({"models": ["m"], "datasets": ["letters"], "methods": ["bitfit"], "seeds": [True]}, "'seeds'"),
+])
+def test_bad_grids_name_the_problem(data, match, known):
+    with pytest.raises(GridConfigError, match=match):
+        parse_grid(data, **known)
+
+
+def test_cli_bad_config_exits_nonzero_with_message(tmp_path, caplog):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("models = [\n")
+    assert grid_job.main([str(bad), "--results", str(tmp_path / "r")]) == 2
+    assert "not valid TOML" in caplog.text
+    assert grid_job.main([str(tmp_path / "missing.toml"), "--results", str(tmp_path / "r")]) == 2
+
+
+def test_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
+    assert grid_job.acquire_lock(tmp_path, "abc")
+    assert not grid_job.acquire_lock(tmp_path, "abc")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    import socket
+
+    grid_job._lock_path(tmp_path, "old").write_text(f"{socket.gethostname()}:{dead.pid}")
+    assert grid_job.acquire_lock(tmp_path, "old")
+
+
+@pytest.mark.slow
+def test_grid_runs_resumes_and_records_failures(tmp_path):
+    config = write_grid(tmp_path, methods='["zero_shot", "bitfit", "lora"]',
+                        extra="[method.lora]\nrank = -3")
+    results = tmp_path / "results"
+    assert grid_job.main([str(config), "--results", str(results)]) == 0
+    got = records(results)
+    assert len(got) == 3
+    by_method = {r["method"]: r for r in got.values()}
+    assert by_method["zero_shot"]["status"] == "ok" and by_method["bitfit"]["status"] == "ok"
+    assert by_method["lora"]["status"] == "failed" and "rank" in by_method["lora"]["error"]
+    ok = by_method["bitfit"]
+    assert ok["random_weights"] is True and ok["pretrained"] == "random"
+    assert set(ok["ood_before"]) == {"scene-kind"} and ok["provenance"]["trainable_params"] > 0
+    assert ok["id_gain"] == pytest.approx(ok["ft_acc"] - ok["zs_acc"])
+    for key in ("git_revision", "versions", "device", "wall_time_s", "peak_rss_mb", "total_params", "command"):
+        assert key in ok["provenance"]
+    assert by_method["zero_shot"]["ft_acc"] == by_method["zero_shot"]["zs_acc"]
+    mtimes = {p: p.stat().st_mtime_ns for p in results.glob("*.json")}
+    assert grid_job.main([str(config), "--results", str(results)]) == 0  # resume: nothing re-run
+    assert {p: p.stat().st_mtime_ns for p in results.glob("*.json")} == mtimes
+    assert grid_job.main([str(config), "--results", str(results), "--retry-failed"]) == 0
+    assert records(results)[by_method["lora"]["run_id"]]["status"] == "failed"  # still invalid, re-recorded
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_one_record_per_cell(tmp_path):
+    config = write_grid(tmp_path, methods='["zero_shot", "bitfit", "clip_adapter"]')
+    results = tmp_path / "results"
+    cmd = [sys.executable, "-m", "jobs.grid", str(config), "--results", str(results)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(results.glob("*.json")):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = set(records(results))
+    assert first, "the runner wrote no record before the kill"
+    subprocess.run(cmd, cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
+    final = records(results)
+    assert len(final) == 3 and first <= set(final)
+    assert all(r["status"] == "ok" for r in final.values())
+    assert not list(results.glob(".tmp-*"))
