@@ -172,26 +172,60 @@ def _offline_message(spec: ModelSpec, exc: BaseException) -> str:
             f"use the offline default model '{DEFAULT_MODEL}' instead.")
 
 
+def hub_reachable(host: str = "huggingface.co", port: int = 443, timeout: float = 3.0) -> bool:
+    """Whether the weights hub answers at all: a quick check so offline users are not kept waiting."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _create(spec: ModelSpec, device: str):
+    import open_clip
+
+    return open_clip.create_model_and_transforms(spec.arch, pretrained=spec.pretrained, device=device)
+
+
+def _create_from_cache_or_hub(spec: ModelSpec, device: str):
+    """Download through open_clip when the hub answers; otherwise only the local hub cache is tried."""
+    if hub_reachable():
+        return _create(spec, device)
+    import huggingface_hub.constants as hub
+
+    saved, hub.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE, True  # fail at once instead of retrying for a minute
+    try:
+        return _create(spec, device)
+    except Exception as exc:
+        raise ModelUnavailableError(_offline_message(spec, exc)) from exc
+    finally:
+        hub.HF_HUB_OFFLINE = saved
+
+
 def load_model(name: str | ModelSpec = DEFAULT_MODEL, *, device: str = "cpu",
                pretrained: str | None = None) -> LoadedModel:
     """Build a model (and its weights) by registry key, spec, or open_clip pair.
 
-    Raises ModelUnavailableError with one clear sentence when the weights cannot be
-    downloaded (offline) or the shipped weights are missing.
+    Weights already in the local hub cache load without a network. Otherwise, when the hub
+    cannot be reached, or the download fails, ModelUnavailableError carries one clear sentence.
     """
     import open_clip
     import torch
 
     spec = name if isinstance(name, ModelSpec) else spec_for(name, pretrained)
     register_configs()
+    if spec.arch not in open_clip.list_models() and not spec.arch.startswith("hf-hub:"):
+        raise ModelUnavailableError(f"Unknown open_clip architecture {spec.arch!r}; see open_clip.list_models() "
+                                    f"or use the offline default model '{DEFAULT_MODEL}'.")
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            spec.arch, pretrained=spec.pretrained, device=device)
-    except RuntimeError as exc:
-        if "Unknown model" in str(exc) or "not found" in str(exc).lower() and spec.random_weights:
-            raise ModelUnavailableError(f"Unknown open_clip model {spec.arch!r}; "
-                                        f"see open_clip.list_models().") from exc
-        raise ModelUnavailableError(_offline_message(spec, exc)) from exc
+        if spec.needs_download:
+            model, _, preprocess = _create_from_cache_or_hub(spec, device)
+        else:
+            model, _, preprocess = _create(spec, device)
+    except ModelUnavailableError:
+        raise
     except Exception as exc:  # network, hub, or checksum errors all mean: weights unavailable
         raise ModelUnavailableError(_offline_message(spec, exc)) from exc
     if spec.shipped_weights:

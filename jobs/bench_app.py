@@ -100,7 +100,15 @@ def bench_leaderboard(n: int, apptest: bool) -> dict[str, float]:
         _, t_csv = _timed(lambda: store.to_csv_bytes(view.drop(columns=[store.EXTRA_COLUMN])))
         _line("CSV of every run (built only when Download is clicked)", t_csv)
         if apptest:
-            out.update(_bench_apptest(root, Path(tmp) / "shipped"))
+            saved = os.environ.get(store.ENV_VAR), store.SHIPPED_DIR
+            try:
+                out.update(_bench_apptest(root, Path(tmp) / "shipped"))
+            finally:  # leave this process as it was (jobs.bench runs other parts after this one)
+                store.SHIPPED_DIR = saved[1]
+                if saved[0] is None:
+                    os.environ.pop(store.ENV_VAR, None)
+                else:
+                    os.environ[store.ENV_VAR] = saved[0]
     return out
 
 

@@ -119,9 +119,10 @@ def test_leaderboard_empty_store_explains_itself(tmp_path, monkeypatch):
 
 
 def test_leaderboard_and_compare_import_no_torch(fixture_store):
-    """Hosting requirement: the two browsing pages run without torch or open_clip."""
+    """Hosting requirement: the two browsing pages run without torch or open_clip; the forecast
+    page imports them only when a model is needed (not to render its form)."""
     code = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
-            "for p in ('pages/leaderboard.py', 'pages/compare.py'):\n"
+            "for p in ('pages/leaderboard.py', 'pages/compare.py', 'pages/forecast.py'):\n"
             "    at = AppTest.from_file(p, default_timeout=60).run()\n"
             "    assert not at.exception, at.exception\n"
             "print(sorted(m for m in ('torch', 'open_clip') if m in sys.modules))\n")

@@ -258,7 +258,8 @@ def render_land(rng: np.random.Generator, n: int, *, haze: float = 0.0, noise: f
     return _finish(canvas, rng, noise), {"land": land}
 
 
-def render_charts(rng: np.random.Generator, n: int, *, noise: float = 3.0, slope: float = 0.6):
+def render_charts(rng: np.random.Generator, n: int, *, noise: float = 3.0, slope: float = 0.6,
+                  contrast: float = 1.0):
     """Simple charts on white: bars, a line, a pie or a scatter, rising or falling."""
     kind = rng.integers(0, len(CHARTS), n)
     trend = rng.integers(0, 2, n)
@@ -289,4 +290,6 @@ def render_charts(rng: np.random.Generator, n: int, *, noise: float = 3.0, slope
     canvas[pie_rest] = np.array((90, 90, 90), np.float32)
     axes = ((abs(_XX[None] - 3) < 0.6) | (abs(_YY[None] - 29) < 0.6)) & (kind != 2)[:, None, None]
     canvas[np.broadcast_to(axes, (n, SIZE, SIZE))] = 20.0
+    if contrast != 1.0:  # fade every mark toward the white page
+        canvas = 250.0 + (canvas - 250.0) * contrast
     return _finish(canvas, rng, noise), {"chart": kind, "trend": trend, "bars": bars}
