@@ -262,7 +262,9 @@ def _logme_fit(sig2: np.ndarray, z: np.ndarray, ysq: np.ndarray, n: int, d: int,
             gamma = float((beta * sig2 / den).sum())
             mm = float((beta * np.sqrt(sig2) * zj / den) @ (beta * np.sqrt(sig2) * zj / den))
             res = float(((alpha * zj / den) ** 2).sum()) + rest
-            new_a, new_b = gamma / max(mm, 1e-300), (n - gamma) / max(res, 1e-300)
+            # clamped: on tiny, separable samples gamma or the residual reach 0 and log(0) follows
+            new_a = min(max(gamma / max(mm, 1e-300), 1e-10), 1e10)
+            new_b = min(max((n - gamma) / max(res, 1e-300), 1e-10), 1e10)
             done = abs(new_a - alpha) <= tol * alpha and abs(new_b - beta) <= tol * beta
             alpha, beta = new_a, new_b
             if done:

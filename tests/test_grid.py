@@ -139,3 +139,25 @@ def test_sigkill_then_resume_gives_one_record_per_cell(tmp_path):
     assert len(final) == 3 and first <= set(final)
     assert all(r["status"] == "ok" for r in final.values())
     assert not list(results.glob(".tmp-*"))
+
+
+@pytest.mark.slow
+def test_smoke_grid_end_to_end_then_export(tmp_path, capsys):
+    import csv
+    import io
+
+    from jobs import export
+
+    results = tmp_path / "smoke"
+    assert grid_job.main([str(REPO / "jobs/configs/smoke.toml"), "--results", str(results)]) == 0
+    got = records(results)
+    assert len(got) == 6 and all(r["status"] == "ok" for r in got.values())
+    assert {r["model"] for r in got.values()} == {"worldclip-tiny"}
+    assert {r["pretrained"] for r in got.values()} == {"world-v1"}
+    capsys.readouterr()
+    assert export.main(["--results", str(results), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {r["run_id"] for r in rows} == set(got)
+    for column in ("run_id", "model", "pretrained", "method", "dataset", "seed", "status", "zs_acc", "ft_acc",
+                   "id_gain", "norm_gain", "ood_change", "iimm", "source"):
+        assert column in rows[0]
