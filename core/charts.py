@@ -38,7 +38,8 @@ def _points(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 
 
 def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any] | None = None,
-                    predictor: str = "iimm", level: float = 0.95) -> alt.Chart:
+                    predictor: str = "iimm", level: float = 0.95, width: int = 520, height: int = 340,
+                    title: str | None = None) -> alt.Chart:
     """Predictor (IIMM) vs an outcome: one colour per method, a point per dataset, the OLS line
     with its confidence band, and R²/Kendall τ/n of each method in its legend label.
 
@@ -55,7 +56,7 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     for method, group in pts.groupby("method", sort=True):
         xs, ys = group[predictor].to_numpy(float), group[outcome].to_numpy(float)
         label = f"{method} (n={len(group)})"
-        if len(group) >= 3 and np.ptp(xs) > 0:
+        if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0:  # constant y: no fit to report
             fit = forecast.fit_linear(xs, ys)
             label = (f"{method} (R²={fit.r2:.2f}, τ={forecast.kendall_tau(xs, ys):.2f}, "
                      f"n={len(group)})")
@@ -81,8 +82,29 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     layers.append(points)
     if highlight is not None:
         layers += _highlight_layers(highlight, x_title, y_title)
-    title = f"{x_title} vs {y_title} (lines: OLS fit, bands: {level:.0%} confidence of the mean)"
-    return alt.layer(*layers).properties(title=title, width=520, height=340)
+    if title is None:
+        title = f"{x_title} vs {y_title} (lines: OLS fit, bands: {level:.0%} confidence of the mean)"
+    return alt.layer(*layers).properties(title=title, width=width, height=height)
+
+
+def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str = "iimm",
+                              columns: int = 3, level: float = 0.95) -> alt.ConcatChart:
+    """Small multiples: one :func:`iimm_vs_outcome` panel per method, titled with its R², τ and n,
+    on shared axes so methods compare at a glance. Raises ValueError when nothing can be drawn."""
+    _require(df, ["status", "model", "method", "dataset", predictor, outcome])
+    pts = _points(df, predictor, outcome)
+    if pts.empty:
+        raise ValueError(f"no ok runs with both {predictor!r} and {outcome!r} to draw")
+    panels = []
+    for method in sorted(pts["method"].unique()):
+        group = pts[pts["method"] == method]
+        xs, ys = group[predictor].to_numpy(float), group[outcome].to_numpy(float)
+        stats = (f"R²={forecast.fit_linear(xs, ys).r2:.2f}, τ={forecast.kendall_tau(xs, ys):.2f}, "
+                 if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0 else "")
+        panels.append(iimm_vs_outcome(df[df["method"] == method], outcome, predictor=predictor, level=level,
+                                      width=230, height=170, title=f"{method} ({stats}n={len(group)})"))
+    return alt.concat(*panels, columns=columns).resolve_scale(x="shared", y="shared").resolve_legend(
+        color="independent").configure_legend(disable=True)
 
 
 def _highlight_layers(highlight: dict[str, Any], x_title: str, y_title: str) -> list[alt.Chart]:

@@ -87,15 +87,25 @@ def predictor_frame(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, s
     return frame, predictors
 
 
-def kendall_tau_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def kendall_tau_rows(x: np.ndarray, y: np.ndarray, origin: np.ndarray | None = None) -> np.ndarray:
     """Kendall's tau-b of every row pair of two (B, n) arrays at once (ties handled as in
-    scipy.stats.kendalltau); NaN for a row where x or y is constant."""
+    scipy.stats.kendalltau); NaN for a row where x or y is constant.
+
+    ``origin`` (B, n) optional ids: pairs of two entries with the same id (one dataset drawn
+    twice by a bootstrap) are left out, as they say nothing about the order of datasets.
+    """
     xa, ya = np.atleast_2d(np.asarray(x, float)), np.atleast_2d(np.asarray(y, float))
     if xa.shape != ya.shape or xa.shape[1] < 2:
         raise ValueError(f"x and y must be (B, n) arrays of the same shape with n >= 2, got "
                          f"{xa.shape} and {ya.shape}")
     i, j = np.triu_indices(xa.shape[1], 1)
     dx, dy = np.sign(xa[:, j] - xa[:, i]), np.sign(ya[:, j] - ya[:, i])
+    if origin is not None:
+        org = np.asarray(origin)
+        if org.shape != xa.shape:
+            raise ValueError(f"origin must have the shape of x, got {org.shape} and {xa.shape}")
+        keep = org[:, i] != org[:, j]
+        dx, dy = dx * keep, dy * keep
     s = (dx * dy).sum(1)
     denom = np.sqrt((dx != 0).sum(1).astype(float) * (dy != 0).sum(1))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -108,8 +118,10 @@ def bootstrap_tau(groups: list[tuple[np.ndarray, np.ndarray]], *, n_boot: int = 
 
     ``groups`` holds one ``(x_runs, y_runs)`` pair of equal-length arrays per dataset (one
     entry per seed). Each replicate draws the datasets with replacement and, for every drawn
-    dataset, its seeds with replacement; x and y of a run stay paired. Replicates where x or
-    y is constant are dropped; (NaN, NaN) when more than half are.
+    dataset, its seeds with replacement; x and y of a run stay paired. Tau of a replicate is
+    taken over pairs of *different* datasets (a dataset drawn twice is not compared with itself,
+    which would bias tau towards 0). Replicates where x or y is constant are dropped; (NaN, NaN)
+    when more than half are. A percentile interval need not contain the point value.
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be between 0 and 1, got {level}")
@@ -128,7 +140,7 @@ def bootstrap_tau(groups: list[tuple[np.ndarray, np.ndarray]], *, n_boot: int = 
         mx[k], my[k] = xs[draws].mean(-1), ys[draws].mean(-1)  # sorted: equal draws, equal means
     pick = rng.integers(0, d, size=(n_boot, d))
     rows, cols = np.arange(n_boot)[:, None], np.arange(d)[None, :]
-    taus = kendall_tau_rows(mx[pick, rows, cols], my[pick, rows, cols])
+    taus = kendall_tau_rows(mx[pick, rows, cols], my[pick, rows, cols], origin=pick)
     taus = taus[np.isfinite(taus)]
     if len(taus) * 2 < n_boot:
         return float("nan"), float("nan")

@@ -44,11 +44,10 @@ runs = store.query_runs(all_runs, filters={"model": models, "method": methods})
 st.caption(f"{len(runs)} runs ({int((runs['status'] == 'ok').sum())} ok). Each point is one "
            "(model, method, dataset), averaged over seeds.")
 
-left, right = st.columns(2)
-with left:
-    draw(charts.iimm_vs_outcome, runs, "id_gain")
-with right:
-    draw(charts.iimm_vs_outcome, runs, "ood_change")
+st.caption("One panel per method: a point per dataset, the OLS line and its 95 % confidence band.")
+for tab, outcome in zip(st.tabs(["IIMM vs ID gain", "IIMM vs OOD change"]), ("id_gain", "ood_change")):
+    with tab:
+        draw(charts.iimm_vs_outcome_by_method, runs, outcome)
 st.subheader("How well IIMM explains each outcome, per method")
 table = fit_table(roots, tuple(models), tuple(methods))
 st.dataframe(table, hide_index=True, key="cmp_fit", column_config={

@@ -71,3 +71,14 @@ def test_gain_vs_forgetting_spec(runs):
         assert needle in spec, needle
     with pytest.raises(ValueError, match="no ok runs"):
         charts.gain_vs_forgetting(runs.iloc[0:0])
+
+
+def test_iimm_vs_outcome_by_method_has_one_titled_panel_per_method(runs):
+    chart = charts.iimm_vs_outcome_by_method(runs, "id_gain", columns=2)
+    assert len(chart.concat) == 3
+    titles = sorted(panel.title for panel in chart.concat)
+    assert [t.split(" ")[0] for t in titles] == ["bitfit", "full", "lora"]
+    assert all("R²=" in t and "n=5" in t for t in titles)
+    _spec(chart)
+    with pytest.raises(ValueError, match="no ok runs"):
+        charts.iimm_vs_outcome_by_method(runs[runs["status"] == "failed"], "id_gain")

@@ -1,0 +1,174 @@
+"""Which zero-shot predictor predicts fine-tuning outcomes best: IIMM, its two terms, zero-shot
+accuracy, the silhouette scores and other zero-shot measures, and every transferability baseline.
+
+    python -m jobs.predictors [--results DIR ...] [--out jobs/results/predictors.csv]
+                              [--summary-md FILE] [--min-datasets 5] [--bootstrap 1000]
+
+Reads the ok runs of the store (default: the app's store), leaves out method 'zero_shot', and
+for every (model, pretrained, method, predictor, outcome) - outcomes: ID gain, normalised gain,
+OOD change - reports n datasets (seeds averaged first), Pearson r, Kendall tau, R² of a
+straight-line fit, leave-one-dataset-out MAE, and where several seeds exist a two-level
+bootstrap interval for tau (datasets, then seeds). Writes the CSV, a short Markdown summary
+(default: beside the CSV, ``predictors.md``) and prints, per outcome, the predictor with the
+highest mean |tau| and the lowest mean LODO MAE across cells, and IIMM's rank.
+Exit codes: 0 done, 1 no store or too few datasets, 2 bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from core import predictor_eval as pe
+from core import store
+
+DEFAULT_OUT = store.SHIPPED_DIR / "predictors.csv"
+HEADLINE = "iimm"
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _rank_text(ranking: pd.DataFrame, column: str) -> str:
+    hit = ranking[ranking["predictor"] == HEADLINE]
+    if hit.empty or pd.isna(hit[column].iloc[0]):
+        return "not scored"
+    return f"{int(hit[column].iloc[0])} of {int(ranking[column].notna().sum())}"
+
+
+def _winner(ranking: pd.DataFrame, column: str) -> pd.Series | None:
+    best = ranking[ranking[column] == 1]
+    return None if best.empty else best.sort_values("predictor").iloc[0]
+
+
+def _interval_note(table: pd.DataFrame) -> str:
+    ok = table[table["status"] == "ok"]
+    with_ci = ok["tau_interval"].str.contains("bootstrap", na=False)
+    if with_ci.all() and len(ok):
+        return f"Kendall tau intervals: {ok['tau_interval'].iloc[0]}, per cell in the CSV."
+    if with_ci.any():
+        return (f"Kendall tau intervals ({ok.loc[with_ci, 'tau_interval'].iloc[0]}) only for the "
+                f"{int(with_ci.sum())} of {len(ok)} scored rows with 2+ seeds; the others are point values.")
+    return "One seed per dataset: point values only, no interval for tau."
+
+
+def summary_lines(table: pd.DataFrame, outcomes: tuple[str, ...]) -> list[str]:
+    """The compact stdout summary: per outcome the winners and IIMM's rank."""
+    lines = []
+    for outcome in outcomes:
+        ranking = pe.rank_predictors(table, outcome)
+        label, unit = pe.OUTCOME_LABELS[outcome], pe.OUTCOME_UNITS[outcome]
+        if ranking.empty:
+            lines.append(f"{label}: no cell scored")
+            continue
+        total = int(ranking["cells_total"].iloc[0])
+        tau_best, mae_best = _winner(ranking, "rank_tau"), _winner(ranking, "rank_mae")
+        parts = [f"{label} ({total} cells):"]
+        if tau_best is not None:
+            parts.append(f"best |tau| {tau_best['predictor']} {_fmt(tau_best['mean_abs_tau'])}"
+                         f" (over {int(tau_best['n_cells'])} cells);")
+        if mae_best is not None:
+            parts.append(f"lowest LODO MAE {mae_best['predictor']} {_fmt(mae_best['mean_lodo_mae'], 4)} {unit};")
+        iimm = ranking[ranking["predictor"] == HEADLINE]
+        if iimm.empty:
+            parts.append("IIMM not scored")
+        else:
+            parts.append(f"IIMM |tau| {_fmt(iimm['mean_abs_tau'].iloc[0])} rank {_rank_text(ranking, 'rank_tau')}, "
+                         f"MAE {_fmt(iimm['mean_lodo_mae'].iloc[0], 4)} rank {_rank_text(ranking, 'rank_mae')}")
+        lines.append(" ".join(parts))
+    lines.append(_interval_note(table))
+    return lines
+
+
+def summary_markdown(table: pd.DataFrame, outcomes: tuple[str, ...], *, n_runs: int, min_datasets: int) -> str:
+    """A short Markdown block a README can quote: one table, predictors by mean |tau| on the
+    first outcome, and per outcome the winners and IIMM's rank."""
+    ok = table[table["status"] == "ok"]
+    cells = ok[["model", "pretrained", "method"]].drop_duplicates()
+    rankings = {o: pe.rank_predictors(table, o).set_index("predictor") for o in outcomes}
+    head = ["predictor", "family"]
+    for o in outcomes:
+        unit = "pts" if pe.OUTCOME_UNITS[o] == "points" else "fraction"
+        head += [f"{pe.OUTCOME_LABELS[o]} mean abs(tau)", f"{pe.OUTCOME_LABELS[o]} LODO MAE ({unit})"]
+    order = list(rankings[outcomes[0]].index) if len(rankings[outcomes[0]]) else []
+    for o in outcomes[1:]:
+        order += [p for p in rankings[o].index if p not in order]
+    out = [f"Predictors of fine-tuning outcomes: {n_runs} ok runs, {len(cells)} (model, method) cells "
+           f"with at least {min_datasets} datasets ({', '.join(sorted(cells['model'].unique()))}; methods "
+           f"{', '.join(sorted(cells['method'].unique()))}); {int(ok['n_datasets'].min())}-"
+           f"{int(ok['n_datasets'].max())} datasets per cell, up to {int(ok['max_seeds'].max())} seed(s) "
+           "per dataset. One point per dataset (mean over seeds); "
+           "mean over cells; rank in brackets (1 = best).", "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for p in order:
+        fam = next((rankings[o].loc[p, "family"] for o in outcomes if p in rankings[o].index), "")
+        cellv = []
+        for o in outcomes:
+            r = rankings[o]
+            if p not in r.index:
+                cellv += ["n/a", "n/a"]
+                continue
+            cellv += [f"{_fmt(r.loc[p, 'mean_abs_tau'])} ({r.loc[p, 'rank_tau']})",
+                      f"{_fmt(r.loc[p, 'mean_lodo_mae'], 4)} ({r.loc[p, 'rank_mae']})"]
+        name = f"**{p}**" if p == HEADLINE else p
+        out.append("| " + " | ".join([name, fam, *cellv]) + " |")
+    out.append("")
+    out += [f"- {line}" for line in summary_lines(table, outcomes)]
+    return "\n".join(out) + "\n"
+
+
+def _write_text(path: Path, text: str) -> None:
+    data = text.encode("utf-8")
+    store._atomic_write(path, lambda fh: fh.write(data))  # same atomic writer as the store
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.predictors", description=__doc__.split("\n")[0])
+    parser.add_argument("--results", action="append", type=Path, metavar="DIR",
+                        help="a results folder (repeatable); default: the app's store")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"CSV path (default {DEFAULT_OUT})")
+    parser.add_argument("--summary-md", type=Path, help="Markdown summary (default: predictors.md beside --out)")
+    parser.add_argument("--min-datasets", type=int, default=5,
+                        help="score a (model, method) only with at least this many datasets (>= 3)")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="B",
+                        help="bootstrap replicates for the tau interval (0 = none)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.min_datasets < 3:
+        print(f"error: --min-datasets must be at least 3, got {args.min_datasets}", file=sys.stderr)
+        return 2
+    if args.bootstrap < 0:
+        print(f"error: --bootstrap must be 0 or more, got {args.bootstrap}", file=sys.stderr)
+        return 2
+    missing = [str(r) for r in args.results or [] if not r.is_dir()]
+    if missing:
+        print(f"error: results folder(s) not found: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    roots = args.results or store.default_roots()
+    runs = store.load_runs(roots)
+    usable = runs[(runs["status"] == "ok") & ~runs["method"].isin(pe.EXCLUDED_METHODS)] if len(runs) else runs
+    if usable.empty:
+        print(f"error: no ok fine-tuning runs in {', '.join(str(r) for r in roots)}", file=sys.stderr)
+        return 1
+    table = pe.evaluate_predictors(runs, min_datasets=args.min_datasets, n_boot=args.bootstrap)
+    if not (table["status"] == "ok").any():
+        most = int(table["n_datasets"].max()) if len(table) else 0
+        print(f"error: no (model, method) has {args.min_datasets} datasets with outcomes and predictors "
+              f"(most: {most}); run more of the grid or lower --min-datasets", file=sys.stderr)
+        return 1
+    outcomes = pe.OUTCOMES
+    _write_text(args.out, table.to_csv(index=False, float_format="%.6g"))
+    md_path = args.summary_md or args.out.with_name("predictors.md")
+    _write_text(md_path, summary_markdown(table, outcomes, n_runs=len(usable), min_datasets=args.min_datasets))
+    print("\n".join(summary_lines(table, outcomes)))
+    print(f"wrote {args.out} ({len(table)} rows) and {md_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""jobs.predictors and core.predictor_eval: the predictor that *is* the outcome must win.
+
+The fixture store is built so that every outcome is an exact straight line in one chosen
+predictor (seed noise of +d / -d cancels in the per-dataset mean), while every other
+predictor holds a fixed permutation of the datasets' ranks.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from core import predictor_eval as pe
+from core import schema, store
+from jobs import predictors as job
+from tests.fixtures import OOD_BEFORE, make_fixture_records
+
+N_SETS = 8
+#: A rank order of the 8 datasets with Kendall tau 0 against 0..7: the "independent" predictor.
+INDEPENDENT = [3, 6, 1, 7, 0, 5, 2, 4]
+LINE = {"full": (2.0, 40.0, 10.0), "bitfit": (1.0, 20.0, 3.0)}  # id_gain = a + b x, ood = -c x
+ZS_TEST = 60.0  # constant test zero-shot accuracy: norm_gain is then linear in id_gain too
+
+
+def _records(chosen: str, independent: str, seeds=(0, 1), n_sets: int = N_SETS,
+             methods=("full", "bitfit")) -> list[dict]:
+    names = [*pe.ZERO_SHOT_PREDICTORS, *pe.TRANSFERABILITY_PREDICTORS]
+    rng = np.random.default_rng(7)
+    ranks = {n: rng.permutation(n_sets) for n in names}
+    ranks[chosen] = np.arange(n_sets)
+    ranks[independent] = np.array(INDEPENDENT[:n_sets]) if n_sets == N_SETS else rng.permutation(n_sets)
+    recs = make_fixture_records(n_datasets=n_sets, methods=methods, seeds=seeds)
+    for rec in recs:
+        k = int(rec["dataset"].rsplit("-", 1)[1])
+        values = {n: 0.2 + 0.05 * float(ranks[n][k]) for n in names}
+        x = values[chosen]
+        a, b, c = LINE[rec["method"]]
+        d = 0.05 if rec["seed"] % 2 == 0 else -0.05  # smaller than any step of the line
+        gain, change = a + b * x + d, -c * x + d
+        ood_after = {n: v + change for n, v in OOD_BEFORE.items()}
+        rec.update(zs_acc=ZS_TEST, ft_acc=ZS_TEST + gain, ood_after=ood_after,
+                   **schema.outcome_fields(ZS_TEST, ZS_TEST + gain, OOD_BEFORE, ood_after),
+                   iimm=values["iimm"], inter_modal=values["inter_modal"], intra_image=values["intra_image"],
+                   zero_shot={n: values[n] for n in pe.ZERO_SHOT_PREDICTORS},
+                   transferability={n: values[n] for n in pe.TRANSFERABILITY_PREDICTORS})
+    return recs
+
+
+def _store(tmp_path, records) -> str:
+    root = tmp_path / "store"
+    for rec in records:
+        store.write_record(rec, root)
+    return str(root)
+
+
+def _run(tmp_path, root, *extra):
+    out = tmp_path / "out" / "predictors.csv"
+    code = job.main(["--results", root, "--out", str(out), "--bootstrap", "200", *extra])
+    return code, out
+
+
+@pytest.mark.parametrize("chosen,independent", [("iimm", "gbc"), ("logme", "iimm")])
+def test_exact_predictor_wins_and_independent_one_does_not(tmp_path, capsys, chosen, independent):
+    code, out = _run(tmp_path, _store(tmp_path, _records(chosen, independent)))
+    printed = capsys.readouterr().out
+    assert code == 0
+    table = pd.read_csv(out)
+    assert list(table.columns) == pe.TABLE_COLUMNS
+    assert set(table["method"]) == {"full", "bitfit"} and (table["status"] == "ok").all()
+    assert set(table["predictor"]) == set(pe.ZERO_SHOT_PREDICTORS) | set(pe.TRANSFERABILITY_PREDICTORS)
+    assert (table["n_datasets"] == N_SETS).all() and (table["max_seeds"] == 2).all()
+    assert (table["n_runs"] == 2 * N_SETS).all()
+    win = table[table["predictor"] == chosen]
+    assert len(win) == 6  # 2 methods x 3 outcomes
+    assert np.allclose(win["pearson_r"].abs(), 1.0, atol=1e-9)
+    assert np.allclose(win["kendall_tau"].abs(), 1.0) and np.allclose(win["r2"], 1.0, atol=1e-9)
+    assert np.allclose(win["lodo_mae"], 0.0, atol=1e-8)
+    indep = table[table["predictor"] == independent]
+    assert (indep["pearson_r"].abs() < 0.5).all() and (indep["kendall_tau"].abs() < 0.2).all()
+    assert (indep[indep["outcome"] == "id_gain"]["lodo_mae"] > 1.0).all()
+    assert ((-1 <= table["tau_lo"]) & (table["tau_lo"] <= table["tau_hi"]) & (table["tau_hi"] <= 1)).all()
+    assert np.allclose(win["tau_lo"], win["kendall_tau"]) and np.allclose(win["tau_hi"], win["kendall_tau"])
+    assert (indep["tau_lo"] < 0).all() and (indep["tau_hi"] > 0).all()
+    assert table["tau_interval"].str.contains("bootstrap").all()
+    assert set(table.loc[table["outcome"] == "norm_gain", "mae_unit"]) == {pe.OUTCOME_UNITS["norm_gain"]}
+    for outcome in pe.OUTCOMES:
+        ranking = pe.rank_predictors(table, outcome)
+        assert ranking.iloc[0]["predictor"] == chosen and ranking.iloc[0]["rank_tau"] == 1
+        assert ranking.set_index("predictor").loc[chosen, "rank_mae"] == 1
+        assert ranking.set_index("predictor").loc[independent, "rank_tau"] > 1
+    id_line = next(line for line in printed.splitlines() if line.startswith("ID gain"))
+    assert f"best |tau| {chosen} 1.000" in id_line and f"lowest LODO MAE {chosen} 0.0000" in id_line
+    assert ("rank 1 of" in id_line) == (chosen == "iimm")
+    assert "bootstrap" in printed
+    md = (out.parent / "predictors.md").read_text()
+    assert sum(line.startswith("|---") for line in md.splitlines()) == 1 and f"best |tau| {chosen}" in md and "**iimm**" in md
+
+
+def test_one_seed_gives_point_values_and_zero_shot_method_is_left_out(tmp_path, capsys):
+    recs = _records("iimm", "gbc", seeds=(0,))
+    zs_runs = [dict(r, run_id=r["run_id"] + "-zs", method="zero_shot") for r in recs if r["method"] == "full"]
+    for r in zs_runs:  # no outcome variance: must not appear
+        r.update(ft_acc=ZS_TEST, id_gain=0.0, norm_gain=0.0, ood_change=0.0)
+    failed = dict(recs[0], run_id="failed-1", status="failed", error="boom", ft_acc=None,
+                  id_gain=999.0, method="full", dataset="fx-set-0", seed=5)
+    md = tmp_path / "elsewhere" / "summary.md"
+    code, out = _run(tmp_path, _store(tmp_path, recs + zs_runs + [failed]), "--summary-md", str(md))
+    printed = capsys.readouterr().out
+    assert code == 0 and md.is_file() and not (out.parent / "predictors.md").exists()
+    table = pd.read_csv(out)
+    assert "zero_shot" not in set(table["method"]) and (table["n_runs"] == N_SETS).all()
+    assert table["tau_lo"].isna().all() and table["tau_hi"].isna().all()
+    assert table["tau_interval"].str.contains("one seed").all()
+    assert "point values only" in printed and "bootstrap" not in printed
+
+
+def test_cells_below_min_datasets_are_listed_but_not_scored(tmp_path, capsys):
+    recs = _records("iimm", "gbc", methods=("full",)) + [
+        r for r in _records("iimm", "gbc", n_sets=4, methods=("bitfit",))]
+    code, out = _run(tmp_path, _store(tmp_path, recs))
+    assert code == 0
+    table = pd.read_csv(out)
+    few = table[table["method"] == "bitfit"]
+    assert len(few) and few["status"].str.startswith("too few datasets (n=4").all()
+    assert few[["pearson_r", "kendall_tau", "r2", "lodo_mae"]].isna().all().all()
+    assert (pe.rank_predictors(table, "id_gain")["n_cells"] == 1).all()
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_exit_codes(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out = _run(tmp_path, str(empty))
+    assert code == 1 and not out.exists() and "no ok fine-tuning runs" in _one_line_error(capsys)
+    code, out = _run(tmp_path, str(tmp_path / "nope"))
+    assert code == 1 and not out.exists() and "not found" in _one_line_error(capsys)
+    small = _store(tmp_path, _records("iimm", "gbc", n_sets=4))
+    code, out = _run(tmp_path, small)
+    assert code == 1 and not out.exists() and "most: 4" in _one_line_error(capsys)
+    assert _run(tmp_path, small, "--min-datasets", "2")[0] == 2
+    _one_line_error(capsys)
+
+
+def test_vectorised_tau_matches_scipy_with_ties():
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 4, size=(30, 9)).astype(float), rng.integers(0, 3, size=(30, 9)).astype(float)
+    x[0] = 1.0  # constant row -> NaN
+    got = pe.kendall_tau_rows(x, y)
+    assert np.isnan(got[0])
+    want = [stats.kendalltau(a, b).statistic for a, b in zip(x[1:], y[1:])]
+    assert np.allclose(got[1:], want, equal_nan=True)
+    with pytest.raises(ValueError, match="same shape"):
+        pe.kendall_tau_rows(x, y[:, :3])
+    # pairs of the same origin are skipped: a duplicated entry changes nothing
+    xd, yd = np.array([[0.0, 1, 2, 2]]), np.array([[0.0, 1, 2, 1.5]])
+    assert pe.kendall_tau_rows(xd, yd, origin=np.array([[0, 1, 2, 2]]))[0] == pytest.approx(
+        (5 - 0) / np.sqrt(5 * 5))
+    assert pe.kendall_tau_rows(xd, yd)[0] < pe.kendall_tau_rows(xd, yd, origin=np.array([[0, 1, 2, 2]]))[0]
+
+
+def test_bootstrap_tau_interval():
+    groups = [(np.full(3, float(k)), k + np.array([0.1, -0.1, 0.0])) for k in range(8)]
+    lo, hi = pe.bootstrap_tau(groups, n_boot=300, rng=np.random.default_rng(0))
+    assert 0.8 < lo <= hi <= 1.0
+    noisy = [(np.full(2, float(k)), v + np.array([0.5, -0.5])) for k, v in enumerate(INDEPENDENT)]
+    lo, hi = pe.bootstrap_tau(noisy, n_boot=300, rng=np.random.default_rng(0))
+    assert lo < 0 < hi
+    with pytest.raises(ValueError, match="at least 2 datasets"):
+        pe.bootstrap_tau(groups[:1])
+    with pytest.raises(ValueError, match="paired"):
+        pe.bootstrap_tau([(np.ones(2), np.ones(3)), (np.ones(2), np.ones(2))])
