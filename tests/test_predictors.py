@@ -94,7 +94,8 @@ def test_exact_predictor_wins_and_independent_one_does_not(tmp_path, capsys, cho
     assert ("rank 1 of" in id_line) == (chosen == "iimm")
     assert "bootstrap" in printed
     md = (out.parent / "predictors.md").read_text()
-    assert sum(line.startswith("|---") for line in md.splitlines()) == 1 and f"best |tau| {chosen}" in md and "**iimm**" in md
+    assert sum(line.startswith("|---") for line in md.splitlines()) == 1
+    assert f"best |tau| {chosen}" in md and "**iimm**" in md
 
 
 def test_one_seed_gives_point_values_and_zero_shot_method_is_left_out(tmp_path, capsys):
