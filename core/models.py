@@ -120,6 +120,8 @@ def spec_for(name: str, pretrained: str | None = None) -> ModelSpec:
     """
     if not name or not isinstance(name, str):
         raise ValueError("model name must be a non-empty string")
+    if pretrained is None and name not in _REGISTRY and ":" in name and not name.startswith("hf-hub:"):
+        name, pretrained = name.split(":", 1)  # "ARCH:TAG", the form of an ad-hoc spec's key
     if name in _REGISTRY and pretrained in (None, _REGISTRY[name].pretrained_tag):
         return _REGISTRY[name]
     for spec in _REGISTRY.values():  # "worldclip-tiny", "world-v1" style pairs
@@ -130,6 +132,22 @@ def spec_for(name: str, pretrained: str | None = None) -> ModelSpec:
     key = f"{name}:{pretrained}" if pretrained else f"{name}:random"
     return ModelSpec(key, name, pretrained, _family_of(name),
                      "open_clip download" if pretrained else "none: random initialisation")
+
+
+def check_model(name: str | ModelSpec, pretrained: str | None = None) -> ModelSpec:
+    """Resolve ``name`` (see spec_for) and check that open_clip knows its architecture.
+
+    Cheap (builds nothing); raises ModelUnavailableError with one sentence for an unknown name.
+    """
+    import open_clip
+
+    spec = name if isinstance(name, ModelSpec) else spec_for(name, pretrained)
+    register_configs()
+    if spec.arch not in open_clip.list_models() and not spec.arch.startswith("hf-hub:"):
+        raise ModelUnavailableError(
+            f"Unknown model {spec.key!r}: neither a registered name ({', '.join(_REGISTRY)}) nor an open_clip "
+            f"architecture (see open_clip.list_models()); the offline default is '{DEFAULT_MODEL}'.")
+    return spec
 
 
 def register_configs() -> None:
@@ -183,10 +201,25 @@ def hub_reachable(host: str = "huggingface.co", port: int = 443, timeout: float 
         return False
 
 
+class _DropRandomInitWarning(logging.Filter):
+    """open_clip warns 'Model initialized randomly' before our shipped weights are loaded: not true."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No pretrained weights loaded")
+
+
 def _create(spec: ModelSpec, device: str):
     import open_clip
 
-    return open_clip.create_model_and_transforms(spec.arch, pretrained=spec.pretrained, device=device)
+    quiet = _DropRandomInitWarning() if spec.shipped_weights else None
+    root = logging.getLogger()
+    if quiet:
+        root.addFilter(quiet)
+    try:
+        return open_clip.create_model_and_transforms(spec.arch, pretrained=spec.pretrained, device=device)
+    finally:
+        if quiet:
+            root.removeFilter(quiet)
 
 
 def _create_from_cache_or_hub(spec: ModelSpec, device: str):
@@ -214,11 +247,7 @@ def load_model(name: str | ModelSpec = DEFAULT_MODEL, *, device: str = "cpu",
     import open_clip
     import torch
 
-    spec = name if isinstance(name, ModelSpec) else spec_for(name, pretrained)
-    register_configs()
-    if spec.arch not in open_clip.list_models() and not spec.arch.startswith("hf-hub:"):
-        raise ModelUnavailableError(f"Unknown open_clip architecture {spec.arch!r}; see open_clip.list_models() "
-                                    f"or use the offline default model '{DEFAULT_MODEL}'.")
+    spec = check_model(name, pretrained)
     try:
         if spec.needs_download:
             model, _, preprocess = _create_from_cache_or_hub(spec, device)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.config_types import check_types
 from core.data.base import LabeledImages
 from core.evaluate import accuracy
 from core.imaging import images_to_tensor
@@ -50,6 +52,7 @@ class TrainRecipe:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_types(TrainRecipe, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
         checks = [
             (self.optimizer in ("sgd", "adamw"), f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),

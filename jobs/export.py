@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from core import store
+from jobs.cli import user_facing
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:
@@ -27,6 +28,7 @@ def _ordered(df: pd.DataFrame) -> pd.DataFrame:
     return df[first + [c for c in df.columns if c not in first]]
 
 
+@user_facing
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.export", description=__doc__.split("\n")[0])
     parser.add_argument("--results", action="append", type=Path, metavar="DIR",

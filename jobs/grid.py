@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.grid_config import Grid, GridConfigError, load_grid
+from jobs.cli import user_facing
 
 log = logging.getLogger("jobs.grid")
 
@@ -38,6 +39,35 @@ def _known() -> dict[str, Any]:
             "recipe_fields": {f.name for f in dataclasses.fields(TrainRecipe)} - {"seed"},
             "method_fields": {name: {f.name for f in dataclasses.fields(entry.config_cls)}
                               for name, entry in METHODS.items()}}
+
+
+def preflight(grid: Grid) -> None:
+    """Check what would otherwise fail in every cell, before any runs: model names, weights that
+    cannot be fetched offline, training recipes and method settings of the wrong type or range.
+    Raises GridConfigError with one message."""
+    from core.methods import METHODS
+    from core.models import ModelUnavailableError, check_model, hub_reachable, load_model
+    from core.train import TrainRecipe
+
+    for name in dict.fromkeys(c["model"] for c in grid.cells):
+        try:
+            spec = check_model(name)
+            if spec.needs_download and not hub_reachable():
+                load_model(spec)  # succeeds only when the weights are already in the local cache
+        except (ModelUnavailableError, ValueError) as exc:
+            raise GridConfigError(f"model {name!r}: {exc}") from exc
+    seen: set[str] = set()
+    for cell in grid.cells:
+        key = json.dumps([cell["method"], cell["method_config"], cell["train"]], sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            METHODS[cell["method"]].config_cls.from_overrides(cell["method_config"])
+            if METHODS[cell["method"]].trains:
+                TrainRecipe(**{**cell["train"], "seed": cell["seed"]})
+        except (TypeError, ValueError) as exc:
+            raise GridConfigError(f"method {cell['method']!r}: {exc}") from exc
 
 
 def _lock_path(results: Path, run_id: str) -> Path:
@@ -233,12 +263,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@user_facing
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args = parse_args(argv)
     command = "python -m jobs.grid " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     try:
         grid = load_grid(args.config, **_known())
+        preflight(grid)
     except GridConfigError as exc:
         log.error("error: %s", exc)
         return 2
@@ -257,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     counts = run_local(grid, args.results, cache_dir=args.cache, workers=args.workers, command=command,
                        retry_failed=args.retry_failed)
     log.info("grid %s finished: %s", grid.name, counts)
+    if counts["failed"]:
+        log.warning("%d cell(s) failed; their records hold the error (python -m jobs.export --results %s). "
+                    "Fix the cause, then add --retry-failed to run them again.", counts["failed"], args.results)
+    if counts["locked"]:
+        log.warning("%d cell(s) were being run by another runner; re-run this command later to collect them.",
+                    counts["locked"])
     return 0
 
 

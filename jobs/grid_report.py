@@ -15,6 +15,7 @@ import pandas as pd
 
 from core import charts, store
 from core.predictor_eval import evaluate_predictors
+from jobs.cli import user_facing
 
 log = logging.getLogger("jobs.grid_report")
 
@@ -51,6 +52,7 @@ def report(runs: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+@user_facing
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     p = argparse.ArgumentParser(prog="python -m jobs.grid_report", description=__doc__.split("\n")[0])

@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 
 from core import store
+from jobs.cli import user_facing
 
 
+@user_facing
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.ingest", description=__doc__.split("\n")[0])
     parser.add_argument("path", type=Path, help="a folder of records or one .json/.jsonl/.parquet")

@@ -25,6 +25,7 @@ import pandas as pd
 
 from core import predictor_eval as pe
 from core import store
+from jobs.cli import user_facing
 
 DEFAULT_OUT = store.SHIPPED_DIR / "predictors.csv"
 HEADLINE = "iimm"
@@ -127,6 +128,7 @@ def _write_text(path: Path, text: str) -> None:
     store._atomic_write(path, lambda fh: fh.write(data))  # same atomic writer as the store
 
 
+@user_facing
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.predictors", description=__doc__.split("\n")[0])
     parser.add_argument("--results", action="append", type=Path, metavar="DIR",

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from core.data.world import pretraining_batch
 from core.imaging import uint8_batch_to_tensor
 from core.models import ASSET_DIR, load_model
+from jobs.cli import user_facing
 
 log = logging.getLogger("jobs.pretrain")
 WEIGHTS = ASSET_DIR / "worldclip-tiny_world-v1.safetensors"
@@ -64,6 +65,7 @@ def lr_at(step: int, args: argparse.Namespace) -> float:
     return args.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+@user_facing
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)

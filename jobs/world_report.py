@@ -13,13 +13,13 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 
 from core import metrics
 from core.data.registry import load_split
 from core.data.world import OOD_PANEL, TASKS
 from core.embed import embed_dataset
 from core.models import ASSET_DIR, DEFAULT_MODEL, load_model
+from jobs.cli import user_facing
 
 log = logging.getLogger("jobs.world_report")
 
@@ -102,6 +102,7 @@ restart from the step-200 checkpoint); on quiet cores the job ran at 0.68 s/step
     return path
 
 
+@user_facing
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     p = argparse.ArgumentParser(prog="python -m jobs.world_report", description=__doc__.split("\n")[0])

@@ -6,11 +6,6 @@ IIMM_REQUIRE_BROWSER=1. Playwright drives it through ``executable_path`` (never 
 import io
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +13,12 @@ import pytest
 
 from core import metrics, store
 from core.models import ASSET_DIR, spec_for
+from jobs.app_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app
 from tests.fixtures import fixture_run_id, write_fixture_store
 from tests.test_app import sample_zip, traversal_zip
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-REPO = Path(__file__).resolve().parent.parent
 TIMEOUT_MS = 180_000  # first forecast imports torch and builds the model on a busy 2-core machine
 
 
@@ -37,12 +29,6 @@ def _require_chromium() -> None:
     if os.environ.get("IIMM_REQUIRE_BROWSER") == "1":
         pytest.fail(f"IIMM_REQUIRE_BROWSER=1 but {reason}")
     pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _default_model_ready() -> bool:
@@ -57,35 +43,17 @@ def server(tmp_path_factory):
     pretrained = spec_for(model).pretrained_tag
     results = tmp_path_factory.mktemp("results")
     write_fixture_store(results, pretrained=pretrained)
-    port = _free_port()
-    env = {**os.environ, store.ENV_VAR: str(results), "IIMM_FORECAST_MODEL": model,
+    port = free_port()
+    env = {store.ENV_VAR: str(results), "IIMM_FORECAST_MODEL": model,
            "IIMM_CACHE": str(tmp_path_factory.mktemp("cache"))}
-    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.headless", "true", "--server.fileWatcherType", "none",
-                             "--browser.gatherUsageStats", "false"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.read() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.5)
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}; see {log.name}")
-        else:
-            pytest.fail("streamlit did not become healthy within 60 s")
-        yield url, model
+        proc = start_app(port, env, tmp_path_factory.mktemp("log") / "streamlit.log")
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield f"http://127.0.0.1:{port}", model
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_app(proc)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.config_types import check_types
 from core.methods.targets import tower_of
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class MethodConfig:
             if key not in known:
                 raise ValueError(f"unknown config key {key!r} for {cls.__name__}; "
                                  f"known keys: {', '.join(known) or '(none)'}")
+        check_types(cls, overrides)
         return cls(**overrides)
 
 

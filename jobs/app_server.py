@@ -1,0 +1,57 @@
+"""Start the Streamlit app as a child process on a free local port (load test, browser test).
+
+Chromium is Debian's (``apt-get install chromium``), driven by Playwright through ``executable_path``;
+``playwright install`` is never needed.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(port: int, env: dict[str, str], log_path: Path, timeout: float = 120.0) -> subprocess.Popen:
+    """``streamlit run app.py`` on ``port`` with ``env`` added to this process's environment; returns once
+    the app answers its health check. RuntimeError (with the log's path) when it exits or stays silent."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **env}
+    with open(log_path, "wb") as out:  # the child keeps its own handle
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                                 "--server.headless", "true", "--server.fileWatcherType", "none",
+                                 "--browser.gatherUsageStats", "false"], cwd=REPO, env=full_env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the app exited with {proc.returncode}; see {log_path}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as r:
+                if r.read() == b"ok":
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    stop_app(proc)
+    raise RuntimeError(f"the app did not answer within {timeout:.0f} s; see {log_path}")
+
+
+def stop_app(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -1,0 +1,198 @@
+"""Fault injection for the grid runner: kills, failing cells, two runners at once. Prints what was lost.
+
+    python -m jobs.fault_injection [--config jobs/configs/smoke.toml] [--kills 10] [--workers 2]
+
+1. Reference: the grid run once, uninterrupted.
+2. Kills: the same grid in a fresh folder, its runner (and worker processes) SIGKILLed at a random
+   moment, resumed, killed again... ``--kills`` times, then resumed to the end.
+3. Failing cells: a grid whose cells raise (training that diverges to NaN, a dataset folder that
+   does not exist) beside a good cell: each is recorded as failed with its error, the grid goes on.
+4. Two runners started on the same folder at the same moment.
+Each result set must equal the reference: the same cell ids, one readable record each, no temporary
+file left behind, the same accuracies. Exit code 0 only when nothing was lost or duplicated.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from core.schema import validate_record
+from core.store import TMP_PREFIX
+from jobs.cli import user_facing
+
+log = logging.getLogger("jobs.fault_injection")
+REPO = Path(__file__).resolve().parent.parent
+COMPARED = ("status", "zs_acc", "ft_acc", "ood_change", "iimm")
+
+
+def _runner(config: Path, results: Path, cache: Path, workers: int) -> list[str]:
+    return [sys.executable, "-m", "jobs.grid", str(config), "--results", str(results), "--cache", str(cache),
+            "--workers", str(workers)]
+
+
+def _start(cmd: list[str], log_path: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with open(log_path, "ab") as out:  # own process group, so a kill takes the workers with it
+        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def _run(cmd: list[str], log_path: Path, timeout: float) -> float:
+    started = time.time()
+    proc = _start(cmd, log_path)
+    if proc.wait(timeout=timeout) != 0:
+        raise RuntimeError(f"runner exited with {proc.returncode}; see {log_path}")
+    return time.time() - started
+
+
+def audit(results: Path) -> dict[str, Any]:
+    """Records of a results folder: valid ones by id, plus anything that should not be there."""
+    records, problems = {}, []
+    for path in sorted(results.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+            validate_record(record)
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path.name}: unreadable or invalid ({exc})")
+            continue
+        if record["run_id"] != path.stem:
+            problems.append(f"{path.name}: holds run {record['run_id']}")
+        records[record["run_id"]] = record
+    leftovers = [p.name for p in results.glob(f"{TMP_PREFIX}*")]
+    if leftovers:
+        problems.append(f"temporary files left: {leftovers}")
+    return {"records": records, "problems": problems}
+
+
+def compare(reference: dict[str, dict], got: dict[str, Any]) -> list[str]:
+    """Differences between a result set and the reference, as readable lines (empty: identical)."""
+    diffs = list(got["problems"])
+    missing, extra = set(reference) - set(got["records"]), set(got["records"]) - set(reference)
+    diffs += [f"missing cell {c}" for c in sorted(missing)] + [f"unexpected cell {c}" for c in sorted(extra)]
+    for run_id in set(reference) & set(got["records"]):
+        for key in COMPARED:
+            a, b = reference[run_id].get(key), got["records"][run_id].get(key)
+            if a != b and not (isinstance(a, float) and isinstance(b, float) and abs(a - b) < 1e-9):
+                diffs.append(f"cell {run_id}: {key} {a!r} != {b!r}")
+    return diffs
+
+
+def kill_and_resume(cmd: list[str], results: Path, kills: int, window: float, log_path: Path, rng: random.Random,
+                    timeout: float) -> list[dict[str, Any]]:
+    """SIGKILL the runner's process group at random moments, ``kills`` times, then run it to the end."""
+    events = []
+    for i in range(kills):
+        before = len(list(results.glob("*.json")))
+        proc = _start(cmd, log_path)
+        delay = rng.uniform(0.5, window)
+        try:
+            proc.wait(timeout=delay)
+            finished_first = True
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            finished_first = False
+        after = len(list(results.glob("*.json")))
+        events.append({"kill": i + 1, "after_s": round(delay, 1), "records_before": before, "records_after": after,
+                       "runner_had_finished": finished_first})
+        log.info("kill %d/%d after %.1fs: %d -> %d records%s", i + 1, kills, delay, before, after,
+                 " (the runner had already finished)" if finished_first else "")
+    _run(cmd, log_path, timeout)
+    return events
+
+
+def failing_cells(work: Path, workers: int, timeout: float) -> dict[str, Any]:
+    """A grid of cells that raise beside one that works: each recorded, the grid goes on."""
+    config = work / "failing.toml"
+    missing = work / "no-such-image-folder"
+    config.write_text(
+        f'name = "failing"\nmodels = ["worldclip-tiny"]\ndatasets = ["chart-trend", "folder:{missing}"]\n'
+        'methods = ["bitfit", "full_ft"]\nsource = "fault-injection"\n'
+        '[train]\noptimizer = "adamw"\nlr = 1e-3\nbatch_size = 32\nepochs = 1000\nmax_steps = 6\neval_every = 3\n'
+        '[method.full_ft.train]\nlr = 1e30  # diverges: the loss becomes NaN\n')
+    results = work / "failing"
+    _run(_runner(config, results, work / "cache", workers), work / "failing.log", timeout)
+    got = audit(results)
+    outcome = {f"{r['dataset'].split('/')[-1]} / {r['method']}": (r["status"], r["error"][:120])
+               for r in got["records"].values()}
+    expected_ok = {"chart-trend / bitfit"}
+    ok = (len(got["records"]) == 4 and not got["problems"]
+          and all((status == "ok") == (name in expected_ok) for name, (status, _) in outcome.items())
+          and all(error for status, error in outcome.values() if status == "failed"))
+    return {"cells": outcome, "as_expected": ok}
+
+
+@user_facing
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    p = argparse.ArgumentParser(prog="python -m jobs.fault_injection", description=__doc__.split("\n")[0])
+    p.add_argument("--config", type=Path, default=REPO / "jobs/configs/smoke.toml")
+    p.add_argument("--kills", type=int, default=10)
+    p.add_argument("--workers", type=int, default=2, help="worker processes per runner (all are killed)")
+    p.add_argument("--work", type=Path, default=Path(".cache/fault-injection"), help="scratch folder (emptied)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
+    p.add_argument("--timeout", type=float, default=900, help="seconds allowed for one uninterrupted runner")
+    p.add_argument("--report", type=Path, help="also write the figures here as JSON")
+    args = p.parse_args(argv)
+    if args.kills < 1 or args.workers < 1:
+        raise ValueError("--kills and --workers must be at least 1")
+    if not args.config.is_file():
+        raise FileNotFoundError(f"grid file {args.config} does not exist")
+    import shutil
+
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    cache = args.work / "cache"
+    log.info("1/4 reference run of %s", args.config)
+    ref_s = _run(_runner(args.config, args.work / "reference", cache, args.workers), args.work / "reference.log",
+                 args.timeout)
+    reference = audit(args.work / "reference")
+    if reference["problems"]:
+        raise RuntimeError(f"the reference run itself is not clean: {reference['problems']}")
+    ref = reference["records"]
+    log.info("reference: %d records in %.0fs", len(ref), ref_s)
+
+    log.info("2/4 %d SIGKILLs at random moments, resuming each time", args.kills)
+    killed_dir = args.work / "killed"
+    events = kill_and_resume(_runner(args.config, killed_dir, cache, args.workers), killed_dir, args.kills,
+                             window=ref_s, log_path=args.work / "killed.log", rng=random.Random(args.seed),
+                             timeout=args.timeout)
+    killed_diffs = compare(ref, audit(killed_dir))
+
+    log.info("3/4 cells that fail")
+    failing = failing_cells(args.work, args.workers, args.timeout)
+
+    log.info("4/4 two runners on one folder at once")
+    twin_dir = args.work / "two-runners"
+    procs = [_start(_runner(args.config, twin_dir, cache, 1), args.work / f"runner-{i}.log") for i in (1, 2)]
+    codes = [proc.wait(timeout=args.timeout) for proc in procs]
+    twin_diffs = compare(ref, audit(twin_dir)) + [f"runner exited {c}" for c in codes if c != 0]
+
+    summary = {"config": str(args.config), "cells": len(ref), "reference_s": round(ref_s, 1),
+               "kills": events, "kills_mid_run": sum(not e["runner_had_finished"] for e in events),
+               "after_kills_differences": killed_diffs, "failing_cells": failing,
+               "two_runners_differences": twin_diffs}
+    lost = bool(killed_diffs or twin_diffs or not failing["as_expected"])
+    print(f"reference: {len(ref)} cells in {ref_s:.0f}s")
+    print(f"kills: {summary['kills_mid_run']} of {args.kills} SIGKILLs landed mid-run; after resuming: "
+          f"{'identical to the reference' if not killed_diffs else killed_diffs}")
+    for name, (status, error) in failing["cells"].items():
+        print(f"failing-cells grid: {name}: {status}{' — ' + error if error else ''}")
+    print(f"two runners at once: {'identical to the reference' if not twin_diffs else twin_diffs}")
+    print("LOST OR DUPLICATED: " + ("yes" if lost else "nothing"))
+    if args.report:
+        args.report.write_text(json.dumps(summary, indent=2))
+    return 1 if lost else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

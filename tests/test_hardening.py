@@ -1,0 +1,87 @@
+"""Input hardening of the jobs: every user mistake ends in one clear message and a non-zero exit."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.config_types import check_types
+from core.train import TrainRecipe
+from jobs import export, grid, grid_report, ingest, predictors, world_report
+
+REPO = Path(__file__).resolve().parent.parent
+GRID = """
+models = [{model}]
+datasets = ["chart-trend"]
+methods = ["zero_shot", "bitfit"]
+[train]
+max_steps = 2
+{train}
+"""
+
+
+def _grid(tmp_path: Path, model='"worldclip-tiny-random"', train="") -> list[str]:
+    path = tmp_path / "grid.toml"
+    path.write_text(GRID.format(model=model, train=train))
+    return [str(path), "--results", str(tmp_path / "results")]
+
+
+def _message(capsys, caplog) -> str:
+    return capsys.readouterr().err + caplog.text
+
+
+@pytest.mark.parametrize("model, train, match", [
+    ('"no-such-model"', "", "Unknown model 'no-such-model:random'"),
+    ('"ViT-B-32:no-such-tag"', "", "ViT-B-32"),
+    ('"worldclip-tiny-random"', 'lr = "fast"', r"TrainRecipe.lr must be float, got 'fast'"),
+    ('"worldclip-tiny-random"', "batch_size = 6.5", r"batch_size must be int, got 6.5"),
+    ('"worldclip-tiny-random"', "batch_size = 0", "batch_size must be >= 1"),
+    ('"worldclip-tiny-random"', "lrr = 1", "unknown training setting"),
+])
+def test_grid_rejects_bad_models_and_recipes_before_running(tmp_path, capsys, caplog, model, train, match,
+                                                           monkeypatch):
+    monkeypatch.setattr("core.models.hub_reachable", lambda *a, **k: False)  # as offline as CI, everywhere
+    assert grid.main(_grid(tmp_path, model, train)) == 2
+    assert __import__("re").search(match, _message(capsys, caplog))
+    assert not list((tmp_path / "results").glob("*.json")), "nothing may run after a rejected config"
+
+
+def test_grid_rejects_method_settings_of_the_wrong_type(tmp_path, capsys, caplog):
+    args = _grid(tmp_path)
+    Path(args[0]).write_text(Path(args[0]).read_text().replace('"bitfit"]', '"lora"]') + '[method.lora]\nrank = "4"\n')
+    assert grid.main(args) == 2
+    assert "LoRAConfig.rank must be int, got '4'" in _message(capsys, caplog)
+
+
+def test_check_types_accepts_ints_for_floats_and_none_for_optionals():
+    check_types(TrainRecipe, {"lr": 1, "max_steps": None, "grad_clip": 0.5, "best_checkpoint": False})
+    with pytest.raises(ValueError, match="best_checkpoint must be bool"):
+        check_types(TrainRecipe, {"best_checkpoint": "yes"})
+    with pytest.raises(ValueError, match="epochs must be int | None"):
+        check_types(TrainRecipe, {"epochs": True})
+
+
+@pytest.mark.parametrize("job, argv, match", [
+    (export, ["--results", "{tmp}/missing"], "not found"),
+    (predictors, ["--results", "{tmp}/missing"], "not found"),
+    (grid_report, ["--results", "{tmp}/missing"], "does not exist"),
+    (ingest, ["{tmp}/missing.json", "--into", "{tmp}/store"], "missing.json"),
+    (world_report, ["--model", "no-such-model"], "Unknown model"),
+])
+def test_jobs_answer_user_errors_with_one_message(tmp_path, capsys, caplog, job, argv, match):
+    code = job.main([a.format(tmp=tmp_path) for a in argv])
+    assert code != 0
+    text = _message(capsys, caplog)
+    assert match in text and "Traceback" not in text
+
+
+def test_a_job_run_as_a_command_prints_no_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('models = ["worldclip-tiny"]\ndatasets = ["letters"]\nmethods = ["bitfit"]\n[train]\nlr = "x"\n')
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("IIMM_DEBUG", None)
+    done = subprocess.run([sys.executable, "-m", "jobs.grid", str(bad), "--results", str(tmp_path / "r")],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "TrainRecipe.lr must be float" in done.stderr and "Traceback" not in done.stderr

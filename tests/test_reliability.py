@@ -1,0 +1,58 @@
+"""Reliability checks: the fault-injection audit itself, and two runners on one results folder."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from jobs.fault_injection import audit, compare
+from tests.test_grid import REPO, write_grid
+
+
+def _record(run_id: str, **fields) -> dict:
+    from tests.fixtures import make_fixture_records
+
+    return {**make_fixture_records(n_datasets=1, methods=("full",))[0], "run_id": run_id, **fields}
+
+
+def test_audit_flags_temporary_files_foreign_ids_and_unreadable_records(tmp_path):
+    from core.store import write_record
+
+    good = _record("a1")
+    write_record(good, tmp_path)
+    (tmp_path / "b2.json").write_text(json.dumps({**good, "run_id": "zz"}))
+    (tmp_path / "c3.json").write_text('{"run_id": "c3", "status": ')  # a torn write, were it not atomic
+    (tmp_path / ".tmp-abc.json").write_text("{}")
+    got = audit(tmp_path)
+    assert set(got["records"]) == {"a1", "zz"}
+    text = " | ".join(got["problems"])
+    assert "b2.json: holds run zz" in text and "c3.json: unreadable" in text and ".tmp-abc.json" in text
+
+
+def test_compare_names_missing_extra_and_changed_cells(tmp_path):
+    from core.store import write_record
+
+    reference = {"a1": _record("a1", ft_acc=50.0), "b2": _record("b2")}
+    write_record({**reference["a1"], "ft_acc": 51.0}, tmp_path)
+    write_record(_record("c3"), tmp_path)
+    diffs = compare(reference, audit(tmp_path))
+    assert "missing cell b2" in diffs and "unexpected cell c3" in diffs
+    assert any(d.startswith("cell a1: ft_acc 50.0 != 51.0") for d in diffs)
+    assert compare({"c3": _record("c3")}, {"records": {"c3": _record("c3")}, "problems": []}) == []
+
+
+@pytest.mark.slow
+def test_two_runners_on_one_folder_give_one_record_per_cell(tmp_path):
+    config = write_grid(tmp_path, methods='["zero_shot", "bitfit", "clip_adapter", "linear_probe"]')
+    results = tmp_path / "results"
+    cmd = [sys.executable, "-m", "jobs.grid", str(config), "--results", str(results)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    runners = [subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    logs = [r.communicate(timeout=600)[1] for r in runners]
+    assert [r.returncode for r in runners] == [0, 0], logs
+    got = audit(results)
+    assert got["problems"] == [] and len(got["records"]) == 4
+    assert all(r["status"] == "ok" for r in got["records"].values())
+    assert not list((results / ".locks").glob("*.lock"))  # every lock released
