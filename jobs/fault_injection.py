@@ -1,10 +1,10 @@
 """Fault injection for the grid runner: kills, failing cells, two runners at once. Prints what was lost.
 
-    python -m jobs.fault_injection [--config jobs/configs/smoke.toml] [--kills 10] [--workers 2]
+    python -m jobs.fault_injection [--config jobs/configs/smoke.toml] [--seeds 3] [--kills 10] [--workers 2]
 
-1. Reference: the grid run once, uninterrupted.
+1. Reference: the grid (by default the smoke grid with 3 seeds, 18 cells) run once, uninterrupted.
 2. Kills: the same grid in a fresh folder, its runner (and worker processes) SIGKILLed at a random
-   moment, resumed, killed again... ``--kills`` times, then resumed to the end.
+   moment within the work it still has, resumed, killed again... ``--kills`` times, then resumed to the end.
 3. Failing cells: a grid whose cells raise (training that diverges to NaN, a dataset folder that
    does not exist) beside a good cell: each is recorded as failed with its error, the grid goes on.
 4. Two runners started on the same folder at the same moment.
@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -46,12 +47,33 @@ def _start(cmd: list[str], log_path: Path) -> subprocess.Popen:
                                 start_new_session=True)
 
 
-def _run(cmd: list[str], log_path: Path, timeout: float) -> float:
-    started = time.time()
+def _run(cmd: list[str], log_path: Path, timeout: float, results: Path | None = None) -> tuple[float, float]:
+    """Run to the end; (wall seconds, seconds until the first record appeared in ``results``)."""
+    started, first = time.time(), float("nan")
     proc = _start(cmd, log_path)
-    if proc.wait(timeout=timeout) != 0:
+    while proc.poll() is None:
+        if results is not None and first != first and any(results.glob("*.json")):
+            first = time.time() - started
+        if time.time() - started > timeout:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise RuntimeError(f"runner did not finish within {timeout:.0f}s; see {log_path}")
+        time.sleep(0.1)
+    if proc.returncode != 0:
         raise RuntimeError(f"runner exited with {proc.returncode}; see {log_path}")
-    return time.time() - started
+    return time.time() - started, first
+
+
+def _cells_in_flight(results: Path) -> int:
+    """Lock files held by live processes: cells being run at this moment (dead runners' locks are stale)."""
+    from jobs.grid import _pid_alive
+
+    alive = 0
+    for lock in (results / ".locks").glob("*.lock"):
+        try:
+            alive += _pid_alive(int(lock.read_text().split(":")[1]))
+        except (OSError, ValueError, IndexError):
+            continue
+    return alive
 
 
 def audit(results: Path) -> dict[str, Any]:
@@ -86,28 +108,47 @@ def compare(reference: dict[str, dict], got: dict[str, Any]) -> list[str]:
     return diffs
 
 
-def kill_and_resume(cmd: list[str], results: Path, kills: int, window: float, log_path: Path, rng: random.Random,
-                    timeout: float) -> list[dict[str, Any]]:
-    """SIGKILL the runner's process group at random moments, ``kills`` times, then run it to the end."""
+def kill_and_resume(cmd: list[str], results: Path, kills: int, n_cells: int, startup_s: float, per_cell_s: float,
+                    log_path: Path, rng: random.Random, timeout: float) -> list[dict[str, Any]]:
+    """SIGKILL the runner's process group ``kills`` times, then run it to the end.
+
+    Each kill falls uniformly within the time the runner needs for its first record plus about twice
+    its share of the remaining cells, so kills land mid-run (starting, embedding, training, writing)
+    and the work is spread over all of them."""
     events = []
     for i in range(kills):
         before = len(list(results.glob("*.json")))
+        # spread the work over the kills: each may let about twice its share of the remaining cells finish
+        share = 2 * max(n_cells - before, 0) / (kills - i)
+        horizon = startup_s + per_cell_s * share
+        delay = rng.uniform(0.5, max(1.0, 0.95 * horizon))
         proc = _start(cmd, log_path)
-        delay = rng.uniform(0.5, window)
         try:
             proc.wait(timeout=delay)
             finished_first = True
         except subprocess.TimeoutExpired:
+            in_flight = _cells_in_flight(results)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             finished_first = False
         after = len(list(results.glob("*.json")))
         events.append({"kill": i + 1, "after_s": round(delay, 1), "records_before": before, "records_after": after,
+                       "cells_in_flight": 0 if finished_first else in_flight,
                        "runner_had_finished": finished_first})
-        log.info("kill %d/%d after %.1fs: %d -> %d records%s", i + 1, kills, delay, before, after,
-                 " (the runner had already finished)" if finished_first else "")
+        log.info("kill %d/%d after %.1fs: %d -> %d records, %s", i + 1, kills, delay, before, after,
+                 "the runner had already finished" if finished_first else f"{in_flight} cell(s) in flight")
     _run(cmd, log_path, timeout)
     return events
+
+
+def with_seeds(config: Path, n_seeds: int, work: Path) -> Path:
+    """A copy of the grid file with ``seeds = [0 .. n_seeds-1]``: more cells, so every kill has work to hit."""
+    text, n = re.subn(r"^seeds\s*=.*$", f"seeds = {list(range(n_seeds))}", config.read_text(), flags=re.M)
+    if not n:
+        raise ValueError(f"{config} has no 'seeds = [...]' line for --seeds to replace")
+    copy = work / f"{config.stem}-{n_seeds}-seeds.toml"
+    copy.write_text(text)
+    return copy
 
 
 def failing_cells(work: Path, workers: int, timeout: float) -> dict[str, Any]:
@@ -137,14 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.fault_injection", description=__doc__.split("\n")[0])
     p.add_argument("--config", type=Path, default=REPO / "jobs/configs/smoke.toml")
     p.add_argument("--kills", type=int, default=10)
+    p.add_argument("--seeds", type=int, default=3, help="run the grid with this many seeds (0: as the file says)")
     p.add_argument("--workers", type=int, default=2, help="worker processes per runner (all are killed)")
     p.add_argument("--work", type=Path, default=Path(".cache/fault-injection"), help="scratch folder (emptied)")
     p.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     p.add_argument("--timeout", type=float, default=900, help="seconds allowed for one uninterrupted runner")
     p.add_argument("--report", type=Path, help="also write the figures here as JSON")
     args = p.parse_args(argv)
-    if args.kills < 1 or args.workers < 1:
-        raise ValueError("--kills and --workers must be at least 1")
+    if args.kills < 1 or args.workers < 1 or args.seeds < 0:
+        raise ValueError("--kills and --workers must be at least 1, --seeds at least 0")
     if not args.config.is_file():
         raise FileNotFoundError(f"grid file {args.config} does not exist")
     import shutil
@@ -152,20 +194,22 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
     cache = args.work / "cache"
-    log.info("1/4 reference run of %s", args.config)
-    ref_s = _run(_runner(args.config, args.work / "reference", cache, args.workers), args.work / "reference.log",
-                 args.timeout)
+    config = with_seeds(args.config, args.seeds, args.work) if args.seeds else args.config
+    log.info("1/4 reference run of %s", config)
+    ref_s, first_s = _run(_runner(config, args.work / "reference", cache, args.workers),
+                          args.work / "reference.log", args.timeout, results=args.work / "reference")
     reference = audit(args.work / "reference")
     if reference["problems"]:
         raise RuntimeError(f"the reference run itself is not clean: {reference['problems']}")
     ref = reference["records"]
-    log.info("reference: %d records in %.0fs", len(ref), ref_s)
+    log.info("reference: %d records in %.0fs, the first after %.1fs", len(ref), ref_s, first_s)
 
     log.info("2/4 %d SIGKILLs at random moments, resuming each time", args.kills)
     killed_dir = args.work / "killed"
-    events = kill_and_resume(_runner(args.config, killed_dir, cache, args.workers), killed_dir, args.kills,
-                             window=ref_s, log_path=args.work / "killed.log", rng=random.Random(args.seed),
-                             timeout=args.timeout)
+    per_cell_s = max(ref_s - first_s, 1.0) / max(len(ref) - 1, 1)
+    events = kill_and_resume(_runner(config, killed_dir, cache, args.workers), killed_dir, args.kills, len(ref),
+                             first_s, per_cell_s, log_path=args.work / "killed.log",
+                             rng=random.Random(args.seed), timeout=args.timeout)
     killed_diffs = compare(ref, audit(killed_dir))
 
     log.info("3/4 cells that fail")
@@ -173,17 +217,18 @@ def main(argv: list[str] | None = None) -> int:
 
     log.info("4/4 two runners on one folder at once")
     twin_dir = args.work / "two-runners"
-    procs = [_start(_runner(args.config, twin_dir, cache, 1), args.work / f"runner-{i}.log") for i in (1, 2)]
+    procs = [_start(_runner(config, twin_dir, cache, 1), args.work / f"runner-{i}.log") for i in (1, 2)]
     codes = [proc.wait(timeout=args.timeout) for proc in procs]
     twin_diffs = compare(ref, audit(twin_dir)) + [f"runner exited {c}" for c in codes if c != 0]
 
-    summary = {"config": str(args.config), "cells": len(ref), "reference_s": round(ref_s, 1),
+    summary = {"config": str(args.config), "seeds": args.seeds, "cells": len(ref), "reference_s": round(ref_s, 1),
                "kills": events, "kills_mid_run": sum(not e["runner_had_finished"] for e in events),
                "after_kills_differences": killed_diffs, "failing_cells": failing,
                "two_runners_differences": twin_diffs}
     lost = bool(killed_diffs or twin_diffs or not failing["as_expected"])
-    print(f"reference: {len(ref)} cells in {ref_s:.0f}s")
-    print(f"kills: {summary['kills_mid_run']} of {args.kills} SIGKILLs landed mid-run; after resuming: "
+    print(f"reference: {len(ref)} cells of {config.name} in {ref_s:.0f}s")
+    print(f"kills: {summary['kills_mid_run']} of {args.kills} SIGKILLs landed mid-run, "
+          f"{sum(e['cells_in_flight'] for e in events)} cell(s) in flight in all; after resuming: "
           f"{'identical to the reference' if not killed_diffs else killed_diffs}")
     for name, (status, error) in failing["cells"].items():
         print(f"failing-cells grid: {name}: {status}{' — ' + error if error else ''}")
