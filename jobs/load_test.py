@@ -33,14 +33,14 @@ VIEWS = ["?sort=iimm&order=asc", "?method=full_ft", "?method=lora&method=bitfit&
          "?q=shape", "?dataset=letters", "?sort=ft_acc", "?method=clip_cite&order=asc", "?q=texture"]
 
 
-class MemoryWatch(threading.Thread):
-    """Peak resident memory of a process tree, sampled every 0.2 s."""
+class ServerWatch(threading.Thread):
+    """Peak resident memory and CPU seconds of a process tree, sampled every 0.2 s."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         import psutil
 
-        self.proc, self.peak_mb, self.stop = psutil.Process(pid), 0.0, threading.Event()
+        self.proc, self.peak_mb, self.cpu_s, self.stop = psutil.Process(pid), 0.0, 0.0, threading.Event()
 
     def run(self) -> None:
         import psutil
@@ -49,6 +49,7 @@ class MemoryWatch(threading.Thread):
             try:
                 tree = [self.proc, *self.proc.children(recursive=True)]
                 self.peak_mb = max(self.peak_mb, sum(p.memory_info().rss for p in tree) / 2**20)
+                self.cpu_s = sum(sum(p.cpu_times()[:2]) for p in tree)
             except psutil.Error:
                 pass
             self.stop.wait(0.2)
@@ -92,6 +93,7 @@ async def _no_exception(page, kind: str) -> None:
 
 async def browse(browser, url: str, i: int, views: int, timeout_ms: int, results: list, errors: list) -> None:
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(timeout_ms)
     page = await context.new_page()
     page.on("pageerror", lambda exc: errors.append(f"session {i}: page error {exc}"))
 
@@ -113,12 +115,14 @@ async def browse(browser, url: str, i: int, views: int, timeout_ms: int, results
 
 async def forecast(browser, url: str, i: int, sample: Path, timeout_ms: int, results: list, errors: list) -> None:
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(timeout_ms)
     page = await context.new_page()
     page.on("pageerror", lambda exc: errors.append(f"forecast {i}: page error {exc}"))
 
     async def run() -> None:
         await page.goto(url, timeout=timeout_ms)
         await page.get_by_role("link", name="Forecast your dataset").click()
+        await page.get_by_text("Forecast fine-tuning on your dataset").wait_for()
         await page.locator("input[type=file]").set_input_files(str(sample))
         button = page.get_by_role("button", name="Run forecast")
         await page.locator("[data-testid=stFileChipName]").first.wait_for(timeout=timeout_ms)
@@ -191,16 +195,19 @@ def main(argv: list[str] | None = None) -> int:
         from core import store
 
         app = start_app(port, {store.ENV_VAR: str(work / "results")}, work / "app.log")
-        watch, writer = MemoryWatch(app.pid), Writer(work / "results")
+        watch, writer = ServerWatch(app.pid), Writer(work / "results")
         watch.start()
         idle_mb = 0.0
         try:
             time.sleep(1.0)
             idle_mb = watch.peak_mb
             writer.start()
+            cpu_before = watch.cpu_s
             log.info("app on port %d; %d sessions x %d views + compare, %d forecasts of %d images",
                      port, args.sessions, args.views, args.forecasts, args.images)
             results, errors, wall = asyncio.run(drive(f"http://127.0.0.1:{port}", args, sample))
+            time.sleep(0.3)
+            server_cpu = watch.cpu_s - cpu_before  # includes the warm-up view and the model load
         finally:
             writer.stop.set()
             watch.stop.set()
@@ -212,13 +219,16 @@ def main(argv: list[str] | None = None) -> int:
         "sessions": args.sessions, "forecasts": args.forecasts, "views_per_session": args.views,
         "images_per_forecast": args.images, "wall_s": round(wall, 1), "completed": len(results),
         "throughput_views_per_s": round(len(results) / wall, 2), "latency": stats,
-        "server_peak_rss_mb": round(watch.peak_mb, 1), "server_rss_before_load_mb": round(idle_mb, 1),
+        "server_cpu_s": round(server_cpu, 1), "server_peak_rss_mb": round(watch.peak_mb, 1),
+        "server_rss_before_load_mb": round(idle_mb, 1),
         "records_written_meanwhile": writer.written, "errors": errors, "server_log_errors": server_errors[:20]}
     print(f"{len(results)} views/forecasts completed in {wall:.1f}s "
           f"({summary['throughput_views_per_s']} per second); {writer.written} records written meanwhile")
     for kind, s in stats.items():
         print(f"  {kind:12s} n={s['n']:3d}  p50 {s['p50_s']:6.2f}s  p95 {s['p95_s']:6.2f}s  max {s['max_s']:6.2f}s")
-    print(f"server peak RSS {watch.peak_mb:.0f} MiB (before the load: {idle_mb:.0f} MiB)")
+    print(f"server peak RSS {watch.peak_mb:.0f} MiB (before the load: {idle_mb:.0f} MiB); server CPU "
+          f"{server_cpu:.0f} s in all, {server_cpu / max(len(results), 1):.2f} s per view or forecast "
+          f"(the browsers share the same cores, so latencies include their rendering)")
     print(f"errors: {len(errors) + len(server_errors)}" + "".join(f"\n  {e}" for e in errors + server_errors))
     if args.report:
         args.report.write_text(json.dumps(summary, indent=2))
