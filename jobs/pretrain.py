@@ -1,6 +1,6 @@
 """Pretrain the offline default model (worldclip-tiny) contrastively on the generated world.
 
-    python -m jobs.pretrain [--steps 1600] [--batch 256] [--lr 1e-3] [--seed 0]
+    python -m jobs.pretrain [--steps 2000] [--batch 256] [--lr 1e-3] [--seed 0]
 
 Fresh pairs every step (deterministic in seed and step), so nothing is seen twice.
 Checkpoints every ``--ckpt-every`` steps to ``--work`` and resumes from there when
@@ -33,7 +33,7 @@ WEIGHTS = ASSET_DIR / "worldclip-tiny_world-v1.safetensors"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m jobs.pretrain", description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=1600)
+    p.add_argument("--steps", type=int, default=2000)  # the shipped weights
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=100)
