@@ -5,10 +5,10 @@ Defaults follow the study's code (SPEC §4): SGD, momentum 0.9, lr 1e-6, weight 
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 

@@ -29,6 +29,7 @@ from typing import Any
 from core.schema import validate_record
 from core.store import TMP_PREFIX
 from jobs.cli import user_facing
+from jobs.grid import live_locks
 
 log = logging.getLogger("jobs.fault_injection")
 REPO = Path(__file__).resolve().parent.parent
@@ -49,10 +50,10 @@ def _start(cmd: list[str], log_path: Path) -> subprocess.Popen:
 
 def _run(cmd: list[str], log_path: Path, timeout: float, results: Path | None = None) -> tuple[float, float]:
     """Run to the end; (wall seconds, seconds until the first record appeared in ``results``)."""
-    started, first = time.time(), float("nan")
+    started, first = time.time(), None
     proc = _start(cmd, log_path)
     while proc.poll() is None:
-        if results is not None and first != first and any(results.glob("*.json")):
+        if results is not None and first is None and any(results.glob("*.json")):
             first = time.time() - started
         if time.time() - started > timeout:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -60,20 +61,7 @@ def _run(cmd: list[str], log_path: Path, timeout: float, results: Path | None = 
         time.sleep(0.1)
     if proc.returncode != 0:
         raise RuntimeError(f"runner exited with {proc.returncode}; see {log_path}")
-    return time.time() - started, first
-
-
-def _cells_in_flight(results: Path) -> int:
-    """Lock files held by live processes: cells being run at this moment (dead runners' locks are stale)."""
-    from jobs.grid import _pid_alive
-
-    alive = 0
-    for lock in (results / ".locks").glob("*.lock"):
-        try:
-            alive += _pid_alive(int(lock.read_text().split(":")[1]))
-        except (OSError, ValueError, IndexError):
-            continue
-    return alive
+    return time.time() - started, first if first is not None else float("nan")
 
 
 def audit(results: Path) -> dict[str, Any]:
@@ -127,7 +115,7 @@ def kill_and_resume(cmd: list[str], results: Path, kills: int, n_cells: int, sta
             proc.wait(timeout=delay)
             finished_first = True
         except subprocess.TimeoutExpired:
-            in_flight = _cells_in_flight(results)
+            in_flight = live_locks(results)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             finished_first = False

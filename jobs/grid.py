@@ -84,6 +84,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _lock_is_stale(path: Path) -> bool:
+    """The lock was taken on this host by a process that no longer exists (its runner was killed)."""
+    try:
+        host, pid = path.read_text().split(":")
+        return host == socket.gethostname() and not _pid_alive(int(pid))
+    except (OSError, ValueError):
+        return False  # unreadable or being written: treat as held
+
+
+def live_locks(results: Path) -> int:
+    """Cells some live runner holds right now (stale locks of killed runners not counted)."""
+    return sum(not _lock_is_stale(p) for p in (results / ".locks").glob("*.lock"))
+
+
 def acquire_lock(results: Path, run_id: str) -> bool:
     """Take the cell's lock file; a lock left by a dead process on this host is taken over."""
     path = _lock_path(results, run_id)
@@ -92,12 +106,8 @@ def acquire_lock(results: Path, run_id: str) -> bool:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            try:
-                host, pid = path.read_text().split(":")
-            except (OSError, ValueError):
-                return False
-            if host == socket.gethostname() and not _pid_alive(int(pid)):
-                path.unlink(missing_ok=True)  # stale: its runner was killed
+            if _lock_is_stale(path):
+                path.unlink(missing_ok=True)
                 continue
             return False
         with os.fdopen(fd, "w") as f:

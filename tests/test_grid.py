@@ -36,6 +36,12 @@ def write_grid(tmp_path: Path, methods='["zero_shot", "bitfit"]', extra="") -> P
     return path
 
 
+def runner_command(config: Path, results: Path) -> tuple[list[str], dict[str, str]]:
+    """The grid job as a child process (command, environment), as a user would start it."""
+    return ([sys.executable, "-m", "jobs.grid", str(config), "--results", str(results)],
+            {**os.environ, "PYTHONPATH": str(REPO)})
+
+
 def records(results: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in results.glob("*.json")}
 
@@ -139,8 +145,7 @@ def test_grid_runs_resumes_and_records_failures(tmp_path, monkeypatch):
 def test_sigkill_then_resume_gives_one_record_per_cell(tmp_path):
     config = write_grid(tmp_path, methods='["zero_shot", "bitfit", "clip_adapter"]')
     results = tmp_path / "results"
-    cmd = [sys.executable, "-m", "jobs.grid", str(config), "--results", str(results)]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd, env = runner_command(config, results)
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline and not list(results.glob("*.json")):

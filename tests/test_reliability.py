@@ -1,13 +1,11 @@
 """Reliability checks: the fault-injection audit itself, and two runners on one results folder."""
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
 from jobs.fault_injection import audit, compare
-from tests.test_grid import REPO, write_grid
+from tests.test_grid import REPO, runner_command, write_grid
 
 
 def _record(run_id: str, **fields) -> dict:
@@ -46,8 +44,7 @@ def test_compare_names_missing_extra_and_changed_cells(tmp_path):
 def test_two_runners_on_one_folder_give_one_record_per_cell(tmp_path):
     config = write_grid(tmp_path, methods='["zero_shot", "bitfit", "clip_adapter", "linear_probe"]')
     results = tmp_path / "results"
-    cmd = [sys.executable, "-m", "jobs.grid", str(config), "--results", str(results)]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd, env = runner_command(config, results)
     runners = [subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                for _ in range(2)]
     logs = [r.communicate(timeout=600)[1] for r in runners]
