@@ -1,0 +1,20 @@
+import pytest
+
+from core.text import plain
+
+
+def test_plain_escapes_links_images_and_html():
+    assert plain("[x](http://e.org)") == r"\[x\]\(http\://e\.org\)"
+    assert plain("![i](u)").startswith(r"\!\[i\]")
+    assert plain("<img src=x>") == r"\<img src\=x\>"
+
+
+def test_plain_one_line_no_controls_and_capped():
+    assert plain("a\nb\x00c\u202ed") == "a bcd"
+    assert plain("abcdef", max_chars=4) == "abc…"
+    assert plain(12) == "12"
+
+
+def test_plain_rejects_bad_cap():
+    with pytest.raises(ValueError, match="max_chars"):
+        plain("x", max_chars=0)
