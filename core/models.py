@@ -50,12 +50,13 @@ class ModelSpec:
     weights_source: str
     description: str = ""
     shipped_weights: str | None = None  # file name inside core/assets
+    shipped_tag: str = OFFLINE_PRETRAINED_TAG  # the pretrained tag of shipped weights
 
     @property
     def pretrained_tag(self) -> str:
         """The tag stored in records: the open_clip tag, hub id, or 'random'."""
         if self.shipped_weights:
-            return OFFLINE_PRETRAINED_TAG
+            return self.shipped_tag
         if self.arch.startswith("hf-hub:"):
             return self.arch.removeprefix("hf-hub:")
         return self.pretrained or RANDOM_TAG
@@ -75,6 +76,20 @@ class ModelSpec:
         return not self.shipped_weights and not self.random_weights
 
 
+def _world_v2(key: str, arch: str, letter: str, what: str) -> ModelSpec:
+    return ModelSpec(key, arch, None, "tiny", "shipped in core/assets (trained by jobs.pretrain on world v2)",
+                     f"Tiny {what}, pretrained offline on world v2", shipped_weights=f"{arch}_world-v2-{letter}.safetensors",
+                     shipped_tag=f"world-v2-{letter}")
+
+
+#: World v2's four models (issue: long-tailed world): same size and step budget, one change each.
+WORLD_V2_MODELS: tuple[ModelSpec, ...] = (
+    _world_v2("worldclip-v2-a", "worldclip-tiny", "a", "CLIP (contrastive), long-tailed mix, permutation 0"),
+    _world_v2("worldsiglip-v2-b", "worldclip-tiny-sigmoid", "b", "SigLIP (sigmoid loss), long-tailed mix, permutation 0"),
+    _world_v2("worldclip-v2-c", "worldclip-tiny", "c", "CLIP, uniform-mix control (every sub-world 10 %)"),
+    _world_v2("worldclip-v2-d", "worldclip-tiny", "d", "CLIP, long-tailed mix, permutation 1"),
+)
+
 _REGISTRY: dict[str, ModelSpec] = {
     spec.key: spec
     for spec in (
@@ -82,6 +97,7 @@ _REGISTRY: dict[str, ModelSpec] = {
                   "shipped in core/assets (trained by jobs.pretrain on the generated world)",
                   "Tiny CLIP (ViT 4x128 on 32 px, 3-layer text) pretrained offline on the generated world",
                   shipped_weights="worldclip-tiny_world-v1.safetensors"),
+        *WORLD_V2_MODELS,
         ModelSpec("worldclip-tiny-random", "worldclip-tiny", None, "tiny",
                   "none: random initialisation", "The tiny architecture with random weights"),
         ModelSpec("CLIP", "ViT-B-32", "openai", "clip", "OpenAI, via open_clip download",
@@ -154,7 +170,7 @@ def register_configs() -> None:
     """Register the shipped architecture configs with open_clip (idempotent)."""
     import open_clip
 
-    if "worldclip-tiny" not in open_clip.list_models():
+    if not {"worldclip-tiny", "worldclip-tiny-sigmoid"} <= set(open_clip.list_models()):
         open_clip.add_model_config(CONFIG_DIR)
 
 

@@ -1,6 +1,7 @@
-"""Pretrain the offline default model (worldclip-tiny) contrastively on the generated world.
+"""Pretrain the offline models on the generated world (v1: worldclip-tiny; v2: four models).
 
-    python -m jobs.pretrain [--steps 2000] [--batch 256] [--lr 1e-3] [--seed 0]
+    python -m jobs.pretrain [--model worldclip-tiny] [--steps 2000] [--batch 256] [--lr 1e-3] [--seed 0]
+    python -m jobs.pretrain --model worldclip-v2-a      # world v2: see RECIPES for B, C, D
 
 Fresh pairs every step (deterministic in seed and step), so nothing is seen twice.
 Checkpoints every ``--ckpt-every`` steps to ``--work`` and resumes from there when
@@ -22,17 +23,29 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.data import world2
 from core.data.world import pretraining_batch
 from core.imaging import uint8_batch_to_tensor
-from core.models import ASSET_DIR, load_model
+from core.models import ASSET_DIR, load_model, spec_for
 from jobs.cli import user_facing
 
 log = logging.getLogger("jobs.pretrain")
 WEIGHTS = ASSET_DIR / "worldclip-tiny_world-v1.safetensors"
+#: model key -> (world, pretraining mix, loss). World v2's four models differ in exactly one of these
+#: from A: B the loss, C the mix (uniform control), D the permutation seed of the long tail.
+RECIPES: dict[str, tuple[str, str | None, str]] = {
+    "worldclip-tiny": ("v1", None, "clip"),
+    "worldclip-v2-a": ("v2", "long-tail-p0", "clip"),
+    "worldsiglip-v2-b": ("v2", "long-tail-p0", "siglip"),
+    "worldclip-v2-c": ("v2", "uniform", "clip"),
+    "worldclip-v2-d": ("v2", "long-tail-p1", "clip"),
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m jobs.pretrain", description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="worldclip-tiny", choices=sorted(RECIPES),
+                   help="which shipped model to pretrain (its world, mix and loss come from RECIPES)")
     p.add_argument("--steps", type=int, default=2000)  # the shipped weights
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -41,9 +54,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
     p.add_argument("--ckpt-every", type=int, default=200)
-    p.add_argument("--work", type=Path, default=Path(".cache/pretrain"))
-    p.add_argument("--out", type=Path, default=WEIGHTS)
+    p.add_argument("--work", type=Path, default=None,
+                   help="checkpoint folder (default .cache/pretrain for v1, jobs/checkpoints/MODEL for v2)")
+    p.add_argument("--out", type=Path, default=None, help="weights file (default: the model's file in core/assets)")
     args = p.parse_args(argv)
+    world = RECIPES[args.model][0]
+    if args.work is None:
+        args.work = Path(".cache/pretrain") if world == "v1" else Path("jobs/checkpoints") / args.model
+    if args.out is None:
+        args.out = ASSET_DIR / spec_for(args.model).shipped_weights
     for name in ("steps", "batch", "warmup", "ckpt_every", "threads"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
@@ -56,6 +75,24 @@ def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, 
     same = (caption_ids[:, None] == caption_ids[None, :]).float()
     target = same / same.sum(1, keepdim=True)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def sigmoid_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor,
+                 caption_ids: torch.Tensor) -> torch.Tensor:
+    """SigLIP's pairwise sigmoid loss, with identical captions positives of each other (as in
+    contrastive_loss; open_clip's SigLipLoss counts only the diagonal, which would make frequent
+    short captions negatives of themselves)."""
+    logits = scale * img @ txt.T + bias
+    sign = 2.0 * (caption_ids[:, None] == caption_ids[None, :]).float() - 1.0
+    return -F.logsigmoid(sign * logits).sum() / len(img)
+
+
+def batch_for(args: argparse.Namespace, step: int) -> tuple[np.ndarray, list[str]]:
+    world, mix, _ = RECIPES[args.model]
+    if world == "v1":
+        return pretraining_batch(args.seed, step, args.batch)
+    images, captions, _ = world2.pretraining_batch(world2.mix_by_name(mix), args.seed, step, args.batch)
+    return images, captions
 
 
 def lr_at(step: int, args: argparse.Namespace) -> float:
@@ -71,13 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    loaded = load_model("worldclip-tiny-random")
+    world, mix, loss_kind = RECIPES[args.model]
+    loaded = load_model("worldclip-tiny-random" if world == "v1" else spec_for(spec_for(args.model).arch))
     model = loaded.model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98))
     settings = {k: v for k, v in vars(args).items() if k in ("steps", "batch", "lr", "warmup", "weight_decay", "seed")}
+    if world != "v1":  # v1's settings keep their old form, so its checkpoints and log stay comparable
+        settings.update(model=args.model, world=world, mix=mix, loss=loss_kind)
     ckpt = args.work / "ckpt.pt"
     state = {"step": 0, "losses": [], "elapsed": 0.0}
     if ckpt.exists():
@@ -91,14 +131,18 @@ def main(argv: list[str] | None = None) -> int:
     window: list[float] = []
     t0 = time.time() - state["elapsed"]
     for step in range(state["step"], args.steps):
-        images, captions = pretraining_batch(args.seed, step, args.batch)
+        images, captions = batch_for(args, step)
         _, ids = np.unique(np.array(captions), return_inverse=True)
         x = uint8_batch_to_tensor(images, size=loaded.image_size, mean=loaded.mean, std=loaded.std)
         tokens = loaded.tokenizer(captions)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
-        img, txt, logit_scale = model(x, tokens)[:3]
-        loss = contrastive_loss(img, txt, logit_scale.exp().clamp(max=100), torch.from_numpy(ids))
+        out = model(x, tokens)
+        img, txt, logit_scale = out[:3]
+        if loss_kind == "siglip":
+            loss = sigmoid_loss(img, txt, logit_scale.exp().clamp(max=100), out[3], torch.from_numpy(ids))
+        else:
+            loss = contrastive_loss(img, txt, logit_scale.exp().clamp(max=100), torch.from_numpy(ids))
         if not torch.isfinite(loss):
             raise RuntimeError(f"pretraining diverged at step {step} (loss {loss.item()})")
         opt.zero_grad(set_to_none=True)
@@ -125,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(args.out))
     log_record = {"settings": settings, "steps": args.steps, "wall_time_s": round(time.time() - t0, 1),
                   "threads": args.threads, "loss_curve": state["losses"], "host_cpu": platform.processor(),
-                  "torch": torch.__version__, "command": "python -m jobs.pretrain " + " ".join(argv or [])}
+                  "torch": torch.__version__, "command": "python -m jobs.pretrain " + " ".join(argv or []),
+                  "model": args.model, "world": world, "mix": mix, "loss": loss_kind}
     args.out.with_suffix(".train.json").write_text(json.dumps(log_record, indent=1))
     log.info("saved %s (%.1f MB) in %.0fs", args.out, args.out.stat().st_size / 1e6, log_record["wall_time_s"])
     return 0

@@ -265,7 +265,8 @@ def render_charts(rng: np.random.Generator, n: int, *, noise: float = 3.0, slope
     trend = rng.integers(0, 2, n)
     bars = rng.integers(0, len(BAR_COUNTS), n)
     canvas = np.full((n, SIZE, SIZE, 3), 250.0, np.float32)
-    colour = _jitter_colour(rng, rng.integers(0, len(COLOURS), n))
+    colour_idx = rng.integers(0, len(COLOURS), n)  # drawn exactly where v1 drew it: same bytes
+    colour = _jitter_colour(rng, colour_idx)
     sign = np.where(trend == 0, 1.0, -1.0)[:, None, None]
     height = 16 + sign * (_XX[None] - 16) * slope + rng.normal(0, 1.0, (n, 1, SIZE))  # rising/falling
     nbar = (bars + 3)[:, None, None]
@@ -292,4 +293,4 @@ def render_charts(rng: np.random.Generator, n: int, *, noise: float = 3.0, slope
     canvas[np.broadcast_to(axes, (n, SIZE, SIZE))] = 20.0
     if contrast != 1.0:  # fade every mark toward the white page
         canvas = 250.0 + (canvas - 250.0) * contrast
-    return _finish(canvas, rng, noise), {"chart": kind, "trend": trend, "bars": bars}
+    return _finish(canvas, rng, noise), {"chart": kind, "trend": trend, "bars": bars, "colour": colour_idx}
