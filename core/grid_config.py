@@ -15,6 +15,7 @@ from typing import Any
 TOP_KEYS = {"name", "description", "models", "datasets", "methods", "seeds", "ood", "train", "method",
             "sweep", "source", "workers"}
 WORLD_PANEL = "world-panel"
+WORLD_V2_PANEL = "world-v2-panel"
 
 
 class GridConfigError(ValueError):
@@ -62,6 +63,10 @@ def parse_grid(data: dict[str, Any], *, name: str = "grid", known_methods: set[s
         from core.data.world import OOD_PANEL
 
         ood = list(OOD_PANEL)
+    elif ood == WORLD_V2_PANEL:
+        from core.data.world2 import OOD_PANEL_TASKS
+
+        ood = list(OOD_PANEL_TASKS)
     ood = [] if ood == [] else _list_of(ood, "ood", str)
     if known_methods is not None:
         _check_known(methods, known_methods, "method")

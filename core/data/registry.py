@@ -2,7 +2,8 @@
 
 ``load_split(name, split)`` returns a ``LabeledImages`` whatever the source:
 
-* ``shape-kind``, ``letters``, ... — the generated world (offline, deterministic);
+* ``shape-kind``, ``letters``, ... — the generated world v1 (offline, deterministic);
+* ``w2-sign-arrow``, ``w2-cell-count``, ... — the long-tailed world v2 (``core.data.world2``);
 * ``folder:/some/dir`` — ``dir/<split>/<class>/*.png`` (or ``dir/<class>/*`` split 80/20 by hash);
 * ``cifar100``, ``dtd``, ``eurosat``, ... — the reference study's datasets through torchvision,
   downloaded into ``$IIMM_DATA`` when online; offline, one clear sentence says so.
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from core.data.base import LabeledImages
+from core.data import world2
 from core.data.world import FINETUNE_TASKS, OOD_PANEL, TASKS, load_world_split
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ class DatasetSpec:
     """name, where it comes from, its single prompt template, and a one-line description."""
 
     name: str
-    source: str  # world | torchvision | folder
+    source: str  # world | world-v2 | torchvision | folder
     template: str
     description: str
     tv_class: str | None = None  # torchvision.datasets class name
@@ -55,6 +57,8 @@ _TORCHVISION = (
 _REGISTRY: dict[str, DatasetSpec] = {
     **{t.name: DatasetSpec(t.name, "world", t.template, t.description, ood_panel=t.name in OOD_PANEL)
        for t in TASKS},
+    **{t.name: DatasetSpec(t.name, "world-v2", t.template, f"world v2, {t.subworld}: {', '.join(t.attrs)}",
+                           ood_panel=t.name in world2.OOD_PANEL_TASKS) for t in world2.TASKS},
     **{d.name: d for d in _TORCHVISION},
 }
 
@@ -70,6 +74,14 @@ def world_finetune_tasks() -> tuple[str, ...]:
 
 def world_ood_panel() -> tuple[str, ...]:
     return OOD_PANEL
+
+
+def world_v2_finetune_tasks() -> tuple[str, ...]:
+    return world2.FINETUNE_TASKS
+
+
+def world_v2_ood_panel() -> tuple[str, ...]:
+    return world2.OOD_PANEL_TASKS
 
 
 def get_dataset(name: str) -> DatasetSpec:
@@ -88,6 +100,8 @@ def load_split(name: str, split: str, *, max_items: int | None = None) -> Labele
     spec = get_dataset(name)
     if spec.source == "world":
         data = load_world_split(name, split)
+    elif spec.source == "world-v2":
+        data = world2.load_split(name, split)
     elif spec.source == "folder":
         data = _load_folder(Path(name[7:]), split, spec.template)
     else:

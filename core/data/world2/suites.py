@@ -174,7 +174,7 @@ def _labels_of(task: World2Task, attrs: dict) -> tuple[np.ndarray, np.ndarray]:
     return rows, label[rows]
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=128)
 def load_split(name: str, split: str) -> LabeledImages:
     """The 'train' or 'test' split of a world-v2 task, generated deterministically (cached per process)."""
     if split not in ("train", "test"):

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+from scipy.stats import kendalltau
+
+from core.nested_bootstrap import kendall_tau, nested_bootstrap_tau
+
+
+def test_tau_hand_checked_and_constant_counts_as_zero():
+    assert kendall_tau(np.array([1, 2, 3]), np.array([1, 3, 2])) == pytest.approx(1 / 3)
+    assert kendall_tau(np.array([1, 2, 3]), np.array([5, 5, 5])) == 0.0
+
+
+def test_interval_brackets_tau_and_is_deterministic():
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(7), 4)
+    x = groups + rng.normal(0, 0.5, 28)
+    y = x + rng.normal(0, 1.0, 28)
+    a = nested_bootstrap_tau(x, y, groups, n_boot=300, seed=3)
+    b = nested_bootstrap_tau(x, y, groups, n_boot=300, seed=3)
+    assert a == b and a.lo <= a.tau <= a.hi and a.excludes_zero()
+    assert a.tau == pytest.approx(kendalltau(x, y).statistic)
+    assert (a.n_items, a.n_groups) == (28, 7)
+
+
+@pytest.mark.slow
+def test_mostly_constant_outcome_gives_no_false_significance():
+    """14 of 15 groups with outcome 0 and a noise predictor: the interval must rarely exclude 0."""
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(100):
+        groups = np.repeat(np.arange(15), 2)
+        y = np.zeros(30)
+        y[groups == 0] = rng.normal(0, 1, 2)
+        hits += nested_bootstrap_tau(rng.normal(size=30), y, groups, n_boot=200,
+                                     seed=int(rng.integers(1 << 30))).excludes_zero()
+    assert hits <= 7
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        nested_bootstrap_tau(np.arange(4.0), np.arange(4.0), np.zeros(4))
+    with pytest.raises(ValueError, match="equal length"):
+        kendall_tau(np.arange(3.0), np.arange(4.0))
+    with pytest.raises(ValueError, match="finite"):
+        kendall_tau(np.array([1.0, np.nan]), np.array([1.0, 2.0]))

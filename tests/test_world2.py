@@ -1,0 +1,125 @@
+"""World v2: v1 untouched, seeded coverage, caption rates, prompt words covered, task suite shape."""
+import hashlib
+
+import numpy as np
+import pytest
+
+from core.data import world, world2
+from core.data.world2 import coverage, suites
+from core.data.world2.subworlds import BY_NAME, CAPTION_RATES, SUBWORLDS, caption_rates
+
+# Pinned before world v2 existed (the v1 commit), so a change to v1's bytes cannot pass unnoticed.
+V1_DIGEST = "fc442c2d2df8a86595ce95bc7f86c439caea6d248e6a2fd039fa688f19d411d9"
+# Pinned when world v2 was frozen for pretraining: prompts feed the tag pool, so editing a task's
+# prompt would silently change the pretraining data of the shipped world-v2 models.
+V2_DIGEST = "3f34bd4c76f4b4cf7792a3a249ee7c3907a3e2c90da5912565fb9ed66b8750a4"
+
+
+def _digest_v1() -> str:
+    h = hashlib.sha256()
+    for step in (0, 5):
+        images, captions = world.pretraining_batch(0, step, 128)
+        h.update(images.tobytes())
+        h.update("|".join(captions).encode())
+    for task in ("chart-trend", "bar-count", "chart-type", "letters"):
+        data = world.load_world_split(task, "test")
+        h.update(data.images.tobytes())
+        h.update(data.labels.tobytes())
+    return h.hexdigest()
+
+
+def test_world_v1_is_byte_for_byte_unchanged():
+    assert _digest_v1() == V1_DIGEST
+
+
+def test_world_v2_pretraining_data_is_frozen():
+    h = hashlib.sha256("|".join(suites.tag_vocabulary()).encode())
+    for mix in (world2.long_tail(0), world2.long_tail(1), world2.uniform()):
+        images, captions, source = world2.pretraining_batch(mix, 0, 3, 64)
+        h.update(images.tobytes())
+        h.update("|".join(captions).encode())
+        h.update(source.tobytes())
+    assert h.hexdigest() == V2_DIGEST
+
+
+def test_long_tail_spans_100x_with_two_absent_and_comes_from_the_seed():
+    shares = sorted(coverage.LEVELS, reverse=True)
+    present = [s for s in shares if s > 0]
+    assert len(present) == 8 and len(shares) - len(present) == 2
+    assert present[0] / present[-1] == pytest.approx(100.0)
+    assert sum(shares) == pytest.approx(1.0)
+    mix = world2.long_tail(0)
+    perm = np.random.default_rng(0).permutation(len(SUBWORLDS))
+    assert [mix.levels[s.name] for s in SUBWORLDS] == list(perm)
+    assert mix.levels != world2.long_tail(1).levels
+    assert len(mix.present()) == 8
+    assert set(world2.uniform().shares.values()) == {0.1}
+    with pytest.raises(ValueError, match="unknown coverage mix"):
+        world2.mix_by_name("long-tail")
+
+
+def test_batches_follow_the_mix_and_never_show_an_absent_sub_world():
+    mix = world2.long_tail(0)
+    absent = {k for k, s in enumerate(SUBWORLDS) if mix.shares[s.name] == 0}
+    seen = np.concatenate([world2.pretraining_batch(mix, 1, step, 256)[2] for step in range(8)])
+    assert not absent & set(seen.tolist())
+    top = max(range(len(SUBWORLDS)), key=lambda k: mix.shares[SUBWORLDS[k].name])
+    assert abs(np.mean(seen == top) - mix.shares[SUBWORLDS[top].name]) < 0.05
+
+
+def test_caption_rates_are_drawn_from_the_four_levels_for_every_attribute():
+    rates = caption_rates()
+    assert set(rates) == {(s.name, a) for s in SUBWORLDS for a in s.attributes}
+    assert set(rates.values()) <= set(CAPTION_RATES)
+    assert rates == caption_rates()
+
+
+@pytest.mark.parametrize("mix_name", ["long-tail-p0", "long-tail-p1", "uniform"])
+def test_every_prompt_word_occurs_in_pretraining_captions(mix_name):
+    mix = world2.mix_by_name(mix_name)
+    words: set[str] = set()
+    for step in range(60):
+        words.update(w for c in world2.pretraining_batch(mix, 0, step, 256)[1] for w in suites.prompt_words(c))
+    missing = {w for t in world2.TASKS for c in t.class_names for w in suites.prompt_words(t.template.format(c=c))
+               if w not in words}
+    assert not missing, f"prompt words never seen in pretraining captions: {sorted(missing)}"
+
+
+def test_suite_has_40_tasks_4_per_sub_world_with_balanced_class_counts():
+    assert len(world2.FINETUNE_TASKS) >= 40
+    for sub in SUBWORLDS:
+        sizes = [len(t.class_names) for t in suites.FINETUNE if t.subworld == sub.name]
+        assert len(sizes) >= 4, sub.name
+        assert min(sizes) == 2 and any(4 <= s <= 7 for s in sizes) and max(sizes) >= 10, (sub.name, sizes)
+    assert all(t.n_train >= 2000 for t in suites.FINETUNE)
+
+
+def test_ood_panel_is_six_held_out_tasks_from_model_a_most_common_sub_worlds():
+    panel = [world2.get_task(n) for n in world2.OOD_PANEL_TASKS]
+    assert len(panel) >= 6 and not set(world2.OOD_PANEL_TASKS) & set(world2.FINETUNE_TASKS)
+    top = world2.long_tail(suites.A_PERMUTATION_SEED).by_share()[:6]
+    assert [t.subworld for t in panel] == top
+
+
+def test_compound_and_subset_labels_match_the_rendered_attributes():
+    task = world2.get_task("w2-sign-colour-shape")  # 3 colours x 4 shapes, row-major
+    images, attrs = BY_NAME["signs"].render(np.random.default_rng(5), 300)
+    rows, labels = suites._labels_of(task, attrs)
+    for r, label in zip(rows, labels):
+        colour, shape = task.class_names[label].split()
+        assert BY_NAME["signs"].attributes["colour"][attrs["colour"][r]] == colour
+        assert BY_NAME["signs"].attributes["shape"][attrs["shape"][r]] == shape
+    kept = {"red", "green", "blue"}
+    dropped = [r for r in range(300) if BY_NAME["signs"].attributes["colour"][attrs["colour"][r]] not in kept]
+    assert not set(dropped) & set(rows.tolist()) and len(rows) + len(dropped) == 300
+
+
+def test_task_split_is_deterministic_and_covers_every_class():
+    suites.load_split.cache_clear()
+    first = world2.load_split("w2-letters-x-o", "test")
+    suites.load_split.cache_clear()
+    second = world2.load_split("w2-letters-x-o", "test")
+    assert first.images.tobytes() == second.images.tobytes() and len(first) == 800
+    assert set(np.unique(first.labels)) == {0, 1} and first.class_names == ["x", "o"]
+    with pytest.raises(ValueError, match="unknown world-v2 task"):
+        world2.get_task("letters")
