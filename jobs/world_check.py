@@ -1,0 +1,172 @@
+"""World v2's manipulation check: does pretraining coverage move zero-shot accuracy and intra-image?
+
+    python -m jobs.world_check [--models worldclip-v2-a worldsiglip-v2-b worldclip-v2-c worldclip-v2-d]
+                               [--boot 2000] [--out jobs/results/world-v2]
+
+Run after pretraining and before any fine-tuning (jobs/results/world-v2/PREREGISTRATION.md, step 1).
+Per model and task: zero-shot test accuracy, IIMM and its terms on the training split, and the task's
+coverage (its sub-world's pretraining share under that model's mix). Per long-tailed model: Kendall
+tau of coverage vs zero-shot accuracy and vs intra-image, across tasks and as the change against the
+uniform control, with nested-bootstrap intervals (sub-worlds, then tasks). Writes
+``manipulation-check.csv`` (rows) and ``manipulation-check.md`` (tables, rule, verdict) and prints the
+Markdown. Models whose weights are not there yet are listed as missing, not guessed.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core import metrics
+from core.data import world2
+from core.nested_bootstrap import nested_bootstrap_tau
+from jobs.cli import user_facing
+
+log = logging.getLogger("jobs.world_check")
+CONTROL = "worldclip-v2-c"
+LONG_TAILED = ("worldclip-v2-a", "worldsiglip-v2-b", "worldclip-v2-d")
+MUST_PASS = ("worldclip-v2-a", "worldclip-v2-d")
+THRESHOLD = 0.3  # pre-registered: |tau| above this counts as "coverage moves the outcome"
+OUTCOMES = {"zs_acc": "zero-shot accuracy", "intra_image": "intra-image"}
+
+
+def task_rows(model_key: str, mix: world2.CoverageMix, tasks: tuple[str, ...], *,
+              max_items: int | None = None) -> pd.DataFrame:
+    """One row per task under one model: coverage, chance, zero-shot accuracy (test), IIMM and terms (train)."""
+    from core.data.registry import load_split
+    from core.embed import embed_dataset
+    from core.models import load_model
+
+    loaded = load_model(model_key)
+    rows = []
+    for name in tasks:
+        task = world2.get_task(name)
+        train = embed_dataset(loaded, load_split(name, "train", max_items=max_items))
+        test = embed_dataset(loaded, load_split(name, "test", max_items=max_items))
+        rows.append({
+            "model": model_key, "label": loaded.label, "task": name, "subworld": task.subworld,
+            "classes": len(task.class_names), "chance": 100.0 / len(task.class_names),
+            "coverage": mix.shares[task.subworld], "level": mix.levels[task.subworld],
+            "zs_acc": metrics.zero_shot_accuracy(test.image, test.text, test.labels),
+            "iimm": metrics.iimm(train.image, train.text, train.labels),
+            "inter_modal": metrics.inter_modal_score(train.image, train.text, train.labels),
+            "intra_image": metrics.intra_image_score(train.image),
+        })
+        log.info("%s %s: zero-shot %.1f %%, IIMM %.3f", model_key, name, rows[-1]["zs_acc"], rows[-1]["iimm"])
+    return pd.DataFrame(rows)
+
+
+def coverage_taus(rows: pd.DataFrame, *, control: pd.DataFrame | None, n_boot: int, seed: int = 0) -> pd.DataFrame:
+    """tau(coverage, outcome) for one model's rows, across tasks and (with ``control``) as the change vs C."""
+    out = []
+    for outcome, label in OUTCOMES.items():
+        forms = [("across tasks", rows[outcome].to_numpy())]
+        if control is not None:
+            paired = rows.merge(control[["task", outcome]], on="task", suffixes=("", "_control"))
+            if len(paired) != len(rows):
+                raise ValueError("the control model must have a row for every task")
+            forms.append(("change vs control", (paired[outcome] - paired[f"{outcome}_control"]).to_numpy()))
+        for form, y in forms:
+            res = nested_bootstrap_tau(rows["coverage"].to_numpy(), y, rows["subworld"].to_numpy(),
+                                       n_boot=n_boot, seed=seed)
+            out.append({"model": rows["model"].iloc[0], "outcome": label, "form": form, "tau": res.tau,
+                        "lo": res.lo, "hi": res.hi, "undefined_replicates": res.n_undefined,
+                        "moves": abs(res.tau) > THRESHOLD})
+    return pd.DataFrame(out)
+
+
+def verdict(taus: pd.DataFrame) -> tuple[bool | None, list[str]]:
+    """The pre-registered rule: coverage must move both outcomes (in either form) on A and on D.
+
+    Returns (passed, reasons); passed is None when a required model has not been checked.
+    """
+    reasons, passed = [], True
+    for model in MUST_PASS:
+        mine = taus[taus["model"] == model]
+        if mine.empty:
+            return None, [f"{model} has not been checked yet (weights missing)"]
+        for label in OUTCOMES.values():
+            moved = bool(mine[mine["outcome"] == label]["moves"].any())
+            passed &= moved
+            best = mine[mine["outcome"] == label]["tau"].abs().max()
+            reasons.append(f"{model}: coverage {'moves' if moved else 'does NOT move'} {label} (max |tau| {best:.2f})")
+    return passed, reasons
+
+
+def table(frame: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub Markdown table (floats to 3 decimals)."""
+    cells = frame.map(lambda v: f"{v:.3f}" if isinstance(v, float) else str(v))
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)])
+
+
+def markdown(rows: pd.DataFrame, taus: pd.DataFrame, missing: list[str], n_boot: int) -> str:
+    passed, reasons = verdict(taus) if not taus.empty else (None, ["no long-tailed model checked"])
+    head = ["# World v2 manipulation check", "",
+            "Pre-registered rule (PREREGISTRATION.md, step 1): coverage moves an outcome when |tau| > "
+            f"{THRESHOLD} across tasks or as the change vs the uniform control C; the world can test the claim "
+            "only if coverage moves both zero-shot accuracy and intra-image on A and on D. Intervals: 95 % "
+            f"nested bootstrap (sub-worlds, then tasks), B = {n_boot}, constant replicates counted as tau = 0.", ""]
+    state = {True: "PASSED: world v2 can test the claim", False: "FAILED: world v2 cannot test the claim",
+             None: "NOT DECIDED YET"}[passed]
+    head += [f"**Verdict: {state}.**", ""] + [f"- {r}" for r in reasons] + [""]
+    if missing:
+        head += [f"Not checked (weights not in core/assets yet): {', '.join(missing)}.", ""]
+    if not taus.empty:
+        t = taus.assign(interval=[f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(taus["lo"], taus["hi"])])
+        head += ["## Coverage vs outcome", "", table(t[["model", "outcome", "form", "tau", "interval",
+                                                         "undefined_replicates"]]), ""]
+    if not rows.empty:
+        per = rows.groupby(["model", "subworld"]).agg(coverage=("coverage", "first"), zs_acc=("zs_acc", "mean"),
+                                                       intra_image=("intra_image", "mean"), iimm=("iimm", "mean"))
+        head += ["## Per sub-world means", "",
+                 table(per.reset_index().sort_values(["model", "coverage"], ascending=[True, False])), ""]
+    return "\n".join(head)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m jobs.world_check", description=__doc__.split("\n")[0])
+    p.add_argument("--models", nargs="+", default=[*LONG_TAILED[:2], CONTROL, LONG_TAILED[2]])
+    p.add_argument("--boot", type=int, default=2000)
+    p.add_argument("--out", type=Path, default=Path("jobs/results/world-v2"))
+    p.add_argument("--max-items", type=int, default=None, help="cap images per split (quick looks only)")
+    args = p.parse_args(argv)
+    if args.boot < 1:
+        p.error("--boot must be positive")
+    return args
+
+
+@user_facing
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = parse_args(argv)
+    from core.models import ASSET_DIR, spec_for
+    from jobs.pretrain import RECIPES
+
+    frames, missing = {}, []
+    for key in args.models:
+        if key not in RECIPES or RECIPES[key][0] != "v2":
+            raise ValueError(f"{key!r} is not a world-v2 model; known: {', '.join(k for k in RECIPES if k != 'worldclip-tiny')}")
+        if not (ASSET_DIR / spec_for(key).shipped_weights).exists():
+            missing.append(key)
+            continue
+        frames[key] = task_rows(key, world2.mix_by_name(RECIPES[key][1]), world2.FINETUNE_TASKS,
+                                max_items=args.max_items)
+    rows = pd.concat(frames.values(), ignore_index=True) if frames else pd.DataFrame()
+    control = frames.get(CONTROL)
+    taus = pd.concat([coverage_taus(frames[k], control=control, n_boot=args.boot) for k in LONG_TAILED if k in frames],
+                     ignore_index=True) if any(k in frames for k in LONG_TAILED) else pd.DataFrame()
+    report = markdown(rows, taus, missing, args.boot)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not rows.empty:
+        rows.to_csv(args.out / "manipulation-check.csv", index=False, float_format="%.5g")
+    (args.out / "manipulation-check.md").write_text(report + "\n")
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""The pre-registered analysis of the world-v2 grid: does IIMM predict gain and forgetting?
+
+    python -m jobs.world_v2_report [--results jobs/results/world-v2] [--boot 2000]
+
+Implements step 3 of jobs/results/world-v2/PREREGISTRATION.md exactly: per model and method, Kendall
+tau-b of IIMM vs ID gain and vs OOD change across the 40 tasks, with 95 % nested-bootstrap intervals
+(sub-worlds, then tasks; B = 2,000, seed 0); then criteria F1-F3 and the support rule, each printed
+with its numbers and whether it held. Secondary: Pearson r, the partial tau of IIMM given zero-shot
+accuracy, and tau of each IIMM term and of zero-shot accuracy. Writes ``report.md`` beside the records.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.data import world2
+from core.nested_bootstrap import kendall_tau, nested_bootstrap_tau
+from jobs.cli import user_facing
+from jobs.world_check import table
+
+log = logging.getLogger("jobs.world_v2_report")
+STUDY_METHODS = ("full_ft", "bitfit", "attention", "lora", "clip_adapter")
+MODEL_A = "worldclip-v2-a"
+LONG_TAILED = ("worldclip-v2-a", "worldsiglip-v2-b", "worldclip-v2-d")
+
+
+def partial_tau(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
+    """Kendall's partial tau of x and y given z: (t_xy - t_xz t_yz) / sqrt((1 - t_xz^2)(1 - t_yz^2))."""
+    txy, txz, tyz = kendall_tau(x, y), kendall_tau(x, z), kendall_tau(y, z)
+    denom = np.sqrt((1 - txz ** 2) * (1 - tyz ** 2))
+    return float((txy - txz * tyz) / denom) if denom > 0 else 0.0
+
+
+def method_table(runs: pd.DataFrame, *, n_boot: int, seed: int = 0) -> pd.DataFrame:
+    """One row per (model, method): taus with intervals for gain and OOD change, plus secondary numbers.
+
+    runs: successful world-v2 records (columns model_key, method, dataset, iimm, inter_modal,
+    intra_image, zs_acc, id_gain, ood_change), one per (model, method, task).
+    """
+    rows = []
+    for (model, method), g in runs.groupby(["model_key", "method"], sort=True):
+        if len(g) < 3 or g["dataset"].duplicated().any():
+            raise ValueError(f"{model}/{method}: need one run per task and at least 3 tasks, got {len(g)} runs")
+        groups = np.array([world2.get_task(d).subworld for d in g["dataset"]])
+        row = {"model": model, "method": method, "tasks": len(g), "subworlds": len(set(groups))}
+        for outcome in ("id_gain", "ood_change"):
+            res = nested_bootstrap_tau(g["iimm"].to_numpy(), g[outcome].to_numpy(), groups, n_boot=n_boot, seed=seed)
+            row.update({f"tau_{outcome}": res.tau, f"lo_{outcome}": res.lo, f"hi_{outcome}": res.hi,
+                        f"r_{outcome}": float(np.corrcoef(g["iimm"], g[outcome])[0, 1]) if g[outcome].std() > 0 else 0.0,
+                        f"partial_{outcome}": partial_tau(g["iimm"].to_numpy(), g[outcome].to_numpy(),
+                                                          g["zs_acc"].to_numpy())})
+            for other in ("inter_modal", "intra_image", "zs_acc"):
+                row[f"tau_{other}_{outcome}"] = kendall_tau(g[other].to_numpy(), g[outcome].to_numpy())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def criteria(tab: pd.DataFrame) -> list[tuple[str, bool | None, str]]:
+    """F1-F3 and the support rule of the pre-registration: (name, held or None if not decidable, numbers)."""
+    study = tab[tab["method"].isin(STUDY_METHODS)]
+    a = study[study["model"] == MODEL_A]
+    out: list[tuple[str, bool | None, str]] = []
+    if len(a) < len(STUDY_METHODS):
+        return [("all criteria", None, f"model A has {len(a)} of the {len(STUDY_METHODS)} study methods")]
+    below = int((a["hi_id_gain"] < 0.5).sum())
+    out.append(("F1 (strength): A's upper bound of tau(IIMM, gain) < 0.5 for >= 4 of 5", below >= 4,
+                f"{below} of 5 below 0.5: " + ", ".join(f"{m} {h:+.2f}" for m, h in zip(a["method"], a["hi_id_gain"]))))
+    not_pos = {m: int((g["tau_id_gain"] <= 0).sum()) for m, g in study[study["model"].isin(LONG_TAILED)].groupby("model")}
+    complete = {m: n for m, n in not_pos.items() if (study["model"] == m).sum() == len(STUDY_METHODS)}
+    failing = [m for m, n in complete.items() if n >= 3]
+    undecided = len(LONG_TAILED) - len(complete)  # models whose five study methods are not all in yet
+    f2: bool | None = True if len(failing) >= 2 else (None if len(failing) + undecided >= 2 else False)
+    out.append(("F2 (sign of gain): tau(IIMM, gain) <= 0 for >= 3 of 5 methods on >= 2 of A, B, D", f2,
+                "; ".join(f"{m}: {n} of 5 not positive" for m, n in complete.items())
+                + (f" (not yet complete: {sorted(set(LONG_TAILED) - set(complete))})" if len(complete) < 3 else "")))
+    not_neg = int((a["tau_ood_change"] >= 0).sum())
+    out.append(("F3 (sign of forgetting): A's tau(IIMM, OOD change) >= 0 for >= 3 of 5", not_neg >= 3,
+                f"{not_neg} of 5 not negative: " + ", ".join(f"{m} {t:+.2f}" for m, t in zip(a["method"], a["tau_ood_change"]))))
+    pos_lo, neg_hi = int((a["lo_id_gain"] > 0).sum()), int((a["hi_ood_change"] < 0).sum())
+    falsified = any(held for _, held, _ in out)
+    support = None if f2 is None and not falsified else (not falsified and pos_lo >= 4 and neg_hi >= 3)
+    out.append(("Support: none of F1-F3, and on A lower bound(gain) > 0 for >= 4 and upper bound(OOD) < 0 for >= 3",
+                support, f"lower bound > 0: {pos_lo} of 5; OOD upper bound < 0: {neg_hi} of 5"))
+    return out
+
+
+def markdown(tab: pd.DataFrame, crit: list[tuple[str, bool | None, str]], n_runs: int, n_boot: int) -> str:
+    lines = ["# World v2: the pre-registered test", "",
+             f"{n_runs} successful runs; tau = Kendall tau-b across tasks; intervals: 95 % nested bootstrap "
+             f"(sub-worlds, then tasks), B = {n_boot}.", "", "## Criteria", ""]
+    word = {True: "HELD", False: "did not hold", None: "not decidable yet"}
+    lines += [f"- **{name}**: {word[held]} ({detail})" for name, held, detail in crit]
+    shown = tab.assign(gain_interval=[f"[{a:+.2f}, {b:+.2f}]" for a, b in zip(tab["lo_id_gain"], tab["hi_id_gain"])],
+                       ood_interval=[f"[{a:+.2f}, {b:+.2f}]" for a, b in zip(tab["lo_ood_change"], tab["hi_ood_change"])])
+    cols = ["model", "method", "tasks", "tau_id_gain", "gain_interval", "partial_id_gain", "tau_zs_acc_id_gain",
+            "tau_ood_change", "ood_interval", "partial_ood_change"]
+    lines += ["", "## IIMM vs outcomes, per model and method", "", table(shown[cols]), ""]
+    return "\n".join(lines)
+
+
+@user_facing
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    p = argparse.ArgumentParser(prog="python -m jobs.world_v2_report", description=__doc__.split("\n")[0])
+    p.add_argument("--results", type=Path, default=Path("jobs/results/world-v2"))
+    p.add_argument("--boot", type=int, default=2000)
+    args = p.parse_args(argv)
+    from core import store
+
+    runs = store.load_runs([args.results])
+    runs = runs[(runs["status"] == "ok") & runs["dataset"].str.startswith(world2.suites.PREFIX)
+                & (runs["method"] != "zero_shot")]
+    if runs.empty:
+        raise ValueError(f"no successful world-v2 fine-tuning runs in {args.results}")
+    tab = method_table(runs, n_boot=args.boot)
+    report = markdown(tab, criteria(tab), len(runs), args.boot)
+    (args.results / "report.md").write_text(report + "\n")
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,55 @@
+"""The manipulation check's statistics and rule, on hand-made rows and on a tiny real run."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.data import world2
+from jobs import world_check
+
+
+def _rows(model: str, slope: float, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    mix = world2.long_tail(0)
+    tasks = [t for t in world2.TASKS if t.name in world2.FINETUNE_TASKS]
+    cov = np.array([mix.shares[t.subworld] for t in tasks])
+    return pd.DataFrame({"model": model, "task": [t.name for t in tasks], "subworld": [t.subworld for t in tasks],
+                         "coverage": cov, "zs_acc": 50 + slope * 80 * cov + rng.normal(0, 1, len(tasks)),
+                         "intra_image": 0.8 - slope * 0.2 * cov + rng.normal(0, 0.005, len(tasks)),
+                         "iimm": 0.6 + rng.normal(0, 0.01, len(tasks))})
+
+
+def test_coverage_that_drives_both_outcomes_passes_and_noise_fails():
+    control = _rows("worldclip-v2-c", 0.0, 9).assign(coverage=0.1)
+    strong = pd.concat([world_check.coverage_taus(_rows(m, 1.0, i), control=control, n_boot=200)
+                        for i, m in enumerate(world_check.MUST_PASS)])
+    passed, reasons = world_check.verdict(strong)
+    assert passed and len(reasons) == 4
+    assert (strong[strong.outcome == "zero-shot accuracy"]["tau"] > 0.3).all()
+    assert (strong[strong.outcome == "intra-image"]["tau"] < -0.3).all()
+    noise = pd.concat([world_check.coverage_taus(_rows(m, 0.0, i + 5), control=None, n_boot=200)
+                       for i, m in enumerate(world_check.MUST_PASS)])
+    assert world_check.verdict(noise)[0] is False
+
+
+def test_verdict_waits_for_missing_models_and_control_must_cover_every_task():
+    rows = _rows("worldclip-v2-a", 1.0, 0)
+    taus = world_check.coverage_taus(rows, control=None, n_boot=50)
+    assert world_check.verdict(taus)[0] is None
+    with pytest.raises(ValueError, match="every task"):
+        world_check.coverage_taus(rows, control=rows.iloc[:5], n_boot=50)
+    md = world_check.markdown(rows, taus, ["worldclip-v2-d"], 50)
+    assert "NOT DECIDED YET" in md and "worldclip-v2-d" in md
+
+
+@pytest.mark.slow
+def test_task_rows_on_a_real_model():
+    rows = world_check.task_rows("worldclip-tiny", world2.long_tail(0), ("w2-letters-x-o", "w2-cell-size"),
+                                 max_items=64)
+    assert list(rows["task"]) == ["w2-letters-x-o", "w2-cell-size"]
+    assert rows["coverage"].tolist() == [world2.long_tail(0).shares["letters"], 0.0]
+    assert ((rows["zs_acc"] >= 0) & (rows["zs_acc"] <= 100)).all() and rows["iimm"].between(-1, 1).all()
+
+
+def test_rejects_a_world_v1_model(capsys):
+    assert world_check.main(["--models", "worldclip-tiny"]) == 2
+    assert "not a world-v2 model" in capsys.readouterr().err
