@@ -83,16 +83,25 @@ def verdict(taus: pd.DataFrame) -> tuple[bool | None, list[str]]:
 
     Returns (passed, reasons); passed is None when a required model has not been checked.
     """
-    reasons, passed = [], True
+    reasons: list[str] = []
+    passed: bool | None = True
     for model in MUST_PASS:
         mine = taus[taus["model"] == model]
         if mine.empty:
             return None, [f"{model} has not been checked yet (weights missing)"]
+        with_control = "change vs control" in set(mine["form"])
         for label in OUTCOMES.values():
             moved = bool(mine[mine["outcome"] == label]["moves"].any())
-            passed &= moved
             best = mine[mine["outcome"] == label]["tau"].abs().max()
-            reasons.append(f"{model}: coverage {'moves' if moved else 'does NOT move'} {label} (max |tau| {best:.2f})")
+            if moved:
+                reasons.append(f"{model}: coverage moves {label} (max |tau| {best:.2f})")
+            elif not with_control:  # form (ii) could still pass once the control is checked
+                passed = None if passed else passed
+                reasons.append(f"{model}: coverage does not move {label} across tasks (max |tau| {best:.2f}); "
+                               "the change vs the control is still to be measured")
+            else:
+                passed = False
+                reasons.append(f"{model}: coverage does NOT move {label} (max |tau| {best:.2f})")
     return passed, reasons
 
 

@@ -26,9 +26,12 @@ def test_coverage_that_drives_both_outcomes_passes_and_noise_fails():
     assert passed and len(reasons) == 4
     assert (strong[strong.outcome == "zero-shot accuracy"]["tau"] > 0.3).all()
     assert (strong[strong.outcome == "intra-image"]["tau"] < -0.3).all()
-    noise = pd.concat([world_check.coverage_taus(_rows(m, 0.0, i + 5), control=None, n_boot=200)
+    noise = pd.concat([world_check.coverage_taus(_rows(m, 0.0, i + 5), control=control, n_boot=200)
                        for i, m in enumerate(world_check.MUST_PASS)])
     assert world_check.verdict(noise)[0] is False
+    without_control = pd.concat([world_check.coverage_taus(_rows(m, 0.0, i + 5), control=None, n_boot=200)
+                                 for i, m in enumerate(world_check.MUST_PASS)])
+    assert world_check.verdict(without_control)[0] is None  # form (ii) not measured yet
 
 
 def test_verdict_waits_for_missing_models_and_control_must_cover_every_task():
