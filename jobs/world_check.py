@@ -142,6 +142,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--boot", type=int, default=2000)
     p.add_argument("--out", type=Path, default=Path("jobs/results/world-v2"))
     p.add_argument("--max-items", type=int, default=None, help="cap images per split (quick looks only)")
+    p.add_argument("--cards", action="store_true", help="also write each checked model's card beside its weights")
     args = p.parse_args(argv)
     if args.boot < 1:
         p.error("--boot must be positive")
@@ -174,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         rows.to_csv(args.out / "manipulation-check.csv", index=False, float_format="%.5g")
     (args.out / "manipulation-check.md").write_text(report + "\n")
     print(report)
+    if args.cards:
+        from jobs.world2_card import write_card
+
+        for key, frame in frames.items():
+            log.info("wrote %s", write_card(key, frame))
     return 0
 
 

@@ -56,3 +56,12 @@ def test_task_rows_on_a_real_model():
 def test_rejects_a_world_v1_model(capsys):
     assert world_check.main(["--models", "worldclip-tiny"]) == 2
     assert "not a world-v2 model" in capsys.readouterr().err
+
+
+def test_model_card_names_recipe_mix_and_toy_status():
+    from jobs.world2_card import card_text
+
+    rows = _rows("worldclip-v2-d", 1.0, 0).assign(classes=2, inter_modal=0.3)
+    text = card_text("worldclip-v2-d", rows)
+    assert "toy model" in text.lower() and "long-tail-p1" in text and "InfoNCE" in text
+    assert "| w2-cell-count |" in text

@@ -1,0 +1,68 @@
+"""Model cards of the world-v2 models, written beside their weights from the pretraining log and the
+manipulation check's per-task rows (``python -m jobs.world_check --cards``)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from core.data import world2
+from core.data.world2.subworlds import caption_rates
+from core.models import ASSET_DIR, spec_for
+
+LOSSES = {"clip": "multi-positive InfoNCE (identical captions in a batch are positives of each other)",
+          "siglip": "SigLIP's pairwise sigmoid loss, identical captions positives of each other; learnt bias"}
+
+
+def card_path(model_key: str) -> Path:
+    return ASSET_DIR / Path(spec_for(model_key).shipped_weights).with_suffix(".card.md").name
+
+
+def card_text(model_key: str, rows: pd.DataFrame) -> str:
+    """The card of one world-v2 model: what it is, its recipe and mix, its loss curve, its zero-shot results."""
+    from jobs.pretrain import RECIPES
+    from jobs.world_check import table
+
+    spec = spec_for(model_key)
+    log_path = (ASSET_DIR / spec.shipped_weights).with_suffix(".train.json")
+    train = json.loads(log_path.read_text()) if log_path.exists() else {}
+    _, mix_name, loss = RECIPES[model_key]
+    mix = world2.mix_by_name(mix_name)
+    curve = train.get("loss_curve", [])
+    picks = " → ".join(f"{s}: {loss:.2f}" for s, loss in curve if s % 200 == 0 or [s, loss] == curve[-1])
+    rates = caption_rates()
+    mix_rows = pd.DataFrame([{"sub-world": s, "share %": round(100 * mix.shares[s], 2),
+                              "caption rates": ", ".join(f"{a} {rates[(s, a)]}" for a in world2.SUBWORLDS[i].attributes)}
+                             for i, s in enumerate(w.name for w in world2.SUBWORLDS)]).sort_values("share %", ascending=False)
+    per_task = rows[["task", "subworld", "classes", "coverage", "zs_acc", "iimm", "inter_modal", "intra_image"]]
+    return f"""# Model card: {spec.key} (`{spec.arch}`, pretrained tag `{spec.pretrained_tag}`)
+
+**What it is.** {spec.description}. A tiny open_clip dual encoder (ViT 4x128 on 32 px in 8 px patches,
+3-layer text tower, open_clip's default tokenizer, 128-d embeddings, about 7.8 M parameters) pretrained
+from scratch on the generated world v2 of this repository. **A toy model of a generated world**, not a
+substitute for real CLIP models: it exists to test, offline, whether IIMM follows distance from pretraining.
+
+**Recipe** (`jobs/pretrain.py` RECIPES): loss: {LOSSES[loss]}; mix `{mix.name}`;
+settings {json.dumps(train.get('settings', {}))}; wall time {train.get('wall_time_s', '?')} s on
+{train.get('threads', '?')} CPU thread(s) (cores shared with other work), torch {train.get('torch', '?')}.
+
+**Loss curve** (mean of each 25 steps): {picks or 'no training log found'}
+
+**Pretraining mix and caption rates**
+
+{table(mix_rows)}
+
+**Zero-shot on the 40 fine-tuning tasks** (accuracy on test, IIMM and terms on train; coverage = share of
+the task's sub-world):
+
+{table(per_task)}
+
+**Reproduce.** `python -m jobs.pretrain --model {spec.key}`, then `python -m jobs.world_check --cards`.
+"""
+
+
+def write_card(model_key: str, rows: pd.DataFrame) -> Path:
+    path = card_path(model_key)
+    path.write_text(card_text(model_key, rows))
+    return path
