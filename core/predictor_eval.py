@@ -120,8 +120,13 @@ def bootstrap_tau(groups: list[tuple[np.ndarray, np.ndarray]], *, n_boot: int = 
     entry per seed). Each replicate draws the datasets with replacement and, for every drawn
     dataset, its seeds with replacement; x and y of a run stay paired. Tau of a replicate is
     taken over pairs of *different* datasets (a dataset drawn twice is not compared with itself,
-    which would bias tau towards 0). Replicates where x or y is constant are dropped; (NaN, NaN)
-    when more than half are. A percentile interval need not contain the point value.
+    which would bias tau towards 0).
+
+    Every replicate counts. A replicate whose drawn x or y values are all equal (e.g. it drew
+    only datasets whose outcome is exactly 0) has no order to measure: its tau is undefined
+    and is counted as 0 ("no evidence of association"), never dropped - dropping those
+    replicates keeps only the draws that contain the rare informative datasets and reports
+    significance that is not there. A percentile interval need not contain the point value.
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be between 0 and 1, got {level}")
@@ -141,9 +146,7 @@ def bootstrap_tau(groups: list[tuple[np.ndarray, np.ndarray]], *, n_boot: int = 
     pick = rng.integers(0, d, size=(n_boot, d))
     rows, cols = np.arange(n_boot)[:, None], np.arange(d)[None, :]
     taus = kendall_tau_rows(mx[pick, rows, cols], my[pick, rows, cols], origin=pick)
-    taus = taus[np.isfinite(taus)]
-    if len(taus) * 2 < n_boot:
-        return float("nan"), float("nan")
+    taus = np.where(np.isfinite(taus), taus, 0.0)  # undefined (constant) replicates count as 0
     lo, hi = np.percentile(taus, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)
 
