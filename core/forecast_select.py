@@ -100,11 +100,12 @@ def select_set(x: np.ndarray, y: np.ndarray, rows: np.ndarray, sets: list[tuple[
     """
     abs_err = _loo_abs_errors(_standardise(x, rows)[rows], y[rows], sets)
     errors = abs_err.mean(axis=1)
-    best = int(np.argmin(errors))
+    tol = 1e-9 * (float(np.std(y[rows])) + 1e-12)  # rounding-level differences are ties: earlier set wins
+    best = int(np.argmax(errors <= errors.min() + tol))
     if default is not None and best != default and np.isfinite(errors[default]):
         diff = abs_err[default] - abs_err[best]
         se = diff.std(ddof=1) / math.sqrt(len(diff))
-        if diff.mean() <= margin_se * se:
+        if diff.mean() <= margin_se * se + tol:
             best = default
     return best, errors
 

@@ -228,3 +228,41 @@ def rank_predictors(table: pd.DataFrame, outcome: str) -> pd.DataFrame:
     agg["rank_tau"] = agg["mean_abs_tau"].rank(ascending=False, method="min").astype("Int64")
     agg["rank_mae"] = agg["mean_lodo_mae"].rank(ascending=True, method="min").astype("Int64")
     return agg.sort_values(["rank_tau", "rank_mae", "predictor"], na_position="last")[cols].reset_index(drop=True)
+
+
+WINNER_COLUMNS = ["outcome", "cells", "best_tau", "best_tau_mean_abs", "iimm_mean_abs_tau", "tau_margin",
+                  "best_tau_cells_ci_excludes_0", "iimm_cells_ci_excludes_0", "best_mae", "best_mae_value",
+                  "iimm_lodo_mae", "mae_margin", "mae_unit"]
+
+
+def winners(table: pd.DataFrame, outcomes: tuple[str, ...] = OUTCOMES, headline: str = "iimm") -> pd.DataFrame:
+    """Per outcome: which predictor wins (highest mean |tau|; lowest mean LODO MAE), by how much over
+    IIMM (``tau_margin`` = winner's mean |tau| - IIMM's; ``mae_margin`` = IIMM's MAE - winner's), and
+    in how many cells each one's two-level bootstrap tau interval excludes 0."""
+    rows = []
+    for outcome in outcomes:
+        ranking = rank_predictors(table, outcome)
+        if ranking.empty:
+            continue
+        r = ranking.set_index("predictor")
+        ok = table[(table["outcome"] == outcome) & (table["status"] == "ok")]
+
+        def excludes_zero(name: str) -> int:
+            sub = ok[ok["predictor"] == name]
+            return int(((sub["tau_lo"] > 0) | (sub["tau_hi"] < 0)).sum())
+
+        best_tau = r["mean_abs_tau"].idxmax()
+        best_mae = r["mean_lodo_mae"].idxmin()
+        has_head = headline in r.index
+        rows.append({
+            "outcome": outcome, "cells": int(ranking["cells_total"].iloc[0]),
+            "best_tau": best_tau, "best_tau_mean_abs": float(r.loc[best_tau, "mean_abs_tau"]),
+            "iimm_mean_abs_tau": float(r.loc[headline, "mean_abs_tau"]) if has_head else np.nan,
+            "tau_margin": float(r.loc[best_tau, "mean_abs_tau"] - r.loc[headline, "mean_abs_tau"]) if has_head else np.nan,
+            "best_tau_cells_ci_excludes_0": excludes_zero(best_tau),
+            "iimm_cells_ci_excludes_0": excludes_zero(headline) if has_head else 0,
+            "best_mae": best_mae, "best_mae_value": float(r.loc[best_mae, "mean_lodo_mae"]),
+            "iimm_lodo_mae": float(r.loc[headline, "mean_lodo_mae"]) if has_head else np.nan,
+            "mae_margin": float(r.loc[headline, "mean_lodo_mae"] - r.loc[best_mae, "mean_lodo_mae"]) if has_head else np.nan,
+            "mae_unit": OUTCOME_UNITS[outcome]})
+    return pd.DataFrame(rows, columns=WINNER_COLUMNS)

@@ -94,8 +94,14 @@ def test_exact_predictor_wins_and_independent_one_does_not(tmp_path, capsys, cho
     assert ("rank 1 of" in id_line) == (chosen == "iimm")
     assert "bootstrap" in printed
     md = (out.parent / "predictors.md").read_text()
-    assert sum(line.startswith("|---") for line in md.splitlines()) == 1
-    assert f"best |tau| {chosen}" in md and "**iimm**" in md
+    assert sum(line.startswith("|---") for line in md.splitlines()) == 4  # predictors, winners, procedure x2
+    assert f"best |tau| {chosen}" in md and "**iimm**" in md and "Which predictor wins" in md
+    win = pe.winners(table).set_index("outcome")
+    assert (win["best_tau"] == chosen).all() and (win["best_mae"] == chosen).all()
+    assert (win["best_tau_cells_ci_excludes_0"] == 2).all()  # an exact line: [1, 1] or [-1, -1] in both cells
+    selection = pd.read_csv(out.parent / "forecast-selection.csv")
+    assert (selection["status"] == "ok").all() and (selection["chosen"] == chosen).all()
+    assert np.allclose(selection["nested_lodo_mae"], 0, atol=1e-8)
 
 
 def test_one_seed_gives_point_values_and_zero_shot_method_is_left_out(tmp_path, capsys):
