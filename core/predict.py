@@ -49,8 +49,12 @@ class ForecastResult:
     measures: one row per zero-shot measure (measure, value, lo, hi, note); IIMM carries the
     bootstrap interval. baselines: one row per transferability baseline (baseline, score).
     forecasts: one row per method (predicted ID gain and OOD change, their prediction
-    intervals, leave-one-dataset-out error, fit quality, status). ``raw_forecasts`` is
-    ``core.forecast.forecast_methods``'s long frame. ``enough_runs`` is False when no method
+    intervals, leave-one-dataset-out error, fit quality, status) from the IIMM-only line.
+    ``raw_forecasts`` is ``core.forecast.forecast_methods``'s long frame. ``selected``: the
+    forecast of ``core.forecast_select.forecast_new`` per (method, outcome): the predictor set
+    chosen by nested leave-one-dataset-out error among every measure of this sample, its
+    prediction and LODO-calibrated interval, its nested LODO error, and the IIMM-only line beside
+    it (coverage columns are left empty here: the job ``jobs.predictors`` measures them). ``enough_runs`` is False when no method
     could be forecast; ``message`` then says why and ``command`` gives the grid command that
     would produce the reference runs.
     """
@@ -75,6 +79,7 @@ class ForecastResult:
     command: str | None = None
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    selected: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def title(self) -> str:
@@ -210,6 +215,13 @@ def forecast_for_embeddings(image: np.ndarray, text: np.ndarray, labels: np.ndar
     raw = forecast.forecast_methods(runs_df, {"iimm": zs["iimm"]}, model=model, pretrained=pretrained,
                                     outcomes=tuple(OUTCOMES), predictor="iimm",
                                     min_runs=min_datasets, level=level)
+    selected = pd.DataFrame()
+    if not raw.empty and (raw["status"] == "ok").any():
+        from core.forecast_select import forecast_new
+
+        values = {**tf, **zs}
+        selected = forecast_new(runs_df, values, model=model, pretrained=pretrained, outcomes=tuple(OUTCOMES),
+                                level=level, min_datasets=max(min_datasets, 6), coverage=False)
     timings["forecast_s"] = time.perf_counter() - t0
     enough = bool((raw["status"] == "ok").any()) if not raw.empty else False
     message = command = None
@@ -236,7 +248,7 @@ def forecast_for_embeddings(image: np.ndarray, text: np.ndarray, labels: np.ndar
         n_images=int(np.asarray(image).shape[0]), n_classes=len(class_names), iimm=zs["iimm"],
         iimm_lo=lo, iimm_hi=hi, zero_shot=zs, transferability=tf, measures=measures,
         baselines=baselines, forecasts=_wide(raw), raw_forecasts=raw, enough_runs=enough,
-        message=message, command=command, notes=notes, timings=timings)
+        message=message, command=command, notes=notes, timings=timings, selected=selected)
 
 
 def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,

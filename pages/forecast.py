@@ -72,6 +72,8 @@ if "fc_result" in st.session_state:
         st.dataframe(res.forecasts, hide_index=True, key="fc_table", column_config={
             c: NUM(format="%+.2f" if c in predict.OUTCOMES or c.endswith(("_lo", "_hi")) else "%.3f")
             for c in res.forecasts.columns if c not in ("method", "n_datasets", "extrapolation", "status")})
+        st.subheader("Best predictor set per method and outcome (nested leave-one-dataset-out), IIMM line beside it")
+        st.dataframe(res.selected, hide_index=True, key="fc_selected")
         method = st.selectbox("method for the charts", list(res.forecasts["method"]), key="fc_method")
         ref = predict.reference_runs(load(roots), res.model, res.pretrained, method)
         for col, outcome in zip(st.columns(2), predict.OUTCOMES):

@@ -161,3 +161,15 @@ def test_forecast_for_sample_embeds_with_the_random_tiny_model():
     assert (res.model, res.pretrained, res.random_weights) == ("worldclip-tiny", "random", True)
     assert "RANDOM WEIGHTS" in res.title and res.enough_runs
     assert res.timings["embed_s"] > 0 and isinstance(res.forecasts, pd.DataFrame)
+
+
+def test_selected_forecast_beside_the_iimm_line():
+    noisy = store.records_to_frame(make_fixture_records(n_datasets=8, seeds=(0, 1), noise=1.0))
+    res = _run(noisy)
+    sel = res.selected
+    assert len(sel) == 2 * res.forecasts.shape[0] and (sel["status"] == "ok").all()
+    assert ((sel["lo"] < sel["prediction"]) & (sel["prediction"] < sel["hi"])).all()
+    # the IIMM-only columns are the OLS line of the forecasts table
+    wide = res.forecasts.set_index("method")
+    for r in sel[sel["outcome"] == "id_gain"].itertuples():
+        assert r.iimm_prediction == pytest.approx(wide.loc[r.method, "id_gain"])
