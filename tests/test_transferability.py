@@ -312,3 +312,29 @@ def test_bad_label_embeddings():
         tr.emms(XB, YB, label_embeddings=[])
     with pytest.raises(ValueError, match="label_embeddings\\[0\\] contains NaN"):
         tr.emms(XB, YB, label_embeddings=np.full_like(CB, np.nan))
+
+
+# ----------------------------------------------------------------------------- label sources
+def test_emms_label_sources_degrade_to_the_models_own_text_tower(monkeypatch, caplog):
+    from core.transferability import label_sources as ls
+
+    x, y, _, centres = clusters(n=60, d=5, k=3)
+    monkeypatch.setattr(ls, "_minilm", lambda: None)
+    with caplog.at_level(logging.INFO, logger="core.transferability.label_sources"):
+        tables, names = ls.emms_label_sources(centres, ["a", "b", "c"])
+    assert names == [ls.OWN_TEXT_TOWER] and len(tables) == 1 and "not installed" in caplog.text
+    scores, info = ls.baseline_block(x, centres, y, ["a", "b", "c"], logit_scale=14.3)
+    assert info["emms_sources"] == ls.OWN_TEXT_TOWER and info["leep_logit_scale"] == 14.3
+    assert scores["leep"] == tr.leep(tr.classifier_probs(x, centres, logit_scale=14.3), y)
+    with pytest.raises(ValueError, match="class_names has 2 names"):
+        ls.emms_label_sources(centres, ["a", "b"])
+
+
+def test_classifier_probs_use_the_models_temperature_and_bias():
+    x, y, _, centres = clusters(n=30, d=5, k=3)
+    p = tr.classifier_probs(x, centres, logit_scale=14.3, logit_bias=-2.0)
+    cos = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (centres / np.linalg.norm(centres, axis=1, keepdims=True)).T
+    ref = np.exp(14.3 * cos - 2.0)
+    assert np.allclose(p, ref / ref.sum(1, keepdims=True), rtol=1e-12)
+    with pytest.raises(ValueError, match="logit_scale"):
+        tr.classifier_probs(x, centres, logit_scale=0.0)
