@@ -6,6 +6,8 @@ predictor holds a fixed permutation of the datasets' ranks.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -215,3 +217,31 @@ def test_bootstrap_counts_a_constant_replicate_as_zero():
     groups = [(np.array([0.0, 0.0]), np.array([0.0, 0.0])), (np.array([1.0, 1.0]), np.array([1.0, 1.0]))]
     lo, hi = pe.bootstrap_tau(groups, n_boot=400, rng=np.random.default_rng(0))
     assert lo == 0.0 and hi == 1.0
+
+
+def test_rescore_rewrites_the_baselines_and_says_how(tmp_path, monkeypatch):
+    import json
+    import types
+
+    import torch
+
+    from core import embed, models
+    from core.data import registry
+    from core.transferability import label_sources
+
+    root = _store(tmp_path, _records("iimm", "gbc", n_sets=6, methods=("full",)))
+    rng = np.random.default_rng(0)
+    emb = types.SimpleNamespace(image=rng.standard_normal((30, 6)), text=rng.standard_normal((3, 6)),
+                                labels=np.arange(30) % 3, class_names=["a", "b", "c"])
+    fake_model = types.SimpleNamespace(logit_scale=torch.tensor(np.log(14.3)))
+    monkeypatch.setattr(models, "load_model", lambda key: types.SimpleNamespace(model=fake_model))
+    monkeypatch.setattr(registry, "load_split", lambda name, split: name)
+    monkeypatch.setattr(embed, "embed_dataset", lambda loaded, data: emb)
+    monkeypatch.setattr(label_sources, "_minilm", lambda: None)
+    assert job.rescore([Path(root)]) == 12
+    for path in Path(root).glob("*.json"):
+        rec = json.loads(path.read_text())
+        assert set(rec["transferability"]) >= {"gbc", "gbc_diagonal", "sfda", "ncti", "emms", "leep"}
+        info = rec["provenance"]["transferability"]
+        assert info["convention"] == "study" and info["leep_logit_scale"] == pytest.approx(14.3)
+        assert info["rescored_by"].endswith("--rescore")
