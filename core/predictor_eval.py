@@ -33,7 +33,7 @@ OUTCOME_LABELS = {"id_gain": "ID gain", "norm_gain": "normalised gain", "ood_cha
 ZERO_SHOT_PREDICTORS = ("iimm", "inter_modal", "intra_image", "zs_acc", "silhouette_classes",
                         "silhouette_modality", "correct_pair", "modality_gap", "intra_text")
 #: Baselines of core.transferability (the JSON column ``transferability``), same order as there.
-TRANSFERABILITY_PREDICTORS = ("gbc", "h_score", "transrate", "sfda", "ncti", "logme", "leep",
+TRANSFERABILITY_PREDICTORS = ("gbc", "gbc_diagonal", "h_score", "transrate", "sfda", "ncti", "logme", "leep",
                               "nce", "emms")
 #: Scalar record columns used where a record's ``zero_shot`` JSON lacks the measure. For
 #: zs_acc that is the *test*-split zero-shot accuracy (the JSON one is on the training split).
