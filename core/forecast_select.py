@@ -339,3 +339,19 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
                 cov = lodo_coverage(x, y, sets, head, level)
                 row.update(coverage=cov["coverage"], iimm_coverage=cov["iimm_coverage"])
     return pd.DataFrame(rows, columns=FORECAST_COLUMNS)
+
+
+def with_measured_coverage(forecasts: pd.DataFrame, selection: pd.DataFrame, *, model: str,
+                           pretrained: str) -> pd.DataFrame:
+    """``forecast_new``'s frame with the coverage columns filled from a :func:`selection_table`
+    (e.g. the job's ``forecast-selection.csv``) of the same model, matched on (method, outcome).
+    Measuring coverage takes seconds per method, so the page reads it from the job. A copy."""
+    out = forecasts.copy()
+    if out.empty or selection.empty:
+        return out
+    mine = selection[(selection["model"] == model) & (selection["pretrained"] == pretrained)]
+    measured = mine.set_index(["method", "outcome"])[["coverage", "iimm_coverage"]]
+    keys = list(zip(out["method"], out["outcome"]))
+    for column in ("coverage", "iimm_coverage"):
+        out[column] = [measured[column].get(k, np.nan) for k in keys]
+    return out

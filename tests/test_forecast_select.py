@@ -112,3 +112,16 @@ def test_forecast_new_gives_both_lines_with_intervals(runs):
     before = runs.copy()
     fs.forecast_new(runs, values, model="worldclip-tiny", pretrained="world-v1", coverage=False)
     pd.testing.assert_frame_equal(runs, before)
+
+
+def test_measured_coverage_is_attached_by_method_and_outcome(runs):
+    values = {"iimm": 0.3, "inter_modal": 0.2}
+    new = fs.forecast_new(runs, values, model="worldclip-tiny", pretrained="world-v1", coverage=False)
+    assert new["coverage"].isna().all()
+    table = fs.selection_table(runs, outcomes=("id_gain", "ood_change"))
+    got = fs.with_measured_coverage(new, table, model="worldclip-tiny", pretrained="world-v1")
+    want = table.set_index(["method", "outcome"])["coverage"]
+    assert [want[(m, o)] for m, o in zip(got["method"], got["outcome"])] == got["coverage"].tolist()
+    assert new["coverage"].isna().all()  # the input is not modified
+    other = fs.with_measured_coverage(new, table, model="other", pretrained="x")
+    assert other["coverage"].isna().all()
