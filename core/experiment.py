@@ -61,8 +61,10 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _zero_shot_block(loaded, name: str, cache_dir: Path | None) -> tuple[dict, dict]:
-    """Zero-shot measures (train split) and transferability baselines, once per (model, dataset)."""
+def _zero_shot_block(loaded, name: str, cache_dir: Path | None) -> tuple[dict, dict, dict]:
+    """Zero-shot measures (train split) and transferability baselines, once per (model, dataset):
+    (scores, baselines, how the baselines were made). LEEP uses the model's own classifier
+    (exp(logit_scale), logit_bias); EMMS every offline text encoder (core.transferability.label_sources)."""
     from core import metrics
     from core.data.registry import load_split
     from core.embed import embed_dataset
@@ -70,21 +72,18 @@ def _zero_shot_block(loaded, name: str, cache_dir: Path | None) -> tuple[dict, d
     emb = embed_dataset(loaded, load_split(name, "train"), cache_dir=cache_dir)
     scores = {k: float(v) for k, v in metrics.zero_shot_scores(emb.image, emb.text, emb.labels).items()}
     baselines: dict[str, float] = {}
+    info: dict[str, Any] = {}
     try:
-        from core import transferability
+        from core.transferability import classifier_params
+        from core.transferability.label_sources import baseline_block
 
-        probs = _softmax(emb.image @ emb.text.T * 100.0)
-        baselines = {k: float(v) for k, v in transferability.all_scores(
-            emb.image, emb.labels, probs=probs, label_embeddings=emb.text).items()}
+        scale, bias = classifier_params(loaded.model)
+        raw, info = baseline_block(emb.image, emb.text, emb.labels, emb.class_names,
+                                   logit_scale=scale, logit_bias=bias)
+        baselines = {k: float(v) for k, v in raw.items()}
     except Exception as exc:  # a baseline failing must not fail the run
         log.warning("transferability baselines skipped for %s: %s", name, exc)
-    return scores, baselines
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
+    return scores, baselines, info
 
 
 def zero_shot_accuracy_on(loaded, name: str, split: str, cache_dir: Path | None) -> float:
@@ -127,8 +126,9 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         spec = loaded.spec
         record.update(model=spec.arch, pretrained=spec.pretrained_tag, model_key=spec.key,
                       random_weights=spec.random_weights)
-        zero_shot, baselines = _zero_shot_block(loaded, record["dataset"], cache_dir)
+        zero_shot, baselines, baseline_info = _zero_shot_block(loaded, record["dataset"], cache_dir)
         record["zero_shot"], record["transferability"] = zero_shot, baselines
+        prov["transferability"] = baseline_info
         record.update(iimm=zero_shot["iimm"], inter_modal=zero_shot["inter_modal"],
                       intra_image=zero_shot["intra_image"])
         zs_acc = zero_shot_accuracy_on(loaded, record["dataset"], "test", cache_dir)

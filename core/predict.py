@@ -27,7 +27,6 @@ Progress = Callable[[int, int], None]
 OUTCOMES = {"id_gain": "ID gain (points)", "ood_change": "OOD change (points)"}
 MIN_DATASETS = 4  # dataset points per method a forecast needs (core.forecast's min_runs)
 LEVEL = 0.95
-ZS_TEMPERATURE = 100.0  # zero-shot logits = 100 * cosine, as in CLIP
 DEFAULT_GRID = "jobs/configs/default.toml"
 #: What each zero-shot measure means, for the measures table.
 MEASURE_NOTES = {
@@ -50,8 +49,12 @@ class ForecastResult:
     measures: one row per zero-shot measure (measure, value, lo, hi, note); IIMM carries the
     bootstrap interval. baselines: one row per transferability baseline (baseline, score).
     forecasts: one row per method (predicted ID gain and OOD change, their prediction
-    intervals, leave-one-dataset-out error, fit quality, status). ``raw_forecasts`` is
-    ``core.forecast.forecast_methods``'s long frame. ``enough_runs`` is False when no method
+    intervals, leave-one-dataset-out error, fit quality, status) from the IIMM-only line.
+    ``raw_forecasts`` is ``core.forecast.forecast_methods``'s long frame. ``selected``: the
+    forecast of ``core.forecast_select.forecast_new`` per (method, outcome): the predictor set
+    chosen by nested leave-one-dataset-out error among every measure of this sample, its
+    prediction and LODO-calibrated interval, its nested LODO error, and the IIMM-only line beside
+    it (coverage columns are left empty here: the job ``jobs.predictors`` measures them). ``enough_runs`` is False when no method
     could be forecast; ``message`` then says why and ``command`` gives the grid command that
     would produce the reference runs.
     """
@@ -76,6 +79,7 @@ class ForecastResult:
     command: str | None = None
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    selected: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def title(self) -> str:
@@ -115,27 +119,31 @@ def grid_command(model: str, pretrained: str) -> str:
             f"python -m jobs.grid jobs/configs/{slug}.toml --results results/{slug}")
 
 
-def softmax_probs(x: np.ndarray, t: np.ndarray, temperature: float = ZS_TEMPERATURE) -> np.ndarray:
-    """Zero-shot class probabilities: softmax(temperature * cosine(image, prompt)), (N, C)."""
-    xn = metrics.unit_rows(np.asarray(x, dtype=np.float64), "image_embeddings")
-    tn = metrics.unit_rows(np.asarray(t, dtype=np.float64), "text_embeddings")
-    logits = temperature * (xn @ tn.T)
-    logits -= logits.max(axis=1, keepdims=True)
-    p = np.exp(logits)
-    return p / p.sum(axis=1, keepdims=True)
+def softmax_probs(x: np.ndarray, t: np.ndarray, logit_scale: float, logit_bias: float = 0.0) -> np.ndarray:
+    """Zero-shot class probabilities of the model's own classifier (SPEC §3):
+    softmax(logit_scale * cosine(image, prompt) + logit_bias), (N, C); logit_scale = exp(parameter)."""
+    from core.transferability import classifier_probs
+
+    return classifier_probs(x, t, logit_scale=logit_scale, logit_bias=logit_bias)
 
 
-def _transferability(x: np.ndarray, t: np.ndarray, y: np.ndarray, notes: list[str]) -> dict[str, float]:
+def _transferability(x: np.ndarray, t: np.ndarray, y: np.ndarray, class_names: list[str], notes: list[str],
+                     logit_scale: float | None, logit_bias: float) -> dict[str, float]:
     try:
-        from core import transferability
+        from core import transferability  # noqa: F401 (fails first when the package is missing)
+        from core.transferability.label_sources import baseline_block
     except ImportError as exc:  # the module may not exist in every checkout
         notes.append(f"transferability baselines unavailable ({exc})")
         return {}
     try:
-        scores = transferability.all_scores(x, y, probs=softmax_probs(x, t), label_embeddings=t)
+        scores, info = baseline_block(x, t, y, class_names, logit_scale=logit_scale, logit_bias=logit_bias)
     except ValueError as exc:
         notes.append(f"transferability baselines not computed: {exc}")
         return {}
+    notes.append(f"Transferability baselines in the study's conventions; EMMS label embeddings from: "
+                 f"{info['emms_sources']}.")
+    if "leep" in info:
+        notes.append("LEEP left out: the upload does not say the model's logit scale (its temperature).")
     return {k: float(v) for k, v in scores.items()}
 
 
@@ -171,12 +179,15 @@ def forecast_for_embeddings(image: np.ndarray, text: np.ndarray, labels: np.ndar
                             class_names: list[str], runs_df: pd.DataFrame, *, model: str,
                             pretrained: str, model_label: str, random_weights: bool,
                             n_boot: int = 200, seed: int = 0, level: float = LEVEL,
-                            min_datasets: int = MIN_DATASETS,
+                            min_datasets: int = MIN_DATASETS, logit_scale: float | None = None,
+                            logit_bias: float = 0.0,
                             timings: dict[str, float] | None = None) -> ForecastResult:
     """Score one sample's embeddings and forecast every method's outcomes from the stored runs.
 
     image (N, d), text (C, d), labels (N,) in 0..C-1, class_names (C). ``model``/``pretrained``
     select the reference runs (as stored in records: open_clip architecture and tag).
+    ``logit_scale``/``logit_bias``: the model's zero-shot classifier (exp(logit_scale)), for LEEP;
+    None leaves LEEP out.
     Raises ValueError (from core.metrics) when the arrays are malformed.
     """
     if len(class_names) != np.asarray(text).shape[0]:
@@ -189,7 +200,8 @@ def forecast_for_embeddings(image: np.ndarray, text: np.ndarray, labels: np.ndar
     lo, hi = metrics.bootstrap_iimm(image, text, labels, n_boot=n_boot, seed=seed, level=level)
     timings["zero_shot_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    tf = _transferability(np.asarray(image), np.asarray(text), np.asarray(labels), notes)
+    tf = _transferability(np.asarray(image), np.asarray(text), np.asarray(labels), list(class_names), notes,
+                          logit_scale, logit_bias)
     timings["transferability_s"] = time.perf_counter() - t0
 
     measures = pd.DataFrame([{"measure": k, "value": v, "lo": lo if k == "iimm" else np.nan,
@@ -203,6 +215,13 @@ def forecast_for_embeddings(image: np.ndarray, text: np.ndarray, labels: np.ndar
     raw = forecast.forecast_methods(runs_df, {"iimm": zs["iimm"]}, model=model, pretrained=pretrained,
                                     outcomes=tuple(OUTCOMES), predictor="iimm",
                                     min_runs=min_datasets, level=level)
+    selected = pd.DataFrame()
+    if not raw.empty and (raw["status"] == "ok").any():
+        from core.forecast_select import forecast_new
+
+        values = {**tf, **zs}
+        selected = forecast_new(runs_df, values, model=model, pretrained=pretrained, outcomes=tuple(OUTCOMES),
+                                level=level, min_datasets=max(min_datasets, 6), coverage=False)
     timings["forecast_s"] = time.perf_counter() - t0
     enough = bool((raw["status"] == "ok").any()) if not raw.empty else False
     message = command = None
@@ -229,7 +248,7 @@ def forecast_for_embeddings(image: np.ndarray, text: np.ndarray, labels: np.ndar
         n_images=int(np.asarray(image).shape[0]), n_classes=len(class_names), iimm=zs["iimm"],
         iimm_lo=lo, iimm_hi=hi, zero_shot=zs, transferability=tf, measures=measures,
         baselines=baselines, forecasts=_wide(raw), raw_forecasts=raw, enough_runs=enough,
-        message=message, command=command, notes=notes, timings=timings)
+        message=message, command=command, notes=notes, timings=timings, selected=selected)
 
 
 def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
@@ -246,7 +265,11 @@ def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
     t0 = time.perf_counter()
     emb = embed_dataset(loaded, sample, progress=progress, use_cache=use_cache)
     timings = {"embed_s": time.perf_counter() - t0}
+    from core.transferability import classifier_params
+
     spec = loaded.spec
+    scale, bias = classifier_params(loaded.model)
+    kwargs = {"logit_scale": scale, "logit_bias": bias, **kwargs}
     return forecast_for_embeddings(emb.image, emb.text, emb.labels, emb.class_names, runs_df,
                                    model=spec.arch, pretrained=spec.pretrained_tag,
                                    model_label=emb.model_label, random_weights=emb.random_weights,

@@ -33,7 +33,7 @@ OUTCOME_LABELS = {"id_gain": "ID gain", "norm_gain": "normalised gain", "ood_cha
 ZERO_SHOT_PREDICTORS = ("iimm", "inter_modal", "intra_image", "zs_acc", "silhouette_classes",
                         "silhouette_modality", "correct_pair", "modality_gap", "intra_text")
 #: Baselines of core.transferability (the JSON column ``transferability``), same order as there.
-TRANSFERABILITY_PREDICTORS = ("gbc", "h_score", "transrate", "sfda", "ncti", "logme", "leep",
+TRANSFERABILITY_PREDICTORS = ("gbc", "gbc_diagonal", "h_score", "transrate", "sfda", "ncti", "logme", "leep",
                               "nce", "emms")
 #: Scalar record columns used where a record's ``zero_shot`` JSON lacks the measure. For
 #: zs_acc that is the *test*-split zero-shot accuracy (the JSON one is on the training split).
@@ -120,8 +120,13 @@ def bootstrap_tau(groups: list[tuple[np.ndarray, np.ndarray]], *, n_boot: int = 
     entry per seed). Each replicate draws the datasets with replacement and, for every drawn
     dataset, its seeds with replacement; x and y of a run stay paired. Tau of a replicate is
     taken over pairs of *different* datasets (a dataset drawn twice is not compared with itself,
-    which would bias tau towards 0). Replicates where x or y is constant are dropped; (NaN, NaN)
-    when more than half are. A percentile interval need not contain the point value.
+    which would bias tau towards 0).
+
+    Every replicate counts. A replicate whose drawn x or y values are all equal (e.g. it drew
+    only datasets whose outcome is exactly 0) has no order to measure: its tau is undefined
+    and is counted as 0 ("no evidence of association"), never dropped - dropping those
+    replicates keeps only the draws that contain the rare informative datasets and reports
+    significance that is not there. A percentile interval need not contain the point value.
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be between 0 and 1, got {level}")
@@ -141,9 +146,7 @@ def bootstrap_tau(groups: list[tuple[np.ndarray, np.ndarray]], *, n_boot: int = 
     pick = rng.integers(0, d, size=(n_boot, d))
     rows, cols = np.arange(n_boot)[:, None], np.arange(d)[None, :]
     taus = kendall_tau_rows(mx[pick, rows, cols], my[pick, rows, cols], origin=pick)
-    taus = taus[np.isfinite(taus)]
-    if len(taus) * 2 < n_boot:
-        return float("nan"), float("nan")
+    taus = np.where(np.isfinite(taus), taus, 0.0)  # undefined (constant) replicates count as 0
     lo, hi = np.percentile(taus, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)
 
@@ -225,3 +228,41 @@ def rank_predictors(table: pd.DataFrame, outcome: str) -> pd.DataFrame:
     agg["rank_tau"] = agg["mean_abs_tau"].rank(ascending=False, method="min").astype("Int64")
     agg["rank_mae"] = agg["mean_lodo_mae"].rank(ascending=True, method="min").astype("Int64")
     return agg.sort_values(["rank_tau", "rank_mae", "predictor"], na_position="last")[cols].reset_index(drop=True)
+
+
+WINNER_COLUMNS = ["outcome", "cells", "best_tau", "best_tau_mean_abs", "iimm_mean_abs_tau", "tau_margin",
+                  "best_tau_cells_ci_excludes_0", "iimm_cells_ci_excludes_0", "best_mae", "best_mae_value",
+                  "iimm_lodo_mae", "mae_margin", "mae_unit"]
+
+
+def winners(table: pd.DataFrame, outcomes: tuple[str, ...] = OUTCOMES, headline: str = "iimm") -> pd.DataFrame:
+    """Per outcome: which predictor wins (highest mean |tau|; lowest mean LODO MAE), by how much over
+    IIMM (``tau_margin`` = winner's mean |tau| - IIMM's; ``mae_margin`` = IIMM's MAE - winner's), and
+    in how many cells each one's two-level bootstrap tau interval excludes 0."""
+    rows = []
+    for outcome in outcomes:
+        ranking = rank_predictors(table, outcome)
+        if ranking.empty:
+            continue
+        r = ranking.set_index("predictor")
+        ok = table[(table["outcome"] == outcome) & (table["status"] == "ok")]
+
+        def excludes_zero(name: str) -> int:
+            sub = ok[ok["predictor"] == name]
+            return int(((sub["tau_lo"] > 0) | (sub["tau_hi"] < 0)).sum())
+
+        best_tau = r["mean_abs_tau"].idxmax()
+        best_mae = r["mean_lodo_mae"].idxmin()
+        has_head = headline in r.index
+        rows.append({
+            "outcome": outcome, "cells": int(ranking["cells_total"].iloc[0]),
+            "best_tau": best_tau, "best_tau_mean_abs": float(r.loc[best_tau, "mean_abs_tau"]),
+            "iimm_mean_abs_tau": float(r.loc[headline, "mean_abs_tau"]) if has_head else np.nan,
+            "tau_margin": float(r.loc[best_tau, "mean_abs_tau"] - r.loc[headline, "mean_abs_tau"]) if has_head else np.nan,
+            "best_tau_cells_ci_excludes_0": excludes_zero(best_tau),
+            "iimm_cells_ci_excludes_0": excludes_zero(headline) if has_head else 0,
+            "best_mae": best_mae, "best_mae_value": float(r.loc[best_mae, "mean_lodo_mae"]),
+            "iimm_lodo_mae": float(r.loc[headline, "mean_lodo_mae"]) if has_head else np.nan,
+            "mae_margin": float(r.loc[headline, "mean_lodo_mae"] - r.loc[best_mae, "mean_lodo_mae"]) if has_head else np.nan,
+            "mae_unit": OUTCOME_UNITS[outcome]})
+    return pd.DataFrame(rows, columns=WINNER_COLUMNS)

@@ -49,6 +49,8 @@ def report(runs: pd.DataFrame) -> str:
         interval = f" [{r.tau_lo:+.2f}, {r.tau_hi:+.2f}]" if pd.notna(r.tau_lo) else ""
         lines.append(f"| {r.method} | {r.outcome} | {_fmt(r.pearson_r, '+.2f')} | {_fmt(r.kendall_tau, '+.2f')}"
                      f"{interval} | {_fmt(r.r2, '.2f')} | {_fmt(r.lodo_mae, '.1f')} |")
+    lines += ["", "τ intervals: two-level bootstrap (datasets, then seeds), 1,000 replicates, every replicate "
+              "counted; a replicate whose drawn values are all equal (no order) counts as τ = 0."]
     return "\n".join(lines) + "\n"
 
 

@@ -3,6 +3,7 @@ accuracy, the silhouette scores and other zero-shot measures, and every transfer
 
     python -m jobs.predictors [--results DIR ...] [--out jobs/results/predictors.csv]
                               [--summary-md FILE] [--min-datasets 5] [--bootstrap 1000]
+                              [--rescore] [--no-selection]
 
 Reads the ok runs of the store (default: the app's store), leaves out method 'zero_shot', and
 for every (model, pretrained, method, predictor, outcome) - outcomes: ID gain, normalised gain,
@@ -11,6 +12,16 @@ straight-line fit, leave-one-dataset-out MAE, and where several seeds exist a tw
 bootstrap interval for tau (datasets, then seeds). Writes the CSV, a short Markdown summary
 (default: beside the CSV, ``predictors.md``) and prints, per outcome, the predictor with the
 highest mean |tau| and the lowest mean LODO MAE across cells, and IIMM's rank.
+
+``--rescore`` first recomputes the transferability baselines of every ok record in the given
+``--results`` folders with the current definitions (study conventions, LEEP with the model's own
+classifier, EMMS from every offline text encoder): it embeds each (model, dataset) training split
+once and rewrites the records' ``transferability`` field, noting how in ``provenance.transferability``.
+
+Then, unless ``--no-selection``, the forecast procedure of core.forecast_select is scored on every
+(model, method, outcome): the predictor set chosen by nested leave-one-dataset-out error, its
+error against the IIMM-only line, and the measured LODO coverage of both 95 % intervals
+(``forecast-selection.csv`` beside the CSV, summary in the Markdown).
 Exit codes: 0 done, 1 no store or too few datasets, 2 bad arguments.
 """
 from __future__ import annotations
@@ -23,6 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from core import forecast_select as fsel
 from core import predictor_eval as pe
 from core import store
 from jobs.cli import user_facing
@@ -120,6 +132,75 @@ def summary_markdown(table: pd.DataFrame, outcomes: tuple[str, ...], *, n_runs: 
         out.append("| " + " | ".join([name, fam, *cellv]) + " |")
     out.append("")
     out += [f"- {line}" for line in summary_lines(table, outcomes)]
+    win = pe.winners(table, outcomes, HEADLINE)
+    if not win.empty:
+        out += ["", "Which predictor wins, by how much over IIMM, and in how many cells its 95 % tau interval "
+                "excludes 0:", "",
+                "| outcome | best by mean abs(tau) | vs IIMM | intervals excluding 0 (winner / IIMM) "
+                "| lowest LODO MAE | vs IIMM |", "|---|---|---|---|---|---|"]
+        for r in win.itertuples(index=False):
+            out.append(f"| {pe.OUTCOME_LABELS[r.outcome]} | {r.best_tau} {r.best_tau_mean_abs:.3f} | "
+                       f"{r.tau_margin:+.3f} | {r.best_tau_cells_ci_excludes_0} / {r.iimm_cells_ci_excludes_0} of "
+                       f"{r.cells} | {r.best_mae} {r.best_mae_value:.4g} | {-r.mae_margin:+.4g} {r.mae_unit} |")
+    return "\n".join(out) + "\n"
+
+
+def rescore(roots: list[Path]) -> int:
+    """Recompute the baselines of every ok record under ``roots`` (see the module doc); returns
+    how many records were rewritten."""
+    import json
+
+    from core.data.registry import load_split
+    from core.embed import embed_dataset
+    from core.experiment import git_revision
+    from core.models import load_model
+    from core.transferability import classifier_params
+    from core.transferability.label_sources import baseline_block
+
+    files = sorted(p for root in roots for p in Path(root).glob("*.json"))
+    records = [(p, json.loads(p.read_text())) for p in files]
+    records = [(p, r) for p, r in records if r.get("status") == "ok" and r.get("method") and r.get("dataset")]
+    cache: dict[tuple[str, str], tuple[dict, dict]] = {}
+    models: dict[str, object] = {}
+    for path, rec in records:
+        key = (rec["model_key"], rec["dataset"])
+        if key not in cache:
+            loaded = models.setdefault(rec["model_key"], load_model(rec["model_key"]))
+            emb = embed_dataset(loaded, load_split(rec["dataset"], "train"))
+            scale, bias = classifier_params(loaded.model)
+            scores, info = baseline_block(emb.image, emb.text, emb.labels, emb.class_names,
+                                          logit_scale=scale, logit_bias=bias)
+            info.update(rescored_by="python -m jobs.predictors --rescore", rescored_at_revision=git_revision())
+            cache[key] = ({k: float(v) for k, v in scores.items()}, info)
+            logging.getLogger("jobs.predictors").warning("rescored %s / %s", *key)
+        scores, info = cache[key]
+        rec["transferability"] = scores
+        rec.setdefault("provenance", {})["transferability"] = info
+        store.write_record(rec, path.parent)
+    return len(records)
+
+
+def selection_markdown(selection: pd.DataFrame) -> str:
+    """The forecast procedure per (method, outcome) and its measured coverage, as Markdown."""
+    ok = selection[selection["status"] == "ok"]
+    if ok.empty:
+        return ""
+    level = round(float(ok["level"].iloc[0]) * 100)
+    out = ["", f"Forecast procedure (core.forecast_select): predictor set chosen by nested leave-one-dataset-out "
+           f"error among {int(ok['n_sets'].max())} candidate sets (the mean, each predictor, every pair); "
+           f"IIMM alone is kept unless a set beats it by one standard error. {level} % intervals from the "
+           "procedure's own LODO residuals; coverage measured on held-out datasets.", "",
+           "| method | outcome | chosen set (all datasets) | folds agreeing | nested LODO MAE | IIMM-only LODO MAE "
+           f"| {level} % half-width | LODO coverage | IIMM-only coverage |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in ok.sort_values(["outcome", "method"]).itertuples(index=False):
+        out.append(f"| {r.method} | {r.outcome} | {r.chosen} | {r.fold_agreement:.0%} | {r.nested_lodo_mae:.3g} | "
+                   f"{r.iimm_lodo_mae:.3g} | {r.interval_half_width:.3g} | {r.coverage:.0%} | {r.iimm_coverage:.0%} |")
+    summary = fsel.coverage_summary(selection)
+    out += ["", "| outcome | cells | LODO coverage | IIMM-only coverage | mean nested LODO MAE | mean IIMM-only LODO MAE "
+            "| cells no worse than IIMM-only |", "|---|---|---|---|---|---|---|"]
+    for r in summary.itertuples(index=False):
+        out.append(f"| {r.outcome} | {r.cells} | {r.coverage:.1%} | {r.iimm_coverage:.1%} | {r.nested_lodo_mae:.3g} | "
+                   f"{r.iimm_lodo_mae:.3g} | {r.cells_no_worse_than_iimm} of {r.cells} |")
     return "\n".join(out) + "\n"
 
 
@@ -139,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="score a (model, method) only with at least this many datasets (>= 3)")
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="B",
                         help="bootstrap replicates for the tau interval (0 = none)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="first recompute the baselines of every ok record in --results (rewrites them)")
+    parser.add_argument("--no-selection", action="store_true", help="skip the forecast-procedure scoring")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.min_datasets < 3:
@@ -151,7 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: results folder(s) not found: {', '.join(missing)}", file=sys.stderr)
         return 1
+    if args.rescore and not args.results:
+        print("error: --rescore rewrites records: name the folder(s) with --results", file=sys.stderr)
+        return 2
     roots = args.results or store.default_roots()
+    if args.rescore:
+        print(f"rescored {rescore(list(roots))} records")
     runs = store.load_runs(roots)
     usable = runs[(runs["status"] == "ok") & ~runs["method"].isin(pe.EXCLUDED_METHODS)] if len(runs) else runs
     if usable.empty:
@@ -166,9 +255,19 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = pe.OUTCOMES
     _write_text(args.out, table.to_csv(index=False, float_format="%.6g"))
     md_path = args.summary_md or args.out.with_name("predictors.md")
-    _write_text(md_path, summary_markdown(table, outcomes, n_runs=len(usable), min_datasets=args.min_datasets))
+    md = summary_markdown(table, outcomes, n_runs=len(usable), min_datasets=args.min_datasets)
+    written = [str(args.out), str(md_path)]
+    if not args.no_selection:
+        selection = fsel.selection_table(runs, outcomes=outcomes, min_datasets=max(args.min_datasets, 6))
+        if (selection["status"] == "ok").any():
+            sel_path = args.out.with_name("forecast-selection.csv")
+            _write_text(sel_path, selection.to_csv(index=False, float_format="%.6g"))
+            md += selection_markdown(selection)
+            written.append(str(sel_path))
+            print(fsel.coverage_summary(selection).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    _write_text(md_path, md)
     print("\n".join(summary_lines(table, outcomes)))
-    print(f"wrote {args.out} ({len(table)} rows) and {md_path}")
+    print(f"wrote {', '.join(written)}")
     return 0
 
 

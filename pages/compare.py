@@ -2,9 +2,10 @@
 import pandas as pd
 import streamlit as st
 
-from core import charts, forecast, store
+from core import charts, forecast, forecast_select, predictor_eval, store
 
 PREDICTORS_CSV = store.SHIPPED_DIR / "predictors.csv"
+SELECTION_CSV = store.SHIPPED_DIR / "forecast-selection.csv"
 
 
 @st.cache_data(ttl=30, show_spinner="Reading the result store…")
@@ -63,7 +64,12 @@ st.dataframe(summary, hide_index=True, key="cmp_summary", column_config={
 if PREDICTORS_CSV.is_file():
     st.subheader("Predictor comparison (IIMM vs transferability baselines)")
     try:
-        st.dataframe(predictors_csv(str(PREDICTORS_CSV), PREDICTORS_CSV.stat().st_mtime),
-                     hide_index=True, key="cmp_predictors")
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        table = predictors_csv(str(PREDICTORS_CSV), PREDICTORS_CSV.stat().st_mtime)
+        if {"status", "tau_lo", "tau_hi", "predictor", "outcome"} <= set(table.columns):
+            st.dataframe(predictor_eval.winners(table), hide_index=True, key="cmp_winners")
+        if SELECTION_CSV.is_file():
+            selection = predictors_csv(str(SELECTION_CSV), SELECTION_CSV.stat().st_mtime)
+            st.dataframe(forecast_select.coverage_summary(selection), hide_index=True, key="cmp_coverage")
+        st.dataframe(table, hide_index=True, key="cmp_predictors")
+    except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
         st.warning(f"{PREDICTORS_CSV.name} exists but cannot be read: {exc}")

@@ -4,7 +4,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from core import charts, predict, store
+from core import charts, forecast_select, predict, store
 from core.models import DEFAULT_MODEL, ModelUnavailableError, list_models
 from core.upload import UploadError, load_embeddings_npz, load_image_folder_zip
 
@@ -72,6 +72,11 @@ if "fc_result" in st.session_state:
         st.dataframe(res.forecasts, hide_index=True, key="fc_table", column_config={
             c: NUM(format="%+.2f" if c in predict.OUTCOMES or c.endswith(("_lo", "_hi")) else "%.3f")
             for c in res.forecasts.columns if c not in ("method", "n_datasets", "extrapolation", "status")})
+        st.subheader("Best predictor set per method and outcome (nested leave-one-dataset-out), IIMM line beside it")
+        selection_csv = store.SHIPPED_DIR / "forecast-selection.csv"  # coverage measured by jobs.predictors
+        measured = pd.read_csv(selection_csv) if selection_csv.is_file() else pd.DataFrame()
+        st.dataframe(forecast_select.with_measured_coverage(res.selected, measured, model=res.model,
+                     pretrained=res.pretrained), hide_index=True, key="fc_selected")
         method = st.selectbox("method for the charts", list(res.forecasts["method"]), key="fc_method")
         ref = predict.reference_runs(load(roots), res.model, res.pretrained, method)
         for col, outcome in zip(st.columns(2), predict.OUTCOMES):

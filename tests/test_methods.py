@@ -370,3 +370,17 @@ def test_prompt_features_are_cached_only_when_the_text_tower_is_frozen(name, in_
     logits(module, batch)
     logits(module, batch)
     assert len(calls) == in_eval  # eval() refreshes text-trainable prompts, keeps frozen ones
+
+
+@pytest.mark.parametrize("name", ["lora", "clip_adapter"])
+def test_adapter_initialisation_follows_the_run_seed(name, loaded):
+    def initial(seed, overrides=None):
+        torch.manual_seed(seed)
+        module = build_method(name, loaded, ["a", "b"], "a photo of a {c}", overrides)
+        return torch.cat([p.detach().flatten() for p in module.parameters() if p.requires_grad
+                          and p.abs().sum() > 0])  # LoRA's B starts at zero: compare A
+    assert torch.equal(initial(3), initial(3))
+    assert not torch.equal(initial(3), initial(4))
+    assert torch.equal(initial(3, {"init_seed": 7}), initial(4, {"init_seed": 7}))
+    with pytest.raises(ValueError, match="init_seed"):
+        build_method(name, loaded, ["a", "b"], "a photo of a {c}", {"init_seed": -1})

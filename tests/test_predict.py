@@ -91,8 +91,11 @@ def test_random_weights_are_visibly_labelled(runs):
 
 
 def test_transferability_baselines_and_their_absence(runs, monkeypatch):
-    res = _run(runs)
-    assert {"logme", "leep", "nce", "gbc"} <= set(res.baselines["baseline"])
+    res = _run(runs, logit_scale=14.3)
+    assert {"logme", "leep", "nce", "gbc", "emms"} <= set(res.baselines["baseline"])
+    assert any("EMMS label embeddings from: model text tower" in n for n in res.notes)
+    without = _run(runs)  # no logit scale known (an .npz upload): LEEP is left out, and said so
+    assert "leep" not in set(without.baselines["baseline"]) and any("LEEP left out" in n for n in without.notes)
     assert np.isfinite(res.baselines.set_index("baseline").loc["logme", "score"])
     monkeypatch.setitem(sys.modules, "core.transferability", None)  # import now fails
     monkeypatch.delattr("core.transferability", raising=False)
@@ -103,7 +106,7 @@ def test_transferability_baselines_and_their_absence(runs, monkeypatch):
 
 def test_softmax_probs_are_a_distribution_following_the_cosines():
     x, t, y, _ = _embeddings()
-    p = predict.softmax_probs(x, t)
+    p = predict.softmax_probs(x, t, 14.3)
     assert p.shape == (90, 3)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-12)
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
@@ -158,3 +161,15 @@ def test_forecast_for_sample_embeds_with_the_random_tiny_model():
     assert (res.model, res.pretrained, res.random_weights) == ("worldclip-tiny", "random", True)
     assert "RANDOM WEIGHTS" in res.title and res.enough_runs
     assert res.timings["embed_s"] > 0 and isinstance(res.forecasts, pd.DataFrame)
+
+
+def test_selected_forecast_beside_the_iimm_line():
+    noisy = store.records_to_frame(make_fixture_records(n_datasets=8, seeds=(0, 1), noise=1.0))
+    res = _run(noisy)
+    sel = res.selected
+    assert len(sel) == 2 * res.forecasts.shape[0] and (sel["status"] == "ok").all()
+    assert ((sel["lo"] < sel["prediction"]) & (sel["prediction"] < sel["hi"])).all()
+    # the IIMM-only columns are the OLS line of the forecasts table
+    wide = res.forecasts.set_index("method")
+    for r in sel[sel["outcome"] == "id_gain"].itertuples():
+        assert r.iimm_prediction == pytest.approx(wide.loc[r.method, "id_gain"])

@@ -6,6 +6,8 @@ predictor holds a fixed permutation of the datasets' ranks.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -94,8 +96,14 @@ def test_exact_predictor_wins_and_independent_one_does_not(tmp_path, capsys, cho
     assert ("rank 1 of" in id_line) == (chosen == "iimm")
     assert "bootstrap" in printed
     md = (out.parent / "predictors.md").read_text()
-    assert sum(line.startswith("|---") for line in md.splitlines()) == 1
-    assert f"best |tau| {chosen}" in md and "**iimm**" in md
+    assert sum(line.startswith("|---") for line in md.splitlines()) == 4  # predictors, winners, procedure x2
+    assert f"best |tau| {chosen}" in md and "**iimm**" in md and "Which predictor wins" in md
+    win = pe.winners(table).set_index("outcome")
+    assert (win["best_tau"] == chosen).all() and (win["best_mae"] == chosen).all()
+    assert (win["best_tau_cells_ci_excludes_0"] == 2).all()  # an exact line: [1, 1] or [-1, -1] in both cells
+    selection = pd.read_csv(out.parent / "forecast-selection.csv")
+    assert (selection["status"] == "ok").all() and (selection["chosen"] == chosen).all()
+    assert np.allclose(selection["nested_lodo_mae"], 0, atol=1e-8)
 
 
 def test_one_seed_gives_point_values_and_zero_shot_method_is_left_out(tmp_path, capsys):
@@ -176,3 +184,64 @@ def test_bootstrap_tau_interval():
         pe.bootstrap_tau(groups[:1])
     with pytest.raises(ValueError, match="paired"):
         pe.bootstrap_tau([(np.ones(2), np.ones(3)), (np.ones(2), np.ones(2))])
+
+
+def _mostly_zero_case(rng, n_sets=15, seeds=2):
+    """14 of 15 datasets with outcome exactly 0 (both seeds), one informative dataset, and a
+    pure-noise predictor (one value per dataset, as a zero-shot measure is)."""
+    groups = []
+    for k in range(n_sets):
+        x = np.full(seeds, rng.standard_normal())
+        y = np.zeros(seeds) if k else -0.5 + 0.1 * rng.standard_normal(seeds)
+        groups.append((x, y))
+    return groups
+
+
+def false_significance_rate(trials=200, n_boot=1000, seed=0):
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(trials):
+        lo, hi = pe.bootstrap_tau(_mostly_zero_case(rng), n_boot=n_boot, rng=rng)
+        hits += bool(lo > 0 or hi < 0)
+    return hits / trials
+
+
+def test_bootstrap_counts_every_replicate_so_a_noise_predictor_is_rarely_significant():
+    # dropping the replicates whose outcome is constant excluded 0 in 106 of 200 trials
+    assert false_significance_rate() <= 0.07
+
+
+def test_bootstrap_counts_a_constant_replicate_as_zero():
+    # two datasets, one with outcome 0 on both seeds: every replicate that misses dataset 1
+    # (or draws a dataset twice) is undefined and counts as 0, so the interval reaches 0
+    groups = [(np.array([0.0, 0.0]), np.array([0.0, 0.0])), (np.array([1.0, 1.0]), np.array([1.0, 1.0]))]
+    lo, hi = pe.bootstrap_tau(groups, n_boot=400, rng=np.random.default_rng(0))
+    assert lo == 0.0 and hi == 1.0
+
+
+def test_rescore_rewrites_the_baselines_and_says_how(tmp_path, monkeypatch):
+    import json
+    import types
+
+    import torch
+
+    from core import embed, models
+    from core.data import registry
+    from core.transferability import label_sources
+
+    root = _store(tmp_path, _records("iimm", "gbc", n_sets=6, methods=("full",)))
+    rng = np.random.default_rng(0)
+    emb = types.SimpleNamespace(image=rng.standard_normal((30, 6)), text=rng.standard_normal((3, 6)),
+                                labels=np.arange(30) % 3, class_names=["a", "b", "c"])
+    fake_model = types.SimpleNamespace(logit_scale=torch.tensor(np.log(14.3)))
+    monkeypatch.setattr(models, "load_model", lambda key: types.SimpleNamespace(model=fake_model))
+    monkeypatch.setattr(registry, "load_split", lambda name, split: name)
+    monkeypatch.setattr(embed, "embed_dataset", lambda loaded, data: emb)
+    monkeypatch.setattr(label_sources, "_minilm", lambda: None)
+    assert job.rescore([Path(root)]) == 12
+    for path in Path(root).glob("*.json"):
+        rec = json.loads(path.read_text())
+        assert set(rec["transferability"]) >= {"gbc", "gbc_diagonal", "sfda", "ncti", "emms", "leep"}
+        info = rec["provenance"]["transferability"]
+        assert info["convention"] == "study" and info["leep_logit_scale"] == pytest.approx(14.3)
+        assert info["rescored_by"].endswith("--rescore")

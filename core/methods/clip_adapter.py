@@ -2,7 +2,7 @@
 
 ``f' = ratio * adapter(f) + (1 - ratio) * f``, then L2-normalised (ratio 0.2 by default). The adapter
 is ``Linear(D, D/reduction) -> ReLU -> Linear(D/reduction, D) -> ReLU``, no biases (512->128->512 on
-ViT-B/32), as in the CLIP-Adapter paper. Its weights start random (seeded), so the initial model is
+ViT-B/32), as in the CLIP-Adapter paper. Its weights start random, seeded by the run seed (or ``init_seed``; see ``core.methods.lora.init_seed``), so the initial model is
 *not* the zero-shot one: the mix moves the features from the first step.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, require
+from core.methods.lora import init_seed
 from core.methods.targets import parse_towers
 
 
@@ -22,12 +23,14 @@ class CLIPAdapterConfig(MethodConfig):
     reduction: int = 4
     ratio: float = 0.2
     towers: str = "both"
-    init_seed: int = 0
+    init_seed: int | None = None  # None: the run seed (torch.initial_seed(), set by the run)
 
     def __post_init__(self) -> None:
         require(isinstance(self.reduction, int) and self.reduction >= 1,
                 f"reduction must be an integer >= 1, got {self.reduction!r}")
         require(0.0 <= self.ratio <= 1.0, f"ratio must lie in [0, 1], got {self.ratio}")
+        require(self.init_seed is None or (isinstance(self.init_seed, int) and self.init_seed >= 0),
+                f"init_seed must be None or an integer >= 0, got {self.init_seed!r}")
         parse_towers(self.towers)
 
 
@@ -46,7 +49,7 @@ class CLIPAdapterModel(ClassifierModel):
     def __init__(self, loaded, class_names, template, config: CLIPAdapterConfig) -> None:
         super().__init__(loaded, class_names, template, method="clip_adapter", config=config)
         towers, dim = parse_towers(config.towers), self.embed_dim
-        generator = torch.Generator().manual_seed(config.init_seed)
+        generator = torch.Generator().manual_seed(init_seed(config))
         device = next(self.clip.parameters()).device
         self.image_adapter = bottleneck(dim, config.reduction, generator).to(device) if "image" in towers else None
         self.text_adapter = bottleneck(dim, config.reduction, generator).to(device) if "text" in towers else None

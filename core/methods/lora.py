@@ -6,7 +6,7 @@ to the Q and V row blocks (doing so would need gradient masking of rows of ``lor
 the trainable count and depends on the optimiser never moving zero-gradient rows). So each targeted
 weight gets a :class:`QVLoRA` parametrisation: ``W' = W + scale * B_p @ A_p`` on the rows of each
 chosen part p, nothing on the others. ``B`` starts at zero (output unchanged at init), ``A`` is
-Kaiming-uniform from a seeded generator. The frozen ``W`` is only read, never written (the study's
+Kaiming-uniform from a generator seeded by the run seed (or ``init_seed``). The frozen ``W`` is only read, never written (the study's
 code drifted it; we do not). On timm towers the fused ``qkv`` Linear is adapted the same way, and
 separate ``q_proj``/``v_proj`` Linears (EVA-02) get one full-matrix LoRA each.
 
@@ -36,7 +36,7 @@ class LoRAConfig(MethodConfig):
     alpha: float | None = None
     parts: str = "qv"
     towers: str = "both"
-    init_seed: int = 0
+    init_seed: int | None = None  # None: the run seed (torch.initial_seed(), set by the run)
 
     def __post_init__(self) -> None:
         require(isinstance(self.rank, int) and self.rank >= 1, f"rank must be an integer >= 1, got {self.rank!r}")
@@ -44,11 +44,22 @@ class LoRAConfig(MethodConfig):
         require(self.alpha is None or self.alpha > 0, f"alpha must be > 0 or None, got {self.alpha}")
         require(bool(self.parts) and set(self.parts) <= set("qkv") and len(set(self.parts)) == len(self.parts),
                 f"parts must be a non-empty subset of 'qkv' such as 'qv', got {self.parts!r}")
+        require(self.init_seed is None or (isinstance(self.init_seed, int) and self.init_seed >= 0),
+                f"init_seed must be None or an integer >= 0, got {self.init_seed!r}")
         parse_towers(self.towers)
 
     @property
     def effective_scale(self) -> float:
         return self.scale if self.alpha is None else self.alpha / self.rank
+
+
+def init_seed(config: MethodConfig) -> int:
+    """The seed of an adapter's random initialisation: ``config.init_seed`` when set, else the run
+    seed, i.e. the seed torch's global generator was last seeded with (``core.experiment`` calls
+    ``torch.manual_seed(seed)`` before building a method), so seeds 0 and 1 of a grid differ in
+    their initial adapter weights as well as in data order."""
+    seed = getattr(config, "init_seed", None)
+    return int(seed) if seed is not None else int(torch.initial_seed()) % (2 ** 63)
 
 
 class QVLoRA(WeightReparam):
@@ -81,7 +92,7 @@ class QVLoRA(WeightReparam):
 
 def build(loaded, class_names: Sequence[str], template: str, config: LoRAConfig) -> ClassifierModel:
     module = ClassifierModel(loaded, class_names, template, method="lora", config=config)
-    generator = torch.Generator().manual_seed(config.init_seed)
+    generator = torch.Generator().manual_seed(init_seed(config))
     for target in qkv_targets(module.clip, parse_towers(config.towers)):
         parts = {k: s for k, s in target.parts.items() if k in config.parts}
         if parts:

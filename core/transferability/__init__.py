@@ -1,0 +1,113 @@
+"""Transferability baselines (SPEC §5), each written from its paper and the study's code, as pure functions.
+
+Inputs: ``features`` (N, d) L2-normalised zero-shot image features (not enforced:
+every score is defined for any finite features) and ``labels`` (N,) integer class
+ids (any ids; they are mapped to 0..K-1 internally, K >= 2 distinct classes).
+LEEP and NCE instead take ``probs`` (N, Z): the source model's class probabilities,
+here the zero-shot classifier's softmax(exp(logit_scale) cos + logit_bias) over the class
+prompts (:func:`classifier_probs`). EMMS takes ``label_embeddings`` (N, D, K) from K text
+encoders, or per-class tables indexed by the labels. Every score is oriented so that
+HIGHER = MORE TRANSFERABLE. Inputs are copied before any arithmetic; no function
+modifies the caller's arrays.
+
+Conventions: GBC, H-score, TransRate, SFDA, NCTI and EMMS take a keyword ``convention``
+whose default ``"study"`` reproduces the definitions of the IIMM study's official code
+(SPEC §5; checked in the tests against independent re-derivations). Where we keep an
+earlier variant of our own for a documented reason it is ``convention="project"``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from core import metrics
+from core.transferability._common import STUDY, prep
+from core.transferability.emms import emms, label_embedding_stack, simplex_project
+from core.transferability.evidence import _logme_fit, _spectrum, leep, logme, nce
+from core.transferability.fisher import ncti, ncti_normalised, ncti_terms, power_iteration_eigenvalue, sfda
+from core.transferability.gaussian import gbc, h_score, transrate
+
+log = logging.getLogger(__name__)
+
+
+def gbc_diagonal(features: np.ndarray, labels: np.ndarray) -> float:
+    """GBC with diagonal Gaussians (study convention), the study's second GBC variant."""
+    return gbc(features, labels, covariance="diagonal")
+
+
+BASELINES: dict[str, tuple[Callable[..., float], str]] = {
+    "gbc": (gbc, "higher = better (-sum of pairwise Bhattacharyya coefficients, spherical, <= 0)"),
+    "gbc_diagonal": (gbc_diagonal, "higher = better (GBC with diagonal Gaussians, <= 0)"),
+    "h_score": (h_score, "higher = better (H-score, plain covariances)"),
+    "transrate": (transrate, "higher = better (coding-rate gain, nats)"),
+    "sfda": (sfda, "higher = better (mean true-class posterior after ConfMix, 0..1)"),
+    "ncti": (ncti, "higher = better (seli + ncc - vc, unnormalised: one model)"),
+    "logme": (logme, "higher = better (log evidence per sample)"),
+    "leep": (leep, "higher = better (<= 0); needs probs"),
+    "nce": (nce, "higher = better (<= 0); needs probs"),
+    "emms": (emms, "higher = better (<= 0); needs label_embeddings"),
+}
+
+
+def classifier_params(model: Any) -> tuple[float, float]:
+    """(exp(logit_scale), logit_bias) of a CLIP-like model: its zero-shot classifier (SPEC §3).
+    logit_bias is 0.0 for models without one. Reads two attributes; runs nothing."""
+    scale = float(np.exp(float(model.logit_scale.detach().cpu().reshape(-1)[0])))
+    bias = getattr(model, "logit_bias", None)
+    return scale, 0.0 if bias is None else float(bias.detach().cpu().reshape(-1)[0])
+
+
+def classifier_probs(image: np.ndarray, text: np.ndarray, *, logit_scale: float,
+                     logit_bias: float = 0.0) -> np.ndarray:
+    """Zero-shot class probabilities softmax(logit_scale * cos(image, prompt) + logit_bias), (N, C).
+
+    ``logit_scale`` is the model's exp(logit_scale) (its temperature), not the log.
+    """
+    if isinstance(logit_scale, bool) or not np.isfinite(logit_scale) or logit_scale <= 0:
+        raise ValueError(f"logit_scale must be a positive finite number, got {logit_scale!r}")
+    if not np.isfinite(logit_bias):
+        raise ValueError(f"logit_bias must be finite, got {logit_bias!r}")
+    xn = metrics.unit_rows(np.asarray(image), "image_embeddings")
+    tn = metrics.unit_rows(np.asarray(text), "text_embeddings")
+    logits = logit_scale * (xn @ tn.T) + logit_bias
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def all_scores(features: np.ndarray, labels: np.ndarray, *, probs: np.ndarray | None = None,
+               label_embeddings: np.ndarray | Sequence[np.ndarray] | None = None) -> dict[str, float]:
+    """Every baseline whose inputs are given, name -> score, each in its default (study) convention.
+
+    Bad input raises ValueError. A baseline whose own assumption fails on valid
+    input (e.g. GBC with a single-sample class) is NaN, with a warning logged.
+    """
+    prep(features, labels)
+    out: dict[str, float] = {}
+    for name, (fn, _) in BASELINES.items():
+        if name in ("leep", "nce"):
+            if probs is None:
+                continue
+            call = lambda fn=fn: fn(probs, labels)  # noqa: E731
+        elif name == "emms":
+            if label_embeddings is None:
+                continue
+            call = lambda fn=fn: fn(features, labels, label_embeddings=label_embeddings)  # noqa: E731
+        else:
+            call = lambda fn=fn: fn(features, labels)  # noqa: E731
+        try:
+            out[name] = call()
+        except ValueError as e:
+            if name in ("leep", "nce", "emms"):
+                raise  # their extra inputs are the caller's to fix
+            log.warning("%s set to NaN: %s", name, e)
+            out[name] = float("nan")
+    return out
+
+
+__all__ = ["BASELINES", "STUDY", "all_scores", "classifier_params", "classifier_probs", "emms", "gbc",
+           "gbc_diagonal", "h_score", "label_embedding_stack", "leep", "logme", "nce", "ncti",
+           "ncti_normalised", "ncti_terms", "power_iteration_eigenvalue", "sfda", "simplex_project",
+           "transrate"]

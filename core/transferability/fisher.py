@@ -1,0 +1,149 @@
+"""SFDA and NCTI: scores from linear discriminant analysis of the features (study conventions)."""
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import numpy as np
+
+from core.transferability._common import STUDY, check_convention, class_means, prep, softmax_rows
+
+log = logging.getLogger(__name__)
+
+
+def power_iteration_eigenvalue(a: np.ndarray, steps: int = 3) -> float:
+    """Largest eigenvalue of a symmetric PSD matrix by ``steps`` double power iterations started
+    from its row sums, as the study's SFDA estimates it (so its shrinkage is reproduced exactly).
+    Falls back to the exact value (logged) when the start vector or an iterate vanishes."""
+    v = a.sum(axis=1)
+    w = v
+    for _ in range(steps):
+        t = a @ v
+        nt = np.linalg.norm(t)
+        if nt == 0:
+            break
+        w = t / nt
+        t = a @ w
+        nt = np.linalg.norm(t)
+        if nt == 0:
+            break
+        v = t / nt
+    else:
+        return float(v @ a @ w)
+    log.info("power iteration vanished; using the exact largest eigenvalue")
+    return float(np.linalg.eigvalsh(a)[-1])
+
+
+def _shrunk_lda_probs(x: np.ndarray, y: np.ndarray, k: int, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Posteriors of LDA with the pooled within-class covariance shrunk toward (tr Sw / d) I.
+
+    The study's SFDA keeps *all* generalised eigenvectors V of (Sb, Sw_r), so its
+    discriminant coefficients means V V^T equal means Sw_r^-1 (V^T Sw_r V = I): plain
+    shrunk LDA, solved directly here. Returns (probs (N, K), class means (K, d)).
+    """
+    n, d = x.shape
+    counts, means = class_means(x, y, k)
+    resid = x - means[y]
+    sw = resid.T @ resid / n  # = sum_c p_c cov_c (population covariances)
+    sw_r = (1 - lam) * sw + lam * (np.trace(sw) / d) * np.eye(d)
+    coef = np.linalg.solve(sw_r, means.T).T  # (K, d)
+    logits = x @ coef.T - 0.5 * np.einsum("kd,kd->k", means, coef) + np.log(counts / n)
+    return softmax_rows(logits), means
+
+
+def sfda(features: np.ndarray, labels: np.ndarray, *, convention: str = STUDY) -> float:
+    """Self-challenging Fisher Discriminant Analysis (Shao et al., ECCV 2022). Higher = better, in (0, 1].
+
+    Study convention (the only one): within-class scatter Sw (population covariances weighted
+    by class priors) shrunk toward (tr Sw / d) I by lam = max(exp(-5 sigma_max(Sw)), 1e-10),
+    sigma_max by 3 power iterations; class posteriors of that shrunk LDA, softened by a
+    second softmax; ConfMix moves each sample x of class c to p x + (1 - p) m_c', p its
+    softened true-class posterior and m_c' the mean of the *other* class means; the LDA is
+    refitted on the mixed features with the same lam. Score = mean true-class posterior.
+    Cost O(N d^2 + d^3 + N K d).
+    """
+    check_convention(convention, (STUDY,), "sfda")
+    x, y, k = prep(features, labels)
+    _, means0 = class_means(x, y, k)
+    resid = x - means0[y]
+    sw = resid.T @ resid / len(x)
+    lam = max(float(np.exp(-5.0 * power_iteration_eigenvalue(sw))), 1e-10)
+    p, means = _shrunk_lda_probs(x, y, k, lam)
+    p = softmax_rows(p)  # the second softmax: softened posteriors for the mixing weight
+    others = (means.sum(axis=0) - means) / (k - 1)
+    p_true = p[np.arange(len(x)), y][:, None]
+    mixed = p_true * x + (1 - p_true) * others[y]
+    p2, _ = _shrunk_lda_probs(mixed, y, k, lam)
+    return float(p2[np.arange(len(x)), y].mean())
+
+
+NCTI_PCA_DIM = 64
+NCTI_SHRINK_DIMS = 32
+
+
+def _pca(x: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact PCA: (scores on the top ``dim`` axes, their explained variances with ddof 1)."""
+    xc = x - x.mean(axis=0)
+    ev, vec = np.linalg.eigh(xc.T @ xc / (len(x) - 1))
+    order = np.argsort(ev)[::-1][:dim]
+    return xc @ vec[:, order], np.clip(ev[order], 0.0, None)
+
+
+def ncti_terms(features: np.ndarray, labels: np.ndarray, *, convention: str = STUDY) -> dict[str, float]:
+    """The three terms of NCTI (Wang et al., ICCV 2023) as the study computes them.
+
+    Features are projected on their top min(64, N, d) principal axes (exact PCA); an LDA
+    is fitted there with shrinkage exp(-sum of the top-32 explained variances) (scikit-
+    learn's eigen solver; its svd solver when that shrinkage underflows below 1e-10).
+    ``seli`` = nuclear norm of the centred LDA projection (N x (K-1)); ``ncc`` = mean
+    true-class LDA posterior; ``vc`` = log sum_c ||P_c||_* with P_c the posteriors of the
+    samples of class c. NCTI rewards seli and ncc and penalises vc.
+    Cost O(N d^2 + d^3 + N K^2).
+    """
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    check_convention(convention, (STUDY,), "ncti")
+    x, y, k = prep(features, labels)
+    z, explained = _pca(x, min(NCTI_PCA_DIM, *x.shape))
+    shrink = max(float(np.exp(-explained[:NCTI_SHRINK_DIMS].sum())), 1e-10)
+    lda = (LinearDiscriminantAnalysis(solver="svd") if shrink == 1e-10
+           else LinearDiscriminantAnalysis(solver="eigen", shrinkage=shrink))
+    low = lda.fit_transform(z, y)
+    low = low - low.mean(axis=0)
+    seli = float(np.linalg.svd(low, compute_uv=False).sum())
+    probs = lda.predict_proba(z)
+    ncc = float(probs[np.arange(len(z)), y].mean())
+    vc = float(np.log(sum(np.linalg.svd(probs[y == c], compute_uv=False).sum() for c in range(k))))
+    return {"seli": seli, "ncc": ncc, "vc": vc}
+
+
+def ncti(features: np.ndarray, labels: np.ndarray, *, convention: str = STUDY) -> float:
+    """NCTI of one feature set = seli + ncc - vc of :func:`ncti_terms`, unnormalised. Higher = better.
+
+    The study min-max normalises each term across the *models* scored on one dataset
+    (:func:`ncti_normalised`); for a single model it reports this raw sum, which is what a
+    per-model predictor over datasets can use. Cost as :func:`ncti_terms`.
+    """
+    t = ncti_terms(features, labels, convention=convention)
+    return t["seli"] + t["ncc"] - t["vc"]
+
+
+def ncti_normalised(terms: Sequence[dict[str, float]]) -> np.ndarray:
+    """NCTI of several models on one dataset, as the study combines them: each term min-max
+    normalised across the models, NCTI = seli' + ncc' - vc'. One model: its raw sum.
+
+    ``terms``: one :func:`ncti_terms` dict per model. Returns (M,). A term equal for all
+    models has no range; ValueError then (the study's formula divides by zero).
+    """
+    if len(terms) == 0:
+        raise ValueError("ncti_normalised needs the terms of at least one model")
+    if len(terms) == 1:
+        t = terms[0]
+        return np.array([t["seli"] + t["ncc"] - t["vc"]])
+    out = np.zeros(len(terms))
+    for name, sign in (("seli", 1.0), ("ncc", 1.0), ("vc", -1.0)):
+        v = np.array([float(t[name]) for t in terms])
+        if np.ptp(v) == 0:
+            raise ValueError(f"ncti_normalised: term {name!r} is equal for every model (no range)")
+        out += sign * (v - v.min()) / np.ptp(v)
+    return out

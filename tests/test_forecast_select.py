@@ -1,0 +1,127 @@
+"""core.forecast_select: closed-form LODO against refits, nested selection, intervals and coverage."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import forecast_select as fs
+from core import store
+from tests.fixtures import LINES, make_fixture_records
+
+
+def _naive_loo(x, y, cols):
+    errs = []
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        d = np.column_stack([np.ones(keep.sum()), x[keep][:, list(cols)]])
+        beta = np.linalg.lstsq(d, y[keep], rcond=None)[0]
+        errs.append(abs(y[i] - np.r_[1.0, x[i, list(cols)]] @ beta))
+    return np.array(errs)
+
+
+def test_closed_form_lodo_errors_match_refits_on_awkward_sizes():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((9, 4)), rng.standard_normal(9)
+    sets = [()] + [(j,) for j in range(4)] + list(itertools.combinations(range(4), 2))
+    got = fs._loo_abs_errors(x, y, sets)
+    for s, cols in enumerate(sets):
+        assert np.allclose(got[s], _naive_loo(x, y, cols), rtol=1e-9)
+    # a constant column cannot be fitted: its sets are never chosen
+    x[:, 2] = 1.0
+    assert np.isinf(fs._loo_abs_errors(x, y, [(2,), (0, 2)])).all()
+
+
+def test_selection_finds_the_exact_predictor_and_keeps_the_default_on_noise():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((15, 5))
+    y = 3 * x[:, 3] + 1
+    sets = [tuple(s) for s in fs.candidate_sets(range(5))]
+    best, errors = fs.select_set(x, y, np.arange(15), sets, default=1)
+    assert sets[best] == (3,) and errors[best] == pytest.approx(0, abs=1e-9)
+    noise = rng.standard_normal(15)  # nothing predicts it: IIMM (the default) stays
+    best, _ = fs.select_set(x, noise, np.arange(15), sets, default=1, margin_se=10.0)
+    assert best == 1
+
+
+def test_nested_lodo_redoes_the_selection_without_the_held_out_dataset():
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((10, 3)), rng.standard_normal(10)
+    sets = [tuple(s) for s in fs.candidate_sets(range(3))]
+    resid, chosen = fs.nested_lodo(x, y, np.arange(10), sets, default=1)
+    for i in range(10):
+        rest = np.delete(np.arange(10), i)
+        # naive: the set with the lowest refit LODO MAE on the other 9 (one-SE rule towards set 1)
+        errs = np.array([_naive_loo(x[rest], y[rest], s) for s in sets])
+        best = int(np.argmin(errs.mean(1)))
+        diff = errs[1] - errs[best]
+        if best != 1 and diff.mean() <= diff.std(ddof=1) / 3.0:
+            best = 1
+        assert chosen[i] == best
+        d = np.column_stack([np.ones(9), x[rest][:, list(sets[best])]])
+        beta = np.linalg.lstsq(d, y[rest], rcond=None)[0]
+        assert resid[i] == pytest.approx(y[i] - np.r_[1.0, x[i, list(sets[best])]] @ beta, abs=1e-9)
+
+
+def test_interval_coverage_is_near_its_level_on_linear_gaussian_data():
+    rng = np.random.default_rng(3)
+    hits = []
+    for _ in range(6):
+        x = rng.standard_normal((16, 3))
+        y = 2 * x[:, 0] + rng.standard_normal(16)
+        sets = [tuple(s) for s in fs.candidate_sets(range(3))]
+        cov = fs.lodo_coverage(x, y, sets, headline=0)
+        assert cov["mean_width"] > 0 and 0 <= cov["iimm_coverage"] <= 1
+        hits.append(cov["coverage"])
+    assert 0.85 <= np.mean(hits) <= 1.0
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return store.records_to_frame(make_fixture_records(n_datasets=7, methods=("full", "bitfit"), seeds=(0, 1),
+                                                       noise=0.5))
+
+
+def test_selection_table_and_coverage_summary(runs):
+    table = fs.selection_table(runs, outcomes=("id_gain",))
+    assert list(table.columns) == fs.SELECTION_COLUMNS and (table["status"] == "ok").all()
+    assert (table["n_datasets"] == 7).all() and table["coverage"].between(0, 1).all()
+    assert np.allclose(table["gain_vs_iimm"], table["iimm_lodo_mae"] - table["nested_lodo_mae"])
+    summary = fs.coverage_summary(table)
+    assert summary["cells"].tolist() == [2] and 0 <= summary["coverage"].iloc[0] <= 1
+    few = fs.selection_table(runs, outcomes=("id_gain",), min_datasets=8)
+    assert few["status"].str.startswith("too few datasets (n=7").all()
+    with pytest.raises(ValueError, match="min_datasets"):
+        fs.selection_table(runs, min_datasets=4)
+
+
+def test_forecast_new_gives_both_lines_with_intervals(runs):
+    values = {"iimm": 0.3, "inter_modal": 0.2, "intra_image": 0.4, "zs_acc": 50.0}
+    out = fs.forecast_new(runs, values, model="worldclip-tiny", pretrained="world-v1", coverage=False)
+    assert list(out.columns) == fs.FORECAST_COLUMNS and len(out) == 4 and (out["status"] == "ok").all()
+    assert ((out["lo"] < out["prediction"]) & (out["prediction"] < out["hi"])).all()
+    assert ((out["iimm_lo"] < out["iimm_prediction"]) & (out["iimm_prediction"] < out["iimm_hi"])).all()
+    full = out.set_index(["method", "outcome"]).loc[("full", "id_gain")]
+    a, b, _ = LINES["full"]
+    assert full["iimm_prediction"] == pytest.approx(a + b * 0.3, abs=2.0)  # the fixture line, seed noise 0.5
+    assert fs.forecast_new(runs, values, model="other", pretrained="x").empty
+    with pytest.raises(ValueError, match="finite 'iimm'"):
+        fs.forecast_new(runs, {"zs_acc": 1.0}, model="worldclip-tiny", pretrained="world-v1")
+    before = runs.copy()
+    fs.forecast_new(runs, values, model="worldclip-tiny", pretrained="world-v1", coverage=False)
+    pd.testing.assert_frame_equal(runs, before)
+
+
+def test_measured_coverage_is_attached_by_method_and_outcome(runs):
+    values = {"iimm": 0.3, "inter_modal": 0.2}
+    new = fs.forecast_new(runs, values, model="worldclip-tiny", pretrained="world-v1", coverage=False)
+    assert new["coverage"].isna().all()
+    table = fs.selection_table(runs, outcomes=("id_gain", "ood_change"))
+    got = fs.with_measured_coverage(new, table, model="worldclip-tiny", pretrained="world-v1")
+    want = table.set_index(["method", "outcome"])["coverage"]
+    assert [want[(m, o)] for m, o in zip(got["method"], got["outcome"])] == got["coverage"].tolist()
+    assert new["coverage"].isna().all()  # the input is not modified
+    other = fs.with_measured_coverage(new, table, model="other", pretrained="x")
+    assert other["coverage"].isna().all()
