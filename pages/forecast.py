@@ -4,9 +4,13 @@ import os
 import pandas as pd
 import streamlit as st
 
+import app
+
 from core import charts, predict, store
 from core.models import DEFAULT_MODEL, ModelUnavailableError, list_models
 from core.upload import UploadError, load_embeddings_npz, load_image_folder_zip
+
+app.ensure_navigation()
 
 NUM = st.column_config.NumberColumn
 SPECS = {s.key: s for s in list_models()}
