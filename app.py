@@ -113,6 +113,54 @@ def model_notice(model: str, pretrained: str) -> None:
                 "works; they are not results of real CLIP models. Add your own runs to rank real models.")
 
 
+def forecast_table(rows: pd.DataFrame) -> None:
+    """The forecast's per-method rows (``core.advice.forecast_rows``) as a readable table."""
+    def interval(lo, hi):
+        return [f"[{a:+.1f}, {b:+.1f}]" if pd.notna(a) else "" for a, b in zip(rows[lo], rows[hi])]
+
+    num, txt = st.column_config.NumberColumn, st.column_config.TextColumn
+    st.dataframe(rows.assign(gain_ci=interval("id_gain_lo", "id_gain_hi"),
+                             ood_ci=interval("ood_change_lo", "ood_change_hi"),
+                             front=rows["pareto"].map({True: "✔ best", False: ""}),
+                             note=[("outside the known IIMM range; " if e else "") + ("" if s == "ok" else str(s))
+                                   for e, s in zip(rows["extrapolation"], rows["status"])]),
+                 hide_index=True, key="fc_table", column_order=[
+                     "method_title", "id_gain", "gain_ci", "ood_change", "ood_ci", "front", "gain_r2",
+                     "gain_lodo", "n_datasets", "note"], column_config={
+                     "method_title": txt("method"), "id_gain": num("in-domain gain", format="%+.1f"),
+                     "gain_ci": txt("95 % interval"), "ood_change": num("OOD change", format="%+.1f"),
+                     "ood_ci": txt("95 % interval"), "front": txt("Pareto"),
+                     "gain_r2": num("fit R² (gain)", format="%.2f", help="share of the spread between reference "
+                                    "datasets the line explains"),
+                     "gain_lodo": num("typical error (points)", format="%.1f", help="leave-one-dataset-out mean "
+                                      "absolute error of the gain forecast"),
+                     "n_datasets": num("reference datasets"), "note": txt("note")})
+
+
+def model_option(spec) -> str:
+    """A forecast-model option that says which models cannot load offline."""
+    note = (" · downloads its weights (not available offline)" if spec.needs_download
+            else " · toy model, offline" if spec.family == "tiny" else "")
+    return f"{spec.key}: {spec.label}{note}"
+
+
+def check_upload(upload, template: str):
+    """The parsed upload (or the UploadError saying why it cannot be used), parsed as soon as it
+    arrives so its problems show before the run; kept per (file, template) in the session."""
+    from core.upload import UploadError, load_embeddings_npz, load_image_folder_zip
+
+    state = st.session_state.get("fc_checked")
+    if state is None or state[0] != (upload.file_id, template):
+        try:
+            parsed = (load_embeddings_npz(upload) if upload.name.lower().endswith(".npz")
+                      else load_image_folder_zip(upload, template=template))
+        except UploadError as exc:
+            parsed = exc
+        state = ((upload.file_id, template), parsed)
+        st.session_state["fc_checked"] = state
+    return state[1]
+
+
 def carried(*keys: str) -> dict[str, list[str]]:
     """The current URL values of ``keys``, for a link that opens another page on the same view."""
     return {k: st.query_params.get_all(k) for k in keys if st.query_params.get_all(k)}

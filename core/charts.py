@@ -164,7 +164,9 @@ TRADEOFF_AXES = {"id_gain": ("mean in-domain gain (points)", False),
 
 
 def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_change",
-                       width: int = 560, height: int = 380) -> alt.LayerChart:
+                       width: int = 560, height: int = 380, prefix: str = "mean",
+                       subtitle: str = "bars: 95 % interval over datasets; diamonds: nothing beats them on both "
+                                       "gain and forgetting") -> alt.LayerChart:
     """One point per method of ``rows`` (``core.ranking.method_ranking`` rows of ONE model), on the
     chosen axes (keys of :data:`TRADEOFF_AXES`), labelled with the method's name so nothing needs a
     hover; the interval over datasets as error bars where the axis has one; Pareto methods drawn as
@@ -185,6 +187,7 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
 
     def enc(axis: str, channel):
         title, log_scale = TRADEOFF_AXES[axis]
+        title = f"{prefix} {title.removeprefix('mean ')}" if title.startswith("mean ") else title
         return channel(f"{axis}:Q", title=title,
                        scale=alt.Scale(type="log") if log_scale else alt.Scale(zero=False, nice=True))
 
@@ -195,7 +198,7 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     layers = []
     for axis, channel, other in ((x, alt.X, enc(y, alt.Y)), (y, alt.Y, enc(x, alt.X))):
         if f"{axis}_lo" in data.columns and data[f"{axis}_lo"].notna().any():
-            title = TRADEOFF_AXES[axis][0]
+            title = enc(axis, alt.X).to_dict()["title"]
             second = alt.X2 if channel is alt.X else alt.Y2
             layers.append(base.mark_rule(strokeWidth=1.5, opacity=0.35).encode(
                 channel(f"{axis}_lo:Q", title=title), second(f"{axis}_hi:Q"), other, color=color))
@@ -213,9 +216,8 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     layers.append(base.mark_text(align="left", dx=9, dy=-7, fontSize=11, color="#222").encode(
         enc(x, alt.X), enc(y, alt.Y), text="method_title:N"))
     return alt.layer(*layers).properties(
-        title=alt.TitleParams(f"{TRADEOFF_AXES[y][0].split(' (')[0]} vs {TRADEOFF_AXES[x][0].split(' (')[0]}",
-                              subtitle="bars: 95 % interval over datasets; diamonds: nothing beats them on both "
-                                       "gain and forgetting", anchor="start"),
+        title=alt.TitleParams(f"{enc(y, alt.Y).to_dict()['title'].split(' (')[0]} vs "
+                              f"{enc(x, alt.X).to_dict()['title'].split(' (')[0]}", subtitle=subtitle, anchor="start"),
         width=width, height=height)
 
 
