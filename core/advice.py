@@ -54,7 +54,7 @@ def forecast_rows(result: Any) -> pd.DataFrame:
         "gain_lodo": pd.to_numeric(wide.get("id_gain_lodo_mae"), errors="coerce"),
         "ood_lodo": pd.to_numeric(wide.get("ood_change_lodo_mae"), errors="coerce"),
         "n_datasets": wide["n_datasets"], "extrapolation": wide["extrapolation"].fillna(False).astype(bool)})
-    rows = rows[~rows["method"].map(lambda m: cards.method_card(m).baseline)].reset_index(drop=True)
+    rows = ranking.without_baselines(rows).reset_index(drop=True)
     ok = rows["ok"] & rows["id_gain"].notna() & rows["ood_change"].notna()
     rows["pareto"] = False
     rows.loc[ok, "pareto"] = ranking.pareto_mask(rows.loc[ok, "id_gain"], rows.loc[ok, "ood_change"])

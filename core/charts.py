@@ -95,7 +95,7 @@ def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str 
     on shared axes so methods compare at a glance. Raises ValueError when nothing can be drawn."""
     _require(df, ["status", "model", "method", "dataset", predictor, outcome])
     pts = _points(df, predictor, outcome)
-    pts = pts[~pts["method"].map(lambda m: cards.method_card(m).baseline)]  # zero-shot: flat at 0 by definition
+    pts = ranking.without_baselines(pts)  # zero-shot: flat at 0 by definition, no panel
     if pts.empty:
         raise ValueError(f"no ok runs with both {predictor!r} and {outcome!r} to draw")
     panels = []

@@ -51,6 +51,12 @@ def _cost_columns(provenance: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(out, index=provenance.index)
 
 
+def without_baselines(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` whose ``method`` is not a baseline (zero-shot: outcomes 0 by definition)."""
+    keep = np.array([not cards.method_card(str(m)).baseline for m in frame["method"]], dtype=bool)
+    return frame[keep]
+
+
 def dataset_points(runs: pd.DataFrame) -> pd.DataFrame:
     """Seed means of the ok runs, one row per (model, pretrained, method, dataset).
 
@@ -124,7 +130,7 @@ def method_ranking(runs: pd.DataFrame, *, rank_by: str = "id_gain", level: float
         raise ValueError(f"unknown rank_by {rank_by!r}; use one of {list(RANK_BY)}")
     points = dataset_points(runs)
     if not include_baselines:
-        points = points[~points["method"].map(lambda m: cards.method_card(m).baseline)]
+        points = without_baselines(points)
     rows = []
     for (model, pretrained, method), group in points.groupby(["model", "pretrained", "method"], sort=True,
                                                              dropna=False):
@@ -183,7 +189,7 @@ def dataset_matrix(runs: pd.DataFrame, outcome: str, *, model: str, pretrained: 
     points = dataset_points(runs)
     mine = points[(points["model"] == model) & (points["pretrained"] == pretrained)].dropna(subset=[outcome])
     if not include_baselines:
-        mine = mine[~mine["method"].map(lambda m: cards.method_card(m).baseline)]
+        mine = without_baselines(mine)
     out = mine[["method", "dataset", outcome, "n_seeds"]].rename(columns={outcome: "value"})
     out.insert(1, "method_title", out["method"].map(lambda m: cards.method_card(m).title))
     best = out.groupby("dataset")["value"].transform("max")
@@ -216,5 +222,5 @@ def run_label(row: Any) -> str:
             f"({row['model']} {row['pretrained']}){status}")
 
 
-__all__ = ["RANK_BY", "RANKING_COLUMNS", "dataset_matrix", "dataset_points", "mean_interval",
+__all__ = ["without_baselines", "RANK_BY", "RANKING_COLUMNS", "dataset_matrix", "dataset_points", "mean_interval",
            "method_ranking", "pareto_mask", "predictor_summary", "run_label", "verdict"]

@@ -17,7 +17,7 @@ def fit_table(roots: tuple, model: str, pretrained: str, methods: tuple) -> pd.D
     runs = store.query_runs(app.load_runs(roots), filters={"model": [model], "pretrained": [pretrained],
                                                              "method": list(methods)})
     out = forecast.predictor_table(runs, ["iimm"], outcomes=("id_gain", "ood_change"))
-    out = out[~out["method"].map(lambda m: cards.method_card(m).baseline)]
+    out = ranking.without_baselines(out)
     return out.assign(method=out["method"].map(cards.method_title), outcome=out["outcome"].map(OUTCOME_NAMES))
 
 

@@ -1,4 +1,6 @@
 """Ranking: one row per fine-tuning method of a model, seeds and datasets averaged; the landing page."""
+from urllib.parse import quote
+
 import pandas as pd
 import streamlit as st
 
@@ -55,7 +57,7 @@ shown = rows.assign(
     gain_ci=[f"[{lo:+.1f}, {hi:+.1f}]" for lo, hi in zip(rows["id_gain_lo"], rows["id_gain_hi"])],
     ood_ci=[f"[{lo:+.1f}, {hi:+.1f}]" for lo, hi in zip(rows["ood_change_lo"], rows["ood_change_hi"])],
     front=rows["pareto"].map({True: "✔ best", False: ""}),
-    card="/cards?card=" + rows["method"].astype(str))
+    card=["/cards?card=" + quote(app.option_text(t)) for t in rows["method_title"]])  # URLs hold option labels
 SMALL = "small"
 st.dataframe(shown, hide_index=True, key="rk_table", column_order=[
     "rank", "method_title", "id_gain", "gain_ci", "ood_change", "ood_ci", "front", "trainable_params",
