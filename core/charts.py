@@ -39,7 +39,7 @@ def _points(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 
 def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any] | None = None,
                     predictor: str = "iimm", level: float = 0.95, width: int = 520, height: int = 340,
-                    title: str | None = None) -> alt.Chart:
+                    title: str | None = None, subtitle: str | None = None) -> alt.Chart:
     """Predictor (IIMM) vs an outcome: one colour per method, a point per dataset, the OLS line
     with its confidence band, and R²/Kendall τ/n of each method in its legend label.
 
@@ -83,7 +83,8 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     layers.append(points)
     if highlight is not None:
         layers += _highlight_layers(highlight, x_title, y_title)
-    heading = alt.TitleParams(title, anchor="start") if title else alt.TitleParams(
+    heading = alt.TitleParams(title, anchor="start", **({"subtitle": subtitle} if subtitle else {})) \
+        if title else alt.TitleParams(
         f"{y_title.split(' (')[0]} vs {x_title}", anchor="start",
         subtitle=f"lines: straight-line fit per method; bands: {level:.0%} confidence of the fitted mean")
     return alt.layer(*layers).properties(title=heading, width=width, height=height)
@@ -102,11 +103,11 @@ def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str 
     for method in sorted(pts["method"].unique()):
         group = pts[pts["method"] == method]
         xs, ys = group[predictor].to_numpy(float), group[outcome].to_numpy(float)
-        stats = (f"R²={forecast.fit_linear(xs, ys).r2:.2f}, τ={forecast.kendall_tau(xs, ys):.2f}, "
+        stats = (f"R²={forecast.fit_linear(xs, ys).r2:.2f} · τ={forecast.kendall_tau(xs, ys):.2f} · "
                  if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0 else "")
         panels.append(iimm_vs_outcome(df[df["method"] == method], outcome, predictor=predictor, level=level,
-                                      width=230, height=170,
-                                      title=f"{cards.method_title(method)} ({stats}n={len(group)})"))
+                                      width=220, height=170, title=cards.method_title(method),
+                                      subtitle=f"{stats}n={len(group)}"))
     return alt.concat(*panels, columns=columns).resolve_scale(x="shared", y="shared").resolve_legend(
         color="independent").configure_legend(disable=True)
 

@@ -62,15 +62,15 @@ if "fc_result" in st.session_state:
                             random_weights=res.random_weights, zs_acc=res.zero_shot.get("zs_acc"),
                             n_classes=res.n_classes)
     st.header(plain(f"{name}: {res.title}"))
-    for warning in verdict.warnings:
-        st.warning(plain(warning, max_chars=400))
     if not res.enough_runs:
         st.warning(plain(res.message, max_chars=600))
         st.code(res.command, language="bash")
-    else:
+    else:  # the verdict first, then what to be careful about
         box = {"good": st.success, "moderate": st.info, "weak": st.warning}[verdict.confidence]
         box(f"**Confidence: {verdict.confidence}.** " + " ".join(plain(h, max_chars=400) for h in verdict.headline)
             + "  \n" + " ".join(plain(r, max_chars=400) for r in verdict.reasons))
+    for warning in verdict.warnings:
+        st.warning(plain(warning, max_chars=400))
     m = st.columns(4)
     m[0].metric("IIMM", f"{res.iimm:.3f}", help=predict.MEASURE_NOTES["iimm"])
     m[0].caption(f"95% bootstrap interval [{res.iimm_lo:.3f}, {res.iimm_hi:.3f}]")

@@ -281,5 +281,5 @@ def test_forecast_page_shows_model_errors_and_missing_runs(fixture_store, monkey
     at.selectbox(key="fc_model").select("worldclip-tiny-random").run()
     run_upload(at, "sample.zip", sample_zip())
     assert not at.exception and not at.error
-    assert "No reference runs" in at.warning[-1].value
+    assert "No reference runs" in at.warning[0].value
     assert "python -m jobs.grid" in at.code[0].value

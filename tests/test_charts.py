@@ -100,9 +100,8 @@ def test_dataset_heatmap_marks_best_and_centres_changes(runs):
 def test_iimm_vs_outcome_by_method_has_one_titled_panel_per_method(runs):
     chart = charts.iimm_vs_outcome_by_method(runs, "id_gain", columns=2)
     assert len(chart.concat) == 3
-    titles = sorted(panel.title.text for panel in chart.concat)
-    assert [t.split(" ")[0] for t in titles] == ["BitFit", "Full", "LoRA"]
-    assert all("R²=" in t and "n=5" in t for t in titles)
+    assert sorted(panel.title.text for panel in chart.concat) == ["BitFit", "Full", "LoRA"]
+    assert all("R²=" in p.title.subtitle and "n=5" in p.title.subtitle for p in chart.concat)
     _spec(chart)
     with pytest.raises(ValueError, match="no ok runs"):
         charts.iimm_vs_outcome_by_method(runs[runs["status"] == "failed"], "id_gain")
