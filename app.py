@@ -15,6 +15,8 @@ the same URL, which then enters through :func:`main` like every later request.
 from __future__ import annotations
 
 import re
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pandas as pd
 import streamlit as st
@@ -135,6 +137,29 @@ def forecast_table(rows: pd.DataFrame) -> None:
                      "gain_lodo": num("typical error (points)", format="%.1f", help="leave-one-dataset-out mean "
                                       "absolute error of the gain forecast"),
                      "n_datasets": num("reference datasets"), "note": txt("note")})
+
+
+# Models load in one background thread, started when the forecast page opens: importing torch and
+# open_clip and building the model take most of a first forecast, and a visitor choosing a file hides
+# them. The thread calls no Streamlit API; loaded models stay for the process (a few registry keys).
+_MODELS: dict[str, Future] = {}
+_MODELS_LOCK = threading.Lock()
+_LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-warm-up")
+
+
+def _load_model(key: str):
+    from core.models import load_model  # torch + open_clip: imported only when a model is needed
+
+    return load_model(key)
+
+
+def warm_model(key: str) -> Future:
+    """The loading (or loaded) model ``key``; a load that failed is started again."""
+    with _MODELS_LOCK:
+        future = _MODELS.get(key)
+        if future is None or (future.done() and future.exception() is not None):
+            future = _MODELS[key] = _LOADER.submit(_load_model, key)
+        return future
 
 
 def model_option(spec) -> str:

@@ -13,12 +13,19 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from core import cards, forecast, ranking
+from core import cards, ranking
 
 log = logging.getLogger(__name__)
 
 LABELS = {"id_gain": "ID gain (points)", "norm_gain": "normalised gain",
           "ood_change": "OOD change (points)", "iimm": "IIMM", "zs_acc": "zero-shot accuracy (%)"}
+
+
+def _fits():
+    """core.forecast, imported on first use: it pulls in scipy.stats, which the ranking's charts never need."""
+    from core import forecast
+
+    return forecast
 
 
 def _require(df: pd.DataFrame, columns: list[str]) -> None:
@@ -58,6 +65,7 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
         name = cards.method_title(method)
         label = f"{name} (n={len(group)})"
         if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0:  # constant y: no fit to report
+            forecast = _fits()
             fit = forecast.fit_linear(xs, ys)
             label = (f"{name} (R²={fit.r2:.2f}, τ={forecast.kendall_tau(xs, ys):.2f}, "
                      f"n={len(group)})")
@@ -103,6 +111,7 @@ def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str 
     for method in sorted(pts["method"].unique()):
         group = pts[pts["method"] == method]
         xs, ys = group[predictor].to_numpy(float), group[outcome].to_numpy(float)
+        forecast = _fits()
         stats = (f"R²={forecast.fit_linear(xs, ys).r2:.2f} · τ={forecast.kendall_tau(xs, ys):.2f} · "
                  if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0 else "")
         panels.append(iimm_vs_outcome(df[df["method"] == method], outcome, predictor=predictor, level=level,

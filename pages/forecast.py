@@ -15,13 +15,6 @@ NUM = st.column_config.NumberColumn
 SPECS = {s.key: s for s in list_models()}
 
 
-@st.cache_resource(show_spinner="Loading the model…", max_entries=2)
-def get_model(key: str):
-    from core.models import load_model  # torch + open_clip: imported only when a model is needed
-
-    return load_model(key)
-
-
 st.title("Forecast fine-tuning on your dataset")
 st.write("Upload a labelled sample of your task: a zip of class folders (`cat/001.png`), a zip of images plus "
          "`labels.csv` (`file,label`), or an `.npz` of embeddings (`image_embeddings`, `text_embeddings`, "
@@ -32,6 +25,8 @@ keys, wanted = list(SPECS), os.environ.get("IIMM_FORECAST_MODEL", DEFAULT_MODEL)
 c1, c2 = st.columns(2)
 key = c1.selectbox("model", keys, index=keys.index(wanted) if wanted in keys else 0, key="fc_model",
                    format_func=lambda k: app.model_option(SPECS[k]))
+if not SPECS[key].needs_download:
+    app.warm_model(key)  # starts loading now, in the background, so the run finds it ready
 template = c2.text_input("prompt template ({c} = class name)", "a photo of a {c}", key="fc_template")
 parsed = app.check_upload(upload, template) if upload is not None else None
 if isinstance(parsed, UploadError):
@@ -46,7 +41,9 @@ if st.button("Run forecast", key="fc_run", type="primary", disabled=parsed is No
             if upload.name.lower().endswith(".npz"):
                 result = predict.forecast_for_npz(parsed, runs, key)
             else:
-                loaded, bar = get_model(key), st.progress(0.0, text="embedding the images…")
+                with st.spinner("Loading the model…"):
+                    loaded = app.warm_model(key).result()
+                bar = st.progress(0.0, text="embedding the images…")
                 result = predict.forecast_for_sample(loaded, parsed.data, runs, progress=lambda d, t: bar.progress(
                     d / t, text=f"embedded {d} of {t} images"))
             st.session_state["fc_result"] = (upload.name, result)
