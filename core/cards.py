@@ -50,8 +50,8 @@ CITATIONS: dict[str, Citation] = {c.key: c for c in (
              "Tsiligkaridis, Theodoros},\n  booktitle={Proceedings of the IEEE/CVF International Conference on "
              "Computer Vision (ICCV)},\n  year={2025},\n  note={arXiv:2407.15731}\n}"),
     Citation("vogtlowell2023aclip", "Vogt-Lowell, Lee, Tsiligkaridis, Vaillant. Robust Fine-Tuning of "
-             "Vision-Language Models for Domain Generalization. IEEE HPEC 2023 (the A-CLIP attention-weight "
-             "tuning the IIMM paper builds on)", "https://arxiv.org/abs/2311.02236",
+             "Vision-Language Models for Domain Generalization. IEEE HPEC 2023 (the attention-weight tuning "
+             "study we take to be the A-CLIP paper)", "https://arxiv.org/abs/2311.02236",
              "@inproceedings{vogtlowell2023aclip,\n  title={Robust Fine-Tuning of Vision-Language Models for "
              "Domain Generalization},\n  author={Vogt-Lowell, Kevin and Lee, Noah and Tsiligkaridis, Theodoros "
              "and Vaillant, Marc},\n  booktitle={IEEE High Performance Extreme Computing Conference (HPEC)},\n"

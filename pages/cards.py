@@ -1,4 +1,6 @@
 """Method and model cards: what each method trains, its defaults, cost and paper; what each model is."""
+import re
+
 import pandas as pd
 import streamlit as st
 
@@ -27,12 +29,12 @@ with left:
     card = cards.method_card(name)
     st.subheader(plain(card.title))
     st.write(f"**Family:** {plain(card.family)}  \n**What trains:** {plain(card.trains, max_chars=400)}  \n"
-             f"**Name in results and grids:** `{plain(card.name)}`")
+             f"**Name in results and grids:** {plain(card.name)}")
     if not card.known:
         st.info("This method is not described in the app's card registry yet (core/cards.py); the numbers "
                 "below come from its stored runs.")
     if card.defaults:
-        st.write("**Defaults** (override them in a grid TOML under `[method." + plain(card.name) + "]`):")
+        st.write(f"**Defaults** (override them in a grid TOML, section method.{plain(card.name)}):")
         st.dataframe(pd.DataFrame(card.defaults.items(), columns=["setting", "default"]).astype(str),
                      hide_index=True, key="card_defaults")
     rows = measured(roots)
@@ -59,9 +61,10 @@ with right:
     model, pretrained = app.pick_model(runs) if not runs.empty else ("worldclip-tiny", "world-v1")
     mcard = cards.model_card(model, pretrained)
     st.subheader(plain(mcard.title))
-    st.write(f"**open_clip name:** `{plain(mcard.open_clip_name)}`  \n**pretrained tag:** "
-             f"`{plain(mcard.pretrained)}`  \n**weights:** {plain(mcard.weights_source)}")
+    st.write(f"**open_clip name:** {plain(mcard.open_clip_name)}  \n**pretrained tag:** "
+             f"{plain(mcard.pretrained)}  \n**weights:** {plain(mcard.weights_source)}")
     app.model_notice(model, pretrained)
     if mcard.markdown:
         with st.container(border=True, height=520):
-            st.markdown(mcard.markdown)  # the repository's own model card, not record data
+            # the repository's own model card (not record data), its headings made smaller to fit the column
+            st.markdown(re.sub(r"^(#+) ", r"###\1 ", mcard.markdown, flags=re.M))
