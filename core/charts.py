@@ -46,7 +46,7 @@ def _points(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 
 def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any] | None = None,
                     predictor: str = "iimm", level: float = 0.95, width: int = 520, height: int = 340,
-                    title: str | None = None, subtitle: str | None = None) -> alt.Chart:
+                    title: str | None = None, subtitle: str | None = None, legend: bool = True) -> alt.Chart:
     """Predictor (IIMM) vs an outcome: one colour per method, a point per dataset, the OLS line
     with its confidence band, and R²/Kendall τ/n of each method in its legend label.
 
@@ -75,7 +75,7 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
         labels[method] = label
     pts["series"] = pts["method"].map(labels)
     x_title, y_title = LABELS.get(predictor, predictor), LABELS.get(outcome, outcome)
-    color = alt.Color("series:N", title="method")
+    color = alt.Color("series:N", title="method", legend=alt.Legend(labelLimit=320) if legend else None)
     points = alt.Chart(pts).mark_circle(size=70, opacity=0.85).encode(
         x=alt.X(f"{predictor}:Q", title=x_title, scale=alt.Scale(zero=False)),
         y=alt.Y(f"{outcome}:Q", title=y_title), color=color,
@@ -174,7 +174,7 @@ TRADEOFF_AXES = {"id_gain": ("mean in-domain gain (points)", False),
 
 
 def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_change",
-                       width: int = 560, height: int = 380, prefix: str = "mean",
+                       width: int = 560, height: int = 440, prefix: str = "mean",
                        subtitle: str = "bars: 95 % interval over datasets; diamonds: nothing beats them on both "
                                        "gain and forgetting") -> alt.LayerChart:
     """One point per method of ``rows`` (``core.ranking.method_ranking`` rows of ONE model), on the
@@ -217,8 +217,8 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
                       .encode(enc(x, alt.X), enc(y, alt.Y), order=f"{x}:Q"))
     shape = alt.Shape("front:N", title="", scale=alt.Scale(domain=["Pareto: best trade-off", "dominated"],
                                                             range=["diamond", "circle"]),
-                      legend=alt.Legend(symbolFillColor="#333", symbolStrokeColor="#333", orient="right",
-                                        symbolOpacity=1))
+                      legend=alt.Legend(symbolFillColor="#333", symbolStrokeColor="#333", orient="top",
+                                        direction="horizontal", symbolOpacity=1, labelLimit=300))
     tooltip = ["method_title:N", alt.Tooltip(f"{x}:Q", format=",.2f"), alt.Tooltip(f"{y}:Q", format=",.2f"),
                "n_datasets:Q", "front:N"]
     layers.append(base.mark_point(filled=True, opacity=0.95, stroke="#222", strokeWidth=0.6, size=170).encode(

@@ -63,7 +63,7 @@ if PREDICTORS_CSV.is_file():
                "ranks datasets better) and mean leave-one-dataset-out error of a straight-line fit (lower = better).")
     try:
         table = predictors(str(PREDICTORS_CSV), PREDICTORS_CSV.stat().st_mtime)
-        pick = st.segmented_control("outcome", list(table["outcome"].unique()), key="pred_outcome",
+        pick = st.segmented_control("outcome", list(table["outcome"].unique()), key="pred_outcome", bind=app.URL,
                                     default=table["outcome"].iloc[0]) or table["outcome"].iloc[0]
         st.dataframe(table[table["outcome"] == pick], hide_index=True, key="cmp_predictors", column_config={
             "mean_abs_tau": NUM("mean |τ|", format="%.2f"), "mean_lodo_mae": NUM("mean LODO error", format="%.2f"),

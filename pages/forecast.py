@@ -24,7 +24,7 @@ upload = st.file_uploader("labelled sample", type=["zip", "npz"], key="fc_upload
 keys, wanted = list(SPECS), os.environ.get("IIMM_FORECAST_MODEL", DEFAULT_MODEL)
 c1, c2 = st.columns(2)
 key = c1.selectbox("model", keys, index=keys.index(wanted) if wanted in keys else 0, key="fc_model",
-                   format_func=lambda k: app.model_option(SPECS[k]))
+                   format_func=lambda k: app.model_option(SPECS[k]), bind=app.URL)
 if not SPECS[key].needs_download:
     app.warm_model(key)  # starts loading now, in the background, so the run finds it ready
 template = c2.text_input("prompt template ({c} = class name)", "a photo of a {c}", key="fc_template")
@@ -78,15 +78,16 @@ if "fc_result" in st.session_state:
     if res.enough_runs:
         st.subheader("Predicted outcome per method (95 % prediction intervals)")
         app.forecast_table(rows)
-        left, right = st.columns(2)
-        left.altair_chart(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", width=420, subtitle=(
+        st.altair_chart(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", subtitle=(
             "bars: 95 % prediction interval; diamonds: best predicted trade-offs")))
-        method = right.selectbox("method for the IIMM chart", list(rows["method"]), key="fc_method",
-                                 format_func=lambda m: app.option_text(cards.method_title(m)))
+        left, right = st.columns([1, 2])
+        method = left.selectbox("method for the IIMM chart", list(rows["method"]), key="fc_method",
+                                format_func=lambda m: app.option_text(cards.method_title(m)))
         ref = predict.reference_runs(app.load_runs(app.store_roots()), res.model, res.pretrained, method)
+        mark = {**res.highlight("id_gain", method), "label": f"your dataset ({cards.method_title(method)})"}
         try:
-            right.altair_chart(charts.iimm_vs_outcome(ref, "id_gain", highlight=res.highlight("id_gain", method),
-                                                      width=420, height=300))
+            right.altair_chart(charts.iimm_vs_outcome(ref, "id_gain", highlight=mark, width=520, height=300,
+                                                      legend=False))
         except ValueError as exc:  # this method has no runs with both values
             right.info(f"No chart: {plain(exc)}")
     with st.expander("Every zero-shot measure and transferability score"):
