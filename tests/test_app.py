@@ -274,6 +274,8 @@ def test_forecast_page_shows_model_errors_and_missing_runs(fixture_store, monkey
     at.selectbox(key="fc_model").select("CLIP").run()
     run_upload(at, "sample.zip", sample_zip())
     assert not at.exception and "Could not obtain the pretrained weights of CLIP" in at.error[0].value
+    assert at.status[0].label == "Forecast failed" and at.status[0].state == "error"  # never stuck "Forecasting…"
+    assert "not available offline" in at.selectbox(key="fc_model").format_func("CLIP")
     monkeypatch.undo()
     monkeypatch.setenv(store.ENV_VAR, str(fixture_store.parent / "empty"))
     monkeypatch.setattr(store, "SHIPPED_DIR", fixture_store.parent / "none")

@@ -143,9 +143,12 @@ def test_ranking_is_the_landing_view(server, browser, tmp_path):
     assert _shot(page, tmp_path, "ranking").stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("path, heading", [("compare", "Does IIMM predict what fine-tuning does?"),
-                                           ("forecast", "Forecast fine-tuning on your dataset")])
-def test_deep_link_as_first_request_to_a_fresh_server(browser, tmp_path, path, heading):
+@pytest.mark.parametrize("path, heading, widget", [
+    ("compare", "Does IIMM predict what fine-tuning does?", None),
+    ("forecast", "Forecast fine-tuning on your dataset", None),
+    ("matrix?outcome=out-of-domain+change+%28points%29", "Every method on every dataset",  # a shared view
+     ("outcome", "out-of-domain change (points)"))])
+def test_deep_link_as_first_request_to_a_fresh_server(browser, tmp_path, path, heading, widget):
     _require_chromium()
     results = tmp_path / "results"
     write_fixture_store(results, pretrained="random")
@@ -159,10 +162,12 @@ def test_deep_link_as_first_request_to_a_fresh_server(browser, tmp_path, path, h
         nav = page.locator("[data-testid=stSidebarNav]")
         expect(nav).to_contain_text("Ranking")
         assert _nav(page) == NAV  # the app's own navigation, not file names from pages/
-        assert page.url.endswith(f"/{path}")
+        assert page.url.endswith(f"/{path}")  # the URL, query included, survives the switch
+        if widget is not None:
+            expect(page.get_by_label(widget[0])).to_have_value(widget[1])
         width = page.locator("[data-testid=stMainBlockContainer]").bounding_box()["width"]
         assert width > 1000, width  # the app's wide layout, not the centred fallback
-        _shot(page, tmp_path, f"deep-{path}")
+        _shot(page, tmp_path, f"deep-{path.split('?')[0]}")
     finally:
         stop_app(proc)
 
