@@ -50,8 +50,10 @@ text = (f"**Most gain:** {plain(best['method_title'])}, {best['id_gain']:+.1f} p
 if gentle is not None and gentle["method"] != best["method"]:
     text += (f" **Least forgetting for at least half that gain:** {plain(gentle['method_title'])}, "
              f"{gentle['id_gain']:+.1f} in-domain, {gentle['ood_change']:+.1f} out-of-domain.")
+same = rows["n_datasets"].nunique() == 1  # then one phrase says it and the table drops the column
 st.markdown(text + f" **Best trade-offs** (nothing beats them on both): "
-            f"{', '.join(plain(t) for t in facts['front'])}.")
+            f"{', '.join(plain(t) for t in facts['front'])}."
+            + (f" Every method is averaged over the same {rows['n_datasets'].iloc[0]} datasets." if same else ""))
 
 shown = rows.assign(
     gain_ci=[f"[{lo:+.1f}, {hi:+.1f}]" for lo, hi in zip(rows["id_gain_lo"], rows["id_gain_hi"])],
@@ -61,17 +63,19 @@ shown = rows.assign(
 SMALL = "small"
 st.dataframe(shown, hide_index=True, key="rk_table", column_order=[
     "rank", "method_title", "id_gain", "gain_ci", "ood_change", "ood_ci", "front", "trainable_params",
-    "wall_time_s", "n_datasets", "card"], column_config={
-    "rank": NUM("rank", width=40), "method_title": TXT("method", width=200),
-    "id_gain": NUM("in-domain gain", format="%+.1f", width=SMALL, help="mean accuracy points gained on the trained task"),
-    "gain_ci": TXT("95 % interval", width=110), "ood_change": NUM(
+    "wall_time_s", "peak_mb", *([] if same else ["n_datasets"]), "card"], column_config={
+    "rank": NUM("rank", width=40), "method_title": TXT("method", width=190),
+    "id_gain": NUM("gain", format="%+.1f", width=SMALL, help="in-domain gain: mean accuracy points gained on the "
+                                                              "trained task"),
+    "gain_ci": TXT("95 % interval", width=100), "ood_change": NUM(
         "OOD change", format="%+.1f", width=SMALL, help="out-of-domain: mean accuracy change on held-out tasks; "
                                                        "0 = no forgetting"),
-    "ood_ci": TXT("95 % interval", width=110), "front": TXT("Pareto", width=SMALL),
+    "ood_ci": TXT("95 % interval", width=100), "front": TXT("Pareto", width=SMALL),
     "trainable_params": NUM("trainable", format="compact", width=SMALL, help="trainable parameters"),
     "wall_time_s": NUM("time/run (s)", format="%.0f", width=SMALL, help="mean wall time of one run"),
+    "peak_mb": NUM("memory (MB)", format="%.0f", width=SMALL, help="peak memory of a run's process"),
     "n_datasets": NUM("datasets", width=SMALL, help="datasets averaged (each the mean of its seeds)"),
-    "card": st.column_config.LinkColumn("card", display_text="method card", width=SMALL)})
+    "card": st.column_config.LinkColumn("card", display_text="card", width=50)})
 
 axes = list(charts.TRADEOFF_AXES)
 a1, a2, a3 = st.columns([2, 2, 3])

@@ -137,7 +137,7 @@ def test_ranking_is_the_landing_view(server, browser, tmp_path):
     assert "Most gain:" in text and "Best trade-offs" in text and "toy model" in text
     expect(page.locator("[data-testid=stDataFrame]")).to_have_count(1, timeout=30_000)
     cells = _table_cells(page)
-    assert cells[:2] == ["rank", "method"] and "in-domain gain" in cells and "Full" in cells
+    assert cells[:3] == ["rank", "method", "gain"] and "OOD change" in cells and "Full" in cells
     assert _nav(page) == NAV
     assert page.locator("[data-testid=stException]").count() == 0
     assert _shot(page, tmp_path, "ranking").stat().st_size > 10_000
