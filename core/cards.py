@@ -155,6 +155,20 @@ def method_title(name: str) -> str:
     return method_card(name).title
 
 
+#: Readable names of the zero-shot measures and transferability scores compared as predictors.
+PREDICTOR_TITLES = {
+    "iimm": "IIMM", "inter_modal": "IIMM's inter-modal term", "intra_image": "IIMM's intra-image term",
+    "zs_acc": "zero-shot accuracy", "correct_pair": "correct-pair similarity", "modality_gap": "modality gap",
+    "intra_text": "prompt-to-prompt similarity", "silhouette_classes": "silhouette of the classes",
+    "silhouette_modality": "silhouette of images vs prompts", "emms": "EMMS", "logme": "LogME", "gbc": "GBC",
+    "sfda": "SFDA", "leep": "LEEP", "nce": "NCE", "ncti": "NCTI", "transrate": "TransRate", "h_score": "H-score"}
+
+
+def predictor_title(name: str) -> str:
+    """The readable name of a predictor; unknown names are shown with spaces for underscores."""
+    return PREDICTOR_TITLES.get(name, name.replace("_", " "))
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """What the app says about one (model, pretrained) pair of the store."""
@@ -182,5 +196,5 @@ def model_card(model: str, pretrained: str) -> ModelCard:
                      markdown=markdown)
 
 
-__all__ = ["CITATIONS", "Citation", "METHOD_CARDS", "MethodCard", "ModelCard", "method_card", "method_title",
+__all__ = ["PREDICTOR_TITLES", "predictor_title", "CITATIONS", "Citation", "METHOD_CARDS", "MethodCard", "ModelCard", "method_card", "method_title",
            "model_card"]

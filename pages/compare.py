@@ -65,7 +65,13 @@ if PREDICTORS_CSV.is_file():
         table = predictors(str(PREDICTORS_CSV), PREDICTORS_CSV.stat().st_mtime)
         pick = st.segmented_control("outcome", list(table["outcome"].unique()), key="pred_outcome", bind=app.URL,
                                     default=table["outcome"].iloc[0]) or table["outcome"].iloc[0]
-        st.dataframe(table[table["outcome"] == pick], hide_index=True, key="cmp_predictors", column_config={
+        shown = table[table["outcome"] == pick].reset_index(drop=True)
+        where = shown.index[shown["predictor"] == "iimm"]
+        if len(where):
+            st.write(f"IIMM ranks {where[0] + 1} of {len(shown)} by mean |τ| for {plain(pick)}.")
+        st.dataframe(shown.assign(predictor=shown["predictor"].map(cards.predictor_title)), hide_index=True,
+                     key="cmp_predictors", column_order=["predictor", "family", "mean_abs_tau", "mean_lodo_mae",
+                                                          "n_methods"], column_config={
             "mean_abs_tau": NUM("mean |τ|", format="%.2f"), "mean_lodo_mae": NUM("mean LODO error", format="%.2f"),
             "n_methods": NUM("methods")})
     except (OSError, ValueError, pd.errors.ParserError) as exc:

@@ -184,7 +184,8 @@ def test_compare_condenses_the_predictor_csv(fixture_store):
     at = page("compare").run()
     assert not at.exception
     table = at.dataframe[-1].value
-    assert table["mean_abs_tau"].tolist() == pytest.approx([0.6]) and table["outcome"].tolist() == ["in-domain gain"]
+    assert table["mean_abs_tau"].tolist() == pytest.approx([0.6]) and table["predictor"].tolist() == ["IIMM"]
+    assert "IIMM ranks 1 of 1" in at.markdown[-1].value
 
 
 def test_cards_for_known_and_unknown_methods(fixture_store):

@@ -111,3 +111,8 @@ def test_card_defaults_match_the_method_configs():
         config = METHODS[name].config_cls()
         for key, value in card.defaults.items():
             assert getattr(config, key) == value, (name, key)
+
+
+def test_predictor_titles_are_readable():
+    assert cards.predictor_title("h_score") == "H-score" and cards.predictor_title("iimm") == "IIMM"
+    assert cards.predictor_title("my_new_score") == "my new score"
