@@ -250,7 +250,8 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
     diverging = outcome in ("id_gain", "ood_change", "norm_gain")
     scale = alt.Scale(scheme="redblue", domainMid=0) if diverging else alt.Scale(scheme="blues")
     order = (data.groupby("method_title")["value"].mean().sort_values(ascending=False).index.tolist())
-    x = alt.X("dataset:N", title="dataset", sort="ascending", axis=alt.Axis(labelAngle=-40, labelLimit=160))
+    x = alt.X("dataset:N", title="dataset", sort="ascending",
+              axis=alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False))  # every dataset named
     y = alt.Y("method_title:N", title=None, sort=order, axis=alt.Axis(labelLimit=260))
     base = alt.Chart(data).encode(x=x, y=y)
     return alt.layer(
