@@ -1,13 +1,204 @@
-"""The app: a leaderboard of measured fine-tuning runs, a comparison page, and a forecast page.
+"""The app: a ranking of fine-tuning methods, the runs behind it, and a forecast for your dataset.
 
     streamlit run app.py
+
+Besides the navigation, this module holds the few Streamlit helpers every page shares (the cached
+store, the model picker, the URL state a link carries), so each page stays a thin script.
+
+Deep links. Streamlit discovers the ``pages/`` folder next to this script and, until some run on
+the server has executed ``st.navigation``, serves a deep link such as ``/compare`` through that
+folder's automatic navigation (file names as titles, no app layout). Every page therefore calls
+:func:`ensure_navigation` first: in that mode it declares this app's navigation (which switches
+the automatic mode off for the whole server, as ``st.navigation`` is documented to do) and reruns
+the same URL, which then enters through :func:`main` like every later request.
 """
+from __future__ import annotations
+
+import re
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import pandas as pd
 import streamlit as st
 
-st.set_page_config(page_title="IIMM fine-tuning leaderboard", page_icon=":material/query_stats:",
-                   layout="wide")
-st.navigation([
-    st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:", default=True),
-    st.Page("pages/compare.py", title="Compare methods", icon=":material/scatter_plot:"),
-    st.Page("pages/forecast.py", title="Forecast your dataset", icon=":material/online_prediction:"),
-]).run()
+from core import cards, store
+from core.text import plain
+
+ICON = "📈"  # an emoji favicon is drawn inline by the browser: no icon fetched from a font server
+URL = "query-params"  # widgets bound to the URL share a view: st.multiselect(..., bind=URL)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def pages() -> list:
+    return [
+        st.Page("pages/ranking.py", title="Ranking", icon=":material/leaderboard:", default=True),
+        st.Page("pages/matrix.py", title="Per dataset", icon=":material/grid_on:"),
+        st.Page("pages/compare.py", title="Compare methods", icon=":material/scatter_plot:"),
+        st.Page("pages/runs.py", title="All runs", icon=":material/table_rows:"),
+        st.Page("pages/forecast.py", title="Forecast your dataset", icon=":material/online_prediction:"),
+        st.Page("pages/cards.py", title="Methods and models", icon=":material/badge:"),
+        st.Page("pages/about.py", title="About", icon=":material/info:"),
+    ]
+
+
+def _automatic_pages_mode() -> bool:
+    """True while Streamlit serves ``pages/`` through its automatic (legacy) navigation."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without that mode
+        return False
+    return bool(getattr(PagesManager, "uses_pages_directory", False))
+
+
+def ensure_navigation() -> None:
+    """Call first in every page: a run in the automatic pages/ mode switches to this app's navigation."""
+    if _automatic_pages_mode():
+        st.navigation(pages())
+        st.rerun()  # same URL path -> same page hash -> this time through main()
+
+
+def main() -> None:
+    st.set_page_config(page_title="IIMM fine-tuning leaderboard", page_icon=ICON, layout="wide")
+    st.navigation(pages()).run()
+
+
+# ------------------------------------------------------------------------------ shared page helpers
+def store_roots() -> tuple[str, ...]:
+    return tuple(str(r) for r in store.default_roots())
+
+
+# One read-only frame per store, held by reference (copying it out of cache_data on every rerun
+# costs more than any query); everything derived from it is cache_data.
+@st.cache_resource(ttl=30, max_entries=4, show_spinner="Reading the result store…")
+def load_runs(roots: tuple[str, ...]) -> pd.DataFrame:
+    return store.load_runs(list(roots))
+
+
+def model_key(model: str, pretrained: str) -> str:
+    return f"{model}@{pretrained}"  # '@' appears in neither open_clip names nor hub ids
+
+
+def pick_model(runs: pd.DataFrame, container=st, key: str = "model") -> tuple[str, str]:
+    """A model selectbox bound to the URL (``?model=arch@tag``); default: the model with most ok runs."""
+    options = model_options(runs)
+    choice = container.selectbox("model", options, key=key, bind=URL, format_func=model_label)
+    model, _, pretrained = (choice or options[0]).rpartition("@")
+    return model, pretrained
+
+
+def model_options(runs: pd.DataFrame) -> list[str]:
+    """Every (model, pretrained) of the store as a key, the one with most ok runs first."""
+    counts = (runs["status"] == "ok").groupby([runs["model"], runs["pretrained"]]).sum()
+    return [model_key(m, p) for m, p in counts.sort_values(ascending=False, kind="stable").index]
+
+
+def model_label(key: str) -> str:
+    return option_text(key.replace("@", " · "))
+
+
+def option_text(value: object, max_chars: int = 120) -> str:
+    """Record-derived text for a select/multiselect *option*: Streamlit 1.67 shows options verbatim
+    (no Markdown; a backslash from ``core.text.plain`` would show), so control and bidi characters
+    are removed and the text shortened, nothing escaped. Labels, captions and Markdown use ``plain``."""
+    text = _CONTROL.sub("", " ".join(str(value).split()))
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def model_notice(model: str, pretrained: str) -> None:
+    """A warning under the title when the numbers come from a toy or an untrained model."""
+    card = cards.model_card(model, pretrained)
+    if card.random_weights:
+        st.warning(f"{plain(card.title)}: an untrained network. Its numbers describe random weights.")
+    elif card.toy:
+        st.info(f"**{plain(card.title)} is a toy model**: a tiny CLIP pretrained offline on this project's "
+                "generated world of shapes, textures, letters and charts. Its results show how the method "
+                "works; they are not results of real CLIP models. Add your own runs to rank real models.")
+
+
+@st.cache_data(ttl=60)
+def forecast_selection() -> pd.DataFrame:
+    """The shipped ``forecast-selection.csv`` (coverage of the forecast's intervals, measured by jobs.predictors)."""
+    path = store.SHIPPED_DIR / "forecast-selection.csv"
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+
+def forecast_table(rows: pd.DataFrame) -> None:
+    """The forecast's per-method rows (``core.advice.forecast_rows``) as a readable table."""
+    def interval(lo, hi):
+        return [f"[{a:+.1f}, {b:+.1f}]" if pd.notna(a) else "" for a, b in zip(rows[lo], rows[hi])]
+
+    num, txt = st.column_config.NumberColumn, st.column_config.TextColumn
+    st.dataframe(rows.assign(gain_ci=interval("id_gain_lo", "id_gain_hi"),
+                             ood_ci=interval("ood_change_lo", "ood_change_hi"),
+                             front=rows["pareto"].map({True: "✔ best", False: ""}),
+                             note=[("outside the known IIMM range; " if e else "") + ("" if s == "ok" else str(s))
+                                   for e, s in zip(rows["extrapolation"], rows["status"])]),
+                 hide_index=True, key="fc_table", column_order=[
+                     "method_title", "id_gain", "gain_ci", "ood_change", "ood_ci", "front", "gain_basis",
+                     "iimm_gain", "gain_lodo", "n_datasets", "note"], column_config={
+                     "method_title": txt("method"), "id_gain": num("in-domain gain", format="%+.1f"),
+                     "gain_ci": txt("95 % interval"), "ood_change": num("OOD change", format="%+.1f"),
+                     "ood_ci": txt("95 % interval"), "front": txt("Pareto"),
+                     "gain_basis": txt("gain predicted from", help="predictor set chosen by nested "
+                                       "leave-one-dataset-out error (IIMM alone unless another set is clearly better)"),
+                     "iimm_gain": num("IIMM line (gain)", format="%+.1f", help="the IIMM-only line's forecast, "
+                                      "for comparison"),
+                     "gain_lodo": num("typical error (points)", format="%.1f", help="leave-one-dataset-out mean "
+                                      "absolute error of the gain forecast"),
+                     "n_datasets": num("reference datasets"), "note": txt("note")})
+
+
+# Models load in one background thread, started when the forecast page opens: importing torch and
+# open_clip and building the model take most of a first forecast, and a visitor choosing a file hides
+# them. The thread calls no Streamlit API; loaded models stay for the process (a few registry keys).
+_MODELS: dict[str, Future] = {}
+_MODELS_LOCK = threading.Lock()
+_LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-warm-up")
+
+
+def _load_model(key: str):
+    from core.models import load_model  # torch + open_clip: imported only when a model is needed
+
+    return load_model(key)
+
+
+def warm_model(key: str) -> Future:
+    """The loading (or loaded) model ``key``; a load that failed is started again."""
+    with _MODELS_LOCK:
+        future = _MODELS.get(key)
+        if future is None or (future.done() and future.exception() is not None):
+            future = _MODELS[key] = _LOADER.submit(_load_model, key)
+        return future
+
+
+def model_option(spec) -> str:
+    """A forecast-model option that says which models cannot load offline."""
+    note = (" · downloads its weights (not available offline)" if spec.needs_download
+            else " · toy model, offline" if spec.family == "tiny" else "")
+    return f"{spec.key}: {spec.label}{note}"
+
+
+def check_upload(upload, template: str):
+    """The parsed upload (or the UploadError saying why it cannot be used), parsed as soon as it
+    arrives so its problems show before the run; kept per (file, template) in the session."""
+    from core.upload import UploadError, load_embeddings_npz, load_image_folder_zip
+
+    state = st.session_state.get("fc_checked")
+    if state is None or state[0] != (upload.file_id, template):
+        try:
+            parsed = (load_embeddings_npz(upload) if upload.name.lower().endswith(".npz")
+                      else load_image_folder_zip(upload, template=template))
+        except UploadError as exc:
+            parsed = exc
+        state = ((upload.file_id, template), parsed)
+        st.session_state["fc_checked"] = state
+    return state[1]
+
+
+def carried(*keys: str) -> dict[str, list[str]]:
+    """The current URL values of ``keys``, for a link that opens another page on the same view."""
+    return {k: st.query_params.get_all(k) for k in keys if st.query_params.get_all(k)}
+
+
+if __name__ == "__main__":
+    main()

@@ -13,12 +13,19 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from core import forecast
+from core import cards, ranking
 
 log = logging.getLogger(__name__)
 
 LABELS = {"id_gain": "ID gain (points)", "norm_gain": "normalised gain",
           "ood_change": "OOD change (points)", "iimm": "IIMM", "zs_acc": "zero-shot accuracy (%)"}
+
+
+def _fits():
+    """core.forecast, imported on first use: it pulls in scipy.stats, which the ranking's charts never need."""
+    from core import forecast
+
+    return forecast
 
 
 def _require(df: pd.DataFrame, columns: list[str]) -> None:
@@ -39,7 +46,7 @@ def _points(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 
 def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any] | None = None,
                     predictor: str = "iimm", level: float = 0.95, width: int = 520, height: int = 340,
-                    title: str | None = None) -> alt.Chart:
+                    title: str | None = None, subtitle: str | None = None, legend: bool = True) -> alt.Chart:
     """Predictor (IIMM) vs an outcome: one colour per method, a point per dataset, the OLS line
     with its confidence band, and R²/Kendall τ/n of each method in its legend label.
 
@@ -55,10 +62,12 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     labels, bands = {}, []
     for method, group in pts.groupby("method", sort=True):
         xs, ys = group[predictor].to_numpy(float), group[outcome].to_numpy(float)
-        label = f"{method} (n={len(group)})"
+        name = cards.method_title(method)
+        label = f"{name} (n={len(group)})"
         if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0:  # constant y: no fit to report
+            forecast = _fits()
             fit = forecast.fit_linear(xs, ys)
-            label = (f"{method} (R²={fit.r2:.2f}, τ={forecast.kendall_tau(xs, ys):.2f}, "
+            label = (f"{name} (R²={fit.r2:.2f}, τ={forecast.kendall_tau(xs, ys):.2f}, "
                      f"n={len(group)})")
             grid = np.linspace(xs.min(), xs.max(), 30)
             mean, lo, hi = forecast.confidence_band(fit, grid, level)
@@ -66,7 +75,7 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
         labels[method] = label
     pts["series"] = pts["method"].map(labels)
     x_title, y_title = LABELS.get(predictor, predictor), LABELS.get(outcome, outcome)
-    color = alt.Color("series:N", title="method")
+    color = alt.Color("series:N", title="method", legend=alt.Legend(labelLimit=320) if legend else None)
     points = alt.Chart(pts).mark_circle(size=70, opacity=0.85).encode(
         x=alt.X(f"{predictor}:Q", title=x_title, scale=alt.Scale(zero=False)),
         y=alt.Y(f"{outcome}:Q", title=y_title), color=color,
@@ -82,9 +91,11 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     layers.append(points)
     if highlight is not None:
         layers += _highlight_layers(highlight, x_title, y_title)
-    if title is None:
-        title = f"{x_title} vs {y_title} (lines: OLS fit, bands: {level:.0%} confidence of the mean)"
-    return alt.layer(*layers).properties(title=title, width=width, height=height)
+    heading = alt.TitleParams(title, anchor="start", **({"subtitle": subtitle} if subtitle else {})) \
+        if title else alt.TitleParams(
+        f"{y_title.split(' (')[0]} vs {x_title}", anchor="start",
+        subtitle=f"lines: straight-line fit per method; bands: {level:.0%} confidence of the fitted mean")
+    return alt.layer(*layers).properties(title=heading, width=width, height=height)
 
 
 def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str = "iimm",
@@ -93,16 +104,19 @@ def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str 
     on shared axes so methods compare at a glance. Raises ValueError when nothing can be drawn."""
     _require(df, ["status", "model", "method", "dataset", predictor, outcome])
     pts = _points(df, predictor, outcome)
+    pts = ranking.without_baselines(pts)  # zero-shot: flat at 0 by definition, no panel
     if pts.empty:
         raise ValueError(f"no ok runs with both {predictor!r} and {outcome!r} to draw")
     panels = []
     for method in sorted(pts["method"].unique()):
         group = pts[pts["method"] == method]
         xs, ys = group[predictor].to_numpy(float), group[outcome].to_numpy(float)
-        stats = (f"R²={forecast.fit_linear(xs, ys).r2:.2f}, τ={forecast.kendall_tau(xs, ys):.2f}, "
+        forecast = _fits()
+        stats = (f"R²={forecast.fit_linear(xs, ys).r2:.2f} · τ={forecast.kendall_tau(xs, ys):.2f} · "
                  if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0 else "")
         panels.append(iimm_vs_outcome(df[df["method"] == method], outcome, predictor=predictor, level=level,
-                                      width=230, height=170, title=f"{method} ({stats}n={len(group)})"))
+                                      width=220, height=170, title=cards.method_title(method),
+                                      subtitle=f"{stats}n={len(group)}"))
     return alt.concat(*panels, columns=columns).resolve_scale(x="shared", y="shared").resolve_legend(
         color="independent").configure_legend(disable=True)
 
@@ -118,6 +132,8 @@ def _highlight_layers(highlight: dict[str, Any], x_title: str, y_title: str) -> 
     x = alt.X("x:Q", title=x_title)
     layers = [alt.Chart(data).mark_rule(strokeDash=[6, 4], color="black").encode(
         x=x, tooltip=["label:N", alt.Tooltip("x:Q", format=".3f")])]
+    layers.append(alt.Chart(data).mark_text(align="left", dx=5, baseline="top", y=4, fontSize=11,
+                                            fontWeight="bold").encode(x=x, text="label:N"))
     if "y" in row:
         layers.append(alt.Chart(data).mark_point(shape="diamond", size=300, filled=True,
                                                  color="black").encode(
@@ -144,50 +160,106 @@ def method_summary(df: pd.DataFrame) -> pd.DataFrame:
                         "id_gain_mean": g["id_gain"].mean(), "id_gain_std": g["id_gain"].std(),
                         "ood_change_mean": g["ood_change"].mean(),
                         "ood_change_std": g["ood_change"].std()}).reset_index()
-    xs, ys = out["id_gain_mean"].to_numpy(float), out["ood_change_mean"].to_numpy(float)
-    out["pareto"] = [bool(np.isfinite(x) and np.isfinite(y) and not np.any(
-        (xs >= x) & (ys >= y) & ((xs > x) | (ys > y)))) for x, y in zip(xs, ys)]
+    out["pareto"] = ranking.pareto_mask(out["id_gain_mean"], out["ood_change_mean"])
     return out[cols]
 
 
-def gain_vs_forgetting(df: pd.DataFrame) -> alt.Chart:
-    """Mean ID gain (x) vs mean OOD change (y) per method, ± 1 std error bars over runs, the
-    individual runs faintly behind, and the Pareto front (more gain, less forgetting) as a
-    line through the filled points. Raises ValueError when no ok run has both outcomes."""
-    summary = method_summary(df.dropna(subset=["id_gain", "ood_change"]))
-    if summary.empty:
-        raise ValueError("no ok runs with both 'id_gain' and 'ood_change' to draw")
-    summary = summary.fillna({"id_gain_std": 0.0, "ood_change_std": 0.0})
-    summary = summary.assign(
-        x_lo=summary["id_gain_mean"] - summary["id_gain_std"],
-        x_hi=summary["id_gain_mean"] + summary["id_gain_std"],
-        y_lo=summary["ood_change_mean"] - summary["ood_change_std"],
-        y_hi=summary["ood_change_mean"] + summary["ood_change_std"],
-        front=np.where(summary["pareto"], "Pareto front", "dominated"))
-    runs = df[df["status"] == "ok"].dropna(subset=["id_gain", "ood_change"])
-    x = alt.X("id_gain_mean:Q", title=LABELS["id_gain"])
-    y = alt.Y("ood_change_mean:Q", title=LABELS["ood_change"])
-    color = alt.Color("method:N")
-    base = alt.Chart(summary)
-    tooltip = ["method:N", "n_runs:Q", "n_datasets:Q",
-               alt.Tooltip("id_gain_mean:Q", format=".2f"), alt.Tooltip("id_gain_std:Q", format=".2f"),
-               alt.Tooltip("ood_change_mean:Q", format=".2f"),
-               alt.Tooltip("ood_change_std:Q", format=".2f"), "front:N"]
-    layers = [
-        alt.Chart(runs).mark_circle(size=20, opacity=0.2).encode(
-            x=alt.X("id_gain:Q", title=LABELS["id_gain"]),
-            y=alt.Y("ood_change:Q", title=LABELS["ood_change"]), color=color,
-            tooltip=["model:N", "method:N", "dataset:N", "seed:Q",
-                     alt.Tooltip("id_gain:Q", format=".2f"), alt.Tooltip("ood_change:Q", format=".2f")]),
-        base.mark_rule().encode(x=alt.X("x_lo:Q", title=LABELS["id_gain"]), x2="x_hi:Q", y=y, color=color),
-        base.mark_rule().encode(x=x, y=alt.Y("y_lo:Q", title=LABELS["ood_change"]), y2="y_hi:Q", color=color),
-        base.transform_filter(alt.datum.pareto).mark_line(color="gray", strokeDash=[4, 3])
-        .encode(x=x, y=y, order="id_gain_mean:Q"),
-        base.mark_point(size=160, strokeWidth=2).encode(
-            x=x, y=y, color=color, tooltip=tooltip,
-            fill=alt.condition(alt.datum.pareto, "method:N", alt.value("white"), legend=None),
-            shape=alt.Shape("front:N", title="")),
-    ]
+#: Axes the gain-vs-forgetting chart can use: ranking column -> (title with unit, log scale).
+TRADEOFF_AXES = {"id_gain": ("mean in-domain gain (points)", False),
+                 "ood_change": ("mean out-of-domain change (points)", False),
+                 "net": ("gain + out-of-domain change (points)", False),
+                 "trainable_params": ("trainable parameters (log scale)", True),
+                 "wall_time_s": ("training time per run (s, log scale)", True),
+                 "peak_mb": ("peak memory of the run (MB)", False)}
+
+
+def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_change",
+                       width: int = 560, height: int = 440, prefix: str = "mean",
+                       subtitle: str = "bars: 95 % interval over datasets; diamonds: nothing beats them on both "
+                                       "gain and forgetting") -> alt.LayerChart:
+    """One point per method of ``rows`` (``core.ranking.method_ranking`` rows of ONE model), on the
+    chosen axes (keys of :data:`TRADEOFF_AXES`), labelled with the method's name so nothing needs a
+    hover; the interval over datasets as error bars where the axis has one; Pareto methods drawn as
+    large diamonds (legend in dark grey) and joined by a dashed line on the gain/OOD axes.
+    Raises ValueError for an unknown axis or when no row has both values."""
+    for axis in (x, y):
+        if axis not in TRADEOFF_AXES:
+            raise ValueError(f"unknown axis {axis!r}; use one of {list(TRADEOFF_AXES)}")
+    _require(rows, ["method", "method_title", "pareto", x, y])
+    data = rows.dropna(subset=[x, y]).copy()
+    if TRADEOFF_AXES[x][1]:
+        data = data[data[x] > 0]
+    if TRADEOFF_AXES[y][1]:
+        data = data[data[y] > 0]
+    if data.empty:
+        raise ValueError(f"no method has both {x!r} and {y!r} to draw")
+    data["front"] = np.where(data["pareto"], "Pareto: best trade-off", "dominated")
+
+    def enc(axis: str, channel):
+        title, log_scale = TRADEOFF_AXES[axis]
+        title = f"{prefix} {title.removeprefix('mean ')}" if title.startswith("mean ") else title
+        return channel(f"{axis}:Q", title=title,
+                       scale=alt.Scale(type="log") if log_scale else alt.Scale(zero=False, nice=True))
+
+    color = alt.Color("method_title:N", title="method", scale=alt.Scale(scheme="tableau10"),
+                      legend=alt.Legend(orient="right", labelLimit=260, symbolOpacity=1,
+                                                         symbolType="circle"))
+    base = alt.Chart(data)
+    layers = []
+    for axis, channel, other in ((x, alt.X, enc(y, alt.Y)), (y, alt.Y, enc(x, alt.X))):
+        if f"{axis}_lo" in data.columns and data[f"{axis}_lo"].notna().any():
+            title = enc(axis, alt.X).to_dict()["title"]
+            second = alt.X2 if channel is alt.X else alt.Y2
+            layers.append(base.mark_rule(strokeWidth=1.5, opacity=0.35).encode(
+                channel(f"{axis}_lo:Q", title=title), second(f"{axis}_hi:Q"), other, color=color))
+    if {x, y} == {"id_gain", "ood_change"} and int(data["pareto"].sum()) > 1:
+        layers.append(base.transform_filter(alt.datum.pareto).mark_line(color="#555", strokeDash=[5, 4])
+                      .encode(enc(x, alt.X), enc(y, alt.Y), order=f"{x}:Q"))
+    shape = alt.Shape("front:N", title="", scale=alt.Scale(domain=["Pareto: best trade-off", "dominated"],
+                                                            range=["diamond", "circle"]),
+                      legend=alt.Legend(symbolFillColor="#333", symbolStrokeColor="#333", orient="top",
+                                        direction="horizontal", symbolOpacity=1, labelLimit=300))
+    tooltip = ["method_title:N", alt.Tooltip(f"{x}:Q", format=",.2f"), alt.Tooltip(f"{y}:Q", format=",.2f"),
+               "n_datasets:Q", "front:N"]
+    layers.append(base.mark_point(filled=True, opacity=0.95, stroke="#222", strokeWidth=0.6, size=170).encode(
+        enc(x, alt.X), enc(y, alt.Y), color=color, shape=shape, tooltip=tooltip))
+    layers.append(base.mark_text(align="left", dx=9, dy=-7, fontSize=11, color="#222").encode(
+        enc(x, alt.X), enc(y, alt.Y), text="method_title:N"))
     return alt.layer(*layers).properties(
-        title="Gain vs forgetting per method (mean ± 1 std; filled = Pareto front)",
-        width=520, height=340)
+        title=alt.TitleParams(f"{enc(y, alt.Y).to_dict()['title'].split(' (')[0]} vs "
+                              f"{enc(x, alt.X).to_dict()['title'].split(' (')[0]}", subtitle=subtitle, anchor="start"),
+        width=width, height=height)
+
+
+OUTCOME_TITLES = {"id_gain": "in-domain gain (points)", "ood_change": "out-of-domain change (points)",
+                  "norm_gain": "normalised gain (share of headroom)", "zs_acc": "zero-shot accuracy (%)",
+                  "ft_acc": "accuracy after fine-tuning (%)", "iimm": "IIMM"}
+
+
+def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
+                    cell_height: int = 26) -> alt.LayerChart:
+    """The method x dataset matrix (``core.ranking.dataset_matrix`` output) as coloured cells with
+    their values written in; the best method of each dataset is marked with a star and a black frame.
+    Changes (gain, OOD change) use a diverging scale centred on zero. Raises ValueError when empty."""
+    _require(matrix, ["method_title", "dataset", "value", "best"])
+    if matrix.empty:
+        raise ValueError("no values to draw")
+    data = matrix.assign(label=[f"{v:+.1f}{' ★' if b else ''}" if outcome in ("id_gain", "ood_change")
+                                else f"{v:.2f}{' ★' if b else ''}" for v, b in zip(matrix["value"], matrix["best"])])
+    title = OUTCOME_TITLES.get(outcome, outcome)
+    diverging = outcome in ("id_gain", "ood_change", "norm_gain")
+    scale = alt.Scale(scheme="redblue", domainMid=0) if diverging else alt.Scale(scheme="blues")
+    order = (data.groupby("method_title")["value"].mean().sort_values(ascending=False).index.tolist())
+    x = alt.X("dataset:N", title="dataset", sort="ascending",
+              axis=alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False))  # every dataset named
+    y = alt.Y("method_title:N", title=None, sort=order, axis=alt.Axis(labelLimit=260))
+    base = alt.Chart(data).encode(x=x, y=y)
+    return alt.layer(
+        base.mark_rect().encode(color=alt.Color("value:Q", title=title.split(" (")[0], scale=scale),
+                                tooltip=["method_title:N", "dataset:N", alt.Tooltip("value:Q", format=".2f"),
+                                         "n_seeds:Q"]),
+        base.transform_filter(alt.datum.best).mark_rect(fill=None, stroke="black", strokeWidth=2),
+        base.mark_text(fontSize=10, color="#111").encode(text="label:N"),
+    ).properties(title=alt.TitleParams(f"{title} per method and dataset",
+                                       subtitle="★ = best method on that dataset (seed means)", anchor="start"),
+                 width=alt.Step(cell_width), height=alt.Step(cell_height))

@@ -29,8 +29,9 @@ from jobs.cli import user_facing
 
 log = logging.getLogger("jobs.load_test")
 REPO = Path(__file__).resolve().parent.parent
-VIEWS = ["?sort=iimm&order=asc", "?method=full_ft", "?method=lora&method=bitfit&sort=ood_change",
-         "?q=shape", "?dataset=letters", "?sort=ft_acc", "?method=clip_cite&order=asc", "?q=texture"]
+# Runs-page views; bound widgets keep their option labels in the URL.
+VIEWS = ["?sort=IIMM&order=smallest+first", "?method=Full+fine-tuning", "?method=LoRA&method=BitFit&sort=out-of-domain+change",
+         "?q=shape", "?dataset=letters", "?sort=fine-tuned+%25", "?method=CLIP-CITE&order=smallest+first", "?q=texture"]
 
 
 class ServerWatch(threading.Thread):
@@ -98,7 +99,7 @@ async def browse(browser, url: str, i: int, views: int, timeout_ms: int, results
     page.on("pageerror", lambda exc: errors.append(f"session {i}: page error {exc}"))
 
     async def view(query: str) -> None:
-        await page.goto(url + "/" + query, timeout=timeout_ms)
+        await page.goto(url + "/runs" + query, timeout=timeout_ms)
         await page.get_by_text("runs match").first.wait_for(timeout=timeout_ms)
         await _no_exception(page, "leaderboard")
 
@@ -131,7 +132,7 @@ async def forecast(browser, url: str, i: int, sample: Path, timeout_ms: int, res
             await asyncio.sleep(0.2)
         await page.wait_for_timeout(500)
         await button.click()
-        await page.get_by_text("Forecast per method").wait_for(timeout=timeout_ms)
+        await page.get_by_text("Predicted outcome per method").wait_for(timeout=timeout_ms)
         await _no_exception(page, "forecast")
 
     await _timed(results, errors, "forecast", f"forecast {i}", run)
@@ -146,8 +147,8 @@ async def drive(url: str, args: argparse.Namespace, sample: Path) -> tuple[list,
     timeout_ms = int(args.view_timeout * 1000)
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        warm = await browser.new_page()  # the app's root first: a fresh server's first request sets its mode
-        await warm.goto(url, timeout=timeout_ms)
+        warm = await browser.new_page()  # one view first, so the figures are those of a running server
+        await warm.goto(url + "/runs", timeout=timeout_ms)
         await warm.get_by_text("runs match").first.wait_for(timeout=timeout_ms)
         await warm.close()
         started = time.perf_counter()

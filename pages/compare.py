@@ -1,75 +1,93 @@
-"""Compare methods: does IIMM predict the in-domain gain and the out-of-domain change?"""
+"""Compare methods: does IIMM (or another zero-shot score) predict the gain and the forgetting?"""
 import pandas as pd
 import streamlit as st
 
-from core import charts, forecast, forecast_select, predictor_eval, store
+import app
+from core import cards, charts, forecast, forecast_select, predictor_eval, ranking, store
+from core.text import plain
 
+app.ensure_navigation()
 PREDICTORS_CSV = store.SHIPPED_DIR / "predictors.csv"
 SELECTION_CSV = store.SHIPPED_DIR / "forecast-selection.csv"
-
-
-@st.cache_data(ttl=30, show_spinner="Reading the result store…")
-def load(roots: tuple[str, ...]) -> pd.DataFrame:
-    return store.load_runs(list(roots))
+NUM = st.column_config.NumberColumn
+OUTCOME_NAMES = {"id_gain": "in-domain gain", "ood_change": "out-of-domain change", "norm_gain": "normalised gain"}
 
 
 @st.cache_data(ttl=30)
-def fit_table(roots: tuple[str, ...], models: tuple[str, ...], methods: tuple[str, ...]) -> pd.DataFrame:
-    runs = store.query_runs(load(roots), filters={"model": models, "method": methods})
-    return forecast.predictor_table(runs, ["iimm"], outcomes=("id_gain", "ood_change"))
+def fit_table(roots: tuple, model: str, pretrained: str, methods: tuple) -> pd.DataFrame:
+    runs = store.query_runs(app.load_runs(roots), filters={"model": [model], "pretrained": [pretrained],
+                                                             "method": list(methods)})
+    out = forecast.predictor_table(runs, ["iimm"], outcomes=("id_gain", "ood_change"))
+    out = ranking.without_baselines(out)
+    return out.assign(method=out["method"].map(cards.method_title), outcome=out["outcome"].map(OUTCOME_NAMES))
 
 
 @st.cache_data(ttl=60)
-def predictors_csv(path: str, mtime: float) -> pd.DataFrame:
+def raw_csv(path: str, mtime: float) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def draw(build, *args, **kwargs) -> None:
-    try:
-        st.altair_chart(build(*args, **kwargs))
-    except ValueError as exc:  # no runs with the values this chart needs
-        st.info(f"Nothing to draw: {exc}")
+@st.cache_data(ttl=60)
+def predictors(path: str, mtime: float) -> pd.DataFrame:
+    out = ranking.predictor_summary(pd.read_csv(path))
+    return out.assign(outcome=out["outcome"].map(OUTCOME_NAMES).fillna(out["outcome"]))
 
 
-st.title("Compare fine-tuning methods")
-roots = tuple(str(r) for r in store.default_roots())
-all_runs = load(roots)
+st.title("Does IIMM predict what fine-tuning does?")
+st.write("IIMM is measured once, on the task's images, before any training. Each panel shows one method: "
+         "a point per dataset (seed mean) and a straight-line fit. A steep, tight line means IIMM tells you "
+         "in advance how much that method will gain or forget.")
+roots = app.store_roots()
+all_runs = app.load_runs(roots)
 if all_runs.empty:
-    st.info("The store has no runs yet; see the leaderboard page for how to produce them.")
+    st.info("The store has no runs yet; the About page says how to add some.")
     st.stop()
 c1, c2 = st.columns(2)
-models = c1.multiselect("model (none = all)", sorted(all_runs["model"].dropna().unique()), key="cmp_model")
-methods = c2.multiselect("method (none = all)", sorted(all_runs["method"].dropna().unique()),
-                         key="cmp_method")
-runs = store.query_runs(all_runs, filters={"model": models, "method": methods})
-st.caption(f"{len(runs)} runs ({int((runs['status'] == 'ok').sum())} ok). Each point is one "
-           "(model, method, dataset), averaged over seeds.")
+model, pretrained = app.pick_model(all_runs, c1)
+mine = all_runs[(all_runs["model"] == model) & (all_runs["pretrained"] == pretrained)]
+methods = c2.multiselect("methods (none = all)", sorted(mine["method"].dropna().unique()), key="method",
+                         bind=app.URL, format_func=lambda m: app.option_text(cards.method_title(m)))
+app.model_notice(model, pretrained)
+runs = mine if not methods else mine[mine["method"].isin(methods)]
+for tab, outcome in zip(st.tabs(["IIMM vs in-domain gain", "IIMM vs out-of-domain change"]),
+                        ("id_gain", "ood_change")):
+    try:
+        tab.altair_chart(charts.iimm_vs_outcome_by_method(runs, outcome))
+    except ValueError as exc:  # no runs with the values this chart needs
+        tab.info(f"Nothing to draw: {exc}")
 
-st.caption("One panel per method: a point per dataset, the OLS line and its 95 % confidence band.")
-for tab, outcome in zip(st.tabs(["IIMM vs ID gain", "IIMM vs OOD change"]), ("id_gain", "ood_change")):
-    with tab:
-        draw(charts.iimm_vs_outcome_by_method, runs, outcome)
 st.subheader("How well IIMM explains each outcome, per method")
-table = fit_table(roots, tuple(models), tuple(methods))
-st.dataframe(table, hide_index=True, key="cmp_fit", column_config={
-    c: st.column_config.NumberColumn(format="%.3f") for c in ("pearson_r", "kendall_tau", "r2", "lodo_mae")})
-
-st.subheader("Gain vs forgetting")
-draw(charts.gain_vs_forgetting, runs)
-summary = charts.method_summary(runs)
-st.dataframe(summary, hide_index=True, key="cmp_summary", column_config={
-    c: st.column_config.NumberColumn(format="%+.2f") for c in summary.columns
-    if c.endswith(("_mean", "_std"))})
+st.dataframe(fit_table(roots, model, pretrained, tuple(methods)), hide_index=True, key="cmp_fit",
+             column_order=["method", "outcome", "n", "pearson_r", "kendall_tau", "r2", "lodo_mae"], column_config={
+                 "n": NUM("datasets"), "pearson_r": NUM("Pearson r", format="%.2f"),
+                 "kendall_tau": NUM("Kendall τ", format="%.2f"), "r2": NUM("R²", format="%.2f"),
+                 "lodo_mae": NUM("leave-one-dataset-out error (points)", format="%.1f")})
 
 if PREDICTORS_CSV.is_file():
-    st.subheader("Predictor comparison (IIMM vs transferability baselines)")
+    st.subheader("IIMM against the other zero-shot and transferability scores")
+    st.caption("From `python -m jobs.predictors` on the shipped runs: mean |Kendall τ| over methods (higher = "
+               "ranks datasets better) and mean leave-one-dataset-out error of a straight-line fit (lower = better).")
     try:
-        table = predictors_csv(str(PREDICTORS_CSV), PREDICTORS_CSV.stat().st_mtime)
-        if {"status", "tau_lo", "tau_hi", "predictor", "outcome"} <= set(table.columns):
-            st.dataframe(predictor_eval.winners(table), hide_index=True, key="cmp_winners")
+        table = predictors(str(PREDICTORS_CSV), PREDICTORS_CSV.stat().st_mtime)
+        pick = st.segmented_control("outcome", list(table["outcome"].unique()), key="pred_outcome", bind=app.URL,
+                                    default=table["outcome"].iloc[0]) or table["outcome"].iloc[0]
+        shown = table[table["outcome"] == pick].reset_index(drop=True)
+        where = shown.index[shown["predictor"] == "iimm"]
+        if len(where):
+            st.write(f"IIMM ranks {where[0] + 1} of {len(shown)} by mean |τ| for {plain(pick)}.")
+        st.dataframe(shown.assign(predictor=shown["predictor"].map(cards.predictor_title)), hide_index=True,
+                     key="cmp_predictors", column_order=["predictor", "family", "mean_abs_tau", "mean_lodo_mae",
+                                                          "n_methods"], column_config={
+            "mean_abs_tau": NUM("mean |τ|", format="%.2f"), "mean_lodo_mae": NUM("mean LODO error", format="%.2f"),
+            "n_methods": NUM("methods")})
+        st.caption("Which predictor wins, by how much over IIMM, and in how many methods its 95 % τ interval "
+                   "excludes 0 (two-level bootstrap: datasets, then seeds):")
+        st.dataframe(predictor_eval.winners(raw_csv(str(PREDICTORS_CSV), PREDICTORS_CSV.stat().st_mtime)),
+                     hide_index=True, key="cmp_winners")
         if SELECTION_CSV.is_file():
-            selection = predictors_csv(str(SELECTION_CSV), SELECTION_CSV.stat().st_mtime)
-            st.dataframe(forecast_select.coverage_summary(selection), hide_index=True, key="cmp_coverage")
-        st.dataframe(table, hide_index=True, key="cmp_predictors")
+            st.caption("The forecast's predictor choice (nested leave-one-dataset-out) and the measured coverage "
+                       "of its 95 % intervals on held-out datasets, beside the IIMM-only line's:")
+            st.dataframe(forecast_select.coverage_summary(raw_csv(str(SELECTION_CSV), SELECTION_CSV.stat().st_mtime)),
+                         hide_index=True, key="cmp_coverage")
     except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
-        st.warning(f"{PREDICTORS_CSV.name} exists but cannot be read: {exc}")
+        st.warning(f"{PREDICTORS_CSV.name} exists but cannot be read: {plain(exc)}")

@@ -1,94 +1,100 @@
-"""Forecast: upload a labelled sample, get its IIMM and every method's predicted gain and forgetting."""
+"""Forecast: upload a labelled sample, get advice on which method to fine-tune with, then the numbers."""
 import os
 
 import pandas as pd
 import streamlit as st
 
-from core import charts, forecast_select, predict, store
+import app
+from core import advice, cards, charts, forecast_select, predict
 from core.models import DEFAULT_MODEL, ModelUnavailableError, list_models
-from core.upload import UploadError, load_embeddings_npz, load_image_folder_zip
+from core.text import plain
+from core.upload import UploadError
 
+app.ensure_navigation()
 NUM = st.column_config.NumberColumn
 SPECS = {s.key: s for s in list_models()}
 
 
-@st.cache_resource(show_spinner="Loading the model…", max_entries=2)
-def get_model(key: str):
-    from core.models import load_model  # torch + open_clip: imported only when a model is needed
-
-    return load_model(key)
-
-
-@st.cache_data(ttl=30, show_spinner="Reading the reference runs…")
-def load(roots: tuple[str, ...]) -> pd.DataFrame:
-    return store.load_runs(list(roots))
-
-
-def run_forecast(upload, key: str, template: str, runs: pd.DataFrame) -> predict.ForecastResult:
-    if upload.name.lower().endswith(".npz"):
-        return predict.forecast_for_npz(load_embeddings_npz(upload), runs, key)
-    sample = load_image_folder_zip(upload, template=template)
-    st.text(sample.summary())
-    loaded, bar = get_model(key), st.progress(0.0, text="embedding the images…")
-    return predict.forecast_for_sample(loaded, sample.data, runs, progress=lambda d, t: bar.progress(
-        d / t, text=f"embedded {d} of {t} images"))
-
-
 st.title("Forecast fine-tuning on your dataset")
-st.write("Upload a zip of class folders (`cat/001.png`) or of images plus `labels.csv` (`file,label`), "
-         "or an `.npz` of embeddings (`image_embeddings`, `text_embeddings`, `labels`, `class_names`).")
+st.write("Upload a labelled sample of your task: a zip of class folders (`cat/001.png`), a zip of images plus "
+         "`labels.csv` (`file,label`), or an `.npz` of embeddings (`image_embeddings`, `text_embeddings`, "
+         "`labels`, `class_names`). One forward pass gives its IIMM; the stored runs of the same model turn it "
+         "into a forecast of every method's gain and forgetting.")
 upload = st.file_uploader("labelled sample", type=["zip", "npz"], key="fc_upload")
 keys, wanted = list(SPECS), os.environ.get("IIMM_FORECAST_MODEL", DEFAULT_MODEL)
 c1, c2 = st.columns(2)
 key = c1.selectbox("model", keys, index=keys.index(wanted) if wanted in keys else 0, key="fc_model",
-                   format_func=lambda k: f"{k}: {SPECS[k].label}")
-template = c2.text_input("prompt template", "a photo of a {c}", key="fc_template")
-roots = tuple(str(r) for r in store.default_roots())
-if st.button("Run forecast", key="fc_run", type="primary", disabled=upload is None):
+                   format_func=lambda k: app.model_option(SPECS[k]), bind=app.URL)
+if not SPECS[key].needs_download:
+    app.warm_model(key)  # starts loading now, in the background, so the run finds it ready
+template = c2.text_input("prompt template ({c} = class name)", "a photo of a {c}", key="fc_template")
+parsed = app.check_upload(upload, template) if upload is not None else None
+if isinstance(parsed, UploadError):
+    st.error(f"This upload cannot be used: {plain(parsed, max_chars=1000)}")
+elif parsed is not None and hasattr(parsed, "summary"):
+    st.caption(plain(parsed.summary(), max_chars=600))
+if st.button("Run forecast", key="fc_run", type="primary", disabled=parsed is None or isinstance(parsed, UploadError)):
     st.session_state.pop("fc_result", None)
-    try:
-        with st.status("Forecasting…", expanded=True) as status:
-            result = run_forecast(upload, key, template, load(roots))
+    with st.status("Forecasting…", expanded=True) as status:
+        try:
+            runs = app.load_runs(app.store_roots())
+            if upload.name.lower().endswith(".npz"):
+                result = predict.forecast_for_npz(parsed, runs, key)
+            else:
+                with st.spinner("Loading the model…"):
+                    loaded = app.warm_model(key).result()
+                bar = st.progress(0.0, text="embedding the images…")
+                result = predict.forecast_for_sample(loaded, parsed.data, runs, progress=lambda d, t: bar.progress(
+                    d / t, text=f"embedded {d} of {t} images"))
+            st.session_state["fc_result"] = (upload.name, result)
             status.update(label="Forecast ready", state="complete", expanded=False)
-        st.session_state["fc_result"] = (upload.name, result)
-    except (UploadError, ModelUnavailableError, ValueError) as exc:
-        st.error(str(exc))
+        except (UploadError, ModelUnavailableError, ValueError) as exc:
+            status.update(label="Forecast failed", state="error", expanded=False)
+            st.error(plain(exc, max_chars=1000))
 
 if "fc_result" in st.session_state:
     name, res = st.session_state["fc_result"]
-    st.header(f"{name} — {res.title}")
-    for note in res.notes:
-        (st.warning if "RANDOM" in note else st.info)(note)
+    rows = advice.forecast_rows(res)
+    verdict = advice.advise(rows, toy_model=cards.model_card(res.model, res.pretrained).toy,
+                            random_weights=res.random_weights, zs_acc=res.zero_shot.get("zs_acc"),
+                            n_classes=res.n_classes)
+    st.header(plain(f"{name}: {res.title}"))
+    if not res.enough_runs:
+        st.warning(plain(res.message, max_chars=600))
+        st.code(res.command, language="bash")
+    else:  # the verdict first, then what to be careful about
+        box = {"good": st.success, "moderate": st.info, "weak": st.warning}[verdict.confidence]
+        box(f"**Confidence: {verdict.confidence}.** " + " ".join(plain(h, max_chars=400) for h in verdict.headline)
+            + "  \n" + " ".join(plain(r, max_chars=400) for r in verdict.reasons))
+    for warning in verdict.warnings:
+        st.warning(plain(warning, max_chars=400))
     m = st.columns(4)
     m[0].metric("IIMM", f"{res.iimm:.3f}", help=predict.MEASURE_NOTES["iimm"])
     m[0].caption(f"95% bootstrap interval [{res.iimm_lo:.3f}, {res.iimm_hi:.3f}]")
-    for col, k in zip(m[1:], ("inter_modal", "intra_image", "zs_acc")):
-        col.metric(k, f"{res.zero_shot[k]:.3f}", help=predict.MEASURE_NOTES[k])
-    if not res.enough_runs:
-        st.warning(res.message)
-        st.code(res.command, language="bash")
-    else:
-        st.subheader("Forecast per method (95% prediction intervals; LODO = leave-one-dataset-out error)")
-        st.dataframe(res.forecasts, hide_index=True, key="fc_table", column_config={
-            c: NUM(format="%+.2f" if c in predict.OUTCOMES or c.endswith(("_lo", "_hi")) else "%.3f")
-            for c in res.forecasts.columns if c not in ("method", "n_datasets", "extrapolation", "status")})
-        st.subheader("Best predictor set per method and outcome (nested leave-one-dataset-out), IIMM line beside it")
-        selection_csv = store.SHIPPED_DIR / "forecast-selection.csv"  # coverage measured by jobs.predictors
-        measured = pd.read_csv(selection_csv) if selection_csv.is_file() else pd.DataFrame()
-        st.dataframe(forecast_select.with_measured_coverage(res.selected, measured, model=res.model,
-                     pretrained=res.pretrained), hide_index=True, key="fc_selected")
-        method = st.selectbox("method for the charts", list(res.forecasts["method"]), key="fc_method")
-        ref = predict.reference_runs(load(roots), res.model, res.pretrained, method)
-        for col, outcome in zip(st.columns(2), predict.OUTCOMES):
-            try:
-                col.altair_chart(charts.iimm_vs_outcome(ref, outcome,
-                                                        highlight=res.highlight(outcome, method)))
-            except ValueError as exc:  # this method has no runs with both values
-                col.info(f"No chart: {exc}")
-    left, right = st.columns(2)
-    left.write("Zero-shot measures")
-    left.dataframe(res.measures, hide_index=True, key="fc_measures",
-                   column_config={c: NUM(format="%.4f") for c in ("value", "lo", "hi")})
-    right.write("Transferability baselines (higher = more transferable)")
-    right.dataframe(res.baselines, hide_index=True, key="fc_baselines",
-                    column_config={"score": NUM(format="%.4f")})
+    m[1].metric("zero-shot accuracy", f"{res.zero_shot['zs_acc']:.1f} %", help=predict.MEASURE_NOTES["zs_acc"])
+    m[1].caption(f"chance level {100 / res.n_classes:.1f} % ({res.n_classes} classes)")
+    for col, k in zip(m[2:], ("inter_modal", "intra_image")):
+        col.metric(k.replace("_", "-") + " term", f"{res.zero_shot[k]:.3f}", help=predict.MEASURE_NOTES[k])
+    if res.enough_runs:
+        st.subheader("Predicted outcome per method (95 % prediction intervals)")
+        app.forecast_table(rows)
+        st.altair_chart(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", subtitle=(
+            "bars: 95 % prediction interval; diamonds: best predicted trade-offs")))
+        left, right = st.columns([1, 2])
+        method = left.selectbox("method for the IIMM chart", list(rows["method"]), key="fc_method",
+                                format_func=lambda m: app.option_text(cards.method_title(m)))
+        ref = predict.reference_runs(app.load_runs(app.store_roots()), res.model, res.pretrained, method)
+        mark = {**res.highlight("id_gain", method), "label": f"your dataset ({cards.method_title(method)})"}
+        try:
+            right.altair_chart(charts.iimm_vs_outcome(ref, "id_gain", highlight=mark, width=520, height=300,
+                                                      legend=False))
+        except ValueError as exc:  # this method has no runs with both values
+            right.info(f"No chart: {plain(exc)}")
+    with st.expander("Every zero-shot measure and transferability score"):
+        st.dataframe(res.measures, hide_index=True, key="fc_measures",
+                     column_config={c: NUM(format="%.4f") for c in ("value", "lo", "hi")})
+        st.dataframe(res.baselines, hide_index=True, key="fc_baselines", column_config={"score": NUM(format="%.4f")})
+    if not res.selected.empty:
+        with st.expander("How each forecast was chosen: predictor set, nested LODO error, measured coverage"):
+            st.dataframe(forecast_select.with_measured_coverage(res.selected, app.forecast_selection(), model=res.model,
+                         pretrained=res.pretrained), hide_index=True, key="fc_selected")

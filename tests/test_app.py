@@ -1,5 +1,6 @@
 """The app's pages through AppTest, on a fixture store in a temp folder (never the real store)."""
 import io
+import json
 import os
 import subprocess
 import sys
@@ -58,21 +59,58 @@ def page(name: str) -> AppTest:
     return AppTest.from_file(f"../pages/{name}.py", default_timeout=TIMEOUT)
 
 
-# ------------------------------------------------------------------------------ leaderboard
-def test_app_navigation_starts_on_the_leaderboard(fixture_store):
-    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT).run()
+def app_test() -> AppTest:
+    return AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+
+
+# ------------------------------------------------------------------------------ ranking (landing view)
+def test_app_starts_on_the_ranking(fixture_store):
+    at = app_test().run()
     assert not at.exception
-    assert at.title[0].value == "Leaderboard"
-    assert len(at.dataframe[0].value) == 18
+    assert at.title[0].value == "Which fine-tuning method should you use?"
+    table = at.dataframe[0].value
+    assert list(table["method_title"]) == ["Full", "LoRA", "BitFit"] and list(table["rank"]) == [1, 2, 3]
+    assert "Most gain:** Full" in at.markdown[1].value
+    assert any("RANDOM WEIGHTS" in w.value or "untrained" in w.value for w in at.warning)
+    assert len(at.get("vega_lite_chart")) == 1  # gain vs forgetting
+    iimm = [0.2 + 0.05 * k for k in range(6)]  # the fixture's datasets; its 2 failed runs are LoRA's last two
+    a, b, _ = LINES["full"]
+    rows = table.set_index("method")
+    assert rows.loc["full", "id_gain"] == pytest.approx(a + b * np.mean(iimm))
+    assert rows.loc["lora", "n_datasets"] == 4 and rows.loc["full", "n_datasets"] == 6  # failed runs left out
 
 
-def test_leaderboard_rows_filters_and_url(fixture_store):
-    at = page("leaderboard").run()
+def test_ranking_view_restores_from_the_url(fixture_store):
+    at = app_test()
+    # bound widgets keep their option *labels* in the URL (Streamlit serialises through format_func)
+    at.query_params.update({"rank": "least forgetting (out-of-domain change)", "dataset": ["fx-set-0", "fx-set-1"],
+                            "x": "gain + out-of-domain change (points)"})
+    at.run()
     assert not at.exception
     table = at.dataframe[0].value
-    assert len(table) == 18 and set(table["source"]) == {FIXTURE_SOURCE}
-    assert {"total_params", "embed_dim", "weights_source"} <= set(table.columns)
-    assert table["id_gain"].dropna().is_monotonic_decreasing  # default sort: ID gain, descending
+    assert list(table["method_title"]) == ["BitFit", "LoRA", "Full"]  # least forgetting first
+    assert set(table["n_datasets"]) == {2}
+    assert at.selectbox(key="x").value == "net" and at.multiselect(key="dataset").value == ["fx-set-0", "fx-set-1"]
+
+
+def test_empty_store_explains_itself(tmp_path, monkeypatch):
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "nothing"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    at = app_test().run()
+    assert not at.exception and "No runs yet" in at.info[0].value
+    for name in ("runs", "matrix", "compare", "about"):
+        out = page(name).run()
+        assert not out.exception, name
+
+
+# ------------------------------------------------------------------------------ all runs
+def test_runs_rows_filters_and_url(fixture_store):
+    at = page("runs").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 18
+    assert table["id_gain"].dropna().is_monotonic_decreasing  # default sort: in-domain gain, largest first
+    assert not any("/" in c.value for c in at.caption)  # no storage paths on the page
     at.multiselect(key="method").select("full").run()
     assert len(at.dataframe[0].value) == 6 and set(at.dataframe[0].value["method"]) == {"full"}
     at.multiselect(key="method").select("lora").run()
@@ -83,75 +121,92 @@ def test_leaderboard_rows_filters_and_url(fixture_store):
     assert set(at.dataframe[0].value["dataset"]) == {"fx-set-5"}
 
 
-def test_leaderboard_view_restores_from_the_url(fixture_store):
-    """Widgets are bound to query parameters (the browser test checks that the URL follows them)."""
-    at = page("leaderboard")
+def test_runs_view_restores_from_the_url_with_readable_run_labels(fixture_store):
+    at = page("runs")
     run_id = fixture_run_id("worldclip-tiny", "random", "lora", "fx-set-2", 0)
-    at.query_params.update({"method": ["bitfit", "lora"], "sort": "iimm", "order": "asc", "run": run_id})
+    label = "LoRA on fx-set-2, seed 0 (worldclip-tiny random)"
+    at.query_params.update({"method": ["BitFit", "LoRA"], "sort": "IIMM", "order": "smallest first", "run": label,
+                            "model": "worldclip-tiny · random"})
     at.run()
     assert not at.exception
     table = at.dataframe[0].value
     assert len(table) == 12 and set(table["method"]) == {"bitfit", "lora"}
     assert table["iimm"].is_monotonic_increasing
-    assert at.selectbox(key="sort").value == "iimm"
-    assert at.selectbox(key="run").value == run_id and any(run_id in c.value for c in at.code)
-
-
-def test_leaderboard_run_details_show_ood_table_and_command(fixture_store):
-    at = page("leaderboard").run()
-    run_id = at.dataframe[0].value["run_id"].iloc[0]
-    at.selectbox(key="run").select(run_id).run()
-    assert not at.exception
+    box = at.selectbox(key="run")
+    assert box.value == run_id and box.format_func(run_id) == label
+    assert any(run_id in c.value for c in at.code)
     ood = at.dataframe[1].value
     assert list(ood["set"]) == ["ood-a", "ood-b"]
     np.testing.assert_allclose(ood["after"] - ood["before"], ood["change"])
-    assert any(f"--only {run_id}" in c.value for c in at.code)
-    other = "bitfit" if at.dataframe[0].value["method"].iloc[0] != "bitfit" else "lora"
-    at.multiselect(key="method").select(other).run()  # the chosen run leaves the view
+    at.multiselect(key="method").set_value(["bitfit"]).run()  # the chosen run leaves the view
     assert not at.exception and at.selectbox(key="run").value is None and not at.code
 
 
-def test_leaderboard_empty_store_explains_itself(tmp_path, monkeypatch):
-    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "nothing"))
-    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
-    at = page("leaderboard").run()
-    assert not at.exception and "No runs yet" in at.info[0].value
-
-
-def test_leaderboard_and_compare_import_no_torch(fixture_store):
-    """Hosting requirement: the two browsing pages run without torch or open_clip; the forecast
-    page imports them only when a model is needed (not to render its form)."""
+def test_browsing_pages_import_no_torch(fixture_store):
+    """Hosting requirement: the browsing pages run without torch or open_clip (the forecast page
+    starts loading its model in the background as soon as it opens)."""
     code = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
-            "for p in ('pages/leaderboard.py', 'pages/compare.py', 'pages/forecast.py'):\n"
-            "    at = AppTest.from_file(p, default_timeout=60).run()\n"
+            "at = AppTest.from_file('app.py', default_timeout=60).run()\nassert not at.exception, at.exception\n"
+            "for p in ('runs', 'matrix', 'compare', 'cards', 'about'):\n"
+            "    at = AppTest.from_file(f'pages/{p}.py', default_timeout=60).run()\n"
             "    assert not at.exception, at.exception\n"
             "print(sorted(m for m in ('torch', 'open_clip') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+                         timeout=180, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-# ------------------------------------------------------------------------------ compare
-def test_compare_renders_charts_fit_table_and_summary(fixture_store):
+# ------------------------------------------------------------------------------ matrix, compare, cards, about
+def test_matrix_marks_the_best_method_per_dataset(fixture_store):
+    at = page("matrix").run()
+    assert not at.exception and len(at.get("vega_lite_chart")) == 1
+    assert at.markdown[-1].value.startswith("Datasets won") and "Full 6" in at.markdown[-1].value
+    at.selectbox(key="outcome").select("ood_change").run()
+    assert "BitFit 6" in at.markdown[-1].value  # least forgetting on every dataset
+
+
+def test_compare_renders_panels_and_fit_table(fixture_store):
     at = page("compare").run()
     assert not at.exception
-    charts = at.get("vega_lite_chart")
-    assert len(charts) == 3  # IIMM vs gain, IIMM vs OOD change, gain vs forgetting
+    assert len(at.get("vega_lite_chart")) == 2  # IIMM vs gain, IIMM vs OOD change (one panel per method each)
     fits = at.dataframe[0].value
-    assert set(fits["method"]) == {"bitfit", "full", "lora"}
+    assert set(fits["method"]) == {"BitFit", "Full", "LoRA"}
     assert np.allclose(fits["r2"], 1.0) and np.allclose(fits["kendall_tau"].abs(), 1.0)
-    summary = at.dataframe[1].value
-    assert list(summary["method"]) == ["bitfit", "full", "lora"]
-    at.multiselect(key="cmp_method").select("full").run()
-    assert list(at.dataframe[1].value["method"]) == ["full"]
+    at.multiselect(key="method").select("full").run()
+    assert set(at.dataframe[0].value["method"]) == {"Full"}
 
 
-def test_compare_shows_predictor_csv_when_present(fixture_store, monkeypatch):
-    (store.SHIPPED_DIR / "predictors.csv").write_text("predictor,outcome,kendall_tau\niimm,id_gain,0.8\n")
+def test_compare_condenses_the_predictor_csv(fixture_store):
+    (store.SHIPPED_DIR / "predictors.csv").write_text(
+        "method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
+        "a,iimm,zero-shot,id_gain,ok,0.8,1\nb,iimm,zero-shot,id_gain,ok,-0.4,3\n")
     at = page("compare").run()
     assert not at.exception
-    assert at.dataframe[-1].value["kendall_tau"].tolist() == [0.8]
+    table = at.dataframe[-1].value
+    assert table["mean_abs_tau"].tolist() == pytest.approx([0.6]) and table["predictor"].tolist() == ["IIMM"]
+    assert "IIMM ranks 1 of 1" in at.markdown[-1].value
+
+
+def test_cards_for_known_and_unknown_methods(fixture_store):
+    write_fixture_store(fixture_store, pretrained="random", methods=("peft_dora",), n_datasets=2)  # a new method
+    at = page("cards")
+    at.query_params["card"] = "LoRA"
+    at.run()
+    assert not at.exception and at.subheader[0].value == "LoRA"
+    assert any("@inproceedings{hu2022lora" in c.value for c in at.code)
+    assert at.dataframe[1].value["trainable_params"].tolist() == [1000]  # measured, from provenance
+    at.selectbox(key="card").set_value("peft_dora").run()  # a name the card registry does not know
+    assert not at.exception and at.subheader[0].value == "DoRA \\(peft\\)"
+    assert "not described" in at.info[0].value
+
+
+def test_about_states_the_data_and_the_commands(fixture_store):
+    at = page("about").run()
+    assert not at.exception
+    assert "18 runs (16 successful) of 1 model(s), 3 methods and 6 datasets" in at.info[0].value
+    assert any("python -m jobs.ingest" in c.value for c in at.code)
+    assert any("@inproceedings{niss2025iimm" in c.value for c in at.code)
 
 
 # ------------------------------------------------------------------------------ forecast
@@ -174,23 +229,29 @@ def test_forecast_page_predicts_for_an_uploaded_zip(fixture_store):
     assert res.n_images == 18 and res.n_classes == 3 and res.enough_runs
     assert at.metric[0].value == f"{res.iimm:.3f}"
     assert any("RANDOM WEIGHTS" in w.value for w in at.warning)
+    assert "Confidence: good" in at.success[0].value and "Predicted to gain most" in at.success[0].value
+    assert at.metric[1].label == "zero-shot accuracy" and any("chance level 33.3 %" in c.value for c in at.caption)
     table = at.dataframe[0].value.set_index("method")
     a, b, c = LINES["full"]
     assert table.loc["full", "id_gain"] == pytest.approx(a + b * res.iimm, abs=1e-6)
     assert table.loc["full", "ood_change"] == pytest.approx(-c * res.iimm, abs=1e-6)
-    assert len(at.get("vega_lite_chart")) == 2  # the user's dataset marked on both charts
+    assert len(at.get("vega_lite_chart")) == 2  # predicted gain vs forgetting; IIMM chart with the dataset marked
+    assert '"type": "text"' in at.get("vega_lite_chart")[1].proto.spec  # the dataset is labelled, not only marked
 
 
-def test_forecast_page_refuses_hostile_uploads_and_keeps_working(fixture_store):
+def test_forecast_page_refuses_hostile_uploads_before_the_run(fixture_store):
     at = page("forecast").run()
-    run_upload(at, "evil.zip", traversal_zip())
-    assert not at.exception
-    assert "no usable files" in at.error[0].value and "outside the archive" in at.error[0].value
+    at.file_uploader(key="fc_upload").set_value(("evil.zip", traversal_zip(), "application/zip"))
+    at.run()
+    assert not at.exception and at.button(key="fc_run").disabled  # explained before any run
+    assert "cannot be used" in at.error[0].value and "outside the archive" in at.error[0].value
     assert "fc_result" not in at.session_state
-    run_upload(at, "garbage.zip", b"this is not a zip at all")
-    assert not at.exception and "not a zip archive" in at.error[0].value
+    at.file_uploader(key="fc_upload").set_value(("garbage.zip", b"this is not a zip at all", "application/zip"))
+    at.run()
+    assert not at.exception and "not a zip archive" in at.error[0].value and at.button(key="fc_run").disabled
     run_upload(at, "good.zip", sample_zip())
     assert not at.exception and not at.error
+    assert "18 images in 3 classes" in at.caption[0].value
     assert at.session_state["fc_result"][1].n_images == 18
 
 
@@ -215,6 +276,8 @@ def test_forecast_page_shows_model_errors_and_missing_runs(fixture_store, monkey
     at.selectbox(key="fc_model").select("CLIP").run()
     run_upload(at, "sample.zip", sample_zip())
     assert not at.exception and "Could not obtain the pretrained weights of CLIP" in at.error[0].value
+    assert at.status[0].label == "Forecast failed" and at.status[0].state == "error"  # never stuck "Forecasting…"
+    assert "not available offline" in at.selectbox(key="fc_model").format_func("CLIP")
     monkeypatch.undo()
     monkeypatch.setenv(store.ENV_VAR, str(fixture_store.parent / "empty"))
     monkeypatch.setattr(store, "SHIPPED_DIR", fixture_store.parent / "none")
@@ -222,5 +285,5 @@ def test_forecast_page_shows_model_errors_and_missing_runs(fixture_store, monkey
     at.selectbox(key="fc_model").select("worldclip-tiny-random").run()
     run_upload(at, "sample.zip", sample_zip())
     assert not at.exception and not at.error
-    assert "No reference runs" in at.warning[-1].value
+    assert "No reference runs" in at.warning[0].value
     assert "python -m jobs.grid" in at.code[0].value

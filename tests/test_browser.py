@@ -1,4 +1,6 @@
-"""The real app in a real headless Chromium: upload a sample on the forecast page, read the numbers.
+"""The real app in a real headless Chromium: the ranking as landing view, deep links as the first request
+to a fresh server, the shared-URL round trip, a forecast upload end to end. Screenshots go to each
+test's tmp folder; the checks read visible text.
 
 Needs Debian's Chromium (``apt-get install chromium chromium-driver``); skipped without it unless
 IIMM_REQUIRE_BROWSER=1. Playwright drives it through ``executable_path`` (never ``playwright install``).
@@ -96,19 +98,114 @@ def _metric(page, label: str) -> str:
     return box.locator("[data-testid=stMetricValue]").inner_text().strip()
 
 
-def test_leaderboard_url_state_and_download_in_chromium(server, browser, tmp_path):
+def _settle(page) -> None:
+    page.locator("h1").first.wait_for(timeout=TIMEOUT_MS)
+    _idle(page)
+
+
+def _table_cells(page) -> list[str]:
+    """The visible text of the first table's cells (the grid keeps an accessible copy of each cell)."""
+    grid = page.locator("[data-testid=stDataFrame]").first
+    grid.locator("[data-testid^=glide-cell-0-]").first.wait_for(state="attached", timeout=30_000)
+    return [t.strip() for t in grid.locator("th, [data-testid^=glide-cell-]").all_inner_texts()]
+
+
+def _nav(page) -> list[str]:
+    """The titles in the sidebar navigation (each link also holds its icon's ligature name)."""
+    links = page.locator("[data-testid=stSidebarNavLink]")
+    links.first.wait_for(timeout=TIMEOUT_MS)
+    return [t.strip().splitlines()[-1].strip() for t in links.all_inner_texts()]
+
+
+def _shot(page, folder: Path, name: str) -> Path:
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+NAV = ["Ranking", "Per dataset", "Compare methods", "All runs", "Forecast your dataset", "Methods and models",
+       "About"]
+
+
+def test_ranking_is_the_landing_view(server, browser, tmp_path):
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(url, timeout=TIMEOUT_MS)
+    _settle(page)
+    expect(page.locator("h1").first).to_have_text("Which fine-tuning method should you use?")
+    text = page.locator("[data-testid=stMain]").inner_text()
+    assert "Most gain:" in text and "Best trade-offs" in text and "toy model" in text
+    expect(page.locator("[data-testid=stDataFrame]")).to_have_count(1, timeout=30_000)
+    cells = _table_cells(page)
+    assert cells[:3] == ["rank", "method", "gain"] and "OOD change" in cells and "Full" in cells
+    assert _nav(page) == NAV
+    assert page.locator("[data-testid=stException]").count() == 0
+    assert _shot(page, tmp_path, "ranking").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("path, heading, widget", [
+    ("compare", "Does IIMM predict what fine-tuning does?", None),
+    ("forecast", "Forecast fine-tuning on your dataset", None),
+    ("matrix?outcome=out-of-domain+change+%28points%29", "Every method on every dataset",  # a shared view
+     ("outcome", "out-of-domain change (points)"))])
+def test_deep_link_as_first_request_to_a_fresh_server(browser, tmp_path, path, heading, widget):
+    _require_chromium()
+    results = tmp_path / "results"
+    write_fixture_store(results, pretrained="random")
+    port = free_port()
+    proc = start_app(port, {store.ENV_VAR: str(results)}, tmp_path / "streamlit.log")
+    try:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(f"http://127.0.0.1:{port}/{path}", timeout=TIMEOUT_MS)  # nothing else has run on this server
+        _settle(page)
+        expect(page.locator("h1").first).to_have_text(heading)
+        nav = page.locator("[data-testid=stSidebarNav]")
+        expect(nav).to_contain_text("Ranking")
+        assert _nav(page) == NAV  # the app's own navigation, not file names from pages/
+        assert page.url.endswith(f"/{path}")  # the URL, query included, survives the switch
+        if widget is not None:
+            expect(page.get_by_label(widget[0])).to_have_value(widget[1])
+        width = page.locator("[data-testid=stMainBlockContainer]").bounding_box()["width"]
+        assert width > 1000, width  # the app's wide layout, not the centred fallback
+        _shot(page, tmp_path, f"deep-{path.split('?')[0]}")
+    finally:
+        stop_app(proc)
+
+
+def test_shared_url_round_trip(server, browser, tmp_path):
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(url, timeout=TIMEOUT_MS)
+    _settle(page)
+    page.get_by_label("rank by").click()
+    page.get_by_role("option", name="least forgetting (out-of-domain change)").click()
+    _idle(page)
+    page.wait_for_function("() => location.search.includes('rank=')", timeout=30_000)
+    shared = page.url
+    first_rows = _table_cells(page)
+    assert first_rows[first_rows.index("method") + 1:] != []
+    _shot(page, tmp_path, "shared-before")
+    other = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()  # another visitor
+    other.goto(shared, timeout=TIMEOUT_MS)
+    _settle(other)
+    expect(other.get_by_label("rank by")).to_have_value("least forgetting (out-of-domain change)")
+    assert _table_cells(other) == first_rows
+    _shot(other, tmp_path, "shared-after")
+
+
+def test_runs_url_state_and_download_in_chromium(server, browser, tmp_path):
     import pandas as pd
 
     url, model = server
-    page = browser.new_page(viewport={"width": 1400, "height": 1200})
-    page.goto(f"{url}/?source=synthetic-fixture&method=full&sort=iimm&order=asc", timeout=TIMEOUT_MS)
+    page = browser.new_page(viewport={"width": 1440, "height": 1200})
+    page.goto(f"{url}/runs?method=Full&sort=IIMM&order=smallest+first", timeout=TIMEOUT_MS)
     page.get_by_text(re.compile(r"^6 of \d+ runs match")).wait_for(timeout=TIMEOUT_MS)
-    search = page.get_by_label("search (model, method, dataset, source, run id)")
+    search = page.get_by_label("search (method, dataset, model, source)")
     search.fill("fx-set-5")
     search.press("Enter")
     page.get_by_text(re.compile(r"^1 of \d+ runs match")).wait_for(timeout=TIMEOUT_MS)
     page.wait_for_function("() => location.search.includes('q=fx-set-5')", timeout=30_000)
-    assert "method=full" in page.url and "source=synthetic-fixture" in page.url
+    assert "method=Full" in page.url and "sort=IIMM" in page.url
     _idle(page)
     with page.expect_download(timeout=TIMEOUT_MS) as download:
         page.get_by_role("button", name="Download CSV").click()
@@ -125,30 +222,34 @@ def test_forecast_page_in_chromium(server, browser, tmp_path):
     good, evil = tmp_path / "sample.zip", tmp_path / "evil.zip"
     good.write_bytes(sample_zip())
     evil.write_bytes(traversal_zip())
-    page = browser.new_page(viewport={"width": 1400, "height": 1200})
-    # Enter through the app's root (the leaderboard), then navigate: a deep link as the very first
-    # request of a fresh server runs the page in Streamlit's legacy pages/ mode (see the report).
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
     page.goto(url, timeout=TIMEOUT_MS)
-    page.get_by_role("heading", name="Leaderboard").wait_for(timeout=TIMEOUT_MS)
+    _settle(page)
     page.get_by_role("link", name="Forecast your dataset").click()
     page.get_by_text("Forecast fine-tuning on your dataset").wait_for(timeout=TIMEOUT_MS)
 
-    _forecast(page, evil)  # hostile first: an error message, no traceback, the page lives on
+    page.locator("input[type=file]").set_input_files(str(evil))  # hostile first: explained before any run
     error = page.locator("[data-testid=stAlertContentError]").first
     error.wait_for(timeout=TIMEOUT_MS)
-    assert "no usable files" in error.inner_text()
+    assert "cannot be used" in error.inner_text() and "no usable files" in error.inner_text()
+    expect(page.get_by_role("button", name="Run forecast")).to_be_disabled()
     assert page.locator("[data-testid=stException]").count() == 0
 
     _forecast(page, good)
-    page.get_by_text("Forecast per method").wait_for(timeout=TIMEOUT_MS)
+    page.get_by_text("Predicted outcome per method").wait_for(timeout=TIMEOUT_MS)
     assert page.locator("[data-testid=stException]").count() == 0
-    shown = {k: float(_metric(page, k)) for k in ("IIMM", "inter_modal", "intra_image")}
-    assert abs(shown["IIMM"] - (shown["inter_modal"] + shown["intra_image"]) / 2) <= 0.0011
+    verdict = page.locator("[data-testid=stAlert]").filter(has_text="Confidence:").first.inner_text()
+    assert "Predicted to gain most:" in verdict and "Best trade-offs" in verdict
+    assert "Forecast ready" in page.locator("[data-testid=stExpander]").first.inner_text()  # not stuck
+    assert "chance level" in page.locator("[data-testid=stMain]").inner_text()
+    _shot(page, tmp_path, "forecast")
+    shown = {k: float(_metric(page, k)) for k in ("IIMM", "inter-modal term", "intra-image term")}
+    assert abs(shown["IIMM"] - (shown["inter-modal term"] + shown["intra-image term"]) / 2) <= 0.0011
     interval = page.get_by_text("95% bootstrap interval").inner_text()
     lo, hi = (float(v) for v in interval.split("[")[1].rstrip("]").split(","))
     assert lo <= shown["IIMM"] <= hi
     assert page.get_by_text("No chart:").count() == 0
-    expect(page.locator("[data-testid=stVegaLiteChart]")).to_have_count(2, timeout=30_000)  # sample marked
+    expect(page.locator("[data-testid=stVegaLiteChart]")).to_have_count(2, timeout=30_000)
     if model == "worldclip-tiny":  # trained weights: the server's number must equal core's
         from core.embed import embed_dataset
         from core.models import load_model
@@ -168,6 +269,6 @@ def test_forecast_page_in_chromium(server, browser, tmp_path):
              labels=y, class_names=np.array(["w", "x", "y", "z"]))
     npz.write_bytes(buf.getvalue())
     _forecast(page, npz)
-    page.get_by_role("heading", name=re.compile(r"^emb\.npz — ")).wait_for(timeout=TIMEOUT_MS)
+    page.get_by_role("heading", name=re.compile(r"^emb\.npz: ")).wait_for(timeout=TIMEOUT_MS)
     expected = metrics.iimm(x.astype(np.float32), t.astype(np.float32), y)
     assert _metric(page, "IIMM") == f"{expected:.3f}"

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from core import charts, store
+from core import charts, ranking, store
 from tests.fixtures import LINES, make_fixture_records
 
 
@@ -31,11 +31,12 @@ def test_iimm_vs_outcome_highlight_and_labels(runs):
                                                                   "hi": -1, "label": "my set"})
     spec = _spec(chart)
     assert "my set" in spec and '"shape": "diamond"' in spec and "strokeDash" in spec
-    assert len(chart.layer) == 6  # band, line, points, rule, diamond, interval
-    # the legend label of every method names its fit
+    assert len(chart.layer) == 7  # band, line, points, rule, its text label, diamond, interval
+    assert any(layer.mark.type == "text" for layer in chart.layer if hasattr(layer.mark, "type"))
+    # the legend label of every method names it readably, with its fit
     labels = {v for layer in chart.layer if layer.data is not None and "series" in layer.data
               for v in layer.data["series"]}
-    assert {lab.split(" ")[0] for lab in labels} == {"full", "bitfit", "lora"}
+    assert {lab.split(" ")[0] for lab in labels} == {"Full", "BitFit", "LoRA"}
     assert all("R²=" in lab for lab in labels)
 
 
@@ -65,20 +66,48 @@ def test_method_summary_and_pareto():
     assert not charts.method_summary(worse).set_index("method").loc["lora", "pareto"]
 
 
-def test_gain_vs_forgetting_spec(runs):
-    spec = _spec(charts.gain_vs_forgetting(runs))
-    for needle in ('"id_gain_mean"', '"ood_change_mean"', '"x_lo"', '"y_hi"', "Pareto front", '"dataset"'):
+def test_gain_vs_forgetting_names_every_method_and_marks_the_front(runs):
+    rows = ranking.method_ranking(runs)
+    chart = charts.gain_vs_forgetting(rows)
+    spec = _spec(chart)
+    for needle in ('"id_gain_lo"', '"ood_change_hi"', "Pareto: best trade-off", '"diamond"', "points)"):
         assert needle in spec, needle
-    with pytest.raises(ValueError, match="no ok runs"):
-        charts.gain_vs_forgetting(runs.iloc[0:0])
+    texts = [layer for layer in chart.layer if getattr(layer.mark, "type", None) == "text"]
+    assert len(texts) == 1 and texts[0].encoding.text.shorthand == "method_title:N"  # labels, no hover needed
+    legends = json.loads(spec)
+    assert "symbolFillColor" in json.dumps(legends)  # the Pareto legend symbols are not white on white
+    for axis in ("id_gain", "net", "trainable_params"):  # the fixture records no time or memory
+        _spec(charts.gain_vs_forgetting(rows, x=axis, y="ood_change"))
+    with pytest.raises(ValueError, match="no method has both 'wall_time_s'"):
+        charts.gain_vs_forgetting(rows, x="wall_time_s")
+    assert "predicted in-domain gain" in _spec(charts.gain_vs_forgetting(rows, prefix="predicted"))
+    with pytest.raises(ValueError, match="unknown axis"):
+        charts.gain_vs_forgetting(rows, x="speed")
+    with pytest.raises(ValueError, match="no method has both"):
+        charts.gain_vs_forgetting(rows.iloc[0:0])
+
+
+def test_dataset_heatmap_marks_best_and_centres_changes(runs):
+    cells = ranking.dataset_matrix(runs, "id_gain", model="worldclip-tiny", pretrained="world-v1")
+    spec = _spec(charts.dataset_heatmap(cells, "id_gain"))
+    assert "\\u2605" in spec and '"domainMid": 0' in spec and "in-domain gain" in spec
+    assert '"domainMid"' not in _spec(charts.dataset_heatmap(
+        ranking.dataset_matrix(runs, "ft_acc", model="worldclip-tiny", pretrained="world-v1"), "ft_acc"))
+    with pytest.raises(ValueError, match="no values"):
+        charts.dataset_heatmap(cells.iloc[0:0], "id_gain")
 
 
 def test_iimm_vs_outcome_by_method_has_one_titled_panel_per_method(runs):
     chart = charts.iimm_vs_outcome_by_method(runs, "id_gain", columns=2)
     assert len(chart.concat) == 3
-    titles = sorted(panel.title for panel in chart.concat)
-    assert [t.split(" ")[0] for t in titles] == ["bitfit", "full", "lora"]
-    assert all("R²=" in t and "n=5" in t for t in titles)
+    assert sorted(panel.title.text for panel in chart.concat) == ["BitFit", "Full", "LoRA"]
+    assert all("R²=" in p.title.subtitle and "n=5" in p.title.subtitle for p in chart.concat)
     _spec(chart)
     with pytest.raises(ValueError, match="no ok runs"):
         charts.iimm_vs_outcome_by_method(runs[runs["status"] == "failed"], "id_gain")
+
+
+def test_no_zero_shot_panel():
+    runs = store.records_to_frame(make_fixture_records(n_datasets=4, methods=("lora", "zero_shot")))
+    chart = charts.iimm_vs_outcome_by_method(runs, "id_gain")
+    assert [panel.title.text.split(" ")[0] for panel in chart.concat] == ["LoRA"]

@@ -1,0 +1,146 @@
+"""A forecast turned into advice: which method to try, how sure we are, what to be careful about.
+
+:func:`forecast_rows` is the one adapter between the forecast machinery (``core.predict`` /
+``core.forecast``) and everything the app shows; re-point it when the forecast's outputs change.
+:func:`advise` reads only its rows, so the verdict logic does not depend on how they were made.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core import cards, ranking
+
+log = logging.getLogger(__name__)
+
+#: Columns of :func:`forecast_rows`, named like ``core.ranking`` rows so the same charts draw both.
+ROW_COLUMNS = ["method", "method_title", "ok", "status", "id_gain", "id_gain_lo", "id_gain_hi", "ood_change",
+               "ood_change_lo", "ood_change_hi", "gain_r2", "ood_r2", "gain_lodo", "ood_lodo", "n_datasets",
+               "extrapolation", "pareto", "gain_basis", "ood_basis", "iimm_gain", "iimm_ood"]
+WEAK_R2 = 0.3  # below this median R² the fitted lines explain little of the spread between datasets
+GOOD_R2 = 0.6
+
+
+@dataclass
+class Advice:
+    """The verdict of one forecast, in plain sentences (no Markdown inside)."""
+
+    confidence: str  # "weak", "moderate" or "good"
+    headline: list[str]
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def forecast_rows(result: Any) -> pd.DataFrame:
+    """One row per method from a ``core.predict.ForecastResult``: :data:`ROW_COLUMNS`.
+
+    Predictions and their prediction intervals in points; ``gain_r2``/``ood_r2`` the fit of the
+    reference line; ``*_lodo`` its leave-one-dataset-out mean absolute error; ``pareto`` among the
+    ok rows. Baseline methods (zero-shot) are left out.
+    """
+    wide = result.forecasts
+    rows = pd.DataFrame({
+        "method": wide["method"], "method_title": wide["method"].map(cards.method_title),
+        "ok": wide["status"] == "ok", "status": wide["status"],
+        **{c: pd.to_numeric(wide.get(c), errors="coerce") for c in
+           ("id_gain", "id_gain_lo", "id_gain_hi", "ood_change", "ood_change_lo", "ood_change_hi")},
+        "gain_r2": pd.to_numeric(wide.get("id_gain_r2"), errors="coerce"),
+        "ood_r2": pd.to_numeric(wide.get("ood_change_r2"), errors="coerce"),
+        "gain_lodo": pd.to_numeric(wide.get("id_gain_lodo_mae"), errors="coerce"),
+        "ood_lodo": pd.to_numeric(wide.get("ood_change_lodo_mae"), errors="coerce"),
+        "n_datasets": wide["n_datasets"], "extrapolation": wide["extrapolation"].fillna(False).astype(bool)})
+    rows["iimm_gain"], rows["iimm_ood"] = rows["id_gain"], rows["ood_change"]
+    rows["gain_basis"], rows["ood_basis"] = "IIMM", "IIMM"
+    _use_selected(rows, getattr(result, "selected", None))
+    rows = ranking.without_baselines(rows).reset_index(drop=True)
+    ok = rows["ok"] & rows["id_gain"].notna() & rows["ood_change"].notna()
+    rows["pareto"] = False
+    rows.loc[ok, "pareto"] = ranking.pareto_mask(rows.loc[ok, "id_gain"], rows.loc[ok, "ood_change"])
+    return rows[ROW_COLUMNS]
+
+
+def _use_selected(rows: pd.DataFrame, selected: pd.DataFrame | None) -> None:
+    """Where the forecast chose a predictor set by nested leave-one-dataset-out (``result.selected``),
+    its prediction, calibrated interval and nested LODO error replace the IIMM line's (kept in
+    ``iimm_gain``/``iimm_ood``); ``*_basis`` names the predictors used. In place."""
+    if selected is None or selected.empty or "status" not in selected.columns:
+        return
+    chosen = selected[selected["status"] == "ok"].set_index(["method", "outcome"])
+    for outcome, short, basis in (("id_gain", "gain", "gain_basis"), ("ood_change", "ood", "ood_basis")):
+        for i, method in rows["method"].items():
+            if (method, outcome) not in chosen.index:
+                continue
+            pick = chosen.loc[(method, outcome)]
+            rows.loc[i, [outcome, f"{outcome}_lo", f"{outcome}_hi", f"{short}_lodo", basis]] = [
+                pick["prediction"], pick["lo"], pick["hi"], pick["nested_lodo_mae"], str(pick["predictors"])]
+
+
+def _median(values: pd.Series) -> float:
+    finite = values[np.isfinite(values.astype(float))]
+    return float(finite.median()) if len(finite) else math.nan
+
+
+def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool = False,
+           zs_acc: float | None = None, n_classes: int | None = None) -> Advice:
+    """The verdict on :func:`forecast_rows` output.
+
+    Headline: the method predicted to gain most, the one that forgets least while keeping at least
+    half that gain, and the predicted best trade-offs. Confidence: "weak" when the reference lines
+    explain little (median R² below :data:`WEAK_R2`) or their leave-one-dataset-out error is as large
+    as the spread of the predicted gains; "good" above :data:`GOOD_R2` with a small error; else
+    "moderate". Warnings: toy or untrained model, extrapolation, zero-shot accuracy near chance.
+    """
+    ok = rows[rows["ok"]].dropna(subset=["id_gain", "ood_change"])
+    warnings = []
+    if random_weights:
+        warnings.append("The model has RANDOM WEIGHTS (untrained): these numbers describe noise, not a model.")
+    elif toy_model:
+        warnings.append("worldclip-tiny is a toy model pretrained on this project's generated world; its "
+                        "forecast shows how the method works, not what a real CLIP model would do.")
+    if zs_acc is not None and n_classes:
+        chance = 100.0 / n_classes
+        if zs_acc < chance + 0.25 * (100.0 - chance):
+            warnings.append(f"Zero-shot accuracy on your sample ({zs_acc:.0f} %) is close to chance "
+                            f"({chance:.0f} %): the model barely recognises these classes.")
+    if ok.empty:
+        return Advice("weak", ["No method could be forecast from the stored runs."], warnings=warnings)
+    if ok["extrapolation"].any():
+        warnings.append("Your dataset's IIMM lies outside the range of the reference datasets: the forecasts "
+                        "extrapolate the fitted lines.")
+    best = ok.loc[ok["id_gain"].idxmax()]
+    headline = [f"Predicted to gain most: {best['method_title']}, {best['id_gain']:+.1f} points in-domain "
+                f"(95 % interval {best['id_gain_lo']:+.1f} to {best['id_gain_hi']:+.1f}) and "
+                f"{best['ood_change']:+.1f} points out-of-domain."]
+    useful = ok[ok["id_gain"] >= best["id_gain"] / 2]
+    gentle = useful.loc[useful["ood_change"].idxmax()]
+    if gentle["method"] != best["method"]:
+        headline.append(f"Least forgetting for at least half that gain: {gentle['method_title']}, "
+                        f"{gentle['id_gain']:+.1f} in-domain and {gentle['ood_change']:+.1f} out-of-domain.")
+    front = ok[ok["pareto"]].sort_values("id_gain", ascending=False)["method_title"].tolist()
+    headline.append("Best trade-offs (nothing predicted to beat them on both): " + ", ".join(front) + ".")
+
+    r2 = _median(pd.concat([ok["gain_r2"], ok["ood_r2"]]))
+    lodo = _median(ok["gain_lodo"])
+    spread = float(ok["id_gain"].max() - ok["id_gain"].min())
+    overlapping = int(((ok["id_gain_hi"] >= best["id_gain_lo"]) & (ok["method"] != best["method"])).sum())
+    reasons = [f"The reference lines explain {r2:.0%} of the spread between datasets (median R² over methods "
+               f"and outcomes).",
+               f"On datasets we know, such forecasts of the gain were off by {lodo:.1f} points on average "
+               f"(leave-one-dataset-out), against a {spread:.1f}-point spread between the methods' forecasts.",
+               f"The top method's interval overlaps those of {overlapping} of the other {len(ok) - 1} methods."]
+    if not math.isfinite(r2) or r2 < WEAK_R2 or (math.isfinite(lodo) and lodo >= spread):
+        confidence = "weak"
+        reasons.insert(0, "Treat this as a hint, not a number: the fit is weak.")
+    elif r2 >= GOOD_R2 and overlapping == 0:
+        confidence = "good"
+    else:
+        confidence = "moderate"
+    return Advice(confidence, headline, reasons, warnings)
+
+
+__all__ = ["Advice", "ROW_COLUMNS", "advise", "forecast_rows"]

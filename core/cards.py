@@ -1,0 +1,200 @@
+"""What the app says about methods and models: one registry of method cards, model cards, citations.
+
+Method metadata lives in :data:`METHOD_CARDS` (one entry per method name as stored in records).
+A method the registry does not know (a new ``peft_*`` method, a user's own) still gets a card from
+:func:`method_card`: a readable title built from its name, a family guessed from its prefix and a
+sentence saying that its runs' configs tell what trained. Add a method by adding one entry.
+Defaults here mirror the config dataclasses of ``core.methods`` (a test compares them), without
+importing torch, so the browsing pages stay light.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MODEL_CARD_FILE = Path(__file__).resolve().parent / "assets" / "MODEL_CARD.md"
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One paper: a short label for text, a link, and its BibTeX entry."""
+
+    key: str
+    label: str
+    url: str
+    bibtex: str
+
+
+@dataclass(frozen=True)
+class MethodCard:
+    """What a fine-tuning method trains, in words, with its defaults and its paper."""
+
+    name: str
+    title: str
+    family: str
+    trains: str
+    defaults: dict[str, object] = field(default_factory=dict)
+    citation: str | None = None  # a key of CITATIONS
+    baseline: bool = False  # the zero-shot reference row, not a fine-tuning method
+    known: bool = True  # False for a card made up from an unknown name
+
+
+CITATIONS: dict[str, Citation] = {c.key: c for c in (
+    Citation("niss2025iimm", "Niss, Vogt-Lowell, Tsiligkaridis. The Inter-Intra Modal Measure: A Predictive Lens "
+             "on Fine-Tuning Outcomes in Vision-Language Models. ICCV 2025", "https://arxiv.org/abs/2407.15731",
+             "@inproceedings{niss2025iimm,\n  title={The Inter-Intra Modal Measure: A Predictive Lens on "
+             "Fine-Tuning Outcomes in Vision-Language Models},\n  author={Niss, Laura and Vogt-Lowell, Kevin and "
+             "Tsiligkaridis, Theodoros},\n  booktitle={Proceedings of the IEEE/CVF International Conference on "
+             "Computer Vision (ICCV)},\n  year={2025},\n  note={arXiv:2407.15731}\n}"),
+    Citation("vogtlowell2023aclip", "Vogt-Lowell, Lee, Tsiligkaridis, Vaillant. Robust Fine-Tuning of "
+             "Vision-Language Models for Domain Generalization. IEEE HPEC 2023 (the attention-weight tuning "
+             "study we take to be the A-CLIP paper)", "https://arxiv.org/abs/2311.02236",
+             "@inproceedings{vogtlowell2023aclip,\n  title={Robust Fine-Tuning of Vision-Language Models for "
+             "Domain Generalization},\n  author={Vogt-Lowell, Kevin and Lee, Noah and Tsiligkaridis, Theodoros "
+             "and Vaillant, Marc},\n  booktitle={IEEE High Performance Extreme Computing Conference (HPEC)},\n"
+             "  year={2023},\n  note={arXiv:2311.02236}\n}"),
+    Citation("liu2024clipcite", "Liu, Li, Yu. Fully Fine-tuned CLIP Models are Efficient Few-Shot Learners "
+             "(CLIP-CITE). arXiv 2024", "https://arxiv.org/abs/2407.04003",
+             "@article{liu2024clipcite,\n  title={Fully Fine-tuned {CLIP} Models are Efficient Few-Shot "
+             "Learners},\n  author={Liu, Mushui and Li, Bozheng and Yu, Yunlong},\n  journal={arXiv preprint "
+             "arXiv:2407.04003},\n  year={2024}\n}"),
+    Citation("li2024orthcr", "Li, Zhao, Jie, Ricci, Ma, Sebe. Enhancing Robustness of Vision-Language Models "
+             "through Orthogonality Learning and Cross-Regularization (OrthCR). arXiv 2024",
+             "https://arxiv.org/abs/2407.08374",
+             "@article{li2024orthcr,\n  title={Enhancing Robustness of Vision-Language Models through "
+             "Orthogonality Learning and Cross-Regularization},\n  author={Li, Jinlong and Zhao, Dong and Jie, "
+             "Zequn and Ricci, Elisa and Ma, Lin and Sebe, Nicu},\n  journal={arXiv preprint arXiv:2407.08374},\n"
+             "  year={2024}\n}"),
+    Citation("radford2021clip", "Radford et al. Learning Transferable Visual Models From Natural Language "
+             "Supervision (CLIP). ICML 2021", "https://arxiv.org/abs/2103.00020",
+             "@inproceedings{radford2021clip,\n  title={Learning Transferable Visual Models From Natural Language "
+             "Supervision},\n  author={Radford, Alec and Kim, Jong Wook and Hallacy, Chris and others},\n"
+             "  booktitle={International Conference on Machine Learning (ICML)},\n  year={2021}\n}"),
+    Citation("benzaken2022bitfit", "Ben Zaken, Ravfogel, Goldberg. BitFit: Simple Parameter-efficient "
+             "Fine-tuning for Transformer-based Masked Language-models. ACL 2022", "https://arxiv.org/abs/2106.10199",
+             "@inproceedings{benzaken2022bitfit,\n  title={{BitFit}: Simple Parameter-efficient Fine-tuning for "
+             "Transformer-based Masked Language-models},\n  author={Ben Zaken, Elad and Ravfogel, Shauli and "
+             "Goldberg, Yoav},\n  booktitle={Proceedings of ACL (Short Papers)},\n  year={2022}\n}"),
+    Citation("hu2022lora", "Hu et al. LoRA: Low-Rank Adaptation of Large Language Models. ICLR 2022",
+             "https://arxiv.org/abs/2106.09685",
+             "@inproceedings{hu2022lora,\n  title={{LoRA}: Low-Rank Adaptation of Large Language Models},\n"
+             "  author={Hu, Edward J. and Shen, Yelong and Wallis, Phillip and others},\n  booktitle="
+             "{International Conference on Learning Representations (ICLR)},\n  year={2022}\n}"),
+    Citation("gao2024clipadapter", "Gao et al. CLIP-Adapter: Better Vision-Language Models with Feature "
+             "Adapters. IJCV 2024", "https://arxiv.org/abs/2110.04544",
+             "@article{gao2024clipadapter,\n  title={{CLIP-Adapter}: Better Vision-Language Models with Feature "
+             "Adapters},\n  author={Gao, Peng and Geng, Shijie and Zhang, Renrui and others},\n  journal="
+             "{International Journal of Computer Vision},\n  year={2024}\n}"),
+    Citation("wortsman2022wiseft", "Wortsman et al. Robust Fine-Tuning of Zero-Shot Models (WiSE-FT). CVPR 2022",
+             "https://arxiv.org/abs/2109.01903",
+             "@inproceedings{wortsman2022wiseft,\n  title={Robust Fine-Tuning of Zero-Shot Models},\n  author="
+             "{Wortsman, Mitchell and Ilharco, Gabriel and Kim, Jong Wook and others},\n  booktitle={Proceedings "
+             "of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},\n  year={2022}\n}"),
+)}
+
+METHOD_CARDS: dict[str, MethodCard] = {c.name: c for c in (
+    MethodCard("zero_shot", "Zero-shot (no training)", "baseline",
+               "nothing: the pretrained model classifies with its class prompts", citation="radford2021clip",
+               baseline=True),
+    MethodCard("full_ft", "Full fine-tuning", "full model", "every parameter of both towers and the temperature",
+               citation="radford2021clip"),
+    MethodCard("bitfit", "BitFit", "parameter-efficient", "every bias inside the blocks of both towers",
+               citation="benzaken2022bitfit"),
+    MethodCard("attention", "Attention tuning (A-CLIP)", "parameter-efficient",
+               "only the packed Q/K/V input-projection weight of every block of both towers",
+               citation="vogtlowell2023aclip"),
+    MethodCard("lora", "LoRA", "parameter-efficient",
+               "low-rank deltas on the Q and V blocks of every attention layer of both towers; base weights frozen",
+               {"rank": 4, "scale": 0.2}, citation="hu2022lora"),
+    MethodCard("clip_adapter", "CLIP-Adapter", "parameter-efficient",
+               "a bottleneck MLP on each tower's output, mixed with the frozen features",
+               {"reduction": 4, "ratio": 0.2}, citation="gao2024clipadapter"),
+    MethodCard("linear_probe", "Linear probe", "head only",
+               "a linear layer on frozen image features, started from the zero-shot head",
+               citation="radford2021clip"),
+    MethodCard("orthogonal", "Orthogonal FT (OrthCR-style)", "parameter-efficient",
+               "Cayley rotations of the q/k/v and first MLP weights, regularised towards the zero-shot "
+               "image embeddings, with Cutout", {"cr_weight": 1.0}, citation="li2024orthcr"),
+    MethodCard("clip_cite", "CLIP-CITE", "full model",
+               "the whole model, with an image-text discriminative loss and distillation from the zero-shot model",
+               {"disc_weight": 0.7, "kd_weight": 0.1, "alpha": 0.5}, citation="liu2024clipcite"),
+    MethodCard("wise_ft", "WiSE-FT", "full model",
+               "like full fine-tuning, then the weights are interpolated with the zero-shot ones",
+               {"alpha": 0.5}, citation="wortsman2022wiseft"),
+)}
+
+#: Name prefixes of method families the registry may not list one by one.
+FAMILY_PREFIXES = {"peft_": "peft (Hugging Face) adapter"}
+_ACRONYMS = {"lora": "LoRA", "dora": "DoRA", "ia3": "IA³", "oft": "OFT", "boft": "BOFT", "vera": "VeRA",
+             "ft": "FT", "clip": "CLIP", "peft": "peft", "loha": "LoHa", "lokr": "LoKr", "adalora": "AdaLoRA"}
+
+
+def _title_from_name(name: str) -> str:
+    words = [w for w in name.replace("-", "_").split("_") if w]
+    return " ".join(_ACRONYMS.get(w.lower(), w.capitalize() if i == 0 else w) for i, w in enumerate(words)) \
+        or name
+
+
+def method_card(name: str) -> MethodCard:
+    """The card of method ``name``; a generic card (``known=False``) for a name not registered."""
+    if name in METHOD_CARDS:
+        return METHOD_CARDS[name]
+    family = next((f for prefix, f in FAMILY_PREFIXES.items() if name.startswith(prefix)), "other")
+    title = _title_from_name(name)
+    if name.startswith("peft_"):
+        title = f"{_title_from_name(name.removeprefix('peft_'))} (peft)"
+    return MethodCard(name, title, family, "not described here yet: each run's config shows what trained",
+                      known=False)
+
+
+def method_title(name: str) -> str:
+    """The readable name of a method (its card's title)."""
+    return method_card(name).title
+
+
+#: Readable names of the zero-shot measures and transferability scores compared as predictors.
+PREDICTOR_TITLES = {
+    "iimm": "IIMM", "inter_modal": "IIMM's inter-modal term", "intra_image": "IIMM's intra-image term",
+    "zs_acc": "zero-shot accuracy", "correct_pair": "correct-pair similarity", "modality_gap": "modality gap",
+    "intra_text": "prompt-to-prompt similarity", "silhouette_classes": "silhouette of the classes",
+    "silhouette_modality": "silhouette of images vs prompts", "emms": "EMMS", "logme": "LogME", "gbc": "GBC",
+    "sfda": "SFDA", "leep": "LEEP", "nce": "NCE", "ncti": "NCTI", "transrate": "TransRate", "h_score": "H-score"}
+
+
+def predictor_title(name: str) -> str:
+    """The readable name of a predictor; unknown names are shown with spaces for underscores."""
+    return PREDICTOR_TITLES.get(name, name.replace("_", " "))
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What the app says about one (model, pretrained) pair of the store."""
+
+    title: str
+    open_clip_name: str
+    pretrained: str
+    weights_source: str
+    toy: bool  # a small stand-in pretrained on the generated world, not a real model
+    random_weights: bool
+    markdown: str | None = None  # the shipped model card (trusted repository text), if any
+
+
+def model_card(model: str, pretrained: str) -> ModelCard:
+    """The card of the stored (model, pretrained) pair, from the model registry."""
+    from core.models import spec_for  # no torch: core.models imports open_clip only to build models
+
+    spec = spec_for(model, pretrained)
+    toy = spec.family == "tiny"
+    markdown = None
+    if spec.shipped_weights and MODEL_CARD_FILE.is_file():
+        markdown = MODEL_CARD_FILE.read_text(encoding="utf-8")
+    return ModelCard(title=spec.label, open_clip_name=spec.arch, pretrained=spec.pretrained_tag,
+                     weights_source=spec.weights_source, toy=toy, random_weights=spec.random_weights,
+                     markdown=markdown)
+
+
+__all__ = ["PREDICTOR_TITLES", "predictor_title", "CITATIONS", "Citation", "METHOD_CARDS", "MethodCard", "ModelCard", "method_card", "method_title",
+           "model_card"]

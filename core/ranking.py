@@ -1,0 +1,226 @@
+"""Aggregations behind the leaderboard: the method ranking, the method x dataset matrix, run labels.
+
+Every number here starts from the ok runs of the store frame (``core.store.load_runs``). Seeds are
+averaged first, per (model, pretrained, method, dataset): a *dataset point*. A ranking row then
+summarises one (model, pretrained, method) over its dataset points: the mean, and a t interval over
+datasets (how much the mean would move with other datasets like these, not a seed spread). Nothing
+here imports Streamlit or torch.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import stdtrit  # the t quantile; scipy.stats costs ~1 s more to import
+
+from core import cards
+
+log = logging.getLogger(__name__)
+
+MODEL_KEYS = ["model", "pretrained"]
+POINT_KEYS = [*MODEL_KEYS, "method", "dataset"]
+OUTCOME_COLUMNS = ("id_gain", "ood_change", "norm_gain", "zs_acc", "ft_acc", "iimm")
+#: Cost figures read from each run's provenance (first alias found wins).
+COST_KEYS = {"trainable_params": ("trainable_params", "params_trainable"),
+             "wall_time_s": ("wall_time_s",), "peak_mb": ("peak_rss_mb", "peak_memory_mb", "peak_mb")}
+#: What the ranking can be ordered by: key -> (column, words for people, larger is better).
+RANK_BY = {"id_gain": ("id_gain", "in-domain gain", True),
+           "ood_change": ("ood_change", "least forgetting (out-of-domain change)", True),
+           "net": ("net", "gain + out-of-domain change", True)}
+RANKING_COLUMNS = ["rank", "model", "pretrained", "method", "method_title", "family", "pareto",
+                   "id_gain", "id_gain_lo", "id_gain_hi", "ood_change", "ood_change_lo", "ood_change_hi",
+                   "net", "n_datasets", "n_runs", "trainable_params", "wall_time_s", "peak_mb"]
+
+
+def _cost_columns(provenance: pd.Series) -> pd.DataFrame:
+    """The :data:`COST_KEYS` figures of each run's provenance JSON text (NaN where absent)."""
+    out: dict[str, list[float]] = {k: [] for k in COST_KEYS}
+    for text in provenance:
+        try:
+            prov = json.loads(text) if isinstance(text, str) else {}
+        except json.JSONDecodeError:
+            prov = {}
+        for key, aliases in COST_KEYS.items():
+            value = next((prov[a] for a in aliases if isinstance(prov.get(a), (int, float))
+                          and not isinstance(prov.get(a), bool)), math.nan)
+            out[key].append(float(value))
+    return pd.DataFrame(out, index=provenance.index)
+
+
+def without_baselines(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` whose ``method`` is not a baseline (zero-shot: outcomes 0 by definition)."""
+    keep = np.array([not cards.method_card(str(m)).baseline for m in frame["method"]], dtype=bool)
+    return frame[keep]
+
+
+def dataset_points(runs: pd.DataFrame) -> pd.DataFrame:
+    """Seed means of the ok runs, one row per (model, pretrained, method, dataset).
+
+    Columns: the keys, every :data:`OUTCOME_COLUMNS` present, the :data:`COST_KEYS` figures and
+    ``n_seeds``. Raises ValueError when a key column is missing.
+    """
+    missing = [c for c in [*POINT_KEYS, "status"] if c not in runs.columns]
+    if missing:
+        raise ValueError(f"the runs frame has no column(s) {missing}")
+    ok = runs[runs["status"] == "ok"]
+    values = [c for c in OUTCOME_COLUMNS if c in ok.columns]
+    if ok.empty:
+        return pd.DataFrame(columns=[*POINT_KEYS, *values, *COST_KEYS, "n_seeds"])
+    frame = ok[POINT_KEYS + values].copy()
+    for c in values:
+        frame[c] = pd.to_numeric(frame[c], errors="coerce").astype(float)
+    if "provenance" in ok.columns:
+        frame = frame.join(_cost_columns(ok["provenance"]))
+    else:
+        frame = frame.assign(**{k: math.nan for k in COST_KEYS})
+    grouped = frame.groupby(POINT_KEYS, sort=True, dropna=False)
+    out = grouped[[*values, *COST_KEYS]].mean()
+    out["n_seeds"] = grouped.size()
+    return out.reset_index()
+
+
+def mean_interval(values: Any, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of the finite ``values`` (1-D) and its two-sided t interval at ``level``.
+
+    One value gives (value, nan, nan); none gives three NaNs. Raises ValueError for a level
+    outside (0, 1).
+    """
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    x = np.asarray(values, dtype=float).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, math.nan, math.nan
+    half = float(stdtrit(x.size - 1, 0.5 + level / 2) * x.std(ddof=1) / math.sqrt(x.size))
+    return mean, mean - half, mean + half
+
+
+def pareto_mask(gain: Any, change: Any) -> np.ndarray:
+    """True where no other entry has both a higher-or-equal gain and a higher-or-equal change
+    (one strictly): more in-domain gain and less forgetting. NaN entries are never on the front."""
+    xs, ys = np.asarray(gain, dtype=float), np.asarray(change, dtype=float)
+    if xs.shape != ys.shape or xs.ndim != 1:
+        raise ValueError(f"gain and change must be 1-D of one length, got {xs.shape} and {ys.shape}")
+    finite = np.isfinite(xs) & np.isfinite(ys)
+    out = np.zeros(xs.shape, dtype=bool)
+    for i in np.flatnonzero(finite):
+        better = finite & (xs >= xs[i]) & (ys >= ys[i]) & ((xs > xs[i]) | (ys > ys[i]))
+        out[i] = not better.any()
+    return out
+
+
+def method_ranking(runs: pd.DataFrame, *, rank_by: str = "id_gain", level: float = 0.95,
+                   include_baselines: bool = False) -> pd.DataFrame:
+    """One row per (model, pretrained, method): :data:`RANKING_COLUMNS`.
+
+    ``id_gain``/``ood_change``: means over dataset points (points) with their t interval at
+    ``level`` over datasets; ``net`` = their sum; costs are means over datasets of the seed
+    means. ``rank`` (1 = best) and ``pareto`` are within each (model, pretrained). Baselines
+    (zero-shot: no training, every outcome 0 by definition) are left out unless asked for.
+    Rows are ordered by model, then rank. Raises ValueError for an unknown ``rank_by``.
+    """
+    if rank_by not in RANK_BY:
+        raise ValueError(f"unknown rank_by {rank_by!r}; use one of {list(RANK_BY)}")
+    points = dataset_points(runs)
+    if not include_baselines:
+        points = without_baselines(points)
+    rows = []
+    for (model, pretrained, method), group in points.groupby(["model", "pretrained", "method"], sort=True,
+                                                             dropna=False):
+        card = cards.method_card(method)
+        row: dict[str, Any] = {"model": model, "pretrained": pretrained, "method": method,
+                               "method_title": card.title, "family": card.family,
+                               "n_datasets": int(group["dataset"].nunique()), "n_runs": int(group["n_seeds"].sum())}
+        for outcome in ("id_gain", "ood_change"):
+            mean, lo, hi = mean_interval(group[outcome] if outcome in group else [], level)
+            row.update({outcome: mean, f"{outcome}_lo": lo, f"{outcome}_hi": hi})
+        row["net"] = row["id_gain"] + row["ood_change"]
+        for key in COST_KEYS:
+            row[key] = float(group[key].mean()) if group[key].notna().any() else math.nan
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=[c for c in RANKING_COLUMNS if c not in ("rank", "pareto")])
+    if out.empty:
+        return pd.DataFrame(columns=RANKING_COLUMNS)
+    column = RANK_BY[rank_by][0]
+    out["pareto"] = False
+    out["rank"] = 0
+    for _, idx in out.groupby(MODEL_KEYS, sort=False, dropna=False).groups.items():
+        part = out.loc[idx]
+        out.loc[idx, "pareto"] = pareto_mask(part["id_gain"], part["ood_change"])
+        out.loc[idx, "rank"] = part[column].rank(ascending=False, method="min", na_option="bottom").astype(int)
+    out["pareto"] = out["pareto"].astype(bool)
+    return out.sort_values([*MODEL_KEYS, "rank", "method"]).reset_index(drop=True)[RANKING_COLUMNS]
+
+
+def verdict(rows: pd.DataFrame) -> dict[str, Any]:
+    """The ranking of one model in three facts, for a sentence above the table.
+
+    ``best``: the row with the largest mean in-domain gain; ``gentlest``: among methods with at
+    least half that gain, the one with the least forgetting; ``front``: method titles on the Pareto
+    front, by gain. Values are ranking rows as dicts (None when ``rows`` has no gain).
+    """
+    rows = rows.dropna(subset=["id_gain"])
+    if rows.empty:
+        return {"best": None, "gentlest": None, "front": []}
+    best = rows.loc[rows["id_gain"].idxmax()]
+    useful = rows[(rows["id_gain"] >= best["id_gain"] / 2) & rows["ood_change"].notna()]
+    gentlest = useful.loc[useful["ood_change"].idxmax()] if not useful.empty else None
+    front = rows[rows["pareto"]].sort_values("id_gain", ascending=False)["method_title"].tolist()
+    return {"best": best.to_dict(), "gentlest": None if gentlest is None else gentlest.to_dict(),
+            "front": front}
+
+
+def dataset_matrix(runs: pd.DataFrame, outcome: str, *, model: str, pretrained: str,
+                   include_baselines: bool = False) -> pd.DataFrame:
+    """The method x dataset table of one model's seed-mean ``outcome`` (long form).
+
+    Columns: method, method_title, dataset, value, n_seeds, best (the highest value of its
+    dataset, ties all marked). Raises ValueError for an outcome the runs do not have.
+    """
+    if outcome not in OUTCOME_COLUMNS or outcome not in runs.columns:
+        raise ValueError(f"unknown outcome {outcome!r}; use one of {list(OUTCOME_COLUMNS)}")
+    points = dataset_points(runs)
+    mine = points[(points["model"] == model) & (points["pretrained"] == pretrained)].dropna(subset=[outcome])
+    if not include_baselines:
+        mine = without_baselines(mine)
+    out = mine[["method", "dataset", outcome, "n_seeds"]].rename(columns={outcome: "value"})
+    out.insert(1, "method_title", out["method"].map(lambda m: cards.method_card(m).title))
+    best = out.groupby("dataset")["value"].transform("max")
+    out["best"] = np.isclose(out["value"], best, rtol=0, atol=1e-9)
+    return out.reset_index(drop=True)
+
+
+def predictor_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The predictor comparison (``jobs.predictors`` CSV: one row per model, method, predictor and
+    outcome) condensed to one row per (predictor, family, outcome): mean |Kendall tau| and mean
+    leave-one-dataset-out error over the methods, and the number of methods; best |tau| first.
+    Raises ValueError when a needed column is missing."""
+    needed = ["predictor", "outcome", "kendall_tau", "lodo_mae"]
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise ValueError(f"the predictor table has no column(s) {missing}")
+    ok = table[table["status"] == "ok"] if "status" in table.columns else table
+    ok = ok.assign(abs_tau=ok["kendall_tau"].abs(),
+                   family=ok["family"] if "family" in ok.columns else "")
+    out = ok.groupby(["outcome", "predictor", "family"], sort=True).agg(
+        mean_abs_tau=("abs_tau", "mean"), mean_lodo_mae=("lodo_mae", "mean"),
+        n_methods=("abs_tau", "size")).reset_index()
+    return out.sort_values(["outcome", "mean_abs_tau"], ascending=[True, False]).reset_index(drop=True)
+
+
+def run_label(row: Any) -> str:
+    """A readable one-line name of a run: 'LoRA on letters, seed 1 (worldclip-tiny world-v1)'."""
+    status = "" if row.get("status") in (None, "ok") else f" [{row['status']}]"
+    return (f"{cards.method_card(str(row['method'])).title} on {row['dataset']}, seed {row['seed']} "
+            f"({row['model']} {row['pretrained']}){status}")
+
+
+__all__ = ["without_baselines", "RANK_BY", "RANKING_COLUMNS", "dataset_matrix", "dataset_points", "mean_interval",
+           "method_ranking", "pareto_mask", "predictor_summary", "run_label", "verdict"]

@@ -1,0 +1,70 @@
+"""Method and model cards: what each method trains, its defaults, cost and paper; what each model is."""
+import re
+
+import pandas as pd
+import streamlit as st
+
+import app
+from core import cards, ranking
+from core.text import plain
+
+app.ensure_navigation()
+
+
+@st.cache_data(ttl=30)
+def measured(roots: tuple) -> pd.DataFrame:
+    return ranking.method_ranking(app.load_runs(roots), include_baselines=True)
+
+
+st.title("Methods and models")
+roots = app.store_roots()
+runs = app.load_runs(roots)
+names = list(dict.fromkeys([*cards.METHOD_CARDS, *sorted(runs["method"].dropna().unique())]))
+left, right = st.columns(2)
+
+with left:
+    st.header("Method card")
+    name = st.selectbox("method", names, key="card", bind=app.URL,
+                        format_func=lambda m: app.option_text(cards.method_title(m)))
+    card = cards.method_card(name)
+    st.subheader(plain(card.title))
+    st.write(f"**Family:** {plain(card.family)}  \n**What trains:** {plain(card.trains, max_chars=400)}  \n"
+             f"**Name in results and grids:** {plain(card.name)}")
+    if not card.known:
+        st.info("This method is not described in the app's card registry yet (core/cards.py); the numbers "
+                "below come from its stored runs.")
+    if card.defaults:
+        st.write(f"**Defaults** (override them in a grid TOML, section method.{plain(card.name)}):")
+        st.dataframe(pd.DataFrame(card.defaults.items(), columns=["setting", "default"]).astype(str),
+                     hide_index=True, key="card_defaults")
+    rows = measured(roots)
+    rows = rows[rows["method"] == name]
+    if rows.empty:
+        st.caption("No stored runs of this method yet.")
+    else:
+        st.write("**Measured** (one row per model; means over datasets):")
+        st.dataframe(rows.assign(model=rows["model"] + " · " + rows["pretrained"]), hide_index=True,
+                     key="card_measured", column_order=["model", "trainable_params", "id_gain", "ood_change",
+                                                        "wall_time_s", "n_datasets", "n_runs"],
+                     column_config={"trainable_params": st.column_config.NumberColumn("trainable params",
+                                                                                      format="localized"),
+                                    "id_gain": st.column_config.NumberColumn("in-domain gain", format="%+.1f"),
+                                    "ood_change": st.column_config.NumberColumn("OOD change", format="%+.1f"),
+                                    "wall_time_s": st.column_config.NumberColumn("time per run (s)", format="%.1f")})
+    if card.citation:
+        paper = cards.CITATIONS[card.citation]
+        st.write(f"**Paper:** [{paper.label}]({paper.url})")
+        st.code(paper.bibtex, language="bibtex")
+
+with right:
+    st.header("Model card")
+    model, pretrained = app.pick_model(runs) if not runs.empty else ("worldclip-tiny", "world-v1")
+    mcard = cards.model_card(model, pretrained)
+    st.subheader(plain(mcard.title))
+    st.write(f"**open_clip name:** {plain(mcard.open_clip_name)}  \n**pretrained tag:** "
+             f"{plain(mcard.pretrained)}  \n**weights:** {plain(mcard.weights_source)}")
+    app.model_notice(model, pretrained)
+    if mcard.markdown:
+        with st.container(border=True, height=520):
+            # the repository's own model card (not record data), its headings made smaller to fit the column
+            st.markdown(re.sub(r"^(#+) ", r"###\1 ", mcard.markdown, flags=re.M))

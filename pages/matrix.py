@@ -1,0 +1,39 @@
+"""Per dataset: every method on every dataset for one model and one outcome; the best of each dataset marked."""
+import pandas as pd
+import streamlit as st
+
+import app
+from core import charts, ranking
+from core.text import plain
+
+app.ensure_navigation()
+OUTCOMES = {k: charts.OUTCOME_TITLES[k] for k in ("id_gain", "ood_change", "norm_gain", "ft_acc")}
+
+
+@st.cache_data(ttl=30, max_entries=32)
+def matrix(roots: tuple, outcome: str, model: str, pretrained: str) -> pd.DataFrame:
+    return ranking.dataset_matrix(app.load_runs(roots), outcome, model=model, pretrained=pretrained)
+
+
+st.title("Every method on every dataset")
+st.write("The ranking averages over datasets; here is what it averages. Each cell is one method fine-tuned "
+         "on one dataset (the mean of its seeds); ★ marks the best method of each dataset.")
+roots = app.store_roots()
+runs = app.load_runs(roots)
+if runs.empty:
+    st.info("No runs yet; the About page says how to add some.")
+    st.stop()
+c1, c2 = st.columns(2)
+model, pretrained = app.pick_model(runs, c1)
+outcome = c2.selectbox("outcome", list(OUTCOMES), key="outcome", bind=app.URL, format_func=OUTCOMES.get)
+app.model_notice(model, pretrained)
+cells = matrix(roots, outcome, model, pretrained)
+if cells.empty:
+    st.info("No successful runs with this outcome for this model.")
+    st.stop()
+st.altair_chart(charts.dataset_heatmap(cells, outcome))
+wins = cells[cells["best"]].groupby("method_title").size().sort_values(ascending=False)
+st.write("Datasets won (ties count for each): " + ", ".join(f"{plain(t)} {n}" for t, n in wins.items()))
+wide = cells.pivot_table(index="method_title", columns="dataset", values="value").rename_axis(index="method")
+st.dataframe(wide.style.format("{:+.1f}" if outcome in ("id_gain", "ood_change") else "{:.2f}")
+             .highlight_max(axis=0, color="#d4f0d4"))

@@ -1,0 +1,91 @@
+"""Ranking: one row per fine-tuning method of a model, seeds and datasets averaged; the landing page."""
+from urllib.parse import quote
+
+import pandas as pd
+import streamlit as st
+
+import app
+from core import charts, ranking, store
+from core.text import plain
+
+app.ensure_navigation()
+NUM, TXT = st.column_config.NumberColumn, st.column_config.TextColumn
+
+
+@st.cache_data(ttl=30, max_entries=32)
+def table(roots: tuple, model: str, pretrained: str, datasets: tuple, rank_by: str) -> pd.DataFrame:
+    runs = store.query_runs(app.load_runs(roots), filters={"model": [model], "pretrained": [pretrained],
+                                                             "dataset": list(datasets)})
+    return ranking.method_ranking(runs, rank_by=rank_by)
+
+
+st.title("Which fine-tuning method should you use?")
+st.write("Each row is one way of fine-tuning a vision-language model: the accuracy points it **adds** on the "
+         "task it is trained for (*in-domain gain*) and what it **costs** on tasks it never saw "
+         "(*out-of-domain change*; closer to 0 = less forgetting), averaged over datasets and seeds. "
+         "Brackets: 95 % interval over datasets. [What the numbers mean](/about)")
+roots = app.store_roots()
+runs = app.load_runs(roots)
+if runs.empty:
+    st.info("No runs yet. Run a grid (`python -m jobs.grid jobs/configs/smoke.toml --results results/smoke`) "
+            "and reload; the About page says more.")
+    st.stop()
+c1, c2, c3 = st.columns([2, 2, 3])
+model, pretrained = app.pick_model(runs, c1)
+rank_by = c2.selectbox("rank by", list(ranking.RANK_BY), key="rank", bind=app.URL,
+                       format_func=lambda k: ranking.RANK_BY[k][1])
+mine = runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]
+datasets = c3.multiselect("datasets (none = all)", sorted(mine["dataset"].dropna().unique()), key="dataset",
+                          bind=app.URL, format_func=app.option_text)
+app.model_notice(model, pretrained)
+rows = table(roots, model, pretrained, tuple(datasets), rank_by)
+if rows.empty:
+    st.info("No successful fine-tuning runs for this choice.")
+    st.stop()
+
+facts = ranking.verdict(rows)
+best, gentle = facts["best"], facts["gentlest"]
+text = (f"**Most gain:** {plain(best['method_title'])}, {best['id_gain']:+.1f} points in-domain, "
+        f"{best['ood_change']:+.1f} out-of-domain.")
+if gentle is not None and gentle["method"] != best["method"]:
+    text += (f" **Least forgetting for at least half that gain:** {plain(gentle['method_title'])}, "
+             f"{gentle['id_gain']:+.1f} in-domain, {gentle['ood_change']:+.1f} out-of-domain.")
+same = rows["n_datasets"].nunique() == 1  # then one phrase says it and the table drops the column
+st.markdown(text + f" **Best trade-offs** (nothing beats them on both): "
+            f"{', '.join(plain(t) for t in facts['front'])}."
+            + (f" Every method is averaged over the same {rows['n_datasets'].iloc[0]} datasets." if same else ""))
+
+shown = rows.assign(
+    gain_ci=[f"[{lo:+.1f}, {hi:+.1f}]" for lo, hi in zip(rows["id_gain_lo"], rows["id_gain_hi"])],
+    ood_ci=[f"[{lo:+.1f}, {hi:+.1f}]" for lo, hi in zip(rows["ood_change_lo"], rows["ood_change_hi"])],
+    front=rows["pareto"].map({True: "✔ best", False: ""}),
+    card=["/cards?card=" + quote(app.option_text(t)) for t in rows["method_title"]])  # URLs hold option labels
+SMALL = "small"
+st.dataframe(shown, hide_index=True, key="rk_table", column_order=[
+    "rank", "method_title", "id_gain", "gain_ci", "ood_change", "ood_ci", "front", "trainable_params",
+    "wall_time_s", "peak_mb", *([] if same else ["n_datasets"]), "card"], column_config={
+    "rank": NUM("rank", width=40), "method_title": TXT("method", width=190),
+    "id_gain": NUM("gain", format="%+.1f", width=SMALL, help="in-domain gain: mean accuracy points gained on the "
+                                                              "trained task"),
+    "gain_ci": TXT("95 % interval", width=100), "ood_change": NUM(
+        "OOD change", format="%+.1f", width=SMALL, help="out-of-domain: mean accuracy change on held-out tasks; "
+                                                       "0 = no forgetting"),
+    "ood_ci": TXT("95 % interval", width=100), "front": TXT("Pareto", width=SMALL),
+    "trainable_params": NUM("trainable", format="compact", width=SMALL, help="trainable parameters"),
+    "wall_time_s": NUM("time/run (s)", format="%.0f", width=SMALL, help="mean wall time of one run"),
+    "peak_mb": NUM("memory (MB)", format="%.0f", width=SMALL, help="peak memory of a run's process"),
+    "n_datasets": NUM("datasets", width=SMALL, help="datasets averaged (each the mean of its seeds)"),
+    "card": st.column_config.LinkColumn("card", display_text="card", width=50)})
+
+axes = list(charts.TRADEOFF_AXES)
+a1, a2, a3 = st.columns([2, 2, 3])
+x = a1.selectbox("x axis", axes, key="x", bind=app.URL, format_func=lambda k: charts.TRADEOFF_AXES[k][0])
+y = a2.selectbox("y axis", axes, index=1, key="y", bind=app.URL, format_func=lambda k: charts.TRADEOFF_AXES[k][0])
+try:
+    st.altair_chart(charts.gain_vs_forgetting(rows, x=x, y=y))
+except ValueError as exc:
+    st.info(f"Nothing to draw: {exc}")
+a3.page_link("pages/runs.py", label=f"All {len(mine)} runs behind this table", icon=":material/table_rows:",
+             query_params=app.carried("model", "dataset"))
+a3.page_link("pages/matrix.py", label="Every method on every dataset", icon=":material/grid_on:",
+             query_params=app.carried("model"))

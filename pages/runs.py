@@ -1,0 +1,81 @@
+"""All runs: every stored run, one row each; filters, sort and the chosen run live in the URL."""
+import pandas as pd
+import streamlit as st
+
+import app
+from core import cards, ranking, store
+from core.text import plain
+
+app.ensure_navigation()
+NUM, BAR = st.column_config.NumberColumn, st.column_config.ProgressColumn
+#: Sortable columns, named as their table headers.
+SORTS = {"id_gain": "in-domain gain", "ood_change": "out-of-domain change", "norm_gain": "normalised gain",
+         "zs_acc": "zero-shot %", "ft_acc": "fine-tuned %", "iimm": "IIMM", "created_at": "date",
+         "dataset": "dataset", "method": "method"}
+COLUMNS = {"model_label": "model", "method_title": "method", "dataset": "dataset", "seed": "seed",
+           "status": "status", "zs_acc": BAR(SORTS["zs_acc"], min_value=0, max_value=100, format="%.1f"),
+           "ft_acc": BAR(SORTS["ft_acc"], min_value=0, max_value=100, format="%.1f"),
+           "id_gain": NUM(SORTS["id_gain"], format="%+.2f"), "norm_gain": NUM(SORTS["norm_gain"], format="%+.3f"),
+           "ood_change": NUM(SORTS["ood_change"], format="%+.2f"), "iimm": NUM("IIMM", format="%.3f"),
+           "created_at": "date"}
+SHOWN = 1000  # rows sent to the browser; downloads hold every matching run
+
+
+@st.cache_data(ttl=30, max_entries=16)
+def query(roots: tuple, model: str | None, filters: tuple, search: str, sort_by: str, desc: bool,
+          full: bool = False) -> pd.DataFrame:
+    runs = app.load_runs(roots)
+    if model:
+        runs = runs[[app.model_key(m, p) == model for m, p in zip(runs["model"], runs["pretrained"])]]
+    view = store.query_runs(runs, filters=dict(filters), search=search, sort_by=sort_by, descending=desc)
+    return view.drop(columns=[store.EXTRA_COLUMN]) if full else view[list(store.LEADERBOARD_COLUMNS) + ["created_at"]]
+
+
+st.title("All runs")
+roots = app.store_roots()
+runs = app.load_runs(roots)
+st.caption(f"{len(runs)} runs in the store: one fine-tuning run per row, each seed separately. "
+           "The ranking averages them.")
+if runs.empty:
+    st.info("No runs yet: `python -m jobs.grid jobs/configs/smoke.toml --results results/smoke`")
+    st.stop()
+f = st.columns(4)
+model = f[0].selectbox("model", app.model_options(runs), index=None, key="model", bind=app.URL,
+                       format_func=app.model_label, placeholder="all models")
+filters = {k: f[i].multiselect(k, sorted(runs[k].dropna().astype(str).unique()), key=k, bind=app.URL,
+                               format_func=lambda v, k=k: app.option_text(cards.method_title(v) if k == "method" else v))
+           for i, k in enumerate(("method", "dataset", "status"), start=1)}
+c1, c2, c3 = st.columns([3, 2, 1])
+search = c1.text_input("search (method, dataset, model, source)", key="q", bind=app.URL)
+sort_by = c2.selectbox("sort by", list(SORTS), key="sort", bind=app.URL, format_func=SORTS.get)
+order = c3.selectbox("order", ["desc", "asc"], key="order", bind=app.URL,
+                     format_func={"desc": "largest first", "asc": "smallest first"}.get)
+args = (roots, model, tuple((k, tuple(v)) for k, v in filters.items()), search, sort_by, order == "desc")
+view = query(*args)
+shown = view.head(SHOWN).assign(model_label=view["model"] + " · " + view["pretrained"],
+                                method_title=view["method"].map(cards.method_title))
+st.write(f"**{len(view)}** of {len(runs)} runs match; showing the first {len(shown)}, sorted by "
+         f"{SORTS[sort_by]} ({'largest' if order == 'desc' else 'smallest'} first).")
+st.dataframe(shown, column_config=COLUMNS, hide_index=True, key="lb_table", column_order=list(COLUMNS))
+d1, d2 = st.columns(2)  # built on click only: every matching run with all its fields
+d1.download_button("Download CSV", lambda: store.to_csv_bytes(query(*args, True)), "runs.csv", key="lb_csv")
+d2.download_button("Download Parquet", lambda: store.to_parquet_bytes(query(*args, True)), "runs.parquet",
+                   key="lb_parquet")
+
+st.subheader("One run in detail")
+labels = dict(zip(shown["run_id"], (app.option_text(ranking.run_label(r), 200) for _, r in shown.iterrows())))
+if run_id := st.selectbox("run", list(labels), index=None, key="run", bind=app.URL, format_func=labels.get,
+                          placeholder="pick a run"):
+    rec = store.run_details(app.load_runs(roots), run_id)
+    prov = rec.get("provenance") or {}
+    st.write(f"{plain(labels[run_id])} · {plain(rec['status'])} · source {plain(rec['source'])} · "
+             f"code revision {plain(str(prov.get('git_revision'))[:10])}")
+    if rec.get("error"):
+        st.error(plain(rec["error"], max_chars=2000))
+    left, right = st.columns(2)
+    left.caption("Out-of-domain accuracy before → after fine-tuning (%)")
+    left.dataframe(pd.DataFrame(rec["ood_table"], columns=["set", "before", "after", "change"]), key="lb_ood")
+    right.caption("Reproduce with")
+    right.code(rec["command"] or "(no reproducing command recorded)", language="bash")
+    right.expander("config, package versions and the rest of the provenance").json(
+        {"config": rec.get("config"), **prov})

@@ -1,0 +1,81 @@
+"""core.advice: the adapter over forecast results and the verdict rules."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import advice
+
+
+def result(gains, oods, r2=0.9, lodo=1.0, half=2.0, extrapolation=False, statuses=None):
+    methods = ["full_ft", "lora", "linear_probe", "zero_shot"][:len(gains)]
+    wide = pd.DataFrame({"method": methods, "id_gain": gains, "ood_change": oods,
+                         "id_gain_lo": np.subtract(gains, half), "id_gain_hi": np.add(gains, half),
+                         "ood_change_lo": np.subtract(oods, 1), "ood_change_hi": np.add(oods, 1),
+                         "id_gain_r2": r2, "ood_change_r2": r2, "id_gain_lodo_mae": lodo,
+                         "ood_change_lodo_mae": lodo, "n_datasets": 15, "extrapolation": extrapolation,
+                         "status": statuses or ["ok"] * len(gains)})
+    return SimpleNamespace(forecasts=wide)
+
+
+def test_forecast_rows_readable_and_pareto():
+    rows = advice.forecast_rows(result([20.0, 15.0, 5.0, 0.0], [-6.0, -2.0, -3.0, 0.0]))
+    assert list(rows["method_title"]) == ["Full fine-tuning", "LoRA", "Linear probe"]  # zero-shot left out
+    assert rows["pareto"].tolist() == [True, True, False]  # the probe gains less AND forgets more than LoRA
+    assert list(rows.columns) == advice.ROW_COLUMNS
+
+
+def test_advise_names_the_methods_and_grades_confidence():
+    good = advice.advise(advice.forecast_rows(result([20.0, 12.0, 5.0], [-6.0, -2.0, -3.0], half=1.0)))
+    assert good.confidence == "good" and "Full fine-tuning, +20.0" in good.headline[0]
+    assert "Least forgetting for at least half that gain: LoRA" in good.headline[1]
+    weak = advice.advise(advice.forecast_rows(result([20.0, 12.0, 5.0], [-6.0, -2.0, -3.0], r2=0.05)))
+    assert weak.confidence == "weak" and weak.reasons[0].startswith("Treat this as a hint")
+    noisy = advice.advise(advice.forecast_rows(result([20.0, 12.0, 5.0], [-6.0, -2.0, -3.0], lodo=20.0)))
+    assert noisy.confidence == "weak"  # typical error larger than the spread between methods
+    overlap = advice.advise(advice.forecast_rows(result([20.0, 19.0, 5.0], [-6.0, -2.0, -3.0], half=3.0)))
+    assert overlap.confidence == "moderate" and "overlaps those of 1 of the other 2" in overlap.reasons[-1]
+
+
+def test_advise_warnings():
+    rows = advice.forecast_rows(result([20.0, 12.0], [-6.0, -2.0], extrapolation=True))
+    out = advice.advise(rows, toy_model=True, zs_acc=30.0, n_classes=4)
+    assert any("toy model" in w for w in out.warnings) and any("outside the range" in w for w in out.warnings)
+    assert any("close to chance" in w for w in out.warnings)
+    assert "RANDOM WEIGHTS" in advice.advise(rows, random_weights=True).warnings[0]
+    assert not advice.advise(rows, zs_acc=90.0, n_classes=4).warnings[1:]  # only extrapolation
+    none = advice.advise(advice.forecast_rows(result([np.nan, np.nan], [np.nan, np.nan],
+                                                     statuses=["too few runs", "too few runs"])))
+    assert none.confidence == "weak" and "No method could be forecast" in none.headline[0]
+
+
+@pytest.mark.parametrize("gains", [[3.0], [3.0, 3.0]])
+def test_advise_small_and_tied_inputs(gains):
+    out = advice.advise(advice.forecast_rows(result(gains, [-1.0] * len(gains))))
+    assert out.headline[0].startswith("Predicted to gain most: Full fine-tuning, +3.0")
+    assert out.confidence == "weak"  # no spread between methods: a 1-point typical error already exceeds it
+
+
+def test_no_reference_runs_gives_empty_rows():
+    from core import predict
+
+    empty = predict._wide(pd.DataFrame(columns=["method", "outcome", "status"]))
+    rows = advice.forecast_rows(SimpleNamespace(forecasts=empty))
+    assert rows.empty and list(rows.columns) == advice.ROW_COLUMNS
+    assert "No method could be forecast" in advice.advise(rows).headline[0]
+
+
+def test_selected_predictor_sets_replace_the_iimm_line_and_keep_it_beside():
+    res = result([20.0, 15.0, 5.0], [-6.0, -2.0, -3.0])
+    res.selected = pd.DataFrame({"method": ["lora", "lora", "full_ft"], "outcome": ["id_gain", "ood_change", "id_gain"],
+                                 "status": ["ok", "ok", "too few runs"], "predictors": ["emms", "iimm + zs_acc", None],
+                                 "prediction": [11.0, -1.0, np.nan], "lo": [9.0, -2.5, np.nan], "hi": [13.0, 0.5, np.nan],
+                                 "nested_lodo_mae": [0.7, 0.4, np.nan]})
+    rows = advice.forecast_rows(res).set_index("method")
+    assert rows.loc["lora", ["id_gain", "id_gain_lo", "id_gain_hi", "gain_lodo"]].tolist() == [11.0, 9.0, 13.0, 0.7]
+    assert rows.loc["lora", "gain_basis"] == "emms" and rows.loc["lora", "iimm_gain"] == 15.0
+    assert rows.loc["lora", "ood_basis"] == "iimm + zs_acc" and rows.loc["lora", "ood_change"] == -1.0
+    assert rows.loc["full_ft", "gain_basis"] == "IIMM" and rows.loc["full_ft", "id_gain"] == 20.0

@@ -1,0 +1,118 @@
+"""core.ranking and core.cards: hand-checked aggregates, the Pareto front against a naive loop, cards."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import cards, ranking, store
+from tests.fixtures import LINES, make_fixture_records
+
+
+def frame(**kwargs) -> pd.DataFrame:
+    return store.records_to_frame(make_fixture_records(**kwargs))
+
+
+def test_mean_interval_hand_checked():
+    mean, lo, hi = ranking.mean_interval([1.0, 2.0, 3.0])
+    half = 4.302652729911275 / math.sqrt(3)  # t(0.975, 2) * sd 1 / sqrt(3)
+    assert (mean, lo, hi) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
+    assert ranking.mean_interval([5.0, np.nan])[0] == 5.0 and math.isnan(ranking.mean_interval([5.0])[1])
+    assert all(math.isnan(v) for v in ranking.mean_interval([]))
+    with pytest.raises(ValueError, match="level"):
+        ranking.mean_interval([1, 2], level=1.5)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 33])
+def test_pareto_mask_matches_a_naive_loop(n):
+    rng = np.random.default_rng(n)
+    gain, change = rng.integers(0, 5, n).astype(float), rng.integers(-5, 0, n).astype(float)  # many ties
+    gain[0] = np.nan if n > 2 else gain[0]
+    naive = [bool(np.isfinite(gain[i]) and not any(
+        np.isfinite(gain[j]) and gain[j] >= gain[i] and change[j] >= change[i] and (gain[j] > gain[i] or change[j] > change[i])
+        for j in range(n))) for i in range(n)]
+    assert ranking.pareto_mask(gain, change).tolist() == naive
+    with pytest.raises(ValueError, match="1-D"):
+        ranking.pareto_mask(gain, change[:-1] if n > 1 else [1.0, 2.0])
+
+
+def test_method_ranking_on_exact_lines():
+    rows = ranking.method_ranking(frame(n_datasets=4)).set_index("method")
+    iimm_mean = (0.2 + 0.35) / 2  # datasets 0..3 have iimm 0.2, .25, .3, .35
+    for method in ("full", "bitfit", "lora"):
+        a, b, c = LINES[method]
+        assert rows.loc[method, "id_gain"] == pytest.approx(a + b * iimm_mean)
+        assert rows.loc[method, "ood_change"] == pytest.approx(-c * iimm_mean)
+        assert rows.loc[method, "id_gain_lo"] < rows.loc[method, "id_gain"] < rows.loc[method, "id_gain_hi"]
+        assert rows.loc[method, "n_datasets"] == 4 and rows.loc[method, "trainable_params"] == 1000
+    assert rows["rank"].to_dict() == {"full": 1, "lora": 2, "bitfit": 3}  # by gain: b 40 > 30 > 20
+    by_ood = ranking.method_ranking(frame(n_datasets=4), rank_by="ood_change").set_index("method")
+    assert by_ood["rank"].to_dict() == {"bitfit": 1, "lora": 2, "full": 3}
+    assert rows["pareto"].all()  # each gains more but forgets more than the next
+    with pytest.raises(ValueError, match="rank_by"):
+        ranking.method_ranking(frame(), rank_by="speed")
+
+
+def test_seeds_are_averaged_before_datasets_and_baselines_left_out():
+    runs = frame(n_datasets=2, methods=("full", "zero_shot"), seeds=(0, 1, 2))
+    # one dataset keeps three seeds, the other one: a plain mean over runs would weight them 3:1
+    runs = runs[~((runs["dataset"] == "fx-set-1") & (runs["seed"] > 0))]
+    rows = ranking.method_ranking(runs)
+    assert list(rows["method"]) == ["full"]
+    a, b, _ = LINES["full"]
+    assert rows["id_gain"].iloc[0] == pytest.approx(a + b * 0.225) and rows["n_runs"].iloc[0] == 4
+    assert "zero_shot" in set(ranking.method_ranking(runs, include_baselines=True)["method"])
+
+
+def test_dataset_matrix_marks_the_best_per_dataset_and_verdict():
+    runs = frame(n_datasets=3)
+    cells = ranking.dataset_matrix(runs, "id_gain", model="worldclip-tiny", pretrained="world-v1")
+    assert len(cells) == 9 and set(cells[cells["best"]]["method"]) == {"full"}
+    worst = ranking.dataset_matrix(runs, "ood_change", model="worldclip-tiny", pretrained="world-v1")
+    assert set(worst[worst["best"]]["method"]) == {"bitfit"}  # least forgetting
+    with pytest.raises(ValueError, match="unknown outcome"):
+        ranking.dataset_matrix(runs, "speed", model="worldclip-tiny", pretrained="world-v1")
+    facts = ranking.verdict(ranking.method_ranking(runs))
+    assert facts["best"]["method"] == "full" and facts["gentlest"]["method"] == "bitfit"
+    assert facts["front"][0] == "Full"  # an unknown name gets a readable title
+
+
+def test_predictor_summary_averages_methods():
+    table = pd.DataFrame({"method": ["a", "b", "a", "b"], "predictor": ["iimm", "iimm", "gbc", "gbc"],
+                          "family": ["zero-shot"] * 2 + ["transferability"] * 2, "outcome": ["id_gain"] * 4,
+                          "status": "ok", "kendall_tau": [0.2, -0.4, 0.1, 0.1], "lodo_mae": [1.0, 3.0, 2.0, 2.0]})
+    out = ranking.predictor_summary(table)
+    assert list(out["predictor"]) == ["iimm", "gbc"]
+    assert out["mean_abs_tau"].tolist() == pytest.approx([0.3, 0.1]) and out["n_methods"].tolist() == [2, 2]
+    with pytest.raises(ValueError, match="lodo_mae"):
+        ranking.predictor_summary(table.drop(columns=["lodo_mae"]))
+
+
+def test_cards_cover_unknown_and_peft_methods():
+    assert cards.method_card("lora").known and cards.method_card("lora").citation in cards.CITATIONS
+    dora = cards.method_card("peft_dora")
+    assert not dora.known and dora.title == "DoRA (peft)" and dora.family.startswith("peft")
+    assert cards.method_title("my_new_method") == "My new method"
+    assert all(c.citation is None or c.citation in cards.CITATIONS for c in cards.METHOD_CARDS.values())
+    assert all(c.bibtex.startswith("@") and c.key in c.bibtex for c in cards.CITATIONS.values())
+    toy = cards.model_card("worldclip-tiny", "world-v1")
+    assert toy.toy and not toy.random_weights and "Model card" in (toy.markdown or "")
+    clip = cards.model_card("ViT-B-32", "openai")
+    assert not clip.toy and clip.open_clip_name == "ViT-B-32" and clip.markdown is None
+
+
+def test_card_defaults_match_the_method_configs():
+    from core.methods import METHODS
+
+    assert set(cards.METHOD_CARDS) >= set(METHODS)
+    for name, card in cards.METHOD_CARDS.items():
+        config = METHODS[name].config_cls()
+        for key, value in card.defaults.items():
+            assert getattr(config, key) == value, (name, key)
+
+
+def test_predictor_titles_are_readable():
+    assert cards.predictor_title("h_score") == "H-score" and cards.predictor_title("iimm") == "IIMM"
+    assert cards.predictor_title("my_new_score") == "my new score"
