@@ -100,6 +100,10 @@ def _parquet(path: Path) -> Iterator[tuple[str, Any]]:
     if table.num_rows > MAX_INPUT_RECORDS:
         raise RecordError(f"holds {table.num_rows} rows; the limit is {MAX_INPUT_RECORDS}")
     for i, row in enumerate(table.to_pylist(), 1):
+        nan = next((k for k, v in row.items() if isinstance(v, float) and v != v), None)
+        if nan is not None:  # the loader refuses NaN too; a missing value must be null
+            yield _where(path, i), RecordError(f"field {nan!r} must be finite, got nan")
+            continue
         try:
             yield _where(path, i), row_to_record(row)
         except (ValueError, OverflowError) as exc:
