@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from core import charts, forecast, store
+from core.text import plain
 
 PREDICTORS_CSV = store.SHIPPED_DIR / "predictors.csv"
 
@@ -27,7 +28,7 @@ def draw(build, *args, **kwargs) -> None:
     try:
         st.altair_chart(build(*args, **kwargs))
     except ValueError as exc:  # no runs with the values this chart needs
-        st.info(f"Nothing to draw: {exc}")
+        st.info(plain(f"Nothing to draw: {exc}", max_chars=400))
 
 
 st.title("Compare fine-tuning methods")
@@ -36,6 +37,8 @@ all_runs = load(roots)
 if all_runs.empty:
     st.info("The store has no runs yet; see the leaderboard page for how to produce them.")
     st.stop()
+if skipped := store.skipped_summary(store.skipped_records(all_runs)):
+    st.warning(plain(skipped, max_chars=600))
 c1, c2 = st.columns(2)
 models = c1.multiselect("model (none = all)", sorted(all_runs["model"].dropna().unique()), key="cmp_model")
 methods = c2.multiselect("method (none = all)", sorted(all_runs["method"].dropna().unique()),
@@ -66,4 +69,4 @@ if PREDICTORS_CSV.is_file():
         st.dataframe(predictors_csv(str(PREDICTORS_CSV), PREDICTORS_CSV.stat().st_mtime),
                      hide_index=True, key="cmp_predictors")
     except (OSError, ValueError, pd.errors.ParserError) as exc:
-        st.warning(f"{PREDICTORS_CSV.name} exists but cannot be read: {exc}")
+        st.warning(plain(f"{PREDICTORS_CSV.name} exists but cannot be read: {exc}", max_chars=400))

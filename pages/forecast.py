@@ -5,8 +5,10 @@ import pandas as pd
 import streamlit as st
 
 from core import charts, predict, store
+from core.text import plain
 from core.models import DEFAULT_MODEL, ModelUnavailableError, list_models
-from core.upload import UploadError, load_embeddings_npz, load_image_folder_zip
+from core.upload import DEFAULT_LIMITS, Deadline, UploadError, embedding_width, load_embeddings_npz, \
+    load_image_folder_zip
 
 NUM = st.column_config.NumberColumn
 SPECS = {s.key: s for s in list_models()}
@@ -21,17 +23,19 @@ def get_model(key: str):
 
 @st.cache_data(ttl=30, show_spinner="Reading the reference runs…")
 def load(roots: tuple[str, ...]) -> pd.DataFrame:
-    return store.load_runs(list(roots))
+    runs = store.load_runs(list(roots))
+    return runs[runs["source"] != store.SUBMITTED_SOURCE]  # unverified submissions never feed a forecast
 
 
 def run_forecast(upload, key: str, template: str, runs: pd.DataFrame) -> predict.ForecastResult:
+    deadline = Deadline(DEFAULT_LIMITS.max_seconds)  # the whole request, with a clear message past it
     if upload.name.lower().endswith(".npz"):
-        return predict.forecast_for_npz(load_embeddings_npz(upload), runs, key)
-    sample = load_image_folder_zip(upload, template=template)
+        return predict.forecast_for_npz(load_embeddings_npz(upload, expected_dim=embedding_width(key)), runs, key)
+    sample = load_image_folder_zip(upload, template=template, deadline=deadline)
     st.text(sample.summary())
     loaded, bar = get_model(key), st.progress(0.0, text="embedding the images…")
-    return predict.forecast_for_sample(loaded, sample.data, runs, progress=lambda d, t: bar.progress(
-        d / t, text=f"embedded {d} of {t} images"))
+    return predict.forecast_for_sample(loaded, sample.data, runs, progress=lambda d, t: (
+        deadline.check("embedding the images"), bar.progress(d / t, text=f"embedded {d} of {t} images")))
 
 
 st.title("Forecast fine-tuning on your dataset")
@@ -52,20 +56,20 @@ if st.button("Run forecast", key="fc_run", type="primary", disabled=upload is No
             status.update(label="Forecast ready", state="complete", expanded=False)
         st.session_state["fc_result"] = (upload.name, result)
     except (UploadError, ModelUnavailableError, ValueError) as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc), max_chars=1000))
 
 if "fc_result" in st.session_state:
     name, res = st.session_state["fc_result"]
-    st.header(f"{name} — {res.title}")
+    st.header(plain(f"{name} — {res.title}", max_chars=300))
     for note in res.notes:
-        (st.warning if "RANDOM" in note else st.info)(note)
+        (st.warning if "RANDOM" in note else st.info)(plain(note, max_chars=1000))
     m = st.columns(4)
     m[0].metric("IIMM", f"{res.iimm:.3f}", help=predict.MEASURE_NOTES["iimm"])
     m[0].caption(f"95% bootstrap interval [{res.iimm_lo:.3f}, {res.iimm_hi:.3f}]")
     for col, k in zip(m[1:], ("inter_modal", "intra_image", "zs_acc")):
         col.metric(k, f"{res.zero_shot[k]:.3f}", help=predict.MEASURE_NOTES[k])
     if not res.enough_runs:
-        st.warning(res.message)
+        st.warning(plain(res.message, max_chars=1000))
         st.code(res.command, language="bash")
     else:
         st.subheader("Forecast per method (95% prediction intervals; LODO = leave-one-dataset-out error)")
@@ -79,7 +83,7 @@ if "fc_result" in st.session_state:
                 col.altair_chart(charts.iimm_vs_outcome(ref, outcome,
                                                         highlight=res.highlight(outcome, method)))
             except ValueError as exc:  # this method has no runs with both values
-                col.info(f"No chart: {exc}")
+                col.info(plain(f"No chart: {exc}", max_chars=400))
     left, right = st.columns(2)
     left.write("Zero-shot measures")
     left.dataframe(res.measures, hide_index=True, key="fc_measures",

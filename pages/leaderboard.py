@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from core import schema, store
+from core.text import plain
 
 META = ["total_params", "embed_dim", "weights_source"]
 ORDER = ["model", "pretrained", "method", "dataset", "seed", "zs_acc", "ft_acc", "id_gain", "norm_gain",
@@ -47,7 +48,9 @@ def details(roots: tuple[str, ...], run_id: str) -> dict:
 st.title("Leaderboard")
 roots = tuple(str(r) for r in store.default_roots())
 n_runs, options, meta = overview(roots)
-st.caption(f"{n_runs} runs from {', '.join(roots)}")
+st.caption(plain(f"{n_runs} runs from {', '.join(roots)}", max_chars=600))
+if skipped := store.skipped_summary(store.skipped_records(load(roots))):
+    st.warning(plain(skipped, max_chars=600))
 if not n_runs:
     st.info("No runs yet: `python -m jobs.grid jobs/configs/smoke.toml --results results/smoke`")
     st.stop()
@@ -76,10 +79,11 @@ if run_id := st.selectbox("run", list(shown["run_id"]), index=None, key="run", b
                           placeholder="pick a run_id"):
     rec = details(roots, run_id)
     prov = rec.get("provenance") or {}
-    st.write(f"`{rec['model']}` ({rec['pretrained']}) · **{rec['method']}** on **{rec['dataset']}** · seed "
-             f"{rec['seed']} · {rec['status']} · {rec['source']} · git `{prov.get('git_revision')}`")
+    st.write(" · ".join(plain(v) for v in (
+        f"{rec['model']} ({rec['pretrained']})", f"{rec['method']} on {rec['dataset']}", f"seed {rec['seed']}",
+        rec["status"], rec["source"], f"git {prov.get('git_revision') if isinstance(prov, dict) else None}")))
     if rec.get("error"):
-        st.error(rec["error"])
+        st.error(plain(rec["error"], max_chars=2000))
     left, right = st.columns(2)
     left.caption("Out-of-domain accuracy before → after fine-tuning (%)")
     left.dataframe(pd.DataFrame(rec["ood_table"], columns=["set", "before", "after", "change"]), key="lb_ood")

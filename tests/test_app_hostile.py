@@ -1,0 +1,47 @@
+"""Every page survives a results folder full of hostile files, names what it skipped, and shows
+record text literally (no link, image or HTML from data)."""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import store
+from tests.fixtures import write_fixture_store
+from tests.hostile_records import build_record_corpus
+
+TIMEOUT = 120
+PAGES = ("leaderboard", "compare", "forecast", "submit")
+
+
+@pytest.fixture
+def hostile_store(tmp_path, monkeypatch):
+    shipped, local = tmp_path / "shipped", tmp_path / "local"
+    write_fixture_store(shipped, pretrained="random", n_failed=1)
+    cases = build_record_corpus(local)
+    monkeypatch.setattr(store, "SHIPPED_DIR", shipped)
+    monkeypatch.setenv(store.ENV_VAR, str(local))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(tmp_path / "submitted"))
+    monkeypatch.setenv("IIMM_FORECAST_MODEL", "worldclip-tiny-random")
+    return cases
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PAGES)
+def test_page_survives_every_hostile_file(hostile_store, name):
+    at = AppTest.from_file(f"../pages/{name}.py", default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    if name in ("leaderboard", "compare"):
+        warning = " ".join(w.value for w in at.warning)
+        skips = sum(c.expect == "skip" for c in hostile_store)
+        assert f"records skipped" in warning and str(skips) in warning.replace("\\", "")
+
+
+@pytest.mark.slow
+def test_markdown_in_a_record_is_shown_literally(hostile_store):
+    at = AppTest.from_file("../pages/leaderboard.py", default_timeout=TIMEOUT)
+    at.query_params.update({"run": "markdown-1"})
+    at.run()
+    assert not at.exception
+    shown = " ".join(m.value for m in at.markdown)
+    assert "\\[click\\]\\(http" in shown and "!\\[i\\]" in shown  # escaped: rendered as characters
+    assert "[click](http" not in shown.replace("\\[", "").replace("\\]", "") or "\\(" in shown
