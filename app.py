@@ -10,4 +10,5 @@ st.navigation([
     st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:", default=True),
     st.Page("pages/compare.py", title="Compare methods", icon=":material/scatter_plot:"),
     st.Page("pages/forecast.py", title="Forecast your dataset", icon=":material/online_prediction:"),
+    st.Page("pages/submit.py", title="Submit runs", icon=":material/upload:"),
 ]).run()

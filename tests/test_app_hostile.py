@@ -32,8 +32,8 @@ def test_page_survives_every_hostile_file(hostile_store, name):
     assert not at.exception, at.exception
     if name in ("leaderboard", "compare"):
         warning = " ".join(w.value for w in at.warning)
-        skips = sum(c.expect == "skip" for c in hostile_store)
-        assert f"records skipped" in warning and str(skips) in warning.replace("\\", "")
+        skips = len(store.load_runs_report()[1])
+        assert skips >= 55 and f"{skips} records skipped" in warning.replace("\\", "")
 
 
 @pytest.mark.slow
@@ -44,4 +44,4 @@ def test_markdown_in_a_record_is_shown_literally(hostile_store):
     assert not at.exception
     shown = " ".join(m.value for m in at.markdown)
     assert "\\[click\\]\\(http" in shown and "!\\[i\\]" in shown  # escaped: rendered as characters
-    assert "[click](http" not in shown.replace("\\[", "").replace("\\]", "") or "\\(" in shown
+    assert "](http" not in shown and "<img" not in shown

@@ -67,10 +67,17 @@ from core.store.load import load_runs, load_runs_report, skipped_records, stored
 from core.store.queries import (  # noqa: E402
     FILTER_KEYS, LEADERBOARD_COLUMNS, PROVENANCE_KEYS, SEARCH_COLUMNS, model_metadata, query_runs,
     run_details, to_csv_bytes, to_parquet_bytes)
-from core.store.ingest import IngestReport, ingest  # noqa: E402
+from core.store.ingest import IngestReport, ingest, ingest_items  # noqa: E402
+
+
+def accept_submission(*args, **kwargs):  # noqa: ANN002, ANN003  (lazy: core.upload loads PIL)
+    """See :func:`core.store.submissions.accept_submission`."""
+    from core.store.submissions import accept_submission as accept
+
+    return accept(*args, **kwargs)
 
 __all__ = [
-    "ARROW_SCHEMA", "COLUMNS", "ENV_VAR", "EXTRA_COLUMN", "FILTER_KEYS", "IngestReport",
+    "ARROW_SCHEMA", "COLUMNS", "accept_submission", "ingest_items", "ENV_VAR", "EXTRA_COLUMN", "FILTER_KEYS", "IngestReport",
     "LEADERBOARD_COLUMNS", "LOCK_NAME", "MAX_PARQUET_BYTES", "MAX_RECORD_BYTES", "PROVENANCE_KEYS",
     "REPO_ROOT", "RecordError", "SEARCH_COLUMNS", "SHIPPED_DIR", "SUBMISSIONS_ENV_VAR",
     "SUBMITTED_SOURCE", "Skipped", "TMP_PREFIX", "check_record", "compact", "default_roots",
