@@ -206,14 +206,86 @@ def run_submitit(grid: Grid, results: Path, args: argparse.Namespace, command: s
                       cpus_per_task=args.cpus_per_task)
     executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
     device = "cuda:0" if args.gpus_per_task else "cpu"
+    threads = args.cpus_per_task or 1  # one torch thread per CPU the task was given
     n = len(pending)
+    _quiet_sacct()
     jobs = executor.map_array(execute_cell, pending, [str(results)] * n, [str(args.cache) if args.cache else None] * n,
-                              [device] * n, [command] * n, [args.retry_failed] * n)
+                              [device] * n, [command] * n, [args.retry_failed] * n, [threads] * n)
     log.info("submitted %d cells as job array %s; re-run this command to resume or collect", n, jobs[0].job_id)
     if args.wait:
-        outcomes = [j.result() for j in jobs]
+        outcomes = _wait_slurm(jobs) if args.executor == "slurm" else [_outcome(j) for j in jobs]
         log.info("finished: %s", {o: outcomes.count(o) for o in set(outcomes)})
+        if "lost" in outcomes:
+            log.warning("%d task(s) ended without a result (cancelled, pre-empted or lost); re-run this "
+                        "command to run their cells again", outcomes.count("lost"))
+            return 1
     return 0
+
+
+def _outcome(job: Any) -> str:
+    try:
+        return job.result()
+    except Exception as exc:  # the task died or raised: its cell simply stays pending
+        text = str(exc).strip()
+        log.warning("array task %s did not finish: %s", job.job_id,
+                    text.splitlines()[0][:200] if text else type(exc).__name__)
+        return "lost"
+
+
+def _squeue_ids() -> set[str] | None:
+    """Job ids SLURM still knows as queued or running (one per array task), or None if unknown."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return set(out.stdout.split()) if out.returncode == 0 else None
+
+
+def _wait_slurm(jobs: list[Any], poll_s: float = 2.0) -> list[str]:
+    """Outcomes of SLURM array tasks without sacct: a task is over when its result file exists, or
+    when squeue has not listed it for two polls in a row (scancel, pre-emption, a lost node)."""
+    outcomes: dict[int, str] = {}
+    missing: dict[int, int] = {}
+    while len(outcomes) < len(jobs):
+        live = _squeue_ids()
+        for i, job in enumerate(jobs):
+            if i in outcomes:
+                continue
+            if job.paths.result_pickle.exists():
+                outcomes[i] = _outcome(job)
+            elif live is not None and str(job.job_id) not in live:
+                missing[i] = missing.get(i, 0) + 1
+                if missing[i] >= 2 and not job.paths.result_pickle.exists():
+                    log.warning("array task %s left the queue without a result", job.job_id)
+                    outcomes[i] = "lost"
+            else:
+                missing.pop(i, None)
+        if len(outcomes) < len(jobs):
+            time.sleep(poll_s)
+    return [outcomes[i] for i in range(len(jobs))]
+
+
+class _SacctFilter(logging.Filter):
+    """Clusters without accounting answer every ``sacct`` call with an error, and submitit warns
+    each time; job states then come from its result files, which is all --wait needs. One notice."""
+
+    noted = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "sacct" not in record.getMessage():
+            return True
+        if not _SacctFilter.noted:
+            _SacctFilter.noted = True
+            log.info("SLURM accounting (sacct) is unavailable here; waiting on the tasks' result files")
+        return False
+
+
+def _quiet_sacct() -> None:
+    target = logging.getLogger("submitit")
+    if not any(isinstance(f, _SacctFilter) for f in target.filters):
+        target.addFilter(_SacctFilter())
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
