@@ -25,6 +25,7 @@ from tests.hostile_uploads import build_corpus
 from tests.hostile_records import build_record_corpus
 from tests.fixtures import write_fixture_store
 names = sys.argv[2:] or None
+os.makedirs(os.path.join(sys.argv[1], "uploads"))
 cases = build_corpus(os.path.join(sys.argv[1], "uploads"), names)
 good = os.path.join(sys.argv[1], "good-store")
 write_fixture_store(good, n_datasets=2, methods=("full", "lora"))
