@@ -11,7 +11,8 @@ Where each rule lives (one guess each):
 * :mod:`core.schema` -- the one schema: fields, types, ranges, consistency of derived outcomes;
 * :mod:`core.store.validate` -- file-level rules (size, nesting, run_id) and the same schema
   applied to Parquet rows; :class:`Skipped` names a quarantined record and why;
-* :mod:`core.store.records` -- safe listing and reading of files, atomic writes, compaction;
+* :mod:`core.store.records` -- safe listing and reading of files, atomic writes;
+* :mod:`core.store.compaction` -- many records merged into one Parquet file;
 * :mod:`core.store.load` -- :func:`load_runs` (quarantine, de-duplication across roots);
 * :mod:`core.store.queries` -- parameterised filters, run details, exports;
 * :mod:`core.store.ingest` -- atomic, conflict-aware ingest of records made elsewhere;
@@ -58,8 +59,9 @@ def default_roots() -> list[Path]:
 
 
 from core.store.records import (  # noqa: E402  (the paths above are used by these modules)
-    ARROW_SCHEMA, COLUMNS, EXTRA_COLUMN, LOCK_NAME, TMP_PREFIX, _atomic_write, compact,
-    is_results_folder, records_to_frame, row_to_record, write_record, write_records_parquet)
+    ARROW_SCHEMA, COLUMNS, EXTRA_COLUMN, TMP_PREFIX, _atomic_write, is_results_folder, records_to_frame,
+    row_to_record, write_record)
+from core.store.compaction import LOCK_NAME, compact, write_records_parquet  # noqa: E402
 from core.store.validate import (  # noqa: E402
     MAX_PARQUET_BYTES, MAX_RECORD_BYTES, RecordError, Skipped, check_record, parse_record_bytes,
     skipped_summary)
