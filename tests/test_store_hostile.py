@@ -157,6 +157,7 @@ def test_results_folder_check(tmp_path):
     assert store.is_results_folder(tmp_path / "new") is None
     write_fixture_store(tmp_path / "r", n_datasets=1, methods=("full",))
     assert store.is_results_folder(tmp_path / "r") is None
+    assert store.is_results_folder(store.SHIPPED_DIR) is None  # jobs/results: reports + default/
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "main.py").write_text("print(1)")
     assert "does not look like a results folder" in store.is_results_folder(tmp_path / "src")

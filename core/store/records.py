@@ -146,8 +146,19 @@ def is_results_folder(path: str | Path) -> str | None:
 
 
 def _looks_like_results(folder: Path) -> bool:
-    """A sub-folder counts as results when it carries the marker (a grid's own output folder)."""
-    return (folder / MARKER_NAME).is_file()
+    """A sub-folder counts as results when it carries the marker (a grid's own output folder) or holds
+    only record-like files and hidden entries (e.g. ``jobs/results/default``)."""
+    if (folder / MARKER_NAME).is_file():
+        return True
+    try:
+        with os.scandir(folder) as entries:
+            for i, entry in enumerate(entries):
+                if i > 100_000 or (not entry.name.startswith(".") and (
+                        entry.is_dir(follow_symlinks=False) or not entry.name.endswith(_RESULT_SUFFIXES))):
+                    return False
+    except OSError:
+        return False
+    return True
 
 
 def list_data_files(root: Path, suffixes: tuple[str, ...], skipped: list[Skipped] | None = None
