@@ -194,16 +194,22 @@ def test_forecast_page_refuses_hostile_uploads_and_keeps_working(fixture_store):
     assert at.session_state["fc_result"][1].n_images == 18
 
 
-def test_forecast_page_accepts_embeddings_npz(fixture_store):
+def _embeddings_npz(width: int) -> bytes:
     rng = np.random.default_rng(1)
     buf = io.BytesIO()
-    np.savez(buf, image_embeddings=rng.normal(size=(30, 16)).astype(np.float32),
-             text_embeddings=rng.normal(size=(3, 16)).astype(np.float32),
+    np.savez(buf, image_embeddings=rng.normal(size=(30, width)).astype(np.float32),
+             text_embeddings=rng.normal(size=(3, width)).astype(np.float32),
              labels=np.arange(30) % 3, class_names=np.array(["a", "b", "c"]))
-    at = run_upload(page("forecast").run(), "emb.npz", buf.getvalue())
+    return buf.getvalue()
+
+
+def test_forecast_page_accepts_embeddings_npz(fixture_store):
+    at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))  # the tiny model's width
     assert not at.exception and not at.error
     res = at.session_state["fc_result"][1]
     assert res.n_images == 30 and "uploaded embeddings" in res.model_label and res.enough_runs
+    at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(16))
+    assert not at.exception and "16 wide but the chosen model" in at.error[0].value
 
 
 def test_forecast_page_shows_model_errors_and_missing_runs(fixture_store, monkeypatch):
