@@ -82,7 +82,9 @@ def query_runs(df: pd.DataFrame, *, filters: Mapping[str, Iterable[str] | str | 
         positions = con.execute(sql, params).fetchnumpy()["_pos"]
     finally:
         con.close()
-    return df.iloc[np.asarray(positions, dtype=np.int64)].reset_index(drop=True)
+    out = df.iloc[np.asarray(positions, dtype=np.int64)].reset_index(drop=True)
+    out.attrs = {}  # a view for display: the store's skipped list stays with the loaded frame
+    return out
 
 
 def run_details(df: pd.DataFrame, run_id: str) -> dict[str, Any]:

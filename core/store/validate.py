@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
@@ -28,9 +27,11 @@ _RUN_ID = re.compile(RUN_ID_PATTERN)
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
 
 
-@dataclass(frozen=True)
-class Skipped:
-    """A record (or file) that was not loaded: where it is, and the rule it broke."""
+class Skipped(NamedTuple):
+    """A record (or file) that was not loaded: where it is, and the rule it broke.
+
+    A named tuple, so a frame carrying skipped entries in ``attrs`` stays JSON-serialisable.
+    """
 
     where: str
     reason: str
