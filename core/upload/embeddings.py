@@ -74,9 +74,9 @@ def _validate_embeddings(a: dict[str, np.ndarray], limits: UploadLimits, expecte
         if arr.ndim != 2 or arr.dtype.kind != "f" or 0 in arr.shape:
             raise UploadError(f"{key} must be a non-empty 2-D float array, got {arr.dtype} {arr.shape}")
     (n, d), c = x.shape, t.shape[0]
-    if n > limits.max_embedding_rows or d > limits.max_embedding_dim or c > limits.max_classes:
+    if n > limits.max_embedding_rows or d > limits.max_embedding_dim or c > limits.max_embedding_classes:
         raise UploadError(f"too large: {n} rows (limit {limits.max_embedding_rows}), dimension {d} (limit "
-                          f"{limits.max_embedding_dim}), {c} classes (limit {limits.max_classes})")
+                          f"{limits.max_embedding_dim}), {c} classes (limit {limits.max_embedding_classes})")
     if expected_dim is not None and d != expected_dim:
         raise UploadError(f"the embeddings are {d} wide but the chosen model's are {expected_dim}; "
                           "pick the model that made them")

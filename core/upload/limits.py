@@ -43,8 +43,12 @@ class UploadLimits:
     max_classes: int = 1000
     max_name_length: int = 200       # member paths, labels and the template
     max_manifest_bytes: int = 4 * MiB
-    max_embedding_rows: int = 200_000
-    max_embedding_dim: int = 2048    # embeddings-only forecasts; a known model's width must match
+    # An .npz forecast runs every transferability baseline on the arrays; these caps keep the worst one
+    # near 6.5 s of CPU and +230 MiB (measured: 4,000 x 1,152 x 250 classes; 5,000 x 2,048 x 1,000 took
+    # 42 s and +655 MiB). A known model's width must match exactly; these bound the rest.
+    max_embedding_rows: int = 4000
+    max_embedding_dim: int = 1152    # the widest open_clip embedding (SigLIP so400m)
+    max_embedding_classes: int = 250
     max_npz_bytes: int = 160 * MiB   # all arrays of an .npz together, uncompressed
     max_seconds: float = 300.0       # the whole forecast (parse, embed, measures), see Deadline
 
