@@ -163,3 +163,10 @@ def test_results_folder_check(tmp_path):
     assert "does not look like a results folder" in store.is_results_folder(tmp_path / "src")
     with pytest.raises(ValueError, match="not look like"):
         store.ingest(tmp_path / "r", tmp_path / "src")
+
+
+def test_app_roots_leave_out_a_folder_that_is_not_a_results_folder(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv(store.ENV_VAR, "/")
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(tmp_path / "sub"))
+    assert store.default_roots() == [store.SHIPPED_DIR, tmp_path / "sub"]
+    assert "not reading /" in caplog.text

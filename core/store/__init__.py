@@ -24,6 +24,7 @@ file or folder whose name starts with ``.`` is ignored by readers.
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -49,10 +50,15 @@ def submissions_dir() -> Path:
 def default_roots() -> list[Path]:
     """The roots the app reads, in priority order: shipped, local store, submissions.
 
-    A run_id found in an earlier root can never be replaced by a later one (see load_runs).
+    A run_id found in an earlier root can never be replaced by a later one (see load_runs). A root
+    from the environment that is not a results folder (``IIMM_RESULTS=/``) is left out with a
+    warning, so a typo cannot make every page walk the machine.
     """
     roots: list[Path] = []
     for root in (SHIPPED_DIR, local_results_dir(), submissions_dir()):
+        if root != SHIPPED_DIR and (problem := is_results_folder(root)):
+            logging.getLogger("core.store").warning("not reading %s: %s", root, problem)
+            continue
         if all(root.resolve() != r.resolve() for r in roots):
             roots.append(root)
     return roots

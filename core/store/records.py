@@ -131,8 +131,8 @@ def is_results_folder(path: str | Path) -> str | None:
     try:
         with os.scandir(resolved) as entries:
             for i, entry in enumerate(entries):
-                if i > 100_000:
-                    return f"{p} holds too many entries to be a results folder"
+                if i >= 1000:  # a thousand record-like entries in a row: it is a (large) results folder
+                    break
                 if entry.name.startswith("."):
                     continue
                 if entry.is_dir(follow_symlinks=False) or not entry.name.endswith(_RESULT_SUFFIXES):
@@ -153,7 +153,9 @@ def _looks_like_results(folder: Path) -> bool:
     try:
         with os.scandir(folder) as entries:
             for i, entry in enumerate(entries):
-                if i > 100_000 or (not entry.name.startswith(".") and (
+                if i >= 1000:
+                    break
+                if (not entry.name.startswith(".") and (
                         entry.is_dir(follow_symlinks=False) or not entry.name.endswith(_RESULT_SUFFIXES))):
                     return False
     except OSError:
