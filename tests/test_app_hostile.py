@@ -6,6 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import store
+from core.store.records import mark_results_folder
 from tests.fixtures import write_fixture_store
 from tests.hostile_records import build_record_corpus
 
@@ -18,6 +19,7 @@ def hostile_store(tmp_path, monkeypatch):
     shipped, local = tmp_path / "shipped", tmp_path / "local"
     write_fixture_store(shipped, pretrained="random", n_failed=1)
     cases = build_record_corpus(local)
+    mark_results_folder(local)  # a folder jobs.grid made, then filled with hostile files
     monkeypatch.setattr(store, "SHIPPED_DIR", shipped)
     monkeypatch.setenv(store.ENV_VAR, str(local))
     monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(tmp_path / "submitted"))
