@@ -37,6 +37,7 @@ def pages() -> list:
         st.Page("pages/runs.py", title="All runs", icon=":material/table_rows:"),
         st.Page("pages/forecast.py", title="Forecast your dataset", icon=":material/online_prediction:"),
         st.Page("pages/cards.py", title="Methods and models", icon=":material/badge:"),
+        st.Page("pages/submit.py", title="Submit runs", icon=":material/upload:"),
         st.Page("pages/about.py", title="About", icon=":material/info:"),
     ]
 
@@ -69,9 +70,27 @@ def store_roots() -> tuple[str, ...]:
 
 # One read-only frame per store, held by reference (copying it out of cache_data on every rerun
 # costs more than any query); everything derived from it is cache_data.
-@st.cache_resource(ttl=30, max_entries=4, show_spinner="Reading the result store…")
-def load_runs(roots: tuple[str, ...]) -> pd.DataFrame:
-    return store.load_runs(list(roots))
+@st.cache_resource(ttl=30, max_entries=8, show_spinner="Reading the result store…")
+def load_runs(roots: tuple[str, ...], include_submitted: bool = False) -> pd.DataFrame:
+    """The store's runs; unverified submissions only when asked for (they never replace a measured run)."""
+    runs = store.load_runs(list(roots))
+    return runs if include_submitted else runs[runs["source"] != store.SUBMITTED_SOURCE]
+
+
+def forecast_runs() -> pd.DataFrame:
+    """The runs a forecast may fit on: the whole store less unverified submissions."""
+    return load_runs(store_roots())
+
+
+def source_controls(roots: tuple[str, ...], container=st) -> bool:
+    """Name the records the store skipped, and offer unverified submissions (a URL-bound toggle, shown
+    only when there are some). Returns whether to include them."""
+    every = load_runs(roots, True)
+    if skipped := store.skipped_summary(store.skipped_records(every)):
+        container.warning(plain(skipped, max_chars=600))
+    submitted = int((every["source"] == store.SUBMITTED_SOURCE).sum()) if "source" in every else 0
+    return bool(submitted) and container.toggle(f"include {submitted} submitted, unverified runs",
+                                                key="submitted", bind=URL)
 
 
 def model_key(model: str, pretrained: str) -> str:
@@ -178,19 +197,22 @@ def model_option(spec) -> str:
     return f"{spec.key}: {spec.label}{note}"
 
 
-def check_upload(upload, template: str):
+def check_upload(upload, template: str, model_key: str):
     """The parsed upload (or the UploadError saying why it cannot be used), parsed as soon as it
-    arrives so its problems show before the run; kept per (file, template) in the session."""
-    from core.upload import UploadError, load_embeddings_npz, load_image_folder_zip
+    arrives so its problems show before the run; kept per (file, template, model) in the session.
+    Embeddings must have the chosen model's width; decoding images has the upload time budget."""
+    from core.upload import (DEFAULT_LIMITS, Deadline, UploadError, embedding_width, load_embeddings_npz,
+                             load_image_folder_zip)
 
     state = st.session_state.get("fc_checked")
-    if state is None or state[0] != (upload.file_id, template):
+    if state is None or state[0] != (upload.file_id, template, model_key):
         try:
-            parsed = (load_embeddings_npz(upload) if upload.name.lower().endswith(".npz")
-                      else load_image_folder_zip(upload, template=template))
+            parsed = (load_embeddings_npz(upload, expected_dim=embedding_width(model_key))
+                      if upload.name.lower().endswith(".npz")
+                      else load_image_folder_zip(upload, template=template, deadline=Deadline(DEFAULT_LIMITS.max_seconds)))
         except UploadError as exc:
             parsed = exc
-        state = ((upload.file_id, template), parsed)
+        state = ((upload.file_id, template, model_key), parsed)
         st.session_state["fc_checked"] = state
     return state[1]
 

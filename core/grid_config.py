@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+MAX_CELLS = 10_000   # a grid larger than this needs an explicit max_cells (the CLI's --max-cells)
+MAX_DEPTH = 6        # tables/arrays nested deeper than this are refused before anything else
 TOP_KEYS = {"name", "description", "models", "datasets", "methods", "seeds", "ood", "train", "method",
             "sweep", "source", "workers"}
 WORLD_PANEL = "world-panel"
@@ -46,8 +48,17 @@ def _check_known(names: list[str], known: set[str], what: str) -> None:
 
 def parse_grid(data: dict[str, Any], *, name: str = "grid", known_methods: set[str] | None = None,
                known_datasets: set[str] | None = None, recipe_fields: set[str] | None = None,
-               method_fields: dict[str, set[str]] | None = None) -> Grid:
-    """Validate a parsed TOML mapping and expand it into cells (see module docstring)."""
+               method_fields: dict[str, set[str]] | None = None, max_cells: int = MAX_CELLS) -> Grid:
+    """Validate a parsed TOML mapping and expand it into cells (see module docstring).
+
+    Refused with GridConfigError: unknown keys (sweep keys included: each must be
+    ``"<method>.<setting>"`` for a method of the grid and one of its settings), nesting deeper
+    than MAX_DEPTH, and more than ``max_cells`` cells (counted before any cell is built).
+    """
+    from core.schema import nesting_depth
+
+    if nesting_depth(data, MAX_DEPTH) > MAX_DEPTH:
+        raise GridConfigError(f"the grid is nested more than {MAX_DEPTH} levels deep")
     unknown = set(data) - TOP_KEYS
     if unknown:
         raise GridConfigError(f"unknown grid key(s) {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}")
@@ -97,6 +108,12 @@ def parse_grid(data: dict[str, Any], *, name: str = "grid", known_methods: set[s
         if extra:
             raise GridConfigError(f"unknown setting(s) {sorted(extra)} for method {method!r}; "
                                   f"allowed: {sorted(fields or [])} and a [method.{method}.train] table")
+    _check_sweep(sweep, methods, method_fields)
+    count = len(models) * len(datasets) * len(seeds) * sum(
+        _variant_count(sweep, m) for m in methods)
+    if count > max_cells:
+        raise GridConfigError(f"the grid has {count:,} cells, more than the cap of {max_cells:,}; "
+                              "split it, or raise the cap with --max-cells if you mean it")
     source = data.get("source", "measured:grid")
     cells = []
     for model, dataset, method, seed in itertools.product(models, datasets, methods, seeds):
@@ -107,6 +124,29 @@ def parse_grid(data: dict[str, Any], *, name: str = "grid", known_methods: set[s
             cells.append({"model": model, "dataset": dataset, "method": method, "seed": seed, "ood": ood,
                           "method_config": {**table, **variant}, "train": recipe, "source": source})
     return Grid(str(data.get("name", name)), cells)
+
+
+def _check_sweep(sweep: dict[str, Any], methods: list[str],
+                 method_fields: dict[str, set[str]] | None) -> None:
+    for key, values in sweep.items():
+        method, _, setting = key.partition(".")
+        if not setting or method not in methods:
+            raise GridConfigError(f"sweep key {key!r} must be \"<method>.<setting>\" for a method in "
+                                  f"'methods' ({', '.join(methods)})")
+        fields = (method_fields or {}).get(method)
+        if fields is not None and setting not in fields:
+            raise GridConfigError(f"sweep key {key!r}: {method!r} has no setting {setting!r}; "
+                                  f"allowed: {sorted(fields)}")
+        if not isinstance(values, list) or not values:
+            raise GridConfigError(f"sweep {key} must be a non-empty list")
+
+
+def _variant_count(sweep: dict[str, Any], method: str) -> int:
+    count = 1
+    for key, values in sweep.items():
+        if key.split(".", 1)[0] == method:
+            count *= len(values)
+    return count
 
 
 def _sweep_variants(sweep: dict[str, Any], method: str) -> list[dict[str, Any]]:
@@ -124,10 +164,14 @@ def load_grid(path: Path, **known: Any) -> Grid:
     path = Path(path)
     if not path.is_file():
         raise GridConfigError(f"grid file {path} does not exist")
+    if path.stat().st_size > 1 << 20:
+        raise GridConfigError(f"grid file {path} is larger than 1 MiB")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise GridConfigError(f"grid file {path} is not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise GridConfigError(f"grid file {path} is nested too deeply to read") from None
     grid = parse_grid(data, name=path.stem, **known)
     grid.source = path
     return grid

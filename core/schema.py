@@ -10,6 +10,7 @@ This module imports nothing heavy (no torch), so the leaderboard can use it.
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -58,16 +59,144 @@ REQUIRED_FIELDS = ("run_id", "status", "model", "pretrained", "method", "dataset
 NULLABLE_NUMERIC = ("zs_acc", "ft_acc", "id_gain", "norm_gain", "ood_change", "iimm",
                     "inter_modal", "intra_image")
 
+#: Closed ranges of the numeric scalars (a value outside is refused, never clipped).
+RANGES: dict[str, tuple[float, float]] = {
+    "schema_version": (1, SCHEMA_VERSION),
+    "seed": (0, 2**32 - 1),
+    "zs_acc": (0.0, 100.0), "ft_acc": (0.0, 100.0),
+    "id_gain": (-100.0, 100.0), "ood_change": (-100.0, 100.0),
+    # (ft - zs) / (100 - zs): at least -zs / (100 - zs); -1e4 allows zs up to 99.99 %
+    "norm_gain": (-1e4, 1.0),
+    "iimm": (-1.0, 1.0), "inter_modal": (-1.0, 1.0), "intra_image": (-1.0, 1.0),
+}
+#: Longest text allowed per string field (characters); others get MAX_TEXT.
+MAX_TEXT = 200
+TEXT_LIMITS = {"error": 4000, "created_at": 40}
+#: Bounds on the nested fields: depth of JSON nesting inside one field, and its size as JSON text.
+MAX_NESTED_DEPTH = 8
+MAX_NESTED_CHARS = 64 * 1024
+#: Accuracy dictionaries (per OOD set), checked like the top-level accuracies.
+ACCURACY_MAPS = ("ood_before", "ood_after")
+#: Nested fields that must be JSON objects (the rest of NESTED_FIELDS are lists or objects).
+OBJECT_FIELDS = ("ood_before", "ood_after", "zero_shot", "transferability", "provenance", "config")
+#: Absolute tolerance of the derived outcomes against the accuracies they come from (points).
+CONSISTENCY_TOLERANCE = 1e-3
+
 
 class SchemaError(ValueError):
     """A record does not follow the schema; the message names the field."""
 
 
+def _check_scalar(name: str, kind: type, value: Any) -> None:
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SchemaError(f"field {name!r} must be a number, got {_short(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SchemaError(f"field {name!r} must be finite, got {value!r}")
+    elif kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SchemaError(f"field {name!r} must be an integer, got {_short(value)}")
+    elif kind is bool:
+        if not isinstance(value, bool):
+            raise SchemaError(f"field {name!r} must be true or false, got {_short(value)}")
+    else:
+        if not isinstance(value, str):
+            raise SchemaError(f"field {name!r} must be a string, got {_short(value)}")
+        limit = TEXT_LIMITS.get(name, MAX_TEXT)
+        if len(value) > limit:
+            raise SchemaError(f"field {name!r} is {len(value)} characters long; the limit is {limit}")
+        return
+    low, high = RANGES.get(name, (-math.inf, math.inf))
+    if not low <= value <= high:  # exact for ints of any size: no float conversion here
+        raise SchemaError(f"field {name!r} must lie in [{low:g}, {high:g}], got {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    """A bounded repr for messages (a 10**400 seed must not print 400 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**15:
+        return f"an integer of {len(str(abs(value))) if abs(value) < 10**4000 else 'over 4000'} digits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def nesting_depth(value: Any, limit: int = MAX_NESTED_DEPTH) -> int:
+    """Depth of lists/dicts in ``value`` (a scalar is 0); stops counting past ``limit`` + 1.
+
+    Iterative, so a hostile value nested 100,000 deep cannot exhaust the stack.
+    """
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list, tuple)):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def _check_nested(name: str, value: Any) -> None:
+    if name in OBJECT_FIELDS and not isinstance(value, dict):
+        raise SchemaError(f"field {name!r} must be a JSON object")
+    if name == "ood_sets" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise SchemaError("field 'ood_sets' must be a list of dataset names")
+    if nesting_depth(value) > MAX_NESTED_DEPTH:
+        raise SchemaError(f"field {name!r} is nested deeper than {MAX_NESTED_DEPTH} levels")
+    size = _json_size(value)
+    if size > MAX_NESTED_CHARS:
+        raise SchemaError(f"field {name!r} is {size} characters as JSON; the limit is {MAX_NESTED_CHARS}")
+    if name in ACCURACY_MAPS:
+        for key, acc in value.items():
+            if acc is not None:
+                _check_scalar(f"{name}[{_short(key)}]", float, acc)
+                if not 0.0 <= acc <= 100.0:
+                    raise SchemaError(f"field {name}[{_short(key)}] must lie in [0, 100], got {_short(acc)}")
+
+
+def _json_size(value: Any) -> int:
+    """Length of ``value`` as compact JSON text (NaN/inf count as null: the writer stores them so)."""
+    try:
+        return len(json.dumps(value, separators=(",", ":"), default=_no_default))
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise SchemaError(f"a nested field holds a value JSON cannot store ({_short(str(exc))})") from None
+
+
+def _no_default(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= CONSISTENCY_TOLERANCE * max(1.0, abs(b))
+
+
+def _check_consistency(record: dict[str, Any]) -> None:
+    """The derived outcomes agree with the accuracies they are computed from (SPEC section 2)."""
+    zs, ft, gain = record.get("zs_acc"), record.get("ft_acc"), record.get("id_gain")
+    if zs is not None and ft is not None and gain is not None and not _close(gain, ft - zs):
+        raise SchemaError(f"field 'id_gain' ({gain:g}) must equal ft_acc - zs_acc ({ft - zs:g})")
+    norm = record.get("norm_gain")
+    if norm is not None and zs is not None and ft is not None and zs < 100.0:
+        if not _close(norm, (ft - zs) / (100.0 - zs)):
+            raise SchemaError(f"field 'norm_gain' ({norm:g}) must equal (ft_acc - zs_acc) / (100 - zs_acc)")
+    before, after, change = record.get("ood_before"), record.get("ood_after"), record.get("ood_change")
+    if (change is not None and isinstance(before, dict) and isinstance(after, dict) and before
+            and set(before) == set(after) and all(isinstance(v, (int, float)) for v in
+                                                  (*before.values(), *after.values()))):
+        expected = sum(after[k] - before[k] for k in before) / len(before)
+        if not _close(change, expected):
+            raise SchemaError(f"field 'ood_change' ({change:g}) must equal the mean OOD change "
+                              f"({expected:g}) of ood_before and ood_after")
+
+
 def validate_record(record: dict[str, Any]) -> dict[str, Any]:
     """Check one result record and return it unchanged.
 
-    Raises SchemaError naming the first problem found: a missing required
-    field, an unknown status, a wrong type, or a non-finite number.
+    Raises SchemaError naming the first problem found: a missing required field, an unknown
+    status, a wrong type, a value out of its range (:data:`RANGES`, :data:`TEXT_LIMITS`), a
+    non-finite number, a nested field too deep or too large, or derived outcomes (id_gain,
+    norm_gain, ood_change) that disagree with the accuracies they come from.
     """
     if not isinstance(record, dict):
         raise SchemaError(f"a record must be a JSON object, got {type(record).__name__}")
@@ -75,31 +204,25 @@ def validate_record(record: dict[str, Any]) -> dict[str, Any]:
         if name not in record or record[name] in (None, ""):
             raise SchemaError(f"record is missing required field {name!r}")
     if record["status"] not in STATUSES:
-        raise SchemaError(f"field 'status' must be one of {STATUSES}, got {record['status']!r}")
+        raise SchemaError(f"field 'status' must be one of {STATUSES}, got {_short(record['status'])}")
     for name, (kind, _) in SCALAR_FIELDS.items():
-        value = record.get(name)
-        if value is None:
-            continue
-        if kind is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise SchemaError(f"field {name!r} must be a number, got {value!r}")
-            if not math.isfinite(value):
-                raise SchemaError(f"field {name!r} must be finite, got {value!r}")
-        elif kind is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise SchemaError(f"field {name!r} must be an integer, got {value!r}")
-        elif kind is bool:
-            if not isinstance(value, bool):
-                raise SchemaError(f"field {name!r} must be true or false, got {value!r}")
-        elif not isinstance(value, str):
-            raise SchemaError(f"field {name!r} must be a string, got {value!r}")
+        if record.get(name) is not None:
+            _check_scalar(name, kind, record[name])
     if record["status"] == "ok":
         for name in ("zs_acc", "ft_acc"):
             if record.get(name) is None:
                 raise SchemaError(f"a successful record needs field {name!r}")
-    for name in ("ood_before", "ood_after", "zero_shot", "transferability", "provenance", "config"):
-        if record.get(name) is not None and not isinstance(record[name], dict):
-            raise SchemaError(f"field {name!r} must be a JSON object")
+    for name in NESTED_FIELDS:
+        if record.get(name) is not None:
+            _check_nested(name, record[name])
+    extra = {k: v for k, v in record.items() if k not in SCALAR_FIELDS and k not in NESTED_FIELDS}
+    if len(extra) > 32 or any(len(k) > MAX_TEXT for k in extra):
+        raise SchemaError("a record may carry at most 32 extra fields with names of at most "
+                          f"{MAX_TEXT} characters")
+    for name, value in extra.items():
+        if nesting_depth(value) > MAX_NESTED_DEPTH or _json_size(value) > MAX_NESTED_CHARS:
+            raise SchemaError(f"extra field {_short(name)} is nested too deep or too large")
+    _check_consistency(record)
     return record
 
 

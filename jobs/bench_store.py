@@ -32,7 +32,8 @@ def synthetic_records(n: int, seed: int = 0, start: int = 0) -> list[dict]:
     for i in range(start, start + n):
         model, pretrained = MODELS[i % len(MODELS)]
         method, dataset = METHODS[(i // 4) % len(METHODS)], DATASETS[(i // 32) % len(DATASETS)]
-        zs, gain, iimm = float(rng.uniform(20, 90)), float(rng.normal(10, 5)), float(rng.uniform(0.1, 0.5))
+        zs, iimm = float(rng.uniform(20, 90)), float(rng.uniform(0.1, 0.5))
+        gain = float(np.clip(rng.normal(10, 5), -zs, 100 - zs))  # accuracies stay in [0, 100]
         before = {"imagenet-v2": 55.0, "imagenet-sketch": 40.0, "imagenet-r": 60.0, "imagenet-a": 30.0}
         after = {k: v + float(rng.normal(-2, 1)) for k, v in before.items()}
         out.append({

@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
                              "into one Parquet file; its JSON files are removed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for root in args.results or []:
+        problem = store.is_results_folder(root)
+        if problem and root.exists():  # a missing folder gets its own message below
+            print(f"error: --results: {problem}", file=sys.stderr)
+            return 2
     if args.compact:
         for root in args.results or [store.local_results_dir()]:
             if not root.is_dir():

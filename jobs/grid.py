@@ -16,13 +16,13 @@ import json
 import logging
 import os
 import shlex
-import socket
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from core.grid_config import Grid, GridConfigError, load_grid
+from core.grid_config import MAX_CELLS, Grid, GridConfigError, load_grid
+from core.store.locks import acquire_lock, heartbeat, live_locks, lock_path, release_lock  # noqa: F401
 from jobs.cli import user_facing
 
 log = logging.getLogger("jobs.grid")
@@ -57,7 +57,11 @@ def preflight(grid: Grid) -> None:
         except (ModelUnavailableError, ValueError) as exc:
             raise GridConfigError(f"model {name!r}: {exc}") from exc
     seen: set[str] = set()
-    for cell in grid.cells:
+    last = time.monotonic()
+    for i, cell in enumerate(grid.cells):
+        if time.monotonic() - last > 2.0:
+            log.info("preflight: checked %d of %d cells", i, len(grid.cells))
+            last = time.monotonic()
         key = json.dumps([cell["method"], cell["method_config"], cell["train"]], sort_keys=True, default=str)
         if key in seen:
             continue
@@ -70,66 +74,21 @@ def preflight(grid: Grid) -> None:
             raise GridConfigError(f"method {cell['method']!r}: {exc}") from exc
 
 
-def _lock_path(results: Path, run_id: str) -> Path:
-    return results / ".locks" / f"{run_id}.lock"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _lock_is_stale(path: Path) -> bool:
-    """The lock was taken on this host by a process that no longer exists (its runner was killed)."""
-    try:
-        host, pid = path.read_text().split(":")
-        return host == socket.gethostname() and not _pid_alive(int(pid))
-    except (OSError, ValueError):
-        return False  # unreadable or being written: treat as held
-
-
-def live_locks(results: Path) -> int:
-    """Cells some live runner holds right now (stale locks of killed runners not counted)."""
-    return sum(not _lock_is_stale(p) for p in (results / ".locks").glob("*.lock"))
-
-
-def acquire_lock(results: Path, run_id: str) -> bool:
-    """Take the cell's lock file; a lock left by a dead process on this host is taken over."""
-    path = _lock_path(results, run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            if _lock_is_stale(path):
-                path.unlink(missing_ok=True)
-                continue
-            return False
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{socket.gethostname()}:{os.getpid()}")
-        return True
-    return False
-
-
 def record_path(results: Path, run_id: str) -> Path:
     return results / f"{run_id}.json"
 
 
 def is_finished(results: Path, run_id: str, *, retry_failed: bool = False) -> bool:
-    """A record exists for the cell (JSON or compacted Parquet); with retry_failed, an 'ok' one."""
+    """A *valid* record exists for the cell (JSON or compacted Parquet); with retry_failed, an 'ok'
+    one. A record file that does not parse or validate (e.g. 0 bytes after a full disk) does not
+    count: the cell runs again and replaces it."""
+    from core.store.records import read_json_record
+
     path = record_path(results, run_id)
     if path.exists():
-        if not retry_failed:
-            return True
-        try:
-            return json.loads(path.read_text()).get("status") == "ok"
-        except (OSError, ValueError):
-            return False
+        record = read_json_record(path)
+        if record is not None:
+            return record["status"] == "ok" or not retry_failed
     if any(results.glob("*.parquet")):  # compacted records no longer have their own file
         from core.store import stored_run_ids
 
@@ -170,11 +129,13 @@ def execute_cell(cell: dict[str, Any], results: str, cache_dir: str | None = Non
     try:
         if is_finished(results_dir, run_id, retry_failed=retry_failed):  # finished while we waited
             return "skipped"
-        record = run_cell(cell, cache_dir=Path(cache_dir) if cache_dir else None, device=device, command=command)
+        with heartbeat(results_dir, run_id):
+            record = run_cell(cell, cache_dir=Path(cache_dir) if cache_dir else None, device=device,
+                              command=command)
         write_record(record, results_dir)
         return "done" if record["status"] == "ok" else "failed"
     finally:
-        _lock_path(results_dir, run_id).unlink(missing_ok=True)
+        release_lock(results_dir, run_id)
 
 
 def _devices(requested: int | None) -> list[str]:
@@ -245,14 +206,86 @@ def run_submitit(grid: Grid, results: Path, args: argparse.Namespace, command: s
                       cpus_per_task=args.cpus_per_task)
     executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
     device = "cuda:0" if args.gpus_per_task else "cpu"
+    threads = args.cpus_per_task or 1  # one torch thread per CPU the task was given
     n = len(pending)
+    _quiet_sacct()
     jobs = executor.map_array(execute_cell, pending, [str(results)] * n, [str(args.cache) if args.cache else None] * n,
-                              [device] * n, [command] * n, [args.retry_failed] * n)
+                              [device] * n, [command] * n, [args.retry_failed] * n, [threads] * n)
     log.info("submitted %d cells as job array %s; re-run this command to resume or collect", n, jobs[0].job_id)
     if args.wait:
-        outcomes = [j.result() for j in jobs]
+        outcomes = _wait_slurm(jobs) if args.executor == "slurm" else [_outcome(j) for j in jobs]
         log.info("finished: %s", {o: outcomes.count(o) for o in set(outcomes)})
+        if "lost" in outcomes:
+            log.warning("%d task(s) ended without a result (cancelled, pre-empted or lost); re-run this "
+                        "command to run their cells again", outcomes.count("lost"))
+            return 1
     return 0
+
+
+def _outcome(job: Any) -> str:
+    try:
+        return job.result()
+    except Exception as exc:  # the task died or raised: its cell simply stays pending
+        text = str(exc).strip()
+        log.warning("array task %s did not finish: %s", job.job_id,
+                    text.splitlines()[0][:200] if text else type(exc).__name__)
+        return "lost"
+
+
+def _squeue_ids() -> set[str] | None:
+    """Job ids SLURM still knows as queued or running (one per array task), or None if unknown."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return set(out.stdout.split()) if out.returncode == 0 else None
+
+
+def _wait_slurm(jobs: list[Any], poll_s: float = 2.0) -> list[str]:
+    """Outcomes of SLURM array tasks without sacct: a task is over when its result file exists, or
+    when squeue has not listed it for two polls in a row (scancel, pre-emption, a lost node)."""
+    outcomes: dict[int, str] = {}
+    missing: dict[int, int] = {}
+    while len(outcomes) < len(jobs):
+        live = _squeue_ids()
+        for i, job in enumerate(jobs):
+            if i in outcomes:
+                continue
+            if job.paths.result_pickle.exists():
+                outcomes[i] = _outcome(job)
+            elif live is not None and str(job.job_id) not in live:
+                missing[i] = missing.get(i, 0) + 1
+                if missing[i] >= 2 and not job.paths.result_pickle.exists():
+                    log.warning("array task %s left the queue without a result", job.job_id)
+                    outcomes[i] = "lost"
+            else:
+                missing.pop(i, None)
+        if len(outcomes) < len(jobs):
+            time.sleep(poll_s)
+    return [outcomes[i] for i in range(len(jobs))]
+
+
+class _SacctFilter(logging.Filter):
+    """Clusters without accounting answer every ``sacct`` call with an error, and submitit warns
+    each time; job states then come from its result files, which is all --wait needs. One notice."""
+
+    noted = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "sacct" not in record.getMessage():
+            return True
+        if not _SacctFilter.noted:
+            _SacctFilter.noted = True
+            log.info("SLURM accounting (sacct) is unavailable here; waiting on the tasks' result files")
+        return False
+
+
+def _quiet_sacct() -> None:
+    target = logging.getLogger("submitit")
+    if not any(isinstance(f, _SacctFilter) for f in target.filters):
+        target.addFilter(_SacctFilter())
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -270,6 +303,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--wait", action="store_true", help="with a submitit executor: wait for the array")
     p.add_argument("--retry-failed", action="store_true", help="re-run cells whose record says failed")
     p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    p.add_argument("--max-cells", type=int, default=MAX_CELLS,
+                   help=f"refuse grids with more cells than this (default {MAX_CELLS:,})")
     return p.parse_args(argv)
 
 
@@ -278,8 +313,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args = parse_args(argv)
     command = "python -m jobs.grid " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    from core.store import is_results_folder
+    from core.store.records import mark_results_folder
+
+    problem = is_results_folder(args.results)
+    if problem:
+        log.error("error: --results: %s", problem)
+        return 2
     try:
-        grid = load_grid(args.config, **_known())
+        log.info("reading %s and checking every cell before running any", args.config)
+        grid = load_grid(args.config, max_cells=args.max_cells, **_known())
         preflight(grid)
     except GridConfigError as exc:
         log.error("error: %s", exc)
@@ -287,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None and args.workers < 1:
         log.error("error: --workers must be at least 1")
         return 2
-    args.results.mkdir(parents=True, exist_ok=True)
+    mark_results_folder(args.results)
     if args.dry_run:
         from core.experiment import cell_id
 

@@ -3,9 +3,13 @@
     python -m jobs.ingest PATH [--into DIR]
 
 PATH is a folder of records (.json, .jsonl, .parquet, any depth) or one such file. Every
-record is checked against the schema; run_ids already in DIR, or repeated in the input, are
-refused. DIR defaults to the local store ($IIMM_RESULTS or results/). Exit status: 0 when at
-least one record was accepted, 1 when none was, 2 for a missing or unsupported input.
+record is checked against the schema (core.schema); a run_id repeated in the input is refused;
+a run_id already stored in DIR or in the shipped results is a no-op when its content is the
+same and refused when it differs (a stored run is never replaced). The batch is written
+all-or-nothing under a lock, so concurrent ingests are safe. DIR defaults to the local store
+($IIMM_RESULTS or results/). Exit status: 0 when every record is now stored (accepted or
+already there, unchanged), 1 when any record was refused or none was found, 2 for a missing or
+unsupported input or a DIR that is not a results folder.
 """
 from __future__ import annotations
 
@@ -29,16 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     target = args.into or store.local_results_dir()
     try:
         report = store.ingest(args.path, target)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, TimeoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{report.summary()} (into {target})")
     for where, reason in report.refused:
         print(f"  refused {where}: {reason}")
-    if not report.accepted:
-        print("error: no new valid record found in " + str(args.path), file=sys.stderr)
+    if not report.accepted and not report.unchanged:
+        print("error: no valid record found in " + str(args.path), file=sys.stderr)
         return 1
-    return 0
+    return 1 if report.refused else 0
 
 
 if __name__ == "__main__":

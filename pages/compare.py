@@ -14,8 +14,8 @@ OUTCOME_NAMES = {"id_gain": "in-domain gain", "ood_change": "out-of-domain chang
 
 
 @st.cache_data(ttl=30)
-def fit_table(roots: tuple, model: str, pretrained: str, methods: tuple) -> pd.DataFrame:
-    runs = store.query_runs(app.load_runs(roots), filters={"model": [model], "pretrained": [pretrained],
+def fit_table(roots: tuple, model: str, pretrained: str, methods: tuple, include: bool) -> pd.DataFrame:
+    runs = store.query_runs(app.load_runs(roots, include), filters={"model": [model], "pretrained": [pretrained],
                                                              "method": list(methods)})
     out = forecast.predictor_table(runs, ["iimm"], outcomes=("id_gain", "ood_change"))
     out = ranking.without_baselines(out)
@@ -38,7 +38,8 @@ st.write("IIMM is measured once, on the task's images, before any training. Each
          "a point per dataset (seed mean) and a straight-line fit. A steep, tight line means IIMM tells you "
          "in advance how much that method will gain or forget.")
 roots = app.store_roots()
-all_runs = app.load_runs(roots)
+include = app.source_controls(roots)
+all_runs = app.load_runs(roots, include)
 if all_runs.empty:
     st.info("The store has no runs yet; the About page says how to add some.")
     st.stop()
@@ -57,7 +58,7 @@ for tab, outcome in zip(st.tabs(["IIMM vs in-domain gain", "IIMM vs out-of-domai
         tab.info(f"Nothing to draw: {exc}")
 
 st.subheader("How well IIMM explains each outcome, per method")
-st.dataframe(fit_table(roots, model, pretrained, tuple(methods)), hide_index=True, key="cmp_fit",
+st.dataframe(fit_table(roots, model, pretrained, tuple(methods), include), hide_index=True, key="cmp_fit",
              column_order=["method", "outcome", "n", "pearson_r", "kendall_tau", "r2", "lodo_mae"], column_config={
                  "n": NUM("datasets"), "pearson_r": NUM("Pearson r", format="%.2f"),
                  "kendall_tau": NUM("Kendall τ", format="%.2f"), "r2": NUM("R²", format="%.2f"),

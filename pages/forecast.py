@@ -8,7 +8,7 @@ import app
 from core import advice, cards, charts, forecast_select, predict
 from core.models import DEFAULT_MODEL, ModelUnavailableError, list_models
 from core.text import plain
-from core.upload import UploadError
+from core.upload import DEFAULT_LIMITS, Deadline, UploadError
 
 app.ensure_navigation()
 NUM = st.column_config.NumberColumn
@@ -28,7 +28,7 @@ key = c1.selectbox("model", keys, index=keys.index(wanted) if wanted in keys els
 if not SPECS[key].needs_download:
     app.warm_model(key)  # starts loading now, in the background, so the run finds it ready
 template = c2.text_input("prompt template ({c} = class name)", "a photo of a {c}", key="fc_template")
-parsed = app.check_upload(upload, template) if upload is not None else None
+parsed = app.check_upload(upload, template, key) if upload is not None else None
 if isinstance(parsed, UploadError):
     st.error(f"This upload cannot be used: {plain(parsed, max_chars=1000)}")
 elif parsed is not None and hasattr(parsed, "summary"):
@@ -37,15 +37,15 @@ if st.button("Run forecast", key="fc_run", type="primary", disabled=parsed is No
     st.session_state.pop("fc_result", None)
     with st.status("Forecasting…", expanded=True) as status:
         try:
-            runs = app.load_runs(app.store_roots())
+            runs = app.forecast_runs()
             if upload.name.lower().endswith(".npz"):
                 result = predict.forecast_for_npz(parsed, runs, key)
             else:
                 with st.spinner("Loading the model…"):
                     loaded = app.warm_model(key).result()
-                bar = st.progress(0.0, text="embedding the images…")
-                result = predict.forecast_for_sample(loaded, parsed.data, runs, progress=lambda d, t: bar.progress(
-                    d / t, text=f"embedded {d} of {t} images"))
+                bar, deadline = st.progress(0.0, text="embedding the images…"), Deadline(DEFAULT_LIMITS.max_seconds)
+                result = predict.forecast_for_sample(loaded, parsed.data, runs, progress=lambda d, t: (
+                    deadline.check("embedding the images"), bar.progress(d / t, text=f"embedded {d} of {t} images")))
             st.session_state["fc_result"] = (upload.name, result)
             status.update(label="Forecast ready", state="complete", expanded=False)
         except (UploadError, ModelUnavailableError, ValueError) as exc:
@@ -83,7 +83,7 @@ if "fc_result" in st.session_state:
         left, right = st.columns([1, 2])
         method = left.selectbox("method for the IIMM chart", list(rows["method"]), key="fc_method",
                                 format_func=lambda m: app.option_text(cards.method_title(m)))
-        ref = predict.reference_runs(app.load_runs(app.store_roots()), res.model, res.pretrained, method)
+        ref = predict.reference_runs(app.forecast_runs(), res.model, res.pretrained, method)
         mark = {**res.highlight("id_gain", method), "label": f"your dataset ({cards.method_title(method)})"}
         try:
             right.altair_chart(charts.iimm_vs_outcome(ref, "id_gain", highlight=mark, width=520, height=300,

@@ -11,15 +11,16 @@ OUTCOMES = {k: charts.OUTCOME_TITLES[k] for k in ("id_gain", "ood_change", "norm
 
 
 @st.cache_data(ttl=30, max_entries=32)
-def matrix(roots: tuple, outcome: str, model: str, pretrained: str) -> pd.DataFrame:
-    return ranking.dataset_matrix(app.load_runs(roots), outcome, model=model, pretrained=pretrained)
+def matrix(roots: tuple, outcome: str, model: str, pretrained: str, include: bool) -> pd.DataFrame:
+    return ranking.dataset_matrix(app.load_runs(roots, include), outcome, model=model, pretrained=pretrained)
 
 
 st.title("Every method on every dataset")
 st.write("The ranking averages over datasets; here is what it averages. Each cell is one method fine-tuned "
          "on one dataset (the mean of its seeds); ★ marks the best method of each dataset.")
 roots = app.store_roots()
-runs = app.load_runs(roots)
+include = app.source_controls(roots)
+runs = app.load_runs(roots, include)
 if runs.empty:
     st.info("No runs yet; the About page says how to add some.")
     st.stop()
@@ -27,7 +28,7 @@ c1, c2 = st.columns(2)
 model, pretrained = app.pick_model(runs, c1)
 outcome = c2.selectbox("outcome", list(OUTCOMES), key="outcome", bind=app.URL, format_func=OUTCOMES.get)
 app.model_notice(model, pretrained)
-cells = matrix(roots, outcome, model, pretrained)
+cells = matrix(roots, outcome, model, pretrained, include)
 if cells.empty:
     st.info("No successful runs with this outcome for this model.")
     st.stop()

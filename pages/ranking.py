@@ -13,8 +13,8 @@ NUM, TXT = st.column_config.NumberColumn, st.column_config.TextColumn
 
 
 @st.cache_data(ttl=30, max_entries=32)
-def table(roots: tuple, model: str, pretrained: str, datasets: tuple, rank_by: str) -> pd.DataFrame:
-    runs = store.query_runs(app.load_runs(roots), filters={"model": [model], "pretrained": [pretrained],
+def table(roots: tuple, model: str, pretrained: str, datasets: tuple, rank_by: str, include: bool) -> pd.DataFrame:
+    runs = store.query_runs(app.load_runs(roots, include), filters={"model": [model], "pretrained": [pretrained],
                                                              "dataset": list(datasets)})
     return ranking.method_ranking(runs, rank_by=rank_by)
 
@@ -25,7 +25,8 @@ st.write("Each row is one way of fine-tuning a vision-language model: the accura
          "(*out-of-domain change*; closer to 0 = less forgetting), averaged over datasets and seeds. "
          "Brackets: 95 % interval over datasets. [What the numbers mean](/about)")
 roots = app.store_roots()
-runs = app.load_runs(roots)
+include = app.source_controls(roots)
+runs = app.load_runs(roots, include)
 if runs.empty:
     st.info("No runs yet. Run a grid (`python -m jobs.grid jobs/configs/smoke.toml --results results/smoke`) "
             "and reload; the About page says more.")
@@ -38,7 +39,7 @@ mine = runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]
 datasets = c3.multiselect("datasets (none = all)", sorted(mine["dataset"].dropna().unique()), key="dataset",
                           bind=app.URL, format_func=app.option_text)
 app.model_notice(model, pretrained)
-rows = table(roots, model, pretrained, tuple(datasets), rank_by)
+rows = table(roots, model, pretrained, tuple(datasets), rank_by, include)
 if rows.empty:
     st.info("No successful fine-tuning runs for this choice.")
     st.stop()

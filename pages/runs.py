@@ -23,8 +23,8 @@ SHOWN = 1000  # rows sent to the browser; downloads hold every matching run
 
 @st.cache_data(ttl=30, max_entries=16)
 def query(roots: tuple, model: str | None, filters: tuple, search: str, sort_by: str, desc: bool,
-          full: bool = False) -> pd.DataFrame:
-    runs = app.load_runs(roots)
+          full: bool = False, include: bool = False) -> pd.DataFrame:
+    runs = app.load_runs(roots, include)
     if model:
         runs = runs[[app.model_key(m, p) == model for m, p in zip(runs["model"], runs["pretrained"])]]
     view = store.query_runs(runs, filters=dict(filters), search=search, sort_by=sort_by, descending=desc)
@@ -33,7 +33,8 @@ def query(roots: tuple, model: str | None, filters: tuple, search: str, sort_by:
 
 st.title("All runs")
 roots = app.store_roots()
-runs = app.load_runs(roots)
+include = app.source_controls(roots)
+runs = app.load_runs(roots, include)
 st.caption(f"{len(runs)} runs in the store: one fine-tuning run per row, each seed separately. "
            "The ranking averages them.")
 if runs.empty:
@@ -51,22 +52,22 @@ sort_by = c2.selectbox("sort by", list(SORTS), key="sort", bind=app.URL, format_
 order = c3.selectbox("order", ["desc", "asc"], key="order", bind=app.URL,
                      format_func={"desc": "largest first", "asc": "smallest first"}.get)
 args = (roots, model, tuple((k, tuple(v)) for k, v in filters.items()), search, sort_by, order == "desc")
-view = query(*args)
+view = query(*args, include=include)
 shown = view.head(SHOWN).assign(model_label=view["model"] + " · " + view["pretrained"],
                                 method_title=view["method"].map(cards.method_title))
 st.write(f"**{len(view)}** of {len(runs)} runs match; showing the first {len(shown)}, sorted by "
          f"{SORTS[sort_by]} ({'largest' if order == 'desc' else 'smallest'} first).")
 st.dataframe(shown, column_config=COLUMNS, hide_index=True, key="lb_table", column_order=list(COLUMNS))
 d1, d2 = st.columns(2)  # built on click only: every matching run with all its fields
-d1.download_button("Download CSV", lambda: store.to_csv_bytes(query(*args, True)), "runs.csv", key="lb_csv")
-d2.download_button("Download Parquet", lambda: store.to_parquet_bytes(query(*args, True)), "runs.parquet",
+d1.download_button("Download CSV", lambda: store.to_csv_bytes(query(*args, True, include)), "runs.csv", key="lb_csv")
+d2.download_button("Download Parquet", lambda: store.to_parquet_bytes(query(*args, True, include)), "runs.parquet",
                    key="lb_parquet")
 
 st.subheader("One run in detail")
 labels = dict(zip(shown["run_id"], (app.option_text(ranking.run_label(r), 200) for _, r in shown.iterrows())))
 if run_id := st.selectbox("run", list(labels), index=None, key="run", bind=app.URL, format_func=labels.get,
                           placeholder="pick a run"):
-    rec = store.run_details(app.load_runs(roots), run_id)
+    rec = store.run_details(app.load_runs(roots, include), run_id)
     prov = rec.get("provenance") or {}
     st.write(f"{plain(labels[run_id])} · {plain(rec['status'])} · source {plain(rec['source'])} · "
              f"code revision {plain(str(prov.get('git_revision'))[:10])}")

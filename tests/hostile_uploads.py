@@ -34,7 +34,7 @@ class HostileCase:
     expect: str                       # 'error', 'skip' or 'ok'
     match: str | None = None          # regex on the error message, or on one "member: reason" skip entry
     classes: dict | None = None       # expected {class: count} when the load succeeds
-    kind: str = "zip"                 # 'zip' -> load_image_folder_zip, 'npz' -> load_embeddings_npz
+    kind: str = "zip"                 # 'zip' -> load_image_folder_zip, 'npz[-width]' -> load_embeddings_npz
 
 
 _CASES: list[tuple[str, str, str | None, dict | None, str, Callable[[Path], None]]] = []
@@ -54,7 +54,7 @@ def build_corpus(directory: Path | str, names: list[str] | None = None) -> list[
     out = []
     for name, expect, match, classes, kind, build in _CASES:
         if names is None or name in names:
-            path = directory / f"{name}.{kind}"
+            path = directory / f"{name}.{kind.split('-')[0]}"
             build(path)
             out.append(HostileCase(name, path, expect, match, classes, kind))
     return out
@@ -66,7 +66,10 @@ def case_names() -> list[str]:
 
 def load_case(c: HostileCase):
     """Run the loader the case is meant for."""
-    return load_embeddings_npz(c.path) if c.kind == "npz" else load_image_folder_zip(c.path)
+    if c.kind.startswith("npz"):  # 'npz-128': embeddings said to come from a 128-wide model
+        width = int(c.kind.split("-")[1]) if "-" in c.kind else None
+        return load_embeddings_npz(c.path, expected_dim=width)
+    return load_image_folder_zip(c.path)
 
 
 # ---------------------------------------------------------------- building blocks
@@ -381,3 +384,6 @@ case("csv_missing_member", "skip", r"row \d+: img/nope\.png: not in the archive"
     csv_zip([("img/nope.png", "cat")]))
 case("csv_unlisted_image", "skip", r"^img/extra\.png: not listed in the manifest", GOOD_CLASSES)(
     csv_zip([], Entry("img/extra.png", image_bytes())))
+
+
+import tests.hostile_uploads_more  # noqa: E402,F401  (registers its cases into this corpus)

@@ -255,16 +255,25 @@ def test_forecast_page_refuses_hostile_uploads_before_the_run(fixture_store):
     assert at.session_state["fc_result"][1].n_images == 18
 
 
-def test_forecast_page_accepts_embeddings_npz(fixture_store):
+def _embeddings_npz(width: int) -> bytes:
     rng = np.random.default_rng(1)
     buf = io.BytesIO()
-    np.savez(buf, image_embeddings=rng.normal(size=(30, 16)).astype(np.float32),
-             text_embeddings=rng.normal(size=(3, 16)).astype(np.float32),
+    np.savez(buf, image_embeddings=rng.normal(size=(30, width)).astype(np.float32),
+             text_embeddings=rng.normal(size=(3, width)).astype(np.float32),
              labels=np.arange(30) % 3, class_names=np.array(["a", "b", "c"]))
-    at = run_upload(page("forecast").run(), "emb.npz", buf.getvalue())
+    return buf.getvalue()
+
+
+def test_forecast_page_accepts_embeddings_npz(fixture_store):
+    at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))  # the tiny model's width
     assert not at.exception and not at.error
     res = at.session_state["fc_result"][1]
     assert res.n_images == 30 and "uploaded embeddings" in res.model_label and res.enough_runs
+    at = page("forecast").run()  # a wrong width is explained as soon as the file arrives, before any run
+    at.file_uploader(key="fc_upload").set_value(("emb.npz", _embeddings_npz(16), "application/octet-stream"))
+    at.run()
+    assert not at.exception and "16 wide but the chosen model" in at.error[0].value
+    assert at.button(key="fc_run").disabled
 
 
 def test_forecast_page_shows_model_errors_and_missing_runs(fixture_store, monkeypatch):

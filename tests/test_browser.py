@@ -262,7 +262,7 @@ def test_forecast_page_in_chromium(server, browser, tmp_path):
 
     # Embeddings are reproducible across processes: the shown IIMM must be core's, to 3 decimals.
     rng = np.random.default_rng(3)
-    x, t, y = rng.normal(size=(40, 16)) + 1.0, rng.normal(size=(4, 16)), np.arange(40) % 4
+    x, t, y = rng.normal(size=(40, 128)) + 1.0, rng.normal(size=(4, 128)), np.arange(40) % 4  # model width
     npz = tmp_path / "emb.npz"
     buf = io.BytesIO()
     np.savez(buf, image_embeddings=x.astype(np.float32), text_embeddings=t.astype(np.float32),

@@ -60,14 +60,20 @@ def test_export_missing_results_dir(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
-def test_ingest_accepts_then_refuses_duplicates(results, tmp_path, capsys):
+def test_ingest_is_idempotent_and_refuses_changed_duplicates(results, tmp_path, capsys):
     target = tmp_path / "mine"
     assert ingest.main([str(results), "--into", str(target)]) == 0
     assert "6 accepted, 0 refused" in capsys.readouterr().out
-    assert ingest.main([str(results), "--into", str(target)]) == 1
+    assert ingest.main([str(results), "--into", str(target)]) == 0  # same content: a no-op
+    assert "0 accepted, 6 already stored (unchanged), 0 refused" in capsys.readouterr().out
+    changed = json.loads(next(results.glob("*.json")).read_text())
+    changed["ft_acc"], changed["id_gain"], changed["norm_gain"] = 99.9, None, None
+    (tmp_path / "changed.json").write_text(json.dumps(changed))
+    before = (target / f"{changed['run_id']}.json").read_bytes()
+    assert ingest.main([str(tmp_path / "changed.json"), "--into", str(target)]) == 1
     captured = capsys.readouterr()
-    assert "0 accepted, 6 refused" in captured.out and "already in" in captured.out
-    assert "no new valid record" in captured.err
+    assert "0 accepted, 1 refused" in captured.out and "different content" in captured.out
+    assert (target / f"{changed['run_id']}.json").read_bytes() == before  # never overwritten
 
 
 def test_ingest_jsonl_reports_each_problem(tmp_path):

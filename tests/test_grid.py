@@ -97,7 +97,7 @@ def test_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
     dead.wait()
     import socket
 
-    grid_job._lock_path(tmp_path, "old").write_text(f"{socket.gethostname()}:{dead.pid}")
+    grid_job.lock_path(tmp_path, "old").write_text(f"{socket.gethostname()}:{dead.pid}")
     assert grid_job.acquire_lock(tmp_path, "old")
 
 

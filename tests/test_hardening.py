@@ -8,7 +8,7 @@ import pytest
 
 from core.config_types import check_types
 from core.train import TrainRecipe
-from jobs import export, grid, grid_report, ingest, predictors, world_report
+from jobs import export, grid, grid_report, ingest, predictors, submit, world_report
 
 REPO = Path(__file__).resolve().parent.parent
 GRID = """
@@ -64,9 +64,12 @@ def test_check_types_accepts_ints_for_floats_and_none_for_optionals():
 
 @pytest.mark.parametrize("job, argv, match", [
     (export, ["--results", "{tmp}/missing"], "not found"),
+    (export, ["--results", "/", "--compact"], "not a results folder"),
     (predictors, ["--results", "{tmp}/missing"], "not found"),
     (grid_report, ["--results", "{tmp}/missing"], "does not exist"),
     (ingest, ["{tmp}/missing.json", "--into", "{tmp}/store"], "missing.json"),
+    (ingest, ["{tmp}", "--into", "/"], "not a results folder"),
+    (submit, ["{tmp}/missing.zip"], "missing.zip"),
     (world_report, ["--model", "no-such-model"], "Unknown model"),
 ])
 def test_jobs_answer_user_errors_with_one_message(tmp_path, capsys, caplog, job, argv, match):

@@ -110,9 +110,9 @@ def test_one_seed_gives_point_values_and_zero_shot_method_is_left_out(tmp_path, 
     recs = _records("iimm", "gbc", seeds=(0,))
     zs_runs = [dict(r, run_id=r["run_id"] + "-zs", method="zero_shot") for r in recs if r["method"] == "full"]
     for r in zs_runs:  # no outcome variance: must not appear
-        r.update(ft_acc=ZS_TEST, id_gain=0.0, norm_gain=0.0, ood_change=0.0)
+        r.update(ft_acc=ZS_TEST, id_gain=0.0, norm_gain=0.0, ood_change=0.0, ood_after=r["ood_before"])
     failed = dict(recs[0], run_id="failed-1", status="failed", error="boom", ft_acc=None,
-                  id_gain=999.0, method="full", dataset="fx-set-0", seed=5)
+                  id_gain=99.0, method="full", dataset="fx-set-0", seed=5)
     md = tmp_path / "elsewhere" / "summary.md"
     code, out = _run(tmp_path, _store(tmp_path, recs + zs_runs + [failed]), "--summary-md", str(md))
     printed = capsys.readouterr().out

@@ -32,7 +32,7 @@ def test_compare_names_missing_extra_and_changed_cells(tmp_path):
     from core.store import write_record
 
     reference = {"a1": _record("a1", ft_acc=50.0), "b2": _record("b2")}
-    write_record({**reference["a1"], "ft_acc": 51.0}, tmp_path)
+    write_record({**reference["a1"], "ft_acc": 51.0, "id_gain": None, "norm_gain": None}, tmp_path)
     write_record(_record("c3"), tmp_path)
     diffs = compare(reference, audit(tmp_path))
     assert "missing cell b2" in diffs and "unexpected cell c3" in diffs

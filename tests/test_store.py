@@ -21,9 +21,10 @@ def _record(run_id="r1", **kw):
 
 def test_default_roots_follow_env(monkeypatch, tmp_path):
     monkeypatch.setenv(store.ENV_VAR, str(tmp_path))
-    assert store.default_roots() == [store.SHIPPED_DIR, tmp_path]
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(tmp_path / "sub"))
+    assert store.default_roots() == [store.SHIPPED_DIR, tmp_path, tmp_path / "sub"]
     monkeypatch.delenv(store.ENV_VAR)
-    assert store.default_roots()[-1] == store.REPO_ROOT / "results"
+    assert store.default_roots()[1] == store.REPO_ROOT / "results"
 
 
 def test_write_record_is_atomic_and_round_trips(tmp_path):
@@ -64,11 +65,21 @@ def test_load_runs_reads_fixture_store_recursively(tmp_path):
     assert df["created_at"].is_monotonic_increasing
 
 
-def test_duplicate_run_keeps_newest_created_at(tmp_path):
+def test_duplicate_run_keeps_first_root_and_names_the_conflict(tmp_path):
     store.write_record(_record(ft_acc=61.0, created_at="2025-01-02T00:00:00+00:00"), tmp_path / "new")
     store.write_record(_record(ft_acc=99.0, created_at="2025-01-01T00:00:00+00:00"), tmp_path / "old")
-    df = store.load_runs([tmp_path / "old", tmp_path / "new"])
-    assert len(df) == 1 and df["ft_acc"].iloc[0] == 61.0
+    store.write_record(_record(ft_acc=99.0, created_at="2025-01-03T00:00:00+00:00"), tmp_path / "same")
+    df, skipped = store.load_runs_report([tmp_path / "old", tmp_path / "new", tmp_path / "same"])
+    assert len(df) == 1 and df["ft_acc"].iloc[0] == 99.0  # a later root never replaces a stored run
+    assert [s.where for s in skipped] == [str(tmp_path / "new" / "r1.json")]  # same content: no note
+    assert "different content" in skipped[0].reason
+
+
+def test_duplicate_within_one_root_keeps_newest(tmp_path):
+    store.write_record(_record(ft_acc=61.0, created_at="2025-01-02T00:00:00+00:00"), tmp_path / "a")
+    store.write_record(_record(ft_acc=99.0, created_at="2025-01-01T00:00:00+00:00"), tmp_path / "b")
+    df, skipped = store.load_runs_report([tmp_path])
+    assert len(df) == 1 and df["ft_acc"].iloc[0] == 61.0 and not skipped
 
 
 def test_compact_merges_and_keeps_data(tmp_path):

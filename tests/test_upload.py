@@ -54,7 +54,7 @@ def test_case(corpus, name):
             load_case(c)
         return
     result = load_case(c)
-    if c.kind == "npz":
+    if c.kind.startswith("npz"):
         assert set(result) == {"image_embeddings", "text_embeddings", "labels", "class_names"}
         return
     entries = [f"{m}: {r}" for m, r in result.skipped]
@@ -189,3 +189,19 @@ def test_embeddings_are_returned_typed(corpus):
     assert out["text_embeddings"].shape == (2, 8)
     assert out["labels"].tolist() == [0, 0, 0, 1, 1, 1] and out["labels"].dtype == np.int64
     assert out["class_names"] == ["cat", "dog"]
+
+
+@pytest.mark.parametrize("name", ["png_16bit_grey", "tiff_16bit_grey", "tiff_float_unit_range", "tiff_float_0_255"])
+def test_high_bit_depth_and_float_images_keep_their_brightness(corpus, name):
+    sample = load_case(corpus[name])
+    grey = sample.data.class_names.index("grey")
+    levels = [np.asarray(im, dtype=float).mean() for im, y in zip(sample.data.images, sample.data.labels)
+              if y == grey]
+    assert len(levels) == 2 and all(126 <= v <= 129 for v in levels), levels  # mid grey, not white/black
+
+
+def test_time_budget_stops_a_slow_parse(corpus):
+    deadline = upload.Deadline(0.0)
+    time.sleep(0.01)
+    with pytest.raises(UploadError, match="time budget of 0 s"):
+        load_image_folder_zip(corpus["good_folders"].path, deadline=deadline)

@@ -1,0 +1,96 @@
+"""The result store: run records on disk <-> one pandas DataFrame, queried through DuckDB.
+
+Layout. A *root* is a folder of records, one ``<run_id>.json`` per run (any depth), plus
+optional ``compacted-<hash>.parquet`` files made by :func:`compact`. Three roots are read by
+default, in priority order: the shipped ``jobs/results``, the user's local store
+(``$IIMM_RESULTS`` or ``results/``), and hosted submissions (``$IIMM_SUBMISSIONS`` or
+``results-submitted/``, labelled "submitted, unverified").
+
+Where each rule lives (one guess each):
+
+* :mod:`core.schema` -- the one schema: fields, types, ranges, consistency of derived outcomes;
+* :mod:`core.store.validate` -- file-level rules (size, nesting, run_id) and the same schema
+  applied to Parquet rows; :class:`Skipped` names a quarantined record and why;
+* :mod:`core.store.records` -- safe listing and reading of files, atomic writes;
+* :mod:`core.store.compaction` -- many records merged into one Parquet file;
+* :mod:`core.store.load` -- :func:`load_runs` (quarantine, de-duplication across roots);
+* :mod:`core.store.queries` -- parameterised filters, run details, exports;
+* :mod:`core.store.ingest` -- atomic, conflict-aware ingest of records made elsewhere;
+* :mod:`core.store.locks` -- per-cell lock files with host, pid and heartbeat.
+
+Concurrency, without locks on the read side: writers create ``.tmp-*`` files and
+``os.replace`` them into place; readers use short-lived in-memory DuckDB connections; every
+file or folder whose name starts with ``.`` is ignored by readers.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+SHIPPED_DIR = REPO_ROOT / "jobs" / "results"
+ENV_VAR = "IIMM_RESULTS"
+SUBMISSIONS_ENV_VAR = "IIMM_SUBMISSIONS"
+SUBMITTED_SOURCE = "submitted, unverified"
+
+
+def local_results_dir() -> Path:
+    """The user's own store: ``$IIMM_RESULTS`` when set, else ``results/`` in the repo."""
+    env = os.environ.get(ENV_VAR, "").strip()
+    return Path(env).expanduser() if env else REPO_ROOT / "results"
+
+
+def submissions_dir() -> Path:
+    """Where hosted submissions are stored: ``$IIMM_SUBMISSIONS``, else ``results-submitted/``."""
+    env = os.environ.get(SUBMISSIONS_ENV_VAR, "").strip()
+    return Path(env).expanduser() if env else REPO_ROOT / "results-submitted"
+
+
+def default_roots() -> list[Path]:
+    """The roots the app reads, in priority order: shipped, local store, submissions.
+
+    A run_id found in an earlier root can never be replaced by a later one (see load_runs). A root
+    from the environment that is not a results folder (``IIMM_RESULTS=/``) is left out with a
+    warning, so a typo cannot make every page walk the machine.
+    """
+    roots: list[Path] = []
+    for root in (SHIPPED_DIR, local_results_dir(), submissions_dir()):
+        if root != SHIPPED_DIR and (problem := is_results_folder(root)):
+            logging.getLogger("core.store").warning("not reading %s: %s", root, problem)
+            continue
+        if all(root.resolve() != r.resolve() for r in roots):
+            roots.append(root)
+    return roots
+
+
+from core.store.records import (  # noqa: E402  (the paths above are used by these modules)
+    ARROW_SCHEMA, COLUMNS, EXTRA_COLUMN, TMP_PREFIX, _atomic_write, is_results_folder, records_to_frame,
+    row_to_record, write_record)
+from core.store.compaction import LOCK_NAME, compact, write_records_parquet  # noqa: E402
+from core.store.validate import (  # noqa: E402
+    MAX_PARQUET_BYTES, MAX_RECORD_BYTES, RecordError, Skipped, check_record, parse_record_bytes,
+    skipped_summary)
+from core.store.load import load_runs, load_runs_report, skipped_records, stored_run_ids  # noqa: E402
+from core.store.queries import (  # noqa: E402
+    FILTER_KEYS, LEADERBOARD_COLUMNS, PROVENANCE_KEYS, SEARCH_COLUMNS, model_metadata, query_runs,
+    run_details, to_csv_bytes, to_parquet_bytes)
+from core.store.ingest import IngestReport, ingest, ingest_items  # noqa: E402
+
+
+def accept_submission(*args, **kwargs):  # noqa: ANN002, ANN003  (lazy: core.upload loads PIL)
+    """See :func:`core.store.submissions.accept_submission`."""
+    from core.store.submissions import accept_submission as accept
+
+    return accept(*args, **kwargs)
+
+__all__ = [
+    "ARROW_SCHEMA", "COLUMNS", "accept_submission", "ingest_items", "ENV_VAR", "EXTRA_COLUMN", "FILTER_KEYS", "IngestReport",
+    "LEADERBOARD_COLUMNS", "LOCK_NAME", "MAX_PARQUET_BYTES", "MAX_RECORD_BYTES", "PROVENANCE_KEYS",
+    "REPO_ROOT", "RecordError", "SEARCH_COLUMNS", "SHIPPED_DIR", "SUBMISSIONS_ENV_VAR",
+    "SUBMITTED_SOURCE", "Skipped", "TMP_PREFIX", "check_record", "compact", "default_roots",
+    "ingest", "is_results_folder", "load_runs", "load_runs_report", "local_results_dir",
+    "model_metadata", "parse_record_bytes", "query_runs", "records_to_frame", "row_to_record",
+    "run_details", "skipped_records", "skipped_summary", "stored_run_ids", "submissions_dir",
+    "to_csv_bytes", "to_parquet_bytes", "write_record", "write_records_parquet",
+]

@@ -1,0 +1,109 @@
+"""Compaction: a root's JSON records and Parquet files merged into one Parquet file, under a lock."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core.store.records import (ARROW_SCHEMA, _atomic_write, flatten, list_data_files, read_json_record)
+from core.store.validate import check_record
+
+log = logging.getLogger("core.store")
+
+LOCK_NAME = ".compact.lock"
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, timeout: float = 120.0, what: str = "another compaction") -> Iterator[None]:
+    """An exclusive advisory lock (released by the OS if the holder dies). Readers never take it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if os.name == "nt":
+                    import msvcrt
+                    msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+                else:
+                    import fcntl
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{what} holds {path} (waited {timeout:.0f} s)") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            if os.name != "nt":
+                import fcntl
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def write_parquet(table: pa.Table, root: Path) -> Path:
+    digest = hashlib.sha256()
+    for run_id, created in zip(table.column("run_id").to_pylist(),
+                               table.column("created_at").to_pylist()):
+        digest.update(f"{run_id}\0{created}\n".encode())
+    target = root / f"compacted-{digest.hexdigest()[:16]}.parquet"
+    return _atomic_write(target, lambda fh: pq.write_table(table, fh, compression="zstd"))
+
+
+def write_records_parquet(records: Iterable[Mapping[str, Any]], results_dir: str | Path) -> Path:
+    """Validate records and write them as one compacted Parquet file (atomic). For bulk loads."""
+    rows = [flatten(check_record(r)) for r in records]
+    if not rows:
+        raise ValueError("write_records_parquet needs at least one record")
+    return write_parquet(pa.Table.from_pylist(rows, schema=ARROW_SCHEMA), Path(results_dir))
+
+
+def compact(root: str | Path) -> Path | None:
+    """Merge a root's JSON records and compacted Parquet files into one Parquet file.
+
+    Returns the new file, or None when there was nothing to merge. Runs under a file lock
+    against other compactions only. Invalid JSON files are left in place; a JSON file that
+    changed after it was read is kept (the next compaction takes it). Rows of the old Parquet
+    files that break the schema are dropped (they were never loaded either).
+    """
+    from core.store.load import merge_rows
+
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"results folder {root} does not exist")
+    with file_lock(root / LOCK_NAME):
+        seen: list[tuple[Path, int, int]] = []
+        rows = []
+        for f in list_data_files(root, (".json",)):
+            try:
+                st = f.stat()
+            except FileNotFoundError:
+                continue
+            rec = read_json_record(f)
+            if rec is not None:
+                rows.append(flatten(rec))
+                seen.append((f, st.st_mtime_ns, st.st_size))
+        old = [f for f in list_data_files(root, (".parquet",)) if f.name.startswith("compacted-")]
+        if not rows and len(old) <= 1:
+            return None
+        merged = merge_rows([(rows, [str(f) for f, _, _ in seen], old)], strict=True, skipped=[])
+        target = write_parquet(merged, root)
+        for f in old:
+            if f != target:
+                f.unlink(missing_ok=True)
+        removed = 0
+        for f, mtime, size in seen:
+            with contextlib.suppress(FileNotFoundError):
+                st = f.stat()
+                if (st.st_mtime_ns, st.st_size) == (mtime, size):
+                    f.unlink()
+                    removed += 1
+        log.info("compacted %d runs into %s (%d JSON files removed)", merged.num_rows, target, removed)
+        return target

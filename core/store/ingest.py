@@ -1,0 +1,228 @@
+"""Ingest: add records made elsewhere to a store, atomically and without silent overwrites.
+
+Rules, in order, per record: it must pass the one validation (core.store.validate); a run_id
+repeated inside the input is refused; a run_id already stored -- in the target or in a
+*conflict root* (the shipped results by default) -- is a no-op when the content is the same
+(``created_at`` aside) and refused when it differs. The whole batch is decided under an
+exclusive lock on the target and written all-or-nothing (every record is staged as a hidden
+temp file first, then renamed; any failure removes what this call wrote), so two ingests at
+once never lose or overwrite each other's records.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core.store.compaction import file_lock
+from core.store.records import (COLUMNS, MARKER_NAME, TMP_PREFIX, _atomic_write, flatten,
+                                list_data_files, mark_results_folder, prepare_record, read_capped,
+                                record_bytes, row_to_record)
+from core.store.validate import (MAX_INPUT_RECORDS, MAX_PARQUET_BYTES, MAX_RECORD_BYTES, RecordError,
+                                 check_record, parse_json_bytes)
+
+log = logging.getLogger("core.store")
+
+INGEST_LOCK = ".ingest.lock"
+MAX_JSON_INPUT_BYTES = 256 << 20  # one .json input holding a list of records
+SUFFIXES = (".json", ".jsonl", ".parquet")
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did. refused: ``(where, reason)`` pairs; where = file[:line or row]."""
+
+    accepted: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+
+    def summary(self) -> str:
+        same = f", {len(self.unchanged)} already stored (unchanged)" if self.unchanged else ""
+        return f"{len(self.accepted)} accepted{same}, {len(self.refused)} refused"
+
+
+def _where(path: Path, item: int | None = None) -> str:
+    return f"{path}:{item}" if item is not None else str(path)
+
+
+def _candidates(path: Path) -> Iterator[tuple[str, Any]]:
+    """(where, record-or-exception) for every record-like item in one input file."""
+    try:
+        if path.suffix == ".jsonl":
+            yield from _jsonl(path)
+        elif path.suffix == ".json":
+            data = parse_json_bytes(read_capped(path, MAX_JSON_INPUT_BYTES), max_depth=10)
+            items = data if isinstance(data, list) else [data]
+            if len(items) > MAX_INPUT_RECORDS:
+                raise RecordError(f"holds {len(items)} records; the limit is {MAX_INPUT_RECORDS}")
+            for i, item in enumerate(items, 1):
+                yield _where(path, i if isinstance(data, list) else None), item
+        elif path.suffix == ".parquet":
+            yield from _parquet(path)
+        else:
+            raise ValueError(f"cannot ingest {path.name}: use a folder, .json, .jsonl or .parquet")
+    except RecordError as exc:
+        yield str(path), exc
+    except OSError as exc:
+        yield str(path), RecordError(f"unreadable ({exc.strerror or exc})")
+
+
+def _jsonl(path: Path) -> Iterator[tuple[str, Any]]:
+    raw = read_capped(path, MAX_JSON_INPUT_BYTES)
+    lines = raw.split(b"\n")
+    if len(lines) > MAX_INPUT_RECORDS:
+        raise RecordError(f"holds {len(lines)} lines; the limit is {MAX_INPUT_RECORDS}")
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if len(line) > MAX_RECORD_BYTES:
+            yield _where(path, i), RecordError(f"line is {len(line)} bytes; the limit is {MAX_RECORD_BYTES}")
+            continue
+        try:
+            yield _where(path, i), parse_json_bytes(line)
+        except RecordError as exc:
+            yield _where(path, i), exc
+
+
+def _parquet(path: Path) -> Iterator[tuple[str, Any]]:
+    data = read_capped(path, MAX_PARQUET_BYTES)
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        raise RecordError(f"unreadable parquet: {str(exc)[:120]}") from None
+    if table.num_rows > MAX_INPUT_RECORDS:
+        raise RecordError(f"holds {table.num_rows} rows; the limit is {MAX_INPUT_RECORDS}")
+    for i, row in enumerate(table.to_pylist(), 1):
+        nan = next((k for k, v in row.items() if isinstance(v, float) and v != v), None)
+        if nan is not None:  # the loader refuses NaN too; a missing value must be null
+            yield _where(path, i), RecordError(f"field {nan!r} must be finite, got nan")
+            continue
+        try:
+            yield _where(path, i), row_to_record(row)
+        except (ValueError, OverflowError) as exc:
+            yield _where(path, i), RecordError(str(exc))
+
+
+def _content(record: dict[str, Any]) -> dict[str, Any]:
+    """What two copies of a run must share to count as the same run (not when they were written)."""
+    row = flatten(record)
+    return {k: row[k] for k in COLUMNS if k != "created_at"}
+
+
+def ingest(path: str | Path, target_dir: str | Path, *, conflict_roots: Iterable[str | Path] | None = None,
+           source: str | None = None) -> IngestReport:
+    """Add the records in ``path`` (a folder of .json/.jsonl/.parquet files, any depth, hidden ones
+    skipped, or one such file) to the store at ``target_dir``; see the module docstring.
+
+    conflict_roots: stores whose run_ids may not be reused (default: the shipped results).
+    source: when given, every record's ``source`` is replaced by it (the original is kept as
+    ``claimed_source``), e.g. "submitted, unverified".
+    Raises FileNotFoundError for a missing path, ValueError for an unsupported file type or a
+    target that is not a results folder.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"nothing to ingest: {path} does not exist")
+    if not path.is_dir() and path.suffix not in SUFFIXES:
+        raise ValueError(f"cannot ingest {path.name}: use a folder, .json, .jsonl or .parquet")
+    listing: list = []
+    files = list_data_files(path, SUFFIXES, listing)
+    pre = [(s.where, RecordError(s.reason)) for s in listing]
+
+    def items() -> Iterator[tuple[str, Any]]:
+        yield from pre
+        for f in sorted(files):
+            yield from _candidates(f)
+    return ingest_items(items(), target_dir, conflict_roots=conflict_roots, source=source)
+
+
+def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
+                 conflict_roots: Iterable[str | Path] | None = None, source: str | None = None) -> IngestReport:
+    """The core of :func:`ingest` for ``(where, record dict or exception)`` pairs from any source."""
+    from core.store import SHIPPED_DIR, is_results_folder
+    from core.store.load import load_runs
+
+    target = Path(target_dir)
+    problem = is_results_folder(target)
+    if problem:
+        raise ValueError(problem)
+    report, first_seen, batch = IngestReport(), {}, []
+    for where, item in items:
+        try:
+            if isinstance(item, Exception):
+                raise item
+            if source is not None and isinstance(item, dict):
+                item = {**item, "source": source, "claimed_source": item.get("source")}
+            rec = prepare_record(check_record(item))
+        except (ValueError, OverflowError, TypeError) as exc:
+            report.refused.append((where, str(exc)[:300]))
+            continue
+        if rec["run_id"] in first_seen:
+            report.refused.append((where, f"run_id {rec['run_id']!r} repeats {first_seen[rec['run_id']]}"))
+            continue
+        first_seen[rec["run_id"]] = where
+        batch.append((where, rec))
+    others = [Path(r) for r in (conflict_roots if conflict_roots is not None else [SHIPPED_DIR])]
+    others = [r for r in others if r.exists() and r.resolve() != target.resolve()]
+    mark_results_folder(target)
+    with file_lock(target / INGEST_LOCK, timeout=600, what="another ingest"):
+        stored = {}
+        for root in [target, *others]:  # read under the lock: another ingest may just have written
+            runs = load_runs([root])
+            ids = set(first_seen) & set(runs["run_id"])
+            for _, row in runs[runs["run_id"].isin(ids)].iterrows():
+                stored.setdefault(row["run_id"], (root, _content(row_to_record(row.to_dict()))))
+        todo = []
+        for where, rec in batch:
+            run_id = rec["run_id"]
+            if run_id in stored:
+                root, content = stored[run_id]
+                if content == _content(rec):
+                    report.unchanged.append(run_id)
+                else:
+                    report.refused.append((where, f"run_id {run_id!r} is already in {root} with different "
+                                                  "content; a stored run is never replaced"))
+            elif os.path.lexists(target / f"{run_id}.json"):
+                report.refused.append((where, f"{target / (run_id + '.json')} exists but is not a valid "
+                                              "record; remove it before ingesting this run"))
+            else:
+                todo.append(rec)
+        report.written = _write_all(todo, target)
+        report.accepted = [r["run_id"] for r in todo]
+    log.info("ingest -> %s: %s", target, report.summary())
+    return report
+
+
+def _write_all(records: list[dict[str, Any]], target: Path) -> list[Path]:
+    """All records or none: stage each as a hidden temp file, then rename; undo on any failure."""
+    staged: list[tuple[Path, Path]] = []
+    done: list[Path] = []
+    try:
+        for rec in records:
+            data = record_bytes(rec)
+            tmp = target / f"{TMP_PREFIX}ingest-{rec['run_id']}.json"
+            _atomic_write(tmp, lambda fh, data=data: fh.write(data))
+            staged.append((tmp, target / f"{rec['run_id']}.json"))
+        for tmp, final in staged:
+            os.replace(tmp, final)
+            done.append(final)
+        return done
+    except BaseException:
+        for final in done:
+            with contextlib.suppress(OSError):
+                final.unlink()
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise
+
+
+__all__ = ["IngestReport", "ingest", "ingest_items", "MARKER_NAME"]

@@ -1,0 +1,226 @@
+"""Loading the store: every valid run of the roots as one frame; every invalid one quarantined.
+
+A file that breaks a rule (core.schema, core.store.validate) is skipped and named; it can
+never make :func:`load_runs` raise. Roots have a priority (their order): a run_id already
+loaded from an earlier root is never replaced by a later one -- a later copy with the same
+content is a no-op, a different one is quarantined as a conflict. Within one root the newest
+``created_at`` wins (JSON beats Parquet on a tie), as compaction needs.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from core import schema
+from core.store.records import (ARROW_SCHEMA, COLUMNS, PANDAS_TYPES, flatten, list_data_files,
+                                read_json_record)
+from core.store.validate import Skipped, reason_sql
+
+log = logging.getLogger("core.store")
+
+_DUCK = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE", bool: "BOOLEAN"}
+DUCK_TYPES = {n: _DUCK[k] for n, (k, _) in schema.SCALAR_FIELDS.items()}
+_READ_RETRIES = 3
+MAX_SKIPPED_PER_FILE = 100  # a million bad rows in one Parquet file are named by a count
+_WORK = ARROW_SCHEMA.append(pa.field("_file", pa.string())).append(pa.field("_root", pa.int64()))
+
+
+def _roots(roots: Iterable[str | Path] | None) -> list[Path]:
+    if roots is None:
+        import core.store as package  # late: tests and benchmarks may repoint SHIPPED_DIR
+
+        return package.default_roots()
+    return [Path(r) for r in roots]
+
+
+def load_runs_report(roots: Iterable[str | Path] | None = None) -> tuple[pd.DataFrame, list[Skipped]]:
+    """Every valid run under ``roots`` (default: the app's roots) and every skipped record.
+
+    Frame: one row per run_id, columns :data:`COLUMNS`, ordered by created_at then run_id.
+    Skipped: one :class:`Skipped` per file or row left out (invalid, unreadable, too large, not a
+    regular file, a symlink out of its folder, or a run_id conflicting with an earlier root).
+    Missing roots are ignored.
+    """
+    paths = _roots(roots)
+    for attempt in range(_READ_RETRIES):
+        try:
+            return _load_once([p for p in paths if p.exists()], strict=True)
+        except FileNotFoundError:  # a compaction swapped files under us: list again
+            log.info("store changed during read (attempt %d); re-reading", attempt + 1)
+            time.sleep(0.05 * (attempt + 1))
+    return _load_once([p for p in paths if p.exists()], strict=False)
+
+
+def load_runs(roots: Iterable[str | Path] | None = None) -> pd.DataFrame:
+    """The frame of :func:`load_runs_report`; its skipped list rides in ``frame.attrs["skipped"]``
+    (read it with :func:`skipped_records`)."""
+    frame, skipped = load_runs_report(roots)
+    frame.attrs["skipped"] = skipped
+    return frame
+
+
+def skipped_records(runs: pd.DataFrame) -> list[Skipped]:
+    """The records :func:`load_runs` quarantined while building ``runs`` ([] if none or unknown).
+
+    Pages show ``core.store.skipped_summary(skipped_records(runs))`` through ``core.text.plain``.
+    """
+    return list(runs.attrs.get("skipped", []))
+
+
+def stored_run_ids(results_dir: str | Path, *, ok_only: bool = False) -> set[str]:
+    """run_ids stored (valid) under ``results_dir``, JSON and compacted Parquet alike."""
+    runs = load_runs([results_dir])
+    if ok_only:
+        runs = runs[runs["status"] == "ok"]
+    return set(runs["run_id"])
+
+
+def _load_once(roots: list[Path], strict: bool) -> tuple[pd.DataFrame, list[Skipped]]:
+    skipped: list[Skipped] = []
+    per_root = []
+    for root in roots:
+        # JSON before Parquet: compaction publishes its Parquet before deleting the JSON it
+        # merged, so every run is seen in at least one of the two listings.
+        rows, files = [], []
+        for f in list_data_files(root, (".json",), skipped):
+            rec = read_json_record(f, skipped)
+            if rec is not None:
+                rows.append(flatten(rec))
+                files.append(str(f))
+        per_root.append((rows, files, list_data_files(root, (".parquet",), skipped)))
+    table = merge_rows(per_root, strict, skipped)
+    return table.to_pandas(types_mapper=PANDAS_TYPES.get), skipped
+
+
+def merge_rows(per_root: list[tuple[list[dict[str, Any]], list[str], list[Path]]], strict: bool,
+               skipped: list[Skipped]) -> pa.Table:
+    """Per root (JSON rows, their files, Parquet files) -> one table of ARROW_SCHEMA, one row per
+    run_id: the earliest root's copy; within a root the newest created_at (JSON wins ties)."""
+    con = duckdb.connect()
+    try:
+        tables = []
+        for index, (rows, files, parquet_files) in enumerate(per_root):
+            json_table = pa.Table.from_pylist(rows, schema=ARROW_SCHEMA).append_column(
+                "_file", pa.array(files, pa.string()))
+            parts = [json_table]
+            if parquet_files:
+                parquet = _read_parquet(con, parquet_files, strict, skipped)
+                if parquet is not None:
+                    parts.append(parquet)
+            for part in parts:
+                tables.append(part.append_column("_root", pa.array([index] * part.num_rows, pa.int64())))
+        merged = pa.concat_tables(tables).cast(_WORK) if tables else _WORK.empty_table()
+        keys = pa.table({"run_id": merged["run_id"], "created_at": merged["created_at"],
+                         "_root": merged["_root"], "_pos": pa.array(range(merged.num_rows), pa.int64())})
+        ranked = _arrow(con.execute(
+            "SELECT _pos, _root, first_value(_pos) OVER w AS _keep, first_value(_root) OVER w AS _keep_root, "
+            "row_number() OVER w AS _rank, created_at, run_id FROM keys "
+            "WINDOW w AS (PARTITION BY run_id ORDER BY _root, created_at DESC NULLS LAST, _pos)"))
+        _note_conflicts(merged, ranked, skipped)
+        kept = con.execute("SELECT _pos FROM ranked WHERE _rank = 1 "
+                           "ORDER BY created_at NULLS FIRST, run_id").fetchnumpy()["_pos"]
+        out = merged.take(pa.array(kept, pa.int64()))
+        return out.drop_columns(["_file", "_root"])
+    finally:
+        con.close()
+
+
+def _note_conflicts(merged: pa.Table, ranked: pa.Table, skipped: list[Skipped]) -> None:
+    """Name every later-root copy of a run whose content differs from the copy that was kept."""
+    later = ranked.filter(pc.and_(pc.greater(ranked["_rank"], 1),
+                                  pc.not_equal(ranked["_root"], ranked["_keep_root"])))
+    if not later.num_rows:
+        return
+    content = [c for c in COLUMNS if c != "created_at"]
+    for pos, keep in zip(later["_pos"].to_pylist(), later["_keep"].to_pylist()):
+        dropped, kept = merged.take([pos, keep]).to_pylist()
+        if any(dropped[c] != kept[c] for c in content):
+            skipped.append(Skipped(dropped["_file"] or "?", (
+                f"run_id {dropped['run_id']!r} is already stored in {kept['_file']} with different "
+                "content; this copy is ignored (a stored run is never replaced)")))
+
+
+def _arrow(result: duckdb.DuckDBPyConnection) -> pa.Table:
+    """The pending result as an Arrow table (the method's name changed in DuckDB 1.4/2.0)."""
+    fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
+    with warnings.catch_warnings():  # DuckDB 2 warns about one extra copy; harmless here
+        warnings.simplefilter("ignore", UserWarning)
+        return fetch()
+
+
+def _select_parquet(con: duckdb.DuckDBPyConnection, files: list[str]) -> str:
+    """A SELECT over ``files`` giving :data:`COLUMNS` typed, ``_file``, and ``_reason`` (the first
+    rule the row breaks, NULL when valid); missing columns are NULL."""
+    described = con.execute("DESCRIBE SELECT * FROM read_parquet(?, union_by_name=true)", [files]).fetchall()
+    raw_types = {row[0]: str(row[1]) for row in described}
+    parts = []
+    for name in COLUMNS:  # names come from the schema, never from users
+        kind = DUCK_TYPES.get(name, "VARCHAR")
+        if name in raw_types:
+            parts.append(f'TRY_CAST("{name}" AS {kind}) AS "{name}"')
+        else:
+            parts.append(f'NULL::{kind} AS "{name}"')
+        if name in DUCK_TYPES:
+            parts.append(f'"{name}" AS "_raw_{name}"' if name in raw_types else f'NULL AS "_raw_{name}"')
+    inner = f"SELECT {', '.join(parts)}, filename AS _file FROM read_parquet($files, union_by_name=true, filename=true)"
+    reason = reason_sql(set(raw_types), raw_types, DUCK_TYPES)
+    cols = ", ".join(f'"{c}"' for c in (*COLUMNS, "_file"))
+    return f"SELECT {cols}, {reason} AS _reason FROM ({inner})"
+
+
+def _valid_rows(con: duckdb.DuckDBPyConnection, files: list[str], skipped: list[Skipped]) -> pa.Table:
+    table = _arrow(con.execute(_select_parquet(con, files), {"files": files}))
+    bad_mask = pc.is_valid(table["_reason"])
+    if pc.any(bad_mask).as_py():
+        bad = table.filter(bad_mask).select(["_file", "run_id", "_reason"]).to_pylist()
+        per_file: dict[str, int] = {}
+        for row in bad:
+            n = per_file[row["_file"]] = per_file.get(row["_file"], 0) + 1
+            if n <= MAX_SKIPPED_PER_FILE:
+                run = row["run_id"] if isinstance(row["run_id"], str) and len(row["run_id"]) <= 64 else "?"
+                skipped.append(Skipped(f"{row['_file']} (run_id {run!r})", row["_reason"]))
+        for name, n in per_file.items():
+            if n > MAX_SKIPPED_PER_FILE:
+                skipped.append(Skipped(name, f"{n - MAX_SKIPPED_PER_FILE} more invalid rows"))
+        table = table.filter(pc.invert(bad_mask))
+    return table.drop_columns(["_reason"])
+
+
+def _read_parquet(con: duckdb.DuckDBPyConnection, files: list[Path], strict: bool,
+                  skipped: list[Skipped]) -> pa.Table | None:
+    """The valid rows of ``files`` as one Arrow table; corrupt files skipped and named.
+
+    A listed file that vanished raises FileNotFoundError when ``strict`` (the caller lists
+    again and retries), else it is skipped.
+    """
+    names = [str(f) for f in files]
+    attempt: list[Skipped] = []
+    try:
+        table = _valid_rows(con, names, attempt)
+        skipped += attempt
+        return table
+    except duckdb.Error:
+        if strict and not all(f.exists() for f in files):
+            raise FileNotFoundError("a parquet file vanished during the read") from None
+    tables = []
+    for f in names:  # slow path: find and skip the bad file(s)
+        try:
+            tables.append(_valid_rows(con, [f], skipped))
+        except duckdb.Error as exc:
+            if not Path(f).exists():
+                if strict:
+                    raise FileNotFoundError(f) from None
+                log.warning("parquet %s vanished during the read; skipped", f)
+            else:
+                log.warning("skipping unreadable parquet %s: %s", f, str(exc)[:200])
+                skipped.append(Skipped(f, f"unreadable Parquet ({str(exc).splitlines()[0][:120]})"))
+    return pa.concat_tables(tables) if tables else None

@@ -1,0 +1,337 @@
+"""Records on disk: safe listing and reading, atomic world-readable writes (compaction: compaction.py).
+
+Readers never follow a file out of its results folder, never open a FIFO or a device, never
+read more than a size cap, and never descend more than :data:`MAX_WALK_DEPTH` folders.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import stat
+import tempfile
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from core import schema
+from core.store.validate import (MAX_PARQUET_BYTES, MAX_RECORD_BYTES, RecordError, Skipped,
+                                 check_record, parse_record_bytes)
+
+log = logging.getLogger("core.store")
+
+TMP_PREFIX = ".tmp-"
+MARKER_NAME = ".iimm-results"       # written into every folder the grid or ingest writes to
+EXTRA_COLUMN = "extra"
+COLUMNS: tuple[str, ...] = (*schema.SCALAR_FIELDS, *schema.NESTED_FIELDS, EXTRA_COLUMN)
+_ARROW = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+ARROW_SCHEMA = pa.schema([(n, _ARROW[k]) for n, (k, _) in schema.SCALAR_FIELDS.items()]
+                         + [(n, pa.string()) for n in (*schema.NESTED_FIELDS, EXTRA_COLUMN)])
+PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+MAX_WALK_DEPTH = 6                  # folders below a root (runs/<grid>/<model>/... is plenty)
+MAX_WALK_ENTRIES = 2_000_000        # directory entries looked at per root before giving up
+#: What a folder may hold at its top level to count as a results folder without the marker.
+_RESULT_SUFFIXES = (".json", ".jsonl", ".parquet", ".md", ".csv")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _atomic_write(target: Path, write: Any) -> Path:
+    """Write via a ``.tmp-*`` file in the same folder, fsync, then ``os.replace``.
+
+    The file gets mode 0666 minus the umask (mkstemp's 0600 would hide records from an app
+    running as another user).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=target.suffix, dir=target.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # persist the rename itself; not possible everywhere
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return target
+
+
+def record_bytes(record: Mapping[str, Any]) -> bytes:
+    """The canonical file content of a validated record (sorted keys, NaN as null)."""
+    return _dumps(record, indent=1).encode("utf-8")
+
+
+def prepare_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a record and fill ``created_at`` (UTC, ISO-8601) when absent."""
+    rec = check_record(record)
+    if not rec.get("created_at"):
+        rec["created_at"] = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return rec
+
+
+def mark_results_folder(folder: Path) -> None:
+    """Leave the marker that says: this folder holds this project's records."""
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / MARKER_NAME
+    if not marker.exists():
+        with contextlib.suppress(OSError):
+            marker.write_text("iimm-finetune-forecast results folder\n")
+
+
+def write_record(record: Mapping[str, Any], results_dir: str | Path) -> Path:
+    """Validate one record and write it atomically as ``<results_dir>/<run_id>.json``.
+
+    Fills ``created_at`` when absent; an existing file of the same run_id is replaced whole
+    (the grid decides whether to skip finished runs; ingest refuses conflicts before this).
+    """
+    rec = prepare_record(record)
+    data = record_bytes(rec)
+    return _atomic_write(Path(results_dir) / f"{rec['run_id']}.json", lambda fh: fh.write(data))
+
+
+def is_results_folder(path: str | Path) -> str | None:
+    """Why ``path`` must not be used as a results folder, or None when it may.
+
+    Allowed: a folder that does not exist yet, an empty one, one with this project's marker,
+    or one whose top level holds only record-like files and hidden entries. Refused: the file
+    system root, the home folder, and any other folder (e.g. ``/`` or a source tree), so a
+    typo cannot make a job scan or write all over a machine.
+    """
+    p = Path(path).expanduser()
+    try:
+        resolved = p.resolve()
+    except (OSError, RuntimeError) as exc:
+        return f"cannot resolve {p}: {exc}"
+    if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
+        return f"{p} is the file-system root or your home folder, not a results folder"
+    if not resolved.exists():
+        return None
+    if not resolved.is_dir():
+        return f"{p} is not a folder"
+    if (resolved / MARKER_NAME).is_file():
+        return None
+    try:
+        with os.scandir(resolved) as entries:
+            for i, entry in enumerate(entries):
+                if i >= 1000:  # a thousand record-like entries in a row: it is a (large) results folder
+                    break
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=False) or not entry.name.endswith(_RESULT_SUFFIXES):
+                    if entry.is_dir(follow_symlinks=False) and _looks_like_results(Path(entry.path)):
+                        continue
+                    return (f"{p} does not look like a results folder (it holds {entry.name!r}); "
+                            f"use an empty or new folder, or one made by jobs.grid")
+    except OSError as exc:
+        return f"cannot read {p}: {exc.strerror}"
+    return None
+
+
+def _looks_like_results(folder: Path) -> bool:
+    """A sub-folder counts as results when it carries the marker (a grid's own output folder) or holds
+    only record-like files and hidden entries (e.g. ``jobs/results/default``)."""
+    if (folder / MARKER_NAME).is_file():
+        return True
+    try:
+        with os.scandir(folder) as entries:
+            for i, entry in enumerate(entries):
+                if i >= 1000:
+                    break
+                if (not entry.name.startswith(".") and (
+                        entry.is_dir(follow_symlinks=False) or not entry.name.endswith(_RESULT_SUFFIXES))):
+                    return False
+    except OSError:
+        return False
+    return True
+
+
+def list_data_files(root: Path, suffixes: tuple[str, ...], skipped: list[Skipped] | None = None
+                    ) -> list[Path]:
+    """Regular files ending in one of ``suffixes`` under ``root`` (any depth up to MAX_WALK_DEPTH).
+
+    Hidden files and folders (temp files, locks) are ignored. FIFOs, devices, sockets, symlinks
+    leading out of ``root`` and files over the size cap are left out and, when ``skipped`` is
+    given, named there with the reason.
+    """
+    note = skipped.append if skipped is not None else (lambda s: None)
+    try:
+        st = os.stat(root)
+    except OSError:
+        return []
+    if stat.S_ISREG(st.st_mode):
+        return [root] if root.name.endswith(suffixes) else []
+    real_root = os.path.realpath(root)
+    found: list[Path] = []
+    seen = 0
+    for folder, dirs, files in os.walk(root):
+        depth = Path(folder).relative_to(root).parts
+        seen += len(dirs) + len(files)
+        if seen > MAX_WALK_ENTRIES:
+            note(Skipped(str(folder), f"more than {MAX_WALK_ENTRIES} entries under {root}; stopped"))
+            break
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if len(depth) < MAX_WALK_DEPTH else []
+        for name in sorted(files):
+            if name.startswith(".") or not name.endswith(suffixes):
+                continue
+            path = Path(folder) / name
+            problem = _file_problem(path, real_root)
+            if problem:
+                note(Skipped(str(path), problem))
+            else:
+                found.append(path)
+    return found
+
+
+def _file_problem(path: Path, real_root: str) -> str | None:
+    try:
+        lst = os.lstat(path)
+        if stat.S_ISLNK(lst.st_mode):
+            target = os.path.realpath(path)
+            if os.path.commonpath([target, real_root]) != real_root:
+                return "symbolic link leading out of the results folder"
+            lst = os.stat(path)
+    except (OSError, ValueError):
+        return None  # vanished meanwhile: not worth a note
+    if not stat.S_ISREG(lst.st_mode):
+        return "not a regular file (FIFO, device or socket)"
+    cap = MAX_PARQUET_BYTES if path.suffix == ".parquet" else MAX_RECORD_BYTES
+    if lst.st_size > cap:
+        return f"file is {lst.st_size} bytes; the limit is {cap}"
+    return None
+
+
+def read_capped(path: Path, cap: int) -> bytes:
+    """At most ``cap`` bytes of a regular file; ValueError for anything else or anything larger.
+
+    Opened non-blocking, so a FIFO swapped in after listing cannot hang the reader.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RecordError("not a regular file (FIFO, device or socket)")
+        if st.st_size > cap:
+            raise RecordError(f"file is {st.st_size} bytes; the limit is {cap}")
+        chunks, total = [], 0
+        while chunk := os.read(fd, min(1 << 20, cap + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > cap:
+                raise RecordError(f"file grew past the limit of {cap} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_json_record(path: Path, skipped: list[Skipped] | None = None) -> dict[str, Any] | None:
+    """The validated record in ``path``, or None (named in ``skipped``, and logged) if unusable."""
+    try:
+        return parse_record_bytes(read_capped(path, MAX_RECORD_BYTES))
+    except FileNotFoundError:  # compacted or replaced since listing: not an error
+        log.debug("record %s vanished while reading", path)
+    except (OSError, ValueError) as exc:  # RecordError is a ValueError
+        reason = str(exc) if isinstance(exc, ValueError) else f"unreadable ({exc.strerror})"
+        log.warning("skipping unreadable record %s: %s", path, reason)
+        if skipped is not None:
+            skipped.append(Skipped(str(path), reason))
+    return None
+
+
+def _no_nan(value: Any) -> Any:
+    """A copy of nested data with NaN/inf floats as None (standard JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_nan(v) for v in value]
+    return value
+
+
+def _dumps(value: Any, **kw: Any) -> str:
+    try:
+        return json.dumps(value, sort_keys=True, allow_nan=False, **kw)
+    except ValueError:  # NaN somewhere inside, e.g. an undefined zero-shot measure
+        return json.dumps(_no_nan(value), sort_keys=True, allow_nan=False, **kw)
+
+
+def flatten(record: Mapping[str, Any]) -> dict[str, Any]:
+    """One validated record -> one row of :data:`ARROW_SCHEMA`."""
+    row: dict[str, Any] = {}
+    for name, (kind, _) in schema.SCALAR_FIELDS.items():
+        value = record.get(name)
+        row[name] = float(value) if kind is float and value is not None else value
+    for name in schema.NESTED_FIELDS:
+        value = record.get(name)
+        row[name] = None if value is None else _dumps(value)
+    extra = {k: v for k, v in record.items() if k not in COLUMNS}
+    row[EXTRA_COLUMN] = _dumps(extra) if extra else None
+    return row
+
+
+def records_to_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Records (validated here) as a frame shaped like :func:`load_runs` output, in input order."""
+    rows = [flatten(check_record(r)) for r in records]
+    return pa.Table.from_pylist(rows, schema=ARROW_SCHEMA).to_pandas(types_mapper=PANDAS_TYPES.get)
+
+
+def _plain(value: Any) -> Any:
+    """numpy/pandas scalars -> Python; NaN/NA -> None."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def row_to_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One frame row (or export row) back to a record dict: JSON columns parsed, NaN -> None.
+
+    Raises ValueError when a nested column holds text that is not JSON (or is nested too deep).
+    """
+    from core.store.validate import parse_json_bytes
+
+    rec: dict[str, Any] = {}
+    for name in schema.SCALAR_FIELDS:
+        if name in row:
+            value = _plain(row[name])
+            kind = schema.SCALAR_FIELDS[name][0]
+            # Parquet written by other tools may widen ints to floats; undo that exactly.
+            if kind is int and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+                value = int(value)
+            rec[name] = value
+    for name in (*schema.NESTED_FIELDS, EXTRA_COLUMN):
+        text = _plain(row.get(name))
+        if text is None:
+            continue
+        try:
+            value = parse_json_bytes(text.encode("utf-8")) if isinstance(text, str) else text
+        except ValueError as exc:
+            raise ValueError(f"column {name!r} does not hold JSON text: {exc}") from None
+        if name == EXTRA_COLUMN:
+            if not isinstance(value, dict):
+                raise ValueError(f"column {name!r} must hold a JSON object")
+            rec.update({k: v for k, v in value.items() if k not in COLUMNS})
+        else:
+            rec[name] = value
+    return rec

@@ -1,0 +1,86 @@
+"""Submissions for a hosted leaderboard: a zip of grid records from a stranger, checked by the same
+rules as every other path into the store and stored apart, labelled "submitted, unverified".
+
+A submission can never replace or shadow a measured run: its records go to their own root (last
+in :func:`core.store.default_roots`, so a run_id already loaded from the shipped or local store
+wins), every run_id already stored there or in the shipped or local store with other content is
+refused, and its ``source`` is overwritten with :data:`SUBMITTED_SOURCE` (the claimed source is
+kept as ``claimed_source``), so the leaderboard's source filter separates submissions.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+from core.store.ingest import IngestReport, ingest_items
+from core.store.validate import MAX_RECORD_BYTES, RecordError, parse_json_bytes
+from core.upload.archive import Source, _member_name, _open_zip, _opened, _read_member
+from core.upload.limits import MiB, UploadError, UploadLimits, _Budget, _printable, _Skip
+
+#: Limits for a submission zip: small members (records), few of them.
+SUBMISSION_LIMITS = UploadLimits(max_archive_bytes=32 * MiB, max_total_uncompressed_bytes=128 * MiB,
+                                 max_member_bytes=32 * MiB, max_members=20_000)
+MAX_SUBMITTED_RECORDS = 10_000
+
+
+def _items(zf: Any, limits: UploadLimits) -> Iterator[tuple[str, Any]]:
+    budget, count = _Budget(limits.max_total_uncompressed_bytes), 0
+    for info in zf.infolist():
+        if info.is_dir():
+            continue
+        try:
+            name = _member_name(info, limits)
+        except _Skip as exc:
+            yield _printable(info.filename), RecordError(str(exc))
+            continue
+        if not name.endswith((".json", ".jsonl")):
+            yield _printable(name), RecordError("not a record file (.json or .jsonl)")
+            continue
+        try:
+            raw = bytes(_read_member(zf, info, budget, limits))
+        except _Skip as exc:
+            yield _printable(name), RecordError(str(exc))
+            continue
+        lines = raw.split(b"\n") if name.endswith(".jsonl") else [raw]
+        for i, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            where = f"{_printable(name)}:{i}" if len(lines) > 1 else _printable(name)
+            count += 1
+            if count > MAX_SUBMITTED_RECORDS:
+                raise UploadError(f"a submission may hold at most {MAX_SUBMITTED_RECORDS} records")
+            try:
+                if len(line) > MAX_RECORD_BYTES and name.endswith(".jsonl"):
+                    raise RecordError(f"line is {len(line)} bytes; the limit is {MAX_RECORD_BYTES}")
+                data = parse_json_bytes(line, max_depth=10)
+            except RecordError as exc:
+                yield where, exc
+                continue
+            if isinstance(data, list):
+                count += len(data) - 1
+                if count > MAX_SUBMITTED_RECORDS:
+                    raise UploadError(f"a submission may hold at most {MAX_SUBMITTED_RECORDS} records")
+                yield from ((f"{where}[{k}]", item) for k, item in enumerate(data, 1))
+            else:
+                yield where, data
+
+
+def accept_submission(source: Source, *, target: str | Path | None = None,
+                      limits: UploadLimits = SUBMISSION_LIMITS) -> IngestReport:
+    """Validate and store the records in a submitted zip (``.json`` records or lists, ``.jsonl``).
+
+    target: where submissions are stored (default :func:`core.store.submissions_dir`).
+    Returns the IngestReport: accepted run_ids, unchanged re-submissions, refused (where, reason).
+    Raises UploadError when the zip itself is refused (size, entry count, corrupt, too many records).
+    """
+    import core.store as package
+
+    folder = Path(target) if target is not None else package.submissions_dir()
+    conflicts = [package.SHIPPED_DIR, package.local_results_dir()]
+    with _opened(source) as fh:
+        zf, _ = _open_zip(fh, limits)
+        with zf:
+            items = list(_items(zf, limits))
+    if not items:
+        raise UploadError("the zip holds no record files (.json or .jsonl)")
+    return ingest_items(items, folder, conflict_roots=conflicts, source=package.SUBMITTED_SOURCE)

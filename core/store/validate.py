@@ -1,0 +1,158 @@
+"""One validation for every path into the store, and the quarantine note for what fails it.
+
+The schema's rules live in :mod:`core.schema` (fields, types, ranges, consistency). This
+module adds what only a *file* can get wrong -- its size, its nesting, its text encoding, a
+run_id that is unsafe as a file name -- and applies the same scalar rules to Parquet rows
+in one vectorised DuckDB pass (:func:`reason_sql`), so a million-row file costs no Python
+loop. A record that fails is never loaded; it becomes a :class:`Skipped` entry that pages
+show as "N records skipped: ...".
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Mapping, NamedTuple
+
+import numpy as np
+
+from core import schema
+
+RecordError = schema.SchemaError
+MAX_RECORD_BYTES = 1 << 20          # one JSON record file (the shipped ones are ~3 KiB)
+MAX_PARQUET_BYTES = 1 << 30         # one Parquet file (100,000 compacted runs take ~20 MiB)
+MAX_RECORD_DEPTH = schema.MAX_NESTED_DEPTH + 1  # the record object itself is one level
+MAX_INPUT_RECORDS = 1_000_000       # records in one ingest input file (.jsonl / list / parquet)
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
+_RUN_ID = re.compile(RUN_ID_PATTERN)
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+
+
+class Skipped(NamedTuple):
+    """A record (or file) that was not loaded: where it is, and the rule it broke.
+
+    A named tuple, so a frame carrying skipped entries in ``attrs`` stays JSON-serialisable.
+    """
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+def skipped_summary(skipped: list[Skipped], *, limit: int = 3) -> str:
+    """One line for a page: ``"3 records skipped: a.json (reason); ..."`` ('' when none).
+
+    Plain text: a page showing it through Markdown must still pass it through core.text.plain.
+    """
+    if not skipped:
+        return ""
+    shown = "; ".join(f"{s.where} ({s.reason})" for s in skipped[:limit])
+    more = f"; and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    noun = "record" if len(skipped) == 1 else "records"
+    return f"{len(skipped)} {noun} skipped: {shown}{more}"
+
+
+def check_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema.validate_record`` plus a run_id that is safe as a file name.
+
+    Raises RecordError (a ValueError) naming the problem.
+    """
+    schema.validate_record(record)  # type: ignore[arg-type]
+    if not _RUN_ID.match(record["run_id"]):
+        raise RecordError(f"run_id {schema._short(record['run_id'])} must be 1-200 letters, digits, "
+                          "'.', '_' or '-' and start with a letter or digit")
+    return dict(record)
+
+
+def json_depth(raw: bytes) -> int:
+    """Deepest bracket nesting of JSON text, found without parsing it (so without recursion).
+
+    String contents are blanked first, so brackets inside strings do not count.
+    """
+    stripped = _JSON_STRING.sub(b'""', raw)
+    codes = np.frombuffer(stripped, dtype=np.uint8)
+    steps = (np.isin(codes, (0x5B, 0x7B)).astype(np.int32) - np.isin(codes, (0x5D, 0x7D)))
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def parse_json_bytes(raw: bytes, *, max_depth: int = MAX_RECORD_DEPTH) -> Any:
+    """Strict JSON from bytes: UTF-8, nesting at most ``max_depth``; ValueError naming the problem."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"not UTF-8 text (byte {exc.start})") from None
+    depth = json_depth(raw)
+    if depth > max_depth:
+        raise RecordError(f"JSON nested {depth} levels deep; the limit is {max_depth}")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError; too many integer digits
+        raise RecordError(f"invalid JSON: {str(exc)[:120]}") from None
+
+
+def parse_record_bytes(raw: bytes) -> dict[str, Any]:
+    """One validated record from the bytes of a ``.json`` file; RecordError naming the problem."""
+    if len(raw) > MAX_RECORD_BYTES:
+        raise RecordError(f"record file is {len(raw)} bytes; the limit is {MAX_RECORD_BYTES}")
+    return check_record(parse_json_bytes(raw))
+
+
+def safe_json_text(text: str | None, *, max_depth: int = MAX_RECORD_DEPTH) -> Any:
+    """A stored nested column (JSON text) parsed defensively: None when absent, unparseable,
+    or nested too deep (so a hostile Parquet cell can never raise RecursionError in a page)."""
+    if text is None or not isinstance(text, str):
+        return text
+    try:
+        return parse_json_bytes(text.encode("utf-8"), max_depth=max_depth)
+    except ValueError:
+        return None
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def reason_sql(present: set[str], raw_types: dict[str, str], duck_types: dict[str, str]) -> str:
+    """A DuckDB expression giving, per row of the typed select, the first rule it breaks (or NULL).
+
+    The same rules as :func:`check_record` for every scalar; for nested columns: JSON validity and
+    :data:`schema.MAX_NESTED_CHARS`; nesting depth is bounded by whoever parses the text
+    (:func:`safe_json_text`). ``present``: columns the file has; ``raw_types``: their raw types.
+    Column names come from the schema, never from users.
+    """
+    tol = schema.CONSISTENCY_TOLERANCE
+    rules: list[tuple[str, str]] = [
+        ("run_id IS NULL OR NOT regexp_full_match(run_id, " + _sql_text(RUN_ID_PATTERN[1:-1]) + ")",
+         "run_id is missing or not safe as a file name")]
+    for name, kind in duck_types.items():
+        if name in present:  # a value that could not be cast is a wrong type, not a missing one
+            rules.append((f'"_raw_{name}" IS NOT NULL AND "{name}" IS NULL',
+                          f"field {name!r} has the wrong type ({raw_types.get(name, '?')})"))
+    for name in schema.REQUIRED_FIELDS:
+        empty = f' OR "{name}" = \'\'' if duck_types[name] == "VARCHAR" else ""
+        rules.append((f'"{name}" IS NULL{empty}', f"record is missing required field {name!r}"))
+    rules.append(("status NOT IN ('ok', 'failed')", "field 'status' must be one of ('ok', 'failed')"))
+    for name, (low, high) in schema.RANGES.items():
+        finite = f'NOT isfinite("{name}") OR ' if duck_types[name] == "DOUBLE" else ""
+        rules.append((f'"{name}" IS NOT NULL AND ({finite}"{name}" < {low!r} OR "{name}" > {high!r})',
+                      f"field {name!r} must lie in [{low:g}, {high:g}]"))
+    for name, kind in duck_types.items():
+        if kind == "VARCHAR":
+            limit = schema.TEXT_LIMITS.get(name, schema.MAX_TEXT)
+            rules.append((f'length("{name}") > {limit}', f"field {name!r} is longer than {limit} characters"))
+    rules += [
+        ("status = 'ok' AND (zs_acc IS NULL OR ft_acc IS NULL)", "a successful record needs zs_acc and ft_acc"),
+        (f"id_gain IS NOT NULL AND zs_acc IS NOT NULL AND ft_acc IS NOT NULL AND "
+         f"abs(id_gain - (ft_acc - zs_acc)) > {tol} * greatest(1, abs(ft_acc - zs_acc))",
+         "field 'id_gain' must equal ft_acc - zs_acc"),
+        (f"norm_gain IS NOT NULL AND zs_acc IS NOT NULL AND ft_acc IS NOT NULL AND zs_acc < 100 AND "
+         f"abs(norm_gain - (ft_acc - zs_acc) / (100 - zs_acc)) > "
+         f"{tol} * greatest(1, abs((ft_acc - zs_acc) / (100 - zs_acc)))",
+         "field 'norm_gain' must equal (ft_acc - zs_acc) / (100 - zs_acc)")]
+    for name in (*schema.NESTED_FIELDS, "extra"):
+        rules.append((f'"{name}" IS NOT NULL AND (length("{name}") > {schema.MAX_NESTED_CHARS} '
+                       f'OR NOT json_valid("{name}"))',
+                       f"field {name!r} is not JSON text of at most {schema.MAX_NESTED_CHARS} characters"))
+    cases = " ".join(f"WHEN {cond} THEN {_sql_text(reason)}" for cond, reason in rules)
+    return f"CASE {cases} ELSE NULL END"

@@ -1,0 +1,29 @@
+"""Safe parsing of samples uploaded by strangers: a zip of labelled images, or an .npz of embeddings.
+
+Threat model: every byte of the upload may be hostile. Nothing is extracted to disk: members are
+read into memory in chunks under running byte caps (header sizes are never trusted), images are
+decoded from BytesIO by a short list of PIL decoders after their declared size is checked, and each
+refused member is reported as (name, reason) instead of being dropped silently.
+
+Where each rule lives (one guess each):
+
+* :mod:`core.upload.limits` -- every limit (:class:`UploadLimits`), the byte budget, the time budget
+  (:class:`Deadline`), and label/name checks (formula-looking labels are refused, not escaped);
+* :mod:`core.upload.archive` -- the zip itself: entry count, member names, capped member reads;
+* :mod:`core.upload.images` -- one image: declared size, total pixel budget, 16-bit/float conversion;
+* :mod:`core.upload.folders` -- class-folder and CSV-manifest layouts -> :class:`UploadedSample`;
+* :mod:`core.upload.embeddings` -- ``.npz`` of precomputed embeddings, width checked against the model.
+"""
+from __future__ import annotations
+
+from core.upload.archive import Source, _open_zip, _opened, _read_member
+from core.upload.embeddings import embedding_width, load_embeddings_npz
+from core.upload.folders import UploadedSample, load_image_folder_zip
+from core.upload.images import PixelBudget, _decode_image
+from core.upload.limits import (ARCHIVE_EXTS, DEFAULT_LIMITS, FORMULA_PREFIXES, IMAGE_EXTS, MiB, NPZ_KEYS,
+                                PIL_FORMATS, Deadline, UploadError, UploadLimits, _Budget, _printable, _Skip,
+                                label_problem)
+
+__all__ = ["ARCHIVE_EXTS", "DEFAULT_LIMITS", "Deadline", "FORMULA_PREFIXES", "IMAGE_EXTS", "MiB", "NPZ_KEYS",
+           "PIL_FORMATS", "PixelBudget", "Source", "UploadError", "UploadLimits", "UploadedSample",
+           "embedding_width", "label_problem", "load_embeddings_npz", "load_image_folder_zip"]

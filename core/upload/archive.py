@@ -1,0 +1,123 @@
+"""Reading a zip upload in memory: entry-count check before parsing, normalised member names, and
+member reads under running byte caps that never trust the archive's declared sizes."""
+from __future__ import annotations
+
+import os
+import re
+import stat
+import struct
+import unicodedata
+import zipfile
+from contextlib import contextmanager
+from typing import BinaryIO, Iterator, Union
+
+from core.upload.limits import (MiB, SYSTEM_FILES, UploadError, UploadLimits, _Budget, _is_control, _kind,
+                                _Skip)
+
+Source = Union[str, os.PathLike, BinaryIO]
+_CHUNK = 64 * 1024
+
+
+def _member_name(info: zipfile.ZipInfo, limits: UploadLimits) -> str:
+    """The normalised relative path of a member, or _Skip with why it cannot be used."""
+    name = info.filename
+    if not info.flag_bits & 0x800:
+        # No UTF-8 flag: zipfile decoded as cp437; many tools write UTF-8 anyway, so try that.
+        try:
+            name = name.encode("cp437").decode("utf-8")
+        except UnicodeError:
+            raise _Skip("file name is not UTF-8 (made with a legacy encoding)") from None
+    name = unicodedata.normalize("NFC", name).replace("\\", "/")
+    if len(name) > limits.max_name_length:
+        raise _Skip(f"name longer than {limits.max_name_length} characters")
+    if any(_is_control(ch) for ch in name):
+        raise _Skip("name contains control characters")
+    if name.startswith("/") or re.match(r"[A-Za-z]:", name):
+        raise _Skip("absolute path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise _Skip("path points outside the archive ('..')")
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise _Skip("symbolic link")
+    if any(p.startswith(".") or p.lower() in SYSTEM_FILES for p in parts):
+        raise _Skip("hidden or system file")
+    if info.flag_bits & 0x1:
+        raise _Skip("encrypted")
+    return "/".join(parts)
+
+
+def _entry_count(fh: BinaryIO) -> tuple[int, int]:
+    """(entries, central directory bytes) from the end record, read before zipfile parses the
+    directory: zipfile would build one object per entry, so a huge directory is refused first."""
+    fh.seek(0, os.SEEK_END)
+    size = fh.tell()
+    fh.seek(max(0, size - 22 - 65535))
+    tail = fh.read()
+    pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or len(tail) < pos + 22:
+        raise UploadError("this file is not a zip archive (or it is truncated)")
+    entries, cd_size = struct.unpack("<HI", tail[pos + 10:pos + 16])
+    if (entries == 0xFFFF or cd_size == 0xFFFFFFFF) and pos >= 20 and tail[pos - 20:pos - 16] == b"PK\x06\x07":
+        fh.seek(struct.unpack("<Q", tail[pos - 12:pos - 4])[0])
+        rec = fh.read(56)
+        if rec[:4] == b"PK\x06\x06":
+            entries, cd_size = struct.unpack("<QQ", rec[32:48])
+    return entries, cd_size
+
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, limits: UploadLimits,
+                 cap: int | None = None) -> bytes:
+    """The member's bytes, read in chunks; stops as soon as a running cap is passed."""
+    if info.file_size > (cap or limits.max_member_bytes):
+        raise _Skip(f"file too large ({info.file_size / MiB:.1f} MiB declared, limit "
+                    f"{(cap or limits.max_member_bytes) / MiB:.0f} MiB)")
+    if cap is None:
+        cap = min(limits.max_member_bytes,
+                  max(limits.ratio_floor_bytes, int(info.compress_size * limits.max_member_ratio)))
+    data = bytearray()  # grown in place: no list of chunks plus a joined copy at the end
+    try:
+        with zf.open(info) as fh:
+            while chunk := fh.read(_CHUNK):
+                if len(data) + len(chunk) > cap:
+                    raise _Skip(f"expands beyond {cap // MiB} MiB (size or compression-ratio limit; "
+                                "zip bomb guard)")
+                budget.take(len(chunk))
+                data += chunk
+    except (_Skip, UploadError):
+        raise
+    except Exception as e:  # BadZipFile (bad CRC, lying sizes), zlib.error, unknown method...: unusable
+        raise _Skip(f"corrupt or unsupported zip member ({_kind(e)})") from None
+    return data  # type: ignore[return-value]  (bytes-like; never copied again)
+
+
+
+@contextmanager
+def _opened(source: Source) -> Iterator[BinaryIO]:
+    """A binary handle on a path or an already-open file (e.g. Streamlit's UploadedFile)."""
+    if not isinstance(source, (str, os.PathLike)):
+        yield source
+        return
+    try:
+        fh = open(source, "rb")
+    except OSError as e:
+        raise UploadError(f"cannot open the upload ({e.strerror})") from None
+    with fh:
+        yield fh
+
+
+def _open_zip(fh: BinaryIO, limits: UploadLimits, what: str = "zip archive") -> tuple[zipfile.ZipFile, int]:
+    """The parsed archive and its size, after the cheap size and entry-count checks."""
+    size = fh.seek(0, os.SEEK_END)
+    if size > limits.max_archive_bytes:
+        raise UploadError(f"the upload is {size // MiB} MiB; the limit is {limits.max_archive_bytes // MiB} MiB")
+    entries, cd_size = _entry_count(fh)
+    if entries > limits.max_members or cd_size > limits.max_members * 512:
+        raise UploadError(f"the {what} holds too many files ({entries}); the limit is {limits.max_members}")
+    try:
+        return zipfile.ZipFile(fh), size
+    except UnicodeDecodeError:
+        raise UploadError(f"the {what} has file names marked UTF-8 that are not valid UTF-8") from None
+    except Exception as e:  # zipfile raises BadZipFile, struct.error, ValueError... on hostile input
+        raise UploadError(f"the {what} is corrupt ({type(e).__name__})") from None
+

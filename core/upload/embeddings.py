@@ -1,0 +1,129 @@
+"""Precomputed embeddings (.npz) from users with their own pipeline, under the same byte caps."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from core.upload.archive import Source, _open_zip, _opened, _read_member
+from core.upload.limits import (DEFAULT_LIMITS, MiB, NPZ_KEYS, UploadError, UploadLimits, _Budget, _printable,
+                                _Skip, label_problem)
+
+
+def _load_npy(raw: bytes, key: str) -> np.ndarray:
+    """One .npy array; its header is checked against the data length before numpy allocates anything."""
+    bio = io.BytesIO(raw)
+    try:
+        major, _ = np.lib.format.read_magic(bio)
+        reader = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = reader(bio)
+    except Exception as e:  # numpy raises ValueError, SyntaxError... on a hostile header
+        raise UploadError(f"array {key} is not a valid .npy array ({type(e).__name__})") from None
+    if dtype.kind not in "fiuU" or dtype.hasobject:
+        raise UploadError(f"array {key} has dtype {dtype}; only numbers and strings are accepted")
+    if int(np.prod(shape, dtype=object)) * dtype.itemsize != len(raw) - bio.tell():
+        raise UploadError(f"array {key}: its header (shape {shape}) does not match its data size")
+    offset = bio.tell()
+    if dtype.kind == "U":  # small (class names): numpy's own reader
+        return np.load(io.BytesIO(raw), allow_pickle=False)
+    # Numbers: a view on the bytes already read, so parsing costs no second copy.
+    return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(shape, order="F" if fortran else "C")
+
+
+def load_embeddings_npz(path: Source, *, limits: UploadLimits = DEFAULT_LIMITS,
+                        expected_dim: int | None = None) -> dict:
+    """Precomputed embeddings from an .npz, for users with their own pipeline.
+
+    Expects ``image_embeddings`` (N, d) float, ``text_embeddings`` (C, d) float, ``labels`` (N,) int
+    in 0..C-1 and ``class_names`` (C,) str. Loaded with ``allow_pickle=False`` under the same byte caps
+    as zips, plus a compression-ratio cap per array and ``limits.max_npz_bytes`` in all.
+    expected_dim: the embedding width of the model the embeddings are said to come from; a
+    different width is refused (without it, widths up to ``limits.max_embedding_dim``).
+    Returns those four keys as float32 / int64 arrays and a list of str.
+    Raises UploadError on any problem (shapes, non-finite values, label range, sizes, names).
+    """
+    with _opened(path) as fh:
+        zf, _ = _open_zip(fh, limits, what=".npz file")
+        with zf:
+            infos = {i.filename: i for i in zf.infolist()}
+            missing = [k for k in NPZ_KEYS if k + ".npy" not in infos]
+            if missing:
+                raise UploadError(f"the .npz lacks {', '.join(missing)}; it needs {', '.join(NPZ_KEYS)}")
+            total = sum(infos[k + ".npy"].file_size for k in NPZ_KEYS)
+            if total > limits.max_npz_bytes:
+                raise UploadError(f"the .npz declares {total // MiB} MiB of arrays; the limit is "
+                                  f"{limits.max_npz_bytes // MiB} MiB")
+            budget, arrays = _Budget(limits.max_npz_bytes), {}
+            for key in NPZ_KEYS:
+                info = infos[key + ".npy"]
+                cap = min(limits.max_npz_bytes,
+                          max(limits.ratio_floor_bytes, int(info.compress_size * limits.max_member_ratio)))
+                try:
+                    raw = _read_member(zf, info, budget, limits, cap=cap)
+                except _Skip as e:
+                    raise UploadError(f"array {key}: {e}") from None
+                arrays[key] = _load_npy(raw, key)
+    return _validate_embeddings(arrays, limits, expected_dim)
+
+
+def _validate_embeddings(a: dict[str, np.ndarray], limits: UploadLimits, expected_dim: int | None) -> dict:
+    x, t, y, names = (a[k] for k in NPZ_KEYS)
+    for key, arr in (("image_embeddings", x), ("text_embeddings", t)):
+        if arr.ndim != 2 or arr.dtype.kind != "f" or 0 in arr.shape:
+            raise UploadError(f"{key} must be a non-empty 2-D float array, got {arr.dtype} {arr.shape}")
+    (n, d), c = x.shape, t.shape[0]
+    if n > limits.max_embedding_rows or d > limits.max_embedding_dim or c > limits.max_embedding_classes:
+        raise UploadError(f"too large: {n} rows (limit {limits.max_embedding_rows}), dimension {d} (limit "
+                          f"{limits.max_embedding_dim}), {c} classes (limit {limits.max_embedding_classes})")
+    if expected_dim is not None and d != expected_dim:
+        raise UploadError(f"the embeddings are {d} wide but the chosen model's are {expected_dim}; "
+                          "pick the model that made them")
+    if t.shape[1] != d:
+        raise UploadError(f"text_embeddings have dimension {t.shape[1]} but image_embeddings have {d}")
+    if c < 2:
+        raise UploadError("a sample needs at least 2 classes")
+    if y.shape != (n,) or y.dtype.kind not in "iu":
+        raise UploadError(f"labels must be {n} integers (one per image), got {y.dtype} {y.shape}")
+    if y.min() < 0 or y.max() >= c:
+        raise UploadError(f"labels must lie in 0..{c - 1}, found {y.min()}..{y.max()}")
+    if names.shape != (c,) or names.dtype.kind != "U":
+        raise UploadError(f"class_names must be {c} strings (one per text embedding), got {names.dtype} {names.shape}")
+    class_names = [str(s) for s in names]
+    for s in class_names:
+        problem = label_problem(s, limits)
+        if problem:
+            raise UploadError(f"class name {_printable(s)!r}: {problem}")
+    if len(set(class_names)) != c:
+        raise UploadError("class_names must be distinct")
+    if not (np.isfinite(x).all() and np.isfinite(t).all()):
+        raise UploadError("the embeddings contain NaN or infinite values")
+    return {"image_embeddings": x.astype(np.float32, copy=False), "text_embeddings": t.astype(np.float32, copy=False),
+            "labels": y.astype(np.int64, copy=False), "class_names": class_names}
+
+
+def embedding_width(model_key: str) -> int | None:
+    """The embedding width of a registry model, read from its config without importing torch
+    (None when it cannot be found: the upload then gets the generic width cap only)."""
+    import importlib.util
+
+    from core.models import CONFIG_DIR, spec_for
+
+    try:
+        arch = spec_for(model_key).arch
+    except (KeyError, ValueError):
+        return None
+    places = [CONFIG_DIR]
+    found = importlib.util.find_spec("open_clip")
+    if found is not None and found.submodule_search_locations:
+        places += [Path(p) / "model_configs" for p in found.submodule_search_locations]
+    for folder in places:
+        path = Path(folder) / f"{arch}.json"
+        if path.is_file():
+            try:
+                width = json.loads(path.read_text()).get("embed_dim")
+            except (OSError, ValueError):
+                return None
+            return width if isinstance(width, int) else None
+    return None

@@ -1,0 +1,48 @@
+"""Accept a submission for the hosted leaderboard: a zip of grid records, validated by the same
+rules as every other path into the store, stored apart as "submitted, unverified".
+
+    python -m jobs.submit submission.zip [--into DIR]
+
+DIR defaults to $IIMM_SUBMISSIONS or results-submitted/. A record whose run_id is already stored
+(shipped, local or submitted) with other content is refused; the same record sent again is a
+no-op. Exit status: 0 when every record is now stored, 1 when any was refused or none was found,
+2 when the zip itself is refused.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from core import store
+from core.upload import UploadError
+from jobs.cli import user_facing
+
+
+@user_facing
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.submit", description=__doc__.split("\n")[0])
+    parser.add_argument("zip", type=Path, help="a zip of .json / .jsonl grid records")
+    parser.add_argument("--into", type=Path, default=None, metavar="DIR",
+                        help="where submissions are stored (default: $IIMM_SUBMISSIONS or results-submitted/)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.zip.is_file():
+        print(f"error: {args.zip} is not a file", file=sys.stderr)
+        return 2
+    try:
+        report = store.accept_submission(args.zip, target=args.into)
+    except (UploadError, ValueError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{report.summary()} (stored as {store.SUBMITTED_SOURCE!r})")
+    for where, reason in report.refused:
+        print(f"  refused {where}: {reason}")
+    if not report.accepted and not report.unchanged:
+        return 1
+    return 1 if report.refused else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Submit runs: a zip of grid records, checked by the store's own rules, stored as "submitted, unverified"."""
+import pandas as pd
+import streamlit as st
+
+import app
+from core import store
+from core.text import plain
+from core.upload import UploadError
+
+app.ensure_navigation()
+st.title("Submit runs")
+st.write("Upload a zip of grid records (`.json` or `.jsonl`, as `python -m jobs.grid` writes them). "
+         "Each record is checked with the same rules as the store; accepted runs appear on the "
+         "leaderboard with the source *submitted, unverified* and never replace a measured run.")
+upload = st.file_uploader("records (zip)", type=["zip"], key="sub_upload")
+if st.button("Submit", key="sub_go", type="primary", disabled=upload is None):
+    try:
+        report = store.accept_submission(upload)
+    except (UploadError, ValueError, TimeoutError) as exc:
+        st.error(plain(str(exc), max_chars=600))
+    else:
+        (st.success if report.accepted else st.info)(plain(report.summary()))
+        if report.accepted:
+            st.dataframe(pd.DataFrame({"accepted run_id": report.accepted}), hide_index=True, key="sub_ok")
+        if report.refused:
+            st.dataframe(pd.DataFrame(report.refused, columns=["where", "reason"]), hide_index=True,
+                         key="sub_refused")
+        st.caption("The leaderboard re-reads the store every 30 s.")

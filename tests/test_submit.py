@@ -1,0 +1,77 @@
+"""Submissions: a zip of records, validated by the store's rules, stored apart as unverified,
+never able to replace a measured run; the job and the page."""
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+
+from core import store
+from core.upload import UploadError
+from jobs import submit
+from tests.fixtures import make_fixture_records, write_fixture_store
+
+
+def make_zip(path, members: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+@pytest.fixture
+def stores(tmp_path, monkeypatch):
+    shipped, local, sub = tmp_path / "shipped", tmp_path / "local", tmp_path / "submitted"
+    write_fixture_store(shipped, n_datasets=2, methods=("full",))
+    monkeypatch.setattr(store, "SHIPPED_DIR", shipped)
+    monkeypatch.setenv(store.ENV_VAR, str(local))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(sub))
+    return shipped, local, sub
+
+
+def test_submission_is_validated_labelled_and_never_overrides(stores, tmp_path, capsys):
+    shipped, _, sub = stores
+    measured = make_fixture_records(n_datasets=2, methods=("full",))
+    new = make_fixture_records(n_datasets=2, methods=("lora",))
+    hijack = dict(measured[0], ft_acc=99.9, id_gain=None, norm_gain=None)
+    bad = dict(new[0], run_id="bad-1", seed=10**30)
+    zip_path = tmp_path / "s.zip"
+    make_zip(zip_path, {"a.json": json.dumps(new[0]).encode(), "b.jsonl": (json.dumps(new[1]) + "\n"
+             + json.dumps(bad)).encode(), "hijack.json": json.dumps(hijack).encode(),
+             "notes.txt": b"hi", "../evil.json": b"{}"})
+    assert submit.main([str(zip_path)]) == 1
+    out = capsys.readouterr().out
+    assert "2 accepted" in out and "4 refused" in out and "'seed' must lie" in out
+    assert "never replaced" in out and "not a record file" in out and "outside the archive" in out
+    runs = store.load_runs()
+    assert len(runs) == 4
+    by_id = runs.set_index("run_id")
+    assert by_id.loc[measured[0]["run_id"], "ft_acc"] == measured[0]["ft_acc"]  # the measured run stands
+    assert set(by_id.loc[[new[0]["run_id"], new[1]["run_id"]], "source"]) == {store.SUBMITTED_SOURCE}
+    assert json.loads(by_id.loc[new[0]["run_id"], "extra"])["claimed_source"] == new[0]["source"]
+    assert len(store.query_runs(runs, filters={"source": [store.SUBMITTED_SOURCE]})) == 2
+    # the same submission again: nothing new, nothing replaced
+    assert store.accept_submission(zip_path).summary() == "0 accepted, 2 already stored (unchanged), 4 refused"
+
+
+def test_submission_zip_itself_refused(stores, tmp_path, capsys):
+    (tmp_path / "x.zip").write_bytes(b"not a zip")
+    assert submit.main([str(tmp_path / "x.zip")]) == 2
+    assert "not a zip" in capsys.readouterr().err
+    make_zip(tmp_path / "empty.zip", {"readme.md": b"#"})
+    report = store.accept_submission(tmp_path / "empty.zip")
+    assert not report.accepted and "not a record file" in report.refused[0][1]
+    make_zip(tmp_path / "none.zip", {})
+    with pytest.raises(UploadError, match="no record files"):
+        store.accept_submission(tmp_path / "none.zip")
+
+
+@pytest.mark.slow
+def test_submit_page_renders_its_form(stores):
+    """AppTest cannot drive a file uploader; the page's core call is tested above."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file("../pages/submit.py", default_timeout=60).run()
+    assert not at.exception
+    assert at.title[0].value == "Submit runs" and len(at.get("file_uploader")) == 1
+    assert at.button(key="sub_go").disabled  # nothing to submit yet
