@@ -9,6 +9,11 @@ Typical use::
 
 To add a method: write one module with a config dataclass (validated in ``__post_init__``), a
 ``build(loaded, class_names, template, config) -> ClassifierModel`` and an ``ENTRY``; list it below.
+To add a peft method, no code: a table in ``peft_catalogue.toml`` (a registry entry), or in a grid
+``[method.peft] peft = { type = "...", ... }`` (see ``core.methods.peft_method``).
+
+``method_info(name)`` describes a method for display (family, summary, paper, trainable count on
+ViT-B/32, peft type and config) without building a model or importing torch models.
 """
 from __future__ import annotations
 
@@ -18,8 +23,8 @@ import logging
 from typing import Any, Mapping, Sequence
 
 from core.methods import (attention, bitfit, clip_adapter, clip_cite, full_ft, linear_probe, lora,
-                          orthogonal, wise_ft, zero_shot)
-from core.methods.base import (ClassifierModel, MethodConfig, MethodEntry, count_parameters,
+                          orthogonal, peft_method, wise_ft, zero_shot)
+from core.methods.base import (FAMILIES, ClassifierModel, MethodConfig, MethodEntry, count_parameters,
                                load_trained, save_trained)
 
 log = logging.getLogger(__name__)
@@ -27,10 +32,42 @@ log = logging.getLogger(__name__)
 METHODS: dict[str, MethodEntry] = {entry.name: entry for entry in (
     zero_shot.ENTRY, full_ft.ENTRY, bitfit.ENTRY, attention.ENTRY, lora.ENTRY, clip_adapter.ENTRY,
     linear_probe.ENTRY, orthogonal.ENTRY, clip_cite.ENTRY, wise_ft.ENTRY,
+    *peft_method.catalogue_entries(),
 )}
 
-__all__ = ["METHODS", "MethodEntry", "MethodConfig", "ClassifierModel", "get_method", "build_method",
-           "count_parameters", "save_trained", "load_trained"]
+__all__ = ["METHODS", "FAMILIES", "MethodEntry", "MethodConfig", "ClassifierModel", "MethodInfo", "get_method",
+           "build_method", "method_info", "count_parameters", "save_trained", "load_trained"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodInfo:
+    """A method as shown to users. family: one of FAMILIES ('' when it depends on the config, as for
+    the plain ``peft`` entry: the run record's ``provenance.method.family`` then says);
+    trainable_vit_b32: trainable parameters on ViT-B/32 with the defaults (None: not stated, e.g. the
+    linear probe depends on the class count); peft_type/peft_config: for peft methods, else ''/{}."""
+
+    name: str
+    family: str
+    summary: str
+    paper: str
+    trainable_vit_b32: int | None
+    trains: bool
+    peft_type: str = ""
+    peft_config: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        return "peft" if self.peft_type or self.name == "peft" else "ours"
+
+
+def method_info(name: str) -> MethodInfo:
+    """Display facts about registered method ``name`` (ValueError for an unknown name)."""
+    entry = get_method(name)
+    peft_config: dict = {}
+    if issubclass(entry.config_cls, peft_method.PeftMethodConfig) and entry.config_cls.DEFAULTS:
+        peft_config = peft_method.normalise(dict(entry.config_cls.DEFAULTS))
+    return MethodInfo(entry.name, entry.family, entry.description, entry.paper, entry.trainable_vit_b32,
+                      entry.trains, peft_config.get("peft_type", ""), peft_config)
 
 
 def get_method(name: str) -> MethodEntry:

@@ -30,4 +30,5 @@ def build(loaded, class_names: Sequence[str], template: str, config: AttentionCo
 
 
 ENTRY = MethodEntry("attention", AttentionConfig, build,
-                    "Packed Q/K/V input-projection weights of every block (A-CLIP attention tuning)")
+                    "Packed Q/K/V input-projection weights of every block (A-CLIP attention tuning)",
+                    family="selective", paper="", trainable_vit_b32=30670848)

@@ -43,6 +43,8 @@ def bottleneck(dim: int, reduction: int, generator: torch.Generator) -> nn.Seque
 
 
 class CLIPAdapterModel(ClassifierModel):
+    has_external_parts = True  # the adapters sit on the tower outputs, outside open_clip
+
     def __init__(self, loaded, class_names, template, config: CLIPAdapterConfig) -> None:
         super().__init__(loaded, class_names, template, method="clip_adapter", config=config)
         towers, dim = parse_towers(config.towers), self.embed_dim
@@ -69,4 +71,5 @@ def build(loaded, class_names: Sequence[str], template: str, config: CLIPAdapter
 
 ENTRY = MethodEntry("clip_adapter", CLIPAdapterConfig, build,
                     "CLIP-Adapter: residual bottleneck MLP on each tower's output, backbone frozen",
-                    zero_shot_init=False)
+                    zero_shot_init=False,
+                    family="additive", paper="https://arxiv.org/abs/2110.04544", trainable_vit_b32=262144)

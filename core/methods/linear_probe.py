@@ -24,6 +24,8 @@ class LinearProbeConfig(MethodConfig):
 
 
 class LinearProbeModel(ClassifierModel):
+    has_external_parts = True  # the trained head is not part of open_clip
+
     def __init__(self, loaded, class_names, template, config: LinearProbeConfig) -> None:
         super().__init__(loaded, class_names, template, method="linear_probe", config=config)
         with torch.no_grad():
@@ -49,4 +51,5 @@ def build(loaded, class_names: Sequence[str], template: str, config: LinearProbe
 
 
 ENTRY = MethodEntry("linear_probe", LinearProbeConfig, build,
-                    "Linear layer on frozen image features, initialised from the zero-shot head")
+                    "Linear layer on frozen image features, initialised from the zero-shot head",
+                    family="additive", paper="https://arxiv.org/abs/2103.00020", trainable_vit_b32=None)
