@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from core.data.base import LabeledImages
+from core.experiment import cell_id
 from core.grid_config import parse_grid
 from core.imaging import images_to_tensor
 from core.methods import (FAMILIES, METHODS, build_method, count_parameters, get_method, load_trained,
@@ -270,6 +271,10 @@ def test_a_grid_names_peft_methods_by_configuration_only():
     grid = parse_grid(data, **grid_job._known())
     assert [c["method_config"]["peft"]["r"] for c in grid.cells] == [8, 4]
     grid_job.preflight(grid)
+    swept = parse_grid({**data, "methods": ["peft_lora"], "method": {}, "sweep": {"peft_lora.peft": [{"r": 2}, {"r": 6}]}},
+                       **grid_job._known())
+    ranks = [get_method("peft_lora").config_cls.from_overrides(c["method_config"]).resolved()["r"] for c in swept.cells]
+    assert ranks == [2, 6] and len({cell_id(c) for c in swept.cells}) == 2
     bad = dataclasses.replace(grid, cells=[{**grid.cells[1], "method_config": {"peft": {"type": "LORA", "x": 1}}}])
     with pytest.raises(ValueError, match="invalid LORA config"):
         grid_job.preflight(bad)

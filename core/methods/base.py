@@ -60,7 +60,7 @@ class MethodEntry:
     """One registry row. ``trains``: False for methods that are only evaluated (zero-shot).
     ``zero_shot_init``: the freshly built model gives exactly the zero-shot logits.
     ``family``: one of FAMILIES ('' where it depends on the config, as for the plain ``peft``);
-    ``paper``: a link; ``trainable_vit_b32``: trainable parameters on ViT-B/32 with the defaults
+    ``paper``: a link; ``needs_config``: the defaults alone do not build; ``trainable_vit_b32``: trainable parameters on ViT-B/32 with the defaults
     (checked against a real build by a slow test; None where not stated)."""
 
     name: str
@@ -72,6 +72,7 @@ class MethodEntry:
     family: str = ""
     paper: str = ""
     trainable_vit_b32: int | None = None
+    needs_config: bool = False  # True: no usable defaults (the plain ``peft`` entry needs a peft config)
 
 
 class ClassifierModel(nn.Module):

@@ -209,7 +209,7 @@ def catalogue_entries(path: Path = CATALOGUE_PATH) -> list[MethodEntry]:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     entries = [MethodEntry("peft", PeftMethodConfig, lambda *a: build_peft("peft", *a),
                            "any peft tuner, configured by peft = {...} or adapter_config", family="",
-                           paper="https://github.com/huggingface/peft")]
+                           paper="https://github.com/huggingface/peft", needs_config=True)]
     for name, table in data.items():
         unknown = set(table) - {"family", "paper", "summary", "vit_b32_trainable", "peft"}
         if unknown or "peft" not in table or table.get("family") not in PEFT_FAMILIES:
