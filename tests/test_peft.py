@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from core.data.base import LabeledImages
 from core.experiment import cell_id
 from core.grid_config import parse_grid
 from core.imaging import images_to_tensor
+from core.method_info import all_method_info, family_of_run
 from core.methods import (FAMILIES, METHODS, build_method, count_parameters, get_method, load_trained,
                           method_info, save_trained)
 from core.methods.peft_method import load_adapter
@@ -150,6 +152,21 @@ def test_the_catalogue_ships_at_least_eight_peft_methods_with_families():
         assert info.source == ("peft" if name.startswith("peft") else "ours")
     with pytest.raises(ValueError, match="unknown fine-tuning method"):
         method_info("no-such-method")
+    assert [i.name for i in all_method_info()] == list(METHODS)  # one info per registry entry, same order
+
+
+def test_method_info_is_torch_free_and_reads_a_runs_family():
+    import subprocess
+    import sys
+
+    code = "import sys, core.method_info as m; m.all_method_info(); print('torch' in sys.modules)"
+    root = Path(__file__).resolve().parent.parent
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=root).stdout.strip() == "False"
+    recorded = {"method": {"family": "hybrid", "trainable_params": 3}}
+    assert family_of_run("peft", recorded) == "hybrid" and family_of_run("peft", json.dumps(recorded)) == "hybrid"
+    assert family_of_run("peft_ia3", None) == "additive" and family_of_run("bitfit", "not json") == "selective"
+    assert family_of_run("somebody-elses-method", {}) == ""
 
 
 @pytest.mark.parametrize("name", PEFT)
@@ -163,7 +180,7 @@ def test_peft_method_starts_at_zero_shot_and_trains_only_its_adapter(name, loade
     perturb(module)
     assert (logits(module, batch) - zero_shot).abs().max() > 1e-3
     details = module.method_details()
-    assert details["family"] == METHODS[name].family and details["trainable_params"] == count_parameters(module)[0]
+    assert details["family"] == method_info(name).family and details["trainable_params"] == count_parameters(module)[0]
     assert details["peft_type"] == method_info(name).peft_type
 
 
@@ -290,8 +307,26 @@ def test_vit_b32_unpacked_equals_packed_and_counts_match_the_registry():
     assert unpack_attention(unpacked) == 24
     assert (clip_logits(unpacked, loaded, x) - packed).abs().max() <= 1e-5
     del unpacked
-    for name, entry in METHODS.items():
-        if entry.trainable_vit_b32 is not None and entry.trains:
-            module = build_method(name, loaded, CLASSES, TEMPLATE)
-            assert count_parameters(module)[0] == entry.trainable_vit_b32, name
+    for info in all_method_info():
+        if info.trainable_vit_b32 is not None and info.trains:
+            module = build_method(info.name, loaded, CLASSES, TEMPLATE)
+            assert count_parameters(module)[0] == info.trainable_vit_b32, info.name
             del module
+
+
+def test_cross_check_of_two_methods_against_seed_noise():
+    import pandas as pd
+
+    from jobs.peft_check import cross_check
+
+    prov = json.dumps({"trainable_params": 14336})
+    rows = [("lora", "d1", 0, 10.0), ("lora", "d1", 1, 12.0), ("lora", "d2", 0, 20.0), ("lora", "d2", 1, 21.0),
+            ("peft_lora", "d1", 0, 11.0), ("peft_lora", "d2", 0, 19.0), ("peft_lora", "d3", 0, 50.0)]
+    runs = pd.DataFrame([{"method": m, "dataset": d, "seed": s, "id_gain": g, "ood_change": -g / 10,
+                          "status": "ok", "model_key": "tiny", "provenance": prov} for m, d, s, g in rows])
+    result = cross_check(runs, "lora", "peft_lora")
+    assert result["datasets"] == 2 and result["pairs"] == 2  # d3 has no run of ours
+    assert result["id_gain_delta"] == pytest.approx(1.0) and result["id_gain_noise"] == pytest.approx(1.5)
+    assert result["trainable"] == {"lora": [14336], "peft_lora": [14336]}
+    with pytest.raises(ValueError, match="both"):
+        cross_check(runs, "lora", "peft_dora")

@@ -12,8 +12,8 @@ To add a method: write one module with a config dataclass (validated in ``__post
 To add a peft method, no code: a table in ``peft_catalogue.toml`` (a registry entry), or in a grid
 ``[method.peft] peft = { type = "...", ... }`` (see ``core.methods.peft_method``).
 
-``method_info(name)`` describes a method for display (family, summary, paper, trainable count on
-ViT-B/32, peft type and config) without building a model or importing torch models.
+``core.method_info.method_info(name)`` (re-exported here) describes a method for display (family,
+summary, paper, trainable count on ViT-B/32, peft type and config); that module imports no torch.
 """
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ from typing import Any, Mapping, Sequence
 
 from core.methods import (attention, bitfit, clip_adapter, clip_cite, full_ft, linear_probe, lora,
                           orthogonal, peft_method, wise_ft, zero_shot)
-from core.methods.base import (FAMILIES, ClassifierModel, MethodConfig, MethodEntry, count_parameters,
-                               load_trained, save_trained)
+from core.method_info import FAMILIES, MethodInfo, method_info
+from core.methods.base import (ClassifierModel, MethodConfig, MethodEntry, count_parameters, load_trained,
+                               save_trained)
 
 log = logging.getLogger(__name__)
 
@@ -37,37 +38,6 @@ METHODS: dict[str, MethodEntry] = {entry.name: entry for entry in (
 
 __all__ = ["METHODS", "FAMILIES", "MethodEntry", "MethodConfig", "ClassifierModel", "MethodInfo", "get_method",
            "build_method", "method_info", "count_parameters", "save_trained", "load_trained"]
-
-
-@dataclasses.dataclass(frozen=True)
-class MethodInfo:
-    """A method as shown to users. family: one of FAMILIES ('' when it depends on the config, as for
-    the plain ``peft`` entry: the run record's ``provenance.method.family`` then says);
-    trainable_vit_b32: trainable parameters on ViT-B/32 with the defaults (None: not stated, e.g. the
-    linear probe depends on the class count); peft_type/peft_config: for peft methods, else ''/{}."""
-
-    name: str
-    family: str
-    summary: str
-    paper: str
-    trainable_vit_b32: int | None
-    trains: bool
-    peft_type: str = ""
-    peft_config: dict = dataclasses.field(default_factory=dict)
-
-    @property
-    def source(self) -> str:
-        return "peft" if self.peft_type or self.name == "peft" else "ours"
-
-
-def method_info(name: str) -> MethodInfo:
-    """Display facts about registered method ``name`` (ValueError for an unknown name)."""
-    entry = get_method(name)
-    peft_config: dict = {}
-    if issubclass(entry.config_cls, peft_method.PeftMethodConfig) and entry.config_cls.DEFAULTS:
-        peft_config = peft_method.normalise(dict(entry.config_cls.DEFAULTS))
-    return MethodInfo(entry.name, entry.family, entry.description, entry.paper, entry.trainable_vit_b32,
-                      entry.trains, peft_config.get("peft_type", ""), peft_config)
 
 
 def get_method(name: str) -> MethodEntry:

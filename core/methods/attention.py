@@ -30,5 +30,4 @@ def build(loaded, class_names: Sequence[str], template: str, config: AttentionCo
 
 
 ENTRY = MethodEntry("attention", AttentionConfig, build,
-                    "Packed Q/K/V input-projection weights of every block (A-CLIP attention tuning)",
-                    family="selective", paper="", trainable_vit_b32=30670848)
+                    "Packed Q/K/V input-projection weights of every block (A-CLIP attention tuning)")

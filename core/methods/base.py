@@ -25,8 +25,6 @@ from core.methods.targets import tower_of
 log = logging.getLogger(__name__)
 
 SAVE_FORMAT = "worldclip-trained-v1"
-#: Method families: none (zero-shot), full (every weight), and the usual PEFT families.
-FAMILIES = ("none", "full", "selective", "additive", "reparameterised", "hybrid")
 
 
 @dataclass
@@ -59,9 +57,8 @@ def require(condition: bool, message: str) -> None:
 class MethodEntry:
     """One registry row. ``trains``: False for methods that are only evaluated (zero-shot).
     ``zero_shot_init``: the freshly built model gives exactly the zero-shot logits.
-    ``family``: one of FAMILIES ('' where it depends on the config, as for the plain ``peft``);
-    ``paper``: a link; ``needs_config``: the defaults alone do not build; ``trainable_vit_b32``: trainable parameters on ViT-B/32 with the defaults
-    (checked against a real build by a slow test; None where not stated)."""
+    ``needs_config``: the defaults alone do not build (the plain ``peft`` entry needs a peft config).
+    Family, paper and trainable counts for display live in the torch-free ``core.method_info``."""
 
     name: str
     config_cls: type[MethodConfig]
@@ -69,10 +66,7 @@ class MethodEntry:
     description: str
     trains: bool = True
     zero_shot_init: bool = True
-    family: str = ""
-    paper: str = ""
-    trainable_vit_b32: int | None = None
-    needs_config: bool = False  # True: no usable defaults (the plain ``peft`` entry needs a peft config)
+    needs_config: bool = False
 
 
 class ClassifierModel(nn.Module):
@@ -216,11 +210,10 @@ class ClassifierModel(nn.Module):
 
     def method_details(self) -> dict[str, Any]:
         """What a run record keeps about the method: family and trainable/total parameter counts."""
-        from core.methods import METHODS
+        from core.method_info import family_of_run
 
         trainable, total = count_parameters(self)
-        entry = METHODS.get(self.method)
-        family = entry.family if entry is not None else ""
+        family = family_of_run(self.method)
         return {"name": self.method, "family": family, "trainable_params": trainable, "total_params": total}
 
     def merged_clip(self) -> nn.Module:

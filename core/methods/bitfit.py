@@ -32,5 +32,4 @@ def build(loaded, class_names: Sequence[str], template: str, config: BitFitConfi
 
 
 ENTRY = MethodEntry("bitfit", BitFitConfig, build,
-                    "Every bias inside the transformer blocks of both towers (BitFit)",
-                    family="selective", paper="https://arxiv.org/abs/2106.10199", trainable_vit_b32=168960)
+                    "Every bias inside the transformer blocks of both towers (BitFit)")

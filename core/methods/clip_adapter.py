@@ -71,5 +71,4 @@ def build(loaded, class_names: Sequence[str], template: str, config: CLIPAdapter
 
 ENTRY = MethodEntry("clip_adapter", CLIPAdapterConfig, build,
                     "CLIP-Adapter: residual bottleneck MLP on each tower's output, backbone frozen",
-                    zero_shot_init=False,
-                    family="additive", paper="https://arxiv.org/abs/2110.04544", trainable_vit_b32=262144)
+                    zero_shot_init=False)

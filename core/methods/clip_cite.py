@@ -94,5 +94,4 @@ def build(loaded, class_names: Sequence[str], template: str, config: CLIPCITECon
 
 
 ENTRY = MethodEntry("clip_cite", CLIPCITEConfig, build,
-                    "CLIP-CITE-style full fine-tuning: CE + discriminative image-text loss + KL to zero-shot",
-                    family="full", paper="https://arxiv.org/abs/2407.04003", trainable_vit_b32=151277313)
+                    "CLIP-CITE-style full fine-tuning: CE + discriminative image-text loss + KL to zero-shot")

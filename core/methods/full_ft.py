@@ -30,5 +30,4 @@ def build(loaded, class_names: Sequence[str], template: str, config: FullFTConfi
     return module
 
 
-ENTRY = MethodEntry("full_ft", FullFTConfig, build, "Full fine-tuning of both towers and the temperature",
-                    family="full", paper="", trainable_vit_b32=151277313)
+ENTRY = MethodEntry("full_ft", FullFTConfig, build, "Full fine-tuning of both towers and the temperature")

@@ -51,5 +51,4 @@ def build(loaded, class_names: Sequence[str], template: str, config: LinearProbe
 
 
 ENTRY = MethodEntry("linear_probe", LinearProbeConfig, build,
-                    "Linear layer on frozen image features, initialised from the zero-shot head",
-                    family="additive", paper="https://arxiv.org/abs/2103.00020", trainable_vit_b32=None)
+                    "Linear layer on frozen image features, initialised from the zero-shot head")

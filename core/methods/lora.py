@@ -90,5 +90,4 @@ def build(loaded, class_names: Sequence[str], template: str, config: LoRAConfig)
 
 
 ENTRY = MethodEntry("lora", LoRAConfig, build,
-                    "LoRA (rank 4, scale 0.2) on the Q and V projections of every block of both towers",
-                    family="reparameterised", paper="https://arxiv.org/abs/2106.09685", trainable_vit_b32=245760)
+                    "LoRA (rank 4, scale 0.2) on the Q and V projections of every block of both towers")

@@ -112,5 +112,4 @@ def build(loaded, class_names: Sequence[str], template: str, config: OrthogonalC
 
 
 ENTRY = MethodEntry("orthogonal", OrthogonalConfig, build,
-                    "OrthCR-style Cayley rotations of q/k/v and MLP-in weights + cross-regularisation + Cutout",
-                    family="reparameterised", paper="https://arxiv.org/abs/2407.08374", trainable_vit_b32=10208256)
+                    "OrthCR-style Cayley rotations of q/k/v and MLP-in weights + cross-regularisation + Cutout")

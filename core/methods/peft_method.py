@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import tomllib
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -32,13 +31,12 @@ from typing import Any, ClassVar, Sequence
 import torch
 from torch import nn
 
+from core.method_info import GENERIC_PEFT, PEFT_FAMILIES, MethodInfo, normalise_peft, peft_catalogue
 from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, require
 from core.methods.unpacked import pack_attention, unpack_attention
 
 log = logging.getLogger(__name__)
 
-CATALOGUE_PATH = Path(__file__).with_name("peft_catalogue.toml")
-PEFT_FAMILIES = ("additive", "selective", "reparameterised", "hybrid")
 #: The family of a peft type when neither the catalogue nor the config names one.
 TYPE_FAMILY = {"IA3": "additive", "LN_TUNING": "selective", "TRAINABLE_TOKENS": "selective",
                "PROMPT_TUNING": "additive", "PREFIX_TUNING": "additive", "P_TUNING": "additive"}
@@ -58,19 +56,6 @@ def _read_adapter_config(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"adapter_config {file} must hold a JSON object")
     return data
-
-
-def normalise(table: dict[str, Any]) -> dict[str, Any]:
-    """``type`` -> ``peft_type`` (upper case); keys peft writes but does not accept back dropped."""
-    out = {k: v for k, v in table.items() if k not in ("base_model_name_or_path", "revision", "task_type",
-                                                       "auto_mapping", "peft_version")}
-    if "type" in out:
-        if "peft_type" in out and str(out["peft_type"]).upper() != str(out["type"]).upper():
-            raise ValueError(f"peft config names two types: type={out['type']!r}, peft_type={out['peft_type']!r}")
-        out["peft_type"] = out.pop("type")
-    if "peft_type" in out:
-        out["peft_type"] = str(out["peft_type"]).upper()
-    return out
 
 
 @dataclass
@@ -94,10 +79,10 @@ class PeftMethodConfig(MethodConfig):
 
     def resolved(self) -> dict[str, Any]:
         """The merged peft config as a plain dict (``peft_type`` included)."""
-        base = normalise(dict(self.DEFAULTS))
+        base = normalise_peft(dict(self.DEFAULTS))
         if self.adapter_config:
-            base = {**base, **normalise(_read_adapter_config(self.adapter_config))}
-        over = normalise(dict(self.peft))
+            base = {**base, **normalise_peft(_read_adapter_config(self.adapter_config))}
+        over = normalise_peft(dict(self.peft))
         if "peft_type" in over and over["peft_type"] != base.get("peft_type"):
             base = {}
         merged = {**base, **over}
@@ -190,31 +175,25 @@ def load_adapter(loaded, folder: str | Path, class_names: Sequence[str], templat
     return module.eval()
 
 
-def entry_for(name: str, defaults: dict[str, Any], *, family: str = "", summary: str = "",
-              paper: str = "", vit_b32_trainable: int | None = None) -> MethodEntry:
-    """A registry entry for a peft method whose config starts from ``defaults``."""
+def entry_for(info: MethodInfo) -> MethodEntry:
+    """The registry entry of a catalogue method: a config class whose defaults are its peft config."""
+    name = info.name
     config_cls = make_dataclass(f"PeftConfig_{name}", [], bases=(PeftMethodConfig,),
-                                namespace={"DEFAULTS": dict(defaults), "FAMILY": family,
+                                namespace={"DEFAULTS": dict(info.peft_config), "FAMILY": info.family,
                                            "__module__": __name__})
 
     def build(loaded, class_names, template, config):
         return build_peft(name, loaded, class_names, template, config)
 
-    return MethodEntry(name, config_cls, build, summary or f"peft {defaults.get('type', 'config')} method",
-                       family=family or "reparameterised", paper=paper, trainable_vit_b32=vit_b32_trainable)
+    return MethodEntry(name, config_cls, build, info.summary or f"peft {info.peft_type}")
 
 
-def catalogue_entries(path: Path = CATALOGUE_PATH) -> list[MethodEntry]:
-    """The registry entries of the peft catalogue file, plus the plain ``peft`` entry (no defaults)."""
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    entries = [MethodEntry("peft", PeftMethodConfig, lambda *a: build_peft("peft", *a),
-                           "any peft tuner, configured by peft = {...} or adapter_config", family="",
-                           paper="https://github.com/huggingface/peft", needs_config=True)]
-    for name, table in data.items():
-        unknown = set(table) - {"family", "paper", "summary", "vit_b32_trainable", "peft"}
-        if unknown or "peft" not in table or table.get("family") not in PEFT_FAMILIES:
-            raise ValueError(f"{path}: entry [{name}] needs family in {PEFT_FAMILIES} and a peft table; "
-                             f"unknown keys {sorted(unknown)}")
-        entries.append(entry_for(name, table["peft"], family=table["family"], summary=table.get("summary", ""),
-                                 paper=table.get("paper", ""), vit_b32_trainable=table.get("vit_b32_trainable")))
-    return entries
+def _build_generic(loaded, class_names, template, config):
+    return build_peft(GENERIC_PEFT, loaded, class_names, template, config)
+
+
+def catalogue_entries() -> list[MethodEntry]:
+    """Registry entries: one per table of ``peft_catalogue.toml``, then the plain ``peft`` (no defaults)."""
+    return [*(entry_for(info) for info in peft_catalogue().values()),
+            MethodEntry(GENERIC_PEFT, PeftMethodConfig, _build_generic,
+                        "any peft tuner, configured by peft = {...} and/or adapter_config", needs_config=True)]

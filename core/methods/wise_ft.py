@@ -44,5 +44,4 @@ def build(loaded, class_names: Sequence[str], template: str, config: WiseFTConfi
 
 
 ENTRY = MethodEntry("wise_ft", WiseFTConfig, build,
-                    "Full fine-tuning, then weight-space interpolation with the zero-shot model (WiSE-FT)",
-                    family="full", paper="https://arxiv.org/abs/2109.01903", trainable_vit_b32=151277313)
+                    "Full fine-tuning, then weight-space interpolation with the zero-shot model (WiSE-FT)")

@@ -18,5 +18,4 @@ def build(loaded, class_names: Sequence[str], template: str, config: ZeroShotCon
 
 
 ENTRY = MethodEntry("zero_shot", ZeroShotConfig, build,
-                    "No training: the pretrained model with class prompts (baseline)", trains=False,
-                    family="none", paper="https://arxiv.org/abs/2103.00020", trainable_vit_b32=0)
+                    "No training: the pretrained model with class prompts (baseline)", trains=False)

@@ -1,0 +1,78 @@
+"""Cross-check two methods that should agree (peft's LoRA and ours) on a stored grid.
+
+    python -m jobs.peft_check [--results jobs/results/default] [--ours lora] [--theirs peft_lora]
+
+For every dataset where both ran: |ID gain(theirs) − ID gain(ours)| on the same seed, averaged over the
+seeds both have. Seed noise: for our method, |ID gain(seed a) − ID gain(seed b)| over its seed pairs per
+dataset, averaged over datasets. Goal: mean Δ ≤ 2 × seed noise. Also the trainable-parameter counts the
+records carry (they must be equal) and the same comparison for OOD change.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from core import store
+from jobs.cli import user_facing
+
+
+def _trainable(provenance: object) -> int | None:
+    data = json.loads(provenance) if isinstance(provenance, str) else provenance
+    return (data or {}).get("trainable_params") if isinstance(data, dict) else None
+
+
+def seed_noise(runs: pd.DataFrame, column: str) -> float:
+    """Mean over datasets of the mean |difference| of ``column`` between two seeds (NaN if no pairs)."""
+    per_dataset = []
+    for _, group in runs.groupby("dataset"):
+        values = group.groupby("seed")[column].mean().tolist()
+        pairs = [abs(a - b) for a, b in itertools.combinations(values, 2)]
+        if pairs:
+            per_dataset.append(sum(pairs) / len(pairs))
+    return float(sum(per_dataset) / len(per_dataset)) if per_dataset else float("nan")
+
+
+def cross_check(runs: pd.DataFrame, ours: str, theirs: str) -> dict:
+    """Per-dataset |Δ| (same seeds), means, seed noise of ``ours`` and the trainable counts."""
+    ok = runs[runs["status"] == "ok"]
+    a, b = ok[ok["method"] == ours], ok[ok["method"] == theirs]
+    if a.empty or b.empty:
+        raise ValueError(f"the store needs successful runs of both {ours!r} and {theirs!r}")
+    keys = ["model_key", "dataset", "seed"]
+    paired = a[keys + ["id_gain", "ood_change"]].merge(b[keys + ["id_gain", "ood_change"]], on=keys,
+                                                      suffixes=("_ours", "_theirs"))
+    if paired.empty:
+        raise ValueError(f"{ours!r} and {theirs!r} share no (model, dataset, seed)")
+    out = {"datasets": int(paired["dataset"].nunique()), "pairs": int(len(paired))}
+    for column in ("id_gain", "ood_change"):
+        delta = (paired[f"{column}_theirs"] - paired[f"{column}_ours"]).abs()
+        out[f"{column}_delta"] = float(delta.groupby(paired["dataset"]).mean().mean())
+        out[f"{column}_noise"] = seed_noise(a[a["dataset"].isin(paired["dataset"])], column)
+    out["trainable"] = {m: sorted({t for t in map(_trainable, g["provenance"]) if t is not None})
+                        for m, g in ((ours, a), (theirs, b))}
+    return out
+
+
+@user_facing
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--results", type=Path, default=Path("jobs/results/default"))
+    p.add_argument("--ours", default="lora")
+    p.add_argument("--theirs", default="peft_lora")
+    args = p.parse_args(argv)
+    result = cross_check(store.load_runs([args.results]), args.ours, args.theirs)
+    print(f"{args.theirs} vs {args.ours}: {result['pairs']} paired runs on {result['datasets']} datasets")
+    print(f"trainable parameters in the records: {result['trainable']}")
+    for column in ("id_gain", "ood_change"):
+        delta, noise = result[f"{column}_delta"], result[f"{column}_noise"]
+        verdict = "within" if delta <= 2 * noise else "NOT within"
+        print(f"{column}: mean |Δ| {delta:.2f} points; seed noise of {args.ours} {noise:.2f} -> {verdict} 2× noise")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
