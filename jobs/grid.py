@@ -270,7 +270,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--wait", action="store_true", help="with a submitit executor: wait for the array")
     p.add_argument("--retry-failed", action="store_true", help="re-run cells whose record says failed")
     p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    p.add_argument("--methods", default=None, help="run only these methods' cells (comma-separated); "
+                   "the ids are those of the whole grid, so the rest can be run later")
+    p.add_argument("--seeds", default=None, help="run only these seeds' cells (comma-separated)")
     return p.parse_args(argv)
+
+
+def select_cells(grid: Grid, methods: str | None, seeds: str | None) -> Grid:
+    """The grid restricted to some methods and/or seeds; GridConfigError naming any the grid lacks."""
+    cells = grid.cells
+    for key, wanted in (("method", methods), ("seed", seeds)):
+        if wanted is None:
+            continue
+        try:
+            values = [int(v) if key == "seed" else v.strip() for v in wanted.split(",") if v.strip()]
+        except ValueError as exc:
+            raise GridConfigError(f"--{key}s must be comma-separated integers, got {wanted!r}") from exc
+        missing = sorted(set(values) - {c[key] for c in grid.cells}, key=str)
+        if missing or not values:
+            raise GridConfigError(f"--{key}s names {missing or wanted!r}, not in grid {grid.name!r}")
+        cells = [c for c in cells if c[key] in values]
+    return Grid(grid.name, cells, grid.source)
 
 
 @user_facing
@@ -279,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = "python -m jobs.grid " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     try:
-        grid = load_grid(args.config, **_known())
+        grid = select_cells(load_grid(args.config, **_known()), args.methods, args.seeds)
         preflight(grid)
     except GridConfigError as exc:
         log.error("error: %s", exc)
