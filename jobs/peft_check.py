@@ -1,11 +1,14 @@
 """Cross-check two methods that should agree (peft's LoRA and ours) on a stored grid.
 
-    python -m jobs.peft_check [--results jobs/results/default] [--ours lora] [--theirs peft_lora]
+    python -m jobs.peft_check [--results jobs/results/default] [--ours lora] [--theirs peft_lora] [--table]
 
 For every dataset where both ran: |ID gain(theirs) − ID gain(ours)| on the same seed, averaged over the
 seeds both have. Seed noise: for our method, |ID gain(seed a) − ID gain(seed b)| over its seed pairs per
 dataset, averaged over datasets. Goal: mean Δ ≤ 2 × seed noise. Also the trainable-parameter counts the
 records carry (they must be equal) and the same comparison for OOD change.
+
+``--table`` adds every method's mean ID gain and OOD change over the (model, dataset, seed) cells that
+every method in the store ran (so a partly run grid still compares like with like), with its family.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from core import store
+from core.method_info import family_of_run
 from jobs.cli import user_facing
 
 
@@ -57,20 +61,46 @@ def cross_check(runs: pd.DataFrame, ours: str, theirs: str) -> dict:
     return out
 
 
+def shared_cells_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Per method: family, trainable count, mean ID gain and OOD change over the cells all methods share.
+
+    Returns (table sorted by ID gain, number of shared cells)."""
+    ok = runs[runs["status"] == "ok"]
+    keys = ["model_key", "dataset", "seed"]
+    methods = ok["method"].nunique()
+    counts = ok.groupby(keys)["method"].nunique()
+    shared = counts[counts == methods].index
+    rows = ok.set_index(keys).loc[shared].reset_index() if len(shared) else ok.iloc[:0]
+    table = rows.groupby("method").agg(id_gain=("id_gain", "mean"), ood_change=("ood_change", "mean"),
+                                       provenance=("provenance", "first")).reset_index()
+    table["family"] = [family_of_run(m, p) for m, p in zip(table["method"], table["provenance"])]
+    table["trainable"] = [_trainable(p) for p in table["provenance"]]
+    return table.drop(columns="provenance").sort_values("id_gain", ascending=False), len(shared)
+
+
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", type=Path, default=Path("jobs/results/default"))
     p.add_argument("--ours", default="lora")
     p.add_argument("--theirs", default="peft_lora")
+    p.add_argument("--table", action="store_true", help="also compare every method on the cells all share")
     args = p.parse_args(argv)
-    result = cross_check(store.load_runs([args.results]), args.ours, args.theirs)
+    runs = store.load_runs([args.results])
+    result = cross_check(runs, args.ours, args.theirs)
     print(f"{args.theirs} vs {args.ours}: {result['pairs']} paired runs on {result['datasets']} datasets")
     print(f"trainable parameters in the records: {result['trainable']}")
     for column in ("id_gain", "ood_change"):
         delta, noise = result[f"{column}_delta"], result[f"{column}_noise"]
         verdict = "within" if delta <= 2 * noise else "NOT within"
         print(f"{column}: mean |Δ| {delta:.2f} points; seed noise of {args.ours} {noise:.2f} -> {verdict} 2× noise")
+    if args.table:
+        table, cells = shared_cells_table(runs)
+        print(f"\n{cells} cell(s) (model, dataset, seed) where every method ran:\n")
+        print("| method | family | trainable (this model) | ID gain | OOD change |\n|---|---|---|---|---|")
+        for row in table.itertuples():
+            trainable = "" if row.trainable is None else f"{int(row.trainable):,}"
+            print(f"| {row.method} | {row.family} | {trainable} | {row.id_gain:+.1f} | {row.ood_change:+.1f} |")
     return 0
 
 

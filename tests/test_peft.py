@@ -317,7 +317,7 @@ def test_vit_b32_unpacked_equals_packed_and_counts_match_the_registry():
 def test_cross_check_of_two_methods_against_seed_noise():
     import pandas as pd
 
-    from jobs.peft_check import cross_check
+    from jobs.peft_check import cross_check, shared_cells_table
 
     prov = json.dumps({"trainable_params": 14336})
     rows = [("lora", "d1", 0, 10.0), ("lora", "d1", 1, 12.0), ("lora", "d2", 0, 20.0), ("lora", "d2", 1, 21.0),
@@ -330,3 +330,6 @@ def test_cross_check_of_two_methods_against_seed_noise():
     assert result["trainable"] == {"lora": [14336], "peft_lora": [14336]}
     with pytest.raises(ValueError, match="both"):
         cross_check(runs, "lora", "peft_dora")
+    table, cells = shared_cells_table(runs)  # (d1, 0) and (d2, 0): the cells both methods ran
+    assert cells == 2 and dict(zip(table["method"], table["id_gain"])) == {"lora": 15.0, "peft_lora": 15.0}
+    assert dict(zip(table["method"], table["family"])) == {"lora": "reparameterised", "peft_lora": "reparameterised"}
