@@ -192,7 +192,7 @@ def _describe(cell: dict[str, Any]) -> str:
 
 
 def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int | None, command: str,
-              retry_failed: bool) -> dict[str, int]:
+              retry_failed: bool, threads: int | None = None) -> dict[str, int]:
     """Run pending cells here: in-process on one device, or one worker process per device."""
     pending = pending_cells(grid, results, retry_failed=retry_failed)
     counts = {"total": len(grid.cells), "already": len(grid.cells) - len(pending), "done": 0, "failed": 0,
@@ -200,7 +200,10 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
     log.info("grid %s: %d cells, %d already finished, %d to run", grid.name, counts["total"], counts["already"],
              len(pending))
     devices = _devices(workers)
-    threads = max(1, (os.cpu_count() or 1) // len(devices)) if devices[0] == "cpu" else None
+    if devices[0] != "cpu":
+        threads = None
+    elif threads is None:  # the cores shared out; --threads 1 on a machine other jobs also use
+        threads = max(1, (os.cpu_count() or 1) // len(devices))
     started = time.time()
 
     def report(i: int, cell: dict, outcome: str) -> None:
@@ -270,6 +273,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--wait", action="store_true", help="with a submitit executor: wait for the array")
     p.add_argument("--retry-failed", action="store_true", help="re-run cells whose record says failed")
     p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per CPU worker (default: the CPU cores divided among the workers)")
     p.add_argument("--methods", default=None, help="run only these methods' cells (comma-separated); "
                    "the ids are those of the whole grid, so the rest can be run later")
     p.add_argument("--seeds", default=None, help="run only these seeds' cells (comma-separated)")
@@ -316,8 +321,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.executor != "local":
         return run_submitit(grid, args.results, args, command)
+    if args.threads is not None and args.threads < 1:
+        log.error("error: --threads must be at least 1")
+        return 2
     counts = run_local(grid, args.results, cache_dir=args.cache, workers=args.workers, command=command,
-                       retry_failed=args.retry_failed)
+                       retry_failed=args.retry_failed, threads=args.threads)
     log.info("grid %s finished: %s", grid.name, counts)
     if counts["failed"]:
         log.warning("%d cell(s) failed; their records hold the error (python -m jobs.export --results %s). "
