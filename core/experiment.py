@@ -137,6 +137,7 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         module = build_method(record["method"], loaded, train_data.class_names, train_data.template,
                               dict(cell.get("method_config", {})))
         trainable, total = count_parameters(module)
+        prov["method"] = module.method_details()  # family, counts (and the resolved peft config)
         prov.update(trainable_params=int(trainable), total_params=int(total),
                     embed_dim=int(loaded.model.text_projection.shape[-1])
                     if getattr(loaded.model, "text_projection", None) is not None else None,

@@ -116,7 +116,8 @@ def parse_grid(data: dict[str, Any], *, name: str = "grid", known_methods: set[s
                               "split it, or raise the cap with --max-cells if you mean it")
     source = data.get("source", "measured:grid")
     cells = []
-    for model, dataset, method, seed in itertools.product(models, datasets, methods, seeds):
+    # seeds outermost: a grid stopped half-way has whole seeds done, not half of every seed
+    for seed, model, dataset, method in itertools.product(seeds, models, datasets, methods):
         table = dict(per_method.get(method, {}))
         recipe = {**train, **table.pop("train", {})}
         variants = _sweep_variants(sweep, method)

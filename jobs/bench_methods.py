@@ -1,7 +1,8 @@
 """Benchmark: core.train's loop vs a bare PyTorch loop, per fine-tuning method and model.
 
     python -m jobs.bench_methods [--models worldclip-tiny-random,ViT-B-32-random] [--steps 5] [--batch 32]
-                                 [--large-steps 1] [--large-batch 4] [--repeats 5] [--threads 1]
+                                 [--large-steps 1] [--large-batch 4] [--repeats 5] [--large-repeats 1]
+                                 [--threads 1]
                                  [--methods a,b] [--skip-counts]
 
 For each model and trained method: build it (a fresh copy of the model), one untimed warm-up step,
@@ -15,7 +16,9 @@ take seconds on CPU, so loop overhead is negligible there and the default run st
 Memory: peak RSS of the process minus RSS before the method was built (after gc and glibc
 malloc_trim), sampled every 5 ms by psutil from build to the end of both runs, so it covers the model
 copy, optimizer state, activations and any frozen teacher (CPU only). Then the trainable-parameter
-counts on ViT-B/32 against SPEC §4 (BitFit 168,960; attention 30,670,848).
+counts on ViT-B/32 against the registry's stated counts (``MethodEntry.trainable_vit_b32``; SPEC §4 gives
+BitFit 168,960 and attention 30,670,848). peft methods (``--methods peft_lora,peft_dora,...``) are
+benchmarked the same way: the bare loop runs the same peft-adapted module.
 """
 from __future__ import annotations
 
@@ -122,12 +125,12 @@ def synthetic(n: int, size: int) -> LabeledImages:
 
 
 def report(rows: list[dict]) -> None:
-    head = f"{'model':<22} {'method':<13} {'trainable':>12} {'bs':>3} {'core s/s':>9} {'bare s/s':>9} " \
+    head = f"{'model':<22} {'method':<15} {'trainable':>12} {'bs':>3} {'core s/s':>9} {'bare s/s':>9} " \
            f"{'ratio':>6} {'peak RSS MB':>11}"
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['model']:<22} {r['method']:<13} {r['trainable']:>12,} {r['batch']:>3} {r['core_sps']:>9.1f} "
+        print(f"{r['model']:<22} {r['method']:<15} {r['trainable']:>12,} {r['batch']:>3} {r['core_sps']:>9.1f} "
               f"{r['bare_sps']:>9.1f} {r['ratio']:>5.2f}x {r['peak_mb']:>11.0f}"
               + ("" if r["ratio"] <= 1.3 else "  (goal <= 1.3x)"))
 
@@ -135,27 +138,31 @@ def report(rows: list[dict]) -> None:
 def check_counts(rows: list[dict]) -> None:
     """Trainable counts on ViT-B/32 vs SPEC, reusing the benchmark rows when ViT-B/32 was benchmarked."""
     counts = {r["method"]: r["trainable"] for r in rows if r["model"] == "ViT-B-32-random"}
-    missing = [m for m in METHODS if m not in counts]
+    methods = [m for m, e in METHODS.items() if not e.needs_config]
+    missing = [m for m in methods if m not in counts]
     if missing:
         loaded = load_model("ViT-B-32-random")
         for method in missing:
             counts[method] = count_parameters(build_method(method, loaded, CLASSES, "a photo of a {c}"))[0]
-    print("\nTrainable parameters on ViT-B/32 (SPEC §4 where given)")
-    for method in METHODS:
-        spec = SPEC_COUNTS.get(method)
-        verdict = "" if spec is None else f"  SPEC {spec:,}: {'ok' if counts[method] == spec else 'MISMATCH'}"
-        print(f"  {method:<13} {counts[method]:>12,}{verdict}")
+    print("\nTrainable parameters on ViT-B/32 (stated in the registry; SPEC §4 where given)")
+    for method in methods:
+        stated, spec = METHODS[method].trainable_vit_b32, SPEC_COUNTS.get(method)
+        verdict = "" if stated is None else f"  stated {stated:,}: {'ok' if counts[method] == stated else 'MISMATCH'}"
+        verdict += "" if spec is None else f"  SPEC {spec:,}: {'ok' if counts[method] == spec else 'MISMATCH'}"
+        print(f"  {method:<15} {counts[method]:>12,}{verdict}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="worldclip-tiny-random,ViT-B-32-random")
-    parser.add_argument("--methods", default=",".join(n for n, e in METHODS.items() if e.trains))
+    parser.add_argument("--methods", default=",".join(n for n, e in METHODS.items()
+                                                      if e.trains and not e.needs_config))
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--large-steps", type=int, default=1)
     parser.add_argument("--large-batch", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=5, help="best-of repeats (1 for large models)")
+    parser.add_argument("--repeats", type=int, default=5, help="best-of repeats")
+    parser.add_argument("--large-repeats", type=int, default=1, help="best-of repeats for models > 50 M")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     parser.add_argument("--skip-counts", action="store_true")
     args = parser.parse_args(argv)
@@ -164,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models.split(","):
         loaded = load_model(name)
         large = count_parameters(loaded.model)[1] > 50_000_000
-        steps, batch, repeats = ((args.large_steps, args.large_batch, 1) if large
+        steps, batch, repeats = ((args.large_steps, args.large_batch, args.large_repeats) if large
                                  else (args.steps, args.batch, args.repeats))
         data = synthetic(max(64, 2 * steps * batch), loaded.image_size)
         for method in args.methods.split(","):

@@ -153,7 +153,7 @@ def _describe(cell: dict[str, Any]) -> str:
 
 
 def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int | None, command: str,
-              retry_failed: bool) -> dict[str, int]:
+              retry_failed: bool, threads: int | None = None) -> dict[str, int]:
     """Run pending cells here: in-process on one device, or one worker process per device."""
     pending = pending_cells(grid, results, retry_failed=retry_failed)
     counts = {"total": len(grid.cells), "already": len(grid.cells) - len(pending), "done": 0, "failed": 0,
@@ -161,7 +161,10 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
     log.info("grid %s: %d cells, %d already finished, %d to run", grid.name, counts["total"], counts["already"],
              len(pending))
     devices = _devices(workers)
-    threads = max(1, (os.cpu_count() or 1) // len(devices)) if devices[0] == "cpu" else None
+    if devices[0] != "cpu":
+        threads = None
+    elif threads is None:  # the cores shared out; --threads 1 on a machine other jobs also use
+        threads = max(1, (os.cpu_count() or 1) // len(devices))
     started = time.time()
 
     def report(i: int, cell: dict, outcome: str) -> None:
@@ -305,7 +308,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
     p.add_argument("--max-cells", type=int, default=MAX_CELLS,
                    help=f"refuse grids with more cells than this (default {MAX_CELLS:,})")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per CPU worker (default: the CPU cores divided among the workers)")
+    p.add_argument("--methods", default=None, help="run only these methods' cells (comma-separated); "
+                   "the ids are those of the whole grid, so the rest can be run later")
+    p.add_argument("--seeds", default=None, help="run only these seeds' cells (comma-separated)")
     return p.parse_args(argv)
+
+
+def select_cells(grid: Grid, methods: str | None, seeds: str | None) -> Grid:
+    """The grid restricted to some methods and/or seeds; GridConfigError naming any the grid lacks."""
+    cells = grid.cells
+    for key, wanted in (("method", methods), ("seed", seeds)):
+        if wanted is None:
+            continue
+        try:
+            values = [int(v) if key == "seed" else v.strip() for v in wanted.split(",") if v.strip()]
+        except ValueError as exc:
+            raise GridConfigError(f"--{key}s must be comma-separated integers, got {wanted!r}") from exc
+        missing = sorted(set(values) - {c[key] for c in grid.cells}, key=str)
+        if missing or not values:
+            raise GridConfigError(f"--{key}s names {missing or wanted!r}, not in grid {grid.name!r}")
+        cells = [c for c in cells if c[key] in values]
+    return Grid(grid.name, cells, grid.source)
 
 
 @user_facing
@@ -322,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         log.info("reading %s and checking every cell before running any", args.config)
-        grid = load_grid(args.config, max_cells=args.max_cells, **_known())
+        grid = select_cells(load_grid(args.config, max_cells=args.max_cells, **_known()), args.methods, args.seeds)
         preflight(grid)
     except GridConfigError as exc:
         log.error("error: %s", exc)
@@ -339,8 +364,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.executor != "local":
         return run_submitit(grid, args.results, args, command)
+    if args.threads is not None and args.threads < 1:
+        log.error("error: --threads must be at least 1")
+        return 2
     counts = run_local(grid, args.results, cache_dir=args.cache, workers=args.workers, command=command,
-                       retry_failed=args.retry_failed)
+                       retry_failed=args.retry_failed, threads=args.threads)
     log.info("grid %s finished: %s", grid.name, counts)
     if counts["failed"]:
         log.warning("%d cell(s) failed; their records hold the error (python -m jobs.export --results %s). "

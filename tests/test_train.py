@@ -154,8 +154,8 @@ def test_recipe_validation(kw, match):
 def test_bench_methods_smoke(loaded, capsys):
     from jobs.bench_methods import main
 
-    assert main(["--models", "worldclip-tiny-random", "--methods", "bitfit,linear_probe", "--steps", "2",
+    assert main(["--models", "worldclip-tiny-random", "--methods", "bitfit,linear_probe,peft_lora", "--steps", "2",
                  "--batch", "8", "--repeats", "1", "--skip-counts"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("worldclip-tiny-random")]
-    assert [line.split()[1] for line in lines] == ["bitfit", "linear_probe"]
-    assert [line.split()[2] for line in lines] == ["9,856", "1,032"]  # 8 bench classes: 128 * 8 + 8
+    assert [line.split()[1] for line in lines] == ["bitfit", "linear_probe", "peft_lora"]
+    assert [line.split()[2] for line in lines] == ["9,856", "1,032", "14,336"]  # 8 bench classes: 128 * 8 + 8

@@ -9,6 +9,11 @@ Typical use::
 
 To add a method: write one module with a config dataclass (validated in ``__post_init__``), a
 ``build(loaded, class_names, template, config) -> ClassifierModel`` and an ``ENTRY``; list it below.
+To add a peft method, no code: a table in ``peft_catalogue.toml`` (a registry entry), or in a grid
+``[method.peft] peft = { type = "...", ... }`` (see ``core.methods.peft_method``).
+
+``core.method_info.method_info(name)`` (re-exported here) describes a method for display (family,
+summary, paper, trainable count on ViT-B/32, peft type and config); that module imports no torch.
 """
 from __future__ import annotations
 
@@ -18,19 +23,21 @@ import logging
 from typing import Any, Mapping, Sequence
 
 from core.methods import (attention, bitfit, clip_adapter, clip_cite, full_ft, linear_probe, lora,
-                          orthogonal, wise_ft, zero_shot)
-from core.methods.base import (ClassifierModel, MethodConfig, MethodEntry, count_parameters,
-                               load_trained, save_trained)
+                          orthogonal, peft_method, wise_ft, zero_shot)
+from core.method_info import FAMILIES, MethodInfo, method_info
+from core.methods.base import (ClassifierModel, MethodConfig, MethodEntry, count_parameters, load_trained,
+                               save_trained)
 
 log = logging.getLogger(__name__)
 
 METHODS: dict[str, MethodEntry] = {entry.name: entry for entry in (
     zero_shot.ENTRY, full_ft.ENTRY, bitfit.ENTRY, attention.ENTRY, lora.ENTRY, clip_adapter.ENTRY,
     linear_probe.ENTRY, orthogonal.ENTRY, clip_cite.ENTRY, wise_ft.ENTRY,
+    *peft_method.catalogue_entries(),
 )}
 
-__all__ = ["METHODS", "MethodEntry", "MethodConfig", "ClassifierModel", "get_method", "build_method",
-           "count_parameters", "save_trained", "load_trained"]
+__all__ = ["METHODS", "FAMILIES", "MethodEntry", "MethodConfig", "ClassifierModel", "MethodInfo", "get_method",
+           "build_method", "method_info", "count_parameters", "save_trained", "load_trained"]
 
 
 def get_method(name: str) -> MethodEntry:

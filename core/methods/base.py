@@ -56,7 +56,9 @@ def require(condition: bool, message: str) -> None:
 @dataclass(frozen=True)
 class MethodEntry:
     """One registry row. ``trains``: False for methods that are only evaluated (zero-shot).
-    ``zero_shot_init``: the freshly built model gives exactly the zero-shot logits."""
+    ``zero_shot_init``: the freshly built model gives exactly the zero-shot logits.
+    ``needs_config``: the defaults alone do not build (the plain ``peft`` entry needs a peft config).
+    Family, paper and trainable counts for display live in the torch-free ``core.method_info``."""
 
     name: str
     config_cls: type[MethodConfig]
@@ -64,6 +66,7 @@ class MethodEntry:
     description: str
     trains: bool = True
     zero_shot_init: bool = True
+    needs_config: bool = False
 
 
 class ClassifierModel(nn.Module):
@@ -78,6 +81,9 @@ class ClassifierModel(nn.Module):
     re-encoded on every training forward and cached in eval mode until the next ``train()``/``eval()``
     call (call ``clear_cache()`` after editing weights by hand while in eval mode).
     """
+
+    #: True where trained parts live outside the open_clip model (no plain open_clip export)
+    has_external_parts: bool = False
 
     def __init__(self, loaded, class_names: Sequence[str], template: str, *,
                  method: str = "zero_shot", config: MethodConfig | None = None) -> None:
@@ -201,6 +207,43 @@ class ClassifierModel(nn.Module):
     def finalize(self) -> None:
         """Called once by the training loop after training (and best-checkpoint restore)."""
         self.finalized = True
+
+    def method_details(self) -> dict[str, Any]:
+        """What a run record keeps about the method: family and trainable/total parameter counts."""
+        from core.method_info import family_of_run
+
+        trainable, total = count_parameters(self)
+        family = family_of_run(self.method)
+        return {"name": self.method, "family": family, "trainable_params": trainable, "total_params": total}
+
+    def merged_clip(self) -> nn.Module:
+        """A plain open_clip model with what was trained merged into its weights (a copy).
+
+        Works for methods that only change or re-parametrise the model's own weights (full FT,
+        BitFit, attention, LoRA, orthogonal, ...): parametrisations are removed with their current
+        value. Methods with parts outside the open_clip model (adapters on the outputs, a new head)
+        raise ValueError: they have no open_clip-only form.
+        """
+        import copy
+
+        from torch.nn.utils import parametrize
+
+        if self.has_external_parts:
+            raise ValueError(f"method {self.method!r} keeps trained parts outside the open_clip model; "
+                             "it cannot be exported as plain open_clip weights")
+        clip = copy.deepcopy(self.clip)
+        for owner in list(clip.modules()):
+            if parametrize.is_parametrized(owner):
+                # by hand, not parametrize.remove_parametrizations: that deletes the property from the
+                # generated Parametrized* class, which the copy shares with self.clip
+                values = {attr: getattr(owner, attr).detach().clone() for attr in owner.parametrizations}
+                owner.__class__ = owner.__class__.__bases__[0]
+                del owner.parametrizations
+                for attr, value in values.items():
+                    owner.register_parameter(attr, nn.Parameter(value, requires_grad=False))
+        for p in clip.parameters():
+            p.requires_grad_(False)
+        return clip
 
     def named_trainable(self) -> dict[str, nn.Parameter]:
         return {n: p for n, p in self.named_parameters() if p.requires_grad}

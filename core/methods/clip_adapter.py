@@ -46,6 +46,8 @@ def bottleneck(dim: int, reduction: int, generator: torch.Generator) -> nn.Seque
 
 
 class CLIPAdapterModel(ClassifierModel):
+    has_external_parts = True  # the adapters sit on the tower outputs, outside open_clip
+
     def __init__(self, loaded, class_names, template, config: CLIPAdapterConfig) -> None:
         super().__init__(loaded, class_names, template, method="clip_adapter", config=config)
         towers, dim = parse_towers(config.towers), self.embed_dim

@@ -24,6 +24,8 @@ class LinearProbeConfig(MethodConfig):
 
 
 class LinearProbeModel(ClassifierModel):
+    has_external_parts = True  # the trained head is not part of open_clip
+
     def __init__(self, loaded, class_names, template, config: LinearProbeConfig) -> None:
         super().__init__(loaded, class_names, template, method="linear_probe", config=config)
         with torch.no_grad():

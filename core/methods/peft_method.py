@@ -1,0 +1,199 @@
+"""One generic fine-tuning method driven by a peft config: any peft tuner on any open_clip model.
+
+The open_clip model is first given separate ``q_proj``/``k_proj``/``v_proj``/``out_proj`` Linear
+layers (:mod:`core.methods.unpacked`, exact), then ``peft.get_peft_model`` injects the tuner named by
+the config. Nothing here knows a particular tuner: the config says which.
+
+Where the peft config comes from, merged in this order (later wins):
+
+1. the registry entry's defaults (``core/methods/peft_catalogue.toml``; empty for the plain ``peft``);
+2. ``adapter_config``: a user's ``adapter_config.json`` (or the folder holding it);
+3. ``peft``: a table of overrides, e.g. in a grid TOML
+   ``[method.peft_dora] peft = { r = 8 }`` or ``[method.peft] peft = { type = "LORA", r = 4, use_dora = true,
+   target_modules = ["q_proj", "v_proj"] }``. ``type`` is the PeftType (``peft_type`` works too); a
+   type different from the one below starts from scratch instead of merging.
+
+The built :class:`PeftClassifier` keeps the usual guarantees (only adapter tensors train, the
+frozen base weights are never written) and adds :meth:`PeftClassifier.save_adapter` (peft's own
+``adapter_config.json`` + ``adapter_model.safetensors``, loadable by ``PeftModel.from_pretrained`` on
+an unpacked model; :func:`load_adapter` does that) and ``merged_clip`` (merge_and_unload, then packed
+back: a plain open_clip model).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import dataclass, field, make_dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import torch
+from torch import nn
+
+from core.method_info import GENERIC_PEFT, PEFT_FAMILIES, MethodInfo, normalise_peft, peft_catalogue
+from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, require
+from core.methods.unpacked import pack_attention, unpack_attention
+
+log = logging.getLogger(__name__)
+
+#: The family of a peft type when neither the catalogue nor the config names one.
+TYPE_FAMILY = {"IA3": "additive", "LN_TUNING": "selective", "TRAINABLE_TOKENS": "selective",
+               "PROMPT_TUNING": "additive", "PREFIX_TUNING": "additive", "P_TUNING": "additive"}
+ADAPTER_NAME = "default"
+
+
+def _read_adapter_config(path: str) -> dict[str, Any]:
+    file = Path(path)
+    if file.is_dir():
+        file = file / "adapter_config.json"
+    if not file.is_file():
+        raise ValueError(f"adapter_config {path!r}: no such file (expected adapter_config.json or its folder)")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"adapter_config {file} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"adapter_config {file} must hold a JSON object")
+    return data
+
+
+@dataclass
+class PeftMethodConfig(MethodConfig):
+    """peft: overrides of the peft config (see module docstring); adapter_config: path to a user's
+    adapter_config.json or its folder ('' for none); family: overrides the method family ('' = the
+    catalogue's or the type's); init_seed seeds the adapter's random initialisation."""
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {}
+    FAMILY: ClassVar[str] = ""
+
+    peft: dict = field(default_factory=dict)
+    adapter_config: str = ""
+    family: str = ""
+    init_seed: int = 0
+
+    def __post_init__(self) -> None:
+        require(isinstance(self.peft, dict), f"peft must be a table of peft config settings, got {self.peft!r}")
+        require(self.family in ("",) + PEFT_FAMILIES, f"family must be one of {PEFT_FAMILIES}, got {self.family!r}")
+        self.peft_config()  # fail now, with peft's message, rather than inside a grid cell
+
+    def resolved(self) -> dict[str, Any]:
+        """The merged peft config as a plain dict (``peft_type`` included)."""
+        base = normalise_peft(dict(self.DEFAULTS))
+        if self.adapter_config:
+            base = {**base, **normalise_peft(_read_adapter_config(self.adapter_config))}
+        over = normalise_peft(dict(self.peft))
+        if "peft_type" in over and over["peft_type"] != base.get("peft_type"):
+            base = {}
+        merged = {**base, **over}
+        if "peft_type" not in merged:
+            raise ValueError("the peft config names no type: give peft = { type = \"LORA\", ... } "
+                             "or an adapter_config")
+        return merged
+
+    def peft_config(self):
+        """The peft ``PeftConfig`` object; ValueError with peft's message when it is invalid."""
+        from peft import get_peft_config
+        from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
+
+        settings = self.resolved()
+        kind = settings["peft_type"]
+        if kind not in PEFT_TYPE_TO_CONFIG_MAPPING:
+            raise ValueError(f"unknown peft type {kind!r}; known: {', '.join(sorted(PEFT_TYPE_TO_CONFIG_MAPPING))}")
+        try:
+            return get_peft_config(settings)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"invalid {kind} config {settings}: {exc}") from exc
+
+    @property
+    def method_family(self) -> str:
+        return self.family or self.FAMILY or TYPE_FAMILY.get(self.resolved()["peft_type"], "reparameterised")
+
+
+class PeftClassifier(ClassifierModel):
+    """A :class:`ClassifierModel` whose open_clip model carries a peft tuner (``self.peft_model``)."""
+
+    def attach_peft(self, peft_model) -> None:
+        # a plain attribute (not a submodule): its parameters are already registered through self.clip
+        self.__dict__["peft_model"] = peft_model
+
+    def method_details(self) -> dict[str, Any]:
+        details = super().method_details()
+        details.update(family=self.config.method_family, peft_type=self.config.resolved()["peft_type"],
+                       peft_config=self.config.resolved())
+        return details
+
+    def save_adapter(self, folder: str | Path) -> Path:
+        """peft's own format: ``adapter_config.json`` + ``adapter_model.safetensors`` in ``folder``."""
+        folder = Path(folder)
+        self.peft_model.save_pretrained(str(folder))
+        return folder
+
+    def merged_clip(self) -> nn.Module:
+        """A plain open_clip model (packed attention) with the adapter merged into its weights."""
+        peft_copy = copy.deepcopy(self.peft_model)
+        merged = peft_copy.merge_and_unload()
+        pack_attention(merged)
+        return merged
+
+
+def _attach(module: PeftClassifier, config_obj) -> PeftClassifier:
+    from peft import get_peft_model
+
+    unpack_attention(module.clip)
+    peft_model = get_peft_model(module.clip, config_obj, adapter_name=ADAPTER_NAME)
+    module.attach_peft(peft_model)
+    module.clip = peft_model.base_model.model  # the same object, now with tuner layers injected
+    return module
+
+
+def build_peft(name: str, loaded, class_names: Sequence[str], template: str,
+               config: PeftMethodConfig) -> PeftClassifier:
+    module = PeftClassifier(loaded, class_names, template, method=name, config=config)
+    with torch.random.fork_rng(devices=[]):  # seeded adapter init without moving the global stream
+        torch.manual_seed(config.init_seed)
+        return _attach(module, config.peft_config())
+
+
+def load_adapter(loaded, folder: str | Path, class_names: Sequence[str], template: str, *,
+                 method: str = "peft", copy_model: bool = True) -> PeftClassifier:
+    """A classifier on ``loaded`` with the adapter saved in ``folder`` (peft format) loaded by
+    ``PeftModel.from_pretrained``; the adapter is frozen (inference)."""
+    import dataclasses
+
+    from peft import PeftModel
+
+    config = PeftMethodConfig(adapter_config=str(folder))
+    if copy_model:
+        loaded = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
+    module = PeftClassifier(loaded, class_names, template, method=method, config=config)
+    unpack_attention(module.clip)
+    peft_model = PeftModel.from_pretrained(module.clip, str(folder), adapter_name=ADAPTER_NAME)
+    module.attach_peft(peft_model)
+    module.clip = peft_model.base_model.model
+    module.clear_cache()
+    return module.eval()
+
+
+def entry_for(info: MethodInfo) -> MethodEntry:
+    """The registry entry of a catalogue method: a config class whose defaults are its peft config."""
+    name = info.name
+    config_cls = make_dataclass(f"PeftConfig_{name}", [], bases=(PeftMethodConfig,),
+                                namespace={"DEFAULTS": dict(info.peft_config), "FAMILY": info.family,
+                                           "__module__": __name__})
+
+    def build(loaded, class_names, template, config):
+        return build_peft(name, loaded, class_names, template, config)
+
+    return MethodEntry(name, config_cls, build, info.summary or f"peft {info.peft_type}")
+
+
+def _build_generic(loaded, class_names, template, config):
+    return build_peft(GENERIC_PEFT, loaded, class_names, template, config)
+
+
+def catalogue_entries() -> list[MethodEntry]:
+    """Registry entries: one per table of ``peft_catalogue.toml``, then the plain ``peft`` (no defaults)."""
+    return [*(entry_for(info) for info in peft_catalogue().values()),
+            MethodEntry(GENERIC_PEFT, PeftMethodConfig, _build_generic,
+                        "any peft tuner, configured by peft = {...} and/or adapter_config", needs_config=True)]
