@@ -40,6 +40,7 @@ class MethodCard:
     citation: str | None = None  # a key of CITATIONS
     baseline: bool = False  # the zero-shot reference row, not a fine-tuning method
     known: bool = True  # False for a card made up from an unknown name
+    paper_url: str = ""  # for methods without a CITATIONS entry (e.g. peft's catalogue)
 
 
 CITATIONS: dict[str, Citation] = {c.key: c for c in (
@@ -146,8 +147,15 @@ def method_card(name: str) -> MethodCard:
     title = _title_from_name(name)
     if name.startswith("peft_"):
         title = f"{_title_from_name(name.removeprefix('peft_'))} (peft)"
-    return MethodCard(name, title, family, "not described here yet: each run's config shows what trained",
-                      known=False)
+    from core.method_info import method_info  # the method registry's own facts (no torch import)
+
+    try:
+        info = method_info(name)
+    except ValueError:
+        return MethodCard(name, title, family, "not described here yet: each run's config shows what trained",
+                          known=False)
+    defaults = {f"peft.{k}": v for k, v in info.peft_config.items()}
+    return MethodCard(name, title, info.family or family, info.summary, defaults=defaults, paper_url=info.paper)
 
 
 def method_title(name: str) -> str:

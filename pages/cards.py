@@ -30,6 +30,8 @@ with left:
     st.subheader(plain(card.title))
     st.write(f"**Family:** {plain(card.family)}  \n**What trains:** {plain(card.trains, max_chars=400)}  \n"
              f"**Name in results and grids:** {plain(card.name)}")
+    if card.paper_url:
+        st.write(f"**Paper:** {card.paper_url}")
     if not card.known:
         st.info("This method is not described in the app's card registry yet (core/cards.py); the numbers "
                 "below come from its stored runs.")

@@ -92,8 +92,8 @@ def test_predictor_summary_averages_methods():
 
 def test_cards_cover_unknown_and_peft_methods():
     assert cards.method_card("lora").known and cards.method_card("lora").citation in cards.CITATIONS
-    dora = cards.method_card("peft_dora")
-    assert not dora.known and dora.title == "DoRA (peft)" and dora.family.startswith("peft")
+    unknown = cards.method_card("peft_not_in_the_catalogue")
+    assert not unknown.known and unknown.title == "Not in the catalogue (peft)" and unknown.family.startswith("peft")
     assert cards.method_title("my_new_method") == "My new method"
     assert all(c.citation is None or c.citation in cards.CITATIONS for c in cards.METHOD_CARDS.values())
     assert all(c.bibtex.startswith("@") and c.key in c.bibtex for c in cards.CITATIONS.values())
@@ -106,7 +106,7 @@ def test_cards_cover_unknown_and_peft_methods():
 def test_card_defaults_match_the_method_configs():
     from core.methods import METHODS
 
-    assert set(cards.METHOD_CARDS) >= set(METHODS)
+    assert set(cards.METHOD_CARDS) >= {m for m in METHODS if not m.startswith("peft")}  # peft: from method_info
     for name, card in cards.METHOD_CARDS.items():
         config = METHODS[name].config_cls()
         for key, value in card.defaults.items():
@@ -116,3 +116,12 @@ def test_card_defaults_match_the_method_configs():
 def test_predictor_titles_are_readable():
     assert cards.predictor_title("h_score") == "H-score" and cards.predictor_title("iimm") == "IIMM"
     assert cards.predictor_title("my_new_score") == "my new score"
+
+
+def test_peft_methods_get_their_family_summary_and_paper_from_the_method_registry():
+    from core import cards
+
+    dora = cards.method_card("peft_dora")
+    assert dora.known and dora.family == "reparameterised" and dora.title == "DoRA (peft)"
+    assert dora.paper_url.startswith("https://arxiv.org/") and dora.defaults["peft.use_dora"] is True
+    assert not cards.method_card("peft_made_up").known
