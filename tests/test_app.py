@@ -196,9 +196,10 @@ def test_cards_for_known_and_unknown_methods(fixture_store):
     assert not at.exception and at.subheader[0].value == "LoRA"
     assert any("@inproceedings{hu2022lora" in c.value for c in at.code)
     assert at.dataframe[1].value["trainable_params"].tolist() == [1000]  # measured, from provenance
-    at.selectbox(key="card").set_value("peft_dora").run()  # a name the card registry does not know
+    at.selectbox(key="card").set_value("peft_dora").run()  # a peft method: its facts come from core.method_info
     assert not at.exception and at.subheader[0].value == "DoRA \\(peft\\)"
-    assert "not described" in at.info[0].value
+    shown = " ".join(m.value for m in at.markdown)
+    assert "reparameterised" in shown and "https://arxiv.org/abs/2402.09353" in shown and not at.info
 
 
 def test_about_states_the_data_and_the_commands(fixture_store):

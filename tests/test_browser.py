@@ -123,7 +123,7 @@ def _shot(page, folder: Path, name: str) -> Path:
     return path
 
 
-NAV = ["Ranking", "Per dataset", "Compare methods", "All runs", "Forecast your dataset", "Methods and models",
+NAV = ["Ranking", "Per dataset", "Compare methods", "All runs", "Forecast your dataset", "Methods and models", "Submit runs",
        "About"]
 
 
@@ -182,6 +182,8 @@ def test_shared_url_round_trip(server, browser, tmp_path):
     _idle(page)
     page.wait_for_function("() => location.search.includes('rank=')", timeout=30_000)
     shared = page.url
+    page.goto(shared, timeout=TIMEOUT_MS)  # the view as its URL gives it (not a table mid-rerun)
+    _settle(page)
     first_rows = _table_cells(page)
     assert first_rows[first_rows.index("method") + 1:] != []
     _shot(page, tmp_path, "shared-before")
