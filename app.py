@@ -70,10 +70,15 @@ def store_roots() -> tuple[str, ...]:
 
 # One read-only frame per store, held by reference (copying it out of cache_data on every rerun
 # costs more than any query); everything derived from it is cache_data.
-@st.cache_resource(ttl=30, max_entries=8, show_spinner="Reading the result store…")
+@st.cache_resource(ttl=30, max_entries=4, show_spinner="Reading the result store…")
+def _store_runs(roots: tuple[str, ...]) -> pd.DataFrame:
+    return store.load_runs(list(roots))  # read once per store; both views below derive from it
+
+
+@st.cache_resource(ttl=30, max_entries=8)
 def load_runs(roots: tuple[str, ...], include_submitted: bool = False) -> pd.DataFrame:
     """The store's runs; unverified submissions only when asked for (they never replace a measured run)."""
-    runs = store.load_runs(list(roots))
+    runs = _store_runs(roots)
     return runs if include_submitted else runs[runs["source"] != store.SUBMITTED_SOURCE]
 
 

@@ -31,11 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     target = args.into or store.local_results_dir()
-    try:
-        report = store.ingest(args.path, target)
-    except (FileNotFoundError, ValueError, TimeoutError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    report = store.ingest(args.path, target)  # a missing path or bad input: user_facing says why (exit 2)
     print(f"{report.summary()} (into {target})")
     for where, reason in report.refused:
         print(f"  refused {where}: {reason}")

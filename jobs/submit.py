@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 from core import store
-from core.upload import UploadError
 from jobs.cli import user_facing
 
 
@@ -31,11 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.zip.is_file():
         print(f"error: {args.zip} is not a file", file=sys.stderr)
         return 2
-    try:
-        report = store.accept_submission(args.zip, target=args.into)
-    except (UploadError, ValueError, TimeoutError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    report = store.accept_submission(args.zip, target=args.into)  # UploadError etc.: user_facing says why
     print(f"{report.summary()} (stored as {store.SUBMITTED_SOURCE!r})")
     for where, reason in report.refused:
         print(f"  refused {where}: {reason}")
