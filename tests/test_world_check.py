@@ -65,3 +65,17 @@ def test_model_card_names_recipe_mix_and_toy_status():
     text = card_text("worldclip-v2-d", rows)
     assert "toy model" in text.lower() and "long-tail-p1" in text and "InfoNCE" in text
     assert "| w2-cell-count |" in text
+
+
+@pytest.mark.parametrize("spec", __import__("core.models", fromlist=["WORLD_V2_MODELS"]).WORLD_V2_MODELS,
+                         ids=lambda s: s.key)
+def test_every_world_v2_model_ships_weights_log_and_card(spec):
+    import json
+
+    from core.models import ASSET_DIR
+    from jobs.world2_card import card_path
+    weights = ASSET_DIR / spec.shipped_weights
+    assert weights.suffix == ".safetensors" and 0 < weights.stat().st_size <= 25 * 2**20
+    log = json.loads(weights.with_suffix(".train.json").read_text())
+    assert log["steps"] == 2000 and log["settings"]["model"] == spec.key  # the same step budget for all four
+    assert spec.key in card_path(spec.key).read_text()
