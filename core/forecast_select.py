@@ -8,8 +8,11 @@ and every pair of two, each an OLS line with intercept. With one point per datas
 leave-one-out, and the LODO error of every set comes from one fit (e_i / (1 - h_ii)).
 
 * **Selection** (:func:`select_set`): the set with the lowest LODO mean absolute error on the
-  reference datasets, but IIMM alone is kept unless the winner beats it by more than one standard
-  error of the paired per-dataset difference (a one-standard-error rule against selection noise).
+  reference datasets, but IIMM alone is kept unless the winner beats it by enough. How much is
+  enough is the selection rule (``SELECTION_RULES``): ``"one-se"`` (default) one standard error of
+  the paired per-dataset difference; ``"bonferroni"`` a one-sided paired t test at 0.05 divided by
+  the number of competing sets; ``"gated"`` one-se, and then IIMM alone unless the selection's own
+  nested LODO error on the reference datasets is below IIMM's LODO error.
 * **Nested LODO** (:func:`nested_lodo`): each dataset in turn is held out, the *whole* selection is
   redone on the others, and the held-out dataset is predicted: the honest error of the procedure,
   selection included (the set chosen with the held-out dataset inside would flatter itself).
@@ -40,6 +43,15 @@ log = logging.getLogger(__name__)
 
 MEAN_ONLY = "mean (no predictor)"
 HEADLINE = "iimm"
+SELECTION_RULES = ("one-se", "bonferroni", "gated")
+DEFAULT_RULE = "one-se"
+
+
+def check_rule(rule: str) -> str:
+    """``rule`` if it names a selection rule, else ValueError listing the rules."""
+    if rule not in SELECTION_RULES:
+        raise ValueError(f"unknown selection rule {rule!r}; choose one of {', '.join(SELECTION_RULES)}")
+    return rule
 
 
 def candidate_sets(predictors: Sequence[str], *, pairs: bool = True) -> list[tuple[str, ...]]:
@@ -90,23 +102,36 @@ def _standardise(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def select_set(x: np.ndarray, y: np.ndarray, rows: np.ndarray, sets: list[tuple[int, ...]], *,
-               default: int | None = None, margin_se: float = 1.0) -> tuple[int, np.ndarray]:
+               default: int | None = None, rule: str = DEFAULT_RULE,
+               margin_se: float | None = None) -> tuple[int, np.ndarray]:
     """(index of the chosen set, LODO MAE of every set) on the reference ``rows``.
 
     The set with the lowest LODO MAE wins, except that the ``default`` set (IIMM alone) is kept
-    unless the winner beats it by more than ``margin_se`` standard errors of the paired per-dataset
-    difference of absolute errors (a one-standard-error rule: with 15 datasets, small differences
-    between 190 candidate sets are mostly noise, and chasing them made held-out errors worse).
+    unless the winner beats it by more than a margin of standard errors of the paired per-dataset
+    difference of absolute errors: with 15 datasets, small differences between 190 candidate sets
+    are mostly noise, and chasing them makes held-out errors worse. The margin is 1 under
+    ``rule="one-se"`` and ``"gated"``, and the one-sided t quantile at 0.05 / (number of sets - 1)
+    under ``"bonferroni"``; ``margin_se`` overrides it. ``"gated"`` then also falls back to the
+    default unless the one-se selection's nested LODO MAE on ``rows`` beats the default's LODO MAE.
     """
+    check_rule(rule)
     abs_err = _loo_abs_errors(_standardise(x, rows)[rows], y[rows], sets)
     errors = abs_err.mean(axis=1)
     tol = 1e-9 * (float(np.std(y[rows])) + 1e-12)  # rounding-level differences are ties: earlier set wins
     best = int(np.argmax(errors <= errors.min() + tol))
-    if default is not None and best != default and np.isfinite(errors[default]):
-        diff = abs_err[default] - abs_err[best]
-        se = diff.std(ddof=1) / math.sqrt(len(diff))
-        if diff.mean() <= margin_se * se + tol:
-            best = default
+    if default is None or best == default or not np.isfinite(errors[default]):
+        return best, errors
+    if margin_se is None:
+        margin_se = (float(stats.t.ppf(1 - 0.05 / max(len(sets) - 1, 1), len(rows) - 1))
+                     if rule == "bonferroni" else 1.0)
+    diff = abs_err[default] - abs_err[best]
+    se = diff.std(ddof=1) / math.sqrt(len(diff))
+    if diff.mean() <= margin_se * se + tol:
+        return default, errors
+    if rule == "gated" and len(rows) > 3:
+        resid, _ = nested_lodo(x, y, rows, sets, default, rule="one-se")
+        if not float(np.mean(np.abs(resid))) < errors[default]:
+            return default, errors
     return best, errors
 
 
@@ -121,13 +146,13 @@ def _fit_predict(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: tuple[int
 
 
 def nested_lodo(x: np.ndarray, y: np.ndarray, rows: np.ndarray, sets: list[tuple[int, ...]],
-                default: int | None = None) -> tuple[np.ndarray, list[int]]:
+                default: int | None = None, *, rule: str = DEFAULT_RULE) -> tuple[np.ndarray, list[int]]:
     """Out-of-sample residuals y_i - prediction_i of the whole procedure (selection redone without
     dataset i), for every i in ``rows``, and the set chosen in each fold."""
     resid, chosen = np.empty(len(rows)), []
     for k, i in enumerate(rows):
         rest = rows[rows != i]
-        best, _ = select_set(x, y, rest, sets, default=default)
+        best, _ = select_set(x, y, rest, sets, default=default, rule=rule)
         chosen.append(best)
         resid[k] = y[i] - _fit_predict(x, y, rest, sets[best], x[[i]])[0]
     return resid, chosen
@@ -139,7 +164,7 @@ def _half_width(resid: np.ndarray, level: float) -> float:
 
 
 def lodo_coverage(x: np.ndarray, y: np.ndarray, sets: list[tuple[int, ...]], headline: int | None,
-                  level: float = 0.95) -> dict[str, float]:
+                  level: float = 0.95, *, rule: str = DEFAULT_RULE) -> dict[str, float]:
     """Held-out coverage of the procedure's interval and of the headline predictor's OLS prediction
     interval: for every dataset i, both intervals are built from the other datasets only."""
     rows = np.arange(len(y))
@@ -147,8 +172,8 @@ def lodo_coverage(x: np.ndarray, y: np.ndarray, sets: list[tuple[int, ...]], hea
     hit, width, hit_h, width_h = [], [], [], []
     for i in rows:
         rest = rows[rows != i]
-        resid, _ = nested_lodo(x, y, rest, sets, default)
-        best, _ = select_set(x, y, rest, sets, default=default)
+        resid, _ = nested_lodo(x, y, rest, sets, default, rule=rule)
+        best, _ = select_set(x, y, rest, sets, default=default, rule=rule)
         pred = _fit_predict(x, y, rest, sets[best], x[[i]])[0]
         half = _half_width(resid, level)
         hit.append(abs(y[i] - pred) <= half)
@@ -194,12 +219,12 @@ SELECTION_COLUMNS = ["model", "pretrained", "method", "outcome", "status", "n_da
                      "n_sets", "chosen", "fold_agreement", "nested_lodo_mae", "iimm_lodo_mae",
                      "gain_vs_iimm", "mean_only_lodo_mae", "best_single", "best_single_lodo_mae",
                      "interval_half_width", "coverage", "mean_width", "iimm_coverage", "iimm_mean_width",
-                     "level"]
+                     "level", "rule"]
 
 
 def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain", "norm_gain", "ood_change"),
                     level: float = 0.95, min_datasets: int = 6, pairs: bool = True,
-                    coverage: bool = True) -> pd.DataFrame:
+                    coverage: bool = True, rule: str = DEFAULT_RULE) -> pd.DataFrame:
     """Per (model, pretrained, method, outcome): which predictor set the procedure chooses on all
     reference datasets, how well the procedure predicts held-out datasets (nested LODO MAE) against
     the IIMM-only line's LODO MAE (``gain_vs_iimm`` > 0: the procedure is better by that much),
@@ -208,7 +233,9 @@ def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain",
     ``fold_agreement``: share of the nested folds that chose the same set as the full data (how
     stable the choice is). ``best_single``: the single predictor with the lowest (un-nested) LODO
     error, for reading only. Cells with fewer than ``min_datasets`` datasets keep a status row.
+    ``rule``: the selection rule (``SELECTION_RULES``), recorded in every row.
     """
+    check_rule(rule)
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, got {level}")
     if min_datasets < 5:
@@ -222,24 +249,24 @@ def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain",
             x, y, usable = _cell_arrays(cell, outcome, names)
             row: dict[str, Any] = {"model": model, "pretrained": pretrained, "method": method,
                                    "outcome": outcome, "n_datasets": len(y), "n_predictors": len(usable),
-                                   "level": level}
+                                   "level": level, "rule": rule}
             rows.append(row)
             if len(y) < min_datasets:
                 row["status"] = f"too few datasets (n={len(y)}, need {min_datasets})"
                 continue
-            row.update(_score_cell(x, y, usable, level, pairs=pairs, coverage=coverage))
+            row.update(_score_cell(x, y, usable, level, pairs=pairs, coverage=coverage, rule=rule))
     return pd.DataFrame(rows, columns=SELECTION_COLUMNS)
 
 
 def _score_cell(x: np.ndarray, y: np.ndarray, usable: list[str], level: float, *, pairs: bool,
-                coverage: bool) -> dict[str, Any]:
+                coverage: bool, rule: str) -> dict[str, Any]:
     sets_named = candidate_sets(usable, pairs=pairs)
     sets = [tuple(usable.index(p) for p in s) for s in sets_named]
     rows = np.arange(len(y))
     head = usable.index(HEADLINE) if HEADLINE in usable else None
     default = sets.index((head,)) if head is not None else None
-    best, errors = select_set(x, y, rows, sets, default=default)
-    resid, chosen = nested_lodo(x, y, rows, sets, default)
+    best, errors = select_set(x, y, rows, sets, default=default, rule=rule)
+    resid, chosen = nested_lodo(x, y, rows, sets, default, rule=rule)
     singles = [k for k, s in enumerate(sets) if len(s) == 1]
     best_single = min(singles, key=lambda k: errors[k]) if singles else None
     out = {"status": "ok", "n_sets": len(sets), "chosen": set_label(sets_named[best]),
@@ -252,7 +279,7 @@ def _score_cell(x: np.ndarray, y: np.ndarray, usable: list[str], level: float, *
            "interval_half_width": _half_width(resid, level)}
     out["gain_vs_iimm"] = out["iimm_lodo_mae"] - out["nested_lodo_mae"]
     if coverage:
-        out.update(lodo_coverage(x, y, sets, head, level))
+        out.update(lodo_coverage(x, y, sets, head, level, rule=rule))
     return out
 
 
@@ -290,15 +317,17 @@ FORECAST_COLUMNS = ["method", "outcome", "status", "predictors", "prediction", "
 
 def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pretrained: str,
                  outcomes: Sequence[str] = ("id_gain", "ood_change"), level: float = 0.95,
-                 min_datasets: int = 6, coverage: bool = True) -> pd.DataFrame:
+                 min_datasets: int = 6, coverage: bool = True, rule: str = DEFAULT_RULE) -> pd.DataFrame:
     """Forecast one new dataset, per (method, outcome) of ``model``/``pretrained``: the chosen
     predictor set's prediction with its LODO-calibrated interval, its nested LODO error and measured
     coverage, and beside it the IIMM-only line (OLS prediction interval, LODO error, coverage).
 
     ``values``: the new dataset's predictor values (name -> float); only predictors with a finite
     value here and in every reference dataset compete. ``extrapolation``: a chosen predictor's new
-    value lies outside the reference range. Empty frame when the model has no runs.
+    value lies outside the reference range. Empty frame when the model has no runs. ``rule``: the
+    selection rule (``SELECTION_RULES``).
     """
+    check_rule(rule)
     if HEADLINE not in values or not np.isfinite(values.get(HEADLINE, np.nan)):
         raise ValueError("values needs a finite 'iimm'")
     points, names = reference_points(runs)
@@ -322,8 +351,8 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
             idx = np.arange(len(y))
             head = usable.index(HEADLINE) if HEADLINE in usable else None
             default = sets.index((head,)) if head is not None else None
-            best, errors = select_set(x, y, idx, sets, default=default)
-            resid, _ = nested_lodo(x, y, idx, sets, default)
+            best, errors = select_set(x, y, idx, sets, default=default, rule=rule)
+            resid, _ = nested_lodo(x, y, idx, sets, default, rule=rule)
             pred = float(_fit_predict(x, y, idx, sets[best], x0)[0])
             half = _half_width(resid, level)
             cols = list(sets[best])
@@ -336,7 +365,7 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
                 m, lo, hi = fit.predict(float(x0[0, head]), level)
                 row.update(iimm_prediction=m, iimm_lo=lo, iimm_hi=hi, iimm_lodo_mae=float(errors[sets.index((head,))]))
             if coverage:
-                cov = lodo_coverage(x, y, sets, head, level)
+                cov = lodo_coverage(x, y, sets, head, level, rule=rule)
                 row.update(coverage=cov["coverage"], iimm_coverage=cov["iimm_coverage"])
     return pd.DataFrame(rows, columns=FORECAST_COLUMNS)
 

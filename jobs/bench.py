@@ -1,18 +1,19 @@
 """Run every benchmark of the project in turn and print their figures.
 
-    python -m jobs.bench [--quick]
+    python -m jobs.bench [--only PART ...]
 
 Each part is also a job of its own: bench_metrics (IIMM vs pairwise, transferability
 baselines), bench_embed (embedding pipeline vs raw forward), bench_methods (training
 throughput per method vs a bare PyTorch loop), bench_store (leaderboard queries at
-100,000 runs) and bench_app (leaderboard page and a 500-image forecast).
+100,000 runs), bench_app (leaderboard page and a 500-image forecast) and bench_pretrain
+(world-v2 pretraining time projected to the 2,000-step budget).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 
-PARTS = ("bench_metrics", "bench_embed", "bench_methods", "bench_store", "bench_app")
+PARTS = ("bench_metrics", "bench_embed", "bench_methods", "bench_store", "bench_app", "bench_pretrain")
 
 
 def main(argv: list[str] | None = None) -> int:

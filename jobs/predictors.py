@@ -4,6 +4,7 @@ accuracy, the silhouette scores and other zero-shot measures, and every transfer
     python -m jobs.predictors [--results DIR ...] [--out jobs/results/predictors.csv]
                               [--summary-md FILE] [--min-datasets 5] [--bootstrap 1000]
                               [--rescore] [--no-selection]
+                              [--selection-rule one-se|bonferroni|gated] [--compare-rules]
 
 Reads the ok runs of the store (default: the app's store), leaves out method 'zero_shot', and
 for every (model, pretrained, method, predictor, outcome) - outcomes: ID gain, normalised gain,
@@ -21,7 +22,10 @@ once and rewrites the records' ``transferability`` field, noting how in ``proven
 Then, unless ``--no-selection``, the forecast procedure of core.forecast_select is scored on every
 (model, method, outcome): the predictor set chosen by nested leave-one-dataset-out error, its
 error against the IIMM-only line, and the measured LODO coverage of both 95 % intervals
-(``forecast-selection.csv`` beside the CSV, summary in the Markdown).
+(``forecast-selection.csv`` beside the CSV, summary in the Markdown), under ``--selection-rule``
+(default one-se: IIMM alone is kept unless a set beats it by one standard error; see
+core.forecast_select). ``--compare-rules`` scores every rule on the same runs and writes their
+summaries side by side to ``forecast-rules.md`` beside the CSV (the gated rule takes minutes).
 Exit codes: 0 done, 1 no store or too few datasets, 2 bad arguments.
 """
 from __future__ import annotations
@@ -180,27 +184,50 @@ def rescore(roots: list[Path]) -> int:
     return len(records)
 
 
+RULE_TEXT = {"one-se": "IIMM alone is kept unless a set beats it by one standard error",
+             "bonferroni": "IIMM alone is kept unless a set beats it in a one-sided paired t test at 0.05 / "
+                           "(number of competing sets)",
+             "gated": "IIMM alone is kept unless a set beats it by one standard error and the selection's own "
+                      "nested LODO error on the reference datasets is below IIMM's"}
+
+
+def _summary_rows(selection: pd.DataFrame) -> list[str]:
+    out = ["| outcome | cells | LODO coverage | IIMM-only coverage | mean nested LODO MAE | mean IIMM-only LODO MAE "
+           "| cells no worse than IIMM-only |", "|---|---|---|---|---|---|---|"]
+    for r in fsel.coverage_summary(selection).itertuples(index=False):
+        out.append(f"| {r.outcome} | {r.cells} | {r.coverage:.1%} | {r.iimm_coverage:.1%} | {r.nested_lodo_mae:.3g} | "
+                   f"{r.iimm_lodo_mae:.3g} | {r.cells_no_worse_than_iimm} of {r.cells} |")
+    return out
+
+
+def rules_markdown(selections: dict[str, pd.DataFrame]) -> str:
+    """The forecast procedure's summary under each selection rule, scored on the same runs."""
+    out = ["# Forecast selection rules compared", "",
+           "Written by `python -m jobs.predictors --compare-rules`: the same runs, candidate sets and intervals; "
+           "only the rule that decides when a set may replace IIMM alone differs. Every rule's error is nested "
+           "(the rule is redone without each held-out dataset)."]
+    for rule, selection in selections.items():
+        out += ["", f"## {rule}", "", f"{RULE_TEXT[rule]}.", ""] + _summary_rows(selection)
+    return "\n".join(out) + "\n"
+
+
 def selection_markdown(selection: pd.DataFrame) -> str:
     """The forecast procedure per (method, outcome) and its measured coverage, as Markdown."""
     ok = selection[selection["status"] == "ok"]
     if ok.empty:
         return ""
     level = round(float(ok["level"].iloc[0]) * 100)
-    out = ["", f"Forecast procedure (core.forecast_select): predictor set chosen by nested leave-one-dataset-out "
-           f"error among {int(ok['n_sets'].max())} candidate sets (the mean, each predictor, every pair); "
-           f"IIMM alone is kept unless a set beats it by one standard error. {level} % intervals from the "
+    rule = str(ok["rule"].iloc[0]) if "rule" in ok.columns else fsel.DEFAULT_RULE
+    out = ["", f"Forecast procedure (core.forecast_select, rule {rule}): predictor set chosen by nested "
+           f"leave-one-dataset-out error among {int(ok['n_sets'].max())} candidate sets (the mean, each predictor, "
+           f"every pair); {RULE_TEXT[rule]}. {level} % intervals from the "
            "procedure's own LODO residuals; coverage measured on held-out datasets.", "",
            "| method | outcome | chosen set (all datasets) | folds agreeing | nested LODO MAE | IIMM-only LODO MAE "
            f"| {level} % half-width | LODO coverage | IIMM-only coverage |", "|---|---|---|---|---|---|---|---|---|"]
     for r in ok.sort_values(["outcome", "method"]).itertuples(index=False):
         out.append(f"| {r.method} | {r.outcome} | {r.chosen} | {r.fold_agreement:.0%} | {r.nested_lodo_mae:.3g} | "
                    f"{r.iimm_lodo_mae:.3g} | {r.interval_half_width:.3g} | {r.coverage:.0%} | {r.iimm_coverage:.0%} |")
-    summary = fsel.coverage_summary(selection)
-    out += ["", "| outcome | cells | LODO coverage | IIMM-only coverage | mean nested LODO MAE | mean IIMM-only LODO MAE "
-            "| cells no worse than IIMM-only |", "|---|---|---|---|---|---|---|"]
-    for r in summary.itertuples(index=False):
-        out.append(f"| {r.outcome} | {r.cells} | {r.coverage:.1%} | {r.iimm_coverage:.1%} | {r.nested_lodo_mae:.3g} | "
-                   f"{r.iimm_lodo_mae:.3g} | {r.cells_no_worse_than_iimm} of {r.cells} |")
+    out += [""] + _summary_rows(selection)
     return "\n".join(out) + "\n"
 
 
@@ -223,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rescore", action="store_true",
                         help="first recompute the baselines of every ok record in --results (rewrites them)")
     parser.add_argument("--no-selection", action="store_true", help="skip the forecast-procedure scoring")
+    parser.add_argument("--selection-rule", choices=fsel.SELECTION_RULES, default=fsel.DEFAULT_RULE,
+                        help=f"when a predictor set may replace IIMM alone (default {fsel.DEFAULT_RULE})")
+    parser.add_argument("--compare-rules", action="store_true",
+                        help="also score every selection rule and write forecast-rules.md beside --out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.min_datasets < 3:
@@ -257,8 +288,18 @@ def main(argv: list[str] | None = None) -> int:
     md_path = args.summary_md or args.out.with_name("predictors.md")
     md = summary_markdown(table, outcomes, n_runs=len(usable), min_datasets=args.min_datasets)
     written = [str(args.out), str(md_path)]
+    if args.compare_rules and args.no_selection:
+        print("error: --compare-rules scores the forecast procedure: drop --no-selection", file=sys.stderr)
+        return 2
     if not args.no_selection:
-        selection = fsel.selection_table(runs, outcomes=outcomes, min_datasets=max(args.min_datasets, 6))
+        rules = fsel.SELECTION_RULES if args.compare_rules else (args.selection_rule,)
+        selections = {rule: fsel.selection_table(runs, outcomes=outcomes, min_datasets=max(args.min_datasets, 6),
+                                                 rule=rule) for rule in rules}
+        selection = selections[args.selection_rule]
+        if args.compare_rules and (selection["status"] == "ok").any():
+            rules_path = args.out.with_name("forecast-rules.md")
+            _write_text(rules_path, rules_markdown(selections))
+            written.append(str(rules_path))
         if (selection["status"] == "ok").any():
             sel_path = args.out.with_name("forecast-selection.csv")
             _write_text(sel_path, selection.to_csv(index=False, float_format="%.6g"))

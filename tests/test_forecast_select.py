@@ -46,6 +46,54 @@ def test_selection_finds_the_exact_predictor_and_keeps_the_default_on_noise():
     assert best == 1
 
 
+def test_bonferroni_rule_uses_the_multiplicity_corrected_t_margin():
+    from scipy import stats
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((30, 4))
+    sets = [tuple(s) for s in fs.candidate_sets(range(4))]
+    y = 3 * x[:, 2] + 0.1 * rng.standard_normal(30)
+    best, _ = fs.select_set(x, y, np.arange(30), sets, default=1, rule="bonferroni")
+    assert sets[best] == (2,)  # a strong predictor survives the correction
+    margin = stats.t.ppf(1 - 0.05 / (len(sets) - 1), 29)
+    for seed in range(20):  # on any data the rule is the margin_se rule with that margin
+        y = x[:, 0] + np.random.default_rng(seed).standard_normal(30) * 2
+        assert (fs.select_set(x, y, np.arange(30), sets, default=1, rule="bonferroni")[0]
+                == fs.select_set(x, y, np.arange(30), sets, default=1, margin_se=margin)[0])
+
+
+def test_stricter_rules_leave_iimm_on_pure_noise_more_often():
+    rng = np.random.default_rng(5)
+    sets = [tuple(s) for s in fs.candidate_sets(range(6))]
+    kept = {rule: 0 for rule in fs.SELECTION_RULES}
+    for _ in range(40):
+        x, y = rng.standard_normal((12, 6)), rng.standard_normal(12)
+        for rule in fs.SELECTION_RULES:
+            kept[rule] += fs.select_set(x, y, np.arange(12), sets, default=1, rule=rule)[0] == 1
+    assert kept["bonferroni"] >= 38 and kept["gated"] >= kept["one-se"]
+    with pytest.raises(ValueError, match="unknown selection rule 'best'"):
+        fs.select_set(x, y, np.arange(12), sets, default=1, rule="best")
+
+
+def test_gated_rule_falls_back_unless_selection_beats_iimm_on_its_own_nested_error():
+    sets = [tuple(s) for s in fs.candidate_sets(range(4))]
+    seen = set()
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((11, 4))
+        y = x[:, seed % 4] * (seed % 3) + rng.standard_normal(11)
+        rows = np.arange(11)
+        one_se, errors = fs.select_set(x, y, rows, sets, default=1)
+        gated, _ = fs.select_set(x, y, rows, sets, default=1, rule="gated")
+        if one_se == 1:
+            assert gated == 1
+            continue
+        resid, _ = fs.nested_lodo(x, y, rows, sets, default=1)  # one-se redone without each dataset
+        want = one_se if np.mean(np.abs(resid)) < errors[1] else 1
+        assert gated == want
+        seen.add(gated == 1)
+    assert seen == {True, False}  # both branches were exercised
+
+
 def test_nested_lodo_redoes_the_selection_without_the_held_out_dataset():
     rng = np.random.default_rng(2)
     x, y = rng.standard_normal((10, 3)), rng.standard_normal(10)

@@ -124,6 +124,26 @@ def test_one_seed_gives_point_values_and_zero_shot_method_is_left_out(tmp_path, 
     assert "point values only" in printed and "bootstrap" not in printed
 
 
+def test_compare_rules_scores_every_rule_on_the_same_runs(tmp_path, capsys):
+    root = _store(tmp_path, _records("logme", "iimm", seeds=(0,)))
+    code, out = _run(tmp_path, root, "--compare-rules", "--selection-rule", "bonferroni")
+    assert code == 0
+    md = (out.parent / "forecast-rules.md").read_text()
+    for rule in ("one-se", "bonferroni", "gated"):
+        assert f"## {rule}\n\n{job.RULE_TEXT[rule]}." in md
+    assert md.count("| all outcomes | 6 |") == 3  # 2 methods x 3 outcomes under each rule
+    selection = pd.read_csv(out.parent / "forecast-selection.csv")
+    assert (selection["rule"] == "bonferroni").all()
+    # with 8 datasets the corrected margin (t at 0.05 / 190, 7 df) is out of reach even of an exact line
+    assert (selection["chosen"] == "iimm").all()
+    assert "rule bonferroni" in (out.parent / "predictors.md").read_text()
+    capsys.readouterr()
+    assert _run(tmp_path, root, "--compare-rules", "--no-selection")[0] == 2
+    assert "drop --no-selection" in _one_line_error(capsys)
+    with pytest.raises(SystemExit):
+        _run(tmp_path, root, "--selection-rule", "best")
+
+
 def test_cells_below_min_datasets_are_listed_but_not_scored(tmp_path, capsys):
     recs = _records("iimm", "gbc", methods=("full",)) + [
         r for r in _records("iimm", "gbc", n_sets=4, methods=("bitfit",))]
