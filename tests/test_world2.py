@@ -14,10 +14,11 @@ from core.data.world2.subworlds import BY_NAME, CAPTION_RATES, SUBWORLDS, captio
 V1_DIGEST = "fc442c2d2df8a86595ce95bc7f86c439caea6d248e6a2fd039fa688f19d411d9"
 # Pinned when world v2 was frozen for pretraining: prompts feed the tag pool, so editing a task's
 # prompt would silently change the pretraining data of the shipped world-v2 models. The pin is split:
-# tag vocabulary, captions and sub-world draws are integer work and pinned exactly; images are drawn
-# with sin/exp, whose last bits differ between CPUs (numpy's AVX-512 paths), so a byte digest of them
-# failed on another machine: each image's mean pixel value is pinned instead, to 0.05 of a level
-# (a few pixels off by one move it by 0.001; a changed renderer moves it by far more).
+# tag vocabulary, captions and sub-world draws are integer work and pinned exactly. The images go
+# through cos/arctan2 and hard thresholds, and a byte digest of them pinned on one machine failed on
+# another (same code; numpy 2.2-2.4 alike; this one has no AVX-512, where numpy's sin/cos/arctan2 take
+# other code paths): a last-bit difference flips a pixel at a shape's edge. So each image's mean pixel
+# value is pinned to 1 level (about four pixels flipped from black to white in a 32 x 32 image).
 V2_TEXT_DIGEST = "18e1fca9cea4a20409b68b146f41f0e4619a3fa0029aed5dd22935d7714ba4df"
 V2_IMAGE_MEANS = Path(__file__).with_name("world2_frozen.json")
 
@@ -48,7 +49,7 @@ def test_world_v2_pretraining_data_is_frozen():
         h.update("|".join(captions).encode())
         h.update(source.astype(np.int64).tobytes())
         means = images.reshape(len(images), -1).mean(axis=1)
-        assert np.abs(means - np.array(pinned[name])).max() <= 0.05, name
+        assert np.abs(means - np.array(pinned[name])).max() <= 1.0, name
     assert h.hexdigest() == V2_TEXT_DIGEST
 
 
