@@ -81,6 +81,26 @@ def _idle(page) -> None:
     page.locator("[data-testid=stStatusWidget]").wait_for(state="detached", timeout=TIMEOUT_MS)
 
 
+def _download(page, button_name: str, *, attempts: int = 3):
+    """Click a download button and return the download.
+
+    A click that lands while the script is re-running hits the previous run's button, whose
+    deferred file is gone, so nothing downloads; a user would click again, and so do we.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(attempts):
+        _idle(page)
+        try:
+            with page.expect_download(timeout=60_000) as download:
+                page.get_by_role("button", name=button_name).click()
+            return download.value
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
+    raise ValueError(f"attempts must be positive, got {attempts}")
+
+
 def _forecast(page, path: Path) -> None:
     """Upload ``path`` (replacing any earlier file), wait for the rerun, press the run button."""
     page.locator("input[type=file]").set_input_files(str(path))
@@ -208,11 +228,8 @@ def test_runs_url_state_and_download_in_chromium(server, browser, tmp_path):
     page.get_by_text(re.compile(r"^1 of \d+ runs match")).wait_for(timeout=TIMEOUT_MS)
     page.wait_for_function("() => location.search.includes('q=fx-set-5')", timeout=30_000)
     assert "method=Full" in page.url and "sort=IIMM" in page.url
-    _idle(page)
-    with page.expect_download(timeout=TIMEOUT_MS) as download:
-        page.get_by_role("button", name="Download CSV").click()
     path = tmp_path / "runs.csv"
-    download.value.save_as(path)
+    _download(page, "Download CSV").save_as(path)
     runs = pd.read_csv(path)
     spec = spec_for(model)
     assert list(runs["run_id"]) == [fixture_run_id(spec.arch, spec.pretrained_tag, "full", "fx-set-5", 0)]
