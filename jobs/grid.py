@@ -313,13 +313,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--methods", default=None, help="run only these methods' cells (comma-separated); "
                    "the ids are those of the whole grid, so the rest can be run later")
     p.add_argument("--seeds", default=None, help="run only these seeds' cells (comma-separated)")
+    p.add_argument("--models", default=None, help="run only these models' cells (comma-separated)")
     return p.parse_args(argv)
 
 
-def select_cells(grid: Grid, methods: str | None, seeds: str | None) -> Grid:
-    """The grid restricted to some methods and/or seeds; GridConfigError naming any the grid lacks."""
+def select_cells(grid: Grid, methods: str | None, seeds: str | None, models: str | None = None) -> Grid:
+    """The grid restricted to some methods, seeds and/or models; GridConfigError naming any the grid lacks."""
     cells = grid.cells
-    for key, wanted in (("method", methods), ("seed", seeds)):
+    for key, wanted in (("method", methods), ("seed", seeds), ("model", models)):
         if wanted is None:
             continue
         try:
@@ -347,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         log.info("reading %s and checking every cell before running any", args.config)
-        grid = select_cells(load_grid(args.config, max_cells=args.max_cells, **_known()), args.methods, args.seeds)
+        grid = select_cells(load_grid(args.config, max_cells=args.max_cells, **_known()), args.methods, args.seeds,
+                            args.models)
         preflight(grid)
     except GridConfigError as exc:
         log.error("error: %s", exc)

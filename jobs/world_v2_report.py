@@ -6,7 +6,11 @@ Implements step 3 of jobs/results/world-v2/PREREGISTRATION.md exactly: per model
 tau-b of IIMM vs ID gain and vs OOD change across the 40 tasks, with 95 % nested-bootstrap intervals
 (sub-worlds, then tasks; B = 2,000, seed 0); then criteria F1-F3 and the support rule, each printed
 with its numbers and whether it held. Secondary: Pearson r, the partial tau of IIMM given zero-shot
-accuracy, and tau of each IIMM term and of zero-shot accuracy. Writes ``report.md`` beside the records.
+accuracy, and tau of each IIMM term and of zero-shot accuracy. Also each task's ceiling (its best
+fine-tuned test accuracy over every run present; the issue asks >= 95 % on >= 80 % of tasks) and, read
+from ``manipulation-check.csv``, whether the manipulation check passed: when it failed, the report says
+that these runs are description, not a test of the claim. Works on a partial grid (criteria that need
+missing runs print "not decidable yet"). Writes ``report.md`` beside the records.
 """
 from __future__ import annotations
 
@@ -20,12 +24,14 @@ import pandas as pd
 from core.data import world2
 from core.nested_bootstrap import kendall_tau, nested_bootstrap_tau
 from jobs.cli import user_facing
-from jobs.world_check import table
+from jobs.world_check import coverage_taus, table, verdict
 
 log = logging.getLogger("jobs.world_v2_report")
 STUDY_METHODS = ("full_ft", "bitfit", "attention", "lora", "clip_adapter")
 MODEL_A = "worldclip-v2-a"
 LONG_TAILED = ("worldclip-v2-a", "worldsiglip-v2-b", "worldclip-v2-d")
+CONTROL = "worldclip-v2-c"
+CEILING = 95.0  # the issue's learnability bar for a task's best fine-tuned accuracy (%)
 
 
 def partial_tau(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
@@ -88,8 +94,53 @@ def criteria(tab: pd.DataFrame) -> list[tuple[str, bool | None, str]]:
     return out
 
 
-def markdown(tab: pd.DataFrame, crit: list[tuple[str, bool | None, str]], n_runs: int, n_boot: int) -> str:
-    lines = ["# World v2: the pre-registered test", "",
+def ceilings(runs: pd.DataFrame) -> pd.DataFrame:
+    """Each task's best fine-tuned test accuracy over the runs given, and which run reached it.
+
+    runs: successful fine-tuning records (columns dataset, model_key, method, ft_acc). One row per task,
+    in the order of ``world2.FINETUNE_TASKS``; ``reaches`` is ft_acc >= CEILING.
+    """
+    if runs.empty:
+        return pd.DataFrame(columns=["task", "subworld", "classes", "ceiling", "model", "method", "runs", "reaches"])
+    best = runs.loc[runs.groupby("dataset")["ft_acc"].idxmax()].set_index("dataset")
+    counts = runs.groupby("dataset").size()
+    rows = []
+    for name in (n for n in world2.FINETUNE_TASKS if n in best.index):
+        task = world2.get_task(name)
+        rows.append({"task": name, "subworld": task.subworld, "classes": len(task.class_names),
+                     "ceiling": float(best.at[name, "ft_acc"]), "model": best.at[name, "model_key"],
+                     "method": best.at[name, "method"], "runs": int(counts[name]),
+                     "reaches": bool(best.at[name, "ft_acc"] >= CEILING)})
+    return pd.DataFrame(rows)
+
+
+def manipulation_verdict(results: Path) -> tuple[bool | None, str]:
+    """The manipulation check's verdict, recomputed from ``manipulation-check.csv`` by its own rule.
+
+    Returns (passed, sentence); passed is None when the check has not been run. Only the point tau
+    decides the rule, so one bootstrap replicate is enough here (the intervals live in the check's report).
+    """
+    path = results / "manipulation-check.csv"
+    if not path.is_file():
+        return None, "The manipulation check has not been run (`python -m jobs.world_check`)."
+    rows = pd.read_csv(path)
+    control = rows[rows["model"] == CONTROL]
+    taus = pd.concat([coverage_taus(g, control=control if not control.empty else None, n_boot=1)
+                      for m, g in rows.groupby("model") if m in LONG_TAILED], ignore_index=True)
+    passed, reasons = verdict(taus)
+    if passed:
+        return True, "The manipulation check passed: these runs test the claim as pre-registered."
+    if passed is None:
+        return None, "The manipulation check is incomplete: " + "; ".join(reasons) + "."
+    return False, ("**Not a test of the claim.** The manipulation check failed (" + "; ".join(
+        r for r in reasons if "NOT" in r) + "; see manipulation-check.md), so by the pre-registration these "
+        "runs are description only: the criteria below are computed as pre-registered but are not a verdict "
+        "on the study's claim.")
+
+
+def markdown(tab: pd.DataFrame, crit: list[tuple[str, bool | None, str]], n_runs: int, n_boot: int, *,
+             status: str = "", ceiling: pd.DataFrame | None = None) -> str:
+    lines = ["# World v2: the pre-registered test", ""] + ([status, ""] if status else []) + [
              f"{n_runs} successful runs; tau = Kendall tau-b across tasks; intervals: 95 % nested bootstrap "
              f"(sub-worlds, then tasks), B = {n_boot}.", "", "## Criteria", ""]
     word = {True: "HELD", False: "did not hold", None: "not decidable yet"}
@@ -99,6 +150,13 @@ def markdown(tab: pd.DataFrame, crit: list[tuple[str, bool | None, str]], n_runs
     cols = ["model", "method", "tasks", "tau_id_gain", "gain_interval", "partial_id_gain", "tau_zs_acc_id_gain",
             "tau_ood_change", "ood_interval", "partial_ood_change"]
     lines += ["", "## IIMM vs outcomes, per model and method", "", table(shown[cols]), ""]
+    if ceiling is not None and not ceiling.empty:
+        n, k = len(ceiling), int(ceiling["reaches"].sum())
+        lines += ["## Task ceilings", "",
+                  f"Best fine-tuned test accuracy per task over the runs present: {k} of {n} tasks reach "
+                  f">= {CEILING:.0f} % ({100 * k / n:.0f} %; the issue asks >= 80 % of the 40 tasks). A task "
+                  "counts only the methods and models that have run on it (column runs).", "",
+                  table(ceiling), ""]
     return "\n".join(lines)
 
 
@@ -117,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     if runs.empty:
         raise ValueError(f"no successful world-v2 fine-tuning runs in {args.results}")
     tab = method_table(runs, n_boot=args.boot)
-    report = markdown(tab, criteria(tab), len(runs), args.boot)
+    _, status = manipulation_verdict(args.results)
+    report = markdown(tab, criteria(tab), len(runs), args.boot, status=status, ceiling=ceilings(runs))
     (args.results / "report.md").write_text(report + "\n")
     print(report)
     return 0

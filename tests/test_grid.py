@@ -183,13 +183,16 @@ def test_smoke_grid_end_to_end_then_export(tmp_path, capsys):
         assert column in rows[0]
 
 
-def test_a_grid_can_run_some_methods_and_seeds_first(known):
-    grid = parse_grid({"models": ["m"], "datasets": ["shape-kind", "letters"], "methods": ["lora", "bitfit"],
+def test_a_grid_can_run_some_methods_seeds_and_models_first(known):
+    grid = parse_grid({"models": ["m", "n"], "datasets": ["shape-kind", "letters"], "methods": ["lora", "bitfit"],
                        "seeds": [0, 1]}, known_methods=known["known_methods"], known_datasets=known["known_datasets"])
-    assert [c["seed"] for c in grid.cells] == [0] * 4 + [1] * 4  # seeds outermost
-    part = grid_job.select_cells(grid, "bitfit", "1")
-    assert [(c["method"], c["seed"]) for c in part.cells] == [("bitfit", 1)] * 2
+    assert [c["seed"] for c in grid.cells] == [0] * 8 + [1] * 8  # seeds outermost
+    part = grid_job.select_cells(grid, "bitfit", "1", "n")
+    assert [(c["method"], c["seed"], c["model"]) for c in part.cells] == [("bitfit", 1, "n")] * 2
     assert {cell_id(c) for c in part.cells} < {cell_id(c) for c in grid.cells}
+    assert len(grid_job.select_cells(grid, None, None, "m, n").cells) == len(grid.cells)
+    with pytest.raises(GridConfigError, match="'o'"):
+        grid_job.select_cells(grid, None, None, "m,o")
     with pytest.raises(GridConfigError, match="'attention'"):
         grid_job.select_cells(grid, "attention", None)
     with pytest.raises(GridConfigError, match="integers"):

@@ -1,4 +1,6 @@
 """The pre-registered world-v2 analysis on synthetic runs whose answer is known."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -49,3 +51,45 @@ def test_duplicate_runs_are_refused():
     runs = _runs([rep.MODEL_A], 1.0, -1.0)
     with pytest.raises(ValueError, match="one run per task"):
         rep.method_table(pd.concat([runs, runs.iloc[:1]]), n_boot=10)
+
+
+def test_ceilings_take_each_tasks_best_run_and_count_the_bar():
+    names = world2.FINETUNE_TASKS[:3]
+    runs = pd.DataFrame([
+        {"dataset": names[0], "model_key": "a", "method": "full_ft", "ft_acc": 96.0},
+        {"dataset": names[0], "model_key": "c", "method": "lora", "ft_acc": 99.5},
+        {"dataset": names[1], "model_key": "a", "method": "full_ft", "ft_acc": 94.9},
+        {"dataset": names[2], "model_key": "a", "method": "bitfit", "ft_acc": 95.0},
+    ])
+    got = rep.ceilings(runs.iloc[::-1].reset_index(drop=True))
+    assert list(got["task"]) == list(names)  # the registry's order, not the records'
+    assert list(got["ceiling"]) == [99.5, 94.9, 95.0] and list(got["reaches"]) == [True, False, True]
+    assert (got.iloc[0]["model"], got.iloc[0]["method"], got.iloc[0]["runs"]) == ("c", "lora", 2)
+    text = rep.markdown(rep.method_table(_runs([rep.MODEL_A], 1.0, -1.0), n_boot=20), [], 3, 20, ceiling=got)
+    assert "2 of 3 tasks reach >= 95 %" in text
+
+
+def _check_rows(model: str, coverage_moves: bool) -> list[dict]:
+    rows = []
+    for i, name in enumerate(world2.FINETUNE_TASKS):
+        task = world2.get_task(name)
+        cov = (i // 4) / 10 if model != rep.CONTROL else 0.1
+        signal = cov if coverage_moves else (i % 4) / 10
+        rows.append({"model": model, "task": name, "subworld": task.subworld, "coverage": cov,
+                     "zs_acc": 50 + 100 * signal, "intra_image": 0.9 - signal})
+    return rows
+
+
+def test_the_report_says_when_the_manipulation_check_failed(tmp_path):
+    assert rep.manipulation_verdict(tmp_path)[0] is None
+    for moves, expected in ((True, True), (False, False)):
+        rows = _check_rows(rep.CONTROL, True) + [r for m in rep.LONG_TAILED for r in _check_rows(m, moves)]
+        pd.DataFrame(rows).to_csv(tmp_path / "manipulation-check.csv", index=False)
+        passed, sentence = rep.manipulation_verdict(tmp_path)
+        assert passed is expected
+        assert ("Not a test of the claim" in sentence) is (not expected)
+
+
+def test_the_shipped_manipulation_check_is_read_as_failed():
+    passed, sentence = rep.manipulation_verdict(Path(__file__).resolve().parent.parent / "jobs" / "results" / "world-v2")
+    assert passed is False and "worldclip-v2-a: coverage does NOT move intra-image" in sentence
