@@ -24,13 +24,11 @@ import pandas as pd
 from core.data import world2
 from core.nested_bootstrap import kendall_tau, nested_bootstrap_tau
 from jobs.cli import user_facing
-from jobs.world_check import coverage_taus, table, verdict
+from jobs.world_check import CONTROL, LONG_TAILED, coverage_taus, table, verdict
 
 log = logging.getLogger("jobs.world_v2_report")
 STUDY_METHODS = ("full_ft", "bitfit", "attention", "lora", "clip_adapter")
 MODEL_A = "worldclip-v2-a"
-LONG_TAILED = ("worldclip-v2-a", "worldsiglip-v2-b", "worldclip-v2-d")
-CONTROL = "worldclip-v2-c"
 CEILING = 95.0  # the learnability bar for a task's best fine-tuned accuracy (%)
 
 

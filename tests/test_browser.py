@@ -89,6 +89,8 @@ def _download(page, button_name: str, *, attempts: int = 3):
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    if attempts < 1:
+        raise ValueError(f"attempts must be positive, got {attempts}")
     for attempt in range(attempts):
         _idle(page)
         try:
@@ -98,7 +100,6 @@ def _download(page, button_name: str, *, attempts: int = 3):
         except PlaywrightTimeout:
             if attempt == attempts - 1:
                 raise
-    raise ValueError(f"attempts must be positive, got {attempts}")
 
 
 def _forecast(page, path: Path) -> None:
