@@ -132,6 +132,8 @@ def test_compare_rules_scores_every_rule_on_the_same_runs(tmp_path, capsys):
     for rule in ("one-se", "bonferroni", "gated"):
         assert f"## {rule}\n\n{job.RULE_TEXT[rule]}." in md
     assert md.count("| all outcomes | 6 |") == 3  # 2 methods x 3 outcomes under each rule
+    rows = pd.read_csv(out.parent / "forecast-rules.csv")
+    assert rows.groupby("rule").size().to_dict() == {"bonferroni": 6, "gated": 6, "one-se": 6}
     selection = pd.read_csv(out.parent / "forecast-selection.csv")
     assert (selection["rule"] == "bonferroni").all()
     # with 8 datasets the corrected margin (t at 0.05 / 190, 7 df) is out of reach even of an exact line
@@ -142,6 +144,20 @@ def test_compare_rules_scores_every_rule_on_the_same_runs(tmp_path, capsys):
     assert "drop --no-selection" in _one_line_error(capsys)
     with pytest.raises(SystemExit):
         _run(tmp_path, root, "--selection-rule", "best")
+    capsys.readouterr()
+    assert _run(tmp_path, root, "--compare-rules", "one-se,best")[0] == 2
+    assert "unknown selection rule 'best'" in _one_line_error(capsys)
+
+
+def test_compare_rules_can_name_a_subset_of_rules(tmp_path, capsys):
+    root = _store(tmp_path, _records("logme", "iimm", seeds=(0,)))
+    code, out = _run(tmp_path, root, "--compare-rules", "bonferroni, one-se")
+    assert code == 0
+    md = (out.parent / "forecast-rules.md").read_text()
+    assert md.index("## bonferroni") < md.index("## one-se") and "## gated" not in md
+    rows = pd.read_csv(out.parent / "forecast-rules.csv")
+    assert list(dict.fromkeys(rows["rule"])) == ["bonferroni", "one-se"]
+    assert (pd.read_csv(out.parent / "forecast-selection.csv")["rule"] == "one-se").all()
 
 
 def test_cells_below_min_datasets_are_listed_but_not_scored(tmp_path, capsys):
