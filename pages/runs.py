@@ -64,6 +64,9 @@ d2.download_button("Download Parquet", lambda: store.to_parquet_bytes(query(*arg
                    key="lb_parquet")
 
 st.subheader("One run in detail")
+if len(view) > len(shown):
+    st.caption(f"The picker lists the {len(shown)} runs shown; filter or search to reach the other "
+               f"{len(view) - len(shown)}.")
 labels = dict(zip(shown["run_id"], (app.option_text(ranking.run_label(r), 200) for _, r in shown.iterrows())))
 if run_id := st.selectbox("run", list(labels), index=None, key="run", bind=app.URL, format_func=labels.get,
                           placeholder="pick a run"):

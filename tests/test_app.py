@@ -121,6 +121,19 @@ def test_runs_rows_filters_and_url(fixture_store):
     assert set(at.dataframe[0].value["dataset"]) == {"fx-set-5"}
 
 
+@pytest.mark.slow
+def test_runs_picker_says_how_to_reach_runs_beyond_the_table(fixture_store):
+    methods = ("full", "bitfit", "lora", "attention", "clip_adapter", "linear_probe")
+    write_fixture_store(fixture_store, pretrained="random", n_datasets=12, methods=methods, seeds=tuple(range(1, 15)))
+    at = page("runs").run()
+    assert not at.exception
+    assert len(at.dataframe[0].value) == 1000 and len(at.selectbox(key="run").options) == 1000
+    assert any("filter or search to reach the other 26" in c.value for c in at.caption)  # 18 + 12 x 6 x 14 runs
+    at.text_input(key="q").input("fx-set-11").run()
+    assert len(at.selectbox(key="run").options) == 6 * 14
+    assert not any("reach the other" in c.value for c in at.caption)
+
+
 def test_runs_view_restores_from_the_url_with_readable_run_labels(fixture_store):
     at = page("runs")
     run_id = fixture_run_id("worldclip-tiny", "random", "lora", "fx-set-2", 0)

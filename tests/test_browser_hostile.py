@@ -39,7 +39,8 @@ def test_hostile_record_renders_as_text_and_fetches_nothing(tmp_path):
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1400})
             page.on("request", lambda r: requested.append(r.url))
-            page.goto(f"http://127.0.0.1:{port}/runs", timeout=TIMEOUT_MS)
+            # the shipped runs are in the store too: search, so the picker lists the hostile run
+            page.goto(f"http://127.0.0.1:{port}/runs?q=click+me", timeout=TIMEOUT_MS)
             page.get_by_role("heading", name="All runs").wait_for(timeout=TIMEOUT_MS)
             picker = page.get_by_label("run", exact=True)  # open the hostile run's details from the picker
             picker.click()
