@@ -2,14 +2,14 @@
 models B, C, D x BitFit, attention, LoRA, CLIP-Adapter, linear probe, from forecast-rules.csv.
 Committed before any fresh cell was analysed. From the repository root:
 
-    python jobs/results/world-v2/forecast_replication_summary.py [forecast-rules.csv] [pretrained,...]
+    python jobs/forecast_replication_summary.py [forecast-rules.csv] [pretrained,...]
 """
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository root, for core
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for core
 from core import forecast_select as fsel  # noqa: E402
 
 rows = pd.read_csv(sys.argv[1] if len(sys.argv) > 1 else "jobs/results/world-v2/forecast-rules.csv")
