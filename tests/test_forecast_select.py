@@ -82,12 +82,12 @@ def test_gated_rule_falls_back_unless_selection_beats_iimm_on_its_own_nested_err
         x = rng.standard_normal((11, 4))
         y = x[:, seed % 4] * (seed % 3) + rng.standard_normal(11)
         rows = np.arange(11)
-        one_se, errors = fs.select_set(x, y, rows, sets, default=1)
+        one_se, errors = fs.select_set(x, y, rows, sets, default=1, rule="one-se")
         gated, _ = fs.select_set(x, y, rows, sets, default=1, rule="gated")
         if one_se == 1:
             assert gated == 1
             continue
-        resid, _ = fs.nested_lodo(x, y, rows, sets, default=1)  # one-se redone without each dataset
+        resid, _ = fs.nested_lodo(x, y, rows, sets, default=1, rule="one-se")  # one-se redone without each dataset
         want = one_se if np.mean(np.abs(resid)) < errors[1] else 1
         assert gated == want
         seen.add(gated == 1)
@@ -98,7 +98,7 @@ def test_nested_lodo_redoes_the_selection_without_the_held_out_dataset():
     rng = np.random.default_rng(2)
     x, y = rng.standard_normal((10, 3)), rng.standard_normal(10)
     sets = [tuple(s) for s in fs.candidate_sets(range(3))]
-    resid, chosen = fs.nested_lodo(x, y, np.arange(10), sets, default=1)
+    resid, chosen = fs.nested_lodo(x, y, np.arange(10), sets, default=1, rule="one-se")
     for i in range(10):
         rest = np.delete(np.arange(10), i)
         # naive: the set with the lowest refit LODO MAE on the other 9 (one-SE rule towards set 1)
@@ -173,3 +173,8 @@ def test_measured_coverage_is_attached_by_method_and_outcome(runs):
     assert new["coverage"].isna().all()  # the input is not modified
     other = fs.with_measured_coverage(new, table, model="other", pretrained="x")
     assert other["coverage"].isna().all()
+    assert (table["rule"] == fs.DEFAULT_RULE).all()
+    stale = fs.with_measured_coverage(new, table.assign(rule="one-se"), model="worldclip-tiny", pretrained="world-v1")
+    assert stale["coverage"].isna().all()  # coverage measured under another rule is not this forecast's
+    with pytest.raises(ValueError, match="unknown selection rule"):
+        fs.with_measured_coverage(new, table, model="worldclip-tiny", pretrained="world-v1", rule="best")

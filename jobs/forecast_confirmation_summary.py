@@ -1,0 +1,30 @@
+"""Summary of the pre-registered forecast confirmation
+(jobs/results/world-v2/FORECAST-CONFIRMATION-PREREGISTRATION.md): model D x LoRA, CLIP-Adapter,
+linear probe, from forecast-rules.csv. Committed before any of those records existed. From the
+repository root:
+
+    python jobs/forecast_confirmation_summary.py [forecast-rules.csv]
+"""
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for core
+from core import forecast_select as fsel  # noqa: E402
+
+PAIRS = [("world-v2-d", m) for m in ("lora", "clip_adapter", "linear_probe")]
+rows = pd.read_csv(sys.argv[1] if len(sys.argv) > 1 else "jobs/results/world-v2/confirmation/forecast-rules.csv")
+keys = list(zip(rows["pretrained"], rows["method"]))
+cells = rows[[k in PAIRS for k in keys] & (rows["status"] == "ok")]
+present = sorted({(p, m) for p, m in zip(cells["pretrained"], cells["method"])})
+print("pairs with a scored cell:", present, "of", PAIRS)
+for rule, t in cells.groupby("rule", sort=False):
+    print(f"== {rule}: {len(t)} confirmation cells")
+    print(fsel.coverage_summary(t).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(t[["method", "outcome", "chosen", "nested_lodo_mae", "iimm_lodo_mae", "coverage"]]
+          .to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+b = cells[cells["rule"] == "bonferroni"]
+worse = b[b["gain_vs_iimm"] < -1e-12]  # the same test as coverage_summary
+print(f"C1 (bonferroni no worse than IIMM-only in every confirmation cell): {len(b) - len(worse)} of {len(b)} ->",
+      bool(len(b)) and worse.empty)
