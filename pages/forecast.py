@@ -14,7 +14,6 @@ app.ensure_navigation()
 NUM = st.column_config.NumberColumn
 SPECS = {s.key: s for s in list_models()}
 
-
 st.title("Forecast fine-tuning on your dataset")
 st.write("Upload a labelled sample of your task: a zip of class folders (`cat/001.png`), a zip of images plus "
          "`labels.csv` (`file,label`), or an `.npz` of embeddings (`image_embeddings`, `text_embeddings`, "
@@ -95,6 +94,7 @@ if "fc_result" in st.session_state:
                      column_config={c: NUM(format="%.4f") for c in ("value", "lo", "hi")})
         st.dataframe(res.baselines, hide_index=True, key="fc_baselines", column_config={"score": NUM(format="%.4f")})
     if not res.selected.empty:
-        with st.expander("How each forecast was chosen: predictor set, nested LODO error, measured coverage"):
+        with st.expander(f"How each forecast was chosen (selection rule {forecast_select.DEFAULT_RULE}): predictor "
+                         "set, nested LODO error, measured coverage"):
             st.dataframe(forecast_select.with_measured_coverage(res.selected, app.forecast_selection(), model=res.model,
                          pretrained=res.pretrained), hide_index=True, key="fc_selected")
