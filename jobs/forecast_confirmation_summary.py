@@ -16,7 +16,7 @@ from core import forecast_select as fsel  # noqa: E402
 PAIRS = [("world-v2-d", m) for m in ("lora", "clip_adapter", "linear_probe")]
 rows = pd.read_csv(sys.argv[1] if len(sys.argv) > 1 else "jobs/results/world-v2/confirmation/forecast-rules.csv")
 keys = list(zip(rows["pretrained"], rows["method"]))
-cells = rows[[k in PAIRS for k in keys] & (rows["status"] == "ok")]
+cells = rows[pd.Series([k in PAIRS for k in keys], index=rows.index) & (rows["status"] == "ok")]
 present = sorted({(p, m) for p, m in zip(cells["pretrained"], cells["method"])})
 print("pairs with a scored cell:", present, "of", PAIRS)
 for rule, t in cells.groupby("rule", sort=False):
