@@ -161,6 +161,19 @@ def test_results_folder_check(tmp_path):
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "main.py").write_text("print(1)")
     assert "does not look like a results folder" in store.is_results_folder(tmp_path / "src")
+    # a sub-folder of tables inside a records folder (no marker, as in a fresh clone) is still results ...
+    nested = tmp_path / "outer" / "records" / "tables"
+    nested.mkdir(parents=True)
+    (nested / "summary.csv").write_text("a\n1\n")
+    (nested.parent / "0.json").write_text("{}")
+    assert store.is_results_folder(tmp_path / "outer") is None
+    # ... but not once a source file hides in it, nor when nested deeper than two levels
+    (nested / "analysis.py").write_text("print(1)")
+    assert "holds 'records'" in store.is_results_folder(tmp_path / "outer")
+    (nested / "analysis.py").unlink()
+    (nested / "a" / "b").mkdir(parents=True)
+    (nested / "a" / "b" / "x.csv").write_text("a\n")
+    assert "holds 'records'" in store.is_results_folder(tmp_path / "outer")
     with pytest.raises(ValueError, match="not look like"):
         store.ingest(tmp_path / "r", tmp_path / "src")
 

@@ -145,9 +145,11 @@ def is_results_folder(path: str | Path) -> str | None:
     return None
 
 
-def _looks_like_results(folder: Path) -> bool:
+def _looks_like_results(folder: Path, depth: int = 2) -> bool:
     """A sub-folder counts as results when it carries the marker (a grid's own output folder) or holds
-    only record-like files and hidden entries (e.g. ``jobs/results/default``)."""
+    only record-like files, hidden entries and, down to ``depth`` more levels, sub-folders that count
+    as results themselves (e.g. ``jobs/results/default``, or ``world-v2`` with its tables in
+    ``world-v2/confirmation``). The marker is not committed, so a fresh clone relies on the contents."""
     if (folder / MARKER_NAME).is_file():
         return True
     try:
@@ -155,8 +157,13 @@ def _looks_like_results(folder: Path) -> bool:
             for i, entry in enumerate(entries):
                 if i >= 1000:
                     break
-                if (not entry.name.startswith(".") and (
-                        entry.is_dir(follow_symlinks=False) or not entry.name.endswith(_RESULT_SUFFIXES))):
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if depth > 0 and _looks_like_results(Path(entry.path), depth - 1):
+                        continue
+                    return False
+                if not entry.name.endswith(_RESULT_SUFFIXES):
                     return False
     except OSError:
         return False
