@@ -86,9 +86,10 @@ if PREDICTORS_CSV.is_file():
         st.dataframe(predictor_eval.winners(raw_csv(str(PREDICTORS_CSV), PREDICTORS_CSV.stat().st_mtime)),
                      hide_index=True, key="cmp_winners")
         if SELECTION_CSV.is_file():
-            st.caption("The forecast's predictor choice (nested leave-one-dataset-out) and the measured coverage "
-                       "of its 95 % intervals on held-out datasets, beside the IIMM-only line's:")
-            st.dataframe(forecast_select.coverage_summary(raw_csv(str(SELECTION_CSV), SELECTION_CSV.stat().st_mtime)),
-                         hide_index=True, key="cmp_coverage")
+            selection = raw_csv(str(SELECTION_CSV), SELECTION_CSV.stat().st_mtime)
+            rules = ", ".join(map(str, selection["rule"].unique())) if "rule" in selection else "not recorded"
+            st.caption(f"The forecast's predictor choice (nested leave-one-dataset-out; selection rule {rules}) and "
+                       "the measured coverage of its 95 % intervals on held-out datasets, beside the IIMM-only line's:")
+            st.dataframe(forecast_select.coverage_summary(selection), hide_index=True, key="cmp_coverage")
     except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
         st.warning(f"{PREDICTORS_CSV.name} exists but cannot be read: {plain(exc)}")

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core import models, store
-from tests.fixtures import FIXTURE_SOURCE, LINES, fixture_run_id, write_fixture_store
+from core import forecast_select, models, predictor_eval, store
+from tests.fixtures import FIXTURE_SOURCE, LINES, fixture_run_id, make_fixture_records, write_fixture_store
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 120  # the forecast page loads torch + the tiny model on first use
@@ -199,6 +199,19 @@ def test_compare_condenses_the_predictor_csv(fixture_store):
     table = at.dataframe[-1].value
     assert table["mean_abs_tau"].tolist() == pytest.approx([0.6]) and table["predictor"].tolist() == ["IIMM"]
     assert "IIMM ranks 1 of 1" in at.markdown[-1].value
+
+
+def test_compare_shows_the_forecast_coverage_and_its_rule(fixture_store):
+    runs = store.records_to_frame(make_fixture_records(n_datasets=7, methods=("full",), noise=0.5))
+    forecast_select.selection_table(runs, outcomes=("id_gain",)).to_csv(store.SHIPPED_DIR / "forecast-selection.csv",
+                                                                         index=False)
+    predictor_eval.evaluate_predictors(runs, outcomes=("id_gain",), n_boot=50).to_csv(
+        store.SHIPPED_DIR / "predictors.csv", index=False)
+    at = page("compare").run()
+    assert not at.exception and not any("cannot be read" in w.value for w in at.warning)
+    assert any(f"selection rule {forecast_select.DEFAULT_RULE})" in c.value for c in at.caption)
+    coverage = at.dataframe[-1].value
+    assert coverage["outcome"].tolist()[0] == "id_gain" and coverage["cells"].tolist()[0] == 1
 
 
 def test_cards_for_known_and_unknown_methods(fixture_store):
