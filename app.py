@@ -141,9 +141,15 @@ def model_notice(model: str, pretrained: str) -> None:
 
 @st.cache_data(ttl=60)
 def forecast_selection() -> pd.DataFrame:
-    """The shipped ``forecast-selection.csv`` (coverage of the forecast's intervals, measured by jobs.predictors)."""
-    path = store.SHIPPED_DIR / "forecast-selection.csv"
-    return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    """Every shipped ``forecast-selection.csv`` (coverage of the forecast's intervals, measured by
+    jobs.predictors: world v1's in ``jobs/results``, world v2's beside its records), one frame. Rows
+    keep their ``rule``, so the page uses only those of its own rule; where two files score the same
+    (model, method, outcome, rule), the one later in path order wins."""
+    frames = [pd.read_csv(path) for path in sorted(store.SHIPPED_DIR.rglob("forecast-selection.csv"))]
+    if not frames:
+        return pd.DataFrame()
+    keys = [c for c in ("model", "pretrained", "method", "outcome", "rule") if all(c in f for f in frames)]
+    return pd.concat(frames, ignore_index=True).drop_duplicates(keys, keep="last", ignore_index=True)
 
 
 def forecast_table(rows: pd.DataFrame) -> None:

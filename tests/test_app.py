@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -323,3 +324,26 @@ def test_forecast_page_shows_model_errors_and_missing_runs(fixture_store, monkey
     assert not at.exception and not at.error
     assert "No reference runs" in at.warning[0].value
     assert "python -m jobs.grid" in at.code[0].value
+
+
+
+def test_forecast_selection_reads_every_shipped_table_and_keeps_the_rule(fixture_store):
+    import app  # the page helpers, for their cached table reader
+    app.forecast_selection.clear()
+    assert app.forecast_selection().empty  # nothing shipped
+    runs = store.records_to_frame(make_fixture_records(n_datasets=7, methods=("full",), noise=0.5))
+    table = forecast_select.selection_table(runs, outcomes=("id_gain",))
+    table.to_csv(store.SHIPPED_DIR / "forecast-selection.csv", index=False)
+    (store.SHIPPED_DIR / "world-x" / "tables").mkdir(parents=True)
+    other = table.assign(pretrained="world-x", coverage=0.5)
+    pd.concat([other, other.assign(rule="one-se")]).to_csv(
+        store.SHIPPED_DIR / "world-x" / "forecast-selection.csv", index=False)
+    other.assign(coverage=0.75).to_csv(store.SHIPPED_DIR / "world-x" / "tables" / "forecast-selection.csv", index=False)
+    app.forecast_selection.clear()
+    got = app.forecast_selection()
+    default = forecast_select.DEFAULT_RULE
+    assert sorted(zip(got["pretrained"], got["rule"])) == sorted(
+        [(table["pretrained"].iloc[0], default), ("world-x", default), ("world-x", "one-se")])
+    # the same (model, method, outcome, rule) in two files: the later path wins
+    assert got.loc[(got["pretrained"] == "world-x") & (got["rule"] == default), "coverage"].tolist() == [0.75]
+    app.forecast_selection.clear()
