@@ -24,9 +24,10 @@ Then, unless ``--no-selection``, the forecast procedure of core.forecast_select 
 error against the IIMM-only line, and the measured LODO coverage of both 95 % intervals
 (``forecast-selection.csv`` beside the CSV, summary in the Markdown), under ``--selection-rule``
 (default bonferroni: IIMM alone is kept unless a set beats it in a one-sided paired t test at
-0.05 divided by the number of competing sets; see core.forecast_select). ``--compare-rules`` scores every rule (or the comma-separated ``RULES``)
-on the same runs and writes their summaries side by side to ``forecast-rules.md`` and every rule's
-per-cell rows to ``forecast-rules.csv``, beside the CSV. The gated rule redoes the nested
+0.05 divided by the number of competing sets; see core.forecast_select). ``--compare-rules``
+scores every rule (or the comma-separated ``RULES``) on the same runs and writes their summaries
+side by side to ``forecast-rules.md`` and every rule's per-cell rows to ``forecast-rules.csv``,
+beside the CSV. The gated rule redoes the nested
 selection inside every selection: minutes on 15 datasets, about an hour on 9 cells of 40.
 Exit codes: 0 done, 1 no store or too few datasets, 2 bad arguments.
 """

@@ -326,7 +326,6 @@ def test_forecast_page_shows_model_errors_and_missing_runs(fixture_store, monkey
     assert "python -m jobs.grid" in at.code[0].value
 
 
-
 def test_forecast_selection_reads_every_shipped_table_and_keeps_the_rule(fixture_store):
     import app  # the page helpers, for their cached table reader
     app.forecast_selection.clear()
