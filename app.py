@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -140,6 +141,16 @@ def model_notice(model: str, pretrained: str) -> None:
 
 
 @st.cache_data(ttl=60)
+def _read_csv(path: str, mtime: float) -> pd.DataFrame:
+    return pd.read_csv(path)
+
+
+def shipped_csv(path: str | Path) -> pd.DataFrame:
+    """A table a job wrote (e.g. ``predictors.csv``), read once per version of the file."""
+    return _read_csv(str(path), Path(path).stat().st_mtime)
+
+
+@st.cache_data(ttl=60)
 def forecast_selection() -> pd.DataFrame:
     """Every shipped ``forecast-selection.csv`` (coverage of the forecast's intervals, measured by
     jobs.predictors: world v1's in ``jobs/results``, world v2's beside its records), one frame. Rows
@@ -226,6 +237,39 @@ def check_upload(upload, template: str, model_key: str):
         state = ((upload.file_id, template, model_key), parsed)
         st.session_state["fc_checked"] = state
     return state[1]
+
+
+def run_forecast(upload, parsed, model_key: str):
+    """The forecast for a checked upload: an embeddings ``.npz`` directly, an image sample after the
+    (warmed) model embeds it, with a progress bar and the upload time budget."""
+    from core import predict
+    from core.upload import DEFAULT_LIMITS, Deadline
+
+    if upload.name.lower().endswith(".npz"):
+        return predict.forecast_for_npz(parsed, forecast_runs(), model_key)
+    with st.spinner("Loading the model…"):
+        loaded = warm_model(model_key).result()
+    bar, deadline = st.progress(0.0, text="embedding the images…"), Deadline(DEFAULT_LIMITS.max_seconds)
+
+    def progress(done: int, total: int) -> None:
+        deadline.check("embedding the images")
+        bar.progress(done / total, text=f"embedded {done} of {total} images")
+
+    return predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), progress=progress)
+
+
+def zero_shot_metrics(res) -> None:
+    """One row of metrics for a forecast: IIMM with its bootstrap interval, zero-shot accuracy beside
+    chance level, and IIMM's two terms."""
+    from core.predict import MEASURE_NOTES
+
+    cols = st.columns(4)
+    cols[0].metric("IIMM", f"{res.iimm:.3f}", help=MEASURE_NOTES["iimm"])
+    cols[0].caption(f"95% bootstrap interval [{res.iimm_lo:.3f}, {res.iimm_hi:.3f}]")
+    cols[1].metric("zero-shot accuracy", f"{res.zero_shot['zs_acc']:.1f} %", help=MEASURE_NOTES["zs_acc"])
+    cols[1].caption(f"chance level {100 / res.n_classes:.1f} % ({res.n_classes} classes)")
+    for col, k in zip(cols[2:], ("inter_modal", "intra_image")):
+        col.metric(k.replace("_", "-") + " term", f"{res.zero_shot[k]:.3f}", help=MEASURE_NOTES[k])
 
 
 def carried(*keys: str) -> dict[str, list[str]]:

@@ -22,17 +22,6 @@ def fit_table(roots: tuple, model: str, pretrained: str, methods: tuple, include
     return out.assign(method=out["method"].map(cards.method_title), outcome=out["outcome"].map(OUTCOME_NAMES))
 
 
-@st.cache_data(ttl=60)
-def raw_csv(path: str, mtime: float) -> pd.DataFrame:
-    return pd.read_csv(path)
-
-
-@st.cache_data(ttl=60)
-def predictors(path: str, mtime: float) -> pd.DataFrame:
-    out = ranking.predictor_summary(pd.read_csv(path))
-    return out.assign(outcome=out["outcome"].map(OUTCOME_NAMES).fillna(out["outcome"]))
-
-
 st.title("Does IIMM predict what fine-tuning does?")
 st.write("IIMM is measured once, on the task's images, before any training. Each panel shows one method: "
          "a point per dataset (seed mean) and a straight-line fit. A steep, tight line means IIMM tells you "
@@ -69,7 +58,8 @@ if PREDICTORS_CSV.is_file():
     st.caption("From `python -m jobs.predictors` on the shipped runs: mean |Kendall τ| over methods (higher = "
                "ranks datasets better) and mean leave-one-dataset-out error of a straight-line fit (lower = better).")
     try:
-        table = predictors(str(PREDICTORS_CSV), PREDICTORS_CSV.stat().st_mtime)
+        table = ranking.predictor_summary(app.shipped_csv(PREDICTORS_CSV))
+        table = table.assign(outcome=table["outcome"].map(OUTCOME_NAMES).fillna(table["outcome"]))
         pick = st.segmented_control("outcome", list(table["outcome"].unique()), key="pred_outcome", bind=app.URL,
                                     default=table["outcome"].iloc[0]) or table["outcome"].iloc[0]
         shown = table[table["outcome"] == pick].reset_index(drop=True)
@@ -83,10 +73,10 @@ if PREDICTORS_CSV.is_file():
             "n_methods": NUM("methods")})
         st.caption("Which predictor wins, by how much over IIMM, and in how many methods its 95 % τ interval "
                    "excludes 0 (two-level bootstrap: datasets, then seeds):")
-        st.dataframe(predictor_eval.winners(raw_csv(str(PREDICTORS_CSV), PREDICTORS_CSV.stat().st_mtime)),
+        st.dataframe(predictor_eval.winners(app.shipped_csv(PREDICTORS_CSV)),
                      hide_index=True, key="cmp_winners")
         if SELECTION_CSV.is_file():
-            selection = raw_csv(str(SELECTION_CSV), SELECTION_CSV.stat().st_mtime)
+            selection = app.shipped_csv(SELECTION_CSV)
             rules = ", ".join(map(str, selection["rule"].unique())) if "rule" in selection else "not recorded"
             st.caption(f"The forecast's predictor choice (nested leave-one-dataset-out; selection rule {rules}) and "
                        "the measured coverage of its 95 % intervals on held-out datasets, beside the IIMM-only line's:")

@@ -1,14 +1,13 @@
 """Forecast: upload a labelled sample, get advice on which method to fine-tune with, then the numbers."""
 import os
 
-import pandas as pd
 import streamlit as st
 
 import app
 from core import advice, cards, charts, forecast_select, predict
 from core.models import DEFAULT_MODEL, ModelUnavailableError, list_models
 from core.text import plain
-from core.upload import DEFAULT_LIMITS, Deadline, UploadError
+from core.upload import UploadError
 
 app.ensure_navigation()
 NUM = st.column_config.NumberColumn
@@ -36,16 +35,7 @@ if st.button("Run forecast", key="fc_run", type="primary", disabled=parsed is No
     st.session_state.pop("fc_result", None)
     with st.status("Forecasting…", expanded=True) as status:
         try:
-            runs = app.forecast_runs()
-            if upload.name.lower().endswith(".npz"):
-                result = predict.forecast_for_npz(parsed, runs, key)
-            else:
-                with st.spinner("Loading the model…"):
-                    loaded = app.warm_model(key).result()
-                bar, deadline = st.progress(0.0, text="embedding the images…"), Deadline(DEFAULT_LIMITS.max_seconds)
-                result = predict.forecast_for_sample(loaded, parsed.data, runs, progress=lambda d, t: (
-                    deadline.check("embedding the images"), bar.progress(d / t, text=f"embedded {d} of {t} images")))
-            st.session_state["fc_result"] = (upload.name, result)
+            st.session_state["fc_result"] = (upload.name, app.run_forecast(upload, parsed, key))
             status.update(label="Forecast ready", state="complete", expanded=False)
         except (UploadError, ModelUnavailableError, ValueError) as exc:
             status.update(label="Forecast failed", state="error", expanded=False)
@@ -67,13 +57,7 @@ if "fc_result" in st.session_state:
             + "  \n" + " ".join(plain(r, max_chars=400) for r in verdict.reasons))
     for warning in verdict.warnings:
         st.warning(plain(warning, max_chars=400))
-    m = st.columns(4)
-    m[0].metric("IIMM", f"{res.iimm:.3f}", help=predict.MEASURE_NOTES["iimm"])
-    m[0].caption(f"95% bootstrap interval [{res.iimm_lo:.3f}, {res.iimm_hi:.3f}]")
-    m[1].metric("zero-shot accuracy", f"{res.zero_shot['zs_acc']:.1f} %", help=predict.MEASURE_NOTES["zs_acc"])
-    m[1].caption(f"chance level {100 / res.n_classes:.1f} % ({res.n_classes} classes)")
-    for col, k in zip(m[2:], ("inter_modal", "intra_image")):
-        col.metric(k.replace("_", "-") + " term", f"{res.zero_shot[k]:.3f}", help=predict.MEASURE_NOTES[k])
+    app.zero_shot_metrics(res)
     if res.enough_runs:
         st.subheader("Predicted outcome per method (95 % prediction intervals)")
         app.forecast_table(rows)
