@@ -58,7 +58,8 @@ if PREDICTORS_CSV.is_file():
     st.caption("From `python -m jobs.predictors` on the shipped runs: mean |Kendall τ| over methods (higher = "
                "ranks datasets better) and mean leave-one-dataset-out error of a straight-line fit (lower = better).")
     try:
-        table = ranking.predictor_summary(app.shipped_csv(PREDICTORS_CSV))
+        raw = app.shipped_csv(PREDICTORS_CSV)
+        table = ranking.predictor_summary(raw)
         table = table.assign(outcome=table["outcome"].map(OUTCOME_NAMES).fillna(table["outcome"]))
         pick = st.segmented_control("outcome", list(table["outcome"].unique()), key="pred_outcome", bind=app.URL,
                                     default=table["outcome"].iloc[0]) or table["outcome"].iloc[0]
@@ -73,8 +74,7 @@ if PREDICTORS_CSV.is_file():
             "n_methods": NUM("methods")})
         st.caption("Which predictor wins, by how much over IIMM, and in how many methods its 95 % τ interval "
                    "excludes 0 (two-level bootstrap: datasets, then seeds):")
-        st.dataframe(predictor_eval.winners(app.shipped_csv(PREDICTORS_CSV)),
-                     hide_index=True, key="cmp_winners")
+        st.dataframe(predictor_eval.winners(raw), hide_index=True, key="cmp_winners")
         if SELECTION_CSV.is_file():
             selection = app.shipped_csv(SELECTION_CSV)
             rules = ", ".join(map(str, selection["rule"].unique())) if "rule" in selection else "not recorded"
