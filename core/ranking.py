@@ -18,6 +18,7 @@ import pandas as pd
 from scipy.special import stdtrit  # the t quantile; scipy.stats costs ~1 s more to import
 
 from core import cards
+from core.text import plain
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,27 @@ def verdict(rows: pd.DataFrame) -> dict[str, Any]:
     front = rows[rows["pareto"]].sort_values("id_gain", ascending=False)["method_title"].tolist()
     return {"best": best.to_dict(), "gentlest": None if gentlest is None else gentlest.to_dict(),
             "front": front}
+
+
+def verdict_text(rows: pd.DataFrame) -> str:
+    """:func:`verdict` as one Markdown sentence, record-supplied titles escaped ("" when no gain).
+
+    When every row averages the same number of datasets the sentence says how many, so a table
+    can drop that column.
+    """
+    facts = verdict(rows)
+    best, gentle = facts["best"], facts["gentlest"]
+    if best is None:
+        return ""
+    text = (f"**Most gain:** {plain(best['method_title'])}, {best['id_gain']:+.1f} points in-domain, "
+            f"{best['ood_change']:+.1f} out-of-domain.")
+    if gentle is not None and gentle["method"] != best["method"]:
+        text += (f" **Least forgetting for at least half that gain:** {plain(gentle['method_title'])}, "
+                 f"{gentle['id_gain']:+.1f} in-domain, {gentle['ood_change']:+.1f} out-of-domain.")
+    text += f" **Best trade-offs** (nothing beats them on both): {', '.join(plain(t) for t in facts['front'])}."
+    if rows["n_datasets"].nunique() == 1:
+        text += f" Every method is averaged over the same {rows['n_datasets'].iloc[0]} datasets."
+    return text
 
 
 def dataset_matrix(runs: pd.DataFrame, outcome: str, *, model: str, pretrained: str,

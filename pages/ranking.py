@@ -6,7 +6,6 @@ import streamlit as st
 
 import app
 from core import charts, ranking, store
-from core.text import plain
 
 app.ensure_navigation()
 NUM, TXT = st.column_config.NumberColumn, st.column_config.TextColumn
@@ -44,17 +43,8 @@ if rows.empty:
     st.info("No successful fine-tuning runs for this choice.")
     st.stop()
 
-facts = ranking.verdict(rows)
-best, gentle = facts["best"], facts["gentlest"]
-text = (f"**Most gain:** {plain(best['method_title'])}, {best['id_gain']:+.1f} points in-domain, "
-        f"{best['ood_change']:+.1f} out-of-domain.")
-if gentle is not None and gentle["method"] != best["method"]:
-    text += (f" **Least forgetting for at least half that gain:** {plain(gentle['method_title'])}, "
-             f"{gentle['id_gain']:+.1f} in-domain, {gentle['ood_change']:+.1f} out-of-domain.")
-same = rows["n_datasets"].nunique() == 1  # then one phrase says it and the table drops the column
-st.markdown(text + f" **Best trade-offs** (nothing beats them on both): "
-            f"{', '.join(plain(t) for t in facts['front'])}."
-            + (f" Every method is averaged over the same {rows['n_datasets'].iloc[0]} datasets." if same else ""))
+same = rows["n_datasets"].nunique() == 1  # then the sentence says it and the table drops the column
+st.markdown(ranking.verdict_text(rows))
 
 shown = rows.assign(
     gain_ci=[f"[{lo:+.1f}, {hi:+.1f}]" for lo, hi in zip(rows["id_gain_lo"], rows["id_gain_hi"])],

@@ -79,6 +79,20 @@ def test_dataset_matrix_marks_the_best_per_dataset_and_verdict():
     assert facts["front"][0] == "Full"  # an unknown name gets a readable title
 
 
+def test_verdict_text_names_best_gentlest_and_front_and_escapes_titles():
+    rows = ranking.method_ranking(frame(n_datasets=3))
+    text = ranking.verdict_text(rows)
+    best = rows.loc[rows["id_gain"].idxmax()]
+    assert text.startswith(f"**Most gain:** Full, {best['id_gain']:+.1f} points in-domain")
+    assert "**Least forgetting for at least half that gain:** BitFit" in text
+    assert text.endswith("Every method is averaged over the same 3 datasets.")
+    hostile = rows.assign(method_title=["[x](http://e.org)"] * len(rows))
+    assert "](http" not in ranking.verdict_text(hostile) and "\\[x\\]" in ranking.verdict_text(hostile)
+    mixed = rows.assign(n_datasets=range(1, len(rows) + 1))
+    assert "averaged over the same" not in ranking.verdict_text(mixed)
+    assert ranking.verdict_text(rows.assign(id_gain=np.nan)) == ""
+
+
 def test_predictor_summary_averages_methods():
     table = pd.DataFrame({"method": ["a", "b", "a", "b"], "predictor": ["iimm", "iimm", "gbc", "gbc"],
                           "family": ["zero-shot"] * 2 + ["transferability"] * 2, "outcome": ["id_gain"] * 4,
