@@ -27,8 +27,8 @@ error against the IIMM-only line, and the measured LODO coverage of both 95 % in
 0.05 divided by the number of competing sets; see core.forecast_select). ``--compare-rules``
 scores every rule (or the comma-separated ``RULES``) on the same runs and writes their summaries
 side by side to ``forecast-rules.md`` and every rule's per-cell rows to ``forecast-rules.csv``,
-beside the CSV. The gated rule redoes the nested
-selection inside every selection: minutes on 15 datasets, about an hour on 9 cells of 40.
+beside the CSV. The gated rule redoes the nested selection inside every selection: minutes on 15
+datasets, about an hour on 9 cells of 40.
 Exit codes: 0 done, 1 no store or too few datasets, 2 bad arguments.
 """
 from __future__ import annotations
