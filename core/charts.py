@@ -116,9 +116,10 @@ def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str 
                  if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0 else "")
         panels.append(iimm_vs_outcome(df[df["method"] == method], outcome, predictor=predictor, level=level,
                                       width=220, height=170, title=cards.method_title(method),
-                                      subtitle=f"{stats}n={len(group)}"))
-    return alt.concat(*panels, columns=columns).resolve_scale(x="shared", y="shared").resolve_legend(
-        color="independent").configure_legend(disable=True)
+                                      subtitle=f"{stats}n={len(group)}", legend=False))
+    # No legend: each panel's title names its method. Dropped on the encoding, since Streamlit's chart
+    # theme overrides a top-level configure_legend(disable=True) and drew every method's legend per panel.
+    return alt.concat(*panels, columns=columns).resolve_scale(x="shared", y="shared")
 
 
 def _highlight_layers(highlight: dict[str, Any], x_title: str, y_title: str) -> list[alt.Chart]:

@@ -102,7 +102,11 @@ def test_iimm_vs_outcome_by_method_has_one_titled_panel_per_method(runs):
     assert len(chart.concat) == 3
     assert sorted(panel.title.text for panel in chart.concat) == ["BitFit", "Full", "LoRA"]
     assert all("R²=" in p.title.subtitle and "n=5" in p.title.subtitle for p in chart.concat)
-    _spec(chart)
+    spec = json.loads(_spec(chart))
+    # the panel titles name the methods: no colour encoding may draw a legend (one per panel crowded the page)
+    colours = [layer["encoding"]["color"] for panel in spec["concat"] for layer in panel["layer"]
+               if "color" in layer.get("encoding", {})]
+    assert len(colours) == 9 and all(c.get("legend", "missing") is None for c in colours)
     with pytest.raises(ValueError, match="no ok runs"):
         charts.iimm_vs_outcome_by_method(runs[runs["status"] == "failed"], "id_gain")
 
