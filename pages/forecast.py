@@ -5,6 +5,7 @@ import streamlit as st
 
 import app
 from core import advice, cards, charts, forecast_select, predict
+from core.data import example
 from core.models import DEFAULT_MODEL, ModelUnavailableError, list_models
 from core.text import plain
 from core.upload import UploadError
@@ -19,6 +20,10 @@ st.write("Upload a labelled sample of your task: a zip of class folders (`cat/00
          "`labels`, `class_names`). One forward pass gives its IIMM; the stored runs of the same model turn it "
          "into a forecast of every method's gain and forgetting.")
 upload = st.file_uploader("labelled sample", type=["zip", "npz"], key="fc_upload")
+st.download_button(f"No sample at hand? Download an example ({example.EXAMPLE_TASK})", help=example.EXAMPLE_NOTE,
+                   data=example.example_sample_zip, file_name=f"{example.EXAMPLE_TASK}-example.zip",
+                   mime="application/zip", key="fc_example", type="tertiary", icon=":material/download:",
+                   on_click="ignore")
 keys, wanted = list(SPECS), os.environ.get("IIMM_FORECAST_MODEL", DEFAULT_MODEL)
 c1, c2 = st.columns(2)
 key = c1.selectbox("model", keys, index=keys.index(wanted) if wanted in keys else 0, key="fc_model",

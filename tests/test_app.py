@@ -14,6 +14,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core import forecast_select, models, predictor_eval, store
+from core.data import example
 from tests.fixtures import FIXTURE_SOURCE, LINES, fixture_run_id, make_fixture_records, write_fixture_store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -265,6 +266,16 @@ def test_forecast_page_predicts_for_an_uploaded_zip(fixture_store):
     assert table.loc["full", "ood_change"] == pytest.approx(-c * res.iimm, abs=1e-6)
     assert len(at.get("vega_lite_chart")) == 2  # predicted gain vs forgetting; IIMM chart with the dataset marked
     assert '"type": "text"' in at.get("vega_lite_chart")[1].proto.spec  # the dataset is labelled, not only marked
+
+
+def test_forecast_page_offers_an_example_that_it_accepts(fixture_store):
+    at = page("forecast").run()
+    button = at.get("download_button")[0].proto
+    assert example.EXAMPLE_TASK in button.label and button.deferred_file_id  # built on click, not per page view
+    run_upload(at, f"{example.EXAMPLE_TASK}-example.zip", example.example_sample_zip(per_class=4))
+    assert not at.exception and not at.error
+    _, res = at.session_state["fc_result"]
+    assert res.n_classes == 6 and res.n_images == 24 and res.enough_runs
 
 
 def test_forecast_page_refuses_hostile_uploads_before_the_run(fixture_store):
