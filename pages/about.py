@@ -35,14 +35,18 @@ runs = app.load_runs(app.store_roots())
 if not runs.empty:
     ok = runs[runs["status"] == "ok"]
     dates = runs["created_at"].dropna().astype(str).str[:10]
-    st.info(f"**The data here:** {len(runs)} runs ({len(ok)} successful) of {runs['model'].nunique()} model(s), "
+    n_models = len(runs[["model", "pretrained"]].drop_duplicates())  # a model is a model · pretrained tag pair
+    st.info(f"**The data here:** {len(runs)} runs ({len(ok)} successful) of {n_models} model(s), "
             f"{runs['method'].nunique()} methods and {runs['dataset'].nunique()} datasets, recorded "
             f"{plain(dates.min())} to {plain(dates.max())}.")
 st.markdown("""
-**The shipped results are from a toy model.** `worldclip-tiny (world-v1)` is a tiny CLIP pretrained offline
-on this project's generated world (shapes, textures, letters, digits, land cover, charts). It lets everything
-run without downloads; its numbers are not those of real CLIP models, and on it IIMM does *not* reproduce the
-paper's relation. Add runs of real models to rank them.
+**The shipped results are from toy models.** `worldclip-tiny (world-v1)`, the default, is a tiny CLIP
+pretrained offline on this project's generated world (shapes, textures, letters, digits, land cover, charts).
+It lets everything run without downloads; its numbers are not those of real CLIP models, and on it IIMM does
+*not* reproduce the paper's relation. The four `world-v2` models (A to D) were pretrained the same way on a
+long-tailed version of that world, built to test the claim; its pre-registered check failed (rarity lowered
+zero-shot accuracy without making image embeddings more alike), so their runs are description, not a test of
+the claim (see the README). Add runs of real models to rank them.
 
 **Add your own results**
 """)
