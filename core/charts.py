@@ -17,6 +17,14 @@ from core import cards, ranking
 
 log = logging.getLogger(__name__)
 
+#: Method colours: 20 hues that each keep at least 3:1 contrast on a white page (WCAG's bar for graphics),
+#: ordered so neighbours differ. Streamlit's default palette has 10 colours, some near-white, so 19 methods
+#: repeated colours and a one-method panel could nearly vanish.
+METHOD_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ec7014", "#9467bd", "#8c564b", "#dd3497", "#7f7f7f",
+                  "#35978f", "#393b79", "#637939", "#bf812d", "#843c39", "#7b4173", "#6b6ecf", "#b15928",
+                  "#4d9221", "#01665e", "#8e0152", "#225ea8")
+BASELINE_COLOUR = "#222222"
+
 LABELS = {"id_gain": "ID gain (points)", "norm_gain": "normalised gain",
           "ood_change": "OOD change (points)", "iimm": "IIMM", "zs_acc": "zero-shot accuracy (%)"}
 
@@ -34,6 +42,20 @@ def _require(df: pd.DataFrame, columns: list[str]) -> None:
         raise ValueError(f"the runs frame has no column(s) {missing}")
 
 
+def method_colours(methods: Any) -> dict[str, str]:
+    """One colour per distinct method name in ``methods`` (any iterable of str): non-baseline methods
+    take :data:`METHOD_PALETTE` in name order, baselines (zero-shot) :data:`BASELINE_COLOUR`, so a
+    method keeps its colour on every chart that draws the same methods, baselines or not. Past 20
+    methods the palette repeats (logged)."""
+    names = sorted({str(m) for m in methods})
+    baseline = {m for m in names if cards.method_card(m).baseline}
+    ordered = [m for m in names if m not in baseline]
+    if len(ordered) > len(METHOD_PALETTE):
+        log.warning("%d methods share %d colours; read the labels", len(ordered), len(METHOD_PALETTE))
+    colours = {m: METHOD_PALETTE[i % len(METHOD_PALETTE)] for i, m in enumerate(ordered)}
+    return colours | {m: BASELINE_COLOUR for m in baseline}
+
+
 def _points(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     """Seed means per (model, method, dataset) of the ok runs with x and y present."""
     ok = df[df["status"] == "ok"].dropna(subset=[x, y])
@@ -46,7 +68,8 @@ def _points(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 
 def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any] | None = None,
                     predictor: str = "iimm", level: float = 0.95, width: int = 520, height: int = 340,
-                    title: str | None = None, subtitle: str | None = None, legend: bool = True) -> alt.Chart:
+                    title: str | None = None, subtitle: str | None = None, legend: bool = True,
+                    colours: dict[str, str] | None = None) -> alt.Chart:
     """Predictor (IIMM) vs an outcome: one colour per method, a point per dataset, the OLS line
     with its confidence band, and R²/Kendall τ/n of each method in its legend label.
 
@@ -54,6 +77,7 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     "hi": float}`` (only "x" required): drawn as a dashed rule at x and, when "y" is given,
     a big diamond with its interval. Raises ValueError when no run has both values.
     Pass the runs of one model: a method's points from several models would share one line.
+    colours: method -> colour; default :func:`method_colours` of the methods drawn.
     """
     _require(df, ["status", "model", "method", "dataset", predictor, outcome])
     pts = _points(df, predictor, outcome)
@@ -75,7 +99,10 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
         labels[method] = label
     pts["series"] = pts["method"].map(labels)
     x_title, y_title = LABELS.get(predictor, predictor), LABELS.get(outcome, outcome)
-    color = alt.Color("series:N", title="method", legend=alt.Legend(labelLimit=320) if legend else None)
+    colours = colours or method_colours(labels)
+    scale = alt.Scale(domain=[labels[m] for m in labels], range=[colours[m] for m in labels])
+    color = alt.Color("series:N", title="method", scale=scale,
+                      legend=alt.Legend(labelLimit=320) if legend else None)
     points = alt.Chart(pts).mark_circle(size=70, opacity=0.85).encode(
         x=alt.X(f"{predictor}:Q", title=x_title, scale=alt.Scale(zero=False)),
         y=alt.Y(f"{outcome}:Q", title=y_title), color=color,
@@ -107,7 +134,7 @@ def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str 
     pts = ranking.without_baselines(pts)  # zero-shot: flat at 0 by definition, no panel
     if pts.empty:
         raise ValueError(f"no ok runs with both {predictor!r} and {outcome!r} to draw")
-    panels = []
+    panels, colours = [], method_colours(pts["method"])
     for method in sorted(pts["method"].unique()):
         group = pts[pts["method"] == method]
         xs, ys = group[predictor].to_numpy(float), group[outcome].to_numpy(float)
@@ -116,10 +143,11 @@ def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str 
                  if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0 else "")
         panels.append(iimm_vs_outcome(df[df["method"] == method], outcome, predictor=predictor, level=level,
                                       width=220, height=170, title=cards.method_title(method),
-                                      subtitle=f"{stats}n={len(group)}", legend=False))
+                                      subtitle=f"{stats}n={len(group)}", legend=False, colours=colours))
     # No legend: each panel's title names its method. Dropped on the encoding, since Streamlit's chart
     # theme overrides a top-level configure_legend(disable=True) and drew every method's legend per panel.
-    return alt.concat(*panels, columns=columns).resolve_scale(x="shared", y="shared")
+    # Colour independent: each panel's scale holds only its own method and colour.
+    return alt.concat(*panels, columns=columns).resolve_scale(x="shared", y="shared", color="independent")
 
 
 def _highlight_layers(highlight: dict[str, Any], x_title: str, y_title: str) -> list[alt.Chart]:
@@ -174,6 +202,11 @@ TRADEOFF_AXES = {"id_gain": ("mean in-domain gain (points)", False),
                  "peak_mb": ("peak memory of the run (MB)", False)}
 
 
+#: Most rows a legend column of :func:`gain_vs_forgetting` holds: Streamlit fits the chart into its height
+#: and clips a taller legend (at 440 px, one column showed 10 of 19 methods in Chromium).
+LEGEND_ROWS = 10
+
+
 def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_change",
                        width: int = 560, height: int = 440, prefix: str = "mean",
                        subtitle: str = "bars: 95 % interval over datasets; diamonds: nothing beats them on both "
@@ -181,7 +214,8 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     """One point per method of ``rows`` (``core.ranking.method_ranking`` rows of ONE model), on the
     chosen axes (keys of :data:`TRADEOFF_AXES`), labelled with the method's name so nothing needs a
     hover; the interval over datasets as error bars where the axis has one; Pareto methods drawn as
-    large diamonds (legend in dark grey) and joined by a dashed line on the gain/OOD axes.
+    large diamonds (legend in dark grey) and joined by a dashed line on the gain/OOD axes; the method
+    legend takes a column per :data:`LEGEND_ROWS` methods.
     Raises ValueError for an unknown axis or when no row has both values."""
     for axis in (x, y):
         if axis not in TRADEOFF_AXES:
@@ -202,9 +236,12 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
         return channel(f"{axis}:Q", title=title,
                        scale=alt.Scale(type="log") if log_scale else alt.Scale(zero=False, nice=True))
 
-    color = alt.Color("method_title:N", title="method", scale=alt.Scale(scheme="tableau10"),
-                      legend=alt.Legend(orient="right", labelLimit=260, symbolOpacity=1,
-                                                         symbolType="circle"))
+    colours = method_colours(data["method"])
+    titles = dict(zip(data["method"], data["method_title"]))
+    scale = alt.Scale(domain=[titles[m] for m in sorted(titles)], range=[colours[m] for m in sorted(titles)])
+    color = alt.Color("method_title:N", title="method", scale=scale,
+                      legend=alt.Legend(orient="right", labelLimit=260, symbolOpacity=1, symbolType="circle",
+                                        columns=-(-len(titles) // LEGEND_ROWS)))
     base = alt.Chart(data)
     layers = []
     for axis, channel, other in ((x, alt.X, enc(y, alt.Y)), (y, alt.Y, enc(x, alt.X))):

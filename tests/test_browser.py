@@ -193,6 +193,33 @@ def test_deep_link_as_first_request_to_a_fresh_server(browser, tmp_path, path, h
         stop_app(proc)
 
 
+def test_ranking_chart_shows_every_method_of_a_full_grid(browser, tmp_path):
+    """All 19 shipped methods: Streamlit clips a legend taller than the chart (10 of 19 showed)."""
+    from tests.test_charts import SHIPPED_METHODS
+
+    _require_chromium()
+    results = tmp_path / "results"
+    write_fixture_store(results, pretrained="random", n_datasets=3, methods=SHIPPED_METHODS)
+    port = free_port()
+    proc = start_app(port, {store.ENV_VAR: str(results)}, tmp_path / "streamlit.log")
+    try:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(f"http://127.0.0.1:{port}/ranking", timeout=TIMEOUT_MS)
+        _settle(page)
+        chart = page.locator("[data-testid=stVegaLiteChart]").first
+        chart.locator("g.role-legend-label text").first.wait_for(state="attached", timeout=TIMEOUT_MS)
+        svg = chart.locator("svg").first.bounding_box()
+        labels = chart.locator("g.role-legend-label text")
+        shown = [labels.nth(i).text_content() for i in range(labels.count())
+                 if labels.nth(i).bounding_box()["y"] + labels.nth(i).bounding_box()["height"]
+                 <= svg["y"] + svg["height"]]
+        assert len([t for t in shown if t not in ("Pareto: best trade-off", "dominated")]) == 19, shown
+        chart.scroll_into_view_if_needed()
+        _shot(page, tmp_path, "ranking-chart-19-methods")
+    finally:
+        stop_app(proc)
+
+
 def test_shared_url_round_trip(server, browser, tmp_path):
     url, _ = server
     page = browser.new_page(viewport={"width": 1440, "height": 900})

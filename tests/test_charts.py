@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from core import charts, ranking, store
+from core import cards, charts, ranking, store
 from tests.fixtures import LINES, make_fixture_records
 
 
@@ -115,3 +115,53 @@ def test_no_zero_shot_panel():
     runs = store.records_to_frame(make_fixture_records(n_datasets=4, methods=("lora", "zero_shot")))
     chart = charts.iimm_vs_outcome_by_method(runs, "id_gain")
     assert [panel.title.text.split(" ")[0] for panel in chart.concat] == ["LoRA"]
+
+
+SHIPPED_METHODS = ("attention", "bitfit", "clip_adapter", "clip_cite", "full_ft", "linear_probe", "lora",
+                   "orthogonal", "peft_boft", "peft_dora", "peft_hra", "peft_ia3", "peft_ln_tuning", "peft_loha",
+                   "peft_lokr", "peft_lora", "peft_oft", "peft_vera", "wise_ft", "zero_shot")
+
+
+def _contrast_on_white(colour: str) -> float:
+    """WCAG contrast ratio of a #rrggbb colour against white."""
+    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return 1.05 / (luminance + 0.05)
+
+
+def make_runs_of(methods: tuple[str, ...]):
+    return store.records_to_frame(make_fixture_records(n_datasets=4, methods=methods))
+
+
+def test_every_method_keeps_one_distinct_visible_colour_on_every_chart():
+    # All 19 shipped methods: a 10-colour scheme repeated colours, and a one-method panel drew near-white.
+    runs = make_runs_of(SHIPPED_METHODS)
+    colours = charts.method_colours(runs["method"])
+    tuned = [colours[m] for m in SHIPPED_METHODS if m != "zero_shot"]
+    assert len(set(tuned)) == 19 and all(_contrast_on_white(c) >= 3 for c in colours.values())
+    assert charts.method_colours(["lora", "zero_shot", "bitfit"]) == {
+        "bitfit": charts.METHOD_PALETTE[0], "lora": charts.METHOD_PALETTE[1], "zero_shot": charts.BASELINE_COLOUR}
+
+    def method_of_scale(encoding_scale, titles):
+        return dict(zip((titles[label] for label in encoding_scale["domain"]), encoding_scale["range"]))
+
+    rows = ranking.method_ranking(runs)
+    tradeoff = json.loads(_spec(charts.gain_vs_forgetting(rows)))
+    scale = next(layer["encoding"]["color"]["scale"] for layer in tradeoff["layer"]
+                 if "color" in layer.get("encoding", {}))
+    assert method_of_scale(scale, dict(zip(rows["method_title"], rows["method"]))) == {
+        m: colours[m] for m in rows["method"]}
+    legend = next(layer["encoding"]["color"]["legend"] for layer in tradeoff["layer"]
+                  if "color" in layer.get("encoding", {}))
+    assert legend["columns"] == 2  # 19 methods in one column overflow the chart and get clipped
+    few = json.loads(_spec(charts.gain_vs_forgetting(ranking.method_ranking(make_runs_of(("lora", "bitfit"))))))
+    assert next(layer["encoding"]["color"]["legend"]["columns"] for layer in few["layer"]
+                if "color" in layer.get("encoding", {})) == 1
+
+    panels = json.loads(_spec(charts.iimm_vs_outcome_by_method(runs, "id_gain")))
+    assert panels["resolve"]["scale"]["color"] == "independent"
+    for panel in panels["concat"]:
+        method = next(m for m in SHIPPED_METHODS if cards.method_title(m) == panel["title"]["text"])
+        scales = [layer["encoding"]["color"]["scale"] for layer in panel["layer"] if "color" in layer["encoding"]]
+        assert scales and all(s["range"] == [colours[method]] for s in scales), method
