@@ -56,6 +56,11 @@ def method_colours(methods: Any) -> dict[str, str]:
     return colours | {m: BASELINE_COLOUR for m in baseline}
 
 
+def _colour_scale(labels: dict[str, str], colours: dict[str, str]) -> alt.Scale:
+    """The colour scale that draws each method's label (method -> label) in its colour (method -> colour)."""
+    return alt.Scale(domain=list(labels.values()), range=[colours[m] for m in labels])
+
+
 def _points(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     """Seed means per (model, method, dataset) of the ok runs with x and y present."""
     ok = df[df["status"] == "ok"].dropna(subset=[x, y])
@@ -99,9 +104,7 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
         labels[method] = label
     pts["series"] = pts["method"].map(labels)
     x_title, y_title = LABELS.get(predictor, predictor), LABELS.get(outcome, outcome)
-    colours = colours or method_colours(labels)
-    scale = alt.Scale(domain=[labels[m] for m in labels], range=[colours[m] for m in labels])
-    color = alt.Color("series:N", title="method", scale=scale,
+    color = alt.Color("series:N", title="method", scale=_colour_scale(labels, colours or method_colours(labels)),
                       legend=alt.Legend(labelLimit=320) if legend else None)
     points = alt.Chart(pts).mark_circle(size=70, opacity=0.85).encode(
         x=alt.X(f"{predictor}:Q", title=x_title, scale=alt.Scale(zero=False)),
@@ -236,10 +239,8 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
         return channel(f"{axis}:Q", title=title,
                        scale=alt.Scale(type="log") if log_scale else alt.Scale(zero=False, nice=True))
 
-    colours = method_colours(data["method"])
-    titles = dict(zip(data["method"], data["method_title"]))
-    scale = alt.Scale(domain=[titles[m] for m in sorted(titles)], range=[colours[m] for m in sorted(titles)])
-    color = alt.Color("method_title:N", title="method", scale=scale,
+    titles = dict(sorted(zip(data["method"], data["method_title"])))
+    color = alt.Color("method_title:N", title="method", scale=_colour_scale(titles, method_colours(titles)),
                       legend=alt.Legend(orient="right", labelLimit=260, symbolOpacity=1, symbolType="circle",
                                         columns=-(-len(titles) // LEGEND_ROWS)))
     base = alt.Chart(data)

@@ -18,6 +18,10 @@ FIXTURE_SOURCE = "synthetic-fixture"
 #: method -> (a, b, c): id_gain = a + b * iimm, ood_change = -c * iimm
 LINES = {"full": (2.0, 40.0, 10.0), "bitfit": (1.0, 20.0, 2.0), "lora": (1.5, 30.0, 5.0),
          "adapter": (0.5, 10.0, 1.0)}
+#: The method names of the shipped grid (19 fine-tuning methods and the zero-shot baseline).
+SHIPPED_METHODS = ("attention", "bitfit", "clip_adapter", "clip_cite", "full_ft", "linear_probe", "lora",
+                   "orthogonal", "peft_boft", "peft_dora", "peft_hra", "peft_ia3", "peft_ln_tuning", "peft_loha",
+                   "peft_lokr", "peft_lora", "peft_oft", "peft_vera", "wise_ft", "zero_shot")
 OOD_BEFORE = {"ood-a": 60.0, "ood-b": 50.0}
 
 

@@ -16,7 +16,7 @@ import pytest
 from core import metrics, store
 from core.models import ASSET_DIR, spec_for
 from jobs.app_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app
-from tests.fixtures import fixture_run_id, write_fixture_store
+from tests.fixtures import SHIPPED_METHODS, fixture_run_id, write_fixture_store
 from tests.test_app import sample_zip, traversal_zip
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -195,8 +195,6 @@ def test_deep_link_as_first_request_to_a_fresh_server(browser, tmp_path, path, h
 
 def test_ranking_chart_shows_every_method_of_a_full_grid(browser, tmp_path):
     """All 19 shipped methods: Streamlit clips a legend taller than the chart (10 of 19 showed)."""
-    from tests.test_charts import SHIPPED_METHODS
-
     _require_chromium()
     results = tmp_path / "results"
     write_fixture_store(results, pretrained="random", n_datasets=3, methods=SHIPPED_METHODS)

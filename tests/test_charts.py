@@ -6,7 +6,7 @@ import json
 import pytest
 
 from core import cards, charts, ranking, store
-from tests.fixtures import LINES, make_fixture_records
+from tests.fixtures import LINES, SHIPPED_METHODS, make_fixture_records
 
 
 @pytest.fixture()
@@ -117,17 +117,17 @@ def test_no_zero_shot_panel():
     assert [panel.title.text.split(" ")[0] for panel in chart.concat] == ["LoRA"]
 
 
-SHIPPED_METHODS = ("attention", "bitfit", "clip_adapter", "clip_cite", "full_ft", "linear_probe", "lora",
-                   "orthogonal", "peft_boft", "peft_dora", "peft_hra", "peft_ia3", "peft_ln_tuning", "peft_loha",
-                   "peft_lokr", "peft_lora", "peft_oft", "peft_vera", "wise_ft", "zero_shot")
-
-
 def _contrast_on_white(colour: str) -> float:
     """WCAG contrast ratio of a #rrggbb colour against white."""
     channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
     linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
     luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
     return 1.05 / (luminance + 0.05)
+
+
+def _colour_encoding(layered_spec: dict) -> dict:
+    """The colour encoding of the first layer that has one."""
+    return next(layer["encoding"]["color"] for layer in layered_spec["layer"] if "color" in layer.get("encoding", {}))
 
 
 def make_runs_of(methods: tuple[str, ...]):
@@ -148,16 +148,13 @@ def test_every_method_keeps_one_distinct_visible_colour_on_every_chart():
 
     rows = ranking.method_ranking(runs)
     tradeoff = json.loads(_spec(charts.gain_vs_forgetting(rows)))
-    scale = next(layer["encoding"]["color"]["scale"] for layer in tradeoff["layer"]
-                 if "color" in layer.get("encoding", {}))
+    scale = _colour_encoding(tradeoff)["scale"]
     assert method_of_scale(scale, dict(zip(rows["method_title"], rows["method"]))) == {
         m: colours[m] for m in rows["method"]}
-    legend = next(layer["encoding"]["color"]["legend"] for layer in tradeoff["layer"]
-                  if "color" in layer.get("encoding", {}))
+    legend = _colour_encoding(tradeoff)["legend"]
     assert legend["columns"] == 2  # 19 methods in one column overflow the chart and get clipped
     few = json.loads(_spec(charts.gain_vs_forgetting(ranking.method_ranking(make_runs_of(("lora", "bitfit"))))))
-    assert next(layer["encoding"]["color"]["legend"]["columns"] for layer in few["layer"]
-                if "color" in layer.get("encoding", {})) == 1
+    assert _colour_encoding(few)["legend"]["columns"] == 1
 
     panels = json.loads(_spec(charts.iimm_vs_outcome_by_method(runs, "id_gain")))
     assert panels["resolve"]["scale"]["color"] == "independent"
