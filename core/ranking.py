@@ -188,8 +188,9 @@ def verdict_text(rows: pd.DataFrame) -> str:
     best, gentle = facts["best"], facts["gentlest"]
     if best is None:
         return ""
-    text = (f"**Most gain:** {plain(best['method_title'])}, {best['id_gain']:+.1f} points in-domain, "
-            f"{best['ood_change']:+.1f} out-of-domain.")
+    ood = best["ood_change"]  # nullable: runs without an OOD panel have no OOD mean
+    ood_text = "out-of-domain not measured" if pd.isna(ood) else f"{ood:+.1f} out-of-domain"
+    text = f"**Most gain:** {plain(best['method_title'])}, {best['id_gain']:+.1f} points in-domain, {ood_text}."
     if gentle is not None and gentle["method"] != best["method"]:
         text += (f" **Least forgetting for at least half that gain:** {plain(gentle['method_title'])}, "
                  f"{gentle['id_gain']:+.1f} in-domain, {gentle['ood_change']:+.1f} out-of-domain.")

@@ -93,6 +93,15 @@ def test_verdict_text_names_best_gentlest_and_front_and_escapes_titles():
     assert ranking.verdict_text(rows.assign(id_gain=np.nan)) == ""
 
 
+def test_verdict_text_says_when_out_of_domain_was_not_measured():
+    # ood_change is nullable in a record: a method whose runs had no OOD panel has no OOD mean
+    rows = ranking.method_ranking(frame(n_datasets=3))
+    rows.loc[rows["id_gain"].idxmax(), "ood_change"] = np.nan
+    text = ranking.verdict_text(rows)
+    assert "nan" not in text.lower()
+    assert "points in-domain, out-of-domain not measured." in text
+
+
 def test_predictor_summary_averages_methods():
     table = pd.DataFrame({"method": ["a", "b", "a", "b"], "predictor": ["iimm", "iimm", "gbc", "gbc"],
                           "family": ["zero-shot"] * 2 + ["transferability"] * 2, "outcome": ["id_gain"] * 4,
