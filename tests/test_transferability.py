@@ -254,6 +254,25 @@ def test_all_scores_nan_when_an_assumption_fails(caplog):
     assert math.isnan(s["gbc"]) and "gbc" in caplog.text and np.isfinite(s["logme"])
 
 
+def test_all_scores_warns_for_every_score_that_is_not_finite(caplog):
+    x, y, _, _ = clusters(n=60, d=5, k=3)
+    with caplog.at_level(logging.WARNING, logger="core.transferability"):
+        s = tr.all_scores(x * 1e150, y)  # finite features whose scatter overflows
+    bad = sorted(name for name, value in s.items() if not np.isfinite(value))
+    assert bad, "this scale should overflow at least one baseline"
+    for name in bad:
+        assert math.isnan(s[name]) and f"{name} set to NaN" in caplog.text
+
+
+def test_singular_scatter_names_the_baseline_and_the_cause():
+    constant = np.ones((24, 5))
+    labels = np.arange(24) % 3
+    with pytest.raises(ValueError, match="sfda: .*no within-class spread"):
+        tr.sfda(constant, labels)
+    with pytest.raises(ValueError, match="ncti: .*LDA cannot be fitted"):
+        tr.ncti(constant, labels)
+
+
 # ----------------------------------------------------------------------------- bad input
 XB, YB, _, CB = clusters(n=12, d=3, k=2)
 

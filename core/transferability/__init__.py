@@ -1,7 +1,8 @@
 """Transferability baselines (SPEC §5), each written from its paper and the study's code, as pure functions.
 
-Inputs: ``features`` (N, d) L2-normalised zero-shot image features (not enforced:
-every score is defined for any finite features) and ``labels`` (N,) integer class
+Inputs: ``features`` (N, d) L2-normalised zero-shot image features (not enforced: the
+scores accept any finite features, though scatters can overflow far from unit scale, where
+:func:`all_scores` reports NaN with a warning) and ``labels`` (N,) integer class
 ids (any ids; they are mapped to 0..K-1 internally, K >= 2 distinct classes).
 LEEP and NCE instead take ``probs`` (N, Z): the source model's class probabilities,
 here the zero-shot classifier's softmax(exp(logit_scale) cos + logit_bias) over the class
@@ -82,7 +83,8 @@ def all_scores(features: np.ndarray, labels: np.ndarray, *, probs: np.ndarray | 
     """Every baseline whose inputs are given, name -> score, each in its default (study) convention.
 
     Bad input raises ValueError. A baseline whose own assumption fails on valid
-    input (e.g. GBC with a single-sample class) is NaN, with a warning logged.
+    input (e.g. GBC with a single-sample class), or whose value is not finite (e.g. a scatter
+    that overflows at extreme feature scales), is NaN, with a warning logged.
     """
     prep(features, labels)
     out: dict[str, float] = {}
@@ -104,6 +106,10 @@ def all_scores(features: np.ndarray, labels: np.ndarray, *, probs: np.ndarray | 
                 raise  # their extra inputs are the caller's to fix
             log.warning("%s set to NaN: %s", name, e)
             out[name] = float("nan")
+        else:
+            if not np.isfinite(out[name]):
+                log.warning("%s set to NaN: not finite (%r) on these features", name, out[name])
+                out[name] = float("nan")
     return out
 
 

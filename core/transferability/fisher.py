@@ -46,7 +46,11 @@ def _shrunk_lda_probs(x: np.ndarray, y: np.ndarray, k: int, lam: float) -> tuple
     resid = x - means[y]
     sw = resid.T @ resid / n  # = sum_c p_c cov_c (population covariances)
     sw_r = (1 - lam) * sw + lam * (np.trace(sw) / d) * np.eye(d)
-    coef = np.linalg.solve(sw_r, means.T).T  # (K, d)
+    try:
+        coef = np.linalg.solve(sw_r, means.T).T  # (K, d)
+    except np.linalg.LinAlgError as exc:
+        raise ValueError("sfda: the within-class scatter is singular even after shrinkage: the features have "
+                         "no within-class spread (e.g. constant features, or one sample per class)") from exc
     logits = x @ coef.T - 0.5 * np.einsum("kd,kd->k", means, coef) + np.log(counts / n)
     return softmax_rows(logits), means
 
@@ -108,7 +112,10 @@ def ncti_terms(features: np.ndarray, labels: np.ndarray, *, convention: str = ST
     shrink = max(float(np.exp(-explained[:NCTI_SHRINK_DIMS].sum())), 1e-10)
     lda = (LinearDiscriminantAnalysis(solver="svd") if shrink == 1e-10
            else LinearDiscriminantAnalysis(solver="eigen", shrinkage=shrink))
-    low = lda.fit_transform(z, y)
+    try:
+        low = lda.fit_transform(z, y)
+    except ValueError as exc:  # numpy's LinAlgError is a ValueError too
+        raise ValueError(f"ncti: the LDA cannot be fitted on these features ({exc})") from exc
     low = low - low.mean(axis=0)
     seli = float(np.linalg.svd(low, compute_uv=False).sum())
     probs = lda.predict_proba(z)
