@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,13 @@ from scipy import stats
 log = logging.getLogger(__name__)
 
 OUTCOMES = ("id_gain", "norm_gain", "ood_change")
+
+
+def is_finite_number(value: object) -> bool:
+    """True for a finite real number: Python or numpy ints and floats (np.float32 included), not bools."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return False
+    return math.isfinite(float(value))
 
 
 def _vectors(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -222,8 +230,10 @@ def forecast_methods(runs_df: pd.DataFrame, predictors: dict[str, float], *, mod
     if predictor not in predictors:
         raise ValueError(f"predictors has no value for {predictor!r}")
     x0 = predictors[predictor]
-    if isinstance(x0, bool) or not isinstance(x0, (int, float)) or not math.isfinite(x0):
+    if not is_finite_number(x0):
         raise ValueError(f"the value of {predictor!r} must be a finite number, got {x0!r}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be between 0 and 1, got {level}")
     if min_runs < 3:
         raise ValueError("min_runs must be at least 3 (an interval needs 3 points)")
     if predictor not in runs_df.columns:

@@ -41,6 +41,7 @@ import pandas as pd
 from scipy import stats
 
 from core import forecast
+from core.forecast import is_finite_number
 
 log = logging.getLogger(__name__)
 
@@ -331,14 +332,17 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
     selection rule (``SELECTION_RULES``).
     """
     check_rule(rule)
-    if HEADLINE not in values or not np.isfinite(values.get(HEADLINE, np.nan)):
-        raise ValueError("values needs a finite 'iimm'")
+    if not is_finite_number(values.get(HEADLINE)):
+        raise ValueError(f"values needs a finite 'iimm', got {values.get(HEADLINE)!r}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be between 0 and 1, got {level}")
+    if min_datasets < 5:
+        raise ValueError(f"min_datasets must be at least 5 (nested LODO of a two-predictor line), got {min_datasets}")
     points, names = reference_points(runs)
     if points.empty:
         return pd.DataFrame(columns=FORECAST_COLUMNS)
     mine = points[(points["model"] == model) & (points["pretrained"] == pretrained)]
-    names = [p for p in names if p in values and isinstance(values[p], (int, float))
-             and not isinstance(values[p], bool) and math.isfinite(values[p])]
+    names = [p for p in names if p in values and is_finite_number(values[p])]
     rows: list[dict[str, Any]] = []
     for method, cell in mine.groupby("method", sort=True):
         for outcome in outcomes:

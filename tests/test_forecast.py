@@ -169,10 +169,20 @@ def test_forecast_methods_other_predictor_from_json_column():
     ({"iimm": float("nan")}, {}, "finite"),
     ({"iimm": 0.3}, {"min_runs": 2}, "min_runs"),
     ({"nope": 0.3}, {"predictor": "nope"}, "no predictor column"),
+    ({"iimm": "0.3"}, {}, "finite number"),
+    ({"iimm": 0.3}, {"level": 2.0}, "level must be between 0 and 1"),
 ])
 def test_forecast_methods_rejects_bad_input(predictors, kwargs, match):
     with pytest.raises(ValueError, match=match):
         forecast.forecast_methods(_runs(), predictors, model="worldclip-tiny", pretrained="world-v1", **kwargs)
+
+
+def test_forecast_methods_takes_numpy_scalars_like_floats():
+    runs = _runs(n_datasets=6, methods=("full",))
+    want = forecast.forecast_methods(runs, {"iimm": 0.25}, model="worldclip-tiny", pretrained="world-v1")
+    for value in (np.float32(0.25), np.float64(0.25)):
+        got = forecast.forecast_methods(runs, {"iimm": value}, model="worldclip-tiny", pretrained="world-v1")
+        pd.testing.assert_frame_equal(got, want)
 
 
 def test_predictor_table_and_expansion():

@@ -162,6 +162,22 @@ def test_forecast_new_gives_both_lines_with_intervals(runs):
     pd.testing.assert_frame_equal(runs, before)
 
 
+def test_forecast_new_treats_numpy_scalars_as_numbers_and_checks_its_options(runs):
+    values = {"iimm": 0.3, "inter_modal": 0.2, "intra_image": 0.4, "zs_acc": 50.0}
+    want = fs.forecast_new(runs, values, model="worldclip-tiny", pretrained="world-v1", coverage=False)
+    as_numpy = {k: np.float32(v) for k, v in values.items()}  # e.g. straight from a float32 embedding
+    got = fs.forecast_new(runs, as_numpy, model="worldclip-tiny", pretrained="world-v1", coverage=False)
+    assert got["predictors"].tolist() == want["predictors"].tolist()  # no predictor silently dropped
+    np.testing.assert_allclose(got["prediction"], want["prediction"], rtol=1e-6)
+    for bad in ({"iimm": "0.3"}, {"iimm": None}):
+        with pytest.raises(ValueError, match="finite 'iimm'"):
+            fs.forecast_new(runs, bad, model="worldclip-tiny", pretrained="world-v1")
+    with pytest.raises(ValueError, match="min_datasets must be at least 5"):
+        fs.forecast_new(runs, values, model="worldclip-tiny", pretrained="world-v1", min_datasets=2)
+    with pytest.raises(ValueError, match="level must be between 0 and 1"):
+        fs.forecast_new(runs, values, model="worldclip-tiny", pretrained="world-v1", level=1.5)
+
+
 def test_measured_coverage_is_attached_by_method_and_outcome(runs):
     values = {"iimm": 0.3, "inter_modal": 0.2}
     new = fs.forecast_new(runs, values, model="worldclip-tiny", pretrained="world-v1", coverage=False)
