@@ -105,8 +105,8 @@ class LinearFit:
 def fit_linear(x: Any, y: Any) -> LinearFit:
     """OLS of y on x (one column, or an (n, p) matrix for several predictors) with intercept.
 
-    Raises ValueError for mismatched or non-finite input, fewer than p + 1 points, or
-    predictors that are constant or collinear.
+    ``r2`` is NaN when y is constant (no variance to explain). Raises ValueError for mismatched
+    or non-finite input, fewer than p + 1 points, or predictors that are constant or collinear.
     """
     xa, ya = _vectors(x, y)
     n, p = xa.shape
@@ -119,7 +119,7 @@ def fit_linear(x: Any, y: Any) -> LinearFit:
     resid = ya - d @ beta
     sse = float(resid @ resid)
     sst = float(((ya - ya.mean()) ** 2).sum())
-    r2 = 1.0 - sse / sst if sst > 0 else (1.0 if sse == 0 else float("nan"))
+    r2 = 1.0 - sse / sst if sst > 0 else float("nan")  # a constant outcome has no variance to explain
     s = math.sqrt(sse / (n - p - 1)) if n > p + 1 else float("nan")
     return LinearFit(beta[1:].copy(), float(beta[0]), r2, n, s, np.linalg.inv(d.T @ d))
 
@@ -158,12 +158,14 @@ def leave_one_group_out(x: Any, y: Any, groups: Any) -> dict[str, Any]:
     Returns ``{"mae", "n_groups", "predictions", "per_group"}``: the mean absolute error over
     all predicted points, the array of out-of-group predictions aligned with y (NaN where a
     fold could not be fitted, e.g. the remaining x are constant), and ``{group: MAE}``.
-    Raises ValueError for fewer than 3 groups or mismatched lengths.
+    Raises ValueError for fewer than 3 groups, a missing group label or mismatched lengths.
     """
     xa, ya = _vectors(x, y)
     g = np.asarray(groups, dtype=object).ravel()
     if len(g) != len(ya):
         raise ValueError(f"groups must have one entry per point, got {len(g)} for {len(ya)}")
+    if pd.isna(g).any():  # a NaN label equals nothing, so its points would never be held out
+        raise ValueError("groups must not contain missing values (NaN or None)")
     labels = list(dict.fromkeys(g.tolist()))
     if len(labels) < 3:
         raise ValueError(f"leave-one-group-out needs at least 3 groups, got {len(labels)}")

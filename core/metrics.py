@@ -15,6 +15,7 @@ no N x N or N x C matrix is ever built (except the chunk x C score block of
 from __future__ import annotations
 
 import logging
+import numbers
 from typing import Iterator
 
 import numpy as np
@@ -225,9 +226,16 @@ def zero_shot_accuracy(x: np.ndarray, t: np.ndarray, labels: np.ndarray) -> floa
     return 100.0 * hits / x.shape[0]
 
 
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
 def _subsample(n: int, sample_size: int, seed: int) -> np.ndarray:
     if isinstance(sample_size, bool) or not isinstance(sample_size, (int, np.integer)) or sample_size < 2:
         raise ValueError(f"sample_size must be an integer >= 2, got {sample_size!r}")
+    seed = _check_seed(seed)
     if n <= sample_size:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=sample_size, replace=False))
@@ -305,8 +313,9 @@ def bootstrap_iimm(x: np.ndarray, t: np.ndarray, labels: np.ndarray, *, n_boot: 
     """
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
-    if not (isinstance(level, (float, int)) and 0.0 < level < 1.0):
+    if isinstance(level, (bool, np.bool_)) or not (isinstance(level, numbers.Real) and 0.0 < level < 1.0):
         raise ValueError(f"level must be in (0, 1), got {level!r}")
+    seed = _check_seed(seed)
     x, t, y = _validate(x, t, labels)
     n, c = x.shape[0], t.shape[0]
     tn = unit_rows(t, "text_embeddings")

@@ -11,9 +11,11 @@ outcomes are constant. The number of such replicates is reported.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy.stats import kendalltau
 
 
@@ -50,7 +52,7 @@ def nested_bootstrap_tau(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, n_
     """tau(x, y) with a percentile interval from ``n_boot`` nested (groups, then items) bootstrap draws.
 
     x, y: shape (N,) finite numbers; groups: shape (N,) labels of the group each item belongs to
-    (at least 2 distinct). Deterministic in ``seed``.
+    (at least 2 distinct, none missing). Deterministic in ``seed`` (a non-negative integer).
     """
     x, y, groups = np.asarray(x, float), np.asarray(y, float), np.asarray(groups)
     tau = kendall_tau(x, y)
@@ -60,6 +62,10 @@ def nested_bootstrap_tau(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, n_
         raise ValueError(f"level must lie in (0, 1), got {level}")
     if n_boot < 1:
         raise ValueError(f"n_boot must be positive, got {n_boot}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if pd.isna(groups).any():  # a NaN label equals nothing, so its items would never be drawn
+        raise ValueError("groups must not contain missing values (NaN or None)")
     members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
     if len(members) < 2:
         raise ValueError("a nested bootstrap needs at least 2 groups")

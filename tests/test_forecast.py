@@ -14,6 +14,13 @@ X4, Y4 = [0.0, 1.0, 2.0, 3.0], [0.0, 1.0, 2.0, 4.0]
 T_975_DF2 = 4.302652729749464  # t quantile 0.975 with 2 degrees of freedom (tables)
 
 
+@pytest.mark.parametrize("level", [0.0, 3.0, -7.25])
+def test_r2_of_a_constant_outcome_is_undefined_whatever_its_value(level):
+    # R² = 1 - SSE/SST has SST = 0 here; the answer must not hang on rounding in SSE
+    fit = forecast.fit_linear([0.1, 0.5, 0.9, 1.4, 2.0], [level] * 5)
+    assert math.isnan(fit.r2) and fit.slope == pytest.approx(0, abs=1e-12)
+
+
 def test_fit_linear_hand_case():
     # x̄=1.5, Sxx=5, Sxy=6.5 -> slope 1.3, intercept -0.2; residuals .2 -.1 -.4 .3 -> SSE .3; SST 8.75
     fit = forecast.fit_linear(X4, Y4)
@@ -110,6 +117,11 @@ def test_leave_one_group_out_holds_whole_groups_out():
     assert np.allclose(out["predictions"][:2], fit.predict_mean(np.array([0, 0.1])))
     with pytest.raises(ValueError, match="at least 3 groups"):
         forecast.leave_one_group_out(x[:4], y[:4], ["a", "a", "b", "b"])
+    # a NaN label equals nothing, not even itself: its points would never be held out
+    with pytest.raises(ValueError, match="groups must not contain missing"):
+        forecast.leave_one_group_out(x, y, [np.nan, np.nan, "b", "b", "c", "d"])
+    with pytest.raises(ValueError, match="groups must not contain missing"):
+        forecast.leave_one_group_out(x, y, [None, "a", "b", "b", "c", "c"])
 
 
 def _runs(**kw):

@@ -251,11 +251,27 @@ def test_bootstrap_float32_close_to_float64():
 
 
 @pytest.mark.parametrize("kw,match", [({"n_boot": 1}, "n_boot"), ({"n_boot": 2.5}, "n_boot"),
-                                      ({"level": 1.0}, "level"), ({"level": 0}, "level")])
+                                      ({"level": 1.0}, "level"), ({"level": 0}, "level"),
+                                      ({"seed": -1}, "seed must be a non-negative integer"),
+                                      ({"seed": 1.5}, "seed must be a non-negative integer")])
 def test_bootstrap_bad_options(kw, match):
     x, t, y = rand_case(10, 3, 2)
     with pytest.raises(ValueError, match=match):
         m.bootstrap_iimm(x, t, y, **kw)
+
+
+def test_numpy_scalar_options_work_like_python_numbers():
+    x, t, y = rand_case(60, 4, 3, seed=5)
+    want = m.bootstrap_iimm(x, t, y, n_boot=20, seed=1, level=0.5)
+    assert m.bootstrap_iimm(x, t, y, n_boot=np.int64(20), seed=np.int64(1), level=np.float32(0.5)) == want
+
+
+def test_silhouette_seed_is_checked():
+    x, t, y = rand_case(60, 4, 3, seed=5)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        m.silhouette_classes(x, y, sample_size=10, seed=-1)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        m.silhouette_modality(x, t, sample_size=10, seed=0.5)
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -43,3 +43,12 @@ def test_bad_inputs_raise():
         kendall_tau(np.arange(3.0), np.arange(4.0))
     with pytest.raises(ValueError, match="finite"):
         kendall_tau(np.array([1.0, np.nan]), np.array([1.0, 2.0]))
+    x = np.arange(6.0)
+    # a NaN label equals nothing, not even itself: its items would silently never be drawn
+    with pytest.raises(ValueError, match="groups must not contain missing"):
+        nested_bootstrap_tau(x, x, np.array([np.nan, 0, 0, 1, 1, 2]))
+    with pytest.raises(ValueError, match="groups must not contain missing"):
+        nested_bootstrap_tau(x, x, np.array([None, "a", "a", "b", "b", "c"], dtype=object))
+    for seed in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+            nested_bootstrap_tau(x, x, np.array([0, 0, 1, 1, 2, 2]), seed=seed)
