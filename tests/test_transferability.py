@@ -331,6 +331,38 @@ def test_bad_label_embeddings():
         tr.emms(XB, YB, label_embeddings=[])
     with pytest.raises(ValueError, match="label_embeddings\\[0\\] contains NaN"):
         tr.emms(XB, YB, label_embeddings=np.full_like(CB, np.nan))
+    for convention in ("study", "project"):  # a (N, D, 0) or (N, 0, K) stack holds no label embedding
+        for empty in (np.zeros((12, 3, 0)), np.zeros((12, 0, 2))):
+            with pytest.raises(ValueError, match="label_embeddings needs at least one source and one dimension"):
+                tr.emms(XB, YB, label_embeddings=empty, convention=convention)
+
+
+@pytest.mark.parametrize("v", [np.array([]), np.array([np.nan, 1.0]), np.array([np.inf, 1.0]),
+                               np.ones((2, 2)), np.float64(3.0)])
+def test_simplex_project_rejects_what_is_not_a_finite_vector(v):
+    with pytest.raises(ValueError, match="simplex_project needs a non-empty finite 1-D vector"):
+        tr.simplex_project(v)
+
+
+def test_ncti_normalised_checks_every_models_terms():
+    good = {"seli": 1.0, "ncc": 0.5, "vc": 0.2}
+    with pytest.raises(ValueError, match="model 1 lacks the NCTI term 'vc'"):
+        tr.ncti_normalised([good, {"seli": 2.0, "ncc": 0.4}])
+    with pytest.raises(ValueError, match="model 0's NCTI term 'ncc' must be finite"):
+        tr.ncti_normalised([{**good, "ncc": float("nan")}, good])
+
+
+def test_classifier_probs_rejects_mismatched_or_non_numeric_input():
+    image, text = np.eye(3)[:2], np.eye(3)
+    with pytest.raises(ValueError, match="same width"):
+        tr.classifier_probs(image, text[:, :2], logit_scale=10.0)
+    with pytest.raises(ValueError, match="image_embeddings must be 2-D"):
+        tr.classifier_probs(image[0], text, logit_scale=10.0)
+    for bad in (None, "100"):
+        with pytest.raises(ValueError, match="logit_scale must be a positive finite number"):
+            tr.classifier_probs(image, text, logit_scale=bad)
+        with pytest.raises(ValueError, match="logit_bias must be a finite number"):
+            tr.classifier_probs(image, text, logit_scale=10.0, logit_bias=bad)
 
 
 # ----------------------------------------------------------------------------- label sources

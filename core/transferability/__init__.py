@@ -19,6 +19,7 @@ earlier variant of our own for a documented reason it is ``convention="project"`
 from __future__ import annotations
 
 import logging
+import numbers
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -60,18 +61,31 @@ def classifier_params(model: Any) -> tuple[float, float]:
     return scale, 0.0 if bias is None else float(bias.detach().cpu().reshape(-1)[0])
 
 
+def _is_real(value: object) -> bool:
+    """A real number: Python or numpy scalar, or a 0-d numeric array (not a bool, not a string)."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    return isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.ndim == 0
+                                               and value.dtype.kind in "fiu")
+
+
 def classifier_probs(image: np.ndarray, text: np.ndarray, *, logit_scale: float,
                      logit_bias: float = 0.0) -> np.ndarray:
     """Zero-shot class probabilities softmax(logit_scale * cos(image, prompt) + logit_bias), (N, C).
 
     ``logit_scale`` is the model's exp(logit_scale) (its temperature), not the log.
     """
-    if isinstance(logit_scale, bool) or not np.isfinite(logit_scale) or logit_scale <= 0:
+    if not _is_real(logit_scale) or not np.isfinite(logit_scale) or logit_scale <= 0:
         raise ValueError(f"logit_scale must be a positive finite number, got {logit_scale!r}")
-    if not np.isfinite(logit_bias):
-        raise ValueError(f"logit_bias must be finite, got {logit_bias!r}")
-    xn = metrics.unit_rows(np.asarray(image), "image_embeddings")
-    tn = metrics.unit_rows(np.asarray(text), "text_embeddings")
+    if not _is_real(logit_bias) or not np.isfinite(logit_bias):
+        raise ValueError(f"logit_bias must be a finite number, got {logit_bias!r}")
+    image = metrics.check_matrix(image, "image_embeddings")
+    text = metrics.check_matrix(text, "text_embeddings")
+    if image.shape[1] != text.shape[1]:
+        raise ValueError(f"image and text embeddings must have the same width, got {image.shape[1]} "
+                         f"and {text.shape[1]}")
+    xn = metrics.unit_rows(image, "image_embeddings")
+    tn = metrics.unit_rows(text, "text_embeddings")
     logits = logit_scale * (xn @ tn.T) + logit_bias
     logits -= logits.max(axis=1, keepdims=True)
     p = np.exp(logits)

@@ -10,7 +10,11 @@ from core.transferability._common import STUDY, check_convention, prep, zscore_c
 
 
 def simplex_project(v: np.ndarray) -> np.ndarray:
-    """Euclidean projection of a vector onto the probability simplex (= sparsemax)."""
+    """Euclidean projection of a vector (n,) onto the probability simplex (= sparsemax)."""
+    v = np.asarray(v)
+    if v.ndim != 1 or v.size == 0 or v.dtype.kind not in "fiu" or not np.all(np.isfinite(v)):
+        raise ValueError(f"simplex_project needs a non-empty finite 1-D vector, got shape {v.shape}, "
+                         f"dtype {v.dtype}")
     u = np.sort(v)[::-1]
     css = np.cumsum(u) - 1
     r = np.nonzero(u - css / np.arange(1, len(v) + 1) > 0)[0][-1]
@@ -49,6 +53,9 @@ def _as_stack(label_embeddings, labels, n: int) -> np.ndarray:
     if arr is not None and arr.ndim == 3:
         if arr.shape[0] != n:
             raise ValueError(f"label_embeddings (N, D, K) has {arr.shape[0]} rows for {n} samples")
+        if 0 in arr.shape[1:]:
+            raise ValueError(f"label_embeddings needs at least one source and one dimension, got (N, D, K) "
+                             f"= {arr.shape}")
         if arr.dtype.kind not in "fiu" or not np.all(np.isfinite(arr)):
             raise ValueError("label_embeddings must be finite real numbers")
         return np.array(arr, dtype=np.float64)

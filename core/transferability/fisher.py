@@ -144,6 +144,12 @@ def ncti_normalised(terms: Sequence[dict[str, float]]) -> np.ndarray:
     """
     if len(terms) == 0:
         raise ValueError("ncti_normalised needs the terms of at least one model")
+    for i, t in enumerate(terms):
+        for name in ("seli", "ncc", "vc"):
+            if name not in t:
+                raise ValueError(f"model {i} lacks the NCTI term {name!r} (pass ncti_terms' dicts)")
+            if not np.isfinite(float(t[name])):
+                raise ValueError(f"model {i}'s NCTI term {name!r} must be finite, got {t[name]!r}")
     if len(terms) == 1:
         t = terms[0]
         return np.array([t["seli"] + t["ncc"] - t["vc"]])
