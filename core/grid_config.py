@@ -69,6 +69,8 @@ def parse_grid(data: dict[str, Any], *, name: str = "grid", known_methods: set[s
     datasets = _list_of(data["datasets"], "datasets", str)
     methods = _list_of(data["methods"], "methods", str)
     seeds = _list_of(data.get("seeds", [0]), "seeds", int)
+    if any(not 0 <= seed < 2**32 for seed in seeds):  # the range a record's seed may take (core.schema)
+        raise GridConfigError(f"seeds must lie in [0, 2**32 - 1], got {[s for s in seeds if not 0 <= s < 2**32][:3]}")
     ood = data.get("ood", [])
     if ood == WORLD_PANEL:
         from core.data.world import OOD_PANEL
@@ -163,6 +165,8 @@ def _sweep_variants(sweep: dict[str, Any], method: str) -> list[dict[str, Any]]:
 def load_grid(path: Path, **known: Any) -> Grid:
     """Read and validate a TOML grid file; GridConfigError for unreadable or invalid files."""
     path = Path(path)
+    if path.is_dir():
+        raise GridConfigError(f"grid file {path} is a folder, not a TOML file")
     if not path.is_file():
         raise GridConfigError(f"grid file {path} does not exist")
     if path.stat().st_size > 1 << 20:

@@ -8,6 +8,11 @@ A cell's id is a hash of its full config. A cell whose record exists is skipped,
 re-running the same command resumes. Records are written atomically at the end of a cell,
 so killing the runner at any moment loses at most the cells in flight. A lock file per
 cell stops two runners on the same results folder from doing the same cell twice.
+
+Every option is checked, and every cell's model, method settings and recipe, before any cell runs.
+Exit code: 0 when every cell has its record, failed cells included (a record holds its error;
+``--retry-failed`` runs them again); 2 for a mistake found before any cell ran; 1 when a cluster
+task ended without a result (re-run the command to run its cell again).
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from typing import Any
 from core.grid_config import MAX_CELLS, Grid, GridConfigError, load_grid
 from core.store.locks import acquire_lock, heartbeat, live_locks, lock_path, release_lock  # noqa: F401
 from jobs.cli import user_facing
+from jobs.grid_slurm import DEFAULT_PARALLELISM, DEFAULT_TIMEOUT_MIN, option_problem, run_submitit
 
 log = logging.getLogger("jobs.grid")
 
@@ -193,104 +199,6 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
     return counts
 
 
-def run_submitit(grid: Grid, results: Path, args: argparse.Namespace, command: str) -> int:
-    """Submit pending cells as one SLURM job array through submitit (same cell function)."""
-    import submitit
-
-    pending = pending_cells(grid, results, retry_failed=args.retry_failed)
-    if not pending:
-        log.info("nothing to submit: all %d cells finished", len(grid.cells))
-        return 0
-    cluster = None if args.executor == "slurm" else args.executor.removeprefix("submitit-")
-    executor = submitit.AutoExecutor(folder=str(results / ".submitit"), cluster=cluster)
-    params: dict[str, Any] = {"timeout_min": args.timeout_min, "slurm_array_parallelism": args.parallelism}
-    if args.executor == "slurm":
-        params.update(slurm_partition=args.slurm_partition, gpus_per_node=args.gpus_per_task,
-                      cpus_per_task=args.cpus_per_task)
-    executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
-    device = "cuda:0" if args.gpus_per_task else "cpu"
-    threads = args.cpus_per_task or 1  # one torch thread per CPU the task was given
-    n = len(pending)
-    _quiet_sacct()
-    jobs = executor.map_array(execute_cell, pending, [str(results)] * n, [str(args.cache) if args.cache else None] * n,
-                              [device] * n, [command] * n, [args.retry_failed] * n, [threads] * n)
-    log.info("submitted %d cells as job array %s; re-run this command to resume or collect", n, jobs[0].job_id)
-    if args.wait:
-        outcomes = _wait_slurm(jobs) if args.executor == "slurm" else [_outcome(j) for j in jobs]
-        log.info("finished: %s", {o: outcomes.count(o) for o in set(outcomes)})
-        if "lost" in outcomes:
-            log.warning("%d task(s) ended without a result (cancelled, pre-empted or lost); re-run this "
-                        "command to run their cells again", outcomes.count("lost"))
-            return 1
-    return 0
-
-
-def _outcome(job: Any) -> str:
-    try:
-        return job.result()
-    except Exception as exc:  # the task died or raised: its cell simply stays pending
-        text = str(exc).strip()
-        log.warning("array task %s did not finish: %s", job.job_id,
-                    text.splitlines()[0][:200] if text else type(exc).__name__)
-        return "lost"
-
-
-def _squeue_ids() -> set[str] | None:
-    """Job ids SLURM still knows as queued or running (one per array task), or None if unknown."""
-    import subprocess
-
-    try:
-        out = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return set(out.stdout.split()) if out.returncode == 0 else None
-
-
-def _wait_slurm(jobs: list[Any], poll_s: float = 2.0) -> list[str]:
-    """Outcomes of SLURM array tasks without sacct: a task is over when its result file exists, or
-    when squeue has not listed it for two polls in a row (scancel, pre-emption, a lost node)."""
-    outcomes: dict[int, str] = {}
-    missing: dict[int, int] = {}
-    while len(outcomes) < len(jobs):
-        live = _squeue_ids()
-        for i, job in enumerate(jobs):
-            if i in outcomes:
-                continue
-            if job.paths.result_pickle.exists():
-                outcomes[i] = _outcome(job)
-            elif live is not None and str(job.job_id) not in live:
-                missing[i] = missing.get(i, 0) + 1
-                if missing[i] >= 2 and not job.paths.result_pickle.exists():
-                    log.warning("array task %s left the queue without a result", job.job_id)
-                    outcomes[i] = "lost"
-            else:
-                missing.pop(i, None)
-        if len(outcomes) < len(jobs):
-            time.sleep(poll_s)
-    return [outcomes[i] for i in range(len(jobs))]
-
-
-class _SacctFilter(logging.Filter):
-    """Clusters without accounting answer every ``sacct`` call with an error, and submitit warns
-    each time; job states then come from its result files, which is all --wait needs. One notice."""
-
-    noted = False
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if "sacct" not in record.getMessage():
-            return True
-        if not _SacctFilter.noted:
-            _SacctFilter.noted = True
-            log.info("SLURM accounting (sacct) is unavailable here; waiting on the tasks' result files")
-        return False
-
-
-def _quiet_sacct() -> None:
-    target = logging.getLogger("submitit")
-    if not any(isinstance(f, _SacctFilter) for f in target.filters):
-        target.addFilter(_SacctFilter())
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m jobs.grid", description="Run a fine-tuning grid (TOML).")
     p.add_argument("config", type=Path, help="grid TOML file, e.g. jobs/configs/smoke.toml")
@@ -299,10 +207,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=None, help="local workers (default: one per GPU, else 1)")
     p.add_argument("--executor", choices=("local", "slurm", "submitit-local", "submitit-debug"), default="local")
     p.add_argument("--slurm-partition", default=None)
-    p.add_argument("--timeout-min", type=int, default=120)
-    p.add_argument("--parallelism", type=int, default=32, help="max array tasks running at once on SLURM")
-    p.add_argument("--gpus-per-task", type=int, default=0)
-    p.add_argument("--cpus-per-task", type=int, default=None)
+    p.add_argument("--timeout-min", type=int, default=None,
+                   help=f"per-task time limit of a submitit executor (default {DEFAULT_TIMEOUT_MIN})")
+    p.add_argument("--parallelism", type=int, default=None,
+                   help=f"max array tasks running at once with a submitit executor (default {DEFAULT_PARALLELISM})")
+    p.add_argument("--gpus-per-task", type=int, default=None, help="SLURM: GPUs per array task (default 0)")
+    p.add_argument("--cpus-per-task", type=int, default=None, help="SLURM: CPUs per array task")
     p.add_argument("--wait", action="store_true", help="with a submitit executor: wait for the array")
     p.add_argument("--retry-failed", action="store_true", help="re-run cells whose record says failed")
     p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
@@ -315,6 +225,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", default=None, help="run only these seeds' cells (comma-separated)")
     p.add_argument("--models", default=None, help="run only these models' cells (comma-separated)")
     return p.parse_args(argv)
+
+
+def _option_problem(args: argparse.Namespace) -> str | None:
+    """Why the command-line options cannot work (None when they can), checked before any cell."""
+    if args.workers is not None and args.workers < 1:
+        return "--workers must be at least 1"
+    if args.threads is not None and args.threads < 1:
+        return "--threads must be at least 1"
+    if args.cache is not None and args.cache.exists() and not args.cache.is_dir():
+        return f"--cache {args.cache} is a file, not a folder"
+    return option_problem(args)
 
 
 def select_cells(grid: Grid, methods: str | None, seeds: str | None, models: str | None = None) -> Grid:
@@ -346,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         log.error("error: --results: %s", problem)
         return 2
+    problem = _option_problem(args)
+    if problem:
+        log.error("error: %s", problem)
+        return 2
     try:
         log.info("reading %s and checking every cell before running any", args.config)
         grid = select_cells(load_grid(args.config, max_cells=args.max_cells, **_known()), args.methods, args.seeds,
@@ -354,21 +279,15 @@ def main(argv: list[str] | None = None) -> int:
     except GridConfigError as exc:
         log.error("error: %s", exc)
         return 2
-    if args.workers is not None and args.workers < 1:
-        log.error("error: --workers must be at least 1")
-        return 2
-    mark_results_folder(args.results)
-    if args.dry_run:
+    if args.dry_run:  # lists the cells; writes nothing, not even the results folder
         from core.experiment import cell_id
 
         for cell in grid.cells:
             print(cell_id(cell), _describe(cell))
         return 0
+    mark_results_folder(args.results)
     if args.executor != "local":
         return run_submitit(grid, args.results, args, command)
-    if args.threads is not None and args.threads < 1:
-        log.error("error: --threads must be at least 1")
-        return 2
     counts = run_local(grid, args.results, cache_dir=args.cache, workers=args.workers, command=command,
                        retry_failed=args.retry_failed, threads=args.threads)
     log.info("grid %s finished: %s", grid.name, counts)

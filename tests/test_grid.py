@@ -76,6 +76,8 @@ def test_cell_id_ignores_key_order_and_changes_with_config():
     ({"models": ["m"], "datasets": ["letters"], "methods": ["lora"], "method": {"lora": {"rnk": 2}}},
      "unknown setting.*'rnk'"),
     ({"models": ["m"], "datasets": ["letters"], "methods": ["bitfit"], "seeds": [True]}, "'seeds'"),
+    ({"models": ["m"], "datasets": ["letters"], "methods": ["bitfit"], "seeds": [-1]}, "seeds must lie in"),
+    ({"models": ["m"], "datasets": ["letters"], "methods": ["bitfit"], "seeds": [2**32]}, "seeds must lie in"),
 ])
 def test_bad_grids_name_the_problem(data, match, known):
     with pytest.raises(GridConfigError, match=match):
@@ -88,6 +90,34 @@ def test_cli_bad_config_exits_nonzero_with_message(tmp_path, caplog):
     assert grid_job.main([str(bad), "--results", str(tmp_path / "r")]) == 2
     assert "not valid TOML" in caplog.text
     assert grid_job.main([str(tmp_path / "missing.toml"), "--results", str(tmp_path / "r")]) == 2
+    assert grid_job.main([str(tmp_path), "--results", str(tmp_path / "r")]) == 2
+    assert f"grid file {tmp_path} is a folder, not a TOML file" in caplog.text
+
+
+@pytest.mark.parametrize("extra_args, message", [
+    (["--cache", "{file}"], "--cache {file} is a file, not a folder"),
+    (["--slurm-partition", "gpu"], "--slurm-partition only applies with --executor slurm"),
+    (["--cpus-per-task", "4"], "--cpus-per-task only applies with --executor slurm"),
+    (["--parallelism", "8"], "--parallelism only applies with a submitit executor"),
+    (["--executor", "slurm", "--parallelism", "0"], "--parallelism must be at least 1"),
+    (["--executor", "slurm", "--timeout-min", "-5"], "--timeout-min must be at least 1"),
+    (["--executor", "slurm", "--cpus-per-task", "0"], "--cpus-per-task must be at least 1"),
+    (["--executor", "slurm", "--gpus-per-task", "-1"], "--gpus-per-task must be at least 0"),
+])
+def test_options_are_checked_before_any_cell_runs(tmp_path, caplog, extra_args, message):
+    a_file = tmp_path / "cache.csv"
+    a_file.write_text("x")
+    results = tmp_path / "r"
+    args = [a.format(file=a_file) for a in extra_args]
+    assert grid_job.main([str(write_grid(tmp_path)), "--results", str(results), *args]) == 2
+    assert message.format(file=a_file) in caplog.text
+    assert not results.exists()  # refused before anything was written
+
+
+def test_dry_run_writes_nothing(tmp_path, capsys):
+    results = tmp_path / "r"
+    assert grid_job.main([str(write_grid(tmp_path)), "--results", str(results), "--dry-run"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2 and not results.exists()
 
 
 def test_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
@@ -197,3 +227,25 @@ def test_a_grid_can_run_some_methods_seeds_and_models_first(known):
         grid_job.select_cells(grid, "attention", None)
     with pytest.raises(GridConfigError, match="integers"):
         grid_job.select_cells(grid, None, "zero")
+
+
+def test_a_cluster_that_refuses_the_array_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    import submitit
+
+    class RefusingExecutor:  # what submitit raises when sbatch exits non-zero
+        def __init__(self, folder, cluster=None):
+            pass
+
+        def update_parameters(self, **params):
+            pass
+
+        def map_array(self, *args):
+            raise submitit.core.utils.FailedJobError(
+                "sbatch: error: resolve_ctls_from_dns_srv: res_nsearch error\n"
+                "sbatch: fatal: Could not establish a configuration source\n")
+
+    monkeypatch.setattr(submitit, "AutoExecutor", RefusingExecutor)
+    code = grid_job.main([str(write_grid(tmp_path)), "--results", str(tmp_path / "r"), "--executor", "slurm"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "error: SLURM did not accept the job array: sbatch: fatal: Could not establish" in err
