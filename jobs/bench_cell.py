@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from jobs.cli import user_facing
+from jobs.cli import check_results_folder, user_facing
 
 
 def overhead_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -44,9 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("results", type=Path)
     p.add_argument("--goal", type=float, default=0.20)
     args = p.parse_args(argv)
+    if not 0 < args.goal <= 1:
+        raise ValueError(f"--goal must be a share in (0, 1], got {args.goal}")
     from core import store
 
-    tab = overhead_table(store.load_runs([args.results]))
+    tab = overhead_table(store.load_runs([check_results_folder(args.results, option="")]))
     print(tab.round(3).to_string())
     overall = float(tab.loc["ALL (time-weighted)", "overhead"])
     print(f"overhead {overall:.1%} of cell wall time; goal < {args.goal:.0%}; ratio to goal {overall / args.goal:.2f}")

@@ -153,7 +153,7 @@ def check_counts(rows: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m jobs.bench_methods", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="worldclip-tiny-random,ViT-B-32-random")
     parser.add_argument("--methods", default=",".join(n for n, e in METHODS.items()
                                                       if e.trains and not e.needs_config))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 from core.data.registry import DatasetUnavailableError
@@ -35,3 +36,14 @@ def user_facing(main: Callable[[list[str] | None], int]) -> Callable[[list[str] 
             return EXIT_USER_ERROR
 
     return wrapper
+
+
+def check_results_folder(path: Path, option: str = "--results") -> Path:
+    """``path`` if it is an existing folder; else ValueError naming the option (so a typo reads as
+    one, not as "no runs found")."""
+    what = f"{option} {path}" if option else str(path)
+    if not path.exists():
+        raise ValueError(f"{what} does not exist")
+    if not path.is_dir():
+        raise ValueError(f"{what} is a file, not a results folder")
+    return path

@@ -15,7 +15,7 @@ import pandas as pd
 
 from core import charts, store
 from core.predictor_eval import evaluate_predictors
-from jobs.cli import user_facing
+from jobs.cli import check_results_folder, user_facing
 
 log = logging.getLogger("jobs.grid_report")
 
@@ -62,14 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="also write the Markdown here")
     args = p.parse_args(argv)
     for root in args.results or []:
-        if not root.is_dir():
-            log.error("error: results folder %s does not exist", root)
-            return 1
-    try:
-        text = report(store.load_runs(args.results))
-    except ValueError as exc:
-        log.error("error: %s", exc)
-        return 1
+        check_results_folder(root)
+    text = report(store.load_runs(args.results))  # ValueError (no runs): user_facing says why, exit 2
     print(text)
     if args.out:
         args.out.write_text(text)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from core import store
 from core.method_info import family_of_run
-from jobs.cli import user_facing
+from jobs.cli import check_results_folder, user_facing
 
 
 def _trainable(provenance: object) -> int | None:
@@ -80,13 +80,15 @@ def shared_cells_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m jobs.peft_check", description=__doc__.split("\n\n")[0])
     p.add_argument("--results", type=Path, default=Path("jobs/results/default"))
     p.add_argument("--ours", default="lora")
     p.add_argument("--theirs", default="peft_lora")
     p.add_argument("--table", action="store_true", help="also compare every method on the cells all share")
     args = p.parse_args(argv)
-    runs = store.load_runs([args.results])
+    if args.ours == args.theirs:
+        raise ValueError(f"--ours and --theirs must name two different methods, got {args.ours!r} twice")
+    runs = store.load_runs([check_results_folder(args.results)])
     result = cross_check(runs, args.ours, args.theirs)
     print(f"{args.theirs} vs {args.ours}: {result['pairs']} paired runs on {result['datasets']} datasets")
     print(f"trainable parameters in the records: {result['trainable']}")

@@ -21,7 +21,7 @@ from jobs.cli import user_facing
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.submit", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m jobs.submit", description=__doc__.split("\n\n")[0])
     parser.add_argument("zip", type=Path, help="a zip of .json / .jsonl grid records")
     parser.add_argument("--into", type=Path, default=None, metavar="DIR",
                         help="where submissions are stored (default: $IIMM_SUBMISSIONS or results-submitted/)")

@@ -23,7 +23,7 @@ import pandas as pd
 
 from core.data import world2
 from core.nested_bootstrap import kendall_tau, nested_bootstrap_tau
-from jobs.cli import user_facing
+from jobs.cli import check_results_folder, user_facing
 from jobs.world_check import CONTROL, LONG_TAILED, coverage_taus, table, verdict
 
 log = logging.getLogger("jobs.world_v2_report")
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from core import store
 
-    runs = store.load_runs([args.results])
+    runs = store.load_runs([check_results_folder(args.results)])
     runs = runs[(runs["status"] == "ok") & runs["dataset"].str.startswith(world2.suites.PREFIX)
                 & (runs["method"] != "zero_shot")]
     if runs.empty:

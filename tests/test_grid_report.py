@@ -18,8 +18,8 @@ def test_report_tables_from_a_fixture_store(tmp_path, capsys):
     assert out_md.read_text().strip() == text.strip()
 
 
-def test_report_refuses_missing_or_empty_store(tmp_path, caplog):
-    assert grid_report.main(["--results", str(tmp_path / "nope")]) == 1
-    assert "does not exist" in caplog.text
-    assert grid_report.main(["--results", str(tmp_path)]) == 1
-    assert "no successful runs" in caplog.text
+def test_report_refuses_missing_or_empty_store(tmp_path, capsys):
+    assert grid_report.main(["--results", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert grid_report.main(["--results", str(tmp_path)]) == 2
+    assert "no successful runs" in capsys.readouterr().err

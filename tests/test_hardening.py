@@ -88,3 +88,34 @@ def test_a_job_run_as_a_command_prints_no_traceback(tmp_path):
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "TrainRecipe.lr must be float" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("job_name, argv, match", [
+    ("grid_report", ["--results", "{tmp}/missing"], "--results {tmp}/missing does not exist"),
+    ("grid_report", ["--results", "{tmp}/a-file"], "--results {tmp}/a-file is a file, not a results folder"),
+    ("grid_report", ["--results", "{tmp}"], "no successful runs"),
+    ("peft_check", ["--results", "{tmp}/missing"], "--results {tmp}/missing does not exist"),
+    ("peft_check", ["--ours", "lora", "--theirs", "lora"], "--ours and --theirs must name two different methods"),
+    ("bench_cell", ["{tmp}/missing"], "{tmp}/missing does not exist"),
+    ("bench_cell", ["jobs/results/default", "--goal", "-1"], "--goal must be a share in (0, 1]"),
+    ("world_v2_report", ["--results", "{tmp}/missing"], "--results {tmp}/missing does not exist"),
+])
+def test_report_jobs_name_the_wrong_option_and_exit_2(tmp_path, capsys, caplog, job_name, argv, match):
+    import importlib
+
+    (tmp_path / "a-file").write_text("x")
+    job = importlib.import_module(f"jobs.{job_name}")
+    code = job.main([a.format(tmp=tmp_path) for a in argv])
+    text = _message(capsys, caplog)
+    assert code == 2 and match.format(tmp=tmp_path) in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("job_name", ["submit", "peft_check", "bench_methods"])
+def test_help_names_the_command_and_its_description_is_whole(job_name, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as done:
+        importlib.import_module(f"jobs.{job_name}").main(["--help"])
+    usage, description = capsys.readouterr().out.split("\n\n")[:2]
+    assert done.value.code == 0 and usage.startswith(f"usage: python -m jobs.{job_name}")
+    assert " ".join(description.split()).endswith("."), description  # not cut at the docstring's first line
