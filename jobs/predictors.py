@@ -29,7 +29,7 @@ scores every rule (or the comma-separated ``RULES``) on the same runs and writes
 side by side to ``forecast-rules.md`` and every rule's per-cell rows to ``forecast-rules.csv``,
 beside the CSV. The gated rule redoes the nested selection inside every selection: minutes on 15
 datasets, about an hour on 9 cells of 40.
-Exit codes: 0 done, 1 no store or too few datasets, 2 bad arguments.
+Exit codes: 0 done, 1 no ok runs or too few datasets, 2 bad arguments (a missing --results folder too).
 """
 from __future__ import annotations
 
@@ -276,10 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.bootstrap < 0:
         print(f"error: --bootstrap must be 0 or more, got {args.bootstrap}", file=sys.stderr)
         return 2
-    missing = [str(r) for r in args.results or [] if not r.is_dir()]
-    if missing:
-        print(f"error: results folder(s) not found: {', '.join(missing)}", file=sys.stderr)
-        return 1
+    bad = [f"{r} ({'not a folder' if r.exists() else 'not found'})" for r in args.results or [] if not r.is_dir()]
+    if bad:  # a mistyped path is the user's mistake: exit 2 like every other bad argument
+        raise ValueError(f"--results: {', '.join(bad)}")
     if args.rescore and not args.results:
         print("error: --rescore rewrites records: name the folder(s) with --results", file=sys.stderr)
         return 2
