@@ -251,7 +251,9 @@ def _write_text(path: Path, text: str) -> None:
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.predictors", description=__doc__.split("\n")[0])
+    # the first paragraph is the whole first sentence (its first line alone stopped mid-sentence)
+    parser = argparse.ArgumentParser(prog="python -m jobs.predictors",
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--results", action="append", type=Path, metavar="DIR",
                         help="a results folder (repeatable); default: the app's store")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"CSV path (default {DEFAULT_OUT})")

@@ -195,6 +195,14 @@ def test_exit_codes(tmp_path, capsys):
 
 
 
+def test_help_describes_the_job_in_a_whole_sentence(capsys):
+    with pytest.raises(SystemExit):
+        job.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("best: IIMM, its two terms, zero-shot accuracy, the silhouette scores and other zero-shot "
+            "measures, and every transferability baseline.") in text
+
+
 def test_vectorised_tau_matches_scipy_with_ties():
     rng = np.random.default_rng(1)
     x, y = rng.integers(0, 4, size=(30, 9)).astype(float), rng.integers(0, 3, size=(30, 9)).astype(float)
