@@ -249,6 +249,31 @@ def _write_text(path: Path, text: str) -> None:
     store._atomic_write(path, lambda fh: fh.write(data))  # same atomic writer as the store
 
 
+def checked_rules(args: argparse.Namespace) -> list[str]:
+    """Check every option before anything is read, rescored or written (a late refusal used to
+    leave a fresh CSV behind); returns the selection rules to score."""
+    if args.min_datasets < 3:
+        raise ValueError(f"--min-datasets must be at least 3, got {args.min_datasets}")
+    if args.bootstrap < 0:
+        raise ValueError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
+    bad = [f"{r} ({'not a folder' if r.exists() else 'not found'})" for r in args.results or [] if not r.is_dir()]
+    if bad:  # a mistyped path is the user's mistake: exit 2 like every other bad argument
+        raise ValueError(f"--results: {', '.join(bad)}")
+    if args.rescore and not args.results:
+        raise ValueError("--rescore rewrites records: name the folder(s) with --results")
+    for flag, path in (("--out", args.out), ("--summary-md", args.summary_md)):
+        if path is not None and path.is_dir():
+            raise ValueError(f"{flag} {path} is a folder: name a file")
+    if args.compare_rules is None:
+        return [args.selection_rule]
+    if args.no_selection:
+        raise ValueError("--compare-rules scores the forecast procedure: drop --no-selection")
+    try:
+        return parse_rules(args.compare_rules)
+    except ValueError as err:
+        raise ValueError(f"--compare-rules: {err}") from None
+
+
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     # the first paragraph is the whole first sentence (its first line alone stopped mid-sentence)
@@ -272,18 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                         "write forecast-rules.md and forecast-rules.csv beside --out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.min_datasets < 3:
-        print(f"error: --min-datasets must be at least 3, got {args.min_datasets}", file=sys.stderr)
-        return 2
-    if args.bootstrap < 0:
-        print(f"error: --bootstrap must be 0 or more, got {args.bootstrap}", file=sys.stderr)
-        return 2
-    bad = [f"{r} ({'not a folder' if r.exists() else 'not found'})" for r in args.results or [] if not r.is_dir()]
-    if bad:  # a mistyped path is the user's mistake: exit 2 like every other bad argument
-        raise ValueError(f"--results: {', '.join(bad)}")
-    if args.rescore and not args.results:
-        print("error: --rescore rewrites records: name the folder(s) with --results", file=sys.stderr)
-        return 2
+    rules = checked_rules(args)
     roots = args.results or store.default_roots()
     if args.rescore:
         print(f"rescored {rescore(list(roots))} records")
@@ -303,17 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     md_path = args.summary_md or args.out.with_name("predictors.md")
     md = summary_markdown(table, outcomes, n_runs=len(usable), min_datasets=args.min_datasets)
     written = [str(args.out), str(md_path)]
-    if args.compare_rules is not None and args.no_selection:
-        print("error: --compare-rules scores the forecast procedure: drop --no-selection", file=sys.stderr)
-        return 2
     if not args.no_selection:
-        rules = [args.selection_rule]
-        if args.compare_rules is not None:
-            try:
-                rules = parse_rules(args.compare_rules)
-            except ValueError as err:
-                print(f"error: --compare-rules: {err}", file=sys.stderr)
-                return 2
         selections = {rule: fsel.selection_table(runs, outcomes=outcomes, min_datasets=max(args.min_datasets, 6),
                                                  rule=rule) for rule in dict.fromkeys(rules + [args.selection_rule])}
         selection = selections[args.selection_rule]

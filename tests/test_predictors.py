@@ -195,6 +195,22 @@ def test_exit_codes(tmp_path, capsys):
 
 
 
+@pytest.mark.parametrize("extra,message", [
+    (("--compare-rules", "--no-selection"), "drop --no-selection"),
+    (("--compare-rules", "foo"), "unknown selection rule 'foo'"),
+    (("--compare-rules", " , "), "name at least one rule"),
+    (("--rescore", "--compare-rules", "foo"), "unknown selection rule 'foo'"),  # before any record is rewritten
+    (("--summary-md", "{tmp}"), "is a folder: name a file"),
+])
+def test_bad_options_are_refused_before_anything_is_written(tmp_path, capsys, extra, message):
+    root = _store(tmp_path, _records("iimm", "gbc", seeds=(0,)))
+    before = sorted(p.read_bytes() for p in Path(root).iterdir())
+    code, out = _run(tmp_path, root, *(str(tmp_path) if e == "{tmp}" else e for e in extra))
+    assert code == 2 and not out.parent.exists()
+    assert message in _one_line_error(capsys)
+    assert sorted(p.read_bytes() for p in Path(root).iterdir()) == before
+
+
 def test_help_describes_the_job_in_a_whole_sentence(capsys):
     with pytest.raises(SystemExit):
         job.main(["--help"])
