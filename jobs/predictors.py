@@ -1,7 +1,7 @@
 """Which zero-shot predictor predicts fine-tuning outcomes best: IIMM, its two terms, zero-shot
 accuracy, the silhouette scores and other zero-shot measures, and every transferability baseline.
 
-    python -m jobs.predictors [--results DIR ...] [--out jobs/results/predictors.csv]
+    python -m jobs.predictors [--results DIR ...] [--out CSV]
                               [--summary-md FILE] [--min-datasets 5] [--bootstrap 1000]
                               [--rescore] [--no-selection]
                               [--selection-rule one-se|bonferroni|gated] [--compare-rules [RULES]]
@@ -13,6 +13,13 @@ straight-line fit, leave-one-dataset-out MAE, and where several seeds exist a tw
 bootstrap interval for tau (datasets, then seeds). Writes the CSV, a short Markdown summary
 (default: beside the CSV, ``predictors.md``) and prints, per outcome, the predictor with the
 highest mean |tau| and the lowest mean LODO MAE across cells, and IIMM's rank.
+
+Where the tables go without ``--out``: ``jobs/results/predictors.csv`` (what the app's compare page
+reads) only for the shipped runs, ``--results jobs/results/default``; for any other ``--results``,
+``predictors.csv`` in the first --results folder; without ``--results`` (the app's whole store),
+``predictors.csv`` in the local store (``$IIMM_RESULTS`` or ``results/``). Other runs whose default
+would still be the shipped CSV (``--results jobs/results``) are refused: name it with ``--out``.
+Every other table (``predictors.md``, ``forecast-selection.csv``, ``forecast-rules.*``) goes beside the CSV.
 
 ``--rescore`` first recomputes the transferability baselines of every ok record in the given
 ``--results`` folders with the current definitions (study conventions, LEEP with the model's own
@@ -47,6 +54,9 @@ from core import store
 from jobs.cli import user_facing
 
 DEFAULT_OUT = store.SHIPPED_DIR / "predictors.csv"
+SHIPPED_RESULTS = store.SHIPPED_DIR / "default"  # the runs DEFAULT_OUT is made from
+OUT_RULE = ("default: jobs/results/predictors.csv for --results jobs/results/default alone, else predictors.csv "
+            "in the first --results folder, or in the local store (results/ or $IIMM_RESULTS) without --results")
 HEADLINE = "iimm"
 
 
@@ -249,9 +259,22 @@ def _write_text(path: Path, text: str) -> None:
     store._atomic_write(path, lambda fh: fh.write(data))  # same atomic writer as the store
 
 
-def checked_rules(args: argparse.Namespace) -> list[str]:
+def shipped_runs(results: list[Path] | None) -> bool:
+    """Whether ``--results`` names only the shipped runs, the ones DEFAULT_OUT is made from."""
+    return bool(results) and {r.resolve() for r in results} == {SHIPPED_RESULTS.resolve()}
+
+
+def default_out(results: list[Path] | None) -> Path:
+    """The CSV path without ``--out`` (see the module doc): other runs' numbers must not replace
+    the shipped tables the app reads."""
+    if shipped_runs(results):
+        return DEFAULT_OUT
+    return (results[0] if results else store.local_results_dir()) / "predictors.csv"
+
+
+def checked_options(args: argparse.Namespace) -> tuple[list[str], Path]:
     """Check every option before anything is read, rescored or written (a late refusal used to
-    leave a fresh CSV behind); returns the selection rules to score."""
+    leave a fresh CSV behind); returns the selection rules to score and the CSV path."""
     if args.min_datasets < 3:
         raise ValueError(f"--min-datasets must be at least 3, got {args.min_datasets}")
     if args.bootstrap < 0:
@@ -261,15 +284,18 @@ def checked_rules(args: argparse.Namespace) -> list[str]:
         raise ValueError(f"--results: {', '.join(bad)}")
     if args.rescore and not args.results:
         raise ValueError("--rescore rewrites records: name the folder(s) with --results")
-    for flag, path in (("--out", args.out), ("--summary-md", args.summary_md)):
+    out = args.out or default_out(args.results)
+    if args.out is None and not shipped_runs(args.results) and out.resolve() == DEFAULT_OUT.resolve():
+        raise ValueError(f"these runs' tables would replace the shipped {DEFAULT_OUT}: name the output with --out")
+    for flag, path in (("--out", out), ("--summary-md", args.summary_md)):
         if path is not None and path.is_dir():
             raise ValueError(f"{flag} {path} is a folder: name a file")
     if args.compare_rules is None:
-        return [args.selection_rule]
+        return [args.selection_rule], out
     if args.no_selection:
         raise ValueError("--compare-rules scores the forecast procedure: drop --no-selection")
     try:
-        return parse_rules(args.compare_rules)
+        return parse_rules(args.compare_rules), out
     except ValueError as err:
         raise ValueError(f"--compare-rules: {err}") from None
 
@@ -281,8 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--results", action="append", type=Path, metavar="DIR",
                         help="a results folder (repeatable); default: the app's store")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"CSV path (default {DEFAULT_OUT})")
-    parser.add_argument("--summary-md", type=Path, help="Markdown summary (default: predictors.md beside --out)")
+    parser.add_argument("--out", type=Path, metavar="CSV", help=f"CSV path ({OUT_RULE})")
+    parser.add_argument("--summary-md", type=Path, help="Markdown summary (default: predictors.md beside the CSV)")
     parser.add_argument("--min-datasets", type=int, default=5,
                         help="score a (model, method) only with at least this many datasets (>= 3)")
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="B",
@@ -294,10 +320,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"when a predictor set may replace IIMM alone (default {fsel.DEFAULT_RULE})")
     parser.add_argument("--compare-rules", nargs="?", const=",".join(fsel.SELECTION_RULES), default=None,
                         metavar="RULES", help="also score these selection rules (comma-separated; default all) and "
-                        "write forecast-rules.md and forecast-rules.csv beside --out")
+                        "write forecast-rules.md and forecast-rules.csv beside the CSV")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    rules = checked_rules(args)
+    rules, out = checked_options(args)
     roots = args.results or store.default_roots()
     if args.rescore:
         print(f"rescored {rescore(list(roots))} records")
@@ -313,24 +339,24 @@ def main(argv: list[str] | None = None) -> int:
               f"(most: {most}); run more of the grid or lower --min-datasets", file=sys.stderr)
         return 1
     outcomes = pe.OUTCOMES
-    _write_text(args.out, table.to_csv(index=False, float_format="%.6g"))
-    md_path = args.summary_md or args.out.with_name("predictors.md")
+    _write_text(out, table.to_csv(index=False, float_format="%.6g"))
+    md_path = args.summary_md or out.with_name("predictors.md")
     md = summary_markdown(table, outcomes, n_runs=len(usable), min_datasets=args.min_datasets)
-    written = [str(args.out), str(md_path)]
+    written = [str(out), str(md_path)]
     if not args.no_selection:
         selections = {rule: fsel.selection_table(runs, outcomes=outcomes, min_datasets=max(args.min_datasets, 6),
                                                  rule=rule) for rule in dict.fromkeys(rules + [args.selection_rule])}
         selection = selections[args.selection_rule]
         if args.compare_rules is not None and (selection["status"] == "ok").any():
             compared = {rule: selections[rule] for rule in rules}
-            rules_path = args.out.with_name("forecast-rules.md")
+            rules_path = out.with_name("forecast-rules.md")
             _write_text(rules_path, rules_markdown(compared))
-            rows_path = args.out.with_name("forecast-rules.csv")
+            rows_path = out.with_name("forecast-rules.csv")
             _write_text(rows_path, pd.concat(compared.values(), ignore_index=True)
                         .to_csv(index=False, float_format="%.6g"))
             written += [str(rules_path), str(rows_path)]
         if (selection["status"] == "ok").any():
-            sel_path = args.out.with_name("forecast-selection.csv")
+            sel_path = out.with_name("forecast-selection.csv")
             _write_text(sel_path, selection.to_csv(index=False, float_format="%.6g"))
             md += selection_markdown(selection)
             written.append(str(sel_path))

@@ -194,7 +194,6 @@ def test_exit_codes(tmp_path, capsys):
     _one_line_error(capsys)
 
 
-
 @pytest.mark.parametrize("extra,message", [
     (("--compare-rules", "--no-selection"), "drop --no-selection"),
     (("--compare-rules", "foo"), "unknown selection rule 'foo'"),
@@ -217,6 +216,37 @@ def test_help_describes_the_job_in_a_whole_sentence(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert ("best: IIMM, its two terms, zero-shot accuracy, the silhouette scores and other zero-shot "
             "measures, and every transferability baseline.") in text
+
+
+OUTPUTS = {"predictors.csv", "predictors.md", "forecast-selection.csv", "forecast-rules.md", "forecast-rules.csv"}
+
+
+def test_outputs_replace_the_shipped_tables_only_for_the_shipped_results(tmp_path, capsys, monkeypatch):
+    shipped_out = tmp_path / "shipped" / "predictors.csv"
+    monkeypatch.setattr(job, "DEFAULT_OUT", shipped_out)
+    root = Path(_store(tmp_path, _records("logme", "iimm", seeds=(0,))))
+    with pytest.raises(SystemExit):
+        job.main(["--help"])
+    assert "predictors.csv in the first --results folder" in " ".join(capsys.readouterr().out.split())
+    args = ["--bootstrap", "0", "--selection-rule", "one-se", "--compare-rules", "one-se"]
+    assert job.main(["--results", str(root), *args]) == 0
+    assert not shipped_out.parent.exists() and OUTPUTS <= {p.name for p in root.iterdir()}
+    monkeypatch.setattr(job, "SHIPPED_RESULTS", root)  # the same runs, now as the shipped default
+    assert job.main(["--results", str(root), *args]) == 0
+    assert {p.name for p in shipped_out.parent.iterdir()} == OUTPUTS
+    # without --results (the app's whole store) the tables go to the user's local store
+    local = tmp_path / "local"
+    monkeypatch.setattr(store, "SHIPPED_DIR", root)
+    monkeypatch.setenv(store.ENV_VAR, str(local))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(tmp_path / "submitted"))
+    assert job.main(["--bootstrap", "0", "--no-selection"]) == 0
+    assert {p.name for p in local.iterdir()} == {"predictors.csv", "predictors.md"}
+    # a results folder whose own tables would be the shipped ones needs --out
+    monkeypatch.setattr(job, "DEFAULT_OUT", root / "predictors.csv")
+    monkeypatch.setattr(job, "SHIPPED_RESULTS", tmp_path / "default")
+    capsys.readouterr()
+    assert job.main(["--results", str(root), "--bootstrap", "0", "--no-selection"]) == 2
+    assert "name the output with --out" in _one_line_error(capsys)
 
 
 def test_vectorised_tau_matches_scipy_with_ties():
