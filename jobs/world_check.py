@@ -1,7 +1,7 @@
 """World v2's manipulation check: does pretraining coverage move zero-shot accuracy and intra-image?
 
-    python -m jobs.world_check [--models worldclip-v2-a worldsiglip-v2-b worldclip-v2-c worldclip-v2-d]
-                               [--boot 2000] [--out jobs/results/world-v2]
+    python -m jobs.world_check [--cards]                  # the pre-registered check
+    python -m jobs.world_check --max-items 64 --out /tmp/quick [--models ...] [--boot 200]   # a quick look
 
 Run after pretraining and before any fine-tuning (jobs/results/world-v2/PREREGISTRATION.md, step 1).
 Per model and task: zero-shot test accuracy, IIMM and its terms on the training split, and the task's
@@ -10,6 +10,12 @@ tau of coverage vs zero-shot accuracy and vs intra-image, across tasks and as th
 uniform control, with nested-bootstrap intervals (sub-worlds, then tasks). Writes
 ``manipulation-check.csv`` (rows) and ``manipulation-check.md`` (tables, rule, verdict) and prints the
 Markdown. Models whose weights are not there yet are listed as missing, not guessed.
+
+Only the pre-registered check (all four models, full splits, B = 2000) writes the shipped
+``jobs/results/world-v2/manipulation-check.*``, which ``jobs.world_v2_report`` reads its verdict from. A
+quick look (``--max-items``), a subset of ``--models`` or another ``--boot`` must name its own ``--out``
+folder (never the shipped one), and its report says it is not the pre-registered check; ``--cards`` (written
+beside the weights) is refused with ``--max-items``.
 """
 from __future__ import annotations
 
@@ -31,6 +37,9 @@ LONG_TAILED = ("worldclip-v2-a", "worldsiglip-v2-b", "worldclip-v2-d")
 MUST_PASS = ("worldclip-v2-a", "worldclip-v2-d")
 THRESHOLD = 0.3  # pre-registered: |tau| above this counts as "coverage moves the outcome"
 OUTCOMES = {"zs_acc": "zero-shot accuracy", "intra_image": "intra-image"}
+ALL_MODELS = (*LONG_TAILED[:2], CONTROL, LONG_TAILED[2])
+PREREGISTERED_BOOT = 2000  # PREREGISTRATION.md, step 1
+SHIPPED = Path(__file__).resolve().parent / "results" / "world-v2"  # the shipped, pre-registered check
 
 
 def task_rows(model_key: str, mix: world2.CoverageMix, tasks: tuple[str, ...], *,
@@ -78,17 +87,19 @@ def coverage_taus(rows: pd.DataFrame, *, control: pd.DataFrame | None, n_boot: i
     return pd.DataFrame(out)
 
 
-def verdict(taus: pd.DataFrame) -> tuple[bool | None, list[str]]:
+def verdict(taus: pd.DataFrame, *, why_unchecked: dict[str, str] | None = None) -> tuple[bool | None, list[str]]:
     """The pre-registered rule: coverage must move both outcomes (in either form) on A and on D.
 
-    Returns (passed, reasons); passed is None when a required model has not been checked.
+    Returns (passed, reasons); passed is None when a required model has not been checked
+    (``why_unchecked`` may say why, per model: "weights missing", "not in --models").
     """
     reasons: list[str] = []
     passed: bool | None = True
     for model in MUST_PASS:
         mine = taus[taus["model"] == model]
         if mine.empty:
-            return None, [f"{model} has not been checked yet (weights missing)"]
+            why = (why_unchecked or {}).get(model)
+            return None, [f"{model} has not been checked yet" + (f" ({why})" if why else "")]
         with_control = "change vs control" in set(mine["form"])
         for label in OUTCOMES.values():
             moved = bool(mine[mine["outcome"] == label]["moves"].any())
@@ -112,9 +123,18 @@ def table(frame: pd.DataFrame) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)])
 
 
-def markdown(rows: pd.DataFrame, taus: pd.DataFrame, missing: list[str], n_boot: int) -> str:
-    passed, reasons = verdict(taus) if not taus.empty else (None, ["no long-tailed model checked"])
-    head = ["# World v2 manipulation check", "",
+def markdown(rows: pd.DataFrame, taus: pd.DataFrame, missing: list[str], n_boot: int, *,
+             left_out: tuple[str, ...] = (), departures: tuple[str, ...] = ()) -> str:
+    """The check's report. missing: weights not there; left_out: not in --models; departures: how this run
+    departs from the pre-registered one (none for the real check)."""
+    why = {**{m: "not in --models" for m in left_out}, **{m: "weights missing" for m in missing}}
+    passed, reasons = (verdict(taus, why_unchecked=why) if not taus.empty
+                       else (None, ["no long-tailed model checked"]))
+    head = ["# World v2 manipulation check", ""]
+    if departures:
+        head += [f"**Quick look, not the pre-registered check** ({', '.join(departures)}); the shipped check is "
+                 "jobs/results/world-v2/manipulation-check.md.", ""]
+    head += [
             "Pre-registered rule (PREREGISTRATION.md, step 1): coverage moves an outcome when |tau| > "
             f"{THRESHOLD} across tasks or as the change vs the uniform control C; the world can test the claim "
             "only if coverage moves both zero-shot accuracy and intra-image on A and on D. Intervals: 95 % "
@@ -124,6 +144,8 @@ def markdown(rows: pd.DataFrame, taus: pd.DataFrame, missing: list[str], n_boot:
     head += [f"**Verdict: {state}.**", ""] + [f"- {r}" for r in reasons] + [""]
     if missing:
         head += [f"Not checked (weights not in core/assets yet): {', '.join(missing)}.", ""]
+    if left_out:
+        head += [f"Not checked (not in --models): {', '.join(left_out)}.", ""]
     if not taus.empty:
         t = taus.assign(interval=[f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(taus["lo"], taus["hi"])])
         head += ["## Coverage vs outcome", "", table(t[["model", "outcome", "form", "tau", "interval",
@@ -138,15 +160,52 @@ def markdown(rows: pd.DataFrame, taus: pd.DataFrame, missing: list[str], n_boot:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m jobs.world_check", description=__doc__.split("\n")[0])
-    p.add_argument("--models", nargs="+", default=[*LONG_TAILED[:2], CONTROL, LONG_TAILED[2]])
-    p.add_argument("--boot", type=int, default=2000)
-    p.add_argument("--out", type=Path, default=Path("jobs/results/world-v2"))
-    p.add_argument("--max-items", type=int, default=None, help="cap images per split (quick looks only)")
+    p.add_argument("--models", nargs="+", default=list(ALL_MODELS),
+                   help="world-v2 models to check (default: all four; a subset needs --out)")
+    p.add_argument("--boot", type=int, default=PREREGISTERED_BOOT,
+                   help=f"bootstrap replicates (pre-registered: {PREREGISTERED_BOOT}; another value needs --out)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for manipulation-check.md/.csv; default, and only for the full pre-registered "
+                        "check: jobs/results/world-v2. Required for a quick look, which may not write there")
+    p.add_argument("--max-items", type=int, default=None,
+                   help="cap images per split, at least 1 (quick looks only: needs --out, not with --cards)")
     p.add_argument("--cards", action="store_true", help="also write each checked model's card beside its weights")
     args = p.parse_args(argv)
+    from jobs.pretrain import RECIPES
+
+    for key in args.models:
+        if key not in RECIPES or RECIPES[key][0] != "v2":
+            raise ValueError(f"{key!r} is not a world-v2 model; known: {', '.join(k for k in RECIPES if k != 'worldclip-tiny')}")
     if args.boot < 1:
-        p.error("--boot must be positive")
+        raise ValueError(f"--boot must be a positive number of bootstrap replicates, got {args.boot}")
+    if args.max_items is not None and args.max_items < 1:
+        raise ValueError(f"--max-items must be at least 1 image per split, got {args.max_items} "
+                         "(leave it out for the full check)")
+    args.departures = tuple(departures(args))
+    if args.departures:
+        if args.out is None:
+            raise ValueError(f"a quick look ({', '.join(args.departures)}) must not overwrite the shipped, "
+                             f"pre-registered check in {SHIPPED}: give --out FOLDER for it")
+        if args.out.resolve() == SHIPPED.resolve():
+            raise ValueError(f"--out {args.out} is the shipped, pre-registered check; a quick look "
+                             f"({', '.join(args.departures)}) must write elsewhere")
+    if args.cards and args.max_items is not None:
+        raise ValueError("--cards writes the shipped model cards beside the weights: not from a quick look "
+                         "(--max-items); leave one of them out")
+    args.out = SHIPPED if args.out is None else args.out
     return args
+
+
+def departures(args: argparse.Namespace) -> list[str]:
+    """How a run departs from the pre-registered check (all four models, full splits, B = 2000)."""
+    out = []
+    if args.max_items is not None:
+        out.append(f"--max-items {args.max_items}")
+    if set(args.models) != set(ALL_MODELS):
+        out.append("--models " + " ".join(args.models))
+    if args.boot != PREREGISTERED_BOOT:
+        out.append(f"B = {args.boot}, not {PREREGISTERED_BOOT}")
+    return out
 
 
 @user_facing
@@ -158,8 +217,6 @@ def main(argv: list[str] | None = None) -> int:
 
     frames, missing = {}, []
     for key in args.models:
-        if key not in RECIPES or RECIPES[key][0] != "v2":
-            raise ValueError(f"{key!r} is not a world-v2 model; known: {', '.join(k for k in RECIPES if k != 'worldclip-tiny')}")
         if not (ASSET_DIR / spec_for(key).shipped_weights).exists():
             missing.append(key)
             continue
@@ -169,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     control = frames.get(CONTROL)
     taus = pd.concat([coverage_taus(frames[k], control=control, n_boot=args.boot) for k in LONG_TAILED if k in frames],
                      ignore_index=True) if any(k in frames for k in LONG_TAILED) else pd.DataFrame()
-    report = markdown(rows, taus, missing, args.boot)
+    left_out = tuple(m for m in ALL_MODELS if m not in args.models)
+    report = markdown(rows, taus, missing, args.boot, left_out=left_out, departures=args.departures)
     args.out.mkdir(parents=True, exist_ok=True)
     if not rows.empty:
         rows.to_csv(args.out / "manipulation-check.csv", index=False, float_format="%.5g")

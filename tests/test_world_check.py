@@ -79,3 +79,70 @@ def test_every_world_v2_model_ships_weights_log_and_card(spec):
     log = json.loads(weights.with_suffix(".train.json").read_text())
     assert log["steps"] == 2000 and log["settings"]["model"] == spec.key  # the same step budget for all four
     assert spec.key in card_path(spec.key).read_text()
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """world_check.main with cheap fake rows, run in tmp_path; a copy of the shipped check stands in for it."""
+    import shutil
+    from pathlib import Path
+
+    shipped = tmp_path / "jobs" / "results" / "world-v2"
+    shipped.mkdir(parents=True)
+    real = Path(world_check.__file__).resolve().parent / "results" / "world-v2"
+    for name in ("manipulation-check.md", "manipulation-check.csv"):
+        shutil.copy(real / name, shipped / name)
+    monkeypatch.chdir(tmp_path)  # the old default --out was relative to the working directory
+    monkeypatch.setattr(world_check, "SHIPPED", shipped, raising=False)
+    calls = {"rows": [], "cards": []}
+
+    def fake_rows(key, mix, tasks, *, max_items=None):
+        calls["rows"].append((key, max_items))
+        return _rows(key, 1.0, len(calls["rows"]))
+
+    monkeypatch.setattr(world_check, "task_rows", fake_rows)
+    monkeypatch.setattr("jobs.world2_card.write_card", lambda key, frame: calls["cards"].append(key) or key)
+    return shipped, calls
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("argv", [["--models", "worldclip-v2-a", "--max-items", "20", "--boot", "10"],
+                                  ["--max-items", "20"], ["--models", "worldclip-v2-a", "worldclip-v2-d"],
+                                  ["--boot", "10"]])
+def test_a_quick_or_partial_run_never_overwrites_the_shipped_check(sandbox, capsys, argv):
+    shipped, calls = sandbox
+    before = _snapshot(shipped)
+    assert world_check.main(argv) == 2
+    assert "--out" in capsys.readouterr().err
+    assert _snapshot(shipped) == before and not calls["rows"]  # refused before any embedding
+    assert world_check.main([*argv, "--out", str(shipped)]) == 2  # not even when told to
+    assert "pre-registered" in capsys.readouterr().err and _snapshot(shipped) == before
+
+
+def test_a_quick_look_writes_where_told_and_says_what_it_is(sandbox, tmp_path, capsys):
+    shipped, calls = sandbox
+    before = _snapshot(shipped)
+    assert world_check.main(["--models", "worldclip-v2-a", "--max-items", "20", "--boot", "10",
+                             "--out", str(tmp_path / "quick")]) == 0
+    md = (tmp_path / "quick" / "manipulation-check.md").read_text()
+    assert "NOT DECIDED YET" in md and "not the pre-registered check" in md and "--max-items 20" in md
+    assert "worldclip-v2-d has not been checked yet (not in --models)" in md and "weights missing" not in md
+    assert _snapshot(shipped) == before and calls["rows"] == [("worldclip-v2-a", 20)]
+
+
+def test_the_full_check_writes_the_shipped_folder_by_default():
+    assert world_check.parse_args([]).out.resolve() == world_check.SHIPPED.resolve()
+
+
+@pytest.mark.parametrize("argv, match", [(["--max-items", "0"], "--max-items must be"),
+                                         (["--max-items", "-5"], "--max-items must be"),
+                                         (["--boot", "0"], "--boot must be"),
+                                         (["--max-items", "5", "--out", "{tmp}/q", "--cards"], "--cards")])
+def test_bad_numbers_and_quick_cards_are_refused_up_front(sandbox, tmp_path, capsys, argv, match):
+    _, calls = sandbox
+    assert world_check.main([a.format(tmp=tmp_path) for a in argv]) == 2
+    assert match in capsys.readouterr().err
+    assert not calls["rows"] and not calls["cards"]
