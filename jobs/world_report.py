@@ -2,9 +2,11 @@
 
     python -m jobs.world_report [--model worldclip-tiny] [--card]
 
-Prints a Markdown table. With ``--card`` it also writes the model card
-(core/assets/MODEL_CARD.md) and the per-task JSON beside the weights, combining the
-table with the pretraining log (settings, loss curve, wall time).
+Prints a Markdown table. With ``--card`` it also writes the model card of worldclip-tiny
+(core/assets/MODEL_CARD.md) and its per-task JSON beside the weights, combining the
+table with the pretraining log (settings, loss curve, wall time). ``--card`` is refused for any
+other model: those files describe worldclip-tiny only (world-v2 models' cards are written by
+``python -m jobs.world_check --cards``).
 """
 from __future__ import annotations
 
@@ -18,10 +20,19 @@ from core import metrics
 from core.data.registry import load_split
 from core.data.world import OOD_PANEL, TASKS
 from core.embed import embed_dataset
-from core.models import ASSET_DIR, DEFAULT_MODEL, load_model
+from core.models import ASSET_DIR, DEFAULT_MODEL, load_model, spec_for
 from jobs.cli import user_facing
 
 log = logging.getLogger("jobs.world_report")
+CARD_MODEL = "worldclip-tiny"  # the only model MODEL_CARD.md and worldclip-tiny_world-v1.tasks.json describe
+
+
+def check_card_model(model_name: str) -> None:
+    """Refuse to write worldclip-tiny's card and task JSON with another model's numbers."""
+    if spec_for(model_name).key != CARD_MODEL:
+        raise ValueError(f"--card writes the card of {CARD_MODEL} (core/assets/MODEL_CARD.md and "
+                         f"{CARD_MODEL}_world-v1.tasks.json), not of {model_name!r}; world-v2 models' cards "
+                         "are written by `python -m jobs.world_check --cards`. Leave out --card to see the table")
 
 
 def task_rows(model_name: str) -> list[dict]:
@@ -60,6 +71,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def write_card(rows: list[dict], model_name: str) -> Path:
+    check_card_model(model_name)
     log_path = ASSET_DIR / "worldclip-tiny_world-v1.train.json"
     train = json.loads(log_path.read_text()) if log_path.exists() else {}
     curve = train.get("loss_curve", [])
@@ -108,8 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     p = argparse.ArgumentParser(prog="python -m jobs.world_report", description=__doc__.split("\n")[0])
     p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--card", action="store_true", help="also write core/assets/MODEL_CARD.md")
+    p.add_argument("--card", action="store_true",
+                   help=f"also write {CARD_MODEL}'s card (core/assets/MODEL_CARD.md) and task JSON; "
+                        f"only with --model {CARD_MODEL}")
     args = p.parse_args(argv)
+    if args.card:
+        check_card_model(args.model)  # before any embedding
     rows = task_rows(args.model)
     print(markdown(rows))
     if args.card:

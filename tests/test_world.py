@@ -81,3 +81,41 @@ def test_image_folder_dataset(tmp_path):
             Image.new("RGB", (10, 12), (i * 40, 0, 0)).save(tmp_path / "train" / cls / f"{i}.png")
     data = load_split(f"folder:{tmp_path}", "train")
     assert data.class_names == ["cat", "dog"] and list(data.labels) == [0, 0, 0, 1, 1, 1]
+
+
+@pytest.fixture
+def fake_report(tmp_path, monkeypatch):
+    """world_report with cheap fake rows and its asset folder in tmp_path (the real card is never touched)."""
+    from core.data.world import OOD_PANEL, TASKS
+    from jobs import world_report
+
+    calls = []
+
+    def fake_rows(model):
+        calls.append(model)
+        return [{"task": t.name, "family": t.family, "classes": 2, "chance": 50.0, "zs_acc": 60.0, "iimm": 0.5,
+                 "inter_modal": 0.3, "intra_image": 0.7, "ood_panel": t.name in OOD_PANEL, "template": "{c}",
+                 "model": f"{model} (fake)"} for t in TASKS]
+
+    monkeypatch.setattr(world_report, "task_rows", fake_rows)
+    monkeypatch.setattr(world_report, "ASSET_DIR", tmp_path)
+    return world_report, calls
+
+
+@pytest.mark.parametrize("model", ["worldclip-v2-a", "worldclip-tiny-random"])
+def test_world_report_card_is_only_worldclip_tinys(fake_report, tmp_path, capsys, model):
+    world_report, calls = fake_report
+    assert world_report.main(["--model", model, "--card"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --card writes the card of worldclip-tiny") and model in err
+    assert not calls and not list(tmp_path.iterdir())  # refused before any embedding, nothing written
+    with pytest.raises(ValueError, match="worldclip-tiny"):
+        world_report.write_card(world_report.task_rows(model), model)
+    assert not list(tmp_path.iterdir())
+
+
+def test_world_report_card_of_worldclip_tiny_still_written(fake_report, tmp_path):
+    world_report, calls = fake_report
+    assert world_report.main(["--model", "worldclip-tiny", "--card"]) == 0 and calls == ["worldclip-tiny"]
+    assert "# Model card: worldclip-tiny" in (tmp_path / "MODEL_CARD.md").read_text()
+    assert (tmp_path / "worldclip-tiny_world-v1.tasks.json").is_file()
