@@ -153,15 +153,20 @@ def spec_for(name: str, pretrained: str | None = None) -> ModelSpec:
 def check_model(name: str | ModelSpec, pretrained: str | None = None) -> ModelSpec:
     """Resolve ``name`` (see spec_for) and check that open_clip knows its architecture.
 
-    Cheap (builds nothing); raises ModelUnavailableError with one sentence for an unknown name.
+    Cheap (builds nothing); raises ModelUnavailableError with one sentence for an unknown name, naming
+    it as typed (``name``, and ``pretrained`` if given).
     """
     import open_clip
 
     spec = name if isinstance(name, ModelSpec) else spec_for(name, pretrained)
     register_configs()
     if spec.arch not in open_clip.list_models() and not spec.arch.startswith("hf-hub:"):
+        if isinstance(name, ModelSpec):
+            typed = repr(name.key)
+        else:  # what the caller typed, not the ad-hoc key ('NAME:random') spec_for made of it
+            typed = repr(name) + (f" (pretrained {pretrained!r})" if pretrained is not None else "")
         raise ModelUnavailableError(
-            f"Unknown model {spec.key!r}: neither a registered name ({', '.join(_REGISTRY)}) nor an open_clip "
+            f"Unknown model {typed}: neither a registered name ({', '.join(_REGISTRY)}) nor an open_clip "
             f"architecture (see open_clip.list_models()); the offline default is '{DEFAULT_MODEL}'.")
     return spec
 

@@ -32,7 +32,7 @@ def _message(capsys, caplog) -> str:
 
 
 @pytest.mark.parametrize("model, train, match", [
-    ('"no-such-model"', "", "Unknown model 'no-such-model:random'"),
+    ('"no-such-model"', "", "Unknown model 'no-such-model': neither"),  # as typed, no ':random' suffix
     ('"ViT-B-32:no-such-tag"', "", "ViT-B-32"),
     ('"worldclip-tiny-random"', 'lr = "fast"', r"TrainRecipe.lr must be float, got 'fast'"),
     ('"worldclip-tiny-random"', "batch_size = 6.5", r"batch_size must be int, got 6.5"),
@@ -70,7 +70,7 @@ def test_check_types_accepts_ints_for_floats_and_none_for_optionals():
     (ingest, ["{tmp}/missing.json", "--into", "{tmp}/store"], "missing.json"),
     (ingest, ["{tmp}", "--into", "/"], "not a results folder"),
     (submit, ["{tmp}/missing.zip"], "missing.zip"),
-    (world_report, ["--model", "no-such-model"], "Unknown model"),
+    (world_report, ["--model", "no-such-model"], "error: Unknown model 'no-such-model': neither"),
 ])
 def test_jobs_answer_user_errors_with_one_message(tmp_path, capsys, caplog, job, argv, match):
     code = job.main([a.format(tmp=tmp_path) for a in argv])

@@ -96,3 +96,14 @@ def test_fingerprint_changes_with_data(sample):
     other = sample.subset(np.arange(36))
     assert data_fingerprint(sample) != data_fingerprint(other)
     assert data_fingerprint(sample) == data_fingerprint(sample.subset(np.arange(37)))
+
+
+def test_unknown_model_message_names_what_the_user_typed():
+    from core.models import check_model
+
+    for typed, pretrained, shown in [("nosuchmodel", None, "'nosuchmodel'"), ("nosuch:tag", None, "'nosuch:tag'"),
+                                     ("nosuch", "tag", "'nosuch' (pretrained 'tag')")]:
+        with pytest.raises(ModelUnavailableError, match=r"^Unknown model ") as err:
+            check_model(typed, pretrained)
+        assert str(err.value).startswith(f"Unknown model {shown}: neither a registered name")
+        assert ":random" not in str(err.value)  # a suffix nobody typed
