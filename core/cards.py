@@ -197,8 +197,12 @@ def model_card(model: str, pretrained: str) -> ModelCard:
     spec = spec_for(model, pretrained)
     toy = spec.family == "tiny"
     markdown = None
-    if spec.shipped_weights and MODEL_CARD_FILE.is_file():
-        markdown = MODEL_CARD_FILE.read_text(encoding="utf-8")
+    if spec.shipped_weights:
+        # world v2's cards sit beside their weights (jobs.world_check --cards); world v1's is MODEL_CARD.md
+        own = MODEL_CARD_FILE.parent / Path(spec.shipped_weights).with_suffix(".card.md").name
+        path = own if own.is_file() else MODEL_CARD_FILE if spec.pretrained_tag == "world-v1" else None
+        if path is not None and path.is_file():
+            markdown = path.read_text(encoding="utf-8")
     return ModelCard(title=spec.label, open_clip_name=spec.arch, pretrained=spec.pretrained_tag,
                      weights_source=spec.weights_source, toy=toy, random_weights=spec.random_weights,
                      markdown=markdown)

@@ -126,6 +126,20 @@ def test_cards_cover_unknown_and_peft_methods():
     assert not clip.toy and clip.open_clip_name == "ViT-B-32" and clip.markdown is None
 
 
+@pytest.mark.parametrize("model, pretrained, heading", [
+    ("worldclip-tiny", "world-v1", "worldclip-tiny"),
+    ("worldclip-tiny", "world-v2-a", "worldclip-v2-a"),
+    ("worldclip-tiny-sigmoid", "world-v2-b", "worldsiglip-v2-b"),
+    ("worldclip-tiny", "world-v2-d", "worldclip-v2-d"),
+])
+def test_each_shipped_model_shows_its_own_card(model, pretrained, heading):
+    # every world-v2 model used to show world v1's card (core/assets/MODEL_CARD.md)
+    first_line = (cards.model_card(model, pretrained).markdown or "").splitlines()[0]
+    assert first_line.startswith("# Model card") and heading in first_line
+    if pretrained != "world-v1":
+        assert "world-v1" not in first_line and pretrained in first_line
+
+
 def test_card_defaults_match_the_method_configs():
     from core.methods import METHODS
 
