@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -69,6 +70,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _check_writable_folder(folder: Path, flag: str) -> None:
+    """Create ``folder`` if needed and write a probe file in it, or raise ValueError naming ``flag``."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{flag}: {folder} is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".pretrain-probe-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{flag}: cannot write in {folder} ({exc.strerror or exc})") from None
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse an --out or --work that could only fail after training (which takes up to 45 minutes)."""
+    out = args.out
+    if out.is_dir():
+        raise ValueError(f"--out: {out} is a folder; give the weights file, e.g. {out / Path(spec_for(args.model).shipped_weights).name}")
+    if out.suffix != ".safetensors":
+        raise ValueError(f"--out: {out} must end in .safetensors (its training log goes beside it as .train.json)")
+    if out.with_suffix(".train.json").is_dir():
+        raise ValueError(f"--out: the training log {out.with_suffix('.train.json')} would overwrite a folder")
+    _check_writable_folder(out.parent, "--out")
+    _check_writable_folder(args.work, "--work")
+
+
 def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, caption_ids: torch.Tensor):
     """Symmetric InfoNCE where identical captions in a batch count as positives of each other."""
     logits = scale * img @ txt.T
@@ -106,6 +132,7 @@ def lr_at(step: int, args: argparse.Namespace) -> float:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
+    check_paths(args)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     world, mix, loss_kind = RECIPES[args.model]
@@ -165,8 +192,14 @@ def main(argv: list[str] | None = None) -> int:
             os.replace(tmp, ckpt)
     from safetensors.torch import save_file
 
+    from safetensors import SafetensorError
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(args.out))
+    try:
+        save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(args.out))
+    except SafetensorError as exc:  # e.g. a full disk: the training is in the checkpoint, say how to save it
+        raise OSError(f"could not write {args.out} ({exc}); the trained model is kept in {ckpt}: rerun the "
+                      "same command (any --out) to write the weights without training again") from exc
     log_record = {"settings": settings, "steps": args.steps, "wall_time_s": round(time.time() - t0, 1),
                   "threads": args.threads, "loss_curve": state["losses"], "host_cpu": platform.processor(),
                   "torch": torch.__version__, "command": "python -m jobs.pretrain " + " ".join(argv or []),
