@@ -16,6 +16,8 @@ import logging
 import math
 import os
 import platform
+import shlex
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -200,9 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     except SafetensorError as exc:  # e.g. a full disk: the training is in the checkpoint, say how to save it
         raise OSError(f"could not write {args.out} ({exc}); the trained model is kept in {ckpt}: rerun the "
                       "same command (any --out) to write the weights without training again") from exc
+    command = "python -m jobs.pretrain " + shlex.join(sys.argv[1:] if argv is None else argv)
     log_record = {"settings": settings, "steps": args.steps, "wall_time_s": round(time.time() - t0, 1),
                   "threads": args.threads, "loss_curve": state["losses"], "host_cpu": platform.processor(),
-                  "torch": torch.__version__, "command": "python -m jobs.pretrain " + " ".join(argv or []),
+                  "torch": torch.__version__, "command": command,
                   "model": args.model, "world": world, "mix": mix, "loss": loss_kind}
     args.out.with_suffix(".train.json").write_text(json.dumps(log_record, indent=1))
     log.info("saved %s (%.1f MB) in %.0fs", args.out, args.out.stat().st_size / 1e6, log_record["wall_time_s"])

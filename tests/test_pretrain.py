@@ -43,3 +43,12 @@ def test_a_failed_save_keeps_the_training_and_says_how_to_save_it(tmp_path, caps
     assert "rerun the same command" in err and "Traceback" not in err
     assert pretrain.main(_argv(tmp_path, tmp_path / "w.safetensors")) == 0
     assert "resuming from step 2" in caplog.text and (tmp_path / "w.safetensors").exists()
+
+
+def test_the_record_holds_the_command_line_it_was_run_with(tmp_path, monkeypatch):
+    out = tmp_path / "my weights.safetensors"
+    monkeypatch.setattr(sys, "argv", ["/somewhere/jobs/pretrain.py", *_argv(tmp_path, out)])
+    assert pretrain.main() == 0
+    command = json.loads(out.with_suffix(".train.json").read_text())["command"]
+    assert command.startswith("python -m jobs.pretrain --steps 2 --batch 8 ")
+    assert command.endswith(f"--out '{out}'")
