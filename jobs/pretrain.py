@@ -5,8 +5,10 @@
 
 Fresh pairs every step (deterministic in seed and step), so nothing is seen twice.
 Checkpoints every ``--ckpt-every`` steps to ``--work`` and resumes from there when
-restarted with the same settings, so a crash loses at most that many steps. At the end
-it writes the fp16 weights to core/assets and a JSON training log beside them.
+restarted with the same settings, so a crash loses at most that many steps; a checkpoint of
+other settings (--steps included: the learning-rate schedule depends on it) is not resumed but
+moved to ckpt.superseded.pt, with a warning naming the settings that differ. At the end it
+writes the fp16 weights to core/assets and a JSON training log (settings, command) beside them.
 """
 from __future__ import annotations
 
@@ -130,6 +132,28 @@ def lr_at(step: int, args: argparse.Namespace) -> float:
     return args.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def set_aside(ckpt: Path, saved: dict, settings: dict) -> Path:
+    """Move a checkpoint of other settings out of the way (never overwrite it) and say why it is not resumed.
+
+    Resuming it would not give the run asked for: every setting shapes the steps already taken, --steps too
+    (the cosine learning-rate schedule decays over --steps), so a different one means training from step 0."""
+    old = saved["settings"]
+    differ = [f"{k} {old.get(k, '(unset)')} -> {settings.get(k, '(unset)')}"
+              for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
+    aside = ckpt.with_name("ckpt.superseded.pt")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = ckpt.with_name(f"ckpt.superseded-{n}.pt")
+    os.replace(ckpt, aside)
+    note = " (the learning-rate schedule depends on --steps)" if "steps" in old.keys() & settings.keys() and \
+        old["steps"] != settings["steps"] else ""
+    log.warning("not resuming the checkpoint in %s (step %d): its settings differ: %s%s; starting from step 0. "
+                "It is kept as %s: move it back to %s and rerun with its settings to resume it",
+                ckpt.parent, saved["state"]["step"], ", ".join(differ), note, aside, ckpt)
+    return aside
+
+
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -156,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             opt.load_state_dict(saved["opt"])
             state = saved["state"]
             log.info("resuming from step %d", state["step"])
+        else:
+            set_aside(ckpt, saved, settings)
     args.work.mkdir(parents=True, exist_ok=True)
     window: list[float] = []
     t0 = time.time() - state["elapsed"]

@@ -52,3 +52,22 @@ def test_the_record_holds_the_command_line_it_was_run_with(tmp_path, monkeypatch
     command = json.loads(out.with_suffix(".train.json").read_text())["command"]
     assert command.startswith("python -m jobs.pretrain --steps 2 --batch 8 ")
     assert command.endswith(f"--out '{out}'")
+
+
+def test_a_checkpoint_of_other_settings_is_named_and_kept(tmp_path, caplog):
+    caplog.set_level(logging.INFO, "jobs.pretrain")
+    out = tmp_path / "w.safetensors"
+    assert pretrain.main(_argv(tmp_path, out)) == 0
+    caplog.clear()
+    assert pretrain.main(_argv(tmp_path, out, "--steps", "3")) == 0
+    assert "not resuming" in caplog.text and "steps 2 -> 3" in caplog.text
+    kept = list((tmp_path / "work").glob("ckpt.superseded*.pt"))
+    assert len(kept) == 1 and str(kept[0]) in caplog.text
+    assert torch.load(kept[0], weights_only=False)["state"]["step"] == 2
+    caplog.clear()
+    assert pretrain.main(_argv(tmp_path, out, "--steps", "3")) == 0
+    assert "resuming from step 3" in caplog.text and "not resuming" not in caplog.text
+    assert pretrain.main(_argv(tmp_path, out, "--lr", "2e-3")) == 0  # a second one does not replace the first
+    assert sorted(p.name for p in (tmp_path / "work").glob("ckpt.superseded*.pt")) == [
+        "ckpt.superseded-2.pt", "ckpt.superseded.pt"]
+    assert "lr 0.001 -> 0.002, steps 3 -> 2" in caplog.text
