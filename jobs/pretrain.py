@@ -90,7 +90,8 @@ def check_paths(args: argparse.Namespace) -> None:
     """Refuse an --out or --work that could only fail after training (which takes up to 45 minutes)."""
     out = args.out
     if out.is_dir():
-        raise ValueError(f"--out: {out} is a folder; give the weights file, e.g. {out / Path(spec_for(args.model).shipped_weights).name}")
+        example = out / Path(spec_for(args.model).shipped_weights).name
+        raise ValueError(f"--out: {out} is a folder; give the weights file, e.g. {example}")
     if out.suffix != ".safetensors":
         raise ValueError(f"--out: {out} must end in .safetensors (its training log goes beside it as .train.json)")
     if out.with_suffix(".train.json").is_dir():
