@@ -38,13 +38,15 @@ RANKING_COLUMNS = ["rank", "model", "pretrained", "method", "method_title", "fam
 
 
 def _cost_columns(provenance: pd.Series) -> pd.DataFrame:
-    """The :data:`COST_KEYS` figures of each run's provenance JSON text (NaN where absent)."""
+    """The :data:`COST_KEYS` figures of each run's provenance JSON text: the first alias whose value is a
+    number (a bool is not); NaN where none is, or the text is not a JSON object."""
     out: dict[str, list[float]] = {k: [] for k in COST_KEYS}
     for text in provenance:
         try:
             prov = json.loads(text) if isinstance(text, str) else {}
         except json.JSONDecodeError:
             prov = {}
+        prov = prov if isinstance(prov, dict) else {}  # valid JSON, but not an object: no figures
         for key, aliases in COST_KEYS.items():
             value = next((prov[a] for a in aliases if isinstance(prov.get(a), (int, float))
                           and not isinstance(prov.get(a), bool)), math.nan)

@@ -162,3 +162,16 @@ def test_peft_methods_get_their_family_summary_and_paper_from_the_method_registr
     assert dora.known and dora.family == "reparameterised" and dora.title == "DoRA (peft)"
     assert dora.paper_url.startswith("https://arxiv.org/") and dora.defaults["peft.use_dora"] is True
     assert not cards.method_card("peft_made_up").known
+
+
+def test_cost_columns_read_numbers_only_from_a_json_object():
+    texts = ['{"trainable_params": 14336, "wall_time_s": 12.5, "peak_rss_mb": 2046.7}',
+             '{"params_trainable": 7, "peak_memory_mb": 3, "peak_mb": 4}',      # aliases: first found wins
+             '{"trainable_params": true, "params_trainable": 9}',                 # a bool is not a count
+             '{"wall_time_s": "12", "peak_mb": null}', "not json", None, "[1, 2]", "3",
+             '{"method": {"trainable_params": 5}}']                              # nested: not this run's figure
+    got = ranking._cost_columns(pd.Series(texts, index=range(100, 100 + len(texts))))
+    nan = math.nan
+    want = [[14336, 12.5, 2046.7], [7, nan, 3], [9, nan, nan]] + [[nan, nan, nan]] * 6
+    assert list(got.columns) == ["trainable_params", "wall_time_s", "peak_mb"] and list(got.index) == list(range(100, 109))
+    np.testing.assert_array_equal(got.to_numpy(), np.array(want, dtype=float))
