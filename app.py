@@ -80,7 +80,9 @@ def _store_runs(roots: tuple[str, ...]) -> pd.DataFrame:
 def load_runs(roots: tuple[str, ...], include_submitted: bool = False) -> pd.DataFrame:
     """The store's runs; unverified submissions only when asked for (they never replace a measured run)."""
     runs = _store_runs(roots)
-    return runs if include_submitted else runs[runs["source"] != store.SUBMITTED_SOURCE]
+    submitted = runs["source"] == store.SUBMITTED_SOURCE
+    # no copy when there is nothing to leave out: copying 100,000 runs cost a tenth of a second per view
+    return runs if include_submitted or not submitted.any() else runs[~submitted]
 
 
 def forecast_runs() -> pd.DataFrame:
