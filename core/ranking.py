@@ -211,8 +211,9 @@ def dataset_matrix(runs: pd.DataFrame, outcome: str, *, model: str, pretrained: 
     """
     if outcome not in OUTCOME_COLUMNS or outcome not in runs.columns:
         raise ValueError(f"unknown outcome {outcome!r}; use one of {list(OUTCOME_COLUMNS)}")
-    points = dataset_points(runs)
-    mine = points[(points["model"] == model) & (points["pretrained"] == pretrained)].dropna(subset=[outcome])
+    # one model's runs first: the points (and their provenance JSON) of every other model are not needed
+    points = dataset_points(runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)])
+    mine = points.dropna(subset=[outcome])
     if not include_baselines:
         mine = without_baselines(mine)
     out = mine[["method", "dataset", outcome, "n_seeds"]].rename(columns={outcome: "value"})
