@@ -175,7 +175,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     for key in args.models:
         if key not in RECIPES or RECIPES[key][0] != "v2":
-            raise ValueError(f"{key!r} is not a world-v2 model; known: {', '.join(k for k in RECIPES if k != 'worldclip-tiny')}")
+            known = ", ".join(k for k in RECIPES if k != "worldclip-tiny")
+            raise ValueError(f"{key!r} is not a world-v2 model; known: {known}")
     if args.boot < 1:
         raise ValueError(f"--boot must be a positive number of bootstrap replicates, got {args.boot}")
     if args.max_items is not None and args.max_items < 1:
