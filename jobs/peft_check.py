@@ -71,11 +71,21 @@ def shared_cells_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     counts = ok.groupby(keys)["method"].nunique()
     shared = counts[counts == methods].index
     rows = ok.set_index(keys).loc[shared].reset_index() if len(shared) else ok.iloc[:0]
+    rows = rows.assign(trainable=[_trainable(p) for p in rows["provenance"]])
     table = rows.groupby("method").agg(id_gain=("id_gain", "mean"), ood_change=("ood_change", "mean"),
-                                       provenance=("provenance", "first")).reset_index()
+                                       provenance=("provenance", "first"), trainable=("trainable", "min"),
+                                       trainable_max=("trainable", "max")).reset_index()
     table["family"] = [family_of_run(m, p) for m, p in zip(table["method"], table["provenance"])]
-    table["trainable"] = [_trainable(p) for p in table["provenance"]]
+    for column in ("trainable", "trainable_max"):  # a linear probe's count differs by task (its classes)
+        table[column] = [None if pd.isna(v) else int(v) for v in table[column]]
     return table.drop(columns="provenance").sort_values("id_gain", ascending=False), len(shared)
+
+
+def trainable_text(low: int | None, high: int | None) -> str:
+    """A trainable count, or its range over the cells when it differs between them ("" if unknown)."""
+    if low is None or high is None:
+        return ""
+    return f"{low:,}" if low == high else f"{low:,}–{high:,}"
 
 
 @user_facing
@@ -101,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{cells} cell(s) (model, dataset, seed) where every method ran:\n")
         print("| method | family | trainable (this model) | ID gain | OOD change |\n|---|---|---|---|---|")
         for row in table.itertuples():
-            trainable = "" if row.trainable is None else f"{int(row.trainable):,}"
+            trainable = trainable_text(row.trainable, row.trainable_max)
             print(f"| {row.method} | {row.family} | {trainable} | {row.id_gain:+.1f} | {row.ood_change:+.1f} |")
     return 0
 

@@ -333,3 +333,20 @@ def test_cross_check_of_two_methods_against_seed_noise():
     table, cells = shared_cells_table(runs)  # (d1, 0) and (d2, 0): the cells both methods ran
     assert cells == 2 and dict(zip(table["method"], table["id_gain"])) == {"lora": 15.0, "peft_lora": 15.0}
     assert dict(zip(table["method"], table["family"])) == {"lora": "reparameterised", "peft_lora": "reparameterised"}
+
+
+def test_shared_cells_table_gives_the_range_of_a_count_that_varies_by_dataset(capsys):
+    import pandas as pd
+
+    from jobs import peft_check
+    from jobs.peft_check import shared_cells_table
+
+    # a linear probe trains (width + 1) x classes: its count differs from task to task
+    rows = [("linear_probe", "d1", 258), ("linear_probe", "d2", 3354), ("lora", "d1", 14336), ("lora", "d2", 14336)]
+    runs = pd.DataFrame([{"method": m, "dataset": d, "seed": 0, "id_gain": 1.0, "ood_change": 0.0, "status": "ok",
+                          "model_key": "tiny", "provenance": json.dumps({"trainable_params": n})} for m, d, n in rows])
+    table, _ = shared_cells_table(runs)
+    got = {m: (lo, hi) for m, lo, hi in zip(table["method"], table["trainable"], table["trainable_max"])}
+    assert got == {"linear_probe": (258, 3354), "lora": (14336, 14336)}
+    assert peft_check.trainable_text(258, 3354) == "258–3,354" and peft_check.trainable_text(14336, 14336) == "14,336"
+    assert peft_check.trainable_text(None, None) == ""
