@@ -12,6 +12,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.models import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -190,23 +194,31 @@ class ModelCard:
     markdown: str | None = None  # the shipped model card (trusted repository text), if any
 
 
+def model_card_path(spec: ModelSpec) -> Path | None:
+    """Where the card of a model with shipped weights lives (None for other models): the offline default's
+    is MODEL_CARD.md (``jobs.world_report --card``), every other one sits beside its weights as
+    ``<weights>.card.md`` (``jobs.world_check --cards``)."""
+    from core.models import DEFAULT_MODEL
+
+    if not spec.shipped_weights:
+        return None
+    if spec.key == DEFAULT_MODEL:
+        return MODEL_CARD_FILE
+    return MODEL_CARD_FILE.parent / Path(spec.shipped_weights).with_suffix(".card.md").name
+
+
 def model_card(model: str, pretrained: str) -> ModelCard:
     """The card of the stored (model, pretrained) pair, from the model registry."""
     from core.models import spec_for  # no torch: core.models imports open_clip only to build models
 
     spec = spec_for(model, pretrained)
     toy = spec.family == "tiny"
-    markdown = None
-    if spec.shipped_weights:
-        # world v2's cards sit beside their weights (jobs.world_check --cards); world v1's is MODEL_CARD.md
-        own = MODEL_CARD_FILE.parent / Path(spec.shipped_weights).with_suffix(".card.md").name
-        path = own if own.is_file() else MODEL_CARD_FILE if spec.pretrained_tag == "world-v1" else None
-        if path is not None and path.is_file():
-            markdown = path.read_text(encoding="utf-8")
+    path = model_card_path(spec)
+    markdown = path.read_text(encoding="utf-8") if path is not None and path.is_file() else None
     return ModelCard(title=spec.label, open_clip_name=spec.arch, pretrained=spec.pretrained_tag,
                      weights_source=spec.weights_source, toy=toy, random_weights=spec.random_weights,
                      markdown=markdown)
 
 
 __all__ = ["PREDICTOR_TITLES", "predictor_title", "CITATIONS", "Citation", "METHOD_CARDS", "MethodCard", "ModelCard", "method_card", "method_title",
-           "model_card"]
+           "model_card", "model_card_path"]

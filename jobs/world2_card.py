@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.cards import model_card_path
 from core.data import world2
 from core.data.world2.subworlds import caption_rates
 from core.models import ASSET_DIR, spec_for
@@ -16,7 +17,7 @@ LOSSES = {"clip": "multi-positive InfoNCE (identical captions in a batch are pos
 
 
 def card_path(model_key: str) -> Path:
-    return ASSET_DIR / Path(spec_for(model_key).shipped_weights).with_suffix(".card.md").name
+    return model_card_path(spec_for(model_key))
 
 
 def card_text(model_key: str, rows: pd.DataFrame) -> str:
