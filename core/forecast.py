@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from core.metrics import is_real_number
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +27,7 @@ OUTCOMES = ("id_gain", "norm_gain", "ood_change")
 
 def is_finite_number(value: object) -> bool:
     """True for a finite real number: Python or numpy ints and floats (np.float32 included), not bools."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        return False
-    return math.isfinite(float(value))
+    return is_real_number(value) and math.isfinite(float(value))
 
 
 def _vectors(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -226,8 +226,14 @@ def zero_shot_accuracy(x: np.ndarray, t: np.ndarray, labels: np.ndarray) -> floa
     return 100.0 * hits / x.shape[0]
 
 
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+def is_real_number(value: object) -> bool:
+    """True for a Python or numpy int or float (np.float32 included); False for bools and anything else."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` as an int, or ValueError naming it: a seed is a non-negative integer (numpy's included)."""
+    if not is_real_number(seed) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     return int(seed)
 
@@ -235,7 +241,7 @@ def _check_seed(seed: object) -> int:
 def _subsample(n: int, sample_size: int, seed: int) -> np.ndarray:
     if isinstance(sample_size, bool) or not isinstance(sample_size, (int, np.integer)) or sample_size < 2:
         raise ValueError(f"sample_size must be an integer >= 2, got {sample_size!r}")
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     if n <= sample_size:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=sample_size, replace=False))
@@ -313,9 +319,9 @@ def bootstrap_iimm(x: np.ndarray, t: np.ndarray, labels: np.ndarray, *, n_boot: 
     """
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
-    if isinstance(level, (bool, np.bool_)) or not (isinstance(level, numbers.Real) and 0.0 < level < 1.0):
+    if not (is_real_number(level) and 0.0 < level < 1.0):
         raise ValueError(f"level must be in (0, 1), got {level!r}")
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     x, t, y = _validate(x, t, labels)
     n, c = x.shape[0], t.shape[0]
     tn = unit_rows(t, "text_embeddings")

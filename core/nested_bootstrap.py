@@ -11,12 +11,13 @@ outcomes are constant. The number of such replicates is reported.
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
+
+from core.metrics import check_seed
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,7 @@ def nested_bootstrap_tau(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, n_
         raise ValueError(f"level must lie in (0, 1), got {level}")
     if n_boot < 1:
         raise ValueError(f"n_boot must be positive, got {n_boot}")
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = check_seed(seed)
     if pd.isna(groups).any():  # a NaN label equals nothing, so its items would never be drawn
         raise ValueError("groups must not contain missing values (NaN or None)")
     members = [np.flatnonzero(groups == g) for g in np.unique(groups)]

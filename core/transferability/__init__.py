@@ -19,7 +19,6 @@ earlier variant of our own for a documented reason it is ``convention="project"`
 from __future__ import annotations
 
 import logging
-import numbers
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -63,10 +62,8 @@ def classifier_params(model: Any) -> tuple[float, float]:
 
 def _is_real(value: object) -> bool:
     """A real number: Python or numpy scalar, or a 0-d numeric array (not a bool, not a string)."""
-    if isinstance(value, (bool, np.bool_)):
-        return False
-    return isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.ndim == 0
-                                               and value.dtype.kind in "fiu")
+    return metrics.is_real_number(value) or (isinstance(value, np.ndarray) and value.ndim == 0
+                                             and value.dtype.kind in "fiu")
 
 
 def classifier_probs(image: np.ndarray, text: np.ndarray, *, logit_scale: float,
