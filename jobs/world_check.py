@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import metrics
+from core import metrics, store
 from core.data import world2
 from core.nested_bootstrap import nested_bootstrap_tau
 from jobs.cli import user_facing
@@ -39,7 +39,7 @@ THRESHOLD = 0.3  # pre-registered: |tau| above this counts as "coverage moves th
 OUTCOMES = {"zs_acc": "zero-shot accuracy", "intra_image": "intra-image"}
 ALL_MODELS = (*LONG_TAILED[:2], CONTROL, LONG_TAILED[2])
 PREREGISTERED_BOOT = 2000  # PREREGISTRATION.md, step 1
-SHIPPED = Path(__file__).resolve().parent / "results" / "world-v2"  # the shipped, pre-registered check
+SHIPPED = store.SHIPPED_DIR / "world-v2"  # the shipped, pre-registered check
 
 
 def task_rows(model_key: str, mix: world2.CoverageMix, tasks: tuple[str, ...], *,
