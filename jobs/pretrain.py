@@ -147,8 +147,7 @@ def set_aside(ckpt: Path, saved: dict, settings: dict) -> Path:
         n += 1
         aside = ckpt.with_name(f"ckpt.superseded-{n}.pt")
     os.replace(ckpt, aside)
-    note = " (the learning-rate schedule depends on --steps)" if "steps" in old.keys() & settings.keys() and \
-        old["steps"] != settings["steps"] else ""
+    note = " (the learning-rate schedule depends on --steps)" if any(d.startswith("steps ") for d in differ) else ""
     log.warning("not resuming the checkpoint in %s (step %d): its settings differ: %s%s; starting from step 0. "
                 "It is kept as %s: move it back to %s and rerun with its settings to resume it",
                 ckpt.parent, saved["state"]["step"], ", ".join(differ), note, aside, ckpt)
