@@ -119,6 +119,7 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         from core.methods import build_method, count_parameters, get_method
         from core.models import load_model
         from core.data.registry import load_split
+        from core.embed import embed_dataset
         from core.train import TrainRecipe, train
 
         torch.manual_seed(record["seed"])
@@ -137,6 +138,13 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         module = build_method(record["method"], loaded, train_data.class_names, train_data.template,
                               dict(cell.get("method_config", {})))
         trainable, total = count_parameters(module)
+        # a frozen image tower is validated and evaluated from the untrained model's embeddings, which
+        # the zero-shot scores above have just cached (train, test and OOD splits): no image forward passes
+        frozen = module.image_tower_is_frozen()
+
+        def frozen_embeddings(data):
+            return embed_dataset(loaded, data, cache_dir=cache_dir).image
+
         prov["method"] = module.method_details()  # family, counts (and the resolved peft config)
         prov.update(trainable_params=int(trainable), total_params=int(total),
                     embed_dim=int(loaded.model.text_projection.shape[-1])
@@ -144,11 +152,13 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
                     weights_source=spec.weights_source)
         if get_method(record["method"]).trains:
             recipe = TrainRecipe(**{**cell.get("train", {}), "seed": record["seed"]})
-            result = train(module, train_data, recipe, progress=progress)
+            result = train(module, train_data, recipe, progress=progress,
+                           image_embeddings=frozen_embeddings(train_data) if frozen else None)
             prov["train"] = {k: getattr(result, k) for k in ("steps", "train_time_s", "samples_per_s",
                                                              "best_val_acc", "best_step")}
         ood_data = {name: load_split(name, "test") for name in record["ood_sets"]}
-        after = evaluate_run(module, test_data, ood_data)
+        after = evaluate_run(module, test_data, ood_data, image_embeddings=frozen_embeddings if frozen else None)
+        prov["evaluation_input"] = after["input"]
         ft_acc = float(after["test_acc"])
         ood_after = {name: float(after["ood_acc"][name]) for name in record["ood_sets"]}
         record.update(zs_acc=zs_acc, ft_acc=ft_acc, ood_before=ood_before, ood_after=ood_after,

@@ -52,7 +52,8 @@ NESTED_FIELDS: dict[str, str] = {
     "zero_shot": "every zero-shot measure of core.metrics on the training split",
     "transferability": "{baseline name: score} on the training split (may be empty)",
     "provenance": "git revision, package versions, device, wall time, peak memory, "
-    "trainable/total parameter counts, the reproducing command, host",
+    "trainable/total parameter counts, the reproducing command, host, evaluation input "
+    "(images, or cached image embeddings for a frozen image tower)",
 }
 
 REQUIRED_FIELDS = ("run_id", "status", "model", "pretrained", "method", "dataset", "seed", "source")

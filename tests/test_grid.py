@@ -161,6 +161,9 @@ def test_grid_runs_resumes_and_records_failures(tmp_path, monkeypatch):
     for key in ("git_revision", "versions", "device", "wall_time_s", "peak_rss_mb", "total_params", "command"):
         assert key in ok["provenance"]
     assert by_method["zero_shot"]["ft_acc"] == by_method["zero_shot"]["zs_acc"]
+    # the frozen zero-shot model is evaluated from the embeddings its zero-shot scores cached; BitFit on images
+    assert by_method["zero_shot"]["provenance"]["evaluation_input"] == "cached image embeddings"
+    assert ok["provenance"]["evaluation_input"] == "images"
     mtimes = {p: p.stat().st_mtime_ns for p in results.glob("*.json")}
     assert grid_job.main([str(config), "--results", str(results)]) == 0  # resume: nothing re-run
     assert {p: p.stat().st_mtime_ns for p in results.glob("*.json")} == mtimes

@@ -45,14 +45,6 @@ FULL = {"full_ft", "clip_cite", "wise_ft"}
 
 
 @pytest.fixture(scope="module")
-def loaded():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared; one thread is also fastest for this tiny model
-    yield load_model("worldclip-tiny-random")
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
     return LabeledImages(rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), rng.integers(0, 4, 64),

@@ -32,14 +32,6 @@ ADAPTER = ".default"  # peft's adapter name appears in every adapter tensor's na
 
 
 @pytest.fixture(scope="module")
-def loaded():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield load_model("worldclip-tiny-random")
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
     return LabeledImages(rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8), rng.integers(0, 4, 48),

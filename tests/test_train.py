@@ -9,7 +9,6 @@ import core.train as train_module
 from core.data.base import LabeledImages
 from core.evaluate import accuracy, evaluate_run
 from core.methods import build_method
-from core.models import load_model
 from core.train import TrainingDiverged, TrainRecipe, split_indices, train
 
 COLOURS = {"red": (230, 20, 20), "green": (20, 230, 20), "blue": (20, 20, 230), "yellow": (230, 230, 20)}
@@ -22,14 +21,6 @@ def toy(n: int, seed: int, names=tuple(COLOURS), template="a photo of a {c}") ->
     colours = np.array([COLOURS[c] for c in names], dtype=float)
     images = colours[labels][:, None, None, :] + rng.normal(0, 30, (n, 32, 32, 3))
     return LabeledImages(np.clip(images, 0, 255).astype(np.uint8), labels, list(names), template, f"toy{seed}")
-
-
-@pytest.fixture(scope="module")
-def loaded():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared machine; one thread is also fastest for the tiny model
-    yield load_model("worldclip-tiny-random")
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -84,6 +84,10 @@ class ClassifierModel(nn.Module):
 
     #: True where trained parts live outside the open_clip model (no plain open_clip export)
     has_external_parts: bool = False
+    #: True where the method never changes the open_clip image tower and ``adapt_image`` is positively
+    #: homogeneous (adapt_image(c * f) = c * adapt_image(f) for c > 0), so the normalised image features
+    #: do not depend on the tower output's norm (see ``image_tower_is_frozen``)
+    frozen_image_tower: bool = False
 
     def __init__(self, loaded, class_names: Sequence[str], template: str, *,
                  method: str = "zero_shot", config: MethodConfig | None = None) -> None:
@@ -162,7 +166,11 @@ class ClassifierModel(nn.Module):
 
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
         """(B, D) unit-norm image embeddings (after any method adapter)."""
-        return F.normalize(self.adapt_image(self.clip.encode_image(images, normalize=False)), dim=-1)
+        return self.adapted_image_features(self.clip.encode_image(images, normalize=False))
+
+    def adapted_image_features(self, tower_output: torch.Tensor) -> torch.Tensor:
+        """(B, D) image-tower outputs -> (B, D) unit-norm features after any method adapter."""
+        return F.normalize(self.adapt_image(tower_output), dim=-1)
 
     def raw_text_features(self) -> torch.Tensor:
         """(C, D) text-tower outputs for the class prompts, before adapters and normalisation."""
@@ -189,10 +197,23 @@ class ClassifierModel(nn.Module):
         return logits if bias is None else logits + bias
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        img, txt = self.image_features(images), self.class_features()
+        return self.logits_from_tower_output(self.clip.encode_image(images, normalize=False))
+
+    def logits_from_tower_output(self, tower_output: torch.Tensor) -> torch.Tensor:
+        """(B, D) image-tower outputs -> (B, C) logits: everything ``forward`` does after the image tower."""
+        img, txt = self.adapted_image_features(tower_output), self.class_features()
         if self.training:
             self._last = (img, txt)  # for extra_loss of methods that reuse the features
         return self.logits_from(img, txt)
+
+    def image_tower_is_frozen(self) -> bool:
+        """Whether logits depend on the images only through the frozen tower's unit-norm embeddings.
+
+        True where the method declares ``frozen_image_tower`` and no image-tower parameter trains; then
+        ``logits_from_tower_output(unit-norm cached embeddings)`` equals ``forward(images)`` up to float
+        rounding, so evaluation may start from an embedding cache (see ``core.evaluate``).
+        """
+        return self.frozen_image_tower and not any(p.requires_grad for p in self.clip.visual.parameters())
 
     # ----- method hooks --------------------------------------------------------------------
     def train_transform(self, images: torch.Tensor) -> torch.Tensor:

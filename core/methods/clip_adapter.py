@@ -47,6 +47,9 @@ def bottleneck(dim: int, reduction: int, generator: torch.Generator) -> nn.Seque
 
 class CLIPAdapterModel(ClassifierModel):
     has_external_parts = True  # the adapters sit on the tower outputs, outside open_clip
+    # the tower is frozen, and the mix is positively homogeneous (bias-free linears and ReLU): scaling a
+    # tower output scales the mixed feature alike, so normalised features ignore the output's norm
+    frozen_image_tower = True
 
     def __init__(self, loaded, class_names, template, config: CLIPAdapterConfig) -> None:
         super().__init__(loaded, class_names, template, method="clip_adapter", config=config)

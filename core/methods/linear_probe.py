@@ -25,6 +25,7 @@ class LinearProbeConfig(MethodConfig):
 
 class LinearProbeModel(ClassifierModel):
     has_external_parts = True  # the trained head is not part of open_clip
+    frozen_image_tower = True  # only the head trains; no image adapter
 
     def __init__(self, loaded, class_names, template, config: LinearProbeConfig) -> None:
         super().__init__(loaded, class_names, template, method="linear_probe", config=config)
@@ -37,10 +38,10 @@ class LinearProbeModel(ClassifierModel):
         self.head.bias.requires_grad_(config.train_bias)
         self._head_classes = (list(class_names), template)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def logits_from_tower_output(self, tower_output: torch.Tensor) -> torch.Tensor:
         if (self.class_names, self.template) != self._head_classes:
-            return super().forward(images)
-        img = self.image_features(images)
+            return super().logits_from_tower_output(tower_output)
+        img = self.adapted_image_features(tower_output)
         if self.training:
             self._last = (img, None)
         return self.head(img)

@@ -12,9 +12,13 @@ class ZeroShotConfig(MethodConfig):
     """No settings: the pretrained model with its class prompts as the head."""
 
 
+class ZeroShotModel(ClassifierModel):
+    frozen_image_tower = True  # nothing trains
+
+
 def build(loaded, class_names: Sequence[str], template: str, config: ZeroShotConfig) -> ClassifierModel:
     """The frozen model as a prompt classifier (nothing trainable)."""
-    return ClassifierModel(loaded, class_names, template, method="zero_shot", config=config)
+    return ZeroShotModel(loaded, class_names, template, method="zero_shot", config=config)
 
 
 ENTRY = MethodEntry("zero_shot", ZeroShotConfig, build,

@@ -1,0 +1,18 @@
+"""Fixtures shared by several test modules."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    """The tiny random-weight model (``worldclip-tiny-random``), with torch on one thread while a module runs:
+    the machine is shared, and one thread is also fastest for this model."""
+    import torch
+
+    from core.models import load_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield load_model("worldclip-tiny-random")
+    torch.set_num_threads(threads)
