@@ -76,6 +76,8 @@ class ClassifierModel(nn.Module):
     frozen; a method's build function unfreezes or adds what it trains. Hooks for methods:
     ``adapt_image``/``adapt_text`` (on raw tower outputs), ``logits_from``, ``train_transform``
     (augmentation, training only), ``extra_loss`` and ``finalize`` (called once after training).
+    A method that never changes the image tower sets ``frozen_image_tower``: it is then validated and
+    evaluated from cached image embeddings (``logits_from_tower_output``), not the images.
 
     Class-prompt features are cached when the text tower has nothing trainable; otherwise they are
     re-encoded on every training forward and cached in eval mode until the next ``train()``/``eval()``
