@@ -119,3 +119,28 @@ def test_help_names_the_command_and_its_description_is_whole(job_name, capsys):
     usage, description = capsys.readouterr().out.split("\n\n")[:2]
     assert done.value.code == 0 and usage.startswith(f"usage: python -m jobs.{job_name}")
     assert " ".join(description.split()).endswith("."), description  # not cut at the docstring's first line
+
+
+def test_bench_cell_overhead_table_hand_checked():
+    import json
+
+    import pandas as pd
+
+    from jobs.bench_cell import overhead_table
+
+    def run(method, wall, train=None, status="ok", cached=False):
+        prov = {"wall_time_s": wall, "evaluation_input": "cached image embeddings" if cached else "images"}
+        if train is not None:
+            prov["train"] = {"train_time_s": train}
+        return {"method": method, "status": status, "provenance": json.dumps(prov)}
+
+    runs = pd.DataFrame([run("lora", 10, 8), run("lora", 10, 9), run("linear_probe", 4, 3, cached=True),
+                         run("zero_shot", 2, cached=True), run("lora", 10, 1, status="failed")])
+    table = overhead_table(runs)
+    assert table.loc["lora", "cells"] == 2 and table.loc["lora", "from_cache"] == 0
+    assert table.loc["lora", "overhead"] == pytest.approx(0.15) and table.loc["lora", "worst"] == pytest.approx(0.2)
+    assert table.loc["linear_probe", "overhead"] == pytest.approx(0.25) and table.loc["linear_probe", "from_cache"] == 1
+    total = table.loc["ALL (time-weighted)"]
+    assert total["cells"] == 3 and total["from_cache"] == 1 and total["overhead"] == pytest.approx(1 - 20 / 24)
+    with pytest.raises(ValueError, match="no successful training cells"):
+        overhead_table(runs.iloc[[3, 4]])
