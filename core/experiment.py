@@ -5,6 +5,7 @@ status 'failed' and the error, so a grid goes on. The caller writes the record.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -12,8 +13,10 @@ import platform
 import resource
 import socket
 import subprocess
+import threading
 import time
 import traceback
+from collections import OrderedDict
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -61,29 +64,49 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+# Zero-shot blocks already computed in this process, by a hash of everything they are computed from: every
+# method of a grid scores the same (model, dataset), and the scores are a deterministic function of these.
+_ZERO_SHOT_MEMO: OrderedDict[str, tuple[dict, dict, dict]] = OrderedDict()
+_ZERO_SHOT_MEMO_SIZE = 32
+_ZERO_SHOT_LOCK = threading.Lock()
+
+
 def _zero_shot_block(loaded, name: str, cache_dir: Path | None) -> tuple[dict, dict, dict]:
     """Zero-shot measures (train split) and transferability baselines, once per (model, dataset):
     (scores, baselines, how the baselines were made). LEEP uses the model's own classifier
-    (exp(logit_scale), logit_bias); EMMS every offline text encoder (core.transferability.label_sources)."""
+    (exp(logit_scale), logit_bias); EMMS every offline text encoder (core.transferability.label_sources).
+    A block already computed in this process from the same embeddings, labels and classifier is reused."""
     from core import metrics
     from core.data.registry import load_split
     from core.embed import embed_dataset
+    from core.transferability import classifier_params
 
     emb = embed_dataset(loaded, load_split(name, "train"), cache_dir=cache_dir)
+    scale, bias = classifier_params(loaded.model)
+    digest = hashlib.sha256()
+    for part in (emb.image, emb.text, np.asarray(emb.labels, dtype=np.int64)):
+        digest.update(np.ascontiguousarray(part).tobytes() + str(part.shape).encode())
+    digest.update(json.dumps([list(emb.class_names), scale, bias]).encode())
+    key = digest.hexdigest()
+    with _ZERO_SHOT_LOCK:
+        if key in _ZERO_SHOT_MEMO:
+            _ZERO_SHOT_MEMO.move_to_end(key)
+            return copy.deepcopy(_ZERO_SHOT_MEMO[key])
     scores = {k: float(v) for k, v in metrics.zero_shot_scores(emb.image, emb.text, emb.labels).items()}
-    baselines: dict[str, float] = {}
-    info: dict[str, Any] = {}
     try:
-        from core.transferability import classifier_params
         from core.transferability.label_sources import baseline_block
 
-        scale, bias = classifier_params(loaded.model)
         raw, info = baseline_block(emb.image, emb.text, emb.labels, emb.class_names,
                                    logit_scale=scale, logit_bias=bias)
-        baselines = {k: float(v) for k, v in raw.items()}
-    except Exception as exc:  # a baseline failing must not fail the run
+        block = scores, {k: float(v) for k, v in raw.items()}, info
+    except Exception as exc:  # a baseline failing must not fail the run (nor be remembered: it may be transient)
         log.warning("transferability baselines skipped for %s: %s", name, exc)
-    return scores, baselines, info
+        return scores, {}, {}
+    with _ZERO_SHOT_LOCK:
+        _ZERO_SHOT_MEMO[key] = copy.deepcopy(block)
+        while len(_ZERO_SHOT_MEMO) > _ZERO_SHOT_MEMO_SIZE:
+            _ZERO_SHOT_MEMO.popitem(last=False)
+    return block
 
 
 def zero_shot_accuracy_on(loaded, name: str, split: str, cache_dir: Path | None) -> float:

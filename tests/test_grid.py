@@ -252,3 +252,42 @@ def test_a_cluster_that_refuses_the_array_is_one_line_not_a_traceback(tmp_path, 
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert "error: SLURM did not accept the job array: sbatch: fatal: Could not establish" in err
+
+
+def test_zero_shot_block_is_computed_once_per_model_and_dataset_in_a_process(loaded, tmp_path, monkeypatch):
+    import copy
+    from collections import OrderedDict
+
+    import torch
+
+    from core import experiment
+    from core.transferability import label_sources
+
+    monkeypatch.setattr(experiment, "_ZERO_SHOT_MEMO", OrderedDict())
+    calls, real = [], label_sources.baseline_block
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(label_sources, "baseline_block", counted)
+    first = experiment._zero_shot_block(loaded, "scene-kind", tmp_path)
+    first[1]["leep"] = 1e9  # a caller editing its copy must not change the next one
+    again = experiment._zero_shot_block(loaded, "scene-kind", tmp_path)
+    assert len(calls) == 1 and again[1]["leep"] != 1e9 and again[0] == first[0] and again[1].keys() == first[1].keys()
+
+    other = copy.deepcopy(loaded)
+    with torch.no_grad():
+        other.model.logit_scale.add_(1.0)  # another classifier: LEEP changes, so the block is recomputed
+    assert experiment._zero_shot_block(other, "scene-kind", tmp_path)[1]["leep"] != again[1]["leep"]
+    assert len(calls) == 2
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory (injected)")
+
+    monkeypatch.setattr(experiment, "_ZERO_SHOT_MEMO", OrderedDict())
+    monkeypatch.setattr(label_sources, "baseline_block", broken)
+    assert experiment._zero_shot_block(loaded, "scene-kind", tmp_path)[1] == {}
+    monkeypatch.setattr(label_sources, "baseline_block", counted)  # a failure is not remembered
+    assert experiment._zero_shot_block(loaded, "scene-kind", tmp_path)[1].keys() == first[1].keys()
+    assert len(calls) == 3
