@@ -120,6 +120,7 @@ def execute_cell(cell: dict[str, Any], results: str, cache_dir: str | None = Non
     """
     from core.experiment import cell_id, run_cell
     from core.store import write_record
+    from core.store.records import remove_temporaries_of
 
     if threads:
         import torch
@@ -135,6 +136,7 @@ def execute_cell(cell: dict[str, Any], results: str, cache_dir: str | None = Non
     try:
         if is_finished(results_dir, run_id, retry_failed=retry_failed):  # finished while we waited
             return "skipped"
+        remove_temporaries_of(record_path(results_dir, run_id))  # a killed runner's half-done write; ours now
         with heartbeat(results_dir, run_id):
             record = run_cell(cell, cache_dir=Path(cache_dir) if cache_dir else None, device=device,
                               command=command)

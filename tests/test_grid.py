@@ -43,7 +43,8 @@ def runner_command(config: Path, results: Path) -> tuple[list[str], dict[str, st
 
 
 def records(results: Path) -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in results.glob("*.json")}
+    """The records in ``results`` by run id (``.tmp-*`` files are writes in progress, not records)."""
+    return {p.stem: json.loads(p.read_text()) for p in results.glob("*.json") if not p.name.startswith(".")}
 
 
 @pytest.fixture(scope="module")
@@ -181,9 +182,9 @@ def test_sigkill_then_resume_gives_one_record_per_cell(tmp_path):
     cmd, env = runner_command(config, results)
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    while time.time() < deadline and not list(results.glob("*.json")):
+    while time.time() < deadline and not records(results):
         time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
+    os.kill(proc.pid, signal.SIGKILL)  # may land mid-write: the resume must remove the half-done temporary
     proc.wait()
     first = set(records(results))
     assert first, "the runner wrote no record before the kill"
@@ -291,3 +292,18 @@ def test_zero_shot_block_is_computed_once_per_model_and_dataset_in_a_process(loa
     monkeypatch.setattr(label_sources, "baseline_block", counted)  # a failure is not remembered
     assert experiment._zero_shot_block(loaded, "scene-kind", tmp_path)[1].keys() == first[1].keys()
     assert len(calls) == 3
+
+
+@pytest.mark.slow
+def test_a_cell_clears_the_temporary_file_a_killed_write_left(tmp_path):
+    config = write_grid(tmp_path, methods='["zero_shot"]')
+    results = tmp_path / "results"
+    assert grid_job.main([str(config), "--results", str(results)]) == 0
+    (run_id,) = records(results)
+    record = results / f"{run_id}.json"
+    killed_write = results / f".tmp-{run_id}-k1ll3d_x.json"  # what a SIGKILL between write and rename leaves
+    record.rename(killed_write)
+    not_ours = results / ".tmp-0123456789abcdef-abcdefgh.json"  # another cell's: maybe a live runner's write
+    not_ours.write_text("{}")
+    assert grid_job.main([str(config), "--results", str(results)]) == 0
+    assert list(records(results)) == [run_id] and not killed_write.exists() and not_ours.exists()

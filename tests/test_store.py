@@ -38,6 +38,30 @@ def test_write_record_is_atomic_and_round_trips(tmp_path):
     assert back["config"] == {"lr": 0.1} and back["custom_field"] == 7 and back["zs_acc"] == 50.0
 
 
+def test_an_interrupted_write_leaves_a_temporary_named_for_its_target_which_is_then_removed(tmp_path, monkeypatch):
+    import os
+
+    from core.store.records import remove_temporaries_of
+
+    def killed(src, dst):  # the process dies between writing the temporary file and renaming it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "unlink", lambda path: None)  # ... so nothing cleans up after it
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        store.write_record(_record(run_id="ab-1"), tmp_path)
+    monkeypatch.undo()
+    (left,) = [p.name for p in tmp_path.glob(".tmp-*")]
+    assert left.startswith(".tmp-ab-1-") and left.endswith(".json") and len(left) == len(".tmp-ab-1-") + 8 + 5
+    others = [".tmp-ab-1-x-12345678.json", ".tmp-ab-12345678.json", ".tmp-ab-1-1234567.json", ".tmp-ab-1-12345678.parquet",
+              "ab-1.json"]  # another run's (ab-1-x), an old-style name, wrong length, another target, a record
+    for name in others:
+        (tmp_path / name).write_text("{}")
+    assert remove_temporaries_of(tmp_path / "ab-1.json") == [left]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others)
+    assert remove_temporaries_of(tmp_path / "ab-1.json") == []
+
+
 @pytest.mark.parametrize("bad, match", [
     ({"status": "maybe"}, "status"),
     ({"run_id": "../escape"}, "run_id"),

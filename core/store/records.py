@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -53,7 +54,8 @@ def _atomic_write(target: Path, write: Any) -> Path:
     running as another user).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=target.suffix, dir=target.parent)
+    # the temporary name says whose it is (see remove_temporaries_of): .tmp-<target stem>-<8 random chars><suffix>
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{target.stem}-", suffix=target.suffix, dir=target.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
@@ -94,6 +96,26 @@ def mark_results_folder(folder: Path) -> None:
     if not marker.exists():
         with contextlib.suppress(OSError):
             marker.write_text("iimm-finetune-forecast results folder\n")
+
+
+def remove_temporaries_of(target: Path) -> list[str]:
+    """Delete the temporary files an interrupted :func:`_atomic_write` of ``target`` left beside it.
+
+    A process killed between creating its ``.tmp-*`` file and renaming it leaves the file behind (the
+    store's readers skip it). Call this only while nobody else may be writing ``target`` -- the grid
+    calls it holding the cell's lock -- so no live writer's file is taken. Returns the names removed.
+    """
+    own = re.compile(re.escape(f"{TMP_PREFIX}{target.stem}-") + r"[a-z0-9_]{8}" + re.escape(target.suffix))
+    removed = []
+    for path in target.parent.glob(f"{TMP_PREFIX}*"):
+        if own.fullmatch(path.name):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path.name)
+    if removed:
+        log.warning("removed %d temporary file(s) an interrupted write of %s left: %s", len(removed), target.name,
+                    ", ".join(removed))
+    return removed
 
 
 def write_record(record: Mapping[str, Any], results_dir: str | Path) -> Path:
