@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 import torch
 
+import core.train as train_module
 from core.data.base import LabeledImages
 from core.embed import embed_dataset
 from core.evaluate import accuracy, evaluate_run
 from core.imaging import images_to_tensor
 from core.methods import build_method
-from core.train import TrainRecipe, train
+from core.train import TrainRecipe, split_indices, train
 
 CLASSES = ["cat", "dog", "car", "tree"]
 # (method, config) whose image tower never changes; written independently of the classes' flags
@@ -112,18 +113,24 @@ def test_training_validates_from_cached_embeddings_with_the_same_outcome(loaded)
         torch.testing.assert_close(states["fast"][2][name], value)
 
 
-def test_training_validation_uses_the_cached_rows_it_is_given(loaded):
+def test_training_validation_scores_the_cached_rows_of_its_validation_split(loaded, monkeypatch):
     data = images(64, 8)
     module = build_method("linear_probe", loaded, data.class_names, data.template)
-    wrong = np.zeros_like(unit_embeddings(loaded, data))
-    wrong[:, 0] = 1.0  # every image looks alike: the probe predicts one class for all of them
-    seen = []
-    train(module, data, recipe(max_steps=2), progress=seen.append, image_embeddings=wrong)
-    val_accs = [e["val_acc"] for e in seen if e["event"] == "eval"]
-    honest = build_method("linear_probe", loaded, data.class_names, data.template)
-    truth = []
-    train(honest, data, recipe(max_steps=2), progress=truth.append)
-    assert val_accs != [e["val_acc"] for e in truth if e["event"] == "eval"]
+    cached = unit_embeddings(loaded, data)[np.random.default_rng(0).permutation(len(data))]  # rows shuffled
+    given, real = [], train_module.accuracy
+
+    def spy(module, data, **kwargs):
+        given.append(kwargs.get("image_embeddings"))
+        return real(module, data, **kwargs)
+
+    monkeypatch.setattr(train_module, "accuracy", spy)
+    steps = recipe(max_steps=4)
+    train(module, data, steps, image_embeddings=cached)
+    _, val_idx = split_indices(len(data), steps)
+    assert len(given) == 2 and all(np.array_equal(rows, cached[val_idx]) for rows in given)
+    given.clear()  # a method that trains the image tower validates on the images, whatever it is given
+    train(build_method("bitfit", loaded, data.class_names, data.template), data, steps, image_embeddings=cached)
+    assert given == [None, None]
 
 
 def test_bad_cached_embeddings_are_refused(loaded):
