@@ -161,10 +161,9 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         module = build_method(record["method"], loaded, train_data.class_names, train_data.template,
                               dict(cell.get("method_config", {})))
         trainable, total = count_parameters(module)
-        # a frozen image tower is validated and evaluated from the untrained model's embeddings, which
-        # the zero-shot scores above have just cached (train, test and OOD splits): no image forward passes
-        frozen = module.image_tower_is_frozen()
 
+        # the untrained model's image embeddings, which the zero-shot scores above have just cached; train and
+        # evaluate_run call this only for a frozen image tower, which they then score without image forward passes
         def frozen_embeddings(data):
             return embed_dataset(loaded, data, cache_dir=cache_dir).image
 
@@ -175,12 +174,11 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
                     weights_source=spec.weights_source)
         if get_method(record["method"]).trains:
             recipe = TrainRecipe(**{**cell.get("train", {}), "seed": record["seed"]})
-            result = train(module, train_data, recipe, progress=progress,
-                           image_embeddings=frozen_embeddings(train_data) if frozen else None)
+            result = train(module, train_data, recipe, progress=progress, image_embeddings=frozen_embeddings)
             prov["train"] = {k: getattr(result, k) for k in ("steps", "train_time_s", "samples_per_s",
                                                              "best_val_acc", "best_step")}
         ood_data = {name: load_split(name, "test") for name in record["ood_sets"]}
-        after = evaluate_run(module, test_data, ood_data, image_embeddings=frozen_embeddings if frozen else None)
+        after = evaluate_run(module, test_data, ood_data, image_embeddings=frozen_embeddings)
         prov["evaluation_input"] = after["input"]
         ft_acc = float(after["test_acc"])
         ood_after = {name: float(after["ood_acc"][name]) for name in record["ood_sets"]}

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from core.config_types import check_types
 from core.data.base import LabeledImages
-from core.evaluate import accuracy
+from core.evaluate import ImageEmbeddings, accuracy
 from core.imaging import images_to_tensor
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def make_optimizer(params: list[torch.nn.Parameter], recipe: TrainRecipe) -> tor
 
 def train(module, data: LabeledImages, recipe: TrainRecipe, *,
           progress: Callable[[dict], None] | None = None,
-          image_embeddings: np.ndarray | None = None) -> TrainResult:
+          image_embeddings: ImageEmbeddings | None = None) -> TrainResult:
     """Fine-tune ``module``'s trainable parameters on ``data`` with cross-entropy (+ its extra loss).
 
     Deterministic for a given ``recipe.seed`` (it seeds torch's global RNG). Keeps the trainable state
@@ -111,9 +111,10 @@ def train(module, data: LabeledImages, recipe: TrainRecipe, *,
     ``module.finalize()``; the module is left in eval mode. ``progress`` receives dicts with
     ``event`` 'step' (step, epoch, loss) or 'eval' (step, val_acc). Raises TrainingDiverged on a
     NaN/inf loss (before that step's update) and ValueError when nothing is trainable.
-    ``image_embeddings``: optional (N, D) unit-norm embeddings of ``data``'s images by the untrained
-    image tower; validation then scores from them where ``module.image_tower_is_frozen()`` (the same
-    accuracies up to float rounding, without the image forward passes), and ignores them otherwise.
+    ``image_embeddings``: optional function giving ``data``'s (N, D) unit-norm image embeddings by the
+    untrained image tower (as ``core.evaluate.evaluate_run`` takes it); where
+    ``module.image_tower_is_frozen()``, validation scores from them (the same accuracies up to float
+    rounding, without the image forward passes); otherwise it is never called.
     """
     named = module.named_trainable()
     if not named:
@@ -125,10 +126,12 @@ def train(module, data: LabeledImages, recipe: TrainRecipe, *,
     if len(train_idx) == 0:
         raise ValueError(f"no training rows left in {data.name} after the validation hold-out")
     val = data.subset(val_idx) if len(val_idx) else None
-    if image_embeddings is not None and len(image_embeddings) != len(data):
-        raise ValueError(f"image_embeddings has {len(image_embeddings)} rows for {len(data)} images of {data.name}")
-    val_embeddings = (image_embeddings[val_idx] if image_embeddings is not None and module.image_tower_is_frozen()
-                      else None)
+    val_embeddings = None
+    if image_embeddings is not None and module.image_tower_is_frozen():
+        cached = image_embeddings(data)
+        if len(cached) != len(data):
+            raise ValueError(f"image_embeddings gave {len(cached)} rows for {len(data)} images of {data.name}")
+        val_embeddings = cached[val_idx]
     labels = torch.from_numpy(np.asarray(data.labels, dtype=np.int64))
     bs = recipe.batch_size
     steps_per_epoch = math.ceil(len(train_idx) / bs)

@@ -102,7 +102,7 @@ def test_training_validates_from_cached_embeddings_with_the_same_outcome(loaded)
     for kind in events:
         torch.manual_seed(0)
         module = build_method("clip_adapter", loaded, data.class_names, data.template)
-        extra = {"image_embeddings": unit_embeddings(loaded, data)} if kind == "fast" else {}
+        extra = {"image_embeddings": lambda d: unit_embeddings(loaded, d)} if kind == "fast" else {}
         result = train(module, data, recipe(), progress=events[kind].append, **extra)
         states[kind] = (result.best_step, result.best_val_acc,
                         {n: p.detach().clone() for n, p in module.named_parameters() if "adapter" in n})
@@ -125,11 +125,11 @@ def test_training_validation_scores_the_cached_rows_of_its_validation_split(load
 
     monkeypatch.setattr(train_module, "accuracy", spy)
     steps = recipe(max_steps=4)
-    train(module, data, steps, image_embeddings=cached)
+    train(module, data, steps, image_embeddings=lambda d: cached)
     _, val_idx = split_indices(len(data), steps)
     assert len(given) == 2 and all(np.array_equal(rows, cached[val_idx]) for rows in given)
     given.clear()  # a method that trains the image tower validates on the images, whatever it is given
-    train(build_method("bitfit", loaded, data.class_names, data.template), data, steps, image_embeddings=cached)
+    train(build_method("bitfit", loaded, data.class_names, data.template), data, steps, image_embeddings=lambda d: cached)
     assert given == [None, None]
 
 
@@ -141,4 +141,4 @@ def test_bad_cached_embeddings_are_refused(loaded):
     with pytest.raises(ValueError, match="shape"):
         accuracy(module, data, image_embeddings=np.zeros(20, dtype=np.float32))
     with pytest.raises(ValueError, match="19 rows for 20 images"):
-        train(module, data, recipe(), image_embeddings=np.zeros((19, 32), dtype=np.float32))
+        train(module, data, recipe(), image_embeddings=lambda d: np.zeros((19, 32), dtype=np.float32))
