@@ -73,7 +73,9 @@ def store_roots() -> tuple[str, ...]:
 # costs more than any query); everything derived from it is cache_data.
 @st.cache_resource(ttl=30, max_entries=4, show_spinner="Reading the result store…")
 def _store_runs(roots: tuple[str, ...]) -> pd.DataFrame:
-    return store.load_runs(list(roots))  # read once per store; both views below derive from it
+    # read once per store; both views below derive from it. The index spares a restarted server
+    # re-reading every unchanged record (core.store.index).
+    return store.load_runs(list(roots), index_dir=store.default_index_dir())
 
 
 @st.cache_resource(ttl=30, max_entries=8)

@@ -1,13 +1,15 @@
 """Benchmark the app's two heavy paths against their goals.
 
     python -m jobs.bench_app [--runs 100000] [--images 500] [--no-apptest]
-    python -m jobs.bench_app --browser [--images 160]     # the issue's goals, measured in Chromium
+    python -m jobs.bench_app --browser [--images 160] [--index warm|cold|off]   # in Chromium
 
 (c) --browser: the real app on a freshly started server with the shipped store, driven by
     Chromium (1440x900) as a user would: the leaderboard's first view (navigation start to the
     ranking table and chart drawn, the run finished), a filter rerun (pick a "rank by" option to
     the new table), and the first forecast of M uploaded images (click on "Run forecast" to the
     advice shown; the model is not loaded before the click). Goals: <= 4 s, <= 1.5 s, <= 10 s.
+    The server's store index (core.store.index) lives in a temporary folder: ``warm`` (default)
+    as an earlier server left it, ``cold`` empty (the first start after a clone), ``off`` unused.
 
 (a) The runs table with N runs in the store (a synthetic compacted Parquet in a temp folder,
     source='synthetic-bench'): the page's core path — load, filter and model options, query,
@@ -239,19 +241,25 @@ def _browser_idle(page, timeout_ms: int = 120_000) -> None:
     page.locator("[data-testid=stStatusWidget]").wait_for(state="detached", timeout=timeout_ms)
 
 
-def bench_browser(n_images: int, repeats: int = 3) -> dict[str, float]:
+def bench_browser(n_images: int, repeats: int = 3, index: str = "warm") -> dict[str, float]:
     """The issue's three goals in Chromium against a fresh server (see the module docstring)."""
     from playwright.sync_api import sync_playwright
 
     from jobs.app_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app
 
-    print(f"(c) the app in Chromium, fresh server, shipped store ({len(store.load_runs())} runs)")
+    print(f"(c) the app in Chromium, fresh server, shipped store ({len(store.load_runs())} runs), "
+          f"store index {index}")
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="iimm-bench-browser-") as tmp:
         sample = Path(tmp) / "sample.zip"
         sample_zip(sample, n_images)
+        index_dir = Path(tmp) / "store-index"
+        if index == "warm":  # as an earlier server on this checkout left it
+            store.load_runs([store.SHIPPED_DIR], index_dir=index_dir)
         port = free_port()
-        proc = start_app(port, {store.ENV_VAR: str(Path(tmp) / "no-local-results")}, Path(tmp) / "streamlit.log")
+        env = {store.ENV_VAR: str(Path(tmp) / "no-local-results"),
+               store.INDEX_ENV_VAR: "off" if index == "off" else str(index_dir)}
+        proc = start_app(port, env, Path(tmp) / "streamlit.log")
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -318,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=None, help="default 500 (160 with --browser)")
     parser.add_argument("--no-apptest", action="store_true", help="skip the AppTest run of the leaderboard")
     parser.add_argument("--browser", action="store_true", help="only the issue's goals, measured in Chromium")
+    parser.add_argument("--index", choices=("warm", "cold", "off"), default="warm",
+                        help="with --browser: the server's store index as an earlier server left it (warm), "
+                             "empty (cold), or not used (off)")
     args = parser.parse_args(argv)
     args.images = args.images or (160 if args.browser else 500)
     if args.runs < 1 or args.images < 10:
@@ -326,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f}")
     if args.browser:
-        bench_browser(args.images)
+        bench_browser(args.images, index=args.index)
         return 0
     bench_leaderboard(args.runs, not args.no_apptest)
     bench_forecast(args.images)

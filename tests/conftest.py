@@ -1,7 +1,23 @@
 """Fixtures shared by several test modules."""
 from __future__ import annotations
 
+import os
+
 import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _store_index_outside_the_repository(tmp_path_factory):
+    """The app keeps an index of the store's records (core.store.index); under test, in a temporary
+    folder rather than the repository's .cache (app servers started by tests inherit it)."""
+    name = "IIMM_STORE_INDEX"  # core.store.INDEX_ENV_VAR; not imported, so collection stays light
+    saved = os.environ.get(name)
+    os.environ[name] = str(tmp_path_factory.mktemp("store-index"))
+    yield
+    if saved is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = saved
 
 
 @pytest.fixture(scope="module")

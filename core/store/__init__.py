@@ -71,6 +71,7 @@ from core.store.compaction import LOCK_NAME, compact, write_records_parquet  # n
 from core.store.validate import (  # noqa: E402
     MAX_PARQUET_BYTES, MAX_RECORD_BYTES, RecordError, Skipped, check_record, parse_record_bytes,
     skipped_summary)
+from core.store.index import INDEX_ENV_VAR, default_index_dir  # noqa: E402
 from core.store.load import load_runs, load_runs_report, skipped_records, stored_run_ids  # noqa: E402
 from core.store.queries import (  # noqa: E402
     FILTER_KEYS, LEADERBOARD_COLUMNS, PROVENANCE_KEYS, SEARCH_COLUMNS, model_metadata, query_runs,
@@ -85,10 +86,10 @@ def accept_submission(*args, **kwargs):  # noqa: ANN002, ANN003  (lazy: core.upl
     return accept(*args, **kwargs)
 
 __all__ = [
-    "ARROW_SCHEMA", "COLUMNS", "accept_submission", "ingest_items", "ENV_VAR", "EXTRA_COLUMN", "FILTER_KEYS", "IngestReport",
+    "ARROW_SCHEMA", "COLUMNS", "accept_submission", "ingest_items", "ENV_VAR", "EXTRA_COLUMN", "FILTER_KEYS", "INDEX_ENV_VAR", "IngestReport",
     "LEADERBOARD_COLUMNS", "LOCK_NAME", "MAX_PARQUET_BYTES", "MAX_RECORD_BYTES", "PROVENANCE_KEYS",
     "REPO_ROOT", "RecordError", "SEARCH_COLUMNS", "SHIPPED_DIR", "SUBMISSIONS_ENV_VAR",
-    "SUBMITTED_SOURCE", "Skipped", "TMP_PREFIX", "check_record", "compact", "default_roots",
+    "SUBMITTED_SOURCE", "Skipped", "TMP_PREFIX", "check_record", "compact", "default_index_dir", "default_roots",
     "ingest", "is_results_folder", "load_runs", "load_runs_report", "local_results_dir",
     "model_metadata", "parse_record_bytes", "query_runs", "records_to_frame", "row_to_record",
     "run_details", "skipped_records", "skipped_summary", "stored_run_ids", "submissions_dir",

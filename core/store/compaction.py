@@ -73,6 +73,7 @@ def compact(root: str | Path) -> Path | None:
     changed after it was read is kept (the next compaction takes it). Rows of the old Parquet
     files that break the schema are dropped (they were never loaded either).
     """
+    from core.store.index import rows_table
     from core.store.load import merge_rows
 
     root = Path(root)
@@ -93,7 +94,7 @@ def compact(root: str | Path) -> Path | None:
         old = [f for f in list_data_files(root, (".parquet",)) if f.name.startswith("compacted-")]
         if not rows and len(old) <= 1:
             return None
-        merged = merge_rows([(rows, [str(f) for f, _, _ in seen], old)], strict=True, skipped=[])
+        merged = merge_rows([(rows_table(rows, [str(f) for f, _, _ in seen]), old)], strict=True, skipped=[])
         target = write_parquet(merged, root)
         for f in old:
             if f != target:

@@ -13,7 +13,6 @@ import time
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pandas as pd
@@ -21,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core import schema
-from core.store.records import (ARROW_SCHEMA, COLUMNS, PANDAS_TYPES, flatten, list_data_files,
-                                read_json_record)
+from core.store.index import indexed_rows, read_rows
+from core.store.records import ARROW_SCHEMA, COLUMNS, PANDAS_TYPES, list_data_files
 from core.store.validate import Skipped, reason_sql
 
 log = logging.getLogger("core.store")
@@ -42,28 +41,30 @@ def _roots(roots: Iterable[str | Path] | None) -> list[Path]:
     return [Path(r) for r in roots]
 
 
-def load_runs_report(roots: Iterable[str | Path] | None = None) -> tuple[pd.DataFrame, list[Skipped]]:
+def load_runs_report(roots: Iterable[str | Path] | None = None, *, index_dir: Path | None = None
+                     ) -> tuple[pd.DataFrame, list[Skipped]]:
     """Every valid run under ``roots`` (default: the app's roots) and every skipped record.
 
     Frame: one row per run_id, columns :data:`COLUMNS`, ordered by created_at then run_id.
     Skipped: one :class:`Skipped` per file or row left out (invalid, unreadable, too large, not a
     regular file, a symlink out of its folder, or a run_id conflicting with an earlier root).
-    Missing roots are ignored.
+    Missing roots are ignored. ``index_dir``: keep an index of each root's JSON records there and
+    take unchanged records from it (:mod:`core.store.index`; the result is the same either way).
     """
     paths = _roots(roots)
     for attempt in range(_READ_RETRIES):
         try:
-            return _load_once([p for p in paths if p.exists()], strict=True)
+            return _load_once([p for p in paths if p.exists()], strict=True, index_dir=index_dir)
         except FileNotFoundError:  # a compaction swapped files under us: list again
             log.info("store changed during read (attempt %d); re-reading", attempt + 1)
             time.sleep(0.05 * (attempt + 1))
-    return _load_once([p for p in paths if p.exists()], strict=False)
+    return _load_once([p for p in paths if p.exists()], strict=False, index_dir=index_dir)
 
 
-def load_runs(roots: Iterable[str | Path] | None = None) -> pd.DataFrame:
+def load_runs(roots: Iterable[str | Path] | None = None, *, index_dir: Path | None = None) -> pd.DataFrame:
     """The frame of :func:`load_runs_report`; its skipped list rides in ``frame.attrs["skipped"]``
     (read it with :func:`skipped_records`)."""
-    frame, skipped = load_runs_report(roots)
+    frame, skipped = load_runs_report(roots, index_dir=index_dir)
     frame.attrs["skipped"] = skipped
     return frame
 
@@ -84,33 +85,28 @@ def stored_run_ids(results_dir: str | Path, *, ok_only: bool = False) -> set[str
     return set(runs["run_id"])
 
 
-def _load_once(roots: list[Path], strict: bool) -> tuple[pd.DataFrame, list[Skipped]]:
+def _load_once(roots: list[Path], strict: bool, index_dir: Path | None
+               ) -> tuple[pd.DataFrame, list[Skipped]]:
     skipped: list[Skipped] = []
     per_root = []
     for root in roots:
         # JSON before Parquet: compaction publishes its Parquet before deleting the JSON it
         # merged, so every run is seen in at least one of the two listings.
-        rows, files = [], []
-        for f in list_data_files(root, (".json",), skipped):
-            rec = read_json_record(f, skipped)
-            if rec is not None:
-                rows.append(flatten(rec))
-                files.append(str(f))
-        per_root.append((rows, files, list_data_files(root, (".parquet",), skipped)))
+        files = list_data_files(root, (".json",), skipped)
+        rows = read_rows(files, skipped) if index_dir is None else indexed_rows(root, files, skipped, index_dir)
+        per_root.append((rows, list_data_files(root, (".parquet",), skipped)))
     table = merge_rows(per_root, strict, skipped)
     return table.to_pandas(types_mapper=PANDAS_TYPES.get), skipped
 
 
-def merge_rows(per_root: list[tuple[list[dict[str, Any]], list[str], list[Path]]], strict: bool,
-               skipped: list[Skipped]) -> pa.Table:
-    """Per root (JSON rows, their files, Parquet files) -> one table of ARROW_SCHEMA, one row per
-    run_id: the earliest root's copy; within a root the newest created_at (JSON wins ties)."""
+def merge_rows(per_root: list[tuple[pa.Table, list[Path]]], strict: bool, skipped: list[Skipped]) -> pa.Table:
+    """Per root (JSON rows as :data:`core.store.index.ROWS_SCHEMA`, Parquet files) -> one table of
+    ARROW_SCHEMA, one row per run_id: the earliest root's copy; within a root the newest
+    created_at (JSON wins ties)."""
     con = duckdb.connect()
     try:
         tables = []
-        for index, (rows, files, parquet_files) in enumerate(per_root):
-            json_table = pa.Table.from_pylist(rows, schema=ARROW_SCHEMA).append_column(
-                "_file", pa.array(files, pa.string()))
+        for index, (json_table, parquet_files) in enumerate(per_root):
             parts = [json_table]
             if parquet_files:
                 parquet = _read_parquet(con, parquet_files, strict, skipped)
