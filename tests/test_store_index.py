@@ -140,6 +140,18 @@ def test_a_damaged_or_foreign_index_is_ignored_and_rebuilt(results, tmp_path, re
     assert not stale.exists() and path.exists()
 
 
+def test_a_temporary_left_by_a_killed_writer_is_removed_once_abandoned(results, tmp_path):
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    abandoned, current = idx / ".tmp-abc.arrow", idx / ".tmp-def.arrow"  # another writer's, in progress
+    for f in (abandoned, current):
+        f.write_bytes(b"partial")
+    hour_ago = os.stat(current).st_mtime - 3600
+    os.utime(abandoned, (hour_ago, hour_ago))
+    store.load_runs([results], index_dir=idx)
+    assert not abandoned.exists() and current.exists()
+
+
 def test_an_index_that_cannot_be_written_only_costs_speed(results, tmp_path, caplog):
     blocked = tmp_path / "file"
     blocked.write_text("a file where the index folder should be")

@@ -10,12 +10,14 @@ a change inside one timestamp tick), so it is read again next time.
 
 The index is a cache and never an authority: one that is missing, unreadable, of another layout,
 or made by other validation code (a fingerprint of that code is in its name) is ignored and
-rebuilt; failing to write it only costs speed. Invalid records are never entered, so each load
+rebuilt; failing to write it only costs speed (and a temporary file left by a writer that was killed
+is removed by a later write after 10 minutes). Invalid records are never entered, so each load
 names them again. It lives in ``$IIMM_STORE_INDEX`` (``off`` disables it), else in
 ``.cache/store-index`` of the repository; deleting that folder is always safe.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -34,6 +36,7 @@ log = logging.getLogger("core.store")
 
 INDEX_ENV_VAR = "IIMM_STORE_INDEX"
 RACY_NS = 2_000_000_000
+_ABANDONED_NS = 600 * 10**9  # a temporary index file this old was left by a killed writer
 #: Rows handed to the loader: the record's row and the file it came from.
 ROWS_SCHEMA = ARROW_SCHEMA.append(pa.field("_file", pa.string()))
 _INDEX_SCHEMA = ROWS_SCHEMA.append(pa.field("_key", pa.string()))
@@ -121,6 +124,10 @@ def _write_index(path: Path, table: pa.Table) -> None:
         for old in path.parent.glob(path.name.split("-")[0] + "-*.arrow"):  # made by older code
             if old != path:
                 old.unlink(missing_ok=True)
+        for tmp_left in path.parent.glob(".tmp-*.arrow"):  # a writer killed mid-write left it
+            with contextlib.suppress(OSError):
+                if time_ns() - tmp_left.stat().st_mtime_ns > _ABANDONED_NS:
+                    tmp_left.unlink()
     except OSError as exc:
         log.info("could not write the store index %s (%s); the next load reads every record", path, exc)
 
