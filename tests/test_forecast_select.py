@@ -194,3 +194,35 @@ def test_measured_coverage_is_attached_by_method_and_outcome(runs):
     assert stale["coverage"].isna().all()  # coverage measured under another rule is not this forecast's
     with pytest.raises(ValueError, match="unknown selection rule"):
         fs.with_measured_coverage(new, table, model="worldclip-tiny", pretrained="world-v1", rule="best")
+
+
+def _bad_input_cases():
+    rng = np.random.default_rng(0)
+    x, y, sets = rng.normal(size=(10, 3)), rng.normal(size=10), [(), (0,), (1,), (0, 1)]
+    holed = x.copy()
+    holed[4, 1] = np.nan
+    rows = np.arange(10)
+    return [
+        ("x 1-D", lambda: fs.select_set(x[:, 0], y, rows, sets), "x must be 2-D"),
+        ("y too short", lambda: fs.select_set(x, y[:8], rows, sets), "one value per row of x"),
+        ("rows out of range", lambda: fs.select_set(x, y, np.arange(12), sets), "must index the 10 rows"),
+        ("rows as floats", lambda: fs.select_set(x, y, rows.astype(float), sets), "array of row indices"),
+        ("a repeated row", lambda: fs.select_set(x, y, np.r_[0, rows[:-1]], sets, default=1), "distinct"),
+        ("a missing value", lambda: fs.select_set(holed, y, rows, sets, default=1), "must be finite"),
+        ("one row", lambda: fs.select_set(x, y, rows[:1], sets), "at least 2 reference"),
+        ("no sets", lambda: fs.select_set(x, y, rows, []), "at least one candidate set"),
+        ("a column out of range", lambda: fs.select_set(x, y, rows, [(), (5,)]), r"candidate set \(5,\)"),
+        ("a column twice", lambda: fs.select_set(x, y, rows, [(), (1, 1)]), "distinct column indices"),
+        ("default out of range", lambda: fs.select_set(x, y, rows, sets, default=9), "default must index"),
+        ("nested on two rows", lambda: fs.nested_lodo(x, y, rows[:2], sets, 1), "at least 3 reference"),
+        ("coverage on three rows", lambda: fs.lodo_coverage(x[:3], y[:3], sets, 0), "at least 4 reference"),
+        ("coverage at level 2", lambda: fs.lodo_coverage(x, y, sets, 0, level=2.0), "level must be between"),
+        ("headline not a set", lambda: fs.lodo_coverage(x, y, sets, 2), "headline column 2"),
+    ]
+
+
+@pytest.mark.parametrize("case", _bad_input_cases(), ids=lambda c: c[0])
+def test_the_array_procedure_names_bad_inputs(case):
+    _, call, message = case
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -1,201 +1,17 @@
-"""A forecast people can trust: the predictor set chosen by *nested* leave-one-dataset-out (LODO)
-error, intervals calibrated on LODO residuals, and their coverage measured on held-out datasets.
-
-For one (model, method, outcome) the reference points are the datasets with runs (outcome and
-predictors averaged over seeds). The candidate predictor sets are: no predictor (the mean of the
-reference datasets), each single predictor (IIMM, its terms, zero-shot accuracy, every baseline...)
-and every pair of two, each an OLS line with intercept. With one point per dataset, LODO is
-leave-one-out, and the LODO error of every set comes from one fit (e_i / (1 - h_ii)).
-
-* **Selection** (:func:`select_set`): the set with the lowest LODO mean absolute error on the
-  reference datasets, but IIMM alone is kept unless the winner beats it by enough. How much is
-  enough is the selection rule (``SELECTION_RULES``): ``"bonferroni"`` (default) a one-sided paired
-  t test at 0.05 divided by the number of competing sets; ``"one-se"`` one standard error of the
-  paired per-dataset difference; ``"gated"`` one-se, and then IIMM alone unless the selection's own
-  nested LODO error on the reference datasets is below IIMM's LODO error. The default was chosen by
-  a pre-registered out-of-sample test on world v2 (jobs/results/world-v2/
-  FORECAST-REPLICATION-PREREGISTRATION.md): bonferroni was no worse than IIMM alone in 36 of 36
-  fresh cells, one-se in 26.
-* **Nested LODO** (:func:`nested_lodo`): each dataset in turn is held out, the *whole* selection is
-  redone on the others, and the held-out dataset is predicted: the honest error of the procedure,
-  selection included (the set chosen with the held-out dataset inside would flatter itself).
-* **Interval** for a new dataset: prediction ± t_{n-1, (1+level)/2} · RMS(nested LODO residuals) ·
-  sqrt(1 + 1/n), a jackknife interval on the procedure's own out-of-sample errors. (A distribution-
-  free jackknife+ or split-conformal 95 % interval needs n >= 19 reference datasets to be finite;
-  a grid of 15 has fewer, hence the t scaling.)
-* **Coverage** (:func:`lodo_coverage`): each dataset in turn is held out, the interval is built
-  from the others alone (selection and residual scale included) and we count how often it holds
-  the held-out outcome. The same is measured for the IIMM-only line's OLS prediction interval.
-
-Pure numpy/pandas; functions return DataFrames for the job and the pages.
-"""
+"""The forecast procedure on the store's runs: reference points per (model, method, dataset), the
+selection table the job and the compare page show, and the forecast of a new dataset."""
 from __future__ import annotations
 
-import itertools
-import logging
-import math
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from core import forecast
 from core.forecast import is_finite_number
+from core.forecast_select.procedure import (DEFAULT_RULE, HEADLINE, _fit_predict, _half_width, _nested, _select,
+                                            candidate_sets, check_rule, lodo_coverage, set_label)
 
-log = logging.getLogger(__name__)
-
-MEAN_ONLY = "mean (no predictor)"
-HEADLINE = "iimm"
-SELECTION_RULES = ("one-se", "bonferroni", "gated")
-DEFAULT_RULE = "bonferroni"
-
-
-def check_rule(rule: str) -> str:
-    """``rule`` if it names a selection rule, else ValueError listing the rules."""
-    if rule not in SELECTION_RULES:
-        raise ValueError(f"unknown selection rule {rule!r}; choose one of {', '.join(SELECTION_RULES)}")
-    return rule
-
-
-def candidate_sets(predictors: Sequence[str], *, pairs: bool = True) -> list[tuple[str, ...]]:
-    """() (the mean), each predictor alone, then every pair (if ``pairs``), in the given order."""
-    names = list(dict.fromkeys(predictors))
-    sets: list[tuple[str, ...]] = [()] + [(p,) for p in names]
-    if pairs:
-        sets += list(itertools.combinations(names, 2))
-    return sets
-
-
-def set_label(names: Sequence[str]) -> str:
-    return " + ".join(names) if names else MEAN_ONLY
-
-
-def _loo_abs_errors(x: np.ndarray, y: np.ndarray, sets: list[tuple[int, ...]]) -> np.ndarray:
-    """LODO absolute errors (S, n) of every set (columns of x), one closed-form fit each; inf where
-    a fit is singular or a point has leverage 1. x (n, P) standardised, y (n,)."""
-    n = len(y)
-    out = np.full((len(sets), n), np.inf)
-    by_size: dict[int, list[int]] = {}
-    for s, cols in enumerate(sets):
-        by_size.setdefault(len(cols), []).append(s)
-    for size, members in by_size.items():
-        if n < size + 2:
-            continue
-        idx = np.array([sets[s] for s in members], dtype=int).reshape(len(members), size)
-        d = np.concatenate([np.ones((len(members), n, 1)), np.transpose(x[:, idx], (1, 0, 2))], axis=2)
-        g = np.einsum("snk,snl->skl", d, d)
-        ok = np.linalg.cond(g) < 1e10
-        if not ok.any():
-            continue
-        d, g, sel = d[ok], g[ok], np.asarray(members)[ok]
-        ginv = np.linalg.inv(g)
-        beta = np.einsum("skl,snl,n->sk", ginv, d, y)
-        resid = y[None, :] - np.einsum("snk,sk->sn", d, beta)
-        lever = np.einsum("snk,skl,snl->sn", d, ginv, d)
-        good = (1 - lever).min(axis=1) > 1e-8
-        with np.errstate(divide="ignore", invalid="ignore"):
-            err = np.abs(resid / (1 - lever))
-        out[sel[good]] = err[good]
-    return out
-
-
-def _standardise(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    mu, sd = x[rows].mean(axis=0), x[rows].std(axis=0)
-    return (x - mu) / np.where(sd > 0, sd, 1.0)  # a constant column stays constant -> singular -> inf
-
-
-def select_set(x: np.ndarray, y: np.ndarray, rows: np.ndarray, sets: list[tuple[int, ...]], *,
-               default: int | None = None, rule: str = DEFAULT_RULE,
-               margin_se: float | None = None) -> tuple[int, np.ndarray]:
-    """(index of the chosen set, LODO MAE of every set) on the reference ``rows``.
-
-    The set with the lowest LODO MAE wins, except that the ``default`` set (IIMM alone) is kept
-    unless the winner beats it by more than a margin of standard errors of the paired per-dataset
-    difference of absolute errors: with 15 datasets, small differences between 190 candidate sets
-    are mostly noise, and chasing them makes held-out errors worse. The margin is 1 under
-    ``rule="one-se"`` and ``"gated"``, and the one-sided t quantile at 0.05 / (number of sets - 1)
-    under ``"bonferroni"``; ``margin_se`` overrides it. ``"gated"`` then also falls back to the
-    default unless the one-se selection's nested LODO MAE on ``rows`` beats the default's LODO MAE.
-    """
-    check_rule(rule)
-    abs_err = _loo_abs_errors(_standardise(x, rows)[rows], y[rows], sets)
-    errors = abs_err.mean(axis=1)
-    tol = 1e-9 * (float(np.std(y[rows])) + 1e-12)  # rounding-level differences are ties: earlier set wins
-    best = int(np.argmax(errors <= errors.min() + tol))
-    if default is None or best == default or not np.isfinite(errors[default]):
-        return best, errors
-    if margin_se is None:
-        margin_se = (float(stats.t.ppf(1 - 0.05 / max(len(sets) - 1, 1), len(rows) - 1))
-                     if rule == "bonferroni" else 1.0)
-    diff = abs_err[default] - abs_err[best]
-    se = diff.std(ddof=1) / math.sqrt(len(diff))
-    if diff.mean() <= margin_se * se + tol:
-        return default, errors
-    if rule == "gated" and len(rows) > 3:
-        resid, _ = nested_lodo(x, y, rows, sets, default, rule="one-se")
-        if not float(np.mean(np.abs(resid))) < errors[default]:
-            return default, errors
-    return best, errors
-
-
-def _fit_predict(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: tuple[int, ...],
-                 at: np.ndarray) -> np.ndarray:
-    """OLS of y on columns ``cols`` over ``rows``, evaluated at the rows of ``at`` (m, P)."""
-    if not cols:
-        return np.full(len(at), y[rows].mean())
-    d = np.column_stack([np.ones(len(rows)), x[np.ix_(rows, cols)]])
-    beta = np.linalg.lstsq(d, y[rows], rcond=None)[0]
-    return np.column_stack([np.ones(len(at)), at[:, list(cols)]]) @ beta
-
-
-def nested_lodo(x: np.ndarray, y: np.ndarray, rows: np.ndarray, sets: list[tuple[int, ...]],
-                default: int | None = None, *, rule: str = DEFAULT_RULE) -> tuple[np.ndarray, list[int]]:
-    """Out-of-sample residuals y_i - prediction_i of the whole procedure (selection redone without
-    dataset i), for every i in ``rows``, and the set chosen in each fold."""
-    resid, chosen = np.empty(len(rows)), []
-    for k, i in enumerate(rows):
-        rest = rows[rows != i]
-        best, _ = select_set(x, y, rest, sets, default=default, rule=rule)
-        chosen.append(best)
-        resid[k] = y[i] - _fit_predict(x, y, rest, sets[best], x[[i]])[0]
-    return resid, chosen
-
-
-def _half_width(resid: np.ndarray, level: float) -> float:
-    n = len(resid)
-    return float(stats.t.ppf(0.5 + level / 2, n - 1) * math.sqrt(np.mean(resid ** 2)) * math.sqrt(1 + 1 / n))
-
-
-def lodo_coverage(x: np.ndarray, y: np.ndarray, sets: list[tuple[int, ...]], headline: int | None,
-                  level: float = 0.95, *, rule: str = DEFAULT_RULE) -> dict[str, float]:
-    """Held-out coverage of the procedure's interval and of the headline predictor's OLS prediction
-    interval: for every dataset i, both intervals are built from the other datasets only."""
-    rows = np.arange(len(y))
-    default = sets.index((headline,)) if headline is not None else None
-    hit, width, hit_h, width_h = [], [], [], []
-    for i in rows:
-        rest = rows[rows != i]
-        resid, _ = nested_lodo(x, y, rest, sets, default, rule=rule)
-        best, _ = select_set(x, y, rest, sets, default=default, rule=rule)
-        pred = _fit_predict(x, y, rest, sets[best], x[[i]])[0]
-        half = _half_width(resid, level)
-        hit.append(abs(y[i] - pred) <= half)
-        width.append(2 * half)
-        if headline is not None:
-            try:
-                fit = forecast.fit_linear(x[rest, headline], y[rest])
-                _, lo, hi = fit.predict(float(x[i, headline]), level)
-            except ValueError:
-                continue
-            hit_h.append(lo <= y[i] <= hi)
-            width_h.append(hi - lo)
-    return {"coverage": float(np.mean(hit)), "mean_width": float(np.mean(width)),
-            "iimm_coverage": float(np.mean(hit_h)) if hit_h else float("nan"),
-            "iimm_mean_width": float(np.mean(width_h)) if width_h else float("nan")}
-
-
-# ----------------------------------------------------------------------------- DataFrames
 def reference_points(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """One row per (model, pretrained, method, dataset): outcomes and every predictor, averaged
     over seeds (ok runs, method 'zero_shot' left out), and the predictor names (IIMM first)."""
@@ -269,8 +85,8 @@ def _score_cell(x: np.ndarray, y: np.ndarray, usable: list[str], level: float, *
     rows = np.arange(len(y))
     head = usable.index(HEADLINE) if HEADLINE in usable else None
     default = sets.index((head,)) if head is not None else None
-    best, errors = select_set(x, y, rows, sets, default=default, rule=rule)
-    resid, chosen = nested_lodo(x, y, rows, sets, default, rule=rule)
+    best, errors = _select(x, y, rows, sets, default, rule)
+    resid, chosen = _nested(x, y, rows, sets, default, rule)
     singles = [k for k, s in enumerate(sets) if len(s) == 1]
     best_single = min(singles, key=lambda k: errors[k]) if singles else None
     out = {"status": "ok", "n_sets": len(sets), "chosen": set_label(sets_named[best]),
@@ -358,8 +174,8 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
             idx = np.arange(len(y))
             head = usable.index(HEADLINE) if HEADLINE in usable else None
             default = sets.index((head,)) if head is not None else None
-            best, errors = select_set(x, y, idx, sets, default=default, rule=rule)
-            resid, _ = nested_lodo(x, y, idx, sets, default, rule=rule)
+            best, errors = _select(x, y, idx, sets, default, rule)
+            resid, _ = _nested(x, y, idx, sets, default, rule)
             pred = float(_fit_predict(x, y, idx, sets[best], x0)[0])
             half = _half_width(resid, level)
             cols = list(sets[best])

@@ -1,0 +1,44 @@
+"""A forecast people can trust: the predictor set chosen by *nested* leave-one-dataset-out (LODO)
+error, intervals calibrated on LODO residuals, and their coverage measured on held-out datasets.
+
+For one (model, method, outcome) the reference points are the datasets with runs (outcome and
+predictors averaged over seeds). The candidate predictor sets are: no predictor (the mean of the
+reference datasets), each single predictor (IIMM, its terms, zero-shot accuracy, every baseline...)
+and every pair of two, each an OLS line with intercept. With one point per dataset, LODO is
+leave-one-out, and the LODO error of every set comes from one fit (e_i / (1 - h_ii)).
+
+* **Selection** (:func:`select_set`): the set with the lowest LODO mean absolute error on the
+  reference datasets, but IIMM alone is kept unless the winner beats it by enough. How much is
+  enough is the selection rule (``SELECTION_RULES``): ``"bonferroni"`` (default) a one-sided paired
+  t test at 0.05 divided by the number of competing sets; ``"one-se"`` one standard error of the
+  paired per-dataset difference; ``"gated"`` one-se, and then IIMM alone unless the selection's own
+  nested LODO error on the reference datasets is below IIMM's LODO error. The default was chosen by
+  a pre-registered out-of-sample test on world v2 (jobs/results/world-v2/
+  FORECAST-REPLICATION-PREREGISTRATION.md): bonferroni was no worse than IIMM alone in 36 of 36
+  fresh cells, one-se in 26.
+* **Nested LODO** (:func:`nested_lodo`): each dataset in turn is held out, the *whole* selection is
+  redone on the others, and the held-out dataset is predicted: the honest error of the procedure,
+  selection included (the set chosen with the held-out dataset inside would flatter itself).
+* **Interval** for a new dataset: prediction ± t_{n-1, (1+level)/2} · RMS(nested LODO residuals) ·
+  sqrt(1 + 1/n), a jackknife interval on the procedure's own out-of-sample errors. (A distribution-
+  free jackknife+ or split-conformal 95 % interval needs n >= 19 reference datasets to be finite;
+  a grid of 15 has fewer, hence the t scaling.)
+* **Coverage** (:func:`lodo_coverage`): each dataset in turn is held out, the interval is built
+  from the others alone (selection and residual scale included) and we count how often it holds
+  the held-out outcome. The same is measured for the IIMM-only line's OLS prediction interval.
+
+Pure numpy/pandas: :mod:`.procedure` works on arrays (and checks them), :mod:`.tables` returns
+DataFrames for the job and the pages.
+"""
+from __future__ import annotations
+
+from core.forecast_select.procedure import (DEFAULT_RULE, HEADLINE, MEAN_ONLY, SELECTION_RULES, _loo_abs_errors,
+                                            candidate_sets, check_arrays, check_rule, lodo_coverage, nested_lodo,
+                                            select_set, set_label)
+from core.forecast_select.tables import (FORECAST_COLUMNS, SELECTION_COLUMNS, coverage_summary, forecast_new,
+                                         reference_points, selection_table, with_measured_coverage)
+
+__all__ = ["DEFAULT_RULE", "FORECAST_COLUMNS", "HEADLINE", "MEAN_ONLY", "SELECTION_COLUMNS", "SELECTION_RULES",
+           "_loo_abs_errors", "candidate_sets", "check_arrays", "check_rule", "coverage_summary", "forecast_new",
+           "lodo_coverage", "nested_lodo", "reference_points", "select_set", "selection_table", "set_label",
+           "with_measured_coverage"]
