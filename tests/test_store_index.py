@@ -169,6 +169,19 @@ def test_each_results_folder_has_its_own_index(results, tmp_path):
     _same(both, store.load_runs([results, other], index_dir=idx))
 
 
+def test_a_folder_without_json_records_leaves_no_index(results, tmp_path):
+    idx, empty = tmp_path / "idx", tmp_path / "parquet-only"
+    store.write_records_parquet([_record("p1")], empty)
+    assert list(store.load_runs([empty], index_dir=idx)["run_id"]) == ["p1"]
+    assert not idx.exists() or not any(idx.iterdir())
+    store.load_runs([results], index_dir=idx)
+    (made,) = idx.glob("*.arrow")
+    for f in results.rglob("*.json"):  # compacted, say: the index of that folder goes too
+        f.unlink()
+    store.load_runs([results], index_dir=idx)
+    assert not made.exists()
+
+
 def test_where_the_index_lives(monkeypatch, tmp_path):
     monkeypatch.delenv(store.INDEX_ENV_VAR, raising=False)
     assert store.default_index_dir() == store.REPO_ROOT / ".cache" / "store-index"

@@ -134,8 +134,13 @@ def _write_index(path: Path, table: pa.Table) -> None:
 
 def indexed_rows(root: Path, files: list[Path], skipped: list[Skipped], index_dir: Path) -> pa.Table:
     """:func:`read_rows` of ``files`` (all under ``root``), taking unchanged files from the index
-    of ``root`` in ``index_dir`` and updating that index when anything changed."""
+    of ``root`` in ``index_dir`` and updating that index when anything changed. A folder without
+    JSON records has no index (a store of Parquet files, or a temporary folder, leaves nothing)."""
     path = index_file(index_dir, root)
+    if not files:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+        return read_rows(files, skipped)
     index = _read_index(path)
     known: dict[str, tuple[str, int]] = {}
     if index is not None:
