@@ -195,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         from core import store
 
-        app = start_app(port, {store.ENV_VAR: str(work / "results")}, work / "app.log")
+        # the store index goes with the temporary store, not into the repository's .cache
+        app = start_app(port, {store.ENV_VAR: str(work / "results"), store.INDEX_ENV_VAR: str(work / "store-index")},
+                        work / "app.log")
         watch, writer = ServerWatch(app.pid), Writer(work / "results")
         watch.start()
         idle_mb = 0.0

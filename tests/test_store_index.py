@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -127,23 +128,23 @@ def test_a_damaged_or_foreign_index_is_ignored_and_rebuilt(results, tmp_path, re
     idx = tmp_path / "idx"
     full = store.load_runs([results])
     store.load_runs([results], index_dir=idx)
-    (path,) = idx.glob("*.arrow")
+    (path,) = idx.glob("*" + store_index.SUFFIX)
     path.write_bytes(b"not an arrow file")
     _same(full, store.load_runs([results], index_dir=idx))
     reads.clear()
     _same(full, store.load_runs([results], index_dir=idx))  # rebuilt by the load before
     assert sorted(reads) == ["bad.json", "broken.json"]
-    stale = idx / (path.name.split("-")[0] + "-0000000000000000.arrow")  # made by older code
+    stale = idx / (path.name.split("-")[0] + "-0000000000000000" + store_index.SUFFIX)  # made by older code
     stale.write_bytes(path.read_bytes())
     (results / "grid" / "r3.json").unlink()
     store.load_runs([results], index_dir=idx)
     assert not stale.exists() and path.exists()
 
 
-def test_a_temporary_left_by_a_killed_writer_is_removed_once_abandoned(results, tmp_path):
+def test_a_temporary_left_by_a_killed_writer_is_removed_once_abandoned(results, tmp_path, later):
     idx = tmp_path / "idx"
     idx.mkdir()
-    abandoned, current = idx / ".tmp-abc.arrow", idx / ".tmp-def.arrow"  # another writer's, in progress
+    abandoned, current = idx / (".tmp-abc" + store_index.SUFFIX), idx / (".tmp-def" + store_index.SUFFIX)  # another writer's, in progress
     for f in (abandoned, current):
         f.write_bytes(b"partial")
     hour_ago = os.stat(current).st_mtime - 3600
@@ -152,7 +153,7 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_once_abandoned(results, 
     assert not abandoned.exists() and current.exists()
 
 
-def test_an_index_that_cannot_be_written_only_costs_speed(results, tmp_path, caplog):
+def test_an_index_that_cannot_be_written_only_costs_speed(results, tmp_path, caplog, later):
     blocked = tmp_path / "file"
     blocked.write_text("a file where the index folder should be")
     with caplog.at_level("INFO", logger="core.store"):
@@ -160,22 +161,22 @@ def test_an_index_that_cannot_be_written_only_costs_speed(results, tmp_path, cap
     assert "could not write the store index" in caplog.text
 
 
-def test_each_results_folder_has_its_own_index(results, tmp_path):
+def test_each_results_folder_has_its_own_index(results, tmp_path, later):
     other = tmp_path / "other"
     _write(other / "x.json", _record("x"))
     idx = tmp_path / "idx"
     both = store.load_runs([results, other], index_dir=idx)
-    assert len(list(idx.glob("*.arrow"))) == 2
+    assert len(list(idx.glob("*" + store_index.SUFFIX))) == 2
     _same(both, store.load_runs([results, other], index_dir=idx))
 
 
-def test_a_folder_without_json_records_leaves_no_index(results, tmp_path):
+def test_a_folder_without_json_records_leaves_no_index(results, tmp_path, later):
     idx, empty = tmp_path / "idx", tmp_path / "parquet-only"
     store.write_records_parquet([_record("p1")], empty)
     assert list(store.load_runs([empty], index_dir=idx)["run_id"]) == ["p1"]
     assert not idx.exists() or not any(idx.iterdir())
     store.load_runs([results], index_dir=idx)
-    (made,) = idx.glob("*.arrow")
+    (made,) = idx.glob("*" + store_index.SUFFIX)
     for f in results.rglob("*.json"):  # compacted, say: the index of that folder goes too
         f.unlink()
     store.load_runs([results], index_dir=idx)
@@ -187,5 +188,133 @@ def test_where_the_index_lives(monkeypatch, tmp_path):
     assert store.default_index_dir() == store.REPO_ROOT / ".cache" / "store-index"
     monkeypatch.setenv(store.INDEX_ENV_VAR, str(tmp_path))
     assert store.default_index_dir() == tmp_path
-    monkeypatch.setenv(store.INDEX_ENV_VAR, " OFF ")
-    assert store.default_index_dir() is None
+    for off in (" OFF ", "false", "0", "no", "None"):
+        monkeypatch.setenv(store.INDEX_ENV_VAR, off)
+        assert store.default_index_dir() is None
+
+
+def test_a_damaged_byte_is_caught_by_the_checksum(results, tmp_path, later):
+    idx = tmp_path / "idx"
+    _write(results / "grid" / "r0.json", _record("r0", model="model-zqzq"))
+    full = store.load_runs([results])
+    store.load_runs([results], index_dir=idx)
+    (path,) = idx.glob("*" + store_index.SUFFIX)
+    raw = path.read_bytes()
+    assert raw.count(b"zqzq") == 1
+    path.write_bytes(raw.replace(b"zqzq", b"zqzx"))  # still valid text: only the checksum can tell
+    _same(full, store.load_runs([results], index_dir=idx))
+
+
+def test_a_crafted_index_with_broken_offsets_is_refused_before_any_value_is_read(results, tmp_path, later):
+    import numpy as np
+    import pyarrow as pa
+
+    idx = tmp_path / "idx"
+    full = store.load_runs([results])
+    store.load_runs([results], index_dir=idx)
+    path = store_index.index_file(idx, results)
+    table = store_index._read_index(path)
+    keys = table["_key"].combine_chunks()
+    validity, offsets, data = keys.buffers()
+    bent = np.frombuffer(offsets, dtype=np.int32).copy()
+    bent[1] = 2**31 - 1000  # far past the data: reading it would touch memory out of bounds
+    broken = pa.Array.from_buffers(pa.string(), len(keys), [validity, pa.py_buffer(bent.tobytes()), data])
+    store_index._write_index(path, table.set_column(table.schema.get_field_index("_key"), "_key", broken))
+    _same(full, store.load_runs([results], index_dir=idx))  # with a valid checksum, still refused
+
+
+def test_a_fifo_in_place_of_the_index_does_not_hang_the_load(results, tmp_path):
+    import threading
+
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    os.mkfifo(store_index.index_file(idx, results))
+    done = []
+    worker = threading.Thread(target=lambda: done.append(store.load_runs([results], index_dir=idx)), daemon=True)
+    worker.start()
+    worker.join(20)
+    assert done, "the load hung on a FIFO"
+    _same(store.load_runs([results]), done[0])
+
+
+def test_the_same_folder_through_a_link_shares_its_index(results, tmp_path, reads, later):
+    idx, alias = tmp_path / "idx", tmp_path / "alias"
+    alias.symlink_to(results)
+    store.load_runs([results], index_dir=idx)
+    reads.clear()
+    through_link = store.load_runs([alias], index_dir=idx)
+    assert sorted(reads) == ["bad.json", "broken.json"]
+    _same(store.load_runs([alias]), through_link)  # files named as given, through the link
+
+
+def test_an_unchanged_store_is_not_rewritten_even_with_a_file_from_the_future(results, tmp_path, monkeypatch, later):
+    idx = tmp_path / "idx"
+    future = results / "grid" / "r0.json"
+    ahead = os.stat(future).st_mtime + 3600
+    os.utime(future, (ahead, ahead))  # a clock set wrong somewhere: never settled
+    store.load_runs([results], index_dir=idx)
+    writes = []
+    real = store_index._write_index
+    monkeypatch.setattr(store_index, "_write_index", lambda *a: writes.append(a) or real(*a))
+    for _ in range(3):
+        store.load_runs([results], index_dir=idx)
+    assert writes == []
+
+
+def test_the_racy_window_counts_from_the_start_of_the_load(results, tmp_path, reads, monkeypatch):
+    idx = tmp_path / "idx"
+    _write(results / "grid" / "fresh.json", _record("fresh"))
+    real = store_index.time_ns
+    calls = []
+
+    def slow_load_clock():  # the load's first reading is now; it then takes 10 s (a large store)
+        calls.append(None)
+        return real() + (0 if len(calls) == 1 else 5 * store_index.RACY_NS)
+
+    monkeypatch.setattr(store_index, "time_ns", slow_load_clock)
+    store.load_runs([results], index_dir=idx)
+    monkeypatch.setattr(store_index, "time_ns", real)
+    reads.clear()
+    store.load_runs([results], index_dir=idx)
+    assert "fresh.json" in reads  # changed within the window of the load that saw it: not entered
+
+
+def test_a_file_name_that_is_not_utf8_is_named_not_fatal(results, tmp_path):
+    odd = os.fsdecode(os.fsencode(str(results / "grid")) + b"/caf\xe9.json")
+    _write(Path(odd), _record("cafe"))
+    for index_dir in (None, tmp_path / "idx"):
+        runs, skipped = store.load_runs_report([results], index_dir=index_dir)
+        assert "cafe" not in set(runs["run_id"]) and len(runs) == 6
+        assert any("caf\\xe9.json" in s.where and "not valid UTF-8" in s.reason for s in skipped)
+
+
+def test_no_fingerprint_means_no_index(results, tmp_path, monkeypatch):
+    monkeypatch.setattr(store_index, "FINGERPRINT", None)  # e.g. deployed without its .py sources
+    _same(store.load_runs([results]), store.load_runs([results], index_dir=tmp_path / "idx"))
+    assert not (tmp_path / "idx").exists()
+
+
+def test_the_index_is_readable_by_other_users_and_old_ones_are_dropped(results, tmp_path, later):
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    gone, recent = idx / ("0" * 16 + "-x" + store_index.SUFFIX), idx / ("1" * 16 + "-x" + store_index.SUFFIX)
+    for f in (gone, recent):
+        f.write_bytes(b"an index of another folder")
+    month_ago = os.stat(recent).st_mtime - 31 * 86_400
+    os.utime(gone, (month_ago, month_ago))
+    store.load_runs([results], index_dir=idx)
+    mine = store_index.index_file(idx, results)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(mine).st_mode & 0o777 == 0o666 & ~mask
+    assert recent.exists() and not gone.exists()
+
+
+def test_whatever_fails_in_the_index_the_load_reads_every_record_once(results, tmp_path, monkeypatch, later, caplog):
+    def broken_disk(*args):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(store_index, "_write_index", broken_disk)  # fails after the records were read
+    with caplog.at_level("WARNING", logger="core.store"):
+        _same(store.load_runs([results]), store.load_runs([results], index_dir=tmp_path / "idx"))
+    assert "not used (RuntimeError: disk on fire)" in caplog.text  # and each bad record named once (_same)

@@ -1,42 +1,48 @@
 """A local index of a results folder's JSON records, so a restarted server does not re-read,
 re-parse and re-validate every record (1,720 shipped records: 0.45 s, most of a fresh app's load).
 
-One Arrow IPC file per results folder holds, per record file, the row it gave and a key of the
-file's identity: size, modification and change times in nanoseconds, inode and device. A file
-whose key matches is taken from the index; any other is read and validated as usual. Records are
-written by an atomic rename (a new inode), so a changed record never keeps its key. A file changed
-within :data:`RACY_NS` of writing the index is not entered (the same guard as git's index against
-a change inside one timestamp tick), so it is read again next time.
+One file per results folder holds, per record file (by its path inside the folder), the row it
+gave and a key of the file's identity: size, modification and change times in nanoseconds, inode
+and device. A file whose key matches is taken from the index; any other is read and validated as
+usual. Records are written by an atomic rename (a new inode), so a changed record never keeps its
+key. A file changed less than :data:`RACY_NS` before the load began is not entered (the same guard
+as git's index against a change inside one timestamp tick), so it is read again next time.
 
-The index is a cache and never an authority: one that is missing, unreadable, of another layout,
-or made by other validation code (a fingerprint of that code is in its name) is ignored and
-rebuilt; failing to write it only costs speed (and a temporary file left by a writer that was killed
-is removed by a later write after 10 minutes). Invalid records are never entered, so each load
-names them again. It lives in ``$IIMM_STORE_INDEX`` (``off`` disables it), else in
-``.cache/store-index`` of the repository; deleting that folder is always safe.
+The index is a cache and never an authority: one that is missing, damaged (it carries a SHA-256 of
+its content), unreadable, not a regular file, of another layout, or made by other validation code
+or another Python (a fingerprint of both is in its name) is ignored and rebuilt; whatever goes
+wrong with it, the load reads every record instead. Invalid records are never entered, so each
+load names them again. It lives in ``$IIMM_STORE_INDEX`` (``off`` disables it), else in
+``.cache/store-index`` of the repository; deleting that folder is always safe. Whoever can write
+there can change what the app shows, as whoever can write the code can: keep it private.
 """
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import logging
 import os
-import tempfile
+import sys
 from pathlib import Path
 from time import time_ns
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from core.store.records import ARROW_SCHEMA, flatten, read_json_record
+from core.store.records import ARROW_SCHEMA, _atomic_write, flatten, read_capped, read_json_record
 from core.store.validate import Skipped
 
 log = logging.getLogger("core.store")
 
 INDEX_ENV_VAR = "IIMM_STORE_INDEX"
+OFF_VALUES = ("off", "0", "false", "no", "none")
 RACY_NS = 2_000_000_000
-_ABANDONED_NS = 600 * 10**9  # a temporary index file this old was left by a killed writer
+SUFFIX = ".index"
+MAX_INDEX_BYTES = 1 << 32
+_ABANDONED_NS = 600 * 10**9        # a temporary index file this old was left by a killed writer
+_UNUSED_NS = 30 * 86_400 * 10**9   # an index unused this long is dropped (its folder may be gone)
+_MAGIC = b"IIMM-STORE-INDEX-1\n"
 #: Rows handed to the loader: the record's row and the file it came from.
 ROWS_SCHEMA = ARROW_SCHEMA.append(pa.field("_file", pa.string()))
 _INDEX_SCHEMA = ROWS_SCHEMA.append(pa.field("_key", pa.string()))
@@ -44,31 +50,42 @@ _INDEX_SCHEMA = ROWS_SCHEMA.append(pa.field("_key", pa.string()))
 _DECIDING_CODE = ("core/schema.py", "core/store/validate.py", "core/store/records.py", "core/store/index.py")
 
 
+def _fingerprint() -> str | None:
+    """A hash of the deciding code as imported, of the row layout and of what else decides (Python,
+    its integer-digit limit, pyarrow, numpy); None when the sources cannot be read (no index then)."""
+    root = Path(__file__).resolve().parent.parent.parent
+    digest = hashlib.sha256(ARROW_SCHEMA.to_string().encode())
+    digest.update(f"{sys.version}|{sys.get_int_max_str_digits()}|{pa.__version__}|{np.__version__}".encode())
+    try:
+        for name in _DECIDING_CODE:
+            digest.update((root / name).read_bytes())
+    except OSError as exc:
+        log.info("store index off: the validation code's sources cannot be read (%s)", exc)
+        return None
+    return digest.hexdigest()[:16]
+
+
+FINGERPRINT = _fingerprint()  # at import: a server keeps the fingerprint of the code it runs
+
+
 def default_index_dir() -> Path | None:
-    """``$IIMM_STORE_INDEX`` (None when it is ``off``), else ``.cache/store-index`` in the repository."""
+    """``$IIMM_STORE_INDEX`` (None when it is ``off``, ``0``, ``false``, ``no`` or ``none``), else
+    ``.cache/store-index`` in the repository."""
     from core.store import REPO_ROOT
 
     env = os.environ.get(INDEX_ENV_VAR, "").strip()
-    if env.lower() == "off":
+    if env.lower() in OFF_VALUES:
         return None
     return Path(env).expanduser() if env else REPO_ROOT / ".cache" / "store-index"
 
 
-@functools.lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """A short hash of the code that validates and flattens records (and of the row layout)."""
-    from core.store import REPO_ROOT
-
-    digest = hashlib.sha256(ARROW_SCHEMA.to_string().encode())
-    for name in _DECIDING_CODE:
-        digest.update((REPO_ROOT / name).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def index_file(index_dir: Path, root: Path) -> Path:
-    """Where the index of ``root`` lives: named by the folder's real path and the code fingerprint."""
-    folder = hashlib.sha256(os.path.realpath(root).encode()).hexdigest()[:16]
-    return index_dir / f"{folder}-{code_fingerprint()}.arrow"
+def index_file(index_dir: Path, root: Path) -> Path | None:
+    """Where the index of ``root`` lives, named by the folder's real path and :data:`FINGERPRINT`
+    (None when there is no fingerprint)."""
+    if FINGERPRINT is None:
+        return None
+    folder = hashlib.sha256(os.fsencode(os.path.realpath(root))).hexdigest()[:16]
+    return index_dir / f"{folder}-{FINGERPRINT}{SUFFIX}"
 
 
 def file_key(path: Path) -> str | None:
@@ -97,11 +114,20 @@ def read_rows(files: list[Path], skipped: list[Skipped]) -> pa.Table:
 
 def _read_index(path: Path) -> pa.Table | None:
     try:
-        with pa.OSFile(str(path), "rb") as source:
-            table = pa.ipc.open_file(source).read_all()
+        raw = read_capped(path, MAX_INDEX_BYTES)  # non-blocking, regular files only, capped
     except FileNotFoundError:
         return None
-    except (OSError, pa.ArrowException, ValueError) as exc:
+    except (OSError, ValueError) as exc:
+        log.info("ignoring store index %s: %s", path, exc)
+        return None
+    head = len(_MAGIC) + 32
+    if raw[:len(_MAGIC)] != _MAGIC or hashlib.sha256(raw[head:]).digest() != raw[len(_MAGIC):head]:
+        log.info("ignoring damaged store index %s", path)
+        return None
+    try:
+        table = pa.ipc.open_file(pa.py_buffer(raw[head:])).read_all()
+        table.validate(full=True)  # offsets and UTF-8 checked before any value is read
+    except (pa.ArrowException, ValueError) as exc:
         log.info("ignoring unreadable store index %s: %s", path, exc)
         return None
     if not table.schema.equals(_INDEX_SCHEMA):
@@ -111,25 +137,27 @@ def _read_index(path: Path) -> pa.Table | None:
 
 
 def _write_index(path: Path, table: pa.Table) -> None:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, _INDEX_SCHEMA) as writer:
+        writer.write_table(table)
+    payload = sink.getvalue().to_pybytes()
+    data = _MAGIC + hashlib.sha256(payload).digest() + payload
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".arrow", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as sink, pa.ipc.new_file(sink, _INDEX_SCHEMA) as writer:
-                writer.write_table(table)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        for old in path.parent.glob(path.name.split("-")[0] + "-*.arrow"):  # made by older code
-            if old != path:
-                old.unlink(missing_ok=True)
-        for tmp_left in path.parent.glob(".tmp-*.arrow"):  # a writer killed mid-write left it
-            with contextlib.suppress(OSError):
-                if time_ns() - tmp_left.stat().st_mtime_ns > _ABANDONED_NS:
-                    tmp_left.unlink()
+        _atomic_write(path, lambda fh: fh.write(data))
     except OSError as exc:
         log.info("could not write the store index %s (%s); the next load reads every record", path, exc)
+        return
+    now = time_ns()
+    stem = path.name.split("-")[0]
+    for other in path.parent.iterdir():
+        with contextlib.suppress(OSError):
+            if other == path or not other.name.endswith(SUFFIX):
+                continue
+            age = now - other.stat().st_mtime_ns
+            if other.name.startswith(".tmp-") and age > _ABANDONED_NS:  # a killed writer's
+                other.unlink()
+            elif other.name.startswith(stem + "-") or (not other.name.startswith(".") and age > _UNUSED_NS):
+                other.unlink()  # this folder's index from other code, or an index unused for 30 days
 
 
 def indexed_rows(root: Path, files: list[Path], skipped: list[Skipped], index_dir: Path) -> pa.Table:
@@ -137,10 +165,23 @@ def indexed_rows(root: Path, files: list[Path], skipped: list[Skipped], index_di
     of ``root`` in ``index_dir`` and updating that index when anything changed. A folder without
     JSON records has no index (a store of Parquet files, or a temporary folder, leaves nothing)."""
     path = index_file(index_dir, root)
+    if path is None:
+        return read_rows(files, skipped)
     if not files:
         with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
         return read_rows(files, skipped)
+    mark = len(skipped)
+    try:
+        return _indexed_rows(root, files, skipped, path)
+    except Exception as exc:  # noqa: BLE001  (a cache: whatever fails in it, read every record)
+        del skipped[mark:]
+        log.warning("store index %s not used (%s: %s); reading every record", path, type(exc).__name__, exc)
+        return read_rows(files, skipped)
+
+
+def _indexed_rows(root: Path, files: list[Path], skipped: list[Skipped], path: Path) -> pa.Table:
+    start = time_ns()  # before any stat: a file changed after this moment is never entered
     index = _read_index(path)
     known: dict[str, tuple[str, int]] = {}
     if index is not None:
@@ -148,9 +189,10 @@ def indexed_rows(root: Path, files: list[Path], skipped: list[Skipped], index_di
             known[name] = (key, pos)
     hits: list[int] = []
     order: list[tuple[bool, int]] = []  # (from the index?, position in hits or in fresh rows)
-    fresh, fresh_keys, fresh_files = [], [], []
+    names: list[str] = []               # the files as given, for the rows returned
+    fresh, fresh_keys, fresh_names = [], [], []
     for f in files:
-        name, key = str(f), file_key(f)  # key before reading: a change meanwhile gives a new key
+        name, key = os.path.relpath(f, root), file_key(f)  # key before reading: a change meanwhile gives a new key
         entry = known.get(name)
         if key is not None and entry is not None and entry[0] == key:
             order.append((True, len(hits)))
@@ -159,14 +201,18 @@ def indexed_rows(root: Path, files: list[Path], skipped: list[Skipped], index_di
             order.append((False, len(fresh)))
             fresh.append(flatten(rec))
             fresh_keys.append(key)
-            fresh_files.append(name)
+            fresh_names.append(name)
+        else:
+            continue
+        names.append(str(f))
     cached = index.take(pa.array(hits, pa.int64())) if index is not None else _INDEX_SCHEMA.empty_table()
-    new = rows_table(fresh, fresh_files).append_column("_key", pa.array(fresh_keys, pa.string()))
-    if fresh or index is None or len(hits) != index.num_rows:
-        now = time_ns()
-        settled = [k is not None and now - max(map(int, k.split(":")[1:3])) > RACY_NS for k in fresh_keys]
+    new = rows_table(fresh, fresh_names).append_column("_key", pa.array(fresh_keys, pa.string()))
+    settled = [k is not None and start - max(map(int, k.split(":")[1:3])) > RACY_NS for k in fresh_keys]
+    dropped = index is not None and len(hits) != index.num_rows
+    if any(settled) or dropped:
         _write_index(path, pa.concat_tables([cached, new.filter(pa.array(settled, pa.bool_()))]))
     both = pa.concat_tables([cached, new])
     positions = [p if from_index else len(hits) + p for from_index, p in order]
     log.debug("store index %s: %d of %d records unchanged", path.name, len(hits), len(files))
-    return both.take(pa.array(positions, pa.int64())).drop_columns(["_key"])
+    rows = both.take(pa.array(positions, pa.int64())).drop_columns(["_file", "_key"])
+    return rows.append_column("_file", pa.array(names, pa.string()))

@@ -223,13 +223,20 @@ def list_data_files(root: Path, suffixes: tuple[str, ...], skipped: list[Skipped
             path = Path(folder) / name
             problem = _file_problem(path, real_root)
             if problem:
-                note(Skipped(str(path), problem))
+                note(Skipped(_text(path), problem))
             else:
                 found.append(path)
     return found
 
 
+def _text(path: Path) -> str:
+    """``path`` as printable text even when its bytes are not UTF-8 (shown as \\x.. escapes)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _file_problem(path: Path, real_root: str) -> str | None:
+    if _text(path) != str(path):  # tables, DuckDB and pages all need text
+        return "its path is not valid UTF-8; rename it"
     try:
         lst = os.lstat(path)
         if stat.S_ISLNK(lst.st_mode):
