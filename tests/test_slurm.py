@@ -48,16 +48,26 @@ def test_smoke_grid_on_slurm_with_a_cancelled_task_equals_a_local_run(tmp_path):
         env = {**slurm_env, **{k: env[k] for k in ("PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
         first = subprocess.Popen(_grid(remote, *slurm_args), cwd=REPO, env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline, cancelled = time.monotonic() + 600, None
-        while cancelled is None and time.monotonic() < deadline:
+        def queued(*states: str) -> list[str]:
+            args = ["squeue", "-h", "-r", "-o", "%i", *(["-t", ",".join(states)] if states else [])]
+            return subprocess.run(args, env=env, capture_output=True, text=True).stdout.split()
+
+        deadline, cancelled, too_late = time.monotonic() + 600, None, []
+        while cancelled is None and time.monotonic() < deadline and first.poll() is None:
             locks = list((remote / ".locks").glob("*.lock")) if (remote / ".locks").exists() else []
-            running = subprocess.run(["squeue", "-h", "-r", "-t", "RUNNING", "-o", "%i"], env=env,
-                                     capture_output=True, text=True).stdout.split()
+            running = queued("RUNNING")
             if locks and len(running) == 1:  # one task at a time: it holds this lock, mid-cell
-                subprocess.run(["scancel", running[0]], env=env, check=True)
-                cancelled = (running[0], locks[0].stem)
+                task, cell = running[0], locks[0].stem
+                subprocess.run(["scancel", task], env=env, check=True)
+                while task in queued() and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                # a cell of a few seconds can finish between the look and the cancel: then try the next one
+                if cell in _records(remote):
+                    too_late.append(cell)
+                else:
+                    cancelled = (task, cell)
             time.sleep(0.5)
-        assert cancelled, "no task was ever seen mid-cell"
+        assert cancelled, f"no task was ever cancelled mid-cell (cancels that came too late: {too_late})"
         out, _ = first.communicate(timeout=900)
         assert first.returncode == 1 and "without a result" in out, out[-3000:]
         assert cancelled[1] not in _records(remote)  # the cancelled cell left no record...
