@@ -45,18 +45,23 @@ def main(argv: list[str] | None = None) -> int:
         if problem and root.exists():  # a missing folder gets its own message below
             print(f"error: --results: {problem}", file=sys.stderr)
             return 2
-    if args.compact:
-        for root in args.results or [store.local_results_dir()]:
-            if not root.is_dir():
-                print(f"error: results folder {root} does not exist", file=sys.stderr)
-                return 2
-            made = store.compact(root)
-            print(f"compacted {root} -> {made}" if made else f"{root}: nothing to compact",
-                  file=sys.stderr)
     missing = [str(r) for r in args.results or [] if not r.exists()]
     if missing:
         print(f"error: results folder(s) not found: {', '.join(missing)}", file=sys.stderr)
         return 2
+    if args.output and (args.output.is_dir() or not args.output.parent.is_dir()):
+        print(f"error: -o {args.output}: " + ("is a folder" if args.output.is_dir() else "its folder does not exist"),
+              file=sys.stderr)
+        return 2
+    compacting = (args.results or [store.local_results_dir()]) if args.compact else []
+    for root in compacting:  # every check before the first compaction: it deletes what it merged
+        problem = "does not exist" if not root.is_dir() else store.is_results_folder(root)
+        if problem:
+            print(f"error: not compacting {root}: {problem}", file=sys.stderr)
+            return 2
+    for root in compacting:
+        made = store.compact(root)
+        print(f"compacted {root} -> {made}" if made else f"{root}: nothing to compact", file=sys.stderr)
     df = _ordered(store.load_runs(args.results))
     data = store.to_csv_bytes(df) if args.format == "csv" else store.to_parquet_bytes(df)
     if args.output:

@@ -121,3 +121,26 @@ def test_bench_store_runs_small(capsys):
     out = capsys.readouterr().out
     assert "built 40 runs" in out and "load_runs (cold)" in out and "(43 rows)" in out
     assert bench_store.main(["--runs", "0"]) == 2
+
+
+def test_export_compact_refuses_a_default_store_that_is_not_a_results_folder(tmp_path, monkeypatch, capsys):
+    tree = tmp_path / "project"  # IIMM_RESULTS pointed at a source tree by mistake
+    write_fixture_store(tree / "jobs" / "results", n_datasets=2, methods=("full",))
+    (tree / "setup.py").write_text("# not a record\n")
+    monkeypatch.setenv(store.ENV_VAR, str(tree))
+    before = sorted(tree.rglob("*.json"))
+    assert export.main(["--compact", "--format", "csv"]) == 2
+    assert "not compacting" in capsys.readouterr().err and sorted(tree.rglob("*.json")) == before
+    with pytest.raises(ValueError, match="does not look like a results folder"):
+        store.compact(tree)
+    assert sorted(tree.rglob("*.json")) == before
+
+
+@pytest.mark.parametrize("bad", ["missing-results", "missing-output-folder"])
+def test_export_checks_every_option_before_compacting_anything(results, tmp_path, capsys, bad):
+    extra = (["--results", str(tmp_path / "nope")] if bad == "missing-results"
+             else ["-o", str(tmp_path / "no-such-folder" / "out.csv")])
+    before = sorted(results.glob("*.json"))
+    assert export.main(["--results", str(results), "--compact", *extra]) == 2
+    assert sorted(results.glob("*.json")) == before and not list(results.glob("*.parquet"))
+    assert "error:" in capsys.readouterr().err

@@ -239,3 +239,48 @@ def test_nan_in_nested_fields_becomes_null_and_stored_ids_survive_compaction(tmp
     store.compact(tmp_path)
     assert store.stored_run_ids(tmp_path) == {"r1", "r2"}
     assert store.stored_run_ids(tmp_path, ok_only=True) == {"r1"}
+
+
+def test_compaction_keeps_an_old_parquet_it_could_not_fully_load(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.store.records import flatten
+
+    write_fixture_store(tmp_path, n_datasets=2, methods=("full",))
+    (tmp_path / "compacted-ffffffffffffffff.parquet").write_bytes(b"PAR1 not really")
+    bad_row = flatten(store.check_record(_record("bad-row")))
+    bad_row["ft_acc"] = 250.0  # out of range: quarantined and named on every load
+    pq.write_table(pa.Table.from_pylist([flatten(store.check_record(_record("good-row"))), bad_row],
+                                        schema=store.ARROW_SCHEMA), tmp_path / "compacted-eeeeeeeeeeeeeeee.parquet")
+    before, skipped_before = store.load_runs_report([tmp_path])
+    assert len(skipped_before) == 2 and "good-row" in set(before["run_id"])
+    store.compact(tmp_path)
+    after, skipped_after = store.load_runs_report([tmp_path])
+    pd.testing.assert_frame_equal(before, after)
+    assert [s.reason for s in skipped_after] == [s.reason for s in skipped_before]
+    assert (tmp_path / "compacted-ffffffffffffffff.parquet").exists()
+
+
+def test_a_killed_compactions_temporary_file_goes_at_the_next_compaction(tmp_path):
+    write_fixture_store(tmp_path, n_datasets=2, methods=("full",))
+    left = tmp_path / ".tmp-compacted-0123456789abcdef-abcdefgh.parquet"
+    left.write_bytes(b"half a parquet file")
+    store.compact(tmp_path)
+    assert not left.exists()
+
+
+def test_a_record_too_large_for_any_reader_is_refused_when_written(tmp_path):
+    big = _record("big", **{f"note_{i}": "x" * 60_000 for i in range(20)})  # each field within its own limit
+    with pytest.raises(store.RecordError, match="byte file; the limit is"):
+        store.write_record(big, tmp_path)
+    report = store.ingest_items([("big.json", big)], tmp_path)
+    assert not report.accepted and report.refused and not list(tmp_path.glob("*.json"))
+
+
+def test_a_custom_field_named_extra_is_refused_not_dropped(tmp_path):
+    with pytest.raises(store.RecordError, match="'extra' is reserved"):
+        store.write_record(_record("x", extra="my note"), tmp_path)
+    (tmp_path / "x.json").write_text(json.dumps(_record("x", extra="my note")))
+    runs, skipped = store.load_runs_report([tmp_path])
+    assert runs.empty and "reserved" in skipped[0].reason

@@ -13,7 +13,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.store.records import (ARROW_SCHEMA, _atomic_write, flatten, list_data_files, read_json_record)
+from core.store.records import (ARROW_SCHEMA, TMP_PREFIX, _atomic_write, flatten, is_results_folder, list_data_files,
+                                read_json_record)
 from core.store.validate import check_record
 
 log = logging.getLogger("core.store")
@@ -70,8 +71,10 @@ def compact(root: str | Path) -> Path | None:
 
     Returns the new file, or None when there was nothing to merge. Runs under a file lock
     against other compactions only. Invalid JSON files are left in place; a JSON file that
-    changed after it was read is kept (the next compaction takes it). Rows of the old Parquet
-    files that break the schema are dropped (they were never loaded either).
+    changed after it was read is kept (the next compaction takes it). An old Parquet file that
+    could not be read, or holds rows that break the schema, is kept too (its valid rows are merged),
+    so every load still names what it skipped. A folder :func:`is_results_folder` refuses (a home
+    folder, a source tree) is refused: compaction deletes the files it merged.
     """
     from core.store.index import rows_table
     from core.store.load import merge_rows
@@ -79,7 +82,13 @@ def compact(root: str | Path) -> Path | None:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"results folder {root} does not exist")
+    if problem := is_results_folder(root):
+        raise ValueError(f"not compacting: {problem}")
     with file_lock(root / LOCK_NAME):
+        for left in root.glob(f"{TMP_PREFIX}compacted-*.parquet"):  # a killed compaction's; we hold the lock
+            with contextlib.suppress(OSError):
+                left.unlink()
+                log.warning("removed %s, left by an interrupted compaction", left.name)
         seen: list[tuple[Path, int, int]] = []
         rows = []
         for f in list_data_files(root, (".json",)):
@@ -94,10 +103,15 @@ def compact(root: str | Path) -> Path | None:
         old = [f for f in list_data_files(root, (".parquet",)) if f.name.startswith("compacted-")]
         if not rows and len(old) <= 1:
             return None
-        merged = merge_rows([(rows_table(rows, [str(f) for f, _, _ in seen]), old)], strict=True, skipped=[])
+        skipped: list = []
+        merged = merge_rows([(rows_table(rows, [str(f) for f, _, _ in seen]), old)], strict=True, skipped=skipped)
         target = write_parquet(merged, root)
         for f in old:
-            if f != target:
+            named = [s for s in skipped if s.where == str(f) or s.where.startswith(f"{f} (")]
+            if named:
+                log.warning("kept %s: %d of its rows or the file itself could not be loaded (%s)", f.name,
+                            len(named), named[0].reason)
+            elif f != target:
                 f.unlink(missing_ok=True)
         removed = 0
         for f, mtime, size in seen:

@@ -22,14 +22,13 @@ import pandas as pd
 import pyarrow as pa
 
 from core import schema
-from core.store.validate import (MAX_PARQUET_BYTES, MAX_RECORD_BYTES, RecordError, Skipped,
+from core.store.validate import (EXTRA_COLUMN, MAX_PARQUET_BYTES, MAX_RECORD_BYTES, RecordError, Skipped,
                                  check_record, parse_record_bytes)
 
 log = logging.getLogger("core.store")
 
 TMP_PREFIX = ".tmp-"
 MARKER_NAME = ".iimm-results"       # written into every folder the grid or ingest writes to
-EXTRA_COLUMN = "extra"
 COLUMNS: tuple[str, ...] = (*schema.SCALAR_FIELDS, *schema.NESTED_FIELDS, EXTRA_COLUMN)
 _ARROW = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
 ARROW_SCHEMA = pa.schema([(n, _ARROW[k]) for n, (k, _) in schema.SCALAR_FIELDS.items()]
@@ -82,10 +81,15 @@ def record_bytes(record: Mapping[str, Any]) -> bytes:
 
 
 def prepare_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate a record and fill ``created_at`` (UTC, ISO-8601) when absent."""
+    """Validate a record and fill ``created_at`` (UTC, ISO-8601) when absent. RecordError too when its
+    file would exceed :data:`MAX_RECORD_BYTES`, which every reader refuses (fields within their own
+    limits can still add up to more)."""
     rec = check_record(record)
     if not rec.get("created_at"):
         rec["created_at"] = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    if (size := len(record_bytes(rec))) > MAX_RECORD_BYTES:
+        raise RecordError(f"record would be a {size}-byte file; the limit is {MAX_RECORD_BYTES} "
+                          "(make its custom fields smaller)")
     return rec
 
 

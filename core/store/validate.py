@@ -18,6 +18,8 @@ import numpy as np
 from core import schema
 
 RecordError = schema.SchemaError
+#: The column that holds a record's custom fields (as JSON), so no record may have a field of that name.
+EXTRA_COLUMN = "extra"
 MAX_RECORD_BYTES = 1 << 20          # one JSON record file (the shipped ones are ~3 KiB)
 MAX_PARQUET_BYTES = 1 << 30         # one Parquet file (100,000 compacted runs take ~20 MiB)
 MAX_RECORD_DEPTH = schema.MAX_NESTED_DEPTH + 1  # the record object itself is one level
@@ -59,6 +61,9 @@ def check_record(record: Mapping[str, Any]) -> dict[str, Any]:
     Raises RecordError (a ValueError) naming the problem.
     """
     schema.validate_record(record)  # type: ignore[arg-type]
+    if EXTRA_COLUMN in record:  # it would be silently replaced by the column of the other custom fields
+        raise RecordError(f"field {EXTRA_COLUMN!r} is reserved: the store keeps custom fields under that "
+                          "name; rename it")
     if not _RUN_ID.match(record["run_id"]):
         raise RecordError(f"run_id {schema._short(record['run_id'])} must be 1-200 letters, digits, "
                           "'.', '_' or '-' and start with a letter or digit")
