@@ -7,7 +7,7 @@
 Without --results it reads the same store as the app (shipped jobs/results plus the local
 store). Columns: the leaderboard columns first (run_id, model, pretrained, method, dataset,
 seed, status, zs_acc, ft_acc, id_gain, norm_gain, ood_change, iimm, source), then the other
-schema columns; nested fields are JSON text, so an export can be ingested again.
+schema columns; nested fields are JSON text, so a Parquet export can be ingested again (a CSV is for reading).
 """
 from __future__ import annotations
 

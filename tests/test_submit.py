@@ -75,3 +75,15 @@ def test_submit_page_renders_its_form(stores):
     assert not at.exception
     assert at.title[0].value == "Submit runs" and len(at.get("file_uploader")) == 1
     assert at.button(key="sub_go").disabled  # nothing to submit yet
+
+
+def test_a_local_store_the_app_refuses_is_not_searched_for_conflicts(stores, tmp_path, monkeypatch):
+    tree = tmp_path / "project"  # IIMM_RESULTS at a source tree: the app leaves it out, and so do submissions
+    record = make_fixture_records(n_datasets=1, methods=("lora",))[0]
+    (tree / "old").mkdir(parents=True)
+    (tree / "old" / "x.json").write_text(json.dumps(dict(record, ft_acc=11.0, id_gain=None, norm_gain=None)))
+    (tree / "setup.py").write_text("# not a record\n")
+    monkeypatch.setenv(store.ENV_VAR, str(tree))
+    zip_path = tmp_path / "s.zip"
+    make_zip(zip_path, {"a.json": json.dumps(record).encode()})
+    assert store.accept_submission(zip_path).summary() == "1 accepted, 0 refused"

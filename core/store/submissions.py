@@ -76,7 +76,8 @@ def accept_submission(source: Source, *, target: str | Path | None = None,
     import core.store as package
 
     folder = Path(target) if target is not None else package.submissions_dir()
-    conflicts = [package.SHIPPED_DIR, package.local_results_dir()]
+    local = package.local_results_dir()  # checked as the app checks it: never walk a home folder or "/"
+    conflicts = [package.SHIPPED_DIR] + ([] if package.is_results_folder(local) else [local])
     with _opened(source) as fh:
         zf, _ = _open_zip(fh, limits)
         with zf:
