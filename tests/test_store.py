@@ -284,3 +284,19 @@ def test_a_custom_field_named_extra_is_refused_not_dropped(tmp_path):
     (tmp_path / "x.json").write_text(json.dumps(_record("x", extra="my note")))
     runs, skipped = store.load_runs_report([tmp_path])
     assert runs.empty and "reserved" in skipped[0].reason
+
+
+def test_a_tie_in_one_folder_keeps_its_winner_through_compaction(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.store.records import flatten
+
+    tie = "2025-01-01T00:00:00+00:00"
+    store.write_record(_record("x", ft_acc=60.0, created_at=tie), tmp_path)
+    imported = flatten(store.check_record(_record("x", ft_acc=70.0, created_at=tie)))
+    pq.write_table(pa.Table.from_pylist([imported], schema=store.ARROW_SCHEMA), tmp_path / "a-import.parquet")
+    assert store.load_runs([tmp_path])["ft_acc"].tolist() == [60.0]  # JSON wins a tie
+    store.compact(tmp_path)
+    assert not list(tmp_path.glob("*.json"))
+    assert store.load_runs([tmp_path])["ft_acc"].tolist() == [60.0]  # ...and its compacted copy still does

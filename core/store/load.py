@@ -102,25 +102,32 @@ def _load_once(roots: list[Path], strict: bool, index_dir: Path | None
 def merge_rows(per_root: list[tuple[pa.Table, list[Path]]], strict: bool, skipped: list[Skipped]) -> pa.Table:
     """Per root (JSON rows as :data:`core.store.index.ROWS_SCHEMA`, Parquet files) -> one table of
     ARROW_SCHEMA, one row per run_id: the earliest root's copy; within a root the newest
-    created_at (JSON wins ties)."""
+    created_at; on a tie JSON wins, then compacted Parquet (former JSON winners, so compaction
+    never changes the winner), then other Parquet files by name."""
     con = duckdb.connect()
     try:
-        tables = []
+        tables, sources = [], []
         for index, (json_table, parquet_files) in enumerate(per_root):
             parts = [json_table]
+            sources.append(pa.array([0] * json_table.num_rows, pa.int8()))
             if parquet_files:
                 parquet = _read_parquet(con, parquet_files, strict, skipped)
                 if parquet is not None:
                     parts.append(parquet)
+                    compacted = pc.match_substring_regex(parquet["_file"], r"(^|[/\\])compacted-[^/\\]*$")
+                    sources.append(pc.if_else(compacted, 1, 2).cast(pa.int8()).combine_chunks())
             for part in parts:
                 tables.append(part.append_column("_root", pa.array([index] * part.num_rows, pa.int64())))
         merged = pa.concat_tables(tables).cast(_WORK) if tables else _WORK.empty_table()
         keys = pa.table({"run_id": merged["run_id"], "created_at": merged["created_at"],
-                         "_root": merged["_root"], "_pos": pa.array(range(merged.num_rows), pa.int64())})
+                         "_root": merged["_root"], "_file": merged["_file"],
+                         "_src": pa.chunked_array(sources, pa.int8()),
+                         "_pos": pa.array(range(merged.num_rows), pa.int64())})
         ranked = _arrow(con.execute(
             "SELECT _pos, _root, first_value(_pos) OVER w AS _keep, first_value(_root) OVER w AS _keep_root, "
             "row_number() OVER w AS _rank, created_at, run_id FROM keys "
-            "WINDOW w AS (PARTITION BY run_id ORDER BY _root, created_at DESC NULLS LAST, _pos)"))
+            "WINDOW w AS (PARTITION BY run_id ORDER BY _root, created_at DESC NULLS LAST, _src, "
+            "CASE WHEN _src = 0 THEN NULL ELSE _file END NULLS FIRST, _pos)"))
         _note_conflicts(merged, ranked, skipped)
         kept = con.execute("SELECT _pos FROM ranked WHERE _rank = 1 "
                            "ORDER BY created_at NULLS FIRST, run_id").fetchnumpy()["_pos"]
