@@ -300,3 +300,24 @@ def test_a_tie_in_one_folder_keeps_its_winner_through_compaction(tmp_path):
     store.compact(tmp_path)
     assert not list(tmp_path.glob("*.json"))
     assert store.load_runs([tmp_path])["ft_acc"].tolist() == [60.0]  # ...and its compacted copy still does
+
+
+def test_a_record_rewritten_during_compaction_survives_even_within_one_timestamp_tick(tmp_path, monkeypatch):
+    import os
+
+    from core.store import compaction
+
+    tie = "2025-01-01T00:00:00+00:00"
+    target = store.write_record(_record("r", ft_acc=60.0, created_at=tie), tmp_path)
+    real = compaction.read_json_record
+
+    def read_then_a_writer_replaces_it(path, skipped=None):
+        rec = real(path, skipped)
+        before = os.stat(path)
+        store.write_record(_record("r", ft_acc=61.0, created_at=tie), tmp_path)  # same size, a new inode
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # as if inside one coarse tick
+        return rec
+
+    monkeypatch.setattr(compaction, "read_json_record", read_then_a_writer_replaces_it)
+    store.compact(tmp_path)
+    assert target.exists() and store.load_runs([tmp_path])["ft_acc"].tolist() == [61.0]

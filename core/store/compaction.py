@@ -89,7 +89,7 @@ def compact(root: str | Path) -> Path | None:
             with contextlib.suppress(OSError):
                 left.unlink()
                 log.warning("removed %s, left by an interrupted compaction", left.name)
-        seen: list[tuple[Path, int, int]] = []
+        seen: list[tuple[Path, tuple[int, int, int]]] = []  # file, (mtime, size, inode) when read
         rows = []
         for f in list_data_files(root, (".json",)):
             try:
@@ -99,12 +99,12 @@ def compact(root: str | Path) -> Path | None:
             rec = read_json_record(f)
             if rec is not None:
                 rows.append(flatten(rec))
-                seen.append((f, st.st_mtime_ns, st.st_size))
+                seen.append((f, (st.st_mtime_ns, st.st_size, st.st_ino)))
         old = [f for f in list_data_files(root, (".parquet",)) if f.name.startswith("compacted-")]
         if not rows and len(old) <= 1:
             return None
         skipped: list = []
-        merged = merge_rows([(rows_table(rows, [str(f) for f, _, _ in seen]), old)], strict=True, skipped=skipped)
+        merged = merge_rows([(rows_table(rows, [str(f) for f, _ in seen]), old)], strict=True, skipped=skipped)
         target = write_parquet(merged, root)
         for f in old:
             named = [s for s in skipped if s.where == str(f) or s.where.startswith(f"{f} (")]
@@ -114,10 +114,10 @@ def compact(root: str | Path) -> Path | None:
             elif f != target:
                 f.unlink(missing_ok=True)
         removed = 0
-        for f, mtime, size in seen:
+        for f, when_read in seen:
             with contextlib.suppress(FileNotFoundError):
-                st = f.stat()
-                if (st.st_mtime_ns, st.st_size) == (mtime, size):
+                st = f.stat()  # a record rewritten since (a new inode, even within one timestamp tick) stays
+                if (st.st_mtime_ns, st.st_size, st.st_ino) == when_read:
                     f.unlink()
                     removed += 1
         log.info("compacted %d runs into %s (%d JSON files removed)", merged.num_rows, target, removed)
