@@ -206,3 +206,50 @@ def test_time_budget_stops_a_slow_parse(corpus):
     time.sleep(0.01)
     with pytest.raises(UploadError, match="time budget of 0 s"):
         load_image_folder_zip(corpus["good_folders"].path, deadline=deadline)
+
+
+def _png(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_large_16_bit_scans_are_loaded(tmp_path):
+    ramp = (np.arange(1024 * 1024, dtype=np.uint32) % 65536).astype(np.uint16).reshape(1024, 1024)
+    members = {f"{c}/{i}.png": _png(ramp) for c in ("healthy", "tumour") for i in range(2)}
+    sample = load_image_folder_zip(_zip(tmp_path / "scans.zip", members))
+    assert class_counts(sample) == {"healthy": 2, "tumour": 2}
+
+
+@pytest.mark.parametrize("high, expected_max", [(255, 255), (4095, 255), (65535, 255), (1023, 255), (256, 128)])
+def test_16_bit_images_are_scaled_by_the_bit_depth_their_values_need(tmp_path, high, expected_max):
+    image = np.linspace(0, high, 64 * 64).round().astype(np.uint16).reshape(64, 64)
+    members = {f"{c}/{i}.png": _png(image) for c in ("a", "b") for i in range(2)}
+    sample = load_image_folder_zip(_zip(tmp_path / "x.zip", members))
+    assert max(int(np.asarray(im).max()) for im in sample.data.images) == expected_max  # 12-bit data not near black
+
+
+def test_a_note_beside_the_class_folders_does_not_break_the_layout(tmp_path):
+    grey = _png(np.full((8, 8), 128, dtype=np.uint8))
+    members = {f"pets/{c}/{i}.png": grey for c in ("cat", "dog") for i in range(3)}
+    members["pets/README.txt"] = b"my pets"
+    sample = load_image_folder_zip(_zip(tmp_path / "pets.zip", members))
+    assert class_counts(sample) == {"cat": 3, "dog": 3}
+
+
+def test_class_names_stored_as_bytes_are_text(tmp_path):
+    path = tmp_path / "e.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, image_embeddings=rng.normal(size=(4, 8)).astype(np.float32),
+             text_embeddings=rng.normal(size=(2, 8)).astype(np.float32), labels=np.array([0, 0, 1, 1]),
+             class_names=np.array([b"cat", "dög".encode()]))  # h5py-style bytes (UTF-8 encoded)
+    assert load_embeddings_npz(path)["class_names"] == ["cat", "dög"]

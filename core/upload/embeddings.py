@@ -21,12 +21,12 @@ def _load_npy(raw: bytes, key: str) -> np.ndarray:
         shape, fortran, dtype = reader(bio)
     except Exception as e:  # numpy raises ValueError, SyntaxError... on a hostile header
         raise UploadError(f"array {key} is not a valid .npy array ({type(e).__name__})") from None
-    if dtype.kind not in "fiuU" or dtype.hasobject:
+    if dtype.kind not in "fiuUS" or dtype.hasobject:
         raise UploadError(f"array {key} has dtype {dtype}; only numbers and strings are accepted")
     if int(np.prod(shape, dtype=object)) * dtype.itemsize != len(raw) - bio.tell():
         raise UploadError(f"array {key}: its header (shape {shape}) does not match its data size")
     offset = bio.tell()
-    if dtype.kind == "U":  # small (class names): numpy's own reader
+    if dtype.kind in "US":  # small (class names): numpy's own reader
         return np.load(io.BytesIO(raw), allow_pickle=False)
     # Numbers: a view on the bytes already read, so parsing costs no second copy.
     return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(shape, order="F" if fortran else "C")
@@ -88,6 +88,11 @@ def _validate_embeddings(a: dict[str, np.ndarray], limits: UploadLimits, expecte
         raise UploadError(f"labels must be {n} integers (one per image), got {y.dtype} {y.shape}")
     if y.min() < 0 or y.max() >= c:
         raise UploadError(f"labels must lie in 0..{c - 1}, found {y.min()}..{y.max()}")
+    if names.dtype.kind == "S":  # bytes names, as h5py and .astype("S") write them
+        try:
+            names = np.char.decode(names, "utf-8")
+        except UnicodeDecodeError:
+            raise UploadError("class_names are bytes that are not UTF-8 text") from None
     if names.shape != (c,) or names.dtype.kind != "U":
         raise UploadError(f"class_names must be {c} strings (one per text embedding), got {names.dtype} {names.shape}")
     class_names = [str(s) for s in names]

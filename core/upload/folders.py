@@ -52,7 +52,9 @@ def _common_root(names: list[str]) -> str:
     firsts = {n.split("/", 1)[0] for n in names}
     if len(firsts) != 1 or any("/" not in n for n in names):
         return ""
-    deeper = all(n.count("/") >= 2 for n in names)  # else the top folder is the only class
+    images = [n for n in names if Path(n).suffix.lower() in IMAGE_EXTS]
+    # a README or notes file beside the class folders does not make the top folder a class
+    deeper = bool(images) and all(n.count("/") >= 2 for n in images)  # else the top folder is the only class
     manifest_here = any(n.count("/") == 1 and n.lower().endswith(".csv") for n in names)
     return firsts.pop() + "/" if deeper or manifest_here else ""
 

@@ -45,7 +45,9 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     elif high <= 255.0:
         scale = 1.0
     elif im.mode == "I" and high <= 65535.0:
-        scale = 255.0 / 65535.0
+        # by the smallest bit depth that holds the values: 12-bit camera data fill the 8-bit range
+        # instead of staying near black, as dividing every 16-bit container by 257 left them
+        scale = 255.0 / (2 ** int(high).bit_length() - 1)
     else:
         raise _Skip(f"image values reach {high:g}; expected [0, 1] or [0, 255] (float) or 8/16-bit integers")
     return Image.fromarray(np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8), mode="L")
@@ -63,6 +65,8 @@ def _decode_image(raw: bytes, limits: UploadLimits, pixels: PixelBudget | None =
                 raise _Skip(f"image too large ({w}×{h} pixels declared)")
             if pixels is not None:
                 pixels.take(w * h)
+            if im.mode.startswith("I;16"):  # Pillow cannot reduce() these, which thumbnail does when large
+                im = im.convert("I")
             im.thumbnail((limits.max_side, limits.max_side))
             im = _to_8bit(im)
             im = ImageOps.exif_transpose(im)  # phone photos store their rotation in EXIF
