@@ -24,6 +24,8 @@ ROW_COLUMNS = ["method", "method_title", "ok", "status", "id_gain", "id_gain_lo"
                "extrapolation", "pareto", "gain_basis", "ood_basis", "iimm_gain", "iimm_ood"]
 WEAK_R2 = 0.3  # below this median R² the fitted lines explain little of the spread between datasets
 GOOD_R2 = 0.6
+#: Zero-shot accuracy this many points under chance is called below chance (a small sample wobbles).
+BELOW_CHANCE_POINTS = 10.0
 
 
 @dataclass
@@ -93,7 +95,7 @@ def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool 
     half that gain, and the predicted best trade-offs. Confidence: "weak" when the reference lines
     explain little (median R² below :data:`WEAK_R2`) or their leave-one-dataset-out error is as large
     as the spread of the predicted gains; "good" above :data:`GOOD_R2` with a small error; else
-    "moderate". Warnings: toy or untrained model, extrapolation, zero-shot accuracy near chance.
+    "moderate". Warnings: toy or untrained model, extrapolation, zero-shot accuracy near or below chance.
     """
     ok = rows[rows["ok"]].dropna(subset=["id_gain", "ood_change"])
     warnings = []
@@ -104,7 +106,11 @@ def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool 
                         "forecast shows how the method works, not what a real CLIP model would do.")
     if zs_acc is not None and n_classes:
         chance = 100.0 / n_classes
-        if zs_acc < chance + 0.25 * (100.0 - chance):
+        if zs_acc < chance - BELOW_CHANCE_POINTS:
+            warnings.append(f"Zero-shot accuracy on your sample ({zs_acc:.0f} %) is below chance "
+                            f"({chance:.0f} %): the model's zero-shot guesses are systematically wrong "
+                            "here; check that the class names say what the images show.")
+        elif zs_acc < chance + 0.25 * (100.0 - chance):
             warnings.append(f"Zero-shot accuracy on your sample ({zs_acc:.0f} %) is close to chance "
                             f"({chance:.0f} %): the model barely recognises these classes.")
     if ok.empty:

@@ -45,6 +45,8 @@ def test_advise_warnings():
     out = advice.advise(rows, toy_model=True, zs_acc=30.0, n_classes=4)
     assert any("toy model" in w for w in out.warnings) and any("outside the range" in w for w in out.warnings)
     assert any("close to chance" in w for w in out.warnings)
+    below = advice.advise(rows, zs_acc=14.0, n_classes=2).warnings  # far under the 50 % of a coin flip
+    assert any("14 %) is below chance (50 %)" in w for w in below) and not any("close to" in w for w in below)
     assert "RANDOM WEIGHTS" in advice.advise(rows, random_weights=True).warnings[0]
     assert not advice.advise(rows, zs_acc=90.0, n_classes=4).warnings[1:]  # only extrapolation
     none = advice.advise(advice.forecast_rows(result([np.nan, np.nan], [np.nan, np.nan],
