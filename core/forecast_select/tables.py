@@ -2,6 +2,7 @@
 selection table the job and the compare page show, and the forecast of a new dataset."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -78,8 +79,23 @@ def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain",
     return pd.DataFrame(rows, columns=SELECTION_COLUMNS)
 
 
-def _score_cell(x: np.ndarray, y: np.ndarray, usable: list[str], level: float, *, pairs: bool,
-                coverage: bool, rule: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Procedure:
+    """The procedure on every reference dataset of one cell: candidate sets (names and columns), the
+    IIMM column and its set (``head``, ``default``; None without IIMM), the chosen set, every set's
+    LODO MAE, and the nested LODO residuals with the set chosen in each fold."""
+
+    sets_named: list[tuple[str, ...]]
+    sets: list[tuple[int, ...]]
+    head: int | None
+    default: int | None
+    best: int
+    errors: np.ndarray
+    resid: np.ndarray
+    chosen: list[int]
+
+
+def _run_procedure(x: np.ndarray, y: np.ndarray, usable: list[str], rule: str, *, pairs: bool = True) -> _Procedure:
     sets_named = candidate_sets(usable, pairs=pairs)
     sets = [tuple(usable.index(p) for p in s) for s in sets_named]
     rows = np.arange(len(y))
@@ -87,12 +103,20 @@ def _score_cell(x: np.ndarray, y: np.ndarray, usable: list[str], level: float, *
     default = sets.index((head,)) if head is not None else None
     best, errors = _select(x, y, rows, sets, default, rule)
     resid, chosen = _nested(x, y, rows, sets, default, rule)
+    return _Procedure(sets_named, sets, head, default, best, errors, resid, chosen)
+
+
+def _score_cell(x: np.ndarray, y: np.ndarray, usable: list[str], level: float, *, pairs: bool,
+                coverage: bool, rule: str) -> dict[str, Any]:
+    proc = _run_procedure(x, y, usable, rule, pairs=pairs)
+    sets_named, sets, head, best, errors, resid = (proc.sets_named, proc.sets, proc.head, proc.best, proc.errors,
+                                                   proc.resid)
     singles = [k for k, s in enumerate(sets) if len(s) == 1]
     best_single = min(singles, key=lambda k: errors[k]) if singles else None
     out = {"status": "ok", "n_sets": len(sets), "chosen": set_label(sets_named[best]),
-           "fold_agreement": float(np.mean([c == best for c in chosen])),
+           "fold_agreement": float(np.mean([c == best for c in proc.chosen])),
            "nested_lodo_mae": float(np.mean(np.abs(resid))),
-           "iimm_lodo_mae": float(errors[sets.index((head,))]) if head is not None else float("nan"),
+           "iimm_lodo_mae": float(errors[proc.default]) if proc.default is not None else float("nan"),
            "mean_only_lodo_mae": float(errors[0]),
            "best_single": set_label(sets_named[best_single]) if best_single is not None else "",
            "best_single_lodo_mae": float(errors[best_single]) if best_single is not None else float("nan"),
@@ -169,24 +193,19 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
                 row["status"] = f"too few runs (n={len(y)}, need {min_datasets} datasets)"
                 continue
             x0 = np.array([[float(values[p]) for p in usable]])
-            sets_named = candidate_sets(usable)
-            sets = [tuple(usable.index(p) for p in s) for s in sets_named]
-            idx = np.arange(len(y))
-            head = usable.index(HEADLINE) if HEADLINE in usable else None
-            default = sets.index((head,)) if head is not None else None
-            best, errors = _select(x, y, idx, sets, default, rule)
-            resid, _ = _nested(x, y, idx, sets, default, rule)
-            pred = float(_fit_predict(x, y, idx, sets[best], x0)[0])
-            half = _half_width(resid, level)
-            cols = list(sets[best])
-            row.update(status="ok", predictors=set_label(sets_named[best]), prediction=pred, lo=pred - half,
-                       hi=pred + half, nested_lodo_mae=float(np.mean(np.abs(resid))),
+            proc = _run_procedure(x, y, usable, rule)
+            sets, head = proc.sets, proc.head
+            pred = float(_fit_predict(x, y, np.arange(len(y)), sets[proc.best], x0)[0])
+            half = _half_width(proc.resid, level)
+            cols = list(sets[proc.best])
+            row.update(status="ok", predictors=set_label(proc.sets_named[proc.best]), prediction=pred, lo=pred - half,
+                       hi=pred + half, nested_lodo_mae=float(np.mean(np.abs(proc.resid))),
                        extrapolation=bool(((x0[0, cols] < x[:, cols].min(0)) | (x0[0, cols] > x[:, cols].max(0))).any())
                        if cols else False)
             if head is not None:
                 fit = forecast.fit_linear(x[:, head], y)
                 m, lo, hi = fit.predict(float(x0[0, head]), level)
-                row.update(iimm_prediction=m, iimm_lo=lo, iimm_hi=hi, iimm_lodo_mae=float(errors[sets.index((head,))]))
+                row.update(iimm_prediction=m, iimm_lo=lo, iimm_hi=hi, iimm_lodo_mae=float(proc.errors[proc.default]))
             if coverage:
                 cov = lodo_coverage(x, y, sets, head, level, rule=rule)
                 row.update(coverage=cov["coverage"], iimm_coverage=cov["iimm_coverage"])
