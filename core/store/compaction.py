@@ -20,6 +20,7 @@ from core.store.validate import check_record
 log = logging.getLogger("core.store")
 
 LOCK_NAME = ".compact.lock"
+COMPACTED_PREFIX = "compacted-"  # compaction's own files; the loader ranks them before other Parquet on ties
 
 
 @contextlib.contextmanager
@@ -54,7 +55,7 @@ def write_parquet(table: pa.Table, root: Path) -> Path:
     for run_id, created in zip(table.column("run_id").to_pylist(),
                                table.column("created_at").to_pylist()):
         digest.update(f"{run_id}\0{created}\n".encode())
-    target = root / f"compacted-{digest.hexdigest()[:16]}.parquet"
+    target = root / f"{COMPACTED_PREFIX}{digest.hexdigest()[:16]}.parquet"
     return _atomic_write(target, lambda fh: pq.write_table(table, fh, compression="zstd"))
 
 
@@ -85,7 +86,7 @@ def compact(root: str | Path) -> Path | None:
     if problem := is_results_folder(root):
         raise ValueError(f"not compacting: {problem}")
     with file_lock(root / LOCK_NAME):
-        for left in root.glob(f"{TMP_PREFIX}compacted-*.parquet"):  # a killed compaction's; we hold the lock
+        for left in root.glob(f"{TMP_PREFIX}{COMPACTED_PREFIX}*.parquet"):  # a killed compaction's; we hold the lock
             with contextlib.suppress(OSError):
                 left.unlink()
                 log.warning("removed %s, left by an interrupted compaction", left.name)
@@ -100,7 +101,7 @@ def compact(root: str | Path) -> Path | None:
             if rec is not None:
                 rows.append(flatten(rec))
                 seen.append((f, (st.st_mtime_ns, st.st_size, st.st_ino)))
-        old = [f for f in list_data_files(root, (".parquet",)) if f.name.startswith("compacted-")]
+        old = [f for f in list_data_files(root, (".parquet",)) if f.name.startswith(COMPACTED_PREFIX)]
         if not rows and len(old) <= 1:
             return None
         skipped: list = []

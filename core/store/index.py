@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from core.store.records import ARROW_SCHEMA, _atomic_write, flatten, read_capped, read_json_record
+from core.store.records import ARROW_SCHEMA, TMP_PREFIX, _atomic_write, flatten, read_capped, read_json_record
 from core.store.validate import Skipped
 
 log = logging.getLogger("core.store")
@@ -41,7 +41,7 @@ RACY_NS = 2_000_000_000
 SUFFIX = ".index"
 MAX_INDEX_BYTES = 1 << 32
 _ABANDONED_NS = 600 * 10**9        # a temporary index file this old was left by a killed writer
-_UNUSED_NS = 30 * 86_400 * 10**9   # an index unused this long is dropped (its folder may be gone)
+_UNUSED_NS = 30 * 86_400 * 10**9   # an index not rewritten this long is dropped (its folder may be gone)
 _MAGIC = b"IIMM-STORE-INDEX-1\n"
 #: Rows handed to the loader: the record's row and the file it came from.
 ROWS_SCHEMA = ARROW_SCHEMA.append(pa.field("_file", pa.string()))
@@ -154,10 +154,10 @@ def _write_index(path: Path, table: pa.Table) -> None:
             if other == path or not other.name.endswith(SUFFIX):
                 continue
             age = now - other.stat().st_mtime_ns
-            if other.name.startswith(".tmp-") and age > _ABANDONED_NS:  # a killed writer's
+            if other.name.startswith(TMP_PREFIX) and age > _ABANDONED_NS:  # a killed writer's
                 other.unlink()
             elif other.name.startswith(stem + "-") or (not other.name.startswith(".") and age > _UNUSED_NS):
-                other.unlink()  # this folder's index from other code, or an index unused for 30 days
+                other.unlink()  # this folder's index from other code, or one not rewritten for 30 days
 
 
 def indexed_rows(root: Path, files: list[Path], skipped: list[Skipped], index_dir: Path) -> pa.Table:

@@ -9,6 +9,7 @@ content is a no-op, a different one is quarantined as a conflict. Within one roo
 from __future__ import annotations
 
 import logging
+import re
 import time
 import warnings
 from collections.abc import Iterable
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core import schema
+from core.store.compaction import COMPACTED_PREFIX
 from core.store.index import indexed_rows, read_rows
 from core.store.records import ARROW_SCHEMA, COLUMNS, PANDAS_TYPES, list_data_files
 from core.store.validate import Skipped, reason_sql
@@ -30,6 +32,7 @@ _DUCK = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE", bool: "BOOLEAN"}
 DUCK_TYPES = {n: _DUCK[k] for n, (k, _) in schema.SCALAR_FIELDS.items()}
 _READ_RETRIES = 3
 MAX_SKIPPED_PER_FILE = 100  # a million bad rows in one Parquet file are named by a count
+_COMPACTED_FILE = rf"(^|[/\\]){re.escape(COMPACTED_PREFIX)}[^/\\]*$"
 _WORK = ARROW_SCHEMA.append(pa.field("_file", pa.string())).append(pa.field("_root", pa.int64()))
 
 
@@ -114,7 +117,7 @@ def merge_rows(per_root: list[tuple[pa.Table, list[Path]]], strict: bool, skippe
                 parquet = _read_parquet(con, parquet_files, strict, skipped)
                 if parquet is not None:
                     parts.append(parquet)
-                    compacted = pc.match_substring_regex(parquet["_file"], r"(^|[/\\])compacted-[^/\\]*$")
+                    compacted = pc.match_substring_regex(parquet["_file"], _COMPACTED_FILE)
                     sources.append(pc.if_else(compacted, 1, 2).cast(pa.int8()).combine_chunks())
             for part in parts:
                 tables.append(part.append_column("_root", pa.array([index] * part.num_rows, pa.int64())))
