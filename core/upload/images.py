@@ -28,9 +28,8 @@ class PixelBudget:
 
 
 def _to_8bit(im: Image.Image) -> Image.Image:
-    """High-bit-depth and float images as 8-bit, by their real range; _Skip when it is unknown."""
-    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
-        im = im.convert("I")
+    """32-bit integer (16-bit ones are widened before this) and float images as 8-bit, by their real
+    range; _Skip when it is unknown. Other modes pass unchanged."""
     if im.mode not in ("I", "F"):
         return im
     arr = np.asarray(im, dtype=np.float64)
