@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -87,6 +88,14 @@ def test_load_runs_reads_fixture_store_recursively(tmp_path):
     assert (df["source"] == FIXTURE_SOURCE).all()
     assert json.loads(df["ood_before"].iloc[0]) == {"ood-a": 60.0, "ood-b": 50.0}
     assert df["created_at"].is_monotonic_increasing
+
+
+def test_load_runs_takes_one_folder_given_as_str_or_path(tmp_path, monkeypatch):
+    write_fixture_store(tmp_path / "store", n_datasets=3, methods=("full",))
+    monkeypatch.chdir(tmp_path)  # a relative str must be one folder, not its characters
+    for one in ("store", Path("store"), str(tmp_path / "store")):
+        df, skipped = store.load_runs_report(one)
+        assert len(df) == 3 and not skipped
 
 
 def test_duplicate_run_keeps_first_root_and_names_the_conflict(tmp_path):

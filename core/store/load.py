@@ -9,6 +9,7 @@ content is a no-op, a different one is quarantined as a conflict. Within one roo
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 import warnings
@@ -36,17 +37,20 @@ _COMPACTED_FILE = rf"(^|[/\\]){re.escape(COMPACTED_PREFIX)}[^/\\]*$"
 _WORK = ARROW_SCHEMA.append(pa.field("_file", pa.string())).append(pa.field("_root", pa.int64()))
 
 
-def _roots(roots: Iterable[str | Path] | None) -> list[Path]:
+def _roots(roots: Iterable[str | Path] | str | Path | None) -> list[Path]:
     if roots is None:
         import core.store as package  # late: tests and benchmarks may repoint SHIPPED_DIR
 
         return package.default_roots()
+    if isinstance(roots, (str, bytes, os.PathLike)):  # one folder; a str must not iterate as characters
+        return [Path(os.fsdecode(roots))]
     return [Path(r) for r in roots]
 
 
-def load_runs_report(roots: Iterable[str | Path] | None = None, *, index_dir: Path | None = None
+def load_runs_report(roots: Iterable[str | Path] | str | Path | None = None, *, index_dir: Path | None = None
                      ) -> tuple[pd.DataFrame, list[Skipped]]:
-    """Every valid run under ``roots`` (default: the app's roots) and every skipped record.
+    """Every valid run under ``roots`` (one folder, or several in priority order; default: the
+    app's roots) and every skipped record.
 
     Frame: one row per run_id, columns :data:`COLUMNS`, ordered by created_at then run_id.
     Skipped: one :class:`Skipped` per file or row left out (invalid, unreadable, too large, not a
@@ -64,7 +68,7 @@ def load_runs_report(roots: Iterable[str | Path] | None = None, *, index_dir: Pa
     return _load_once([p for p in paths if p.exists()], strict=False, index_dir=index_dir)
 
 
-def load_runs(roots: Iterable[str | Path] | None = None, *, index_dir: Path | None = None) -> pd.DataFrame:
+def load_runs(roots: Iterable[str | Path] | str | Path | None = None, *, index_dir: Path | None = None) -> pd.DataFrame:
     """The frame of :func:`load_runs_report`; its skipped list rides in ``frame.attrs["skipped"]``
     (read it with :func:`skipped_records`)."""
     frame, skipped = load_runs_report(roots, index_dir=index_dir)
