@@ -71,8 +71,10 @@ def dataset_points(runs: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"the runs frame has no column(s) {missing}")
     ok = runs[runs["status"] == "ok"]
     values = [c for c in OUTCOME_COLUMNS if c in ok.columns]
-    if ok.empty:
-        return pd.DataFrame(columns=[*POINT_KEYS, *values, *COST_KEYS, "n_seeds"])
+    if ok.empty:  # typed like a full frame, so callers' arithmetic works on zero rows too
+        empty = {k: pd.Series(dtype=object) for k in POINT_KEYS}
+        empty.update({c: pd.Series(dtype=float) for c in [*values, *COST_KEYS]})
+        return pd.DataFrame({**empty, "n_seeds": pd.Series(dtype=np.int64)})
     frame = ok[POINT_KEYS + values].copy()
     for c in values:
         frame[c] = pd.to_numeric(frame[c], errors="coerce").astype(float)

@@ -182,6 +182,16 @@ def test_matrix_marks_the_best_method_per_dataset(fixture_store):
     assert "BitFit 6" in at.markdown[-1].value  # least forgetting on every dataset
 
 
+def test_matrix_of_a_model_whose_runs_all_failed_says_so(fixture_store):
+    for r in make_fixture_records(n_datasets=2, pretrained="other", n_failed=6):  # all six failed
+        store.write_record(r, fixture_store)
+    at = page("matrix")
+    at.query_params["model"] = "worldclip-tiny · other"
+    at.run()
+    assert not at.exception
+    assert any("No successful runs" in i.value for i in at.info)
+
+
 def test_compare_renders_panels_and_fit_table(fixture_store):
     at = page("compare").run()
     assert not at.exception

@@ -79,6 +79,16 @@ def test_dataset_matrix_marks_the_best_per_dataset_and_verdict():
     assert facts["front"][0] == "Full"  # an unknown name gets a readable title
 
 
+def test_dataset_matrix_of_a_model_with_only_failed_runs_is_empty_not_a_crash():
+    runs = frame(n_datasets=2, n_failed=6)  # every run failed
+    assert (runs["status"] != "ok").all()
+    for outcome in ranking.OUTCOME_COLUMNS:
+        cells = ranking.dataset_matrix(runs, outcome, model="worldclip-tiny", pretrained="world-v1")
+        assert cells.empty and "best" in cells.columns
+    points = ranking.dataset_points(runs)
+    assert points.empty and points["id_gain"].dtype == float and points["n_seeds"].dtype == np.int64
+
+
 def test_verdict_text_names_best_gentlest_and_front_and_escapes_titles():
     rows = ranking.method_ranking(frame(n_datasets=3))
     text = ranking.verdict_text(rows)
