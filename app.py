@@ -133,10 +133,23 @@ def option_text(value: object, max_chars: int = 120) -> str:
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
 
 
-def model_notice(model: str, pretrained: str) -> None:
-    """A warning under the title when the numbers come from a toy or an untrained model."""
+UNTRAINED_MARK = " (RANDOM WEIGHTS)"
+
+
+def model_names(frame: pd.DataFrame, untrained: set[tuple[str, str]]) -> pd.Series:
+    """'model · pretrained' for each row of ``frame``, marked when its numbers come from random weights
+    (``untrained``: :func:`core.cards.untrained_models`)."""
+    names = frame["model"].astype(str) + " · " + frame["pretrained"].astype(str)
+    marked = [(str(m), str(p)) in untrained for m, p in zip(frame["model"], frame["pretrained"])]
+    return names.where(~pd.Series(marked, index=frame.index, dtype=bool), names + UNTRAINED_MARK)
+
+
+def model_notice(model: str, pretrained: str, runs: pd.DataFrame | None = None) -> None:
+    """A warning under the title when the numbers come from a toy or an untrained model (``runs``: also
+    when any of this model's records says it had random weights)."""
     card = cards.model_card(model, pretrained)
-    if card.random_weights:
+    mine = None if runs is None else runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]
+    if card.random_weights or (mine is not None and (model, pretrained) in cards.untrained_models(mine)):
         st.warning(f"{plain(card.title)}: an untrained network. Its numbers describe random weights.")
     elif card.toy:
         st.info(f"**{plain(card.title)} is a toy model**: a tiny CLIP pretrained offline on this project's "

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from core.models import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -220,5 +222,19 @@ def model_card(model: str, pretrained: str) -> ModelCard:
                      markdown=markdown)
 
 
+def untrained_models(runs: pd.DataFrame) -> set[tuple[str, str]]:
+    """The (model, pretrained) pairs of ``runs`` whose numbers come from random weights: those the
+    model registry calls untrained, and those any of their records flags (``random_weights``), so an
+    ingested record with its own tag is labelled too."""
+    if runs.empty:
+        return set()
+    pairs = set(zip(runs["model"].astype(str), runs["pretrained"].astype(str)))
+    flagged = set()
+    if "random_weights" in runs.columns:
+        marked = runs[runs["random_weights"].fillna(False).astype(bool)]
+        flagged = set(zip(marked["model"].astype(str), marked["pretrained"].astype(str)))
+    return flagged | {pair for pair in pairs - flagged if model_card(*pair).random_weights}
+
+
 __all__ = ["PREDICTOR_TITLES", "predictor_title", "CITATIONS", "Citation", "METHOD_CARDS", "MethodCard", "ModelCard", "method_card", "method_title",
-           "model_card", "model_card_path"]
+           "model_card", "model_card_path", "untrained_models"]

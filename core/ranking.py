@@ -246,8 +246,10 @@ def predictor_summary(table: pd.DataFrame) -> pd.DataFrame:
 def run_label(row: Any) -> str:
     """A readable one-line name of a run: 'LoRA on letters, seed 1 (worldclip-tiny world-v1)'."""
     status = "" if row.get("status") in (None, "ok") else f" [{row['status']}]"
+    flag = row.get("random_weights")  # a bool, or NaN/None where the record does not say
+    untrained = ", RANDOM WEIGHTS" if isinstance(flag, (bool, np.bool_)) and flag else ""
     return (f"{cards.method_card(str(row['method'])).title} on {row['dataset']}, seed {row['seed']} "
-            f"({row['model']} {row['pretrained']}){status}")
+            f"({row['model']} {row['pretrained']}{untrained}){status}")
 
 
 __all__ = ["without_baselines", "RANK_BY", "RANKING_COLUMNS", "dataset_matrix", "dataset_points", "mean_interval",

@@ -45,7 +45,7 @@ with left:
         st.caption("No stored runs of this method yet.")
     else:
         st.write("**Measured** (one row per model; means over datasets):")
-        st.dataframe(rows.assign(model=rows["model"] + " · " + rows["pretrained"]), hide_index=True,
+        st.dataframe(rows.assign(model=app.model_names(rows, cards.untrained_models(runs))), hide_index=True,
                      key="card_measured", column_order=["model", "trainable_params", "id_gain", "ood_change",
                                                         "wall_time_s", "n_datasets", "n_runs"],
                      column_config={"trainable_params": st.column_config.NumberColumn("trainable params",
@@ -65,7 +65,7 @@ with right:
     st.subheader(plain(mcard.title))
     st.write(f"**open_clip name:** {plain(mcard.open_clip_name)}  \n**pretrained tag:** "
              f"{plain(mcard.pretrained)}  \n**weights:** {plain(mcard.weights_source)}")
-    app.model_notice(model, pretrained)
+    app.model_notice(model, pretrained, runs)
     if mcard.markdown:
         with st.container(border=True, height=520):
             # the repository's own model card (not record data), its headings made smaller to fit the column

@@ -37,7 +37,7 @@ model, pretrained = app.pick_model(all_runs, c1)
 mine = all_runs[(all_runs["model"] == model) & (all_runs["pretrained"] == pretrained)]
 methods = c2.multiselect("methods (none = all)", sorted(mine["method"].dropna().unique()), key="method",
                          bind=app.URL, format_func=lambda m: app.option_text(cards.method_title(m)))
-app.model_notice(model, pretrained)
+app.model_notice(model, pretrained, all_runs)
 runs = mine if not methods else mine[mine["method"].isin(methods)]
 for tab, outcome in zip(st.tabs(["IIMM vs in-domain gain", "IIMM vs out-of-domain change"]),
                         ("id_gain", "ood_change")):

@@ -27,7 +27,7 @@ if runs.empty:
 c1, c2 = st.columns(2)
 model, pretrained = app.pick_model(runs, c1)
 outcome = c2.selectbox("outcome", list(OUTCOMES), key="outcome", bind=app.URL, format_func=OUTCOMES.get)
-app.model_notice(model, pretrained)
+app.model_notice(model, pretrained, runs)
 cells = matrix(roots, outcome, model, pretrained, include)
 if cells.empty:
     st.info("No successful runs with this outcome for this model.")

@@ -37,7 +37,7 @@ rank_by = c2.selectbox("rank by", list(ranking.RANK_BY), key="rank", bind=app.UR
 mine = runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]
 datasets = c3.multiselect("datasets (none = all)", sorted(mine["dataset"].dropna().unique()), key="dataset",
                           bind=app.URL, format_func=app.option_text)
-app.model_notice(model, pretrained)
+app.model_notice(model, pretrained, runs)
 rows = table(roots, model, pretrained, tuple(datasets), rank_by, include)
 if rows.empty:
     st.info("No successful fine-tuning runs for this choice.")

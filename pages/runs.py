@@ -28,7 +28,8 @@ def query(roots: tuple, model: str | None, filters: tuple, search: str, sort_by:
     if model:
         runs = runs[[app.model_key(m, p) == model for m, p in zip(runs["model"], runs["pretrained"])]]
     view = store.query_runs(runs, filters=dict(filters), search=search, sort_by=sort_by, descending=desc)
-    return view.drop(columns=[store.EXTRA_COLUMN]) if full else view[list(store.LEADERBOARD_COLUMNS) + ["created_at"]]
+    return (view.drop(columns=[store.EXTRA_COLUMN]) if full
+            else view[[*store.LEADERBOARD_COLUMNS, "created_at", "random_weights"]])
 
 
 st.title("All runs")
@@ -54,8 +55,10 @@ order = c3.selectbox("order", ["desc", "asc"], key="order", bind=app.URL,
 args = (roots, model, tuple((k, tuple(v)) for k, v in filters.items()), search, sort_by, order == "desc")
 view = query(*args, include=include)
 top = view.head(SHOWN)  # labels for the shown rows only: over all 100,000 runs they took a second
-shown = top.assign(model_label=top["model"] + " · " + top["pretrained"],
-                   method_title=top["method"].map(cards.method_title))
+untrained = cards.untrained_models(top)
+shown = top.assign(model_label=app.model_names(top, untrained), method_title=top["method"].map(cards.method_title))
+if untrained:
+    st.warning("Rows marked RANDOM WEIGHTS come from untrained networks: their numbers describe random weights.")
 st.write(f"**{len(view)}** of {len(runs)} runs match; showing the first {len(shown)}, sorted by "
          f"{SORTS[sort_by]} ({'largest' if order == 'desc' else 'smallest'} first).")
 st.dataframe(shown, column_config=COLUMNS, hide_index=True, key="lb_table", column_order=list(COLUMNS))

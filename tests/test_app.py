@@ -227,6 +227,34 @@ def test_compare_shows_the_forecast_coverage_and_its_rule(fixture_store):
     assert coverage["outcome"].tolist()[0] == "id_gain" and coverage["cells"].tolist()[0] == 1
 
 
+def test_random_weight_numbers_are_labelled_on_all_runs_and_cards(fixture_store):
+    # a trained model beside the fixture's random one, and an ingested record that says random_weights
+    # under a tag of its own: both untrained models must be marked wherever their numbers appear
+    for r in make_fixture_records(n_datasets=2, methods=("lora",), pretrained="world-v1"):
+        store.write_record(r, fixture_store)
+    for r in make_fixture_records(n_datasets=2, methods=("lora",), pretrained="their-tag"):
+        store.write_record({**r, "random_weights": True}, fixture_store)
+    at = page("runs").run()
+    assert not at.exception
+    names = at.dataframe[0].value.set_index("run_id")["model_label"]
+    marked = {n for n in names if n.endswith("(RANDOM WEIGHTS)")}
+    assert marked == {"worldclip-tiny · random (RANDOM WEIGHTS)", "worldclip-tiny · their-tag (RANDOM WEIGHTS)"}
+    assert "worldclip-tiny · world-v1" in set(names)
+    assert any("RANDOM WEIGHTS" in w.value for w in at.warning)
+    assert any("RANDOM WEIGHTS" in o for o in at.selectbox(key="run").options)
+    cards_page = page("cards")
+    cards_page.query_params["card"] = "LoRA"
+    cards_page.run()
+    measured = set(cards_page.dataframe[1].value["model"])
+    assert measured == {"worldclip-tiny · random (RANDOM WEIGHTS)", "worldclip-tiny · their-tag (RANDOM WEIGHTS)",
+                        "worldclip-tiny · world-v1"}
+    ranking_page = app_test()
+    ranking_page.query_params["model"] = "worldclip-tiny · their-tag"
+    ranking_page.run()
+    assert not ranking_page.exception and ranking_page.selectbox(key="model").value == "worldclip-tiny@their-tag"
+    assert any("untrained network" in w.value for w in ranking_page.warning)
+
+
 def test_cards_for_known_and_unknown_methods(fixture_store):
     write_fixture_store(fixture_store, pretrained="random", methods=("peft_dora",), n_datasets=2)  # a new method
     at = page("cards")

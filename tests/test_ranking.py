@@ -89,6 +89,17 @@ def test_dataset_matrix_of_a_model_with_only_failed_runs_is_empty_not_a_crash():
     assert points.empty and points["id_gain"].dtype == float and points["n_seeds"].dtype == np.int64
 
 
+def test_untrained_models_come_from_the_registry_or_the_records_flag():
+    runs = pd.concat([frame(n_datasets=1, pretrained=p) for p in ("world-v1", "random", "own-tag")])
+    runs.loc[runs["pretrained"] == "own-tag", "random_weights"] = True
+    assert cards.untrained_models(runs) == {("worldclip-tiny", "random"), ("worldclip-tiny", "own-tag")}
+    runs["random_weights"] = None  # records that do not say: the registry alone decides
+    assert cards.untrained_models(runs) == {("worldclip-tiny", "random")}
+    assert cards.untrained_models(runs.iloc[:0]) == set()
+    row = runs.iloc[0].to_dict() | {"random_weights": True}
+    assert ranking.run_label(row).endswith("world-v1, RANDOM WEIGHTS)")
+
+
 def test_verdict_text_names_best_gentlest_and_front_and_escapes_titles():
     rows = ranking.method_ranking(frame(n_datasets=3))
     text = ranking.verdict_text(rows)
