@@ -127,7 +127,8 @@ def method_ranking(runs: pd.DataFrame, *, rank_by: str = "id_gain", level: float
 
     ``id_gain``/``ood_change``: means over dataset points (points) with their t interval at
     ``level`` over datasets; ``net`` = their sum; costs are means over datasets of the seed
-    means. ``rank`` (1 = best) and ``pareto`` are within each (model, pretrained). Baselines
+    means. ``rank`` (1 = best; <NA> where the ranked outcome was not measured) and ``pareto`` are
+    within each (model, pretrained). Baselines
     (zero-shot: no training, every outcome 0 by definition) are left out unless asked for.
     Rows are ordered by model, then rank. Raises ValueError for an unknown ``rank_by``.
     """
@@ -155,11 +156,12 @@ def method_ranking(runs: pd.DataFrame, *, rank_by: str = "id_gain", level: float
         return pd.DataFrame(columns=RANKING_COLUMNS)
     column = RANK_BY[rank_by][0]
     out["pareto"] = False
-    out["rank"] = 0
+    out["rank"] = pd.Series(pd.NA, index=out.index, dtype="Int64")
     for _, idx in out.groupby(MODEL_KEYS, sort=False, dropna=False).groups.items():
         part = out.loc[idx]
         out.loc[idx, "pareto"] = pareto_mask(part["id_gain"], part["ood_change"])
-        out.loc[idx, "rank"] = part[column].rank(ascending=False, method="min", na_option="bottom").astype(int)
+        # a method whose ranking value was not measured (no OOD panel) is not ranked, not tied first
+        out.loc[idx, "rank"] = part[column].rank(ascending=False, method="min", na_option="keep").astype("Int64")
     out["pareto"] = out["pareto"].astype(bool)
     return out.sort_values([*MODEL_KEYS, "rank", "method"]).reset_index(drop=True)[RANKING_COLUMNS]
 
@@ -198,7 +200,8 @@ def verdict_text(rows: pd.DataFrame) -> str:
     if gentle is not None and gentle["method"] != best["method"]:
         text += (f" **Least forgetting for at least half that gain:** {plain(gentle['method_title'])}, "
                  f"{gentle['id_gain']:+.1f} in-domain, {gentle['ood_change']:+.1f} out-of-domain.")
-    text += f" **Best trade-offs** (nothing beats them on both): {', '.join(plain(t) for t in facts['front'])}."
+    if facts["front"]:  # empty when no method has an out-of-domain mean
+        text += f" **Best trade-offs** (nothing beats them on both): {', '.join(plain(t) for t in facts['front'])}."
     if rows["n_datasets"].nunique() == 1:
         text += f" Every method is averaged over the same {rows['n_datasets'].iloc[0]} datasets."
     return text
@@ -223,6 +226,13 @@ def dataset_matrix(runs: pd.DataFrame, outcome: str, *, model: str, pretrained: 
     best = out.groupby("dataset")["value"].transform("max")
     out["best"] = np.isclose(out["value"], best, rtol=0, atol=1e-9)
     return out.reset_index(drop=True)
+
+
+def interval_text(lo: float, hi: float) -> str:
+    """'[+1.2, +3.4]' for a finite interval; '—' where it is undefined (one dataset, or none measured)."""
+    if not (pd.notna(lo) and pd.notna(hi) and math.isfinite(lo) and math.isfinite(hi)):
+        return "—"
+    return f"[{lo:+.1f}, {hi:+.1f}]"
 
 
 def predictor_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -252,5 +262,5 @@ def run_label(row: Any) -> str:
             f"({row['model']} {row['pretrained']}{untrained}){status}")
 
 
-__all__ = ["without_baselines", "RANK_BY", "RANKING_COLUMNS", "dataset_matrix", "dataset_points", "mean_interval",
-           "method_ranking", "pareto_mask", "predictor_summary", "run_label", "verdict"]
+__all__ = ["without_baselines", "RANK_BY", "RANKING_COLUMNS", "dataset_matrix", "dataset_points", "interval_text",
+           "mean_interval", "method_ranking", "pareto_mask", "predictor_summary", "run_label", "verdict"]

@@ -36,9 +36,9 @@ if not runs.empty:
     ok = runs[runs["status"] == "ok"]
     dates = runs["created_at"].dropna().astype(str).str[:10]
     n_models = len(runs[["model", "pretrained"]].drop_duplicates())  # a model is a model · pretrained tag pair
+    when = f", recorded {plain(dates.min())} to {plain(dates.max())}" if not dates.empty else ""
     st.info(f"**The data here:** {len(runs)} runs ({len(ok)} successful) of {n_models} model(s), "
-            f"{runs['method'].nunique()} methods and {runs['dataset'].nunique()} datasets, recorded "
-            f"{plain(dates.min())} to {plain(dates.max())}.")
+            f"{runs['method'].nunique()} methods and {runs['dataset'].nunique()} datasets{when}.")
 st.markdown("""
 **The shipped results are from toy models.** `worldclip-tiny (world-v1)`, the default, is a tiny CLIP
 pretrained offline on this project's generated world (shapes, textures, letters, digits, land cover, charts).

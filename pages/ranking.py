@@ -46,9 +46,11 @@ if rows.empty:
 same = rows["n_datasets"].nunique() == 1  # then the sentence says it and the table drops the column
 st.markdown(ranking.verdict_text(rows))
 
+if rows["rank"].isna().any():
+    st.caption(f"Methods without a measured {ranking.RANK_BY[rank_by][1]} are not ranked.")
 shown = rows.assign(
-    gain_ci=[f"[{lo:+.1f}, {hi:+.1f}]" for lo, hi in zip(rows["id_gain_lo"], rows["id_gain_hi"])],
-    ood_ci=[f"[{lo:+.1f}, {hi:+.1f}]" for lo, hi in zip(rows["ood_change_lo"], rows["ood_change_hi"])],
+    gain_ci=[ranking.interval_text(lo, hi) for lo, hi in zip(rows["id_gain_lo"], rows["id_gain_hi"])],
+    ood_ci=[ranking.interval_text(lo, hi) for lo, hi in zip(rows["ood_change_lo"], rows["ood_change_hi"])],
     front=rows["pareto"].map({True: "✔ best", False: ""}),
     card=["/cards?card=" + quote(app.option_text(t)) for t in rows["method_title"]])  # URLs hold option labels
 SMALL = "small"

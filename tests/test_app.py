@@ -192,6 +192,26 @@ def test_matrix_of_a_model_whose_runs_all_failed_says_so(fixture_store):
     assert any("No successful runs" in i.value for i in at.info)
 
 
+def test_pages_show_undefined_values_as_a_dash_never_nan(fixture_store):
+    # LoRA's last two runs failed: the per-dataset table has empty cells
+    at = page("matrix").run()
+    assert not at.exception
+    shown = at.dataframe[0].proto.SerializeToString()  # carries the Styler's display text
+    assert "—".encode() in shown and b"nan" not in shown
+    one = app_test()
+    one.query_params["dataset"] = "fx-set-0"  # one dataset: no interval over datasets
+    one.run()
+    table = one.dataframe[0].value
+    assert not one.exception and set(table["gain_ci"]) == {"—"} and set(table["ood_ci"]) == {"—"}
+    for path in fixture_store.rglob("*.json"):  # records without their optional created_at
+        record = json.loads(path.read_text())
+        record.pop("created_at", None)
+        path.write_text(json.dumps(record))
+    st.cache_resource.clear()  # the app holds the store's frame for 30 s
+    about = page("about").run()
+    assert not about.exception and "nan" not in about.info[0].value and "recorded" not in about.info[0].value
+
+
 def test_compare_renders_panels_and_fit_table(fixture_store):
     at = page("compare").run()
     assert not at.exception

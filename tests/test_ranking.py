@@ -100,6 +100,24 @@ def test_untrained_models_come_from_the_registry_or_the_records_flag():
     assert ranking.run_label(row).endswith("world-v1, RANDOM WEIGHTS)")
 
 
+def test_methods_without_the_ranked_outcome_are_unranked_and_intervals_say_undefined():
+    runs = frame(n_datasets=3).assign(ood_change=np.nan)  # no out-of-domain panel measured
+    by_ood = ranking.method_ranking(runs, rank_by="ood_change")
+    assert by_ood["rank"].isna().all()  # was: every method tied at rank 1
+    by_gain = ranking.method_ranking(runs)
+    assert by_gain["rank"].tolist() == [1, 2, 3]
+    mixed = runs.copy()
+    mixed.loc[mixed["method"] == "bitfit", "ood_change"] = -1.0
+    ranks = ranking.method_ranking(mixed, rank_by="ood_change").set_index("method")["rank"]
+    assert ranks["bitfit"] == 1 and ranks.drop("bitfit").isna().all()  # unranked, listed after the ranked
+    assert ranking.method_ranking(mixed, rank_by="ood_change")["method"].iloc[0] == "bitfit"
+    text = ranking.verdict_text(by_gain)
+    assert "Best trade-offs" not in text and "out-of-domain not measured" in text
+    assert ranking.interval_text(-1.25, 2.0) == "[-1.2, +2.0]"
+    for lo, hi in ((np.nan, np.nan), (None, 1.0), (1.0, np.inf), (pd.NA, pd.NA)):
+        assert ranking.interval_text(lo, hi) == "—"
+
+
 def test_verdict_text_names_best_gentlest_and_front_and_escapes_titles():
     rows = ranking.method_ranking(frame(n_datasets=3))
     text = ranking.verdict_text(rows)
