@@ -17,13 +17,15 @@ from __future__ import annotations
 import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from core import cards, store
-from core.text import plain
+from core.text import distinct_labels, plain
 
 ICON = "📈"  # an emoji favicon is drawn inline by the browser: no icon fetched from a font server
 URL = "query-params"  # widgets bound to the URL share a view: st.multiselect(..., bind=URL)
@@ -109,8 +111,9 @@ def model_key(model: str, pretrained: str) -> str:
 
 def pick_model(runs: pd.DataFrame, container=st, key: str = "model") -> tuple[str, str]:
     """A model selectbox bound to the URL (``?model=arch@tag``); default: the model with most ok runs."""
-    options = model_options(runs)
-    choice = container.selectbox("model", options, key=key, bind=URL, format_func=model_label)
+    labels = model_labels(runs)
+    options = list(labels)
+    choice = container.selectbox("model", options, key=key, bind=URL, format_func=labels.get)
     model, _, pretrained = (choice or options[0]).rpartition("@")
     return model, pretrained
 
@@ -121,8 +124,9 @@ def model_options(runs: pd.DataFrame) -> list[str]:
     return [model_key(m, p) for m, p in counts.sort_values(ascending=False, kind="stable").index]
 
 
-def model_label(key: str) -> str:
-    return option_text(key.replace("@", " · "))
+def model_labels(runs: pd.DataFrame) -> dict[str, str]:
+    """Model key -> its option label ('arch · tag'), for :func:`model_options`' keys."""
+    return option_labels(model_options(runs), lambda k: k.replace("@", " · "))
 
 
 def option_text(value: object, max_chars: int = 120) -> str:
@@ -131,6 +135,14 @@ def option_text(value: object, max_chars: int = 120) -> str:
     are removed and the text shortened, nothing escaped. Labels, captions and Markdown use ``plain``."""
     text = _CONTROL.sub("", " ".join(str(value).split()))
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def option_labels(values: Sequence[Any], text: Callable[[Any], object] = str, max_chars: int = 120,
+                  tags: Sequence[str] | None = None) -> dict[Any, str]:
+    """value -> its option label (:func:`option_text` of ``text(value)``), labels made distinct
+    (:func:`core.text.distinct_labels`): a select widget maps a repeated label to its last option."""
+    values = list(values)
+    return dict(zip(values, distinct_labels([option_text(text(v), max_chars) for v in values], tags)))
 
 
 UNTRAINED_MARK = " (RANDOM WEIGHTS)"

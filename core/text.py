@@ -7,8 +7,10 @@ one of those. Tables (``st.dataframe``) and Altair tooltips do not render Markdo
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Sequence
 
-__all__ = ["plain"]
+__all__ = ["distinct_labels", "plain"]
 
 # Every character Markdown (CommonMark + GitHub extensions + Streamlit's :colour[...] and emoji
 # shortcodes) can give meaning to, plus HTML's angle brackets and entities.
@@ -36,3 +38,29 @@ def plain(text: object, *, max_chars: int = 200) -> str:
     escaped = _SPECIAL.sub(r"\\\1", value)
     return _AUTOLINK.sub(lambda m: _JOINER.join(g for g in m.groups() if g is not None) + (
         _JOINER if m.group(5) else ""), escaped)
+
+
+def distinct_labels(labels: Sequence[str], tags: Sequence[str] | None = None) -> list[str]:
+    """``labels`` made pairwise distinct, for a select widget (Streamlit maps a repeated option label to
+    the last option that has it, so the others could never be chosen).
+
+    A label shared by several entries gets `` · <tag>`` (``tags``: one per label, e.g. a run id) or,
+    without tags or where that is still not unique, `` (2)``, `` (3)``… in order. A unique label is
+    returned unchanged. Raises ValueError when ``tags`` has another length than ``labels``.
+    """
+    labels = [str(label) for label in labels]
+    if tags is not None and len(tags) != len(labels):
+        raise ValueError(f"tags has {len(tags)} entries for {len(labels)} labels")
+    counts = Counter(labels)
+    out = [label if counts[label] == 1 else "" for label in labels]  # unique labels first: kept as they are
+    used = {label for label in out if label}
+    for i, label in enumerate(labels):
+        if counts[label] > 1:
+            base = f"{label} · {tags[i]}" if tags is not None else label
+            candidate, n = base, 1
+            while candidate in used:
+                n += 1
+                candidate = f"{base} ({n})"
+            used.add(candidate)
+            out[i] = candidate
+    return out

@@ -24,8 +24,8 @@ left, right = st.columns(2)
 
 with left:
     st.header("Method card")
-    name = st.selectbox("method", names, key="card", bind=app.URL,
-                        format_func=lambda m: app.option_text(cards.method_title(m)))
+    titles = app.option_labels(names, cards.method_title)
+    name = st.selectbox("method", names, key="card", bind=app.URL, format_func=titles.get)
     card = cards.method_card(name)
     st.subheader(plain(card.title))
     st.write(f"**Family:** {plain(card.family)}  \n**What trains:** {plain(card.trains, max_chars=400)}  \n"

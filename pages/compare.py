@@ -35,8 +35,8 @@ if all_runs.empty:
 c1, c2 = st.columns(2)
 model, pretrained = app.pick_model(all_runs, c1)
 mine = all_runs[(all_runs["model"] == model) & (all_runs["pretrained"] == pretrained)]
-methods = c2.multiselect("methods (none = all)", sorted(mine["method"].dropna().unique()), key="method",
-                         bind=app.URL, format_func=lambda m: app.option_text(cards.method_title(m)))
+titles = app.option_labels(sorted(mine["method"].dropna().unique()), cards.method_title)
+methods = c2.multiselect("methods (none = all)", list(titles), key="method", bind=app.URL, format_func=titles.get)
 app.model_notice(model, pretrained, all_runs)
 runs = mine if not methods else mine[mine["method"].isin(methods)]
 for tab, outcome in zip(st.tabs(["IIMM vs in-domain gain", "IIMM vs out-of-domain change"]),

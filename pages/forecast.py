@@ -69,8 +69,8 @@ if "fc_result" in st.session_state:
         st.altair_chart(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", subtitle=(
             "bars: 95 % prediction interval; diamonds: best predicted trade-offs")))
         left, right = st.columns([1, 2])
-        method = left.selectbox("method for the IIMM chart", list(rows["method"]), key="fc_method",
-                                format_func=lambda m: app.option_text(cards.method_title(m)))
+        titles = app.option_labels(list(rows["method"]), cards.method_title)
+        method = left.selectbox("method for the IIMM chart", list(titles), key="fc_method", format_func=titles.get)
         ref = predict.reference_runs(app.forecast_runs(), res.model, res.pretrained, method)
         mark = {**res.highlight("id_gain", method), "label": f"your dataset ({cards.method_title(method)})"}
         try:

@@ -35,8 +35,8 @@ model, pretrained = app.pick_model(runs, c1)
 rank_by = c2.selectbox("rank by", list(ranking.RANK_BY), key="rank", bind=app.URL,
                        format_func=lambda k: ranking.RANK_BY[k][1])
 mine = runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]
-datasets = c3.multiselect("datasets (none = all)", sorted(mine["dataset"].dropna().unique()), key="dataset",
-                          bind=app.URL, format_func=app.option_text)
+names = app.option_labels(sorted(mine["dataset"].dropna().unique()))
+datasets = c3.multiselect("datasets (none = all)", list(names), key="dataset", bind=app.URL, format_func=names.get)
 app.model_notice(model, pretrained, runs)
 rows = table(roots, model, pretrained, tuple(datasets), rank_by, include)
 if rows.empty:

@@ -4,7 +4,7 @@ import streamlit as st
 
 import app
 from core import cards, ranking, store
-from core.text import plain
+from core.text import distinct_labels, plain
 
 app.ensure_navigation()
 NUM, BAR = st.column_config.NumberColumn, st.column_config.ProgressColumn
@@ -42,11 +42,14 @@ if runs.empty:
     st.info("No runs yet: `python -m jobs.grid jobs/configs/smoke.toml --results results/smoke`")
     st.stop()
 f = st.columns(4)
-model = f[0].selectbox("model", app.model_options(runs), index=None, key="model", bind=app.URL,
-                       format_func=app.model_label, placeholder="all models")
-filters = {k: f[i].multiselect(k, sorted(runs[k].dropna().astype(str).unique()), key=k, bind=app.URL,
-                               format_func=lambda v, k=k: app.option_text(cards.method_title(v) if k == "method" else v))
-           for i, k in enumerate(("method", "dataset", "status"), start=1)}
+models = app.model_labels(runs)
+model = f[0].selectbox("model", list(models), index=None, key="model", bind=app.URL, format_func=models.get,
+                       placeholder="all models")
+filters = {}
+for i, k in enumerate(("method", "dataset", "status"), start=1):
+    labels = app.option_labels(sorted(runs[k].dropna().astype(str).unique()),
+                               cards.method_title if k == "method" else str)
+    filters[k] = f[i].multiselect(k, list(labels), key=k, bind=app.URL, format_func=labels.get)
 c1, c2, c3 = st.columns([3, 2, 1])
 search = c1.text_input("search (method, dataset, model, source)", key="q", bind=app.URL)
 sort_by = c2.selectbox("sort by", list(SORTS), key="sort", bind=app.URL, format_func=SORTS.get)
@@ -71,7 +74,8 @@ st.subheader("One run in detail")
 if len(view) > len(shown):
     st.caption(f"The picker lists the {len(shown)} runs shown; filter or search to reach the other "
                f"{len(view) - len(shown)}.")
-labels = dict(zip(shown["run_id"], (app.option_text(ranking.run_label(r), 200) for _, r in shown.iterrows())))
+labels = dict(zip(shown["run_id"], distinct_labels([app.option_text(ranking.run_label(r), 200) for _, r in
+                                                    shown.iterrows()], [f"run {i[:8]}" for i in shown["run_id"]])))
 if run_id := st.selectbox("run", list(labels), index=None, key="run", bind=app.URL, format_func=labels.get,
                           placeholder="pick a run"):
     rec = store.run_details(app.load_runs(roots, include), run_id)

@@ -137,6 +137,26 @@ def test_runs_picker_says_how_to_reach_runs_beyond_the_table(fixture_store):
     assert not any("reach the other" in c.value for c in at.caption)
 
 
+def test_runs_that_share_a_label_can_each_be_picked_and_filtered(fixture_store):
+    # a hyperparameter variant: same model, method, dataset and seed, another run_id; and two datasets
+    # whose names differ only in whitespace (one option label once shown)
+    base = make_fixture_records(n_datasets=1, methods=("lora",), pretrained="random")[0]
+    variant = {**base, "run_id": "variant-" + base["run_id"], "config": {**base["config"], "lr": 1e-3}}
+    spaced = [{**base, "run_id": f"spaced-{i}", "dataset": name} for i, name in enumerate(("x y", "x  y"))]
+    for r in (variant, *spaced):
+        store.write_record(r, fixture_store)
+    at = page("runs").run()
+    picker = at.selectbox(key="run")
+    assert len(set(picker.options)) == len(picker.options)  # every run has its own label
+    for run_id in (base["run_id"], variant["run_id"]):
+        at.selectbox(key="run").set_value(run_id).run()
+        assert not at.exception and at.selectbox(key="run").value == run_id
+        config = json.loads(at.get("json")[0].proto.body)["config"]
+        assert (config.get("lr") == 1e-3) == (run_id == variant["run_id"]), run_id
+    at.multiselect(key="dataset").set_value(["x  y"]).run()
+    assert not at.exception and at.dataframe[0].value["run_id"].tolist() == ["spaced-1"]
+
+
 def test_runs_view_restores_from_the_url_with_readable_run_labels(fixture_store):
     at = page("runs")
     run_id = fixture_run_id("worldclip-tiny", "random", "lora", "fx-set-2", 0)

@@ -1,6 +1,6 @@
 import pytest
 
-from core.text import plain
+from core.text import distinct_labels, plain
 
 
 def test_plain_escapes_links_images_and_html():
@@ -26,3 +26,29 @@ def test_plain_breaks_gfm_autolinks_invisibly():
     assert shown.replace("\u2060", "") == plain("see http\u2060://evil.example/x, www.evil.example and "
                                                 "me@evil.example").replace("\u2060", "")
     assert plain("a\u2060b") == "ab"  # a joiner in the input is removed like other format characters
+
+
+def test_distinct_labels_hand_checked():
+    assert distinct_labels(["a", "b", "a"]) == ["a", "b", "a (2)"]
+    assert distinct_labels(["a (2)", "a", "a"]) == ["a (2)", "a", "a (3)"]  # never takes another's own label
+    assert distinct_labels(["x", "x", "y"], ["r1", "r2", "r3"]) == ["x · r1", "x · r2", "y"]
+    assert distinct_labels(["x", "x"], ["same", "same"]) == ["x · same", "x · same (2)"]
+    assert distinct_labels([]) == []
+
+
+@pytest.mark.parametrize("n", [2, 7, 31])
+def test_distinct_labels_are_distinct_and_keep_unique_ones(n):
+    import random
+
+    rng = random.Random(n)
+    labels = [rng.choice(["a", "b", "a (2)", "b · t0", "c"]) for _ in range(n)]
+    tags = [f"t{rng.randrange(3)}" for _ in range(n)]
+    for out in (distinct_labels(labels), distinct_labels(labels, tags)):
+        assert len(set(out)) == n
+        assert all(o == s for o, s in zip(out, labels) if labels.count(s) == 1)
+        assert all(o.startswith(s) for o, s in zip(out, labels))
+
+
+def test_distinct_labels_rejects_tags_of_another_length():
+    with pytest.raises(ValueError, match="tags has 1 entries for 2 labels"):
+        distinct_labels(["a", "a"], ["t"])
