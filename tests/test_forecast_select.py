@@ -145,6 +145,18 @@ def test_selection_table_and_coverage_summary(runs):
         fs.selection_table(runs, min_datasets=4)
 
 
+def test_a_method_without_any_ood_outcome_gets_a_status_row_not_a_crash(runs):
+    no_ood = runs.copy()
+    no_ood.loc[no_ood["method"] == "bitfit", "ood_change"] = np.nan  # a grid without an OOD panel
+    table = fs.selection_table(no_ood, outcomes=("id_gain", "ood_change"), coverage=False)
+    cell = table.set_index(["method", "outcome"])
+    assert cell.loc[("bitfit", "ood_change"), "status"].startswith("too few datasets (n=0")
+    assert (cell.drop(("bitfit", "ood_change"))["status"] == "ok").all()
+    values = {"iimm": 0.3, "inter_modal": 0.2, "intra_image": 0.4, "zs_acc": 50.0}
+    out = fs.forecast_new(no_ood, values, model="worldclip-tiny", pretrained="world-v1", coverage=False)
+    assert out.set_index(["method", "outcome"]).loc[("full", "ood_change"), "status"] == "ok"
+
+
 def test_forecast_new_gives_both_lines_with_intervals(runs):
     values = {"iimm": 0.3, "inter_modal": 0.2, "intra_image": 0.4, "zs_acc": 50.0}
     out = fs.forecast_new(runs, values, model="worldclip-tiny", pretrained="world-v1", coverage=False)

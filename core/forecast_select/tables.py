@@ -31,8 +31,8 @@ def _cell_arrays(cell: pd.DataFrame, outcome: str, names: list[str]) -> tuple[np
     """y and the usable predictor columns of one cell: finite for every dataset with the outcome
     and not constant."""
     cell = cell[np.isfinite(cell[outcome].to_numpy(float))]
-    usable = [p for p in names if p in cell.columns and np.isfinite(cell[p].to_numpy(float)).all()
-              and np.ptp(cell[p].to_numpy(float)) > 0]
+    usable = [p for p in names if p in cell.columns and len(cell) > 0  # no dataset has this outcome: none
+              and np.isfinite(cell[p].to_numpy(float)).all() and np.ptp(cell[p].to_numpy(float)) > 0]
     return cell[usable].to_numpy(float), cell[outcome].to_numpy(float), usable
 
 
