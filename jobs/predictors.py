@@ -18,7 +18,10 @@ Where the tables go without ``--out``: ``jobs/results/predictors.csv`` (what the
 reads) only for the shipped runs, ``--results jobs/results/default``; for any other ``--results``,
 ``predictors.csv`` in the first --results folder; without ``--results`` (the app's whole store),
 ``predictors.csv`` in the local store (``$IIMM_RESULTS`` or ``results/``). Other runs whose default
-would still be the shipped CSV (``--results jobs/results``) are refused: name it with ``--out``.
+would still be the shipped CSV (``--results jobs/results``) are refused: name it with ``--out``. So is
+another analysis (``--bootstrap``, ``--min-datasets``, ``--selection-rule``, ``--no-selection`` not at their
+defaults) whose tables would land in the shipped folder ``jobs/results`` (e.g. ``--results
+jobs/results/world-v2``): those tables are the shipped runs' default analysis.
 Every other table (``predictors.md``, ``forecast-selection.csv``, ``forecast-rules.*``) goes beside the CSV.
 
 ``--rescore`` first recomputes the transferability baselines of every ok record in the given
@@ -58,6 +61,10 @@ SHIPPED_RESULTS = store.SHIPPED_DIR / "default"  # the runs DEFAULT_OUT is made 
 OUT_RULE = ("default: jobs/results/predictors.csv for --results jobs/results/default alone, else predictors.csv "
             "in the first --results folder, or in the local store (results/ or $IIMM_RESULTS) without --results")
 HEADLINE = "iimm"
+#: The analysis the shipped tables were made with: option -> (argument name, default).
+ANALYSIS_DEFAULTS = {"--min-datasets": ("min_datasets", 5), "--bootstrap": ("bootstrap", 1000),
+                     "--no-selection": ("no_selection", False),
+                     "--selection-rule": ("selection_rule", fsel.DEFAULT_RULE)}
 
 
 def _fmt(value: float, digits: int = 3) -> str:
@@ -287,6 +294,11 @@ def checked_options(args: argparse.Namespace) -> tuple[list[str], Path]:
     out = args.out or default_out(args.results)
     if args.out is None and not shipped_runs(args.results) and out.resolve() == DEFAULT_OUT.resolve():
         raise ValueError(f"these runs' tables would replace the shipped {DEFAULT_OUT}: name the output with --out")
+    changed = [flag for flag, (name, default) in ANALYSIS_DEFAULTS.items() if getattr(args, name) != default]
+    if args.out is None and changed and out.resolve().is_relative_to(store.SHIPPED_DIR.resolve()):
+        # the shipped tables are the default analysis of the shipped runs; another one goes elsewhere
+        raise ValueError(f"with {', '.join(changed)} these tables would replace the shipped ones in {out.parent}: "
+                         "name the output with --out")
     for flag, path in (("--out", out), ("--summary-md", args.summary_md)):
         if path is not None and path.is_dir():
             raise ValueError(f"{flag} {path} is a folder: name a file")
@@ -309,9 +321,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="a results folder (repeatable); default: the app's store")
     parser.add_argument("--out", type=Path, metavar="CSV", help=f"CSV path ({OUT_RULE})")
     parser.add_argument("--summary-md", type=Path, help="Markdown summary (default: predictors.md beside the CSV)")
-    parser.add_argument("--min-datasets", type=int, default=5,
+    parser.add_argument("--min-datasets", type=int, default=ANALYSIS_DEFAULTS["--min-datasets"][1],
                         help="score a (model, method) only with at least this many datasets (>= 3)")
-    parser.add_argument("--bootstrap", type=int, default=1000, metavar="B",
+    parser.add_argument("--bootstrap", type=int, default=ANALYSIS_DEFAULTS["--bootstrap"][1], metavar="B",
                         help="bootstrap replicates for the tau interval (0 = none)")
     parser.add_argument("--rescore", action="store_true",
                         help="first recompute the baselines of every ok record in --results (rewrites them)")
@@ -339,29 +351,26 @@ def main(argv: list[str] | None = None) -> int:
               f"(most: {most}); run more of the grid or lower --min-datasets", file=sys.stderr)
         return 1
     outcomes = pe.OUTCOMES
-    _write_text(out, table.to_csv(index=False, float_format="%.6g"))
     md_path = args.summary_md or out.with_name("predictors.md")
     md = summary_markdown(table, outcomes, n_runs=len(usable), min_datasets=args.min_datasets)
-    written = [str(out), str(md_path)]
+    files = {out: table.to_csv(index=False, float_format="%.6g")}  # written together once all is computed
     if not args.no_selection:
         selections = {rule: fsel.selection_table(runs, outcomes=outcomes, min_datasets=max(args.min_datasets, 6),
                                                  rule=rule) for rule in dict.fromkeys(rules + [args.selection_rule])}
         selection = selections[args.selection_rule]
         if args.compare_rules is not None and (selection["status"] == "ok").any():
             compared = {rule: selections[rule] for rule in rules}
-            rules_path = out.with_name("forecast-rules.md")
-            _write_text(rules_path, rules_markdown(compared))
-            rows_path = out.with_name("forecast-rules.csv")
-            _write_text(rows_path, pd.concat(compared.values(), ignore_index=True)
-                        .to_csv(index=False, float_format="%.6g"))
-            written += [str(rules_path), str(rows_path)]
+            files[out.with_name("forecast-rules.md")] = rules_markdown(compared)
+            files[out.with_name("forecast-rules.csv")] = (pd.concat(compared.values(), ignore_index=True)
+                                                          .to_csv(index=False, float_format="%.6g"))
         if (selection["status"] == "ok").any():
-            sel_path = out.with_name("forecast-selection.csv")
-            _write_text(sel_path, selection.to_csv(index=False, float_format="%.6g"))
+            files[out.with_name("forecast-selection.csv")] = selection.to_csv(index=False, float_format="%.6g")
             md += selection_markdown(selection)
-            written.append(str(sel_path))
             print(fsel.coverage_summary(selection).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    _write_text(md_path, md)
+    files[md_path] = md
+    for path, text in files.items():
+        _write_text(path, text)
+    written = [str(out), str(md_path), *(str(p) for p in files if p not in (out, md_path))]
     print("\n".join(summary_lines(table, outcomes)))
     print(f"wrote {', '.join(written)}")
     return 0

@@ -249,6 +249,36 @@ def test_outputs_replace_the_shipped_tables_only_for_the_shipped_results(tmp_pat
     assert "name the output with --out" in _one_line_error(capsys)
 
 
+def test_another_analysis_never_replaces_tables_in_the_shipped_folder(tmp_path, capsys, monkeypatch):
+    shipped = tmp_path / "shipped"
+    monkeypatch.setattr(store, "SHIPPED_DIR", shipped)
+    monkeypatch.setattr(job, "DEFAULT_OUT", shipped / "predictors.csv")
+    world = shipped / "world-v2"  # e.g. the pre-registered world-v2 tables beside their records
+    for rec in _records("iimm", "gbc", seeds=(0,)):
+        store.write_record(rec, world)
+    (world / "predictors.csv").write_text("shipped analysis\n")
+    for extra, flag in ((["--bootstrap", "10"], "--bootstrap"), (["--no-selection"], "--no-selection"),
+                        (["--selection-rule", "one-se"], "--selection-rule"), (["--min-datasets", "6"], "--min-datasets")):
+        assert job.main(["--results", str(world), *extra]) == 2
+        assert flag in _one_line_error(capsys)
+        assert (world / "predictors.csv").read_text() == "shipped analysis\n"
+    out = tmp_path / "mine" / "predictors.csv"
+    assert job.main(["--results", str(world), "--bootstrap", "10", "--no-selection", "--out", str(out)]) == 0
+    assert out.exists() and (world / "predictors.csv").read_text() == "shipped analysis\n"
+
+
+def test_a_failure_while_scoring_writes_nothing(tmp_path, capsys, monkeypatch):
+    root = _store(tmp_path, _records("iimm", "gbc", seeds=(0,)))
+
+    def broken(*args, **kwargs):
+        raise ValueError("scoring failed")
+
+    monkeypatch.setattr(job.fsel, "selection_table", broken)
+    code, out = _run(tmp_path, root)
+    assert code == 2 and "scoring failed" in _one_line_error(capsys)
+    assert not out.parent.exists() or not any(out.parent.iterdir())  # no CSV without its summary
+
+
 def test_vectorised_tau_matches_scipy_with_ties():
     rng = np.random.default_rng(1)
     x, y = rng.integers(0, 4, size=(30, 9)).astype(float), rng.integers(0, 3, size=(30, 9)).astype(float)
