@@ -17,6 +17,7 @@ A *cell* is one (model, pretrained, method). No streamlit, no torch.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -151,6 +152,14 @@ def bootstrap_tau(groups: list[tuple[np.ndarray, np.ndarray]], *, n_boot: int = 
     return float(lo), float(hi)
 
 
+def cell_rng(seed: int, *key: object) -> np.random.Generator:
+    """A random stream of its own for one table cell (``key``: model, pretrained, method, predictor,
+    outcome): a cell's interval then depends on ``seed`` and its own data only, never on which other
+    cells, outcomes or records the same call scores."""
+    digest = hashlib.sha256("\x1f".join(map(str, key)).encode("utf-8")).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
+
+
 def evaluate_predictors(runs: pd.DataFrame, *, outcomes: tuple[str, ...] = OUTCOMES,
                         min_datasets: int = 5, n_boot: int = 1000, level: float = 0.95,
                         seed: int = 0) -> pd.DataFrame:
@@ -159,7 +168,9 @@ def evaluate_predictors(runs: pd.DataFrame, *, outcomes: tuple[str, ...] = OUTCO
     Statistics are filled only where ``status == 'ok'``, i.e. at least ``min_datasets``
     datasets with both values and a non-constant predictor; other rows say why. ``tau_lo``/
     ``tau_hi`` are the two-level bootstrap interval (``n_boot`` replicates, 0 = none) where
-    some dataset has 2+ seeds; ``tau_interval`` says which. Empty frame when no run qualifies.
+    some dataset has 2+ seeds; ``tau_interval`` says which. Each cell draws from its own stream
+    (:func:`cell_rng` of ``seed`` and the cell), and the runs of one (dataset, seed) -- config variants
+    of one cell -- count as one seed, their mean. Empty frame when no run qualifies.
     """
     if min_datasets < 3:
         raise ValueError(f"min_datasets must be at least 3 (leave-one-dataset-out needs 3), got {min_datasets}")
@@ -172,15 +183,16 @@ def evaluate_predictors(runs: pd.DataFrame, *, outcomes: tuple[str, ...] = OUTCO
     names = [p for p, _ in predictors]
     table = forecast.predictor_table(frame, names, outcomes).rename(columns={"n": "n_datasets"})
     family = dict(predictors)
-    rng = np.random.default_rng(seed)
     ci_name = f"{round(level * 100)}% two-level bootstrap (datasets, then seeds), B={n_boot}"
     cells = {key: g for key, g in frame.groupby(["model", "pretrained", "method"], sort=True)}
     extra: list[dict[str, Any]] = []
     for row in table.itertuples(index=False):
         runs_here = cells[(row.model, row.pretrained, row.method)]
-        pts = runs_here[["dataset", row.predictor, row.outcome]].dropna()
+        runs_used = runs_here[["dataset", "seed", row.predictor, row.outcome]].dropna()
+        # one value per (dataset, seed), in seed order: record order and config variants change nothing
+        pts = runs_used.groupby(["dataset", "seed"], sort=True, as_index=False)[[row.predictor, row.outcome]].mean()
         seeds = pts.groupby("dataset").size()
-        out: dict[str, Any] = {"family": family[row.predictor], "n_runs": len(pts),
+        out: dict[str, Any] = {"family": family[row.predictor], "n_runs": len(runs_used),
                                "max_seeds": int(seeds.max()) if len(seeds) else 0,
                                "tau_lo": np.nan, "tau_hi": np.nan, "tau_interval": "",
                                "mae_unit": OUTCOME_UNITS[row.outcome]}
@@ -197,6 +209,7 @@ def evaluate_predictors(runs: pd.DataFrame, *, outcomes: tuple[str, ...] = OUTCO
             else:
                 groups = [(g[row.predictor].to_numpy(float), g[row.outcome].to_numpy(float))
                           for _, g in pts.groupby("dataset", sort=True)]
+                rng = cell_rng(seed, row.model, row.pretrained, row.method, row.predictor, row.outcome)
                 out["tau_lo"], out["tau_hi"] = bootstrap_tau(groups, n_boot=n_boot, level=level, rng=rng)
                 out["tau_interval"] = ci_name
         extra.append(out)

@@ -279,6 +279,30 @@ def test_a_failure_while_scoring_writes_nothing(tmp_path, capsys, monkeypatch):
     assert not out.parent.exists() or not any(out.parent.iterdir())  # no CSV without its summary
 
 
+def test_a_cells_tau_interval_depends_on_its_own_runs_only():
+    recs = _records("iimm", "gbc", seeds=(0, 1))
+    noise = np.random.default_rng(3)
+    for rec in recs:  # seed noise that makes the bootstrap interval non-trivial
+        ft = rec["ft_acc"] + 3.0 * noise.standard_normal()
+        rec.update(ft_acc=ft, **schema.outcome_fields(rec["zs_acc"], ft, rec["ood_before"], rec["ood_after"]))
+    key = ["model", "pretrained", "method", "predictor", "outcome"]
+
+    def intervals(records, **kwargs):
+        table = pe.evaluate_predictors(store.records_to_frame(records), n_boot=200, **kwargs)
+        return table[table["tau_interval"].str.startswith("95%")].set_index(key)[["tau_lo", "tau_hi", "max_seeds"]]
+
+    both = intervals(recs)
+    assert len(both) and both["tau_lo"].notna().all()
+    alone = intervals([r for r in recs if r["method"] == "full"], outcomes=("id_gain",))
+    pd.testing.assert_frame_equal(alone, both.loc[alone.index])  # other methods and outcomes change nothing
+    newest_first = [dict(r, created_at=f"2030-01-01T00:00:{59 - r['seed']:02d}+00:00") for r in recs]
+    pd.testing.assert_frame_equal(intervals(newest_first), both)  # record order changes nothing
+    variants = recs + [dict(r, run_id="variant-" + r["run_id"], config={**r["config"], "lr": 1.0})
+                       for r in recs if r["seed"] == 0]  # a config variant of every seed-0 run
+    assert (intervals(variants)["max_seeds"] == 2).all()  # two seeds, not three runs
+    assert not intervals(recs, seed=1).equals(both)  # the seed still matters
+
+
 def test_vectorised_tau_matches_scipy_with_ties():
     rng = np.random.default_rng(1)
     x, y = rng.integers(0, 4, size=(30, 9)).astype(float), rng.integers(0, 3, size=(30, 9)).astype(float)
