@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import charts, store
+from core import charts, ranking, store
 from core.predictor_eval import evaluate_predictors
 from jobs.cli import check_results_folder, user_facing
 
@@ -24,31 +24,52 @@ def _fmt(value: float, spec: str = "+.1f") -> str:
     return "–" if pd.isna(value) else format(value, spec)
 
 
-def report(runs: pd.DataFrame) -> str:
-    """Markdown: one table of outcomes per method, one of IIMM's relation to them."""
-    ok = runs[runs["status"] == "ok"]
-    if ok.empty:
-        raise ValueError("no successful runs in the store")
-    models = ", ".join(sorted(f"{m} ({p})" for m, p in ok[["model", "pretrained"]].drop_duplicates().values))
-    seeds = ok.groupby(["method", "dataset"])["seed"].nunique().max()
-    lines = [f"Model(s): {models}; {ok['dataset'].nunique()} datasets, {len(ok)} successful runs "
-             f"({int((runs['status'] != 'ok').sum())} failed), up to {seeds} seed(s) per cell.", "",
-             "| method | datasets | ID gain, mean ± sd (points) | OOD change, mean ± sd (points) | Pareto |",
+def _method_table(ok: pd.DataFrame) -> list[str]:
+    """Gain and forgetting per method of one model's ok runs (seeds averaged per dataset first)."""
+    lines = ["| method | datasets | ID gain, mean ± sd (points) | OOD change, mean ± sd (points) | Pareto |",
              "|---|---|---|---|---|"]
-    per_dataset = ok.groupby(["model", "method", "dataset"], as_index=False)[["id_gain", "ood_change"]].mean()
+    per_dataset = ok.groupby(["method", "dataset"], as_index=False)[["id_gain", "ood_change"]].mean()
     per_dataset["status"] = "ok"
-    summary = charts.method_summary(per_dataset).sort_values("id_gain_mean", ascending=False)
-    for r in summary.itertuples(index=False):
+    summary = charts.method_summary(ranking.without_baselines(per_dataset))
+    for r in summary.sort_values("id_gain_mean", ascending=False).itertuples(index=False):
         lines.append(f"| {r.method} | {r.n_datasets} | {_fmt(r.id_gain_mean)} ± {_fmt(r.id_gain_std, '.1f')} | "
                      f"{_fmt(r.ood_change_mean)} ± {_fmt(r.ood_change_std, '.1f')} | {'yes' if r.pareto else ''} |")
-    table = evaluate_predictors(runs, outcomes=("id_gain", "ood_change"))
+    return lines
+
+
+def _iimm_table(table: pd.DataFrame, min_datasets: int) -> list[str]:
+    """IIMM's relation to each outcome, per method (rows of one model's evaluate_predictors table)."""
     iimm = table[(table["predictor"] == "iimm") & (table["status"] == "ok")]
-    lines += ["", "| method | outcome | Pearson r | Kendall τ [95 % interval] | R² | LODO MAE (points) |",
-              "|---|---|---|---|---|---|"]
+    if iimm.empty:
+        return [f"IIMM's relation to the outcomes is not scored: no method has {min_datasets} datasets "
+                "with IIMM and an outcome."]
+    lines = ["| method | outcome | Pearson r | Kendall τ [95 % interval] | R² | LODO MAE (points) |",
+             "|---|---|---|---|---|---|"]
     for r in iimm.sort_values(["outcome", "method"]).itertuples(index=False):
         interval = f" [{r.tau_lo:+.2f}, {r.tau_hi:+.2f}]" if pd.notna(r.tau_lo) else ""
         lines.append(f"| {r.method} | {r.outcome} | {_fmt(r.pearson_r, '+.2f')} | {_fmt(r.kendall_tau, '+.2f')}"
                      f"{interval} | {_fmt(r.r2, '.2f')} | {_fmt(r.lodo_mae, '.1f')} |")
+    return lines
+
+
+def report(runs: pd.DataFrame, *, min_datasets: int = 5) -> str:
+    """Markdown: per model (model, pretrained tag), one table of outcomes per method (the zero-shot
+    baseline left out: its outcomes are 0 by definition) and one of IIMM's relation to them.
+    Raises ValueError when no run succeeded."""
+    ok = runs[runs["status"] == "ok"]
+    if ok.empty:
+        raise ValueError("no successful runs in the store")
+    models = ok.groupby(["model", "pretrained"], sort=True)
+    seeds = ok.groupby(["model", "pretrained", "method", "dataset"])["seed"].nunique().max()
+    lines = [f"Model(s): {', '.join(f'{m} ({p})' for m, p in models.groups)}; {ok['dataset'].nunique()} datasets, "
+             f"{len(ok)} successful runs ({int((runs['status'] != 'ok').sum())} failed), up to {seeds} seed(s) "
+             "per cell."]
+    table = evaluate_predictors(runs, min_datasets=min_datasets, outcomes=("id_gain", "ood_change"))
+    for (model, pretrained), mine in models:
+        if len(models) > 1:  # never pool models: each gets its own tables
+            lines += ["", f"### {model} ({pretrained})"]
+        lines += ["", *_method_table(mine), ""]
+        lines += _iimm_table(table[(table["model"] == model) & (table["pretrained"] == pretrained)], min_datasets)
     lines += ["", "τ intervals: two-level bootstrap (datasets, then seeds), 1,000 replicates, every replicate "
               "counted; a replicate whose drawn values are all equal (no order) counts as τ = 0."]
     return "\n".join(lines) + "\n"
@@ -63,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     for root in args.results or []:
         check_results_folder(root)
+    if args.out is not None and (args.out.is_dir() or not args.out.parent.is_dir()):
+        raise ValueError(f"--out {args.out}: " + ("is a folder: name a file" if args.out.is_dir()
+                                                  else "its folder does not exist"))
     text = report(store.load_runs(args.results))  # ValueError (no runs): user_facing says why, exit 2
     print(text)
     if args.out:

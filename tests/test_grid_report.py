@@ -1,6 +1,9 @@
 """jobs.grid_report: per-method outcomes and IIMM's relation to them, from stored records."""
+import json
+
+from core import schema
 from jobs import grid_report
-from tests.fixtures import write_fixture_store
+from tests.fixtures import LINES, write_fixture_store
 
 
 def test_report_tables_from_a_fixture_store(tmp_path, capsys):
@@ -23,3 +26,33 @@ def test_report_refuses_missing_or_empty_store(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert grid_report.main(["--results", str(tmp_path)]) == 2
     assert "no successful runs" in capsys.readouterr().err
+
+
+def test_each_model_gets_its_own_tables_and_the_zero_shot_baseline_none(tmp_path, capsys):
+    write_fixture_store(tmp_path, n_datasets=6, methods=("full", "zero_shot"), pretrained="world-v1")
+    write_fixture_store(tmp_path, n_datasets=6, methods=("full",), pretrained="other")
+    for record in tmp_path.rglob("*.json"):  # the other model gains 10 points more on every dataset
+        text = record.read_text()
+        if '"other"' in text:
+            r = json.loads(text)
+            ft = r["ft_acc"] + 10.0
+            r.update(ft_acc=ft, **schema.outcome_fields(r["zs_acc"], ft, r["ood_before"], r["ood_after"]))
+            record.write_text(json.dumps(r))
+    assert grid_report.main(["--results", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "### worldclip-tiny (other)" in text and "### worldclip-tiny (world-v1)" in text
+    a, b, _ = LINES["full"]
+    mean_gain = a + b * sum(0.2 + 0.05 * k for k in range(6)) / 6
+    other, world = text.split("### worldclip-tiny (world-v1)")
+    assert f"| full | 6 | {mean_gain + 10:+.1f} ±" in other and f"| full | 6 | {mean_gain:+.1f} ±" in world
+    assert "| zero_shot |" not in text
+    assert other.count("| full | id_gain |") == 1 and world.count("| full | id_gain |") == 1
+
+
+def test_report_checks_out_first_and_says_when_iimm_is_not_scored(tmp_path, capsys):
+    write_fixture_store(tmp_path / "r", n_datasets=4, methods=("full",))
+    assert grid_report.main(["--results", str(tmp_path / "r"), "--out", str(tmp_path / "no" / "r.md")]) == 2
+    err = capsys.readouterr()
+    assert "its folder does not exist" in err.err and err.out == ""  # refused before any report
+    assert grid_report.main(["--results", str(tmp_path / "r")]) == 0
+    assert "not scored: no method has 5 datasets" in capsys.readouterr().out
