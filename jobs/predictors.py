@@ -215,9 +215,15 @@ def _summary_rows(selection: pd.DataFrame) -> list[str]:
     out = ["| outcome | cells | LODO coverage | IIMM-only coverage | mean nested LODO MAE | mean IIMM-only LODO MAE "
            "| cells no worse than IIMM-only |", "|---|---|---|---|---|---|---|"]
     for r in fsel.coverage_summary(selection).itertuples(index=False):
-        out.append(f"| {r.outcome} | {r.cells} | {r.coverage:.1%} | {r.iimm_coverage:.1%} | {r.nested_lodo_mae:.3g} | "
-                   f"{r.iimm_lodo_mae:.3g} | {r.cells_no_worse_than_iimm} of {r.cells} |")
-    return out
+        out.append(f"| {r.outcome} | {r.cells} | {_num(r.coverage, '.1%')} | {_num(r.iimm_coverage, '.1%')} | "
+                   f"{_num(r.nested_lodo_mae, '.3g')} | {_num(r.iimm_lodo_mae, '.3g')} | "
+                   f"{r.cells_no_worse_than_iimm} of {r.iimm_cells} |")
+    return out + ["", "Errors are compared on the cells where the IIMM-only line exists; the all-outcomes row "
+                  "pools coverage and counts only (its outcomes' errors are in different units)."]
+
+
+def _num(value: float, spec: str) -> str:
+    return "—" if not math.isfinite(value) else format(value, spec)
 
 
 def parse_rules(text: str) -> list[str]:

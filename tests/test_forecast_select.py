@@ -157,6 +157,26 @@ def test_a_method_without_any_ood_outcome_gets_a_status_row_not_a_crash(runs):
     assert out.set_index(["method", "outcome"]).loc[("full", "ood_change"), "status"] == "ok"
 
 
+def test_coverage_summary_compares_iimm_on_the_cells_where_its_line_exists():
+    base = {"status": "ok", "level": 0.95, "n_datasets": 10, "mean_width": 2.0, "iimm_mean_width": 3.0}
+    table = pd.DataFrame([
+        {**base, "outcome": "id_gain", "coverage": 1.0, "iimm_coverage": 1.0, "nested_lodo_mae": 1.0,
+         "iimm_lodo_mae": 2.0, "gain_vs_iimm": 1.0},
+        {**base, "outcome": "id_gain", "coverage": 0.8, "iimm_coverage": np.nan, "nested_lodo_mae": 5.0,
+         "iimm_lodo_mae": np.nan, "gain_vs_iimm": np.nan, "iimm_mean_width": np.nan},  # IIMM missing here
+        {**base, "outcome": "norm_gain", "coverage": 0.9, "iimm_coverage": 0.7, "nested_lodo_mae": 0.1,
+         "iimm_lodo_mae": 0.1, "gain_vs_iimm": 0.0}])
+    summary = fs.coverage_summary(table).set_index("outcome")
+    gain = summary.loc["id_gain"]
+    assert gain["cells"] == 2 and gain["iimm_cells"] == 1 and gain["cells_no_worse_than_iimm"] == 1
+    assert gain["coverage"] == pytest.approx(0.9) and gain["iimm_coverage"] == pytest.approx(1.0)  # was 0.5
+    assert gain["nested_lodo_mae"] == pytest.approx(1.0) and gain["iimm_lodo_mae"] == pytest.approx(2.0)
+    every = summary.loc["all outcomes"]
+    assert every["cells"] == 3 and every["iimm_cells"] == 2 and every["cells_no_worse_than_iimm"] == 2
+    assert every["iimm_coverage"] == pytest.approx(0.85)
+    assert np.isnan(every[["nested_lodo_mae", "iimm_lodo_mae", "mean_width", "iimm_mean_width"]].astype(float)).all()
+
+
 def test_forecast_new_gives_both_lines_with_intervals(runs):
     values = {"iimm": 0.3, "inter_modal": 0.2, "intra_image": 0.4, "zs_acc": 50.0}
     out = fs.forecast_new(runs, values, model="worldclip-tiny", pretrained="world-v1", coverage=False)

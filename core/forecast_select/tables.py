@@ -130,27 +130,38 @@ def _score_cell(x: np.ndarray, y: np.ndarray, usable: list[str], level: float, *
 def coverage_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per outcome and overall: the measured LODO coverage of the procedure's intervals and of the
     IIMM-only line's (held-out datasets covered / datasets, pooled over methods), mean nested LODO
-    MAE vs IIMM-only LODO MAE, and in how many cells the procedure is no worse than IIMM-only."""
+    MAE vs IIMM-only LODO MAE, and in how many cells the procedure is no worse than IIMM-only.
+
+    The IIMM comparisons use the ``iimm_cells`` cells where the IIMM-only line exists (IIMM finite on
+    every dataset); both MAE means are over those same cells. The "all outcomes" row pools coverage
+    (a share) and counts only: errors and widths of different outcomes are in different units
+    (points, fraction of headroom), so there they are NaN.
+    """
     ok = table[table["status"] == "ok"].copy()
-    cols = ["outcome", "cells", "level", "coverage", "iimm_coverage", "mean_width", "iimm_mean_width",
+    cols = ["outcome", "cells", "iimm_cells", "level", "coverage", "iimm_coverage", "mean_width", "iimm_mean_width",
             "nested_lodo_mae", "iimm_lodo_mae", "cells_no_worse_than_iimm"]
     if ok.empty:
         return pd.DataFrame(columns=cols)
     ok["w"] = ok["n_datasets"].astype(float)
 
-    def summarise(g: pd.DataFrame, name: str) -> dict[str, Any]:
-        w = g["w"]
-        return {"outcome": name, "cells": len(g), "level": float(g["level"].iloc[0]),
-                "coverage": float((g["coverage"] * w).sum() / w.sum()),
-                "iimm_coverage": float((g["iimm_coverage"] * w).sum() / w.sum()),
-                "mean_width": float(g["mean_width"].mean()), "iimm_mean_width": float(g["iimm_mean_width"].mean()),
-                "nested_lodo_mae": float(g["nested_lodo_mae"].mean()),
-                "iimm_lodo_mae": float(g["iimm_lodo_mae"].mean()),
-                "cells_no_worse_than_iimm": int((g["gain_vs_iimm"] >= -1e-12).sum())}
+    def pooled(g: pd.DataFrame, column: str) -> float:
+        g = g[np.isfinite(g[column].to_numpy(float))]
+        return float((g[column] * g["w"]).sum() / g["w"].sum()) if len(g) else float("nan")
 
-    rows = [summarise(g, o) for o, g in ok.groupby("outcome", sort=False)]
+    def summarise(g: pd.DataFrame, name: str, one_unit: bool) -> dict[str, Any]:
+        paired = g[np.isfinite(g["iimm_lodo_mae"].to_numpy(float)) & np.isfinite(g["nested_lodo_mae"].to_numpy(float))]
+        mean = (lambda frame, c: float(frame[c].mean()) if len(frame) else float("nan")) if one_unit else (
+            lambda frame, c: float("nan"))
+        return {"outcome": name, "cells": len(g), "iimm_cells": len(paired), "level": float(g["level"].iloc[0]),
+                "coverage": pooled(g, "coverage"), "iimm_coverage": pooled(g, "iimm_coverage"),
+                "mean_width": mean(g, "mean_width"),
+                "iimm_mean_width": mean(g[np.isfinite(g["iimm_mean_width"].to_numpy(float))], "iimm_mean_width"),
+                "nested_lodo_mae": mean(paired, "nested_lodo_mae"), "iimm_lodo_mae": mean(paired, "iimm_lodo_mae"),
+                "cells_no_worse_than_iimm": int((paired["gain_vs_iimm"] >= -1e-12).sum())}
+
+    rows = [summarise(g, o, True) for o, g in ok.groupby("outcome", sort=False)]
     if len(rows) > 1:
-        rows.append(summarise(ok, "all outcomes"))
+        rows.append(summarise(ok, "all outcomes", False))
     return pd.DataFrame(rows, columns=cols)
 
 
