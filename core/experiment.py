@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from core.schema import SCHEMA_VERSION, outcome_fields
+from core.schema import SCHEMA_VERSION, TEXT_LIMITS, outcome_fields
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +118,36 @@ def zero_shot_accuracy_on(loaded, name: str, split: str, cache_dir: Path | None)
     return float(metrics.zero_shot_accuracy(emb.image, emb.text, emb.labels))
 
 
+IDENTITY_FIELDS = ("run_id", "schema_version", "model", "pretrained", "model_key", "random_weights", "method",
+                   "dataset", "seed", "source", "config", "ood_sets", "created_at")
+PROVENANCE_KEPT = ("git_revision", "versions", "device", "host", "command", "wall_time_s", "peak_rss_mb")
+
+
+def refused_record(record: dict[str, Any], problem: Exception | str) -> dict[str, Any]:
+    """The failure record that replaces a run's record the store refused (``problem``: why), so the cell
+    still leaves exactly one record: its identity, config and core provenance, status 'failed'."""
+    prov = record.get("provenance") if isinstance(record.get("provenance"), dict) else {}
+    error = f"the run's record was refused by the store ({record.get('status')} run): {problem}"
+    limit = TEXT_LIMITS["error"]
+    return {**{k: record[k] for k in IDENTITY_FIELDS if k in record}, "status": "failed",
+            "error": error if len(error) <= limit else error[: limit - 1] + "…",
+            "provenance": {k: prov[k] for k in PROVENANCE_KEPT if k in prov}}
+
+
+def _model_fields(model: str) -> dict[str, Any]:
+    """The record's model fields from the registry alone (no weights loaded), so a cell whose model
+    fails to load still leaves a valid failure record; run_cell refines them once the model is loaded."""
+    from core.models import spec_for  # no torch
+
+    try:
+        spec = spec_for(model)
+    except ValueError:
+        return {"model": model or "unknown", "pretrained": "unknown", "model_key": model or "unknown",
+                "random_weights": False}
+    return {"model": spec.arch, "pretrained": spec.pretrained_tag, "model_key": spec.key,
+            "random_weights": spec.random_weights}
+
+
 def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str = "cpu",
              progress: Callable[[dict], None] | None = None, command: str = "") -> dict[str, Any]:
     """Execute one cell and return its record (status 'ok' or 'failed'; never raises for run errors).
@@ -128,8 +158,7 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
     started = time.time()
     record: dict[str, Any] = {
         "run_id": cell_id(cell), "schema_version": SCHEMA_VERSION, "status": "failed", "error": "",
-        "model": str(cell.get("model")), "pretrained": "", "model_key": str(cell.get("model")),
-        "random_weights": False, "method": str(cell.get("method")), "dataset": str(cell.get("dataset")),
+        **_model_fields(str(cell.get("model"))), "method": str(cell.get("method")), "dataset": str(cell.get("dataset")),
         "seed": int(cell.get("seed", 0)), "source": cell.get("source", f"measured:grid@{socket.gethostname()}"),
         "config": cell, "ood_sets": list(cell.get("ood", [])),
     }
@@ -186,7 +215,9 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
                       **outcome_fields(zs_acc, ft_acc, ood_before, ood_after))
         record["status"] = "ok"
     except Exception as exc:  # recorded, not raised: one bad cell must not stop the grid
-        record["error"] = f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {exc}"
+        limit = TEXT_LIMITS["error"]  # the store refuses a longer one, and the cell would leave no record
+        record["error"] = error if len(error) <= limit else error[: limit - 1] + "…"
         prov["traceback"] = traceback.format_exc(limit=8)[-4000:]
         log.warning("cell %s failed: %s", record["run_id"], record["error"])
     prov["wall_time_s"] = round(time.time() - started, 2)

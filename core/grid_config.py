@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.schema import MAX_TEXT
+
 MAX_CELLS = 10_000   # a grid larger than this needs an explicit max_cells (the CLI's --max-cells)
 MAX_DEPTH = 6        # tables/arrays nested deeper than this are refused before anything else
 TOP_KEYS = {"name", "description", "models", "datasets", "methods", "seeds", "ood", "train", "method",
@@ -81,6 +83,17 @@ def parse_grid(data: dict[str, Any], *, name: str = "grid", known_methods: set[s
 
         ood = list(OOD_PANEL_TASKS)
     ood = [] if ood == [] else _list_of(ood, "ood", str)
+    source = data.get("source", "measured:grid")
+    if not isinstance(source, str) or not source.strip():
+        raise GridConfigError(f"grid key 'source' must be a non-empty string, got {source!r}")
+    for key, names in (("models", models), ("datasets", datasets), ("methods", methods), ("ood", ood),
+                       ("source", [source])):
+        for name in names:  # a record stores each as a text field: refuse now, not after a cell has run
+            if not name.strip():
+                raise GridConfigError(f"grid key {key!r} holds an empty name")
+            if len(name) > MAX_TEXT:
+                raise GridConfigError(f"grid key {key!r}: {name[:60]!r}... is {len(name)} characters long; "
+                                      f"a record's text field holds at most {MAX_TEXT}")
     if known_methods is not None:
         _check_known(methods, known_methods, "method")
     if known_datasets is not None:
@@ -116,7 +129,6 @@ def parse_grid(data: dict[str, Any], *, name: str = "grid", known_methods: set[s
     if count > max_cells:
         raise GridConfigError(f"the grid has {count:,} cells, more than the cap of {max_cells:,}; "
                               "split it, or raise the cap with --max-cells if you mean it")
-    source = data.get("source", "measured:grid")
     cells = []
     # seeds outermost: a grid stopped half-way has whole seeds done, not half of every seed
     for seed, model, dataset, method in itertools.product(seeds, models, datasets, methods):

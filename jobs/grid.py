@@ -118,8 +118,8 @@ def execute_cell(cell: dict[str, Any], results: str, cache_dir: str | None = Non
     Returns 'done', 'failed', 'skipped' (already finished) or 'locked' (another runner has it).
     threads: CPU threads for torch in this process (CPU workers share the cores).
     """
-    from core.experiment import cell_id, run_cell
-    from core.store import write_record
+    from core.experiment import cell_id, refused_record, run_cell
+    from core.store import RecordError, write_record
     from core.store.records import remove_temporaries_of
 
     if threads:
@@ -140,7 +140,11 @@ def execute_cell(cell: dict[str, Any], results: str, cache_dir: str | None = Non
         with heartbeat(results_dir, run_id):
             record = run_cell(cell, cache_dir=Path(cache_dir) if cache_dir else None, device=device,
                               command=command)
-        write_record(record, results_dir)
+        try:
+            write_record(record, results_dir)
+        except RecordError as exc:  # a field the store refuses: the cell still leaves its one record
+            write_record(refused_record(record, exc), results_dir)
+            return "failed"
         return "done" if record["status"] == "ok" else "failed"
     finally:
         release_lock(results_dir, run_id)

@@ -79,6 +79,11 @@ def test_cell_id_ignores_key_order_and_changes_with_config():
     ({"models": ["m"], "datasets": ["letters"], "methods": ["bitfit"], "seeds": [True]}, "'seeds'"),
     ({"models": ["m"], "datasets": ["letters"], "methods": ["bitfit"], "seeds": [-1]}, "seeds must lie in"),
     ({"models": ["m"], "datasets": ["letters"], "methods": ["bitfit"], "seeds": [2**32]}, "seeds must lie in"),
+    ({"models": ["m"], "datasets": ["folder:/" + "d" * 200], "methods": ["bitfit"]},
+     "'datasets'.* is 208 characters long; a record's text field holds at most 200"),
+    ({"models": ["m"], "datasets": ["letters"], "methods": ["bitfit"], "source": 5}, "'source' must be a non-empty"),
+    ({"models": ["m"], "datasets": ["letters"], "methods": ["bitfit"], "source": "s" * 201}, "'source'.* 201 char"),
+    ({"models": [" "], "datasets": ["letters"], "methods": ["bitfit"]}, "'models' holds an empty name"),
 ])
 def test_bad_grids_name_the_problem(data, match, known):
     with pytest.raises(GridConfigError, match=match):
@@ -173,6 +178,41 @@ def test_grid_runs_resumes_and_records_failures(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert grid_job.main([str(config), "--results", str(results), "--retry-failed"]) == 0
     assert records(results)[by_method["lora"]["run_id"]]["status"] == "ok"  # fixed, so the retry succeeds
+
+
+def test_every_failing_cell_leaves_its_one_record_and_the_grid_goes_on(tmp_path, monkeypatch):
+    import core.models
+
+    from core import schema
+
+    def no_model(*args, **kwargs):  # e.g. CUDA out of memory while loading, before any record field is known
+        raise RuntimeError("CUDA out of memory. " + "x" * 6000)  # and an error longer than a record holds
+
+    monkeypatch.setattr(core.models, "load_model", no_model)
+    config = write_grid(tmp_path, methods='["zero_shot", "bitfit"]')
+    results = tmp_path / "results"
+    assert grid_job.main([str(config), "--results", str(results)]) == 0
+    got = list(records(results).values())
+    assert len(got) == 2 and all(r["status"] == "failed" for r in got)
+    for r in got:
+        assert r["pretrained"] == "random" and r["model"] == "worldclip-tiny" and r["random_weights"] is True
+        assert r["error"].startswith("RuntimeError: CUDA out of memory") and len(r["error"]) == schema.TEXT_LIMITS["error"]
+    monkeypatch.undo()
+    # a record the store refuses for any other reason is replaced by a failure record naming why
+    from core import experiment
+
+    real = experiment.run_cell
+
+    def oversized(*args, **kwargs):
+        record = real(*args, **kwargs)
+        record["provenance"]["notes"] = "n" * (2 * schema.MAX_NESTED_CHARS)
+        return record
+
+    monkeypatch.setattr(experiment, "run_cell", oversized)
+    assert grid_job.main([str(config), "--results", str(results), "--retry-failed"]) == 0
+    got = list(records(results).values())
+    assert len(got) == 2 and all(r["status"] == "failed" for r in got)
+    assert all("refused by the store (ok run)" in r["error"] and r["provenance"]["git_revision"] for r in got)
 
 
 @pytest.mark.slow
