@@ -58,10 +58,72 @@ def test_heartbeat_keeps_a_held_lock_fresh(tmp_path):
 def test_dead_local_runner_lock_is_taken_and_live_one_is_not(tmp_path):
     path = locks.lock_path(tmp_path, "cell")
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": 0}))
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}))
     assert not locks.acquire_lock(tmp_path, "cell") and locks.live_locks(tmp_path) == 1
     path.write_text(json.dumps({"host": socket.gethostname(), "pid": 2**22 + 12345, "started": 0}))
     assert locks.live_locks(tmp_path) == 0 and locks.acquire_lock(tmp_path, "cell")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="process start times come from /proc")
+def test_a_lock_whose_pid_now_belongs_to_a_newer_process_is_stale(tmp_path):
+    import subprocess
+    import sys
+
+    path = locks.lock_path(tmp_path, "cell")
+    path.parent.mkdir(parents=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.5)
+        mine = {"host": socket.gethostname(), "pid": sleeper.pid}
+        path.write_text(json.dumps({**mine, "started": time.time()}))  # the sleeper's own lock: live
+        assert not locks.lock_is_stale(path)
+        path.write_text(json.dumps({**mine, "started": time.time() - 3600}))  # made before that process began
+        assert locks.lock_is_stale(path) and locks.acquire_lock(tmp_path, "cell")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    for pid in (0, -1):  # never a runner's pid (os.kill(0, 0) would signal our own group and "succeed")
+        path.write_text(json.dumps({"host": socket.gethostname(), "pid": pid, "started": time.time()}))
+        assert locks.lock_is_stale(path)
+
+
+def test_an_unreadable_lock_is_judged_by_its_heartbeat(tmp_path, monkeypatch):
+    path = locks.lock_path(tmp_path, "cell")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}))
+    real = type(path).read_text
+
+    def unreadable(self, *args, **kwargs):  # another user's lock made under umask 077
+        if self.name == "cell.lock":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(path), "read_text", unreadable)
+    assert not locks.lock_is_stale(path)  # fresh heartbeat: someone is working
+    _age(path, 2 * 3600)
+    assert locks.lock_is_stale(path)  # hours without a heartbeat (was: never stale)
+
+
+def test_a_runner_never_releases_or_refreshes_a_lock_another_runner_took_over(tmp_path):
+    assert locks.acquire_lock(tmp_path, "cell")
+    path = locks.lock_path(tmp_path, "cell")
+    # paused past the expiry, this runner's lock was taken over by another (its own token)
+    theirs = json.dumps({"host": "node-2", "pid": 77, "started": time.time(), "token": "theirs"})
+    path.write_text(theirs)
+    _age(path, 30)
+    before = path.stat().st_mtime
+    with locks.heartbeat(tmp_path, "cell", expiry_s=0.5):  # beats every 0.1 s (was never faster than 1 s)
+        time.sleep(0.4)
+    assert path.stat().st_mtime == before  # not refreshed
+    locks.release_lock(tmp_path, "cell")
+    assert path.read_text() == theirs  # not deleted
+    assert locks.acquire_lock(tmp_path, "other")
+    with locks.heartbeat(tmp_path, "other", expiry_s=0.5):
+        _age(locks.lock_path(tmp_path, "other"), 30)
+        time.sleep(0.4)
+        assert not locks.lock_is_stale(locks.lock_path(tmp_path, "other"), expiry_s=0.5)
+    locks.release_lock(tmp_path, "other")
+    assert not locks.lock_path(tmp_path, "other").exists()  # its own lock it does release
 
 
 def test_only_a_valid_record_counts_as_finished(tmp_path):

@@ -5,16 +5,22 @@ A lock is ``<results>/.locks/<run_id>.lock``, created with O_EXCL, holding JSON
 thread while the cell runs. A lock is *stale* -- and taken over -- when:
 
 * its heartbeat is older than the expiry (any host: a pre-empted SLURM task, a lost node);
-* it was made on this host by a process that no longer exists (a killed runner);
+* it was made on this host by a process that no longer exists (a killed runner), or whose pid now
+  belongs to a process started after the lock was made (a reused pid, a restarted container);
 * it is empty or unreadable and older than a short grace (a full disk left a 0-byte file).
 
+A runner releases and refreshes only a lock that still holds its own token: one paused past the
+expiry (Ctrl-Z, a suspended job) whose lock another runner took over never deletes or refreshes
+that runner's lock; it finishes its cell (the record is written atomically under the same id).
+
 Expiry: ``IIMM_LOCK_EXPIRY_S`` (default 600 s) or the ``expiry_s`` argument; the heartbeat
-runs every expiry/5 seconds, so a live runner is never mistaken for a dead one.
+runs every expiry/5 seconds (at most 60 s), so a live runner is never mistaken for a dead one.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -26,6 +32,7 @@ from pathlib import Path
 DEFAULT_EXPIRY_S = 600.0
 EMPTY_GRACE_S = 30.0
 EXPIRY_ENV = "IIMM_LOCK_EXPIRY_S"
+log = logging.getLogger("core.store")
 
 
 def lock_expiry_s() -> float:
@@ -51,27 +58,48 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds), from /proc; None where that cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
 def lock_is_stale(path: Path, *, expiry_s: float | None = None, now: float | None = None) -> bool:
     """See the module docstring. A lock that vanished counts as not stale (nothing to take)."""
     expiry = lock_expiry_s() if expiry_s is None else expiry_s
     try:
         st = path.stat()
-        text = path.read_text(encoding="utf-8", errors="replace")[:4096]
     except OSError:
         return False
     age = (time.time() if now is None else now) - st.st_mtime
     if age > expiry:
         return True
     try:
+        text = path.read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError:  # unreadable (another user's umask 077): judged by its heartbeat alone
+        return age > min(EMPTY_GRACE_S, expiry)
+    started = None
+    try:
         owner = json.loads(text)
         host, pid = owner["host"], int(owner["pid"])
+        started = float(owner["started"]) if "started" in owner else None
     except (ValueError, KeyError, TypeError):
         try:  # the older "host:pid" form
             host, pid_text = text.rsplit(":", 1)
             pid = int(pid_text)
         except ValueError:
             return age > min(EMPTY_GRACE_S, expiry)  # empty or garbage: give a writer a moment
-    return host == socket.gethostname() and not _pid_alive(pid)
+    if host != socket.gethostname():
+        return False
+    if pid <= 0 or not _pid_alive(pid):
+        return True
+    begun = _process_start(pid) if started is not None else None
+    return begun is not None and begun > started + 2.0  # that pid is a newer process now (2 s: clock ticks)
 
 
 def live_locks(results: Path) -> int:
@@ -83,7 +111,8 @@ def acquire_lock(results: Path, run_id: str, *, expiry_s: float | None = None) -
     """Take the cell's lock; a stale lock is taken over. False when a live runner holds it."""
     path = lock_path(results, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()})
+    token = uuid.uuid4().hex
+    owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "token": token})
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -93,8 +122,23 @@ def acquire_lock(results: Path, run_id: str, *, expiry_s: float | None = None) -
             return False
         with os.fdopen(fd, "w") as fh:
             fh.write(owner)
+        _HELD[str(path)] = token
         return True
     return False
+
+
+_HELD: dict[str, str] = {}  # lock path -> the token this process wrote there
+
+
+def _still_ours(path: Path) -> bool:
+    """Whether ``path`` still holds the token this process wrote when it took the lock."""
+    token = _HELD.get(str(path))
+    if token is None:
+        return False
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("token") == token
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _take_over(path: Path) -> bool:
@@ -119,17 +163,25 @@ def _take_over(path: Path) -> bool:
 
 
 def release_lock(results: Path, run_id: str) -> None:
-    lock_path(results, run_id).unlink(missing_ok=True)
+    """Remove the cell's lock if it is still this process's (never one another runner took over)."""
+    path = lock_path(results, run_id)
+    if _still_ours(path):
+        path.unlink(missing_ok=True)
+    elif str(path) in _HELD:
+        log.warning("the lock of cell %s was taken over by another runner; left to it", run_id)
+    _HELD.pop(str(path), None)
 
 
 @contextlib.contextmanager
 def heartbeat(results: Path, run_id: str, *, expiry_s: float | None = None) -> Iterator[None]:
     """Touch the held lock every expiry/5 seconds (1-60 s) until the block ends."""
-    period = min(60.0, max(1.0, (lock_expiry_s() if expiry_s is None else expiry_s) / 5))
+    period = min(60.0, max(0.05, (lock_expiry_s() if expiry_s is None else expiry_s) / 5))
     path, stop = lock_path(results, run_id), threading.Event()
 
     def beat() -> None:
         while not stop.wait(period):
+            if not _still_ours(path):  # taken over while this runner was paused: never refresh another's
+                continue
             with contextlib.suppress(OSError):
                 os.utime(path)
 
