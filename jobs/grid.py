@@ -12,7 +12,9 @@ cell stops two runners on the same results folder from doing the same cell twice
 Every option is checked, and every cell's model, method settings and recipe, before any cell runs.
 Exit code: 0 when every cell has its record, failed cells included (a record holds its error;
 ``--retry-failed`` runs them again); 2 for a mistake found before any cell ran; 1 when a cluster
-task ended without a result (re-run the command to run its cell again).
+task ended without a result (re-run the command to run its cell again); 3 when some cells were being
+run by another runner on the same results folder (their records are not here yet: re-run later);
+130 when interrupted (Ctrl-C or SIGTERM stop the workers too; queued cells do not run).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -28,10 +31,11 @@ from typing import Any
 
 from core.grid_config import MAX_CELLS, Grid, GridConfigError, load_grid
 from core.store.locks import acquire_lock, heartbeat, live_locks, lock_path, release_lock  # noqa: F401
-from jobs.cli import user_facing
+from jobs.cli import EXIT_INTERRUPTED, user_facing
 from jobs.grid_slurm import DEFAULT_PARALLELISM, DEFAULT_TIMEOUT_MIN, option_problem, run_submitit
 
 log = logging.getLogger("jobs.grid")
+EXIT_INCOMPLETE = 3  # some cells are another runner's: not every cell has its record yet
 
 
 def _known() -> dict[str, Any]:
@@ -196,13 +200,46 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(len(devices), mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a SIGTERM stops the workers too
+    try:
         futures = {pool.submit(execute_cell, cell, str(results), str(cache_dir) if cache_dir else None,
                                devices[i % len(devices)], command, retry_failed, threads): cell
                    for i, cell in enumerate(pending)}
         for i, fut in enumerate(as_completed(futures)):
             report(i, futures[fut], fut.result())
+    except BaseException:  # Ctrl-C, SIGTERM, a crashed worker: queued cells must not run on unattended
+        pool.shutdown(wait=False, cancel_futures=True)
+        for child in multiprocessing.active_children():  # cells in flight are lost; their locks go stale
+            child.terminate()
+        for child in multiprocessing.active_children():
+            child.join(timeout=10)
+        log.warning("stopped after %d of %d cells; re-run the command to resume", sum(
+            counts[k] for k in ("done", "failed", "locked", "skipped")), len(pending))
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    pool.shutdown()
     return counts
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _worker_init(parent_pid: int) -> None:
+    """In each worker: Ctrl-C is the runner's to handle (it stops the workers), and a worker whose runner
+    died (SIGKILL) exits instead of running queued cells or waiting forever."""
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(EXIT_INTERRUPTED)
+
+    threading.Thread(target=watch, name="runner-watch", daemon=True).start()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -301,8 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("%d cell(s) failed; their records hold the error (python -m jobs.export --results %s). "
                     "Fix the cause, then add --retry-failed to run them again.", counts["failed"], args.results)
     if counts["locked"]:
-        log.warning("%d cell(s) were being run by another runner; re-run this command later to collect them.",
-                    counts["locked"])
+        log.warning("%d cell(s) were being run by another runner; their records are not here yet. Re-run this "
+                    "command later to collect them (exit code %d until then).", counts["locked"], EXIT_INCOMPLETE)
+        return EXIT_INCOMPLETE
     return 0
 
 

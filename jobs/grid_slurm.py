@@ -76,6 +76,10 @@ def run_submitit(grid: Grid, results: Path, args: argparse.Namespace, command: s
             log.warning("%d task(s) ended without a result (cancelled, pre-empted or lost); re-run this "
                         "command to run their cells again", outcomes.count("lost"))
             return 1
+        if "locked" in outcomes:  # another runner holds those cells: their records are not here yet
+            log.warning("%d cell(s) were being run by another runner; re-run this command later to collect them",
+                        outcomes.count("locked"))
+            return 3
     return 0
 
 

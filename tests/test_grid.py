@@ -137,6 +137,16 @@ def test_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
     assert grid_job.acquire_lock(tmp_path, "old")
 
 
+def test_cells_another_runner_holds_make_exit_code_3(tmp_path, caplog):
+    config = write_grid(tmp_path, methods='["zero_shot"]')
+    results = tmp_path / "results"
+    (cell,) = grid_job.load_grid(config, **grid_job._known()).cells
+    assert grid_job.acquire_lock(results, cell_id(cell))  # a live runner holds the only cell
+    assert grid_job.main([str(config), "--results", str(results)]) == grid_job.EXIT_INCOMPLETE == 3
+    assert "being run by another runner" in caplog.text and not records(results)
+    grid_job.release_lock(results, cell_id(cell))
+
+
 def _out_of_memory(*args, **kwargs):
     import torch
 
@@ -233,6 +243,60 @@ def test_sigkill_then_resume_gives_one_record_per_cell(tmp_path):
     assert len(final) == 3 and first <= set(final)
     assert all(r["status"] == "ok" for r in final.values())
     assert not list(results.glob(".tmp-*"))
+
+
+def _children(pid: int) -> set[int]:
+    """Live processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            if f"\nPPid:\t{pid}\n" in status.read_text():
+                found.add(int(status.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.add(pid)
+    return alive
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_stopping_a_runner_with_workers_stops_its_workers_and_queued_cells(tmp_path, stop):
+    config = write_grid(tmp_path, methods='["zero_shot", "bitfit", "clip_adapter", "linear_probe"]',
+                        extra="")
+    config.write_text(config.read_text().replace('source = "test"', 'source = "test"\nseeds = [0, 1, 2]'))
+    results = tmp_path / "results"
+    cmd, env = runner_command(config, results)
+    proc = subprocess.Popen([*cmd, "--workers", "2", "--threads", "1"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, workers = time.time() + 240, set()
+    while time.time() < deadline and not records(results):  # the workers are busy with cells
+        workers |= _children(proc.pid)
+        time.sleep(0.2)
+    workers |= _children(proc.pid)
+    assert records(results) and workers, "no worker had finished a cell"
+    os.kill(proc.pid, stop)
+    code = proc.wait(timeout=60)
+    if stop != signal.SIGKILL:
+        assert code == 130
+    deadline = time.time() + 20  # a worker notices its runner's death within a second
+    while time.time() < deadline and _alive(workers):
+        time.sleep(0.2)
+    assert not _alive(workers), "worker processes outlived their runner"
+    done = len(records(results))
+    time.sleep(3)
+    assert len(records(results)) == done < 12  # nothing more is written, queued cells never ran
 
 
 @pytest.mark.slow
