@@ -220,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     twin_dir = args.work / "two-runners"
     procs = [_start(_runner(config, twin_dir, cache, 1), args.work / f"runner-{i}.log") for i in (1, 2)]
     codes = [proc.wait(timeout=args.timeout) for proc in procs]
-    twin_diffs = compare(ref, audit(twin_dir)) + [f"runner exited {c}" for c in codes if c != 0]
+    # 3: a runner found cells the other held (their records came from the other); the audit decides the rest
+    twin_diffs = compare(ref, audit(twin_dir)) + [f"runner exited {c}" for c in codes if c not in (0, 3)]
 
     summary = {"config": str(args.config), "seeds": args.seeds, "cells": len(ref), "reference_s": round(ref_s, 1),
                "timing_run_s": round(warm_s, 1),
