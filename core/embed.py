@@ -125,6 +125,27 @@ class Embeddings:
     random_weights: bool
 
 
+_UNWRITABLE: set[str] = set()  # cache folders already warned about
+
+
+def _save_to_cache(path: Path, image: np.ndarray, text: np.ndarray) -> None:
+    """Write one cache entry atomically, best effort: a cache that cannot be written (read-only,
+    disk full) costs speed, never the run, and leaves no half-written temporary behind."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, image=image, text=text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if str(path.parent) not in _UNWRITABLE:
+            _UNWRITABLE.add(str(path.parent))
+            log.warning("embeddings not cached in %s (%s); going on without the cache", path.parent, exc)
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("IIMM_CACHE", Path.cwd() / ".cache" / "embeddings"))
 
@@ -156,9 +177,5 @@ def embed_dataset(loaded: LoadedModel, data: LabeledImages, *, templates: str | 
     image = embed_images(loaded, data.images, batch_size=batch_size, progress=progress)
     text = embed_prompts(loaded, data.class_names, templates)
     if use_cache:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".tmp-", suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, image=image, text=text)
-        os.replace(tmp, path)
+        _save_to_cache(path, image, text)
     return Embeddings(image, text, data.labels.copy(), list(data.class_names), loaded.label, loaded.random_weights)

@@ -92,6 +92,33 @@ def test_cache_hit_skips_the_forward_pass(tiny, sample, tmp_path, monkeypatch):
     assert second.random_weights and "RANDOM" in second.model_label
 
 
+def test_a_cache_that_cannot_be_written_costs_speed_not_the_run(tiny, sample, tmp_path, monkeypatch, caplog):
+    import errno
+
+    import core.embed as embed_module
+
+    want = embed_dataset(tiny, sample, use_cache=False)
+    real_savez = np.savez
+
+    def disk_full(fh, **arrays):
+        real_savez(fh, **arrays)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(embed_module.np, "savez", disk_full)
+    got = embed_dataset(tiny, sample, cache_dir=tmp_path / "full")
+    np.testing.assert_array_equal(got.image, want.image)
+    assert not list((tmp_path / "full").iterdir())  # no half-written temporary left
+    monkeypatch.undo()
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(embed_module.tempfile, "mkstemp", read_only)
+    got = embed_dataset(tiny, sample, cache_dir=tmp_path / "ro")
+    np.testing.assert_array_equal(got.image, want.image)
+    assert "going on without the cache" in caplog.text
+
+
 def test_fingerprint_changes_with_data(sample):
     other = sample.subset(np.arange(36))
     assert data_fingerprint(sample) != data_fingerprint(other)
