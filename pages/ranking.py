@@ -78,7 +78,8 @@ try:
     st.altair_chart(charts.gain_vs_forgetting(rows, x=x, y=y))
 except ValueError as exc:
     st.info(f"Nothing to draw: {exc}")
-a3.page_link("pages/runs.py", label=f"All {len(mine)} runs behind this table", icon=":material/table_rows:",
-             query_params=app.carried("model", "dataset"))
+opened = mine[mine["dataset"].isin(datasets)] if datasets else mine  # the runs the link shows
+a3.page_link("pages/runs.py", label=f"All {len(opened)} runs of this model" + (" on these datasets" if datasets else ""),
+             icon=":material/table_rows:", query_params=app.carried("model", "dataset"))
 a3.page_link("pages/matrix.py", label="Every method on every dataset", icon=":material/grid_on:",
              query_params=app.carried("model"))

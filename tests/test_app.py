@@ -223,6 +223,8 @@ def test_pages_show_undefined_values_as_a_dash_never_nan(fixture_store):
     one.run()
     table = one.dataframe[0].value
     assert not one.exception and set(table["gain_ci"]) == {"—"} and set(table["ood_ci"]) == {"—"}
+    links = [link.proto.label for link in one.get("page_link")]
+    assert "All 3 runs of this model on these datasets" in links  # what the link opens (was: all 18)
     for path in fixture_store.rglob("*.json"):  # records without their optional created_at
         record = json.loads(path.read_text())
         record.pop("created_at", None)
