@@ -107,12 +107,12 @@ def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool 
     if zs_acc is not None and n_classes:
         chance = 100.0 / n_classes
         if zs_acc < chance - BELOW_CHANCE_POINTS:
-            warnings.append(f"Zero-shot accuracy on your sample ({zs_acc:.0f} %) is below chance "
-                            f"({chance:.0f} %): the model's zero-shot guesses are systematically wrong "
+            warnings.append(f"Zero-shot accuracy on your sample ({zs_acc:.3g} %) is below chance "
+                            f"({chance:.3g} %): the model's zero-shot guesses are systematically wrong "
                             "here; check that the class names say what the images show.")
         elif zs_acc < chance + 0.25 * (100.0 - chance):
-            warnings.append(f"Zero-shot accuracy on your sample ({zs_acc:.0f} %) is close to chance "
-                            f"({chance:.0f} %): the model barely recognises these classes.")
+            warnings.append(f"Zero-shot accuracy on your sample ({zs_acc:.3g} %) is close to chance "
+                            f"({chance:.3g} %): the model barely recognises these classes.")
     if ok.empty:
         return Advice("weak", ["No method could be forecast from the stored runs."], warnings=warnings)
     if ok["extrapolation"].any():

@@ -35,7 +35,8 @@ if all_runs.empty:
 c1, c2 = st.columns(2)
 model, pretrained = app.pick_model(all_runs, c1)
 mine = all_runs[(all_runs["model"] == model) & (all_runs["pretrained"] == pretrained)]
-titles = app.option_labels(sorted(mine["method"].dropna().unique()), cards.method_title)
+trained = [m for m in sorted(mine["method"].dropna().unique()) if not cards.method_card(m).baseline]  # zero-shot: 0
+titles = app.option_labels(trained, cards.method_title)
 methods = c2.multiselect("methods (none = all)", list(titles), key="method", bind=app.URL, format_func=titles.get)
 app.model_notice(model, pretrained, all_runs)
 runs = mine if not methods else mine[mine["method"].isin(methods)]

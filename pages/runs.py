@@ -81,7 +81,7 @@ if run_id := st.selectbox("run", list(labels), index=None, key="run", bind=app.U
     rec = store.run_details(app.load_runs(roots, include), run_id)
     prov = rec.get("provenance") or {}
     st.write(f"{plain(labels[run_id])} · {plain(rec['status'])} · source {plain(rec['source'])} · "
-             f"code revision {plain(str(prov.get('git_revision'))[:10])}")
+             f"code revision {plain(str(prov.get('git_revision') or '')[:10] or 'not recorded')}")
     if rec.get("error"):
         st.error(plain(rec["error"], max_chars=2000))
     left, right = st.columns(2)

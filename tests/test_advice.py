@@ -47,6 +47,8 @@ def test_advise_warnings():
     assert any("close to chance" in w for w in out.warnings)
     below = advice.advise(rows, zs_acc=14.0, n_classes=2).warnings  # far under the 50 % of a coin flip
     assert any("14 %) is below chance (50 %)" in w for w in below) and not any("close to" in w for w in below)
+    many = advice.advise(rows, zs_acc=0.1, n_classes=1000).warnings  # chance 0.1 %: not rounded to "0 %"
+    assert any("(0.1 %) is close to chance (0.1 %)" in w for w in many)
     assert "RANDOM WEIGHTS" in advice.advise(rows, random_weights=True).warnings[0]
     assert not advice.advise(rows, zs_acc=90.0, n_classes=4).warnings[1:]  # only extrapolation
     none = advice.advise(advice.forecast_rows(result([np.nan, np.nan], [np.nan, np.nan],

@@ -143,7 +143,9 @@ def test_runs_that_share_a_label_can_each_be_picked_and_filtered(fixture_store):
     base = make_fixture_records(n_datasets=1, methods=("lora",), pretrained="random")[0]
     variant = {**base, "run_id": "variant-" + base["run_id"], "config": {**base["config"], "lr": 1e-3}}
     spaced = [{**base, "run_id": f"spaced-{i}", "dataset": name} for i, name in enumerate(("x y", "x  y"))]
-    for r in (variant, *spaced):
+    unrecorded = {**base, "run_id": "no-revision", "seed": 9, "provenance": {
+        k: v for k, v in base["provenance"].items() if k != "git_revision"}}
+    for r in (variant, *spaced, unrecorded):
         store.write_record(r, fixture_store)
     at = page("runs").run()
     picker = at.selectbox(key="run")
@@ -153,6 +155,8 @@ def test_runs_that_share_a_label_can_each_be_picked_and_filtered(fixture_store):
         assert not at.exception and at.selectbox(key="run").value == run_id
         config = json.loads(at.get("json")[0].proto.body)["config"]
         assert (config.get("lr") == 1e-3) == (run_id == variant["run_id"]), run_id
+    at.selectbox(key="run").set_value("no-revision").run()
+    assert any("code revision not recorded" in m.value for m in at.markdown)  # was "code revision None"
     at.multiselect(key="dataset").set_value(["x  y"]).run()
     assert not at.exception and at.dataframe[0].value["run_id"].tolist() == ["spaced-1"]
 
@@ -235,7 +239,9 @@ def test_pages_show_undefined_values_as_a_dash_never_nan(fixture_store):
 
 
 def test_compare_renders_panels_and_fit_table(fixture_store):
+    write_fixture_store(fixture_store, pretrained="random", methods=("zero_shot",))  # outcomes 0: not offered
     at = page("compare").run()
+    assert at.multiselect(key="method").options == ["BitFit", "Full", "LoRA"]  # no zero-shot (nothing to draw)
     assert not at.exception
     assert len(at.get("vega_lite_chart")) == 2  # IIMM vs gain, IIMM vs OOD change (one panel per method each)
     fits = at.dataframe[0].value
