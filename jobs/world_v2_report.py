@@ -49,6 +49,12 @@ def method_table(runs: pd.DataFrame, *, n_boot: int, seed: int = 0) -> pd.DataFr
     for (model, method), g in runs.groupby(["model_key", "method"], sort=True):
         if len(g) < 3 or g["dataset"].duplicated().any():
             raise ValueError(f"{model}/{method}: need one run per task and at least 3 tasks, got {len(g)} runs")
+        for column in ("iimm", "inter_modal", "intra_image", "zs_acc", "id_gain", "ood_change"):
+            missing = g.loc[~np.isfinite(pd.to_numeric(g[column], errors="coerce").astype(float)), "dataset"]
+            if len(missing):  # the pre-registered analysis needs every task's numbers: never drop some silently
+                raise ValueError(f"{model}/{method}: {column} is missing for task(s) {', '.join(sorted(missing)[:5])}"
+                                 f"{' …' if len(missing) > 5 else ''}; re-run those cells (--retry-failed) or "
+                                 "leave their records out")
         groups = np.array([world2.get_task(d).subworld for d in g["dataset"]])
         row = {"model": model, "method": method, "tasks": len(g), "subworlds": len(set(groups))}
         for outcome in ("id_gain", "ood_change"):

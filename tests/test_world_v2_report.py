@@ -53,6 +53,14 @@ def test_duplicate_runs_are_refused():
         rep.method_table(pd.concat([runs, runs.iloc[:1]]), n_boot=10)
 
 
+def test_a_missing_outcome_is_named_not_a_bare_finiteness_error():
+    runs = _runs([rep.MODEL_A], 1.0, -1.0)
+    task = world2.FINETUNE_TASKS[3]
+    runs.loc[(runs["method"] == "lora") & (runs["dataset"] == task), "ood_change"] = np.nan  # no OOD panel result
+    with pytest.raises(ValueError, match=rf"{rep.MODEL_A}/lora: ood_change is missing for task\(s\) {task}"):
+        rep.method_table(runs, n_boot=20)
+
+
 def test_ceilings_take_each_tasks_best_run_and_count_the_bar():
     names = world2.FINETUNE_TASKS[:3]
     runs = pd.DataFrame([
