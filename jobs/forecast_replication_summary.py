@@ -16,11 +16,14 @@ rows = pd.read_csv(sys.argv[1] if len(sys.argv) > 1 else "jobs/results/world-v2/
 fresh = rows[rows["pretrained"].isin(sys.argv[2].split(",") if len(sys.argv) > 2 else ["world-v2-b", "world-v2-c", "world-v2-d"])
              & rows["method"].isin(["bitfit", "attention", "lora", "clip_adapter", "linear_probe"])
              & (rows["status"] == "ok")]
+missing = {"bonferroni", "one-se"} - set(fresh["rule"])
+if missing:  # the decision rule compares these two
+    sys.exit(f"error: no ok fresh cells scored by {', '.join(sorted(missing))} in the rules table")
 counts = {}
 for rule, t in fresh.groupby("rule", sort=False):
     print(f"== {rule}: {len(t)} fresh cells")
     print(fsel.coverage_summary(t).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    worse = t[t["gain_vs_iimm"] < -1e-12]  # the same test as coverage_summary
+    worse = t[~(t["gain_vs_iimm"] >= -1e-12)]  # as coverage_summary: a cell without IIMM's line is not "no worse"
     counts[rule] = len(t) - len(worse)
     print("worse cells:")
     print(worse[["pretrained", "method", "outcome", "chosen", "nested_lodo_mae", "iimm_lodo_mae"]].to_string(index=False))
