@@ -176,6 +176,15 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
               "locked": 0, "skipped": 0}
     log.info("grid %s: %d cells, %d already finished, %d to run", grid.name, counts["total"], counts["already"],
              len(pending))
+    if counts["already"] and not retry_failed:  # say so: "finished" includes cells whose record is a failure
+        from core.experiment import cell_id
+        from core.store import stored_run_ids
+
+        finished = {cell_id(c) for c in grid.cells} - {cell_id(c) for c in pending}
+        counts["already_failed"] = len(finished - stored_run_ids(results, ok_only=True))
+        if counts["already_failed"]:
+            log.warning("%d of the finished cells have a failure record; add --retry-failed to run them again",
+                        counts["already_failed"])
     devices = _devices(workers)
     if devices[0] != "cpu":
         threads = None

@@ -147,6 +147,19 @@ def test_cells_another_runner_holds_make_exit_code_3(tmp_path, caplog):
     grid_job.release_lock(results, cell_id(cell))
 
 
+def test_a_rerun_says_how_many_finished_cells_failed(tmp_path, caplog):
+    from core import store
+    from tests.fixtures import make_fixture_records
+
+    config = write_grid(tmp_path, methods='["zero_shot"]')
+    results = tmp_path / "results"
+    (cell,) = grid_job.load_grid(config, **grid_job._known()).cells
+    failed = {**make_fixture_records(n_datasets=1, methods=("zero_shot",), n_failed=1)[0], "run_id": cell_id(cell)}
+    store.write_record(failed, results)
+    assert grid_job.main([str(config), "--results", str(results)]) == 0  # nothing to run
+    assert "1 of the finished cells have a failure record; add --retry-failed" in caplog.text
+
+
 def _out_of_memory(*args, **kwargs):
     import torch
 
