@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -102,14 +102,30 @@ def _weights_fingerprint(path: str, size: int, mtime: float) -> str:
     return h.hexdigest()[:16]
 
 
+def _initialisation_fingerprint(model: Any) -> str:
+    """A random-weight network's identity. Its weights depend on the torch seed at build time, so
+    architecture and tag do not name it; a fixed sample of every tensor does (cheap even for ViT-B)."""
+    import torch
+
+    h = hashlib.sha256()
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            h.update(f"{name}{tuple(tensor.shape)}".encode())
+            h.update(tensor.detach().reshape(-1)[:1024].to("cpu", torch.float64).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def model_fingerprint(loaded: LoadedModel) -> str:
-    """Model identity for cache keys: architecture, pretrained tag and shipped-weights hash."""
+    """Model identity for cache keys: architecture, pretrained tag, and the shipped weights' hash or,
+    for random weights, a sample of the initialised tensors (two seeds are two networks)."""
     spec = loaded.spec
     parts = [spec.arch, spec.pretrained_tag]
     if spec.shipped_weights:
         p = ASSET_DIR / spec.shipped_weights
         st = p.stat()
         parts.append(_weights_fingerprint(str(p), st.st_size, st.st_mtime))
+    elif spec.random_weights:
+        parts.append("init-" + _initialisation_fingerprint(loaded.model))
     return "|".join(parts)
 
 
@@ -167,13 +183,16 @@ def embed_dataset(loaded: LoadedModel, data: LabeledImages, *, templates: str | 
     if use_cache and path.exists():
         try:
             with np.load(path, allow_pickle=False) as z:
-                log.info("embedding cache hit %s", path.name)
-                if progress is not None:
-                    progress(len(data), len(data))
-                return Embeddings(z["image"], z["text"], data.labels.copy(), list(data.class_names),
-                                  loaded.label, loaded.random_weights)
-        except (OSError, ValueError, KeyError):
-            log.warning("ignoring unreadable cache entry %s", path)
+                image, text = z["image"], z["text"]
+            if image.shape[0] != len(data) or text.shape[0] != len(data.class_names):
+                raise ValueError(f"entry holds {image.shape[0]} images and {text.shape[0]} classes")
+            log.info("embedding cache hit %s", path.name)
+            if progress is not None:
+                progress(len(data), len(data))
+            return Embeddings(image, text, data.labels.copy(), list(data.class_names),
+                              loaded.label, loaded.random_weights)
+        except Exception as exc:  # noqa: BLE001 (empty, truncated or foreign file: any failure means recompute)
+            log.warning("ignoring unreadable cache entry %s (%s); recomputing it", path, type(exc).__name__)
     image = embed_images(loaded, data.images, batch_size=batch_size, progress=progress)
     text = embed_prompts(loaded, data.class_names, templates)
     if use_cache:

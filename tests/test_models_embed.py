@@ -119,6 +119,41 @@ def test_a_cache_that_cannot_be_written_costs_speed_not_the_run(tiny, sample, tm
     assert "going on without the cache" in caplog.text
 
 
+def test_random_weight_models_of_two_seeds_never_share_cache_entries(sample, tmp_path):
+    import torch
+
+    from core.embed import model_fingerprint
+
+    with torch.random.fork_rng():  # leaves the global generator as other tests expect it
+        torch.manual_seed(0)
+        first = load_model("worldclip-tiny-random")
+        torch.manual_seed(1)  # run_cell seeds torch before loading: another seed is another network
+        second = load_model("worldclip-tiny-random")
+        torch.manual_seed(0)
+        again = load_model("worldclip-tiny-random")
+    assert model_fingerprint(first) != model_fingerprint(second)
+    assert model_fingerprint(again) == model_fingerprint(first)  # same seed, same network, same key
+    a = embed_dataset(first, sample, cache_dir=tmp_path)
+    b = embed_dataset(second, sample, cache_dir=tmp_path)
+    np.testing.assert_array_equal(b.image, embed_dataset(second, sample, use_cache=False).image)
+    assert not np.allclose(a.image, b.image) and len(list(tmp_path.glob("*.npz"))) == 2
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "wrong rows"])
+def test_a_damaged_cache_entry_is_recomputed_not_fatal(tiny, sample, tmp_path, damage):
+    want = embed_dataset(tiny, sample, cache_dir=tmp_path)
+    (entry,) = tmp_path.glob("*.npz")
+    if damage == "empty":
+        entry.write_bytes(b"")
+    elif damage == "truncated":
+        entry.write_bytes(entry.read_bytes()[:100])
+    else:
+        np.savez(entry.with_suffix(""), image=want.image[:3], text=want.text)  # writes <key>.npz
+    got = embed_dataset(tiny, sample, cache_dir=tmp_path)
+    np.testing.assert_array_equal(got.image, want.image)
+    np.testing.assert_array_equal(embed_dataset(tiny, sample, cache_dir=tmp_path).image, want.image)  # rewritten
+
+
 def test_fingerprint_changes_with_data(sample):
     other = sample.subset(np.arange(36))
     assert data_fingerprint(sample) != data_fingerprint(other)
