@@ -4,7 +4,8 @@
 
 * ``shape-kind``, ``letters``, ... — the generated world v1 (offline, deterministic);
 * ``w2-sign-arrow``, ``w2-cell-count``, ... — the long-tailed world v2 (``core.data.world2``);
-* ``folder:/some/dir`` — ``dir/<split>/<class>/*.png`` (or ``dir/<class>/*`` split 80/20 by hash);
+* ``folder:/some/dir`` — ``dir/<split>/<class>/*.png`` (or ``dir/<class>/*`` split 80/20 within each
+  class; see ``core.data.folder``);
 * ``cifar100``, ``dtd``, ``eurosat``, ... — the reference study's datasets through torchvision,
   downloaded into ``$IIMM_DATA`` when online; offline, one clear sentence says so.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,6 @@ from core.data import world2
 from core.data.world import FINETUNE_TASKS, OOD_PANEL, TASKS, load_world_split
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -111,38 +110,32 @@ def load_split(name: str, split: str, *, max_items: int | None = None) -> Labele
     return data
 
 
-def _class_dirs(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
 def _load_folder(root: Path, split: str, template: str) -> LabeledImages:
-    from PIL import Image
+    from core.data.folder import FolderDatasetError, load_folder
 
-    if not root.is_dir():
-        raise DatasetUnavailableError(f"image folder {root} does not exist")
-    split_root = root / split if (root / "train").is_dir() else root
-    classes = _class_dirs(split_root)
-    if len(classes) < 2:
-        raise DatasetUnavailableError(f"{split_root} needs at least two class sub-folders")
-    images, labels = [], []
-    for label, folder in enumerate(classes):
-        for path in sorted(folder.iterdir()):
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            if split_root is root:  # no explicit split: a stable 80/20 split by file name
-                in_test = zlib.crc32(path.name.encode()) % 5 == 0
-                if in_test != (split == "test"):
-                    continue
-            with Image.open(path) as im:
-                images.append(im.convert("RGB"))
-            labels.append(label)
-    names = [c.name.replace("_", " ") for c in classes]
-    return LabeledImages(images, np.array(labels, np.int64), names, template, f"folder:{root}",
-                         {"source": "folder", "split": split})
+    try:
+        return load_folder(root, split, template)
+    except FolderDatasetError as exc:
+        raise DatasetUnavailableError(str(exc)) from None
+
+
+UNSPLIT = ("EuroSAT", "SUN397")  # torchvision classes without a train/test split
+
+
+def _targets(ds: object) -> list[int]:
+    """Every item's label, read without decoding images where the dataset keeps them."""
+    for attr in ("targets", "labels", "_labels"):
+        if isinstance(getattr(ds, attr, None), (list, tuple, np.ndarray)):
+            return [int(t) for t in getattr(ds, attr)]
+    if isinstance(getattr(ds, "_samples", None), list):  # GTSRB: (path, label) pairs
+        return [int(label) for _, label in ds._samples]
+    return [int(ds[i][1]) for i in range(len(ds))]
 
 
 def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> LabeledImages:
     import torchvision.datasets as tvd
+
+    from core.data.imaging import to_rgb
 
     root = Path(os.environ.get("IIMM_DATA", Path.home() / ".cache" / "iimm-data"))
     cls = getattr(tvd, spec.tv_class)
@@ -157,8 +150,20 @@ def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> L
         raise DatasetUnavailableError(
             f"{spec.description} could not be downloaded into {root} ({type(exc).__name__}); this machine "
             f"may be offline — use a generated-world task such as 'shape-kind' instead.") from exc
-    names = [str(c) for c in getattr(ds, "classes", [])] or [str(i) for i in range(10)]
-    n = len(ds) if max_items is None else min(len(ds), max_items)
-    images, labels = zip(*(ds[i] for i in range(n)))
-    return LabeledImages([im.convert("RGB") for im in images], np.array(labels, np.int64), names,
+    indices = list(range(len(ds)))
+    classes = [str(c) for c in getattr(ds, "classes", [])]
+    targets = _targets(ds) if spec.tv_class in UNSPLIT or not classes else []
+    if spec.tv_class in UNSPLIT:  # torchvision gives these whole: split within each class, as image folders do
+        from core.data.folder import split_within_class
+
+        indices = []
+        for label in sorted(set(targets)):
+            mine = [i for i, t in enumerate(targets) if t == label]
+            indices += [mine[k] for k in split_within_class([str(i) for i in mine], split)]
+        indices.sort()
+    if max_items is not None:
+        indices = indices[:max_items]
+    names = classes or [str(i) for i in range(max(targets) + 1)]  # GTSRB names none: its label numbers
+    images, labels = zip(*(ds[i] for i in indices))
+    return LabeledImages([to_rgb(im) for im in images], np.array(labels, np.int64), names,
                          spec.template, spec.name, {"source": "torchvision", "split": split})

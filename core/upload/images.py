@@ -1,16 +1,16 @@
 """Decoding one uploaded image to an RGB thumbnail under a per-image and a total pixel budget.
 
-16-bit and 32-bit integer images are scaled to 8 bits (not clipped, which would turn them almost
-white); float images with values in [0, 1] or [0, 255] are scaled likewise; any other float range is
-refused with a reason, never guessed (a silent black image is worse than a skip).
+Pixel values go through :mod:`core.data.imaging`, as image-folder datasets do: 16/32-bit and float
+images scaled by their range, any other range refused with a reason (a silent black image is worse
+than a skip), EXIF rotation applied.
 """
 from __future__ import annotations
 
 import io
 
-import numpy as np
 from PIL import Image, ImageOps
 
+from core.data.imaging import UnusableImage, to_8bit, widen_16bit
 from core.upload.limits import ARCHIVE_MAGIC, PIL_FORMATS, UploadError, UploadLimits, _kind, _Skip
 
 
@@ -28,28 +28,11 @@ class PixelBudget:
 
 
 def _to_8bit(im: Image.Image) -> Image.Image:
-    """32-bit integer (16-bit ones are widened before this) and float images as 8-bit, by their real
-    range; _Skip when it is unknown. Other modes pass unchanged."""
-    if im.mode not in ("I", "F"):
-        return im
-    arr = np.asarray(im, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        raise _Skip("float image holds NaN or infinite values")
-    low, high = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
-    if low < 0:
-        raise _Skip(f"{'float' if im.mode == 'F' else 'integer'} image has negative values; "
-                    "cannot tell its range")
-    if im.mode == "F" and high <= 1.0:
-        scale = 255.0
-    elif high <= 255.0:
-        scale = 1.0
-    elif im.mode == "I" and high <= 65535.0:
-        # by the smallest bit depth that holds the values: 12-bit camera data fill the 8-bit range
-        # instead of staying near black, as dividing every 16-bit container by 257 left them
-        scale = 255.0 / (2 ** int(high).bit_length() - 1)
-    else:
-        raise _Skip(f"image values reach {high:g}; expected [0, 1] or [0, 255] (float) or 8/16-bit integers")
-    return Image.fromarray(np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8), mode="L")
+    """:func:`core.data.imaging.to_8bit`, its refusal as a skip reason."""
+    try:
+        return to_8bit(im)
+    except UnusableImage as exc:
+        raise _Skip(str(exc)) from None
 
 
 def _decode_image(raw: bytes, limits: UploadLimits, pixels: PixelBudget | None = None) -> Image.Image:
@@ -64,8 +47,7 @@ def _decode_image(raw: bytes, limits: UploadLimits, pixels: PixelBudget | None =
                 raise _Skip(f"image too large ({w}×{h} pixels declared)")
             if pixels is not None:
                 pixels.take(w * h)
-            if im.mode.startswith("I;16"):  # Pillow cannot reduce() these, which thumbnail does when large
-                im = im.convert("I")
+            im = widen_16bit(im)  # Pillow cannot reduce() I;16, which thumbnail does when large
             im.thumbnail((limits.max_side, limits.max_side))
             im = _to_8bit(im)
             im = ImageOps.exif_transpose(im)  # phone photos store their rotation in EXIF

@@ -1,0 +1,116 @@
+"""Image-folder datasets (``folder:/some/dir``): ``dir/train/<class>/…`` and ``dir/test/<class>/…``, or
+``dir/<class>/…`` split 80/20 within each class.
+
+Class folders are the top-level folders (hidden ones and ``__MACOSX`` left out); images may sit in
+sub-folders of a class folder. Hidden files (``.DS_Store``, macOS ``._*``), other file types, broken links
+and images that cannot be decoded are skipped and named in one warning; pixels are converted as uploads
+are (:mod:`core.data.imaging`: 16-bit scaled, EXIF rotation applied). Train and test must hold the same
+classes, and two folders may not give one class name ("big_cat" and "big cat"): both are refused.
+"""
+from __future__ import annotations
+
+import logging
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from core.data.base import LabeledImages
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+SPLITS = ("train", "test")
+TEST_EVERY = 5  # the flat layout: every fifth image of a class, in a fixed order by hash, is a test image
+
+
+class FolderDatasetError(RuntimeError):
+    """An image folder that cannot be used as a dataset; the message says what to change."""
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def class_dirs(root: Path) -> list[Path]:
+    """The class folders of ``root``, sorted by name."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p.name))
+
+
+def class_name(folder: Path) -> str:
+    return folder.name.replace("_", " ")
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files anywhere under a class folder (not in hidden folders), sorted; broken links left out."""
+    found = []
+    for path in folder.rglob("*"):
+        parts = path.relative_to(folder).parts
+        if any(_hidden(p) for p in parts) or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            continue
+        found.append(path)
+    return sorted(found)
+
+
+def split_within_class(keys: list[str], split: str) -> list[int]:
+    """The positions of one class's items that belong to ``split``: the items ordered by a hash of their
+    key (stable whatever else is added), every TEST_EVERY-th is a test item, so each class keeps ~20 % for
+    test and a class of fewer than TEST_EVERY items stays in train. Sorted positions."""
+    order = sorted(range(len(keys)), key=lambda i: (zlib.crc32(keys[i].encode()), keys[i]))
+    return sorted(i for rank, i in enumerate(order) if (rank % TEST_EVERY == TEST_EVERY - 1) == (split == "test"))
+
+
+def _flat_split(files: list[Path], folder: Path, split: str) -> list[Path]:
+    """One class's files of ``split`` in the flat layout (:func:`split_within_class` of their paths)."""
+    return [files[i] for i in split_within_class([p.relative_to(folder).as_posix() for p in files], split)]
+
+
+def _check_classes(root: Path, explicit: bool, split: str) -> None:
+    present = [s for s in SPLITS if (root / s).is_dir()]
+    if explicit and split not in present:
+        raise FolderDatasetError(f"{root} has a {present[0]}/ folder but no {split}/ folder; add it, or put the "
+                                 f"class folders directly in {root} to have them split 80/20")
+    if len(present) == 2:
+        train, test = ({class_name(c) for c in class_dirs(root / s)} for s in SPLITS)
+        if train != test:
+            raise FolderDatasetError(
+                f"{root}/train and {root}/test hold different classes (only in train: {sorted(train - test)[:5]}; "
+                f"only in test: {sorted(test - train)[:5]}); a class's label must mean the same in both")
+    for split_root in ([root / s for s in present] if explicit else [root]):
+        names = [class_name(c) for c in class_dirs(split_root)]
+        if len(names) < 2:
+            raise FolderDatasetError(f"{split_root} needs at least two class sub-folders")
+        clash = sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            raise FolderDatasetError(f"class folders in {split_root} give the same class name {clash[0]!r} "
+                                     "('_' reads as a space); rename one")
+
+
+def load_folder(root: Path, split: str, template: str) -> LabeledImages:
+    """One split of an image-folder dataset (see the module docstring). Raises FolderDatasetError."""
+    from PIL import Image
+
+    from core.data.imaging import to_rgb
+
+    if not root.is_dir():
+        raise FolderDatasetError(f"image folder {root} does not exist")
+    explicit = any((root / s).is_dir() for s in SPLITS)
+    _check_classes(root, explicit, split)
+    classes = class_dirs(root / split if explicit else root)
+    images, labels, skipped = [], [], []
+    for label, folder in enumerate(classes):
+        files = image_files(folder)
+        for path in files if explicit else _flat_split(files, folder, split):
+            try:
+                with Image.open(path) as im:
+                    images.append(to_rgb(im))
+            except Exception as exc:  # noqa: BLE001 (PIL raises many types; any means "unusable")
+                skipped.append(f"{path.relative_to(root)} ({type(exc).__name__})")
+                continue
+            labels.append(label)
+    if skipped:
+        log.warning("%s (%s): skipped %d unreadable image(s): %s%s", root, split, len(skipped),
+                    ", ".join(skipped[:3]), " …" if len(skipped) > 3 else "")
+    if not images:
+        raise FolderDatasetError(f"{root} has no readable images for the {split} split")
+    return LabeledImages(images, np.array(labels, np.int64), [class_name(c) for c in classes], template,
+                         f"folder:{root}", {"source": "folder", "split": split, "skipped": len(skipped)})

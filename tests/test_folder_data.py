@@ -1,0 +1,108 @@
+"""Image-folder datasets (core.data.folder): layouts, bad files, pixel conversion, splits, refusals."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.data.folder import TEST_EVERY, load_folder, split_within_class
+from core.data.registry import DatasetUnavailableError, load_split
+
+
+def _png(path, value=(200, 0, 0), size=(8, 6), mode="RGB"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, value).save(path)
+
+
+def test_flat_layout_splits_each_class_80_20_and_keeps_tiny_classes_in_train(tmp_path):
+    for name, n in (("cat", 100), ("dog", 1), ("bird", 3)):
+        for i in range(n):
+            _png(tmp_path / name / f"{name}{i}.png")
+    (tmp_path / "dog" / "dog0.png").rename(tmp_path / "dog" / "dog3.png")  # a name the old hash rule sent to test
+    train = load_split(f"folder:{tmp_path}", "train")
+    test = load_split(f"folder:{tmp_path}", "test")
+    counts = lambda d: dict(zip(d.class_names, np.bincount(d.labels, minlength=3)))  # noqa: E731
+    assert counts(train) == {"bird": 3, "cat": 80, "dog": 1}  # was: dog 0, cat 81
+    assert counts(test) == {"bird": 0, "cat": 20, "dog": 0}
+    assert split_within_class([str(i) for i in range(12)], "test") == sorted(
+        set(range(12)) - set(split_within_class([str(i) for i in range(12)], "train")))
+    assert len(split_within_class([str(i) for i in range(12)], "test")) == 12 // TEST_EVERY
+
+
+def test_bad_files_are_skipped_and_named_not_fatal(tmp_path, caplog):
+    for cls in ("cat", "dog"):
+        for i in range(3):
+            _png(tmp_path / "train" / cls / f"{i}.png")
+            _png(tmp_path / "test" / cls / f"{i}.png")
+    bad = tmp_path / "train" / "cat"
+    (bad / "._0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS resource fork
+    (bad / "cut.png").write_bytes((bad / "0.png").read_bytes()[:40])  # truncated
+    (bad / "album.png").mkdir()  # a folder with an image's name
+    (bad / "gone.png").symlink_to(tmp_path / "nowhere.png")  # broken link
+    _png(bad / "deeper" / "nested.png")  # images in a sub-folder of the class belong to it
+    (tmp_path / "train" / "__MACOSX").mkdir()  # not a class
+    data = load_folder(tmp_path, "train", "a photo of a {c}")
+    assert data.class_names == ["cat", "dog"]
+    assert list(np.bincount(data.labels)) == [4, 3] and data.meta["skipped"] == 1
+    assert "skipped 1 unreadable image(s): train/cat/cut.png" in caplog.text
+
+
+def test_pixels_are_converted_as_uploads_are(tmp_path):
+    grey16 = np.full((6, 8), 32768, np.uint16)  # half of the 16-bit range: mid grey, not white
+    for cls in ("a", "b"):
+        Image.fromarray(grey16).save(_dir(tmp_path / cls) / "grey16.png")
+        exif = Image.Exif()
+        exif[0x0112] = 6  # stored landscape, shown rotated 90 degrees
+        buf = io.BytesIO()
+        Image.new("RGB", (16, 8), (0, 200, 0)).save(buf, format="JPEG", exif=exif)
+        (tmp_path / cls / "rotated.jpg").write_bytes(buf.getvalue())
+    data = load_split(f"folder:{tmp_path}", "train")
+    grey = [im for im in data.images if im.size == (8, 6)]
+    rotated = [im for im in data.images if im.size == (8, 16)]
+    assert grey and 120 <= np.asarray(grey[0])[0, 0, 0] <= 135  # was 255: every 16-bit image white
+    assert rotated  # EXIF orientation applied (was: stored 16 x 8)
+
+
+def _dir(path):
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.mark.parametrize("layout, message", [
+    ({"train/cat": 2, "train/dog": 2, "train/fish": 2, "test/cat": 2, "test/fish": 2},
+     r"hold different classes \(only in train: \['dog'\]"),
+    ({"big_cat": 2, "big cat": 2}, "give the same class name 'big cat'"),
+    ({"train/cat": 2, "train/dog": 2}, "has a train/ folder but no test/ folder"),
+    ({"cat": 2}, "needs at least two class sub-folders"),
+])
+def test_unusable_folders_are_refused_with_a_reason(tmp_path, layout, message):
+    for folder, n in layout.items():
+        for i in range(n):
+            _png(tmp_path / folder / f"{i}.png")
+    with pytest.raises(DatasetUnavailableError, match=message):
+        load_split(f"folder:{tmp_path}", "test")
+
+
+def test_torchvision_sets_without_a_split_are_split_within_each_class(tmp_path, monkeypatch):
+    # EuroSAT as torchvision lays it out once downloaded (offline here: a fake of 2 classes x 10 images)
+    for cls in ("Forest", "River"):
+        for i in range(10):
+            _png(tmp_path / "eurosat" / "2750" / cls / f"{cls}_{i}.jpg")
+    monkeypatch.setenv("IIMM_DATA", str(tmp_path))
+    train, test = (load_split("eurosat", s) for s in ("train", "test"))
+    assert train.class_names == test.class_names == ["Forest", "River"]
+    assert list(np.bincount(train.labels)) == [8, 8] and list(np.bincount(test.labels)) == [2, 2]  # was 10 and 10
+
+
+def test_labels_are_read_without_decoding_where_a_dataset_keeps_them():
+    from core.data.registry import _targets
+
+    class Samples:  # GTSRB keeps (path, label) pairs and names no classes
+        _samples = [("a.ppm", 0), ("b.ppm", 42)]
+
+        def __getitem__(self, i):
+            raise AssertionError("decoded an image to read a label")
+
+    assert _targets(Samples()) == [0, 42]
