@@ -5,6 +5,7 @@ obscure TypeError deep in training. ``check_types`` gives one message naming the
 """
 from __future__ import annotations
 
+import math
 import types
 import typing
 from typing import Any, Mapping
@@ -20,8 +21,8 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, bool)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:  # an integer is a fine float in a config file ("lr = 1")
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is float:  # an integer is a fine float in a config file ("lr = 1"); TOML's inf and nan are not
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if hint is str:
         return isinstance(value, str)
     if origin in (tuple, list):
@@ -30,6 +31,8 @@ def _matches(value: Any, hint: Any) -> bool:
 
 
 def _describe(hint: Any) -> str:
+    if hint is float:
+        return "a finite number"
     text = str(hint).replace("typing.", "")
     return getattr(hint, "__name__", text) if typing.get_origin(hint) is None else text
 

@@ -67,6 +67,8 @@ class TrainRecipe:
             (self.eval_every is None or self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}"),
             (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
             (self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}"),
+            (0 <= self.seed < 2**32, f"seed must lie in [0, 2**32 - 1], got {self.seed}"),
+            (0 <= self.split_seed < 2**32, f"split_seed must lie in [0, 2**32 - 1], got {self.split_seed}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -34,7 +34,7 @@ def _message(capsys, caplog) -> str:
 @pytest.mark.parametrize("model, train, match", [
     ('"no-such-model"', "", "Unknown model 'no-such-model': neither"),  # as typed, no ':random' suffix
     ('"ViT-B-32:no-such-tag"', "", "ViT-B-32"),
-    ('"worldclip-tiny-random"', 'lr = "fast"', r"TrainRecipe.lr must be float, got 'fast'"),
+    ('"worldclip-tiny-random"', 'lr = "fast"', r"TrainRecipe.lr must be a finite number, got 'fast'"),
     ('"worldclip-tiny-random"', "batch_size = 6.5", r"batch_size must be int, got 6.5"),
     ('"worldclip-tiny-random"', "batch_size = 0", "batch_size must be >= 1"),
     ('"worldclip-tiny-random"', "lrr = 1", "unknown training setting"),
@@ -87,7 +87,7 @@ def test_a_job_run_as_a_command_prints_no_traceback(tmp_path):
     done = subprocess.run([sys.executable, "-m", "jobs.grid", str(bad), "--results", str(tmp_path / "r")],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert "TrainRecipe.lr must be float" in done.stderr and "Traceback" not in done.stderr
+    assert "TrainRecipe.lr must be a finite number" in done.stderr and "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("job_name, argv, match", [

@@ -248,10 +248,18 @@ def test_registry_errors_and_entries(loaded):
     ("clip_adapter", {"reduction": 0}, "reduction"), ("orthogonal", {"cutout_fraction": 0.0}, "cutout_fraction"),
     ("orthogonal", {"cr_weight": -1.0}, "cr_weight"), ("wise_ft", {"alpha": 2.0}, "alpha"),
     ("clip_cite", {"kd_temperature": 0.0}, "kd_temperature"), ("clip_cite", {"alpha": -0.1}, "alpha"),
+    ("lora", {"scale": float("inf")}, "scale must be a finite number"),  # TOML's inf: was "lower the lr" at step 1
+    ("orthogonal", {"cr_weight": float("inf")}, "cr_weight must be a finite number"),
+    ("clip_cite", {"kd_temperature": float("inf")}, "kd_temperature must be a finite number"),
 ])
 def test_config_validation(name, overrides, match):
     with pytest.raises(ValueError, match=match):
         get_method(name).config_cls.from_overrides(overrides)
+
+
+def test_clip_adapter_refuses_a_reduction_wider_than_the_features(loaded):
+    with pytest.raises(ValueError, match="reduction 1000 leaves no hidden unit for the model's 128-wide features"):
+        build_method("clip_adapter", loaded, CLASSES, TEMPLATE, {"reduction": 1000})  # was: silently 1 wide
 
 
 def test_towers_option_restricts_to_one_tower(loaded):

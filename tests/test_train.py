@@ -136,6 +136,9 @@ def test_split_sizes_and_eval_schedule(loaded, data):
     ({"batch_size": 0}, "batch_size"), ({"epochs": None, "max_steps": None}, "epochs or max_steps"),
     ({"val_fraction": 1.0}, "val_fraction"), ({"eval_every": 0}, "eval_every"), ({"grad_clip": 0.0}, "grad_clip"),
     ({"weight_decay": -1.0}, "weight_decay"), ({"max_steps": 0}, "max_steps"),
+    ({"lr": float("inf")}, "lr must be a finite number, got inf"),  # TOML's inf: was refused at step 1
+    ({"weight_decay": float("inf")}, "weight_decay must be a finite number"),
+    ({"split_seed": -1}, r"split_seed must lie in \[0, 2\*\*32 - 1\]"), ({"seed": 2**64}, "seed must lie in"),
 ])
 def test_recipe_validation(kw, match):
     with pytest.raises(ValueError, match=match):

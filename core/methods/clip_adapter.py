@@ -54,6 +54,8 @@ class CLIPAdapterModel(ClassifierModel):
     def __init__(self, loaded, class_names, template, config: CLIPAdapterConfig) -> None:
         super().__init__(loaded, class_names, template, method="clip_adapter", config=config)
         towers, dim = parse_towers(config.towers), self.embed_dim
+        require(dim // config.reduction >= 1, f"reduction {config.reduction} leaves no hidden unit for the "
+                                               f"model's {dim}-wide features; use at most {dim}")
         generator = torch.Generator().manual_seed(init_seed(config))
         device = next(self.clip.parameters()).device
         self.image_adapter = bottleneck(dim, config.reduction, generator).to(device) if "image" in towers else None
