@@ -82,6 +82,52 @@ def preflight(grid: Grid) -> None:
                 TrainRecipe(**{**cell["train"], "seed": cell["seed"]})
         except (TypeError, ValueError) as exc:
             raise GridConfigError(f"method {cell['method']!r}: {exc}") from exc
+    _build_each_method_once(grid)
+
+
+def _structure(name: str) -> Any:
+    """A loaded model with ``name``'s architecture, for checking method settings: its own weights where
+    they need no download, else random ones (the structure is what matters); None for a hub model."""
+    from core.models import check_model, load_model, spec_for
+
+    spec = check_model(name)
+    if spec.arch.startswith("hf-hub:"):
+        return None
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # the runs' own seeding stays untouched
+        return load_model(spec if not spec.needs_download else spec_for(spec.arch))
+
+
+def _build_each_method_once(grid: Grid) -> None:
+    """Settings only a built method can check (orthogonal's block size against the model's width, peft's
+    target modules and ranks, an adapter's width): build each (model, method, settings) once, on two
+    classes, so they fail here, not in every cell. Raises GridConfigError."""
+    from core.methods import build_method
+
+    models: dict[str, Any] = {}
+    seen: set[str] = set()
+    for cell in grid.cells:
+        key = json.dumps([cell["model"], cell["method"], cell["method_config"]], sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        if cell["model"] not in models:
+            log.info("preflight: building each method once on %s to check its settings", cell["model"])
+            try:
+                models[cell["model"]] = _structure(cell["model"])
+            except Exception as exc:  # noqa: BLE001 (e.g. out of memory): each cell then checks its own
+                log.warning("preflight: could not load %s to check method settings (%s: %s); each cell will",
+                            cell["model"], type(exc).__name__, str(exc)[:200])
+                models[cell["model"]] = None
+        if models[cell["model"]] is None:
+            continue
+        try:
+            build_method(cell["method"], models[cell["model"]], ["a", "b"], "a photo of a {c}",
+                         dict(cell["method_config"]))
+        except Exception as exc:  # noqa: BLE001 (peft and torch raise many types; each is a bad setting here)
+            raise GridConfigError(f"method {cell['method']!r} on {cell['model']}: {type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from exc
 
 
 def record_path(results: Path, run_id: str) -> Path:

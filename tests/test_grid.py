@@ -120,6 +120,21 @@ def test_options_are_checked_before_any_cell_runs(tmp_path, caplog, extra_args, 
     assert not results.exists()  # refused before anything was written
 
 
+@pytest.mark.parametrize("method, table, message", [
+    ("orthogonal", "block_size = 7", "block_size 7 does not divide"),
+    ("peft_lora", 'peft = { target_modules = ["qproj"] }', "qproj"),
+    ("peft_vera", "peft = { r = 0 }", "method 'peft_vera' on worldclip-tiny-random"),
+    ("clip_adapter", "reduction = 1000", "leaves no hidden unit"),
+])
+def test_settings_only_a_built_method_can_check_are_refused_before_any_cell(tmp_path, caplog, method, table,
+                                                                             message):
+    results = tmp_path / "r"
+    config = write_grid(tmp_path, methods=f'["{method}"]', extra=f"[method.{method}]\n{table}")
+    assert grid_job.main([str(config), "--results", str(results), "--dry-run"]) == 2  # was: accepted
+    assert message in caplog.text
+    assert grid_job.main([str(config), "--results", str(results)]) == 2 and not results.exists()
+
+
 def test_dry_run_writes_nothing(tmp_path, capsys):
     results = tmp_path / "r"
     assert grid_job.main([str(write_grid(tmp_path)), "--results", str(results), "--dry-run"]) == 0
