@@ -270,6 +270,14 @@ def test_peft_config_merges_overrides_files_and_types(loaded, tmp_path):
             generic.from_overrides(overrides)
 
 
+def test_a_setting_peft_adjusts_while_attaching_is_in_the_record(loaded):
+    module = build_method("peft_oft", loaded, CLASSES, TEMPLATE, {"peft": {"oft_block_size": 7}})
+    details = module.method_details()
+    assert details["peft_config"]["oft_block_size"] == 7  # what was asked for
+    assert any("oft_block_size" in w and "8" in w for w in details["peft_warnings"])  # what ran
+    assert "peft_warnings" not in build_method("peft_lora", loaded, CLASSES, TEMPLATE).method_details()
+
+
 def test_a_grid_names_peft_methods_by_configuration_only():
     import jobs.grid as grid_job
 

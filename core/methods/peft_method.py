@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import warnings
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -121,6 +122,8 @@ class PeftClassifier(ClassifierModel):
         details = super().method_details()
         details.update(family=self.config.method_family, peft_type=self.config.resolved()["peft_type"],
                        peft_config=self.config.resolved())
+        if getattr(self, "peft_warnings", None):
+            details["peft_warnings"] = [message[:500] for message in self.peft_warnings]
         return details
 
     def save_adapter(self, folder: str | Path) -> Path:
@@ -150,9 +153,16 @@ def _attach(module: PeftClassifier, config_obj) -> PeftClassifier:
 def build_peft(name: str, loaded, class_names: Sequence[str], template: str,
                config: PeftMethodConfig) -> PeftClassifier:
     module = PeftClassifier(loaded, class_names, template, method=name, config=config)
-    with torch.random.fork_rng(devices=[]):  # seeded adapter init without moving the global stream
-        torch.manual_seed(config.init_seed)
-        return _attach(module, config.peft_config())
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.manual_seed(config.init_seed)  # seeded adapter init without moving the global stream
+        _attach(module, config.peft_config())
+    # peft may adjust a setting as it attaches ("Adjusted oft_block_size to (8)"): the record must say so,
+    # since its peft_config is the requested one
+    module.peft_warnings = list(dict.fromkeys(str(w.message).strip() for w in caught))[:10]
+    for message in module.peft_warnings:
+        log.warning("%s: peft: %s", name, message)
+    return module
 
 
 def load_adapter(loaded, folder: str | Path, class_names: Sequence[str], template: str, *,
