@@ -77,6 +77,9 @@ class TrainRecipe:
 
 @dataclass
 class TrainResult:
+    """What training did. ``best_val_acc``/``best_step``: the validation score and step of the state
+    returned -- the best one with ``best_checkpoint``, else the final one (``val_history`` has them all)."""
+
     steps: int
     epochs: float
     wall_time_s: float
@@ -196,6 +199,8 @@ def train(module, data: LabeledImages, recipe: TrainRecipe, *,
             validate()
     if val is not None and (not history or history[-1][0] != step):
         validate()  # the final state always takes part in the choice
+    if not recipe.best_checkpoint and history:  # the final state is the one returned: report its score
+        best_step, best_acc = history[-1]
     if best_state is not None:
         with torch.no_grad():
             for name, p in named.items():

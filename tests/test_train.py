@@ -68,9 +68,10 @@ def test_without_best_checkpoint_the_final_state_stays(loaded, data, monkeypatch
     module = build_method("attention", loaded, data.class_names, data.template)
     states = {}
     progress = lambda e: states.__setitem__(e["step"], trainable_state(module)) if e["event"] == "eval" else None
-    train(module, data, recipe(eval_every=2, best_checkpoint=False), progress=progress)
+    result = train(module, data, recipe(eval_every=2, best_checkpoint=False), progress=progress)
     final = trainable_state(module)
     assert all(torch.equal(final[n], states[4][n]) for n in final)
+    assert (result.best_step, result.best_val_acc) == (4, 10.0)  # the returned state's, not step 2's 50 %
 
 
 def test_nan_loss_raises_before_any_update(loaded, data):
