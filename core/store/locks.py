@@ -7,7 +7,10 @@ thread while the cell runs. A lock is *stale* -- and taken over -- when:
 * its heartbeat is older than the expiry (any host: a pre-empted SLURM task, a lost node);
 * it was made on this host by a process that no longer exists (a killed runner), or whose pid now
   belongs to a process started after the lock was made (a reused pid, a restarted container);
-* it is empty or unreadable and older than a short grace (a full disk left a 0-byte file).
+* it is empty or garbage and older than a short grace (a full disk left a 0-byte file).
+
+A lock that cannot be read (another user's, made under umask 077) is judged by its heartbeat alone:
+stale once it is older than the expiry.
 
 A runner releases and refreshes only a lock that still holds its own token: one paused past the
 expiry (Ctrl-Z, a suspended job) whose lock another runner took over never deletes or refreshes
@@ -81,8 +84,8 @@ def lock_is_stale(path: Path, *, expiry_s: float | None = None, now: float | Non
         return True
     try:
         text = path.read_text(encoding="utf-8", errors="replace")[:4096]
-    except OSError:  # unreadable (another user's umask 077): judged by its heartbeat alone
-        return age > min(EMPTY_GRACE_S, expiry)
+    except OSError:  # unreadable (another user's umask 077): judged by its heartbeat alone, i.e. the expiry
+        return False
     started = None
     try:
         owner = json.loads(text)
@@ -174,7 +177,7 @@ def release_lock(results: Path, run_id: str) -> None:
 
 @contextlib.contextmanager
 def heartbeat(results: Path, run_id: str, *, expiry_s: float | None = None) -> Iterator[None]:
-    """Touch the held lock every expiry/5 seconds (1-60 s) until the block ends."""
+    """Touch the held lock every expiry/5 seconds (0.05-60 s) until the block ends, while it is still ours."""
     period = min(60.0, max(0.05, (lock_expiry_s() if expiry_s is None else expiry_s) / 5))
     path, stop = lock_path(results, run_id), threading.Event()
 
