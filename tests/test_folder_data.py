@@ -85,6 +85,17 @@ def test_unusable_folders_are_refused_with_a_reason(tmp_path, layout, message):
         load_split(f"folder:{tmp_path}", "test")
 
 
+def test_a_label_means_the_same_class_in_train_and_test_however_the_folders_are_spelled(tmp_path):
+    for split, names in (("train", ("big_cat", "big-dog")), ("test", ("big cat", "big-dog"))):
+        for k, name in enumerate(names):
+            _png(tmp_path / split / name / "0.png", value=(200 * (name.startswith("big") and "cat" in name), 0, 0))
+    train, test = (load_split(f"folder:{tmp_path}", s) for s in ("train", "test"))
+    assert train.class_names == test.class_names == ["big cat", "big-dog"]  # was ['big-dog', 'big cat'] in train
+    cat = train.class_names.index("big cat")
+    assert np.asarray(train.images[list(train.labels).index(cat)])[0, 0, 0] == 200
+    assert np.asarray(test.images[list(test.labels).index(cat)])[0, 0, 0] == 200
+
+
 def test_torchvision_sets_without_a_split_are_split_within_each_class(tmp_path, monkeypatch):
     # EuroSAT as torchvision lays it out once downloaded (offline here: a fake of 2 classes x 10 images)
     for cls in ("Forest", "River"):

@@ -2,9 +2,9 @@
 ``dir/<class>/…`` split 80/20 within each class.
 
 Class folders are the top-level folders (hidden ones and ``__MACOSX`` left out); images may sit in
-sub-folders of a class folder. Hidden files (``.DS_Store``, macOS ``._*``), other file types, broken links
-and images that cannot be decoded are skipped and named in one warning; pixels are converted as uploads
-are (:mod:`core.data.imaging`: 16-bit scaled, EXIF rotation applied). Train and test must hold the same
+sub-folders of a class folder. Hidden files (``.DS_Store``, macOS ``._*``), other file types, folders and
+broken links are left out; files with an image's name that cannot be decoded are skipped and named in one
+warning; pixels are converted as uploads are (:mod:`core.data.imaging`: 16-bit scaled, EXIF rotation applied). Train and test must hold the same
 classes, and two folders may not give one class name ("big_cat" and "big cat"): both are refused.
 """
 from __future__ import annotations
@@ -31,13 +31,16 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
-def class_dirs(root: Path) -> list[Path]:
-    """The class folders of ``root``, sorted by name."""
-    return sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p.name))
-
-
 def class_name(folder: Path) -> str:
+    """The class a folder holds, as prompts name it ('_' reads as a space)."""
     return folder.name.replace("_", " ")
+
+
+def class_dirs(root: Path) -> list[Path]:
+    """The class folders of ``root``, sorted by class name (so a label means the same class in train and
+    test even where their folders spell it differently, ``big_cat`` and ``big cat``)."""
+    return sorted((p for p in root.iterdir() if p.is_dir() and not _hidden(p.name)),
+                  key=lambda p: (class_name(p), p.name))
 
 
 def image_files(folder: Path) -> list[Path]:
