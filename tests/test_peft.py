@@ -278,6 +278,23 @@ def test_a_setting_peft_adjusts_while_attaching_is_in_the_record(loaded):
     assert "peft_warnings" not in build_method("peft_lora", loaded, CLASSES, TEMPLATE).method_details()
 
 
+def test_other_warnings_while_attaching_are_not_taken_for_peft_adjustments(loaded, monkeypatch):
+    import warnings
+
+    from core.methods import peft_method
+
+    real = peft_method._attach
+
+    def noisy(*args, **kwargs):
+        warnings.warn("a deprecation elsewhere", DeprecationWarning)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(peft_method, "_attach", noisy)
+    with pytest.warns(DeprecationWarning, match="a deprecation elsewhere"):  # still raised, as before
+        module = build_method("peft_lora", loaded, CLASSES, TEMPLATE)
+    assert "peft_warnings" not in module.method_details()
+
+
 def test_a_grid_names_peft_methods_by_configuration_only():
     import jobs.grid as grid_job
 

@@ -159,7 +159,14 @@ def build_peft(name: str, loaded, class_names: Sequence[str], template: str,
         _attach(module, config.peft_config())
     # peft may adjust a setting as it attaches ("Adjusted oft_block_size to (8)"): the record must say so,
     # since its peft_config is the requested one
-    module.peft_warnings = list(dict.fromkeys(str(w.message).strip() for w in caught))[:10]
+    import peft
+
+    package = str(Path(peft.__file__).resolve().parent)
+    ours = [w for w in caught if str(Path(w.filename).resolve()).startswith(package)]  # peft's own, no others
+    for w in caught:
+        if w not in ours:  # everything else goes out as it would have
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    module.peft_warnings = list(dict.fromkeys(str(w.message).strip() for w in ours))[:10]
     for message in module.peft_warnings:
         log.warning("%s: peft: %s", name, message)
     return module
