@@ -17,6 +17,7 @@ from core.models import ModelUnavailableError
 USER_ERRORS = (ValueError, OSError, ModelUnavailableError, DatasetUnavailableError)
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_INCOMPLETE = 3  # jobs.grid: some cells are another runner's, their records not here yet
 
 
 def user_facing(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:

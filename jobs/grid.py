@@ -19,7 +19,6 @@ run by another runner on the same results folder (their records are not here yet
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shlex
@@ -31,103 +30,11 @@ from typing import Any
 
 from core.grid_config import MAX_CELLS, Grid, GridConfigError, load_grid
 from core.store.locks import acquire_lock, heartbeat, live_locks, lock_path, release_lock  # noqa: F401
-from jobs.cli import EXIT_INTERRUPTED, user_facing
+from jobs.cli import EXIT_INCOMPLETE, EXIT_INTERRUPTED, user_facing
+from jobs.grid_preflight import _known, preflight  # noqa: F401 (tests and grid_slurm use them from here)
 from jobs.grid_slurm import DEFAULT_PARALLELISM, DEFAULT_TIMEOUT_MIN, option_problem, run_submitit
 
 log = logging.getLogger("jobs.grid")
-EXIT_INCOMPLETE = 3  # some cells are another runner's: not every cell has its record yet
-
-
-def _known() -> dict[str, Any]:
-    import dataclasses
-
-    from core.data.registry import list_datasets
-    from core.methods import METHODS
-    from core.train import TrainRecipe
-
-    return {"known_methods": set(METHODS), "known_datasets": {d.name for d in list_datasets()},
-            "recipe_fields": {f.name for f in dataclasses.fields(TrainRecipe)} - {"seed"},
-            "method_fields": {name: {f.name for f in dataclasses.fields(entry.config_cls)}
-                              for name, entry in METHODS.items()}}
-
-
-def preflight(grid: Grid) -> None:
-    """Check what would otherwise fail in every cell, before any runs: model names, weights that
-    cannot be fetched offline, training recipes and method settings of the wrong type or range.
-    Raises GridConfigError with one message."""
-    from core.methods import METHODS
-    from core.models import ModelUnavailableError, check_model, hub_reachable, load_model
-    from core.train import TrainRecipe
-
-    for name in dict.fromkeys(c["model"] for c in grid.cells):
-        try:
-            spec = check_model(name)
-            if spec.needs_download and not hub_reachable():
-                load_model(spec)  # succeeds only when the weights are already in the local cache
-        except (ModelUnavailableError, ValueError) as exc:
-            raise GridConfigError(f"model {name!r}: {exc}") from exc
-    seen: set[str] = set()
-    last = time.monotonic()
-    for i, cell in enumerate(grid.cells):
-        if time.monotonic() - last > 2.0:
-            log.info("preflight: checked %d of %d cells", i, len(grid.cells))
-            last = time.monotonic()
-        key = json.dumps([cell["method"], cell["method_config"], cell["train"]], sort_keys=True, default=str)
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            METHODS[cell["method"]].config_cls.from_overrides(cell["method_config"])
-            if METHODS[cell["method"]].trains:
-                TrainRecipe(**{**cell["train"], "seed": cell["seed"]})
-        except (TypeError, ValueError) as exc:
-            raise GridConfigError(f"method {cell['method']!r}: {exc}") from exc
-    _build_each_method_once(grid)
-
-
-def _structure(name: str) -> Any:
-    """A loaded model with ``name``'s architecture, for checking method settings: its own weights where
-    they need no download, else random ones (the structure is what matters); None for a hub model."""
-    from core.models import check_model, load_model, spec_for
-
-    spec = check_model(name)
-    if spec.arch.startswith("hf-hub:"):
-        return None
-    import torch
-
-    with torch.random.fork_rng(devices=[]):  # the runs' own seeding stays untouched
-        return load_model(spec if not spec.needs_download else spec_for(spec.arch))
-
-
-def _build_each_method_once(grid: Grid) -> None:
-    """Settings only a built method can check (orthogonal's block size against the model's width, peft's
-    target modules and ranks, an adapter's width): build each (model, method, settings) once, on two
-    classes, so they fail here, not in every cell. Raises GridConfigError."""
-    from core.methods import build_method
-
-    models: dict[str, Any] = {}
-    seen: set[str] = set()
-    for cell in grid.cells:
-        key = json.dumps([cell["model"], cell["method"], cell["method_config"]], sort_keys=True, default=str)
-        if key in seen:
-            continue
-        seen.add(key)
-        if cell["model"] not in models:
-            log.info("preflight: building each method once on %s to check its settings", cell["model"])
-            try:
-                models[cell["model"]] = _structure(cell["model"])
-            except Exception as exc:  # noqa: BLE001 (e.g. out of memory): each cell then checks its own
-                log.warning("preflight: could not load %s to check method settings (%s: %s); each cell will",
-                            cell["model"], type(exc).__name__, str(exc)[:200])
-                models[cell["model"]] = None
-        if models[cell["model"]] is None:
-            continue
-        try:
-            build_method(cell["method"], models[cell["model"]], ["a", "b"], "a photo of a {c}",
-                         dict(cell["method_config"]))
-        except Exception as exc:  # noqa: BLE001 (peft and torch raise many types; each is a bad setting here)
-            raise GridConfigError(f"method {cell['method']!r} on {cell['model']}: {type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from exc
 
 
 def record_path(results: Path, run_id: str) -> Path:
@@ -193,7 +100,11 @@ def execute_cell(cell: dict[str, Any], results: str, cache_dir: str | None = Non
         try:
             write_record(record, results_dir)
         except RecordError as exc:  # a field the store refuses: the cell still leaves its one record
-            write_record(refused_record(record, exc), results_dir)
+            fallback = refused_record(record, exc)
+            try:
+                write_record(fallback, results_dir)
+            except RecordError:  # the config itself is what the store refuses: keep the rest
+                write_record({k: v for k, v in fallback.items() if k not in ("config", "ood_sets")}, results_dir)
             return "failed"
         return "done" if record["status"] == "ok" else "failed"
     finally:
@@ -246,10 +157,14 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
                  outcome, _describe(cell), elapsed, eta)
 
     if len(devices) == 1:
-        for i, cell in enumerate(pending):
-            log.info("running %s", _describe(cell))
-            report(i, cell, execute_cell(cell, str(results), str(cache_dir) if cache_dir else None, devices[0],
-                                         command, retry_failed, threads))
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends like Ctrl-C: exit 130
+        try:
+            for i, cell in enumerate(pending):
+                log.info("running %s", _describe(cell))
+                report(i, cell, execute_cell(cell, str(results), str(cache_dir) if cache_dir else None, devices[0],
+                                             command, retry_failed, threads))
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         return counts
     from concurrent.futures import ProcessPoolExecutor, as_completed
     import multiprocessing
@@ -298,7 +213,11 @@ def _worker_init(parent_pid: int) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m jobs.grid", description="Run a fine-tuning grid (TOML).")
+    p = argparse.ArgumentParser(prog="python -m jobs.grid", description="Run a fine-tuning grid (TOML).",
+                                epilog="Exit codes: 0 every cell has its record (failed ones included); 1 a cluster "
+                                       "task ended without a result; 2 a mistake found before any cell ran; 3 another "
+                                       "runner still holds some cells (re-run later); 130 interrupted (Ctrl-C or "
+                                       "SIGTERM; workers and queued cells stop too).")
     p.add_argument("config", type=Path, help="grid TOML file, e.g. jobs/configs/smoke.toml")
     p.add_argument("--results", type=Path, required=True, help="folder for the result records")
     p.add_argument("--cache", type=Path, default=None, help="embedding cache folder (default .cache/embeddings)")

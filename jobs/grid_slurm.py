@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core.grid_config import Grid
+from jobs.cli import EXIT_INCOMPLETE
 
 log = logging.getLogger("jobs.grid")
 
@@ -79,7 +80,7 @@ def run_submitit(grid: Grid, results: Path, args: argparse.Namespace, command: s
         if "locked" in outcomes:  # another runner holds those cells: their records are not here yet
             log.warning("%d cell(s) were being run by another runner; re-run this command later to collect them",
                         outcomes.count("locked"))
-            return 3
+            return EXIT_INCOMPLETE
     return 0
 
 

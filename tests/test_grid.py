@@ -252,6 +252,16 @@ def test_every_failing_cell_leaves_its_one_record_and_the_grid_goes_on(tmp_path,
     assert len(got) == 2 and all(r["status"] == "failed" for r in got)
     assert all("refused by the store (ok run)" in r["error"] and r["provenance"]["git_revision"] for r in got)
 
+    def oversized_config(*args, **kwargs):  # the store refuses the config itself: the record keeps the rest
+        record = real(*args, **kwargs)
+        record["config"] = {**record["config"], "notes": "n" * (2 * schema.MAX_NESTED_CHARS)}
+        return record
+
+    monkeypatch.setattr(experiment, "run_cell", oversized_config)
+    assert grid_job.main([str(config), "--results", str(results), "--retry-failed"]) == 0
+    got = list(records(results).values())
+    assert len(got) == 2 and all(r["status"] == "failed" and "config" not in r for r in got)
+
 
 @pytest.mark.slow
 def test_sigkill_then_resume_gives_one_record_per_cell(tmp_path):
@@ -299,21 +309,22 @@ def _alive(pids: set[int]) -> set[int]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-def test_stopping_a_runner_with_workers_stops_its_workers_and_queued_cells(tmp_path, stop):
+@pytest.mark.parametrize("stop, n_workers", [(signal.SIGINT, 2), (signal.SIGTERM, 2), (signal.SIGKILL, 2),
+                                             (signal.SIGTERM, 1)])
+def test_stopping_a_runner_with_workers_stops_its_workers_and_queued_cells(tmp_path, stop, n_workers):
     config = write_grid(tmp_path, methods='["zero_shot", "bitfit", "clip_adapter", "linear_probe"]',
                         extra="")
     config.write_text(config.read_text().replace('source = "test"', 'source = "test"\nseeds = [0, 1, 2]'))
     results = tmp_path / "results"
     cmd, env = runner_command(config, results)
-    proc = subprocess.Popen([*cmd, "--workers", "2", "--threads", "1"], cwd=REPO, env=env,
+    proc = subprocess.Popen([*cmd, "--workers", str(n_workers), "--threads", "1"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline, workers = time.time() + 240, set()
     while time.time() < deadline and not records(results):  # the workers are busy with cells
         workers |= _children(proc.pid)
         time.sleep(0.2)
     workers |= _children(proc.pid)
-    assert records(results) and workers, "no worker had finished a cell"
+    assert records(results) and (workers or n_workers == 1), "no worker had finished a cell"
     os.kill(proc.pid, stop)
     code = proc.wait(timeout=60)
     if stop != signal.SIGKILL:
