@@ -25,7 +25,7 @@ import pandas as pd
 import streamlit as st
 
 from core import cards, store
-from core.text import distinct_labels, plain
+from core.text import distinct_labels, plain, shorten
 
 ICON = "📈"  # an emoji favicon is drawn inline by the browser: no icon fetched from a font server
 URL = "query-params"  # widgets bound to the URL share a view: st.multiselect(..., bind=URL)
@@ -134,7 +134,7 @@ def option_text(value: object, max_chars: int = 120) -> str:
     (no Markdown; a backslash from ``core.text.plain`` would show), so control and bidi characters
     are removed and the text shortened, nothing escaped. Labels, captions and Markdown use ``plain``."""
     text = _CONTROL.sub("", " ".join(str(value).split()))
-    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+    return shorten(text, max_chars)
 
 
 def option_labels(values: Sequence[Any], text: Callable[[Any], object] = str, max_chars: int = 120,

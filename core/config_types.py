@@ -22,7 +22,8 @@ def _matches(value: Any, hint: Any) -> bool:
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if hint is float:  # an integer is a fine float in a config file ("lr = 1"); TOML's inf and nan are not
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float)
+                                                                            and math.isfinite(value))
     if hint is str:
         return isinstance(value, str)
     if origin in (tuple, list):

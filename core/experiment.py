@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from core.schema import SCHEMA_VERSION, TEXT_LIMITS, outcome_fields
+from core.text import shorten
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -128,9 +129,8 @@ def refused_record(record: dict[str, Any], problem: Exception | str) -> dict[str
     still leaves exactly one record: its identity, config and core provenance, status 'failed'."""
     prov = record.get("provenance") if isinstance(record.get("provenance"), dict) else {}
     error = f"the run's record was refused by the store ({record.get('status')} run): {problem}"
-    limit = TEXT_LIMITS["error"]
     return {**{k: record[k] for k in IDENTITY_FIELDS if k in record}, "status": "failed",
-            "error": error if len(error) <= limit else error[: limit - 1] + "…",
+            "error": shorten(error, TEXT_LIMITS["error"]),
             "provenance": {k: prov[k] for k in PROVENANCE_KEPT if k in prov}}
 
 
@@ -216,8 +216,8 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         record["status"] = "ok"
     except Exception as exc:  # recorded, not raised: one bad cell must not stop the grid
         error = f"{type(exc).__name__}: {exc}"
-        limit = TEXT_LIMITS["error"]  # the store refuses a longer one, and the cell would leave no record
-        record["error"] = error if len(error) <= limit else error[: limit - 1] + "…"
+        # the store refuses a longer one, and the cell would then leave no record
+        record["error"] = shorten(error, TEXT_LIMITS["error"])
         prov["traceback"] = traceback.format_exc(limit=8)[-4000:]
         log.warning("cell %s failed: %s", record["run_id"], record["error"])
     prov["wall_time_s"] = round(time.time() - started, 2)

@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-__all__ = ["distinct_labels", "plain"]
+__all__ = ["distinct_labels", "plain", "shorten"]
 
 # Every character Markdown (CommonMark + GitHub extensions + Streamlit's :colour[...] and emoji
 # shortcodes) can give meaning to, plus HTML's angle brackets and entities.
@@ -22,6 +22,14 @@ _AUTOLINK = re.compile(r"(?i)(\\:)(//)|(www)(\\\.)|(@)")
 _JOINER = "\u2060"
 
 
+def shorten(text: str, max_chars: int) -> str:
+    """``text`` cut to at most ``max_chars`` characters, an ellipsis marking the cut. Raises ValueError
+    for a ``max_chars`` below 1."""
+    if max_chars < 1:
+        raise ValueError(f"max_chars must be at least 1, got {max_chars}")
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
 def plain(text: object, *, max_chars: int = 200) -> str:
     """``text`` as a string that Markdown shows literally, on one line, at most ``max_chars`` long.
 
@@ -30,11 +38,7 @@ def plain(text: object, *, max_chars: int = 200) -> str:
     invisible word joiner (U+2060) so GFM cannot autolink them; ``[x](http://e)``, ``<img>`` or
     ``http://e`` from a record renders as those characters, never as a link or an element.
     """
-    if max_chars < 1:
-        raise ValueError(f"max_chars must be at least 1, got {max_chars}")
-    value = _CONTROL.sub("", str(text).replace("\r", " ").replace("\n", " ").replace("\t", " "))
-    if len(value) > max_chars:
-        value = value[: max_chars - 1] + "…"
+    value = shorten(_CONTROL.sub("", str(text).replace("\r", " ").replace("\n", " ").replace("\t", " ")), max_chars)
     escaped = _SPECIAL.sub(r"\\\1", value)
     return _AUTOLINK.sub(lambda m: _JOINER.join(g for g in m.groups() if g is not None) + (
         _JOINER if m.group(5) else ""), escaped)

@@ -23,7 +23,8 @@ counts = {}
 for rule, t in fresh.groupby("rule", sort=False):
     print(f"== {rule}: {len(t)} fresh cells")
     print(fsel.coverage_summary(t).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    worse = t[~(t["gain_vs_iimm"] >= -1e-12)]  # as coverage_summary: a cell without IIMM's line is not "no worse"
+    # a cell without IIMM's line counts as not "no worse" (coverage_summary leaves it out of both counts)
+    worse = t[~(t["gain_vs_iimm"] >= -1e-12)]
     counts[rule] = len(t) - len(worse)
     print("worse cells:")
     print(worse[["pretrained", "method", "outcome", "chosen", "nested_lodo_mae", "iimm_lodo_mae"]].to_string(index=False))

@@ -4,7 +4,7 @@ import streamlit as st
 
 import app
 from core import cards, ranking, store
-from core.text import distinct_labels, plain
+from core.text import plain
 
 app.ensure_navigation()
 NUM, BAR = st.column_config.NumberColumn, st.column_config.ProgressColumn
@@ -74,8 +74,9 @@ st.subheader("One run in detail")
 if len(view) > len(shown):
     st.caption(f"The picker lists the {len(shown)} runs shown; filter or search to reach the other "
                f"{len(view) - len(shown)}.")
-labels = dict(zip(shown["run_id"], distinct_labels([app.option_text(ranking.run_label(r), 200) for _, r in
-                                                    shown.iterrows()], [f"run {i[:8]}" for i in shown["run_id"]])))
+rows = {r["run_id"]: r for r in shown.assign(random_weights=shown["model_label"].str.endswith(app.UNTRAINED_MARK))
+        .to_dict("records")}  # the picker marks untrained models as the table does
+labels = app.option_labels(rows, lambda i: ranking.run_label(rows[i]), 200, tags=[f"run {i[:8]}" for i in rows])
 if run_id := st.selectbox("run", list(labels), index=None, key="run", bind=app.URL, format_func=labels.get,
                           placeholder="pick a run"):
     rec = store.run_details(app.load_runs(roots, include), run_id)

@@ -164,7 +164,7 @@ def test_runs_that_share_a_label_can_each_be_picked_and_filtered(fixture_store):
 def test_runs_view_restores_from_the_url_with_readable_run_labels(fixture_store):
     at = page("runs")
     run_id = fixture_run_id("worldclip-tiny", "random", "lora", "fx-set-2", 0)
-    label = "LoRA on fx-set-2, seed 0 (worldclip-tiny random)"
+    label = "LoRA on fx-set-2, seed 0 (worldclip-tiny random, RANDOM WEIGHTS)"  # untrained, as the table marks it
     at.query_params.update({"method": ["BitFit", "LoRA"], "sort": "IIMM", "order": "smallest first", "run": label,
                             "model": "worldclip-tiny · random"})
     at.run()

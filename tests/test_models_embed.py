@@ -108,7 +108,9 @@ def test_a_cache_that_cannot_be_written_costs_speed_not_the_run(tiny, sample, tm
     got = embed_dataset(tiny, sample, cache_dir=tmp_path / "full")
     np.testing.assert_array_equal(got.image, want.image)
     assert not list((tmp_path / "full").iterdir())  # no half-written temporary left
+    assert "going on without the cache" in caplog.text
     monkeypatch.undo()
+    caplog.clear()
 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
