@@ -18,10 +18,10 @@ Where the tables go without ``--out``: ``jobs/results/predictors.csv`` (what the
 reads) only for the shipped runs, ``--results jobs/results/default``; for any other ``--results``,
 ``predictors.csv`` in the first --results folder; without ``--results`` (the app's whole store),
 ``predictors.csv`` in the local store (``$IIMM_RESULTS`` or ``results/``). Other runs whose default
-would still be the shipped CSV (``--results jobs/results``) are refused: name it with ``--out``. So is
-another analysis (``--bootstrap``, ``--min-datasets``, ``--selection-rule``, ``--no-selection`` not at their
-defaults) whose tables would land in the shipped folder ``jobs/results`` (e.g. ``--results
-jobs/results/world-v2``): those tables are the shipped runs' default analysis.
+would still be the shipped CSV (``--results jobs/results``) are refused: name it with ``--out``. So is any
+run whose tables would land elsewhere in the shipped folder ``jobs/results`` (``--results jobs/results/world-v2``:
+its tables record the pre-registered commands that made them), and, for the shipped runs, another analysis
+(``--bootstrap``, ``--min-datasets``, ``--selection-rule``, ``--no-selection`` not at their defaults).
 Every other table (``predictors.md``, ``forecast-selection.csv``, ``forecast-rules.*``) goes beside the CSV.
 
 ``--rescore`` first recomputes the transferability baselines of every ok record in the given
@@ -301,10 +301,15 @@ def checked_options(args: argparse.Namespace) -> tuple[list[str], Path]:
     if args.out is None and not shipped_runs(args.results) and out.resolve() == DEFAULT_OUT.resolve():
         raise ValueError(f"these runs' tables would replace the shipped {DEFAULT_OUT}: name the output with --out")
     changed = [flag for flag, (name, default) in ANALYSIS_DEFAULTS.items() if getattr(args, name) != default]
-    if args.out is None and changed and out.resolve().is_relative_to(store.SHIPPED_DIR.resolve()):
-        # the shipped tables are the default analysis of the shipped runs; another one goes elsewhere
-        raise ValueError(f"with {', '.join(changed)} these tables would replace the shipped ones in {out.parent}: "
-                         "name the output with --out")
+    if args.out is None and out.resolve().is_relative_to(store.SHIPPED_DIR.resolve()):
+        # the app's tables are the default analysis of the default runs; any other table in the shipped folder
+        # (world v2's pre-registered ones) is a record of its own command: never replaced by default
+        if not shipped_runs(args.results):
+            raise ValueError(f"these tables would land in the shipped folder {out.parent} (its tables record the "
+                             "commands that made them): name the output with --out")
+        if changed:
+            raise ValueError(f"with {', '.join(changed)} these tables would replace the shipped ones in {out.parent}: "
+                             "name the output with --out")
     for flag, path in (("--out", out), ("--summary-md", args.summary_md)):
         if path is not None and path.is_dir():
             raise ValueError(f"{flag} {path} is a folder: name a file")

@@ -257,14 +257,20 @@ def test_another_analysis_never_replaces_tables_in_the_shipped_folder(tmp_path, 
     for rec in _records("iimm", "gbc", seeds=(0,)):
         store.write_record(rec, world)
     (world / "predictors.csv").write_text("shipped analysis\n")
-    for extra, flag in ((["--bootstrap", "10"], "--bootstrap"), (["--no-selection"], "--no-selection"),
-                        (["--selection-rule", "one-se"], "--selection-rule"), (["--min-datasets", "6"], "--min-datasets")):
+    for extra in (["--bootstrap", "10"], ["--bootstrap", "1000"]):  # any analysis, the default one too
         assert job.main(["--results", str(world), *extra]) == 2
-        assert flag in _one_line_error(capsys)
+        assert "its tables record the commands that made them" in _one_line_error(capsys)
         assert (world / "predictors.csv").read_text() == "shipped analysis\n"
     out = tmp_path / "mine" / "predictors.csv"
     assert job.main(["--results", str(world), "--bootstrap", "10", "--no-selection", "--out", str(out)]) == 0
     assert out.exists() and (world / "predictors.csv").read_text() == "shipped analysis\n"
+    monkeypatch.setattr(job, "SHIPPED_RESULTS", world)  # the app's own runs: only their default analysis
+    (shipped / "predictors.csv").write_text("the app's table\n")
+    for extra, flag in ((["--bootstrap", "10"], "--bootstrap"), (["--no-selection"], "--no-selection"),
+                        (["--selection-rule", "one-se"], "--selection-rule"), (["--min-datasets", "6"], "--min-datasets")):
+        assert job.main(["--results", str(world), *extra]) == 2
+        assert flag in _one_line_error(capsys)
+        assert (shipped / "predictors.csv").read_text() == "the app's table\n"
 
 
 def test_a_failure_while_scoring_writes_nothing(tmp_path, capsys, monkeypatch):
