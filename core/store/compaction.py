@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ log = logging.getLogger("core.store")
 
 LOCK_NAME = ".compact.lock"
 COMPACTED_PREFIX = "compacted-"  # compaction's own files; the loader ranks them before other Parquet on ties
+ASIDE_PREFIX = f"{TMP_PREFIX}set-aside-"  # a merged JSON record between its rename and its deletion
 
 
 @contextlib.contextmanager
@@ -67,6 +69,25 @@ def write_records_parquet(records: Iterable[Mapping[str, Any]], results_dir: str
     return write_parquet(pa.Table.from_pylist(rows, schema=ARROW_SCHEMA), Path(results_dir))
 
 
+def _remove_if_unchanged(path: Path, when_read: tuple[int, int, int]) -> bool:
+    """Delete a merged JSON record only if it is still the file that was read (mtime, size, inode): it is
+    first renamed aside, atomically, so a record a writer renames into place meanwhile is never the one
+    deleted; one that changed before the rename is put back. True when it was deleted."""
+    aside = path.with_name(f"{ASIDE_PREFIX}{uuid.uuid4().hex}.json")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return False
+    st = aside.stat()
+    if (st.st_mtime_ns, st.st_size, st.st_ino) == when_read:
+        aside.unlink()
+        return True
+    with contextlib.suppress(FileExistsError):  # rewritten before our rename: it stays, unless an even
+        os.link(aside, path)                    # newer one has been renamed into place since
+    aside.unlink()
+    return False
+
+
 def compact(root: str | Path) -> Path | None:
     """Merge a root's JSON records and compacted Parquet files into one Parquet file.
 
@@ -90,6 +111,12 @@ def compact(root: str | Path) -> Path | None:
             with contextlib.suppress(OSError):
                 left.unlink()
                 log.warning("removed %s, left by an interrupted compaction", left.name)
+        for left in root.rglob(f"{ASIDE_PREFIX}*.json"):  # a record set aside when a compaction was killed:
+            rec = read_json_record(left)                  # back under its name (a copy of a compacted run is
+            if rec is not None:                           # harmless: it is merged again below)
+                with contextlib.suppress(FileExistsError):
+                    os.link(left, left.with_name(f"{rec['run_id']}.json"))
+            left.unlink(missing_ok=True)
         seen: list[tuple[Path, tuple[int, int, int]]] = []  # file, (mtime, size, inode) when read
         rows = []
         for f in list_data_files(root, (".json",)):
@@ -114,12 +141,6 @@ def compact(root: str | Path) -> Path | None:
                             len(named), named[0].reason)
             elif f != target:
                 f.unlink(missing_ok=True)
-        removed = 0
-        for f, when_read in seen:
-            with contextlib.suppress(FileNotFoundError):
-                st = f.stat()  # a record rewritten since (a new inode, even within one timestamp tick) stays
-                if (st.st_mtime_ns, st.st_size, st.st_ino) == when_read:
-                    f.unlink()
-                    removed += 1
+        removed = sum(_remove_if_unchanged(f, when_read) for f, when_read in seen)
         log.info("compacted %d runs into %s (%d JSON files removed)", merged.num_rows, target, removed)
         return target
