@@ -144,13 +144,16 @@ def test_a_damaged_or_foreign_index_is_ignored_and_rebuilt(results, tmp_path, re
 def test_a_temporary_left_by_a_killed_writer_is_removed_once_abandoned(results, tmp_path, later):
     idx = tmp_path / "idx"
     idx.mkdir()
-    abandoned, current = idx / (".tmp-abc" + store_index.SUFFIX), idx / (".tmp-def" + store_index.SUFFIX)  # another writer's, in progress
-    for f in (abandoned, current):
+    name = ".tmp-" + "a" * 16 + "-" + "b" * 16 + "-{}" + store_index.SUFFIX  # as _atomic_write names them
+    abandoned, current = idx / name.format("abc"), idx / name.format("def")  # another writer's, in progress
+    foreign = idx / (".tmp-abc" + store_index.SUFFIX)  # not named as the index names its files: not ours
+    for f in (abandoned, current, foreign):
         f.write_bytes(b"partial")
     hour_ago = os.stat(current).st_mtime - 3600
-    os.utime(abandoned, (hour_ago, hour_ago))
+    for f in (abandoned, foreign):
+        os.utime(f, (hour_ago, hour_ago))
     store.load_runs([results], index_dir=idx)
-    assert not abandoned.exists() and current.exists()
+    assert not abandoned.exists() and current.exists() and foreign.exists()
 
 
 def test_an_index_that_cannot_be_written_only_costs_speed(results, tmp_path, caplog, later):
@@ -297,17 +300,19 @@ def test_no_fingerprint_means_no_index(results, tmp_path, monkeypatch):
 def test_the_index_is_readable_by_other_users_and_old_ones_are_dropped(results, tmp_path, later):
     idx = tmp_path / "idx"
     idx.mkdir()
-    gone, recent = idx / ("0" * 16 + "-x" + store_index.SUFFIX), idx / ("1" * 16 + "-x" + store_index.SUFFIX)
-    for f in (gone, recent):
+    gone, recent = (idx / (d * 16 + "-" + "f" * 16 + store_index.SUFFIX) for d in "01")
+    shared = idx / ("search" + store_index.SUFFIX)  # IIMM_STORE_INDEX may point at a shared folder: not ours
+    for f in (gone, recent, shared):
         f.write_bytes(b"an index of another folder")
     month_ago = os.stat(recent).st_mtime - 31 * 86_400
-    os.utime(gone, (month_ago, month_ago))
+    for f in (gone, shared):
+        os.utime(f, (month_ago, month_ago))
     store.load_runs([results], index_dir=idx)
     mine = store_index.index_file(idx, results)
     mask = os.umask(0)
     os.umask(mask)
     assert os.stat(mine).st_mode & 0o777 == 0o666 & ~mask
-    assert recent.exists() and not gone.exists()
+    assert recent.exists() and not gone.exists() and shared.exists()  # was: search.index deleted
 
 
 def test_whatever_fails_in_the_index_the_load_reads_every_record_once(results, tmp_path, monkeypatch, later, caplog):

@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from time import time_ns
@@ -39,6 +40,9 @@ INDEX_ENV_VAR = "IIMM_STORE_INDEX"
 OFF_VALUES = ("off", "0", "false", "no", "none")
 RACY_NS = 2_000_000_000
 SUFFIX = ".index"
+#: An index file's name (index_file) or its temporary (records._atomic_write): nothing else is ever removed.
+_OURS = re.compile(rf"^(?:(?P<tmp>{re.escape(TMP_PREFIX)})[0-9a-f]{{16}}-[0-9a-f]{{16}}-[^/]+"
+                   rf"|(?P<folder>[0-9a-f]{{16}})-[0-9a-f]{{16}}){re.escape(SUFFIX)}$")
 MAX_INDEX_BYTES = 1 << 32
 _ABANDONED_NS = 600 * 10**9        # a temporary index file this old was left by a killed writer
 _UNUSED_NS = 30 * 86_400 * 10**9   # an index not rewritten this long is dropped (its folder may be gone)
@@ -151,12 +155,13 @@ def _write_index(path: Path, table: pa.Table) -> None:
     stem = path.name.split("-")[0]
     for other in path.parent.iterdir():
         with contextlib.suppress(OSError):
-            if other == path or not other.name.endswith(SUFFIX):
+            ours = _OURS.match(other.name)  # only files named as this module names them: the folder may be shared
+            if other == path or ours is None:
                 continue
             age = now - other.stat().st_mtime_ns
-            if other.name.startswith(TMP_PREFIX) and age > _ABANDONED_NS:  # a killed writer's
+            if ours["tmp"] and age > _ABANDONED_NS:  # a killed writer's
                 other.unlink()
-            elif other.name.startswith(stem + "-") or (not other.name.startswith(".") and age > _UNUSED_NS):
+            elif not ours["tmp"] and (ours["folder"] == stem or age > _UNUSED_NS):
                 other.unlink()  # this folder's index from other code, or one not rewritten for 30 days
 
 
