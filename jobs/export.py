@@ -5,7 +5,8 @@
     python -m jobs.export --results results/ --compact --format csv
 
 Without --results it reads the same store as the app (shipped jobs/results plus the local
-store). Columns: the leaderboard columns first (run_id, model, pretrained, method, dataset,
+store; submitted, unverified runs only with --include-submitted, as the app shows them only when asked).
+The output file is written atomically (a failed export never leaves a cut file in its place). Columns: the leaderboard columns first (run_id, model, pretrained, method, dataset,
 seed, status, zs_acc, ft_acc, id_gain, norm_gain, ood_change, iimm, source), then the other
 schema columns; nested fields are JSON text, so a Parquet export can be ingested again (a CSV is for reading).
 """
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a results folder (repeatable); default: the app's store")
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv")
     parser.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    parser.add_argument("--include-submitted", action="store_true",
+                        help="also export submitted, unverified runs (read from the default store only)")
     parser.add_argument("--compact", action="store_true",
                         help="first merge each --results folder (default: the local store) "
                              "into one Parquet file; its JSON files are removed")
@@ -49,9 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: results folder(s) not found: {', '.join(missing)}", file=sys.stderr)
         return 2
-    if args.output and (args.output.is_dir() or not args.output.parent.is_dir()):
-        print(f"error: -o {args.output}: " + ("is a folder" if args.output.is_dir() else "its folder does not exist"),
-              file=sys.stderr)
+    if args.output and (args.output.is_dir() or not args.output.parent.is_dir()
+                        or (args.output.exists() and not args.output.is_file())):
+        problem = ("is a folder" if args.output.is_dir() else "its folder does not exist"
+                   if not args.output.parent.is_dir() else "is not a regular file (a device or a pipe)")
+        print(f"error: -o {args.output}: {problem}", file=sys.stderr)
         return 2
     compacting = (args.results or [store.local_results_dir()]) if args.compact else []
     for root in compacting:  # every check before the first compaction: it deletes what it merged
@@ -62,10 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     for root in compacting:
         made = store.compact(root)
         print(f"compacted {root} -> {made}" if made else f"{root}: nothing to compact", file=sys.stderr)
-    df = _ordered(store.load_runs(args.results))
+    df = store.load_runs(args.results)
+    if not args.include_submitted and "source" in df.columns:
+        df = df[df["source"] != store.SUBMITTED_SOURCE]
+    df = _ordered(df)
     data = store.to_csv_bytes(df) if args.format == "csv" else store.to_parquet_bytes(df)
     if args.output:
-        args.output.write_bytes(data)
+        store._atomic_write(args.output, lambda fh: fh.write(data))
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()

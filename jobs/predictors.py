@@ -6,7 +6,8 @@ accuracy, the silhouette scores and other zero-shot measures, and every transfer
                               [--rescore] [--no-selection]
                               [--selection-rule one-se|bonferroni|gated] [--compare-rules [RULES]]
 
-Reads the ok runs of the store (default: the app's store), leaves out method 'zero_shot', and
+Reads the ok runs of the store (default: the app's store without submitted, unverified runs), leaves
+out method 'zero_shot', and
 for every (model, pretrained, method, predictor, outcome) - outcomes: ID gain, normalised gain,
 OOD change - reports n datasets (seeds averaged first), Pearson r, Kendall tau, R² of a
 straight-line fit, leave-one-dataset-out MAE, and where several seeds exist a two-level
@@ -351,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.rescore:
         print(f"rescored {rescore(list(roots))} records")
     runs = store.load_runs(roots)
+    if not args.results and "source" in runs.columns:  # the app's store: as the forecast page, verified runs only
+        runs = runs[runs["source"] != store.SUBMITTED_SOURCE]
     usable = runs[(runs["status"] == "ok") & ~runs["method"].isin(pe.EXCLUDED_METHODS)] if len(runs) else runs
     if usable.empty:
         print(f"error: no ok fine-tuning runs in {', '.join(str(r) for r in roots)}", file=sys.stderr)

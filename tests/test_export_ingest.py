@@ -55,6 +55,44 @@ def test_export_defaults_to_app_store_and_can_compact(results, tmp_path, monkeyp
     assert len(list(shipped.glob("*.json"))) == 2  # the shipped store is not compacted by default
 
 
+def test_export_leaves_submitted_runs_and_local_paths_out_unless_asked(results, tmp_path, monkeypatch, capsysbinary):
+    import pyarrow.parquet as pq
+
+    submitted = tmp_path / "submitted"
+    store.write_record({**make_fixture_records(n_datasets=1, methods=("bitfit",))[0], "run_id": "sub-1",
+                        "source": store.SUBMITTED_SOURCE}, submitted)
+    (results / "secret-name.json").write_text("{not json")  # skipped by the loader, named with its path
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    monkeypatch.setenv(store.ENV_VAR, str(results))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(submitted))
+    assert export.main(["--format", "parquet", "-o", str(tmp_path / "a.parquet")]) == 0
+    table = pq.read_table(tmp_path / "a.parquet")
+    assert "sub-1" not in table.column("run_id").to_pylist() and table.num_rows == 6  # as the app shows by default
+    assert b"secret-name" not in b"".join(table.schema.metadata.values())  # was in PANDAS_ATTRS
+    assert export.main(["--format", "csv", "--include-submitted"]) == 0
+    assert "sub-1" in set(pd.read_csv(io.BytesIO(capsysbinary.readouterr().out))["run_id"])
+
+
+def test_a_failed_export_never_leaves_a_cut_file_in_place(results, tmp_path, monkeypatch, capsys):
+    import errno
+
+    from core.store import records
+
+    out = tmp_path / "runs.csv"
+    assert export.main(["--results", str(results), "-o", str(out)]) == 0
+    good = out.read_bytes()
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(records.os, "fsync", disk_full)
+    assert export.main(["--results", str(results), "-o", str(out)]) == 2
+    assert out.read_bytes() == good and [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
+    monkeypatch.undo()
+    assert export.main(["--results", str(results), "--compact", "-o", "/dev/null"]) == 2  # not a regular file
+    assert "is not a regular file" in capsys.readouterr().err and list(results.glob("*.json"))  # nothing compacted
+
+
 def test_export_missing_results_dir(tmp_path, capsys):
     assert export.main(["--results", str(tmp_path / "nope")]) == 2
     assert "not found" in capsys.readouterr().err

@@ -273,6 +273,20 @@ def test_another_analysis_never_replaces_tables_in_the_shipped_folder(tmp_path, 
         assert (shipped / "predictors.csv").read_text() == "the app's table\n"
 
 
+def test_the_default_store_leaves_submitted_runs_out(tmp_path, monkeypatch):
+    local, submitted = tmp_path / "local", tmp_path / "submitted"
+    for rec in _records("iimm", "gbc", seeds=(0,)):
+        store.write_record(rec, local)
+        if rec["method"] == "full":  # a stranger's unverified copy under another method name
+            store.write_record({**rec, "run_id": "sub-" + rec["run_id"], "method": "their_method",
+                                "source": store.SUBMITTED_SOURCE}, submitted)
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    monkeypatch.setenv(store.ENV_VAR, str(local))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(submitted))
+    assert job.main(["--bootstrap", "0", "--no-selection"]) == 0
+    assert set(pd.read_csv(local / "predictors.csv")["method"]) == {"full", "bitfit"}  # was: their_method too
+
+
 def test_a_failure_while_scoring_writes_nothing(tmp_path, capsys, monkeypatch):
     root = _store(tmp_path, _records("iimm", "gbc", seeds=(0,)))
 

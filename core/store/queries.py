@@ -176,9 +176,12 @@ def to_csv_bytes(df: pd.DataFrame) -> bytes:
 
 
 def to_parquet_bytes(df: pd.DataFrame) -> bytes:
-    """Parquet (pyarrow, zstd) without the index; JSON columns stay JSON text."""
+    """Parquet (pyarrow, zstd) without the index; JSON columns stay JSON text. The frame's ``attrs`` (the
+    loader's skipped list: local paths) are not written (pandas would put them in the file's metadata)."""
     buf = io.BytesIO()
-    df.to_parquet(buf, index=False, engine="pyarrow", compression="zstd")
+    bare = df.copy(deep=False)
+    bare.attrs = {}
+    bare.to_parquet(buf, index=False, engine="pyarrow", compression="zstd")
     return buf.getvalue()
 
 
