@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -106,6 +107,13 @@ def _check_scalar(name: str, kind: type, value: Any) -> None:
         limit = TEXT_LIMITS.get(name, MAX_TEXT)
         if len(value) > limit:
             raise SchemaError(f"field {name!r} is {len(value)} characters long; the limit is {limit}")
+        if name == "created_at":  # the store keeps the newest copy of a run by this time: it must be one
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                raise SchemaError(f"field 'created_at' must be an ISO-8601 time, got {_short(value)}") from None
+            if moment.tzinfo is None:
+                raise SchemaError(f"field 'created_at' needs its UTC offset (e.g. +00:00), got {_short(value)}")
         return
     low, high = RANGES.get(name, (-math.inf, math.inf))
     if not low <= value <= high:  # exact for ints of any size: no float conversion here

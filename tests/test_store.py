@@ -115,6 +115,20 @@ def test_duplicate_within_one_root_keeps_newest(tmp_path):
     assert len(df) == 1 and df["ft_acc"].iloc[0] == 61.0 and not skipped
 
 
+def test_the_newest_copy_is_chosen_by_time_not_by_text(tmp_path):
+    pairs = [("2026-01-01T10:00:00.5+00:00", "2026-01-01T10:00:00Z"),  # half a second later
+             ("2026-01-01T11:00:00+00:00", "2026-01-01T12:00:00+02:00")]  # 11:00 UTC is after 10:00 UTC
+    for k, (newer, older) in enumerate(pairs):
+        root = tmp_path / f"case{k}"
+        store.write_record(_record("r1", ft_acc=99.0, created_at=newer), root / "a")
+        store.write_record(_record("r1", ft_acc=70.0, created_at=older), root / "b")
+        assert store.load_runs([root]).set_index("run_id").loc["r1", "ft_acc"] == 99.0, (newer, older)
+    with pytest.raises(store.RecordError, match="must be an ISO-8601 time"):
+        store.write_record(_record("r2", created_at="not a time at all"), tmp_path / "x")
+    with pytest.raises(store.RecordError, match="needs its UTC offset"):
+        store.write_record(_record("r2", created_at="2026-01-01T10:00:00"), tmp_path / "x")
+
+
 def test_compact_merges_and_keeps_data(tmp_path):
     write_fixture_store(tmp_path, n_datasets=4, methods=("full", "lora"))
     before = store.load_runs([tmp_path])
