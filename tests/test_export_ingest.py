@@ -128,6 +128,16 @@ def test_ingest_jsonl_reports_each_problem(tmp_path):
     assert len(store.load_runs([tmp_path / "store"])) == 2
 
 
+def test_a_folder_ingest_reads_a_jsonl_batch_over_a_records_size(tmp_path):
+    batch = tmp_path / "in" / "batch.jsonl"
+    batch.parent.mkdir()
+    records = make_fixture_records(n_datasets=10, methods=("full", "lora", "bitfit"), seeds=tuple(range(40)))
+    batch.write_text("\n".join(json.dumps(r) for r in records))
+    assert batch.stat().st_size > store.MAX_RECORD_BYTES  # a batch, not one record
+    report = store.ingest(batch.parent, tmp_path / "out")
+    assert len(report.accepted) == len(records) and not report.refused  # was: refused as one oversized file
+
+
 def test_ingest_bad_inputs_give_one_clear_message(tmp_path, capsys):
     assert ingest.main([str(tmp_path / "missing.json"), "--into", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err

@@ -134,7 +134,8 @@ def ingest(path: str | Path, target_dir: str | Path, *, conflict_roots: Iterable
     if not path.is_dir() and path.suffix not in SUFFIXES:
         raise ValueError(f"cannot ingest {path.name}: use a folder, .json, .jsonl or .parquet")
     listing: list = []
-    files = list_data_files(path, SUFFIXES, listing)
+    # a folder may hold .jsonl files and .json lists of many records: each gets the input cap, as one file would
+    files = list_data_files(path, SUFFIXES, listing, caps=dict.fromkeys((".json", ".jsonl"), MAX_JSON_INPUT_BYTES))
     pre = [(s.where, RecordError(s.reason)) for s in listing]
 
     def items() -> Iterator[tuple[str, Any]]:

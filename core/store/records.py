@@ -196,13 +196,14 @@ def _looks_like_results(folder: Path, depth: int = 2) -> bool:
     return True
 
 
-def list_data_files(root: Path, suffixes: tuple[str, ...], skipped: list[Skipped] | None = None
-                    ) -> list[Path]:
+def list_data_files(root: Path, suffixes: tuple[str, ...], skipped: list[Skipped] | None = None, *,
+                    caps: Mapping[str, int] | None = None) -> list[Path]:
     """Regular files ending in one of ``suffixes`` under ``root`` (any depth up to MAX_WALK_DEPTH).
 
     Hidden files and folders (temp files, locks) are ignored. FIFOs, devices, sockets, symlinks
-    leading out of ``root`` and files over the size cap are left out and, when ``skipped`` is
-    given, named there with the reason.
+    leading out of ``root`` and files over the size cap (``caps``: suffix -> bytes; by default a
+    record's, a Parquet file's for .parquet) are left out and, when ``skipped`` is given, named
+    there with the reason.
     """
     note = skipped.append if skipped is not None else (lambda s: None)
     try:
@@ -225,7 +226,7 @@ def list_data_files(root: Path, suffixes: tuple[str, ...], skipped: list[Skipped
             if name.startswith(".") or not name.endswith(suffixes):
                 continue
             path = Path(folder) / name
-            problem = _file_problem(path, real_root)
+            problem = _file_problem(path, real_root, caps or {})
             if problem:
                 note(Skipped(_text(path), problem))
             else:
@@ -238,7 +239,7 @@ def _text(path: Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def _file_problem(path: Path, real_root: str) -> str | None:
+def _file_problem(path: Path, real_root: str, caps: Mapping[str, int]) -> str | None:
     if _text(path) != str(path):  # tables, DuckDB and pages all need text
         return "its path is not valid UTF-8; rename it"
     try:
@@ -252,7 +253,7 @@ def _file_problem(path: Path, real_root: str) -> str | None:
         return None  # vanished meanwhile: not worth a note
     if not stat.S_ISREG(lst.st_mode):
         return "not a regular file (FIFO, device or socket)"
-    cap = MAX_PARQUET_BYTES if path.suffix == ".parquet" else MAX_RECORD_BYTES
+    cap = caps.get(path.suffix, MAX_PARQUET_BYTES if path.suffix == ".parquet" else MAX_RECORD_BYTES)
     if lst.st_size > cap:
         return f"file is {lst.st_size} bytes; the limit is {cap}"
     return None
