@@ -74,6 +74,8 @@ RANGES: dict[str, tuple[float, float]] = {
 #: Longest text allowed per string field (characters); others get MAX_TEXT.
 MAX_TEXT = 200
 TEXT_LIMITS = {"error": 4000, "created_at": 40}
+#: Extra fields the store itself adds (a submission's claimed source), beside the 32 a record's author may use.
+STORE_ADDED_FIELDS = frozenset({"claimed_source"})
 #: Bounds on the nested fields: depth of JSON nesting inside one field, and its size as JSON text.
 MAX_NESTED_DEPTH = 8
 MAX_NESTED_CHARS = 64 * 1024
@@ -225,7 +227,8 @@ def validate_record(record: dict[str, Any]) -> dict[str, Any]:
         if record.get(name) is not None:
             _check_nested(name, record[name])
     extra = {k: v for k, v in record.items() if k not in SCALAR_FIELDS and k not in NESTED_FIELDS}
-    if len(extra) > 32 or any(len(k) > MAX_TEXT for k in extra):
+    # the store's own addition to a submission does not take one of its author's 32 places
+    if len(extra.keys() - STORE_ADDED_FIELDS) > 32 or any(len(k) > MAX_TEXT for k in extra):
         raise SchemaError("a record may carry at most 32 extra fields with names of at most "
                           f"{MAX_TEXT} characters")
     for name, value in extra.items():

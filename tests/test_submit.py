@@ -87,3 +87,17 @@ def test_a_local_store_the_app_refuses_is_not_searched_for_conflicts(stores, tmp
     zip_path = tmp_path / "s.zip"
     make_zip(zip_path, {"a.json": json.dumps(record).encode()})
     assert store.accept_submission(zip_path).summary() == "1 accepted, 0 refused"
+
+
+def test_a_record_using_all_its_32_extra_fields_can_be_submitted(stores, tmp_path):
+    _, _, sub = stores
+    record = {**make_fixture_records(n_datasets=1, methods=("lora",))[0], **{f"x{i}": i for i in range(32)}}
+    store.check_record(record)  # valid as written
+    zip_path = tmp_path / "s.zip"
+    make_zip(zip_path, {"a.json": json.dumps(record).encode()})
+    report = store.accept_submission(zip_path)
+    assert len(report.accepted) == 1 and not report.refused  # was: "at most 32 extra fields" (claimed_source)
+    stored = store.load_runs([sub]).set_index("run_id").loc[record["run_id"]]
+    assert json.loads(stored["extra"])["claimed_source"] == record["source"]
+    with pytest.raises(store.RecordError, match="at most 32 extra fields"):
+        store.check_record({**record, "x32": 32})  # the author's own limit stands
