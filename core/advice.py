@@ -80,6 +80,8 @@ def _use_selected(rows: pd.DataFrame, selected: pd.DataFrame | None) -> None:
             pick = chosen.loc[(method, outcome)]
             rows.loc[i, [outcome, f"{outcome}_lo", f"{outcome}_hi", f"{short}_lodo", basis]] = [
                 pick["prediction"], pick["lo"], pick["hi"], pick["nested_lodo_mae"], str(pick["predictors"])]
+            if bool(pick.get("extrapolation", False)):  # a chosen predictor outside its reference range
+                rows.loc[i, "extrapolation"] = True
 
 
 def _median(values: pd.Series) -> float:
@@ -88,21 +90,24 @@ def _median(values: pd.Series) -> float:
 
 
 def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool = False,
-           zs_acc: float | None = None, n_classes: int | None = None) -> Advice:
+           zs_acc: float | None = None, n_classes: int | None = None, model_title: str = "This model") -> Advice:
     """The verdict on :func:`forecast_rows` output.
 
     Headline: the method predicted to gain most, the one that forgets least while keeping at least
-    half that gain, and the predicted best trade-offs. Confidence: "weak" when the reference lines
-    explain little (median R² below :data:`WEAK_R2`) or their leave-one-dataset-out error is as large
-    as the spread of the predicted gains; "good" above :data:`GOOD_R2` with a small error; else
-    "moderate". Warnings: toy or untrained model, extrapolation, zero-shot accuracy near or below chance.
+    half that gain, and the predicted best trade-offs. Confidence: "weak" when the IIMM reference lines
+    behind the forecasts shown explain little (median R² below :data:`WEAK_R2`) or the forecasts'
+    leave-one-dataset-out error is as large as the spread of the predicted gains; "good" above
+    :data:`GOOD_R2` with no overlapping interval; else "moderate" (never "good" when no forecast shown
+    rests on an IIMM line, whose R² is the one measured). Warnings: toy or untrained model,
+    extrapolation on any predictor a forecast uses, predictions outside what is possible (intervals
+    are not clipped), zero-shot accuracy near or below chance.
     """
     ok = rows[rows["ok"]].dropna(subset=["id_gain", "ood_change"])
     warnings = []
     if random_weights:
         warnings.append("The model has RANDOM WEIGHTS (untrained): these numbers describe noise, not a model.")
     elif toy_model:
-        warnings.append("worldclip-tiny is a toy model pretrained on this project's generated world; its "
+        warnings.append(f"{model_title} is a toy model pretrained on this project's generated world; its "
                         "forecast shows how the method works, not what a real CLIP model would do.")
     if zs_acc is not None and n_classes:
         chance = 100.0 / n_classes
@@ -116,30 +121,45 @@ def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool 
     if ok.empty:
         return Advice("weak", ["No method could be forecast from the stored runs."], warnings=warnings)
     if ok["extrapolation"].any():
-        warnings.append("Your dataset's IIMM lies outside the range of the reference datasets: the forecasts "
-                        "extrapolate the fitted lines.")
+        warnings.append("Your dataset lies outside the range of the reference datasets on a predictor that "
+                        f"{int(ok['extrapolation'].sum())} of the forecasts use (IIMM or one chosen beside it): "
+                        "those forecasts extrapolate the fitted lines, and their intervals do not widen for it.")
+    if zs_acc is not None and math.isfinite(zs_acc):
+        low, high = -zs_acc, 100.0 - zs_acc  # in-domain gain = fine-tuned - zero-shot accuracy
+        outside = ok[(ok["id_gain"] < low) | (ok["id_gain"] > high)]
+        if len(outside):
+            warnings.append(f"{len(outside)} predicted gain(s) lie outside what is possible here ({low:+.1f} to "
+                            f"{high:+.1f} points, from your zero-shot accuracy), e.g. {outside['method_title'].iloc[0]} "
+                            f"{outside['id_gain'].iloc[0]:+.1f}: the straight-line fits are not bounded, and the "
+                            "predictions and intervals are shown as fitted, not clipped.")
     best = ok.loc[ok["id_gain"].idxmax()]
     headline = [f"Predicted to gain most: {best['method_title']}, {best['id_gain']:+.1f} points in-domain "
                 f"(95 % interval {best['id_gain_lo']:+.1f} to {best['id_gain_hi']:+.1f}) and "
                 f"{best['ood_change']:+.1f} points out-of-domain."]
-    useful = ok[ok["id_gain"] >= best["id_gain"] / 2]
-    gentle = useful.loc[useful["ood_change"].idxmax()]
-    if gentle["method"] != best["method"]:
-        headline.append(f"Least forgetting for at least half that gain: {gentle['method_title']}, "
-                        f"{gentle['id_gain']:+.1f} in-domain and {gentle['ood_change']:+.1f} out-of-domain.")
+    if best["id_gain"] > 0:
+        useful = ok[ok["id_gain"] >= best["id_gain"] / 2]
+        gentle = useful.loc[useful["ood_change"].idxmax()]
+        if gentle["method"] != best["method"]:
+            headline.append(f"Least forgetting for at least half that gain: {gentle['method_title']}, "
+                            f"{gentle['id_gain']:+.1f} in-domain and {gentle['ood_change']:+.1f} out-of-domain.")
+    else:
+        headline.append("No method is predicted to gain in-domain.")
     front = ok[ok["pareto"]].sort_values("id_gain", ascending=False)["method_title"].tolist()
     headline.append("Best trade-offs (nothing predicted to beat them on both): " + ", ".join(front) + ".")
 
-    r2 = _median(pd.concat([ok["gain_r2"], ok["ood_r2"]]))
+    # R² is measured for the IIMM lines only: count it where the forecast shown is an IIMM line's
+    r2 = _median(pd.concat([ok.loc[ok["gain_basis"] == "IIMM", "gain_r2"], ok.loc[ok["ood_basis"] == "IIMM", "ood_r2"]]))
     lodo = _median(ok["gain_lodo"])
     spread = float(ok["id_gain"].max() - ok["id_gain"].min())
     overlapping = int(((ok["id_gain_hi"] >= best["id_gain_lo"]) & (ok["method"] != best["method"])).sum())
-    reasons = [f"The reference lines explain {r2:.0%} of the spread between datasets (median R² over methods "
-               f"and outcomes).",
+    fit = (f"The IIMM reference lines behind the forecasts shown explain {r2:.0%} of the spread between datasets "
+           "(median R² over methods and outcomes)." if math.isfinite(r2) else
+           "Every forecast shown uses predictors chosen on held-out datasets; their fit is judged by the error below.")
+    reasons = [fit,
                f"On datasets we know, such forecasts of the gain were off by {lodo:.1f} points on average "
                f"(leave-one-dataset-out), against a {spread:.1f}-point spread between the methods' forecasts.",
                f"The top method's interval overlaps those of {overlapping} of the other {len(ok) - 1} methods."]
-    if not math.isfinite(r2) or r2 < WEAK_R2 or (math.isfinite(lodo) and lodo >= spread):
+    if (math.isfinite(r2) and r2 < WEAK_R2) or not math.isfinite(lodo) or lodo >= spread:
         confidence = "weak"
         reasons.insert(0, "Treat this as a hint, not a number: the fit is weak.")
     elif r2 >= GOOD_R2 and overlapping == 0:

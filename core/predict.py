@@ -240,9 +240,6 @@ def forecast_for_embeddings(image: np.ndarray, text: np.ndarray, labels: np.ndar
     if random_weights:
         notes.insert(0, "This model has RANDOM WEIGHTS (untrained): its numbers describe an "
                         "untrained network, not a pretrained one.")
-    if enough and (raw["extrapolation"] == True).any():  # noqa: E712 (object column)
-        notes.append("Your IIMM lies outside the range of the reference datasets for some methods: "
-                     "those forecasts extrapolate.")
     return ForecastResult(
         model=model, pretrained=pretrained, model_label=model_label, random_weights=bool(random_weights),
         n_images=int(np.asarray(image).shape[0]), n_classes=len(class_names), iimm=zs["iimm"],

@@ -49,9 +49,9 @@ if st.button("Run forecast", key="fc_run", type="primary", disabled=parsed is No
 if "fc_result" in st.session_state:
     name, res = st.session_state["fc_result"]
     rows = advice.forecast_rows(res)
-    verdict = advice.advise(rows, toy_model=cards.model_card(res.model, res.pretrained).toy,
-                            random_weights=res.random_weights, zs_acc=res.zero_shot.get("zs_acc"),
-                            n_classes=res.n_classes)
+    card = cards.model_card(res.model, res.pretrained)
+    verdict = advice.advise(rows, toy_model=card.toy, random_weights=res.random_weights, model_title=card.title,
+                            zs_acc=res.zero_shot.get("zs_acc"), n_classes=res.n_classes)
     st.header(plain(f"{name}: {res.title}"))
     if not res.enough_runs:
         st.warning(plain(res.message, max_chars=600))
@@ -62,9 +62,13 @@ if "fc_result" in st.session_state:
             + "  \n" + " ".join(plain(r, max_chars=400) for r in verdict.reasons))
     for warning in verdict.warnings:
         st.warning(plain(warning, max_chars=400))
+    for note in res.notes:  # what the forecast left out or assumed (LEEP without a logit scale, ...)
+        st.caption(plain(note, max_chars=400))
     app.zero_shot_metrics(res)
     if res.enough_runs:
         st.subheader("Predicted outcome per method (95 % prediction intervals)")
+        st.caption("Shown as fitted: straight lines are not bounded, so a prediction or interval can leave what is "
+                   "possible (an in-domain gain lies between minus the zero-shot accuracy and 100 minus it).")
         app.forecast_table(rows)
         st.altair_chart(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", subtitle=(
             "bars: 95 % prediction interval; diamonds: best predicted trade-offs")))

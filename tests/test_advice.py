@@ -50,7 +50,7 @@ def test_advise_warnings():
     many = advice.advise(rows, zs_acc=0.1, n_classes=1000).warnings  # chance 0.1 %: not rounded to "0 %"
     assert any("(0.1 %) is close to chance (0.1 %)" in w for w in many)
     assert "RANDOM WEIGHTS" in advice.advise(rows, random_weights=True).warnings[0]
-    assert not advice.advise(rows, zs_acc=90.0, n_classes=4).warnings[1:]  # only extrapolation
+    assert not advice.advise(rows, zs_acc=60.0, n_classes=4).warnings[1:]  # only extrapolation
     none = advice.advise(advice.forecast_rows(result([np.nan, np.nan], [np.nan, np.nan],
                                                      statuses=["too few runs", "too few runs"])))
     assert none.confidence == "weak" and "No method could be forecast" in none.headline[0]
@@ -83,3 +83,40 @@ def test_selected_predictor_sets_replace_the_iimm_line_and_keep_it_beside():
     assert rows.loc["lora", "gain_basis"] == "emms" and rows.loc["lora", "iimm_gain"] == 15.0
     assert rows.loc["lora", "ood_basis"] == "iimm + zs_acc" and rows.loc["lora", "ood_change"] == -1.0
     assert rows.loc["full_ft", "gain_basis"] == "IIMM" and rows.loc["full_ft", "id_gain"] == 20.0
+
+
+def test_no_method_predicted_to_gain_is_a_verdict_not_a_crash():
+    out = advice.advise(advice.forecast_rows(result([-1.0, -3.0], [-1.0, -2.0])))  # was: argmax of an empty sequence
+    assert "Full fine-tuning, -1.0" in out.headline[0] and "No method is predicted to gain in-domain." in out.headline
+
+
+def test_a_chosen_predictors_extrapolation_and_impossible_gains_are_warned_about():
+    res = result([20.0, 15.0, 5.0], [-6.0, -2.0, -3.0])  # IIMM inside its reference range
+    res.selected = pd.DataFrame({"method": ["lora"], "outcome": ["id_gain"], "status": ["ok"],
+                                 "predictors": ["zs_acc + emms"], "prediction": [15.0], "lo": [13.0], "hi": [17.0],
+                                 "nested_lodo_mae": [0.7], "extrapolation": [True]})  # zs_acc far outside its range
+    rows = advice.forecast_rows(res)
+    assert rows.set_index("method").loc["lora", "extrapolation"]  # was: only IIMM's flag counted
+    out = advice.advise(rows, zs_acc=95.0, n_classes=4)
+    assert any("on a predictor that 1 of the forecasts use" in w for w in out.warnings)
+    assert any("2 predicted gain(s) lie outside what is possible here (-95.0 to +5.0 points" in w
+               and "not clipped" in w for w in out.warnings)
+
+
+def test_confidence_reads_the_fit_of_the_lines_actually_shown():
+    res = result([20.0, 12.0, 5.0], [-6.0, -2.0, -3.0], r2=0.05, half=1.0)  # the IIMM lines explain nothing
+    res.selected = pd.DataFrame([{"method": m, "outcome": o, "status": "ok", "predictors": "zs_acc + emms",
+                                  "prediction": g, "lo": g - 1, "hi": g + 1, "nested_lodo_mae": 1.0,
+                                  "extrapolation": False}
+                                 for m, gains in (("full_ft", (20.0, -6.0)), ("lora", (12.0, -2.0)),
+                                                  ("linear_probe", (5.0, -3.0)))
+                                 for o, g in zip(("id_gain", "ood_change"), gains)])
+    out = advice.advise(advice.forecast_rows(res))
+    assert out.confidence == "moderate"  # was "weak", from the R² of IIMM lines no forecast shown uses
+    assert out.reasons[0].startswith("Every forecast shown uses predictors chosen on held-out datasets")
+
+
+def test_the_toy_warning_names_the_model():
+    rows = advice.forecast_rows(result([20.0, 12.0], [-6.0, -2.0]))
+    out = advice.advise(rows, toy_model=True, model_title="worldclip-tiny-sigmoid (world-v2-b)")
+    assert out.warnings[0].startswith("worldclip-tiny-sigmoid (world-v2-b) is a toy model")

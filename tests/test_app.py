@@ -399,6 +399,9 @@ def test_forecast_page_accepts_embeddings_npz(fixture_store):
     assert not at.exception and not at.error
     res = at.session_state["fc_result"][1]
     assert res.n_images == 30 and "uploaded embeddings" in res.model_label and res.enough_runs
+    captions = " ".join(c.value for c in at.caption)
+    assert "LEEP left out" in captions  # the forecast's notes reach the page (README: "and says so")
+    assert "not bounded" in captions  # predictions are shown as fitted, and the page says so
     at = page("forecast").run()  # a wrong width is explained as soon as the file arrives, before any run
     at.file_uploader(key="fc_upload").set_value(("emb.npz", _embeddings_npz(16), "application/octet-stream"))
     at.run()
