@@ -253,3 +253,17 @@ def test_class_names_stored_as_bytes_are_text(tmp_path):
              text_embeddings=rng.normal(size=(2, 8)).astype(np.float32), labels=np.array([0, 0, 1, 1]),
              class_names=np.array([b"cat", "dög".encode()]))  # h5py-style bytes (UTF-8 encoded)
     assert load_embeddings_npz(path)["class_names"] == ["cat", "dög"]
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([0, 0, 1, 1, 3, 3], r"1 of the 4 classes have no image \(labels never name class index 2\)"),
+    ([0, 0, 0, 0, 0, 0], "3 of the 4 classes have no image"),  # one class only: no task
+])
+def test_embeddings_with_classes_that_have_no_image_are_refused(tmp_path, labels, message):
+    path = tmp_path / "e.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, image_embeddings=rng.normal(size=(6, 8)).astype(np.float32),
+             text_embeddings=rng.normal(size=(4, 8)).astype(np.float32), labels=np.array(labels),
+             class_names=np.array(["a", "b", "c", "d"]))
+    with pytest.raises(UploadError, match=message):  # was accepted and forecast (README: empty classes refused)
+        load_embeddings_npz(path)

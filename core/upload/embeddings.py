@@ -88,6 +88,11 @@ def _validate_embeddings(a: dict[str, np.ndarray], limits: UploadLimits, expecte
         raise UploadError(f"labels must be {n} integers (one per image), got {y.dtype} {y.shape}")
     if y.min() < 0 or y.max() >= c:
         raise UploadError(f"labels must lie in 0..{c - 1}, found {y.min()}..{y.max()}")
+    empty = np.flatnonzero(np.bincount(y, minlength=c) == 0)
+    if len(empty):  # as for image zips: a class without images is no class of the sample
+        raise UploadError(f"{len(empty)} of the {c} classes have no image (labels never name class index "
+                          f"{', '.join(map(str, empty[:5]))}{' …' if len(empty) > 5 else ''}); drop their text "
+                          "embeddings and names, or add their images")
     if names.dtype.kind == "S":  # bytes names, as h5py and .astype("S") write them
         try:
             names = np.char.decode(names, "utf-8")
