@@ -26,6 +26,8 @@ WEAK_R2 = 0.3  # below this median R² the fitted lines explain little of the sp
 GOOD_R2 = 0.6
 #: Zero-shot accuracy this many points under chance is called below chance (a small sample wobbles).
 BELOW_CHANCE_POINTS = 10.0
+#: Fewer images than this per class (on average) and the sample's measures rest on very little.
+MIN_IMAGES_PER_CLASS = 5
 
 
 @dataclass
@@ -90,7 +92,8 @@ def _median(values: pd.Series) -> float:
 
 
 def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool = False,
-           zs_acc: float | None = None, n_classes: int | None = None, model_title: str = "This model") -> Advice:
+           zs_acc: float | None = None, n_classes: int | None = None, model_title: str = "This model",
+           n_images: int | None = None) -> Advice:
     """The verdict on :func:`forecast_rows` output.
 
     Headline: the method predicted to gain most, the one that forgets least while keeping at least
@@ -98,8 +101,8 @@ def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool 
     behind the forecasts shown explain little (median R² below :data:`WEAK_R2`) or the forecasts'
     leave-one-dataset-out error is as large as the spread of the predicted gains; "good" above
     :data:`GOOD_R2` with no overlapping interval; else "moderate" (never "good" when no forecast shown
-    rests on an IIMM line, whose R² is the one measured). Warnings: toy or untrained model,
-    extrapolation on any predictor a forecast uses, predictions outside what is possible (intervals
+    rests on an IIMM line, whose R² is the one measured). Warnings: toy or untrained model, a sample
+    of fewer than :data:`MIN_IMAGES_PER_CLASS` images per class, extrapolation on any predictor a forecast uses, predictions outside what is possible (intervals
     are not clipped), zero-shot accuracy near or below chance.
     """
     ok = rows[rows["ok"]].dropna(subset=["id_gain", "ood_change"])
@@ -118,6 +121,9 @@ def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool 
         elif zs_acc < chance + 0.25 * (100.0 - chance):
             warnings.append(f"Zero-shot accuracy on your sample ({zs_acc:.3g} %) is close to chance "
                             f"({chance:.3g} %): the model barely recognises these classes.")
+    if n_images is not None and n_classes and n_images < MIN_IMAGES_PER_CLASS * n_classes:
+        warnings.append(f"Your sample is small ({n_images} images for {n_classes} classes): its IIMM and "
+                        "zero-shot accuracy, and so every forecast, rest on few images; see IIMM's interval.")
     if ok.empty:
         return Advice("weak", ["No method could be forecast from the stored runs."], warnings=warnings)
     if ok["extrapolation"].any():

@@ -51,7 +51,7 @@ if "fc_result" in st.session_state:
     rows = advice.forecast_rows(res)
     card = cards.model_card(res.model, res.pretrained)
     verdict = advice.advise(rows, toy_model=card.toy, random_weights=res.random_weights, model_title=card.title,
-                            zs_acc=res.zero_shot.get("zs_acc"), n_classes=res.n_classes)
+                            zs_acc=res.zero_shot.get("zs_acc"), n_classes=res.n_classes, n_images=res.n_images)
     st.header(plain(f"{name}: {res.title}"))
     if not res.enough_runs:
         st.warning(plain(res.message, max_chars=600))

@@ -120,3 +120,10 @@ def test_the_toy_warning_names_the_model():
     rows = advice.forecast_rows(result([20.0, 12.0], [-6.0, -2.0]))
     out = advice.advise(rows, toy_model=True, model_title="worldclip-tiny-sigmoid (world-v2-b)")
     assert out.warnings[0].startswith("worldclip-tiny-sigmoid (world-v2-b) is a toy model")
+
+
+def test_a_small_sample_is_warned_about():
+    rows = advice.forecast_rows(result([20.0, 12.0], [-6.0, -2.0]))
+    assert any("Your sample is small (2 images for 2 classes)" in w
+               for w in advice.advise(rows, n_images=2, n_classes=2).warnings)
+    assert not any("small" in w for w in advice.advise(rows, n_images=10, n_classes=2).warnings)
