@@ -102,8 +102,9 @@ def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool 
     leave-one-dataset-out error is as large as the spread of the predicted gains; "good" above
     :data:`GOOD_R2` with no overlapping interval; else "moderate" (never "good" when no forecast shown
     rests on an IIMM line, whose R² is the one measured). Warnings: toy or untrained model, a sample
-    of fewer than :data:`MIN_IMAGES_PER_CLASS` images per class, extrapolation on any predictor a forecast uses, predictions outside what is possible (intervals
-    are not clipped), zero-shot accuracy near or below chance.
+    of fewer than :data:`MIN_IMAGES_PER_CLASS` images per class, extrapolation on any predictor a forecast
+    uses, predictions outside what is possible (intervals are not clipped), zero-shot accuracy near or
+    below chance.
     """
     ok = rows[rows["ok"]].dropna(subset=["id_gain", "ood_change"])
     warnings = []
@@ -134,9 +135,10 @@ def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool 
         low, high = -zs_acc, 100.0 - zs_acc  # in-domain gain = fine-tuned - zero-shot accuracy
         outside = ok[(ok["id_gain"] < low) | (ok["id_gain"] > high)]
         if len(outside):
+            first = outside.iloc[0]
             warnings.append(f"{len(outside)} predicted gain(s) lie outside what is possible here ({low:+.1f} to "
-                            f"{high:+.1f} points, from your zero-shot accuracy), e.g. {outside['method_title'].iloc[0]} "
-                            f"{outside['id_gain'].iloc[0]:+.1f}: the straight-line fits are not bounded, and the "
+                            f"{high:+.1f} points, from your zero-shot accuracy), e.g. {first['method_title']} "
+                            f"{first['id_gain']:+.1f}: the straight-line fits are not bounded, and the "
                             "predictions and intervals are shown as fitted, not clipped.")
     best = ok.loc[ok["id_gain"].idxmax()]
     headline = [f"Predicted to gain most: {best['method_title']}, {best['id_gain']:+.1f} points in-domain "
@@ -154,7 +156,8 @@ def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool 
     headline.append("Best trade-offs (nothing predicted to beat them on both): " + ", ".join(front) + ".")
 
     # R² is measured for the IIMM lines only: count it where the forecast shown is an IIMM line's
-    r2 = _median(pd.concat([ok.loc[ok["gain_basis"] == "IIMM", "gain_r2"], ok.loc[ok["ood_basis"] == "IIMM", "ood_r2"]]))
+    r2 = _median(pd.concat([ok.loc[ok["gain_basis"] == "IIMM", "gain_r2"],
+                            ok.loc[ok["ood_basis"] == "IIMM", "ood_r2"]]))
     lodo = _median(ok["gain_lodo"])
     spread = float(ok["id_gain"].max() - ok["id_gain"].min())
     overlapping = int(((ok["id_gain_hi"] >= best["id_gain_lo"]) & (ok["method"] != best["method"])).sum())
