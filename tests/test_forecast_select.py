@@ -226,6 +226,9 @@ def test_measured_coverage_is_attached_by_method_and_outcome(runs):
     assert stale["coverage"].isna().all()  # coverage measured under another rule is not this forecast's
     with pytest.raises(ValueError, match="unknown selection rule"):
         fs.with_measured_coverage(new, table, model="worldclip-tiny", pretrained="world-v1", rule="best")
+    not_made = new.assign(status=["too few runs (n=5, need 6)"] + ["ok"] * (len(new) - 1))
+    got = fs.with_measured_coverage(not_made, table, model="worldclip-tiny", pretrained="world-v1")
+    assert np.isnan(got["coverage"].iloc[0]) and got["coverage"].iloc[1:].notna().all()  # was: 40 datasets' figure
 
 
 def _bad_input_cases():

@@ -229,7 +229,8 @@ def with_measured_coverage(forecasts: pd.DataFrame, selection: pd.DataFrame, *, 
     (e.g. the job's ``forecast-selection.csv``) of the same model, matched on (method, outcome).
     Measuring coverage takes seconds per method, so the page reads it from the job. ``rule``: the
     rule the forecasts were made under; rows measured under another rule are not used (their
-    coverage is another procedure's). A copy."""
+    coverage is another procedure's), and a row whose forecast was not made (status not "ok") gets
+    none. A copy."""
     check_rule(rule)
     out = forecasts.copy()
     if out.empty or selection.empty:
@@ -239,6 +240,7 @@ def with_measured_coverage(forecasts: pd.DataFrame, selection: pd.DataFrame, *, 
         mine = mine[mine["rule"] == rule]
     measured = mine.set_index(["method", "outcome"])[["coverage", "iimm_coverage"]]
     keys = list(zip(out["method"], out["outcome"]))
-    for column in ("coverage", "iimm_coverage"):
-        out[column] = [measured[column].get(k, np.nan) for k in keys]
+    made = (out["status"] == "ok").to_numpy() if "status" in out.columns else np.ones(len(out), bool)
+    for column in ("coverage", "iimm_coverage"):  # a forecast not made has no coverage of its own to show
+        out[column] = [measured[column].get(k, np.nan) if ok else np.nan for k, ok in zip(keys, made)]
     return out
