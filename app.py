@@ -14,6 +14,7 @@ the same URL, which then enters through :func:`main` like every later request.
 """
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -179,13 +180,26 @@ def shipped_csv(path: str | Path) -> pd.DataFrame:
     return _read_csv(str(path), Path(path).stat().st_mtime)
 
 
+SELECTION_NEEDS = {"model", "pretrained", "method", "outcome", "coverage", "iimm_coverage"}
+
+
 @st.cache_data(ttl=60)
 def forecast_selection() -> pd.DataFrame:
     """Every shipped ``forecast-selection.csv`` (coverage of the forecast's intervals, measured by
     jobs.predictors: world v1's in ``jobs/results``, world v2's beside its records), one frame. Rows
     keep their ``rule``, so the page uses only those of its own rule; where two files score the same
     (model, method, outcome, rule), the one later in path order wins."""
-    frames = [pd.read_csv(path) for path in sorted(store.SHIPPED_DIR.rglob("forecast-selection.csv"))]
+    frames = []
+    for path in sorted(store.SHIPPED_DIR.rglob("forecast-selection.csv")):
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, ValueError) as exc:  # empty or not CSV: the forecast still works, without coverage
+            logging.getLogger("app").warning("not reading %s: %s", path, exc)
+            continue
+        if SELECTION_NEEDS.issubset(frame.columns):
+            frames.append(frame)
+        else:
+            logging.getLogger("app").warning("not reading %s: it lacks %s", path, sorted(SELECTION_NEEDS - set(frame)))
     if not frames:
         return pd.DataFrame()
     keys = [c for c in ("model", "pretrained", "method", "outcome", "rule") if all(c in f for f in frames)]
@@ -201,7 +215,8 @@ def forecast_table(rows: pd.DataFrame) -> None:
     st.dataframe(rows.assign(gain_ci=interval("id_gain_lo", "id_gain_hi"),
                              ood_ci=interval("ood_change_lo", "ood_change_hi"),
                              front=rows["pareto"].map({True: "✔ best", False: ""}),
-                             note=[("outside the known IIMM range; " if e else "") + ("" if s == "ok" else str(s))
+                             note=[("extrapolates: a predictor outside its reference range; " if e else "")
+                                   + ("" if s == "ok" else str(s))
                                    for e, s in zip(rows["extrapolation"], rows["status"])]),
                  hide_index=True, key="fc_table", column_order=[
                      "method_title", "id_gain", "gain_ci", "ood_change", "ood_ci", "front", "gain_basis",

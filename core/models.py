@@ -286,8 +286,14 @@ def load_model(name: str | ModelSpec = DEFAULT_MODEL, *, device: str = "cpu",
                 f"run `python -m jobs.pretrain` to recreate them.")
         from safetensors.torch import load_file
 
-        state = {k: v.float() for k, v in load_file(str(path)).items()}
-        model.load_state_dict(state)
+        try:
+            state = {k: v.float() for k, v in load_file(str(path)).items()}
+            model.load_state_dict(state)
+        except Exception as exc:  # noqa: BLE001 (a Git LFS pointer, a cut copy: safetensors and torch raise many)
+            raise ModelUnavailableError(
+                f"The weights of {spec.key} in core/assets/{path.name} cannot be read ({type(exc).__name__}); a "
+                "Git LFS pointer or a cut copy? Fetch the real file, or run `python -m jobs.pretrain` to recreate "
+                "it.") from exc
         model.to(device)
     model.eval()
     tokenizer = open_clip.get_tokenizer(spec.arch)

@@ -56,7 +56,8 @@ st.code("python -m jobs.grid jobs/configs/smoke.toml --results results/smoke    
         "python -m jobs.ingest path/to/results   # add records made elsewhere (validated; duplicates refused)",
         language="bash")
 st.write("The app reads the shipped `jobs/results` and your own store (`results/`, or the folder in "
-         "`$IIMM_RESULTS`); new runs appear within 30 seconds.")
+         "`$IIMM_RESULTS`); new runs appear within about a minute and a half (each cache level keeps "
+         "its copy up to 30 s).")
 st.header("Papers")
 for citation in cards.CITATIONS.values():
     with st.expander(citation.label):

@@ -56,12 +56,15 @@ st.dataframe(fit_table(roots, model, pretrained, tuple(methods), include), hide_
 
 if PREDICTORS_CSV.is_file():
     st.subheader("IIMM against the other zero-shot and transferability scores")
-    st.caption("From `python -m jobs.predictors` on the shipped runs: mean |Kendall τ| over methods (higher = "
+    st.caption("From `python -m jobs.predictors` on the shipped world-v1 runs (whichever model is picked above): "
+               "mean |Kendall τ| over methods (higher = "
                "ranks datasets better) and mean leave-one-dataset-out error of a straight-line fit (lower = better).")
     try:
         raw = app.shipped_csv(PREDICTORS_CSV)
         table = ranking.predictor_summary(raw)
         table = table.assign(outcome=table["outcome"].map(OUTCOME_NAMES).fillna(table["outcome"]))
+        if table.empty:
+            raise ValueError("it has no scored (ok) rows")
         pick = st.segmented_control("outcome", list(table["outcome"].unique()), key="pred_outcome", bind=app.URL,
                                     default=table["outcome"].iloc[0]) or table["outcome"].iloc[0]
         shown = table[table["outcome"] == pick].reset_index(drop=True)
@@ -82,5 +85,6 @@ if PREDICTORS_CSV.is_file():
             st.caption(f"The forecast's predictor choice (nested leave-one-dataset-out; selection rule {rules}) and "
                        "the measured coverage of its 95 % intervals on held-out datasets, beside the IIMM-only line's:")
             st.dataframe(forecast_select.coverage_summary(selection), hide_index=True, key="cmp_coverage")
-    except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
-        st.warning(f"{PREDICTORS_CSV.name} exists but cannot be read: {plain(exc)}")
+    except (OSError, ValueError, KeyError, IndexError, pd.errors.ParserError) as exc:
+        st.warning(f"The shipped predictor tables ({PREDICTORS_CSV.name}, {SELECTION_CSV.name}) cannot be read: "
+                   f"{plain(exc)}")

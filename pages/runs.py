@@ -79,7 +79,11 @@ rows = {r["run_id"]: r for r in shown.assign(random_weights=shown["model_label"]
 labels = app.option_labels(rows, lambda i: ranking.run_label(rows[i]), 200, tags=[f"run {i[:8]}" for i in rows])
 if run_id := st.selectbox("run", list(labels), index=None, key="run", bind=app.URL, format_func=labels.get,
                           placeholder="pick a run"):
-    rec = store.run_details(app.load_runs(roots, include), run_id)
+    try:
+        rec = store.run_details(app.load_runs(roots, include), run_id)
+    except KeyError:  # removed from the store since this view's list was made
+        st.info("That run is no longer in the store.")
+        st.stop()
     prov = rec.get("provenance") or {}
     st.write(f"{plain(labels[run_id])} · {plain(rec['status'])} · source {plain(rec['source'])} · "
              f"code revision {plain(str(prov.get('git_revision') or '')[:10] or 'not recorded')}")

@@ -16,7 +16,7 @@ upload = st.file_uploader("records (zip)", type=["zip"], key="sub_upload")
 if st.button("Submit", key="sub_go", type="primary", disabled=upload is None):
     try:
         report = store.accept_submission(upload)
-    except (UploadError, ValueError, TimeoutError) as exc:
+    except (UploadError, ValueError, TimeoutError, OSError) as exc:  # OSError: the submissions folder is unusable
         st.error(plain(str(exc), max_chars=600))
     else:
         (st.success if report.accepted else st.info)(plain(report.summary()))
@@ -25,4 +25,5 @@ if st.button("Submit", key="sub_go", type="primary", disabled=upload is None):
         if report.refused:
             st.dataframe(pd.DataFrame(report.refused, columns=["where", "reason"]), hide_index=True,
                          key="sub_refused")
-        st.caption("The leaderboard re-reads the store every 30 s.")
+        st.caption("The leaderboard shows new runs within about a minute and a half (its caches keep a copy "
+                   "up to 30 s each).")

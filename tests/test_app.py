@@ -451,3 +451,55 @@ def test_forecast_selection_reads_every_shipped_table_and_keeps_the_rule(fixture
     # the same (model, method, outcome, rule) in two files: the later path wins
     assert got.loc[(got["pretrained"] == "world-x") & (got["rule"] == default), "coverage"].tolist() == [0.75]
     app.forecast_selection.clear()
+
+
+# ------------------------------------------------------------------------------ operator mistakes and a changing store
+def test_bad_shipped_tables_degrade_to_a_message(fixture_store):
+    import app
+
+    (store.SHIPPED_DIR / "predictors.csv").write_text("method,predictor,family,outcome,status,kendall_tau,lodo_mae\n")
+    at = page("compare").run()  # header only: was IndexError
+    assert not at.exception and any("it has no scored" in w.value for w in at.warning)
+    (store.SHIPPED_DIR / "sub").mkdir()
+    (store.SHIPPED_DIR / "sub" / "forecast-selection.csv").write_text("")  # empty: was a traceback on the page
+    (store.SHIPPED_DIR / "forecast-selection.csv").write_text("a,b\n1,2\n")  # other columns
+    app.forecast_selection.clear()
+    assert app.forecast_selection().empty
+
+
+def test_a_run_removed_since_the_view_was_made_is_said_to_be_gone(fixture_store, monkeypatch):
+    at = page("runs").run()
+    run_id = at.dataframe[0].value["run_id"].iloc[0]
+    import app
+
+    real = app.load_runs
+    monkeypatch.setattr(app, "load_runs", lambda roots, include=False: (
+        lambda runs: runs[runs["run_id"] != run_id])(real(roots, include)))  # the store reloaded without it
+    at.selectbox(key="run").set_value(run_id).run()
+    assert not at.exception and any("no longer in the store" in i.value for i in at.info)  # was: KeyError
+
+
+def test_unreadable_weights_are_a_clear_model_error(tmp_path, monkeypatch):
+    from core import models as model_zoo
+
+    fake = tmp_path / "assets"
+    fake.mkdir()
+    spec = model_zoo.spec_for("worldclip-tiny")
+    (fake / spec.shipped_weights).write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1\n")
+    monkeypatch.setattr(model_zoo, "ASSET_DIR", fake)
+    with pytest.raises(model_zoo.ModelUnavailableError, match="cannot be read .*Git LFS pointer"):
+        model_zoo.load_model("worldclip-tiny")  # was: a raw SafetensorError, and the page stuck "Forecasting…"
+
+
+def test_an_unusable_submissions_folder_is_an_error_message(fixture_store, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(blocker / "subs"))  # under a file: cannot be made
+    records = make_fixture_records(n_datasets=1, methods=("lora",))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("r.json", json.dumps({**records[0], "run_id": "new-1"}))
+    at = page("submit").run()
+    at.file_uploader(key="sub_upload").set_value(("s.zip", buf.getvalue(), "application/zip")).run()
+    at.button(key="sub_go").click().run()
+    assert not at.exception and at.error  # was: a raw OSError traceback
