@@ -28,6 +28,7 @@ import streamlit as st
 from core import cards, store
 from core.text import distinct_labels, plain, shorten
 
+log = logging.getLogger("app")
 ICON = "📈"  # an emoji favicon is drawn inline by the browser: no icon fetched from a font server
 URL = "query-params"  # widgets bound to the URL share a view: st.multiselect(..., bind=URL)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
@@ -85,9 +86,7 @@ def _store_runs(roots: tuple[str, ...]) -> pd.DataFrame:
 def load_runs(roots: tuple[str, ...], include_submitted: bool = False) -> pd.DataFrame:
     """The store's runs; unverified submissions only when asked for (they never replace a measured run)."""
     runs = _store_runs(roots)
-    submitted = runs["source"] == store.SUBMITTED_SOURCE
-    # no copy when there is nothing to leave out: copying 100,000 runs cost a tenth of a second per view
-    return runs if include_submitted or not submitted.any() else runs[~submitted]
+    return runs if include_submitted else store.verified_runs(runs)
 
 
 def forecast_runs() -> pd.DataFrame:
@@ -194,12 +193,12 @@ def forecast_selection() -> pd.DataFrame:
         try:
             frame = pd.read_csv(path)
         except (OSError, ValueError) as exc:  # empty or not CSV: the forecast still works, without coverage
-            logging.getLogger("app").warning("not reading %s: %s", path, exc)
+            log.warning("not reading %s: %s", path, exc)
             continue
         if SELECTION_NEEDS.issubset(frame.columns):
             frames.append(frame)
         else:
-            logging.getLogger("app").warning("not reading %s: it lacks %s", path, sorted(SELECTION_NEEDS - set(frame)))
+            log.warning("not reading %s: it lacks %s", path, sorted(SELECTION_NEEDS - set(frame)))
     if not frames:
         return pd.DataFrame()
     keys = [c for c in ("model", "pretrained", "method", "outcome", "rule") if all(c in f for f in frames)]

@@ -6,7 +6,8 @@
 
 Without --results it reads the same store as the app (shipped jobs/results plus the local
 store; submitted, unverified runs only with --include-submitted, as the app shows them only when asked).
-The output file is written atomically (a failed export never leaves a cut file in its place). Columns: the leaderboard columns first (run_id, model, pretrained, method, dataset,
+The output file is written atomically (a failed export never leaves a cut file in its place).
+Columns: the leaderboard columns first (run_id, model, pretrained, method, dataset,
 seed, status, zs_acc, ft_acc, id_gain, norm_gain, ood_change, iimm, source), then the other
 schema columns; nested fields are JSON text, so a Parquet export can be ingested again (a CSV is for reading).
 """
@@ -68,9 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         made = store.compact(root)
         print(f"compacted {root} -> {made}" if made else f"{root}: nothing to compact", file=sys.stderr)
     df = store.load_runs(args.results)
-    if not args.include_submitted and "source" in df.columns:
-        df = df[df["source"] != store.SUBMITTED_SOURCE]
-    df = _ordered(df)
+    df = _ordered(df if args.include_submitted else store.verified_runs(df))
     data = store.to_csv_bytes(df) if args.format == "csv" else store.to_parquet_bytes(df)
     if args.output:
         store._atomic_write(args.output, lambda fh: fh.write(data))

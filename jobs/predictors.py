@@ -352,8 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.rescore:
         print(f"rescored {rescore(list(roots))} records")
     runs = store.load_runs(roots)
-    if not args.results and "source" in runs.columns:  # the app's store: as the forecast page, verified runs only
-        runs = runs[runs["source"] != store.SUBMITTED_SOURCE]
+    if not args.results:  # the app's store: as the forecast page, verified runs only
+        runs = store.verified_runs(runs)
     usable = runs[(runs["status"] == "ok") & ~runs["method"].isin(pe.EXCLUDED_METHODS)] if len(runs) else runs
     if usable.empty:
         print(f"error: no ok fine-tuning runs in {', '.join(str(r) for r in roots)}", file=sys.stderr)

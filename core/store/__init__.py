@@ -27,6 +27,10 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 SHIPPED_DIR = REPO_ROOT / "jobs" / "results"
@@ -45,6 +49,15 @@ def submissions_dir() -> Path:
     """Where hosted submissions are stored: ``$IIMM_SUBMISSIONS``, else ``results-submitted/``."""
     env = os.environ.get(SUBMISSIONS_ENV_VAR, "").strip()
     return Path(env).expanduser() if env else REPO_ROOT / "results-submitted"
+
+
+def verified_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` without unverified submissions (source :data:`SUBMITTED_SOURCE`): the frame itself, not a
+    copy, when there are none (copying 100,000 runs costs a tenth of a second per view)."""
+    if "source" not in runs.columns:
+        return runs
+    submitted = runs["source"] == SUBMITTED_SOURCE
+    return runs[~submitted] if submitted.any() else runs
 
 
 def default_roots() -> list[Path]:
@@ -89,7 +102,7 @@ __all__ = [
     "ARROW_SCHEMA", "COLUMNS", "accept_submission", "ingest_items", "ENV_VAR", "EXTRA_COLUMN", "FILTER_KEYS", "INDEX_ENV_VAR", "IngestReport",
     "LEADERBOARD_COLUMNS", "LOCK_NAME", "MAX_PARQUET_BYTES", "MAX_RECORD_BYTES", "PROVENANCE_KEYS",
     "REPO_ROOT", "RecordError", "SEARCH_COLUMNS", "SHIPPED_DIR", "SUBMISSIONS_ENV_VAR",
-    "SUBMITTED_SOURCE", "Skipped", "TMP_PREFIX", "check_record", "compact", "default_index_dir", "default_roots",
+    "SUBMITTED_SOURCE", "Skipped", "verified_runs", "TMP_PREFIX", "check_record", "compact", "default_index_dir", "default_roots",
     "ingest", "is_results_folder", "load_runs", "load_runs_report", "local_results_dir",
     "model_metadata", "parse_record_bytes", "query_runs", "records_to_frame", "row_to_record",
     "run_details", "skipped_records", "skipped_summary", "stored_run_ids", "submissions_dir",

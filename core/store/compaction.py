@@ -69,6 +69,11 @@ def write_records_parquet(records: Iterable[Mapping[str, Any]], results_dir: str
     return write_parquet(pa.Table.from_pylist(rows, schema=ARROW_SCHEMA), Path(results_dir))
 
 
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    """What tells a record file from its rewrite, even within one timestamp tick: mtime, size, inode."""
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
 def _remove_if_unchanged(path: Path, when_read: tuple[int, int, int]) -> bool:
     """Delete a merged JSON record only if it is still the file that was read (mtime, size, inode): it is
     first renamed aside, atomically, so a record a writer renames into place meanwhile is never the one
@@ -78,8 +83,7 @@ def _remove_if_unchanged(path: Path, when_read: tuple[int, int, int]) -> bool:
         os.rename(path, aside)
     except FileNotFoundError:
         return False
-    st = aside.stat()
-    if (st.st_mtime_ns, st.st_size, st.st_ino) == when_read:
+    if _identity(aside.stat()) == when_read:
         aside.unlink()
         return True
     with contextlib.suppress(FileExistsError):  # rewritten before our rename: it stays, unless an even
@@ -127,7 +131,7 @@ def compact(root: str | Path) -> Path | None:
             rec = read_json_record(f)
             if rec is not None:
                 rows.append(flatten(rec))
-                seen.append((f, (st.st_mtime_ns, st.st_size, st.st_ino)))
+                seen.append((f, _identity(st)))
         old = [f for f in list_data_files(root, (".parquet",)) if f.name.startswith(COMPACTED_PREFIX)]
         if not rows and len(old) <= 1:
             return None
