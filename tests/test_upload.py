@@ -267,3 +267,61 @@ def test_embeddings_with_classes_that_have_no_image_are_refused(tmp_path, labels
              class_names=np.array(["a", "b", "c", "d"]))
     with pytest.raises(UploadError, match=message):  # was accepted and forecast (README: empty classes refused)
         load_embeddings_npz(path)
+
+
+def _npz_bytes(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _good_npz_arrays(rng) -> dict:
+    return dict(image_embeddings=rng.normal(size=(4, 8)), text_embeddings=rng.normal(size=(2, 8)),
+                labels=np.array([0, 0, 1, 1]), class_names=np.array(["cat", "dog"]))
+
+
+@pytest.mark.parametrize("as_path", [False, True])
+@pytest.mark.parametrize("locator_offset", [2**63, 2**40])
+def test_a_zip64_locator_pointing_outside_the_file_is_refused(tmp_path, as_path, locator_offset):
+    import struct
+
+    raw = bytearray(_npz_bytes(**_good_npz_arrays(np.random.default_rng(0))))
+    end = raw.rfind(b"PK\x05\x06")
+    raw[end + 10:end + 12] = b"\xff\xff"  # entry count 0xFFFF: "look in the zip64 record"
+    locator = b"PK\x06\x07" + struct.pack("<IQI", 0, locator_offset, 1)
+    raw = raw[:end] + locator + raw[end:]
+    source = io.BytesIO(bytes(raw))
+    if as_path:
+        (tmp_path / "x.npz").write_bytes(bytes(raw))
+        source = tmp_path / "x.npz"
+    with pytest.raises(UploadError, match="zip64 end record lies outside the file"):
+        load_embeddings_npz(source)
+    source = io.BytesIO(bytes(raw)) if not as_path else source
+    with pytest.raises(UploadError, match="zip64 end record lies outside the file"):
+        load_image_folder_zip(source)
+
+
+def test_a_npy_header_with_negative_dimensions_is_refused(tmp_path):
+    arrays = _good_npz_arrays(np.random.default_rng(0))
+    arrays["image_embeddings"] = np.zeros(10)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for key, value in arrays.items():
+            member = io.BytesIO()
+            np.save(member, value)
+            data = member.getvalue()
+            if key == "image_embeddings":  # (-2, -5) has the right product, 10, but is no shape
+                data = data.replace(b"(10,)", b"(-2,-5)".ljust(5, b" ")[:7], 1)
+                header_len = int.from_bytes(data[8:10], "little")
+                data = data[:10] + data[10:10 + header_len + 2].replace(b"  \n", b"\n", 1) + data[12 + header_len:]
+            zf.writestr(key + ".npy", data)
+    with pytest.raises(UploadError, match="negative dimension"):
+        load_embeddings_npz(io.BytesIO(buf.getvalue()))
+
+
+@pytest.mark.parametrize("scale, message", [(1e300, "beyond float32's range"), (1e-300, "all zeros")])
+def test_npz_values_are_checked_after_the_float32_cast(scale, message):
+    arrays = _good_npz_arrays(np.random.default_rng(0))
+    arrays["image_embeddings"] = arrays["image_embeddings"] * scale  # float64: finite and non-zero
+    with pytest.raises(UploadError, match=message):
+        load_embeddings_npz(io.BytesIO(_npz_bytes(**arrays)))

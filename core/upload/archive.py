@@ -58,7 +58,11 @@ def _entry_count(fh: BinaryIO) -> tuple[int, int]:
         raise UploadError("this file is not a zip archive (or it is truncated)")
     entries, cd_size = struct.unpack("<HI", tail[pos + 10:pos + 16])
     if (entries == 0xFFFF or cd_size == 0xFFFFFFFF) and pos >= 20 and tail[pos - 20:pos - 16] == b"PK\x06\x07":
-        fh.seek(struct.unpack("<Q", tail[pos - 12:pos - 4])[0])
+        offset = struct.unpack("<Q", tail[pos - 12:pos - 4])[0]
+        # The zip64 locator's offset is attacker-controlled: it must point at 56 readable bytes.
+        if offset + 56 > size:
+            raise UploadError("this zip archive is corrupt (its zip64 end record lies outside the file)")
+        fh.seek(offset)
         rec = fh.read(56)
         if rec[:4] == b"PK\x06\x06":
             entries, cd_size = struct.unpack("<QQ", rec[32:48])

@@ -23,6 +23,8 @@ def _load_npy(raw: bytes, key: str) -> np.ndarray:
         raise UploadError(f"array {key} is not a valid .npy array ({type(e).__name__})") from None
     if dtype.kind not in "fiuUS" or dtype.hasobject:
         raise UploadError(f"array {key} has dtype {dtype}; only numbers and strings are accepted")
+    if any(int(n) < 0 for n in shape):
+        raise UploadError(f"array {key}: its header has a negative dimension (shape {shape})")
     if int(np.prod(shape, dtype=object)) * dtype.itemsize != len(raw) - bio.tell():
         raise UploadError(f"array {key}: its header (shape {shape}) does not match its data size")
     offset = bio.tell()
@@ -107,9 +109,17 @@ def _validate_embeddings(a: dict[str, np.ndarray], limits: UploadLimits, expecte
             raise UploadError(f"class name {_printable(s)!r}: {problem}")
     if len(set(class_names)) != c:
         raise UploadError("class_names must be distinct")
+    # Checked after the float32 cast the loader returns: float64 values beyond float32's range become
+    # inf there, and values below its smallest subnormal become 0 (a zero row has no direction).
+    with np.errstate(over="ignore"):
+        x, t = x.astype(np.float32, copy=False), t.astype(np.float32, copy=False)
     if not (np.isfinite(x).all() and np.isfinite(t).all()):
-        raise UploadError("the embeddings contain NaN or infinite values")
-    return {"image_embeddings": x.astype(np.float32, copy=False), "text_embeddings": t.astype(np.float32, copy=False),
+        raise UploadError("the embeddings contain NaN or infinite values (or values beyond float32's range)")
+    for key, arr in (("image_embeddings", x), ("text_embeddings", t)):
+        zero = np.flatnonzero(~np.any(arr, axis=1))
+        if len(zero):
+            raise UploadError(f"{key} row {zero[0]} is all zeros (in float32); an embedding needs a direction")
+    return {"image_embeddings": x, "text_embeddings": t,
             "labels": y.astype(np.int64, copy=False), "class_names": class_names}
 
 
