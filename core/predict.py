@@ -200,8 +200,11 @@ def forecast_for_embeddings(image: np.ndarray, text: np.ndarray, labels: np.ndar
     lo, hi = metrics.bootstrap_iimm(image, text, labels, n_boot=n_boot, seed=seed, level=level)
     timings["zero_shot_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    tf = _transferability(np.asarray(image), np.asarray(text), np.asarray(labels), list(class_names), notes,
-                          logit_scale, logit_bias)
+    # The reference runs' baselines were scored on L2-normalised rows (core.embed); an .npz upload may
+    # hold raw rows, and GBC, TransRate, NCTI, EMMS... are not scale-invariant. IIMM normalises itself.
+    tf = _transferability(metrics.unit_rows(np.asarray(image), "image_embeddings"),
+                          metrics.unit_rows(np.asarray(text), "text_embeddings"), np.asarray(labels),
+                          list(class_names), notes, logit_scale, logit_bias)
     timings["transferability_s"] = time.perf_counter() - t0
 
     measures = pd.DataFrame([{"measure": k, "value": v, "lo": lo if k == "iimm" else np.nan,

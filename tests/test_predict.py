@@ -173,3 +173,18 @@ def test_selected_forecast_beside_the_iimm_line():
     wide = res.forecasts.set_index("method")
     for r in sel[sel["outcome"] == "id_gain"].itertuples():
         assert r.iimm_prediction == pytest.approx(wide.loc[r.method, "id_gain"])
+
+
+def test_baselines_of_raw_rows_equal_those_of_their_normalised_rows(runs):
+    """Reference runs' baselines come from L2-normalised rows (core.embed); an .npz upload may hold raw
+    rows of any per-row scale, and must get the same scores (GBC, TransRate, NCTI... are not scale-free)."""
+    x, t, y, names = _embeddings()
+    scales = np.random.default_rng(1).uniform(5, 15, size=(len(x), 1)).astype(np.float32)
+    args = dict(model="worldclip-tiny", pretrained="world-v1", model_label="m", random_weights=False,
+                n_boot=20, logit_scale=14.3)
+    raw = predict.forecast_for_embeddings(x * scales, t * 3, y, names, runs, **args)
+    unit = predict.forecast_for_embeddings(metrics.unit_rows(x, "x"), metrics.unit_rows(t, "t"), y, names,
+                                           runs, **args)
+    got, want = (r.baselines.set_index("baseline")["score"] for r in (raw, unit))
+    assert set(got.index) >= {"gbc", "transrate", "ncti", "emms", "sfda", "h_score", "logme"}
+    np.testing.assert_allclose(got.loc[want.index], want, rtol=1e-5, atol=1e-6)

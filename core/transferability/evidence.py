@@ -53,7 +53,9 @@ def logme(features: np.ndarray, labels: np.ndarray) -> float:
 
     Bayesian linear regression of each one-hot label column on the features
     (prior w ~ N(0, alpha^-1 I), noise N(0, beta^-1)), alpha and beta set by the
-    fixed-point iteration, evaluated in the eigenbasis of F^T F.
+    fixed-point iteration, evaluated in the eigenbasis of F^T F. Alpha and beta are kept in
+    [1e-10, 1e10], so the score is scale-free only for features of moderate scale, such as the
+    L2-normalised rows every caller here passes (core.predict normalises uploaded rows first).
     Cost O(N d^2 + d^3 + N d + K d * iterations).
     """
     x, y, k = prep(features, labels)
