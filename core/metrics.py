@@ -63,6 +63,9 @@ def check_labels(labels: np.ndarray, n: int, n_classes: int | None = None, *,
         bad = ~np.isfinite(y) | (y != np.round(y))
         if bad.any():
             raise ValueError(f"{name} must be integers, got {y[bad][0]!r} at index {int(np.argmax(bad))}")
+    if y.size and y.dtype.kind in "uf" and y.max() > np.iinfo(np.int64).max:  # would wrap in the int64 cast
+        raise ValueError(f"{name} out of range: max label {y.max().item()}"
+                         + ("" if n_classes is None else f" but only {n_classes} classes"))
     y = y.astype(np.int64)
     if y.size and y.min() < 0:
         raise ValueError(f"{name} must be >= 0, got {int(y.min())}")
@@ -75,7 +78,10 @@ def check_labels(labels: np.ndarray, n: int, n_classes: int | None = None, *,
 def _row_norms(xc: np.ndarray, name: str, start: int) -> np.ndarray:
     """float64 norms of a chunk; raises on NaN/inf or zero rows (robust to over/underflow)."""
     n2 = np.einsum("ij,ij->i", xc, xc)
-    if np.all(np.isfinite(n2)) and np.all(n2 > 0):
+    # Fast path only where no square can have lost precision as a subnormal: below tiny/eps
+    # the sum may be off by far more than rounding (float32 rows near 3e-23 moved IIMM by 0.04).
+    info = np.finfo(n2.dtype)
+    if np.all(np.isfinite(n2)) and np.all(n2 >= info.tiny / info.eps):
         return np.sqrt(n2, dtype=np.float64)
     x64 = xc.astype(np.float64)
     if not np.all(np.isfinite(x64)):

@@ -148,6 +148,19 @@ def test_extreme_row_scales_do_not_overflow():
     assert m.iimm((x * 1e25).astype(np.float32), t, y) == pytest.approx(ref, abs=1e-6)
 
 
+@pytest.mark.parametrize("dtype, scale", [(np.float32, 3.16e-23), (np.float32, 1e-22), (np.float32, 1e-21), (np.float64, 3e-162)])
+def test_tiny_row_scales_keep_their_precision(dtype, scale):
+    """Squares of such rows are subnormal: a norm summed from them is far off, cosines went above 1."""
+    x, t, y = rand_case(20, 8, 3, seed=9)
+    small_x, small_t = (x * scale).astype(dtype), (t * scale).astype(dtype)
+    ref = m.zero_shot_scores(x.astype(dtype), t.astype(dtype), y)
+    got = m.zero_shot_scores(small_x, small_t, y)
+    for key in ("iimm", "correct_pair", "inter_modal", "intra_image"):
+        assert got[key] == pytest.approx(ref[key], abs=1e-5), key
+    assert m.correct_pair_cosine(small_x[:3], small_t, y[:3]) == pytest.approx(
+        m.correct_pair_cosine(x[:3].astype(dtype), t.astype(dtype), y[:3]), abs=1e-5)
+
+
 # ----------------------------------------------------------------------------- invariances
 def test_invariances():
     rng = np.random.default_rng(11)
@@ -283,6 +296,8 @@ X, T, Y = rand_case(5, 3, 2)
     (X, T[:1], np.zeros(5, int), "text_embeddings needs at least 2 classes"),
     (X, T, np.array([0, 1, 2, 0, 1]), "labels out of range"),
     (X, T, np.array([0, 1, -1, 0, 1]), "labels must be >= 0"),
+    (X, T, np.full(5, 1e20), r"labels out of range: max label 1e\+20 but only 2 classes"),
+    (X, T, np.array([0, 1, 2**63 + 5, 0, 1], dtype=np.uint64), "labels out of range: max label 9223372036854775813"),
     (X, T, np.array([0, 1.5, 1, 0, 1]), "labels must be integers"),
     (X, T, np.array([True, False, True, True, False]), "labels must be integers.*bool"),
     (X, T, np.array(["a", "b", "a", "a", "b"]), "labels must be integers"),
