@@ -389,3 +389,11 @@ def test_classifier_probs_use_the_models_temperature_and_bias():
     assert np.allclose(p, ref / ref.sum(1, keepdims=True), rtol=1e-12)
     with pytest.raises(ValueError, match="logit_scale"):
         tr.classifier_probs(x, centres, logit_scale=0.0)
+
+
+@pytest.mark.parametrize("v, want", [(np.array([1e17, 0.0]), [1.0, 0.0]), (np.array([-1e17, -1e17]), [0.5, 0.5]),
+                                     (np.array([0.3, 0.1, -5.0]), [0.6, 0.4, 0.0]),
+                                     (np.array([3, 3, 3]), [1 / 3, 1 / 3, 1 / 3])])
+def test_simplex_project_at_large_magnitudes_and_by_hand(v, want):
+    np.testing.assert_allclose(tr.simplex_project(v), want, atol=1e-12)
+    np.testing.assert_allclose(tr.simplex_project(v + 7.0), want, atol=1e-12)  # a constant shift changes nothing

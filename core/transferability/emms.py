@@ -15,6 +15,9 @@ def simplex_project(v: np.ndarray) -> np.ndarray:
     if v.ndim != 1 or v.size == 0 or v.dtype.kind not in "fiu" or not np.all(np.isfinite(v)):
         raise ValueError(f"simplex_project needs a non-empty finite 1-D vector, got shape {v.shape}, "
                          f"dtype {v.dtype}")
+    # The projection is unchanged by adding a constant; shifting the largest entry to 0 keeps the
+    # cumulative sums from cancelling at large magnitudes (1e17 left no positive entry: IndexError).
+    v = v.astype(np.float64) - float(np.max(v))
     u = np.sort(v)[::-1]
     css = np.cumsum(u) - 1
     r = np.nonzero(u - css / np.arange(1, len(v) + 1) > 0)[0][-1]
