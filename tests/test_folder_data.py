@@ -117,3 +117,29 @@ def test_labels_are_read_without_decoding_where_a_dataset_keeps_them():
             raise AssertionError("decoded an image to read a label")
 
     assert _targets(Samples()) == [0, 42]
+
+
+def _rotated_16bit_png() -> bytes:
+    """A 40 x 20 (wide) 16-bit PNG whose EXIF says: show it turned 90 degrees (20 x 40)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray((np.arange(20 * 40).reshape(20, 40) * 50).astype(np.uint16)).save(buf, format="PNG", exif=exif)
+    return buf.getvalue()
+
+
+def test_high_bit_depth_images_keep_their_exif_rotation(tmp_path):
+    import zipfile
+
+    from core.upload import load_image_folder_zip
+
+    for cls in ("a", "b"):
+        (_dir(tmp_path / "data" / cls) / "scan.png").write_bytes(_rotated_16bit_png())
+    folder = load_split(f"folder:{tmp_path / 'data'}", "train")
+    assert {im.size for im in folder.images} == {(20, 40)}  # was (40, 20): to_8bit dropped the EXIF
+    with zipfile.ZipFile(tmp_path / "u.zip", "w") as zf:
+        for cls in ("a", "b"):
+            for i in range(2):
+                zf.writestr(f"{cls}/{i}.png", _rotated_16bit_png())
+    uploaded = load_image_folder_zip(tmp_path / "u.zip")
+    assert {im.size for im in uploaded.data.images} == {(20, 40)}

@@ -46,4 +46,5 @@ def widen_16bit(im: Image.Image) -> Image.Image:
 
 def to_rgb(im: Image.Image) -> Image.Image:
     """A decoded image as upright 8-bit RGB (see the module docstring). Raises UnusableImage."""
-    return ImageOps.exif_transpose(to_8bit(widen_16bit(im))).convert("RGB")
+    # Rotate before to_8bit: it rebuilds high-bit-depth images from their pixels, dropping the EXIF.
+    return to_8bit(ImageOps.exif_transpose(widen_16bit(im))).convert("RGB")

@@ -49,8 +49,10 @@ def _decode_image(raw: bytes, limits: UploadLimits, pixels: PixelBudget | None =
                 pixels.take(w * h)
             im = widen_16bit(im)  # Pillow cannot reduce() I;16, which thumbnail does when large
             im.thumbnail((limits.max_side, limits.max_side))
+            # Phone photos store their rotation in EXIF; applied before _to_8bit, which rebuilds
+            # high-bit-depth images from their pixels and so drops the EXIF.
+            im = ImageOps.exif_transpose(im)
             im = _to_8bit(im)
-            im = ImageOps.exif_transpose(im)  # phone photos store their rotation in EXIF
             return im.convert("RGB")
     except (_Skip, UploadError):
         raise
