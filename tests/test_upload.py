@@ -325,3 +325,14 @@ def test_npz_values_are_checked_after_the_float32_cast(scale, message):
     arrays["image_embeddings"] = arrays["image_embeddings"] * scale  # float64: finite and non-zero
     with pytest.raises(UploadError, match=message):
         load_embeddings_npz(io.BytesIO(_npz_bytes(**arrays)))
+
+
+def test_manifest_labels_in_two_unicode_spellings_are_one_class(tmp_path):
+    red = _png(np.full((8, 8), 200, dtype=np.uint8))
+    members = {f"img/{i}.png": red for i in range(6)}
+    composed, decomposed = "caf\u00e9", "cafe\u0301"  # both display as "café"
+    members["labels.csv"] = ("file,label\n" + "".join(
+        f"img/{i}.png,{label}\n" for i, label in enumerate([composed, decomposed, composed, "tea", "tea", "tea"]))
+    ).encode()
+    sample = load_image_folder_zip(_zip(tmp_path / "m.zip", members))
+    assert sample.data.class_names == ["café", "tea"] and class_counts(sample) == {"café": 3, "tea": 3}

@@ -91,6 +91,7 @@ def _manifest_items(text: str, manifest: str, members: dict, root: str, limits: 
             if n_rows > limits.max_members:
                 raise UploadError(f"the manifest has more than {limits.max_members} rows; that is the limit")
             file, label = (row[fi].strip(), row[li].strip()) if len(row) > max(fi, li) else ("", "")
+            label = unicodedata.normalize("NFC", label)  # as folder names are: one class per spelling
             problem, target = _row_problem(file, label, root, members, listed, limits)
             if problem:
                 skipped.append((f"{manifest} row {k}: {_printable(file)}", problem))
