@@ -71,6 +71,8 @@ class LinearFit:
 
     def _design(self, x0: Any) -> tuple[np.ndarray, bool]:
         xa = np.asarray(x0, dtype=float)
+        if (xa.shape[-1] if xa.ndim else 1) != self.p and not (self.p == 1 and xa.ndim <= 1):
+            raise ValueError(f"x0 must hold {self.p} predictor value(s) per point, got shape {xa.shape}")
         scalar = xa.ndim == 0 or (self.p > 1 and xa.ndim == 1)
         xa = xa.reshape(-1, self.p) if self.p > 1 else xa.reshape(-1, 1)
         if not np.isfinite(xa).all():
@@ -118,6 +120,8 @@ def fit_linear(x: Any, y: Any) -> LinearFit:
     resid = ya - d @ beta
     sse = float(resid @ resid)
     sst = float(((ya - ya.mean()) ** 2).sum())
+    if not (np.isfinite(beta).all() and math.isfinite(sse) and math.isfinite(sst)):
+        raise ValueError("the values are too large to fit (the sums overflow); rescale x or y")
     r2 = 1.0 - sse / sst if sst > 0 else float("nan")  # a constant outcome has no variance to explain
     s = math.sqrt(sse / (n - p - 1)) if n > p + 1 else float("nan")
     return LinearFit(beta[1:].copy(), float(beta[0]), r2, n, s, np.linalg.inv(d.T @ d))
@@ -137,6 +141,8 @@ def pearson_r(x: Any, y: Any) -> float:
         raise ValueError("pearson_r needs two 1-D sequences of at least 2 points")
     xv = xa[:, 0] - xa[:, 0].mean()
     yv = ya - ya.mean()
+    # r is scale-free: dividing by the largest deviation keeps the sums of squares from over/underflowing
+    xv, yv = xv / max(np.abs(xv).max(), 1e-300), yv / max(np.abs(yv).max(), 1e-300)
     denom = math.sqrt(float(xv @ xv) * float(yv @ yv))
     return float(xv @ yv / denom) if denom > 0 else float("nan")
 

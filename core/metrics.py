@@ -244,6 +244,20 @@ def check_seed(seed: object) -> int:
     return int(seed)
 
 
+def check_count(value: object, name: str, *, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``, or ValueError naming it (numpy integers accepted; 2.5 is not)."""
+    if not is_real_number(value) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_level(level: object, name: str = "level") -> float:
+    """``level`` as a float strictly between 0 and 1, or ValueError naming it ("0.9", NaN are refused)."""
+    if not is_real_number(level) or not 0.0 < float(level) < 1.0:
+        raise ValueError(f"{name} must be a number between 0 and 1, got {level!r}")
+    return float(level)
+
+
 def _subsample(n: int, sample_size: int, seed: int) -> np.ndarray:
     if isinstance(sample_size, bool) or not isinstance(sample_size, (int, np.integer)) or sample_size < 2:
         raise ValueError(f"sample_size must be an integer >= 2, got {sample_size!r}")

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
-from core.metrics import check_seed
+from core.metrics import check_count, check_level, check_seed
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,15 @@ def nested_bootstrap_tau(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, n_
     tau = kendall_tau(x, y)
     if groups.shape != x.shape:
         raise ValueError(f"groups must have shape {x.shape}, got {groups.shape}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be positive, got {n_boot}")
-    seed = check_seed(seed)
+    level, n_boot, seed = check_level(level), check_count(n_boot, "n_boot"), check_seed(seed)
     if pd.isna(groups).any():  # a NaN label equals nothing, so its items would never be drawn
         raise ValueError("groups must not contain missing values (NaN or None)")
-    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    try:  # sorted groups: the draws, so the interval for a seed, do not depend on row order
+        _, codes = np.unique(groups, return_inverse=True)
+    except TypeError:  # labels of mixed types (1 and "a") cannot be sorted: first appearance instead
+        codes, _ = pd.factorize(pd.Series(groups.ravel(), dtype=object))
+    codes = codes.ravel()
+    members = [np.flatnonzero(codes == g) for g in range(codes.max() + 1)]
     if len(members) < 2:
         raise ValueError("a nested bootstrap needs at least 2 groups")
     rng = np.random.default_rng(seed)

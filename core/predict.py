@@ -190,6 +190,8 @@ def forecast_for_embeddings(image: np.ndarray, text: np.ndarray, labels: np.ndar
     None leaves LEEP out.
     Raises ValueError (from core.metrics) when the arrays are malformed.
     """
+    if np.asarray(text).ndim != 2:
+        raise ValueError(f"text_embeddings must be 2-D (classes x width), got shape {np.asarray(text).shape}")
     if len(class_names) != np.asarray(text).shape[0]:
         raise ValueError(f"class_names has {len(class_names)} names for {np.asarray(text).shape[0]} "
                          "text embeddings")

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from core import forecast
+from core.metrics import check_count, check_level
 
 OUTCOMES = ("id_gain", "norm_gain", "ood_change")
 #: The unit of an outcome, hence of its LODO mean absolute error.
@@ -129,10 +130,7 @@ def bootstrap_tau(groups: list[tuple[np.ndarray, np.ndarray]], *, n_boot: int = 
     replicates keeps only the draws that contain the rare informative datasets and reports
     significance that is not there. A percentile interval need not contain the point value.
     """
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be between 0 and 1, got {level}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    level, n_boot = check_level(level), check_count(n_boot, "n_boot")
     d = len(groups)
     if d < 2:
         raise ValueError(f"a bootstrap over datasets needs at least 2 datasets, got {d}")
@@ -142,6 +140,8 @@ def bootstrap_tau(groups: list[tuple[np.ndarray, np.ndarray]], *, n_boot: int = 
         xs, ys = np.asarray(xs, float), np.asarray(ys, float)
         if xs.shape != ys.shape or xs.ndim != 1 or len(xs) == 0:
             raise ValueError("every dataset needs paired, non-empty 1-D x and y arrays")
+        if not (np.isfinite(xs).all() and np.isfinite(ys).all()):  # a NaN replicate would count as tau 0
+            raise ValueError(f"dataset {k}'s x or y holds NaN or inf")
         draws = np.sort(rng.integers(0, len(xs), size=(n_boot, d, len(xs))), axis=-1)
         mx[k], my[k] = xs[draws].mean(-1), ys[draws].mean(-1)  # sorted: equal draws, equal means
     pick = rng.integers(0, d, size=(n_boot, d))

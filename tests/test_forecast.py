@@ -209,3 +209,27 @@ def test_predictor_table_and_expansion():
     assert np.allclose(table["r2"], 1) and np.allclose(table["lodo_mae"], 0, atol=1e-9)
     with pytest.raises(ValueError, match="no column"):
         forecast.predictor_table(runs, ["zs_missing"], ("id_gain",))
+
+
+def test_pearson_r_is_scale_free_at_extreme_magnitudes():
+    x = np.array([1.0, 2.0, 4.0, 3.0])
+    y = np.array([2.0, 1.0, 5.0, 4.0])
+    ref = forecast.pearson_r(x, y)
+    for scale in (1e-200, 1e200):
+        assert forecast.pearson_r(x * scale, y * scale) == pytest.approx(ref, rel=1e-12)
+    assert forecast.pearson_r(x * 1e-200, x * 1e-200) == pytest.approx(1.0)
+
+
+def test_a_fit_whose_sums_overflow_is_refused_not_infinite():
+    with pytest.raises(ValueError, match="too large to fit"):
+        forecast.fit_linear([1.0, 2.0, 4.0, 3.0], np.array([2.0, 1.0, 5.0, 4.0]) * 1e200)
+
+
+def test_predict_names_the_wrong_number_of_predictor_values():
+    fit = forecast.fit_linear(np.random.default_rng(0).normal(size=(8, 2)), np.arange(8.0))
+    for x0 in ([1.0, 2.0, 3.0], [[1.0, 2.0, 3.0]], 1.0):
+        with pytest.raises(ValueError, match="x0 must hold 2 predictor value"):
+            fit.predict(x0)
+    assert np.shape(fit.predict([[1.0, 2.0], [3.0, 4.0]])[0]) == (2,)
+    one = forecast.fit_linear([1.0, 2.0, 4.0, 3.0], [2.0, 1.0, 5.0, 4.0])
+    assert np.shape(one.predict([1.0, 2.0, 3.0])[0]) == (3,) and isinstance(one.predict(1.0)[0], float)

@@ -52,3 +52,20 @@ def test_bad_inputs_raise():
     for seed in (-1, 1.5, True):
         with pytest.raises(ValueError, match="seed must be a non-negative integer"):
             nested_bootstrap_tau(x, x, np.array([0, 0, 1, 1, 2, 2]), seed=seed)
+
+
+def test_options_and_mixed_group_labels():
+    x = np.arange(6.0)
+    groups = np.array([0, 0, 1, 1, 2, 2])
+    for kw, match in (({"n_boot": 2.5}, "n_boot must be an integer >= 1"), ({"n_boot": 0}, "n_boot must be"),
+                      ({"level": "0.9"}, "level must be a number between 0 and 1"),
+                      ({"level": float("nan")}, "level must be"), ({"level": 1.0}, "level must be")):
+        with pytest.raises(ValueError, match=match):
+            nested_bootstrap_tau(x, x, groups, **kw)
+    mixed = np.array([1, 1, "a", "a", 2.5, 2.5], dtype=object)  # labels that cannot be sorted together
+    got = nested_bootstrap_tau(x, x, mixed, n_boot=50)
+    assert got.n_groups == 3 and got.tau == pytest.approx(1.0)
+    # sortable labels keep their sorted order, so an interval does not depend on the rows' order
+    order = np.array([4, 5, 0, 1, 2, 3])
+    assert nested_bootstrap_tau(x, x, groups, n_boot=50) == nested_bootstrap_tau(x[order], x[order],
+                                                                                groups[order], n_boot=50)

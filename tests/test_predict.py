@@ -122,6 +122,9 @@ def test_bad_input_raises_clear_errors(runs):
     with pytest.raises(ValueError, match="labels"):
         predict.forecast_for_embeddings(x, t, y[:-1], names, runs, model="m", pretrained="p",
                                         model_label="m", random_weights=False)
+    with pytest.raises(ValueError, match="text_embeddings must be 2-D"):
+        predict.forecast_for_embeddings(x, np.float32(1.0), y, names, runs, model="m", pretrained="p",
+                                        model_label="m", random_weights=False)
 
 
 def test_highlight_carries_the_method_forecast(runs):

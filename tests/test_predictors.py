@@ -351,6 +351,11 @@ def test_bootstrap_tau_interval():
         pe.bootstrap_tau(groups[:1])
     with pytest.raises(ValueError, match="paired"):
         pe.bootstrap_tau([(np.ones(2), np.ones(3)), (np.ones(2), np.ones(2))])
+    with pytest.raises(ValueError, match="dataset 0's x or y holds NaN or inf"):  # was: counted as tau 0
+        pe.bootstrap_tau([(np.array([np.nan, 1.0]), np.ones(2)), (np.ones(2), np.ones(2))], n_boot=20)
+    for kw, match in (({"n_boot": 2.5}, "n_boot must be an integer >= 1"), ({"level": "0.9"}, "level must be")):
+        with pytest.raises(ValueError, match=match):
+            pe.bootstrap_tau(groups, **kw)
 
 
 def _mostly_zero_case(rng, n_sets=15, seeds=2):

@@ -298,8 +298,12 @@ def test_bad_options_and_assumptions():
         tr.gbc(XB, YB, convention="project", covariance="diagonal", pca_dim=0)
     with pytest.raises(ValueError, match="shrinkage"):
         tr.h_score(XB, YB, convention="project", shrinkage=2.0)
-    with pytest.raises(ValueError, match="eps must be > 0"):
-        tr.transrate(XB, YB, eps=0)
+    for eps in (0, np.inf, np.nan, "1e-4"):
+        with pytest.raises(ValueError, match="eps must be a finite number > 0"):
+            tr.transrate(XB, YB, eps=eps)
+    for shrinkage in (np.nan, "0.5"):
+        with pytest.raises(ValueError, match="shrinkage"):
+            tr.h_score(XB, YB, convention="project", shrinkage=shrinkage)
     with pytest.raises(ValueError, match="unknown convention"):
         tr.sfda(XB, YB, convention="project")
     with pytest.raises(ValueError, match="covariance must be one of"):
@@ -397,3 +401,15 @@ def test_classifier_probs_use_the_models_temperature_and_bias():
 def test_simplex_project_at_large_magnitudes_and_by_hand(v, want):
     np.testing.assert_allclose(tr.simplex_project(v), want, atol=1e-12)
     np.testing.assert_allclose(tr.simplex_project(v + 7.0), want, atol=1e-12)  # a constant shift changes nothing
+
+
+def test_numpy_scalar_options_work_like_python_numbers():
+    assert tr.transrate(XB, YB, eps=np.float32(1e-4)) == pytest.approx(tr.transrate(XB, YB, eps=1e-4), rel=1e-6)
+    assert tr.h_score(XB, YB, convention="project", shrinkage=np.float32(0.5)) == pytest.approx(
+        tr.h_score(XB, YB, convention="project", shrinkage=0.5), rel=1e-6)
+
+
+def test_ncti_normalised_names_a_term_that_is_not_a_number():
+    terms = [{"seli": 1.0, "ncc": 2.0, "vc": 0.5}, {"seli": 2.0, "ncc": "high", "vc": 0.1}]
+    with pytest.raises(ValueError, match="model 1's NCTI term 'ncc' must be finite, got 'high'"):
+        tr.ncti_normalised(terms)

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from core.metrics import is_real_number
 from core.transferability._common import STUDY, check_convention, class_means, prep, softmax_rows
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def ncti_normalised(terms: Sequence[dict[str, float]]) -> np.ndarray:
         for name in ("seli", "ncc", "vc"):
             if name not in t:
                 raise ValueError(f"model {i} lacks the NCTI term {name!r} (pass ncti_terms' dicts)")
-            if not np.isfinite(float(t[name])):
+            if not is_real_number(t[name]) or not np.isfinite(float(t[name])):
                 raise ValueError(f"model {i}'s NCTI term {name!r} must be finite, got {t[name]!r}")
     if len(terms) == 1:
         t = terms[0]

@@ -1,8 +1,11 @@
 """GBC, H-score and TransRate: scores from per-class Gaussian statistics of the features."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from core.metrics import is_real_number
 from core.transferability._common import (STUDY, check_convention, class_means, need_two_per_class,
                                           onehot, prep)
 
@@ -76,7 +79,7 @@ def h_score(features: np.ndarray, labels: np.ndarray, *, convention: str = STUDY
         if shrinkage == "auto":
             from sklearn.covariance import ledoit_wolf_shrinkage
             alpha = float(ledoit_wolf_shrinkage(xc, assume_centered=True))
-        elif isinstance(shrinkage, (float, int)) and not isinstance(shrinkage, bool) and 0.0 <= shrinkage <= 1.0:
+        elif is_real_number(shrinkage) and 0.0 <= shrinkage <= 1.0:
             alpha = float(shrinkage)
         else:
             raise ValueError(f"shrinkage must be 'auto' or a float in [0, 1], got {shrinkage!r}")
@@ -104,8 +107,8 @@ def transrate(features: np.ndarray, labels: np.ndarray, *, eps: float = 1e-4,
     Cost O(N d^2 + d^3 + sum_c min(n_c, d)^3).
     """
     check_convention(convention, (STUDY, "project"), "transrate")
-    if isinstance(eps, bool) or not (isinstance(eps, (float, int)) and eps > 0):
-        raise ValueError(f"eps must be > 0, got {eps!r}")
+    if not is_real_number(eps) or not math.isfinite(eps) or eps <= 0:
+        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
     x, y, k = prep(features, labels)
     z = x - x.mean(axis=0)
     n = len(z)
