@@ -380,3 +380,29 @@ def test_a_record_rewritten_during_compaction_survives_even_within_one_timestamp
     monkeypatch.setattr(compaction, "read_json_record", read_then_a_writer_replaces_it)
     store.compact(tmp_path)
     assert target.exists() and store.load_runs([tmp_path])["ft_acc"].tolist() == [61.0]
+
+
+def test_write_file_atomic_keeps_the_old_file_when_a_write_fails(tmp_path, monkeypatch):
+    import os
+
+    report = tmp_path / "report.md"
+    store.write_file_atomic(report, "old report\n")
+    assert report.read_text() == "old report\n" and oct(report.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        store.write_file_atomic(report, "new report, cut half-way")
+    assert report.read_text() == "old report\n" and [p.name for p in tmp_path.iterdir()] == ["report.md"]
+    monkeypatch.undo()
+    assert store.write_file_atomic(report, b"bytes too").read_bytes() == b"bytes too"
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

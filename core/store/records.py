@@ -122,6 +122,13 @@ def remove_temporaries_of(target: Path) -> list[str]:
     return removed
 
 
+def write_file_atomic(path: str | Path, data: bytes | str) -> Path:
+    """Write ``data`` (str as UTF-8) to ``path`` whole or not at all: a full disk or a kill mid-write
+    leaves the old file, never a cut one. For reports, cards and logs as much as for records."""
+    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    return _atomic_write(Path(path), lambda fh: fh.write(raw))
+
+
 def write_record(record: Mapping[str, Any], results_dir: str | Path) -> Path:
     """Validate one record and write it atomically as ``<results_dir>/<run_id>.json``.
 
