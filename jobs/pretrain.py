@@ -7,12 +7,16 @@ Fresh pairs every step (deterministic in seed and step), so nothing is seen twic
 Checkpoints every ``--ckpt-every`` steps to ``--work`` and resumes from there when
 restarted with the same settings, so a crash loses at most that many steps; a checkpoint of
 other settings (--steps included: the learning-rate schedule depends on it) is not resumed but
-moved to ckpt.superseded.pt, with a warning naming the settings that differ. At the end it
-writes the fp16 weights to core/assets and a JSON training log (settings, command) beside them.
+moved to ckpt.superseded.pt, with a warning naming the settings that differ; an unreadable one
+(cut by a full disk, not a checkpoint of this job) is moved to ckpt.unreadable.pt likewise. At the end it
+writes the fp16 weights to core/assets and a JSON training log (settings, command, provenance) beside
+them, each atomically. A run that fails (diverges, runs out of disk...) leaves its record in --work as
+failed-<UTC time>.train.json instead, so the log beside shipped weights always describes them.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import math
@@ -31,7 +35,9 @@ import torch.nn.functional as F
 from core.data import world2
 from core.data.world import pretraining_batch
 from core.imaging import uint8_batch_to_tensor
+from core.experiment import git_revision, package_versions
 from core.models import ASSET_DIR, load_model, spec_for
+from core.store import write_file_atomic
 from jobs.cli import user_facing
 
 log = logging.getLogger("jobs.pretrain")
@@ -71,7 +77,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("steps", "batch", "warmup", "ckpt_every", "threads"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
+    if not (math.isfinite(args.lr) and 0 < args.lr <= 1):  # AdamW above 1 only diverges (1e38 overflowed)
+        p.error(f"--lr must be a number in (0, 1], got {args.lr}")
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        p.error(f"--weight-decay must be a finite number >= 0, got {args.weight_decay}")
     return args
+
+
+class Diverged(ValueError):
+    """The loss became NaN or infinite: a user-facing error (lower --lr), not a crash."""
 
 
 def _check_writable_folder(folder: Path, flag: str) -> None:
@@ -138,15 +152,20 @@ def set_aside(ckpt: Path, saved: dict, settings: dict) -> Path:
 
     Resuming it would not give the run asked for: every setting shapes the steps already taken, --steps too
     (the cosine learning-rate schedule decays over --steps), so a different one means training from step 0."""
-    old = saved["settings"]
+    old = saved.get("settings", {})
     differ = [f"{k} {old.get(k, '(unset)')} -> {settings.get(k, '(unset)')}"
               for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
-    aside = ckpt.with_name("ckpt.superseded.pt")
+    kind = "superseded" if "settings" in saved else "unreadable"
+    aside = ckpt.with_name(f"ckpt.{kind}.pt")
     n = 1
     while aside.exists():
         n += 1
-        aside = ckpt.with_name(f"ckpt.superseded-{n}.pt")
+        aside = ckpt.with_name(f"ckpt.{kind}-{n}.pt")
     os.replace(ckpt, aside)
+    if "settings" not in saved:  # unreadable: nothing to compare
+        log.warning("the checkpoint in %s cannot be resumed (%s); starting from step 0. It is kept as %s",
+                    ckpt.parent, saved["why"], aside)
+        return aside
     note = " (the learning-rate schedule depends on --steps)" if any(d.startswith("steps ") for d in differ) else ""
     log.warning("not resuming the checkpoint in %s (step %d): its settings differ: %s%s; starting from step 0. "
                 "It is kept as %s: move it back to %s and rerun with its settings to resume it",
@@ -154,11 +173,48 @@ def set_aside(ckpt: Path, saved: dict, settings: dict) -> Path:
     return aside
 
 
+def load_checkpoint(ckpt: Path) -> dict:
+    """The saved checkpoint, or ``{"why": reason}`` when it cannot be one of this job's (cut, foreign)."""
+    try:
+        saved = torch.load(ckpt, weights_only=False)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError... on a damaged file
+        return {"why": f"unreadable: {type(exc).__name__}"}
+    if not (isinstance(saved, dict) and {"settings", "model", "opt", "state"} <= set(saved)):
+        return {"why": "not a checkpoint of jobs.pretrain"}
+    return saved
+
+
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
     check_paths(args)
+    world, mix, loss_kind = RECIPES[args.model]
+    record = {"status": "failed", "error": "", "model": args.model, "world": world, "mix": mix, "loss": loss_kind,
+              "command": "python -m jobs.pretrain " + shlex.join(sys.argv[1:] if argv is None else argv),
+              "threads": args.threads, "started_at": _utc_now(), "git_revision": git_revision(),
+              "versions": package_versions(), "device": "cpu", "host": platform.node(),
+              "host_cpu": platform.processor() or platform.machine()}
+    try:
+        train(args, record)
+    except BaseException as exc:  # every run leaves one record; a failed one beside its checkpoints
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}", ended_at=_utc_now())
+        failed = args.work / f"failed-{record['started_at'].replace(':', '')}.train.json"
+        try:
+            write_file_atomic(failed, json.dumps(record, indent=1))
+            log.info("the failed run's record is %s", failed)
+        except OSError as write_exc:
+            log.warning("could not write the failed run's record %s (%s)", failed, write_exc)
+        raise
+    return 0
+
+
+def train(args: argparse.Namespace, record: dict) -> None:
+    """Pretrain (resuming from --work), then write the weights and, beside them, ``record`` completed."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     world, mix, loss_kind = RECIPES[args.model]
@@ -171,11 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = {k: v for k, v in vars(args).items() if k in ("steps", "batch", "lr", "warmup", "weight_decay", "seed")}
     if world != "v1":  # v1's settings keep their old form, so its checkpoints and log stay comparable
         settings.update(model=args.model, world=world, mix=mix, loss=loss_kind)
+    record["settings"] = settings
     ckpt = args.work / "ckpt.pt"
-    state = {"step": 0, "losses": [], "elapsed": 0.0}
+    state = {"step": 0, "losses": [], "elapsed": 0.0, "window": []}
     if ckpt.exists():
-        saved = torch.load(ckpt, weights_only=False)
-        if saved["settings"] == settings:
+        saved = load_checkpoint(ckpt)
+        if saved.get("settings") == settings:
             model.load_state_dict(saved["model"])
             opt.load_state_dict(saved["opt"])
             state = saved["state"]
@@ -183,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             set_aside(ckpt, saved, settings)
     args.work.mkdir(parents=True, exist_ok=True)
-    window: list[float] = []
+    # the losses since the last logged point travel in the checkpoint: a resumed curve equals an unbroken one
+    window: list[float] = list(state.get("window", []))
     t0 = time.time() - state["elapsed"]
     for step in range(state["step"], args.steps):
         images, captions = batch_for(args, step)
@@ -199,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             loss = contrastive_loss(img, txt, logit_scale.exp().clamp(max=100), torch.from_numpy(ids))
         if not torch.isfinite(loss):
-            raise RuntimeError(f"pretraining diverged at step {step} (loss {loss.item()})")
+            kept = f"; the last checkpoint (step {state['step']}) is kept in {ckpt}" if ckpt.exists() else ""
+            raise Diverged(f"pretraining diverged at step {step} (loss {loss.item()}); lower --lr "
+                           f"(now {args.lr:g}) or raise --warmup{kept}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -213,29 +273,29 @@ def main(argv: list[str] | None = None) -> int:
             log.info("step %d/%d loss %.3f lr %.2e elapsed %.0fs eta %.0fs", step + 1, args.steps,
                      state["losses"][-1][1], lr_at(step, args), elapsed, eta)
         if (step + 1) % args.ckpt_every == 0 or step + 1 == args.steps:
-            state.update(step=step + 1, elapsed=time.time() - t0)
+            state.update(step=step + 1, elapsed=time.time() - t0, window=list(window))
             tmp = ckpt.with_suffix(".tmp")
             torch.save({"settings": settings, "model": model.state_dict(), "opt": opt.state_dict(),
                         "state": state}, tmp)
             os.replace(tmp, ckpt)
-    from safetensors.torch import save_file
+    curve = list(state["losses"])
+    if window:  # the steps after the last multiple of 25 are a point of their own
+        curve.append([args.steps, float(np.mean(window))])
+    from safetensors.torch import save
 
-    from safetensors import SafetensorError
-
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(args.out))
-    except SafetensorError as exc:  # e.g. a full disk: the training is in the checkpoint, say how to save it
-        raise OSError(f"could not write {args.out} ({exc}); the trained model is kept in {ckpt}: rerun the "
-                      "same command (any --out) to write the weights without training again") from exc
-    command = "python -m jobs.pretrain " + shlex.join(sys.argv[1:] if argv is None else argv)
-    log_record = {"settings": settings, "steps": args.steps, "wall_time_s": round(time.time() - t0, 1),
-                  "threads": args.threads, "loss_curve": state["losses"], "host_cpu": platform.processor(),
-                  "torch": torch.__version__, "command": command,
-                  "model": args.model, "world": world, "mix": mix, "loss": loss_kind}
-    args.out.with_suffix(".train.json").write_text(json.dumps(log_record, indent=1))
-    log.info("saved %s (%.1f MB) in %.0fs", args.out, args.out.stat().st_size / 1e6, log_record["wall_time_s"])
-    return 0
+    weights = save({k: v.detach().half().contiguous() for k, v in model.state_dict().items()})
+    log_path = args.out.with_suffix(".train.json")
+    record.update(status="ok", steps=args.steps, wall_time_s=round(time.time() - t0, 1), loss_curve=curve,
+                  torch=torch.__version__, ended_at=_utc_now())
+    # weights first, then the log that describes them; each whole or not at all
+    for target, data in ((args.out, weights), (log_path, json.dumps(record, indent=1))):
+        try:
+            write_file_atomic(target, data)
+        except OSError as exc:  # e.g. a full disk: the training is in the checkpoint, say how to save it
+            raise OSError(f"could not write {target} ({exc.strerror or exc}); the trained model is kept in "
+                          f"{ckpt}: rerun the same command (any --out) to write the weights and their "
+                          "training log without training again") from exc
+    log.info("saved %s (%.1f MB) in %.0fs", args.out, args.out.stat().st_size / 1e6, record["wall_time_s"])
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -71,3 +72,75 @@ def test_a_checkpoint_of_other_settings_is_named_and_kept(tmp_path, caplog):
     assert sorted(p.name for p in (tmp_path / "work").glob("ckpt.superseded*.pt")) == [
         "ckpt.superseded-2.pt", "ckpt.superseded.pt"]
     assert "lr 0.001 -> 0.002, steps 3 -> 2" in caplog.text
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--lr", "inf"], "--lr must be a number in (0, 1]"), (["--lr", "1e38"], "--lr must be"),
+    (["--lr", "0"], "--lr must be"), (["--weight-decay", "-1"], "--weight-decay must be a finite number >= 0"),
+    (["--weight-decay", "nan"], "--weight-decay must be"),
+])
+def test_bad_optimiser_settings_are_refused_before_training(tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as stop:
+        pretrain.main(_argv(tmp_path, tmp_path / "w.safetensors", *extra))
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
+
+
+def _records(folder):
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("failed-*.train.json"))]
+
+
+def test_a_diverging_run_is_a_clear_error_with_a_failed_record(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(pretrain, "contrastive_loss", lambda *args: torch.tensor(float("nan")))
+    out = tmp_path / "w.safetensors"
+    assert pretrain.main(_argv(tmp_path, out)) == 2
+    err = capsys.readouterr().err
+    assert "diverged at step 0 (loss nan); lower --lr (now 0.001)" in err and "Traceback" not in err
+    (record,) = _records(tmp_path / "work")
+    assert record["status"] == "failed" and record["error"].startswith("Diverged: pretraining diverged")
+    assert record["git_revision"] and record["versions"]["torch"] and record["started_at"] <= record["ended_at"]
+    assert not out.exists() and not out.with_suffix(".train.json").exists()
+
+
+@pytest.mark.parametrize("content", [b"garbage\n", "foreign", "cut"])
+def test_an_unreadable_checkpoint_is_kept_aside_and_training_starts_over(tmp_path, caplog, content):
+    caplog.set_level(logging.INFO, "jobs.pretrain")
+    out = tmp_path / "w.safetensors"
+    work = tmp_path / "work"
+    work.mkdir()
+    if content == "foreign":
+        torch.save({"x": 1}, work / "ckpt.pt")
+    elif content == "cut":
+        assert pretrain.main(_argv(tmp_path, out)) == 0
+        data = (work / "ckpt.pt").read_bytes()
+        (work / "ckpt.pt").write_bytes(data[:len(data) // 2])
+    else:
+        (work / "ckpt.pt").write_bytes(content)
+    caplog.clear()
+    assert pretrain.main(_argv(tmp_path, out)) == 0
+    assert "cannot be resumed" in caplog.text and "starting from step 0" in caplog.text
+    assert (work / "ckpt.unreadable.pt").exists()
+    assert torch.load(work / "ckpt.pt", weights_only=False)["state"]["step"] == 2
+
+
+def test_a_resumed_run_logs_the_same_loss_curve_and_a_full_record(tmp_path, monkeypatch):
+    steps = ["--steps", "27", "--ckpt-every", "5"]
+    whole = tmp_path / "whole"
+    assert pretrain.main([*_argv(whole, whole / "w.safetensors"), *steps]) == 0
+    broken = tmp_path / "broken"
+    real_batch = pretrain.batch_for
+
+    def crash_at_12(args, step):
+        if step == 12:
+            raise KeyboardInterrupt
+        return real_batch(args, step)
+
+    monkeypatch.setattr(pretrain, "batch_for", crash_at_12)
+    assert pretrain.main([*_argv(broken, broken / "w.safetensors"), *steps]) == 130
+    assert [r["status"] for r in _records(broken / "work")] == ["failed"]
+    monkeypatch.setattr(pretrain, "batch_for", real_batch)
+    assert pretrain.main([*_argv(broken, broken / "w.safetensors"), *steps]) == 0
+    a, b = (json.loads((d / "w.train.json").read_text()) for d in (whole, broken))
+    assert [s for s, _ in a["loss_curve"]] == [25, 27]  # the last 2 steps are a point of their own
+    assert np.allclose(a["loss_curve"], b["loss_curve"], atol=1e-6)  # was: the pre-crash steps dropped
+    assert a["status"] == "ok" and a["git_revision"] and a["host_cpu"] and a["started_at"] <= a["ended_at"]
