@@ -2,7 +2,8 @@
 
     python -m jobs.export --format csv > runs.csv
     python -m jobs.export --results results/ --format parquet -o runs.parquet
-    python -m jobs.export --results results/ --compact --format csv
+    python -m jobs.export --results results/ --compact            # compact only, no export
+    python -m jobs.export --results results/ --compact --format csv  # compact, then export to stdout
 
 Without --results it reads the same store as the app (shipped jobs/results plus the local
 store; submitted, unverified runs only with --include-submitted, as the app shows them only when asked).
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.export", description=__doc__.split("\n")[0])
     parser.add_argument("--results", action="append", type=Path, metavar="DIR",
                         help="a results folder (repeatable); default: the app's store")
-    parser.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    parser.add_argument("--format", choices=("csv", "parquet"), default=None,
+                        help="default csv; with --compact, giving --format or -o also exports")
     parser.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     parser.add_argument("--include-submitted", action="store_true",
                         help="also export submitted, unverified runs (read from the default store only)")
@@ -68,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     for root in compacting:
         made = store.compact(root)
         print(f"compacted {root} -> {made}" if made else f"{root}: nothing to compact", file=sys.stderr)
+    if args.compact and args.format is None and args.output is None:
+        return 0  # compacting a 100,000-run store must not also print it to the terminal
+    args.format = args.format or "csv"
     df = store.load_runs(args.results)
     df = _ordered(df if args.include_submitted else store.verified_runs(df))
     data = store.to_csv_bytes(df) if args.format == "csv" else store.to_parquet_bytes(df)

@@ -55,6 +55,13 @@ def test_export_defaults_to_app_store_and_can_compact(results, tmp_path, monkeyp
     assert len(list(shipped.glob("*.json"))) == 2  # the shipped store is not compacted by default
 
 
+def test_compact_alone_does_not_print_the_store(results, capsysbinary):
+    assert export.main(["--results", str(results), "--compact"]) == 0
+    captured = capsysbinary.readouterr()
+    assert captured.out == b"" and b"compacted" in captured.err and b"exported" not in captured.err
+    assert not list(results.glob("*.json")) and len(list(results.glob("*.parquet"))) == 1
+
+
 def test_export_leaves_submitted_runs_and_local_paths_out_unless_asked(results, tmp_path, monkeypatch, capsysbinary):
     import pyarrow.parquet as pq
 
