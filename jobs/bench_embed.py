@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from core.embed import embed_images
-from core.models import load_model, spec_for
+from core.models import check_model, load_model, spec_for
+from jobs.cli import user_facing
 
 
 def raw_forward(loaded, n: int, batch: int) -> float:
@@ -35,6 +36,7 @@ def pipeline(loaded, images: np.ndarray, batch: int) -> float:
     return len(images) / (time.perf_counter() - start)
 
 
+@user_facing
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.bench_embed", description=__doc__.split("\n")[0])
     p.add_argument("--models", default="worldclip-tiny,ViT-B-32-random")
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args(argv)
+    for name in args.models.split(","):
+        check_model(name)  # an unknown name is refused before any model is timed
     rng = np.random.default_rng(0)
     print(f"torch threads: {torch.get_num_threads()}")
     print(f"{'model':34s} {'images':>7s} {'pipeline img/s':>15s} {'raw img/s':>10s} {'ratio':>7s}  goal >= 85 %")

@@ -38,6 +38,7 @@ from core.imaging import images_to_tensor
 from core.methods import METHODS, build_method, count_parameters
 from core.models import load_model
 from core.train import TrainRecipe, make_optimizer, train
+from jobs.cli import user_facing
 
 SPEC_COUNTS = {"bitfit": 168_960, "attention": 30_670_848}
 CLASSES = ["cat", "dog", "car", "tree", "boat", "house", "bird", "flower"]
@@ -152,6 +153,7 @@ def check_counts(rows: list[dict]) -> None:
         print(f"  {method:<15} {counts[method]:>12,}{verdict}")
 
 
+@user_facing
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.bench_methods", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="worldclip-tiny-random,ViT-B-32-random")
@@ -166,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     parser.add_argument("--skip-counts", action="store_true")
     args = parser.parse_args(argv)
+    unknown = [m for m in args.methods.split(",") if m not in METHODS]
+    if unknown:  # before any model is loaded
+        parser.error(f"--methods: unknown method(s) {', '.join(unknown)}; known: {', '.join(sorted(METHODS))}")
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.models.split(","):

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from core import metrics, transferability
+from jobs.cli import user_facing
 
 
 def _best(fn: Callable[[], object], repeats: int = 3) -> tuple[float, object]:
@@ -111,9 +112,21 @@ def bench_baselines(n: int, d: int, c: int, seed: int) -> None:
     print(f"cheapest: {cheapest}" + ("" if cheapest == "iimm" else "  (goal: iimm)"))
 
 
+def _sizes(text: str) -> list[int]:
+    """--sizes: comma-separated row counts, each at least 2."""
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 2:
+        raise argparse.ArgumentTypeError(f"expected integers >= 2, got {text!r}")
+    return sizes
+
+
+@user_facing
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.bench_metrics", description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", default="20000,100000", help="comma-separated N values")
+    p.add_argument("--sizes", type=_sizes, default="20000,100000", help="comma-separated N values")
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--classes", type=int, default=100)
     p.add_argument("--block", type=int, default=4096, help="rows per Gram block of the pairwise reference")
@@ -121,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-baselines", action="store_true")
     a = p.parse_args(argv)
-    sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
-    bench_iimm(sizes, a.dim, a.classes, a.block, a.seed)
+    bench_iimm(a.sizes, a.dim, a.classes, a.block, a.seed)
     if not a.skip_baselines:
         bench_baselines(a.baseline_n, a.dim, a.classes, a.seed)
     return 0

@@ -16,6 +16,8 @@ import json
 import tempfile
 from pathlib import Path
 
+from jobs.cli import user_facing
+
 GOAL_MIN = 45.0
 BUDGET_STEPS = 2000
 
@@ -26,12 +28,15 @@ def time_model(model: str, *, steps: int, threads: int) -> float:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "weights.safetensors"
-        pretrain.main(["--model", model, "--steps", str(steps), "--warmup", "1", "--threads", str(threads),
+        code = pretrain.main(["--model", model, "--steps", str(steps), "--warmup", "1", "--threads", str(threads),
                        "--work", str(Path(tmp) / "work"), "--out", str(out), "--ckpt-every", str(steps)])
+        if code != 0:
+            raise ValueError(f"pretraining {model} failed (exit {code}; its error is above)")
         log = json.loads(out.with_suffix(".train.json").read_text())
     return float(log["wall_time_s"]) / steps
 
 
+@user_facing
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.bench_pretrain", description=__doc__.split("\n")[0])
     p.add_argument("--models", default="worldclip-v2-a,worldsiglip-v2-b,worldclip-v2-c")
@@ -40,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.steps < 5:
         p.error(f"--steps must be at least 5, got {args.steps}")
+    from jobs.pretrain import RECIPES
+
+    unknown = [m for m in args.models.split(",") if m not in RECIPES]
+    if unknown:
+        p.error(f"--models: unknown model(s) {', '.join(unknown)}; known: {', '.join(sorted(RECIPES))}")
     print(f"{'model':<18} {'s/step':>7} {'projected min':>14} {'/ 45-min goal':>14}")
     worst = 0.0
     for model in args.models.split(","):

@@ -39,6 +39,19 @@ def user_facing(main: Callable[[list[str] | None], int]) -> Callable[[list[str] 
     return wrapper
 
 
+def script_csv(argv: list[str], default: str, doc: str) -> str:
+    """The CSV a summary script reads (``argv[1]`` or ``default``); ``-h``/``--help`` prints ``doc`` and
+    exits 0, a missing or unreadable file is one ``error:`` line and exit 2 (was: a traceback)."""
+    if any(a in ("-h", "--help") for a in argv[1:]):
+        print(doc.strip())
+        raise SystemExit(0)
+    path = argv[1] if len(argv) > 1 else default
+    if not Path(path).is_file():
+        print(f"error: {path} is not a file (usage: see --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR)
+    return path
+
+
 def check_results_folder(path: Path, option: str = "--results") -> Path:
     """``path`` if it is an existing folder; else ValueError naming the option (so a typo reads as
     one, not as "no runs found")."""

@@ -11,8 +11,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for core
 from core import forecast_select as fsel  # noqa: E402
+from jobs.cli import script_csv  # noqa: E402
 
-rows = pd.read_csv(sys.argv[1] if len(sys.argv) > 1 else "jobs/results/world-v2/forecast-rules.csv")
+rows = pd.read_csv(script_csv(sys.argv, "jobs/results/world-v2/forecast-rules.csv", __doc__))
 fresh = rows[rows["pretrained"].isin(sys.argv[2].split(",") if len(sys.argv) > 2 else ["world-v2-b", "world-v2-c", "world-v2-d"])
              & rows["method"].isin(["bitfit", "attention", "lora", "clip_adapter", "linear_probe"])
              & (rows["status"] == "ok")]

@@ -110,6 +110,25 @@ def test_report_jobs_name_the_wrong_option_and_exit_2(tmp_path, capsys, caplog, 
     assert code == 2 and match.format(tmp=tmp_path) in text and "Traceback" not in text
 
 
+@pytest.mark.parametrize("job_name, argv, match", [
+    ("bench_metrics", ["--sizes", "abc"], "--sizes: expected comma-separated integers, got 'abc'"),
+    ("bench_metrics", ["--sizes", "1"], "--sizes: expected integers >= 2"),
+    ("bench_embed", ["--models", "nosuch"], "error: Unknown model 'nosuch'"),
+    ("bench_methods", ["--methods", "nosuch"], "--methods: unknown method(s) nosuch; known: attention"),
+    ("bench_pretrain", ["--models", "worldclip-v2-b"], "--models: unknown model(s) worldclip-v2-b; known:"),
+])
+def test_benchmarks_refuse_bad_arguments_before_timing_anything(capsys, caplog, job_name, argv, match):
+    import importlib
+
+    job = importlib.import_module(f"jobs.{job_name}")
+    try:
+        code = job.main(argv)
+    except SystemExit as stop:  # argparse's own refusal
+        code = stop.code
+    text = _message(capsys, caplog)
+    assert code == 2 and match in text and "Traceback" not in text
+
+
 @pytest.mark.parametrize("job_name", ["submit", "peft_check", "bench_methods"])
 def test_help_names_the_command_and_its_description_is_whole(job_name, capsys):
     import importlib
@@ -144,3 +163,16 @@ def test_bench_cell_overhead_table_hand_checked():
     assert total["cells"] == 3 and total["from_cache"] == 1 and total["overhead"] == pytest.approx(1 - 20 / 24)
     with pytest.raises(ValueError, match="no successful training cells"):
         overhead_table(runs.iloc[[3, 4]])
+
+
+@pytest.mark.parametrize("script", ["forecast_replication_summary", "forecast_confirmation_summary"])
+def test_summary_scripts_answer_help_and_a_missing_file_without_a_traceback(tmp_path, script):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("IIMM_DEBUG", None)
+    run = lambda *argv: subprocess.run([sys.executable, "-m", f"jobs.{script}", *argv], cwd=REPO, env=env,  # noqa: E731
+                                       capture_output=True, text=True, timeout=120)
+    helped = run("--help")
+    assert helped.returncode == 0 and "pre-registered" in helped.stdout and "Traceback" not in helped.stderr
+    missing = run(str(tmp_path / "nope.csv"))
+    assert missing.returncode == 2 and f"error: {tmp_path / 'nope.csv'} is not a file" in missing.stderr
+    assert "Traceback" not in missing.stderr
