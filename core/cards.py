@@ -102,41 +102,50 @@ CITATIONS: dict[str, Citation] = {c.key: c for c in (
              "of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},\n  year={2022}\n}"),
 )}
 
+def _family(name: str) -> str:
+    """A built-in method's family, from the method registry (core.method_info): one set of labels,
+    the same for our methods and peft's, in the app and in the records."""
+    from core.method_info import OURS
+
+    return OURS[name].family
+
+
 METHOD_CARDS: dict[str, MethodCard] = {c.name: c for c in (
-    MethodCard("zero_shot", "Zero-shot (no training)", "baseline",
+    MethodCard("zero_shot", "Zero-shot (no training)", _family("zero_shot"),
                "nothing: the pretrained model classifies with its class prompts", citation="radford2021clip",
                baseline=True),
-    MethodCard("full_ft", "Full fine-tuning", "full model", "every parameter of both towers and the temperature",
+    MethodCard("full_ft", "Full fine-tuning", _family("full_ft"), "every parameter of both towers and the temperature",
                citation="radford2021clip"),
-    MethodCard("bitfit", "BitFit", "parameter-efficient", "every bias inside the blocks of both towers",
+    MethodCard("bitfit", "BitFit", _family("bitfit"), "every bias inside the blocks of both towers",
                citation="benzaken2022bitfit"),
-    MethodCard("attention", "Attention tuning (A-CLIP)", "parameter-efficient",
+    MethodCard("attention", "Attention tuning (A-CLIP)", _family("attention"),
                "only the packed Q/K/V input-projection weight of every block of both towers",
                citation="vogtlowell2023aclip"),
-    MethodCard("lora", "LoRA", "parameter-efficient",
+    MethodCard("lora", "LoRA", _family("lora"),
                "low-rank deltas on the Q and V blocks of every attention layer of both towers; base weights frozen",
                {"rank": 4, "scale": 0.2}, citation="hu2022lora"),
-    MethodCard("clip_adapter", "CLIP-Adapter", "parameter-efficient",
+    MethodCard("clip_adapter", "CLIP-Adapter", _family("clip_adapter"),
                "a bottleneck MLP on each tower's output, mixed with the frozen features",
                {"reduction": 4, "ratio": 0.2}, citation="gao2024clipadapter"),
-    MethodCard("linear_probe", "Linear probe", "head only",
+    MethodCard("linear_probe", "Linear probe", _family("linear_probe"),
                "a linear layer on frozen image features, started from the zero-shot head",
                citation="radford2021clip"),
-    MethodCard("orthogonal", "Orthogonal FT (OrthCR-style)", "parameter-efficient",
+    MethodCard("orthogonal", "Orthogonal FT (OrthCR-style)", _family("orthogonal"),
                "Cayley rotations of the q/k/v and first MLP weights, regularised towards the zero-shot "
                "image embeddings, with Cutout", {"cr_weight": 1.0}, citation="li2024orthcr"),
-    MethodCard("clip_cite", "CLIP-CITE", "full model",
+    MethodCard("clip_cite", "CLIP-CITE", _family("clip_cite"),
                "the whole model, with an image-text discriminative loss and distillation from the zero-shot model",
                {"disc_weight": 0.7, "kd_weight": 0.1, "alpha": 0.5}, citation="liu2024clipcite"),
-    MethodCard("wise_ft", "WiSE-FT", "full model",
+    MethodCard("wise_ft", "WiSE-FT", _family("wise_ft"),
                "like full fine-tuning, then the weights are interpolated with the zero-shot ones",
                {"alpha": 0.5}, citation="wortsman2022wiseft"),
 )}
 
 #: Name prefixes of method families the registry may not list one by one.
 FAMILY_PREFIXES = {"peft_": "peft (Hugging Face) adapter"}
-_ACRONYMS = {"lora": "LoRA", "dora": "DoRA", "ia3": "IA³", "oft": "OFT", "boft": "BOFT", "vera": "VeRA",
-             "ft": "FT", "clip": "CLIP", "peft": "peft", "loha": "LoHa", "lokr": "LoKr", "adalora": "AdaLoRA"}
+_ACRONYMS = {"lora": "LoRA", "dora": "DoRA", "ia3": "IA³", "oft": "OFT", "boft": "BOFT", "vera": "VeRA", "hra": "HRA",
+             "ln": "LN", "ft": "FT", "clip": "CLIP", "peft": "peft", "loha": "LoHa", "lokr": "LoKr",
+             "adalora": "AdaLoRA"}
 
 
 def _title_from_name(name: str) -> str:

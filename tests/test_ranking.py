@@ -214,3 +214,16 @@ def test_cost_columns_read_numbers_only_from_a_json_object():
     want = [[14336, 12.5, 2046.7], [7, nan, 3], [9, nan, nan]] + [[nan, nan, nan]] * 6
     assert list(got.columns) == ["trainable_params", "wall_time_s", "peak_mb"] and list(got.index) == list(range(100, 109))
     np.testing.assert_array_equal(got.to_numpy(), np.array(want, dtype=float))
+
+
+def test_every_method_has_one_family_label_and_a_readable_title():
+    """Our methods' cards took labels of their own ('parameter-efficient') beside peft's registry families."""
+    from core.method_info import FAMILIES, all_method_info
+
+    for info in all_method_info():
+        name, card = info.name, cards.method_card(info.name)
+        assert card.family == info.family or (name == "peft" and card.family), name
+        assert card.family in FAMILIES or name == "peft", (name, card.family)
+    assert cards.method_card("bitfit").family == cards.method_card("peft_ln_tuning").family == "selective"
+    assert cards.method_card("lora").family == cards.method_card("peft_lora").family == "reparameterised"
+    assert cards.method_title("peft_hra") == "HRA (peft)" and cards.method_title("peft_ln_tuning") == "LN tuning (peft)"
