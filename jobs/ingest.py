@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     for where, reason in report.refused:
         print(f"  refused {where}: {reason}")
     if not report.accepted and not report.unchanged:
-        print("error: no valid record found in " + str(args.path), file=sys.stderr)
+        # a refusal may be a valid record in conflict with a stored one: "no valid record" would be false
+        why = (f"none of the {len(report.refused)} record(s) in {args.path} was stored (refusals above)"
+               if report.refused else f"no record found in {args.path}")
+        print(f"error: {why}", file=sys.stderr)
         return 1
     return 1 if report.refused else 0
 

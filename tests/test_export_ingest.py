@@ -118,6 +118,7 @@ def test_ingest_is_idempotent_and_refuses_changed_duplicates(results, tmp_path, 
     assert ingest.main([str(tmp_path / "changed.json"), "--into", str(target)]) == 1
     captured = capsys.readouterr()
     assert "0 accepted, 1 refused" in captured.out and "different content" in captured.out
+    assert "none of the 1 record(s)" in captured.err and "no valid record" not in captured.err  # it was valid
     assert (target / f"{changed['run_id']}.json").read_bytes() == before  # never overwritten
 
 
@@ -154,6 +155,7 @@ def test_ingest_bad_inputs_give_one_clear_message(tmp_path, capsys):
     assert ".jsonl" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert ingest.main([str(tmp_path / "empty"), "--into", str(tmp_path / "s")]) == 1
+    assert f"error: no record found in {tmp_path / 'empty'}" in capsys.readouterr().err
 
 
 def test_load_runs_ignores_partial_and_corrupt_files(results, caplog):
