@@ -166,6 +166,50 @@ def method_ranking(runs: pd.DataFrame, *, rank_by: str = "id_gain", level: float
     return out.sort_values([*MODEL_KEYS, "rank", "method"]).reset_index(drop=True)[RANKING_COLUMNS]
 
 
+def recipe_key(config: Any) -> str:
+    """What makes two runs of one method the same experiment: the training recipe and the method's
+    settings of a record's ``config`` (JSON text or dict), as canonical JSON; '' when it has neither."""
+    try:
+        cfg = json.loads(config) if isinstance(config, str) else config
+    except json.JSONDecodeError:
+        cfg = None
+    if not isinstance(cfg, dict):
+        return ""
+    return json.dumps({k: cfg.get(k) for k in ("train", "method_config")}, sort_keys=True, default=str)
+
+
+def mixed_recipes(runs: pd.DataFrame) -> pd.DataFrame:
+    """The (model, pretrained, method) whose ok runs come from more than one training recipe or method
+    setting (e.g. a smoke grid's 12 steps beside the default grid's 80), which a ranking row averages.
+
+    Columns: model, pretrained, method, method_title, n_recipes, sources (sorted, ', '-joined).
+    Baselines are left out (zero-shot has no recipe). Empty when nothing is mixed or there is no config.
+    """
+    columns = ["model", "pretrained", "method", "method_title", "n_recipes", "sources"]
+    if runs.empty or not {"config", "status", *MODEL_KEYS, "method"} <= set(runs.columns):
+        return pd.DataFrame(columns=columns)
+    ok = without_baselines(runs[runs["status"] == "ok"])
+    ok = ok.assign(recipe=ok["config"].map(recipe_key), source=ok.get("source", pd.Series("", index=ok.index)))
+    rows = [{"model": m, "pretrained": p, "method": method, "method_title": cards.method_title(method),
+             "n_recipes": int(g["recipe"].nunique()),
+             "sources": ", ".join(sorted(map(str, g["source"].dropna().unique())))}
+            for (m, p, method), g in ok.groupby([*MODEL_KEYS, "method"], sort=True, dropna=False)
+            if g["recipe"].nunique() > 1]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def mixed_recipes_text(mixed: pd.DataFrame) -> str:
+    """:func:`mixed_recipes` as one Markdown warning, record-supplied text escaped ('' when none)."""
+    if mixed.empty:
+        return ""
+    methods = ", ".join(f"{plain(r.method_title)} ({r.n_recipes})" for r in mixed.itertuples())
+    sources = ", ".join(sorted({s for text in mixed["sources"] for s in text.split(", ") if s}))
+    return (f"**Different experiments are averaged together** for {methods}: their runs come from several "
+            f"training recipes or settings (sources: {plain(sources)}), e.g. a smoke grid's short runs beside "
+            "a full grid's. Move the runs you do not mean to compare out of the results folders "
+            "(`results/` or `$IIMM_RESULTS`).")
+
+
 def verdict(rows: pd.DataFrame) -> dict[str, Any]:
     """The ranking of one model in three facts, for a sentence above the table.
 

@@ -83,6 +83,21 @@ def test_app_starts_on_the_ranking(fixture_store):
     assert rows.loc["lora", "n_datasets"] == 4 and rows.loc["full", "n_datasets"] == 6  # failed runs left out
 
 
+def test_ranking_warns_when_a_method_averages_runs_of_several_recipes(fixture_store):
+    at = app_test().run()
+    assert not any("Different experiments" in w.value for w in at.warning)  # one recipe: no warning
+    short = [dict(r, run_id=r["run_id"] + "-smoke", source="measured:smoke-grid",
+                  config={**r["config"], "train": {"max_steps": 12}})
+             for r in make_fixture_records(n_datasets=2, methods=("bitfit",), pretrained="random")]
+    for record in short:  # as `make grid-smoke` into results/smoke adds beside a full grid's runs
+        store.write_record(record, fixture_store / "smoke")
+    st.cache_data.clear(), st.cache_resource.clear()  # the store is cached for 30 s
+    at = app_test().run()
+    assert not at.exception
+    (warning,) = [w.value for w in at.warning if "Different experiments" in w.value]
+    assert "BitFit (2)" in warning and r"measured\:smoke\-grid" in warning  # escaped record text
+
+
 def test_ranking_view_restores_from_the_url(fixture_store):
     at = app_test()
     # bound widgets keep their option *labels* in the URL (Streamlit serialises through format_func)

@@ -227,3 +227,29 @@ def test_every_method_has_one_family_label_and_a_readable_title():
     assert cards.method_card("bitfit").family == cards.method_card("peft_ln_tuning").family == "selective"
     assert cards.method_card("lora").family == cards.method_card("peft_lora").family == "reparameterised"
     assert cards.method_title("peft_hra") == "HRA (peft)" and cards.method_title("peft_ln_tuning") == "LN tuning (peft)"
+
+
+def _with_recipe(records, max_steps, source):
+    return [dict(r, run_id=f"{r['run_id']}-{max_steps}", source=source,
+                 config={**r["config"], "train": {"max_steps": max_steps}}) for r in records]
+
+
+def test_mixed_recipes_name_the_methods_whose_runs_are_different_experiments():
+    from tests.fixtures import make_fixture_records
+
+    full = make_fixture_records(n_datasets=3, methods=("bitfit", "lora", "zero_shot"))
+    smoke = [r for r in make_fixture_records(n_datasets=2, methods=("bitfit", "zero_shot"))]
+    same = store.records_to_frame(_with_recipe(full, 80, "measured:default-grid"))
+    assert ranking.mixed_recipes(same).empty and ranking.mixed_recipes_text(ranking.mixed_recipes(same)) == ""
+    mixed = store.records_to_frame(_with_recipe(full, 80, "measured:default-grid")
+                                   + _with_recipe(smoke, 12, "measured:smoke*grid"))
+    found = ranking.mixed_recipes(mixed)
+    assert found[["method", "n_recipes"]].values.tolist() == [["bitfit", 2]]  # zero-shot has no recipe
+    assert found["sources"].tolist() == ["measured:default-grid, measured:smoke*grid"]
+    text = ranking.mixed_recipes_text(found)
+    assert "BitFit (2)" in text and r"measured\:smoke\*grid" in text  # record text escaped, not Markdown
+    settings = store.records_to_frame(_with_recipe(full, 80, "s") + [
+        dict(r, run_id=r["run_id"] + "-r16", config={**r["config"], "train": {"max_steps": 80},
+                                                      "method_config": {"rank": 16}})
+        for r in full if r["method"] == "lora"])
+    assert ranking.mixed_recipes(settings)["method"].tolist() == ["lora"]  # a sweep's settings count too
