@@ -8,7 +8,9 @@ that each open ``--views`` leaderboard views (different filters and sorts) and t
 ``--forecasts`` contexts that each upload a generated sample and wait for the forecast, all at the
 same moment. Meanwhile a writer thread adds result records to the scratch store, atomically, the
 way a grid does. Prints throughput, p50/p95 latency per kind of view, the server's peak memory, and
-every error seen (a page exception, a timeout, a failed request). Exit code 0 only with no error.
+every error seen (a page exception, a timeout, a failed request). Exit code 0 only with no error; a load
+that ``--timeout`` cuts short is one, and the figures of the views and forecasts that finished are still
+reported.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import tempfile
 import threading
 import time
@@ -139,7 +142,9 @@ async def forecast(browser, url: str, i: int, sample: Path, timeout_ms: int, res
     await context.close()
 
 
-async def drive(url: str, args: argparse.Namespace, sample: Path) -> tuple[list, list, float]:
+async def drive(url: str, args: argparse.Namespace, sample: Path) -> tuple[list, list, float, bool]:
+    """Results (kind, seconds), errors, wall seconds of the load, and whether ``--timeout`` cut it short
+    (the views and forecasts in flight then are cancelled; those that finished are kept)."""
     from playwright.async_api import async_playwright
 
     results: list[tuple[str, float]] = []
@@ -154,10 +159,20 @@ async def drive(url: str, args: argparse.Namespace, sample: Path) -> tuple[list,
         started = time.perf_counter()
         tasks = [browse(browser, url, i, args.views, timeout_ms, results, errors) for i in range(args.sessions)]
         tasks += [forecast(browser, url, i, sample, timeout_ms, results, errors) for i in range(args.forecasts)]
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.timeout)
+        timed_out = False
+        try:
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.timeout)
+        except asyncio.TimeoutError:  # what is still in flight is cancelled; what finished is kept
+            timed_out = True
         wall = time.perf_counter() - started
         await browser.close()
-    return results, errors, wall
+    return results, errors, wall, timed_out
+
+
+def _check_seconds(option: str, value: float) -> None:
+    """ValueError naming ``option`` unless ``value`` is a finite number of seconds above 0."""
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{option} must be a number of seconds above 0, got {value:g}")
 
 
 def summarise(results: list[tuple[str, float]]) -> dict[str, dict[str, float]]:
@@ -184,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if min(args.sessions, args.views, args.images) < 1 or args.forecasts < 0:
         raise ValueError("--sessions, --views and --images must be at least 1, --forecasts at least 0")
+    _check_seconds("--timeout", args.timeout)
     if not CHROMIUM.exists():
         raise FileNotFoundError(f"{CHROMIUM} is absent; install it with `apt-get install -y chromium`")
     from jobs.bench_app import sample_zip
@@ -208,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu_before = watch.cpu_s
             log.info("app on port %d; %d sessions x %d views + compare, %d forecasts of %d images",
                      port, args.sessions, args.views, args.forecasts, args.images)
-            results, errors, wall = asyncio.run(drive(f"http://127.0.0.1:{port}", args, sample))
+            results, errors, wall, timed_out = asyncio.run(drive(f"http://127.0.0.1:{port}", args, sample))
             time.sleep(0.3)
             server_cpu = watch.cpu_s - cpu_before  # includes the warm-up view and the model load
         finally:
@@ -217,14 +233,19 @@ def main(argv: list[str] | None = None) -> int:
             stop_app(app)
         server_log = (work / "app.log").read_text(errors="replace")
     server_errors = [line for line in server_log.splitlines() if "Traceback" in line or "Error" in line]
+    if timed_out:
+        planned = args.sessions * (args.views + 1) + args.forecasts
+        errors.append(f"the load did not finish within {args.timeout:g} s (--timeout): {len(results)} of {planned} "
+                      "views and forecasts had completed (the figures are theirs), the rest were stopped")
+        log.error("%s", errors[-1])
     stats = summarise(results)
     summary: dict[str, Any] = {
         "sessions": args.sessions, "forecasts": args.forecasts, "views_per_session": args.views,
         "images_per_forecast": args.images, "wall_s": round(wall, 1), "completed": len(results),
         "throughput_views_per_s": round(len(results) / wall, 2), "latency": stats,
         "server_cpu_s": round(server_cpu, 1), "server_peak_rss_mb": round(watch.peak_mb, 1),
-        "server_rss_before_load_mb": round(idle_mb, 1),
-        "records_written_meanwhile": writer.written, "errors": errors, "server_log_errors": server_errors[:20]}
+        "server_rss_before_load_mb": round(idle_mb, 1), "records_written_meanwhile": writer.written,
+        "timed_out": timed_out, "errors": errors, "server_log_errors": server_errors[:20]}
     print(f"{len(results)} views/forecasts completed in {wall:.1f}s "
           f"({summary['throughput_views_per_s']} per second); {writer.written} records written meanwhile")
     for kind, s in stats.items():
