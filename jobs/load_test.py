@@ -145,16 +145,25 @@ async def forecast(browser, url: str, i: int, sample: Path, timeout_ms: int, res
 async def drive(url: str, args: argparse.Namespace, sample: Path) -> tuple[list, list, float, bool]:
     """Results (kind, seconds), errors, wall seconds of the load, and whether ``--timeout`` cut it short
     (the views and forecasts in flight then are cancelled; those that finished are kept)."""
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
     from playwright.async_api import async_playwright
 
     results: list[tuple[str, float]] = []
     errors: list[str] = []
-    timeout_ms = int(args.view_timeout * 1000)
+    timeout_ms = max(1, math.ceil(args.view_timeout * 1000))  # Playwright reads 0 ms as "no timeout"
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         warm = await browser.new_page()  # one view first, so the figures are those of a running server
-        await warm.goto(url + "/runs", timeout=timeout_ms)
-        await warm.get_by_text("runs match").first.wait_for(timeout=timeout_ms)
+        try:
+            await warm.goto(url + "/runs", timeout=timeout_ms)
+            await warm.get_by_text("runs match").first.wait_for(timeout=timeout_ms)
+        except PlaywrightError as exc:  # no load can start: one message, not Playwright's traceback
+            why = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            if isinstance(exc, PlaywrightTimeout):
+                raise TimeoutError(f"the app did not show its runs page within {args.view_timeout:g} s "
+                                   f"(--view-timeout) before the load started: {why}") from exc
+            raise OSError(f"the app's runs page failed to load before the load started: {why}") from exc
         await warm.close()
         started = time.perf_counter()
         tasks = [browse(browser, url, i, args.views, timeout_ms, results, errors) for i in range(args.sessions)]
@@ -173,6 +182,22 @@ def _check_seconds(option: str, value: float) -> None:
     """ValueError naming ``option`` unless ``value`` is a finite number of seconds above 0."""
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{option} must be a number of seconds above 0, got {value:g}")
+
+
+def _check_report(path: Path) -> None:
+    """ValueError unless a report can be written at ``path``: checked before the load, so a load that ran
+    for twenty minutes does not end in an unwritable report."""
+    folder = path.parent
+    if path.is_dir():
+        raise ValueError(f"--report {path} is a folder; name the report's file")
+    if not folder.is_dir():
+        what = "is a file" if folder.exists() else "does not exist"
+        raise ValueError(f"--report {path}: the folder {folder} {what}")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ValueError(f"--report {path}: cannot write in {folder} ({exc.strerror or exc})") from exc
 
 
 def summarise(results: list[tuple[str, float]]) -> dict[str, dict[str, float]]:
@@ -195,13 +220,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=200, help="images in each uploaded sample")
     p.add_argument("--view-timeout", type=float, default=300, help="seconds allowed for one view or forecast")
     p.add_argument("--timeout", type=float, default=1200, help="seconds allowed for the whole load")
-    p.add_argument("--report", type=Path, help="also write the figures here as JSON")
+    p.add_argument("--report", type=Path, help="also write the figures here as JSON (its folder is checked first)")
     args = p.parse_args(argv)
     if min(args.sessions, args.views, args.images) < 1 or args.forecasts < 0:
         raise ValueError("--sessions, --views and --images must be at least 1, --forecasts at least 0")
     _check_seconds("--timeout", args.timeout)
+    _check_seconds("--view-timeout", args.view_timeout)
+    if args.report:
+        _check_report(args.report)
     if not CHROMIUM.exists():
         raise FileNotFoundError(f"{CHROMIUM} is absent; install it with `apt-get install -y chromium`")
+    from core import store
     from jobs.bench_app import sample_zip
 
     with tempfile.TemporaryDirectory(prefix="iimm-load-") as tmp:
@@ -209,8 +238,6 @@ def main(argv: list[str] | None = None) -> int:
         sample = work / "sample.zip"
         sample_zip(sample, args.images)
         port = free_port()
-        from core import store
-
         # the store index goes with the temporary store, not into the repository's .cache
         app = start_app(port, {store.ENV_VAR: str(work / "results"), store.INDEX_ENV_VAR: str(work / "store-index")},
                         work / "app.log")
@@ -255,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(the browsers share the same cores, so latencies include their rendering)")
     print(f"errors: {len(errors) + len(server_errors)}" + "".join(f"\n  {e}" for e in errors + server_errors))
     if args.report:
-        args.report.write_text(json.dumps(summary, indent=2))
+        store.write_file_atomic(args.report, json.dumps(summary, indent=2) + "\n")
     return 0 if not errors and not server_errors else 1
 
 

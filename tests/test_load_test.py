@@ -166,3 +166,41 @@ def test_timeout_must_be_seconds_above_zero(value, monkeypatch, tmp_path, capsys
     monkeypatch.setattr(load_test, "CHROMIUM", tmp_path / "no-chromium")  # nothing heavy can start anyway
     assert load_test.main([*FAST, "--timeout", value]) == 2
     assert "error: --timeout must be a number of seconds above 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan"])
+def test_view_timeout_must_be_seconds_above_zero(value, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(load_test, "CHROMIUM", tmp_path / "no-chromium")
+    assert load_test.main([*FAST, "--view-timeout", value]) == 2
+    assert "error: --view-timeout must be a number of seconds above 0" in capsys.readouterr().err
+
+
+def test_a_warm_up_that_fails_is_one_message_not_a_traceback(fake_load, capsys):
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    fake_load.steps["warm-up"] = PlaywrightTimeout("Page.goto: Timeout 2000ms exceeded.\nCall log:\n  - navigating")
+    assert load_test.main([*FAST, "--view-timeout", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "error: the app did not show its runs page within 2 s (--view-timeout) before the load started: " \
+           "Page.goto: Timeout 2000ms exceeded." in err and "Call log" not in err
+
+
+@pytest.mark.parametrize("where, match", [
+    ("missing/r.json", "the folder {tmp}/missing does not exist"),
+    ("a-file/r.json", "the folder {tmp}/a-file is a file"),
+    (".", "is a folder; name the report's file"),
+])
+def test_an_unwritable_report_is_refused_before_the_load(where, match, fake_load, tmp_path, capsys, monkeypatch):
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setattr(load_test, "start_app", lambda *a: pytest.fail("the load started"))
+    assert load_test.main([*FAST, "--report", str(tmp_path / where)]) == 2
+    assert match.format(tmp=tmp_path) in capsys.readouterr().err
+
+
+def test_the_report_is_written_atomically(fake_load, tmp_path):
+    report = tmp_path / "report.json"
+    report.write_text("an older report")
+    assert load_test.main([*FAST, "--report", str(report)]) == 0
+    assert fake_load.written == [report]
+    figures = json.loads(report.read_text())
+    assert figures["completed"] == 2 and not figures["errors"] and not figures["timed_out"]
