@@ -17,6 +17,7 @@ DEFAULT_TIMEOUT_MIN = 120
 DEFAULT_PARALLELISM = 32
 SLURM_ONLY = ("slurm_partition", "cpus_per_task", "gpus_per_task")
 SUBMITIT_ONLY = ("timeout_min", "parallelism", "wait")
+SQUEUE_PATIENCE_S = 300.0  # --wait: seconds of squeue failing on every poll before the tasks are reported lost
 
 
 def option_problem(args: argparse.Namespace) -> str | None:
@@ -74,8 +75,9 @@ def run_submitit(grid: Grid, results: Path, args: argparse.Namespace, command: s
         outcomes = _wait_slurm(jobs) if args.executor == "slurm" else [_outcome(j) for j in jobs]
         log.info("finished: %s", {o: outcomes.count(o) for o in set(outcomes)})
         if "lost" in outcomes:
-            log.warning("%d task(s) ended without a result (cancelled, pre-empted or lost); re-run this "
-                        "command to run their cells again", outcomes.count("lost"))
+            log.warning("%d task(s) ended without a result (cancelled, pre-empted or lost) or could no longer be "
+                        "followed (squeue failing); re-run this command to run their cells again",
+                        outcomes.count("lost"))
             return 1
         if "locked" in outcomes:  # another runner holds those cells: their records are not here yet
             log.warning("%d cell(s) were being run by another runner; re-run this command later to collect them",
@@ -94,24 +96,56 @@ def _outcome(job: Any) -> str:
         return "lost"
 
 
-def _squeue_ids() -> set[str] | None:
-    """Job ids SLURM still knows as queued or running (one per array task), or None if unknown."""
+def _squeue_ids() -> set[str]:
+    """Job ids SLURM still knows as queued or running (one per array task). OSError saying why when
+    squeue cannot tell (absent, no SLURM configuration on this host, the controller unreachable)."""
     import subprocess
 
     try:
         out = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return set(out.stdout.split()) if out.returncode == 0 else None
+    except subprocess.TimeoutExpired as exc:
+        raise OSError("squeue did not answer within 60 s") from exc
+    except OSError as exc:
+        raise OSError(f"squeue could not run: {exc.strerror or exc}") from exc
+    if out.returncode != 0:
+        lines = [line.strip() for line in out.stderr.splitlines() if line.strip()]
+        raise OSError(f"squeue exited with {out.returncode}: {lines[-1][:200] if lines else 'no message'}")
+    return set(out.stdout.split())
 
 
-def _wait_slurm(jobs: list[Any], poll_s: float = 2.0) -> list[str]:
+def _wait_slurm(jobs: list[Any], poll_s: float = 2.0, squeue_patience_s: float = SQUEUE_PATIENCE_S) -> list[str]:
     """Outcomes of SLURM array tasks without sacct: a task is over when its result file exists, or
-    when squeue has not listed it for two polls in a row (scancel, pre-emption, a lost node)."""
+    when squeue has not listed it for two polls in a row (scancel, pre-emption, a lost node).
+
+    When squeue itself fails (no SLURM configuration on this host, the controller unreachable or failing
+    over), a warning says so (and again once a minute while it lasts) and the result files are still
+    watched, so tasks that finish meanwhile are collected. Once squeue has failed on every poll (two at least) for
+    ``squeue_patience_s`` seconds (default 300: longer than a controller's default 120 s failover), the
+    tasks without a result are reported "lost", with an error saying they may still be queued or running;
+    the bound is a time, not a count, since one failed squeue takes anything from an instant to its 60 s
+    timeout."""
     outcomes: dict[int, str] = {}
     missing: dict[int, int] = {}
+    failed_since: float | None = None  # monotonic time of the first failure of the current streak
+    failures, last_warned, why = 0, 0.0, ""
     while len(outcomes) < len(jobs):
-        live = _squeue_ids()
+        try:
+            live: set[str] | None = _squeue_ids()
+        except OSError as exc:
+            live, now = None, time.monotonic()
+            failures += 1
+            if failed_since is None:
+                failed_since = last_warned = now
+                log.warning("%s; still watching the tasks' result files (if squeue keeps failing for %.0f s, the "
+                            "tasks without a result are reported lost)", exc, squeue_patience_s)
+            elif now - last_warned >= 60:
+                last_warned = now
+                log.warning("squeue has failed for %.0f s (%d polls): %s", now - failed_since, failures, exc)
+            why = str(exc)
+        else:
+            if failed_since is not None:
+                log.info("squeue answers again, after %d failed poll(s)", failures)
+            failed_since, failures = None, 0
         for i, job in enumerate(jobs):
             if i in outcomes:
                 continue
@@ -124,6 +158,15 @@ def _wait_slurm(jobs: list[Any], poll_s: float = 2.0) -> list[str]:
                     outcomes[i] = "lost"
             else:
                 missing.pop(i, None)
+        if (failed_since is not None and failures >= 2 and len(outcomes) < len(jobs)
+                and time.monotonic() - failed_since >= squeue_patience_s):
+            left = [str(job.job_id) for i, job in enumerate(jobs) if i not in outcomes]
+            log.error("stopped waiting: squeue failed on every poll for %.0f s (%d polls; last: %s). %d array "
+                      "task(s) without a result (%s) may still be queued or running: check with squeue, and re-run "
+                      "this command once they are over to collect their records", time.monotonic() - failed_since,
+                      failures, why, len(left), ", ".join(left[:10]) + (", ..." if len(left) > 10 else ""))
+            for i in range(len(jobs)):
+                outcomes.setdefault(i, "lost")
         if len(outcomes) < len(jobs):
             time.sleep(poll_s)
     return [outcomes[i] for i in range(len(jobs))]

@@ -1,0 +1,128 @@
+"""jobs.grid_slurm's wait on SLURM array tasks, without SLURM: squeue, the clock and the tasks are stand-ins."""
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from jobs import grid as grid_job
+from jobs import grid_slurm
+
+NO_CONFIG = ("squeue: error: resolve_ctls_from_dns_srv: res_nsearch error\n"
+             "squeue: fatal: Could not establish a configuration source\n")
+
+
+class Clock:
+    """grid_slurm's ``time``: sleeping advances the clock at once. A wait that never ends fails the test
+    (after 100,000 polls) instead of hanging it."""
+
+    def __init__(self) -> None:
+        self.now, self.sleeps, self.on_sleep = 1000.0, 0, None
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        if self.sleeps > 100_000:
+            raise RuntimeError(f"still waiting after {self.sleeps} polls ({self.now - 1000:.0f} s)")
+        self.now += seconds
+        if self.on_sleep:
+            self.on_sleep(self)
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(grid_slurm, "time", fake)
+    return fake
+
+
+def squeue_answers(monkeypatch, answer) -> None:
+    """``squeue`` runs answer(): (exit code, stdout, stderr); any other command runs as usual."""
+    real = subprocess.run
+
+    def run(args, *rest, **kwargs):
+        if args[0] != "squeue":
+            return real(args, *rest, **kwargs)
+        code, out, err = answer()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    monkeypatch.setattr(subprocess, "run", run)
+
+
+def task(tmp_path: Path, job_id: str, outcome: str = "done") -> SimpleNamespace:
+    return SimpleNamespace(job_id=job_id, paths=SimpleNamespace(result_pickle=tmp_path / f"{job_id}_result.pkl"),
+                           result=lambda: outcome)
+
+
+def test_a_failing_squeue_ends_the_wait_with_the_tasks_lost(tmp_path, monkeypatch, clock, caplog):
+    squeue_answers(monkeypatch, lambda: (1, "", NO_CONFIG))
+    done, pending = task(tmp_path, "123_0"), task(tmp_path, "123_1")
+    done.paths.result_pickle.write_bytes(b"result")  # a task that finished is still collected
+    assert grid_slurm._wait_slurm([done, pending]) == ["done", "lost"]
+    waited = clock.now - 1000
+    assert grid_slurm.SQUEUE_PATIENCE_S <= waited <= grid_slurm.SQUEUE_PATIENCE_S + 5
+    assert "squeue exited with 1: squeue: fatal: Could not establish a configuration source; still watching" \
+           in caplog.text
+    assert "stopped waiting: squeue failed on every poll for 300 s" in caplog.text
+    assert "1 array task(s) without a result (123_1) may still be queued or running" in caplog.text
+
+
+def test_squeue_that_answers_again_restarts_the_patience(tmp_path, monkeypatch, clock, caplog):
+    job = task(tmp_path, "123_0")
+    polls = []
+
+    def answer():  # fails for 200 s, lists the task once, fails for 200 s more; then the task finishes
+        polls.append(clock.now)
+        if len(polls) == 201:
+            job.paths.result_pickle.write_bytes(b"result")
+        return (0, "123_0\n", "") if len(polls) == 101 else (1, "", "squeue: error: Socket timed out\n")
+
+    squeue_answers(monkeypatch, answer)
+    caplog.set_level(logging.INFO, logger="jobs.grid")
+    assert grid_slurm._wait_slurm([job]) == ["done"]
+    assert "squeue answers again, after 100 failed poll(s)" in caplog.text and "stopped waiting" not in caplog.text
+
+
+def test_squeue_absent_is_a_failure_too(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(OSError, match="squeue could not run: No such file or directory"):
+        grid_slurm._squeue_ids()
+
+
+GRID = """
+models = ["worldclip-tiny-random"]
+datasets = ["chart-trend"]
+methods = ["zero_shot", "bitfit"]
+ood = ["scene-kind"]
+source = "test"
+[train]
+max_steps = 2
+"""
+
+
+def test_grid_wait_exits_1_when_squeue_keeps_failing(tmp_path, monkeypatch, clock, caplog):
+    import submitit
+
+    class Executor:  # sbatch accepted the array; its tasks never write a result
+        def __init__(self, folder, cluster=None):
+            pass
+
+        def update_parameters(self, **params):
+            pass
+
+        def map_array(self, fn, cells, *rest):
+            return [task(tmp_path, f"77_{i}") for i in range(len(cells))]
+
+    monkeypatch.setattr(submitit, "AutoExecutor", Executor)
+    squeue_answers(monkeypatch, lambda: (1, "", NO_CONFIG))
+    config = tmp_path / "grid.toml"
+    config.write_text(GRID)
+    code = grid_job.main([str(config), "--results", str(tmp_path / "r"), "--executor", "slurm", "--wait"])
+    assert code == 1
+    assert "2 array task(s) without a result (77_0, 77_1) may still be queued or running" in caplog.text
+    assert "2 task(s) ended without a result" in caplog.text
