@@ -99,11 +99,18 @@ def _build_each_method_once(grid: Grid) -> None:
             continue
         for method, settings in builds.values():
             try:
-                build_method(method, loaded, ["a", "b"], "a photo of a {c}", settings)
+                built = build_method(method, loaded, ["a", "b"], "a photo of a {c}", settings)
             except SETTING_ERRORS as exc:
                 raise GridConfigError(f"method {method!r} on {model}: {type(exc).__name__}: "
                                       f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from exc
             except Exception as exc:  # noqa: BLE001 (out of memory...): not the settings' fault; cells will tell
                 log.warning("preflight: could not build %s on %s to check its settings (%s: %s); each cell will",
                             method, model, type(exc).__name__, str(exc)[:200])
+                continue
+            # peft may replace a setting it cannot use ("Invalid oft_block_size (7)! Adjusted ... to (8)"): the
+            # runs would not be what the grid asks for, so the grid must ask for what peft runs
+            changed = [w for w in getattr(built, "peft_warnings", []) if "adjust" in w.lower()]
+            if changed:
+                raise GridConfigError(f"method {method!r} on {model}: peft changed a requested setting "
+                                      f"({changed[0][:300]}); put the value peft uses in the grid's config")
         del loaded

@@ -125,6 +125,7 @@ def test_options_are_checked_before_any_cell_runs(tmp_path, caplog, extra_args, 
     ("peft_lora", 'peft = { target_modules = ["qproj"] }', "qproj"),
     ("peft_vera", "peft = { r = 0 }", "method 'peft_vera' on worldclip-tiny-random"),
     ("clip_adapter", "reduction = 1000", "leaves no hidden unit"),
+    ("peft_oft", "peft = { oft_block_size = 7 }", "peft changed a requested setting"),  # peft would run 8
 ])
 def test_settings_only_a_built_method_can_check_are_refused_before_any_cell(tmp_path, caplog, method, table,
                                                                              message):
