@@ -40,6 +40,7 @@ OUTCOMES = {"zs_acc": "zero-shot accuracy", "intra_image": "intra-image"}
 ALL_MODELS = (*LONG_TAILED[:2], CONTROL, LONG_TAILED[2])
 PREREGISTERED_BOOT = 2000  # PREREGISTRATION.md, step 1
 SHIPPED = store.SHIPPED_DIR / "world-v2"  # the shipped, pre-registered check
+TASKS = world2.FINETUNE_TASKS  # every checked model gets one row per task, all 40 (quick looks too)
 
 
 def task_rows(model_key: str, mix: world2.CoverageMix, tasks: tuple[str, ...], *,
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (ASSET_DIR / spec_for(key).shipped_weights).exists():
             missing.append(key)
             continue
-        frames[key] = task_rows(key, world2.mix_by_name(RECIPES[key][1]), world2.FINETUNE_TASKS,
+        frames[key] = task_rows(key, world2.mix_by_name(RECIPES[key][1]), TASKS,
                                 max_items=args.max_items)
     rows = pd.concat(frames.values(), ignore_index=True) if frames else pd.DataFrame()
     control = frames.get(CONTROL)

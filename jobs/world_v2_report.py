@@ -24,12 +24,13 @@ import pandas as pd
 from core.data import world2
 from core.nested_bootstrap import kendall_tau, nested_bootstrap_tau
 from jobs.cli import check_results_folder, user_facing
-from jobs.world_check import CONTROL, LONG_TAILED, coverage_taus, table, verdict
+from jobs.world_check import ALL_MODELS, CONTROL, LONG_TAILED, OUTCOMES, TASKS, coverage_taus, table, verdict
 
 log = logging.getLogger("jobs.world_v2_report")
 STUDY_METHODS = ("full_ft", "bitfit", "attention", "lora", "clip_adapter")
 MODEL_A = "worldclip-v2-a"
 CEILING = 95.0  # the issue's learnability bar for a task's best fine-tuned accuracy (%)
+CHECK_COLUMNS = ("model", "task", "subworld", "coverage", *OUTCOMES)  # what the verdict reads from the check
 
 
 def partial_tau(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
@@ -118,16 +119,76 @@ def ceilings(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _lines(frame: pd.DataFrame) -> str:
+    """Where some rows of a CSV read by pandas are in the file: "line 3 (model, task), ..." (header = line 1)."""
+    where = [f"line {i + 2} ({m}, {t})" for i, m, t in zip(frame.index[:3], frame["model"], frame["task"])]
+    return ", ".join(where) + (f" and {len(frame) - 3} more" if len(frame) > 3 else "")
+
+
+def read_check_rows(path: Path) -> pd.DataFrame:
+    """The rows of a ``manipulation-check.csv``, checked before any verdict is taken from them.
+
+    ValueError naming ``path`` and what is wrong when the file is empty or not a CSV, lacks a column the
+    rule reads (CHECK_COLUMNS), has a coverage or outcome that is not a finite number (a file cut short),
+    names a model that is not a world-v2 model, or when a model present lacks some of the 40 tasks
+    ``jobs.world_check`` checks every model on (``world_check.TASKS``), has one twice, has a task that is
+    not one of them, or files a task under the wrong sub-world.
+    """
+    redo = "re-run `python -m jobs.world_check` to rewrite it"
+    try:
+        rows = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path} is empty, not a manipulation check (not even its header); {redo}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable CSV ({exc}); {redo}") from None
+    missing = [c for c in CHECK_COLUMNS if c not in rows.columns]
+    if missing:
+        raise ValueError(f"{path} is not a manipulation check: it lacks the column(s) {', '.join(missing)} "
+                         f"(has {', '.join(map(str, rows.columns[:8]))}); {redo}")
+    for column in ("model", "task", "subworld"):
+        blank = rows[rows[column].isna()]
+        if len(blank):
+            raise ValueError(f"{path}: {column} is empty at {_lines(blank)}; the file may be cut short; {redo}")
+        rows[column] = rows[column].astype(str)
+    for column in ("coverage", *OUTCOMES):
+        values = pd.to_numeric(rows[column], errors="coerce").astype(float)
+        bad = rows[~np.isfinite(values.to_numpy())]
+        if len(bad):
+            raise ValueError(f"{path}: {column} is not a finite number at {_lines(bad)}; the file may be cut "
+                             f"short; {redo}")
+        rows[column] = values
+    foreign = sorted(set(rows["model"]) - set(ALL_MODELS))
+    if foreign:
+        raise ValueError(f"{path}: {', '.join(foreign[:3])} is not a world-v2 model (known: {', '.join(ALL_MODELS)})")
+    for model, g in rows.groupby("model", sort=False):
+        have = list(g["task"])
+        twice = sorted({t for t in have if have.count(t) > 1})
+        unknown = sorted(set(have) - set(TASKS))
+        lacking = [t for t in TASKS if t not in set(have)]
+        if twice or unknown or lacking:
+            problems = ([f"{len(twice)} task(s) twice ({', '.join(twice[:3])})"] if twice else []) + (
+                [f"{len(unknown)} unknown task(s) ({', '.join(unknown[:3])})"] if unknown else []) + (
+                [f"only {len(TASKS) - len(lacking)} of its {len(TASKS)} tasks (lacks "
+                 f"{', '.join(lacking[:3])}{' …' if len(lacking) > 3 else ''})"] if lacking else [])
+            raise ValueError(f"{path}: {model} has {'; '.join(problems)}; the check needs one row per task "
+                             f"for every model in it; the file may be cut short; {redo}")
+        wrong = g[g["subworld"] != [world2.get_task(t).subworld for t in g["task"]]]
+        if len(wrong):
+            raise ValueError(f"{path}: the sub-world does not match the task at {_lines(wrong)}; {redo}")
+    return rows
+
+
 def manipulation_verdict(results: Path) -> tuple[bool | None, str]:
     """The manipulation check's verdict, recomputed from ``manipulation-check.csv`` by its own rule.
 
     Returns (passed, sentence); passed is None when the check has not been run. Only the point tau
     decides the rule, so one bootstrap replicate is enough here (the intervals live in the check's report).
+    A file that is not a whole check (see :func:`read_check_rows`) is a ValueError naming it.
     """
     path = results / "manipulation-check.csv"
     if not path.is_file():
         return None, "The manipulation check has not been run (`python -m jobs.world_check`)."
-    rows = pd.read_csv(path)
+    rows = read_check_rows(path)
     control = rows[rows["model"] == CONTROL]
     taus = pd.concat([coverage_taus(g, control=control if not control.empty else None, n_boot=1)
                       for m, g in rows.groupby("model") if m in LONG_TAILED], ignore_index=True)
@@ -178,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                 & (runs["method"] != "zero_shot")]
     if runs.empty:
         raise ValueError(f"no successful world-v2 fine-tuning runs in {args.results}")
+    _, status = manipulation_verdict(args.results)  # a damaged check is refused before the bootstrap
     tab = method_table(runs, n_boot=args.boot)
-    _, status = manipulation_verdict(args.results)
     report = markdown(tab, criteria(tab), len(runs), args.boot, status=status, ceiling=ceilings(runs))
     (args.results / "report.md").write_text(report + "\n")
     print(report)

@@ -101,3 +101,41 @@ def test_the_report_says_when_the_manipulation_check_failed(tmp_path):
 def test_the_shipped_manipulation_check_is_read_as_failed():
     passed, sentence = rep.manipulation_verdict(Path(__file__).resolve().parent.parent / "jobs" / "results" / "world-v2")
     assert passed is False and "worldclip-v2-a: coverage does NOT move intra-image" in sentence
+
+
+SHIPPED_CHECK = Path(__file__).resolve().parent.parent / "jobs" / "results" / "world-v2" / "manipulation-check.csv"
+
+
+def _damaged(kind: str) -> bytes:
+    text = SHIPPED_CHECK.read_bytes()
+    lines = text.splitlines(keepends=True)
+    return {"foreign columns": b"a,b\n1,2\n",
+            "empty": b"",
+            "cut mid-row": text[:len(text) - 30],
+            "20 of 40 tasks": b"".join(lines[:141]),
+            "a task twice": text + lines[5],
+            "unknown model": text + lines[5].replace(b"worldclip-v2-a,", b"worldclip-v2-z,", 1),
+            "not a number": b"".join(lines[:3] + [lines[3].replace(b",0.034873,", b",n/a,", 1)] + lines[4:]),
+            }[kind]
+
+
+@pytest.mark.parametrize("kind, match", [
+    ("foreign columns", "lacks the column"), ("empty", "is empty"), ("cut mid-row", "cut short"),
+    ("20 of 40 tasks", r"worldclip-v2-d has only 20 of its 40 tasks"), ("a task twice", "twice"),
+    ("unknown model", "worldclip-v2-z is not a world-v2 model"), ("not a number", "coverage is not a finite number")])
+def test_a_damaged_manipulation_check_is_refused_naming_the_file(tmp_path, kind, match):
+    (tmp_path / "manipulation-check.csv").write_bytes(_damaged(kind))
+    with pytest.raises(ValueError, match=match) as err:
+        rep.manipulation_verdict(tmp_path)
+    assert "manipulation-check.csv" in str(err.value)
+
+
+def test_the_report_refuses_a_damaged_check_in_one_line_before_the_bootstrap(tmp_path, monkeypatch, capsys):
+    (tmp_path / "manipulation-check.csv").write_bytes(_damaged("foreign columns"))
+    monkeypatch.setattr("core.store.load_runs", lambda folders: _runs([rep.MODEL_A], 1.0, -1.0).assign(status="ok"))
+    monkeypatch.setattr(rep, "method_table", lambda *a, **k: pytest.fail("bootstrap run before the check was read"))
+    assert rep.main(["--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "manipulation-check.csv" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "report.md").exists()
+
