@@ -8,8 +8,9 @@ Per model and task: zero-shot test accuracy, IIMM and its terms on the training 
 coverage (its sub-world's pretraining share under that model's mix). Per long-tailed model: Kendall
 tau of coverage vs zero-shot accuracy and vs intra-image, across tasks and as the change against the
 uniform control, with nested-bootstrap intervals (sub-worlds, then tasks). Writes
-``manipulation-check.csv`` (rows) and ``manipulation-check.md`` (tables, rule, verdict) and prints the
-Markdown. Models whose weights are not there yet are listed as missing, not guessed.
+``manipulation-check.csv`` (rows; only its header when no model was checked, so no earlier run's rows
+survive) and ``manipulation-check.md`` (tables, rule, verdict) and prints the Markdown. Models whose
+weights are not there yet are listed as missing, not guessed.
 
 Only the pre-registered check (all four models, full splits, B = 2000) writes the shipped
 ``jobs/results/world-v2/manipulation-check.*``, which ``jobs.world_v2_report`` reads its verdict from. A
@@ -41,6 +42,8 @@ ALL_MODELS = (*LONG_TAILED[:2], CONTROL, LONG_TAILED[2])
 PREREGISTERED_BOOT = 2000  # PREREGISTRATION.md, step 1
 SHIPPED = store.SHIPPED_DIR / "world-v2"  # the shipped, pre-registered check
 TASKS = world2.FINETUNE_TASKS  # every checked model gets one row per task, all 40 (quick looks too)
+COLUMNS = ("model", "label", "task", "subworld", "classes", "chance", "coverage", "level", "zs_acc", "iimm",
+           "inter_modal", "intra_image")  # of manipulation-check.csv, as task_rows makes them
 
 
 def task_rows(model_key: str, mix: world2.CoverageMix, tasks: tuple[str, ...], *,
@@ -224,15 +227,16 @@ def main(argv: list[str] | None = None) -> int:
             continue
         frames[key] = task_rows(key, world2.mix_by_name(RECIPES[key][1]), TASKS,
                                 max_items=args.max_items)
-    rows = pd.concat(frames.values(), ignore_index=True) if frames else pd.DataFrame()
+    rows = pd.concat(frames.values(), ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
     control = frames.get(CONTROL)
     taus = pd.concat([coverage_taus(frames[k], control=control, n_boot=args.boot) for k in LONG_TAILED if k in frames],
                      ignore_index=True) if any(k in frames for k in LONG_TAILED) else pd.DataFrame()
     left_out = tuple(m for m in ALL_MODELS if m not in args.models)
     report = markdown(rows, taus, missing, args.boot, left_out=left_out, departures=args.departures)
     args.out.mkdir(parents=True, exist_ok=True)
-    if not rows.empty:
-        rows.to_csv(args.out / "manipulation-check.csv", index=False, float_format="%.5g")
+    # Always rewritten, header only when nothing was checked: a previous run's rows must not outlive its report
+    # (jobs.world_v2_report takes its verdict from this file).
+    rows.to_csv(args.out / "manipulation-check.csv", index=False, float_format="%.5g")
     (args.out / "manipulation-check.md").write_text(report + "\n")
     print(report)
     if args.cards:

@@ -181,7 +181,8 @@ def read_check_rows(path: Path) -> pd.DataFrame:
 def manipulation_verdict(results: Path) -> tuple[bool | None, str]:
     """The manipulation check's verdict, recomputed from ``manipulation-check.csv`` by its own rule.
 
-    Returns (passed, sentence); passed is None when the check has not been run. Only the point tau
+    Returns (passed, sentence); passed is None when the check has not been run or is incomplete (a file with
+    only its header: no model checked; only the control checked). Only the point tau
     decides the rule, so one bootstrap replicate is enough here (the intervals live in the check's report).
     A file that is not a whole check (see :func:`read_check_rows`) is a ValueError naming it.
     """
@@ -189,6 +190,12 @@ def manipulation_verdict(results: Path) -> tuple[bool | None, str]:
     if not path.is_file():
         return None, "The manipulation check has not been run (`python -m jobs.world_check`)."
     rows = read_check_rows(path)
+    if rows.empty:  # world_check writes only the header when it checked no model (e.g. no weights yet)
+        return None, ("The manipulation check has not checked any model yet (manipulation-check.csv has no rows; "
+                      "see manipulation-check.md).")
+    if not set(rows["model"]) & set(LONG_TAILED):
+        return None, ("The manipulation check is incomplete: it has checked only the control "
+                      f"{CONTROL}, none of the long-tailed models {', '.join(LONG_TAILED)}.")
     control = rows[rows["model"] == CONTROL]
     taus = pd.concat([coverage_taus(g, control=control if not control.empty else None, n_boot=1)
                       for m, g in rows.groupby("model") if m in LONG_TAILED], ignore_index=True)

@@ -146,3 +146,24 @@ def test_bad_numbers_and_quick_cards_are_refused_up_front(sandbox, tmp_path, cap
     assert world_check.main([a.format(tmp=tmp_path) for a in argv]) == 2
     assert match in capsys.readouterr().err
     assert not calls["rows"] and not calls["cards"]
+
+
+def test_a_run_that_checks_nothing_leaves_no_stale_rows_behind(sandbox, tmp_path, monkeypatch, capsys):
+    from jobs import world_v2_report
+
+    shipped, calls = sandbox
+    assert world_v2_report.manipulation_verdict(shipped)[0] is False  # the copy of the shipped check
+    header = (shipped / "manipulation-check.csv").read_text().splitlines()[0]
+    monkeypatch.setattr("core.models.ASSET_DIR", tmp_path / "no-weights")  # every model's weights missing
+    assert world_check.main([]) == 0 and not calls["rows"]
+    assert "NOT DECIDED YET" in (shipped / "manipulation-check.md").read_text()
+    assert (shipped / "manipulation-check.csv").read_text() == header + "\n"  # the header, no stale rows
+    passed, sentence = world_v2_report.manipulation_verdict(shipped)
+    assert passed is None and "has not checked any model" in sentence
+
+
+def test_the_csv_columns_are_those_the_shipped_check_has():
+    from pathlib import Path
+
+    real = Path(world_check.__file__).resolve().parent / "results" / "world-v2" / "manipulation-check.csv"
+    assert real.read_text().splitlines()[0] == ",".join(world_check.COLUMNS)

@@ -139,3 +139,8 @@ def test_the_report_refuses_a_damaged_check_in_one_line_before_the_bootstrap(tmp
     assert err.startswith("error: ") and "manipulation-check.csv" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "report.md").exists()
 
+
+def test_a_check_of_only_the_control_is_incomplete_not_a_crash(tmp_path):
+    pd.DataFrame(_check_rows(rep.CONTROL, True)).to_csv(tmp_path / "manipulation-check.csv", index=False)
+    passed, sentence = rep.manipulation_verdict(tmp_path)
+    assert passed is None and "only the control" in sentence
