@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -172,7 +173,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="folder for manipulation-check.md/.csv; default, and only for the full pre-registered "
                         "check: jobs/results/world-v2. Required for a quick look, which may not write there")
     p.add_argument("--max-items", type=int, default=None,
-                   help="cap images per split, at least 1 (quick looks only: needs --out, not with --cards)")
+                   help="cap images per split, at least 2 (quick looks only: needs --out, not with --cards)")
     p.add_argument("--cards", action="store_true", help="also write each checked model's card beside its weights")
     args = p.parse_args(argv)
     from jobs.pretrain import RECIPES
@@ -183,8 +184,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             raise ValueError(f"{key!r} is not a world-v2 model; known: {known}")
     if args.boot < 1:
         raise ValueError(f"--boot must be a positive number of bootstrap replicates, got {args.boot}")
-    if args.max_items is not None and args.max_items < 1:
-        raise ValueError(f"--max-items must be at least 1 image per split, got {args.max_items} "
+    if args.max_items is not None and args.max_items < 2:  # intra-image compares a split's images with each other
+        raise ValueError(f"--max-items must be at least 2 images per split, got {args.max_items} "
                          "(leave it out for the full check)")
     args.departures = tuple(departures(args))
     if args.departures:
@@ -199,6 +200,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "(--max-items); leave one of them out")
     args.out = SHIPPED if args.out is None else args.out
     return args
+
+
+def check_out_folder(folder: Path) -> None:
+    """Create ``folder`` if needed and write a probe file in it, or raise ValueError naming --out: before any
+    embedding, so a bad --out is not found only when the report is written."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out: {folder} is a file, not a folder (manipulation-check.md/.csv go in it)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".world-check-probe-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"--out: cannot write in {folder} ({exc.strerror or exc})") from None
 
 
 def departures(args: argparse.Namespace) -> list[str]:
@@ -217,6 +231,7 @@ def departures(args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
+    check_out_folder(args.out)
     from core.models import ASSET_DIR, spec_for
     from jobs.pretrain import RECIPES
 
@@ -233,7 +248,6 @@ def main(argv: list[str] | None = None) -> int:
                      ignore_index=True) if any(k in frames for k in LONG_TAILED) else pd.DataFrame()
     left_out = tuple(m for m in ALL_MODELS if m not in args.models)
     report = markdown(rows, taus, missing, args.boot, left_out=left_out, departures=args.departures)
-    args.out.mkdir(parents=True, exist_ok=True)
     # Always rewritten, header only when nothing was checked: a previous run's rows must not outlive its report
     # (jobs.world_v2_report takes its verdict from this file).
     rows.to_csv(args.out / "manipulation-check.csv", index=False, float_format="%.5g")

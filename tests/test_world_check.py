@@ -138,6 +138,7 @@ def test_the_full_check_writes_the_shipped_folder_by_default():
 
 
 @pytest.mark.parametrize("argv, match", [(["--max-items", "0"], "--max-items must be"),
+                                         (["--max-items", "1", "--out", "{tmp}/q"], "--max-items must be at least 2"),
                                          (["--max-items", "-5"], "--max-items must be"),
                                          (["--boot", "0"], "--boot must be"),
                                          (["--max-items", "5", "--out", "{tmp}/q", "--cards"], "--cards")])
@@ -167,3 +168,14 @@ def test_the_csv_columns_are_those_the_shipped_check_has():
 
     real = Path(world_check.__file__).resolve().parent / "results" / "world-v2" / "manipulation-check.csv"
     assert real.read_text().splitlines()[0] == ",".join(world_check.COLUMNS)
+
+
+@pytest.mark.parametrize("where, match", [("file", "is a file, not a folder"), ("under-a-file", "cannot write in")])
+def test_an_unusable_out_is_refused_before_any_embedding(sandbox, tmp_path, capsys, where, match):
+    _, calls = sandbox
+    (tmp_path / "a-file").write_text("not a folder\n")
+    out = tmp_path / "a-file" if where == "file" else tmp_path / "a-file" / "quick"
+    assert world_check.main(["--models", "worldclip-v2-a", "--max-items", "20", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out") and match in err and str(out) in err
+    assert not calls["rows"] and (tmp_path / "a-file").read_text() == "not a folder\n"
