@@ -11,6 +11,7 @@ from core.cards import model_card_path
 from core.data import world2
 from core.data.world2.subworlds import caption_rates
 from core.models import ASSET_DIR, spec_for
+from core.store import write_file_atomic
 
 LOSSES = {"clip": "multi-positive InfoNCE (identical captions in a batch are positives of each other)",
           "siglip": "SigLIP's pairwise sigmoid loss, identical captions positives of each other; learnt bias"}
@@ -65,5 +66,5 @@ the task's sub-world):
 
 def write_card(model_key: str, rows: pd.DataFrame) -> Path:
     path = card_path(model_key)
-    path.write_text(card_text(model_key, rows))
+    write_file_atomic(path, card_text(model_key, rows))  # whole or not at all: a full disk keeps the old card
     return path

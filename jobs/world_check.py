@@ -250,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     report = markdown(rows, taus, missing, args.boot, left_out=left_out, departures=args.departures)
     # Always rewritten, header only when nothing was checked: a previous run's rows must not outlive its report
     # (jobs.world_v2_report takes its verdict from this file).
-    rows.to_csv(args.out / "manipulation-check.csv", index=False, float_format="%.5g")
-    (args.out / "manipulation-check.md").write_text(report + "\n")
+    # Each file whole or not at all: a full disk keeps the previous one, never a cut one.
+    store.write_file_atomic(args.out / "manipulation-check.csv", rows.to_csv(index=False, float_format="%.5g"))
+    store.write_file_atomic(args.out / "manipulation-check.md", report + "\n")
     print(report)
     if args.cards:
         from jobs.world2_card import write_card

@@ -21,6 +21,7 @@ from core.data.registry import load_split
 from core.data.world import OOD_PANEL, TASKS
 from core.embed import embed_dataset
 from core.models import ASSET_DIR, DEFAULT_MODEL, load_model, spec_for
+from core.store import write_file_atomic
 from jobs.cli import user_facing
 
 log = logging.getLogger("jobs.world_report")
@@ -110,8 +111,8 @@ restart from the step-200 checkpoint). Re-run on 2 quiet cores (2026-12-01, `pyt
 {markdown(rows)}
 """
     path = ASSET_DIR / "MODEL_CARD.md"
-    path.write_text(card)
-    (ASSET_DIR / "worldclip-tiny_world-v1.tasks.json").write_text(json.dumps(rows, indent=1))
+    write_file_atomic(path, card)  # whole or not at all: a full disk keeps the old card, never a cut one
+    write_file_atomic(ASSET_DIR / "worldclip-tiny_world-v1.tasks.json", json.dumps(rows, indent=1))
     return path
 
 

@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     _, status = manipulation_verdict(args.results)  # a damaged check is refused before the bootstrap
     tab = method_table(runs, n_boot=args.boot)
     report = markdown(tab, criteria(tab), len(runs), args.boot, status=status, ceiling=ceilings(runs))
-    (args.results / "report.md").write_text(report + "\n")
+    store.write_file_atomic(args.results / "report.md", report + "\n")  # whole, or the old one kept
     print(report)
     return 0
 

@@ -79,3 +79,21 @@ def make_fixture_records(n_datasets: int = 6, methods: tuple[str, ...] = ("full"
 def write_fixture_store(directory: str | Path, **kwargs: Any) -> list[Path]:
     """Write :func:`make_fixture_records` (kwargs passed on) as JSON files in ``directory``."""
     return [store.write_record(r, directory) for r in make_fixture_records(**kwargs)]
+
+
+def disk_full_from(monkeypatch: Any, nth: int = 1) -> None:
+    """Make the ``nth`` and every later fsync of a regular file fail as a full disk does (ENOSPC), as a
+    write of a file's contents would; fsyncs of folders pass. For checking that writers keep the old file."""
+    import os
+    import stat
+
+    real, seen = os.fsync, []
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            seen.append(fd)
+            if len(seen) >= nth:
+                raise OSError(28, "No space left on device")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)

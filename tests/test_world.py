@@ -119,3 +119,17 @@ def test_world_report_card_of_worldclip_tiny_still_written(fake_report, tmp_path
     assert world_report.main(["--model", "worldclip-tiny", "--card"]) == 0 and calls == ["worldclip-tiny"]
     assert "# Model card: worldclip-tiny" in (tmp_path / "MODEL_CARD.md").read_text()
     assert (tmp_path / "worldclip-tiny_world-v1.tasks.json").is_file()
+
+
+@pytest.mark.parametrize("nth", [1, 2])
+def test_world_report_card_and_task_json_survive_a_full_disk(fake_report, tmp_path, monkeypatch, nth):
+    from tests.fixtures import disk_full_from
+
+    world_report, _ = fake_report
+    card, tasks = tmp_path / "MODEL_CARD.md", tmp_path / "worldclip-tiny_world-v1.tasks.json"
+    card.write_text("old card\n")
+    tasks.write_text("[]\n")
+    disk_full_from(monkeypatch, nth)  # 1: the card's write fails; 2: the card is written, the task JSON's fails
+    assert world_report.main(["--model", "worldclip-tiny", "--card"]) == 2
+    assert tasks.read_text() == "[]\n" and sorted(p.name for p in tmp_path.iterdir()) == sorted([card.name, tasks.name])
+    assert (card.read_text() == "old card\n") is (nth == 1)

@@ -179,3 +179,36 @@ def test_an_unusable_out_is_refused_before_any_embedding(sandbox, tmp_path, caps
     err = capsys.readouterr().err
     assert err.startswith("error: --out") and match in err and str(out) in err
     assert not calls["rows"] and (tmp_path / "a-file").read_text() == "not a folder\n"
+
+
+def test_a_full_disk_keeps_the_previous_check_whole(sandbox, tmp_path, capsys, monkeypatch):
+    from tests.fixtures import disk_full_from
+
+    out = tmp_path / "quick"
+    out.mkdir()
+    for name in ("manipulation-check.md", "manipulation-check.csv"):
+        (out / name).write_text(f"previous {name}\n")
+    disk_full_from(monkeypatch, 2)  # the CSV is written, the report is not
+    assert world_check.main(["--models", "worldclip-v2-a", "--max-items", "20", "--boot", "10",
+                             "--out", str(out)]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert (out / "manipulation-check.md").read_text() == "previous manipulation-check.md\n"
+    assert (out / "manipulation-check.csv").read_text().startswith("model,")  # this run's rows
+    disk_full_from(monkeypatch, 1)
+    assert world_check.main(["--models", "worldclip-v2-a", "--max-items", "20", "--boot", "10",
+                             "--out", str(out)]) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["manipulation-check.csv", "manipulation-check.md"]
+    assert (out / "manipulation-check.md").read_text() == "previous manipulation-check.md\n"
+
+
+def test_a_full_disk_keeps_a_world_v2_models_old_card(tmp_path, monkeypatch):
+    from jobs import world2_card
+    from tests.fixtures import disk_full_from
+
+    card = tmp_path / "worldclip-v2-d.md"
+    card.write_text("old card\n")
+    monkeypatch.setattr(world2_card, "card_path", lambda key: card)
+    disk_full_from(monkeypatch)
+    with pytest.raises(OSError, match="No space left"):
+        world2_card.write_card("worldclip-v2-d", _rows("worldclip-v2-d", 1.0, 0).assign(classes=2, inter_modal=0.3))
+    assert card.read_text() == "old card\n" and [p.name for p in tmp_path.iterdir()] == [card.name]

@@ -144,3 +144,16 @@ def test_a_check_of_only_the_control_is_incomplete_not_a_crash(tmp_path):
     pd.DataFrame(_check_rows(rep.CONTROL, True)).to_csv(tmp_path / "manipulation-check.csv", index=False)
     passed, sentence = rep.manipulation_verdict(tmp_path)
     assert passed is None and "only the control" in sentence
+
+
+def test_a_full_disk_keeps_the_old_report(tmp_path, monkeypatch, capsys):
+    from tests.fixtures import disk_full_from
+
+    runs = _runs([rep.MODEL_A], 1.0, -1.0).assign(status="ok", ft_acc=90.0)
+    monkeypatch.setattr("core.store.load_runs", lambda folders: runs)
+    (tmp_path / "report.md").write_text("old report\n")
+    disk_full_from(monkeypatch)
+    assert rep.main(["--results", str(tmp_path), "--boot", "10"]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+    assert (tmp_path / "report.md").read_text() == "old report\n"
