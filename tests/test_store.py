@@ -393,7 +393,7 @@ def test_write_file_atomic_keeps_the_old_file_when_a_write_fails(tmp_path, monke
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match=r"No space left on device: '.*report\.md'"):  # names the file
         store.write_file_atomic(report, "new report, cut half-way")
     assert report.read_text() == "old report\n" and [p.name for p in tmp_path.iterdir()] == ["report.md"]
     monkeypatch.undo()

@@ -126,7 +126,10 @@ def write_file_atomic(path: str | Path, data: bytes | str) -> Path:
     """Write ``data`` (str as UTF-8) to ``path`` whole or not at all: a full disk or a kill mid-write
     leaves the old file, never a cut one. For reports, cards and logs as much as for records."""
     raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    return _atomic_write(Path(path), lambda fh: fh.write(raw))
+    try:
+        return _atomic_write(Path(path), lambda fh: fh.write(raw))
+    except OSError as exc:  # name the file meant, not the temporary (or nothing, as fsync's ENOSPC does)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 def write_record(record: Mapping[str, Any], results_dir: str | Path) -> Path:
