@@ -153,7 +153,11 @@ async def drive(url: str, args: argparse.Namespace, sample: Path) -> tuple[list,
     errors: list[str] = []
     timeout_ms = max(1, math.ceil(args.view_timeout * 1000))  # Playwright reads 0 ms as "no timeout"
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        except PlaywrightError as exc:  # a broken or foreign Chromium: one message, not Playwright's traceback
+            why = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise OSError(f"Chromium ({CHROMIUM}) did not start: {why}") from exc
         warm = await browser.new_page()  # one view first, so the figures are those of a running server
         try:
             await warm.goto(url + "/runs", timeout=timeout_ms)
@@ -239,8 +243,13 @@ def main(argv: list[str] | None = None) -> int:
         sample_zip(sample, args.images)
         port = free_port()
         # the store index goes with the temporary store, not into the repository's .cache
-        app = start_app(port, {store.ENV_VAR: str(work / "results"), store.INDEX_ENV_VAR: str(work / "store-index")},
-                        work / "app.log")
+        try:
+            app = start_app(port, {store.ENV_VAR: str(work / "results"),
+                                   store.INDEX_ENV_VAR: str(work / "store-index")}, work / "app.log")
+        except RuntimeError as exc:  # its log lives in this temporary folder: say what it says before it goes
+            tail = (work / "app.log").read_text(errors="replace").strip().splitlines()[-3:] \
+                if (work / "app.log").is_file() else []
+            raise OSError(f"{str(exc).split('; see ')[0]}: {' | '.join(tail)[-600:] or 'it wrote nothing'}") from exc
         watch, writer = ServerWatch(app.pid), Writer(work / "results")
         watch.start()
         idle_mb = 0.0

@@ -204,3 +204,27 @@ def test_the_report_is_written_atomically(fake_load, tmp_path):
     assert fake_load.written == [report]
     figures = json.loads(report.read_text())
     assert figures["completed"] == 2 and not figures["errors"] and not figures["timed_out"]
+
+
+def test_an_app_that_does_not_start_is_one_message_quoting_its_log(fake_load, monkeypatch, capsys):
+    def start_app(port, env, log_path):
+        log_path.write_text("Traceback (most recent call last):\nModuleNotFoundError: No module named 'altair'\n")
+        raise RuntimeError(f"the app exited with 1; see {log_path}")  # a log in a folder about to be deleted
+
+    monkeypatch.setattr(load_test, "start_app", start_app)
+    assert load_test.main(FAST) == 2
+    err = capsys.readouterr().err
+    assert "error: the app exited with 1: " in err and "No module named 'altair'" in err and "see /" not in err
+
+
+def test_a_chromium_that_does_not_start_is_one_message(fake_load, monkeypatch, capsys):
+    import playwright.async_api
+    from playwright.async_api import Error as PlaywrightError
+
+    async def broken(**kwargs):
+        raise PlaywrightError("BrowserType.launch: Failed to launch chromium\n=== logs ===\nmissing libnss3")
+
+    monkeypatch.setattr(playwright.async_api.async_playwright.chromium, "launch", broken)
+    assert load_test.main(FAST) == 2
+    err = capsys.readouterr().err
+    assert "did not start: BrowserType.launch: Failed to launch chromium" in err and "Traceback" not in err
