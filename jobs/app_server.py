@@ -55,3 +55,9 @@ def stop_app(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+if __name__ == "__main__":
+    from jobs.cli import not_a_command
+
+    not_a_command("jobs.app_server", "python -m jobs.load_test or python -m jobs.bench_app (they start the app through it)")

@@ -39,6 +39,13 @@ def user_facing(main: Callable[[list[str] | None], int]) -> Callable[[list[str] 
     return wrapper
 
 
+def not_a_command(module: str, instead: str) -> None:
+    """For a library module of jobs/ run as ``python -m``: say what to run instead, exit 2 (it did
+    nothing and exited 0, even for --help)."""
+    print(f"error: {module} is a library module of the jobs, not a command; run {instead}", file=sys.stderr)
+    raise SystemExit(EXIT_USER_ERROR)
+
+
 def script_csv(argv: list[str], default: str, doc: str) -> str:
     """The CSV a summary script reads (``argv[1]`` or ``default``); ``-h``/``--help`` prints ``doc`` and
     exits 0, a missing or unreadable file is one ``error:`` line and exit 2 (was: a traceback)."""
@@ -61,3 +68,9 @@ def check_results_folder(path: Path, option: str = "--results") -> Path:
     if not path.is_dir():
         raise ValueError(f"{what} is a file, not a results folder")
     return path
+
+
+if __name__ == "__main__":
+    from jobs.cli import not_a_command
+
+    not_a_command("jobs.cli", "one of the jobs, e.g. python -m jobs.grid --help")

@@ -114,3 +114,9 @@ def _build_each_method_once(grid: Grid) -> None:
                 raise GridConfigError(f"method {method!r} on {model}: peft changed a requested setting "
                                       f"({changed[0][:300]}); put the value peft uses in the grid's config")
         del loaded
+
+
+if __name__ == "__main__":
+    from jobs.cli import not_a_command
+
+    not_a_command("jobs.grid_preflight", "python -m jobs.grid GRID.toml --dry-run (it runs this check)")

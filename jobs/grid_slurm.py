@@ -191,3 +191,9 @@ def _quiet_sacct() -> None:
     target = logging.getLogger("submitit")
     if not any(isinstance(f, _SacctFilter) for f in target.filters):
         target.addFilter(_SacctFilter())
+
+
+if __name__ == "__main__":
+    from jobs.cli import not_a_command
+
+    not_a_command("jobs.grid_slurm", "python -m jobs.grid GRID.toml --executor slurm")

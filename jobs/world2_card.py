@@ -68,3 +68,9 @@ def write_card(model_key: str, rows: pd.DataFrame) -> Path:
     path = card_path(model_key)
     write_file_atomic(path, card_text(model_key, rows))  # whole or not at all: a full disk keeps the old card
     return path
+
+
+if __name__ == "__main__":
+    from jobs.cli import not_a_command
+
+    not_a_command("jobs.world2_card", "python -m jobs.world_check --cards")

@@ -176,3 +176,14 @@ def test_summary_scripts_answer_help_and_a_missing_file_without_a_traceback(tmp_
     missing = run(str(tmp_path / "nope.csv"))
     assert missing.returncode == 2 and f"error: {tmp_path / 'nope.csv'} is not a file" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_library_modules_of_the_jobs_say_what_to_run_instead():
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for module, instead in (("app_server", "jobs.load_test"), ("cli", "jobs.grid --help"),
+                            ("grid_preflight", "--dry-run"), ("grid_slurm", "--executor slurm"),
+                            ("world2_card", "jobs.world_check --cards")):
+        done = subprocess.run([sys.executable, "-m", f"jobs.{module}", "--help"], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "is a library module of the jobs, not a command" in done.stderr, module
+        assert instead in done.stderr and "Traceback" not in done.stderr, module
