@@ -38,6 +38,7 @@ def embed_images(loaded: LoadedModel, images: np.ndarray | Sequence, *, batch_si
     if n == 0:
         raise ValueError("images is empty: nothing to embed")
     model = loaded.model
+    device = _device_of(model)
     was_training = model.training
     model.eval()
     chunks = []
@@ -45,8 +46,8 @@ def embed_images(loaded: LoadedModel, images: np.ndarray | Sequence, *, batch_si
         with torch.inference_mode():
             for start in range(0, n, batch_size):
                 index = np.arange(start, min(start + batch_size, n))
-                x = images_to_tensor(images, index, loaded)
-                chunks.append(model.encode_image(x, normalize=True).float().numpy())
+                x = images_to_tensor(images, index, loaded).to(device)
+                chunks.append(model.encode_image(x, normalize=True).float().cpu().numpy())
                 if progress is not None:
                     progress(int(index[-1]) + 1, n)
     finally:
@@ -66,16 +67,22 @@ def embed_prompts(loaded: LoadedModel, class_names: Sequence[str], templates: st
     if len(class_names) == 0:
         raise ValueError("class_names is empty")
     model = loaded.model
+    device = _device_of(model)
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            per_template = [model.encode_text(loaded.tokenizer([t.format(c=c) for c in class_names]),
-                                              normalize=True).float() for t in templates]
+            per_template = [model.encode_text(loaded.tokenizer([t.format(c=c) for c in class_names]).to(device),
+                                              normalize=True).float().cpu() for t in templates]
     finally:
         model.train(was_training)
     mean = torch.stack(per_template).mean(0)
     return torch.nn.functional.normalize(mean, dim=-1).numpy()
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    """Where the model's weights are (a grid cell on a GPU moves the model there): inputs go there too."""
+    return next(iter(model.parameters()), torch.empty(0)).device
 
 
 def data_fingerprint(data: LabeledImages) -> str:

@@ -171,3 +171,30 @@ def test_unknown_model_message_names_what_the_user_typed():
             check_model(typed, pretrained)
         assert str(err.value).startswith(f"Unknown model {shown}: neither a registered name")
         assert ":random" not in str(err.value)  # a suffix nobody typed
+
+
+def test_inputs_go_to_the_device_of_the_weights_and_outputs_come_back_to_the_cpu(tiny, sample):
+    """A grid cell on a GPU moves the model there; the batches and tokens stayed on the CPU."""
+    import dataclasses
+
+    import torch
+
+    seen = []
+
+    class Elsewhere(torch.nn.Module):  # weights on "meta", standing in for a GPU
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1, device="meta"))
+
+        def encode_image(self, x, normalize=True):
+            seen.append(("image", x.device.type))
+            return torch.ones(len(x), 4, device="cpu")  # a real GPU returns its own device; .cpu() is needed
+
+        def encode_text(self, tokens, normalize=True):
+            seen.append(("text", tokens.device.type))
+            return torch.ones(len(tokens), 4, device="cpu")
+
+    fake = dataclasses.replace(tiny, model=Elsewhere())
+    assert embed_images(fake, sample.images[:3]).shape == (3, 4)
+    assert embed_prompts(fake, ["a", "b"], "a photo of a {c}").shape == (2, 4)
+    assert seen == [("image", "meta"), ("text", "meta")]  # was: cpu, so every GPU cell failed
