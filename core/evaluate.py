@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 ImageEmbeddings = Callable[[LabeledImages], np.ndarray]
 
 
+class NonFiniteLogits(RuntimeError):
+    """The module gave NaN or infinite logits (a blown-up training): no accuracy can be measured.
+    Its argmax would silently pick class 0 and report that class's share as the accuracy."""
+
+
 def accuracy(module, data: LabeledImages, *, batch_size: int = 256,
              image_embeddings: np.ndarray | None = None) -> float:
     """Top-1 accuracy (%) of ``module`` on ``data``, using ``data``'s classes and template.
@@ -31,7 +36,7 @@ def accuracy(module, data: LabeledImages, *, batch_size: int = 256,
     tower before any training; used in place of the images, only where
     ``module.image_tower_is_frozen()`` (ValueError otherwise, or for a wrong shape).
     Runs in eval mode under ``torch.inference_mode``; the module's class prompts and train/eval mode
-    are restored afterwards.
+    are restored afterwards. Raises NonFiniteLogits when any logit is NaN or infinite.
     """
     if len(data) == 0:
         raise ValueError(f"cannot measure accuracy on an empty dataset ({data.name})")
@@ -59,6 +64,9 @@ def accuracy(module, data: LabeledImages, *, batch_size: int = 256,
                 else:
                     x = torch.as_tensor(image_embeddings[start:stop], dtype=torch.float32, device=device)
                     logits = module.logits_from_tower_output(x)
+                if not bool(torch.isfinite(logits).all()):
+                    raise NonFiniteLogits(f"the model gives NaN or infinite logits on {data.name} "
+                                          f"(method {getattr(module, 'method', '?')}): its weights blew up")
                 correct += (logits.argmax(dim=1) == labels[start:stop]).sum()
     finally:
         module.train(was_training)

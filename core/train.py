@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from core.config_types import check_types
 from core.data.base import LabeledImages
-from core.evaluate import ImageEmbeddings, accuracy
+from core.evaluate import ImageEmbeddings, NonFiniteLogits, accuracy
 from core.imaging import images_to_tensor
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,10 @@ def train(module, data: LabeledImages, recipe: TrainRecipe, *,
 
     def validate() -> None:
         nonlocal best_acc, best_step, best_state
-        acc = accuracy(module, val, batch_size=recipe.eval_batch_size, image_embeddings=val_embeddings)
+        try:
+            acc = accuracy(module, val, batch_size=recipe.eval_batch_size, image_embeddings=val_embeddings)
+        except NonFiniteLogits as exc:  # the loss was finite, the update after it was not
+            raise TrainingDiverged(f"{exc} after step {step} (lr {recipe.lr}); lower the learning rate") from exc
         history.append((step, acc))
         if acc > best_acc:
             best_acc, best_step = acc, step
@@ -197,6 +200,10 @@ def train(module, data: LabeledImages, recipe: TrainRecipe, *,
         train_time += time.perf_counter() - t0
         if val is not None and recipe.eval_every is None:
             validate()
+    blown = [n for n, p in named.items() if not bool(torch.isfinite(p).all())]
+    if blown:  # the loss is checked before each update, so the last update is checked here
+        raise TrainingDiverged(f"parameter {blown[0]} became NaN or infinite at step {step} "
+                               f"(method {module.method}, lr {recipe.lr}); lower the learning rate")
     if val is not None and (not history or history[-1][0] != step):
         validate()  # the final state always takes part in the choice
     if not recipe.best_checkpoint and history:  # the final state is the one returned: report its score

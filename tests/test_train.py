@@ -154,3 +154,21 @@ def test_bench_methods_smoke(loaded, capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("worldclip-tiny-random")]
     assert [line.split()[1] for line in lines] == ["bitfit", "linear_probe", "peft_lora"]
     assert [line.split()[2] for line in lines] == ["9,856", "1,032", "14,336"]  # 8 bench classes: 128 * 8 + 8
+
+
+def test_a_blow_up_on_the_last_update_is_divergence_not_an_ok_run(loaded, data):
+    """The loss is checked before each update; the last update made the weights NaN/inf unseen, and the
+    argmax of NaN logits (class 0) was recorded as the accuracy."""
+    module = build_method("full_ft", loaded, data.class_names, data.template)
+    with pytest.raises(TrainingDiverged, match="lower the learning rate"):
+        train(module, data, recipe(optimizer="sgd", lr=1e12, max_steps=1))
+
+
+def test_accuracy_refuses_non_finite_logits(loaded, data):
+    from core.evaluate import NonFiniteLogits
+
+    probe = build_method("linear_probe", loaded, data.class_names, data.template)
+    with torch.no_grad():
+        probe.head.bias.fill_(float("nan"))
+    with pytest.raises(NonFiniteLogits, match="NaN or infinite logits on toy0"):
+        accuracy(probe, data)
