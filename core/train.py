@@ -78,7 +78,9 @@ class TrainRecipe:
 @dataclass
 class TrainResult:
     """What training did. ``best_val_acc``/``best_step``: the validation score and step of the state
-    returned -- the best one with ``best_checkpoint``, else the final one (``val_history`` has them all)."""
+    returned -- the best one with ``best_checkpoint``, else the final one (``val_history`` has them all);
+    for a method whose finalize() changes the weights (WiSE-FT), the score is measured after it, and
+    ``best_step`` names the trained state that was finalized."""
 
     steps: int
     epochs: float
@@ -214,6 +216,9 @@ def train(module, data: LabeledImages, recipe: TrainRecipe, *,
                 p.copy_(best_state[name])
         log.info("restored the best validation state (step %d, %.2f%%)", best_step, best_acc)
     module.finalize()
+    if val is not None and module.finalize_changes_weights:  # score the state returned, not the one mixed in
+        best_acc = accuracy(module, val, batch_size=recipe.eval_batch_size, image_embeddings=val_embeddings)
+        log.info("validation after finalize(): %.2f%%", best_acc)
     module.eval()
     wall = time.perf_counter() - start
     result = TrainResult(step, step / steps_per_epoch, wall, train_time,

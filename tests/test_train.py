@@ -172,3 +172,18 @@ def test_accuracy_refuses_non_finite_logits(loaded, data):
         probe.head.bias.fill_(float("nan"))
     with pytest.raises(NonFiniteLogits, match="NaN or infinite logits on toy0"):
         accuracy(probe, data)
+
+
+def test_wise_ft_reports_the_validation_score_of_the_interpolated_state(loaded, data):
+    """best_val_acc was the fine-tuned state's, before finalize() mixed in the zero-shot weights."""
+    from core.train import split_indices
+
+    for alpha in (0.0, 0.5):
+        module = build_method("wise_ft", loaded, data.class_names, data.template, {"alpha": alpha})
+        rec = recipe(lr=1e-2, eval_every=2)
+        result = train(module, data, rec)
+        _, val_idx = split_indices(len(data), rec)
+        assert result.best_val_acc == pytest.approx(accuracy(module, data.subset(val_idx)))
+        if alpha == 0.0:  # all zero-shot weights: the zero-shot model's score
+            zero_shot = build_method("zero_shot", loaded, data.class_names, data.template)
+            assert result.best_val_acc == pytest.approx(accuracy(zero_shot, data.subset(val_idx)))

@@ -227,6 +227,10 @@ class ClassifierModel(nn.Module):
         """A term added to the cross-entropy by the training loop (None: nothing to add)."""
         return None
 
+    #: True where finalize() changes the weights (WiSE-FT's interpolation): the loop then validates again,
+    #: so the reported validation score is the returned state's
+    finalize_changes_weights = False
+
     def finalize(self) -> None:
         """Called once by the training loop after training (and best-checkpoint restore)."""
         self.finalized = True

@@ -24,6 +24,8 @@ class WiseFTConfig(MethodConfig):
 
 
 class WiseFTModel(ClassifierModel):
+    finalize_changes_weights = True
+
     def __init__(self, loaded, class_names, template, config: WiseFTConfig) -> None:
         super().__init__(loaded, class_names, template, method="wise_ft", config=config)
         unfreeze_towers(self.clip, config.include_logit_scale)
