@@ -205,6 +205,7 @@ def test_grid_runs_resumes_and_records_failures(tmp_path, monkeypatch):
     assert ok["id_gain"] == pytest.approx(ok["ft_acc"] - ok["zs_acc"])
     for key in ("git_revision", "versions", "device", "wall_time_s", "peak_rss_mb", "total_params", "command"):
         assert key in ok["provenance"]
+    assert ok["provenance"]["peak_rss_scope"] == ("cell" if Path("/proc/self/clear_refs").exists() else "process")
     assert by_method["zero_shot"]["ft_acc"] == by_method["zero_shot"]["zs_acc"]
     # the frozen zero-shot model is evaluated from the embeddings its zero-shot scores cached; BitFit on images
     assert by_method["zero_shot"]["provenance"]["evaluation_input"] == "cached image embeddings"
@@ -451,3 +452,21 @@ def test_a_cell_clears_the_temporary_file_a_killed_write_left(tmp_path):
     not_ours.write_text("{}")
     assert grid_job.main([str(config), "--results", str(results)]) == 0
     assert list(records(results)) == [run_id] and not killed_write.exists() and not_ours.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc")
+def test_a_cells_peak_memory_is_its_own_not_an_earlier_cells():
+    """ru_maxrss never goes down: every cell of a process reported the largest peak of any earlier one."""
+    import numpy as np
+
+    from core.experiment import peak_rss_mb, start_peak_window
+
+    big = np.ones(400 * 2**20 // 8)  # 400 MB, touched: an earlier cell's peak
+    del big
+    process_peak = peak_rss_mb("process")
+    assert start_peak_window() == "cell"
+    small = peak_rss_mb("cell")
+    assert small < process_peak - 300  # the window starts at the current size, not the old peak
+    more = np.ones(100 * 2**20 // 8)
+    assert peak_rss_mb("cell") >= small + 90
+    del more
