@@ -15,7 +15,8 @@ NUM = st.column_config.NumberColumn
 SPECS = {s.key: s for s in list_models()}
 
 st.title("Forecast fine-tuning on your dataset")
-st.write("Upload a labelled sample of your task: a zip of class folders (`cat/001.png`), a zip of images plus "
+st.write("Upload a labelled sample of your task: a zip of class folders (`cat/001.png`, or "
+         "`train/cat/001.png`: then `train/` is used), a zip of images plus "
          "`labels.csv` (`file,label`), or an `.npz` of embeddings (`image_embeddings`, `text_embeddings`, "
          "`labels`, `class_names`). One forward pass gives its IIMM; the stored runs of the same model turn it "
          "into a forecast of every method's gain and forgetting.")

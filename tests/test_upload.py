@@ -336,3 +336,25 @@ def test_manifest_labels_in_two_unicode_spellings_are_one_class(tmp_path):
     ).encode()
     sample = load_image_folder_zip(_zip(tmp_path / "m.zip", members))
     assert sample.data.class_names == ["café", "tea"] and class_counts(sample) == {"café": 3, "tea": 3}
+
+
+@pytest.mark.parametrize("prefix, splits, used", [
+    ("data/", ("train", "test"), ("train",)), ("", ("Train", "val"), ("Train",)), ("", ("test", "val"), ("test", "val")),
+])
+def test_a_train_test_layout_is_read_from_its_train_split(tmp_path, prefix, splits, used):
+    """data/train/cat/1.png + data/test/cat/2.png was refused: 'not directly inside a class folder'."""
+    grey = _png(np.full((8, 8), 128, dtype=np.uint8))
+    members = {f"{prefix}{s}/{c}/{i}.png": grey for s in splits for c in ("cat", "dog") for i in range(3)}
+    sample = load_image_folder_zip(_zip(tmp_path / "s.zip", members))
+    assert class_counts(sample) == {"cat": 3 * len(used), "dog": 3 * len(used)}
+    assert sample.data.meta["layout"] == "split folders"
+    assert sample.warnings[0].startswith(f"split folders {', '.join(s + '/' for s in sorted(splits))}: the sample is "
+                                         f"{' + '.join(s + '/' for s in used)}")
+    assert len(sample.skipped) == 6 * (len(splits) - len(used))
+
+
+def test_a_class_named_like_a_split_is_still_a_class(tmp_path):
+    grey = _png(np.full((8, 8), 128, dtype=np.uint8))
+    members = {f"{c}/{i}.png": grey for c in ("train", "test") for i in range(3)}  # classes, not splits
+    sample = load_image_folder_zip(_zip(tmp_path / "s.zip", members))
+    assert class_counts(sample) == {"test": 3, "train": 3} and sample.data.meta["layout"] == "folders"

@@ -59,6 +59,19 @@ def _common_root(names: list[str]) -> str:
     return firsts.pop() + "/" if deeper or manifest_here else ""
 
 
+SPLIT_FOLDERS = ("train", "training", "val", "valid", "validation", "test", "testing")
+
+
+def _split_layout(names: list[str], root: str) -> list[str]:
+    """The split folders of a ``train/cat/1.png``, ``test/cat/2.png`` layout under ``root`` (every image
+    exactly at split/class/image, every split folder named as in SPLIT_FOLDERS), or [] for any other."""
+    images = [n[len(root):] for n in names if n.startswith(root) and Path(n).suffix.lower() in IMAGE_EXTS]
+    if not images or any(n.count("/") != 2 for n in images):
+        return []
+    splits = sorted({n.split("/", 1)[0] for n in images})
+    return splits if all(s.lower() in SPLIT_FOLDERS for s in splits) else []
+
+
 def _folder_items(names: list[str], root: str, limits: UploadLimits,
                   skipped: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """(member, label) for members laid out as ``class/image``."""
@@ -188,6 +201,7 @@ def _parse(zf: zipfile.ZipFile, archive_size: int, limits: UploadLimits, templat
     manifest = next((n for n in csvs if n[len(root):].lower() == "labels.csv"), csvs[0] if len(csvs) == 1 else None)
     if len(csvs) > 1 and manifest is None:
         raise UploadError("the archive has several CSV files at its top; name the manifest labels.csv")
+    split_note = ""
     if manifest:
         try:
             raw = _read_member(zf, members[manifest], budget, limits, cap=limits.max_manifest_bytes)
@@ -198,6 +212,19 @@ def _parse(zf: zipfile.ZipFile, archive_size: int, limits: UploadLimits, templat
             raise UploadError(f"the manifest {manifest} is not UTF-8 text") from None
         items = _manifest_items(text, manifest, members, root, limits, skipped)
         empty_folders: set[str] = set()
+    elif splits := _split_layout(list(members), root):
+        # the reference runs' zero-shot measures come from their train split: take train/ where there is one
+        use = [s for s in splits if s.lower() in ("train", "training")][:1] or splits
+        items, empty_folders = [], set()
+        for split in use:
+            base = f"{root}{split}/"
+            items += _folder_items([n for n in members if n.startswith(base)], base, limits, skipped)
+            empty_folders |= {f[len(base):].split("/")[0].strip() for f in folders if f.startswith(base)} - {""}
+        unused = sorted(n for n in members if n.startswith(root) and n[len(root):].split("/")[0] not in use)
+        skipped += [(_printable(n), f"in {n[len(root):].split('/')[0]}/, not the split used") for n in unused]
+        split_note = (f"split folders {', '.join(s + '/' for s in splits)}: the sample is "
+                      f"{' + '.join(s + '/' for s in use)}" + (" (reference runs measure zero-shot scores on "
+                                                               "their train split)" if len(use) < len(splits) else ""))
     else:
         items = _folder_items(list(members), root, limits, skipped)
         empty_folders = {f[len(root):].split("/")[0].strip() for f in folders if f.startswith(root)}
@@ -211,7 +238,11 @@ def _parse(zf: zipfile.ZipFile, archive_size: int, limits: UploadLimits, templat
             labels.append(label)
         except _Skip as e:
             skipped.append((_printable(member), str(e)))
-    return _assemble(images, labels, seen, skipped, limits, template, name, "csv" if manifest else "folders")
+    sample = _assemble(images, labels, seen, skipped, limits, template, name, "csv" if manifest else
+                       "split folders" if split_note else "folders")
+    if split_note:
+        sample.warnings.insert(0, split_note)
+    return sample
 
 
 def _why(skipped: list[tuple[str, str]]) -> str:
