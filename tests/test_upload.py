@@ -358,3 +358,15 @@ def test_a_class_named_like_a_split_is_still_a_class(tmp_path):
     members = {f"{c}/{i}.png": grey for c in ("train", "test") for i in range(3)}  # classes, not splits
     sample = load_image_folder_zip(_zip(tmp_path / "s.zip", members))
     assert class_counts(sample) == {"test": 3, "train": 3} and sample.data.meta["layout"] == "folders"
+
+
+def test_repeated_images_are_kept_and_counted_in_a_warning(tmp_path):
+    grey, white = _png(np.full((8, 8), 128, dtype=np.uint8)), _png(np.full((8, 8), 255, dtype=np.uint8))
+    members = {"cat/a.png": grey, "cat/b.png": grey, "cat/c.png": white, "dog/a.png": grey, "dog/b.png": _png(
+        np.full((8, 8), 7, dtype=np.uint8)), "dog/c.png": _png(np.full((8, 8), 9, dtype=np.uint8))}
+    sample = load_image_folder_zip(_zip(tmp_path / "d.zip", members))
+    assert class_counts(sample) == {"cat": 3, "dog": 3}
+    assert "2 image(s) repeat an earlier file byte for byte, 1 of them under another class" in sample.warnings
+    distinct = {f"{c}/{i}.png": _png(np.full((8, 8), 10 * i + (c == "dog"), dtype=np.uint8))
+                for c in ("cat", "dog") for i in range(3)}
+    assert not any("repeat" in w for w in load_image_folder_zip(_zip(tmp_path / "e.zip", distinct)).warnings)

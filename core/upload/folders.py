@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
 import os
@@ -231,17 +232,29 @@ def _parse(zf: zipfile.ZipFile, archive_size: int, limits: UploadLimits, templat
     seen = {label for _, label in items} | {f for f in empty_folders if not label_problem(f, limits)}
     _check_classes(items, seen, limits)
     images, labels, pixels = [], [], PixelBudget(limits.max_total_pixels)
+    first_label: dict[bytes, str] = {}  # digest of a file's bytes -> the label it was first seen with
+    repeats = across = 0
     for member, label in items:
         deadline.check("decoding the images")
         try:
-            images.append(_decode_member(zf, members[member], budget, limits, pixels))
-            labels.append(label)
+            image, digest = _decode_member(zf, members[member], budget, limits, pixels)
         except _Skip as e:
             skipped.append((_printable(member), str(e)))
+            continue
+        images.append(image)
+        labels.append(label)
+        if digest in first_label:
+            repeats += 1
+            across += first_label[digest] != label
+        else:
+            first_label[digest] = label
     sample = _assemble(images, labels, seen, skipped, limits, template, name, "csv" if manifest else
                        "split folders" if split_note else "folders")
     if split_note:
         sample.warnings.insert(0, split_note)
+    if repeats:  # kept (a user may mean it), but IIMM's image-image term counts such pairs as identical
+        sample.warnings.append(f"{repeats} image(s) repeat an earlier file byte for byte"
+                               + (f", {across} of them under another class" if across else ""))
     return sample
 
 
@@ -265,12 +278,14 @@ def _check_classes(items: list[tuple[str, str]], seen: set[str], limits: UploadL
 
 def _decode_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget,
                    limits: UploadLimits, pixels: PixelBudget):
+    """(the decoded image, a digest of the file's bytes)."""
     ext = os.path.splitext(info.filename)[1].lower()
     if ext in ARCHIVE_EXTS:
         raise _Skip("nested archive (not opened)")
     if ext not in IMAGE_EXTS:
         raise _Skip(f"not an image file (accepted: {' '.join(sorted(IMAGE_EXTS))})")
-    return _decode_image(_read_member(zf, info, budget, limits), limits, pixels)
+    raw = _read_member(zf, info, budget, limits)
+    return _decode_image(raw, limits, pixels), hashlib.blake2b(raw, digest_size=16).digest()
 
 
 def _assemble(images: list, labels: list[str], seen: set[str], skipped: list[tuple[str, str]],
