@@ -233,3 +233,20 @@ def test_predict_names_the_wrong_number_of_predictor_values():
     assert np.shape(fit.predict([[1.0, 2.0], [3.0, 4.0]])[0]) == (2,)
     one = forecast.fit_linear([1.0, 2.0, 4.0, 3.0], [2.0, 1.0, 5.0, 4.0])
     assert np.shape(one.predict([1.0, 2.0, 3.0])[0]) == (3,) and isinstance(one.predict(1.0)[0], float)
+
+
+def test_lodo_error_is_a_mean_over_points_not_over_groups():
+    """Groups of 1, 1 and 3 points: the docstring's per-point mean weighs the big group three times."""
+    x, y = [0.0, 1.0, 2.0, 2.5, 3.0], [0.0, 2.0, 1.0, 4.0, 2.0]
+    out = forecast.leave_one_group_out(x, y, ["a", "b", "c", "c", "c"])
+    per_point = np.abs(out["predictions"] - np.asarray(y))
+    assert out["mae"] == pytest.approx(per_point.mean())
+    assert out["mae"] != pytest.approx(np.mean(list(out["per_group"].values())))  # the two differ here
+
+
+def test_failed_runs_with_numbers_are_not_fitted():
+    """A failed record may still carry iimm and id_gain (a submission): dataset_means uses ok runs only."""
+    runs = pd.DataFrame({"dataset": ["a", "a", "b"], "status": ["ok", "failed", "ok"],
+                         "iimm": [0.2, 0.9, 0.3], "id_gain": [1.0, 99.0, 2.0]})
+    means = forecast.dataset_means(runs, ["iimm", "id_gain"]).set_index("dataset")
+    assert means.loc["a", "id_gain"] == 1.0 and means.loc["a", "n_runs"] == 1

@@ -261,3 +261,44 @@ def test_the_array_procedure_names_bad_inputs(case):
     _, call, message = case
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_the_one_se_margin_uses_the_sample_standard_deviation(monkeypatch):
+    """Paired differences [0, 0, 3]: mean 1, se 1 with ddof=1 (the default is kept: not beaten by more than
+    one se), but 0.82 with ddof=0 (the other set would win)."""
+    from core.forecast_select import procedure
+
+    x, y = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.5]]), np.array([0.0, 1.0, 3.0])
+    for default_errs, chosen in (([1.0, 1.0, 4.0], 0), ([2.0, 2.0, 4.0], 1)):  # diffs [0,0,3]; [1,1,3]: se 0.67
+        abs_err = np.array([default_errs, [1.0, 1.0, 1.0]])
+        monkeypatch.setattr(procedure, "_loo_abs_errors", lambda x, y, sets, a=abs_err: a)
+        got, errors = fs.select_set(x, y, np.arange(3), [(0,), (1,)], default=0, rule="one-se")
+        assert got == chosen and errors.tolist() == pytest.approx(abs_err.mean(axis=1).tolist())
+
+
+def test_interval_half_width_hand_checked():
+    from scipy import stats
+
+    from core.forecast_select.procedure import _half_width
+
+    # residuals ±1: RMS 1, n = 4, so t(0.975, 3) * 1 * sqrt(1 + 1/4)
+    assert _half_width(np.array([1.0, -1.0, 1.0, -1.0]), 0.95) == pytest.approx(
+        stats.t.ppf(0.975, 3) * np.sqrt(1.25))
+    assert _half_width(np.array([1.0, -1.0, 1.0, -1.0]), 0.80) == pytest.approx(stats.t.ppf(0.9, 3) * np.sqrt(1.25))
+
+
+def test_coverage_chooses_each_interval_without_its_held_out_dataset(monkeypatch):
+    from core.forecast_select import procedure
+
+    seen = []
+    real = procedure._select
+
+    def spy(x, y, rows, *args, **kwargs):
+        seen.append(len(rows))
+        return real(x, y, rows, *args, **kwargs)
+
+    monkeypatch.setattr(procedure, "_select", spy)
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((7, 2)), rng.standard_normal(7)
+    fs.lodo_coverage(x, y, [(0,), (1,)], 0, rule="one-se")
+    assert seen and max(seen) == 6  # 7 datasets: every choice is made on at most the other 6
