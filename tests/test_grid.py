@@ -470,3 +470,30 @@ def test_a_cells_peak_memory_is_its_own_not_an_earlier_cells():
     more = np.ones(100 * 2**20 // 8)
     assert peak_rss_mb("cell") >= small + 90
     del more
+
+
+def test_a_cell_takes_zero_shot_measures_on_train_and_accuracies_on_test(monkeypatch, tmp_path):
+    """SPEC: the predictors (IIMM, baselines) come from the training split; the accuracies before and after
+    from the test split. Only a slow test caught a cell measuring zs_acc on train."""
+    import core.embed
+    import core.experiment as experiment
+
+    embedded, accuracies = [], []
+    real_embed, real_accuracy = core.embed.embed_dataset, experiment.zero_shot_accuracy_on
+
+    def embed(loaded, data, **kw):
+        embedded.append((data.meta.get("split"), len(data)))
+        return real_embed(loaded, data, **kw)
+
+    def accuracy_on(loaded, name, split, cache_dir):
+        accuracies.append((name, split))
+        return real_accuracy(loaded, name, split, cache_dir)
+
+    monkeypatch.setattr(core.embed, "embed_dataset", embed)
+    monkeypatch.setattr(experiment, "zero_shot_accuracy_on", accuracy_on)
+    cell = {"model": "worldclip-tiny", "dataset": "shape-size", "method": "zero_shot", "seed": 0,
+            "ood": ["scene-kind"], "method_config": {}, "train": {}, "source": "test"}
+    record = experiment.run_cell(cell, cache_dir=tmp_path)
+    assert record["status"] == "ok", record["error"]
+    assert embedded[0] == ("train", 1500)  # the zero-shot block: IIMM and the baselines
+    assert accuracies == [("shape-size", "test"), ("scene-kind", "test")]

@@ -69,3 +69,32 @@ def test_options_and_mixed_group_labels():
     order = np.array([4, 5, 0, 1, 2, 3])
     assert nested_bootstrap_tau(x, x, groups, n_boot=50) == nested_bootstrap_tau(x[order], x[order],
                                                                                 groups[order], n_boot=50)
+
+
+def test_groups_are_resampled_so_a_replicate_can_draw_one_group_twice():
+    """x is constant within each of 2 groups: only a replicate drawing one group twice has no order."""
+    rng = np.random.default_rng(5)
+    groups = np.repeat([0, 1], 5)
+    got = nested_bootstrap_tau(groups.astype(float), rng.standard_normal(10), groups, n_boot=200, seed=1)
+    assert 50 < got.n_undefined < 150  # about half the replicates; none if groups were not resampled
+
+
+def test_interval_ends_are_the_two_sided_percentiles(monkeypatch):
+    import itertools
+    import types
+
+    import core.nested_bootstrap as nb
+
+    given = []
+    values = itertools.cycle(np.linspace(-1, 1, 37))
+
+    def fake_tau(a, b):  # known replicate values, so the interval's ends can be computed by hand
+        given.append(next(values))
+        return types.SimpleNamespace(statistic=given[-1])
+
+    monkeypatch.setattr(nb, "kendalltau", fake_tau)
+    x = np.arange(12.0)
+    got = nb.nested_bootstrap_tau(x, np.tile([1.0, 2.0, 3.0], 4), np.repeat(np.arange(4), 3), n_boot=400,
+                                  level=0.9, seed=0)
+    replicates = given[len(given) - (400 - got.n_undefined):] + [0.0] * got.n_undefined  # undefined: 0
+    assert (got.lo, got.hi) == pytest.approx(tuple(np.quantile(replicates, [0.05, 0.95])))

@@ -418,3 +418,12 @@ def test_rescore_rewrites_the_baselines_and_says_how(tmp_path, monkeypatch):
         info = rec["provenance"]["transferability"]
         assert info["convention"] == "study" and info["leep_logit_scale"] == pytest.approx(14.3)
         assert info["rescored_by"].endswith("--rescore")
+
+
+def test_bootstrap_resamples_each_datasets_seeds():
+    """Dataset 0's two seeds give y = -50 and +50 (mean 0, in order with the others): only replicates that
+    resample its seeds can draw +50 and break the perfect order; without that every replicate gives tau 1."""
+    groups = [(np.full(2, float(k)), np.array([-50.0, 50.0]) if k == 0 else np.full(2, float(k)))
+              for k in range(8)]
+    lo, hi = pe.bootstrap_tau(groups, n_boot=400, rng=np.random.default_rng(0))
+    assert lo < 1.0 and hi == 1.0

@@ -253,3 +253,16 @@ def test_mixed_recipes_name_the_methods_whose_runs_are_different_experiments():
                                                       "method_config": {"rank": 16}})
         for r in full if r["method"] == "lora"])
     assert ranking.mixed_recipes(settings)["method"].tolist() == ["lora"]  # a sweep's settings count too
+
+
+def test_net_is_gain_plus_out_of_domain_change_and_ranks_by_it():
+    from tests.fixtures import make_fixture_records
+
+    records = make_fixture_records(n_datasets=1, methods=("bitfit", "lora"))
+    for r, (gain, change) in zip(records, ((5.0, -2.0), (4.0, -0.5))):
+        r.update(ft_acc=r["zs_acc"] + gain, id_gain=gain, ood_change=change,
+                 norm_gain=gain / (100.0 - r["zs_acc"]),
+                 ood_after={k: v + change for k, v in r["ood_before"].items()})
+    rows = ranking.method_ranking(store.records_to_frame(records), rank_by="net").set_index("method")
+    assert rows.loc["bitfit", "net"] == pytest.approx(3.0) and rows.loc["lora", "net"] == pytest.approx(3.5)
+    assert rows.loc["lora", "rank"] == 1 and rows.loc["bitfit", "rank"] == 2  # by net, not by gain

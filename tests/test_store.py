@@ -108,6 +108,17 @@ def test_duplicate_run_keeps_first_root_and_names_the_conflict(tmp_path):
     assert "different content" in skipped[0].reason
 
 
+@pytest.mark.parametrize("order", [("old", "new"), ("new", "old")])
+def test_the_first_root_wins_whichever_it_is(tmp_path, order):
+    """The test above gives its third root the first one's content, so it could not tell the roots' order
+    from its reverse; here two roots differ only in content and time."""
+    store.write_record(_record(ft_acc=61.0, created_at="2025-01-02T00:00:00+00:00"), tmp_path / "new")
+    store.write_record(_record(ft_acc=99.0, created_at="2025-01-01T00:00:00+00:00"), tmp_path / "old")
+    df, skipped = store.load_runs_report([tmp_path / name for name in order])
+    assert df["ft_acc"].tolist() == [99.0 if order[0] == "old" else 61.0]
+    assert [s.where for s in skipped] == [str(tmp_path / order[1] / "r1.json")]
+
+
 def test_duplicate_within_one_root_keeps_newest(tmp_path):
     store.write_record(_record(ft_acc=61.0, created_at="2025-01-02T00:00:00+00:00"), tmp_path / "a")
     store.write_record(_record(ft_acc=99.0, created_at="2025-01-01T00:00:00+00:00"), tmp_path / "b")
@@ -406,3 +417,13 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_derived_outcomes_must_match_their_accuracies_by_hand():
+    """zs 60, ft 80: gain 20, normalised gain 20 / (100 - 60) = 0.5, OOD change the mean of (+1, -3) = -1."""
+    ok = dict(_record(zs_acc=60.0, ft_acc=80.0, id_gain=20.0, norm_gain=0.5, ood_before={"a": 50.0, "b": 40.0},
+                      ood_after={"a": 51.0, "b": 37.0}, ood_change=-1.0))
+    schema.validate_record(ok)
+    for field, wrong in (("id_gain", 80.0), ("norm_gain", 0.2), ("norm_gain", 0.25), ("ood_change", 1.0)):
+        with pytest.raises(schema.SchemaError, match=f"field '{field}'"):  # 0.2 = 20/100, 0.25 = 20/80
+            schema.validate_record({**ok, field: wrong})

@@ -187,3 +187,15 @@ def test_wise_ft_reports_the_validation_score_of_the_interpolated_state(loaded, 
         if alpha == 0.0:  # all zero-shot weights: the zero-shot model's score
             zero_shot = build_method("zero_shot", loaded, data.class_names, data.template)
             assert result.best_val_acc == pytest.approx(accuracy(zero_shot, data.subset(val_idx)))
+
+
+def test_a_tie_keeps_the_earlier_validation_state(loaded, data, monkeypatch):
+    scripted = iter([50.0, 50.0, 40.0])
+    monkeypatch.setattr(train_module, "accuracy", lambda *a, **k: next(scripted))
+    module = build_method("attention", loaded, data.class_names, data.template)
+    states = {}
+    progress = lambda e: states.__setitem__(e["step"], trainable_state(module)) if e["event"] == "eval" else None
+    result = train(module, data, recipe(eval_every=1, max_steps=3), progress=progress)
+    assert (result.best_step, result.best_val_acc) == (1, 50.0)  # fewer steps for the same score
+    final = trainable_state(module)
+    assert all(torch.equal(final[n], states[1][n]) for n in final)

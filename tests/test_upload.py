@@ -370,3 +370,11 @@ def test_repeated_images_are_kept_and_counted_in_a_warning(tmp_path):
     distinct = {f"{c}/{i}.png": _png(np.full((8, 8), 10 * i + (c == "dog"), dtype=np.uint8))
                 for c in ("cat", "dog") for i in range(3)}
     assert not any("repeat" in w for w in load_image_folder_zip(_zip(tmp_path / "e.zip", distinct)).warnings)
+
+
+def test_embedding_row_limit_is_inclusive():
+    arrays = _good_npz_arrays(np.random.default_rng(0))  # 4 rows
+    at_limit = dataclasses.replace(DEFAULT_LIMITS, max_embedding_rows=4)
+    assert load_embeddings_npz(io.BytesIO(_npz_bytes(**arrays)), limits=at_limit)["labels"].shape == (4,)
+    with pytest.raises(UploadError, match=r"too large: 4 rows \(limit 3\)"):
+        load_embeddings_npz(io.BytesIO(_npz_bytes(**arrays)), limits=dataclasses.replace(at_limit, max_embedding_rows=3))
