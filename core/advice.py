@@ -80,8 +80,10 @@ def _use_selected(rows: pd.DataFrame, selected: pd.DataFrame | None) -> None:
             if (method, outcome) not in chosen.index:
                 continue
             pick = chosen.loc[(method, outcome)]
+            # a choice of IIMM alone is the IIMM line (its R² counts in the verdict), named as the page names it
+            label = "IIMM" if str(pick["predictors"]).strip().lower() == "iimm" else str(pick["predictors"])
             rows.loc[i, [outcome, f"{outcome}_lo", f"{outcome}_hi", f"{short}_lodo", basis]] = [
-                pick["prediction"], pick["lo"], pick["hi"], pick["nested_lodo_mae"], str(pick["predictors"])]
+                pick["prediction"], pick["lo"], pick["hi"], pick["nested_lodo_mae"], label]
             if bool(pick.get("extrapolation", False)):  # a chosen predictor outside its reference range
                 rows.loc[i, "extrapolation"] = True
 

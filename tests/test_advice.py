@@ -127,3 +127,33 @@ def test_a_small_sample_is_warned_about():
     assert any("Your sample is small (2 images for 2 classes)" in w
                for w in advice.advise(rows, n_images=2, n_classes=2).warnings)
     assert not any("small" in w for w in advice.advise(rows, n_images=10, n_classes=2).warnings)
+
+
+def test_a_forecast_that_chose_iimm_alone_is_read_as_the_iimm_line():
+    """forecast_new labels a choice of IIMM alone 'iimm'; the verdict looked for 'IIMM', so it never counted
+    the R² of the lines it showed and called poor IIMM fits 'moderate'."""
+    res = result([20.0, 12.0, 5.0], [-6.0, -2.0, -3.0], r2=0.05, half=1.0)  # the IIMM lines explain nothing
+    res.selected = pd.DataFrame([{"method": m, "outcome": o, "status": "ok", "predictors": "iimm",
+                                  "prediction": g, "lo": g - 1, "hi": g + 1, "nested_lodo_mae": 1.0,
+                                  "extrapolation": False}
+                                 for m, gains in (("full_ft", (20.0, -6.0)), ("lora", (12.0, -2.0)),
+                                                  ("linear_probe", (5.0, -3.0)))
+                                 for o, g in zip(("id_gain", "ood_change"), gains)])
+    rows = advice.forecast_rows(res)
+    assert set(rows["gain_basis"]) == {"IIMM"}
+    out = advice.advise(rows)
+    assert out.confidence == "weak" and "explain 5% of the spread" in " ".join(out.reasons)
+
+
+def test_the_basis_label_matches_what_forecast_new_writes():
+    from core import forecast_select
+    from core.store import records_to_frame
+    from tests.fixtures import make_fixture_records
+
+    runs = records_to_frame(make_fixture_records(n_datasets=8, methods=("lora",), noise=0.0))
+    out = forecast_select.forecast_new(runs, {"iimm": 0.3}, model="worldclip-tiny", pretrained="world-v1",
+                                       coverage=False)
+    res = result([20.0], [-6.0])
+    res.forecasts["method"] = ["lora"]
+    res.selected = out
+    assert advice.forecast_rows(res)["gain_basis"].tolist() == ["IIMM"]  # the only candidate, as labelled
