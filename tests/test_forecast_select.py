@@ -211,7 +211,8 @@ def test_forecast_new_treats_numpy_scalars_as_numbers_and_checks_its_options(run
 
 
 def test_measured_coverage_is_attached_by_method_and_outcome(runs):
-    values = {"iimm": 0.3, "inter_modal": 0.2}
+    _, names = fs.reference_points(runs)
+    values = {name: 0.3 for name in names}  # every predictor the table's procedure had
     new = fs.forecast_new(runs, values, model="worldclip-tiny", pretrained="world-v1", coverage=False)
     assert new["coverage"].isna().all()
     table = fs.selection_table(runs, outcomes=("id_gain", "ood_change"))
@@ -229,6 +230,10 @@ def test_measured_coverage_is_attached_by_method_and_outcome(runs):
     not_made = new.assign(status=["too few runs (n=5, need 6)"] + ["ok"] * (len(new) - 1))
     got = fs.with_measured_coverage(not_made, table, model="worldclip-tiny", pretrained="world-v1")
     assert np.isnan(got["coverage"].iloc[0]) and got["coverage"].iloc[1:].notna().all()  # was: 40 datasets' figure
+    fewer = fs.forecast_new(runs, {"iimm": 0.3, "inter_modal": 0.2}, model="worldclip-tiny", pretrained="world-v1",
+                            coverage=False)  # fewer candidates: another procedure than the one measured
+    got = fs.with_measured_coverage(fewer, table, model="worldclip-tiny", pretrained="world-v1")
+    assert got["coverage"].isna().all() and got["iimm_coverage"].notna().all()  # IIMM's line is the same
 
 
 def _bad_input_cases():

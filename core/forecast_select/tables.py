@@ -167,7 +167,7 @@ def coverage_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 FORECAST_COLUMNS = ["method", "outcome", "status", "predictors", "prediction", "lo", "hi", "nested_lodo_mae",
                     "coverage", "iimm_prediction", "iimm_lo", "iimm_hi", "iimm_lodo_mae", "iimm_coverage",
-                    "n_datasets", "extrapolation", "level"]
+                    "n_datasets", "n_sets", "extrapolation", "level"]
 
 
 def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pretrained: str,
@@ -209,7 +209,8 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
             pred = float(_fit_predict(x, y, np.arange(len(y)), sets[proc.best], x0)[0])
             half = _half_width(proc.resid, level)
             cols = list(sets[proc.best])
-            row.update(status="ok", predictors=set_label(proc.sets_named[proc.best]), prediction=pred, lo=pred - half,
+            row.update(status="ok", n_sets=len(sets), predictors=set_label(proc.sets_named[proc.best]),
+                       prediction=pred, lo=pred - half,
                        hi=pred + half, nested_lodo_mae=float(np.mean(np.abs(proc.resid))),
                        extrapolation=bool(((x0[0, cols] < x[:, cols].min(0)) | (x0[0, cols] > x[:, cols].max(0))).any())
                        if cols else False)
@@ -230,7 +231,9 @@ def with_measured_coverage(forecasts: pd.DataFrame, selection: pd.DataFrame, *, 
     Measuring coverage takes seconds per method, so the page reads it from the job. ``rule``: the
     rule the forecasts were made under; rows measured under another rule are not used (their
     coverage is another procedure's), and a row whose forecast was not made (status not "ok") gets
-    none. A copy."""
+    none. The procedure's coverage is shown only where this forecast chose among as many candidate
+    sets on as many reference datasets as the measured one (a sample missing a baseline, or one whose
+    baselines were left out, runs another procedure); IIMM's line needs the same datasets only. A copy."""
     check_rule(rule)
     out = forecasts.copy()
     if out.empty or selection.empty:
@@ -238,9 +241,24 @@ def with_measured_coverage(forecasts: pd.DataFrame, selection: pd.DataFrame, *, 
     mine = selection[(selection["model"] == model) & (selection["pretrained"] == pretrained)]
     if "rule" in mine.columns:
         mine = mine[mine["rule"] == rule]
-    measured = mine.set_index(["method", "outcome"])[["coverage", "iimm_coverage"]]
-    keys = list(zip(out["method"], out["outcome"]))
+    measured = mine.drop_duplicates(["method", "outcome"]).set_index(["method", "outcome"])
     made = (out["status"] == "ok").to_numpy() if "status" in out.columns else np.ones(len(out), bool)
-    for column in ("coverage", "iimm_coverage"):  # a forecast not made has no coverage of its own to show
-        out[column] = [measured[column].get(k, np.nan) if ok else np.nan for k, ok in zip(keys, made)]
+    cover, cover_iimm = [], []
+    for (key, row), ok in zip(out.set_index(["method", "outcome"]).iterrows(), made):
+        if not ok or key not in measured.index:  # a forecast not made has no coverage of its own to show
+            cover.append(np.nan), cover_iimm.append(np.nan)
+            continue
+        shipped = measured.loc[key]
+        same_data = _same(row.get("n_datasets"), shipped.get("n_datasets"))
+        cover.append(shipped["coverage"] if same_data and _same(row.get("n_sets"), shipped.get("n_sets")) else np.nan)
+        cover_iimm.append(shipped["iimm_coverage"] if same_data else np.nan)
+    out["coverage"], out["iimm_coverage"] = cover, cover_iimm
     return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Two counts equal (NaN/None on either side: unknown, not equal)."""
+    try:
+        return bool(np.isfinite(float(a)) and float(a) == float(b))
+    except (TypeError, ValueError):
+        return False
