@@ -147,6 +147,43 @@ def _transferability(x: np.ndarray, t: np.ndarray, y: np.ndarray, class_names: l
     return {k: float(v) for k, v in scores.items()}
 
 
+def baseline_rows(runs_df: pd.DataFrame, model: str, pretrained: str, n_images: int, *,
+                  seed: int = 0) -> tuple[np.ndarray | None, str | None]:
+    """Which of a sample's ``n_images`` rows to score the transferability baselines on so that they compare
+    with the reference datasets' (scored on their whole train splits), and a note for the page.
+
+    Baselines depend on how many images they are computed from (EMMS, LogME, H-score, TransRate and NCTI
+    grow or shrink with it); the zero-shot measures are means over images or image pairs and do not. So
+    where every reference dataset of ``model``/``pretrained`` has a train split of one known size S
+    (``core.data.registry.train_size``) and the sample has at least S images, the baselines are scored on
+    a seeded random S of them; otherwise the rows are None: the baselines are shown (scored on the whole
+    sample) but do not compete in the forecast's choice of predictors.
+    """
+    from core.data.registry import train_size
+
+    needed = {"model", "pretrained", "status", "dataset"}
+    if runs_df.empty or not needed <= set(runs_df.columns):
+        return np.arange(n_images), None  # no reference runs: nothing to compare with, no forecast either
+    mine = runs_df[(runs_df["model"] == model) & (runs_df["pretrained"] == pretrained) & (runs_df["status"] == "ok")]
+    sizes = {train_size(str(d)) for d in mine["dataset"].unique()}
+    if not sizes:
+        return np.arange(n_images), None
+    left_out = ("Transferability baselines are shown but left out of the forecast's choice of predictors: "
+                "their values depend on how many images they are computed from, and ")
+    chosen_from = " The forecast chooses among the zero-shot measures (IIMM, its terms, zero-shot accuracy...)."
+    if None in sizes or len(sizes) > 1:
+        return None, (left_out + "the reference datasets' train splits are not known to have one size."
+                      + chosen_from)
+    (size,) = sizes
+    if n_images < size:
+        return None, (left_out + f"your sample has {n_images:,} images where the reference datasets' train "
+                      f"splits have {size:,}." + chosen_from)
+    rows = np.sort(np.random.default_rng(seed).permutation(n_images)[:size])
+    note = (None if n_images == size else f"Transferability baselines were computed on a random {size:,} of "
+            f"your {n_images:,} images, the size of the reference datasets' train splits they are compared with.")
+    return rows, note
+
+
 def _wide(raw: pd.DataFrame) -> pd.DataFrame:
     """forecast_methods' long frame -> one row per method, the outcomes side by side."""
     cols = ["method"]
@@ -204,9 +241,14 @@ def forecast_for_embeddings(image: np.ndarray, text: np.ndarray, labels: np.ndar
     t0 = time.perf_counter()
     # The reference runs' baselines were scored on L2-normalised rows (core.embed); an .npz upload may
     # hold raw rows, and GBC, TransRate, NCTI, EMMS... are not scale-invariant. IIMM normalises itself.
-    tf = _transferability(metrics.unit_rows(np.asarray(image), "image_embeddings"),
-                          metrics.unit_rows(np.asarray(text), "text_embeddings"), np.asarray(labels),
+    n_images = int(np.asarray(image).shape[0])
+    rows, why = baseline_rows(runs_df, model, pretrained, n_images, seed=seed)
+    scored = rows if rows is not None else np.arange(n_images)
+    tf = _transferability(metrics.unit_rows(np.asarray(image)[scored], "image_embeddings"),
+                          metrics.unit_rows(np.asarray(text), "text_embeddings"), np.asarray(labels)[scored],
                           list(class_names), notes, logit_scale, logit_bias)
+    if why:
+        notes.append(why)
     timings["transferability_s"] = time.perf_counter() - t0
 
     measures = pd.DataFrame([{"measure": k, "value": v, "lo": lo if k == "iimm" else np.nan,
@@ -224,7 +266,7 @@ def forecast_for_embeddings(image: np.ndarray, text: np.ndarray, labels: np.ndar
     if not raw.empty and (raw["status"] == "ok").any():
         from core.forecast_select import forecast_new
 
-        values = {**tf, **zs}
+        values = {**(tf if rows is not None else {}), **zs}  # baselines compete only at the references' size
         selected = forecast_new(runs_df, values, model=model, pretrained=pretrained, outcomes=tuple(OUTCOMES),
                                 level=level, min_datasets=max(min_datasets, 6), coverage=False)
     timings["forecast_s"] = time.perf_counter() - t0

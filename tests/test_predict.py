@@ -1,4 +1,5 @@
 """core.predict: one sample's embeddings -> zero-shot measures -> per-method forecasts."""
+import json
 import sys
 
 import numpy as np
@@ -191,3 +192,47 @@ def test_baselines_of_raw_rows_equal_those_of_their_normalised_rows(runs):
     got, want = (r.baselines.set_index("baseline")["score"] for r in (raw, unit))
     assert set(got.index) >= {"gbc", "transrate", "ncti", "emms", "sfda", "h_score", "logme"}
     np.testing.assert_allclose(got.loc[want.index], want, rtol=1e-5, atol=1e-6)
+
+
+def _world_runs(names, noise=0.5):
+    """Fixture runs whose datasets are named as world tasks (so their train-split size is known)."""
+    records = make_fixture_records(n_datasets=len(names), methods=("full", "lora"), noise=noise, seeds=(0, 1))
+    fixture_names = sorted({r["dataset"] for r in records})
+    rename = dict(zip(fixture_names, names))
+    return store.records_to_frame([dict(r, dataset=rename[r["dataset"]]) for r in records])
+
+
+V1 = ["shape-kind", "shape-size", "shape-count", "letters", "chart-trend", "texture-pattern", "stripe-orientation"]
+
+
+def test_baselines_compete_only_when_scored_on_as_many_images_as_the_references():
+    runs = _world_runs(V1)  # world-v1 tasks: 1,500 train images each
+    rows, note = predict.baseline_rows(runs, "worldclip-tiny", "world-v1", 120)
+    assert rows is None and "your sample has 120 images where the reference datasets' train splits have 1,500" in note
+    rows, note = predict.baseline_rows(runs, "worldclip-tiny", "world-v1", 1600, seed=3)
+    assert len(rows) == 1500 and len(set(rows)) == 1500 and rows.max() < 1600 and "random 1,500 of your 1,600" in note
+    assert np.array_equal(rows, predict.baseline_rows(runs, "worldclip-tiny", "world-v1", 1600, seed=3)[0])
+    rows, note = predict.baseline_rows(runs, "worldclip-tiny", "world-v1", 1500)
+    assert np.array_equal(rows, np.arange(1500)) and note is None
+    mixed = _world_runs(V1[:-1] + ["w2-letters"])  # 1,500 and 2,000
+    assert predict.baseline_rows(mixed, "worldclip-tiny", "world-v1", 1800)[0] is None
+    unknown = store.records_to_frame(make_fixture_records(n_datasets=6))  # fx-set-*: sizes unknown
+    assert "not known to have one size" in predict.baseline_rows(unknown, "worldclip-tiny", "world-v1", 1800)[1]
+
+
+def test_a_small_sample_forecasts_from_zero_shot_measures_only():
+    """EMMS, LogME, H-score... of 120 images are not comparable with the references' 1,500-image values."""
+    from core.data.registry import world_finetune_tasks
+
+    runs = _world_runs(list(world_finetune_tasks()), noise=5.0)  # IIMM explains little of this
+    # a baseline that explains full FT's gain exactly: at the references' size it would be chosen
+    gain = runs[runs["method"] == "full"].groupby("dataset")["id_gain"].mean()
+    runs["transferability"] = [json.dumps({**json.loads(tf), "gbc": float(gain[d])})
+                               for tf, d in zip(runs["transferability"], runs["dataset"])]
+    x, t, y, names = _embeddings(n=120)
+    res = predict.forecast_for_embeddings(x, t, y, names, runs, model="worldclip-tiny", pretrained="world-v1",
+                                          model_label="m", random_weights=False, n_boot=20, logit_scale=14.3)
+    assert {"logme", "gbc"} <= set(res.baselines["baseline"])  # still shown
+    used = set(" + ".join(res.selected.loc[res.selected["status"] == "ok", "predictors"]).split(" + "))
+    assert used and not used & set(res.baselines["baseline"])
+    assert any("left out of the forecast's choice of predictors" in n for n in res.notes)

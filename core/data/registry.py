@@ -92,6 +92,19 @@ def get_dataset(name: str) -> DatasetSpec:
     return _REGISTRY[name]
 
 
+def train_size(name: str) -> int | None:
+    """How many images the train split of ``name`` holds, where that is known without loading it (the
+    generated worlds' tasks); None for other datasets and unknown names."""
+    spec = _REGISTRY.get(name)
+    if spec is None:
+        return None
+    if spec.source == "world":
+        return next(t.n_train for t in TASKS if t.name == name)
+    if spec.source == "world-v2":
+        return world2.get_task(name).n_train
+    return None
+
+
 def load_split(name: str, split: str, *, max_items: int | None = None) -> LabeledImages:
     """A dataset split ('train' or 'test') as LabeledImages; see the module docstring for names."""
     if split not in ("train", "test"):
