@@ -100,7 +100,7 @@ class ForecastResult:
                                      & (self.raw_forecasts["outcome"] == outcome)]
             if not row.empty and row.iloc[0]["status"] == "ok":
                 out.update(y=float(row.iloc[0]["prediction"]), lo=float(row.iloc[0]["lo"]),
-                           hi=float(row.iloc[0]["hi"]), label=f"your dataset ({method}, forecast)")
+                           hi=float(row.iloc[0]["hi"]), label=f"your dataset ({method}, IIMM line)")
         return out
 
 

@@ -77,7 +77,8 @@ if "fc_result" in st.session_state:
         titles = app.option_labels(list(rows["method"]), cards.method_title)
         method = left.selectbox("method for the IIMM chart", list(titles), key="fc_method", format_func=titles.get)
         ref = predict.reference_runs(app.forecast_runs(), res.model, res.pretrained, method)
-        mark = {**res.highlight("id_gain", method), "label": f"your dataset ({cards.method_title(method)})"}
+        # the chart's axis is IIMM: its mark is the IIMM line's forecast, which the table may not use
+        mark = {**res.highlight("id_gain", method), "label": f"your dataset ({cards.method_title(method)}, IIMM line)"}
         try:
             right.altair_chart(charts.iimm_vs_outcome(ref, "id_gain", highlight=mark, width=520, height=300,
                                                       legend=False))

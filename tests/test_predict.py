@@ -134,6 +134,7 @@ def test_highlight_carries_the_method_forecast(runs):
     row = res.forecasts.set_index("method").loc["full"]
     assert h["x"] == res.iimm and h["y"] == pytest.approx(row["id_gain"])
     assert h["lo"] <= h["y"] <= h["hi"]
+    assert h["label"] == "your dataset (full, IIMM line)"  # the chart's axis is IIMM: it marks that line's forecast
     assert "y" not in res.highlight("ood_change")
     with pytest.raises(ValueError, match="unknown outcome"):
         res.highlight("accuracy")
