@@ -301,6 +301,33 @@ def run_forecast(upload, parsed, model_key: str):
     return predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), progress=progress)
 
 
+def measures_expander(res) -> None:
+    """Every zero-shot measure and transferability score of a forecast, to 4 significant digits (a fixed
+    4 decimals showed EMMS -2.1e-23 and GBC -2.6e-08 as -0.0000)."""
+    number = st.column_config.NumberColumn
+    with st.expander("Every zero-shot measure and transferability score"):
+        st.dataframe(res.measures, hide_index=True, key="fc_measures",
+                     column_config={c: number(format="%.4g") for c in ("value", "lo", "hi")})
+        st.dataframe(res.baselines, hide_index=True, key="fc_baselines", column_config={"score": number(format="%.4g")})
+
+
+def verdict_box(verdict) -> None:
+    """The forecast's verdict (``core.advice.Advice``) in a box coloured by its confidence."""
+    box = {"good": st.success, "moderate": st.info, "weak": st.warning}[verdict.confidence]
+    box(f"**Confidence: {verdict.confidence}.** " + " ".join(plain(h, max_chars=400) for h in verdict.headline)
+        + "  \n" + " ".join(plain(r, max_chars=400) for r in verdict.reasons))
+
+
+def stale_notice(made_with: Sequence[Any], now: Sequence[Any]) -> str | None:
+    """What to say when the forecast on screen was made with another upload, model or template than the
+    page's widgets now show (None when they match)."""
+    if tuple(made_with) == tuple(now):
+        return None
+    return (f"The forecast below was made for {plain(made_with[0])} with the model {plain(made_with[1])} and "
+            f"the template {plain(made_with[2])!s}; the choices above have changed since: press "
+            "Run forecast to forecast with them.")
+
+
 def zero_shot_metrics(res) -> None:
     """One row of metrics for a forecast: IIMM with its bootstrap interval, zero-shot accuracy beside
     chance level, and IIMM's two terms."""

@@ -11,7 +11,6 @@ from core.text import plain
 from core.upload import UploadError
 
 app.ensure_navigation()
-NUM = st.column_config.NumberColumn
 SPECS = {s.key: s for s in list_models()}
 
 st.title("Forecast fine-tuning on your dataset")
@@ -41,14 +40,17 @@ if st.button("Run forecast", key="fc_run", type="primary", disabled=parsed is No
     st.session_state.pop("fc_result", None)
     with st.status("Forecasting…", expanded=True) as status:
         try:
-            st.session_state["fc_result"] = (upload.name, app.run_forecast(upload, parsed, key))
+            made_with = (upload.name, key, template)  # a later change of these makes the result stale
+            st.session_state["fc_result"] = (upload.name, app.run_forecast(upload, parsed, key), made_with)
             status.update(label="Forecast ready", state="complete", expanded=False)
         except (UploadError, ModelUnavailableError, ValueError) as exc:
             status.update(label="Forecast failed", state="error", expanded=False)
             st.error(plain(exc, max_chars=1000))
 
 if "fc_result" in st.session_state:
-    name, res = st.session_state["fc_result"]
+    name, res, made_with = st.session_state["fc_result"]
+    if notice := app.stale_notice(made_with, (getattr(upload, "name", None), key, template)):
+        st.info(notice)
     rows = advice.forecast_rows(res)
     card = cards.model_card(res.model, res.pretrained)
     verdict = advice.advise(rows, toy_model=card.toy, random_weights=res.random_weights, model_title=card.title,
@@ -58,9 +60,7 @@ if "fc_result" in st.session_state:
         st.warning(plain(res.message, max_chars=600))
         st.code(res.command, language="bash")
     else:  # the verdict first, then what to be careful about
-        box = {"good": st.success, "moderate": st.info, "weak": st.warning}[verdict.confidence]
-        box(f"**Confidence: {verdict.confidence}.** " + " ".join(plain(h, max_chars=400) for h in verdict.headline)
-            + "  \n" + " ".join(plain(r, max_chars=400) for r in verdict.reasons))
+        app.verdict_box(verdict)
     for warning in verdict.warnings:
         st.warning(plain(warning, max_chars=400))
     for note in res.notes:  # what the forecast left out or assumed (LEEP without a logit scale, ...)
@@ -84,10 +84,7 @@ if "fc_result" in st.session_state:
                                                       legend=False))
         except ValueError as exc:  # this method has no runs with both values
             right.info(f"No chart: {plain(exc)}")
-    with st.expander("Every zero-shot measure and transferability score"):
-        st.dataframe(res.measures, hide_index=True, key="fc_measures",
-                     column_config={c: NUM(format="%.4f") for c in ("value", "lo", "hi")})
-        st.dataframe(res.baselines, hide_index=True, key="fc_baselines", column_config={"score": NUM(format="%.4f")})
+    app.measures_expander(res)
     if not res.selected.empty:
         with st.expander(f"How each forecast was chosen (selection rule {forecast_select.DEFAULT_RULE}): predictor "
                          "set, nested LODO error, measured coverage"):

@@ -360,7 +360,7 @@ def test_forecast_page_predicts_for_an_uploaded_zip(fixture_store):
     assert [o.split(":")[0] for o in options] == [s.key for s in models.list_models()]
     run_upload(at, "sample.zip", sample_zip())
     assert not at.exception and not at.error
-    name, res = at.session_state["fc_result"]
+    name, res, _ = at.session_state["fc_result"]
     assert res.n_images == 18 and res.n_classes == 3 and res.enough_runs
     assert at.metric[0].value == f"{res.iimm:.3f}"
     assert any("RANDOM WEIGHTS" in w.value for w in at.warning)
@@ -374,13 +374,22 @@ def test_forecast_page_predicts_for_an_uploaded_zip(fixture_store):
     assert '"type": "text"' in at.get("vega_lite_chart")[1].proto.spec  # the dataset is labelled, not only marked
 
 
+def test_a_forecast_says_when_the_choices_above_it_changed(fixture_store):
+    at = run_upload(page("forecast").run(), "sample.zip", sample_zip())
+    assert not any("choices above have changed" in i.value for i in at.info)
+    at.text_input(key="fc_template").set_value("a drawing of a {c}").run()  # model or template changed: stale
+    assert not at.exception
+    (notice,) = [i.value for i in at.info if "choices above have changed" in i.value]
+    assert r"sample\.zip" in notice and r"worldclip\-tiny\-random" in notice  # record-like text escaped
+
+
 def test_forecast_page_offers_an_example_that_it_accepts(fixture_store):
     at = page("forecast").run()
     button = at.get("download_button")[0].proto
     assert example.EXAMPLE_TASK in button.label and button.deferred_file_id  # built on click, not per page view
     run_upload(at, f"{example.EXAMPLE_TASK}-example.zip", example.example_sample_zip(per_class=4))
     assert not at.exception and not at.error
-    _, res = at.session_state["fc_result"]
+    _, res, _ = at.session_state["fc_result"]
     assert res.n_classes == 6 and res.n_images == 24 and res.enough_runs
 
 
