@@ -61,6 +61,20 @@ def test_cells_expand_models_datasets_methods_seeds_and_sweeps(known):
     assert grid.cells[0]["ood"] == ["scene-kind", "shape-colour", "texture-colour", "printed-digits"]
 
 
+def test_a_methods_own_recipe_and_settings_override_the_grids_and_a_sweep_overrides_both(known):
+    grid = parse_grid({"models": ["m"], "datasets": ["letters"], "methods": ["lora", "bitfit"],
+                       "train": {"lr": 1e-3, "batch_size": 32},
+                       "method": {"lora": {"rank": 8, "scale": 0.5, "train": {"lr": 1e-4}}},
+                       "sweep": {"lora.rank": [4, 16]}},
+                      known_methods=known["known_methods"], known_datasets=known["known_datasets"])
+    lora = [c for c in grid.cells if c["method"] == "lora"]
+    assert {c["train"]["lr"] for c in lora} == {1e-4} and {c["train"]["batch_size"] for c in lora} == {32}
+    assert sorted(c["method_config"]["rank"] for c in lora) == [4, 16]  # the sweep, not the table's 8
+    assert {c["method_config"]["scale"] for c in lora} == {0.5} and len({cell_id(c) for c in lora}) == 2
+    (bitfit,) = [c for c in grid.cells if c["method"] == "bitfit"]
+    assert bitfit["train"]["lr"] == 1e-3 and bitfit["method_config"] == {}
+
+
 def test_cell_id_ignores_key_order_and_changes_with_config():
     a = {"model": "m", "dataset": "d", "method": "x", "seed": 0}
     assert cell_id(a) == cell_id(dict(reversed(list(a.items()))))

@@ -330,6 +330,9 @@ def test_every_method_builds_on_other_families(arch, family_models):
         assert name in FULL or not any("attn_pool" in n for n in names), name  # pooler: not a block
         if METHODS[name].zero_shot_init:
             torch.testing.assert_close(logits(module, x), zero_shot, atol=1e-5, rtol=1e-5)
+    if getattr(clip, "logit_bias", None) is not None:  # SigLIP: the full-model methods train the bias too (SPEC §4)
+        for name in ("full_ft", "wise_ft", "clip_cite"):
+            assert "clip.logit_bias" in build_method(name, loaded, CLASSES, TEMPLATE).named_trainable(), name
     attention = set(build_method("attention", loaded, CLASSES, TEMPLATE).named_trainable())
     blocks = [n for n, _ in clip.visual.named_modules()
               if re.fullmatch(r"(trunk\.blocks|transformer\.resblocks)\.\d+", n)]

@@ -427,3 +427,15 @@ def test_derived_outcomes_must_match_their_accuracies_by_hand():
     for field, wrong in (("id_gain", 80.0), ("norm_gain", 0.2), ("norm_gain", 0.25), ("ood_change", 1.0)):
         with pytest.raises(schema.SchemaError, match=f"field '{field}'"):  # 0.2 = 20/100, 0.25 = 20/80
             schema.validate_record({**ok, field: wrong})
+
+
+def test_compacting_again_to_the_same_content_keeps_the_store(tmp_path):
+    """A second compaction whose merged content equals the first's writes the same file name: the old file
+    must not be deleted as 'superseded' (that deleted every run)."""
+    paths = write_fixture_store(tmp_path, n_datasets=3, methods=("full", "lora"))
+    records = [json.loads(p.read_text()) for p in paths]
+    first = store.compact(tmp_path)
+    store.write_record(records[0], tmp_path)  # the same run again, as a re-ingest or a rerun would write it
+    second = store.compact(tmp_path)
+    assert second == first and second.exists()
+    assert len(store.load_runs([tmp_path])) == len(records) == 6
