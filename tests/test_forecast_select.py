@@ -307,3 +307,10 @@ def test_coverage_chooses_each_interval_without_its_held_out_dataset(monkeypatch
     x, y = rng.standard_normal((7, 2)), rng.standard_normal(7)
     fs.lodo_coverage(x, y, [(0,), (1,)], 0, rule="one-se")
     assert seen and max(seen) == 6  # 7 datasets: every choice is made on at most the other 6
+
+
+@pytest.mark.parametrize("iimm, outside", [(0.05, True), (0.3, False), (0.9, True)])
+def test_a_new_value_outside_the_references_on_either_side_is_extrapolation(runs, iimm, outside):
+    new = fs.forecast_new(runs, {"iimm": iimm}, model="worldclip-tiny", pretrained="world-v1", coverage=False)
+    ok = new[new["status"] == "ok"]
+    assert len(ok) and set(ok["extrapolation"]) == {outside}  # the fixture's IIMM spans 0.2 to 0.45

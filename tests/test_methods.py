@@ -391,3 +391,19 @@ def test_adapter_initialisation_follows_the_run_seed(name, loaded):
     assert torch.equal(initial(3, {"init_seed": 7}), initial(4, {"init_seed": 7}))
     with pytest.raises(ValueError, match="init_seed"):
         build_method(name, loaded, ["a", "b"], "a photo of a {c}", {"init_seed": -1})
+
+
+def test_clip_adapter_mixes_ratio_of_the_adapter_with_the_rest_of_the_features(loaded):
+    module = build_method("clip_adapter", loaded, CLASSES, TEMPLATE, {"ratio": 0.2})
+    features = torch.randn(3, module.embed_dim)
+    module.image_adapter = nn.Identity()  # an adapter giving its input back: the mix is the input
+    torch.testing.assert_close(module.adapt_image(features), features)
+    module.image_adapter = nn.Sequential(nn.Linear(module.embed_dim, module.embed_dim, bias=False))
+    nn.init.zeros_(module.image_adapter[0].weight)  # an adapter giving zeros: 80 % of the input remains
+    torch.testing.assert_close(module.adapt_image(features), 0.8 * features)
+
+
+def test_linear_probe_bias_trains_only_when_asked(loaded):
+    assert "head.bias" in build_method("linear_probe", loaded, CLASSES, TEMPLATE).named_trainable()
+    frozen = build_method("linear_probe", loaded, CLASSES, TEMPLATE, {"train_bias": False})
+    assert set(frozen.named_trainable()) == {"head.weight"}

@@ -166,6 +166,8 @@ def test_forecast_for_sample_embeds_with_the_random_tiny_model():
     assert (res.model, res.pretrained, res.random_weights) == ("worldclip-tiny", "random", True)
     assert "RANDOM WEIGHTS" in res.title and res.enough_runs
     assert res.timings["embed_s"] > 0 and isinstance(res.forecasts, pd.DataFrame)
+    assert "leep" in res.transferability  # the model's own temperature is passed, so LEEP is scored
+    assert not any("LEEP left out" in n for n in res.notes)
 
 
 def test_selected_forecast_beside_the_iimm_line():
@@ -237,3 +239,26 @@ def test_a_small_sample_forecasts_from_zero_shot_measures_only():
     used = set(" + ".join(res.selected.loc[res.selected["status"] == "ok", "predictors"]).split(" + "))
     assert used and not used & set(res.baselines["baseline"])
     assert any("left out of the forecast's choice of predictors" in n for n in res.notes)
+
+
+def test_highlight_follows_the_outcome_asked_for(runs):
+    res = _run(runs)
+    for outcome in ("id_gain", "ood_change"):
+        row = res.raw_forecasts[(res.raw_forecasts["method"] == "full") & (res.raw_forecasts["outcome"] == outcome)]
+        assert res.highlight(outcome, "full")["y"] == pytest.approx(float(row["prediction"].iloc[0]))
+
+
+def test_forecasts_use_only_the_runs_of_the_models_own_pretrained_weights():
+    """Two tags of one architecture with different lines: a forecast for one must not fit the other's runs."""
+    mine = make_fixture_records(n_datasets=6, methods=("full",), pretrained="world-v1")
+    other = [dict(r, run_id=r["run_id"] + "-b", pretrained="other", id_gain=r["id_gain"] + 8,
+                  ft_acc=r["ft_acc"] + 8, norm_gain=(r["ft_acc"] + 8 - r["zs_acc"]) / (100 - r["zs_acc"]))
+             for r in make_fixture_records(n_datasets=6, methods=("full",), pretrained="world-v1")]
+    assert all(r["ft_acc"] <= 100 for r in other)
+    both = store.records_to_frame(mine + other)
+    alone = store.records_to_frame(mine)
+    got, want = (_run(df) for df in (both, alone))
+    assert got.forecasts.set_index("method").loc["full", "id_gain"] == pytest.approx(
+        want.forecasts.set_index("method").loc["full", "id_gain"])  # the IIMM line
+    assert got.selected["prediction"].tolist() == pytest.approx(want.selected["prediction"].tolist())  # the chosen
+    assert len(predict.reference_runs(both, "worldclip-tiny", "world-v1", "full")) == 6

@@ -101,3 +101,22 @@ def test_a_record_using_all_its_32_extra_fields_can_be_submitted(stores, tmp_pat
     assert json.loads(stored["extra"])["claimed_source"] == record["source"]
     with pytest.raises(store.RecordError, match="at most 32 extra fields"):
         store.check_record({**record, "x32": 32})  # the author's own limit stands
+
+
+def test_a_submission_cannot_reuse_a_local_runs_id(stores, tmp_path):
+    _, local, _ = stores
+    (mine,) = make_fixture_records(n_datasets=1, methods=("lora",))
+    store.write_record(mine, local)  # a run measured here, in the local store
+    other = dict(mine, ft_acc=mine["ft_acc"] + 5, id_gain=None, norm_gain=None)
+    make_zip(tmp_path / "s.zip", {"a.json": json.dumps(other).encode()})
+    report = store.accept_submission(tmp_path / "s.zip")
+    assert not report.accepted and "different content" in report.refused[0][1]
+
+
+def test_a_rerun_with_another_config_is_a_conflict_not_the_same_run(tmp_path):
+    (rec,) = make_fixture_records(n_datasets=1, methods=("lora",))
+    store.write_record(rec, tmp_path / "mine")
+    changed = dict(rec, config={**rec["config"], "lr": 0.5})  # only a nested field differs
+    (tmp_path / "in.json").write_text(json.dumps(changed))
+    report = store.ingest(tmp_path / "in.json", tmp_path / "mine")
+    assert not report.accepted and not report.unchanged and "different content" in report.refused[0][1]
