@@ -378,3 +378,14 @@ def test_embedding_row_limit_is_inclusive():
     assert load_embeddings_npz(io.BytesIO(_npz_bytes(**arrays)), limits=at_limit)["labels"].shape == (4,)
     with pytest.raises(UploadError, match=r"too large: 4 rows \(limit 3\)"):
         load_embeddings_npz(io.BytesIO(_npz_bytes(**arrays)), limits=dataclasses.replace(at_limit, max_embedding_rows=3))
+
+
+def test_an_archive_expanding_past_the_overall_ratio_is_refused_before_reading(tmp_path):
+    """Each member stays under its own ratio cap; together they pass the archive's (zip bomb guard)."""
+    with zipfile.ZipFile(tmp_path / "z.zip", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for c in ("a", "b"):
+            for i in range(3):
+                zf.writestr(f"{c}/{i}.png", b"\0" * 64 * 1024)  # 64 KiB each, deflated to ~100 bytes
+    limits = dataclasses.replace(DEFAULT_LIMITS, ratio_floor_bytes=1024, max_overall_ratio=50, max_member_ratio=10**6)
+    with pytest.raises(UploadError, match=r"declares 384 KiB of content, more than the \d+ KiB allowed.*zip bomb guard"):
+        load_image_folder_zip(tmp_path / "z.zip", limits=limits)

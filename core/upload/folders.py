@@ -177,8 +177,8 @@ def _parse(zf: zipfile.ZipFile, archive_size: int, limits: UploadLimits, templat
                     max(limits.ratio_floor_bytes, int(archive_size * limits.max_overall_ratio)))
     declared = sum(i.file_size for i in infos)
     if declared > total_cap:
-        raise UploadError(f"the archive declares {declared // MiB} MiB of content, more than the "
-                          f"{total_cap // MiB} MiB allowed for this upload; refusing it (zip bomb guard)")
+        raise UploadError(f"the archive declares {_size(declared)} of content, more than the "
+                          f"{_size(total_cap)} allowed for this upload; refusing it (zip bomb guard)")
     budget, skipped = _Budget(total_cap), []
     members: dict[str, zipfile.ZipInfo] = {}
     folders: set[str] = set()
@@ -256,6 +256,11 @@ def _parse(zf: zipfile.ZipFile, archive_size: int, limits: UploadLimits, templat
         sample.warnings.append(f"{repeats} image(s) repeat an earlier file byte for byte"
                                + (f", {across} of them under another class" if across else ""))
     return sample
+
+
+def _size(n_bytes: int) -> str:
+    """A byte count for people: MiB from 1 MiB up, else KiB (a small archive's cap is not '0 MiB')."""
+    return f"{n_bytes / MiB:.1f} MiB" if n_bytes >= MiB else f"{n_bytes / 1024:.0f} KiB"
 
 
 def _why(skipped: list[tuple[str, str]]) -> str:
