@@ -157,3 +157,17 @@ def test_the_basis_label_matches_what_forecast_new_writes():
     res.forecasts["method"] = ["lora"]
     res.selected = out
     assert advice.forecast_rows(res)["gain_basis"].tolist() == ["IIMM"]  # the only candidate, as labelled
+
+
+@pytest.mark.parametrize("second_gain, named", [(8.0, False), (10.0, True)])
+def test_least_forgetting_is_named_only_for_at_least_half_the_top_gain(second_gain, named):
+    out = advice.advise(advice.forecast_rows(result([20.0, second_gain, 5.0], [-6.0, -1.0, -3.0])))
+    line = [h for h in out.headline if h.startswith("Least forgetting")]
+    assert bool(line) == named and (not named or "LoRA" in line[0])
+
+
+@pytest.mark.parametrize("zs_acc, words", [(45.0, "close to chance"), (39.0, "below chance")])
+def test_zero_shot_accuracy_near_or_below_chance_is_told_apart(zs_acc, words):
+    out = advice.advise(advice.forecast_rows(result([20.0, 12.0, 5.0], [-6.0, -2.0, -3.0])), zs_acc=zs_acc,
+                        n_classes=2)  # chance 50 %: 45 is within the 10-point wobble, 39 is below it
+    assert any(words in w for w in out.warnings), out.warnings

@@ -314,3 +314,18 @@ def test_a_new_value_outside_the_references_on_either_side_is_extrapolation(runs
     new = fs.forecast_new(runs, {"iimm": iimm}, model="worldclip-tiny", pretrained="world-v1", coverage=False)
     ok = new[new["status"] == "ok"]
     assert len(ok) and set(ok["extrapolation"]) == {outside}  # the fixture's IIMM spans 0.2 to 0.45
+
+
+def test_a_better_predictor_is_chosen_with_a_positive_gain_over_iimm_and_constants_never_compete():
+    import json
+
+    records = make_fixture_records(n_datasets=15, methods=("full",), noise=5.0, seeds=(0, 1))
+    frame = store.records_to_frame(records)
+    gain = frame.groupby("dataset")["id_gain"].mean()
+    frame["transferability"] = [json.dumps({"gbc": float(gain[d]), "flat": 1.0}) for d in frame["dataset"]]
+    table = fs.selection_table(frame, outcomes=("id_gain",), coverage=False).set_index("method")
+    row = table.loc["full"]
+    assert "gbc" in row["chosen"] and "flat" not in row["chosen"]
+    assert row["gain_vs_iimm"] == pytest.approx(row["iimm_lodo_mae"] - row["nested_lodo_mae"]) and row["gain_vs_iimm"] > 1
+    _, names = fs.reference_points(frame)
+    assert "flat" in names and row["n_predictors"] == len(names) - 1  # a constant predictor is not usable

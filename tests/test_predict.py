@@ -262,3 +262,17 @@ def test_forecasts_use_only_the_runs_of_the_models_own_pretrained_weights():
         want.forecasts.set_index("method").loc["full", "id_gain"])  # the IIMM line
     assert got.selected["prediction"].tolist() == pytest.approx(want.selected["prediction"].tolist())  # the chosen
     assert len(predict.reference_runs(both, "worldclip-tiny", "world-v1", "full")) == 6
+
+
+def test_one_row_per_method_keeps_each_outcomes_problem_and_extrapolation():
+    def long(status_ood="ok", extrapolation=(True, False)):
+        base = dict(prediction=1.0, lo=0.0, hi=2.0, lodo_mae=0.5, r2=0.3, kendall_tau=0.1, n_datasets=6)
+        rows = [dict(base, method="full", outcome=o, status="ok", extrapolation=e)
+                for o, e in zip(("id_gain", "norm_gain", "ood_change"), (extrapolation[0], False, extrapolation[1]))]
+        rows[-1]["status"] = status_ood
+        return pd.DataFrame(rows)
+
+    row = predict._wide(long()).iloc[0]
+    assert row["status"] == "ok" and bool(row["extrapolation"])  # the gain's extrapolation is not overwritten
+    row = predict._wide(long(status_ood="too few runs (n=3, need 6 datasets)")).iloc[0]
+    assert row["status"] == "ood_change: too few runs (n=3, need 6 datasets)"  # not "ok"
