@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from core import cards, charts, ranking, store
@@ -162,3 +163,44 @@ def test_every_method_keeps_one_distinct_visible_colour_on_every_chart():
         method = next(m for m in SHIPPED_METHODS if cards.method_title(m) == panel["title"]["text"])
         scales = [layer["encoding"]["color"]["scale"] for layer in panel["layer"] if "color" in layer["encoding"]]
         assert scales and all(s["range"] == [colours[method]] for s in scales), method
+
+
+def _layers(chart) -> list[dict]:
+    return chart.to_dict()["layer"]
+
+
+def _field(layer: dict, channel: str) -> str | None:
+    return layer.get("encoding", {}).get(channel, {}).get("field")
+
+
+def test_each_chart_puts_each_column_on_its_own_axis(runs):
+    """A mark's fields, not only their presence in the spec: axes swapped or a bar ending at _lo still passed."""
+    scatter = _layers(charts.iimm_vs_outcome(runs, "id_gain"))
+    circles = [layer for layer in scatter if layer["mark"]["type"] == "circle"]
+    assert [(_field(c, "x"), _field(c, "y")) for c in circles] == [("iimm", "id_gain")]
+    (line,) = [layer for layer in scatter if layer["mark"]["type"] == "line"]
+    (area,) = [layer for layer in scatter if layer["mark"]["type"] == "area"]
+    assert (_field(line, "x"), _field(line, "y")) == ("x", "fit") and (_field(area, "y"), _field(area, "y2")) == (
+        "lo", "hi")
+
+    trade = _layers(charts.gain_vs_forgetting(ranking.method_ranking(runs)))
+    (point,) = [layer for layer in trade if layer["mark"]["type"] == "point"]
+    assert (_field(point, "x"), _field(point, "y")) == ("id_gain", "ood_change")
+    bars = {(_field(r, "x"), _field(r, "x2"), _field(r, "y"), _field(r, "y2"))
+            for r in trade if r["mark"]["type"] == "rule"}
+    assert bars == {("id_gain_lo", "id_gain_hi", "ood_change", None), ("id_gain", None, "ood_change_lo", "ood_change_hi")}
+
+
+def test_one_point_per_model_method_and_dataset(runs):
+    other = store.records_to_frame([dict(r, run_id=r["run_id"] + "-m2", model="ViT-B-32", pretrained="random")
+                                    for r in make_fixture_records(n_datasets=5, methods=("full",), seeds=(0, 1))])
+    both = pd.concat([runs, other], ignore_index=True)
+    points = charts._points(both[both["method"] == "full"], "iimm", "id_gain")
+    assert len(points) == 10 and set(points["n_seeds"]) <= {1, 2}  # 5 datasets x 2 models, seeds averaged
+
+
+def test_the_heatmap_lists_the_best_method_first(runs):
+    cells = ranking.dataset_matrix(runs, "id_gain", model="worldclip-tiny", pretrained="world-v1")
+    order = charts.dataset_heatmap(cells, "id_gain").to_dict()["layer"][0]["encoding"]["y"]["sort"]
+    means = cells.groupby("method_title")["value"].mean()
+    assert order[0] == means.idxmax() and order == means.sort_values(ascending=False).index.tolist()
