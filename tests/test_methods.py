@@ -407,3 +407,28 @@ def test_linear_probe_bias_trains_only_when_asked(loaded):
     assert "head.bias" in build_method("linear_probe", loaded, CLASSES, TEMPLATE).named_trainable()
     frozen = build_method("linear_probe", loaded, CLASSES, TEMPLATE, {"train_bias": False})
     assert set(frozen.named_trainable()) == {"head.weight"}
+
+
+def test_clip_cite_losses_by_hand_away_from_the_default_settings(loaded):
+    """alpha = 0.5 and T = 1 hide a swapped alpha or a missing T²: check both at alpha 0.2 and T 2."""
+    from core.methods.clip_cite import multi_positive_contrastive
+
+    image, text = torch.eye(2), torch.tensor([[1.0, 0.5], [0.0, 2.0]])  # similarities [[1, 0], [0.5, 2]]
+    labels, one = torch.tensor([0, 1]), torch.tensor(1.0)
+    sim = image @ text.t()
+    i2t = -sim.log_softmax(dim=1).diagonal().mean()  # each image against the prompts; its own is the target
+    t2i = -sim.t().log_softmax(dim=1).diagonal().mean()  # each prompt against the images
+    assert float(i2t) != pytest.approx(float(t2i))  # the two directions differ here
+    assert float(multi_positive_contrastive(image, text, labels, one, 0.2)) == pytest.approx(
+        float(0.2 * i2t + 0.8 * t2i))
+
+    module = build_method("clip_cite", loaded, CLASSES, TEMPLATE, {"kd_temperature": 2.0, "disc_weight": 0.0,
+                                                                   "kd_weight": 1.0})
+    x = torch.randn(3, 3, loaded.image_size, loaded.image_size)
+    module.train()  # the training loop's forward keeps the features the discriminative term reads
+    logits_now = module(x)
+    teacher = module.teacher_logits(x)
+    shifted = logits_now.detach() + torch.tensor([[3.0, -1.0, 0.0, 2.0]])  # a student moved from the teacher
+    p_t = (teacher / 2).softmax(dim=1)
+    kl = (p_t * ((teacher / 2).log_softmax(dim=1) - (shifted / 2).log_softmax(dim=1))).sum(dim=1).mean()
+    assert float(module.extra_loss(x, torch.tensor([0, 1, 2]), shifted)) == pytest.approx(4.0 * float(kl), rel=1e-5)
