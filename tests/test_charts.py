@@ -188,7 +188,8 @@ def test_each_chart_puts_each_column_on_its_own_axis(runs):
     assert (_field(point, "x"), _field(point, "y")) == ("id_gain", "ood_change")
     bars = {(_field(r, "x"), _field(r, "x2"), _field(r, "y"), _field(r, "y2"))
             for r in trade if r["mark"]["type"] == "rule"}
-    assert bars == {("id_gain_lo", "id_gain_hi", "ood_change", None), ("id_gain", None, "ood_change_lo", "ood_change_hi")}
+    assert bars == {("id_gain_lo", "id_gain_hi", "ood_change", None),
+                    ("id_gain", None, "ood_change_lo", "ood_change_hi")}
 
 
 def test_one_point_per_model_method_and_dataset(runs):

@@ -431,4 +431,5 @@ def test_clip_cite_losses_by_hand_away_from_the_default_settings(loaded):
     shifted = logits_now.detach() + torch.tensor([[3.0, -1.0, 0.0, 2.0]])  # a student moved from the teacher
     p_t = (teacher / 2).softmax(dim=1)
     kl = (p_t * ((teacher / 2).log_softmax(dim=1) - (shifted / 2).log_softmax(dim=1))).sum(dim=1).mean()
-    assert float(module.extra_loss(x, torch.tensor([0, 1, 2]), shifted).detach()) == pytest.approx(4.0 * float(kl), rel=1e-5)
+    loss = float(module.extra_loss(x, torch.tensor([0, 1, 2]), shifted).detach())
+    assert loss == pytest.approx(4.0 * float(kl), rel=1e-5)  # eta * T² * KL, T = 2
