@@ -63,7 +63,9 @@ def check_labels(labels: np.ndarray, n: int, n_classes: int | None = None, *,
         bad = ~np.isfinite(y) | (y != np.round(y))
         if bad.any():
             raise ValueError(f"{name} must be integers, got {y[bad][0]!r} at index {int(np.argmax(bad))}")
-    if y.size and y.dtype.kind in "uf" and y.max() > np.iinfo(np.int64).max:  # would wrap in the int64 cast
+    # would wrap in the int64 cast (as floats, 2**63 - 1 rounds up to 2**63: floats are tested >= 2**63)
+    if y.size and (int(y.max()) > np.iinfo(np.int64).max if y.dtype.kind == "u"
+                   else y.dtype.kind == "f" and float(y.max()) >= 2.0 ** 63):
         raise ValueError(f"{name} out of range: max label {y.max().item()}"
                          + ("" if n_classes is None else f" but only {n_classes} classes"))
     y = y.astype(np.int64)

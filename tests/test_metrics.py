@@ -297,6 +297,7 @@ X, T, Y = rand_case(5, 3, 2)
     (X, T, np.array([0, 1, 2, 0, 1]), "labels out of range"),
     (X, T, np.array([0, 1, -1, 0, 1]), "labels must be >= 0"),
     (X, T, np.full(5, 1e20), r"labels out of range: max label 1e\+20 but only 2 classes"),
+    (X, T, np.array([0, 1, 2.0 ** 63, 0, 1]), r"labels out of range: max label 9\.223372036854776e\+18"),
     (X, T, np.array([0, 1, 2**63 + 5, 0, 1], dtype=np.uint64), "labels out of range: max label 9223372036854775813"),
     (X, T, np.array([0, 1.5, 1, 0, 1]), "labels must be integers"),
     (X, T, np.array([True, False, True, True, False]), "labels must be integers.*bool"),
