@@ -144,3 +144,19 @@ def test_a_resumed_run_logs_the_same_loss_curve_and_a_full_record(tmp_path, monk
     assert [s for s, _ in a["loss_curve"]] == [25, 27]  # the last 2 steps are a point of their own
     assert np.allclose(a["loss_curve"], b["loss_curve"], atol=1e-6)  # was: the pre-crash steps dropped
     assert a["status"] == "ok" and a["git_revision"] and a["host_cpu"] and a["started_at"] <= a["ended_at"]
+
+
+def test_a_failed_log_write_never_leaves_an_older_log_beside_new_weights(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "w.safetensors"
+    assert pretrain.main(_argv(tmp_path, out)) == 0
+    real = pretrain.write_file_atomic
+
+    def log_fails(path, data):
+        if str(path).endswith(".train.json"):
+            raise OSError(28, "No space left on device", str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(pretrain, "write_file_atomic", log_fails)
+    assert pretrain.main(_argv(tmp_path, out, "--seed", "7")) == 2
+    assert "could not write" in capsys.readouterr().err
+    assert out.exists() and not out.with_suffix(".train.json").exists()  # was: seed 0's log beside seed 7's weights
