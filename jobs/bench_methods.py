@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from core.data.base import LabeledImages
 from core.imaging import images_to_tensor
 from core.methods import METHODS, build_method, count_parameters
-from core.models import load_model
+from core.models import check_model, load_model
 from core.train import TrainRecipe, make_optimizer, train
 from jobs.cli import user_facing
 
@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in args.methods.split(",") if m not in METHODS]
     if unknown:  # before any model is loaded
         parser.error(f"--methods: unknown method(s) {', '.join(unknown)}; known: {', '.join(sorted(METHODS))}")
+    for name in args.models.split(","):
+        check_model(name)  # an unknown name is refused before the first model is timed
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.models.split(","):

@@ -115,6 +115,7 @@ def test_report_jobs_name_the_wrong_option_and_exit_2(tmp_path, capsys, caplog, 
     ("bench_metrics", ["--sizes", "1"], "--sizes: expected integers >= 2"),
     ("bench_embed", ["--models", "nosuch"], "error: Unknown model 'nosuch'"),
     ("bench_methods", ["--methods", "nosuch"], "--methods: unknown method(s) nosuch; known: attention"),
+    ("bench_methods", ["--models", "worldclip-tiny-random,nosuch"], "error: Unknown model 'nosuch'"),
     ("bench_pretrain", ["--models", "worldclip-v2-b"], "--models: unknown model(s) worldclip-v2-b; known:"),
 ])
 def test_benchmarks_refuse_bad_arguments_before_timing_anything(capsys, caplog, job_name, argv, match):
@@ -187,3 +188,12 @@ def test_library_modules_of_the_jobs_say_what_to_run_instead():
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and "is a library module of the jobs, not a command" in done.stderr, module
         assert instead in done.stderr and "Traceback" not in done.stderr, module
+
+
+def test_bench_methods_checks_every_model_before_timing_the_first(monkeypatch, capsys):
+    from jobs import bench_methods
+
+    timed = []
+    monkeypatch.setattr(bench_methods, "bench_one", lambda *a, **k: timed.append(a) or {})
+    assert bench_methods.main(["--models", "worldclip-tiny-random,nosuch", "--methods", "bitfit"]) == 2
+    assert not timed and "Unknown model 'nosuch'" in capsys.readouterr().err
