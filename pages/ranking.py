@@ -38,7 +38,7 @@ mine = runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]
 names = app.option_labels(sorted(mine["dataset"].dropna().unique()))
 datasets = c3.multiselect("datasets (none = all)", list(names), key="dataset", bind=app.URL, format_func=names.get)
 app.model_notice(model, pretrained, runs)
-if text := ranking.mixed_recipes_text(ranking.mixed_recipes(mine)):
+if text := ranking.mixed_recipes_text(ranking.mixed_recipes(mine[mine["dataset"].isin(datasets or names)])):
     st.warning(text)
 rows = table(roots, model, pretrained, tuple(datasets), rank_by, include)
 if rows.empty:

@@ -95,6 +95,9 @@ def test_ranking_warns_when_a_method_averages_runs_of_several_recipes(fixture_st
     at = app_test().run()
     assert not at.exception
     (warning,) = [w.value for w in at.warning if "Different experiments" in w.value]
+    at = app_test()
+    at.query_params.update({"dataset": ["fx-set-3", "fx-set-4"]})  # the smoke runs are on fx-set-0 and 1 only
+    assert not any("Different experiments" in w.value for w in at.run().warning)  # the table averages no mix
     assert "BitFit (2)" in warning and r"measured\:smoke\-grid" in warning  # escaped record text
 
 
