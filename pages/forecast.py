@@ -40,7 +40,7 @@ if st.button("Run forecast", key="fc_run", type="primary", disabled=parsed is No
     st.session_state.pop("fc_result", None)
     with st.status("Forecasting…", expanded=True) as status:
         try:
-            made_with = (upload.name, key, template)  # a later change of these makes the result stale
+            made_with = app.forecast_inputs(upload, key, template)  # a later change makes the result stale
             st.session_state["fc_result"] = (upload.name, app.run_forecast(upload, parsed, key), made_with)
             status.update(label="Forecast ready", state="complete", expanded=False)
         except (UploadError, ModelUnavailableError, ValueError) as exc:
@@ -49,7 +49,7 @@ if st.button("Run forecast", key="fc_run", type="primary", disabled=parsed is No
 
 if "fc_result" in st.session_state:
     name, res, made_with = st.session_state["fc_result"]
-    if notice := app.stale_notice(made_with, (getattr(upload, "name", None), key, template)):
+    if notice := app.stale_notice(made_with, app.forecast_inputs(upload, key, template)):
         st.info(notice)
     rows = advice.forecast_rows(res)
     card = cards.model_card(res.model, res.pretrained)

@@ -384,6 +384,12 @@ def test_a_forecast_says_when_the_choices_above_it_changed(fixture_store):
     assert not at.exception
     (notice,) = [i.value for i in at.info if "choices above have changed" in i.value]
     assert r"sample\.zip" in notice and r"worldclip\-tiny\-random" in notice  # record-like text escaped
+    at = run_upload(page("forecast").run(), "sample.zip", sample_zip())
+    at.file_uploader(key="fc_upload").set_value(("sample.zip", sample_zip(n_per_class=7), "application/zip")).run()
+    assert any("choices above have changed" in i.value for i in at.info)  # same name, other content
+    at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))
+    at.text_input(key="fc_template").set_value("a drawing of a {c}").run()
+    assert not any("choices above have changed" in i.value for i in at.info)  # an .npz uses no template
 
 
 def test_forecast_page_offers_an_example_that_it_accepts(fixture_store):
