@@ -142,7 +142,8 @@ def zero_shot_accuracy_on(loaded, name: str, split: str, cache_dir: Path | None)
 
 IDENTITY_FIELDS = ("run_id", "schema_version", "model", "pretrained", "model_key", "random_weights", "method",
                    "dataset", "seed", "source", "config", "ood_sets", "created_at")
-PROVENANCE_KEPT = ("git_revision", "versions", "device", "host", "command", "wall_time_s", "peak_rss_mb")
+PROVENANCE_KEPT = ("git_revision", "versions", "device", "host", "command", "wall_time_s", "peak_rss_mb",
+                   "peak_rss_scope", "peak_gpu_mb")
 
 
 def refused_record(record: dict[str, Any], problem: Exception | str) -> dict[str, Any]:

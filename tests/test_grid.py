@@ -267,6 +267,7 @@ def test_every_failing_cell_leaves_its_one_record_and_the_grid_goes_on(tmp_path,
     got = list(records(results).values())
     assert len(got) == 2 and all(r["status"] == "failed" for r in got)
     assert all("refused by the store (ok run)" in r["error"] and r["provenance"]["git_revision"] for r in got)
+    assert all({"peak_rss_mb", "peak_rss_scope"} <= set(r["provenance"]) for r in got)  # a peak says whose it is
 
     def oversized_config(*args, **kwargs):  # the store refuses the config itself: the record keeps the rest
         record = real(*args, **kwargs)
