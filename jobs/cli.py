@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -57,6 +58,20 @@ def script_csv(argv: list[str], default: str, doc: str) -> str:
         print(f"error: {path} is not a file (usage: see --help)", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR)
     return path
+
+
+def check_writable_folder(folder: Path, flag: str, holds: str = "") -> None:
+    """Create ``folder`` if needed and write a probe file in it, or raise ValueError naming ``flag``: run
+    before long work, so an unusable output folder is not found only when the results are written.
+    ``holds``: what goes in the folder, for the message."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{flag}: {folder} is a file, not a folder" + (f" ({holds} go in it)" if holds else ""))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{flag}: cannot write in {folder} ({exc.strerror or exc})") from None
 
 
 def check_results_folder(path: Path, option: str = "--results") -> Path:

@@ -24,7 +24,6 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from core.imaging import uint8_batch_to_tensor
 from core.experiment import git_revision, package_versions
 from core.models import ASSET_DIR, load_model, spec_for
 from core.store import write_file_atomic
-from jobs.cli import user_facing
+from jobs.cli import check_writable_folder, user_facing
 
 log = logging.getLogger("jobs.pretrain")
 WEIGHTS = ASSET_DIR / "worldclip-tiny_world-v1.safetensors"
@@ -88,18 +87,6 @@ class Diverged(ValueError):
     """The loss became NaN or infinite: a user-facing error (lower --lr), not a crash."""
 
 
-def _check_writable_folder(folder: Path, flag: str) -> None:
-    """Create ``folder`` if needed and write a probe file in it, or raise ValueError naming ``flag``."""
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{flag}: {folder} is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".pretrain-probe-"):
-            pass
-    except OSError as exc:
-        raise ValueError(f"{flag}: cannot write in {folder} ({exc.strerror or exc})") from None
-
-
 def check_paths(args: argparse.Namespace) -> None:
     """Refuse an --out or --work that could only fail after training (which takes up to 45 minutes)."""
     out = args.out
@@ -110,8 +97,8 @@ def check_paths(args: argparse.Namespace) -> None:
         raise ValueError(f"--out: {out} must end in .safetensors (its training log goes beside it as .train.json)")
     if out.with_suffix(".train.json").is_dir():
         raise ValueError(f"--out: the training log {out.with_suffix('.train.json')} would overwrite a folder")
-    _check_writable_folder(out.parent, "--out")
-    _check_writable_folder(args.work, "--work")
+    check_writable_folder(out.parent, "--out", "the weights and their training log")
+    check_writable_folder(args.work, "--work", "checkpoints")
 
 
 def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, caption_ids: torch.Tensor):

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ import pandas as pd
 from core import metrics, store
 from core.data import world2
 from core.nested_bootstrap import nested_bootstrap_tau
-from jobs.cli import user_facing
+from jobs.cli import check_writable_folder, user_facing
 
 log = logging.getLogger("jobs.world_check")
 CONTROL = "worldclip-v2-c"
@@ -202,19 +201,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def check_out_folder(folder: Path) -> None:
-    """Create ``folder`` if needed and write a probe file in it, or raise ValueError naming --out: before any
-    embedding, so a bad --out is not found only when the report is written."""
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"--out: {folder} is a file, not a folder (manipulation-check.md/.csv go in it)")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".world-check-probe-"):
-            pass
-    except OSError as exc:
-        raise ValueError(f"--out: cannot write in {folder} ({exc.strerror or exc})") from None
-
-
 def departures(args: argparse.Namespace) -> list[str]:
     """How a run departs from the pre-registered check (all four models, full splits, B = 2000)."""
     out = []
@@ -231,7 +217,7 @@ def departures(args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
-    check_out_folder(args.out)
+    check_writable_folder(args.out, "--out", "manipulation-check.md/.csv")
     from core.models import ASSET_DIR, spec_for
     from jobs.pretrain import RECIPES
 

@@ -21,7 +21,7 @@ def _argv(tmp_path, out, *extra):
 @pytest.mark.parametrize("out, match", [
     ("{tmp}/folder", "is a folder"),
     ("{tmp}/weights.pt", "must end in .safetensors"),
-    ("{tmp}/a-file/weights.safetensors", "is not a folder"),
+    ("{tmp}/a-file/weights.safetensors", "is a file, not a folder (the weights and their training log go in it)"),
     ("{tmp}/a-file/more/weights.safetensors", "cannot write in"),
     pytest.param("/proc/weights.safetensors", "cannot write in /proc", marks=pytest.mark.skipif(
         not Path("/proc/self").exists(), reason="needs Linux's /proc, unwritable even to root")),
