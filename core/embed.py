@@ -170,6 +170,7 @@ def _save_to_cache(path: Path, image: np.ndarray, text: np.ndarray) -> None:
 
 
 def default_cache_dir() -> Path:
+    """The embedding cache folder: ``$IIMM_CACHE`` if set, else ``.cache/embeddings`` under the working folder."""
     return Path(os.environ.get("IIMM_CACHE", Path.cwd() / ".cache" / "embeddings"))
 
 

@@ -8,13 +8,16 @@ passes that dominate an evaluation.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 import torch
 
 from core.data.base import LabeledImages
 from core.imaging import images_to_tensor
+
+if TYPE_CHECKING:
+    from core.methods.base import ClassifierModel
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ class NonFiniteLogits(RuntimeError):
     Its argmax would silently pick class 0 and report that class's share as the accuracy."""
 
 
-def accuracy(module, data: LabeledImages, *, batch_size: int = 256,
+def accuracy(module: ClassifierModel, data: LabeledImages, *, batch_size: int = 256,
              image_embeddings: np.ndarray | None = None) -> float:
     """Top-1 accuracy (%) of ``module`` on ``data``, using ``data``'s classes and template.
 
@@ -73,7 +76,7 @@ def accuracy(module, data: LabeledImages, *, batch_size: int = 256,
     return 100.0 * int(correct) / len(data)
 
 
-def evaluate_run(module, train_task_test: LabeledImages,
+def evaluate_run(module: ClassifierModel, train_task_test: LabeledImages,
                  ood_sets: Mapping[str, LabeledImages] | None = None, *, batch_size: int = 256,
                  image_embeddings: ImageEmbeddings | None = None) -> dict:
     """Accuracy on the task's test split and on every out-of-domain set.

@@ -20,12 +20,15 @@ from collections import OrderedDict
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from core.schema import SCHEMA_VERSION, TEXT_LIMITS, outcome_fields
 from core.text import shorten
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +41,8 @@ def cell_id(cell: dict[str, Any]) -> str:
 
 @lru_cache(maxsize=1)
 def git_revision() -> str:
+    """The repository's HEAD commit, with "+dirty" when tracked files changed; "unknown" without git
+    (cached per process)."""
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                              timeout=5).stdout.strip()
@@ -50,6 +55,8 @@ def git_revision() -> str:
 
 @lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
+    """Python's version and those of torch, open_clip_torch, peft, numpy, torchvision ("missing" where not
+    installed), cached per process."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
@@ -131,7 +138,9 @@ def _zero_shot_block(loaded, name: str, cache_dir: Path | None) -> tuple[dict, d
     return block
 
 
-def zero_shot_accuracy_on(loaded, name: str, split: str, cache_dir: Path | None) -> float:
+def zero_shot_accuracy_on(loaded: LoadedModel, name: str, split: str, cache_dir: Path | None) -> float:
+    """Zero-shot top-1 accuracy in % (0..100) of ``loaded`` on split ``split`` of dataset ``name``, from its
+    embeddings (read from or written to the cache in ``cache_dir``; None: the default cache)."""
     from core import metrics
     from core.data.registry import load_split
     from core.embed import embed_dataset

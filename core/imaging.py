@@ -1,11 +1,14 @@
 """Turning images into model-ready tensors, in batches, without per-image Python work where possible."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
 
 
 def uint8_batch_to_tensor(images: np.ndarray, *, size: int, mean: Sequence[float],
@@ -19,8 +22,9 @@ def uint8_batch_to_tensor(images: np.ndarray, *, size: int, mean: Sequence[float
     return x.sub_(m).div_(s)
 
 
-def images_to_tensor(images: np.ndarray | Sequence, index: np.ndarray, loaded) -> torch.Tensor:
-    """Rows ``index`` of a uint8 array or a list of PIL images -> one normalised batch for ``loaded``.
+def images_to_tensor(images: np.ndarray | Sequence, index: np.ndarray, loaded: LoadedModel) -> torch.Tensor:
+    """Rows ``index`` of a uint8 array or a list of PIL images -> one normalised batch for ``loaded``,
+    float32 of shape (len(index), 3, S, S) with S = ``loaded.image_size``.
 
     ``loaded`` is a core.models.LoadedModel; PIL images go through the model's own preprocess.
     """

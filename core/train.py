@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from core.config_types import check_types
 from core.data.base import LabeledImages
 from core.evaluate import ImageEmbeddings, NonFiniteLogits, accuracy
 from core.imaging import images_to_tensor
+
+if TYPE_CHECKING:
+    from core.methods.base import ClassifierModel
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +106,13 @@ def split_indices(n: int, recipe: TrainRecipe) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_optimizer(params: list[torch.nn.Parameter], recipe: TrainRecipe) -> torch.optim.Optimizer:
+    """The recipe's optimiser over ``params``: SGD (lr, momentum, weight decay) or AdamW (lr, weight decay)."""
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
 
 
-def train(module, data: LabeledImages, recipe: TrainRecipe, *,
+def train(module: ClassifierModel, data: LabeledImages, recipe: TrainRecipe, *,
           progress: Callable[[dict], None] | None = None,
           image_embeddings: ImageEmbeddings | None = None) -> TrainResult:
     """Fine-tune ``module``'s trainable parameters on ``data`` with cross-entropy (+ its extra loss).

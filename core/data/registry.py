@@ -68,18 +68,22 @@ def list_datasets(source: str | None = None) -> list[DatasetSpec]:
 
 
 def world_finetune_tasks() -> tuple[str, ...]:
+    """Names of the world v1 tasks that methods are fine-tuned on (every task outside the OOD panel)."""
     return FINETUNE_TASKS
 
 
 def world_ood_panel() -> tuple[str, ...]:
+    """Names of the world v1 held-out reference tasks, used only for out-of-domain evaluation."""
     return OOD_PANEL
 
 
 def world_v2_finetune_tasks() -> tuple[str, ...]:
+    """Names of the world v2 tasks that methods are fine-tuned on (``core.data.world2.FINETUNE_TASKS``)."""
     return world2.FINETUNE_TASKS
 
 
 def world_v2_ood_panel() -> tuple[str, ...]:
+    """Names of the world v2 out-of-domain panel tasks (``core.data.world2.OOD_PANEL_TASKS``)."""
     return world2.OOD_PANEL_TASKS
 
 

@@ -225,6 +225,7 @@ _SCENE_CLASS = {"shapes": 0, "textures": 1, "letters": 2, "printed": 3, "handwri
 
 
 def get_world_task(name: str) -> WorldTask:
+    """The world v1 task called ``name``; ValueError naming the known tasks for an unknown name."""
     if name not in _BY_NAME:
         raise ValueError(f"unknown world task {name!r}; known: {', '.join(_BY_NAME)}")
     return _BY_NAME[name]

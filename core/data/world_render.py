@@ -31,6 +31,8 @@ TRENDS = ("up", "down")
 BAR_COUNTS = ("three", "four", "five", "six")
 
 _YY, _XX = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+#: What every renderer returns: images (n, 32, 32, 3) uint8 and attribute name -> int64 indices, shape (n,).
+Rendered = tuple[np.ndarray, dict[str, np.ndarray]]
 
 
 def _jitter_colour(rng: np.random.Generator, idx: np.ndarray, amount: float = 25.0) -> np.ndarray:
@@ -62,8 +64,12 @@ def _shape_mask(kind: np.ndarray, cx, cy, r) -> np.ndarray:
 
 def render_shapes(rng: np.random.Generator, n: int, *, clutter: float = 0.0, noise: float = 6.0,
                   max_count: int = 4, single: bool = False, occlusion: float = 0.0,
-                  small_r: tuple[float, float] = (3.5, 5.0), large_r: tuple[float, float] = (8.5, 11.0)):
-    """Object scenes: 1-4 copies of one shape in one colour on a light, slightly noisy canvas."""
+                  small_r: tuple[float, float] = (3.5, 5.0),
+                  large_r: tuple[float, float] = (8.5, 11.0)) -> Rendered:
+    """Object scenes: 1-4 copies of one shape in one colour on a light, slightly noisy canvas.
+
+    Returns images (n, 32, 32, 3) uint8 and attrs shape, colour, size, count, position, each int64 of shape (n,).
+    """
     shape = rng.integers(0, len(SHAPES), n)
     colour = rng.integers(0, len(COLOURS), n)
     size = rng.integers(0, 2, n)
@@ -98,8 +104,11 @@ def render_shapes(rng: np.random.Generator, n: int, *, clutter: float = 0.0, noi
 
 
 def render_textures(rng: np.random.Generator, n: int, *, noise: float = 5.0, contrast: float = 1.0,
-                    patterns: tuple[int, ...] | None = None):
-    """Repeating patterns in two colours, at a fine or coarse scale and one of three orientations."""
+                    patterns: tuple[int, ...] | None = None) -> Rendered:
+    """Repeating patterns in two colours, at a fine or coarse scale and one of three orientations.
+
+    Returns images (n, 32, 32, 3) uint8 and attrs pattern, orientation, scale, colour, each int64 of shape (n,).
+    """
     pattern = rng.choice(patterns, n) if patterns else rng.integers(0, len(PATTERNS), n)
     orient = rng.integers(0, 3, n)
     scale = rng.integers(0, 2, n)
@@ -164,8 +173,11 @@ def _paint(masks: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
 
 
 def render_letters(rng: np.random.Generator, n: int, *, noise: float = 6.0, font_size: int = 22,
-                   scale=(0.8, 1.1)):
-    """Upper-case glyphs of the bundled font, warped, in a colour on a contrasting canvas."""
+                   scale: tuple[float, float] = (0.8, 1.1)) -> Rendered:
+    """Upper-case glyphs of the bundled font, warped, in a colour on a contrasting canvas.
+
+    Returns images (n, 32, 32, 3) uint8 and attrs letter, colour, each int64 of shape (n,).
+    """
     letter = rng.integers(0, len(LETTERS), n)
     masks = _warp(_glyph_masks("".join(LETTERS).upper(), font_size)[letter], rng, scale=scale)
     colour = rng.integers(0, len(COLOURS), n)
@@ -175,8 +187,12 @@ def render_letters(rng: np.random.Generator, n: int, *, noise: float = 6.0, font
     return _finish(canvas, rng, noise), {"letter": letter, "colour": colour}
 
 
-def render_printed_digits(rng: np.random.Generator, n: int, *, noise: float = 8.0, distractors: float = 1.0):
-    """House-number style: a centred printed digit, cut-off neighbour digits at the edges."""
+def render_printed_digits(rng: np.random.Generator, n: int, *, noise: float = 8.0,
+                          distractors: float = 1.0) -> Rendered:
+    """House-number style: a centred printed digit, cut-off neighbour digits at the edges.
+
+    Returns images (n, 32, 32, 3) uint8 and attrs digit, int64 of shape (n,).
+    """
     digit = rng.integers(0, 10, n)
     glyphs = _glyph_masks("0123456789", 24)
     masks = _warp(glyphs[digit], rng, scale=(0.85, 1.1), shift=1.5, rot=0.12)
@@ -199,11 +215,13 @@ def _handwritten() -> tuple[np.ndarray, np.ndarray]:
     return d.images.astype(np.float32) / 16.0, d.target.astype(np.int64)
 
 
-def render_handwritten(rng: np.random.Generator, n: int, *, pool: str = "pretrain", noise: float = 10.0):
+def render_handwritten(rng: np.random.Generator, n: int, *, pool: str = "pretrain",
+                       noise: float = 10.0) -> Rendered:
     """scikit-learn's real 8x8 handwritten digits, upscaled and warped, light stroke on dark.
 
     pool 'pretrain' draws from the even-indexed images, 'task' from the odd ones, so the
-    tasks never show a digit image the model was pretrained on.
+    tasks never show a digit image the model was pretrained on. Returns images (n, 32, 32, 3)
+    uint8 and attrs digit, int64 of shape (n,).
     """
     import torch
     import torch.nn.functional as F
@@ -230,8 +248,11 @@ def _smooth_noise(rng: np.random.Generator, n: int, cells: int) -> np.ndarray:
     return F.interpolate(low, size=(SIZE, SIZE), mode="bicubic", align_corners=False)[:, 0].numpy()
 
 
-def render_land(rng: np.random.Generator, n: int, *, haze: float = 0.0, noise: float = 4.0):
-    """Satellite-like land cover from smooth noise fields: forest, lake, river, desert, ..."""
+def render_land(rng: np.random.Generator, n: int, *, haze: float = 0.0, noise: float = 4.0) -> Rendered:
+    """Satellite-like land cover from smooth noise fields: forest, lake, river, desert, ...
+
+    Returns images (n, 32, 32, 3) uint8 and attrs land, int64 of shape (n,).
+    """
     land = rng.integers(0, len(LANDS), n)
     coarse, fine = _smooth_noise(rng, n, 4), _smooth_noise(rng, n, 12)
     palette = np.array([(35, 85, 40), (50, 120, 60), (55, 130, 65), (205, 180, 120), (150, 170, 70),
@@ -259,8 +280,11 @@ def render_land(rng: np.random.Generator, n: int, *, haze: float = 0.0, noise: f
 
 
 def render_charts(rng: np.random.Generator, n: int, *, noise: float = 3.0, slope: float = 0.6,
-                  contrast: float = 1.0):
-    """Simple charts on white: bars, a line, a pie or a scatter, rising or falling."""
+                  contrast: float = 1.0) -> Rendered:
+    """Simple charts on white: bars, a line, a pie or a scatter, rising or falling.
+
+    Returns images (n, 32, 32, 3) uint8 and attrs chart, trend, bars, colour, each int64 of shape (n,).
+    """
     kind = rng.integers(0, len(CHARTS), n)
     trend = rng.integers(0, 2, n)
     bars = rng.integers(0, len(BAR_COUNTS), n)

@@ -39,6 +39,7 @@ def candidate_sets(predictors: Sequence[str], *, pairs: bool = True) -> list[tup
 
 
 def set_label(names: Sequence[str]) -> str:
+    """A predictor set's display label: its names joined by " + ", or MEAN_ONLY for the empty set."""
     return " + ".join(names) if names else MEAN_ONLY
 
 

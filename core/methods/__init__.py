@@ -20,13 +20,16 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from core.methods import (attention, bitfit, clip_adapter, clip_cite, full_ft, linear_probe, lora,
                           orthogonal, peft_method, wise_ft, zero_shot)
 from core.method_info import FAMILIES, MethodInfo, method_info
 from core.methods.base import (ClassifierModel, MethodConfig, MethodEntry, count_parameters, load_trained,
                                save_trained)
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ def get_method(name: str) -> MethodEntry:
     return METHODS[name]
 
 
-def build_method(name: str, loaded, data_classes: Sequence[str], template: str,
+def build_method(name: str, loaded: LoadedModel, data_classes: Sequence[str], template: str,
                  config_overrides: Mapping[str, Any] | None = None, *,
                  copy_model: bool = True) -> ClassifierModel:
     """Build method ``name`` on ``loaded`` (a core.models.LoadedModel) for the given classes.

@@ -6,10 +6,13 @@ fused ``qkv`` Linear weight (or the three q/k/v Linear weights of EVA-02) plays 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from core.methods.base import ClassifierModel, MethodConfig, MethodEntry
 from core.methods.targets import parse_towers, qkv_targets
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
 
 
 @dataclass
@@ -22,7 +25,8 @@ class AttentionConfig(MethodConfig):
         parse_towers(self.towers)
 
 
-def build(loaded, class_names: Sequence[str], template: str, config: AttentionConfig) -> ClassifierModel:
+def build(loaded: LoadedModel, class_names: Sequence[str], template: str, config: AttentionConfig) -> ClassifierModel:
+    """The classifier on ``loaded`` with only the packed Q/K/V projection weights of ``config.towers`` trainable."""
     module = ClassifierModel(loaded, class_names, template, method="attention", config=config)
     for target in qkv_targets(module.clip, parse_towers(config.towers)):
         target.weight.requires_grad_(True)

@@ -13,7 +13,7 @@ import logging
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,9 @@ from torch import nn
 
 from core.config_types import check_types
 from core.methods.targets import tower_of
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +306,7 @@ def save_trained(module: ClassifierModel, path: str | Path) -> Path:
     return path
 
 
-def load_trained(loaded, path: str | Path, *, copy_model: bool = True) -> ClassifierModel:
+def load_trained(loaded: LoadedModel, path: str | Path, *, copy_model: bool = True) -> ClassifierModel:
     """Rebuild the method on ``loaded`` (the same base model) and load the saved tensors into it."""
     from safetensors import safe_open
 

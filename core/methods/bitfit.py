@@ -6,10 +6,13 @@ Biases outside the blocks (ln_pre, ln_post, ln_final, patch embedding, projectio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from core.methods.base import ClassifierModel, MethodConfig, MethodEntry
 from core.methods.targets import block_bias_names, parse_towers
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
 
 
 @dataclass
@@ -22,7 +25,8 @@ class BitFitConfig(MethodConfig):
         parse_towers(self.towers)
 
 
-def build(loaded, class_names: Sequence[str], template: str, config: BitFitConfig) -> ClassifierModel:
+def build(loaded: LoadedModel, class_names: Sequence[str], template: str, config: BitFitConfig) -> ClassifierModel:
+    """The classifier on ``loaded`` with every bias inside the blocks of ``config.towers`` trainable."""
     module = ClassifierModel(loaded, class_names, template, method="bitfit", config=config)
     wanted = set(block_bias_names(module.clip, parse_towers(config.towers)))
     for name, p in module.clip.named_parameters():

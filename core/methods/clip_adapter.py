@@ -8,7 +8,7 @@ ViT-B/32), as in the CLIP-Adapter paper. Its weights start random, seeded by the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from torch import nn
@@ -16,6 +16,9 @@ from torch import nn
 from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, require
 from core.methods.lora import init_seed
 from core.methods.targets import parse_towers
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
 
 
 @dataclass
@@ -35,6 +38,8 @@ class CLIPAdapterConfig(MethodConfig):
 
 
 def bottleneck(dim: int, reduction: int, generator: torch.Generator) -> nn.Sequential:
+    """Bias-free ``Linear(dim, h) -> ReLU -> Linear(h, dim) -> ReLU`` with ``h = max(1, dim // reduction)``;
+    weights drawn from ``generator`` in nn.Linear's default uniform range."""
     hidden = max(1, dim // reduction)
     mlp = nn.Sequential(nn.Linear(dim, hidden, bias=False), nn.ReLU(),
                         nn.Linear(hidden, dim, bias=False), nn.ReLU())
@@ -73,7 +78,10 @@ class CLIPAdapterModel(ClassifierModel):
         return self._mix(self.text_adapter, features)
 
 
-def build(loaded, class_names: Sequence[str], template: str, config: CLIPAdapterConfig) -> ClassifierModel:
+def build(loaded: LoadedModel, class_names: Sequence[str], template: str,
+          config: CLIPAdapterConfig) -> ClassifierModel:
+    """A :class:`CLIPAdapterModel` on ``loaded``: bottleneck adapters on the outputs of ``config.towers``,
+    backbone frozen."""
     return CLIPAdapterModel(loaded, class_names, template, config)
 
 

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, require
 from core.methods.full_ft import unfreeze_towers
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
 
 
 @dataclass
@@ -89,7 +92,9 @@ class CLIPCITEModel(ClassifierModel):
         return loss
 
 
-def build(loaded, class_names: Sequence[str], template: str, config: CLIPCITEConfig) -> ClassifierModel:
+def build(loaded: LoadedModel, class_names: Sequence[str], template: str, config: CLIPCITEConfig) -> ClassifierModel:
+    """A :class:`CLIPCITEModel` on ``loaded``: full fine-tuning plus the discriminative image-text loss
+    and KL distillation from a frozen copy of the starting model."""
     return CLIPCITEModel(loaded, class_names, template, config)
 
 

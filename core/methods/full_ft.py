@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from torch import nn
 
 from core.methods.base import ClassifierModel, MethodConfig, MethodEntry
 from core.methods.targets import tower_of
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
 
 
 @dataclass
@@ -24,7 +27,9 @@ def unfreeze_towers(model: nn.Module, include_logit_scale: bool) -> None:
             p.requires_grad_(True)
 
 
-def build(loaded, class_names: Sequence[str], template: str, config: FullFTConfig) -> ClassifierModel:
+def build(loaded: LoadedModel, class_names: Sequence[str], template: str, config: FullFTConfig) -> ClassifierModel:
+    """The classifier on ``loaded`` with every tower parameter trainable (and the temperature
+    and logit bias when ``config.include_logit_scale``)."""
     module = ClassifierModel(loaded, class_names, template, method="full_ft", config=config)
     unfreeze_towers(module.clip, config.include_logit_scale)
     return module

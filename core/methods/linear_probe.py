@@ -8,12 +8,15 @@ zero-shot prompt head, which is exactly what a frozen backbone gives on those cl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from torch import nn
 
 from core.methods.base import ClassifierModel, MethodConfig, MethodEntry
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
 
 
 @dataclass
@@ -47,7 +50,10 @@ class LinearProbeModel(ClassifierModel):
         return self.head(img)
 
 
-def build(loaded, class_names: Sequence[str], template: str, config: LinearProbeConfig) -> ClassifierModel:
+def build(loaded: LoadedModel, class_names: Sequence[str], template: str,
+          config: LinearProbeConfig) -> ClassifierModel:
+    """A :class:`LinearProbeModel` on ``loaded``: a linear head on the frozen image features,
+    initialised from the zero-shot prompt head."""
     return LinearProbeModel(loaded, class_names, template, config)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from torch import nn
@@ -24,6 +24,9 @@ from torch import nn
 from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, require
 from core.methods.reparam import WeightReparam, attach
 from core.methods.targets import parse_towers, qkv_targets
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
 
 
 @dataclass
@@ -90,7 +93,9 @@ class QVLoRA(WeightReparam):
         return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
 
 
-def build(loaded, class_names: Sequence[str], template: str, config: LoRAConfig) -> ClassifierModel:
+def build(loaded: LoadedModel, class_names: Sequence[str], template: str, config: LoRAConfig) -> ClassifierModel:
+    """The classifier on ``loaded`` with a :class:`QVLoRA` on the ``config.parts`` row blocks of every q/k/v
+    weight of ``config.towers``; only the LoRA factors train (B starts at zero: zero-shot logits)."""
     module = ClassifierModel(loaded, class_names, template, method="lora", config=config)
     generator = torch.Generator().manual_seed(init_seed(config))
     for target in qkv_targets(module.clip, parse_towers(config.towers)):

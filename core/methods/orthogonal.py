@@ -19,7 +19,7 @@ Choices (the paper's exact placement and weights are not public in what we could
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,9 @@ from torch import nn
 from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, require
 from core.methods.reparam import WeightReparam, attach, reparams_disabled
 from core.methods.targets import mlp_in_targets, parse_towers, qkv_targets
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
 
 
 @dataclass
@@ -107,7 +110,10 @@ class OrthogonalModel(ClassifierModel):
         return self.config.cr_weight * (1.0 - cos).mean()
 
 
-def build(loaded, class_names: Sequence[str], template: str, config: OrthogonalConfig) -> ClassifierModel:
+def build(loaded: LoadedModel, class_names: Sequence[str], template: str,
+          config: OrthogonalConfig) -> ClassifierModel:
+    """An :class:`OrthogonalModel` on ``loaded``: Cayley rotations of the q/k/v (and MLP-in) weights,
+    cross-regularised to the zero-shot image embeddings, with Cutout."""
     return OrthogonalModel(loaded, class_names, template, config)
 
 

@@ -27,7 +27,7 @@ import logging
 import warnings
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import torch
 from torch import nn
@@ -35,6 +35,9 @@ from torch import nn
 from core.method_info import GENERIC_PEFT, PEFT_FAMILIES, MethodInfo, normalise_peft, peft_catalogue
 from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, require
 from core.methods.unpacked import pack_attention, unpack_attention
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +153,10 @@ def _attach(module: PeftClassifier, config_obj) -> PeftClassifier:
     return module
 
 
-def build_peft(name: str, loaded, class_names: Sequence[str], template: str,
+def build_peft(name: str, loaded: LoadedModel, class_names: Sequence[str], template: str,
                config: PeftMethodConfig) -> PeftClassifier:
+    """Method ``name`` on ``loaded``: attention unpacked, then the peft tuner of ``config`` injected
+    (seeded by ``config.init_seed``); peft's own warnings are logged and kept in ``peft_warnings``."""
     module = PeftClassifier(loaded, class_names, template, method=name, config=config)
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -172,7 +177,7 @@ def build_peft(name: str, loaded, class_names: Sequence[str], template: str,
     return module
 
 
-def load_adapter(loaded, folder: str | Path, class_names: Sequence[str], template: str, *,
+def load_adapter(loaded: LoadedModel, folder: str | Path, class_names: Sequence[str], template: str, *,
                  method: str = "peft", copy_model: bool = True) -> PeftClassifier:
     """A classifier on ``loaded`` with the adapter saved in ``folder`` (peft format) loaded by
     ``PeftModel.from_pretrained``; the adapter is frozen (inference)."""

@@ -188,4 +188,5 @@ def pack_attention(model: nn.Module) -> int:
 
 
 def has_unpacked_attention(model: nn.Module) -> bool:
+    """True when ``model`` holds any :class:`UnpackedAttention` (e.g. after :func:`unpack_attention`)."""
     return any(isinstance(m, UnpackedAttention) for m in model.modules())

@@ -6,12 +6,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
 from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, require
 from core.methods.full_ft import unfreeze_towers
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
 
 
 @dataclass
@@ -41,7 +44,9 @@ class WiseFTModel(ClassifierModel):
         super().finalize()
 
 
-def build(loaded, class_names: Sequence[str], template: str, config: WiseFTConfig) -> ClassifierModel:
+def build(loaded: LoadedModel, class_names: Sequence[str], template: str, config: WiseFTConfig) -> ClassifierModel:
+    """A :class:`WiseFTModel` on ``loaded``: full fine-tuning whose ``finalize()`` interpolates the trained
+    tensors with their zero-shot values by ``config.alpha``."""
     return WiseFTModel(loaded, class_names, template, config)
 
 

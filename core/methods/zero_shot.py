@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from core.methods.base import ClassifierModel, MethodConfig, MethodEntry
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
 
 
 @dataclass
@@ -16,7 +19,7 @@ class ZeroShotModel(ClassifierModel):
     frozen_image_tower = True  # nothing trains
 
 
-def build(loaded, class_names: Sequence[str], template: str, config: ZeroShotConfig) -> ClassifierModel:
+def build(loaded: LoadedModel, class_names: Sequence[str], template: str, config: ZeroShotConfig) -> ClassifierModel:
     """The frozen model as a prompt classifier (nothing trainable)."""
     return ZeroShotModel(loaded, class_names, template, method="zero_shot", config=config)
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,8 +92,9 @@ from core.store.queries import (  # noqa: E402
 from core.store.ingest import IngestReport, ingest, ingest_items  # noqa: E402
 
 
-def accept_submission(*args, **kwargs):  # noqa: ANN002, ANN003  (lazy: core.upload loads PIL)
-    """See :func:`core.store.submissions.accept_submission`."""
+def accept_submission(*args: Any, **kwargs: Any) -> IngestReport:  # lazy: core.upload loads PIL
+    """Validate and store a submitted zip of records: :func:`core.store.submissions.accept_submission`, imported
+    on first call."""
     from core.store.submissions import accept_submission as accept
 
     return accept(*args, **kwargs)

@@ -53,6 +53,8 @@ def file_lock(path: Path, timeout: float = 120.0, what: str = "another compactio
 
 
 def write_parquet(table: pa.Table, root: Path) -> Path:
+    """Write ``table`` atomically (zstd) as ``root/compacted-<hash>.parquet``, the hash taken over its
+    (run_id, created_at) rows in order; returns the file's path."""
     digest = hashlib.sha256()
     for run_id, created in zip(table.column("run_id").to_pylist(),
                                table.column("created_at").to_pylist()):

@@ -48,6 +48,7 @@ def lock_expiry_s() -> float:
 
 
 def lock_path(results: Path, run_id: str) -> Path:
+    """The lock file of cell ``run_id``: ``<results>/.locks/<run_id>.lock`` (not created here)."""
     return Path(results) / ".locks" / f"{run_id}.lock"
 
 

@@ -43,8 +43,11 @@ def _arrow_mask(direction: np.ndarray, cx: np.ndarray, cy: np.ndarray, r: np.nda
     return shaft | head
 
 
-def render_signs(rng: np.random.Generator, n: int, *, noise: float = 6.0, clutter: float = 0.5):
-    """Sign-like glyphs: coloured border shape, white face, dark arrow, busy background."""
+def render_signs(rng: np.random.Generator, n: int, *, noise: float = 6.0, clutter: float = 0.5) -> W.Rendered:
+    """Sign-like glyphs: coloured border shape, white face, dark arrow, busy background.
+
+    Returns images (n, 32, 32, 3) uint8 and attrs shape, colour, arrow, each int64 of shape (n,).
+    """
     shape = rng.integers(0, len(SIGN_SHAPES), n)
     colour = rng.integers(0, len(W.COLOURS), n)
     arrow = rng.integers(0, len(ARROWS), n)
@@ -84,8 +87,11 @@ def _cell_mask(kind: np.ndarray, cx, cy, r, angle) -> np.ndarray:
     return masks[kind, np.arange(len(kind))]
 
 
-def render_cells(rng: np.random.Generator, n: int, *, noise: float = 8.0, blur: float = 0.0):
-    """Microscopy-like fields: 1-6 stained cells of one kind and size on a dark background."""
+def render_cells(rng: np.random.Generator, n: int, *, noise: float = 8.0, blur: float = 0.0) -> W.Rendered:
+    """Microscopy-like fields: 1-6 stained cells of one kind and size on a dark background.
+
+    Returns images (n, 32, 32, 3) uint8 and attrs kind, count, size, colour, each int64 of shape (n,).
+    """
     kind = rng.integers(0, len(CELL_KINDS), n)
     count = rng.integers(0, len(CELL_COUNTS), n)
     size = rng.integers(0, len(CELL_SIZES), n)
@@ -137,8 +143,11 @@ def _sketch_fill(kind: np.ndarray, cx, cy, r) -> np.ndarray:
     return masks[kind, np.arange(len(kind))]
 
 
-def render_sketches(rng: np.random.Generator, n: int, *, noise: float = 5.0):
-    """Outline drawings of ten objects in one ink colour, thin or thick strokes, on off-white paper."""
+def render_sketches(rng: np.random.Generator, n: int, *, noise: float = 5.0) -> W.Rendered:
+    """Outline drawings of ten objects in one ink colour, thin or thick strokes, on off-white paper.
+
+    Returns images (n, 32, 32, 3) uint8 and attrs kind, stroke, colour, each int64 of shape (n,).
+    """
     kind = rng.integers(0, len(SKETCHES), n)
     stroke = rng.integers(0, len(STROKES), n)
     colour = rng.integers(0, len(W.COLOURS), n)
@@ -152,8 +161,12 @@ def render_sketches(rng: np.random.Generator, n: int, *, noise: float = 5.0):
     return W._finish(canvas, rng, noise), {"kind": kind, "stroke": stroke, "colour": colour}
 
 
-def render_land_weather(rng: np.random.Generator, n: int, *, noise: float = 4.0, hazy_amount: float = 0.6):
-    """v1's land cover, with a captionable weather attribute: clear (no haze) or hazy."""
+def render_land_weather(rng: np.random.Generator, n: int, *, noise: float = 4.0,
+                        hazy_amount: float = 0.6) -> W.Rendered:
+    """v1's land cover, with a captionable weather attribute: clear (no haze) or hazy.
+
+    Returns images (n, 32, 32, 3) uint8 and attrs land, weather, each int64 of shape (n,).
+    """
     weather = rng.integers(0, len(WEATHER), n)
     images = np.empty((n, W.SIZE, W.SIZE, 3), np.uint8)
     land = np.empty(n, np.int64)

@@ -153,6 +153,7 @@ def tag_vocabulary() -> tuple[str, ...]:
 
 
 def get_task(name: str) -> World2Task:
+    """The world-v2 task called ``name``; ValueError naming the known tasks for an unknown name."""
     if name not in _BY_NAME:
         raise ValueError(f"unknown world-v2 task {name!r}; known: {', '.join(_BY_NAME)}")
     return _BY_NAME[name]
