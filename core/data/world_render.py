@@ -219,9 +219,10 @@ def render_handwritten(rng: np.random.Generator, n: int, *, pool: str = "pretrai
                        noise: float = 10.0) -> Rendered:
     """scikit-learn's real 8x8 handwritten digits, upscaled and warped, light stroke on dark.
 
-    pool 'pretrain' draws from the even-indexed images, 'task' from the odd ones, so the
-    tasks never show a digit image the model was pretrained on. Returns images (n, 32, 32, 3)
-    uint8 and attrs digit, int64 of shape (n,).
+    pool 'pretrain' draws from the even-indexed images, 'task' from the odd ones, so the digit
+    tasks never show a digit image the model was pretrained on (the scene-kind OOD task draws from
+    'pretrain': jobs/results/WORLD-FINDINGS-2026-12-05.md). Returns images (n, 32, 32, 3) uint8 and
+    attrs digit, int64 of shape (n,).
     """
     import torch
     import torch.nn.functional as F
