@@ -64,4 +64,4 @@ for citation in cards.CITATIONS.values():
         st.markdown(f"[{citation.url}]({citation.url})")
         st.code(citation.bibtex, language="bibtex")
 st.caption("Transferability scores compared on the Compare page: GBC, H-score, TransRate, SFDA, NCTI, LogME, "
-           "LEEP, NCE and EMMS, each implemented from its paper in core/transferability.py.")
+           "LEEP, NCE and EMMS, each written from its paper in core/transferability/, in the study's conventions.")
