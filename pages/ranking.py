@@ -12,10 +12,11 @@ NUM, TXT = st.column_config.NumberColumn, st.column_config.TextColumn
 
 
 @st.cache_data(ttl=30, max_entries=32)
-def table(roots: tuple, model: str, pretrained: str, datasets: tuple, rank_by: str, include: bool) -> pd.DataFrame:
+def table(roots: tuple, model: str, pretrained: str, datasets: tuple, rank_by: str, include: bool) -> tuple:
+    """The ranking, and the warning when it averages runs of several recipes (cached: it parses configs)."""
     runs = store.query_runs(app.load_runs(roots, include), filters={"model": [model], "pretrained": [pretrained],
                                                              "dataset": list(datasets)})
-    return ranking.method_ranking(runs, rank_by=rank_by)
+    return ranking.method_ranking(runs, rank_by=rank_by), ranking.mixed_recipes_text(ranking.mixed_recipes(runs))
 
 
 st.title("Which fine-tuning method should you use?")
@@ -38,9 +39,9 @@ mine = runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]
 names = app.option_labels(sorted(mine["dataset"].dropna().unique()))
 datasets = c3.multiselect("datasets (none = all)", list(names), key="dataset", bind=app.URL, format_func=names.get)
 app.model_notice(model, pretrained, runs)
-if text := ranking.mixed_recipes_text(ranking.mixed_recipes(mine[mine["dataset"].isin(datasets or names)])):
-    st.warning(text)
-rows = table(roots, model, pretrained, tuple(datasets), rank_by, include)
+rows, mixed = table(roots, model, pretrained, tuple(datasets), rank_by, include)
+if mixed:
+    st.warning(mixed)
 if rows.empty:
     st.info("No successful fine-tuning runs for this choice.")
     st.stop()
