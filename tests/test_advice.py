@@ -21,6 +21,15 @@ def result(gains, oods, r2=0.9, lodo=1.0, half=2.0, extrapolation=False, statuse
     return SimpleNamespace(forecasts=wide)
 
 
+def chosen_sets(predictors: str) -> pd.DataFrame:
+    """forecast_new-like rows: every method and outcome forecast from ``predictors``, at the result() gains."""
+    return pd.DataFrame([{"method": m, "outcome": o, "status": "ok", "predictors": predictors,
+                          "prediction": g, "lo": g - 1, "hi": g + 1, "nested_lodo_mae": 1.0, "extrapolation": False}
+                         for m, gains in (("full_ft", (20.0, -6.0)), ("lora", (12.0, -2.0)),
+                                          ("linear_probe", (5.0, -3.0)))
+                         for o, g in zip(("id_gain", "ood_change"), gains)])
+
+
 def test_forecast_rows_readable_and_pareto():
     rows = advice.forecast_rows(result([20.0, 15.0, 5.0, 0.0], [-6.0, -2.0, -3.0, 0.0]))
     assert list(rows["method_title"]) == ["Full fine-tuning", "LoRA", "Linear probe"]  # zero-shot left out
@@ -105,12 +114,7 @@ def test_a_chosen_predictors_extrapolation_and_impossible_gains_are_warned_about
 
 def test_confidence_reads_the_fit_of_the_lines_actually_shown():
     res = result([20.0, 12.0, 5.0], [-6.0, -2.0, -3.0], r2=0.05, half=1.0)  # the IIMM lines explain nothing
-    res.selected = pd.DataFrame([{"method": m, "outcome": o, "status": "ok", "predictors": "zs_acc + emms",
-                                  "prediction": g, "lo": g - 1, "hi": g + 1, "nested_lodo_mae": 1.0,
-                                  "extrapolation": False}
-                                 for m, gains in (("full_ft", (20.0, -6.0)), ("lora", (12.0, -2.0)),
-                                                  ("linear_probe", (5.0, -3.0)))
-                                 for o, g in zip(("id_gain", "ood_change"), gains)])
+    res.selected = chosen_sets("zs_acc + emms")
     out = advice.advise(advice.forecast_rows(res))
     assert out.confidence == "moderate"  # was "weak", from the R² of IIMM lines no forecast shown uses
     assert out.reasons[0].startswith("Every forecast shown uses predictors chosen on held-out datasets")
@@ -133,12 +137,7 @@ def test_a_forecast_that_chose_iimm_alone_is_read_as_the_iimm_line():
     """forecast_new labels a choice of IIMM alone 'iimm'; the verdict looked for 'IIMM', so it never counted
     the R² of the lines it showed and called poor IIMM fits 'moderate'."""
     res = result([20.0, 12.0, 5.0], [-6.0, -2.0, -3.0], r2=0.05, half=1.0)  # the IIMM lines explain nothing
-    res.selected = pd.DataFrame([{"method": m, "outcome": o, "status": "ok", "predictors": "iimm",
-                                  "prediction": g, "lo": g - 1, "hi": g + 1, "nested_lodo_mae": 1.0,
-                                  "extrapolation": False}
-                                 for m, gains in (("full_ft", (20.0, -6.0)), ("lora", (12.0, -2.0)),
-                                                  ("linear_probe", (5.0, -3.0)))
-                                 for o, g in zip(("id_gain", "ood_change"), gains)])
+    res.selected = chosen_sets("iimm")
     rows = advice.forecast_rows(res)
     assert set(rows["gain_basis"]) == {"IIMM"}
     out = advice.advise(rows)
