@@ -25,9 +25,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class AppDidNotStart(RuntimeError):
+    """The app exited or stayed silent. ``reason`` says which; ``log_tail`` holds the last lines of its log
+    (read at once: the log may live in a temporary folder the caller is about to delete)."""
+
+    def __init__(self, reason: str, log_path: Path) -> None:
+        super().__init__(f"{reason}; see {log_path}")
+        try:
+            self.log_tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+        except OSError:
+            self.log_tail = []
+        self.reason = reason
+
+
 def start_app(port: int, env: dict[str, str], log_path: Path, timeout: float = 120.0) -> subprocess.Popen:
     """``streamlit run app.py`` on ``port`` with ``env`` added to this process's environment; returns once
-    the app answers its health check. RuntimeError (with the log's path) when it exits or stays silent."""
+    the app answers its health check. AppDidNotStart (a RuntimeError naming the log) when it exits or stays
+    silent."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **env}
     with open(log_path, "wb") as out:  # the child keeps its own handle
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
@@ -37,7 +51,7 @@ def start_app(port: int, env: dict[str, str], log_path: Path, timeout: float = 1
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the app exited with {proc.returncode}; see {log_path}")
+            raise AppDidNotStart(f"the app exited with {proc.returncode}", log_path)
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as r:
                 if r.read() == b"ok":
@@ -45,7 +59,7 @@ def start_app(port: int, env: dict[str, str], log_path: Path, timeout: float = 1
         except OSError:
             time.sleep(0.5)
     stop_app(proc)
-    raise RuntimeError(f"the app did not answer within {timeout:.0f} s; see {log_path}")
+    raise AppDidNotStart(f"the app did not answer within {timeout:.0f} s", log_path)
 
 
 def stop_app(proc: subprocess.Popen) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from jobs.app_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app
+from jobs.app_server import CHROMIUM, CHROMIUM_ARGS, AppDidNotStart, free_port, start_app, stop_app
 from jobs.cli import user_facing
 
 log = logging.getLogger("jobs.load_test")
@@ -246,10 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             app = start_app(port, {store.ENV_VAR: str(work / "results"),
                                    store.INDEX_ENV_VAR: str(work / "store-index")}, work / "app.log")
-        except RuntimeError as exc:  # its log lives in this temporary folder: say what it says before it goes
-            tail = (work / "app.log").read_text(errors="replace").strip().splitlines()[-3:] \
-                if (work / "app.log").is_file() else []
-            raise OSError(f"{str(exc).split('; see ')[0]}: {' | '.join(tail)[-600:] or 'it wrote nothing'}") from exc
+        except AppDidNotStart as exc:  # its log lives in this temporary folder: say what it said
+            raise OSError(f"{exc.reason}: {' | '.join(exc.log_tail)[-600:] or 'it wrote nothing'}") from exc
         watch, writer = ServerWatch(app.pid), Writer(work / "results")
         watch.start()
         idle_mb = 0.0

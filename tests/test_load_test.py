@@ -208,8 +208,10 @@ def test_the_report_is_written_atomically(fake_load, tmp_path):
 
 def test_an_app_that_does_not_start_is_one_message_quoting_its_log(fake_load, monkeypatch, capsys):
     def start_app(port, env, log_path):
+        from jobs.app_server import AppDidNotStart
+
         log_path.write_text("Traceback (most recent call last):\nModuleNotFoundError: No module named 'altair'\n")
-        raise RuntimeError(f"the app exited with 1; see {log_path}")  # a log in a folder about to be deleted
+        raise AppDidNotStart("the app exited with 1", log_path)  # a log in a folder about to be deleted
 
     monkeypatch.setattr(load_test, "start_app", start_app)
     assert load_test.main(FAST) == 2
