@@ -109,6 +109,8 @@ def _check_scalar(name: str, kind: type, value: Any) -> None:
         limit = TEXT_LIMITS.get(name, MAX_TEXT)
         if len(value) > limit:
             raise SchemaError(f"field {name!r} is {len(value)} characters long; the limit is {limit}")
+        if not value.isascii() and not _unicode_ok(value):
+            raise SchemaError(f"field {name!r} {_NOT_UNICODE}")
         if name == "created_at":  # the store keeps the newest copy of a run by this time: it must be one
             try:
                 moment = datetime.fromisoformat(value)
@@ -166,12 +168,30 @@ def _check_nested(name: str, value: Any) -> None:
                     raise SchemaError(f"field {name}[{_short(key)}] must lie in [0, 100], got {_short(acc)}")
 
 
-def _json_size(value: Any) -> int:
-    """Length of ``value`` as compact JSON text (NaN/inf count as null: the writer stores them so)."""
+_NOT_UNICODE = "holds text that is not valid Unicode (a lone surrogate such as \\ud800)"
+
+
+def _unicode_ok(text: str) -> bool:
+    """Whether ``text`` can be stored as UTF-8: JSON's ``"\\ud800"`` escape parses to a lone surrogate,
+    which no UTF-8 (Arrow, DuckDB, the browser) string can hold."""
     try:
-        return len(json.dumps(value, separators=(",", ":"), default=_no_default))
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _json_size(value: Any) -> int:
+    """Length of ``value`` as compact JSON text (NaN/inf count as null: the writer stores them so).
+    Raises SchemaError for a value JSON cannot store or text (keys too) that is not valid Unicode."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), default=_no_default)
     except (ValueError, TypeError, OverflowError) as exc:
         raise SchemaError(f"a nested field holds a value JSON cannot store ({_short(str(exc))})") from None
+    # ASCII JSON writes every character past U+FFFF as a pair of \ud8xx escapes: look closer only then
+    if "\\ud" in text and not _unicode_ok(json.dumps(value, ensure_ascii=False, default=_no_default)):
+        raise SchemaError(f"a nested field {_NOT_UNICODE}")
+    return len(text)
 
 
 def _no_default(value: Any) -> Any:
@@ -231,6 +251,8 @@ def validate_record(record: dict[str, Any]) -> dict[str, Any]:
     if len(extra.keys() - STORE_ADDED_FIELDS) > 32 or any(len(k) > MAX_TEXT for k in extra):
         raise SchemaError("a record may carry at most 32 extra fields with names of at most "
                           f"{MAX_TEXT} characters")
+    if not all(k.isascii() or _unicode_ok(k) for k in extra):
+        raise SchemaError(f"an extra field's name {_NOT_UNICODE}")
     for name, value in extra.items():
         if nesting_depth(value) > MAX_NESTED_DEPTH or _json_size(value) > MAX_NESTED_CHARS:
             raise SchemaError(f"extra field {_short(name)} is nested too deep or too large")

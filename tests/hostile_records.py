@@ -139,6 +139,10 @@ raw_case("not-json", "invalid JSON", b'{"run_id": "hostile-1", ')
 raw_case("json-array", "must be a JSON object", b"[1, 2, 3]")
 raw_case("json-string", "must be a JSON object", b'"hello"')
 raw_case("non-utf8-bytes", "not UTF-8", json.dumps(base()).encode().replace(b"worldclip", b"w\xff\xfeorld"))
+raw_case("lone-surrogate-in-model", "not valid Unicode", json.dumps(base()).replace(
+    '"worldclip-tiny"', '"world\\ud800clip"', 1).encode())  # valid JSON and UTF-8; no UTF-8 string holds it
+raw_case("lone-surrogate-in-ood-set-name", "not valid Unicode", json.dumps(base()).replace(
+    '"ood-a"', '"ood-\\udfff"').encode())
 raw_case("utf16-file", "not UTF-8", json.dumps(base()).encode("utf-16"))
 raw_case("zero-byte-record", "invalid JSON", b"")
 raw_case("null-bytes", "invalid JSON", b"\x00" * 64)

@@ -120,3 +120,13 @@ def test_a_rerun_with_another_config_is_a_conflict_not_the_same_run(tmp_path):
     (tmp_path / "in.json").write_text(json.dumps(changed))
     report = store.ingest(tmp_path / "in.json", tmp_path / "mine")
     assert not report.accepted and not report.unchanged and "different content" in report.refused[0][1]
+
+
+def test_a_lone_surrogate_escape_is_refused_and_the_leaderboard_still_loads(stores, tmp_path):
+    """'\\ud800' is valid JSON and valid UTF-8 bytes, but parses to text no UTF-8 string can hold: it was
+    accepted, and then every page's load_runs raised UnicodeEncodeError."""
+    (rec,) = make_fixture_records(n_datasets=1, methods=("lora",))
+    make_zip(tmp_path / "s.zip", {"a.json": json.dumps(rec).replace('"lora"', '"lo\\ud800ra"').encode()})
+    report = store.accept_submission(tmp_path / "s.zip")
+    assert not report.accepted and "not valid Unicode" in report.refused[0][1]
+    assert len(store.load_runs()) == 2  # the shipped runs, nothing else
