@@ -105,8 +105,25 @@ def source_controls(roots: tuple[str, ...], container=st) -> bool:
                                                 key="submitted", bind=URL)
 
 
+_KEY_UNESCAPE = re.compile("%(25|40)")
+
+
 def model_key(model: str, pretrained: str) -> str:
-    return f"{model}@{pretrained}"  # '@' appears in neither open_clip names nor hub ids
+    """'model@pretrained', one key per pair: a '@' or '%' inside a name (the schema allows both, e.g. a tag
+    'laion@2b') is %-escaped, so :func:`model_pair` splits the key back at its one bare '@'."""
+    def escape(name: str) -> str:  # '%' first, so the '%' of '%40' is not escaped again
+        return str(name).replace("%", "%25").replace("@", "%40")
+    return f"{escape(model)}@{escape(pretrained)}"
+
+
+def model_pair(key: str) -> tuple[str, str]:
+    """The (model, pretrained) of a :func:`model_key`."""
+    model, _, pretrained = key.partition("@")
+    return _unescape_name(model), _unescape_name(pretrained)
+
+
+def _unescape_name(text: str) -> str:
+    return _KEY_UNESCAPE.sub(lambda m: "%" if m.group(1) == "25" else "@", text)  # one pass: '%2540' -> '%40'
 
 
 def pick_model(runs: pd.DataFrame, container=st, key: str = "model") -> tuple[str, str]:
@@ -114,8 +131,7 @@ def pick_model(runs: pd.DataFrame, container=st, key: str = "model") -> tuple[st
     labels = model_labels(runs)
     options = list(labels)
     choice = container.selectbox("model", options, key=key, bind=URL, format_func=labels.get)
-    model, _, pretrained = (choice or options[0]).rpartition("@")
-    return model, pretrained
+    return model_pair(choice or options[0])
 
 
 def model_options(runs: pd.DataFrame) -> list[str]:
@@ -126,7 +142,7 @@ def model_options(runs: pd.DataFrame) -> list[str]:
 
 def model_labels(runs: pd.DataFrame) -> dict[str, str]:
     """Model key -> its option label ('arch · tag'), for :func:`model_options`' keys."""
-    return option_labels(model_options(runs), lambda k: k.replace("@", " · "))
+    return option_labels(model_options(runs), lambda k: " · ".join(model_pair(k)))
 
 
 def option_text(value: object, max_chars: int = 120) -> str:

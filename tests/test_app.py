@@ -234,6 +234,23 @@ def test_matrix_of_a_model_whose_runs_all_failed_says_so(fixture_store):
     assert any("No successful runs" in i.value for i in at.info)
 
 
+def test_a_model_whose_names_hold_an_at_sign_is_the_model_its_pages_show(fixture_store):
+    """The picker's key was 'model@tag', split at its last '@': a tag such as 'laion@2b' (the schema allows
+    it) was read as model 'worldclip-tiny@laion', tag '2b', and every page said it had no runs."""
+    for r in make_fixture_records(n_datasets=2, pretrained="laion@2b"):
+        store.write_record(r, fixture_store)
+    at = page("matrix")
+    at.query_params["model"] = "worldclip-tiny · laion@2b"  # was labelled 'worldclip-tiny · laion · 2b'
+    at.run()
+    assert not at.exception and not at.info, [i.value for i in at.info]  # was: "No successful runs ..."
+    assert list(at.dataframe[0].value.columns) == ["fx-set-0", "fx-set-1"]  # its 2 datasets, not the other's 6
+    import app
+
+    pairs = [("a@b", "c"), ("a", "b@c"), ("50%", "%40"), ("m", "t")]
+    keys = [app.model_key(m, p) for m, p in pairs]
+    assert len(set(keys)) == 4 and [app.model_pair(k) for k in keys] == pairs and keys[-1] == "m@t"
+
+
 def test_pages_show_undefined_values_as_a_dash_never_nan(fixture_store):
     # LoRA's last two runs failed: the per-dataset table has empty cells
     at = page("matrix").run()
