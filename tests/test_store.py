@@ -245,6 +245,17 @@ def test_query_filters_search_sort_limit(runs):
     assert len(store.query_runs(runs, limit=0)) == 0
 
 
+def test_sorting_by_date_orders_moments_not_text(tmp_path):
+    """created_at carries any UTC offset: sorted as text, 10:00+05:00 (05:00 UTC) came out newest."""
+    a, b, c = make_fixture_records(n_datasets=3, methods=("lora",))
+    for rec, at in ((a, "2025-01-01T10:00:00+05:00"), (b, "2025-01-01T06:00:00+00:00"), (c, "2025-01-01T07:00:00Z")):
+        store.write_record(dict(rec, created_at=at), tmp_path)
+    runs = store.load_runs([tmp_path])
+    newest_first = store.query_runs(runs, sort_by="created_at")["run_id"].tolist()
+    assert newest_first == [c["run_id"], b["run_id"], a["run_id"]]
+    assert store.query_runs(runs, sort_by="created_at", descending=False)["run_id"].tolist() == newest_first[::-1]
+
+
 def test_query_treats_user_text_as_data(runs):
     assert store.query_runs(runs, filters={"method": ["x' OR 1=1 --"]}).empty
     assert store.query_runs(runs, search="%").empty  # not a LIKE wildcard

@@ -36,7 +36,7 @@ MAX_SKIPPED_PER_FILE = 100  # a million bad rows in one Parquet file are named b
 _COMPACTED_FILE = rf"(^|[/\\]){re.escape(COMPACTED_PREFIX)}[^/\\]*$"
 
 
-def _by_moment(order: str) -> str:
+def by_moment(order: str) -> str:
     """An ORDER BY on created_at as a moment, not text ("…10:00:00Z" and "…12:00:00+02:00" are one time,
     "…10:00:00.5+00:00" is after "…10:00:00+00:00"), then as text for a stable order of equal moments."""
     return f"TRY_CAST(created_at AS TIMESTAMPTZ) {order}, created_at {order}"
@@ -141,11 +141,11 @@ def merge_rows(per_root: list[tuple[pa.Table, list[Path]]], strict: bool, skippe
         ranked = _arrow(con.execute(
             "SELECT _pos, _root, first_value(_pos) OVER w AS _keep, first_value(_root) OVER w AS _keep_root, "
             "row_number() OVER w AS _rank, created_at, run_id FROM keys "
-            f"WINDOW w AS (PARTITION BY run_id ORDER BY _root, {_by_moment('DESC NULLS LAST')}, _src, "
+            f"WINDOW w AS (PARTITION BY run_id ORDER BY _root, {by_moment('DESC NULLS LAST')}, _src, "
             "CASE WHEN _src = 0 THEN NULL ELSE _file END NULLS FIRST, _pos)"))
         _note_conflicts(merged, ranked, skipped)
         kept = con.execute("SELECT _pos FROM ranked WHERE _rank = 1 "
-                           f"ORDER BY {_by_moment('NULLS FIRST')}, run_id").fetchnumpy()["_pos"]
+                           f"ORDER BY {by_moment('NULLS FIRST')}, run_id").fetchnumpy()["_pos"]
         out = merged.take(pa.array(kept, pa.int64()))
         return out.drop_columns(["_file", "_root"])
     finally:

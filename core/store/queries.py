@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from core import schema
+from core.store.load import by_moment
 from core.store.records import _plain, row_to_record
 from core.store.validate import safe_json_text
 
@@ -37,7 +38,8 @@ def query_runs(df: pd.DataFrame, *, filters: Mapping[str, Iterable[str] | str | 
     value is one of the values. None or an empty list means "no filter on that key".
     search: case-insensitive substring over :data:`SEARCH_COLUMNS` (not a pattern: ``%``
     and ``_`` match themselves). sort_by: a ``schema.SCALAR_FIELDS`` column (nulls last,
-    ties by run_id); default keeps the input order. limit: at most this many rows.
+    ties by run_id; ``created_at`` by the moment it names, whatever its UTC offset); default keeps
+    the input order. limit: at most this many rows.
     Raises ValueError for an unknown filter key or sort column, or a bad limit.
     """
     where: list[str] = []
@@ -63,7 +65,10 @@ def query_runs(df: pd.DataFrame, *, filters: Mapping[str, Iterable[str] | str | 
     if sort_by is not None:
         if sort_by not in schema.SCALAR_FIELDS or sort_by not in df.columns:
             raise ValueError(f"cannot sort by {sort_by!r}; use one of {list(schema.SCALAR_FIELDS)}")
-        order = f'"{sort_by}" {"DESC" if descending else "ASC"} NULLS LAST, run_id, _pos'
+        direction = f'{"DESC" if descending else "ASC"} NULLS LAST'
+        # created_at is text with any UTC offset: ordered as the moment it names, as the loader orders it
+        key = by_moment(direction) if sort_by == "created_at" else f'"{sort_by}" {direction}'
+        order = f"{key}, run_id, _pos"
         used.add(sort_by)
     sql = ("SELECT _pos FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
            + f" ORDER BY {order}")
