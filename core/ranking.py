@@ -18,7 +18,7 @@ import pandas as pd
 from scipy.special import stdtrit  # the t quantile; scipy.stats costs ~1 s more to import
 
 from core import cards
-from core.text import plain
+from core.text import distinct_labels, plain
 
 log = logging.getLogger(__name__)
 
@@ -255,8 +255,8 @@ def dataset_matrix(runs: pd.DataFrame, outcome: str, *, model: str, pretrained: 
                    include_baselines: bool = False) -> pd.DataFrame:
     """The method x dataset table of one model's seed-mean ``outcome`` (long form).
 
-    Columns: method, method_title, dataset, value, n_seeds, best (the highest value of its
-    dataset, ties all marked). Raises ValueError for an outcome the runs do not have.
+    Columns: method, method_title (distinct per method: a shared title gets `` · <method>``), dataset,
+    value, n_seeds, best (the highest value of its dataset, ties all marked). Raises ValueError for an outcome the runs do not have.
     """
     if outcome not in OUTCOME_COLUMNS or outcome not in runs.columns:
         raise ValueError(f"unknown outcome {outcome!r}; use one of {list(OUTCOME_COLUMNS)}")
@@ -266,7 +266,10 @@ def dataset_matrix(runs: pd.DataFrame, outcome: str, *, model: str, pretrained: 
     if not include_baselines:
         mine = without_baselines(mine)
     out = mine[["method", "dataset", outcome, "n_seeds"]].rename(columns={outcome: "value"})
-    out.insert(1, "method_title", out["method"].map(lambda m: cards.method_card(m).title))
+    # one title per method: two names with one title ('lora', 'Lora') would share a row of the page's pivot
+    methods = sorted(out["method"].unique())
+    titles = dict(zip(methods, distinct_labels([cards.method_card(m).title for m in methods], tags=methods)))
+    out.insert(1, "method_title", out["method"].map(titles))
     best = out.groupby("dataset")["value"].transform("max")
     out["best"] = np.isclose(out["value"], best, rtol=0, atol=1e-9)
     return out.reset_index(drop=True)

@@ -79,6 +79,19 @@ def test_dataset_matrix_marks_the_best_per_dataset_and_verdict():
     assert facts["front"][0] == "Full"  # an unknown name gets a readable title
 
 
+def test_dataset_matrix_keeps_two_methods_that_share_a_title_apart():
+    """Method names are case-sensitive ('lora' from the grid, 'Lora' from a submission) but both are titled
+    'LoRA': the Per dataset page pivots on the title, so it showed one 'LoRA' row, their mean."""
+    records = make_fixture_records(n_datasets=2, methods=("lora",)) + [
+        dict(r, run_id=r["run_id"] + "-b", method="Lora") for r in make_fixture_records(n_datasets=2, methods=("full",))]
+    cells = ranking.dataset_matrix(store.records_to_frame(records), "id_gain", model="worldclip-tiny",
+                                   pretrained="world-v1")
+    titles = cells.drop_duplicates("method").set_index("method")["method_title"]
+    assert titles.nunique() == 2 and titles["lora"].startswith("LoRA") and titles["Lora"].startswith("LoRA")
+    wide = cells.pivot_table(index="method_title", columns="dataset", values="value")  # as the page does
+    assert wide.loc[titles["Lora"], "fx-set-0"] == pytest.approx(LINES["full"][0] + LINES["full"][1] * 0.2)
+
+
 def test_dataset_matrix_of_a_model_with_only_failed_runs_is_empty_not_a_crash():
     runs = frame(n_datasets=2, n_failed=6)  # every run failed
     assert (runs["status"] != "ok").all()
