@@ -35,6 +35,7 @@ from jobs.grid_preflight import _known, preflight  # noqa: F401 (tests and grid_
 from jobs.grid_slurm import DEFAULT_PARALLELISM, DEFAULT_TIMEOUT_MIN, option_problem, run_submitit
 
 log = logging.getLogger("jobs.grid")
+EXIT_STOPPED = 1  # a system error (full disk, lost folder) after cells began; the records so far are kept
 
 
 def record_path(results: Path, run_id: str) -> Path:
@@ -215,7 +216,8 @@ def _worker_init(parent_pid: int) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m jobs.grid", description="Run a fine-tuning grid (TOML).",
                                 epilog="Exit codes: 0 every cell has its record (failed ones included); 1 a cluster "
-                                       "task ended without a result; 2 a mistake found before any cell ran; 3 another "
+                                       "task ended without a result, or a system error (e.g. a full disk) "
+                                       "stopped the grid after it began; 2 a mistake found before any cell ran; 3 another "
                                        "runner still holds some cells (re-run later); 130 interrupted (Ctrl-C or "
                                        "SIGTERM; workers and queued cells stop too).")
     p.add_argument("config", type=Path, help="grid TOML file, e.g. jobs/configs/smoke.toml")
@@ -303,10 +305,15 @@ def main(argv: list[str] | None = None) -> int:
             print(cell_id(cell), _describe(cell))
         return 0
     mark_results_folder(args.results)
-    if args.executor != "local":
-        return run_submitit(grid, args.results, args, command)
-    counts = run_local(grid, args.results, cache_dir=args.cache, workers=args.workers, command=command,
-                       retry_failed=args.retry_failed, threads=args.threads)
+    try:
+        if args.executor != "local":
+            return run_submitit(grid, args.results, args, command)
+        counts = run_local(grid, args.results, cache_dir=args.cache, workers=args.workers, command=command,
+                           retry_failed=args.retry_failed, threads=args.threads)
+    except OSError as exc:  # e.g. a full disk while writing a record: not a usage mistake (exit 2)
+        log.error("error: the grid stopped after it began: %s. Every record written so far is kept; "
+                  "fix the cause and re-run the same command to resume.", exc)
+        return EXIT_STOPPED
     log.info("grid %s finished: %s", grid.name, counts)
     if counts["failed"]:
         log.warning("%d cell(s) failed; their records hold the error (python -m jobs.export --results %s). "

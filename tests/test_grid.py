@@ -177,6 +177,19 @@ def test_cells_another_runner_holds_make_exit_code_3(tmp_path, caplog):
     grid_job.release_lock(results, cell_id(cell))
 
 
+def test_a_system_error_after_cells_began_is_exit_1_not_a_usage_mistake(tmp_path, monkeypatch, caplog):
+    import errno
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    config = write_grid(tmp_path, methods='["zero_shot"]')
+    monkeypatch.setattr(grid_job, "execute_cell", disk_full)
+    assert grid_job.main([str(config), "--results", str(tmp_path / "results")]) == grid_job.EXIT_STOPPED == 1
+    assert "stopped after it began: [Errno 28] No space left on device" in caplog.text
+    assert "re-run the same command to resume" in caplog.text
+
+
 def test_a_rerun_says_how_many_finished_cells_failed(tmp_path, caplog):
     from core import store
     from tests.fixtures import make_fixture_records
