@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -79,14 +80,30 @@ def store_roots() -> tuple[str, ...]:
 def _store_runs(roots: tuple[str, ...]) -> pd.DataFrame:
     # read once per store; both views below derive from it. The index spares a restarted server
     # re-reading every unchanged record (core.store.index).
-    return store.load_runs(list(roots), index_dir=store.default_index_dir())
+    runs = store.load_runs(list(roots), index_dir=store.default_index_dir())
+    runs.attrs[_VERSION] = time.monotonic_ns()  # a new read, a new version: see store_version
+    return runs
 
 
-@st.cache_resource(ttl=30, max_entries=8)
+_VERSION = "store_version"
+
+
+def store_version(roots: tuple[str, ...]) -> int:
+    """Which read of the store the pages see now: every cache derived from the runs takes it as an
+    argument, so a new read (at most 30 s after a new record) reaches every table at once. Caches
+    keyed by the roots alone each kept their own 30 s, stacked: a new run took up to 90 s to show."""
+    return _store_runs(roots).attrs[_VERSION]
+
+
+@st.cache_resource(max_entries=8)
+def _verified_runs(roots: tuple[str, ...], version: int) -> pd.DataFrame:
+    return store.verified_runs(_store_runs(roots))
+
+
 def load_runs(roots: tuple[str, ...], include_submitted: bool = False) -> pd.DataFrame:
     """The store's runs; unverified submissions only when asked for (they never replace a measured run)."""
     runs = _store_runs(roots)
-    return runs if include_submitted else store.verified_runs(runs)
+    return runs if include_submitted else _verified_runs(roots, runs.attrs[_VERSION])
 
 
 def forecast_runs() -> pd.DataFrame:

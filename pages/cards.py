@@ -12,7 +12,7 @@ app.ensure_navigation()
 
 
 @st.cache_data(ttl=30)
-def measured(roots: tuple) -> pd.DataFrame:
+def measured(roots: tuple, version: int) -> pd.DataFrame:
     return ranking.method_ranking(app.load_runs(roots), include_baselines=True)
 
 
@@ -39,7 +39,7 @@ with left:
         st.write(f"**Defaults** (override them in a grid TOML, section method.{plain(card.name)}):")
         st.dataframe(pd.DataFrame(card.defaults.items(), columns=["setting", "default"]).astype(str),
                      hide_index=True, key="card_defaults")
-    rows = measured(roots)
+    rows = measured(roots, app.store_version(roots))
     rows = rows[rows["method"] == name]
     if rows.empty:
         st.caption("No stored runs of this method yet.")

@@ -14,7 +14,7 @@ OUTCOME_NAMES = {"id_gain": "in-domain gain", "ood_change": "out-of-domain chang
 
 
 @st.cache_data(ttl=30)
-def fit_table(roots: tuple, model: str, pretrained: str, methods: tuple, include: bool) -> pd.DataFrame:
+def fit_table(roots: tuple, version: int, model: str, pretrained: str, methods: tuple, include: bool) -> pd.DataFrame:
     runs = store.query_runs(app.load_runs(roots, include), filters={"model": [model], "pretrained": [pretrained],
                                                              "method": list(methods)})
     out = forecast.predictor_table(runs, ["iimm"], outcomes=("id_gain", "ood_change"))
@@ -48,7 +48,8 @@ for tab, outcome in zip(st.tabs(["IIMM vs in-domain gain", "IIMM vs out-of-domai
         tab.info(f"Nothing to draw: {exc}")
 
 st.subheader("How well IIMM explains each outcome, per method")
-st.dataframe(fit_table(roots, model, pretrained, tuple(methods), include), hide_index=True, key="cmp_fit",
+fits = fit_table(roots, app.store_version(roots), model, pretrained, tuple(methods), include)
+st.dataframe(fits, hide_index=True, key="cmp_fit",
              column_order=["method", "outcome", "n", "pearson_r", "kendall_tau", "r2", "lodo_mae"], column_config={
                  "n": NUM("datasets"), "pearson_r": NUM("Pearson r", format="%.2f"),
                  "kendall_tau": NUM("Kendall τ", format="%.2f"), "r2": NUM("R²", format="%.2f"),

@@ -11,7 +11,7 @@ OUTCOMES = {k: charts.OUTCOME_TITLES[k] for k in ("id_gain", "ood_change", "norm
 
 
 @st.cache_data(ttl=30, max_entries=32)
-def matrix(roots: tuple, outcome: str, model: str, pretrained: str, include: bool) -> pd.DataFrame:
+def matrix(roots: tuple, version: int, outcome: str, model: str, pretrained: str, include: bool) -> pd.DataFrame:
     return ranking.dataset_matrix(app.load_runs(roots, include), outcome, model=model, pretrained=pretrained)
 
 
@@ -28,7 +28,7 @@ c1, c2 = st.columns(2)
 model, pretrained = app.pick_model(runs, c1)
 outcome = c2.selectbox("outcome", list(OUTCOMES), key="outcome", bind=app.URL, format_func=OUTCOMES.get)
 app.model_notice(model, pretrained, runs)
-cells = matrix(roots, outcome, model, pretrained, include)
+cells = matrix(roots, app.store_version(roots), outcome, model, pretrained, include)
 if cells.empty:
     st.info("No successful runs with this outcome for this model.")
     st.stop()

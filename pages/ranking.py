@@ -12,7 +12,7 @@ NUM, TXT = st.column_config.NumberColumn, st.column_config.TextColumn
 
 
 @st.cache_data(ttl=30, max_entries=32)
-def table(roots: tuple, model: str, pretrained: str, datasets: tuple, rank_by: str, include: bool) -> tuple:
+def table(roots: tuple, version: int, model: str, pretrained: str, datasets: tuple, rank_by: str, include: bool) -> tuple:
     """The ranking, and the warning when it averages runs of several recipes (cached: it parses configs)."""
     runs = store.query_runs(app.load_runs(roots, include), filters={"model": [model], "pretrained": [pretrained],
                                                              "dataset": list(datasets)})
@@ -39,7 +39,7 @@ mine = runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]
 names = app.option_labels(sorted(mine["dataset"].dropna().unique()))
 datasets = c3.multiselect("datasets (none = all)", list(names), key="dataset", bind=app.URL, format_func=names.get)
 app.model_notice(model, pretrained, runs)
-rows, mixed = table(roots, model, pretrained, tuple(datasets), rank_by, include)
+rows, mixed = table(roots, app.store_version(roots), model, pretrained, tuple(datasets), rank_by, include)
 if mixed:
     st.warning(mixed)
 if rows.empty:

@@ -22,7 +22,7 @@ SHOWN = 1000  # rows sent to the browser; downloads hold every matching run
 
 
 @st.cache_data(ttl=30, max_entries=16)
-def query(roots: tuple, model: str | None, filters: tuple, search: str, sort_by: str, desc: bool,
+def query(roots: tuple, version: int, model: str | None, filters: tuple, search: str, sort_by: str, desc: bool,
           full: bool = False, include: bool = False) -> pd.DataFrame:
     runs = app.load_runs(roots, include)
     if model:
@@ -55,7 +55,8 @@ search = c1.text_input("search (method, dataset, model, source)", key="q", bind=
 sort_by = c2.selectbox("sort by", list(SORTS), key="sort", bind=app.URL, format_func=SORTS.get)
 order = c3.selectbox("order", ["desc", "asc"], key="order", bind=app.URL,
                      format_func={"desc": "largest first", "asc": "smallest first"}.get)
-args = (roots, model, tuple((k, tuple(v)) for k, v in filters.items()), search, sort_by, order == "desc")
+args = (roots, app.store_version(roots), model, tuple((k, tuple(v)) for k, v in filters.items()), search, sort_by,
+        order == "desc")
 view = query(*args, include=include)
 top = view.head(SHOWN)  # labels for the shown rows only: over all 100,000 runs they took a second
 untrained = cards.untrained_models(top)
@@ -65,10 +66,9 @@ if untrained:
 st.write(f"**{len(view)}** of {len(runs)} runs match; showing the first {len(shown)}, sorted by "
          f"{SORTS[sort_by]} ({'largest' if order == 'desc' else 'smallest'} first).")
 st.dataframe(shown, column_config=COLUMNS, hide_index=True, key="lb_table", column_order=list(COLUMNS))
-d1, d2 = st.columns(2)  # built on click only: every matching run with all its fields
-d1.download_button("Download CSV", lambda: store.to_csv_bytes(query(*args, True, include)), "runs.csv", key="lb_csv")
-d2.download_button("Download Parquet", lambda: store.to_parquet_bytes(query(*args, True, include)), "runs.parquet",
-                   key="lb_parquet")
+for column, (kind, write) in zip(st.columns(2), {"CSV": store.to_csv_bytes, "Parquet": store.to_parquet_bytes}.items()):
+    column.download_button(f"Download {kind}", key=f"lb_{kind.lower()}", file_name=f"runs.{kind.lower()}",
+                           data=lambda write=write: write(query(*args, True, include)))  # built on click: every field
 
 st.subheader("One run in detail")
 if len(view) > len(shown):

@@ -224,6 +224,25 @@ def test_matrix_marks_the_best_method_per_dataset(fixture_store):
     assert "BitFit 6" in at.markdown[-1].value  # least forgetting on every dataset
 
 
+def test_a_new_run_reaches_every_page_with_the_next_read_of_the_store(fixture_store):
+    import app
+
+    pages = {"runs": page("runs").run(), "matrix": page("matrix").run(), "ranking": app_test().run()}
+    assert "18 runs in the store" in pages["runs"].caption[0].value
+    (new,) = [r for r in make_fixture_records(n_datasets=7, methods=("full",), pretrained="random")
+              if r["dataset"] == "fx-set-6"]
+    store.write_record(new, fixture_store)
+    app._store_runs.clear()  # the store's read expires (30 s); caches derived from it must follow at once
+    for at in pages.values():
+        at.run()
+        assert not at.exception
+    assert "19 runs in the store" in pages["runs"].caption[0].value
+    assert "**19** of 19 runs match" in pages["runs"].markdown[0].value  # the cached query too (was: 18)
+    assert "Full 7" in pages["matrix"].markdown[-1].value  # datasets won (was: 6 for another 30 s)
+    ranked = pages["ranking"].dataframe[0].value.set_index("method")
+    assert ranked.loc["full", "n_datasets"] == 7 and ranked.loc["bitfit", "n_datasets"] == 6
+
+
 def test_matrix_of_a_model_whose_runs_all_failed_says_so(fixture_store):
     for r in make_fixture_records(n_datasets=2, pretrained="other", n_failed=6):  # all six failed
         store.write_record(r, fixture_store)
