@@ -39,16 +39,24 @@ def cell_id(cell: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(cell, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+
+
 @lru_cache(maxsize=1)
 def git_revision() -> str:
-    """The repository's HEAD commit, with "+dirty" when tracked files changed; "unknown" without git
-    (cached per process)."""
+    """The repository's HEAD commit, with "+dirty" when tracked files changed; "unknown" when the code
+    is not a git checkout of its own (no git, a copy without .git, a copy inside another repository, a
+    repository without commits), cached per process."""
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                             timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return (rev or "unknown") + ("+dirty" if dirty else "")
+        top = _git("rev-parse", "--show-toplevel")
+        if top.returncode != 0 or not top.stdout.strip() or Path(top.stdout.strip()).resolve() != REPO_ROOT:
+            return "unknown"  # not a checkout, or an enclosing repository's commit, which is not this code's
+        rev = _git("rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+        if rev.returncode != 0 or not rev.stdout.strip():
+            return "unknown"  # no commit yet (git prints "HEAD" for it)
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
+        return rev.stdout.strip() + ("+dirty" if dirty.returncode != 0 or dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

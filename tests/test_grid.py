@@ -525,3 +525,32 @@ def test_a_cell_takes_zero_shot_measures_on_train_and_accuracies_on_test(monkeyp
     assert record["status"] == "ok", record["error"]
     assert embedded[0] == ("train", 1500)  # the zero-shot block: IIMM and the baselines
     assert accuracies == [("shape-size", "test"), ("scene-kind", "test")]
+
+
+@pytest.mark.skipif(not __import__("shutil").which("git"), reason="needs git")
+def test_git_revision_is_unknown_unless_the_code_is_its_own_checkout(tmp_path, monkeypatch):
+    # a copy without .git inside another repository recorded that repository's commit; a repository without
+    # commits recorded "HEAD+dirty" (git prints the name it could not resolve)
+    from core import experiment
+
+    def git(cwd, *args):
+        env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+               "GIT_COMMITTER_EMAIL": "t@t"}
+        return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True).stdout
+
+    outer, inner, empty = tmp_path / "outer", tmp_path / "outer" / "copy", tmp_path / "empty"
+    for folder in (inner, empty):
+        folder.mkdir(parents=True)
+        (folder / "f.py").write_text("x = 1\n")
+    git(outer, "init", "-q")
+    git(outer, "commit", "-q", "--allow-empty", "-m", "outer")
+    git(empty, "init", "-q")
+    git(empty, "add", "f.py")
+    cases = {inner: "unknown", empty: "unknown", outer: git(outer, "rev-parse", "HEAD").strip()}
+    try:
+        for root, expected in cases.items():
+            monkeypatch.setattr(experiment, "REPO_ROOT", root.resolve())
+            experiment.git_revision.cache_clear()
+            assert experiment.git_revision() == expected, root
+    finally:
+        experiment.git_revision.cache_clear()
