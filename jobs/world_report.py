@@ -55,6 +55,13 @@ def task_rows(model_name: str) -> list[dict]:
     return rows
 
 
+def model_line(model_name: str) -> str:
+    """The line that names the model above the printed table, with where its weights come from: the
+    numbers of a random-weight model or of a toy pretrained offline must say so wherever they are shown."""
+    spec = spec_for(model_name)
+    return f"Model: {spec.key}, {spec.label}; weights: {spec.weights_source}.\n"
+
+
 def markdown(rows: list[dict]) -> str:
     head = "| task | family | classes | chance % | zero-shot % | IIMM | inter-modal | intra-image | role |\n"
     head += "|---|---|---|---|---|---|---|---|---|\n"
@@ -128,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.card:
         check_card_model(args.model)  # before any embedding
     rows = task_rows(args.model)
+    print(model_line(args.model))
     print(markdown(rows))
     if args.card:
         print(f"wrote {write_card(rows, args.model)}")

@@ -133,3 +133,15 @@ def test_world_report_card_and_task_json_survive_a_full_disk(fake_report, tmp_pa
     assert world_report.main(["--model", "worldclip-tiny", "--card"]) == 2
     assert tasks.read_text() == "[]\n" and sorted(p.name for p in tmp_path.iterdir()) == sorted([card.name, tasks.name])
     assert (card.read_text() == "old card\n") is (nth == 1)
+
+
+@pytest.mark.parametrize("model, says", [("worldclip-tiny-random", "RANDOM WEIGHTS"),
+                                         ("worldclip-tiny", "trained by jobs.pretrain on the generated world")])
+def test_world_report_table_names_its_model_and_its_weights(fake_report, capsys, model, says):
+    # the printed table of zero-shot accuracy and IIMM named no model: a random-weight model's numbers
+    # read like the shipped model's
+    world_report, _ = fake_report
+    assert world_report.main(["--model", model]) == 0
+    out = capsys.readouterr().out
+    head = out[:out.index("| task |")]
+    assert f"Model: {model}, worldclip-tiny (" in head and says in head
