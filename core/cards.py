@@ -245,5 +245,21 @@ def untrained_models(runs: pd.DataFrame) -> set[tuple[str, str]]:
     return flagged | {pair for pair in pairs - flagged if model_card(*pair).random_weights}
 
 
+def model_names(frame: pd.DataFrame, untrained: set[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """Every (model, pretrained) of ``frame`` as 'model (pretrained)', sorted, marked RANDOM WEIGHTS where
+    its numbers come from an untrained network (``untrained``: :func:`untrained_models` of the runs); and
+    the names of those marked, for a report that must say so."""
+    pairs = sorted(set(zip(frame["model"].astype(str), frame["pretrained"].astype(str))))
+    names = [f"{m} ({p}{', RANDOM WEIGHTS' if (m, p) in untrained else ''})" for m, p in pairs]
+    return names, [n for n, pair in zip(names, pairs) if pair in untrained]
+
+
+def untrained_note(names: list[str], markdown: bool = True) -> str:
+    """The warning a report gives when some of its numbers come from the random-weight models ``names``."""
+    head = "**RANDOM WEIGHTS:**" if markdown else "RANDOM WEIGHTS:"
+    return (f"{head} the numbers of {', '.join(names)} come from untrained networks: they describe "
+            "random weights, not a pretrained model.")
+
+
 __all__ = ["PREDICTOR_TITLES", "predictor_title", "CITATIONS", "Citation", "METHOD_CARDS", "MethodCard", "ModelCard", "method_card", "method_title",
-           "model_card", "model_card_path", "untrained_models"]
+           "model_card", "model_card_path", "model_names", "untrained_models", "untrained_note"]

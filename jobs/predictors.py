@@ -52,6 +52,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from core import cards
 from core import forecast_select as fsel
 from core import predictor_eval as pe
 from core import store
@@ -123,11 +124,14 @@ def summary_lines(table: pd.DataFrame, outcomes: tuple[str, ...]) -> list[str]:
     return lines
 
 
-def summary_markdown(table: pd.DataFrame, outcomes: tuple[str, ...], *, n_runs: int, min_datasets: int) -> str:
+def summary_markdown(table: pd.DataFrame, outcomes: tuple[str, ...], *, n_runs: int, min_datasets: int,
+                     untrained: set[tuple[str, str]] = frozenset()) -> str:
     """A short Markdown block a README can quote: one table, predictors by mean |tau| on the
-    first outcome, and per outcome the winners and IIMM's rank."""
+    first outcome, and per outcome the winners and IIMM's rank. ``untrained``: the (model, pretrained)
+    pairs with random weights (:func:`core.cards.untrained_models`), named as such."""
     ok = table[table["status"] == "ok"]
     cells = ok[["model", "pretrained", "method"]].drop_duplicates()
+    names, random_names = cards.model_names(cells, untrained)
     rankings = {o: pe.rank_predictors(table, o).set_index("predictor") for o in outcomes}
     head = ["predictor", "family"]
     for o in outcomes:
@@ -137,12 +141,14 @@ def summary_markdown(table: pd.DataFrame, outcomes: tuple[str, ...], *, n_runs: 
     for o in outcomes[1:]:
         order += [p for p in rankings[o].index if p not in order]
     out = [f"Predictors of fine-tuning outcomes: {n_runs} ok runs, {len(cells)} (model, method) cells "
-           f"with at least {min_datasets} datasets ({', '.join(sorted(cells['model'].unique()))}; methods "
+           f"with at least {min_datasets} datasets ({', '.join(names)}; methods "
            f"{', '.join(sorted(cells['method'].unique()))}); {int(ok['n_datasets'].min())}-"
            f"{int(ok['n_datasets'].max())} datasets per cell, up to {int(ok['max_seeds'].max())} seed(s) "
            "per dataset. One point per dataset (mean over seeds); "
            "mean over cells; rank in brackets (1 = best).", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    if random_names:
+        out[1:1] = ["", cards.untrained_note(random_names)]
     for p in order:
         fam = next((rankings[o].loc[p, "family"] for o in outcomes if p in rankings[o].index), "")
         cellv = []
@@ -366,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     outcomes = pe.OUTCOMES
     md_path = args.summary_md or out.with_name("predictors.md")
-    md = summary_markdown(table, outcomes, n_runs=len(usable), min_datasets=args.min_datasets)
+    untrained = cards.untrained_models(usable)
+    md = summary_markdown(table, outcomes, n_runs=len(usable), min_datasets=args.min_datasets, untrained=untrained)
     files = {out: table.to_csv(index=False, float_format="%.6g")}  # written together once all is computed
     if not args.no_selection:
         selections = {rule: fsel.selection_table(runs, outcomes=outcomes, min_datasets=max(args.min_datasets, 6),
@@ -386,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         _write_text(path, text)
     written = [str(out), str(md_path), *(str(p) for p in files if p not in (out, md_path))]
     print("\n".join(summary_lines(table, outcomes)))
+    if random_names := cards.model_names(table[table["status"] == "ok"], untrained)[1]:
+        print(cards.untrained_note(random_names, markdown=False))
     print(f"wrote {', '.join(written)}")
     return 0
 

@@ -427,3 +427,16 @@ def test_bootstrap_resamples_each_datasets_seeds():
               for k in range(8)]
     lo, hi = pe.bootstrap_tau(groups, n_boot=400, rng=np.random.default_rng(0))
     assert lo < 1.0 and hi == 1.0
+
+
+def test_a_random_weight_models_predictor_summary_says_so(tmp_path, capsys):
+    # predictors.md named models by architecture alone ("worldclip-tiny"): the numbers of an untrained network
+    # (here an ingested record's own flag, under a tag of its own) read like the pretrained model's
+    recs = [dict(r, pretrained="their-tag", random_weights=True) for r in _records("iimm", "gbc", seeds=(0,))]
+    code, out = _run(tmp_path, _store(tmp_path, recs), "--no-selection", "--bootstrap", "0")
+    printed = capsys.readouterr().out
+    md = (out.parent / "predictors.md").read_text()
+    assert code == 0 and "(worldclip-tiny (their-tag, RANDOM WEIGHTS); methods" in md
+    assert "**RANDOM WEIGHTS:**" in md and "RANDOM WEIGHTS: the numbers of worldclip-tiny (their-tag" in printed
+    trained = job.summary_markdown(pd.read_csv(out), pe.OUTCOMES, n_runs=len(recs), min_datasets=5)
+    assert "RANDOM WEIGHTS" not in trained and "(worldclip-tiny (their-tag); methods" in trained
