@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import charts, ranking, store
+from core import cards, charts, ranking, store
 from core.predictor_eval import evaluate_predictors
 from jobs.cli import check_results_folder, user_facing
 
@@ -61,13 +61,17 @@ def report(runs: pd.DataFrame, *, min_datasets: int = 5) -> str:
         raise ValueError("no successful runs in the store")
     models = ok.groupby(["model", "pretrained"], sort=True)
     seeds = ok.groupby(["model", "pretrained", "method", "dataset"])["seed"].nunique().max()
-    lines = [f"Model(s): {', '.join(f'{m} ({p})' for m, p in models.groups)}; {ok['dataset'].nunique()} datasets, "
+    untrained = cards.untrained_models(runs)  # the registry's, and those the records themselves flag
+    names, random_names = cards.model_names(ok, untrained)
+    lines = [f"Model(s): {', '.join(names)}; {ok['dataset'].nunique()} datasets, "
              f"{len(ok)} successful runs ({int((runs['status'] != 'ok').sum())} failed), up to {seeds} seed(s) "
              "per cell."]
+    if random_names:
+        lines += ["", cards.untrained_note(random_names)]
     table = evaluate_predictors(runs, min_datasets=min_datasets, outcomes=("id_gain", "ood_change"))
     for (model, pretrained), mine in models:
         if len(models) > 1:  # never pool models: each gets its own tables
-            lines += ["", f"### {model} ({pretrained})"]
+            lines += ["", f"### {cards.model_names(mine, untrained)[0][0]}"]
         lines += ["", *_method_table(mine), ""]
         lines += _iimm_table(table[(table["model"] == model) & (table["pretrained"] == pretrained)], min_datasets)
     lines += ["", "τ intervals: two-level bootstrap (datasets, then seeds), 1,000 replicates, every replicate "

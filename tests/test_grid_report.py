@@ -56,3 +56,19 @@ def test_report_checks_out_first_and_says_when_iimm_is_not_scored(tmp_path, caps
     assert "its folder does not exist" in err.err and err.out == ""  # refused before any report
     assert grid_report.main(["--results", str(tmp_path / "r")]) == 0
     assert "not scored: no method has 5 datasets" in capsys.readouterr().out
+
+
+def test_random_weight_models_are_named_as_such(tmp_path, capsys):
+    # the report named models "arch (tag)" only: an untrained network's runs (flagged by their records, under
+    # a pretrained tag of their own) read as the pretrained model's, beside a trained model's tables
+    write_fixture_store(tmp_path, n_datasets=6, methods=("full",), pretrained="world-v1")
+    write_fixture_store(tmp_path, n_datasets=6, methods=("full",), pretrained="their-tag")
+    for record in tmp_path.rglob("*.json"):
+        r = json.loads(record.read_text())
+        if r["pretrained"] == "their-tag":
+            record.write_text(json.dumps({**r, "random_weights": True}))
+    assert grid_report.main(["--results", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("Model(s): worldclip-tiny (their-tag, RANDOM WEIGHTS), worldclip-tiny (world-v1);")
+    assert "### worldclip-tiny (their-tag, RANDOM WEIGHTS)" in text and "### worldclip-tiny (world-v1)\n" in text
+    assert "**RANDOM WEIGHTS:** the numbers of worldclip-tiny (their-tag, RANDOM WEIGHTS) come from untrained" in text
