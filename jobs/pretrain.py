@@ -171,6 +171,15 @@ def load_checkpoint(ckpt: Path) -> dict:
     return saved
 
 
+def settings_of(args: argparse.Namespace) -> dict:
+    """What a checkpoint must match to be resumed, and what the run's record says it trained with (seed included)."""
+    world, mix, loss_kind = RECIPES[args.model]
+    settings = {k: v for k, v in vars(args).items() if k in ("steps", "batch", "lr", "warmup", "weight_decay", "seed")}
+    if world != "v1":  # v1's settings keep their old form, so its checkpoints and log stay comparable
+        settings.update(model=args.model, world=world, mix=mix, loss=loss_kind)
+    return settings
+
+
 def _utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -185,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
               "command": "python -m jobs.pretrain " + shlex.join(sys.argv[1:] if argv is None else argv),
               "threads": args.threads, "started_at": _utc_now(), "git_revision": git_revision(),
               "versions": package_versions(), "device": "cpu", "host": platform.node(),
-              "host_cpu": platform.processor() or platform.machine()}
+              "host_cpu": platform.processor() or platform.machine(), "settings": settings_of(args)}
     try:
         train(args, record)
     except BaseException as exc:  # every run leaves one record; a failed one beside its checkpoints
@@ -204,17 +213,14 @@ def train(args: argparse.Namespace, record: dict) -> None:
     """Pretrain (resuming from --work), then write the weights and, beside them, ``record`` completed."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    world, mix, loss_kind = RECIPES[args.model]
+    world, _, loss_kind = RECIPES[args.model]
     loaded = load_model("worldclip-tiny-random" if world == "v1" else spec_for(spec_for(args.model).arch))
     model = loaded.model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98))
-    settings = {k: v for k, v in vars(args).items() if k in ("steps", "batch", "lr", "warmup", "weight_decay", "seed")}
-    if world != "v1":  # v1's settings keep their old form, so its checkpoints and log stay comparable
-        settings.update(model=args.model, world=world, mix=mix, loss=loss_kind)
-    record["settings"] = settings
+    settings = record["settings"]
     ckpt = args.work / "ckpt.pt"
     state = {"step": 0, "losses": [], "elapsed": 0.0, "window": []}
     if ckpt.exists():

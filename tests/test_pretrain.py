@@ -160,3 +160,17 @@ def test_a_failed_log_write_never_leaves_an_older_log_beside_new_weights(tmp_pat
     assert pretrain.main(_argv(tmp_path, out, "--seed", "7")) == 2
     assert "could not write" in capsys.readouterr().err
     assert out.exists() and not out.with_suffix(".train.json").exists()  # was: seed 0's log beside seed 7's weights
+
+
+def test_a_run_that_fails_before_training_records_its_settings_and_seed(tmp_path, capsys, monkeypatch):
+    # the settings (seed, steps, lr...) went into the record only once the model had loaded: a run whose model
+    # failed to build left a failed record without its seed or config
+    def no_model(*args, **kwargs):
+        raise RuntimeError("no model config")
+
+    monkeypatch.setattr(pretrain, "load_model", no_model)
+    with pytest.raises(RuntimeError):
+        pretrain.main(_argv(tmp_path, tmp_path / "w.safetensors", "--seed", "7"))
+    (record,) = _records(tmp_path / "work")
+    assert record["status"] == "failed" and record["error"] == "RuntimeError: no model config"
+    assert record["settings"]["seed"] == 7 and {"steps", "batch", "lr", "warmup", "weight_decay"} <= set(record["settings"])
