@@ -261,5 +261,20 @@ def untrained_note(names: list[str], markdown: bool = True) -> str:
             "random weights, not a pretrained model.")
 
 
+def toy_note(frame: pd.DataFrame, untrained: set[tuple[str, str]], markdown: bool = True) -> str | None:
+    """The line a report gives when some of its numbers come from the project's toy models (tiny models
+    pretrained offline on the generated world, not real pretrained weights); None when none does. A toy
+    with random weights is left to :func:`untrained_note`."""
+    pairs = sorted(set(zip(frame["model"].astype(str), frame["pretrained"].astype(str))) - set(untrained))
+    toys = [f"{m} ({p})" for m, p in pairs if model_card(m, p).toy and not model_card(m, p).random_weights]
+    if not toys:
+        return None
+    head = "**Toy model:**" if markdown else "Toy model:"
+    return (f"{head} {', '.join(toys)} {'is a tiny model' if len(toys) == 1 else 'are tiny models'} pretrained "
+            "offline on this project's generated world, not real pretrained weights: the numbers show how the "
+            "method works, not how real CLIP models behave.")
+
+
 __all__ = ["PREDICTOR_TITLES", "predictor_title", "CITATIONS", "Citation", "METHOD_CARDS", "MethodCard", "ModelCard", "method_card", "method_title",
-           "model_card", "model_card_path", "model_names", "untrained_models", "untrained_note"]
+           "model_card", "model_card_path", "model_names", "toy_note", "untrained_models",
+           "untrained_note"]

@@ -68,6 +68,8 @@ def report(runs: pd.DataFrame, *, min_datasets: int = 5) -> str:
              "per cell."]
     if random_names:
         lines += ["", cards.untrained_note(random_names)]
+    if toys := cards.toy_note(ok, untrained):
+        lines += ["", toys]
     table = evaluate_predictors(runs, min_datasets=min_datasets, outcomes=("id_gain", "ood_change"))
     for (model, pretrained), mine in models:
         if len(models) > 1:  # never pool models: each gets its own tables

@@ -147,8 +147,8 @@ def summary_markdown(table: pd.DataFrame, outcomes: tuple[str, ...], *, n_runs: 
            "per dataset. One point per dataset (mean over seeds); "
            "mean over cells; rank in brackets (1 = best).", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    if random_names:
-        out[1:1] = ["", cards.untrained_note(random_names)]
+    notes = [cards.untrained_note(random_names) if random_names else None, cards.toy_note(cells, untrained)]
+    out[1:1] = [line for note in notes if note for line in ("", note)]
     for p in order:
         fam = next((rankings[o].loc[p, "family"] for o in outcomes if p in rankings[o].index), "")
         cellv = []

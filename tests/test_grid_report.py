@@ -72,3 +72,17 @@ def test_random_weight_models_are_named_as_such(tmp_path, capsys):
     assert text.startswith("Model(s): worldclip-tiny (their-tag, RANDOM WEIGHTS), worldclip-tiny (world-v1);")
     assert "### worldclip-tiny (their-tag, RANDOM WEIGHTS)" in text and "### worldclip-tiny (world-v1)\n" in text
     assert "**RANDOM WEIGHTS:** the numbers of worldclip-tiny (their-tag, RANDOM WEIGHTS) come from untrained" in text
+
+
+def test_the_offline_toy_models_numbers_say_they_are_a_toys(tmp_path, capsys):
+    # worldclip-tiny (world-v1), pretrained offline on the generated world, was reported like a real model
+    write_fixture_store(tmp_path / "toy", n_datasets=6, methods=("full",))
+    write_fixture_store(tmp_path / "real", n_datasets=6, methods=("full",), model="ViT-B-32", pretrained="openai")
+    write_fixture_store(tmp_path / "random", n_datasets=6, methods=("full",), pretrained="random")
+    said = {}
+    for name in ("toy", "real", "random"):
+        assert grid_report.main(["--results", str(tmp_path / name)]) == 0
+        said[name] = capsys.readouterr().out
+    assert "**Toy model:** worldclip-tiny (world-v1) is a tiny model pretrained offline" in said["toy"]
+    assert "Toy model" not in said["real"] and "Toy model" not in said["random"]  # random: the RANDOM WEIGHTS line
+    assert "worldclip-tiny (random, RANDOM WEIGHTS)" in said["random"]

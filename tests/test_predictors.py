@@ -440,3 +440,12 @@ def test_a_random_weight_models_predictor_summary_says_so(tmp_path, capsys):
     assert "**RANDOM WEIGHTS:**" in md and "RANDOM WEIGHTS: the numbers of worldclip-tiny (their-tag" in printed
     trained = job.summary_markdown(pd.read_csv(out), pe.OUTCOMES, n_runs=len(recs), min_datasets=5)
     assert "RANDOM WEIGHTS" not in trained and "(worldclip-tiny (their-tag); methods" in trained
+
+
+def test_the_offline_toy_models_predictor_summary_says_it_is_a_toy(tmp_path):
+    # the shipped summary is of worldclip-tiny (world-v1), a tiny model pretrained offline on the generated world:
+    # its Markdown read like a finding about real CLIP models
+    code, out = _run(tmp_path, _store(tmp_path, _records("iimm", "gbc", seeds=(0,))), "--no-selection", "--bootstrap", "0")
+    md = (out.parent / "predictors.md").read_text()
+    assert code == 0 and "(worldclip-tiny (world-v1); methods" in md
+    assert "**Toy model:** worldclip-tiny (world-v1) is a tiny model pretrained offline" in md
