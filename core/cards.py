@@ -275,6 +275,13 @@ def toy_note(frame: pd.DataFrame, untrained: set[tuple[str, str]], markdown: boo
             "method works, not how real CLIP models behave.")
 
 
+def model_notes(frame: pd.DataFrame, untrained: set[tuple[str, str]], markdown: bool = True) -> list[str]:
+    """What a report must say about the models of ``frame``: :func:`untrained_note` and :func:`toy_note`, where due."""
+    random_names = model_names(frame, untrained)[1]
+    notes = [untrained_note(random_names, markdown) if random_names else None, toy_note(frame, untrained, markdown)]
+    return [note for note in notes if note]
+
+
 __all__ = ["PREDICTOR_TITLES", "predictor_title", "CITATIONS", "Citation", "METHOD_CARDS", "MethodCard", "ModelCard", "method_card", "method_title",
-           "model_card", "model_card_path", "model_names", "toy_note", "untrained_models",
+           "model_card", "model_card_path", "model_names", "model_notes", "toy_note", "untrained_models",
            "untrained_note"]

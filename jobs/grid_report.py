@@ -62,14 +62,10 @@ def report(runs: pd.DataFrame, *, min_datasets: int = 5) -> str:
     models = ok.groupby(["model", "pretrained"], sort=True)
     seeds = ok.groupby(["model", "pretrained", "method", "dataset"])["seed"].nunique().max()
     untrained = cards.untrained_models(runs)  # the registry's, and those the records themselves flag
-    names, random_names = cards.model_names(ok, untrained)
-    lines = [f"Model(s): {', '.join(names)}; {ok['dataset'].nunique()} datasets, "
+    lines = [f"Model(s): {', '.join(cards.model_names(ok, untrained)[0])}; {ok['dataset'].nunique()} datasets, "
              f"{len(ok)} successful runs ({int((runs['status'] != 'ok').sum())} failed), up to {seeds} seed(s) "
              "per cell."]
-    if random_names:
-        lines += ["", cards.untrained_note(random_names)]
-    if toys := cards.toy_note(ok, untrained):
-        lines += ["", toys]
+    lines += [line for note in cards.model_notes(ok, untrained) for line in ("", note)]
     table = evaluate_predictors(runs, min_datasets=min_datasets, outcomes=("id_gain", "ood_change"))
     for (model, pretrained), mine in models:
         if len(models) > 1:  # never pool models: each gets its own tables

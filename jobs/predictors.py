@@ -131,7 +131,6 @@ def summary_markdown(table: pd.DataFrame, outcomes: tuple[str, ...], *, n_runs: 
     pairs with random weights (:func:`core.cards.untrained_models`), named as such."""
     ok = table[table["status"] == "ok"]
     cells = ok[["model", "pretrained", "method"]].drop_duplicates()
-    names, random_names = cards.model_names(cells, untrained)
     rankings = {o: pe.rank_predictors(table, o).set_index("predictor") for o in outcomes}
     head = ["predictor", "family"]
     for o in outcomes:
@@ -141,14 +140,13 @@ def summary_markdown(table: pd.DataFrame, outcomes: tuple[str, ...], *, n_runs: 
     for o in outcomes[1:]:
         order += [p for p in rankings[o].index if p not in order]
     out = [f"Predictors of fine-tuning outcomes: {n_runs} ok runs, {len(cells)} (model, method) cells "
-           f"with at least {min_datasets} datasets ({', '.join(names)}; methods "
+           f"with at least {min_datasets} datasets ({', '.join(cards.model_names(cells, untrained)[0])}; methods "
            f"{', '.join(sorted(cells['method'].unique()))}); {int(ok['n_datasets'].min())}-"
            f"{int(ok['n_datasets'].max())} datasets per cell, up to {int(ok['max_seeds'].max())} seed(s) "
            "per dataset. One point per dataset (mean over seeds); "
            "mean over cells; rank in brackets (1 = best).", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    notes = [cards.untrained_note(random_names) if random_names else None, cards.toy_note(cells, untrained)]
-    out[1:1] = [line for note in notes if note for line in ("", note)]
+    out[1:1] = [line for note in cards.model_notes(cells, untrained) for line in ("", note)]
     for p in order:
         fam = next((rankings[o].loc[p, "family"] for o in outcomes if p in rankings[o].index), "")
         cellv = []
@@ -243,12 +241,17 @@ def parse_rules(text: str) -> list[str]:
     return rules
 
 
-def rules_markdown(selections: dict[str, pd.DataFrame]) -> str:
-    """The forecast procedure's summary under each selection rule, scored on the same runs."""
+def rules_markdown(selections: dict[str, pd.DataFrame], untrained: set[tuple[str, str]] = frozenset()) -> str:
+    """The forecast procedure's summary under each selection rule, scored on the same runs; its models named
+    (``untrained``: the random-weight ones, :func:`core.cards.untrained_models`)."""
+    scored = pd.concat(selections.values(), ignore_index=True)
+    scored = scored[scored["status"] == "ok"]
+    names = ", ".join(cards.model_names(scored, untrained)[0])
     out = ["# Forecast selection rules compared", "",
            "Written by `python -m jobs.predictors --compare-rules`: the same runs, candidate sets and intervals; "
            "only the rule that decides when a set may replace IIMM alone differs. Every rule's error is nested "
-           "(the rule is redone without each held-out dataset)."]
+           f"(the rule is redone without each held-out dataset). Model(s): {names}."]
+    out += [line for note in cards.model_notes(scored, untrained) for line in ("", note)]
     for rule, selection in selections.items():
         out += ["", f"## {rule}", "", f"{RULE_TEXT[rule]}.", ""] + _summary_rows(selection)
     return "\n".join(out) + "\n"
@@ -381,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         selection = selections[args.selection_rule]
         if args.compare_rules is not None and (selection["status"] == "ok").any():
             compared = {rule: selections[rule] for rule in rules}
-            files[out.with_name("forecast-rules.md")] = rules_markdown(compared)
+            files[out.with_name("forecast-rules.md")] = rules_markdown(compared, untrained)
             files[out.with_name("forecast-rules.csv")] = (pd.concat(compared.values(), ignore_index=True)
                                                           .to_csv(index=False, float_format="%.6g"))
         if (selection["status"] == "ok").any():
@@ -393,8 +396,8 @@ def main(argv: list[str] | None = None) -> int:
         _write_text(path, text)
     written = [str(out), str(md_path), *(str(p) for p in files if p not in (out, md_path))]
     print("\n".join(summary_lines(table, outcomes)))
-    if random_names := cards.model_names(table[table["status"] == "ok"], untrained)[1]:
-        print(cards.untrained_note(random_names, markdown=False))
+    for note in cards.model_notes(table[table["status"] == "ok"], untrained, markdown=False):
+        print(note)
     print(f"wrote {', '.join(written)}")
     return 0
 

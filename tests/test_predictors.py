@@ -449,3 +449,12 @@ def test_the_offline_toy_models_predictor_summary_says_it_is_a_toy(tmp_path):
     md = (out.parent / "predictors.md").read_text()
     assert code == 0 and "(worldclip-tiny (world-v1); methods" in md
     assert "**Toy model:** worldclip-tiny (world-v1) is a tiny model pretrained offline" in md
+
+
+def test_the_compared_rules_name_their_models_and_random_weights(tmp_path):
+    # forecast-rules.md named no model at all: a random-weight store's coverage figures read like anyone's
+    recs = [dict(r, pretrained="their-tag", random_weights=True) for r in _records("iimm", "gbc", seeds=(0,))]
+    code, out = _run(tmp_path, _store(tmp_path, recs), "--compare-rules", "one-se", "--bootstrap", "0")
+    rules = (out.parent / "forecast-rules.md").read_text()
+    assert code == 0 and "Model(s): worldclip-tiny (their-tag, RANDOM WEIGHTS)." in rules
+    assert "**RANDOM WEIGHTS:** the numbers of worldclip-tiny (their-tag, RANDOM WEIGHTS)" in rules
