@@ -21,7 +21,12 @@ beside the weights) is refused with ``--max-items``.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import shlex
+import socket
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +45,7 @@ THRESHOLD = 0.3  # pre-registered: |tau| above this counts as "coverage moves th
 OUTCOMES = {"zs_acc": "zero-shot accuracy", "intra_image": "intra-image"}
 ALL_MODELS = (*LONG_TAILED[:2], CONTROL, LONG_TAILED[2])
 PREREGISTERED_BOOT = 2000  # PREREGISTRATION.md, step 1
+BOOT_SEED = 0  # the nested bootstrap's seed (coverage_taus' default), named in the report's provenance
 SHIPPED = store.SHIPPED_DIR / "world-v2"  # the shipped, pre-registered check
 TASKS = world2.FINETUNE_TASKS  # every checked model gets one row per task, all 40 (quick looks too)
 COLUMNS = ("model", "label", "task", "subworld", "classes", "chance", "coverage", "level", "zs_acc", "iimm",
@@ -162,6 +168,18 @@ def markdown(rows: pd.DataFrame, taus: pd.DataFrame, missing: list[str], n_boot:
     return "\n".join(head)
 
 
+def provenance(argv: list[str] | None, started: float) -> str:
+    """How this check was made, for the end of its report: command, code revision, package versions, device,
+    host, the bootstrap's seed and the wall time."""
+    from core.experiment import git_revision, package_versions
+
+    command = "python -m jobs.world_check " + shlex.join(sys.argv[1:] if argv is None else argv)
+    return "\n".join(["## Provenance", "", f"- command: `{command.strip()}`", f"- git revision: {git_revision()}",
+                      f"- versions: {json.dumps(package_versions(), sort_keys=True)}",
+                      f"- device: cpu; host: {socket.gethostname()}; bootstrap seed: {BOOT_SEED}",
+                      f"- wall time: {time.time() - started:.1f} s", ""])
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m jobs.world_check", description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=list(ALL_MODELS),
@@ -216,6 +234,7 @@ def departures(args: argparse.Namespace) -> list[str]:
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    started = time.time()
     args = parse_args(argv)
     check_writable_folder(args.out, "--out", "manipulation-check.md/.csv")
     from core.models import ASSET_DIR, spec_for
@@ -230,10 +249,12 @@ def main(argv: list[str] | None = None) -> int:
                                 max_items=args.max_items)
     rows = pd.concat(frames.values(), ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
     control = frames.get(CONTROL)
-    taus = pd.concat([coverage_taus(frames[k], control=control, n_boot=args.boot) for k in LONG_TAILED if k in frames],
+    taus = pd.concat([coverage_taus(frames[k], control=control, n_boot=args.boot, seed=BOOT_SEED)
+                      for k in LONG_TAILED if k in frames],
                      ignore_index=True) if any(k in frames for k in LONG_TAILED) else pd.DataFrame()
     left_out = tuple(m for m in ALL_MODELS if m not in args.models)
     report = markdown(rows, taus, missing, args.boot, left_out=left_out, departures=args.departures)
+    report += "\n" + provenance(argv, started)
     # Always rewritten, header only when nothing was checked: a previous run's rows must not outlive its report
     # (jobs.world_v2_report takes its verdict from this file).
     # Each file whole or not at all: a full disk keeps the previous one, never a cut one.

@@ -212,3 +212,17 @@ def test_a_full_disk_keeps_a_world_v2_models_old_card(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         world2_card.write_card("worldclip-v2-d", _rows("worldclip-v2-d", 1.0, 0).assign(classes=2, inter_modal=0.3))
     assert card.read_text() == "old card\n" and [p.name for p in tmp_path.iterdir()] == [card.name]
+
+
+def test_the_check_records_how_it_was_made(sandbox, tmp_path):
+    # manipulation-check.md held tables and a verdict but no command, code revision, package versions, device,
+    # bootstrap seed or wall time: nothing said which code and which packages made the shipped check
+    from core.experiment import git_revision
+
+    argv = ["--models", "worldclip-v2-a", "--max-items", "20", "--boot", "10", "--out", str(tmp_path / "quick")]
+    assert world_check.main(argv) == 0
+    md = (tmp_path / "quick" / "manipulation-check.md").read_text()
+    prov = md[md.index("## Provenance"):]
+    assert f"- command: `python -m jobs.world_check {' '.join(argv)}`" in prov
+    assert f"- git revision: {git_revision()}" in prov and '"torch": ' in prov and "bootstrap seed: 0" in prov
+    assert "- device: cpu" in prov and "- wall time: " in prov
