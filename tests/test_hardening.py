@@ -183,7 +183,7 @@ def test_library_modules_of_the_jobs_say_what_to_run_instead():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for module, instead in (("app_server", "jobs.load_test"), ("cli", "jobs.grid --help"),
                             ("grid_preflight", "--dry-run"), ("grid_slurm", "--executor slurm"),
-                            ("world2_card", "jobs.world_check --cards")):
+                            ("world2_card", "jobs.world_check --cards"), ("predictor_tables", "jobs.predictors")):
         done = subprocess.run([sys.executable, "-m", f"jobs.{module}", "--help"], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and "is a library module of the jobs, not a command" in done.stderr, module

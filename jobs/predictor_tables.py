@@ -1,0 +1,182 @@
+"""The Markdown and text tables of ``python -m jobs.predictors``: the predictor summary, the forecast
+procedure's selection and the selection rules compared (a library module of that job)."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from core import cards
+from core import forecast_select as fsel
+from core import predictor_eval as pe
+
+HEADLINE = "iimm"
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _rank_text(ranking: pd.DataFrame, column: str) -> str:
+    hit = ranking[ranking["predictor"] == HEADLINE]
+    if hit.empty or pd.isna(hit[column].iloc[0]):
+        return "not scored"
+    return f"{int(hit[column].iloc[0])} of {int(ranking[column].notna().sum())}"
+
+
+def _winner(ranking: pd.DataFrame, column: str) -> pd.Series | None:
+    best = ranking[ranking[column] == 1]
+    return None if best.empty else best.sort_values("predictor").iloc[0]
+
+
+def _interval_note(table: pd.DataFrame) -> str:
+    ok = table[table["status"] == "ok"]
+    with_ci = ok["tau_interval"].str.contains("bootstrap", na=False)
+    if with_ci.all() and len(ok):
+        return f"Kendall tau intervals: {ok['tau_interval'].iloc[0]}, per cell in the CSV."
+    if with_ci.any():
+        return (f"Kendall tau intervals ({ok.loc[with_ci, 'tau_interval'].iloc[0]}) only for the "
+                f"{int(with_ci.sum())} of {len(ok)} scored rows with 2+ seeds; the others are point values.")
+    return "One seed per dataset: point values only, no interval for tau."
+
+
+def summary_lines(table: pd.DataFrame, outcomes: tuple[str, ...]) -> list[str]:
+    """The compact stdout summary: per outcome the winners and IIMM's rank."""
+    lines = []
+    for outcome in outcomes:
+        ranking = pe.rank_predictors(table, outcome)
+        label, unit = pe.OUTCOME_LABELS[outcome], pe.OUTCOME_UNITS[outcome]
+        if ranking.empty:
+            lines.append(f"{label}: no cell scored")
+            continue
+        total = int(ranking["cells_total"].iloc[0])
+        tau_best, mae_best = _winner(ranking, "rank_tau"), _winner(ranking, "rank_mae")
+        parts = [f"{label} ({total} cells):"]
+        if tau_best is not None:
+            parts.append(f"best |tau| {tau_best['predictor']} {_fmt(tau_best['mean_abs_tau'])}"
+                         f" (over {int(tau_best['n_cells'])} cells);")
+        if mae_best is not None:
+            parts.append(f"lowest LODO MAE {mae_best['predictor']} {_fmt(mae_best['mean_lodo_mae'], 4)} {unit};")
+        iimm = ranking[ranking["predictor"] == HEADLINE]
+        if iimm.empty:
+            parts.append("IIMM not scored")
+        else:
+            parts.append(f"IIMM |tau| {_fmt(iimm['mean_abs_tau'].iloc[0])} rank {_rank_text(ranking, 'rank_tau')}, "
+                         f"MAE {_fmt(iimm['mean_lodo_mae'].iloc[0], 4)} rank {_rank_text(ranking, 'rank_mae')}")
+        lines.append(" ".join(parts))
+    lines.append(_interval_note(table))
+    return lines
+
+
+def summary_markdown(table: pd.DataFrame, outcomes: tuple[str, ...], *, n_runs: int, min_datasets: int,
+                     untrained: set[tuple[str, str]] = frozenset()) -> str:
+    """A short Markdown block a README can quote: one table, predictors by mean |tau| on the
+    first outcome, and per outcome the winners and IIMM's rank. ``untrained``: the (model, pretrained)
+    pairs with random weights (:func:`core.cards.untrained_models`), named as such."""
+    ok = table[table["status"] == "ok"]
+    cells = ok[["model", "pretrained", "method"]].drop_duplicates()
+    rankings = {o: pe.rank_predictors(table, o).set_index("predictor") for o in outcomes}
+    head = ["predictor", "family"]
+    for o in outcomes:
+        unit = "pts" if pe.OUTCOME_UNITS[o] == "points" else "fraction"
+        head += [f"{pe.OUTCOME_LABELS[o]} mean abs(tau)", f"{pe.OUTCOME_LABELS[o]} LODO MAE ({unit})"]
+    order = list(rankings[outcomes[0]].index) if len(rankings[outcomes[0]]) else []
+    for o in outcomes[1:]:
+        order += [p for p in rankings[o].index if p not in order]
+    out = [f"Predictors of fine-tuning outcomes: {n_runs} ok runs, {len(cells)} (model, method) cells "
+           f"with at least {min_datasets} datasets ({', '.join(cards.model_names(cells, untrained)[0])}; methods "
+           f"{', '.join(sorted(cells['method'].unique()))}); {int(ok['n_datasets'].min())}-"
+           f"{int(ok['n_datasets'].max())} datasets per cell, up to {int(ok['max_seeds'].max())} seed(s) "
+           "per dataset. One point per dataset (mean over seeds); "
+           "mean over cells; rank in brackets (1 = best).", "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out[1:1] = [line for note in cards.model_notes(cells, untrained) for line in ("", note)]
+    for p in order:
+        fam = next((rankings[o].loc[p, "family"] for o in outcomes if p in rankings[o].index), "")
+        cellv = []
+        for o in outcomes:
+            r = rankings[o]
+            if p not in r.index:
+                cellv += ["n/a", "n/a"]
+                continue
+            cellv += [f"{_fmt(r.loc[p, 'mean_abs_tau'])} ({r.loc[p, 'rank_tau']})",
+                      f"{_fmt(r.loc[p, 'mean_lodo_mae'], 4)} ({r.loc[p, 'rank_mae']})"]
+        name = f"**{p}**" if p == HEADLINE else p
+        out.append("| " + " | ".join([name, fam, *cellv]) + " |")
+    out.append("")
+    out += [f"- {line}" for line in summary_lines(table, outcomes)]
+    win = pe.winners(table, outcomes, HEADLINE)
+    if not win.empty:
+        out += ["", "Which predictor wins, by how much over IIMM, and in how many cells its 95 % tau interval "
+                "excludes 0:", "",
+                "| outcome | best by mean abs(tau) | vs IIMM | intervals excluding 0 (winner / IIMM) "
+                "| lowest LODO MAE | vs IIMM |", "|---|---|---|---|---|---|"]
+        for r in win.itertuples(index=False):
+            out.append(f"| {pe.OUTCOME_LABELS[r.outcome]} | {r.best_tau} {r.best_tau_mean_abs:.3f} | "
+                       f"{r.tau_margin:+.3f} | {r.best_tau_cells_ci_excludes_0} / {r.iimm_cells_ci_excludes_0} of "
+                       f"{r.cells} | {r.best_mae} {r.best_mae_value:.4g} | {-r.mae_margin:+.4g} {r.mae_unit} |")
+    return "\n".join(out) + "\n"
+
+
+RULE_TEXT = {"one-se": "IIMM alone is kept unless a set beats it by one standard error",
+             "bonferroni": "IIMM alone is kept unless a set beats it in a one-sided paired t test at 0.05 / "
+                           "(number of competing sets)",
+             "gated": "IIMM alone is kept unless a set beats it by one standard error and the selection's own "
+                      "nested LODO error on the reference datasets is below IIMM's"}
+
+
+def _summary_rows(selection: pd.DataFrame) -> list[str]:
+    out = ["| outcome | cells | LODO coverage | IIMM-only coverage | mean nested LODO MAE | mean IIMM-only LODO MAE "
+           "| cells no worse than IIMM-only |", "|---|---|---|---|---|---|---|"]
+    for r in fsel.coverage_summary(selection).itertuples(index=False):
+        out.append(f"| {r.outcome} | {r.cells} | {_num(r.coverage, '.1%')} | {_num(r.iimm_coverage, '.1%')} | "
+                   f"{_num(r.nested_lodo_mae, '.3g')} | {_num(r.iimm_lodo_mae, '.3g')} | "
+                   f"{r.cells_no_worse_than_iimm} of {r.iimm_cells} |")
+    return out + ["", "Errors are compared on the cells where the IIMM-only line exists; the all-outcomes row "
+                  "pools coverage and counts only (its outcomes' errors are in different units)."]
+
+
+def _num(value: float, spec: str) -> str:
+    return "—" if not math.isfinite(value) else format(value, spec)
+
+
+def rules_markdown(selections: dict[str, pd.DataFrame], untrained: set[tuple[str, str]] = frozenset()) -> str:
+    """The forecast procedure's summary under each selection rule, scored on the same runs; its models named
+    (``untrained``: the random-weight ones, :func:`core.cards.untrained_models`)."""
+    scored = pd.concat(selections.values(), ignore_index=True)
+    scored = scored[scored["status"] == "ok"]
+    names = ", ".join(cards.model_names(scored, untrained)[0])
+    out = ["# Forecast selection rules compared", "",
+           "Written by `python -m jobs.predictors --compare-rules`: the same runs, candidate sets and intervals; "
+           "only the rule that decides when a set may replace IIMM alone differs. Every rule's error is nested "
+           f"(the rule is redone without each held-out dataset). Model(s): {names}."]
+    out += [line for note in cards.model_notes(scored, untrained) for line in ("", note)]
+    for rule, selection in selections.items():
+        out += ["", f"## {rule}", "", f"{RULE_TEXT[rule]}.", ""] + _summary_rows(selection)
+    return "\n".join(out) + "\n"
+
+
+def selection_markdown(selection: pd.DataFrame) -> str:
+    """The forecast procedure per (method, outcome) and its measured coverage, as Markdown."""
+    ok = selection[selection["status"] == "ok"]
+    if ok.empty:
+        return ""
+    level = round(float(ok["level"].iloc[0]) * 100)
+    rule = str(ok["rule"].iloc[0]) if "rule" in ok.columns else fsel.DEFAULT_RULE
+    out = ["", f"Forecast procedure (core.forecast_select, rule {rule}): predictor set chosen by nested "
+           f"leave-one-dataset-out error among {int(ok['n_sets'].max())} candidate sets (the mean, each predictor, "
+           f"every pair); {RULE_TEXT[rule]}. {level} % intervals from the "
+           "procedure's own LODO residuals; coverage measured on held-out datasets.", "",
+           "| method | outcome | chosen set (all datasets) | folds agreeing | nested LODO MAE | IIMM-only LODO MAE "
+           f"| {level} % half-width | LODO coverage | IIMM-only coverage |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in ok.sort_values(["outcome", "method"]).itertuples(index=False):
+        out.append(f"| {r.method} | {r.outcome} | {r.chosen} | {r.fold_agreement:.0%} | {r.nested_lodo_mae:.3g} | "
+                   f"{r.iimm_lodo_mae:.3g} | {r.interval_half_width:.3g} | {r.coverage:.0%} | {r.iimm_coverage:.0%} |")
+    out += [""] + _summary_rows(selection)
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    from jobs.cli import not_a_command
+
+    not_a_command("jobs.predictor_tables", "python -m jobs.predictors (it writes these tables)")
