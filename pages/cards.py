@@ -20,6 +20,7 @@ st.title("Methods and models")
 roots = app.store_roots()
 runs = app.load_runs(roots)
 names = list(dict.fromkeys([*cards.METHOD_CARDS, *sorted(runs["method"].dropna().unique())]))
+untrained = cards.untrained_models(runs)  # the registry's and those whose records say random weights
 left, right = st.columns(2)
 
 with left:
@@ -45,7 +46,7 @@ with left:
         st.caption("No stored runs of this method yet.")
     else:
         st.write("**Measured** (one row per model; means over datasets):")
-        st.dataframe(rows.assign(model=app.model_names(rows, cards.untrained_models(runs))), hide_index=True,
+        st.dataframe(rows.assign(model=app.model_names(rows, untrained)), hide_index=True,
                      key="card_measured", column_order=["model", "trainable_params", "id_gain", "ood_change",
                                                         "wall_time_s", "n_datasets", "n_runs"],
                      column_config={"trainable_params": st.column_config.NumberColumn("trainable params",
@@ -62,9 +63,11 @@ with right:
     st.header("Model card")
     model, pretrained = app.pick_model(runs) if not runs.empty else ("worldclip-tiny", "world-v1")
     mcard = cards.model_card(model, pretrained)
+    weights = mcard.weights_source if mcard.random_weights or (model, pretrained) not in untrained else (
+        f"random: its runs' records say they ran untrained (this tag would load {mcard.weights_source})")
     st.subheader(plain(mcard.title))
     st.write(f"**open_clip name:** {plain(mcard.open_clip_name)}  \n**pretrained tag:** "
-             f"{plain(mcard.pretrained)}  \n**weights:** {plain(mcard.weights_source)}")
+             f"{plain(mcard.pretrained)}  \n**weights:** {plain(weights)}")
     app.model_notice(model, pretrained, runs)
     if mcard.markdown:
         with st.container(border=True, height=520):

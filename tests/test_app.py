@@ -350,6 +350,12 @@ def test_random_weight_numbers_are_labelled_on_all_runs_and_cards(fixture_store)
     measured = set(cards_page.dataframe[1].value["model"])
     assert measured == {"worldclip-tiny · random (RANDOM WEIGHTS)", "worldclip-tiny · their-tag (RANDOM WEIGHTS)",
                         "worldclip-tiny · world-v1"}
+    cards_page.selectbox(key="model").set_value("worldclip-tiny@their-tag").run()  # its model card
+    (facts,) = [m.value.replace("\\", "") for m in cards_page.markdown if "**weights:**" in m.value]  # unescaped
+    assert "**weights:** random: its runs' records say they ran untrained" in facts  # not the tag's download
+    assert any("untrained network" in w.value for w in cards_page.warning)
+    cards_page.selectbox(key="model").set_value("worldclip-tiny@world-v1").run()  # a trained one: its source
+    assert not any("**weights:** random" in m.value for m in cards_page.markdown)
     ranking_page = app_test()
     ranking_page.query_params["model"] = "worldclip-tiny · their-tag"
     ranking_page.run()
