@@ -128,7 +128,7 @@ def train(module: ClassifierModel, data: LabeledImages, recipe: TrainRecipe, *,
     rounding, without the image forward passes); otherwise it is never called.
     """
     named = module.named_trainable()
-    if not named:
+    if not sum(p.numel() for p in named.values()):  # none, or only empty tensors: nothing would change
         raise ValueError(f"method {getattr(module, 'method', '?')!r} has no trainable parameters; "
                          "evaluate it without training")
     params = list(named.values())

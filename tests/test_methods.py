@@ -433,3 +433,14 @@ def test_clip_cite_losses_by_hand_away_from_the_default_settings(loaded):
     kl = (p_t * ((teacher / 2).log_softmax(dim=1) - (shifted / 2).log_softmax(dim=1))).sum(dim=1).mean()
     loss = float(module.extra_loss(x, torch.tensor([0, 1, 2]), shifted).detach())
     assert loss == pytest.approx(4.0 * float(kl), rel=1e-5)  # eta * T² * KL, T = 2
+
+
+def test_orthogonal_refuses_one_by_one_blocks_and_training_refuses_empty_trainables(loaded, data):
+    """A 1x1 Cayley rotation is always 1: block_size 1 built 0 trainable elements and 'trained' silently."""
+    with pytest.raises(ValueError, match="block_size must be 0 .* or an integer >= 2, got 1"):
+        build_method("orthogonal", loaded, CLASSES, TEMPLATE, {"block_size": 1})
+    assert count_parameters(build_method("orthogonal", loaded, CLASSES, TEMPLATE, {"block_size": 2}))[0] > 0
+    module = build_method("zero_shot", loaded, CLASSES, TEMPLATE)
+    module.empty = nn.Parameter(torch.zeros(0, 4))  # trainable, but with nothing in it
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        train(module, data, quick_recipe())

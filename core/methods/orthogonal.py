@@ -36,15 +36,16 @@ if TYPE_CHECKING:
 @dataclass
 class OrthogonalConfig(MethodConfig):
     include_mlp: bool = True
-    block_size: int = 0  # 0: one full (in x in) rotation per weight
+    block_size: int = 0  # 0: one full (in x in) rotation per weight; else >= 2 (a 1x1 rotation is fixed at 1)
     towers: str = "both"
     cr_weight: float = 1.0
     cutout: bool = True
     cutout_fraction: float = 0.5
 
     def __post_init__(self) -> None:
-        require(isinstance(self.block_size, int) and self.block_size >= 0,
-                f"block_size must be an integer >= 0, got {self.block_size!r}")
+        require(isinstance(self.block_size, int) and (self.block_size == 0 or self.block_size >= 2),
+                f"block_size must be 0 (one full rotation per weight) or an integer >= 2, got {self.block_size!r} "
+                "(1x1 blocks have no free angle: nothing would train)")
         require(self.cr_weight >= 0, f"cr_weight must be >= 0, got {self.cr_weight}")
         require(0 < self.cutout_fraction <= 1, f"cutout_fraction must lie in (0, 1], got {self.cutout_fraction}")
         parse_towers(self.towers)
