@@ -444,3 +444,11 @@ def test_orthogonal_refuses_one_by_one_blocks_and_training_refuses_empty_trainab
     module.empty = nn.Parameter(torch.zeros(0, 4))  # trainable, but with nothing in it
     with pytest.raises(ValueError, match="no trainable parameters"):
         train(module, data, quick_recipe())
+
+
+def test_lora_refuses_a_rank_larger_than_the_weight(loaded):
+    """The tiny model's q/k/v parts are 128 x 128: rank 129 was accepted (and rank 1000 built 3.6 M
+    'low-rank' parameters, more than the weights it adapts)."""
+    with pytest.raises(ValueError, match=r"LoRA rank 129 .*in_proj_weight.*use rank <= 128"):
+        build_method("lora", loaded, CLASSES, TEMPLATE, {"rank": 129})
+    assert count_parameters(build_method("lora", loaded, CLASSES, TEMPLATE, {"rank": 128, "towers": "text"}))[0] > 0

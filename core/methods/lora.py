@@ -93,6 +93,16 @@ class QVLoRA(WeightReparam):
         return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
 
 
+def _check_rank(rank: int, name: str, shape: torch.Size, parts: dict[str, slice]) -> None:
+    """ValueError unless ``rank`` fits every part of the weight: a rank above min(rows, columns) adds
+    parameters (more than the weight itself at large ranks) but no expressiveness."""
+    rows, cols = shape
+    widest = min(min(len(range(*s.indices(rows))) for s in parts.values()), cols)
+    if rank > widest:
+        raise ValueError(f"LoRA rank {rank} is larger than the weight allows: {name} has parts of "
+                         f"{widest} rows or columns at most; use rank <= {widest}")
+
+
 def build(loaded: LoadedModel, class_names: Sequence[str], template: str, config: LoRAConfig) -> ClassifierModel:
     """The classifier on ``loaded`` with a :class:`QVLoRA` on the ``config.parts`` row blocks of every q/k/v
     weight of ``config.towers``; only the LoRA factors train (B starts at zero: zero-shot logits)."""
@@ -101,6 +111,7 @@ def build(loaded: LoadedModel, class_names: Sequence[str], template: str, config
     for target in qkv_targets(module.clip, parse_towers(config.towers)):
         parts = {k: s for k, s in target.parts.items() if k in config.parts}
         if parts:
+            _check_rank(config.rank, target.name, target.weight.shape, parts)
             attach(target, QVLoRA(target.weight, parts, config.rank, config.effective_scale, generator))
     return module
 
