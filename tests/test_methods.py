@@ -452,3 +452,16 @@ def test_lora_refuses_a_rank_larger_than_the_weight(loaded):
     with pytest.raises(ValueError, match=r"LoRA rank 129 .*in_proj_weight.*use rank <= 128"):
         build_method("lora", loaded, CLASSES, TEMPLATE, {"rank": 129})
     assert count_parameters(build_method("lora", loaded, CLASSES, TEMPLATE, {"rank": 128, "towers": "text"}))[0] > 0
+
+
+@pytest.mark.parametrize("name, field, value", [
+    ("lora", "rank", True), ("orthogonal", "block_size", True), ("clip_adapter", "reduction", True),
+    ("orthogonal", "cr_weight", "1"), ("wise_ft", "alpha", "0.5"), ("clip_cite", "kd_weight", float("inf")),
+    ("full_ft", "include_logit_scale", "no"), ("linear_probe", "train_bias", 1), ("peft_lora", "init_seed", True),
+])
+def test_configs_built_directly_check_their_types(name, field, value):
+    """Only from_overrides checked types: LoRAConfig(rank=True) built a rank-1 LoRA, OrthogonalConfig(
+    cr_weight="1") failed with "'>=' not supported between 'str' and 'int'" (a TypeError)."""
+    config_cls = get_method(name).config_cls
+    with pytest.raises(ValueError, match=rf"{config_cls.__name__}\.{field} must be"):
+        config_cls(**{field: value})

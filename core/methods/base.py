@@ -34,6 +34,12 @@ SAVE_FORMAT = "worldclip-trained-v1"
 class MethodConfig:
     """Base of every method config; subclasses validate their fields in ``__post_init__``."""
 
+    def __post_init__(self) -> None:
+        """Type checks of every field (subclasses call this first, then check ranges): a config built
+        directly, not through :meth:`from_overrides`, must not slip a bool in for an int or a string
+        in for a number."""
+        check_types(type(self), {f.name: getattr(self, f.name) for f in fields(self)})
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -22,6 +22,7 @@ class BitFitConfig(MethodConfig):
     towers: str = "both"
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # field types: a bool is no int, a string no number
         parse_towers(self.towers)
 
 

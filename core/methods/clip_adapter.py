@@ -29,6 +29,7 @@ class CLIPAdapterConfig(MethodConfig):
     init_seed: int | None = None  # None: the run seed (torch.initial_seed(), set by the run)
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # field types: a bool is no int, a string no number
         require(isinstance(self.reduction, int) and self.reduction >= 1,
                 f"reduction must be an integer >= 1, got {self.reduction!r}")
         require(0.0 <= self.ratio <= 1.0, f"ratio must lie in [0, 1], got {self.ratio}")

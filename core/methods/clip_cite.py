@@ -39,6 +39,7 @@ class CLIPCITEConfig(MethodConfig):
     include_logit_scale: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # field types: a bool is no int, a string no number
         require(self.disc_weight >= 0, f"disc_weight must be >= 0, got {self.disc_weight}")
         require(self.kd_weight >= 0, f"kd_weight must be >= 0, got {self.kd_weight}")
         require(0.0 <= self.alpha <= 1.0, f"alpha must lie in [0, 1], got {self.alpha}")

@@ -42,6 +42,7 @@ class LoRAConfig(MethodConfig):
     init_seed: int | None = None  # None: the run seed (torch.initial_seed(), set by the run)
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # field types: a bool is no int, a string no number
         require(isinstance(self.rank, int) and self.rank >= 1, f"rank must be an integer >= 1, got {self.rank!r}")
         require(self.scale > 0, f"scale must be > 0, got {self.scale}")
         require(self.alpha is None or self.alpha > 0, f"alpha must be > 0 or None, got {self.alpha}")

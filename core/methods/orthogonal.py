@@ -43,6 +43,7 @@ class OrthogonalConfig(MethodConfig):
     cutout_fraction: float = 0.5
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # field types: a bool is no int, a string no number
         require(isinstance(self.block_size, int) and (self.block_size == 0 or self.block_size >= 2),
                 f"block_size must be 0 (one full rotation per weight) or an integer >= 2, got {self.block_size!r} "
                 "(1x1 blocks have no free angle: nothing would train)")

@@ -77,6 +77,7 @@ class PeftMethodConfig(MethodConfig):
     init_seed: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # field types: a bool is no int, a string no number
         require(isinstance(self.peft, dict), f"peft must be a table of peft config settings, got {self.peft!r}")
         require(self.family in ("",) + PEFT_FAMILIES, f"family must be one of {PEFT_FAMILIES}, got {self.family!r}")
         self.peft_config()  # fail now, with peft's message, rather than inside a grid cell

@@ -23,6 +23,7 @@ class WiseFTConfig(MethodConfig):
     include_logit_scale: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # field types: a bool is no int, a string no number
         require(0.0 <= self.alpha <= 1.0, f"alpha must lie in [0, 1], got {self.alpha}")
 
 
