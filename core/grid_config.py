@@ -110,6 +110,10 @@ def parse_grid(data: dict[str, Any], *, name: str = "grid", known_methods: set[s
     sweep = data.get("sweep", {})
     if not isinstance(sweep, dict):
         raise GridConfigError("grid key 'sweep' must be a table like {\"lora.rank\" = [4, 16]}")
+    for method, table in per_method.items():
+        if not isinstance(table.get("train", {}), dict):
+            raise GridConfigError(f"[method.{method}] key 'train' must be a table of training-recipe settings "
+                                  f"([method.{method}.train]), got {table['train']!r}")
     for key, settings in [("train", train)] + [(f"method.{m}.train", t.get("train", {}))
                                                for m, t in per_method.items()]:
         if recipe_fields is not None and set(settings) - recipe_fields:

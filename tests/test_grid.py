@@ -554,3 +554,12 @@ def test_git_revision_is_unknown_unless_the_code_is_its_own_checkout(tmp_path, m
             assert experiment.git_revision() == expected, root
     finally:
         experiment.git_revision.cache_clear()
+
+
+@pytest.mark.parametrize("train", [5, "lr", [1]])
+def test_a_methods_train_key_that_is_not_a_table_is_named(train, known):
+    """[method.lora] train = 5 raised a bare TypeError (a traceback from jobs.grid); train = "lr" was
+    reported as unknown settings ['l', 'r']."""
+    data = {"models": ["m"], "datasets": ["letters"], "methods": ["lora"], "method": {"lora": {"train": train}}}
+    with pytest.raises(GridConfigError, match=r"\[method.lora\] key 'train' must be a table"):
+        parse_grid(data, **known)
