@@ -367,3 +367,13 @@ def test_shared_cells_table_gives_the_range_of_a_count_that_varies_by_dataset(ca
     assert got == {"linear_probe": (258, 3354), "lora": (14336, 14336)}
     assert peft_check.trainable_text(258, 3354) == "258–3,354" and peft_check.trainable_text(14336, 14336) == "14,336"
     assert peft_check.trainable_text(None, None) == ""
+
+
+@pytest.mark.parametrize("peft, where", [({"lora_alpha": float("nan")}, "lora_alpha = nan"),
+                                         ({"lora_alpha": float("inf")}, "lora_alpha = inf"),
+                                         ({"alpha_pattern": {"q_proj": float("-inf")}}, r"alpha_pattern\.q_proj")])
+def test_a_non_finite_peft_setting_is_refused_when_configured(peft, where):
+    """TOML's nan/inf went straight to peft, which does not check: NaN logits at step 1, reported as
+    'loss became nan ... lower the learning rate'."""
+    with pytest.raises(ValueError, match=f"peft setting {where}.* not a finite number"):
+        get_method("peft_lora").config_cls.from_overrides({"peft": peft})

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import warnings
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
@@ -62,6 +63,18 @@ def _read_adapter_config(path: str) -> dict[str, Any]:
     return data
 
 
+def _non_finite(value: Any, where: str = "") -> str | None:
+    """``key = value`` of the first NaN or infinite number in a (nested) peft config, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where or 'value'} = {value}"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}".lstrip("."))
+        if found:
+            return found
+    return None
+
+
 @dataclass
 class PeftMethodConfig(MethodConfig):
     """peft: overrides of the peft config (see module docstring); adapter_config: path to a user's
@@ -80,6 +93,9 @@ class PeftMethodConfig(MethodConfig):
         super().__post_init__()  # field types: a bool is no int, a string no number
         require(isinstance(self.peft, dict), f"peft must be a table of peft config settings, got {self.peft!r}")
         require(self.family in ("",) + PEFT_FAMILIES, f"family must be one of {PEFT_FAMILIES}, got {self.family!r}")
+        bad = _non_finite(self.resolved())
+        require(bad is None, f"peft setting {bad} is not a finite number (peft does not check: the adapter "
+                             "would give NaN logits, reported as a diverged run)")
         self.peft_config()  # fail now, with peft's message, rather than inside a grid cell
 
     def resolved(self) -> dict[str, Any]:
