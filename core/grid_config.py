@@ -39,7 +39,16 @@ def _list_of(value: Any, key: str, kind: type) -> list:
     if not isinstance(value, list) or not value or not all(isinstance(v, kind) and not isinstance(v, bool)
                                                            for v in value):
         raise GridConfigError(f"grid key {key!r} must be a non-empty list of {kind.__name__}, got {value!r}")
+    _refuse_repeats(value, f"grid key {key!r}")
     return value
+
+
+def _refuse_repeats(values: list, what: str) -> None:
+    """A value listed twice makes cells with the same id (run once, counted twice, and reported as held by
+    another runner when two workers draw them): refuse it, naming it."""
+    repeated = [v for i, v in enumerate(values) if v in values[:i]]
+    if repeated:
+        raise GridConfigError(f"{what} lists {repeated[0]!r} more than once")
 
 
 def _check_known(names: list[str], known: set[str], what: str) -> None:
@@ -158,6 +167,7 @@ def _check_sweep(sweep: dict[str, Any], methods: list[str],
                                   f"allowed: {sorted(fields)}")
         if not isinstance(values, list) or not values:
             raise GridConfigError(f"sweep {key} must be a non-empty list")
+        _refuse_repeats(values, f"sweep {key}")
 
 
 def _variant_count(sweep: dict[str, Any], method: str) -> int:

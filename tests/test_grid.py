@@ -563,3 +563,15 @@ def test_a_methods_train_key_that_is_not_a_table_is_named(train, known):
     data = {"models": ["m"], "datasets": ["letters"], "methods": ["lora"], "method": {"lora": {"train": train}}}
     with pytest.raises(GridConfigError, match=r"\[method.lora\] key 'train' must be a table"):
         parse_grid(data, **known)
+
+
+@pytest.mark.parametrize("extra, match", [({"methods": ["lora", "bitfit", "lora"]}, "'methods' lists 'lora' more"),
+                                          ({"seeds": [0, 1, 0]}, "'seeds' lists 0 more"),
+                                          ({"datasets": ["letters", "letters"]}, "'datasets' lists 'letters'"),
+                                          ({"sweep": {"lora.rank": [4, 8, 4]}}, "sweep lora.rank lists 4 more")])
+def test_a_name_or_value_listed_twice_is_refused(extra, match, known):
+    """Repeats made cells with one id: counted twice, run once, and with workers the copy could come back as
+    'held by another runner' (exit code 3)."""
+    data = {"models": ["m"], "datasets": ["letters"], "methods": ["lora", "bitfit"], **extra}
+    with pytest.raises(GridConfigError, match=match):
+        parse_grid(data, **known)
