@@ -377,3 +377,15 @@ def test_a_non_finite_peft_setting_is_refused_when_configured(peft, where):
     'loss became nan ... lower the learning rate'."""
     with pytest.raises(ValueError, match=f"peft setting {where}.* not a finite number"):
         get_method("peft_lora").config_cls.from_overrides({"peft": peft})
+
+
+@pytest.mark.parametrize("peft, match", [({"lora_dropout": True}, "lora_dropout = True must be a number"),
+                                         ({"r": "4"}, "r = '4' must be a number"),
+                                         ({"lora_alpha": True}, "lora_alpha = True must be a number")])
+def test_a_bool_or_string_for_a_numeric_peft_setting_is_refused(peft, match):
+    """peft does not check types: lora_dropout = true built nn.Dropout(p=True), i.e. probability 1, so the
+    adapter saw zeros in training and never learnt; r = "4" failed inside peft with a bare TypeError."""
+    with pytest.raises(ValueError, match=match):
+        get_method("peft_lora").config_cls.from_overrides({"peft": peft})
+    ok = get_method("peft_lora").config_cls.from_overrides({"peft": {"lora_dropout": 0.1, "init_lora_weights": "gaussian"}})
+    assert ok.peft_config().lora_dropout == 0.1  # numbers and peft's own string options still pass

@@ -25,6 +25,8 @@ import copy
 import json
 import logging
 import math
+import types
+import typing
 import warnings
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
@@ -75,6 +77,33 @@ def _non_finite(value: Any, where: str = "") -> str | None:
     return None
 
 
+def _admits(hint: Any, kind: type) -> bool:
+    """Whether the type annotation ``hint`` lets a value of ``kind`` through (unions and literals looked into)."""
+    if hint is kind:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_admits(arg, kind) for arg in typing.get_args(hint))
+    if typing.get_origin(hint) is typing.Literal:
+        return any(isinstance(arg, kind) for arg in typing.get_args(hint))
+    return False
+
+
+def _check_number_types(kind: str, config_cls: type, settings: dict[str, Any]) -> None:
+    """ValueError for a bool or a string given to a numeric field of peft's config class: peft does not check,
+    and ``lora_dropout = true`` became a dropout of probability 1 (the adapter never sees its input)."""
+    try:
+        hints = typing.get_type_hints(config_cls)
+    except Exception:  # noqa: BLE001 (annotations peft's module cannot resolve): peft checks what it can
+        return
+    for key, value in settings.items():
+        hint = hints.get(key)
+        if hint is None or not isinstance(value, (bool, str)) or not (_admits(hint, int) or _admits(hint, float)):
+            continue
+        if not _admits(hint, type(value)):
+            raise ValueError(f"peft setting {key} = {value!r} must be a number ({kind} config annotates "
+                             f"{key}: {getattr(hint, '__name__', hint)})")
+
+
 @dataclass
 class PeftMethodConfig(MethodConfig):
     """peft: overrides of the peft config (see module docstring); adapter_config: path to a user's
@@ -121,6 +150,7 @@ class PeftMethodConfig(MethodConfig):
         kind = settings["peft_type"]
         if kind not in PEFT_TYPE_TO_CONFIG_MAPPING:
             raise ValueError(f"unknown peft type {kind!r}; known: {', '.join(sorted(PEFT_TYPE_TO_CONFIG_MAPPING))}")
+        _check_number_types(kind, PEFT_TYPE_TO_CONFIG_MAPPING[kind], settings)
         try:
             return get_peft_config(settings)
         except (TypeError, ValueError) as exc:
