@@ -51,8 +51,9 @@ def _refuse_repeats(values: list, what: str) -> None:
         raise GridConfigError(f"{what} lists {repeated[0]!r} more than once")
 
 
-def _check_known(names: list[str], known: set[str], what: str) -> None:
-    unknown = [n for n in names if n not in known and not n.startswith("folder:")]
+def _check_known(names: list[str], known: set[str], what: str, *, folders: bool = False) -> None:
+    """GridConfigError naming the names not in ``known`` (with ``folders``, "folder:..." datasets pass)."""
+    unknown = [n for n in names if n not in known and not (folders and n.startswith("folder:"))]
     if unknown:
         raise GridConfigError(f"unknown {what} {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
 
@@ -106,7 +107,7 @@ def parse_grid(data: dict[str, Any], *, name: str = "grid", known_methods: set[s
     if known_methods is not None:
         _check_known(methods, known_methods, "method")
     if known_datasets is not None:
-        _check_known(datasets + ood, known_datasets, "dataset")
+        _check_known(datasets + ood, known_datasets, "dataset", folders=True)
     overlap = set(datasets) & set(ood)
     if overlap:
         raise GridConfigError(f"dataset(s) {sorted(overlap)} are both trained on and used as OOD sets")

@@ -575,3 +575,12 @@ def test_a_name_or_value_listed_twice_is_refused(extra, match, known):
     data = {"models": ["m"], "datasets": ["letters"], "methods": ["lora", "bitfit"], **extra}
     with pytest.raises(GridConfigError, match=match):
         parse_grid(data, **known)
+
+
+def test_only_datasets_may_be_folders(known):
+    """The "folder:" exemption of the dataset check also let a method "folder:lora" through: preflight then
+    ended in a bare KeyError traceback."""
+    with pytest.raises(GridConfigError, match="unknown method 'folder:lora'"):
+        parse_grid({"models": ["m"], "datasets": ["letters"], "methods": ["folder:lora"]}, **known)
+    grid = parse_grid({"models": ["m"], "datasets": ["folder:/data/x"], "methods": ["lora"]}, **known)
+    assert grid.cells[0]["dataset"] == "folder:/data/x"
