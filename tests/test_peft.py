@@ -389,3 +389,17 @@ def test_a_bool_or_string_for_a_numeric_peft_setting_is_refused(peft, match):
         get_method("peft_lora").config_cls.from_overrides({"peft": peft})
     ok = get_method("peft_lora").config_cls.from_overrides({"peft": {"lora_dropout": 0.1, "init_lora_weights": "gaussian"}})
     assert ok.peft_config().lora_dropout == 0.1  # numbers and peft's own string options still pass
+
+
+@pytest.mark.parametrize("name, peft, unmatched", [
+    ("peft_lora", {"target_modules": ["q_proj", "v_porj"]}, r"target_modules \['v_porj'\]"),
+    ("peft_ln_tuning", {"target_modules": ["ln_1", "ln_3"]}, r"target_modules \['ln_3'\]"),
+    ("peft_lora", {"modules_to_save": ["ln_finall"]}, r"modules_to_save \['ln_finall'\]"),
+])
+def test_a_target_name_that_matches_nothing_is_refused_even_beside_good_ones(name, peft, unmatched, loaded):
+    """peft refuses a target list only when no name matches: "v_porj" beside "q_proj" built a LoRA on Q
+    alone (half the parameters) without a word."""
+    with pytest.raises(ValueError, match=unmatched + " match no module of the model; module names end in .*q_proj"):
+        build_method(name, loaded, CLASSES, TEMPLATE, {"peft": peft})
+    assert count_parameters(build_method("peft_lora", loaded, CLASSES, TEMPLATE,
+                                         {"peft": {"modules_to_save": ["ln_final"]}}))[0] > 0

@@ -190,10 +190,32 @@ class PeftClassifier(ClassifierModel):
         return merged
 
 
+def _check_names(model: nn.Module, config_obj) -> None:
+    """ValueError naming each entry of a list ``target_modules``/``modules_to_save`` that matches no module.
+
+    peft refuses a list only when *none* of its names matches, so one typo among several ("v_porj" beside
+    "q_proj") silently adapts fewer layers. Matching follows peft's: a target is a module's full name or
+    its dotted suffix; a module to save is a suffix of a module's name. (A regex string is peft's to check.)
+    """
+    names = [n for n, _ in model.named_modules() if n]
+    rules = {"target_modules": lambda key, name: name == key or name.endswith("." + key),
+             "modules_to_save": lambda key, name: name.endswith(key)}
+    for setting, matches in rules.items():
+        keys = getattr(config_obj, setting, None)
+        if not isinstance(keys, (list, set, tuple)):
+            continue
+        unmatched = sorted(k for k in keys if not any(matches(k, n) for n in names))
+        if unmatched:
+            leaves = sorted({n.rsplit(".", 1)[-1] for n in names} - {str(i) for i in range(len(names))})
+            raise ValueError(f"peft {setting} {unmatched} match no module of the model; module names end in "
+                             f"{', '.join(leaves[:40])}{' ...' if len(leaves) > 40 else ''}")
+
+
 def _attach(module: PeftClassifier, config_obj) -> PeftClassifier:
     from peft import get_peft_model
 
     unpack_attention(module.clip)
+    _check_names(module.clip, config_obj)
     peft_model = get_peft_model(module.clip, config_obj, adapter_name=ADAPTER_NAME)
     module.attach_peft(peft_model)
     module.clip = peft_model.base_model.model  # the same object, now with tuner layers injected
