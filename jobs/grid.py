@@ -305,9 +305,9 @@ def main(argv: list[str] | None = None) -> int:
             print(cell_id(cell), _describe(cell))
         return 0
     mark_results_folder(args.results)
+    if args.executor != "local":
+        return run_submitit(grid, args.results, args, command)  # a refused array is exit 2: nothing ran
     try:
-        if args.executor != "local":
-            return run_submitit(grid, args.results, args, command)
         counts = run_local(grid, args.results, cache_dir=args.cache, workers=args.workers, command=command,
                            retry_failed=args.retry_failed, threads=args.threads)
     except OSError as exc:  # e.g. a full disk while writing a record: not a usage mistake (exit 2)
