@@ -34,7 +34,7 @@ RANK_BY = {"id_gain": ("id_gain", "in-domain gain", True),
            "net": ("net", "gain + out-of-domain change", True)}
 RANKING_COLUMNS = ["rank", "model", "pretrained", "method", "method_title", "family", "pareto",
                    "id_gain", "id_gain_lo", "id_gain_hi", "ood_change", "ood_change_lo", "ood_change_hi",
-                   "net", "n_datasets", "n_runs", "trainable_params", "wall_time_s", "peak_mb"]
+                   "net", "n_datasets", "n_runs", "datasets", "trainable_params", "wall_time_s", "peak_mb"]
 
 
 def _cost_columns(provenance: pd.Series) -> pd.DataFrame:
@@ -126,7 +126,7 @@ def method_ranking(runs: pd.DataFrame, *, rank_by: str = "id_gain", level: float
     """One row per (model, pretrained, method): :data:`RANKING_COLUMNS`.
 
     ``id_gain``/``ood_change``: means over dataset points (points) with their t interval at
-    ``level`` over datasets; ``net`` = their sum; costs are means over datasets of the seed
+    ``level`` over datasets; ``net`` = their sum; ``datasets``: the names averaged, as a JSON list; costs are means over datasets of the seed
     means. ``rank`` (1 = best; <NA> where the ranked outcome was not measured) and ``pareto`` are
     within each (model, pretrained). Baselines
     (zero-shot: no training, every outcome 0 by definition) are left out unless asked for.
@@ -143,7 +143,8 @@ def method_ranking(runs: pd.DataFrame, *, rank_by: str = "id_gain", level: float
         card = cards.method_card(method)
         row: dict[str, Any] = {"model": model, "pretrained": pretrained, "method": method,
                                "method_title": card.title, "family": card.family,
-                               "n_datasets": int(group["dataset"].nunique()), "n_runs": int(group["n_seeds"].sum())}
+                               "n_datasets": int(group["dataset"].nunique()), "n_runs": int(group["n_seeds"].sum()),
+                               "datasets": json.dumps(sorted(map(str, group["dataset"].unique())))}
         for outcome in ("id_gain", "ood_change"):
             mean, lo, hi = mean_interval(group[outcome] if outcome in group else [], level)
             row.update({outcome: mean, f"{outcome}_lo": lo, f"{outcome}_hi": hi})
@@ -231,8 +232,8 @@ def verdict(rows: pd.DataFrame) -> dict[str, Any]:
 def verdict_text(rows: pd.DataFrame) -> str:
     """:func:`verdict` as one Markdown sentence, record-supplied titles escaped ("" when no gain).
 
-    When every row averages the same number of datasets the sentence says how many, so a table
-    can drop that column.
+    When every row averages the same datasets (:func:`same_datasets`) the sentence says how many, so a
+    table can drop that column.
     """
     facts = verdict(rows)
     best, gentle = facts["best"], facts["gentlest"]
@@ -246,9 +247,17 @@ def verdict_text(rows: pd.DataFrame) -> str:
                  f"{gentle['id_gain']:+.1f} in-domain, {gentle['ood_change']:+.1f} out-of-domain.")
     if facts["front"]:  # empty when no method has an out-of-domain mean
         text += f" **Best trade-offs** (nothing beats them on both): {', '.join(plain(t) for t in facts['front'])}."
-    if rows["n_datasets"].nunique() == 1:
+    if same_datasets(rows):
         text += f" Every method is averaged over the same {rows['n_datasets'].iloc[0]} datasets."
     return text
+
+
+def same_datasets(rows: pd.DataFrame) -> bool:
+    """Whether every ranking row averages the same datasets (not only as many), so one sentence can say
+    how many and a table can drop its datasets column. False for no rows."""
+    if rows.empty or rows["n_datasets"].nunique() != 1:
+        return False
+    return "datasets" not in rows.columns or rows["datasets"].nunique(dropna=False) == 1
 
 
 def dataset_matrix(runs: pd.DataFrame, outcome: str, *, model: str, pretrained: str,
@@ -310,4 +319,5 @@ def run_label(row: Any) -> str:
 
 
 __all__ = ["without_baselines", "RANK_BY", "RANKING_COLUMNS", "dataset_matrix", "dataset_points", "interval_text",
-           "mean_interval", "method_ranking", "pareto_mask", "predictor_summary", "run_label", "verdict"]
+           "mean_interval", "method_ranking", "pareto_mask", "predictor_summary", "run_label", "same_datasets",
+           "verdict"]

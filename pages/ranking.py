@@ -46,7 +46,7 @@ if rows.empty:
     st.info("No successful fine-tuning runs for this choice.")
     st.stop()
 
-same = rows["n_datasets"].nunique() == 1  # then the sentence says it and the table drops the column
+same = ranking.same_datasets(rows)  # then the sentence says how many and the table drops the column
 st.markdown(ranking.verdict_text(rows))
 
 if rows["rank"].isna().any():

@@ -279,3 +279,17 @@ def test_net_is_gain_plus_out_of_domain_change_and_ranks_by_it():
     rows = ranking.method_ranking(store.records_to_frame(records), rank_by="net").set_index("method")
     assert rows.loc["bitfit", "net"] == pytest.approx(3.0) and rows.loc["lora", "net"] == pytest.approx(3.5)
     assert rows.loc["lora", "rank"] == 1 and rows.loc["bitfit", "rank"] == 2  # by net, not by gain
+
+
+def test_verdict_says_same_datasets_only_when_the_datasets_are_the_same():
+    runs = frame(n_datasets=3, methods=("full", "bitfit"))
+    # two datasets each, but not the same two: Full on sets 1 and 2, BitFit on sets 0 and 1
+    runs = runs[~(((runs["method"] == "full") & (runs["dataset"] == "fx-set-0"))
+                  | ((runs["method"] == "bitfit") & (runs["dataset"] == "fx-set-2")))]
+    rows = ranking.method_ranking(runs)
+    assert rows["n_datasets"].tolist() == [2, 2]
+    assert "averaged over the same" not in ranking.verdict_text(rows)
+    assert not ranking.same_datasets(rows)  # so the ranking page keeps its datasets column
+    same = ranking.method_ranking(runs[runs["dataset"] == "fx-set-1"])
+    assert ranking.same_datasets(same)
+    assert ranking.verdict_text(same).endswith("Every method is averaged over the same 1 datasets.")
