@@ -218,19 +218,24 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     chosen axes (keys of :data:`TRADEOFF_AXES`), labelled with the method's name so nothing needs a
     hover; the interval over datasets as error bars where the axis has one; Pareto methods drawn as
     large diamonds (legend in dark grey) and joined by a dashed line on the gain/OOD axes; the method
-    legend takes a column per :data:`LEGEND_ROWS` methods.
+    legend takes a column per :data:`LEGEND_ROWS` methods. Methods that cannot be placed (NaN or inf on an
+    axis, or a value not above 0 on a log axis) are named in the subtitle.
     Raises ValueError for an unknown axis or when no row has both values."""
     for axis in (x, y):
         if axis not in TRADEOFF_AXES:
             raise ValueError(f"unknown axis {axis!r}; use one of {list(TRADEOFF_AXES)}")
     _require(rows, ["method", "method_title", "pareto", x, y])
-    data = rows.dropna(subset=[x, y]).copy()
-    if TRADEOFF_AXES[x][1]:
-        data = data[data[x] > 0]
-    if TRADEOFF_AXES[y][1]:
-        data = data[data[y] > 0]
+    drawable = np.ones(len(rows), dtype=bool)
+    for axis in (x, y):
+        values = pd.to_numeric(rows[axis], errors="coerce").to_numpy(dtype=float)
+        drawable &= np.isfinite(values) & ((values > 0) if TRADEOFF_AXES[axis][1] else True)
+    data = rows[drawable].copy()
     if data.empty:
         raise ValueError(f"no method has both {x!r} and {y!r} to draw")
+    left_out = rows.loc[~drawable, "method_title"].astype(str).tolist()
+    if left_out:  # a method with no value on an axis (or none above 0 on a log axis) is named, not lost
+        log_note = " or none above 0 on a log axis" if TRADEOFF_AXES[x][1] or TRADEOFF_AXES[y][1] else ""
+        subtitle = [subtitle, f"not drawn ({len(left_out)}: no value on an axis{log_note}): {', '.join(left_out)}"]
     data["front"] = np.where(data["pareto"], "Pareto: best trade-off", "dominated")
 
     def enc(axis: str, channel):

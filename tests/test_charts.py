@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -205,3 +206,19 @@ def test_the_heatmap_lists_the_best_method_first(runs):
     order = charts.dataset_heatmap(cells, "id_gain").to_dict()["layer"][0]["encoding"]["y"]["sort"]
     means = cells.groupby("method_title")["value"].mean()
     assert order[0] == means.idxmax() and order == means.sort_values(ascending=False).index.tolist()
+
+
+def test_gain_vs_forgetting_names_the_methods_it_cannot_draw():
+    rows = pd.DataFrame({"method": ["full", "lora", "bitfit"], "method_title": ["Full", "LoRA", "BitFit"],
+                         "pareto": [True, False, True], "id_gain": [10.0, 8.0, 5.0],
+                         "ood_change": [-5.0, np.nan, -1.0], "trainable_params": [1000.0, np.inf, 0.0],
+                         "n_datasets": [1, 1, 1]})
+    spec = json.loads(_spec(charts.gain_vs_forgetting(rows)))
+    drawn = [r["method"] for data in spec["datasets"].values() for r in data]
+    assert sorted(set(drawn)) == ["bitfit", "full"]
+    assert "LoRA" in json.dumps(spec["title"])  # LoRA has no OOD change: said, not silently left out
+    spec = json.loads(_spec(charts.gain_vs_forgetting(rows, x="trainable_params", y="id_gain")))
+    assert sorted({r["method"] for data in spec["datasets"].values() for r in data}) == ["full"]
+    title = json.dumps(spec["title"])
+    assert "LoRA" in title and "BitFit" in title and "log axis" in title  # inf, and 0 on a log axis
+    assert "not drawn" not in json.dumps(json.loads(_spec(charts.gain_vs_forgetting(rows.iloc[[0, 2]])))["title"])
