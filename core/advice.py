@@ -88,6 +88,10 @@ def _use_selected(rows: pd.DataFrame, selected: pd.DataFrame | None) -> None:
                 rows.loc[i, "extrapolation"] = True
 
 
+def _finite(value: Any) -> bool:
+    return value is not None and not pd.isna(value) and math.isfinite(float(value))
+
+
 def _median(values: pd.Series) -> float:
     finite = values[np.isfinite(values.astype(float))]
     return float(finite.median()) if len(finite) else math.nan
@@ -143,9 +147,11 @@ def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool 
                             f"{first['id_gain']:+.1f}: the straight-line fits are not bounded, and the "
                             "predictions and intervals are shown as fitted, not clipped.")
     best = ok.loc[ok["id_gain"].idxmax()]
+    best_interval = _finite(best["id_gain_lo"]) and _finite(best["id_gain_hi"])
+    interval = (f"95 % interval {best['id_gain_lo']:+.1f} to {best['id_gain_hi']:+.1f}" if best_interval
+                else "no interval could be computed")
     headline = [f"Predicted to gain most: {best['method_title']}, {best['id_gain']:+.1f} points in-domain "
-                f"(95 % interval {best['id_gain_lo']:+.1f} to {best['id_gain_hi']:+.1f}) and "
-                f"{best['ood_change']:+.1f} points out-of-domain."]
+                f"({interval}) and {best['ood_change']:+.1f} points out-of-domain."]
     if best["id_gain"] > 0:
         useful = ok[ok["id_gain"] >= best["id_gain"] / 2]
         gentle = useful.loc[useful["ood_change"].idxmax()]
@@ -162,18 +168,23 @@ def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool 
                             ok.loc[ok["ood_basis"] == "IIMM", "ood_r2"]]))
     lodo = _median(ok["gain_lodo"])
     spread = float(ok["id_gain"].max() - ok["id_gain"].min())
-    overlapping = int(((ok["id_gain_hi"] >= best["id_gain_lo"]) & (ok["method"] != best["method"])).sum())
+    others = ok[ok["method"] != best["method"]]
+    # an interval that could not be computed may overlap: it is never counted as clear of the top one
+    unknown = int((~np.isfinite(others["id_gain_hi"].astype(float))).sum()) if best_interval else len(others)
+    overlapping = int((others["id_gain_hi"] >= best["id_gain_lo"]).sum()) if best_interval else 0
     fit = (f"The IIMM reference lines behind the forecasts shown explain {r2:.0%} of the spread between datasets "
            "(median R² over methods and outcomes)." if math.isfinite(r2) else
            "Every forecast shown uses predictors chosen on held-out datasets; their fit is judged by the error below.")
     reasons = [fit,
                f"On datasets we know, such forecasts of the gain were off by {lodo:.1f} points on average "
                f"(leave-one-dataset-out), against a {spread:.1f}-point spread between the methods' forecasts.",
-               f"The top method's interval overlaps those of {overlapping} of the other {len(ok) - 1} methods."]
+               (f"The top method's interval overlaps those of {overlapping} of the other {len(ok) - 1} methods"
+                + (f"; {unknown} of them have no interval to compare." if unknown else ".")) if best_interval
+               else "The top method has no interval, so how clearly it leads is not known."]
     if (math.isfinite(r2) and r2 < WEAK_R2) or not math.isfinite(lodo) or lodo >= spread:
         confidence = "weak"
         reasons.insert(0, "Treat this as a hint, not a number: the fit is weak.")
-    elif r2 >= GOOD_R2 and overlapping == 0:
+    elif r2 >= GOOD_R2 and overlapping == 0 and unknown == 0 and best_interval:
         confidence = "good"
     else:
         confidence = "moderate"

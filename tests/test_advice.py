@@ -170,3 +170,18 @@ def test_zero_shot_accuracy_near_or_below_chance_is_told_apart(zs_acc, words):
     out = advice.advise(advice.forecast_rows(result([20.0, 12.0, 5.0], [-6.0, -2.0, -3.0])), zs_acc=zs_acc,
                         n_classes=2)  # chance 50 %: 45 is within the 10-point wobble, 39 is below it
     assert any(words in w for w in out.warnings), out.warnings
+
+
+def test_intervals_that_could_not_be_computed_are_not_read_as_clear_of_each_other():
+    rows = advice.forecast_rows(result([20.0, 5.0], [-6.0, -1.0], r2=0.9, lodo=1.0, half=np.nan))
+    verdict = advice.advise(rows)
+    assert verdict.confidence == "moderate"  # was "good": NaN >= NaN is False, so 'overlaps 0 of 1'
+    text = " ".join(verdict.headline + verdict.reasons)
+    assert "nan" not in text.lower() and "no interval could be computed" in verdict.headline[0]
+    assert "The top method has no interval" in text
+    other = result([20.0, 5.0], [-6.0, -1.0], r2=0.9, lodo=1.0, half=2.0)
+    other.forecasts.loc[1, ["id_gain_lo", "id_gain_hi"]] = np.nan  # only the runner-up's interval is missing
+    verdict = advice.advise(advice.forecast_rows(other))
+    assert verdict.confidence == "moderate" and "1 of them have no interval to compare." in verdict.reasons[-1]
+    clear = advice.advise(advice.forecast_rows(result([20.0, 5.0], [-6.0, -1.0], r2=0.9, lodo=1.0, half=2.0)))
+    assert clear.confidence == "good" and "overlaps those of 0 of the other 1 methods." in clear.reasons[-1]
