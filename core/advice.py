@@ -183,7 +183,10 @@ def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool 
                else "The top method has no interval, so how clearly it leads is not known."]
     if (math.isfinite(r2) and r2 < WEAK_R2) or not math.isfinite(lodo) or lodo >= spread:
         confidence = "weak"
-        reasons.insert(0, "Treat this as a hint, not a number: the fit is weak.")
+        why = ("the fit is weak" if math.isfinite(r2) and r2 < WEAK_R2 else
+               "how far such forecasts are off is not known" if not math.isfinite(lodo) else
+               "the forecasts' typical error is as large as the differences between the methods")
+        reasons.insert(0, f"Treat this as a hint, not a number: {why}.")
     elif r2 >= GOOD_R2 and overlapping == 0 and unknown == 0 and best_interval:
         confidence = "good"
     else:

@@ -185,3 +185,13 @@ def test_intervals_that_could_not_be_computed_are_not_read_as_clear_of_each_othe
     assert verdict.confidence == "moderate" and "1 of them have no interval to compare." in verdict.reasons[-1]
     clear = advice.advise(advice.forecast_rows(result([20.0, 5.0], [-6.0, -1.0], r2=0.9, lodo=1.0, half=2.0)))
     assert clear.confidence == "good" and "overlaps those of 0 of the other 1 methods." in clear.reasons[-1]
+
+
+@pytest.mark.parametrize("gains, oods", [([10.0], [-5.0]), ([6.0, 6.0], [-1.0, -1.0]), ([10.0, 9.0], [-5.0, -1.0])])
+def test_a_weak_verdict_says_why_and_does_not_blame_a_good_fit(gains, oods):
+    # R² 0.9, but an error (2 points) as large as the spread of the forecasts (0, 0, 1 points): weak, for that reason
+    verdict = advice.advise(advice.forecast_rows(result(gains, oods, r2=0.9, lodo=2.0)))
+    assert verdict.confidence == "weak"
+    assert "explain 90%" in verdict.reasons[1] and "the fit is weak" not in verdict.reasons[0]
+    assert "as large as the differences between the methods" in verdict.reasons[0]
+    assert "the fit is weak" in advice.advise(advice.forecast_rows(result(gains, oods, r2=0.1))).reasons[0]
