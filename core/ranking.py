@@ -126,10 +126,10 @@ def method_ranking(runs: pd.DataFrame, *, rank_by: str = "id_gain", level: float
     """One row per (model, pretrained, method): :data:`RANKING_COLUMNS`.
 
     ``id_gain``/``ood_change``: means over dataset points (points) with their t interval at
-    ``level`` over datasets; ``net`` = their sum; ``datasets``: the names averaged, as a JSON list; costs are means over datasets of the seed
-    means. ``rank`` (1 = best; <NA> where the ranked outcome was not measured) and ``pareto`` are
-    within each (model, pretrained). Baselines
-    (zero-shot: no training, every outcome 0 by definition) are left out unless asked for.
+    ``level`` over datasets; ``net`` = their sum; ``datasets``: the names averaged, as a JSON list;
+    costs are means over datasets of the seed means. ``rank`` (1 = best; <NA> where the ranked outcome
+    was not measured) and ``pareto`` are within each (model, pretrained). Baselines (zero-shot: no
+    training, every outcome 0 by definition) are left out unless asked for.
     Rows are ordered by model, then rank. Raises ValueError for an unknown ``rank_by``.
     """
     if rank_by not in RANK_BY:
