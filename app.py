@@ -262,7 +262,8 @@ def forecast_table(rows: pd.DataFrame) -> None:
                                       "for comparison"),
                      "gain_lodo": num("typical error (points)", format="%.1f", help="leave-one-dataset-out mean "
                                       "absolute error of the gain forecast"),
-                     "n_datasets": num("reference datasets"), "note": txt("note")})
+                     "n_datasets": num("reference datasets", help="the fewest datasets behind its gain or OOD forecast"),
+                     "note": txt("note")})
 
 
 # Models load in one background thread, started when the forecast page opens: importing torch and

@@ -185,7 +185,8 @@ def baseline_rows(runs_df: pd.DataFrame, model: str, pretrained: str, n_images: 
 
 
 def _wide(raw: pd.DataFrame) -> pd.DataFrame:
-    """forecast_methods' long frame -> one row per method, the outcomes side by side."""
+    """forecast_methods' long frame -> one row per method, the outcomes side by side; ``n_datasets`` is the
+    fewest reference datasets any of the method's outcome forecasts rests on."""
     cols = ["method"]
     for o in OUTCOMES:
         cols += [f"{o}", f"{o}_lo", f"{o}_hi", f"{o}_lodo_mae", f"{o}_r2", f"{o}_tau"]
@@ -199,7 +200,9 @@ def _wide(raw: pd.DataFrame) -> pd.DataFrame:
             if g.empty:
                 continue
             r = g.iloc[0]
-            row["n_datasets"] = int(r["n_datasets"])
+            # the fewest reference datasets behind any of its forecasts (was: the last outcome's, so a gain
+            # forecast on 4 datasets read "5" when the OOD one had 5)
+            row["n_datasets"] = min(int(r["n_datasets"]), row.get("n_datasets", int(r["n_datasets"])))
             statuses.append(r["status"] if r["status"] == "ok" else f"{o}: {r['status']}")
             if r["status"] == "ok":
                 row.update({o: r["prediction"], f"{o}_lo": r["lo"], f"{o}_hi": r["hi"],

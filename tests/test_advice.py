@@ -195,3 +195,17 @@ def test_a_weak_verdict_says_why_and_does_not_blame_a_good_fit(gains, oods):
     assert "explain 90%" in verdict.reasons[1] and "the fit is weak" not in verdict.reasons[0]
     assert "as large as the differences between the methods" in verdict.reasons[0]
     assert "the fit is weak" in advice.advise(advice.forecast_rows(result(gains, oods, r2=0.1))).reasons[0]
+
+
+def test_the_reference_count_is_the_fewest_behind_any_outcome_forecast():
+    from core import predict
+
+    # gain fitted on 4 datasets, OOD change on 5: the table said 5 beside the gain forecast
+    def long(n_gain: int, n_ood: int) -> pd.DataFrame:
+        return pd.DataFrame([{"method": "lora", "outcome": o, "n_datasets": n, "status": "ok", "prediction": 1.0,
+                              "lo": 0.0, "hi": 2.0, "lodo_mae": 1.0, "r2": 0.5, "kendall_tau": 0.4,
+                              "extrapolation": False} for o, n in (("id_gain", n_gain), ("ood_change", n_ood))])
+
+    assert predict._wide(long(4, 5))["n_datasets"].tolist() == [4]
+    assert predict._wide(long(5, 4))["n_datasets"].tolist() == [4]
+    assert predict._wide(long(6, 6))["n_datasets"].tolist() == [6]
