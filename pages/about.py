@@ -56,8 +56,7 @@ st.code("python -m jobs.grid jobs/configs/smoke.toml --results results/smoke    
         "python -m jobs.ingest path/to/results   # add records made elsewhere (validated; duplicates refused)",
         language="bash")
 st.write("The app reads the shipped `jobs/results` and your own store (`results/`, or the folder in "
-         "`$IIMM_RESULTS`); new runs appear within about a minute and a half (each cache level keeps "
-         "its copy up to 30 s).")
+         "`$IIMM_RESULTS`); new runs appear within 30 s (the app rereads the store at most that often).")
 st.header("Papers")
 for citation in cards.CITATIONS.values():
     with st.expander(citation.label):

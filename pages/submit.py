@@ -25,5 +25,4 @@ if st.button("Submit", key="sub_go", type="primary", disabled=upload is None):
         if report.refused:
             st.dataframe(pd.DataFrame(report.refused, columns=["where", "reason"]), hide_index=True,
                          key="sub_refused")
-        st.caption("The leaderboard shows new runs within about a minute and a half (its caches keep a copy "
-                   "up to 30 s each).")
+        st.caption("The leaderboard shows new runs within 30 s (it rereads the store at most that often).")
