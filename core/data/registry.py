@@ -137,6 +137,7 @@ def _load_folder(root: Path, split: str, template: str) -> LabeledImages:
 
 
 UNSPLIT = ("EuroSAT", "SUN397")  # torchvision classes without a train/test split
+NO_DOWNLOAD = ("StanfordCars",)  # torchvision cannot download it any more (its source URL is gone)
 
 
 def _targets(ds: object) -> list[int]:
@@ -156,17 +157,26 @@ def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> L
 
     root = Path(os.environ.get("IIMM_DATA", Path.home() / ".cache" / "iimm-data"))
     cls = getattr(tvd, spec.tv_class)
-    kwargs: dict = {"root": str(root), "download": True}
+    kwargs: dict = {"root": str(root)}
     if spec.tv_class in ("CIFAR100", "MNIST"):
         kwargs["train"] = split == "train"
     elif spec.tv_class in ("SVHN", "STL10", "DTD", "GTSRB", "StanfordCars"):
         kwargs["split"] = split
-    try:
-        ds = cls(**kwargs)
-    except Exception as exc:  # network errors take many forms; all mean the same to a user
-        raise DatasetUnavailableError(
-            f"{spec.description} could not be downloaded into {root} ({type(exc).__name__}); this machine "
-            f"may be offline — use a generated-world task such as 'shape-kind' instead.") from exc
+    where = (f"put the files in {root} as torchvision.datasets.{spec.tv_class} lays them out (the IIMM_DATA "
+             "environment variable names another folder)")
+    try:  # files already in place: read them, without a download attempt (Stanford Cars' always raises)
+        ds = cls(**kwargs, download=False)
+    except Exception as missing:  # noqa: BLE001 (torchvision raises RuntimeError, scipy/PIL others)
+        if spec.tv_class in NO_DOWNLOAD:
+            raise DatasetUnavailableError(
+                f"{spec.description} is not in {root} ({type(missing).__name__}: {missing}) and torchvision can no "
+                f"longer download it; {where}, or use a generated-world task such as 'shape-kind'.") from missing
+        try:
+            ds = cls(**kwargs, download=True)
+        except Exception as exc:  # network errors take many forms; all mean the same to a user
+            raise DatasetUnavailableError(
+                f"{spec.description} could not be downloaded into {root} ({type(exc).__name__}); this machine "
+                f"may be offline — {where}, or use a generated-world task such as 'shape-kind' instead.") from exc
     indices = list(range(len(ds)))
     classes = [str(c) for c in getattr(ds, "classes", [])]
     targets = _targets(ds) if spec.tv_class in UNSPLIT or not classes else []
