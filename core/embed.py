@@ -19,7 +19,7 @@ import torch
 
 from core.data.base import LabeledImages
 from core.imaging import images_to_tensor
-from core.models import ASSET_DIR, LoadedModel
+from core.models import ASSET_DIR, LoadedModel, needs_quick_gelu
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (done, total)
@@ -127,6 +127,8 @@ def model_fingerprint(loaded: LoadedModel) -> str:
     for random weights, a sample of the initialised tensors (two seeds are two networks)."""
     spec = loaded.spec
     parts = [spec.arch, spec.pretrained_tag]
+    if needs_quick_gelu(spec):  # entries computed before such models were built with QuickGELU are not theirs
+        parts.append("quick-gelu")
     if spec.shipped_weights:
         p = ASSET_DIR / spec.shipped_weights
         st = p.stat()

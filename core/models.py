@@ -229,6 +229,17 @@ class _DropRandomInitWarning(logging.Filter):
         return not record.getMessage().startswith("No pretrained weights loaded")
 
 
+def needs_quick_gelu(spec: ModelSpec) -> bool:
+    """Whether open_clip records the spec's pretrained tag as trained with QuickGELU (OpenAI's CLIP weights,
+    some LAION-400M ones) while the architecture's own config uses GELU: such weights must be built with
+    QuickGELU, or they compute another function than the published model."""
+    import open_clip
+
+    if not spec.pretrained or spec.arch.startswith("hf-hub:"):
+        return False
+    return bool(open_clip.get_pretrained_cfg(spec.arch, spec.pretrained).get("quick_gelu", False))
+
+
 def _create(spec: ModelSpec, device: str):
     import open_clip
 
@@ -237,7 +248,8 @@ def _create(spec: ModelSpec, device: str):
     if quiet:
         root.addFilter(quiet)
     try:
-        return open_clip.create_model_and_transforms(spec.arch, pretrained=spec.pretrained, device=device)
+        return open_clip.create_model_and_transforms(spec.arch, pretrained=spec.pretrained, device=device,
+                                                     force_quick_gelu=needs_quick_gelu(spec))
     finally:
         if quiet:
             root.removeFilter(quiet)

@@ -1,0 +1,39 @@
+"""Real models as a user who has their weights sees them: pretrained tags open_clip knows, and weights given
+as a local file. Offline: the tiny architecture stands in for a real one, its weights written to tmp_path."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from core.models import load_model, register_configs
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory):
+    import open_clip
+
+    register_configs()
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    torch.manual_seed(0)
+    torch.save(open_clip.create_model("worldclip-tiny").state_dict(), path)
+    return path
+
+
+def _activations(model) -> set[str]:
+    return {type(block.mlp.gelu).__name__ for tower in (model.transformer, model.visual.transformer)
+            for block in tower.resblocks}
+
+
+def test_weights_trained_with_quick_gelu_are_built_with_it(weights_file, monkeypatch):
+    # OpenAI's CLIP weights (the registry's 'CLIP' = ViT-B-32/openai) were trained with QuickGELU; ViT-B-32's
+    # config says GELU, and open_clip only warns ('QuickGELU mismatch') when the two are combined as given
+    from open_clip import pretrained
+
+    from core.embed import model_fingerprint
+
+    monkeypatch.setitem(pretrained._PRETRAINED, "worldclip-tiny", {"qg": {"hf_hub": "x/y/", "quick_gelu": True}})
+    monkeypatch.setattr("open_clip.factory.download_pretrained", lambda cfg, cache_dir=None: str(weights_file))
+    monkeypatch.setattr("core.models.hub_reachable", lambda *a, **k: False)
+    loaded = load_model("worldclip-tiny", pretrained="qg")
+    assert _activations(loaded.model) == {"QuickGELU"}  # was GELU: another function than the published model
+    assert "quick-gelu" in model_fingerprint(loaded)  # embeddings cached from the GELU build are not reused
