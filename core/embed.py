@@ -123,16 +123,19 @@ def _initialisation_fingerprint(model: Any) -> str:
 
 
 def model_fingerprint(loaded: LoadedModel) -> str:
-    """Model identity for cache keys: architecture, pretrained tag, and the shipped weights' hash or,
-    for random weights, a sample of the initialised tensors (two seeds are two networks)."""
+    """Model identity for cache keys: architecture, pretrained tag, and the hash of the weights file (shipped
+    weights, or a file given as the pretrained tag) or, for random weights, a sample of the initialised
+    tensors (two seeds are two networks)."""
     spec = loaded.spec
     parts = [spec.arch, spec.pretrained_tag]
     if needs_quick_gelu(spec):  # entries computed before such models were built with QuickGELU are not theirs
         parts.append("quick-gelu")
-    if spec.shipped_weights:
-        p = ASSET_DIR / spec.shipped_weights
-        st = p.stat()
-        parts.append(_weights_fingerprint(str(p), st.st_size, st.st_mtime))
+    weights = ASSET_DIR / spec.shipped_weights if spec.shipped_weights else None
+    if weights is None and spec.pretrained and Path(spec.pretrained).is_file():
+        weights = Path(spec.pretrained)  # a user's own weights file: its path does not say what it holds
+    if weights is not None:
+        st = weights.stat()
+        parts.append(_weights_fingerprint(str(weights), st.st_size, st.st_mtime))
     elif spec.random_weights:
         parts.append("init-" + _initialisation_fingerprint(loaded.model))
     return "|".join(parts)

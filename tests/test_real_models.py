@@ -37,3 +37,22 @@ def test_weights_trained_with_quick_gelu_are_built_with_it(weights_file, monkeyp
     loaded = load_model("worldclip-tiny", pretrained="qg")
     assert _activations(loaded.model) == {"QuickGELU"}  # was GELU: another function than the published model
     assert "quick-gelu" in model_fingerprint(loaded)  # embeddings cached from the GELU build are not reused
+
+
+def test_a_weights_file_replaced_in_place_is_not_served_the_old_files_cached_embeddings(tmp_path):
+    # a user retrains and saves to the same path: the cache key named only the path
+    import open_clip
+    import numpy as np
+
+    from core.data.registry import load_split
+    from core.embed import embed_dataset
+
+    register_configs()
+    data = load_split("shape-kind", "test", max_items=8)
+    path = tmp_path / "mine.pt"
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        torch.save(open_clip.create_model("worldclip-tiny").state_dict(), path)
+        loaded = load_model("worldclip-tiny", pretrained=str(path))
+        fresh = embed_dataset(loaded, data, use_cache=False).image
+        assert np.allclose(embed_dataset(loaded, data, cache_dir=tmp_path / "cache").image, fresh)
