@@ -154,7 +154,8 @@ def check_model(name: str | ModelSpec, pretrained: str | None = None) -> ModelSp
     """Resolve ``name`` (see spec_for) and check that open_clip knows its architecture.
 
     Cheap (builds nothing); raises ModelUnavailableError with one sentence for an unknown name, naming
-    it as typed (``name``, and ``pretrained`` if given).
+    it as typed (``name``, and ``pretrained`` if given), and for a pretrained value that is neither an
+    open_clip tag of the architecture nor an existing weights file.
     """
     import open_clip
 
@@ -168,6 +169,13 @@ def check_model(name: str | ModelSpec, pretrained: str | None = None) -> ModelSp
         raise ModelUnavailableError(
             f"Unknown model {typed}: neither a registered name ({', '.join(_REGISTRY)}) nor an open_clip "
             f"architecture (see open_clip.list_models()); the offline default is '{DEFAULT_MODEL}'.")
+    if (spec.pretrained and not spec.arch.startswith("hf-hub:") and not spec.shipped_weights
+            and not open_clip.get_pretrained_cfg(spec.arch, spec.pretrained) and not Path(spec.pretrained).is_file()):
+        tags = open_clip.list_pretrained_tags_by_model(spec.arch)  # a typo is not 'offline': say what is known
+        raise ModelUnavailableError(
+            f"{spec.arch} has no pretrained weights {spec.pretrained!r}: neither an open_clip tag of this architecture "
+            f"({', '.join(tags[:8]) + (', … see open_clip.list_pretrained_tags_by_model' if len(tags) > 8 else '') if tags else 'it has none'}) nor a weights "
+            f"file that exists; the offline default is '{DEFAULT_MODEL}'.")
     return spec
 
 
