@@ -40,3 +40,39 @@ def test_stanford_cars_missing_says_it_cannot_be_downloaded_and_where_it_goes(tm
     monkeypatch.setenv("IIMM_DATA", str(tmp_path))
     with pytest.raises(DatasetUnavailableError, match=r"can no longer download it; put the files in .*StanfordCars"):
         load_split("cars", "train")
+
+
+def _fake_mnist(root, n=10):
+    """MNIST's raw idx files as torchvision.datasets.MNIST reads them: image i shows digit i % 10."""
+    import struct
+
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix in ("train", "t10k"):
+        pixels = np.zeros((n, 28, 28), np.uint8)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, 28, 28) + pixels.tobytes())
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + labels.tobytes())
+
+
+def _fake_sun397(root, classes=("/a/airplane_cabin", "/b/boat_deck/outdoor"), per_class=5):
+    base = root / "SUN397"
+    base.mkdir(parents=True)
+    (base / "ClassName.txt").write_text("".join(c + "\n" for c in classes))
+    for k, c in enumerate(classes):
+        for i in range(per_class):
+            path = base / c.lstrip("/") / f"sun_{k}{i:03d}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), (50 * k, 10 * i, 0)).save(path)
+
+
+def test_class_names_read_as_their_prompts_name_them(tmp_path, monkeypatch):
+    # MNIST's were '0 - zero' ('a photo of the number: "0 - zero"'; SVHN's are '0'), and underscores stayed in
+    # prompts ('a photo of a airplane_cabin') where image folders read them as spaces
+    _fake_mnist(tmp_path)
+    _fake_sun397(tmp_path)
+    monkeypatch.setenv("IIMM_DATA", str(tmp_path))
+    mnist = load_split("mnist", "test")
+    assert mnist.class_names == [str(d) for d in range(10)] and mnist.labels.tolist() == list(range(10))
+    assert mnist.prompts[7] == 'a photo of the number: "7"'
+    assert load_split("sun397", "train").class_names == ["airplane cabin", "boat deck/outdoor"]

@@ -150,6 +150,15 @@ def _targets(ds: object) -> list[int]:
     return [int(ds[i][1]) for i in range(len(ds))]
 
 
+def _prompt_name(spec: DatasetSpec, name: str) -> str:
+    """A torchvision class name as the dataset's prompt names it: MNIST's '7 - seven' is the number its
+    template quotes ('a photo of the number: "7"', as SVHN's are), and '_' reads as a space as it does in
+    image folders (CIFAR-100's 'aquarium_fish', SUN397's 'airplane_cabin')."""
+    if spec.tv_class == "MNIST":
+        name = name.split(" - ", 1)[0]
+    return name.replace("_", " ")
+
+
 def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> LabeledImages:
     import torchvision.datasets as tvd
 
@@ -190,7 +199,7 @@ def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> L
         indices.sort()
     if max_items is not None:
         indices = indices[:max_items]
-    names = classes or [str(i) for i in range(max(targets) + 1)]  # GTSRB names none: its label numbers
+    names = [_prompt_name(spec, c) for c in classes] or [str(i) for i in range(max(targets) + 1)]  # GTSRB: numbers
     images, labels = zip(*(ds[i] for i in indices))
     return LabeledImages([to_rgb(im) for im in images], np.array(labels, np.int64), names,
                          spec.template, spec.name, {"source": "torchvision", "split": split})
