@@ -76,3 +76,24 @@ def test_class_names_read_as_their_prompts_name_them(tmp_path, monkeypatch):
     assert mnist.class_names == [str(d) for d in range(10)] and mnist.labels.tolist() == list(range(10))
     assert mnist.prompts[7] == 'a photo of the number: "7"'
     assert load_split("sun397", "train").class_names == ["airplane cabin", "boat deck/outdoor"]
+
+
+def test_sun397_split_does_not_depend_on_the_order_the_file_system_lists_files(tmp_path, monkeypatch):
+    # SUN397 lists its images with rglob (file system order): the split was decided by position, so the same
+    # copy of the data on another machine split differently (README: split by a hash of each image's path)
+    import pathlib
+
+    _fake_sun397(tmp_path, per_class=10)
+    monkeypatch.setenv("IIMM_DATA", str(tmp_path))
+
+    def pixels(data):
+        return [tuple(np.asarray(im)[0, 0]) for im in data.images]
+
+    listed = pathlib.Path.rglob
+    ordered = {}
+    for order in ("sorted", "reversed"):
+        monkeypatch.setattr(pathlib.Path, "rglob", lambda self, pattern, f=listed, o=order:
+                            iter(sorted(f(self, pattern), reverse=o == "reversed")))
+        ordered[order] = [pixels(load_split("sun397", s)) for s in ("train", "test")]
+    assert ordered["sorted"] == ordered["reversed"]
+    assert [len(p) for p in ordered["sorted"]] == [16, 4]

@@ -150,6 +150,16 @@ def _targets(ds: object) -> list[int]:
     return [int(ds[i][1]) for i in range(len(ds))]
 
 
+def _item_keys(ds: object, root: Path) -> list[str]:
+    """Each item's file path under ``root`` (EuroSAT's ImageFolder samples, SUN397's image files), the key its
+    split is decided by: SUN397 lists its files in the file system's order, so an item's position names
+    another image on another machine. Positions only where a dataset names no files."""
+    files = getattr(ds, "_image_files", None) or [path for path, _ in getattr(ds, "samples", [])]
+    if len(files) != len(ds):
+        return [str(i) for i in range(len(ds))]
+    return [Path(f).relative_to(root).as_posix() if Path(f).is_relative_to(root) else str(f) for f in files]
+
+
 def _prompt_name(spec: DatasetSpec, name: str) -> str:
     """A torchvision class name as the dataset's prompt names it: MNIST's '7 - seven' is the number its
     template quotes ('a photo of the number: "7"', as SVHN's are), and '_' reads as a space as it does in
@@ -192,11 +202,12 @@ def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> L
     if spec.tv_class in UNSPLIT:  # torchvision gives these whole: split within each class, as image folders do
         from core.data.folder import split_within_class
 
+        keys = _item_keys(ds, root)
         indices = []
         for label in sorted(set(targets)):
             mine = [i for i, t in enumerate(targets) if t == label]
-            indices += [mine[k] for k in split_within_class([str(i) for i in mine], split)]
-        indices.sort()
+            indices += [mine[k] for k in split_within_class([keys[i] for i in mine], split)]
+        indices.sort(key=lambda i: keys[i])
     if max_items is not None:
         indices = indices[:max_items]
     names = [_prompt_name(spec, c) for c in classes] or [str(i) for i in range(max(targets) + 1)]  # GTSRB: numbers
