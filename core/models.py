@@ -172,10 +172,11 @@ def check_model(name: str | ModelSpec, pretrained: str | None = None) -> ModelSp
     if (spec.pretrained and not spec.arch.startswith("hf-hub:") and not spec.shipped_weights
             and not open_clip.get_pretrained_cfg(spec.arch, spec.pretrained) and not Path(spec.pretrained).is_file()):
         tags = open_clip.list_pretrained_tags_by_model(spec.arch)  # a typo is not 'offline': say what is known
+        known = ", ".join(tags[:8]) + (", … see open_clip.list_pretrained_tags_by_model" if len(tags) > 8 else "")
         raise ModelUnavailableError(
-            f"{spec.arch} has no pretrained weights {spec.pretrained!r}: neither an open_clip tag of this architecture "
-            f"({', '.join(tags[:8]) + (', … see open_clip.list_pretrained_tags_by_model' if len(tags) > 8 else '') if tags else 'it has none'}) nor a weights "
-            f"file that exists; the offline default is '{DEFAULT_MODEL}'.")
+            f"{spec.arch} has no pretrained weights {spec.pretrained!r}: neither an open_clip tag of this "
+            f"architecture ({known or 'it has none'}) nor a weights file that exists; the offline default is "
+            f"'{DEFAULT_MODEL}'.")
     return spec
 
 

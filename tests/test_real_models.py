@@ -58,7 +58,8 @@ def test_a_weights_file_replaced_in_place_is_not_served_the_old_files_cached_emb
         assert np.allclose(embed_dataset(loaded, data, cache_dir=tmp_path / "cache").image, fresh)
 
 
-@pytest.mark.parametrize("pretrained, named", [("laion2b_typo", "laion2b_s34b_b79k"), ("/no/such/weights.pt", "weights file")])
+@pytest.mark.parametrize("pretrained, named", [("laion2b_typo", "laion2b_s34b_b79k"),
+                                               ("/no/such/weights.pt", "weights file")])
 def test_an_unknown_tag_or_missing_weights_file_is_refused_for_what_it_is_not_as_offline(pretrained, named):
     # was accepted by check_model (so by the grid's preflight on a machine online, every cell then failing) and
     # reported by load_model as 'the download failed ... this machine may be offline'
