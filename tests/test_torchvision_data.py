@@ -97,3 +97,29 @@ def test_sun397_split_does_not_depend_on_the_order_the_file_system_lists_files(t
         ordered[order] = [pixels(load_split("sun397", s)) for s in ("train", "test")]
     assert ordered["sorted"] == ordered["reversed"]
     assert [len(p) for p in ordered["sorted"]] == [16, 4]
+
+
+def test_gtsrb_and_eurosat_classes_are_named_in_words_a_prompt_can_use(tmp_path, monkeypatch):
+    # GTSRB's classes were their ids ('a photo of a "14" traffic sign'), EuroSAT's CamelCase ('AnnualCrop')
+    gtsrb = tmp_path / "gtsrb"
+    for cls in range(3):
+        folder = gtsrb / "GTSRB" / "Training" / f"{cls:05d}"
+        folder.mkdir(parents=True)
+        Image.new("RGB", (8, 8), (80 * cls, 0, 0)).save(folder / "a.ppm")
+    (gtsrb / "GTSRB" / "Final_Test" / "Images").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(gtsrb / "GTSRB" / "Final_Test" / "Images" / "00000.ppm")
+    (gtsrb / "GT-final_test.csv").write_text("Filename;ClassId\n00000.ppm;2\n")
+    for cls in ("AnnualCrop", "SeaLake", "Forest"):
+        folder = tmp_path / "eurosat" / "2750" / cls
+        folder.mkdir(parents=True)
+        for i in range(5):
+            Image.new("RGB", (8, 8), (i, 0, 0)).save(folder / f"{cls}_{i}.jpg")
+    monkeypatch.setenv("IIMM_DATA", str(tmp_path))
+    train, test = load_split("gtsrb", "train"), load_split("gtsrb", "test")
+    assert train.class_names == ["speed limit 20 km/h", "speed limit 30 km/h", "speed limit 50 km/h"]
+    assert train.labels.tolist() == [0, 1, 2] and test.labels.tolist() == [2]
+    assert test.prompts[2] == 'a photo of a "speed limit 50 km/h" traffic sign'
+    from core.data.registry import GTSRB_CLASS_NAMES
+
+    assert len(GTSRB_CLASS_NAMES) == 43 and GTSRB_CLASS_NAMES[14] == "stop" and GTSRB_CLASS_NAMES[17] == "no entry"
+    assert load_split("eurosat", "train").class_names == ["annual crop", "forest", "sea lake"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,12 +161,29 @@ def _item_keys(ds: object, root: Path) -> list[str]:
     return [Path(f).relative_to(root).as_posix() if Path(f).is_relative_to(root) else str(f) for f in files]
 
 
+#: What each of GTSRB's 43 class ids (0-42) shows, in words: torchvision names its classes by number only, and a
+#: prompt about a '"14" traffic sign' tells a text tower nothing (the meanings are the German road signs').
+GTSRB_CLASS_NAMES = (
+    *(f"speed limit {v} km/h" for v in (20, 30, 50, 60, 70, 80)), "end of speed limit 80 km/h",
+    "speed limit 100 km/h", "speed limit 120 km/h", "no overtaking", "no overtaking by trucks",
+    "right of way at the next junction", "priority road", "give way", "stop", "no vehicles", "no trucks",
+    "no entry", "danger", "bend to the left", "bend to the right", "double bend", "uneven road",
+    "slippery road", "road narrowing on the right", "road works", "traffic lights", "pedestrians",
+    "children crossing", "cyclists crossing", "ice or snow", "wild animals crossing",
+    "end of all speed and overtaking limits", "turn right ahead", "turn left ahead", "ahead only",
+    "ahead or right only", "ahead or left only", "keep right", "keep left", "roundabout",
+    "end of no overtaking", "end of no overtaking by trucks")
+
+
 def _prompt_name(spec: DatasetSpec, name: str) -> str:
     """A torchvision class name as the dataset's prompt names it: MNIST's '7 - seven' is the number its
-    template quotes ('a photo of the number: "7"', as SVHN's are), and '_' reads as a space as it does in
-    image folders (CIFAR-100's 'aquarium_fish', SUN397's 'airplane_cabin')."""
+    template quotes ('a photo of the number: "7"', as SVHN's are), EuroSAT's 'AnnualCrop' is 'annual crop',
+    and '_' reads as a space as it does in image folders (CIFAR-100's 'aquarium_fish', SUN397's
+    'airplane_cabin'). GTSRB's ids are named by :data:`GTSRB_CLASS_NAMES`."""
     if spec.tv_class == "MNIST":
         name = name.split(" - ", 1)[0]
+    if spec.tv_class == "EuroSAT":  # 'AnnualCrop', 'SeaLake': the words of the name, as a sentence has them
+        name = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).lower()
     return name.replace("_", " ")
 
 
@@ -210,7 +228,10 @@ def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> L
         indices.sort(key=lambda i: keys[i])
     if max_items is not None:
         indices = indices[:max_items]
-    names = [_prompt_name(spec, c) for c in classes] or [str(i) for i in range(max(targets) + 1)]  # GTSRB: numbers
+    n_classes = max(targets) + 1 if targets else 0
+    if not classes and spec.tv_class == "GTSRB" and n_classes <= len(GTSRB_CLASS_NAMES):
+        classes = list(GTSRB_CLASS_NAMES[:n_classes])  # torchvision gives the ids only
+    names = [_prompt_name(spec, c) for c in classes] or [str(i) for i in range(n_classes)]
     images, labels = zip(*(ds[i] for i in indices))
     return LabeledImages([to_rgb(im) for im in images], np.array(labels, np.int64), names,
                          spec.template, spec.name, {"source": "torchvision", "split": split})
