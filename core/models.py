@@ -72,8 +72,13 @@ class ModelSpec:
         return f"{self.arch} (RANDOM WEIGHTS, untrained)" if self.random_weights else base
 
     @property
+    def weights_file(self) -> bool:
+        """Whether ``pretrained`` names a weights file that exists (a user's own checkpoint): nothing to download."""
+        return bool(self.pretrained) and not self.shipped_weights and Path(self.pretrained).is_file()
+
+    @property
     def needs_download(self) -> bool:
-        return not self.shipped_weights and not self.random_weights
+        return not self.shipped_weights and not self.random_weights and not self.weights_file
 
 
 def _world_v2(key: str, arch: str, letter: str, what: str) -> ModelSpec:
@@ -146,8 +151,9 @@ def spec_for(name: str, pretrained: str | None = None) -> ModelSpec:
     if pretrained == RANDOM_TAG:
         pretrained = None
     key = f"{name}:{pretrained}" if pretrained else f"{name}:random"
-    return ModelSpec(key, name, pretrained, _family_of(name),
-                     "open_clip download" if pretrained else "none: random initialisation")
+    source = ("none: random initialisation" if not pretrained else f"the weights file {pretrained}"
+              if Path(pretrained).is_file() else "open_clip download")
+    return ModelSpec(key, name, pretrained, _family_of(name), source)
 
 
 def check_model(name: str | ModelSpec, pretrained: str | None = None) -> ModelSpec:

@@ -69,3 +69,20 @@ def test_an_unknown_tag_or_missing_weights_file_is_refused_for_what_it_is_not_as
         check_model("ViT-B-32", pretrained)
     assert named in str(info.value) and "offline —" not in str(info.value)
     assert check_model("ViT-B-32", "LAION2B-S34B-B79K").pretrained == "LAION2B-S34B-B79K"  # open_clip's spelling rules
+
+
+def test_a_weights_file_says_so_and_never_asks_the_hub(weights_file, monkeypatch):
+    # a user's checkpoint was described as 'open_clip download' (so on its model card) and its load first
+    # waited up to 3 s for the hub to answer
+    from core.models import spec_for
+
+    path = weights_file
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("a weights file on disk asked the hub")
+
+    monkeypatch.setattr("core.models.hub_reachable", no_hub)
+    spec = spec_for("worldclip-tiny", str(path))
+    assert spec.weights_source == f"the weights file {path}" and not spec.needs_download and not spec.random_weights
+    assert load_model("worldclip-tiny", pretrained=str(path)).spec.weights_file
+    assert spec_for("ViT-B-32", "laion2b_s34b_b79k").weights_source == "open_clip download"  # a tag
