@@ -74,6 +74,7 @@ def _dir(path):
     ({"train/cat": 2, "train/dog": 2, "train/fish": 2, "test/cat": 2, "test/fish": 2},
      r"hold different classes \(only in train: \['dog'\]"),
     ({"big_cat": 2, "big cat": 2}, "give the same class name 'big cat'"),
+    ({"cre\u0300me": 2, "cr\u00e8me": 2}, "give the same class name 'cr\u00e8me'"),  # one name, two spellings
     ({"train/cat": 2, "train/dog": 2}, "has a train/ folder but no test/ folder"),
     ({"cat": 2}, "needs at least two class sub-folders"),
 ])
@@ -103,7 +104,7 @@ def test_torchvision_sets_without_a_split_are_split_within_each_class(tmp_path, 
             _png(tmp_path / "eurosat" / "2750" / cls / f"{cls}_{i}.jpg")
     monkeypatch.setenv("IIMM_DATA", str(tmp_path))
     train, test = (load_split("eurosat", s) for s in ("train", "test"))
-    assert train.class_names == test.class_names == ["Forest", "River"]
+    assert train.class_names == test.class_names == ["forest", "river"]  # as prompts name them
     assert list(np.bincount(train.labels)) == [8, 8] and list(np.bincount(test.labels)) == [2, 2]  # was 10 and 10
 
 
@@ -143,3 +144,12 @@ def test_high_bit_depth_images_keep_their_exif_rotation(tmp_path):
                 zf.writestr(f"{cls}/{i}.png", _rotated_16bit_png())
     uploaded = load_image_folder_zip(tmp_path / "u.zip")
     assert {im.size for im in uploaded.data.images} == {(20, 40)}
+
+
+def test_a_class_spelled_decomposed_in_train_and_composed_in_test_is_one_class(tmp_path):
+    # macOS writes 'crème' decomposed (NFD); a test/ made elsewhere composed (NFC): 'different classes' before
+    for split, name in (("train", "cre\u0300me"), ("test", "cr\u00e8me")):
+        for other in (name, "tart"):
+            _png(tmp_path / split / other / "0.png")
+    train, test = (load_split(f"folder:{tmp_path}", s) for s in ("train", "test"))
+    assert train.class_names == test.class_names == ["cr\u00e8me", "tart"]

@@ -5,11 +5,13 @@ Class folders are the top-level folders (hidden ones and ``__MACOSX`` left out);
 sub-folders of a class folder. Hidden files (``.DS_Store``, macOS ``._*``), other file types, folders and
 broken links are left out; files with an image's name that cannot be decoded are skipped and named in one
 warning; pixels are converted as uploads are (:mod:`core.data.imaging`: 16-bit scaled, EXIF rotation applied). Train and test must hold the same
-classes, and two folders may not give one class name ("big_cat" and "big cat"): both are refused.
+classes, and two folders may not give one class name ("big_cat" and "big cat", or one name in two
+Unicode spellings): both are refused.
 """
 from __future__ import annotations
 
 import logging
+import unicodedata
 import zlib
 from pathlib import Path
 
@@ -32,8 +34,10 @@ def _hidden(name: str) -> bool:
 
 
 def class_name(folder: Path) -> str:
-    """The class a folder holds, as prompts name it ('_' reads as a space)."""
-    return folder.name.replace("_", " ")
+    """The class a folder holds, as prompts name it ('_' reads as a space; composed Unicode, NFC, as uploads'
+    labels are: macOS writes 'crème' decomposed, so a train/ copied from a Mac and a test/ made elsewhere
+    would otherwise hold two classes that look the same)."""
+    return unicodedata.normalize("NFC", folder.name).replace("_", " ")
 
 
 def class_dirs(root: Path) -> list[Path]:
