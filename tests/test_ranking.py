@@ -293,3 +293,31 @@ def test_verdict_says_same_datasets_only_when_the_datasets_are_the_same():
     same = ranking.method_ranking(runs[runs["dataset"] == "fx-set-1"])
     assert ranking.same_datasets(same)
     assert ranking.verdict_text(same).endswith("Every method is averaged over the same 1 datasets.")
+
+
+def test_ranks_are_within_each_model_not_across_models():
+    """Rank 1 is each (model, pretrained)'s best method: a second model's only method is its rank 1, and
+    the first model's ranks are not pushed down by the other model's rows."""
+    runs = pd.concat([frame(n_datasets=2, methods=("full", "bitfit")),
+                      frame(n_datasets=2, methods=("lora",), pretrained="own-tag")])
+    rows = ranking.method_ranking(runs).set_index(["pretrained", "method"])
+    # gains at mean iimm 0.225: full 2 + 9 = 11, lora 1.5 + 6.75 = 8.25, bitfit 1 + 4.5 = 5.5
+    assert rows.loc[("world-v1", "full"), "id_gain"] == pytest.approx(11.0)
+    assert rows["rank"].to_dict() == {("own-tag", "lora"): 1, ("world-v1", "full"): 1, ("world-v1", "bitfit"): 2}
+
+
+def test_dataset_matrix_leaves_out_baselines_and_methods_without_the_outcome():
+    runs = frame(n_datasets=2, methods=("full", "bitfit", "zero_shot"))
+    runs.loc[runs["method"] == "bitfit", "ood_change"] = np.nan  # bitfit's OOD panel not measured
+    kw = dict(model="worldclip-tiny", pretrained="world-v1")
+    assert set(ranking.dataset_matrix(runs, "id_gain", **kw)["method"]) == {"full", "bitfit"}
+    assert set(ranking.dataset_matrix(runs, "id_gain", include_baselines=True, **kw)["method"]) == {
+        "full", "bitfit", "zero_shot"}
+    ood = ranking.dataset_matrix(runs, "ood_change", **kw)
+    assert set(ood["method"]) == {"full"} and ood["value"].notna().all() and ood["best"].all()
+
+
+def test_mean_interval_ignores_infinite_values():
+    mean, lo, hi = ranking.mean_interval([1.0, np.inf, 3.0, -np.inf])
+    half = 12.706204736174698 * math.sqrt(2) / math.sqrt(2)  # t(0.975, 1) * sd sqrt(2) / sqrt(2)
+    assert (mean, lo, hi) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
