@@ -321,3 +321,17 @@ def test_mean_interval_ignores_infinite_values():
     mean, lo, hi = ranking.mean_interval([1.0, np.inf, 3.0, -np.inf])
     half = 12.706204736174698 * math.sqrt(2) / math.sqrt(2)  # t(0.975, 1) * sd sqrt(2) / sqrt(2)
     assert (mean, lo, hi) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
+
+
+def test_toy_note_leaves_random_weight_models_to_the_untrained_note():
+    """A pair whose records flag random weights is not also called 'pretrained offline on the generated
+    world', nor is the registry's random-weight toy, even when the caller's set leaves it out."""
+    runs = pd.concat([frame(n_datasets=1, pretrained=p) for p in ("world-v1", "random")])
+    flagged = runs.assign(random_weights=runs["pretrained"] == "world-v1")  # an ingested record says so
+    untrained = cards.untrained_models(flagged)
+    assert untrained == {("worldclip-tiny", "world-v1"), ("worldclip-tiny", "random")}
+    assert cards.toy_note(flagged, untrained) is None
+    notes = cards.model_notes(flagged, untrained, markdown=False)
+    assert len(notes) == 1 and notes[0].startswith("RANDOM WEIGHTS: the numbers of worldclip-tiny (random, RANDOM")
+    note = cards.toy_note(runs, set(), markdown=False)
+    assert note is not None and note.startswith("Toy model: worldclip-tiny (world-v1) is a tiny model")
