@@ -209,3 +209,24 @@ def test_the_reference_count_is_the_fewest_behind_any_outcome_forecast():
     assert predict._wide(long(4, 5))["n_datasets"].tolist() == [4]
     assert predict._wide(long(5, 4))["n_datasets"].tolist() == [4]
     assert predict._wide(long(6, 6))["n_datasets"].tolist() == [6]
+
+
+def test_the_small_sample_warning_counts_images_per_class():
+    rows = advice.forecast_rows(result([20.0, 12.0], [-6.0, -2.0]))
+    small = advice.advise(rows, n_images=9, n_classes=2).warnings  # 4.5 images per class, under 5
+    assert any("Your sample is small (9 images for 2 classes)" in w for w in small)
+    assert not any("small" in w for w in advice.advise(rows, n_images=10, n_classes=2).warnings)
+
+
+def test_pareto_front_ignores_methods_whose_forecast_failed():
+    """A failed forecast's leftover numbers must not push the ok methods off the trade-off front."""
+    rows = advice.forecast_rows(result([20.0, 12.0, 50.0], [-6.0, -2.0, 5.0], statuses=["ok", "ok", "too_few"]))
+    assert rows["pareto"].tolist() == [True, True, False]
+    out = advice.advise(rows)
+    assert out.headline[-1] == "Best trade-offs (nothing predicted to beat them on both): Full fine-tuning, LoRA."
+
+
+def test_random_weights_warning_replaces_the_toy_warning():
+    rows = advice.forecast_rows(result([20.0, 12.0], [-6.0, -2.0]))
+    warnings = advice.advise(rows, toy_model=True, random_weights=True).warnings
+    assert len(warnings) == 1 and warnings[0].startswith("The model has RANDOM WEIGHTS")
