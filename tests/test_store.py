@@ -450,3 +450,23 @@ def test_compacting_again_to_the_same_content_keeps_the_store(tmp_path):
     second = store.compact(tmp_path)
     assert second == first and second.exists()
     assert len(store.load_runs([tmp_path])) == len(records) == 6
+
+
+@pytest.mark.parametrize("n_bad", [100, 101])
+def test_a_parquet_files_invalid_rows_are_named_up_to_the_cap_then_counted(tmp_path, n_bad):
+    """Every invalid row is accounted for: the first MAX_SKIPPED_PER_FILE (100) by run_id, the rest by a count."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.store.load import MAX_SKIPPED_PER_FILE
+    from core.store.records import flatten
+
+    assert MAX_SKIPPED_PER_FILE == 100
+    good = flatten(store.check_record(_record("good-row")))
+    bad = [dict(good, run_id=f"bad-{i:03d}", ft_acc=250.0) for i in range(n_bad)]  # out of range
+    pq.write_table(pa.Table.from_pylist([good, *bad], schema=store.ARROW_SCHEMA), tmp_path / "many.parquet")
+    runs, skipped = store.load_runs_report([tmp_path])
+    assert list(runs["run_id"]) == ["good-row"]
+    named = [s for s in skipped if "(run_id 'bad-" in s.where]
+    counted = [s.reason for s in skipped if s.reason.endswith("more invalid rows")]
+    assert len(named) == 100 and counted == ([] if n_bad == 100 else ["1 more invalid rows"])
