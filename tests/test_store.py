@@ -470,3 +470,28 @@ def test_a_parquet_files_invalid_rows_are_named_up_to_the_cap_then_counted(tmp_p
     named = [s for s in skipped if "(run_id 'bad-" in s.where]
     counted = [s.reason for s in skipped if s.reason.endswith("more invalid rows")]
     assert len(named) == 100 and counted == ([] if n_bad == 100 else ["1 more invalid rows"])
+
+
+def test_model_metadata_reads_the_newest_runs_provenance():
+    """Weights re-described by later runs (a new weights_source, another size): the newest run's words win."""
+    records = make_fixture_records(n_datasets=3, methods=("full",))  # created_at one second apart, in order
+    records[-1]["provenance"] = dict(records[-1]["provenance"], weights_source="retrained", total_params=2_000_000)
+    shuffled = store.records_to_frame(records).iloc[[2, 0, 1]]
+    row = store.model_metadata(shuffled).iloc[0]
+    assert (row["weights_source"], row["total_params"], row["embed_dim"], row["n_runs"]) == (
+        "retrained", 2_000_000, 128, 3)
+
+
+def test_query_search_finds_a_run_id_and_limit_refuses_a_bool(runs):
+    run_id = runs["run_id"].iloc[5]
+    assert list(store.query_runs(runs, search=run_id.upper())["run_id"]) == [run_id]
+    with pytest.raises(ValueError, match="limit"):
+        store.query_runs(runs, limit=True)
+    assert len(store.query_runs(runs, limit=3)) == 3
+
+
+def test_parquet_export_does_not_carry_the_loaders_local_paths(tmp_path, runs):
+    runs.attrs["skipped"] = [store.Skipped(str(tmp_path / "secret-folder" / "bad.json"), "invalid")]
+    data = store.to_parquet_bytes(runs)
+    assert b"secret-folder" not in data
+    assert len(pd.read_parquet(io.BytesIO(data))) == len(runs)
