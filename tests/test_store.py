@@ -495,3 +495,36 @@ def test_parquet_export_does_not_carry_the_loaders_local_paths(tmp_path, runs):
     data = store.to_parquet_bytes(runs)
     assert b"secret-folder" not in data
     assert len(pd.read_parquet(io.BytesIO(data))) == len(runs)
+
+
+def test_data_files_are_listed_down_to_the_walk_depth_and_parquet_has_its_own_cap(tmp_path):
+    from core.store.records import MAX_WALK_DEPTH, list_data_files
+    from core.store.validate import MAX_RECORD_BYTES
+
+    assert MAX_WALK_DEPTH == 6
+    deepest = tmp_path.joinpath(*[f"d{i}" for i in range(6)])  # six folders below the root
+    too_deep = deepest / "d6"
+    too_deep.mkdir(parents=True)
+    (deepest / "a.json").write_text("{}")
+    (too_deep / "b.json").write_text("{}")
+    assert list_data_files(tmp_path, (".json",)) == [deepest / "a.json"]
+    big = tmp_path / "compacted-big.parquet"  # a compacted store outgrows one record's cap long before its own
+    big.write_bytes(b"\0" * (MAX_RECORD_BYTES + 1))
+    skipped: list = []
+    assert list_data_files(tmp_path, (".parquet",), skipped) == [big] and skipped == []
+
+
+def test_row_to_record_undoes_widened_ints_and_extra_never_overrides_a_field():
+    row = store.records_to_frame([_record("r-widen", seed=3)]).iloc[0].to_dict()
+    row["seed"] = 3.0  # another tool's Parquet widened the int
+    row["extra"] = json.dumps({"ft_acc": 99.0, "run_id": "other", "note": "kept"})  # a hostile extra cell
+    rec = store.row_to_record(row)
+    assert rec["seed"] == 3 and isinstance(rec["seed"], int)
+    assert (rec["ft_acc"], rec["run_id"], rec["note"]) == (60.0, "r-widen", "kept")
+
+
+def test_an_infinite_nested_value_is_written_as_null(tmp_path):
+    rec = _record("r-inf", zero_shot={"iimm": 0.2, "modality_gap": float("inf")})
+    path = store.write_record(rec, tmp_path)
+    assert json.loads(path.read_text())["zero_shot"] == {"iimm": 0.2, "modality_gap": None}
+    assert json.loads(store.records_to_frame([rec])["zero_shot"].iloc[0])["modality_gap"] is None
