@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.data.folder import TEST_EVERY, load_folder, split_within_class
+from core.data.folder import TEST_EVERY, _flat_split, image_files, load_folder, split_within_class
 from core.data.registry import DatasetUnavailableError, load_split
 
 
@@ -153,3 +153,30 @@ def test_a_class_spelled_decomposed_in_train_and_composed_in_test_is_one_class(t
             _png(tmp_path / split / other / "0.png")
     train, test = (load_split(f"folder:{tmp_path}", s) for s in ("train", "test"))
     assert train.class_names == test.class_names == ["cr\u00e8me", "tart"]
+
+
+def test_upper_case_suffixes_count_and_hidden_sub_folders_do_not(tmp_path):
+    """A camera's 'IMG_0001.JPG' is an image; a thumbnail cache ('cat/.thumbs/…') is not part of the class."""
+    for cls in ("cat", "dog"):
+        for split in ("train", "test"):
+            _png(tmp_path / split / cls / "0.png")
+    Image.new("RGB", (8, 6), (0, 0, 200)).save(tmp_path / "train" / "cat" / "IMG_0001.JPG", format="JPEG")
+    _png(tmp_path / "train" / "dog" / ".thumbs" / "t.png")
+    _png(tmp_path / "train" / "dog" / "sub" / ".cache" / "c.png")
+    data = load_folder(tmp_path, "train", "a photo of a {c}")
+    assert data.class_names == ["cat", "dog"] and list(np.bincount(data.labels)) == [2, 1]
+
+
+def test_the_flat_split_is_keyed_by_the_path_inside_the_class_folder(tmp_path):
+    """Two images of one name in different sub-folders are different items, each split by its own path."""
+    keys = [f"{sub}/{i}.png" for sub in ("day", "night") for i in range(10)]
+    for cls in ("cat", "dog"):
+        for key in keys:
+            _png(tmp_path / cls / key)
+    test = load_folder(tmp_path, "test", "a photo of a {c}")
+    want = sorted(keys)
+    expected = [want[i] for i in split_within_class(want, "test")]
+    assert len(test.labels) == 2 * len(expected) == 8
+    assert test.meta["skipped"] == 0
+    cat = tmp_path / "cat"
+    assert [p.relative_to(cat).as_posix() for p in _flat_split(image_files(cat), cat, "test")] == expected
