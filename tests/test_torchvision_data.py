@@ -123,3 +123,36 @@ def test_gtsrb_and_eurosat_classes_are_named_in_words_a_prompt_can_use(tmp_path,
 
     assert len(GTSRB_CLASS_NAMES) == 43 and GTSRB_CLASS_NAMES[14] == "stop" and GTSRB_CLASS_NAMES[17] == "no entry"
     assert load_split("eurosat", "train").class_names == ["annual crop", "forest", "sea lake"]
+
+
+def test_mnist_train_and_test_come_from_their_own_files(tmp_path, monkeypatch):
+    """train= 'train-*' files (20 images here), test = 't10k-*' (10): a swapped flag trains on the test set."""
+    import struct
+
+    _fake_mnist(tmp_path)
+    raw = tmp_path / "MNIST" / "raw"
+    n = 20
+    (raw / "train-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, 28, 28) + bytes(n * 28 * 28))
+    (raw / "train-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + bytes([3] * n))
+    monkeypatch.setenv("IIMM_DATA", str(tmp_path))
+    train, test = load_split("mnist", "train"), load_split("mnist", "test")
+    assert train.labels.tolist() == [3] * 20 and test.labels.tolist() == list(range(10))
+    assert len(load_split("mnist", "train", max_items=7)) == 7
+
+
+def test_load_split_refuses_an_unknown_split_and_keeps_max_items(tmp_path):
+    for cls in ("cat", "dog"):  # a flat image folder would read any split but 'test' as its train part
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            Image.new("RGB", (8, 6)).save(tmp_path / cls / f"{i}.png")
+    for name in ("shape-kind", f"folder:{tmp_path}"):
+        with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+            load_split(name, "val")
+    assert len(load_split("shape-kind", "test", max_items=5)) == 5
+
+
+def test_train_size_is_known_for_both_worlds_only():
+    from core.data.registry import train_size
+
+    assert (train_size("shape-kind"), train_size("w2-shape-kind")) == (1500, 2000)
+    assert train_size("cifar100") is None and train_size("folder:/x") is None and train_size("nope") is None
