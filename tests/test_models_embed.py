@@ -198,3 +198,29 @@ def test_inputs_go_to_the_device_of_the_weights_and_outputs_come_back_to_the_cpu
     assert embed_images(fake, sample.images[:3]).shape == (3, 4)
     assert embed_prompts(fake, ["a", "b"], "a photo of a {c}").shape == (2, 4)
     assert seen == [("image", "meta"), ("text", "meta")]  # was: cpu, so every GPU cell failed
+
+
+def test_fingerprint_changes_with_labels_class_names_and_pil_geometry(sample):
+    relabelled = LabeledImages(sample.images, (sample.labels + 1) % 3, sample.class_names, sample.template)
+    renamed = LabeledImages(sample.images, sample.labels, ["red", "green", "navy"], sample.template)
+    assert len({data_fingerprint(d) for d in (sample, relabelled, renamed)}) == 3
+    from PIL import Image
+
+    raw = bytes(range(24))  # the same 24 bytes as a 2x4 image, a 4x2 image, or a 6x4 grey one
+    shapes = [Image.frombytes("RGB", (2, 4), raw), Image.frombytes("RGB", (4, 2), raw),
+              Image.frombytes("L", (6, 4), raw)]
+    prints = {data_fingerprint(LabeledImages([im], np.array([0]), ["a", "b"], "{c}")) for im in shapes}
+    assert len(prints) == 3
+
+
+def test_the_cache_keeps_each_prompt_templates_embeddings_apart(tiny, sample, tmp_path):
+    photo = embed_dataset(tiny, sample, cache_dir=tmp_path, templates="a photo of a {c}")
+    drawing = embed_dataset(tiny, sample, cache_dir=tmp_path, templates="a drawing of a {c}")
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+    np.testing.assert_allclose(drawing.text, embed_prompts(tiny, sample.class_names, "a drawing of a {c}"), atol=1e-6)
+    assert not np.allclose(photo.text, drawing.text)
+
+
+def test_ensembled_prompt_embeddings_are_renormalised(tiny):
+    two = embed_prompts(tiny, ["cat", "dog", "bird"], ["a photo of a {c}", "a drawing of a {c}"])
+    np.testing.assert_allclose(np.linalg.norm(two, axis=1), 1.0, atol=1e-5)
