@@ -224,3 +224,17 @@ def test_the_cache_keeps_each_prompt_templates_embeddings_apart(tiny, sample, tm
 def test_ensembled_prompt_embeddings_are_renormalised(tiny):
     two = embed_prompts(tiny, ["cat", "dog", "bird"], ["a photo of a {c}", "a drawing of a {c}"])
     np.testing.assert_allclose(np.linalg.norm(two, axis=1), 1.0, atol=1e-5)
+
+
+def test_spec_keys_tags_families_and_downloads_are_what_records_and_pages_show():
+    pair = spec_for("ViT-B-16", "laion2b_s34b_b88k")
+    assert spec_for(pair.key) == pair and pair.key == "ViT-B-16:laion2b_s34b_b88k"  # the key names it back
+    assert spec_for("ViT-B-16:random") == spec_for("ViT-B-16", "random") == spec_for("ViT-B-16")
+    assert spec_for("ViT-B-16", "random").pretrained is None and spec_for("ViT-B-16", "random").random_weights
+    siglip = spec_for("SigLIP")  # weights named by the hub id, not a pretrained tag: not random
+    assert (siglip.random_weights, siglip.pretrained_tag, siglip.family) == (False, "timm/ViT-B-16-SigLIP", "siglip")
+    assert "RANDOM" not in siglip.label and siglip.needs_download
+    assert spec_for("EVA02-L-14", "merged2b_s4b_b131k").family == "eva02"  # ad hoc, not the registry entry
+    assert spec_for("coca_ViT-B-32").family == "coca" and spec_for("ViT-L-14").family == "clip"
+    downloads = {key: spec_for(key).needs_download for key in ("worldclip-tiny", "worldclip-tiny-random", "CLIP")}
+    assert downloads == {"worldclip-tiny": False, "worldclip-tiny-random": False, "CLIP": True}
