@@ -391,3 +391,21 @@ def test_an_archive_expanding_past_the_overall_ratio_is_refused_before_reading(t
     limits = dataclasses.replace(DEFAULT_LIMITS, ratio_floor_bytes=1024, max_overall_ratio=50, max_member_ratio=10**6)
     with pytest.raises(UploadError, match=r"declares 384 KiB of content, more than the \d+ KiB allowed.*bomb guard"):
         load_image_folder_zip(tmp_path / "z.zip", limits=limits)
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(labels=np.array([0, 1, 1, 2])), r"labels must lie in 0\.\.1, found 0\.\.2"),  # one past the last class
+    (dict(class_names=np.array(["cat", "cat"])), "class_names must be distinct"),
+    (dict(text_embeddings=np.ones((1, 8)), labels=np.zeros(4, np.int64), class_names=np.array(["cat"])),
+     "at least 2 classes"),
+    (dict(text_embeddings=np.array([[np.nan] * 8, [1.0] * 8])), "NaN or infinite"),
+])
+def test_npz_label_past_the_last_class_repeated_names_one_class_or_nan_text_are_refused(change, words):
+    arrays = _good_npz_arrays(np.random.default_rng(0)) | change
+    with pytest.raises(UploadError, match=words):
+        load_embeddings_npz(io.BytesIO(_npz_bytes(**arrays)))
+
+
+def test_embedding_width_reads_the_models_config():
+    assert upload.embedding_width("worldclip-tiny") == 128  # core/model_configs/worldclip-tiny.json
+    assert upload.embedding_width("CLIP") == 512  # open_clip's ViT-B-32.json
