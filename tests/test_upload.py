@@ -409,3 +409,22 @@ def test_npz_label_past_the_last_class_repeated_names_one_class_or_nan_text_are_
 def test_embedding_width_reads_the_models_config():
     assert upload.embedding_width("worldclip-tiny") == 128  # core/model_configs/worldclip-tiny.json
     assert upload.embedding_width("CLIP") == 512  # open_clip's ViT-B-32.json
+
+
+def test_a_file_listed_twice_in_the_manifest_counts_once(tmp_path):
+    members = {f"img/{i}.png": _png(np.full((8, 8), 40 * i, dtype=np.uint8)) for i in range(4)}
+    members["labels.csv"] = b"file,label\nimg/0.png,cat\nimg/1.png,cat\nimg/2.png,dog\nimg/3.png,dog\nimg/0.png,dog\n"
+    sample = load_image_folder_zip(_zip(tmp_path / "m.zip", members))
+    assert class_counts(sample) == {"cat": 2, "dog": 2}
+    assert ("labels.csv row 6: img/0.png", "listed twice") in sample.skipped
+
+
+def test_an_empty_class_folder_is_named_as_a_dropped_class(tmp_path):
+    with zipfile.ZipFile(tmp_path / "f.zip", "w") as zf:
+        for k, cls in enumerate(("cat", "dog")):
+            for i in range(2):
+                zf.writestr(f"{cls}/{i}.png", _png(np.full((8, 8), 50 * k + 10 * i, dtype=np.uint8)))
+        zf.writestr(zipfile.ZipInfo("fish/"), b"")  # the user's class folder, left empty
+    sample = load_image_folder_zip(tmp_path / "f.zip")
+    assert sample.data.class_names == ["cat", "dog"]
+    assert sample.warnings == ["class 'fish' dropped: 0 usable image(s), need at least 1"]
