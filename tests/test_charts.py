@@ -222,3 +222,28 @@ def test_gain_vs_forgetting_names_the_methods_it_cannot_draw():
     title = json.dumps(spec["title"])
     assert "LoRA" in title and "BitFit" in title and "log axis" in title  # inf, and 0 on a log axis
     assert "not drawn" not in json.dumps(json.loads(_spec(charts.gain_vs_forgetting(rows.iloc[[0, 2]])))["title"])
+
+
+def test_failed_runs_with_numbers_are_left_out_of_points_and_summaries():
+    """A failed run may still carry outcomes (schema allows it): neither a chart point nor a summary counts it."""
+    runs = store.records_to_frame(make_fixture_records(n_datasets=3, methods=("full", "bitfit")))
+    runs.loc[0, ["status", "id_gain"]] = ["failed", 90.0]  # full on fx-set-0
+    points = charts._points(runs, "iimm", "id_gain").set_index(["method", "dataset"])
+    assert ("full", "fx-set-0") not in points.index and len(points) == 5
+    summary = charts.method_summary(runs).set_index("method")
+    a, b, _ = LINES["full"]
+    assert summary.loc["full", "n_runs"] == 2 and summary.loc["full", "n_datasets"] == 2
+    assert summary.loc["full", "id_gain_mean"] == pytest.approx(a + b * 0.275)  # datasets 1, 2: iimm .25, .3
+
+
+def test_a_method_on_two_datasets_gets_no_fit_in_its_label():
+    """Two points always fit a line exactly: an R² of 1.00 from them would read as a perfect predictor."""
+    runs = store.records_to_frame(make_fixture_records(n_datasets=2, methods=("full",)))
+    spec = _spec(charts.iimm_vs_outcome(runs, "id_gain"))
+    assert '"series": "Full (n=2)"' in spec and "R\\u00b2" not in spec
+
+
+@pytest.mark.parametrize("outcome", ["ood_change", "norm_gain"])
+def test_the_heatmap_centres_every_change_on_zero(runs, outcome):
+    cells = ranking.dataset_matrix(runs, outcome, model="worldclip-tiny", pretrained="world-v1")
+    assert '"domainMid": 0' in _spec(charts.dataset_heatmap(cells, outcome))
