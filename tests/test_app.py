@@ -578,3 +578,24 @@ def test_an_unusable_submissions_folder_is_an_error_message(fixture_store, tmp_p
     at.file_uploader(key="sub_upload").set_value(("s.zip", buf.getvalue(), "application/zip")).run()
     at.button(key="sub_go").click().run()
     assert not at.exception and at.error  # was: a raw OSError traceback
+
+
+def test_app_helpers_default_model_options_and_submissions(tmp_path, monkeypatch):
+    """The model picker's default is the pair with most *ok* runs; options carry no control or bidi characters;
+    unverified submissions stay out of every view unless asked for."""
+    import app
+
+    monkeypatch.setenv("IIMM_STORE_INDEX", "off")
+    frames = [make_fixture_records(n_datasets=3, pretrained="most-ok"),  # 9 ok runs
+              make_fixture_records(n_datasets=2, pretrained="fewer-ok"),  # 6 ok runs
+              make_fixture_records(n_datasets=4, pretrained="failed", n_failed=12)]  # 12 runs, none ok
+    runs = pd.concat([store.records_to_frame(f) for f in frames], ignore_index=True)
+    assert app.model_options(runs) == ["worldclip-tiny@most-ok", "worldclip-tiny@fewer-ok", "worldclip-tiny@failed"]
+    assert app.option_text("lo\u202era\x00\tx") == "lora x"
+    records = make_fixture_records(n_datasets=2, methods=("full",))
+    records[1] = dict(records[1], source=store.SUBMITTED_SOURCE)
+    for rec in records:
+        store.write_record(rec, tmp_path)
+    roots = (str(tmp_path),)
+    assert set(app.load_runs(roots)["source"]) == {FIXTURE_SOURCE}
+    assert len(app.load_runs(roots, include_submitted=True)) == 2
