@@ -136,6 +136,15 @@ def test_power_iteration_matches_the_largest_eigenvalue_on_a_diagonal_matrix():
     assert tr.power_iteration_eigenvalue(a) == pytest.approx(2.0)
 
 
+@pytest.mark.parametrize("steps", [0, -1, 2.5, True])
+def test_power_iteration_refuses_a_step_count_that_iterates_nothing(steps):
+    # steps=0 used to return the unnormalised row-sum product v'Av: 9.0 for diag(2, 1), not 2
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
+        tr.power_iteration_eigenvalue(np.diag([2.0, 1.0]), steps=steps)
+    with pytest.raises(ValueError, match="square matrix"):
+        tr.power_iteration_eigenvalue(np.ones((2, 3)))
+
+
 def test_ncti_single_model_sum_and_normalisation_across_models():
     x, y, _, _ = clusters(n=90, d=8, k=3)
     terms = tr.ncti_terms(x, y)

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from core.metrics import is_real_number
+from core.metrics import check_count, is_real_number
 from core.transferability._common import STUDY, check_convention, class_means, prep, softmax_rows
 
 log = logging.getLogger(__name__)
@@ -15,7 +15,12 @@ log = logging.getLogger(__name__)
 def power_iteration_eigenvalue(a: np.ndarray, steps: int = 3) -> float:
     """Largest eigenvalue of a symmetric PSD matrix by ``steps`` double power iterations started
     from its row sums, as the study's SFDA estimates it (so its shrinkage is reproduced exactly).
-    Falls back to the exact value (logged) when the start vector or an iterate vanishes."""
+    Falls back to the exact value (logged) when the start vector or an iterate vanishes.
+    Raises ValueError unless ``a`` is a square matrix and ``steps`` an integer >= 1."""
+    steps = check_count(steps, "steps")  # 0 steps returned the unnormalised v'Av (9.0 for diag(2, 1))
+    a = np.asarray(a)
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] == 0:
+        raise ValueError(f"power_iteration_eigenvalue needs a non-empty square matrix, got shape {a.shape}")
     v = a.sum(axis=1)
     w = v
     for _ in range(steps):
