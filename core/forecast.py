@@ -36,7 +36,9 @@ def _vectors(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     ya = np.asarray(y, dtype=float).ravel()
     if xa.ndim == 1:
         xa = xa[:, None]
-    if xa.ndim != 2 or xa.shape[0] != ya.shape[0]:
+    if xa.ndim != 2:  # a bare number has no rows (it raised IndexError here); a 3-D x is no design matrix
+        raise ValueError(f"x must be a 1-D sequence or an (n, p) matrix, got shape {xa.shape}")
+    if xa.shape[0] != ya.shape[0]:
         raise ValueError(f"x and y must have the same number of rows, got {xa.shape[0]} and {ya.shape[0]}")
     if not (np.isfinite(xa).all() and np.isfinite(ya).all()):
         raise ValueError("x and y must be finite (no NaN or inf)")

@@ -74,6 +74,8 @@ def test_fit_several_predictors_recovers_plane():
     ([1, 2, float("nan")], [1, 2, 3], "finite"),
     ([2, 2, 2], [1, 2, 3], "constant"),
     ([1], [1], "at least 2"),
+    (3.0, 2.0, "1-D sequence or an"),  # a bare number: was an IndexError
+    (np.ones((2, 2, 2)), [1, 2], "1-D sequence or an"),
 ])
 def test_fit_linear_rejects_bad_input(x, y, match):
     with pytest.raises(ValueError, match=match):
@@ -209,6 +211,12 @@ def test_predictor_table_and_expansion():
     assert np.allclose(table["r2"], 1) and np.allclose(table["lodo_mae"], 0, atol=1e-9)
     with pytest.raises(ValueError, match="no column"):
         forecast.predictor_table(runs, ["zs_missing"], ("id_gain",))
+
+
+@pytest.mark.parametrize("fn", [forecast.pearson_r, forecast.kendall_tau])
+def test_correlations_refuse_a_bare_number_with_a_value_error(fn):
+    with pytest.raises(ValueError, match="1-D sequence or an"):
+        fn(0.5, 0.5)
 
 
 def test_pearson_r_is_scale_free_at_extreme_magnitudes():
