@@ -30,6 +30,13 @@ def is_finite_number(value: object) -> bool:
     return is_real_number(value) and math.isfinite(float(value))
 
 
+def check_interval_level(level: object) -> float:
+    """``level`` as a float strictly between 0 and 1, or ValueError ("0.9", NaN and bools are refused)."""
+    if not is_real_number(level) or not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must be between 0 and 1, got {level!r}")
+    return float(level)
+
+
 def _vectors(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     """x as an (n, p) float matrix and y as (n,), checked: same n, finite."""
     xa = np.asarray(x, dtype=float)
@@ -82,8 +89,7 @@ class LinearFit:
         return np.column_stack([np.ones(len(xa)), xa]), scalar
 
     def _interval(self, x0: Any, level: float, extra: float) -> tuple[Any, Any, Any]:
-        if not 0.0 < level < 1.0:
-            raise ValueError(f"level must be between 0 and 1, got {level}")
+        level = check_interval_level(level)  # a string such as "0.9" raised TypeError from '<'
         if self.dof < 1:
             raise ValueError(f"an interval needs at least {self.p + 2} points; this fit has {self.n}")
         d, scalar = self._design(x0)
@@ -241,8 +247,7 @@ def forecast_methods(runs_df: pd.DataFrame, predictors: dict[str, float], *, mod
     x0 = predictors[predictor]
     if not is_finite_number(x0):
         raise ValueError(f"the value of {predictor!r} must be a finite number, got {x0!r}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be between 0 and 1, got {level}")
+    level = check_interval_level(level)
     if min_runs < 3:
         raise ValueError("min_runs must be at least 3 (an interval needs 3 points)")
     if predictor not in runs_df.columns:
