@@ -157,6 +157,17 @@ def test_a_method_without_any_ood_outcome_gets_a_status_row_not_a_crash(runs):
     assert out.set_index(["method", "outcome"]).loc[("full", "ood_change"), "status"] == "ok"
 
 
+@pytest.mark.parametrize("outcomes, match", [(("id_gian",), r"unknown outcome\(s\) \['id_gian'\]"),
+                                             ("id_gain", "a sequence of outcome names")])
+def test_an_unknown_outcome_is_named_in_a_value_error(runs, outcomes, match):
+    # a typo used to raise a bare KeyError('id_gian') from inside the cell loop
+    with pytest.raises(ValueError, match=match):
+        fs.selection_table(runs, outcomes=outcomes, coverage=False)
+    with pytest.raises(ValueError, match=match):
+        fs.forecast_new(runs, {"iimm": 0.3}, model="worldclip-tiny", pretrained="world-v1", outcomes=outcomes,
+                        coverage=False)
+
+
 def test_coverage_summary_compares_iimm_on_the_cells_where_its_line_exists():
     base = {"status": "ok", "level": 0.95, "n_datasets": 10, "mean_width": 2.0, "iimm_mean_width": 3.0}
     table = pd.DataFrame([

@@ -27,6 +27,17 @@ def reference_points(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return points, names
 
 
+def _check_outcomes(points: pd.DataFrame, outcomes: Sequence[str]) -> None:
+    """ValueError naming every outcome the reference points lack (a typo used to raise a bare KeyError)."""
+    if isinstance(outcomes, str):
+        raise ValueError(f"outcomes must be a sequence of outcome names, got the string {outcomes!r}")
+    missing = [o for o in outcomes if o not in points.columns]
+    if missing:
+        from core.predictor_eval import OUTCOMES
+
+        raise ValueError(f"unknown outcome(s) {missing}; choose from {list(OUTCOMES)}")
+
+
 def _cell_arrays(cell: pd.DataFrame, outcome: str, names: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """y and the usable predictor columns of one cell: finite for every dataset with the outcome
     and not constant."""
@@ -65,6 +76,7 @@ def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain",
     rows: list[dict[str, Any]] = []
     if points.empty:
         return pd.DataFrame(columns=SELECTION_COLUMNS)
+    _check_outcomes(points, outcomes)
     for (model, pretrained, method), cell in points.groupby(["model", "pretrained", "method"], sort=True):
         for outcome in outcomes:
             x, y, usable = _cell_arrays(cell, outcome, names)
@@ -192,6 +204,7 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
     points, names = reference_points(runs)
     if points.empty:
         return pd.DataFrame(columns=FORECAST_COLUMNS)
+    _check_outcomes(points, outcomes)
     mine = points[(points["model"] == model) & (points["pretrained"] == pretrained)]
     names = [p for p in names if p in values and is_finite_number(values[p])]
     rows: list[dict[str, Any]] = []
