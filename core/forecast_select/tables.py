@@ -68,8 +68,7 @@ def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain",
     ``rule``: the selection rule (``SELECTION_RULES``), recorded in every row.
     """
     check_rule(rule)
-    if not 0 < level < 1:
-        raise ValueError(f"level must be between 0 and 1, got {level}")
+    level = forecast.check_interval_level(level)
     if min_datasets < 5:
         raise ValueError(f"min_datasets must be at least 5 (nested LODO of a two-predictor line), got {min_datasets}")
     points, names = reference_points(runs)
@@ -197,8 +196,7 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
     check_rule(rule)
     if not is_finite_number(values.get(HEADLINE)):
         raise ValueError(f"values needs a finite 'iimm', got {values.get(HEADLINE)!r}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be between 0 and 1, got {level}")
+    level = forecast.check_interval_level(level)
     if min_datasets < 5:
         raise ValueError(f"min_datasets must be at least 5 (nested LODO of a two-predictor line), got {min_datasets}")
     points, names = reference_points(runs)
