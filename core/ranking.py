@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -94,8 +95,9 @@ def mean_interval(values: Any, level: float = 0.95) -> tuple[float, float, float
     One value gives (value, nan, nan); none gives three NaNs. Raises ValueError for a level
     outside (0, 1).
     """
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
+    # a string ("0.95") raised TypeError from '<'; a bool is no level
+    if not isinstance(level, numbers.Real) or isinstance(level, (bool, np.bool_)) or not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
     x = np.asarray(values, dtype=float).ravel()
     x = x[np.isfinite(x)]
     if x.size == 0:

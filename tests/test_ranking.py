@@ -23,6 +23,10 @@ def test_mean_interval_hand_checked():
     assert all(math.isnan(v) for v in ranking.mean_interval([]))
     with pytest.raises(ValueError, match="level"):
         ranking.mean_interval([1, 2], level=1.5)
+    for bad in ("0.95", None, True):  # a string or None raised TypeError from '<'
+        with pytest.raises(ValueError, match=r"level must lie in \(0, 1\)"):
+            ranking.mean_interval([1, 2], level=bad)
+    assert ranking.mean_interval([1.0, 2.0, 3.0], level=np.float32(0.95))[1] == pytest.approx(lo, rel=1e-4)
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 33])
