@@ -6,6 +6,7 @@ import json
 import threading
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -488,6 +489,10 @@ def test_query_search_finds_a_run_id_and_limit_refuses_a_bool(runs):
     with pytest.raises(ValueError, match="limit"):
         store.query_runs(runs, limit=True)
     assert len(store.query_runs(runs, limit=3)) == 3
+    # a numpy integer is a non-negative integer too (np.int64(3) was refused as a bad limit)
+    assert len(store.query_runs(runs, limit=np.int64(3))) == 3
+    with pytest.raises(ValueError, match="limit"):
+        store.query_runs(runs, limit=np.bool_(True))
 
 
 def test_parquet_export_does_not_carry_the_loaders_local_paths(tmp_path, runs):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -73,10 +74,11 @@ def query_runs(df: pd.DataFrame, *, filters: Mapping[str, Iterable[str] | str | 
     sql = ("SELECT _pos FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
            + f" ORDER BY {order}")
     if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        # numpy integers (a count taken from an array) are integers too; bools are not
+        if isinstance(limit, (bool, np.bool_)) or not isinstance(limit, numbers.Integral) or limit < 0:
             raise ValueError(f"limit must be a non-negative integer, got {limit!r}")
         sql += " LIMIT ?"
-        params.append(limit)
+        params.append(int(limit))
     # DuckDB sees only the columns it needs plus row positions; the full rows are then taken
     # from the frame once, so the result keeps the input's dtypes and wide JSON columns
     # never cross into DuckDB and back.
