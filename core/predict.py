@@ -156,8 +156,10 @@ def baseline_rows(runs_df: pd.DataFrame, model: str, pretrained: str, n_images: 
     grow or shrink with it); the zero-shot measures are means over images or image pairs and do not. So
     where every reference dataset of ``model``/``pretrained`` has a train split of one known size S
     (``core.data.registry.train_size``) and the sample has at least S images, the baselines are scored on
-    a seeded random S of them; otherwise the rows are None: the baselines are shown (scored on the whole
-    sample) but do not compete in the forecast's choice of predictors.
+    a seeded random S of them; where the sizes differ or are unknown, or the sample is smaller than S, the
+    rows are None: the baselines are shown (scored on the whole sample) but do not compete in the forecast's
+    choice of predictors. With no ok reference runs of ``model``/``pretrained`` (so no forecast either) the
+    rows are every row, ``np.arange(n_images)``, and there is no note.
     """
     from core.data.registry import train_size
 
