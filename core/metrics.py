@@ -10,7 +10,9 @@ Rows are L2-normalised inside (the caller's arrays are never modified), so any
 positive scaling of a row changes nothing. Sums are accumulated in float64 while
 rows are streamed in chunks of the input dtype, so memory stays O(N*d) at most and
 no N x N or N x C matrix is ever built (except the chunk x C score block of
-``zero_shot_accuracy``). Bad input raises ``ValueError`` naming the argument.
+``zero_shot_accuracy``, and the silhouettes' pairwise distances over at most ``sample_size``
+rows per modality, which ``zero_shot_scores`` includes). Bad input raises ``ValueError``
+naming the argument.
 """
 from __future__ import annotations
 
