@@ -418,6 +418,15 @@ def test_numpy_scalar_options_work_like_python_numbers():
         tr.h_score(XB, YB, convention="project", shrinkage=0.5), rel=1e-6)
 
 
+def test_ncti_normalised_refuses_terms_that_are_not_dicts_with_a_value_error():
+    good = {"seli": 1.0, "ncc": 0.5, "vc": 2.0}
+    with pytest.raises(ValueError, match="model 1's terms must be a dict"):
+        tr.ncti_normalised([good, 3.0])  # raised TypeError from 'in'
+    with pytest.raises(ValueError, match="not one dict"):
+        tr.ncti_normalised(good)
+    assert tr.ncti_normalised(iter([good]))[0] == pytest.approx(-0.5)  # a generator had no len()
+
+
 def test_ncti_normalised_names_a_term_that_is_not_a_number():
     terms = [{"seli": 1.0, "ncc": 2.0, "vc": 0.5}, {"seli": 2.0, "ncc": "high", "vc": 0.1}]
     with pytest.raises(ValueError, match="model 1's NCTI term 'ncc' must be finite, got 'high'"):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -141,16 +141,21 @@ def ncti(features: np.ndarray, labels: np.ndarray, *, convention: str = STUDY) -
     return t["seli"] + t["ncc"] - t["vc"]
 
 
-def ncti_normalised(terms: Sequence[dict[str, float]]) -> np.ndarray:
+def ncti_normalised(terms: Iterable[Mapping[str, float]]) -> np.ndarray:
     """NCTI of several models on one dataset, as the study combines them: each term min-max
     normalised across the models, NCTI = seli' + ncc' - vc'. One model: its raw sum.
 
     ``terms``: one :func:`ncti_terms` dict per model. Returns (M,). A term equal for all
     models has no range; ValueError then (the study's formula divides by zero).
     """
+    if isinstance(terms, Mapping):  # one model's dict instead of a list of them
+        raise ValueError("ncti_normalised takes a list of ncti_terms dicts, one per model, not one dict")
+    terms = list(terms)  # a generator had no len() (TypeError)
     if len(terms) == 0:
         raise ValueError("ncti_normalised needs the terms of at least one model")
     for i, t in enumerate(terms):
+        if not isinstance(t, Mapping):  # a bare score raised TypeError from 'in'
+            raise ValueError(f"model {i}'s terms must be a dict of ncti_terms, got {type(t).__name__}")
         for name in ("seli", "ncc", "vc"):
             if name not in t:
                 raise ValueError(f"model {i} lacks the NCTI term {name!r} (pass ncti_terms' dicts)")
