@@ -137,12 +137,15 @@ def spec_for(name: str, pretrained: str | None = None) -> ModelSpec:
 
     ``spec_for("CLIP")`` gives the registered entry; ``spec_for("ViT-B-16", "laion2b_s34b_b88k")``
     builds an ad-hoc spec; ``spec_for("ViT-B-16")`` means that architecture with random weights.
-    Raises ValueError for an empty name.
+    Raises ValueError for an empty name or an empty pretrained tag.
     """
     if not name or not isinstance(name, str):
         raise ValueError("model name must be a non-empty string")
     if pretrained is None and name not in _REGISTRY and ":" in name and not name.startswith("hf-hub:"):
         name, pretrained = name.split(":", 1)  # "ARCH:TAG", the form of an ad-hoc spec's key
+    if pretrained is not None and not pretrained.strip():  # 'ViT-B-32:' made an unlabelled random-weight model
+        raise ValueError(f"model {name!r} has an empty pretrained tag; give an open_clip tag, a weights file, "
+                         f"or '{RANDOM_TAG}' for random weights")
     if name in _REGISTRY and pretrained in (None, _REGISTRY[name].pretrained_tag):
         return _REGISTRY[name]
     for spec in _REGISTRY.values():  # "worldclip-tiny", "world-v1" style pairs

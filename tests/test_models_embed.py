@@ -238,3 +238,13 @@ def test_spec_keys_tags_families_and_downloads_are_what_records_and_pages_show()
     assert spec_for("coca_ViT-B-32").family == "coca" and spec_for("ViT-L-14").family == "clip"
     downloads = {key: spec_for(key).needs_download for key in ("worldclip-tiny", "worldclip-tiny-random", "CLIP")}
     assert downloads == {"worldclip-tiny": False, "worldclip-tiny-random": False, "CLIP": True}
+
+
+@pytest.mark.parametrize("name, pretrained", [("ViT-B-32:", None), ("ViT-B-32", ""), ("ViT-B-32", "  ")])
+def test_an_empty_pretrained_tag_is_refused_not_an_unlabelled_random_model(name, pretrained):
+    # 'ViT-B-32:' in a grid gave pretrained '' : random weights whose spec said random_weights False
+    from core.models import spec_for
+
+    with pytest.raises(ValueError, match="empty pretrained tag; give an open_clip tag, a weights file, or 'random'"):
+        spec_for(name, pretrained)
+    assert spec_for("ViT-B-32:random").random_weights  # the way to ask for random weights
