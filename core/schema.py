@@ -182,16 +182,32 @@ def _unicode_ok(text: str) -> bool:
 
 
 def _json_size(value: Any) -> int:
-    """Length of ``value`` as compact JSON text (NaN/inf count as null: the writer stores them so).
+    """Length of ``value`` as the store keeps it: JSON text with the default ``", "`` and ``": "``
+    separators, NaN/inf as null (core.store.records writes nested columns so, and the Parquet loader
+    measures that text, so a field that passes here is never quarantined after compaction).
     Raises SchemaError for a value JSON cannot store or text (keys too) that is not valid Unicode."""
     try:
-        text = json.dumps(value, separators=(",", ":"), default=_no_default)
+        try:
+            text = json.dumps(value, allow_nan=False, default=_no_default)
+        except ValueError:  # NaN/inf inside (or an integer too long to print, which fails again)
+            text = json.dumps(_finite(value), allow_nan=False, default=_no_default)
     except (ValueError, TypeError, OverflowError) as exc:
         raise SchemaError(f"a nested field holds a value JSON cannot store ({_short(str(exc))})") from None
     # ASCII JSON writes every character past U+FFFF as a pair of \ud8xx escapes: look closer only then
     if "\\ud" in text and not _unicode_ok(json.dumps(value, ensure_ascii=False, default=_no_default)):
         raise SchemaError(f"a nested field {_NOT_UNICODE}")
     return len(text)
+
+
+def _finite(value: Any) -> Any:
+    """A copy of nested data with NaN/inf floats as None, as the store writes them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _no_default(value: Any) -> Any:
