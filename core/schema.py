@@ -76,6 +76,7 @@ MAX_TEXT = 200
 TEXT_LIMITS = {"error": 4000, "created_at": 40}
 #: Extra fields the store itself adds (a submission's claimed source), beside the 32 a record's author may use.
 STORE_ADDED_FIELDS = frozenset({"claimed_source"})
+MAX_EXTRA_FIELDS = 32
 #: Bounds on the nested fields: depth of JSON nesting inside one field, and its size as JSON text.
 MAX_NESTED_DEPTH = 8
 MAX_NESTED_CHARS = 64 * 1024
@@ -264,8 +265,8 @@ def validate_record(record: dict[str, Any]) -> dict[str, Any]:
             _check_nested(name, record[name])
     extra = {k: v for k, v in record.items() if k not in SCALAR_FIELDS and k not in NESTED_FIELDS}
     # the store's own addition to a submission does not take one of its author's 32 places
-    if len(extra.keys() - STORE_ADDED_FIELDS) > 32 or any(len(k) > MAX_TEXT for k in extra):
-        raise SchemaError("a record may carry at most 32 extra fields with names of at most "
+    if len(extra.keys() - STORE_ADDED_FIELDS) > MAX_EXTRA_FIELDS or any(len(k) > MAX_TEXT for k in extra):
+        raise SchemaError(f"a record may carry at most {MAX_EXTRA_FIELDS} extra fields with names of at most "
                           f"{MAX_TEXT} characters")
     if not all(k.isascii() or _unicode_ok(k) for k in extra):
         raise SchemaError(f"an extra field's name {_NOT_UNICODE}")

@@ -40,3 +40,13 @@ def test_a_nested_field_the_writer_accepts_survives_compaction(tmp_path):
             assert len(frame) == 1 and not skipped, skipped
         else:
             assert k == 0  # only the over-long one may be refused, and at write time
+
+
+def test_custom_fields_within_their_limits_survive_compaction(tmp_path):
+    """Each custom field may hold 64 KiB; the store keeps them all in one 'extra' column, which the
+    Parquet loader held to 64 KiB in all: two 40,000-character fields were lost at compaction."""
+    rec = _record(notes_a="a" * 40_000, notes_b="b" * 40_000)
+    frame, skipped = _write_or_refuse_then_compact(rec, tmp_path)
+    assert len(frame) == 1 and not skipped, skipped
+    back = store.row_to_record(frame.iloc[0].to_dict())
+    assert back["notes_a"] == rec["notes_a"] and back["notes_b"] == rec["notes_b"]

@@ -24,6 +24,11 @@ MAX_RECORD_BYTES = 1 << 20          # one JSON record file (the shipped ones are
 MAX_PARQUET_BYTES = 1 << 30         # one Parquet file (100,000 compacted runs take ~20 MiB)
 MAX_RECORD_DEPTH = schema.MAX_NESTED_DEPTH + 1  # the record object itself is one level
 MAX_INPUT_RECORDS = 1_000_000       # records in one ingest input file (.jsonl / list / parquet)
+#: Longest text of the column that holds a record's custom fields together (core.store.records writes them
+#: as one JSON object): each may hold MAX_NESTED_CHARS, under a name of MAX_TEXT characters that ASCII JSON
+#: writes with at most 12 characters each (a surrogate pair of escapes), plus quotes and separators.
+MAX_EXTRA_CHARS = ((schema.MAX_EXTRA_FIELDS + len(schema.STORE_ADDED_FIELDS))
+                   * (schema.MAX_NESTED_CHARS + 12 * schema.MAX_TEXT + 6) + 2)
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 _RUN_ID = re.compile(RUN_ID_PATTERN)
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
@@ -155,9 +160,9 @@ def reason_sql(present: set[str], raw_types: dict[str, str], duck_types: dict[st
          f"abs(norm_gain - (ft_acc - zs_acc) / (100 - zs_acc)) > "
          f"{tol} * greatest(1, abs((ft_acc - zs_acc) / (100 - zs_acc)))",
          "field 'norm_gain' must equal (ft_acc - zs_acc) / (100 - zs_acc)")]
-    for name in (*schema.NESTED_FIELDS, "extra"):
-        rules.append((f'"{name}" IS NOT NULL AND (length("{name}") > {schema.MAX_NESTED_CHARS} '
-                       f'OR NOT json_valid("{name}"))',
-                       f"field {name!r} is not JSON text of at most {schema.MAX_NESTED_CHARS} characters"))
+    # the custom fields share one column: each is held to MAX_NESTED_CHARS, all together to MAX_EXTRA_CHARS
+    for name, limit in (*((n, schema.MAX_NESTED_CHARS) for n in schema.NESTED_FIELDS), (EXTRA_COLUMN, MAX_EXTRA_CHARS)):
+        rules.append((f'"{name}" IS NOT NULL AND (length("{name}") > {limit} OR NOT json_valid("{name}"))',
+                       f"field {name!r} is not JSON text of at most {limit} characters"))
     cases = " ".join(f"WHEN {cond} THEN {_sql_text(reason)}" for cond, reason in rules)
     return f"CASE {cases} ELSE NULL END"
