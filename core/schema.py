@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime
 from typing import Any
 
@@ -84,6 +85,12 @@ MAX_NESTED_CHARS = 64 * 1024
 ACCURACY_MAPS = ("ood_before", "ood_after")
 #: Nested fields that must be JSON objects (the rest of NESTED_FIELDS are lists or objects).
 OBJECT_FIELDS = ("ood_before", "ood_after", "zero_shot", "transferability", "provenance", "config")
+#: The form of ``created_at``: ISO-8601's extended form with a UTC offset, the form Python and DuckDB both read
+#: as the same moment (the store keeps the newest copy of a run by it, in SQL). Python alone also reads forms such
+#: as "20250101T100000+0000" or "2025-W01-1T10+00:00", which DuckDB cannot cast: such a copy was never the newest.
+CREATED_AT_PATTERN = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
+                      r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?)")
+_CREATED_AT = re.compile(CREATED_AT_PATTERN)
 #: Absolute tolerance of the derived outcomes against the accuracies they come from (points).
 CONSISTENCY_TOLERANCE = 1e-3
 
@@ -119,6 +126,9 @@ def _check_scalar(name: str, kind: type, value: Any) -> None:
                 raise SchemaError(f"field 'created_at' must be an ISO-8601 time, got {_short(value)}") from None
             if moment.tzinfo is None:
                 raise SchemaError(f"field 'created_at' needs its UTC offset (e.g. +00:00), got {_short(value)}")
+            if not _CREATED_AT.fullmatch(value):
+                raise SchemaError("field 'created_at' must be written YYYY-MM-DDTHH:MM[:SS[.ffffff]] with Z or "
+                                  f"+HH:MM (e.g. 2025-01-01T10:00:00+00:00), got {_short(value)}")
         return
     low, high = RANGES.get(name, (-math.inf, math.inf))
     if not low <= value <= high:  # exact for ints of any size: no float conversion here

@@ -50,3 +50,23 @@ def test_custom_fields_within_their_limits_survive_compaction(tmp_path):
     assert len(frame) == 1 and not skipped, skipped
     back = store.row_to_record(frame.iloc[0].to_dict())
     assert back["notes_a"] == rec["notes_a"] and back["notes_b"] == rec["notes_b"]
+
+
+@pytest.mark.parametrize("newer", ["20260101T000000+0000", "2026-W01-1T00:00+00:00", "2026-01-01T00+00:00",
+                                   "2026-01-01T00:00:00,5+00:00"])
+def test_the_newest_copy_wins_whatever_form_of_time_the_schema_accepts(tmp_path, newer):
+    """Python reads these ISO-8601 forms, DuckDB's ordering cannot (NULL, sorted last): the older copy won."""
+    older = _record(created_at="2025-01-01T00:00:00+00:00", config={"copy": "older"})
+    store.write_record(older, tmp_path / "a")
+    try:
+        store.write_record(_record(created_at=newer, config={"copy": "newer"}), tmp_path / "b")
+    except store.RecordError as exc:
+        assert "created_at" in str(exc)
+        return
+    assert json.loads(store.load_runs([tmp_path])["config"].iloc[0]) == {"copy": "newer"}
+
+
+@pytest.mark.parametrize("at", ["2025-06-30T23:59:59.999999+14:00", "2025-01-01T10:00:00Z", "2025-01-01 10:00-05:30",
+                                "2025-01-01T10:00:00.5+05:30:15"])
+def test_times_in_the_usual_forms_stay_accepted(tmp_path, at):
+    assert store.write_record(_record(created_at=at), tmp_path).exists()
