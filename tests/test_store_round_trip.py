@@ -70,3 +70,23 @@ def test_the_newest_copy_wins_whatever_form_of_time_the_schema_accepts(tmp_path,
                                 "2025-01-01T10:00:00.5+05:30:15"])
 def test_times_in_the_usual_forms_stay_accepted(tmp_path, at):
     assert store.write_record(_record(created_at=at), tmp_path).exists()
+
+
+def test_a_parquet_row_with_a_time_the_schema_refuses_is_skipped_not_served(tmp_path):
+    """The Parquet loader never checked created_at: rows without an offset or with no time at all were served,
+    sorted as no time, and an export of them could not be ingested again."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.store.records import flatten
+
+    rows = [flatten(r) for r in make_fixture_records(n_datasets=3, methods=("full",))]
+    rows[0]["created_at"], rows[1]["created_at"] = "2025-01-01T10:00:00", "not a time"
+    (tmp_path / "store").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=store.ARROW_SCHEMA), tmp_path / "store" / "runs.parquet")
+    frame, skipped = store.load_runs_report([tmp_path / "store"])
+    assert frame["run_id"].tolist() == [rows[2]["run_id"]]
+    assert len(skipped) == 2 and all("created_at" in s.reason for s in skipped)
+    (tmp_path / "export.parquet").write_bytes(store.to_parquet_bytes(frame))
+    report = store.ingest(tmp_path / "export.parquet", tmp_path / "copy", conflict_roots=[])
+    assert report.accepted == [rows[2]["run_id"]] and not report.refused

@@ -143,6 +143,9 @@ def reason_sql(present: set[str], raw_types: dict[str, str], duck_types: dict[st
         empty = f' OR "{name}" = \'\'' if duck_types[name] == "VARCHAR" else ""
         rules.append((f'"{name}" IS NULL{empty}', f"record is missing required field {name!r}"))
     rules.append(("status NOT IN ('ok', 'failed')", "field 'status' must be one of ('ok', 'failed')"))
+    rules.append(("created_at IS NOT NULL AND (NOT regexp_full_match(created_at, " + _sql_text(schema.CREATED_AT_PATTERN)
+                  + ") OR TRY_CAST(created_at AS TIMESTAMPTZ) IS NULL)",
+                  "field 'created_at' must be an ISO-8601 time with its UTC offset, e.g. 2025-01-01T10:00:00+00:00"))
     for name, (low, high) in schema.RANGES.items():
         finite = f'NOT isfinite("{name}") OR ' if duck_types[name] == "DOUBLE" else ""
         rules.append((f'"{name}" IS NOT NULL AND ({finite}"{name}" < {low!r} OR "{name}" > {high!r})',
