@@ -2,7 +2,8 @@
 
     python -m jobs.ingest PATH [--into DIR]
 
-PATH is a folder of records (.json, .jsonl, .parquet, any depth) or one such file. Every
+PATH is a folder of records (.json, .jsonl, .parquet, any depth) or one such file (a Parquet
+column the store has no column for is kept as a custom field, as a JSON record's unknown key is). Every
 record is checked against the schema (core.schema); a run_id repeated in the input is refused;
 a run_id already stored in DIR or in the shipped results is a no-op when its content is the
 same and refused when it differs (a stored run is never replaced). The batch is written

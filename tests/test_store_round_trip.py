@@ -90,3 +90,27 @@ def test_a_parquet_row_with_a_time_the_schema_refuses_is_skipped_not_served(tmp_
     (tmp_path / "export.parquet").write_bytes(store.to_parquet_bytes(frame))
     report = store.ingest(tmp_path / "export.parquet", tmp_path / "copy", conflict_roots=[])
     assert report.accepted == [rows[2]["run_id"]] and not report.refused
+
+
+def test_a_parquet_column_the_store_has_no_column_for_is_kept_as_a_custom_field(tmp_path):
+    """A JSON record's unknown keys are kept as custom fields; a Parquet input's unknown columns were dropped
+    without a word (a newer schema's field, a team's own measure)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.store.records import flatten
+
+    a, b = (flatten(r) for r in make_fixture_records(n_datasets=2, methods=("full",)))
+    frame = pd.DataFrame([a, b], index=["x", "y"]).assign(new_metric=[0.5, None], note=["🙂 ü", "plain"])
+    frame.to_parquet(tmp_path / "runs.parquet")  # with a named index: not a field
+    report = store.ingest(tmp_path / "runs.parquet", tmp_path / "copy", conflict_roots=[])
+    assert len(report.accepted) == 2 and not report.refused, report.refused
+    back = {r["run_id"]: store.row_to_record(r) for r in store.load_runs([tmp_path / "copy"]).to_dict("records")}
+    assert back[a["run_id"]]["new_metric"] == 0.5 and back[a["run_id"]]["note"] == "🙂 ü"
+    assert "new_metric" not in back[b["run_id"]] and back[b["run_id"]]["note"] == "plain"
+    assert not any("__index_level_0__" in r for r in back.values())
+    clash = pa.Table.from_pylist([dict(a, extra='{"note": 1}', note="2")])
+    pq.write_table(clash, tmp_path / "clash.parquet")
+    report = store.ingest(tmp_path / "clash.parquet", tmp_path / "copy2", conflict_roots=[])
+    assert not report.accepted and "note" in report.refused[0][1]

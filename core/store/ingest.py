@@ -100,15 +100,33 @@ def _parquet(path: Path) -> Iterator[tuple[str, Any]]:
         raise RecordError(f"unreadable parquet: {str(exc)[:120]}") from None
     if table.num_rows > MAX_INPUT_RECORDS:
         raise RecordError(f"holds {table.num_rows} rows; the limit is {MAX_INPUT_RECORDS}")
+    # a column the store has none for is a custom field, as an unknown key of a JSON record is (a null cell:
+    # the field is absent); pandas' index columns are not fields
+    custom = [c for c in table.column_names if c not in COLUMNS and c not in _pandas_index(table)]
     for i, row in enumerate(table.to_pylist(), 1):
         nan = next((k for k, v in row.items() if isinstance(v, float) and v != v), None)
         if nan is not None:  # the loader refuses NaN too; a missing value must be null
             yield _where(path, i), RecordError(f"field {nan!r} must be finite, got nan")
             continue
         try:
-            yield _where(path, i), row_to_record(row)
+            rec = row_to_record(row)
         except (ValueError, OverflowError) as exc:
             yield _where(path, i), RecordError(str(exc))
+            continue
+        fields = {c: row[c] for c in custom if row[c] is not None}
+        if clash := sorted(fields.keys() & rec.keys()):
+            yield _where(path, i), RecordError(f"column {clash[0]!r} repeats a custom field of column 'extra'")
+            continue
+        yield _where(path, i), {**rec, **fields}
+
+
+def _pandas_index(table: pa.Table) -> set[str]:
+    """The columns pandas wrote for a frame's index (none when the file was not written by pandas)."""
+    try:
+        meta = table.schema.pandas_metadata or {}
+        return {c for c in meta.get("index_columns", []) if isinstance(c, str)}
+    except (ValueError, TypeError, AttributeError):  # metadata that is not pandas' JSON: no index columns
+        return set()
 
 
 def _content(record: dict[str, Any]) -> dict[str, Any]:
