@@ -219,9 +219,15 @@ def model_card_path(spec: ModelSpec) -> Path | None:
 
 
 def model_card(model: str, pretrained: str) -> ModelCard:
-    """The card of the stored (model, pretrained) pair, from the model registry."""
+    """The card of the stored (model, pretrained) pair, from the model registry. Never raises for a pair the
+    schema stores: a blank tag (' '), which :func:`core.models.spec_for` refuses for a run to be made, gets a
+    card that says the records name no weights."""
     from core.models import spec_for  # no torch: core.models imports open_clip only to build models
 
+    if not str(pretrained).strip():  # stored records may hold it (the schema refuses only ''); pages must not fail
+        return ModelCard(title=f"{model} (no pretrained tag)", open_clip_name=model, pretrained=pretrained,
+                         weights_source="unknown: its records name no pretrained tag", toy=False,
+                         random_weights=False)
     spec = spec_for(model, pretrained)
     toy = spec.family == "tiny"
     path = model_card_path(spec)

@@ -200,6 +200,13 @@ def _markdown(folder: Path) -> None:
     write_json(folder, base("markdown-1", model="[click](http://evil.example/x) ![i](http://evil.example/i.png)"))
 
 
+@case("blank-pretrained-tag", "ok", ingest=False)
+def _blank_tag(folder: Path) -> None:
+    # the schema refuses only an empty tag; core.models.spec_for refuses a blank one for a run to be made, and the
+    # model cards of every page (cards.untrained_models, model_card) raised on it
+    write_json(folder, base("blank-tag-1", pretrained=" "))
+
+
 parquet_case("parquet-uint64-seed", "'seed' has the wrong type",
              lambda: record_table(seed=pa.array([2**64 - 1], pa.uint64())))
 parquet_case("parquet-status-bogus", "status", lambda: record_table(status=pa.array(["bogus"])))

@@ -117,6 +117,16 @@ def test_untrained_models_come_from_the_registry_or_the_records_flag():
     assert ranking.run_label(row).endswith("world-v1, RANDOM WEIGHTS)")
 
 
+def test_a_stored_blank_pretrained_tag_gets_a_card_not_an_error():
+    # the schema stores pretrained ' ' (it refuses only ''); spec_for refuses a blank tag for a run to be made,
+    # and model_card / untrained_models raised on it, so every page that names models failed
+    runs = pd.concat([frame(n_datasets=1, pretrained=p) for p in ("world-v1", " ")])
+    assert cards.untrained_models(runs) == set()
+    card = cards.model_card("worldclip-tiny", " ")
+    assert "no pretrained tag" in card.title and not card.random_weights and not card.toy
+    assert cards.model_notes(runs, set()) and cards.model_names(runs, set())[0][0] == "worldclip-tiny ( )"
+
+
 def test_methods_without_the_ranked_outcome_are_unranked_and_intervals_say_undefined():
     runs = frame(n_datasets=3).assign(ood_change=np.nan)  # no out-of-domain panel measured
     by_ood = ranking.method_ranking(runs, rank_by="ood_change")
