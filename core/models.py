@@ -255,6 +255,8 @@ def needs_quick_gelu(spec: ModelSpec) -> bool:
 
     if not spec.pretrained or spec.arch.startswith("hf-hub:"):
         return False
+    if (open_clip.get_model_config(spec.arch) or {}).get("quick_gelu", False):
+        return False  # a '-quickgelu' architecture builds it anyway: nothing to force, and its cache keys stand
     return bool(open_clip.get_pretrained_cfg(spec.arch, spec.pretrained).get("quick_gelu", False))
 
 

@@ -86,3 +86,17 @@ def test_a_weights_file_says_so_and_never_asks_the_hub(weights_file, monkeypatch
     assert spec.weights_source == f"the weights file {path}" and not spec.needs_download and not spec.random_weights
     assert load_model("worldclip-tiny", pretrained=str(path)).spec.weights_file
     assert spec_for("ViT-B-32", "laion2b_s34b_b79k").weights_source == "open_clip download"  # a tag
+
+
+def test_an_architecture_already_built_with_quick_gelu_keeps_its_embedding_cache_key():
+    # 'ViT-B-32-quickgelu' with the 'openai' tag was always built with QuickGELU, so its cached embeddings were
+    # right; the 'quick-gelu' cache-key part (meant for GELU architectures given QuickGELU weights) discarded them
+    from types import SimpleNamespace
+
+    from core.embed import model_fingerprint
+    from core.models import needs_quick_gelu, spec_for
+
+    forced, own = spec_for("ViT-B-32", "openai"), spec_for("ViT-B-32-quickgelu", "openai")
+    assert needs_quick_gelu(forced) and "quick-gelu" in model_fingerprint(SimpleNamespace(spec=forced))
+    assert not needs_quick_gelu(own)
+    assert model_fingerprint(SimpleNamespace(spec=own)) == "ViT-B-32-quickgelu|openai"  # the key before c9f35f6
