@@ -114,3 +114,20 @@ def test_a_parquet_column_the_store_has_no_column_for_is_kept_as_a_custom_field(
     pq.write_table(clash, tmp_path / "clash.parquet")
     report = store.ingest(tmp_path / "clash.parquet", tmp_path / "copy2", conflict_roots=[])
     assert not report.accepted and "note" in report.refused[0][1]
+
+
+def test_a_parquet_column_json_cannot_hold_is_named_in_the_refusal(tmp_path):
+    """Since Parquet columns are kept as custom fields, a column of times (pandas writes them often) refused every
+    row with "a nested field holds a value JSON cannot store ('datetime is not JSON')", naming no column."""
+    import pandas as pd
+
+    from core.store.records import flatten
+
+    a, b = (flatten(r) for r in make_fixture_records(n_datasets=2, methods=("full",)))
+    frame = pd.DataFrame([a, b]).assign(exported_on=[pd.Timestamp("2025-01-01", tz="UTC"), None],
+                                        tags=[["x", "y"], None])
+    frame.to_parquet(tmp_path / "runs.parquet", index=False)
+    report = store.ingest(tmp_path / "runs.parquet", tmp_path / "copy", conflict_roots=[])
+    assert report.accepted == [b["run_id"]]  # its cell is null: no field, nothing to refuse
+    (where, reason), = report.refused
+    assert where.endswith("runs.parquet:1") and "column 'exported_on' holds timestamp" in reason

@@ -103,6 +103,9 @@ def _parquet(path: Path) -> Iterator[tuple[str, Any]]:
     # a column the store has none for is a custom field, as an unknown key of a JSON record is (a null cell:
     # the field is absent); pandas' index columns are not fields
     custom = [c for c in table.column_names if c not in COLUMNS and c not in _pandas_index(table)]
+    # a custom field is JSON: a column of times, bytes or decimals cannot be one (say which column, not
+    # "a nested field holds a value JSON cannot store" for every row)
+    not_json = {c: str(table.schema.field(c).type) for c in custom if not _json_type(table.schema.field(c).type)}
     for i, row in enumerate(table.to_pylist(), 1):
         nan = next((k for k, v in row.items() if isinstance(v, float) and v != v), None)
         if nan is not None:  # the loader refuses NaN too; a missing value must be null
@@ -114,10 +117,30 @@ def _parquet(path: Path) -> Iterator[tuple[str, Any]]:
             yield _where(path, i), RecordError(str(exc))
             continue
         fields = {c: row[c] for c in custom if row[c] is not None}
+        if bad := next((c for c in not_json if c in fields), None):
+            yield _where(path, i), RecordError(
+                f"column {bad!r} holds {not_json[bad]} values, which a custom field cannot (it is JSON: text, "
+                "numbers, true/false, lists, tables); convert the column to text or drop it")
+            continue
         if clash := sorted(fields.keys() & rec.keys()):
             yield _where(path, i), RecordError(f"column {clash[0]!r} repeats a custom field of column 'extra'")
             continue
         yield _where(path, i), {**rec, **fields}
+
+
+def _json_type(kind: pa.DataType) -> bool:
+    """Whether every value of an Arrow column of type ``kind`` is JSON (what a record's custom field holds)."""
+    t = pa.types
+    if (t.is_null(kind) or t.is_boolean(kind) or t.is_integer(kind) or t.is_floating(kind) or t.is_string(kind)
+            or t.is_large_string(kind) or getattr(t, "is_string_view", lambda _: False)(kind)):
+        return True
+    if t.is_list(kind) or t.is_large_list(kind) or t.is_fixed_size_list(kind) or t.is_dictionary(kind):
+        return _json_type(kind.value_type)
+    if t.is_struct(kind):
+        return all(_json_type(kind.field(i).type) for i in range(kind.num_fields))
+    if t.is_map(kind):
+        return _json_type(kind.key_type) and _json_type(kind.item_type)
+    return False  # times, durations, bytes, decimals, ...
 
 
 def _pandas_index(table: pa.Table) -> set[str]:
