@@ -99,6 +99,21 @@ def test_sun397_split_does_not_depend_on_the_order_the_file_system_lists_files(t
     assert [len(p) for p in ordered["sorted"]] == [16, 4]
 
 
+def test_sun397_split_is_the_same_when_iimm_data_is_written_with_a_tilde(tmp_path, monkeypatch):
+    # torchvision expands '~' in its root, the registry did not: no image path was under the unexpanded root, so
+    # the split keys were absolute paths and the split depended on the home folder's name
+    _fake_sun397(tmp_path / "data", per_class=20)
+
+    def test_pixels():
+        return [tuple(np.asarray(im)[0, 0]) for im in load_split("sun397", "test").images]
+
+    monkeypatch.setenv("IIMM_DATA", str(tmp_path / "data"))
+    plain = test_pixels()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("IIMM_DATA", "~/data")
+    assert test_pixels() == plain and len(plain) == 8
+
+
 def test_gtsrb_and_eurosat_classes_are_named_in_words_a_prompt_can_use(tmp_path, monkeypatch):
     # GTSRB's classes were their ids ('a photo of a "14" traffic sign'), EuroSAT's CamelCase ('AnnualCrop')
     gtsrb = tmp_path / "gtsrb"

@@ -192,7 +192,8 @@ def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> L
 
     from core.data.imaging import to_rgb
 
-    root = Path(os.environ.get("IIMM_DATA", Path.home() / ".cache" / "iimm-data"))
+    # '~' expanded as torchvision expands it: the split keys are paths under this root (see _item_keys)
+    root = Path(os.environ.get("IIMM_DATA", Path.home() / ".cache" / "iimm-data")).expanduser()
     cls = getattr(tvd, spec.tv_class)
     kwargs: dict = {"root": str(root)}
     if spec.tv_class in ("CIFAR100", "MNIST"):
