@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from core.metrics import is_real_number
+from core.metrics import check_interval_level, is_real_number  # noqa: F401 (forecast_select uses it from here)
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +28,6 @@ OUTCOMES = ("id_gain", "norm_gain", "ood_change")
 def is_finite_number(value: object) -> bool:
     """True for a finite real number: Python or numpy ints and floats (np.float32 included), not bools."""
     return is_real_number(value) and math.isfinite(float(value))
-
-
-def check_interval_level(level: object) -> float:
-    """``level`` as a float strictly between 0 and 1, or ValueError ("0.9", NaN and bools are refused)."""
-    if not is_real_number(level) or not 0.0 < float(level) < 1.0:
-        raise ValueError(f"level must be between 0 and 1, got {level!r}")
-    return float(level)
 
 
 def _vectors(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import numbers
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ import pandas as pd
 from scipy.special import stdtrit  # the t quantile; scipy.stats costs ~1 s more to import
 
 from core import cards
+from core.metrics import check_interval_level
 from core.text import distinct_labels, plain
 
 log = logging.getLogger(__name__)
@@ -95,9 +95,7 @@ def mean_interval(values: Any, level: float = 0.95) -> tuple[float, float, float
     One value gives (value, nan, nan); none gives three NaNs. Raises ValueError for a level
     outside (0, 1).
     """
-    # a string ("0.95") raised TypeError from '<'; a bool is no level
-    if not isinstance(level, numbers.Real) or isinstance(level, (bool, np.bool_)) or not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    level = check_interval_level(level)  # a string ("0.95") raised TypeError from '<'; a bool is no level
     x = np.asarray(values, dtype=float).ravel()
     x = x[np.isfinite(x)]
     if x.size == 0:
@@ -267,7 +265,8 @@ def dataset_matrix(runs: pd.DataFrame, outcome: str, *, model: str, pretrained: 
     """The method x dataset table of one model's seed-mean ``outcome`` (long form).
 
     Columns: method, method_title (distinct per method: a shared title gets `` · <method>``), dataset,
-    value, n_seeds, best (the highest value of its dataset, ties all marked). Raises ValueError for an outcome the runs do not have.
+    value, n_seeds, best (the highest value of its dataset, ties all marked). Raises ValueError for an
+    outcome the runs do not have.
     """
     if outcome not in OUTCOME_COLUMNS or outcome not in runs.columns:
         raise ValueError(f"unknown outcome {outcome!r}; use one of {list(OUTCOME_COLUMNS)}")
