@@ -1,4 +1,6 @@
 """The manipulation check's statistics and rule, on hand-made rows and on a tiny real run."""
+import shlex
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -223,6 +225,6 @@ def test_the_check_records_how_it_was_made(sandbox, tmp_path):
     assert world_check.main(argv) == 0
     md = (tmp_path / "quick" / "manipulation-check.md").read_text()
     prov = md[md.index("## Provenance"):]
-    assert f"- command: `python -m jobs.world_check {' '.join(argv)}`" in prov
+    assert f"- command: `python -m jobs.world_check {shlex.join(argv)}`" in prov  # a tmp path may hold a space
     assert f"- git revision: {git_revision()}" in prov and '"torch": ' in prov and "bootstrap seed: 0" in prov
     assert "- device: cpu" in prov and "- wall time: " in prov
