@@ -131,7 +131,7 @@ def model_fingerprint(loaded: LoadedModel) -> str:
     if needs_quick_gelu(spec):  # entries computed before such models were built with QuickGELU are not theirs
         parts.append("quick-gelu")
     weights = ASSET_DIR / spec.shipped_weights if spec.shipped_weights else None
-    if weights is None and spec.pretrained and Path(spec.pretrained).is_file():
+    if weights is None and spec.weights_file:
         weights = Path(spec.pretrained)  # a user's own weights file: its path does not say what it holds
     if weights is not None:
         st = weights.stat()

@@ -74,7 +74,8 @@ class ModelSpec:
     @property
     def weights_file(self) -> bool:
         """Whether ``pretrained`` names a weights file that exists (a user's own checkpoint): nothing to download."""
-        return bool(self.pretrained) and not self.shipped_weights and Path(self.pretrained).is_file()
+        return (bool(self.pretrained) and not self.shipped_weights and looks_like_weights_path(self.pretrained)
+                and Path(self.pretrained).is_file())
 
     @property
     def needs_download(self) -> bool:
@@ -132,6 +133,15 @@ def _family_of(arch: str) -> str:
     return "clip"
 
 
+WEIGHTS_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+
+
+def looks_like_weights_path(tag: str) -> bool:
+    """Whether a pretrained value names a weights file (a path with a folder, or a weights file suffix) rather
+    than an open_clip tag; decided by its form alone."""
+    return "/" in tag or "\\" in tag or tag.lower().endswith(WEIGHTS_SUFFIXES)
+
+
 def spec_for(name: str, pretrained: str | None = None) -> ModelSpec:
     """Resolve a registry key, or any open_clip ``(arch, pretrained)`` pair, to a spec.
 
@@ -154,8 +164,10 @@ def spec_for(name: str, pretrained: str | None = None) -> ModelSpec:
     if pretrained == RANDOM_TAG:
         pretrained = None
     key = f"{name}:{pretrained}" if pretrained else f"{name}:random"
+    # by the tag's form, never by probing the disk: a record's text must not tell who reads a card which
+    # files exist on the server (and a file in the working folder named like a tag is not taken for it)
     source = ("none: random initialisation" if not pretrained else f"the weights file {pretrained}"
-              if Path(pretrained).is_file() else "open_clip download")
+              if looks_like_weights_path(pretrained) else "open_clip download")
     return ModelSpec(key, name, pretrained, _family_of(name), source)
 
 
@@ -179,7 +191,7 @@ def check_model(name: str | ModelSpec, pretrained: str | None = None) -> ModelSp
             f"Unknown model {typed}: neither a registered name ({', '.join(_REGISTRY)}) nor an open_clip "
             f"architecture (see open_clip.list_models()); the offline default is '{DEFAULT_MODEL}'.")
     if (spec.pretrained and not spec.arch.startswith("hf-hub:") and not spec.shipped_weights
-            and not open_clip.get_pretrained_cfg(spec.arch, spec.pretrained) and not Path(spec.pretrained).is_file()):
+            and not open_clip.get_pretrained_cfg(spec.arch, spec.pretrained) and not spec.weights_file):
         tags = open_clip.list_pretrained_tags_by_model(spec.arch)  # a typo is not 'offline': say what is known
         known = ", ".join(tags[:8]) + (", … see open_clip.list_pretrained_tags_by_model" if len(tags) > 8 else "")
         raise ModelUnavailableError(

@@ -100,3 +100,20 @@ def test_an_architecture_already_built_with_quick_gelu_keeps_its_embedding_cache
     assert needs_quick_gelu(forced) and "quick-gelu" in model_fingerprint(SimpleNamespace(spec=forced))
     assert not needs_quick_gelu(own)
     assert model_fingerprint(SimpleNamespace(spec=own)) == "ViT-B-32-quickgelu|openai"  # the key before c9f35f6
+
+
+def test_a_records_tag_never_probes_the_servers_disk_and_a_bare_name_is_a_tag(tmp_path, monkeypatch):
+    # the card of a submitted record saying pretrained '/etc/hostname' told anyone whether that file exists
+    # ('the weights file …' against 'open_clip download'); a file in the working folder named like a tag was
+    # taken for weights
+    from core.models import spec_for
+
+    real, missing = tmp_path / "real.pt", tmp_path / "missing.pt"
+    real.write_bytes(b"x")
+    assert spec_for("ViT-B-32", str(real)).weights_source == f"the weights file {real}"
+    assert spec_for("ViT-B-32", str(missing)).weights_source == f"the weights file {missing}"  # same form
+    assert not spec_for("ViT-B-32", str(missing)).weights_file and spec_for("ViT-B-32", str(real)).weights_file
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "laion2b_s34b_b79k").write_bytes(b"not weights")
+    tag = spec_for("ViT-B-32", "laion2b_s34b_b79k")
+    assert tag.weights_source == "open_clip download" and not tag.weights_file and tag.needs_download
