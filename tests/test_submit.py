@@ -130,3 +130,20 @@ def test_a_lone_surrogate_escape_is_refused_and_the_leaderboard_still_loads(stor
     report = store.accept_submission(tmp_path / "s.zip")
     assert not report.accepted and "not valid Unicode" in report.refused[0][1]
     assert len(store.load_runs()) == 2  # the shipped runs, nothing else
+
+
+def test_a_refused_submission_names_no_path_of_the_server(stores, tmp_path):
+    """The reasons go to a stranger on the submit page: a run_id taken from the leaderboard (a clash with a
+    shipped run) or one blocked by a stray file named the server's folders by their absolute paths."""
+    shipped, _, sub = stores
+    measured = make_fixture_records(n_datasets=2, methods=("full",))
+    (new,) = make_fixture_records(n_datasets=1, methods=("lora",))
+    sub.mkdir()
+    (sub / f"{new['run_id']}.json").write_text("not a record")
+    make_zip(tmp_path / "s.zip", {"a.json": json.dumps(dict(measured[0], ft_acc=99.9, id_gain=None,
+                                                            norm_gain=None)).encode(),
+                                  "b.json": json.dumps(new).encode()})
+    report = store.accept_submission(tmp_path / "s.zip")
+    reasons = " ".join(reason for _, reason in report.refused)
+    assert len(report.refused) == 2 and "the shipped results" in reasons and "not a valid record" in reasons
+    assert str(tmp_path) not in reasons

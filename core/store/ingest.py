@@ -187,8 +187,13 @@ def ingest(path: str | Path, target_dir: str | Path, *, conflict_roots: Iterable
 
 
 def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
-                 conflict_roots: Iterable[str | Path] | None = None, source: str | None = None) -> IngestReport:
-    """The core of :func:`ingest` for ``(where, record dict or exception)`` pairs from any source."""
+                 conflict_roots: Iterable[str | Path] | None = None, source: str | None = None,
+                 public: bool = False) -> IngestReport:
+    """The core of :func:`ingest` for ``(where, record dict or exception)`` pairs from any source.
+
+    public: the report goes to a stranger (a hosted submission): its reasons name the stores in words
+    ("the shipped results"), never by their paths on this machine.
+    """
     from core.store import SHIPPED_DIR, is_results_folder
     from core.store.load import load_runs
 
@@ -230,17 +235,29 @@ def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
                 if content == _content(rec):
                     report.unchanged.append(run_id)
                 else:
-                    report.refused.append((where, f"run_id {run_id!r} is already in {root} with different "
-                                                  "content; a stored run is never replaced"))
+                    report.refused.append((where, f"run_id {run_id!r} is already in "
+                                                  f"{_root_name(root, target) if public else root} with "
+                                                  "different content; a stored run is never replaced"))
             elif os.path.lexists(target / f"{run_id}.json"):
-                report.refused.append((where, f"{target / (run_id + '.json')} exists but is not a valid "
-                                              "record; remove it before ingesting this run"))
+                blocker = f"a file named {run_id}.json" if public else str(target / f"{run_id}.json")
+                report.refused.append((where, f"{blocker} exists but is not a valid record; "
+                                              + ("this run_id cannot be submitted" if public
+                                                 else "remove it before ingesting this run")))
             else:
                 todo.append(rec)
         report.written = _write_all(todo, target)
         report.accepted = [r["run_id"] for r in todo]
     log.info("ingest -> %s: %s", target, report.summary())
     return report
+
+
+def _root_name(root: Path, target: Path) -> str:
+    """A store in words, for a report shown to a stranger (no path of this machine)."""
+    from core.store import SHIPPED_DIR
+
+    if root == target:
+        return "the submitted runs"
+    return "the shipped results" if root == Path(SHIPPED_DIR) else "this server's own results"
 
 
 def _write_all(records: list[dict[str, Any]], target: Path) -> list[Path]:

@@ -84,4 +84,4 @@ def accept_submission(source: Source, *, target: str | Path | None = None,
             items = list(_items(zf, limits))
     if not items:
         raise UploadError("the zip holds no record files (.json or .jsonl)")
-    return ingest_items(items, folder, conflict_roots=conflicts, source=package.SUBMITTED_SOURCE)
+    return ingest_items(items, folder, conflict_roots=conflicts, source=package.SUBMITTED_SOURCE, public=True)
