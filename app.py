@@ -115,7 +115,7 @@ def source_controls(roots: tuple[str, ...], container=st) -> bool:
     """Name the records the store skipped, and offer unverified submissions (a URL-bound toggle, shown
     only when there are some). Returns whether to include them."""
     every = load_runs(roots, True)
-    if skipped := store.skipped_summary(store.skipped_records(every)):
+    if skipped := store.skipped_summary(store.skipped_records(every), roots=roots):  # no server path
         container.warning(plain(skipped, max_chars=600))
     submitted = int((every["source"] == store.SUBMITTED_SOURCE).sum()) if "source" in every else 0
     return bool(submitted) and container.toggle(f"include {submitted} submitted, unverified runs",

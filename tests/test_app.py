@@ -599,3 +599,12 @@ def test_app_helpers_default_model_options_and_submissions(tmp_path, monkeypatch
     roots = (str(tmp_path),)
     assert set(app.load_runs(roots)["source"]) == {FIXTURE_SOURCE}
     assert len(app.load_runs(roots, include_submitted=True)) == 2
+
+
+def test_the_skipped_records_notice_names_no_path_of_the_server(fixture_store, tmp_path):
+    """Every visitor sees the notice: it named each skipped file by its absolute path on the server."""
+    (fixture_store / "broken.json").write_text("{not json")
+    at = page("runs").run()
+    notice = " ".join(w.value for w in at.warning).replace("\\", "")
+    assert not at.exception and "1 record skipped: results/broken.json (invalid JSON" in notice
+    assert str(tmp_path) not in notice

@@ -10,7 +10,10 @@ show as "N records skipped: ...".
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
 import numpy as np
@@ -47,9 +50,11 @@ class Skipped(NamedTuple):
         return f"{self.where}: {self.reason}"
 
 
-def skipped_summary(skipped: list[Skipped], *, limit: int = 3) -> str:
+def skipped_summary(skipped: list[Skipped], *, limit: int = 3, roots: Sequence[str | Path] = ()) -> str:
     """One line for a page: ``"3 records skipped: a.json (reason); ..."`` ('' when none).
 
+    roots: the store's roots; where the text names one by its path on this machine, it names it by its
+    folder name (``/srv/app/results/a.json`` -> ``results/a.json``), so a page's visitors learn no server path.
     Plain text: a page showing it through Markdown must still pass it through core.text.plain.
     """
     if not skipped:
@@ -57,7 +62,20 @@ def skipped_summary(skipped: list[Skipped], *, limit: int = 3) -> str:
     shown = "; ".join(f"{s.where} ({s.reason})" for s in skipped[:limit])
     more = f"; and {len(skipped) - limit} more" if len(skipped) > limit else ""
     noun = "record" if len(skipped) == 1 else "records"
-    return f"{len(skipped)} {noun} skipped: {shown}{more}"
+    return _without_roots(f"{len(skipped)} {noun} skipped: {shown}{more}", roots)
+
+
+def _without_roots(text: str, roots: Sequence[str | Path]) -> str:
+    """``text`` with each root's path (as given and resolved) replaced by the root's folder name."""
+    names: dict[str, str] = {}
+    for root in roots:
+        path = Path(root)
+        for form in {str(path), str(path.expanduser().resolve())}:
+            if form not in (".", os.sep):
+                names[form] = path.name or "store"
+    for form in sorted(names, key=len, reverse=True):  # /srv/results-submitted before /srv/results
+        text = text.replace(form, names[form])
+    return text
 
 
 def check_record(record: Mapping[str, Any]) -> dict[str, Any]:
