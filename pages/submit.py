@@ -1,4 +1,6 @@
 """Submit runs: a zip of grid records, checked by the store's own rules, stored as "submitted, unverified"."""
+import logging
+
 import pandas as pd
 import streamlit as st
 
@@ -16,8 +18,12 @@ upload = st.file_uploader("records (zip)", type=["zip"], key="sub_upload")
 if st.button("Submit", key="sub_go", type="primary", disabled=upload is None):
     try:
         report = store.accept_submission(upload)
-    except (UploadError, ValueError, TimeoutError, OSError) as exc:  # OSError: the submissions folder is unusable
+    except UploadError as exc:  # the zip itself: meant for whoever uploaded it
         st.error(plain(str(exc), max_chars=600))
+    except (ValueError, OSError) as exc:  # the submissions folder is unusable or busy: its path stays in the log
+        logging.getLogger("app").warning("submission not stored: %s", exc)
+        st.error("The server cannot store submissions right now (its submissions folder is unusable or busy); "
+                 "please try again later.")
     else:
         (st.success if report.accepted else st.info)(plain(report.summary()))
         if report.accepted:

@@ -578,6 +578,7 @@ def test_an_unusable_submissions_folder_is_an_error_message(fixture_store, tmp_p
     at.file_uploader(key="sub_upload").set_value(("s.zip", buf.getvalue(), "application/zip")).run()
     at.button(key="sub_go").click().run()
     assert not at.exception and at.error  # was: a raw OSError traceback
+    assert str(tmp_path) not in " ".join(e.value for e in at.error).replace("\\", "")  # no server path either
 
 
 def test_app_helpers_default_model_options_and_submissions(tmp_path, monkeypatch):
