@@ -13,7 +13,7 @@ NUM = st.column_config.NumberColumn
 OUTCOME_NAMES = {"id_gain": "in-domain gain", "ood_change": "out-of-domain change", "norm_gain": "normalised gain"}
 
 
-@st.cache_data(ttl=30)
+@st.cache_data(ttl=30, max_entries=32)  # keyed by a URL-chosen subset of methods: bounded
 def fit_table(roots: tuple, version: int, model: str, pretrained: str, methods: tuple, include: bool) -> pd.DataFrame:
     runs = store.query_runs(app.load_runs(roots, include), filters={"model": [model], "pretrained": [pretrained],
                                                              "method": list(methods)})
