@@ -18,7 +18,9 @@ import logging
 import re
 import threading
 import time
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -296,32 +298,98 @@ def model_option(spec) -> str:
     return f"{spec.key}: {spec.label}{note}"
 
 
-def check_upload(upload, template: str, model_key: str):
-    """The parsed upload (or the UploadError saying why it cannot be used), parsed as soon as it
-    arrives so its problems show before the run; kept per (file, template, model) in the session.
-    Embeddings must have the chosen model's width; decoding images has the upload time budget."""
-    from core.upload import (DEFAULT_LIMITS, Deadline, UploadError, embedding_width, load_embeddings_npz,
+# A parsed upload is held here, not in its session: 2,000 thumbnails of 256 px take 375 MiB and come from
+# a zip of under 1 MiB, and an .npz's arrays up to 160 MiB, so per-session copies let every open tab
+# hold that much. All sessions share one budget, the least recently used upload dropped first (the
+# newest is always kept); a session whose upload was dropped parses it again when it runs the forecast.
+PARSED_BUDGET_BYTES = 768 << 20
+_PARSED: OrderedDict[tuple, tuple[int, Any]] = OrderedDict()
+_PARSED_LOCK = threading.Lock()
+
+
+class Checked:
+    """What a page keeps of a parsed upload: its summary (None for an .npz), never its images."""
+
+    def __init__(self, text: str | None) -> None:
+        self.text = text
+
+    def summary(self) -> str | None:
+        return self.text
+
+
+def parsed_bytes(parsed: Any) -> int:
+    """About how much memory a parsed upload holds: its images' pixels, or its arrays."""
+    data = getattr(parsed, "data", None)
+    if data is not None:
+        return sum(im.width * im.height * len(im.getbands()) for im in data.images)
+    return sum(int(getattr(v, "nbytes", 0)) for v in parsed.values()) if isinstance(parsed, dict) else 0
+
+
+def held_parsed_bytes() -> int:
+    """The memory all sessions' parsed uploads hold together (at most one over PARSED_BUDGET_BYTES)."""
+    with _PARSED_LOCK:
+        return sum(size for size, _ in _PARSED.values())
+
+
+def _upload_key(upload, template: str, model_key: str) -> tuple:
+    """(this session, the file, template, model): a token drawn once per session, so no session reaches
+    another's upload."""
+    if "fc_session" not in st.session_state:
+        st.session_state["fc_session"] = uuid.uuid4().hex
+    return (st.session_state["fc_session"], upload.file_id, template, model_key)
+
+
+def parsed_upload(upload, template: str, model_key: str):
+    """The parsed upload (``core.upload`` output), from the shared budget or parsed now; UploadError says
+    why it cannot be used. Embeddings must have the chosen model's width; decoding images has the upload
+    time budget."""
+    from core.upload import (DEFAULT_LIMITS, Deadline, embedding_width, load_embeddings_npz,
                              load_image_folder_zip)
+
+    key = _upload_key(upload, template, model_key)
+    with _PARSED_LOCK:
+        if key in _PARSED:
+            _PARSED.move_to_end(key)
+            return _PARSED[key][1]
+    upload.seek(0)
+    parsed = (load_embeddings_npz(upload, expected_dim=embedding_width(model_key))
+              if upload.name.lower().endswith(".npz")
+              else load_image_folder_zip(upload, template=template, deadline=Deadline(DEFAULT_LIMITS.max_seconds)))
+    with _PARSED_LOCK:
+        _PARSED[key] = (parsed_bytes(parsed), parsed)
+        older = [k for k in _PARSED if k[0] == key[0] and k != key]  # a session holds one upload
+        for k in older:
+            del _PARSED[k]
+        while len(_PARSED) > 1 and sum(size for size, _ in _PARSED.values()) > PARSED_BUDGET_BYTES:
+            _PARSED.popitem(last=False)
+    return parsed
+
+
+def check_upload(upload, template: str, model_key: str):
+    """The upload checked as soon as it arrives, so its problems show before the run: a :class:`Checked`
+    (its summary) or the UploadError saying why it cannot be used; kept per (file, template, model) in the
+    session, the parsed data itself in the shared budget (:func:`parsed_upload`)."""
+    from core.upload import UploadError
 
     state = st.session_state.get("fc_checked")
     if state is None or state[0] != (upload.file_id, template, model_key):
         try:
-            parsed = (load_embeddings_npz(upload, expected_dim=embedding_width(model_key))
-                      if upload.name.lower().endswith(".npz")
-                      else load_image_folder_zip(upload, template=template, deadline=Deadline(DEFAULT_LIMITS.max_seconds)))
+            parsed = parsed_upload(upload, template, model_key)
+            checked: Any = Checked(parsed.summary() if hasattr(parsed, "summary") else None)
         except UploadError as exc:
-            parsed = exc
-        state = ((upload.file_id, template, model_key), parsed)
+            checked = exc
+        state = ((upload.file_id, template, model_key), checked)
         st.session_state["fc_checked"] = state
     return state[1]
 
 
-def run_forecast(upload, parsed, model_key: str):
+def run_forecast(upload, template: str, model_key: str):
     """The forecast for a checked upload: an embeddings ``.npz`` directly, an image sample after the
     (warmed) model embeds it, with a progress bar and the upload time budget."""
     from core import predict
     from core.upload import DEFAULT_LIMITS, Deadline
 
+    parsed = parsed_upload(upload, template, model_key)
     if upload.name.lower().endswith(".npz"):
         return predict.forecast_for_npz(parsed, forecast_runs(), model_key)
     with st.spinner("Loading the model…"):

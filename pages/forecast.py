@@ -34,14 +34,14 @@ template = c2.text_input("prompt template ({c} = class name)", "a photo of a {c}
 parsed = app.check_upload(upload, template, key) if upload is not None else None
 if isinstance(parsed, UploadError):
     st.error(f"This upload cannot be used: {plain(parsed, max_chars=1000)}")
-elif parsed is not None and hasattr(parsed, "summary"):
+elif parsed is not None and parsed.summary():
     st.caption(plain(parsed.summary(), max_chars=600))
 if st.button("Run forecast", key="fc_run", type="primary", disabled=parsed is None or isinstance(parsed, UploadError)):
     st.session_state.pop("fc_result", None)
     with st.status("Forecasting…", expanded=True) as status:
         try:
             made_with = app.forecast_inputs(upload, key, template)  # a later change makes the result stale
-            st.session_state["fc_result"] = (upload.name, app.run_forecast(upload, parsed, key), made_with)
+            st.session_state["fc_result"] = (upload.name, app.run_forecast(upload, template, key), made_with)
             status.update(label="Forecast ready", state="complete", expanded=False)
         except (UploadError, ModelUnavailableError, ValueError) as exc:
             status.update(label="Forecast failed", state="error", expanded=False)

@@ -460,6 +460,26 @@ def test_forecast_page_refuses_hostile_uploads_before_the_run(fixture_store):
     assert at.session_state["fc_result"][1].n_images == 18
 
 
+def test_parsed_uploads_are_held_in_one_budget_that_all_sessions_share(fixture_store, monkeypatch):
+    """Each tab used to keep its parsed upload in its session: 2,000 thumbnails (375 MiB, from a zip of
+    under 1 MiB) per open tab, without any bound over tabs."""
+    import app
+
+    getattr(app, "_PARSED", {}).clear()  # other tests' uploads
+    one = 60 * 32 * 32 * 3  # the thumbnails of one sample_zip(n_per_class=20)
+    monkeypatch.setattr(app, "PARSED_BUDGET_BYTES", int(2.5 * one), raising=False)
+    sessions = [page("forecast").run() for _ in range(4)]
+    for at in sessions:
+        at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(n_per_class=20), "application/zip")).run()
+        assert not at.exception and "60 images in 3 classes" in at.caption[0].value
+        assert not hasattr(at.session_state["fc_checked"][1], "data")  # the summary, not the images
+    assert app.held_parsed_bytes() == 2 * one  # two of the four tabs' uploads are held, the newest
+    first = sessions[0]
+    first.button(key="fc_run").click().run()  # its upload was dropped: parsed again for the run
+    assert not first.exception and not first.error and first.session_state["fc_result"][1].n_images == 60
+    assert app.held_parsed_bytes() <= app.PARSED_BUDGET_BYTES
+
+
 def _embeddings_npz(width: int) -> bytes:
     rng = np.random.default_rng(1)
     buf = io.BytesIO()
