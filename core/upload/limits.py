@@ -43,9 +43,9 @@ class UploadLimits:
     max_classes: int = 1000
     max_name_length: int = 200       # member paths, labels and the template
     max_manifest_bytes: int = 4 * MiB
-    # An .npz forecast runs every transferability baseline on the arrays; these caps keep it near 6.6 s of
-    # CPU and +228 MiB (python -m tests.measure_forecast_bounds; 5,000 x 2,048 x 1,000 took 42 s and
-    # +655 MiB). A known model's width must match exactly; these bound the rest.
+    # An .npz forecast runs every transferability baseline on the arrays; these caps keep it near 10 s of
+    # CPU and +534 MiB once MiniLM is loaded (python -m tests.measure_forecast_bounds, 2026-12-05;
+    # 5,000 x 2,048 x 1,000 took 50 s and +1,179 MiB). A known model's width must match exactly.
     max_embedding_rows: int = 4000
     max_embedding_dim: int = 1152    # the widest open_clip embedding (SigLIP so400m)
     max_embedding_classes: int = 250
