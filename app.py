@@ -97,7 +97,9 @@ def store_version(roots: tuple[str, ...]) -> int:
     return _store_runs(roots).attrs[_VERSION]
 
 
-@st.cache_resource(max_entries=8)
+# Its own ttl: keyed by the version, an entry outlives its read, and where no run is unverified it *is* the
+# read's frame (core.store.verified_runs), so without one up to 8 old reads of the whole store stayed held.
+@st.cache_resource(ttl=30, max_entries=8)
 def _verified_runs(roots: tuple[str, ...], version: int) -> pd.DataFrame:
     return store.verified_runs(_store_runs(roots))
 
