@@ -21,15 +21,17 @@ COLUMNS = {"model_label": "model", "method_title": "method", "dataset": "dataset
 SHOWN = 1000  # rows sent to the browser; downloads hold every matching run
 
 
-@st.cache_data(ttl=30, max_entries=16)
-def query(roots: tuple, version: int, model: str | None, filters: tuple, search: str, sort_by: str, desc: bool,
-          full: bool = False, include: bool = False) -> pd.DataFrame:
+def matching(roots: tuple, model: str | None, filters: tuple, search: str, sort_by: str, desc: bool, include: bool):
+    """Every field of the matching runs; downloads build it on click, uncached (275 MiB a view at 100k runs)."""
     runs = app.load_runs(roots, include)
-    if model:
-        runs = runs[[app.model_key(m, p) == model for m, p in zip(runs["model"], runs["pretrained"])]]
+    runs = runs[[app.model_key(m, p) == model for m, p in zip(runs["model"], runs["pretrained"])]] if model else runs
     view = store.query_runs(runs, filters=dict(filters), search=search, sort_by=sort_by, descending=desc)
-    return (view.drop(columns=[store.EXTRA_COLUMN]) if full
-            else view[[*store.LEADERBOARD_COLUMNS, "created_at", "random_weights"]])
+    return view.drop(columns=[store.EXTRA_COLUMN])
+
+
+@st.cache_data(ttl=30, max_entries=16)
+def query(roots: tuple, version: int, *args) -> pd.DataFrame:  # args: those of matching() after roots
+    return matching(roots, *args)[[*store.LEADERBOARD_COLUMNS, "created_at", "random_weights"]]
 
 
 st.title("All runs")
@@ -55,9 +57,8 @@ search = c1.text_input("search (method, dataset, model, source)", key="q", bind=
 sort_by = c2.selectbox("sort by", list(SORTS), key="sort", bind=app.URL, format_func=SORTS.get)
 order = c3.selectbox("order", ["desc", "asc"], key="order", bind=app.URL,
                      format_func={"desc": "largest first", "asc": "smallest first"}.get)
-args = (roots, app.store_version(roots), model, tuple((k, tuple(v)) for k, v in filters.items()), search, sort_by,
-        order == "desc")
-view = query(*args, include=include)
+args = (model, tuple((k, tuple(v)) for k, v in filters.items()), search, sort_by, order == "desc", include)
+view = query(roots, app.store_version(roots), *args)
 top = view.head(SHOWN)  # labels for the shown rows only: over all 100,000 runs they took a second
 untrained = cards.untrained_models(top)
 shown = top.assign(model_label=app.model_names(top, untrained), method_title=top["method"].map(cards.method_title))
@@ -68,7 +69,7 @@ st.write(f"**{len(view)}** of {len(runs)} runs match; showing the first {len(sho
 st.dataframe(shown, column_config=COLUMNS, hide_index=True, key="lb_table", column_order=list(COLUMNS))
 for column, (kind, write) in zip(st.columns(2), {"CSV": store.to_csv_bytes, "Parquet": store.to_parquet_bytes}.items()):
     column.download_button(f"Download {kind}", key=f"lb_{kind.lower()}", file_name=f"runs.{kind.lower()}",
-                           data=lambda write=write: write(query(*args, True, include)))  # built on click: every field
+                           data=lambda write=write: write(matching(roots, *args)))  # built on click: every field
 
 st.subheader("One run in detail")
 if len(view) > len(shown):

@@ -646,3 +646,29 @@ def test_every_app_cache_expires():
                 found.append((path.name, node.lineno, {k.arg for k in node.keywords}))
     assert len(found) >= 9
     assert [(name, line) for name, line, kw in found if "ttl" not in kw] == []
+
+
+def test_runs_downloads_hold_every_field_and_are_not_cached(fixture_store, monkeypatch):
+    """The CSV/Parquet downloads used to cache every field of the matching runs per view (sort, filters,
+    search): up to 16 frames of the whole store, 275 MiB each at 100,000 runs."""
+    from streamlit.runtime.caching.cache_data_api import _data_caches
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    built = []
+    add = MediaFileManager.add_deferred
+    monkeypatch.setattr(MediaFileManager, "add_deferred", lambda self, data, *a, **k: (
+        built.append(data), add(self, data, *a, **k))[1])
+
+    def cached_bytes() -> int:
+        return sum(s.byte_length for family in _data_caches.get_stats().values() for s in family
+                   if s.cache_name.endswith("query"))
+
+    st.cache_data.clear()
+    at = page("runs").run()
+    assert not at.exception and len(built) == 2
+    before = cached_bytes()
+    csv_bytes, parquet_bytes = (download() for download in built)
+    assert cached_bytes() == before
+    table = pd.read_csv(io.BytesIO(csv_bytes))
+    assert len(table) == 18 and {"run_id", "config", "provenance"} <= set(table.columns)
+    assert len(pd.read_parquet(io.BytesIO(parquet_bytes))) == 18
