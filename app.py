@@ -15,13 +15,11 @@ the same URL, which then enters through :func:`main` like every later request.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +27,12 @@ import pandas as pd
 import streamlit as st
 
 from core import cards, store
-from core.text import distinct_labels, plain, shorten
+from core.text import model_key, model_pair, option_labels, option_text, plain  # noqa: F401 (pages use them from app)
+from core.upload.pool import BudgetPool, parsed_bytes
 
 log = logging.getLogger("app")
 ICON = "📈"  # an emoji favicon is drawn inline by the browser: no icon fetched from a font server
 URL = "query-params"  # widgets bound to the URL share a view: st.multiselect(..., bind=URL)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def pages() -> list:
@@ -126,27 +124,6 @@ def source_controls(roots: tuple[str, ...], container=st) -> bool:
                                                 key="submitted", bind=URL)
 
 
-_KEY_UNESCAPE = re.compile("%(25|40)")
-
-
-def model_key(model: str, pretrained: str) -> str:
-    """'model@pretrained', one key per pair: a '@' or '%' inside a name (the schema allows both, e.g. a tag
-    'laion@2b') is %-escaped, so :func:`model_pair` splits the key back at its one bare '@'."""
-    def escape(name: str) -> str:  # '%' first, so the '%' of '%40' is not escaped again
-        return str(name).replace("%", "%25").replace("@", "%40")
-    return f"{escape(model)}@{escape(pretrained)}"
-
-
-def model_pair(key: str) -> tuple[str, str]:
-    """The (model, pretrained) of a :func:`model_key`."""
-    model, _, pretrained = key.partition("@")
-    return _unescape_name(model), _unescape_name(pretrained)
-
-
-def _unescape_name(text: str) -> str:
-    return _KEY_UNESCAPE.sub(lambda m: "%" if m.group(1) == "25" else "@", text)  # one pass: '%2540' -> '%40'
-
-
 def pick_model(runs: pd.DataFrame, container=st, key: str = "model") -> tuple[str, str]:
     """A model selectbox bound to the URL (``?model=arch@tag``); default: the model with most ok runs."""
     labels = model_labels(runs)
@@ -164,22 +141,6 @@ def model_options(runs: pd.DataFrame) -> list[str]:
 def model_labels(runs: pd.DataFrame) -> dict[str, str]:
     """Model key -> its option label ('arch · tag'), for :func:`model_options`' keys."""
     return option_labels(model_options(runs), lambda k: " · ".join(model_pair(k)))
-
-
-def option_text(value: object, max_chars: int = 120) -> str:
-    """Record-derived text for a select/multiselect *option*: Streamlit 1.67 shows options verbatim
-    (no Markdown; a backslash from ``core.text.plain`` would show), so control and bidi characters
-    are removed and the text shortened, nothing escaped. Labels, captions and Markdown use ``plain``."""
-    text = _CONTROL.sub("", " ".join(str(value).split()))
-    return shorten(text, max_chars)
-
-
-def option_labels(values: Sequence[Any], text: Callable[[Any], object] = str, max_chars: int = 120,
-                  tags: Sequence[str] | None = None) -> dict[Any, str]:
-    """value -> its option label (:func:`option_text` of ``text(value)``), labels made distinct
-    (:func:`core.text.distinct_labels`): a select widget maps a repeated label to its last option."""
-    values = list(values)
-    return dict(zip(values, distinct_labels([option_text(text(v), max_chars) for v in values], tags)))
 
 
 UNTRAINED_MARK = " (RANDOM WEIGHTS)"
@@ -300,13 +261,10 @@ def model_option(spec) -> str:
     return f"{spec.key}: {spec.label}{note}"
 
 
-# A parsed upload is held here, not in its session: 2,000 thumbnails of 256 px take 375 MiB and come from
-# a zip of under 1 MiB, and an .npz's arrays up to 160 MiB, so per-session copies let every open tab
-# hold that much. All sessions share one budget, the least recently used upload dropped first (the
-# newest is always kept); a session whose upload was dropped parses it again when it runs the forecast.
+# A parsed upload is held in one pool for all sessions, not in its session (core.upload.pool: 2,000
+# thumbnails take 375 MiB, from a zip of under 1 MiB); a session whose upload was dropped parses it again.
 PARSED_BUDGET_BYTES = 768 << 20
-_PARSED: OrderedDict[tuple, tuple[int, Any]] = OrderedDict()
-_PARSED_LOCK = threading.Lock()
+_PARSED = BudgetPool()
 
 
 class Checked:
@@ -319,18 +277,9 @@ class Checked:
         return self.text
 
 
-def parsed_bytes(parsed: Any) -> int:
-    """About how much memory a parsed upload holds: its images' pixels, or its arrays."""
-    data = getattr(parsed, "data", None)
-    if data is not None:
-        return sum(im.width * im.height * len(im.getbands()) for im in data.images)
-    return sum(int(getattr(v, "nbytes", 0)) for v in parsed.values()) if isinstance(parsed, dict) else 0
-
-
 def held_parsed_bytes() -> int:
     """The memory all sessions' parsed uploads hold together (at most one over PARSED_BUDGET_BYTES)."""
-    with _PARSED_LOCK:
-        return sum(size for size, _ in _PARSED.values())
+    return _PARSED.held_bytes()
 
 
 def _upload_key(upload, template: str, model_key: str) -> tuple:
@@ -342,28 +291,21 @@ def _upload_key(upload, template: str, model_key: str) -> tuple:
 
 
 def parsed_upload(upload, template: str, model_key: str):
-    """The parsed upload (``core.upload`` output), from the shared budget or parsed now; UploadError says
+    """The parsed upload (``core.upload`` output), from the shared pool or parsed now; UploadError says
     why it cannot be used. Embeddings must have the chosen model's width; decoding images has the upload
     time budget."""
     from core.upload import (DEFAULT_LIMITS, Deadline, embedding_width, load_embeddings_npz,
                              load_image_folder_zip)
 
     key = _upload_key(upload, template, model_key)
-    with _PARSED_LOCK:
-        if key in _PARSED:
-            _PARSED.move_to_end(key)
-            return _PARSED[key][1]
+    if (parsed := _PARSED.get(key)) is not None:
+        return parsed
     upload.seek(0)
     parsed = (load_embeddings_npz(upload, expected_dim=embedding_width(model_key))
               if upload.name.lower().endswith(".npz")
               else load_image_folder_zip(upload, template=template, deadline=Deadline(DEFAULT_LIMITS.max_seconds)))
-    with _PARSED_LOCK:
-        _PARSED[key] = (parsed_bytes(parsed), parsed)
-        older = [k for k in _PARSED if k[0] == key[0] and k != key]  # a session holds one upload
-        for k in older:
-            del _PARSED[k]
-        while len(_PARSED) > 1 and sum(size for size, _ in _PARSED.values()) > PARSED_BUDGET_BYTES:
-            _PARSED.popitem(last=False)
+    _PARSED.put(key, parsed, parsed_bytes(parsed), budget=PARSED_BUDGET_BYTES,
+                replaces=lambda k: k[0] == key[0])  # a session holds one upload
     return parsed
 
 

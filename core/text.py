@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-__all__ = ["distinct_labels", "plain", "shorten"]
+__all__ = ["distinct_labels", "model_key", "model_pair", "option_labels", "option_text", "plain", "shorten"]
 
 # Every character Markdown (CommonMark + GitHub extensions + Streamlit's :colour[...] and emoji
 # shortcodes) can give meaning to, plus HTML's angle brackets and entities.
@@ -68,3 +69,42 @@ def distinct_labels(labels: Sequence[str], tags: Sequence[str] | None = None) ->
             used.add(candidate)
             out[i] = candidate
     return out
+
+
+# Widget options are shown verbatim (no Markdown), so they lose control and bidi characters, not escape them.
+_OPTION_CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+_KEY_UNESCAPE = re.compile("%(25|40)")
+
+
+def option_text(value: object, max_chars: int = 120) -> str:
+    """Record-derived text for a select/multiselect *option*: Streamlit 1.67 shows options verbatim
+    (no Markdown; a backslash from :func:`plain` would show), so control and bidi characters
+    are removed and the text shortened, nothing escaped. Labels, captions and Markdown use ``plain``."""
+    text = _OPTION_CONTROL.sub("", " ".join(str(value).split()))
+    return shorten(text, max_chars)
+
+
+def option_labels(values: Sequence[Any], text: Callable[[Any], object] = str, max_chars: int = 120,
+                  tags: Sequence[str] | None = None) -> dict[Any, str]:
+    """value -> its option label (:func:`option_text` of ``text(value)``), labels made distinct
+    (:func:`distinct_labels`): a select widget maps a repeated label to its last option."""
+    values = list(values)
+    return dict(zip(values, distinct_labels([option_text(text(v), max_chars) for v in values], tags)))
+
+
+def model_key(model: str, pretrained: str) -> str:
+    """'model@pretrained', one key per pair: a '@' or '%' inside a name (the schema allows both, e.g. a tag
+    'laion@2b') is %-escaped, so :func:`model_pair` splits the key back at its one bare '@'."""
+    def escape(name: str) -> str:  # '%' first, so the '%' of '%40' is not escaped again
+        return str(name).replace("%", "%25").replace("@", "%40")
+    return f"{escape(model)}@{escape(pretrained)}"
+
+
+def model_pair(key: str) -> tuple[str, str]:
+    """The (model, pretrained) of a :func:`model_key`."""
+    model, _, pretrained = key.partition("@")
+    return _unescape_name(model), _unescape_name(pretrained)
+
+
+def _unescape_name(text: str) -> str:
+    return _KEY_UNESCAPE.sub(lambda m: "%" if m.group(1) == "25" else "@", text)  # one pass: '%2540' -> '%40'

@@ -428,3 +428,25 @@ def test_an_empty_class_folder_is_named_as_a_dropped_class(tmp_path):
     sample = load_image_folder_zip(tmp_path / "f.zip")
     assert sample.data.class_names == ["cat", "dog"]
     assert sample.warnings == ["class 'fish' dropped: 0 usable image(s), need at least 1"]
+
+
+def test_the_budget_pool_drops_the_least_recently_used_and_always_keeps_the_newest():
+    from core.upload.pool import BudgetPool, parsed_bytes
+
+    pool = BudgetPool()
+    pool.put("a", "A", 40, budget=100)
+    pool.put("b", "B", 40, budget=100)
+    assert pool.get("a") == "A"  # a is now the most recently used
+    pool.put("c", "C", 40, budget=100)  # 120 > 100: b, the least recently used, goes
+    assert pool.get("b") is None and pool.get("a") == "A" and pool.get("c") == "C" and pool.held_bytes() == 80
+    pool.put("huge", "H", 500, budget=100)  # larger than the budget: held alone
+    assert len(pool) == 1 and pool.get("huge") == "H" and pool.held_bytes() == 500
+    pool.put(("s1", "x"), 1, 10, budget=100)
+    pool.put(("s1", "y"), 2, 10, budget=100, replaces=lambda k: k[0] == "s1")  # a session's earlier upload
+    assert pool.get(("s1", "x")) is None and pool.get(("s1", "y")) == 2
+    with pytest.raises(ValueError, match="size and budget must be >= 0"):
+        pool.put("bad", 0, -1, budget=100)
+    pool.clear()
+    assert len(pool) == 0 and pool.held_bytes() == 0
+    assert parsed_bytes({"image_embeddings": np.zeros((4, 8), np.float32), "labels": np.zeros(4, np.int64)}) == 160
+    assert parsed_bytes("neither") == 0

@@ -1,0 +1,75 @@
+"""Parsed uploads held for a server's visitors under one memory budget.
+
+A parsed upload is large beside its file (2,000 thumbnails of 256 px take 375 MiB and come from a zip of
+under 1 MiB; an ``.npz``'s arrays up to 160 MiB), so a hosted app keeps them in one pool shared by every
+session instead of one copy per open tab: the least recently used is dropped first, the newest always
+kept, and whoever's upload was dropped parses it again.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+
+def parsed_bytes(parsed: Any) -> int:
+    """About how much memory a parsed upload holds: its images' pixels (an ``UploadedImages``), or its
+    arrays (the dict of an ``.npz``); 0 for anything else."""
+    data = getattr(parsed, "data", None)
+    if data is not None:
+        return sum(im.width * im.height * len(im.getbands()) for im in data.images)
+    return sum(int(getattr(v, "nbytes", 0)) for v in parsed.values()) if isinstance(parsed, dict) else 0
+
+
+class BudgetPool:
+    """Values with a size in bytes, held together under a budget; thread-safe.
+
+    :meth:`put` drops the least recently used values until the total fits the budget, but never the value
+    it has just stored (one value larger than the budget is held alone).
+    """
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[Hashable, tuple[int, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any | None:
+        """The value stored under ``key`` (now the most recently used), or None."""
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key][1]
+
+    def put(self, key: Hashable, value: Any, size: int, *, budget: int,
+            replaces: Callable[[Hashable], bool] | None = None) -> None:
+        """Store ``value`` (``size`` bytes) under ``key``; first drop the keys ``replaces`` accepts (e.g. the
+        same session's earlier upload), then the least recently used until the total is at most ``budget``.
+        Raises ValueError for a negative size or budget."""
+        if size < 0 or budget < 0:
+            raise ValueError(f"size and budget must be >= 0, got {size} and {budget}")
+        with self._lock:
+            if replaces is not None:
+                for old in [k for k in self._items if k != key and replaces(k)]:
+                    del self._items[old]
+            self._items[key] = (size, value)
+            self._items.move_to_end(key)
+            while len(self._items) > 1 and sum(s for s, _ in self._items.values()) > budget:
+                self._items.popitem(last=False)
+
+    def held_bytes(self) -> int:
+        """The bytes all stored values hold together."""
+        with self._lock:
+            return sum(size for size, _ in self._items.values())
+
+    def clear(self) -> None:
+        """Drop every value."""
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+
+__all__ = ["BudgetPool", "parsed_bytes"]
