@@ -74,8 +74,8 @@ class ModelSpec:
     @property
     def weights_file(self) -> bool:
         """Whether ``pretrained`` names a weights file that exists (a user's own checkpoint): nothing to download."""
-        return (bool(self.pretrained) and not self.shipped_weights and looks_like_weights_path(self.pretrained)
-                and Path(self.pretrained).is_file())
+        return (bool(self.pretrained) and not self.shipped_weights and not self.arch.startswith("hf-hub:")
+                and looks_like_weights_path(self.pretrained) and Path(self.pretrained).is_file())
 
     @property
     def needs_download(self) -> bool:
@@ -166,7 +166,9 @@ def spec_for(name: str, pretrained: str | None = None) -> ModelSpec:
     key = f"{name}:{pretrained}" if pretrained else f"{name}:random"
     # by the tag's form, never by probing the disk: a record's text must not tell who reads a card which
     # files exist on the server (and a file in the working folder named like a tag is not taken for it)
-    source = ("none: random initialisation" if not pretrained else f"the weights file {pretrained}"
+    # (an 'hf-hub:' model's records store its hub id, 'org/name', as the tag: a '/' that names no file)
+    source = (f"Hugging Face hub {name.removeprefix('hf-hub:')}" if name.startswith("hf-hub:")
+              else "none: random initialisation" if not pretrained else f"the weights file {pretrained}"
               if looks_like_weights_path(pretrained) else "open_clip download")
     return ModelSpec(key, name, pretrained, _family_of(name), source)
 

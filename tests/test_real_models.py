@@ -117,3 +117,19 @@ def test_a_records_tag_never_probes_the_servers_disk_and_a_bare_name_is_a_tag(tm
     (tmp_path / "laion2b_s34b_b79k").write_bytes(b"not weights")
     tag = spec_for("ViT-B-32", "laion2b_s34b_b79k")
     assert tag.weights_source == "open_clip download" and not tag.weights_file and tag.needs_download
+
+
+def test_a_hub_models_card_names_the_hub_not_a_weights_file(tmp_path, monkeypatch):
+    # an 'hf-hub:' model's records store its hub id ('laion/CLIP-…') as the pretrained tag: recognising a weights
+    # file by a '/' made its card say 'the weights file laion/CLIP-…' (and a file at that relative path counted)
+    from core import cards
+    from core.models import spec_for
+
+    hub = "hf-hub:laion/CLIP-ViT-g-14-laion2B-s12B-b42K"
+    tag = spec_for(hub).pretrained_tag
+    assert cards.model_card(hub, tag).weights_source == f"Hugging Face hub {tag}"
+    assert spec_for(hub).weights_source == f"Hugging Face hub {tag}" and not spec_for(hub).random_weights
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "laion").mkdir()
+    (tmp_path / tag).write_bytes(b"not weights")
+    assert not spec_for(hub, tag).weights_file and spec_for(hub, tag).needs_download
