@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.zip.is_file():
         print(f"error: {args.zip} is not a file", file=sys.stderr)
         return 2
-    report = store.accept_submission(args.zip, target=args.into)  # UploadError etc.: user_facing says why
+    # the host: reasons may name this machine's folders (the app's page never does); UploadError etc.:
+    # user_facing says why
+    report = store.accept_submission(args.zip, target=args.into, public=False)
     print(f"{report.summary()} (stored as {store.SUBMITTED_SOURCE!r})")
     for where, reason in report.refused:
         print(f"  refused {where}: {reason}")

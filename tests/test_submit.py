@@ -147,3 +147,16 @@ def test_a_refused_submission_names_no_path_of_the_server(stores, tmp_path):
     reasons = " ".join(reason for _, reason in report.refused)
     assert len(report.refused) == 2 and "the shipped results" in reasons and "not a valid record" in reasons
     assert str(tmp_path) not in reasons
+
+
+def test_the_hosts_command_still_names_the_file_that_blocks_a_run_id(stores, tmp_path, capsys):
+    """Hiding the server's paths is for the app's visitors: jobs.submit is run by the host, who was told instead
+    'this run_id cannot be submitted', not which file blocks it nor that removing it would help."""
+    _, _, sub = stores
+    (new,) = make_fixture_records(n_datasets=1, methods=("lora",))
+    sub.mkdir()
+    (sub / f"{new['run_id']}.json").write_text("not a record")
+    make_zip(tmp_path / "s.zip", {"b.json": json.dumps(new).encode()})
+    assert submit.main([str(tmp_path / "s.zip")]) == 1
+    out = capsys.readouterr().out
+    assert str(sub / f"{new['run_id']}.json") in out and "remove it before ingesting" in out

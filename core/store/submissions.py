@@ -66,10 +66,13 @@ def _items(zf: Any, limits: UploadLimits) -> Iterator[tuple[str, Any]]:
 
 
 def accept_submission(source: Source, *, target: str | Path | None = None,
-                      limits: UploadLimits = SUBMISSION_LIMITS) -> IngestReport:
+                      limits: UploadLimits = SUBMISSION_LIMITS, public: bool = True) -> IngestReport:
     """Validate and store the records in a submitted zip (``.json`` records or lists, ``.jsonl``).
 
     target: where submissions are stored (default :func:`core.store.submissions_dir`).
+    public: the report goes to the stranger who submitted (the app's page): its reasons name the stores in
+    words, never by their paths on this machine; False for the host (``jobs.submit``), who is told which file
+    blocks a run_id and that removing it helps.
     Returns the IngestReport: accepted run_ids, unchanged re-submissions, refused (where, reason).
     Raises UploadError when the zip itself is refused (size, entry count, corrupt, too many records).
     """
@@ -84,4 +87,4 @@ def accept_submission(source: Source, *, target: str | Path | None = None,
             items = list(_items(zf, limits))
     if not items:
         raise UploadError("the zip holds no record files (.json or .jsonl)")
-    return ingest_items(items, folder, conflict_roots=conflicts, source=package.SUBMITTED_SOURCE, public=True)
+    return ingest_items(items, folder, conflict_roots=conflicts, source=package.SUBMITTED_SOURCE, public=public)
