@@ -198,8 +198,9 @@ def check_model(name: str | ModelSpec, pretrained: str | None = None) -> ModelSp
         known = ", ".join(tags[:8]) + (", … see open_clip.list_pretrained_tags_by_model" if len(tags) > 8 else "")
         raise ModelUnavailableError(
             f"{spec.arch} has no pretrained weights {spec.pretrained!r}: neither an open_clip tag of this "
-            f"architecture ({known or 'it has none'}) nor a weights file that exists; the offline default is "
-            f"'{DEFAULT_MODEL}'.")
+            f"architecture ({known or 'it has none'}) nor a weights file that exists (a file is named by a path "
+            f"with a folder, e.g. ./{spec.pretrained}, or a {'/'.join(WEIGHTS_SUFFIXES)} name); the offline default "
+            f"is '{DEFAULT_MODEL}'.")
     return spec
 
 

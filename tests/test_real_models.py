@@ -133,3 +133,13 @@ def test_a_hub_models_card_names_the_hub_not_a_weights_file(tmp_path, monkeypatc
     (tmp_path / "laion").mkdir()
     (tmp_path / tag).write_bytes(b"not weights")
     assert not spec_for(hub, tag).weights_file and spec_for(hub, tag).needs_download
+
+
+def test_a_bare_named_weights_file_is_told_how_to_be_named(tmp_path, monkeypatch):
+    # 'mycheckpoint' existed but was refused as 'neither an open_clip tag … nor a weights file that exists'
+    from core.models import ModelUnavailableError, check_model
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mycheckpoint").write_bytes(b"x")
+    with pytest.raises(ModelUnavailableError, match=r"a path with a folder, e\.g\. \./mycheckpoint, or a \.pt/"):
+        check_model("ViT-B-32", "mycheckpoint")
