@@ -201,7 +201,7 @@ def _json_size(value: Any) -> int:
         try:
             text = json.dumps(value, allow_nan=False, default=_no_default)
         except ValueError:  # NaN/inf inside (or an integer too long to print, which fails again)
-            text = json.dumps(_finite(value), allow_nan=False, default=_no_default)
+            text = json.dumps(nan_as_null(value), allow_nan=False, default=_no_default)
     except (ValueError, TypeError, OverflowError) as exc:
         raise SchemaError(f"a nested field holds a value JSON cannot store ({_short(str(exc))})") from None
     # ASCII JSON writes every character past U+FFFF as a pair of \ud8xx escapes: look closer only then
@@ -210,14 +210,14 @@ def _json_size(value: Any) -> int:
     return len(text)
 
 
-def _finite(value: Any) -> Any:
-    """A copy of nested data with NaN/inf floats as None, as the store writes them."""
+def nan_as_null(value: Any) -> Any:
+    """A copy of nested data with NaN/inf floats as None, as the store writes them (standard JSON has no NaN)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: nan_as_null(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [nan_as_null(v) for v in value]
     return value
 
 

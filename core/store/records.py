@@ -306,22 +306,11 @@ def read_json_record(path: Path, skipped: list[Skipped] | None = None) -> dict[s
     return None
 
 
-def _no_nan(value: Any) -> Any:
-    """A copy of nested data with NaN/inf floats as None (standard JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _no_nan(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_no_nan(v) for v in value]
-    return value
-
-
 def _dumps(value: Any, **kw: Any) -> str:
     try:
         return json.dumps(value, sort_keys=True, allow_nan=False, **kw)
     except ValueError:  # NaN somewhere inside, e.g. an undefined zero-shot measure
-        return json.dumps(_no_nan(value), sort_keys=True, allow_nan=False, **kw)
+        return json.dumps(schema.nan_as_null(value), sort_keys=True, allow_nan=False, **kw)
 
 
 def flatten(record: Mapping[str, Any]) -> dict[str, Any]:
