@@ -98,14 +98,16 @@ def store_version(roots: tuple[str, ...]) -> int:
 # Its own ttl: keyed by the version, an entry outlives its read, and where no run is unverified it *is* the
 # read's frame (core.store.verified_runs), so without one up to 8 old reads of the whole store stayed held.
 @st.cache_resource(ttl=30, max_entries=8)
-def _verified_runs(roots: tuple[str, ...], version: int) -> pd.DataFrame:
-    return store.verified_runs(_store_runs(roots))
+def _verified_runs(roots: tuple[str, ...], version: int, _runs: pd.DataFrame) -> pd.DataFrame:
+    # ``_runs`` (not hashed: the leading underscore) is the read ``version`` names, so an entry never holds
+    # a newer read under an older version, and the store's cache is not asked twice
+    return store.verified_runs(_runs)
 
 
 def load_runs(roots: tuple[str, ...], include_submitted: bool = False) -> pd.DataFrame:
     """The store's runs; unverified submissions only when asked for (they never replace a measured run)."""
     runs = _store_runs(roots)
-    return runs if include_submitted else _verified_runs(roots, runs.attrs[_VERSION])
+    return runs if include_submitted else _verified_runs(roots, runs.attrs[_VERSION], runs)
 
 
 def forecast_runs() -> pd.DataFrame:
