@@ -171,3 +171,29 @@ def test_train_size_is_known_for_both_worlds_only():
 
     assert (train_size("shape-kind"), train_size("w2-shape-kind")) == (1500, 2000)
     assert train_size("cifar100") is None and train_size("folder:/x") is None and train_size("nope") is None
+
+
+def test_a_stalled_download_times_out_instead_of_hanging(tmp_path, monkeypatch):
+    """torchvision opens downloads with no timeout: a server that stops sending hung the grid cell for good.
+    The download now runs under a socket timeout (the previous default restored after), and a stall says so."""
+    import socket
+
+    import torchvision.datasets as tvd
+
+    from core.data import registry
+
+    seen = []
+
+    class StalledMNIST:
+        def __init__(self, root, train, download):
+            if not download:
+                raise RuntimeError("Dataset not found. You can use download=True to download it")
+            seen.append(socket.getdefaulttimeout())
+            raise TimeoutError("timed out")
+
+    monkeypatch.setenv("IIMM_DATA", str(tmp_path))
+    monkeypatch.setattr(tvd, "MNIST", StalledMNIST)
+    before = socket.getdefaulttimeout()
+    with pytest.raises(DatasetUnavailableError, match=r"TimeoutError, no data for 60 s\); this machine may be"):
+        load_split("mnist", "train")
+    assert seen == [registry.DOWNLOAD_STALL_S] and socket.getdefaulttimeout() == before

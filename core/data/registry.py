@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,6 +189,21 @@ def _prompt_name(spec: DatasetSpec, name: str) -> str:
     return name.replace("_", " ")
 
 
+DOWNLOAD_STALL_S = 60.0  # a download that receives nothing for this long fails instead of hanging a grid cell
+
+
+@contextmanager
+def _stall_timeout(seconds: float):
+    """Sockets opened inside time out after ``seconds`` without data: torchvision opens its downloads with
+    no timeout, so a stalled server would hang the job for good. The previous default comes back after."""
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(before)
+
+
 def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> LabeledImages:
     import torchvision.datasets as tvd
 
@@ -210,11 +227,14 @@ def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> L
                 f"{spec.description} is not in {root} ({type(missing).__name__}: {missing}) and torchvision can no "
                 f"longer download it; {where}, or use a generated-world task such as 'shape-kind'.") from missing
         try:
-            ds = cls(**kwargs, download=True)
+            with _stall_timeout(DOWNLOAD_STALL_S):
+                ds = cls(**kwargs, download=True)
         except Exception as exc:  # network errors take many forms; all mean the same to a user
+            stalled = f", no data for {DOWNLOAD_STALL_S:g} s" if isinstance(exc, TimeoutError) else ""
             raise DatasetUnavailableError(
-                f"{spec.description} could not be downloaded into {root} ({type(exc).__name__}); this machine "
-                f"may be offline — {where}, or use a generated-world task such as 'shape-kind' instead.") from exc
+                f"{spec.description} could not be downloaded into {root} ({type(exc).__name__}{stalled}); this "
+                f"machine may be offline — {where}, or use a generated-world task such as 'shape-kind' instead."
+            ) from exc
     indices = list(range(len(ds)))
     classes = [str(c) for c in getattr(ds, "classes", [])]
     targets = _targets(ds) if spec.tv_class in UNSPLIT or not classes else []
