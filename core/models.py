@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.network import DOWNLOAD_STALL_S, is_stall, stall_timeout
+
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
@@ -293,7 +295,16 @@ def _create(spec: ModelSpec, device: str):
 def _create_from_cache_or_hub(spec: ModelSpec, device: str):
     """Download through open_clip when the hub answers; otherwise only the local hub cache is tried."""
     if hub_reachable():
-        return _create(spec, device)
+        try:
+            with stall_timeout():
+                return _create(spec, device)
+        except OSError as exc:
+            if is_stall(exc):  # a server that stopped sending: one sentence, not a hung job or a traceback
+                raise ModelUnavailableError(
+                    f"The download of {spec.arch} ({spec.pretrained_tag}) received nothing for "
+                    f"{DOWNLOAD_STALL_S:g} s; try again later, or use the offline default model "
+                    f"'{DEFAULT_MODEL}'.") from exc
+            raise
     import huggingface_hub.constants as hub
 
     saved, hub.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE, True  # fail at once instead of retrying for a minute

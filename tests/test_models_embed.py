@@ -45,6 +45,30 @@ def test_offline_download_failure_is_one_clear_sentence(monkeypatch):
         load_model("CLIP")
 
 
+def test_a_stalled_weights_download_times_out_with_one_sentence(monkeypatch):
+    """open_clip downloads weights with no socket timeout: a server that stopped sending hung the job for
+    good. Now the download runs under a stall timeout (restored after) and a stall is one clear sentence."""
+    import socket
+    from urllib.error import URLError
+
+    import open_clip
+
+    from core.network import DOWNLOAD_STALL_S
+
+    seen = []
+
+    def stalled(*args, **kwargs):
+        seen.append(socket.getdefaulttimeout())
+        raise URLError(TimeoutError("timed out"))  # how urllib reports a connect timeout
+
+    monkeypatch.setattr("core.models.hub_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", stalled)
+    before = socket.getdefaulttimeout()
+    with pytest.raises(ModelUnavailableError, match=r"ViT-B-32 \(openai\) received nothing for 60 s"):
+        load_model("CLIP")
+    assert seen == [DOWNLOAD_STALL_S] and socket.getdefaulttimeout() == before
+
+
 def test_random_model_flags_itself(tiny):
     assert tiny.random_weights and "RANDOM WEIGHTS" in tiny.label
     assert tiny.image_size == 32

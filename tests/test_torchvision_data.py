@@ -180,7 +180,7 @@ def test_a_stalled_download_times_out_instead_of_hanging(tmp_path, monkeypatch):
 
     import torchvision.datasets as tvd
 
-    from core.data import registry
+    from core.network import DOWNLOAD_STALL_S
 
     seen = []
 
@@ -196,4 +196,14 @@ def test_a_stalled_download_times_out_instead_of_hanging(tmp_path, monkeypatch):
     before = socket.getdefaulttimeout()
     with pytest.raises(DatasetUnavailableError, match=r"TimeoutError, no data for 60 s\); this machine may be"):
         load_split("mnist", "train")
-    assert seen == [registry.DOWNLOAD_STALL_S] and socket.getdefaulttimeout() == before
+    assert seen == [DOWNLOAD_STALL_S] and socket.getdefaulttimeout() == before
+
+
+def test_stall_timeout_refuses_a_timeout_that_is_not_positive():
+    from core.network import is_stall, stall_timeout
+
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="seconds must be positive"):
+            with stall_timeout(bad):
+                pass
+    assert is_stall(TimeoutError()) and not is_stall(OSError("refused")) and not is_stall(ValueError())

@@ -14,8 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import socket
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import numpy as np
 from core.data.base import LabeledImages
 from core.data import world2
 from core.data.world import FINETUNE_TASKS, OOD_PANEL, TASKS, load_world_split
+from core.network import DOWNLOAD_STALL_S, is_stall, stall_timeout
 
 log = logging.getLogger(__name__)
 
@@ -189,21 +188,6 @@ def _prompt_name(spec: DatasetSpec, name: str) -> str:
     return name.replace("_", " ")
 
 
-DOWNLOAD_STALL_S = 60.0  # a download that receives nothing for this long fails instead of hanging a grid cell
-
-
-@contextmanager
-def _stall_timeout(seconds: float):
-    """Sockets opened inside time out after ``seconds`` without data: torchvision opens its downloads with
-    no timeout, so a stalled server would hang the job for good. The previous default comes back after."""
-    before = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(before)
-
-
 def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> LabeledImages:
     import torchvision.datasets as tvd
 
@@ -227,10 +211,10 @@ def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> L
                 f"{spec.description} is not in {root} ({type(missing).__name__}: {missing}) and torchvision can no "
                 f"longer download it; {where}, or use a generated-world task such as 'shape-kind'.") from missing
         try:
-            with _stall_timeout(DOWNLOAD_STALL_S):
+            with stall_timeout(DOWNLOAD_STALL_S):
                 ds = cls(**kwargs, download=True)
         except Exception as exc:  # network errors take many forms; all mean the same to a user
-            stalled = f", no data for {DOWNLOAD_STALL_S:g} s" if isinstance(exc, TimeoutError) else ""
+            stalled = f", no data for {DOWNLOAD_STALL_S:g} s" if is_stall(exc) else ""
             raise DatasetUnavailableError(
                 f"{spec.description} could not be downloaded into {root} ({type(exc).__name__}{stalled}); this "
                 f"machine may be offline — {where}, or use a generated-world task such as 'shape-kind' instead."
