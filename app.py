@@ -19,7 +19,6 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import streamlit as st
 
 from core import cards, store
 from core.text import model_key, model_pair, option_labels, option_text, plain  # noqa: F401 (pages use them from app)
+from core.turns import Turns
 from core.upload.pool import BudgetPool, parsed_bytes
 
 log = logging.getLogger("app")
@@ -329,24 +329,33 @@ def check_upload(upload, template: str, model_key: str):
     return state[1]
 
 
+# Forecasts take turns (core.turns): each uses every core, so more at once only makes all of them slower.
+FORECAST_SLOTS, FORECAST_WAIT_S = 2, 120.0
+_FORECAST_TURNS = Turns(FORECAST_SLOTS)
+
+
 def run_forecast(upload, template: str, model_key: str):
     """The forecast for a checked upload: an embeddings ``.npz`` directly, an image sample after the
-    (warmed) model embeds it, with a progress bar and the upload time budget."""
+    (warmed) model embeds it, with a progress bar and the upload time budget (which starts with its turn:
+    raises core.turns.BusyError when no turn comes within FORECAST_WAIT_S)."""
     from core import predict
     from core.upload import DEFAULT_LIMITS, Deadline
 
-    parsed = parsed_upload(upload, template, model_key)
-    if upload.name.lower().endswith(".npz"):
-        return predict.forecast_for_npz(parsed, forecast_runs(), model_key)
-    with st.spinner("Loading the model…"):
-        loaded = warm_model(model_key).result()
-    bar, deadline = st.progress(0.0, text="embedding the images…"), Deadline(DEFAULT_LIMITS.max_seconds)
+    def waiting() -> None:
+        st.write(f"{FORECAST_SLOTS} other forecasts are running; yours starts when one ends…")
+    with _FORECAST_TURNS.turn(wait_s=FORECAST_WAIT_S, what="forecasts are", on_wait=waiting):
+        parsed = parsed_upload(upload, template, model_key)
+        if upload.name.lower().endswith(".npz"):
+            return predict.forecast_for_npz(parsed, forecast_runs(), model_key)
+        with st.spinner("Loading the model…"):
+            loaded = warm_model(model_key).result()
+        bar, deadline = st.progress(0.0, text="embedding the images…"), Deadline(DEFAULT_LIMITS.max_seconds)
 
-    def progress(done: int, total: int) -> None:
-        deadline.check("embedding the images")
-        bar.progress(done / total, text=f"embedded {done} of {total} images")
+        def progress(done: int, total: int) -> None:
+            deadline.check("embedding the images")
+            bar.progress(done / total, text=f"embedded {done} of {total} images")
 
-    return predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), progress=progress)
+        return predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), progress=progress)
 
 
 def measures_expander(res) -> None:
@@ -364,26 +373,6 @@ def verdict_box(verdict) -> None:
     box = {"good": st.success, "moderate": st.info, "weak": st.warning}[verdict.confidence]
     box(f"**Confidence: {verdict.confidence}.** " + " ".join(plain(h, max_chars=400) for h in verdict.headline)
         + "  \n" + " ".join(plain(r, max_chars=400) for r in verdict.reasons))
-
-
-def forecast_inputs(upload: Any, model_key: str, template: str) -> tuple[Any, ...]:
-    """What a forecast is made from: the uploaded file (its name, and its upload id, so a changed file of
-    the same name counts), the model, and the template (only for images: an .npz carries its own text)."""
-    if upload is None:
-        return (None, model_key, None, None)
-    npz = str(upload.name).lower().endswith(".npz")
-    return (upload.name, model_key, None if npz else template, getattr(upload, "file_id", None))
-
-
-def stale_notice(made_with: Sequence[Any], now: Sequence[Any]) -> str | None:
-    """What to say when the forecast on screen was made from other inputs (:func:`forecast_inputs`) than
-    the page's widgets now hold (None when they match)."""
-    if tuple(made_with) == tuple(now):
-        return None
-    template = "" if made_with[2] is None else f" and the template {plain(made_with[2])}"
-    return (f"The forecast below was made for {plain(made_with[0])} with the model {plain(made_with[1])}"
-            f"{template}; the upload or the choices above have changed since: press Run forecast to "
-            "forecast with them.")
 
 
 def zero_shot_metrics(res) -> None:

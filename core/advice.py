@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from core import cards, ranking
+from core.text import plain
 
 log = logging.getLogger(__name__)
 
@@ -195,3 +197,23 @@ def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool 
 
 
 __all__ = ["Advice", "ROW_COLUMNS", "advise", "forecast_rows"]
+
+
+def forecast_inputs(upload: Any, model_key: str, template: str) -> tuple[Any, ...]:
+    """What a forecast is made from: the uploaded file (its name, and its upload id, so a changed file of
+    the same name counts), the model, and the template (only for images: an .npz carries its own text)."""
+    if upload is None:
+        return (None, model_key, None, None)
+    npz = str(upload.name).lower().endswith(".npz")
+    return (upload.name, model_key, None if npz else template, getattr(upload, "file_id", None))
+
+
+def stale_notice(made_with: Sequence[Any], now: Sequence[Any]) -> str | None:
+    """What to say when the forecast on screen was made from other inputs (:func:`forecast_inputs`) than
+    the page's widgets now hold (None when they match)."""
+    if tuple(made_with) == tuple(now):
+        return None
+    template = "" if made_with[2] is None else f" and the template {plain(made_with[2])}"
+    return (f"The forecast below was made for {plain(made_with[0])} with the model {plain(made_with[1])}"
+            f"{template}; the upload or the choices above have changed since: press Run forecast to "
+            "forecast with them.")

@@ -8,6 +8,7 @@ from core import advice, cards, charts, forecast_select, predict
 from core.data import example
 from core.models import DEFAULT_MODEL, ModelUnavailableError, list_models
 from core.text import plain
+from core.turns import BusyError
 from core.upload import UploadError
 
 app.ensure_navigation()
@@ -40,16 +41,16 @@ if st.button("Run forecast", key="fc_run", type="primary", disabled=parsed is No
     st.session_state.pop("fc_result", None)
     with st.status("Forecasting…", expanded=True) as status:
         try:
-            made_with = app.forecast_inputs(upload, key, template)  # a later change makes the result stale
+            made_with = advice.forecast_inputs(upload, key, template)  # a later change makes the result stale
             st.session_state["fc_result"] = (upload.name, app.run_forecast(upload, template, key), made_with)
             status.update(label="Forecast ready", state="complete", expanded=False)
-        except (UploadError, ModelUnavailableError, ValueError) as exc:
+        except (UploadError, ModelUnavailableError, BusyError, ValueError) as exc:
             status.update(label="Forecast failed", state="error", expanded=False)
             st.error(plain(exc, max_chars=1000))
 
 if "fc_result" in st.session_state:
     name, res, made_with = st.session_state["fc_result"]
-    if notice := app.stale_notice(made_with, app.forecast_inputs(upload, key, template)):
+    if notice := advice.stale_notice(made_with, advice.forecast_inputs(upload, key, template)):
         st.info(notice)
     rows = advice.forecast_rows(res)
     card = cards.model_card(res.model, res.pretrained)

@@ -504,6 +504,24 @@ def test_forecast_page_accepts_embeddings_npz(fixture_store):
     assert at.button(key="fc_run").disabled
 
 
+def test_forecasts_take_turns_and_a_visitor_without_one_is_told_so(fixture_store, monkeypatch):
+    """Every visitor's forecast ran at once, each with all the cores: unbounded, more visitors made every
+    forecast slower and held more memory. Now they take turns; one that gets none in time says so."""
+    import app
+    from core.turns import Turns
+
+    monkeypatch.setattr(app, "_FORECAST_TURNS", Turns(1))
+    monkeypatch.setattr(app, "FORECAST_WAIT_S", 0.05)
+    held = app._FORECAST_TURNS.turn(wait_s=0)
+    held.__enter__()  # another visitor's forecast is running
+    at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))
+    assert not at.exception and "server is busy" in at.error[0].value and "fc_result" not in at.session_state
+    assert at.status[0].label == "Forecast failed"
+    held.__exit__(None, None, None)  # it ended: the next press gets a turn
+    at.button(key="fc_run").click().run()
+    assert not at.exception and not at.error and at.session_state["fc_result"][1].n_images == 30
+
+
 def test_forecast_page_shows_model_errors_and_missing_runs(fixture_store, monkeypatch):
     def offline(key, **kw):
         raise models.ModelUnavailableError(f"Could not obtain the pretrained weights of {key}: offline.")

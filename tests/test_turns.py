@@ -1,0 +1,60 @@
+"""core.turns: at most N holders at once; the others wait, then get a clear BusyError."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from core.turns import BusyError, Turns
+
+
+def test_a_second_holder_waits_for_the_first_and_is_told_it_waits():
+    turns, told, order = Turns(1), [], []
+    first = turns.turn(wait_s=0)
+    first.__enter__()
+
+    def second():
+        with turns.turn(wait_s=5, on_wait=lambda: told.append("waiting")):
+            order.append("second")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    time.sleep(0.1)
+    assert told == ["waiting"] and order == []  # it waits while the slot is held
+    order.append("first ends")
+    first.__exit__(None, None, None)
+    thread.join(5)
+    assert order == ["first ends", "second"]
+
+
+def test_no_turn_within_the_limit_raises_and_frees_nothing():
+    turns = Turns(2)
+    with turns.turn(wait_s=0), turns.turn(wait_s=0):
+        with pytest.raises(BusyError, match=r"busy: 2 forecasts are already running and none ended within 0\.05 s"):
+            with turns.turn(wait_s=0.05, what="forecasts are"):
+                pass
+    with turns.turn(wait_s=0), turns.turn(wait_s=0):  # both slots came back, and only two
+        pass
+
+
+def test_a_failing_holder_gives_its_turn_back():
+    turns = Turns(1)
+    with pytest.raises(KeyError):
+        with turns.turn(wait_s=0):
+            raise KeyError("boom")
+    with turns.turn(wait_s=0):
+        pass
+
+
+@pytest.mark.parametrize("slots", [0, -1, 1.5, True, "2"])
+def test_bad_slot_counts_are_refused(slots):
+    with pytest.raises(ValueError, match="slots must be a positive integer"):
+        Turns(slots)
+
+
+@pytest.mark.parametrize("wait_s", [-1, float("nan")])
+def test_bad_waits_are_refused(wait_s):
+    with pytest.raises(ValueError, match="wait_s must be zero or more"):
+        with Turns(1).turn(wait_s=wait_s):
+            pass
