@@ -4,6 +4,8 @@
 
 Numbers are computed from the stored records (mean over seeds per dataset first); the
 Kendall-tau interval is the two-level bootstrap of core.predictor_eval (datasets, then seeds).
+Without --results it reads the app's store as the app ranks it: submitted, unverified runs left out
+(as in jobs.predictors and jobs.export).
 """
 from __future__ import annotations
 
@@ -81,7 +83,8 @@ def report(runs: pd.DataFrame, *, min_datasets: int = 5) -> str:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     p = argparse.ArgumentParser(prog="python -m jobs.grid_report", description=__doc__.split("\n")[0])
-    p.add_argument("--results", type=Path, action="append", help="results folder(s); default: the app's store")
+    p.add_argument("--results", type=Path, action="append",
+                   help="results folder(s); default: the app's store, without submitted, unverified runs")
     p.add_argument("--out", type=Path, help="also write the Markdown here")
     args = p.parse_args(argv)
     for root in args.results or []:
@@ -89,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None and (args.out.is_dir() or not args.out.parent.is_dir()):
         raise ValueError(f"--out {args.out}: " + ("is a folder: name a file" if args.out.is_dir()
                                                   else "its folder does not exist"))
-    text = report(store.load_runs(args.results))  # ValueError (no runs): user_facing says why, exit 2
+    runs = store.load_runs(args.results)
+    if not args.results:  # the app's store: as the ranking shows it, without unverified submissions
+        runs = store.verified_runs(runs)
+    text = report(runs)  # ValueError (no runs): user_facing says why, exit 2
     print(text)
     if args.out:
         args.out.write_text(text)

@@ -86,3 +86,30 @@ def test_the_offline_toy_models_numbers_say_they_are_a_toys(tmp_path, capsys):
     assert "**Toy model:** worldclip-tiny (world-v1) is a tiny model pretrained offline" in said["toy"]
     assert "Toy model" not in said["real"] and "Toy model" not in said["random"]  # random: the RANDOM WEIGHTS line
     assert "worldclip-tiny (random, RANDOM WEIGHTS)" in said["random"]
+
+
+def test_the_default_store_is_reported_as_the_ranking_shows_it_without_unverified_submissions(tmp_path, monkeypatch,
+                                                                                              capsys):
+    """Without --results the report read the app's whole store, unverified submissions included, while the
+    ranking, jobs.export and jobs.predictors leave them out: one method's gain differed between them."""
+    from core import ranking, store
+
+    shipped, local, submitted = tmp_path / "shipped", tmp_path / "local", tmp_path / "submitted"
+    shipped.mkdir()
+    write_fixture_store(local, n_datasets=6, methods=("full",), seeds=(0,), noise=0.0)
+    for path in write_fixture_store(submitted, n_datasets=6, methods=("full",), seeds=(1,), noise=0.0):
+        r = json.loads(path.read_text())  # a stranger's seed 1, claiming 30 points more on every dataset
+        ft = min(r["ft_acc"] + 30.0, 100.0)
+        r.update(ft_acc=ft, source=store.SUBMITTED_SOURCE,
+                 **schema.outcome_fields(r["zs_acc"], ft, r["ood_before"], r["ood_after"]))
+        path.write_text(json.dumps(r))
+    monkeypatch.setattr(store, "SHIPPED_DIR", shipped)
+    monkeypatch.setenv(store.ENV_VAR, str(local))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(submitted))
+    monkeypatch.setenv("IIMM_STORE_INDEX", "off")
+    assert len(store.load_runs()) == 12  # both stores are read
+    ranked = ranking.method_ranking(store.verified_runs(store.load_runs()))  # what the ranking page shows
+    assert grid_report.main([]) == 0
+    text = capsys.readouterr().out
+    assert "6 successful runs (0 failed), up to 1 seed(s)" in text  # was: 12 runs, 2 seeds
+    assert f"| full | 6 | {ranked['id_gain'].iloc[0]:+.1f} ±" in text
