@@ -83,6 +83,6 @@ except ValueError as exc:
     st.info(f"Nothing to draw: {exc}")
 opened = mine[mine["dataset"].isin(datasets)] if datasets else mine  # the runs the link shows
 a3.page_link("pages/runs.py", label=f"All {len(opened)} runs of this model" + (" on these datasets" if datasets else ""),
-             icon=":material/table_rows:", query_params=app.carried("model", "dataset"))
+             icon=":material/table_rows:", query_params=app.carried("model", "dataset", "submitted"))
 a3.page_link("pages/matrix.py", label="Every method on every dataset", icon=":material/grid_on:",
-             query_params=app.carried("model"))
+             query_params=app.carried("model", "submitted"))  # the runs counted are the runs opened

@@ -114,6 +114,30 @@ def test_ranking_view_restores_from_the_url(fixture_store):
     assert at.selectbox(key="x").value == "net" and at.multiselect(key="dataset").value == ["fx-set-0", "fx-set-1"]
 
 
+def test_the_ranking_links_open_the_runs_they_count_submitted_runs_included(fixture_store, tmp_path, monkeypatch):
+    """With unverified submissions included, 'All 4 runs of this model on these datasets' opened the All runs page
+    without them (the toggle was not carried): it showed 3 runs, and the matrix link dropped them too."""
+    from urllib.parse import parse_qs
+
+    submitted = tmp_path / "submitted"
+    for path in write_fixture_store(submitted, pretrained="random", methods=("full",), seeds=(5,)):
+        path.write_text(json.dumps(dict(json.loads(path.read_text()), source=store.SUBMITTED_SOURCE)))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(submitted))
+    at = app_test()
+    at.query_params.update({"submitted": "true", "dataset": "fx-set-0"})
+    at.run()
+    assert not at.exception and at.toggle(key="submitted").value
+    links = {link.proto.page: link.proto for link in at.get("page_link")}
+    assert links["runs"].label == "All 4 runs of this model on these datasets"  # 3 measured + 1 submitted
+    for name in ("runs", "matrix"):
+        assert parse_qs(links[name].query_string).get("submitted") == ["true"], name
+    opened = app_test()
+    opened.switch_page("pages/runs.py")
+    opened.query_params.update(parse_qs(links["runs"].query_string))
+    opened.run()
+    assert not opened.exception and "**4** of 24 runs match" in opened.markdown[0].value  # was: 3 of 18
+
+
 def test_empty_store_explains_itself(tmp_path, monkeypatch):
     monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "nothing"))
     monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
