@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from core import forecast, metrics
+from core import forecast, metrics, ranking
 from core.models import DEFAULT_MODEL, spec_for
 
 log = logging.getLogger(__name__)
@@ -267,6 +267,9 @@ def forecast_for_embeddings(image: np.ndarray, text: np.ndarray, labels: np.ndar
     raw = forecast.forecast_methods(runs_df, {"iimm": zs["iimm"]}, model=model, pretrained=pretrained,
                                     outcomes=tuple(OUTCOMES), predictor="iimm",
                                     min_runs=min_datasets, level=level)
+    # a baseline (zero-shot: outcomes 0 by definition) is no method to forecast, as on the ranking: its rows
+    # made a store of zero-shot runs alone count as "enough runs" and named it the best-covered method
+    raw = ranking.without_baselines(raw).reset_index(drop=True)
     selected = pd.DataFrame()
     if not raw.empty and (raw["status"] == "ok").any():
         from core.forecast_select import forecast_new

@@ -84,6 +84,20 @@ def test_too_few_runs_names_the_count_and_adapts_the_command_to_the_model():
     assert res.forecasts["status"].str.contains("too few runs").all()
 
 
+def test_zero_shot_runs_are_no_method_to_forecast_and_never_make_enough_runs():
+    """A grid stopped after its zero-shot cells (every dataset) and a few fine-tuning ones: the zero-shot rows
+    (outcomes 0 by definition) counted as a forecast, so the result said there were enough runs, showed no
+    method and no grid command, and the message would have named zero-shot the best-covered method."""
+    frame = store.records_to_frame(make_fixture_records(n_datasets=6, methods=("zero_shot",))
+                                   + make_fixture_records(n_datasets=2, methods=("full",)))
+    res = _run(frame)
+    assert not res.enough_runs and res.command is not None  # was: enough_runs True, no command
+    assert "2 dataset(s)" in res.message  # the best-covered fine-tuning method (was: zero-shot's 6)
+    assert "zero_shot" not in set(res.raw_forecasts["method"]) | set(res.forecasts["method"])
+    only = _run(store.records_to_frame(make_fixture_records(n_datasets=6, methods=("zero_shot",))))
+    assert not only.enough_runs and only.command is not None
+
+
 def test_random_weights_are_visibly_labelled(runs):
     res = _run(runs, random_weights=True, model_label="worldclip-tiny (random)")
     assert "RANDOM WEIGHTS" in res.title
