@@ -39,7 +39,7 @@ st.title("All runs")
 roots = app.store_roots()
 include = app.source_controls(roots)
 runs = app.load_runs(roots, include)
-st.caption(f"{len(runs)} runs in the store: one fine-tuning run per row, each seed apart; the ranking averages them.")
+st.caption(f"{len(runs)} runs in the store, one per row, each seed apart, zero-shot baselines and failed runs included; the ranking averages the successful fine-tuning runs.")
 if runs.empty:
     st.info("No runs yet: `python -m jobs.grid jobs/configs/smoke.toml --results results/smoke`")
     st.stop()

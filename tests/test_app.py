@@ -166,6 +166,19 @@ def test_runs_rows_filters_and_url(fixture_store):
     assert set(at.dataframe[0].value["dataset"]) == {"fx-set-5"}
 
 
+def test_the_runs_caption_says_which_runs_the_ranking_averages(fixture_store):
+    """The caption called every row a fine-tuning run the ranking averages; the table also lists failed runs and
+    zero-shot baselines, which the ranking leaves out."""
+    write_fixture_store(fixture_store, pretrained="random", methods=("zero_shot",))
+    at = page("runs").run()
+    caption = at.caption[0].value
+    assert not at.exception and caption.startswith("24 runs in the store")
+    ranked = app_test().run().dataframe[0].value
+    assert int(ranked["n_runs"].sum()) == 24 - 6 - 2  # neither the zero-shot runs nor the 2 failed ones
+    assert "failed runs included" in caption and "zero-shot baselines" in caption
+    assert "averages the successful fine-tuning runs" in caption
+
+
 @pytest.mark.slow
 def test_runs_picker_says_how_to_reach_runs_beyond_the_table(fixture_store):
     methods = ("full", "bitfit", "lora", "attention", "clip_adapter", "linear_probe")
