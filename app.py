@@ -292,10 +292,10 @@ def _upload_key(upload, template: str, model_key: str) -> tuple:
     return (st.session_state["fc_session"], upload.file_id, template, model_key)
 
 
-def parsed_upload(upload, template: str, model_key: str):
+def parsed_upload(upload, template: str, model_key: str, deadline=None):
     """The parsed upload (``core.upload`` output), from the shared pool or parsed now; UploadError says
     why it cannot be used. Embeddings must have the chosen model's width; decoding images has the upload
-    time budget."""
+    time budget (``deadline``: a forecast's own, which its embedding then shares; default a new one)."""
     from core.upload import (DEFAULT_LIMITS, Deadline, embedding_width, load_embeddings_npz,
                              load_image_folder_zip)
 
@@ -303,9 +303,10 @@ def parsed_upload(upload, template: str, model_key: str):
     if (parsed := _PARSED.get(key)) is not None:
         return parsed
     upload.seek(0)
+    deadline = deadline or Deadline(DEFAULT_LIMITS.max_seconds)
     parsed = (load_embeddings_npz(upload, expected_dim=embedding_width(model_key))
               if upload.name.lower().endswith(".npz")
-              else load_image_folder_zip(upload, template=template, deadline=Deadline(DEFAULT_LIMITS.max_seconds)))
+              else load_image_folder_zip(upload, template=template, deadline=deadline))
     _PARSED.put(key, parsed, parsed_bytes(parsed), budget=PARSED_BUDGET_BYTES,
                 replaces=lambda k: k[0] == key[0])  # a session holds one upload
     return parsed
@@ -344,12 +345,13 @@ def run_forecast(upload, template: str, model_key: str):
     def waiting() -> None:
         st.write(f"{FORECAST_SLOTS} other forecasts are running; yours starts when one ends…")
     with _FORECAST_TURNS.turn(wait_s=FORECAST_WAIT_S, what="forecasts are", on_wait=waiting):
-        parsed = parsed_upload(upload, template, model_key)
+        deadline = Deadline(DEFAULT_LIMITS.max_seconds)  # one budget: parsing a dropped upload again counts
+        parsed = parsed_upload(upload, template, model_key, deadline)
         if upload.name.lower().endswith(".npz"):
             return predict.forecast_for_npz(parsed, forecast_runs(), model_key)
         with st.spinner("Loading the model…"):
             loaded = warm_model(model_key).result()
-        bar, deadline = st.progress(0.0, text="embedding the images…"), Deadline(DEFAULT_LIMITS.max_seconds)
+        bar = st.progress(0.0, text="embedding the images…")
 
         def progress(done: int, total: int) -> None:
             deadline.check("embedding the images")

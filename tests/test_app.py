@@ -559,6 +559,28 @@ def test_forecasts_take_turns_and_a_visitor_without_one_is_told_so(fixture_store
     assert not at.exception and not at.error and at.session_state["fc_result"][1].n_images == 30
 
 
+def test_a_forecast_whose_upload_was_dropped_has_one_time_budget(fixture_store, monkeypatch):
+    """A run whose parsed upload had left the shared pool parsed it again under a budget of its own, then
+    embedded under another: up to twice the 300 s the README promises. Now both share the forecast's one."""
+    import app
+    import core.upload
+
+    made = []
+
+    class CountedDeadline(core.upload.Deadline):
+        def __init__(self, seconds):
+            super().__init__(seconds)
+            made.append(self)
+
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
+    app._PARSED.clear()  # dropped for other sessions' uploads
+    monkeypatch.setattr(core.upload, "Deadline", CountedDeadline)
+    at.button(key="fc_run").click().run()
+    assert not at.exception and not at.error and at.session_state["fc_result"][1].n_images > 0
+    assert len(made) == 1
+
+
 def test_forecast_page_shows_model_errors_and_missing_runs(fixture_store, monkeypatch):
     def offline(key, **kw):
         raise models.ModelUnavailableError(f"Could not obtain the pretrained weights of {key}: offline.")
