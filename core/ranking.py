@@ -35,7 +35,8 @@ RANK_BY = {"id_gain": ("id_gain", "in-domain gain", True),
            "net": ("net", "gain + out-of-domain change", True)}
 RANKING_COLUMNS = ["rank", "model", "pretrained", "method", "method_title", "family", "pareto",
                    "id_gain", "id_gain_lo", "id_gain_hi", "ood_change", "ood_change_lo", "ood_change_hi",
-                   "net", "n_datasets", "n_runs", "datasets", "trainable_params", "wall_time_s", "peak_mb"]
+                   "net", "n_datasets", "n_ood_datasets", "n_runs", "datasets", "trainable_params", "wall_time_s",
+                   "peak_mb"]
 
 
 def _cost_columns(provenance: pd.Series) -> pd.DataFrame:
@@ -126,7 +127,9 @@ def method_ranking(runs: pd.DataFrame, *, rank_by: str = "id_gain", level: float
     """One row per (model, pretrained, method): :data:`RANKING_COLUMNS`.
 
     ``id_gain``/``ood_change``: means over dataset points (points) with their t interval at
-    ``level`` over datasets; ``net`` = their sum; ``datasets``: the names averaged, as a JSON list;
+    ``level`` over datasets; ``net``: the mean of their per-dataset sum over the datasets where both were
+    measured (their sum when that is every dataset); ``n_ood_datasets``: the datasets with an out-of-domain
+    mean (a method's OOD panel may be missing for some); ``datasets``: the names averaged, as a JSON list;
     costs are means over datasets of the seed means. ``rank`` (1 = best; <NA> where the ranked outcome
     was not measured) and ``pareto`` are within each (model, pretrained). Baselines (zero-shot: no
     training, every outcome 0 by definition) are left out unless asked for.
@@ -148,7 +151,10 @@ def method_ranking(runs: pd.DataFrame, *, rank_by: str = "id_gain", level: float
         for outcome in ("id_gain", "ood_change"):
             mean, lo, hi = mean_interval(group[outcome] if outcome in group else [], level)
             row.update({outcome: mean, f"{outcome}_lo": lo, f"{outcome}_hi": hi})
-        row["net"] = row["id_gain"] + row["ood_change"]
+        measured = group.dropna(subset=["id_gain", "ood_change"]) if "ood_change" in group else group.iloc[:0]
+        row["n_ood_datasets"] = int(measured["dataset"].nunique())
+        # per dataset, so a gain over every dataset is never added to a change over only some of them
+        row["net"] = float((measured["id_gain"] + measured["ood_change"]).mean()) if len(measured) else math.nan
         for key in COST_KEYS:
             row[key] = float(group[key].mean()) if group[key].notna().any() else math.nan
         rows.append(row)
@@ -253,10 +259,12 @@ def verdict_text(rows: pd.DataFrame) -> str:
 
 
 def same_datasets(rows: pd.DataFrame) -> bool:
-    """Whether every ranking row averages the same datasets (not only as many), so one sentence can say
-    how many and a table can drop its datasets column. False for no rows."""
+    """Whether every ranking row averages the same datasets (not only as many), out-of-domain too where
+    measured, so one sentence can say how many and a table can drop its datasets columns. False for no rows."""
     if rows.empty or rows["n_datasets"].nunique() != 1:
         return False
+    if "n_ood_datasets" in rows.columns and not rows["n_ood_datasets"].isin([0, rows["n_datasets"].iloc[0]]).all():
+        return False  # some method's out-of-domain mean rests on fewer datasets than its gain
     return "datasets" not in rows.columns or rows["datasets"].nunique(dropna=False) == 1
 
 

@@ -59,7 +59,7 @@ shown = rows.assign(
 SMALL = "small"
 st.dataframe(shown, hide_index=True, key="rk_table", column_order=[
     "rank", "method_title", "id_gain", "gain_ci", "ood_change", "ood_ci", "front", "trainable_params",
-    "wall_time_s", "peak_mb", *([] if same else ["n_datasets"]), "card"], column_config={
+    "wall_time_s", "peak_mb", *([] if same else ["n_datasets", "n_ood_datasets"]), "card"], column_config={
     "rank": NUM("rank", width=40), "method_title": TXT("method", width=190),
     "id_gain": NUM("gain", format="%+.1f", width=SMALL, help="in-domain gain: mean accuracy points gained on the "
                                                               "trained task"),
@@ -71,6 +71,7 @@ st.dataframe(shown, hide_index=True, key="rk_table", column_order=[
     "wall_time_s": NUM("time/run (s)", format="%.0f", width=SMALL, help="mean wall time of one run"),
     "peak_mb": NUM("memory (MB)", format="%.0f", width=SMALL, help="peak memory of a run's process"),
     "n_datasets": NUM("datasets", width=SMALL, help="datasets averaged (each the mean of its seeds)"),
+    "n_ood_datasets": NUM("OOD datasets", width=SMALL, help="datasets behind the OOD change (its panel measured)"),
     "card": st.column_config.LinkColumn("card", display_text="card", width=50)})
 
 axes = list(charts.TRADEOFF_AXES)

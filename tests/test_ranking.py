@@ -295,6 +295,24 @@ def test_net_is_gain_plus_out_of_domain_change_and_ranks_by_it():
     assert rows.loc["lora", "rank"] == 1 and rows.loc["bitfit", "rank"] == 2  # by net, not by gain
 
 
+def test_net_adds_gain_and_change_per_dataset_where_both_were_measured():
+    """A method whose OOD panel was measured on one dataset of two: net added the gain averaged over two
+    datasets to the change of the other one, and the verdict said both rest on the same 2 datasets."""
+    runs = frame(n_datasets=2, methods=("full",))  # full's gains: 2 + 40 * 0.2 = 10 and 2 + 40 * 0.25 = 12
+    runs.loc[runs["dataset"] == "fx-set-0", "ood_change"] = np.nan  # no panel there
+    (row,) = ranking.method_ranking(runs).to_dict("records")
+    change = float(runs.loc[runs["dataset"] == "fx-set-1", "ood_change"].iloc[0])
+    gain = float(runs.loc[runs["dataset"] == "fx-set-1", "id_gain"].iloc[0])
+    assert (row["n_datasets"], row["n_ood_datasets"]) == (2, 1)
+    assert row["net"] == pytest.approx(gain + change)  # dataset 1's own sum, not mean(gains) + its change
+    assert row["net"] != pytest.approx(row["id_gain"] + row["ood_change"])
+    assert not ranking.same_datasets(pd.DataFrame([row]))  # so the page shows both dataset counts
+    assert "averaged over the same" not in ranking.verdict_text(ranking.method_ranking(runs))
+    whole = ranking.method_ranking(frame(n_datasets=2, methods=("full",)))
+    assert whole["n_ood_datasets"].tolist() == [2] and ranking.same_datasets(whole)
+    assert whole["net"].iloc[0] == pytest.approx(whole["id_gain"].iloc[0] + whole["ood_change"].iloc[0])
+
+
 def test_verdict_says_same_datasets_only_when_the_datasets_are_the_same():
     runs = frame(n_datasets=3, methods=("full", "bitfit"))
     # two datasets each, but not the same two: Full on sets 1 and 2, BitFit on sets 0 and 1
