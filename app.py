@@ -110,6 +110,11 @@ def load_runs(roots: tuple[str, ...], include_submitted: bool = False) -> pd.Dat
     return runs if include_submitted else _verified_runs(roots, runs.attrs[_VERSION], runs)
 
 
+def no_runs_text(roots: tuple[str, ...], advice: str) -> str:
+    """What a page with no run to show says (:func:`core.store.no_runs_text`: also when only submissions are left out)."""
+    return store.no_runs_text(load_runs(roots, True), advice)
+
+
 def forecast_runs() -> pd.DataFrame:
     """The runs a forecast may fit on: the whole store less unverified submissions."""
     return load_runs(store_roots())

@@ -30,7 +30,7 @@ roots = app.store_roots()
 include = app.source_controls(roots)
 all_runs = app.load_runs(roots, include)
 if all_runs.empty:
-    st.info("The store has no runs yet; the About page says how to add some.")
+    st.info(app.no_runs_text(roots, "The store has no runs yet; the About page says how to add some."))
     st.stop()
 c1, c2 = st.columns(2)
 model, pretrained = app.pick_model(all_runs, c1)

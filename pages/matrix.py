@@ -22,7 +22,7 @@ roots = app.store_roots()
 include = app.source_controls(roots)
 runs = app.load_runs(roots, include)
 if runs.empty:
-    st.info("No runs yet; the About page says how to add some.")
+    st.info(app.no_runs_text(roots, "No runs yet; the About page says how to add some."))
     st.stop()
 c1, c2 = st.columns(2)
 model, pretrained = app.pick_model(runs, c1)

@@ -28,8 +28,8 @@ roots = app.store_roots()
 include = app.source_controls(roots)
 runs = app.load_runs(roots, include)
 if runs.empty:
-    st.info("No runs yet. Run a grid (`python -m jobs.grid jobs/configs/smoke.toml --results results/smoke`) "
-            "and reload; the About page says more.")
+    st.info(app.no_runs_text(roots, "No runs yet. Run a grid (`python -m jobs.grid jobs/configs/smoke.toml "
+                             "--results results/smoke`) and reload; the About page says more."))
     st.stop()
 c1, c2, c3 = st.columns([2, 2, 3])
 model, pretrained = app.pick_model(runs, c1)

@@ -41,7 +41,7 @@ include = app.source_controls(roots)
 runs = app.load_runs(roots, include)
 st.caption(f"{len(runs)} runs in the store, one per row, each seed apart, zero-shot baselines and failed runs included; the ranking averages the successful fine-tuning runs.")
 if runs.empty:
-    st.info("No runs yet: `python -m jobs.grid jobs/configs/smoke.toml --results results/smoke`")
+    st.info(app.no_runs_text(roots, "No runs yet: `python -m jobs.grid jobs/configs/smoke.toml --results results/smoke`"))
     st.stop()
 f = st.columns(4)
 models = app.model_labels(runs)

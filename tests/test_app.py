@@ -148,6 +148,25 @@ def test_empty_store_explains_itself(tmp_path, monkeypatch):
         assert not out.exception, name
 
 
+def test_a_store_of_only_submissions_says_they_are_left_out(tmp_path, monkeypatch):
+    """Every run an unverified submission: the pages say they are left out and how to include them, not
+    "No runs yet" (which told a submitter their runs were lost)."""
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "nothing"))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(tmp_path / "submitted"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    for record in make_fixture_records(n_datasets=2, methods=("full",)):
+        store.write_record(dict(record, source=store.SUBMITTED_SOURCE), tmp_path / "submitted")
+    for name in ("ranking", "runs", "matrix", "compare"):
+        at = (app_test() if name == "ranking" else page(name)).run()
+        assert not at.exception, name
+        (info,) = [i.value for i in at.info if "submitted" in i.value]
+        assert "only 2 submitted, unverified run(s)" in info and "No runs yet" not in info, name
+        assert at.toggle(key="submitted").label == "include 2 submitted, unverified runs", name
+    st.cache_data.clear(), st.cache_resource.clear()
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(tmp_path / "none-either"))
+    assert "No runs yet" in app_test().run().info[0].value  # a store with nothing at all: the old advice
+
+
 # ------------------------------------------------------------------------------ all runs
 def test_runs_rows_filters_and_url(fixture_store):
     at = page("runs").run()
