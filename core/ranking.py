@@ -239,7 +239,8 @@ def verdict_text(rows: pd.DataFrame) -> str:
     """:func:`verdict` as one Markdown sentence, record-supplied titles escaped ("" when no gain).
 
     When every row averages the same datasets (:func:`same_datasets`) the sentence says how many, so a
-    table can drop that column.
+    table can drop that column; a method it names that was measured on a single dataset (no interval) is said
+    to be so.
     """
     facts = verdict(rows)
     best, gentle = facts["best"], facts["gentlest"]
@@ -253,8 +254,18 @@ def verdict_text(rows: pd.DataFrame) -> str:
                  f"{gentle['id_gain']:+.1f} in-domain, {gentle['ood_change']:+.1f} out-of-domain.")
     if facts["front"]:  # empty when no method has an out-of-domain mean
         text += f" **Best trade-offs** (nothing beats them on both): {', '.join(plain(t) for t in facts['front'])}."
+    if same_datasets(rows) and rows["n_datasets"].iloc[0] < 2:
+        return text + (" **From a single dataset:** every method is measured on the same one dataset, so there is "
+                       "no interval and this order may not hold on other datasets.")
     if same_datasets(rows):
-        text += f" Every method is averaged over the same {rows['n_datasets'].iloc[0]} datasets."
+        return text + f" Every method is averaged over the same {rows['n_datasets'].iloc[0]} datasets."
+    # a named method measured on one dataset: its mean has no interval (the table shows a dash), say so here
+    named = {best["method_title"], *facts["front"], *([] if gentle is None else [gentle["method_title"]])}
+    single = rows.loc[rows["method_title"].isin(named) & (rows["n_datasets"] < 2), "method_title"].tolist()
+    if single:
+        text += (f" **From a single dataset:** {', '.join(plain(t) for t in single)} "
+                 f"{'is' if len(single) == 1 else 'are'} measured on one dataset only, so "
+                 "there is no interval and the order may not hold on other datasets.")
     return text
 
 

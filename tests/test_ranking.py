@@ -324,7 +324,22 @@ def test_verdict_says_same_datasets_only_when_the_datasets_are_the_same():
     assert not ranking.same_datasets(rows)  # so the ranking page keeps its datasets column
     same = ranking.method_ranking(runs[runs["dataset"] == "fx-set-1"])
     assert ranking.same_datasets(same)
-    assert ranking.verdict_text(same).endswith("Every method is averaged over the same 1 datasets.")
+    text = ranking.verdict_text(same)  # one dataset: no interval, said in the verdict (it read "the same 1 datasets")
+    assert "**From a single dataset:** every method is measured on the same one dataset" in text
+    assert "1 datasets" not in text
+
+
+def test_verdict_says_which_named_methods_rest_on_a_single_dataset():
+    runs = frame(n_datasets=3, methods=("full", "bitfit", "lora"))
+    runs = runs[(runs["method"] != "full") | (runs["dataset"] == "fx-set-0")]  # Full measured on one dataset
+    rows = ranking.method_ranking(runs)
+    assert rows.set_index("method")["n_datasets"].to_dict() == {"full": 1, "bitfit": 3, "lora": 3}
+    text = ranking.verdict_text(rows)
+    assert text.startswith("**Most gain:** Full")  # from its one dataset: the verdict must say so
+    assert "**From a single dataset:** Full is measured on one dataset only" in text, text
+    assert "LoRA is" not in text and "BitFit is" not in text
+    three = ranking.verdict_text(ranking.method_ranking(frame(n_datasets=3)))
+    assert "single dataset" not in three and three.endswith("Every method is averaged over the same 3 datasets.")
 
 
 def test_ranks_are_within_each_model_not_across_models():
