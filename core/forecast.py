@@ -276,6 +276,22 @@ def forecast_methods(runs_df: pd.DataFrame, predictors: dict[str, float], *, mod
     return pd.DataFrame(rows, columns=_FORECAST_COLUMNS)
 
 
+MIN_FIT_DATASETS = 3  # a fit's statistics need this many dataset points (leave-one-dataset-out needs 3)
+
+
+def fit_notes(table: pd.DataFrame) -> list[str]:
+    """Why each row of a :func:`predictor_table` has no statistics ('' where it has them), for a page that
+    would otherwise show blank cells without a reason."""
+    notes = []
+    for n, r in zip(table["n"], table["pearson_r"]):
+        if n < MIN_FIT_DATASETS:
+            notes.append(f"no fit: {'no' if n == 0 else n} dataset(s) with this outcome, a fit needs "
+                         f"{MIN_FIT_DATASETS}")
+        else:
+            notes.append("" if pd.notna(r) else "no fit: the predictor is the same on every dataset")
+    return notes
+
+
 def predictor_table(runs_df: pd.DataFrame, predictor_columns: list[str],
                     outcomes: tuple[str, ...] = ("id_gain", "norm_gain", "ood_change")) -> pd.DataFrame:
     """How well each predictor explains each outcome, per (model, pretrained, method).
@@ -298,7 +314,7 @@ def predictor_table(runs_df: pd.DataFrame, predictor_columns: list[str],
                        "outcome": outcome, "n": len(pts), "pearson_r": np.nan,
                        "kendall_tau": np.nan, "r2": np.nan, "lodo_mae": np.nan}
                 xs, ys = pts[pred].to_numpy(float), pts[outcome].to_numpy(float)
-                if len(pts) >= 3 and np.ptp(xs) > 0:
+                if len(pts) >= MIN_FIT_DATASETS and np.ptp(xs) > 0:
                     row.update(pearson_r=pearson_r(xs, ys), kendall_tau=kendall_tau(xs, ys),
                                r2=fit_linear(xs, ys).r2,
                                lodo_mae=leave_one_group_out(xs, ys, pts["dataset"])["mae"])

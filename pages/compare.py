@@ -9,7 +9,7 @@ from core.text import plain
 app.ensure_navigation()
 PREDICTORS_CSV = store.SHIPPED_DIR / "predictors.csv"
 SELECTION_CSV = store.SHIPPED_DIR / "forecast-selection.csv"
-NUM = st.column_config.NumberColumn
+NUM, TXT = st.column_config.NumberColumn, st.column_config.TextColumn
 OUTCOME_NAMES = {"id_gain": "in-domain gain", "ood_change": "out-of-domain change", "norm_gain": "normalised gain"}
 
 
@@ -19,7 +19,8 @@ def fit_table(roots: tuple, version: int, model: str, pretrained: str, methods: 
                                                              "method": list(methods)})
     out = forecast.predictor_table(runs, ["iimm"], outcomes=("id_gain", "ood_change"))
     out = ranking.without_baselines(out)
-    return out.assign(method=out["method"].map(cards.method_title), outcome=out["outcome"].map(OUTCOME_NAMES))
+    return out.assign(method=out["method"].map(cards.method_title), outcome=out["outcome"].map(OUTCOME_NAMES),
+                      note=forecast.fit_notes(out))  # why a row has no statistics: blank cells said nothing
 
 
 st.title("Does IIMM predict what fine-tuning does?")
@@ -49,11 +50,14 @@ for tab, outcome in zip(st.tabs(["IIMM vs in-domain gain", "IIMM vs out-of-domai
 
 st.subheader("How well IIMM explains each outcome, per method")
 fits = fit_table(roots, app.store_version(roots), model, pretrained, tuple(methods), include)
-st.dataframe(fits, hide_index=True, key="cmp_fit",
-             column_order=["method", "outcome", "n", "pearson_r", "kendall_tau", "r2", "lodo_mae"], column_config={
-                 "n": NUM("datasets"), "pearson_r": NUM("Pearson r", format="%.2f"),
-                 "kendall_tau": NUM("Kendall τ", format="%.2f"), "r2": NUM("R²", format="%.2f"),
-                 "lodo_mae": NUM("leave-one-dataset-out error (points)", format="%.1f")})
+if fits.empty:
+    st.info("No fine-tuning runs of this model to fit (the zero-shot baseline trains nothing and is left out).")
+else:
+    st.dataframe(fits, hide_index=True, key="cmp_fit", column_order=[
+        "method", "outcome", "n", "pearson_r", "kendall_tau", "r2", "lodo_mae", "note"], column_config={
+        "n": NUM("datasets"), "pearson_r": NUM("Pearson r", format="%.2f"),
+        "kendall_tau": NUM("Kendall τ", format="%.2f"), "r2": NUM("R²", format="%.2f"),
+        "lodo_mae": NUM("leave-one-dataset-out error (points)", format="%.1f"), "note": TXT("note")})
 
 if PREDICTORS_CSV.is_file():
     st.subheader("IIMM against the other zero-shot and transferability scores")

@@ -361,6 +361,30 @@ def test_compare_renders_panels_and_fit_table(fixture_store):
     assert set(at.dataframe[0].value["method"]) == {"Full"}
 
 
+def test_compare_says_why_a_fit_has_no_statistics(tmp_path, monkeypatch):
+    """Blank statistics come with their reason (too few datasets, or IIMM the same on every one), and a model
+    with only zero-shot runs says there is nothing to fit rather than showing an empty table."""
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "results"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    records = make_fixture_records(n_datasets=2, methods=("full",))  # two datasets: no fit
+    records += [dict(r, iimm=0.3) for r in make_fixture_records(n_datasets=4, methods=("lora",))]  # IIMM constant
+    records += make_fixture_records(n_datasets=3, methods=("bitfit",))  # fitted
+    records += make_fixture_records(n_datasets=3, methods=("zero_shot",), pretrained="baseline-only")
+    for record in records:
+        store.write_record(record, tmp_path / "results")
+    at = page("compare").run()
+    assert not at.exception
+    notes = at.dataframe[0].value.set_index(["method", "outcome"])["note"]
+    assert notes["Full", "in-domain gain"] == "no fit: 2 dataset(s) with this outcome, a fit needs 3"
+    assert notes["LoRA", "in-domain gain"] == "no fit: the predictor is the same on every dataset"
+    assert notes["BitFit", "in-domain gain"] == "" and notes["BitFit", "out-of-domain change"] == ""
+    at = page("compare")
+    at.query_params["model"] = "worldclip-tiny · baseline-only"
+    at.run()
+    assert not at.exception and not at.dataframe
+    assert any("No fine-tuning runs of this model to fit" in i.value for i in at.info)
+
+
 def test_compare_condenses_the_predictor_csv(fixture_store):
     (store.SHIPPED_DIR / "predictors.csv").write_text(
         "method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
