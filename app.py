@@ -26,7 +26,8 @@ import pandas as pd
 import streamlit as st
 
 from core import cards, store
-from core.text import model_key, model_pair, option_labels, option_text, plain  # noqa: F401 (pages use them from app)
+from core.text import (model_key, model_pair, option_labels, option_text, plain,  # noqa: F401 (pages use them)
+                       unmatched_link_text)
 from core.turns import Turns
 from core.upload.pool import BudgetPool, parsed_bytes
 
@@ -134,9 +135,31 @@ def source_controls(roots: tuple[str, ...], container=st) -> bool:
 def pick_model(runs: pd.DataFrame, container=st, key: str = "model") -> tuple[str, str]:
     """A model selectbox bound to the URL (``?model=arch@tag``); default: the model with most ok runs."""
     labels = model_labels(runs)
-    options = list(labels)
-    choice = container.selectbox("model", options, key=key, bind=URL, format_func=labels.get)
-    return model_pair(choice or options[0])
+    return model_pair(link_select(container, "model", labels, key) or next(iter(labels)))
+
+
+def _unmatched(key: str, labels: dict) -> list[str]:
+    """The URL's values of ``key`` that are none of the option ``labels`` (read before the widget drops them)."""
+    return [v for v in st.query_params.get_all(key) if v not in set(labels.values())]
+
+
+def link_select(container, what: str, labels: dict, key: str, none_shown: str = "nothing is chosen", **kwargs):
+    """A selectbox of ``labels`` (option -> label) bound to the URL that warns when the link asks for an option
+    it lacks (Streamlit shows the default instead, silently); ``none_shown``: what no choice shows."""
+    missed = _unmatched(key, labels)
+    choice = container.selectbox(what, list(labels), key=key, bind=URL, format_func=labels.get, **kwargs)
+    if missed:
+        st.warning(unmatched_link_text(what, missed, none_shown if choice is None else f"showing {labels[choice]}"))
+    return choice
+
+
+def link_multiselect(container, label: str, labels: dict, key: str, what: str) -> list:
+    """:func:`link_select` for a filter (none chosen = every ``what``)."""
+    missed = _unmatched(key, labels)
+    chosen = container.multiselect(label, list(labels), key=key, bind=URL, format_func=labels.get)
+    if missed:
+        st.warning(unmatched_link_text(what, missed, "filtering on the others" if chosen else f"showing every {what}"))
+    return chosen
 
 
 def model_options(runs: pd.DataFrame) -> list[str]:

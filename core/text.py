@@ -11,7 +11,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["distinct_labels", "model_key", "model_pair", "option_labels", "option_text", "plain", "shorten"]
+__all__ = ["distinct_labels", "model_key", "model_pair", "option_labels", "option_text", "plain", "shorten",
+           "unmatched_link_text"]
 
 # Every character Markdown (CommonMark + GitHub extensions + Streamlit's :colour[...] and emoji
 # shortcodes) can give meaning to, plus HTML's angle brackets and entities.
@@ -108,3 +109,12 @@ def model_pair(key: str) -> tuple[str, str]:
 
 def _unescape_name(text: str) -> str:
     return _KEY_UNESCAPE.sub(lambda m: "%" if m.group(1) == "25" else "@", text)  # one pass: '%2540' -> '%40'
+
+
+
+def unmatched_link_text(what: str, asked: Sequence[str], instead: str) -> str:
+    """What a page says when a link (its URL) asks for ``what`` values (``asked``) that are none of the page's
+    options (a model, dataset or run the store does not have), and what it shows ``instead``. Streamlit drops
+    such values silently, so a shared link showed another model's numbers, or every dataset, as if asked for."""
+    names = ", ".join(plain(v, max_chars=120) for v in asked[:5]) + (f" and {len(asked) - 5} more" if len(asked) > 5 else "")
+    return f"This link asks for the {plain(what)} {names}, which is not among this page's choices: {plain(instead)}."

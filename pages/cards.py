@@ -26,7 +26,7 @@ left, right = st.columns(2)
 with left:
     st.header("Method card")
     titles = app.option_labels(names, cards.method_title)
-    name = st.selectbox("method", names, key="card", bind=app.URL, format_func=titles.get)
+    name = app.link_select(st, "method", titles, "card")
     card = cards.method_card(name)
     st.subheader(plain(card.title))
     st.write(f"**Family:** {plain(card.family)}  \n**What trains:** {plain(card.trains, max_chars=400)}  \n"

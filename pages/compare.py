@@ -38,7 +38,7 @@ model, pretrained = app.pick_model(all_runs, c1)
 mine = all_runs[(all_runs["model"] == model) & (all_runs["pretrained"] == pretrained)]
 trained = [m for m in sorted(mine["method"].dropna().unique()) if not cards.method_card(m).baseline]  # zero-shot: 0
 titles = app.option_labels(trained, cards.method_title)
-methods = c2.multiselect("methods (none = all)", list(titles), key="method", bind=app.URL, format_func=titles.get)
+methods = app.link_multiselect(c2, "methods (none = all)", titles, "method", "method")
 app.model_notice(model, pretrained, all_runs)
 runs = mine if not methods else mine[mine["method"].isin(methods)]
 for tab, outcome in zip(st.tabs(["IIMM vs in-domain gain", "IIMM vs out-of-domain change"]),

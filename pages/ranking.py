@@ -37,7 +37,7 @@ rank_by = c2.selectbox("rank by", list(ranking.RANK_BY), key="rank", bind=app.UR
                        format_func=lambda k: ranking.RANK_BY[k][1])
 mine = runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]
 names = app.option_labels(sorted(mine["dataset"].dropna().unique()))
-datasets = c3.multiselect("datasets (none = all)", list(names), key="dataset", bind=app.URL, format_func=names.get)
+datasets = app.link_multiselect(c3, "datasets (none = all)", names, "dataset", "dataset")
 app.model_notice(model, pretrained, runs)
 rows, mixed = table(roots, app.store_version(roots), model, pretrained, tuple(datasets), rank_by, include)
 if mixed:

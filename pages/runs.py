@@ -45,13 +45,12 @@ if runs.empty:
     st.stop()
 f = st.columns(4)
 models = app.model_labels(runs)
-model = f[0].selectbox("model", list(models), index=None, key="model", bind=app.URL, format_func=models.get,
-                       placeholder="all models")
+model = app.link_select(f[0], "model", models, "model", "showing all models", index=None, placeholder="all models")
 filters = {}
 for i, k in enumerate(("method", "dataset", "status"), start=1):
     labels = app.option_labels(sorted(runs[k].dropna().astype(str).unique()),
                                cards.method_title if k == "method" else str)
-    filters[k] = f[i].multiselect(k, list(labels), key=k, bind=app.URL, format_func=labels.get)
+    filters[k] = app.link_multiselect(f[i], k, labels, k, k)
 c1, c2, c3 = st.columns([3, 2, 1])
 search = c1.text_input("search (method, dataset, model, source)", key="q", bind=app.URL)
 sort_by = c2.selectbox("sort by", list(SORTS), key="sort", bind=app.URL, format_func=SORTS.get)
@@ -78,8 +77,7 @@ if len(view) > len(shown):
 rows = {r["run_id"]: r for r in shown.assign(random_weights=shown["model_label"].str.endswith(app.UNTRAINED_MARK))
         .to_dict("records")}  # the picker marks untrained models as the table does
 labels = app.option_labels(rows, lambda i: ranking.run_label(rows[i]), 200, tags=[f"run {i[:8]}" for i in rows])
-if run_id := st.selectbox("run", list(labels), index=None, key="run", bind=app.URL, format_func=labels.get,
-                          placeholder="pick a run"):
+if run_id := app.link_select(st, "run", labels, "run", index=None, placeholder="pick a run"):
     try:
         rec = store.run_details(app.load_runs(roots, include), run_id)
     except KeyError:  # removed from the store since this view's list was made

@@ -138,6 +138,30 @@ def test_the_ranking_links_open_the_runs_they_count_submitted_runs_included(fixt
     assert not opened.exception and "**4** of 24 runs match" in opened.markdown[0].value  # was: 3 of 18
 
 
+def test_a_link_to_a_model_dataset_method_or_run_the_store_lacks_says_so(fixture_store):
+    """Streamlit drops a URL value that is none of a widget's options and shows the default: a shared link to a
+    removed model or dataset showed another model's ranking, or every dataset, as if they were the ones asked for."""
+    def opened(name, **params):
+        at = app_test() if name == "ranking" else page(name)
+        at.query_params.update(params)
+        at.run()
+        assert not at.exception, name
+        return " ".join(w.value for w in at.warning).replace("\\", "")
+
+    shown = opened("ranking", model="gone · tag", dataset=["fx-set-1", "gone-set"])
+    assert "asks for the model gone · tag, which is not among this page's choices: showing worldclip-tiny · random" in shown
+    assert "asks for the dataset gone-set" in shown and "filtering on the others" in shown
+    assert "showing every dataset" in opened("ranking", dataset=["gone-set"])
+    for name in ("matrix", "compare", "cards"):
+        assert "asks for the model gone · tag" in opened(name, model="gone · tag"), name
+    assert "asks for the method Gone, which" in opened("compare", method=["Gone"])
+    assert "asks for the method gone" in opened("cards", card="gone")
+    runs = opened("runs", model="gone · tag", method=["Gone"], run="gone run")
+    assert "model gone · tag, which is not among this page's choices: showing all models" in runs
+    assert "method Gone" in runs and "run gone run" in runs
+    assert "asks for" not in opened("ranking", model="worldclip-tiny · random", dataset=["fx-set-1"])  # a good link
+
+
 def test_empty_store_explains_itself(tmp_path, monkeypatch):
     monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "nothing"))
     monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
