@@ -72,8 +72,11 @@ if "fc_result" in st.session_state:
         st.caption("Shown as fitted: straight lines are not bounded, so a prediction or interval can leave what is "
                    "possible (an in-domain gain lies between minus the zero-shot accuracy and 100 minus it).")
         app.forecast_table(rows)
-        st.altair_chart(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", subtitle=(
-            "bars: 95 % prediction interval; diamonds: best predicted trade-offs")))
+        try:
+            st.altair_chart(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", subtitle=(
+                "bars: 95 % prediction interval; diamonds: best predicted trade-offs")))
+        except ValueError as exc:  # no method forecast on both axes (e.g. no reference run has an OOD panel)
+            st.info(f"No trade-off chart: {plain(exc)}")
         left, right = st.columns([1, 2])
         titles = app.option_labels(list(rows["method"]), cards.method_title)
         method = left.selectbox("method for the IIMM chart", list(titles), key="fc_method", format_func=titles.get)

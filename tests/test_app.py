@@ -648,6 +648,20 @@ def test_a_forecast_whose_upload_was_dropped_has_one_time_budget(fixture_store, 
     assert len(made) == 1
 
 
+def test_forecast_page_without_out_of_domain_references_explains_the_missing_chart(tmp_path, monkeypatch):
+    """Reference runs without an out-of-domain panel: no method is forecast on both axes, so the trade-off
+    chart has nothing to draw; the page says so (it raised ValueError, a traceback on the page)."""
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "results"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    monkeypatch.setenv("IIMM_FORECAST_MODEL", "worldclip-tiny-random")
+    for record in make_fixture_records(n_datasets=8, pretrained="random", noise=0.5):
+        store.write_record(dict(record, ood_change=None, ood_sets=[], ood_before={}, ood_after={}), tmp_path / "results")
+    at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))
+    assert not at.exception
+    assert any("No trade-off chart" in i.value for i in at.info)
+    assert at.dataframe[0].value["id_gain"].notna().all()  # the gain forecasts are still shown
+
+
 def test_forecast_page_shows_model_errors_and_missing_runs(fixture_store, monkeypatch):
     def offline(key, **kw):
         raise models.ModelUnavailableError(f"Could not obtain the pretrained weights of {key}: offline.")
