@@ -80,6 +80,9 @@ class ForecastResult:
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     selected: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: The reference runs' records say they ran with random weights (the model itself may be trained): the
+    #: forecast's gains and forgetting then describe an untrained network.
+    reference_random_weights: bool = False
 
     @property
     def title(self) -> str:
@@ -295,12 +298,28 @@ def forecast_for_embeddings(image: np.ndarray, text: np.ndarray, labels: np.ndar
     if random_weights:
         notes.insert(0, "This model has RANDOM WEIGHTS (untrained): its numbers describe an "
                         "untrained network, not a pretrained one.")
+    reference_untrained = _reference_untrained(runs_df, model, pretrained)
+    if reference_untrained and not random_weights:
+        notes.insert(0, f"The reference runs of {name} record RANDOM WEIGHTS (untrained): the forecast gains and "
+                        "forgetting are fitted on an untrained network's runs, whatever weights made your sample's "
+                        "embeddings.")
     return ForecastResult(
         model=model, pretrained=pretrained, model_label=model_label, random_weights=bool(random_weights),
         n_images=int(np.asarray(image).shape[0]), n_classes=len(class_names), iimm=zs["iimm"],
         iimm_lo=lo, iimm_hi=hi, zero_shot=zs, transferability=tf, measures=measures,
         baselines=baselines, forecasts=_wide(raw), raw_forecasts=raw, enough_runs=enough,
-        message=message, command=command, notes=notes, timings=timings, selected=selected)
+        message=message, command=command, notes=notes, timings=timings, selected=selected,
+        reference_random_weights=reference_untrained)
+
+
+def _reference_untrained(runs_df: pd.DataFrame, model: str, pretrained: str) -> bool:
+    """Whether any stored run of (model, pretrained) records random weights (``core.cards.untrained_models``)."""
+    from core.cards import untrained_models
+
+    if runs_df.empty or not {"model", "pretrained"} <= set(runs_df.columns):
+        return False
+    mine = runs_df[(runs_df["model"] == model) & (runs_df["pretrained"] == pretrained)]
+    return (model, pretrained) in untrained_models(mine)
 
 
 def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,

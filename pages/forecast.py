@@ -54,7 +54,8 @@ if "fc_result" in st.session_state:
         st.info(notice)
     rows = advice.forecast_rows(res)
     card = cards.model_card(res.model, res.pretrained)
-    verdict = advice.advise(rows, toy_model=card.toy, random_weights=res.random_weights, model_title=card.title,
+    untrained = res.random_weights or res.reference_random_weights  # the model, or the runs its forecast is fitted on
+    verdict = advice.advise(rows, toy_model=card.toy, random_weights=untrained, model_title=card.title,
                             zs_acc=res.zero_shot.get("zs_acc"), n_classes=res.n_classes, n_images=res.n_images)
     st.header(plain(f"{name}: {res.title}"))
     if not res.enough_runs:

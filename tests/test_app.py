@@ -662,6 +662,20 @@ def test_forecast_page_without_out_of_domain_references_explains_the_missing_cha
     assert at.dataframe[0].value["id_gain"].notna().all()  # the gain forecasts are still shown
 
 
+def test_a_forecast_fitted_on_random_weight_runs_is_labelled(tmp_path, monkeypatch):
+    """A trained model's tag whose stored runs record random weights (the ranking labels them): the forecast
+    fitted on them is labelled too; it read as a toy model's forecast only."""
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "results"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    monkeypatch.setenv("IIMM_FORECAST_MODEL", "worldclip-tiny")  # world-v1: trained weights
+    for record in make_fixture_records(n_datasets=8, pretrained="world-v1", noise=0.5):
+        store.write_record(dict(record, random_weights=True), tmp_path / "results")
+    at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))
+    assert not at.exception and at.session_state["fc_result"][1].enough_runs
+    assert any("RANDOM WEIGHTS" in w.value for w in at.warning)
+    assert any("reference runs of worldclip\\-tiny \\(world\\-v1\\) record RANDOM WEIGHTS" in c.value for c in at.caption)
+
+
 def test_forecast_page_shows_model_errors_and_missing_runs(fixture_store, monkeypatch):
     def offline(key, **kw):
         raise models.ModelUnavailableError(f"Could not obtain the pretrained weights of {key}: offline.")
