@@ -90,6 +90,8 @@ if run_id := app.link_select(st, "run", labels, "run", index=None, placeholder="
         st.error(plain(rec["error"], max_chars=2000))
     left, right = st.columns(2)
     left.caption("Out-of-domain accuracy before → after fine-tuning (%)")
+    if not rec["ood_table"]:  # an empty table said nothing
+        left.info("No out-of-domain accuracy recorded for this run (it had no out-of-domain panel).")
     left.dataframe(pd.DataFrame(rec["ood_table"], columns=["set", "before", "after", "change"]), key="lb_ood")
     right.caption("Reproduce with")
     right.code(rec["command"] or "(no reproducing command recorded)", language="bash")

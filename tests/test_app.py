@@ -259,6 +259,17 @@ def test_runs_that_share_a_label_can_each_be_picked_and_filtered(fixture_store):
     assert not at.exception and at.dataframe[0].value["run_id"].tolist() == ["spaced-1"]
 
 
+def test_a_run_without_an_out_of_domain_panel_says_so(fixture_store):
+    base = make_fixture_records(n_datasets=1, methods=("lora",), pretrained="random")[0]
+    store.write_record(dict(base, run_id="no-ood", seed=7, ood_change=None, ood_sets=[], ood_before={}, ood_after={}),
+                       fixture_store)
+    at = page("runs")
+    at.query_params["run"] = "LoRA on fx-set-0, seed 7 (worldclip-tiny random, RANDOM WEIGHTS)"
+    at.run()
+    assert not at.exception and at.selectbox(key="run").value == "no-ood"
+    assert any("No out-of-domain accuracy recorded for this run" in i.value for i in at.info)
+
+
 def test_runs_view_restores_from_the_url_with_readable_run_labels(fixture_store):
     at = page("runs")
     run_id = fixture_run_id("worldclip-tiny", "random", "lora", "fx-set-2", 0)
