@@ -26,6 +26,7 @@ import pandas as pd
 import streamlit as st
 
 from core import cards, store
+from core.cards import model_labels, model_options  # noqa: F401 (pages use them from app)
 from core.text import (model_key, model_pair, option_labels, option_text, plain,  # noqa: F401 (pages use them)
                        unmatched_link_text)
 from core.turns import Turns
@@ -162,17 +163,6 @@ def link_multiselect(container, label: str, labels: dict, key: str, what: str) -
     return chosen
 
 
-def model_options(runs: pd.DataFrame) -> list[str]:
-    """Every (model, pretrained) of the store as a key, the one with most ok runs first."""
-    counts = (runs["status"] == "ok").groupby([runs["model"], runs["pretrained"]]).sum()
-    return [model_key(m, p) for m, p in counts.sort_values(ascending=False, kind="stable").index]
-
-
-def model_labels(runs: pd.DataFrame) -> dict[str, str]:
-    """Model key -> its option label ('arch · tag'), for :func:`model_options`' keys."""
-    return option_labels(model_options(runs), lambda k: " · ".join(model_pair(k)))
-
-
 UNTRAINED_MARK = " (RANDOM WEIGHTS)"
 
 
@@ -207,30 +197,12 @@ def shipped_csv(path: str | Path) -> pd.DataFrame:
     return _read_csv(str(path), Path(path).stat().st_mtime)
 
 
-SELECTION_NEEDS = {"model", "pretrained", "method", "outcome", "coverage", "iimm_coverage"}
-
-
 @st.cache_data(ttl=60)
 def forecast_selection() -> pd.DataFrame:
-    """Every shipped ``forecast-selection.csv`` (coverage of the forecast's intervals, measured by
-    jobs.predictors: world v1's in ``jobs/results``, world v2's beside its records), one frame. Rows
-    keep their ``rule``, so the page uses only those of its own rule; where two files score the same
-    (model, method, outcome, rule), the one later in path order wins."""
-    frames = []
-    for path in sorted(store.SHIPPED_DIR.rglob("forecast-selection.csv")):
-        try:
-            frame = pd.read_csv(path)
-        except (OSError, ValueError) as exc:  # empty or not CSV: the forecast still works, without coverage
-            log.warning("not reading %s: %s", path, exc)
-            continue
-        if SELECTION_NEEDS.issubset(frame.columns):
-            frames.append(frame)
-        else:
-            log.warning("not reading %s: it lacks %s", path, sorted(SELECTION_NEEDS - set(frame)))
-    if not frames:
-        return pd.DataFrame()
-    keys = [c for c in ("model", "pretrained", "method", "outcome", "rule") if all(c in f for f in frames)]
-    return pd.concat(frames, ignore_index=True).drop_duplicates(keys, keep="last", ignore_index=True)
+    """Every shipped ``forecast-selection.csv``, one frame (:func:`core.forecast_select.read_selections`)."""
+    from core.forecast_select import read_selections
+
+    return read_selections(store.SHIPPED_DIR)
 
 
 def forecast_table(rows: pd.DataFrame) -> None:

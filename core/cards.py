@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.text import model_key, model_pair, option_labels
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -291,3 +293,14 @@ def model_notes(frame: pd.DataFrame, untrained: set[tuple[str, str]], markdown: 
 __all__ = ["PREDICTOR_TITLES", "predictor_title", "CITATIONS", "Citation", "METHOD_CARDS", "MethodCard", "ModelCard", "method_card", "method_title",
            "model_card", "model_card_path", "model_names", "model_notes", "toy_note", "untrained_models",
            "untrained_note"]
+
+
+def model_options(runs: pd.DataFrame) -> list[str]:
+    """Every (model, pretrained) of the store as a key, the one with most ok runs first."""
+    counts = (runs["status"] == "ok").groupby([runs["model"], runs["pretrained"]]).sum()
+    return [model_key(m, p) for m, p in counts.sort_values(ascending=False, kind="stable").index]
+
+
+def model_labels(runs: pd.DataFrame) -> dict[str, str]:
+    """Model key -> its option label ('arch · tag'), for :func:`model_options`' keys."""
+    return option_labels(model_options(runs), lambda k: " · ".join(model_pair(k)))

@@ -2,7 +2,9 @@
 selection table the job and the compare page show, and the forecast of a new dataset."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -12,6 +14,8 @@ from core import forecast
 from core.forecast import is_finite_number
 from core.forecast_select.procedure import (DEFAULT_RULE, HEADLINE, _fit_predict, _half_width, _nested, _select,
                                             candidate_sets, check_rule, lodo_coverage, set_label)
+
+log = logging.getLogger(__name__)
 
 def reference_points(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """One row per (model, pretrained, method, dataset): outcomes and every predictor, averaged
@@ -273,3 +277,30 @@ def _same(a: Any, b: Any) -> bool:
         return bool(np.isfinite(float(a)) and float(a) == float(b))
     except (TypeError, ValueError):
         return False
+
+
+#: Columns a ``forecast-selection.csv`` needs for the forecast page's measured coverage.
+SELECTION_NEEDS = {"model", "pretrained", "method", "outcome", "coverage", "iimm_coverage"}
+
+
+def read_selections(root: Path) -> pd.DataFrame:
+    """Every ``forecast-selection.csv`` under ``root`` (coverage of the forecast's intervals, measured by
+    jobs.predictors: world v1's in ``jobs/results``, world v2's beside its records), one frame; empty when
+    there is none. Rows keep their ``rule``, so a page uses only those of its own rule; where two files
+    score the same (model, method, outcome, rule), the one later in path order wins. A file that is not a
+    CSV, or lacks :data:`SELECTION_NEEDS`, is skipped with a logged warning (a forecast works without it)."""
+    frames = []
+    for path in sorted(Path(root).rglob("forecast-selection.csv")):
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, ValueError) as exc:
+            log.warning("not reading %s: %s", path, exc)
+            continue
+        if SELECTION_NEEDS.issubset(frame.columns):
+            frames.append(frame)
+        else:
+            log.warning("not reading %s: it lacks %s", path, sorted(SELECTION_NEEDS - set(frame)))
+    if not frames:
+        return pd.DataFrame()
+    keys = [c for c in ("model", "pretrained", "method", "outcome", "rule") if all(c in f for f in frames)]
+    return pd.concat(frames, ignore_index=True).drop_duplicates(keys, keep="last", ignore_index=True)
