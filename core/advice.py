@@ -134,6 +134,10 @@ def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool 
         warnings.append(f"Your sample is small ({n_images} images for {n_classes} classes): its IIMM and "
                         "zero-shot accuracy, and so every forecast, rest on few images; see IIMM's interval.")
     if ok.empty:
+        if rows["id_gain"].notna().any():  # gains forecast, but no reference run measured out-of-domain
+            return Advice("weak", ["Only in-domain gains could be forecast (in the table below): the stored runs "
+                                   "measured no out-of-domain change, so nothing can be said about forgetting."],
+                          warnings=warnings)
         return Advice("weak", ["No method could be forecast from the stored runs."], warnings=warnings)
     if ok["extrapolation"].any():
         warnings.append("Your dataset lies outside the range of the reference datasets on a predictor that "

@@ -65,6 +65,15 @@ def test_advise_warnings():
     assert none.confidence == "weak" and "No method could be forecast" in none.headline[0]
 
 
+def test_gains_without_any_out_of_domain_forecast_are_not_called_no_forecast():
+    """Reference runs without an OOD panel: the page showed gain forecasts under "No method could be
+    forecast from the stored runs"."""
+    rows = advice.forecast_rows(result([4.0, 2.0], [np.nan, np.nan], statuses=["ood_change: too few runs"] * 2))
+    out = advice.advise(rows)
+    assert out.confidence == "weak" and out.headline[0].startswith("Only in-domain gains could be forecast")
+    assert "nothing can be said about forgetting" in out.headline[0]
+
+
 @pytest.mark.parametrize("gains", [[3.0], [3.0, 3.0]])
 def test_advise_small_and_tied_inputs(gains):
     out = advice.advise(advice.forecast_rows(result(gains, [-1.0] * len(gains))))
