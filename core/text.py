@@ -24,6 +24,12 @@ _AUTOLINK = re.compile(r"(?i)(\\:)(//)|(www)(\\\.)|(@)")
 _JOINER = "\u2060"
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 run', '2 runs', '1,720 runs': ``n`` with its noun in the right number (``plural``: default
+    ``noun + 's'``)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def shorten(text: str, max_chars: int) -> str:
     """``text`` cut to at most ``max_chars`` characters, an ellipsis marking the cut. Raises ValueError
     for a ``max_chars`` below 1."""

@@ -3,7 +3,7 @@ import streamlit as st
 
 import app
 from core import cards
-from core.text import plain
+from core.text import counted, plain
 
 app.ensure_navigation()
 
@@ -37,8 +37,8 @@ if not runs.empty:
     dates = runs["created_at"].dropna().astype(str).str[:10]
     n_models = len(runs[["model", "pretrained"]].drop_duplicates())  # a model is a model · pretrained tag pair
     when = f", recorded {plain(dates.min())} to {plain(dates.max())}" if not dates.empty else ""
-    st.info(f"**The data here:** {len(runs)} runs ({len(ok)} successful) of {n_models} model(s), "
-            f"{runs['method'].nunique()} methods and {runs['dataset'].nunique()} datasets{when}.")
+    st.info(f"**The data here:** {counted(len(runs), 'run')} ({len(ok):,} successful) of {counted(n_models, 'model')}, "
+            f"{counted(runs['method'].nunique(), 'method')} and {counted(runs['dataset'].nunique(), 'dataset')}{when}.")
 st.markdown("""
 **The shipped results are from toy models.** `worldclip-tiny (world-v1)`, the default, is a tiny CLIP
 pretrained offline on this project's generated world (shapes, textures, letters, digits, land cover, charts).

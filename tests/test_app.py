@@ -495,11 +495,11 @@ def test_cards_for_known_and_unknown_methods(fixture_store):
 def test_about_states_the_data_and_the_commands(fixture_store):
     at = page("about").run()
     assert not at.exception
-    assert "18 runs (16 successful) of 1 model(s), 3 methods and 6 datasets" in at.info[0].value
+    assert "18 runs (16 successful) of 1 model, 3 methods and 6 datasets" in at.info[0].value
     write_fixture_store(fixture_store, pretrained="other-tag", n_datasets=2, methods=("full",))
     st.cache_resource.clear()  # the app holds the store's frame for 30 s
     at = page("about").run()  # the same model name under another pretrained tag is another model
-    assert "20 runs (18 successful) of 2 model(s), 3 methods and 6 datasets" in at.info[0].value
+    assert "20 runs (18 successful) of 2 models, 3 methods and 6 datasets" in at.info[0].value
     assert any("python -m jobs.ingest" in c.value for c in at.code)
     assert any("@inproceedings{niss2025iimm" in c.value for c in at.code)
 

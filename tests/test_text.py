@@ -52,3 +52,10 @@ def test_distinct_labels_are_distinct_and_keep_unique_ones(n):
 def test_distinct_labels_rejects_tags_of_another_length():
     with pytest.raises(ValueError, match="tags has 1 entries for 2 labels"):
         distinct_labels(["a", "a"], ["t"])
+
+
+def test_counted_puts_the_noun_in_the_right_number():
+    from core.text import counted
+
+    assert [counted(n, "run") for n in (0, 1, 2, 1720)] == ["0 runs", "1 run", "2 runs", "1,720 runs"]
+    assert counted(1, "datum", "data") == "1 datum" and counted(3, "datum", "data") == "3 data"
