@@ -222,7 +222,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                        "SIGTERM; workers and queued cells stop too).")
     p.add_argument("config", type=Path, help="grid TOML file, e.g. jobs/configs/smoke.toml")
     p.add_argument("--results", type=Path, required=True, help="folder for the result records")
-    p.add_argument("--cache", type=Path, default=None, help="embedding cache folder (default .cache/embeddings)")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="embedding cache folder (default: $IIMM_CACHE, else .cache/embeddings)")
     p.add_argument("--workers", type=int, default=None, help="local workers (default: one per GPU, else 1)")
     p.add_argument("--executor", choices=("local", "slurm", "submitit-local", "submitit-debug"), default="local")
     p.add_argument("--slurm-partition", default=None)

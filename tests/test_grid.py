@@ -156,6 +156,16 @@ def test_dry_run_writes_nothing(tmp_path, capsys):
     assert len(capsys.readouterr().out.splitlines()) == 2 and not results.exists()
 
 
+def test_help_names_the_cache_the_cells_use_by_default(capsys):
+    """--cache's help names the folder core.embed uses without it: $IIMM_CACHE when set, not only
+    .cache/embeddings (the help said the latter alone while the cells wrote to $IIMM_CACHE)."""
+    with pytest.raises(SystemExit) as stop:
+        grid_job.main(["--help"])
+    assert stop.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "$IIMM_CACHE" in text and ".cache/embeddings" in text
+
+
 def test_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
     assert grid_job.acquire_lock(tmp_path, "abc")
     assert not grid_job.acquire_lock(tmp_path, "abc")
