@@ -1,6 +1,6 @@
 """The pre-registered analysis of the world-v2 grid: does IIMM predict gain and forgetting?
 
-    python -m jobs.world_v2_report [--results jobs/results/world-v2] [--boot 2000]
+    python -m jobs.world_v2_report [--results jobs/results/world-v2] [--boot 2000] [--out FOLDER]
 
 Implements step 3 of jobs/results/world-v2/PREREGISTRATION.md exactly: per model and method, Kendall
 tau-b of IIMM vs ID gain and vs OOD change across the 40 tasks, with 95 % nested-bootstrap intervals
@@ -10,7 +10,8 @@ accuracy, and tau of each IIMM term and of zero-shot accuracy. Also each task's 
 fine-tuned test accuracy over every run present; the issue asks >= 95 % on >= 80 % of tasks) and, read
 from ``manipulation-check.csv``, whether the manipulation check passed: when it failed, the report says
 that these runs are description, not a test of the claim. Works on a partial grid (criteria that need
-missing runs print "not decidable yet"). Writes ``report.md`` beside the records.
+missing runs print "not decidable yet"). Writes ``report.md`` beside the records (``--out``: elsewhere; a
+``--boot`` other than the pre-registered 2,000 must not overwrite the shipped report).
 """
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ import pandas as pd
 
 from core.data import world2
 from core.nested_bootstrap import kendall_tau, nested_bootstrap_tau
-from jobs.cli import check_results_folder, user_facing
-from jobs.world_check import ALL_MODELS, CONTROL, LONG_TAILED, OUTCOMES, TASKS, coverage_taus, table, verdict
+from jobs.cli import check_results_folder, check_writable_folder, user_facing
+from jobs.world_check import (ALL_MODELS, CONTROL, LONG_TAILED, OUTCOMES, PREREGISTERED_BOOT, SHIPPED, TASKS,
+                              coverage_taus, table, verdict)
 
 log = logging.getLogger("jobs.world_v2_report")
 STUDY_METHODS = ("full_ft", "bitfit", "attention", "lora", "clip_adapter")
@@ -237,10 +239,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m jobs.world_v2_report", description=__doc__.split("\n")[0])
     p.add_argument("--results", type=Path, default=Path("jobs/results/world-v2"))
-    p.add_argument("--boot", type=int, default=2000)
+    p.add_argument("--boot", type=int, default=PREREGISTERED_BOOT,
+                   help=f"bootstrap replicates (pre-registered: {PREREGISTERED_BOOT}; another value needs --out "
+                        "when --results is the shipped folder)")
+    p.add_argument("--out", type=Path, default=None, help="where report.md goes (default: the --results folder)")
     args = p.parse_args(argv)
     from core import store
 
+    if args.boot < 1:
+        raise ValueError(f"--boot must be a positive number of bootstrap replicates, got {args.boot}")
+    out = args.results if args.out is None else args.out
+    if args.boot != PREREGISTERED_BOOT and out.resolve() == SHIPPED.resolve():
+        raise ValueError(f"B = {args.boot}, not the pre-registered {PREREGISTERED_BOOT}, must not overwrite the shipped "
+                         f"report in {SHIPPED}: give --out FOLDER for it")
+    check_writable_folder(out, "--out", "report.md")
     runs = store.load_runs([check_results_folder(args.results)])
     runs = runs[(runs["status"] == "ok") & runs["dataset"].str.startswith(world2.suites.PREFIX)
                 & (runs["method"] != "zero_shot")]
@@ -249,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     _, status = manipulation_verdict(args.results)  # a damaged check is refused before the bootstrap
     tab = method_table(runs, n_boot=args.boot)
     report = markdown(tab, criteria(tab), len(runs), args.boot, status=status, ceiling=ceilings(runs))
-    store.write_file_atomic(args.results / "report.md", report + "\n")  # whole, or the old one kept
+    store.write_file_atomic(out / "report.md", report + "\n")  # whole, or the old one kept
     print(report)
     return 0
 
