@@ -196,6 +196,10 @@ def check_model(name: str | ModelSpec, pretrained: str | None = None) -> ModelSp
             f"architecture (see open_clip.list_models()); the offline default is '{DEFAULT_MODEL}'.")
     if (spec.pretrained and not spec.arch.startswith("hf-hub:") and not spec.shipped_weights
             and not open_clip.get_pretrained_cfg(spec.arch, spec.pretrained) and not spec.weights_file):
+        if looks_like_weights_path(spec.pretrained):  # named as a file: say that file is missing, not how to name one
+            raise ModelUnavailableError(
+                f"{spec.arch}: the weights file {spec.pretrained} does not exist (or is not a file); check the path, "
+                f"or use an open_clip tag; the offline default is '{DEFAULT_MODEL}'.")
         tags = open_clip.list_pretrained_tags_by_model(spec.arch)  # a typo is not 'offline': say what is known
         known = ", ".join(tags[:8]) + (", … see open_clip.list_pretrained_tags_by_model" if len(tags) > 8 else "")
         raise ModelUnavailableError(

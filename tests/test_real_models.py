@@ -2,6 +2,8 @@
 as a local file. Offline: the tiny architecture stands in for a real one, its weights written to tmp_path."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -65,7 +67,7 @@ def test_an_unknown_tag_or_missing_weights_file_is_refused_for_what_it_is_not_as
     # reported by load_model as 'the download failed ... this machine may be offline'
     from core.models import ModelUnavailableError, check_model
 
-    with pytest.raises(ModelUnavailableError, match="has no pretrained weights") as info:
+    with pytest.raises(ModelUnavailableError, match="has no pretrained weights|does not exist") as info:
         check_model("ViT-B-32", pretrained)
     assert named in str(info.value) and "offline —" not in str(info.value)
     assert check_model("ViT-B-32", "LAION2B-S34B-B79K").pretrained == "LAION2B-S34B-B79K"  # open_clip's spelling rules
@@ -143,3 +145,14 @@ def test_a_bare_named_weights_file_is_told_how_to_be_named(tmp_path, monkeypatch
     (tmp_path / "mycheckpoint").write_bytes(b"x")
     with pytest.raises(ModelUnavailableError, match=r"a path with a folder, e\.g\. \./mycheckpoint, or a \.pt/"):
         check_model("ViT-B-32", "mycheckpoint")
+
+
+@pytest.mark.parametrize("path", ["/nonexistent/w.pt", "missing/w.bin", "w.safetensors"])
+def test_a_missing_weights_file_is_named_as_missing(tmp_path, monkeypatch, path):
+    """A missing absolute path was told how to name a file: 'e.g. .//nonexistent/w.pt'."""
+    from core.models import ModelUnavailableError, check_model
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelUnavailableError, match=rf"the weights file {re.escape(path)} does not exist") as info:
+        check_model("ViT-B-32", path)
+    assert "e.g." not in str(info.value)
