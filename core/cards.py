@@ -239,17 +239,19 @@ def model_card(model: str, pretrained: str) -> ModelCard:
                      markdown=markdown)
 
 
-def untrained_models(runs: pd.DataFrame) -> set[tuple[str, str]]:
+def untrained_models(runs: pd.DataFrame, *, flags_from: pd.DataFrame | None = None) -> set[tuple[str, str]]:
     """The (model, pretrained) pairs of ``runs`` whose numbers come from random weights: those the
     model registry calls untrained, and those any of their records flags (``random_weights``), so an
-    ingested record with its own tag is labelled too."""
+    ingested record with its own tag is labelled too. ``flags_from``: the records whose flags count
+    (default ``runs``; e.g. the whole store, when ``runs`` is the part of it a page shows)."""
     if runs.empty:
         return set()
     pairs = set(zip(runs["model"].astype(str), runs["pretrained"].astype(str)))
+    source = runs if flags_from is None else flags_from
     flagged = set()
-    if "random_weights" in runs.columns:
-        marked = runs[runs["random_weights"].fillna(False).astype(bool)]
-        flagged = set(zip(marked["model"].astype(str), marked["pretrained"].astype(str)))
+    if "random_weights" in source.columns:
+        marked = source[source["random_weights"].fillna(False).astype(bool)]
+        flagged = set(zip(marked["model"].astype(str), marked["pretrained"].astype(str))) & pairs
     return flagged | {pair for pair in pairs - flagged if model_card(*pair).random_weights}
 
 

@@ -59,7 +59,7 @@ order = c3.selectbox("order", ["desc", "asc"], key="order", bind=app.URL,
 args = (model, tuple((k, tuple(v)) for k, v in filters.items()), search, sort_by, order == "desc", include)
 view = query(roots, app.store_version(roots), *args)
 top = view.head(SHOWN)  # labels for the shown rows only: over all 100,000 runs they took a second
-untrained = cards.untrained_models(top)
+untrained = cards.untrained_models(top, flags_from=runs)  # a model's flag may sit on a record not shown
 shown = top.assign(model_label=app.model_names(top, untrained), method_title=top["method"].map(cards.method_title))
 if untrained:
     st.warning("Rows marked RANDOM WEIGHTS come from untrained networks: their numbers describe random weights.")

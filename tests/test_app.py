@@ -444,6 +444,21 @@ def test_compare_shows_the_forecast_coverage_and_its_rule(fixture_store):
     assert coverage["outcome"].tolist()[0] == "id_gain" and coverage["cells"].tolist()[0] == 1
 
 
+def test_all_runs_marks_a_model_whose_random_weights_flag_is_on_a_record_not_shown(fixture_store):
+    """The marks came from the shown rows' own flags: filtered to a method whose records do not carry the flag,
+    a model that other records of the store call untrained was shown unmarked."""
+    for r in make_fixture_records(n_datasets=2, methods=("lora",), pretrained="their-tag"):
+        store.write_record(r, fixture_store)  # these records do not say it
+    for r in make_fixture_records(n_datasets=2, methods=("full",), pretrained="their-tag"):
+        store.write_record({**r, "random_weights": True}, fixture_store)  # these do
+    at = page("runs")
+    at.query_params["method"] = "LoRA"
+    at.run()
+    assert not at.exception and set(at.dataframe[0].value["method"]) == {"lora"}
+    names = set(at.dataframe[0].value["model_label"])
+    assert "worldclip-tiny · their-tag (RANDOM WEIGHTS)" in names and "worldclip-tiny · their-tag" not in names
+
+
 def test_random_weight_numbers_are_labelled_on_all_runs_and_cards(fixture_store):
     # a trained model beside the fixture's random one, and an ingested record that says random_weights
     # under a tag of its own: both untrained models must be marked wherever their numbers appear
