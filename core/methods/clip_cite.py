@@ -12,7 +12,9 @@
   same images and classes, both divided by ``kd_temperature`` (1.0) and scaled by its square.
 
 The frozen teacher is a private copy of the starting model (not a registered submodule: it is not
-counted, saved or trained). Paper settings besides the weights: lr 5e-6, 20 epochs (TrainRecipe).
+counted, saved or trained). The paper's other settings, lr 5e-6 and 20 epochs, are not defaults: every
+method shares TrainRecipe's (lr 1e-6, 10 epochs); set them in the run's recipe (a grid's
+``[method.clip_cite.train]``) to follow the paper.
 """
 from __future__ import annotations
 
