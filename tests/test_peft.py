@@ -403,3 +403,26 @@ def test_a_target_name_that_matches_nothing_is_refused_even_beside_good_ones(nam
         build_method(name, loaded, CLASSES, TEMPLATE, {"peft": peft})
     assert count_parameters(build_method("peft_lora", loaded, CLASSES, TEMPLATE,
                                          {"peft": {"modules_to_save": ["ln_final"]}}))[0] > 0
+
+
+def test_a_peft_config_that_leaves_a_tower_untouched_says_so(tmp_path):
+    """SigLIP's timm image tower has a fused ``qkv`` Linear, no ``q_proj``/``v_proj``: the catalogue's targets
+    then adapt the text tower only. peft raises nothing (the names match in the text tower); the record must say."""
+    import open_clip
+
+    from core.models import ModelSpec
+
+    name = "test-peft-sl-tiny"
+    (tmp_path / f"{name}.json").write_text(json.dumps({
+        "embed_dim": 64, "init_logit_bias": -10, "custom_text": True,
+        "vision_cfg": {"image_size": 224, "timm_model_name": "vit_tiny_patch16_224", "timm_model_pretrained": False,
+                       "timm_pool": "avg", "timm_proj": "linear"},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2,
+                     "no_causal_mask": True, "proj_bias": True, "pool_type": "last"}}))
+    open_clip.add_model_config(tmp_path)
+    siglip = load_model(ModelSpec(name, name, None, "siglip", "none: random"))
+    module = build_method("peft_lora", siglip, CLASSES, TEMPLATE)
+    assert not any(n.startswith("clip.visual.") for n in module.named_trainable())  # what peft did
+    warnings = module.method_details().get("peft_warnings", [])
+    assert any("image tower" in w for w in warnings), warnings
+    assert not any("text tower" in w for w in warnings), warnings

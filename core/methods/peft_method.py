@@ -243,7 +243,23 @@ def build_peft(name: str, loaded: LoadedModel, class_names: Sequence[str], templ
     module.peft_warnings = list(dict.fromkeys(str(w.message).strip() for w in ours))[:10]
     for message in module.peft_warnings:
         log.warning("%s: peft: %s", name, message)
+    for tower in untouched_towers(module.clip):
+        message = (f"the peft config adapts nothing in the {tower} tower: its target names match no module there "
+                   f"(timm towers, e.g. SigLIP's image tower, name their layers qkv/fc1/norm1, not q_proj/c_fc/ln_1)")
+        module.peft_warnings.append(message)
+        log.warning("%s: %s", name, message)
     return module
+
+
+def untouched_towers(model: nn.Module) -> list[str]:
+    """The towers ('image', 'text') that hold transformer blocks but no trainable tensor: peft target names
+    that match only one tower's modules leave the other one as it was, which no error from peft reports."""
+    from core.methods.targets import _BLOCK_LISTS, tower_of
+
+    with_blocks = {tower_of(n) for n, m in model.named_modules()
+                   if isinstance(m, (nn.ModuleList, nn.Sequential)) and n.rsplit(".", 1)[-1] in _BLOCK_LISTS}
+    trained = {tower_of(n) for n, p in model.named_parameters() if p.requires_grad}
+    return [tower for tower in ("image", "text") if tower in with_blocks and tower not in trained]
 
 
 def load_adapter(loaded: LoadedModel, folder: str | Path, class_names: Sequence[str], template: str, *,
