@@ -340,6 +340,17 @@ def test_every_method_builds_on_other_families(arch, family_models):
     assert all(n.endswith(("attn.qkv.weight", "attn.in_proj_weight")) for n in attention)
 
 
+def test_peft_methods_leave_cocas_caption_decoder_frozen(family_models):
+    """peft's target names (q_proj, v_proj, c_fc…) also match CoCa's caption decoder, which classification
+    never runs: its adapters counted as trainable but never got a gradient (tiny CoCa peft_lora: 2,048 of them)."""
+    loaded = family_models["test-coca-tiny"]
+    for name in ("peft_lora", "peft_ia3"):
+        module = build_method(name, loaded, CLASSES, TEMPLATE)
+        trained = set(module.named_trainable())
+        assert trained and not any("text_decoder" in n for n in trained), name
+        assert any(n.startswith("clip.visual.") for n in trained) and any(".text." in n for n in trained), name
+
+
 @pytest.mark.slow
 def test_eva02_separate_qkv_projections():
     t0 = time.perf_counter()

@@ -231,6 +231,9 @@ def build_peft(name: str, loaded: LoadedModel, class_names: Sequence[str], templ
         warnings.simplefilter("always")
         torch.manual_seed(config.init_seed)  # seeded adapter init without moving the global stream
         _attach(module, config.peft_config())
+    for tensor_name, tensor in module.clip.named_parameters():  # CoCa's caption decoder never sees a gradient
+        if tensor.requires_grad and tensor_name.startswith("text_decoder."):
+            tensor.requires_grad_(False)  # peft's targets also match it: unfrozen, its adapters inflated the count
     # peft may adjust a setting as it attaches ("Adjusted oft_block_size to (8)"): the record must say so,
     # since its peft_config is the requested one
     import peft
