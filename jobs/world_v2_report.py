@@ -246,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from core import store
 
+    results = check_results_folder(args.results)  # before --out is made: it defaults to this folder
     if args.boot < 1:
         raise ValueError(f"--boot must be a positive number of bootstrap replicates, got {args.boot}")
     out = args.results if args.out is None else args.out
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"B = {args.boot}, not the pre-registered {PREREGISTERED_BOOT}, must not overwrite the shipped "
                          f"report in {SHIPPED}: give --out FOLDER for it")
     check_writable_folder(out, "--out", "report.md")
-    runs = store.load_runs([check_results_folder(args.results)])
+    runs = store.load_runs([results])
     runs = runs[(runs["status"] == "ok") & runs["dataset"].str.startswith(world2.suites.PREFIX)
                 & (runs["method"] != "zero_shot")]
     if runs.empty:
