@@ -209,8 +209,16 @@ def render_printed_digits(rng: np.random.Generator, n: int, *, noise: float = 8.
 
 @lru_cache(maxsize=1)
 def _handwritten() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
+    import random
 
+    # Importing sklearn.datasets draws from Python's global random stream (it imports rich, whose
+    # rich.style calls random.getrandbits at import): put the stream back, so that the first
+    # handwritten image a process renders does not move a caller's seeded ``random``.
+    state = random.getstate()
+    try:
+        from sklearn.datasets import load_digits
+    finally:
+        random.setstate(state)
     d = load_digits()
     return d.images.astype(np.float32) / 16.0, d.target.astype(np.int64)
 

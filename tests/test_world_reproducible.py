@@ -1,0 +1,31 @@
+"""The generated worlds are reproducible data: loading them leaves a caller's random streams alone, a
+per-process cache cannot be edited by one caller for the next, and odd arguments get clear errors."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Run in a fresh interpreter: the first import of a lazily imported dependency is what is checked,
+# and in the test process another test may have imported it already.
+_GLOBAL_STREAMS = """
+import pickle, random
+import numpy as np, torch
+random.seed(0); np.random.seed(0); torch.manual_seed(0)
+before = (pickle.dumps(random.getstate()), pickle.dumps(np.random.get_state()), torch.get_rng_state().clone())
+from core.data import registry, world, world2
+registry.load_split("handwritten-digits", "test", max_items=2)
+registry.load_split("w2-handwritten-0-1", "test", max_items=2)
+world.W.render_letters(np.random.default_rng(0), 2)
+world2.pretraining_batch(world2.uniform(), 0, 0, 32)
+after = (pickle.dumps(random.getstate()), pickle.dumps(np.random.get_state()), torch.get_rng_state())
+print("random", before[0] == after[0], "numpy", before[1] == after[1], "torch", bool(torch.equal(before[2], after[2])))
+"""
+
+
+def test_loading_the_world_leaves_the_global_random_streams_alone():
+    out = subprocess.run([sys.executable, "-c", _GLOBAL_STREAMS], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["random", "True", "numpy", "True", "torch", "True"]
