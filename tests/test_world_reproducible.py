@@ -5,6 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+from core.data import registry, world, world2
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Run in a fresh interpreter: the first import of a lazily imported dependency is what is checked,
@@ -29,3 +34,18 @@ def test_loading_the_world_leaves_the_global_random_streams_alone():
                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["random", "True", "numpy", "True", "torch", "True"]
+
+
+@pytest.mark.parametrize("load, name", [(world.load_world_split, "shape-kind"),
+                                        (world2.load_split, "w2-letters-x-o")])
+def test_a_callers_edit_of_a_cached_split_does_not_reach_the_next_caller(load, name):
+    first = load(name, "test")
+    labels, classes, meta = first.labels.copy(), list(first.class_names), dict(first.meta)
+    first.labels[0] = 1 - first.labels[0]
+    first.class_names[0] = "edited"
+    first.meta["split"] = "edited"
+    again = load(name, "test")
+    assert np.array_equal(again.labels, labels) and again.class_names == classes and again.meta == meta
+    assert again.prompts[0] != first.template.format(c="edited")
+    assert np.array_equal(registry.load_split(name, "test").labels, labels)
+    assert not first.images.flags.writeable  # shared between callers, so nobody may write it

@@ -50,6 +50,14 @@ class LabeledImages:
     def prompts(self) -> list[str]:
         return [self.template.format(c=c) for c in self.class_names]
 
+    def handed_out(self) -> "LabeledImages":
+        """What a per-process cache gives each caller: the same image array (read-only) or image list,
+        its own copy of the labels, class-name list and meta dict, so that one caller's edit cannot reach
+        the next."""
+        images = self.images if isinstance(self.images, np.ndarray) else list(self.images)
+        return LabeledImages(images, self.labels.copy(), list(self.class_names), self.template, self.name,
+                             dict(self.meta))
+
     def subset(self, index: np.ndarray) -> "LabeledImages":
         """The rows at ``index`` (same classes, template and name)."""
         index = np.asarray(index)

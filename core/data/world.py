@@ -255,9 +255,14 @@ def _render_task(task: WorldTask, rng: np.random.Generator, n: int) -> tuple[np.
     return np.concatenate(got_images)[:n], np.concatenate(got_labels)[:n].astype(np.int64)
 
 
-@lru_cache(maxsize=64)
 def load_world_split(name: str, split: str) -> LabeledImages:
-    """The 'train' or 'test' split of a world task, generated deterministically (cached per process)."""
+    """The 'train' or 'test' split of a world task, generated deterministically (cached per process: the
+    image array is read-only and shared, the labels, class-name list and meta dict each caller's own)."""
+    return _generate_split(name, split).handed_out()
+
+
+@lru_cache(maxsize=64)
+def _generate_split(name: str, split: str) -> LabeledImages:
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     task = get_world_task(name)
@@ -267,3 +272,6 @@ def load_world_split(name: str, split: str) -> LabeledImages:
     images.setflags(write=False)
     return LabeledImages(images, labels, list(task.class_names), task.template, name,
                          {"source": "world", "split": split, "family": task.family})
+
+
+load_world_split.cache_clear = _generate_split.cache_clear  # type: ignore[attr-defined]  # drop the cached splits

@@ -175,9 +175,14 @@ def _labels_of(task: World2Task, attrs: dict) -> tuple[np.ndarray, np.ndarray]:
     return rows, label[rows]
 
 
-@lru_cache(maxsize=128)
 def load_split(name: str, split: str) -> LabeledImages:
-    """The 'train' or 'test' split of a world-v2 task, generated deterministically (cached per process)."""
+    """The 'train' or 'test' split of a world-v2 task, generated deterministically (cached per process: the
+    image array is read-only and shared, the labels, class-name list and meta dict each caller's own)."""
+    return _generate_split(name, split).handed_out()
+
+
+@lru_cache(maxsize=128)
+def _generate_split(name: str, split: str) -> LabeledImages:
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     task = get_task(name)
@@ -195,3 +200,6 @@ def load_split(name: str, split: str) -> LabeledImages:
     images.setflags(write=False)
     return LabeledImages(images, np.concatenate(got_labels)[:n], list(task.class_names), task.template, name,
                          {"source": "world-v2", "split": split, "family": task.subworld})
+
+
+load_split.cache_clear = _generate_split.cache_clear  # type: ignore[attr-defined]  # drop the cached splits
