@@ -49,3 +49,16 @@ def test_a_callers_edit_of_a_cached_split_does_not_reach_the_next_caller(load, n
     assert again.prompts[0] != first.template.format(c="edited")
     assert np.array_equal(registry.load_split(name, "test").labels, labels)
     assert not first.images.flags.writeable  # shared between callers, so nobody may write it
+
+
+@pytest.mark.parametrize("max_items", [0, -1, -600, 2.0, 2.5, "3", True, float("nan")])
+def test_load_split_refuses_a_max_items_that_is_not_a_positive_whole_number(max_items):
+    # 0 and negative numbers gave an empty split, 2.0 an IndexError, nan the whole split
+    with pytest.raises(ValueError, match="max_items must be a positive whole number"):
+        registry.load_split("shape-kind", "test", max_items=max_items)
+
+
+def test_load_split_keeps_max_items_within_and_beyond_the_split():
+    assert len(registry.load_split("shape-kind", "test", max_items=np.int64(3))) == 3
+    assert len(registry.load_split("shape-kind", "test", max_items=1)) == 1
+    assert len(registry.load_split("shape-kind", "test", max_items=10**9)) == 600

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import re
 from dataclasses import dataclass
@@ -112,9 +113,16 @@ def train_size(name: str) -> int | None:
 
 
 def load_split(name: str, split: str, *, max_items: int | None = None) -> LabeledImages:
-    """A dataset split ('train' or 'test') as LabeledImages; see the module docstring for names."""
+    """A dataset split ('train' or 'test') as LabeledImages; see the module docstring for names.
+
+    max_items: None for the whole split, else a positive whole number: the split's first max_items items
+    (all of them where it holds fewer). ValueError for anything else, which used to give an empty set
+    (0, negative numbers) or an IndexError (2.0)."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if max_items is not None and (isinstance(max_items, bool) or not isinstance(max_items, numbers.Integral)
+                                  or max_items < 1):
+        raise ValueError(f"max_items must be a positive whole number or None (the whole split), got {max_items!r}")
     spec = get_dataset(name)
     if spec.source == "world":
         data = load_world_split(name, split)
