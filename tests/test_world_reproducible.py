@@ -62,3 +62,20 @@ def test_load_split_keeps_max_items_within_and_beyond_the_split():
     assert len(registry.load_split("shape-kind", "test", max_items=np.int64(3))) == 3
     assert len(registry.load_split("shape-kind", "test", max_items=1)) == 1
     assert len(registry.load_split("shape-kind", "test", max_items=10**9)) == 600
+
+
+@pytest.mark.parametrize("make", [world.pretraining_batch,
+                                  lambda *args: world2.pretraining_batch(world2.uniform(), *args)])
+@pytest.mark.parametrize("args, arg", [((0, 0, 0), "batch_size"), ((0, 0, 2.5), "batch_size"),
+                                       ((0, 0, True), "batch_size"), ((-1, 0, 4), "seed"),
+                                       ((0.5, 0, 4), "seed"), ((None, 0, 4), "seed"), ((0, -1, 4), "step")])
+def test_pretraining_batches_refuse_odd_arguments_by_name(make, args, arg):
+    # v1's batch of 0 raised "need at least one array to concatenate", a batch of 2.5 an AxisError in both
+    with pytest.raises(ValueError, match=f"{arg} must be a whole number"):
+        make(*args)
+
+
+def test_pretraining_batches_take_numpy_integers():
+    images, captions = world.pretraining_batch(np.int64(0), np.int64(1), np.int64(3))
+    assert images.shape == (3, 32, 32, 3) and len(captions) == 3
+    assert np.array_equal(images, world.pretraining_batch(0, 1, 3)[0])

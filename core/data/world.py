@@ -9,6 +9,7 @@ spans a range and image-image similarity differs across tasks. Same seed -> same
 """
 from __future__ import annotations
 
+import numbers
 import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -124,8 +125,18 @@ FAMILIES: tuple[Family, ...] = (
 )
 
 
+def check_batch_args(seed: int, step: int, batch_size: int) -> None:
+    """ValueError unless seed and step are non-negative whole numbers and batch_size a positive one (the
+    pretraining batches' arguments; numpy's own errors for them name no argument, or come from deep inside)."""
+    for arg, value, least in (("seed", seed, 0), ("step", step, 0), ("batch_size", batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+            raise ValueError(f"{arg} must be a whole number of at least {least}, got {value!r}")
+
+
 def pretraining_batch(seed: int, step: int, batch_size: int) -> tuple[np.ndarray, list[str]]:
-    """One batch of (images (B, 32, 32, 3) uint8, captions), deterministic in (seed, step)."""
+    """One batch of (images (B, 32, 32, 3) uint8, captions), deterministic in (seed, step). ValueError for a
+    negative or fractional seed or step, or a batch_size below 1."""
+    check_batch_args(seed, step, batch_size)
     rng = np.random.default_rng([seed, step])
     shares = np.array([f.share for f in FAMILIES])
     counts = rng.multinomial(batch_size, shares / shares.sum())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.data.world import check_batch_args
 from core.data.world2.coverage import CoverageMix, long_tail, mix_by_name, uniform
 from core.data.world2.subworlds import BY_NAME, SUBWORLDS, caption_rates, write_captions
 from core.data.world2.suites import (FINETUNE_TASKS, OOD_PANEL_TASKS, TASKS, get_task,
@@ -21,9 +22,9 @@ __all__ = ["CoverageMix", "FINETUNE_TASKS", "OOD_PANEL_TASKS", "SUBWORLDS", "TAS
 def pretraining_batch(mix: CoverageMix, seed: int, step: int, batch_size: int,
                       ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """One batch of (images (B, 32, 32, 3) uint8, captions, sub-world index (B,)), deterministic in
-    (mix, seed, step). Sub-world counts are multinomial in the mix's shares."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    (mix, seed, step). Sub-world counts are multinomial in the mix's shares. ValueError for a negative or
+    fractional seed or step, or a batch_size below 1."""
+    check_batch_args(seed, step, batch_size)
     rng = np.random.default_rng([seed, step])
     rates = caption_rates()
     counts = rng.multinomial(batch_size, [mix.shares[s.name] for s in SUBWORLDS])
