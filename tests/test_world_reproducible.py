@@ -79,3 +79,19 @@ def test_pretraining_batches_take_numpy_integers():
     images, captions = world.pretraining_batch(np.int64(0), np.int64(1), np.int64(3))
     assert images.shape == (3, 32, 32, 3) and len(captions) == 3
     assert np.array_equal(images, world.pretraining_batch(0, 1, 3)[0])
+
+
+@pytest.mark.parametrize("bad", [None, 3, ["shape-kind"], ("train",)])
+def test_names_and_splits_that_are_not_strings_get_the_usual_error(bad):
+    # these raised AttributeError ('NoneType' has no attribute 'startswith') or, through the per-process
+    # cache, TypeError: unhashable type: 'list'
+    for call, says in ((lambda: world.load_world_split(bad, "test"), "unknown world task"),
+                       (lambda: world2.load_split(bad, "test"), "unknown world-v2 task"),
+                       (lambda: world.load_world_split("shape-kind", bad), "split must be"),
+                       (lambda: world2.load_split("w2-letters-x-o", bad), "split must be"),
+                       (lambda: registry.load_split(bad, "test"), "dataset name must be a string"),
+                       (lambda: registry.get_dataset(bad), "dataset name must be a string"),
+                       (lambda: world2.mix_by_name(bad), "unknown coverage mix")):
+        with pytest.raises(ValueError, match=says):
+            call()
+    assert registry.train_size(bad) is None

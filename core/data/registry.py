@@ -91,7 +91,10 @@ def world_v2_ood_panel() -> tuple[str, ...]:
 
 
 def get_dataset(name: str) -> DatasetSpec:
-    """The spec of a registered dataset or a ``folder:`` path; ValueError for unknown names."""
+    """The spec of a registered dataset or a ``folder:`` path; ValueError for unknown names (and non-strings)."""
+    if not isinstance(name, str):
+        raise ValueError(f"a dataset name must be a string, got {name!r}; known: {', '.join(_REGISTRY)} "
+                         "or folder:/path")
     if name.startswith("folder:"):
         return DatasetSpec(name, "folder", "a photo of a {c}", f"image folder {name[7:]}")
     if name not in _REGISTRY:
@@ -102,7 +105,7 @@ def get_dataset(name: str) -> DatasetSpec:
 def train_size(name: str) -> int | None:
     """How many images the train split of ``name`` holds, where that is known without loading it (the
     generated worlds' tasks); None for other datasets and unknown names."""
-    spec = _REGISTRY.get(name)
+    spec = _REGISTRY.get(name) if isinstance(name, str) else None
     if spec is None:
         return None
     if spec.source == "world":

@@ -237,7 +237,7 @@ _SCENE_CLASS = {"shapes": 0, "textures": 1, "letters": 2, "printed": 3, "handwri
 
 def get_world_task(name: str) -> WorldTask:
     """The world v1 task called ``name``; ValueError naming the known tasks for an unknown name."""
-    if name not in _BY_NAME:
+    if not isinstance(name, str) or name not in _BY_NAME:
         raise ValueError(f"unknown world task {name!r}; known: {', '.join(_BY_NAME)}")
     return _BY_NAME[name]
 
@@ -269,13 +269,14 @@ def _render_task(task: WorldTask, rng: np.random.Generator, n: int) -> tuple[np.
 def load_world_split(name: str, split: str) -> LabeledImages:
     """The 'train' or 'test' split of a world task, generated deterministically (cached per process: the
     image array is read-only and shared, the labels, class-name list and meta dict each caller's own)."""
+    if not isinstance(split, str) or split not in ("train", "test"):  # checked before the cache sees it
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    get_world_task(name)
     return _generate_split(name, split).handed_out()
 
 
 @lru_cache(maxsize=64)
 def _generate_split(name: str, split: str) -> LabeledImages:
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     task = get_world_task(name)
     rng = np.random.default_rng(_task_seed(name, split))
     n = task.n_train if split == "train" else task.n_test

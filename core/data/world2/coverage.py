@@ -59,6 +59,8 @@ def uniform() -> CoverageMix:
 
 def mix_by_name(name: str) -> CoverageMix:
     """'uniform' or 'long-tail-p<seed>'."""
+    if not isinstance(name, str):
+        raise ValueError(f"unknown coverage mix {name!r}: use 'uniform' or 'long-tail-p<seed>'")
     if name == "uniform":
         return uniform()
     if name.startswith("long-tail-p") and name.removeprefix("long-tail-p").isdigit():

@@ -154,7 +154,7 @@ def tag_vocabulary() -> tuple[str, ...]:
 
 def get_task(name: str) -> World2Task:
     """The world-v2 task called ``name``; ValueError naming the known tasks for an unknown name."""
-    if name not in _BY_NAME:
+    if not isinstance(name, str) or name not in _BY_NAME:
         raise ValueError(f"unknown world-v2 task {name!r}; known: {', '.join(_BY_NAME)}")
     return _BY_NAME[name]
 
@@ -178,13 +178,14 @@ def _labels_of(task: World2Task, attrs: dict) -> tuple[np.ndarray, np.ndarray]:
 def load_split(name: str, split: str) -> LabeledImages:
     """The 'train' or 'test' split of a world-v2 task, generated deterministically (cached per process: the
     image array is read-only and shared, the labels, class-name list and meta dict each caller's own)."""
+    if not isinstance(split, str) or split not in ("train", "test"):  # checked before the cache sees it
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    get_task(name)
     return _generate_split(name, split).handed_out()
 
 
 @lru_cache(maxsize=128)
 def _generate_split(name: str, split: str) -> LabeledImages:
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     task = get_task(name)
     sub = BY_NAME[task.subworld]
     rng = np.random.default_rng(zlib.crc32(f"world-v2/{name}/{split}".encode()))
