@@ -95,3 +95,12 @@ def test_names_and_splits_that_are_not_strings_get_the_usual_error(bad):
         with pytest.raises(ValueError, match=says):
             call()
     assert registry.train_size(bad) is None
+
+
+@pytest.mark.parametrize("per_class", [2.5, 2.0, "2", True])
+def test_example_zip_refuses_a_per_class_that_is_not_a_whole_number(per_class):
+    from core.data.example import example_sample_zip
+
+    # 2.5 raised "slice indices must be integers", "2" a TypeError comparing str and int, True gave 1
+    with pytest.raises(ValueError, match="per_class must be at least 1 and a whole number"):
+        example_sample_zip(per_class=per_class)

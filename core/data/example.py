@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import numbers
 import zipfile
 
 import numpy as np
@@ -23,10 +24,10 @@ def example_sample_zip(task: str = EXAMPLE_TASK, *, per_class: int = EXAMPLE_PER
 
     The layout is the one the forecast page accepts. Deterministic: the split comes from a fixed
     seed and the zip's timestamps are fixed. Raises ValueError for an unknown task or a
-    ``per_class`` below 1.
+    ``per_class`` that is not a whole number of at least 1.
     """
-    if per_class < 1:
-        raise ValueError(f"per_class must be at least 1, got {per_class}")
+    if isinstance(per_class, bool) or not isinstance(per_class, numbers.Integral) or per_class < 1:
+        raise ValueError(f"per_class must be at least 1 and a whole number, got {per_class!r}")
     split = load_world_split(task, "test")  # raises ValueError naming the known tasks
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
