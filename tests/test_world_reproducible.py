@@ -104,3 +104,17 @@ def test_example_zip_refuses_a_per_class_that_is_not_a_whole_number(per_class):
     # 2.5 raised "slice indices must be integers", "2" a TypeError comparing str and int, True gave 1
     with pytest.raises(ValueError, match="per_class must be at least 1 and a whole number"):
         example_sample_zip(per_class=per_class)
+
+
+@pytest.mark.parametrize("name", ["long-tail-p01", "long-tail-p\u0661", "long-tail-p+1", "long-tail-p 1"])
+def test_a_coverage_mix_has_one_name(name):
+    # each of these gave the mix named 'long-tail-p1' (or a name that is not its own)
+    with pytest.raises(ValueError, match="unknown coverage mix"):
+        world2.mix_by_name(name)
+    assert world2.mix_by_name("long-tail-p1").name == "long-tail-p1"
+    assert world2.mix_by_name("long-tail-p10").name == "long-tail-p10"
+
+
+def test_long_tail_refuses_a_bool_seed():
+    with pytest.raises(ValueError, match="permutation_seed must be a non-negative int"):
+        world2.long_tail(True)  # gave a mix named 'long-tail-pTrue'

@@ -44,7 +44,7 @@ class CoverageMix:
 
 def long_tail(permutation_seed: int) -> CoverageMix:
     """The long-tailed mix whose level assignment is the seeded permutation."""
-    if not isinstance(permutation_seed, int) or permutation_seed < 0:
+    if isinstance(permutation_seed, bool) or not isinstance(permutation_seed, int) or permutation_seed < 0:
         raise ValueError(f"permutation_seed must be a non-negative int, got {permutation_seed!r}")
     perm = np.random.default_rng(permutation_seed).permutation(len(SUBWORLDS))
     shares = {s.name: LEVELS[int(level)] for s, level in zip(SUBWORLDS, perm)}
@@ -58,11 +58,14 @@ def uniform() -> CoverageMix:
 
 
 def mix_by_name(name: str) -> CoverageMix:
-    """'uniform' or 'long-tail-p<seed>'."""
+    """'uniform' or 'long-tail-p<seed>', the seed in ASCII digits without leading zeros, so that a mix has
+    one name (``mix_by_name(name).name == name``): 'long-tail-p01', or a 1 in another script's digits,
+    used to give the mix named 'long-tail-p1'."""
     if not isinstance(name, str):
         raise ValueError(f"unknown coverage mix {name!r}: use 'uniform' or 'long-tail-p<seed>'")
     if name == "uniform":
         return uniform()
-    if name.startswith("long-tail-p") and name.removeprefix("long-tail-p").isdigit():
-        return long_tail(int(name.removeprefix("long-tail-p")))
+    seed = name.removeprefix("long-tail-p")
+    if name.startswith("long-tail-p") and seed.isascii() and seed.isdigit() and str(int(seed)) == seed:
+        return long_tail(int(seed))
     raise ValueError(f"unknown coverage mix {name!r}: use 'uniform' or 'long-tail-p<seed>'")
