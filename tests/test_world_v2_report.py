@@ -161,19 +161,19 @@ def test_a_full_disk_keeps_the_old_report(tmp_path, monkeypatch, capsys):
 
 def test_another_boot_must_not_overwrite_the_shipped_pre_registered_report(tmp_path, monkeypatch, capsys):
     """--boot 10 rewrote jobs/results/world-v2/report.md, the pre-registered analysis (B = 2,000), with a
-    10-replicate one. Now it needs --out; the default B still writes beside the records."""
-    from jobs.world_check import SHIPPED
-
-    monkeypatch.setattr(rep, "method_table", lambda *a, **k: pytest.fail("bootstrap run before the refusal"))
-    before = (SHIPPED / "report.md").read_bytes()
-    assert rep.main(["--results", str(SHIPPED), "--boot", "10"]) == 2
+    10-replicate one. Now it needs --out; the default B still writes beside the records. (A stand-in for the
+    shipped folder: a broken guard must not be able to write over the real one while this test fails.)"""
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "report.md").write_text("the pre-registered report\n")
+    monkeypatch.setattr(rep, "SHIPPED", shipped)
+    runs = _runs([rep.MODEL_A], 1.0, -1.0).assign(status="ok", ft_acc=90.0)
+    monkeypatch.setattr("core.store.load_runs", lambda folders: runs)
+    assert rep.main(["--results", str(shipped), "--boot", "10"]) == 2
     assert "give --out FOLDER" in capsys.readouterr().err
-    assert (SHIPPED / "report.md").read_bytes() == before
     assert rep.main(["--results", str(tmp_path), "--boot", "0"]) == 2
     assert "--boot must be a positive number" in capsys.readouterr().err
-    runs = _runs([rep.MODEL_A], 1.0, -1.0).assign(status="ok", ft_acc=90.0)
-    monkeypatch.undo()
-    monkeypatch.setattr("core.store.load_runs", lambda folders: runs)
-    assert rep.main(["--results", str(SHIPPED), "--boot", "10", "--out", str(tmp_path / "quick")]) == 0
+    assert (shipped / "report.md").read_text() == "the pre-registered report\n"
+    assert rep.main(["--results", str(shipped), "--boot", "10", "--out", str(tmp_path / "quick")]) == 0
     assert "B = 10." in (tmp_path / "quick" / "report.md").read_text()
-    assert (SHIPPED / "report.md").read_bytes() == before
+    assert (shipped / "report.md").read_text() == "the pre-registered report\n"
