@@ -58,3 +58,15 @@ def test_bad_waits_are_refused(wait_s):
     with pytest.raises(ValueError, match="wait_s must be zero or more"):
         with Turns(1).turn(wait_s=wait_s):
             pass
+
+
+def test_a_busy_wait_lasts_wait_s_not_less_and_not_much_more():
+    """The caller is told it waits up to ``wait_s``: it must neither give up at once nor hang far past it."""
+    turns = Turns(1)
+    with turns.turn(wait_s=0):
+        started = time.monotonic()
+        with pytest.raises(BusyError):
+            with turns.turn(wait_s=0.3):
+                pass
+        waited = time.monotonic() - started
+    assert 0.25 <= waited < 2.0, waited
