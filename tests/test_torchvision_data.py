@@ -207,3 +207,22 @@ def test_stall_timeout_refuses_a_timeout_that_is_not_positive():
             with stall_timeout(bad):
                 pass
     assert is_stall(TimeoutError()) and not is_stall(OSError("refused")) and not is_stall(ValueError())
+
+
+def test_stall_timeout_puts_back_a_previous_default_that_was_set():
+    """The previous process-wide default comes back, not None: a process that set its own timeout keeps it."""
+    import socket
+
+    from core.network import stall_timeout
+
+    before = socket.getdefaulttimeout()
+    try:
+        socket.setdefaulttimeout(7.5)
+        with stall_timeout(3.0):
+            assert socket.getdefaulttimeout() == 3.0
+        assert socket.getdefaulttimeout() == 7.5
+        with pytest.raises(KeyError), stall_timeout(3.0):
+            raise KeyError("boom")
+        assert socket.getdefaulttimeout() == 7.5
+    finally:
+        socket.setdefaulttimeout(before)
