@@ -226,3 +226,20 @@ def test_stall_timeout_puts_back_a_previous_default_that_was_set():
         assert socket.getdefaulttimeout() == 7.5
     finally:
         socket.setdefaulttimeout(before)
+
+
+def test_a_download_that_fails_without_stalling_is_not_called_a_stall(tmp_path, monkeypatch):
+    """Only a timeout says 'no data for 60 s'; a refused connection names its own error and no stall."""
+    import torchvision.datasets as tvd
+
+    class RefusedMNIST:
+        def __init__(self, root, train, download):
+            if not download:
+                raise RuntimeError("Dataset not found. You can use download=True to download it")
+            raise ConnectionRefusedError("refused")
+
+    monkeypatch.setenv("IIMM_DATA", str(tmp_path))
+    monkeypatch.setattr(tvd, "MNIST", RefusedMNIST)
+    with pytest.raises(DatasetUnavailableError, match=r"\(ConnectionRefusedError\); this machine may be") as info:
+        load_split("mnist", "train")
+    assert "no data for" not in str(info.value)
