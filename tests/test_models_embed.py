@@ -272,3 +272,19 @@ def test_an_empty_pretrained_tag_is_refused_not_an_unlabelled_random_model(name,
     with pytest.raises(ValueError, match="empty pretrained tag; give an open_clip tag, a weights file, or 'random'"):
         spec_for(name, pretrained)
     assert spec_for("ViT-B-32:random").random_weights  # the way to ask for random weights
+
+
+def test_a_download_error_that_is_no_stall_keeps_its_own_name(monkeypatch):
+    """With the hub reachable, only a stall becomes 'received nothing'; any other OSError is re-raised and
+    load_model names it (not a TypeError from an unpacked None, and not a stall)."""
+    import open_clip
+
+    def reset(*args, **kwargs):
+        raise ConnectionResetError("reset by peer")
+
+    monkeypatch.setattr("core.models.hub_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", reset)
+    with pytest.raises(ModelUnavailableError, match=r"the download failed \(ConnectionResetError\)") as info:
+        load_model("CLIP")
+    assert "received nothing" not in str(info.value)
+    assert isinstance(info.value.__cause__, ConnectionResetError)
