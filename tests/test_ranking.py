@@ -382,3 +382,12 @@ def test_toy_note_leaves_random_weight_models_to_the_untrained_note():
     assert len(notes) == 1 and notes[0].startswith("RANDOM WEIGHTS: the numbers of worldclip-tiny (random, RANDOM")
     note = cards.toy_note(runs, set(), markdown=False)
     assert note is not None and note.startswith("Toy model: worldclip-tiny (world-v1) is a tiny model")
+
+
+def test_a_method_without_any_out_of_domain_panel_has_no_net_and_no_net_rank():
+    """Net needs an out-of-domain change: a method with none has net NaN (not 0) and is not ranked by net."""
+    runs = frame(n_datasets=2, methods=("full", "lora"))
+    runs.loc[runs["method"] == "lora", "ood_change"] = np.nan
+    rows = ranking.method_ranking(runs, rank_by="net").set_index("method")
+    assert rows.loc["lora", "n_ood_datasets"] == 0 and math.isnan(rows.loc["lora", "net"])
+    assert pd.isna(rows.loc["lora", "rank"]) and rows.loc["full", "rank"] == 1
