@@ -391,3 +391,13 @@ def test_a_method_without_any_out_of_domain_panel_has_no_net_and_no_net_rank():
     rows = ranking.method_ranking(runs, rank_by="net").set_index("method")
     assert rows.loc["lora", "n_ood_datasets"] == 0 and math.isnan(rows.loc["lora", "net"])
     assert pd.isna(rows.loc["lora", "rank"]) and rows.loc["full", "rank"] == 1
+
+
+def test_a_method_with_no_out_of_domain_mean_does_not_break_same_datasets():
+    """n_ood_datasets 0 means 'not measured', not 'fewer datasets': rows that average the same datasets,
+    one of them without any OOD panel, still count as the same (the page drops the datasets column)."""
+    runs = frame(n_datasets=2, methods=("full", "lora"))
+    runs.loc[runs["method"] == "lora", "ood_change"] = np.nan
+    rows = ranking.method_ranking(runs)
+    assert sorted(rows["n_ood_datasets"]) == [0, 2] and ranking.same_datasets(rows)
+    assert ranking.verdict_text(rows).endswith("Every method is averaged over the same 2 datasets.")
