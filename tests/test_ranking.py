@@ -401,3 +401,22 @@ def test_a_method_with_no_out_of_domain_mean_does_not_break_same_datasets():
     rows = ranking.method_ranking(runs)
     assert sorted(rows["n_ood_datasets"]) == [0, 2] and ranking.same_datasets(rows)
     assert ranking.verdict_text(rows).endswith("Every method is averaged over the same 2 datasets.")
+
+
+def _verdict_rows(n_datasets: list[int]) -> pd.DataFrame:
+    # Full: most gain; BitFit: gentlest (least forgetting with half Full's gain); LoRA: on the front only
+    # (nothing beats its OOD change, its gain is under half); Adapter: dominated, named nowhere
+    return pd.DataFrame({"method": ["full", "bitfit", "lora", "adapter"],
+                         "method_title": ["Full", "BitFit", "LoRA", "Adapter"],
+                         "id_gain": [10.0, 8.0, 2.0, 1.0], "ood_change": [-5.0, -1.0, 1.0, -6.0],
+                         "pareto": [True, True, True, False], "n_datasets": n_datasets,
+                         "n_ood_datasets": n_datasets, "datasets": [f"{n}" for n in n_datasets]})
+
+
+def test_verdict_flags_a_single_dataset_method_named_on_the_front_not_only_the_best():
+    """Not only the best method: the gentlest and the front are named too, so each resting on one dataset is said to."""
+    gentlest = ranking.verdict_text(_verdict_rows([3, 1, 3, 1]))
+    assert "**From a single dataset:** BitFit is measured on one dataset only" in gentlest, gentlest
+    assert "Adapter" not in gentlest  # named nowhere, so not flagged
+    front = ranking.verdict_text(_verdict_rows([3, 3, 1, 3]))
+    assert "**From a single dataset:** LoRA is measured on one dataset only" in front, front
