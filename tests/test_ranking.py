@@ -420,3 +420,8 @@ def test_verdict_flags_a_single_dataset_method_named_on_the_front_not_only_the_b
     assert "Adapter" not in gentlest  # named nowhere, so not flagged
     front = ranking.verdict_text(_verdict_rows([3, 3, 1, 3]))
     assert "**From a single dataset:** LoRA is measured on one dataset only" in front, front
+
+
+def test_verdict_says_are_for_several_single_dataset_methods():
+    text = ranking.verdict_text(_verdict_rows([1, 1, 3, 3]))
+    assert "**From a single dataset:** Full, BitFit are measured on one dataset only" in text, text
