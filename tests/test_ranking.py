@@ -425,3 +425,13 @@ def test_verdict_flags_a_single_dataset_method_named_on_the_front_not_only_the_b
 def test_verdict_says_are_for_several_single_dataset_methods():
     text = ranking.verdict_text(_verdict_rows([1, 1, 3, 3]))
     assert "**From a single dataset:** Full, BitFit are measured on one dataset only" in text, text
+
+
+def test_untrained_models_with_flags_from_names_only_the_shown_pairs():
+    """flags_from widens where the flags are read, not which models are returned: a pair flagged elsewhere
+    in the store but absent from the rows shown is not in the answer."""
+    whole = pd.concat([frame(n_datasets=1, pretrained=p) for p in ("world-v1", "own-tag")])
+    whole["random_weights"] = whole["pretrained"] == "own-tag"
+    shown = whole[whole["pretrained"] == "world-v1"]
+    assert cards.untrained_models(shown, flags_from=whole) == set()
+    assert cards.untrained_models(whole.assign(random_weights=False), flags_from=whole) == {("worldclip-tiny", "own-tag")}
