@@ -239,3 +239,21 @@ def test_random_weights_warning_replaces_the_toy_warning():
     rows = advice.forecast_rows(result([20.0, 12.0], [-6.0, -2.0]))
     warnings = advice.advise(rows, toy_model=True, random_weights=True).warnings
     assert len(warnings) == 1 and warnings[0].startswith("The model has RANDOM WEIGHTS")
+
+
+def test_stale_notice_names_what_the_forecast_was_made_with():
+    from types import SimpleNamespace
+
+    zip_upload = SimpleNamespace(name="s.zip", file_id="id-1")
+    made = advice.forecast_inputs(zip_upload, "worldclip-tiny@random", "a photo of a {c}")
+    assert made == ("s.zip", "worldclip-tiny@random", "a photo of a {c}", "id-1")
+    assert advice.stale_notice(made, made) is None
+    notice = advice.stale_notice(made, advice.forecast_inputs(zip_upload, "worldclip-tiny@random", "a {c}"))
+    assert r"the template a photo of a \{c\}" in notice and "s.zip" in notice.replace("\\", "")
+    npz = SimpleNamespace(name="E.NPZ", file_id="id-2")
+    made = advice.forecast_inputs(npz, "m@t", "a photo of a {c}")
+    assert made[2] is None and advice.forecast_inputs(npz, "m@t", "other {c}") == made  # an .npz has no template
+    notice = advice.stale_notice(made, advice.forecast_inputs(npz, "m@u", "other {c}"))
+    assert "and the template" not in notice and "with the model m@" in notice
+    renewed = SimpleNamespace(name="E.NPZ", file_id="id-3")  # same name, another upload
+    assert advice.stale_notice(made, advice.forecast_inputs(renewed, "m@t", "x")) is not None
