@@ -653,6 +653,15 @@ def test_forecasts_take_turns_and_a_visitor_without_one_is_told_so(fixture_store
     assert not at.exception and not at.error and at.session_state["fc_result"][1].n_images == 30
 
 
+def test_forecasts_take_turns_two_at_a_time_for_up_to_120_s_as_the_readme_says():
+    import app
+
+    assert (app.FORECAST_SLOTS, app.FORECAST_WAIT_S) == (2, 120.0)
+    assert app._FORECAST_TURNS.slots == app.FORECAST_SLOTS
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "Forecasts take turns, two at a time" in readme and "after 120 s without one" in readme
+
+
 def test_a_forecast_whose_upload_was_dropped_has_one_time_budget(fixture_store, monkeypatch):
     """A run whose parsed upload had left the shared pool parsed it again under a budget of its own, then
     embedded under another: up to twice the 300 s the README promises. Now both share the forecast's one."""
