@@ -533,3 +533,13 @@ def test_an_infinite_nested_value_is_written_as_null(tmp_path):
     path = store.write_record(rec, tmp_path)
     assert json.loads(path.read_text())["zero_shot"] == {"iimm": 0.2, "modality_gap": None}
     assert json.loads(store.records_to_frame([rec])["zero_shot"].iloc[0])["modality_gap"] is None
+
+
+def test_no_runs_text_names_the_toggle_that_includes_the_submissions():
+    advice = "No runs yet: add some."
+    assert store.no_runs_text(pd.DataFrame(), advice) == advice  # no source column: the advice
+    verified = pd.DataFrame({"source": ["grid", "grid"]})
+    assert store.no_runs_text(verified, advice) == advice
+    text = store.no_runs_text(pd.DataFrame({"source": [store.SUBMITTED_SOURCE] * 3}), advice)
+    assert "only 3 submitted, unverified run(s)" in text and "No runs yet" not in text
+    assert "*include 3 submitted, unverified runs*" in text  # the toggle's own label (app.source_controls)
