@@ -264,3 +264,13 @@ def test_failed_runs_with_numbers_are_not_fitted():
                          "iimm": [0.2, 0.9, 0.3], "id_gain": [1.0, 99.0, 2.0]})
     means = forecast.dataset_means(runs, ["iimm", "id_gain"]).set_index("dataset")
     assert means.loc["a", "id_gain"] == 1.0 and means.loc["a", "n_runs"] == 1
+
+
+def test_fit_notes_say_why_a_row_has_no_statistics():
+    table = pd.DataFrame({"n": [0, 1, 2, 3, 5], "pearson_r": [np.nan, np.nan, np.nan, np.nan, 0.4]})
+    assert forecast.fit_notes(table) == [
+        "no fit: no dataset(s) with this outcome, a fit needs 3",
+        "no fit: 1 dataset(s) with this outcome, a fit needs 3",
+        "no fit: 2 dataset(s) with this outcome, a fit needs 3",
+        "no fit: the predictor is the same on every dataset",
+        ""]
