@@ -290,3 +290,17 @@ def test_one_row_per_method_keeps_each_outcomes_problem_and_extrapolation():
     assert row["status"] == "ok" and bool(row["extrapolation"])  # the gain's extrapolation is not overwritten
     row = predict._wide(long(status_ood="too few runs (n=3, need 6 datasets)")).iloc[0]
     assert row["status"] == "ood_change: too few runs (n=3, need 6 datasets)"  # not "ok"
+
+
+def test_reference_runs_with_random_weights_are_flagged_once(runs):
+    """Reference runs whose records say random weights: the result says so (reference_random_weights, one note);
+    when the model itself is untrained its own RANDOM WEIGHTS note says it already, so no second one is added;
+    other pairs' flags do not count."""
+    flagged = runs.assign(random_weights=True)
+    res = _run(flagged)
+    assert res.reference_random_weights and res.notes[0].startswith("The reference runs of")
+    own = _run(flagged, random_weights=True, model_label="worldclip-tiny (random)")
+    assert own.reference_random_weights
+    assert sum("RANDOM WEIGHTS" in n for n in own.notes) == 1 and not any("reference runs of" in n for n in own.notes)
+    other = pd.concat([runs, runs.assign(pretrained="other-tag", random_weights=True)], ignore_index=True)
+    assert not _run(other).reference_random_weights
