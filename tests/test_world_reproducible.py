@@ -106,7 +106,8 @@ def test_example_zip_refuses_a_per_class_that_is_not_a_whole_number(per_class):
         example_sample_zip(per_class=per_class)
 
 
-@pytest.mark.parametrize("name", ["long-tail-p01", "long-tail-p\u0661", "long-tail-p+1", "long-tail-p 1"])
+@pytest.mark.parametrize("name", ["long-tail-p01", "long-tail-p\u0661", "long-tail-p+1", "long-tail-p 1",
+                                  "long-tail-p\u00b2"])  # a superscript 2: isdigit() but int() refuses it
 def test_a_coverage_mix_has_one_name(name):
     # each of these gave the mix named 'long-tail-p1' (or a name that is not its own)
     with pytest.raises(ValueError, match="unknown coverage mix"):
