@@ -12,6 +12,10 @@ def test_regenerating_a_task_gives_identical_bytes():
     world.load_world_split.cache_clear()
     second = world.load_world_split("letters", "test").images
     assert first.tobytes() == second.tobytes()
+    cached = world.load_world_split("letters", "test").images
+    assert cached is second  # the cache hands out the one array ...
+    world.load_world_split.cache_clear()
+    assert world.load_world_split("letters", "test").images is not cached  # ... until cleared: generated again
 
 
 def test_pretraining_batches_are_deterministic_and_differ_by_step():
