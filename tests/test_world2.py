@@ -130,6 +130,9 @@ def test_task_split_is_deterministic_and_covers_every_class():
     first = world2.load_split("w2-letters-x-o", "test")
     suites.load_split.cache_clear()
     second = world2.load_split("w2-letters-x-o", "test")
+    assert world2.load_split("w2-letters-x-o", "test").images is second.images  # cached: the one array ...
+    suites.load_split.cache_clear()
+    assert world2.load_split("w2-letters-x-o", "test").images is not second.images  # ... until cleared
     assert first.images.tobytes() == second.images.tobytes() and len(first) == 800
     assert set(np.unique(first.labels)) == {0, 1} and first.class_names == ["x", "o"]
     with pytest.raises(ValueError, match="unknown world-v2 task"):
