@@ -426,3 +426,29 @@ def test_a_peft_config_that_leaves_a_tower_untouched_says_so(tmp_path):
     warnings = module.method_details().get("peft_warnings", [])
     assert any("image tower" in w for w in warnings), warnings
     assert not any("text tower" in w for w in warnings), warnings
+
+
+def test_untouched_towers_names_each_tower_with_blocks_and_nothing_trained():
+    """Either tower can be the untouched one; a tower without transformer blocks (nothing for peft's names to
+    match there) is never reported."""
+    from core.methods.peft_method import untouched_towers
+
+    def blocks() -> nn.Module:
+        holder = nn.Module()
+        holder.resblocks = nn.ModuleList([nn.Linear(2, 2)])
+        return holder
+
+    model = nn.Module()
+    model.visual = nn.Module()
+    model.visual.transformer = blocks()
+    model.transformer = blocks()
+    model.requires_grad_(False)
+    assert untouched_towers(model) == ["image", "text"]
+    model.visual.requires_grad_(True)
+    assert untouched_towers(model) == ["text"]  # only the image tower adapted
+    model.requires_grad_(False)
+    model.transformer.requires_grad_(True)
+    assert untouched_towers(model) == ["image"]
+    model.visual = nn.Linear(2, 2)  # an image tower without blocks (a ResNet, say): nothing to warn about
+    model.visual.requires_grad_(False)
+    assert untouched_towers(model) == []
