@@ -177,3 +177,24 @@ def test_another_boot_must_not_overwrite_the_shipped_pre_registered_report(tmp_p
     assert rep.main(["--results", str(shipped), "--boot", "10", "--out", str(tmp_path / "quick")]) == 0
     assert "B = 10." in (tmp_path / "quick" / "report.md").read_text()
     assert (shipped / "report.md").read_text() == "the pre-registered report\n"
+
+
+def test_the_shipped_report_guard_holds_for_any_other_boot_and_any_spelling_of_its_folder(tmp_path, monkeypatch, capsys):
+    """More replicates than pre-registered are as much not the pre-registered analysis as fewer, and a path
+    that reaches the shipped folder another way (with '..') is still that folder; an --out that is a file is
+    refused by name before the bootstrap. (A stand-in for the shipped folder, as above.)"""
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "report.md").write_text("the pre-registered report\n")
+    monkeypatch.setattr(rep, "SHIPPED", shipped)
+    monkeypatch.setattr(rep, "method_table", lambda *a, **k: pytest.fail("bootstrap run before the refusal"))
+    assert rep.main(["--results", str(shipped), "--boot", "5000"]) == 2
+    assert "give --out FOLDER" in capsys.readouterr().err
+    roundabout = shipped.parent / ".." / shipped.parent.name / shipped.name
+    assert rep.main(["--results", str(roundabout), "--boot", "10"]) == 2
+    assert "give --out FOLDER" in capsys.readouterr().err
+    assert (shipped / "report.md").read_text() == "the pre-registered report\n"
+    (tmp_path / "records").mkdir()
+    (tmp_path / "a-file").write_text("x")
+    assert rep.main(["--results", str(tmp_path / "records"), "--out", str(tmp_path / "a-file")]) == 2
+    assert "--out" in (err := capsys.readouterr().err) and "is a file" in err, err
