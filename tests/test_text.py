@@ -59,3 +59,14 @@ def test_counted_puts_the_noun_in_the_right_number():
 
     assert [counted(n, "run") for n in (0, 1, 2, 1720)] == ["0 runs", "1 run", "2 runs", "1,720 runs"]
     assert counted(1, "datum", "data") == "1 datum" and counted(3, "datum", "data") == "3 data"
+
+
+def test_unmatched_link_text_caps_how_many_and_how_long_the_asked_values_are():
+    """A URL is anyone's to write: at most five values are named (the rest counted), each at most 120 characters."""
+    from core.text import unmatched_link_text
+
+    many = unmatched_link_text("dataset", [f"d{i}" for i in range(8)], "showing every dataset")
+    assert "d0, d1, d2, d3, d4 and 3 more, which is not among" in many and "d5" not in many
+    assert "d4, which" in unmatched_link_text("dataset", [f"d{i}" for i in range(5)], "x")  # five: none counted
+    long = unmatched_link_text("model", ["m" * 1000], "showing another")
+    assert "m" * 119 in long and "m" * 121 not in long
