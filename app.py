@@ -27,7 +27,7 @@ import streamlit as st
 
 from core import cards, store
 from core.cards import model_labels, model_options  # noqa: F401 (pages use them from app)
-from core.text import (model_key, model_pair, option_labels, option_text, plain,  # noqa: F401 (pages use them)
+from core.text import (counted, model_key, model_pair, option_labels, option_text, plain,  # noqa: F401 (pages)
                        unmatched_link_text)
 from core.turns import Turns
 from core.upload.pool import BudgetPool, parsed_bytes
@@ -343,7 +343,8 @@ def run_forecast(upload, template: str, model_key: str):
     from core.upload import DEFAULT_LIMITS, Deadline
 
     def waiting() -> None:
-        st.write(f"{FORECAST_SLOTS} other forecasts are running; yours starts when one ends…")
+        st.write(f"The server runs {counted(_FORECAST_TURNS.slots, 'forecast')} at a time, all busy now; "
+                 "yours starts when one ends…")
     with _FORECAST_TURNS.turn(wait_s=FORECAST_WAIT_S, what="forecasts are", on_wait=waiting):
         deadline = Deadline(DEFAULT_LIMITS.max_seconds)  # one budget: parsing a dropped upload again counts
         parsed = parsed_upload(upload, template, model_key, deadline)

@@ -128,8 +128,8 @@ def method_ranking(runs: pd.DataFrame, *, rank_by: str = "id_gain", level: float
 
     ``id_gain``/``ood_change``: means over dataset points (points) with their t interval at
     ``level`` over datasets; ``net``: the mean of their per-dataset sum over the datasets where both were
-    measured (their sum when that is every dataset); ``n_ood_datasets``: the datasets with an out-of-domain
-    mean (a method's OOD panel may be missing for some); ``datasets``: the names averaged, as a JSON list;
+    measured (their sum when that is every dataset); ``n_ood_datasets``: those datasets, where both were
+    measured (a method's OOD panel may be missing for some); ``datasets``: the names averaged, as a JSON list;
     costs are means over datasets of the seed means. ``rank`` (1 = best; <NA> where the ranked outcome
     was not measured) and ``pareto`` are within each (model, pretrained). Baselines (zero-shot: no
     training, every outcome 0 by definition) are left out unless asked for.

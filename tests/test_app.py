@@ -647,7 +647,7 @@ def test_forecasts_take_turns_and_a_visitor_without_one_is_told_so(fixture_store
     at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))
     assert not at.exception and "server is busy" in at.error[0].value and "fc_result" not in at.session_state
     assert at.status[0].label == "Forecast failed"
-    assert any("yours starts when one ends" in m.value for m in at.markdown)  # told it waits, before the error
+    assert any("runs 1 forecast at a time, all busy now; yours starts" in m.value for m in at.markdown)  # told it waits
     held.__exit__(None, None, None)  # it ended: the next press gets a turn
     at.button(key="fc_run").click().run()
     assert not at.exception and not at.error and at.session_state["fc_result"][1].n_images == 30
