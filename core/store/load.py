@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -146,7 +147,10 @@ def merge_rows(per_root: list[tuple[pa.Table, list[Path]]], strict: bool, skippe
         _note_conflicts(merged, ranked, skipped)
         kept = con.execute("SELECT _pos FROM ranked WHERE _rank = 1 "
                            f"ORDER BY {by_moment('NULLS FIRST')}, run_id").fetchnumpy()["_pos"]
-        out = merged.take(pa.array(kept, pa.int64()))
+        in_order = len(kept) == merged.num_rows and bool((kept == np.arange(len(kept))).all())
+        # a compacted store is usually stored in this order already: taking every wide JSON column's
+        # 100,000 rows again cost 0.3-0.6 s of each server's first read
+        out = merged if in_order else merged.take(pa.array(kept, pa.int64()))
         return out.drop_columns(["_file", "_root"])
     finally:
         con.close()
