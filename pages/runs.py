@@ -21,18 +21,17 @@ COLUMNS = {"model_label": "model", "method_title": "method", "dataset": "dataset
 SHOWN = 1000  # rows sent to the browser; downloads hold every matching run
 
 
-def matching(roots: tuple, model: str | None, filters: tuple, search: str, sort_by: str, desc: bool, include: bool):
-    """Every field of the matching runs; downloads build it on click, uncached (275 MiB a view at 100k runs)."""
-    runs = app.load_runs(roots, include)
-    if model:  # one vectorised comparison: a key built per run cost a Python call per row at 100,000 runs
-        runs = runs[runs[["model", "pretrained"]].eq(list(app.model_pair(model))).all(axis=1)]
-    view = store.query_runs(runs, filters=dict(filters), search=search, sort_by=sort_by, descending=desc)
-    return view.drop(columns=[store.EXTRA_COLUMN])
+def matching(roots: tuple, model: str | None, filters: tuple, search: str, sort_by: str, desc: bool, include: bool,
+             columns: tuple = ()):
+    """The matching runs (core.store.matching_runs): every field, for downloads (built on click, uncached: 275 MiB
+    a view at 100k runs), or only ``columns``."""
+    return store.matching_runs(app.load_runs(roots, include), model=app.model_pair(model) if model else None,
+                               filters=dict(filters), search=search, sort_by=sort_by, descending=desc, columns=columns)
 
 
 @st.cache_data(ttl=30, max_entries=16)
 def query(roots: tuple, version: int, *args) -> pd.DataFrame:  # args: those of matching() after roots
-    return matching(roots, *args)[[*store.LEADERBOARD_COLUMNS, "created_at", "random_weights"]]
+    return matching(roots, *args, columns=(*store.LEADERBOARD_COLUMNS, "created_at", "random_weights"))
 
 
 st.title("All runs")

@@ -558,3 +558,18 @@ def test_a_store_already_in_order_loads_as_a_shuffled_one_does(tmp_path):
     assert fast["run_id"].tolist() == [r["run_id"] for r in ordered]
     pd.testing.assert_frame_equal(fast, taken)
 
+
+def test_matching_runs_with_chosen_columns_equals_the_full_rows_cut_to_them(tmp_path):
+    """The All runs page takes only the columns it shows before any row is taken; the rows, their order and
+    values must be those of the full query (fast path against the naive one), one model's or all."""
+    frames = [make_fixture_records(n_datasets=5, pretrained=tag, seeds=(0, 1), noise=1.0, seed=i)
+              for i, tag in enumerate(("world-v1", "other"))]
+    runs = pd.concat([store.records_to_frame(f) for f in frames], ignore_index=True)
+    columns = ["run_id", "method", "dataset", "id_gain", "created_at"]
+    for kwargs in ({}, {"model": ("worldclip-tiny", "other")}, {"filters": {"method": ["lora", "full"]}},
+                   {"search": "SET-3", "sort_by": "id_gain", "descending": False}, {"sort_by": "created_at"}):
+        full = store.matching_runs(runs, **kwargs)
+        assert "extra" not in full.columns and len(full) > 0, kwargs
+        pd.testing.assert_frame_equal(store.matching_runs(runs, columns=columns, **kwargs), full[columns])
+    with pytest.raises(KeyError, match=r"no column\(s\) \['nope'\]"):
+        store.matching_runs(runs, columns=["run_id", "nope"])

@@ -98,8 +98,8 @@ from core.store.validate import (  # noqa: E402
 from core.store.index import INDEX_ENV_VAR, default_index_dir  # noqa: E402
 from core.store.load import load_runs, load_runs_report, skipped_records, stored_run_ids  # noqa: E402
 from core.store.queries import (  # noqa: E402
-    FILTER_KEYS, LEADERBOARD_COLUMNS, PROVENANCE_KEYS, SEARCH_COLUMNS, model_metadata, query_runs,
-    run_details, to_csv_bytes, to_parquet_bytes)
+    FILTER_KEYS, LEADERBOARD_COLUMNS, PROVENANCE_KEYS, SEARCH_COLUMNS, matching_runs, model_metadata,
+    query_runs, run_details, to_csv_bytes, to_parquet_bytes)
 from core.store.ingest import IngestReport, ingest, ingest_items  # noqa: E402
 
 
@@ -117,7 +117,7 @@ __all__ = [
     "SUBMITTED_SOURCE", "Skipped", "verified_runs", "TMP_PREFIX", "check_record", "compact", "default_index_dir", "default_roots",
     "ingest", "is_results_folder", "load_runs", "load_runs_report", "local_results_dir",
     "no_runs_text",
-    "model_metadata", "parse_record_bytes", "query_runs", "records_to_frame", "row_to_record",
+    "matching_runs", "model_metadata", "parse_record_bytes", "query_runs", "records_to_frame", "row_to_record",
     "run_details", "skipped_records", "skipped_summary", "stored_run_ids", "submissions_dir",
     "to_csv_bytes", "to_parquet_bytes", "write_file_atomic", "write_record", "write_records_parquet",
 ]

@@ -13,7 +13,7 @@ import pandas as pd
 from core import schema
 from core.store.load import by_moment
 from core.store.records import _plain, row_to_record
-from core.store.validate import safe_json_text
+from core.store.validate import EXTRA_COLUMN, safe_json_text
 
 FILTER_KEYS = ("model", "pretrained", "method", "dataset", "source", "status")
 SEARCH_COLUMNS = ("model", "method", "dataset", "source", "run_id")
@@ -92,6 +92,26 @@ def query_runs(df: pd.DataFrame, *, filters: Mapping[str, Iterable[str] | str | 
     out = df.iloc[np.asarray(positions, dtype=np.int64)].reset_index(drop=True)
     out.attrs = {}  # a view for display: the store's skipped list stays with the loaded frame
     return out
+
+
+def matching_runs(runs: pd.DataFrame, *, model: tuple[str, str] | None = None,
+                  filters: Mapping[str, Iterable[str] | str | None] | None = None, search: str | None = None,
+                  sort_by: str | None = None, descending: bool = True, columns: Iterable[str] = ()) -> pd.DataFrame:
+    """:func:`query_runs` on ``runs``, or on one ``(model, pretrained)``'s: every field but the extras, or only
+    ``columns`` (chosen before any row is taken: taking the wide JSON columns of 100,000 runs cost 0.35 s
+    where a page shows a dozen scalar ones). Raises what :func:`query_runs` raises, and KeyError for a
+    ``columns`` entry the frame lacks."""
+    columns = list(columns)
+    if columns:
+        missing = [c for c in columns if c not in runs.columns]
+        if missing:
+            raise KeyError(f"the runs frame has no column(s) {missing}")
+        needed = (*columns, *FILTER_KEYS, *SEARCH_COLUMNS, *([sort_by] if sort_by else []))
+        runs = runs[[c for c in dict.fromkeys(needed) if c in runs.columns]]
+    if model is not None:  # one vectorised comparison: a key built per run cost a Python call per row
+        runs = runs[runs[["model", "pretrained"]].eq(list(model)).all(axis=1)]
+    view = query_runs(runs, filters=filters, search=search, sort_by=sort_by, descending=descending)
+    return view[columns] if columns else view.drop(columns=[EXTRA_COLUMN], errors="ignore")
 
 
 def run_details(df: pd.DataFrame, run_id: str) -> dict[str, Any]:
