@@ -178,7 +178,8 @@ def model_notice(model: str, pretrained: str, runs: pd.DataFrame | None = None) 
     """A warning under the title when the numbers come from a toy or an untrained model (``runs``: also
     when any of this model's records says it had random weights)."""
     card = cards.model_card(model, pretrained)
-    mine = None if runs is None else runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]
+    mine = None if runs is None else runs.loc[(runs["model"] == model) & (runs["pretrained"] == pretrained),
+                                              [c for c in ("model", "pretrained", "random_weights") if c in runs]]
     if card.random_weights or (mine is not None and (model, pretrained) in cards.untrained_models(mine)):
         st.warning(f"{plain(card.title)}: an untrained network. Its numbers describe random weights.")
     elif card.toy:

@@ -58,8 +58,9 @@ def _cost_columns(provenance: pd.Series) -> pd.DataFrame:
 
 def without_baselines(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``frame`` whose ``method`` is not a baseline (zero-shot: outcomes 0 by definition)."""
-    keep = np.array([not cards.method_card(str(m)).baseline for m in frame["method"]], dtype=bool)
-    return frame[keep]
+    codes, methods = pd.factorize(frame["method"], use_na_sentinel=False)  # a card per method, not per row
+    baseline = np.array([cards.method_card(str(m)).baseline for m in methods], dtype=bool)
+    return frame[~baseline[codes]] if len(methods) else frame
 
 
 def dataset_points(runs: pd.DataFrame) -> pd.DataFrame:
@@ -71,7 +72,9 @@ def dataset_points(runs: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in [*POINT_KEYS, "status"] if c not in runs.columns]
     if missing:
         raise ValueError(f"the runs frame has no column(s) {missing}")
-    ok = runs[runs["status"] == "ok"]
+    wanted = [*POINT_KEYS, *(c for c in OUTCOME_COLUMNS if c in runs.columns), "provenance"]
+    # the columns needed, before the rows: taking every wide column of 100,000 runs cost a tenth of a second
+    ok = runs.loc[runs["status"] == "ok", [c for c in wanted if c in runs.columns]]
     values = [c for c in OUTCOME_COLUMNS if c in ok.columns]
     if ok.empty:  # typed like a full frame, so callers' arithmetic works on zero rows too
         empty = {k: pd.Series(dtype=object) for k in POINT_KEYS}
@@ -195,8 +198,10 @@ def mixed_recipes(runs: pd.DataFrame) -> pd.DataFrame:
     columns = ["model", "pretrained", "method", "method_title", "n_recipes", "sources"]
     if runs.empty or not {"config", "status", *MODEL_KEYS, "method"} <= set(runs.columns):
         return pd.DataFrame(columns=columns)
-    ok = without_baselines(runs[runs["status"] == "ok"])
-    ok = ok.assign(recipe=ok["config"].map(recipe_key), source=ok.get("source", pd.Series("", index=ok.index)))
+    ok = without_baselines(runs.loc[runs["status"] == "ok", [c for c in (*MODEL_KEYS, "method", "config", "source")
+                                                              if c in runs.columns]])
+    keys = {c: recipe_key(c) for c in ok["config"].unique()}  # a grid's runs share a few configs: parse each once
+    ok = ok.assign(recipe=ok["config"].map(keys), source=ok.get("source", pd.Series("", index=ok.index)))
     rows = [{"model": m, "pretrained": p, "method": method, "method_title": cards.method_title(method),
              "n_recipes": int(g["recipe"].nunique()),
              "sources": ", ".join(sorted(map(str, g["source"].dropna().unique())))}

@@ -1,6 +1,7 @@
 """core.ranking and core.cards: hand-checked aggregates, the Pareto front against a naive loop, cards."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -435,3 +436,22 @@ def test_untrained_models_with_flags_from_names_only_the_shown_pairs():
     shown = whole[whole["pretrained"] == "world-v1"]
     assert cards.untrained_models(shown, flags_from=whole) == set()
     assert cards.untrained_models(whole.assign(random_weights=False), flags_from=whole) == {("worldclip-tiny", "own-tag")}
+
+
+def test_the_per_method_and_per_config_shortcuts_equal_the_per_row_definitions():
+    """without_baselines looks each method's card up once and mixed_recipes parses each config once (per row
+    they cost 0.3 and 0.2 s at 100,000 runs): the rows kept and the recipes counted must be the per-row ones,
+    odd values (a missing method, an unknown one, a missing or broken config) included."""
+    runs = frame(n_datasets=3, methods=("full", "lora", "zero_shot"), seeds=(0, 1))
+    runs.loc[0, "method"] = None
+    runs.loc[1, "method"] = "peft_new"
+    runs.loc[2, "config"] = None
+    runs.loc[3, "config"] = "{not json"
+    runs.loc[runs["method"] == "lora", "config"] = [json.dumps({"train": {"steps": s}}) for s in (10, 20) * 3]
+    naive = runs[[not cards.method_card(str(m)).baseline for m in runs["method"]]]
+    pd.testing.assert_frame_equal(ranking.without_baselines(runs), naive)
+    ok = naive[naive["status"] == "ok"]
+    per_row = ok.assign(recipe=[ranking.recipe_key(c) for c in ok["config"]])
+    expected = {m: g["recipe"].nunique() for m, g in per_row.groupby("method") if g["recipe"].nunique() > 1}
+    mixed = ranking.mixed_recipes(runs)
+    assert dict(zip(mixed["method"], mixed["n_recipes"])) == expected and "lora" in expected
