@@ -280,6 +280,26 @@ OUTCOME_TITLES = {"id_gain": "in-domain gain (points)", "ood_change": "out-of-do
                   "ft_acc": "accuracy after fine-tuning (%)", "iimm": "IIMM"}
 
 
+#: Share of the colour scale's reach (from its middle for changes, from its low end otherwise) past which
+#: a heatmap cell is dark enough that its value is written in white: dark text on the darkest blues and reds
+#: was barely legible.
+DARK_CELL = 0.6
+
+
+def _cell_ink(values: np.ndarray, diverging: bool) -> list[str]:
+    """The text colour of each heatmap cell: white on the dark end(s) of its scale, near-black elsewhere. A
+    diverging scale (centred on 0) reaches its darkest red at the minimum and its darkest blue at the maximum."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return ["#111"] * len(values)
+    low, high = float(finite.min()), float(finite.max())
+    if diverging:
+        reach = np.where(values >= 0, values / high if high > 0 else 0.0, values / low if low < 0 else 0.0)
+    else:
+        reach = (values - low) / (high - low) if high > low else np.zeros(len(values))
+    return ["white" if r > DARK_CELL else "#111" for r in np.nan_to_num(reach)]
+
+
 def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
                     cell_height: int = 26) -> alt.LayerChart:
     """The method x dataset matrix (``core.ranking.dataset_matrix`` output) as coloured cells with
@@ -292,6 +312,7 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
                                 else f"{v:.2f}{' ★' if b else ''}" for v, b in zip(matrix["value"], matrix["best"])])
     title = OUTCOME_TITLES.get(outcome, outcome)
     diverging = outcome in ("id_gain", "ood_change", "norm_gain")
+    data["ink"] = _cell_ink(data["value"].to_numpy(float), diverging)
     scale = alt.Scale(scheme="redblue", domainMid=0) if diverging else alt.Scale(scheme="blues")
     order = (data.groupby("method_title")["value"].mean().sort_values(ascending=False).index.tolist())
     x = alt.X("dataset:N", title="dataset", sort="ascending",
@@ -303,7 +324,7 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
                                 tooltip=["method_title:N", "dataset:N", alt.Tooltip("value:Q", format=".2f"),
                                          "n_seeds:Q"]),
         base.transform_filter(alt.datum.best).mark_rect(fill=None, stroke="black", strokeWidth=2),
-        base.mark_text(fontSize=10, color="#111").encode(text="label:N"),
+        base.mark_text(fontSize=10).encode(text="label:N", color=alt.Color("ink:N", scale=None)),
     ).properties(title=alt.TitleParams(f"{title} per method and dataset",
                                        subtitle="★ = best method on that dataset (seed means)", anchor="start"),
                  width=alt.Step(cell_width), height=alt.Step(cell_height))

@@ -247,3 +247,16 @@ def test_a_method_on_two_datasets_gets_no_fit_in_its_label():
 def test_the_heatmap_centres_every_change_on_zero(runs, outcome):
     cells = ranking.dataset_matrix(runs, outcome, model="worldclip-tiny", pretrained="world-v1")
     assert '"domainMid": 0' in _spec(charts.dataset_heatmap(cells, outcome))
+
+
+def test_the_heatmap_writes_white_on_its_darkest_cells():
+    """Dark text on the darkest blues and reds could hardly be read; the palest cells keep dark text."""
+    cells = pd.DataFrame({"method_title": ["A", "A", "B", "B"], "dataset": ["d1", "d2", "d1", "d2"],
+                          "value": [40.0, 2.0, -10.0, -1.0], "best": [True, True, False, False], "n_seeds": 1})
+    spec = charts.dataset_heatmap(cells, "id_gain").to_dict()
+    text = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "text")
+    assert text["encoding"]["color"] == {"field": "ink", "scale": None, "type": "nominal"}
+    ink = {(r["dataset"], r["method_title"]): r["ink"] for r in next(iter(spec["datasets"].values()))}
+    assert ink == {("d1", "A"): "white", ("d2", "A"): "#111", ("d1", "B"): "white", ("d2", "B"): "#111"}
+    accuracy = charts.dataset_heatmap(cells.assign(value=[90.0, 10.0, 50.0, 20.0]), "ft_acc").to_dict()
+    assert [r["ink"] for r in next(iter(accuracy["datasets"].values()))] == ["white", "#111", "#111", "#111"]
