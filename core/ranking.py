@@ -334,6 +334,54 @@ def predictor_summary(table: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["outcome", "mean_abs_tau"], ascending=[True, False]).reset_index(drop=True)
 
 
+#: The outcomes as the pages name them, with the unit of their errors and interval widths.
+OUTCOME_UNITS = {"id_gain": "in-domain gain (points)", "ood_change": "out-of-domain change (points)",
+                 "norm_gain": "normalised gain (share of headroom)"}
+#: Headers of the shipped predictor tables as shown: the job's column names (``best_tau_mean_abs``) meant
+#: nothing to a reader.
+WINNER_HEADERS = {"outcome": "outcome", "cells": "cells (model, method)", "best_tau": "best by mean |τ|",
+                  "best_tau_mean_abs": "its mean |τ|", "iimm_mean_abs_tau": "IIMM's mean |τ|",
+                  "tau_margin": "lead over IIMM", "best_tau_cells_ci_excludes_0": "cells its τ interval excludes 0",
+                  "iimm_cells_ci_excludes_0": "cells IIMM's τ interval excludes 0",
+                  "best_mae": "best by LODO error", "best_mae_value": "its LODO error",
+                  "iimm_lodo_mae": "IIMM's LODO error", "mae_margin": "IIMM's extra error"}  # unit: the outcome's
+COVERAGE_HEADERS = {"outcome": "outcome", "cells": "cells (model, method)", "iimm_cells": "cells with an IIMM line",
+                    "level": "interval", "coverage": "coverage", "iimm_coverage": "IIMM line's coverage",
+                    "mean_width": "mean width", "iimm_mean_width": "IIMM line's mean width",
+                    "nested_lodo_mae": "nested LODO error", "iimm_lodo_mae": "IIMM line's LODO error",
+                    "cells_no_worse_than_iimm": "cells no worse than IIMM"}
+
+
+def _shown(table: pd.DataFrame, headers: dict[str, str], shares: tuple[str, ...] = ()) -> pd.DataFrame:
+    """``table`` for reading: outcomes and predictors by name, numbers as text with two decimals (``shares``
+    as percentages), a missing number as a dash; only the columns of ``headers``, renamed by it."""
+    def number(v: Any, share: bool) -> str:
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            return "–"
+        return f"{100 * v:.1f} %" if share else f"{v:.2f}"
+
+    out = table.copy()
+    for column in out.columns:
+        if column == "outcome":
+            out[column] = [OUTCOME_UNITS.get(o, o) for o in out[column]]
+        elif column in ("best_tau", "best_mae"):
+            out[column] = out[column].map(cards.predictor_title)
+        elif pd.api.types.is_float_dtype(out[column]):
+            out[column] = [number(v, column in shares) for v in out[column]]
+    return out[[c for c in out.columns if c in headers]].rename(columns=headers)
+
+
+def winners_shown(winners: pd.DataFrame) -> pd.DataFrame:
+    """``core.predictor_eval.winners`` as the Compare page shows it (see :func:`_shown`)."""
+    return _shown(winners, WINNER_HEADERS)
+
+
+def coverage_shown(summary: pd.DataFrame) -> pd.DataFrame:
+    """``core.forecast_select.coverage_summary`` as the Compare page shows it: coverage and level in percent;
+    the pooled row's widths and errors (outcomes in different units) as dashes (see :func:`_shown`)."""
+    return _shown(summary, COVERAGE_HEADERS, shares=("level", "coverage", "iimm_coverage"))
+
+
 def run_label(row: Any) -> str:
     """A readable one-line name of a run: 'LoRA on letters, seed 1 (worldclip-tiny world-v1)'."""
     status = "" if row.get("status") in (None, "ok") else f" [{row['status']}]"

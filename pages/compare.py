@@ -83,13 +83,14 @@ if PREDICTORS_CSV.is_file():
             "n_methods": NUM("methods")})
         st.caption("Which predictor wins, by how much over IIMM, and in how many methods its 95 % τ interval "
                    "excludes 0 (two-level bootstrap: datasets, then seeds):")
-        st.dataframe(predictor_eval.winners(raw), hide_index=True, key="cmp_winners")
+        st.dataframe(ranking.winners_shown(predictor_eval.winners(raw)), hide_index=True, key="cmp_winners")
         if SELECTION_CSV.is_file():
             selection = app.shipped_csv(SELECTION_CSV)
             rules = ", ".join(map(str, selection["rule"].unique())) if "rule" in selection else "not recorded"
             st.caption(f"The forecast's predictor choice (nested leave-one-dataset-out; selection rule {rules}) and "
                        "the measured coverage of its 95 % intervals on held-out datasets, beside the IIMM-only line's:")
-            st.dataframe(forecast_select.coverage_summary(selection), hide_index=True, key="cmp_coverage")
+            st.dataframe(ranking.coverage_shown(forecast_select.coverage_summary(selection)), hide_index=True,
+                         key="cmp_coverage")
     except (OSError, ValueError, KeyError, IndexError, pd.errors.ParserError) as exc:
         st.warning(f"The shipped predictor tables ({PREDICTORS_CSV.name}, {SELECTION_CSV.name}) cannot be read: "
                    f"{plain(exc)}")

@@ -441,7 +441,8 @@ def test_compare_shows_the_forecast_coverage_and_its_rule(fixture_store):
     assert not at.exception and not any("cannot be read" in w.value for w in at.warning)
     assert any(f"selection rule {forecast_select.DEFAULT_RULE})" in c.value for c in at.caption)
     coverage = at.dataframe[-1].value
-    assert coverage["outcome"].tolist()[0] == "id_gain" and coverage["cells"].tolist()[0] == 1
+    assert coverage["outcome"].tolist()[0] == "in-domain gain (points)"
+    assert coverage["cells (model, method)"].tolist()[0] == 1
 
 
 def test_all_runs_marks_a_model_whose_random_weights_flag_is_on_a_record_not_shown(fixture_store):

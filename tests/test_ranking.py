@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -455,3 +456,23 @@ def test_the_per_method_and_per_config_shortcuts_equal_the_per_row_definitions()
     expected = {m: g["recipe"].nunique() for m, g in per_row.groupby("method") if g["recipe"].nunique() > 1}
     mixed = ranking.mixed_recipes(runs)
     assert dict(zip(mixed["method"], mixed["n_recipes"])) == expected and "lora" in expected
+
+
+def test_the_shipped_predictor_tables_are_shown_with_readable_headers_and_names():
+    """The Compare page showed the job's own column names (best_tau_mean_abs), predictor keys (inter_modal),
+    outcome keys (id_gain), four decimals and 'None' for the pooled row's errors."""
+    from core import forecast_select, predictor_eval
+
+    raw = pd.read_csv(store.SHIPPED_DIR / "predictors.csv")
+    winners = ranking.winners_shown(predictor_eval.winners(raw))
+    coverage = ranking.coverage_shown(forecast_select.coverage_summary(
+        pd.read_csv(store.SHIPPED_DIR / "forecast-selection.csv")))
+    for shown in (winners, coverage):
+        assert not any("_" in c for c in shown.columns), list(shown.columns)
+        assert "in-domain gain (points)" in set(shown["outcome"]) and "id_gain" not in set(shown["outcome"])
+        text = shown.astype(str).to_numpy().ravel()
+        assert not any(re.fullmatch(r"-?\d+\.\d{3,}", t) for t in text)  # two decimals at most
+        assert "None" not in text and "nan" not in text
+    assert set(winners["best by mean |τ|"]) <= set(cards.PREDICTOR_TITLES.values())
+    pooled = coverage.set_index("outcome").loc["all outcomes"]
+    assert pooled["mean width"] == "–" and pooled["coverage"].endswith(" %")
