@@ -208,18 +208,24 @@ TRADEOFF_AXES = {"id_gain": ("mean in-domain gain (points)", False),
 #: Most rows a legend column of :func:`gain_vs_forgetting` holds: Streamlit fits the chart into its height
 #: and clips a taller legend (at 440 px, one column showed 10 of 19 methods in Chromium).
 LEGEND_ROWS = 10
+#: Height of one legend row of :func:`gain_vs_forgetting` (px, as Streamlit's theme draws it in Chromium).
+#: The legend sits below the plot: at the right its two columns took 400 px of the width (all of it on a
+#: phone, where the plot shrank to a sliver under the labels). Streamlit fits titles, legends and plot into
+#: the chart's height, so the chart grows by the legend's rows: the plot keeps ``height`` less the titles
+#: and axes (about 340 px of the default; it was 253 of 440 with the legend at the right).
+LEGEND_ROW_PX = 30
 
 
 def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_change",
-                       width: int = 560, height: int = 440, prefix: str = "mean",
+                       width: int = 560, height: int = 560, prefix: str = "mean",
                        subtitle: str = "bars: 95 % interval over datasets; diamonds: nothing beats them on both "
                                        "gain and forgetting") -> alt.LayerChart:
     """One point per method of ``rows`` (``core.ranking.method_ranking`` rows of ONE model), on the
     chosen axes (keys of :data:`TRADEOFF_AXES`), labelled with the method's name so nothing needs a
     hover; the interval over datasets as error bars where the axis has one; Pareto methods drawn as
     large diamonds (legend in dark grey) and joined by a dashed line on the gain/OOD axes; the method
-    legend takes a column per :data:`LEGEND_ROWS` methods. Methods that cannot be placed (NaN or inf on an
-    axis, or a value not above 0 on a log axis) are named in the subtitle.
+    legend, below the plot, takes a column per :data:`LEGEND_ROWS` methods. Methods that cannot be placed
+    (NaN or inf on an axis, or a value not above 0 on a log axis) are named in the subtitle.
     Raises ValueError for an unknown axis or when no row has both values."""
     for axis in (x, y):
         if axis not in TRADEOFF_AXES:
@@ -245,9 +251,10 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
                        scale=alt.Scale(type="log") if log_scale else alt.Scale(zero=False, nice=True))
 
     titles = dict(sorted(zip(data["method"], data["method_title"])))
+    columns = -(-len(titles) // LEGEND_ROWS)
     color = alt.Color("method_title:N", title="method", scale=_colour_scale(titles, method_colours(titles)),
-                      legend=alt.Legend(orient="right", labelLimit=260, symbolOpacity=1, symbolType="circle",
-                                        columns=-(-len(titles) // LEGEND_ROWS)))
+                      legend=alt.Legend(orient="bottom", labelLimit=150, symbolOpacity=1, symbolType="circle",
+                                        columns=columns, columnPadding=12))
     base = alt.Chart(data)
     layers = []
     for axis, channel, other in ((x, alt.X, enc(y, alt.Y)), (y, alt.Y, enc(x, alt.X))):
@@ -272,7 +279,7 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     return alt.layer(*layers).properties(
         title=alt.TitleParams(f"{enc(y, alt.Y).to_dict()['title'].split(' (')[0]} vs "
                               f"{enc(x, alt.X).to_dict()['title'].split(' (')[0]}", subtitle=subtitle, anchor="start"),
-        width=width, height=height)
+        width=width, height=height + LEGEND_ROW_PX * -(-len(titles) // columns))
 
 
 OUTCOME_TITLES = {"id_gain": "in-domain gain (points)", "ood_change": "out-of-domain change (points)",

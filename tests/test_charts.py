@@ -155,6 +155,9 @@ def test_every_method_keeps_one_distinct_visible_colour_on_every_chart():
         m: colours[m] for m in rows["method"]}
     legend = _colour_encoding(tradeoff)["legend"]
     assert legend["columns"] == 2  # 19 methods in one column overflow the chart and get clipped
+    # below the plot, and the chart grows by its 10 rows: at the right it took the plot's width (a sliver on a
+    # phone), and Streamlit fits legends and plot into the chart's height (the plot was 253 of 440 px)
+    assert legend["orient"] == "bottom" and tradeoff["height"] >= 560 + 10 * charts.LEGEND_ROW_PX
     few = json.loads(_spec(charts.gain_vs_forgetting(ranking.method_ranking(make_runs_of(("lora", "bitfit"))))))
     assert _colour_encoding(few)["legend"]["columns"] == 1
 
