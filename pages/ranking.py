@@ -60,16 +60,16 @@ SMALL = "small"
 st.dataframe(shown, hide_index=True, key="rk_table", column_order=[
     "rank", "method_title", "id_gain", "gain_ci", "ood_change", "ood_ci", "front", "trainable_params",
     "wall_time_s", "peak_mb", *([] if same else ["n_datasets", "n_ood_datasets"]), "card"], column_config={
-    "rank": NUM("rank", width=40), "method_title": TXT("method", width=190),
+    "rank": NUM("rank", width=40), "method_title": TXT("method", width=180),
     "id_gain": NUM("gain", format="%+.1f", width=SMALL, help="in-domain gain: mean accuracy points gained on the "
                                                               "trained task"),
     "gain_ci": TXT("95 % interval", width=100), "ood_change": NUM(
-        "OOD change", format="%+.1f", width=SMALL, help="out-of-domain: mean accuracy change on held-out tasks; "
+        "OOD change", format="%+.1f", width=90, help="out-of-domain: mean accuracy change on held-out tasks; "
                                                        "0 = no forgetting"),
     "ood_ci": TXT("95 % interval", width=100), "front": TXT("Pareto", width=SMALL),
     "trainable_params": NUM("trainable", format="compact", width=SMALL, help="trainable parameters"),
-    "wall_time_s": NUM("time/run (s)", format="%.0f", width=SMALL, help="mean wall time of one run"),
-    "peak_mb": NUM("memory (MB)", format="%.0f", width=SMALL, help="peak memory of a run's process"),
+    "wall_time_s": NUM("time/run (s)", format="%.0f", width=90, help="mean wall time of one run"),
+    "peak_mb": NUM("memory (MB)", format="%.0f", width=100, help="peak memory of a run's process"),
     "n_datasets": NUM("datasets", width=SMALL, help="datasets averaged (each the mean of its seeds)"),
     "n_ood_datasets": NUM("OOD datasets", width=SMALL, help="datasets behind the OOD change (its panel measured)"),
     "card": st.column_config.LinkColumn("card", display_text="card", width=50)})
