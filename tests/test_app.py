@@ -445,6 +445,14 @@ def test_compare_shows_the_forecast_coverage_and_its_rule(fixture_store):
     assert coverage["cells (model, method)"].tolist()[0] == 1
 
 
+def test_all_runs_shows_the_outcomes_next_to_the_names_of_the_run(fixture_store):
+    """At 1440 px the table's in-domain gain column (the default sort) began off-screen, after two bar columns."""
+    at = page("runs").run()
+    assert not at.exception
+    assert list(at.dataframe[0].proto.column_order)[:5] == ["model_label", "method_title", "dataset", "id_gain",
+                                                            "ood_change"]
+
+
 def test_all_runs_marks_a_model_whose_random_weights_flag_is_on_a_record_not_shown(fixture_store):
     """The marks came from the shown rows' own flags: filtered to a method whose records do not carry the flag,
     a model that other records of the store call untrained was shown unmarked."""
