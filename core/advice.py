@@ -83,7 +83,9 @@ def _use_selected(rows: pd.DataFrame, selected: pd.DataFrame | None) -> None:
                 continue
             pick = chosen.loc[(method, outcome)]
             # a choice of IIMM alone is the IIMM line (its R² counts in the verdict), named as the page names it
-            label = "IIMM" if str(pick["predictors"]).strip().lower() == "iimm" else str(pick["predictors"])
+            # named as the page names predictors elsewhere ('zero-shot accuracy', not the key 'zs_acc')
+            label = " + ".join(cards.predictor_title(n.strip()) for n in str(pick["predictors"]).split(" + "))
+            label = "IIMM" if label.lower() == "iimm" else label
             rows.loc[i, [outcome, f"{outcome}_lo", f"{outcome}_hi", f"{short}_lodo", basis]] = [
                 pick["prediction"], pick["lo"], pick["hi"], pick["nested_lodo_mae"], label]
             if bool(pick.get("extrapolation", False)):  # a chosen predictor outside its reference range

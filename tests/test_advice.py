@@ -98,8 +98,9 @@ def test_selected_predictor_sets_replace_the_iimm_line_and_keep_it_beside():
                                  "nested_lodo_mae": [0.7, 0.4, np.nan]})
     rows = advice.forecast_rows(res).set_index("method")
     assert rows.loc["lora", ["id_gain", "id_gain_lo", "id_gain_hi", "gain_lodo"]].tolist() == [11.0, 9.0, 13.0, 0.7]
-    assert rows.loc["lora", "gain_basis"] == "emms" and rows.loc["lora", "iimm_gain"] == 15.0
-    assert rows.loc["lora", "ood_basis"] == "iimm + zs_acc" and rows.loc["lora", "ood_change"] == -1.0
+    assert rows.loc["lora", "gain_basis"] == "EMMS" and rows.loc["lora", "iimm_gain"] == 15.0
+    # readable predictor names, as the page shows them elsewhere (the keys 'iimm + zs_acc' were shown raw)
+    assert rows.loc["lora", "ood_basis"] == "IIMM + zero-shot accuracy" and rows.loc["lora", "ood_change"] == -1.0
     assert rows.loc["full_ft", "gain_basis"] == "IIMM" and rows.loc["full_ft", "id_gain"] == 20.0
 
 
