@@ -37,4 +37,4 @@ wins = cells[cells["best"]].groupby("method_title").size().sort_values(ascending
 st.write("Datasets won (ties count for each): " + ", ".join(f"{plain(t)} {n}" for t, n in wins.items()))
 wide = cells.pivot_table(index="method_title", columns="dataset", values="value").rename_axis(index="method")
 st.dataframe(wide.style.format("{:+.1f}" if outcome in ("id_gain", "ood_change") else "{:.2f}", na_rep="—")
-             .highlight_max(axis=0, color="#d4f0d4"))
+             .highlight_max(axis=0, props="background-color: #d4f0d4; font-weight: bold"))  # bold: not colour alone

@@ -313,6 +313,8 @@ def test_matrix_marks_the_best_method_per_dataset(fixture_store):
     assert at.markdown[-1].value.startswith("Datasets won") and "Full 6" in at.markdown[-1].value
     at.selectbox(key="outcome").select("ood_change").run()
     assert "BitFit 6" in at.markdown[-1].value  # least forgetting on every dataset
+    styles = at.dataframe[0].proto.arrow_data.SerializeToString()  # the table's Styler CSS travels with it
+    assert b"d4f0d4" in styles and b"font-weight: bold" in styles  # the best cell is bold, not marked by colour alone
 
 
 def test_a_new_run_reaches_every_page_with_the_next_read_of_the_store(fixture_store):
