@@ -21,6 +21,15 @@ def _spec(chart) -> str:
     return json.dumps(chart.to_dict())  # to_dict validates against the Vega-Lite schema
 
 
+def test_iimm_charts_name_the_outcomes_as_the_pages_do(runs):
+    """The compare panels' axes said 'ID gain (points)' and 'OOD change (points)' where every page and table
+    says in-domain gain and out-of-domain change."""
+    for outcome in ("id_gain", "ood_change"):
+        for chart in (charts.iimm_vs_outcome(runs, outcome), charts.iimm_vs_outcome_by_method(runs, outcome)):
+            spec = _spec(chart)
+            assert f'"{charts.OUTCOME_TITLES[outcome]}"' in spec and "ID gain" not in spec and "OOD change" not in spec
+
+
 def test_iimm_vs_outcome_spec(runs):
     spec = _spec(charts.iimm_vs_outcome(runs, "id_gain"))
     for needle in ('"iimm"', '"id_gain"', '"dataset"', '"model"', '"method"', "R\\u00b2=", "\\u03c4=",
