@@ -347,3 +347,19 @@ def test_a_better_predictor_is_chosen_with_a_positive_gain_over_iimm_and_constan
     assert row["gain_vs_iimm"] > 1
     _, names = fs.reference_points(frame)
     assert "flat" in names and row["n_predictors"] == len(names) - 1  # a constant predictor is not usable
+
+
+def test_a_forecasts_selection_is_shown_with_names_not_keys():
+    """The forecast page's "How each forecast was chosen" showed method, outcome and predictor keys
+    ('lora', 'id_gain', 'iimm + zs_acc') and the frame's column names."""
+    from core.forecast_select import selection_shown
+
+    frame = pd.DataFrame({"method": ["lora", "peft_new"], "outcome": ["id_gain", "ood_change"],
+                          "status": ["ok", "too few runs"], "predictors": ["iimm + zs_acc", None],
+                          "prediction": [3.5, np.nan], "nested_lodo_mae": [1.25, np.nan], "level": [0.95, 0.95]})
+    shown = selection_shown(frame)
+    assert list(shown.columns) == ["method", "outcome", "status", "predicted from", "prediction", "nested LODO error"]
+    assert shown["method"].tolist()[0] == "LoRA" and shown["outcome"].tolist() == [
+        "in-domain gain (points)", "out-of-domain change (points)"]
+    assert shown["predicted from"].tolist()[0] == "IIMM + zero-shot accuracy" and pd.isna(shown["predicted from"][1])
+    assert shown["prediction"].tolist()[0] == 3.5 and frame["method"].tolist() == ["lora", "peft_new"]  # a copy

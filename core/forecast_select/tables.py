@@ -304,3 +304,29 @@ def read_selections(root: Path) -> pd.DataFrame:
         return pd.DataFrame()
     keys = [c for c in ("model", "pretrained", "method", "outcome", "rule") if all(c in f for f in frames)]
     return pd.concat(frames, ignore_index=True).drop_duplicates(keys, keep="last", ignore_index=True)
+
+
+#: Headers of a forecast's selection table as the forecast page shows it (the frame's own names are keys).
+SELECTION_SHOWN = {"method": "method", "outcome": "outcome", "status": "status", "predictors": "predicted from",
+                   "prediction": "prediction", "lo": "interval low", "hi": "interval high",
+                   "nested_lodo_mae": "nested LODO error", "coverage": "measured coverage",
+                   "iimm_prediction": "IIMM line", "iimm_lodo_mae": "IIMM line's LODO error",
+                   "iimm_coverage": "IIMM line's coverage", "n_datasets": "reference datasets",
+                   "n_sets": "candidate sets", "extrapolation": "extrapolates"}
+
+
+def selection_shown(frame: pd.DataFrame) -> pd.DataFrame:
+    """A forecast's selection rows (:func:`forecast_new`, :func:`with_measured_coverage`) for reading: methods,
+    outcomes and predictors by name, the columns of :data:`SELECTION_SHOWN` renamed by it; numbers kept."""
+    from core import cards
+    from core.ranking import OUTCOME_UNITS
+
+    out = frame.copy()
+    if "method" in out:
+        out["method"] = out["method"].map(lambda m: cards.method_title(str(m)))
+    if "outcome" in out:
+        out["outcome"] = out["outcome"].map(lambda o: OUTCOME_UNITS.get(o, o))
+    if "predictors" in out:
+        out["predictors"] = out["predictors"].map(lambda text: text if not isinstance(text, str) else " + ".join(
+            cards.predictor_title(name.strip()) for name in text.split(" + ")))
+    return out[[c for c in SELECTION_SHOWN if c in out.columns]].rename(columns=SELECTION_SHOWN)
