@@ -13,7 +13,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from core import cards, ranking
+from core import cards, label_layout, ranking
 
 log = logging.getLogger(__name__)
 
@@ -217,16 +217,51 @@ LEGEND_ROWS = 10
 LEGEND_ROW_PX = 30
 
 
+#: Height of the chart that titles, the top legend and the x axis take (px): of the default 560 px the plot
+#: measured 327 in Chromium (Ranking page, 1440 x 900). Labels are placed for a plot this much lower than
+#: ``height`` and ``width`` wide; Streamlit stretches the chart to its container, and a placement stays apart
+#: on any larger plot (a phone's narrower one may let labels touch).
+PLOT_DECOR_PX = 260
+
+
+def _axis_values(data: pd.DataFrame, axis: str) -> list[float]:
+    """The values an axis of :func:`gain_vs_forgetting` spans: the points and their interval ends."""
+    cols = [c for c in (axis, f"{axis}_lo", f"{axis}_hi") if c in data.columns]
+    values = pd.to_numeric(data[cols].stack(), errors="coerce").to_numpy(dtype=float)
+    values = values[np.isfinite(values) & ((values > 0) if TRADEOFF_AXES[axis][1] else True)]
+    return values.tolist()
+
+
+def _with_label_offsets(data: pd.DataFrame, x: str, y: str, domains: dict, width: float,
+                        height: float) -> pd.DataFrame:
+    """``data`` with label_align, label_dx, label_dy (None where no label fits), from
+    :func:`core.label_layout.place_labels` on the points' pixels: Pareto methods first, then by in-domain gain."""
+    px = label_layout.to_pixels(data[x].astype(float), domains[x], width, log=TRADEOFF_AXES[x][1])
+    py = label_layout.to_pixels(data[y].astype(float), domains[y], height, log=TRADEOFF_AXES[y][1],
+                                downward=True)
+    gain = pd.to_numeric(data["id_gain" if "id_gain" in data.columns else x], errors="coerce").fillna(-np.inf)
+    order = sorted(range(len(data)), key=lambda i: (not bool(data["pareto"].iloc[i]), -gain.iloc[i],
+                                                    str(data["method_title"].iloc[i])))
+    offsets = label_layout.place_labels(list(zip(px, py)),
+                                        [label_layout.label_size(t) for t in data["method_title"]],
+                                        width=width, height=height, order=order)
+    return data.assign(label_align=[o.align if o else None for o in offsets],
+                       label_dx=[o.dx if o else None for o in offsets],
+                       label_dy=[o.dy if o else None for o in offsets])
+
+
 def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_change",
                        width: int = 560, height: int = 560, prefix: str = "mean",
                        subtitle: str = "bars: 95 % interval over datasets; diamonds: nothing beats them on both "
                                        "gain and forgetting") -> alt.LayerChart:
     """One point per method of ``rows`` (``core.ranking.method_ranking`` rows of ONE model), on the
     chosen axes (keys of :data:`TRADEOFF_AXES`), labelled with the method's name so nothing needs a
-    hover; the interval over datasets as error bars where the axis has one; Pareto methods drawn as
-    large diamonds (legend in dark grey) and joined by a dashed line on the gain/OOD axes; the method
-    legend, below the plot, takes a column per :data:`LEGEND_ROWS` methods. Methods that cannot be placed
-    (NaN or inf on an axis, or a value not above 0 on a log axis) are named in the subtitle.
+    hover (beside its point where :func:`core.label_layout.place_labels` finds room, Pareto methods first;
+    a label that would cover another is left out, its point keeping tooltip and colour); the interval over
+    datasets as error bars where the axis has one; Pareto methods drawn as large diamonds (legend in dark
+    grey) and joined by a dashed line on the gain/OOD axes; the method legend, below the plot, takes a
+    column per :data:`LEGEND_ROWS` methods. Methods that cannot be placed (NaN or inf on an axis, or a
+    value not above 0 on a log axis) are named in the subtitle.
     Raises ValueError for an unknown axis or when no row has both values."""
     for axis in (x, y):
         if axis not in TRADEOFF_AXES:
@@ -245,18 +280,21 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
         subtitle = [subtitle, f"not drawn ({len(left_out)}: no value on an axis{log_note}): {', '.join(left_out)}"]
     data["front"] = np.where(data["pareto"], "Pareto: best trade-off", "dominated")
 
+    domains = {axis: label_layout.nice_domain(_axis_values(data, axis), log=TRADEOFF_AXES[axis][1])
+               for axis in (x, y)}  # set, not left to Vega-Lite's 'nice', so the labels know where points land
+
     def enc(axis: str, channel):
         title, log_scale = TRADEOFF_AXES[axis]
         title = f"{prefix} {title.removeprefix('mean ')}" if title.startswith("mean ") else title
-        return channel(f"{axis}:Q", title=title,
-                       scale=alt.Scale(type="log") if log_scale else alt.Scale(zero=False, nice=True))
+        return channel(f"{axis}:Q", title=title, scale=alt.Scale(type="log" if log_scale else "linear",
+                                                                  domain=list(domains[axis]), nice=False, zero=False))
 
     titles = dict(sorted(zip(data["method"], data["method_title"])))
     columns = -(-len(titles) // LEGEND_ROWS)
     color = alt.Color("method_title:N", title="method", scale=_colour_scale(titles, method_colours(titles)),
                       legend=alt.Legend(orient="bottom", labelLimit=150, symbolOpacity=1, symbolType="circle",
                                         columns=columns, columnPadding=12))
-    base = alt.Chart(data)
+    base = alt.Chart(_with_label_offsets(data, x, y, domains, width, height - PLOT_DECOR_PX))
     layers = []
     for axis, channel, other in ((x, alt.X, enc(y, alt.Y)), (y, alt.Y, enc(x, alt.X))):
         if f"{axis}_lo" in data.columns and data[f"{axis}_lo"].notna().any():
@@ -275,8 +313,10 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
                "n_datasets:Q", "front:N"]
     layers.append(base.mark_point(filled=True, opacity=0.95, stroke="#222", strokeWidth=0.6, size=170).encode(
         enc(x, alt.X), enc(y, alt.Y), color=color, shape=shape, tooltip=tooltip))
-    layers.append(base.mark_text(align="left", dx=9, dy=-7, fontSize=11, color="#222").encode(
-        enc(x, alt.X), enc(y, alt.Y), text="method_title:N"))
+    labelled = base.transform_filter("isValid(datum.label_align)")  # a label that fits nowhere: none drawn
+    layers.append(labelled.mark_text(align=alt.expr("datum.label_align"), baseline="middle",
+                                     dx=alt.expr("datum.label_dx"), dy=alt.expr("datum.label_dy"), fontSize=11,
+                                     color="#222").encode(enc(x, alt.X), enc(y, alt.Y), text="method_title:N"))
     return alt.layer(*layers).properties(
         title=alt.TitleParams(f"{enc(y, alt.Y).to_dict()['title'].split(' (')[0]} vs "
                               f"{enc(x, alt.X).to_dict()['title'].split(' (')[0]}", subtitle=subtitle, anchor="start"),
