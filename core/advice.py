@@ -84,7 +84,7 @@ def _use_selected(rows: pd.DataFrame, selected: pd.DataFrame | None) -> None:
             pick = chosen.loc[(method, outcome)]
             # a choice of IIMM alone is the IIMM line (its R² counts in the verdict), named as the page names it
             # named as the page names predictors elsewhere ('zero-shot accuracy', not the key 'zs_acc')
-            label = " + ".join(cards.predictor_title(n.strip()) for n in str(pick["predictors"]).split(" + "))
+            label = cards.predictor_set_title(pick["predictors"])
             label = "IIMM" if label.lower() == "iimm" else label
             rows.loc[i, [outcome, f"{outcome}_lo", f"{outcome}_hi", f"{short}_lodo", basis]] = [
                 pick["prediction"], pick["lo"], pick["hi"], pick["nested_lodo_mae"], label]

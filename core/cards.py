@@ -194,6 +194,12 @@ def predictor_title(name: str) -> str:
     return PREDICTOR_TITLES.get(name, name.replace("_", " "))
 
 
+def predictor_set_title(label: str) -> str:
+    """The readable name of a predictor set labelled 'iimm + zs_acc' (``core.forecast_select.set_label``):
+    'IIMM + zero-shot accuracy'."""
+    return " + ".join(predictor_title(name.strip()) for name in str(label).split(" + "))
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """What the app says about one (model, pretrained) pair of the store."""
@@ -292,7 +298,7 @@ def model_notes(frame: pd.DataFrame, untrained: set[tuple[str, str]], markdown: 
     return [note for note in notes if note]
 
 
-__all__ = ["PREDICTOR_TITLES", "predictor_title", "CITATIONS", "Citation", "METHOD_CARDS", "MethodCard", "ModelCard", "method_card", "method_title",
+__all__ = ["PREDICTOR_TITLES", "predictor_set_title", "predictor_title", "CITATIONS", "Citation", "METHOD_CARDS", "MethodCard", "ModelCard", "method_card", "method_title",
            "model_card", "model_card_path", "model_names", "model_notes", "toy_note", "untrained_models",
            "untrained_note"]
 

@@ -327,6 +327,6 @@ def selection_shown(frame: pd.DataFrame) -> pd.DataFrame:
     if "outcome" in out:
         out["outcome"] = out["outcome"].map(lambda o: OUTCOME_UNITS.get(o, o))
     if "predictors" in out:
-        out["predictors"] = out["predictors"].map(lambda text: text if not isinstance(text, str) else " + ".join(
-            cards.predictor_title(name.strip()) for name in text.split(" + ")))
+        out["predictors"] = out["predictors"].map(lambda text: cards.predictor_set_title(text)
+                                                  if isinstance(text, str) else text)
     return out[[c for c in SELECTION_SHOWN if c in out.columns]].rename(columns=SELECTION_SHOWN)
