@@ -141,7 +141,9 @@ def pick_model(runs: pd.DataFrame, container=st, key: str = "model") -> tuple[st
 
 def _unmatched(key: str, labels: dict) -> list[str]:
     """The URL's values of ``key`` that are none of the option ``labels`` (read before the widget drops them)."""
-    return [v for v in st.query_params.get_all(key) if v not in set(labels.values())]
+    asked = st.query_params.get_all(key)
+    offered = set(labels.values()) if asked else set()  # built once, and only when the link asks for something
+    return [v for v in asked if v not in offered]
 
 
 def link_select(container, what: str, labels: dict, key: str, none_shown: str = "nothing is chosen", **kwargs):
