@@ -1,5 +1,4 @@
 """Submit runs: a zip of grid records, checked by the store's own rules, stored as "submitted, unverified"."""
-import logging
 
 import pandas as pd
 import streamlit as st
@@ -21,7 +20,7 @@ if st.button("Submit", key="sub_go", type="primary", disabled=upload is None):
     except UploadError as exc:  # the zip itself: meant for whoever uploaded it
         st.error(plain(str(exc), max_chars=600))
     except (ValueError, OSError) as exc:  # the submissions folder is unusable or busy: its path stays in the log
-        logging.getLogger("app").warning("submission not stored: %s", exc)
+        app.log.warning("submission not stored: %s", exc)
         st.error("The server cannot store submissions right now (its submissions folder is unusable or busy); "
                  "please try again later.")
     else:
