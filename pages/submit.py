@@ -1,5 +1,4 @@
 """Submit runs: a zip of grid records, checked by the store's own rules, stored as "submitted, unverified"."""
-
 import pandas as pd
 import streamlit as st
 
