@@ -3,25 +3,40 @@ defaults never touch the network."""
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 DOWNLOAD_STALL_S = 60.0  # a download that receives nothing for this long fails instead of hanging a job
 
 
+_LOCK = threading.Lock()
+_HOLDERS = 0  # stall_timeout blocks open now, in any thread
+_BEFORE: float | None = None  # the default the outermost of them found
+
+
 @contextmanager
 def stall_timeout(seconds: float = DOWNLOAD_STALL_S) -> Iterator[None]:
     """Sockets opened inside time out after ``seconds`` without data. torchvision and open_clip open their
-    downloads with no timeout, so a server that stops sending would hang the job for good. The previous
-    process-wide default comes back afterwards. Raises ValueError for a ``seconds`` that is not positive."""
+    downloads with no timeout, so a server that stops sending would hang the job for good. The default is
+    process-wide, and app threads overlap: the first block to open sets it and the last to close puts back
+    what the first found (each restoring its own saved value left 60 s behind for good when two overlapped).
+    Raises ValueError for a ``seconds`` that is not positive."""
+    global _HOLDERS, _BEFORE
     if not seconds > 0:
         raise ValueError(f"seconds must be positive, got {seconds!r}")
-    before = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
+    with _LOCK:
+        if _HOLDERS == 0:
+            _BEFORE = socket.getdefaulttimeout()
+            socket.setdefaulttimeout(seconds)
+        _HOLDERS += 1
     try:
         yield
     finally:
-        socket.setdefaulttimeout(before)
+        with _LOCK:
+            _HOLDERS -= 1
+            if _HOLDERS == 0:
+                socket.setdefaulttimeout(_BEFORE)
 
 
 def is_stall(exc: BaseException) -> bool:

@@ -243,3 +243,20 @@ def test_a_download_that_fails_without_stalling_is_not_called_a_stall(tmp_path, 
     with pytest.raises(DatasetUnavailableError, match=r"\(ConnectionRefusedError\); this machine may be") as info:
         load_split("mnist", "train")
     assert "no data for" not in str(info.value)
+
+
+def test_overlapping_stall_timeouts_in_two_threads_restore_the_first_default():
+    """Two app threads' downloads overlapping: each block restored the default it had found, so the one that
+    closed last put 60 s back for the whole process, for good."""
+    import socket
+
+    from core.network import stall_timeout
+
+    before = socket.getdefaulttimeout()
+    first, second = stall_timeout(), stall_timeout()
+    first.__enter__()
+    second.__enter__()  # opened while the first is open: it finds 60 s
+    first.__exit__(None, None, None)
+    assert socket.getdefaulttimeout() == 60.0  # the second download still runs under the timeout
+    second.__exit__(None, None, None)
+    assert socket.getdefaulttimeout() == before
