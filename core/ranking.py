@@ -259,10 +259,10 @@ def verdict_text(rows: pd.DataFrame) -> str:
                  f"{gentle['id_gain']:+.1f} in-domain, {gentle['ood_change']:+.1f} out-of-domain.")
     if facts["front"]:  # empty when no method has an out-of-domain mean
         text += f" **Best trade-offs** (nothing beats them on both): {', '.join(plain(t) for t in facts['front'])}."
-    if same_datasets(rows) and rows["n_datasets"].iloc[0] < 2:
-        return text + (" **From a single dataset:** every method is measured on the same one dataset, so there is "
-                       "no interval and this order may not hold on other datasets.")
     if same_datasets(rows):
+        if rows["n_datasets"].iloc[0] < 2:
+            return text + (" **From a single dataset:** every method is measured on the same one dataset, so there "
+                           "is no interval and this order may not hold on other datasets.")
         return text + f" Every method is averaged over the same {rows['n_datasets'].iloc[0]} datasets."
     # a named method measured on one dataset: its mean has no interval (the table shows a dash), say so here
     named = {best["method_title"], *facts["front"], *([] if gentle is None else [gentle["method_title"]])}
