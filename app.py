@@ -128,7 +128,7 @@ def source_controls(roots: tuple[str, ...], container=st) -> bool:
     every = load_runs(roots, True)
     if skipped := store.skipped_summary(store.skipped_records(every), roots=roots):  # no server path
         container.warning(plain(skipped, max_chars=600))
-    submitted = int((every["source"] == store.SUBMITTED_SOURCE).sum()) if "source" in every else 0
+    submitted = store.submitted_count(every)
     return bool(submitted) and container.toggle(f"include {submitted} submitted, unverified runs",
                                                 key="submitted", bind=URL)
 

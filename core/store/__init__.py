@@ -60,11 +60,16 @@ def verified_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[~submitted] if submitted.any() else runs
 
 
+def submitted_count(runs: pd.DataFrame) -> int:
+    """How many of ``runs`` are unverified submissions (source :data:`SUBMITTED_SOURCE`)."""
+    return int((runs["source"] == SUBMITTED_SOURCE).sum()) if "source" in runs.columns else 0
+
+
 def no_runs_text(every: pd.DataFrame, advice: str) -> str:
     """What a page with no run to show says: ``advice`` (how to add runs), or, where ``every`` run of the store
     (submissions included) is an unverified submission the view leaves out, that they are there and how to
     include them: "No runs yet" over a store of submissions told their submitter theirs were lost."""
-    submitted = int((every["source"] == SUBMITTED_SOURCE).sum()) if "source" in every.columns else 0
+    submitted = submitted_count(every)
     if not submitted:
         return advice
     return (f"No verified runs yet: the store holds only {submitted} submitted, unverified run(s), left out "
@@ -116,7 +121,7 @@ __all__ = [
     "REPO_ROOT", "RecordError", "SEARCH_COLUMNS", "SHIPPED_DIR", "SUBMISSIONS_ENV_VAR",
     "SUBMITTED_SOURCE", "Skipped", "verified_runs", "TMP_PREFIX", "check_record", "compact", "default_index_dir", "default_roots",
     "ingest", "is_results_folder", "load_runs", "load_runs_report", "local_results_dir",
-    "no_runs_text",
+    "no_runs_text", "submitted_count",
     "matching_runs", "model_metadata", "parse_record_bytes", "query_runs", "records_to_frame", "row_to_record",
     "run_details", "skipped_records", "skipped_summary", "stored_run_ids", "submissions_dir",
     "to_csv_bytes", "to_parquet_bytes", "write_file_atomic", "write_record", "write_records_parquet",
