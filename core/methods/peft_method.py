@@ -257,10 +257,9 @@ def build_peft(name: str, loaded: LoadedModel, class_names: Sequence[str], templ
 def untouched_towers(model: nn.Module) -> list[str]:
     """The towers ('image', 'text') that hold transformer blocks but no trainable tensor: peft target names
     that match only one tower's modules leave the other one as it was, which no error from peft reports."""
-    from core.methods.targets import _BLOCK_LISTS, tower_of
+    from core.methods.targets import block_lists, tower_of
 
-    with_blocks = {tower_of(n) for n, m in model.named_modules()
-                   if isinstance(m, (nn.ModuleList, nn.Sequential)) and n.rsplit(".", 1)[-1] in _BLOCK_LISTS}
+    with_blocks = {tower_of(name) for name, _ in block_lists(model)}
     trained = {tower_of(n) for n, p in model.named_parameters() if p.requires_grad}
     return [tower for tower in ("image", "text") if tower in with_blocks and tower not in trained]
 

@@ -31,12 +31,18 @@ def parse_towers(value: str) -> tuple[str, ...]:
     return TOWER_CHOICES[value]
 
 
+def block_lists(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, list) for every list of transformer blocks in ``model`` (open_clip ``resblocks``, timm
+    ``blocks``), in model order; :func:`tower_of` its name says whose it is."""
+    return [(name, module) for name, module in model.named_modules()
+            if isinstance(module, (nn.ModuleList, nn.Sequential)) and name.rsplit(".", 1)[-1] in _BLOCK_LISTS]
+
+
 def transformer_blocks(model: nn.Module, towers: tuple[str, ...]) -> list[tuple[str, nn.Module]]:
     """(name, block) for every transformer block of the chosen towers, in model order."""
     found: list[tuple[str, nn.Module]] = []
-    for name, module in model.named_modules():
-        if (isinstance(module, (nn.ModuleList, nn.Sequential)) and name.rsplit(".", 1)[-1] in _BLOCK_LISTS
-                and tower_of(name) in towers):
+    for name, module in block_lists(model):
+        if tower_of(name) in towers:
             found.extend((f"{name}.{i}", block) for i, block in enumerate(module))
     for tower in towers:
         if not any(tower_of(n) == tower for n, _ in found):
