@@ -323,9 +323,7 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
         width=width, height=height + LEGEND_ROW_PX * -(-len(titles) // columns))
 
 
-OUTCOME_TITLES = {"id_gain": "in-domain gain (points)", "ood_change": "out-of-domain change (points)",
-                  "norm_gain": "normalised gain (share of headroom)", "zs_acc": "zero-shot accuracy (%)",
-                  "ft_acc": "accuracy after fine-tuning (%)", "iimm": "IIMM"}
+OUTCOME_TITLES = ranking.OUTCOME_TITLES  # one naming of the outcomes, kept in core.ranking
 
 
 #: Share of the colour scale's reach (from its middle for changes, from its low end otherwise) past which

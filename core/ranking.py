@@ -334,9 +334,10 @@ def predictor_summary(table: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["outcome", "mean_abs_tau"], ascending=[True, False]).reset_index(drop=True)
 
 
-#: The outcomes as the pages name them, with the unit of their errors and interval widths.
-OUTCOME_UNITS = {"id_gain": "in-domain gain (points)", "ood_change": "out-of-domain change (points)",
-                 "norm_gain": "normalised gain (share of headroom)"}
+#: The outcomes as the pages, tables and chart axes name them, with their units.
+OUTCOME_TITLES = {"id_gain": "in-domain gain (points)", "ood_change": "out-of-domain change (points)",
+                  "norm_gain": "normalised gain (share of headroom)", "zs_acc": "zero-shot accuracy (%)",
+                  "ft_acc": "accuracy after fine-tuning (%)", "iimm": "IIMM"}
 #: Headers of the shipped predictor tables as shown: the job's column names (``best_tau_mean_abs``) meant
 #: nothing to a reader.
 WINNER_HEADERS = {"outcome": "outcome", "cells": "cells (model, method)", "best_tau": "best by mean |τ|",
@@ -363,7 +364,7 @@ def _shown(table: pd.DataFrame, headers: dict[str, str], shares: tuple[str, ...]
     out = table.copy()
     for column in out.columns:
         if column == "outcome":
-            out[column] = [OUTCOME_UNITS.get(o, o) for o in out[column]]
+            out[column] = [OUTCOME_TITLES.get(o, o) for o in out[column]]
         elif column in ("best_tau", "best_mae"):
             out[column] = out[column].map(cards.predictor_title)
         elif pd.api.types.is_float_dtype(out[column]):

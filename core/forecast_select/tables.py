@@ -319,13 +319,13 @@ def selection_shown(frame: pd.DataFrame) -> pd.DataFrame:
     """A forecast's selection rows (:func:`forecast_new`, :func:`with_measured_coverage`) for reading: methods,
     outcomes and predictors by name, the columns of :data:`SELECTION_SHOWN` renamed by it; numbers kept."""
     from core import cards
-    from core.ranking import OUTCOME_UNITS
+    from core.ranking import OUTCOME_TITLES
 
     out = frame.copy()
     if "method" in out:
         out["method"] = out["method"].map(lambda m: cards.method_title(str(m)))
     if "outcome" in out:
-        out["outcome"] = out["outcome"].map(lambda o: OUTCOME_UNITS.get(o, o))
+        out["outcome"] = out["outcome"].map(lambda o: OUTCOME_TITLES.get(o, o))
     if "predictors" in out:
         out["predictors"] = out["predictors"].map(lambda text: cards.predictor_set_title(text)
                                                   if isinstance(text, str) else text)
