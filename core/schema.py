@@ -192,16 +192,22 @@ def _unicode_ok(text: str) -> bool:
     return True
 
 
+def json_text(value: Any, **kw: Any) -> str:
+    """``value`` as JSON text the store keeps (``json.dumps`` with ``kw``): NaN/inf written as null, never as
+    the non-standard ``NaN``. Raises what ``json.dumps`` raises for a value it cannot write."""
+    try:
+        return json.dumps(value, allow_nan=False, **kw)
+    except ValueError:  # NaN/inf inside (or an integer too long to print, which fails again)
+        return json.dumps(nan_as_null(value), allow_nan=False, **kw)
+
+
 def _json_size(value: Any) -> int:
     """Length of ``value`` as the store keeps it: JSON text with the default ``", "`` and ``": "``
     separators, NaN/inf as null (core.store.records writes nested columns so, and the Parquet loader
     measures that text, so a field that passes here is never quarantined after compaction).
     Raises SchemaError for a value JSON cannot store or text (keys too) that is not valid Unicode."""
     try:
-        try:
-            text = json.dumps(value, allow_nan=False, default=_no_default)
-        except ValueError:  # NaN/inf inside (or an integer too long to print, which fails again)
-            text = json.dumps(nan_as_null(value), allow_nan=False, default=_no_default)
+        text = json_text(value, default=_no_default)
     except (ValueError, TypeError, OverflowError) as exc:
         raise SchemaError(f"a nested field holds a value JSON cannot store ({_short(str(exc))})") from None
     # ASCII JSON writes every character past U+FFFF as a pair of \ud8xx escapes: look closer only then

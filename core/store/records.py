@@ -6,7 +6,6 @@ read more than a size cap, and never descend more than :data:`MAX_WALK_DEPTH` fo
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -307,10 +306,7 @@ def read_json_record(path: Path, skipped: list[Skipped] | None = None) -> dict[s
 
 
 def _dumps(value: Any, **kw: Any) -> str:
-    try:
-        return json.dumps(value, sort_keys=True, allow_nan=False, **kw)
-    except ValueError:  # NaN somewhere inside, e.g. an undefined zero-shot measure
-        return json.dumps(schema.nan_as_null(value), sort_keys=True, allow_nan=False, **kw)
+    return schema.json_text(value, sort_keys=True, **kw)  # NaN (an undefined zero-shot measure) as null
 
 
 def flatten(record: Mapping[str, Any]) -> dict[str, Any]:
