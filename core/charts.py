@@ -224,11 +224,16 @@ LEGEND_ROW_PX = 30
 PLOT_DECOR_PX = 260
 
 
+def _placeable(values: np.ndarray, axis: str) -> np.ndarray:
+    """Which ``values`` an axis of :func:`gain_vs_forgetting` can draw: finite, and above 0 on a log axis."""
+    return np.isfinite(values) & ((values > 0) if TRADEOFF_AXES[axis][1] else True)
+
+
 def _axis_values(data: pd.DataFrame, axis: str) -> list[float]:
     """The values an axis of :func:`gain_vs_forgetting` spans: the points and their interval ends."""
     cols = [c for c in (axis, f"{axis}_lo", f"{axis}_hi") if c in data.columns]
     values = pd.to_numeric(data[cols].stack(), errors="coerce").to_numpy(dtype=float)
-    values = values[np.isfinite(values) & ((values > 0) if TRADEOFF_AXES[axis][1] else True)]
+    values = values[_placeable(values, axis)]
     return values.tolist()
 
 
@@ -270,7 +275,7 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     drawable = np.ones(len(rows), dtype=bool)
     for axis in (x, y):
         values = pd.to_numeric(rows[axis], errors="coerce").to_numpy(dtype=float)
-        drawable &= np.isfinite(values) & ((values > 0) if TRADEOFF_AXES[axis][1] else True)
+        drawable &= _placeable(values, axis)
     data = rows[drawable].copy()
     if data.empty:
         raise ValueError(f"no method has both {x!r} and {y!r} to draw")
