@@ -199,8 +199,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if key not in RECIPES or RECIPES[key][0] != "v2":
             known = ", ".join(k for k in RECIPES if k != "worldclip-tiny")
             raise ValueError(f"{key!r} is not a world-v2 model; known: {known}")
-    if args.boot < 1:
-        raise ValueError(f"--boot must be a positive number of bootstrap replicates, got {args.boot}")
+    check_boot(args.boot)
     if args.max_items is not None and args.max_items < 2:  # intra-image compares a split's images with each other
         raise ValueError(f"--max-items must be at least 2 images per split, got {args.max_items} "
                          "(leave it out for the full check)")
@@ -217,6 +216,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "(--max-items); leave one of them out")
     args.out = SHIPPED if args.out is None else args.out
     return args
+
+
+def check_boot(boot: int) -> None:
+    """ValueError naming --boot unless it is a positive number of bootstrap replicates (both world-v2 jobs)."""
+    if boot < 1:
+        raise ValueError(f"--boot must be a positive number of bootstrap replicates, got {boot}")
 
 
 def departures(args: argparse.Namespace) -> list[str]:

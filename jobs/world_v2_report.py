@@ -26,7 +26,7 @@ from core.data import world2
 from core.nested_bootstrap import kendall_tau, nested_bootstrap_tau
 from jobs.cli import check_results_folder, check_writable_folder, user_facing
 from jobs.world_check import (ALL_MODELS, CONTROL, LONG_TAILED, OUTCOMES, PREREGISTERED_BOOT, SHIPPED, TASKS,
-                              coverage_taus, table, verdict)
+                              check_boot, coverage_taus, table, verdict)
 
 log = logging.getLogger("jobs.world_v2_report")
 STUDY_METHODS = ("full_ft", "bitfit", "attention", "lora", "clip_adapter")
@@ -247,8 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     from core import store
 
     results = check_results_folder(args.results)  # before --out is made: it defaults to this folder
-    if args.boot < 1:
-        raise ValueError(f"--boot must be a positive number of bootstrap replicates, got {args.boot}")
+    check_boot(args.boot)
     out = args.results if args.out is None else args.out
     if args.boot != PREREGISTERED_BOOT and out.resolve() == SHIPPED.resolve():
         raise ValueError(f"B = {args.boot}, not the pre-registered {PREREGISTERED_BOOT}, must not overwrite the shipped "
