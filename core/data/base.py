@@ -7,6 +7,14 @@ from typing import Sequence
 import numpy as np
 
 
+def check_split(split: object) -> str:
+    """``split`` when it is 'train' or 'test', else ValueError (a non-string is refused before any cache
+    sees it: a list is unhashable)."""
+    if not isinstance(split, str) or split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    return split
+
+
 @dataclass
 class LabeledImages:
     """A labelled image set.

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from core.data import world_render as W
-from core.data.base import LabeledImages
+from core.data.base import LabeledImages, check_split
 
 # ----------------------------------------------------------------------------- captions
 
@@ -269,8 +269,7 @@ def _render_task(task: WorldTask, rng: np.random.Generator, n: int) -> tuple[np.
 def load_world_split(name: str, split: str) -> LabeledImages:
     """The 'train' or 'test' split of a world task, generated deterministically (cached per process: the
     image array is read-only and shared, the labels, class-name list and meta dict each caller's own)."""
-    if not isinstance(split, str) or split not in ("train", "test"):  # checked before the cache sees it
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    check_split(split)  # before the cache sees it
     get_world_task(name)
     return _generate_split(name, split).handed_out()
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.data.base import LabeledImages
+from core.data.base import LabeledImages, check_split
 from core.data.world2.coverage import long_tail
 from core.data.world2.subworlds import BY_NAME
 
@@ -178,8 +178,7 @@ def _labels_of(task: World2Task, attrs: dict) -> tuple[np.ndarray, np.ndarray]:
 def load_split(name: str, split: str) -> LabeledImages:
     """The 'train' or 'test' split of a world-v2 task, generated deterministically (cached per process: the
     image array is read-only and shared, the labels, class-name list and meta dict each caller's own)."""
-    if not isinstance(split, str) or split not in ("train", "test"):  # checked before the cache sees it
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    check_split(split)  # before the cache sees it
     get_task(name)
     return _generate_split(name, split).handed_out()
 
