@@ -1,10 +1,16 @@
 """The one in-memory form every dataset takes: labelled images plus class names and a prompt."""
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+
+
+def is_whole_number(value: object, minimum: int) -> bool:
+    """Whether ``value`` is an integer (numpy's included; a bool is not) of at least ``minimum``."""
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Integral) and value >= minimum
 
 
 def check_split(split: object) -> str:

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import io
-import numbers
 import zipfile
 
 import numpy as np
 from PIL import Image
 
+from core.data.base import is_whole_number
 from core.data.world import get_world_task, load_world_split
 
 EXAMPLE_TASK = "scene-kind"  # an OOD-panel task: never fine-tuned on, so its forecast is out of sample
@@ -26,7 +26,7 @@ def example_sample_zip(task: str = EXAMPLE_TASK, *, per_class: int = EXAMPLE_PER
     seed and the zip's timestamps are fixed. Raises ValueError for an unknown task or a
     ``per_class`` that is not a whole number of at least 1.
     """
-    if isinstance(per_class, bool) or not isinstance(per_class, numbers.Integral) or per_class < 1:
+    if not is_whole_number(per_class, 1):
         raise ValueError(f"per_class must be at least 1 and a whole number, got {per_class!r}")
     split = load_world_split(task, "test")  # raises ValueError naming the known tasks
     buffer = io.BytesIO()

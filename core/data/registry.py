@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import logging
-import numbers
 import os
 import re
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.data.base import LabeledImages, check_split
+from core.data.base import LabeledImages, check_split, is_whole_number
 from core.data import world2
 from core.data.world import FINETUNE_TASKS, OOD_PANEL, TASKS, load_world_split
 from core.network import DOWNLOAD_STALL_S, is_stall, stall_timeout
@@ -122,8 +121,7 @@ def load_split(name: str, split: str, *, max_items: int | None = None) -> Labele
     (all of them where it holds fewer). ValueError for anything else, which used to give an empty set
     (0, negative numbers) or an IndexError (2.0)."""
     check_split(split)
-    if max_items is not None and (isinstance(max_items, bool) or not isinstance(max_items, numbers.Integral)
-                                  or max_items < 1):
+    if max_items is not None and not is_whole_number(max_items, 1):
         raise ValueError(f"max_items must be a positive whole number or None (the whole split), got {max_items!r}")
     spec = get_dataset(name)
     if spec.source == "world":

@@ -9,7 +9,6 @@ spans a range and image-image similarity differs across tasks. Same seed -> same
 """
 from __future__ import annotations
 
-import numbers
 import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -18,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from core.data import world_render as W
-from core.data.base import LabeledImages, check_split
+from core.data.base import LabeledImages, check_split, is_whole_number
 
 # ----------------------------------------------------------------------------- captions
 
@@ -129,7 +128,7 @@ def check_batch_args(seed: int, step: int, batch_size: int) -> None:
     """ValueError unless seed and step are non-negative whole numbers and batch_size a positive one (the
     pretraining batches' arguments; numpy's own errors for them name no argument, or come from deep inside)."""
     for arg, value, least in (("seed", seed, 0), ("step", step, 0), ("batch_size", batch_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        if not is_whole_number(value, least):
             raise ValueError(f"{arg} must be a whole number of at least {least}, got {value!r}")
 
 
