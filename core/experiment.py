@@ -146,15 +146,18 @@ def _zero_shot_block(loaded, name: str, cache_dir: Path | None) -> tuple[dict, d
     return block
 
 
-def zero_shot_accuracy_on(loaded: LoadedModel, name: str, split: str, cache_dir: Path | None) -> float:
-    """Zero-shot top-1 accuracy in % (0..100) of ``loaded`` on split ``split`` of dataset ``name``, from its
-    embeddings (read from or written to the cache in ``cache_dir``; None: the default cache)."""
-    from core import metrics
-    from core.data.registry import load_split
-    from core.embed import embed_dataset
+def accuracies_before(loaded: LoadedModel, test_data, ood_data: dict, frozen_embeddings) -> dict:
+    """The untrained model's accuracies (%) on ``test_data`` and each of ``ood_data`` (name -> LabeledImages):
+    :func:`core.evaluate.evaluate_run` of the zero-shot classifier, from ``frozen_embeddings`` (data -> the
+    untrained image tower's embeddings). The accuracies after fine-tuning come from the same function, so a
+    method that changes nothing has a gain of exactly 0 (NumPy's cosine argmax and the model's scaled logits
+    can break a class tie to within float rounding differently)."""
+    from core.evaluate import evaluate_run
+    from core.methods import build_method
 
-    emb = embed_dataset(loaded, load_split(name, split), cache_dir=cache_dir)
-    return float(metrics.zero_shot_accuracy(emb.image, emb.text, emb.labels))
+    zero_shot = build_method("zero_shot", loaded, test_data.class_names, test_data.template, {})
+    zero_shot.train(loaded.model.training)  # evaluate_run restores this mode on the shared model
+    return evaluate_run(zero_shot, test_data, ood_data, image_embeddings=frozen_embeddings)
 
 
 IDENTITY_FIELDS = ("run_id", "schema_version", "model", "pretrained", "model_key", "random_weights", "method",
@@ -225,17 +228,19 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         prov["transferability"] = baseline_info
         record.update(iimm=zero_shot["iimm"], inter_modal=zero_shot["inter_modal"],
                       intra_image=zero_shot["intra_image"])
-        zs_acc = zero_shot_accuracy_on(loaded, record["dataset"], "test", cache_dir)
-        ood_before = {name: zero_shot_accuracy_on(loaded, name, "test", cache_dir) for name in record["ood_sets"]}
         train_data, test_data = load_split(record["dataset"], "train"), load_split(record["dataset"], "test")
+        ood_data = {name: load_split(name, "test") for name in record["ood_sets"]}
+
+        # the untrained model's image embeddings (cached once per dataset); train and evaluate_run call this only
+        # for a frozen image tower, which they then score without image forward passes
+        def frozen_embeddings(data):
+            return embed_dataset(loaded, data, cache_dir=cache_dir).image
+
+        before = accuracies_before(loaded, test_data, ood_data, frozen_embeddings)
+        zs_acc, ood_before = float(before["test_acc"]), {k: float(v) for k, v in before["ood_acc"].items()}
         module = build_method(record["method"], loaded, train_data.class_names, train_data.template,
                               dict(cell.get("method_config", {})))
         trainable, total = count_parameters(module)
-
-        # the untrained model's image embeddings, which the zero-shot scores above have just cached; train and
-        # evaluate_run call this only for a frozen image tower, which they then score without image forward passes
-        def frozen_embeddings(data):
-            return embed_dataset(loaded, data, cache_dir=cache_dir).image
 
         prov["method"] = module.method_details()  # family, counts (and the resolved peft config)
         prov.update(trainable_params=int(trainable), total_params=int(total),
@@ -247,7 +252,6 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
             result = train(module, train_data, recipe, progress=progress, image_embeddings=frozen_embeddings)
             prov["train"] = {k: getattr(result, k) for k in ("steps", "train_time_s", "samples_per_s",
                                                              "best_val_acc", "best_step")}
-        ood_data = {name: load_split(name, "test") for name in record["ood_sets"]}
         after = evaluate_run(module, test_data, ood_data, image_embeddings=frozen_embeddings)
         prov["evaluation_input"] = after["input"]
         ft_acc = float(after["test_acc"])

@@ -517,24 +517,41 @@ def test_a_cell_takes_zero_shot_measures_on_train_and_accuracies_on_test(monkeyp
     import core.experiment as experiment
 
     embedded, accuracies = [], []
-    real_embed, real_accuracy = core.embed.embed_dataset, experiment.zero_shot_accuracy_on
+    real_embed, real_before = core.embed.embed_dataset, experiment.accuracies_before
 
     def embed(loaded, data, **kw):
         embedded.append((data.meta.get("split"), len(data)))
         return real_embed(loaded, data, **kw)
 
-    def accuracy_on(loaded, name, split, cache_dir):
-        accuracies.append((name, split))
-        return real_accuracy(loaded, name, split, cache_dir)
+    def before(loaded, test_data, ood_data, frozen_embeddings):
+        accuracies.extend((d.name, d.meta.get("split")) for d in (test_data, *ood_data.values()))
+        return real_before(loaded, test_data, ood_data, frozen_embeddings)
 
     monkeypatch.setattr(core.embed, "embed_dataset", embed)
-    monkeypatch.setattr(experiment, "zero_shot_accuracy_on", accuracy_on)
+    monkeypatch.setattr(experiment, "accuracies_before", before)
     cell = {"model": "worldclip-tiny", "dataset": "shape-size", "method": "zero_shot", "seed": 0,
             "ood": ["scene-kind"], "method_config": {}, "train": {}, "source": "test"}
     record = experiment.run_cell(cell, cache_dir=tmp_path)
     assert record["status"] == "ok", record["error"]
     assert embedded[0] == ("train", 1500)  # the zero-shot block: IIMM and the baselines
     assert accuracies == [("shape-size", "test"), ("scene-kind", "test")]
+
+
+def test_accuracies_before_and_after_come_from_one_scoring_path(monkeypatch, tmp_path):
+    """A shipped zero-shot record had +0.125 in-domain gain: the accuracy before came from NumPy's cosine
+    argmax, the one after from the model's logits, and a near-tie broke the two ways. Here the NumPy path is
+    made to disagree on purpose; a method that trains nothing must still gain exactly 0, in and out of domain."""
+    import core.experiment as experiment
+    from core import metrics
+
+    real = metrics.zero_shot_accuracy
+    monkeypatch.setattr(metrics, "zero_shot_accuracy", lambda *a: real(*a) + 0.125)
+    cell = {"model": "worldclip-tiny", "dataset": "shape-size", "method": "zero_shot", "seed": 0,
+            "ood": ["scene-kind"], "method_config": {}, "train": {}, "source": "test"}
+    record = experiment.run_cell(cell, cache_dir=tmp_path)
+    assert record["status"] == "ok", record["error"]
+    assert record["zs_acc"] == record["ft_acc"] and record["id_gain"] == 0.0
+    assert record["ood_before"] == record["ood_after"] and record["ood_change"] == 0.0
 
 
 @pytest.mark.skipif(not __import__("shutil").which("git"), reason="needs git")
