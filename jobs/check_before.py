@@ -1,0 +1,100 @@
+"""Records whose accuracies before fine-tuning differ from the current scoring path.
+
+    python -m jobs.check_before RESULTS_DIR [--models KEY,...] [--cache DIR] [--out CSV]
+
+Cells run before 2026-12-05 scored the untrained model by NumPy's cosine argmax over cached embeddings and
+the fine-tuned one by the model's scaled logits; a class tie to within float rounding could break the two
+ways (one shipped zero-shot record gained +0.125 points by training nothing). Both now come from
+``core.evaluate.evaluate_run``. This job scores every successful record's task and OOD sets the current way
+and lists each stored ``zs_acc`` or ``ood_before`` value that differs: those records are the ones to run
+again. Exit 0 when none differs, 1 when some do, 2 for a bad option.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from jobs.cli import check_results_folder, user_facing
+
+log = logging.getLogger(__name__)
+COLUMNS = ["model_key", "dataset", "run_id", "method", "field", "stored", "now"]
+
+
+def stored_before(run: pd.Series) -> dict[str, float]:
+    """A record's accuracies before fine-tuning: dataset name -> %, its task's test set and each OOD set."""
+    ood = json.loads(run["ood_before"]) if isinstance(run["ood_before"], str) else run["ood_before"] or {}
+    return {run["dataset"]: float(run["zs_acc"]), **{k: float(v) for k, v in ood.items()}}
+
+
+def differing(runs: pd.DataFrame, score) -> pd.DataFrame:
+    """Every stored accuracy before fine-tuning of ``runs``' ok records that ``score(model_key, dataset)``
+    (the current path's %) does not give exactly; columns :data:`COLUMNS`."""
+    rows = []
+    for _, run in runs[runs["status"] == "ok"].sort_values(["model_key", "dataset", "run_id"]).iterrows():
+        for name, stored in stored_before(run).items():
+            now = score(run["model_key"], name)
+            if now != stored:
+                field = "zs_acc" if name == run["dataset"] else f"ood_before[{name}]"
+                rows.append([run["model_key"], run["dataset"], run["run_id"], run["method"], field, stored, now])
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def current_scorer(cache_dir: Path | None):
+    """(model_key, dataset) -> the untrained model's test accuracy (%) the way a cell now scores it, each model
+    loaded and each dataset scored once."""
+    from core.data.registry import load_split
+    from core.embed import embed_dataset
+    from core.experiment import accuracies_before
+    from core.models import load_model
+
+    models, scores = {}, {}
+
+    def score(model_key: str, name: str) -> float:
+        if (model_key, name) not in scores:
+            if model_key not in models:
+                models[model_key] = load_model(model_key)
+            loaded = models[model_key]
+            frozen = lambda data: embed_dataset(loaded, data, cache_dir=cache_dir).image  # noqa: E731
+            scores[model_key, name] = float(accuracies_before(loaded, load_split(name, "test"), {}, frozen)["test_acc"])
+            log.info("%s on %s: %.3f %%", model_key, name, scores[model_key, name])
+        return scores[model_key, name]
+
+    return score
+
+
+@user_facing
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m jobs.check_before", description=__doc__.split("\n")[0])
+    p.add_argument("results", type=Path, help="a results folder (its JSON records)")
+    p.add_argument("--models", default="", help="comma-separated model keys to check (default: every model)")
+    p.add_argument("--cache", type=Path, default=None, help="embedding cache folder (default: the usual one)")
+    p.add_argument("--out", type=Path, default=None, help="also write the differing values to this CSV")
+    args = p.parse_args(argv)
+    if args.cache is not None and args.cache.exists() and not args.cache.is_dir():
+        raise ValueError(f"--cache {args.cache} is a file, not a folder")
+    if args.out is not None and args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a folder; give a CSV file name")
+    from core import store
+
+    runs = store.load_runs([check_results_folder(args.results, option="")])
+    if wanted := [m for m in args.models.split(",") if m]:
+        if unknown := sorted(set(wanted) - set(runs["model_key"])):
+            raise ValueError(f"--models: no records of {', '.join(unknown)} in {args.results}")
+        runs = runs[runs["model_key"].isin(wanted)]
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log.setLevel(logging.INFO)  # one line per (model, dataset) scored: progress on a long check
+    found = differing(runs, current_scorer(args.cache))
+    checked = int((runs["status"] == "ok").sum())
+    if args.out is not None:
+        found.to_csv(args.out, index=False)
+    print(found.to_string(index=False) if len(found) else "no stored accuracy differs")
+    print(f"{found['run_id'].nunique()} of {checked} ok records differ from the current scoring path")
+    return 1 if len(found) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""jobs.check_before: which stored accuracies before fine-tuning the current scoring path does not give."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from jobs import check_before
+
+
+def _runs() -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model_key": "m", "dataset": "a", "run_id": "r1", "method": "zero_shot", "status": "ok",
+         "zs_acc": 50.0, "ood_before": json.dumps({"b": 80.0, "c": 70.0})},
+        {"model_key": "m", "dataset": "a", "run_id": "r2", "method": "lora", "status": "ok",
+         "zs_acc": 50.125, "ood_before": {"b": 80.0}},
+        {"model_key": "m", "dataset": "b", "run_id": "r3", "method": "lora", "status": "failed",
+         "zs_acc": None, "ood_before": None},
+    ])
+
+
+def test_lists_exactly_the_stored_values_the_current_path_does_not_give():
+    now = {("m", "a"): 50.125, ("m", "b"): 80.0, ("m", "c"): 70.125}
+    asked = []
+
+    def score(model, name):
+        asked.append((model, name))
+        return now[model, name]
+
+    found = check_before.differing(_runs(), score)
+    assert found.to_dict("records") == [
+        {"model_key": "m", "dataset": "a", "run_id": "r1", "method": "zero_shot", "field": "zs_acc",
+         "stored": 50.0, "now": 50.125},
+        {"model_key": "m", "dataset": "a", "run_id": "r1", "method": "zero_shot", "field": "ood_before[c]",
+         "stored": 70.0, "now": 70.125}]
+    assert ("m", "b") in asked and all(name != "r3" for _, name in asked)  # a failed record is not scored
+
+
+def test_nothing_differs_gives_an_empty_table_with_the_columns():
+    found = check_before.differing(_runs(), lambda m, n: {"a": 50.0, "b": 80.0, "c": 70.0}[n])
+    assert list(found["run_id"]) == ["r2"] and list(found.columns) == check_before.COLUMNS
+    assert check_before.differing(_runs().iloc[2:], lambda m, n: 0.0).empty
+
+
+@pytest.mark.parametrize("extra, message", [(["--models", "nope"], "no records of nope"),
+                                             (["--out", "."], "is a folder")])
+def test_bad_options_are_one_line_and_exit_2(tmp_path, capsys, extra, message):
+    from tests.fixtures import write_fixture_store
+
+    write_fixture_store(tmp_path / "res")
+    assert check_before.main([str(tmp_path / "res"), *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_fresh_record_passes_and_an_edited_one_is_found(tmp_path, capsys):
+    from core.experiment import run_cell
+    from core.schema import outcome_fields
+    from core.store import write_record
+
+    cell = {"model": "worldclip-tiny", "dataset": "shape-size", "method": "zero_shot", "seed": 0,
+            "ood": ["scene-kind"], "method_config": {}, "train": {}, "source": "test"}
+    record = run_cell(cell, cache_dir=tmp_path / "cache")
+    assert record["status"] == "ok", record["error"]
+    write_record(record, tmp_path / "res")
+    args = [str(tmp_path / "res"), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "d.csv")]
+    assert check_before.main(args) == 0
+    assert "0 of 1 ok records differ" in capsys.readouterr().out
+    edited = {"scene-kind": record["ood_before"]["scene-kind"] + 0.125}  # as an old cell's near-tie could
+    write_record({**record, "ood_before": edited, **outcome_fields(record["zs_acc"], record["ft_acc"], edited,
+                                                                   record["ood_after"])}, tmp_path / "res")
+    assert check_before.main(args) == 1
+    table = pd.read_csv(tmp_path / "d.csv")
+    assert list(table["field"]) == ["ood_before[scene-kind]"] and "1 of 1 ok records differ" in capsys.readouterr().out
