@@ -7,7 +7,9 @@ the fine-tuned one by the model's scaled logits; a class tie to within float rou
 ways (one shipped zero-shot record gained +0.125 points by training nothing). Both now come from
 ``core.evaluate.evaluate_run``. This job scores every successful record's task and OOD sets the current way
 and lists each stored ``zs_acc`` or ``ood_before`` value that differs: those records are the ones to run
-again. Exit 0 when none differs, 1 when some do, 2 for a bad option.
+again. A model or dataset that cannot be loaded here (weights or files not available offline) is named and
+skipped. Exit 0 when none differs, 1 when some do, 3 when none differs but some values could not be checked,
+2 for a bad option.
 """
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from jobs.cli import check_results_folder, user_facing
+from core.data.registry import DatasetUnavailableError
+from core.models import ModelUnavailableError
+from jobs.cli import EXIT_INCOMPLETE, check_results_folder, user_facing
 
 log = logging.getLogger(__name__)
 COLUMNS = ["model_key", "dataset", "run_id", "method", "field", "stored", "now"]
@@ -30,13 +34,22 @@ def stored_before(run: pd.Series) -> dict[str, float]:
     return {run["dataset"]: float(run["zs_acc"]), **{k: float(v) for k, v in ood.items()}}
 
 
-def differing(runs: pd.DataFrame, score) -> pd.DataFrame:
+def differing(runs: pd.DataFrame, score, unchecked: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:
     """Every stored accuracy before fine-tuning of ``runs``' ok records that ``score(model_key, dataset)``
-    (the current path's %) does not give exactly; columns :data:`COLUMNS`."""
+    (the current path's %) does not give exactly; columns :data:`COLUMNS`. A (model, dataset) whose
+    ``score`` raises ModelUnavailableError or DatasetUnavailableError is skipped and, with its reason, put in
+    ``unchecked``."""
+    unchecked = {} if unchecked is None else unchecked
     rows = []
     for _, run in runs[runs["status"] == "ok"].sort_values(["model_key", "dataset", "run_id"]).iterrows():
         for name, stored in stored_before(run).items():
-            now = score(run["model_key"], name)
+            if (run["model_key"], name) in unchecked:
+                continue
+            try:
+                now = score(run["model_key"], name)
+            except (ModelUnavailableError, DatasetUnavailableError) as exc:
+                unchecked[run["model_key"], name] = str(exc)
+                continue
             if now != stored:
                 field = "zs_acc" if name == run["dataset"] else f"ood_before[{name}]"
                 rows.append([run["model_key"], run["dataset"], run["run_id"], run["method"], field, stored, now])
@@ -56,7 +69,12 @@ def current_scorer(cache_dir: Path | None):
     def score(model_key: str, name: str) -> float:
         if (model_key, name) not in scores:
             if model_key not in models:
-                models[model_key] = load_model(model_key)
+                try:
+                    models[model_key] = load_model(model_key)
+                except ModelUnavailableError as exc:
+                    models[model_key] = exc  # tried once: not again for each of its datasets
+            if isinstance(models[model_key], ModelUnavailableError):
+                raise models[model_key]
             loaded = models[model_key]
             frozen = lambda data: embed_dataset(loaded, data, cache_dir=cache_dir).image  # noqa: E731
             scores[model_key, name] = float(accuracies_before(loaded, load_split(name, "test"), {}, frozen)["test_acc"])
@@ -87,13 +105,16 @@ def main(argv: list[str] | None = None) -> int:
         runs = runs[runs["model_key"].isin(wanted)]
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)  # one line per (model, dataset) scored: progress on a long check
-    found = differing(runs, current_scorer(args.cache))
+    unchecked: dict[tuple[str, str], str] = {}
+    found = differing(runs, current_scorer(args.cache), unchecked)
     checked = int((runs["status"] == "ok").sum())
     if args.out is not None:
         found.to_csv(args.out, index=False)
     print(found.to_string(index=False) if len(found) else "no stored accuracy differs")
     print(f"{found['run_id'].nunique()} of {checked} ok records differ from the current scoring path")
-    return 1 if len(found) else 0
+    for (model_key, name), why in sorted(unchecked.items()):
+        print(f"not checked: {model_key} on {name}: {why}")
+    return 1 if len(found) else EXIT_INCOMPLETE if unchecked else 0
 
 
 if __name__ == "__main__":

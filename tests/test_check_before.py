@@ -73,3 +73,39 @@ def test_a_fresh_record_passes_and_an_edited_one_is_found(tmp_path, capsys):
     assert check_before.main(args) == 1
     table = pd.read_csv(tmp_path / "d.csv")
     assert list(table["field"]) == ["ood_before[scene-kind]"] and "1 of 1 ok records differ" in capsys.readouterr().out
+
+
+def test_a_model_or_dataset_not_available_here_is_named_and_skipped():
+    from core.data.registry import DatasetUnavailableError
+    from core.models import ModelUnavailableError
+
+    def score(model, name):
+        if name == "b":
+            raise DatasetUnavailableError("b needs a download")
+        if name == "c":
+            raise ModelUnavailableError("no weights offline")
+        return 50.0
+
+    unchecked = {}
+    found = check_before.differing(_runs(), score, unchecked)
+    assert list(found["field"]) == ["zs_acc"] and list(found["run_id"]) == ["r2"]  # 'a' still checked
+    assert unchecked == {("m", "b"): "b needs a download", ("m", "c"): "no weights offline"}
+
+
+def test_an_unloadable_model_is_tried_once_and_the_job_says_it_is_incomplete(tmp_path, monkeypatch, capsys):
+    import core.models
+    from core.models import ModelUnavailableError
+    from tests.fixtures import write_fixture_store
+
+    tries = []
+
+    def load_model(key, **kw):
+        tries.append(key)
+        raise ModelUnavailableError(f"{key}: weights not available offline")
+
+    monkeypatch.setattr(core.models, "load_model", load_model)
+    write_fixture_store(tmp_path / "res")
+    assert check_before.main([str(tmp_path / "res")]) == 3
+    out = capsys.readouterr().out
+    assert "0 of" in out and "not checked:" in out and "weights not available offline" in out
+    assert len(tries) == len(set(tries)) >= 1
