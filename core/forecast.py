@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from core.metrics import check_interval_level, is_real_number  # noqa: F401 (forecast_select uses it from here)
+from core.metrics import check_level, is_real_number  # noqa: F401 (forecast_select uses it from here)
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class LinearFit:
         return np.column_stack([np.ones(len(xa)), xa]), scalar
 
     def _interval(self, x0: Any, level: float, extra: float) -> tuple[Any, Any, Any]:
-        level = check_interval_level(level)  # a string such as "0.9" raised TypeError from '<'
+        level = check_level(level)  # a string such as "0.9" raised TypeError from '<'
         if self.dof < 1:
             raise ValueError(f"an interval needs at least {self.p + 2} points; this fit has {self.n}")
         d, scalar = self._design(x0)
@@ -240,7 +240,7 @@ def forecast_methods(runs_df: pd.DataFrame, predictors: dict[str, float], *, mod
     x0 = predictors[predictor]
     if not is_finite_number(x0):
         raise ValueError(f"the value of {predictor!r} must be a finite number, got {x0!r}")
-    level = check_interval_level(level)
+    level = check_level(level)
     if min_runs < 3:
         raise ValueError("min_runs must be at least 3 (an interval needs 3 points)")
     if predictor not in runs_df.columns:

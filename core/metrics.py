@@ -241,14 +241,6 @@ def is_real_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
-def check_interval_level(level: object) -> float:
-    """``level`` as a float strictly between 0 and 1, or ValueError ("0.9", NaN and bools are refused): the one
-    check of an interval's level (core.forecast, core.forecast_select and core.ranking use it)."""
-    if not is_real_number(level) or not 0.0 < float(level) < 1.0:
-        raise ValueError(f"level must be between 0 and 1, got {level!r}")
-    return float(level)
-
-
 def check_seed(seed: object) -> int:
     """``seed`` as an int, or ValueError naming it: a seed is a non-negative integer (numpy's included)."""
     if not is_real_number(seed) or not isinstance(seed, numbers.Integral) or seed < 0:
@@ -264,7 +256,8 @@ def check_count(value: object, name: str, *, minimum: int = 1) -> int:
 
 
 def check_level(level: object, name: str = "level") -> float:
-    """``level`` as a float strictly between 0 and 1, or ValueError naming it ("0.9", NaN are refused)."""
+    """``level`` as a float strictly between 0 and 1, or ValueError naming it ("0.9", NaN and bools are
+    refused): the one check of an interval's or a bootstrap's level."""
     if not is_real_number(level) or not 0.0 < float(level) < 1.0:
         raise ValueError(f"{name} must be a number between 0 and 1, got {level!r}")
     return float(level)

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy.special import stdtrit  # the t quantile; scipy.stats costs ~1 s more to import
 
 from core import cards
-from core.metrics import check_interval_level
+from core.metrics import check_level
 from core.text import distinct_labels, plain
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def mean_interval(values: Any, level: float = 0.95) -> tuple[float, float, float
     One value gives (value, nan, nan); none gives three NaNs. Raises ValueError for a level
     outside (0, 1).
     """
-    level = check_interval_level(level)  # a string ("0.95") raised TypeError from '<'; a bool is no level
+    level = check_level(level)  # a string ("0.95") raised TypeError from '<'; a bool is no level
     x = np.asarray(values, dtype=float).ravel()
     x = x[np.isfinite(x)]
     if x.size == 0:

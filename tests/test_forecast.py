@@ -90,9 +90,9 @@ def test_interval_needs_residual_degrees_of_freedom():
     with pytest.raises(ValueError, match="level"):
         forecast.fit_linear(X4, Y4).predict(1.0, level=1.5)
     for bad in ("0.9", None, True):  # a string or None raised TypeError from '<'
-        with pytest.raises(ValueError, match="level must be between 0 and 1"):
+        with pytest.raises(ValueError, match="level must be a number between 0 and 1"):
             forecast.fit_linear(X4, Y4).predict(1.0, level=bad)
-        with pytest.raises(ValueError, match="level must be between 0 and 1"):
+        with pytest.raises(ValueError, match="level must be a number between 0 and 1"):
             forecast.confidence_band(forecast.fit_linear(X4, Y4), [1.0], level=bad)
 
 
@@ -189,8 +189,8 @@ def test_forecast_methods_other_predictor_from_json_column():
     ({"iimm": 0.3}, {"min_runs": 2}, "min_runs"),
     ({"nope": 0.3}, {"predictor": "nope"}, "no predictor column"),
     ({"iimm": "0.3"}, {}, "finite number"),
-    ({"iimm": 0.3}, {"level": 2.0}, "level must be between 0 and 1"),
-    ({"iimm": 0.3}, {"level": "0.9"}, "level must be between 0 and 1"),  # was a TypeError from '<'
+    ({"iimm": 0.3}, {"level": 2.0}, "level must be a number between 0 and 1"),
+    ({"iimm": 0.3}, {"level": "0.9"}, "level must be a number between 0 and 1"),  # was a TypeError from '<'
 ])
 def test_forecast_methods_rejects_bad_input(predictors, kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -217,12 +217,12 @@ def test_forecast_new_treats_numpy_scalars_as_numbers_and_checks_its_options(run
             fs.forecast_new(runs, bad, model="worldclip-tiny", pretrained="world-v1")
     with pytest.raises(ValueError, match="min_datasets must be at least 5"):
         fs.forecast_new(runs, values, model="worldclip-tiny", pretrained="world-v1", min_datasets=2)
-    with pytest.raises(ValueError, match="level must be between 0 and 1"):
+    with pytest.raises(ValueError, match="level must be a number between 0 and 1"):
         fs.forecast_new(runs, values, model="worldclip-tiny", pretrained="world-v1", level=1.5)
     for bad in ("0.95", None):  # raised TypeError from '<'
-        with pytest.raises(ValueError, match="level must be between 0 and 1"):
+        with pytest.raises(ValueError, match="level must be a number between 0 and 1"):
             fs.forecast_new(runs, values, model="worldclip-tiny", pretrained="world-v1", level=bad)
-        with pytest.raises(ValueError, match="level must be between 0 and 1"):
+        with pytest.raises(ValueError, match="level must be a number between 0 and 1"):
             fs.selection_table(runs, level=bad)
 
 
@@ -272,8 +272,8 @@ def _bad_input_cases():
         ("default out of range", lambda: fs.select_set(x, y, rows, sets, default=9), "default must index"),
         ("nested on two rows", lambda: fs.nested_lodo(x, y, rows[:2], sets, 1), "at least 3 reference"),
         ("coverage on three rows", lambda: fs.lodo_coverage(x[:3], y[:3], sets, 0), "at least 4 reference"),
-        ("coverage at level 2", lambda: fs.lodo_coverage(x, y, sets, 0, level=2.0), "level must be between"),
-        ("coverage at level '0.9'", lambda: fs.lodo_coverage(x, y, sets, 0, level="0.9"), "level must be between"),
+        ("coverage at level 2", lambda: fs.lodo_coverage(x, y, sets, 0, level=2.0), "level must be a number between"),
+        ("coverage at level '0.9'", lambda: fs.lodo_coverage(x, y, sets, 0, level="0.9"), "level must be a number between"),
         ("headline not a set", lambda: fs.lodo_coverage(x, y, sets, 2), "headline column 2"),
     ]
 

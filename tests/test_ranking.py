@@ -26,7 +26,7 @@ def test_mean_interval_hand_checked():
     with pytest.raises(ValueError, match="level"):
         ranking.mean_interval([1, 2], level=1.5)
     for bad in ("0.95", None, True):  # a string or None raised TypeError from '<'
-        with pytest.raises(ValueError, match="level must be between 0 and 1"):
+        with pytest.raises(ValueError, match="level must be a number between 0 and 1"):
             ranking.mean_interval([1, 2], level=bad)
     assert ranking.mean_interval([1.0, 2.0, 3.0], level=np.float32(0.95))[1] == pytest.approx(lo, rel=1e-4)
 

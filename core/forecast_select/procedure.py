@@ -193,7 +193,7 @@ def lodo_coverage(x: np.ndarray, y: np.ndarray, sets: list[tuple[int, ...]], hea
     row of ``x`` and ``y`` is a reference dataset (at least 4); ``headline``: IIMM's column, whose
     single-column set must be among ``sets`` (None: no headline line)."""
     check_rule(rule)
-    level = forecast.check_interval_level(level)  # "0.9" raised TypeError from '<'
+    level = forecast.check_level(level)  # "0.9" raised TypeError from '<'
     x, y, rows = check_arrays(x, y, np.arange(len(np.asarray(y).reshape(-1))), sets, min_rows=4)
     if headline is not None and (headline,) not in sets:
         raise ValueError(f"headline column {headline!r} must be a candidate set of its own, ({headline},)")

@@ -72,7 +72,7 @@ def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain",
     ``rule``: the selection rule (``SELECTION_RULES``), recorded in every row.
     """
     check_rule(rule)
-    level = forecast.check_interval_level(level)
+    level = forecast.check_level(level)
     if min_datasets < 5:
         raise ValueError(f"min_datasets must be at least 5 (nested LODO of a two-predictor line), got {min_datasets}")
     points, names = reference_points(runs)
@@ -200,7 +200,7 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
     check_rule(rule)
     if not is_finite_number(values.get(HEADLINE)):
         raise ValueError(f"values needs a finite 'iimm', got {values.get(HEADLINE)!r}")
-    level = forecast.check_interval_level(level)
+    level = forecast.check_level(level)
     if min_datasets < 5:
         raise ValueError(f"min_datasets must be at least 5 (nested LODO of a two-predictor line), got {min_datasets}")
     points, names = reference_points(runs)
