@@ -238,6 +238,24 @@ def test_16_bit_images_are_scaled_by_the_bit_depth_their_values_need(tmp_path, h
     assert max(int(np.asarray(im).max()) for im in sample.data.images) == expected_max  # 12-bit data not near black
 
 
+def test_a_thumbnailed_16_bit_image_is_scaled_as_the_image_folder_scales_the_whole_image(tmp_path):
+    """The bit depth is read from the full-size image, as core.data.imaging.to_rgb reads it for image-folder
+    datasets: the thumbnail's resampling averaged this 12-bit image's one 4095 pixel below 2048, and the
+    upload scaled it as 11-bit data, twice as bright (mean 124.6 against the folder's 62.3)."""
+    from PIL import Image
+
+    from core.data.imaging import to_rgb
+
+    image = np.random.default_rng(0).integers(0, 2000, (1024, 1024)).astype(np.uint16)
+    image[10, 10] = 4095
+    members = {f"{c}/{i}.png": _png(image) for c in ("a", "b") for i in range(2)}
+    sample = load_image_folder_zip(_zip(tmp_path / "x.zip", members))
+    uploaded = np.asarray(sample.data.images[0], dtype=float)
+    with Image.open(io.BytesIO(_png(image))) as im:
+        folder = np.asarray(to_rgb(im).resize(sample.data.images[0].size, Image.BICUBIC), dtype=float)
+    assert abs(uploaded.mean() - folder.mean()) < 1.0, (uploaded.mean(), folder.mean())
+
+
 def test_a_note_beside_the_class_folders_does_not_break_the_layout(tmp_path):
     grey = _png(np.full((8, 8), 128, dtype=np.uint8))
     members = {f"pets/{c}/{i}.png": grey for c in ("cat", "dog") for i in range(3)}

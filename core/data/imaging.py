@@ -14,15 +14,21 @@ class UnusableImage(ValueError):
     """An image whose pixel values cannot be mapped to 8 bits without guessing; the message says why."""
 
 
-def to_8bit(im: Image.Image) -> Image.Image:
+def to_8bit(im: Image.Image, value_range: tuple[float, float] | None = None) -> Image.Image:
     """32-bit integer (16-bit ones are widened before this, see :func:`to_rgb`) and float images as 8-bit
-    greyscale, by their real range; other modes pass unchanged. Raises UnusableImage."""
+    greyscale, by their real range; other modes pass unchanged. Raises UnusableImage.
+
+    ``value_range``: (lowest, highest) value of the image this one was resized from (``Image.getextrema()``
+    before a thumbnail), so a thumbnail gets the scale of its full-size image: resampling lowers the peaks,
+    and a 12-bit image whose brightest pixel was averaged below 2048 was scaled as 11-bit, twice as bright."""
     if im.mode not in ("I", "F"):
         return im
     arr = np.asarray(im, dtype=np.float64)
-    if not np.isfinite(arr).all():
+    if not np.isfinite(arr).all() or (value_range is not None and not np.isfinite(value_range).all()):
         raise UnusableImage("float image holds NaN or infinite values")
     low, high = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    if value_range is not None:
+        low, high = min(low, float(value_range[0])), max(high, float(value_range[1]))
     if low < 0:
         raise UnusableImage(f"{'float' if im.mode == 'F' else 'integer'} image has negative values; "
                             "cannot tell its range")

@@ -27,10 +27,10 @@ class PixelBudget:
                               "send smaller or fewer images")
 
 
-def _to_8bit(im: Image.Image) -> Image.Image:
+def _to_8bit(im: Image.Image, value_range: tuple[float, float] | None = None) -> Image.Image:
     """:func:`core.data.imaging.to_8bit`, its refusal as a skip reason."""
     try:
-        return to_8bit(im)
+        return to_8bit(im, value_range)
     except UnusableImage as exc:
         raise _Skip(str(exc)) from None
 
@@ -48,11 +48,13 @@ def _decode_image(raw: bytes, limits: UploadLimits, pixels: PixelBudget | None =
             if pixels is not None:
                 pixels.take(w * h)
             im = widen_16bit(im)  # Pillow cannot reduce() I;16, which thumbnail does when large
+            # the full-size image's range scales the thumbnail, as image folders scale the whole image
+            value_range = im.getextrema() if im.mode in ("I", "F") else None
             im.thumbnail((limits.max_side, limits.max_side))
             # Phone photos store their rotation in EXIF; applied before _to_8bit, which rebuilds
             # high-bit-depth images from their pixels and so drops the EXIF.
             im = ImageOps.exif_transpose(im)
-            im = _to_8bit(im)
+            im = _to_8bit(im, value_range)
             return im.convert("RGB")
     except (_Skip, UploadError):
         raise
