@@ -256,6 +256,32 @@ def test_a_thumbnailed_16_bit_image_is_scaled_as_the_image_folder_scales_the_who
     assert abs(uploaded.mean() - folder.mean()) < 1.0, (uploaded.mean(), folder.mean())
 
 
+def test_class_folders_give_the_prompts_a_folder_dataset_gives(tmp_path):
+    """An upload of a folder names its classes as the grid's ``folder:`` dataset of that folder does ('_' reads
+    as a space): the upload's prompts were 'a photo of a big_cat', and IIMM on worldclip-tiny of the same
+    images 0.6668 against the grid's 0.6554."""
+    from core.data.registry import load_split
+
+    grey = _png(np.full((8, 8), 128, dtype=np.uint8))
+    members = {f"train/{c}/{i}.png": grey for c in ("big_cat", "small_dog", "red fox") for i in range(3)}
+    for name, data in members.items():
+        (tmp_path / "ds" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "ds" / name).write_bytes(data)
+        (tmp_path / "ds" / name.replace("train/", "test/", 1)).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "ds" / name.replace("train/", "test/", 1)).write_bytes(data)
+    grid = load_split(f"folder:{tmp_path / 'ds'}", "train")
+    sample = load_image_folder_zip(_zip(tmp_path / "ds.zip", members)).data
+    assert sample.prompts == grid.prompts == ["a photo of a big cat", "a photo of a red fox",
+                                                  "a photo of a small dog"]
+
+
+def test_two_class_folders_of_one_class_name_are_refused(tmp_path):
+    grey = _png(np.full((8, 8), 128, dtype=np.uint8))
+    members = {f"{c}/{i}.png": grey for c in ("big_cat", "big cat", "dog") for i in range(3)}
+    with pytest.raises(UploadError, match="give the same class name 'big cat'"):
+        load_image_folder_zip(_zip(tmp_path / "x.zip", members))
+
+
 def test_a_note_beside_the_class_folders_does_not_break_the_layout(tmp_path):
     grey = _png(np.full((8, 8), 128, dtype=np.uint8))
     members = {f"pets/{c}/{i}.png": grey for c in ("cat", "dog") for i in range(3)}

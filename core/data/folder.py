@@ -33,11 +33,17 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
+def folder_label(name: str) -> str:
+    """The class a folder named ``name`` holds, as prompts name it ('_' reads as a space; composed Unicode,
+    NFC, as uploads' labels are: macOS writes 'crème' decomposed, so a train/ copied from a Mac and a test/
+    made elsewhere would otherwise hold two classes that look the same). Uploaded zips of class folders
+    name their classes with it too, so a folder gives the same prompts in a grid and in an upload."""
+    return unicodedata.normalize("NFC", name).replace("_", " ")
+
+
 def class_name(folder: Path) -> str:
-    """The class a folder holds, as prompts name it ('_' reads as a space; composed Unicode, NFC, as uploads'
-    labels are: macOS writes 'crème' decomposed, so a train/ copied from a Mac and a test/ made elsewhere
-    would otherwise hold two classes that look the same)."""
-    return unicodedata.normalize("NFC", folder.name).replace("_", " ")
+    """The class ``folder`` holds (:func:`folder_label` of its name)."""
+    return folder_label(folder.name)
 
 
 def class_dirs(root: Path) -> list[Path]:

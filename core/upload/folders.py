@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from core.data.base import LabeledImages
+from core.data.folder import folder_label
 from core.upload.archive import Source, _member_name, _open_zip, _opened, _read_member
 from core.upload.images import PixelBudget, _decode_image
 from core.upload.limits import (ARCHIVE_EXTS, DEFAULT_LIMITS, IMAGE_EXTS, MiB, Deadline, UploadError,
@@ -75,17 +76,28 @@ def _split_layout(names: list[str], root: str) -> list[str]:
 
 def _folder_items(names: list[str], root: str, limits: UploadLimits,
                   skipped: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(member, label) for members laid out as ``class/image``."""
-    items = []
+    """(member, label) for members laid out as ``class/image``; a folder's label is the class image-folder
+    datasets give it (:func:`core.data.folder.folder_label`: '_' reads as a space). UploadError when two
+    folders give one label."""
+    items, folder_of = [], {}
     for n in sorted(names):
         parts = n[len(root):].split("/")
-        problem = (label_problem(parts[0].strip(), limits) if len(parts) == 2
+        label = _label(parts[0])
+        problem = (label_problem(label, limits) if len(parts) == 2
                    else "not directly inside a class folder (expected class/image.png)")
         if problem:
             skipped.append((_printable(n), problem))
-        else:
-            items.append((n, parts[0].strip()))
+            continue
+        if folder_of.setdefault(label, parts[0]) != parts[0]:
+            raise UploadError(f"the class folders {_printable(folder_of[label])!r} and {_printable(parts[0])!r} "
+                              f"give the same class name {_printable(label)!r} ('_' reads as a space); rename one")
+        items.append((n, label))
     return items
+
+
+def _label(folder: str) -> str:
+    """The class label of a class folder's name, as image-folder datasets name it."""
+    return folder_label(folder.strip()).strip()
 
 
 def _manifest_items(text: str, manifest: str, members: dict, root: str, limits: UploadLimits,
@@ -220,7 +232,7 @@ def _parse(zf: zipfile.ZipFile, archive_size: int, limits: UploadLimits, templat
         for split in use:
             base = f"{root}{split}/"
             items += _folder_items([n for n in members if n.startswith(base)], base, limits, skipped)
-            empty_folders |= {f[len(base):].split("/")[0].strip() for f in folders if f.startswith(base)} - {""}
+            empty_folders |= {_label(f[len(base):].split("/")[0]) for f in folders if f.startswith(base)} - {""}
         unused = sorted(n for n in members if n.startswith(root) and n[len(root):].split("/")[0] not in use)
         skipped += [(_printable(n), f"in {n[len(root):].split('/')[0]}/, not the split used") for n in unused]
         split_note = (f"split folders {', '.join(s + '/' for s in splits)}: the sample is "
@@ -228,7 +240,7 @@ def _parse(zf: zipfile.ZipFile, archive_size: int, limits: UploadLimits, templat
                                                                "their train split)" if len(use) < len(splits) else ""))
     else:
         items = _folder_items(list(members), root, limits, skipped)
-        empty_folders = {f[len(root):].split("/")[0].strip() for f in folders if f.startswith(root)}
+        empty_folders = {_label(f[len(root):].split("/")[0]) for f in folders if f.startswith(root)}
     seen = {label for _, label in items} | {f for f in empty_folders if not label_problem(f, limits)}
     _check_classes(items, seen, limits)
     images, labels, pixels = [], [], PixelBudget(limits.max_total_pixels)
