@@ -226,6 +226,17 @@ parquet_case("parquet-missing-run-id", "run_id", lambda: record_table(run_id=pa.
 parquet_case("parquet-missing-status-column", "status", lambda: record_table().drop_columns(["status"]))
 parquet_case("parquet-schema-version-huge", "schema_version", lambda: record_table(
     schema_version=pa.array([2**62], pa.int64())))
+# the nested rules the JSON path applies (the Parquet path showed an ood_change its own OOD tables contradicted)
+parquet_case("parquet-ood-change-inconsistent", "ood_change.*must equal", lambda: record_table(
+    ood_change=pa.array([-40.0])))
+parquet_case("parquet-ood-after-250", "'ood_after' must map", lambda: record_table(
+    ood_after=pa.array(['{"ood-a": 250.0, "ood-b": 50.0}']), ood_change=pa.array([None], pa.float64())))
+parquet_case("parquet-ood-before-a-string", "'ood_before' must map", lambda: record_table(
+    ood_before=pa.array(['{"ood-a": "60", "ood-b": 50.0}']), ood_change=pa.array([None], pa.float64())))
+parquet_case("parquet-ood-before-not-json", "'ood_before' is not JSON text", lambda: record_table(
+    ood_before=pa.array(['{"ood-a": 60'])))  # parsed before the rules run: must not fail the whole file
+parquet_case("parquet-provenance-a-list", "'provenance' must be a JSON object", lambda: record_table(
+    provenance=pa.array(["[1, 2]"])))
 
 
 @case("parquet-corrupt", "skip", "unreadable Parquet")
@@ -237,5 +248,5 @@ def _corrupt(folder: Path) -> None:
 def _deep_cell(folder: Path) -> None:
     # Valid JSON text under the size cap but nested 5,000 deep: loads (the SQL pass bounds size,
     # not depth), and every reader parses it with a depth cap, so no page can raise on it.
-    pq.write_table(record_table(run_id=pa.array(["deep-cell"]), config=pa.array(["[" * 5000 + "]" * 5000])),
+    pq.write_table(record_table(run_id=pa.array(["deep-cell"]), config=pa.array(['{"a": ' + "[" * 5000 + "]" * 5000 + "}"])),
                    folder / "deep.parquet")

@@ -131,3 +131,33 @@ def test_a_parquet_column_json_cannot_hold_is_named_in_the_refusal(tmp_path):
     assert report.accepted == [b["run_id"]]  # its cell is null: no field, nothing to refuse
     (where, reason), = report.refused
     assert where.endswith("runs.parquet:1") and "column 'exported_on' holds timestamp" in reason
+
+
+def _ood(before, after, change):
+    return _record(ood_sets=sorted(before), ood_before=before, ood_after=after, ood_change=change)
+
+
+@pytest.mark.parametrize("rec, loads", [
+    (_ood({"a/b": 60.0, "c~d": 40.0}, {"a/b": 58.0, "c~d": 41.0}, -0.5), True),  # consistent, awkward names
+    (_ood({"a": 60.0, "b": 40.0}, {"a": 58.0, "b": 41.0}, 3.0), False),          # inconsistent
+    (_ood({"a": 60.0, "b": None}, {"a": 58.0, "b": 41.0}, 3.0), True),           # a missing value: not checked
+    (_ood({"a": 60.0}, {"b": 58.0}, 3.0), True),                                 # other sets: not checked
+    (_ood({"a": 60.0}, {"a": 101.0}, None), False),                              # out of range
+    (_ood({"a": 60.0}, {"a": True}, None), False),                               # not a number
+    (_ood({}, {}, None), True),
+], ids=["consistent", "inconsistent", "missing-value", "other-sets", "out-of-range", "a-bool", "empty"])
+def test_parquet_rows_pass_the_ood_rules_exactly_where_json_records_do(tmp_path, rec, loads):
+    """The Parquet path checked ood_change only for type: a row showed +3 where its own OOD tables gave -0.5."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.store.records import ARROW_SCHEMA, flatten
+
+    (tmp_path / "json").mkdir()
+    (tmp_path / "json" / f"{rec['run_id']}.json").write_text(json.dumps(rec))
+    (tmp_path / "pq").mkdir()
+    pq.write_table(pa.Table.from_pylist([flatten(rec)], schema=ARROW_SCHEMA), tmp_path / "pq" / "runs.parquet")
+    (json_runs, json_skipped), (parquet_runs, parquet_skipped) = (store.load_runs_report([tmp_path / k])
+                                                                  for k in ("json", "pq"))
+    assert len(json_runs) + len(json_skipped) == 1 and len(parquet_runs) + len(parquet_skipped) == 1
+    assert len(json_runs) == len(parquet_runs) == int(loads), (json_skipped, parquet_skipped)

@@ -26,7 +26,7 @@ from core import schema
 from core.store.compaction import COMPACTED_PREFIX
 from core.store.index import indexed_rows, read_rows
 from core.store.records import ARROW_SCHEMA, COLUMNS, PANDAS_TYPES, list_data_files
-from core.store.validate import Skipped, reason_sql
+from core.store.validate import Skipped, parsed_columns, reason_sql
 
 log = logging.getLogger("core.store")
 
@@ -193,6 +193,7 @@ def _select_parquet(con: duckdb.DuckDBPyConnection, files: list[str]) -> str:
             parts.append(f'NULL::{kind} AS "{name}"')
         if name in DUCK_TYPES:
             parts.append(f'"{name}" AS "_raw_{name}"' if name in raw_types else f'NULL AS "_raw_{name}"')
+    parts += [f'{sql} AS "{name}"' for name, sql in parsed_columns(set(raw_types)).items()]
     inner = f"SELECT {', '.join(parts)}, filename AS _file FROM read_parquet($files, union_by_name=true, filename=true)"
     reason = reason_sql(set(raw_types), raw_types, DUCK_TYPES)
     cols = ", ".join(f'"{c}"' for c in (*COLUMNS, "_file"))

@@ -185,5 +185,44 @@ def reason_sql(present: set[str], raw_types: dict[str, str], duck_types: dict[st
     for name, limit in (*((n, schema.MAX_NESTED_CHARS) for n in schema.NESTED_FIELDS), (EXTRA_COLUMN, MAX_EXTRA_CHARS)):
         rules.append((f'"{name}" IS NOT NULL AND (length("{name}") > {limit} OR NOT json_valid("{name}"))',
                        f"field {name!r} is not JSON text of at most {limit} characters"))
+    rules += _nested_shape_rules(tol)
     cases = " ".join(f"WHEN {cond} THEN {_sql_text(reason)}" for cond, reason in rules)
     return f"CASE {cases} ELSE NULL END"
+
+
+def parsed_columns(present: set[str]) -> dict[str, str]:
+    """Hidden columns for the typed select of a Parquet read, which :func:`reason_sql`'s nested rules read:
+    each accuracy map's member JSON types and values as doubles, parsed once per row (NULL where the text is
+    missing or not JSON). ``present``: the columns the file has."""
+    out = {}
+    for name in schema.ACCURACY_MAPS:
+        text = f'TRY_CAST("{name}" AS VARCHAR)'
+        json_ok = f"{text} IS NOT NULL AND json_valid({text})"
+        out[f"_types_{name}"] = (f"CASE WHEN {json_ok} THEN json_type({text}, '$.*') END" if name in present
+                                 else "NULL::VARCHAR[]")
+        out[f"_values_{name}"] = (f"CASE WHEN {json_ok} THEN TRY_CAST(json_extract({text}, '$.*') AS DOUBLE[]) END"
+                                  if name in present else "NULL::DOUBLE[]")
+    return out
+
+
+def _nested_shape_rules(tol: float) -> list[tuple[str, str]]:
+    """What :func:`core.schema.validate_record` checks inside nested fields, for Parquet rows (whose nested
+    fields are JSON text, valid by the rules before these): objects where objects belong, accuracies in
+    [0, 100], and ood_change equal to the mean OOD change. A Parquet row otherwise showed an ood_change its own
+    ood_before/ood_after contradicted. The maps are parsed once (:func:`parsed_columns`), and a CASE condition
+    stops at its first false term, so the key sets are compared only where the change disagrees."""
+    rules = [(f'"{name}" IS NOT NULL AND json_type("{name}") <> \'OBJECT\'', f"field {name!r} must be a JSON object")
+             for name in schema.OBJECT_FIELDS]
+    for name in schema.ACCURACY_MAPS:
+        types, values = f"_types_{name}", f"_values_{name}"
+        rules.append((f'"{name}" IS NOT NULL AND (list_min({values}) < 0 OR list_max({values}) > 100 '
+                      f"OR NOT list_has_all(['BIGINT', 'UBIGINT', 'DOUBLE', 'NULL'], {types}))",
+                      f"field {name!r} must map each dataset to an accuracy in [0, 100]"))
+    # over one key set, the mean of after[k] - before[k] is mean(after) - mean(before): no per-key lookups
+    expected = "(list_avg(_values_ood_after) - list_avg(_values_ood_before))"
+    rules.append((f"ood_change IS NOT NULL AND abs(ood_change - {expected}) > {tol} * greatest(1, abs({expected})) "
+                  "AND NOT list_contains(_types_ood_before, 'NULL') AND NOT list_contains(_types_ood_after, 'NULL') "
+                  'AND len(json_keys("ood_before")) > 0 '
+                  'AND list_sort(json_keys("ood_before")) = list_sort(json_keys("ood_after"))',
+                  "field 'ood_change' must equal the mean OOD change of ood_before and ood_after"))
+    return rules
