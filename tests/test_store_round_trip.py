@@ -161,3 +161,31 @@ def test_parquet_rows_pass_the_ood_rules_exactly_where_json_records_do(tmp_path,
                                                                   for k in ("json", "pq"))
     assert len(json_runs) + len(json_skipped) == 1 and len(parquet_runs) + len(parquet_skipped) == 1
     assert len(json_runs) == len(parquet_runs) == int(loads), (json_skipped, parquet_skipped)
+
+
+def _verdicts_on_text(tmp_path, **texts):
+    """(JSON loads, Parquet loads) for the fixture record with nested fields given as raw JSON ``texts``: the
+    same text spliced into a .json record file and written as the Parquet cell."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.store.records import ARROW_SCHEMA, flatten
+
+    rec = _record(ood_change=None)
+    marked = json.dumps({**rec, **{k: f"@{k}@" for k in texts}})
+    for name, text in texts.items():
+        marked = marked.replace(f'"@{name}@"', text)
+    (tmp_path / "json").mkdir()
+    (tmp_path / "json" / f"{rec['run_id']}.json").write_text(marked)
+    (tmp_path / "pq").mkdir()
+    row = {**flatten(rec), **texts}
+    pq.write_table(pa.Table.from_pylist([row], schema=ARROW_SCHEMA), tmp_path / "pq" / "runs.parquet")
+    return tuple(len(store.load_runs_report([tmp_path / k])[0]) == 1 for k in ("json", "pq"))
+
+
+@pytest.mark.parametrize("name", ["ood_before", "ood_after", "zero_shot", "transferability", "provenance", "config"])
+def test_a_json_null_in_an_object_field_loads_from_parquet_as_from_json(tmp_path, name):
+    """A JSON record with "provenance": null loads (absent is allowed); the same row in a Parquet file written by
+    another tool (json.dumps(None) -> the text 'null') loaded until a5a2414 and was then skipped as 'must be a JSON
+    object'."""
+    assert _verdicts_on_text(tmp_path, **{name: "null"}) == (True, True)

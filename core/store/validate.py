@@ -211,8 +211,9 @@ def _nested_shape_rules(tol: float) -> list[tuple[str, str]]:
     [0, 100], and ood_change equal to the mean OOD change. A Parquet row otherwise showed an ood_change its own
     ood_before/ood_after contradicted. The maps are parsed once (:func:`parsed_columns`), and a CASE condition
     stops at its first false term, so the key sets are compared only where the change disagrees."""
-    rules = [(f'"{name}" IS NOT NULL AND json_type("{name}") <> \'OBJECT\'', f"field {name!r} must be a JSON object")
-             for name in schema.OBJECT_FIELDS]
+    # JSON's null is no value, as a JSON record's null is (another tool's json.dumps(None) writes the text 'null')
+    rules = [(f'"{name}" IS NOT NULL AND json_type("{name}") NOT IN (\'OBJECT\', \'NULL\')',
+              f"field {name!r} must be a JSON object") for name in schema.OBJECT_FIELDS]
     for name in schema.ACCURACY_MAPS:
         types, values = f"_types_{name}", f"_values_{name}"
         rules.append((f'"{name}" IS NOT NULL AND (list_min({values}) < 0 OR list_max({values}) > 100 '
