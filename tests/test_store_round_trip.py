@@ -189,3 +189,28 @@ def test_a_json_null_in_an_object_field_loads_from_parquet_as_from_json(tmp_path
     another tool (json.dumps(None) -> the text 'null') loaded until a5a2414 and was then skipped as 'must be a JSON
     object'."""
     assert _verdicts_on_text(tmp_path, **{name: "null"}) == (True, True)
+
+
+@pytest.mark.parametrize("before, after, change", [
+    ('{"a": 10, "a": 20}', '{"a": 40, "a": 30}', 10.0),   # JSON keeps the last value: 30 - 20
+    ('{"a": 250, "a": 20}', '{"a": 30}', 10.0),           # a value JSON never sees is out of range
+    ('{"a": "x", "a": 20}', '{"a": 30}', 10.0),           # ... or not a number
+])
+def test_a_repeated_dataset_name_never_makes_parquet_refuse_what_json_loads(tmp_path, before, after, change):
+    """JSON text may repeat a key, and a .json record keeps its last value; the Parquet rules read every value
+    (json_extract '$.*'), so these rows were skipped from Parquet as out of range or inconsistent while the
+    same .json records load."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.store.records import ARROW_SCHEMA, flatten
+
+    rec = _record(ood_sets=["a"], ood_change=change)
+    marked = json.dumps({**rec, "ood_before": "@B@", "ood_after": "@A@"})
+    (tmp_path / "json").mkdir()
+    (tmp_path / "json" / "r.json").write_text(marked.replace('"@B@"', before).replace('"@A@"', after))
+    (tmp_path / "pq").mkdir()
+    pq.write_table(pa.Table.from_pylist([{**flatten(rec), "ood_before": before, "ood_after": after}],
+                                        schema=ARROW_SCHEMA), tmp_path / "pq" / "runs.parquet")
+    json_runs, parquet_runs = (store.load_runs_report([tmp_path / k])[0] for k in ("json", "pq"))
+    assert len(json_runs) == 1 and len(parquet_runs) == 1

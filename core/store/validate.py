@@ -217,13 +217,22 @@ def _nested_shape_rules(tol: float) -> list[tuple[str, str]]:
     for name in schema.ACCURACY_MAPS:
         types, values = f"_types_{name}", f"_values_{name}"
         rules.append((f'"{name}" IS NOT NULL AND (list_min({values}) < 0 OR list_max({values}) > 100 '
-                      f"OR NOT list_has_all(['BIGINT', 'UBIGINT', 'DOUBLE', 'NULL'], {types}))",
+                      f"OR NOT list_has_all(['BIGINT', 'UBIGINT', 'DOUBLE', 'NULL'], {types})) "
+                      f"AND NOT {_repeats_a_key(name)}",
                       f"field {name!r} must map each dataset to an accuracy in [0, 100]"))
     # over one key set, the mean of after[k] - before[k] is mean(after) - mean(before): no per-key lookups
     expected = "(list_avg(_values_ood_after) - list_avg(_values_ood_before))"
     rules.append((f"ood_change IS NOT NULL AND abs(ood_change - {expected}) > {tol} * greatest(1, abs({expected})) "
                   "AND NOT list_contains(_types_ood_before, 'NULL') AND NOT list_contains(_types_ood_after, 'NULL') "
                   'AND len(json_keys("ood_before")) > 0 '
-                  'AND list_sort(json_keys("ood_before")) = list_sort(json_keys("ood_after"))',
+                  'AND list_sort(json_keys("ood_before")) = list_sort(json_keys("ood_after")) '
+                  f'AND NOT {_repeats_a_key("ood_before")}',
                   "field 'ood_change' must equal the mean OOD change of ood_before and ood_after"))
     return rules
+
+
+def _repeats_a_key(name: str) -> str:
+    """SQL: the JSON object in column ``name`` repeats a key. A .json record keeps a repeated key's last value,
+    which these rules cannot single out from '$.*' (every value): such a row is left to the readers, as before
+    the nested rules, rather than refused where its .json form loads. Checked last, only on rows a rule caught."""
+    return f'(len(list_distinct(json_keys("{name}"))) < len(json_keys("{name}")))'
