@@ -38,15 +38,17 @@ def differing(runs: pd.DataFrame, score, unchecked: dict[tuple[str, str], str] |
     """Every stored accuracy before fine-tuning of ``runs``' ok records that ``score(model_key, dataset)``
     (the current path's %) does not give exactly; columns :data:`COLUMNS`. A (model, dataset) whose
     ``score`` raises ModelUnavailableError or DatasetUnavailableError is skipped and, with its reason, put in
-    ``unchecked``."""
+    ``unchecked``. A random-weight model's network is the one its record's seed made (a cell seeds torch before
+    loading the model): ``score`` is then also given ``seed=``."""
     unchecked = {} if unchecked is None else unchecked
     rows = []
     for _, run in runs[runs["status"] == "ok"].sort_values(["model_key", "dataset", "run_id"]).iterrows():
+        network = {"seed": int(run["seed"])} if bool(run.get("random_weights", False)) else {}
         for name, stored in stored_before(run).items():
             if (run["model_key"], name) in unchecked:
                 continue
             try:
-                now = score(run["model_key"], name)
+                now = score(run["model_key"], name, **network)
             except (ModelUnavailableError, DatasetUnavailableError) as exc:
                 unchecked[run["model_key"], name] = str(exc)
                 continue
@@ -57,8 +59,11 @@ def differing(runs: pd.DataFrame, score, unchecked: dict[tuple[str, str], str] |
 
 
 def current_scorer(cache_dir: Path | None):
-    """(model_key, dataset) -> the untrained model's test accuracy (%) the way a cell now scores it, each model
-    loaded and each dataset scored once."""
+    """(model_key, dataset[, seed]) -> the untrained model's test accuracy (%) the way a cell now scores it, each
+    model loaded and each dataset scored once; ``seed``: that of a random-weight model's record, set before loading
+    it as run_cell does (its weights are drawn then)."""
+    import torch
+
     from core.data.registry import load_split
     from core.embed import embed_dataset
     from core.experiment import accuracies_before
@@ -66,20 +71,24 @@ def current_scorer(cache_dir: Path | None):
 
     models, scores = {}, {}
 
-    def score(model_key: str, name: str) -> float:
-        if (model_key, name) not in scores:
-            if model_key not in models:
+    def score(model_key: str, name: str, seed: int | None = None) -> float:
+        network = (model_key, seed)
+        if (network, name) not in scores:
+            if network not in models:
                 try:
-                    models[model_key] = load_model(model_key)
+                    if seed is not None:
+                        torch.manual_seed(seed)
+                    models[network] = load_model(model_key)
                 except ModelUnavailableError as exc:
-                    models[model_key] = exc  # tried once: not again for each of its datasets
-            if isinstance(models[model_key], ModelUnavailableError):
-                raise models[model_key]
-            loaded = models[model_key]
+                    models[network] = exc  # tried once: not again for each of its datasets
+            if isinstance(models[network], ModelUnavailableError):
+                raise models[network]
+            loaded = models[network]
             frozen = lambda data: embed_dataset(loaded, data, cache_dir=cache_dir).image  # noqa: E731
-            scores[model_key, name] = float(accuracies_before(loaded, load_split(name, "test"), {}, frozen)["test_acc"])
-            log.info("%s on %s: %.3f %%", model_key, name, scores[model_key, name])
-        return scores[model_key, name]
+            scores[network, name] = float(accuracies_before(loaded, load_split(name, "test"), {}, frozen)["test_acc"])
+            log.info("%s%s on %s: %.3f %%", model_key, "" if seed is None else f" (seed {seed})", name,
+                     scores[network, name])
+        return scores[network, name]
 
     return score
 
