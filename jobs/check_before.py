@@ -28,10 +28,12 @@ log = logging.getLogger(__name__)
 COLUMNS = ["model_key", "dataset", "run_id", "method", "field", "stored", "now"]
 
 
-def stored_before(run: pd.Series) -> dict[str, float]:
-    """A record's accuracies before fine-tuning: dataset name -> %, its task's test set and each OOD set."""
+def stored_before(run: pd.Series) -> list[tuple[str, str, float]]:
+    """A record's accuracies before fine-tuning as (field, dataset name, %): its task's test set (``zs_acc``) and
+    each OOD set (``ood_before[name]``), one entry each even where an OOD set is the task itself."""
     ood = json.loads(run["ood_before"]) if isinstance(run["ood_before"], str) else run["ood_before"] or {}
-    return {run["dataset"]: float(run["zs_acc"]), **{k: float(v) for k, v in ood.items()}}
+    return [("zs_acc", run["dataset"], float(run["zs_acc"])),
+            *((f"ood_before[{k}]", k, float(v)) for k, v in ood.items())]
 
 
 def differing(runs: pd.DataFrame, score, unchecked: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:
@@ -44,7 +46,7 @@ def differing(runs: pd.DataFrame, score, unchecked: dict[tuple[str, str], str] |
     rows = []
     for _, run in runs[runs["status"] == "ok"].sort_values(["model_key", "dataset", "run_id"]).iterrows():
         network = {"seed": int(run["seed"])} if bool(run.get("random_weights", False)) else {}
-        for name, stored in stored_before(run).items():
+        for field, name, stored in stored_before(run):
             if (run["model_key"], name) in unchecked:
                 continue
             try:
@@ -53,7 +55,6 @@ def differing(runs: pd.DataFrame, score, unchecked: dict[tuple[str, str], str] |
                 unchecked[run["model_key"], name] = str(exc)
                 continue
             if now != stored:
-                field = "zs_acc" if name == run["dataset"] else f"ood_before[{name}]"
                 rows.append([run["model_key"], run["dataset"], run["run_id"], run["method"], field, stored, now])
     return pd.DataFrame(rows, columns=COLUMNS)
 

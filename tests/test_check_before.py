@@ -127,3 +127,16 @@ def test_fresh_records_of_a_random_weight_model_pass(tmp_path, capsys):
         write_record(record, tmp_path / "res")
     assert check_before.main([str(tmp_path / "res"), "--cache", str(tmp_path / "cache")]) == 0
     assert "0 of 2 ok records differ" in capsys.readouterr().out
+
+
+def test_an_ood_set_that_is_the_task_is_checked_and_named_as_itself():
+    """stored_before keyed the values by dataset name, so an OOD set named like the task replaced zs_acc: a differing
+    OOD value was listed as field 'zs_acc' (stored 11.0, where the record's zs_acc is 50.0), and a differing zs_acc
+    was never checked."""
+    runs = pd.DataFrame([{"model_key": "m", "dataset": "a", "run_id": "r1", "method": "lora", "status": "ok",
+                          "zs_acc": 50.0, "ood_before": json.dumps({"a": 11.0})}])
+    found = check_before.differing(runs, lambda m, n: 50.0)
+    assert found[["field", "stored", "now"]].to_dict("records") == [
+        {"field": "ood_before[a]", "stored": 11.0, "now": 50.0}]
+    found = check_before.differing(runs.assign(zs_acc=49.0, ood_before=json.dumps({"a": 50.0})), lambda m, n: 50.0)
+    assert found[["field", "stored", "now"]].to_dict("records") == [{"field": "zs_acc", "stored": 49.0, "now": 50.0}]
