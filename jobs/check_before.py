@@ -30,10 +30,11 @@ COLUMNS = ["model_key", "dataset", "run_id", "method", "field", "stored", "now"]
 
 def stored_before(run: pd.Series) -> list[tuple[str, str, float]]:
     """A record's accuracies before fine-tuning as (field, dataset name, %): its task's test set (``zs_acc``) and
-    each OOD set (``ood_before[name]``), one entry each even where an OOD set is the task itself."""
-    ood = json.loads(run["ood_before"]) if isinstance(run["ood_before"], str) else run["ood_before"] or {}
+    each OOD set (``ood_before[name]``), one entry each even where an OOD set is the task itself. A null the
+    schema allows (an OOD value, or the whole map) stores nothing to check."""
+    ood = json.loads(run["ood_before"]) if isinstance(run["ood_before"], str) else run["ood_before"]
     return [("zs_acc", run["dataset"], float(run["zs_acc"])),
-            *((f"ood_before[{k}]", k, float(v)) for k, v in ood.items())]
+            *((f"ood_before[{k}]", k, float(v)) for k, v in (ood or {}).items() if v is not None)]
 
 
 def differing(runs: pd.DataFrame, score, unchecked: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:

@@ -140,3 +140,13 @@ def test_an_ood_set_that_is_the_task_is_checked_and_named_as_itself():
         {"field": "ood_before[a]", "stored": 11.0, "now": 50.0}]
     found = check_before.differing(runs.assign(zs_acc=49.0, ood_before=json.dumps({"a": 50.0})), lambda m, n: 50.0)
     assert found[["field", "stored", "now"]].to_dict("records") == [{"field": "zs_acc", "stored": 49.0, "now": 50.0}]
+
+
+@pytest.mark.parametrize("ood_before", ['{"b": null, "c": 70.0}', "null", None])
+def test_a_record_without_a_stored_ood_value_is_checked_for_the_rest(ood_before):
+    """The schema lets an ok record hold null for an OOD accuracy (or for the whole map); float(None) and
+    None.items() ended the whole check with a traceback."""
+    runs = pd.DataFrame([{"model_key": "m", "dataset": "a", "run_id": "r1", "method": "lora", "status": "ok",
+                          "zs_acc": 50.0, "ood_before": ood_before}])
+    found = check_before.differing(runs, lambda m, n: {"a": 50.125, "b": 1.0, "c": 70.0}[n])
+    assert list(found["field"]) == ["zs_acc"]
