@@ -45,8 +45,13 @@ def differing(runs: pd.DataFrame, score, unchecked: dict[tuple[str, str], str] |
     loading the model): ``score`` is then also given ``seed=``."""
     unchecked = {} if unchecked is None else unchecked
     rows = []
-    for _, run in runs[runs["status"] == "ok"].sort_values(["model_key", "dataset", "run_id"]).iterrows():
-        network = {"seed": int(run["seed"])} if bool(run.get("random_weights", False)) else {}
+    ok = runs[runs["status"] == "ok"].copy()
+    untrained = ok.get("random_weights", pd.Series(False, index=ok.index)).fillna(False).astype(bool)
+    # network by network (a random-weight model's seed draws its network), so the scorer holds one at a time
+    ok["_network_seed"] = [int(seed) if random else -1 for seed, random in
+                           zip(ok.get("seed", pd.Series(-1, index=ok.index)), untrained)]
+    for _, run in ok.sort_values(["model_key", "_network_seed", "dataset", "run_id"]).iterrows():
+        network = {"seed": int(run["seed"])} if run["_network_seed"] >= 0 else {}
         for field, name, stored in stored_before(run):
             if (run["model_key"], name) in unchecked:
                 continue
@@ -60,10 +65,12 @@ def differing(runs: pd.DataFrame, score, unchecked: dict[tuple[str, str], str] |
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def current_scorer(cache_dir: Path | None):
-    """(model_key, dataset[, seed]) -> the untrained model's test accuracy (%) the way a cell now scores it, each
-    model loaded and each dataset scored once; ``seed``: that of a random-weight model's record, set before loading
-    it as run_cell does (its weights are drawn then)."""
+def current_scorer(cache_dir: Path | None, device: str = "cpu"):
+    """(model_key, dataset[, seed]) -> the untrained model's test accuracy (%) the way a cell now scores it on
+    ``device``, each dataset scored once; ``seed``: that of a random-weight model's record, set before loading
+    it as run_cell does (its weights are drawn then). One network is held at a time (:func:`differing` asks
+    network by network), so a store of many models or seeds does not pile them up in memory. A dataset the
+    registry cannot load here (an unknown name, a missing folder) raises DatasetUnavailableError."""
     import torch
 
     from core.data.registry import load_split
@@ -71,28 +78,54 @@ def current_scorer(cache_dir: Path | None):
     from core.experiment import accuracies_before
     from core.models import load_model
 
-    models, scores = {}, {}
+    held: dict = {}  # network -> loaded model or the ModelUnavailableError it gave; one at a time
+    failed: dict = {}
+    scores: dict = {}
+
+    def network_for(network):
+        if network in failed:
+            raise failed[network]
+        if network not in held:
+            held.clear()
+            model_key, seed = network
+            try:
+                if seed is not None:
+                    torch.manual_seed(seed)
+                held[network] = load_model(model_key, device=device)
+            except ModelUnavailableError as exc:
+                failed[network] = exc  # tried once: not again for each of its datasets
+                raise
+        return held[network]
 
     def score(model_key: str, name: str, seed: int | None = None) -> float:
         network = (model_key, seed)
         if (network, name) not in scores:
-            if network not in models:
-                try:
-                    if seed is not None:
-                        torch.manual_seed(seed)
-                    models[network] = load_model(model_key)
-                except ModelUnavailableError as exc:
-                    models[network] = exc  # tried once: not again for each of its datasets
-            if isinstance(models[network], ModelUnavailableError):
-                raise models[network]
-            loaded = models[network]
-            frozen = lambda data: embed_dataset(loaded, data, cache_dir=cache_dir).image  # noqa: E731
-            scores[network, name] = float(accuracies_before(loaded, load_split(name, "test"), {}, frozen)["test_acc"])
+            loaded = network_for(network)
+            try:
+                data = load_split(name, "test")
+            except ValueError as exc:  # an unknown name: a submission's own dataset, a folder not on this host
+                raise DatasetUnavailableError(str(exc)) from exc
+            frozen = lambda d: embed_dataset(loaded, d, cache_dir=cache_dir).image  # noqa: E731
+            scores[network, name] = float(accuracies_before(loaded, data, {}, frozen)["test_acc"])
             log.info("%s%s on %s: %.3f %%", model_key, "" if seed is None else f" (seed {seed})", name,
                      scores[network, name])
         return scores[network, name]
 
     return score
+
+
+def check_device(device: str) -> str:
+    """``device`` if this host has it ("cpu", "cuda", "cuda:N"), else ValueError saying what it has."""
+    import torch
+
+    if device == "cpu":
+        return device
+    if device.startswith("cuda") and torch.cuda.is_available():
+        index = device.partition(":")[2]
+        if device == "cuda" or (index.isdigit() and int(index) < torch.cuda.device_count()):
+            return device
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    raise ValueError(f"--device {device!r} is not on this host (it has cpu and {gpus} CUDA device(s))")
 
 
 @user_facing
@@ -102,11 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="", help="comma-separated model keys to check (default: every model)")
     p.add_argument("--cache", type=Path, default=None, help="embedding cache folder (default: the usual one)")
     p.add_argument("--out", type=Path, default=None, help="also write the differing values to this CSV")
+    p.add_argument("--device", default="cpu", help="where to score: the device the records were measured on "
+                   "(cpu, cuda, cuda:N; default cpu), since another one can round a near-tie differently")
     args = p.parse_args(argv)
     if args.cache is not None and args.cache.exists() and not args.cache.is_dir():
         raise ValueError(f"--cache {args.cache} is a file, not a folder")
     if args.out is not None and args.out.is_dir():
         raise ValueError(f"--out {args.out} is a folder; give a CSV file name")
+    if args.out is not None and not args.out.parent.is_dir():
+        raise ValueError(f"--out {args.out}: the folder {args.out.parent} does not exist")
+    device = check_device(args.device)
     from core import store
 
     runs = store.load_runs([check_results_folder(args.results, option="")])
@@ -117,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)  # one line per (model, dataset) scored: progress on a long check
     unchecked: dict[tuple[str, str], str] = {}
-    found = differing(runs, current_scorer(args.cache), unchecked)
+    found = differing(runs, current_scorer(args.cache, device), unchecked)
     checked = int((runs["status"] == "ok").sum())
     if args.out is not None:
         found.to_csv(args.out, index=False)

@@ -150,3 +150,55 @@ def test_a_record_without_a_stored_ood_value_is_checked_for_the_rest(ood_before)
                           "zs_acc": 50.0, "ood_before": ood_before}])
     found = check_before.differing(runs, lambda m, n: {"a": 50.125, "b": 1.0, "c": 70.0}[n])
     assert list(found["field"]) == ["zs_acc"]
+
+
+def test_a_dataset_the_registry_does_not_know_is_named_and_skipped(tmp_path, capsys):
+    """The fixture store's datasets ('fx-set-0', ...) are not in the registry: the check ended with exit 2 at
+    the first one instead of naming it."""
+    from tests.fixtures import write_fixture_store
+
+    write_fixture_store(tmp_path / "res", n_datasets=1, methods=("full",))
+    assert check_before.main([str(tmp_path / "res"), "--cache", str(tmp_path / "cache")]) == 3
+    out = capsys.readouterr().out
+    assert "not checked:" in out and "fx-set-0" in out
+
+
+def test_one_network_is_held_at_a_time_and_each_is_loaded_once(monkeypatch):
+    import gc
+    import weakref
+
+    import core.experiment
+    import core.models
+
+    class Network:
+        pass
+
+    loads, alive = [], []
+
+    def load_model(key, **kw):
+        loads.append(key)
+        network = Network()
+        alive.append(weakref.ref(network))
+        return network
+
+    monkeypatch.setattr(core.models, "load_model", load_model)
+    monkeypatch.setattr(core.experiment, "accuracies_before", lambda loaded, data, ood, frozen: {"test_acc": 50.0})
+    monkeypatch.setattr("core.data.registry.load_split", lambda name, split: name)
+    runs = pd.DataFrame([{"model_key": m, "dataset": d, "run_id": f"{m}{d}", "method": "lora", "status": "ok",
+                          "zs_acc": 50.0, "ood_before": {"x": 50.0}, "seed": 0, "random_weights": False}
+                         for d in ("b", "a") for m in ("m2", "m1")])
+    score = check_before.current_scorer(None)
+    assert check_before.differing(runs, score).empty
+    gc.collect()
+    assert loads == ["m1", "m2"]  # each model once, though its records were interleaved
+    assert alive[-1]() is not None and alive[-2]() is None  # m1's network let go once m2's was loaded
+
+
+@pytest.mark.parametrize("argv, message", [(["--device", "tpu"], "--device 'tpu' is not on this host"),
+                                           (["--out", "{tmp}/no/such/d.csv"], "does not exist")])
+def test_device_and_out_folder_are_checked_before_any_scoring(tmp_path, capsys, argv, message):
+    from tests.fixtures import write_fixture_store
+
+    write_fixture_store(tmp_path / "res")
+    assert check_before.main([str(tmp_path / "res"), *[a.format(tmp=tmp_path) for a in argv]]) == 2
+    assert message in capsys.readouterr().err
