@@ -100,6 +100,8 @@ def test_a_job_run_as_a_command_prints_no_traceback(tmp_path):
     ("bench_cell", ["jobs/results/default", "--goal", "-1"], "--goal must be a share in (0, 1]"),
     ("world_v2_report", ["--results", "{tmp}/missing"], "--results {tmp}/missing does not exist"),
     ("check_before", ["{tmp}/missing"], "{tmp}/missing does not exist"),
+    ("reproduce", ["{tmp}/missing.json"], "{tmp}/missing.json is not a file"),
+    ("reproduce", ["{tmp}/a-file", "--measure-tolerance", "-1"], "--measure-tolerance must be a finite number"),
     ("check_before", ["jobs/results/default", "--cache", "{tmp}/a-file"], "--cache {tmp}/a-file is a file"),
 ])
 def test_report_jobs_name_the_wrong_option_and_exit_2(tmp_path, capsys, caplog, job_name, argv, match):

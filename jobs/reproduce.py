@@ -1,0 +1,166 @@
+"""Run stored records' cells again and compare: do the records reproduce here?
+
+    python -m jobs.reproduce RECORD.json [RECORD.json ...] [--tolerance 0] [--device cpu] [--threads N]
+                             [--cache DIR] [--out CSV]
+
+Each record's ``config`` is the cell it ran. The cell runs again here, with the record's seed, and writes
+nothing to any store; then every measured value is compared with the record's: the accuracies before and
+after fine-tuning (task and each OOD set), the outcomes (ID gain, normalised gain, OOD change) and the
+zero-shot measures (IIMM and its two terms). A difference larger than ``--tolerance`` is listed: for the
+accuracies and outcomes in their own units, default 0 (an accuracy counts images, so a real difference is at
+least 100/N points); for the zero-shot measures ``--measure-tolerance``, default 1e-6 (cosines recomputed from
+fresh embeddings differ around 1e-8; the app shows three decimals). A host can verify a submitted, unverified run this way. Float
+reductions depend on the device, the thread count and the library versions, so compare on the kind of machine
+the record names (``provenance.device``, ``provenance.versions``; a different torch version is pointed out).
+Exit 0 when every record reproduces, 1 when a value differs or a cell fails here, 2 for a bad option.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from jobs.cli import user_facing
+
+log = logging.getLogger(__name__)
+COLUMNS = ["run_id", "field", "recorded", "reproduced", "difference"]
+SCALARS = ("zs_acc", "ft_acc", "id_gain", "norm_gain", "ood_change", "iimm", "inter_modal", "intra_image")
+MEASURES = ("iimm", "inter_modal", "intra_image")  # cosines of fresh embeddings: float noise around 1e-8
+
+
+def measured_values(record: Mapping[str, Any]) -> dict[str, float | None]:
+    """A record's measured values by field name: :data:`SCALARS`, then ``ood_before[name]``/``ood_after[name]``."""
+    values: dict[str, float | None] = {name: record.get(name) for name in SCALARS}
+    for kind in ("ood_before", "ood_after"):
+        for name, value in sorted((record.get(kind) or {}).items()):
+            values[f"{kind}[{name}]"] = value
+    return values
+
+
+def _check_tolerance(value: object, name: str) -> float:
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def compare(recorded: Mapping[str, Any], reproduced: Mapping[str, Any], *, tolerance: float = 0.0,
+            measure_tolerance: float = 1e-6) -> pd.DataFrame:
+    """The measured values of two records of one cell that differ by more than their tolerance (or are present
+    in one only): ``measure_tolerance`` for :data:`MEASURES`, ``tolerance`` for the accuracies and outcomes.
+    Columns :data:`COLUMNS`, difference = reproduced - recorded (NaN where one is missing)."""
+    tolerance = _check_tolerance(tolerance, "tolerance")
+    measure_tolerance = _check_tolerance(measure_tolerance, "measure_tolerance")
+    old, new = measured_values(recorded), measured_values(reproduced)
+    rows = []
+    for field in [*old, *(f for f in new if f not in old)]:
+        a, b = old.get(field), new.get(field)
+        if a is None and b is None:
+            continue
+        difference = b - a if a is not None and b is not None else math.nan
+        if math.isnan(difference) or abs(difference) > (measure_tolerance if field in MEASURES else tolerance):
+            rows.append([recorded.get("run_id"), field, a, b, difference])
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """A record file checked by the store's rules, with a cell to run (ValueError saying what is wrong)."""
+    from core.store.validate import check_record
+
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a JSON record: {exc}") from None
+    try:
+        check_record(record)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if not isinstance(record.get("config"), dict) or not {"model", "dataset", "method"} <= set(record["config"]):
+        raise ValueError(f"{path}: its config is not a grid cell (model, dataset, method, ...): nothing to run")
+    return record
+
+
+def reproduce(record: Mapping[str, Any], *, device: str = "cpu", cache_dir: Path | None = None) -> dict[str, Any]:
+    """The record of ``record``'s cell run again here (nothing written); see core.experiment.run_cell."""
+    from core.experiment import run_cell
+
+    return run_cell(dict(record["config"]), cache_dir=cache_dir, device=device, command="python -m jobs.reproduce")
+
+
+def notes(record: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
+    """What the reader should know beside the numbers: an id its config does not give, another torch or device."""
+    from core.experiment import cell_id
+
+    out = []
+    if cell_id(record["config"]) != record["run_id"]:
+        out.append("its config does not hash to its run_id (not a grid record as written, or edited)")
+    was, now = record.get("provenance") or {}, again.get("provenance") or {}
+    for what, old, new in (("torch", (was.get("versions") or {}).get("torch"), (now.get("versions") or {}).get("torch")),
+                           ("device", was.get("device"), now.get("device"))):
+        if old and new and old != new:
+            out.append(f"recorded with {what} {old}, reproduced with {new}: rounding may differ")
+    return out
+
+
+@user_facing
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m jobs.reproduce", description=__doc__.split("\n")[0])
+    p.add_argument("records", type=Path, nargs="+", help="record JSON files (e.g. from a results folder)")
+    p.add_argument("--tolerance", type=float, default=0.0, help="largest difference of an accuracy or outcome "
+                   "that still counts as the same, in its own units (default 0: exactly equal)")
+    p.add_argument("--measure-tolerance", type=float, default=1e-6, help="the same for IIMM and its terms "
+                   "(default 1e-6)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
+    p.add_argument("--cache", type=Path, default=None, help="embedding cache folder (default: the usual one)")
+    p.add_argument("--out", type=Path, default=None, help="also write the differing values to this CSV")
+    args = p.parse_args(argv)
+    _check_tolerance(args.tolerance, "--tolerance")  # before any cell runs
+    _check_tolerance(args.measure_tolerance, "--measure-tolerance")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    if args.out is not None and (args.out.is_dir() or not args.out.parent.is_dir()):
+        raise ValueError(f"--out {args.out} must be a CSV file name in an existing folder")
+    from jobs.check_before import check_device
+
+    device = check_device(args.device)
+    records = [read_record(path) for path in args.records]  # every file checked before any cell runs
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    tables, failed = [], 0
+    for i, record in enumerate(records, 1):
+        again = reproduce(record, device=device, cache_dir=args.cache)
+        label = f"[{i}/{len(records)}] {record['run_id']} ({record['method']} on {record['dataset']}, seed {record['seed']})"
+        if record["status"] != "ok" or again["status"] != "ok":
+            same = record["status"] == again["status"]
+            failed += not same
+            print(f"{label}: recorded {record['status']}, here {again['status']}"
+                  + (f" ({again.get('error')})" if again["status"] != "ok" else ""))
+            continue
+        table = compare(record, again, tolerance=args.tolerance, measure_tolerance=args.measure_tolerance)
+        tables.append(table)
+        failed += bool(len(table))
+        largest = table["difference"].abs().max() if len(table) else 0.0
+        print(f"{label}: " + ("reproduces" if table.empty else f"{len(table)} values differ, largest by {largest:.6g}")
+              + "".join(f"; note: {n}" for n in notes(record, again)))
+    found = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
+    if len(found):
+        print(found.to_string(index=False))
+    if args.out is not None:
+        found.to_csv(args.out, index=False)
+    print(f"{len(records) - failed} of {len(records)} records reproduce (tolerance {args.tolerance:g}; "
+          f"zero-shot measures {args.measure_tolerance:g})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""jobs.reproduce: a stored record's cell run again here, its measured values compared."""
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from jobs import reproduce
+
+
+def _record(**changes):
+    rec = {"run_id": "r1", "zs_acc": 50.0, "ft_acc": 70.0, "id_gain": 20.0, "norm_gain": 0.4, "ood_change": -1.0,
+           "iimm": 0.5, "inter_modal": 0.3, "intra_image": 0.7, "ood_before": {"b": 60.0, "a": 40.0},
+           "ood_after": {"a": 39.0, "b": 59.0}}
+    rec.update(changes)
+    return rec
+
+
+def test_compare_lists_what_differs_beyond_each_tolerance():
+    again = _record(ft_acc=70.125, id_gain=20.125, iimm=0.5 + 1e-8, inter_modal=0.3 + 1e-5,
+                    ood_after={"a": 39.0, "b": 58.0}, intra_image=None)
+    table = reproduce.compare(_record(), again)
+    rows = {r["field"]: r for r in table.to_dict("records")}
+    assert list(rows) == ["ft_acc", "id_gain", "inter_modal", "intra_image", "ood_after[b]"]
+    assert rows["ft_acc"]["difference"] == pytest.approx(0.125) and rows["ood_after[b]"]["difference"] == -1.0
+    assert math.isnan(rows["intra_image"]["difference"]) and pd.isna(rows["intra_image"]["reproduced"])
+    loose = reproduce.compare(_record(), again, tolerance=1.0, measure_tolerance=1e-4)
+    assert list(loose["field"]) == ["intra_image"]  # a value present in one record only is always listed
+
+
+def test_an_identical_record_reproduces_and_a_new_ood_set_is_listed():
+    assert reproduce.compare(_record(), _record()).empty
+    extra = reproduce.compare(_record(), _record(ood_before={"a": 40.0, "b": 60.0, "c": 1.0}))
+    assert list(extra["field"]) == ["ood_before[c]"] and extra["recorded"].isna().all()
+
+
+@pytest.mark.parametrize("value", [-1.0, math.nan, math.inf, True, "0"])
+def test_a_bad_tolerance_is_refused(value):
+    with pytest.raises(ValueError, match="tolerance must be a finite number >= 0"):
+        reproduce.compare(_record(), _record(), tolerance=value)
+
+
+@pytest.mark.parametrize("content, match", [
+    (None, "is not a file"),
+    ("{not json", "is not a JSON record"),
+    ('{"run_id": "x"}', "missing required field"),
+])
+def test_a_file_that_is_no_record_is_refused_before_any_cell_runs(tmp_path, capsys, content, match):
+    path = tmp_path / "r.json"
+    if content is not None:
+        path.write_text(content)
+    assert reproduce.main([str(path)]) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_a_record_without_a_cell_is_refused(tmp_path, capsys):
+    from tests.fixtures import make_fixture_records
+
+    rec = make_fixture_records(n_datasets=1, methods=("full",))[0]
+    rec["config"] = {"note": "hand-made"}
+    (tmp_path / "r.json").write_text(json.dumps(rec))
+    assert reproduce.main([str(tmp_path / "r.json"), "--threads", "1"]) == 2
+    assert "its config is not a grid cell" in capsys.readouterr().err
+    assert reproduce.main([str(tmp_path / "r.json"), "--threads", "0"]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_fresh_record_reproduces_and_an_edited_one_does_not(tmp_path, capsys):
+    from core.experiment import run_cell
+    from core.schema import outcome_fields
+
+    cell = {"model": "worldclip-tiny", "dataset": "shape-size", "method": "linear_probe", "seed": 0,
+            "ood": ["scene-kind"], "method_config": {}, "train": {"max_steps": 4, "eval_every": 2}, "source": "test"}
+    record = run_cell(cell, cache_dir=tmp_path / "cache")
+    assert record["status"] == "ok", record["error"]
+    path = tmp_path / f"{record['run_id']}.json"
+    path.write_text(json.dumps(record))
+    args = [str(path), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "d.csv")]
+    assert reproduce.main(args) == 0
+    assert "1 of 1 records reproduce" in capsys.readouterr().out
+    edited = {**record, "ft_acc": record["ft_acc"] - 0.5}
+    edited.update(outcome_fields(edited["zs_acc"], edited["ft_acc"], edited["ood_before"], edited["ood_after"]))
+    path.write_text(json.dumps(edited))
+    assert reproduce.main(args) == 1
+    out = capsys.readouterr().out
+    assert "0 of 1 records reproduce" in out and "values differ" in out
+
+    assert set(pd.read_csv(tmp_path / "d.csv")["field"]) == {"ft_acc", "id_gain", "norm_gain"}
