@@ -62,6 +62,21 @@ def git_revision() -> str:
 
 
 @lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo, else platform.processor(); "unknown"): a record measured on
+    other hardware can round differently (a shipped CLIP-Adapter record reproduced everywhere but in 5 OOD
+    accuracies, by one or two images, even under its own code revision)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip() or "unknown"
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+@lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
     """Python's version and those of torch, open_clip_torch, peft, numpy, torchvision ("missing" where not
     installed), cached per process."""
@@ -162,8 +177,8 @@ def accuracies_before(loaded: LoadedModel, test_data, ood_data: dict, frozen_emb
 
 IDENTITY_FIELDS = ("run_id", "schema_version", "model", "pretrained", "model_key", "random_weights", "method",
                    "dataset", "seed", "source", "config", "ood_sets", "created_at")
-PROVENANCE_KEPT = ("git_revision", "versions", "device", "host", "command", "wall_time_s", "peak_rss_mb",
-                   "peak_rss_scope", "peak_gpu_mb")
+PROVENANCE_KEPT = ("git_revision", "versions", "device", "host", "cpu", "torch_threads", "command", "wall_time_s",
+                   "peak_rss_mb", "peak_rss_scope", "peak_gpu_mb")
 
 
 def refused_record(record: dict[str, Any], problem: Exception | str) -> dict[str, Any]:
@@ -205,7 +220,7 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         "config": cell, "ood_sets": list(cell.get("ood", [])),
     }
     prov: dict[str, Any] = {"git_revision": git_revision(), "versions": package_versions(), "device": device,
-                            "host": socket.gethostname(), "command": command}
+                            "host": socket.gethostname(), "cpu": cpu_model(), "command": command}
     try:
         import torch
 
@@ -217,6 +232,7 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         from core.train import TrainRecipe, train
 
         torch.manual_seed(record["seed"])
+        prov["torch_threads"] = torch.get_num_threads()  # CPU reductions round by how the work is split
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(device)
         loaded = load_model(cell["model"], device=device)

@@ -11,7 +11,7 @@ accuracies and outcomes in their own units, default 0 (an accuracy counts images
 least 100/N points); for the zero-shot measures ``--measure-tolerance``, default 1e-6 (cosines recomputed from
 fresh embeddings differ around 1e-8; the app shows three decimals). A host can verify a submitted, unverified run this way. Float
 reductions depend on the device, the thread count and the library versions, so compare on the kind of machine
-the record names (``provenance.device``, ``provenance.versions``; a different torch version is pointed out).
+the record names (``provenance.device``, ``.versions``, ``.cpu``, ``.torch_threads``; a difference is pointed out).
 Exit 0 when every record reproduces, 1 when a value differs or a cell fails here, 2 for a bad option.
 """
 from __future__ import annotations
@@ -94,7 +94,8 @@ def reproduce(record: Mapping[str, Any], *, device: str = "cpu", cache_dir: Path
 
 
 def notes(record: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
-    """What the reader should know beside the numbers: an id its config does not give, another torch or device."""
+    """What the reader should know beside the numbers: an id its config does not give; another torch, device,
+    CPU or thread count (records before 2026-12-05 name no CPU or thread count)."""
     from core.experiment import cell_id
 
     out = []
@@ -102,7 +103,8 @@ def notes(record: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
         out.append("its config does not hash to its run_id (not a grid record as written, or edited)")
     was, now = record.get("provenance") or {}, again.get("provenance") or {}
     for what, old, new in (("torch", (was.get("versions") or {}).get("torch"), (now.get("versions") or {}).get("torch")),
-                           ("device", was.get("device"), now.get("device"))):
+                           ("device", was.get("device"), now.get("device")), ("CPU", was.get("cpu"), now.get("cpu")),
+                           ("torch threads", was.get("torch_threads"), now.get("torch_threads"))):
         if old and new and old != new:
             out.append(f"recorded with {what} {old}, reproduced with {new}: rounding may differ")
     return out

@@ -243,6 +243,9 @@ def test_grid_runs_resumes_and_records_failures(tmp_path, monkeypatch):
     for key in ("git_revision", "versions", "device", "wall_time_s", "peak_rss_mb", "total_params", "command"):
         assert key in ok["provenance"]
     assert ok["provenance"]["peak_rss_scope"] == ("cell" if Path("/proc/self/clear_refs").exists() else "process")
+    # what a reproduction needs beyond versions and device: the CPU and how many threads split its reductions
+    assert isinstance(ok["provenance"]["cpu"], str) and ok["provenance"]["cpu"]
+    assert isinstance(ok["provenance"]["torch_threads"], int) and ok["provenance"]["torch_threads"] >= 1
     assert by_method["zero_shot"]["ft_acc"] == by_method["zero_shot"]["zs_acc"]
     # the frozen zero-shot model is evaluated from the embeddings its zero-shot scores cached; BitFit on images
     assert by_method["zero_shot"]["provenance"]["evaluation_input"] == "cached image embeddings"
@@ -290,7 +293,7 @@ def test_every_failing_cell_leaves_its_one_record_and_the_grid_goes_on(tmp_path,
     got = list(records(results).values())
     assert len(got) == 2 and all(r["status"] == "failed" for r in got)
     assert all("refused by the store (ok run)" in r["error"] and r["provenance"]["git_revision"] for r in got)
-    assert all({"peak_rss_mb", "peak_rss_scope"} <= set(r["provenance"]) for r in got)  # a peak says whose it is
+    assert all({"peak_rss_mb", "peak_rss_scope", "cpu"} <= set(r["provenance"]) for r in got)  # a peak says whose
 
     def oversized_config(*args, **kwargs):  # the store refuses the config itself: the record keeps the rest
         record = real(*args, **kwargs)

@@ -89,3 +89,17 @@ def test_a_fresh_record_reproduces_and_an_edited_one_does_not(tmp_path, capsys):
     assert "0 of 1 records reproduce" in out and "values differ" in out
 
     assert set(pd.read_csv(tmp_path / "d.csv")["field"]) == {"ft_acc", "id_gain", "norm_gain"}
+
+
+def test_notes_name_a_config_that_is_not_the_run_id_and_other_hardware():
+    from core.experiment import cell_id
+
+    cell = {"model": "m", "dataset": "d", "method": "lora", "seed": 0}
+    record = {"run_id": cell_id(cell), "config": cell, "provenance": {"versions": {"torch": "2.14.1"}, "device": "cpu",
+                                                                     "cpu": "A", "torch_threads": 2}}
+    same = {"provenance": {"versions": {"torch": "2.14.1"}, "device": "cpu", "cpu": "A", "torch_threads": 2}}
+    assert reproduce.notes(record, same) == []
+    other = {"provenance": {"versions": {"torch": "2.15.0"}, "device": "cpu", "cpu": "B", "torch_threads": 1}}
+    said = " | ".join(reproduce.notes({**record, "run_id": "edited"}, other))
+    assert "does not hash to its run_id" in said and "torch 2.14.1" in said and "CPU A" in said
+    assert "torch threads 2, reproduced with 1" in said
