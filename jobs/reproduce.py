@@ -9,7 +9,8 @@ after fine-tuning (task and each OOD set), the outcomes (ID gain, normalised gai
 zero-shot measures (IIMM and its two terms). A difference larger than ``--tolerance`` is listed: for the
 accuracies and outcomes in their own units, default 0 (an accuracy counts images, so a real difference is at
 least 100/N points); for the zero-shot measures ``--measure-tolerance``, default 1e-6 (cosines recomputed from
-fresh embeddings differ around 1e-8; the app shows three decimals). A host can verify a submitted, unverified run this way. Float
+fresh embeddings differ around 1e-8; the app shows three decimals). A model, method, dataset, seed or OOD panel
+the record names that is not its config's (the cell run here) is listed too. A host can verify a submitted, unverified run this way. Float
 reductions depend on the device, the thread count and the library versions, so compare on the kind of machine
 the record names (``provenance.device``, ``.versions``, ``.cpu``, ``.torch_threads``; a difference is pointed out).
 Exit 0 when every record reproduces, 1 when a value differs or a cell fails here, 2 for a bad option.
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 COLUMNS = ["run_id", "field", "recorded", "reproduced", "difference"]
 SCALARS = ("zs_acc", "ft_acc", "id_gain", "norm_gain", "ood_change", "iimm", "inter_modal", "intra_image")
 MEASURES = ("iimm", "inter_modal", "intra_image")  # cosines of fresh embeddings: float noise around 1e-8
+#: what a record says it is; the run here takes all of it from the config, so a record whose fields claim another
+#: cell than its config (a relabelled submission) must not pass for reproduced
+IDENTITY = ("model", "pretrained", "model_key", "random_weights", "method", "dataset", "seed", "ood_sets")
 
 
 def measured_values(record: Mapping[str, Any]) -> dict[str, float | None]:
@@ -51,12 +55,19 @@ def _check_tolerance(value: object, name: str) -> float:
 def compare(recorded: Mapping[str, Any], reproduced: Mapping[str, Any], *, tolerance: float = 0.0,
             measure_tolerance: float = 1e-6) -> pd.DataFrame:
     """The measured values of two records of one cell that differ by more than their tolerance (or are present
-    in one only): ``measure_tolerance`` for :data:`MEASURES`, ``tolerance`` for the accuracies and outcomes.
-    Columns :data:`COLUMNS`, difference = reproduced - recorded (NaN where one is missing)."""
+    in one only): ``measure_tolerance`` for :data:`MEASURES`, ``tolerance`` for the accuracies and outcomes;
+    first any :data:`IDENTITY` field that differs (the record claims another cell than the one run).
+    Columns :data:`COLUMNS`, difference = reproduced - recorded (NaN where one is missing or not a number)."""
     tolerance = _check_tolerance(tolerance, "tolerance")
     measure_tolerance = _check_tolerance(measure_tolerance, "measure_tolerance")
-    old, new = measured_values(recorded), measured_values(reproduced)
     rows = []
+    for field in IDENTITY:
+        a, b = recorded.get(field), reproduced.get(field)
+        if field == "ood_sets":  # the same sets in another order are the same panel
+            a, b = (sorted(map(str, v)) if isinstance(v, list) else v for v in (a, b))
+        if a != b:
+            rows.append([recorded.get("run_id"), field, a, b, math.nan])
+    old, new = measured_values(recorded), measured_values(reproduced)
     for field in [*old, *(f for f in new if f not in old)]:
         a, b = old.get(field), new.get(field)
         if a is None and b is None:
@@ -151,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         table = compare(record, again, tolerance=args.tolerance, measure_tolerance=args.measure_tolerance)
         tables.append(table)
         failed += bool(len(table))
-        largest = table["difference"].abs().max() if len(table) else 0.0
-        print(f"{label}: " + ("reproduces" if table.empty else f"{len(table)} values differ, largest by {largest:.6g}")
+        largest = table["difference"].abs().max() if len(table) else math.nan  # NaN: no numeric difference
+        print(f"{label}: " + ("reproduces" if table.empty else f"{len(table)} values differ"
+                              + (f", largest by {largest:.6g}" if not math.isnan(largest) else ""))
               + "".join(f"; note: {n}" for n in notes(record, again)))
     found = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
     if len(found):

@@ -103,3 +103,21 @@ def test_notes_name_a_config_that_is_not_the_run_id_and_other_hardware():
     said = " | ".join(reproduce.notes({**record, "run_id": "edited"}, other))
     assert "does not hash to its run_id" in said and "torch 2.14.1" in said and "CPU A" in said
     assert "torch threads 2, reproduced with 1" in said
+
+
+SHIPPED = "jobs/results/default/f524b09490248266.json"  # zero_shot on bar-count, seed 0 (world v1)
+
+
+def test_a_record_that_claims_another_cell_than_its_config_runs_does_not_reproduce(tmp_path, monkeypatch, capsys):
+    # a submission relabelled: its fields say LoRA, seed 3, while its config (and run_id) is a zero-shot cell;
+    # running the config gives the record's numbers, but they are not the numbers of the run it claims to be
+    shipped = json.loads(open(SHIPPED, encoding="utf-8").read())
+    monkeypatch.setattr(reproduce, "reproduce", lambda record, **kwargs: json.loads(json.dumps(shipped)))
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({**shipped, "method": "lora", "seed": 3}))
+    assert reproduce.main([str(path), "--out", str(tmp_path / "d.csv")]) == 1
+    out = capsys.readouterr().out
+    assert "0 of 1 records reproduce" in out and "2 values differ" in out and "nan" not in out
+    assert set(pd.read_csv(tmp_path / "d.csv")["field"]) == {"method", "seed"}
+    path.write_text(json.dumps(shipped))  # the record as it is
+    assert reproduce.main([str(path)]) == 0
