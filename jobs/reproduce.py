@@ -18,7 +18,6 @@ Exit 0 when every record reproduces, 1 when a value differs or a cell fails here
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 from pathlib import Path
@@ -79,14 +78,17 @@ def compare(recorded: Mapping[str, Any], reproduced: Mapping[str, Any], *, toler
 
 
 def read_record(path: Path) -> dict[str, Any]:
-    """A record file checked by the store's rules, with a cell to run (ValueError saying what is wrong)."""
-    from core.store.validate import check_record
+    """A record file checked by the store's rules (a regular file of at most 1 MiB, UTF-8 with or without a
+    byte-order mark, nested at most as deep as the store allows; a valid record), with a cell to run
+    (ValueError saying what is wrong)."""
+    from core.store.records import read_capped
+    from core.store.validate import MAX_RECORD_BYTES, check_record, parse_json_bytes
 
     if not path.is_file():
         raise ValueError(f"{path} is not a file")
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        record = parse_json_bytes(read_capped(path, MAX_RECORD_BYTES))
+    except ValueError as exc:
         raise ValueError(f"{path} is not a JSON record: {exc}") from None
     try:
         check_record(record)

@@ -121,3 +121,19 @@ def test_a_record_that_claims_another_cell_than_its_config_runs_does_not_reprodu
     assert set(pd.read_csv(tmp_path / "d.csv")["field"]) == {"method", "seed"}
     path.write_text(json.dumps(shipped))  # the record as it is
     assert reproduce.main([str(path)]) == 0
+
+
+def test_record_files_are_read_by_the_store_rules(tmp_path, monkeypatch, capsys):
+    # JSON nested 100,000 deep ended in a RecursionError traceback; a 2 MiB file was read whole; a record with a
+    # UTF-8 byte-order mark, which the store loads, was refused
+    deep, big, bom = tmp_path / "deep.json", tmp_path / "big.json", tmp_path / "bom.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    big.write_text(json.dumps({"run_id": "x", "pad": "a" * (2 << 20)}))
+    shipped = open(SHIPPED, "rb").read()
+    bom.write_bytes(b"\xef\xbb\xbf" + shipped)
+    for path, match in ((deep, "nested 100000 levels deep"), (big, "the limit is 1048576")):
+        assert reproduce.main([str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {path}") and match in err and "Traceback" not in err
+    monkeypatch.setattr(reproduce, "reproduce", lambda record, **kwargs: json.loads(shipped))
+    assert reproduce.main([str(bom)]) == 0
