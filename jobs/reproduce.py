@@ -13,7 +13,8 @@ fresh embeddings differ around 1e-8; the app shows three decimals). A model, met
 the record names that is not its config's (the cell run here) is listed too. A host can verify a submitted, unverified run this way. Float
 reductions depend on the device, the thread count and the library versions, so compare on the kind of machine
 the record names (``provenance.device``, ``.versions``, ``.cpu``, ``.torch_threads``; a difference is pointed out).
-Exit 0 when every record reproduces, 1 when a value differs or a cell fails here, 2 for a bad option.
+Exit 0 when every record reproduces, 1 when a value differs or a cell fails here, 2 for a bad option, a file
+that is no record, or a model this machine cannot load (checked before any cell runs).
 """
 from __future__ import annotations
 
@@ -99,6 +100,26 @@ def read_record(path: Path) -> dict[str, Any]:
     return record
 
 
+def check_models(records: list[tuple[Path, Mapping[str, Any]]]) -> None:
+    """Each model the records' configs name can be built here (as jobs.grid checks before any cell runs): a known
+    name, and weights that need a download already in the local cache when the hub does not answer; else
+    ValueError naming the first file that needs it. A cell that cannot run here says nothing of its record."""
+    from core import models
+
+    seen: set[str] = set()
+    for path, record in records:
+        name = str(record["config"]["model"])
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            spec = models.check_model(name)
+            if spec.needs_download and not models.hub_reachable():
+                models.load_model(spec)  # succeeds only when the weights are already in the local cache
+        except (models.ModelUnavailableError, ValueError) as exc:
+            raise ValueError(f"{path}: model {name!r} cannot be run here: {exc}") from None
+
+
 def reproduce(record: Mapping[str, Any], *, device: str = "cpu", cache_dir: Path | None = None) -> dict[str, Any]:
     """The record of ``record``'s cell run again here (nothing written); see core.experiment.run_cell."""
     from core.experiment import run_cell
@@ -145,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.check_before import check_device
 
     device = check_device(args.device)
-    records = [read_record(path) for path in args.records]  # every file checked before any cell runs
+    read = [(path, read_record(path)) for path in args.records]  # every file checked before any cell runs
+    check_models(read)
+    records = [record for _, record in read]
     if args.threads:
         import torch
 

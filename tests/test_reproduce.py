@@ -137,3 +137,20 @@ def test_record_files_are_read_by_the_store_rules(tmp_path, monkeypatch, capsys)
         assert err.startswith(f"error: {path}") and match in err and "Traceback" not in err
     monkeypatch.setattr(reproduce, "reproduce", lambda record, **kwargs: json.loads(shipped))
     assert reproduce.main([str(bom)]) == 0
+
+
+def test_a_model_this_machine_cannot_load_is_refused_before_any_cell_runs(tmp_path, monkeypatch, capsys):
+    # the second record's model needs a download and this machine is offline: the first cell ran (up to 30 s
+    # each), then the second was counted as not reproducing, exit 1, though nothing here could say
+    from core import models
+    from core.experiment import cell_id
+
+    shipped = json.loads(open(SHIPPED, encoding="utf-8").read())
+    cell = {**shipped["config"], "model": "ViT-B-32:openai"}
+    (tmp_path / "a.json").write_text(json.dumps(shipped))
+    (tmp_path / "b.json").write_text(json.dumps({**shipped, "config": cell, "run_id": cell_id(cell)}))
+    monkeypatch.setattr(models, "hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(reproduce, "reproduce", lambda *a, **k: pytest.fail("a cell ran"))
+    assert reproduce.main([str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'b.json'}: model 'ViT-B-32:openai'") and "offline" in err
