@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     if args.out is not None and (args.out.is_dir() or not args.out.parent.is_dir()):
         raise ValueError(f"--out {args.out} must be a CSV file name in an existing folder")
+    if args.cache is not None and args.cache.exists() and not args.cache.is_dir():
+        raise ValueError(f"--cache {args.cache} is a file, not a folder")
     from jobs.check_before import check_device
 
     device = check_device(args.device)
@@ -174,31 +176,50 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    tables, failed = [], 0
-    for i, record in enumerate(records, 1):
-        again = reproduce(record, device=device, cache_dir=args.cache)
-        label = f"[{i}/{len(records)}] {record['run_id']} ({record['method']} on {record['dataset']}, seed {record['seed']})"
-        if record["status"] != "ok" or again["status"] != "ok":
-            same = record["status"] == again["status"]
-            failed += not same
-            print(f"{label}: recorded {record['status']}, here {again['status']}"
-                  + (f" ({again.get('error')})" if again["status"] != "ok" else ""))
-            continue
-        table = compare(record, again, tolerance=args.tolerance, measure_tolerance=args.measure_tolerance)
-        tables.append(table)
-        failed += bool(len(table))
-        largest = table["difference"].abs().max() if len(table) else math.nan  # NaN: no numeric difference
-        print(f"{label}: " + ("reproduces" if table.empty else f"{len(table)} values differ"
-                              + (f", largest by {largest:.6g}" if not math.isnan(largest) else ""))
-              + "".join(f"; note: {n}" for n in notes(record, again)))
+    tables, failed, done = [], 0, 0
+    try:
+        for i, record in enumerate(records, 1):
+            table = _one(record, f"[{i}/{len(records)}]", device, args)
+            tables.append(table)
+            failed += bool(len(table))
+            done = i
+    except KeyboardInterrupt:  # what was compared so far is still reported (and written), then exit 130
+        print(f"interrupted after {done} of {len(records)} records", flush=True)
+        _report(tables, done - failed, done, args)
+        raise
+    _report(tables, len(records) - failed, len(records), args)
+    return 1 if failed else 0
+
+
+def _one(record: dict[str, Any], position: str, device: str, args: argparse.Namespace) -> pd.DataFrame:
+    """Run one record's cell again, print a line about it, and return what differs (a status that differs is
+    a row too: field 'status'; a record that failed and fails here too reproduces)."""
+    again = reproduce(record, device=device, cache_dir=args.cache)
+    label = f"{position} {record['run_id']} ({record['method']} on {record['dataset']}, seed {record['seed']})"
+    if record["status"] != "ok" or again["status"] != "ok":
+        print(f"{label}: recorded {record['status']}, here {again['status']}"
+              + (f" ({again.get('error')})" if again["status"] != "ok" else ""), flush=True)
+        same = record["status"] == again["status"]
+        return pd.DataFrame([] if same else [[record["run_id"], "status", record["status"], again["status"], math.nan]],
+                            columns=COLUMNS)
+    table = compare(record, again, tolerance=args.tolerance, measure_tolerance=args.measure_tolerance)
+    numeric = pd.to_numeric(table["difference"], errors="coerce").abs()
+    largest = numeric.max() if len(table) else math.nan  # NaN: no numeric difference
+    print(f"{label}: " + ("reproduces" if table.empty else f"{len(table)} values differ"
+                          + (f", largest by {largest:.6g}" if not math.isnan(largest) else ""))
+          + "".join(f"; note: {n}" for n in notes(record, again)), flush=True)
+    return table
+
+
+def _report(tables: list[pd.DataFrame], reproduced: int, total: int, args: argparse.Namespace) -> None:
+    """The differences found, in a table (and ``--out``), and the count."""
     found = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
     if len(found):
         print(found.to_string(index=False))
     if args.out is not None:
         found.to_csv(args.out, index=False)
-    print(f"{len(records) - failed} of {len(records)} records reproduce (tolerance {args.tolerance:g}; "
+    print(f"{reproduced} of {total} records reproduce (tolerance {args.tolerance:g}; "
           f"zero-shot measures {args.measure_tolerance:g})")
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -154,3 +154,41 @@ def test_a_model_this_machine_cannot_load_is_refused_before_any_cell_runs(tmp_pa
     assert reproduce.main([str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'b.json'}: model 'ViT-B-32:openai'") and "offline" in err
+
+
+SHIPPED = "jobs/results/default/019e672e1de9c379.json"  # a world-v1 zero-shot record (worldclip-tiny)
+
+
+def test_a_status_that_differs_is_a_row_of_the_csv(tmp_path, monkeypatch, capsys):
+    recorded = json.loads(open(SHIPPED).read())
+    monkeypatch.setattr(reproduce, "reproduce", lambda record, **kw: {**record, "status": "failed", "error": "boom"})
+    assert reproduce.main([SHIPPED, "--out", str(tmp_path / "d.csv")]) == 1
+    table = pd.read_csv(tmp_path / "d.csv")
+    (row,) = table.to_dict("records")
+    assert (row["run_id"], row["field"], row["recorded"], row["reproduced"]) == (recorded["run_id"], "status", "ok",
+                                                                                  "failed")
+    assert math.isnan(row["difference"])
+    assert "recorded ok, here failed (boom)" in capsys.readouterr().out
+
+
+def test_ctrl_c_still_reports_and_writes_what_was_compared(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def again(record, **kw):
+        calls.append(record["run_id"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return {**record, "iimm": record["iimm"] + 0.01}
+
+    monkeypatch.setattr(reproduce, "reproduce", again)
+    assert reproduce.main([SHIPPED, SHIPPED, "--out", str(tmp_path / "d.csv")]) == 130
+    out = capsys.readouterr().out
+    assert "interrupted after 1 of 2 records" in out and "0 of 1 records reproduce" in out
+    assert list(pd.read_csv(tmp_path / "d.csv")["field"]) == ["iimm"]
+
+
+def test_a_file_as_cache_is_refused_before_any_cell_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(reproduce, "reproduce", lambda *a, **k: pytest.fail("a cell ran"))
+    (tmp_path / "cache").write_text("x")
+    assert reproduce.main([SHIPPED, "--cache", str(tmp_path / "cache")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
