@@ -10,11 +10,12 @@ zero-shot measures (IIMM and its two terms). A difference larger than ``--tolera
 accuracies and outcomes in their own units, default 0 (an accuracy counts images, so a real difference is at
 least 100/N points); for the zero-shot measures ``--measure-tolerance``, default 1e-6 (cosines recomputed from
 fresh embeddings differ around 1e-8; the app shows three decimals). A model, method, dataset, seed or OOD panel
-the record names that is not its config's (the cell run here) is listed too. A host can verify a submitted, unverified run this way. Float
-reductions depend on the device, the thread count and the library versions, so compare on the kind of machine
+the record names that is not its config's (the cell run here) is listed too. A host can verify a submitted,
+unverified run this way. Float reductions depend on the device, the thread count and the library versions, so compare on the kind of machine
 the record names (``provenance.device``, ``.versions``, ``.cpu``, ``.torch_threads``; a difference is pointed out).
-Exit 0 when every record reproduces, 1 when a value differs or a cell fails here, 2 for a bad option, a file
-that is no record, or a model this machine cannot load (checked before any cell runs).
+Exit 0 when every record reproduces (a record that failed and fails here too counts), 1 when a value or the
+status differs, 2 for a bad option, a file that is no record, or a model this machine cannot load (checked
+before any cell runs), 130 on Ctrl-C after reporting what was compared.
 """
 from __future__ import annotations
 
