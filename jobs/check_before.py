@@ -22,7 +22,7 @@ import pandas as pd
 
 from core.data.registry import DatasetUnavailableError
 from core.models import ModelUnavailableError
-from jobs.cli import EXIT_INCOMPLETE, check_results_folder, user_facing
+from jobs.cli import EXIT_INCOMPLETE, check_device, check_results_folder, user_facing
 
 log = logging.getLogger(__name__)
 COLUMNS = ["model_key", "dataset", "run_id", "method", "field", "stored", "now"]
@@ -112,20 +112,6 @@ def current_scorer(cache_dir: Path | None, device: str = "cpu"):
         return scores[network, name]
 
     return score
-
-
-def check_device(device: str) -> str:
-    """``device`` if this host has it ("cpu", "cuda", "cuda:N"), else ValueError saying what it has."""
-    import torch
-
-    if device == "cpu":
-        return device
-    if device.startswith("cuda") and torch.cuda.is_available():
-        index = device.partition(":")[2]
-        if device == "cuda" or (index.isdigit() and int(index) < torch.cuda.device_count()):
-            return device
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    raise ValueError(f"--device {device!r} is not on this host (it has cpu and {gpus} CUDA device(s))")
 
 
 @user_facing

@@ -85,6 +85,20 @@ def check_results_folder(path: Path, option: str = "--results") -> Path:
     return path
 
 
+def check_device(device: str) -> str:
+    """``device`` if this host has it ("cpu", "cuda", "cuda:N"), else ValueError saying what it has."""
+    import torch
+
+    if device == "cpu":
+        return device
+    if device.startswith("cuda") and torch.cuda.is_available():
+        index = device.partition(":")[2]
+        if device == "cuda" or (index.isdigit() and int(index) < torch.cuda.device_count()):
+            return device
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    raise ValueError(f"--device {device!r} is not on this host (it has cpu and {gpus} CUDA device(s))")
+
+
 if __name__ == "__main__":
     from jobs.cli import not_a_command
 

@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from jobs.cli import user_facing
+from jobs.cli import check_device, user_facing
 
 log = logging.getLogger(__name__)
 COLUMNS = ["run_id", "field", "recorded", "reproduced", "difference"]
@@ -166,8 +166,6 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"--out {args.out} must be a CSV file name in an existing folder")
     if args.cache is not None and args.cache.exists() and not args.cache.is_dir():
         raise ValueError(f"--cache {args.cache} is a file, not a folder")
-    from jobs.check_before import check_device
-
     device = check_device(args.device)
     read = [(path, read_record(path)) for path in args.records]  # every file checked before any cell runs
     check_models(read)
