@@ -161,6 +161,22 @@ def _zero_shot_block(loaded, name: str, cache_dir: Path | None) -> tuple[dict, d
     return block
 
 
+def frozen_embeddings_of(loaded: LoadedModel, cache_dir: Path | None) -> Callable[[Any], np.ndarray]:
+    """data -> the untrained image tower's unit-norm embeddings of ``data``'s images (N, D), through the
+    embedding cache; each dataset object is read once per returned function (a cell scores its test and OOD
+    sets before and after training)."""
+    from core.embed import embed_dataset
+
+    held: dict[int, tuple[Any, np.ndarray]] = {}  # id -> (the data, kept so its id is not reused; embeddings)
+
+    def embeddings(data) -> np.ndarray:
+        if id(data) not in held:
+            held[id(data)] = (data, embed_dataset(loaded, data, cache_dir=cache_dir).image)
+        return held[id(data)][1]
+
+    return embeddings
+
+
 def accuracies_before(loaded: LoadedModel, test_data, ood_data: dict, frozen_embeddings) -> dict:
     """The untrained model's accuracies (%) on ``test_data`` and each of ``ood_data`` (name -> LabeledImages):
     :func:`core.evaluate.evaluate_run` of the zero-shot classifier, from ``frozen_embeddings`` (data -> the
@@ -228,7 +244,6 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         from core.methods import build_method, count_parameters, get_method
         from core.models import load_model
         from core.data.registry import load_split
-        from core.embed import embed_dataset
         from core.train import TrainRecipe, train
 
         torch.manual_seed(record["seed"])
@@ -247,11 +262,9 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         train_data, test_data = load_split(record["dataset"], "train"), load_split(record["dataset"], "test")
         ood_data = {name: load_split(name, "test") for name in record["ood_sets"]}
 
-        # the untrained model's image embeddings (cached once per dataset); train and evaluate_run call this only
-        # for a frozen image tower, which they then score without image forward passes
-        def frozen_embeddings(data):
-            return embed_dataset(loaded, data, cache_dir=cache_dir).image
-
+        # train and evaluate_run call this only for a frozen image tower, which they then score without image
+        # forward passes
+        frozen_embeddings = frozen_embeddings_of(loaded, cache_dir)
         before = accuracies_before(loaded, test_data, ood_data, frozen_embeddings)
         zs_acc, ood_before = float(before["test_acc"]), {k: float(v) for k, v in before["ood_acc"].items()}
         module = build_method(record["method"], loaded, train_data.class_names, train_data.template,

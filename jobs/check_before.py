@@ -22,7 +22,8 @@ import pandas as pd
 
 from core.data.registry import DatasetUnavailableError
 from core.models import ModelUnavailableError
-from jobs.cli import EXIT_INCOMPLETE, check_device, check_results_folder, user_facing
+from jobs.cli import (EXIT_INCOMPLETE, check_cache_folder, check_csv_out, check_device, check_results_folder,
+                      user_facing)
 
 log = logging.getLogger(__name__)
 COLUMNS = ["model_key", "dataset", "run_id", "method", "field", "stored", "now"]
@@ -74,8 +75,7 @@ def current_scorer(cache_dir: Path | None, device: str = "cpu"):
     import torch
 
     from core.data.registry import load_split
-    from core.embed import embed_dataset
-    from core.experiment import accuracies_before
+    from core.experiment import accuracies_before, frozen_embeddings_of
     from core.models import load_model
 
     held: dict = {}  # network -> loaded model or the ModelUnavailableError it gave; one at a time
@@ -105,7 +105,7 @@ def current_scorer(cache_dir: Path | None, device: str = "cpu"):
                 data = load_split(name, "test")
             except ValueError as exc:  # an unknown name: a submission's own dataset, a folder not on this host
                 raise DatasetUnavailableError(str(exc)) from exc
-            frozen = lambda d: embed_dataset(loaded, d, cache_dir=cache_dir).image  # noqa: E731
+            frozen = frozen_embeddings_of(loaded, cache_dir)
             scores[network, name] = float(accuracies_before(loaded, data, {}, frozen)["test_acc"])
             log.info("%s%s on %s: %.3f %%", model_key, "" if seed is None else f" (seed {seed})", name,
                      scores[network, name])
@@ -124,12 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="where to score: the device the records were measured on "
                    "(cpu, cuda, cuda:N; default cpu), since another one can round a near-tie differently")
     args = p.parse_args(argv)
-    if args.cache is not None and args.cache.exists() and not args.cache.is_dir():
-        raise ValueError(f"--cache {args.cache} is a file, not a folder")
-    if args.out is not None and args.out.is_dir():
-        raise ValueError(f"--out {args.out} is a folder; give a CSV file name")
-    if args.out is not None and not args.out.parent.is_dir():
-        raise ValueError(f"--out {args.out}: the folder {args.out.parent} does not exist")
+    check_cache_folder(args.cache)
+    check_csv_out(args.out)
     device = check_device(args.device)
     from core import store
 

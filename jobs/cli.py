@@ -85,6 +85,21 @@ def check_results_folder(path: Path, option: str = "--results") -> Path:
     return path
 
 
+def check_cache_folder(cache: Path | None) -> None:
+    """ValueError when ``--cache`` names a file (a cache folder need not exist yet)."""
+    if cache is not None and cache.exists() and not cache.is_dir():
+        raise ValueError(f"--cache {cache} is a file, not a folder")
+
+
+def check_csv_out(out: Path | None) -> None:
+    """ValueError when ``--out`` cannot take a CSV file: a folder, or a file in a folder that does not exist
+    (checked before long work, so the table is not lost at the end)."""
+    if out is not None and out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a CSV file name")
+    if out is not None and not out.parent.is_dir():
+        raise ValueError(f"--out {out}: the folder {out.parent} does not exist")
+
+
 def check_device(device: str) -> str:
     """``device`` if this host has it ("cpu", "cuda", "cuda:N"), else ValueError saying what it has."""
     import torch

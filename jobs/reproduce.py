@@ -11,8 +11,9 @@ accuracies and outcomes in their own units, default 0 (an accuracy counts images
 least 100/N points); for the zero-shot measures ``--measure-tolerance``, default 1e-6 (cosines recomputed from
 fresh embeddings differ around 1e-8; the app shows three decimals). A model, method, dataset, seed or OOD panel
 the record names that is not its config's (the cell run here) is listed too. A host can verify a submitted,
-unverified run this way. Float reductions depend on the device, the thread count and the library versions, so compare on the kind of machine
-the record names (``provenance.device``, ``.versions``, ``.cpu``, ``.torch_threads``; a difference is pointed out).
+unverified run this way. Float reductions depend on the device, the thread count and the library versions,
+so compare on the kind of machine the record names (``provenance.device``, ``.versions``, ``.cpu``,
+``.torch_threads``; a difference is pointed out).
 Exit 0 when every record reproduces (a record that failed and fails here too counts), 1 when a value or the
 status differs, 2 for a bad option, a file that is no record, or a model this machine cannot load (checked
 before any cell runs), 130 on Ctrl-C after reporting what was compared.
@@ -27,7 +28,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from jobs.cli import check_device, user_facing
+from jobs.cli import check_cache_folder, check_csv_out, check_device, user_facing
 
 log = logging.getLogger(__name__)
 COLUMNS = ["run_id", "field", "recorded", "reproduced", "difference"]
@@ -162,10 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     _check_tolerance(args.measure_tolerance, "--measure-tolerance")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    if args.out is not None and (args.out.is_dir() or not args.out.parent.is_dir()):
-        raise ValueError(f"--out {args.out} must be a CSV file name in an existing folder")
-    if args.cache is not None and args.cache.exists() and not args.cache.is_dir():
-        raise ValueError(f"--cache {args.cache} is a file, not a folder")
+    check_csv_out(args.out)
+    check_cache_folder(args.cache)
     device = check_device(args.device)
     read = [(path, read_record(path)) for path in args.records]  # every file checked before any cell runs
     check_models(read)

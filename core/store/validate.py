@@ -192,8 +192,8 @@ def reason_sql(present: set[str], raw_types: dict[str, str], duck_types: dict[st
 
 def parsed_columns(present: set[str]) -> dict[str, str]:
     """Hidden columns for the typed select of a Parquet read, which :func:`reason_sql`'s nested rules read:
-    each accuracy map's member JSON types and values as doubles, parsed once per row (NULL where the text is
-    missing or not JSON). ``present``: the columns the file has."""
+    each accuracy map's member JSON types and values as doubles, computed once per row for all the rules that
+    read them (NULL where the text is missing or not JSON). ``present``: the columns the file has."""
     out = {}
     for name in schema.ACCURACY_MAPS:
         text = f'TRY_CAST("{name}" AS VARCHAR)'
@@ -209,7 +209,7 @@ def _nested_shape_rules(tol: float) -> list[tuple[str, str]]:
     """What :func:`core.schema.validate_record` checks inside nested fields, for Parquet rows (whose nested
     fields are JSON text, valid by the rules before these): objects where objects belong, accuracies in
     [0, 100], and ood_change equal to the mean OOD change. A Parquet row otherwise showed an ood_change its own
-    ood_before/ood_after contradicted. The maps are parsed once (:func:`parsed_columns`), and a CASE condition
+    ood_before/ood_after contradicted. The maps' members are read once (:func:`parsed_columns`), and a CASE condition
     stops at its first false term, so the key sets are compared only where the change disagrees."""
     # JSON's null is no value, as a JSON record's null is (another tool's json.dumps(None) writes the text 'null')
     rules = [(f'"{name}" IS NOT NULL AND json_type("{name}") NOT IN (\'OBJECT\', \'NULL\')',
