@@ -26,8 +26,8 @@ METHOD_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ec7014", "#9467bd", "#8c564
 BASELINE_COLOUR = "#222222"
 
 # axis titles, in the words the pages and tables use (the compare panels said "ID gain" beside "in-domain gain")
-LABELS = {"id_gain": "in-domain gain (points)", "norm_gain": "normalised gain",
-          "ood_change": "out-of-domain change (points)", "iimm": "IIMM", "zs_acc": "zero-shot accuracy (%)"}
+LABELS = {**{k: ranking.OUTCOME_TITLES[k] for k in ("id_gain", "ood_change", "iimm", "zs_acc")},
+          "norm_gain": "normalised gain"}
 
 
 def _fits():
