@@ -72,7 +72,7 @@ def dataset_points(runs: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in [*POINT_KEYS, "status"] if c not in runs.columns]
     if missing:
         raise ValueError(f"the runs frame has no column(s) {missing}")
-    wanted = [*POINT_KEYS, *(c for c in OUTCOME_COLUMNS if c in runs.columns), "provenance"]
+    wanted = [*POINT_KEYS, *OUTCOME_COLUMNS, "provenance"]
     # the columns needed, before the rows: taking every wide column of 100,000 runs cost a tenth of a second
     ok = runs.loc[runs["status"] == "ok", [c for c in wanted if c in runs.columns]]
     values = [c for c in OUTCOME_COLUMNS if c in ok.columns]
