@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import cards, store
+from core import cards, garbage, store
 from core.cards import model_labels, model_options  # noqa: F401 (pages use them from app)
 from core.text import (counted, model_key, model_pair, option_labels, option_text, plain,  # noqa: F401 (pages)
                        unmatched_link_text)
@@ -60,7 +60,9 @@ def _automatic_pages_mode() -> bool:
 
 
 def ensure_navigation() -> None:
-    """Call first in every page: a run in the automatic pages/ mode switches to this app's navigation."""
+    """Call first in every page: a run in the automatic pages/ mode switches to this app's navigation; frees
+    earlier runs' reference cycles once they hold enough memory (:mod:`core.garbage`)."""
+    garbage.collect_if_grown()
     if _automatic_pages_mode():
         st.navigation(pages())
         st.rerun()  # same URL path -> same page hash -> this time through main()
