@@ -1,0 +1,92 @@
+"""A process validates an unchanged Parquet store once (core.store.load's memo), and never serves a stale one."""
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from core import store
+from core.store import index as store_index
+from core.store import load as store_load
+from tests.fixtures import make_fixture_records, write_fixture_store
+
+
+@pytest.fixture
+def later(monkeypatch):
+    """Loads happen well after the files were written (past the racy window)."""
+    real = store_index.time_ns
+    monkeypatch.setattr(store_index, "time_ns", lambda: real() + 10 * store_index.RACY_NS)
+
+
+@pytest.fixture
+def validations(monkeypatch):
+    """Counts the Parquet files the load reads and validates (the work the memo saves)."""
+    seen = []
+    real = store_load._valid_rows
+
+    def counting(con, files, skipped):
+        seen.extend(files)
+        return real(con, files, skipped)
+
+    monkeypatch.setattr(store_load, "_valid_rows", counting)
+    return seen
+
+
+@pytest.fixture
+def parquet_store(tmp_path):
+    root = tmp_path / "results"
+    store.write_records_parquet(make_fixture_records(), root)
+    (root / "broken.parquet").write_bytes(b"PAR1 not really")  # named in skipped on every load
+    return root
+
+
+def _same(left: pd.DataFrame, right: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(left, right)
+    assert left.attrs["skipped"] == right.attrs["skipped"]
+
+
+def test_an_unchanged_store_is_validated_once_and_gives_the_same_frame_and_skipped_list(
+        parquet_store, validations, later):
+    first = store.load_runs([parquet_store])
+    assert validations and len(first) > 0
+    assert any("unreadable Parquet" in s.reason for s in first.attrs["skipped"])
+    validations.clear()
+    again = store.load_runs([parquet_store])
+    assert validations == []
+    _same(first, again)
+
+
+def test_a_replaced_file_is_read_again_even_with_its_size_and_time_restored(parquet_store, validations, later):
+    store.load_runs([parquet_store])
+    (path,) = parquet_store.glob("compacted-*.parquet")
+    before = os.stat(path)
+    table = pq.read_table(path)
+    changed = table.set_column(table.schema.get_field_index("ft_acc"), "ft_acc",
+                               [[50.0] * table.num_rows])
+    tmp = path.with_name("tmp.parquet.part")
+    pq.write_table(changed, tmp)
+    os.replace(tmp, path)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    validations.clear()
+    runs = store.load_runs([parquet_store])
+    assert str(path) in validations
+    assert (runs.loc[runs["status"] == "ok", "ft_acc"] == 50.0).all()
+
+
+def test_a_file_changed_within_the_racy_window_is_never_remembered(parquet_store, validations):
+    store.load_runs([parquet_store])  # every file was written just now
+    validations.clear()
+    store.load_runs([parquet_store])
+    assert validations  # read and validated again
+
+
+def test_the_memo_holds_a_bounded_number_of_stores(tmp_path, later):
+    store_load._PARQUET_MEMO.clear()
+    for i in range(store_load._PARQUET_MEMO_SIZE + 2):
+        root = tmp_path / f"r{i}"
+        write_fixture_store(root, n_datasets=1)
+        (root / "x.parquet").write_bytes(b"PAR1 not really")
+        store.load_runs([root])
+    assert len(store_load._PARQUET_MEMO) == store_load._PARQUET_MEMO_SIZE
