@@ -20,6 +20,16 @@ def _store_index_outside_the_repository(tmp_path_factory):
         os.environ[name] = saved
 
 
+@pytest.fixture
+def later(monkeypatch):
+    """Loads happen well after the files were written (past the store index's racy window, which the
+    Parquet memo of core.store.load shares; a file's change time cannot be set back)."""
+    from core.store import index as store_index
+
+    real = store_index.time_ns
+    monkeypatch.setattr(store_index, "time_ns", lambda: real() + 10 * store_index.RACY_NS)
+
+
 @pytest.fixture(scope="module")
 def loaded():
     """The tiny random-weight model (``worldclip-tiny-random``), with torch on one thread while a module runs:

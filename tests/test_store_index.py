@@ -39,14 +39,6 @@ def results(tmp_path):
 
 
 @pytest.fixture
-def later(monkeypatch):
-    """Loads happen well after the files were written (past the racy window; a file's change time
-    cannot be set back)."""
-    real = store_index.time_ns
-    monkeypatch.setattr(store_index, "time_ns", lambda: real() + 10 * store_index.RACY_NS)
-
-
-@pytest.fixture
 def reads(monkeypatch):
     """Counts records read from their files (the work the index saves)."""
     seen = []

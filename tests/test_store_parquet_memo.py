@@ -8,16 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from core import store
-from core.store import index as store_index
 from core.store import load as store_load
 from tests.fixtures import make_fixture_records, write_fixture_store
-
-
-@pytest.fixture
-def later(monkeypatch):
-    """Loads happen well after the files were written (past the racy window)."""
-    real = store_index.time_ns
-    monkeypatch.setattr(store_index, "time_ns", lambda: real() + 10 * store_index.RACY_NS)
 
 
 @pytest.fixture
