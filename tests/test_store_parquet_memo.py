@@ -82,3 +82,24 @@ def test_the_memo_holds_a_bounded_number_of_stores(tmp_path, later):
         (root / "x.parquet").write_bytes(b"PAR1 not really")
         store.load_runs([root])
     assert len(store_load._PARQUET_MEMO) == store_load._PARQUET_MEMO_SIZE
+
+
+def test_a_file_that_failed_to_read_for_a_passing_reason_is_read_again(parquet_store, monkeypatch, later):
+    """An I/O error (too many open files, EIO), out of memory or an interrupt says nothing lasting about
+    the file: it must not be replayed until the file changes (the store looked empty meanwhile)."""
+    import duckdb
+
+    (parquet_store / "broken.parquet").unlink()
+    real, failures = store_load._valid_rows, [2]  # the read of all files, then of the one file
+
+    def flaky(con, files, skipped):
+        if failures[0]:
+            failures[0] -= 1
+            raise duckdb.IOException("IO Error: Too many open files")
+        return real(con, files, skipped)
+
+    monkeypatch.setattr(store_load, "_valid_rows", flaky)
+    first = store.load_runs([parquet_store])
+    assert len(first) == 0 and "Too many open files" in first.attrs["skipped"][0].reason
+    again = store.load_runs([parquet_store])
+    assert len(again) > 0 and again.attrs["skipped"] == []

@@ -246,9 +246,9 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, files: list[Path], strict: boo
         skipped += hit[1]
         return hit[0]
     attempt: list[Skipped] = []
-    table = _read_parquet_files(con, files, strict, attempt)
+    table, lasting = _read_parquet_files(con, files, strict, attempt)
     skipped += attempt
-    if key is not None and key == _settled_identity(files):  # unchanged while it was read
+    if lasting and key is not None and key == _settled_identity(files):  # unchanged while it was read
         with _PARQUET_MEMO_LOCK:
             _PARQUET_MEMO[key] = (table, attempt)
             while len(_PARQUET_MEMO) > _PARQUET_MEMO_SIZE:
@@ -268,26 +268,31 @@ def _settled_identity(files: list[Path]) -> tuple | None:
 
 
 def _read_parquet_files(con: duckdb.DuckDBPyConnection, files: list[Path], strict: bool,
-                        skipped: list[Skipped]) -> pa.Table | None:
+                        skipped: list[Skipped]) -> tuple[pa.Table | None, bool]:
+    """The rows, and whether they hold while the files are unchanged: False when a file was skipped for
+    a passing reason (an I/O error, out of memory, an interrupt, a vanished file) rather than for its
+    content (DuckDB's InvalidInputException), so that the memo does not replay it."""
     names = [str(f) for f in files]
     attempt: list[Skipped] = []
     try:
         table = _valid_rows(con, names, attempt)
         skipped += attempt
-        return table
+        return table, True
     except duckdb.Error:
         if strict and not all(f.exists() for f in files):
             raise FileNotFoundError("a parquet file vanished during the read") from None
-    tables = []
+    tables, lasting = [], True
     for f in names:  # slow path: find and skip the bad file(s)
         try:
             tables.append(_valid_rows(con, [f], skipped))
         except duckdb.Error as exc:
+            lasting = lasting and isinstance(exc, duckdb.InvalidInputException)
             if not Path(f).exists():
                 if strict:
                     raise FileNotFoundError(f) from None
+                lasting = False
                 log.warning("parquet %s vanished during the read; skipped", f)
             else:
                 log.warning("skipping unreadable parquet %s: %s", f, str(exc)[:200])
                 skipped.append(Skipped(f, f"unreadable Parquet ({str(exc).splitlines()[0][:120]})"))
-    return pa.concat_tables(tables) if tables else None
+    return (pa.concat_tables(tables) if tables else None), lasting
