@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import os
-import resource
+import sys
 import threading
 import time
 from typing import Callable
+
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -28,21 +34,25 @@ _baseline_mb: float | None = None
 
 
 def resident_mb() -> float:
-    """This process's resident memory now (MB): ``/proc/self/statm`` on Linux, else its peak so far."""
+    """This process's resident memory now (MB): ``/proc/self/statm`` on Linux, else its peak so far, else
+    NaN (Windows: not measured, so never collected for)."""
     try:
         with open("/proc/self/statm") as fh:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux, bytes on macOS
-        return peak / (2**20 if peak > 2**32 else 2**10)
+        if resource is None:
+            return math.nan
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KB elsewhere
+        return peak / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 def collect_if_grown(*, threshold_mb: float = DEFAULT_THRESHOLD_MB,
                      measure: Callable[[], float] = resident_mb) -> bool:
     """Run a full garbage collection when resident memory (``measure()``, MB) has grown by at least
     ``threshold_mb`` since the last collection made here (the first call only records where memory
-    stands). Returns whether it collected. Thread-safe: a call that finds another one collecting returns
-    False at once rather than waiting.
+    stands; a NaN reading, where memory cannot be measured, never collects). Returns whether it
+    collected. Thread-safe: a call that finds another one collecting returns False at once rather than
+    waiting.
     """
     global _baseline_mb
     if not threshold_mb > 0:
@@ -51,6 +61,8 @@ def collect_if_grown(*, threshold_mb: float = DEFAULT_THRESHOLD_MB,
         return False
     try:
         now = measure()
+        if math.isnan(now):  # not measurable here
+            return False
         if _baseline_mb is None or now < _baseline_mb:  # first call, or memory went back to the system
             _baseline_mb = now
             return False
@@ -58,7 +70,8 @@ def collect_if_grown(*, threshold_mb: float = DEFAULT_THRESHOLD_MB,
             return False
         start = time.perf_counter()
         freed = gc.collect()
-        _baseline_mb = measure()
+        after = measure()
+        _baseline_mb = now if math.isnan(after) else after
         log.debug("collected %d objects in %.3f s; resident %.0f -> %.0f MB", freed,
                   time.perf_counter() - start, now, _baseline_mb)
         return True

@@ -82,3 +82,46 @@ def test_every_page_run_offers_a_collection(monkeypatch):
     first = len(calls)
     at.run()
     assert first >= 1 and len(calls) > first
+
+
+def _no_proc(monkeypatch):
+    def missing(*args, **kwargs):
+        raise FileNotFoundError("/proc/self/statm")
+
+    monkeypatch.setattr(garbage, "open", missing, raising=False)  # found before the builtin
+
+
+@pytest.mark.parametrize("platform, maxrss", [("darwin", 600 * 2**20), ("freebsd14", 600 * 2**10)])
+def test_without_proc_the_peak_is_read_in_the_platforms_units(monkeypatch, platform, maxrss):
+    """ru_maxrss is bytes on macOS and KB elsewhere, whatever its size (600 MB on macOS read as 614,400 MB)."""
+    import resource
+    import sys
+
+    _no_proc(monkeypatch)
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setattr(resource, "getrusage", lambda who: type("Usage", (), {"ru_maxrss": maxrss})())
+    assert garbage.resident_mb() == pytest.approx(600.0)
+
+
+def test_imports_and_never_collects_where_memory_cannot_be_measured():
+    """Windows has no ``resource`` module: the app must still start (it imports core.garbage)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; sys.modules['resource'] = None\n"
+            "from core import garbage\n"
+            "garbage.open = lambda *a, **k: (_ for _ in ()).throw(OSError('no /proc'))\n"
+            "print(garbage.collect_if_grown(threshold_mb=1), garbage.collect_if_grown(threshold_mb=1))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]
+
+
+def test_a_measure_that_gives_nan_never_collects(no_automatic_gc):
+    nan = float("nan")
+    assert garbage.collect_if_grown(threshold_mb=1, measure=_memory(100.0)) is False
+    assert garbage.collect_if_grown(threshold_mb=1, measure=_memory(nan)) is False
+    assert garbage.collect_if_grown(threshold_mb=1, measure=_memory(100.5)) is False  # the baseline is still 100
+    assert garbage.collect_if_grown(threshold_mb=1, measure=_memory(101.0, 100.0)) is True
