@@ -37,3 +37,12 @@ def test_counts_below_one_are_refused(argv, capsys):
         bench_memory.main(argv)
     assert exc.value.code == 2
     assert "must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--reruns", "two"], ["--runs", "1e5"]])
+def test_counts_that_are_not_whole_numbers_are_refused_in_plain_words(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench_memory.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "expected a whole number" in err and "_positive" not in err
