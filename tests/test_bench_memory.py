@@ -46,3 +46,17 @@ def test_counts_that_are_not_whole_numbers_are_refused_in_plain_words(argv, caps
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "expected a whole number" in err and "_positive" not in err
+
+
+@pytest.mark.parametrize("env", [None, "/somewhere/results"])
+def test_the_store_it_points_the_app_at_is_put_back(counted, capsys, monkeypatch, env):
+    from core import store
+
+    if env is None:
+        monkeypatch.delenv(store.ENV_VAR, raising=False)
+    else:
+        monkeypatch.setenv(store.ENV_VAR, env)
+    shipped = store.SHIPPED_DIR
+    assert bench_memory.main(["--runs", "300", "--reruns", "1"]) == 0
+    assert store.SHIPPED_DIR == shipped
+    assert __import__("os").environ.get(store.ENV_VAR) == env
