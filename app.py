@@ -167,17 +167,6 @@ def link_multiselect(container, label: str, labels: dict, key: str, what: str) -
     return chosen
 
 
-UNTRAINED_MARK = " (RANDOM WEIGHTS)"
-
-
-def model_names(frame: pd.DataFrame, untrained: set[tuple[str, str]]) -> pd.Series:
-    """'model · pretrained' for each row of ``frame``, marked when its numbers come from random weights
-    (``untrained``: :func:`core.cards.untrained_models`)."""
-    names = frame["model"].astype(str) + " · " + frame["pretrained"].astype(str)
-    marked = [(str(m), str(p)) in untrained for m, p in zip(frame["model"], frame["pretrained"])]
-    return names.where(~pd.Series(marked, index=frame.index, dtype=bool), names + UNTRAINED_MARK)
-
-
 def model_notice(model: str, pretrained: str, runs: pd.DataFrame | None = None) -> None:
     """A warning under the title when the numbers come from a toy or an untrained model (``runs``: also
     when any of this model's records says it had random weights)."""

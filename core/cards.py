@@ -270,6 +270,18 @@ def model_names(frame: pd.DataFrame, untrained: set[tuple[str, str]]) -> tuple[l
     return names, [n for n, pair in zip(names, pairs) if pair in untrained]
 
 
+#: What a model label carries when its numbers come from random weights (the All runs table, the cards page).
+UNTRAINED_MARK = " (RANDOM WEIGHTS)"
+
+
+def model_label_column(frame: pd.DataFrame, untrained: set[tuple[str, str]]) -> pd.Series:
+    """'model · pretrained' for each row of ``frame``, with :data:`UNTRAINED_MARK` where its numbers come from
+    random weights (``untrained``: :func:`untrained_models`)."""
+    names = frame["model"].astype(str) + " · " + frame["pretrained"].astype(str)
+    return names.where([(str(m), str(p)) not in untrained for m, p in zip(frame["model"], frame["pretrained"])],
+                       names + UNTRAINED_MARK)
+
+
 def untrained_note(names: list[str], markdown: bool = True) -> str:
     """The warning a report gives when some of its numbers come from the random-weight models ``names``."""
     head = "**RANDOM WEIGHTS:**" if markdown else "RANDOM WEIGHTS:"
@@ -299,7 +311,7 @@ def model_notes(frame: pd.DataFrame, untrained: set[tuple[str, str]], markdown: 
 
 
 __all__ = ["PREDICTOR_TITLES", "predictor_set_title", "predictor_title", "CITATIONS", "Citation", "METHOD_CARDS", "MethodCard", "ModelCard", "method_card", "method_title",
-           "model_card", "model_card_path", "model_names", "model_notes", "toy_note", "untrained_models",
+           "model_card", "model_card_path", "model_label_column", "model_names", "model_notes", "toy_note", "untrained_models", "UNTRAINED_MARK",
            "untrained_note"]
 
 

@@ -46,7 +46,7 @@ with left:
         st.caption("No stored runs of this method yet.")
     else:
         st.write("**Measured** (one row per model; means over datasets):")
-        st.dataframe(rows.assign(model=app.model_names(rows, untrained)), hide_index=True,
+        st.dataframe(rows.assign(model=cards.model_label_column(rows, untrained)), hide_index=True,
                      key="card_measured", column_order=["model", "trainable_params", "id_gain", "ood_change",
                                                         "wall_time_s", "n_datasets", "n_runs"],
                      column_config={"trainable_params": st.column_config.NumberColumn("trainable params",

@@ -60,7 +60,7 @@ args = (model, tuple((k, tuple(v)) for k, v in filters.items()), search, sort_by
 view = query(roots, app.store_version(roots), *args)
 top = view.head(SHOWN)  # labels for the shown rows only: over all 100,000 runs they took a second
 untrained = cards.untrained_models(top, flags_from=runs)  # a model's flag may sit on a record not shown
-shown = top.assign(model_label=app.model_names(top, untrained), method_title=top["method"].map(cards.method_title))
+shown = top.assign(model_label=cards.model_label_column(top, untrained), method_title=top["method"].map(cards.method_title))
 if untrained:
     st.warning("Rows marked RANDOM WEIGHTS come from untrained networks: their numbers describe random weights.")
 st.write(f"**{len(view)}** of {len(runs)} runs match; showing the first {len(shown)}, sorted by "
@@ -74,7 +74,7 @@ st.subheader("One run in detail")
 if len(view) > len(shown):
     st.caption(f"The picker lists the {len(shown)} runs shown; filter or search to reach the other "
                f"{len(view) - len(shown)}.")
-rows = {r["run_id"]: r for r in shown.assign(random_weights=shown["model_label"].str.endswith(app.UNTRAINED_MARK))
+rows = {r["run_id"]: r for r in shown.assign(random_weights=shown["model_label"].str.endswith(cards.UNTRAINED_MARK))
         .to_dict("records")}  # the picker marks untrained models as the table does
 labels = app.option_labels(rows, lambda i: ranking.run_label(rows[i]), 200, tags=[f"run {i[:8]}" for i in rows])
 if run_id := app.link_select(st, "run", labels, "run", index=None, placeholder="pick a run"):

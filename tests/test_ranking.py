@@ -129,6 +129,14 @@ def test_a_stored_blank_pretrained_tag_gets_a_card_not_an_error():
     assert cards.model_notes(runs, set()) and cards.model_names(runs, set())[0][0] == "worldclip-tiny ( )"
 
 
+def test_model_label_column_marks_only_the_rows_of_untrained_models():
+    rows = pd.DataFrame({"model": ["ViT-B-32", "ViT-B-32", "tiny"], "pretrained": ["openai", "none", "none"]},
+                        index=[7, 3, 5])
+    labels = cards.model_label_column(rows, {("ViT-B-32", "none")})
+    assert labels.to_dict() == {7: "ViT-B-32 · openai", 3: "ViT-B-32 · none" + cards.UNTRAINED_MARK,
+                                5: "tiny · none"}
+
+
 def test_methods_without_the_ranked_outcome_are_unranked_and_intervals_say_undefined():
     runs = frame(n_datasets=3).assign(ood_change=np.nan)  # no out-of-domain panel measured
     by_ood = ranking.method_ranking(runs, rank_by="ood_change")
