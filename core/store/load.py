@@ -245,6 +245,7 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, files: list[Path], strict: boo
     if hit is not None:
         skipped += hit[1]
         return hit[0]
+    _forget_changed()
     attempt: list[Skipped] = []
     table, lasting = _read_parquet_files(con, files, strict, attempt)
     skipped += attempt
@@ -254,6 +255,19 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, files: list[Path], strict: boo
             while len(_PARQUET_MEMO) > _PARQUET_MEMO_SIZE:
                 _PARQUET_MEMO.popitem(last=False)
     return table
+
+
+def _forget_changed() -> None:
+    """Drop the remembered file sets of which a file is gone or changed: they can never be asked for again,
+    and compaction deletes the files it merged, so a server kept up to three dead copies of its store's rows
+    (at 100,000 runs: 790 MB resident instead of 500) until four other file sets had been read."""
+    with _PARQUET_MEMO_LOCK:
+        keys = list(_PARQUET_MEMO)
+    changed = [k for k in keys if any(store_index.file_key(Path(name)) != key for name, key in k)]
+    if changed:
+        with _PARQUET_MEMO_LOCK:
+            for k in changed:
+                _PARQUET_MEMO.pop(k, None)
 
 
 def _settled_identity(files: list[Path]) -> tuple | None:
