@@ -573,3 +573,33 @@ def test_matching_runs_with_chosen_columns_equals_the_full_rows_cut_to_them(tmp_
         pd.testing.assert_frame_equal(store.matching_runs(runs, columns=columns, **kwargs), full[columns])
     with pytest.raises(KeyError, match=r"no column\(s\) \['nope'\]"):
         store.matching_runs(runs, columns=["run_id", "nope"])
+
+
+def test_reads_in_several_threads_at_once_leave_the_warning_filters_as_they_were():
+    """A server reads its store in one thread while a submission's ingest reads it in another. Each read
+    silenced DuckDB's extra-copy warning inside ``warnings.catch_warnings``, which saves and restores the
+    process-wide filter list and is not thread-safe: overlapping reads left "ignore every UserWarning" in
+    force for the rest of the process."""
+    import threading
+    import warnings
+
+    import duckdb
+
+    from core.store import load as store_load
+
+    before = list(warnings.filters)
+
+    def read() -> None:
+        con = duckdb.connect()
+        try:
+            for _ in range(500):
+                assert store_load._arrow(con.execute("SELECT 1 AS a")).num_rows == 1
+        finally:
+            con.close()
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert warnings.filters == before

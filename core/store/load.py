@@ -182,12 +182,17 @@ def _note_conflicts(merged: pa.Table, ranked: pa.Table, skipped: list[Skipped]) 
                 "content; this copy is ignored (a stored run is never replaced)")))
 
 
+# DuckDB 2 warns about one extra copy on every read; harmless here. Silenced once, for this module's calls
+# only: a ``warnings.catch_warnings`` block per read saves and restores the process-wide filter list, which
+# is not thread-safe, so two reads at once (a server's and a submission's) left every UserWarning ignored.
+warnings.filterwarnings("ignore", message="Arrow output on a DB-API result makes an extra copy",
+                        category=UserWarning, module=re.escape(__name__))
+
+
 def _arrow(result: duckdb.DuckDBPyConnection) -> pa.Table:
     """The pending result as an Arrow table (the method's name changed in DuckDB 1.4/2.0)."""
     fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
-    with warnings.catch_warnings():  # DuckDB 2 warns about one extra copy; harmless here
-        warnings.simplefilter("ignore", UserWarning)
-        return fetch()
+    return fetch()
 
 
 def _select_parquet(con: duckdb.DuckDBPyConnection, files: list[str]) -> str:
