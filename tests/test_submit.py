@@ -160,3 +160,23 @@ def test_the_hosts_command_still_names_the_file_that_blocks_a_run_id(stores, tmp
     assert submit.main([str(tmp_path / "s.zip")]) == 1
     out = capsys.readouterr().out
     assert str(sub / f"{new['run_id']}.json") in out and "remove it before ingesting" in out
+
+
+def test_the_page_takes_submissions_up_to_a_limit_of_stored_runs(stores, tmp_path, monkeypatch):
+    """Anyone could submit without end: each 1.5 MiB zip put 10,000 record files in the store, every one then read
+    by each page view's reread and each later submission's (3 such zips: 30,000 files, a cold read 5.1 s, the
+    third submission 9.6 s under the ingest lock), so one visitor's loop filled the disk and slowed every view."""
+    from core.store import submissions
+
+    monkeypatch.setattr(submissions, "MAX_STORED_SUBMISSIONS", 6, raising=False)
+    runs = make_fixture_records(n_datasets=4, methods=("lora", "bitfit"))
+    first, second = tmp_path / "a.zip", tmp_path / "b.zip"
+    make_zip(first, {"a.jsonl": "\n".join(json.dumps(r) for r in runs[:4]).encode()})
+    make_zip(second, {"b.jsonl": "\n".join(json.dumps(r) for r in runs[4:]).encode()})
+    assert store.accept_submission(first).summary() == "4 accepted, 0 refused"
+    report = store.accept_submission(second)  # 4 more would make 8
+    assert report.summary() == "0 accepted, 4 refused" and len(store.load_runs([stores[2]])) == 4
+    assert "holds 4 submitted runs" in report.refused[0][1] and "at most 6" in report.refused[0][1]
+    assert str(stores[2]) not in report.refused[0][1]  # no path of the server
+    assert store.accept_submission(first).summary() == "0 accepted, 4 already stored (unchanged), 0 refused"
+    assert store.accept_submission(second, public=False).summary() == "4 accepted, 0 refused"  # the host decides

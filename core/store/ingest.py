@@ -188,11 +188,12 @@ def ingest(path: str | Path, target_dir: str | Path, *, conflict_roots: Iterable
 
 def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
                  conflict_roots: Iterable[str | Path] | None = None, source: str | None = None,
-                 public: bool = False) -> IngestReport:
+                 public: bool = False, max_stored: int | None = None) -> IngestReport:
     """The core of :func:`ingest` for ``(where, record dict or exception)`` pairs from any source.
 
     public: the report goes to a stranger (a hosted submission): its reasons name the stores in words
     ("the shipped results"), never by their paths on this machine.
+    max_stored: the most runs the target may hold; a batch whose new runs would pass it is refused whole.
     """
     from core.store import SHIPPED_DIR, is_results_folder
     from core.store.load import load_runs
@@ -221,9 +222,10 @@ def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
     others = [r for r in others if r.exists() and r.resolve() != target.resolve()]
     mark_results_folder(target)
     with file_lock(target / INGEST_LOCK, timeout=600, what="another ingest"):
-        stored = {}
+        stored, held = {}, None
         for root in [target, *others]:  # read under the lock: another ingest may just have written
             runs = load_runs([root])
+            held = len(runs) if held is None else held  # the target's, read first
             ids = set(first_seen) & set(runs["run_id"])
             for _, row in runs[runs["run_id"].isin(ids)].iterrows():
                 stored.setdefault(row["run_id"], (root, _content(row_to_record(row.to_dict()))))
@@ -244,9 +246,15 @@ def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
                                               + ("this run_id cannot be submitted" if public
                                                  else "remove it before ingesting this run")))
             else:
-                todo.append(rec)
-        report.written = _write_all(todo, target)
-        report.accepted = [r["run_id"] for r in todo]
+                todo.append((where, rec))
+        if max_stored is not None and todo and held + len(todo) > max_stored:
+            report.refused += [(where, f"{'this server' if public else target} holds {held:,} submitted runs and "
+                                       f"takes at most {max_stored:,}: the {len(todo):,} new runs of this submission "
+                                       "would pass that; it takes more once they have been reviewed")
+                               for where, _ in todo]
+            todo = []
+        report.written = _write_all([rec for _, rec in todo], target)
+        report.accepted = [rec["run_id"] for _, rec in todo]
     log.info("ingest -> %s: %s", target, report.summary())
     return report
 

@@ -21,6 +21,10 @@ from core.upload.limits import MiB, UploadError, UploadLimits, _Budget, _printab
 SUBMISSION_LIMITS = UploadLimits(max_archive_bytes=32 * MiB, max_total_uncompressed_bytes=128 * MiB,
                                  max_member_bytes=32 * MiB, max_members=20_000)
 MAX_SUBMITTED_RECORDS = 10_000
+#: The most runs the submissions store takes from the page: every view rereads the store and every submission
+#: reads it whole (a 1.5 MiB zip stored 10,000 files; 30,000 took 5.1 s to read), so strangers could fill it
+#: without end. The host reviews them (``python -m jobs.reproduce``), then moves or removes them; ``jobs.submit`` is not limited.
+MAX_STORED_SUBMISSIONS = 20_000
 
 
 def _items(zf: Any, limits: UploadLimits) -> Iterator[tuple[str, Any]]:
@@ -73,7 +77,8 @@ def accept_submission(source: Source, *, target: str | Path | None = None,
     public: the report goes to the stranger who submitted (the app's page): its reasons name the stores in
     words, never by their paths on this machine; False for the host (``jobs.submit``), who is told which file
     blocks a run_id and that removing it helps.
-    Returns the IngestReport: accepted run_ids, unchanged re-submissions, refused (where, reason).
+    Returns the IngestReport: accepted run_ids, unchanged re-submissions, refused (where, reason); with ``public``,
+    a submission whose new runs would take the store past :data:`MAX_STORED_SUBMISSIONS` is refused whole.
     Raises UploadError when the zip itself is refused (size, entry count, corrupt, too many records).
     """
     import core.store as package
@@ -87,4 +92,5 @@ def accept_submission(source: Source, *, target: str | Path | None = None,
             items = list(_items(zf, limits))
     if not items:
         raise UploadError("the zip holds no record files (.json or .jsonl)")
-    return ingest_items(items, folder, conflict_roots=conflicts, source=package.SUBMITTED_SOURCE, public=public)
+    return ingest_items(items, folder, conflict_roots=conflicts, source=package.SUBMITTED_SOURCE, public=public,
+                        max_stored=MAX_STORED_SUBMISSIONS if public else None)
