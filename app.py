@@ -30,7 +30,7 @@ from core import cards, garbage, store
 from core.cards import model_labels, model_options  # noqa: F401 (pages use them from app)
 from core.text import (counted, model_key, model_pair, option_labels, option_text, plain,  # noqa: F401 (pages)
                        unmatched_link_text)
-from core.turns import Turns
+from core.turns import BusyError, Turns
 from core.upload.pool import BudgetPool, parsed_bytes
 
 log = logging.getLogger("app")
@@ -315,16 +315,24 @@ def parsed_upload(upload, template: str, model_key: str, deadline=None):
 def check_upload(upload, template: str, model_key: str):
     """The upload checked as soon as it arrives, so its problems show before the run: a :class:`Checked`
     (its summary) or the UploadError saying why it cannot be used; kept per (file, template, model) in the
-    session, the parsed data itself in the shared budget (:func:`parsed_upload`)."""
+    session, the parsed data itself in the shared budget (:func:`parsed_upload`). Reading it takes a forecast's
+    turn (uploads arriving at once were all read at once: four of 2,000 images took 2.1 GB); with none within
+    FORECAST_WAIT_S, an empty Checked, not kept: the run reads it in its own turn."""
     from core.upload import UploadError
 
+    def waiting() -> None:
+        st.write(f"The server reads uploads and runs forecasts {_FORECAST_TURNS.slots} at a time, all busy now; "
+                 "your upload is read when one ends…")
     state = st.session_state.get("fc_checked")
     if state is None or state[0] != (upload.file_id, template, model_key):
         try:
-            parsed = parsed_upload(upload, template, model_key)
+            with _FORECAST_TURNS.turn(wait_s=FORECAST_WAIT_S, what="forecasts are", on_wait=waiting):
+                parsed = parsed_upload(upload, template, model_key)
             checked: Any = Checked(parsed.summary() if hasattr(parsed, "summary") else None)
         except UploadError as exc:
             checked = exc
+        except BusyError:
+            return Checked(None)
         state = ((upload.file_id, template, model_key), checked)
         st.session_state["fc_checked"] = state
     return state[1]

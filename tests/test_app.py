@@ -695,6 +695,28 @@ def test_forecasts_take_turns_two_at_a_time_for_up_to_120_s_as_the_readme_says()
     assert "Forecasts take turns, two at a time" in readme and "after 120 s without one" in readme
 
 
+def test_an_upload_is_read_in_a_forecasts_turn(fixture_store, monkeypatch):
+    """An upload was parsed the moment it arrived, whatever else ran: four visitors' zips of 2,000 images
+    arriving together took 2.1 GB at once (each parse holds 375 MiB), beside the forecasts' turns. Now reading
+    one takes a turn; with none free in time, the check is left to the run, which reads it in its own."""
+    import app
+    from core.turns import Turns
+
+    monkeypatch.setattr(app, "_FORECAST_TURNS", Turns(1))
+    monkeypatch.setattr(app, "FORECAST_WAIT_S", 0.05)
+    app._PARSED.clear()
+    held = app._FORECAST_TURNS.turn(wait_s=0)
+    held.__enter__()  # another visitor's forecast or upload is being worked on
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
+    assert not at.exception and not at.error and len(app._PARSED) == 0  # not read meanwhile
+    assert any("all busy now; your upload is read" in m.value for m in at.markdown)  # told it waits
+    assert not at.button(key="fc_run").disabled  # the run reads it in its own turn
+    held.__exit__(None, None, None)
+    at.run()
+    assert "18 images in 3 classes" in at.caption[0].value and len(app._PARSED) == 1
+
+
 def test_a_forecast_whose_upload_was_dropped_has_one_time_budget(fixture_store, monkeypatch):
     """A run whose parsed upload had left the shared pool parsed it again under a budget of its own, then
     embedded under another: up to twice the 300 s the README promises. Now both share the forecast's one."""
