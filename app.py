@@ -329,8 +329,8 @@ def check_upload(upload, template: str, model_key: str):
             with _FORECAST_TURNS.turn(wait_s=FORECAST_WAIT_S, what="forecasts are", on_wait=waiting):
                 parsed = parsed_upload(upload, template, model_key)
             checked: Any = Checked(parsed.summary() if hasattr(parsed, "summary") else None)
-        except UploadError as exc:
-            checked = exc
+        except UploadError as exc:  # its message alone: its traceback held every image read (525 MB a tab)
+            checked = UploadError(str(exc))
         except BusyError:
             return Checked(None)
         state = ((upload.file_id, template, model_key), checked)

@@ -603,6 +603,24 @@ def test_forecast_page_refuses_hostile_uploads_before_the_run(fixture_store):
     assert at.session_state["fc_result"][1].n_images == 18
 
 
+def test_a_refused_upload_is_kept_in_its_session_without_the_images_read_before_the_refusal(fixture_store):
+    """The session kept the UploadError itself, and with it its traceback's frames: every image decoded before
+    a late refusal (a second class with no usable image: 1,999 thumbnails, 525 MB a tab), outside the shared
+    budget of parsed uploads."""
+    blank = io.BytesIO()
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(blank, format="PNG")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(5):
+            zf.writestr(f"cat/{i}.png", blank.getvalue())
+        zf.writestr("dog/0.png", b"not an image")
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("s.zip", buf.getvalue(), "application/zip")).run()
+    error = at.session_state["fc_checked"][1]
+    assert not at.exception and "at least 2 classes" in at.error[0].value and "at least 2 classes" in str(error)
+    assert error.__traceback__ is None and error.__context__ is None and error.__cause__ is None
+
+
 def test_parsed_uploads_are_held_in_one_budget_that_all_sessions_share(fixture_store, monkeypatch):
     """Each tab used to keep its parsed upload in its session: 2,000 thumbnails (375 MiB, from a zip of
     under 1 MiB) per open tab, without any bound over tabs."""
