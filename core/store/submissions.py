@@ -23,7 +23,8 @@ SUBMISSION_LIMITS = UploadLimits(max_archive_bytes=32 * MiB, max_total_uncompres
 MAX_SUBMITTED_RECORDS = 10_000
 #: The most runs the submissions store takes from the page: every view rereads the store and every submission
 #: reads it whole (a 1.5 MiB zip stored 10,000 files; 30,000 took 5.1 s to read), so strangers could fill it
-#: without end. The host reviews them (``python -m jobs.reproduce``), then moves or removes them; ``jobs.submit`` is not limited.
+#: without end. The host reviews them (``python -m jobs.reproduce``), then moves or removes them;
+#: ``jobs.submit`` is not limited.
 MAX_STORED_SUBMISSIONS = 20_000
 
 
