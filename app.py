@@ -230,9 +230,10 @@ def forecast_table(rows: pd.DataFrame) -> None:
 
 # Models load in one background thread, started when the forecast page opens: importing torch and
 # open_clip and building the model take most of a first forecast, and a visitor choosing a file hides
-# them. The thread calls no Streamlit API. The most recently asked-for MAX_LOADED_MODELS stay loaded: every
-# model stayed, and a link alone (?fc_model=ViT-B-32-random) built one of 604 MB, so visitors' links held GBs.
-MAX_LOADED_MODELS = 2
+# them. The thread calls no Streamlit API. The toy models (58 MB each) stay loaded; of the others only the
+# MAX_LARGE_MODELS asked for last: every model stayed, and a link alone (?fc_model=ViT-B-32-random) built one
+# of 604 MB, so visitors' links held GBs.
+MAX_LARGE_MODELS = 2
 _MODELS: OrderedDict[str, Future] = OrderedDict()
 _MODELS_LOCK = threading.Lock()
 _LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-warm-up")
@@ -246,13 +247,16 @@ def _load_model(key: str):
 
 def warm_model(key: str) -> Future:
     """The loading (or loaded) model ``key``; a load that failed is started again."""
+    from core.models import spec_for
+
     with _MODELS_LOCK:
         future = _MODELS.get(key)
         if future is None or (future.done() and future.exception() is not None):
             future = _MODELS[key] = _LOADER.submit(_load_model, key)
         _MODELS.move_to_end(key)
-        while len(_MODELS) > MAX_LOADED_MODELS:  # a forecast running on a dropped model keeps it until it ends
-            _MODELS.popitem(last=False)
+        large = [k for k in _MODELS if spec_for(k).family != "tiny"]
+        for old in large[:-MAX_LARGE_MODELS]:  # a forecast running on a dropped model keeps it until it ends
+            del _MODELS[old]
         return future
 
 
