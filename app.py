@@ -15,11 +15,9 @@ the same URL, which then enters through :func:`main` like every later request.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
-from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ import streamlit as st
 
 from core import cards, garbage, store
 from core.cards import model_labels, model_options  # noqa: F401 (pages use them from app)
+from core.model_pool import ModelPool
 from core.text import (counted, model_key, model_pair, option_labels, option_text, plain,  # noqa: F401 (pages)
                        unmatched_link_text)
 from core.turns import BusyError, Turns
@@ -228,36 +227,15 @@ def forecast_table(rows: pd.DataFrame) -> None:
                      "note": txt("note")})
 
 
-# Models load in one background thread, started when the forecast page opens: importing torch and
-# open_clip and building the model take most of a first forecast, and a visitor choosing a file hides
-# them. The thread calls no Streamlit API. The toy models (58 MB each) stay loaded; of the others only the
-# MAX_LARGE_MODELS asked for last: every model stayed, and a link alone (?fc_model=ViT-B-32-random) built one
-# of 604 MB, so visitors' links held GBs.
+# Models load in one background thread, started when the forecast page opens (core.model_pool): the toy
+# models stay, and of the others only the MAX_LARGE_MODELS asked for last.
 MAX_LARGE_MODELS = 2
-_MODELS: OrderedDict[str, Future] = OrderedDict()
-_MODELS_LOCK = threading.Lock()
-_LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-warm-up")
-
-
-def _load_model(key: str):
-    from core.models import load_model  # torch + open_clip: imported only when a model is needed
-
-    return load_model(key)
+MODELS = ModelPool(max_large=MAX_LARGE_MODELS)
 
 
 def warm_model(key: str) -> Future:
-    """The loading (or loaded) model ``key``; a load that failed is started again."""
-    from core.models import spec_for
-
-    with _MODELS_LOCK:
-        future = _MODELS.get(key)
-        if future is None or (future.done() and future.exception() is not None):
-            future = _MODELS[key] = _LOADER.submit(_load_model, key)
-        _MODELS.move_to_end(key)
-        large = [k for k in _MODELS if spec_for(k).family != "tiny"]
-        for old in large[:-MAX_LARGE_MODELS]:  # a forecast running on a dropped model keeps it until it ends
-            del _MODELS[old]
-        return future
+    """The loading (or loaded) model ``key`` (:meth:`core.model_pool.ModelPool.warm`)."""
+    return MODELS.warm(key)
 
 
 def model_option(spec) -> str:
