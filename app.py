@@ -299,23 +299,27 @@ def check_upload(upload, template: str, model_key: str):
     (its summary) or the UploadError saying why it cannot be used; kept per (file, template, model) in the
     session, the parsed data itself in the shared budget (:func:`parsed_upload`). Reading it takes a forecast's
     turn (uploads arriving at once were all read at once: four of 2,000 images took 2.1 GB); with none within
-    FORECAST_WAIT_S, an empty Checked, not kept: the run reads it in its own turn."""
+    FORECAST_WAIT_S, an empty Checked, not kept: later reruns check it only in a turn free at once, and the run
+    reads it in its own turn."""
     from core.upload import UploadError
 
     def waiting() -> None:
         st.write(f"The server reads uploads and runs forecasts {_FORECAST_TURNS.slots} at a time, all busy now; "
                  "your upload is read when one ends…")
-    state = st.session_state.get("fc_checked")
-    if state is None or state[0] != (upload.file_id, template, model_key):
+    state, ident = st.session_state.get("fc_checked"), (upload.file_id, template, model_key)
+    if state is None or state[0] != ident:
+        waited = st.session_state.get("fc_check_busy") == ident  # once: later reruns (the run's) wait no more
         try:
-            with _FORECAST_TURNS.turn(wait_s=FORECAST_WAIT_S, what="forecasts are", on_wait=waiting):
+            with _FORECAST_TURNS.turn(wait_s=0 if waited else FORECAST_WAIT_S, what="forecasts are",
+                                      on_wait=None if waited else waiting):
                 parsed = parsed_upload(upload, template, model_key)
             checked: Any = Checked(parsed.summary() if hasattr(parsed, "summary") else None)
         except UploadError as exc:  # its message alone: its traceback held every image read (525 MB a tab)
             checked = UploadError(str(exc))
         except BusyError:
+            st.session_state["fc_check_busy"] = ident
             return Checked(None)
-        state = ((upload.file_id, template, model_key), checked)
+        state = (ident, checked)
         st.session_state["fc_checked"] = state
     return state[1]
 

@@ -721,6 +721,29 @@ def test_an_upload_is_read_in_a_forecasts_turn(fixture_store, monkeypatch):
     assert "18 images in 3 classes" in at.caption[0].value and len(app._PARSED) == 1
 
 
+def test_an_upload_whose_check_found_no_turn_waits_only_in_the_runs_own_turn(fixture_store, monkeypatch):
+    """A check that found no turn was not kept, so every later rerun waited FORECAST_WAIT_S again, the press of
+    "Run forecast" included: the check waited its 120 s, then the run its own, 240 s before "the server is
+    busy" (the README says 120). Once given up, a check takes a turn only when one is free at once."""
+    import app
+    from core.turns import Turns
+
+    monkeypatch.setattr(app, "_FORECAST_TURNS", Turns(1))
+    monkeypatch.setattr(app, "FORECAST_WAIT_S", 0.05)
+    app._PARSED.clear()
+    held = app._FORECAST_TURNS.turn(wait_s=0)
+    held.__enter__()  # another visitor's forecast is running
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
+    assert any("your upload is read" in m.value for m in at.markdown)  # the check waited once
+    at.button(key="fc_run").click().run()
+    assert not at.exception and "server is busy" in at.error[0].value
+    assert not any("your upload is read" in m.value for m in at.markdown)  # only the run waited
+    held.__exit__(None, None, None)
+    at.run()  # a turn is free now: the check reads it
+    assert "18 images in 3 classes" in at.caption[0].value and len(app._PARSED) == 1
+
+
 def test_a_forecast_whose_upload_was_dropped_has_one_time_budget(fixture_store, monkeypatch):
     """A run whose parsed upload had left the shared pool parsed it again under a budget of its own, then
     embedded under another: up to twice the 300 s the README promises. Now both share the forecast's one."""
