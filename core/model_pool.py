@@ -46,9 +46,12 @@ class ModelPool:
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-warm-up")
 
     def warm(self, key: str) -> Future:
-        """The loading (or loaded) model ``key``; a load that failed is started again. A forecast running on
-        a model dropped meanwhile keeps it until it ends (it holds the model itself)."""
+        """The loading (or loaded) model ``key``; a load that failed is started again (and dropped when another
+        model is asked for). A forecast running on a model dropped meanwhile keeps it until it ends (it holds
+        the model itself)."""
         with self._lock:
+            for old in [k for k, f in self._futures.items() if k != key and f.done() and f.exception() is not None]:
+                del self._futures[old]  # a failed load holds only its error: it must not take a loaded model's place
             future = self._futures.get(key)
             if future is None or (future.done() and future.exception() is not None):
                 future = self._futures[key] = self._loader.submit(self._load, key)

@@ -71,3 +71,21 @@ def test_loads_run_one_at_a_time_in_a_background_thread():
 def test_a_bound_that_is_not_a_whole_number_of_models_is_refused(bad):
     with pytest.raises(ValueError, match="max_large must be a whole number of models"):
         ModelPool(max_large=bad)
+
+
+def test_a_failed_load_does_not_take_a_loaded_models_place():
+    """A failed load stayed among the large models asked for last: on an offline server two visitors choosing
+    models that download their weights (CLIP, SigLIP: each load fails at once) dropped the loaded
+    ViT-B-32-random (604 MB), built again for its next visitor behind the one loader thread."""
+    def load(key):
+        if key in ("CLIP", "SigLIP"):
+            raise OSError(f"offline: {key} cannot download its weights")
+        return _Model(key)
+
+    pool = ModelPool(max_large=2, load=load)
+    random_vit = pool.warm("ViT-B-32-random").result()
+    for key in ("CLIP", "SigLIP"):
+        with pytest.raises(OSError, match="offline"):
+            pool.warm(key).result()
+    assert pool.held() == ["ViT-B-32-random", "SigLIP"]
+    assert pool.warm("ViT-B-32-random").result() is random_vit
