@@ -603,3 +603,19 @@ def test_reads_in_several_threads_at_once_leave_the_warning_filters_as_they_were
     for t in threads:
         t.join()
     assert warnings.filters == before
+
+
+def test_the_store_reader_silences_duckdbs_extra_copy_warning_itself_and_no_other():
+    """The filter core.store.load sets at import (pytest's own, in pyproject.toml, hides the warning in every
+    test, so only a fresh process tells whether the module's works): DuckDB's extra-copy warning is silenced
+    in the module's reads, even with UserWarnings turned into errors; another UserWarning still shows."""
+    import subprocess
+    import sys
+
+    code = ("import warnings, duckdb\n"
+            "from core.store import load\n"
+            "assert load._arrow(duckdb.connect().execute('SELECT 1 AS a')).num_rows == 1\n"
+            "try:\n    warnings.warn('another', UserWarning)\nexcept UserWarning:\n    print('shown')\n")
+    done = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "shown", done.stderr[-2000:]

@@ -180,3 +180,21 @@ def test_the_page_takes_submissions_up_to_a_limit_of_stored_runs(stores, tmp_pat
     assert str(stores[2]) not in report.refused[0][1]  # no path of the server
     assert store.accept_submission(first).summary() == "0 accepted, 4 already stored (unchanged), 0 refused"
     assert store.accept_submission(second, public=False).summary() == "4 accepted, 0 refused"  # the host decides
+
+
+def test_the_limit_counts_only_a_submissions_new_runs_and_takes_it_exactly_up_to_the_limit(stores, tmp_path,
+                                                                                         monkeypatch):
+    """Runs already stored unchanged are not new: a submission that repeats its earlier runs beside new ones is
+    measured by the new ones alone, and one that brings the store exactly to the limit is taken."""
+    from core.store import submissions
+
+    monkeypatch.setattr(submissions, "MAX_STORED_SUBMISSIONS", 6, raising=False)
+    runs = make_fixture_records(n_datasets=4, methods=("lora", "bitfit"))
+    first, again, over = tmp_path / "a.zip", tmp_path / "b.zip", tmp_path / "c.zip"
+    make_zip(first, {"a.jsonl": "\n".join(json.dumps(r) for r in runs[:4]).encode()})
+    make_zip(again, {"b.jsonl": "\n".join(json.dumps(r) for r in runs[:6]).encode()})  # 4 stored + 2 new
+    make_zip(over, {"c.jsonl": json.dumps(runs[6]).encode()})
+    assert store.accept_submission(first).summary() == "4 accepted, 0 refused"
+    assert store.accept_submission(again).summary() == "2 accepted, 4 already stored (unchanged), 0 refused"
+    report = store.accept_submission(over)  # a 7th run
+    assert report.summary() == "0 accepted, 1 refused" and "holds 6 submitted runs" in report.refused[0][1]
