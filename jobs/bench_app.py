@@ -33,7 +33,9 @@ import sys
 import tempfile
 import time
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -109,24 +111,32 @@ def bench_leaderboard(n: int, apptest: bool) -> dict[str, float]:
         _, t_csv = _timed(lambda: store.to_csv_bytes(view.drop(columns=[store.EXTRA_COLUMN])))
         _line("CSV of every run (built only when Download is clicked)", t_csv)
         if apptest:
-            saved = os.environ.get(store.ENV_VAR), store.SHIPPED_DIR
-            try:
-                out.update(_bench_apptest(root, Path(tmp) / "shipped"))
-            finally:  # leave this process as it was (jobs.bench runs other parts after this one)
-                store.SHIPPED_DIR = saved[1]
-                if saved[0] is None:
-                    os.environ.pop(store.ENV_VAR, None)
-                else:
-                    os.environ[store.ENV_VAR] = saved[0]
+            with app_store(root, Path(tmp) / "shipped"):
+                out.update(_bench_apptest())
     return out
 
 
-def _bench_apptest(root: Path, empty: Path) -> dict[str, float]:
+@contextmanager
+def app_store(root: Path, empty: Path) -> Iterator[None]:
+    """For the block, pages run in this process read only ``root``: the store variable names it, and the empty
+    folder ``empty`` stands in for the shipped results (they stay out of the figures). Put back afterwards, as
+    jobs.bench runs other parts in the same process."""
+    saved = os.environ.get(store.ENV_VAR), store.SHIPPED_DIR
+    empty.mkdir(exist_ok=True)
+    os.environ[store.ENV_VAR], store.SHIPPED_DIR = str(root), empty
+    try:
+        yield
+    finally:
+        store.SHIPPED_DIR = saved[1]
+        if saved[0] is None:
+            os.environ.pop(store.ENV_VAR, None)
+        else:
+            os.environ[store.ENV_VAR] = saved[0]
+
+
+def _bench_apptest() -> dict[str, float]:
     from streamlit.testing.v1 import AppTest
 
-    empty.mkdir()
-    os.environ[store.ENV_VAR] = str(root)
-    store.SHIPPED_DIR = empty  # this process only: the real shipped results stay out of the figure
     at = AppTest.from_file(str(REPO / "pages" / "runs.py"), default_timeout=300)
     out = {}
     _, out["apptest_first_s"] = _timed(at.run)

@@ -11,14 +11,13 @@ run calls) to show what the server did without it.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from core import garbage, store
-from jobs.bench_app import REPO, build_store
+from core import garbage
+from jobs.bench_app import REPO, app_store, build_store
 from jobs.cli import user_facing
 
 SORTS = ("id_gain", "ood_change", "norm_gain", "zs_acc", "ft_acc", "iimm", "created_at", "dataset", "method")
@@ -28,13 +27,10 @@ def rerun_memory(n_runs: int, reruns: int) -> list[tuple[float, float]]:
     """(seconds, resident MB) after the first run and after each of ``reruns`` "sort by" changes."""
     from streamlit.testing.v1 import AppTest
 
-    saved = os.environ.get(store.ENV_VAR), store.SHIPPED_DIR
     with tempfile.TemporaryDirectory(prefix="iimm-bench-memory-") as tmp:
-        root, empty = Path(tmp) / "results", Path(tmp) / "shipped"
+        root = Path(tmp) / "results"
         build_store(root, n_runs)
-        empty.mkdir()
-        os.environ[store.ENV_VAR], store.SHIPPED_DIR = str(root), empty  # the shipped results stay out
-        try:
+        with app_store(root, Path(tmp) / "shipped"):
             at = AppTest.from_file(str(REPO / "pages" / "runs.py"), default_timeout=300)
             readings = []
             for i in range(reruns + 1):
@@ -47,12 +43,6 @@ def rerun_memory(n_runs: int, reruns: int) -> list[tuple[float, float]]:
                     raise RuntimeError(f"the page failed: {at.exception[0].message}")
                 readings.append((time.perf_counter() - start, garbage.resident_mb()))
             return readings
-        finally:
-            store.SHIPPED_DIR = saved[1]
-            if saved[0] is None:
-                os.environ.pop(store.ENV_VAR, None)
-            else:
-                os.environ[store.ENV_VAR] = saved[0]
 
 
 def _positive(text: str) -> int:
