@@ -92,6 +92,12 @@ def index_file(index_dir: Path, root: Path) -> Path | None:
     return index_dir / f"{folder}-{FINGERPRINT}{SUFFIX}"
 
 
+def settled(key: str | None, start: int) -> bool:
+    """Whether a file of :func:`file_key` ``key`` last changed (mtime or ctime) more than :data:`RACY_NS`
+    before ``start`` (a :func:`time_ns` taken before the stat): only then can its key tell a later rewrite apart."""
+    return key is not None and start - max(map(int, key.split(":")[1:3])) > RACY_NS
+
+
 def file_key(path: Path) -> str | None:
     """The identity of ``path`` as the index keys it (None if it cannot be stat-ed)."""
     try:
@@ -212,10 +218,10 @@ def _indexed_rows(root: Path, files: list[Path], skipped: list[Skipped], path: P
         names.append(str(f))
     cached = index.take(pa.array(hits, pa.int64())) if index is not None else _INDEX_SCHEMA.empty_table()
     new = rows_table(fresh, fresh_names).append_column("_key", pa.array(fresh_keys, pa.string()))
-    settled = [k is not None and start - max(map(int, k.split(":")[1:3])) > RACY_NS for k in fresh_keys]
+    entered = [settled(k, start) for k in fresh_keys]
     dropped = index is not None and len(hits) != index.num_rows
-    if any(settled) or dropped:
-        _write_index(path, pa.concat_tables([cached, new.filter(pa.array(settled, pa.bool_()))]))
+    if any(entered) or dropped:
+        _write_index(path, pa.concat_tables([cached, new.filter(pa.array(entered, pa.bool_()))]))
     both = pa.concat_tables([cached, new])
     positions = [p if from_index else len(hits) + p for from_index, p in order]
     log.debug("store index %s: %d of %d records unchanged", path.name, len(hits), len(files))

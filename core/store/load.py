@@ -281,7 +281,7 @@ def _settled_identity(files: list[Path]) -> tuple | None:
     rewrite within the same timestamp tick apart)."""
     start = store_index.time_ns()  # before any stat, as the index does
     keys = [store_index.file_key(f) for f in files]
-    if any(k is None or start - max(map(int, k.split(":")[1:3])) <= store_index.RACY_NS for k in keys):
+    if not all(store_index.settled(k, start) for k in keys):
         return None
     return tuple(zip(map(str, files), keys))
 
