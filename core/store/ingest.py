@@ -222,10 +222,11 @@ def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
     others = [r for r in others if r.exists() and r.resolve() != target.resolve()]
     mark_results_folder(target)
     with file_lock(target / INGEST_LOCK, timeout=600, what="another ingest"):
-        stored, held = {}, None
+        stored, held = {}, 0
         for root in [target, *others]:  # read under the lock: another ingest may just have written
             runs = load_runs([root])
-            held = len(runs) if held is None else held  # the target's, read first
+            if root is target:
+                held = len(runs)
             ids = set(first_seen) & set(runs["run_id"])
             for _, row in runs[runs["run_id"].isin(ids)].iterrows():
                 stored.setdefault(row["run_id"], (root, _content(row_to_record(row.to_dict()))))
