@@ -390,7 +390,7 @@ def test_prompt_features_are_cached_only_when_the_text_tower_is_frozen(name, in_
     assert len(calls) == in_eval  # eval() refreshes text-trainable prompts, keeps frozen ones
 
 
-@pytest.mark.parametrize("name", ["lora", "clip_adapter"])
+@pytest.mark.parametrize("name", ["lora", "clip_adapter", "peft_lora", "peft_loha"])
 def test_adapter_initialisation_follows_the_run_seed(name, loaded):
     def initial(seed, overrides=None):
         torch.manual_seed(seed)

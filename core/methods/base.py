@@ -62,6 +62,21 @@ def require(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def check_init_seed(value: Any) -> None:
+    """Raise ValueError unless ``value`` is a valid ``init_seed`` setting: None or an integer >= 0."""
+    require(value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0),
+            f"init_seed must be None or an integer >= 0, got {value!r}")
+
+
+def init_seed(config: MethodConfig) -> int:
+    """The seed of an adapter's random initialisation: ``config.init_seed`` when set, else the run
+    seed, i.e. the seed torch's global generator was last seeded with (``core.experiment`` calls
+    ``torch.manual_seed(seed)`` before building a method), so seeds 0 and 1 of a grid differ in
+    their initial adapter weights as well as in data order."""
+    seed = getattr(config, "init_seed", None)
+    return int(seed) if seed is not None else int(torch.initial_seed()) % (2 ** 63)
+
+
 @dataclass(frozen=True)
 class MethodEntry:
     """One registry row. ``trains``: False for methods that are only evaluated (zero-shot).

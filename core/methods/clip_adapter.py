@@ -2,7 +2,7 @@
 
 ``f' = ratio * adapter(f) + (1 - ratio) * f``, then L2-normalised (ratio 0.2 by default). The adapter
 is ``Linear(D, D/reduction) -> ReLU -> Linear(D/reduction, D) -> ReLU``, no biases (512->128->512 on
-ViT-B/32), as in the CLIP-Adapter paper. Its weights start random, seeded by the run seed (or ``init_seed``; see ``core.methods.lora.init_seed``), so the initial model is
+ViT-B/32), as in the CLIP-Adapter paper. Its weights start random, seeded by the run seed (or ``init_seed``; see ``core.methods.base.init_seed``), so the initial model is
 *not* the zero-shot one: the mix moves the features from the first step.
 """
 from __future__ import annotations
@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 from torch import nn
 
-from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, require
-from core.methods.lora import init_seed
+from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, check_init_seed, init_seed, require
 from core.methods.targets import parse_towers
 
 if TYPE_CHECKING:
@@ -33,8 +32,7 @@ class CLIPAdapterConfig(MethodConfig):
         require(isinstance(self.reduction, int) and self.reduction >= 1,
                 f"reduction must be an integer >= 1, got {self.reduction!r}")
         require(0.0 <= self.ratio <= 1.0, f"ratio must lie in [0, 1], got {self.ratio}")
-        require(self.init_seed is None or (isinstance(self.init_seed, int) and self.init_seed >= 0),
-                f"init_seed must be None or an integer >= 0, got {self.init_seed!r}")
+        check_init_seed(self.init_seed)
         parse_towers(self.towers)
 
 

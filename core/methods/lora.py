@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 from torch import nn
 
-from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, require
+from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, check_init_seed, init_seed, require
 from core.methods.reparam import WeightReparam, attach
 from core.methods.targets import parse_towers, qkv_targets
 
@@ -48,22 +48,12 @@ class LoRAConfig(MethodConfig):
         require(self.alpha is None or self.alpha > 0, f"alpha must be > 0 or None, got {self.alpha}")
         require(bool(self.parts) and set(self.parts) <= set("qkv") and len(set(self.parts)) == len(self.parts),
                 f"parts must be a non-empty subset of 'qkv' such as 'qv', got {self.parts!r}")
-        require(self.init_seed is None or (isinstance(self.init_seed, int) and self.init_seed >= 0),
-                f"init_seed must be None or an integer >= 0, got {self.init_seed!r}")
+        check_init_seed(self.init_seed)
         parse_towers(self.towers)
 
     @property
     def effective_scale(self) -> float:
         return self.scale if self.alpha is None else self.alpha / self.rank
-
-
-def init_seed(config: MethodConfig) -> int:
-    """The seed of an adapter's random initialisation: ``config.init_seed`` when set, else the run
-    seed, i.e. the seed torch's global generator was last seeded with (``core.experiment`` calls
-    ``torch.manual_seed(seed)`` before building a method), so seeds 0 and 1 of a grid differ in
-    their initial adapter weights as well as in data order."""
-    seed = getattr(config, "init_seed", None)
-    return int(seed) if seed is not None else int(torch.initial_seed()) % (2 ** 63)
 
 
 class QVLoRA(WeightReparam):

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from core.method_info import GENERIC_PEFT, PEFT_FAMILIES, MethodInfo, normalise_peft, peft_catalogue
-from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, require
+from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, check_init_seed, init_seed, require
 from core.methods.unpacked import pack_attention, unpack_attention
 
 if TYPE_CHECKING:
@@ -108,7 +108,8 @@ def _check_number_types(kind: str, config_cls: type, settings: dict[str, Any]) -
 class PeftMethodConfig(MethodConfig):
     """peft: overrides of the peft config (see module docstring); adapter_config: path to a user's
     adapter_config.json or its folder ('' for none); family: overrides the method family ('' = the
-    catalogue's or the type's); init_seed seeds the adapter's random initialisation."""
+    catalogue's or the type's); init_seed seeds the adapter's random initialisation (None: the run
+    seed, as for ``lora`` and ``clip_adapter``; see :func:`core.methods.base.init_seed`)."""
 
     DEFAULTS: ClassVar[dict[str, Any]] = {}
     FAMILY: ClassVar[str] = ""
@@ -116,11 +117,12 @@ class PeftMethodConfig(MethodConfig):
     peft: dict = field(default_factory=dict)
     adapter_config: str = ""
     family: str = ""
-    init_seed: int = 0
+    init_seed: int | None = None  # None: the run seed (torch.initial_seed(), set by the run)
 
     def __post_init__(self) -> None:
         super().__post_init__()  # field types: a bool is no int, a string no number
         require(isinstance(self.peft, dict), f"peft must be a table of peft config settings, got {self.peft!r}")
+        check_init_seed(self.init_seed)
         require(self.family in ("",) + PEFT_FAMILIES, f"family must be one of {PEFT_FAMILIES}, got {self.family!r}")
         bad = _non_finite(self.resolved())
         require(bad is None, f"peft setting {bad} is not a finite number (peft does not check: the adapter "
@@ -225,11 +227,13 @@ def _attach(module: PeftClassifier, config_obj) -> PeftClassifier:
 def build_peft(name: str, loaded: LoadedModel, class_names: Sequence[str], template: str,
                config: PeftMethodConfig) -> PeftClassifier:
     """Method ``name`` on ``loaded``: attention unpacked, then the peft tuner of ``config`` injected
-    (seeded by ``config.init_seed``); peft's own warnings are logged and kept in ``peft_warnings``."""
+    (seeded by :func:`core.methods.base.init_seed`: ``config.init_seed``, else the run seed); peft's
+    own warnings are logged and kept in ``peft_warnings``."""
     module = PeftClassifier(loaded, class_names, template, method=name, config=config)
+    seed = init_seed(config)  # the run seed is read before anything below reseeds the generator
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        torch.manual_seed(config.init_seed)  # seeded adapter init without moving the global stream
+        torch.manual_seed(seed)  # seeded adapter init without moving the global stream
         _attach(module, config.peft_config())
     for tensor_name, tensor in module.clip.named_parameters():  # CoCa's caption decoder never sees a gradient
         if tensor.requires_grad and tensor_name.startswith("text_decoder."):
