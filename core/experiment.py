@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import platform
-import resource
 import socket
 import subprocess
 import threading
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from core.garbage import peak_resident_mb
 from core.schema import SCHEMA_VERSION, TEXT_LIMITS, outcome_fields
 from core.text import shorten
 
@@ -113,7 +113,7 @@ def peak_rss_mb(scope: str) -> float:
                         return int(line.split()[1]) / 1024.0
         except (OSError, ValueError, IndexError):
             pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return peak_resident_mb()
 
 
 # Zero-shot blocks already computed in this process, by a hash of everything they are computed from: every

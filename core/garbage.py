@@ -40,10 +40,16 @@ def resident_mb() -> float:
         with open("/proc/self/statm") as fh:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
-        if resource is None:
-            return math.nan
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KB elsewhere
-        return peak / (2**20 if sys.platform == "darwin" else 2**10)
+        return peak_resident_mb()
+
+
+def peak_resident_mb() -> float:
+    """This process's peak resident memory so far (MB), NaN where the platform does not report it
+    (Windows). ``ru_maxrss`` counts bytes on macOS and KB elsewhere."""
+    if resource is None:
+        return math.nan
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 def collect_if_grown(*, threshold_mb: float = DEFAULT_THRESHOLD_MB,

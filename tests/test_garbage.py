@@ -103,6 +103,20 @@ def test_without_proc_the_peak_is_read_in_the_platforms_units(monkeypatch, platf
     assert garbage.resident_mb() == pytest.approx(600.0)
 
 
+@pytest.mark.parametrize("platform, maxrss", [("darwin", 600 * 2**20), ("linux", 600 * 2**10)])
+def test_a_records_process_peak_is_read_in_the_platforms_units(monkeypatch, platform, maxrss):
+    """core.experiment's process-scope peak (what a record's peak_rss_mb says without a cell window)
+    read ru_maxrss as KB everywhere: a 600 MB run on macOS was recorded as 614,400 MB."""
+    import resource
+    import sys
+
+    from core.experiment import peak_rss_mb
+
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setattr(resource, "getrusage", lambda who: type("Usage", (), {"ru_maxrss": maxrss})())
+    assert peak_rss_mb("process") == pytest.approx(600.0)
+
+
 def test_imports_and_never_collects_where_memory_cannot_be_measured():
     """Windows has no ``resource`` module: the app must still start (it imports core.garbage)."""
     import subprocess
