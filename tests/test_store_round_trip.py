@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -214,3 +215,54 @@ def test_a_repeated_dataset_name_never_makes_parquet_refuse_what_json_loads(tmp_
                                         schema=ARROW_SCHEMA), tmp_path / "pq" / "runs.parquet")
     json_runs, parquet_runs = (store.load_runs_report([tmp_path / k])[0] for k in ("json", "pq"))
     assert len(json_runs) == 1 and len(parquet_runs) == 1
+
+
+#: Nested text DuckDB's json_valid accepts and Python's json refuses: a trailing comma, nan/inf spelled other than
+#: NaN/Infinity/-Infinity, an integer longer than Python reads (4300 digits).
+ONLY_DUCKDB_READS = [("provenance", '{"host": "a",}'), ("config", '{"lr": [0.1, 0.2,]}'),
+                     ("ood_sets", '["a", "b" ,\n]'), ("ood_before", '{"a": 60.0,}'), ("zero_shot", '{"iimm": nan}'),
+                     ("transferability", '{"logme": -NaN}'), ("config", '{"steps": [INF]}'),
+                     ("provenance", '{"n": ' + "9" * 5000 + "}")]
+
+
+@pytest.mark.parametrize("name, text", ONLY_DUCKDB_READS,
+                         ids=["comma", "comma-list", "comma-newline", "comma-ood", "nan", "minus-nan", "inf", "digits"])
+def test_json_text_only_duckdb_reads_is_refused_from_parquet_as_from_json(tmp_path, name, text):
+    """The Parquet rules checked nested text with DuckDB's lenient json_valid: such a row loaded (its .json record
+    is refused), pages showed it without the field, jobs.predictors crashed on it and its export was refused."""
+    assert _verdicts_on_text(tmp_path, **{name: text}) == (False, False)
+    (skipped,) = store.load_runs_report([tmp_path / "pq"])[1]
+    assert re.search(rf"field '{name}' is not standard JSON text \(", skipped.reason), skipped.reason
+    with pytest.raises(ValueError, match=f"column '{name}' does not hold JSON text"):  # what every reader meets
+        store.row_to_record({name: text})
+
+
+@pytest.mark.parametrize("name, text", [
+    ("provenance", '{"a": NaN, "b": -Infinity, "c": Infinity}'),  # what Python's json reads (and writes)
+    ("provenance", '{"note": "a, ] b, } : nan [inf -NaN"}'),     # the patterns, inside a string
+    ("config", '{"x": [], "y": {}, "z": [null, true, false], "n": -1e400}'),
+], ids=["python-nan", "in-a-string", "plain"])
+def test_json_text_both_readers_accept_still_loads_from_parquet(tmp_path, name, text):
+    assert _verdicts_on_text(tmp_path, **{name: text}) == (True, True)
+
+
+def test_a_row_only_duckdb_reads_is_skipped_not_served_to_readers_or_exports(tmp_path):
+    """expand_predictor_columns (jobs.predictors, the predictor tables) raised JSONDecodeError on the served row, and an
+    export of the store was refused by ingest: the row is skipped, with the reason, as every other invalid row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core import forecast
+    from core.store.records import ARROW_SCHEMA, flatten
+
+    good, bad = (flatten(r) for r in make_fixture_records(n_datasets=2, methods=("full",)))
+    bad["zero_shot"] = '{"iimm": 0.3,}'
+    (tmp_path / "store").mkdir()
+    pq.write_table(pa.Table.from_pylist([good, bad], schema=ARROW_SCHEMA), tmp_path / "store" / "runs.parquet")
+    runs = store.load_runs([tmp_path / "store"])
+    assert runs["run_id"].tolist() == [good["run_id"]]
+    assert "field 'zero_shot' is not standard JSON text" in store.skipped_summary(store.skipped_records(runs))
+    assert "zs_iimm" in forecast.expand_predictor_columns(runs).columns
+    (tmp_path / "export.parquet").write_bytes(store.to_parquet_bytes(runs))
+    report = store.ingest(tmp_path / "export.parquet", tmp_path / "copy", conflict_roots=[])
+    assert report.accepted == [good["run_id"]] and not report.refused
