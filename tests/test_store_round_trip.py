@@ -266,3 +266,24 @@ def test_a_row_only_duckdb_reads_is_skipped_not_served_to_readers_or_exports(tmp
     (tmp_path / "export.parquet").write_bytes(store.to_parquet_bytes(runs))
     report = store.ingest(tmp_path / "export.parquet", tmp_path / "copy", conflict_roots=[])
     assert report.accepted == [good["run_id"]] and not report.refused
+
+
+def test_a_foreign_parquet_file_beside_compactions_own_is_still_checked(tmp_path):
+    """Compaction's own files (Python's json wrote their text) skip the scan for text only DuckDB reads; a Parquet
+    file from elsewhere in the same store must not skip it with them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.store.records import ARROW_SCHEMA, flatten
+
+    kept, other, bad = make_fixture_records(n_datasets=3, methods=("full",))
+    root = tmp_path / "store"
+    store.write_record(kept, root)
+    store.compact(root)
+    assert [p.name.startswith("compacted-") for p in root.glob("*.parquet")] == [True]
+    bad = {**flatten(bad), "provenance": '{"host": "a",}'}
+    pq.write_table(pa.Table.from_pylist([flatten(other), bad], schema=ARROW_SCHEMA), root / "from-a-tool.parquet")
+    runs, skipped = store.load_runs_report([root])
+    assert sorted(runs["run_id"]) == sorted([kept["run_id"], other["run_id"]])
+    assert [s.reason for s in skipped] == ["field 'provenance' is not standard JSON text (Expecting property name "
+                                           "enclosed in double quotes: line 1 column 14 (char 13))"]
