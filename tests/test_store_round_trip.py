@@ -287,3 +287,13 @@ def test_a_foreign_parquet_file_beside_compactions_own_is_still_checked(tmp_path
     assert sorted(runs["run_id"]) == sorted([kept["run_id"], other["run_id"]])
     assert [s.reason for s in skipped] == ["field 'provenance' is not standard JSON text (Expecting property name "
                                            "enclosed in double quotes: line 1 column 14 (char 13))"]
+
+
+@pytest.mark.parametrize("text, loads", [("[1, 2]", False), ('["a", null]', False), ('["a", ["b"]]', False),
+                                         ('["a",2]', False), ('[ "a" ,\n {}]', False), ('{"a": "b"}', False),
+                                         ('"a"', False), ("3", False), ('["a", "b"]', True), ("[]", True),
+                                         ("null", True), ('["a, 1", "[2"]', True), (' [ "a","b" ]', True)])
+def test_parquet_ood_sets_pass_exactly_where_json_records_do(tmp_path, text, loads):
+    """Only a list of names is ood_sets in a .json record; the Parquet rules checked its text was JSON, so [1, 2]
+    loaded from Parquet and its export was refused by ingest."""
+    assert _verdicts_on_text(tmp_path, ood_sets=text) == (loads, loads)
