@@ -297,3 +297,30 @@ def test_parquet_ood_sets_pass_exactly_where_json_records_do(tmp_path, text, loa
     """Only a list of names is ood_sets in a .json record; the Parquet rules checked its text was JSON, so [1, 2]
     loaded from Parquet and its export was refused by ingest."""
     assert _verdicts_on_text(tmp_path, ood_sets=text) == (loads, loads)
+
+
+@pytest.mark.parametrize("text, loads", [("[1]", False), ("3", False), ('"a"', False), ("[]", False),
+                                         ('{"note": "a"}', True), ("{}", True), ("null", True)])
+def test_a_parquet_custom_fields_column_that_is_not_an_object_is_skipped(tmp_path, text, loads):
+    """The custom fields' column (extra) holding [1] or 3 loaded; every reader of the row then met ValueError from
+    row_to_record (run_details fell back, an export was refused by ingest, an ingest of the same run_id raised)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.store.records import ARROW_SCHEMA, flatten
+
+    rec = _record()
+    root = tmp_path / "store"
+    root.mkdir()
+    pq.write_table(pa.Table.from_pylist([{**flatten(rec), store.EXTRA_COLUMN: text}], schema=ARROW_SCHEMA),
+                   root / "runs.parquet")
+    runs, skipped = store.load_runs_report([root])
+    assert len(runs) == int(loads)
+    if not loads:
+        assert [s.reason for s in skipped] == ["field 'extra' must be a JSON object of custom fields"]
+        return
+    back = store.row_to_record(runs.iloc[0].to_dict())  # what every reader does
+    assert schema.validate_record(back)["run_id"] == rec["run_id"]
+    (tmp_path / "export.parquet").write_bytes(store.to_parquet_bytes(runs))
+    report = store.ingest(tmp_path / "export.parquet", tmp_path / "copy", conflict_roots=[])
+    assert report.accepted == [rec["run_id"]] and not report.refused

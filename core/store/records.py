@@ -365,6 +365,8 @@ def row_to_record(row: Mapping[str, Any]) -> dict[str, Any]:
         except ValueError as exc:
             raise ValueError(f"column {name!r} does not hold JSON text: {exc}") from None
         if name == EXTRA_COLUMN:
+            if value is None:  # the text 'null' (another tool's json.dumps(None)): no custom fields
+                continue
             if not isinstance(value, dict):
                 raise ValueError(f"column {name!r} must hold a JSON object")
             rec.update({k: v for k, v in value.items() if k not in COLUMNS})

@@ -250,14 +250,18 @@ def parsed_columns(present: set[str]) -> dict[str, str]:
 
 def _nested_shape_rules(tol: float) -> list[tuple[str, str]]:
     """What :func:`core.schema.validate_record` checks inside nested fields, for Parquet rows (whose nested
-    fields are JSON text, valid by the rules before these): objects where objects belong, a list of names for
-    ood_sets, accuracies in [0, 100], and ood_change equal to the mean OOD change. A Parquet row otherwise showed
-    an ood_change its own ood_before/ood_after contradicted. The maps' members are read once
+    fields are JSON text, valid by the rules before these): objects where objects belong (the custom fields'
+    column too), a list of names for ood_sets, accuracies in [0, 100], and ood_change equal to the mean OOD
+    change. A Parquet row otherwise showed an ood_change its own ood_before/ood_after contradicted. The maps' members are read once
     (:func:`parsed_columns`), and a CASE condition stops at its first false term, so the key sets are compared
     only where the change disagrees."""
     # JSON's null is no value, as a JSON record's null is (another tool's json.dumps(None) writes the text 'null')
     rules = [(f'"{name}" IS NOT NULL AND json_type("{name}") NOT IN (\'OBJECT\', \'NULL\')',
               f"field {name!r} must be a JSON object") for name in schema.OBJECT_FIELDS]
+    # the custom fields' column holds them as one object (core.store.records.row_to_record raised on anything else
+    # in the row it had loaded); 'null' holds none
+    rules.append((f'"{EXTRA_COLUMN}" IS NOT NULL AND json_type("{EXTRA_COLUMN}") NOT IN (\'OBJECT\', \'NULL\')',
+                  f"field {EXTRA_COLUMN!r} must be a JSON object of custom fields"))
     # a list of anything but strings loaded from Parquet while its .json record was refused. Parsing every row's
     # list took 0.03-0.05 s at 100,000 runs, so a list that starts with a string and has no member after a comma
     # that starts otherwise than with '"' (nor ']': the trailing comma of the lenient text found later) is passed
