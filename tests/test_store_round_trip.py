@@ -324,3 +324,43 @@ def test_a_parquet_custom_fields_column_that_is_not_an_object_is_skipped(tmp_pat
     (tmp_path / "export.parquet").write_bytes(store.to_parquet_bytes(runs))
     report = store.ingest(tmp_path / "export.parquet", tmp_path / "copy", conflict_roots=[])
     assert report.accepted == [rec["run_id"]] and not report.refused
+
+
+def _nested(depth):
+    """JSON text of brackets nested ``depth`` levels, with brackets inside strings that do not count."""
+    return "[" * (depth - 1) + '{"a]": "[{"}' + "]" * (depth - 1)
+
+
+@pytest.mark.parametrize("name, depth, loads", [("config", 8, True), ("config", 9, False), ("ood_before", 9, False),
+                                                ("zero_shot", 40, False), ("zero_shot", 3000, False),
+                                                ("ood_sets", 9, False), ("provenance", 8, True)])
+def test_parquet_nested_text_is_held_to_the_depth_a_json_record_is(tmp_path, name, depth, loads):
+    """Nested text deeper than a .json record may hold it loaded from Parquet: its export was refused by ingest,
+    run_details showed the field as missing, and past Python's recursion limit jobs.predictors crashed on it."""
+    from core import forecast
+
+    text = '{"x": ' + _nested(depth - 1) + "}" if name in schema.OBJECT_FIELDS else _nested(depth)
+    assert _verdicts_on_text(tmp_path, **{name: text}) == (loads, loads)
+    runs, skipped = store.load_runs_report([tmp_path / "pq"])
+    if not loads and name not in ("ood_before", "ood_sets"):  # which their shape rules refuse first
+        assert [s.reason for s in skipped] == [f"field {name!r} is nested deeper than {schema.MAX_NESTED_DEPTH} levels"]
+    forecast.expand_predictor_columns(runs)
+
+
+@pytest.mark.parametrize("depth, loads", [(8, True), (9, False)])
+def test_parquet_custom_fields_are_held_to_the_depth_a_json_record_is(tmp_path, depth, loads):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.store.records import ARROW_SCHEMA, flatten
+
+    rec = _record()
+    (tmp_path / "pq").mkdir()
+    row = {**flatten(rec), store.EXTRA_COLUMN: '{"note": ' + _nested(depth) + "}"}
+    pq.write_table(pa.Table.from_pylist([row], schema=ARROW_SCHEMA), tmp_path / "pq" / "runs.parquet")
+    runs, skipped = store.load_runs_report([tmp_path / "pq"])
+    assert len(runs) == int(loads)
+    if loads:
+        assert schema.validate_record(store.row_to_record(runs.iloc[0].to_dict()))
+    else:
+        assert [s.reason for s in skipped] == [f"a custom field is nested deeper than {schema.MAX_NESTED_DEPTH} levels"]

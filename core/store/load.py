@@ -29,7 +29,7 @@ from core.store.compaction import COMPACTED_PREFIX
 from core.store import index as store_index
 from core.store.index import indexed_rows, read_rows
 from core.store.records import ARROW_SCHEMA, COLUMNS, PANDAS_TYPES, list_data_files
-from core.store.validate import EXTRA_COLUMN, Skipped, lenient_json_sql, parsed_columns, reason_sql, strict_json_problem
+from core.store.validate import EXTRA_COLUMN, Skipped, lenient_json_sql, parsed_columns, reason_sql, stored_text_problem
 
 log = logging.getLogger("core.store")
 
@@ -243,9 +243,9 @@ def _valid_rows(con: duckdb.DuckDBPyConnection, files: list[str], skipped: list[
 
 def _refuse_lenient_json(table: pa.Table) -> pa.Table:
     """``table`` without ``_lenient``, each otherwise valid row it flags given a ``_reason`` when Python's json
-    refuses one of its nested texts. DuckDB's json_valid accepts "[1, 2,]" or "nan", which a .json record
-    may not hold: such a row was served, shown without that field, crashed jobs.predictors and an ingest of
-    its run, and its export could not be ingested again. Only flagged rows (a superset found by patterns,
+    refuses one of its nested texts or it is nested deeper than the schema allows. DuckDB's json_valid accepts
+    "[1, 2,]" or "nan", which a .json record may not hold: such a row was served, shown without that field,
+    crashed jobs.predictors and an ingest of its run, and its export could not be ingested again. Only flagged rows (a superset found by patterns,
     :func:`core.store.validate.lenient_json_sql`) are parsed here: parsing every row took 2.5 s at 100,000 runs."""
     flagged = pc.and_(table["_lenient"], pc.is_null(table["_reason"]))
     table = table.drop_columns(["_lenient"])
@@ -255,8 +255,8 @@ def _refuse_lenient_json(table: pa.Table) -> pa.Table:
     names = [n for n in (*schema.NESTED_FIELDS, EXTRA_COLUMN) if n in table.column_names]
     for i in np.flatnonzero(flagged.to_numpy(zero_copy_only=False)):
         for name in names:
-            if problem := strict_json_problem(table[name][int(i)].as_py()):
-                reasons[i] = f"field {name!r} is not standard JSON text ({problem})"
+            if problem := stored_text_problem(name, table[name][int(i)].as_py()):
+                reasons[i] = problem
                 break
     return table.set_column(table.column_names.index("_reason"), "_reason", pa.array(reasons, pa.string()))
 

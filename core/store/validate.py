@@ -147,10 +147,30 @@ _NAN_OR_INF = r"-?(?:[nN][aA]|[iI])"
 _LENIENT_JSON_PATTERNS = (rf",\s*(?:[\]}}]|{_NAN_OR_INF})", rf":\s*{_NAN_OR_INF}", rf"\[\s*{_NAN_OR_INF}")
 
 
+def _deeper_than(depth: int) -> str:
+    """A regular expression (RE2 and Python alike) matching the start of well-formed JSON text whose brackets,
+    outside strings, nest deeper than ``depth``: the text up to an opening bracket at depth + 1, each stretch
+    between the brackets of that path balanced and shallow enough not to get there sooner."""
+    plain = r'[^\[\]{}"]|"(?:[^"\\]|\\.)*"'  # one character outside strings, or one whole string
+
+    def balanced(levels: int) -> str:
+        text = f"(?:{plain})*"
+        for _ in range(levels):
+            text = rf"(?:{plain}|[\[{{]{text}[\]}}])*"
+        return text
+    return "^" + "".join(rf"{balanced(depth - level)}[\[{{]" for level in range(depth + 1))
+
+
+#: Nested text deeper than a .json record may hold it (:data:`schema.MAX_NESTED_DEPTH`), found in SQL for the
+#: Python pass as lenient text is: such a row loaded, and readers refused (or, past Python's recursion limit, crashed
+#: on) the text. Over all nested texts of a row at once: well-formed texts side by side nest as deep as the deepest.
+_TOO_DEEP = _deeper_than(schema.MAX_NESTED_DEPTH)
+
+
 def lenient_json_sql(present: set[str]) -> str:
     """A DuckDB expression, per row of the typed select: whether a nested column's text may be JSON that only
-    DuckDB's lenient reader accepts (true also for some standard text, e.g. ", ]" inside a string: a superset).
-    ``present``: the columns the file has."""
+    DuckDB's lenient reader accepts (true also for some standard text, e.g. ", ]" inside a string: a superset),
+    or nested deeper than a .json record may hold it. ``present``: the columns the file has."""
     names = [n for n in (*schema.NESTED_FIELDS, EXTRA_COLUMN) if n in present]
     if not names:
         return "false"
@@ -158,11 +178,31 @@ def lenient_json_sql(present: set[str]) -> str:
     # one per pattern and column, which added 0.22 s instead of 0.08 s to the SQL of jobs.bench_store's 100,000 runs
     joined = "(',' || concat_ws(',', " + ", ".join(f'"{n}"' for n in names) + "))"
     checks = [f"regexp_matches({joined}, {_sql_text(p)})" for p in _LENIENT_JSON_PATTERNS]
+    # text this deep has more opening brackets; counting them first spared the scan of every row's text, which
+    # cost a cold load of 100,000 runs from a Parquet file of another tool's 0.24 s
+    openers = f"strlen({joined}) - strlen(replace(replace({joined}, '[', ''), '{{', ''))"
+    checks.append(f"CASE WHEN {openers} > {schema.MAX_NESTED_DEPTH} THEN regexp_matches({joined}, "
+                  f"{_sql_text(_TOO_DEEP)}) ELSE false END")
     digits = sys.get_int_max_str_digits()  # Python's json refuses an integer longer than this (0: no limit)
     if digits:  # strlen (bytes) is stored, not counted; RE2 repeats at most 1000 times
         checks += [f'CASE WHEN strlen("{n}") > {digits} THEN regexp_matches("{n}", \'[0-9]{{{min(digits, 1000)}}}\') '
                    "ELSE false END" for n in names]
     return f"coalesce({' OR '.join(checks)}, false)"
+
+
+def stored_text_problem(name: str, text: str | None) -> str | None:
+    """Why a .json record would refuse the nested column ``name``'s text (a Parquet cell :func:`lenient_json_sql`
+    flagged), or None: nested deeper than the schema allows (for the custom fields' column, one of its members),
+    or not standard JSON text."""
+    if not isinstance(text, str):
+        return None
+    limit = MAX_RECORD_DEPTH if name == EXTRA_COLUMN else schema.MAX_NESTED_DEPTH  # the object adds one level
+    if json_depth(text.encode("utf-8")) > limit:
+        what = "a custom field" if name == EXTRA_COLUMN else f"field {name!r}"
+        return f"{what} is nested deeper than {schema.MAX_NESTED_DEPTH} levels"
+    if problem := strict_json_problem(text):
+        return f"field {name!r} is not standard JSON text ({problem})"
+    return None
 
 
 def strict_json_problem(text: str | None) -> str | None:
@@ -188,9 +228,8 @@ def reason_sql(present: set[str], raw_types: dict[str, str], duck_types: dict[st
     """A DuckDB expression giving, per row of the typed select, the first rule it breaks (or NULL).
 
     The same rules as :func:`check_record` for every scalar; for nested columns: JSON validity as DuckDB reads
-    it (text only DuckDB reads is found by :func:`lenient_json_sql`) and :data:`schema.MAX_NESTED_CHARS`;
-    nesting depth is bounded by whoever parses the text (:func:`safe_json_text`). ``present``: columns the file
-    has; ``raw_types``: their raw types. Column names come from the schema, never from users.
+    it (text only DuckDB reads, or nested too deep, is found by :func:`lenient_json_sql`) and
+    :data:`schema.MAX_NESTED_CHARS`. ``present``: columns the file has; ``raw_types``: their raw types. Column names come from the schema, never from users.
     """
     tol = schema.CONSISTENCY_TOLERANCE
     rules: list[tuple[str, str]] = [
