@@ -245,8 +245,9 @@ def _refuse_lenient_json(table: pa.Table) -> pa.Table:
     """``table`` without ``_lenient``, each otherwise valid row it flags given a ``_reason`` when Python's json
     refuses one of its nested texts or it is nested deeper than the schema allows. DuckDB's json_valid accepts
     "[1, 2,]" or "nan", which a .json record may not hold: such a row was served, shown without that field,
-    crashed jobs.predictors and an ingest of its run, and its export could not be ingested again. Only flagged rows (a superset found by patterns,
-    :func:`core.store.validate.lenient_json_sql`) are parsed here: parsing every row took 2.5 s at 100,000 runs."""
+    crashed jobs.predictors and an ingest of its run, and its export could not be ingested again. Only flagged
+    rows (a superset found by patterns, :func:`core.store.validate.lenient_json_sql`) are parsed here: parsing
+    every row took 2.5 s at 100,000 runs."""
     flagged = pc.and_(table["_lenient"], pc.is_null(table["_reason"]))
     table = table.drop_columns(["_lenient"])
     if not pc.any(flagged).as_py():

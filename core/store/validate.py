@@ -229,7 +229,8 @@ def reason_sql(present: set[str], raw_types: dict[str, str], duck_types: dict[st
 
     The same rules as :func:`check_record` for every scalar; for nested columns: JSON validity as DuckDB reads
     it (text only DuckDB reads, or nested too deep, is found by :func:`lenient_json_sql`) and
-    :data:`schema.MAX_NESTED_CHARS`. ``present``: columns the file has; ``raw_types``: their raw types. Column names come from the schema, never from users.
+    :data:`schema.MAX_NESTED_CHARS`. ``present``: columns the file has; ``raw_types``: their raw types. Column
+    names come from the schema, never from users.
     """
     tol = schema.CONSISTENCY_TOLERANCE
     rules: list[tuple[str, str]] = [
@@ -291,9 +292,9 @@ def _nested_shape_rules(tol: float) -> list[tuple[str, str]]:
     """What :func:`core.schema.validate_record` checks inside nested fields, for Parquet rows (whose nested
     fields are JSON text, valid by the rules before these): objects where objects belong (the custom fields'
     column too), a list of names for ood_sets, accuracies in [0, 100], and ood_change equal to the mean OOD
-    change. A Parquet row otherwise showed an ood_change its own ood_before/ood_after contradicted. The maps' members are read once
-    (:func:`parsed_columns`), and a CASE condition stops at its first false term, so the key sets are compared
-    only where the change disagrees."""
+    change. A Parquet row otherwise showed an ood_change its own ood_before/ood_after contradicted. The maps'
+    members are read once (:func:`parsed_columns`), and a CASE condition stops at its first false term, so the
+    key sets are compared only where the change disagrees."""
     # JSON's null is no value, as a JSON record's null is (another tool's json.dumps(None) writes the text 'null')
     rules = [(f'"{name}" IS NOT NULL AND json_type("{name}") NOT IN (\'OBJECT\', \'NULL\')',
               f"field {name!r} must be a JSON object") for name in schema.OBJECT_FIELDS]
