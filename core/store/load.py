@@ -29,7 +29,7 @@ from core.store.compaction import COMPACTED_PREFIX
 from core.store import index as store_index
 from core.store.index import indexed_rows, read_rows
 from core.store.records import ARROW_SCHEMA, COLUMNS, PANDAS_TYPES, list_data_files
-from core.store.validate import EXTRA_COLUMN, Skipped, lenient_json_sql, parsed_columns, reason_sql, stored_text_problem
+from core.store.validate import TEXT_COLUMNS, Skipped, parsed_columns, reason_sql, recheck_text_sql, stored_text_problem
 
 log = logging.getLogger("core.store")
 
@@ -197,8 +197,8 @@ def _arrow(result: duckdb.DuckDBPyConnection) -> pa.Table:
 
 def _select_parquet(con: duckdb.DuckDBPyConnection, files: list[str]) -> str:
     """A SELECT over ``files`` giving :data:`COLUMNS` typed, ``_file``, ``_reason`` (the first
-    rule the row breaks, NULL when valid) and ``_lenient`` (its JSON text may be what only DuckDB reads:
-    :func:`_refuse_lenient_json`); missing columns are NULL."""
+    rule the row breaks, NULL when valid) and ``_recheck`` (its JSON text may be what a .json record may not
+    hold: :func:`_recheck_flagged_text`); missing columns are NULL."""
     described = con.execute("DESCRIBE SELECT * FROM read_parquet(?, union_by_name=true)", [files]).fetchall()
     raw_types = {row[0]: str(row[1]) for row in described}
     parts = []
@@ -216,15 +216,15 @@ def _select_parquet(con: duckdb.DuckDBPyConnection, files: list[str]) -> str:
     cols = ", ".join(f'"{c}"' for c in (*COLUMNS, "_file"))
     # compaction's own files hold only text Python's json wrote: the scan is for Parquet from elsewhere (it cost a
     # cold load of 100,000 compacted runs 0.1 s); a file renamed by hand to look like compaction's is trusted too
-    lenient = "false"
+    recheck = "false"
     if not all(re.search(_COMPACTED_FILE, f) for f in files):
-        lenient = (f"CASE WHEN regexp_matches(_file, '{_COMPACTED_FILE}') THEN false "
-                   f"ELSE {lenient_json_sql(set(raw_types))} END")
-    return f"SELECT {cols}, {reason} AS _reason, {lenient} AS _lenient FROM ({inner})"
+        recheck = (f"CASE WHEN regexp_matches(_file, '{_COMPACTED_FILE}') THEN false "
+                   f"ELSE {recheck_text_sql(set(raw_types))} END")
+    return f"SELECT {cols}, {reason} AS _reason, {recheck} AS _recheck FROM ({inner})"
 
 
 def _valid_rows(con: duckdb.DuckDBPyConnection, files: list[str], skipped: list[Skipped]) -> pa.Table:
-    table = _refuse_lenient_json(_arrow(con.execute(_select_parquet(con, files), {"files": files})))
+    table = _recheck_flagged_text(_arrow(con.execute(_select_parquet(con, files), {"files": files})))
     bad_mask = pc.is_valid(table["_reason"])
     if pc.any(bad_mask).as_py():
         bad = table.filter(bad_mask).select(["_file", "run_id", "_reason"]).to_pylist()
@@ -241,19 +241,19 @@ def _valid_rows(con: duckdb.DuckDBPyConnection, files: list[str], skipped: list[
     return table.drop_columns(["_reason"])
 
 
-def _refuse_lenient_json(table: pa.Table) -> pa.Table:
-    """``table`` without ``_lenient``, each otherwise valid row it flags given a ``_reason`` when Python's json
+def _recheck_flagged_text(table: pa.Table) -> pa.Table:
+    """``table`` without ``_recheck``, each otherwise valid row it flags given a ``_reason`` when Python's json
     refuses one of its nested texts or it is nested deeper than the schema allows. DuckDB's json_valid accepts
     "[1, 2,]" or "nan", which a .json record may not hold: such a row was served, shown without that field,
     crashed jobs.predictors and an ingest of its run, and its export could not be ingested again. Only flagged
-    rows (a superset found by patterns, :func:`core.store.validate.lenient_json_sql`) are parsed here: parsing
+    rows (a superset found by patterns, :func:`core.store.validate.recheck_text_sql`) are parsed here: parsing
     every row took 2.5 s at 100,000 runs."""
-    flagged = pc.and_(table["_lenient"], pc.is_null(table["_reason"]))
-    table = table.drop_columns(["_lenient"])
+    flagged = pc.and_(table["_recheck"], pc.is_null(table["_reason"]))
+    table = table.drop_columns(["_recheck"])
     if not pc.any(flagged).as_py():
         return table
     reasons = table["_reason"].to_pylist()
-    names = [n for n in (*schema.NESTED_FIELDS, EXTRA_COLUMN) if n in table.column_names]
+    names = [n for n in TEXT_COLUMNS if n in table.column_names]
     for i in np.flatnonzero(flagged.to_numpy(zero_copy_only=False)):
         for name in names:
             if problem := stored_text_problem(name, table[name][int(i)].as_py()):

@@ -21,17 +21,17 @@ import pandas as pd
 import pyarrow as pa
 
 from core import schema
-from core.store.validate import (EXTRA_COLUMN, MAX_PARQUET_BYTES, MAX_RECORD_BYTES, RecordError, Skipped,
-                                 check_record, parse_record_bytes)
+from core.store.validate import (EXTRA_COLUMN, MAX_PARQUET_BYTES, MAX_RECORD_BYTES, TEXT_COLUMNS, RecordError,
+                                 Skipped, check_record, parse_record_bytes)
 
 log = logging.getLogger("core.store")
 
 TMP_PREFIX = ".tmp-"
 MARKER_NAME = ".iimm-results"       # written into every folder the grid or ingest writes to
-COLUMNS: tuple[str, ...] = (*schema.SCALAR_FIELDS, *schema.NESTED_FIELDS, EXTRA_COLUMN)
+COLUMNS: tuple[str, ...] = (*schema.SCALAR_FIELDS, *TEXT_COLUMNS)
 _ARROW = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
 ARROW_SCHEMA = pa.schema([(n, _ARROW[k]) for n, (k, _) in schema.SCALAR_FIELDS.items()]
-                         + [(n, pa.string()) for n in (*schema.NESTED_FIELDS, EXTRA_COLUMN)])
+                         + [(n, pa.string()) for n in TEXT_COLUMNS])
 PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 MAX_WALK_DEPTH = 6                  # folders below a root (runs/<grid>/<model>/... is plenty)
 MAX_WALK_ENTRIES = 2_000_000        # directory entries looked at per root before giving up
@@ -356,7 +356,7 @@ def row_to_record(row: Mapping[str, Any]) -> dict[str, Any]:
             if kind is int and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
                 value = int(value)
             rec[name] = value
-    for name in (*schema.NESTED_FIELDS, EXTRA_COLUMN):
+    for name in TEXT_COLUMNS:
         text = _plain(row.get(name))
         if text is None:
             continue

@@ -24,6 +24,8 @@ from core import schema
 RecordError = schema.SchemaError
 #: The column that holds a record's custom fields (as JSON), so no record may have a field of that name.
 EXTRA_COLUMN = "extra"
+#: The columns a Parquet row holds as JSON text: the nested fields, then the custom fields.
+TEXT_COLUMNS: tuple[str, ...] = (*schema.NESTED_FIELDS, EXTRA_COLUMN)
 MAX_RECORD_BYTES = 1 << 20          # one JSON record file (the shipped ones are ~3 KiB)
 MAX_PARQUET_BYTES = 1 << 30         # one Parquet file (100,000 compacted runs take ~20 MiB)
 MAX_RECORD_DEPTH = schema.MAX_NESTED_DEPTH + 1  # the record object itself is one level
@@ -141,7 +143,7 @@ def safe_json_text(text: str | None, *, max_depth: int = MAX_RECORD_DEPTH) -> An
 #: Where DuckDB's JSON reader, which the Parquet rules use (json_valid), may accept text Python's json refuses:
 #: it also reads a trailing comma ("[1, 2,]"), nan/inf in any case and sign ("nan", "-NaN", "INF"; Python reads
 #: only NaN, Infinity, -Infinity) and integers of any length. A row whose text matches one of these patterns is
-#: checked again in Python (:func:`strict_json_problem`). :data:`_NAN_OR_INF` never matches null, true or false.
+#: checked again in Python (:func:`stored_text_problem`). :data:`_NAN_OR_INF` never matches null, true or false.
 #: Each pattern starts with one literal character: an alternation of first characters made RE2 scan 3-6 times slower.
 _NAN_OR_INF = r"-?(?:[nN][aA]|[iI])"
 _LENIENT_JSON_PATTERNS = (rf",\s*(?:[\]}}]|{_NAN_OR_INF})", rf":\s*{_NAN_OR_INF}", rf"\[\s*{_NAN_OR_INF}")
@@ -167,11 +169,11 @@ def _deeper_than(depth: int) -> str:
 _TOO_DEEP = _deeper_than(schema.MAX_NESTED_DEPTH)
 
 
-def lenient_json_sql(present: set[str]) -> str:
+def recheck_text_sql(present: set[str]) -> str:
     """A DuckDB expression, per row of the typed select: whether a nested column's text may be JSON that only
     DuckDB's lenient reader accepts (true also for some standard text, e.g. ", ]" inside a string: a superset),
     or nested deeper than a .json record may hold it. ``present``: the columns the file has."""
-    names = [n for n in (*schema.NESTED_FIELDS, EXTRA_COLUMN) if n in present]
+    names = [n for n in TEXT_COLUMNS if n in present]
     if not names:
         return "false"
     # the row's texts as one, each after a comma (so a top-level "nan" is found too): one scan per pattern, not
@@ -191,32 +193,21 @@ def lenient_json_sql(present: set[str]) -> str:
 
 
 def stored_text_problem(name: str, text: str | None) -> str | None:
-    """Why a .json record would refuse the nested column ``name``'s text (a Parquet cell :func:`lenient_json_sql`
+    """Why a .json record would refuse the nested column ``name``'s text (a Parquet cell :func:`recheck_text_sql`
     flagged), or None: nested deeper than the schema allows (for the custom fields' column, one of its members),
-    or not standard JSON text."""
+    or not JSON text Python's json reads (DuckDB's reader, which the SQL rules use, accepts more)."""
     if not isinstance(text, str):
         return None
     limit = MAX_RECORD_DEPTH if name == EXTRA_COLUMN else schema.MAX_NESTED_DEPTH  # the object adds one level
     if json_depth(text.encode("utf-8")) > limit:
         what = "a custom field" if name == EXTRA_COLUMN else f"field {name!r}"
         return f"{what} is nested deeper than {schema.MAX_NESTED_DEPTH} levels"
-    if problem := strict_json_problem(text):
-        return f"field {name!r} is not standard JSON text ({problem})"
-    return None
-
-
-def strict_json_problem(text: str | None) -> str | None:
-    """Why Python's json refuses ``text`` (a nested cell DuckDB's lenient reader accepted), or None when it reads
-    it. Nesting too deep for Python's recursion is left to the readers, as it is for all Parquet text
-    (:func:`safe_json_text` bounds it)."""
-    if not isinstance(text, str):
-        return None
     try:
         json.loads(text)
-    except RecursionError:
+    except RecursionError:  # left to the readers, which bound depth (safe_json_text), as for all Parquet text
         return None
     except ValueError as exc:  # JSONDecodeError; an integer longer than Python reads
-        return str(exc)[:120]
+        return f"field {name!r} is not standard JSON text ({str(exc)[:120]})"
     return None
 
 
@@ -228,7 +219,7 @@ def reason_sql(present: set[str], raw_types: dict[str, str], duck_types: dict[st
     """A DuckDB expression giving, per row of the typed select, the first rule it breaks (or NULL).
 
     The same rules as :func:`check_record` for every scalar; for nested columns: JSON validity as DuckDB reads
-    it (text only DuckDB reads, or nested too deep, is found by :func:`lenient_json_sql`) and
+    it (text only DuckDB reads, or nested too deep, is found by :func:`recheck_text_sql`) and
     :data:`schema.MAX_NESTED_CHARS`. ``present``: columns the file has; ``raw_types``: their raw types. Column
     names come from the schema, never from users.
     """
