@@ -170,7 +170,8 @@ def test_bench_cell_overhead_table_hand_checked():
         overhead_table(runs.iloc[[3, 4]])
 
 
-@pytest.mark.parametrize("script", ["forecast_replication_summary", "forecast_confirmation_summary"])
+@pytest.mark.parametrize("script", ["forecast_replication_summary", "forecast_confirmation_summary",
+                                    "forecast_extension_summary"])
 def test_summary_scripts_answer_help_and_a_missing_file_without_a_traceback(tmp_path, script):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("IIMM_DEBUG", None)
