@@ -28,6 +28,7 @@ from core.schema import SCHEMA_VERSION, TEXT_LIMITS, outcome_fields
 from core.text import shorten
 
 if TYPE_CHECKING:
+    from core.data.base import LabeledImages
     from core.models import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,8 @@ def frozen_embeddings_of(loaded: LoadedModel, cache_dir: Path | None) -> Callabl
     return embeddings
 
 
-def accuracies_before(loaded: LoadedModel, test_data, ood_data: dict, frozen_embeddings) -> dict:
+def accuracies_before(loaded: LoadedModel, test_data: LabeledImages, ood_data: dict[str, LabeledImages],
+                      frozen_embeddings: Callable[[Any], np.ndarray]) -> dict[str, Any]:
     """The untrained model's accuracies (%) on ``test_data`` and each of ``ood_data`` (name -> LabeledImages):
     :func:`core.evaluate.evaluate_run` of the zero-shot classifier, from ``frozen_embeddings`` (data -> the
     untrained image tower's embeddings). The accuracies after fine-tuning come from the same function, so a

@@ -83,7 +83,8 @@ class CLIPCITEModel(ClassifierModel):
         bias = getattr(teacher, "logit_bias", None)
         return logits if bias is None else logits + bias
 
-    def extra_loss(self, images, labels, logits):
+    def extra_loss(self, images: torch.Tensor, labels: torch.Tensor,
+                   logits: torch.Tensor) -> torch.Tensor | None:
         cfg, (img, txt) = self.config, self._last
         loss = cfg.disc_weight * multi_positive_contrastive(img, txt[labels], labels,
                                                             self.clip.logit_scale.exp(), cfg.alpha)

@@ -103,7 +103,8 @@ class OrthogonalModel(ClassifierModel):
     def train_transform(self, images: torch.Tensor) -> torch.Tensor:
         return cutout(images, self.config.cutout_fraction) if self.training and self.config.cutout else images
 
-    def extra_loss(self, images, labels, logits):
+    def extra_loss(self, images: torch.Tensor, labels: torch.Tensor,
+                   logits: torch.Tensor) -> torch.Tensor | None:
         if self.config.cr_weight == 0 or self._last is None:
             return None
         with torch.no_grad(), reparams_disabled(self.clip):

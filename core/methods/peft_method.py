@@ -143,7 +143,7 @@ class PeftMethodConfig(MethodConfig):
                              "or an adapter_config")
         return merged
 
-    def peft_config(self):
+    def peft_config(self) -> Any:
         """The peft ``PeftConfig`` object; ValueError with peft's message when it is invalid."""
         from peft import get_peft_config
         from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
@@ -166,7 +166,7 @@ class PeftMethodConfig(MethodConfig):
 class PeftClassifier(ClassifierModel):
     """A :class:`ClassifierModel` whose open_clip model carries a peft tuner (``self.peft_model``)."""
 
-    def attach_peft(self, peft_model) -> None:
+    def attach_peft(self, peft_model: nn.Module) -> None:
         # a plain attribute (not a submodule): its parameters are already registered through self.clip
         self.__dict__["peft_model"] = peft_model
 

@@ -61,7 +61,8 @@ class WeightTarget:
     parts: dict[str, slice] = field(default_factory=dict)
 
     @property
-    def weight(self):
+    def weight(self) -> nn.Parameter:
+        """The owner's weight tensor, read at call time (a method may have replaced it)."""
         return getattr(self.owner, self.attr)
 
 
