@@ -142,12 +142,14 @@ def test_bad_input_raises_clear_errors(runs):
                                         model_label="m", random_weights=False)
 
 
-def test_highlight_carries_the_method_forecast(runs):
-    res = _run(runs)
+def test_highlight_carries_the_method_forecast():
+    # noisy outcomes: on the noise-free fixture an interval has no width, so lo, y and hi could be swapped unseen
+    res = _run(store.records_to_frame(make_fixture_records(n_datasets=6, methods=("full",), noise=0.5)))
     h = res.highlight("id_gain", "full")
     row = res.forecasts.set_index("method").loc["full"]
     assert h["x"] == res.iimm and h["y"] == pytest.approx(row["id_gain"])
-    assert h["lo"] <= h["y"] <= h["hi"]
+    raw = res.raw_forecasts.set_index(["method", "outcome"]).loc[("full", "id_gain")]
+    assert h["lo"] < h["y"] < h["hi"] and (h["lo"], h["hi"]) == (pytest.approx(raw["lo"]), pytest.approx(raw["hi"]))
     assert h["label"] == "your dataset (full, IIMM line)"  # the chart's axis is IIMM: it marks that line's forecast
     assert "y" not in res.highlight("ood_change")
     with pytest.raises(ValueError, match="unknown outcome"):
