@@ -196,7 +196,8 @@ def test_forecast_new_gives_both_lines_with_intervals(runs):
     assert ((out["iimm_lo"] < out["iimm_prediction"]) & (out["iimm_prediction"] < out["iimm_hi"])).all()
     full = out.set_index(["method", "outcome"]).loc[("full", "id_gain")]
     a, b, _ = LINES["full"]
-    assert full["iimm_prediction"] == pytest.approx(a + b * 0.3, abs=2.0)  # the fixture line, seed noise 0.5
+    # the fixture line; seed noise 0.5 over 14 runs gives the fitted value at 0.3 a standard error of about 0.15
+    assert full["iimm_prediction"] == pytest.approx(a + b * 0.3, abs=0.5)
     assert fs.forecast_new(runs, values, model="other", pretrained="x").empty
     with pytest.raises(ValueError, match="finite 'iimm'"):
         fs.forecast_new(runs, {"zs_acc": 1.0}, model="worldclip-tiny", pretrained="world-v1")
