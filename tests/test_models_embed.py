@@ -177,6 +177,8 @@ def test_a_damaged_cache_entry_is_recomputed_not_fatal(tiny, sample, tmp_path, d
         np.savez(entry.with_suffix(""), image=want.image[:3], text=want.text)  # writes <key>.npz
     got = embed_dataset(tiny, sample, cache_dir=tmp_path)
     np.testing.assert_array_equal(got.image, want.image)
+    with np.load(entry, allow_pickle=False) as z:  # the entry itself is rewritten whole
+        np.testing.assert_array_equal(z["image"], want.image)
     np.testing.assert_array_equal(embed_dataset(tiny, sample, cache_dir=tmp_path).image, want.image)  # rewritten
 
 
