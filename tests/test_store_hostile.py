@@ -178,6 +178,16 @@ def test_results_folder_check(tmp_path):
         store.ingest(tmp_path / "r", tmp_path / "src")
 
 
+def test_shipped_results_pass_the_folder_check_without_the_local_marker(tmp_path):
+    """The marker is not committed, so a fresh clone's jobs/results passes only by its contents: a shipped
+    .txt (2026-12-06) made the app refuse its own store there while a working tree with markers passed."""
+    import shutil
+
+    copy = tmp_path / "results"
+    shutil.copytree(store.SHIPPED_DIR, copy, ignore=shutil.ignore_patterns(".*", "*.json"))  # tables only: fast
+    assert store.is_results_folder(copy) is None
+
+
 def test_app_roots_leave_out_a_folder_that_is_not_a_results_folder(monkeypatch, tmp_path, caplog):
     monkeypatch.setenv(store.ENV_VAR, "/")
     monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(tmp_path / "sub"))
