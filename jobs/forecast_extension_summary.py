@@ -27,9 +27,11 @@ test_pairs = {key for key, n in zip(zip(id_rows["pretrained"], id_rows["method"]
 tested = rows[pair.isin(test_pairs) & (rows["status"] == "ok")]
 for key in ORDER:
     print(f"{key[0]} x {key[1]}:", "test pair" if key in test_pairs else f"not run (fewer than {TASKS} ok tasks)")
+summaries = {}
 for rule, cells in tested.groupby("rule", sort=False):
     print(f"== {rule}: {len(cells)} test cells")
-    print(fsel.coverage_summary(cells).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    summaries[rule] = fsel.coverage_summary(cells)
+    print(summaries[rule].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(cells[["pretrained", "method", "outcome", "chosen", "nested_lodo_mae", "iimm_lodo_mae", "coverage"]]
           .to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 default = tested[tested["rule"] == "bonferroni"]
@@ -37,7 +39,7 @@ default = tested[tested["rule"] == "bonferroni"]
 no_worse = int((default["gain_vs_iimm"] >= -1e-12).sum())
 print(f"E1 (bonferroni no worse than IIMM-only in every test cell): {no_worse} of {len(default)} ->",
       bool(len(default)) and no_worse == len(default))
-coverage = fsel.coverage_summary(default).set_index("outcome")["coverage"] if len(default) else pd.Series(dtype=float)
+coverage = summaries["bonferroni"].set_index("outcome")["coverage"] if len(default) else pd.Series(dtype=float)
 per_outcome = coverage.drop("all outcomes", errors="ignore")  # E2 is per outcome; the pooled row is shown only
 print("E2 (bonferroni coverage in [0.90, 0.99] per outcome):", coverage.round(4).to_dict(), "->",
       bool(len(per_outcome)) and bool(((per_outcome >= 0.90) & (per_outcome <= 0.99)).all()))
