@@ -1,0 +1,96 @@
+"""Summary of a pre-registered forecast test on fresh cells, read from a forecast-rules.csv written by
+``python -m jobs.predictors --compare-rules bonferroni,...``.
+
+A pair (pretrained tag x method) is a test pair only if its ID-gain cell rests on ``--tasks`` ok tasks; each of
+its scored outcomes is then a test cell (normalised gain may rest on fewer tasks: it is undefined where
+zero-shot accuracy is already 100 %). Criterion 1: ``bonferroni``'s nested LODO MAE is no worse than the
+IIMM-only line's in every test cell. Criterion 2: the per-outcome coverage of its 95 % intervals lies in 90-99 %.
+From the repository root:
+
+    python -m jobs.forecast_test_summary RULES_CSV --pairs world-v2-b:clip_cite,world-v2-b:wise_ft \
+        [--tasks 40] [--criteria E]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from core import forecast_select as fsel
+from jobs.cli import user_facing
+
+DEFAULT_RULE = "bonferroni"
+NO_WORSE_TOLERANCE = 1e-12  # gain_vs_iimm is a difference of two MAEs; equal sets give exactly 0 up to rounding
+
+
+def parse_pairs(text: str) -> list[tuple[str, str]]:
+    """``"a:m1,b:m2"`` -> ``[("a", "m1"), ("b", "m2")]``, in the order given (the pre-registered order)."""
+    pairs = []
+    for item in text.split(","):
+        tag, sep, method = item.strip().partition(":")
+        if not sep or not tag or not method:
+            raise ValueError(f"--pairs: {item.strip()!r} is not TAG:METHOD (e.g. world-v2-b:clip_cite)")
+        pairs.append((tag, method))
+    if len(set(pairs)) != len(pairs):
+        raise ValueError("--pairs: a pair is named twice")
+    return pairs
+
+
+def summary_lines(rows: pd.DataFrame, pairs: list[tuple[str, str]], *, tasks: int, criteria: str) -> list[str]:
+    """The summary's lines: each pair's status, per rule the coverage summary and every test cell, then the
+    two criteria for ``bonferroni`` named ``{criteria}1`` and ``{criteria}2``.
+
+    rows: forecast-rules.csv, one row per rule x pretrained x method x outcome."""
+    missing = {"rule", "pretrained", "method", "outcome", "status", "n_datasets", "gain_vs_iimm"} - set(rows.columns)
+    if missing:
+        raise ValueError(f"not a forecast-rules table (no {', '.join(sorted(missing))} column)")
+    pair = pd.Series(list(zip(rows["pretrained"], rows["method"])), index=rows.index)
+    id_rows = rows[pair.isin(pairs) & (rows["outcome"] == "id_gain") & (rows["status"] == "ok")]
+    test_pairs = {key for key, n in zip(zip(id_rows["pretrained"], id_rows["method"]), id_rows["n_datasets"])
+                  if n == tasks}
+    tested = rows[pair.isin(test_pairs) & (rows["status"] == "ok")]
+    lines = [f"{tag} x {method}: " + ("test pair" if (tag, method) in test_pairs
+                                       else f"not run (fewer than {tasks} ok tasks)") for tag, method in pairs]
+    summaries = {}
+    for rule, cells in tested.groupby("rule", sort=False):
+        lines.append(f"== {rule}: {len(cells)} test cells")
+        summaries[rule] = fsel.coverage_summary(cells)
+        lines.append(summaries[rule].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        lines.append(cells[["pretrained", "method", "outcome", "chosen", "nested_lodo_mae", "iimm_lodo_mae",
+                            "coverage"]].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    default = tested[tested["rule"] == DEFAULT_RULE]
+    # a cell without IIMM's line counts as not "no worse" (coverage_summary leaves it out of both counts)
+    no_worse = int((default["gain_vs_iimm"] >= -NO_WORSE_TOLERANCE).sum())
+    lines.append(f"{criteria}1 ({DEFAULT_RULE} no worse than IIMM-only in every test cell): {no_worse} of "
+                 f"{len(default)} -> {bool(len(default)) and no_worse == len(default)}")
+    coverage = (summaries[DEFAULT_RULE].set_index("outcome")["coverage"] if len(default)
+                else pd.Series(dtype=float))
+    per_outcome = coverage.drop("all outcomes", errors="ignore")  # the criterion is per outcome; pooled is shown
+    held = bool(len(per_outcome)) and bool(((per_outcome >= 0.90) & (per_outcome <= 0.99)).all())
+    lines.append(f"{criteria}2 ({DEFAULT_RULE} coverage in [0.90, 0.99] per outcome): "
+                 f"{coverage.round(4).to_dict()} -> {held}")
+    return lines
+
+
+@user_facing
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.forecast_test_summary",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("rules_csv", help="forecast-rules.csv of the test")
+    parser.add_argument("--pairs", required=True, help="TAG:METHOD,... in the pre-registered order")
+    parser.add_argument("--tasks", type=int, default=40, help="ok tasks a test pair needs (default 40)")
+    parser.add_argument("--criteria", default="T", help="letter naming the two criteria (default T: T1, T2)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.tasks < 1:
+        raise ValueError(f"--tasks must be at least 1, got {args.tasks}")
+    pairs = parse_pairs(args.pairs)
+    if not Path(args.rules_csv).is_file():
+        raise ValueError(f"{args.rules_csv} is not a file (usage: see --help)")
+    print("\n".join(summary_lines(pd.read_csv(args.rules_csv), pairs, tasks=args.tasks, criteria=args.criteria)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

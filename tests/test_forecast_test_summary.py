@@ -1,0 +1,72 @@
+"""jobs.forecast_test_summary: which pairs are test pairs, and the two criteria, on hand-built rules tables."""
+import pandas as pd
+import pytest
+
+from jobs.forecast_test_summary import main, parse_pairs, summary_lines
+
+COLUMNS = ["model", "pretrained", "method", "outcome", "status", "n_datasets", "chosen", "nested_lodo_mae",
+           "iimm_lodo_mae", "gain_vs_iimm", "coverage", "mean_width", "iimm_coverage", "iimm_mean_width", "level",
+           "rule"]
+
+
+def cell(method, outcome, *, n=40, gain=0.0, coverage=0.95, rule="bonferroni", tag="world-v2-b"):
+    """One row of forecast-rules.csv; IIMM-only MAE 2.0, the procedure's 2.0 - gain."""
+    return {"model": "m", "pretrained": tag, "method": method, "outcome": outcome, "status": "ok", "n_datasets": n,
+            "chosen": "iimm", "nested_lodo_mae": 2.0 - gain, "iimm_lodo_mae": 2.0, "gain_vs_iimm": gain,
+            "coverage": coverage, "mean_width": 1.0, "iimm_coverage": coverage, "iimm_mean_width": 1.0,
+            "level": 0.95, "rule": rule}
+
+
+PAIRS = [("world-v2-b", "clip_cite"), ("world-v2-b", "wise_ft")]
+
+
+def test_a_pair_short_of_its_tasks_is_not_a_test_pair_and_its_cells_do_not_count():
+    rows = pd.DataFrame([cell("clip_cite", "id_gain", gain=0.5), cell("clip_cite", "norm_gain", n=33, coverage=0.94),
+                         cell("wise_ft", "id_gain", n=39, gain=-3.0, coverage=0.5)], columns=COLUMNS)
+    lines = summary_lines(rows, PAIRS, tasks=40, criteria="P")
+    assert lines[:2] == ["world-v2-b x clip_cite: test pair", "world-v2-b x wise_ft: not run (fewer than 40 ok tasks)"]
+    assert "== bonferroni: 2 test cells" in lines
+    # wise_ft's worse cell and its 50 % coverage are left out; the norm-gain cell on 33 tasks stays in
+    assert lines[-2] == "P1 (bonferroni no worse than IIMM-only in every test cell): 2 of 2 -> True"
+    assert lines[-1].endswith("-> True") and "'norm_gain': 0.94" in lines[-1]
+
+
+def test_one_worse_cell_or_one_outcome_outside_the_coverage_band_fails_its_criterion():
+    rows = pd.DataFrame([cell("clip_cite", "id_gain", gain=-0.01, coverage=0.96),
+                         cell("wise_ft", "id_gain", gain=1.0, coverage=0.96),
+                         cell("clip_cite", "ood_change", coverage=0.89), cell("wise_ft", "ood_change", coverage=0.89),
+                         # another rule's cells are reported but never decide the criteria
+                         cell("clip_cite", "id_gain", gain=5.0, rule="one-se")], columns=COLUMNS)
+    lines = summary_lines(rows, PAIRS, tasks=40, criteria="P")
+    assert "== one-se: 1 test cells" in lines
+    assert lines[-2] == "P1 (bonferroni no worse than IIMM-only in every test cell): 3 of 4 -> False"
+    assert "'id_gain': 0.96" in lines[-1] and "'ood_change': 0.89" in lines[-1] and lines[-1].endswith("-> False")
+
+
+def test_no_test_pair_fails_both_criteria_rather_than_passing_them_vacuously():
+    rows = pd.DataFrame([cell("clip_cite", "id_gain", n=12)], columns=COLUMNS)
+    lines = summary_lines(rows, PAIRS, tasks=40, criteria="P")
+    assert lines[-2].endswith("0 of 0 -> False") and lines[-1].endswith("{} -> False")
+
+
+def test_pairs_are_parsed_in_order_and_bad_ones_refused():
+    assert parse_pairs("b:clip_cite, a:wise_ft") == [("b", "clip_cite"), ("a", "wise_ft")]
+    with pytest.raises(ValueError, match="'world-v2-b' is not TAG:METHOD"):
+        parse_pairs("world-v2-b")
+    with pytest.raises(ValueError, match="named twice"):
+        parse_pairs("a:m,a:m")
+    with pytest.raises(ValueError, match="no gain_vs_iimm column"):
+        summary_lines(pd.DataFrame([cell("m", "id_gain")]).drop(columns="gain_vs_iimm"), [("a", "m")], tasks=1,
+                      criteria="T")
+
+
+def test_main_prints_the_summary_and_answers_user_errors_with_exit_2(tmp_path, capsys):
+    path = tmp_path / "forecast-rules.csv"
+    pd.DataFrame([cell("clip_cite", "id_gain")], columns=COLUMNS).to_csv(path, index=False)
+    assert main([str(path), "--pairs", "world-v2-b:clip_cite", "--criteria", "C"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("world-v2-b x clip_cite: test pair\n") and "C1 (bonferroni" in out
+    assert main([str(path), "--pairs", "world-v2-b:clip_cite", "--tasks", "0"]) == 2
+    assert "--tasks must be at least 1" in capsys.readouterr().err
+    assert main([str(tmp_path / "nope.csv"), "--pairs", "a:m"]) == 2
+    assert "nope.csv is not a file" in capsys.readouterr().err
