@@ -195,8 +195,8 @@ def accuracies_before(loaded: LoadedModel, test_data: LabeledImages, ood_data: d
 
 IDENTITY_FIELDS = ("run_id", "schema_version", "model", "pretrained", "model_key", "random_weights", "method",
                    "dataset", "seed", "source", "config", "ood_sets", "created_at")
-PROVENANCE_KEPT = ("git_revision", "versions", "device", "host", "cpu", "torch_threads", "command", "wall_time_s",
-                   "peak_rss_mb", "peak_rss_scope", "peak_gpu_mb")
+PROVENANCE_KEPT = ("git_revision", "versions", "device", "host", "cpu", "cpu_capability", "torch_threads", "command",
+                   "wall_time_s", "peak_rss_mb", "peak_rss_scope", "peak_gpu_mb")
 
 
 def refused_record(record: dict[str, Any], problem: Exception | str) -> dict[str, Any]:
@@ -250,6 +250,9 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
 
         torch.manual_seed(record["seed"])
         prov["torch_threads"] = torch.get_num_threads()  # CPU reductions round by how the work is split
+        # the instruction set torch's CPU kernels use ("AVX512", "AVX2", ...): virtual hosts may all be named
+        # "Intel(R) Xeon(R) Processor", yet round differently when their kernels differ
+        prov["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(device)
         loaded = load_model(cell["model"], device=device)

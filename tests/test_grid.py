@@ -246,6 +246,9 @@ def test_grid_runs_resumes_and_records_failures(tmp_path, monkeypatch):
     # what a reproduction needs beyond versions and device: the CPU and how many threads split its reductions
     assert isinstance(ok["provenance"]["cpu"], str) and ok["provenance"]["cpu"]
     assert isinstance(ok["provenance"]["torch_threads"], int) and ok["provenance"]["torch_threads"] >= 1
+    import torch  # loaded by the grid already
+
+    assert ok["provenance"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert by_method["zero_shot"]["ft_acc"] == by_method["zero_shot"]["zs_acc"]
     # the frozen zero-shot model is evaluated from the embeddings its zero-shot scores cached; BitFit on images
     assert by_method["zero_shot"]["provenance"]["evaluation_input"] == "cached image embeddings"

@@ -96,13 +96,19 @@ def test_notes_name_a_config_that_is_not_the_run_id_and_other_hardware():
 
     cell = {"model": "m", "dataset": "d", "method": "lora", "seed": 0}
     record = {"run_id": cell_id(cell), "config": cell, "provenance": {"versions": {"torch": "2.14.1"}, "device": "cpu",
-                                                                     "cpu": "A", "torch_threads": 2}}
-    same = {"provenance": {"versions": {"torch": "2.14.1"}, "device": "cpu", "cpu": "A", "torch_threads": 2}}
+                                                                     "cpu": "A", "cpu_capability": "AVX512",
+                                                                     "torch_threads": 2}}
+    same = {"provenance": {"versions": {"torch": "2.14.1"}, "device": "cpu", "cpu": "A", "cpu_capability": "AVX512",
+                           "torch_threads": 2}}
     assert reproduce.notes(record, same) == []
-    other = {"provenance": {"versions": {"torch": "2.15.0"}, "device": "cpu", "cpu": "B", "torch_threads": 1}}
+    other = {"provenance": {"versions": {"torch": "2.15.0"}, "device": "cpu", "cpu": "B", "cpu_capability": "AVX2",
+                            "torch_threads": 1}}
     said = " | ".join(reproduce.notes({**record, "run_id": "edited"}, other))
     assert "does not hash to its run_id" in said and "torch 2.14.1" in said and "CPU A" in said
-    assert "torch threads 2, reproduced with 1" in said
+    assert "torch threads 2, reproduced with 1" in said and "CPU kernels AVX512, reproduced with AVX2" in said
+    # same CPU name, other kernels: the one difference a generic virtual-CPU name hides
+    hidden = {"provenance": {**same["provenance"], "cpu_capability": "AVX2"}}
+    assert reproduce.notes(record, hidden) == ["recorded with CPU kernels AVX512, reproduced with AVX2: rounding may differ"]
 
 
 SHIPPED = "jobs/results/default/f524b09490248266.json"  # zero_shot on bar-count, seed 0 (world v1)
