@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.experiment import cpu_model
 from jobs import pretrain
 
 TINY = ["--steps", "2", "--batch", "8", "--warmup", "1", "--threads", "1", "--ckpt-every", "1"]
@@ -144,6 +145,8 @@ def test_a_resumed_run_logs_the_same_loss_curve_and_a_full_record(tmp_path, monk
     assert [s for s, _ in a["loss_curve"]] == [25, 27]  # the last 2 steps are a point of their own
     assert np.allclose(a["loss_curve"], b["loss_curve"], atol=1e-6)  # was: the pre-crash steps dropped
     assert a["status"] == "ok" and a["git_revision"] and a["host_cpu"] and a["started_at"] <= a["ended_at"]
+    # the machine named as grid records name it: a model trained on other kernels can round differently
+    assert a["cpu"] == cpu_model() and a["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_a_failed_log_write_never_leaves_an_older_log_beside_new_weights(tmp_path, monkeypatch, capsys):
