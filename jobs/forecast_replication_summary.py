@@ -25,7 +25,7 @@ for rule, t in fresh.groupby("rule", sort=False):
     print(f"== {rule}: {len(t)} fresh cells")
     print(fsel.coverage_summary(t).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     # a cell without IIMM's line counts as not "no worse" (coverage_summary leaves it out of both counts)
-    worse = t[~(t["gain_vs_iimm"] >= -1e-12)]
+    worse = t[~fsel.no_worse_than_iimm(t["gain_vs_iimm"])]
     counts[rule] = len(t) - len(worse)
     print("worse cells:")
     print(worse[["pretrained", "method", "outcome", "chosen", "nested_lodo_mae", "iimm_lodo_mae"]].to_string(index=False))

@@ -142,6 +142,16 @@ def _score_cell(x: np.ndarray, y: np.ndarray, usable: list[str], level: float, *
     return out
 
 
+#: ``gain_vs_iimm`` is a difference of two MAEs: within this of 0 the procedure ties the IIMM-only line
+NO_WORSE_TOLERANCE = 1e-12
+
+
+def no_worse_than_iimm(gain_vs_iimm: pd.Series) -> pd.Series:
+    """Per cell of a selection or rules table: the procedure's nested LODO error is no worse than the IIMM-only
+    line's (``gain_vs_iimm >= -NO_WORSE_TOLERANCE``); False where IIMM has no line (NaN)."""
+    return gain_vs_iimm >= -NO_WORSE_TOLERANCE
+
+
 def coverage_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per outcome and overall: the measured LODO coverage of the procedure's intervals and of the
     IIMM-only line's (held-out datasets covered / datasets, pooled over methods), mean nested LODO
@@ -172,7 +182,7 @@ def coverage_summary(table: pd.DataFrame) -> pd.DataFrame:
                 "mean_width": mean(g, "mean_width"),
                 "iimm_mean_width": mean(g[np.isfinite(g["iimm_mean_width"].to_numpy(float))], "iimm_mean_width"),
                 "nested_lodo_mae": mean(paired, "nested_lodo_mae"), "iimm_lodo_mae": mean(paired, "iimm_lodo_mae"),
-                "cells_no_worse_than_iimm": int((paired["gain_vs_iimm"] >= -1e-12).sum())}
+                "cells_no_worse_than_iimm": int(no_worse_than_iimm(paired["gain_vs_iimm"]).sum())}
 
     rows = [summarise(g, o, True) for o, g in ok.groupby("outcome", sort=False)]
     if len(rows) > 1:
