@@ -26,10 +26,11 @@ TESTED_RULE = "bonferroni"
 
 
 def parse_pairs(text: str) -> list[tuple[str, str]]:
-    """``"a:m1,b:m2"`` -> ``[("a", "m1"), ("b", "m2")]``, in the order given (the pre-registered order)."""
+    """``"a:m1,b:m2"`` -> ``[("a", "m1"), ("b", "m2")]``, in the order given (the pre-registered order); spaces
+    around a name are not part of it."""
     pairs = []
     for item in text.split(","):
-        tag, sep, method = item.strip().partition(":")
+        tag, sep, method = (part.strip() for part in item.partition(":"))
         if not sep or not tag or not method:
             raise ValueError(f"--pairs: {item.strip()!r} is not TAG:METHOD (e.g. world-v2-b:clip_cite)")
         pairs.append((tag, method))

@@ -70,3 +70,12 @@ def test_main_prints_the_summary_and_answers_user_errors_with_exit_2(tmp_path, c
     assert "--tasks must be at least 1" in capsys.readouterr().err
     assert main([str(tmp_path / "nope.csv"), "--pairs", "a:m"]) == 2
     assert "nope.csv is not a file" in capsys.readouterr().err
+
+
+def test_spaces_around_the_colon_are_not_part_of_the_names():
+    """'world-v2-b: clip_cite' named the method ' clip_cite', which matched no row: the pair was reported
+    'not run' and both criteria False, with no error."""
+    assert parse_pairs("world-v2-b : clip_cite,world-v2-b:\twise_ft") == PAIRS
+    rows = pd.DataFrame([cell("clip_cite", "id_gain")], columns=COLUMNS)
+    assert summary_lines(rows, parse_pairs("world-v2-b: clip_cite"), tasks=40, criteria="T")[0] == \
+        "world-v2-b x clip_cite: test pair"
