@@ -13,6 +13,7 @@ From the repository root:
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from pathlib import Path
 
@@ -37,6 +38,22 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
     if len(set(pairs)) != len(pairs):
         raise ValueError("--pairs: a pair is named twice")
     return pairs
+
+
+def unknown_names(rows: pd.DataFrame, pairs: list[tuple[str, str]]) -> list[str]:
+    """A warning for each tag or method of ``pairs`` that no row of ``rows`` has, with the table's closest names.
+    Such a pair is reported "not run" like a pre-registered pair that has not run yet, so a typo would
+    otherwise read as a verdict."""
+    out = []
+    for column, what, names in (("pretrained", "tag", [t for t, _ in pairs]),
+                                ("method", "method", [m for _, m in pairs])):
+        known = sorted(set(rows[column].dropna().astype(str)))
+        for name in dict.fromkeys(n for n in names if n not in known):
+            close = difflib.get_close_matches(name, known, n=3)
+            out.append(f"warning: no row of the table has the {what} {name!r}"
+                       + (f" (did you mean {', '.join(map(repr, close))}?)" if close else "")
+                       + "; a pair with it is reported as not run")
+    return out
 
 
 def summary_lines(rows: pd.DataFrame, pairs: list[tuple[str, str]], *, tasks: int, criteria: str) -> list[str]:
@@ -80,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.forecast_test_summary",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("rules_csv", help="forecast-rules.csv of the test")
-    parser.add_argument("--pairs", required=True, help="TAG:METHOD,... in the pre-registered order")
+    parser.add_argument("--pairs", required=True,
+                        help="TAG:METHOD,... in the pre-registered order (a tag or method that no row of the table "
+                             "has is warned about on stderr: a misspelt name reads as a pair not run)")
     parser.add_argument("--tasks", type=int, default=40, help="ok tasks a test pair needs (default 40)")
     parser.add_argument("--criteria", default="T", help="letter naming the two criteria (default T: T1, T2)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -89,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     pairs = parse_pairs(args.pairs)
     if not Path(args.rules_csv).is_file():
         raise ValueError(f"{args.rules_csv} is not a file (usage: see --help)")
-    print("\n".join(summary_lines(pd.read_csv(args.rules_csv), pairs, tasks=args.tasks, criteria=args.criteria)))
+    rows = pd.read_csv(args.rules_csv)
+    lines = summary_lines(rows, pairs, tasks=args.tasks, criteria=args.criteria)
+    for warning in unknown_names(rows, pairs):
+        print(warning, file=sys.stderr)
+    print("\n".join(lines))
     return 0
 
 

@@ -79,3 +79,20 @@ def test_spaces_around_the_colon_are_not_part_of_the_names():
     rows = pd.DataFrame([cell("clip_cite", "id_gain")], columns=COLUMNS)
     assert summary_lines(rows, parse_pairs("world-v2-b: clip_cite"), tasks=40, criteria="T")[0] == \
         "world-v2-b x clip_cite: test pair"
+
+
+def test_a_name_no_row_has_is_warned_about_not_taken_silently_for_a_pair_not_run(tmp_path, capsys):
+    """A misspelt method or tag matched no row: the pair read 'not run' and the criteria False, on stdout
+    alone. A pre-registered pair may truly not have run, so this is a warning (stderr), not an error."""
+    path = tmp_path / "forecast-rules.csv"
+    pd.DataFrame([cell("clip_cite", "id_gain"), cell("wise_ft", "id_gain")], columns=COLUMNS).to_csv(path, index=False)
+    assert main([str(path), "--pairs", "world-v2-b:clip_cite,world-v2-b:wise_ft"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main([str(path), "--pairs", "world-v2-b:clipcite,world-v2-x:wise_ft"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("world-v2-b x clipcite: not run (fewer than 40 ok tasks)\n")  # the summary is unchanged
+    assert err.splitlines() == [
+        "warning: no row of the table has the tag 'world-v2-x' (did you mean 'world-v2-b'?); a pair with it is "
+        "reported as not run",
+        "warning: no row of the table has the method 'clipcite' (did you mean 'clip_cite'?); a pair with it is "
+        "reported as not run"]
