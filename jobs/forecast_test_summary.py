@@ -66,11 +66,14 @@ def summary_lines(rows: pd.DataFrame, pairs: list[tuple[str, str]], *, tasks: in
         raise ValueError(f"not a forecast-rules table (no {', '.join(sorted(missing))} column)")
     pair = pd.Series(list(zip(rows["pretrained"], rows["method"])), index=rows.index)
     id_rows = rows[pair.isin(pairs) & (rows["outcome"] == "id_gain") & (rows["status"] == "ok")]
-    test_pairs = {key for key, n in zip(zip(id_rows["pretrained"], id_rows["method"]), id_rows["n_datasets"])
-                  if n == tasks}
+    counts = list(zip(zip(id_rows["pretrained"], id_rows["method"]), id_rows["n_datasets"]))
+    test_pairs = {key for key, n in counts if n == tasks}
+    more = {key: int(n) for key, n in counts if n > tasks}  # the rule is exactly --tasks: more is not "fewer"
     tested = rows[pair.isin(test_pairs) & (rows["status"] == "ok")]
     lines = [f"{tag} x {method}: " + ("test pair" if (tag, method) in test_pairs
-                                       else f"not run (fewer than {tasks} ok tasks)") for tag, method in pairs]
+                                       else f"not a test pair ({more[tag, method]} ok tasks, not {tasks})"
+                                       if (tag, method) in more else f"not run (fewer than {tasks} ok tasks)")
+             for tag, method in pairs]
     summaries = {}
     for rule, cells in tested.groupby("rule", sort=False):
         lines.append(f"== {rule}: {len(cells)} test cells")
@@ -100,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", required=True,
                         help="TAG:METHOD,... in the pre-registered order (a tag or method that no row of the table "
                              "has is warned about on stderr: a misspelt name reads as a pair not run)")
-    parser.add_argument("--tasks", type=int, default=40, help="ok tasks a test pair needs (default 40)")
+    parser.add_argument("--tasks", type=int, default=40,
+                        help="ok tasks a test pair's ID-gain cell rests on, exactly (default 40)")
     parser.add_argument("--criteria", default="T", help="letter naming the two criteria (default T: T1, T2)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.tasks < 1:

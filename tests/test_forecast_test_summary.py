@@ -96,3 +96,15 @@ def test_a_name_no_row_has_is_warned_about_not_taken_silently_for_a_pair_not_run
         "reported as not run",
         "warning: no row of the table has the method 'clipcite' (did you mean 'clip_cite'?); a pair with it is "
         "reported as not run"]
+
+
+def test_a_pair_on_more_tasks_than_tasks_is_not_said_to_have_fewer(tmp_path, capsys):
+    """The rule is exactly --tasks ok tasks; a pair on 40 tasks with --tasks 30 was reported 'not run (fewer
+    than 30 ok tasks)', which is false."""
+    rows = pd.DataFrame([cell("clip_cite", "id_gain"), cell("wise_ft", "id_gain", n=20)], columns=COLUMNS)
+    assert summary_lines(rows, PAIRS, tasks=30, criteria="T")[:2] == [
+        "world-v2-b x clip_cite: not a test pair (40 ok tasks, not 30)",
+        "world-v2-b x wise_ft: not run (fewer than 30 ok tasks)"]
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "exactly" in capsys.readouterr().out.split("--tasks TASKS")[-1]
