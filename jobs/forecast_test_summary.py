@@ -24,6 +24,10 @@ from jobs.cli import user_facing
 
 # the rule the pre-registered tests name, fixed here: not core.forecast_select.DEFAULT_RULE, which may change
 TESTED_RULE = "bonferroni"
+# every column the summary reads, its own and core.forecast_select.coverage_summary's
+READ_COLUMNS = ("rule", "pretrained", "method", "outcome", "status", "n_datasets", "gain_vs_iimm", "chosen",
+                "nested_lodo_mae", "iimm_lodo_mae", "coverage", "iimm_coverage", "mean_width", "iimm_mean_width",
+                "level")
 
 
 def parse_pairs(text: str) -> list[tuple[str, str]]:
@@ -61,7 +65,7 @@ def summary_lines(rows: pd.DataFrame, pairs: list[tuple[str, str]], *, tasks: in
     two criteria for ``bonferroni`` named ``{criteria}1`` and ``{criteria}2``.
 
     rows: forecast-rules.csv, one row per rule x pretrained x method x outcome."""
-    missing = {"rule", "pretrained", "method", "outcome", "status", "n_datasets", "gain_vs_iimm"} - set(rows.columns)
+    missing = set(READ_COLUMNS) - set(rows.columns)
     if missing:
         raise ValueError(f"not a forecast-rules table (no {', '.join(sorted(missing))} column)")
     pair = pd.Series(list(zip(rows["pretrained"], rows["method"])), index=rows.index)
