@@ -10,10 +10,13 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from core.data.registry import DatasetUnavailableError
 from core.models import ModelUnavailableError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 USER_ERRORS = (ValueError, OSError, ModelUnavailableError, DatasetUnavailableError)
 EXIT_USER_ERROR = 2
@@ -58,6 +61,25 @@ def script_csv(argv: list[str], default: str, doc: str) -> str:
         print(f"error: {path} is not a file (usage: see --help)", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR)
     return path
+
+
+def script_table(argv: list[str], default: str, doc: str, columns: Iterable[str], what: str) -> pd.DataFrame:
+    """:func:`script_csv`'s file read with ``pandas.read_csv``; a file that is not a CSV table, or one without
+    any of ``columns`` (the summary reads them), is one ``error:`` line naming ``what`` it should be, exit 2
+    (was: a pandas or KeyError traceback, e.g. for the predictors.csv that lies beside forecast-rules.csv)."""
+    import pandas as pd
+
+    path = script_csv(argv, default, doc)
+    try:
+        rows = pd.read_csv(path)
+    except (ValueError, OSError) as exc:  # empty, not text, not a table
+        print(f"error: {path} is not a {what} (not a CSV table: {exc})", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None
+    missing = [c for c in columns if c not in rows.columns]
+    if missing:
+        print(f"error: {path} is not a {what} (no {', '.join(missing)} column)", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR)
+    return rows
 
 
 def check_writable_folder(folder: Path, flag: str, holds: str = "") -> None:

@@ -12,10 +12,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for core
 from core import forecast_select as fsel  # noqa: E402
-from jobs.cli import script_csv  # noqa: E402
+from jobs.cli import script_table  # noqa: E402
+from jobs.forecast_test_summary import READ_COLUMNS  # noqa: E402
 
 PAIRS = [("world-v2-d", m) for m in ("lora", "clip_adapter", "linear_probe")]
-rows = pd.read_csv(script_csv(sys.argv, "jobs/results/world-v2/confirmation/forecast-rules.csv", __doc__))
+rows = script_table(sys.argv, "jobs/results/world-v2/confirmation/forecast-rules.csv", __doc__, READ_COLUMNS,
+                    "forecast-rules table")
 keys = list(zip(rows["pretrained"], rows["method"]))
 cells = rows[pd.Series([k in PAIRS for k in keys], index=rows.index) & (rows["status"] == "ok")]
 present = sorted({(p, m) for p, m in zip(cells["pretrained"], cells["method"])})

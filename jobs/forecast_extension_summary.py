@@ -9,14 +9,13 @@ first output, see the pre-registration's dated notes). From the repository root:
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for core
-from jobs.cli import script_csv  # noqa: E402
-from jobs.forecast_test_summary import summary_lines  # noqa: E402
+from jobs.cli import script_table  # noqa: E402
+from jobs.forecast_test_summary import READ_COLUMNS, summary_lines  # noqa: E402
 
 ORDER = [(model, method) for model in ("world-v2-a", "world-v2-d", "world-v2-c", "world-v2-b")
          for method in ("orthogonal", "clip_cite", "wise_ft")]
 TASKS = 40
-rows = pd.read_csv(script_csv(sys.argv, "jobs/results/world-v2/extension/forecast-rules.csv", __doc__))
+rows = script_table(sys.argv, "jobs/results/world-v2/extension/forecast-rules.csv", __doc__, READ_COLUMNS,
+                    "forecast-rules table")
 print("\n".join(summary_lines(rows, ORDER, tasks=TASKS, criteria="E")))

@@ -7,13 +7,13 @@ Committed before any fresh cell was analysed. From the repository root:
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for core
 from core import forecast_select as fsel  # noqa: E402
-from jobs.cli import script_csv  # noqa: E402
+from jobs.cli import script_table  # noqa: E402
+from jobs.forecast_test_summary import READ_COLUMNS  # noqa: E402
 
-rows = pd.read_csv(script_csv(sys.argv, "jobs/results/world-v2/forecast-rules.csv", __doc__))
+rows = script_table(sys.argv, "jobs/results/world-v2/forecast-rules.csv", __doc__, READ_COLUMNS,
+                    "forecast-rules table")
 fresh = rows[rows["pretrained"].isin(sys.argv[2].split(",") if len(sys.argv) > 2 else ["world-v2-b", "world-v2-c", "world-v2-d"])
              & rows["method"].isin(["bitfit", "attention", "lora", "clip_adapter", "linear_probe"])
              & (rows["status"] == "ok")]

@@ -182,6 +182,14 @@ def test_summary_scripts_answer_help_and_a_missing_file_without_a_traceback(tmp_
     missing = run(str(tmp_path / "nope.csv"))
     assert missing.returncode == 2 and f"error: {tmp_path / 'nope.csv'} is not a file" in missing.stderr
     assert "Traceback" not in missing.stderr
+    # the predictors.csv beside forecast-rules.csv, or an empty file: a traceback (KeyError 'rule', EmptyDataError)
+    (tmp_path / "predictors.csv").write_text("model,pretrained,method,predictor,outcome,status\nm,p,lora,iimm,id_gain,ok\n")
+    (tmp_path / "empty.csv").write_text("")
+    for name, says in (("predictors.csv", "is not a forecast-rules table (no rule, n_datasets,"),
+                       ("empty.csv", "is not a forecast-rules table (not a CSV table:")):
+        wrong = run(str(tmp_path / name))
+        assert wrong.returncode == 2 and wrong.stdout == "" and "Traceback" not in wrong.stderr
+        assert wrong.stderr.startswith(f"error: {tmp_path / name} {says}") and len(wrong.stderr.splitlines()) == 1
 
 
 def test_library_modules_of_the_jobs_say_what_to_run_instead():
