@@ -116,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     pairs = parse_pairs(args.pairs)
     if not Path(args.rules_csv).is_file():
         raise ValueError(f"{args.rules_csv} is not a file (usage: see --help)")
-    rows = pd.read_csv(args.rules_csv)
+    try:
+        rows = pd.read_csv(args.rules_csv)
+    except ValueError as exc:  # pandas: empty, not text, not a table; its message names no file
+        raise ValueError(f"{args.rules_csv} is not a forecast-rules table (not a CSV table: {exc})") from None
     lines = summary_lines(rows, pairs, tasks=args.tasks, criteria=args.criteria)
     for warning in unknown_names(rows, pairs):
         print(warning, file=sys.stderr)

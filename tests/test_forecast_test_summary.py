@@ -118,3 +118,12 @@ def test_a_table_without_a_column_the_summary_reads_is_one_error_line(tmp_path, 
     pd.DataFrame([cell("clip_cite", "id_gain")], columns=COLUMNS).drop(columns=column).to_csv(path, index=False)
     assert main([str(path), "--pairs", "world-v2-b:clip_cite"]) == 2
     assert capsys.readouterr().err == f"error: not a forecast-rules table (no {column} column)\n"
+
+
+def test_a_file_that_is_no_csv_table_is_named_in_the_error(tmp_path, capsys):
+    """An empty file answered 'error: No columns to parse from file' (pandas' words), naming neither the file
+    nor what it should be."""
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    assert main([str(path), "--pairs", "world-v2-b:clip_cite"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {path} is not a forecast-rules table (not a CSV table: ")
