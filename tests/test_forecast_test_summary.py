@@ -127,3 +127,33 @@ def test_a_file_that_is_no_csv_table_is_named_in_the_error(tmp_path, capsys):
     path.write_text("")
     assert main([str(path), "--pairs", "world-v2-b:clip_cite"]) == 2
     assert capsys.readouterr().err.startswith(f"error: {path} is not a forecast-rules table (not a CSV table: ")
+
+
+def test_the_shipped_summaries_are_what_the_scripts_print_on_the_shipped_tables(capsys):
+    """Each shipped summary.md holds the text its header's command prints: the analyses stay reproducible."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def shipped(path):
+        text = Path(path).read_text()
+        command = re.search(r"output of `([^`]+)`", text).group(1)
+        return command, text.split("```text\n", 1)[1].rsplit("```", 1)[0]
+
+    command, expected = shipped("jobs/results/world-v2/completion/summary.md")
+    assert command.startswith("python -m jobs.forecast_test_summary ")
+    assert main(command.split()[3:]) == 0
+    assert capsys.readouterr().out == expected
+    command, expected = shipped("jobs/results/world-v2/extension/summary.md")
+    assert command == "python jobs/forecast_extension_summary.py"
+    printed = subprocess.run([sys.executable, "jobs/forecast_extension_summary.py"], capture_output=True, text=True,
+                             check=True).stdout
+    assert printed == expected
+
+
+def test_no_worse_than_iimm_allows_only_rounding_and_never_a_missing_iimm_line():
+    from core.forecast_select import NO_WORSE_TOLERANCE, no_worse_than_iimm
+
+    gains = pd.Series([0.0, 0.3, -NO_WORSE_TOLERANCE / 10, -NO_WORSE_TOLERANCE * 10, -0.01, float("nan")])
+    assert no_worse_than_iimm(gains).tolist() == [True, True, True, False, False, False]
