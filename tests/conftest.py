@@ -30,6 +30,22 @@ def later(monkeypatch):
     monkeypatch.setattr(store_index, "time_ns", lambda: real() + 10 * store_index.RACY_NS)
 
 
+@pytest.fixture
+def fixture_store(tmp_path, monkeypatch):
+    """18 fixture runs of the random tiny model (3 methods x 6 datasets, 2 of them failed) as the
+    only store; the shipped folder is pointed at an empty one so real results never leak in."""
+    from core import store
+    from tests.fixtures import write_fixture_store
+
+    results, shipped = tmp_path / "results", tmp_path / "shipped"
+    shipped.mkdir()
+    write_fixture_store(results, pretrained="random", n_failed=2)
+    monkeypatch.setenv(store.ENV_VAR, str(results))
+    monkeypatch.setattr(store, "SHIPPED_DIR", shipped)
+    monkeypatch.setenv("IIMM_FORECAST_MODEL", "worldclip-tiny-random")
+    return results
+
+
 @pytest.fixture(scope="module")
 def loaded():
     """The tiny random-weight model (``worldclip-tiny-random``), with torch on one thread while a module runs:

@@ -16,8 +16,8 @@ import pytest
 from core import metrics, store
 from core.models import ASSET_DIR, spec_for
 from jobs.app_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app
+from tests.app_helpers import sample_zip, traversal_zip
 from tests.fixtures import SHIPPED_METHODS, fixture_run_id, write_fixture_store
-from tests.test_app import sample_zip, traversal_zip
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -1,0 +1,41 @@
+"""Helpers shared by the app's AppTest modules (tests/test_app_*.py) and the browser test: the pages to open
+(relative to this folder, as AppTest.from_file resolves them against its caller's file) and sample uploads."""
+import io
+import zipfile
+
+import numpy as np
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+TIMEOUT = 120  # the forecast page loads torch + the tiny model on first use
+
+
+def sample_zip(n_per_class: int = 6, classes=("red", "green", "blue")) -> bytes:
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for k, name in enumerate(classes):
+            for i in range(n_per_class):
+                px = np.full((32, 32, 3), 40, np.uint8)
+                px[..., k] = 200
+                px = np.clip(px + rng.integers(-30, 30, px.shape), 0, 255).astype(np.uint8)
+                out = io.BytesIO()
+                Image.fromarray(px).save(out, format="PNG")
+                zf.writestr(f"{name}/{i:03d}.png", out.getvalue())
+    return buf.getvalue()
+
+
+def traversal_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("../../etc/evil.png", b"x")
+        zf.writestr("/abs/evil.png", b"x")
+    return buf.getvalue()
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(f"../pages/{name}.py", default_timeout=TIMEOUT)
+
+
+def app_test() -> AppTest:
+    return AppTest.from_file("../app.py", default_timeout=TIMEOUT)

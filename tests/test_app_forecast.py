@@ -1,0 +1,324 @@
+"""The app's forecast page through AppTest, on a fixture store in a temp folder (never the real store):
+uploads, their checks, turns and budgets, and the forecast shown."""
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from core import forecast_select, models, store
+from core.data import example
+from tests.app_helpers import page, sample_zip, traversal_zip
+from tests.fixtures import LINES, make_fixture_records
+
+
+# ------------------------------------------------------------------------------ forecast
+def run_upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.file_uploader(key="fc_upload").set_value((name, data, "application/octet-stream"))
+    at.run()
+    at.button(key="fc_run").click().run()
+    return at
+
+
+def test_forecast_page_predicts_for_an_uploaded_zip(fixture_store):
+    at = page("forecast").run()
+    assert not at.exception
+    assert at.selectbox(key="fc_model").value == "worldclip-tiny-random"
+    options = at.selectbox(key="fc_model").options
+    assert [o.split(":")[0] for o in options] == [s.key for s in models.list_models()]
+    run_upload(at, "sample.zip", sample_zip())
+    assert not at.exception and not at.error
+    name, res, _ = at.session_state["fc_result"]
+    assert res.n_images == 18 and res.n_classes == 3 and res.enough_runs
+    assert at.metric[0].value == f"{res.iimm:.3f}"
+    assert any("RANDOM WEIGHTS" in w.value for w in at.warning)
+    assert "Confidence: good" in at.success[0].value and "Predicted to gain most" in at.success[0].value
+    assert at.metric[1].label == "zero-shot accuracy" and any("chance level 33.3 %" in c.value for c in at.caption)
+    table = at.dataframe[0].value.set_index("method")
+    a, b, c = LINES["full"]
+    assert table.loc["full", "id_gain"] == pytest.approx(a + b * res.iimm, abs=1e-6)
+    assert table.loc["full", "ood_change"] == pytest.approx(-c * res.iimm, abs=1e-6)
+    assert len(at.get("vega_lite_chart")) == 2  # predicted gain vs forgetting; IIMM chart with the dataset marked
+    chosen = [d.value for d in at.dataframe if "predicted from" in d.value.columns]  # how each forecast was chosen
+    assert len(chosen) == 1 and "id_gain" not in set(chosen[0]["outcome"])  # by name, not by key
+    assert '"type": "text"' in at.get("vega_lite_chart")[1].proto.spec  # the dataset is labelled, not only marked
+
+
+def test_a_forecast_says_when_the_choices_above_it_changed(fixture_store):
+    at = run_upload(page("forecast").run(), "sample.zip", sample_zip())
+    assert not any("choices above have changed" in i.value for i in at.info)
+    at.text_input(key="fc_template").set_value("a drawing of a {c}").run()  # model or template changed: stale
+    assert not at.exception
+    (notice,) = [i.value for i in at.info if "choices above have changed" in i.value]
+    assert r"sample\.zip" in notice and r"worldclip\-tiny\-random" in notice  # record-like text escaped
+    at = run_upload(page("forecast").run(), "sample.zip", sample_zip())
+    at.file_uploader(key="fc_upload").set_value(("sample.zip", sample_zip(n_per_class=7), "application/zip")).run()
+    assert any("choices above have changed" in i.value for i in at.info)  # same name, other content
+    at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))
+    at.text_input(key="fc_template").set_value("a drawing of a {c}").run()
+    assert not any("choices above have changed" in i.value for i in at.info)  # an .npz uses no template
+
+
+def test_forecast_page_offers_an_example_that_it_accepts(fixture_store):
+    at = page("forecast").run()
+    button = at.get("download_button")[0].proto
+    assert example.EXAMPLE_TASK in button.label and button.deferred_file_id  # built on click, not per page view
+    run_upload(at, f"{example.EXAMPLE_TASK}-example.zip", example.example_sample_zip(per_class=4))
+    assert not at.exception and not at.error
+    _, res, _ = at.session_state["fc_result"]
+    assert res.n_classes == 6 and res.n_images == 24 and res.enough_runs
+
+
+def test_forecast_page_refuses_hostile_uploads_before_the_run(fixture_store):
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("evil.zip", traversal_zip(), "application/zip"))
+    at.run()
+    assert not at.exception and at.button(key="fc_run").disabled  # explained before any run
+    assert "cannot be used" in at.error[0].value and "outside the archive" in at.error[0].value
+    assert "fc_result" not in at.session_state
+    at.file_uploader(key="fc_upload").set_value(("garbage.zip", b"this is not a zip at all", "application/zip"))
+    at.run()
+    assert not at.exception and "not a zip archive" in at.error[0].value and at.button(key="fc_run").disabled
+    run_upload(at, "good.zip", sample_zip())
+    assert not at.exception and not at.error
+    assert "18 images in 3 classes" in at.caption[0].value
+    assert at.session_state["fc_result"][1].n_images == 18
+
+
+def test_a_refused_upload_is_kept_in_its_session_without_the_images_read_before_the_refusal(fixture_store):
+    """The session kept the UploadError itself, and with it its traceback's frames: every image decoded before
+    a late refusal (a second class with no usable image: 1,999 thumbnails, 525 MB a tab), outside the shared
+    budget of parsed uploads."""
+    blank = io.BytesIO()
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(blank, format="PNG")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(5):
+            zf.writestr(f"cat/{i}.png", blank.getvalue())
+        zf.writestr("dog/0.png", b"not an image")
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("s.zip", buf.getvalue(), "application/zip")).run()
+    error = at.session_state["fc_checked"][1]
+    assert not at.exception and "at least 2 classes" in at.error[0].value and "at least 2 classes" in str(error)
+    assert error.__traceback__ is None and error.__context__ is None and error.__cause__ is None
+
+
+def test_parsed_uploads_are_held_in_one_budget_that_all_sessions_share(fixture_store, monkeypatch):
+    """Each tab used to keep its parsed upload in its session: 2,000 thumbnails (375 MiB, from a zip of
+    under 1 MiB) per open tab, without any bound over tabs."""
+    import app
+
+    getattr(app, "_PARSED", {}).clear()  # other tests' uploads
+    one = 60 * 32 * 32 * 3  # the thumbnails of one sample_zip(n_per_class=20)
+    monkeypatch.setattr(app, "PARSED_BUDGET_BYTES", int(2.5 * one), raising=False)
+    sessions = [page("forecast").run() for _ in range(4)]
+    for at in sessions:
+        at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(n_per_class=20), "application/zip")).run()
+        assert not at.exception and "60 images in 3 classes" in at.caption[0].value
+        assert not hasattr(at.session_state["fc_checked"][1], "data")  # the summary, not the images
+    assert app.held_parsed_bytes() == 2 * one  # two of the four tabs' uploads are held, the newest
+    first = sessions[0]
+    first.button(key="fc_run").click().run()  # its upload was dropped: parsed again for the run
+    assert not first.exception and not first.error and first.session_state["fc_result"][1].n_images == 60
+    assert app.held_parsed_bytes() <= app.PARSED_BUDGET_BYTES
+
+
+def _embeddings_npz(width: int) -> bytes:
+    rng = np.random.default_rng(1)
+    buf = io.BytesIO()
+    np.savez(buf, image_embeddings=rng.normal(size=(30, width)).astype(np.float32),
+             text_embeddings=rng.normal(size=(3, width)).astype(np.float32),
+             labels=np.arange(30) % 3, class_names=np.array(["a", "b", "c"]))
+    return buf.getvalue()
+
+
+def test_forecast_page_accepts_embeddings_npz(fixture_store):
+    at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))  # the tiny model's width
+    assert not at.exception and not at.error
+    res = at.session_state["fc_result"][1]
+    assert res.n_images == 30 and "uploaded embeddings" in res.model_label and res.enough_runs
+    captions = " ".join(c.value for c in at.caption)
+    assert "LEEP left out" in captions  # the forecast's notes reach the page (README: "and says so")
+    assert "not bounded" in captions  # predictions are shown as fitted, and the page says so
+    at = page("forecast").run()  # a wrong width is explained as soon as the file arrives, before any run
+    at.file_uploader(key="fc_upload").set_value(("emb.npz", _embeddings_npz(16), "application/octet-stream"))
+    at.run()
+    assert not at.exception and "16 wide but the chosen model" in at.error[0].value
+    assert at.button(key="fc_run").disabled
+
+
+def test_forecasts_take_turns_and_a_visitor_without_one_is_told_so(fixture_store, monkeypatch):
+    """Every visitor's forecast ran at once, each with all the cores: unbounded, more visitors made every
+    forecast slower and held more memory. Now they take turns; one that gets none in time says so."""
+    import app
+    from core.turns import Turns
+
+    monkeypatch.setattr(app, "_FORECAST_TURNS", Turns(1))
+    monkeypatch.setattr(app, "FORECAST_WAIT_S", 0.05)
+    held = app._FORECAST_TURNS.turn(wait_s=0)
+    held.__enter__()  # another visitor's forecast is running
+    at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))
+    assert not at.exception and "server is busy" in at.error[0].value and "fc_result" not in at.session_state
+    assert at.status[0].label == "Forecast failed"
+    assert any("runs 1 forecast at a time, all busy now; yours starts" in m.value for m in at.markdown)  # told it waits
+    held.__exit__(None, None, None)  # it ended: the next press gets a turn
+    at.button(key="fc_run").click().run()
+    assert not at.exception and not at.error and at.session_state["fc_result"][1].n_images == 30
+
+
+def test_the_app_keeps_two_large_models_as_the_readme_says():
+    import app
+
+    assert app.MAX_LARGE_MODELS == 2 and app.MODELS.max_large == app.MAX_LARGE_MODELS
+
+
+def test_forecasts_take_turns_two_at_a_time_for_up_to_120_s_as_the_readme_says():
+    import app
+
+    assert (app.FORECAST_SLOTS, app.FORECAST_WAIT_S) == (2, 120.0)
+    assert app._FORECAST_TURNS.slots == app.FORECAST_SLOTS
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "Forecasts take turns, two at a time" in readme and "after 120 s without one" in readme
+
+
+def test_an_upload_is_read_in_a_forecasts_turn(fixture_store, monkeypatch):
+    """An upload was parsed the moment it arrived, whatever else ran: four visitors' zips of 2,000 images
+    arriving together took 2.1 GB at once (each parse holds 375 MiB), beside the forecasts' turns. Now reading
+    one takes a turn; with none free in time, the check is left to the run, which reads it in its own."""
+    import app
+    from core.turns import Turns
+
+    monkeypatch.setattr(app, "_FORECAST_TURNS", Turns(1))
+    monkeypatch.setattr(app, "FORECAST_WAIT_S", 0.05)
+    app._PARSED.clear()
+    held = app._FORECAST_TURNS.turn(wait_s=0)
+    held.__enter__()  # another visitor's forecast or upload is being worked on
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
+    assert not at.exception and not at.error and len(app._PARSED) == 0  # not read meanwhile
+    assert any("all busy now; your upload is read" in m.value for m in at.markdown)  # told it waits
+    assert not at.button(key="fc_run").disabled  # the run reads it in its own turn
+    held.__exit__(None, None, None)
+    at.run()
+    assert "18 images in 3 classes" in at.caption[0].value and len(app._PARSED) == 1
+
+
+def test_an_upload_whose_check_found_no_turn_waits_only_in_the_runs_own_turn(fixture_store, monkeypatch):
+    """A check that found no turn was not kept, so every later rerun waited FORECAST_WAIT_S again, the press of
+    "Run forecast" included: the check waited its 120 s, then the run its own, 240 s before "the server is
+    busy" (the README says 120). Once given up, a check takes a turn only when one is free at once."""
+    import app
+    from core.turns import Turns
+
+    monkeypatch.setattr(app, "_FORECAST_TURNS", Turns(1))
+    monkeypatch.setattr(app, "FORECAST_WAIT_S", 0.05)
+    app._PARSED.clear()
+    held = app._FORECAST_TURNS.turn(wait_s=0)
+    held.__enter__()  # another visitor's forecast is running
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
+    assert any("your upload is read" in m.value for m in at.markdown)  # the check waited once
+    at.button(key="fc_run").click().run()
+    assert not at.exception and "server is busy" in at.error[0].value
+    assert not any("your upload is read" in m.value for m in at.markdown)  # only the run waited
+    held.__exit__(None, None, None)
+    at.run()  # a turn is free now: the check reads it
+    assert "18 images in 3 classes" in at.caption[0].value and len(app._PARSED) == 1
+
+
+def test_a_forecast_whose_upload_was_dropped_has_one_time_budget(fixture_store, monkeypatch):
+    """A run whose parsed upload had left the shared pool parsed it again under a budget of its own, then
+    embedded under another: up to twice the 300 s the README promises. Now both share the forecast's one."""
+    import app
+    import core.upload
+
+    made = []
+
+    class CountedDeadline(core.upload.Deadline):
+        def __init__(self, seconds):
+            super().__init__(seconds)
+            made.append(self)
+
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
+    app._PARSED.clear()  # dropped for other sessions' uploads
+    monkeypatch.setattr(core.upload, "Deadline", CountedDeadline)
+    at.button(key="fc_run").click().run()
+    assert not at.exception and not at.error and at.session_state["fc_result"][1].n_images > 0
+    assert len(made) == 1
+
+
+def test_forecast_page_without_out_of_domain_references_explains_the_missing_chart(tmp_path, monkeypatch):
+    """Reference runs without an out-of-domain panel: no method is forecast on both axes, so the trade-off
+    chart has nothing to draw; the page says so (it raised ValueError, a traceback on the page)."""
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "results"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    monkeypatch.setenv("IIMM_FORECAST_MODEL", "worldclip-tiny-random")
+    for record in make_fixture_records(n_datasets=8, pretrained="random", noise=0.5):
+        store.write_record(dict(record, ood_change=None, ood_sets=[], ood_before={}, ood_after={}), tmp_path / "results")
+    at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))
+    assert not at.exception
+    assert any("No trade-off chart" in i.value for i in at.info)
+    assert at.dataframe[0].value["id_gain"].notna().all()  # the gain forecasts are still shown
+
+
+def test_a_forecast_fitted_on_random_weight_runs_is_labelled(tmp_path, monkeypatch):
+    """A trained model's tag whose stored runs record random weights (the ranking labels them): the forecast
+    fitted on them is labelled too; it read as a toy model's forecast only."""
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "results"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    monkeypatch.setenv("IIMM_FORECAST_MODEL", "worldclip-tiny")  # world-v1: trained weights
+    for record in make_fixture_records(n_datasets=8, pretrained="world-v1", noise=0.5):
+        store.write_record(dict(record, random_weights=True), tmp_path / "results")
+    at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))
+    assert not at.exception and at.session_state["fc_result"][1].enough_runs
+    assert any("RANDOM WEIGHTS" in w.value for w in at.warning)
+    assert any("reference runs of worldclip\\-tiny \\(world\\-v1\\) record RANDOM WEIGHTS" in c.value for c in at.caption)
+
+
+def test_forecast_page_shows_model_errors_and_missing_runs(fixture_store, monkeypatch):
+    def offline(key, **kw):
+        raise models.ModelUnavailableError(f"Could not obtain the pretrained weights of {key}: offline.")
+
+    monkeypatch.setattr(models, "load_model", offline)
+    at = page("forecast").run()
+    at.selectbox(key="fc_model").select("CLIP").run()
+    run_upload(at, "sample.zip", sample_zip())
+    assert not at.exception and "Could not obtain the pretrained weights of CLIP" in at.error[0].value
+    assert at.status[0].label == "Forecast failed" and at.status[0].state == "error"  # never stuck "Forecasting…"
+    assert "not available offline" in at.selectbox(key="fc_model").format_func("CLIP")
+    monkeypatch.undo()
+    monkeypatch.setenv(store.ENV_VAR, str(fixture_store.parent / "empty"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", fixture_store.parent / "none")
+    at = page("forecast").run()
+    at.selectbox(key="fc_model").select("worldclip-tiny-random").run()
+    run_upload(at, "sample.zip", sample_zip())
+    assert not at.exception and not at.error
+    assert "No reference runs" in at.warning[0].value
+    assert "python -m jobs.grid" in at.code[0].value
+
+
+def test_forecast_selection_reads_every_shipped_table_and_keeps_the_rule(fixture_store):
+    import app  # the page helpers, for their cached table reader
+    app.forecast_selection.clear()
+    assert app.forecast_selection().empty  # nothing shipped
+    runs = store.records_to_frame(make_fixture_records(n_datasets=7, methods=("full",), noise=0.5))
+    table = forecast_select.selection_table(runs, outcomes=("id_gain",))
+    table.to_csv(store.SHIPPED_DIR / "forecast-selection.csv", index=False)
+    (store.SHIPPED_DIR / "world-x" / "tables").mkdir(parents=True)
+    other = table.assign(pretrained="world-x", coverage=0.5)
+    pd.concat([other, other.assign(rule="one-se")]).to_csv(
+        store.SHIPPED_DIR / "world-x" / "forecast-selection.csv", index=False)
+    other.assign(coverage=0.75).to_csv(store.SHIPPED_DIR / "world-x" / "tables" / "forecast-selection.csv", index=False)
+    app.forecast_selection.clear()
+    got = app.forecast_selection()
+    default = forecast_select.DEFAULT_RULE
+    assert sorted(zip(got["pretrained"], got["rule"])) == sorted(
+        [(table["pretrained"].iloc[0], default), ("world-x", default), ("world-x", "one-se")])
+    # the same (model, method, outcome, rule) in two files: the later path wins
+    assert got.loc[(got["pretrained"] == "world-x") & (got["rule"] == default), "coverage"].tolist() == [0.75]
+    app.forecast_selection.clear()

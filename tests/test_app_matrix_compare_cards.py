@@ -1,0 +1,235 @@
+"""The app's matrix, compare, cards and about pages through AppTest, on a fixture store in a temp folder
+(never the real store)."""
+import json
+
+import numpy as np
+import pytest
+import streamlit as st
+
+from core import forecast_select, predictor_eval, store
+from tests.app_helpers import app_test, page
+from tests.fixtures import make_fixture_records, write_fixture_store
+
+
+# ------------------------------------------------------------------------------ matrix, compare, cards, about
+def test_matrix_marks_the_best_method_per_dataset(fixture_store):
+    at = page("matrix").run()
+    assert not at.exception and len(at.get("vega_lite_chart")) == 1
+    assert at.markdown[-1].value.startswith("Datasets won") and "Full 6" in at.markdown[-1].value
+    at.selectbox(key="outcome").select("ood_change").run()
+    assert "BitFit 6" in at.markdown[-1].value  # least forgetting on every dataset
+    styles = at.dataframe[0].proto.arrow_data.SerializeToString()  # the table's Styler CSS travels with it
+    assert b"d4f0d4" in styles and b"font-weight: bold" in styles  # the best cell is bold, not marked by colour alone
+
+
+def test_a_new_run_reaches_every_page_with_the_next_read_of_the_store(fixture_store):
+    import app
+
+    pages = {"runs": page("runs").run(), "matrix": page("matrix").run(), "ranking": app_test().run()}
+    assert "18 runs in the store" in pages["runs"].caption[0].value
+    (new,) = [r for r in make_fixture_records(n_datasets=7, methods=("full",), pretrained="random")
+              if r["dataset"] == "fx-set-6"]
+    store.write_record(new, fixture_store)
+    app._store_runs.clear()  # the store's read expires (30 s); caches derived from it must follow at once
+    for at in pages.values():
+        at.run()
+        assert not at.exception
+    assert "19 runs in the store" in pages["runs"].caption[0].value
+    assert "**19** of 19 runs match" in pages["runs"].markdown[0].value  # the cached query too (was: 18)
+    assert "Full 7" in pages["matrix"].markdown[-1].value  # datasets won (was: 6 for another 30 s)
+    ranked = pages["ranking"].dataframe[0].value.set_index("method")
+    assert ranked.loc["full", "n_datasets"] == 7 and ranked.loc["bitfit", "n_datasets"] == 6
+
+
+def test_matrix_of_a_model_whose_runs_all_failed_says_so(fixture_store):
+    for r in make_fixture_records(n_datasets=2, pretrained="other", n_failed=6):  # all six failed
+        store.write_record(r, fixture_store)
+    at = page("matrix")
+    at.query_params["model"] = "worldclip-tiny · other"
+    at.run()
+    assert not at.exception
+    assert any("No successful runs" in i.value for i in at.info)
+
+
+def test_a_model_whose_names_hold_an_at_sign_is_the_model_its_pages_show(fixture_store):
+    """The picker's key was 'model@tag', split at its last '@': a tag such as 'laion@2b' (the schema allows
+    it) was read as model 'worldclip-tiny@laion', tag '2b', and every page said it had no runs."""
+    for r in make_fixture_records(n_datasets=2, pretrained="laion@2b"):
+        store.write_record(r, fixture_store)
+    at = page("matrix")
+    at.query_params["model"] = "worldclip-tiny · laion@2b"  # was labelled 'worldclip-tiny · laion · 2b'
+    at.run()
+    assert not at.exception and not at.info, [i.value for i in at.info]  # was: "No successful runs ..."
+    assert list(at.dataframe[0].value.columns) == ["fx-set-0", "fx-set-1"]  # its 2 datasets, not the other's 6
+    import app
+
+    pairs = [("a@b", "c"), ("a", "b@c"), ("50%", "%40"), ("m", "t")]
+    keys = [app.model_key(m, p) for m, p in pairs]
+    assert len(set(keys)) == 4 and [app.model_pair(k) for k in keys] == pairs and keys[-1] == "m@t"
+
+
+def test_pages_show_undefined_values_as_a_dash_never_nan(fixture_store):
+    # LoRA's last two runs failed: the per-dataset table has empty cells
+    at = page("matrix").run()
+    assert not at.exception
+    shown = at.dataframe[0].proto.SerializeToString()  # carries the Styler's display text
+    assert "—".encode() in shown and b"nan" not in shown
+    one = app_test()
+    one.query_params["dataset"] = "fx-set-0"  # one dataset: no interval over datasets
+    one.run()
+    table = one.dataframe[0].value
+    assert not one.exception and set(table["gain_ci"]) == {"—"} and set(table["ood_ci"]) == {"—"}
+    links = [link.proto.label for link in one.get("page_link")]
+    assert "All 3 runs of this model on these datasets" in links  # what the link opens (was: all 18)
+    for path in fixture_store.rglob("*.json"):  # records without their optional created_at
+        record = json.loads(path.read_text())
+        record.pop("created_at", None)
+        path.write_text(json.dumps(record))
+    st.cache_resource.clear()  # the app holds the store's frame for 30 s
+    about = page("about").run()
+    assert not about.exception and "nan" not in about.info[0].value and "recorded" not in about.info[0].value
+
+
+def test_compare_renders_panels_and_fit_table(fixture_store):
+    write_fixture_store(fixture_store, pretrained="random", methods=("zero_shot",))  # outcomes 0: not offered
+    at = page("compare").run()
+    assert at.multiselect(key="method").options == ["BitFit", "Full", "LoRA"]  # no zero-shot (nothing to draw)
+    assert not at.exception
+    assert len(at.get("vega_lite_chart")) == 2  # IIMM vs gain, IIMM vs OOD change (one panel per method each)
+    fits = at.dataframe[0].value
+    assert set(fits["method"]) == {"BitFit", "Full", "LoRA"}
+    assert np.allclose(fits["r2"], 1.0) and np.allclose(fits["kendall_tau"].abs(), 1.0)
+    at.multiselect(key="method").select("full").run()
+    assert set(at.dataframe[0].value["method"]) == {"Full"}
+
+
+def test_compare_says_why_a_fit_has_no_statistics(tmp_path, monkeypatch):
+    """Blank statistics come with their reason (too few datasets, or IIMM the same on every one), and a model
+    with only zero-shot runs says there is nothing to fit rather than showing an empty table."""
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "results"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    records = make_fixture_records(n_datasets=2, methods=("full",))  # two datasets: no fit
+    records += [dict(r, iimm=0.3) for r in make_fixture_records(n_datasets=4, methods=("lora",))]  # IIMM constant
+    records += make_fixture_records(n_datasets=3, methods=("bitfit",))  # fitted
+    records += make_fixture_records(n_datasets=3, methods=("zero_shot",), pretrained="baseline-only")
+    for record in records:
+        store.write_record(record, tmp_path / "results")
+    at = page("compare").run()
+    assert not at.exception
+    notes = at.dataframe[0].value.set_index(["method", "outcome"])["note"]
+    assert notes["Full", "in-domain gain"] == "no fit: 2 dataset(s) with this outcome, a fit needs 3"
+    assert notes["LoRA", "in-domain gain"] == "no fit: the predictor is the same on every dataset"
+    assert notes["BitFit", "in-domain gain"] == "" and notes["BitFit", "out-of-domain change"] == ""
+    at = page("compare")
+    at.query_params["model"] = "worldclip-tiny · baseline-only"
+    at.run()
+    assert not at.exception and not at.dataframe
+    assert any("No fine-tuning runs of this model to fit" in i.value for i in at.info)
+
+
+def test_compare_condenses_the_predictor_csv(fixture_store):
+    (store.SHIPPED_DIR / "predictors.csv").write_text(
+        "method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
+        "a,iimm,zero-shot,id_gain,ok,0.8,1\nb,iimm,zero-shot,id_gain,ok,-0.4,3\n")
+    at = page("compare").run()
+    assert not at.exception
+    table = at.dataframe[-1].value
+    assert table["mean_abs_tau"].tolist() == pytest.approx([0.6]) and table["predictor"].tolist() == ["IIMM"]
+    assert "IIMM ranks 1 of 1" in at.markdown[-1].value
+
+
+def test_compare_shows_the_forecast_coverage_and_its_rule(fixture_store):
+    runs = store.records_to_frame(make_fixture_records(n_datasets=7, methods=("full",), noise=0.5))
+    forecast_select.selection_table(runs, outcomes=("id_gain",)).to_csv(store.SHIPPED_DIR / "forecast-selection.csv",
+                                                                         index=False)
+    predictor_eval.evaluate_predictors(runs, outcomes=("id_gain",), n_boot=50).to_csv(
+        store.SHIPPED_DIR / "predictors.csv", index=False)
+    at = page("compare").run()
+    assert not at.exception and not any("cannot be read" in w.value for w in at.warning)
+    assert any(f"selection rule {forecast_select.DEFAULT_RULE})" in c.value for c in at.caption)
+    coverage = at.dataframe[-1].value
+    assert coverage["outcome"].tolist()[0] == "in-domain gain (points)"
+    assert coverage["cells (model, method)"].tolist()[0] == 1
+
+
+def test_all_runs_shows_the_outcomes_next_to_the_names_of_the_run(fixture_store):
+    """At 1440 px the table's in-domain gain column (the default sort) began off-screen, after two bar columns."""
+    at = page("runs").run()
+    assert not at.exception
+    assert list(at.dataframe[0].proto.column_order)[:5] == ["model_label", "method_title", "dataset", "id_gain",
+                                                            "ood_change"]
+
+
+def test_all_runs_marks_a_model_whose_random_weights_flag_is_on_a_record_not_shown(fixture_store):
+    """The marks came from the shown rows' own flags: filtered to a method whose records do not carry the flag,
+    a model that other records of the store call untrained was shown unmarked."""
+    for r in make_fixture_records(n_datasets=2, methods=("lora",), pretrained="their-tag"):
+        store.write_record(r, fixture_store)  # these records do not say it
+    for r in make_fixture_records(n_datasets=2, methods=("full",), pretrained="their-tag"):
+        store.write_record({**r, "random_weights": True}, fixture_store)  # these do
+    at = page("runs")
+    at.query_params["method"] = "LoRA"
+    at.run()
+    assert not at.exception and set(at.dataframe[0].value["method"]) == {"lora"}
+    names = set(at.dataframe[0].value["model_label"])
+    assert "worldclip-tiny · their-tag (RANDOM WEIGHTS)" in names and "worldclip-tiny · their-tag" not in names
+
+
+def test_random_weight_numbers_are_labelled_on_all_runs_and_cards(fixture_store):
+    # a trained model beside the fixture's random one, and an ingested record that says random_weights
+    # under a tag of its own: both untrained models must be marked wherever their numbers appear
+    for r in make_fixture_records(n_datasets=2, methods=("lora",), pretrained="world-v1"):
+        store.write_record(r, fixture_store)
+    for r in make_fixture_records(n_datasets=2, methods=("lora",), pretrained="their-tag"):
+        store.write_record({**r, "random_weights": True}, fixture_store)
+    at = page("runs").run()
+    assert not at.exception
+    names = at.dataframe[0].value.set_index("run_id")["model_label"]
+    marked = {n for n in names if n.endswith("(RANDOM WEIGHTS)")}
+    assert marked == {"worldclip-tiny · random (RANDOM WEIGHTS)", "worldclip-tiny · their-tag (RANDOM WEIGHTS)"}
+    assert "worldclip-tiny · world-v1" in set(names)
+    assert any("RANDOM WEIGHTS" in w.value for w in at.warning)
+    assert any("RANDOM WEIGHTS" in o for o in at.selectbox(key="run").options)
+    cards_page = page("cards")
+    cards_page.query_params["card"] = "LoRA"
+    cards_page.run()
+    measured = set(cards_page.dataframe[1].value["model"])
+    assert measured == {"worldclip-tiny · random (RANDOM WEIGHTS)", "worldclip-tiny · their-tag (RANDOM WEIGHTS)",
+                        "worldclip-tiny · world-v1"}
+    cards_page.selectbox(key="model").set_value("worldclip-tiny@their-tag").run()  # its model card
+    (facts,) = [m.value.replace("\\", "") for m in cards_page.markdown if "**weights:**" in m.value]  # unescaped
+    assert "**weights:** random: its runs' records say they ran untrained" in facts  # not the tag's download
+    assert any("untrained network" in w.value for w in cards_page.warning)
+    cards_page.selectbox(key="model").set_value("worldclip-tiny@world-v1").run()  # a trained one: its source
+    assert not any("**weights:** random" in m.value for m in cards_page.markdown)
+    ranking_page = app_test()
+    ranking_page.query_params["model"] = "worldclip-tiny · their-tag"
+    ranking_page.run()
+    assert not ranking_page.exception and ranking_page.selectbox(key="model").value == "worldclip-tiny@their-tag"
+    assert any("untrained network" in w.value for w in ranking_page.warning)
+
+
+def test_cards_for_known_and_unknown_methods(fixture_store):
+    write_fixture_store(fixture_store, pretrained="random", methods=("peft_dora",), n_datasets=2)  # a new method
+    at = page("cards")
+    at.query_params["card"] = "LoRA"
+    at.run()
+    assert not at.exception and at.subheader[0].value == "LoRA"
+    assert any("@inproceedings{hu2022lora" in c.value for c in at.code)
+    assert at.dataframe[1].value["trainable_params"].tolist() == [1000]  # measured, from provenance
+    at.selectbox(key="card").set_value("peft_dora").run()  # a peft method: its facts come from core.method_info
+    assert not at.exception and at.subheader[0].value == "DoRA \\(peft\\)"
+    shown = " ".join(m.value for m in at.markdown)
+    assert "reparameterised" in shown and "https://arxiv.org/abs/2402.09353" in shown and not at.info
+
+
+def test_about_states_the_data_and_the_commands(fixture_store):
+    at = page("about").run()
+    assert not at.exception
+    assert "18 runs (16 successful) of 1 model, 3 methods and 6 datasets" in at.info[0].value
+    write_fixture_store(fixture_store, pretrained="other-tag", n_datasets=2, methods=("full",))
+    st.cache_resource.clear()  # the app holds the store's frame for 30 s
+    at = page("about").run()  # the same model name under another pretrained tag is another model
+    assert "20 runs (18 successful) of 2 models, 3 methods and 6 datasets" in at.info[0].value
+    assert any("python -m jobs.ingest" in c.value for c in at.code)
+    assert any("@inproceedings{niss2025iimm" in c.value for c in at.code)
