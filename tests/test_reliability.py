@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from jobs.fault_injection import audit, compare
-from tests.test_grid import REPO, runner_command, write_grid
+from tests.grid_helpers import REPO, runner_command, write_grid
 
 
 def _record(run_id: str, **fields) -> dict:
