@@ -26,6 +26,9 @@ leave-one-out, and the LODO error of every set comes from one fit (e_i / (1 - h_
 * **Coverage** (:func:`lodo_coverage`): each dataset in turn is held out, the interval is built
   from the others alone (selection and residual scale included) and we count how often it holds
   the held-out outcome. The same is measured for the IIMM-only line's OLS prediction interval.
+* **Gain over IIMM alone** (:func:`paired_gain_interval`): IIMM-only LODO MAE minus the procedure's
+  nested LODO MAE, with a paired t interval over the datasets of the per-dataset difference in
+  absolute error (descriptive: it says whether a difference is larger than the datasets' spread).
 
 Pure numpy/pandas: :mod:`.procedure` works on arrays (and checks them), :mod:`.tables` returns
 DataFrames for the job and the pages.
@@ -34,12 +37,12 @@ from __future__ import annotations
 
 from core.forecast_select.procedure import (DEFAULT_RULE, HEADLINE, MEAN_ONLY, SELECTION_RULES, _loo_abs_errors,
                                             candidate_sets, check_arrays, check_rule, lodo_coverage, nested_lodo,
-                                            select_set, set_label)
+                                            paired_gain_interval, select_set, set_label)
 from core.forecast_select.tables import (FORECAST_COLUMNS, NO_WORSE_TOLERANCE, SELECTION_COLUMNS, coverage_summary,
                                          forecast_new, no_worse_than_iimm, read_selections, reference_points,
                                          selection_shown, selection_table, with_measured_coverage)
 
 __all__ = ["DEFAULT_RULE", "FORECAST_COLUMNS", "HEADLINE", "MEAN_ONLY", "NO_WORSE_TOLERANCE", "SELECTION_COLUMNS",
            "SELECTION_RULES", "_loo_abs_errors", "candidate_sets", "check_arrays", "check_rule", "coverage_summary",
-           "forecast_new", "lodo_coverage", "nested_lodo", "no_worse_than_iimm", "read_selections", "reference_points",
-           "select_set", "selection_shown", "selection_table", "set_label", "with_measured_coverage"]
+           "forecast_new", "lodo_coverage", "nested_lodo", "no_worse_than_iimm", "paired_gain_interval", "read_selections",
+           "reference_points", "select_set", "selection_shown", "selection_table", "set_label", "with_measured_coverage"]

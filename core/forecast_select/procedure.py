@@ -186,6 +186,27 @@ def _half_width(resid: np.ndarray, level: float) -> float:
     return float(stats.t.ppf(0.5 + level / 2, n - 1) * math.sqrt(np.mean(resid ** 2)) * math.sqrt(1 + 1 / n))
 
 
+def paired_gain_interval(iimm_abs_errors: np.ndarray, procedure_abs_errors: np.ndarray, *,
+                         level: float = 0.95) -> tuple[float, float]:
+    """Two-sided ``level`` paired t interval for the mean over datasets of ``iimm_abs_errors -
+    procedure_abs_errors`` (both (n,), held-out absolute errors on the same n datasets): the procedure's
+    gain over the IIMM-only line, with its uncertainty. Descriptive: the folds share training datasets, so
+    the errors are not independent and the interval is approximate. (nan, nan) when an error is not
+    finite; n >= 2."""
+    level = forecast.check_level(level)
+    a = np.asarray(iimm_abs_errors, dtype=float)
+    b = np.asarray(procedure_abs_errors, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"need two error arrays of the same shape (n,), got {a.shape} and {b.shape}")
+    if len(a) < 2:
+        raise ValueError(f"need errors on at least 2 datasets, got {len(a)}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return float("nan"), float("nan")
+    diff = a - b
+    half = float(stats.t.ppf(0.5 + level / 2, len(diff) - 1)) * float(diff.std(ddof=1)) / math.sqrt(len(diff))
+    return float(diff.mean() - half), float(diff.mean() + half)
+
+
 def lodo_coverage(x: np.ndarray, y: np.ndarray, sets: list[tuple[int, ...]], headline: int | None,
                   level: float = 0.95, *, rule: str = DEFAULT_RULE) -> dict[str, float]:
     """Held-out coverage of the procedure's interval and of the headline predictor's OLS prediction

@@ -12,8 +12,9 @@ import pandas as pd
 
 from core import forecast
 from core.forecast import is_finite_number
-from core.forecast_select.procedure import (DEFAULT_RULE, HEADLINE, _fit_predict, _half_width, _nested, _select,
-                                            candidate_sets, check_rule, lodo_coverage, set_label)
+from core.forecast_select.procedure import (DEFAULT_RULE, HEADLINE, _fit_predict, _half_width, _loo_abs_errors,
+                                            _nested, _select, _standardise, candidate_sets, check_rule, lodo_coverage,
+                                            paired_gain_interval, set_label)
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def _cell_arrays(cell: pd.DataFrame, outcome: str, names: list[str]) -> tuple[np
 
 SELECTION_COLUMNS = ["model", "pretrained", "method", "outcome", "status", "n_datasets", "n_predictors",
                      "n_sets", "chosen", "fold_agreement", "nested_lodo_mae", "iimm_lodo_mae",
-                     "gain_vs_iimm", "mean_only_lodo_mae", "best_single", "best_single_lodo_mae",
+                     "gain_vs_iimm", "gain_vs_iimm_lo", "gain_vs_iimm_hi", "mean_only_lodo_mae", "best_single", "best_single_lodo_mae",
                      "interval_half_width", "coverage", "mean_width", "iimm_coverage", "iimm_mean_width",
                      "level", "rule"]
 
@@ -63,7 +64,8 @@ def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain",
                     coverage: bool = True, rule: str = DEFAULT_RULE) -> pd.DataFrame:
     """Per (model, pretrained, method, outcome): which predictor set the procedure chooses on all
     reference datasets, how well the procedure predicts held-out datasets (nested LODO MAE) against
-    the IIMM-only line's LODO MAE (``gain_vs_iimm`` > 0: the procedure is better by that much),
+    the IIMM-only line's LODO MAE (``gain_vs_iimm`` > 0: the procedure is better by that much;
+    ``gain_vs_iimm_lo``/``_hi``: its ``level`` paired t interval over the datasets, :func:`paired_gain_interval`),
     the interval's half-width for a new dataset and the measured LODO coverage of both intervals.
 
     ``fold_agreement``: share of the nested folds that chose the same set as the full data (how
@@ -108,6 +110,7 @@ class _Procedure:
     errors: np.ndarray
     resid: np.ndarray
     chosen: list[int]
+    iimm_abs: np.ndarray | None
 
 
 def _run_procedure(x: np.ndarray, y: np.ndarray, usable: list[str], rule: str, *, pairs: bool = True) -> _Procedure:
@@ -118,7 +121,8 @@ def _run_procedure(x: np.ndarray, y: np.ndarray, usable: list[str], rule: str, *
     default = sets.index((head,)) if head is not None else None
     best, errors = _select(x, y, rows, sets, default, rule)
     resid, chosen = _nested(x, y, rows, sets, default, rule)
-    return _Procedure(sets_named, sets, head, default, best, errors, resid, chosen)
+    iimm_abs = _loo_abs_errors(_standardise(x, rows), y, [sets[default]])[0] if default is not None else None
+    return _Procedure(sets_named, sets, head, default, best, errors, resid, chosen, iimm_abs)
 
 
 def _score_cell(x: np.ndarray, y: np.ndarray, usable: list[str], level: float, *, pairs: bool,
@@ -137,6 +141,9 @@ def _score_cell(x: np.ndarray, y: np.ndarray, usable: list[str], level: float, *
            "best_single_lodo_mae": float(errors[best_single]) if best_single is not None else float("nan"),
            "interval_half_width": _half_width(resid, level)}
     out["gain_vs_iimm"] = out["iimm_lodo_mae"] - out["nested_lodo_mae"]
+    out["gain_vs_iimm_lo"], out["gain_vs_iimm_hi"] = (
+        paired_gain_interval(proc.iimm_abs, np.abs(resid), level=level) if proc.iimm_abs is not None
+        else (float("nan"), float("nan")))
     if coverage:
         out.update(lodo_coverage(x, y, sets, head, level, rule=rule))
     return out

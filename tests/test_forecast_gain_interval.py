@@ -1,0 +1,77 @@
+"""core.forecast_select's gain over the IIMM-only line and its paired interval: hand-checked, against a naive
+re-derivation from refits, and bad inputs."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from core import forecast_select as fs
+from core import store
+from tests.fixtures import make_fixture_records
+
+
+def test_paired_gain_interval_hand_checked():
+    # differences 0, 1, 2: mean 1, sd 1, t(0.975, 2) = 4.302652729749464
+    lo, hi = fs.paired_gain_interval(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 1.0]))
+    assert (lo, hi) == pytest.approx((1 - 4.302652729749464 / np.sqrt(3), 1 + 4.302652729749464 / np.sqrt(3)))
+    # a procedure that ties IIMM on every dataset: a zero-width interval at 0; inputs left as they were
+    a = np.array([0.5, 1.5, 2.5, 0.25])
+    kept = a.copy()
+    assert fs.paired_gain_interval(a, a, level=0.9) == (0.0, 0.0) and np.array_equal(a, kept)
+
+
+def test_paired_gain_interval_is_nan_on_a_non_finite_error():
+    assert np.isnan(fs.paired_gain_interval(np.array([1.0, np.inf, 2.0]), np.ones(3))).all()
+    assert np.isnan(fs.paired_gain_interval(np.ones(3), np.array([1.0, np.nan, 2.0]))).all()
+
+
+@pytest.mark.parametrize("a, b, level, match", [
+    (np.ones(3), np.ones(4), 0.95, r"same shape \(n,\), got \(3,\) and \(4,\)"),
+    (np.ones((2, 2)), np.ones((2, 2)), 0.95, "same shape"),
+    (np.ones(1), np.ones(1), 0.95, "at least 2 datasets, got 1"),
+    (np.ones(3), np.ones(3), 1.5, "level"),
+])
+def test_paired_gain_interval_names_bad_inputs(a, b, level, match):
+    with pytest.raises(ValueError, match=match):
+        fs.paired_gain_interval(a, b, level=level)
+
+
+def test_the_selection_tables_gain_interval_matches_refits_and_nested_residuals():
+    records = make_fixture_records(n_datasets=11, methods=("full",), noise=5.0, seeds=(0, 1))
+    frame = store.records_to_frame(records)
+    gain = frame.groupby("dataset")["id_gain"].mean()
+    noise = np.random.default_rng(4).standard_normal(len(gain)) * 0.3  # gbc wins in some folds, not all
+    frame["transferability"] = [json.dumps({"gbc": float(gain[d] + noise[gain.index.get_loc(d)])})
+                                for d in frame["dataset"]]
+    row = fs.selection_table(frame, outcomes=("id_gain",), coverage=False, level=0.9).set_index("method").loc["full"]
+    assert 0 < row["fold_agreement"] < 1 and row["gain_vs_iimm"] > 0.5
+    # naive: IIMM-only refits without each dataset, and the procedure's nested residuals
+    points, names = fs.reference_points(frame)
+    usable = [p for p in names if np.ptp(points[p].to_numpy(float)) > 0]
+    x, y = points[usable].to_numpy(float), points["id_gain"].to_numpy(float)
+    iimm_abs = []
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        slope, intercept = np.polyfit(x[keep, usable.index("iimm")], y[keep], 1)
+        iimm_abs.append(abs(y[i] - (intercept + slope * x[i, usable.index("iimm")])))
+    sets = [tuple(usable.index(p) for p in s) for s in fs.candidate_sets(usable)]
+    resid, _ = fs.nested_lodo(x, y, np.arange(len(y)), sets, default=sets.index((usable.index("iimm"),)))
+    diff = np.array(iimm_abs) - np.abs(resid)
+    assert row["gain_vs_iimm"] == pytest.approx(diff.mean(), abs=1e-9)
+    expected = stats.t.interval(0.9, len(diff) - 1, loc=diff.mean(), scale=stats.sem(diff))
+    assert (row["gain_vs_iimm_lo"], row["gain_vs_iimm_hi"]) == pytest.approx(expected, abs=1e-9)
+    assert row["gain_vs_iimm_lo"] < row["gain_vs_iimm_hi"]
+
+
+def test_a_cell_without_an_iimm_line_has_no_gain_interval():
+    records = make_fixture_records(n_datasets=8, methods=("full",), noise=5.0, seeds=(0,))
+    frame = store.records_to_frame(records)
+    # IIMM constant: it cannot be fitted, so there is no IIMM-only line
+    frame["zero_shot"] = [json.dumps({**json.loads(z), "iimm": 0.5}) for z in frame["zero_shot"]]
+    frame["iimm"] = 0.5
+    row = fs.selection_table(frame, outcomes=("id_gain",), coverage=False).iloc[0]
+    assert row["status"] == "ok" and np.isnan(row["iimm_lodo_mae"])
+    assert np.isnan(row["gain_vs_iimm_lo"]) and np.isnan(row["gain_vs_iimm_hi"])
