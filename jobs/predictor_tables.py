@@ -3,7 +3,9 @@ procedure's selection and the selection rules compared (a library module of that
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from core import cards
@@ -136,6 +138,37 @@ def _summary_rows(selection: pd.DataFrame) -> list[str]:
                   "pools coverage and counts only (its outcomes' errors are in different units)."]
 
 
+def _gain(r: Any) -> str:
+    """``+0.12 [-0.30, +0.54]``: the procedure's gain over IIMM-only with its paired interval (tables written
+    before the interval existed have only the gain)."""
+    lo, hi = (_tie(getattr(r, c, math.nan)) for c in ("gain_vs_iimm_lo", "gain_vs_iimm_hi"))
+    gain = _num(_tie(r.gain_vs_iimm), "+.3g")
+    return gain if not (math.isfinite(lo) and math.isfinite(hi)) else f"{gain} [{lo:+.3g}, {hi:+.3g}]"
+
+
+def _tie(value: float) -> float:
+    """0 for a rounding-level difference (:data:`core.forecast_select.NO_WORSE_TOLERANCE`): a procedure that
+    chose IIMM in every fold differs from the IIMM-only line only in the last digits (-4e-15 read as a loss)."""
+    return 0.0 if abs(value) < fsel.NO_WORSE_TOLERANCE else value
+
+
+def _gain_lines(ok: pd.DataFrame) -> list[str]:
+    """Per outcome, in how many cells the gain's interval lies wholly above 0 (the procedure better than the
+    datasets' spread), wholly below (worse), or holds 0."""
+    if not {"gain_vs_iimm_lo", "gain_vs_iimm_hi"}.issubset(ok.columns):
+        return []
+    out = ["", "Gain over IIMM-only (its LODO MAE minus the procedure's nested LODO MAE; > 0: the procedure is "
+           "better), with a paired t interval over the datasets of the per-dataset difference in absolute error "
+           "(descriptive; the folds share datasets):", ""]
+    for outcome, g in ok.groupby("outcome", sort=False):
+        lo, hi = g["gain_vs_iimm_lo"].to_numpy(float), g["gain_vs_iimm_hi"].to_numpy(float)
+        known = np.isfinite(lo) & np.isfinite(hi)
+        above, below = lo[known] > fsel.NO_WORSE_TOLERANCE, hi[known] < -fsel.NO_WORSE_TOLERANCE
+        out.append(f"- {outcome}: of {int(known.sum())} cells with an IIMM-only line, the interval lies above 0 in "
+                   f"{int(above.sum())}, below 0 in {int(below.sum())}, and holds 0 in {int((~above & ~below).sum())}")
+    return out
+
+
 def _num(value: float, spec: str) -> str:
     return "—" if not math.isfinite(value) else format(value, spec)
 
@@ -152,7 +185,8 @@ def rules_markdown(selections: dict[str, pd.DataFrame], untrained: set[tuple[str
            f"(the rule is redone without each held-out dataset). Model(s): {names}."]
     out += [line for note in cards.model_notes(scored, untrained) for line in ("", note)]
     for rule, selection in selections.items():
-        out += ["", f"## {rule}", "", f"{RULE_TEXT[rule]}.", ""] + _summary_rows(selection)
+        out += (["", f"## {rule}", "", f"{RULE_TEXT[rule]}.", ""] + _summary_rows(selection)
+                + _gain_lines(selection[selection["status"] == "ok"]))
     return "\n".join(out) + "\n"
 
 
@@ -168,11 +202,13 @@ def selection_markdown(selection: pd.DataFrame) -> str:
            f"every pair); {RULE_TEXT[rule]}. {level} % intervals from the "
            "procedure's own LODO residuals; coverage measured on held-out datasets.", "",
            "| method | outcome | chosen set (all datasets) | folds agreeing | nested LODO MAE | IIMM-only LODO MAE "
-           f"| {level} % half-width | LODO coverage | IIMM-only coverage |", "|---|---|---|---|---|---|---|---|---|"]
+           f"| gain over IIMM-only [{level} % interval] | {level} % half-width | LODO coverage | IIMM-only coverage |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in ok.sort_values(["outcome", "method"]).itertuples(index=False):
         out.append(f"| {r.method} | {r.outcome} | {r.chosen} | {r.fold_agreement:.0%} | {r.nested_lodo_mae:.3g} | "
-                   f"{r.iimm_lodo_mae:.3g} | {r.interval_half_width:.3g} | {r.coverage:.0%} | {r.iimm_coverage:.0%} |")
-    out += [""] + _summary_rows(selection)
+                   f"{r.iimm_lodo_mae:.3g} | {_gain(r)} | {r.interval_half_width:.3g} | {r.coverage:.0%} | "
+                   f"{r.iimm_coverage:.0%} |")
+    out += [""] + _summary_rows(selection) + _gain_lines(ok)
     return "\n".join(out) + "\n"
 
 

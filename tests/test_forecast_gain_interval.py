@@ -75,3 +75,31 @@ def test_a_cell_without_an_iimm_line_has_no_gain_interval():
     row = fs.selection_table(frame, outcomes=("id_gain",), coverage=False).iloc[0]
     assert row["status"] == "ok" and np.isnan(row["iimm_lodo_mae"])
     assert np.isnan(row["gain_vs_iimm_lo"]) and np.isnan(row["gain_vs_iimm_hi"])
+
+
+def _cell(outcome, gain, lo, hi, method="lora"):
+    row = dict.fromkeys(fs.SELECTION_COLUMNS, 1.0)
+    row.update(model="m", pretrained="p", method=method, outcome=outcome, status="ok", chosen="iimm", level=0.95,
+               rule="bonferroni", gain_vs_iimm=gain, gain_vs_iimm_lo=lo, gain_vs_iimm_hi=hi, iimm_lodo_mae=2.0,
+               nested_lodo_mae=2.0 - gain)
+    return row
+
+
+def test_the_selection_markdown_shows_each_gain_with_its_interval_and_counts_where_it_lies():
+    import pandas as pd
+
+    from jobs.predictor_tables import selection_markdown
+
+    table = pd.DataFrame([_cell("id_gain", 0.3, 0.1, 0.5, "a"), _cell("id_gain", -0.3, -0.5, -0.1, "b"),
+                          _cell("id_gain", 0.05, -0.2, 0.3, "c"), _cell("id_gain", np.nan, np.nan, np.nan, "d"),
+                          _cell("ood_change", -4e-15, -1.3e-14, -1e-15, "a")], columns=fs.SELECTION_COLUMNS)
+    md = selection_markdown(table)
+    assert "| a | id_gain | iimm | 100% | 1.7 | 2 | +0.3 [+0.1, +0.5] |" in md
+    assert "| b | id_gain | iimm | 100% | 2.3 | 2 | -0.3 [-0.5, -0.1] |" in md
+    assert "| d | id_gain | iimm | 100% | nan | 2 | — |" in md
+    assert "| a | ood_change | iimm | 100% | 2 | 2 | +0 [+0, +0] |" in md  # a tie to rounding is a tie, not a loss
+    assert "- id_gain: of 3 cells with an IIMM-only line, the interval lies above 0 in 1, below 0 in 1, and holds 0 in 1" in md
+    assert "- ood_change: of 1 cells with an IIMM-only line, the interval lies above 0 in 0, below 0 in 0, and holds 0 in 1" in md
+    # a table written before the interval existed: the gain alone, and no counts
+    old = selection_markdown(table.drop(columns=["gain_vs_iimm_lo", "gain_vs_iimm_hi"]))
+    assert "| a | id_gain | iimm | 100% | 1.7 | 2 | +0.3 | 1 |" in old and "interval lies" not in old
