@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -39,13 +40,18 @@ def test_paired_gain_interval_names_bad_inputs(a, b, level, match):
         fs.paired_gain_interval(a, b, level=level)
 
 
-def test_the_selection_tables_gain_interval_matches_refits_and_nested_residuals():
+def _frame_with_a_better_predictor():
     records = make_fixture_records(n_datasets=11, methods=("full",), noise=5.0, seeds=(0, 1))
     frame = store.records_to_frame(records)
     gain = frame.groupby("dataset")["id_gain"].mean()
     noise = np.random.default_rng(4).standard_normal(len(gain)) * 0.3  # gbc wins in some folds, not all
     frame["transferability"] = [json.dumps({"gbc": float(gain[d] + noise[gain.index.get_loc(d)])})
                                 for d in frame["dataset"]]
+    return frame
+
+
+def test_the_selection_tables_gain_interval_matches_refits_and_nested_residuals():
+    frame = _frame_with_a_better_predictor()
     row = fs.selection_table(frame, outcomes=("id_gain",), coverage=False, level=0.9).set_index("method").loc["full"]
     assert 0 < row["fold_agreement"] < 1 and row["gain_vs_iimm"] > 0.5
     # naive: IIMM-only refits without each dataset, and the procedure's nested residuals
@@ -86,8 +92,6 @@ def _cell(outcome, gain, lo, hi, method="lora"):
 
 
 def test_the_selection_markdown_shows_each_gain_with_its_interval_and_counts_where_it_lies():
-    import pandas as pd
-
     from jobs.predictor_tables import selection_markdown
 
     table = pd.DataFrame([_cell("id_gain", 0.3, 0.1, 0.5, "a"), _cell("id_gain", -0.3, -0.5, -0.1, "b"),
@@ -103,3 +107,27 @@ def test_the_selection_markdown_shows_each_gain_with_its_interval_and_counts_whe
     # a table written before the interval existed: the gain alone, and no counts
     old = selection_markdown(table.drop(columns=["gain_vs_iimm_lo", "gain_vs_iimm_hi"]))
     assert "| a | id_gain | iimm | 100% | 1.7 | 2 | +0.3 | 1 |" in old and "interval lies" not in old
+
+
+def test_a_forecast_carries_the_same_gain_and_interval_as_the_selection_table():
+    frame = _frame_with_a_better_predictor()
+    points, names = fs.reference_points(frame)
+    values = {p: float(points[p].mean()) for p in names}  # every predictor known: the same candidate sets
+    out = fs.forecast_new(frame, values, model=frame["model"][0], pretrained=frame["pretrained"][0],
+                          outcomes=("id_gain",), coverage=False).iloc[0]
+    row = fs.selection_table(frame, outcomes=("id_gain",), coverage=False).iloc[0]
+    for column in ("gain_vs_iimm", "gain_vs_iimm_lo", "gain_vs_iimm_hi"):
+        assert out[column] == pytest.approx(row[column], abs=1e-12)
+    assert out["gain_vs_iimm_lo"] < out["gain_vs_iimm"] < out["gain_vs_iimm_hi"]
+    shown = fs.selection_shown(pd.DataFrame([out]))
+    assert shown["gain over IIMM line"].iloc[0] == out["gain_vs_iimm"]
+    assert {"gain: interval low", "gain: interval high"} <= set(shown.columns)
+
+
+def test_the_forecast_page_shows_a_rounding_level_gain_as_a_tie():
+    frame = pd.DataFrame({"method": ["lora", "bitfit"], "gain_vs_iimm": [-4e-15, -0.5],
+                          "gain_vs_iimm_lo": [-1e-14, -1.0], "gain_vs_iimm_hi": [3e-15, np.nan]})
+    shown = fs.selection_shown(frame)
+    assert shown["gain over IIMM line"].tolist() == [0.0, -0.5] and shown["gain: interval low"].tolist() == [0.0, -1.0]
+    assert shown["gain: interval high"].iloc[0] == 0.0 and np.isnan(shown["gain: interval high"].iloc[1])
+    assert frame["gain_vs_iimm"].iloc[0] == -4e-15  # a copy

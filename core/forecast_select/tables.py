@@ -199,7 +199,8 @@ def coverage_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 FORECAST_COLUMNS = ["method", "outcome", "status", "predictors", "prediction", "lo", "hi", "nested_lodo_mae",
                     "coverage", "iimm_prediction", "iimm_lo", "iimm_hi", "iimm_lodo_mae", "iimm_coverage",
-                    "n_datasets", "n_sets", "extrapolation", "level"]
+                    "gain_vs_iimm", "gain_vs_iimm_lo", "gain_vs_iimm_hi", "n_datasets", "n_sets", "extrapolation",
+                    "level"]
 
 
 def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pretrained: str,
@@ -207,7 +208,8 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
                  min_datasets: int = 6, coverage: bool = True, rule: str = DEFAULT_RULE) -> pd.DataFrame:
     """Forecast one new dataset, per (method, outcome) of ``model``/``pretrained``: the chosen
     predictor set's prediction with its LODO-calibrated interval, its nested LODO error and measured
-    coverage, and beside it the IIMM-only line (OLS prediction interval, LODO error, coverage).
+    coverage, and beside it the IIMM-only line (OLS prediction interval, LODO error, coverage) and the
+    procedure's gain over it (``gain_vs_iimm`` with :func:`paired_gain_interval`'s interval).
 
     ``values``: the new dataset's predictor values (name -> float); only predictors with a finite
     value here and in every reference dataset compete. ``extrapolation``: a chosen predictor's new
@@ -250,6 +252,9 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
                 fit = forecast.fit_linear(x[:, head], y)
                 m, lo, hi = fit.predict(float(x0[0, head]), level)
                 row.update(iimm_prediction=m, iimm_lo=lo, iimm_hi=hi, iimm_lodo_mae=float(proc.errors[proc.default]))
+                row["gain_vs_iimm"] = row["iimm_lodo_mae"] - row["nested_lodo_mae"]
+                row["gain_vs_iimm_lo"], row["gain_vs_iimm_hi"] = paired_gain_interval(
+                    proc.iimm_abs, np.abs(proc.resid), level=level)
             if coverage:
                 cov = lodo_coverage(x, y, sets, head, level, rule=rule)
                 row.update(coverage=cov["coverage"], iimm_coverage=cov["iimm_coverage"])
@@ -328,13 +333,16 @@ SELECTION_SHOWN = {"method": "method", "outcome": "outcome", "status": "status",
                    "prediction": "prediction", "lo": "interval low", "hi": "interval high",
                    "nested_lodo_mae": "nested LODO error", "coverage": "measured coverage",
                    "iimm_prediction": "IIMM line", "iimm_lodo_mae": "IIMM line's LODO error",
-                   "iimm_coverage": "IIMM line's coverage", "n_datasets": "reference datasets",
+                   "iimm_coverage": "IIMM line's coverage", "gain_vs_iimm": "gain over IIMM line",
+                   "gain_vs_iimm_lo": "gain: interval low", "gain_vs_iimm_hi": "gain: interval high",
+                   "n_datasets": "reference datasets",
                    "n_sets": "candidate sets", "extrapolation": "extrapolates"}
 
 
 def selection_shown(frame: pd.DataFrame) -> pd.DataFrame:
     """A forecast's selection rows (:func:`forecast_new`, :func:`with_measured_coverage`) for reading: methods,
-    outcomes and predictors by name, the columns of :data:`SELECTION_SHOWN` renamed by it; numbers kept."""
+    outcomes and predictors by name, the columns of :data:`SELECTION_SHOWN` renamed by it; numbers kept, but a
+    gain over the IIMM line within :data:`NO_WORSE_TOLERANCE` of 0 is shown as 0 (a rounding-level tie)."""
     from core import cards
     from core.ranking import OUTCOME_TITLES
 
@@ -346,4 +354,8 @@ def selection_shown(frame: pd.DataFrame) -> pd.DataFrame:
     if "predictors" in out:
         out["predictors"] = out["predictors"].map(lambda text: cards.predictor_set_title(text)
                                                   if isinstance(text, str) else text)
+    for column in ("gain_vs_iimm", "gain_vs_iimm_lo", "gain_vs_iimm_hi"):
+        if column in out:
+            values = pd.to_numeric(out[column], errors="coerce")
+            out[column] = values.mask(values.abs() < NO_WORSE_TOLERANCE, 0.0)
     return out[[c for c in SELECTION_SHOWN if c in out.columns]].rename(columns=SELECTION_SHOWN)
