@@ -139,7 +139,7 @@ def _summary_rows(selection: pd.DataFrame) -> list[str]:
 
 
 def _gain(r: Any) -> str:
-    """``+0.12 [-0.30, +0.54]``: the procedure's gain over IIMM-only with its paired interval (tables written
+    """``+0.12 [-0.3, +0.54]``: the procedure's gain over IIMM-only with its paired interval (tables written
     before the interval existed have only the gain)."""
     lo, hi = (_tie(getattr(r, c, math.nan)) for c in ("gain_vs_iimm_lo", "gain_vs_iimm_hi"))
     gain = _num(_tie(r.gain_vs_iimm), "+.3g")
@@ -154,17 +154,18 @@ def _tie(value: float) -> float:
 
 def _gain_lines(ok: pd.DataFrame) -> list[str]:
     """Per outcome, in how many cells the gain's interval lies wholly above 0 (the procedure better than the
-    datasets' spread), wholly below (worse), or holds 0."""
+    datasets' spread), wholly below (worse), or holds 0; an end within the rounding tolerance
+    (:data:`core.forecast_select.NO_WORSE_TOLERANCE`) of 0 counts as 0."""
     if not {"gain_vs_iimm_lo", "gain_vs_iimm_hi"}.issubset(ok.columns):
         return []
     out = ["", "Gain over IIMM-only (its LODO MAE minus the procedure's nested LODO MAE; > 0: the procedure is "
            "better), with a paired t interval over the datasets of the per-dataset difference in absolute error "
-           "(descriptive; the folds share datasets):", ""]
+           f"(descriptive; the folds share datasets; an end within {fsel.NO_WORSE_TOLERANCE:g} of 0 counts as 0):", ""]
     for outcome, g in ok.groupby("outcome", sort=False):
         lo, hi = g["gain_vs_iimm_lo"].to_numpy(float), g["gain_vs_iimm_hi"].to_numpy(float)
         known = np.isfinite(lo) & np.isfinite(hi)
         above, below = lo[known] > fsel.NO_WORSE_TOLERANCE, hi[known] < -fsel.NO_WORSE_TOLERANCE
-        out.append(f"- {outcome}: of {int(known.sum())} cells with an IIMM-only line, the interval lies above 0 in "
+        out.append(f"- {outcome}: of {int(known.sum())} cells with an interval, it lies above 0 in "
                    f"{int(above.sum())}, below 0 in {int(below.sum())}, and holds 0 in {int((~above & ~below).sum())}")
     return out
 

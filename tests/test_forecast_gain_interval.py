@@ -96,14 +96,16 @@ def test_the_selection_markdown_shows_each_gain_with_its_interval_and_counts_whe
 
     table = pd.DataFrame([_cell("id_gain", 0.3, 0.1, 0.5, "a"), _cell("id_gain", -0.3, -0.5, -0.1, "b"),
                           _cell("id_gain", 0.05, -0.2, 0.3, "c"), _cell("id_gain", np.nan, np.nan, np.nan, "d"),
-                          _cell("ood_change", -4e-15, -1.3e-14, -1e-15, "a")], columns=fs.SELECTION_COLUMNS)
+                          _cell("ood_change", -4e-15, -1.3e-14, -1e-15, "a"),
+                          # linear probe's OOD change on world v1: a tie whose ends are both rounding-level positive
+                          _cell("ood_change", 5e-17, 1e-17, 9e-17, "b")], columns=fs.SELECTION_COLUMNS)
     md = selection_markdown(table)
     assert "| a | id_gain | iimm | 100% | 1.7 | 2 | +0.3 [+0.1, +0.5] |" in md
     assert "| b | id_gain | iimm | 100% | 2.3 | 2 | -0.3 [-0.5, -0.1] |" in md
     assert "| d | id_gain | iimm | 100% | nan | 2 | — |" in md
     assert "| a | ood_change | iimm | 100% | 2 | 2 | +0 [+0, +0] |" in md  # a tie to rounding is a tie, not a loss
-    assert "- id_gain: of 3 cells with an IIMM-only line, the interval lies above 0 in 1, below 0 in 1, and holds 0 in 1" in md
-    assert "- ood_change: of 1 cells with an IIMM-only line, the interval lies above 0 in 0, below 0 in 0, and holds 0 in 1" in md
+    assert "- id_gain: of 3 cells with an interval, it lies above 0 in 1, below 0 in 1, and holds 0 in 1" in md
+    assert "- ood_change: of 2 cells with an interval, it lies above 0 in 0, below 0 in 0, and holds 0 in 2" in md
     # a table written before the interval existed: the gain alone, and no counts
     old = selection_markdown(table.drop(columns=["gain_vs_iimm_lo", "gain_vs_iimm_hi"]))
     assert "| a | id_gain | iimm | 100% | 1.7 | 2 | +0.3 | 1 |" in old and "interval lies" not in old
@@ -114,8 +116,10 @@ def test_a_forecast_carries_the_same_gain_and_interval_as_the_selection_table():
     points, names = fs.reference_points(frame)
     values = {p: float(points[p].mean()) for p in names}  # every predictor known: the same candidate sets
     out = fs.forecast_new(frame, values, model=frame["model"][0], pretrained=frame["pretrained"][0],
-                          outcomes=("id_gain",), coverage=False).iloc[0]
-    row = fs.selection_table(frame, outcomes=("id_gain",), coverage=False).iloc[0]
+                          outcomes=("id_gain",), coverage=False, level=0.8).iloc[0]
+    row = fs.selection_table(frame, outcomes=("id_gain",), coverage=False, level=0.8).iloc[0]
+    wider = fs.selection_table(frame, outcomes=("id_gain",), coverage=False).iloc[0]  # 95 %: the level is used
+    assert wider["gain_vs_iimm_hi"] - wider["gain_vs_iimm_lo"] > 1.2 * (row["gain_vs_iimm_hi"] - row["gain_vs_iimm_lo"])
     for column in ("gain_vs_iimm", "gain_vs_iimm_lo", "gain_vs_iimm_hi"):
         assert out[column] == pytest.approx(row[column], abs=1e-12)
     assert out["gain_vs_iimm_lo"] < out["gain_vs_iimm"] < out["gain_vs_iimm_hi"]
@@ -131,3 +135,15 @@ def test_the_forecast_page_shows_a_rounding_level_gain_as_a_tie():
     assert shown["gain over IIMM line"].tolist() == [0.0, -0.5] and shown["gain: interval low"].tolist() == [0.0, -1.0]
     assert shown["gain: interval high"].iloc[0] == 0.0 and np.isnan(shown["gain: interval high"].iloc[1])
     assert frame["gain_vs_iimm"].iloc[0] == -4e-15  # a copy
+
+
+def test_each_rule_in_the_rules_markdown_counts_where_its_gain_intervals_lie():
+    from jobs.predictor_tables import rules_markdown
+
+    above, below = _cell("id_gain", 0.3, 0.1, 0.5, "a"), _cell("id_gain", -0.3, -0.5, -0.1, "b")
+    md = rules_markdown({"one-se": pd.DataFrame([above, below], columns=fs.SELECTION_COLUMNS),
+                         "bonferroni": pd.DataFrame([above, dict(below, status="too few runs")],
+                                                    columns=fs.SELECTION_COLUMNS)})
+    one_se, bonferroni = md.split("## bonferroni")
+    assert "- id_gain: of 2 cells with an interval, it lies above 0 in 1, below 0 in 1, and holds 0 in 0" in one_se
+    assert "- id_gain: of 1 cells with an interval, it lies above 0 in 1, below 0 in 0, and holds 0 in 0" in bonferroni

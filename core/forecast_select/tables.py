@@ -54,8 +54,8 @@ def _cell_arrays(cell: pd.DataFrame, outcome: str, names: list[str]) -> tuple[np
 
 SELECTION_COLUMNS = ["model", "pretrained", "method", "outcome", "status", "n_datasets", "n_predictors",
                      "n_sets", "chosen", "fold_agreement", "nested_lodo_mae", "iimm_lodo_mae",
-                     "gain_vs_iimm", "gain_vs_iimm_lo", "gain_vs_iimm_hi", "mean_only_lodo_mae", "best_single", "best_single_lodo_mae",
-                     "interval_half_width", "coverage", "mean_width", "iimm_coverage", "iimm_mean_width",
+                     "gain_vs_iimm", "gain_vs_iimm_lo", "gain_vs_iimm_hi", "mean_only_lodo_mae", "best_single",
+                     "best_single_lodo_mae", "interval_half_width", "coverage", "mean_width", "iimm_coverage", "iimm_mean_width",
                      "level", "rule"]
 
 
@@ -342,7 +342,8 @@ SELECTION_SHOWN = {"method": "method", "outcome": "outcome", "status": "status",
 def selection_shown(frame: pd.DataFrame) -> pd.DataFrame:
     """A forecast's selection rows (:func:`forecast_new`, :func:`with_measured_coverage`) for reading: methods,
     outcomes and predictors by name, the columns of :data:`SELECTION_SHOWN` renamed by it; numbers kept, but a
-    gain over the IIMM line within :data:`NO_WORSE_TOLERANCE` of 0 is shown as 0 (a rounding-level tie)."""
+    gain over the IIMM line or an end of its interval within :data:`NO_WORSE_TOLERANCE` of 0 is shown as 0
+    (a rounding-level tie)."""
     from core import cards
     from core.ranking import OUTCOME_TITLES
 
