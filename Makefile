@@ -13,7 +13,7 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 run: $(VENV)/.installed
-	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true
+	$(PY) -m streamlit run serve.py --server.port $(PORT) --server.headless true
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,13 +39,14 @@ class AppDidNotStart(RuntimeError):
         self.reason = reason
 
 
-def start_app(port: int, env: dict[str, str], log_path: Path, timeout: float = 120.0) -> subprocess.Popen:
-    """``streamlit run app.py`` on ``port`` with ``env`` added to this process's environment; returns once
-    the app answers its health check. AppDidNotStart (a RuntimeError naming the log) when it exits or stays
-    silent."""
+def start_app(port: int, env: dict[str, str], log_path: Path, timeout: float = 120.0, *,
+              script: str = "serve.py") -> subprocess.Popen:
+    """``streamlit run serve.py`` (or ``script``, e.g. ``app.py``) on ``port`` with ``env`` added to this
+    process's environment; returns once the app answers its health check. AppDidNotStart (a RuntimeError
+    naming the log) when it exits or stays silent."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **env}
     with open(log_path, "wb") as out:  # the child keeps its own handle
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
                                  "--server.headless", "true", "--server.fileWatcherType", "none",
                                  "--browser.gatherUsageStats", "false"], cwd=REPO, env=full_env, stdout=out,
                                 stderr=subprocess.STDOUT)
@@ -60,6 +62,16 @@ def start_app(port: int, env: dict[str, str], log_path: Path, timeout: float = 1
             time.sleep(0.5)
     stop_app(proc)
     raise AppDidNotStart(f"the app did not answer within {timeout:.0f} s", log_path)
+
+
+def wait_until_idle(page: Any, timeout_ms: int = 120_000, settle_ms: int = 300) -> None:
+    """After ``settle_ms`` (for the run an interaction triggers to begin), until it has finished: the app's
+    root says its script is not running and the running indicator is gone. The indicator alone is not
+    enough: Streamlit shows it only for a run that lasts, so a quick run (a warmed server's first page)
+    never shows it and its page was read half drawn. ``page``: a Playwright page."""
+    page.wait_for_timeout(settle_ms)
+    page.locator("[data-testid=stApp][data-test-script-state=notRunning]").wait_for(timeout=timeout_ms)
+    page.locator("[data-testid=stStatusWidget]").wait_for(state="detached", timeout=timeout_ms)
 
 
 def stop_app(proc: subprocess.Popen) -> None:

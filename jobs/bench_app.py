@@ -1,7 +1,7 @@
 """Benchmark the app's two heavy paths against their goals.
 
     python -m jobs.bench_app [--runs 100000] [--images 500] [--no-apptest]
-    python -m jobs.bench_app --browser [--images 160] [--index warm|cold|off]   # in Chromium
+    python -m jobs.bench_app --browser [--images 160] [--index warm|cold|off] [--script serve.py|app.py]
 
 (c) --browser: the real app on a freshly started server with the shipped store, driven by
     Chromium (1440x900) as a user would: the leaderboard's first view (navigation start to the
@@ -10,6 +10,8 @@
     advice shown; the model is not loaded before the click). Goals: <= 4 s, <= 1.5 s, <= 10 s.
     The server's store index (core.store.index) lives in a temporary folder: ``warm`` (default)
     as an earlier server left it, ``cold`` empty (the first start after a clone), ``off`` unused.
+    ``--script``: the server as the README starts it (``serve.py``: imports warmed before the first
+    visitor, default) or ``app.py`` (the first visitor's page imports them).
 
 (a) The runs table with N runs in the store (a synthetic compacted Parquet in a temp folder,
     source='synthetic-bench'): the page's core path — load, filter and model options, query,
@@ -246,19 +248,21 @@ BROWSER_GOALS = {"first_view_s": 4.0, "filter_rerun_s": 1.5, "first_forecast_s":
 
 
 def _browser_idle(page, timeout_ms: int = 120_000) -> None:
-    """Until the run triggered last has finished (Streamlit's running indicator gone)."""
-    page.wait_for_timeout(100)
-    page.locator("[data-testid=stStatusWidget]").wait_for(state="detached", timeout=timeout_ms)
+    """Until the run triggered last has finished (:func:`jobs.app_server.wait_until_idle`)."""
+    from jobs.app_server import wait_until_idle
+
+    wait_until_idle(page, timeout_ms, settle_ms=100)
 
 
-def bench_browser(n_images: int, repeats: int = 3, index: str = "warm") -> dict[str, float]:
+def bench_browser(n_images: int, repeats: int = 3, index: str = "warm",
+                  script: str = "serve.py") -> dict[str, float]:
     """The issue's three goals in Chromium against a fresh server (see the module docstring)."""
     from playwright.sync_api import sync_playwright
 
     from jobs.app_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app
 
     print(f"(c) the app in Chromium, fresh server, shipped store ({len(store.load_runs())} runs), "
-          f"store index {index}")
+          f"store index {index}, streamlit run {script}")
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="iimm-bench-browser-") as tmp:
         sample = Path(tmp) / "sample.zip"
@@ -269,7 +273,7 @@ def bench_browser(n_images: int, repeats: int = 3, index: str = "warm") -> dict[
         port = free_port()
         env = {store.ENV_VAR: str(Path(tmp) / "no-local-results"),
                store.INDEX_ENV_VAR: "off" if index == "off" else str(index_dir)}
-        proc = start_app(port, env, Path(tmp) / "streamlit.log")
+        proc = start_app(port, env, Path(tmp) / "streamlit.log", script=script)
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -339,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", choices=("warm", "cold", "off"), default="warm",
                         help="with --browser: the server's store index as an earlier server left it (warm), "
                              "empty (cold), or not used (off)")
+    parser.add_argument("--script", choices=("serve.py", "app.py"), default="serve.py",
+                        help="with --browser: the script the server runs (default serve.py, as the README)")
     args = parser.parse_args(argv)
     args.images = args.images or (160 if args.browser else 500)
     if args.runs < 1 or args.images < 10:
@@ -347,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f}")
     if args.browser:
-        bench_browser(args.images, index=args.index)
+        bench_browser(args.images, index=args.index, script=args.script)
         return 0
     bench_leaderboard(args.runs, not args.no_apptest)
     bench_forecast(args.images)

@@ -15,7 +15,7 @@ import pytest
 
 from core import metrics, store
 from core.models import ASSET_DIR, spec_for
-from jobs.app_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app
+from jobs.app_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app, wait_until_idle
 from tests.app_helpers import sample_zip, traversal_zip
 from tests.fixtures import SHIPPED_METHODS, fixture_run_id, write_fixture_store
 
@@ -77,8 +77,7 @@ def expect(locator):
 
 def _idle(page) -> None:
     """Wait until the script run triggered by the last interaction has finished."""
-    page.wait_for_timeout(300)
-    page.locator("[data-testid=stStatusWidget]").wait_for(state="detached", timeout=TIMEOUT_MS)
+    wait_until_idle(page, TIMEOUT_MS)
 
 
 def _download(page, button_name: str, *, attempts: int = 3):
@@ -171,17 +170,18 @@ def test_ranking_is_the_landing_view(server, browser, tmp_path):
     assert _shot(page, tmp_path, "ranking").stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("path, heading, widget", [
-    ("compare", "Does IIMM predict what fine-tuning does?", None),
-    ("forecast", "Forecast fine-tuning on your dataset", None),
+@pytest.mark.parametrize("path, heading, widget, script", [
+    ("compare", "Does IIMM predict what fine-tuning does?", None, "serve.py"),
+    ("compare", "Does IIMM predict what fine-tuning does?", None, "app.py"),  # started without the warm-up
+    ("forecast", "Forecast fine-tuning on your dataset", None, "serve.py"),
     ("matrix?outcome=out-of-domain+change+%28points%29", "Every method on every dataset",  # a shared view
-     ("outcome", "out-of-domain change (points)"))])
-def test_deep_link_as_first_request_to_a_fresh_server(browser, tmp_path, path, heading, widget):
+     ("outcome", "out-of-domain change (points)"), "serve.py")])
+def test_deep_link_as_first_request_to_a_fresh_server(browser, tmp_path, path, heading, widget, script):
     _require_chromium()
     results = tmp_path / "results"
     write_fixture_store(results, pretrained="random")
     port = free_port()
-    proc = start_app(port, {store.ENV_VAR: str(results)}, tmp_path / "streamlit.log")
+    proc = start_app(port, {store.ENV_VAR: str(results)}, tmp_path / "streamlit.log", script=script)
     try:
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.goto(f"http://127.0.0.1:{port}/{path}", timeout=TIMEOUT_MS)  # nothing else has run on this server

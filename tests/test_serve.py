@@ -1,0 +1,58 @@
+"""serve.py: the app behind st.App, whose startup hook imports the landing page's modules first. Each test
+imports serve.py in a fresh interpreter: constructing an st.App pins process-wide Streamlit config."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _python(code: str) -> str:
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_streamlit_finds_the_app_object_and_serves_app_py():
+    from streamlit.web.server.app_discovery import discover_asgi_app
+
+    found = discover_asgi_app(REPO / "serve.py")
+    assert found.is_asgi_app and found.import_string.endswith(":app")
+    assert _python("import serve, pathlib; print(pathlib.Path(serve.app.script_path).name)") == "app.py"
+
+
+def test_the_warm_up_imports_the_landing_pages_modules():
+    printed = _python(
+        "import sys, asyncio, serve\n"
+        "assert 'altair' not in sys.modules and 'core.ranking' not in sys.modules\n"
+        "async def go():\n"
+        "    async with serve.warm(serve.app):\n"
+        "        pass\n"
+        "asyncio.run(go())\n"
+        "print(sorted(m for m in ('app', 'altair', 'pandas', 'scipy', 'core.charts', 'core.ranking', 'core.store')"
+        " if m in sys.modules))")
+    assert printed == str(['altair', 'app', 'core.charts', 'core.ranking', 'core.store', 'pandas', 'scipy'])
+
+
+def test_a_failed_warm_up_is_logged_and_the_server_still_starts():
+    printed = _python(
+        "import asyncio, logging, io, serve\n"
+        "log = io.StringIO(); logging.getLogger('serve').addHandler(logging.StreamHandler(log))\n"
+        "def broken():\n"
+        "    raise ImportError('no altair here')\n"
+        "serve.warm_imports = broken\n"
+        "async def go():\n"
+        "    async with serve.warm(serve.app):\n"
+        "        return 'served'\n"
+        "print(asyncio.run(go()), 'warming the imports failed' in log.getvalue(), 'no altair here' in log.getvalue())")
+    assert printed == "served True True"
+
+
+@pytest.mark.parametrize("script", ["serve.py", "app.py"])
+def test_the_readme_names_the_command_that_runs_the_app(script):
+    assert f"streamlit run {script}" in (REPO / "README.md").read_text()
