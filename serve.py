@@ -2,19 +2,23 @@
 
 The same app as ``streamlit run app.py``, served through Streamlit's ``st.App`` so that a startup hook
 imports what the landing page needs (pandas, Altair, SciPy, the ``core`` modules; about 0.7 s on two
-cores) before the server accepts connections. Started with ``streamlit run app.py`` the server imports
-them during its first visitor's page, who waits for them.
+cores) before the server answers its first request (a connection made meanwhile waits). Started with
+``streamlit run app.py`` the server imports them during its first visitor's page, who waits for them.
+
+Stopping differs from ``app.py``: uvicorn, which serves an ``st.App``, shuts the app down and then re-raises
+the signal, so SIGTERM ends the process by that signal (status 143 in a shell) and Ctrl-C prints
+"Aborted!" with status 1, where ``streamlit run app.py`` exits 0.
 """
 from __future__ import annotations
 
 import asyncio
-import logging
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 import streamlit as st
+from streamlit.logger import get_logger
 
-log = logging.getLogger("serve")
+log = get_logger("serve")  # formatted like Streamlit's own lines (a plain logger has no handler here)
 
 
 def warm_imports() -> None:

@@ -64,14 +64,25 @@ def start_app(port: int, env: dict[str, str], log_path: Path, timeout: float = 1
     raise AppDidNotStart(f"the app did not answer within {timeout:.0f} s", log_path)
 
 
-def wait_until_idle(page: Any, timeout_ms: int = 120_000, settle_ms: int = 300) -> None:
+_IDLE_FOR = """(stableMs) => {
+  const root = document.querySelector('[data-testid=stApp]');
+  const idle = root !== null && root.getAttribute('data-test-script-state') === 'notRunning'
+    && document.querySelector('[data-testid=stStatusWidget]') === null;
+  if (!idle) { window.__idleSince = null; return false; }
+  if (window.__idleSince === null || window.__idleSince === undefined) window.__idleSince = performance.now();
+  return performance.now() - window.__idleSince >= stableMs;
+}"""
+
+
+def wait_until_idle(page: Any, timeout_ms: int = 120_000, settle_ms: int = 300, stable_ms: int = 250) -> None:
     """After ``settle_ms`` (for the run an interaction triggers to begin), until it has finished: the app's
-    root says its script is not running and the running indicator is gone. The indicator alone is not
-    enough: Streamlit shows it only for a run that lasts, so a quick run (a warmed server's first page)
-    never shows it and its page was read half drawn. ``page``: a Playwright page."""
+    root says its script is not running and the running indicator is gone, and both stay so for
+    ``stable_ms`` (a deep link's first run switches the navigation and reruns, 60-140 ms later). The
+    indicator alone is not enough: Streamlit shows it only for a run that lasts, so a quick run (a warmed
+    server's first page) never shows it and its page was read half drawn. ``page``: a Playwright page."""
     page.wait_for_timeout(settle_ms)
-    page.locator("[data-testid=stApp][data-test-script-state=notRunning]").wait_for(timeout=timeout_ms)
-    page.locator("[data-testid=stStatusWidget]").wait_for(state="detached", timeout=timeout_ms)
+    page.evaluate("() => { window.__idleSince = null; }")
+    page.wait_for_function(_IDLE_FOR, arg=stable_ms, polling=25, timeout=timeout_ms)
 
 
 def stop_app(proc: subprocess.Popen) -> None:
