@@ -1,9 +1,10 @@
 """The app, warmed before its first visitor: ``streamlit run serve.py``.
 
-The same app as ``streamlit run app.py``, served through Streamlit's ``st.App`` so that a startup hook
-imports what the landing page needs (pandas, Altair, SciPy, the ``core`` modules; about 0.7 s on two
-cores) before the server answers its first request (a connection made meanwhile waits). Started with
-``streamlit run app.py`` the server imports them during its first visitor's page, who waits for them.
+The same app as ``streamlit run app.py``, served through Streamlit's ``st.App`` so that a startup hook,
+before the server answers its first request (a connection made meanwhile waits), imports what the
+landing page needs (pandas, Altair, SciPy, the ``core`` modules; about 0.7 s on two cores) and reads the
+result store once, which brings its index (:mod:`core.store.index`) up to date: the first visitor's read
+then parses only the index. Started with ``streamlit run app.py`` the first visitor's page waits for both.
 
 Stopping differs from ``app.py``: uvicorn, which serves an ``st.App``, shuts the app down and then re-raises
 the signal, so SIGTERM ends the process by that signal (status 143 in a shell) and Ctrl-C prints
@@ -21,18 +22,23 @@ from streamlit.logger import get_logger
 log = get_logger("serve")  # formatted like Streamlit's own lines (a plain logger has no handler here)
 
 
-def warm_imports() -> None:
-    """Import the modules the landing page (pages/ranking.py) and the shared helpers (app.py) use."""
-    import app as _shared  # noqa: F401 (app.py's helpers: pandas, core.store, core.cards ...)
+def warm_up() -> None:
+    """Import the modules the landing page (pages/ranking.py) and the shared helpers (app.py) use, and read
+    the store the app reads, as it reads it, so the index is current (a fresh clone's, or one left behind
+    by records added since)."""
+    import app as shared  # app.py's helpers: pandas, core.store, core.cards ...
     from core import charts, ranking, store  # noqa: F401 (Altair, SciPy)
+
+    runs = store.load_runs(list(shared.store_roots()), index_dir=store.default_index_dir())
+    log.info("warmed up: %d runs in the store", len(runs))
 
 
 @asynccontextmanager
 async def warm(_app: st.App) -> AsyncIterator[None]:
     try:
-        await asyncio.to_thread(warm_imports)
-    except Exception:  # a failed warm-up must not stop the server: the page then imports (and reports) it
-        log.exception("warming the imports failed; the first visitor will import them")
+        await asyncio.to_thread(warm_up)
+    except Exception:  # a failed warm-up must not stop the server: the page then meets (and reports) it
+        log.exception("warming up failed; the first visitor's page will import and read what it needs")
     yield
 
 

@@ -11,9 +11,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _python(code: str) -> str:
+def _python(code: str, **env: str) -> str:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
-                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", **env})
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.strip().splitlines()[-1]
 
@@ -26,7 +26,11 @@ def test_streamlit_finds_the_app_object_and_serves_app_py():
     assert _python("import serve, pathlib; print(pathlib.Path(serve.app.script_path).name)") == "app.py"
 
 
-def test_the_warm_up_imports_the_landing_pages_modules():
+def test_the_warm_up_imports_the_landing_pages_modules_and_brings_the_store_index_up_to_date(tmp_path):
+    from tests.fixtures import write_fixture_store
+
+    write_fixture_store(tmp_path / "results", pretrained="random")
+    index = tmp_path / "index"
     printed = _python(
         "import sys, asyncio, serve\n"
         "assert 'altair' not in sys.modules and 'core.ranking' not in sys.modules\n"
@@ -35,8 +39,9 @@ def test_the_warm_up_imports_the_landing_pages_modules():
         "        pass\n"
         "asyncio.run(go())\n"
         "print(sorted(m for m in ('app', 'altair', 'pandas', 'scipy', 'core.charts', 'core.ranking', 'core.store')"
-        " if m in sys.modules))")
+        " if m in sys.modules))", IIMM_RESULTS=str(tmp_path / "results"), IIMM_STORE_INDEX=str(index))
     assert printed == str(['altair', 'app', 'core.charts', 'core.ranking', 'core.store', 'pandas', 'scipy'])
+    assert any(index.rglob("*")), "the warm-up wrote no store index"
 
 
 def test_a_failed_warm_up_is_logged_and_the_server_still_starts():
@@ -45,11 +50,11 @@ def test_a_failed_warm_up_is_logged_and_the_server_still_starts():
         "log = io.StringIO(); logging.getLogger('serve').addHandler(logging.StreamHandler(log))\n"
         "def broken():\n"
         "    raise ImportError('no altair here')\n"
-        "serve.warm_imports = broken\n"
+        "serve.warm_up = broken\n"
         "async def go():\n"
         "    async with serve.warm(serve.app):\n"
         "        return 'served'\n"
-        "print(asyncio.run(go()), 'warming the imports failed' in log.getvalue(), 'no altair here' in log.getvalue())")
+        "print(asyncio.run(go()), 'warming up failed' in log.getvalue(), 'no altair here' in log.getvalue())")
     assert printed == "served True True"
 
 
