@@ -63,17 +63,26 @@ def script_csv(argv: list[str], default: str, doc: str) -> str:
     return path
 
 
-def script_table(argv: list[str], default: str, doc: str, columns: Iterable[str], what: str) -> pd.DataFrame:
-    """:func:`script_csv`'s file read with ``pandas.read_csv``; a file that is not a CSV table, or one without
-    any of ``columns`` (the summary reads them), is one ``error:`` line naming ``what`` it should be, exit 2
-    (was: a pandas or KeyError traceback, e.g. for the predictors.csv that lies beside forecast-rules.csv)."""
+def read_table(path: str | Path, what: str) -> pd.DataFrame:
+    """``pandas.read_csv(path)``, or ValueError naming the file and ``what`` it should be when it is not a
+    CSV table (empty, not text; pandas' own message names no file)."""
     import pandas as pd
 
+    try:
+        return pd.read_csv(path)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{path} is not a {what} (not a CSV table: {exc})") from None
+
+
+def script_table(argv: list[str], default: str, doc: str, columns: Iterable[str], what: str) -> pd.DataFrame:
+    """:func:`script_csv`'s file read by :func:`read_table`; a file that is not a CSV table, or one without
+    any of ``columns`` (the summary reads them), is one ``error:`` line naming ``what`` it should be, exit 2
+    (was: a pandas or KeyError traceback, e.g. for the predictors.csv that lies beside forecast-rules.csv)."""
     path = script_csv(argv, default, doc)
     try:
-        rows = pd.read_csv(path)
-    except (ValueError, OSError) as exc:  # empty, not text, not a table
-        print(f"error: {path} is not a {what} (not a CSV table: {exc})", file=sys.stderr)
+        rows = read_table(path, what)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None
     missing = [c for c in columns if c not in rows.columns]
     if missing:

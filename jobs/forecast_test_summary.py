@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from core import forecast_select as fsel
-from jobs.cli import user_facing
+from jobs.cli import read_table, user_facing
 
 # the rule the pre-registered tests name, fixed here: not core.forecast_select.DEFAULT_RULE, which may change
 TESTED_RULE = "bonferroni"
@@ -116,10 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = parse_pairs(args.pairs)
     if not Path(args.rules_csv).is_file():
         raise ValueError(f"{args.rules_csv} is not a file (usage: see --help)")
-    try:
-        rows = pd.read_csv(args.rules_csv)
-    except ValueError as exc:  # pandas: empty, not text, not a table; its message names no file
-        raise ValueError(f"{args.rules_csv} is not a forecast-rules table (not a CSV table: {exc})") from None
+    rows = read_table(args.rules_csv, "forecast-rules table")
     lines = summary_lines(rows, pairs, tasks=args.tasks, criteria=args.criteria)
     for warning in unknown_names(rows, pairs):
         print(warning, file=sys.stderr)

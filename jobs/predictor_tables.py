@@ -141,15 +141,9 @@ def _summary_rows(selection: pd.DataFrame) -> list[str]:
 def _gain(r: Any) -> str:
     """``+0.12 [-0.3, +0.54]``: the procedure's gain over IIMM-only with its paired interval (tables written
     before the interval existed have only the gain)."""
-    lo, hi = (_tie(getattr(r, c, math.nan)) for c in ("gain_vs_iimm_lo", "gain_vs_iimm_hi"))
-    gain = _num(_tie(r.gain_vs_iimm), "+.3g")
-    return gain if not (math.isfinite(lo) and math.isfinite(hi)) else f"{gain} [{lo:+.3g}, {hi:+.3g}]"
-
-
-def _tie(value: float) -> float:
-    """0 for a rounding-level difference (:data:`core.forecast_select.NO_WORSE_TOLERANCE`): a procedure that
-    chose IIMM in every fold differs from the IIMM-only line only in the last digits (-4e-15 read as a loss)."""
-    return 0.0 if abs(value) < fsel.NO_WORSE_TOLERANCE else value
+    gain, lo, hi = fsel.ties_as_zero([getattr(r, c, math.nan) for c in fsel.GAIN_COLUMNS])
+    text = _num(gain, "+.3g")
+    return text if not (math.isfinite(lo) and math.isfinite(hi)) else f"{text} [{lo:+.3g}, {hi:+.3g}]"
 
 
 def _gain_lines(ok: pd.DataFrame) -> list[str]:
@@ -162,9 +156,9 @@ def _gain_lines(ok: pd.DataFrame) -> list[str]:
            "better), with a paired t interval over the datasets of the per-dataset difference in absolute error "
            f"(descriptive; the folds share datasets; an end within {fsel.NO_WORSE_TOLERANCE:g} of 0 counts as 0):", ""]
     for outcome, g in ok.groupby("outcome", sort=False):
-        lo, hi = g["gain_vs_iimm_lo"].to_numpy(float), g["gain_vs_iimm_hi"].to_numpy(float)
+        lo, hi = fsel.ties_as_zero(g["gain_vs_iimm_lo"]), fsel.ties_as_zero(g["gain_vs_iimm_hi"])
         known = np.isfinite(lo) & np.isfinite(hi)
-        above, below = lo[known] > fsel.NO_WORSE_TOLERANCE, hi[known] < -fsel.NO_WORSE_TOLERANCE
+        above, below = lo[known] > 0, hi[known] < 0
         out.append(f"- {outcome}: of {int(known.sum())} cells with an interval, it lies above 0 in "
                    f"{int(above.sum())}, below 0 in {int(below.sum())}, and holds 0 in {int((~above & ~below).sum())}")
     return out

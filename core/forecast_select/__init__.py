@@ -38,11 +38,13 @@ from __future__ import annotations
 from core.forecast_select.procedure import (DEFAULT_RULE, HEADLINE, MEAN_ONLY, SELECTION_RULES, _loo_abs_errors,
                                             candidate_sets, check_arrays, check_rule, lodo_coverage, nested_lodo,
                                             paired_gain_interval, select_set, set_label)
-from core.forecast_select.tables import (FORECAST_COLUMNS, NO_WORSE_TOLERANCE, SELECTION_COLUMNS, coverage_summary,
-                                         forecast_new, no_worse_than_iimm, read_selections, reference_points,
-                                         selection_shown, selection_table, with_measured_coverage)
+from core.forecast_select.tables import (FORECAST_COLUMNS, GAIN_COLUMNS, NO_WORSE_TOLERANCE, SELECTION_COLUMNS,
+                                         coverage_summary, forecast_new, no_worse_than_iimm, read_selections,
+                                         reference_points, selection_shown, selection_table, ties_as_zero,
+                                         with_measured_coverage)
 
-__all__ = ["DEFAULT_RULE", "FORECAST_COLUMNS", "HEADLINE", "MEAN_ONLY", "NO_WORSE_TOLERANCE", "SELECTION_COLUMNS",
-           "SELECTION_RULES", "_loo_abs_errors", "candidate_sets", "check_arrays", "check_rule", "coverage_summary",
-           "forecast_new", "lodo_coverage", "nested_lodo", "no_worse_than_iimm", "paired_gain_interval", "read_selections",
-           "reference_points", "select_set", "selection_shown", "selection_table", "set_label", "with_measured_coverage"]
+__all__ = ["DEFAULT_RULE", "FORECAST_COLUMNS", "GAIN_COLUMNS", "HEADLINE", "MEAN_ONLY", "NO_WORSE_TOLERANCE",
+           "SELECTION_COLUMNS", "SELECTION_RULES", "_loo_abs_errors", "candidate_sets", "check_arrays", "check_rule",
+           "coverage_summary", "forecast_new", "lodo_coverage", "nested_lodo", "no_worse_than_iimm",
+           "paired_gain_interval", "read_selections", "reference_points", "select_set", "selection_shown",
+           "selection_table", "set_label", "ties_as_zero", "with_measured_coverage"]

@@ -52,6 +52,8 @@ def _cell_arrays(cell: pd.DataFrame, outcome: str, names: list[str]) -> tuple[np
     return cell[usable].to_numpy(float), cell[outcome].to_numpy(float), usable
 
 
+#: The gain over the IIMM-only line and its interval's ends, in selection tables and forecasts.
+GAIN_COLUMNS = ("gain_vs_iimm", "gain_vs_iimm_lo", "gain_vs_iimm_hi")
 SELECTION_COLUMNS = ["model", "pretrained", "method", "outcome", "status", "n_datasets", "n_predictors",
                      "n_sets", "chosen", "fold_agreement", "nested_lodo_mae", "iimm_lodo_mae",
                      "gain_vs_iimm", "gain_vs_iimm_lo", "gain_vs_iimm_hi", "mean_only_lodo_mae", "best_single",
@@ -100,7 +102,8 @@ def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain",
 class _Procedure:
     """The procedure on every reference dataset of one cell: candidate sets (names and columns), the
     IIMM column and its set (``head``, ``default``; None without IIMM), the chosen set, every set's
-    LODO MAE, and the nested LODO residuals with the set chosen in each fold."""
+    LODO MAE, the nested LODO residuals with the set chosen in each fold, and the IIMM-only line's LODO
+    absolute error per dataset (``iimm_abs``; None without IIMM)."""
 
     sets_named: list[tuple[str, ...]]
     sets: list[tuple[int, ...]]
@@ -111,6 +114,17 @@ class _Procedure:
     resid: np.ndarray
     chosen: list[int]
     iimm_abs: np.ndarray | None
+
+    def iimm_comparison(self, level: float) -> dict[str, float]:
+        """The procedure's nested LODO MAE against the IIMM-only line's LODO MAE, and the gain between them with
+        its paired ``level`` interval; the IIMM terms NaN without an IIMM line."""
+        nested = float(np.mean(np.abs(self.resid)))
+        if self.default is None or self.iimm_abs is None:
+            return {"nested_lodo_mae": nested, **dict.fromkeys(("iimm_lodo_mae", *GAIN_COLUMNS), float("nan"))}
+        iimm = float(self.errors[self.default])
+        lo, hi = paired_gain_interval(self.iimm_abs, np.abs(self.resid), level=level)
+        return {"nested_lodo_mae": nested, "iimm_lodo_mae": iimm, "gain_vs_iimm": iimm - nested,
+                "gain_vs_iimm_lo": lo, "gain_vs_iimm_hi": hi}
 
 
 def _run_procedure(x: np.ndarray, y: np.ndarray, usable: list[str], rule: str, *, pairs: bool = True) -> _Procedure:
@@ -133,17 +147,11 @@ def _score_cell(x: np.ndarray, y: np.ndarray, usable: list[str], level: float, *
     singles = [k for k, s in enumerate(sets) if len(s) == 1]
     best_single = min(singles, key=lambda k: errors[k]) if singles else None
     out = {"status": "ok", "n_sets": len(sets), "chosen": set_label(sets_named[best]),
-           "fold_agreement": float(np.mean([c == best for c in proc.chosen])),
-           "nested_lodo_mae": float(np.mean(np.abs(resid))),
-           "iimm_lodo_mae": float(errors[proc.default]) if proc.default is not None else float("nan"),
+           "fold_agreement": float(np.mean([c == best for c in proc.chosen])), **proc.iimm_comparison(level),
            "mean_only_lodo_mae": float(errors[0]),
            "best_single": set_label(sets_named[best_single]) if best_single is not None else "",
            "best_single_lodo_mae": float(errors[best_single]) if best_single is not None else float("nan"),
            "interval_half_width": _half_width(resid, level)}
-    out["gain_vs_iimm"] = out["iimm_lodo_mae"] - out["nested_lodo_mae"]
-    out["gain_vs_iimm_lo"], out["gain_vs_iimm_hi"] = (
-        paired_gain_interval(proc.iimm_abs, np.abs(resid), level=level) if proc.iimm_abs is not None
-        else (float("nan"), float("nan")))
     if coverage:
         out.update(lodo_coverage(x, y, sets, head, level, rule=rule))
     return out
@@ -151,6 +159,14 @@ def _score_cell(x: np.ndarray, y: np.ndarray, usable: list[str], level: float, *
 
 #: ``gain_vs_iimm`` is a difference of two MAEs: within this of 0 the procedure ties the IIMM-only line
 NO_WORSE_TOLERANCE = 1e-12
+
+
+def ties_as_zero(values: Any) -> np.ndarray:
+    """``values`` (gains over the IIMM-only line or their interval's ends) as floats, each within
+    :data:`NO_WORSE_TOLERANCE` of 0 set to 0: a procedure that chose IIMM in every fold differs from the
+    IIMM-only line only in the last digits (-4e-15 would read as a loss). NaN kept."""
+    out = np.asarray(values, dtype=float)
+    return np.where(np.abs(out) < NO_WORSE_TOLERANCE, 0.0, out)
 
 
 def no_worse_than_iimm(gain_vs_iimm: pd.Series) -> pd.Series:
@@ -245,16 +261,13 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
             cols = list(sets[proc.best])
             row.update(status="ok", n_sets=len(sets), predictors=set_label(proc.sets_named[proc.best]),
                        prediction=pred, lo=pred - half,
-                       hi=pred + half, nested_lodo_mae=float(np.mean(np.abs(proc.resid))),
+                       hi=pred + half, **proc.iimm_comparison(level),
                        extrapolation=bool(((x0[0, cols] < x[:, cols].min(0)) | (x0[0, cols] > x[:, cols].max(0))).any())
                        if cols else False)
             if head is not None:
                 fit = forecast.fit_linear(x[:, head], y)
                 m, lo, hi = fit.predict(float(x0[0, head]), level)
-                row.update(iimm_prediction=m, iimm_lo=lo, iimm_hi=hi, iimm_lodo_mae=float(proc.errors[proc.default]))
-                row["gain_vs_iimm"] = row["iimm_lodo_mae"] - row["nested_lodo_mae"]
-                row["gain_vs_iimm_lo"], row["gain_vs_iimm_hi"] = paired_gain_interval(
-                    proc.iimm_abs, np.abs(proc.resid), level=level)
+                row.update(iimm_prediction=m, iimm_lo=lo, iimm_hi=hi)
             if coverage:
                 cov = lodo_coverage(x, y, sets, head, level, rule=rule)
                 row.update(coverage=cov["coverage"], iimm_coverage=cov["iimm_coverage"])
@@ -355,8 +368,7 @@ def selection_shown(frame: pd.DataFrame) -> pd.DataFrame:
     if "predictors" in out:
         out["predictors"] = out["predictors"].map(lambda text: cards.predictor_set_title(text)
                                                   if isinstance(text, str) else text)
-    for column in ("gain_vs_iimm", "gain_vs_iimm_lo", "gain_vs_iimm_hi"):
+    for column in GAIN_COLUMNS:
         if column in out:
-            values = pd.to_numeric(out[column], errors="coerce")
-            out[column] = values.mask(values.abs() < NO_WORSE_TOLERANCE, 0.0)
+            out[column] = ties_as_zero(pd.to_numeric(out[column], errors="coerce"))
     return out[[c for c in SELECTION_SHOWN if c in out.columns]].rename(columns=SELECTION_SHOWN)
