@@ -43,7 +43,8 @@ def start_app(port: int, env: dict[str, str], log_path: Path, timeout: float = 1
               script: str = "serve.py") -> subprocess.Popen:
     """``streamlit run serve.py`` (or ``script``, e.g. ``app.py``) on ``port`` with ``env`` added to this
     process's environment; returns once the app answers its health check. AppDidNotStart (a RuntimeError
-    naming the log) when it exits or stays silent."""
+    naming the log) when it exits or stays silent; the process is stopped whenever no process is returned
+    (an interrupt or any error while waiting included)."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **env}
     with open(log_path, "wb") as out:  # the child keeps its own handle
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
@@ -51,17 +52,20 @@ def start_app(port: int, env: dict[str, str], log_path: Path, timeout: float = 1
                                  "--browser.gatherUsageStats", "false"], cwd=REPO, env=full_env, stdout=out,
                                 stderr=subprocess.STDOUT)
     deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AppDidNotStart(f"the app exited with {proc.returncode}", log_path)
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as r:
-                if r.read() == b"ok":
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-    stop_app(proc)
-    raise AppDidNotStart(f"the app did not answer within {timeout:.0f} s", log_path)
+    try:
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise AppDidNotStart(f"the app exited with {proc.returncode}", log_path)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as r:
+                    if r.read() == b"ok":
+                        return proc
+            except OSError:
+                time.sleep(0.5)
+        raise AppDidNotStart(f"the app did not answer within {timeout:.0f} s", log_path)
+    except BaseException:  # no caller holds the process yet: Ctrl-C or any error while waiting must not leave it
+        stop_app(proc)
+        raise
 
 
 _IDLE_FOR = """(stableMs) => {

@@ -2,6 +2,7 @@
 imports serve.py in a fresh interpreter: constructing an st.App pins process-wide Streamlit config."""
 from __future__ import annotations
 
+import http.client
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,31 @@ def test_a_failed_warm_up_is_logged_and_the_server_still_starts():
 @pytest.mark.parametrize("script", ["serve.py", "app.py"])
 def test_the_readme_names_the_command_that_runs_the_app(script):
     assert f"streamlit run {script}" in (REPO / "README.md").read_text()
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, http.client.BadStatusLine])
+def test_start_app_stops_the_server_when_its_wait_is_interrupted(monkeypatch, tmp_path, interrupt):
+    """Ctrl-C (or an error that is no OSError) during the health-check wait left the server running, holding
+    its port: no caller had the process yet to stop it."""
+    from jobs import app_server
+
+    started, real_popen = [], subprocess.Popen
+
+    def popen(*_args, **kwargs):  # a stand-in server that would run for a minute
+        started.append(real_popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                                        stdout=kwargs.get("stdout")))
+        return started[0]
+
+    def urlopen(*_args, **_kwargs):
+        raise interrupt("x")
+
+    monkeypatch.setattr(app_server.subprocess, "Popen", popen)
+    monkeypatch.setattr(app_server.urllib.request, "urlopen", urlopen)
+    try:
+        with pytest.raises(interrupt):
+            app_server.start_app(app_server.free_port(), {}, tmp_path / "log")
+        assert started[0].poll() is not None, "the server was left running"
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait()
