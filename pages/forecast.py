@@ -92,7 +92,7 @@ if "fc_result" in st.session_state:
     app.measures_expander(res)
     if not res.selected.empty:
         with st.expander(f"How each forecast was chosen (selection rule {forecast_select.DEFAULT_RULE}): predictor "
-                         "set, nested LODO error, gain over the IIMM line, measured coverage"):
+                         "set, nested LODO error, error saved against the IIMM line, measured coverage"):
             st.dataframe(forecast_select.selection_shown(forecast_select.with_measured_coverage(
                 res.selected, app.forecast_selection(), model=res.model, pretrained=res.pretrained)),
                 hide_index=True, key="fc_selected")

@@ -45,7 +45,8 @@ def test_forecast_page_predicts_for_an_uploaded_zip(fixture_store):
     assert len(at.get("vega_lite_chart")) == 2  # predicted gain vs forgetting; IIMM chart with the dataset marked
     chosen = [d.value for d in at.dataframe if "predicted from" in d.value.columns]  # how each forecast was chosen
     assert len(chosen) == 1 and "id_gain" not in set(chosen[0]["outcome"])  # by name, not by key
-    assert {"gain over IIMM line", "gain: interval low", "gain: interval high"} <= set(chosen[0].columns)
+    assert {"LODO error saved vs IIMM line", "error saved: interval low",
+            "error saved: interval high"} <= set(chosen[0].columns)
     assert '"type": "text"' in at.get("vega_lite_chart")[1].proto.spec  # the dataset is labelled, not only marked
 
 

@@ -124,16 +124,17 @@ def test_a_forecast_carries_the_same_gain_and_interval_as_the_selection_table():
         assert out[column] == pytest.approx(row[column], abs=1e-12)
     assert out["gain_vs_iimm_lo"] < out["gain_vs_iimm"] < out["gain_vs_iimm_hi"]
     shown = fs.selection_shown(pd.DataFrame([out]))
-    assert shown["gain over IIMM line"].iloc[0] == out["gain_vs_iimm"]
-    assert {"gain: interval low", "gain: interval high"} <= set(shown.columns)
+    assert shown["LODO error saved vs IIMM line"].iloc[0] == out["gain_vs_iimm"]
+    assert {"error saved: interval low", "error saved: interval high"} <= set(shown.columns)
 
 
 def test_the_forecast_page_shows_a_rounding_level_gain_as_a_tie():
     frame = pd.DataFrame({"method": ["lora", "bitfit"], "gain_vs_iimm": [-4e-15, -0.5],
                           "gain_vs_iimm_lo": [-1e-14, -1.0], "gain_vs_iimm_hi": [3e-15, np.nan]})
     shown = fs.selection_shown(frame)
-    assert shown["gain over IIMM line"].tolist() == [0.0, -0.5] and shown["gain: interval low"].tolist() == [0.0, -1.0]
-    assert shown["gain: interval high"].iloc[0] == 0.0 and np.isnan(shown["gain: interval high"].iloc[1])
+    assert shown["LODO error saved vs IIMM line"].tolist() == [0.0, -0.5]
+    assert shown["error saved: interval low"].tolist() == [0.0, -1.0]
+    assert shown["error saved: interval high"].iloc[0] == 0.0 and np.isnan(shown["error saved: interval high"].iloc[1])
     assert frame["gain_vs_iimm"].iloc[0] == -4e-15  # a copy
 
 
@@ -147,3 +148,17 @@ def test_each_rule_in_the_rules_markdown_counts_where_its_gain_intervals_lie():
     one_se, bonferroni = md.split("## bonferroni")
     assert "- id_gain: of 2 cells with an interval, it lies above 0 in 1, below 0 in 1, and holds 0 in 0" in one_se
     assert "- id_gain: of 1 cells with an interval, it lies above 0 in 1, below 0 in 0, and holds 0 in 0" in bonferroni
+
+
+def test_the_forecast_page_heads_the_gain_as_error_saved_not_as_a_difference_of_forecasts():
+    """Headed "gain over IIMM line" beside an in-domain gain's "prediction" and "IIMM line", the column read as
+    prediction minus IIMM line: 18.79 and 18.79 with a "gain over IIMM line" of +1.39."""
+    frame = _frame_with_a_better_predictor()
+    points, names = fs.reference_points(frame)
+    out = fs.forecast_new(frame, {p: float(points[p].mean()) for p in names}, model=frame["model"][0],
+                          pretrained=frame["pretrained"][0], outcomes=("id_gain",), coverage=False)
+    shown = fs.selection_shown(out).iloc[0]
+    assert shown["prediction"] == pytest.approx(shown["IIMM line"]) and shown["LODO error saved vs IIMM line"] > 1
+    headers = list(fs.selection_shown(pd.DataFrame(columns=list(fs.GAIN_COLUMNS))).columns)
+    assert len(headers) == 3
+    assert all("error saved" in h and "gain" not in h for h in headers), headers
