@@ -60,14 +60,16 @@ def unknown_names(rows: pd.DataFrame, pairs: list[tuple[str, str]]) -> list[str]
     return out
 
 
-def summary_lines(rows: pd.DataFrame, pairs: list[tuple[str, str]], *, tasks: int, criteria: str) -> list[str]:
+def summary_lines(rows: pd.DataFrame, pairs: list[tuple[str, str]], *, tasks: int, criteria: str,
+                  source: str = "the table") -> list[str]:
     """The summary's lines: each pair's status, per rule the coverage summary and every test cell, then the
     two criteria for ``bonferroni`` named ``{criteria}1`` and ``{criteria}2``.
 
-    rows: forecast-rules.csv, one row per rule x pretrained x method x outcome."""
+    rows: forecast-rules.csv, one row per rule x pretrained x method x outcome; ``source`` names it in the
+    ValueError raised when it lacks a column the summary reads."""
     missing = set(READ_COLUMNS) - set(rows.columns)
     if missing:
-        raise ValueError(f"not a forecast-rules table (no {', '.join(sorted(missing))} column)")
+        raise ValueError(f"{source} is not a forecast-rules table (no {', '.join(sorted(missing))} column)")
     pair = pd.Series(list(zip(rows["pretrained"], rows["method"])), index=rows.index)
     id_rows = rows[pair.isin(pairs) & (rows["outcome"] == "id_gain") & (rows["status"] == "ok")]
     counts = list(zip(zip(id_rows["pretrained"], id_rows["method"]), id_rows["n_datasets"]))
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.rules_csv).is_file():
         raise ValueError(f"{args.rules_csv} is not a file (usage: see --help)")
     rows = read_table(args.rules_csv, "forecast-rules table")
-    lines = summary_lines(rows, pairs, tasks=args.tasks, criteria=args.criteria)
+    lines = summary_lines(rows, pairs, tasks=args.tasks, criteria=args.criteria, source=args.rules_csv)
     for warning in unknown_names(rows, pairs):
         print(warning, file=sys.stderr)
     print("\n".join(lines))

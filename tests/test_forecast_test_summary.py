@@ -113,11 +113,11 @@ def test_a_pair_on_more_tasks_than_tasks_is_not_said_to_have_fewer(tmp_path, cap
 @pytest.mark.parametrize("column", ["coverage", "chosen", "level", "iimm_mean_width"])
 def test_a_table_without_a_column_the_summary_reads_is_one_error_line(tmp_path, capsys, column):
     """The check named only the columns that pick the cells: a table without one the tables or coverage
-    summary read ended in a KeyError traceback."""
+    summary read ended in a KeyError traceback. The line names the file, as the other read errors do."""
     path = tmp_path / "forecast-rules.csv"
     pd.DataFrame([cell("clip_cite", "id_gain")], columns=COLUMNS).drop(columns=column).to_csv(path, index=False)
     assert main([str(path), "--pairs", "world-v2-b:clip_cite"]) == 2
-    assert capsys.readouterr().err == f"error: not a forecast-rules table (no {column} column)\n"
+    assert capsys.readouterr().err == f"error: {path} is not a forecast-rules table (no {column} column)\n"
 
 
 def test_a_file_that_is_no_csv_table_is_named_in_the_error(tmp_path, capsys):
