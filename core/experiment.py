@@ -77,6 +77,40 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_signature(cpuinfo: str = "/proc/cpuinfo", cache_dir: str = "/sys/devices/system/cpu/cpu0/cache") -> str:
+    """What tells apart virtual hosts that share one model name: the CPU's family/model/stepping, its cache
+    sizes and a short hash of its feature flags, e.g. ``"6/167/1; L1d 48K L1i 64K L2 2048K L3 491520K; flags
+    3f2a9c10"`` (Linux; a part it cannot read is left out, "unknown" when none is). Kernel libraries block
+    their matrix products by cache size, so hosts with one instruction set can still round differently;
+    a shipped CLIP-Adapter record reproduced differently on two days on hosts named alike."""
+    fields: dict[str, str] = {}
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if not key.strip():
+                    break  # the first processor's block ends at a blank line
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    parts = []
+    if all(k in fields for k in ("cpu family", "model", "stepping")):
+        parts.append(f"{fields['cpu family']}/{fields['model']}/{fields['stepping']}")
+    caches = []
+    for index in sorted(Path(cache_dir).glob("index*")):
+        try:
+            level, kind, size = ((index / name).read_text().strip() for name in ("level", "type", "size"))
+        except OSError:
+            continue
+        suffix = {"Data": "d", "Instruction": "i"}.get(kind, "")
+        caches.append(f"L{level}{suffix} {size}")
+    if caches:
+        parts.append(" ".join(caches))
+    if fields.get("flags"):
+        parts.append("flags " + hashlib.sha1(" ".join(sorted(fields["flags"].split())).encode()).hexdigest()[:8])
+    return "; ".join(parts) or "unknown"
+
+
 @lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
     """Python's version and those of torch, open_clip_torch, peft, numpy, torchvision ("missing" where not
@@ -195,8 +229,8 @@ def accuracies_before(loaded: LoadedModel, test_data: LabeledImages, ood_data: d
 
 IDENTITY_FIELDS = ("run_id", "schema_version", "model", "pretrained", "model_key", "random_weights", "method",
                    "dataset", "seed", "source", "config", "ood_sets", "created_at")
-PROVENANCE_KEPT = ("git_revision", "versions", "device", "host", "cpu", "cpu_capability", "torch_threads", "command",
-                   "wall_time_s", "peak_rss_mb", "peak_rss_scope", "peak_gpu_mb")
+PROVENANCE_KEPT = ("git_revision", "versions", "device", "host", "cpu", "cpu_signature", "cpu_capability",
+                   "torch_threads", "command", "wall_time_s", "peak_rss_mb", "peak_rss_scope", "peak_gpu_mb")
 
 
 def refused_record(record: dict[str, Any], problem: Exception | str) -> dict[str, Any]:
@@ -238,7 +272,8 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         "config": cell, "ood_sets": list(cell.get("ood", [])),
     }
     prov: dict[str, Any] = {"git_revision": git_revision(), "versions": package_versions(), "device": device,
-                            "host": socket.gethostname(), "cpu": cpu_model(), "command": command}
+                            "host": socket.gethostname(), "cpu": cpu_model(), "cpu_signature": cpu_signature(),
+                            "command": command}
     try:
         import torch
 

@@ -13,7 +13,7 @@ fresh embeddings differ around 1e-8; the app shows three decimals). A model, met
 the record names that is not its config's (the cell run here) is listed too. A host can verify a submitted,
 unverified run this way. Float reductions depend on the device, the thread count and the library versions,
 so compare on the kind of machine the record names (``provenance.device``, ``.versions``, ``.cpu``,
-``.cpu_capability``, ``.torch_threads``; a difference is pointed out).
+``.cpu_signature``, ``.cpu_capability``, ``.torch_threads``; a difference is pointed out).
 Exit 0 when every record reproduces (a record that failed and fails here too counts), 1 when a value or the
 status differs, 2 for a bad option, a file that is no record, or a model this machine cannot load (checked
 before any cell runs), 130 on Ctrl-C after reporting what was compared.
@@ -131,8 +131,9 @@ def reproduce(record: Mapping[str, Any], *, device: str = "cpu", cache_dir: Path
 
 def notes(record: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
     """What the reader should know beside the numbers: an id its config does not give; another torch, device,
-    CPU, CPU kernel instruction set or thread count (records before 2026-12-05 name no CPU or thread count,
-    before 2026-12-06 no instruction set)."""
+    CPU, CPU signature (family/model/stepping, caches, flags), CPU kernel instruction set or thread count
+    (records before 2026-12-05 name no CPU or thread count; an instruction set and a signature are named only
+    by records made since 2026-12-06)."""
     from core.experiment import cell_id
 
     out = []
@@ -141,6 +142,7 @@ def notes(record: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
     was, now = record.get("provenance") or {}, again.get("provenance") or {}
     for what, old, new in (("torch", (was.get("versions") or {}).get("torch"), (now.get("versions") or {}).get("torch")),
                            ("device", was.get("device"), now.get("device")), ("CPU", was.get("cpu"), now.get("cpu")),
+                           ("CPU signature", was.get("cpu_signature"), now.get("cpu_signature")),
                            ("CPU kernels", was.get("cpu_capability"), now.get("cpu_capability")),
                            ("torch threads", was.get("torch_threads"), now.get("torch_threads"))):
         if old and new and old != new:

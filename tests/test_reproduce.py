@@ -109,6 +109,36 @@ def test_notes_name_a_config_that_is_not_the_run_id_and_other_hardware():
     # same CPU name, other kernels: the one difference a generic virtual-CPU name hides
     hidden = {"provenance": {**same["provenance"], "cpu_capability": "AVX2"}}
     assert reproduce.notes(record, hidden) == ["recorded with CPU kernels AVX512, reproduced with AVX2: rounding may differ"]
+    # same name and kernels, other caches or stepping: what the signature tells apart
+    signed = {**record, "provenance": {**record["provenance"], "cpu_signature": "6/167/1; L2 2048K"}}
+    other_host = {"provenance": {**same["provenance"], "cpu_signature": "6/143/8; L2 2048K"}}
+    assert reproduce.notes(signed, other_host) == [
+        "recorded with CPU signature 6/167/1; L2 2048K, reproduced with 6/143/8; L2 2048K: rounding may differ"]
+    assert reproduce.notes(record, other_host) == []  # an older record names none: nothing to compare
+
+
+def test_cpu_signature_names_model_caches_and_a_flags_hash(tmp_path):
+    from core.experiment import cpu_signature
+
+    info = tmp_path / "cpuinfo"
+    block = "processor\t: {}\ncpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Intel(R) Xeon(R) Processor\n" \
+            "stepping\t: 8\nflags\t\t: {}\n\n"
+    info.write_text(block.format(0, "sse avx2 fpu") + block.format(1, "other flags of a second processor"))
+    caches = tmp_path / "cache"
+    for index, (level, kind, size) in enumerate([(1, "Data", "48K"), (1, "Instruction", "32K"), (2, "Unified", "2048K")]):
+        (caches / f"index{index}").mkdir(parents=True)
+        for name, value in (("level", level), ("type", kind), ("size", size)):
+            (caches / f"index{index}" / name).write_text(f"{value}\n")
+    signature = cpu_signature(str(info), str(caches))
+    model, cache_sizes, flags = signature.split("; ")
+    assert (model, cache_sizes) == ("6/143/8", "L1d 48K L1i 32K L2 2048K")
+    # the first processor's flags, in any order
+    info.write_text(block.format(0, "fpu sse avx2"))
+    assert cpu_signature(str(info), str(caches)).endswith(flags) and flags.startswith("flags ") and len(flags) == 14
+    info.write_text(block.format(0, "fpu sse"))
+    assert not cpu_signature(str(info), str(caches)).endswith(flags)
+    assert cpu_signature(str(tmp_path / "none"), str(tmp_path / "none")) == "unknown"
+    assert cpu_signature(str(tmp_path / "none"), str(caches)) == "L1d 48K L1i 32K L2 2048K"
 
 
 SHIPPED = "jobs/results/default/f524b09490248266.json"  # zero_shot on bar-count, seed 0 (world v1)
