@@ -2,8 +2,8 @@
 
 Imports neither torch nor the method implementations (pages that show the leaderboard stay light):
 our methods' facts are in :data:`OURS`, peft methods' in ``core/methods/peft_catalogue.toml``, the file
-that also defines their registry entries. ``tests/test_peft.py`` checks that every registered method
-has an entry here and that the stated ViT-B/32 counts match real builds.
+that also defines their registry entries. ``tests/test_peft_adapters.py`` checks that every registered
+method has an entry here and that the stated ViT-B/32 counts match real builds.
 
     from core.method_info import method_info, all_method_info, family_of_run
     method_info("peft_dora").family          # 'reparameterised'
