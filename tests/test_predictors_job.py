@@ -1,0 +1,164 @@
+"""jobs.predictors on the fixture store (tests/predictor_helpers.py): the predictor that *is* the outcome must
+win; one seed gives point values; comparing selection rules; too few datasets; exit codes, and options refused
+before anything is written."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import predictor_eval as pe
+from jobs import predictors as job
+from tests.predictor_helpers import N_SETS, ZS_TEST, _one_line_error, _records, _run, _store
+
+
+@pytest.mark.parametrize("chosen,independent", [("iimm", "gbc"), ("logme", "iimm")])
+def test_exact_predictor_wins_and_independent_one_does_not(tmp_path, capsys, chosen, independent):
+    # one-se: on 8 datasets the default (bonferroni over ~100 sets) keeps IIMM even against an exact line
+    code, out = _run(tmp_path, _store(tmp_path, _records(chosen, independent)), "--selection-rule", "one-se")
+    printed = capsys.readouterr().out
+    assert code == 0
+    table = pd.read_csv(out)
+    assert list(table.columns) == pe.TABLE_COLUMNS
+    assert set(table["method"]) == {"full", "bitfit"} and (table["status"] == "ok").all()
+    assert set(table["predictor"]) == set(pe.ZERO_SHOT_PREDICTORS) | set(pe.TRANSFERABILITY_PREDICTORS)
+    assert (table["n_datasets"] == N_SETS).all() and (table["max_seeds"] == 2).all()
+    assert (table["n_runs"] == 2 * N_SETS).all()
+    win = table[table["predictor"] == chosen]
+    assert len(win) == 6  # 2 methods x 3 outcomes
+    assert np.allclose(win["pearson_r"].abs(), 1.0, atol=1e-9)
+    assert np.allclose(win["kendall_tau"].abs(), 1.0) and np.allclose(win["r2"], 1.0, atol=1e-9)
+    assert np.allclose(win["lodo_mae"], 0.0, atol=1e-8)
+    indep = table[table["predictor"] == independent]
+    assert (indep["pearson_r"].abs() < 0.5).all() and (indep["kendall_tau"].abs() < 0.2).all()
+    assert (indep[indep["outcome"] == "id_gain"]["lodo_mae"] > 1.0).all()
+    assert ((-1 <= table["tau_lo"]) & (table["tau_lo"] <= table["tau_hi"]) & (table["tau_hi"] <= 1)).all()
+    assert np.allclose(win["tau_lo"], win["kendall_tau"]) and np.allclose(win["tau_hi"], win["kendall_tau"])
+    assert (indep["tau_lo"] < 0).all() and (indep["tau_hi"] > 0).all()
+    assert table["tau_interval"].str.contains("bootstrap").all()
+    assert set(table.loc[table["outcome"] == "norm_gain", "mae_unit"]) == {pe.OUTCOME_UNITS["norm_gain"]}
+    for outcome in pe.OUTCOMES:
+        ranking = pe.rank_predictors(table, outcome)
+        assert ranking.iloc[0]["predictor"] == chosen and ranking.iloc[0]["rank_tau"] == 1
+        assert ranking.set_index("predictor").loc[chosen, "rank_mae"] == 1
+        assert ranking.set_index("predictor").loc[independent, "rank_tau"] > 1
+    id_line = next(line for line in printed.splitlines() if line.startswith("ID gain"))
+    assert f"best |tau| {chosen} 1.000" in id_line and f"lowest LODO MAE {chosen} 0.0000" in id_line
+    assert ("rank 1 of" in id_line) == (chosen == "iimm")
+    assert "bootstrap" in printed
+    md = (out.parent / "predictors.md").read_text()
+    assert sum(line.startswith("|---") for line in md.splitlines()) == 4  # predictors, winners, procedure x2
+    assert f"best |tau| {chosen}" in md and "**iimm**" in md and "Which predictor wins" in md
+    win = pe.winners(table).set_index("outcome")
+    assert (win["best_tau"] == chosen).all() and (win["best_mae"] == chosen).all()
+    assert (win["best_tau_cells_ci_excludes_0"] == 2).all()  # an exact line: [1, 1] or [-1, -1] in both cells
+    selection = pd.read_csv(out.parent / "forecast-selection.csv")
+    assert (selection["status"] == "ok").all() and (selection["chosen"] == chosen).all()
+    assert np.allclose(selection["nested_lodo_mae"], 0, atol=1e-8)
+
+
+def test_one_seed_gives_point_values_and_zero_shot_method_is_left_out(tmp_path, capsys):
+    recs = _records("iimm", "gbc", seeds=(0,))
+    zs_runs = [dict(r, run_id=r["run_id"] + "-zs", method="zero_shot") for r in recs if r["method"] == "full"]
+    for r in zs_runs:  # no outcome variance: must not appear
+        r.update(ft_acc=ZS_TEST, id_gain=0.0, norm_gain=0.0, ood_change=0.0, ood_after=r["ood_before"])
+    failed = dict(recs[0], run_id="failed-1", status="failed", error="boom", ft_acc=None,
+                  id_gain=99.0, method="full", dataset="fx-set-0", seed=5)
+    md = tmp_path / "elsewhere" / "summary.md"
+    code, out = _run(tmp_path, _store(tmp_path, recs + zs_runs + [failed]), "--summary-md", str(md))
+    printed = capsys.readouterr().out
+    assert code == 0 and md.is_file() and not (out.parent / "predictors.md").exists()
+    table = pd.read_csv(out)
+    assert "zero_shot" not in set(table["method"]) and (table["n_runs"] == N_SETS).all()
+    assert table["tau_lo"].isna().all() and table["tau_hi"].isna().all()
+    assert table["tau_interval"].str.contains("one seed").all()
+    assert "point values only" in printed and "bootstrap" not in printed
+
+
+def test_compare_rules_scores_every_rule_on_the_same_runs(tmp_path, capsys):
+    root = _store(tmp_path, _records("logme", "iimm", seeds=(0,)))
+    code, out = _run(tmp_path, root, "--compare-rules", "--selection-rule", "bonferroni")
+    assert code == 0
+    md = (out.parent / "forecast-rules.md").read_text()
+    for rule in ("one-se", "bonferroni", "gated"):
+        assert f"## {rule}\n\n{job.RULE_TEXT[rule]}." in md
+    assert md.count("| all outcomes | 6 |") == 3  # 2 methods x 3 outcomes under each rule
+    rows = pd.read_csv(out.parent / "forecast-rules.csv")
+    assert rows.groupby("rule").size().to_dict() == {"bonferroni": 6, "gated": 6, "one-se": 6}
+    selection = pd.read_csv(out.parent / "forecast-selection.csv")
+    assert (selection["rule"] == "bonferroni").all()
+    # with 8 datasets the corrected margin (t at 0.05 / 190, 7 df) is out of reach even of an exact line
+    assert (selection["chosen"] == "iimm").all()
+    assert "rule bonferroni" in (out.parent / "predictors.md").read_text()
+    capsys.readouterr()
+    assert _run(tmp_path, root, "--compare-rules", "--no-selection")[0] == 2
+    assert "drop --no-selection" in _one_line_error(capsys)
+    with pytest.raises(SystemExit):
+        _run(tmp_path, root, "--selection-rule", "best")
+    capsys.readouterr()
+    assert _run(tmp_path, root, "--compare-rules", "one-se,best")[0] == 2
+    assert "unknown selection rule 'best'" in _one_line_error(capsys)
+
+
+def test_compare_rules_can_name_a_subset_of_rules(tmp_path, capsys):
+    root = _store(tmp_path, _records("logme", "iimm", seeds=(0,)))
+    code, out = _run(tmp_path, root, "--compare-rules", "bonferroni, one-se")
+    assert code == 0
+    md = (out.parent / "forecast-rules.md").read_text()
+    assert md.index("## bonferroni") < md.index("## one-se") and "## gated" not in md
+    rows = pd.read_csv(out.parent / "forecast-rules.csv")
+    assert list(dict.fromkeys(rows["rule"])) == ["bonferroni", "one-se"]
+    assert (pd.read_csv(out.parent / "forecast-selection.csv")["rule"] == "bonferroni").all()
+
+
+def test_cells_below_min_datasets_are_listed_but_not_scored(tmp_path, capsys):
+    recs = _records("iimm", "gbc", methods=("full",)) + [
+        r for r in _records("iimm", "gbc", n_sets=4, methods=("bitfit",))]
+    code, out = _run(tmp_path, _store(tmp_path, recs))
+    assert code == 0
+    table = pd.read_csv(out)
+    few = table[table["method"] == "bitfit"]
+    assert len(few) and few["status"].str.startswith("too few datasets (n=4").all()
+    assert few[["pearson_r", "kendall_tau", "r2", "lodo_mae"]].isna().all().all()
+    assert (pe.rank_predictors(table, "id_gain")["n_cells"] == 1).all()
+
+
+def test_exit_codes(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out = _run(tmp_path, str(empty))
+    assert code == 1 and not out.exists() and "no ok fine-tuning runs" in _one_line_error(capsys)
+    # a missing --results folder is the user's mistake: exit 2, as jobs.cli promises
+    code, out = _run(tmp_path, str(tmp_path / "nope"))
+    assert code == 2 and not out.exists() and "nope (not found)" in _one_line_error(capsys)
+    small = _store(tmp_path, _records("iimm", "gbc", n_sets=4))
+    code, out = _run(tmp_path, small)
+    assert code == 1 and not out.exists() and "most: 4" in _one_line_error(capsys)
+    assert _run(tmp_path, small, "--min-datasets", "2")[0] == 2
+    _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("extra,message", [
+    (("--compare-rules", "--no-selection"), "drop --no-selection"),
+    (("--compare-rules", "foo"), "unknown selection rule 'foo'"),
+    (("--compare-rules", " , "), "name at least one rule"),
+    (("--rescore", "--compare-rules", "foo"), "unknown selection rule 'foo'"),  # before any record is rewritten
+    (("--summary-md", "{tmp}"), "is a folder: name a file"),
+])
+def test_bad_options_are_refused_before_anything_is_written(tmp_path, capsys, extra, message):
+    root = _store(tmp_path, _records("iimm", "gbc", seeds=(0,)))
+    before = sorted(p.read_bytes() for p in Path(root).iterdir())
+    code, out = _run(tmp_path, root, *(str(tmp_path) if e == "{tmp}" else e for e in extra))
+    assert code == 2 and not out.parent.exists()
+    assert message in _one_line_error(capsys)
+    assert sorted(p.read_bytes() for p in Path(root).iterdir()) == before
+
+
+def test_help_describes_the_job_in_a_whole_sentence(capsys):
+    with pytest.raises(SystemExit):
+        job.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("best: IIMM, its two terms, zero-shot accuracy, the silhouette scores and other zero-shot "
+            "measures, and every transferability baseline.") in text

@@ -1,0 +1,155 @@
+"""jobs.predictors' outputs: the shipped tables are replaced only for the shipped results, another analysis
+never writes into the shipped folder, the default store leaves submitted runs out, a failure writes nothing;
+--rescore; and what its summaries say of random-weight and toy models."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import predictor_eval as pe
+from core import store
+from jobs import predictors as job
+from tests.predictor_helpers import _one_line_error, _records, _run, _store
+
+
+OUTPUTS = {"predictors.csv", "predictors.md", "forecast-selection.csv", "forecast-rules.md", "forecast-rules.csv"}
+
+
+def test_outputs_replace_the_shipped_tables_only_for_the_shipped_results(tmp_path, capsys, monkeypatch):
+    shipped_out = tmp_path / "shipped" / "predictors.csv"
+    monkeypatch.setattr(job, "DEFAULT_OUT", shipped_out)
+    root = Path(_store(tmp_path, _records("logme", "iimm", seeds=(0,))))
+    with pytest.raises(SystemExit):
+        job.main(["--help"])
+    assert "predictors.csv in the first --results folder" in " ".join(capsys.readouterr().out.split())
+    args = ["--bootstrap", "0", "--selection-rule", "one-se", "--compare-rules", "one-se"]
+    assert job.main(["--results", str(root), *args]) == 0
+    assert not shipped_out.parent.exists() and OUTPUTS <= {p.name for p in root.iterdir()}
+    monkeypatch.setattr(job, "SHIPPED_RESULTS", root)  # the same runs, now as the shipped default
+    assert job.main(["--results", str(root), *args]) == 0
+    assert {p.name for p in shipped_out.parent.iterdir()} == OUTPUTS
+    # without --results (the app's whole store) the tables go to the user's local store
+    local = tmp_path / "local"
+    monkeypatch.setattr(store, "SHIPPED_DIR", root)
+    monkeypatch.setenv(store.ENV_VAR, str(local))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(tmp_path / "submitted"))
+    assert job.main(["--bootstrap", "0", "--no-selection"]) == 0
+    assert {p.name for p in local.iterdir()} == {"predictors.csv", "predictors.md"}
+    # a results folder whose own tables would be the shipped ones needs --out
+    monkeypatch.setattr(job, "DEFAULT_OUT", root / "predictors.csv")
+    monkeypatch.setattr(job, "SHIPPED_RESULTS", tmp_path / "default")
+    capsys.readouterr()
+    assert job.main(["--results", str(root), "--bootstrap", "0", "--no-selection"]) == 2
+    assert "name the output with --out" in _one_line_error(capsys)
+
+
+def test_another_analysis_never_replaces_tables_in_the_shipped_folder(tmp_path, capsys, monkeypatch):
+    shipped = tmp_path / "shipped"
+    monkeypatch.setattr(store, "SHIPPED_DIR", shipped)
+    monkeypatch.setattr(job, "DEFAULT_OUT", shipped / "predictors.csv")
+    world = shipped / "world-v2"  # e.g. the pre-registered world-v2 tables beside their records
+    for rec in _records("iimm", "gbc", seeds=(0,)):
+        store.write_record(rec, world)
+    (world / "predictors.csv").write_text("shipped analysis\n")
+    for extra in (["--bootstrap", "10"], ["--bootstrap", "1000"]):  # any analysis, the default one too
+        assert job.main(["--results", str(world), *extra]) == 2
+        assert "its tables record the commands that made them" in _one_line_error(capsys)
+        assert (world / "predictors.csv").read_text() == "shipped analysis\n"
+    out = tmp_path / "mine" / "predictors.csv"
+    assert job.main(["--results", str(world), "--bootstrap", "10", "--no-selection", "--out", str(out)]) == 0
+    assert out.exists() and (world / "predictors.csv").read_text() == "shipped analysis\n"
+    monkeypatch.setattr(job, "SHIPPED_RESULTS", world)  # the app's own runs: only their default analysis
+    (shipped / "predictors.csv").write_text("the app's table\n")
+    for extra, flag in ((["--bootstrap", "10"], "--bootstrap"), (["--no-selection"], "--no-selection"),
+                        (["--selection-rule", "one-se"], "--selection-rule"), (["--min-datasets", "6"], "--min-datasets")):
+        assert job.main(["--results", str(world), *extra]) == 2
+        assert flag in _one_line_error(capsys)
+        assert (shipped / "predictors.csv").read_text() == "the app's table\n"
+
+
+def test_the_default_store_leaves_submitted_runs_out(tmp_path, monkeypatch):
+    local, submitted = tmp_path / "local", tmp_path / "submitted"
+    for rec in _records("iimm", "gbc", seeds=(0,)):
+        store.write_record(rec, local)
+        if rec["method"] == "full":  # a stranger's unverified copy under another method name
+            store.write_record({**rec, "run_id": "sub-" + rec["run_id"], "method": "their_method",
+                                "source": store.SUBMITTED_SOURCE}, submitted)
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    monkeypatch.setenv(store.ENV_VAR, str(local))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(submitted))
+    assert job.main(["--bootstrap", "0", "--no-selection"]) == 0
+    assert set(pd.read_csv(local / "predictors.csv")["method"]) == {"full", "bitfit"}  # was: their_method too
+
+
+def test_a_failure_while_scoring_writes_nothing(tmp_path, capsys, monkeypatch):
+    root = _store(tmp_path, _records("iimm", "gbc", seeds=(0,)))
+
+    def broken(*args, **kwargs):
+        raise ValueError("scoring failed")
+
+    monkeypatch.setattr(job.fsel, "selection_table", broken)
+    code, out = _run(tmp_path, root)
+    assert code == 2 and "scoring failed" in _one_line_error(capsys)
+    assert not out.parent.exists() or not any(out.parent.iterdir())  # no CSV without its summary
+
+
+def test_rescore_rewrites_the_baselines_and_says_how(tmp_path, monkeypatch):
+    import json
+    import types
+
+    import torch
+
+    from core import embed, models
+    from core.data import registry
+    from core.transferability import label_sources
+
+    root = _store(tmp_path, _records("iimm", "gbc", n_sets=6, methods=("full",)))
+    rng = np.random.default_rng(0)
+    emb = types.SimpleNamespace(image=rng.standard_normal((30, 6)), text=rng.standard_normal((3, 6)),
+                                labels=np.arange(30) % 3, class_names=["a", "b", "c"])
+    fake_model = types.SimpleNamespace(logit_scale=torch.tensor(np.log(14.3)))
+    monkeypatch.setattr(models, "load_model", lambda key: types.SimpleNamespace(model=fake_model))
+    monkeypatch.setattr(registry, "load_split", lambda name, split: name)
+    monkeypatch.setattr(embed, "embed_dataset", lambda loaded, data: emb)
+    monkeypatch.setattr(label_sources, "_minilm", lambda: None)
+    assert job.rescore([Path(root)]) == 12
+    for path in Path(root).glob("*.json"):
+        rec = json.loads(path.read_text())
+        assert set(rec["transferability"]) >= {"gbc", "gbc_diagonal", "sfda", "ncti", "emms", "leep"}
+        info = rec["provenance"]["transferability"]
+        assert info["convention"] == "study" and info["leep_logit_scale"] == pytest.approx(14.3)
+        assert info["rescored_by"].endswith("--rescore")
+
+
+def test_a_random_weight_models_predictor_summary_says_so(tmp_path, capsys):
+    # predictors.md named models by architecture alone ("worldclip-tiny"): the numbers of an untrained network
+    # (here an ingested record's own flag, under a tag of its own) read like the pretrained model's
+    recs = [dict(r, pretrained="their-tag", random_weights=True) for r in _records("iimm", "gbc", seeds=(0,))]
+    code, out = _run(tmp_path, _store(tmp_path, recs), "--no-selection", "--bootstrap", "0")
+    printed = capsys.readouterr().out
+    md = (out.parent / "predictors.md").read_text()
+    assert code == 0 and "(worldclip-tiny (their-tag, RANDOM WEIGHTS); methods" in md
+    assert "**RANDOM WEIGHTS:**" in md and "RANDOM WEIGHTS: the numbers of worldclip-tiny (their-tag" in printed
+    trained = job.summary_markdown(pd.read_csv(out), pe.OUTCOMES, n_runs=len(recs), min_datasets=5)
+    assert "RANDOM WEIGHTS" not in trained and "(worldclip-tiny (their-tag); methods" in trained
+
+
+def test_the_offline_toy_models_predictor_summary_says_it_is_a_toy(tmp_path):
+    # the shipped summary is of worldclip-tiny (world-v1), a tiny model pretrained offline on the generated world:
+    # its Markdown read like a finding about real CLIP models
+    code, out = _run(tmp_path, _store(tmp_path, _records("iimm", "gbc", seeds=(0,))), "--no-selection", "--bootstrap", "0")
+    md = (out.parent / "predictors.md").read_text()
+    assert code == 0 and "(worldclip-tiny (world-v1); methods" in md
+    assert "**Toy model:** worldclip-tiny (world-v1) is a tiny model pretrained offline" in md
+
+
+def test_the_compared_rules_name_their_models_and_random_weights(tmp_path):
+    # forecast-rules.md named no model at all: a random-weight store's coverage figures read like anyone's
+    recs = [dict(r, pretrained="their-tag", random_weights=True) for r in _records("iimm", "gbc", seeds=(0,))]
+    code, out = _run(tmp_path, _store(tmp_path, recs), "--compare-rules", "one-se", "--bootstrap", "0")
+    rules = (out.parent / "forecast-rules.md").read_text()
+    assert code == 0 and "Model(s): worldclip-tiny (their-tag, RANDOM WEIGHTS)." in rules
+    assert "**RANDOM WEIGHTS:** the numbers of worldclip-tiny (their-tag, RANDOM WEIGHTS)" in rules
