@@ -1,12 +1,12 @@
-"""Fine-tuning methods: trainable sets, zero-shot start, adapters, frozen bases, save/load, registry."""
+"""Our fine-tuning methods on the tiny model: exactly the intended trainable sets, frozen bases, the zero-shot
+start, save/load; each method's own mechanics (LoRA's q/v rows, the orthogonal rotation and cutout, CLIP-CITE's
+losses, WiSE-FT, the linear probe, CLIP-Adapter's mix), cached prompt features, the initialisation seed, and
+training refusing an empty trainable set."""
 from __future__ import annotations
 
-import copy
-import dataclasses
 import json
 import math
 import re
-import time
 
 import numpy as np
 import pytest
@@ -15,18 +15,13 @@ from torch import nn
 
 from core.data.base import LabeledImages
 from core.imaging import images_to_tensor
-from core.methods import (METHODS, build_method, count_parameters, get_method, load_trained, method_info,
-                          save_trained)
+from core.methods import METHODS, build_method, count_parameters, load_trained, save_trained
 from core.methods.clip_cite import multi_positive_contrastive
 from core.methods.orthogonal import cutout
-from core.models import ModelSpec, load_model
 from core.train import TrainRecipe, train
+from tests.methods_helpers import CLASSES, FULL, OURS, TEMPLATE, TRAINED, logits
 
-CLASSES = ["cat", "dog", "car", "tree"]
-TEMPLATE = "a photo of a {c}"
-# our own methods; the peft catalogue has its own tests (tests/test_peft.py)
-OURS = [name for name in METHODS if method_info(name).source == "ours"]
-TRAINED = [name for name in OURS if METHODS[name].trains]
+
 BLOCK = r"clip\.(visual\.)?transformer\.resblocks\.\d+\."
 N_BLOCKS = 4 + 3  # tiny model: 4 vision blocks, 3 text blocks
 # What each method must train on the tiny CLIP, written independently of the implementation.
@@ -41,7 +36,6 @@ EXPECTED = {
     "orthogonal": (BLOCK + r"(attn\.parametrizations\.in_proj_weight|mlp\.c_fc\.parametrizations\.weight)\.0\.skew",
                    2 * N_BLOCKS),
 }
-FULL = {"full_ft", "clip_cite", "wise_ft"}
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +48,6 @@ def data():
 @pytest.fixture(scope="module")
 def batch(loaded, data):
     return images_to_tensor(data.images, np.arange(16), loaded)
-
-
-def logits(module, x):
-    module.eval()  # also drops cached prompt features of text-trainable methods
-    with torch.no_grad():
-        return module(x)
 
 
 def perturb(module, seed=0, size=0.1):
@@ -232,146 +220,6 @@ def test_save_and_load_round_trip(name, loaded, batch, tmp_path):
     torch.testing.assert_close(logits(restored, batch), expected, atol=0, rtol=0)
 
 
-def test_registry_errors_and_entries(loaded):
-    with pytest.raises(ValueError, match="known methods: zero_shot, full_ft"):
-        get_method("prompt_tuning")
-    with pytest.raises(ValueError, match="'rnk'"):
-        build_method("lora", loaded, CLASSES, TEMPLATE, {"rnk": 8})
-    for name in OURS:
-        entry = METHODS[name]
-        assert entry.name == name and entry.description and entry.config_cls().to_dict() is not None
-
-
-@pytest.mark.parametrize("name, overrides, match", [
-    ("lora", {"rank": 0}, "rank"), ("lora", {"parts": "qx"}, "parts"), ("lora", {"scale": -1.0}, "scale"),
-    ("bitfit", {"towers": "audio"}, "towers"), ("clip_adapter", {"ratio": 1.5}, "ratio"),
-    ("clip_adapter", {"reduction": 0}, "reduction"), ("orthogonal", {"cutout_fraction": 0.0}, "cutout_fraction"),
-    ("orthogonal", {"cr_weight": -1.0}, "cr_weight"), ("wise_ft", {"alpha": 2.0}, "alpha"),
-    ("clip_cite", {"kd_temperature": 0.0}, "kd_temperature"), ("clip_cite", {"alpha": -0.1}, "alpha"),
-    ("lora", {"scale": float("inf")}, "scale must be a finite number"),  # TOML's inf: was "lower the lr" at step 1
-    ("orthogonal", {"cr_weight": float("inf")}, "cr_weight must be a finite number"),
-    ("clip_cite", {"kd_temperature": float("inf")}, "kd_temperature must be a finite number"),
-])
-def test_config_validation(name, overrides, match):
-    with pytest.raises(ValueError, match=match):
-        get_method(name).config_cls.from_overrides(overrides)
-
-
-def test_clip_adapter_refuses_a_reduction_wider_than_the_features(loaded):
-    with pytest.raises(ValueError, match="reduction 1000 leaves no hidden unit for the model's 128-wide features"):
-        build_method("clip_adapter", loaded, CLASSES, TEMPLATE, {"reduction": 1000})  # was: silently 1 wide
-
-
-def test_towers_option_restricts_to_one_tower(loaded):
-    image_only = build_method("bitfit", loaded, CLASSES, TEMPLATE, {"towers": "image"})
-    assert image_only.named_trainable() and all(n.startswith("clip.visual.") for n in image_only.named_trainable())
-    text_only = build_method("lora", loaded, CLASSES, TEMPLATE, {"towers": "text"})
-    assert text_only.named_trainable() and not any("visual" in n for n in text_only.named_trainable())
-    assert text_only.text_trainable and not image_only.text_trainable
-
-
-def test_attention_methods_explain_a_block_without_qkv(loaded):
-    broken = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
-    broken.model.visual.transformer.resblocks[0].attn = nn.Identity()
-    for name in ("attention", "lora", "orthogonal"):
-        with pytest.raises(ValueError, match="q/k/v projection"):
-            build_method(name, broken, CLASSES, TEMPLATE)
-    assert build_method("bitfit", broken, CLASSES, TEMPLATE).named_trainable()
-
-
-# ----- other families: tiny configs, random weights, nothing downloaded ---------------------------
-TINY_CONFIGS = {
-    "test-sl-tiny": {"embed_dim": 64, "init_logit_bias": -10, "custom_text": True,
-                     "vision_cfg": {"image_size": 224, "timm_model_name": "vit_tiny_patch16_224",
-                                    "timm_model_pretrained": False, "timm_pool": "avg", "timm_proj": "linear"},
-                     "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2,
-                                  "no_causal_mask": True, "proj_bias": True, "pool_type": "last"}},
-    "test-eva-tiny": {"embed_dim": 64, "custom_text": True,
-                      "vision_cfg": {"image_size": 224, "timm_model_name": "eva02_tiny_patch14_224",
-                                     "timm_model_pretrained": False, "timm_pool": "token", "timm_proj": "linear"},
-                      "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}},
-    "test-coca-tiny": {"embed_dim": 64, "custom_text": True,
-                       "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16,
-                                      "attentional_pool": True, "attn_pooler_heads": 2, "output_tokens": True},
-                       "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2,
-                                    "layers": 2, "embed_cls": True, "output_tokens": True},
-                       "multimodal_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2,
-                                          "layers": 1, "attn_pooler_heads": 2}},
-}
-FAMILY = {"test-sl-tiny": "siglip", "test-eva-tiny": "eva02", "test-coca-tiny": "coca"}
-
-
-@pytest.fixture(scope="module")
-def family_models(tmp_path_factory):
-    import open_clip
-
-    folder = tmp_path_factory.mktemp("configs")
-    for name, cfg in TINY_CONFIGS.items():
-        (folder / f"{name}.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(folder)
-    return {name: load_model(ModelSpec(name, name, None, FAMILY[name], "none: random")) for name in TINY_CONFIGS}
-
-
-@pytest.mark.parametrize("arch", list(TINY_CONFIGS))
-def test_every_method_builds_on_other_families(arch, family_models):
-    loaded = family_models[arch]
-    x = torch.randn(2, 3, loaded.image_size, loaded.image_size)
-    zero_shot = logits(build_method("zero_shot", loaded, CLASSES, TEMPLATE), x)
-    clip = loaded.model
-    manual = clip.logit_scale.exp() * clip.encode_image(x, normalize=True) @ clip.encode_text(
-        loaded.tokenizer([TEMPLATE.format(c=c) for c in CLASSES]), normalize=True).t()
-    if getattr(clip, "logit_bias", None) is not None:
-        manual = manual + clip.logit_bias
-    torch.testing.assert_close(zero_shot, manual.detach(), atol=1e-5, rtol=1e-5)
-    for name in TRAINED:
-        module = build_method(name, loaded, CLASSES, TEMPLATE)
-        names = set(module.named_trainable())
-        assert names and not any("text_decoder" in n for n in names), name  # CoCa's decoder: unused
-        assert name in FULL or not any("attn_pool" in n for n in names), name  # pooler: not a block
-        if METHODS[name].zero_shot_init:
-            torch.testing.assert_close(logits(module, x), zero_shot, atol=1e-5, rtol=1e-5)
-    if getattr(clip, "logit_bias", None) is not None:  # SigLIP: the full-model methods train the bias too (SPEC §4)
-        for name in ("full_ft", "wise_ft", "clip_cite"):
-            assert "clip.logit_bias" in build_method(name, loaded, CLASSES, TEMPLATE).named_trainable(), name
-    attention = set(build_method("attention", loaded, CLASSES, TEMPLATE).named_trainable())
-    blocks = [n for n, _ in clip.visual.named_modules()
-              if re.fullmatch(r"(trunk\.blocks|transformer\.resblocks)\.\d+", n)]
-    assert len([n for n in attention if n.startswith("clip.visual.")]) == len(blocks) > 0
-    assert all(n.endswith(("attn.qkv.weight", "attn.in_proj_weight")) for n in attention)
-
-
-def test_peft_methods_leave_cocas_caption_decoder_frozen(family_models):
-    """peft's target names (q_proj, v_proj, c_fc…) also match CoCa's caption decoder, which classification
-    never runs: its adapters counted as trainable but never got a gradient (tiny CoCa peft_lora: 2,048 of them)."""
-    loaded = family_models["test-coca-tiny"]
-    for name in ("peft_lora", "peft_ia3"):
-        module = build_method(name, loaded, CLASSES, TEMPLATE)
-        trained = set(module.named_trainable())
-        assert trained and not any("text_decoder" in n for n in trained), name
-        assert any(n.startswith("clip.visual.") for n in trained) and any(".text." in n for n in trained), name
-
-
-@pytest.mark.slow
-def test_eva02_separate_qkv_projections():
-    t0 = time.perf_counter()
-    loaded = load_model("EVA02-B-16")  # architecture only: random weights, no download
-    attention = build_method("attention", loaded, CLASSES, TEMPLATE, copy_model=False)
-    assert count_parameters(attention)[0] == 30_670_848
-    assert any(n.endswith("attn.k_proj.weight") for n in attention.named_trainable())
-    lora = build_method("lora", loaded, CLASSES, TEMPLATE, copy_model=False)
-    names = set(lora.named_trainable())
-    assert any(".q_proj.parametrizations.weight.0.lora_A.q" in n for n in names)
-    assert not any("k_proj" in n for n in names)
-    assert time.perf_counter() - t0 < 120
-
-
-def test_vit_b32_parameter_counts_match_the_study():
-    loaded = load_model("ViT-B-32-random")
-    counts = {name: count_parameters(build_method(name, loaded, CLASSES, TEMPLATE, copy_model=False))[0]
-              for name in ("bitfit", "attention", "lora")}  # lora last: it adds parametrizations in place
-    assert counts == {"bitfit": 168_960, "attention": 30_670_848, "lora": 245_760}
-
-
 @pytest.mark.parametrize("name, in_training, in_eval", [("bitfit", 3, 2), ("clip_adapter", 1, 0),
                                                          ("linear_probe", 0, 0)])
 def test_prompt_features_are_cached_only_when_the_text_tower_is_frozen(name, in_training, in_eval, loaded, batch,
@@ -455,24 +303,3 @@ def test_orthogonal_refuses_one_by_one_blocks_and_training_refuses_empty_trainab
     module.empty = nn.Parameter(torch.zeros(0, 4))  # trainable, but with nothing in it
     with pytest.raises(ValueError, match="no trainable parameters"):
         train(module, data, quick_recipe())
-
-
-def test_lora_refuses_a_rank_larger_than_the_weight(loaded):
-    """The tiny model's q/k/v parts are 128 x 128: rank 129 was accepted (and rank 1000 built 3.6 M
-    'low-rank' parameters, more than the weights it adapts)."""
-    with pytest.raises(ValueError, match=r"LoRA rank 129 .*in_proj_weight.*use rank <= 128"):
-        build_method("lora", loaded, CLASSES, TEMPLATE, {"rank": 129})
-    assert count_parameters(build_method("lora", loaded, CLASSES, TEMPLATE, {"rank": 128, "towers": "text"}))[0] > 0
-
-
-@pytest.mark.parametrize("name, field, value", [
-    ("lora", "rank", True), ("orthogonal", "block_size", True), ("clip_adapter", "reduction", True),
-    ("orthogonal", "cr_weight", "1"), ("wise_ft", "alpha", "0.5"), ("clip_cite", "kd_weight", float("inf")),
-    ("full_ft", "include_logit_scale", "no"), ("linear_probe", "train_bias", 1), ("peft_lora", "init_seed", True),
-])
-def test_configs_built_directly_check_their_types(name, field, value):
-    """Only from_overrides checked types: LoRAConfig(rank=True) built a rank-1 LoRA, OrthogonalConfig(
-    cr_weight="1") failed with "'>=' not supported between 'str' and 'int'" (a TypeError)."""
-    config_cls = get_method(name).config_cls
-    with pytest.raises(ValueError, match=rf"{config_cls.__name__}\.{field} must be"):
-        config_cls(**{field: value})
