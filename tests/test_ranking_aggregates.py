@@ -1,4 +1,6 @@
-"""core.ranking and core.cards: hand-checked aggregates, the Pareto front against a naive loop, cards."""
+"""core.ranking's aggregates: hand-checked means and intervals, the Pareto front against a naive loop, method
+ranks (by gain, out-of-domain change or net, within each model), the per-dataset matrix, the predictor summary,
+cost columns, mixed recipes, and the shipped predictor tables as shown."""
 from __future__ import annotations
 
 import json
@@ -11,10 +13,7 @@ import pytest
 
 from core import cards, ranking, store
 from tests.fixtures import LINES, make_fixture_records
-
-
-def frame(**kwargs) -> pd.DataFrame:
-    return store.records_to_frame(make_fixture_records(**kwargs))
+from tests.ranking_helpers import frame
 
 
 def test_mean_interval_hand_checked():
@@ -108,35 +107,6 @@ def test_dataset_matrix_of_a_model_with_only_failed_runs_is_empty_not_a_crash():
     assert points.empty and points["id_gain"].dtype == float and points["n_seeds"].dtype == np.int64
 
 
-def test_untrained_models_come_from_the_registry_or_the_records_flag():
-    runs = pd.concat([frame(n_datasets=1, pretrained=p) for p in ("world-v1", "random", "own-tag")])
-    runs.loc[runs["pretrained"] == "own-tag", "random_weights"] = True
-    assert cards.untrained_models(runs) == {("worldclip-tiny", "random"), ("worldclip-tiny", "own-tag")}
-    runs["random_weights"] = None  # records that do not say: the registry alone decides
-    assert cards.untrained_models(runs) == {("worldclip-tiny", "random")}
-    assert cards.untrained_models(runs.iloc[:0]) == set()
-    row = runs.iloc[0].to_dict() | {"random_weights": True}
-    assert ranking.run_label(row).endswith("world-v1, RANDOM WEIGHTS)")
-
-
-def test_a_stored_blank_pretrained_tag_gets_a_card_not_an_error():
-    # the schema stores pretrained ' ' (it refuses only ''); spec_for refuses a blank tag for a run to be made,
-    # and model_card / untrained_models raised on it, so every page that names models failed
-    runs = pd.concat([frame(n_datasets=1, pretrained=p) for p in ("world-v1", " ")])
-    assert cards.untrained_models(runs) == set()
-    card = cards.model_card("worldclip-tiny", " ")
-    assert "no pretrained tag" in card.title and not card.random_weights and not card.toy
-    assert cards.model_notes(runs, set()) and cards.model_names(runs, set())[0][0] == "worldclip-tiny ( )"
-
-
-def test_model_label_column_marks_only_the_rows_of_untrained_models():
-    rows = pd.DataFrame({"model": ["ViT-B-32", "ViT-B-32", "tiny"], "pretrained": ["openai", "none", "none"]},
-                        index=[7, 3, 5])
-    labels = cards.model_label_column(rows, {("ViT-B-32", "none")})
-    assert labels.to_dict() == {7: "ViT-B-32 · openai", 3: "ViT-B-32 · none" + cards.UNTRAINED_MARK,
-                                5: "tiny · none"}
-
-
 def test_methods_without_the_ranked_outcome_are_unranked_and_intervals_say_undefined():
     runs = frame(n_datasets=3).assign(ood_change=np.nan)  # no out-of-domain panel measured
     by_ood = ranking.method_ranking(runs, rank_by="ood_change")
@@ -155,29 +125,6 @@ def test_methods_without_the_ranked_outcome_are_unranked_and_intervals_say_undef
         assert ranking.interval_text(lo, hi) == "—"
 
 
-def test_verdict_text_names_best_gentlest_and_front_and_escapes_titles():
-    rows = ranking.method_ranking(frame(n_datasets=3))
-    text = ranking.verdict_text(rows)
-    best = rows.loc[rows["id_gain"].idxmax()]
-    assert text.startswith(f"**Most gain:** Full, {best['id_gain']:+.1f} points in-domain")
-    assert "**Least forgetting for at least half that gain:** BitFit" in text
-    assert text.endswith("Every method is averaged over the same 3 datasets.")
-    hostile = rows.assign(method_title=["[x](http://e.org)"] * len(rows))
-    assert "](http" not in ranking.verdict_text(hostile) and "\\[x\\]" in ranking.verdict_text(hostile)
-    mixed = rows.assign(n_datasets=range(1, len(rows) + 1))
-    assert "averaged over the same" not in ranking.verdict_text(mixed)
-    assert ranking.verdict_text(rows.assign(id_gain=np.nan)) == ""
-
-
-def test_verdict_text_says_when_out_of_domain_was_not_measured():
-    # ood_change is nullable in a record: a method whose runs had no OOD panel has no OOD mean
-    rows = ranking.method_ranking(frame(n_datasets=3))
-    rows.loc[rows["id_gain"].idxmax(), "ood_change"] = np.nan
-    text = ranking.verdict_text(rows)
-    assert "nan" not in text.lower()
-    assert "points in-domain, out-of-domain not measured." in text
-
-
 def test_predictor_summary_averages_methods():
     table = pd.DataFrame({"method": ["a", "b", "a", "b"], "predictor": ["iimm", "iimm", "gbc", "gbc"],
                           "family": ["zero-shot"] * 2 + ["transferability"] * 2, "outcome": ["id_gain"] * 4,
@@ -187,57 +134,6 @@ def test_predictor_summary_averages_methods():
     assert out["mean_abs_tau"].tolist() == pytest.approx([0.3, 0.1]) and out["n_methods"].tolist() == [2, 2]
     with pytest.raises(ValueError, match="lodo_mae"):
         ranking.predictor_summary(table.drop(columns=["lodo_mae"]))
-
-
-def test_cards_cover_unknown_and_peft_methods():
-    assert cards.method_card("lora").known and cards.method_card("lora").citation in cards.CITATIONS
-    unknown = cards.method_card("peft_not_in_the_catalogue")
-    assert not unknown.known and unknown.title == "Not in the catalogue (peft)" and unknown.family.startswith("peft")
-    assert cards.method_title("my_new_method") == "My new method"
-    assert all(c.citation is None or c.citation in cards.CITATIONS for c in cards.METHOD_CARDS.values())
-    assert all(c.bibtex.startswith("@") and c.key in c.bibtex for c in cards.CITATIONS.values())
-    toy = cards.model_card("worldclip-tiny", "world-v1")
-    assert toy.toy and not toy.random_weights and "Model card" in (toy.markdown or "")
-    clip = cards.model_card("ViT-B-32", "openai")
-    assert not clip.toy and clip.open_clip_name == "ViT-B-32" and clip.markdown is None
-
-
-@pytest.mark.parametrize("model, pretrained, heading", [
-    ("worldclip-tiny", "world-v1", "worldclip-tiny"),
-    ("worldclip-tiny", "world-v2-a", "worldclip-v2-a"),
-    ("worldclip-tiny-sigmoid", "world-v2-b", "worldsiglip-v2-b"),
-    ("worldclip-tiny", "world-v2-d", "worldclip-v2-d"),
-])
-def test_each_shipped_model_shows_its_own_card(model, pretrained, heading):
-    # every world-v2 model used to show world v1's card (core/assets/MODEL_CARD.md)
-    first_line = (cards.model_card(model, pretrained).markdown or "").splitlines()[0]
-    assert first_line.startswith("# Model card") and heading in first_line
-    if pretrained != "world-v1":
-        assert "world-v1" not in first_line and pretrained in first_line
-
-
-def test_card_defaults_match_the_method_configs():
-    from core.methods import METHODS
-
-    assert set(cards.METHOD_CARDS) >= {m for m in METHODS if not m.startswith("peft")}  # peft: from method_info
-    for name, card in cards.METHOD_CARDS.items():
-        config = METHODS[name].config_cls()
-        for key, value in card.defaults.items():
-            assert getattr(config, key) == value, (name, key)
-
-
-def test_predictor_titles_are_readable():
-    assert cards.predictor_title("h_score") == "H-score" and cards.predictor_title("iimm") == "IIMM"
-    assert cards.predictor_title("my_new_score") == "my new score"
-
-
-def test_peft_methods_get_their_family_summary_and_paper_from_the_method_registry():
-    from core import cards
-
-    dora = cards.method_card("peft_dora")
-    assert dora.known and dora.family == "reparameterised" and dora.title == "DoRA (peft)"
-    assert dora.paper_url.startswith("https://arxiv.org/") and dora.defaults["peft.use_dora"] is True
-    assert not cards.method_card("peft_made_up").known
 
 
 def test_cost_columns_read_numbers_only_from_a_json_object():
@@ -251,19 +147,6 @@ def test_cost_columns_read_numbers_only_from_a_json_object():
     want = [[14336, 12.5, 2046.7], [7, nan, 3], [9, nan, nan]] + [[nan, nan, nan]] * 6
     assert list(got.columns) == ["trainable_params", "wall_time_s", "peak_mb"] and list(got.index) == list(range(100, 109))
     np.testing.assert_array_equal(got.to_numpy(), np.array(want, dtype=float))
-
-
-def test_every_method_has_one_family_label_and_a_readable_title():
-    """Our methods' cards took labels of their own ('parameter-efficient') beside peft's registry families."""
-    from core.method_info import FAMILIES, all_method_info
-
-    for info in all_method_info():
-        name, card = info.name, cards.method_card(info.name)
-        assert card.family == info.family or (name == "peft" and card.family), name
-        assert card.family in FAMILIES or name == "peft", (name, card.family)
-    assert cards.method_card("bitfit").family == cards.method_card("peft_ln_tuning").family == "selective"
-    assert cards.method_card("lora").family == cards.method_card("peft_lora").family == "reparameterised"
-    assert cards.method_title("peft_hra") == "HRA (peft)" and cards.method_title("peft_ln_tuning") == "LN tuning (peft)"
 
 
 def _with_recipe(records, max_steps, source):
@@ -323,35 +206,6 @@ def test_net_adds_gain_and_change_per_dataset_where_both_were_measured():
     assert whole["net"].iloc[0] == pytest.approx(whole["id_gain"].iloc[0] + whole["ood_change"].iloc[0])
 
 
-def test_verdict_says_same_datasets_only_when_the_datasets_are_the_same():
-    runs = frame(n_datasets=3, methods=("full", "bitfit"))
-    # two datasets each, but not the same two: Full on sets 1 and 2, BitFit on sets 0 and 1
-    runs = runs[~(((runs["method"] == "full") & (runs["dataset"] == "fx-set-0"))
-                  | ((runs["method"] == "bitfit") & (runs["dataset"] == "fx-set-2")))]
-    rows = ranking.method_ranking(runs)
-    assert rows["n_datasets"].tolist() == [2, 2]
-    assert "averaged over the same" not in ranking.verdict_text(rows)
-    assert not ranking.same_datasets(rows)  # so the ranking page keeps its datasets column
-    same = ranking.method_ranking(runs[runs["dataset"] == "fx-set-1"])
-    assert ranking.same_datasets(same)
-    text = ranking.verdict_text(same)  # one dataset: no interval, said in the verdict (it read "the same 1 datasets")
-    assert "**From a single dataset:** every method is measured on the same one dataset" in text
-    assert "1 datasets" not in text
-
-
-def test_verdict_says_which_named_methods_rest_on_a_single_dataset():
-    runs = frame(n_datasets=3, methods=("full", "bitfit", "lora"))
-    runs = runs[(runs["method"] != "full") | (runs["dataset"] == "fx-set-0")]  # Full measured on one dataset
-    rows = ranking.method_ranking(runs)
-    assert rows.set_index("method")["n_datasets"].to_dict() == {"full": 1, "bitfit": 3, "lora": 3}
-    text = ranking.verdict_text(rows)
-    assert text.startswith("**Most gain:** Full")  # from its one dataset: the verdict must say so
-    assert "**From a single dataset:** Full is measured on one dataset only" in text, text
-    assert "LoRA is" not in text and "BitFit is" not in text
-    three = ranking.verdict_text(ranking.method_ranking(frame(n_datasets=3)))
-    assert "single dataset" not in three and three.endswith("Every method is averaged over the same 3 datasets.")
-
-
 def test_ranks_are_within_each_model_not_across_models():
     """Rank 1 is each (model, pretrained)'s best method: a second model's only method is its rank 1, and
     the first model's ranks are not pushed down by the other model's rows."""
@@ -380,20 +234,6 @@ def test_mean_interval_ignores_infinite_values():
     assert (mean, lo, hi) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
 
 
-def test_toy_note_leaves_random_weight_models_to_the_untrained_note():
-    """A pair whose records flag random weights is not also called 'pretrained offline on the generated
-    world', nor is the registry's random-weight toy, even when the caller's set leaves it out."""
-    runs = pd.concat([frame(n_datasets=1, pretrained=p) for p in ("world-v1", "random")])
-    flagged = runs.assign(random_weights=runs["pretrained"] == "world-v1")  # an ingested record says so
-    untrained = cards.untrained_models(flagged)
-    assert untrained == {("worldclip-tiny", "world-v1"), ("worldclip-tiny", "random")}
-    assert cards.toy_note(flagged, untrained) is None
-    notes = cards.model_notes(flagged, untrained, markdown=False)
-    assert len(notes) == 1 and notes[0].startswith("RANDOM WEIGHTS: the numbers of worldclip-tiny (random, RANDOM")
-    note = cards.toy_note(runs, set(), markdown=False)
-    assert note is not None and note.startswith("Toy model: worldclip-tiny (world-v1) is a tiny model")
-
-
 def test_a_method_without_any_out_of_domain_panel_has_no_net_and_no_net_rank():
     """Net needs an out-of-domain change: a method with none has net NaN (not 0) and is not ranked by net."""
     runs = frame(n_datasets=2, methods=("full", "lora"))
@@ -401,50 +241,6 @@ def test_a_method_without_any_out_of_domain_panel_has_no_net_and_no_net_rank():
     rows = ranking.method_ranking(runs, rank_by="net").set_index("method")
     assert rows.loc["lora", "n_ood_datasets"] == 0 and math.isnan(rows.loc["lora", "net"])
     assert pd.isna(rows.loc["lora", "rank"]) and rows.loc["full", "rank"] == 1
-
-
-def test_a_method_with_no_out_of_domain_mean_does_not_break_same_datasets():
-    """n_ood_datasets 0 means 'not measured', not 'fewer datasets': rows that average the same datasets,
-    one of them without any OOD panel, still count as the same (the page drops the datasets column)."""
-    runs = frame(n_datasets=2, methods=("full", "lora"))
-    runs.loc[runs["method"] == "lora", "ood_change"] = np.nan
-    rows = ranking.method_ranking(runs)
-    assert sorted(rows["n_ood_datasets"]) == [0, 2] and ranking.same_datasets(rows)
-    assert ranking.verdict_text(rows).endswith("Every method is averaged over the same 2 datasets.")
-
-
-def _verdict_rows(n_datasets: list[int]) -> pd.DataFrame:
-    # Full: most gain; BitFit: gentlest (least forgetting with half Full's gain); LoRA: on the front only
-    # (nothing beats its OOD change, its gain is under half); Adapter: dominated, named nowhere
-    return pd.DataFrame({"method": ["full", "bitfit", "lora", "adapter"],
-                         "method_title": ["Full", "BitFit", "LoRA", "Adapter"],
-                         "id_gain": [10.0, 8.0, 2.0, 1.0], "ood_change": [-5.0, -1.0, 1.0, -6.0],
-                         "pareto": [True, True, True, False], "n_datasets": n_datasets,
-                         "n_ood_datasets": n_datasets, "datasets": [f"{n}" for n in n_datasets]})
-
-
-def test_verdict_flags_a_single_dataset_method_named_on_the_front_not_only_the_best():
-    """Not only the best method: the gentlest and the front are named too, so each resting on one dataset is said to."""
-    gentlest = ranking.verdict_text(_verdict_rows([3, 1, 3, 1]))
-    assert "**From a single dataset:** BitFit is measured on one dataset only" in gentlest, gentlest
-    assert "Adapter" not in gentlest  # named nowhere, so not flagged
-    front = ranking.verdict_text(_verdict_rows([3, 3, 1, 3]))
-    assert "**From a single dataset:** LoRA is measured on one dataset only" in front, front
-
-
-def test_verdict_says_are_for_several_single_dataset_methods():
-    text = ranking.verdict_text(_verdict_rows([1, 1, 3, 3]))
-    assert "**From a single dataset:** Full, BitFit are measured on one dataset only" in text, text
-
-
-def test_untrained_models_with_flags_from_names_only_the_shown_pairs():
-    """flags_from widens where the flags are read, not which models are returned: a pair flagged elsewhere
-    in the store but absent from the rows shown is not in the answer."""
-    whole = pd.concat([frame(n_datasets=1, pretrained=p) for p in ("world-v1", "own-tag")])
-    whole["random_weights"] = whole["pretrained"] == "own-tag"
-    shown = whole[whole["pretrained"] == "world-v1"]
-    assert cards.untrained_models(shown, flags_from=whole) == set()
-    assert cards.untrained_models(whole.assign(random_weights=False), flags_from=whole) == {("worldclip-tiny", "own-tag")}
 
 
 def test_the_per_method_and_per_config_shortcuts_equal_the_per_row_definitions():
