@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from core.data import world2
 from core.data.world import pretraining_batch
 from core.imaging import uint8_batch_to_tensor
-from core.experiment import cpu_model, cpu_signature, git_revision, package_versions
+from core.experiment import cpu_model, cpu_signature, git_revision, numerics_environment, package_versions
 from core.models import ASSET_DIR, load_model, spec_for
 from core.store import write_file_atomic
 from jobs.cli import check_writable_folder, user_facing
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
               "threads": args.threads, "started_at": _utc_now(), "git_revision": git_revision(),
               "versions": package_versions(), "device": "cpu", "host": platform.node(),
               "host_cpu": platform.processor() or platform.machine(), "cpu": cpu_model(),
-              "cpu_signature": cpu_signature(),
+              "cpu_signature": cpu_signature(), "numerics_env": numerics_environment(),
               "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # as in grid records: kernels round
               "settings": settings_of(args)}
     try:

@@ -13,7 +13,7 @@ fresh embeddings differ around 1e-8; the app shows three decimals). A model, met
 the record names that is not its config's (the cell run here) is listed too. A host can verify a submitted,
 unverified run this way. Float reductions depend on the device, the thread count and the library versions,
 so compare on the kind of machine the record names (``provenance.device``, ``.versions``, ``.cpu``,
-``.cpu_signature``, ``.cpu_capability``, ``.torch_threads``; a difference is pointed out).
+``.cpu_signature``, ``.cpu_capability``, ``.numerics_env``, ``.torch_threads``; a difference is pointed out).
 Exit 0 when every record reproduces (a record that failed and fails here too counts), 1 when a value or the
 status differs, 2 for a bad option, a file that is no record, or a model this machine cannot load (checked
 before any cell runs), 130 on Ctrl-C after reporting what was compared.
@@ -131,9 +131,10 @@ def reproduce(record: Mapping[str, Any], *, device: str = "cpu", cache_dir: Path
 
 def notes(record: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
     """What the reader should know beside the numbers: an id its config does not give; another torch, device,
-    CPU, CPU signature (family/model/stepping, caches, flags), CPU kernel instruction set or thread count
-    (records before 2026-12-05 name no CPU or thread count; an instruction set and a signature are named only
-    by records made since 2026-12-06)."""
+    CPU, CPU signature (family/model/stepping, caches, flags), CPU kernel instruction set, kernel settings in
+    the environment (``core.experiment.NUMERICS_VARIABLES``) or thread count (records before 2026-12-05 name no
+    CPU or thread count; an instruction set, a signature and kernel settings are named only by records made
+    since 2026-12-06)."""
     from core.experiment import cell_id
 
     out = []
@@ -147,7 +148,15 @@ def notes(record: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
                            ("torch threads", was.get("torch_threads"), now.get("torch_threads"))):
         if old and new and old != new:
             out.append(f"recorded with {what} {old}, reproduced with {new}: rounding may differ")
+    old_env, new_env = was.get("numerics_env"), now.get("numerics_env")
+    if isinstance(old_env, dict) and isinstance(new_env, dict) and old_env != new_env:  # {}: none was set
+        out.append(f"recorded with kernel settings {_settings(old_env)}, reproduced with {_settings(new_env)}: "
+                   "rounding may differ")
     return out
+
+
+def _settings(env: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(env.items())) or "(none set)"
 
 
 @user_facing

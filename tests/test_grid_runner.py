@@ -102,9 +102,10 @@ def test_grid_runs_resumes_and_records_failures(tmp_path, monkeypatch):
     import torch  # loaded by the grid already
 
     assert ok["provenance"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
-    from core.experiment import cpu_signature
+    from core.experiment import cpu_signature, numerics_environment
 
     assert ok["provenance"]["cpu_signature"] == cpu_signature()  # hosts named alike can round differently
+    assert ok["provenance"]["numerics_env"] == numerics_environment()
     assert by_method["zero_shot"]["ft_acc"] == by_method["zero_shot"]["zs_acc"]
     # the frozen zero-shot model is evaluated from the embeddings its zero-shot scores cached; BitFit on images
     assert by_method["zero_shot"]["provenance"]["evaluation_input"] == "cached image embeddings"

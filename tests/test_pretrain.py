@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.experiment import cpu_model, cpu_signature
+from core.experiment import cpu_model, cpu_signature, numerics_environment
 from jobs import pretrain
 
 TINY = ["--steps", "2", "--batch", "8", "--warmup", "1", "--threads", "1", "--ckpt-every", "1"]
@@ -147,7 +147,7 @@ def test_a_resumed_run_logs_the_same_loss_curve_and_a_full_record(tmp_path, monk
     assert a["status"] == "ok" and a["git_revision"] and a["host_cpu"] and a["started_at"] <= a["ended_at"]
     # the machine named as grid records name it: a model trained on other kernels can round differently
     assert a["cpu"] == cpu_model() and a["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
-    assert a["cpu_signature"] == cpu_signature()
+    assert a["cpu_signature"] == cpu_signature() and a["numerics_env"] == numerics_environment()
 
 
 def test_a_failed_log_write_never_leaves_an_older_log_beside_new_weights(tmp_path, monkeypatch, capsys):

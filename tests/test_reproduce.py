@@ -115,6 +115,21 @@ def test_notes_name_a_config_that_is_not_the_run_id_and_other_hardware():
     assert reproduce.notes(signed, other_host) == [
         "recorded with CPU signature 6/167/1; L2 2048K, reproduced with 6/143/8; L2 2048K: rounding may differ"]
     assert reproduce.notes(record, other_host) == []  # an older record names none: nothing to compare
+    # kernel settings in the environment: forcing MKL onto AVX2 kernels changed a shipped cell's accuracy
+    settled = {**record, "provenance": {**record["provenance"], "numerics_env": {}}}
+    forced = {"provenance": {**same["provenance"], "numerics_env": {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}}}
+    assert reproduce.notes(settled, forced) == ["recorded with kernel settings (none set), reproduced with "
+                                                "MKL_ENABLE_INSTRUCTIONS=AVX2: rounding may differ"]
+    assert reproduce.notes(record, forced) == [] and reproduce.notes(settled, {"provenance": {
+        **same["provenance"], "numerics_env": {}}}) == []
+
+
+def test_numerics_environment_keeps_only_the_kernel_settings_that_are_set():
+    from core.experiment import numerics_environment
+
+    assert numerics_environment({"PATH": "/bin", "MKL_CBWR": "AVX2", "OMP_NUM_THREADS": "1"}) == {
+        "MKL_CBWR": "AVX2", "OMP_NUM_THREADS": "1"}
+    assert numerics_environment({"HOME": "/root"}) == {}
 
 
 def test_cpu_signature_names_model_caches_and_a_flags_hash(tmp_path):
