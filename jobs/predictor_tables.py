@@ -164,6 +164,48 @@ def _gain_lines(ok: pd.DataFrame) -> list[str]:
     return out
 
 
+def jackknife_plus_summary(selection: pd.DataFrame) -> pd.DataFrame:
+    """Per outcome, over the ok cells whose jackknife+ coverage was measured (finite held-out intervals):
+    its pooled LODO coverage (held-out datasets covered / held-out datasets) and mean width, beside the t
+    interval's on the same cells; ``not_finite``: ok cells where it was not (too few datasets)."""
+    cols = ["outcome", "cells", "not_finite", "jackknife_plus_coverage", "coverage", "jackknife_plus_mean_width",
+            "mean_width"]
+    ok = selection[selection["status"] == "ok"]
+    if ok.empty or "jackknife_plus_coverage" not in ok.columns:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for outcome, g in ok.groupby("outcome", sort=False):
+        measured = g[np.isfinite(g["jackknife_plus_coverage"].to_numpy(float))]
+        w = measured["n_datasets"].to_numpy(float)
+        pooled = (lambda c: float((measured[c] * w).sum() / w.sum())) if len(measured) else (lambda c: math.nan)
+        mean = (lambda c: float(measured[c].mean())) if len(measured) else (lambda c: math.nan)
+        rows.append({"outcome": outcome, "cells": len(measured), "not_finite": len(g) - len(measured),
+                     "jackknife_plus_coverage": pooled("jackknife_plus_coverage"), "coverage": pooled("coverage"),
+                     "jackknife_plus_mean_width": mean("jackknife_plus_mean_width"), "mean_width": mean("mean_width")})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _jackknife_lines(selection: pd.DataFrame) -> list[str]:
+    summary = jackknife_plus_summary(selection)
+    if summary.empty:
+        return []
+    if not summary["cells"].any():
+        cells = int(summary["not_finite"].sum())
+        return ["", f"Jackknife+ intervals (distribution-free) are not finite in any of the {cells} cells: at 95 % "
+                "they need at least 19 reference datasets, so their coverage needs 20 per cell."]
+    out = ["", "Jackknife+ intervals beside the t intervals (distribution-free: coverage >= 90 % at 95 % for "
+           "exchangeable datasets; infinite on fewer than 19 reference datasets, so a cell with fewer than 20 has "
+           "no measured coverage). Pooled LODO coverage and mean width over the cells where it was measured, "
+           "the t interval's on the same cells:", "",
+           "| outcome | cells measured | not finite | jackknife+ coverage | t coverage | jackknife+ mean width "
+           "| t mean width |", "|---|---|---|---|---|---|---|"]
+    for r in summary.itertuples(index=False):
+        out.append(f"| {r.outcome} | {r.cells} | {r.not_finite} | {_num(r.jackknife_plus_coverage, '.1%')} | "
+                   f"{_num(r.coverage, '.1%')} | {_num(r.jackknife_plus_mean_width, '.3g')} | "
+                   f"{_num(r.mean_width, '.3g')} |")
+    return out
+
+
 def _num(value: float, spec: str) -> str:
     return "—" if not math.isfinite(value) else format(value, spec)
 
@@ -197,13 +239,13 @@ def selection_markdown(selection: pd.DataFrame) -> str:
            f"every pair); {RULE_TEXT[rule]}. {level} % intervals from the "
            "procedure's own LODO residuals; coverage measured on held-out datasets.", "",
            "| method | outcome | chosen set (all datasets) | folds agreeing | nested LODO MAE | IIMM-only LODO MAE "
-           f"| gain over IIMM-only [{level} % interval] | {level} % half-width | LODO coverage | IIMM-only coverage |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           f"| gain over IIMM-only [{level} % interval] | {level} % half-width | LODO coverage | IIMM-only coverage "
+           "| jackknife+ coverage |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in ok.sort_values(["outcome", "method"]).itertuples(index=False):
         out.append(f"| {r.method} | {r.outcome} | {r.chosen} | {r.fold_agreement:.0%} | {r.nested_lodo_mae:.3g} | "
                    f"{r.iimm_lodo_mae:.3g} | {_gain(r)} | {r.interval_half_width:.3g} | {r.coverage:.0%} | "
-                   f"{r.iimm_coverage:.0%} |")
-    out += [""] + _summary_rows(selection) + _gain_lines(ok)
+                   f"{r.iimm_coverage:.0%} | {_num(getattr(r, 'jackknife_plus_coverage', math.nan), '.0%')} |")
+    out += [""] + _summary_rows(selection) + _gain_lines(ok) + _jackknife_lines(ok)
     return "\n".join(out) + "\n"
 
 

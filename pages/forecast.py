@@ -91,8 +91,8 @@ if "fc_result" in st.session_state:
             right.info(f"No chart: {plain(exc)}")
     app.measures_expander(res)
     if not res.selected.empty:
-        with st.expander(f"How each forecast was chosen (selection rule {forecast_select.DEFAULT_RULE}): predictor "
-                         "set, nested LODO error, error saved against the IIMM line, measured coverage"):
+        with st.expander(f"How each forecast was chosen (rule {forecast_select.DEFAULT_RULE}): predictors, nested LODO "
+                         "error, error saved vs the IIMM line, coverage, a jackknife+ interval (19+ datasets)"):
             st.dataframe(forecast_select.selection_shown(forecast_select.with_measured_coverage(
                 res.selected, app.forecast_selection(), model=res.model, pretrained=res.pretrained)),
                 hide_index=True, key="fc_selected")

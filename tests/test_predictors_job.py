@@ -50,6 +50,7 @@ def test_exact_predictor_wins_and_independent_one_does_not(tmp_path, capsys, cho
     assert "bootstrap" in printed
     md = (out.parent / "predictors.md").read_text()
     assert sum(line.startswith("|---") for line in md.splitlines()) == 4  # predictors, winners, procedure x2
+    assert "Jackknife+ intervals (distribution-free) are not finite in any of the" in md  # fewer than 20 datasets
     assert f"best |tau| {chosen}" in md and "**iimm**" in md and "Which predictor wins" in md
     win = pe.winners(table).set_index("outcome")
     assert (win["best_tau"] == chosen).all() and (win["best_mae"] == chosen).all()

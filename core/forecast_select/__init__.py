@@ -23,9 +23,14 @@ leave-one-out, and the LODO error of every set comes from one fit (e_i / (1 - h_
   sqrt(1 + 1/n), a jackknife interval on the procedure's own out-of-sample errors. (A distribution-
   free jackknife+ or split-conformal 95 % interval needs n >= 19 reference datasets to be finite;
   a grid of 15 has fewer, hence the t scaling.)
+* **Jackknife+ interval** (:func:`jackknife_plus_interval`), shown beside it: from the nested folds'
+  predictions at the new dataset and their held-out residuals, distribution-free (coverage >= 90 %
+  at 95 % for exchangeable datasets) but infinite on fewer than 19 reference datasets. Added after
+  the pre-registration jobs/results/world-v2/FORECAST-JACKKNIFE-PREREGISTRATION.md.
 * **Coverage** (:func:`lodo_coverage`): each dataset in turn is held out, the interval is built
   from the others alone (selection and residual scale included) and we count how often it holds
-  the held-out outcome. The same is measured for the IIMM-only line's OLS prediction interval.
+  the held-out outcome. The same is measured for the jackknife+ interval and the IIMM-only line's
+  OLS prediction interval.
 * **Gain over IIMM alone** (:func:`paired_gain_interval`): IIMM-only LODO MAE minus the procedure's
   nested LODO MAE, with a paired t interval over the datasets of the per-dataset difference in
   absolute error (descriptive: it says whether a difference is larger than the datasets' spread).
@@ -36,8 +41,8 @@ DataFrames for the job and the pages.
 from __future__ import annotations
 
 from core.forecast_select.procedure import (DEFAULT_RULE, HEADLINE, MEAN_ONLY, SELECTION_RULES, _loo_abs_errors,
-                                            candidate_sets, check_arrays, check_rule, lodo_coverage, nested_lodo,
-                                            paired_gain_interval, select_set, set_label)
+                                            candidate_sets, check_arrays, check_rule, jackknife_plus_interval,
+                                            lodo_coverage, nested_lodo, paired_gain_interval, select_set, set_label)
 from core.forecast_select.tables import (FORECAST_COLUMNS, GAIN_COLUMNS, NO_WORSE_TOLERANCE, SELECTION_COLUMNS,
                                          coverage_summary, forecast_new, no_worse_than_iimm, read_selections,
                                          reference_points, selection_shown, selection_table, ties_as_zero,
@@ -45,6 +50,6 @@ from core.forecast_select.tables import (FORECAST_COLUMNS, GAIN_COLUMNS, NO_WORS
 
 __all__ = ["DEFAULT_RULE", "FORECAST_COLUMNS", "GAIN_COLUMNS", "HEADLINE", "MEAN_ONLY", "NO_WORSE_TOLERANCE",
            "SELECTION_COLUMNS", "SELECTION_RULES", "_loo_abs_errors", "candidate_sets", "check_arrays", "check_rule",
-           "coverage_summary", "forecast_new", "lodo_coverage", "nested_lodo", "no_worse_than_iimm",
-           "paired_gain_interval", "read_selections", "reference_points", "select_set", "selection_shown",
-           "selection_table", "set_label", "ties_as_zero", "with_measured_coverage"]
+           "coverage_summary", "forecast_new", "jackknife_plus_interval", "lodo_coverage", "nested_lodo",
+           "no_worse_than_iimm", "paired_gain_interval", "read_selections", "reference_points", "select_set",
+           "selection_shown", "selection_table", "set_label", "ties_as_zero", "with_measured_coverage"]

@@ -1,5 +1,5 @@
 """The selection procedure on arrays: LODO errors of every candidate set, the selection rule,
-nested LODO and held-out coverage (the DataFrame layer is :mod:`core.forecast_select.tables`).
+nested LODO, the jackknife+ interval and held-out coverage (the DataFrame layer is :mod:`core.forecast_select.tables`).
 
 Arrays: ``x`` (n datasets, P predictors), ``y`` (n,), ``rows`` the reference datasets (distinct
 row indices), ``sets`` candidate sets of column indices (``()`` = the mean). The public functions
@@ -151,14 +151,25 @@ def _select(x: np.ndarray, y: np.ndarray, rows: np.ndarray, sets: list[tuple[int
     return best, errors
 
 
+def _fit(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: tuple[int, ...]) -> np.ndarray:
+    """OLS coefficients (intercept first) of y on columns ``cols`` over ``rows``; the mean alone for ()."""
+    if not cols:
+        return np.array([y[rows].mean()])
+    d = np.column_stack([np.ones(len(rows)), x[np.ix_(rows, cols)]])
+    return np.linalg.lstsq(d, y[rows], rcond=None)[0]
+
+
+def _predict(beta: np.ndarray, cols: tuple[int, ...], at: np.ndarray) -> np.ndarray:
+    """:func:`_fit`'s line at the rows of ``at`` (m, P)."""
+    if not cols:
+        return np.full(len(at), beta[0])
+    return np.column_stack([np.ones(len(at)), at[:, list(cols)]]) @ beta
+
+
 def _fit_predict(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: tuple[int, ...],
                  at: np.ndarray) -> np.ndarray:
     """OLS of y on columns ``cols`` over ``rows``, evaluated at the rows of ``at`` (m, P)."""
-    if not cols:
-        return np.full(len(at), y[rows].mean())
-    d = np.column_stack([np.ones(len(rows)), x[np.ix_(rows, cols)]])
-    beta = np.linalg.lstsq(d, y[rows], rcond=None)[0]
-    return np.column_stack([np.ones(len(at)), at[:, list(cols)]]) @ beta
+    return _predict(_fit(x, y, rows, cols), cols, at)
 
 
 def nested_lodo(x: np.ndarray, y: np.ndarray, rows: np.ndarray, sets: list[tuple[int, ...]],
@@ -171,14 +182,45 @@ def nested_lodo(x: np.ndarray, y: np.ndarray, rows: np.ndarray, sets: list[tuple
 
 
 def _nested(x: np.ndarray, y: np.ndarray, rows: np.ndarray, sets: list[tuple[int, ...]], default: int | None,
-            rule: str) -> tuple[np.ndarray, list[int]]:
+            rule: str, at: np.ndarray | None = None) -> tuple[np.ndarray, list[int]] | tuple[
+                np.ndarray, list[int], np.ndarray]:
+    """Nested residuals and the set chosen per fold; with ``at`` (m, P), also each fold's predictions
+    there, (len(rows), m): the leave-one-out fits a jackknife+ interval needs, at no extra selection."""
     resid, chosen = np.empty(len(rows)), []
+    preds = np.empty((len(rows), 0 if at is None else len(at)))
     for k, i in enumerate(rows):
         rest = rows[rows != i]
         best, _ = _select(x, y, rest, sets, default, rule)
         chosen.append(best)
-        resid[k] = y[i] - _fit_predict(x, y, rest, sets[best], x[[i]])[0]
-    return resid, chosen
+        beta = _fit(x, y, rest, sets[best])
+        resid[k] = y[i] - _predict(beta, sets[best], x[[i]])[0]
+        if at is not None:
+            preds[k] = _predict(beta, sets[best], at)
+    return (resid, chosen) if at is None else (resid, chosen, preds)
+
+
+def jackknife_plus_interval(loo_predictions: np.ndarray, loo_abs_residuals: np.ndarray, *,
+                            level: float = 0.95) -> tuple[float, float]:
+    """Jackknife+ interval (Barber, Candes, Ramdas and Tibshirani, 2021) for a new point: with n
+    leave-one-out fits, ``loo_predictions`` (n,) their predictions at the new point and
+    ``loo_abs_residuals`` (n,) each fit's absolute error on the point it left out, the lower end is the
+    floor(alpha (n + 1))-th smallest of prediction - residual and the upper end the ceil((1 - alpha)
+    (n + 1))-th smallest of prediction + residual, alpha = 1 - ``level``. (-inf, inf) when that rank
+    exceeds n (n < 19 at level 0.95). Distribution-free: coverage >= 1 - 2 alpha for exchangeable points."""
+    level = forecast.check_level(level)
+    mu = np.asarray(loo_predictions, dtype=float)
+    r = np.asarray(loo_abs_residuals, dtype=float)
+    if mu.ndim != 1 or mu.shape != r.shape or len(mu) == 0:
+        raise ValueError(f"need predictions and residuals of one shape (n,), n >= 1, got {mu.shape} and {r.shape}")
+    if not (np.isfinite(mu).all() and np.isfinite(r).all()):
+        raise ValueError("predictions and residuals must be finite")
+    if (r < 0).any():
+        raise ValueError("residuals must be absolute values (>= 0)")
+    n = len(mu)
+    rank = math.ceil(level * (n + 1) - 1e-9)  # 0.95 * 20 is 18.999999999999996 in floats
+    if rank > n:
+        return -math.inf, math.inf
+    return float(np.sort(mu - r)[n - rank]), float(np.sort(mu + r)[rank - 1])
 
 
 def _half_width(resid: np.ndarray, level: float) -> float:
@@ -209,25 +251,30 @@ def paired_gain_interval(iimm_abs_errors: np.ndarray, procedure_abs_errors: np.n
 
 def lodo_coverage(x: np.ndarray, y: np.ndarray, sets: list[tuple[int, ...]], headline: int | None,
                   level: float = 0.95, *, rule: str = DEFAULT_RULE) -> dict[str, float]:
-    """Held-out coverage of the procedure's interval and of the headline predictor's OLS prediction
-    interval: for every dataset i, both intervals are built from the other datasets only. Every
-    row of ``x`` and ``y`` is a reference dataset (at least 4); ``headline``: IIMM's column, whose
-    single-column set must be among ``sets`` (None: no headline line)."""
+    """Held-out coverage of the procedure's interval, of its jackknife+ interval
+    (:func:`jackknife_plus_interval`; NaN coverage and inf width when a held-out interval is not finite,
+    as on fewer than 20 datasets at 0.95) and of the headline predictor's OLS prediction interval: for
+    every dataset i, the intervals are built from the other datasets only. Every row of ``x`` and ``y``
+    is a reference dataset (at least 4); ``headline``: IIMM's column, whose single-column set must be
+    among ``sets`` (None: no headline line)."""
     check_rule(rule)
     level = forecast.check_level(level)  # "0.9" raised TypeError from '<'
     x, y, rows = check_arrays(x, y, np.arange(len(np.asarray(y).reshape(-1))), sets, min_rows=4)
     if headline is not None and (headline,) not in sets:
         raise ValueError(f"headline column {headline!r} must be a candidate set of its own, ({headline},)")
     default = sets.index((headline,)) if headline is not None else None
-    hit, width, hit_h, width_h = [], [], [], []
+    hit, width, hit_h, width_h, hit_jp, width_jp = [], [], [], [], [], []
     for i in rows:
         rest = rows[rows != i]
-        resid, _ = _nested(x, y, rest, sets, default, rule)
+        resid, _, at_i = _nested(x, y, rest, sets, default, rule, at=x[[i]])
         best, _ = _select(x, y, rest, sets, default, rule)
         pred = _fit_predict(x, y, rest, sets[best], x[[i]])[0]
         half = _half_width(resid, level)
         hit.append(abs(y[i] - pred) <= half)
         width.append(2 * half)
+        lo, hi = jackknife_plus_interval(at_i[:, 0], np.abs(resid), level=level)
+        hit_jp.append(lo <= y[i] <= hi)
+        width_jp.append(hi - lo)
         if headline is not None:
             try:
                 fit = forecast.fit_linear(x[rest, headline], y[rest])
@@ -236,6 +283,9 @@ def lodo_coverage(x: np.ndarray, y: np.ndarray, sets: list[tuple[int, ...]], hea
                 continue
             hit_h.append(lo <= y[i] <= hi)
             width_h.append(hi - lo)
+    finite_jp = bool(np.isfinite(width_jp).all())  # an infinite interval covers by construction: not measured
     return {"coverage": float(np.mean(hit)), "mean_width": float(np.mean(width)),
             "iimm_coverage": float(np.mean(hit_h)) if hit_h else float("nan"),
-            "iimm_mean_width": float(np.mean(width_h)) if width_h else float("nan")}
+            "iimm_mean_width": float(np.mean(width_h)) if width_h else float("nan"),
+            "jackknife_plus_coverage": float(np.mean(hit_jp)) if finite_jp else float("nan"),
+            "jackknife_plus_mean_width": float(np.mean(width_jp)) if finite_jp else math.inf}

@@ -13,8 +13,8 @@ import pandas as pd
 from core import forecast
 from core.forecast import is_finite_number
 from core.forecast_select.procedure import (DEFAULT_RULE, HEADLINE, _fit_predict, _half_width, _loo_abs_errors,
-                                            _nested, _select, _standardise, candidate_sets, check_rule, lodo_coverage,
-                                            paired_gain_interval, set_label)
+                                            _nested, _select, _standardise, candidate_sets, check_rule,
+                                            jackknife_plus_interval, lodo_coverage, paired_gain_interval, set_label)
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ GAIN_COLUMNS = ("gain_vs_iimm", "gain_vs_iimm_lo", "gain_vs_iimm_hi")
 SELECTION_COLUMNS = ["model", "pretrained", "method", "outcome", "status", "n_datasets", "n_predictors",
                      "n_sets", "chosen", "fold_agreement", "nested_lodo_mae", "iimm_lodo_mae",
                      "gain_vs_iimm", "gain_vs_iimm_lo", "gain_vs_iimm_hi", "mean_only_lodo_mae", "best_single",
-                     "best_single_lodo_mae", "interval_half_width", "coverage", "mean_width", "iimm_coverage", "iimm_mean_width",
-                     "level", "rule"]
+                     "best_single_lodo_mae", "interval_half_width", "coverage", "mean_width", "iimm_coverage",
+                     "iimm_mean_width", "level", "rule", "jackknife_plus_coverage", "jackknife_plus_mean_width"]
 
 
 def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain", "norm_gain", "ood_change"),
@@ -68,7 +68,8 @@ def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain",
     reference datasets, how well the procedure predicts held-out datasets (nested LODO MAE) against
     the IIMM-only line's LODO MAE (``gain_vs_iimm`` > 0: the procedure is better by that much;
     ``gain_vs_iimm_lo``/``_hi``: its ``level`` paired t interval over the datasets, :func:`paired_gain_interval`),
-    the interval's half-width for a new dataset and the measured LODO coverage of both intervals.
+    the interval's half-width for a new dataset and the measured LODO coverage of both intervals and of
+    the procedure's jackknife+ interval (``jackknife_plus_*``: NaN coverage where it is not finite).
 
     ``fold_agreement``: share of the nested folds that chose the same set as the full data (how
     stable the choice is). ``best_single``: the single predictor with the lowest (un-nested) LODO
@@ -102,8 +103,9 @@ def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain",
 class _Procedure:
     """The procedure on every reference dataset of one cell: candidate sets (names and columns), the
     IIMM column and its set (``head``, ``default``; None without IIMM), the chosen set, every set's
-    LODO MAE, the nested LODO residuals with the set chosen in each fold, and the IIMM-only line's LODO
-    absolute error per dataset (``iimm_abs``; None without IIMM)."""
+    LODO MAE, the nested LODO residuals with the set chosen in each fold, the IIMM-only line's LODO
+    absolute error per dataset (``iimm_abs``; None without IIMM) and each fold's prediction at the new
+    points asked for (``at_predictions``, (n, m); None when none was)."""
 
     sets_named: list[tuple[str, ...]]
     sets: list[tuple[int, ...]]
@@ -114,6 +116,7 @@ class _Procedure:
     resid: np.ndarray
     chosen: list[int]
     iimm_abs: np.ndarray | None
+    at_predictions: np.ndarray | None = None
 
     def iimm_comparison(self, level: float) -> dict[str, float]:
         """The procedure's nested LODO MAE against the IIMM-only line's LODO MAE, and the gain between them with
@@ -127,16 +130,17 @@ class _Procedure:
                 "gain_vs_iimm_lo": lo, "gain_vs_iimm_hi": hi}
 
 
-def _run_procedure(x: np.ndarray, y: np.ndarray, usable: list[str], rule: str, *, pairs: bool = True) -> _Procedure:
+def _run_procedure(x: np.ndarray, y: np.ndarray, usable: list[str], rule: str, *, pairs: bool = True,
+                   at: np.ndarray | None = None) -> _Procedure:
     sets_named = candidate_sets(usable, pairs=pairs)
     sets = [tuple(usable.index(p) for p in s) for s in sets_named]
     rows = np.arange(len(y))
     head = usable.index(HEADLINE) if HEADLINE in usable else None
     default = sets.index((head,)) if head is not None else None
     best, errors = _select(x, y, rows, sets, default, rule)
-    resid, chosen = _nested(x, y, rows, sets, default, rule)
+    resid, chosen, *at_predictions = _nested(x, y, rows, sets, default, rule, at)
     iimm_abs = _loo_abs_errors(_standardise(x, rows), y, [sets[default]])[0] if default is not None else None
-    return _Procedure(sets_named, sets, head, default, best, errors, resid, chosen, iimm_abs)
+    return _Procedure(sets_named, sets, head, default, best, errors, resid, chosen, iimm_abs, *at_predictions)
 
 
 def _score_cell(x: np.ndarray, y: np.ndarray, usable: list[str], level: float, *, pairs: bool,
@@ -214,7 +218,8 @@ def coverage_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 FORECAST_COLUMNS = ["method", "outcome", "status", "predictors", "prediction", "lo", "hi", "nested_lodo_mae",
-                    "coverage", "iimm_prediction", "iimm_lo", "iimm_hi", "iimm_lodo_mae", "iimm_coverage",
+                    "coverage", "jackknife_plus_lo", "jackknife_plus_hi", "jackknife_plus_coverage",
+                    "iimm_prediction", "iimm_lo", "iimm_hi", "iimm_lodo_mae", "iimm_coverage",
                     "gain_vs_iimm", "gain_vs_iimm_lo", "gain_vs_iimm_hi", "n_datasets", "n_sets", "extrapolation",
                     "level"]
 
@@ -225,7 +230,9 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
     """Forecast one new dataset, per (method, outcome) of ``model``/``pretrained``: the chosen
     predictor set's prediction with its LODO-calibrated interval, its nested LODO error and measured
     coverage, and beside it the IIMM-only line (OLS prediction interval, LODO error, coverage) and the
-    procedure's gain over it (``gain_vs_iimm`` with :func:`paired_gain_interval`'s interval).
+    procedure's gain over it (``gain_vs_iimm`` with :func:`paired_gain_interval`'s interval). Beside the
+    interval, the procedure's distribution-free jackknife+ interval (``jackknife_plus_lo``/``_hi``:
+    infinite on fewer than 19 reference datasets at 0.95) and its measured coverage.
 
     ``values``: the new dataset's predictor values (name -> float); only predictors with a finite
     value here and in every reference dataset compete. ``extrapolation``: a chosen predictor's new
@@ -254,14 +261,15 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
                 row["status"] = f"too few runs (n={len(y)}, need {min_datasets} datasets)"
                 continue
             x0 = np.array([[float(values[p]) for p in usable]])
-            proc = _run_procedure(x, y, usable, rule)
+            proc = _run_procedure(x, y, usable, rule, at=x0)
             sets, head = proc.sets, proc.head
+            jp_lo, jp_hi = jackknife_plus_interval(proc.at_predictions[:, 0], np.abs(proc.resid), level=level)
             pred = float(_fit_predict(x, y, np.arange(len(y)), sets[proc.best], x0)[0])
             half = _half_width(proc.resid, level)
             cols = list(sets[proc.best])
             row.update(status="ok", n_sets=len(sets), predictors=set_label(proc.sets_named[proc.best]),
-                       prediction=pred, lo=pred - half,
-                       hi=pred + half, **proc.iimm_comparison(level),
+                       prediction=pred, lo=pred - half, hi=pred + half, jackknife_plus_lo=jp_lo,
+                       jackknife_plus_hi=jp_hi, **proc.iimm_comparison(level),
                        extrapolation=bool(((x0[0, cols] < x[:, cols].min(0)) | (x0[0, cols] > x[:, cols].max(0))).any())
                        if cols else False)
             if head is not None:
@@ -270,7 +278,8 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
                 row.update(iimm_prediction=m, iimm_lo=lo, iimm_hi=hi)
             if coverage:
                 cov = lodo_coverage(x, y, sets, head, level, rule=rule)
-                row.update(coverage=cov["coverage"], iimm_coverage=cov["iimm_coverage"])
+                row.update(coverage=cov["coverage"], iimm_coverage=cov["iimm_coverage"],
+                           jackknife_plus_coverage=cov["jackknife_plus_coverage"])
     return pd.DataFrame(rows, columns=FORECAST_COLUMNS)
 
 
@@ -293,16 +302,18 @@ def with_measured_coverage(forecasts: pd.DataFrame, selection: pd.DataFrame, *, 
         mine = mine[mine["rule"] == rule]
     measured = mine.drop_duplicates(["method", "outcome"]).set_index(["method", "outcome"])
     made = (out["status"] == "ok").to_numpy() if "status" in out.columns else np.ones(len(out), bool)
-    cover, cover_iimm = [], []
+    cover, cover_iimm, cover_jp = [], [], []
     for (key, row), ok in zip(out.set_index(["method", "outcome"]).iterrows(), made):
         if not ok or key not in measured.index:  # a forecast not made has no coverage of its own to show
-            cover.append(np.nan), cover_iimm.append(np.nan)
+            cover.append(np.nan), cover_iimm.append(np.nan), cover_jp.append(np.nan)
             continue
         shipped = measured.loc[key]
         same_data = _same(row.get("n_datasets"), shipped.get("n_datasets"))
-        cover.append(shipped["coverage"] if same_data and _same(row.get("n_sets"), shipped.get("n_sets")) else np.nan)
+        same = same_data and _same(row.get("n_sets"), shipped.get("n_sets"))
+        cover.append(shipped["coverage"] if same else np.nan)
+        cover_jp.append(shipped.get("jackknife_plus_coverage", np.nan) if same else np.nan)  # older tables lack it
         cover_iimm.append(shipped["iimm_coverage"] if same_data else np.nan)
-    out["coverage"], out["iimm_coverage"] = cover, cover_iimm
+    out["coverage"], out["iimm_coverage"], out["jackknife_plus_coverage"] = cover, cover_iimm, cover_jp
     return out
 
 
@@ -345,6 +356,8 @@ def read_selections(root: Path) -> pd.DataFrame:
 SELECTION_SHOWN = {"method": "method", "outcome": "outcome", "status": "status", "predictors": "predicted from",
                    "prediction": "prediction", "lo": "interval low", "hi": "interval high",
                    "nested_lodo_mae": "nested LODO error", "coverage": "measured coverage",
+                   "jackknife_plus_lo": "jackknife+ low", "jackknife_plus_hi": "jackknife+ high",
+                   "jackknife_plus_coverage": "jackknife+ coverage",
                    "iimm_prediction": "IIMM line", "iimm_lodo_mae": "IIMM line's LODO error",
                    # not "gain": beside an in-domain gain's prediction and its IIMM line, it read as their difference
                    "iimm_coverage": "IIMM line's coverage", "gain_vs_iimm": "LODO error saved vs IIMM line",
@@ -357,7 +370,7 @@ def selection_shown(frame: pd.DataFrame) -> pd.DataFrame:
     """A forecast's selection rows (:func:`forecast_new`, :func:`with_measured_coverage`) for reading: methods,
     outcomes and predictors by name, the columns of :data:`SELECTION_SHOWN` renamed by it; numbers kept, but a
     gain over the IIMM line or an end of its interval within :data:`NO_WORSE_TOLERANCE` of 0 is shown as 0
-    (a rounding-level tie)."""
+    (a rounding-level tie), and an infinite jackknife+ end (fewer than 19 reference datasets) as missing."""
     from core import cards
     from core.ranking import OUTCOME_TITLES
 
@@ -372,4 +385,7 @@ def selection_shown(frame: pd.DataFrame) -> pd.DataFrame:
     for column in GAIN_COLUMNS:
         if column in out:
             out[column] = ties_as_zero(pd.to_numeric(out[column], errors="coerce"))
+    for column in ("jackknife_plus_lo", "jackknife_plus_hi"):  # infinite (too few datasets): left blank
+        if column in out:
+            out[column] = pd.to_numeric(out[column], errors="coerce").where(lambda v: np.isfinite(v))
     return out[[c for c in SELECTION_SHOWN if c in out.columns]].rename(columns=SELECTION_SHOWN)
