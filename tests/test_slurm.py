@@ -58,7 +58,9 @@ def test_smoke_grid_on_slurm_with_a_cancelled_task_equals_a_local_run(tmp_path):
             running = queued("RUNNING")
             if locks and len(running) == 1:  # one task at a time: it holds this lock, mid-cell
                 task, cell = running[0], locks[0].stem
-                subprocess.run(["scancel", task], env=env, check=True)
+                # SIGKILL at once: scancel alone sends SIGTERM, which submitit bypasses, and SIGKILL only after
+                # KillWait (5 s), time enough for a short cell to finish; under load every try came too late
+                subprocess.run(["scancel", "--signal=KILL", task], env=env, check=True)
                 while task in queued() and time.monotonic() < deadline:
                     time.sleep(0.2)
                 # a cell of a few seconds can finish between the look and the cancel: then try the next one
