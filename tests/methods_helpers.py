@@ -1,14 +1,12 @@
 """Helpers shared by the fine-tuning method test modules (tests/test_methods_*.py): the task's classes and
-template, our methods (those that train, those that train the whole model), and logits in eval mode."""
+template (from tests/task_helpers.py), our methods (those that train, those that train the whole model), and logits in eval mode."""
 from __future__ import annotations
 
 import torch
 
 from core.methods import METHODS, method_info
+from tests.task_helpers import CLASSES, TEMPLATE  # noqa: F401 (the method test modules import them from here)
 
-
-CLASSES = ["cat", "dog", "car", "tree"]
-TEMPLATE = "a photo of a {c}"
 # our own methods; the peft catalogue has its own tests (tests/test_peft_adapters.py, tests/test_peft_config.py)
 OURS = [name for name in METHODS if method_info(name).source == "ours"]
 TRAINED = [name for name in OURS if METHODS[name].trains]

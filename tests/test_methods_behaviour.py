@@ -8,18 +8,16 @@ import json
 import math
 import re
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from core.data.base import LabeledImages
-from core.imaging import images_to_tensor
 from core.methods import METHODS, build_method, count_parameters, load_trained, save_trained
 from core.methods.clip_cite import multi_positive_contrastive
 from core.methods.orthogonal import cutout
 from core.train import TrainRecipe, train
 from tests.methods_helpers import CLASSES, FULL, OURS, TEMPLATE, TRAINED, logits
+from tests.task_helpers import task_fixtures
 
 
 BLOCK = r"clip\.(visual\.)?transformer\.resblocks\.\d+\."
@@ -38,16 +36,7 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(scope="module")
-def data():
-    rng = np.random.default_rng(0)
-    return LabeledImages(rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), rng.integers(0, 4, 64),
-                         CLASSES, TEMPLATE, "synthetic")
-
-
-@pytest.fixture(scope="module")
-def batch(loaded, data):
-    return images_to_tensor(data.images, np.arange(16), loaded)
+data, batch = task_fixtures(64, 16)  # the synthetic task and its first 16 images as input
 
 
 def perturb(module, seed=0, size=0.1):

@@ -9,13 +9,10 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from core.data.base import LabeledImages
-from core.imaging import images_to_tensor
 from core.method_info import all_method_info, family_of_run
 from core.methods import (FAMILIES, METHODS, build_method, count_parameters, load_trained, method_info,
                           save_trained)
@@ -23,23 +20,14 @@ from core.methods.peft_method import load_adapter
 from core.methods.unpacked import UnpackedAttention, pack_attention, unpack_attention
 from core.models import load_model
 from core.train import TrainRecipe, train
-from tests.peft_helpers import CLASSES, TEMPLATE
+from tests.task_helpers import CLASSES, TEMPLATE, task_fixtures
 
 
 PEFT = [name for name in METHODS if name.startswith("peft_")]
 ADAPTER = ".default"  # peft's adapter name appears in every adapter tensor's name
 
 
-@pytest.fixture(scope="module")
-def data():
-    rng = np.random.default_rng(0)
-    return LabeledImages(rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8), rng.integers(0, 4, 48),
-                         CLASSES, TEMPLATE, "synthetic")
-
-
-@pytest.fixture(scope="module")
-def batch(loaded, data):
-    return images_to_tensor(data.images, np.arange(8), loaded)
+data, batch = task_fixtures(48, 8)  # the synthetic task and its first 8 images as input
 
 
 def logits(module, x):

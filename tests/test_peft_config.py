@@ -13,7 +13,7 @@ from core.experiment import cell_id
 from core.grid_config import parse_grid
 from core.methods import build_method, count_parameters, get_method
 from core.models import load_model
-from tests.peft_helpers import CLASSES, TEMPLATE
+from tests.task_helpers import CLASSES, TEMPLATE
 
 
 # ----- configuration ------------------------------------------------------------------------------
