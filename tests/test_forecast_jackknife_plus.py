@@ -126,6 +126,25 @@ def test_the_table_forecast_and_page_carry_it(runs):
     assert fs.selection_shown(at_95)[["jackknife+ low", "jackknife+ high"]].isna().all(axis=None)
 
 
+def test_measured_jackknife_plus_coverage_is_shown_only_for_the_same_procedure(runs):
+    """As the t interval's: not for a forecast not made, nor one that chose among other candidate sets or on
+    other reference datasets than the measured procedure (another procedure's coverage)."""
+    table = fs.selection_table(runs, outcomes=("id_gain",), level=0.8)
+    assert np.isfinite(table["jackknife_plus_coverage"]).all()
+    _, names = fs.reference_points(runs)
+    new = fs.forecast_new(runs, {name: 0.33 for name in names}, model="worldclip-tiny", pretrained="world-v1",
+                          outcomes=("id_gain",), coverage=False, level=0.8)
+
+    def shown(forecasts, shipped):
+        return fs.with_measured_coverage(forecasts, shipped, model="worldclip-tiny", pretrained="world-v1")
+
+    assert shown(new, table)["jackknife_plus_coverage"].notna().all()
+    for label, forecasts, shipped in [("other sets", new, table.assign(n_sets=table["n_sets"] + 1)),
+                                      ("other datasets", new, table.assign(n_datasets=table["n_datasets"] + 1)),
+                                      ("not made", new.assign(status="too few runs"), table)]:
+        assert shown(forecasts, shipped)["jackknife_plus_coverage"].isna().all(), label
+
+
 def test_the_forecast_interval_is_the_folds_predictions_at_the_new_dataset(runs):
     """forecast_new's interval equals one built here from nested_lodo's residuals and a refit per fold."""
     _, names = fs.reference_points(runs)
