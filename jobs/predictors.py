@@ -32,8 +32,9 @@ once and rewrites the records' ``transferability`` field, noting how in ``proven
 
 Then, unless ``--no-selection``, the forecast procedure of core.forecast_select is scored on every
 (model, method, outcome): the predictor set chosen by nested leave-one-dataset-out error, its
-error against the IIMM-only line, and the measured LODO coverage of both 95 % intervals
-(``forecast-selection.csv`` beside the CSV, summary in the Markdown), under ``--selection-rule``
+error against the IIMM-only line, and the measured LODO coverage of both 95 % intervals and of the
+procedure's jackknife+ interval (``forecast-selection.csv`` beside the CSV, summary in the Markdown; the
+jackknife+ coverage is NaN in a cell of fewer than 20 datasets), under ``--selection-rule``
 (default bonferroni: IIMM alone is kept unless a set beats it in a one-sided paired t test at
 0.05 divided by the number of competing sets; see core.forecast_select). ``--compare-rules``
 scores every rule (or the comma-separated ``RULES``) on the same runs and writes their summaries
