@@ -20,8 +20,10 @@ def test_hand_checked_intervals():
     # n = 3, level 0.5: rank ceil(0.5 * 4) = 2; upper = 2nd smallest of mu + r = [1, 12, 23], lower = the
     # floor(0.5 * 4) = 2nd smallest of mu - r = [-1, 8, 17]
     assert fs.jackknife_plus_interval([0, 10, 20], [1, 2, 3], level=0.5) == (8.0, 12.0)
-    # n = 19 at 0.95: rank ceil(0.95 * 20) = 19 (in floats 18.999999999999996), the largest and the smallest
+    # n = 19 at 0.95: rank ceil(0.95 * 20) = 19, the largest and the smallest
     assert fs.jackknife_plus_interval(np.arange(19.0), np.ones(19)) == (-1.0, 19.0)
+    # n = 99 at 0.55: rank 55, though 0.55 * 100 is 55.00000000000001 in floats (a plain ceil gives 56)
+    assert fs.jackknife_plus_interval(np.arange(99.0), np.zeros(99), level=0.55) == (44.0, 54.0)
     # n = 18: rank 19 > 18, no finite interval at 0.95; at 0.9, rank ceil(0.9 * 19) = 18 is finite
     assert fs.jackknife_plus_interval(np.zeros(18), np.ones(18)) == (-math.inf, math.inf)
     assert fs.jackknife_plus_interval(np.zeros(18), np.arange(18.0), level=0.9) == (-17.0, 17.0)

@@ -217,7 +217,7 @@ def jackknife_plus_interval(loo_predictions: np.ndarray, loo_abs_residuals: np.n
     if (r < 0).any():
         raise ValueError("residuals must be absolute values (>= 0)")
     n = len(mu)
-    rank = math.ceil(level * (n + 1) - 1e-9)  # 0.95 * 20 is 18.999999999999996 in floats
+    rank = math.ceil(level * (n + 1) - 1e-9)  # 0.55 * 100 is 55.00000000000001 in floats: a plain ceil says 56
     if rank > n:
         return -math.inf, math.inf
     return float(np.sort(mu - r)[n - rank]), float(np.sort(mu + r)[rank - 1])
