@@ -36,17 +36,17 @@ leave-one-out, and the LODO error of every set comes from one fit (e_i / (1 - h_
   absolute error (descriptive: it says whether a difference is larger than the datasets' spread).
 
 Pure numpy/pandas: :mod:`.procedure` works on arrays (and checks them), :mod:`.tables` returns
-DataFrames for the job and the pages.
+DataFrames for the job and the pages, :mod:`.shown` reads the shipped tables for the forecast page.
 """
 from __future__ import annotations
 
 from core.forecast_select.procedure import (DEFAULT_RULE, HEADLINE, MEAN_ONLY, SELECTION_RULES, _loo_abs_errors,
                                             candidate_sets, check_arrays, check_rule, jackknife_plus_interval,
                                             lodo_coverage, nested_lodo, paired_gain_interval, select_set, set_label)
+from core.forecast_select.shown import read_selections, selection_shown, with_measured_coverage
 from core.forecast_select.tables import (FORECAST_COLUMNS, GAIN_COLUMNS, NO_WORSE_TOLERANCE, SELECTION_COLUMNS,
-                                         coverage_summary, forecast_new, no_worse_than_iimm, read_selections,
-                                         reference_points, selection_shown, selection_table, ties_as_zero,
-                                         with_measured_coverage)
+                                         coverage_summary, forecast_new, no_worse_than_iimm, reference_points,
+                                         selection_table, ties_as_zero)
 
 __all__ = ["DEFAULT_RULE", "FORECAST_COLUMNS", "GAIN_COLUMNS", "HEADLINE", "MEAN_ONLY", "NO_WORSE_TOLERANCE",
            "SELECTION_COLUMNS", "SELECTION_RULES", "_loo_abs_errors", "candidate_sets", "check_arrays", "check_rule",

@@ -1,10 +1,9 @@
 """The forecast procedure on the store's runs: reference points per (model, method, dataset), the
-selection table the job and the compare page show, and the forecast of a new dataset."""
+selection table the job and the compare page show, and the forecast of a new dataset (the page's reading of
+shipped tables is :mod:`core.forecast_select.shown`)."""
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -15,8 +14,6 @@ from core.forecast import is_finite_number
 from core.forecast_select.procedure import (DEFAULT_RULE, HEADLINE, _fit_predict, _half_width, _loo_abs_errors,
                                             _nested, _select, _standardise, candidate_sets, check_rule,
                                             jackknife_plus_interval, lodo_coverage, paired_gain_interval, set_label)
-
-log = logging.getLogger(__name__)
 
 def reference_points(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """One row per (model, pretrained, method, dataset): outcomes and every predictor, averaged
@@ -281,111 +278,3 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
                 row.update(coverage=cov["coverage"], iimm_coverage=cov["iimm_coverage"],
                            jackknife_plus_coverage=cov["jackknife_plus_coverage"])
     return pd.DataFrame(rows, columns=FORECAST_COLUMNS)
-
-
-def with_measured_coverage(forecasts: pd.DataFrame, selection: pd.DataFrame, *, model: str,
-                           pretrained: str, rule: str = DEFAULT_RULE) -> pd.DataFrame:
-    """``forecast_new``'s frame with the coverage columns filled from a :func:`selection_table`
-    (e.g. the job's ``forecast-selection.csv``) of the same model, matched on (method, outcome).
-    Measuring coverage takes seconds per method, so the page reads it from the job. ``rule``: the
-    rule the forecasts were made under; rows measured under another rule are not used (their
-    coverage is another procedure's), and a row whose forecast was not made (status not "ok") gets
-    none. The procedure's coverage is shown only where this forecast chose among as many candidate
-    sets on as many reference datasets as the measured one (a sample missing a baseline, or one whose
-    baselines were left out, runs another procedure); IIMM's line needs the same datasets only. A copy."""
-    check_rule(rule)
-    out = forecasts.copy()
-    if out.empty or selection.empty:
-        return out
-    mine = selection[(selection["model"] == model) & (selection["pretrained"] == pretrained)]
-    if "rule" in mine.columns:
-        mine = mine[mine["rule"] == rule]
-    measured = mine.drop_duplicates(["method", "outcome"]).set_index(["method", "outcome"])
-    made = (out["status"] == "ok").to_numpy() if "status" in out.columns else np.ones(len(out), bool)
-    cover, cover_iimm, cover_jp = [], [], []
-    for (key, row), ok in zip(out.set_index(["method", "outcome"]).iterrows(), made):
-        if not ok or key not in measured.index:  # a forecast not made has no coverage of its own to show
-            cover.append(np.nan), cover_iimm.append(np.nan), cover_jp.append(np.nan)
-            continue
-        shipped = measured.loc[key]
-        same_data = _same(row.get("n_datasets"), shipped.get("n_datasets"))
-        same = same_data and _same(row.get("n_sets"), shipped.get("n_sets"))
-        cover.append(shipped["coverage"] if same else np.nan)
-        cover_jp.append(shipped.get("jackknife_plus_coverage", np.nan) if same else np.nan)  # older tables lack it
-        cover_iimm.append(shipped["iimm_coverage"] if same_data else np.nan)
-    out["coverage"], out["iimm_coverage"], out["jackknife_plus_coverage"] = cover, cover_iimm, cover_jp
-    return out
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Two counts equal (NaN/None on either side: unknown, not equal)."""
-    try:
-        return bool(np.isfinite(float(a)) and float(a) == float(b))
-    except (TypeError, ValueError):
-        return False
-
-
-#: Columns a ``forecast-selection.csv`` needs for the forecast page's measured coverage.
-SELECTION_NEEDS = {"model", "pretrained", "method", "outcome", "coverage", "iimm_coverage"}
-
-
-def read_selections(root: Path) -> pd.DataFrame:
-    """Every ``forecast-selection.csv`` under ``root`` (coverage of the forecast's intervals, measured by
-    jobs.predictors: world v1's in ``jobs/results``, world v2's beside its records), one frame; empty when
-    there is none. Rows keep their ``rule``, so a page uses only those of its own rule; where two files
-    score the same (model, method, outcome, rule), the one later in path order wins. A file that is not a
-    CSV, or lacks :data:`SELECTION_NEEDS`, is skipped with a logged warning (a forecast works without it)."""
-    frames = []
-    for path in sorted(Path(root).rglob("forecast-selection.csv")):
-        try:
-            frame = pd.read_csv(path)
-        except (OSError, ValueError) as exc:
-            log.warning("not reading %s: %s", path, exc)
-            continue
-        if SELECTION_NEEDS.issubset(frame.columns):
-            frames.append(frame)
-        else:
-            log.warning("not reading %s: it lacks %s", path, sorted(SELECTION_NEEDS - set(frame)))
-    if not frames:
-        return pd.DataFrame()
-    keys = [c for c in ("model", "pretrained", "method", "outcome", "rule") if all(c in f for f in frames)]
-    return pd.concat(frames, ignore_index=True).drop_duplicates(keys, keep="last", ignore_index=True)
-
-
-#: Headers of a forecast's selection table as the forecast page shows it (the frame's own names are keys).
-SELECTION_SHOWN = {"method": "method", "outcome": "outcome", "status": "status", "predictors": "predicted from",
-                   "prediction": "prediction", "lo": "interval low", "hi": "interval high",
-                   "nested_lodo_mae": "nested LODO error", "coverage": "measured coverage",
-                   "jackknife_plus_lo": "jackknife+ low", "jackknife_plus_hi": "jackknife+ high",
-                   "jackknife_plus_coverage": "jackknife+ coverage",
-                   "iimm_prediction": "IIMM line", "iimm_lodo_mae": "IIMM line's LODO error",
-                   # not "gain": beside an in-domain gain's prediction and its IIMM line, it read as their difference
-                   "iimm_coverage": "IIMM line's coverage", "gain_vs_iimm": "LODO error saved vs IIMM line",
-                   "gain_vs_iimm_lo": "error saved: interval low", "gain_vs_iimm_hi": "error saved: interval high",
-                   "n_datasets": "reference datasets",
-                   "n_sets": "candidate sets", "extrapolation": "extrapolates"}
-
-
-def selection_shown(frame: pd.DataFrame) -> pd.DataFrame:
-    """A forecast's selection rows (:func:`forecast_new`, :func:`with_measured_coverage`) for reading: methods,
-    outcomes and predictors by name, the columns of :data:`SELECTION_SHOWN` renamed by it; numbers kept, but a
-    gain over the IIMM line or an end of its interval within :data:`NO_WORSE_TOLERANCE` of 0 is shown as 0
-    (a rounding-level tie), and an infinite jackknife+ end (fewer than 19 reference datasets) as missing."""
-    from core import cards
-    from core.ranking import OUTCOME_TITLES
-
-    out = frame.copy()
-    if "method" in out:
-        out["method"] = out["method"].map(lambda m: cards.method_title(str(m)))
-    if "outcome" in out:
-        out["outcome"] = out["outcome"].map(lambda o: OUTCOME_TITLES.get(o, o))
-    if "predictors" in out:
-        out["predictors"] = out["predictors"].map(lambda text: cards.predictor_set_title(text)
-                                                  if isinstance(text, str) else text)
-    for column in GAIN_COLUMNS:
-        if column in out:
-            out[column] = ties_as_zero(pd.to_numeric(out[column], errors="coerce"))
-    for column in ("jackknife_plus_lo", "jackknife_plus_hi"):  # infinite (too few datasets): left blank
-        if column in out:
-            out[column] = pd.to_numeric(out[column], errors="coerce").where(lambda v: np.isfinite(v))
-    return out[[c for c in SELECTION_SHOWN if c in out.columns]].rename(columns=SELECTION_SHOWN)
