@@ -249,6 +249,19 @@ def selection_markdown(selection: pd.DataFrame) -> str:
     return "\n".join(out) + "\n"
 
 
+def zero_shot_markdown(selection: pd.DataFrame) -> str:
+    """The procedure with the zero-shot measures alone competing (:func:`selection_markdown`'s summary only):
+    the coverage the forecast page shows beside a sample too small for the baselines."""
+    ok = selection[selection["status"] == "ok"]
+    if ok.empty:
+        return ""
+    out = ["", f"The same procedure with the zero-shot measures alone competing ({int(ok['n_predictors'].max())} "
+           f"predictors, up to {int(ok['n_sets'].max())} candidate sets): what the forecast page runs for a sample "
+           "smaller than the reference datasets' train splits, whose baselines it leaves out of the choice "
+           "(`forecast-selection-zero-shot.csv`).", ""]
+    return "\n".join(out + _summary_rows(selection) + _gain_lines(ok) + _jackknife_lines(ok)) + "\n"
+
+
 if __name__ == "__main__":
     from jobs.cli import not_a_command
 

@@ -34,7 +34,9 @@ Then, unless ``--no-selection``, the forecast procedure of core.forecast_select 
 (model, method, outcome): the predictor set chosen by nested leave-one-dataset-out error, its
 error against the IIMM-only line, and the measured LODO coverage of both 95 % intervals and of the
 procedure's jackknife+ interval (``forecast-selection.csv`` beside the CSV, summary in the Markdown; the
-jackknife+ coverage is NaN in a cell of fewer than 20 datasets), under ``--selection-rule``
+jackknife+ coverage is NaN in a cell of fewer than 20 datasets; ``forecast-selection-zero-shot.csv``: the
+same procedure with the zero-shot measures alone competing, as the forecast page runs it for a sample too
+small for the baselines), under ``--selection-rule``
 (default bonferroni: IIMM alone is kept unless a set beats it in a one-sided paired t test at
 0.05 divided by the number of competing sets; see core.forecast_select). ``--compare-rules``
 scores every rule (or the comma-separated ``RULES``) on the same runs and writes their summaries
@@ -58,7 +60,8 @@ from core import predictor_eval as pe
 from core import store
 from jobs.cli import user_facing
 from jobs.predictor_tables import (HEADLINE, RULE_TEXT, rules_markdown, selection_markdown,  # noqa: F401 (tests
-                                    summary_lines, summary_markdown)  # and users read them from here)
+                                    summary_lines, summary_markdown,  # and users read them from here)
+                                    zero_shot_markdown)
 
 DEFAULT_OUT = store.SHIPPED_DIR / "predictors.csv"
 SHIPPED_RESULTS = store.SHIPPED_DIR / "default"  # the runs DEFAULT_OUT is made from
@@ -229,6 +232,14 @@ def main(argv: list[str] | None = None) -> int:
             files[out.with_name("forecast-selection.csv")] = selection.to_csv(index=False, float_format="%.6g")
             md += selection_markdown(selection)
             print(fsel.coverage_summary(selection).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+            # what the forecast page runs for a sample too small for the baselines: its coverage, measured too
+            zero_shot = [name for name, family in pe.predictor_frame(runs)[1] if family == "zero-shot"]
+            reduced = fsel.selection_table(runs, outcomes=outcomes, min_datasets=max(args.min_datasets, 6),
+                                           rule=args.selection_rule, predictors=zero_shot)
+            if (reduced["status"] == "ok").any():
+                files[out.with_name("forecast-selection-zero-shot.csv")] = reduced.to_csv(index=False,
+                                                                                            float_format="%.6g")
+                md += zero_shot_markdown(reduced)
     files[md_path] = md
     for path, text in files.items():
         _write_text(path, text)

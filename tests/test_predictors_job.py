@@ -49,7 +49,9 @@ def test_exact_predictor_wins_and_independent_one_does_not(tmp_path, capsys, cho
     assert ("rank 1 of" in id_line) == (chosen == "iimm")
     assert "bootstrap" in printed
     md = (out.parent / "predictors.md").read_text()
-    assert sum(line.startswith("|---") for line in md.splitlines()) == 4  # predictors, winners, procedure x2
+    # predictors, winners, the procedure x2, and the coverage of the procedure on zero-shot measures alone
+    assert sum(line.startswith("|---") for line in md.splitlines()) == 5
+    assert "The same procedure with the zero-shot measures alone competing" in md
     assert "Jackknife+ intervals (distribution-free) are not finite in any of the" in md  # fewer than 20 datasets
     assert f"best |tau| {chosen}" in md and "**iimm**" in md and "Which predictor wins" in md
     win = pe.winners(table).set_index("outcome")

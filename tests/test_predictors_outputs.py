@@ -15,7 +15,8 @@ from jobs import predictors as job
 from tests.predictor_helpers import _one_line_error, _records, _run, _store
 
 
-OUTPUTS = {"predictors.csv", "predictors.md", "forecast-selection.csv", "forecast-rules.md", "forecast-rules.csv"}
+OUTPUTS = {"predictors.csv", "predictors.md", "forecast-selection.csv", "forecast-selection-zero-shot.csv",
+           "forecast-rules.md", "forecast-rules.csv"}
 
 
 def test_outputs_replace_the_shipped_tables_only_for_the_shipped_results(tmp_path, capsys, monkeypatch):

@@ -18,14 +18,15 @@ log = logging.getLogger(__name__)
 
 def with_measured_coverage(forecasts: pd.DataFrame, selection: pd.DataFrame, *, model: str,
                            pretrained: str, rule: str = DEFAULT_RULE) -> pd.DataFrame:
-    """``forecast_new``'s frame with the coverage columns filled from a :func:`selection_table`
-    (e.g. the job's ``forecast-selection.csv``) of the same model, matched on (method, outcome).
+    """``forecast_new``'s frame with the coverage columns filled from :func:`selection_table` rows
+    (e.g. the job's ``forecast-selection*.csv``) of the same model, matched on (method, outcome).
     Measuring coverage takes seconds per method, so the page reads it from the job. ``rule``: the
     rule the forecasts were made under; rows measured under another rule are not used (their
     coverage is another procedure's), and a row whose forecast was not made (status not "ok") gets
     none. The procedure's coverage is shown only where this forecast chose among as many candidate
-    sets on as many reference datasets as the measured one (a sample missing a baseline, or one whose
-    baselines were left out, runs another procedure); IIMM's line needs the same datasets only. A copy."""
+    sets on as many reference datasets as a measured one (a sample missing a baseline, or one whose
+    baselines were left out, runs another procedure: the job measures the one on zero-shot measures only
+    too); IIMM's line needs the same datasets only. Of several matching rows the last is used. A copy."""
     check_rule(rule)
     out = forecasts.copy()
     if out.empty or selection.empty:
@@ -33,21 +34,27 @@ def with_measured_coverage(forecasts: pd.DataFrame, selection: pd.DataFrame, *, 
     mine = selection[(selection["model"] == model) & (selection["pretrained"] == pretrained)]
     if "rule" in mine.columns:
         mine = mine[mine["rule"] == rule]
-    measured = mine.drop_duplicates(["method", "outcome"]).set_index(["method", "outcome"])
+    measured = {key: rows for key, rows in mine.groupby(["method", "outcome"], sort=False)}
     made = (out["status"] == "ok").to_numpy() if "status" in out.columns else np.ones(len(out), bool)
     cover, cover_iimm, cover_jp = [], [], []
     for (key, row), ok in zip(out.set_index(["method", "outcome"]).iterrows(), made):
-        if not ok or key not in measured.index:  # a forecast not made has no coverage of its own to show
+        rows = measured.get(key) if ok else None  # a forecast not made has no coverage of its own to show
+        if rows is None:
             cover.append(np.nan), cover_iimm.append(np.nan), cover_jp.append(np.nan)
             continue
-        shipped = measured.loc[key]
-        same_data = _same(row.get("n_datasets"), shipped.get("n_datasets"))
-        same = same_data and _same(row.get("n_sets"), shipped.get("n_sets"))
-        cover.append(shipped["coverage"] if same else np.nan)
-        cover_jp.append(shipped.get("jackknife_plus_coverage", np.nan) if same else np.nan)  # older tables lack it
-        cover_iimm.append(shipped["iimm_coverage"] if same_data else np.nan)
+        same_data = rows[_matching(rows, "n_datasets", row.get("n_datasets"))]
+        same = same_data[_matching(same_data, "n_sets", row.get("n_sets"))]
+        cover.append(same["coverage"].iloc[-1] if len(same) else np.nan)
+        cover_jp.append(same["jackknife_plus_coverage"].iloc[-1]  # older tables lack it
+                        if len(same) and "jackknife_plus_coverage" in same else np.nan)
+        cover_iimm.append(same_data["iimm_coverage"].iloc[-1] if len(same_data) else np.nan)
     out["coverage"], out["iimm_coverage"], out["jackknife_plus_coverage"] = cover, cover_iimm, cover_jp
     return out
+
+
+def _matching(rows: pd.DataFrame, column: str, value: Any) -> list[bool]:
+    """Which ``rows`` have ``value`` in ``column`` (none where the column is missing)."""
+    return [_same(value, n) for n in rows[column]] if column in rows else [False] * len(rows)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -63,13 +70,14 @@ SELECTION_NEEDS = {"model", "pretrained", "method", "outcome", "coverage", "iimm
 
 
 def read_selections(root: Path) -> pd.DataFrame:
-    """Every ``forecast-selection.csv`` under ``root`` (coverage of the forecast's intervals, measured by
-    jobs.predictors: world v1's in ``jobs/results``, world v2's beside its records), one frame; empty when
-    there is none. Rows keep their ``rule``, so a page uses only those of its own rule; where two files
-    score the same (model, method, outcome, rule), the one later in path order wins. A file that is not a
+    """Every ``forecast-selection*.csv`` under ``root`` (coverage of the forecast's intervals, measured by
+    jobs.predictors: world v1's in ``jobs/results``, world v2's beside its records; ``-zero-shot``: the
+    procedure on zero-shot measures only), one frame; empty when there is none. Rows keep their ``rule``,
+    so a page uses only those of its own rule; where two files score the same (model, method, outcome, rule,
+    candidate sets), the one later in path order wins. A file that is not a
     CSV, or lacks :data:`SELECTION_NEEDS`, is skipped with a logged warning (a forecast works without it)."""
     frames = []
-    for path in sorted(Path(root).rglob("forecast-selection.csv")):
+    for path in sorted(Path(root).rglob("forecast-selection*.csv")):
         try:
             frame = pd.read_csv(path)
         except (OSError, ValueError) as exc:
@@ -81,7 +89,7 @@ def read_selections(root: Path) -> pd.DataFrame:
             log.warning("not reading %s: it lacks %s", path, sorted(SELECTION_NEEDS - set(frame)))
     if not frames:
         return pd.DataFrame()
-    keys = [c for c in ("model", "pretrained", "method", "outcome", "rule") if all(c in f for f in frames)]
+    keys = [c for c in ("model", "pretrained", "method", "outcome", "rule", "n_sets") if all(c in f for f in frames)]
     return pd.concat(frames, ignore_index=True).drop_duplicates(keys, keep="last", ignore_index=True)
 
 

@@ -60,7 +60,8 @@ SELECTION_COLUMNS = ["model", "pretrained", "method", "outcome", "status", "n_da
 
 def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain", "norm_gain", "ood_change"),
                     level: float = 0.95, min_datasets: int = 6, pairs: bool = True,
-                    coverage: bool = True, rule: str = DEFAULT_RULE) -> pd.DataFrame:
+                    coverage: bool = True, rule: str = DEFAULT_RULE,
+                    predictors: Sequence[str] | None = None) -> pd.DataFrame:
     """Per (model, pretrained, method, outcome): which predictor set the procedure chooses on all
     reference datasets, how well the procedure predicts held-out datasets (nested LODO MAE) against
     the IIMM-only line's LODO MAE (``gain_vs_iimm`` > 0: the procedure is better by that much;
@@ -71,13 +72,19 @@ def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain",
     ``fold_agreement``: share of the nested folds that chose the same set as the full data (how
     stable the choice is). ``best_single``: the single predictor with the lowest (un-nested) LODO
     error, for reading only. Cells with fewer than ``min_datasets`` datasets keep a status row.
-    ``rule``: the selection rule (``SELECTION_RULES``), recorded in every row.
+    ``rule``: the selection rule (``SELECTION_RULES``), recorded in every row. ``predictors``: only these
+    compete (e.g. the zero-shot measures, as in a forecast of a sample too small for the baselines); None:
+    every predictor of the runs.
     """
     check_rule(rule)
     level = forecast.check_level(level)
     if min_datasets < 5:
         raise ValueError(f"min_datasets must be at least 5 (nested LODO of a two-predictor line), got {min_datasets}")
+    if isinstance(predictors, str):
+        raise ValueError(f"predictors must be a sequence of predictor names, got the string {predictors!r}")
     points, names = reference_points(runs)
+    if predictors is not None:
+        names = [p for p in names if p in set(predictors)]
     rows: list[dict[str, Any]] = []
     if points.empty:
         return pd.DataFrame(columns=SELECTION_COLUMNS)
