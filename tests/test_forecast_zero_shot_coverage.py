@@ -66,3 +66,22 @@ def test_the_page_reads_the_zero_shot_table_beside_the_full_one(tmp_path, runs):
         tmp_path / "forecast-selection-zero-shot.csv", index=False)
     read = fs.read_selections(tmp_path)
     assert len(read) == 2 and read["n_sets"].nunique() == 2  # same cell, two procedures: both kept
+
+
+def test_each_coverage_column_comes_from_the_forecasts_own_procedure_and_datasets(runs):
+    """The jackknife+ coverage needs the same candidate sets as the interval (not just the same datasets), the
+    IIMM line's the same datasets, and of two rows of the same procedure the later is used."""
+    names = zero_shot_names(runs)
+    reduced = fs.selection_table(runs, outcomes=("id_gain",), predictors=names)
+    full = fs.selection_table(runs, outcomes=("id_gain",))
+    small = fs.forecast_new(runs, {n: 0.3 for n in names}, model="worldclip-tiny", pretrained="world-v1",
+                            outcomes=("id_gain",), coverage=False)
+    mine = reduced.assign(coverage=0.91, jackknife_plus_coverage=float("nan"), iimm_coverage=0.81)
+    other = full.assign(coverage=0.5, jackknife_plus_coverage=0.5, iimm_coverage=0.81)  # every predictor
+    elsewhere = reduced.assign(n_datasets=reduced["n_datasets"] + 1, coverage=0.1, iimm_coverage=0.1)
+    newer = mine.assign(coverage=0.92)
+    got = fs.with_measured_coverage(small, pd.concat([mine, newer, other, elsewhere], ignore_index=True),
+                                    model="worldclip-tiny", pretrained="world-v1").iloc[0]
+    assert got["coverage"] == 0.92  # the later of the two rows of its own procedure
+    assert math.isnan(got["jackknife_plus_coverage"])  # not the every-predictor procedure's 0.5
+    assert got["iimm_coverage"] == 0.81  # not the row on another number of datasets
