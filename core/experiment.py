@@ -63,18 +63,28 @@ def git_revision() -> str:
         return "unknown"
 
 
+def _cpuinfo_fields(path: str = "/proc/cpuinfo") -> dict[str, str]:
+    """Each field of Linux's cpuinfo at its first occurrence (the first processor's), {} when unreadable."""
+    fields: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields
+
+
 @lru_cache(maxsize=1)
 def cpu_model() -> str:
     """The CPU's model name (Linux's /proc/cpuinfo, else platform.processor(); "unknown"): a record measured on
     other hardware can round differently (a shipped CLIP-Adapter record reproduced everywhere but in 5 OOD
     accuracies, by one or two images, even under its own code revision)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip() or "unknown"
-    except OSError:
-        pass
+    fields = _cpuinfo_fields()
+    if "model name" in fields:
+        return fields["model name"] or "unknown"
     return platform.processor() or "unknown"
 
 
@@ -84,16 +94,7 @@ def cpu_signature(cpuinfo: str = "/proc/cpuinfo", cache_dir: str = "/sys/devices
     3f2a9c10"`` (Linux; a part it cannot read is left out, "unknown" when none is). Kernel libraries block
     their matrix products by cache size, so hosts with one instruction set can still round differently;
     a shipped CLIP-Adapter record reproduced differently on two days on hosts named alike."""
-    fields: dict[str, str] = {}
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                if not key.strip():
-                    break  # the first processor's block ends at a blank line
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
+    fields = _cpuinfo_fields(cpuinfo)
     parts = []
     if all(k in fields for k in ("cpu family", "model", "stepping")):
         parts.append(f"{fields['cpu family']}/{fields['model']}/{fields['stepping']}")
