@@ -176,11 +176,10 @@ def jackknife_plus_summary(selection: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for outcome, g in ok.groupby("outcome", sort=False):
         measured = g[np.isfinite(g["jackknife_plus_coverage"].to_numpy(float))]
-        w = measured["n_datasets"].to_numpy(float)
-        pooled = (lambda c: float((measured[c] * w).sum() / w.sum())) if len(measured) else (lambda c: math.nan)
         mean = (lambda c: float(measured[c].mean())) if len(measured) else (lambda c: math.nan)
         rows.append({"outcome": outcome, "cells": len(measured), "not_finite": len(g) - len(measured),
-                     "jackknife_plus_coverage": pooled("jackknife_plus_coverage"), "coverage": pooled("coverage"),
+                     "jackknife_plus_coverage": fsel.pooled_coverage(measured, "jackknife_plus_coverage"),
+                     "coverage": fsel.pooled_coverage(measured, "coverage"),
                      "jackknife_plus_mean_width": mean("jackknife_plus_mean_width"), "mean_width": mean("mean_width")})
     return pd.DataFrame(rows, columns=cols)
 

@@ -232,10 +232,10 @@ def main(argv: list[str] | None = None) -> int:
             files[out.with_name("forecast-selection.csv")] = selection.to_csv(index=False, float_format="%.6g")
             md += selection_markdown(selection)
             print(fsel.coverage_summary(selection).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-            # what the forecast page runs for a sample too small for the baselines: its coverage, measured too
-            zero_shot = [name for name, family in pe.predictor_frame(runs)[1] if family == "zero-shot"]
+            # what the forecast page runs for a sample too small for the baselines (the zero-shot measures the
+            # sample's core.metrics.zero_shot_scores gives, these names): its coverage, measured too
             reduced = fsel.selection_table(runs, outcomes=outcomes, min_datasets=max(args.min_datasets, 6),
-                                           rule=args.selection_rule, predictors=zero_shot)
+                                           rule=args.selection_rule, predictors=pe.ZERO_SHOT_PREDICTORS)
             if (reduced["status"] == "ok").any():
                 files[out.with_name("forecast-selection-zero-shot.csv")] = reduced.to_csv(index=False,
                                                                                             float_format="%.6g")

@@ -145,7 +145,7 @@ def _select(x: np.ndarray, y: np.ndarray, rows: np.ndarray, sets: list[tuple[int
     if diff.mean() <= margin_se * se + tol:
         return default, errors
     if rule == "gated" and len(rows) > 3:
-        resid, _ = _nested(x, y, rows, sets, default, "one-se")
+        resid, _, _ = _nested(x, y, rows, sets, default, "one-se")
         if not float(np.mean(np.abs(resid))) < errors[default]:
             return default, errors
     return best, errors
@@ -178,14 +178,15 @@ def nested_lodo(x: np.ndarray, y: np.ndarray, rows: np.ndarray, sets: list[tuple
     dataset i), for every i in ``rows``, and the set chosen in each fold. At least 3 reference rows."""
     check_rule(rule)
     x, y, rows = check_arrays(x, y, rows, sets, default=default, min_rows=3)
-    return _nested(x, y, rows, sets, default, rule)
+    resid, chosen, _ = _nested(x, y, rows, sets, default, rule)
+    return resid, chosen
 
 
 def _nested(x: np.ndarray, y: np.ndarray, rows: np.ndarray, sets: list[tuple[int, ...]], default: int | None,
-            rule: str, at: np.ndarray | None = None) -> tuple[np.ndarray, list[int]] | tuple[
-                np.ndarray, list[int], np.ndarray]:
-    """Nested residuals and the set chosen per fold; with ``at`` (m, P), also each fold's predictions
-    there, (len(rows), m): the leave-one-out fits a jackknife+ interval needs, at no extra selection."""
+            rule: str, at: np.ndarray | None = None) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """Nested residuals, the set chosen per fold and each fold's predictions at the rows of ``at`` (m, P),
+    (len(rows), m), m = 0 without ``at``: the leave-one-out fits a jackknife+ interval needs, at no extra
+    selection."""
     resid, chosen = np.empty(len(rows)), []
     preds = np.empty((len(rows), 0 if at is None else len(at)))
     for k, i in enumerate(rows):
@@ -196,7 +197,7 @@ def _nested(x: np.ndarray, y: np.ndarray, rows: np.ndarray, sets: list[tuple[int
         resid[k] = y[i] - _predict(beta, sets[best], x[[i]])[0]
         if at is not None:
             preds[k] = _predict(beta, sets[best], at)
-    return (resid, chosen) if at is None else (resid, chosen, preds)
+    return resid, chosen, preds
 
 
 def jackknife_plus_interval(loo_predictions: np.ndarray, loo_abs_residuals: np.ndarray, *,

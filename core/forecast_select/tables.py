@@ -109,7 +109,7 @@ class _Procedure:
     IIMM column and its set (``head``, ``default``; None without IIMM), the chosen set, every set's
     LODO MAE, the nested LODO residuals with the set chosen in each fold, the IIMM-only line's LODO
     absolute error per dataset (``iimm_abs``; None without IIMM) and each fold's prediction at the new
-    points asked for (``at_predictions``, (n, m); None when none was)."""
+    points asked for (``at_predictions``, (n, m); m = 0 when none was)."""
 
     sets_named: list[tuple[str, ...]]
     sets: list[tuple[int, ...]]
@@ -120,7 +120,7 @@ class _Procedure:
     resid: np.ndarray
     chosen: list[int]
     iimm_abs: np.ndarray | None
-    at_predictions: np.ndarray | None = None
+    at_predictions: np.ndarray
 
     def iimm_comparison(self, level: float) -> dict[str, float]:
         """The procedure's nested LODO MAE against the IIMM-only line's LODO MAE, and the gain between them with
@@ -142,9 +142,9 @@ def _run_procedure(x: np.ndarray, y: np.ndarray, usable: list[str], rule: str, *
     head = usable.index(HEADLINE) if HEADLINE in usable else None
     default = sets.index((head,)) if head is not None else None
     best, errors = _select(x, y, rows, sets, default, rule)
-    resid, chosen, *at_predictions = _nested(x, y, rows, sets, default, rule, at)
+    resid, chosen, at_predictions = _nested(x, y, rows, sets, default, rule, at)
     iimm_abs = _loo_abs_errors(_standardise(x, rows), y, [sets[default]])[0] if default is not None else None
-    return _Procedure(sets_named, sets, head, default, best, errors, resid, chosen, iimm_abs, *at_predictions)
+    return _Procedure(sets_named, sets, head, default, best, errors, resid, chosen, iimm_abs, at_predictions)
 
 
 def _score_cell(x: np.ndarray, y: np.ndarray, usable: list[str], level: float, *, pairs: bool,
@@ -183,6 +183,14 @@ def no_worse_than_iimm(gain_vs_iimm: pd.Series) -> pd.Series:
     return gain_vs_iimm >= -NO_WORSE_TOLERANCE
 
 
+def pooled_coverage(cells: pd.DataFrame, column: str) -> float:
+    """A coverage ``column`` pooled over the selection-table ``cells`` where it is finite: held-out datasets
+    covered / held-out datasets (each cell weighted by its ``n_datasets``); NaN when none is finite."""
+    measured = cells[np.isfinite(cells[column].to_numpy(float))]
+    weight = measured["n_datasets"].astype(float)
+    return float((measured[column] * weight).sum() / weight.sum()) if len(measured) else float("nan")
+
+
 def coverage_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per outcome and overall: the measured LODO coverage of the procedure's intervals and of the
     IIMM-only line's (held-out datasets covered / datasets, pooled over methods), mean nested LODO
@@ -193,23 +201,17 @@ def coverage_summary(table: pd.DataFrame) -> pd.DataFrame:
     (a share) and counts only: errors and widths of different outcomes are in different units
     (points, fraction of headroom), so there they are NaN.
     """
-    ok = table[table["status"] == "ok"].copy()
+    ok = table[table["status"] == "ok"]
     cols = ["outcome", "cells", "iimm_cells", "level", "coverage", "iimm_coverage", "mean_width", "iimm_mean_width",
             "nested_lodo_mae", "iimm_lodo_mae", "cells_no_worse_than_iimm"]
     if ok.empty:
         return pd.DataFrame(columns=cols)
-    ok["w"] = ok["n_datasets"].astype(float)
-
-    def pooled(g: pd.DataFrame, column: str) -> float:
-        g = g[np.isfinite(g[column].to_numpy(float))]
-        return float((g[column] * g["w"]).sum() / g["w"].sum()) if len(g) else float("nan")
-
     def summarise(g: pd.DataFrame, name: str, one_unit: bool) -> dict[str, Any]:
         paired = g[np.isfinite(g["iimm_lodo_mae"].to_numpy(float)) & np.isfinite(g["nested_lodo_mae"].to_numpy(float))]
         mean = (lambda frame, c: float(frame[c].mean()) if len(frame) else float("nan")) if one_unit else (
             lambda frame, c: float("nan"))
         return {"outcome": name, "cells": len(g), "iimm_cells": len(paired), "level": float(g["level"].iloc[0]),
-                "coverage": pooled(g, "coverage"), "iimm_coverage": pooled(g, "iimm_coverage"),
+                "coverage": pooled_coverage(g, "coverage"), "iimm_coverage": pooled_coverage(g, "iimm_coverage"),
                 "mean_width": mean(g, "mean_width"),
                 "iimm_mean_width": mean(g[np.isfinite(g["iimm_mean_width"].to_numpy(float))], "iimm_mean_width"),
                 "nested_lodo_mae": mean(paired, "nested_lodo_mae"), "iimm_lodo_mae": mean(paired, "iimm_lodo_mae"),
