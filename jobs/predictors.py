@@ -164,6 +164,11 @@ def checked_options(args: argparse.Namespace) -> tuple[list[str], Path]:
     for flag, path in (("--out", out), ("--summary-md", args.summary_md)):
         if path is not None and path.is_dir():
             raise ValueError(f"{flag} {path} is a folder: name a file")
+        # the nearest existing folder above it must be a folder (a file there failed only when writing, after
+        # the CSV was written, with a bare '[Errno 17] File exists')
+        above = next((folder for folder in path.absolute().parents if folder.exists()), None) if path else None
+        if above is not None and not above.is_dir():
+            raise ValueError(f"{flag} {path}: {above} is a file, not a folder")
     if args.compare_rules is None:
         return [args.selection_rule], out
     if args.no_selection:

@@ -165,3 +165,16 @@ def test_help_describes_the_job_in_a_whole_sentence(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert ("best: IIMM, its two terms, zero-shot accuracy, the silhouette scores and other zero-shot "
             "measures, and every transferability baseline.") in text
+
+
+def test_an_output_under_a_file_is_refused_before_anything_is_written(tmp_path, capsys):
+    # the CSV and the selection tables were written, then the summary failed with a bare '[Errno 17] File exists'
+    root = _store(tmp_path, _records("iimm", "gbc", seeds=(0,)))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code, out = _run(tmp_path, root, "--summary-md", str(blocker / "summary.md"))
+    assert code == 2 and not out.parent.exists()
+    assert f"{blocker} is a file, not a folder" in _one_line_error(capsys)
+    code = job.main(["--results", root, "--out", str(blocker / "sub" / "p.csv"), "--bootstrap", "0"])
+    assert code == 2 and f"--out {blocker / 'sub' / 'p.csv'}: {blocker} is a file" in _one_line_error(capsys)
+
