@@ -169,6 +169,7 @@ def checked_options(args: argparse.Namespace) -> tuple[list[str], Path]:
         above = next((folder for folder in path.absolute().parents if folder.exists()), None) if path else None
         if above is not None and not above.is_dir():
             raise ValueError(f"{flag} {path}: {above} is a file, not a folder")
+    _check_distinct(out, args)
     if args.compare_rules is None:
         return [args.selection_rule], out
     if args.no_selection:
@@ -177,6 +178,22 @@ def checked_options(args: argparse.Namespace) -> tuple[list[str], Path]:
         return parse_rules(args.compare_rules), out
     except ValueError as err:
         raise ValueError(f"--compare-rules: {err}") from None
+
+
+def _check_distinct(out: Path, args: argparse.Namespace) -> None:
+    """ValueError when two of the files the job writes under these options are one file (``--summary-md``
+    naming the CSV, or ``--out`` named like a table written beside it): the later one silently replaced the
+    other."""
+    outputs = [(out, "--out"), (args.summary_md or out.with_name("predictors.md"), "the summary (--summary-md)")]
+    beside = [] if args.no_selection else ["forecast-selection.csv", "forecast-selection-zero-shot.csv"]
+    beside += ["forecast-rules.md", "forecast-rules.csv"] if args.compare_rules is not None else []
+    outputs += [(out.with_name(name), f"the {name} written beside it") for name in beside]
+    seen: dict[Path, str] = {}
+    for path, what in outputs:
+        if path.resolve() in seen:
+            raise ValueError(f"{seen[path.resolve()]} and {what} are one file, {path}: one would replace the "
+                             "other; name another file")
+        seen[path.resolve()] = what
 
 
 @user_facing

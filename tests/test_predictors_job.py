@@ -178,3 +178,23 @@ def test_an_output_under_a_file_is_refused_before_anything_is_written(tmp_path, 
     code = job.main(["--results", root, "--out", str(blocker / "sub" / "p.csv"), "--bootstrap", "0"])
     assert code == 2 and f"--out {blocker / 'sub' / 'p.csv'}: {blocker} is a file" in _one_line_error(capsys)
 
+
+@pytest.mark.parametrize("summary,out_name,extra,message", [
+    ("{out}", "predictors.csv", (), "--out and the summary (--summary-md) are one file"),
+    (None, "predictors.md", (), "--out and the summary (--summary-md) are one file"),
+    (None, "forecast-selection.csv", (), "--out and the forecast-selection.csv written beside it are one file"),
+    ("forecast-rules.md", "predictors.csv", ("--compare-rules", "one-se"),
+     "the summary (--summary-md) and the forecast-rules.md written beside it are one file"),
+])
+def test_two_outputs_in_one_file_are_refused(tmp_path, capsys, summary, out_name, extra, message):
+    # --summary-md naming the CSV wrote the Markdown over it, and exit 0
+    root = _store(tmp_path, _records("iimm", "gbc", seeds=(0,)))
+    out = tmp_path / "out" / out_name
+    md = [] if summary is None else ["--summary-md", str(out if summary == "{out}" else out.with_name(summary))]
+    code = job.main(["--results", root, "--out", str(out), "--bootstrap", "0", *md, *extra])
+    assert code == 2 and not out.parent.exists()
+    assert message in _one_line_error(capsys)
+    # a name that only a table not written this time would have is fine
+    code = job.main(["--results", root, "--out", str(out.with_name("forecast-rules.csv")), "--bootstrap", "0",
+                     "--no-selection"])
+    assert code == 0 and out.with_name("forecast-rules.csv").read_text().startswith("model,")
