@@ -364,3 +364,18 @@ def test_a_forecasts_selection_is_shown_with_names_not_keys():
         "in-domain gain (points)", "out-of-domain change (points)"]
     assert shown["predicted from"].tolist()[0] == "IIMM + zero-shot accuracy" and pd.isna(shown["predicted from"][1])
     assert shown["prediction"].tolist()[0] == 3.5 and frame["method"].tolist() == ["lora", "peft_new"]  # a copy
+
+
+@pytest.mark.parametrize("value", [0.001, 5.0])
+def test_a_constant_outcome_is_fitted_exactly_not_by_its_rounding_noise(runs, value):
+    # every line fits a constant outcome: rounding noise (1e-19 at 0.001) chose intra_image over IIMM, and decided
+    # the held-out coverage (6 of 7 at 5.0)
+    constant = runs.assign(id_gain=value)
+    table = fs.selection_table(constant, outcomes=("id_gain",))
+    assert (table["chosen"] == "iimm").all() and (table["fold_agreement"] == 1).all()
+    assert (table["coverage"] == 1).all() and (table["interval_half_width"] == 0).all()
+    assert (table["nested_lodo_mae"] == 0).all() and (table["gain_vs_iimm"] == 0).all()
+    values = {"iimm": 0.3, "inter_modal": 0.2, "intra_image": 0.4, "zs_acc": 50.0}
+    out = fs.forecast_new(constant, values, model="worldclip-tiny", pretrained="world-v1", outcomes=("id_gain",))
+    assert (out["prediction"] == value).all() and (out["lo"] == value).all() and (out["hi"] == value).all()
+    assert (out["predictors"] == "iimm").all() and (out["coverage"] == 1).all()

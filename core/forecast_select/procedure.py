@@ -69,6 +69,8 @@ def _loo_abs_errors(x: np.ndarray, y: np.ndarray, sets: list[tuple[int, ...]]) -
         with np.errstate(divide="ignore", invalid="ignore"):
             err = np.abs(resid / (1 - lever))
         out[sel[good]] = err[good]
+    if n and np.ptp(y) == 0:  # a constant outcome: every line fits it exactly; its rounding noise chose a set
+        out[np.isfinite(out)] = 0.0
     return out
 
 
@@ -152,7 +154,10 @@ def _select(x: np.ndarray, y: np.ndarray, rows: np.ndarray, sets: list[tuple[int
 
 
 def _fit(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: tuple[int, ...]) -> np.ndarray:
-    """OLS coefficients (intercept first) of y on columns ``cols`` over ``rows``; the mean alone for ()."""
+    """OLS coefficients (intercept first) of y on columns ``cols`` over ``rows``; the mean alone for ().
+    A constant y is that constant exactly (a fit's rounding, not the data, decided its held-out coverage)."""
+    if len(rows) and np.ptp(y[rows]) == 0:
+        return np.concatenate([y[rows][:1], np.zeros(len(cols))])
     if not cols:
         return np.array([y[rows].mean()])
     d = np.column_stack([np.ones(len(rows)), x[np.ix_(rows, cols)]])
