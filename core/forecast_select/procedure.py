@@ -107,7 +107,8 @@ def check_arrays(x: np.ndarray, y: np.ndarray, rows: np.ndarray, sets: list[tupl
         if len(set(s)) != len(s) or any(isinstance(c, bool) or not isinstance(c, (int, np.integer))
                                         or not 0 <= c < x.shape[1] for c in s):
             raise ValueError(f"candidate set {s!r} must hold distinct column indices of x (0..{x.shape[1] - 1})")
-    if default is not None and not (isinstance(default, (int, np.integer)) and 0 <= default < len(sets)):
+    if default is not None and (isinstance(default, bool)  # True indexed errors as a mask: "truth value ... ambiguous"
+                                or not (isinstance(default, (int, np.integer)) and 0 <= default < len(sets))):
         raise ValueError(f"default must index one of the {len(sets)} sets, got {default!r}")
     return x, y, rows
 
@@ -266,6 +267,9 @@ def lodo_coverage(x: np.ndarray, y: np.ndarray, sets: list[tuple[int, ...]], hea
     check_rule(rule)
     level = forecast.check_level(level)  # "0.9" raised TypeError from '<'
     x, y, rows = check_arrays(x, y, np.arange(len(np.asarray(y).reshape(-1))), sets, min_rows=4)
+    if headline is not None and (isinstance(headline, bool) or not isinstance(headline, (int, np.integer))):
+        # 2.0 and True passed the set check ((2.0,) == (2,)) and then failed indexing x with an IndexError/TypeError
+        raise ValueError(f"headline must be a column index of x (an integer), got {headline!r}")
     if headline is not None and (headline,) not in sets:
         raise ValueError(f"headline column {headline!r} must be a candidate set of its own, ({headline},)")
     default = sets.index((headline,)) if headline is not None else None
