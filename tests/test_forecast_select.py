@@ -277,6 +277,9 @@ def _bad_input_cases():
         ("coverage at level '0.9'", lambda: fs.lodo_coverage(x, y, sets, 0, level="0.9"), "level must be a number between"),
         ("headline not a set", lambda: fs.lodo_coverage(x, y, sets, 2), "headline column 2"),
         ("default a bool", lambda: fs.select_set(x, y, rows, sets, default=True), "default must index"),
+        ("margin NaN", lambda: fs.select_set(x, y, rows, sets, default=1, margin_se=float("nan")), "margin_se must be"),
+        ("margin negative", lambda: fs.select_set(x, y, rows, sets, default=1, margin_se=-1.0), "margin_se must be"),
+        ("margin text", lambda: fs.select_set(x, y, rows, sets, default=1, margin_se="1"), "margin_se must be"),
         ("headline a float", lambda: fs.lodo_coverage(x, y, sets, 1.0), "headline must be a column index"),
         ("headline a bool", lambda: fs.lodo_coverage(x, y, sets, True), "headline must be a column index"),
     ]

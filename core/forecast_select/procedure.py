@@ -128,6 +128,9 @@ def select_set(x: np.ndarray, y: np.ndarray, rows: np.ndarray, sets: list[tuple[
     At least 2 reference rows.
     """
     check_rule(rule)
+    if margin_se is not None and not (forecast.is_finite_number(margin_se) and margin_se >= 0):
+        # NaN compared False with every difference: any winner replaced the default, as with no margin at all
+        raise ValueError(f"margin_se must be a finite number >= 0 (None: the rule's margin), got {margin_se!r}")
     x, y, rows = check_arrays(x, y, rows, sets, default=default)
     return _select(x, y, rows, sets, default, rule, margin_se)
 
