@@ -174,6 +174,8 @@ def evaluate_predictors(runs: pd.DataFrame, *, outcomes: tuple[str, ...] = OUTCO
     """
     if min_datasets < 3:
         raise ValueError(f"min_datasets must be at least 3 (leave-one-dataset-out needs 3), got {min_datasets}")
+    if isinstance(outcomes, str):  # its letters were named as unknown outcomes: ['i', 'd', '_', ...]
+        raise ValueError(f"outcomes must be a sequence of outcome names, got the string {outcomes!r}")
     unknown = [o for o in outcomes if o not in OUTCOMES]
     if unknown:
         raise ValueError(f"unknown outcome(s) {unknown}; choose from {list(OUTCOMES)}")

@@ -113,3 +113,12 @@ def test_bootstrap_resamples_each_datasets_seeds():
               for k in range(8)]
     lo, hi = pe.bootstrap_tau(groups, n_boot=400, rng=np.random.default_rng(0))
     assert lo < 1.0 and hi == 1.0
+
+
+@pytest.mark.parametrize("outcomes, match", [("id_gain", "a sequence of outcome names, got the string 'id_gain'"),
+                                             (("id_gian",), r"unknown outcome\(s\) \['id_gian'\]")])
+def test_an_outcome_given_as_one_string_is_named_as_such(outcomes, match):
+    # the string's letters were named: "unknown outcome(s) ['i', 'd', '_', 'g', 'a', 'i', 'n']"
+    runs = store.records_to_frame(_records("iimm", "gbc", seeds=(0,)))
+    with pytest.raises(ValueError, match=match):
+        pe.evaluate_predictors(runs, outcomes=outcomes, n_boot=0)
