@@ -140,6 +140,9 @@ def test_bad_input_raises_clear_errors(runs):
     with pytest.raises(ValueError, match="text_embeddings must be 2-D"):
         predict.forecast_for_embeddings(x, np.float32(1.0), y, names, runs, model="m", pretrained="p",
                                         model_label="m", random_weights=False)
+    for bad in (2, 0, 4.5, True):  # 2 was refused as 'min_runs must be at least 3', a name the caller never used
+        with pytest.raises(ValueError, match=f"min_datasets must be an integer >= 3.*got {bad!r}"):
+            _run(runs, min_datasets=bad)
 
 
 def test_highlight_carries_the_method_forecast():
