@@ -242,8 +242,8 @@ def selection_markdown(selection: pd.DataFrame) -> str:
            "| jackknife+ coverage |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in ok.sort_values(["outcome", "method"]).itertuples(index=False):
         out.append(f"| {r.method} | {r.outcome} | {r.chosen} | {r.fold_agreement:.0%} | {r.nested_lodo_mae:.3g} | "
-                   f"{r.iimm_lodo_mae:.3g} | {_gain(r)} | {r.interval_half_width:.3g} | {r.coverage:.0%} | "
-                   f"{r.iimm_coverage:.0%} | {_num(getattr(r, 'jackknife_plus_coverage', math.nan), '.0%')} |")
+                   f"{_num(r.iimm_lodo_mae, '.3g')} | {_gain(r)} | {r.interval_half_width:.3g} | {r.coverage:.0%} | "
+                   f"{_num(r.iimm_coverage, '.0%')} | {_num(getattr(r, 'jackknife_plus_coverage', math.nan), '.0%')} |")
     out += [""] + _summary_rows(selection) + _gain_lines(ok) + _jackknife_lines(ok)
     return "\n".join(out) + "\n"
 

@@ -154,3 +154,19 @@ def test_the_compared_rules_name_their_models_and_random_weights(tmp_path):
     rules = (out.parent / "forecast-rules.md").read_text()
     assert code == 0 and "Model(s): worldclip-tiny (their-tag, RANDOM WEIGHTS)." in rules
     assert "**RANDOM WEIGHTS:** the numbers of worldclip-tiny (their-tag, RANDOM WEIGHTS)" in rules
+
+
+def test_a_cell_without_an_iimm_line_reads_as_a_dash_not_nan():
+    # a cell where IIMM is missing on some dataset has no IIMM-only line: its row read "nan" and "nan%"
+    from core import forecast_select as fsel
+    from jobs.predictor_tables import selection_markdown
+
+    table = fsel.selection_table(store.records_to_frame(_records("iimm", "gbc", seeds=(0,))), outcomes=("id_gain",),
+                                 coverage=False).assign(coverage=0.9, iimm_coverage=0.8)
+    table.loc[0, ["iimm_lodo_mae", "iimm_coverage", *fsel.GAIN_COLUMNS]] = np.nan
+    lines = selection_markdown(table).splitlines()
+    rows = {m: [line for line in lines if line.startswith(f"| {m} |")] for m in table["method"]}
+    row, other = rows[table["method"][0]], rows[table["method"][1]]
+    assert len(row) == 1 and "nan" not in row[0]
+    assert row[0].split(" | ")[5:7] == ["—", "—"] and row[0].split(" | ")[9] == "—"  # MAE, gain, IIMM coverage
+    assert other[0].split(" | ")[9] == "80%"
