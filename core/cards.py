@@ -157,7 +157,9 @@ def _title_from_name(name: str) -> str:
 
 
 def method_card(name: str) -> MethodCard:
-    """The card of method ``name``; a generic card (``known=False``) for a name not registered."""
+    """The card of method ``name``; a generic card (``known=False``) for a name not registered. A name that is no
+    string (a hand-made frame's method 1) is read as its text (it raised AttributeError from ``startswith``)."""
+    name = str(name)
     if name in METHOD_CARDS:
         return METHOD_CARDS[name]
     family = next((f for prefix, f in FAMILY_PREFIXES.items() if name.startswith(prefix)), "other")

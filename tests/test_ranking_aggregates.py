@@ -280,3 +280,14 @@ def test_the_shipped_predictor_tables_are_shown_with_readable_headers_and_names(
     assert set(winners["best by mean |τ|"]) <= set(cards.PREDICTOR_TITLES.values())
     pooled = coverage.set_index("outcome").loc["all outcomes"]
     assert pooled["mean width"] == "–" and pooled["coverage"].endswith(" %")
+
+
+def test_integer_method_names_rank_like_their_text():
+    # a hand-made frame's method 1 raised AttributeError ('int' object has no attribute 'startswith') from its card
+    runs = frame(n_datasets=3, methods=("full", "bitfit"))
+    numbered = runs.assign(method=runs["method"].map({"full": 1, "bitfit": 2}))
+    rows = ranking.method_ranking(numbered)
+    assert rows["method"].tolist() == [1, 2] and rows["method_title"].tolist() == ["1", "2"]
+    want = ranking.method_ranking(runs).set_index("method").loc[["full", "bitfit"]]
+    np.testing.assert_allclose(rows["id_gain"], want["id_gain"])
+    assert cards.method_card(7).title == cards.method_card("7").title
