@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     untrained = cards.untrained_models(usable)
     md = summary_markdown(table, outcomes, n_runs=len(usable), min_datasets=args.min_datasets, untrained=untrained)
     files = {out: table.to_csv(index=False, float_format="%.6g")}  # written together once all is computed
+    skipped: list[str] = []
     if not args.no_selection:
         selections = {rule: fsel.selection_table(runs, outcomes=outcomes, min_datasets=max(args.min_datasets, 6),
                                                  rule=rule) for rule in dict.fromkeys(rules + [args.selection_rule])}
@@ -262,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
                 files[out.with_name("forecast-selection-zero-shot.csv")] = reduced.to_csv(index=False,
                                                                                             float_format="%.6g")
                 md += zero_shot_markdown(reduced)
+        else:  # said: exit 0 with no word of it read as if the procedure had been scored (or --compare-rules done)
+            most = int(selection["n_datasets"].max()) if len(selection) else 0
+            skipped.append(f"note: the forecast procedure was not scored (no forecast-selection.csv"
+                           f"{', forecast-rules.*' if args.compare_rules is not None else ''}): no (model, method) has "
+                           f"{max(args.min_datasets, 6)} datasets with the outcome (most: {most})")
     files[md_path] = md
     for path, text in files.items():
         _write_text(path, text)
@@ -269,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(summary_lines(table, outcomes)))
     for note in cards.model_notes(table[table["status"] == "ok"], untrained, markdown=False):
         print(note)
-    print(f"wrote {', '.join(written)}")
+    print("\n".join([*skipped, f"wrote {', '.join(written)}"]))
     return 0
 
 

@@ -198,3 +198,17 @@ def test_two_outputs_in_one_file_are_refused(tmp_path, capsys, summary, out_name
     code = job.main(["--results", root, "--out", str(out.with_name("forecast-rules.csv")), "--bootstrap", "0",
                      "--no-selection"])
     assert code == 0 and out.with_name("forecast-rules.csv").read_text().startswith("model,")
+
+
+def test_a_forecast_procedure_not_scored_for_too_few_datasets_is_said(tmp_path, capsys):
+    # 5 datasets: the predictor table is scored, the procedure (6 needed) is not; exit 0 said nothing of it, even
+    # with --compare-rules asked for
+    code, out = _run(tmp_path, _store(tmp_path, _records("iimm", "gbc", seeds=(0,), n_sets=5)), "--compare-rules")
+    printed = capsys.readouterr().out
+    assert code == 0 and out.exists() and not out.with_name("forecast-rules.csv").exists()
+    assert ("note: the forecast procedure was not scored (no forecast-selection.csv, forecast-rules.*): no (model, "
+            "method) has 6 datasets with the outcome (most: 5)") in printed
+    six = tmp_path / "six"
+    code, out = _run(six, _store(six, _records("iimm", "gbc", seeds=(0,), n_sets=6)))
+    assert code == 0 and "not scored" not in capsys.readouterr().out
+    assert out.with_name("forecast-selection.csv").exists()
