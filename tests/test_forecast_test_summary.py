@@ -157,3 +157,14 @@ def test_no_worse_than_iimm_allows_only_rounding_and_never_a_missing_iimm_line()
 
     gains = pd.Series([0.0, 0.3, -NO_WORSE_TOLERANCE / 10, -NO_WORSE_TOLERANCE * 10, -0.01, float("nan")])
     assert no_worse_than_iimm(gains).tolist() == [True, True, True, False, False, False]
+
+
+def test_a_tag_that_reads_as_a_number_is_still_its_pair(tmp_path, capsys):
+    """A CSV's tag 2024 came back as the number 2024, which the pair ('2024', 'clip_cite') never matched: the pair
+    read 'not run' and both criteria False, with no warning (the warning compared text and found the tag)."""
+    path = tmp_path / "forecast-rules.csv"
+    pd.DataFrame([cell("clip_cite", "id_gain", tag="2024")], columns=COLUMNS).to_csv(path, index=False)
+    assert main([str(path), "--pairs", "2024:clip_cite"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("2024 x clip_cite: test pair\n") and err == ""
+    assert "T1 (bonferroni no worse than IIMM-only in every test cell): 1 of 1 -> True" in out
