@@ -85,3 +85,18 @@ def test_each_coverage_column_comes_from_the_forecasts_own_procedure_and_dataset
     assert got["coverage"] == 0.92  # the later of the two rows of its own procedure
     assert math.isnan(got["jackknife_plus_coverage"])  # not the every-predictor procedure's 0.5
     assert got["iimm_coverage"] == 0.81  # not the row on another number of datasets
+
+
+def test_a_tag_that_reads_as_a_number_gets_its_measured_coverage(tmp_path, runs):
+    # the CSV's tag 2024 came back as the int 2024, which the page's model ('worldclip-tiny', '2024') never matched:
+    # the forecast showed no measured coverage
+    tagged = runs.assign(pretrained="2024")
+    table = fs.selection_table(tagged, outcomes=("id_gain",))
+    table.to_csv(tmp_path / "forecast-selection.csv", index=False)
+    _, names = fs.reference_points(tagged)
+    new = fs.forecast_new(tagged, {n: 0.3 for n in names}, model="worldclip-tiny", pretrained="2024",
+                          outcomes=("id_gain",), coverage=False)
+    read = fs.read_selections(tmp_path)
+    assert read["pretrained"].tolist() == ["2024"]
+    got = fs.with_measured_coverage(new, read, model="worldclip-tiny", pretrained="2024")
+    assert got["coverage"].tolist() == pytest.approx(table["coverage"].tolist())

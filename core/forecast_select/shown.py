@@ -65,6 +65,8 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
+#: The name columns of a ``forecast-selection.csv``, read as text whatever they look like.
+_NAMES = ("model", "pretrained", "method", "outcome", "rule")
 #: Columns a ``forecast-selection.csv`` needs for the forecast page's measured coverage.
 SELECTION_NEEDS = {"model", "pretrained", "method", "outcome", "coverage", "iimm_coverage"}
 
@@ -79,7 +81,7 @@ def read_selections(root: Path) -> pd.DataFrame:
     frames = []
     for path in sorted(Path(root).rglob("forecast-selection*.csv")):
         try:
-            frame = pd.read_csv(path)
+            frame = pd.read_csv(path, dtype=dict.fromkeys(_NAMES, str))  # a tag 2024 read as a number matched no model
         except (OSError, ValueError) as exc:
             log.warning("not reading %s: %s", path, exc)
             continue
