@@ -100,3 +100,12 @@ def test_a_tag_that_reads_as_a_number_gets_its_measured_coverage(tmp_path, runs)
     assert read["pretrained"].tolist() == ["2024"]
     got = fs.with_measured_coverage(new, read, model="worldclip-tiny", pretrained="2024")
     assert got["coverage"].tolist() == pytest.approx(table["coverage"].tolist())
+
+
+def test_an_unknown_competing_predictor_is_named_not_dropped(runs):
+    # predictors=['iimn'] dropped the typo: no IIMM, so the mean alone competed and every IIMM column was NaN
+    with pytest.raises(ValueError, match=r"unknown predictor\(s\) \['iimn'\]; the runs have \['iimm', "):
+        fs.selection_table(runs, outcomes=("id_gain",), coverage=False, predictors=["iimn", "zs_acc"])
+    # a known measure these runs lack (a world without silhouettes) is no mistake: the others compete
+    table = fs.selection_table(runs, outcomes=("id_gain",), coverage=False, predictors=["iimm", "silhouette_classes"])
+    assert table["n_predictors"].tolist() == [1] and table["n_sets"].tolist() == [2]

@@ -84,6 +84,12 @@ def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain",
         raise ValueError(f"predictors must be a sequence of predictor names, got the string {predictors!r}")
     points, names = reference_points(runs)
     if predictors is not None:
+        from core.predictor_eval import TRANSFERABILITY_PREDICTORS, ZERO_SHOT_PREDICTORS
+
+        # a typo ('iimn') was dropped silently: without IIMM the table scored the mean alone, no IIMM line
+        unknown = [p for p in predictors if p not in {*names, *ZERO_SHOT_PREDICTORS, *TRANSFERABILITY_PREDICTORS}]
+        if unknown:
+            raise ValueError(f"unknown predictor(s) {unknown}; the runs have {names}")
         names = [p for p in names if p in set(predictors)]
     rows: list[dict[str, Any]] = []
     if points.empty:
