@@ -149,3 +149,6 @@ def test_matching_runs_with_chosen_columns_equals_the_full_rows_cut_to_them(tmp_
         pd.testing.assert_frame_equal(store.matching_runs(runs, columns=columns, **kwargs), full[columns])
     with pytest.raises(KeyError, match=r"no column\(s\) \['nope'\]"):
         store.matching_runs(runs, columns=["run_id", "nope"])
+    for bad in ("worldclip-tiny", ("worldclip-tiny",)):  # pandas' 'Unable to coerce to Series, length must be 2'
+        with pytest.raises(ValueError, match=r"model must be a \(model, pretrained\) pair, got "):
+            store.matching_runs(runs, model=bad)
