@@ -7,10 +7,12 @@ sample of images must be embedded, so the .npz route and the page's import stay 
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import numbers
 import re
+import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -118,8 +120,12 @@ def grid_command(model: str, pretrained: str) -> str:
     if spec.key == DEFAULT_MODEL:
         return f"python -m jobs.grid {DEFAULT_GRID} --results results/default"
     slug = _slug(spec.key)
+    # the key as a TOML string, then escaped for sed's replacement and quoted for the shell: a weights file's key
+    # ('ViT-B-16:/data/my.pt') ended the s/// command at its '/', and a quote in it ended the shell's quoting
+    toml = json.dumps(spec.key, ensure_ascii=False)
+    replacement = toml.replace("\\", "\\\\").replace("&", "\\&").replace("/", "\\/")
     return (f"cp {DEFAULT_GRID} jobs/configs/{slug}.toml && "
-            f"sed -i 's/^models = .*/models = [\"{spec.key}\"]/' jobs/configs/{slug}.toml && "
+            f"sed -i {shlex.quote(f's/^models = .*/models = [{replacement}]/')} jobs/configs/{slug}.toml && "
             f"python -m jobs.grid jobs/configs/{slug}.toml --results results/{slug}")
 
 

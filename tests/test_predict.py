@@ -309,3 +309,20 @@ def test_reference_runs_with_random_weights_are_flagged_once(runs):
     assert sum("RANDOM WEIGHTS" in n for n in own.notes) == 1 and not any("reference runs of" in n for n in own.notes)
     other = pd.concat([runs, runs.assign(pretrained="other-tag", random_weights=True)], ignore_index=True)
     assert not _run(other).reference_random_weights
+
+
+@pytest.mark.parametrize("tag", ["laion2b_s34b_b79k", "/data/weights/my.pt", "it's a&b \"q\" \\x ü"])
+def test_the_grid_command_for_any_model_key_writes_that_key(tmp_path, tag):
+    # a weights file's key ended sed's s/// at its first '/' ("unknown option to `s'"): the page's command failed
+    import subprocess
+    import tomllib
+
+    from core.models import spec_for
+
+    (tmp_path / "jobs" / "configs").mkdir(parents=True)
+    (tmp_path / predict.DEFAULT_GRID).write_text(open(predict.DEFAULT_GRID, encoding="utf-8").read(), encoding="utf-8")
+    command = predict.grid_command("ViT-B-32", tag)
+    setup, _, grid = command.partition(" && python -m jobs.grid ")
+    subprocess.run(["bash", "-c", setup], cwd=tmp_path, check=True, capture_output=True)
+    config = tmp_path / grid.split()[0]
+    assert tomllib.loads(config.read_text(encoding="utf-8"))["models"] == [spec_for("ViT-B-32", tag).key]
