@@ -115,8 +115,9 @@ def summary_markdown(table: pd.DataFrame, outcomes: tuple[str, ...], *, n_runs: 
                 "| lowest LODO MAE | vs IIMM |", "|---|---|---|---|---|---|"]
         for r in win.itertuples(index=False):
             out.append(f"| {pe.OUTCOME_LABELS[r.outcome]} | {r.best_tau} {r.best_tau_mean_abs:.3f} | "
-                       f"{r.tau_margin:+.3f} | {r.best_tau_cells_ci_excludes_0} / {r.iimm_cells_ci_excludes_0} of "
-                       f"{r.cells} | {r.best_mae} {r.best_mae_value:.4g} | {-r.mae_margin:+.4g} {r.mae_unit} |")
+                       f"{_num(r.tau_margin, '+.3f')} | {r.best_tau_cells_ci_excludes_0} / "
+                       f"{r.iimm_cells_ci_excludes_0} of {r.cells} | {r.best_mae} {r.best_mae_value:.4g} | "
+                       f"{_num(-r.mae_margin, '+.4g')} {r.mae_unit} |")  # margins: '—' where IIMM is not scored
     return "\n".join(out) + "\n"
 
 

@@ -170,3 +170,19 @@ def test_a_cell_without_an_iimm_line_reads_as_a_dash_not_nan():
     assert len(row) == 1 and "nan" not in row[0]
     assert row[0].split(" | ")[5:7] == ["—", "—"] and row[0].split(" | ")[9] == "—"  # MAE, gain, IIMM coverage
     assert other[0].split(" | ")[9] == "80%"
+
+
+def test_winners_without_iimm_read_as_a_dash_not_nan(tmp_path):
+    # runs without IIMM (records with no iimm): the winners table read '+nan' for both margins over IIMM
+    from jobs.predictor_tables import summary_markdown
+
+    records = _records("zs_acc", "gbc", seeds=(0,))
+    for rec in records:
+        rec["iimm"] = None
+        rec["zero_shot"].pop("iimm")
+    table = pe.evaluate_predictors(store.records_to_frame(records), n_boot=0)
+    assert "iimm" not in set(table["predictor"])
+    md = summary_markdown(table, pe.OUTCOMES, n_runs=len(records), min_datasets=5)
+    winners = [line for line in md.splitlines() if line.startswith("| ID gain | zs_acc")]
+    assert len(winners) == 1 and "nan" not in md
+    assert winners[0].split(" | ")[2] == "—" and winners[0].endswith("| — points |")
