@@ -76,17 +76,18 @@ ANALYSIS_DEFAULTS = {"--min-datasets": ("min_datasets", 5), "--bootstrap": ("boo
 def rescore(roots: list[Path]) -> int:
     """Recompute the baselines of every ok record under ``roots`` (see the module doc); returns
     how many records were rewritten."""
-    import json
-
     from core.data.registry import load_split
     from core.embed import embed_dataset
     from core.experiment import git_revision
     from core.models import load_model
+    from core.store.records import read_json_record
     from core.transferability import classifier_params
     from core.transferability.label_sources import baseline_block
 
     files = sorted(p for root in roots for p in Path(root).glob("*.json"))
-    records = [(p, json.loads(p.read_text())) for p in files]
+    # as the store reads them: a file that is no valid record is skipped with a warning naming it (json.loads
+    # failed with a bare 'Expecting value', and a JSON list with an AttributeError traceback)
+    records = [(p, r) for p in files if (r := read_json_record(p)) is not None]
     records = [(p, r) for p, r in records if r.get("status") == "ok" and r.get("method") and r.get("dataset")]
     cache: dict[tuple[str, str], tuple[dict, dict]] = {}
     models: dict[str, object] = {}

@@ -108,6 +108,10 @@ def test_rescore_rewrites_the_baselines_and_says_how(tmp_path, monkeypatch):
     from core.transferability import label_sources
 
     root = _store(tmp_path, _records("iimm", "gbc", n_sets=6, methods=("full",)))
+    # files the store skips are skipped here too: 'not json' failed with a bare 'Expecting value', a JSON list
+    # with an AttributeError traceback
+    (Path(root) / "zz-not-json.json").write_text("not json")
+    (Path(root) / "zz-list.json").write_text("[1, 2]")
     rng = np.random.default_rng(0)
     emb = types.SimpleNamespace(image=rng.standard_normal((30, 6)), text=rng.standard_normal((3, 6)),
                                 labels=np.arange(30) % 3, class_names=["a", "b", "c"])
@@ -117,7 +121,8 @@ def test_rescore_rewrites_the_baselines_and_says_how(tmp_path, monkeypatch):
     monkeypatch.setattr(embed, "embed_dataset", lambda loaded, data: emb)
     monkeypatch.setattr(label_sources, "_minilm", lambda: None)
     assert job.rescore([Path(root)]) == 12
-    for path in Path(root).glob("*.json"):
+    assert (Path(root) / "zz-list.json").read_text() == "[1, 2]"  # left as it was
+    for path in Path(root).glob("fx-*.json"):
         rec = json.loads(path.read_text())
         assert set(rec["transferability"]) >= {"gbc", "gbc_diagonal", "sfda", "ncti", "emms", "leep"}
         info = rec["provenance"]["transferability"]
