@@ -177,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     check_csv_out(args.out)
+    if args.out is not None and any(args.out.resolve() == path.resolve() for path in args.records):
+        # the CSV of differences replaced that record once its cell had run
+        raise ValueError(f"--out {args.out} is one of the records to reproduce: name another file")
     check_cache_folder(args.cache)
     device = check_device(args.device)
     read = [(path, read_record(path)) for path in args.records]  # every file checked before any cell runs

@@ -243,3 +243,15 @@ def test_a_file_as_cache_is_refused_before_any_cell_runs(tmp_path, monkeypatch, 
     (tmp_path / "cache").write_text("x")
     assert reproduce.main([SHIPPED, "--cache", str(tmp_path / "cache")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_an_out_that_is_one_of_the_records_is_refused_before_any_cell_runs(tmp_path, monkeypatch, capsys):
+    # '--out r.json' (the record itself): after the cell ran, the CSV of differences replaced the record
+    path = tmp_path / "r.json"
+    path.write_text(open(SHIPPED, encoding="utf-8").read(), encoding="utf-8")
+    before = path.read_bytes()
+    monkeypatch.setattr(reproduce, "reproduce", lambda record, **kw: pytest.fail("a cell ran"))
+    assert reproduce.main([str(path), "--out", str(tmp_path / "." / "r.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --out {tmp_path / '.' / 'r.json'} is one of the records to reproduce: name another file"
+    assert path.read_bytes() == before
