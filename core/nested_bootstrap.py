@@ -62,7 +62,10 @@ def nested_bootstrap_tau(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, n_
     level, n_boot, seed = check_level(level), check_count(n_boot, "n_boot"), check_seed(seed)
     if pd.isna(groups).any():  # a NaN label equals nothing, so its items would never be drawn
         raise ValueError("groups must not contain missing values (NaN or None)")
-    try:  # sorted groups: the draws, so the interval for a seed, do not depend on row order
+    # Groups are numbered in sorted order, so moving whole groups' rows leaves the interval for a seed
+    # unchanged; items are drawn by their position within a group, so reordering rows inside a group
+    # gives another draw of the same bootstrap (Monte-Carlo noise, not a different estimate).
+    try:
         _, codes = np.unique(groups, return_inverse=True)
     except TypeError:  # labels of mixed types (1 and "a") cannot be sorted: first appearance instead
         codes, _ = pd.factorize(pd.Series(groups.ravel(), dtype=object))

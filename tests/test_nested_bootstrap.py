@@ -65,7 +65,7 @@ def test_options_and_mixed_group_labels():
     mixed = np.array([1, 1, "a", "a", 2.5, 2.5], dtype=object)  # labels that cannot be sorted together
     got = nested_bootstrap_tau(x, x, mixed, n_boot=50)
     assert got.n_groups == 3 and got.tau == pytest.approx(1.0)
-    # sortable labels keep their sorted order, so an interval does not depend on the rows' order
+    # sortable labels keep their sorted order, so moving whole groups does not change an interval
     order = np.array([4, 5, 0, 1, 2, 3])
     assert nested_bootstrap_tau(x, x, groups, n_boot=50) == nested_bootstrap_tau(x[order], x[order],
                                                                                 groups[order], n_boot=50)
