@@ -68,6 +68,7 @@ SHIPPED_RESULTS = store.SHIPPED_DIR / "default"  # the runs DEFAULT_OUT is made 
 OUT_RULE = ("default: jobs/results/predictors.csv for --results jobs/results/default alone, else predictors.csv "
             "in the first --results folder, or in the local store (results/ or $IIMM_RESULTS) without --results")
 #: The analysis the shipped tables were made with: option -> (argument name, default).
+MAX_BOOTSTRAP = 100_000  # tau-interval replicates: its arrays take datasets² × B × 16 bytes
 ANALYSIS_DEFAULTS = {"--min-datasets": ("min_datasets", 5), "--bootstrap": ("bootstrap", 1000),
                      "--no-selection": ("no_selection", False),
                      "--selection-rule": ("selection_rule", fsel.DEFAULT_RULE)}
@@ -144,6 +145,8 @@ def checked_options(args: argparse.Namespace) -> tuple[list[str], Path]:
         raise ValueError(f"--min-datasets must be at least 3, got {args.min_datasets}")
     if args.bootstrap < 0:
         raise ValueError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
+    if args.bootstrap > MAX_BOOTSTRAP:  # memory grows as datasets² × B: 40 datasets at 10⁶ need ~26 GB
+        raise ValueError(f"--bootstrap must be at most {MAX_BOOTSTRAP}, got {args.bootstrap}")
     bad = [f"{r} ({'not a folder' if r.exists() else 'not found'})" for r in args.results or [] if not r.is_dir()]
     if bad:  # a mistyped path is the user's mistake: exit 2 like every other bad argument
         raise ValueError(f"--results: {', '.join(bad)}")
@@ -209,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-datasets", type=int, default=ANALYSIS_DEFAULTS["--min-datasets"][1],
                         help="score a (model, method) only with at least this many datasets (>= 3)")
     parser.add_argument("--bootstrap", type=int, default=ANALYSIS_DEFAULTS["--bootstrap"][1], metavar="B",
-                        help="bootstrap replicates for the tau interval (0 = none)")
+                        help=f"bootstrap replicates for the tau interval (0 = none, at most {MAX_BOOTSTRAP})")
     parser.add_argument("--rescore", action="store_true",
                         help="first recompute the baselines of every ok record in --results (rewrites them)")
     parser.add_argument("--no-selection", action="store_true", help="skip the forecast-procedure scoring")
