@@ -105,6 +105,21 @@ def check_writable_folder(folder: Path, flag: str, holds: str = "") -> None:
         raise ValueError(f"{flag}: cannot write in {folder} ({exc.strerror or exc})") from None
 
 
+def check_file_out(path: Path, flag: str) -> None:
+    """ValueError naming ``flag`` unless a file can be written at ``path`` once its missing folders are made:
+    ``path`` is no folder, and the nearest existing folder above it is a folder this user may write in.
+    Creates nothing; run before long work, so an unusable output is not found only when it is written."""
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a folder: name a file")
+    above = path.parent
+    while not above.exists() and not above.is_symlink() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise ValueError(f"{flag} {path}: {above} is a file, not a folder")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: cannot write in {above}")
+
+
 def check_results_folder(path: Path, option: str = "--results") -> Path:
     """``path`` if it is an existing folder; else ValueError naming the option (so a typo reads as
     one, not as "no runs found")."""

@@ -58,7 +58,7 @@ from core import cards
 from core import forecast_select as fsel
 from core import predictor_eval as pe
 from core import store
-from jobs.cli import user_facing
+from jobs.cli import check_file_out, user_facing
 from jobs.predictor_tables import (HEADLINE, RULE_TEXT, rules_markdown, selection_markdown,  # noqa: F401 (tests
                                     summary_lines, summary_markdown,  # and users read them from here)
                                     zero_shot_markdown)
@@ -166,13 +166,8 @@ def checked_options(args: argparse.Namespace) -> tuple[list[str], Path]:
             raise ValueError(f"with {', '.join(changed)} these tables would replace the shipped ones in {out.parent}: "
                              "name the output with --out")
     for flag, path in (("--out", out), ("--summary-md", args.summary_md)):
-        if path is not None and path.is_dir():
-            raise ValueError(f"{flag} {path} is a folder: name a file")
-        # the nearest existing folder above it must be a folder (a file there failed only when writing, after
-        # the CSV was written, with a bare '[Errno 17] File exists')
-        above = next((folder for folder in path.absolute().parents if folder.exists()), None) if path else None
-        if above is not None and not above.is_dir():
-            raise ValueError(f"{flag} {path}: {above} is a file, not a folder")
+        if path is not None:  # a folder, or a file in the way of its folder: refused before the work, not after
+            check_file_out(path, flag)
     _check_distinct(out, args)
     if args.compare_rules is None:
         return [args.selection_rule], out
