@@ -29,7 +29,7 @@ from typing import Any
 
 from core.schema import validate_record
 from core.store import TMP_PREFIX
-from jobs.cli import user_facing
+from jobs.cli import check_file_out, user_facing
 from jobs.grid import live_locks
 
 log = logging.getLogger("jobs.fault_injection")
@@ -183,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError("--kills and --workers must be at least 1, --seeds at least 0")
     if not args.config.is_file():
         raise FileNotFoundError(f"grid file {args.config} does not exist")
+    if args.work.exists() and not args.work.is_dir():
+        raise ValueError(f"--work {args.work} is a file, not a folder")
+    if args.report:  # before the runs (about 10 min), not when the figures are written
+        check_file_out(args.report, "--report")
     import shutil
 
     shutil.rmtree(args.work, ignore_errors=True)
@@ -238,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"two runners at once: {'identical to the reference' if not twin_diffs else twin_diffs}")
     print("LOST OR DUPLICATED: " + ("yes" if lost else "nothing"))
     if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(summary, indent=2))
     return 1 if lost else 0
 

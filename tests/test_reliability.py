@@ -4,6 +4,7 @@ import subprocess
 
 import pytest
 
+from jobs import fault_injection
 from jobs.fault_injection import audit, compare
 from tests.grid_helpers import REPO, runner_command, write_grid
 
@@ -56,3 +57,21 @@ def test_two_runners_on_one_folder_give_one_record_per_cell(tmp_path):
     assert got["problems"] == [] and len(got["records"]) == 4
     assert all(r["status"] == "ok" for r in got["records"].values())
     assert not list((results / ".locks").glob("*.lock"))  # every lock released
+
+
+@pytest.mark.parametrize("option,where,says", [
+    ("--report", "a-file/sub/report.json", "a-file is a file, not a folder"),
+    ("--report", "", "is a folder: name a file"),
+    ("--work", "a-file", "a-file is a file, not a folder"),
+])
+def test_fault_injection_refuses_an_unusable_output_before_any_run(tmp_path, capsys, monkeypatch, option, where,
+                                                                   says):
+    """An unwritable --report was found only after the ten kills (about 10 min on two cores), and a --work
+    that is a file gave "[Errno 17] File exists"; the README promises every job checks its options first."""
+    (tmp_path / "a-file").write_text("kept")
+    monkeypatch.setattr(fault_injection, "_run", lambda *a, **k: pytest.fail("a run started"))
+    args = ["--work", str(tmp_path / "work"), option, str(tmp_path / where)]
+    assert fault_injection.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and says in err and "\n" not in err
+    assert (tmp_path / "a-file").read_text() == "kept" and not (tmp_path / "work").exists()
