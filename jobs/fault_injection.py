@@ -135,6 +135,10 @@ def kill_and_resume(cmd: list[str], results: Path, kills: int, n_cells: int, sta
     return events
 
 
+#: marks a --work folder this job made, so that it alone is ever emptied (``--work .`` deleted the checkout)
+WORK_MARK = ".fault-injection-work"
+
+
 def with_seeds(config: Path, n_seeds: int, work: Path) -> Path:
     """A copy of the grid file with ``seeds = [0 .. n_seeds-1]``: more cells, so every kill has work to hit."""
     text, n = re.subn(r"^seeds\s*=.*$", f"seeds = {list(range(n_seeds))}", config.read_text(), flags=re.M)
@@ -174,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kills", type=int, default=10)
     p.add_argument("--seeds", type=int, default=3, help="run the grid with this many seeds (0: as the file says)")
     p.add_argument("--workers", type=int, default=2, help="worker processes per runner (all are killed)")
-    p.add_argument("--work", type=Path, default=Path(".cache/fault-injection"), help="scratch folder (emptied)")
+    p.add_argument("--work", type=Path, default=Path(".cache/fault-injection"), help="scratch folder, emptied: new, empty, or made by an earlier run")
     p.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     p.add_argument("--timeout", type=float, default=900, help="seconds allowed for one uninterrupted runner")
     p.add_argument("--report", type=Path, help="also write the figures here as JSON")
@@ -185,12 +189,16 @@ def main(argv: list[str] | None = None) -> int:
         raise FileNotFoundError(f"grid file {args.config} does not exist")
     if args.work.exists() and not args.work.is_dir():
         raise ValueError(f"--work {args.work} is a file, not a folder")
+    if args.work.is_dir() and any(args.work.iterdir()) and not (args.work / WORK_MARK).exists():
+        raise ValueError(f"--work {args.work} holds files this job did not make, and it is emptied: name a new or "
+                         "empty folder")
     if args.report:  # before the runs (about 10 min), not when the figures are written
         check_file_out(args.report, "--report")
     import shutil
 
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
+    (args.work / WORK_MARK).write_text("made by python -m jobs.fault_injection, which empties this folder\n")
     cache = args.work / "cache"
     config = with_seeds(args.config, args.seeds, args.work) if args.seeds else args.config
     log.info("1/4 reference run of %s", config)

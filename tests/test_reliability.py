@@ -75,3 +75,31 @@ def test_fault_injection_refuses_an_unusable_output_before_any_run(tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and says in err and "\n" not in err
     assert (tmp_path / "a-file").read_text() == "kept" and not (tmp_path / "work").exists()
+
+
+def test_fault_injection_never_empties_a_folder_it_did_not_make(tmp_path, capsys, monkeypatch):
+    """--work is emptied: `--work .` deleted the checkout. Only a new, empty or earlier --work folder is used."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("kept")
+    monkeypatch.setattr(fault_injection, "_run", lambda *a, **k: pytest.fail("a run started"))
+    assert fault_injection.main(["--work", str(mine)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "holds files this job did not make" in err and "\n" not in err
+    assert (mine / "notes.txt").read_text() == "kept"
+    earlier = tmp_path / "earlier"  # a folder an earlier run made is emptied and used again
+    earlier.mkdir()
+    (earlier / fault_injection.WORK_MARK).write_text("")
+    (earlier / "old.log").write_text("old")
+    monkeypatch.setattr(fault_injection, "_run", _stop_at_first_run)
+    with pytest.raises(_FirstRun):
+        fault_injection.main(["--work", str(earlier)])
+    assert not (earlier / "old.log").exists() and (earlier / fault_injection.WORK_MARK).exists()
+
+
+class _FirstRun(Exception):
+    pass
+
+
+def _stop_at_first_run(*args, **kwargs):
+    raise _FirstRun
