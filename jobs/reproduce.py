@@ -8,8 +8,9 @@ nothing to any store; then every measured value is compared with the record's: t
 after fine-tuning (task and each OOD set), the outcomes (ID gain, normalised gain, OOD change) and the
 zero-shot measures (IIMM and its two terms). A difference larger than ``--tolerance`` is listed: for the
 accuracies and outcomes in their own units, default 0 (an accuracy counts images, so a real difference is at
-least 100/N points); for the zero-shot measures ``--measure-tolerance``, default 1e-6 (cosines recomputed from
-fresh embeddings differ around 1e-8; the app shows three decimals). A model, method, dataset, seed or OOD panel
+least 100/N points; values equal to 1e-12 are float rounding, never listed); for the zero-shot measures
+``--measure-tolerance``, default 1e-6 (cosines recomputed from fresh embeddings differ around 1e-8; the app
+shows three decimals). A model, method, dataset, seed or OOD panel
 the record names that is not its config's (the cell run here) is listed too. A host can verify a submitted,
 unverified run this way. Float reductions depend on the device, the thread count and the library versions,
 so compare on the kind of machine the record names (``provenance.device``, ``.versions``, ``.cpu``,
@@ -59,7 +60,8 @@ def compare(recorded: Mapping[str, Any], reproduced: Mapping[str, Any], *, toler
     """The measured values of two records of one cell that differ by more than their tolerance (or are present
     in one only): ``measure_tolerance`` for :data:`MEASURES`, ``tolerance`` for the accuracies and outcomes;
     first any :data:`IDENTITY` field that differs (the record claims another cell than the one run).
-    Columns :data:`COLUMNS`, difference = reproduced - recorded (NaN where one is missing or not a number)."""
+    Columns :data:`COLUMNS`, difference = reproduced - recorded (NaN where one is missing or not a number).
+    Values equal to 1e-12 (relative, or absolute near 0) are float rounding, never listed."""
     tolerance = _check_tolerance(tolerance, "tolerance")
     measure_tolerance = _check_tolerance(measure_tolerance, "measure_tolerance")
     rows = []
@@ -75,7 +77,10 @@ def compare(recorded: Mapping[str, Any], reproduced: Mapping[str, Any], *, toler
         if a is None and b is None:
             continue
         difference = b - a if a is not None and b is not None else math.nan
-        if math.isnan(difference) or abs(difference) > (measure_tolerance if field in MEASURES else tolerance):
+        allowed = measure_tolerance if field in MEASURES else tolerance
+        # float rounding (a mean summed in another order) is no difference, even at tolerance 0
+        if math.isnan(difference) or (abs(difference) > allowed and not math.isclose(a, b, rel_tol=1e-12,
+                                                                                     abs_tol=1e-12)):
             rows.append([recorded.get("run_id"), field, a, b, difference])
     return pd.DataFrame(rows, columns=COLUMNS)
 

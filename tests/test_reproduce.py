@@ -36,6 +36,14 @@ def test_an_identical_record_reproduces_and_a_new_ood_set_is_listed():
     assert list(extra["field"]) == ["ood_before[c]"] and extra["recorded"].isna().all()
 
 
+def test_float_rounding_of_a_derived_outcome_is_not_a_difference():
+    # ood_change is a mean of differences: summed in another order it came back -1.0000000000000036 and was listed
+    again = _record(ood_change=-1.0 - 3.6e-15, norm_gain=0.4 + 1e-16)
+    assert reproduce.compare(_record(), again).empty
+    real = reproduce.compare(_record(), _record(ood_change=-1.0 - 1e-6))  # far below 100/N, still a difference
+    assert list(real["field"]) == ["ood_change"]
+
+
 @pytest.mark.parametrize("value", [-1.0, math.nan, math.inf, True, "0"])
 def test_a_bad_tolerance_is_refused(value):
     with pytest.raises(ValueError, match="tolerance must be a finite number >= 0"):
