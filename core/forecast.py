@@ -283,12 +283,17 @@ def fit_notes(table: pd.DataFrame) -> list[str]:
     """Why each row of a :func:`predictor_table` has no statistics ('' where it has them), for a page that
     would otherwise show blank cells without a reason."""
     notes = []
-    for n, r in zip(table["n"], table["pearson_r"]):
+    # a fitted row (its LODO error measured) without a correlation: the outcome, not the predictor, is constant
+    errors = table["lodo_mae"] if "lodo_mae" in table else pd.Series(np.nan, index=table.index)
+    for n, r, err in zip(table["n"], table["pearson_r"], errors):
         if n < MIN_FIT_DATASETS:
             notes.append(f"no fit: {'no' if n == 0 else n} dataset(s) with this outcome, a fit needs "
                          f"{MIN_FIT_DATASETS}")
+        elif pd.notna(r):
+            notes.append("")
         else:
-            notes.append("" if pd.notna(r) else "no fit: the predictor is the same on every dataset")
+            notes.append("no correlation: the outcome is the same on every dataset" if pd.notna(err)
+                         else "no fit: the predictor is the same on every dataset")
     return notes
 
 

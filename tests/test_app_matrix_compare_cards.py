@@ -8,7 +8,7 @@ import streamlit as st
 
 from core import forecast_select, predictor_eval, store
 from tests.app_helpers import app_test, page
-from tests.fixtures import make_fixture_records, write_fixture_store
+from tests.fixtures import LINES, make_fixture_records, write_fixture_store
 
 
 # ------------------------------------------------------------------------------ matrix, compare, cards, about
@@ -125,6 +125,24 @@ def test_compare_says_why_a_fit_has_no_statistics(tmp_path, monkeypatch):
     at.run()
     assert not at.exception and not at.dataframe
     assert any("No fine-tuning runs of this model to fit" in i.value for i in at.info)
+
+
+def test_compare_says_when_the_outcome_not_the_predictor_is_the_same_on_every_dataset(tmp_path, monkeypatch):
+    """A linear probe leaves the encoder as it was: its out-of-domain change is 0 on every dataset (world v2's
+    shipped runs), so the fit has no correlation. The note said the *predictor* (IIMM) was the same on every
+    dataset, where IIMM differs and the outcome does not."""
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "results"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    monkeypatch.setitem(LINES, "linear_probe", (1.0, 10.0, 0.0))  # ood_change = -0 * iimm: 0 everywhere
+    for record in make_fixture_records(n_datasets=4, methods=("linear_probe", "bitfit")):
+        store.write_record(record, tmp_path / "results")
+    at = page("compare").run()
+    assert not at.exception
+    fits = at.dataframe[0].value.set_index(["method", "outcome"])
+    assert fits.loc[("Linear probe", "out-of-domain change"), "note"] == (
+        "no correlation: the outcome is the same on every dataset")
+    assert fits.loc[("Linear probe", "in-domain gain"), "note"] == ""  # IIMM varies and so does the gain
+    assert fits.loc[("BitFit", "out-of-domain change"), "note"] == ""
 
 
 def test_compare_condenses_the_predictor_csv(fixture_store):
