@@ -27,8 +27,8 @@ st.download_button(f"No sample at hand? Download an example ({example.EXAMPLE_TA
                    on_click="ignore")
 keys, wanted = list(SPECS), os.environ.get("IIMM_FORECAST_MODEL", DEFAULT_MODEL)
 c1, c2 = st.columns(2)
-key = c1.selectbox("model", keys, index=keys.index(wanted) if wanted in keys else 0, key="fc_model",
-                   format_func=lambda k: app.model_option(SPECS[k]), bind=app.URL)
+key = app.link_select(c1, "model", {k: app.model_option(SPECS[k]) for k in keys}, "fc_model",
+                      index=keys.index(wanted) if wanted in keys else 0)  # warns of a link's unknown model
 if not SPECS[key].needs_download:
     app.warm_model(key)  # starts loading now, in the background, so the run finds it ready
 template = c2.text_input("prompt template ({c} = class name)", "a photo of a {c}", key="fc_template")

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from app import model_option
 from core import forecast_select, models, store
 from core.data import example
 from tests.app_helpers import page, sample_zip, traversal_zip
@@ -63,6 +64,21 @@ def test_a_forecast_says_when_the_choices_above_it_changed(fixture_store):
     at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))
     at.text_input(key="fc_template").set_value("a drawing of a {c}").run()
     assert not any("choices above have changed" in i.value for i in at.info)  # an .npz uses no template
+
+
+def test_a_forecast_link_naming_a_model_the_page_lacks_says_so(fixture_store):
+    """The model is bound to the URL (?fc_model=...): a link naming one the page does not offer (a typo, or the
+    short key) showed the default model silently, where every other page warns."""
+    at = page("forecast")
+    at.query_params["fc_model"] = "worldclip-v2-z"
+    at.run()
+    assert not at.exception and at.selectbox(key="fc_model").value == "worldclip-tiny-random"  # the default
+    (warning,) = [w.value for w in at.warning if "This link asks for the model" in w.value]
+    assert r"worldclip\-v2\-z" in warning and r"showing worldclip\-tiny\-random" in warning
+    at = page("forecast")
+    at.query_params["fc_model"] = model_option(models.list_models()[0])  # a model's own label: no warning
+    at.run()
+    assert not at.exception and not any("This link asks" in w.value for w in at.warning)
 
 
 def test_forecast_page_offers_an_example_that_it_accepts(fixture_store):
