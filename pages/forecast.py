@@ -36,7 +36,7 @@ parsed = app.check_upload(upload, template, key) if upload is not None else None
 if isinstance(parsed, UploadError):
     st.error(f"This upload cannot be used: {plain(parsed, max_chars=1000)}")
 elif parsed is not None and parsed.summary():
-    st.caption(plain(parsed.summary(), max_chars=600))
+    st.caption("  \n".join(plain(line, max_chars=600) for line in parsed.summary().splitlines()))  # a line each
 if st.button("Run forecast", key="fc_run", type="primary", disabled=parsed is None or isinstance(parsed, UploadError)):
     st.session_state.pop("fc_result", None)
     with st.status("Forecasting…", expanded=True) as status:

@@ -107,6 +107,22 @@ def test_forecast_page_refuses_hostile_uploads_before_the_run(fixture_store):
     assert at.session_state["fc_result"][1].n_images == 18
 
 
+def test_an_uploads_summary_shows_each_of_its_lines_on_a_line_of_its_own(fixture_store):
+    """The summary's lines (images per class; files skipped; repeated images) ran together in one caption line,
+    'dog (5) skipped 1 file(s): ...', as if the skipped file were dog's."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        source = zipfile.ZipFile(io.BytesIO(sample_zip(n_per_class=5)))
+        for info in source.infolist():
+            zf.writestr(info.filename, source.read(info))
+        zf.writestr("red/broken.png", b"not an image")
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("s.zip", buf.getvalue(), "application/zip")).run()
+    assert not at.exception and not at.error
+    lines = at.caption[0].value.split("  \n")
+    assert len(lines) == 2 and lines[0].startswith("15 images in 3 classes") and lines[1].startswith("skipped 1 file")
+
+
 def test_a_refused_upload_is_kept_in_its_session_without_the_images_read_before_the_refusal(fixture_store):
     """The session kept the UploadError itself, and with it its traceback's frames: every image decoded before
     a late refusal (a second class with no usable image: 1,999 thumbnails, 525 MB a tab), outside the shared
