@@ -356,13 +356,18 @@ def run_forecast(upload, template: str, model_key: str):
 
 
 def measures_expander(res) -> None:
-    """Every zero-shot measure and transferability score of a forecast, to 4 significant digits (a fixed
-    4 decimals showed EMMS -2.1e-23 and GBC -2.6e-08 as -0.0000)."""
-    number = st.column_config.NumberColumn
+    """Every zero-shot measure and transferability score of a forecast, named as the forecast's other tables
+    name them, to 4 significant digits (a fixed 4 decimals showed EMMS -2.1e-23 and GBC -2.6e-08 as -0.0000);
+    IIMM's interval as text (the other measures have none: their cells showed "None")."""
+    number, m, b = st.column_config.NumberColumn, res.measures, res.baselines
+    interval = [f"[{lo:.4g}, {hi:.4g}]" if pd.notna(lo) else "" for lo, hi in zip(m["lo"], m["hi"])]
     with st.expander("Every zero-shot measure and transferability score"):
-        st.dataframe(res.measures, hide_index=True, key="fc_measures",
-                     column_config={c: number(format="%.4g") for c in ("value", "lo", "hi")})
-        st.dataframe(res.baselines, hide_index=True, key="fc_baselines", column_config={"score": number(format="%.4g")})
+        st.dataframe(m.assign(measure=m["measure"].map(cards.predictor_title), interval=interval), hide_index=True,
+                     key="fc_measures", column_order=["measure", "value", "interval", "note"], column_config={
+                         "value": number(format="%.4g"), "interval": st.column_config.TextColumn(
+                             "95 % interval", help="bootstrap over the images (IIMM only)")})
+        st.dataframe(b.assign(baseline=b["baseline"].map(cards.predictor_title)), hide_index=True, key="fc_baselines",
+                     column_config={"score": number(format="%.4g")})
 
 
 def verdict_box(verdict) -> None:

@@ -81,6 +81,22 @@ def test_a_forecast_link_naming_a_model_the_page_lacks_says_so(fixture_store):
     assert not at.exception and not any("This link asks" in w.value for w in at.warning)
 
 
+def test_the_measures_of_a_forecast_are_named_as_its_other_tables_name_them(fixture_store):
+    """The expander listed raw keys (zs_acc, silhouette_classes, h_score) where the table above it says 'zero-shot
+    accuracy + silhouette of the classes', and 'None' in the lo/hi cells of every measure but IIMM."""
+    at = run_upload(page("forecast").run(), "sample.zip", sample_zip())
+    assert not at.exception
+    (measures,) = [d for d in at.dataframe if "measure" in d.value.columns]
+    (baselines,) = [d for d in at.dataframe if "baseline" in d.value.columns]
+    shown = measures.value.set_index("measure")
+    assert {"IIMM", "zero-shot accuracy", "IIMM's inter-modal term", "silhouette of the classes"} <= set(shown.index)
+    assert list(measures.proto.column_order) == ["measure", "value", "interval", "note"]  # no lo/hi of None
+    res = at.session_state["fc_result"][1]
+    assert shown.loc["IIMM", "interval"] == f"[{res.iimm_lo:.4g}, {res.iimm_hi:.4g}]"
+    assert (shown.drop(index="IIMM")["interval"] == "").all()
+    assert "LogME" in set(baselines.value["baseline"]) and "logme" not in set(baselines.value["baseline"])
+
+
 def test_forecast_page_offers_an_example_that_it_accepts(fixture_store):
     at = page("forecast").run()
     button = at.get("download_button")[0].proto
