@@ -251,9 +251,13 @@ def verdict_text(rows: pd.DataFrame) -> str:
     best, gentle = facts["best"], facts["gentlest"]
     if best is None:
         return ""
-    ood = best["ood_change"]  # nullable: runs without an OOD panel have no OOD mean
-    ood_text = "out-of-domain not measured" if pd.isna(ood) else f"{ood:+.1f} out-of-domain"
-    text = f"**Most gain:** {plain(best['method_title'])}, {best['id_gain']:+.1f} points in-domain, {ood_text}."
+    def ood_text(ood) -> str:  # nullable: runs without an OOD panel have no OOD mean
+        return "out-of-domain not measured" if pd.isna(ood) else f"{ood:+.1f} out-of-domain"
+    tied = rows[rows["id_gain"] == best["id_gain"]]  # the rank column's ties: naming one of them contradicted it
+    text = (f"**Most gain:** {plain(best['method_title'])}, {best['id_gain']:+.1f} points in-domain, "
+            f"{ood_text(best['ood_change'])}." if len(tied) < 2 else
+            f"**Most gain** ({len(tied)} methods tied, {best['id_gain']:+.1f} points in-domain each): " + ", ".join(
+                f"{plain(t)} ({ood_text(o)})" for t, o in zip(tied["method_title"], tied["ood_change"])) + ".")
     if gentle is not None and gentle["method"] != best["method"]:
         text += (f" **Least forgetting for at least half that gain:** {plain(gentle['method_title'])}, "
                  f"{gentle['id_gain']:+.1f} in-domain, {gentle['ood_change']:+.1f} out-of-domain.")

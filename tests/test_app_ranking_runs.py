@@ -69,6 +69,22 @@ def test_ranking_view_restores_from_the_url(fixture_store):
     assert at.selectbox(key="x").value == "net" and at.multiselect(key="dataset").value == ["fx-set-0", "fx-set-1"]
 
 
+def test_the_verdict_names_every_method_tied_for_most_gain(tmp_path, monkeypatch):
+    """On one dataset several methods can share the top gain (world v1's bar-count: CLIP-CITE, Full fine-tuning and
+    Orthogonal FT, each +29.5, all ranked 1): the verdict named the first as 'Most gain' alone."""
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "results"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    monkeypatch.setitem(LINES, "lora", (LINES["full"][0], LINES["full"][1], 1.0))  # full's gain, less forgetting
+    write_fixture_store(tmp_path / "results", n_datasets=3)
+    at = app_test().run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("method_title")
+    assert table.loc["Full", "rank"] == table.loc["LoRA", "rank"] == 1
+    verdict = at.markdown[1].value
+    assert verdict.startswith(f"**Most gain** (2 methods tied, {table.loc['Full', 'id_gain']:+.1f} points in-domain "
+                              "each): ") and "Full (" in verdict and "LoRA (" in verdict
+
+
 def test_the_ranking_links_open_the_runs_they_count_submitted_runs_included(fixture_store, tmp_path, monkeypatch):
     """With unverified submissions included, 'All 4 runs of this model on these datasets' opened the All runs page
     without them (the toggle was not carried): it showed 3 runs, and the matrix link dropped them too."""
