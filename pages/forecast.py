@@ -95,4 +95,5 @@ if "fc_result" in st.session_state:
                          "error, error saved vs the IIMM line, coverage, a jackknife+ interval (19+ datasets)"):
             st.dataframe(forecast_select.selection_shown(forecast_select.with_measured_coverage(
                 res.selected, app.forecast_selection(), model=res.model, pretrained=res.pretrained)),
-                hide_index=True, key="fc_selected")
+                hide_index=True, key="fc_selected", column_config={  # coverage in %, the rest to 2 decimals
+                    h: st.column_config.NumberColumn(format=f) for h, f in forecast_select.SELECTION_FORMATS.items()})

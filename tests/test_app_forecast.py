@@ -1,6 +1,7 @@
 """The app's forecast page through AppTest, on a fixture store in a temp folder (never the real store):
 uploads, their checks, turns and budgets, and the forecast shown."""
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -95,6 +96,20 @@ def test_the_measures_of_a_forecast_are_named_as_its_other_tables_name_them(fixt
     assert shown.loc["IIMM", "interval"] == f"[{res.iimm_lo:.4g}, {res.iimm_hi:.4g}]"
     assert (shown.drop(index="IIMM")["interval"] == "").all()
     assert "LogME" in set(baselines.value["baseline"]) and "logme" not in set(baselines.value["baseline"])
+
+
+def test_the_selection_table_shows_coverage_as_a_percentage_and_numbers_rounded(fixture_store):
+    """'How each forecast was chosen' showed coverage as a bare fraction (0.9333, 1), where the Compare page says
+    '97.9 %', and every number to four or more decimals (26.4617)."""
+    at = run_upload(page("forecast").run(), "sample.zip", sample_zip())
+    assert not at.exception
+    (chosen,) = [d for d in at.dataframe if "predicted from" in d.value.columns]
+    config = json.loads(chosen.proto.columns)
+    for header in ("measured coverage", "jackknife+ coverage", "IIMM line's coverage"):
+        assert config[header]["type_config"]["format"] == "percent", header
+    for header in ("prediction", "interval low", "nested LODO error", "IIMM line", "LODO error saved vs IIMM line"):
+        assert config[header]["type_config"]["format"] == "%.2f", header
+    assert set(config) - {"_index"} <= set(chosen.value.columns)  # every header configured is one the table has
 
 
 def test_forecast_page_offers_an_example_that_it_accepts(fixture_store):

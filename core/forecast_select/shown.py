@@ -108,6 +108,13 @@ SELECTION_SHOWN = {"method": "method", "outcome": "outcome", "status": "status",
                    "n_datasets": "reference datasets",
                    "n_sets": "candidate sets", "extrapolation": "extrapolates"}
 
+#: How the page formats those headers (Streamlit number formats): coverage as a percentage, as the Compare page
+#: shows it (a bare 0.9333 read as a score), the rest to 2 decimals (points, or a share of headroom).
+SELECTION_FORMATS = {**{SELECTION_SHOWN[c]: "percent" for c in ("coverage", "jackknife_plus_coverage", "iimm_coverage")},
+                     **{SELECTION_SHOWN[c]: "%.2f" for c in (
+                         "prediction", "lo", "hi", "nested_lodo_mae", "jackknife_plus_lo", "jackknife_plus_hi",
+                         "iimm_prediction", "iimm_lodo_mae", "gain_vs_iimm", "gain_vs_iimm_lo", "gain_vs_iimm_hi")}}
+
 
 def selection_shown(frame: pd.DataFrame) -> pd.DataFrame:
     """A forecast's selection rows (:func:`forecast_new`, :func:`with_measured_coverage`) for reading: methods,
