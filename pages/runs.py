@@ -92,8 +92,8 @@ if run_id := app.link_select(st, "run", labels, "run", index=None, placeholder="
     left.caption("Out-of-domain accuracy before → after fine-tuning (%)")
     if not rec["ood_table"]:  # an empty table said nothing
         left.info("No out-of-domain accuracy recorded for this run (it had no out-of-domain panel).")
-    left.dataframe(pd.DataFrame(rec["ood_table"], columns=["set", "before", "after", "change"]), key="lb_ood")
+    left.dataframe(pd.DataFrame(rec["ood_table"], columns=["set", "before", "after", "change"]), key="lb_ood",
+                   hide_index=True, column_config={c: NUM(format="%+.1f" if c == "change" else "%.1f") for c in ("before", "after", "change")})
     right.caption("Reproduce with")
     right.code(rec["command"] or "(no reproducing command recorded)", language="bash")
-    right.expander("config, package versions and the rest of the provenance").json(
-        {"config": rec.get("config"), **prov})
+    right.expander("config, package versions and the rest of the provenance").json({"config": rec.get("config"), **prov})

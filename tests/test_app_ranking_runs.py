@@ -241,6 +241,19 @@ def test_a_run_without_an_out_of_domain_panel_says_so(fixture_store):
     assert any("No out-of-domain accuracy recorded for this run" in i.value for i in at.info)
 
 
+def test_a_runs_out_of_domain_table_rounds_its_accuracies_and_signs_the_change(fixture_store):
+    """A run's out-of-domain table showed row numbers and raw floats (40.6667 beside 44, a change of 3.3333 beside
+    -32), unlike every other accuracy in the app (one decimal, the change signed)."""
+    at = page("runs").run()
+    at.selectbox(key="run").set_value(fixture_run_id("worldclip-tiny", "random", "lora", "fx-set-2", 0)).run()
+    assert not at.exception
+    ood = at.dataframe[1]
+    assert list(ood.value.columns) == ["set", "before", "after", "change"]
+    config = json.loads(ood.proto.columns)
+    assert config["_index"]["hidden"] is True
+    assert [config[c]["type_config"]["format"] for c in ("before", "after", "change")] == ["%.1f", "%.1f", "%+.1f"]
+
+
 def test_runs_view_restores_from_the_url_with_readable_run_labels(fixture_store):
     at = page("runs")
     run_id = fixture_run_id("worldclip-tiny", "random", "lora", "fx-set-2", 0)
