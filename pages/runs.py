@@ -24,10 +24,10 @@ SHOWN = 1000  # rows sent to the browser; downloads hold every matching run
 
 def matching(roots: tuple, model: str | None, filters: tuple, search: str, sort_by: str, desc: bool, include: bool,
              columns: tuple = ()):
-    """The matching runs (core.store.matching_runs): every field, for downloads (built on click, uncached: 275 MiB
-    a view at 100k runs), or only ``columns``."""
+    """The matching runs (core.store.matching_runs): every field, for downloads (built on click, uncached: 275 MiB a view at 100k runs), or only ``columns``."""
     return store.matching_runs(app.load_runs(roots, include), model=app.model_pair(model) if model else None,
-                               filters=dict(filters), search=search, sort_by=sort_by, descending=desc, columns=columns)
+                               filters=dict(filters), search=search, sort_by=sort_by, descending=desc, columns=columns,
+                               method_title=cards.method_title)  # the search matches the method names shown
 
 
 @st.cache_data(ttl=30, max_entries=16)

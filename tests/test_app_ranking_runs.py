@@ -254,6 +254,23 @@ def test_a_runs_out_of_domain_table_rounds_its_accuracies_and_signs_the_change(f
     assert [config[c]["type_config"]["format"] for c in ("before", "after", "change")] == ["%.1f", "%.1f", "%+.1f"]
 
 
+def test_the_runs_search_finds_what_the_table_shows(fixture_store):
+    """The search box matched the record's keys only: 'IA³ (peft)', as the method column shows it, or the model's
+    pretrained tag ('world-v2-b' in 'worldclip-tiny-sigmoid · world-v2-b') found no run at all."""
+    for record in make_fixture_records(n_datasets=2, methods=("peft_ia3",), pretrained="random"):
+        store.write_record(record, fixture_store)
+    searched = {}
+    for text in ("IA³ (peft)", "ia³", "random", "peft_ia3"):
+        at = page("runs")
+        at.query_params["q"] = text
+        at.run()
+        assert not at.exception, text
+        searched[text] = at.dataframe[0].value
+    assert set(searched["IA³ (peft)"]["method"]) == set(searched["ia³"]["method"]) == {"peft_ia3"}
+    assert len(searched["IA³ (peft)"]) == 2 and len(searched["peft_ia3"]) == 2  # keys still match
+    assert len(searched["random"]) == 20  # every run of the fixture's model is pretrained "random"
+
+
 def test_runs_view_restores_from_the_url_with_readable_run_labels(fixture_store):
     at = page("runs")
     run_id = fixture_run_id("worldclip-tiny", "random", "lora", "fx-set-2", 0)

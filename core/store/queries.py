@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import duckdb
@@ -16,7 +16,7 @@ from core.store.records import _plain, row_to_record
 from core.store.validate import EXTRA_COLUMN, safe_json_text
 
 FILTER_KEYS = ("model", "pretrained", "method", "dataset", "source", "status")
-SEARCH_COLUMNS = ("model", "method", "dataset", "source", "run_id")
+SEARCH_COLUMNS = ("model", "pretrained", "method", "dataset", "source", "run_id")  # pretrained: the model column shows it
 #: The columns a leaderboard or an export shows first, in this order.
 LEADERBOARD_COLUMNS = ("run_id", "model", "pretrained", "method", "dataset", "seed", "status",
                        "zs_acc", "ft_acc", "id_gain", "norm_gain", "ood_change", "iimm", "source")
@@ -32,13 +32,14 @@ PROVENANCE_KEYS = {
 
 def query_runs(df: pd.DataFrame, *, filters: Mapping[str, Iterable[str] | str | None] | None = None,
                search: str | None = None, sort_by: str | None = None, descending: bool = True,
-               limit: int | None = None) -> pd.DataFrame:
+               limit: int | None = None, method_title: Callable[[str], str] | None = None) -> pd.DataFrame:
     """Filter, search and sort a runs frame in DuckDB; every user value is a bound parameter.
 
     filters: ``{key: [values]}`` with keys from :data:`FILTER_KEYS`; a row matches when its
     value is one of the values. None or an empty list means "no filter on that key".
     search: case-insensitive substring over :data:`SEARCH_COLUMNS` (not a pattern: ``%``
-    and ``_`` match themselves). sort_by: a ``schema.SCALAR_FIELDS`` column (nulls last,
+    and ``_`` match themselves), and, given ``method_title`` (a method's displayed name, e.g.
+    ``core.cards.method_title``), over that name too. sort_by: a ``schema.SCALAR_FIELDS`` column (nulls last,
     ties by run_id; ``created_at`` by the moment it names, whatever its UTC offset); default keeps
     the input order. limit: at most this many rows.
     Raises ValueError for an unknown filter key or sort column, or a bad limit.
@@ -57,10 +58,15 @@ def query_runs(df: pd.DataFrame, *, filters: Mapping[str, Iterable[str] | str | 
             params += [str(v) for v in values]
             used.add(key)
     if search is not None and search.strip():
-        cols = [c for c in SEARCH_COLUMNS if c in df.columns]
-        where.append("(" + " OR ".join(f'strpos(lower(coalesce(CAST("{c}" AS VARCHAR), \'\')), ?) > 0'
-                                      for c in cols) + ")")
-        params += [search.strip().lower()] * len(cols)
+        needle, cols = search.strip().lower(), [c for c in SEARCH_COLUMNS if c in df.columns]
+        clauses = [f'strpos(lower(coalesce(CAST("{c}" AS VARCHAR), \'\')), ?) > 0' for c in cols]
+        params += [needle] * len(cols)
+        titled = ([str(m) for m in df["method"].dropna().unique() if needle in method_title(str(m)).lower()]
+                  if method_title is not None and "method" in df.columns else [])  # a few names, not a call per run
+        if titled:  # the names the pages show ("IA³ (peft)"), not only the record's keys (peft_ia3)
+            clauses.append(f'"method" IN ({", ".join("?" * len(titled))})')
+            params += titled
+        where.append("(" + " OR ".join(clauses) + ")")
         used.update(cols)
     order = "_pos"
     if sort_by is not None:
@@ -96,7 +102,8 @@ def query_runs(df: pd.DataFrame, *, filters: Mapping[str, Iterable[str] | str | 
 
 def matching_runs(runs: pd.DataFrame, *, model: tuple[str, str] | None = None,
                   filters: Mapping[str, Iterable[str] | str | None] | None = None, search: str | None = None,
-                  sort_by: str | None = None, descending: bool = True, columns: Iterable[str] = ()) -> pd.DataFrame:
+                  sort_by: str | None = None, descending: bool = True, columns: Iterable[str] = (),
+                  method_title: Callable[[str], str] | None = None) -> pd.DataFrame:
     """:func:`query_runs` on ``runs``, or on one ``(model, pretrained)``'s: every field but the extras, or only
     ``columns`` (chosen before any row is taken: taking the wide JSON columns of 100,000 runs cost 0.35 s
     where a page shows a dozen scalar ones). Raises what :func:`query_runs` raises, and KeyError for a
@@ -113,7 +120,8 @@ def matching_runs(runs: pd.DataFrame, *, model: tuple[str, str] | None = None,
         runs = runs[[c for c in dict.fromkeys(needed) if c in runs.columns]]
     if model is not None:  # one vectorised comparison: a key built per run cost a Python call per row
         runs = runs[runs[["model", "pretrained"]].eq(list(model)).all(axis=1)]
-    view = query_runs(runs, filters=filters, search=search, sort_by=sort_by, descending=descending)
+    view = query_runs(runs, filters=filters, search=search, sort_by=sort_by, descending=descending,
+                      method_title=method_title)
     return view[columns] if columns else view.drop(columns=[EXTRA_COLUMN], errors="ignore")
 
 
