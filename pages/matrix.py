@@ -26,7 +26,7 @@ if runs.empty:
     st.stop()
 c1, c2 = st.columns(2)
 model, pretrained = app.pick_model(runs, c1)
-outcome = c2.selectbox("outcome", list(OUTCOMES), key="outcome", bind=app.URL, format_func=OUTCOMES.get)
+outcome = app.link_select(c2, "outcome", OUTCOMES, "outcome")  # a link's unknown outcome is said, not dropped
 app.model_notice(model, pretrained, runs)
 cells = matrix(roots, app.store_version(roots), outcome, model, pretrained, include)
 if cells.empty:

@@ -33,8 +33,7 @@ if runs.empty:
     st.stop()
 c1, c2, c3 = st.columns([2, 2, 3])
 model, pretrained = app.pick_model(runs, c1)
-rank_by = c2.selectbox("rank by", list(ranking.RANK_BY), key="rank", bind=app.URL,
-                       format_func=lambda k: ranking.RANK_BY[k][1])
+rank_by = app.link_select(c2, "rank by", {k: v[1] for k, v in ranking.RANK_BY.items()}, "rank")
 mine = runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]
 names = app.option_labels(sorted(mine["dataset"].dropna().unique()))
 datasets = app.link_multiselect(c3, "datasets (none = all)", names, "dataset", "dataset")
@@ -74,10 +73,9 @@ st.dataframe(shown, hide_index=True, key="rk_table", column_order=[
     "n_ood_datasets": NUM("OOD datasets", width=SMALL, help="datasets behind the OOD change (its panel measured)"),
     "card": st.column_config.LinkColumn("card", display_text="card", width=50)})
 
-axes = list(charts.TRADEOFF_AXES)
+axes = {k: v[0] for k, v in charts.TRADEOFF_AXES.items()}
 a1, a2, a3 = st.columns([2, 2, 3])
-x = a1.selectbox("x axis", axes, key="x", bind=app.URL, format_func=lambda k: charts.TRADEOFF_AXES[k][0])
-y = a2.selectbox("y axis", axes, index=1, key="y", bind=app.URL, format_func=lambda k: charts.TRADEOFF_AXES[k][0])
+x, y = app.link_select(a1, "x axis", axes, "x"), app.link_select(a2, "y axis", axes, "y", index=1)
 try:
     st.altair_chart(charts.gain_vs_forgetting(rows, x=x, y=y))
 except ValueError as exc:

@@ -53,9 +53,8 @@ for i, k in enumerate(("method", "dataset", "status"), start=1):
     filters[k] = app.link_multiselect(f[i], k, labels, k, k)
 c1, c2, c3 = st.columns([3, 2, 1])
 search = c1.text_input("search (method, dataset, model, source)", key="q", bind=app.URL)
-sort_by = c2.selectbox("sort by", list(SORTS), key="sort", bind=app.URL, format_func=SORTS.get)
-order = c3.selectbox("order", ["desc", "asc"], key="order", bind=app.URL,
-                     format_func={"desc": "largest first", "asc": "smallest first"}.get)
+sort_by = app.link_select(c2, "sort by", SORTS, "sort")  # a link's unknown sort or order is said, not dropped
+order = app.link_select(c3, "order", {"desc": "largest first", "asc": "smallest first"}, "order")
 args = (model, tuple((k, tuple(v)) for k, v in filters.items()), search, sort_by, order == "desc", include)
 view = query(roots, app.store_version(roots), *args)
 top = view.head(SHOWN)  # labels for the shown rows only: over all 100,000 runs they took a second

@@ -271,6 +271,24 @@ def test_the_runs_search_finds_what_the_table_shows(fixture_store):
     assert len(searched["random"]) == 20  # every run of the fixture's model is pretrained "random"
 
 
+def test_a_link_with_an_unknown_sort_axis_or_outcome_says_what_it_shows_instead(fixture_store):
+    """Links naming a model, dataset, method or run the page lacks were warned about; a stale or mistyped 'rank by',
+    axis, sort, order or outcome (?order=asc, where the URL holds 'smallest first') fell back to the default silently."""
+    def warnings(name, **params):
+        at = app_test() if name == "ranking" else page(name)
+        at.query_params.update(params)
+        at.run()
+        assert not at.exception, name
+        return [w.value for w in at.warning if "This link asks for" in w.value]
+    assert len(warnings("ranking", rank="best", x="gain", y="mean in-domain gain (points)")) == 2  # rank, x
+    assert any(r"the rank by best" in w and r"showing in\-domain gain" in w for w in warnings("ranking", rank="best"))
+    assert len(warnings("runs", sort="gain", order="asc")) == 2
+    assert any("showing largest first" in w for w in warnings("runs", order="asc"))
+    assert len(warnings("matrix", outcome="gain")) == 1
+    assert not warnings("runs", sort="IIMM", order="smallest first") and not warnings("matrix", outcome=[
+        "out-of-domain change (points)"])
+
+
 def test_runs_view_restores_from_the_url_with_readable_run_labels(fixture_store):
     at = page("runs")
     run_id = fixture_run_id("worldclip-tiny", "random", "lora", "fx-set-2", 0)
