@@ -15,7 +15,8 @@ SORTS = {"id_gain": "in-domain gain", "ood_change": "out-of-domain change", "nor
 # the outcomes beside what names the run: at 1440 px the sorted-by gain column began off-screen, after the bars
 COLUMNS = {"model_label": "model", "method_title": "method", "dataset": "dataset",
            "id_gain": NUM(SORTS["id_gain"], format="%+.2f"), "ood_change": NUM(SORTS["ood_change"], format="%+.2f"),
-           "norm_gain": NUM(SORTS["norm_gain"], format="%+.3f"), "iimm": NUM("IIMM", format="%.3f"),
+           "norm_gain": NUM(SORTS["norm_gain"], format="%+.3f", help="in-domain gain / (100 − zero-shot %); None where "
+                            "zero-shot accuracy was already 100 % (no headroom)"), "iimm": NUM("IIMM", format="%.3f"),
            "zs_acc": BAR(SORTS["zs_acc"], min_value=0, max_value=100, format="%.1f"),
            "ft_acc": BAR(SORTS["ft_acc"], min_value=0, max_value=100, format="%.1f"), "seed": "seed",
            "status": "status", "created_at": "date"}

@@ -289,6 +289,20 @@ def test_a_link_with_an_unknown_sort_axis_or_outcome_says_what_it_shows_instead(
         "out-of-domain change (points)"])
 
 
+def test_the_runs_table_says_why_a_normalised_gain_is_missing(fixture_store):
+    """A run whose zero-shot accuracy is already 100 % has no normalised gain (0 / 0): the cell showed 'None' (25 of
+    the shipped runs) with nothing to say why."""
+    base = make_fixture_records(n_datasets=1, methods=("lora",), pretrained="random")[0]
+    store.write_record(dict(base, run_id="full-marks", seed=3, zs_acc=100.0, ft_acc=100.0, id_gain=0.0,
+                            norm_gain=None), fixture_store)
+    at = page("runs").run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("run_id")
+    assert pd.isna(table.loc["full-marks", "norm_gain"])
+    help_text = json.loads(at.dataframe[0].proto.columns)["norm_gain"]["help"]
+    assert "None where zero-shot accuracy was already 100 %" in help_text
+
+
 def test_runs_view_restores_from_the_url_with_readable_run_labels(fixture_store):
     at = page("runs")
     run_id = fixture_run_id("worldclip-tiny", "random", "lora", "fx-set-2", 0)
