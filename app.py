@@ -315,7 +315,7 @@ def check_upload(upload, template: str, model_key: str):
                 parsed = parsed_upload(upload, template, model_key)
             checked: Any = Checked(parsed.summary() if hasattr(parsed, "summary") else None)
         except UploadError as exc:  # its message alone: its traceback held every image read (525 MB a tab)
-            checked = UploadError(str(exc))
+            checked = type(exc)(str(exc))  # its kind kept: a TemplateError is the template's, not the file's
         except BusyError:
             st.session_state["fc_check_busy"] = ident
             return Checked(None)

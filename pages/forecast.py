@@ -9,7 +9,7 @@ from core.data import example
 from core.models import DEFAULT_MODEL, ModelUnavailableError, list_models
 from core.text import plain
 from core.turns import BusyError
-from core.upload import UploadError
+from core.upload import TemplateError, UploadError
 
 app.ensure_navigation()
 SPECS = {s.key: s for s in list_models()}
@@ -34,7 +34,7 @@ if not SPECS[key].needs_download:
 template = c2.text_input("prompt template ({c} = class name)", "a photo of a {c}", key="fc_template")
 parsed = app.check_upload(upload, template, key) if upload is not None else None
 if isinstance(parsed, UploadError):
-    st.error(f"This upload cannot be used: {plain(parsed, max_chars=1000)}")
+    st.error(("" if isinstance(parsed, TemplateError) else "This upload cannot be used: ") + plain(parsed, max_chars=1000))
 elif parsed is not None and parsed.summary():
     st.caption("  \n".join(plain(line, max_chars=600) for line in parsed.summary().splitlines()))  # a line each
 if st.button("Run forecast", key="fc_run", type="primary", disabled=parsed is None or isinstance(parsed, UploadError)):

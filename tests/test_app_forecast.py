@@ -154,6 +154,19 @@ def test_an_uploads_summary_shows_each_of_its_lines_on_a_line_of_its_own(fixture
     assert len(lines) == 2 and lines[0].startswith("15 images in 3 classes") and lines[1].startswith("skipped 1 file")
 
 
+def test_a_bad_prompt_template_is_blamed_on_the_template_not_the_upload(fixture_store):
+    """A template without '{c}' said 'This upload cannot be used: the prompt template must ...' of a good upload."""
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
+    assert not at.error and not at.button(key="fc_run").disabled
+    at.text_input(key="fc_template").set_value("a photo").run()
+    assert not at.exception and at.button(key="fc_run").disabled
+    (error,) = [e.value for e in at.error]
+    assert error.startswith("The prompt template must contain") and "upload cannot be used" not in error
+    at.text_input(key="fc_template").set_value("a photo of a {c}").run()  # mended: the same upload is usable again
+    assert not at.error and not at.button(key="fc_run").disabled
+
+
 def test_a_refused_upload_is_kept_in_its_session_without_the_images_read_before_the_refusal(fixture_store):
     """The session kept the UploadError itself, and with it its traceback's frames: every image decoded before
     a late refusal (a second class with no usable image: 1,999 thumbnails, 525 MB a tab), outside the shared

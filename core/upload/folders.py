@@ -19,7 +19,7 @@ from core.data.base import LabeledImages
 from core.data.folder import folder_label
 from core.upload.archive import Source, _member_name, _open_zip, _opened, _read_member
 from core.upload.images import PixelBudget, _decode_image
-from core.upload.limits import (ARCHIVE_EXTS, DEFAULT_LIMITS, IMAGE_EXTS, MiB, Deadline, UploadError,
+from core.upload.limits import (ARCHIVE_EXTS, DEFAULT_LIMITS, IMAGE_EXTS, MiB, Deadline, TemplateError, UploadError,
                                 UploadLimits, _Budget, _printable, _reason_counts, _Skip, label_problem)
 
 log = logging.getLogger("core.upload")
@@ -151,7 +151,7 @@ def _check_template(template: str, limits: UploadLimits) -> None:
     # str.format would evaluate attribute lookups such as {c.__class__}: allow the one {c} slot only.
     if (not isinstance(template, str) or template.count("{c}") != 1 or "{" in template.replace("{c}", "")
             or "}" in template.replace("{c}", "") or len(template) > limits.max_name_length):
-        raise UploadError("the prompt template must contain '{c}' exactly once, no other braces, "
+        raise TemplateError("The prompt template must contain '{c}' exactly once, no other braces, "
                           f"and at most {limits.max_name_length} characters")
 
 

@@ -22,6 +22,10 @@ class UploadError(ValueError):
     """The upload is refused; the message is meant for the person who uploaded it."""
 
 
+class TemplateError(UploadError):
+    """The prompt template, not the uploaded file, is unusable (a page must not blame the file for it)."""
+
+
 @dataclass(frozen=True)
 class UploadLimits:
     """Every limit applied to an upload, in one place. Ratios apply only past ``ratio_floor_bytes``
