@@ -188,7 +188,8 @@ PREDICTOR_TITLES = {
     "zs_acc": "zero-shot accuracy", "correct_pair": "correct-pair similarity", "modality_gap": "modality gap",
     "intra_text": "prompt-to-prompt similarity", "silhouette_classes": "silhouette of the classes",
     "silhouette_modality": "silhouette of images vs prompts", "emms": "EMMS", "logme": "LogME", "gbc": "GBC",
-    "sfda": "SFDA", "leep": "LEEP", "nce": "NCE", "ncti": "NCTI", "transrate": "TransRate", "h_score": "H-score"}
+    "sfda": "SFDA", "leep": "LEEP", "nce": "NCE", "ncti": "NCTI", "transrate": "TransRate", "h_score": "H-score",
+    "gbc_diagonal": "GBC (diagonal Gaussians)"}
 
 
 def predictor_title(name: str) -> str:

@@ -156,6 +156,16 @@ def test_compare_condenses_the_predictor_csv(fixture_store):
     assert "IIMM ranks 1 of 1" in at.markdown[-1].value
 
 
+def test_compare_names_the_diagonal_gbc_as_it_names_the_other_scores(fixture_store):
+    """Every predictor had a name (GBC, H-score, LogME...) but GBC's diagonal variant, shown as 'gbc diagonal'."""
+    (store.SHIPPED_DIR / "predictors.csv").write_text(
+        "method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
+        "a,gbc,transferability,id_gain,ok,0.8,1\na,gbc_diagonal,transferability,id_gain,ok,0.4,3\n")
+    at = page("compare").run()
+    assert not at.exception
+    assert at.dataframe[-1].value["predictor"].tolist() == ["GBC", "GBC (diagonal Gaussians)"]
+
+
 def test_compare_shows_the_forecast_coverage_and_its_rule(fixture_store):
     runs = store.records_to_frame(make_fixture_records(n_datasets=7, methods=("full",), noise=0.5))
     forecast_select.selection_table(runs, outcomes=("id_gain",)).to_csv(store.SHIPPED_DIR / "forecast-selection.csv",
