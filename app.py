@@ -25,7 +25,7 @@ import pandas as pd
 import streamlit as st
 
 from core import cards, garbage, store
-from core.cards import model_labels, model_options  # noqa: F401 (pages use them from app)
+from core.cards import model_labels, model_option, model_options  # noqa: F401 (pages use them from app)
 from core.model_pool import ModelPool
 from core.text import (counted, model_key, model_pair, option_labels, option_text, plain,  # noqa: F401 (pages)
                        unmatched_link_text)
@@ -141,29 +141,36 @@ def pick_model(runs: pd.DataFrame, container=st, key: str = "model") -> tuple[st
     return model_pair(link_select(container, "model", labels, key) or next(iter(labels)))
 
 
-def _unmatched(key: str, labels: dict) -> list[str]:
-    """The URL's values of ``key`` that are none of the option ``labels`` (read before the widget drops them)."""
+def _unmatched(key: str, labels: dict, kept) -> tuple[list[str], bool]:
+    """The URL's values of ``key`` that are none of the option ``labels`` (read before the widget drops them), and
+    whether the widget was on the page before (its options changed: another model or filter picked); it is then set to
+    ``kept(its value)``, taking them out of the URL, where every later rerun warned of them as a link's."""
     asked = st.query_params.get_all(key)
     offered = set(labels.values()) if asked else set()  # built once, and only when the link asks for something
-    return [v for v in asked if v not in offered]
+    missed = [v for v in asked if v not in offered]
+    if before := bool(missed) and key in st.session_state:
+        st.session_state[key] = kept(st.session_state[key])
+    return missed, before
 
 
 def link_select(container, what: str, labels: dict, key: str, none_shown: str = "nothing is chosen", **kwargs):
     """A selectbox of ``labels`` (option -> label) bound to the URL that warns when the link asks for an option
     it lacks (Streamlit shows the default instead, silently); ``none_shown``: what no choice shows."""
-    missed = _unmatched(key, labels)
+    index = kwargs.get("index", 0)
+    missed, before = _unmatched(key, labels, lambda v: v if v in labels else None if index is None else [*labels, None][index])
     choice = container.selectbox(what, list(labels), key=key, bind=URL, format_func=labels.get, **kwargs)
     if missed:
-        st.warning(unmatched_link_text(what, missed, none_shown if choice is None else f"showing {labels[choice]}"))
+        st.warning(unmatched_link_text(what, missed, none_shown if choice is None else f"showing {labels[choice]}", before))
     return choice
 
 
 def link_multiselect(container, label: str, labels: dict, key: str, what: str) -> list:
     """:func:`link_select` for a filter (none chosen = every ``what``)."""
-    missed = _unmatched(key, labels)
+    missed, before = _unmatched(key, labels, lambda v: [c for c in v if c in labels])
     chosen = container.multiselect(label, list(labels), key=key, bind=URL, format_func=labels.get)
     if missed:
-        st.warning(unmatched_link_text(what, missed, "filtering on the others" if chosen else f"showing every {what}"))
+        st.warning(unmatched_link_text(what, missed, "filtering on the others" if chosen else f"showing every {what}",
+                                       chosen_before=before))
     return chosen
 
 
@@ -236,13 +243,6 @@ MODELS = ModelPool(max_large=MAX_LARGE_MODELS)
 def warm_model(key: str) -> Future:
     """The loading (or loaded) model ``key`` (:meth:`core.model_pool.ModelPool.warm`)."""
     return MODELS.warm(key)
-
-
-def model_option(spec) -> str:
-    """A forecast-model option that says which models cannot load offline."""
-    note = (" · downloads its weights (not available offline)" if spec.needs_download
-            else " · toy model, offline" if spec.family == "tiny" else "")
-    return f"{spec.key}: {spec.label}{note}"
 
 
 # A parsed upload is held in one pool for all sessions, not in its session (core.upload.pool: 2,000

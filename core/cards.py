@@ -192,6 +192,13 @@ PREDICTOR_TITLES = {
     "gbc_diagonal": "GBC (diagonal Gaussians)"}
 
 
+def model_option(spec: ModelSpec) -> str:
+    """A forecast-model option (``core.models.ModelSpec``) that says which models cannot load offline."""
+    note = (" · downloads its weights (not available offline)" if spec.needs_download
+            else " · toy model, offline" if spec.family == "tiny" else "")
+    return f"{spec.key}: {spec.label}{note}"
+
+
 def predictor_title(name: str) -> str:
     """The readable name of a predictor; unknown names are shown with spaces for underscores."""
     return PREDICTOR_TITLES.get(name, name.replace("_", " "))

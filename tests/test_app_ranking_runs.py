@@ -303,6 +303,36 @@ def test_the_runs_table_says_why_a_normalised_gain_is_missing(fixture_store):
     assert "None where zero-shot accuracy was already 100 %" in help_text
 
 
+def test_a_choice_the_page_dropped_itself_leaves_the_url_and_is_not_blamed_on_a_link(fixture_store):
+    """Datasets chosen for one model, then another model picked on the page: the URL kept ?dataset=..., and every
+    later rerun warned 'This link asks for the dataset ...' though the visitor had followed no link (in Chromium the
+    warning stayed through every interaction). Now the page says once that the earlier choice is gone, and the URL
+    drops it; a link's own unknown value is still warned of as a link's."""
+    write_fixture_store(fixture_store, n_datasets=2, pretrained="other", methods=("full",))  # fx-set-0, fx-set-1 only
+    at = app_test()
+    at.query_params["dataset"] = "fx-set-4"
+    at.run()
+    assert not at.exception and at.multiselect(key="dataset").value == ["fx-set-4"]
+    at.selectbox(key="model").set_value("worldclip-tiny@other").run()  # has no fx-set-4
+    assert not at.exception and at.multiselect(key="dataset").value == []
+    (notice,) = [w.value for w in at.warning if "fx\\-set\\-4" in w.value]
+    assert not notice.startswith("This link asks") and "chosen before" in notice and "showing every dataset" in notice
+    at.selectbox(key="rank").set_value("net").run()  # any later interaction: no warning, and no stale value kept
+    assert not at.exception and not any("fx\\-set\\-4" in w.value for w in at.warning)
+    assert "dataset" not in at.query_params
+    at = page("runs")  # the run picker: a run that a new filter leaves out
+    at.query_params["run"] = "LoRA on fx-set-2, seed 0 (worldclip-tiny random, RANDOM WEIGHTS)"
+    at.run()
+    at.multiselect(key="method").set_value(["bitfit"]).run()
+    assert not at.exception and at.selectbox(key="run").value is None and not any("This link" in w.value for w in at.warning)
+    at.multiselect(key="method").set_value(["bitfit", "full"]).run()
+    assert not any("LoRA on fx" in w.value for w in at.warning) and "run" not in at.query_params
+    at = app_test()
+    at.query_params["dataset"] = "no-such-set"  # a link's arrival: still said to be the link's
+    at.run()
+    assert any(w.value.startswith("This link asks for the dataset no") for w in at.warning)
+
+
 def test_runs_view_restores_from_the_url_with_readable_run_labels(fixture_store):
     at = page("runs")
     run_id = fixture_run_id("worldclip-tiny", "random", "lora", "fx-set-2", 0)
