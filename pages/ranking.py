@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import app
-from core import charts, ranking, store
+from core import cards, charts, ranking, store
 
 app.ensure_navigation()
 NUM, TXT = st.column_config.NumberColumn, st.column_config.TextColumn
@@ -16,7 +16,11 @@ def table(roots: tuple, version: int, model: str, pretrained: str, datasets: tup
     """The ranking, and the warning when it averages runs of several recipes (cached: it parses configs)."""
     runs = store.query_runs(app.load_runs(roots, include), filters={"model": [model], "pretrained": [pretrained],
                                                              "dataset": list(datasets)})
-    return ranking.method_ranking(runs, rank_by=rank_by), ranking.mixed_recipes_text(ranking.mixed_recipes(runs))
+    rows = ranking.method_ranking(runs, rank_by=rank_by)
+    unverified = set(runs.loc[runs["source"] == store.SUBMITTED_SOURCE, "method"])  # rows resting on them say so
+    rows["method_title"] = [f"{t} (with unverified runs)" if m in unverified else t
+                            for m, t in zip(rows["method"], rows["method_title"])]
+    return rows, ranking.mixed_recipes_text(ranking.mixed_recipes(runs))
 
 
 st.title("Which fine-tuning method should you use?")
@@ -54,7 +58,7 @@ shown = rows.assign(
     gain_ci=[ranking.interval_text(lo, hi) for lo, hi in zip(rows["id_gain_lo"], rows["id_gain_hi"])],
     ood_ci=[ranking.interval_text(lo, hi) for lo, hi in zip(rows["ood_change_lo"], rows["ood_change_hi"])],
     front=rows["pareto"].map({True: "✔ best", False: ""}),
-    card=["/cards?card=" + quote(app.option_text(t)) for t in rows["method_title"]])  # URLs hold option labels
+    card=["/cards?card=" + quote(app.option_text(cards.method_title(m))) for m in rows["method"]])  # option labels
 SMALL = "small"
 st.dataframe(shown, hide_index=True, key="rk_table", column_order=[
     "rank", "method_title", "id_gain", "gain_ci", "ood_change", "ood_ci", "front", "trainable_params",

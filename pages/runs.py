@@ -19,7 +19,7 @@ COLUMNS = {"model_label": "model", "method_title": "method", "dataset": "dataset
                             "zero-shot accuracy was already 100 % (no headroom)"), "iimm": NUM("IIMM", format="%.3f"),
            "zs_acc": BAR(SORTS["zs_acc"], min_value=0, max_value=100, format="%.1f"),
            "ft_acc": BAR(SORTS["ft_acc"], min_value=0, max_value=100, format="%.1f"), "seed": "seed",
-           "status": "status", "created_at": "date"}
+           "status": "status", "source": "source", "created_at": "date"}  # source: submitted, unverified or not
 SHOWN = 1000  # rows sent to the browser; downloads hold every matching run
 
 

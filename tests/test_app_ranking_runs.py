@@ -8,12 +8,15 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 import pytest
 import streamlit as st
 
+import app as app_module
+from core import cards as cards_module
 from core import store
 from tests.app_helpers import app_test, page
 from tests.fixtures import FIXTURE_SOURCE, LINES, fixture_run_id, make_fixture_records, write_fixture_store
@@ -107,6 +110,28 @@ def test_the_ranking_links_open_the_runs_they_count_submitted_runs_included(fixt
     opened.query_params.update(parse_qs(links["runs"].query_string))
     opened.run()
     assert not opened.exception and "**4** of 24 runs match" in opened.markdown[0].value  # was: 3 of 18
+
+
+def test_rows_resting_on_submitted_unverified_runs_say_so(fixture_store, tmp_path, monkeypatch):
+    """With 'include submitted, unverified runs' on, the ranking's rows and the All runs table looked exactly like
+    measured ones: nothing said which numbers rest on unverified submissions."""
+    submitted = tmp_path / "submitted"
+    for path in write_fixture_store(submitted, pretrained="random", methods=("adapter",), seeds=(5,)):
+        path.write_text(json.dumps(dict(json.loads(path.read_text()), source=store.SUBMITTED_SOURCE)))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(submitted))
+    at = app_test()
+    at.query_params["submitted"] = "true"
+    at.run()
+    assert not at.exception
+    titles = dict(zip(at.dataframe[0].value["method"], at.dataframe[0].value["method_title"]))
+    assert "unverified" in titles["adapter"] and "unverified" not in titles["full"]
+    cards = dict(zip(at.dataframe[0].value["method"], at.dataframe[0].value["card"]))
+    assert cards["adapter"] == "/cards?card=" + quote(app_module.option_text(cards_module.method_title("adapter")))
+    runs = page("runs")
+    runs.query_params["submitted"] = "true"
+    runs.run()
+    assert "source" in list(runs.dataframe[0].proto.column_order)
+    assert store.SUBMITTED_SOURCE in set(runs.dataframe[0].value["source"])
 
 
 def test_a_link_to_a_model_dataset_method_or_run_the_store_lacks_says_so(fixture_store):
