@@ -38,8 +38,8 @@ with left:
                 "below come from its stored runs.")
     if card.defaults:
         st.write(f"**Defaults** (override them in a grid TOML, section method.{plain(card.name)}):")
-        st.dataframe(pd.DataFrame(card.defaults.items(), columns=["setting", "default"]).astype(str),
-                     hide_index=True, key="card_defaults")
+        st.dataframe(pd.DataFrame({"setting": list(card.defaults), "default": [str(v) for v in card.defaults.values()]}),
+                     hide_index=True, key="card_defaults")  # each value as written: a float column showed rank 4.0
     rows = measured(roots, app.store_version(roots))
     rows = rows[rows["method"] == name]
     if rows.empty:

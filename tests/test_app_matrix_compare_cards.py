@@ -251,6 +251,18 @@ def test_cards_for_known_and_unknown_methods(fixture_store):
     assert "reparameterised" in shown and "https://arxiv.org/abs/2402.09353" in shown and not at.info
 
 
+def test_a_method_cards_defaults_keep_their_integers(fixture_store):
+    """LoRA's defaults read 'rank 4.0' (and CLIP-Adapter's 'reduction 4.0'): a rank is an integer; the table cast
+    every default to float, as the column mixed 4 and 0.2, before showing it as text."""
+    at = page("cards")
+    at.query_params["card"] = "LoRA"
+    at.run()
+    assert not at.exception
+    assert dict(zip(*at.dataframe[0].value.T.values)) == {"rank": "4", "scale": "0.2"}
+    at.selectbox(key="card").set_value("clip_adapter").run()
+    assert dict(zip(*at.dataframe[0].value.T.values)) == {"reduction": "4", "ratio": "0.2"}
+
+
 def test_about_states_the_data_and_the_commands(fixture_store):
     at = page("about").run()
     assert not at.exception
