@@ -46,11 +46,12 @@ with left:
         st.caption("No stored runs of this method yet.")
     else:
         st.write("**Measured** (one row per model; means over datasets):")
-        st.dataframe(rows.assign(model=cards.model_label_column(rows, untrained)), hide_index=True,
+        st.dataframe(rows.assign(model=cards.model_label_column(rows, untrained), trainable_params=rows[
+            "trainable_params"].round()), hide_index=True,  # a mean over datasets: 799.8 read as a count
                      key="card_measured", column_order=["model", "trainable_params", "id_gain", "ood_change",
                                                         "wall_time_s", "n_datasets", "n_runs"],
-                     column_config={"trainable_params": st.column_config.NumberColumn("trainable params",
-                                                                                      format="localized"),
+                     column_config={"trainable_params": st.column_config.NumberColumn(
+                         "trainable params", format="localized", help="mean over datasets (a head grows with the classes)"),
                                     "id_gain": st.column_config.NumberColumn("in-domain gain", format="%+.1f"),
                                     "ood_change": st.column_config.NumberColumn("OOD change", format="%+.1f"),
                                     "wall_time_s": st.column_config.NumberColumn("time per run (s)", format="%.1f")})

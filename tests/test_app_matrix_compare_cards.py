@@ -263,6 +263,23 @@ def test_a_method_cards_defaults_keep_their_integers(fixture_store):
     assert dict(zip(*at.dataframe[0].value.T.values)) == {"reduction": "4", "ratio": "0.2"}
 
 
+def test_a_method_cards_measured_parameter_count_is_a_whole_number(tmp_path, monkeypatch):
+    """A linear probe's head grows with the classes, so its mean trainable count over datasets is fractional: the
+    card showed '799.8' trainable parameters. The count is now rounded and its header says it is a mean."""
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "results"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    for k, record in enumerate(make_fixture_records(n_datasets=2, methods=("linear_probe",))):
+        record["provenance"] = {**record["provenance"], "trainable_params": 1000 + 3 * k}  # mean 1001.5
+        store.write_record(record, tmp_path / "results")
+    at = page("cards")
+    at.query_params["card"] = "Linear probe"
+    at.run()
+    assert not at.exception
+    (measured,) = [d for d in at.dataframe if "trainable_params" in d.value.columns]
+    assert measured.value["trainable_params"].tolist() == [1002]
+    assert "mean over datasets" in json.loads(measured.proto.columns)["trainable_params"]["help"]
+
+
 def test_about_states_the_data_and_the_commands(fixture_store):
     at = page("about").run()
     assert not at.exception
