@@ -23,15 +23,15 @@ st.write("Upload a labelled sample of your task: a zip of class folders (`cat/00
 upload = st.file_uploader("labelled sample", type=["zip", "npz"], key="fc_upload")
 st.download_button(f"No sample at hand? Download an example ({example.EXAMPLE_TASK})", help=example.EXAMPLE_NOTE,
                    data=example.example_sample_zip, file_name=f"{example.EXAMPLE_TASK}-example.zip",
-                   mime="application/zip", key="fc_example", type="tertiary", icon=":material/download:",
-                   on_click="ignore")
+                   mime="application/zip", key="fc_example", type="tertiary", icon=":material/download:", on_click="ignore")
 keys, wanted = list(SPECS), os.environ.get("IIMM_FORECAST_MODEL", DEFAULT_MODEL)
 c1, c2 = st.columns(2)
 key = app.link_select(c1, "model", {k: app.model_option(SPECS[k]) for k in keys}, "fc_model",
                       index=keys.index(wanted) if wanted in keys else 0)  # warns of a link's unknown model
 if not SPECS[key].needs_download:
     app.warm_model(key)  # starts loading now, in the background, so the run finds it ready
-template = c2.text_input("prompt template ({c} = class name)", "a photo of a {c}", key="fc_template")
+template = c2.text_input("prompt template ({c} = class name)", "a photo of a {c}", key="fc_template",  # an .npz has
+                         disabled=upload is not None and upload.name.lower().endswith(".npz"))  # its own prompts
 parsed = app.check_upload(upload, template, key) if upload is not None else None
 if isinstance(parsed, UploadError):
     st.error(("" if isinstance(parsed, TemplateError) else "This upload cannot be used: ") + plain(parsed, max_chars=1000))

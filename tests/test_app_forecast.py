@@ -63,8 +63,8 @@ def test_a_forecast_says_when_the_choices_above_it_changed(fixture_store):
     at.file_uploader(key="fc_upload").set_value(("sample.zip", sample_zip(n_per_class=7), "application/zip")).run()
     assert any("choices above have changed" in i.value for i in at.info)  # same name, other content
     at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))
-    at.text_input(key="fc_template").set_value("a drawing of a {c}").run()
-    assert not any("choices above have changed" in i.value for i in at.info)  # an .npz uses no template
+    assert at.text_input(key="fc_template").disabled  # an .npz uses no template: not to be changed for it
+    assert not any("choices above have changed" in i.value for i in at.info)
 
 
 def test_a_forecast_link_naming_a_model_the_page_lacks_says_so(fixture_store):
@@ -212,6 +212,16 @@ def _embeddings_npz(width: int) -> bytes:
              text_embeddings=rng.normal(size=(3, width)).astype(np.float32),
              labels=np.arange(30) % 3, class_names=np.array(["a", "b", "c"]))
     return buf.getvalue()
+
+
+def test_the_prompt_template_is_disabled_for_an_npz_which_brings_its_own_prompts(fixture_store):
+    """An .npz carries its text embeddings: the template box stayed editable and did nothing for it."""
+    at = page("forecast").run()
+    assert not at.text_input(key="fc_template").disabled  # nothing uploaded yet: a zip may come
+    at.file_uploader(key="fc_upload").set_value(("emb.npz", _embeddings_npz(128), "application/octet-stream")).run()
+    assert not at.exception and at.text_input(key="fc_template").disabled
+    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
+    assert not at.exception and not at.text_input(key="fc_template").disabled
 
 
 def test_forecast_page_accepts_embeddings_npz(fixture_store):
