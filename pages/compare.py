@@ -70,6 +70,8 @@ if PREDICTORS_CSV.is_file():
         table = table.assign(outcome=table["outcome"].map(OUTCOME_NAMES).fillna(table["outcome"]))
         if table.empty:
             raise ValueError("it has no scored (ok) rows")
+        if asked := [v for v in st.query_params.get_all("pred_outcome") if v not in set(table["outcome"])]:  # a link's
+            st.warning(app.unmatched_link_text("outcome", asked, f"showing {table['outcome'].iloc[0]}"))  # unknown one
         pick = st.segmented_control("outcome", list(table["outcome"].unique()), key="pred_outcome", bind=app.URL,
                                     default=table["outcome"].iloc[0]) or table["outcome"].iloc[0]
         shown = table[table["outcome"] == pick].reset_index(drop=True)

@@ -166,6 +166,24 @@ def test_compare_names_the_diagonal_gbc_as_it_names_the_other_scores(fixture_sto
     assert at.dataframe[-1].value["predictor"].tolist() == ["GBC", "GBC (diagonal Gaussians)"]
 
 
+def test_a_compare_link_with_an_unknown_outcome_says_what_it_shows_instead(fixture_store):
+    """?pred_outcome=... naming no outcome of the predictor table showed the first outcome silently."""
+    (store.SHIPPED_DIR / "predictors.csv").write_text(
+        "method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
+        "a,iimm,zero-shot,id_gain,ok,0.8,1\na,iimm,zero-shot,ood_change,ok,0.4,3\n")
+    at = page("compare")
+    at.query_params["pred_outcome"] = "forgetting"
+    at.run()
+    assert not at.exception
+    (warning,) = [w.value for w in at.warning if "This link asks for the outcome" in w.value]
+    assert "forgetting" in warning and r"showing in\-domain gain" in warning
+    at = page("compare")
+    at.query_params["pred_outcome"] = "out-of-domain change"
+    at.run()
+    assert not any("This link asks" in w.value for w in at.warning)
+    assert "IIMM ranks 1 of 1 by mean |τ| for out\\-of\\-domain change." in at.markdown[-1].value
+
+
 def test_compare_shows_the_forecast_coverage_and_its_rule(fixture_store):
     runs = store.records_to_frame(make_fixture_records(n_datasets=7, methods=("full",), noise=0.5))
     forecast_select.selection_table(runs, outcomes=("id_gain",)).to_csv(store.SHIPPED_DIR / "forecast-selection.csv",
