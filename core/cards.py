@@ -195,7 +195,7 @@ PREDICTOR_TITLES = {
 def model_option(spec: ModelSpec) -> str:
     """A forecast-model option (``core.models.ModelSpec``) that says which models cannot load offline."""
     note = (" · downloads its weights (not available offline)" if spec.needs_download
-            else " · toy model, offline" if spec.family == "tiny" else "")
+            else " · toy model, offline" if spec.family == "tiny" else " · offline")  # every option says which
     return f"{spec.key}: {spec.label}{note}"
 
 

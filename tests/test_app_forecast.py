@@ -112,6 +112,15 @@ def test_the_selection_table_shows_coverage_as_a_percentage_and_numbers_rounded(
     assert set(config) - {"_index"} <= set(chosen.value.columns)  # every header configured is one the table has
 
 
+def test_every_forecast_model_option_says_whether_it_runs_offline(fixture_store):
+    """The options said 'toy model, offline' or 'downloads its weights (not available offline)', and nothing for
+    ViT-B-32-random, which builds its random weights here: a visitor could not tell that it runs offline."""
+    at = page("forecast").run()
+    box = at.selectbox(key="fc_model")
+    assert all("offline" in box.format_func(spec.key) for spec in models.list_models())
+    assert box.format_func("ViT-B-32-random").endswith(" · offline")
+
+
 def test_forecast_page_offers_an_example_that_it_accepts(fixture_store):
     at = page("forecast").run()
     button = at.get("download_button")[0].proto
