@@ -40,7 +40,7 @@ st.title("All runs")
 roots = app.store_roots()
 include = app.source_controls(roots)
 runs = app.load_runs(roots, include)
-st.caption(f"{len(runs)} runs in the store, one per row, each seed apart, zero-shot baselines and failed runs included; the ranking averages the successful fine-tuning runs.")
+st.caption(f"{len(runs):,} runs in the store, one per row, each seed apart, zero-shot baselines and failed runs included; the ranking averages the successful fine-tuning runs.")
 if runs.empty:
     st.info(app.no_runs_text(roots, "No runs yet: `python -m jobs.grid jobs/configs/smoke.toml --results results/smoke`"))
     st.stop()
@@ -63,7 +63,7 @@ untrained = cards.untrained_models(top, flags_from=runs)  # a model's flag may s
 shown = top.assign(model_label=cards.model_label_column(top, untrained), method_title=top["method"].map(cards.method_title))
 if untrained:
     st.warning("Rows marked RANDOM WEIGHTS come from untrained networks: their numbers describe random weights.")
-st.write(f"**{len(view)}** of {len(runs)} runs match; showing the first {len(shown)}, sorted by "
+st.write(f"**{len(view):,}** of {len(runs):,} runs match; showing the first {len(shown):,}, sorted by "
          f"{SORTS[sort_by]} ({'largest' if order == 'desc' else 'smallest'} first).")
 st.dataframe(shown, column_config=COLUMNS, hide_index=True, key="lb_table", column_order=list(COLUMNS))
 for column, (kind, write) in zip(st.columns(2), {"CSV": store.to_csv_bytes, "Parquet": store.to_parquet_bytes}.items()):
@@ -72,8 +72,8 @@ for column, (kind, write) in zip(st.columns(2), {"CSV": store.to_csv_bytes, "Par
 
 st.subheader("One run in detail")
 if len(view) > len(shown):
-    st.caption(f"The picker lists the {len(shown)} runs shown; filter or search to reach the other "
-               f"{len(view) - len(shown)}.")
+    st.caption(f"The picker lists the {len(shown):,} runs shown; filter or search to reach the other "
+               f"{len(view) - len(shown):,}.")
 rows = {r["run_id"]: r for r in shown.assign(random_weights=shown["model_label"].str.endswith(cards.UNTRAINED_MARK))
         .to_dict("records")}  # the picker marks untrained models as the table does
 labels = app.option_labels(rows, lambda i: ranking.run_label(rows[i]), 200, tags=[f"run {i[:8]}" for i in rows])

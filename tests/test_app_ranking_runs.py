@@ -226,6 +226,10 @@ def test_runs_picker_says_how_to_reach_runs_beyond_the_table(fixture_store):
     assert not at.exception
     assert len(at.dataframe[0].value) == 1000 and len(at.selectbox(key="run").options) == 1000
     assert any("filter or search to reach the other 26" in c.value for c in at.caption)  # 18 + 12 x 6 x 14 runs
+    # counts written as the About page writes them (it said 2,200 runs where this page said 2200)
+    assert at.caption[0].value.startswith("1,026 runs in the store")
+    assert at.markdown[0].value.startswith("**1,026** of 1,026 runs match; showing the first 1,000,")
+    assert any("The picker lists the 1,000 runs shown" in c.value for c in at.caption)
     at.text_input(key="q").input("fx-set-11").run()
     assert len(at.selectbox(key="run").options) == 6 * 14
     assert not any("reach the other" in c.value for c in at.caption)

@@ -254,11 +254,11 @@ def test_runs_url_state_and_download_in_chromium(server, browser, tmp_path):
     url, model = server
     page = browser.new_page(viewport={"width": 1440, "height": 1200})
     page.goto(f"{url}/runs?method=Full&sort=IIMM&order=smallest+first", timeout=TIMEOUT_MS)
-    page.get_by_text(re.compile(r"^6 of \d+ runs match")).wait_for(timeout=TIMEOUT_MS)
+    page.get_by_text(re.compile(r"^6 of [\d,]+ runs match")).wait_for(timeout=TIMEOUT_MS)
     search = page.get_by_label("search (method, dataset, model, source)")
     search.fill("fx-set-5")
     search.press("Enter")
-    page.get_by_text(re.compile(r"^1 of \d+ runs match")).wait_for(timeout=TIMEOUT_MS)
+    page.get_by_text(re.compile(r"^1 of [\d,]+ runs match")).wait_for(timeout=TIMEOUT_MS)
     page.wait_for_function("() => location.search.includes('q=fx-set-5')", timeout=30_000)
     assert "method=Full" in page.url and "sort=IIMM" in page.url
     path = tmp_path / "runs.csv"
