@@ -298,6 +298,15 @@ def test_a_method_cards_measured_parameter_count_is_a_whole_number(tmp_path, mon
     assert "mean over datasets" in json.loads(measured.proto.columns)["trainable_params"]["help"]
 
 
+def test_about_counts_the_methods_the_ranking_ranks(fixture_store):
+    """The About page said '20 methods' of the shipped store, whose Ranking lists 19: it counted the zero-shot
+    baseline, which trains nothing and is no fine-tuning method."""
+    write_fixture_store(fixture_store, pretrained="random", methods=("zero_shot",))
+    at = page("about").run()
+    assert not at.exception
+    assert "of 1 model, 3 methods (plus the zero-shot baseline) and 6 datasets" in at.info[0].value
+
+
 def test_about_states_the_data_and_the_commands(fixture_store):
     at = page("about").run()
     assert not at.exception
