@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 import app
-from core import charts, ranking
+from core import charts, ranking, store
 from core.text import plain
 
 app.ensure_navigation()
@@ -12,7 +12,12 @@ OUTCOMES = {k: charts.OUTCOME_TITLES[k] for k in ("id_gain", "ood_change", "norm
 
 @st.cache_data(ttl=30, max_entries=32)
 def matrix(roots: tuple, version: int, outcome: str, model: str, pretrained: str, include: bool) -> pd.DataFrame:
-    return ranking.dataset_matrix(app.load_runs(roots, include), outcome, model=model, pretrained=pretrained)
+    runs = app.load_runs(roots, include)
+    cells = ranking.dataset_matrix(runs, outcome, model=model, pretrained=pretrained)
+    mine = runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]  # rows resting on submissions say so
+    unverified = set(mine.loc[mine["source"] == store.SUBMITTED_SOURCE, "method"])
+    return cells.assign(method_title=[f"{t} (with unverified runs)" if m in unverified else t
+                                      for m, t in zip(cells["method"], cells["method_title"])])
 
 
 st.title("Every method on every dataset")

@@ -127,6 +127,11 @@ def test_rows_resting_on_submitted_unverified_runs_say_so(fixture_store, tmp_pat
     assert "unverified" in titles["adapter"] and "unverified" not in titles["full"]
     cards = dict(zip(at.dataframe[0].value["method"], at.dataframe[0].value["card"]))
     assert cards["adapter"] == "/cards?card=" + quote(app_module.option_text(cards_module.method_title("adapter")))
+    matrix = page("matrix")
+    matrix.query_params["submitted"] = "true"
+    matrix.run()
+    assert not matrix.exception  # its rows too (the fixture's own LoRA has no submitted run)
+    assert {"Adapter (with unverified runs)", "LoRA"} <= set(matrix.dataframe[0].value.index)
     runs = page("runs")
     runs.query_params["submitted"] = "true"
     runs.run()
