@@ -220,6 +220,7 @@ def stale_notice(made_with: Sequence[Any], now: Sequence[Any]) -> str | None:
     if tuple(made_with) == tuple(now):
         return None
     template = "" if made_with[2] is None else f" and the template {plain(made_with[2])}"
-    return (f"The forecast below was made for {plain(made_with[0])} with the model {plain(made_with[1])}"
-            f"{template}; the upload or the choices above have changed since: press Run forecast to "
-            "forecast with them.")
+    made = f"The forecast below was made for {plain(made_with[0])} with the model {plain(made_with[1])}{template}"
+    if now[0] is None:  # no upload now: Run forecast cannot start
+        return f"{made}; its upload has been removed since: upload a sample to forecast again."
+    return f"{made}; the upload or the choices above have changed since: press Run forecast to forecast with them."

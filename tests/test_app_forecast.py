@@ -121,6 +121,16 @@ def test_every_forecast_model_option_says_whether_it_runs_offline(fixture_store)
     assert box.format_func("ViT-B-32-random").endswith(" · offline")
 
 
+def test_a_forecast_whose_upload_was_removed_does_not_ask_for_a_run_that_cannot_start(fixture_store):
+    """With the upload removed (its x), the notice said 'press Run forecast to forecast with them' beside a disabled
+    Run forecast button: it now says to upload a sample to forecast again."""
+    at = run_upload(page("forecast").run(), "sample.zip", sample_zip())
+    at.file_uploader(key="fc_upload").set_value(None).run()
+    assert not at.exception and at.button(key="fc_run").disabled
+    (notice,) = [i.value for i in at.info if "The forecast below was made for" in i.value]
+    assert "press Run forecast" not in notice and "upload a sample" in notice
+
+
 def test_forecast_page_offers_an_example_that_it_accepts(fixture_store):
     at = page("forecast").run()
     button = at.get("download_button")[0].proto
