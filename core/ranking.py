@@ -1,4 +1,4 @@
-"""Aggregations behind the leaderboard: the method ranking, the method x dataset matrix, run labels.
+"""Aggregations behind the leaderboard: the method ranking, the method x dataset matrix, run labels, outcome titles.
 
 Every number here starts from the ok runs of the store frame (``core.store.load_runs``). Seeds are
 averaged first, per (model, pretrained, method, dataset): a *dataset point*. A ranking row then
@@ -240,6 +240,10 @@ def verdict(rows: pd.DataFrame) -> dict[str, Any]:
             "front": front}
 
 
+def _ood_text(ood) -> str:  # nullable: runs without an OOD panel have no OOD mean
+    return "out-of-domain not measured" if pd.isna(ood) else f"{ood:+.1f} out-of-domain"
+
+
 def verdict_text(rows: pd.DataFrame) -> str:
     """:func:`verdict` as one Markdown sentence, record-supplied titles escaped ("" when no gain).
 
@@ -251,13 +255,11 @@ def verdict_text(rows: pd.DataFrame) -> str:
     best, gentle = facts["best"], facts["gentlest"]
     if best is None:
         return ""
-    def ood_text(ood) -> str:  # nullable: runs without an OOD panel have no OOD mean
-        return "out-of-domain not measured" if pd.isna(ood) else f"{ood:+.1f} out-of-domain"
     tied = rows[rows["id_gain"] == best["id_gain"]]  # the rank column's ties: naming one of them contradicted it
-    text = (f"**Most gain:** {plain(best['method_title'])}, {best['id_gain']:+.1f} points in-domain, "
-            f"{ood_text(best['ood_change'])}." if len(tied) < 2 else
-            f"**Most gain** ({len(tied)} methods tied, {best['id_gain']:+.1f} points in-domain each): " + ", ".join(
-                f"{plain(t)} ({ood_text(o)})" for t, o in zip(tied["method_title"], tied["ood_change"])) + ".")
+    oods = [_ood_text(o) for o in tied["ood_change"]]
+    text = (f"**Most gain:** {plain(best['method_title'])}, {best['id_gain']:+.1f} points in-domain, {oods[0]}."
+            if len(tied) < 2 else f"**Most gain** ({len(tied)} methods tied, {best['id_gain']:+.1f} points in-domain "
+            "each): " + ", ".join(f"{plain(t)} ({o})" for t, o in zip(tied["method_title"], oods)) + ".")
     if gentle is not None and gentle["method"] != best["method"]:
         text += (f" **Least forgetting for at least half that gain:** {plain(gentle['method_title'])}, "
                  f"{gentle['id_gain']:+.1f} in-domain, {gentle['ood_change']:+.1f} out-of-domain.")
@@ -320,71 +322,10 @@ def interval_text(lo: float, hi: float) -> str:
     return f"[{lo:+.1f}, {hi:+.1f}]"
 
 
-def predictor_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """The predictor comparison (``jobs.predictors`` CSV: one row per model, method, predictor and
-    outcome) condensed to one row per (predictor, family, outcome): mean |Kendall tau| and mean
-    leave-one-dataset-out error over the methods, and the number of methods; best |tau| first.
-    Raises ValueError when a needed column is missing."""
-    needed = ["predictor", "outcome", "kendall_tau", "lodo_mae"]
-    missing = [c for c in needed if c not in table.columns]
-    if missing:
-        raise ValueError(f"the predictor table has no column(s) {missing}")
-    ok = table[table["status"] == "ok"] if "status" in table.columns else table
-    ok = ok.assign(abs_tau=ok["kendall_tau"].abs(),
-                   family=ok["family"] if "family" in ok.columns else "")
-    out = ok.groupby(["outcome", "predictor", "family"], sort=True).agg(
-        mean_abs_tau=("abs_tau", "mean"), mean_lodo_mae=("lodo_mae", "mean"),
-        n_methods=("abs_tau", "size")).reset_index()
-    return out.sort_values(["outcome", "mean_abs_tau"], ascending=[True, False]).reset_index(drop=True)
-
-
 #: The outcomes as the pages, tables and chart axes name them, with their units.
 OUTCOME_TITLES = {"id_gain": "in-domain gain (points)", "ood_change": "out-of-domain change (points)",
                   "norm_gain": "normalised gain (share of headroom)", "zs_acc": "zero-shot accuracy (%)",
                   "ft_acc": "accuracy after fine-tuning (%)", "iimm": "IIMM"}
-#: Headers of the shipped predictor tables as shown: the job's column names (``best_tau_mean_abs``) meant
-#: nothing to a reader.
-WINNER_HEADERS = {"outcome": "outcome", "cells": "cells (model, method)", "best_tau": "best by mean |τ|",
-                  "best_tau_mean_abs": "its mean |τ|", "iimm_mean_abs_tau": "IIMM's mean |τ|",
-                  "tau_margin": "lead over IIMM", "best_tau_cells_ci_excludes_0": "cells its τ interval excludes 0",
-                  "iimm_cells_ci_excludes_0": "cells IIMM's τ interval excludes 0",
-                  "best_mae": "best by LODO error", "best_mae_value": "its LODO error",
-                  "iimm_lodo_mae": "IIMM's LODO error", "mae_margin": "IIMM's extra error"}  # unit: the outcome's
-COVERAGE_HEADERS = {"outcome": "outcome", "cells": "cells (model, method)", "iimm_cells": "cells with an IIMM line",
-                    "level": "interval", "coverage": "coverage", "iimm_coverage": "IIMM line's coverage",
-                    "mean_width": "mean width", "iimm_mean_width": "IIMM line's mean width",
-                    "nested_lodo_mae": "nested LODO error", "iimm_lodo_mae": "IIMM line's LODO error",
-                    "cells_no_worse_than_iimm": "cells no worse than IIMM"}
-
-
-def _shown(table: pd.DataFrame, headers: dict[str, str], shares: tuple[str, ...] = ()) -> pd.DataFrame:
-    """``table`` for reading: outcomes and predictors by name, numbers as text with two decimals (``shares``
-    as percentages), a missing number as a dash; only the columns of ``headers``, renamed by it."""
-    def number(v: Any, share: bool) -> str:
-        if v is None or (isinstance(v, float) and not math.isfinite(v)):
-            return "–"
-        return f"{100 * v:.1f} %" if share else f"{v:.2f}"
-
-    out = table.copy()
-    for column in out.columns:
-        if column == "outcome":
-            out[column] = [OUTCOME_TITLES.get(o, o) for o in out[column]]
-        elif column in ("best_tau", "best_mae"):
-            out[column] = out[column].map(cards.predictor_title)
-        elif pd.api.types.is_float_dtype(out[column]):
-            out[column] = [number(v, column in shares) for v in out[column]]
-    return out[[c for c in out.columns if c in headers]].rename(columns=headers)
-
-
-def winners_shown(winners: pd.DataFrame) -> pd.DataFrame:
-    """``core.predictor_eval.winners`` as the Compare page shows it (see :func:`_shown`)."""
-    return _shown(winners, WINNER_HEADERS)
-
-
-def coverage_shown(summary: pd.DataFrame) -> pd.DataFrame:
-    """``core.forecast_select.coverage_summary`` as the Compare page shows it: coverage and level in percent;
-    the pooled row's widths and errors (outcomes in different units) as dashes (see :func:`_shown`)."""
-    return _shown(summary, COVERAGE_HEADERS, shares=("level", "coverage", "iimm_coverage"))
 
 
 def run_label(row: Any) -> str:
@@ -397,5 +338,5 @@ def run_label(row: Any) -> str:
 
 
 __all__ = ["without_baselines", "RANK_BY", "RANKING_COLUMNS", "dataset_matrix", "dataset_points", "interval_text",
-           "mean_interval", "method_ranking", "pareto_mask", "predictor_summary", "run_label", "same_datasets",
+           "mean_interval", "method_ranking", "pareto_mask", "run_label", "same_datasets",
            "verdict"]

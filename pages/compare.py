@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 import app
-from core import cards, charts, forecast, forecast_select, predictor_eval, ranking, store
+from core import cards, charts, forecast, forecast_select, predictor_eval, predictor_shown, ranking, store
 from core.text import plain
 
 app.ensure_navigation()
@@ -66,7 +66,7 @@ if PREDICTORS_CSV.is_file():
                "ranks datasets better) and mean leave-one-dataset-out error of a straight-line fit (lower = better).")
     try:
         raw = app.shipped_csv(PREDICTORS_CSV)
-        table = ranking.predictor_summary(raw)
+        table = predictor_shown.predictor_summary(raw)
         table = table.assign(outcome=table["outcome"].map(OUTCOME_NAMES).fillna(table["outcome"]))
         if table.empty:
             raise ValueError("it has no scored (ok) rows")
@@ -85,13 +85,13 @@ if PREDICTORS_CSV.is_file():
             "n_methods": NUM("methods")})
         st.caption("Which predictor wins, by how much over IIMM, and in how many methods its 95 % τ interval "
                    "excludes 0 (two-level bootstrap: datasets, then seeds):")
-        st.dataframe(ranking.winners_shown(predictor_eval.winners(raw)), hide_index=True, key="cmp_winners")
+        st.dataframe(predictor_shown.winners_shown(predictor_eval.winners(raw)), hide_index=True, key="cmp_winners")
         if SELECTION_CSV.is_file():
             selection = app.shipped_csv(SELECTION_CSV)
             rules = ", ".join(map(str, selection["rule"].unique())) if "rule" in selection else "not recorded"
             st.caption(f"The forecast's predictor choice (nested leave-one-dataset-out; selection rule {rules}) and "
                        "the measured coverage of its 95 % intervals on held-out datasets, beside the IIMM-only line's:")
-            st.dataframe(ranking.coverage_shown(forecast_select.coverage_summary(selection)), hide_index=True,
+            st.dataframe(predictor_shown.coverage_shown(forecast_select.coverage_summary(selection)), hide_index=True,
                          key="cmp_coverage")
     except (OSError, ValueError, KeyError, IndexError, pd.errors.ParserError) as exc:
         st.warning(f"The shipped predictor tables ({PREDICTORS_CSV.name}, {SELECTION_CSV.name}) cannot be read: "

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import cards, ranking, store
+from core import cards, predictor_shown, ranking, store
 from tests.fixtures import LINES, make_fixture_records
 from tests.ranking_helpers import frame
 
@@ -129,11 +129,11 @@ def test_predictor_summary_averages_methods():
     table = pd.DataFrame({"method": ["a", "b", "a", "b"], "predictor": ["iimm", "iimm", "gbc", "gbc"],
                           "family": ["zero-shot"] * 2 + ["transferability"] * 2, "outcome": ["id_gain"] * 4,
                           "status": "ok", "kendall_tau": [0.2, -0.4, 0.1, 0.1], "lodo_mae": [1.0, 3.0, 2.0, 2.0]})
-    out = ranking.predictor_summary(table)
+    out = predictor_shown.predictor_summary(table)
     assert list(out["predictor"]) == ["iimm", "gbc"]
     assert out["mean_abs_tau"].tolist() == pytest.approx([0.3, 0.1]) and out["n_methods"].tolist() == [2, 2]
     with pytest.raises(ValueError, match="lodo_mae"):
-        ranking.predictor_summary(table.drop(columns=["lodo_mae"]))
+        predictor_shown.predictor_summary(table.drop(columns=["lodo_mae"]))
 
 
 def test_cost_columns_read_numbers_only_from_a_json_object():
@@ -268,8 +268,8 @@ def test_the_shipped_predictor_tables_are_shown_with_readable_headers_and_names(
     from core import forecast_select, predictor_eval
 
     raw = pd.read_csv(store.SHIPPED_DIR / "predictors.csv")
-    winners = ranking.winners_shown(predictor_eval.winners(raw))
-    coverage = ranking.coverage_shown(forecast_select.coverage_summary(
+    winners = predictor_shown.winners_shown(predictor_eval.winners(raw))
+    coverage = predictor_shown.coverage_shown(forecast_select.coverage_summary(
         pd.read_csv(store.SHIPPED_DIR / "forecast-selection.csv")))
     for shown in (winners, coverage):
         assert not any("_" in c for c in shown.columns), list(shown.columns)
