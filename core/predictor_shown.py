@@ -3,12 +3,31 @@ job's winners and coverage summaries with readable headers and numbers. Nothing 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from core import cards
 from core.ranking import OUTCOME_TITLES
+
+
+def table_for_model(tables: Mapping[Any, pd.DataFrame], model: str, pretrained: str) -> tuple[Any, pd.DataFrame]:
+    """The key and the (model, pretrained) rows of the table in ``tables`` (key -> a ``jobs.predictors`` table,
+    e.g. by path) that holds most rows of that model; on a tie the last in the mapping's order. Raises
+    ValueError when no table has a row of it, naming the tables without model columns."""
+    best, rows, unnamed = None, None, []
+    for key, table in tables.items():
+        if not {"model", "pretrained"} <= set(table.columns):
+            unnamed.append(str(key))
+            continue
+        mine = table[(table["model"] == model) & (table["pretrained"] == pretrained)]
+        if len(mine) and (rows is None or len(mine) >= len(rows)):
+            best, rows = key, mine.reset_index(drop=True)
+    if rows is None:
+        lacking = f" ({', '.join(unnamed)}: no model column)" if unnamed else ""
+        raise ValueError(f"no shipped predictor table has runs of {model} {pretrained}{lacking}")
+    return best, rows
 
 
 def predictor_summary(table: pd.DataFrame) -> pd.DataFrame:

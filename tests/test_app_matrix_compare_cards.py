@@ -147,8 +147,8 @@ def test_compare_says_when_the_outcome_not_the_predictor_is_the_same_on_every_da
 
 def test_compare_condenses_the_predictor_csv(fixture_store):
     (store.SHIPPED_DIR / "predictors.csv").write_text(
-        "method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
-        "a,iimm,zero-shot,id_gain,ok,0.8,1\nb,iimm,zero-shot,id_gain,ok,-0.4,3\n")
+        "model,pretrained,method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
+        "worldclip-tiny,random,a,iimm,zero-shot,id_gain,ok,0.8,1\nworldclip-tiny,random,b,iimm,zero-shot,id_gain,ok,-0.4,3\n")
     at = page("compare").run()
     assert not at.exception
     table = at.dataframe[-1].value
@@ -159,18 +159,38 @@ def test_compare_condenses_the_predictor_csv(fixture_store):
 def test_compare_names_the_diagonal_gbc_as_it_names_the_other_scores(fixture_store):
     """Every predictor had a name (GBC, H-score, LogME...) but GBC's diagonal variant, shown as 'gbc diagonal'."""
     (store.SHIPPED_DIR / "predictors.csv").write_text(
-        "method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
-        "a,gbc,transferability,id_gain,ok,0.8,1\na,gbc_diagonal,transferability,id_gain,ok,0.4,3\n")
+        "model,pretrained,method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
+        "worldclip-tiny,random,a,gbc,transferability,id_gain,ok,0.8,1\nworldclip-tiny,random,a,gbc_diagonal,transferability,id_gain,ok,0.4,3\n")
     at = page("compare").run()
     assert not at.exception
     assert at.dataframe[-1].value["predictor"].tolist() == ["GBC", "GBC (diagonal Gaussians)"]
 
 
+def test_compare_shows_the_predictor_table_of_the_model_picked(fixture_store):
+    """The page read world v1's table whatever the model; world v2's models have tables of their own."""
+    header = "model,pretrained,method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
+    (store.SHIPPED_DIR / "predictors.csv").write_text(header + "worldclip-tiny,world-v1,a,gbc,transferability,"
+                                                      "id_gain,ok,0.9,1\n")
+    (store.SHIPPED_DIR / "world-v2").mkdir()
+    (store.SHIPPED_DIR / "world-v2" / "predictors.csv").write_text(
+        header + "worldclip-tiny,random,a,iimm,zero-shot,id_gain,ok,0.7,2\nworldclip-tiny,other,a,h_score,"
+        "transferability,id_gain,ok,0.1,2\n")
+    at = page("compare").run()
+    assert not at.exception
+    assert at.dataframe[-1].value["predictor"].tolist() == ["IIMM"]  # this model's row only
+    assert any("(`world-v2/predictors.csv`)" in c.value for c in at.caption)
+    (store.SHIPPED_DIR / "world-v2" / "predictors.csv").unlink()  # no table of this model: said, not another's shown
+    at = page("compare").run()
+    assert not at.exception and not any("mean_abs_tau" in d.value.columns for d in at.dataframe)
+    assert any("No shipped predictor table to show: no shipped predictor table has runs of worldclip" in w.value
+               for w in at.warning)
+
+
 def test_a_compare_link_with_an_unknown_outcome_says_what_it_shows_instead(fixture_store):
     """?pred_outcome=... naming no outcome of the predictor table showed the first outcome silently."""
     (store.SHIPPED_DIR / "predictors.csv").write_text(
-        "method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
-        "a,iimm,zero-shot,id_gain,ok,0.8,1\na,iimm,zero-shot,ood_change,ok,0.4,3\n")
+        "model,pretrained,method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
+        "worldclip-tiny,random,a,iimm,zero-shot,id_gain,ok,0.8,1\nworldclip-tiny,random,a,iimm,zero-shot,ood_change,ok,0.4,3\n")
     at = page("compare")
     at.query_params["pred_outcome"] = "forgetting"
     at.run()
@@ -185,7 +205,8 @@ def test_a_compare_link_with_an_unknown_outcome_says_what_it_shows_instead(fixtu
 
 
 def test_compare_shows_the_forecast_coverage_and_its_rule(fixture_store):
-    runs = store.records_to_frame(make_fixture_records(n_datasets=7, methods=("full",), noise=0.5))
+    runs = store.records_to_frame(make_fixture_records(n_datasets=7, methods=("full",), noise=0.5,
+                                                          pretrained="random"))  # the model the page picks
     forecast_select.selection_table(runs, outcomes=("id_gain",)).to_csv(store.SHIPPED_DIR / "forecast-selection.csv",
                                                                          index=False)
     predictor_eval.evaluate_predictors(runs, outcomes=("id_gain",), n_boot=50).to_csv(
