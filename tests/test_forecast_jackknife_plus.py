@@ -27,6 +27,8 @@ def test_hand_checked_intervals():
     # n = 18: rank 19 > 18, no finite interval at 0.95; at 0.9, rank ceil(0.9 * 19) = 18 is finite
     assert fs.jackknife_plus_interval(np.zeros(18), np.ones(18)) == (-math.inf, math.inf)
     assert fs.jackknife_plus_interval(np.zeros(18), np.arange(18.0), level=0.9) == (-17.0, 17.0)
+    # below level 0.5 no interval (its ends crossed: (17, 1) for these at 0.2)
+    assert fs.jackknife_plus_interval([0, 10, 20], [1, 2, 3], level=0.2) == (-math.inf, math.inf)
     # one fit of 40 that disagrees is outranked (rank 39); one of 20 is not (rank 20 of 20)
     assert fs.jackknife_plus_interval(np.r_[np.zeros(39), 5.0], np.zeros(40)) == (0.0, 0.0)
     assert fs.jackknife_plus_interval(np.r_[np.zeros(19), 5.0], np.zeros(20)) == (0.0, 5.0)

@@ -216,7 +216,8 @@ def jackknife_plus_interval(loo_predictions: np.ndarray, loo_abs_residuals: np.n
     ``loo_abs_residuals`` (n,) each fit's absolute error on the point it left out, the lower end is the
     floor(alpha (n + 1))-th smallest of prediction - residual and the upper end the ceil((1 - alpha)
     (n + 1))-th smallest of prediction + residual, alpha = 1 - ``level``. (-inf, inf) when that rank
-    exceeds n (n < 19 at level 0.95). Distribution-free: coverage >= 1 - 2 alpha for exchangeable points."""
+    exceeds n (n < 19 at level 0.95), and below level 0.5, where it guarantees nothing and the lower end's
+    rank passes the upper end's. Distribution-free: coverage >= 1 - 2 alpha for exchangeable points."""
     level = forecast.check_level(level)
     mu = np.asarray(loo_predictions, dtype=float)
     r = np.asarray(loo_abs_residuals, dtype=float)
@@ -228,7 +229,7 @@ def jackknife_plus_interval(loo_predictions: np.ndarray, loo_abs_residuals: np.n
         raise ValueError("residuals must be absolute values (>= 0)")
     n = len(mu)
     rank = math.ceil(level * (n + 1) - 1e-9)  # 0.55 * 100 is 55.00000000000001 in floats: a plain ceil says 56
-    if rank > n:
+    if rank > n or level < 0.5:
         return -math.inf, math.inf
     return float(np.sort(mu - r)[n - rank]), float(np.sort(mu + r)[rank - 1])
 
