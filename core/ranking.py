@@ -328,6 +328,20 @@ OUTCOME_TITLES = {"id_gain": "in-domain gain (points)", "ood_change": "out-of-do
                   "ft_acc": "accuracy after fine-tuning (%)", "iimm": "IIMM"}
 
 
+#: What a ranking or matrix row's method title gains when unverified submissions feed its numbers.
+UNVERIFIED_MARK = " (with unverified runs)"
+
+
+def unverified_marked(rows: pd.DataFrame, runs: pd.DataFrame, submitted: str) -> pd.DataFrame:
+    """``rows`` (one model's ranking or matrix) with :data:`UNVERIFIED_MARK` after the title of each method of
+    which ``runs`` (those rows' runs) hold an ok run whose source is ``submitted``: a failed one feeds no number
+    here (rows average ok runs), so it marked a row that does not rest on it."""
+    fed = runs[(runs["source"] == submitted) & (runs["status"] == "ok")] if "source" in runs else runs.iloc[:0]
+    marked = set(fed["method"])
+    return rows.assign(method_title=[f"{t}{UNVERIFIED_MARK}" if m in marked else t
+                                     for m, t in zip(rows["method"], rows["method_title"])])
+
+
 def run_label(row: Any) -> str:
     """A readable one-line name of a run: 'LoRA on letters, seed 1 (worldclip-tiny world-v1)'."""
     status = "" if row.get("status") in (None, "ok") else f" [{row['status']}]"
@@ -339,4 +353,4 @@ def run_label(row: Any) -> str:
 
 __all__ = ["without_baselines", "RANK_BY", "RANKING_COLUMNS", "dataset_matrix", "dataset_points", "interval_text",
            "mean_interval", "method_ranking", "pareto_mask", "run_label", "same_datasets",
-           "verdict"]
+           "unverified_marked", "verdict"]

@@ -15,9 +15,7 @@ def matrix(roots: tuple, version: int, outcome: str, model: str, pretrained: str
     runs = app.load_runs(roots, include)
     cells = ranking.dataset_matrix(runs, outcome, model=model, pretrained=pretrained)
     mine = runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]  # rows resting on submissions say so
-    unverified = set(mine.loc[mine["source"] == store.SUBMITTED_SOURCE, "method"])
-    return cells.assign(method_title=[f"{t} (with unverified runs)" if m in unverified else t
-                                      for m, t in zip(cells["method"], cells["method_title"])])
+    return ranking.unverified_marked(cells, mine, store.SUBMITTED_SOURCE)
 
 
 st.title("Every method on every dataset")

@@ -16,11 +16,8 @@ def table(roots: tuple, version: int, model: str, pretrained: str, datasets: tup
     """The ranking, and the warning when it averages runs of several recipes (cached: it parses configs)."""
     runs = store.query_runs(app.load_runs(roots, include), filters={"model": [model], "pretrained": [pretrained],
                                                              "dataset": list(datasets)})
-    rows = ranking.method_ranking(runs, rank_by=rank_by)
-    unverified = set(runs.loc[runs["source"] == store.SUBMITTED_SOURCE, "method"])  # rows resting on them say so
-    rows["method_title"] = [f"{t} (with unverified runs)" if m in unverified else t
-                            for m, t in zip(rows["method"], rows["method_title"])]
-    return rows, ranking.mixed_recipes_text(ranking.mixed_recipes(runs))
+    rows = ranking.unverified_marked(ranking.method_ranking(runs, rank_by=rank_by), runs, store.SUBMITTED_SOURCE)
+    return rows, ranking.mixed_recipes_text(ranking.mixed_recipes(runs))  # rows resting on submissions say so
 
 
 st.title("Which fine-tuning method should you use?")

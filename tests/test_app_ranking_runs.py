@@ -139,6 +139,29 @@ def test_rows_resting_on_submitted_unverified_runs_say_so(fixture_store, tmp_pat
     assert store.SUBMITTED_SOURCE in set(runs.dataframe[0].value["source"])
 
 
+def test_a_failed_submitted_run_does_not_mark_a_row_as_resting_on_it(fixture_store, tmp_path, monkeypatch):
+    """A submitted run that failed feeds no number of the Ranking or the matrix (both average ok runs), yet its
+    method's row said '(with unverified runs)': the mark counted every submitted run, failed ones too."""
+    submitted = tmp_path / "submitted"
+    paths = [*write_fixture_store(submitted, pretrained="random", methods=("full",), n_datasets=1, seeds=(5,)),
+             *write_fixture_store(submitted, pretrained="random", methods=("lora",), n_datasets=1, seeds=(6,),
+                                  n_failed=1)]  # full's submitted run is ok; LoRA's failed
+    for path in paths:
+        path.write_text(json.dumps(dict(json.loads(path.read_text()), source=store.SUBMITTED_SOURCE)))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(submitted))
+    at = app_test()
+    at.query_params["submitted"] = "true"
+    at.run()
+    assert not at.exception
+    titles = set(at.dataframe[0].value["method_title"])
+    assert "Full (with unverified runs)" in titles and "LoRA" in titles, titles
+    matrix = page("matrix")
+    matrix.query_params["submitted"] = "true"
+    matrix.run()
+    assert not matrix.exception
+    assert {"Full (with unverified runs)", "LoRA"} <= set(matrix.dataframe[0].value.index)
+
+
 def test_a_link_to_a_model_dataset_method_or_run_the_store_lacks_says_so(fixture_store):
     """Streamlit drops a URL value that is none of a widget's options and shows the default: a shared link to a
     removed model or dataset showed another model's ranking, or every dataset, as if they were the ones asked for."""
