@@ -2,7 +2,7 @@
 import streamlit as st
 
 import app
-from core import cards
+from core import cards, ranking
 from core.text import counted, plain
 
 app.ensure_navigation()
@@ -37,10 +37,11 @@ if not runs.empty:
     dates = runs["created_at"].dropna().astype(str).str[:10]
     n_models = len(runs[["model", "pretrained"]].drop_duplicates())  # a model is a model · pretrained tag pair
     when = f", recorded {plain(dates.min())} to {plain(dates.max())}" if not dates.empty else ""
-    baseline = [cards.method_card(str(m)).baseline for m in runs["method"].dropna().unique()]  # as the Ranking counts
-    base = " (plus the zero-shot baseline)" if any(baseline) else ""
-    st.info(f"**The data here:** {counted(len(runs), 'run')} ({len(ok):,} successful) of {counted(n_models, 'model')}, "
-            f"{counted(baseline.count(False), 'method')}{base} and {counted(runs['dataset'].nunique(), 'dataset')}{when}.")
+    trained = ranking.without_baselines(runs)["method"]  # the methods the Ranking ranks
+    base = " (plus the zero-shot baseline)" if runs["method"].nunique() > trained.nunique() else ""
+    st.info(f"**The data here:** {counted(len(runs), 'run')} ({len(ok):,} successful) of "
+            f"{counted(n_models, 'model')}, {counted(trained.nunique(), 'method')}{base} and "
+            f"{counted(runs['dataset'].nunique(), 'dataset')}{when}.")
 st.markdown("""
 **The shipped results are from toy models.** `worldclip-tiny (world-v1)`, the default, is a tiny CLIP
 pretrained offline on this project's generated world (shapes, textures, letters, digits, land cover, charts).
