@@ -8,7 +8,7 @@ nothing to any store; then every measured value is compared with the record's: t
 after fine-tuning (task and each OOD set), the outcomes (ID gain, normalised gain, OOD change) and the
 zero-shot measures (IIMM and its two terms). A difference larger than ``--tolerance`` is listed: for the
 accuracies and outcomes in their own units, default 0 (an accuracy counts images, so a real difference is at
-least 100/N points; values equal to 1e-12 are float rounding, never listed); for the zero-shot measures
+least 100/N points; values equal to within 1e-12 are float rounding, never listed); for the zero-shot measures
 ``--measure-tolerance``, default 1e-6 (cosines recomputed from fresh embeddings differ around 1e-8; the app
 shows three decimals). A model, method, dataset, seed or OOD panel
 the record names that is not its config's (the cell run here) is listed too. A host can verify a submitted,
@@ -61,7 +61,7 @@ def compare(recorded: Mapping[str, Any], reproduced: Mapping[str, Any], *, toler
     in one only): ``measure_tolerance`` for :data:`MEASURES`, ``tolerance`` for the accuracies and outcomes;
     first any :data:`IDENTITY` field that differs (the record claims another cell than the one run).
     Columns :data:`COLUMNS`, difference = reproduced - recorded (NaN where one is missing or not a number).
-    Values equal to 1e-12 (relative, or absolute near 0) are float rounding, never listed."""
+    Values equal to within 1e-12 (relative, or absolute near 0) are float rounding, never listed."""
     tolerance = _check_tolerance(tolerance, "tolerance")
     measure_tolerance = _check_tolerance(measure_tolerance, "measure_tolerance")
     rows = []
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.reproduce", description=__doc__.split("\n")[0])
     p.add_argument("records", type=Path, nargs="+", help="record JSON files (e.g. from a results folder)")
     p.add_argument("--tolerance", type=float, default=0.0, help="largest difference of an accuracy or outcome "
-                   "that still counts as the same, in its own units (default 0: exactly equal)")
+                   "that still counts as the same, in its own units (default 0: equal to within float rounding, 1e-12)")
     p.add_argument("--measure-tolerance", type=float, default=1e-6, help="the same for IIMM and its terms "
                    "(default 1e-6)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
