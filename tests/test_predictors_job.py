@@ -216,14 +216,22 @@ def test_a_forecast_procedure_not_scored_for_too_few_datasets_is_said(tmp_path, 
 
 
 @pytest.mark.parametrize("flag", ["--out", "--summary-md"])
-def test_an_output_under_a_file_is_refused_before_the_work(tmp_path, capsys, monkeypatch, flag):
-    """A --out or --summary-md whose folder cannot be made (a file stands in its path) was found only when the
-    tables were written, after the whole analysis (72 s on the shipped runs); the README promises every job
-    checks its options before it computes anything."""
+def test_an_output_in_a_folder_that_cannot_be_written_is_refused_before_the_work(tmp_path, capsys, monkeypatch,
+                                                                                 flag):
+    """An output whose nearest existing folder this user may not write in was found only when the tables were
+    written, after the whole analysis (72 s on the shipped runs); the README promises every job checks its options
+    before it computes anything. (A file in the way of its folder: the test above.) Permissions are faked: as
+    root, os.access allows everything."""
+    import os
+
+    from jobs import cli
+
     root = _store(tmp_path, _records("iimm", "gbc", seeds=(0,)))
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a folder")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access
+    monkeypatch.setattr(cli.os, "access", lambda p, mode, *a, **k: Path(p) != locked and real(p, mode, *a, **k))
     monkeypatch.setattr(pe, "evaluate_predictors", lambda *a, **k: pytest.fail("the analysis started"))
-    code, out = _run(tmp_path, root, flag, str(blocker / "sub" / "table.txt"))
-    assert code == 2 and f"{blocker} is a file, not a folder" in _one_line_error(capsys)
-    assert not out.parent.exists() and blocker.read_text() == "not a folder"
+    code, out = _run(tmp_path, root, flag, str(locked / "sub" / "table.txt"))
+    assert code == 2 and f"cannot write in {locked}" in _one_line_error(capsys)
+    assert not (locked / "sub").exists()
