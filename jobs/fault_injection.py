@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kills", type=int, default=10)
     p.add_argument("--seeds", type=int, default=3, help="run the grid with this many seeds (0: as the file says)")
     p.add_argument("--workers", type=int, default=2, help="worker processes per runner (all are killed)")
-    p.add_argument("--work", type=Path, default=Path(".cache/fault-injection"), help="scratch folder, emptied: new, empty, or made by an earlier run")
+    p.add_argument("--work", type=Path, default=Path(".cache/fault-injection"),
+                   help="scratch folder, emptied: new, empty, or made by an earlier run")
     p.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     p.add_argument("--timeout", type=float, default=900, help="seconds allowed for one uninterrupted runner")
     p.add_argument("--report", type=Path, help="also write the figures here as JSON")

@@ -38,20 +38,22 @@ with left:
                 "below come from its stored runs.")
     if card.defaults:
         st.write(f"**Defaults** (override them in a grid TOML, section method.{plain(card.name)}):")
-        st.dataframe(pd.DataFrame({"setting": list(card.defaults), "default": [str(v) for v in card.defaults.values()]}),
-                     hide_index=True, key="card_defaults")  # each value as written: a float column showed rank 4.0
+        written = [str(v) for v in card.defaults.values()]  # each value as written: a float column showed rank 4.0
+        st.dataframe(pd.DataFrame({"setting": list(card.defaults), "default": written}), hide_index=True,
+                     key="card_defaults")
     rows = measured(roots, app.store_version(roots))
     rows = rows[rows["method"] == name]
     if rows.empty:
         st.caption("No stored runs of this method yet.")
     else:
         st.write("**Measured** (one row per model; means over datasets):")
-        st.dataframe(rows.assign(model=cards.model_label_column(rows, untrained), trainable_params=rows[
-            "trainable_params"].round()), hide_index=True,  # a mean over datasets: 799.8 read as a count
-                     key="card_measured", column_order=["model", "trainable_params", "id_gain", "ood_change",
-                                                        "wall_time_s", "n_datasets", "n_runs"],
+        counts = rows["trainable_params"].round()  # a mean over datasets: 799.8 read as a count
+        st.dataframe(rows.assign(model=cards.model_label_column(rows, untrained), trainable_params=counts),
+                     hide_index=True, key="card_measured", column_order=[
+                         "model", "trainable_params", "id_gain", "ood_change", "wall_time_s", "n_datasets", "n_runs"],
                      column_config={"trainable_params": st.column_config.NumberColumn(
-                         "trainable params", format="localized", help="mean over datasets (a head grows with the classes)"),
+                         "trainable params", format="localized",
+                         help="mean over datasets (a head grows with the classes)"),
                                     "id_gain": st.column_config.NumberColumn("in-domain gain", format="%+.1f"),
                                     "ood_change": st.column_config.NumberColumn("OOD change", format="%+.1f"),
                                     "wall_time_s": st.column_config.NumberColumn("time per run (s)", format="%.1f")})

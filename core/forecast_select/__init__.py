@@ -49,7 +49,8 @@ from core.forecast_select.tables import (FORECAST_COLUMNS, GAIN_COLUMNS, NO_WORS
                                          reference_points, selection_table, ties_as_zero)
 
 __all__ = ["DEFAULT_RULE", "FORECAST_COLUMNS", "GAIN_COLUMNS", "HEADLINE", "MEAN_ONLY", "NO_WORSE_TOLERANCE",
-           "SELECTION_COLUMNS", "SELECTION_FORMATS", "SELECTION_RULES", "_loo_abs_errors", "candidate_sets", "check_arrays", "check_rule",
+           "SELECTION_COLUMNS", "SELECTION_FORMATS", "SELECTION_RULES", "_loo_abs_errors", "candidate_sets",
+           "check_arrays", "check_rule",
            "coverage_summary", "forecast_new", "jackknife_plus_interval", "lodo_coverage", "nested_lodo",
            "no_worse_than_iimm", "paired_gain_interval", "pooled_coverage", "read_selections", "reference_points",
            "select_set", "selection_shown", "selection_table", "set_label", "ties_as_zero", "with_measured_coverage"]

@@ -110,7 +110,8 @@ SELECTION_SHOWN = {"method": "method", "outcome": "outcome", "status": "status",
 
 #: How the page formats those headers (Streamlit number formats): coverage as a percentage, as the Compare page
 #: shows it (a bare 0.9333 read as a score), the rest to 2 decimals (points, or a share of headroom).
-SELECTION_FORMATS = {**{SELECTION_SHOWN[c]: "percent" for c in ("coverage", "jackknife_plus_coverage", "iimm_coverage")},
+SELECTION_FORMATS = {**{SELECTION_SHOWN[c]: "percent"
+                        for c in ("coverage", "jackknife_plus_coverage", "iimm_coverage")},
                      **{SELECTION_SHOWN[c]: "%.2f" for c in (
                          "prediction", "lo", "hi", "nested_lodo_mae", "jackknife_plus_lo", "jackknife_plus_hi",
                          "iimm_prediction", "iimm_lodo_mae", "gain_vs_iimm", "gain_vs_iimm_lo", "gain_vs_iimm_hi")}}

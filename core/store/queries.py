@@ -16,7 +16,8 @@ from core.store.records import _plain, row_to_record
 from core.store.validate import EXTRA_COLUMN, safe_json_text
 
 FILTER_KEYS = ("model", "pretrained", "method", "dataset", "source", "status")
-SEARCH_COLUMNS = ("model", "pretrained", "method", "dataset", "source", "run_id")  # pretrained: the model column shows it
+#: pretrained too: the pages' model column shows it ('world-v2-b')
+SEARCH_COLUMNS = ("model", "pretrained", "method", "dataset", "source", "run_id")
 #: The columns a leaderboard or an export shows first, in this order.
 LEADERBOARD_COLUMNS = ("run_id", "model", "pretrained", "method", "dataset", "seed", "status",
                        "zs_acc", "ft_acc", "id_gain", "norm_gain", "ood_change", "iimm", "source")

@@ -21,8 +21,8 @@ from core.upload.embeddings import embedding_width, load_embeddings_npz
 from core.upload.folders import UploadedSample, load_image_folder_zip
 from core.upload.images import PixelBudget, _decode_image
 from core.upload.limits import (ARCHIVE_EXTS, DEFAULT_LIMITS, FORMULA_PREFIXES, IMAGE_EXTS, MiB, NPZ_KEYS,
-                                PIL_FORMATS, Deadline, TemplateError, UploadError, UploadLimits, _Budget, _printable, _Skip,
-                                label_problem)
+                                PIL_FORMATS, Deadline, TemplateError, UploadError, UploadLimits, _Budget, _printable,
+                                _Skip, label_problem)
 
 __all__ = ["ARCHIVE_EXTS", "DEFAULT_LIMITS", "Deadline", "FORMULA_PREFIXES", "IMAGE_EXTS", "MiB", "NPZ_KEYS",
            "PIL_FORMATS", "PixelBudget", "Source", "TemplateError", "UploadError", "UploadLimits", "UploadedSample",

@@ -19,8 +19,8 @@ from core.data.base import LabeledImages
 from core.data.folder import folder_label
 from core.upload.archive import Source, _member_name, _open_zip, _opened, _read_member
 from core.upload.images import PixelBudget, _decode_image
-from core.upload.limits import (ARCHIVE_EXTS, DEFAULT_LIMITS, IMAGE_EXTS, MiB, Deadline, TemplateError, UploadError,
-                                UploadLimits, _Budget, _printable, _reason_counts, _Skip, label_problem)
+from core.upload.limits import (ARCHIVE_EXTS, DEFAULT_LIMITS, IMAGE_EXTS, MiB, Deadline, TemplateError,
+                                UploadError, UploadLimits, _Budget, _printable, _reason_counts, _Skip, label_problem)
 
 log = logging.getLogger("core.upload")
 
