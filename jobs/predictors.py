@@ -67,8 +67,8 @@ DEFAULT_OUT = store.SHIPPED_DIR / "predictors.csv"
 SHIPPED_RESULTS = store.SHIPPED_DIR / "default"  # the runs DEFAULT_OUT is made from
 OUT_RULE = ("default: jobs/results/predictors.csv for --results jobs/results/default alone, else predictors.csv "
             "in the first --results folder, or in the local store (results/ or $IIMM_RESULTS) without --results")
+MAX_BOOTSTRAP = 100_000  #: most --bootstrap replicates: the tau interval's arrays take datasets² × B × 16 bytes
 #: The analysis the shipped tables were made with: option -> (argument name, default).
-MAX_BOOTSTRAP = 100_000  # tau-interval replicates: its arrays take datasets² × B × 16 bytes
 ANALYSIS_DEFAULTS = {"--min-datasets": ("min_datasets", 5), "--bootstrap": ("bootstrap", 1000),
                      "--no-selection": ("no_selection", False),
                      "--selection-rule": ("selection_rule", fsel.DEFAULT_RULE)}
