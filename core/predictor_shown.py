@@ -3,7 +3,7 @@ job's winners and coverage summaries with readable headers and numbers. Nothing 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -12,20 +12,37 @@ from core import cards
 from core.ranking import OUTCOME_TITLES
 
 
-def table_for_model(tables: Mapping[Any, pd.DataFrame], model: str, pretrained: str) -> tuple[Any, pd.DataFrame]:
+def read_each(paths: Iterable[Any], read: Callable[[Any], pd.DataFrame]) -> dict[Any, pd.DataFrame | Exception]:
+    """``read(path)`` for each path, or the OSError or ValueError (pandas' ParserError, EmptyDataError) reading it
+    raised, for :func:`table_for_model`: one unreadable table hid every model's table."""
+    out: dict[Any, pd.DataFrame | Exception] = {}
+    for path in paths:
+        try:
+            out[path] = read(path)
+        except (OSError, ValueError) as exc:
+            out[path] = exc
+    return out
+
+
+def table_for_model(tables: Mapping[Any, pd.DataFrame | Exception], model: str,
+                    pretrained: str) -> tuple[Any, pd.DataFrame]:
     """The key and the (model, pretrained) rows of the table in ``tables`` (key -> a ``jobs.predictors`` table,
-    e.g. by path) that holds most rows of that model; on a tie the last in the mapping's order. Raises
-    ValueError when no table has a row of it, naming the tables without model columns."""
-    best, rows, unnamed = None, None, []
+    e.g. by path, or what reading it raised: :func:`read_each`) that holds most rows of that model; on a tie the
+    last in the mapping's order. Raises ValueError when no table has a row of it, naming the tables without model
+    columns and those that could not be read."""
+    best, rows, unusable = None, None, []
     for key, table in tables.items():
+        if isinstance(table, Exception):
+            unusable.append(f"{key}: cannot be read ({table})")
+            continue
         if not {"model", "pretrained"} <= set(table.columns):
-            unnamed.append(str(key))
+            unusable.append(f"{key}: no model column")
             continue
         mine = table[(table["model"] == model) & (table["pretrained"] == pretrained)]
         if len(mine) and (rows is None or len(mine) >= len(rows)):
             best, rows = key, mine.reset_index(drop=True)
     if rows is None:
-        lacking = f" ({', '.join(unnamed)}: no model column)" if unnamed else ""
+        lacking = f" ({'; '.join(unusable)})" if unusable else ""
         raise ValueError(f"no shipped predictor table has runs of {model} {pretrained}{lacking}")
     return best, rows
 

@@ -62,11 +62,11 @@ else:
 if PREDICTOR_CSVS:
     st.subheader("IIMM against the other zero-shot and transferability scores")
     try:  # the shipped table with most rows of the model picked above, those rows
-        source, raw = predictor_shown.table_for_model({p: app.shipped_csv(p) for p in PREDICTOR_CSVS}, model, pretrained)
-        read = source.relative_to(store.SHIPPED_DIR)
-        st.caption(f"From `python -m jobs.predictors` on the shipped runs of this model (`{read}`): mean |Kendall τ| "
-                   "over methods (higher = ranks datasets better) and mean leave-one-dataset-out error of a "
-                   "straight-line fit (lower = better).")
+        tables = predictor_shown.read_each(PREDICTOR_CSVS, app.shipped_csv)  # one unreadable table hides no other
+        source, raw = predictor_shown.table_for_model(tables, model, pretrained)
+        st.caption(f"From `python -m jobs.predictors` on the shipped runs of this model "
+                   f"(`{source.relative_to(store.SHIPPED_DIR)}`): mean |Kendall τ| over methods (higher = ranks "
+                   "datasets better) and mean leave-one-dataset-out error of a straight-line fit (lower = better).")
         table = predictor_shown.predictor_summary(raw)
         table = table.assign(outcome=table["outcome"].map(OUTCOME_NAMES).fillna(table["outcome"]))
         if table.empty:

@@ -186,6 +186,23 @@ def test_compare_shows_the_predictor_table_of_the_model_picked(fixture_store):
                for w in at.warning)
 
 
+def test_one_unreadable_predictor_table_does_not_hide_another_models(fixture_store):
+    """The page reads every shipped predictors.csv since it shows the model's own: one that cannot be read (here
+    empty) hid the table of every model, with a warning that named no file; before, one file was read."""
+    header = "model,pretrained,method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
+    row = "worldclip-tiny,random,a,iimm,zero-shot,id_gain,ok,0.7,2\n"
+    (store.SHIPPED_DIR / "predictors.csv").write_text(header + row)
+    (store.SHIPPED_DIR / "world-v2").mkdir()
+    (store.SHIPPED_DIR / "world-v2" / "predictors.csv").write_text("")
+    at = page("compare").run()
+    assert not at.exception
+    assert at.dataframe[-1].value["predictor"].tolist() == ["IIMM"]  # this model's table, read
+    (store.SHIPPED_DIR / "predictors.csv").unlink()  # no readable table of the model: the unreadable one is named
+    at = page("compare").run()
+    assert not at.exception
+    assert any(r"world\-v2/predictors\.csv\: cannot be read" in w.value for w in at.warning)
+
+
 def test_a_compare_link_with_an_unknown_outcome_says_what_it_shows_instead(fixture_store):
     """?pred_outcome=... naming no outcome of the predictor table showed the first outcome silently."""
     (store.SHIPPED_DIR / "predictors.csv").write_text(

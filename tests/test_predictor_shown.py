@@ -29,3 +29,16 @@ def test_a_model_no_table_has_is_named():
         predictor_shown.table_for_model(tables, "tiny", "other")
     with pytest.raises(ValueError, match=r"runs of tiny world-v2$"):
         predictor_shown.table_for_model({"v1": _table(("tiny", "world-v1"))}, "tiny", "world-v2")
+
+
+def test_a_table_that_cannot_be_read_hides_no_other_and_is_named_when_none_is_left():
+    def read(path):
+        if path == "broken.csv":
+            raise pd.errors.EmptyDataError("No columns to parse from file")
+        return _table(("tiny", "a"))
+
+    tables = predictor_shown.read_each(["broken.csv", "v2.csv"], read)
+    assert isinstance(tables["broken.csv"], ValueError)
+    assert predictor_shown.table_for_model(tables, "tiny", "a")[0] == "v2.csv"
+    with pytest.raises(ValueError, match=r"runs of tiny b \(broken.csv: cannot be read \(No columns to parse"):
+        predictor_shown.table_for_model(tables, "tiny", "b")
