@@ -430,9 +430,14 @@ def test_browsing_pages_import_no_torch(fixture_store):
 def test_bad_shipped_tables_degrade_to_a_message(fixture_store):
     import app
 
-    (store.SHIPPED_DIR / "predictors.csv").write_text("method,predictor,family,outcome,status,kendall_tau,lodo_mae\n")
+    header = "model,pretrained,method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
+    (store.SHIPPED_DIR / "predictors.csv").write_text(header)
     at = page("compare").run()  # header only: was IndexError
-    assert not at.exception and any("it has no scored" in w.value for w in at.warning)
+    assert not at.exception and any("no shipped predictor table has runs of" in w.value for w in at.warning)
+    (store.SHIPPED_DIR / "predictors.csv").write_text(header + "worldclip-tiny,random,a,iimm,zero-shot,id_gain,"
+                                                      "failed,,\n")
+    at = page("compare").run()  # rows of this model, none scored (the table is the model's since 14bd510)
+    assert not at.exception and any("has no scored" in w.value for w in at.warning)
     (store.SHIPPED_DIR / "sub").mkdir()
     (store.SHIPPED_DIR / "sub" / "forecast-selection.csv").write_text("")  # empty: was a traceback on the page
     (store.SHIPPED_DIR / "forecast-selection.csv").write_text("a,b\n1,2\n")  # other columns
