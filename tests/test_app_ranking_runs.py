@@ -112,13 +112,19 @@ def test_the_ranking_links_open_the_runs_they_count_submitted_runs_included(fixt
     assert not opened.exception and "**4** of 24 runs match" in opened.markdown[0].value  # was: 3 of 18
 
 
+def _submitted_store(tmp_path, monkeypatch, *stores: dict) -> None:
+    """Each of ``stores`` (``write_fixture_store`` arguments) written as submitted, unverified runs the app reads."""
+    submitted = tmp_path / "submitted"
+    for kwargs in stores:
+        for path in write_fixture_store(submitted, pretrained="random", **kwargs):
+            path.write_text(json.dumps(dict(json.loads(path.read_text()), source=store.SUBMITTED_SOURCE)))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(submitted))
+
+
 def test_rows_resting_on_submitted_unverified_runs_say_so(fixture_store, tmp_path, monkeypatch):
     """With 'include submitted, unverified runs' on, the ranking's rows and the All runs table looked exactly like
     measured ones: nothing said which numbers rest on unverified submissions."""
-    submitted = tmp_path / "submitted"
-    for path in write_fixture_store(submitted, pretrained="random", methods=("adapter",), seeds=(5,)):
-        path.write_text(json.dumps(dict(json.loads(path.read_text()), source=store.SUBMITTED_SOURCE)))
-    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(submitted))
+    _submitted_store(tmp_path, monkeypatch, {"methods": ("adapter",), "seeds": (5,)})
     at = app_test()
     at.query_params["submitted"] = "true"
     at.run()
@@ -142,13 +148,8 @@ def test_rows_resting_on_submitted_unverified_runs_say_so(fixture_store, tmp_pat
 def test_a_failed_submitted_run_does_not_mark_a_row_as_resting_on_it(fixture_store, tmp_path, monkeypatch):
     """A submitted run that failed feeds no number of the Ranking or the matrix (both average ok runs), yet its
     method's row said '(with unverified runs)': the mark counted every submitted run, failed ones too."""
-    submitted = tmp_path / "submitted"
-    paths = [*write_fixture_store(submitted, pretrained="random", methods=("full",), n_datasets=1, seeds=(5,)),
-             *write_fixture_store(submitted, pretrained="random", methods=("lora",), n_datasets=1, seeds=(6,),
-                                  n_failed=1)]  # full's submitted run is ok; LoRA's failed
-    for path in paths:
-        path.write_text(json.dumps(dict(json.loads(path.read_text()), source=store.SUBMITTED_SOURCE)))
-    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(submitted))
+    _submitted_store(tmp_path, monkeypatch, {"methods": ("full",), "n_datasets": 1, "seeds": (5,)},
+                     {"methods": ("lora",), "n_datasets": 1, "seeds": (6,), "n_failed": 1})  # LoRA's run failed
     at = app_test()
     at.query_params["submitted"] = "true"
     at.run()
