@@ -16,21 +16,15 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
-from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from core import cards, garbage, store
 from core.cards import model_labels, model_option, model_options  # noqa: F401 (pages use them from app)
-from core.model_pool import ModelPool
-from core.text import (counted, model_key, model_pair, option_labels, option_text, plain,  # noqa: F401 (pages)
+from core.text import (model_key, model_pair, option_labels, option_text, plain,  # noqa: F401 (pages)
                        unmatched_link_text)
-from core.turns import BusyError, Turns
-from core.upload.pool import BudgetPool, parsed_bytes
 
 log = logging.getLogger("app")
 ICON = "📈"  # an emoji favicon is drawn inline by the browser: no icon fetched from a font server
@@ -115,7 +109,8 @@ def load_runs(roots: tuple[str, ...], include_submitted: bool = False) -> pd.Dat
 
 
 def no_runs_text(roots: tuple[str, ...], advice: str) -> str:
-    """What a page with no run to show says (:func:`core.store.no_runs_text`: also when only submissions are left out)."""
+    """What a page with no run to show says (:func:`core.store.no_runs_text`: also when only submissions are
+    left out)."""
     return store.no_runs_text(load_runs(roots, True), advice)
 
 
@@ -157,10 +152,12 @@ def link_select(container, what: str, labels: dict, key: str, none_shown: str = 
     """A selectbox of ``labels`` (option -> label) bound to the URL that warns when the link asks for an option
     it lacks (Streamlit shows the default instead, silently); ``none_shown``: what no choice shows."""
     index = kwargs.get("index", 0)
-    missed, before = _unmatched(key, labels, lambda v: v if v in labels else None if index is None else [*labels, None][index])
+    default = None if index is None or not labels else list(labels)[index]  # what the widget falls back to
+    missed, before = _unmatched(key, labels, lambda v: v if v in labels else default)
     choice = container.selectbox(what, list(labels), key=key, bind=URL, format_func=labels.get, **kwargs)
     if missed:
-        st.warning(unmatched_link_text(what, missed, none_shown if choice is None else f"showing {labels[choice]}", before))
+        shown = none_shown if choice is None else f"showing {labels[choice]}"
+        st.warning(unmatched_link_text(what, missed, shown, before))
     return choice
 
 
@@ -198,197 +195,76 @@ def shipped_csv(path: str | Path) -> pd.DataFrame:
     return _read_csv(str(path), Path(path).stat().st_mtime)
 
 
-@st.cache_data(ttl=60)
-def forecast_selection() -> pd.DataFrame:
-    """Every shipped ``forecast-selection.csv``, one frame (:func:`core.forecast_select.read_selections`)."""
-    from core.forecast_select import read_selections
-
-    return read_selections(store.SHIPPED_DIR)
-
-
-def forecast_table(rows: pd.DataFrame) -> None:
-    """The forecast's per-method rows (``core.advice.forecast_rows``) as a readable table."""
-    def interval(lo, hi):
-        return [f"[{a:+.1f}, {b:+.1f}]" if pd.notna(a) else "" for a, b in zip(rows[lo], rows[hi])]
-
-    num, txt = st.column_config.NumberColumn, st.column_config.TextColumn
-    st.dataframe(rows.assign(gain_ci=interval("id_gain_lo", "id_gain_hi"),
-                             ood_ci=interval("ood_change_lo", "ood_change_hi"),
-                             front=rows["pareto"].map({True: "✔ best", False: ""}),
-                             note=[("extrapolates: a predictor outside its reference range; " if e else "")
-                                   + ("" if s == "ok" else str(s))
-                                   for e, s in zip(rows["extrapolation"], rows["status"])]),
-                 hide_index=True, key="fc_table", column_order=[
-                     "method_title", "id_gain", "gain_ci", "ood_change", "ood_ci", "front", "gain_basis",
-                     "iimm_gain", "gain_lodo", "n_datasets", "note"], column_config={
-                     "method_title": txt("method"), "id_gain": num("in-domain gain", format="%+.1f"),
-                     "gain_ci": txt("95 % interval"), "ood_change": num("OOD change", format="%+.1f"),
-                     "ood_ci": txt("95 % interval"), "front": txt("Pareto"),
-                     "gain_basis": txt("gain predicted from", help="predictor set chosen by nested "
-                                       "leave-one-dataset-out error (IIMM alone unless another set is clearly better)"),
-                     "iimm_gain": num("IIMM line (gain)", format="%+.1f", help="the IIMM-only line's forecast, "
-                                      "for comparison"),
-                     "gain_lodo": num("typical error (points)", format="%.1f", help="leave-one-dataset-out mean "
-                                      "absolute error of the gain forecast"),
-                     "n_datasets": num("reference datasets", help="the fewest datasets behind its gain or OOD forecast"),
-                     "note": txt("note")})
+def run_details_view(rec: dict, label: str) -> None:
+    """One stored run in detail (``core.store.run_details`` output) for the All runs page: what it is, its error,
+    its out-of-domain accuracies, the command that reproduces it and its provenance."""
+    prov = rec.get("provenance") or {}
+    st.write(f"{plain(label)} · {plain(rec['status'])} · source {plain(rec['source'])} · "
+             f"code revision {plain(str(prov.get('git_revision') or '')[:10] or 'not recorded')}")
+    if rec.get("error"):
+        st.error(plain(rec["error"], max_chars=2000))
+    left, right = st.columns(2)
+    left.caption("Out-of-domain accuracy before → after fine-tuning (%)")
+    if not rec["ood_table"]:  # an empty table said nothing
+        left.info("No out-of-domain accuracy recorded for this run (it had no out-of-domain panel).")
+    number = st.column_config.NumberColumn
+    left.dataframe(pd.DataFrame(rec["ood_table"], columns=["set", "before", "after", "change"]), key="lb_ood",
+                   hide_index=True, column_config={"before": number(format="%.1f"), "after": number(format="%.1f"),
+                                                   "change": number(format="%+.1f")})
+    right.caption("Reproduce with")
+    right.code(rec["command"] or "(no reproducing command recorded)", language="bash")
+    right.expander("config, package versions and the rest of the provenance").json(
+        {"config": rec.get("config"), **prov})
 
 
-# Models load in one background thread, started when the forecast page opens (core.model_pool): the toy
-# models stay, and of the others only the MAX_LARGE_MODELS asked for last.
-MAX_LARGE_MODELS = 2
-MODELS = ModelPool(max_large=MAX_LARGE_MODELS)
+def predictor_tables(model: str, pretrained: str, outcome_names: dict[str, str]) -> None:
+    """The Compare page's "IIMM against the other scores": the shipped ``jobs.predictors`` table with most rows
+    of the model (world v1's, or one of world v2's analyses), condensed per predictor, its winners, and the
+    coverage of the forecast procedure scored on the same runs; a message where none can be shown."""
+    csvs = sorted(store.SHIPPED_DIR.rglob("predictors.csv"))  # world v1's, world v2's analyses
+    if not csvs:
+        return
+    from core import forecast_select, predictor_eval, predictor_shown
 
-
-def warm_model(key: str) -> Future:
-    """The loading (or loaded) model ``key`` (:meth:`core.model_pool.ModelPool.warm`)."""
-    return MODELS.warm(key)
-
-
-# A parsed upload is held in one pool for all sessions, not in its session (core.upload.pool: 2,000
-# thumbnails take 375 MiB, from a zip of under 1 MiB); a session whose upload was dropped parses it again.
-PARSED_BUDGET_BYTES = 768 << 20
-_PARSED = BudgetPool()
-
-
-class Checked:
-    """What a page keeps of a parsed upload: its summary (None for an .npz), never its images."""
-
-    def __init__(self, text: str | None) -> None:
-        self.text = text
-
-    def summary(self) -> str | None:
-        return self.text
-
-
-def held_parsed_bytes() -> int:
-    """The memory all sessions' parsed uploads hold together (at most one over PARSED_BUDGET_BYTES)."""
-    return _PARSED.held_bytes()
-
-
-def _upload_key(upload, template: str, model_key: str) -> tuple:
-    """(this session, the file, template, model): a token drawn once per session, so no session reaches
-    another's upload."""
-    if "fc_session" not in st.session_state:
-        st.session_state["fc_session"] = uuid.uuid4().hex
-    return (st.session_state["fc_session"], upload.file_id, template, model_key)
-
-
-def parsed_upload(upload, template: str, model_key: str, deadline=None):
-    """The parsed upload (``core.upload`` output), from the shared pool or parsed now; UploadError says
-    why it cannot be used. Embeddings must have the chosen model's width; decoding images has the upload
-    time budget (``deadline``: a forecast's own, which its embedding then shares; default a new one)."""
-    from core.upload import (DEFAULT_LIMITS, Deadline, embedding_width, load_embeddings_npz,
-                             load_image_folder_zip)
-
-    key = _upload_key(upload, template, model_key)
-    if (parsed := _PARSED.get(key)) is not None:
-        return parsed
-    upload.seek(0)
-    deadline = deadline or Deadline(DEFAULT_LIMITS.max_seconds)
-    parsed = (load_embeddings_npz(upload, expected_dim=embedding_width(model_key))
-              if upload.name.lower().endswith(".npz")
-              else load_image_folder_zip(upload, template=template, deadline=deadline))
-    _PARSED.put(key, parsed, parsed_bytes(parsed), budget=PARSED_BUDGET_BYTES,
-                replaces=lambda k: k[0] == key[0])  # a session holds one upload
-    return parsed
-
-
-def check_upload(upload, template: str, model_key: str):
-    """The upload checked as soon as it arrives, so its problems show before the run: a :class:`Checked`
-    (its summary) or the UploadError saying why it cannot be used; kept per (file, template, model) in the
-    session, the parsed data itself in the shared budget (:func:`parsed_upload`). Reading it takes a forecast's
-    turn (uploads arriving at once were all read at once: four of 2,000 images took 2.1 GB); with none within
-    FORECAST_WAIT_S, an empty Checked, not kept: later reruns check it only in a turn free at once, and the run
-    reads it in its own turn."""
-    from core.upload import UploadError
-
-    def waiting() -> None:
-        st.write(f"The server reads uploads and runs forecasts {_FORECAST_TURNS.slots} at a time, all busy now; "
-                 "your upload is read when one ends…")
-    state, ident = st.session_state.get("fc_checked"), (upload.file_id, template, model_key)
-    if state is None or state[0] != ident:
-        waited = st.session_state.get("fc_check_busy") == ident  # once: later reruns (the run's) wait no more
-        try:
-            with _FORECAST_TURNS.turn(wait_s=0 if waited else FORECAST_WAIT_S, what="forecasts are",
-                                      on_wait=None if waited else waiting):
-                parsed = parsed_upload(upload, template, model_key)
-            checked: Any = Checked(parsed.summary() if hasattr(parsed, "summary") else None)
-        except UploadError as exc:  # its message alone: its traceback held every image read (525 MB a tab)
-            checked = type(exc)(str(exc))  # its kind kept: a TemplateError is the template's, not the file's
-        except BusyError:
-            st.session_state["fc_check_busy"] = ident
-            return Checked(None)
-        state = (ident, checked)
-        st.session_state["fc_checked"] = state
-    return state[1]
-
-
-# Forecasts take turns (core.turns): each uses every core, so more at once only makes all of them slower.
-FORECAST_SLOTS, FORECAST_WAIT_S = 2, 120.0
-_FORECAST_TURNS = Turns(FORECAST_SLOTS)
-
-
-def run_forecast(upload, template: str, model_key: str):
-    """The forecast for a checked upload: an embeddings ``.npz`` directly, an image sample after the
-    (warmed) model embeds it, with a progress bar and the upload time budget (which starts with its turn:
-    raises core.turns.BusyError when no turn comes within FORECAST_WAIT_S)."""
-    from core import predict
-    from core.upload import DEFAULT_LIMITS, Deadline
-
-    def waiting() -> None:
-        st.write(f"The server runs {counted(_FORECAST_TURNS.slots, 'forecast')} at a time, all busy now; "
-                 "yours starts when one ends…")
-    with _FORECAST_TURNS.turn(wait_s=FORECAST_WAIT_S, what="forecasts are", on_wait=waiting):
-        deadline = Deadline(DEFAULT_LIMITS.max_seconds)  # one budget: parsing a dropped upload again counts
-        parsed = parsed_upload(upload, template, model_key, deadline)
-        if upload.name.lower().endswith(".npz"):
-            return predict.forecast_for_npz(parsed, forecast_runs(), model_key)
-        with st.spinner("Loading the model…"):
-            loaded = warm_model(model_key).result()
-        bar = st.progress(0.0, text="embedding the images…")
-
-        def progress(done: int, total: int) -> None:
-            deadline.check("embedding the images")
-            bar.progress(done / total, text=f"embedded {done} of {total} images")
-
-        return predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), progress=progress)
-
-
-def measures_expander(res) -> None:
-    """Every zero-shot measure and transferability score of a forecast, named as the forecast's other tables
-    name them, to 4 significant digits (a fixed 4 decimals showed EMMS -2.1e-23 and GBC -2.6e-08 as -0.0000);
-    IIMM's interval as text (the other measures have none: their cells showed "None")."""
-    number, m, b = st.column_config.NumberColumn, res.measures, res.baselines
-    interval = [f"[{lo:.4g}, {hi:.4g}]" if pd.notna(lo) else "" for lo, hi in zip(m["lo"], m["hi"])]
-    with st.expander("Every zero-shot measure and transferability score"):
-        st.dataframe(m.assign(measure=m["measure"].map(cards.predictor_title), interval=interval), hide_index=True,
-                     key="fc_measures", column_order=["measure", "value", "interval", "note"], column_config={
-                         "value": number(format="%.4g"), "interval": st.column_config.TextColumn(
-                             "95 % interval", help="bootstrap over the images (IIMM only)")})
-        st.dataframe(b.assign(baseline=b["baseline"].map(cards.predictor_title)), hide_index=True, key="fc_baselines",
-                     column_config={"score": number(format="%.4g")})
-
-
-def verdict_box(verdict) -> None:
-    """The forecast's verdict (``core.advice.Advice``) in a box coloured by its confidence."""
-    box = {"good": st.success, "moderate": st.info, "weak": st.warning}[verdict.confidence]
-    box(f"**Confidence: {verdict.confidence}.** " + " ".join(plain(h, max_chars=400) for h in verdict.headline)
-        + "  \n" + " ".join(plain(r, max_chars=400) for r in verdict.reasons))
-
-
-def zero_shot_metrics(res) -> None:
-    """One row of metrics for a forecast: IIMM with its bootstrap interval, zero-shot accuracy beside
-    chance level, and IIMM's two terms."""
-    from core.predict import MEASURE_NOTES
-
-    cols = st.columns(4)
-    cols[0].metric("IIMM", f"{res.iimm:.3f}", help=MEASURE_NOTES["iimm"])
-    cols[0].caption(f"95% bootstrap interval [{res.iimm_lo:.3f}, {res.iimm_hi:.3f}]")
-    cols[1].metric("zero-shot accuracy", f"{res.zero_shot['zs_acc']:.1f} %", help=MEASURE_NOTES["zs_acc"])
-    cols[1].caption(f"chance level {100 / res.n_classes:.1f} % ({res.n_classes} classes)")
-    for col, k in zip(cols[2:], ("inter_modal", "intra_image")):
-        col.metric(k.replace("_", "-") + " term", f"{res.zero_shot[k]:.3f}", help=MEASURE_NOTES[k])
+    number = st.column_config.NumberColumn
+    st.subheader("IIMM against the other zero-shot and transferability scores")
+    try:  # the shipped table with most rows of the model picked above, those rows
+        tables = predictor_shown.read_each(csvs, shipped_csv)  # one unreadable table hides no other
+        source, raw = predictor_shown.table_for_model(tables, model, pretrained)
+        st.caption(f"From `python -m jobs.predictors` on the shipped runs of this model "
+                   f"(`{source.relative_to(store.SHIPPED_DIR)}`): mean |Kendall τ| over methods (higher = ranks "
+                   "datasets better) and mean leave-one-dataset-out error of a straight-line fit (lower = better).")
+        table = predictor_shown.predictor_summary(raw)
+        table = table.assign(outcome=table["outcome"].map(outcome_names).fillna(table["outcome"]))
+        if table.empty:
+            raise ValueError(f"{source.name} has no scored (ok) rows of this model")
+        if asked := [v for v in st.query_params.get_all("pred_outcome") if v not in set(table["outcome"])]:
+            st.warning(unmatched_link_text("outcome", asked, f"showing {table['outcome'].iloc[0]}"))  # a link's
+        pick = st.segmented_control("outcome", list(table["outcome"].unique()), key="pred_outcome", bind=URL,
+                                    default=table["outcome"].iloc[0]) or table["outcome"].iloc[0]
+        shown = table[table["outcome"] == pick].reset_index(drop=True)
+        where = shown.index[shown["predictor"] == "iimm"]
+        if len(where):
+            st.write(f"IIMM ranks {where[0] + 1} of {len(shown)} by mean |τ| for {plain(pick)}.")
+        st.dataframe(shown.assign(predictor=shown["predictor"].map(cards.predictor_title)), hide_index=True,
+                     key="cmp_predictors", column_order=["predictor", "family", "mean_abs_tau", "mean_lodo_mae",
+                                                          "n_methods"], column_config={
+                         "mean_abs_tau": number("mean |τ|", format="%.2f"), "n_methods": number("methods"),
+                         "mean_lodo_mae": number("mean LODO error", format="%.2f")})
+        st.caption("Which predictor wins, by how much over IIMM, and in how many methods its 95 % τ interval "
+                   "excludes 0 (two-level bootstrap: datasets, then seeds):")
+        st.dataframe(predictor_shown.winners_shown(predictor_eval.winners(raw)), hide_index=True, key="cmp_winners")
+        selection_csv = source.with_name("forecast-selection.csv")  # the procedure scored on the same runs
+        selection = (shipped_csv(selection_csv) if selection_csv.is_file()
+                     else pd.DataFrame(columns=["model", "pretrained"]))
+        if len(selection := selection[(selection["model"] == model) & (selection["pretrained"] == pretrained)]):
+            rules = ", ".join(map(str, selection["rule"].unique())) if "rule" in selection else "not recorded"
+            st.caption(f"The forecast's predictor choice (nested leave-one-dataset-out; selection rule {rules}) and "
+                       "the measured coverage of its 95 % intervals on held-out datasets, beside the IIMM-only line's:")
+            st.dataframe(predictor_shown.coverage_shown(forecast_select.coverage_summary(selection)), hide_index=True,
+                         key="cmp_coverage")
+    except (OSError, ValueError, KeyError, IndexError, pd.errors.ParserError) as exc:
+        st.warning(f"No shipped predictor table to show: {plain(exc)}")
 
 
 def carried(*keys: str) -> dict[str, list[str]]:

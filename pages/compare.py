@@ -3,12 +3,9 @@ import pandas as pd
 import streamlit as st
 
 import app
-from core import cards, charts, forecast, forecast_select, predictor_eval, predictor_shown, ranking, store
-from core.text import plain
+from core import cards, charts, forecast, ranking, store
 
 app.ensure_navigation()
-MODEL_KEYS = ["model", "pretrained"]
-PREDICTOR_CSVS = sorted(store.SHIPPED_DIR.rglob("predictors.csv"))  # world v1's, world v2's analyses
 NUM, TXT = st.column_config.NumberColumn, st.column_config.TextColumn
 OUTCOME_NAMES = {"id_gain": "in-domain gain", "ood_change": "out-of-domain change", "norm_gain": "normalised gain"}
 
@@ -59,41 +56,4 @@ else:
         "kendall_tau": NUM("Kendall τ", format="%.2f"), "r2": NUM("R²", format="%.2f"),
         "lodo_mae": NUM("leave-one-dataset-out error (points)", format="%.1f"), "note": TXT("note")})
 
-if PREDICTOR_CSVS:
-    st.subheader("IIMM against the other zero-shot and transferability scores")
-    try:  # the shipped table with most rows of the model picked above, those rows
-        tables = predictor_shown.read_each(PREDICTOR_CSVS, app.shipped_csv)  # one unreadable table hides no other
-        source, raw = predictor_shown.table_for_model(tables, model, pretrained)
-        st.caption(f"From `python -m jobs.predictors` on the shipped runs of this model "
-                   f"(`{source.relative_to(store.SHIPPED_DIR)}`): mean |Kendall τ| over methods (higher = ranks "
-                   "datasets better) and mean leave-one-dataset-out error of a straight-line fit (lower = better).")
-        table = predictor_shown.predictor_summary(raw)
-        table = table.assign(outcome=table["outcome"].map(OUTCOME_NAMES).fillna(table["outcome"]))
-        if table.empty:
-            raise ValueError(f"{source.name} has no scored (ok) rows of this model")
-        if asked := [v for v in st.query_params.get_all("pred_outcome") if v not in set(table["outcome"])]:  # a link's
-            st.warning(app.unmatched_link_text("outcome", asked, f"showing {table['outcome'].iloc[0]}"))  # unknown one
-        pick = st.segmented_control("outcome", list(table["outcome"].unique()), key="pred_outcome", bind=app.URL,
-                                    default=table["outcome"].iloc[0]) or table["outcome"].iloc[0]
-        shown = table[table["outcome"] == pick].reset_index(drop=True)
-        where = shown.index[shown["predictor"] == "iimm"]
-        if len(where):
-            st.write(f"IIMM ranks {where[0] + 1} of {len(shown)} by mean |τ| for {plain(pick)}.")
-        st.dataframe(shown.assign(predictor=shown["predictor"].map(cards.predictor_title)), hide_index=True,
-                     key="cmp_predictors", column_order=["predictor", "family", "mean_abs_tau", "mean_lodo_mae",
-                                                          "n_methods"], column_config={
-            "mean_abs_tau": NUM("mean |τ|", format="%.2f"), "mean_lodo_mae": NUM("mean LODO error", format="%.2f"),
-            "n_methods": NUM("methods")})
-        st.caption("Which predictor wins, by how much over IIMM, and in how many methods its 95 % τ interval "
-                   "excludes 0 (two-level bootstrap: datasets, then seeds):")
-        st.dataframe(predictor_shown.winners_shown(predictor_eval.winners(raw)), hide_index=True, key="cmp_winners")
-        selection_csv = source.with_name("forecast-selection.csv")  # the procedure scored on the same runs
-        selection = app.shipped_csv(selection_csv) if selection_csv.is_file() else pd.DataFrame(columns=MODEL_KEYS)
-        if len(selection := selection[(selection["model"] == model) & (selection["pretrained"] == pretrained)]):
-            rules = ", ".join(map(str, selection["rule"].unique())) if "rule" in selection else "not recorded"
-            st.caption(f"The forecast's predictor choice (nested leave-one-dataset-out; selection rule {rules}) and "
-                       "the measured coverage of its 95 % intervals on held-out datasets, beside the IIMM-only line's:")
-            st.dataframe(predictor_shown.coverage_shown(forecast_select.coverage_summary(selection)), hide_index=True,
-                         key="cmp_coverage")
-    except (OSError, ValueError, KeyError, IndexError, pd.errors.ParserError) as exc:
-        st.warning(f"No shipped predictor table to show: {plain(exc)}")
+app.predictor_tables(model, pretrained, OUTCOME_NAMES)  # IIMM against the other scores, from jobs.predictors

@@ -4,7 +4,8 @@ import os
 import streamlit as st
 
 import app
-from core import advice, cards, charts, forecast_select, predict
+import forecast_ui as fui
+from core import advice, cards
 from core.data import example
 from core.models import DEFAULT_MODEL, ModelUnavailableError, list_models
 from core.text import plain
@@ -23,18 +24,20 @@ st.write("Upload a labelled sample of your task: a zip of class folders (`cat/00
 upload = st.file_uploader("labelled sample", type=["zip", "npz"], key="fc_upload")
 st.download_button(f"No sample at hand? Download an example ({example.EXAMPLE_TASK})", help=example.EXAMPLE_NOTE,
                    data=example.example_sample_zip, file_name=f"{example.EXAMPLE_TASK}-example.zip",
-                   mime="application/zip", key="fc_example", type="tertiary", icon=":material/download:", on_click="ignore")
+                   mime="application/zip", key="fc_example", type="tertiary", icon=":material/download:",
+                   on_click="ignore")
 keys, wanted = list(SPECS), os.environ.get("IIMM_FORECAST_MODEL", DEFAULT_MODEL)
 c1, c2 = st.columns(2)
 key = app.link_select(c1, "model", {k: app.model_option(SPECS[k]) for k in keys}, "fc_model",
                       index=keys.index(wanted) if wanted in keys else 0)  # warns of a link's unknown model
 if not SPECS[key].needs_download:
-    app.warm_model(key)  # starts loading now, in the background, so the run finds it ready
+    fui.warm_model(key)  # starts loading now, in the background, so the run finds it ready
 template = c2.text_input("prompt template ({c} = class name)", "a photo of a {c}", key="fc_template",  # an .npz has
                          disabled=upload is not None and upload.name.lower().endswith(".npz"))  # its own prompts
-parsed = app.check_upload(upload, template, key) if upload is not None else None
+parsed = fui.check_upload(upload, template, key) if upload is not None else None
 if isinstance(parsed, UploadError):
-    st.error(("" if isinstance(parsed, TemplateError) else "This upload cannot be used: ") + plain(parsed, max_chars=1000))
+    blamed = "" if isinstance(parsed, TemplateError) else "This upload cannot be used: "  # a bad template: not the file
+    st.error(blamed + plain(parsed, max_chars=1000))
 elif parsed is not None and parsed.summary():
     st.caption("  \n".join(plain(line, max_chars=600) for line in parsed.summary().splitlines()))  # a line each
 if st.button("Run forecast", key="fc_run", type="primary", disabled=parsed is None or isinstance(parsed, UploadError)):
@@ -42,7 +45,7 @@ if st.button("Run forecast", key="fc_run", type="primary", disabled=parsed is No
     with st.status("Forecasting…", expanded=True) as status:
         try:
             made_with = advice.forecast_inputs(upload, key, template)  # a later change makes the result stale
-            st.session_state["fc_result"] = (upload.name, app.run_forecast(upload, template, key), made_with)
+            st.session_state["fc_result"] = (upload.name, fui.run_forecast(upload, template, key), made_with)
             status.update(label="Forecast ready", state="complete", expanded=False)
         except (UploadError, ModelUnavailableError, BusyError, ValueError) as exc:
             status.update(label="Forecast failed", state="error", expanded=False)
@@ -62,38 +65,13 @@ if "fc_result" in st.session_state:
         st.warning(plain(res.message, max_chars=600))
         st.code(res.command, language="bash")
     else:  # the verdict first, then what to be careful about
-        app.verdict_box(verdict)
+        fui.verdict_box(verdict)
     for warning in verdict.warnings:
         st.warning(plain(warning, max_chars=400))
     for note in res.notes:  # what the forecast left out or assumed (LEEP without a logit scale, ...)
         st.caption(plain(note, max_chars=400))
-    app.zero_shot_metrics(res)
+    fui.zero_shot_metrics(res)
     if res.enough_runs:
-        st.subheader("Predicted outcome per method (95 % prediction intervals)")
-        st.caption("Shown as fitted: straight lines are not bounded, so a prediction or interval can leave what is "
-                   "possible (an in-domain gain lies between minus the zero-shot accuracy and 100 minus it).")
-        app.forecast_table(rows)
-        try:
-            st.altair_chart(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", subtitle=(
-                "bars: 95 % prediction interval; diamonds: best predicted trade-offs")))
-        except ValueError as exc:  # no method forecast on both axes (e.g. no reference run has an OOD panel)
-            st.info(f"No trade-off chart: {plain(exc)}")
-        left, right = st.columns([1, 2])
-        titles = app.option_labels(list(rows["method"]), cards.method_title)
-        method = left.selectbox("method for the IIMM chart", list(titles), key="fc_method", format_func=titles.get)
-        ref = predict.reference_runs(app.forecast_runs(), res.model, res.pretrained, method)
-        # the chart's axis is IIMM: its mark is the IIMM line's forecast, which the table may not use
-        mark = {**res.highlight("id_gain", method), "label": f"your dataset ({cards.method_title(method)}, IIMM line)"}
-        try:
-            right.altair_chart(charts.iimm_vs_outcome(ref, "id_gain", highlight=mark, width=520, height=300,
-                                                      legend=False))
-        except ValueError as exc:  # this method has no runs with both values
-            right.info(f"No chart: {plain(exc)}")
-    app.measures_expander(res)
-    if not res.selected.empty:
-        with st.expander(f"How each forecast was chosen (rule {forecast_select.DEFAULT_RULE}): predictors, nested LODO "
-                         "error, error saved vs the IIMM line, coverage, a jackknife+ interval (19+ datasets)"):
-            st.dataframe(forecast_select.selection_shown(forecast_select.with_measured_coverage(
-                res.selected, app.forecast_selection(), model=res.model, pretrained=res.pretrained)),
-                hide_index=True, key="fc_selected", column_config={  # coverage in %, the rest to 2 decimals
-                    h: st.column_config.NumberColumn(format=f) for h, f in forecast_select.SELECTION_FORMATS.items()})
+        fui.outcome_views(res, rows)
+    fui.measures_expander(res)
+    fui.selection_expander(res)

@@ -4,7 +4,6 @@ import streamlit as st
 
 import app
 from core import cards, ranking, store
-from core.text import plain
 
 app.ensure_navigation()
 NUM, BAR = st.column_config.NumberColumn, st.column_config.ProgressColumn
@@ -15,8 +14,9 @@ SORTS = {"id_gain": "in-domain gain", "ood_change": "out-of-domain change", "nor
 # the outcomes beside what names the run: at 1440 px the sorted-by gain column began off-screen, after the bars
 COLUMNS = {"model_label": "model", "method_title": "method", "dataset": "dataset",
            "id_gain": NUM(SORTS["id_gain"], format="%+.2f"), "ood_change": NUM(SORTS["ood_change"], format="%+.2f"),
-           "norm_gain": NUM(SORTS["norm_gain"], format="%+.3f", help="in-domain gain / (100 − zero-shot %); None where "
-                            "zero-shot accuracy was already 100 % (no headroom)"), "iimm": NUM("IIMM", format="%.3f"),
+           "norm_gain": NUM(SORTS["norm_gain"], format="%+.3f", help="in-domain gain / (100 − zero-shot %); "
+                            "None where zero-shot accuracy was already 100 % (no headroom)"),
+           "iimm": NUM("IIMM", format="%.3f"),
            "zs_acc": BAR(SORTS["zs_acc"], min_value=0, max_value=100, format="%.1f"),
            "ft_acc": BAR(SORTS["ft_acc"], min_value=0, max_value=100, format="%.1f"), "seed": "seed",
            "status": "status", "source": "source", "created_at": "date"}  # source: submitted, unverified or not
@@ -25,7 +25,8 @@ SHOWN = 1000  # rows sent to the browser; downloads hold every matching run
 
 def matching(roots: tuple, model: str | None, filters: tuple, search: str, sort_by: str, desc: bool, include: bool,
              columns: tuple = ()):
-    """The matching runs (core.store.matching_runs): every field, for downloads (built on click, uncached: 275 MiB a view at 100k runs), or only ``columns``."""
+    """The matching runs (core.store.matching_runs): every field, for downloads (built on click, uncached:
+    275 MiB a view at 100k runs), or only ``columns``."""
     return store.matching_runs(app.load_runs(roots, include), model=app.model_pair(model) if model else None,
                                filters=dict(filters), search=search, sort_by=sort_by, descending=desc, columns=columns,
                                method_title=cards.method_title)  # the search matches the method names shown
@@ -40,9 +41,11 @@ st.title("All runs")
 roots = app.store_roots()
 include = app.source_controls(roots)
 runs = app.load_runs(roots, include)
-st.caption(f"{len(runs):,} runs in the store, one per row, each seed apart, zero-shot baselines and failed runs included; the ranking averages the successful fine-tuning runs.")
+st.caption(f"{len(runs):,} runs in the store, one per row, each seed apart, zero-shot baselines and failed runs "
+           "included; the ranking averages the successful fine-tuning runs.")
 if runs.empty:
-    st.info(app.no_runs_text(roots, "No runs yet: `python -m jobs.grid jobs/configs/smoke.toml --results results/smoke`"))
+    st.info(app.no_runs_text(roots, "No runs yet: `python -m jobs.grid jobs/configs/smoke.toml --results "
+                                    "results/smoke`"))
     st.stop()
 f = st.columns(4)
 models = app.model_labels(runs)
@@ -60,7 +63,8 @@ args = (model, tuple((k, tuple(v)) for k, v in filters.items()), search, sort_by
 view = query(roots, app.store_version(roots), *args)
 top = view.head(SHOWN)  # labels for the shown rows only: over all 100,000 runs they took a second
 untrained = cards.untrained_models(top, flags_from=runs)  # a model's flag may sit on a record not shown
-shown = top.assign(model_label=cards.model_label_column(top, untrained), method_title=top["method"].map(cards.method_title))
+shown = top.assign(model_label=cards.model_label_column(top, untrained),
+                   method_title=top["method"].map(cards.method_title))
 if untrained:
     st.warning("Rows marked RANDOM WEIGHTS come from untrained networks: their numbers describe random weights.")
 st.write(f"**{len(view):,}** of {len(runs):,} runs match; showing the first {len(shown):,}, sorted by "
@@ -83,17 +87,4 @@ if run_id := app.link_select(st, "run", labels, "run", index=None, placeholder="
     except KeyError:  # removed from the store since this view's list was made
         st.info("That run is no longer in the store.")
         st.stop()
-    prov = rec.get("provenance") or {}
-    st.write(f"{plain(labels[run_id])} · {plain(rec['status'])} · source {plain(rec['source'])} · "
-             f"code revision {plain(str(prov.get('git_revision') or '')[:10] or 'not recorded')}")
-    if rec.get("error"):
-        st.error(plain(rec["error"], max_chars=2000))
-    left, right = st.columns(2)
-    left.caption("Out-of-domain accuracy before → after fine-tuning (%)")
-    if not rec["ood_table"]:  # an empty table said nothing
-        left.info("No out-of-domain accuracy recorded for this run (it had no out-of-domain panel).")
-    left.dataframe(pd.DataFrame(rec["ood_table"], columns=["set", "before", "after", "change"]), key="lb_ood",
-                   hide_index=True, column_config={c: NUM(format="%+.1f" if c == "change" else "%.1f") for c in ("before", "after", "change")})
-    right.caption("Reproduce with")
-    right.code(rec["command"] or "(no reproducing command recorded)", language="bash")
-    right.expander("config, package versions and the rest of the provenance").json({"config": rec.get("config"), **prov})
+    app.run_details_view(rec, labels[run_id])

@@ -429,7 +429,7 @@ def test_browsing_pages_import_no_torch(fixture_store):
 
 # ------------------------------------------------------------------------------ operator mistakes and a changing store
 def test_bad_shipped_tables_degrade_to_a_message(fixture_store):
-    import app
+    import forecast_ui
 
     header = "model,pretrained,method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
     (store.SHIPPED_DIR / "predictors.csv").write_text(header)
@@ -442,8 +442,8 @@ def test_bad_shipped_tables_degrade_to_a_message(fixture_store):
     (store.SHIPPED_DIR / "sub").mkdir()
     (store.SHIPPED_DIR / "sub" / "forecast-selection.csv").write_text("")  # empty: was a traceback on the page
     (store.SHIPPED_DIR / "forecast-selection.csv").write_text("a,b\n1,2\n")  # other columns
-    app.forecast_selection.clear()
-    assert app.forecast_selection().empty
+    forecast_ui.forecast_selection.clear()
+    assert forecast_ui.forecast_selection().empty
 
 
 def test_a_run_removed_since_the_view_was_made_is_said_to_be_gone(fixture_store, monkeypatch):
@@ -523,7 +523,7 @@ def test_every_app_cache_expires():
 
     root = Path(__file__).resolve().parents[1]
     found = []
-    for path in [root / "app.py", *sorted((root / "pages").glob("*.py"))]:
+    for path in [root / "app.py", root / "forecast_ui.py", *sorted((root / "pages").glob("*.py"))]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
                     node.func.attr in ("cache_data", "cache_resource"):

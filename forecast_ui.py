@@ -1,0 +1,247 @@
+"""The forecast page's parts (pages/forecast.py): uploads checked as they arrive and held in one memory budget
+for all sessions, forecasts taking turns at the CPU, models loading in the background, and the result's
+tables and verdict. Shared page helpers stay in app.py; the computing is in core (core.predict, core.advice)."""
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import Future
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app import forecast_runs
+from core import cards, charts, forecast_select, predict, store
+from core.model_pool import ModelPool
+from core.text import counted, option_labels, plain
+from core.turns import BusyError, Turns
+from core.upload.pool import BudgetPool, parsed_bytes
+
+
+@st.cache_data(ttl=60)
+def forecast_selection() -> pd.DataFrame:
+    """Every shipped ``forecast-selection.csv``, one frame (:func:`core.forecast_select.read_selections`)."""
+    from core.forecast_select import read_selections
+
+    return read_selections(store.SHIPPED_DIR)
+
+
+def forecast_table(rows: pd.DataFrame) -> None:
+    """The forecast's per-method rows (``core.advice.forecast_rows``) as a readable table."""
+    def interval(lo, hi):
+        return [f"[{a:+.1f}, {b:+.1f}]" if pd.notna(a) else "" for a, b in zip(rows[lo], rows[hi])]
+
+    num, txt = st.column_config.NumberColumn, st.column_config.TextColumn
+    st.dataframe(rows.assign(gain_ci=interval("id_gain_lo", "id_gain_hi"),
+                             ood_ci=interval("ood_change_lo", "ood_change_hi"),
+                             front=rows["pareto"].map({True: "✔ best", False: ""}),
+                             note=[("extrapolates: a predictor outside its reference range; " if e else "")
+                                   + ("" if s == "ok" else str(s))
+                                   for e, s in zip(rows["extrapolation"], rows["status"])]),
+                 hide_index=True, key="fc_table", column_order=[
+                     "method_title", "id_gain", "gain_ci", "ood_change", "ood_ci", "front", "gain_basis",
+                     "iimm_gain", "gain_lodo", "n_datasets", "note"], column_config={
+                     "method_title": txt("method"), "id_gain": num("in-domain gain", format="%+.1f"),
+                     "gain_ci": txt("95 % interval"), "ood_change": num("OOD change", format="%+.1f"),
+                     "ood_ci": txt("95 % interval"), "front": txt("Pareto"),
+                     "gain_basis": txt("gain predicted from", help="predictor set chosen by nested "
+                                       "leave-one-dataset-out error (IIMM alone unless another set is clearly better)"),
+                     "iimm_gain": num("IIMM line (gain)", format="%+.1f", help="the IIMM-only line's forecast, "
+                                      "for comparison"),
+                     "gain_lodo": num("typical error (points)", format="%.1f", help="leave-one-dataset-out mean "
+                                      "absolute error of the gain forecast"),
+                     "n_datasets": num("reference datasets", help="the fewest datasets behind its gain or OOD forecast"),
+                     "note": txt("note")})
+
+
+# Models load in one background thread, started when the forecast page opens (core.model_pool): the toy
+# models stay, and of the others only the MAX_LARGE_MODELS asked for last.
+MAX_LARGE_MODELS = 2
+MODELS = ModelPool(max_large=MAX_LARGE_MODELS)
+
+
+def warm_model(key: str) -> Future:
+    """The loading (or loaded) model ``key`` (:meth:`core.model_pool.ModelPool.warm`)."""
+    return MODELS.warm(key)
+
+
+# A parsed upload is held in one pool for all sessions, not in its session (core.upload.pool: 2,000
+# thumbnails take 375 MiB, from a zip of under 1 MiB); a session whose upload was dropped parses it again.
+PARSED_BUDGET_BYTES = 768 << 20
+_PARSED = BudgetPool()
+
+
+class Checked:
+    """What a page keeps of a parsed upload: its summary (None for an .npz), never its images."""
+
+    def __init__(self, text: str | None) -> None:
+        self.text = text
+
+    def summary(self) -> str | None:
+        return self.text
+
+
+def held_parsed_bytes() -> int:
+    """The memory all sessions' parsed uploads hold together (at most one over PARSED_BUDGET_BYTES)."""
+    return _PARSED.held_bytes()
+
+
+def _upload_key(upload, template: str, model_key: str) -> tuple:
+    """(this session, the file, template, model): a token drawn once per session, so no session reaches
+    another's upload."""
+    if "fc_session" not in st.session_state:
+        st.session_state["fc_session"] = uuid.uuid4().hex
+    return (st.session_state["fc_session"], upload.file_id, template, model_key)
+
+
+def parsed_upload(upload, template: str, model_key: str, deadline=None):
+    """The parsed upload (``core.upload`` output), from the shared pool or parsed now; UploadError says
+    why it cannot be used. Embeddings must have the chosen model's width; decoding images has the upload
+    time budget (``deadline``: a forecast's own, which its embedding then shares; default a new one)."""
+    from core.upload import (DEFAULT_LIMITS, Deadline, embedding_width, load_embeddings_npz,
+                             load_image_folder_zip)
+
+    key = _upload_key(upload, template, model_key)
+    if (parsed := _PARSED.get(key)) is not None:
+        return parsed
+    upload.seek(0)
+    deadline = deadline or Deadline(DEFAULT_LIMITS.max_seconds)
+    parsed = (load_embeddings_npz(upload, expected_dim=embedding_width(model_key))
+              if upload.name.lower().endswith(".npz")
+              else load_image_folder_zip(upload, template=template, deadline=deadline))
+    _PARSED.put(key, parsed, parsed_bytes(parsed), budget=PARSED_BUDGET_BYTES,
+                replaces=lambda k: k[0] == key[0])  # a session holds one upload
+    return parsed
+
+
+def check_upload(upload, template: str, model_key: str):
+    """The upload checked as soon as it arrives, so its problems show before the run: a :class:`Checked`
+    (its summary) or the UploadError saying why it cannot be used; kept per (file, template, model) in the
+    session, the parsed data itself in the shared budget (:func:`parsed_upload`). Reading it takes a forecast's
+    turn (uploads arriving at once were all read at once: four of 2,000 images took 2.1 GB); with none within
+    FORECAST_WAIT_S, an empty Checked, not kept: later reruns check it only in a turn free at once, and the run
+    reads it in its own turn."""
+    from core.upload import UploadError
+
+    def waiting() -> None:
+        st.write(f"The server reads uploads and runs forecasts {_FORECAST_TURNS.slots} at a time, all busy now; "
+                 "your upload is read when one ends…")
+    state, ident = st.session_state.get("fc_checked"), (upload.file_id, template, model_key)
+    if state is None or state[0] != ident:
+        waited = st.session_state.get("fc_check_busy") == ident  # once: later reruns (the run's) wait no more
+        try:
+            with _FORECAST_TURNS.turn(wait_s=0 if waited else FORECAST_WAIT_S, what="forecasts are",
+                                      on_wait=None if waited else waiting):
+                parsed = parsed_upload(upload, template, model_key)
+            checked: Any = Checked(parsed.summary() if hasattr(parsed, "summary") else None)
+        except UploadError as exc:  # its message alone: its traceback held every image read (525 MB a tab)
+            checked = type(exc)(str(exc))  # its kind kept: a TemplateError is the template's, not the file's
+        except BusyError:
+            st.session_state["fc_check_busy"] = ident
+            return Checked(None)
+        state = (ident, checked)
+        st.session_state["fc_checked"] = state
+    return state[1]
+
+
+# Forecasts take turns (core.turns): each uses every core, so more at once only makes all of them slower.
+FORECAST_SLOTS, FORECAST_WAIT_S = 2, 120.0
+_FORECAST_TURNS = Turns(FORECAST_SLOTS)
+
+
+def run_forecast(upload, template: str, model_key: str):
+    """The forecast for a checked upload: an embeddings ``.npz`` directly, an image sample after the
+    (warmed) model embeds it, with a progress bar and the upload time budget (which starts with its turn:
+    raises core.turns.BusyError when no turn comes within FORECAST_WAIT_S)."""
+    from core.upload import DEFAULT_LIMITS, Deadline
+
+    def waiting() -> None:
+        st.write(f"The server runs {counted(_FORECAST_TURNS.slots, 'forecast')} at a time, all busy now; "
+                 "yours starts when one ends…")
+    with _FORECAST_TURNS.turn(wait_s=FORECAST_WAIT_S, what="forecasts are", on_wait=waiting):
+        deadline = Deadline(DEFAULT_LIMITS.max_seconds)  # one budget: parsing a dropped upload again counts
+        parsed = parsed_upload(upload, template, model_key, deadline)
+        if upload.name.lower().endswith(".npz"):
+            return predict.forecast_for_npz(parsed, forecast_runs(), model_key)
+        with st.spinner("Loading the model…"):
+            loaded = warm_model(model_key).result()
+        bar = st.progress(0.0, text="embedding the images…")
+
+        def progress(done: int, total: int) -> None:
+            deadline.check("embedding the images")
+            bar.progress(done / total, text=f"embedded {done} of {total} images")
+
+        return predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), progress=progress)
+
+
+def measures_expander(res) -> None:
+    """Every zero-shot measure and transferability score of a forecast, named as the forecast's other tables
+    name them, to 4 significant digits (a fixed 4 decimals showed EMMS -2.1e-23 and GBC -2.6e-08 as -0.0000);
+    IIMM's interval as text (the other measures have none: their cells showed "None")."""
+    number, m, b = st.column_config.NumberColumn, res.measures, res.baselines
+    interval = [f"[{lo:.4g}, {hi:.4g}]" if pd.notna(lo) else "" for lo, hi in zip(m["lo"], m["hi"])]
+    with st.expander("Every zero-shot measure and transferability score"):
+        st.dataframe(m.assign(measure=m["measure"].map(cards.predictor_title), interval=interval), hide_index=True,
+                     key="fc_measures", column_order=["measure", "value", "interval", "note"], column_config={
+                         "value": number(format="%.4g"), "interval": st.column_config.TextColumn(
+                             "95 % interval", help="bootstrap over the images (IIMM only)")})
+        st.dataframe(b.assign(baseline=b["baseline"].map(cards.predictor_title)), hide_index=True, key="fc_baselines",
+                     column_config={"score": number(format="%.4g")})
+
+
+def verdict_box(verdict) -> None:
+    """The forecast's verdict (``core.advice.Advice``) in a box coloured by its confidence."""
+    box = {"good": st.success, "moderate": st.info, "weak": st.warning}[verdict.confidence]
+    box(f"**Confidence: {verdict.confidence}.** " + " ".join(plain(h, max_chars=400) for h in verdict.headline)
+        + "  \n" + " ".join(plain(r, max_chars=400) for r in verdict.reasons))
+
+
+def zero_shot_metrics(res) -> None:
+    """One row of metrics for a forecast: IIMM with its bootstrap interval, zero-shot accuracy beside
+    chance level, and IIMM's two terms."""
+    from core.predict import MEASURE_NOTES
+
+    cols = st.columns(4)
+    cols[0].metric("IIMM", f"{res.iimm:.3f}", help=MEASURE_NOTES["iimm"])
+    cols[0].caption(f"95% bootstrap interval [{res.iimm_lo:.3f}, {res.iimm_hi:.3f}]")
+    cols[1].metric("zero-shot accuracy", f"{res.zero_shot['zs_acc']:.1f} %", help=MEASURE_NOTES["zs_acc"])
+    cols[1].caption(f"chance level {100 / res.n_classes:.1f} % ({res.n_classes} classes)")
+    for col, k in zip(cols[2:], ("inter_modal", "intra_image")):
+        col.metric(k.replace("_", "-") + " term", f"{res.zero_shot[k]:.3f}", help=MEASURE_NOTES[k])
+
+
+def outcome_views(res, rows: pd.DataFrame) -> None:
+    """A forecast's per-method predictions (``core.advice.forecast_rows``): the table, gain against forgetting,
+    and for a method picked here its reference runs' IIMM against gain with this dataset on the IIMM line."""
+    st.subheader("Predicted outcome per method (95 % prediction intervals)")
+    st.caption("Shown as fitted: straight lines are not bounded, so a prediction or interval can leave what is "
+               "possible (an in-domain gain lies between minus the zero-shot accuracy and 100 minus it).")
+    forecast_table(rows)
+    try:
+        st.altair_chart(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", subtitle=(
+            "bars: 95 % prediction interval; diamonds: best predicted trade-offs")))
+    except ValueError as exc:  # no method forecast on both axes (e.g. no reference run has an OOD panel)
+        st.info(f"No trade-off chart: {plain(exc)}")
+    left, right = st.columns([1, 2])
+    titles = option_labels(list(rows["method"]), cards.method_title)
+    method = left.selectbox("method for the IIMM chart", list(titles), key="fc_method", format_func=titles.get)
+    ref = predict.reference_runs(forecast_runs(), res.model, res.pretrained, method)
+    # the chart's axis is IIMM: its mark is the IIMM line's forecast, which the table may not use
+    mark = {**res.highlight("id_gain", method), "label": f"your dataset ({cards.method_title(method)}, IIMM line)"}
+    try:
+        right.altair_chart(charts.iimm_vs_outcome(ref, "id_gain", highlight=mark, width=520, height=300,
+                                                  legend=False))
+    except ValueError as exc:  # this method has no runs with both values
+        right.info(f"No chart: {plain(exc)}")
+
+
+def selection_expander(res) -> None:
+    """How each of a forecast's predictions was chosen, with the measured coverage of its procedure."""
+    if res.selected.empty:
+        return
+    with st.expander(f"How each forecast was chosen (rule {forecast_select.DEFAULT_RULE}): predictors, nested LODO "
+                     "error, error saved vs the IIMM line, coverage, a jackknife+ interval (19+ datasets)"):
+        st.dataframe(forecast_select.selection_shown(forecast_select.with_measured_coverage(
+            res.selected, forecast_selection(), model=res.model, pretrained=res.pretrained)),
+            hide_index=True, key="fc_selected", column_config={  # coverage in %, the rest to 2 decimals
+                h: st.column_config.NumberColumn(format=f) for h, f in forecast_select.SELECTION_FORMATS.items()})
