@@ -137,6 +137,8 @@ def kill_and_resume(cmd: list[str], results: Path, kills: int, n_cells: int, sta
 
 #: marks a --work folder this job made, so that it alone is ever emptied (``--work .`` deleted the checkout)
 WORK_MARK = ".fault-injection-work"
+#: the job's own scratch folder: emptied even without the mark (runs before the mark existed left it unmarked)
+DEFAULT_WORK = Path(".cache/fault-injection")
 
 
 def with_seeds(config: Path, n_seeds: int, work: Path) -> Path:
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kills", type=int, default=10)
     p.add_argument("--seeds", type=int, default=3, help="run the grid with this many seeds (0: as the file says)")
     p.add_argument("--workers", type=int, default=2, help="worker processes per runner (all are killed)")
-    p.add_argument("--work", type=Path, default=Path(".cache/fault-injection"),
+    p.add_argument("--work", type=Path, default=DEFAULT_WORK,
                    help="scratch folder, emptied: new, empty, or made by an earlier run")
     p.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     p.add_argument("--timeout", type=float, default=900, help="seconds allowed for one uninterrupted runner")
@@ -190,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         raise FileNotFoundError(f"grid file {args.config} does not exist")
     if args.work.exists() and not args.work.is_dir():
         raise ValueError(f"--work {args.work} is a file, not a folder")
-    if args.work.is_dir() and any(args.work.iterdir()) and not (args.work / WORK_MARK).exists():
+    if (args.work.is_dir() and any(args.work.iterdir()) and not (args.work / WORK_MARK).exists()
+            and args.work.resolve() != DEFAULT_WORK.resolve()):
         raise ValueError(f"--work {args.work} holds files this job did not make, and it is emptied: name a new or "
                          "empty folder")
     if args.report:  # before the runs (about 10 min), not when the figures are written

@@ -95,6 +95,13 @@ def test_fault_injection_never_empties_a_folder_it_did_not_make(tmp_path, capsys
     with pytest.raises(_FirstRun):
         fault_injection.main(["--work", str(earlier)])
     assert not (earlier / "old.log").exists() and (earlier / fault_injection.WORK_MARK).exists()
+    default = tmp_path / fault_injection.DEFAULT_WORK  # the job's own folder, left unmarked by older runs
+    default.mkdir(parents=True)
+    (default / "old.log").write_text("old")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(_FirstRun):
+        fault_injection.main([])
+    assert not (default / "old.log").exists()
 
 
 class _FirstRun(Exception):
