@@ -145,10 +145,16 @@ def test_compare_says_when_the_outcome_not_the_predictor_is_the_same_on_every_da
     assert fits.loc[("BitFit", "out-of-domain change"), "note"] == ""
 
 
+def _predictor_csv(*rows: str, pretrained: str = "random", header: bool = True) -> str:
+    """A jobs.predictors table of the fixture model (worldclip-tiny, ``pretrained``); each row
+    'method,predictor,family,outcome,status,kendall_tau,lodo_mae'."""
+    head = "model,pretrained,method,predictor,family,outcome,status,kendall_tau,lodo_mae\n" if header else ""
+    return head + "".join(f"worldclip-tiny,{pretrained},{row}\n" for row in rows)
+
+
 def test_compare_condenses_the_predictor_csv(fixture_store):
-    (store.SHIPPED_DIR / "predictors.csv").write_text(
-        "model,pretrained,method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
-        "worldclip-tiny,random,a,iimm,zero-shot,id_gain,ok,0.8,1\nworldclip-tiny,random,b,iimm,zero-shot,id_gain,ok,-0.4,3\n")
+    (store.SHIPPED_DIR / "predictors.csv").write_text(_predictor_csv("a,iimm,zero-shot,id_gain,ok,0.8,1",
+                                                                     "b,iimm,zero-shot,id_gain,ok,-0.4,3"))
     at = page("compare").run()
     assert not at.exception
     table = at.dataframe[-1].value
@@ -158,9 +164,8 @@ def test_compare_condenses_the_predictor_csv(fixture_store):
 
 def test_compare_names_the_diagonal_gbc_as_it_names_the_other_scores(fixture_store):
     """Every predictor had a name (GBC, H-score, LogME...) but GBC's diagonal variant, shown as 'gbc diagonal'."""
-    (store.SHIPPED_DIR / "predictors.csv").write_text(
-        "model,pretrained,method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
-        "worldclip-tiny,random,a,gbc,transferability,id_gain,ok,0.8,1\nworldclip-tiny,random,a,gbc_diagonal,transferability,id_gain,ok,0.4,3\n")
+    (store.SHIPPED_DIR / "predictors.csv").write_text(_predictor_csv(
+        "a,gbc,transferability,id_gain,ok,0.8,1", "a,gbc_diagonal,transferability,id_gain,ok,0.4,3"))
     at = page("compare").run()
     assert not at.exception
     assert at.dataframe[-1].value["predictor"].tolist() == ["GBC", "GBC (diagonal Gaussians)"]
@@ -168,13 +173,12 @@ def test_compare_names_the_diagonal_gbc_as_it_names_the_other_scores(fixture_sto
 
 def test_compare_shows_the_predictor_table_of_the_model_picked(fixture_store):
     """The page read world v1's table whatever the model; world v2's models have tables of their own."""
-    header = "model,pretrained,method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
-    (store.SHIPPED_DIR / "predictors.csv").write_text(header + "worldclip-tiny,world-v1,a,gbc,transferability,"
-                                                      "id_gain,ok,0.9,1\n")
+    (store.SHIPPED_DIR / "predictors.csv").write_text(_predictor_csv("a,gbc,transferability,id_gain,ok,0.9,1",
+                                                                     pretrained="world-v1"))
     (store.SHIPPED_DIR / "world-v2").mkdir()
     (store.SHIPPED_DIR / "world-v2" / "predictors.csv").write_text(
-        header + "worldclip-tiny,random,a,iimm,zero-shot,id_gain,ok,0.7,2\nworldclip-tiny,other,a,h_score,"
-        "transferability,id_gain,ok,0.1,2\n")
+        _predictor_csv("a,iimm,zero-shot,id_gain,ok,0.7,2")
+        + _predictor_csv("a,h_score,transferability,id_gain,ok,0.1,2", pretrained="other", header=False))
     at = page("compare").run()
     assert not at.exception
     assert at.dataframe[-1].value["predictor"].tolist() == ["IIMM"]  # this model's row only
@@ -189,9 +193,7 @@ def test_compare_shows_the_predictor_table_of_the_model_picked(fixture_store):
 def test_one_unreadable_predictor_table_does_not_hide_another_models(fixture_store):
     """The page reads every shipped predictors.csv since it shows the model's own: one that cannot be read (here
     empty) hid the table of every model, with a warning that named no file; before, one file was read."""
-    header = "model,pretrained,method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
-    row = "worldclip-tiny,random,a,iimm,zero-shot,id_gain,ok,0.7,2\n"
-    (store.SHIPPED_DIR / "predictors.csv").write_text(header + row)
+    (store.SHIPPED_DIR / "predictors.csv").write_text(_predictor_csv("a,iimm,zero-shot,id_gain,ok,0.7,2"))
     (store.SHIPPED_DIR / "world-v2").mkdir()
     (store.SHIPPED_DIR / "world-v2" / "predictors.csv").write_text("")
     at = page("compare").run()
@@ -205,9 +207,8 @@ def test_one_unreadable_predictor_table_does_not_hide_another_models(fixture_sto
 
 def test_a_compare_link_with_an_unknown_outcome_says_what_it_shows_instead(fixture_store):
     """?pred_outcome=... naming no outcome of the predictor table showed the first outcome silently."""
-    (store.SHIPPED_DIR / "predictors.csv").write_text(
-        "model,pretrained,method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
-        "worldclip-tiny,random,a,iimm,zero-shot,id_gain,ok,0.8,1\nworldclip-tiny,random,a,iimm,zero-shot,ood_change,ok,0.4,3\n")
+    (store.SHIPPED_DIR / "predictors.csv").write_text(_predictor_csv("a,iimm,zero-shot,id_gain,ok,0.8,1",
+                                                                     "a,iimm,zero-shot,ood_change,ok,0.4,3"))
     at = page("compare")
     at.query_params["pred_outcome"] = "forgetting"
     at.run()
