@@ -72,7 +72,7 @@ _PARSED = BudgetPool()
 
 
 class Checked:
-    """What a page keeps of a parsed upload: its summary (None for an .npz), never its images."""
+    """What a page keeps of a parsed upload: its summary, never its images or embeddings."""
 
     def __init__(self, text: str | None) -> None:
         self.text = text
@@ -121,7 +121,7 @@ def check_upload(upload, template: str, model_key: str):
     turn (uploads arriving at once were all read at once: four of 2,000 images took 2.1 GB); with none within
     FORECAST_WAIT_S, an empty Checked, not kept: later reruns check it only in a turn free at once, and the run
     reads it in its own turn."""
-    from core.upload import UploadError
+    from core.upload import UploadError, embeddings_summary
 
     def waiting() -> None:
         st.write(f"The server reads uploads and runs forecasts {_FORECAST_TURNS.slots} at a time, all busy now; "
@@ -133,7 +133,7 @@ def check_upload(upload, template: str, model_key: str):
             with _FORECAST_TURNS.turn(wait_s=0 if waited else FORECAST_WAIT_S, what="forecasts are",
                                       on_wait=None if waited else waiting):
                 parsed = parsed_upload(upload, template, model_key)
-            checked: Any = Checked(parsed.summary() if hasattr(parsed, "summary") else None)
+            checked: Any = Checked(parsed.summary() if hasattr(parsed, "summary") else embeddings_summary(parsed))
         except UploadError as exc:  # its message alone: its traceback held every image read (525 MB a tab)
             checked = type(exc)(str(exc))  # its kind kept: a TemplateError is the template's, not the file's
         except BusyError:

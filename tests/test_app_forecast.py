@@ -239,6 +239,8 @@ def test_the_prompt_template_is_disabled_for_an_npz_which_brings_its_own_prompts
     assert not at.text_input(key="fc_template").disabled  # nothing uploaded yet: a zip may come
     at.file_uploader(key="fc_upload").set_value(("emb.npz", _embeddings_npz(128), "application/octet-stream")).run()
     assert not at.exception and at.text_input(key="fc_template").disabled
+    said = at.caption[0].value  # what was uploaded is said before the run, as for a zip (Markdown-escaped)
+    assert said.startswith(r"30 image embeddings \(width 128\) in 3 classes\: a \(10\)")
     at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
     assert not at.exception and not at.text_input(key="fc_template").disabled
 

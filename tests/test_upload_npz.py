@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from core import upload
-from core.upload import DEFAULT_LIMITS, UploadError, load_embeddings_npz, load_image_folder_zip
+from core.upload import DEFAULT_LIMITS, UploadError, embeddings_summary, load_embeddings_npz, load_image_folder_zip
 
 
 # The filter of tests/test_upload_corpus.py (whose 10000x10000 PNG case makes PIL warn): these tests
@@ -147,3 +147,9 @@ def test_the_budget_pool_drops_the_least_recently_used_and_always_keeps_the_newe
     assert len(pool) == 0 and pool.held_bytes() == 0
     assert parsed_bytes({"image_embeddings": np.zeros((4, 8), np.float32), "labels": np.zeros(4, np.int64)}) == 160
     assert parsed_bytes("neither") == 0
+
+
+def test_a_loaded_npz_is_summarised_in_one_line_like_an_image_upload():
+    emb = {"image_embeddings": np.ones((5, 4), np.float32), "text_embeddings": np.ones((3, 4), np.float32),
+           "labels": np.array([0, 0, 2, 2, 2]), "class_names": ["cat", "dog", "émeu"]}
+    assert embeddings_summary(emb) == "5 image embeddings (width 4) in 3 classes: cat (2), dog (0), émeu (3)"

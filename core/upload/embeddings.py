@@ -123,6 +123,15 @@ def _validate_embeddings(a: dict[str, np.ndarray], limits: UploadLimits, expecte
             "labels": y.astype(np.int64, copy=False), "class_names": class_names}
 
 
+def embeddings_summary(embeddings: dict) -> str:
+    """One line about a loaded ``.npz`` (:func:`load_embeddings_npz` output), as an image upload's summary
+    gives one: '30 image embeddings (width 128) in 3 classes: a (10), b (10), c (10)'."""
+    counts = np.bincount(embeddings["labels"], minlength=len(embeddings["class_names"]))
+    per_class = ", ".join(f"{name} ({n})" for name, n in zip(embeddings["class_names"], counts))
+    x = embeddings["image_embeddings"]
+    return f"{len(x)} image embeddings (width {x.shape[1]}) in {len(counts)} classes: {per_class}"
+
+
 def embedding_width(model_key: str) -> int | None:
     """The embedding width of a registry model, read from its config without importing torch
     (None when it cannot be found: the upload then gets the generic width cap only)."""
