@@ -143,6 +143,11 @@ def test_rows_resting_on_submitted_unverified_runs_say_so(fixture_store, tmp_pat
     runs.run()
     assert "source" in list(runs.dataframe[0].proto.column_order)
     assert store.SUBMITTED_SOURCE in set(runs.dataframe[0].value["source"])
+    compare = page("compare")
+    compare.query_params["submitted"] = "true"
+    compare.run()
+    assert not compare.exception  # and the fit table's rows
+    assert {"Adapter (with unverified runs)", "LoRA"} <= set(compare.dataframe[0].value["method"])
 
 
 def test_a_failed_submitted_run_does_not_mark_a_row_as_resting_on_it(fixture_store, tmp_path, monkeypatch):
