@@ -2,8 +2,10 @@
 
     streamlit run app.py
 
-Besides the navigation, this module holds the few Streamlit helpers every page shares (the cached
-store, the model picker, the URL state a link carries), so each page stays a thin script.
+Besides the navigation, this module holds the Streamlit helpers the pages share (the cached store, the
+model picker, the URL state a link carries) and two views too long for their pages (a run's details, the
+Compare page's shipped predictor tables), so each page stays a thin script; the forecast page's parts are
+in forecast_ui.py.
 
 Deep links. Streamlit discovers the ``pages/`` folder next to this script and, until some run on
 the server has executed ``st.navigation``, serves a deep link such as ``/compare`` through that
