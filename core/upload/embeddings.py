@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from core.upload.archive import Source, _open_zip, _opened, _read_member
-from core.upload.limits import (DEFAULT_LIMITS, MiB, NPZ_KEYS, UploadError, UploadLimits, _Budget, _printable,
-                                _Skip, label_problem)
+from core.upload.limits import (DEFAULT_LIMITS, MiB, NPZ_KEYS, UploadError, UploadLimits, _Budget, _class_counts,
+                                _printable, _Skip, label_problem)
 
 
 def _load_npy(raw: bytes, key: str) -> np.ndarray:
@@ -126,10 +126,9 @@ def _validate_embeddings(a: dict[str, np.ndarray], limits: UploadLimits, expecte
 def embeddings_summary(embeddings: dict) -> str:
     """One line about a loaded ``.npz`` (:func:`load_embeddings_npz` output), as an image upload's summary
     gives one: '30 image embeddings (width 128) in 3 classes: a (10), b (10), c (10)'."""
-    counts = np.bincount(embeddings["labels"], minlength=len(embeddings["class_names"]))
-    per_class = ", ".join(f"{name} ({n})" for name, n in zip(embeddings["class_names"], counts))
+    n_classes, per_class = _class_counts(embeddings["labels"], embeddings["class_names"])
     x = embeddings["image_embeddings"]
-    return f"{len(x)} image embeddings (width {x.shape[1]}) in {len(counts)} classes: {per_class}"
+    return f"{len(x)} image embeddings (width {x.shape[1]}) in {n_classes} classes: {per_class}"
 
 
 def embedding_width(model_key: str) -> int | None:

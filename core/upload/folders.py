@@ -20,7 +20,8 @@ from core.data.folder import folder_label
 from core.upload.archive import Source, _member_name, _open_zip, _opened, _read_member
 from core.upload.images import PixelBudget, _decode_image
 from core.upload.limits import (ARCHIVE_EXTS, DEFAULT_LIMITS, IMAGE_EXTS, MiB, Deadline, TemplateError,
-                                UploadError, UploadLimits, _Budget, _printable, _reason_counts, _Skip, label_problem)
+                                UploadError, UploadLimits, _Budget, _class_counts, _printable, _reason_counts, _Skip,
+                                label_problem)
 
 log = logging.getLogger("core.upload")
 
@@ -35,9 +36,8 @@ class UploadedSample:
 
     def summary(self) -> str:
         """A few human-readable lines: images per class, skipped files grouped by reason, warnings."""
-        counts = np.bincount(self.data.labels, minlength=len(self.data.class_names))
-        per_class = ", ".join(f"{c} ({n})" for c, n in zip(self.data.class_names, counts))
-        lines = [f"{len(self.data)} images in {len(counts)} classes: {per_class}"]
+        n_classes, per_class = _class_counts(self.data.labels, self.data.class_names)
+        lines = [f"{len(self.data)} images in {n_classes} classes: {per_class}"]
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} file(s): {_reason_counts(self.skipped)}")
         return "\n".join(lines + self.warnings)

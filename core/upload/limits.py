@@ -6,6 +6,8 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
+
 MiB = 1 << 20
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 # Only these decoders run: PIL's EPS plugin would call Ghostscript, others are rarely audited.
@@ -64,6 +66,12 @@ class _Skip(Exception):
 
 def _reason_counts(skipped: list[tuple[str, str]]) -> str:
     return "; ".join(f"{n}× {r}" for r, n in Counter(r for _, r in skipped).most_common(5))
+
+
+def _class_counts(labels, class_names) -> tuple[int, str]:
+    """(number of classes, 'cat (2), dog (0)'): what an upload's summary says of its labels (ints 0..C-1)."""
+    counts = np.bincount(labels, minlength=len(class_names))
+    return len(counts), ", ".join(f"{name} ({n})" for name, n in zip(class_names, counts))
 
 
 def _kind(e: Exception) -> str:
