@@ -110,7 +110,7 @@ def matching_runs(runs: pd.DataFrame, *, model: tuple[str, str] | None = None,
     where a page shows a dozen scalar ones). Raises what :func:`query_runs` raises, and KeyError for a
     ``columns`` entry the frame lacks."""
     columns = list(columns)
-    if model is not None and (isinstance(model, str) or not isinstance(model, (tuple, list)) or len(model) != 2):
+    if model is not None and (not isinstance(model, (tuple, list)) or len(model) != 2):
         # a bare name was compared letter by letter: "Unable to coerce to Series, length must be 2: given 14"
         raise ValueError(f"model must be a (model, pretrained) pair, got {model!r}")
     if columns:
