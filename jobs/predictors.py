@@ -242,21 +242,23 @@ def main(argv: list[str] | None = None) -> int:
     files = {out: table.to_csv(index=False, float_format="%.6g")}  # written together once all is computed
     skipped: list[str] = []
     if not args.no_selection:
-        selections = {rule: fsel.selection_table(runs, outcomes=outcomes, min_datasets=max(args.min_datasets, 6),
-                                                 rule=rule) for rule in dict.fromkeys(rules + [args.selection_rule])}
+        min_selection = max(args.min_datasets, 6)  # every selection table, and the note when none is scored
+        selections = {rule: fsel.selection_table(runs, outcomes=outcomes, min_datasets=min_selection, rule=rule)
+                      for rule in dict.fromkeys(rules + [args.selection_rule])}
         selection = selections[args.selection_rule]
-        if args.compare_rules is not None and (selection["status"] == "ok").any():
+        scored = bool((selection["status"] == "ok").any())
+        if args.compare_rules is not None and scored:
             compared = {rule: selections[rule] for rule in rules}
             files[out.with_name("forecast-rules.md")] = rules_markdown(compared, untrained)
             files[out.with_name("forecast-rules.csv")] = (pd.concat(compared.values(), ignore_index=True)
                                                           .to_csv(index=False, float_format="%.6g"))
-        if (selection["status"] == "ok").any():
+        if scored:
             files[out.with_name("forecast-selection.csv")] = selection.to_csv(index=False, float_format="%.6g")
             md += selection_markdown(selection)
             print(fsel.coverage_summary(selection).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
             # what the forecast page runs for a sample too small for the baselines (the zero-shot measures the
             # sample's core.metrics.zero_shot_scores gives, these names): its coverage, measured too
-            reduced = fsel.selection_table(runs, outcomes=outcomes, min_datasets=max(args.min_datasets, 6),
+            reduced = fsel.selection_table(runs, outcomes=outcomes, min_datasets=min_selection,
                                            rule=args.selection_rule, predictors=pe.ZERO_SHOT_PREDICTORS)
             if (reduced["status"] == "ok").any():
                 files[out.with_name("forecast-selection-zero-shot.csv")] = reduced.to_csv(index=False,
@@ -266,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             most = int(selection["n_datasets"].max()) if len(selection) else 0
             skipped.append(f"note: the forecast procedure was not scored (no forecast-selection.csv"
                            f"{', forecast-rules.*' if args.compare_rules is not None else ''}): no (model, method) has "
-                           f"{max(args.min_datasets, 6)} datasets with the outcome (most: {most})")
+                           f"{min_selection} datasets with the outcome (most: {most})")
     files[md_path] = md
     for path, text in files.items():
         _write_text(path, text)
