@@ -67,6 +67,10 @@ DEFAULT_OUT = store.SHIPPED_DIR / "predictors.csv"
 SHIPPED_RESULTS = store.SHIPPED_DIR / "default"  # the runs DEFAULT_OUT is made from
 OUT_RULE = ("default: jobs/results/predictors.csv for --results jobs/results/default alone, else predictors.csv "
             "in the first --results folder, or in the local store (results/ or $IIMM_RESULTS) without --results")
+#: The tables written beside --out, named here once for the job that writes them and the check that they are
+#: distinct files.
+SUMMARY_MD, SELECTION_CSV, ZERO_SHOT_CSV = "predictors.md", "forecast-selection.csv", "forecast-selection-zero-shot.csv"
+RULES_MD, RULES_CSV = "forecast-rules.md", "forecast-rules.csv"
 MAX_BOOTSTRAP = 100_000  #: most --bootstrap replicates: the tau interval's arrays take datasets² × B × 16 bytes
 #: The analysis the shipped tables were made with: option -> (argument name, default).
 ANALYSIS_DEFAULTS = {"--min-datasets": ("min_datasets", 5), "--bootstrap": ("bootstrap", 1000),
@@ -183,9 +187,9 @@ def _check_distinct(out: Path, args: argparse.Namespace) -> None:
     """ValueError when two of the files the job writes under these options are one file (``--summary-md``
     naming the CSV, or ``--out`` named like a table written beside it): the later one silently replaced the
     other."""
-    outputs = [(out, "--out"), (args.summary_md or out.with_name("predictors.md"), "the summary (--summary-md)")]
-    beside = [] if args.no_selection else ["forecast-selection.csv", "forecast-selection-zero-shot.csv"]
-    beside += ["forecast-rules.md", "forecast-rules.csv"] if args.compare_rules is not None else []
+    outputs = [(out, "--out"), (_summary_path(out, args), "the summary (--summary-md)")]
+    beside = [] if args.no_selection else [SELECTION_CSV, ZERO_SHOT_CSV]
+    beside += [RULES_MD, RULES_CSV] if args.compare_rules is not None else []
     outputs += [(out.with_name(name), f"the {name} written beside it") for name in beside]
     seen: dict[Path, str] = {}
     for path, what in outputs:
@@ -193,6 +197,11 @@ def _check_distinct(out: Path, args: argparse.Namespace) -> None:
             raise ValueError(f"{seen[path.resolve()]} and {what} are one file, {path}: one would replace the "
                              "other; name another file")
         seen[path.resolve()] = what
+
+
+def _summary_path(out: Path, args: argparse.Namespace) -> Path:
+    """Where the Markdown summary goes: ``--summary-md``, else beside ``out``."""
+    return args.summary_md or out.with_name(SUMMARY_MD)
 
 
 @user_facing
@@ -236,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(most: {most}); run more of the grid or lower --min-datasets", file=sys.stderr)
         return 1
     outcomes = pe.OUTCOMES
-    md_path = args.summary_md or out.with_name("predictors.md")
+    md_path = _summary_path(out, args)
     untrained = cards.untrained_models(usable)
     md = summary_markdown(table, outcomes, n_runs=len(usable), min_datasets=args.min_datasets, untrained=untrained)
     files = {out: table.to_csv(index=False, float_format="%.6g")}  # written together once all is computed
@@ -249,11 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         scored = bool((selection["status"] == "ok").any())
         if args.compare_rules is not None and scored:
             compared = {rule: selections[rule] for rule in rules}
-            files[out.with_name("forecast-rules.md")] = rules_markdown(compared, untrained)
-            files[out.with_name("forecast-rules.csv")] = (pd.concat(compared.values(), ignore_index=True)
-                                                          .to_csv(index=False, float_format="%.6g"))
+            files[out.with_name(RULES_MD)] = rules_markdown(compared, untrained)
+            files[out.with_name(RULES_CSV)] = (pd.concat(compared.values(), ignore_index=True)
+                                               .to_csv(index=False, float_format="%.6g"))
         if scored:
-            files[out.with_name("forecast-selection.csv")] = selection.to_csv(index=False, float_format="%.6g")
+            files[out.with_name(SELECTION_CSV)] = selection.to_csv(index=False, float_format="%.6g")
             md += selection_markdown(selection)
             print(fsel.coverage_summary(selection).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
             # what the forecast page runs for a sample too small for the baselines (the zero-shot measures the
@@ -261,8 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             reduced = fsel.selection_table(runs, outcomes=outcomes, min_datasets=min_selection,
                                            rule=args.selection_rule, predictors=pe.ZERO_SHOT_PREDICTORS)
             if (reduced["status"] == "ok").any():
-                files[out.with_name("forecast-selection-zero-shot.csv")] = reduced.to_csv(index=False,
-                                                                                            float_format="%.6g")
+                files[out.with_name(ZERO_SHOT_CSV)] = reduced.to_csv(index=False, float_format="%.6g")
                 md += zero_shot_markdown(reduced)
         else:  # said: exit 0 with no word of it read as if the procedure had been scored (or --compare-rules done)
             most = int(selection["n_datasets"].max()) if len(selection) else 0
