@@ -132,7 +132,8 @@ def method_ranking(runs: pd.DataFrame, *, rank_by: str = "id_gain", level: float
     ``id_gain``/``ood_change``: means over dataset points (points) with their t interval at
     ``level`` over datasets; ``net``: the mean of their per-dataset sum over the datasets where both were
     measured (their sum when that is every dataset); ``n_ood_datasets``: those datasets, where both were
-    measured (a method's OOD panel may be missing for some); ``datasets``: the names averaged, as a JSON list;
+    measured (a method's OOD panel may be missing for some); ``n_datasets`` and ``datasets``: the datasets
+    whose ``id_gain`` was averaged, counted and named (a JSON list);
     costs are means over datasets of the seed means. ``rank`` (1 = best; <NA> where the ranked outcome
     was not measured) and ``pareto`` are within each (model, pretrained). Baselines (zero-shot: no
     training, every outcome 0 by definition) are left out unless asked for.
@@ -147,10 +148,12 @@ def method_ranking(runs: pd.DataFrame, *, rank_by: str = "id_gain", level: float
     for (model, pretrained, method), group in points.groupby(["model", "pretrained", "method"], sort=True,
                                                              dropna=False):
         card = cards.method_card(method)
+        # the datasets averaged are those with a gain: an ok run may lack one (the field is nullable)
+        gained = group["dataset"][np.isfinite(group["id_gain"])] if "id_gain" in group else group["dataset"][:0]
         row: dict[str, Any] = {"model": model, "pretrained": pretrained, "method": method,
                                "method_title": card.title, "family": card.family,
-                               "n_datasets": int(group["dataset"].nunique()), "n_runs": int(group["n_seeds"].sum()),
-                               "datasets": json.dumps(sorted(map(str, group["dataset"].unique())))}
+                               "n_datasets": int(gained.nunique()), "n_runs": int(group["n_seeds"].sum()),
+                               "datasets": json.dumps(sorted(map(str, gained.unique())))}
         for outcome in ("id_gain", "ood_change"):
             mean, lo, hi = mean_interval(group[outcome] if outcome in group else [], level)
             row.update({outcome: mean, f"{outcome}_lo": lo, f"{outcome}_hi": hi})

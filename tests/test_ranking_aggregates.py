@@ -291,3 +291,15 @@ def test_integer_method_names_rank_like_their_text():
     want = ranking.method_ranking(runs).set_index("method").loc[["full", "bitfit"]]
     np.testing.assert_allclose(rows["id_gain"], want["id_gain"])
     assert cards.method_card(7).title == cards.method_card("7").title
+
+
+def test_datasets_counted_and_named_are_those_whose_gain_was_averaged():
+    # an ok run may have no id_gain (the field is nullable): it was counted among the datasets averaged
+    runs = frame(n_datasets=3)
+    lone = runs["dataset"] == sorted(runs["dataset"].unique())[0]
+    runs.loc[lone & (runs["method"] == "bitfit"), "id_gain"] = np.nan
+    rows = ranking.method_ranking(runs).set_index("method")
+    assert rows.loc["bitfit", "n_datasets"] == 2 and rows.loc["lora", "n_datasets"] == 3
+    assert json.loads(rows.loc["bitfit", "datasets"]) == sorted(runs["dataset"].unique())[1:]
+    kept = ranking.dataset_points(runs[~(lone & (runs["method"] == "bitfit"))])
+    assert rows.loc["bitfit", "id_gain"] == pytest.approx(kept.loc[kept["method"] == "bitfit", "id_gain"].mean())
