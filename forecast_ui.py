@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -86,32 +87,37 @@ def held_parsed_bytes() -> int:
     return _PARSED.held_bytes()
 
 
-def _upload_key(upload, template: str, model_key: str) -> tuple:
-    """(this session, the file, template, model): a token drawn once per session, so no session reaches
-    another's upload."""
+def _session_token() -> str:
+    """A token drawn once per session: every pool key starts with it, so no session reaches another's upload."""
     if "fc_session" not in st.session_state:
         st.session_state["fc_session"] = uuid.uuid4().hex
-    return (st.session_state["fc_session"], upload.file_id, template, model_key)
+    return st.session_state["fc_session"]
 
 
 def parsed_upload(upload, template: str, model_key: str, deadline=None):
     """The parsed upload (``core.upload`` output), from the shared pool or parsed now; UploadError says
     why it cannot be used. Embeddings must have the chosen model's width; decoding images has the upload
-    time budget (``deadline``: a forecast's own, which its embedding then shares; default a new one)."""
-    from core.upload import (DEFAULT_LIMITS, Deadline, embedding_width, load_embeddings_npz,
+    time budget (``deadline``: a forecast's own, which its embedding then shares; default a new one).
+    An image sample is pooled per (session, file): the template only names its prompts and the model only
+    embeds it, so changing either parses nothing again (an ``.npz`` is pooled per model: its width is checked)."""
+    from core.upload import (DEFAULT_LIMITS, Deadline, check_template, embedding_width, load_embeddings_npz,
                              load_image_folder_zip)
 
-    key = _upload_key(upload, template, model_key)
-    if (parsed := _PARSED.get(key)) is not None:
+    npz = upload.name.lower().endswith(".npz")
+    if not npz:
+        check_template(template)  # a bad template is refused before the pool is looked at, as a parse refuses it
+    session = _session_token()
+    key = (session, upload.file_id, ("parsed", model_key if npz else ""))
+    if (parsed := _PARSED.get(key)) is None:
+        upload.seek(0)
+        deadline = deadline or Deadline(DEFAULT_LIMITS.max_seconds)
+        parsed = (load_embeddings_npz(upload, expected_dim=embedding_width(model_key)) if npz
+                  else load_image_folder_zip(upload, template=template, deadline=deadline))
+        _PARSED.put(key, parsed, parsed_bytes(parsed), budget=PARSED_BUDGET_BYTES,  # a session holds one upload
+                    replaces=lambda k: k[0] == session)
+    if npz or parsed.data.template == template:
         return parsed
-    upload.seek(0)
-    deadline = deadline or Deadline(DEFAULT_LIMITS.max_seconds)
-    parsed = (load_embeddings_npz(upload, expected_dim=embedding_width(model_key))
-              if upload.name.lower().endswith(".npz")
-              else load_image_folder_zip(upload, template=template, deadline=deadline))
-    _PARSED.put(key, parsed, parsed_bytes(parsed), budget=PARSED_BUDGET_BYTES,
-                replaces=lambda k: k[0] == key[0])  # a session holds one upload
-    return parsed
+    return replace(parsed, data=replace(parsed.data, template=template))  # the same images, other prompts
 
 
 def check_upload(upload, template: str, model_key: str):

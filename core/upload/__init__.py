@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from core.upload.archive import Source, _open_zip, _opened, _read_member
 from core.upload.embeddings import embedding_width, embeddings_summary, load_embeddings_npz
-from core.upload.folders import UploadedSample, load_image_folder_zip
+from core.upload.folders import UploadedSample, check_template, load_image_folder_zip
 from core.upload.images import PixelBudget, _decode_image
 from core.upload.limits import (ARCHIVE_EXTS, DEFAULT_LIMITS, FORMULA_PREFIXES, IMAGE_EXTS, MiB, NPZ_KEYS,
                                 PIL_FORMATS, Deadline, TemplateError, UploadError, UploadLimits, _Budget, _printable,
@@ -26,4 +26,5 @@ from core.upload.limits import (ARCHIVE_EXTS, DEFAULT_LIMITS, FORMULA_PREFIXES, 
 
 __all__ = ["ARCHIVE_EXTS", "DEFAULT_LIMITS", "Deadline", "FORMULA_PREFIXES", "IMAGE_EXTS", "MiB", "NPZ_KEYS",
            "PIL_FORMATS", "PixelBudget", "Source", "TemplateError", "UploadError", "UploadLimits", "UploadedSample",
-           "embedding_width", "embeddings_summary", "label_problem", "load_embeddings_npz", "load_image_folder_zip"]
+           "check_template", "embedding_width", "embeddings_summary", "label_problem", "load_embeddings_npz",
+           "load_image_folder_zip"]

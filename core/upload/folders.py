@@ -147,12 +147,15 @@ def _row_problem(file: str, label: str, root: str, members: dict, listed: set,
     return label_problem(label, limits), target
 
 
-def _check_template(template: str, limits: UploadLimits) -> None:
+def check_template(template: str, limits: UploadLimits = DEFAULT_LIMITS) -> str:
+    """``template`` when it is a usable prompt template, else TemplateError: one ``{c}`` slot, no other braces,
+    at most ``limits.max_name_length`` characters."""
     # str.format would evaluate attribute lookups such as {c.__class__}: allow the one {c} slot only.
     if (not isinstance(template, str) or template.count("{c}") != 1 or "{" in template.replace("{c}", "")
             or "}" in template.replace("{c}", "") or len(template) > limits.max_name_length):
         raise TemplateError("The prompt template must contain '{c}' exactly once, no other braces, "
                           f"and at most {limits.max_name_length} characters")
+    return template
 
 
 def load_image_folder_zip(path: Source, *, limits: UploadLimits = DEFAULT_LIMITS,
@@ -167,7 +170,7 @@ def load_image_folder_zip(path: Source, *, limits: UploadLimits = DEFAULT_LIMITS
     ``limits.max_total_pixels`` declared pixels or past ``deadline``.
     Raises UploadError when the archive is refused or fewer than 2 usable classes remain.
     """
-    _check_template(template, limits)
+    check_template(template, limits)
     with _opened(path) as fh:
         zf, size = _open_zip(fh, limits)
         with zf:
