@@ -68,6 +68,8 @@ def warm_model(key: str) -> Future:
 
 # A parsed upload is held in one pool for all sessions, not in its session (core.upload.pool: 2,000
 # thumbnails take 375 MiB, from a zip of under 1 MiB); a session whose upload was dropped parses it again.
+# Its images' embeddings by each model it was forecast with are held in the same pool and budget (memory
+# only: strangers' data never reach the disk), so a repeat or another template embeds no image again.
 PARSED_BUDGET_BYTES = 768 << 20
 _PARSED = BudgetPool()
 
@@ -83,7 +85,8 @@ class Checked:
 
 
 def held_parsed_bytes() -> int:
-    """The memory all sessions' parsed uploads hold together (at most one over PARSED_BUDGET_BYTES)."""
+    """The memory all sessions' parsed uploads and their image embeddings hold together (at most one value
+    over PARSED_BUDGET_BYTES)."""
     return _PARSED.held_bytes()
 
 
@@ -113,8 +116,9 @@ def parsed_upload(upload, template: str, model_key: str, deadline=None):
         deadline = deadline or Deadline(DEFAULT_LIMITS.max_seconds)
         parsed = (load_embeddings_npz(upload, expected_dim=embedding_width(model_key)) if npz
                   else load_image_folder_zip(upload, template=template, deadline=deadline))
-        _PARSED.put(key, parsed, parsed_bytes(parsed), budget=PARSED_BUDGET_BYTES,  # a session holds one upload
-                    replaces=lambda k: k[0] == session)
+        # a session holds one upload: its other files' entries go, and this file's other parse (an .npz's)
+        _PARSED.put(key, parsed, parsed_bytes(parsed), budget=PARSED_BUDGET_BYTES,
+                    replaces=lambda k: k[0] == session and (k[1] != key[1] or k[2][0] == "parsed"))
     if npz or parsed.data.template == template:
         return parsed
     return replace(parsed, data=replace(parsed.data, template=template))  # the same images, other prompts
@@ -158,7 +162,8 @@ _FORECAST_TURNS = Turns(FORECAST_SLOTS)
 def run_forecast(upload, template: str, model_key: str):
     """The forecast for a checked upload: an embeddings ``.npz`` directly, an image sample after the
     (warmed) model embeds it, with a progress bar and the upload time budget (which starts with its turn:
-    raises core.turns.BusyError when no turn comes within FORECAST_WAIT_S)."""
+    raises core.turns.BusyError when no turn comes within FORECAST_WAIT_S), or with the image embeddings
+    this session's earlier forecast of the same file and model left (:func:`image_embeddings`)."""
     from core.upload import DEFAULT_LIMITS, Deadline
 
     def waiting() -> None:
@@ -171,13 +176,32 @@ def run_forecast(upload, template: str, model_key: str):
             return predict.forecast_for_npz(parsed, forecast_runs(), model_key)
         with st.spinner("Loading the model…"):
             loaded = warm_model(model_key).result()
-        bar = st.progress(0.0, text="embedding the images…")
+        images = image_embeddings(upload, model_key, loaded, parsed.data, deadline)
+        return predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), image_embeddings=images)
 
-        def progress(done: int, total: int) -> None:
-            deadline.check("embedding the images")
-            bar.progress(done / total, text=f"embedded {done} of {total} images")
 
-        return predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), progress=progress)
+def image_embeddings(upload, model_key: str, loaded, data, deadline):
+    """The upload's images embedded by ``loaded`` (model ``model_key``): held for this session and file from an
+    earlier forecast, or embedded now with a progress bar under ``deadline`` and held (read-only, in memory) in
+    the uploads' pool and budget. The key holds the model's fingerprint: a random-weight model loaded again is
+    another network."""
+    from core.embed import embed_images, model_fingerprint
+
+    session = _session_token()
+    key = (session, upload.file_id, ("images", model_key, model_fingerprint(loaded)))
+    if (held := _PARSED.get(key)) is not None:
+        return held
+    bar = st.progress(0.0, text="embedding the images…")
+
+    def progress(done: int, total: int) -> None:
+        deadline.check("embedding the images")
+        bar.progress(done / total, text=f"embedded {done} of {total} images")
+
+    images = embed_images(loaded, data.images, progress=progress)
+    images.setflags(write=False)  # shared by this session's later forecasts: none may change it
+    _PARSED.put(key, images, images.nbytes, budget=PARSED_BUDGET_BYTES,
+                replaces=lambda k: k[0] == session and k[1] != key[1])  # another file's: that upload was replaced
+    return images
 
 
 def measures_expander(res) -> None:

@@ -181,13 +181,22 @@ def default_cache_dir() -> Path:
 
 def embed_dataset(loaded: LoadedModel, data: LabeledImages, *, templates: str | Sequence[str] | None = None,
                   cache_dir: Path | None = None, use_cache: bool = True, batch_size: int = 256,
-                  progress: Progress | None = None) -> Embeddings:
+                  progress: Progress | None = None, image_embeddings: np.ndarray | None = None) -> Embeddings:
     """Embed a labelled dataset and its class prompts, reading/writing the on-disk cache.
 
     The cache key is (model fingerprint, data fingerprint, prompts); a hit skips the forward
     pass entirely. Files are written atomically, so a crash never leaves a broken entry.
+    ``image_embeddings``: the images' embeddings by this very model, kept by the caller (one row per image,
+    in order); then only the prompts are embedded and the disk cache is neither read nor written.
     """
     templates = data.template if templates is None else templates
+    if image_embeddings is not None:
+        if np.ndim(image_embeddings) != 2 or len(image_embeddings) != len(data):
+            raise ValueError(f"image_embeddings must hold one row per image ({len(data)}), got shape "
+                             f"{np.shape(image_embeddings)}")
+        text = embed_prompts(loaded, data.class_names, templates)
+        return Embeddings(image_embeddings, text, data.labels.copy(), list(data.class_names), loaded.label,
+                          loaded.random_weights)
     prompts = [templates] if isinstance(templates, str) else list(templates)
     key = hashlib.sha256("\x1e".join([model_fingerprint(loaded), data_fingerprint(data), *prompts])
                          .encode()).hexdigest()[:32]

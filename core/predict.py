@@ -334,17 +334,20 @@ def _reference_untrained(runs_df: pd.DataFrame, model: str, pretrained: str) -> 
 
 def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
                         progress: Progress | None = None, n_boot: int = 200,
-                        use_cache: bool = False, **kwargs: Any) -> ForecastResult:
+                        use_cache: bool = False, image_embeddings: np.ndarray | None = None,
+                        **kwargs: Any) -> ForecastResult:
     """Embed a labelled sample (``core.data.base.LabeledImages``) with ``loaded``
     (``core.models.LoadedModel``), then :func:`forecast_for_embeddings`.
 
     progress(done, total) is called after every embedding batch. The on-disk embedding
-    cache is off by default: uploads are strangers' data.
+    cache is off by default: uploads are strangers' data. ``image_embeddings``: the sample's images
+    embedded by ``loaded`` before (``core.embed.embed_images``), kept in memory by the caller; then only
+    the prompts are embedded (``timings["embed_s"]`` is the embedding this call did).
     """
     from core.embed import embed_dataset  # torch: only when images must be embedded
 
     t0 = time.perf_counter()
-    emb = embed_dataset(loaded, sample, progress=progress, use_cache=use_cache)
+    emb = embed_dataset(loaded, sample, progress=progress, use_cache=use_cache, image_embeddings=image_embeddings)
     timings = {"embed_s": time.perf_counter() - t0}
     from core.transferability import classifier_params
 

@@ -247,6 +247,23 @@ def test_the_cache_keeps_each_prompt_templates_embeddings_apart(tiny, sample, tm
     assert not np.allclose(photo.text, drawing.text)
 
 
+def test_held_image_embeddings_skip_the_forward_pass_and_the_disk_cache(tiny, sample, tmp_path, monkeypatch):
+    """A page keeps an upload's image embeddings in memory: given them, only the prompts are embedded, the cache
+    folder is never touched, and the result equals a full embedding's."""
+    import core.embed
+
+    want = embed_dataset(tiny, sample, use_cache=False, templates="a drawing of a {c}")
+    monkeypatch.setattr(core.embed, "embed_images", lambda *a, **k: pytest.fail("images embedded again"))
+    got = embed_dataset(tiny, sample, cache_dir=tmp_path / "cache", templates="a drawing of a {c}",
+                        image_embeddings=want.image)
+    assert not (tmp_path / "cache").exists()
+    np.testing.assert_array_equal(got.image, want.image)
+    np.testing.assert_array_equal(got.text, want.text)
+    np.testing.assert_array_equal(got.labels, want.labels)
+    with pytest.raises(ValueError, match=r"one row per image \(37\)"):
+        embed_dataset(tiny, sample, use_cache=False, image_embeddings=want.image[:-1])
+
+
 def test_ensembled_prompt_embeddings_are_renormalised(tiny):
     two = embed_prompts(tiny, ["cat", "dog", "bird"], ["a photo of a {c}", "a drawing of a {c}"])
     np.testing.assert_allclose(np.linalg.norm(two, axis=1), 1.0, atol=1e-5)

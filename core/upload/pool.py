@@ -57,6 +57,11 @@ class BudgetPool:
             while len(self._items) > 1 and sum(s for s, _ in self._items.values()) > budget:
                 self._items.popitem(last=False)
 
+    def keys(self) -> list[Hashable]:
+        """The stored keys, least recently used first."""
+        with self._lock:
+            return list(self._items)
+
     def held_bytes(self) -> int:
         """The bytes all stored values hold together."""
         with self._lock:
