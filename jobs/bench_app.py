@@ -336,7 +336,7 @@ def bench_browser(n_images: int, repeats: int = 3, index: str = "warm",
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.bench_app", description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=100_000, help="runs in the synthetic store (default 100000)")
     parser.add_argument("--images", type=int, default=None, help="default 500 (160 with --browser)")
     parser.add_argument("--no-apptest", action="store_true", help="skip the AppTest run of the leaderboard")
     parser.add_argument("--browser", action="store_true", help="only the issue's goals, measured in Chromium")

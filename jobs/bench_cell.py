@@ -46,8 +46,8 @@ def overhead_table(runs: pd.DataFrame) -> pd.DataFrame:
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.bench_cell", description=__doc__.split("\n")[0])
-    p.add_argument("results", type=Path)
-    p.add_argument("--goal", type=float, default=0.20)
+    p.add_argument("results", type=Path, help="a results folder (its records)")
+    p.add_argument("--goal", type=float, default=0.20, help="overhead goal, a share of wall time (default 0.20)")
     args = p.parse_args(argv)
     if not 0 < args.goal <= 1:
         raise ValueError(f"--goal must be a share in (0, 1], got {args.goal}")

@@ -39,11 +39,11 @@ def pipeline(loaded, images: np.ndarray, batch: int) -> float:
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.bench_embed", description=__doc__.split("\n")[0])
-    p.add_argument("--models", default="worldclip-tiny,ViT-B-32-random")
+    p.add_argument("--models", default="worldclip-tiny,ViT-B-32-random", help="comma-separated models to time")
     p.add_argument("--images", type=int, default=2048, help="images for the tiny model")
     p.add_argument("--big-images", type=int, default=128, help="images for a ViT-B-32-sized model")
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batch", type=int, default=256, help="batch size for the tiny model (larger ones use 32)")
+    p.add_argument("--repeats", type=int, default=3, help="best-of repeats")
     args = p.parse_args(argv)
     for name in args.models.split(","):
         check_model(name)  # an unknown name is refused before any model is timed

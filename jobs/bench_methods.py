@@ -156,17 +156,19 @@ def check_counts(rows: list[dict]) -> None:
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.bench_methods", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="worldclip-tiny-random,ViT-B-32-random")
+    parser.add_argument("--models", default="worldclip-tiny-random,ViT-B-32-random", help="comma-separated models")
     parser.add_argument("--methods", default=",".join(n for n, e in METHODS.items()
-                                                      if e.trains and not e.needs_config))
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--large-steps", type=int, default=1)
-    parser.add_argument("--large-batch", type=int, default=4)
+                                                      if e.trains and not e.needs_config),
+                        help="comma-separated methods (default: every trained method that needs no config)")
+    parser.add_argument("--steps", type=int, default=5, help="optimizer steps per run")
+    parser.add_argument("--batch", type=int, default=32, help="batch size")
+    parser.add_argument("--large-steps", type=int, default=1, help="optimizer steps per run for models > 50 M")
+    parser.add_argument("--large-batch", type=int, default=4, help="batch size for models > 50 M")
     parser.add_argument("--repeats", type=int, default=5, help="best-of repeats")
     parser.add_argument("--large-repeats", type=int, default=1, help="best-of repeats for models > 50 M")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
-    parser.add_argument("--skip-counts", action="store_true")
+    parser.add_argument("--skip-counts", action="store_true",
+                        help="skip the check of trainable counts on ViT-B/32 against the registry")
     args = parser.parse_args(argv)
     unknown = [m for m in args.methods.split(",") if m not in METHODS]
     if unknown:  # before any model is loaded

@@ -127,12 +127,12 @@ def _sizes(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.bench_metrics", description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=_sizes, default="20000,100000", help="comma-separated N values")
-    p.add_argument("--dim", type=int, default=512)
-    p.add_argument("--classes", type=int, default=100)
+    p.add_argument("--dim", type=int, default=512, help="embedding width d")
+    p.add_argument("--classes", type=int, default=100, help="classes C")
     p.add_argument("--block", type=int, default=4096, help="rows per Gram block of the pairwise reference")
-    p.add_argument("--baseline-n", type=int, default=20000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--skip-baselines", action="store_true")
+    p.add_argument("--baseline-n", type=int, default=20000, help="N for the transferability baselines")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random embeddings")
+    p.add_argument("--skip-baselines", action="store_true", help="time IIMM only")
     a = p.parse_args(argv)
     bench_iimm(a.sizes, a.dim, a.classes, a.block, a.seed)
     if not a.skip_baselines:

@@ -39,9 +39,10 @@ def time_model(model: str, *, steps: int, threads: int) -> float:
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.bench_pretrain", description=__doc__.split("\n")[0])
-    p.add_argument("--models", default="worldclip-v2-a,worldsiglip-v2-b,worldclip-v2-c")
-    p.add_argument("--steps", type=int, default=40)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--models", default="worldclip-v2-a,worldsiglip-v2-b,worldclip-v2-c",
+                   help="comma-separated models of jobs.pretrain's RECIPES")
+    p.add_argument("--steps", type=int, default=40, help="steps timed per model (at least 5)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
     args = p.parse_args(argv)
     if args.steps < 5:
         p.error(f"--steps must be at least 5, got {args.steps}")

@@ -66,7 +66,7 @@ def _timed(label: str, fn, results: list) -> object:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.bench_store", description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=100_000, help="runs in the synthetic Parquet file")
     parser.add_argument("--json-files", type=int, default=200, help="loose JSON records beside the Parquet")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.json_files < 0:

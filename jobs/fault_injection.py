@@ -176,8 +176,9 @@ def failing_cells(work: Path, workers: int, timeout: float) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m jobs.fault_injection", description=__doc__.split("\n")[0])
-    p.add_argument("--config", type=Path, default=REPO / "jobs/configs/smoke.toml")
-    p.add_argument("--kills", type=int, default=10)
+    p.add_argument("--config", type=Path, default=REPO / "jobs/configs/smoke.toml",
+                   help="grid TOML (default jobs/configs/smoke.toml)")
+    p.add_argument("--kills", type=int, default=10, help="SIGKILLs of the runner, each followed by a resume")
     p.add_argument("--seeds", type=int, default=3, help="run the grid with this many seeds (0: as the file says)")
     p.add_argument("--workers", type=int, default=2, help="worker processes per runner (all are killed)")
     p.add_argument("--work", type=Path, default=DEFAULT_WORK,

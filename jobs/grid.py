@@ -225,8 +225,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cache", type=Path, default=None,
                    help="embedding cache folder (default: $IIMM_CACHE, else .cache/embeddings)")
     p.add_argument("--workers", type=int, default=None, help="local workers (default: one per GPU, else 1)")
-    p.add_argument("--executor", choices=("local", "slurm", "submitit-local", "submitit-debug"), default="local")
-    p.add_argument("--slurm-partition", default=None)
+    p.add_argument("--executor", choices=("local", "slurm", "submitit-local", "submitit-debug"), default="local",
+                   help="where cells run: here (local), a SLURM array, or submitit's local or debug executor")
+    p.add_argument("--slurm-partition", default=None, help="SLURM: the partition to submit to")
     p.add_argument("--timeout-min", type=int, default=None,
                    help=f"per-task time limit of a submitit executor (default {DEFAULT_TIMEOUT_MIN})")
     p.add_argument("--parallelism", type=int, default=None,

@@ -91,9 +91,10 @@ def trainable_text(low: int | None, high: int | None) -> str:
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.peft_check", description=__doc__.split("\n\n")[0])
-    p.add_argument("--results", type=Path, default=Path("jobs/results/default"))
-    p.add_argument("--ours", default="lora")
-    p.add_argument("--theirs", default="peft_lora")
+    p.add_argument("--results", type=Path, default=Path("jobs/results/default"),
+                   help="results folder (default jobs/results/default)")
+    p.add_argument("--ours", default="lora", help="the reference method")
+    p.add_argument("--theirs", default="peft_lora", help="the method compared with it")
     p.add_argument("--table", action="store_true", help="also compare every method on the cells all share")
     args = p.parse_args(argv)
     if args.ours == args.theirs:

@@ -56,14 +56,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m jobs.pretrain", description=__doc__.split("\n")[0])
     p.add_argument("--model", default="worldclip-tiny", choices=sorted(RECIPES),
                    help="which shipped model to pretrain (its world, mix and loss come from RECIPES)")
-    p.add_argument("--steps", type=int, default=2000)  # the shipped weights
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--warmup", type=int, default=100)
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
-    p.add_argument("--ckpt-every", type=int, default=200)
+    p.add_argument("--steps", type=int, default=2000, help="optimizer steps (the shipped weights: 2000)")
+    p.add_argument("--batch", type=int, default=256, help="image-caption pairs per step")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate, in (0, 1]")
+    p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps before the cosine decay")
+    p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the data")
+    p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1),
+                   help="torch threads (default: every CPU core)")
+    p.add_argument("--ckpt-every", type=int, default=200, help="steps between checkpoints")
     p.add_argument("--work", type=Path, default=None,
                    help="checkpoint folder (default .cache/pretrain for v1, jobs/checkpoints/MODEL for v2)")
     p.add_argument("--out", type=Path, default=None, help="weights file (default: the model's file in core/assets)")

@@ -127,7 +127,7 @@ restart from the step-200 checkpoint). Re-run on 2 quiet cores (2026-12-01, `pyt
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     p = argparse.ArgumentParser(prog="python -m jobs.world_report", description=__doc__.split("\n")[0])
-    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model registry key (default {DEFAULT_MODEL})")
     p.add_argument("--card", action="store_true",
                    help=f"also write {CARD_MODEL}'s card (core/assets/MODEL_CARD.md) and task JSON; "
                         f"only with --model {CARD_MODEL}")

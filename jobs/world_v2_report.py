@@ -238,7 +238,8 @@ def markdown(tab: pd.DataFrame, crit: list[tuple[str, bool | None, str]], n_runs
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m jobs.world_v2_report", description=__doc__.split("\n")[0])
-    p.add_argument("--results", type=Path, default=Path("jobs/results/world-v2"))
+    p.add_argument("--results", type=Path, default=Path("jobs/results/world-v2"),
+                   help="the world-v2 grid's results folder (default jobs/results/world-v2)")
     p.add_argument("--boot", type=int, default=PREREGISTERED_BOOT,
                    help=f"bootstrap replicates (pre-registered: {PREREGISTERED_BOOT}; another value needs --out "
                         "when --results is the shipped folder)")

@@ -1,0 +1,134 @@
+"""Every job's options are described in its --help, and every job command README.md shows parses.
+
+The parser a job builds inside ``main`` is caught at ``parse_args`` (nothing after it runs), so these
+tests read the real options without running a job.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import pkgutil
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# Pre-registered analysis scripts (``python jobs/NAME.py``): kept as committed, no argparse of their own.
+SCRIPTS = {"forecast_replication_summary", "forecast_confirmation_summary", "forecast_extension_summary"}
+
+
+class _Parsed(BaseException):
+    """Raised in place of parsing: carries the parser and the namespace it made (BaseException, so that a
+    job's own error handling never catches it)."""
+
+
+def _catching(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = argparse.ArgumentParser.parse_args
+
+    def parse_and_stop(self, args=None, namespace=None):
+        raise _Parsed(self, real(self, args, namespace))
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_and_stop)
+
+
+@functools.cache
+def _commands() -> list[str]:
+    """Job names with a ``main``: every module of jobs/ that is a command."""
+    names = []
+    for info in pkgutil.iter_modules([str(REPO / "jobs")]):
+        if info.name in SCRIPTS:
+            continue
+        if hasattr(importlib.import_module(f"jobs.{info.name}"), "main"):
+            names.append(info.name)
+    return names
+
+
+def _parse(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, job: str,
+           argv: list[str]) -> argparse.ArgumentParser:
+    """The parser ``jobs.JOB.main(argv)`` builds, once it has parsed ``argv``; a failure names argparse's error."""
+    _catching(monkeypatch)
+    try:
+        importlib.import_module(f"jobs.{job}").main(argv)
+    except _Parsed as parsed:
+        return parsed.args[0]
+    except SystemExit:
+        pytest.fail(f"jobs.{job} {shlex.join(argv)} does not parse: {capsys.readouterr().err.strip()}")
+    pytest.fail(f"jobs.{job}.main returned without parsing its arguments")
+
+
+# Arguments a job requires, so that parsing gets as far as the parser.
+_NEEDS_ARGS = {"grid": ["g.toml", "--results", "r"], "bench_cell": ["r"], "check_before": ["r"],
+               "ingest": ["p"], "submit": ["z.zip"], "reproduce": ["a.json"],
+               "forecast_test_summary": ["t.csv", "--pairs", "a:b"]}
+
+
+def test_the_commands_are_found():
+    assert {"grid", "predictors", "pretrain", "bench_methods", "world_v2_report"} <= set(_commands())
+
+
+@pytest.mark.parametrize("job", _commands())
+def test_every_option_has_help(job, monkeypatch, capsys):
+    parser = _parse(monkeypatch, capsys, job, _NEEDS_ARGS.get(job, []))
+    undescribed = [a.option_strings[0] if a.option_strings else a.dest for a in parser._actions
+                   if not (a.help and a.help.strip()) and a.help != argparse.SUPPRESS]
+    assert not undescribed, f"jobs.{job} --help describes no {undescribed}"
+
+
+@pytest.mark.parametrize("job", _commands())
+def test_help_runs(job, capsys):
+    with pytest.raises(SystemExit) as done:
+        importlib.import_module(f"jobs.{job}").main(["--help"])
+    assert done.value.code == 0
+    assert f"python -m jobs.{job}" in capsys.readouterr().out
+
+
+def readme_job_commands(text: str) -> list[str]:
+    """Every ``python -m jobs.NAME ...`` README shows, in a code block or inline, comments and redirections cut."""
+    found = []
+    fenced = False
+    prose = []
+    for line in text.splitlines():
+        if line.strip().startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced:
+            command = line.split(" #")[0].strip()
+            if "python -m jobs." in command:
+                found.append(command)
+        else:
+            prose.append(line)
+    for inline in re.findall(r"`([^`]+)`", "\n".join(prose)):
+        command = " ".join(inline.split())
+        if "python -m jobs." in command:
+            found.append(command)
+    return found
+
+
+def _argv(command: str) -> tuple[str, list[str]]:
+    """The job and its arguments, placeholders made concrete: ``N`` a number, ``a|b`` its first choice."""
+    words = shlex.split(re.split(r"\s[>|]\s", command)[0])
+    start = words.index("-m") + 1
+    job, argv = words[start].removeprefix("jobs."), words[start + 1:]
+    return job, ["2" if w == "N" else w.split("|")[0] for w in argv]
+
+
+def test_readme_commands_are_found():
+    commands = readme_job_commands((REPO / "README.md").read_text(encoding="utf-8"))
+    assert len(commands) > 40
+    assert "python -m jobs.grid jobs/configs/default.toml --results jobs/results/default --workers 2" in commands
+    assert _argv("MKL_X=1 python -m jobs.reproduce FILE --threads N") == ("reproduce", ["FILE", "--threads", "2"])
+
+
+@pytest.mark.parametrize("command", sorted(set(readme_job_commands((REPO / "README.md").read_text(encoding="utf-8")))))
+def test_readme_command_parses(command, monkeypatch, capsys):
+    job, argv = _argv(command)
+    assert job in _commands(), f"README names jobs.{job}, which is no job"
+    _parse(monkeypatch, capsys, job, argv)
+
+
+def test_readme_scripts_exist():
+    scripts = re.findall(r"python (jobs/\w+\.py)", (REPO / "README.md").read_text(encoding="utf-8"))
+    assert scripts and all((REPO / s).is_file() for s in scripts), scripts
