@@ -119,4 +119,4 @@ def _build_each_method_once(grid: Grid) -> None:
 if __name__ == "__main__":
     from jobs.cli import not_a_command
 
-    not_a_command("jobs.grid_preflight", "python -m jobs.grid GRID.toml --dry-run (it runs this check)")
+    not_a_command("jobs.grid_preflight", "python -m jobs.grid GRID.toml --results DIR --dry-run (it runs this check)")

@@ -196,4 +196,4 @@ def _quiet_sacct() -> None:
 if __name__ == "__main__":
     from jobs.cli import not_a_command
 
-    not_a_command("jobs.grid_slurm", "python -m jobs.grid GRID.toml --executor slurm")
+    not_a_command("jobs.grid_slurm", "python -m jobs.grid GRID.toml --results DIR --executor slurm")

@@ -10,6 +10,7 @@ import functools
 import importlib
 import pkgutil
 import re
+import runpy
 import shlex
 from pathlib import Path
 
@@ -47,14 +48,17 @@ def _commands() -> list[str]:
 
 
 def _parse(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, job: str,
-           argv: list[str]) -> argparse.ArgumentParser:
-    """The parser ``jobs.JOB.main(argv)`` builds, once it has parsed ``argv``; a failure names argparse's error."""
+           argv: list[str]) -> argparse.ArgumentParser | None:
+    """The parser ``jobs.JOB.main(argv)`` builds, once it has parsed ``argv`` (None for ``--help``, which
+    exits 0 while parsing); a failure names argparse's error."""
     _catching(monkeypatch)
     try:
         importlib.import_module(f"jobs.{job}").main(argv)
     except _Parsed as parsed:
         return parsed.args[0]
-    except SystemExit:
+    except SystemExit as done:
+        if done.code == 0 and "--help" in argv:
+            return None
         pytest.fail(f"jobs.{job} {shlex.join(argv)} does not parse: {capsys.readouterr().err.strip()}")
     pytest.fail(f"jobs.{job}.main returned without parsing its arguments")
 
@@ -132,3 +136,22 @@ def test_readme_command_parses(command, monkeypatch, capsys):
 def test_readme_scripts_exist():
     scripts = re.findall(r"python (jobs/\w+\.py)", (REPO / "README.md").read_text(encoding="utf-8"))
     assert scripts and all((REPO / s).is_file() for s in scripts), scripts
+
+
+def _library_modules() -> list[str]:
+    """Modules of jobs/ that are no command (no ``main``): run, each names a command to run instead."""
+    return [info.name for info in pkgutil.iter_modules([str(REPO / "jobs")])
+            if info.name not in SCRIPTS and info.name not in _commands() and info.name != "__init__"]
+
+
+@pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")  # runpy on an imported module
+@pytest.mark.parametrize("module", _library_modules())
+def test_what_a_library_module_says_to_run_parses(module, monkeypatch, capsys):
+    with pytest.raises(SystemExit):
+        runpy.run_module(f"jobs.{module}", run_name="__main__")
+    said = capsys.readouterr().err
+    suggested = re.findall(r"python -m (jobs\.\w+(?: (?!or\b)[^\s(]+)*)", said)
+    assert suggested, said
+    for command in suggested:
+        job, argv = _argv(f"python -m {command}")
+        _parse(monkeypatch, capsys, job, argv)
