@@ -345,7 +345,7 @@ def load_model(name: str | ModelSpec = DEFAULT_MODEL, *, device: str = "cpu",
         if not path.exists():
             raise ModelUnavailableError(
                 f"The weights of {spec.key} are missing ({path.name} not in core/assets); "
-                f"run `python -m jobs.pretrain` to recreate them.")
+                f"run `python -m jobs.pretrain --model {spec.key}` to recreate them.")
         from safetensors.torch import load_file
 
         try:
@@ -354,8 +354,8 @@ def load_model(name: str | ModelSpec = DEFAULT_MODEL, *, device: str = "cpu",
         except Exception as exc:  # noqa: BLE001 (a Git LFS pointer, a cut copy: safetensors and torch raise many)
             raise ModelUnavailableError(
                 f"The weights of {spec.key} in core/assets/{path.name} cannot be read ({type(exc).__name__}); a "
-                "Git LFS pointer or a cut copy? Fetch the real file, or run `python -m jobs.pretrain` to recreate "
-                "it.") from exc
+                f"Git LFS pointer or a cut copy? Fetch the real file, or run `python -m jobs.pretrain --model "
+                f"{spec.key}` to recreate it.") from exc
         model.to(device)
     model.eval()
     tokenizer = open_clip.get_tokenizer(spec.arch)

@@ -307,3 +307,25 @@ def test_a_download_error_that_is_no_stall_keeps_its_own_name(monkeypatch):
         load_model("CLIP")
     assert "received nothing" not in str(info.value)
     assert isinstance(info.value.__cause__, ConnectionResetError)
+
+
+@pytest.mark.parametrize("key", ["worldclip-tiny", "worldclip-v2-a", "worldsiglip-v2-b"])
+@pytest.mark.parametrize("content", [None, b"version https://git-lfs.github.com/spec/v1\n"])
+def test_missing_or_unreadable_shipped_weights_name_the_command_that_remakes_them(key, content, tmp_path,
+                                                                                   monkeypatch):
+    """The message's command pretrains that very model (it said `python -m jobs.pretrain`, which remakes
+    worldclip-tiny's weights only), and jobs.pretrain accepts it."""
+    import re
+    import shlex
+
+    from core import models as model_zoo
+    from jobs.pretrain import parse_args
+
+    if content is not None:
+        (tmp_path / spec_for(key).shipped_weights).write_bytes(content)
+    monkeypatch.setattr(model_zoo, "ASSET_DIR", tmp_path)
+    with pytest.raises(ModelUnavailableError) as info:
+        load_model(key)
+    command = re.search(r"`python -m jobs\.pretrain([^`]*)`", str(info.value))
+    assert command, str(info.value)
+    assert parse_args(shlex.split(command.group(1))).model == key
