@@ -45,8 +45,9 @@ class Advice:
 def forecast_rows(result: Any) -> pd.DataFrame:
     """One row per method from a ``core.predict.ForecastResult``: :data:`ROW_COLUMNS`.
 
-    Predictions and their prediction intervals in points; ``gain_r2``/``ood_r2`` the fit of the
-    reference line; ``*_lodo`` its leave-one-dataset-out mean absolute error; ``pareto`` among the
+    Predictions and their prediction intervals in points; ``gain_r2``/``ood_r2`` the fit of the IIMM
+    reference line; ``*_lodo`` the leave-one-dataset-out mean absolute error of the forecast shown (the
+    IIMM line's, or the nested one of a chosen predictor set: :func:`_use_selected`); ``pareto`` among the
     ok rows. Baseline methods (zero-shot) are left out.
     """
     wide = result.forecasts
