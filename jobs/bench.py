@@ -1,12 +1,14 @@
-"""Run every benchmark of the project in turn and print their figures.
+"""Run the project's benchmarks in turn and print their figures.
 
-    python -m jobs.bench [--only PART ...]
+    python -m jobs.bench [--only PART] [--only PART ...]
 
 Each part is also a job of its own: bench_metrics (IIMM vs pairwise, transferability
 baselines), bench_embed (embedding pipeline vs raw forward), bench_methods (training
 throughput per method vs a bare PyTorch loop), bench_store (leaderboard queries at
 100,000 runs), bench_app (leaderboard page and a 500-image forecast) and bench_pretrain
-(world-v2 pretraining time projected to the 2,000-step budget).
+(world-v2 pretraining time projected to the 2,000-step budget). Two benchmarks are run on their own:
+bench_cell (a grid's per-cell overhead; it reads that grid's results) and bench_memory (a long-running
+server's memory).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ PARTS = ("bench_metrics", "bench_embed", "bench_methods", "bench_store", "bench_
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__.split("\n")[0])
-    p.add_argument("--only", choices=PARTS, action="append", help="run only these parts")
+    p.add_argument("--only", choices=PARTS, action="append", help="run only this part (repeatable: --only A --only B)")
     args = p.parse_args(argv)
     status = 0
     for part in args.only or PARTS:

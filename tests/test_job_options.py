@@ -155,3 +155,19 @@ def test_what_a_library_module_says_to_run_parses(module, monkeypatch, capsys):
     for command in suggested:
         job, argv = _argv(f"python -m {command}")
         _parse(monkeypatch, capsys, job, argv)
+
+
+def test_bench_runs_the_parts_its_usage_names(monkeypatch, capsys):
+    """``--only`` takes one part and repeats (``--only a b`` is refused): the usage and help say so, and the
+    parts it runs are the ones named."""
+    import jobs.bench as bench
+
+    ran = []
+    monkeypatch.setattr(importlib, "import_module", lambda name: type("Part", (), {
+        "main": staticmethod(lambda argv: ran.append(name) or 0)}))
+    assert bench.main(["--only", "bench_store", "--only", "bench_metrics"]) == 0
+    assert ran == ["jobs.bench_store", "jobs.bench_metrics"]
+    assert "[--only PART] [--only PART ...]" in bench.__doc__
+    with pytest.raises(SystemExit):
+        bench.main(["--help"])
+    assert "repeatable" in capsys.readouterr().out
