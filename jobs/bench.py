@@ -1,6 +1,6 @@
 """Run the project's benchmarks in turn and print their figures.
 
-    python -m jobs.bench [--only PART] [--only PART ...]
+    python -m jobs.bench [--only PART]...    # --only repeats: --only bench_metrics --only bench_app
 
 Each part is also a job of its own: bench_metrics (IIMM vs pairwise, transferability
 baselines), bench_embed (embedding pipeline vs raw forward), bench_methods (training

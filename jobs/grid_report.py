@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     p = argparse.ArgumentParser(prog="python -m jobs.grid_report", description=__doc__.split("\n")[0])
     p.add_argument("--results", type=Path, action="append",
-                   help="results folder(s); default: the app's store, without submitted, unverified runs")
+                   help="a results folder (repeatable); default: the app's store, without submitted, unverified runs")
     p.add_argument("--out", type=Path, help="also write the Markdown here")
     args = p.parse_args(argv)
     for root in args.results or []:

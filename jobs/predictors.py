@@ -1,7 +1,7 @@
 """Which zero-shot predictor predicts fine-tuning outcomes best: IIMM, its two terms, zero-shot
 accuracy, the silhouette scores and other zero-shot measures, and every transferability baseline.
 
-    python -m jobs.predictors [--results DIR ...] [--out CSV]
+    python -m jobs.predictors [--results DIR]... [--out CSV]
                               [--summary-md FILE] [--min-datasets 5] [--bootstrap 1000]
                               [--rescore] [--no-selection]
                               [--selection-rule one-se|bonferroni|gated] [--compare-rules [RULES]]

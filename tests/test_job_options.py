@@ -167,7 +167,21 @@ def test_bench_runs_the_parts_its_usage_names(monkeypatch, capsys):
         "main": staticmethod(lambda argv: ran.append(name) or 0)}))
     assert bench.main(["--only", "bench_store", "--only", "bench_metrics"]) == 0
     assert ran == ["jobs.bench_store", "jobs.bench_metrics"]
-    assert "[--only PART] [--only PART ...]" in bench.__doc__
+    assert "[--only PART]..." in bench.__doc__
     with pytest.raises(SystemExit):
         bench.main(["--help"])
     assert "repeatable" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("job", _commands())
+def test_a_repeatable_option_is_shown_repeated(job, monkeypatch, capsys):
+    """An option given once per value (action "append") says "repeatable" in its help, and the job's usage
+    lines never show it taking several values at once (``[--results DIR ...]`` read as ``--results a b``,
+    which argparse refuses)."""
+    parser = _parse(monkeypatch, capsys, job, _NEEDS_ARGS.get(job, []))
+    doc = importlib.import_module(f"jobs.{job}").__doc__ or ""
+    for action in parser._actions:
+        if isinstance(action, argparse._AppendAction):
+            flag = action.option_strings[-1]
+            assert "repeatable" in action.help, f"jobs.{job} {flag}: help does not say it repeats"
+            assert not re.search(rf"\[{flag} [^\]\s]+ \.\.\.\]", doc), f"jobs.{job}'s usage shows {flag} X ..."
