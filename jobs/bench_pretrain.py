@@ -1,6 +1,6 @@
 """Pretraining time of the world-v2 models, projected to their full budget, against the 45-minute goal.
 
-    python -m jobs.bench_pretrain [--models worldclip-v2-a,worldsiglip-v2-b] [--steps 40] [--threads 2]
+    python -m jobs.bench_pretrain [--models worldclip-v2-a,worldsiglip-v2-b,worldclip-v2-c] [--steps 40] [--threads 2]
 
 Runs ``jobs.pretrain`` for a few steps of each model's own recipe (batch, data mix, loss) into a
 temporary folder (the shipped weights are not touched), reads the loop's wall time from the run's

@@ -185,3 +185,32 @@ def test_a_repeatable_option_is_shown_repeated(job, monkeypatch, capsys):
             flag = action.option_strings[-1]
             assert "repeatable" in action.help, f"jobs.{job} {flag}: help does not say it repeats"
             assert not re.search(rf"\[{flag} [^\]\s]+ \.\.\.\]", doc), f"jobs.{job}'s usage shows {flag} X ..."
+
+
+def _first_usage(doc: str) -> str:
+    """The first command of a job's docstring with its continuation lines (later ones are examples)."""
+    lines = doc.split("\n\n")[1].splitlines() if "\n\n" in doc else []
+    return " ".join([lines[0]] + [line for line in lines[1:] if not line.strip().startswith("python")]) if lines else ""
+
+
+def _same(shown: str, default: object) -> bool:
+    if isinstance(default, (list, tuple)):
+        return shown == ",".join(map(str, default))
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        return float(shown) == float(default)
+    return str(default) == shown or str(default).endswith("/" + shown)  # a default made absolute from the repo
+
+
+@pytest.mark.parametrize("job", _commands())
+def test_a_value_the_usage_shows_is_the_default(job, monkeypatch, capsys):
+    """``[--steps 40]`` in a job's usage line is what it does without the option (a value in capitals, a choice
+    ``a|b`` or an example ``a,b`` is no default)."""
+    parser = _parse(monkeypatch, capsys, job, _NEEDS_ARGS.get(job, []))
+    usage = _first_usage(importlib.import_module(f"jobs.{job}").__doc__ or "")
+    for flag, shown in re.findall(r"\[(--[\w-]+) ([^\]\s]+)\]", usage):
+        if shown.isupper() or "|" in shown or shown in ("a,b", "...") or shown.endswith(",..."):
+            continue
+        action = next(a for a in parser._actions if flag in a.option_strings)
+        if action.default is not None:
+            assert _same(shown, action.default), \
+                f"jobs.{job}'s usage shows {flag} {shown}, its default is {action.default!r}"
