@@ -16,9 +16,11 @@ from typing import Any, Callable
 
 
 def _load(key: str) -> Any:
+    """Registry model ``key``; a random-weight one drawn under seed 0, so a model loaded again after leaving
+    the pool is the same network (the grid's seed-0 one), not another draw that would change a forecast."""
     from core.models import load_model  # torch + open_clip: imported only when a model is needed
 
-    return load_model(key)
+    return load_model(key, init_seed=0)
 
 
 def is_toy(key: str) -> bool:

@@ -15,6 +15,7 @@ record or table built from it repeats that label.
 from __future__ import annotations
 
 import logging
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -321,21 +322,31 @@ def _create_from_cache_or_hub(spec: ModelSpec, device: str):
 
 
 def load_model(name: str | ModelSpec = DEFAULT_MODEL, *, device: str = "cpu",
-               pretrained: str | None = None) -> LoadedModel:
+               pretrained: str | None = None, init_seed: int | None = None) -> LoadedModel:
     """Build a model (and its weights) by registry key, spec, or open_clip pair.
 
     Weights already in the local hub cache load without a network. Otherwise, when the hub
     cannot be reached, or the download fails, ModelUnavailableError carries one clear sentence.
+    ``init_seed``: a random-weight model's weights are drawn under this torch seed, the global generator
+    left as it was; the grid seeds that generator with the run seed just before loading, so its seed-s
+    network is ``init_seed=s``'s. None draws them from the global generator as it stands. A model with
+    weights ignores it. Raises ValueError for an ``init_seed`` that is not a non-negative integer.
     """
     import open_clip
     import torch
 
+    if init_seed is not None:
+        if isinstance(init_seed, bool) or not isinstance(init_seed, numbers.Integral) or init_seed < 0:
+            raise ValueError(f"init_seed must be a non-negative integer or None, got {init_seed!r}")
     spec = check_model(name, pretrained)
     try:
-        if spec.needs_download:
-            model, _, preprocess = _create_from_cache_or_hub(spec, device)
-        else:
-            model, _, preprocess = _create(spec, device)
+        with torch.random.fork_rng(devices=[], enabled=spec.random_weights and init_seed is not None):
+            if spec.random_weights and init_seed is not None:
+                torch.manual_seed(int(init_seed))
+            if spec.needs_download:
+                model, _, preprocess = _create_from_cache_or_hub(spec, device)
+            else:
+                model, _, preprocess = _create(spec, device)
     except ModelUnavailableError:
         raise
     except Exception as exc:  # network, hub, or checksum errors all mean: weights unavailable

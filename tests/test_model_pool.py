@@ -89,3 +89,26 @@ def test_a_failed_load_does_not_take_a_loaded_models_place():
             pool.warm(key).result()
     assert pool.held() == ["ViT-B-32-random", "SigLIP"]
     assert pool.warm("ViT-B-32-random").result() is random_vit
+
+
+def test_a_random_weight_model_is_the_same_network_at_every_load_and_the_grids_seed_0_one():
+    # the pool built random-weight models from whatever state torch's generator was in: a model reloaded
+    # after leaving the pool was another network, so one upload's forecast changed with it
+    import torch
+
+    from core.model_pool import _load
+    from core.models import load_model
+
+    first = _load("worldclip-tiny-random").model.state_dict()
+    torch.rand(7)  # the global generator moves on between loads
+    again = _load("worldclip-tiny-random").model.state_dict()
+    torch.manual_seed(0)  # what the grid does before it loads a run of seed 0
+    grid = load_model("worldclip-tiny-random").model.state_dict()
+    for name, tensor in first.items():
+        assert torch.equal(tensor, again[name]) and torch.equal(tensor, grid[name]), name
+    state = torch.random.get_rng_state()
+    seeded = load_model("worldclip-tiny-random", init_seed=1).model.state_dict()
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator is left as it was
+    assert not all(torch.equal(t, seeded[n]) for n, t in first.items())  # another seed, another network
+    with pytest.raises(ValueError, match="init_seed"):
+        load_model("worldclip-tiny-random", init_seed=-1)
