@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from jobs.cli import check_results_folder, user_facing
+from jobs.cli import check_results_folder, no_runs, user_facing
 
 
 def overhead_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"--goal must be a share in (0, 1], got {args.goal}")
     from core import store
 
-    tab = overhead_table(store.load_runs([check_results_folder(args.results, option="")]))
+    runs = store.load_runs([check_results_folder(args.results, option="")])
+    try:
+        tab = overhead_table(runs)
+    except ValueError:  # overhead_table cannot say where
+        raise no_runs("successful training cells with timings", [args.results]) from None
     print(tab.round(3).to_string())
     overall = float(tab.loc["ALL (time-weighted)", "overhead"])
     print(f"overhead {overall:.1%} of cell wall time; goal < {args.goal:.0%}; ratio to goal {overall / args.goal:.2f}")

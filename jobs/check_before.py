@@ -8,8 +8,8 @@ ways (one shipped zero-shot record gained +0.125 points by training nothing). Bo
 ``core.evaluate.evaluate_run``. This job scores every successful record's task and OOD sets the current way
 and lists each stored ``zs_acc`` or ``ood_before`` value that differs: those records are the ones to run
 again. A model or dataset that cannot be loaded here (weights or files not available offline) is named and
-skipped. Exit 0 when none differs, 1 when some do, 3 when none differs but some values could not be checked,
-2 for a bad option.
+skipped. Exit (jobs.cli's, as every job) 0 when none differs, 1 when some do, 3 when none differs but some values
+could not be checked, 2 for a bad option or a folder with no successful record to check.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ import pandas as pd
 
 from core.data.registry import DatasetUnavailableError
 from core.models import ModelUnavailableError
-from jobs.cli import (EXIT_INCOMPLETE, check_cache_folder, check_csv_out, check_device, check_results_folder,
-                      user_facing)
+from jobs.cli import (EXIT_FAILED, EXIT_INCOMPLETE, check_cache_folder, check_csv_out, check_device,
+                      check_results_folder, no_runs, user_facing)
 
 log = logging.getLogger(__name__)
 COLUMNS = ["model_key", "dataset", "run_id", "method", "field", "stored", "now"]
@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     from core import store
 
     runs = store.load_runs([check_results_folder(args.results, option="")])
+    if not (runs["status"] == "ok").any():  # was "0 of 0 ok records differ", exit 0: read as a pass
+        raise no_runs("successful records", [args.results])
     if wanted := [m for m in args.models.split(",") if m]:
         if unknown := sorted(set(wanted) - set(runs["model_key"])):
             raise ValueError(f"--models: no records of {', '.join(unknown)} in {args.results}")
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{found['run_id'].nunique()} of {checked} ok records differ from the current scoring path")
     for (model_key, name), why in sorted(unchecked.items()):
         print(f"not checked: {model_key} on {name}: {why}")
-    return 1 if len(found) else EXIT_INCOMPLETE if unchecked else 0
+    return EXIT_FAILED if len(found) else EXIT_INCOMPLETE if unchecked else 0
 
 
 if __name__ == "__main__":

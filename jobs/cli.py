@@ -1,7 +1,22 @@
-"""What every job does with a user's mistake: one clear line on stderr, no traceback, exit code 2.
+"""The shared conventions of the jobs (``python -m jobs.NAME``): what each exit code means, where messages go.
 
-A bad path, a bad config value, an unknown model or dataset, an unreachable weights hub: these are
-user errors and get their message. Set IIMM_DEBUG=1 to see the traceback instead.
+Exit codes, the same for every job (a job's docstring adds only what is its own):
+
+- 0: done.
+- 1 (``EXIT_FAILED``): the job ran on usable input and what it did or checked failed: records refused
+  (``ingest``, ``submit``), values that differ (``check_before``, ``reproduce``), cells lost or a system error
+  such as a full disk once the work had begun (``grid``), errors under load (``load_test``).
+- 2 (``EXIT_USER_ERROR``): the input cannot be used, and nothing was computed or written: a bad flag or flag
+  value (argparse's own refusal too), a missing input path, an input with no runs or records to work on (an
+  empty or wrong ``--results`` folder), an output that cannot be written (a folder where a file goes, a file
+  where a folder goes, a folder this user may not write in; checked before the work).
+- 3 (``EXIT_INCOMPLETE``): done as far as this host could: some part is not here yet or cannot be done here
+  (``grid``: cells another runner holds; ``check_before``: a model or dataset not available here).
+- 130 (``EXIT_INTERRUPTED``): interrupted (Ctrl-C; SIGTERM too for ``grid``): one line, no traceback.
+
+Results and reports go to stdout; every error is one ``error: …`` line on stderr that names the option or path
+and what to do. An output file that exists is replaced (the jobs regenerate their tables). Set IIMM_DEBUG=1 to
+see a user error's traceback instead of its line.
 """
 from __future__ import annotations
 
@@ -19,9 +34,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 USER_ERRORS = (ValueError, OSError, ModelUnavailableError, DatasetUnavailableError)
+EXIT_FAILED = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-EXIT_INCOMPLETE = 3  # jobs.grid: some cells are another runner's, their records not here yet
+EXIT_INCOMPLETE = 3  # jobs.grid: cells another runner holds; jobs.check_before: a model not available here
 
 
 def user_facing(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
@@ -41,6 +57,17 @@ def user_facing(main: Callable[[list[str] | None], int]) -> Callable[[list[str] 
             return EXIT_USER_ERROR
 
     return wrapper
+
+
+#: What to do about an input with no runs to work on.
+NAME_A_GRID = "name a results folder that holds grid records (made by python -m jobs.grid or jobs.ingest)"
+
+
+def no_runs(what: str, roots: Iterable[str | Path] | None, todo: str = NAME_A_GRID) -> ValueError:
+    """The error for an input with nothing to work on (exit 2 through :func:`user_facing`): ``no {what} in
+    {roots}: {todo}``; ``roots`` None or empty reads as the app's store (the jobs' default input)."""
+    where = ", ".join(str(r) for r in roots) if roots else "the app's store (jobs/results and the local store)"
+    return ValueError(f"no {what} in {where}: {todo}")
 
 
 def not_a_command(module: str, instead: str) -> None:

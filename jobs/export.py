@@ -11,6 +11,7 @@ The output file is written atomically (a failed export never leaves a cut file i
 Columns: the leaderboard columns first (run_id, model, pretrained, method, dataset,
 seed, status, zs_acc, ft_acc, id_gain, norm_gain, ood_change, iimm, source), then the other
 schema columns; nested fields are JSON text, so a Parquet export can be ingested again (a CSV is for reading).
+A store with no run to export is exit 2 with nothing written, as every job's input with no runs (jobs.cli).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from core import store
-from jobs.cli import user_facing
+from jobs.cli import no_runs, user_facing
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     args.format = args.format or "csv"
     df = store.load_runs(args.results)
     df = _ordered(df if args.include_submitted else store.verified_runs(df))
+    if df.empty:  # a header alone, exit 0, read as an export; nothing is written
+        raise no_runs("runs", args.results)
     data = store.to_csv_bytes(df) if args.format == "csv" else store.to_parquet_bytes(df)
     if args.output:
         store._atomic_write(args.output, lambda fh: fh.write(data))

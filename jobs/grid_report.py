@@ -17,7 +17,7 @@ import pandas as pd
 
 from core import cards, charts, ranking, store
 from core.predictor_eval import evaluate_predictors
-from jobs.cli import check_results_folder, user_facing
+from jobs.cli import check_results_folder, no_runs, user_facing
 
 log = logging.getLogger("jobs.grid_report")
 
@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = store.load_runs(args.results)
     if not args.results:  # the app's store: as the ranking shows it, without unverified submissions
         runs = store.verified_runs(runs)
-    text = report(runs)  # ValueError (no runs): user_facing says why, exit 2
+    if not (runs["status"] == "ok").any():  # said here: report() cannot name the folder
+        raise no_runs("successful runs", args.results)
+    text = report(runs)
     print(text)
     if args.out:
         args.out.write_text(text)

@@ -8,9 +8,9 @@ record is checked against the schema (core.schema); a run_id repeated in the inp
 a run_id already stored in DIR or in the shipped results is a no-op when its content is the
 same and refused when it differs (a stored run is never replaced). The batch is written
 all-or-nothing under a lock, so concurrent ingests are safe. DIR defaults to the local store
-($IIMM_RESULTS or results/). Exit status: 0 when every record is now stored (accepted or
-already there, unchanged), 1 when any record was refused or none was found, 2 for a missing or
-unsupported input or a DIR that is not a results folder.
+($IIMM_RESULTS or results/). Exit status (jobs.cli's, as every job): 0 when every record is now stored
+(accepted or already there, unchanged), 1 when any record was refused, 2 for a missing or unsupported input, one
+that holds no record, or a DIR that is not a results folder.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from core import store
-from jobs.cli import user_facing
+from jobs.cli import EXIT_FAILED, no_runs, user_facing
 
 
 @user_facing
@@ -33,16 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     target = args.into or store.local_results_dir()
     report = store.ingest(args.path, target)  # a missing path or bad input: user_facing says why (exit 2)
+    if not report.accepted and not report.unchanged and not report.refused:  # nothing to ingest: exit 2
+        raise no_runs("record", [args.path], "name a folder of .json/.jsonl/.parquet records or one such file")
     print(f"{report.summary()} (into {target})")
     for where, reason in report.refused:
         print(f"  refused {where}: {reason}")
     if not report.accepted and not report.unchanged:
         # a refusal may be a valid record in conflict with a stored one: "no valid record" would be false
-        why = (f"none of the {len(report.refused)} record(s) in {args.path} was stored (refusals above)"
-               if report.refused else f"no record found in {args.path}")
-        print(f"error: {why}", file=sys.stderr)
-        return 1
-    return 1 if report.refused else 0
+        print(f"error: none of the {len(report.refused)} record(s) in {args.path} was stored (refusals above)",
+              file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_FAILED if report.refused else 0
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import pandas as pd
 
 from core import store
 from core.method_info import family_of_run
-from jobs.cli import check_results_folder, user_facing
+from jobs.cli import check_results_folder, no_runs, user_facing
 
 
 def _trainable(provenance: object) -> int | None:
@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.ours == args.theirs:
         raise ValueError(f"--ours and --theirs must name two different methods, got {args.ours!r} twice")
     runs = store.load_runs([check_results_folder(args.results)])
+    if not {args.ours, args.theirs} <= set(runs.loc[runs["status"] == "ok", "method"]):
+        raise no_runs(f"successful runs of both {args.ours!r} and {args.theirs!r}", [args.results],
+                      "name the grid that ran both with --results, or the methods with --ours and --theirs")
     result = cross_check(runs, args.ours, args.theirs)
     print(f"{args.theirs} vs {args.ours}: {result['pairs']} paired runs on {result['datasets']} datasets")
     print(f"trainable parameters in the records: {result['trainable']}")

@@ -43,7 +43,8 @@ scores every rule (or the comma-separated ``RULES``) on the same runs and writes
 side by side to ``forecast-rules.md`` and every rule's per-cell rows to ``forecast-rules.csv``,
 beside the CSV. The gated rule redoes the nested selection inside every selection: minutes on 15
 datasets, about an hour on 9 cells of 40.
-Exit codes: 0 done, 1 no ok runs or too few datasets, 2 bad arguments (a missing --results folder too).
+Exit codes (jobs.cli's, as every job): 0 done; 2 bad arguments, a missing --results folder, no ok runs in it or
+too few datasets for any (model, method): nothing is written.
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ from core import cards
 from core import forecast_select as fsel
 from core import predictor_eval as pe
 from core import store
-from jobs.cli import check_file_out, user_facing
+from jobs.cli import check_file_out, no_runs, user_facing
 from jobs.predictor_tables import (HEADLINE, RULE_TEXT, rules_markdown, selection_markdown,  # noqa: F401 (tests
                                     summary_lines, summary_markdown,  # and users read them from here)
                                     zero_shot_markdown)
@@ -235,15 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.results:  # the app's store: as the forecast page, verified runs only
         runs = store.verified_runs(runs)
     usable = runs[(runs["status"] == "ok") & ~runs["method"].isin(pe.EXCLUDED_METHODS)] if len(runs) else runs
-    if usable.empty:
-        print(f"error: no ok fine-tuning runs in {', '.join(str(r) for r in roots)}", file=sys.stderr)
-        return 1
+    if usable.empty:  # the input cannot be used: exit 2, as an empty --results folder in every job
+        raise no_runs("ok fine-tuning runs", roots)
     table = pe.evaluate_predictors(runs, min_datasets=args.min_datasets, n_boot=args.bootstrap)
     if not (table["status"] == "ok").any():
         most = int(table["n_datasets"].max()) if len(table) else 0
-        print(f"error: no (model, method) has {args.min_datasets} datasets with outcomes and predictors "
-              f"(most: {most}); run more of the grid or lower --min-datasets", file=sys.stderr)
-        return 1
+        raise ValueError(f"no (model, method) in {', '.join(str(r) for r in roots)} has {args.min_datasets} datasets "
+                         f"with outcomes and predictors (most: {most}); run more of the grid or lower --min-datasets")
     outcomes = pe.OUTCOMES
     md_path = _summary_path(out, args)
     untrained = cards.untrained_models(usable)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from core.data import world2
 from core.nested_bootstrap import kendall_tau, nested_bootstrap_tau
-from jobs.cli import check_results_folder, check_writable_folder, user_facing
+from jobs.cli import check_results_folder, check_writable_folder, no_runs, user_facing
 from jobs.world_check import (ALL_MODELS, CONTROL, LONG_TAILED, OUTCOMES, PREREGISTERED_BOOT, SHIPPED, TASKS,
                               check_boot, coverage_taus, table, verdict)
 
@@ -258,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = runs[(runs["status"] == "ok") & runs["dataset"].str.startswith(world2.suites.PREFIX)
                 & (runs["method"] != "zero_shot")]
     if runs.empty:
-        raise ValueError(f"no successful world-v2 fine-tuning runs in {args.results}")
+        raise no_runs("successful world-v2 fine-tuning runs", [args.results],
+                      "name the world-v2 grid's results folder (default jobs/results/world-v2)")
     _, status = manipulation_verdict(args.results)  # a damaged check is refused before the bootstrap
     tab = method_table(runs, n_boot=args.boot)
     report = markdown(tab, criteria(tab), len(runs), args.boot, status=status, ceiling=ceilings(runs))

@@ -154,8 +154,8 @@ def test_ingest_bad_inputs_give_one_clear_message(tmp_path, capsys):
     assert ingest.main([str(tmp_path / "notes.txt"), "--into", str(tmp_path / "s")]) == 2
     assert ".jsonl" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert ingest.main([str(tmp_path / "empty"), "--into", str(tmp_path / "s")]) == 1
-    assert f"error: no record found in {tmp_path / 'empty'}" in capsys.readouterr().err
+    assert ingest.main([str(tmp_path / "empty"), "--into", str(tmp_path / "s")]) == 2  # was 1: see jobs.cli
+    assert f"error: no record in {tmp_path / 'empty'}: name a folder of" in capsys.readouterr().err
 
 
 def test_load_runs_ignores_partial_and_corrupt_files(results, caplog):

@@ -132,13 +132,14 @@ def test_exit_codes(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     code, out = _run(tmp_path, str(empty))
-    assert code == 1 and not out.exists() and "no ok fine-tuning runs" in _one_line_error(capsys)
+    # no runs to work on is the input's fault, as in every job (jobs.cli's convention; was 1)
+    assert code == 2 and not out.exists() and "no ok fine-tuning runs" in _one_line_error(capsys)
     # a missing --results folder is the user's mistake: exit 2, as jobs.cli promises
     code, out = _run(tmp_path, str(tmp_path / "nope"))
     assert code == 2 and not out.exists() and "nope (not found)" in _one_line_error(capsys)
     small = _store(tmp_path, _records("iimm", "gbc", n_sets=4))
     code, out = _run(tmp_path, small)
-    assert code == 1 and not out.exists() and "most: 4" in _one_line_error(capsys)
+    assert code == 2 and not out.exists() and "most: 4" in _one_line_error(capsys)  # was 1, likewise
     assert _run(tmp_path, small, "--min-datasets", "2")[0] == 2
     _one_line_error(capsys)
 

@@ -1,0 +1,55 @@
+"""The jobs' shared exit-code convention (jobs/cli.py, README "Exit codes"): the same situation gives every job
+the same code, stream and kind of message."""
+import importlib
+
+import pytest
+
+from jobs import cli
+
+#: Every job that reads runs from a folder, with the arguments that point it at ``{folder}`` (and, where it
+#: writes, at an output under ``{tmp}``).
+FOLDER_JOBS = [
+    ("predictors", ["--results", "{folder}", "--out", "{tmp}/p.csv"]),
+    ("ingest", ["{folder}", "--into", "{tmp}/store"]),
+    ("export", ["--results", "{folder}", "-o", "{tmp}/runs.csv"]),
+    ("check_before", ["{folder}"]),
+    ("grid_report", ["--results", "{folder}"]),
+    ("peft_check", ["--results", "{folder}"]),
+    ("bench_cell", ["{folder}"]),
+    ("world_v2_report", ["--results", "{folder}", "--out", "{tmp}/report"]),
+]
+
+
+def _main(job_name: str, argv: list[str]) -> int:
+    try:
+        return importlib.import_module(f"jobs.{job_name}").main(argv)
+    except SystemExit as stop:  # argparse's own refusal
+        return stop.code
+
+
+@pytest.mark.parametrize("job_name, argv", FOLDER_JOBS)
+def test_an_input_folder_without_runs_is_exit_2_naming_the_folder(tmp_path, capsys, job_name, argv):
+    """Was: predictors and ingest exit 1, check_before and export exit 0 ("0 of 0 records differ", a CSV header
+    alone), and grid_report, peft_check and bench_cell named no folder."""
+    folder = tmp_path / "no-runs"
+    folder.mkdir()
+    code = _main(job_name, [a.format(folder=folder, tmp=tmp_path) for a in argv])
+    out, err = capsys.readouterr()
+    assert code == cli.EXIT_USER_ERROR, (code, err)
+    assert out == "" and err.startswith("error: no ") and len(err.splitlines()) == 1, err
+    assert f"in {folder}: " in err and "Traceback" not in err  # where, then what to do
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "runs.csv").exists()
+
+
+@pytest.mark.parametrize("job_name, argv", FOLDER_JOBS)
+def test_a_missing_input_folder_is_exit_2_naming_it(tmp_path, capsys, job_name, argv):
+    missing = tmp_path / "missing"
+    code = _main(job_name, [a.format(folder=missing, tmp=tmp_path) for a in argv])
+    out, err = capsys.readouterr()
+    assert code == cli.EXIT_USER_ERROR and out == "" and err.startswith("error: ") and str(missing) in err, err
+    assert not err.startswith("error: no ") and "Traceback" not in err  # missing, not read as empty
+
+
+def test_the_no_runs_message_names_the_default_store_without_folders():
+    assert str(cli.no_runs("runs", None)).startswith("no runs in the app's store (")
+    assert str(cli.no_runs("runs", ["a", "b"], "do this")) == "no runs in a, b: do this"
