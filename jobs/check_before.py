@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     found = differing(runs, current_scorer(args.cache, device), unchecked)
     checked = int((runs["status"] == "ok").sum())
     if args.out is not None:
-        found.to_csv(args.out, index=False)
+        store.write_file_atomic(args.out, found.to_csv(index=False))  # its missing folders made
     print(found.to_string(index=False) if len(found) else "no stored accuracy differs")
     print(f"{found['run_id'].nunique()} of {checked} ok records differ from the current scoring path")
     for (model_key, name), why in sorted(unchecked.items()):

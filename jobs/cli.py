@@ -15,8 +15,9 @@ Exit codes, the same for every job (a job's docstring adds only what is its own)
 - 130 (``EXIT_INTERRUPTED``): interrupted (Ctrl-C; SIGTERM too for ``grid``): one line, no traceback.
 
 Results and reports go to stdout; every error is one ``error: …`` line on stderr that names the option or path
-and what to do. An output file that exists is replaced (the jobs regenerate their tables). Set IIMM_DEBUG=1 to
-see a user error's traceback instead of its line.
+and what to do. An output file that exists is replaced (the jobs regenerate their tables) and an output's
+missing folders are made (:func:`check_file_out`, :func:`check_folder_out` check the rest before the work). Set
+IIMM_DEBUG=1 to see a user error's traceback instead of its line.
 """
 from __future__ import annotations
 
@@ -135,16 +136,30 @@ def check_writable_folder(folder: Path, flag: str, holds: str = "") -> None:
 def check_file_out(path: Path, flag: str) -> None:
     """ValueError naming ``flag`` unless a file can be written at ``path`` once its missing folders are made:
     ``path`` is no folder, and the nearest existing folder above it is a folder this user may write in.
-    Creates nothing; run before long work, so an unusable output is not found only when it is written."""
+    Creates nothing; run before long work, so an unusable output is not found only when it is written. The
+    jobs make an output's missing folders when they write it (as ``core.store.write_file_atomic`` does)."""
     if path.is_dir():
         raise ValueError(f"{flag} {path} is a folder: name a file")
-    above = path.parent
+    _check_writable_above(path, path.parent, flag)
+
+
+def check_folder_out(folder: Path, flag: str) -> None:
+    """ValueError naming ``flag`` unless ``folder`` is, or can be made as, a folder this user may write in
+    (what :func:`check_file_out` is for a file). Creates nothing."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{flag} {folder} is a file, not a folder: name a folder")
+    _check_writable_above(folder, folder, flag)
+
+
+def _check_writable_above(path: Path, above: Path, flag: str) -> None:
+    """ValueError naming ``flag`` and ``path`` unless the nearest existing folder from ``above`` up is a folder
+    this user may write in."""
     while not above.exists() and not above.is_symlink() and above != above.parent:
         above = above.parent
     if not above.is_dir():
-        raise ValueError(f"{flag} {path}: {above} is a file, not a folder")
+        raise ValueError(f"{flag} {path}: {above} is a file, not a folder; name a path under a folder")
     if not os.access(above, os.W_OK | os.X_OK):
-        raise ValueError(f"{flag} {path}: cannot write in {above}")
+        raise ValueError(f"{flag} {path}: cannot write in {above}; name a folder you may write in")
 
 
 def check_results_folder(path: Path, option: str = "--results") -> Path:
@@ -165,12 +180,10 @@ def check_cache_folder(cache: Path | None) -> None:
 
 
 def check_csv_out(out: Path | None) -> None:
-    """ValueError when ``--out`` cannot take a CSV file: a folder, or a file in a folder that does not exist
-    (checked before long work, so the table is not lost at the end)."""
-    if out is not None and out.is_dir():
-        raise ValueError(f"--out {out} is a folder; give a CSV file name")
-    if out is not None and not out.parent.is_dir():
-        raise ValueError(f"--out {out}: the folder {out.parent} does not exist")
+    """:func:`check_file_out` for an optional ``--out`` CSV (checked before long work, so the table is not lost
+    at the end; its missing folders are made when it is written)."""
+    if out is not None:
+        check_file_out(out, "--out")
 
 
 def check_device(device: str) -> str:

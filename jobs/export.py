@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from core import store
-from jobs.cli import no_runs, user_facing
+from jobs.cli import check_file_out, no_runs, user_facing
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:
@@ -56,12 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: results folder(s) not found: {', '.join(missing)}", file=sys.stderr)
         return 2
-    if args.output and (args.output.is_dir() or not args.output.parent.is_dir()
-                        or (args.output.exists() and not args.output.is_file())):
-        problem = ("is a folder" if args.output.is_dir() else "its folder does not exist"
-                   if not args.output.parent.is_dir() else "is not a regular file (a device or a pipe)")
-        print(f"error: -o {args.output}: {problem}", file=sys.stderr)
-        return 2
+    if args.output:
+        check_file_out(args.output, "-o")  # its missing folders are made, as every job's output
+        if args.output.exists() and not args.output.is_file():
+            raise ValueError(f"-o {args.output} is not a regular file (a device or a pipe): name a file")
     compacting = (args.results or [store.local_results_dir()]) if args.compact else []
     for root in compacting:  # every check before the first compaction: it deletes what it merged
         problem = "does not exist" if not root.is_dir() else store.is_results_folder(root)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from core import cards, charts, ranking, store
 from core.predictor_eval import evaluate_predictors
-from jobs.cli import check_results_folder, no_runs, user_facing
+from jobs.cli import check_file_out, check_results_folder, no_runs, user_facing
 
 log = logging.getLogger("jobs.grid_report")
 
@@ -89,9 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     for root in args.results or []:
         check_results_folder(root)
-    if args.out is not None and (args.out.is_dir() or not args.out.parent.is_dir()):
-        raise ValueError(f"--out {args.out}: " + ("is a folder: name a file" if args.out.is_dir()
-                                                  else "its folder does not exist"))
+    if args.out is not None:
+        check_file_out(args.out, "--out")
     runs = store.load_runs(args.results)
     if not args.results:  # the app's store: as the ranking shows it, without unverified submissions
         runs = store.verified_runs(runs)
@@ -100,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(runs)
     print(text)
     if args.out:
-        args.out.write_text(text)
+        store.write_file_atomic(args.out, text)  # its missing folders made, as every job's output
     return 0
 
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from core import store
-from jobs.cli import EXIT_FAILED, no_runs, user_facing
+from jobs.cli import EXIT_FAILED, check_folder_out, no_runs, user_facing
 
 
 @user_facing
@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     target = args.into or store.local_results_dir()
+    # a file in the way was a bare "[Errno 20] Not a directory"
+    check_folder_out(target, "--into" if args.into else "the local store ($IIMM_RESULTS or results/)")
     report = store.ingest(args.path, target)  # a missing path or bad input: user_facing says why (exit 2)
     if not report.accepted and not report.unchanged and not report.refused:  # nothing to ingest: exit 2
         raise no_runs("record", [args.path], "name a folder of .json/.jsonl/.parquet records or one such file")

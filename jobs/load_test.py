@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from jobs.app_server import CHROMIUM, CHROMIUM_ARGS, AppDidNotStart, free_port, start_app, stop_app
-from jobs.cli import user_facing
+from jobs.cli import check_file_out, user_facing
 
 log = logging.getLogger("jobs.load_test")
 REPO = Path(__file__).resolve().parent.parent
@@ -190,18 +190,15 @@ def _check_seconds(option: str, value: float) -> None:
 
 def _check_report(path: Path) -> None:
     """ValueError unless a report can be written at ``path``: checked before the load, so a load that ran
-    for twenty minutes does not end in an unwritable report."""
-    folder = path.parent
-    if path.is_dir():
-        raise ValueError(f"--report {path} is a folder; name the report's file")
-    if not folder.is_dir():
-        what = "is a file" if folder.exists() else "does not exist"
-        raise ValueError(f"--report {path}: the folder {folder} {what}")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise ValueError(f"--report {path}: cannot write in {folder} ({exc.strerror or exc})") from exc
+    for twenty minutes does not end in an unwritable report. Its missing folders are made when it is written,
+    as every job's output (jobs.cli)."""
+    check_file_out(path, "--report")
+    if path.parent.is_dir():  # a probe too: os.access says yes to root on a read-only mount's folders
+        try:
+            with tempfile.TemporaryFile(dir=path.parent):
+                pass
+        except OSError as exc:
+            raise ValueError(f"--report {path}: cannot write in {path.parent} ({exc.strerror or exc})") from exc
 
 
 def summarise(results: list[tuple[str, float]]) -> dict[str, dict[str, float]]:

@@ -236,7 +236,9 @@ def _report(tables: list[pd.DataFrame], reproduced: int, total: int, args: argpa
     if len(found):
         print(found.to_string(index=False))
     if args.out is not None:
-        found.to_csv(args.out, index=False)
+        from core.store import write_file_atomic
+
+        write_file_atomic(args.out, found.to_csv(index=False))  # its missing folders made, as every job's output
     print(f"{reproduced} of {total} records reproduce (tolerance {args.tolerance:g}; "
           f"zero-shot measures {args.measure_tolerance:g})")
 

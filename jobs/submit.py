@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from core import store
-from jobs.cli import user_facing
+from jobs.cli import check_folder_out, user_facing
 
 
 @user_facing
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.zip.is_file():
         print(f"error: {args.zip} is not a file", file=sys.stderr)
         return 2
+    check_folder_out(args.into or store.submissions_dir(), "--into" if args.into else "the submissions store")
     # the host: reasons may name this machine's folders (the app's page never does); UploadError etc.:
     # user_facing says why
     report = store.accept_submission(args.zip, target=args.into, public=False)

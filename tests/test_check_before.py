@@ -196,10 +196,12 @@ def test_one_network_is_held_at_a_time_and_each_is_loaded_once(monkeypatch):
 
 
 @pytest.mark.parametrize("argv, message", [(["--device", "tpu"], "--device 'tpu' is not on this host"),
-                                           (["--out", "{tmp}/no/such/d.csv"], "does not exist")])
+                                           # a missing folder is made now, as in every job (jobs.cli)
+                                           (["--out", "{tmp}/a-file/d.csv"], "a-file is a file, not a folder")])
 def test_device_and_out_folder_are_checked_before_any_scoring(tmp_path, capsys, argv, message):
     from tests.fixtures import write_fixture_store
 
     write_fixture_store(tmp_path / "res")
+    (tmp_path / "a-file").write_text("x")
     assert check_before.main([str(tmp_path / "res"), *[a.format(tmp=tmp_path) for a in argv]]) == 2
     assert message in capsys.readouterr().err

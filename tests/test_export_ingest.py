@@ -193,10 +193,12 @@ def test_export_compact_refuses_a_default_store_that_is_not_a_results_folder(tmp
     assert sorted(tree.rglob("*.json")) == before
 
 
-@pytest.mark.parametrize("bad", ["missing-results", "missing-output-folder"])
+@pytest.mark.parametrize("bad", ["missing-results", "output-under-a-file"])
 def test_export_checks_every_option_before_compacting_anything(results, tmp_path, capsys, bad):
+    # an output's missing folder is made now, as in every job (jobs.cli): a file in its way is refused instead
+    (tmp_path / "a-file").write_text("x")
     extra = (["--results", str(tmp_path / "nope")] if bad == "missing-results"
-             else ["-o", str(tmp_path / "no-such-folder" / "out.csv")])
+             else ["-o", str(tmp_path / "a-file" / "out.csv")])
     before = sorted(results.glob("*.json"))
     assert export.main(["--results", str(results), "--compact", *extra]) == 2
     assert sorted(results.glob("*.json")) == before and not list(results.glob("*.parquet"))

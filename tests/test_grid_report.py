@@ -51,9 +51,10 @@ def test_each_model_gets_its_own_tables_and_the_zero_shot_baseline_none(tmp_path
 
 def test_report_checks_out_first_and_says_when_iimm_is_not_scored(tmp_path, capsys):
     write_fixture_store(tmp_path / "r", n_datasets=4, methods=("full",))
-    assert grid_report.main(["--results", str(tmp_path / "r"), "--out", str(tmp_path / "no" / "r.md")]) == 2
+    (tmp_path / "a-file").write_text("x")  # a missing folder is made now, as in every job (jobs.cli): a file in the way
+    assert grid_report.main(["--results", str(tmp_path / "r"), "--out", str(tmp_path / "a-file" / "r.md")]) == 2
     err = capsys.readouterr()
-    assert "its folder does not exist" in err.err and err.out == ""  # refused before any report
+    assert "a-file is a file, not a folder" in err.err and err.out == ""  # refused before any report
     assert grid_report.main(["--results", str(tmp_path / "r")]) == 0
     assert "not scored: no method has 5 datasets" in capsys.readouterr().out
 

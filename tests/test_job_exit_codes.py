@@ -53,3 +53,53 @@ def test_a_missing_input_folder_is_exit_2_naming_it(tmp_path, capsys, job_name, 
 def test_the_no_runs_message_names_the_default_store_without_folders():
     assert str(cli.no_runs("runs", None)).startswith("no runs in the app's store (")
     assert str(cli.no_runs("runs", ["a", "b"], "do this")) == "no runs in a, b: do this"
+
+
+#: Every job that writes a file or a folder the user names, with the arguments that point it at ``{out}`` (its
+#: input a fixture store at ``{runs}``, one record ``{record}`` of it or a zip ``{zip}``).
+OUTPUT_JOBS = [
+    ("predictors", ["--results", "{runs}", "--out", "{out}"], "--out"),
+    ("grid_report", ["--results", "{runs}", "--out", "{out}"], "--out"),
+    ("export", ["--results", "{runs}", "-o", "{out}"], "-o"),
+    ("check_before", ["{runs}", "--out", "{out}"], "--out"),
+    ("reproduce", ["{record}", "--out", "{out}"], "--out"),
+    ("ingest", ["{runs}", "--into", "{out}"], "--into"),
+    ("submit", ["{zip}", "--into", "{out}"], "--into"),
+]
+
+
+def _inputs(tmp_path):
+    import zipfile
+
+    from tests.fixtures import write_fixture_store
+
+    records = write_fixture_store(tmp_path / "runs", n_datasets=2, methods=("full",))
+    with zipfile.ZipFile(tmp_path / "s.zip", "w") as archive:
+        archive.write(records[0], records[0].name)
+    return {"runs": tmp_path / "runs", "record": records[0], "zip": tmp_path / "s.zip"}
+
+
+@pytest.mark.parametrize("job_name, argv, flag", OUTPUT_JOBS)
+def test_an_output_under_a_file_is_exit_2_naming_the_file_in_the_way(tmp_path, capsys, monkeypatch, job_name, argv,
+                                                                     flag):
+    """Was: grid_report and export said "its folder does not exist" and check_before and reproduce "the folder …
+    does not exist" (a file was in the way, not a missing folder); ingest and submit said "[Errno 20] Not a
+    directory" with no option named. Checked before the work: nothing runs, nothing is printed."""
+    monkeypatch.setenv("IIMM_SUBMISSIONS", str(tmp_path / "submissions"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    out = blocker / "sub" / "out.csv"
+    code = _main(job_name, [a.format(out=out, **_inputs(tmp_path)) for a in argv])
+    printed, err = capsys.readouterr()
+    assert code == cli.EXIT_USER_ERROR and printed == "", (code, err)
+    assert err.startswith(f"error: {flag} {out}: {blocker} is a file, not a folder") and len(err.splitlines()) == 1
+    assert not list((tmp_path / "runs").glob("*.csv")) and not (tmp_path / "submissions").exists()
+
+
+@pytest.mark.parametrize("job_name, argv", [("grid_report", ["--results", "{runs}", "--out", "{out}"]),
+                                            ("export", ["--results", "{runs}", "-o", "{out}"])])
+def test_an_outputs_missing_folders_are_made_as_in_every_job(tmp_path, capsys, job_name, argv):
+    """Was: refused ("its folder does not exist") by these jobs, made by jobs.predictors and jobs.fault_injection."""
+    out = tmp_path / "new" / "sub" / "out.txt"
+    assert _main(job_name, [a.format(out=out, **_inputs(tmp_path)) for a in argv]) == 0, capsys.readouterr().err
+    assert out.stat().st_size > 0
