@@ -15,17 +15,25 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from jobs.cli import EXIT_INTERRUPTED, user_facing
+
 PARTS = ("bench_metrics", "bench_embed", "bench_methods", "bench_store", "bench_app", "bench_pretrain")
 
 
+@user_facing
 def main(argv: list[str] | None = None) -> int:
+    """Run the parts in turn; the exit code is the highest a part gave, and Ctrl-C stops the whole run (a part's
+    own main answers it with exit 130, which used to start the next part)."""
     p = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__.split("\n")[0])
     p.add_argument("--only", choices=PARTS, action="append", help="run only this part (repeatable: --only A --only B)")
     args = p.parse_args(argv)
     status = 0
     for part in args.only or PARTS:
         print(f"\n=== {part} ===", flush=True)
-        status |= importlib.import_module(f"jobs.{part}").main([]) or 0
+        code = importlib.import_module(f"jobs.{part}").main([]) or 0
+        if code == EXIT_INTERRUPTED:
+            return code
+        status = max(status, code)  # not OR'd: 1 | 2 read as 3, "incomplete"
     return status
 
 

@@ -42,6 +42,7 @@ from typing import Iterator
 import numpy as np
 
 from core import store
+from jobs.cli import user_facing
 
 REPO = Path(__file__).resolve().parent.parent
 LEADERBOARD_GOAL_S = 1.0
@@ -334,6 +335,7 @@ def bench_browser(n_images: int, repeats: int = 3, index: str = "warm",
     return out
 
 
+@user_facing
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.bench_app", description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=100_000, help="runs in the synthetic store (default 100000)")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from core import store
+from jobs.cli import user_facing
 
 GOAL_S = 1.0
 METHODS = ("full", "bitfit", "attn", "lora", "adapter", "linear-probe", "orthcr", "cite")
@@ -64,6 +65,7 @@ def _timed(label: str, fn, results: list) -> object:
     return value
 
 
+@user_facing
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.bench_store", description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=100_000, help="runs in the synthetic Parquet file")

@@ -103,3 +103,39 @@ def test_an_outputs_missing_folders_are_made_as_in_every_job(tmp_path, capsys, j
     out = tmp_path / "new" / "sub" / "out.txt"
     assert _main(job_name, [a.format(out=out, **_inputs(tmp_path)) for a in argv]) == 0, capsys.readouterr().err
     assert out.stat().st_size > 0
+
+
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("job_name, where", [("bench_store", "synthetic_records"), ("bench_app", "bench_leaderboard")])
+def test_ctrl_c_in_a_long_benchmark_is_one_line_and_exit_130(monkeypatch, capsys, job_name, where):
+    """Was: a KeyboardInterrupt traceback (these two mains were not wrapped by jobs.cli.user_facing)."""
+    job = importlib.import_module(f"jobs.{job_name}")
+    monkeypatch.setattr(job, where, _interrupt)
+    try:
+        code = job.main([])
+    except KeyboardInterrupt:  # caught here, or it would end the whole test session
+        pytest.fail("Ctrl-C left the job as a KeyboardInterrupt (a traceback on the command line)")
+    assert code == cli.EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_jobs_bench_stops_at_ctrl_c_and_keeps_the_worst_code(monkeypatch, capsys):
+    """Was: a part's Ctrl-C (its main answers exit 130) started the next part, and codes were OR'd (1 | 2 = 3,
+    which reads as "incomplete")."""
+    from types import SimpleNamespace
+
+    from jobs import bench
+
+    ran: list[str] = []
+    codes = {}
+    monkeypatch.setattr(bench.importlib, "import_module", lambda name: SimpleNamespace(
+        main=lambda argv: ran.append(name) or codes[name]))
+    codes.update({"jobs.bench_metrics": 1, "jobs.bench_embed": 2})
+    assert bench.main(["--only", "bench_metrics", "--only", "bench_embed"]) == 2
+    ran.clear()
+    codes.update({"jobs.bench_metrics": cli.EXIT_INTERRUPTED})
+    assert bench.main(["--only", "bench_metrics", "--only", "bench_embed"]) == cli.EXIT_INTERRUPTED
+    assert ran == ["jobs.bench_metrics"]
