@@ -26,7 +26,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from core.data.registry import DatasetUnavailableError
 from core.models import ModelUnavailableError
@@ -69,6 +69,20 @@ def no_runs(what: str, roots: Iterable[str | Path] | None, todo: str = NAME_A_GR
     {roots}: {todo}``; ``roots`` None or empty reads as the app's store (the jobs' default input)."""
     where = ", ".join(str(r) for r in roots) if roots else "the app's store (jobs/results and the local store)"
     return ValueError(f"no {what} in {where}: {todo}")
+
+
+def refused_records(report: Any, source: str | Path) -> str | None:
+    """The ``error:`` line (None when nothing was refused) of a batch of records read from ``source`` of which some
+    were refused, ``report`` a ``core.store`` ingest report (``accepted``, ``unchanged``, ``refused``): the job
+    ran, so exit 1, and the reasons are the report's own lines on stdout."""
+    if not report.refused:
+        return None
+    kept = len(report.accepted) + len(report.unchanged)
+    total = kept + len(report.refused)
+    if not kept:  # a refusal may be a valid record in conflict with a stored one: "no valid record" would be false
+        return f"error: none of the {total} record(s) in {source} was stored (refusals above); mend them and run again"
+    return (f"error: {len(report.refused)} of {total} record(s) in {source} refused (refusals above), the other "
+            f"{kept} stored; mend the refused ones and run again (stored ones are no-ops)")
 
 
 def not_a_command(module: str, instead: str) -> None:

@@ -9,8 +9,9 @@ a run_id already stored in DIR or in the shipped results is a no-op when its con
 same and refused when it differs (a stored run is never replaced). The batch is written
 all-or-nothing under a lock, so concurrent ingests are safe. DIR defaults to the local store
 ($IIMM_RESULTS or results/). Exit status (jobs.cli's, as every job): 0 when every record is now stored
-(accepted or already there, unchanged), 1 when any record was refused, 2 for a missing or unsupported input, one
-that holds no record, or a DIR that is not a results folder.
+(accepted or already there, unchanged), 1 when any record was refused (one ``error:`` line on stderr, the
+reasons on stdout), 2 for a missing or unsupported input, one that holds no record, or a DIR that is not a
+results folder.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import sys
 from pathlib import Path
 
 from core import store
-from jobs.cli import EXIT_FAILED, check_folder_out, no_runs, user_facing
+from jobs.cli import EXIT_FAILED, check_folder_out, no_runs, refused_records, user_facing
 
 
 @user_facing
@@ -40,12 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{report.summary()} (into {target})")
     for where, reason in report.refused:
         print(f"  refused {where}: {reason}")
-    if not report.accepted and not report.unchanged:
-        # a refusal may be a valid record in conflict with a stored one: "no valid record" would be false
-        print(f"error: none of the {len(report.refused)} record(s) in {args.path} was stored (refusals above)",
-              file=sys.stderr)
+    if error := refused_records(report, args.path):  # the job ran: exit 1, said on stderr as well
+        print(error, file=sys.stderr)
         return EXIT_FAILED
-    return EXIT_FAILED if report.refused else 0
+    return 0
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ rules as every other path into the store, stored apart as "submitted, unverified
 
 DIR defaults to $IIMM_SUBMISSIONS or results-submitted/. A record whose run_id is already stored
 (shipped, local or submitted) with other content is refused; the same record sent again is a
-no-op. Exit status: 0 when every record is now stored, 1 when any was refused or none was found,
-2 when the zip itself is refused.
+no-op. Exit status (jobs.cli's, as every job): 0 when every record is now stored, 1 when any was refused (one
+``error:`` line on stderr, the reasons on stdout), 2 when the zip itself is refused or holds no record.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from core import store
-from jobs.cli import check_folder_out, user_facing
+from jobs.cli import EXIT_FAILED, check_folder_out, no_runs, refused_records, user_facing
 
 
 @user_facing
@@ -34,12 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     # the host: reasons may name this machine's folders (the app's page never does); UploadError etc.:
     # user_facing says why
     report = store.accept_submission(args.zip, target=args.into, public=False)
+    if not report.accepted and not report.unchanged and not report.refused:
+        raise no_runs("record", [args.zip], "zip the .json/.jsonl records of a grid")
     print(f"{report.summary()} (stored as {store.SUBMITTED_SOURCE!r})")
     for where, reason in report.refused:
         print(f"  refused {where}: {reason}")
-    if not report.accepted and not report.unchanged:
-        return 1
-    return 1 if report.refused else 0
+    if error := refused_records(report, args.zip):  # was exit 1 with nothing on stderr
+        print(error, file=sys.stderr)
+        return EXIT_FAILED
+    return 0
 
 
 if __name__ == "__main__":

@@ -139,3 +139,30 @@ def test_jobs_bench_stops_at_ctrl_c_and_keeps_the_worst_code(monkeypatch, capsys
     codes.update({"jobs.bench_metrics": cli.EXIT_INTERRUPTED})
     assert bench.main(["--only", "bench_metrics", "--only", "bench_embed"]) == cli.EXIT_INTERRUPTED
     assert ran == ["jobs.bench_metrics"]
+
+
+def test_refused_records_are_exit_1_with_one_error_line_in_ingest_and_submit(tmp_path, capsys, monkeypatch):
+    """Was: jobs.ingest said so on stderr only when no record was stored, and jobs.submit never (exit 1, stderr
+    empty), so a script saw a failure with no reason where it reads them."""
+    import json
+    import zipfile
+
+    from jobs import ingest, submit
+    from tests.fixtures import make_fixture_records
+
+    monkeypatch.setenv("IIMM_SUBMISSIONS", str(tmp_path / "submissions"))
+    good, other = make_fixture_records(n_datasets=2, methods=("full",))
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "good.json").write_text(json.dumps(good))
+    (tmp_path / "in" / "bad.json").write_text(json.dumps(dict(other, status="weird")))
+    assert ingest.main([str(tmp_path / "in"), "--into", str(tmp_path / "store")]) == cli.EXIT_FAILED
+    printed, err = capsys.readouterr()
+    assert "refused" in printed and err == (f"error: 1 of 2 record(s) in {tmp_path / 'in'} refused (refusals above), "
+                                            "the other 1 stored; mend the refused ones and run again (stored ones are "
+                                            "no-ops)\n")
+    with zipfile.ZipFile(tmp_path / "s.zip", "w") as archive:
+        archive.writestr("bad.json", json.dumps(dict(other, status="weird")))
+    assert submit.main([str(tmp_path / "s.zip")]) == cli.EXIT_FAILED
+    printed, err = capsys.readouterr()
+    assert "0 accepted, 1 refused" in printed
+    assert err.startswith(f"error: none of the 1 record(s) in {tmp_path / 's.zip'} was stored (refusals above)")
