@@ -144,7 +144,11 @@ def check_writable_folder(folder: Path, flag: str, holds: str = "") -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
             pass
     except OSError as exc:
-        raise ValueError(f"{flag}: cannot write in {folder} ({exc.strerror or exc})") from None
+        above = folder.parent
+        while not above.exists() and above != above.parent:
+            above = above.parent
+        why = f"{above} is a file, not a folder" if above.exists() and not above.is_dir() else exc.strerror or exc
+        raise ValueError(f"{flag}: cannot write in {folder} ({why})") from None
 
 
 def check_file_out(path: Path, flag: str) -> None:

@@ -166,3 +166,14 @@ def test_refused_records_are_exit_1_with_one_error_line_in_ingest_and_submit(tmp
     printed, err = capsys.readouterr()
     assert "0 accepted, 1 refused" in printed
     assert err.startswith(f"error: none of the 1 record(s) in {tmp_path / 's.zip'} was stored (refusals above)")
+
+
+def test_an_output_folder_under_a_file_names_the_file_in_the_way(tmp_path, capsys):
+    """Was "--out: cannot write in a-file/report (Not a directory)": which part is not a directory was left to
+    guess (the jobs that make an output folder: world_v2_report, world_check, pretrain)."""
+    from jobs import world_v2_report
+
+    (tmp_path / "a-file").write_text("x")
+    code = world_v2_report.main(["--results", "jobs/results/world-v2", "--out", str(tmp_path / "a-file" / "report")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and f"({tmp_path / 'a-file'} is a file, not a folder)" in err, err
