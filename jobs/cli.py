@@ -1,4 +1,4 @@
-"""The shared conventions of the jobs (``python -m jobs.NAME``): what each exit code means, where messages go.
+"""The shared conventions of the jobs (``python -m jobs.<name>``): what each exit code means, where messages go.
 
 Exit codes, the same for every job (a job's docstring adds only what is its own):
 
