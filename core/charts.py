@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from core import cards, label_layout, ranking
+from core.text import distinct_labels
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,14 @@ def method_colours(methods: Any) -> dict[str, str]:
     return colours | {m: BASELINE_COLOUR for m in baseline}
 
 
+def method_titles(methods: Any) -> dict[str, str]:
+    """Each distinct method name in ``methods`` -> its readable title (:func:`core.cards.method_title`), made
+    distinct where names share one ('LoRA · Lora'): a colour scale maps a label to one colour, so methods with
+    one title were drawn in one colour under one legend entry."""
+    names = sorted({str(m) for m in methods})
+    return dict(zip(names, distinct_labels([cards.method_title(m) for m in names], tags=names)))
+
+
 def _colour_scale(labels: dict[str, str], colours: dict[str, str]) -> alt.Scale:
     """The colour scale that draws each method's label (method -> label) in its colour (method -> colour)."""
     return alt.Scale(domain=list(labels.values()), range=[colours[m] for m in labels])
@@ -89,10 +98,10 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     pts = _points(df, predictor, outcome)
     if pts.empty:
         raise ValueError(f"no ok runs with both {predictor!r} and {outcome!r} to draw")
-    labels, bands = {}, []
+    labels, bands, titles = {}, [], method_titles(pts["method"])
     for method, group in pts.groupby("method", sort=True):
         xs, ys = group[predictor].to_numpy(float), group[outcome].to_numpy(float)
-        name = cards.method_title(method)
+        name = titles[method]
         label = f"{name} (n={len(group)})"
         if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0:  # constant y: no fit to report
             forecast = _fits()
@@ -138,7 +147,7 @@ def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str 
     pts = ranking.without_baselines(pts)  # zero-shot: flat at 0 by definition, no panel
     if pts.empty:
         raise ValueError(f"no ok runs with both {predictor!r} and {outcome!r} to draw")
-    panels, colours = [], method_colours(pts["method"])
+    panels, colours, titles = [], method_colours(pts["method"]), method_titles(pts["method"])
     for method in sorted(pts["method"].unique()):
         group = pts[pts["method"] == method]
         xs, ys = group[predictor].to_numpy(float), group[outcome].to_numpy(float)
@@ -146,7 +155,7 @@ def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str 
         stats = (f"R²={forecast.fit_linear(xs, ys).r2:.2f} · τ={forecast.kendall_tau(xs, ys):.2f} · "
                  if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0 else "")
         panels.append(iimm_vs_outcome(df[df["method"] == method], outcome, predictor=predictor, level=level,
-                                      width=220, height=170, title=cards.method_title(method),
+                                      width=220, height=170, title=titles[method],
                                       subtitle=f"{stats}n={len(group)}", legend=False, colours=colours))
     # No legend: each panel's title names its method. Dropped on the encoding, since Streamlit's chart
     # theme overrides a top-level configure_legend(disable=True) and drew every method's legend per panel.
@@ -294,6 +303,9 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
         return channel(f"{axis}:Q", title=title, scale=alt.Scale(type="log" if log_scale else "linear",
                                                                   domain=list(domains[axis]), nice=False, zero=False))
 
+    # a title shared by two methods ('LoRA' of 'lora' and 'Lora') merged their colours and legend entries
+    data["method_title"] = distinct_labels(data["method_title"].astype(str).tolist(),
+                                           tags=data["method"].astype(str).tolist())
     titles = dict(sorted(zip(data["method"], data["method_title"])))
     columns = -(-len(titles) // LEGEND_ROWS)
     color = alt.Color("method_title:N", title="method", scale=_colour_scale(titles, method_colours(titles)),

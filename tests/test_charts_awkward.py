@@ -1,0 +1,34 @@
+"""core.charts with awkward inputs: clashing or odd method names, non-finite values, huge stores, labels."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from core import charts, ranking, store
+from tests.fixtures import make_fixture_records
+
+
+def _runs(**kwargs) -> pd.DataFrame:
+    return store.records_to_frame(make_fixture_records(**kwargs))
+
+
+def _colour_scales(spec: dict) -> list[dict]:
+    """The scale of every colour encoding with a domain, in any layer or panel of ``spec``."""
+    layers = [layer for panel in spec.get("concat", [spec]) for layer in panel["layer"]]
+    return [layer["encoding"]["color"]["scale"] for layer in layers
+            if "domain" in layer.get("encoding", {}).get("color", {}).get("scale", {})]
+
+
+def test_methods_that_share_a_title_keep_their_own_colour_and_legend_entry():
+    """'lora', 'LoRA' and 'Lora' are all titled 'LoRA': the colour domain held 'LoRA' three times, so Vega-Lite
+    drew the three methods in the first colour under one legend entry."""
+    runs = _runs(n_datasets=4, methods=("lora", "LoRA", "Lora"))
+    for chart in (charts.gain_vs_forgetting(ranking.method_ranking(runs)), charts.iimm_vs_outcome(runs, "id_gain")):
+        (scale, *_) = _colour_scales(chart.to_dict())
+        assert len(set(scale["domain"])) == 3 and len(set(scale["range"])) == 3, scale
+        assert sorted(label.split(" (")[0] for label in scale["domain"]) == ["LoRA · LoRA", "LoRA · Lora",
+                                                                             "LoRA · lora"]
+    panels = charts.iimm_vs_outcome_by_method(runs, "id_gain").to_dict()["concat"]
+    assert sorted(p["title"]["text"] for p in panels) == ["LoRA · LoRA", "LoRA · Lora", "LoRA · lora"]
+    assert charts.method_titles(["full", "lora"]) == {"full": "Full", "lora": "LoRA"}  # unique titles unchanged
