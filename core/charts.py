@@ -74,6 +74,7 @@ def _colour_scale(labels: dict[str, str], colours: dict[str, str]) -> alt.Scale:
 def _points(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     """Seed means per (model, method, dataset) of the ok runs with x and y present."""
     ok = df[df["status"] == "ok"].dropna(subset=[x, y])
+    ok = ok.assign(method=ok["method"].astype(str))  # colours and titles are keyed by name: a method 1 raised KeyError
     keys = ["model", "method", "dataset"]
     grouped = ok.groupby(keys, sort=True)
     out = grouped[[x, y]].mean()
@@ -154,7 +155,7 @@ def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str 
         forecast = _fits()
         stats = (f"R²={forecast.fit_linear(xs, ys).r2:.2f} · τ={forecast.kendall_tau(xs, ys):.2f} · "
                  if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0 else "")
-        panels.append(iimm_vs_outcome(df[df["method"] == method], outcome, predictor=predictor, level=level,
+        panels.append(iimm_vs_outcome(df[df["method"].astype(str) == method], outcome, predictor=predictor, level=level,
                                       width=220, height=170, title=titles[method],
                                       subtitle=f"{stats}n={len(group)}", legend=False, colours=colours))
     # No legend: each panel's title names its method. Dropped on the encoding, since Streamlit's chart
@@ -285,7 +286,7 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     for axis in (x, y):
         values = pd.to_numeric(rows[axis], errors="coerce").to_numpy(dtype=float)
         drawable &= _placeable(values, axis)
-    data = rows[drawable].copy()
+    data = rows[drawable].assign(method=lambda t: t["method"].astype(str))  # colours are keyed by name
     if data.empty:
         raise ValueError(f"no method has both {x!r} and {y!r} to draw")
     left_out = rows.loc[~drawable, "method_title"].astype(str).tolist()

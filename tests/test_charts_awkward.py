@@ -32,3 +32,16 @@ def test_methods_that_share_a_title_keep_their_own_colour_and_legend_entry():
     panels = charts.iimm_vs_outcome_by_method(runs, "id_gain").to_dict()["concat"]
     assert sorted(p["title"]["text"] for p in panels) == ["LoRA · LoRA", "LoRA · Lora", "LoRA · lora"]
     assert charts.method_titles(["full", "lora"]) == {"full": "Full", "lora": "LoRA"}  # unique titles unchanged
+
+
+def test_a_method_named_by_a_number_is_drawn():
+    """A hand-made frame's method 1: colours and titles are keyed by the name's text, so every chart raised
+    KeyError: 1."""
+    runs = _runs(n_datasets=4, methods=("lora", "full"))
+    runs["method"] = runs["method"].map({"lora": 1, "full": 2})
+    rows = ranking.method_ranking(runs)
+    for chart in (charts.iimm_vs_outcome(runs, "id_gain"), charts.gain_vs_forgetting(rows)):
+        (scale, *_) = _colour_scales(chart.to_dict())
+        assert sorted(label.split(" (")[0] for label in scale["domain"]) == ["1", "2"]
+    panels = charts.iimm_vs_outcome_by_method(runs, "id_gain").to_dict()["concat"]
+    assert [p["title"]["text"] for p in panels] == ["1", "2"] and all("n=4" in p["title"]["subtitle"] for p in panels)
