@@ -277,11 +277,14 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     grey) and joined by a dashed line on the gain/OOD axes; the method legend, below the plot, takes a
     column per :data:`LEGEND_ROWS` methods. Methods that cannot be placed (NaN or inf on an axis, or a
     value not above 0 on a log axis) are named in the subtitle.
-    Raises ValueError for an unknown axis or when no row has both values."""
+    Raises ValueError for an unknown axis, a method with several rows, or when no row has both values."""
     for axis in (x, y):
         if axis not in TRADEOFF_AXES:
             raise ValueError(f"unknown axis {axis!r}; use one of {list(TRADEOFF_AXES)}")
     _require(rows, ["method", "method_title", "pareto", x, y])
+    repeated = sorted(set(rows.loc[rows["method"].astype(str).duplicated(), "method"].astype(str)))
+    if repeated:  # two models' rows: one colour and one label for two points, and the legend lost one
+        raise ValueError(f"each method must have one row (the ranking of one model); {repeated} have several")
     drawable = np.ones(len(rows), dtype=bool)
     for axis in (x, y):
         values = pd.to_numeric(rows[axis], errors="coerce").to_numpy(dtype=float)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from core import charts, ranking, store
 from tests.fixtures import make_fixture_records
@@ -45,3 +46,12 @@ def test_a_method_named_by_a_number_is_drawn():
         assert sorted(label.split(" (")[0] for label in scale["domain"]) == ["1", "2"]
     panels = charts.iimm_vs_outcome_by_method(runs, "id_gain").to_dict()["concat"]
     assert [p["title"]["text"] for p in panels] == ["1", "2"] and all("n=4" in p["title"]["subtitle"] for p in panels)
+
+
+def test_the_tradeoff_chart_refuses_rows_of_several_models():
+    """The rows of two models drew each method twice in one colour under one label, and the legend's domain
+    lost one of the two distinct titles (left uncoloured): the chart draws one model's ranking."""
+    two = pd.concat([_runs(n_datasets=4, methods=("lora", "full")),
+                     _runs(n_datasets=4, methods=("lora", "full"), model="ViT-B-32", pretrained="random")])
+    with pytest.raises(ValueError, match=r"one row .*\['full', 'lora'\]"):
+        charts.gain_vs_forgetting(ranking.method_ranking(two))
