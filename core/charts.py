@@ -72,14 +72,15 @@ def _colour_scale(labels: dict[str, str], colours: dict[str, str]) -> alt.Scale:
 
 
 def _points(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    """Seed means per (model, method, dataset) of the ok runs with x and y present."""
+    """Seed means per (model, method, dataset) of the ok runs with x and y present, where both are finite."""
     ok = df[df["status"] == "ok"].dropna(subset=[x, y])
     ok = ok.assign(method=ok["method"].astype(str))  # colours and titles are keyed by name: a method 1 raised KeyError
     keys = ["model", "method", "dataset"]
     grouped = ok.groupby(keys, sort=True)
     out = grouped[[x, y]].mean()
     out["n_seeds"] = grouped.size()
-    return out.reset_index()
+    # a seed mean of ±inf has no place on an axis (and failed the fit): left out, as the ranking's means leave it
+    return out[np.isfinite(out[x]) & np.isfinite(out[y])].reset_index()
 
 
 def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any] | None = None,

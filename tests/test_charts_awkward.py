@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -55,3 +56,19 @@ def test_the_tradeoff_chart_refuses_rows_of_several_models():
                      _runs(n_datasets=4, methods=("lora", "full"), model="ViT-B-32", pretrained="random")])
     with pytest.raises(ValueError, match=r"one row .*\['full', 'lora'\]"):
         charts.gain_vs_forgetting(ranking.method_ranking(two))
+
+
+@pytest.mark.parametrize("column", ["iimm", "id_gain"])
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_an_infinite_value_leaves_its_point_out_of_the_iimm_charts(column, value):
+    """A run with an infinite IIMM or gain: its point had no place on an axis and the fit raised 'x and y must
+    be finite' (for the whole chart, and the compare page showed 'Nothing to draw'). Its point is left out, as
+    the ranking's means leave it, and the other four datasets are fitted."""
+    runs = _runs(n_datasets=5, methods=("full",))
+    runs.loc[runs["dataset"] == "fx-set-0", column] = value
+    spec = charts.iimm_vs_outcome(runs, "id_gain").to_dict()
+    assert '"Full (R\\u00b2=1.00, \\u03c4=1.00, n=4)"' in json.dumps(spec)
+    points = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "circle")
+    assert sorted(r["dataset"] for r in spec["datasets"][points["data"]["name"]]) == [f"fx-set-{k}" for k in (1, 2, 3, 4)]
+    panels = charts.iimm_vs_outcome_by_method(runs, "id_gain").to_dict()["concat"]
+    assert panels[0]["title"]["subtitle"] == "R²=1.00 · τ=1.00 · n=4"
