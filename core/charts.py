@@ -72,15 +72,25 @@ def _colour_scale(labels: dict[str, str], colours: dict[str, str]) -> alt.Scale:
 
 
 def _points(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    """Seed means per (model, method, dataset) of the ok runs with x and y present, where both are finite."""
+    """Seed means per (model, pretrained where the frame has it, method, dataset) of the ok runs with x and y
+    present, where both are finite."""
     ok = df[df["status"] == "ok"].dropna(subset=[x, y])
     ok = ok.assign(method=ok["method"].astype(str))  # colours and titles are keyed by name: a method 1 raised KeyError
-    keys = ["model", "method", "dataset"]
+    keys = ["model", *(["pretrained"] if "pretrained" in ok.columns else []), "method", "dataset"]
     grouped = ok.groupby(keys, sort=True)
     out = grouped[[x, y]].mean()
     out["n_seeds"] = grouped.size()
     # a seed mean of ±inf has no place on an axis (and failed the fit): left out, as the ranking's means leave it
     return out[np.isfinite(out[x]) & np.isfinite(out[y])].reset_index()
+
+
+def _require_one_model(points: pd.DataFrame) -> None:
+    """Raises ValueError when ``points`` hold several (model, pretrained): one line would be fitted through
+    them, e.g. a random-weight model's points averaged with or fitted beside its pretrained ones."""
+    keys = [c for c in ("model", "pretrained") if c in points.columns]
+    models = sorted({" ".join(map(str, pair)) for pair in points[keys].itertuples(index=False)})
+    if len(models) > 1:
+        raise ValueError(f"pass the runs of one model; these hold {len(models)}: {', '.join(models)}")
 
 
 def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any] | None = None,
@@ -93,13 +103,15 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     highlight: the user's dataset, ``{"x": value, "label": str, "y": float, "lo": float,
     "hi": float}`` (only "x" required): drawn as a dashed rule at x and, when "y" is given,
     a big diamond with its interval. Raises ValueError when no run has both values.
-    Pass the runs of one model: a method's points from several models would share one line.
+    Pass the runs of one model (one pretrained tag): runs of several raise ValueError, as a method's points
+    from several models would share one line.
     colours: method -> colour; default :func:`method_colours` of the methods drawn.
     """
     _require(df, ["status", "model", "method", "dataset", predictor, outcome])
     pts = _points(df, predictor, outcome)
     if pts.empty:
         raise ValueError(f"no ok runs with both {predictor!r} and {outcome!r} to draw")
+    _require_one_model(pts)
     labels, bands, titles = {}, [], method_titles(pts["method"])
     for method, group in pts.groupby("method", sort=True):
         xs, ys = group[predictor].to_numpy(float), group[outcome].to_numpy(float)
@@ -143,12 +155,14 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
 def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str = "iimm",
                               columns: int = 3, level: float = 0.95) -> alt.ConcatChart:
     """Small multiples: one :func:`iimm_vs_outcome` panel per method, titled with its R², τ and n,
-    on shared axes so methods compare at a glance. Raises ValueError when nothing can be drawn."""
+    on shared axes so methods compare at a glance. Raises ValueError when nothing can be drawn or the runs
+    hold several models."""
     _require(df, ["status", "model", "method", "dataset", predictor, outcome])
     pts = _points(df, predictor, outcome)
     pts = ranking.without_baselines(pts)  # zero-shot: flat at 0 by definition, no panel
     if pts.empty:
         raise ValueError(f"no ok runs with both {predictor!r} and {outcome!r} to draw")
+    _require_one_model(pts)
     panels, colours, titles = [], method_colours(pts["method"]), method_titles(pts["method"])
     for method in sorted(pts["method"].unique()):
         group = pts[pts["method"] == method]
@@ -156,8 +170,8 @@ def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str 
         forecast = _fits()
         stats = (f"R²={forecast.fit_linear(xs, ys).r2:.2f} · τ={forecast.kendall_tau(xs, ys):.2f} · "
                  if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0 else "")
-        panels.append(iimm_vs_outcome(df[df["method"].astype(str) == method], outcome, predictor=predictor, level=level,
-                                      width=220, height=170, title=titles[method],
+        panels.append(iimm_vs_outcome(df[df["method"].astype(str) == method], outcome, predictor=predictor,
+                                      level=level, width=220, height=170, title=titles[method],
                                       subtitle=f"{stats}n={len(group)}", legend=False, colours=colours))
     # No legend: each panel's title names its method. Dropped on the encoding, since Streamlit's chart
     # theme overrides a top-level configure_legend(disable=True) and drew every method's legend per panel.

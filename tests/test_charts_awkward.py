@@ -72,3 +72,17 @@ def test_an_infinite_value_leaves_its_point_out_of_the_iimm_charts(column, value
     assert sorted(r["dataset"] for r in spec["datasets"][points["data"]["name"]]) == [f"fx-set-{k}" for k in (1, 2, 3, 4)]
     panels = charts.iimm_vs_outcome_by_method(runs, "id_gain").to_dict()["concat"]
     assert panels[0]["title"]["subtitle"] == "R²=1.00 · τ=1.00 · n=4"
+
+
+def test_the_iimm_charts_refuse_runs_of_several_models():
+    """A model's pretrained and random-weight runs (one model name, two tags) were averaged into one point per
+    dataset and fitted as one line; two model names drew two points per dataset on one line."""
+    pretrained = _runs(n_datasets=4, methods=("full",), model="ViT-B-32", pretrained="openai")
+    untrained = _runs(n_datasets=4, methods=("full",), model="ViT-B-32", pretrained="random")
+    untrained["id_gain"] = 0.0
+    both = pd.concat([pretrained, untrained], ignore_index=True)
+    for draw in (charts.iimm_vs_outcome, charts.iimm_vs_outcome_by_method):
+        with pytest.raises(ValueError, match="one model; these hold 2: ViT-B-32 openai, ViT-B-32 random"):
+            draw(both, "id_gain")
+    assert len(charts._points(both, "iimm", "id_gain")) == 8  # one point per tag and dataset
+    charts.iimm_vs_outcome(untrained, "id_gain").to_dict()  # one model alone is drawn
