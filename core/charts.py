@@ -31,6 +31,20 @@ LABELS = {**{k: ranking.OUTCOME_TITLES[k] for k in ("id_gain", "ood_change", "ii
           "norm_gain": "normalised gain"}
 
 
+#: d3 formats of tooltip values, by column (default :data:`TOOLTIP_FORMAT`): none has a '+' flag, with which
+#: d3 writes a negative zero or a tiny negative as '−0.00'.
+TOOLTIP_FORMATS = {"iimm": ".3f", "trainable_params": ",.0f", "wall_time_s": ",.1f", "peak_mb": ",.0f"}
+TOOLTIP_FORMAT = ",.2f"
+
+
+def _tip(field: str, title: str, kind: str = "Q") -> alt.Tooltip:
+    """A tooltip entry named in words (``title``; the column's key read 'id_gain', 'n_seeds'), a number
+    (``kind`` "Q") formatted by :data:`TOOLTIP_FORMATS`."""
+    if kind != "Q":
+        return alt.Tooltip(f"{field}:{kind}", title=title)
+    return alt.Tooltip(f"{field}:Q", title=title, format=TOOLTIP_FORMATS.get(field, TOOLTIP_FORMAT))
+
+
 def _fits():
     """core.forecast, imported on first use: it pulls in scipy.stats, which the ranking's charts never need."""
     from core import forecast
@@ -126,15 +140,15 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
             mean, lo, hi = forecast.confidence_band(fit, grid, level)
             bands.append(pd.DataFrame({"method": method, "x": grid, "fit": mean, "lo": lo, "hi": hi}))
         labels[method] = label
-    pts["series"] = pts["method"].map(labels)
+    pts["series"], pts["method_title"] = pts["method"].map(labels), pts["method"].map(titles)
     x_title, y_title = LABELS.get(predictor, predictor), LABELS.get(outcome, outcome)
     color = alt.Color("series:N", title="method", scale=_colour_scale(labels, colours or method_colours(labels)),
                       legend=alt.Legend(labelLimit=320) if legend else None)
     points = alt.Chart(pts).mark_circle(size=70, opacity=0.85).encode(
         x=alt.X(f"{predictor}:Q", title=x_title, scale=alt.Scale(zero=False)),
         y=alt.Y(f"{outcome}:Q", title=y_title), color=color,
-        tooltip=["model:N", "dataset:N", "method:N", alt.Tooltip(f"{predictor}:Q", format=".3f"),
-                 alt.Tooltip(f"{outcome}:Q", format=".2f"), "n_seeds:Q"])
+        tooltip=[_tip("model", "model", "N"), _tip("dataset", "dataset", "N"), _tip("method_title", "method", "N"),
+                 _tip(predictor, x_title), _tip(outcome, y_title), _tip("n_seeds", "seeds averaged")])
     layers: list[alt.Chart] = []
     if bands:
         band = pd.concat(bands, ignore_index=True)
@@ -186,17 +200,21 @@ def _highlight_layers(highlight: dict[str, Any], x_title: str, y_title: str) -> 
     for key in ("y", "lo", "hi"):
         if highlight.get(key) is not None:
             row[key] = float(highlight[key])
+    tips = [_tip("label", "marked", "N"), alt.Tooltip("x:Q", title=x_title, format=TOOLTIP_FORMATS["iimm"])]
+    if "y" in row:
+        tips.append(alt.Tooltip("y:Q", title=y_title, format=TOOLTIP_FORMAT))
+        if "lo" in row and "hi" in row:
+            row["interval"] = f"[{row['lo']:,.2f}, {row['hi']:,.2f}]"
+            tips.append(_tip("interval", "interval", "N"))
     data = pd.DataFrame([row])
     x = alt.X("x:Q", title=x_title)
-    layers = [alt.Chart(data).mark_rule(strokeDash=[6, 4], color="black").encode(
-        x=x, tooltip=["label:N", alt.Tooltip("x:Q", format=".3f")])]
+    layers = [alt.Chart(data).mark_rule(strokeDash=[6, 4], color="black").encode(x=x, tooltip=tips[:2])]
     layers.append(alt.Chart(data).mark_text(align="left", dx=5, baseline="top", y=4, fontSize=11,
                                             fontWeight="bold").encode(x=x, text="label:N"))
     if "y" in row:
         layers.append(alt.Chart(data).mark_point(shape="diamond", size=300, filled=True,
                                                  color="black").encode(
-            x=x, y=alt.Y("y:Q", title=y_title),
-            tooltip=["label:N", alt.Tooltip("x:Q", format=".3f"), alt.Tooltip("y:Q", format=".2f")]))
+            x=x, y=alt.Y("y:Q", title=y_title), tooltip=tips))
         if "lo" in row and "hi" in row:
             layers.append(alt.Chart(data).mark_rule(color="black", strokeWidth=2).encode(
                 x=x, y=alt.Y("lo:Q", title=y_title), y2="hi:Q"))
@@ -345,8 +363,10 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
                                                             range=["diamond", "circle"]),
                       legend=alt.Legend(symbolFillColor="#333", symbolStrokeColor="#333", orient="top",
                                         direction="horizontal", symbolOpacity=1, labelLimit=300))
-    tooltip = ["method_title:N", alt.Tooltip(f"{x}:Q", format=",.2f"), alt.Tooltip(f"{y}:Q", format=",.2f"),
-               "n_datasets:Q", "front:N"]
+    tooltip = [_tip("method_title", "method", "N"), _tip(x, enc(x, alt.X).to_dict()["title"]),
+               *([_tip(y, enc(y, alt.Y).to_dict()["title"])] if y != x else []),
+               *([_tip("n_datasets", "datasets")] if "n_datasets" in data.columns else []),
+               _tip("front", "trade-off", "N")]
     layers.append(base.mark_point(filled=True, opacity=0.95, stroke="#222", strokeWidth=0.6, size=170).encode(
         enc(x, alt.X), enc(y, alt.Y), color=color, shape=shape, tooltip=tooltip))
     labelled = base.transform_filter("isValid(datum.label_align)")  # a label that fits nowhere: none drawn
@@ -403,8 +423,8 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
     base = alt.Chart(data).encode(x=x, y=y)
     return alt.layer(
         base.mark_rect().encode(color=alt.Color("value:Q", title=title.split(" (")[0], scale=scale),
-                                tooltip=["method_title:N", "dataset:N", alt.Tooltip("value:Q", format=".2f"),
-                                         "n_seeds:Q"]),
+                                tooltip=[_tip("method_title", "method", "N"), _tip("dataset", "dataset", "N"),
+                                         _tip("value", title), _tip("n_seeds", "seeds averaged")]),
         base.transform_filter(alt.datum.best).mark_rect(fill=None, stroke="black", strokeWidth=2),
         base.mark_text(fontSize=10).encode(text="label:N", color=alt.Color("ink:N", scale=None)),
     ).properties(title=alt.TitleParams(f"{title} per method and dataset",

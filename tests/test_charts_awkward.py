@@ -86,3 +86,38 @@ def test_the_iimm_charts_refuse_runs_of_several_models():
             draw(both, "id_gain")
     assert len(charts._points(both, "iimm", "id_gain")) == 8  # one point per tag and dataset
     charts.iimm_vs_outcome(untrained, "id_gain").to_dict()  # one model alone is drawn
+
+
+def _tooltips(spec: dict) -> list[dict]:
+    """Every tooltip entry of every layer (and panel) of ``spec``."""
+    layers = [layer for panel in spec.get("concat", [spec]) for layer in panel["layer"]]
+    return [tip for layer in layers for tip in layer.get("encoding", {}).get("tooltip", [])]
+
+
+def test_tooltips_name_fields_in_words_and_format_every_number():
+    """Tooltips read 'id_gain', 'n_seeds', 'method_title', 'x' and 'label', the IIMM points named the method by its
+    key ('full'), and trainable parameters showed two decimals ('1,000.00')."""
+    runs = _runs(n_datasets=4, methods=("full", "lora"), seeds=(0, 1))
+    rows = ranking.method_ranking(runs)
+    specs = [charts.iimm_vs_outcome(runs, "id_gain", highlight={"x": 0.3, "y": 5.0, "lo": 2.0, "hi": 8.0}),
+             charts.iimm_vs_outcome_by_method(runs, "ood_change"), charts.gain_vs_forgetting(rows),
+             charts.gain_vs_forgetting(rows, x="trainable_params", y="net"),
+             charts.dataset_heatmap(ranking.dataset_matrix(runs, "ft_acc", model="worldclip-tiny",
+                                                           pretrained="world-v1"), "ft_acc")]
+    for chart in specs:
+        tips = _tooltips(chart.to_dict())
+        assert tips, chart
+        for tip in tips:
+            assert tip.get("title") and "_" not in tip["title"] and tip["title"] not in ("x", "y", "label"), tip
+            assert tip["type"] != "quantitative" or "+" not in tip.get("format", "+"), tip  # '+' shows '−0.00'
+    titles = {tip["title"]: tip for tip in _tooltips(specs[0].to_dict())}
+    assert {"model", "dataset", "method", "IIMM", "in-domain gain (points)", "seeds averaged", "marked",
+            "interval"} <= set(titles)
+    assert titles["method"]["field"] == "method_title"  # 'Full', not the key 'full'
+    params = {tip["field"]: tip for tip in _tooltips(specs[3].to_dict())}["trainable_params"]
+    assert params["format"] == ",.0f" and params["title"] == "trainable parameters (log scale)"
+    (heat,) = [tip for tip in _tooltips(specs[4].to_dict()) if tip["field"] == "value"]
+    assert heat["title"] == "accuracy after fine-tuning (%)"
+    spec = specs[0].to_dict()
+    circles = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "circle")
+    assert {r["method_title"] for r in spec["datasets"][circles["data"]["name"]]} == {"Full", "LoRA"}
