@@ -402,6 +402,20 @@ def _cell_ink(values: np.ndarray, diverging: bool) -> list[str]:
     return ["white" if r > DARK_CELL else "#111" for r in np.nan_to_num(reach)]
 
 
+def _cell_text(value: float, signed: bool) -> str:
+    """A heatmap cell's value as written in it: '+1.2' for a change (``signed``), '71.35' otherwise; a value
+    that rounds to zero as '+0.0' (a negative zero or -0.04 read '-0.0'), no value as '—' (it read '+nan'),
+    an infinite one as '+∞' or '−∞'."""
+    value = float(value)
+    if np.isnan(value):
+        return "—"
+    if np.isinf(value):
+        return "+∞" if value > 0 else "−∞"
+    digits = 1 if signed else 2
+    value = value if round(value, digits) != 0 else 0.0
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
 def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
                     cell_height: int = 26) -> alt.LayerChart:
     """The method x dataset matrix (``core.ranking.dataset_matrix`` output) as coloured cells with
@@ -410,8 +424,9 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
     _require(matrix, ["method_title", "dataset", "value", "best"])
     if matrix.empty:
         raise ValueError("no values to draw")
-    data = matrix.assign(label=[f"{v:+.1f}{' ★' if b else ''}" if outcome in ("id_gain", "ood_change")
-                                else f"{v:.2f}{' ★' if b else ''}" for v, b in zip(matrix["value"], matrix["best"])])
+    signed = outcome in ("id_gain", "ood_change")
+    data = matrix.assign(label=[_cell_text(v, signed) + (" ★" if b else "") for v, b in zip(matrix["value"],
+                                                                                             matrix["best"])])
     title = OUTCOME_TITLES.get(outcome, outcome)
     diverging = outcome in ("id_gain", "ood_change", "norm_gain")
     data["ink"] = _cell_ink(data["value"].to_numpy(float), diverging)

@@ -121,3 +121,17 @@ def test_tooltips_name_fields_in_words_and_format_every_number():
     spec = specs[0].to_dict()
     circles = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "circle")
     assert {r["method_title"] for r in spec["datasets"][circles["data"]["name"]]} == {"Full", "LoRA"}
+
+
+def _heatmap_labels(values: list[float], outcome: str = "id_gain") -> list[str]:
+    cells = pd.DataFrame({"method_title": "LoRA", "dataset": [f"d{i}" for i in range(len(values))],
+                          "value": values, "best": False, "n_seeds": 1})
+    spec = charts.dataset_heatmap(cells, outcome).to_dict()
+    return [r["label"] for r in next(iter(spec["datasets"].values()))]
+
+
+def test_heatmap_cells_write_zero_and_missing_values_plainly():
+    """A negative zero or a change of -0.04 was written '-0.0', a missing value '+nan' and an infinite one '+inf'."""
+    assert _heatmap_labels([-0.0, -0.04, 0.04, -0.06, 2.0, np.nan, np.inf, -np.inf]) == [
+        "+0.0", "+0.0", "+0.0", "-0.1", "+2.0", "—", "+∞", "−∞"]
+    assert _heatmap_labels([-0.0, -0.004, 71.346, np.nan], "ft_acc") == ["0.00", "0.00", "71.35", "—"]
