@@ -173,13 +173,20 @@ def link_multiselect(container, label: str, labels: dict, key: str, what: str) -
     return chosen
 
 
+def untrained(model: str, pretrained: str, runs: pd.DataFrame | None = None) -> bool:
+    """Whether the numbers of (model, pretrained) come from random weights: the registry says so or (``runs``)
+    any of this model's records does; the charts say it as :func:`model_notice` does."""
+    mine = None if runs is None else runs.loc[(runs["model"] == model) & (runs["pretrained"] == pretrained),
+                                              [c for c in ("model", "pretrained", "random_weights") if c in runs]]
+    return cards.model_card(model, pretrained).random_weights or (
+        mine is not None and (model, pretrained) in cards.untrained_models(mine))
+
+
 def model_notice(model: str, pretrained: str, runs: pd.DataFrame | None = None) -> None:
     """A warning under the title when the numbers come from a toy or an untrained model (``runs``: also
     when any of this model's records says it had random weights)."""
     card = cards.model_card(model, pretrained)
-    mine = None if runs is None else runs.loc[(runs["model"] == model) & (runs["pretrained"] == pretrained),
-                                              [c for c in ("model", "pretrained", "random_weights") if c in runs]]
-    if card.random_weights or (mine is not None and (model, pretrained) in cards.untrained_models(mine)):
+    if untrained(model, pretrained, runs):
         st.warning(f"{plain(card.title)}: an untrained network. Its numbers describe random weights.")
     elif card.toy:
         st.info(f"**{plain(card.title)} is a toy model**: a tiny CLIP pretrained offline on this project's "

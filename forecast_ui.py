@@ -247,9 +247,10 @@ def outcome_views(res, rows: pd.DataFrame) -> None:
     st.caption("Shown as fitted: straight lines are not bounded, so a prediction or interval can leave what is "
                "possible (an in-domain gain lies between minus the zero-shot accuracy and 100 minus it).")
     forecast_table(rows)
+    untrained = bool(res.random_weights or res.reference_random_weights)  # the model, or its reference runs
     try:
         st.altair_chart(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", subtitle=(
-            "bars: 95 % prediction interval; diamonds: best predicted trade-offs")))
+            "bars: 95 % prediction interval; diamonds: best predicted trade-offs"), random_weights=untrained))
     except ValueError as exc:  # no method forecast on both axes (e.g. no reference run has an OOD panel)
         st.info(f"No trade-off chart: {plain(exc)}")
     left, right = st.columns([1, 2])
@@ -260,7 +261,7 @@ def outcome_views(res, rows: pd.DataFrame) -> None:
     mark = {**res.highlight("id_gain", method), "label": f"your dataset ({cards.method_title(method)}, IIMM line)"}
     try:
         right.altair_chart(charts.iimm_vs_outcome(ref, "id_gain", highlight=mark, width=520, height=300,
-                                                  legend=False))
+                                                  legend=False, random_weights=untrained))
     except ValueError as exc:  # this method has no runs with both values
         right.info(f"No chart: {plain(exc)}")
 

@@ -45,6 +45,28 @@ def _tip(field: str, title: str, kind: str = "Q") -> alt.Tooltip:
     return alt.Tooltip(f"{field}:Q", title=title, format=TOOLTIP_FORMATS.get(field, TOOLTIP_FORMAT))
 
 
+#: The line a chart's subtitle starts with when its numbers come from an untrained network (the pages warn
+#: above the chart, but a chart saved from its menu, or read on its own, said nothing).
+RANDOM_WEIGHTS_NOTE = ("RANDOM WEIGHTS: an untrained network; these numbers describe random weights, "
+                       "not a pretrained model")
+
+
+def _untrained(frame: pd.DataFrame, random_weights: bool | None) -> bool:
+    """Whether a chart of ``frame`` carries :data:`RANDOM_WEIGHTS_NOTE`: as the caller says, or (None) when the
+    frame's (model, pretrained) columns name a model that :func:`core.cards.untrained_models` calls untrained."""
+    if random_weights is not None:
+        return bool(random_weights)
+    return {"model", "pretrained"} <= set(frame.columns) and bool(cards.untrained_models(frame))
+
+
+def _subtitle(lines: Any, untrained: bool) -> str | list[str] | None:
+    """A subtitle (``lines``: one string, a list of them, or None) led by :data:`RANDOM_WEIGHTS_NOTE` when
+    ``untrained``: one line as a string, several as a list, none as None."""
+    lines = [] if lines is None else [lines] if isinstance(lines, str) else list(lines)
+    lines = [RANDOM_WEIGHTS_NOTE, *lines] if untrained else lines
+    return None if not lines else lines[0] if len(lines) == 1 else lines
+
+
 def _fits():
     """core.forecast, imported on first use: it pulls in scipy.stats, which the ranking's charts never need."""
     from core import forecast
@@ -110,7 +132,7 @@ def _require_one_model(points: pd.DataFrame) -> None:
 def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any] | None = None,
                     predictor: str = "iimm", level: float = 0.95, width: int = 520, height: int = 340,
                     title: str | None = None, subtitle: str | None = None, legend: bool = True,
-                    colours: dict[str, str] | None = None) -> alt.Chart:
+                    colours: dict[str, str] | None = None, random_weights: bool | None = None) -> alt.Chart:
     """Predictor (IIMM) vs an outcome: one colour per method, a point per dataset, the OLS line
     with its confidence band, and R²/Kendall τ/n of each method in its legend label.
 
@@ -120,12 +142,18 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     Pass the runs of one model (one pretrained tag): runs of several raise ValueError, as a method's points
     from several models would share one line.
     colours: method -> colour; default :func:`method_colours` of the methods drawn.
+    random_weights: whether the numbers come from an untrained network (the subtitle says so first, the tooltip's
+    model is marked); None: as :func:`core.cards.untrained_models` finds from the runs' model, pretrained and
+    random_weights columns; False where the caller labels the chart itself.
     """
     _require(df, ["status", "model", "method", "dataset", predictor, outcome])
     pts = _points(df, predictor, outcome)
     if pts.empty:
         raise ValueError(f"no ok runs with both {predictor!r} and {outcome!r} to draw")
     _require_one_model(pts)
+    untrained = _untrained(df, random_weights)
+    if "pretrained" in pts.columns:  # the model in words, marked as the runs table marks it
+        pts["model"] = cards.model_label_column(pts, cards.untrained_models(df) if untrained else set())
     labels, bands, titles = {}, [], method_titles(pts["method"])
     for method, group in pts.groupby("method", sort=True):
         xs, ys = group[predictor].to_numpy(float), group[outcome].to_numpy(float)
@@ -159,18 +187,21 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     layers.append(points)
     if highlight is not None:
         layers += _highlight_layers(highlight, x_title, y_title)
-    heading = alt.TitleParams(title, anchor="start", **({"subtitle": subtitle} if subtitle else {})) \
-        if title else alt.TitleParams(
-        f"{y_title.split(' (')[0]} vs {x_title}", anchor="start",
-        subtitle=f"lines: straight-line fit per method; bands: {level:.0%} confidence of the fitted mean")
+    if not title:
+        title = f"{y_title.split(' (')[0]} vs {x_title}"
+        subtitle = f"lines: straight-line fit per method; bands: {level:.0%} confidence of the fitted mean"
+    lines = _subtitle(subtitle, untrained)
+    heading = alt.TitleParams(title, anchor="start", **({"subtitle": lines} if lines else {}))
     return alt.layer(*layers).properties(title=heading, width=width, height=height)
 
 
 def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str = "iimm",
-                              columns: int = 3, level: float = 0.95) -> alt.ConcatChart:
+                              columns: int = 3, level: float = 0.95,
+                              random_weights: bool | None = None) -> alt.ConcatChart:
     """Small multiples: one :func:`iimm_vs_outcome` panel per method, titled with its R², τ and n,
-    on shared axes so methods compare at a glance. Raises ValueError when nothing can be drawn or the runs
-    hold several models."""
+    on shared axes so methods compare at a glance; an untrained model's panels are titled
+    :data:`RANDOM_WEIGHTS_NOTE` above them (``random_weights`` as in :func:`iimm_vs_outcome`).
+    Raises ValueError when nothing can be drawn or the runs hold several models."""
     _require(df, ["status", "model", "method", "dataset", predictor, outcome])
     pts = _points(df, predictor, outcome)
     pts = ranking.without_baselines(pts)  # zero-shot: flat at 0 by definition, no panel
@@ -186,11 +217,15 @@ def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str 
                  if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0 else "")
         panels.append(iimm_vs_outcome(df[df["method"].astype(str) == method], outcome, predictor=predictor,
                                       level=level, width=220, height=170, title=titles[method],
-                                      subtitle=f"{stats}n={len(group)}", legend=False, colours=colours))
+                                      subtitle=f"{stats}n={len(group)}", legend=False, colours=colours,
+                                      random_weights=False))  # said once, above the panels
     # No legend: each panel's title names its method. Dropped on the encoding, since Streamlit's chart
     # theme overrides a top-level configure_legend(disable=True) and drew every method's legend per panel.
     # Colour independent: each panel's scale holds only its own method and colour.
-    return alt.concat(*panels, columns=columns).resolve_scale(x="shared", y="shared", color="independent")
+    chart = alt.concat(*panels, columns=columns).resolve_scale(x="shared", y="shared", color="independent")
+    if _untrained(df, random_weights):
+        chart = chart.properties(title=alt.TitleParams(RANDOM_WEIGHTS_NOTE, anchor="start", color="#b00020"))
+    return chart
 
 
 def _highlight_layers(highlight: dict[str, Any], x_title: str, y_title: str) -> list[alt.Chart]:
@@ -301,7 +336,7 @@ def _with_label_offsets(data: pd.DataFrame, x: str, y: str, domains: dict, width
 def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_change",
                        width: int = 560, height: int = 560, prefix: str = "mean",
                        subtitle: str = "bars: 95 % interval over datasets; diamonds: nothing beats them on both "
-                                       "gain and forgetting") -> alt.LayerChart:
+                                       "gain and forgetting", random_weights: bool | None = None) -> alt.LayerChart:
     """One point per method of ``rows`` (``core.ranking.method_ranking`` rows of ONE model), on the
     chosen axes (keys of :data:`TRADEOFF_AXES`), labelled with the method's name so nothing needs a
     hover (beside its point where :func:`core.label_layout.place_labels` finds room, Pareto methods first;
@@ -309,7 +344,8 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     datasets as error bars where the axis has one; Pareto methods drawn as large diamonds (legend in dark
     grey) and joined by a dashed line on the gain/OOD axes; the method legend, below the plot, takes a
     column per :data:`LEGEND_ROWS` methods. Methods that cannot be placed (NaN or inf on an axis, or a
-    value not above 0 on a log axis) are named in the subtitle.
+    value not above 0 on a log axis) are named in the subtitle. ``random_weights`` as in :func:`iimm_vs_outcome`
+    (None: from the rows' model and pretrained columns, when they have them).
     Raises ValueError for an unknown axis, a method with several rows, or when no row has both values."""
     for axis in (x, y):
         if axis not in TRADEOFF_AXES:
@@ -329,6 +365,7 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     if left_out:  # a method with no value on an axis (or none above 0 on a log axis) is named, not lost
         log_note = " or none above 0 on a log axis" if TRADEOFF_AXES[x][1] or TRADEOFF_AXES[y][1] else ""
         subtitle = [subtitle, f"not drawn ({len(left_out)}: no value on an axis{log_note}): {', '.join(left_out)}"]
+    subtitle = _subtitle(subtitle, _untrained(rows, random_weights))
     data["front"] = np.where(data["pareto"], "Pareto: best trade-off", "dominated")
 
     domains = {axis: label_layout.nice_domain(_axis_values(data, axis), log=TRADEOFF_AXES[axis][1])
@@ -416,11 +453,12 @@ def _cell_text(value: float, signed: bool) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
-                    cell_height: int = 26) -> alt.LayerChart:
+def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56, cell_height: int = 26,
+                    random_weights: bool | None = None) -> alt.LayerChart:
     """The method x dataset matrix (``core.ranking.dataset_matrix`` output) as coloured cells with
     their values written in; the best method of each dataset is marked with a star and a black frame.
-    Changes (gain, OOD change) use a diverging scale centred on zero. Raises ValueError when empty."""
+    Changes (gain, OOD change) use a diverging scale centred on zero. ``random_weights`` as in
+    :func:`iimm_vs_outcome` (the matrix names no model: pass it). Raises ValueError when empty."""
     _require(matrix, ["method_title", "dataset", "value", "best"])
     if matrix.empty:
         raise ValueError("no values to draw")
@@ -442,6 +480,6 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
                                          _tip("value", title), _tip("n_seeds", "seeds averaged")]),
         base.transform_filter(alt.datum.best).mark_rect(fill=None, stroke="black", strokeWidth=2),
         base.mark_text(fontSize=10).encode(text="label:N", color=alt.Color("ink:N", scale=None)),
-    ).properties(title=alt.TitleParams(f"{title} per method and dataset",
-                                       subtitle="★ = best method on that dataset (seed means)", anchor="start"),
+    ).properties(title=alt.TitleParams(f"{title} per method and dataset", anchor="start", subtitle=_subtitle(
+        "★ = best method on that dataset (seed means)", _untrained(matrix, random_weights))),
                  width=alt.Step(cell_width), height=alt.Step(cell_height))

@@ -39,10 +39,11 @@ titles = app.option_labels(trained, cards.method_title)
 methods = app.link_multiselect(c2, "methods (none = all)", titles, "method", "method")
 app.model_notice(model, pretrained, all_runs)
 runs = mine if not methods else mine[mine["method"].isin(methods)]
+untrained = app.untrained(model, pretrained, all_runs)  # the charts say so too: one may be saved on its own
 for tab, outcome in zip(st.tabs(["IIMM vs in-domain gain", "IIMM vs out-of-domain change"]),
                         ("id_gain", "ood_change")):
     try:
-        tab.altair_chart(charts.iimm_vs_outcome_by_method(runs, outcome))
+        tab.altair_chart(charts.iimm_vs_outcome_by_method(runs, outcome, random_weights=untrained))
     except ValueError as exc:  # no runs with the values this chart needs
         tab.info(f"Nothing to draw: {exc}")
 

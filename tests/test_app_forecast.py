@@ -387,6 +387,8 @@ def test_a_forecast_fitted_on_random_weight_runs_is_labelled(tmp_path, monkeypat
     assert not at.exception and at.session_state["fc_result"][1].enough_runs
     assert any("RANDOM WEIGHTS" in w.value for w in at.warning)
     assert any("reference runs of worldclip\\-tiny \\(world\\-v1\\) record RANDOM WEIGHTS" in c.value for c in at.caption)
+    specs = [chart.proto.spec for chart in at.get("vega_lite_chart")]  # both charts say it too (they did not)
+    assert len(specs) == 2 and all("RANDOM WEIGHTS: an untrained network" in spec for spec in specs)
 
 
 def test_forecast_page_shows_model_errors_and_missing_runs(fixture_store, monkeypatch):
