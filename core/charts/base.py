@@ -1,0 +1,102 @@
+"""What every chart of :mod:`core.charts` shares: method colours and titles, axis titles, tooltip entries, the
+random-weights note, and the frame checks."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+from core import cards, ranking
+from core.text import distinct_labels
+
+log = logging.getLogger(__name__)
+
+#: Method colours: 20 hues that each keep at least 3:1 contrast on a white page (WCAG's bar for graphics),
+#: ordered so neighbours differ. Streamlit's default palette has 10 colours, some near-white, so 19 methods
+#: repeated colours and a one-method panel could nearly vanish.
+METHOD_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ec7014", "#9467bd", "#8c564b", "#dd3497", "#7f7f7f",
+                  "#35978f", "#393b79", "#637939", "#bf812d", "#843c39", "#7b4173", "#6b6ecf", "#b15928",
+                  "#4d9221", "#01665e", "#8e0152", "#225ea8")
+BASELINE_COLOUR = "#222222"
+
+# axis titles, in the words the pages and tables use (the compare panels said "ID gain" beside "in-domain gain")
+LABELS = {**{k: ranking.OUTCOME_TITLES[k] for k in ("id_gain", "ood_change", "iimm", "zs_acc")},
+          "norm_gain": "normalised gain"}
+
+
+#: d3 formats of tooltip values, by column (default :data:`TOOLTIP_FORMAT`): none has a '+' flag, with which
+#: d3 writes a negative zero or a tiny negative as '−0.00'.
+TOOLTIP_FORMATS = {"iimm": ".3f", "trainable_params": ",.0f", "wall_time_s": ",.1f", "peak_mb": ",.0f"}
+TOOLTIP_FORMAT = ",.2f"
+
+
+def _tip(field: str, title: str, kind: str = "Q") -> alt.Tooltip:
+    """A tooltip entry named in words (``title``; the column's key read 'id_gain', 'n_seeds'), a number
+    (``kind`` "Q") formatted by :data:`TOOLTIP_FORMATS`."""
+    if kind != "Q":
+        return alt.Tooltip(f"{field}:{kind}", title=title)
+    return alt.Tooltip(f"{field}:Q", title=title, format=TOOLTIP_FORMATS.get(field, TOOLTIP_FORMAT))
+
+
+#: The line a chart's subtitle starts with when its numbers come from an untrained network (the pages warn
+#: above the chart, but a chart saved from its menu, or read on its own, said nothing).
+RANDOM_WEIGHTS_NOTE = ("RANDOM WEIGHTS: an untrained network; these numbers describe random weights, "
+                       "not a pretrained model")
+
+
+def _untrained(frame: pd.DataFrame, random_weights: bool | None) -> bool:
+    """Whether a chart of ``frame`` carries :data:`RANDOM_WEIGHTS_NOTE`: as the caller says, or (None) when the
+    frame's (model, pretrained) columns name a model that :func:`core.cards.untrained_models` calls untrained."""
+    if random_weights is not None:
+        return bool(random_weights)
+    return {"model", "pretrained"} <= set(frame.columns) and bool(cards.untrained_models(frame))
+
+
+def _subtitle(lines: Any, untrained: bool) -> str | list[str] | None:
+    """A subtitle (``lines``: one string, a list of them, or None) led by :data:`RANDOM_WEIGHTS_NOTE` when
+    ``untrained``: one line as a string, several as a list, none as None."""
+    lines = [] if lines is None else [lines] if isinstance(lines, str) else list(lines)
+    lines = [RANDOM_WEIGHTS_NOTE, *lines] if untrained else lines
+    return None if not lines else lines[0] if len(lines) == 1 else lines
+
+
+def _fits():
+    """core.forecast, imported on first use: it pulls in scipy.stats, which the ranking's charts never need."""
+    from core import forecast
+
+    return forecast
+
+
+def _require(df: pd.DataFrame, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"the runs frame has no column(s) {missing}")
+
+
+def method_colours(methods: Any) -> dict[str, str]:
+    """One colour per distinct method name in ``methods`` (any iterable of str): non-baseline methods
+    take :data:`METHOD_PALETTE` in name order, baselines (zero-shot) :data:`BASELINE_COLOUR`, so a
+    method keeps its colour on every chart that draws the same methods, baselines or not. Past 20
+    methods the palette repeats (logged)."""
+    names = sorted({str(m) for m in methods})
+    baseline = {m for m in names if cards.method_card(m).baseline}
+    ordered = [m for m in names if m not in baseline]
+    if len(ordered) > len(METHOD_PALETTE):
+        log.warning("%d methods share %d colours; read the labels", len(ordered), len(METHOD_PALETTE))
+    colours = {m: METHOD_PALETTE[i % len(METHOD_PALETTE)] for i, m in enumerate(ordered)}
+    return colours | {m: BASELINE_COLOUR for m in baseline}
+
+
+def method_titles(methods: Any) -> dict[str, str]:
+    """Each distinct method name in ``methods`` -> its readable title (:func:`core.cards.method_title`), made
+    distinct where names share one ('LoRA · Lora'): a colour scale maps a label to one colour, so methods with
+    one title were drawn in one colour under one legend entry."""
+    names = sorted({str(m) for m in methods})
+    return dict(zip(names, distinct_labels([cards.method_title(m) for m in names], tags=names)))
+
+
+def _colour_scale(labels: dict[str, str], colours: dict[str, str]) -> alt.Scale:
+    """The colour scale that draws each method's label (method -> label) in its colour (method -> colour)."""
+    return alt.Scale(domain=list(labels.values()), range=[colours[m] for m in labels])

@@ -1,0 +1,78 @@
+"""The method x dataset matrix of one model and one outcome, as coloured cells with their values written in."""
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from core import ranking
+from core.charts.base import _require, _subtitle, _tip, _untrained
+
+
+OUTCOME_TITLES = ranking.OUTCOME_TITLES  # one naming of the outcomes, kept in core.ranking
+
+
+#: Share of the colour scale's reach (from its middle for changes, from its low end otherwise) past which
+#: a heatmap cell is dark enough that its value is written in white: dark text on the darkest blues and reds
+#: was barely legible.
+DARK_CELL = 0.6
+
+
+def _cell_ink(values: np.ndarray, diverging: bool) -> list[str]:
+    """The text colour of each heatmap cell: white on the dark end(s) of its scale, near-black elsewhere. A
+    diverging scale (centred on 0) reaches its darkest red at the minimum and its darkest blue at the maximum."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return ["#111"] * len(values)
+    low, high = float(finite.min()), float(finite.max())
+    if diverging:
+        reach = np.where(values >= 0, values / high if high > 0 else 0.0, values / low if low < 0 else 0.0)
+    else:
+        reach = (values - low) / (high - low) if high > low else np.zeros(len(values))
+    return ["white" if r > DARK_CELL else "#111" for r in np.nan_to_num(reach)]
+
+
+def _cell_text(value: float, signed: bool) -> str:
+    """A heatmap cell's value as written in it: '+1.2' for a change (``signed``), '71.35' otherwise; a value
+    that rounds to zero as '+0.0' (a negative zero or -0.04 read '-0.0'), no value as '—' (it read '+nan'),
+    an infinite one as '+∞' or '−∞'."""
+    value = float(value)
+    if np.isnan(value):
+        return "—"
+    if np.isinf(value):
+        return "+∞" if value > 0 else "−∞"
+    digits = 1 if signed else 2
+    value = value if round(value, digits) != 0 else 0.0
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56, cell_height: int = 26,
+                    random_weights: bool | None = None) -> alt.LayerChart:
+    """The method x dataset matrix (``core.ranking.dataset_matrix`` output) as coloured cells with
+    their values written in; the best method of each dataset is marked with a star and a black frame.
+    Changes (gain, OOD change) use a diverging scale centred on zero. ``random_weights`` as in
+    :func:`iimm_vs_outcome` (the matrix names no model: pass it). Raises ValueError when empty."""
+    _require(matrix, ["method_title", "dataset", "value", "best"])
+    if matrix.empty:
+        raise ValueError("no values to draw")
+    signed = outcome in ("id_gain", "ood_change")
+    data = matrix.assign(label=[_cell_text(v, signed) + (" ★" if b else "") for v, b in zip(matrix["value"],
+                                                                                             matrix["best"])])
+    title = OUTCOME_TITLES.get(outcome, outcome)
+    diverging = outcome in ("id_gain", "ood_change", "norm_gain")
+    data["ink"] = _cell_ink(data["value"].to_numpy(float), diverging)
+    scale = alt.Scale(scheme="redblue", domainMid=0) if diverging else alt.Scale(scheme="blues")
+    order = (data.groupby("method_title")["value"].mean().sort_values(ascending=False).index.tolist())
+    x = alt.X("dataset:N", title="dataset", sort="ascending",
+              axis=alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False))  # every dataset named
+    y = alt.Y("method_title:N", title=None, sort=order, axis=alt.Axis(labelLimit=260))
+    base = alt.Chart(data).encode(x=x, y=y)
+    return alt.layer(
+        base.mark_rect().encode(color=alt.Color("value:Q", title=title.split(" (")[0], scale=scale),
+                                tooltip=[_tip("method_title", "method", "N"), _tip("dataset", "dataset", "N"),
+                                         _tip("value", title), _tip("n_seeds", "seeds averaged")]),
+        base.transform_filter(alt.datum.best).mark_rect(fill=None, stroke="black", strokeWidth=2),
+        base.mark_text(fontSize=10).encode(text="label:N", color=alt.Color("ink:N", scale=None)),
+    ).properties(title=alt.TitleParams(f"{title} per method and dataset", anchor="start", subtitle=_subtitle(
+        "★ = best method on that dataset (seed means)", _untrained(matrix, random_weights))),
+                 width=alt.Step(cell_width), height=alt.Step(cell_height))

@@ -1,0 +1,181 @@
+"""IIMM (or another zero-shot score) against an outcome: one chart of every method, or a panel per method;
+and the per-method summary of a grid's runs."""
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from core import cards, ranking
+from core.charts.base import (LABELS, RANDOM_WEIGHTS_NOTE, TOOLTIP_FORMAT, TOOLTIP_FORMATS, _colour_scale, _fits,
+                              _require, _subtitle, _tip, _untrained, method_colours, method_titles)
+
+
+def _points(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Seed means per (model, pretrained where the frame has it, method, dataset) of the ok runs with x and y
+    present, where both are finite."""
+    ok = df[df["status"] == "ok"].dropna(subset=[x, y])
+    ok = ok.assign(method=ok["method"].astype(str))  # colours and titles are keyed by name: a method 1 raised KeyError
+    keys = ["model", *(["pretrained"] if "pretrained" in ok.columns else []), "method", "dataset"]
+    grouped = ok.groupby(keys, sort=True)
+    out = grouped[[x, y]].mean()
+    out["n_seeds"] = grouped.size()
+    # a seed mean of ±inf has no place on an axis (and failed the fit): left out, as the ranking's means leave it
+    return out[np.isfinite(out[x]) & np.isfinite(out[y])].reset_index()
+
+
+def _require_one_model(points: pd.DataFrame) -> None:
+    """Raises ValueError when ``points`` hold several (model, pretrained): one line would be fitted through
+    them, e.g. a random-weight model's points averaged with or fitted beside its pretrained ones."""
+    keys = [c for c in ("model", "pretrained") if c in points.columns]
+    models = sorted({" ".join(map(str, pair)) for pair in points[keys].itertuples(index=False)})
+    if len(models) > 1:
+        raise ValueError(f"pass the runs of one model; these hold {len(models)}: {', '.join(models)}")
+
+
+def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any] | None = None,
+                    predictor: str = "iimm", level: float = 0.95, width: int = 520, height: int = 340,
+                    title: str | None = None, subtitle: str | None = None, legend: bool = True,
+                    colours: dict[str, str] | None = None, random_weights: bool | None = None) -> alt.Chart:
+    """Predictor (IIMM) vs an outcome: one colour per method, a point per dataset, the OLS line
+    with its confidence band, and R²/Kendall τ/n of each method in its legend label.
+
+    highlight: the user's dataset, ``{"x": value, "label": str, "y": float, "lo": float,
+    "hi": float}`` (only "x" required): drawn as a dashed rule at x and, when "y" is given,
+    a big diamond with its interval. Raises ValueError when no run has both values.
+    Pass the runs of one model (one pretrained tag): runs of several raise ValueError, as a method's points
+    from several models would share one line.
+    colours: method -> colour; default :func:`method_colours` of the methods drawn.
+    random_weights: whether the numbers come from an untrained network (the subtitle says so first, the tooltip's
+    model is marked); None: as :func:`core.cards.untrained_models` finds from the runs' model, pretrained and
+    random_weights columns; False where the caller labels the chart itself.
+    """
+    _require(df, ["status", "model", "method", "dataset", predictor, outcome])
+    pts = _points(df, predictor, outcome)
+    if pts.empty:
+        raise ValueError(f"no ok runs with both {predictor!r} and {outcome!r} to draw")
+    _require_one_model(pts)
+    untrained = _untrained(df, random_weights)
+    if "pretrained" in pts.columns:  # the model in words, marked as the runs table marks it
+        pts["model"] = cards.model_label_column(pts, cards.untrained_models(df) if untrained else set())
+    labels, bands, titles = {}, [], method_titles(pts["method"])
+    for method, group in pts.groupby("method", sort=True):
+        xs, ys = group[predictor].to_numpy(float), group[outcome].to_numpy(float)
+        name = titles[method]
+        label = f"{name} (n={len(group)})"
+        if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0:  # constant y: no fit to report
+            forecast = _fits()
+            fit = forecast.fit_linear(xs, ys)
+            label = (f"{name} (R²={fit.r2:.2f}, τ={forecast.kendall_tau(xs, ys):.2f}, "
+                     f"n={len(group)})")
+            grid = np.linspace(xs.min(), xs.max(), 30)
+            mean, lo, hi = forecast.confidence_band(fit, grid, level)
+            bands.append(pd.DataFrame({"method": method, "x": grid, "fit": mean, "lo": lo, "hi": hi}))
+        labels[method] = label
+    pts["series"], pts["method_title"] = pts["method"].map(labels), pts["method"].map(titles)
+    x_title, y_title = LABELS.get(predictor, predictor), LABELS.get(outcome, outcome)
+    color = alt.Color("series:N", title="method", scale=_colour_scale(labels, colours or method_colours(labels)),
+                      legend=alt.Legend(labelLimit=320) if legend else None)
+    points = alt.Chart(pts).mark_circle(size=70, opacity=0.85).encode(
+        x=alt.X(f"{predictor}:Q", title=x_title, scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{outcome}:Q", title=y_title), color=color,
+        tooltip=[_tip("model", "model", "N"), _tip("dataset", "dataset", "N"), _tip("method_title", "method", "N"),
+                 _tip(predictor, x_title), _tip(outcome, y_title), _tip("n_seeds", "seeds averaged")])
+    layers: list[alt.Chart] = []
+    if bands:
+        band = pd.concat(bands, ignore_index=True)
+        band["series"] = band["method"].map(labels)
+        base = alt.Chart(band).encode(x=alt.X("x:Q", title=x_title), color=color)
+        layers += [base.mark_area(opacity=0.15).encode(y=alt.Y("lo:Q", title=y_title), y2="hi:Q"),
+                   base.mark_line().encode(y=alt.Y("fit:Q", title=y_title))]
+    layers.append(points)
+    if highlight is not None:
+        layers += _highlight_layers(highlight, x_title, y_title)
+    if not title:
+        title = f"{y_title.split(' (')[0]} vs {x_title}"
+        subtitle = f"lines: straight-line fit per method; bands: {level:.0%} confidence of the fitted mean"
+    lines = _subtitle(subtitle, untrained)
+    heading = alt.TitleParams(title, anchor="start", **({"subtitle": lines} if lines else {}))
+    return alt.layer(*layers).properties(title=heading, width=width, height=height)
+
+
+def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str = "iimm",
+                              columns: int = 3, level: float = 0.95,
+                              random_weights: bool | None = None) -> alt.ConcatChart:
+    """Small multiples: one :func:`iimm_vs_outcome` panel per method, titled with its R², τ and n,
+    on shared axes so methods compare at a glance; an untrained model's panels are titled
+    :data:`RANDOM_WEIGHTS_NOTE` above them (``random_weights`` as in :func:`iimm_vs_outcome`).
+    Raises ValueError when nothing can be drawn or the runs hold several models."""
+    _require(df, ["status", "model", "method", "dataset", predictor, outcome])
+    pts = _points(df, predictor, outcome)
+    pts = ranking.without_baselines(pts)  # zero-shot: flat at 0 by definition, no panel
+    if pts.empty:
+        raise ValueError(f"no ok runs with both {predictor!r} and {outcome!r} to draw")
+    _require_one_model(pts)
+    panels, colours, titles = [], method_colours(pts["method"]), method_titles(pts["method"])
+    for method in sorted(pts["method"].unique()):
+        group = pts[pts["method"] == method]
+        xs, ys = group[predictor].to_numpy(float), group[outcome].to_numpy(float)
+        forecast = _fits()
+        stats = (f"R²={forecast.fit_linear(xs, ys).r2:.2f} · τ={forecast.kendall_tau(xs, ys):.2f} · "
+                 if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0 else "")
+        panels.append(iimm_vs_outcome(df[df["method"].astype(str) == method], outcome, predictor=predictor,
+                                      level=level, width=220, height=170, title=titles[method],
+                                      subtitle=f"{stats}n={len(group)}", legend=False, colours=colours,
+                                      random_weights=False))  # said once, above the panels
+    # No legend: each panel's title names its method. Dropped on the encoding, since Streamlit's chart
+    # theme overrides a top-level configure_legend(disable=True) and drew every method's legend per panel.
+    # Colour independent: each panel's scale holds only its own method and colour.
+    chart = alt.concat(*panels, columns=columns).resolve_scale(x="shared", y="shared", color="independent")
+    if _untrained(df, random_weights):
+        chart = chart.properties(title=alt.TitleParams(RANDOM_WEIGHTS_NOTE, anchor="start", color="#b00020"))
+    return chart
+
+
+def _highlight_layers(highlight: dict[str, Any], x_title: str, y_title: str) -> list[alt.Chart]:
+    if "x" not in highlight or not np.isfinite(float(highlight["x"])):
+        raise ValueError("highlight needs a finite 'x' (the user's predictor value)")
+    row = {"x": float(highlight["x"]), "label": str(highlight.get("label", "your dataset"))}
+    for key in ("y", "lo", "hi"):
+        if highlight.get(key) is not None:
+            row[key] = float(highlight[key])
+    tips = [_tip("label", "marked", "N"), alt.Tooltip("x:Q", title=x_title, format=TOOLTIP_FORMATS["iimm"])]
+    if "y" in row:
+        tips.append(alt.Tooltip("y:Q", title=y_title, format=TOOLTIP_FORMAT))
+        if "lo" in row and "hi" in row:
+            row["interval"] = f"[{row['lo']:,.2f}, {row['hi']:,.2f}]"
+            tips.append(_tip("interval", "interval", "N"))
+    data = pd.DataFrame([row])
+    x = alt.X("x:Q", title=x_title)
+    layers = [alt.Chart(data).mark_rule(strokeDash=[6, 4], color="black").encode(x=x, tooltip=tips[:2])]
+    layers.append(alt.Chart(data).mark_text(align="left", dx=5, baseline="top", y=4, fontSize=11,
+                                            fontWeight="bold").encode(x=x, text="label:N"))
+    if "y" in row:
+        layers.append(alt.Chart(data).mark_point(shape="diamond", size=300, filled=True,
+                                                 color="black").encode(
+            x=x, y=alt.Y("y:Q", title=y_title), tooltip=tips))
+        if "lo" in row and "hi" in row:
+            layers.append(alt.Chart(data).mark_rule(color="black", strokeWidth=2).encode(
+                x=x, y=alt.Y("lo:Q", title=y_title), y2="hi:Q"))
+    return layers
+
+
+def method_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per method over ok runs: n_runs, n_datasets, mean and std of id_gain and ood_change,
+    and ``pareto`` (no other method has both a higher-or-equal mean gain and a
+    higher-or-equal mean OOD change, one strictly)."""
+    _require(df, ["status", "method", "dataset", "id_gain", "ood_change"])
+    ok = df[df["status"] == "ok"]
+    cols = ["method", "n_runs", "n_datasets", "id_gain_mean", "id_gain_std",
+            "ood_change_mean", "ood_change_std", "pareto"]
+    if ok.empty:
+        return pd.DataFrame(columns=cols)
+    g = ok.groupby("method", sort=True)
+    out = pd.DataFrame({"n_runs": g.size(), "n_datasets": g["dataset"].nunique(),
+                        "id_gain_mean": g["id_gain"].mean(), "id_gain_std": g["id_gain"].std(),
+                        "ood_change_mean": g["ood_change"].mean(),
+                        "ood_change_std": g["ood_change"].std()}).reset_index()
+    out["pareto"] = ranking.pareto_mask(out["id_gain_mean"], out["ood_change_mean"])
+    return out[cols]

@@ -1,0 +1,151 @@
+"""Gain against forgetting (or cost): one point per method of one model's ranking or forecast, labelled."""
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from core import label_layout
+from core.charts.base import _colour_scale, _require, _subtitle, _tip, _untrained, method_colours
+from core.text import distinct_labels
+
+
+#: Axes the gain-vs-forgetting chart can use: ranking column -> (title with unit, log scale).
+TRADEOFF_AXES = {"id_gain": ("mean in-domain gain (points)", False),
+                 "ood_change": ("mean out-of-domain change (points)", False),
+                 "net": ("gain + out-of-domain change (points)", False),
+                 "trainable_params": ("trainable parameters (log scale)", True),
+                 "wall_time_s": ("training time per run (s, log scale)", True),
+                 "peak_mb": ("peak memory of the run (MB)", False)}
+
+
+#: Most rows a legend column of :func:`gain_vs_forgetting` holds: Streamlit fits the chart into its height
+#: and clips a taller legend (at 440 px, one column showed 10 of 19 methods in Chromium).
+LEGEND_ROWS = 10
+#: Height of one legend row of :func:`gain_vs_forgetting` (px, as Streamlit's theme draws it in Chromium).
+#: The legend sits below the plot: at the right its two columns took 400 px of the width (all of it on a
+#: phone, where the plot shrank to a sliver under the labels). Streamlit fits titles, legends and plot into
+#: the chart's height, so the chart grows by the legend's rows: the plot keeps ``height`` less the titles
+#: and axes (about 340 px of the default; it was 253 of 440 with the legend at the right).
+LEGEND_ROW_PX = 30
+
+
+#: Height of the chart that titles, the top legend and the x axis take (px): of the default 560 px the plot
+#: measured 327 in Chromium (Ranking page, 1440 x 900). Labels are placed for a plot this much lower than
+#: ``height`` and ``width`` wide; Streamlit stretches the chart to its container, and a placement stays apart
+#: on any larger plot (a phone's narrower one may let labels touch).
+PLOT_DECOR_PX = 260
+
+
+def _placeable(values: np.ndarray, axis: str) -> np.ndarray:
+    """Which ``values`` an axis of :func:`gain_vs_forgetting` can draw: finite, and above 0 on a log axis."""
+    return np.isfinite(values) & ((values > 0) if TRADEOFF_AXES[axis][1] else True)
+
+
+def _axis_values(data: pd.DataFrame, axis: str) -> list[float]:
+    """The values an axis of :func:`gain_vs_forgetting` spans: the points and their interval ends."""
+    cols = [c for c in (axis, f"{axis}_lo", f"{axis}_hi") if c in data.columns]
+    values = pd.to_numeric(data[cols].stack(), errors="coerce").to_numpy(dtype=float)
+    values = values[_placeable(values, axis)]
+    return values.tolist()
+
+
+def _with_label_offsets(data: pd.DataFrame, x: str, y: str, domains: dict, width: float,
+                        height: float) -> pd.DataFrame:
+    """``data`` with label_align, label_dx, label_dy (None where no label fits), from
+    :func:`core.label_layout.place_labels` on the points' pixels: Pareto methods first, then by in-domain gain."""
+    px = label_layout.to_pixels(data[x].astype(float), domains[x], width, log=TRADEOFF_AXES[x][1])
+    py = label_layout.to_pixels(data[y].astype(float), domains[y], height, log=TRADEOFF_AXES[y][1],
+                                downward=True)
+    gain = pd.to_numeric(data["id_gain" if "id_gain" in data.columns else x], errors="coerce").fillna(-np.inf)
+    order = sorted(range(len(data)), key=lambda i: (not bool(data["pareto"].iloc[i]), -gain.iloc[i],
+                                                    str(data["method_title"].iloc[i])))
+    offsets = label_layout.place_labels(list(zip(px, py)),
+                                        [label_layout.label_size(t) for t in data["method_title"]],
+                                        width=width, height=height, order=order)
+    return data.assign(label_align=[o.align if o else None for o in offsets],
+                       label_dx=[o.dx if o else None for o in offsets],
+                       label_dy=[o.dy if o else None for o in offsets])
+
+
+def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_change",
+                       width: int = 560, height: int = 560, prefix: str = "mean",
+                       subtitle: str = "bars: 95 % interval over datasets; diamonds: nothing beats them on both "
+                                       "gain and forgetting", random_weights: bool | None = None) -> alt.LayerChart:
+    """One point per method of ``rows`` (``core.ranking.method_ranking`` rows of ONE model), on the
+    chosen axes (keys of :data:`TRADEOFF_AXES`), labelled with the method's name so nothing needs a
+    hover (beside its point where :func:`core.label_layout.place_labels` finds room, Pareto methods first;
+    a label that would cover another is left out, its point keeping tooltip and colour); the interval over
+    datasets as error bars where the axis has one; Pareto methods drawn as large diamonds (legend in dark
+    grey) and joined by a dashed line on the gain/OOD axes; the method legend, below the plot, takes a
+    column per :data:`LEGEND_ROWS` methods. Methods that cannot be placed (NaN or inf on an axis, or a
+    value not above 0 on a log axis) are named in the subtitle. ``random_weights`` as in :func:`iimm_vs_outcome`
+    (None: from the rows' model and pretrained columns, when they have them).
+    Raises ValueError for an unknown axis, a method with several rows, or when no row has both values."""
+    for axis in (x, y):
+        if axis not in TRADEOFF_AXES:
+            raise ValueError(f"unknown axis {axis!r}; use one of {list(TRADEOFF_AXES)}")
+    _require(rows, ["method", "method_title", "pareto", x, y])
+    repeated = sorted(set(rows.loc[rows["method"].astype(str).duplicated(), "method"].astype(str)))
+    if repeated:  # two models' rows: one colour and one label for two points, and the legend lost one
+        raise ValueError(f"each method must have one row (the ranking of one model); {repeated} have several")
+    drawable = np.ones(len(rows), dtype=bool)
+    for axis in (x, y):
+        values = pd.to_numeric(rows[axis], errors="coerce").to_numpy(dtype=float)
+        drawable &= _placeable(values, axis)
+    data = rows[drawable].assign(method=lambda t: t["method"].astype(str))  # colours are keyed by name
+    if data.empty:
+        raise ValueError(f"no method has both {x!r} and {y!r} to draw")
+    left_out = rows.loc[~drawable, "method_title"].astype(str).tolist()
+    if left_out:  # a method with no value on an axis (or none above 0 on a log axis) is named, not lost
+        log_note = " or none above 0 on a log axis" if TRADEOFF_AXES[x][1] or TRADEOFF_AXES[y][1] else ""
+        subtitle = [subtitle, f"not drawn ({len(left_out)}: no value on an axis{log_note}): {', '.join(left_out)}"]
+    subtitle = _subtitle(subtitle, _untrained(rows, random_weights))
+    data["front"] = np.where(data["pareto"], "Pareto: best trade-off", "dominated")
+
+    domains = {axis: label_layout.nice_domain(_axis_values(data, axis), log=TRADEOFF_AXES[axis][1])
+               for axis in (x, y)}  # set, not left to Vega-Lite's 'nice', so the labels know where points land
+
+    def enc(axis: str, channel):
+        title, log_scale = TRADEOFF_AXES[axis]
+        title = f"{prefix} {title.removeprefix('mean ')}" if title.startswith("mean ") else title
+        return channel(f"{axis}:Q", title=title, scale=alt.Scale(type="log" if log_scale else "linear",
+                                                                  domain=list(domains[axis]), nice=False, zero=False))
+
+    # a title shared by two methods ('LoRA' of 'lora' and 'Lora') merged their colours and legend entries
+    data["method_title"] = distinct_labels(data["method_title"].astype(str).tolist(),
+                                           tags=data["method"].astype(str).tolist())
+    titles = dict(sorted(zip(data["method"], data["method_title"])))
+    columns = -(-len(titles) // LEGEND_ROWS)
+    color = alt.Color("method_title:N", title="method", scale=_colour_scale(titles, method_colours(titles)),
+                      legend=alt.Legend(orient="bottom", labelLimit=150, symbolOpacity=1, symbolType="circle",
+                                        columns=columns, columnPadding=12))
+    base = alt.Chart(_with_label_offsets(data, x, y, domains, width, height - PLOT_DECOR_PX))
+    layers = []
+    for axis, channel, other in ((x, alt.X, enc(y, alt.Y)), (y, alt.Y, enc(x, alt.X))):
+        if f"{axis}_lo" in data.columns and data[f"{axis}_lo"].notna().any():
+            title = enc(axis, alt.X).to_dict()["title"]
+            second = alt.X2 if channel is alt.X else alt.Y2
+            layers.append(base.mark_rule(strokeWidth=1.5, opacity=0.35).encode(
+                channel(f"{axis}_lo:Q", title=title), second(f"{axis}_hi:Q"), other, color=color))
+    if {x, y} == {"id_gain", "ood_change"} and int(data["pareto"].sum()) > 1:
+        layers.append(base.transform_filter(alt.datum.pareto).mark_line(color="#555", strokeDash=[5, 4])
+                      .encode(enc(x, alt.X), enc(y, alt.Y), order=f"{x}:Q"))
+    shape = alt.Shape("front:N", title="", scale=alt.Scale(domain=["Pareto: best trade-off", "dominated"],
+                                                            range=["diamond", "circle"]),
+                      legend=alt.Legend(symbolFillColor="#333", symbolStrokeColor="#333", orient="top",
+                                        direction="horizontal", symbolOpacity=1, labelLimit=300))
+    tooltip = [_tip("method_title", "method", "N"), _tip(x, enc(x, alt.X).to_dict()["title"]),
+               *([_tip(y, enc(y, alt.Y).to_dict()["title"])] if y != x else []),
+               *([_tip("n_datasets", "datasets")] if "n_datasets" in data.columns else []),
+               _tip("front", "trade-off", "N")]
+    layers.append(base.mark_point(filled=True, opacity=0.95, stroke="#222", strokeWidth=0.6, size=170).encode(
+        enc(x, alt.X), enc(y, alt.Y), color=color, shape=shape, tooltip=tooltip))
+    labelled = base.transform_filter("isValid(datum.label_align)")  # a label that fits nowhere: none drawn
+    layers.append(labelled.mark_text(align=alt.expr("datum.label_align"), baseline="middle",
+                                     dx=alt.expr("datum.label_dx"), dy=alt.expr("datum.label_dy"), fontSize=11,
+                                     color="#222").encode(enc(x, alt.X), enc(y, alt.Y), text="method_title:N"))
+    return alt.layer(*layers).properties(
+        title=alt.TitleParams(f"{enc(y, alt.Y).to_dict()['title'].split(' (')[0]} vs "
+                              f"{enc(x, alt.X).to_dict()['title'].split(' (')[0]}", subtitle=subtitle, anchor="start"),
+        width=width, height=height + LEGEND_ROW_PX * -(-len(titles) // columns))
