@@ -197,3 +197,19 @@ def test_the_pages_label_the_charts_of_a_model_whose_records_say_random_weights(
         assert not at.exception
         specs = [chart.proto.spec for chart in at.get("vega_lite_chart")]
         assert specs and all("RANDOM WEIGHTS: an untrained network" in spec for spec in specs), at
+
+
+def test_every_outcome_and_score_axis_is_named_in_words_with_its_unit():
+    """Axes of outcomes or scores other than IIMM, gain and OOD change read their keys ('ft_acc', 'inter_modal'),
+    and normalised gain lost its unit ('normalised gain', where the tables say 'share of headroom')."""
+    runs = _runs(n_datasets=4, methods=("full",))
+
+    def axis_titles(chart) -> set[str]:
+        layer = next(lay for lay in chart.to_dict()["layer"] if lay["mark"]["type"] == "circle")
+        return {layer["encoding"]["x"]["title"], layer["encoding"]["y"]["title"]}
+
+    assert axis_titles(charts.iimm_vs_outcome(runs, "ft_acc", predictor="inter_modal")) == {
+        "accuracy after fine-tuning (%)", "IIMM's inter-modal term"}
+    assert axis_titles(charts.iimm_vs_outcome(runs, "norm_gain", predictor="zs_acc")) == {
+        "normalised gain (share of headroom)", "zero-shot accuracy (%)"}
+    assert axis_titles(charts.iimm_vs_outcome(runs, "ood_change")) == {"IIMM", "out-of-domain change (points)"}

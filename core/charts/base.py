@@ -21,9 +21,14 @@ METHOD_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ec7014", "#9467bd", "#8c564
                   "#4d9221", "#01665e", "#8e0152", "#225ea8")
 BASELINE_COLOUR = "#222222"
 
-# axis titles, in the words the pages and tables use (the compare panels said "ID gain" beside "in-domain gain")
-LABELS = {**{k: ranking.OUTCOME_TITLES[k] for k in ("id_gain", "ood_change", "iimm", "zs_acc")},
-          "norm_gain": "normalised gain"}
+
+
+def axis_title(column: str) -> str:
+    """The title of an axis showing ``column``, in the words the pages and tables use, with its unit: an
+    outcome as :data:`core.ranking.OUTCOME_TITLES` names it, any other zero-shot score as
+    :func:`core.cards.predictor_title` does (the compare panels once said "ID gain" beside "in-domain gain";
+    an axis of ft_acc or a transferability score read its key)."""
+    return ranking.OUTCOME_TITLES.get(column) or cards.predictor_title(column)
 
 
 #: d3 formats of tooltip values, by column (default :data:`TOOLTIP_FORMAT`): none has a '+' flag, with which

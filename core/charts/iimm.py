@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from core import cards, ranking
-from core.charts.base import (LABELS, RANDOM_WEIGHTS_NOTE, TOOLTIP_FORMAT, TOOLTIP_FORMATS, _colour_scale, _fits,
-                              _require, _subtitle, _tip, _untrained, method_colours, method_titles)
+from core.charts.base import (RANDOM_WEIGHTS_NOTE, TOOLTIP_FORMAT, TOOLTIP_FORMATS, _colour_scale, _fits, _require,
+                              _subtitle, _tip, _untrained, axis_title, method_colours, method_titles)
 
 
 def _points(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -75,7 +75,7 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
             bands.append(pd.DataFrame({"method": method, "x": grid, "fit": mean, "lo": lo, "hi": hi}))
         labels[method] = label
     pts["series"], pts["method_title"] = pts["method"].map(labels), pts["method"].map(titles)
-    x_title, y_title = LABELS.get(predictor, predictor), LABELS.get(outcome, outcome)
+    x_title, y_title = axis_title(predictor), axis_title(outcome)
     color = alt.Color("series:N", title="method", scale=_colour_scale(labels, colours or method_colours(labels)),
                       legend=alt.Legend(labelLimit=320) if legend else None)
     points = alt.Chart(pts).mark_circle(size=70, opacity=0.85).encode(
