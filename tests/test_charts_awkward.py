@@ -213,3 +213,14 @@ def test_every_outcome_and_score_axis_is_named_in_words_with_its_unit():
     assert axis_titles(charts.iimm_vs_outcome(runs, "norm_gain", predictor="zs_acc")) == {
         "normalised gain (share of headroom)", "zero-shot accuracy (%)"}
     assert axis_titles(charts.iimm_vs_outcome(runs, "ood_change")) == {"IIMM", "out-of-domain change (points)"}
+
+
+def test_the_iimm_subtitle_speaks_of_lines_only_when_some_are_drawn():
+    """With two datasets, or one IIMM value for all, no line or band is drawn; the subtitle still explained
+    'lines: straight-line fit per method; bands: 95% confidence'."""
+    for runs in (_runs(n_datasets=2, methods=("full",)), _runs(n_datasets=4, methods=("full",)).assign(iimm=0.3)):
+        spec = charts.iimm_vs_outcome(runs, "id_gain").to_dict()
+        assert {layer["mark"]["type"] for layer in spec["layer"]} == {"circle"}
+        assert spec["title"]["subtitle"] == "no line fitted: a fit needs 3 or more datasets with differing values"
+    fitted = charts.iimm_vs_outcome(_runs(n_datasets=3, methods=("full",)), "id_gain").to_dict()
+    assert fitted["title"]["subtitle"].startswith("lines: straight-line fit per method; bands: 95% confidence")
