@@ -224,3 +224,13 @@ def test_the_iimm_subtitle_speaks_of_lines_only_when_some_are_drawn():
         assert spec["title"]["subtitle"] == "no line fitted: a fit needs 3 or more datasets with differing values"
     fitted = charts.iimm_vs_outcome(_runs(n_datasets=3, methods=("full",)), "id_gain").to_dict()
     assert fitted["title"]["subtitle"].startswith("lines: straight-line fit per method; bands: 95% confidence")
+
+
+def test_the_mark_leaves_out_an_interval_or_prediction_it_cannot_place():
+    """A forecast whose interval is NaN: the mark's tooltip said 'interval [nan, nan]' beside a prediction."""
+    runs = _runs(n_datasets=4, methods=("full",))
+    spec = json.dumps(charts.iimm_vs_outcome(runs, "id_gain", highlight={
+        "x": 0.3, "y": 5.0, "lo": float("nan"), "hi": float("nan")}).to_dict())
+    assert "nan" not in spec.lower() and '"interval"' not in spec and '"shape": "diamond"' in spec
+    spec = charts.iimm_vs_outcome(runs, "id_gain", highlight={"x": 0.3, "y": np.inf, "lo": 1.0, "hi": 2.0}).to_dict()
+    assert not any(layer["mark"].get("shape") == "diamond" for layer in spec["layer"])  # no prediction to mark

@@ -139,8 +139,8 @@ def _highlight_layers(highlight: dict[str, Any], x_title: str, y_title: str) -> 
     if "x" not in highlight or not np.isfinite(float(highlight["x"])):
         raise ValueError("highlight needs a finite 'x' (the user's predictor value)")
     row = {"x": float(highlight["x"]), "label": str(highlight.get("label", "your dataset"))}
-    for key in ("y", "lo", "hi"):
-        if highlight.get(key) is not None:
+    for key in ("y", "lo", "hi"):  # a NaN or infinite end has no place on the axis: as if not given
+        if highlight.get(key) is not None and np.isfinite(float(highlight[key])):
             row[key] = float(highlight[key])
     tips = [_tip("label", "marked", "N"), alt.Tooltip("x:Q", title=x_title, format=TOOLTIP_FORMATS["iimm"])]
     if "y" in row:
