@@ -234,3 +234,20 @@ def test_the_mark_leaves_out_an_interval_or_prediction_it_cannot_place():
     assert "nan" not in spec.lower() and '"interval"' not in spec and '"shape": "diamond"' in spec
     spec = charts.iimm_vs_outcome(runs, "id_gain", highlight={"x": 0.3, "y": np.inf, "lo": 1.0, "hi": 2.0}).to_dict()
     assert not any(layer["mark"].get("shape") == "diamond" for layer in spec["layer"])  # no prediction to mark
+
+
+def test_charts_of_a_100000_run_store_draw_one_model_s_points_under_altair_s_row_limit():
+    """What each chart receives from a large store: 100 models x 20 methods x 10 datasets x 5 seeds (100,000
+    runs). Each draws one model's seed means (at most methods x datasets rows), never the runs: Altair's
+    to_dict refuses a data set of more than 5,000 rows (MaxRowsError)."""
+    methods = tuple(f"m{i:02d}" for i in range(20))
+    one = _runs(n_datasets=10, methods=methods, seeds=(0, 1, 2, 3, 4))
+    big = pd.concat([one.assign(model=f"model-{k}") for k in range(100)], ignore_index=True)
+    assert len(big) == 100_000
+    mine = big[big["model"] == "model-7"]
+    cells = ranking.dataset_matrix(big, "id_gain", model="model-7", pretrained="world-v1")
+    for chart in (charts.iimm_vs_outcome(mine[mine["method"] == "m03"], "id_gain"),
+                  charts.iimm_vs_outcome_by_method(mine, "ood_change"),
+                  charts.gain_vs_forgetting(ranking.method_ranking(mine)), charts.dataset_heatmap(cells, "id_gain")):
+        spec = chart.to_dict()  # raises MaxRowsError past 5,000 rows in one data set
+        assert max(len(rows) for rows in spec["datasets"].values()) <= 20 * 10
