@@ -251,3 +251,23 @@ def test_charts_of_a_100000_run_store_draw_one_model_s_points_under_altair_s_row
                   charts.gain_vs_forgetting(ranking.method_ranking(mine)), charts.dataset_heatmap(cells, "id_gain")):
         spec = chart.to_dict()  # raises MaxRowsError past 5,000 rows in one data set
         assert max(len(rows) for rows in spec["datasets"].values()) <= 20 * 10
+
+
+def test_past_twenty_methods_every_method_still_has_a_colour_of_its_own():
+    """With 25 methods the 20-colour palette repeated: m00 and m20 were one colour on the plot and in the legend."""
+    methods = tuple(f"m{i:02d}" for i in range(40))
+    colours = charts.method_colours([*methods, "zero_shot"])
+    assert [colours[m] for m in methods[:20]] == list(charts.METHOD_PALETTE)  # the first 20 keep theirs
+    tuned = [colours[m] for m in methods]
+    assert len(set(tuned)) == 40 and charts.BASELINE_COLOUR not in tuned
+    assert all(_contrast_on_white(c) >= 3 for c in tuned)  # each still visible on a white page
+    rows = ranking.method_ranking(_runs(n_datasets=4, methods=methods[:25]))
+    (scale, *_) = _colour_scales(charts.gain_vs_forgetting(rows).to_dict())
+    assert len(set(scale["range"])) == len(scale["domain"]) == 25
+
+
+def _contrast_on_white(colour: str) -> float:
+    """WCAG contrast ratio of a #rrggbb colour against white (computed here, not by the module under test)."""
+    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 1.05 / (0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2] + 0.05)

@@ -2,6 +2,7 @@
 random-weights note, and the frame checks."""
 from __future__ import annotations
 
+import colorsys
 import logging
 from typing import Any
 
@@ -80,17 +81,48 @@ def _require(df: pd.DataFrame, columns: list[str]) -> None:
         raise ValueError(f"the runs frame has no column(s) {missing}")
 
 
+def _contrast_on_white(colour: str) -> float:
+    """WCAG contrast ratio of a #rrggbb colour against white."""
+    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 1.05 / (0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2] + 0.05)
+
+
+def extra_colours(n: int) -> list[str]:
+    """``n`` colours past :data:`METHOD_PALETTE`, each distinct from it and from the others: hues a golden
+    angle apart (neighbours differ most), darkened until they keep 3:1 contrast on white."""
+    taken, out = set(METHOD_PALETTE) | {BASELINE_COLOUR}, []
+    i = 0
+    while len(out) < n:
+        hue, lightness = (0.07 + i * 0.381966) % 1.0, 0.42
+        while True:
+            r, g, b = colorsys.hls_to_rgb(hue, lightness, 0.65)
+            colour = f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+            if _contrast_on_white(colour) >= 3 or lightness < 0.1:
+                break
+            lightness -= 0.02
+        if colour not in taken:
+            taken.add(colour)
+            out.append(colour)
+        i += 1
+    return out
+
+
 def method_colours(methods: Any) -> dict[str, str]:
     """One colour per distinct method name in ``methods`` (any iterable of str): non-baseline methods
     take :data:`METHOD_PALETTE` in name order, baselines (zero-shot) :data:`BASELINE_COLOUR`, so a
     method keeps its colour on every chart that draws the same methods, baselines or not. Past 20
-    methods the palette repeats (logged)."""
+    methods, :func:`extra_colours` (the palette repeated, so two methods' points and legend entries were
+    one colour); they are harder to tell apart (logged)."""
     names = sorted({str(m) for m in methods})
     baseline = {m for m in names if cards.method_card(m).baseline}
     ordered = [m for m in names if m not in baseline]
-    if len(ordered) > len(METHOD_PALETTE):
-        log.warning("%d methods share %d colours; read the labels", len(ordered), len(METHOD_PALETTE))
-    colours = {m: METHOD_PALETTE[i % len(METHOD_PALETTE)] for i, m in enumerate(ordered)}
+    palette = list(METHOD_PALETTE)
+    if len(ordered) > len(palette):
+        log.warning("%d methods: %d colours past the %d-colour palette are close to others; read the labels",
+                    len(ordered), len(ordered) - len(palette), len(palette))
+        palette += extra_colours(len(ordered) - len(palette))
+    colours = dict(zip(ordered, palette))
     return colours | {m: BASELINE_COLOUR for m in baseline}
 
 
