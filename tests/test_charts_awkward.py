@@ -271,3 +271,13 @@ def _contrast_on_white(colour: str) -> float:
     channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
     linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
     return 1.05 / (0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2] + 0.05)
+
+
+def test_a_long_method_name_is_cut_to_its_panel_and_keeps_every_column_on_the_page():
+    """A 140-character method name (the schema allows 200) titled its compare panel at full length: the grid
+    widened every column to it and, in Chromium at 1440 px, the chart drew 1,697 px into a 980 px column, so one
+    panel in three was off the page. Each panel's title is now cut (…) to the panel's width."""
+    runs = _runs(n_datasets=4, methods=("x" * 140, "lora", "full"))
+    panels = charts.iimm_vs_outcome_by_method(runs, "id_gain").to_dict()["concat"]
+    assert [p["title"].get("limit") for p in panels] == [p["width"] for p in panels] == [220] * 3
+    assert panels[2]["title"]["text"] == "X" + "x" * 139  # the whole name stays in the spec (Vega cuts what is drawn)

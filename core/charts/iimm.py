@@ -102,6 +102,10 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     return alt.layer(*layers).properties(title=heading, width=width, height=height)
 
 
+#: Width of one :func:`iimm_vs_outcome_by_method` panel's plot (px); its title is cut to it.
+PANEL_WIDTH = 220
+
+
 def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str = "iimm",
                               columns: int = 3, level: float = 0.95,
                               random_weights: bool | None = None) -> alt.ConcatChart:
@@ -122,10 +126,12 @@ def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str 
         forecast = _fits()
         stats = (f"R²={forecast.fit_linear(xs, ys).r2:.2f} · τ={forecast.kendall_tau(xs, ys):.2f} · "
                  if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0 else "")
-        panels.append(iimm_vs_outcome(df[df["method"].astype(str) == method], outcome, predictor=predictor,
-                                      level=level, width=220, height=170, title=titles[method],
-                                      subtitle=f"{stats}n={len(group)}", legend=False, colours=colours,
-                                      random_weights=False))  # said once, above the panels
+        panel = iimm_vs_outcome(df[df["method"].astype(str) == method], outcome, predictor=predictor, level=level,
+                                width=PANEL_WIDTH, height=170, title=titles[method], subtitle=f"{stats}n={len(group)}",
+                                legend=False, colours=colours, random_weights=False)  # said once, above the panels
+        # a title longer than the panel is cut (…): it widened its grid column, and so every column, pushing the
+        # last column out of the page (a 140-character method name left one panel in three unseen)
+        panels.append(panel.properties(title=alt.TitleParams(**panel.title.to_dict(), limit=PANEL_WIDTH)))
     # No legend: each panel's title names its method. Dropped on the encoding, since Streamlit's chart
     # theme overrides a top-level configure_legend(disable=True) and drew every method's legend per panel.
     # Colour independent: each panel's scale holds only its own method and colour.
