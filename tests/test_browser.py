@@ -225,6 +225,24 @@ def test_ranking_chart_shows_every_method_of_a_full_grid(browser, tmp_path):
         stop_app(proc)
 
 
+def test_the_matrix_heatmap_draws_its_cells(server, browser, tmp_path):
+    """The heatmap drew nothing in Chromium (an empty box, 0 px high): its cells' colour scale and the text's
+    ink (scale None) shared one scale, and Vega-Lite failed ("Cannot read properties of null (reading 'type')")."""
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{url}/matrix", timeout=TIMEOUT_MS)
+    _settle(page)
+    chart = page.locator("[data-testid=stVegaLiteChart]").first
+    chart.locator("g.mark-text text").first.wait_for(state="attached", timeout=30_000)
+    cells = [t for t in chart.locator("g.mark-text text").all_text_contents() if re.fullmatch(r"[+-]\d+\.\d( ★)?", t)]
+    assert len(cells) >= 18 and any(t.endswith("★") for t in cells), cells  # the default model's cells, bests starred
+    assert chart.bounding_box()["height"] > 200 and not errors, errors
+    chart.scroll_into_view_if_needed()
+    _shot(page, tmp_path, "matrix-heatmap")
+
+
 def test_shared_url_round_trip(server, browser, tmp_path):
     url, _ = server
     page = browser.new_page(viewport={"width": 1440, "height": 900})

@@ -281,3 +281,11 @@ def test_a_long_method_name_is_cut_to_its_panel_and_keeps_every_column_on_the_pa
     panels = charts.iimm_vs_outcome_by_method(runs, "id_gain").to_dict()["concat"]
     assert [p["title"].get("limit") for p in panels] == [p["width"] for p in panels] == [220] * 3
     assert panels[2]["title"]["text"] == "X" + "x" * 139  # the whole name stays in the spec (Vega cuts what is drawn)
+
+
+def test_the_heatmap_keeps_its_cell_colours_and_text_ink_on_separate_scales():
+    """Merged into one shared colour scale (a quantitative one and the ink's scale None), Vega-Lite failed in the
+    browser and the matrix page drew nothing (tests/test_browser.py draws it in Chromium)."""
+    cells = pd.DataFrame({"method_title": ["A", "B"], "dataset": "d1", "value": [4.0, -1.0], "best": [True, False],
+                          "n_seeds": 1})
+    assert charts.dataset_heatmap(cells, "id_gain").to_dict()["resolve"] == {"scale": {"color": "independent"}}

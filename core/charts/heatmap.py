@@ -67,7 +67,7 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
               axis=alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False))  # every dataset named
     y = alt.Y("method_title:N", title=None, sort=order, axis=alt.Axis(labelLimit=260))
     base = alt.Chart(data).encode(x=x, y=y)
-    return alt.layer(
+    chart = alt.layer(
         base.mark_rect().encode(color=alt.Color("value:Q", title=title.split(" (")[0], scale=scale),
                                 tooltip=[_tip("method_title", "method", "N"), _tip("dataset", "dataset", "N"),
                                          _tip("value", title), _tip("n_seeds", "seeds averaged")]),
@@ -76,3 +76,6 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
     ).properties(title=alt.TitleParams(f"{title} per method and dataset", anchor="start", subtitle=_subtitle(
         "★ = best method on that dataset (seed means)", _untrained(matrix, random_weights))),
                  width=alt.Step(cell_width), height=alt.Step(cell_height))
+    # the cells' colour scale and the text's ink (scale None) apart: merged into one shared scale, Vega-Lite
+    # failed in the browser ("Cannot read properties of null (reading 'type')") and the matrix page drew nothing
+    return chart.resolve_scale(color="independent")
