@@ -289,3 +289,19 @@ def test_the_heatmap_keeps_its_cell_colours_and_text_ink_on_separate_scales():
     cells = pd.DataFrame({"method_title": ["A", "B"], "dataset": "d1", "value": [4.0, -1.0], "best": [True, False],
                           "n_seeds": 1})
     assert charts.dataset_heatmap(cells, "id_gain").to_dict()["resolve"] == {"scale": {"color": "independent"}}
+
+
+def test_the_tradeoff_subtitle_speaks_of_bars_only_when_some_are_drawn():
+    """On axes with no interval (net gain against trainable parameters) no bar is drawn; the subtitle still said
+    'bars: 95 % interval over datasets'."""
+    rows = ranking.method_ranking(_runs(n_datasets=4, methods=("full", "lora"), seeds=(0, 1)))
+
+    def drawn(chart) -> tuple[bool, str]:
+        spec = chart.to_dict()
+        return any(layer["mark"]["type"] == "rule" for layer in spec["layer"]), spec["title"]["subtitle"]
+
+    assert drawn(charts.gain_vs_forgetting(rows, x="trainable_params", y="net")) == (
+        False, "diamonds: nothing beats them on both gain and forgetting")
+    assert drawn(charts.gain_vs_forgetting(rows)) == (
+        True, "bars: 95 % interval over datasets; diamonds: nothing beats them on both gain and forgetting")
+    assert drawn(charts.gain_vs_forgetting(rows, subtitle="mine"))[1] == "mine"  # a caller's own is kept

@@ -37,6 +37,12 @@ LEGEND_ROW_PX = 30
 PLOT_DECOR_PX = 260
 
 
+#: What :func:`gain_vs_forgetting`'s subtitle says of its error bars (drawn where an axis has an interval)
+#: and of its diamonds.
+BARS_NOTE = "bars: 95 % interval over datasets"
+FRONT_NOTE = "diamonds: nothing beats them on both gain and forgetting"
+
+
 def _placeable(values: np.ndarray, axis: str) -> np.ndarray:
     """Which ``values`` an axis of :func:`gain_vs_forgetting` can draw: finite, and above 0 on a log axis."""
     return np.isfinite(values) & ((values > 0) if TRADEOFF_AXES[axis][1] else True)
@@ -70,8 +76,7 @@ def _with_label_offsets(data: pd.DataFrame, x: str, y: str, domains: dict, width
 
 def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_change",
                        width: int = 560, height: int = 560, prefix: str = "mean",
-                       subtitle: str = "bars: 95 % interval over datasets; diamonds: nothing beats them on both "
-                                       "gain and forgetting", random_weights: bool | None = None) -> alt.LayerChart:
+                       subtitle: str | None = None, random_weights: bool | None = None) -> alt.LayerChart:
     """One point per method of ``rows`` (``core.ranking.method_ranking`` rows of ONE model), on the
     chosen axes (keys of :data:`TRADEOFF_AXES`), labelled with the method's name so nothing needs a
     hover (beside its point where :func:`core.label_layout.place_labels` finds room, Pareto methods first;
@@ -79,7 +84,8 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     datasets as error bars where the axis has one; Pareto methods drawn as large diamonds (legend in dark
     grey) and joined by a dashed line on the gain/OOD axes; the method legend, below the plot, takes a
     column per :data:`LEGEND_ROWS` methods. Methods that cannot be placed (NaN or inf on an axis, or a
-    value not above 0 on a log axis) are named in the subtitle. ``random_weights`` as in :func:`iimm_vs_outcome`
+    value not above 0 on a log axis) are named in the subtitle. ``subtitle``: what bars and diamonds mean;
+    default :data:`BARS_NOTE` (only where an axis draws bars) and :data:`FRONT_NOTE`. ``random_weights`` as in :func:`iimm_vs_outcome`
     (None: from the rows' model and pretrained columns, when they have them).
     Raises ValueError for an unknown axis, a method with several rows, or when no row has both values."""
     for axis in (x, y):
@@ -96,6 +102,9 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     data = rows[drawable].assign(method=lambda t: t["method"].astype(str))  # colours are keyed by name
     if data.empty:
         raise ValueError(f"no method has both {x!r} and {y!r} to draw")
+    if subtitle is None:  # bars are drawn only on an axis with an interval (none on net or a cost axis)
+        bars = any(f"{a}_lo" in data.columns and data[f"{a}_lo"].notna().any() for a in (x, y))
+        subtitle = f"{BARS_NOTE}; {FRONT_NOTE}" if bars else FRONT_NOTE
     left_out = rows.loc[~drawable, "method_title"].astype(str).tolist()
     if left_out:  # a method with no value on an axis (or none above 0 on a log axis) is named, not lost
         log_note = " or none above 0 on a log axis" if TRADEOFF_AXES[x][1] or TRADEOFF_AXES[y][1] else ""
