@@ -305,3 +305,18 @@ def test_the_tradeoff_subtitle_speaks_of_bars_only_when_some_are_drawn():
     assert drawn(charts.gain_vs_forgetting(rows)) == (
         True, "bars: 95 % interval over datasets; diamonds: nothing beats them on both gain and forgetting")
     assert drawn(charts.gain_vs_forgetting(rows, subtitle="mine"))[1] == "mine"  # a caller's own is kept
+
+
+@pytest.mark.parametrize("n_datasets", [16, 17, 40])
+def test_the_heatmap_writes_values_in_only_while_its_cells_can_hold_them(n_datasets):
+    """Streamlit fits the heatmap to the page: with world-v2's 40 datasets a cell was 17 px wide and every value
+    was written over its neighbours. Past 16 datasets only the star is written; values are on hover."""
+    cells = pd.DataFrame({"method_title": "LoRA", "dataset": [f"d{i:02d}" for i in range(n_datasets)],
+                          "value": -1.25, "best": [i == 0 for i in range(n_datasets)], "n_seeds": 1})
+    spec = charts.dataset_heatmap(cells, "id_gain").to_dict()
+    labels = [r["label"] for r in next(iter(spec["datasets"].values()))]
+    if n_datasets <= 16:
+        assert labels == ["-1.2 ★"] + ["-1.2"] * (n_datasets - 1) and "hover" not in json.dumps(spec["title"])
+    else:
+        assert labels == ["★"] + [""] * (n_datasets - 1)
+        assert spec["title"]["subtitle"].endswith("values on hover (too many datasets to write them in)")

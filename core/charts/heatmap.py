@@ -18,6 +18,12 @@ OUTCOME_TITLES = ranking.OUTCOME_TITLES  # one naming of the outcomes, kept in c
 DARK_CELL = 0.6
 
 
+#: Most datasets whose values :func:`dataset_heatmap` writes in its cells. Streamlit fits the chart to the page's
+#: width: with the shipped world-v2's 40 datasets a cell was 17 px wide at 1440 px, and each "+76.5 ★" was written
+#: over its neighbours; 15 datasets leave about 48 px, room for one.
+WRITTEN_DATASETS = 16
+
+
 def _cell_ink(values: np.ndarray, diverging: bool) -> list[str]:
     """The text colour of each heatmap cell: white on the dark end(s) of its scale, near-black elsewhere. A
     diverging scale (centred on 0) reaches its darkest red at the minimum and its darkest blue at the maximum."""
@@ -49,15 +55,16 @@ def _cell_text(value: float, signed: bool) -> str:
 def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56, cell_height: int = 26,
                     random_weights: bool | None = None) -> alt.LayerChart:
     """The method x dataset matrix (``core.ranking.dataset_matrix`` output) as coloured cells with
-    their values written in; the best method of each dataset is marked with a star and a black frame.
+    their values written in (up to :data:`WRITTEN_DATASETS` datasets; past it, on hover, and the subtitle says
+    so); the best method of each dataset is marked with a star and a black frame.
     Changes (gain, OOD change) use a diverging scale centred on zero. ``random_weights`` as in
     :func:`iimm_vs_outcome` (the matrix names no model: pass it). Raises ValueError when empty."""
     _require(matrix, ["method_title", "dataset", "value", "best"])
     if matrix.empty:
         raise ValueError("no values to draw")
-    signed = outcome in ("id_gain", "ood_change")
-    data = matrix.assign(label=[_cell_text(v, signed) + (" ★" if b else "") for v, b in zip(matrix["value"],
-                                                                                             matrix["best"])])
+    signed, written = outcome in ("id_gain", "ood_change"), matrix["dataset"].nunique() <= WRITTEN_DATASETS
+    data = matrix.assign(label=[(_cell_text(v, signed) + " ★" if b else _cell_text(v, signed)) if written
+                                else "★" if b else "" for v, b in zip(matrix["value"], matrix["best"])])
     title = OUTCOME_TITLES.get(outcome, outcome)
     diverging = outcome in ("id_gain", "ood_change", "norm_gain")
     data["ink"] = _cell_ink(data["value"].to_numpy(float), diverging)
@@ -67,14 +74,16 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
               axis=alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False))  # every dataset named
     y = alt.Y("method_title:N", title=None, sort=order, axis=alt.Axis(labelLimit=260))
     base = alt.Chart(data).encode(x=x, y=y)
+    key = "★ = best method on that dataset (seed means)" + (
+        "" if written else "; values on hover (too many datasets to write them in)")
     chart = alt.layer(
         base.mark_rect().encode(color=alt.Color("value:Q", title=title.split(" (")[0], scale=scale),
                                 tooltip=[_tip("method_title", "method", "N"), _tip("dataset", "dataset", "N"),
                                          _tip("value", title), _tip("n_seeds", "seeds averaged")]),
         base.transform_filter(alt.datum.best).mark_rect(fill=None, stroke="black", strokeWidth=2),
         base.mark_text(fontSize=10).encode(text="label:N", color=alt.Color("ink:N", scale=None)),
-    ).properties(title=alt.TitleParams(f"{title} per method and dataset", anchor="start", subtitle=_subtitle(
-        "★ = best method on that dataset (seed means)", _untrained(matrix, random_weights))),
+    ).properties(title=alt.TitleParams(f"{title} per method and dataset", anchor="start",
+                                       subtitle=_subtitle(key, _untrained(matrix, random_weights))),
                  width=alt.Step(cell_width), height=alt.Step(cell_height))
     # the cells' colour scale and the text's ink (scale None) apart: merged into one shared scale, Vega-Lite
     # failed in the browser ("Cannot read properties of null (reading 'type')") and the matrix page drew nothing
