@@ -320,3 +320,13 @@ def test_the_heatmap_writes_values_in_only_while_its_cells_can_hold_them(n_datas
     else:
         assert labels == ["★"] + [""] * (n_datasets - 1)
         assert spec["title"]["subtitle"].endswith("values on hover (too many datasets to write them in)")
+
+
+def test_tooltips_write_counts_as_whole_numbers():
+    """The default tooltip format (',.2f') wrote '2.00' seeds averaged and '4.00' datasets."""
+    runs = _runs(n_datasets=4, methods=("full", "lora"), seeds=(0, 1))
+    cells = ranking.dataset_matrix(runs, "id_gain", model="worldclip-tiny", pretrained="world-v1")
+    for chart in (charts.iimm_vs_outcome(runs, "id_gain"), charts.gain_vs_forgetting(ranking.method_ranking(runs)),
+                  charts.dataset_heatmap(cells, "id_gain")):
+        counts = [tip for tip in _tooltips(chart.to_dict()) if tip["field"] in ("n_seeds", "n_datasets")]
+        assert counts and all(tip["format"] == ",.0f" for tip in counts), counts

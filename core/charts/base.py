@@ -34,7 +34,8 @@ def axis_title(column: str) -> str:
 
 #: d3 formats of tooltip values, by column (default :data:`TOOLTIP_FORMAT`): none has a '+' flag, with which
 #: d3 writes a negative zero or a tiny negative as '−0.00'.
-TOOLTIP_FORMATS = {"iimm": ".3f", "trainable_params": ",.0f", "wall_time_s": ",.1f", "peak_mb": ",.0f"}
+TOOLTIP_FORMATS = {"iimm": ".3f", "trainable_params": ",.0f", "wall_time_s": ",.1f", "peak_mb": ",.0f",
+                   "n_seeds": ",.0f", "n_datasets": ",.0f"}  # counts: whole numbers
 TOOLTIP_FORMAT = ",.2f"
 
 
