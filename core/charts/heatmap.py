@@ -73,13 +73,15 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
     x = alt.X("dataset:N", title="dataset", sort="ascending",
               axis=alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False))  # every dataset named
     y = alt.Y("method_title:N", title=None, sort=order, axis=alt.Axis(labelLimit=260))
-    base = alt.Chart(data).encode(x=x, y=y)
+    # the tooltip on every layer: the text and frame lie over the cell, and Streamlit's theme gave them a
+    # tooltip of raw fields ('method_title', 'ink #111', 'label'), so the cell's own was never seen
+    base = alt.Chart(data).encode(x=x, y=y, tooltip=[
+        _tip("method_title", "method", "N"), _tip("dataset", "dataset", "N"), _tip("value", title),
+        _tip("n_seeds", "seeds averaged")])
     key = "★ = best method on that dataset (seed means)" + (
         "" if written else "; values on hover (too many datasets to write them in)")
     chart = alt.layer(
-        base.mark_rect().encode(color=alt.Color("value:Q", title=title.split(" (")[0], scale=scale),
-                                tooltip=[_tip("method_title", "method", "N"), _tip("dataset", "dataset", "N"),
-                                         _tip("value", title), _tip("n_seeds", "seeds averaged")]),
+        base.mark_rect().encode(color=alt.Color("value:Q", title=title.split(" (")[0], scale=scale)),
         base.transform_filter(alt.datum.best).mark_rect(fill=None, stroke="black", strokeWidth=2),
         base.mark_text(fontSize=10).encode(text="label:N", color=alt.Color("ink:N", scale=None)),
     ).properties(title=alt.TitleParams(f"{title} per method and dataset", anchor="start",

@@ -88,8 +88,9 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
         band = pd.concat(bands, ignore_index=True)
         band["series"] = band["method"].map(labels)
         base = alt.Chart(band).encode(x=alt.X("x:Q", title=x_title), color=color)
-        layers += [base.mark_area(opacity=0.15).encode(y=alt.Y("lo:Q", title=y_title), y2="hi:Q"),
-                   base.mark_line().encode(y=alt.Y("fit:Q", title=y_title))]
+        fit_tip = [_tip("series", "straight-line fit", "N")]  # not the theme's raw 'x', 'fit', 'lo', 'hi'
+        layers += [base.mark_area(opacity=0.15).encode(y=alt.Y("lo:Q", title=y_title), y2="hi:Q", tooltip=fit_tip),
+                   base.mark_line().encode(y=alt.Y("fit:Q", title=y_title), tooltip=fit_tip)]
     layers.append(points)
     if highlight is not None:
         layers += _highlight_layers(highlight, x_title, y_title)
@@ -158,14 +159,14 @@ def _highlight_layers(highlight: dict[str, Any], x_title: str, y_title: str) -> 
     x = alt.X("x:Q", title=x_title)
     layers = [alt.Chart(data).mark_rule(strokeDash=[6, 4], color="black").encode(x=x, tooltip=tips[:2])]
     layers.append(alt.Chart(data).mark_text(align="left", dx=5, baseline="top", y=4, fontSize=11,
-                                            fontWeight="bold").encode(x=x, text="label:N"))
+                                            fontWeight="bold").encode(x=x, text="label:N", tooltip=tips[:2]))
     if "y" in row:
         layers.append(alt.Chart(data).mark_point(shape="diamond", size=300, filled=True,
                                                  color="black").encode(
             x=x, y=alt.Y("y:Q", title=y_title), tooltip=tips))
         if "lo" in row and "hi" in row:
             layers.append(alt.Chart(data).mark_rule(color="black", strokeWidth=2).encode(
-                x=x, y=alt.Y("lo:Q", title=y_title), y2="hi:Q"))
+                x=x, y=alt.Y("lo:Q", title=y_title), y2="hi:Q", tooltip=tips))
     return layers
 
 

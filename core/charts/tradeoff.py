@@ -85,8 +85,8 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     grey) and joined by a dashed line on the gain/OOD axes; the method legend, below the plot, takes a
     column per :data:`LEGEND_ROWS` methods. Methods that cannot be placed (NaN or inf on an axis, or a
     value not above 0 on a log axis) are named in the subtitle. ``subtitle``: what bars and diamonds mean;
-    default :data:`BARS_NOTE` (only where an axis draws bars) and :data:`FRONT_NOTE`. ``random_weights`` as in :func:`iimm_vs_outcome`
-    (None: from the rows' model and pretrained columns, when they have them).
+    default :data:`BARS_NOTE` (only where an axis draws bars) and :data:`FRONT_NOTE`. ``random_weights`` as in
+    :func:`iimm_vs_outcome` (None: from the rows' model and pretrained columns, when they have them).
     Raises ValueError for an unknown axis, a method with several rows, or when no row has both values."""
     for axis in (x, y):
         if axis not in TRADEOFF_AXES:
@@ -130,30 +130,33 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
                       legend=alt.Legend(orient="bottom", labelLimit=150, symbolOpacity=1, symbolType="circle",
                                         columns=columns, columnPadding=12))
     base = alt.Chart(_with_label_offsets(data, x, y, domains, width, height - PLOT_DECOR_PX))
+    # every layer names its tooltip: Streamlit's theme gives a layer without one a tooltip of its raw fields
+    # (a label read 'method_title Full', 'predicted in-domain gain (points) 15.0172894871')
+    tooltip = [_tip("method_title", "method", "N"), _tip(x, enc(x, alt.X).to_dict()["title"]),
+               *([_tip(y, enc(y, alt.Y).to_dict()["title"])] if y != x else []),
+               *([_tip("n_datasets", "datasets")] if "n_datasets" in data.columns else []),
+               _tip("front", "trade-off", "N")]
     layers = []
     for axis, channel, other in ((x, alt.X, enc(y, alt.Y)), (y, alt.Y, enc(x, alt.X))):
         if f"{axis}_lo" in data.columns and data[f"{axis}_lo"].notna().any():
             title = enc(axis, alt.X).to_dict()["title"]
             second = alt.X2 if channel is alt.X else alt.Y2
             layers.append(base.mark_rule(strokeWidth=1.5, opacity=0.35).encode(
-                channel(f"{axis}_lo:Q", title=title), second(f"{axis}_hi:Q"), other, color=color))
+                channel(f"{axis}_lo:Q", title=title), second(f"{axis}_hi:Q"), other, color=color, tooltip=tooltip))
     if {x, y} == {"id_gain", "ood_change"} and int(data["pareto"].sum()) > 1:
-        layers.append(base.transform_filter(alt.datum.pareto).mark_line(color="#555", strokeDash=[5, 4])
+        layers.append(base.transform_filter(alt.datum.pareto).mark_line(color="#555", strokeDash=[5, 4], tooltip=None)
                       .encode(enc(x, alt.X), enc(y, alt.Y), order=f"{x}:Q"))
     shape = alt.Shape("front:N", title="", scale=alt.Scale(domain=["Pareto: best trade-off", "dominated"],
                                                             range=["diamond", "circle"]),
                       legend=alt.Legend(symbolFillColor="#333", symbolStrokeColor="#333", orient="top",
                                         direction="horizontal", symbolOpacity=1, labelLimit=300))
-    tooltip = [_tip("method_title", "method", "N"), _tip(x, enc(x, alt.X).to_dict()["title"]),
-               *([_tip(y, enc(y, alt.Y).to_dict()["title"])] if y != x else []),
-               *([_tip("n_datasets", "datasets")] if "n_datasets" in data.columns else []),
-               _tip("front", "trade-off", "N")]
     layers.append(base.mark_point(filled=True, opacity=0.95, stroke="#222", strokeWidth=0.6, size=170).encode(
         enc(x, alt.X), enc(y, alt.Y), color=color, shape=shape, tooltip=tooltip))
     labelled = base.transform_filter("isValid(datum.label_align)")  # a label that fits nowhere: none drawn
     layers.append(labelled.mark_text(align=alt.expr("datum.label_align"), baseline="middle",
                                      dx=alt.expr("datum.label_dx"), dy=alt.expr("datum.label_dy"), fontSize=11,
-                                     color="#222").encode(enc(x, alt.X), enc(y, alt.Y), text="method_title:N"))
+                                     color="#222").encode(enc(x, alt.X), enc(y, alt.Y), text="method_title:N",
+                                                          tooltip=tooltip))
     return alt.layer(*layers).properties(
         title=alt.TitleParams(f"{enc(y, alt.Y).to_dict()['title'].split(' (')[0]} vs "
                               f"{enc(x, alt.X).to_dict()['title'].split(' (')[0]}", subtitle=subtitle, anchor="start"),
