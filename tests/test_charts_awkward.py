@@ -178,6 +178,9 @@ def test_a_pretrained_model_carries_no_random_weights_label():
     scatter = charts.iimm_vs_outcome(runs, "id_gain").to_dict()
     assert {r["model"] for data in scatter["datasets"].values() for r in data if "model" in r} == {
         "worldclip-tiny · world-v1"}
+    told = charts.iimm_vs_outcome(runs, "id_gain", random_weights=True).to_dict()  # a caller's word counts too
+    assert {r["model"] for data in told["datasets"].values() for r in data if "model" in r} == {
+        "worldclip-tiny · world-v1 (RANDOM WEIGHTS)"} and told["title"]["subtitle"][0] == charts.RANDOM_WEIGHTS_NOTE
 
 
 def test_the_pages_label_the_charts_of_a_model_whose_records_say_random_weights(tmp_path, monkeypatch):

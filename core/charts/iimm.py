@@ -59,7 +59,8 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     _require_one_model(pts)
     untrained = _untrained(df, random_weights)
     if "pretrained" in pts.columns:  # the model in words, marked as the runs table marks it
-        pts["model"] = cards.model_label_column(pts, cards.untrained_models(df) if untrained else set())
+        pairs = set(zip(pts["model"].astype(str), pts["pretrained"].astype(str)))  # one: checked above
+        pts["model"] = cards.model_label_column(pts, pairs if untrained else set())  # as the subtitle says
     labels, bands, titles = {}, [], method_titles(pts["method"])
     for method, group in pts.groupby("method", sort=True):
         xs, ys = group[predictor].to_numpy(float), group[outcome].to_numpy(float)
