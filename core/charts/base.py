@@ -23,7 +23,6 @@ METHOD_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ec7014", "#9467bd", "#8c564
 BASELINE_COLOUR = "#222222"
 
 
-
 def axis_title(column: str) -> str:
     """The title of an axis showing ``column``, in the words the pages and tables use, with its unit: an
     outcome as :data:`core.ranking.OUTCOME_TITLES` names it, any other zero-shot score as
