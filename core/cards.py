@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from core.text import model_key, model_pair, option_labels
+from core.text import distinct_labels, model_key, model_pair, option_labels
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -180,6 +181,14 @@ def method_card(name: str) -> MethodCard:
 def method_title(name: str) -> str:
     """The readable name of a method (its card's title)."""
     return method_card(name).title
+
+
+def method_titles(methods: Iterable[object]) -> dict[str, str]:
+    """Each distinct method name in ``methods`` -> its title (:func:`method_title`), made distinct where names
+    share one ('LoRA · Lora'): a table or legend that titled 'lora', 'LoRA' and 'Lora' each 'LoRA' showed three
+    rows, or one colour, that no reader could tell apart."""
+    names = sorted({str(m) for m in methods})
+    return dict(zip(names, distinct_labels([method_title(m) for m in names], tags=names)))
 
 
 #: Readable names of the zero-shot measures and transferability scores compared as predictors.

@@ -134,7 +134,8 @@ def method_ranking(runs: pd.DataFrame, *, rank_by: str = "id_gain", level: float
     measured (their sum when that is every dataset); ``n_ood_datasets``: those datasets, where both were
     measured (a method's OOD panel may be missing for some); ``n_datasets`` and ``datasets``: the datasets
     whose ``id_gain`` was averaged, counted and named (a JSON list);
-    costs are means over datasets of the seed means. ``rank`` (1 = best; <NA> where the ranked outcome
+    costs are means over datasets of the seed means; ``method_title`` is distinct per method
+    (:func:`core.cards.method_titles`). ``rank`` (1 = best; <NA> where the ranked outcome
     was not measured) and ``pareto`` are within each (model, pretrained). Baselines (zero-shot: no
     training, every outcome 0 by definition) are left out unless asked for.
     Rows are ordered by model, then rank. Raises ValueError for an unknown ``rank_by``.
@@ -167,6 +168,8 @@ def method_ranking(runs: pd.DataFrame, *, rank_by: str = "id_gain", level: float
     out = pd.DataFrame(rows, columns=[c for c in RANKING_COLUMNS if c not in ("rank", "pareto")])
     if out.empty:
         return pd.DataFrame(columns=RANKING_COLUMNS)
+    # 'lora', 'LoRA' and 'Lora' were three rows titled 'LoRA': titled as the charts title them ('LoRA · Lora')
+    out["method_title"] = out["method"].astype(str).map(cards.method_titles(out["method"]))  # keyed by text
     column = RANK_BY[rank_by][0]
     out["pareto"] = False
     out["rank"] = pd.Series(pd.NA, index=out.index, dtype="Int64")

@@ -16,7 +16,7 @@ def fit_table(roots: tuple, version: int, model: str, pretrained: str, methods: 
                                                              "method": list(methods)})
     out = forecast.predictor_table(runs, ["iimm"], outcomes=("id_gain", "ood_change"))
     out = ranking.unverified_marked(ranking.without_baselines(out).assign(  # as the ranking marks its rows
-        method_title=lambda t: t["method"].map(cards.method_title)), runs, store.SUBMITTED_SOURCE)
+        method_title=lambda t: t["method"].map(cards.method_titles(t["method"]))), runs, store.SUBMITTED_SOURCE)
     return out.assign(method=out["method_title"], outcome=out["outcome"].map(OUTCOME_NAMES),
                       note=forecast.fit_notes(out))  # why a row has no statistics: blank cells said nothing
 

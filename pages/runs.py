@@ -64,7 +64,7 @@ view = query(roots, app.store_version(roots), *args)
 top = view.head(SHOWN)  # labels for the shown rows only: over all 100,000 runs they took a second
 untrained = cards.untrained_models(top, flags_from=runs)  # a model's flag may sit on a record not shown
 shown = top.assign(model_label=cards.model_label_column(top, untrained),
-                   method_title=top["method"].map(cards.method_title))
+                   method_title=top["method"].map(cards.method_titles(top["method"])))  # 'LoRA · Lora': distinct
 if untrained:
     st.warning("Rows marked RANDOM WEIGHTS come from untrained networks: their numbers describe random weights.")
 st.write(f"**{len(view):,}** of {len(runs):,} runs match; showing the first {len(shown):,}, sorted by "

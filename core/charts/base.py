@@ -10,7 +10,6 @@ import altair as alt
 import pandas as pd
 
 from core import cards, ranking
-from core.text import distinct_labels
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +129,7 @@ def method_titles(methods: Any) -> dict[str, str]:
     """Each distinct method name in ``methods`` -> its readable title (:func:`core.cards.method_title`), made
     distinct where names share one ('LoRA · Lora'): a colour scale maps a label to one colour, so methods with
     one title were drawn in one colour under one legend entry."""
-    names = sorted({str(m) for m in methods})
-    return dict(zip(names, distinct_labels([cards.method_title(m) for m in names], tags=names)))
+    return cards.method_titles(methods)
 
 
 def _colour_scale(labels: dict[str, str], colours: dict[str, str]) -> alt.Scale:
