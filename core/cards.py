@@ -191,6 +191,14 @@ def method_titles(methods: Iterable[object]) -> dict[str, str]:
     return dict(zip(names, distinct_labels([method_title(m) for m in names], tags=names)))
 
 
+def card_options(stored_methods: Iterable[object]) -> dict[str, str]:
+    """The method options of the Methods and models page (its ``?card=`` link values): every registered card,
+    then each stored method, -> its option label, distinct as :func:`method_titles` makes titles ('LoRA · Lora').
+    A page linking to a card takes its label from here: 'LoRA' opened the card of 'lora' for 'LoRA' and 'Lora'."""
+    names = list(dict.fromkeys([*METHOD_CARDS, *sorted({str(m) for m in stored_methods})]))
+    return option_labels(names, method_title, tags=names)
+
+
 #: Readable names of the zero-shot measures and transferability scores compared as predictors.
 PREDICTOR_TITLES = {
     "iimm": "IIMM", "inter_modal": "IIMM's inter-modal term", "intra_image": "IIMM's intra-image term",

@@ -19,13 +19,12 @@ def measured(roots: tuple, version: int) -> pd.DataFrame:
 st.title("Methods and models")
 roots = app.store_roots()
 runs = app.load_runs(roots)
-names = list(dict.fromkeys([*cards.METHOD_CARDS, *sorted(runs["method"].dropna().unique())]))
 untrained = cards.untrained_models(runs)  # the registry's and those whose records say random weights
 left, right = st.columns(2)
 
 with left:
     st.header("Method card")
-    titles = app.option_labels(names, cards.method_title)
+    titles = cards.card_options(runs["method"].dropna())  # the ranking's card links use these labels
     name = app.link_select(st, "method", titles, "card")
     card = cards.method_card(name)
     st.subheader(plain(card.title))

@@ -46,6 +46,7 @@ if rows.empty:
     st.info("No successful fine-tuning runs for this choice.")
     st.stop()
 
+labels = cards.card_options(app.load_runs(roots)["method"].dropna())  # the cards page's options: its link values
 same = ranking.same_datasets(rows)  # then the sentence says how many and the table drops the column
 st.markdown(ranking.verdict_text(rows))
 
@@ -55,7 +56,8 @@ shown = rows.assign(
     gain_ci=[ranking.interval_text(lo, hi) for lo, hi in zip(rows["id_gain_lo"], rows["id_gain_hi"])],
     ood_ci=[ranking.interval_text(lo, hi) for lo, hi in zip(rows["ood_change_lo"], rows["ood_change_hi"])],
     front=rows["pareto"].map({True: "✔ best", False: ""}),
-    card=["/cards?card=" + quote(app.option_text(cards.method_title(m))) for m in rows["method"]])  # option labels
+    card=["/cards?card=" + quote(labels.get(str(m)) or app.option_text(cards.method_title(m)))
+          for m in rows["method"]])  # or: a method only submissions hold, which the cards page does not list
 SMALL = "small"
 st.dataframe(shown, hide_index=True, key="rk_table", column_order=[
     "rank", "method_title", "id_gain", "gain_ci", "ood_change", "ood_ci", "front", "trainable_params",

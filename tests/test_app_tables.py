@@ -31,3 +31,21 @@ def test_every_table_tells_methods_that_share_a_title_apart(case_store):
     compare = page("compare").run()
     assert not compare.exception
     assert set(compare.dataframe[0].value["method"]) == set(expected.values())
+
+
+def test_each_card_link_of_the_ranking_opens_its_own_methods_card(case_store):
+    """The ranking's card links of 'lora', 'LoRA' and 'Lora' all read ?card=LoRA, which the Methods and models page
+    took as 'lora': two of the three links opened another method's card."""
+    from urllib.parse import parse_qs, urlsplit
+
+    ranking = app_test().run()
+    assert not ranking.exception
+    links = dict(zip(ranking.dataframe[0].value["method"], ranking.dataframe[0].value["card"]))
+    assert len(set(links.values())) == len(links)
+    for method, link in links.items():
+        opened = page("cards")
+        opened.query_params.update(parse_qs(urlsplit(link).query))
+        opened.run()
+        assert not opened.exception and not opened.warning, method
+        assert opened.selectbox(key="card").value == method
+        assert f"**Name in results and grids:** {method}" in " ".join(m.value for m in opened.markdown)
