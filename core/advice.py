@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from core import cards, ranking
-from core.text import plain
+from core.text import plain, signed
 
 log = logging.getLogger(__name__)
 
@@ -151,22 +151,22 @@ def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool 
         outside = ok[(ok["id_gain"] < low) | (ok["id_gain"] > high)]
         if len(outside):
             first = outside.iloc[0]
-            warnings.append(f"{len(outside)} predicted gain(s) lie outside what is possible here ({low:+.1f} to "
-                            f"{high:+.1f} points, from your zero-shot accuracy), e.g. {first['method_title']} "
-                            f"{first['id_gain']:+.1f}: the straight-line fits are not bounded, and the "
+            warnings.append(f"{len(outside)} predicted gain(s) lie outside what is possible here ({signed(low)} to "
+                            f"{signed(high)} points, from your zero-shot accuracy), e.g. {first['method_title']} "
+                            f"{signed(first['id_gain'])}: the straight-line fits are not bounded, and the "
                             "predictions and intervals are shown as fitted, not clipped.")
     best = ok.loc[ok["id_gain"].idxmax()]
     best_interval = _finite(best["id_gain_lo"]) and _finite(best["id_gain_hi"])
-    interval = (f"95 % interval {best['id_gain_lo']:+.1f} to {best['id_gain_hi']:+.1f}" if best_interval
+    interval = (f"95 % interval {signed(best['id_gain_lo'])} to {signed(best['id_gain_hi'])}" if best_interval
                 else "no interval could be computed")
-    headline = [f"Predicted to gain most: {best['method_title']}, {best['id_gain']:+.1f} points in-domain "
-                f"({interval}) and {best['ood_change']:+.1f} points out-of-domain."]
+    headline = [f"Predicted to gain most: {best['method_title']}, {signed(best['id_gain'])} points in-domain "
+                f"({interval}) and {signed(best['ood_change'])} points out-of-domain."]
     if best["id_gain"] > 0:
         useful = ok[ok["id_gain"] >= best["id_gain"] / 2]
         gentle = useful.loc[useful["ood_change"].idxmax()]
         if gentle["method"] != best["method"]:
             headline.append(f"Least forgetting for at least half that gain: {gentle['method_title']}, "
-                            f"{gentle['id_gain']:+.1f} in-domain and {gentle['ood_change']:+.1f} out-of-domain.")
+                            f"{signed(gentle['id_gain'])} in-domain and {signed(gentle['ood_change'])} out-of-domain.")
     else:
         headline.append("No method is predicted to gain in-domain.")
     front = ok[ok["pareto"]].sort_values("id_gain", ascending=False)["method_title"].tolist()

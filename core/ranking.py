@@ -19,7 +19,7 @@ from scipy.special import stdtrit  # the t quantile; scipy.stats costs ~1 s more
 
 from core import cards
 from core.metrics import check_level
-from core.text import distinct_labels, plain
+from core.text import distinct_labels, plain, signed
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def verdict(rows: pd.DataFrame) -> dict[str, Any]:
 
 
 def _ood_text(ood) -> str:  # nullable: runs without an OOD panel have no OOD mean
-    return "out-of-domain not measured" if pd.isna(ood) else f"{ood:+.1f} out-of-domain"
+    return "out-of-domain not measured" if pd.isna(ood) else f"{signed(ood)} out-of-domain"
 
 
 def verdict_text(rows: pd.DataFrame) -> str:
@@ -263,12 +263,12 @@ def verdict_text(rows: pd.DataFrame) -> str:
         return ""
     tied = rows[rows["id_gain"] == best["id_gain"]]  # the rank column's ties: naming one of them contradicted it
     oods = [_ood_text(o) for o in tied["ood_change"]]
-    text = (f"**Most gain:** {plain(best['method_title'])}, {best['id_gain']:+.1f} points in-domain, {oods[0]}."
-            if len(tied) < 2 else f"**Most gain** ({len(tied)} methods tied, {best['id_gain']:+.1f} points in-domain "
-            "each): " + ", ".join(f"{plain(t)} ({o})" for t, o in zip(tied["method_title"], oods)) + ".")
+    text = (f"**Most gain:** {plain(best['method_title'])}, {signed(best['id_gain'])} points in-domain, {oods[0]}."
+            if len(tied) < 2 else f"**Most gain** ({len(tied)} methods tied, {signed(best['id_gain'])} points "
+            "in-domain each): " + ", ".join(f"{plain(t)} ({o})" for t, o in zip(tied["method_title"], oods)) + ".")
     if gentle is not None and gentle["method"] != best["method"]:
         text += (f" **Least forgetting for at least half that gain:** {plain(gentle['method_title'])}, "
-                 f"{gentle['id_gain']:+.1f} in-domain, {gentle['ood_change']:+.1f} out-of-domain.")
+                 f"{signed(gentle['id_gain'])} in-domain, {signed(gentle['ood_change'])} out-of-domain.")
     if facts["front"]:  # empty when no method has an out-of-domain mean
         text += f" **Best trade-offs** (nothing beats them on both): {', '.join(plain(t) for t in facts['front'])}."
     if same_datasets(rows):
@@ -325,7 +325,7 @@ def interval_text(lo: float, hi: float) -> str:
     """'[+1.2, +3.4]' for a finite interval; '—' where it is undefined (one dataset, or none measured)."""
     if not (pd.notna(lo) and pd.notna(hi) and math.isfinite(lo) and math.isfinite(hi)):
         return "—"
-    return f"[{lo:+.1f}, {hi:+.1f}]"
+    return f"[{signed(lo)}, {signed(hi)}]"
 
 
 #: The outcomes as the pages, tables and chart axes name them, with their units.

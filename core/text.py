@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["distinct_labels", "model_key", "model_pair", "option_labels", "option_text", "plain", "shorten",
-           "unmatched_link_text"]
+           "signed", "unmatched_link_text"]
 
 # Every character Markdown (CommonMark + GitHub extensions + Streamlit's :colour[...] and emoji
 # shortcodes) can give meaning to, plus HTML's angle brackets and entities.
@@ -28,6 +28,13 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     """'1 run', '2 runs', '1,720 runs': ``n`` with its noun in the right number (``plural``: default
     ``noun + 's'``)."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
+def signed(value: float, digits: int = 1) -> str:
+    """``value`` with its sign and ``digits`` decimals ('+1.2', '-3.4'); a value that rounds to zero as '+0.0',
+    as the heatmap writes it: Python wrote -0.04 (an out-of-domain change of almost nothing) as '-0.0'."""
+    value = float(value)
+    return f"{0.0 if round(value, digits) == 0 else value:+.{digits}f}"
 
 
 def shorten(text: str, max_chars: int) -> str:

@@ -4,7 +4,7 @@ import streamlit as st
 
 import app
 from core import charts, ranking, store
-from core.text import plain
+from core.text import plain, signed
 
 app.ensure_navigation()
 OUTCOMES = {k: charts.OUTCOME_TITLES[k] for k in ("id_gain", "ood_change", "norm_gain", "ft_acc")}
@@ -39,5 +39,5 @@ st.altair_chart(charts.dataset_heatmap(cells, outcome, random_weights=app.untrai
 wins = cells[cells["best"]].groupby("method_title").size().sort_values(ascending=False)
 st.write("Datasets won (ties count for each): " + ", ".join(f"{plain(t)} {n}" for t, n in wins.items()))
 wide = cells.pivot_table(index="method_title", columns="dataset", values="value").rename_axis(index="method")
-st.dataframe(wide.style.format("{:+.1f}" if outcome in ("id_gain", "ood_change") else "{:.2f}", na_rep="—")
+st.dataframe(wide.style.format(signed if outcome in ("id_gain", "ood_change") else "{:.2f}", na_rep="—")  # no -0.0
              .highlight_max(axis=0, props="background-color: #d4f0d4; font-weight: bold"))  # bold: not colour alone

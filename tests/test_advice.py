@@ -258,3 +258,10 @@ def test_stale_notice_names_what_the_forecast_was_made_with():
     assert "and the template" not in notice and "with the model m@" in notice
     renewed = SimpleNamespace(name="E.NPZ", file_id="id-3")  # same name, another upload
     assert advice.stale_notice(made, advice.forecast_inputs(renewed, "m@t", "x")) is not None
+
+
+def test_a_forecast_that_rounds_to_zero_is_written_plus_zero_not_minus_zero():
+    """A predicted out-of-domain change of -0.04 read '-0.0 points out-of-domain' in the verdict."""
+    verdict = advice.advise(advice.forecast_rows(result([20.0, 12.0, 5.0], [-0.04, -2.0, -3.0])))
+    assert "+20.0 points in-domain (95 % interval +18.0 to +22.0) and +0.0 points out-of-domain." in verdict.headline[0]
+    assert not any("-0.0" in text for text in verdict.headline + verdict.reasons + verdict.warnings)

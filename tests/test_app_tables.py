@@ -49,3 +49,41 @@ def test_each_card_link_of_the_ranking_opens_its_own_methods_card(case_store):
         assert not opened.exception and not opened.warning, method
         assert opened.selectbox(key="card").value == method
         assert f"**Name in results and grids:** {method}" in " ".join(m.value for m in opened.markdown)
+
+
+@pytest.fixture
+def near_zero_store(tmp_path, monkeypatch):
+    """Full, and BitFit with an out-of-domain change of -0.01 on every dataset (it rounds to zero)."""
+    from core import schema
+    from tests.fixtures import make_fixture_records
+
+    for record in make_fixture_records(n_datasets=3, methods=("full", "bitfit")):
+        if record["method"] == "bitfit":
+            record = dict(record, ood_after={k: v - 0.01 for k, v in record["ood_before"].items()}, ood_change=-0.01)
+        store.write_record(schema.validate_record(record), tmp_path / "results")
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "results"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+
+
+def styled(element):
+    """What a styled ``st.dataframe`` shows in its cells (the Styler's display values)."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    return convert_arrow_bytes_to_pandas_df(element.proto.arrow_data.styler.display_values)
+
+
+def test_a_change_that_rounds_to_zero_is_written_plus_zero_not_minus_zero(near_zero_store):
+    """An out-of-domain change of -0.01 read '-0.0' in the ranking's verdict and interval column, and in every cell
+    of the matrix's table (the heatmap beside it writes '+0.0')."""
+    ranking = app_test().run()
+    assert not ranking.exception
+    verdict = ranking.markdown[1].value
+    assert "BitFit, +" in verdict and "+0.0 out-of-domain" in verdict and "-0.0" not in verdict
+    table = ranking.dataframe[0].value.set_index("method")
+    assert table.loc["bitfit", "ood_ci"] == "[+0.0, +0.0]"
+    matrix = page("matrix")
+    matrix.query_params["outcome"] = "out-of-domain change (points)"
+    matrix.run()
+    assert not matrix.exception
+    cells = styled(matrix.dataframe[0])
+    assert list(cells.loc["BitFit"]) == ["+0.0"] * 3 and list(cells.loc["Full"]) == ["-2.0", "-2.5", "-3.0"]

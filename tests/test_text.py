@@ -70,3 +70,12 @@ def test_unmatched_link_text_caps_how_many_and_how_long_the_asked_values_are():
     assert "d4, which" in unmatched_link_text("dataset", [f"d{i}" for i in range(5)], "x")  # five: none counted
     long = unmatched_link_text("model", ["m" * 1000], "showing another")
     assert "m" * 119 in long and "m" * 121 not in long
+
+
+def test_signed_writes_a_value_that_rounds_to_zero_as_plus_zero():
+    """f'{-0.04:+.1f}' is '-0.0': an out-of-domain change of almost nothing read as a loss."""
+    from core.text import signed
+
+    assert [signed(v) for v in (-0.04, -0.0, 0.0, 0.04, -0.05001, 1.25, -3.46)] == [
+        "+0.0", "+0.0", "+0.0", "+0.0", "-0.1", "+1.2", "-3.5"]
+    assert signed(-0.004, 2) == "+0.00" and signed(-0.006, 2) == "-0.01"
