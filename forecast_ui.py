@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from app import forecast_runs
-from core import cards, charts, forecast_select, predict, store
+from core import cards, charts, forecast_select, predict, ranking, store
 from core.model_pool import ModelPool
 from core.text import counted, option_labels, plain
 from core.turns import BusyError, Turns
@@ -29,8 +29,8 @@ def forecast_selection() -> pd.DataFrame:
 
 def forecast_table(rows: pd.DataFrame) -> None:
     """The forecast's per-method rows (``core.advice.forecast_rows``) as a readable table."""
-    def interval(lo, hi):
-        return [f"[{a:+.1f}, {b:+.1f}]" if pd.notna(a) else "" for a, b in zip(rows[lo], rows[hi])]
+    def interval(lo, hi):  # as the ranking writes one: a dash for none (it was blank), no '-0.0', no '+inf'
+        return [ranking.interval_text(a, b) for a, b in zip(rows[lo], rows[hi])]
 
     num, txt = st.column_config.NumberColumn, st.column_config.TextColumn
     st.dataframe(rows.assign(gain_ci=interval("id_gain_lo", "id_gain_hi"),

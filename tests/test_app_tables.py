@@ -87,3 +87,22 @@ def test_a_change_that_rounds_to_zero_is_written_plus_zero_not_minus_zero(near_z
     assert not matrix.exception
     cells = styled(matrix.dataframe[0])
     assert list(cells.loc["BitFit"]) == ["+0.0"] * 3 and list(cells.loc["Full"]) == ["-2.0", "-2.5", "-3.0"]
+
+
+def test_the_forecast_table_writes_a_missing_interval_as_the_ranking_does(fixture_store):
+    """The forecast table left the interval of a method it could not forecast blank (the ranking writes '—'), and
+    wrote an end that rounds to zero as '-0.0' and an infinite one as '+inf'."""
+    from tests.app_helpers import sample_zip
+    from tests.fixtures import write_fixture_store as write
+
+    write(fixture_store, pretrained="random", n_datasets=2, methods=("adapter",))  # too few datasets to forecast
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("sample.zip", sample_zip(), "application/octet-stream"))
+    at.run()
+    at.button(key="fc_run").click().run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value.set_index("method")
+    assert table.loc["adapter", "status"] != "ok"
+    assert table.loc["adapter", "gain_ci"] == table.loc["adapter", "ood_ci"] == "—"
+    full = table.loc["full"]
+    assert full["gain_ci"] == f"[{full['id_gain_lo']:+.1f}, {full['id_gain_hi']:+.1f}]"
