@@ -55,7 +55,10 @@ with left:
                          help="mean over datasets (a head grows with the classes)"),
                                     "id_gain": st.column_config.NumberColumn("in-domain gain", format="%+.1f"),
                                     "ood_change": st.column_config.NumberColumn("OOD change", format="%+.1f"),
-                                    "wall_time_s": st.column_config.NumberColumn("time per run (s)", format="%.1f")})
+                                    "wall_time_s": st.column_config.NumberColumn("time per run (s)", format="%.1f"),
+                                    "n_datasets": st.column_config.NumberColumn("datasets", help="datasets averaged"),
+                                    "n_runs": st.column_config.NumberColumn("runs", help="successful runs, seeds "
+                                                                            "included")})  # headers, not field names
     if card.citation:
         paper = cards.CITATIONS[card.citation]
         st.write(f"**Paper:** [{paper.label}]({paper.url})")

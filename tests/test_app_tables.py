@@ -106,3 +106,19 @@ def test_the_forecast_table_writes_a_missing_interval_as_the_ranking_does(fixtur
     assert table.loc["adapter", "gain_ci"] == table.loc["adapter", "ood_ci"] == "—"
     full = table.loc["full"]
     assert full["gain_ci"] == f"[{full['id_gain_lo']:+.1f}, {full['id_gain_hi']:+.1f}]"
+
+
+def test_the_cards_measured_table_names_its_count_columns_in_words(fixture_store):
+    """The Methods and models page's measured table headed two columns with their field names, 'n_datasets' and
+    'n_runs', where every other column has a header in words."""
+    import json
+
+    at = page("cards")
+    at.query_params["card"] = "Full"
+    at.run()
+    assert not at.exception
+    (measured,) = [d for d in at.dataframe if "n_runs" in d.proto.column_order]
+    config = json.loads(measured.proto.columns)
+    shown = [config.get(c, {}).get("label", c) for c in measured.proto.column_order]
+    assert not [h for h in shown if h.startswith("n_") or "_" in h], shown
+    assert config["n_datasets"]["label"] == "datasets" and config["n_runs"]["label"] == "runs"
