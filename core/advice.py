@@ -185,8 +185,10 @@ def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool 
            "(median R² over methods and outcomes)." if math.isfinite(r2) else
            "Every forecast shown uses predictors chosen on held-out datasets; their fit is judged by the error below.")
     reasons = [fit,
-               f"On datasets we know, such forecasts of the gain were off by {lodo:.1f} points on average "
-               f"(leave-one-dataset-out), against a {spread:.1f}-point spread between the methods' forecasts.",
+               (f"On datasets we know, such forecasts of the gain were off by {lodo:.1f} points on average "
+                f"(leave-one-dataset-out), against a {spread:.1f}-point spread between the methods' forecasts."
+                if math.isfinite(lodo) else "How far such forecasts of the gain are off on datasets we know could "
+                "not be measured (no leave-one-dataset-out error)."),  # it read 'off by nan points'
                (f"The top method's interval overlaps those of {overlapping} of the other {len(ok) - 1} methods"
                 + (f"; {unknown} of them have no interval to compare." if unknown else ".")) if best_interval
                else "The top method has no interval, so how clearly it leads is not known."]

@@ -1,6 +1,7 @@
 """core.advice: the adapter over forecast results and the verdict rules."""
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -265,3 +266,11 @@ def test_a_forecast_that_rounds_to_zero_is_written_plus_zero_not_minus_zero():
     verdict = advice.advise(advice.forecast_rows(result([20.0, 12.0, 5.0], [-0.04, -2.0, -3.0])))
     assert "+20.0 points in-domain (95 % interval +18.0 to +22.0) and +0.0 points out-of-domain." in verdict.headline[0]
     assert not any("-0.0" in text for text in verdict.headline + verdict.reasons + verdict.warnings)
+
+
+def test_an_unknown_typical_error_is_said_in_words_not_as_nan():
+    """With no leave-one-dataset-out error, the verdict's reasons read 'were off by nan points on average'."""
+    verdict = advice.advise(advice.forecast_rows(result([20.0, 12.0, 5.0], [-6.0, -2.0, -3.0], lodo=np.nan)))
+    assert verdict.confidence == "weak"
+    assert not any(re.search(r"\bnan\b", text) for text in verdict.reasons), verdict.reasons
+    assert any("could not be measured" in text for text in verdict.reasons)
