@@ -27,19 +27,22 @@ def forecast_selection() -> pd.DataFrame:
     return read_selections(store.SHIPPED_DIR)
 
 
-def forecast_table(rows: pd.DataFrame) -> None:
-    """The forecast's per-method rows (``core.advice.forecast_rows``) as a readable table."""
+def forecast_table(rows: pd.DataFrame, untrained_model: str | None = None) -> None:
+    """The forecast's per-method rows (``core.advice.forecast_rows``) as a readable table; ``untrained_model``: the
+    model's label when its numbers (or its reference runs') come from random weights, shown in a column marked
+    RANDOM WEIGHTS, as the charts beside it say (a table too may be saved on its own)."""
     def interval(lo, hi):  # as the ranking writes one: a dash for none (it was blank), no '-0.0', no '+inf'
         return [ranking.interval_text(a, b) for a, b in zip(rows[lo], rows[hi])]
 
     num, txt = st.column_config.NumberColumn, st.column_config.TextColumn
-    st.dataframe(rows.assign(gain_ci=interval("id_gain_lo", "id_gain_hi"),
+    st.dataframe(rows.assign(model=f"{untrained_model}{cards.UNTRAINED_MARK}",
+                             gain_ci=interval("id_gain_lo", "id_gain_hi"),
                              ood_ci=interval("ood_change_lo", "ood_change_hi"),
                              front=rows["pareto"].map({True: "✔ best", False: ""}),
                              note=[("extrapolates: a predictor outside its reference range; " if e else "")
                                    + ("" if s == "ok" else str(s))
                                    for e, s in zip(rows["extrapolation"], rows["status"])]),
-                 hide_index=True, key="fc_table", column_order=[
+                 hide_index=True, key="fc_table", column_order=[*(["model"] if untrained_model else []),
                      "method_title", "id_gain", "gain_ci", "ood_change", "ood_ci", "front", "gain_basis",
                      "iimm_gain", "gain_lodo", "n_datasets", "note"], column_config={
                      "method_title": txt("method"), "id_gain": num("in-domain gain", format="%+.1f"),
@@ -246,8 +249,8 @@ def outcome_views(res, rows: pd.DataFrame) -> None:
     st.subheader("Predicted outcome per method (95 % prediction intervals)")
     st.caption("Shown as fitted: straight lines are not bounded, so a prediction or interval can leave what is "
                "possible (an in-domain gain lies between minus the zero-shot accuracy and 100 minus it).")
-    forecast_table(rows)
     untrained = bool(res.random_weights or res.reference_random_weights)  # the model, or its reference runs
+    forecast_table(rows, f"{res.model} · {res.pretrained}" if untrained else None)
     try:
         st.altair_chart(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", subtitle=(
             "bars: 95 % prediction interval; diamonds: best predicted trade-offs"), random_weights=untrained))

@@ -52,8 +52,10 @@ fits = fit_table(roots, app.store_version(roots), model, pretrained, tuple(metho
 if fits.empty:
     st.info("No fine-tuning runs of this model to fit (the zero-shot baseline trains nothing and is left out).")
 else:
-    st.dataframe(fits, hide_index=True, key="cmp_fit", column_order=[
-        "method", "outcome", "n", "pearson_r", "kendall_tau", "r2", "lodo_mae", "note"], column_config={
+    marked = cards.model_label_column(fits, {(model, pretrained)} if untrained else set())  # as the charts say it
+    st.dataframe(fits.assign(model=marked), hide_index=True, key="cmp_fit", column_order=[
+        *(["model"] if untrained else []), "method", "outcome", "n", "pearson_r", "kendall_tau", "r2", "lodo_mae",
+        "note"], column_config={
         "n": NUM("datasets"), "pearson_r": NUM("Pearson r", format="%.2f"),
         "kendall_tau": NUM("Kendall τ", format="%.2f"), "r2": NUM("R²", format="%.2f"),
         "lodo_mae": NUM("leave-one-dataset-out error (points)", format="%.1f"), "note": TXT("note")})

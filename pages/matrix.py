@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 import app
-from core import charts, ranking, store
+from core import cards, charts, ranking, store
 from core.text import plain, signed
 
 app.ensure_navigation()
@@ -35,9 +35,11 @@ cells = matrix(roots, app.store_version(roots), outcome, model, pretrained, incl
 if cells.empty:
     st.info("No successful runs with this outcome for this model.")
     st.stop()
-st.altair_chart(charts.dataset_heatmap(cells, outcome, random_weights=app.untrained(model, pretrained, runs)))
+untrained = app.untrained(model, pretrained, runs)  # the table says it as the heatmap does: either may be saved alone
+st.altair_chart(charts.dataset_heatmap(cells, outcome, random_weights=untrained))
 wins = cells[cells["best"]].groupby("method_title").size().sort_values(ascending=False)
 st.write("Datasets won (ties count for each): " + ", ".join(f"{plain(t)} {n}" for t, n in wins.items()))
-wide = cells.pivot_table(index="method_title", columns="dataset", values="value").rename_axis(index="method")
+wide = cells.pivot_table(index="method_title", columns="dataset", values="value").rename_axis(
+    index="method" + (cards.UNTRAINED_MARK if untrained else ""))
 st.dataframe(wide.style.format(signed if outcome in ("id_gain", "ood_change") else "{:.2f}", na_rep="—")  # no -0.0
              .highlight_max(axis=0, props="background-color: #d4f0d4; font-weight: bold"))  # bold: not colour alone

@@ -52,17 +52,19 @@ st.markdown(ranking.verdict_text(rows))
 
 if rows["rank"].isna().any():
     st.caption(f"Methods without a measured {ranking.RANK_BY[rank_by][1]} are not ranked.")
+untrained = app.untrained(model, pretrained, runs)  # said in the table and on the chart: either may be saved alone
 shown = rows.assign(
+    model_label=cards.model_label_column(rows, {(model, pretrained)} if untrained else set()),
     gain_ci=[ranking.interval_text(lo, hi) for lo, hi in zip(rows["id_gain_lo"], rows["id_gain_hi"])],
     ood_ci=[ranking.interval_text(lo, hi) for lo, hi in zip(rows["ood_change_lo"], rows["ood_change_hi"])],
     front=rows["pareto"].map({True: "✔ best", False: ""}),
     card=["/cards?card=" + quote(labels.get(str(m)) or app.option_text(cards.method_title(m)))
           for m in rows["method"]])  # or: a method only submissions hold, which the cards page does not list
 SMALL = "small"
-st.dataframe(shown, hide_index=True, key="rk_table", column_order=[
+st.dataframe(shown, hide_index=True, key="rk_table", column_order=[*(["model_label"] if untrained else []),
     "rank", "method_title", "id_gain", "gain_ci", "ood_change", "ood_ci", "front", "trainable_params",
     "wall_time_s", "peak_mb", *([] if same else ["n_datasets", "n_ood_datasets"]), "card"], column_config={
-    "rank": NUM("rank", width=40), "method_title": TXT("method", width=180),
+    "model_label": TXT("model"), "rank": NUM("rank", width=40), "method_title": TXT("method", width=180),
     "id_gain": NUM("gain", format="%+.1f", width=SMALL, help="in-domain gain: mean accuracy points gained on the "
                                                               "trained task"),
     "gain_ci": TXT("95 % interval", width=100), "ood_change": NUM(
@@ -80,7 +82,6 @@ axes = {k: v[0] for k, v in charts.TRADEOFF_AXES.items()}
 a1, a2, a3 = st.columns([2, 2, 3])
 x, y = app.link_select(a1, "x axis", axes, "x"), app.link_select(a2, "y axis", axes, "y", index=1)
 try:
-    untrained = app.untrained(model, pretrained, runs)  # said on the chart too: one may be saved on its own
     st.altair_chart(charts.gain_vs_forgetting(rows, x=x, y=y, random_weights=untrained))
 except ValueError as exc:
     st.info(f"Nothing to draw: {exc}")

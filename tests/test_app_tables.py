@@ -122,3 +122,33 @@ def test_the_cards_measured_table_names_its_count_columns_in_words(fixture_store
     shown = [config.get(c, {}).get("label", c) for c in measured.proto.column_order]
     assert not [h for h in shown if h.startswith("n_") or "_" in h], shown
     assert config["n_datasets"]["label"] == "datasets" and config["n_runs"]["label"] == "runs"
+
+
+def test_every_table_of_a_random_weight_model_says_so(fixture_store):
+    """The ranking, the matrix's table, the Compare fit table and the forecast table of a random-weight model
+    said nothing of it (the page's warning and the charts did): a table copied or downloaded on its own lost it."""
+    from tests.app_helpers import sample_zip
+
+    def marked(element) -> bool:  # its first column says so, or (the matrix's pivot) its index's header
+        if not element.proto.column_order:
+            return str(element.value.index.name).endswith("(RANDOM WEIGHTS)")
+        return element.value[element.proto.column_order[0]].astype(str).str.endswith("(RANDOM WEIGHTS)").all()
+
+    ranking = app_test().run()
+    matrix, compare = page("matrix").run(), page("compare").run()
+    forecast = page("forecast").run()
+    forecast.file_uploader(key="fc_upload").set_value(("sample.zip", sample_zip(), "application/octet-stream"))
+    forecast.run()
+    forecast.button(key="fc_run").click().run()
+    for name, at in (("ranking", ranking), ("matrix", matrix), ("compare", compare), ("forecast", forecast)):
+        assert not at.exception, name
+        assert marked(at.dataframe[0]), name
+
+
+def test_a_trained_models_tables_carry_no_model_column(case_store):
+    """The model column is the random-weights mark: a trained model's tables stay as they were."""
+    ranking, compare = app_test().run(), page("compare").run()
+    for at in (ranking, compare):
+        assert not at.exception and "model" not in at.dataframe[0].proto.column_order
+    matrix = page("matrix").run()
+    assert not matrix.exception and matrix.dataframe[0].value.index.name == "method"
