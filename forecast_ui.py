@@ -14,7 +14,7 @@ import streamlit as st
 from app import forecast_runs
 from core import cards, charts, forecast_select, predict, ranking, store
 from core.model_pool import ModelPool
-from core.text import counted, option_labels, plain
+from core.text import counted, option_labels, plain, zeros_unsigned
 from core.turns import BusyError, Turns
 from core.upload.pool import BudgetPool, parsed_bytes
 
@@ -35,7 +35,8 @@ def forecast_table(rows: pd.DataFrame, untrained_model: str | None = None) -> No
         return [ranking.interval_text(a, b) for a, b in zip(rows[lo], rows[hi])]
 
     num, txt = st.column_config.NumberColumn, st.column_config.TextColumn
-    st.dataframe(rows.assign(model=f"{untrained_model}{cards.UNTRAINED_MARK}",
+    st.dataframe(rows.assign(model=f"{untrained_model}{cards.UNTRAINED_MARK}",  # and no '-0.0' cell:
+                             **{c: zeros_unsigned(rows[c], 1) for c in ("id_gain", "ood_change", "iimm_gain")},
                              gain_ci=interval("id_gain_lo", "id_gain_hi"),
                              ood_ci=interval("ood_change_lo", "ood_change_hi"),
                              front=rows["pareto"].map({True: "✔ best", False: ""}),

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["distinct_labels", "model_key", "model_pair", "option_labels", "option_text", "plain", "shorten",
-           "signed", "unmatched_link_text"]
+           "signed", "unmatched_link_text", "zeros_unsigned"]
 
 # Every character Markdown (CommonMark + GitHub extensions + Streamlit's :colour[...] and emoji
 # shortcodes) can give meaning to, plus HTML's angle brackets and entities.
@@ -35,6 +35,16 @@ def signed(value: float, digits: int = 1) -> str:
     as the heatmap writes it: Python wrote -0.04 (an out-of-domain change of almost nothing) as '-0.0'."""
     value = float(value)
     return f"{0.0 if round(value, digits) == 0 else value:+.{digits}f}"
+
+
+def zeros_unsigned(values: Any, digits: int) -> Any:
+    """``values`` (a pandas Series) for a table column that shows ``digits`` decimals, each value that rounds to
+    zero there made 0.0 (missing values kept): Streamlit's number formats read the sign before rounding, so a
+    cell of -0.01 showed '-0.0' ('%+.1f') beside an interval written '[+0.0, +0.0]' (:func:`signed`)."""
+    import pandas as pd  # here: the rest of this module needs no pandas
+
+    numbers = pd.to_numeric(values, errors="coerce")  # an object column (None beside numbers) could not round
+    return values.where(numbers.round(digits) != 0, 0.0)
 
 
 def shorten(text: str, max_chars: int) -> str:

@@ -6,7 +6,7 @@ import streamlit as st
 
 import app
 from core import cards, ranking
-from core.text import plain
+from core.text import plain, zeros_unsigned
 
 app.ensure_navigation()
 
@@ -47,7 +47,8 @@ with left:
     else:
         st.write("**Measured** (one row per model; means over datasets):")
         counts = rows["trainable_params"].round()  # a mean over datasets: 799.8 read as a count
-        st.dataframe(rows.assign(model=cards.model_label_column(rows, untrained), trainable_params=counts),
+        st.dataframe(rows.assign(model=cards.model_label_column(rows, untrained), trainable_params=counts,
+                                 **{c: zeros_unsigned(rows[c], 1) for c in ("id_gain", "ood_change")}),  # no -0.0
                      hide_index=True, key="card_measured", column_order=[
                          "model", "trainable_params", "id_gain", "ood_change", "wall_time_s", "n_datasets", "n_runs"],
                      column_config={"trainable_params": st.column_config.NumberColumn(

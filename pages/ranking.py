@@ -6,6 +6,7 @@ import streamlit as st
 
 import app
 from core import cards, charts, ranking, store
+from core.text import zeros_unsigned
 
 app.ensure_navigation()
 NUM, TXT = st.column_config.NumberColumn, st.column_config.TextColumn
@@ -55,6 +56,7 @@ if rows["rank"].isna().any():
 untrained = app.untrained(model, pretrained, runs)  # said in the table and on the chart: either may be saved alone
 shown = rows.assign(
     model_label=cards.model_label_column(rows, {(model, pretrained)} if untrained else set()),
+    **{c: zeros_unsigned(rows[c], 1) for c in ("id_gain", "ood_change")},  # no '-0.0' beside '[+0.0, +0.0]'
     gain_ci=[ranking.interval_text(lo, hi) for lo, hi in zip(rows["id_gain_lo"], rows["id_gain_hi"])],
     ood_ci=[ranking.interval_text(lo, hi) for lo, hi in zip(rows["ood_change_lo"], rows["ood_change_hi"])],
     front=rows["pareto"].map({True: "✔ best", False: ""}),

@@ -4,6 +4,7 @@ import streamlit as st
 
 import app
 from core import cards, ranking, store
+from core.text import zeros_unsigned
 
 app.ensure_navigation()
 NUM, BAR = st.column_config.NumberColumn, st.column_config.ProgressColumn
@@ -63,7 +64,8 @@ args = (model, tuple((k, tuple(v)) for k, v in filters.items()), search, sort_by
 view = query(roots, app.store_version(roots), *args)
 top = view.head(SHOWN)  # labels for the shown rows only: over all 100,000 runs they took a second
 untrained = cards.untrained_models(top, flags_from=runs)  # a model's flag may sit on a record not shown
-shown = top.assign(model_label=cards.model_label_column(top, untrained),
+shown = top.assign(model_label=cards.model_label_column(top, untrained),  # and no '-0.00' cell (zeros_unsigned):
+                   **{c: zeros_unsigned(top[c], d) for c, d in (("id_gain", 2), ("ood_change", 2), ("norm_gain", 3))},
                    method_title=top["method"].map(cards.method_titles(top["method"])))  # 'LoRA · Lora': distinct
 if untrained:
     st.warning("Rows marked RANDOM WEIGHTS come from untrained networks: their numbers describe random weights.")

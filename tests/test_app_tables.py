@@ -152,3 +152,22 @@ def test_a_trained_models_tables_carry_no_model_column(case_store):
         assert not at.exception and "model" not in at.dataframe[0].proto.column_order
     matrix = page("matrix").run()
     assert not matrix.exception and matrix.dataframe[0].value.index.name == "method"
+
+
+def test_a_number_cell_that_rounds_to_zero_holds_zero_not_a_tiny_negative(near_zero_store):
+    """Streamlit's '%+.1f' reads a number's sign before rounding: the ranking's OOD change cell of -0.01 showed
+    '-0.0' beside its interval '[+0.0, +0.0]', and so did the cards page's measured table."""
+    import numpy as np
+
+    ranking = app_test().run()
+    assert not ranking.exception
+    cell = ranking.dataframe[0].value.set_index("method").loc["bitfit", "ood_change"]
+    assert cell == 0 and not np.signbit(cell)
+    full = ranking.dataframe[0].value.set_index("method").loc["full", "ood_change"]
+    assert full == pytest.approx(-2.5)  # a value that shows as itself is sent as itself
+    cards = page("cards")
+    cards.query_params["card"] = "BitFit"
+    cards.run()
+    assert not cards.exception
+    (measured,) = [d for d in cards.dataframe if "n_runs" in d.proto.column_order]
+    assert (measured.value["ood_change"] == 0).all() and not np.signbit(measured.value["ood_change"]).any()

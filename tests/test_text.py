@@ -79,3 +79,16 @@ def test_signed_writes_a_value_that_rounds_to_zero_as_plus_zero():
     assert [signed(v) for v in (-0.04, -0.0, 0.0, 0.04, -0.05001, 1.25, -3.46)] == [
         "+0.0", "+0.0", "+0.0", "+0.0", "-0.1", "+1.2", "-3.5"]
     assert signed(-0.004, 2) == "+0.00" and signed(-0.006, 2) == "-0.01"
+
+
+def test_zeros_unsigned_makes_only_what_rounds_to_zero_zero():
+    import numpy as np
+    import pandas as pd
+
+    from core.text import zeros_unsigned
+
+    out = zeros_unsigned(pd.Series([-0.04, -0.0, 0.04, -0.05001, 1.25, np.nan]), 1)
+    assert out.iloc[:5].tolist() == [0.0, 0.0, 0.0, -0.05001, 1.25] and np.isnan(out.iloc[5])
+    assert not np.signbit(out.iloc[:3]).any()
+    mixed = zeros_unsigned(pd.Series([None, -0.001, "n/a"], dtype=object), 1)  # a column of a hand-made record
+    assert mixed.tolist() == [None, 0.0, "n/a"]
