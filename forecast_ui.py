@@ -212,11 +212,14 @@ def measures_expander(res) -> None:
     """Every zero-shot measure and transferability score of a forecast, named as the forecast's other tables
     name them, to 4 significant digits (a fixed 4 decimals showed EMMS -2.1e-23 and GBC -2.6e-08 as -0.0000);
     IIMM's interval as text (the other measures have none: their cells showed "None")."""
-    number, m, b = st.column_config.NumberColumn, res.measures, res.baselines
+    label = f"{res.model} · {res.pretrained}{cards.UNTRAINED_MARK}" if res.random_weights else None  # measured by it
+    number, m, b = st.column_config.NumberColumn, *(frame if label is None else frame.assign(model=label)[
+        ["model", *frame.columns]] for frame in (res.measures, res.baselines))
     interval = [f"[{lo:.4g}, {hi:.4g}]" if pd.notna(lo) else "" for lo, hi in zip(m["lo"], m["hi"])]
     with st.expander("Every zero-shot measure and transferability score"):
         st.dataframe(m.assign(measure=m["measure"].map(cards.predictor_title), interval=interval), hide_index=True,
-                     key="fc_measures", column_order=["measure", "value", "interval", "note"], column_config={
+                     key="fc_measures", column_order=[*(["model"] if label else []), "measure", "value",
+                                                       "interval", "note"], column_config={
                          "value": number(format="%.4g"), "interval": st.column_config.TextColumn(
                              "95 % interval", help="bootstrap over the images (IIMM only)")})
         st.dataframe(b.assign(baseline=b["baseline"].map(cards.predictor_title)), hide_index=True, key="fc_baselines",
@@ -276,7 +279,9 @@ def selection_expander(res) -> None:
         return
     with st.expander(f"How each forecast was chosen (rule {forecast_select.DEFAULT_RULE}): predictors, nested LODO "
                      "error, error saved vs the IIMM line, coverage, a jackknife+ interval (19+ datasets)"):
-        st.dataframe(forecast_select.selection_shown(forecast_select.with_measured_coverage(
-            res.selected, forecast_selection(), model=res.model, pretrained=res.pretrained)),
-            hide_index=True, key="fc_selected", column_config={  # coverage in %, the rest to 2 decimals
+        shown = forecast_select.selection_shown(forecast_select.with_measured_coverage(
+            res.selected, forecast_selection(), model=res.model, pretrained=res.pretrained))
+        if res.random_weights or res.reference_random_weights:  # said as the forecast table says it
+            shown.insert(0, "model", f"{res.model} · {res.pretrained}{cards.UNTRAINED_MARK}")
+        st.dataframe(shown, hide_index=True, key="fc_selected", column_config={  # coverage in %, the rest to 2 decimals
                 h: st.column_config.NumberColumn(format=f) for h, f in forecast_select.SELECTION_FORMATS.items()})

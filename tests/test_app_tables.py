@@ -130,9 +130,11 @@ def test_every_table_of_a_random_weight_model_says_so(fixture_store):
     from tests.app_helpers import sample_zip
 
     def marked(element) -> bool:  # its first column says so, or (the matrix's pivot) its index's header
-        if not element.proto.column_order:
-            return str(element.value.index.name).endswith("(RANDOM WEIGHTS)")
-        return element.value[element.proto.column_order[0]].astype(str).str.endswith("(RANDOM WEIGHTS)").all()
+        values = element.value
+        if str(values.index.name).endswith("(RANDOM WEIGHTS)"):
+            return True
+        first = (list(element.proto.column_order) or list(values.columns))[0]
+        return values[first].astype(str).str.endswith("(RANDOM WEIGHTS)").all()
 
     ranking = app_test().run()
     matrix, compare = page("matrix").run(), page("compare").run()
@@ -143,6 +145,9 @@ def test_every_table_of_a_random_weight_model_says_so(fixture_store):
     for name, at in (("ranking", ranking), ("matrix", matrix), ("compare", compare), ("forecast", forecast)):
         assert not at.exception, name
         assert marked(at.dataframe[0]), name
+    for column in ("measure", "baseline", "predicted from"):  # the forecast's other tables: its numbers too
+        (table,) = [d for d in forecast.dataframe if column in d.value.columns]
+        assert marked(table), column
 
 
 def test_a_trained_models_tables_carry_no_model_column(case_store):
