@@ -43,9 +43,13 @@ untrained = app.untrained(model, pretrained, all_runs)  # the charts say so too:
 for tab, outcome in zip(st.tabs(["IIMM vs in-domain gain", "IIMM vs out-of-domain change"]),
                         ("id_gain", "ood_change")):
     try:
-        tab.altair_chart(charts.iimm_vs_outcome_by_method(runs, outcome, random_weights=untrained))
+        panels = charts.iimm_panels_by_method(runs, outcome, random_weights=untrained)
     except ValueError as exc:  # no runs with the values this chart needs
         tab.info(f"Nothing to draw: {exc}")
+        continue
+    row = tab.container(horizontal=True)  # wraps: one chart of the panels ran past the page on narrow screens
+    for panel in panels:
+        row.altair_chart(panel, width="content")
 
 st.subheader("How well IIMM explains each outcome, per method")
 fits = fit_table(roots, app.store_version(roots), model, pretrained, tuple(methods), include)

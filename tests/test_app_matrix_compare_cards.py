@@ -95,7 +95,11 @@ def test_compare_renders_panels_and_fit_table(fixture_store):
     at = page("compare").run()
     assert at.multiselect(key="method").options == ["BitFit", "Full", "LoRA"]  # no zero-shot (nothing to draw)
     assert not at.exception
-    assert len(at.get("vega_lite_chart")) == 2  # IIMM vs gain, IIMM vs OOD change (one panel per method each)
+    # a chart per method and outcome, each its own size, for the page to wrap to its width: one chart of the panels
+    # (3 to a row, 892 px) ran past the page's right edge below ~1360 px and hid half of them at 800 px
+    specs = [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+    assert len(specs) == 6 and not any("concat" in spec for spec in specs)
+    assert all(spec["autosize"]["type"] == "pad" and spec["width"] == 220 for spec in specs)
     fits = at.dataframe[0].value
     assert set(fits["method"]) == {"BitFit", "Full", "LoRA"}
     assert np.allclose(fits["r2"], 1.0) and np.allclose(fits["kendall_tau"].abs(), 1.0)

@@ -244,6 +244,20 @@ def test_the_matrix_heatmap_draws_its_cells(server, browser, tmp_path):
     _shot(page, tmp_path, "matrix-heatmap")
 
 
+def test_compare_panels_stay_inside_a_narrow_page(server, browser, tmp_path):
+    """One chart of the per-method panels (3 to a row, 892 px) ran past the right edge of an 800 px page."""
+    url, _ = server
+    page = browser.new_page(viewport={"width": 800, "height": 900})
+    page.goto(f"{url}/compare", timeout=TIMEOUT_MS)
+    _settle(page)
+    charts = page.locator("[data-testid=stVegaLiteChart] svg")
+    charts.first.wait_for(timeout=30_000)
+    rights = charts.evaluate_all("svgs => svgs.map(s => s.getBoundingClientRect())"
+                                 ".filter(r => r.width > 0).map(r => r.right)")  # the hidden tab's are 0 wide
+    assert len(rights) >= 3 and max(rights) <= 800, rights
+    _shot(page, tmp_path, "compare-800")
+
+
 def test_shared_url_round_trip(server, browser, tmp_path):
     url, _ = server
     page = browser.new_page(viewport={"width": 1440, "height": 900})

@@ -122,6 +122,23 @@ def test_iimm_vs_outcome_by_method_has_one_titled_panel_per_method(runs):
         charts.iimm_vs_outcome_by_method(runs[runs["status"] == "failed"], "id_gain")
 
 
+def test_iimm_panels_drawn_apart_share_axes_that_hold_every_point_and_band(runs):
+    """The compare page draws each method's panel as a chart of its own: its axes must still be the others'."""
+    panels = [panel.to_dict() for panel in charts.iimm_panels_by_method(runs, "id_gain")]
+    assert [p["title"]["text"] for p in panels] == ["BitFit", "Full", "LoRA"]
+    scales = {json.dumps([layer["encoding"][axis]["scale"]["domain"] for axis in ("x", "y")])
+              for panel in panels for layer in panel["layer"]}
+    assert len(scales) == 1
+    (x_lo, x_hi), (y_lo, y_hi) = json.loads(scales.pop())
+    for panel in panels:
+        for rows in panel["datasets"].values():
+            for row in rows:
+                if "iimm" in row:
+                    assert x_lo <= row["iimm"] <= x_hi and y_lo <= row["id_gain"] <= y_hi
+                if "lo" in row:
+                    assert y_lo <= row["lo"] <= row["hi"] <= y_hi
+
+
 def test_no_zero_shot_panel():
     runs = store.records_to_frame(make_fixture_records(n_datasets=4, methods=("lora", "zero_shot")))
     chart = charts.iimm_vs_outcome_by_method(runs, "id_gain")

@@ -2,6 +2,7 @@
 and the per-method summary of a grid's runs."""
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import altair as alt
@@ -37,8 +38,9 @@ def _require_one_model(points: pd.DataFrame) -> None:
 
 def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any] | None = None,
                     predictor: str = "iimm", level: float = 0.95, width: int = 520, height: int = 340,
-                    title: str | None = None, subtitle: str | None = None, legend: bool = True,
-                    colours: dict[str, str] | None = None, random_weights: bool | None = None) -> alt.Chart:
+                    title: str | None = None, subtitle: str | list[str] | None = None, legend: bool = True,
+                    colours: dict[str, str] | None = None, random_weights: bool | None = None,
+                    domains: tuple[tuple[float, float], tuple[float, float]] | None = None) -> alt.Chart:
     """Predictor (IIMM) vs an outcome: one colour per method, a point per dataset, the OLS line
     with its confidence band, and R²/Kendall τ/n of each method in its legend label.
 
@@ -51,6 +53,7 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     random_weights: whether the numbers come from an untrained network (the subtitle says so first, the tooltip's
     model is marked); None: as :func:`core.cards.untrained_models` finds from the runs' model, pretrained and
     random_weights columns; False where the caller labels the chart itself.
+    domains: the (x, y) axes' ranges, for charts drawn apart that must share their axes; None: fitted to the data.
     """
     _require(df, ["status", "model", "method", "dataset", predictor, outcome])
     pts = _points(df, predictor, outcome)
@@ -77,21 +80,24 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
         labels[method] = label
     pts["series"], pts["method_title"] = pts["method"].map(labels), pts["method"].map(titles)
     x_title, y_title = axis_title(predictor), axis_title(outcome)
+    x_scale, y_scale = (alt.Scale(zero=False), alt.Scale()) if domains is None else (
+        alt.Scale(zero=False, nice=True, domain=list(domains[0])), alt.Scale(nice=True, domain=list(domains[1])))
     color = alt.Color("series:N", title="method", scale=_colour_scale(labels, colours or method_colours(labels)),
                       legend=alt.Legend(labelLimit=320) if legend else None)
     points = alt.Chart(pts).mark_circle(size=70, opacity=0.85).encode(
-        x=alt.X(f"{predictor}:Q", title=x_title, scale=alt.Scale(zero=False)),
-        y=alt.Y(f"{outcome}:Q", title=y_title), color=color,
+        x=alt.X(f"{predictor}:Q", title=x_title, scale=x_scale),
+        y=alt.Y(f"{outcome}:Q", title=y_title, scale=y_scale), color=color,
         tooltip=[_tip("model", "model", "N"), _tip("dataset", "dataset", "N"), _tip("method_title", "method", "N"),
                  _tip(predictor, x_title), _tip(outcome, y_title), _tip("n_seeds", "seeds averaged")])
     layers: list[alt.Chart] = []
     if bands:
         band = pd.concat(bands, ignore_index=True)
         band["series"] = band["method"].map(labels)
-        base = alt.Chart(band).encode(x=alt.X("x:Q", title=x_title), color=color)
+        base = alt.Chart(band).encode(x=alt.X("x:Q", title=x_title, scale=x_scale), color=color)
         fit_tip = [_tip("series", "straight-line fit", "N")]  # not the theme's raw 'x', 'fit', 'lo', 'hi'
-        layers += [base.mark_area(opacity=0.15).encode(y=alt.Y("lo:Q", title=y_title), y2="hi:Q", tooltip=fit_tip),
-                   base.mark_line().encode(y=alt.Y("fit:Q", title=y_title), tooltip=fit_tip)]
+        layers += [base.mark_area(opacity=0.15).encode(y=alt.Y("lo:Q", title=y_title, scale=y_scale), y2="hi:Q",
+                                                      tooltip=fit_tip),
+                   base.mark_line().encode(y=alt.Y("fit:Q", title=y_title, scale=y_scale), tooltip=fit_tip)]
     layers.append(points)
     if highlight is not None:
         layers += _highlight_layers(highlight, x_title, y_title)
@@ -108,12 +114,13 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
 PANEL_WIDTH = 220
 
 
-def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str = "iimm",
-                              columns: int = 3, level: float = 0.95,
-                              random_weights: bool | None = None) -> alt.ConcatChart:
-    """Small multiples: one :func:`iimm_vs_outcome` panel per method, titled with its R², τ and n,
-    on shared axes so methods compare at a glance; an untrained model's panels are titled
-    :data:`RANDOM_WEIGHTS_NOTE` above them (``random_weights`` as in :func:`iimm_vs_outcome`).
+def iimm_panels_by_method(df: pd.DataFrame, outcome: str, *, predictor: str = "iimm", level: float = 0.95,
+                          random_weights: bool | None = None) -> list[alt.LayerChart]:
+    """One :func:`iimm_vs_outcome` chart per method (zero-shot left out), each titled with its method, R², τ and n,
+    all on the same axes, to be laid out by the page: a row of them wraps to the page's width, where one chart of
+    panels (:func:`iimm_vs_outcome_by_method`) is as wide as its columns (892 px: past the page's right edge on a
+    1280 px screen, and half of it unseen at 800 px). An untrained model's panels each say
+    :data:`RANDOM_WEIGHTS_NOTE` (``random_weights`` as in :func:`iimm_vs_outcome`): one may be saved alone.
     Raises ValueError when nothing can be drawn or the runs hold several models."""
     _require(df, ["status", "model", "method", "dataset", predictor, outcome])
     pts = _points(df, predictor, outcome)
@@ -121,19 +128,45 @@ def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str 
     if pts.empty:
         raise ValueError(f"no ok runs with both {predictor!r} and {outcome!r} to draw")
     _require_one_model(pts)
-    panels, colours, titles = [], method_colours(pts["method"]), method_titles(pts["method"])
-    for method in sorted(pts["method"].unique()):
-        group = pts[pts["method"] == method]
+    untrained = _untrained(df, random_weights)
+    note = textwrap.wrap(RANDOM_WEIGHTS_NOTE, 38) if untrained else []  # in lines a panel holds: one line was cut
+    colours, titles, forecast = method_colours(pts["method"]), method_titles(pts["method"]), _fits()
+    stats, y_ends = {}, [pts[outcome].min(), pts[outcome].max()]
+    for method, group in pts.groupby("method", sort=True):
         xs, ys = group[predictor].to_numpy(float), group[outcome].to_numpy(float)
-        forecast = _fits()
-        stats = (f"R²={forecast.fit_linear(xs, ys).r2:.2f} · τ={forecast.kendall_tau(xs, ys):.2f} · "
-                 if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0 else "")
+        stats[method] = f"n={len(group)}"
+        if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0:
+            fit = forecast.fit_linear(xs, ys)
+            stats[method] = f"R²={fit.r2:.2f} · τ={forecast.kendall_tau(xs, ys):.2f} · " + stats[method]
+            _, lo, hi = forecast.confidence_band(fit, np.linspace(xs.min(), xs.max(), 30), level)
+            y_ends += [lo.min(), hi.max()]  # the bands, as iimm_vs_outcome draws them, stay inside the axis
+    domains = ((float(pts[predictor].min()), float(pts[predictor].max())), (float(min(y_ends)), float(max(y_ends))))
+    panels = []
+    for method in sorted(stats):
         panel = iimm_vs_outcome(df[df["method"].astype(str) == method], outcome, predictor=predictor, level=level,
-                                width=PANEL_WIDTH, height=170, title=titles[method], subtitle=f"{stats}n={len(group)}",
-                                legend=False, colours=colours, random_weights=False)  # said once, above the panels
-        # a title longer than the panel is cut (…): it widened its grid column, and so every column, pushing the
-        # last column out of the page (a 140-character method name left one panel in three unseen)
-        panels.append(panel.properties(title=alt.TitleParams(**panel.title.to_dict(), limit=PANEL_WIDTH)))
+                                width=PANEL_WIDTH, height=170, title=titles[method], legend=False, colours=colours,
+                                random_weights=untrained, domains=domains)  # the tooltips' model marked as well
+        # a title longer than the panel is cut (…): it widened the panel (in a grid of them, every column, pushing
+        # the last out of the page: a 140-character method name left one panel in three unseen)
+        lines = [*note, stats[method]]
+        # autosize pad: the plot keeps its size and axes and titles are added around it (Streamlit's default,
+        # fit, squeezed all of them into 220 x 170 px)
+        panels.append(panel.properties(title=alt.TitleParams(titles[method], anchor="start", limit=PANEL_WIDTH,
+                                                             subtitle=lines if note else lines[0]),
+                                       autosize=alt.AutoSizeParams(type="pad", contains="padding")))
+    return panels
+
+
+def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str = "iimm",
+                              columns: int = 3, level: float = 0.95,
+                              random_weights: bool | None = None) -> alt.ConcatChart:
+    """Small multiples in one chart: the :func:`iimm_panels_by_method` panels, ``columns`` to a row; an untrained
+    model's panels are titled :data:`RANDOM_WEIGHTS_NOTE` above them (``random_weights`` as in
+    :func:`iimm_vs_outcome`). Its width is fixed by its columns: the app lays the panels out itself.
+    Raises ValueError when nothing can be drawn or the runs hold several models."""
+    panels = iimm_panels_by_method(df, outcome, predictor=predictor, level=level, random_weights=False)
+    for panel in panels:  # a size for the whole chart only
+        panel.autosize = alt.Undefined
     # No legend: each panel's title names its method. Dropped on the encoding, since Streamlit's chart
     # theme overrides a top-level configure_legend(disable=True) and drew every method's legend per panel.
     # Colour independent: each panel's scale holds only its own method and colour.
