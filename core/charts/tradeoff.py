@@ -22,6 +22,9 @@ TRADEOFF_AXES = {"id_gain": ("mean in-domain gain (points)", False),
 #: Most rows a legend column of :func:`gain_vs_forgetting` holds: Streamlit fits the chart into its height
 #: and clips a taller legend (at 440 px, one column showed 10 of 19 methods in Chromium).
 LEGEND_ROWS = 10
+#: Widest method title a legend of :func:`gain_vs_forgetting` writes whole (px); a longer one is cut (…). At 150 a
+#: shipped method read 'Orthogonal FT (OrthCR…'; two columns of 200 still fit the 468 px chart of an 800 px page.
+LEGEND_LABEL_PX = 200
 #: Height of one legend row of :func:`gain_vs_forgetting` (px, as Streamlit's theme draws it in Chromium).
 #: The legend sits below the plot: at the right its two columns took 400 px of the width (all of it on a
 #: phone, where the plot shrank to a sliver under the labels). Streamlit fits titles, legends and plot into
@@ -127,8 +130,8 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     titles = dict(sorted(zip(data["method"], data["method_title"])))
     columns = -(-len(titles) // LEGEND_ROWS)
     color = alt.Color("method_title:N", title="method", scale=_colour_scale(titles, method_colours(titles)),
-                      legend=alt.Legend(orient="bottom", labelLimit=150, symbolOpacity=1, symbolType="circle",
-                                        columns=columns, columnPadding=12))
+                      legend=alt.Legend(orient="bottom", labelLimit=LEGEND_LABEL_PX, symbolOpacity=1,
+                                        symbolType="circle", columns=columns, columnPadding=12))
     base = alt.Chart(_with_label_offsets(data, x, y, domains, width, height - PLOT_DECOR_PX))
     # every layer names its tooltip: Streamlit's theme gives a layer without one a tooltip of its raw fields
     # (a label read 'method_title Full', 'predicted in-domain gain (points) 15.0172894871')
