@@ -248,7 +248,7 @@ def test_gain_vs_forgetting_names_the_methods_it_cannot_draw():
     assert "LoRA" in json.dumps(spec["title"])  # LoRA has no OOD change: said, not silently left out
     spec = json.loads(_spec(charts.gain_vs_forgetting(rows, x="trainable_params", y="id_gain")))
     assert sorted({r["method"] for data in spec["datasets"].values() for r in data}) == ["full"]
-    title = json.dumps(spec["title"])
+    title = " ".join([spec["title"]["text"], *spec["title"]["subtitle"]])  # long subtitle lines come wrapped
     assert "LoRA" in title and "BitFit" in title and "log axis" in title  # inf, and 0 on a log axis
     assert "not drawn" not in json.dumps(json.loads(_spec(charts.gain_vs_forgetting(rows.iloc[[0, 2]])))["title"])
 

@@ -139,7 +139,16 @@ def test_heatmap_cells_write_zero_and_missing_values_plainly():
 
 
 def _title_text(spec: dict) -> str:
-    return json.dumps(spec.get("title", ""))
+    title = spec.get("title", "")
+    if isinstance(title, dict) and isinstance(title.get("subtitle"), list):  # long lines come wrapped
+        title = {**title, "subtitle": " ".join(title["subtitle"])}
+    return json.dumps(title)
+
+
+def _subtitle(spec: dict) -> str:
+    """A chart's subtitle as one text (its lines joined: long ones are wrapped)."""
+    lines = spec["title"]["subtitle"]
+    return lines if isinstance(lines, str) else " ".join(lines)
 
 
 @pytest.mark.parametrize("how", ["registry", "record flag"])
@@ -152,7 +161,7 @@ def test_a_random_weight_model_is_labelled_on_every_chart(how):
         runs = _runs(n_datasets=4, methods=("full", "lora")).assign(random_weights=True)
     note = charts.RANDOM_WEIGHTS_NOTE
     scatter = charts.iimm_vs_outcome(runs, "id_gain").to_dict()
-    assert scatter["title"]["subtitle"][0] == note
+    assert _subtitle(scatter).startswith(note)
     assert all(r["model"].endswith(" (RANDOM WEIGHTS)") for data in scatter["datasets"].values() for r in data
                if "model" in r)  # the tooltip's model, marked as the runs table marks it
     panels = charts.iimm_vs_outcome_by_method(runs, "id_gain").to_dict()
@@ -180,7 +189,7 @@ def test_a_pretrained_model_carries_no_random_weights_label():
         "worldclip-tiny · world-v1"}
     told = charts.iimm_vs_outcome(runs, "id_gain", random_weights=True).to_dict()  # a caller's word counts too
     assert {r["model"] for data in told["datasets"].values() for r in data if "model" in r} == {
-        "worldclip-tiny · world-v1 (RANDOM WEIGHTS)"} and told["title"]["subtitle"][0] == charts.RANDOM_WEIGHTS_NOTE
+        "worldclip-tiny · world-v1 (RANDOM WEIGHTS)"} and _subtitle(told).startswith(charts.RANDOM_WEIGHTS_NOTE)
 
 
 def test_the_pages_label_the_charts_of_a_model_whose_records_say_random_weights(tmp_path, monkeypatch):
@@ -224,9 +233,9 @@ def test_the_iimm_subtitle_speaks_of_lines_only_when_some_are_drawn():
     for runs in (_runs(n_datasets=2, methods=("full",)), _runs(n_datasets=4, methods=("full",)).assign(iimm=0.3)):
         spec = charts.iimm_vs_outcome(runs, "id_gain").to_dict()
         assert {layer["mark"]["type"] for layer in spec["layer"]} == {"circle"}
-        assert spec["title"]["subtitle"] == "no line fitted: a fit needs 3 or more datasets with differing values"
+        assert _subtitle(spec) == "no line fitted: a fit needs 3 or more datasets with differing values"
     fitted = charts.iimm_vs_outcome(_runs(n_datasets=3, methods=("full",)), "id_gain").to_dict()
-    assert fitted["title"]["subtitle"].startswith("lines: straight-line fit per method; bands: 95% confidence")
+    assert _subtitle(fitted).startswith("lines: straight-line fit per method; bands: 95% confidence")
 
 
 def test_the_mark_leaves_out_an_interval_or_prediction_it_cannot_place():
@@ -301,7 +310,7 @@ def test_the_tradeoff_subtitle_speaks_of_bars_only_when_some_are_drawn():
 
     def drawn(chart) -> tuple[bool, str]:
         spec = chart.to_dict()
-        return any(layer["mark"]["type"] == "rule" for layer in spec["layer"]), spec["title"]["subtitle"]
+        return any(layer["mark"]["type"] == "rule" for layer in spec["layer"]), _subtitle(spec)
 
     assert drawn(charts.gain_vs_forgetting(rows, x="trainable_params", y="net")) == (
         False, "diamonds: nothing beats them on both gain and forgetting")
@@ -322,7 +331,22 @@ def test_the_heatmap_writes_values_in_only_while_its_cells_can_hold_them(n_datas
         assert labels == ["-1.2 ★"] + ["-1.2"] * (n_datasets - 1) and "hover" not in json.dumps(spec["title"])
     else:
         assert labels == ["★"] + [""] * (n_datasets - 1)
-        assert spec["title"]["subtitle"].endswith("values on hover (too many datasets to write them in)")
+        assert _subtitle(spec).endswith("values on hover (too many datasets to write them in)")
+
+
+def test_subtitles_come_in_lines_a_narrow_chart_writes_whole():
+    """Vega cuts a title line at the chart's width, mid-word: at 800 px the ranking's subtitle read '... on both gain
+    and f…', the heatmap's '... (too many datasets …', the forecast's IIMM chart (304 px) 'bands: 95% conf…'."""
+    runs = _runs(n_datasets=4, methods=("full", "lora")).assign(random_weights=True)
+    cells = pd.DataFrame({"method_title": "LoRA", "dataset": [f"d{i:02d}" for i in range(20)], "value": 1.0,
+                          "best": True, "n_seeds": 1})
+    for chart in (charts.gain_vs_forgetting(ranking.method_ranking(runs), random_weights=True),
+                  charts.iimm_vs_outcome(runs, "id_gain"),
+                  charts.dataset_heatmap(cells, "id_gain", random_weights=True)):
+        lines = chart.to_dict()["title"]["subtitle"]
+        assert lines[0] == "RANDOM WEIGHTS: an untrained network;" and all(len(line) <= 62 for line in lines), lines
+    assert charts.gain_vs_forgetting(ranking.method_ranking(runs), random_weights=False).to_dict()["title"][
+        "subtitle"] == ["bars: 95 % interval over datasets;", "diamonds: nothing beats them on both gain and forgetting"]
 
 
 def test_tooltips_write_counts_as_whole_numbers():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import colorsys
 import logging
+import textwrap
 from typing import Any
 
 import altair as alt
@@ -59,11 +60,29 @@ def _untrained(frame: pd.DataFrame, random_weights: bool | None) -> bool:
     return {"model", "pretrained"} <= set(frame.columns) and bool(cards.untrained_models(frame))
 
 
+#: Longest subtitle line of a chart (characters): Vega cuts a title line at the chart's width, mid-word, and
+#: Streamlit fits charts to their column: at 800 px the ranking's subtitle read '... on both gain and f…', the
+#: forecast's 304 px IIMM chart 'bands: 95% conf…'. 62 characters take about 365 px of the theme's subtitle
+#: font (the 468 px chart of an 800 px page); a clause broken off is shorter (the 304 px chart's are).
+SUBTITLE_CHARS = 62
+
+
+def _wrapped(line: str) -> list[str]:
+    """``line`` if it is at most :data:`SUBTITLE_CHARS` long, else broken after each clause's ';' and wrapped
+    between words (a longer word alone): joined with spaces the lines are ``line`` again."""
+    if len(line) <= SUBTITLE_CHARS:
+        return [line]
+    clauses = line.split("; ")
+    clauses = [c + ";" for c in clauses[:-1]] + clauses[-1:]
+    return [part for clause in clauses for part in textwrap.wrap(clause, SUBTITLE_CHARS, break_long_words=False,
+                                                                 break_on_hyphens=False) or [clause]]
+
+
 def _subtitle(lines: Any, untrained: bool) -> str | list[str] | None:
     """A subtitle (``lines``: one string, a list of them, or None) led by :data:`RANDOM_WEIGHTS_NOTE` when
-    ``untrained``: one line as a string, several as a list, none as None."""
+    ``untrained``, each line wrapped by :func:`_wrapped`: one line as a string, several as a list, none as None."""
     lines = [] if lines is None else [lines] if isinstance(lines, str) else list(lines)
-    lines = [RANDOM_WEIGHTS_NOTE, *lines] if untrained else lines
+    lines = [part for line in ([RANDOM_WEIGHTS_NOTE, *lines] if untrained else lines) for part in _wrapped(line)]
     return None if not lines else lines[0] if len(lines) == 1 else lines
 
 
