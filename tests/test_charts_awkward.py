@@ -349,6 +349,16 @@ def test_subtitles_come_in_lines_a_narrow_chart_writes_whole():
         "subtitle"] == ["bars: 95 % interval over datasets;", "diamonds: nothing beats them on both gain and forgetting"]
 
 
+@pytest.mark.parametrize("values, domain", [([3.0, 12.0], [0.0, 12.0]), ([-4.0, -1.0], [-4.0, 0.0]),
+                                           ([-2.0, 5.0], [-2.0, 5.0])])
+def test_the_heatmap_colours_gains_blue_and_losses_red_when_all_lie_on_one_side(values, domain):
+    """Every gain positive (a random-weight fixture): Vega dropped the scale's middle at 0 ("domainMid exceeds domain
+    min or max") and drew the smallest gains (+3.0) on the red, losing side."""
+    cells = pd.DataFrame({"method_title": "LoRA", "dataset": ["a", "b"], "value": values, "best": True, "n_seeds": 1})
+    layer = charts.dataset_heatmap(cells, "id_gain").to_dict()["layer"][0]
+    assert layer["encoding"]["color"]["scale"] == {"scheme": "redblue", "domainMid": 0, "domain": domain}
+
+
 def test_tooltips_write_counts_as_whole_numbers():
     """The default tooltip format (',.2f') wrote '2.00' seeds averaged and '4.00' datasets."""
     runs = _runs(n_datasets=4, methods=("full", "lora"), seeds=(0, 1))

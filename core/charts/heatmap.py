@@ -52,6 +52,16 @@ def _cell_text(value: float, signed: bool) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
+def _diverging_scale(values: np.ndarray) -> alt.Scale:
+    """Red (loss) to blue (gain), white at 0, over a domain that holds 0: where every value lay on one side of it,
+    Vega dropped the middle ("domainMid exceeds domain min or max") and drew the smallest gains red."""
+    finite = values[np.isfinite(values)]
+    if not len(finite) or finite.min() == finite.max() == 0:
+        return alt.Scale(scheme="redblue", domainMid=0)
+    ends = [min(float(finite.min()), 0.0), max(float(finite.max()), 0.0)]
+    return alt.Scale(scheme="redblue", domainMid=0, domain=ends)
+
+
 def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56, cell_height: int = 26,
                     random_weights: bool | None = None) -> alt.LayerChart:
     """The method x dataset matrix (``core.ranking.dataset_matrix`` output) as coloured cells with
@@ -68,7 +78,7 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
     title = OUTCOME_TITLES.get(outcome, outcome)
     diverging = outcome in ("id_gain", "ood_change", "norm_gain")
     data["ink"] = _cell_ink(data["value"].to_numpy(float), diverging)
-    scale = alt.Scale(scheme="redblue", domainMid=0) if diverging else alt.Scale(scheme="blues")
+    scale = _diverging_scale(data["value"].to_numpy(float)) if diverging else alt.Scale(scheme="blues")
     order = (data.groupby("method_title")["value"].mean().sort_values(ascending=False).index.tolist())
     x = alt.X("dataset:N", title="dataset", sort="ascending",
               axis=alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False))  # every dataset named
