@@ -359,6 +359,18 @@ def test_the_heatmap_colours_gains_blue_and_losses_red_when_all_lie_on_one_side(
     assert layer["encoding"]["color"]["scale"] == {"scheme": "redblue", "domainMid": 0, "domain": domain}
 
 
+def test_a_log_axis_asks_nothing_vega_lite_drops():
+    """Ranking with a log axis (trainable parameters, time): Chromium's console warned 'x-scale's "zero" is dropped as
+    it does not work with log scale' once per layer."""
+    rows = ranking.method_ranking(_runs(n_datasets=4, methods=("full", "lora"), seeds=(0, 1)))
+    spec = charts.gain_vs_forgetting(rows, x="trainable_params", y="id_gain").to_dict()
+    scales = [(layer["encoding"][axis]["scale"], axis) for layer in spec["layer"] for axis in ("x", "y")
+              if "scale" in layer["encoding"].get(axis, {})]
+    assert scales and all("zero" not in scale for scale, axis in scales if axis == "x")
+    assert all(scale["type"] == "log" for scale, axis in scales if axis == "x")
+    assert all(scale["zero"] is False for scale, axis in scales if axis == "y")  # a linear axis keeps its own range
+
+
 def test_tooltips_write_counts_as_whole_numbers():
     """The default tooltip format (',.2f') wrote '2.00' seeds averaged and '4.00' datasets."""
     runs = _runs(n_datasets=4, methods=("full", "lora"), seeds=(0, 1))

@@ -121,8 +121,10 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     def enc(axis: str, channel):
         title, log_scale = TRADEOFF_AXES[axis]
         title = f"{prefix} {title.removeprefix('mean ')}" if title.startswith("mean ") else title
-        return channel(f"{axis}:Q", title=title, scale=alt.Scale(type="log" if log_scale else "linear",
-                                                                  domain=list(domains[axis]), nice=False, zero=False))
+        # zero only on a linear axis: on a log one Vega-Lite drops it with a console warning
+        scale = alt.Scale(type="log", domain=list(domains[axis]), nice=False) if log_scale else alt.Scale(
+            type="linear", domain=list(domains[axis]), nice=False, zero=False)
+        return channel(f"{axis}:Q", title=title, scale=scale)
 
     # a title shared by two methods ('LoRA' of 'lora' and 'Lora') merged their colours and legend entries
     data["method_title"] = distinct_labels(data["method_title"].astype(str).tolist(),
