@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from core import cards
 from core.ranking import OUTCOME_TITLES
+
+if TYPE_CHECKING:  # a Styler needs jinja2, imported only when one is made
+    from pandas.io.formats.style import Styler
 
 
 def read_each(paths: Iterable[Any], read: Callable[[Any], pd.DataFrame]) -> dict[Any, pd.DataFrame | Exception]:
@@ -80,31 +84,38 @@ COVERAGE_HEADERS = {"outcome": "outcome", "cells": "cells (model, method)", "iim
                     "cells_no_worse_than_iimm": "cells no worse than IIMM"}
 
 
-def _shown(table: pd.DataFrame, headers: dict[str, str], shares: tuple[str, ...] = ()) -> pd.DataFrame:
-    """``table`` for reading: outcomes and predictors by name, numbers as text with two decimals (``shares``
-    as percentages), a missing number as a dash; only the columns of ``headers``, renamed by it."""
+def _shown(table: pd.DataFrame, headers: dict[str, str], shares: tuple[str, ...] = ()) -> Styler:
+    """``table`` for reading: outcomes and predictors by name, only the columns of ``headers``, renamed by it, as a
+    Styler that writes each number with two decimals (``shares`` as percentages). The cells keep their numbers, so a
+    click on a header sorts by value (as text, '10.08' came before '7.65'); a column holding a missing number is
+    text, with a dash for it (Streamlit writes a missing number 'None', whatever the Styler says)."""
     def number(v: Any, share: bool) -> str:
         if v is None or (isinstance(v, float) and not math.isfinite(v)):
             return "–"
         return f"{100 * v:.1f} %" if share else f"{v:.2f}"
 
-    out = table.copy()
+    out, formats = table.copy(), {}
     for column in out.columns:
         if column == "outcome":
             out[column] = [OUTCOME_TITLES.get(o, o) for o in out[column]]
         elif column in ("best_tau", "best_mae"):
             out[column] = out[column].map(cards.predictor_title)
         elif pd.api.types.is_float_dtype(out[column]):
-            out[column] = [number(v, column in shares) for v in out[column]]
-    return out[[c for c in out.columns if c in headers]].rename(columns=headers)
+            share = column in shares
+            if np.isfinite(out[column].to_numpy()).all():
+                formats[headers.get(column, column)] = lambda v, share=share: number(v, share)
+            else:
+                out[column] = [number(v, share) for v in out[column]]
+    out = out[[c for c in out.columns if c in headers]].rename(columns=headers)
+    return out.style.format({c: f for c, f in formats.items() if c in out.columns})
 
 
-def winners_shown(winners: pd.DataFrame) -> pd.DataFrame:
+def winners_shown(winners: pd.DataFrame) -> Styler:
     """``core.predictor_eval.winners`` as the Compare page shows it (see :func:`_shown`)."""
     return _shown(winners, WINNER_HEADERS)
 
 
-def coverage_shown(summary: pd.DataFrame) -> pd.DataFrame:
+def coverage_shown(summary: pd.DataFrame) -> Styler:
     """``core.forecast_select.coverage_summary`` as the Compare page shows it: coverage and level in percent;
     the pooled row's widths and errors (outcomes in different units) as dashes (see :func:`_shown`)."""
     return _shown(summary, COVERAGE_HEADERS, shares=("level", "coverage", "iimm_coverage"))

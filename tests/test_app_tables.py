@@ -176,3 +176,23 @@ def test_a_number_cell_that_rounds_to_zero_holds_zero_not_a_tiny_negative(near_z
     assert not cards.exception
     (measured,) = [d for d in cards.dataframe if "n_runs" in d.proto.column_order]
     assert (measured.value["ood_change"] == 0).all() and not np.signbit(measured.value["ood_change"]).any()
+
+
+def test_the_compare_winners_table_holds_numbers_shown_with_two_decimals(fixture_store):
+    """The Compare page's winners table held every number as text: a click on 'IIMM's LODO error' put 10.08 before
+    2.50. Its cells now hold the numbers, written as before by the table's Styler."""
+    head = "model,pretrained,method,predictor,family,outcome,kendall_tau,lodo_mae,status,pearson_r,r2,tau_lo,tau_hi\n"
+    rows = ("iimm,zero-shot,id_gain,0.8,10.08", "zs_acc,zero-shot,id_gain,0.5,7.65",
+            "iimm,zero-shot,ood_change,0.4,2.5", "zs_acc,zero-shot,ood_change,0.2,3.0")
+    (store.SHIPPED_DIR / "predictors.csv").write_text(head + "".join(
+        f"worldclip-tiny,random,a,{r},ok,0.5,0.25,0.1,0.9\n" for r in rows))
+    at = page("compare").run()
+    assert not at.exception and not [w for w in at.warning if "predictor table" in w.value]
+    (winners,) = [d for d in at.dataframe if "IIMM's LODO error" in d.value.columns]
+    errors = winners.value["IIMM's LODO error"]
+    assert errors.tolist() == pytest.approx([10.08, 2.5])  # numbers: sorted, 2.5 comes first
+    assert errors.sort_values().tolist() == pytest.approx([2.5, 10.08])
+    shown = styled(winners)
+    assert shown["IIMM's LODO error"].tolist() == ["10.08", "2.50"]
+    assert shown["its LODO error"].tolist() == ["7.65", "2.50"] and shown["lead over IIMM"].tolist() == ["0.00"] * 2
+    assert shown["best by LODO error"].tolist() == ["zero-shot accuracy", "IIMM"]

@@ -3,6 +3,7 @@ ranks (by gain, out-of-domain change or net, within each model), the per-dataset
 cost columns, mixed recipes, and the shipped predictor tables as shown."""
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -271,15 +272,22 @@ def test_the_shipped_predictor_tables_are_shown_with_readable_headers_and_names(
     winners = predictor_shown.winners_shown(predictor_eval.winners(raw))
     coverage = predictor_shown.coverage_shown(forecast_select.coverage_summary(
         pd.read_csv(store.SHIPPED_DIR / "forecast-selection.csv")))
-    for shown in (winners, coverage):
+
+    def written(styler) -> pd.DataFrame:  # what each cell shows (the Styler's text), the numbers kept below it
+        return pd.read_csv(io.StringIO(styler.to_string(delimiter="\t")), sep="\t", index_col=0, dtype=str,
+                           keep_default_na=False)
+
+    for shown in (written(winners), written(coverage)):
         assert not any("_" in c for c in shown.columns), list(shown.columns)
         assert "in-domain gain (points)" in set(shown["outcome"]) and "id_gain" not in set(shown["outcome"])
-        text = shown.astype(str).to_numpy().ravel()
+        text = shown.to_numpy().ravel()
         assert not any(re.fullmatch(r"-?\d+\.\d{3,}", t) for t in text)  # two decimals at most
         assert "None" not in text and "nan" not in text
-    assert set(winners["best by mean |τ|"]) <= set(cards.PREDICTOR_TITLES.values())
-    pooled = coverage.set_index("outcome").loc["all outcomes"]
+    assert set(winners.data["best by mean |τ|"]) <= set(cards.PREDICTOR_TITLES.values())
+    pooled = written(coverage).set_index("outcome").loc["all outcomes"]
     assert pooled["mean width"] == "–" and pooled["coverage"].endswith(" %")
+    for styler, column in ((winners, "IIMM's LODO error"), (coverage, "coverage")):  # numbers below: sorted as such
+        assert pd.api.types.is_float_dtype(styler.data[column]), column
 
 
 def test_integer_method_names_rank_like_their_text():
