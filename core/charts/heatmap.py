@@ -5,7 +5,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from core import ranking
+from core import ranking, text
 from core.charts.base import _require, _subtitle, _tip, _untrained
 
 
@@ -40,16 +40,14 @@ def _cell_ink(values: np.ndarray, diverging: bool) -> list[str]:
 
 def _cell_text(value: float, signed: bool) -> str:
     """A heatmap cell's value as written in it: '+1.2' for a change (``signed``), '71.35' otherwise; a value
-    that rounds to zero as '+0.0' (a negative zero or -0.04 read '-0.0'), no value as '—' (it read '+nan'),
-    an infinite one as '+∞' or '−∞'."""
+    that rounds to zero as '+0.0' (:func:`core.text.signed`: a negative zero or -0.04 read '-0.0'), no value as
+    '—' (it read '+nan'), an infinite one as '+∞' or '−∞'."""
     value = float(value)
     if np.isnan(value):
         return "—"
     if np.isinf(value):
         return "+∞" if value > 0 else "−∞"
-    digits = 1 if signed else 2
-    value = value if round(value, digits) != 0 else 0.0
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    return text.signed(value) if signed else text.signed(value, 2).removeprefix("+")  # no '-0.00' either
 
 
 def _diverging_scale(values: np.ndarray) -> alt.Scale:
