@@ -29,13 +29,13 @@ def forecast_selection() -> pd.DataFrame:
 
 def forecast_table(rows: pd.DataFrame, untrained_model: str | None = None) -> None:
     """The forecast's per-method rows (``core.advice.forecast_rows``) as a readable table; ``untrained_model``: the
-    model's label when its numbers (or its reference runs') come from random weights, shown in a column marked
-    RANDOM WEIGHTS, as the charts beside it say (a table too may be saved on its own)."""
+    model's label (``core.cards.model_label``, marked RANDOM WEIGHTS) when its numbers (or its reference runs')
+    come from random weights, shown in a column, as the charts beside it say (a table too may be saved alone)."""
     def interval(lo, hi):  # as the ranking writes one: a dash for none (it was blank), no '-0.0', no '+inf'
         return [ranking.interval_text(a, b) for a, b in zip(rows[lo], rows[hi])]
 
     num, txt = st.column_config.NumberColumn, st.column_config.TextColumn
-    st.dataframe(rows.assign(model=f"{untrained_model}{cards.UNTRAINED_MARK}",  # and no '-0.0' cell:
+    st.dataframe(rows.assign(model=untrained_model,  # and no '-0.0' cell:
                              **{c: zeros_unsigned(rows[c], 1) for c in ("id_gain", "ood_change", "iimm_gain")},
                              gain_ci=interval("id_gain_lo", "id_gain_hi"),
                              ood_ci=interval("ood_change_lo", "ood_change_hi"),
@@ -212,7 +212,7 @@ def measures_expander(res) -> None:
     """Every zero-shot measure and transferability score of a forecast, named as the forecast's other tables
     name them, to 4 significant digits (a fixed 4 decimals showed EMMS -2.1e-23 and GBC -2.6e-08 as -0.0000);
     IIMM's interval as text (the other measures have none: their cells showed "None")."""
-    label = f"{res.model} · {res.pretrained}{cards.UNTRAINED_MARK}" if res.random_weights else None  # measured by it
+    label = cards.model_label(res.model, res.pretrained, True) if res.random_weights else None  # measured by it
     number, m, b = st.column_config.NumberColumn, *(frame if label is None else frame.assign(model=label)[
         ["model", *frame.columns]] for frame in (res.measures, res.baselines))
     interval = [f"[{lo:.4g}, {hi:.4g}]" if pd.notna(lo) else "" for lo, hi in zip(m["lo"], m["hi"])]
@@ -254,7 +254,7 @@ def outcome_views(res, rows: pd.DataFrame) -> None:
     st.caption("Shown as fitted: straight lines are not bounded, so a prediction or interval can leave what is "
                "possible (an in-domain gain lies between minus the zero-shot accuracy and 100 minus it).")
     untrained = bool(res.random_weights or res.reference_random_weights)  # the model, or its reference runs
-    forecast_table(rows, f"{res.model} · {res.pretrained}" if untrained else None)
+    forecast_table(rows, cards.model_label(res.model, res.pretrained, True) if untrained else None)
     try:
         st.altair_chart(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", subtitle=(
             "bars: 95 % prediction interval; diamonds: best predicted trade-offs"), random_weights=untrained))
@@ -282,6 +282,6 @@ def selection_expander(res) -> None:
         shown = forecast_select.selection_shown(forecast_select.with_measured_coverage(
             res.selected, forecast_selection(), model=res.model, pretrained=res.pretrained))
         if res.random_weights or res.reference_random_weights:  # said as the forecast table says it
-            shown.insert(0, "model", f"{res.model} · {res.pretrained}{cards.UNTRAINED_MARK}")
+            shown.insert(0, "model", cards.model_label(res.model, res.pretrained, True))
         st.dataframe(shown, hide_index=True, key="fc_selected", column_config={  # coverage in %, the rest to 2 decimals
                 h: st.column_config.NumberColumn(format=f) for h, f in forecast_select.SELECTION_FORMATS.items()})

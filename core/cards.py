@@ -301,9 +301,15 @@ def model_names(frame: pd.DataFrame, untrained: set[tuple[str, str]]) -> tuple[l
 UNTRAINED_MARK = " (RANDOM WEIGHTS)"
 
 
+def model_label(model: str, pretrained: str, untrained: bool = False) -> str:
+    """'model · pretrained', with :data:`UNTRAINED_MARK` when its numbers come from random weights: one model's
+    label, as :func:`model_label_column` writes it in every row of a table."""
+    return f"{model} · {pretrained}{UNTRAINED_MARK if untrained else ''}"
+
+
 def model_label_column(frame: pd.DataFrame, untrained: set[tuple[str, str]]) -> pd.Series:
-    """'model · pretrained' for each row of ``frame``, with :data:`UNTRAINED_MARK` where its numbers come from
-    random weights (``untrained``: :func:`untrained_models`)."""
+    """:func:`model_label` for each row of ``frame``, marked where its numbers come from random weights
+    (``untrained``: :func:`untrained_models`)."""
     names = frame["model"].astype(str) + " · " + frame["pretrained"].astype(str)
     return names.where([(str(m), str(p)) not in untrained for m, p in zip(frame["model"], frame["pretrained"])],
                        names + UNTRAINED_MARK)
@@ -338,7 +344,7 @@ def model_notes(frame: pd.DataFrame, untrained: set[tuple[str, str]], markdown: 
 
 
 __all__ = ["PREDICTOR_TITLES", "predictor_set_title", "predictor_title", "CITATIONS", "Citation", "METHOD_CARDS", "MethodCard", "ModelCard", "method_card", "method_title",
-           "model_card", "model_card_path", "model_label_column", "model_names", "model_notes", "toy_note", "untrained_models", "UNTRAINED_MARK",
+           "model_card", "model_card_path", "model_label", "model_label_column", "model_names", "model_notes", "toy_note", "untrained_models", "UNTRAINED_MARK",
            "untrained_note"]
 
 

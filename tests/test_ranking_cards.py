@@ -36,6 +36,8 @@ def test_model_label_column_marks_only_the_rows_of_untrained_models():
     labels = cards.model_label_column(rows, {("ViT-B-32", "none")})
     assert labels.to_dict() == {7: "ViT-B-32 · openai", 3: "ViT-B-32 · none" + cards.UNTRAINED_MARK,
                                 5: "tiny · none"}
+    # one model's label (the forecast's tables) is written as the column writes it
+    assert [cards.model_label("ViT-B-32", "none", True), cards.model_label("tiny", "none")] == [labels[3], labels[5]]
 
 
 def test_cards_cover_unknown_and_peft_methods():
