@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args.format = args.format or "csv"
     df = store.load_runs(args.results)
     df = _ordered(df if args.include_submitted else store.verified_runs(df))
-    if df.empty:  # a header alone, exit 0, read as an export; nothing is written
+    if df.empty:  # was a header alone and exit 0, read as an export: now exit 2, nothing written
         raise no_runs("runs", args.results)
     data = store.to_csv_bytes(df) if args.format == "csv" else store.to_parquet_bytes(df)
     if args.output:

@@ -1,4 +1,5 @@
-"""Parsed uploads held for a server's visitors under one memory budget.
+"""Parsed uploads (and the forecast page's embeddings of their images) held for a server's visitors under one
+memory budget.
 
 A parsed upload is large beside its file (2,000 thumbnails of 256 px take 375 MiB and come from a zip of
 under 1 MiB; an ``.npz``'s arrays up to 160 MiB), so a hosted app keeps them in one pool shared by every
