@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from core import store
-from jobs.cli import user_facing
+from jobs.cli import EXIT_USER_ERROR, user_facing
 
 GOAL_S = 1.0
 METHODS = ("full", "bitfit", "attn", "lora", "adapter", "linear-probe", "orthcr", "cite")
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1 or args.json_files < 0:
         print("error: --runs must be >= 1 and --json-files >= 0", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     with tempfile.TemporaryDirectory(prefix="iimm-bench-") as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from core import store
-from jobs.cli import check_file_out, no_runs, user_facing
+from jobs.cli import EXIT_USER_ERROR, check_file_out, no_runs, user_facing
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:
@@ -51,11 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         problem = store.is_results_folder(root)
         if problem and root.exists():  # a missing folder gets its own message below
             print(f"error: --results: {problem}", file=sys.stderr)
-            return 2
+            return EXIT_USER_ERROR
     missing = [str(r) for r in args.results or [] if not r.exists()]
     if missing:
         print(f"error: results folder(s) not found: {', '.join(missing)}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     if args.output:
         check_file_out(args.output, "-o")  # its missing folders are made, as every job's output
         if args.output.exists() and not args.output.is_file():
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         problem = "does not exist" if not root.is_dir() else store.is_results_folder(root)
         if problem:
             print(f"error: not compacting {root}: {problem}", file=sys.stderr)
-            return 2
+            return EXIT_USER_ERROR
     for root in compacting:
         made = store.compact(root)
         print(f"compacted {root} -> {made}" if made else f"{root}: nothing to compact", file=sys.stderr)

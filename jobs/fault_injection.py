@@ -29,7 +29,7 @@ from typing import Any
 
 from core.schema import validate_record
 from core.store import TMP_PREFIX
-from jobs.cli import check_file_out, user_facing
+from jobs.cli import EXIT_FAILED, check_file_out, user_facing
 from jobs.grid import live_locks
 
 log = logging.getLogger("jobs.fault_injection")
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(summary, indent=2))
-    return 1 if lost else 0
+    return EXIT_FAILED if lost else 0
 
 
 if __name__ == "__main__":

@@ -30,12 +30,12 @@ from typing import Any
 
 from core.grid_config import MAX_CELLS, Grid, GridConfigError, load_grid
 from core.store.locks import acquire_lock, heartbeat, live_locks, lock_path, release_lock  # noqa: F401
-from jobs.cli import EXIT_INCOMPLETE, EXIT_INTERRUPTED, user_facing
+from jobs.cli import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_USER_ERROR, user_facing
 from jobs.grid_preflight import _known, preflight  # noqa: F401 (tests and grid_slurm use them from here)
 from jobs.grid_slurm import DEFAULT_PARALLELISM, DEFAULT_TIMEOUT_MIN, option_problem, run_submitit
 
 log = logging.getLogger("jobs.grid")
-EXIT_STOPPED = 1  # a system error (full disk, lost folder) after cells began; the records so far are kept
+EXIT_STOPPED = EXIT_FAILED  # a system error (full disk, lost folder) after cells began; the records so far are kept
 
 
 def record_path(results: Path, run_id: str) -> Path:
@@ -287,11 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     problem = is_results_folder(args.results)
     if problem:
         log.error("error: --results: %s", problem)
-        return 2
+        return EXIT_USER_ERROR
     problem = _option_problem(args)
     if problem:
         log.error("error: %s", problem)
-        return 2
+        return EXIT_USER_ERROR
     try:
         log.info("reading %s and checking every cell before running any", args.config)
         grid = select_cells(load_grid(args.config, max_cells=args.max_cells, **_known()), args.methods, args.seeds,
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         preflight(grid)
     except GridConfigError as exc:
         log.error("error: %s", exc)
-        return 2
+        return EXIT_USER_ERROR
     if args.dry_run:  # lists the cells; writes nothing, not even the results folder
         from core.experiment import cell_id
 

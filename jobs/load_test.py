@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from jobs.app_server import CHROMIUM, CHROMIUM_ARGS, AppDidNotStart, free_port, start_app, stop_app
-from jobs.cli import check_file_out, user_facing
+from jobs.cli import EXIT_FAILED, check_file_out, user_facing
 
 log = logging.getLogger("jobs.load_test")
 REPO = Path(__file__).resolve().parent.parent
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"errors: {len(errors) + len(server_errors)}" + "".join(f"\n  {e}" for e in errors + server_errors))
     if args.report:
         store.write_file_atomic(args.report, json.dumps(summary, indent=2) + "\n")
-    return 0 if not errors and not server_errors else 1
+    return 0 if not errors and not server_errors else EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from jobs.cli import check_cache_folder, check_csv_out, check_device, user_facing
+from jobs.cli import EXIT_FAILED, check_cache_folder, check_csv_out, check_device, user_facing
 
 log = logging.getLogger(__name__)
 COLUMNS = ["run_id", "field", "recorded", "reproduced", "difference"]
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         _report(tables, done - failed, done, args)
         raise
     _report(tables, len(records) - failed, len(records), args)
-    return 1 if failed else 0
+    return EXIT_FAILED if failed else 0
 
 
 def _one(record: dict[str, Any], position: str, device: str, args: argparse.Namespace) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from core import store
-from jobs.cli import EXIT_FAILED, check_folder_out, no_runs, refused_records, user_facing
+from jobs.cli import EXIT_FAILED, EXIT_USER_ERROR, check_folder_out, no_runs, refused_records, user_facing
 
 
 @user_facing
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.zip.is_file():
         print(f"error: {args.zip} is not a file", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     check_folder_out(args.into or store.submissions_dir(), "--into" if args.into else "the submissions store")
     # the host: reasons may name this machine's folders (the app's page never does); UploadError etc.:
     # user_facing says why
