@@ -18,20 +18,28 @@ import pandas as pd
 from jobs.cli import check_results_folder, no_runs, user_facing
 
 
+class NoTimedCells(ValueError):
+    """The records hold no successful training cell with timings (the folder, not one record, is the problem)."""
+
+
 def overhead_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per method: cells, mean wall and train seconds, mean and worst overhead share, and how many cells were
-    validated and evaluated from cached image embeddings (training methods only; frozen image tower)."""
+    validated and evaluated from cached image embeddings (training methods only; frozen image tower). Raises
+    :class:`NoTimedCells` when no record has timings, ValueError naming a record whose timings are no numbers."""
     rows = []
     for _, run in runs[runs["status"] == "ok"].iterrows():
         prov = json.loads(run["provenance"]) if isinstance(run["provenance"], str) else run["provenance"]
         train = (prov or {}).get("train") or {}
         if not train.get("train_time_s") or not prov.get("wall_time_s"):
             continue  # evaluation-only cells (zero-shot) have no training loop to compare with
-        rows.append({"method": run["method"], "wall_s": float(prov["wall_time_s"]),
-                     "train_s": float(train["train_time_s"]),
+        try:
+            wall_s, train_s = float(prov["wall_time_s"]), float(train["train_time_s"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"record {run['run_id']}: its wall or training time is no number ({exc})") from None
+        rows.append({"method": run["method"], "wall_s": wall_s, "train_s": train_s,
                      "from_cache": prov.get("evaluation_input") == "cached image embeddings"})
     if not rows:
-        raise ValueError("no successful training cells with timings in these records")
+        raise NoTimedCells("no successful training cells with timings in these records")
     frame = pd.DataFrame(rows).assign(overhead=lambda d: 1 - d["train_s"] / d["wall_s"])
     per = frame.groupby("method").agg(cells=("wall_s", "size"), wall_s=("wall_s", "mean"), train_s=("train_s", "mean"),
                                       overhead=("overhead", "mean"), worst=("overhead", "max"),
@@ -56,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = store.load_runs([check_results_folder(args.results, option="")])
     try:
         tab = overhead_table(runs)
-    except ValueError:  # overhead_table cannot say where
+    except NoTimedCells:  # overhead_table cannot say where; a record's own fault keeps its message
         raise no_runs("successful training cells with timings", [args.results]) from None
     print(tab.round(3).to_string())
     overall = float(tab.loc["ALL (time-weighted)", "overhead"])

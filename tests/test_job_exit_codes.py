@@ -177,3 +177,19 @@ def test_an_output_folder_under_a_file_names_the_file_in_the_way(tmp_path, capsy
     code = world_v2_report.main(["--results", "jobs/results/world-v2", "--out", str(tmp_path / "a-file" / "report")])
     err = capsys.readouterr().err
     assert code == cli.EXIT_USER_ERROR and f"({tmp_path / 'a-file'} is a file, not a folder)" in err, err
+
+
+def test_bench_cell_says_what_is_wrong_with_a_record_not_that_the_folder_has_no_cells(tmp_path, capsys):
+    """Was: any ValueError of the overhead table, such as a record's unreadable wall time, was reported as 'no
+    successful training cells with timings in DIR: name a results folder that holds grid records', of a folder
+    that holds them."""
+    from core import schema, store
+    from jobs import bench_cell
+    from tests.fixtures import make_fixture_records
+
+    for record in make_fixture_records(n_datasets=2, methods=("full",)):
+        timings = dict(record.get("provenance") or {}, wall_time_s="slow", train={"train_time_s": 1.0})
+        store.write_record(schema.validate_record(dict(record, provenance=timings)), tmp_path / "runs")
+    assert bench_cell.main([str(tmp_path / "runs")]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert not err.startswith("error: no ") and "'slow'" in err, err
