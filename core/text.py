@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["distinct_labels", "model_key", "model_pair", "option_labels", "option_text", "plain", "shorten",
+__all__ = ["distinct_labels", "fixed", "model_key", "model_pair", "option_labels", "option_text", "plain", "shorten",
            "signed", "unmatched_link_text", "zeros_unsigned"]
 
 # Every character Markdown (CommonMark + GitHub extensions + Streamlit's :colour[...] and emoji
@@ -35,6 +35,12 @@ def signed(value: float, digits: int = 1) -> str:
     as the heatmap writes it: Python wrote -0.04 (an out-of-domain change of almost nothing) as '-0.0'."""
     value = float(value)
     return f"{0.0 if round(value, digits) == 0 else value:+.{digits}f}"
+
+
+def fixed(value: float, digits: int = 2) -> str:
+    """``value`` with ``digits`` decimals and a sign only when negative ('71.35', '-1.50'); a value that rounds to
+    zero as '0.00', not '-0.00' (:func:`signed`'s rule, for numbers written without '+': accuracies, shares)."""
+    return signed(value, digits).removeprefix("+")
 
 
 def zeros_unsigned(values: Any, digits: int) -> Any:

@@ -4,7 +4,7 @@ import streamlit as st
 
 import app
 from core import cards, charts, ranking, store
-from core.text import plain, signed
+from core.text import fixed, plain, signed
 
 app.ensure_navigation()
 OUTCOMES = {k: charts.OUTCOME_TITLES[k] for k in ("id_gain", "ood_change", "norm_gain", "ft_acc")}
@@ -41,5 +41,5 @@ wins = cells[cells["best"]].groupby("method_title").size().sort_values(ascending
 st.write("Datasets won (ties count for each): " + ", ".join(f"{plain(t)} {n}" for t, n in wins.items()))
 wide = cells.pivot_table(index="method_title", columns="dataset", values="value").rename_axis(
     index="method" + (cards.UNTRAINED_MARK if untrained else ""))
-st.dataframe(wide.style.format(signed if outcome in ("id_gain", "ood_change") else "{:.2f}", na_rep="—")  # no -0.0
+st.dataframe(wide.style.format(signed if outcome in ("id_gain", "ood_change") else fixed, na_rep="—")  # no -0.0
              .highlight_max(axis=0, props="background-color: #d4f0d4; font-weight: bold"))  # bold: not colour alone

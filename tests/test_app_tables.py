@@ -196,3 +196,24 @@ def test_the_compare_winners_table_holds_numbers_shown_with_two_decimals(fixture
     assert shown["IIMM's LODO error"].tolist() == ["10.08", "2.50"]
     assert shown["its LODO error"].tolist() == ["7.65", "2.50"] and shown["lead over IIMM"].tolist() == ["0.00"] * 2
     assert shown["best by LODO error"].tolist() == ["zero-shot accuracy", "IIMM"]
+
+
+def test_the_matrix_table_writes_a_normalised_gain_that_rounds_to_zero_as_the_heatmap_does(tmp_path, monkeypatch):
+    """The matrix's table wrote a normalised gain of -0.001 as '-0.00' ('{:.2f}') where the heatmap beside it
+    writes '0.00': the '-0.0' of the gain columns was mended, not that of the unsigned outcomes."""
+    from core import schema
+    from tests.fixtures import make_fixture_records
+
+    for record in make_fixture_records(n_datasets=3, methods=("full", "bitfit")):
+        if record["method"] == "bitfit":  # 0.03 points lost of 30 points of headroom: a share of -0.001
+            record = dict(record, ft_acc=record["zs_acc"] - 0.03, id_gain=-0.03,
+                          norm_gain=-0.03 / (100 - record["zs_acc"]))
+        store.write_record(schema.validate_record(record), tmp_path / "results")
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "results"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    matrix = page("matrix")
+    matrix.query_params["outcome"] = "normalised gain (share of headroom)"
+    matrix.run()
+    assert not matrix.exception
+    cells = styled(matrix.dataframe[0])
+    assert list(cells.loc["BitFit"]) == ["0.00"] * 3, cells

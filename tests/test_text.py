@@ -81,6 +81,13 @@ def test_signed_writes_a_value_that_rounds_to_zero_as_plus_zero():
     assert signed(-0.004, 2) == "+0.00" and signed(-0.006, 2) == "-0.01"
 
 
+def test_fixed_writes_a_value_that_rounds_to_zero_as_zero_and_signs_only_negatives():
+    from core.text import fixed
+
+    assert [fixed(v) for v in (-0.004, -0.0, 71.354, -1.5)] == ["0.00", "0.00", "71.35", "-1.50"]
+    assert fixed(-0.04, 1) == "0.0" and fixed(-0.06, 1) == "-0.1"
+
+
 def test_zeros_unsigned_makes_only_what_rounds_to_zero_zero():
     import numpy as np
     import pandas as pd

@@ -47,7 +47,7 @@ def _cell_text(value: float, signed: bool) -> str:
         return "—"
     if np.isinf(value):
         return "+∞" if value > 0 else "−∞"
-    return text.signed(value) if signed else text.signed(value, 2).removeprefix("+")  # no '-0.00' either
+    return text.signed(value) if signed else text.fixed(value, 2)
 
 
 def _diverging_scale(values: np.ndarray) -> alt.Scale:
