@@ -4,6 +4,7 @@ import streamlit as st
 
 import app
 from core import cards, charts, forecast, ranking, store
+from core.text import zeros_unsigned
 
 app.ensure_navigation()
 NUM, TXT = st.column_config.NumberColumn, st.column_config.TextColumn
@@ -57,7 +58,8 @@ if fits.empty:
     st.info("No fine-tuning runs of this model to fit (the zero-shot baseline trains nothing and is left out).")
 else:
     marked = cards.model_label_column(fits, {(model, pretrained)} if untrained else set())  # as the charts say it
-    st.dataframe(fits.assign(model=marked), hide_index=True, key="cmp_fit", column_order=[
+    shown = fits.assign(model=marked, **{c: zeros_unsigned(fits[c], 2) for c in ("pearson_r", "kendall_tau", "r2")})
+    st.dataframe(shown, hide_index=True, key="cmp_fit", column_order=[  # no '-0.00' (zeros_unsigned)
         *(["model"] if untrained else []), "method", "outcome", "n", "pearson_r", "kendall_tau", "r2", "lodo_mae",
         "note"], column_config={
         "n": NUM("datasets"), "pearson_r": NUM("Pearson r", format="%.2f"),

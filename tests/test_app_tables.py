@@ -217,3 +217,22 @@ def test_the_matrix_table_writes_a_normalised_gain_that_rounds_to_zero_as_the_he
     assert not matrix.exception
     cells = styled(matrix.dataframe[0])
     assert list(cells.loc["BitFit"]) == ["0.00"] * 3, cells
+
+
+def test_the_compare_fit_table_writes_a_statistic_that_rounds_to_zero_without_a_sign(case_store, monkeypatch):
+    """Pearson r, Kendall τ and R² (two decimals) showed -0.001 as '-0.00': Streamlit's format reads the sign
+    before rounding, as in the other tables' outcome columns."""
+    import numpy as np
+
+    from core import forecast
+
+    real = forecast.predictor_table
+
+    def near_zero(*args, **kwargs):
+        return real(*args, **kwargs).assign(pearson_r=-0.001, kendall_tau=-0.004, r2=-0.002)
+    monkeypatch.setattr(forecast, "predictor_table", near_zero)
+    at = page("compare").run()
+    assert not at.exception
+    (fits,) = [d for d in at.dataframe if "kendall_tau" in d.proto.column_order]
+    for column in ("pearson_r", "kendall_tau", "r2"):
+        assert (fits.value[column] == 0).all() and not np.signbit(fits.value[column]).any(), column
