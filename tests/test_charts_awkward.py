@@ -234,8 +234,11 @@ def test_the_iimm_subtitle_speaks_of_lines_only_when_some_are_drawn():
         spec = charts.iimm_vs_outcome(runs, "id_gain").to_dict()
         assert {layer["mark"]["type"] for layer in spec["layer"]} == {"circle"}
         assert _subtitle(spec) == "no line fitted: a fit needs 3 or more datasets with differing values"
-    fitted = charts.iimm_vs_outcome(_runs(n_datasets=3, methods=("full",)), "id_gain").to_dict()
+    fitted = charts.iimm_vs_outcome(_runs(n_datasets=3, methods=("full", "bitfit")), "id_gain").to_dict()
     assert _subtitle(fitted).startswith("lines: straight-line fit per method; bands: 95% confidence")
+    # one method drawn (the forecast page's chart): its subtitle spoke of a fit "per method"
+    alone = charts.iimm_vs_outcome(_runs(n_datasets=3, methods=("full",)), "id_gain").to_dict()
+    assert _subtitle(alone) == "line: straight-line fit; band: 95% confidence of the fitted mean"
 
 
 def test_the_mark_leaves_out_an_interval_or_prediction_it_cannot_place():

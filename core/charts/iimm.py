@@ -103,8 +103,9 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
         layers += _highlight_layers(highlight, x_title, y_title)
     if not title:
         title = f"{y_title.split(' (')[0]} vs {x_title}"
-        subtitle = (f"lines: straight-line fit per method; bands: {level:.0%} confidence of the fitted mean"
-                    if bands else "no line fitted: a fit needs 3 or more datasets with differing values")
+        fitted = (f"line: straight-line fit; band: {level:.0%} confidence of the fitted mean" if len(labels) == 1
+                  else f"lines: straight-line fit per method; bands: {level:.0%} confidence of the fitted mean")
+        subtitle = fitted if bands else "no line fitted: a fit needs 3 or more datasets with differing values"
     lines = _subtitle(subtitle, untrained)
     heading = alt.TitleParams(title, anchor="start", **({"subtitle": lines} if lines else {}))
     return alt.layer(*layers).properties(title=heading, width=width, height=height)
