@@ -182,16 +182,18 @@ def untrained(model: str, pretrained: str, runs: pd.DataFrame | None = None) -> 
         mine is not None and (model, pretrained) in cards.untrained_models(mine))
 
 
-def model_notice(model: str, pretrained: str, runs: pd.DataFrame | None = None) -> None:
+def model_notice(model: str, pretrained: str, runs: pd.DataFrame | None = None) -> bool:
     """A warning under the title when the numbers come from a toy or an untrained model (``runs``: also
-    when any of this model's records says it had random weights)."""
+    when any of this model's records says it had random weights); returns :func:`untrained`, which the page's
+    charts and tables then say too (one filter of the runs per view, not two)."""
     card = cards.model_card(model, pretrained)
-    if untrained(model, pretrained, runs):
+    if is_untrained := untrained(model, pretrained, runs):
         st.warning(f"{plain(card.title)}: an untrained network. Its numbers describe random weights.")
     elif card.toy:
         st.info(f"**{plain(card.title)} is a toy model**: a tiny CLIP pretrained offline on this project's "
                 "generated world of shapes, textures, letters and charts. Its results show how the method "
                 "works; they are not results of real CLIP models. Add your own runs to rank real models.")
+    return is_untrained
 
 
 @st.cache_data(ttl=60)

@@ -38,9 +38,8 @@ mine = all_runs[(all_runs["model"] == model) & (all_runs["pretrained"] == pretra
 trained = [m for m in sorted(mine["method"].dropna().unique()) if not cards.method_card(m).baseline]  # zero-shot: 0
 titles = app.option_labels(trained, cards.method_title)
 methods = app.link_multiselect(c2, "methods (none = all)", titles, "method", "method")
-app.model_notice(model, pretrained, all_runs)
+untrained = app.model_notice(model, pretrained, all_runs)  # the charts say so too: one may be saved on its own
 runs = mine if not methods else mine[mine["method"].isin(methods)]
-untrained = app.untrained(model, pretrained, all_runs)  # the charts say so too: one may be saved on its own
 for tab, outcome in zip(st.tabs(["IIMM vs in-domain gain", "IIMM vs out-of-domain change"]),
                         ("id_gain", "ood_change")):
     try:

@@ -30,12 +30,11 @@ if runs.empty:
 c1, c2 = st.columns(2)
 model, pretrained = app.pick_model(runs, c1)
 outcome = app.link_select(c2, "outcome", OUTCOMES, "outcome")  # a link's unknown outcome is said, not dropped
-app.model_notice(model, pretrained, runs)
+untrained = app.model_notice(model, pretrained, runs)  # the table says it as the heatmap does
 cells = matrix(roots, app.store_version(roots), outcome, model, pretrained, include)
 if cells.empty:
     st.info("No successful runs with this outcome for this model.")
     st.stop()
-untrained = app.untrained(model, pretrained, runs)  # the table says it as the heatmap does: either may be saved alone
 st.altair_chart(charts.dataset_heatmap(cells, outcome, random_weights=untrained))
 wins = cells[cells["best"]].groupby("method_title").size().sort_values(ascending=False)
 st.write("Datasets won (ties count for each): " + ", ".join(f"{plain(t)} {n}" for t, n in wins.items()))

@@ -39,7 +39,7 @@ rank_by = app.link_select(c2, "rank by", {k: v[1] for k, v in ranking.RANK_BY.it
 mine = runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]
 names = app.option_labels(sorted(mine["dataset"].dropna().unique()))
 datasets = app.link_multiselect(c3, "datasets (none = all)", names, "dataset", "dataset")
-app.model_notice(model, pretrained, runs)
+untrained = app.model_notice(model, pretrained, runs)  # said in the table and on the chart: either may be saved alone
 rows, mixed = table(roots, app.store_version(roots), model, pretrained, tuple(datasets), rank_by, include)
 if mixed:
     st.warning(mixed)
@@ -53,7 +53,6 @@ st.markdown(ranking.verdict_text(rows))
 
 if rows["rank"].isna().any():
     st.caption(f"Methods without a measured {ranking.RANK_BY[rank_by][1]} are not ranked.")
-untrained = app.untrained(model, pretrained, runs)  # said in the table and on the chart: either may be saved alone
 shown = rows.assign(
     model_label=cards.model_label_column(rows, {(model, pretrained)} if untrained else set()),
     **{c: zeros_unsigned(rows[c], 1) for c in ("id_gain", "ood_change")},  # no '-0.0' beside '[+0.0, +0.0]'
