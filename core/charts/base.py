@@ -11,6 +11,7 @@ import altair as alt
 import pandas as pd
 
 from core import cards, ranking
+from core.cards import method_titles  # the tables' titles: one label per colour, 'LoRA · Lora'
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +143,6 @@ def method_colours(methods: Any) -> dict[str, str]:
         palette += extra_colours(len(ordered) - len(palette))
     colours = dict(zip(ordered, palette))
     return colours | {m: BASELINE_COLOUR for m in baseline}
-
-
-def method_titles(methods: Any) -> dict[str, str]:
-    """Each distinct method name in ``methods`` -> its readable title (:func:`core.cards.method_title`), made
-    distinct where names share one ('LoRA · Lora'): a colour scale maps a label to one colour, so methods with
-    one title were drawn in one colour under one legend entry."""
-    return cards.method_titles(methods)
 
 
 def _colour_scale(labels: dict[str, str], colours: dict[str, str]) -> alt.Scale:
