@@ -144,9 +144,7 @@ def check_writable_folder(folder: Path, flag: str, holds: str = "") -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
             pass
     except OSError as exc:
-        above = folder.parent
-        while not above.exists() and above != above.parent:
-            above = above.parent
+        above = _nearest_existing(folder.parent)
         why = f"{above} is a file, not a folder" if above.exists() and not above.is_dir() else exc.strerror or exc
         raise ValueError(f"{flag}: cannot write in {folder} ({why})") from None
 
@@ -169,11 +167,17 @@ def check_folder_out(folder: Path, flag: str) -> None:
     _check_writable_above(folder, folder, flag)
 
 
+def _nearest_existing(path: Path) -> Path:
+    """``path``, or the nearest folder above it that exists (or is a link), up to the root."""
+    while not path.exists() and not path.is_symlink() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def _check_writable_above(path: Path, above: Path, flag: str) -> None:
     """ValueError naming ``flag`` and ``path`` unless the nearest existing folder from ``above`` up is a folder
     this user may write in."""
-    while not above.exists() and not above.is_symlink() and above != above.parent:
-        above = above.parent
+    above = _nearest_existing(above)
     if not above.is_dir():
         raise ValueError(f"{flag} {path}: {above} is a file, not a folder; name a path under a folder")
     if not os.access(above, os.W_OK | os.X_OK):
