@@ -68,12 +68,11 @@ def differing(runs: pd.DataFrame, score, unchecked: dict[tuple[str, str], str] |
 
 def current_scorer(cache_dir: Path | None, device: str = "cpu"):
     """(model_key, dataset[, seed]) -> the untrained model's test accuracy (%) the way a cell now scores it on
-    ``device``, each dataset scored once; ``seed``: that of a random-weight model's record, set before loading
-    it as run_cell does (its weights are drawn then). One network is held at a time (:func:`differing` asks
-    network by network), so a store of many models or seeds does not pile them up in memory. A dataset the
-    registry cannot load here (an unknown name, a missing folder) raises DatasetUnavailableError."""
-    import torch
-
+    ``device``, each dataset scored once; ``seed``: that of a random-weight model's record, whose network is
+    drawn under it as run_cell draws it (``load_model(..., init_seed=seed)``), the caller's torch generator left
+    as it was. One network is held at a time (:func:`differing` asks network by network), so a store of many
+    models or seeds does not pile them up in memory. A dataset the registry cannot load here (an unknown name, a
+    missing folder) raises DatasetUnavailableError."""
     from core.data.registry import load_split
     from core.experiment import accuracies_before, frozen_embeddings_of
     from core.models import load_model
@@ -89,9 +88,7 @@ def current_scorer(cache_dir: Path | None, device: str = "cpu"):
             held.clear()
             model_key, seed = network
             try:
-                if seed is not None:
-                    torch.manual_seed(seed)
-                held[network] = load_model(model_key, device=device)
+                held[network] = load_model(model_key, device=device, init_seed=seed)
             except ModelUnavailableError as exc:
                 failed[network] = exc  # tried once: not again for each of its datasets
                 raise

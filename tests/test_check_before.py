@@ -205,3 +205,21 @@ def test_device_and_out_folder_are_checked_before_any_scoring(tmp_path, capsys, 
     (tmp_path / "a-file").write_text("x")
     assert check_before.main([str(tmp_path / "res"), *[a.format(tmp=tmp_path) for a in argv]]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_scoring_a_random_weight_record_leaves_the_callers_torch_generator_alone(monkeypatch):
+    """The scorer re-seeded the global torch generator itself before loading a random-weight network, so code
+    around it drew other numbers afterwards; it now asks load_model for the seed's network (init_seed)."""
+    import torch
+
+    import core.experiment
+
+    monkeypatch.setattr(core.experiment, "accuracies_before", lambda loaded, data, ood, frozen: {"test_acc": 50.0})
+    monkeypatch.setattr(core.experiment, "frozen_embeddings_of", lambda loaded, cache: None)
+    monkeypatch.setattr("core.data.registry.load_split", lambda name, split: name)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    check_before.current_scorer(None)("worldclip-tiny-random", "shape-size", seed=7)
+    assert torch.equal(torch.rand(3), expected)
+
