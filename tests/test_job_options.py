@@ -65,7 +65,7 @@ def _parse(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, job: 
 
 # Arguments a job requires, so that parsing gets as far as the parser.
 _NEEDS_ARGS = {"grid": ["g.toml", "--results", "r"], "bench_cell": ["r"], "check_before": ["r"],
-               "ingest": ["p"], "submit": ["z.zip"], "reproduce": ["a.json"],
+               "ingest": ["p"], "submit": ["z.zip"], "reproduce": ["a.json"], "forecast": ["s.zip"],
                "forecast_test_summary": ["t.csv", "--pairs", "a:b"]}
 
 

@@ -1,0 +1,248 @@
+"""Forecast fine-tuning on a dataset sample from the command line: what the app's Forecast page gives.
+
+    python -m jobs.forecast SAMPLE [--model KEY] [--template "a photo of a {c}"] [--results DIR]...
+                            [--out FILE.csv|FILE.json] [--device cpu]
+
+SAMPLE is what the page takes: a zip of class folders (``cat/001.png``; in a ``train/``, ``test/`` layout
+``train/`` is used), a zip of images with a ``file,label`` CSV, or an ``.npz`` of embeddings
+(``image_embeddings``, ``text_embeddings``, ``labels``, ``class_names``) made by ``--model``. The same parsing,
+limits and refusals as an upload (``core.upload``), the same model (a random-weight model is the network seed 0
+draws, as on the page), the same reference runs (default: the app's store without submitted, unverified runs)
+and the same procedure (``core.predict``, ``core.advice``): the printed numbers equal the page's for the same
+sample, model and template. Embedding progress and notes go to stderr; the forecast to stdout: the sample's
+IIMM with its bootstrap interval, zero-shot accuracy, the verdict and one row per method (predicted in-domain
+gain and out-of-domain change with 95 % prediction intervals, the predictors each forecast rests on, its
+leave-one-dataset-out error). ``--out`` also writes the per-method rows as CSV, or everything (measures,
+baselines, verdict, rows, how each forecast was chosen with its measured coverage, and provenance: the
+sample's SHA-256, model, template, reference folders and run count, package versions, git revision) as JSON.
+
+Exit (``jobs.cli``'s convention): 0 forecast made; 2 the sample, model, option or store cannot be used (nothing
+written); 3 the model has too few reference runs for any forecast (the zero-shot measures are printed and
+written, with the grid command that would make the runs).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from jobs.cli import EXIT_INCOMPLETE, check_device, check_file_out, check_results_folder, no_runs, user_facing
+
+log = logging.getLogger(__name__)
+OUT_SUFFIXES = (".csv", ".json")
+DEFAULT_TEMPLATE = "a photo of a {c}"
+#: The columns printed per method, with their headers.
+PRINTED = {"method_title": "method", "id_gain": "gain", "gain_ci": "95 % interval", "ood_change": "OOD change",
+           "ood_ci": "95 % interval", "gain_basis": "gain predicted from", "gain_lodo": "LODO error",
+           "n_datasets": "datasets", "note": "note"}
+
+
+def check_sample(path: Path) -> str:
+    """The sample's kind, "zip" or "npz", from its name; ValueError saying what to do for anything else."""
+    if path.is_dir():
+        raise ValueError(f"SAMPLE {path} is a folder: zip its class folders first (cd {path} && zip -qr "
+                         "../sample.zip .), as the app's upload takes them")
+    if not path.is_file():
+        raise ValueError(f"SAMPLE {path} does not exist")
+    kind = path.suffix.lower().lstrip(".")
+    if kind not in ("zip", "npz"):
+        raise ValueError(f"SAMPLE {path} is neither a .zip of labelled images nor an .npz of embeddings")
+    return kind
+
+
+def _progress(total_logged: list[int]):
+    """An embedding progress callback that logs about every quarter of the images, and the last batch."""
+    def progress(done: int, total: int) -> None:
+        quarter = 4 * done // max(total, 1)
+        if quarter > total_logged[0] or done == total:
+            total_logged[0] = quarter
+            log.info("embedded %d of %d images", done, total)
+    return progress
+
+
+def interval_texts(rows: pd.DataFrame, lo: str, hi: str) -> list[str]:
+    """'[+1.2, +3.4]' per row, '—' where the interval is undefined (as the page writes it)."""
+    from core.ranking import interval_text
+
+    return [interval_text(a, b) for a, b in zip(rows[lo], rows[hi])]
+
+
+def printed_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """``core.advice.forecast_rows`` output as the page's table reads: signed numbers to one decimal, intervals
+    as text, a note for an extrapolating or failed forecast."""
+    from core.text import signed
+
+    def _signed(value: Any) -> str:
+        return "—" if pd.isna(value) or not math.isfinite(float(value)) else signed(value, 1)
+
+    shown = rows.assign(
+        id_gain=[_signed(v) for v in rows["id_gain"]], ood_change=[_signed(v) for v in rows["ood_change"]],
+        gain_ci=interval_texts(rows, "id_gain_lo", "id_gain_hi"),
+        ood_ci=interval_texts(rows, "ood_change_lo", "ood_change_hi"),
+        gain_lodo=["—" if not math.isfinite(v) else f"{v:.1f}" for v in rows["gain_lodo"].astype(float)],
+        note=["; ".join([*(["extrapolates"] if e else []), *([] if s == "ok" else [str(s)])])
+              for e, s in zip(rows["extrapolation"], rows["status"])])
+    return shown[list(PRINTED)].rename(columns=PRINTED)
+
+
+def report_lines(name: str, res: Any, rows: pd.DataFrame, verdict: Any) -> list[str]:
+    """What the job prints: the sample and model, its zero-shot measures, the verdict and the per-method table."""
+    zs = res.zero_shot
+    lines = [f"{name}: {res.title}",
+             f"IIMM {res.iimm:.3f} (95 % bootstrap interval [{res.iimm_lo:.3f}, {res.iimm_hi:.3f}]); inter-modal "
+             f"term {zs['inter_modal']:.3f}, intra-image term {zs['intra_image']:.3f}; zero-shot accuracy "
+             f"{zs['zs_acc']:.1f} % (chance {100 / res.n_classes:.1f} %)"]
+    if res.random_weights or res.reference_random_weights:
+        lines.append("RANDOM WEIGHTS: " + ("the model is untrained" if res.random_weights else
+                                           "its reference runs are an untrained network's")
+                     + "; these numbers describe no pretrained model")
+    if not res.enough_runs:
+        return lines + [res.message or "too few reference runs for a forecast",
+                        f"make them with: {res.command}"]
+    lines.append(f"Confidence: {verdict.confidence}. " + " ".join(verdict.headline + verdict.reasons))
+    lines += [f"warning: {w}" for w in verdict.warnings] + [f"note: {n}" for n in res.notes]
+    lines.append("Predicted outcome per method (accuracy points; 95 % prediction intervals, shown as fitted):")
+    return lines + printed_rows(rows).to_string(index=False).splitlines()
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN and infinities as null (JSON has neither), NumPy scalars as Python ones."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return [_jsonable(r) for r in frame.astype(object).where(frame.notna(), None).to_dict("records")]
+
+
+def document(res: Any, rows: pd.DataFrame, verdict: Any, selection: pd.DataFrame, provenance: dict) -> dict:
+    """Everything a forecast gave, as one JSON-ready dict (``--out FILE.json``)."""
+    return _jsonable({
+        "model": res.model, "pretrained": res.pretrained, "model_label": res.model_label,
+        "random_weights": bool(res.random_weights), "reference_random_weights": bool(res.reference_random_weights),
+        "n_images": res.n_images, "n_classes": res.n_classes,
+        "iimm": {"value": res.iimm, "lo": res.iimm_lo, "hi": res.iimm_hi},
+        "measures": _records(res.measures), "baselines": _records(res.baselines),
+        "enough_runs": bool(res.enough_runs), "message": res.message, "command": res.command, "notes": res.notes,
+        "verdict": None if verdict is None else {"confidence": verdict.confidence, "headline": verdict.headline,
+                                                 "reasons": verdict.reasons, "warnings": verdict.warnings},
+        "methods": _records(rows), "selection": _records(selection), "provenance": provenance})
+
+
+def _provenance(sample: Path, model_key: str, template: str | None, roots: list, n_runs: int, device: str,
+                seconds: float) -> dict:
+    from core.experiment import git_revision, package_versions
+
+    return {"sample": str(sample), "sample_sha256": hashlib.sha256(sample.read_bytes()).hexdigest(),
+            "model_key": model_key, "template": template, "reference_roots": [str(r) for r in roots],
+            "reference_runs": n_runs, "device": device, "git_revision": git_revision(),
+            "versions": package_versions(), "made_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "seconds": round(seconds, 3)}
+
+
+def forecast(sample: Path, kind: str, model_key: str, template: str, runs: pd.DataFrame, device: str) -> Any:
+    """The ``core.predict.ForecastResult`` for a sample file, as the page makes it (UploadError when the sample
+    cannot be used)."""
+    from core import predict
+    from core.upload import embedding_width, embeddings_summary, load_embeddings_npz, load_image_folder_zip
+
+    if kind == "npz":
+        arrays = load_embeddings_npz(sample, expected_dim=embedding_width(model_key))
+        log.info("%s", embeddings_summary(arrays))
+        return predict.forecast_for_npz(arrays, runs, model_key)
+    parsed = load_image_folder_zip(sample, template=template)
+    log.info("%s", parsed.summary())
+    from core.models import load_model
+
+    log.info("loading %s…", model_key)
+    loaded = load_model(model_key, device=device, init_seed=0)  # a random-weight model: the page's network
+    log.info("embedding %d images…", len(parsed.data))
+    return predict.forecast_for_sample(loaded, parsed.data, runs, progress=_progress([0]))
+
+
+@user_facing
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m jobs.forecast", description=__doc__.split("\n")[0])
+    p.add_argument("sample", type=Path, metavar="SAMPLE", help="a .zip of labelled images or an .npz of embeddings")
+    p.add_argument("--model", default=None, metavar="KEY",
+                   help="registry model key, as the app's model cards name them (default: the offline default "
+                        "model, worldclip-tiny); for an .npz, the model that made the embeddings")
+    p.add_argument("--template", default=None,
+                   help=f"prompt template for an image sample, {{c}} = class name (default {DEFAULT_TEMPLATE!r}); "
+                        "an .npz carries its own text embeddings")
+    p.add_argument("--results", action="append", type=Path, metavar="DIR",
+                   help="a results folder of reference runs (repeatable); default: the app's store without "
+                        "submitted, unverified runs")
+    p.add_argument("--out", type=Path, metavar="FILE", help="also write the forecast: .csv (one row per method) or "
+                                                            ".json (everything, with provenance)")
+    p.add_argument("--device", default="cpu", help="where to embed: cpu, cuda or cuda:N (default cpu)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log.setLevel(logging.INFO)  # this job's progress; the libraries' own chatter stays at warnings
+
+    from core import advice, cards, store
+    from core.models import DEFAULT_MODEL, check_model
+
+    started = time.perf_counter()
+    kind = check_sample(args.sample)
+    model_key = args.model or DEFAULT_MODEL
+    check_model(model_key)  # an unknown key or tag: one sentence naming the known ones, before anything is read
+    if kind == "npz" and args.template is not None:
+        raise ValueError("--template applies to an image sample: an .npz carries its own text embeddings")
+    template = DEFAULT_TEMPLATE if args.template is None else args.template
+    if args.out is not None:
+        if args.out.suffix.lower() not in OUT_SUFFIXES:
+            raise ValueError(f"--out {args.out}: name a .csv or .json file")
+        check_file_out(args.out, "--out")
+    device = check_device(args.device)
+    roots = [check_results_folder(r) for r in args.results] if args.results else store.default_roots()
+    runs = store.load_runs(roots)
+    if not args.results:  # the app's store: as the forecast page, verified runs only
+        runs = store.verified_runs(runs)
+    if runs.empty:
+        raise no_runs("runs", args.results)
+
+    res = forecast(args.sample, kind, model_key, template, runs, device)
+    rows = advice.forecast_rows(res)
+    card = cards.model_card(res.model, res.pretrained)
+    verdict = advice.advise(rows, toy_model=card.toy, random_weights=res.random_weights or
+                            res.reference_random_weights, model_title=card.title, zs_acc=res.zero_shot.get("zs_acc"),
+                            n_classes=res.n_classes, n_images=res.n_images) if res.enough_runs else None
+    print("\n".join(report_lines(args.sample.name, res, rows, verdict)))
+    if args.out is not None:
+        _write(args.out, res, rows, verdict, _provenance(args.sample, model_key, None if kind == "npz" else template,
+                                                         roots, len(runs), device, time.perf_counter() - started))
+    return 0 if res.enough_runs else EXIT_INCOMPLETE
+
+
+def _write(out: Path, res: Any, rows: pd.DataFrame, verdict: Any, provenance: dict) -> None:
+    from core import forecast_select, store
+
+    if out.suffix.lower() == ".csv":
+        labelled = rows.assign(model=res.model, pretrained=res.pretrained, random_weights=bool(
+            res.random_weights or res.reference_random_weights))
+        store.write_file_atomic(out, labelled.to_csv(index=False))
+    else:
+        selection = forecast_select.with_measured_coverage(  # raw keys: the page's expander, before renaming
+            res.selected, forecast_select.read_selections(store.SHIPPED_DIR), model=res.model,
+            pretrained=res.pretrained) if not res.selected.empty else pd.DataFrame()
+        store.write_file_atomic(out, json.dumps(document(res, rows, verdict, selection, provenance), indent=1))
+    log.info("wrote %s", out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

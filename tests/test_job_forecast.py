@@ -1,0 +1,125 @@
+"""``python -m jobs.forecast``: the Forecast page's forecast from the command line, on the fixture store."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import store
+from jobs import forecast as job
+from tests.app_helpers import page, sample_zip
+
+
+def _npz(width: int = 128) -> bytes:
+    rng = np.random.default_rng(1)
+    buf = io.BytesIO()
+    np.savez(buf, image_embeddings=rng.normal(size=(30, width)).astype(np.float32),
+             text_embeddings=rng.normal(size=(3, width)).astype(np.float32),
+             labels=np.arange(30) % 3, class_names=np.array(["a", "b", "c"]))
+    return buf.getvalue()
+
+
+def _strict_json(text: str) -> dict:
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.slow
+def test_the_job_gives_the_numbers_the_page_gives_for_the_same_sample(fixture_store, tmp_path, capsys):
+    """Same sample, model and template: the page (its pooled, seed-0 random network) and the job agree on every
+    method's predictions and intervals, and the job says the model is untrained."""
+    from core import advice
+
+    data = sample_zip()
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("sample.zip", data, "application/zip")).run()
+    at.button(key="fc_run").click().run()
+    assert not at.exception and not at.error
+    shown = advice.forecast_rows(at.session_state["fc_result"][1]).set_index("method")
+
+    (tmp_path / "sample.zip").write_bytes(data)
+    out = tmp_path / "out" / "forecast.csv"
+    assert job.main([str(tmp_path / "sample.zip"), "--model", "worldclip-tiny-random", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "RANDOM WEIGHTS" in printed and "Predicted outcome per method" in printed
+    written = pd.read_csv(out).set_index("method")
+    assert set(written.index) == set(shown.index) and written["random_weights"].all()
+    for column in ("id_gain", "id_gain_lo", "id_gain_hi", "ood_change", "ood_change_lo", "ood_change_hi"):
+        assert np.allclose(written.loc[shown.index, column], shown[column], rtol=0, atol=1e-9), column
+    for method in shown.index:  # each method's line, with its gain as the page's table rounds it
+        assert f"{shown.loc[method, 'id_gain']:+.1f}" in next(line for line in printed.splitlines()
+                                                               if line.strip().startswith(shown.loc[method, "method_title"]))
+
+
+@pytest.mark.slow
+def test_an_npz_forecast_writes_strict_json_with_its_provenance(fixture_store, tmp_path):
+    sample = tmp_path / "emb.npz"
+    sample.write_bytes(_npz())
+    out = tmp_path / "f.json"
+    assert job.main([str(sample), "--model", "worldclip-tiny-random", "--out", str(out)]) == 0
+    doc = _strict_json(out.read_text())  # NaN written as null, never as a bare NaN
+    prov = doc["provenance"]
+    assert prov["sample_sha256"] == hashlib.sha256(sample.read_bytes()).hexdigest()
+    assert prov["model_key"] == "worldclip-tiny-random" and prov["template"] is None
+    assert prov["reference_runs"] == len(store.verified_runs(store.load_runs(store.default_roots())))
+    assert "torch" in prov["versions"] and prov["git_revision"]
+    assert doc["n_images"] == 30 and doc["enough_runs"] and doc["verdict"]["confidence"] in {"weak", "moderate", "good"}
+    runs = store.load_runs(store.default_roots())
+    assert {m["method"] for m in doc["methods"]} == set(runs.loc[runs["status"] == "ok", "method"]) - {"zero_shot"}
+    chosen = pd.DataFrame(doc["selection"])  # how each forecast was chosen, with the coverage columns
+    assert {"method", "outcome", "predictors", "prediction", "lo", "hi", "coverage"} <= set(chosen.columns)
+    assert set(chosen["method"]) == {m["method"] for m in doc["methods"]} and (chosen["status"] == "ok").any()
+    assert chosen.loc[chosen["status"] == "ok", "prediction"].notna().all()
+
+
+def test_a_model_without_reference_runs_prints_its_measures_and_the_grid_command_and_exits_3(
+        fixture_store, tmp_path, capsys):
+    sample = tmp_path / "emb.npz"
+    sample.write_bytes(_npz())
+    assert job.main([str(sample), "--model", "worldclip-tiny"]) == 3  # the fixture store holds the random model only
+    printed = capsys.readouterr().out
+    assert "IIMM" in printed and "make them with: python -m jobs.grid" in printed
+
+
+@pytest.mark.parametrize("name, argv, message", [
+    ("folder", [], "is a folder: zip its class folders"),
+    ("missing.zip", [], "does not exist"),
+    ("notes.txt", [], "neither a .zip of labelled images nor an .npz"),
+    ("emb.npz", ["--template", "a {c}"], "--template applies to an image sample"),
+    ("emb.npz", ["--out", "{tmp}/f.txt"], "name a .csv or .json file"),
+    ("emb.npz", ["--out", "{tmp}/dir.json"], "is a folder: name a file"),
+    ("emb.npz", ["--model", "no-such-model"], "unknown model 'no-such-model'"),
+    ("emb.npz", ["--results", "{tmp}/empty"], "no runs in"),
+    ("bad.zip", [], "not a zip"),
+])
+def test_an_unusable_sample_or_option_is_one_line_exit_2_and_writes_nothing(
+        fixture_store, tmp_path, capsys, name, argv, message):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "emb.npz").write_bytes(_npz())
+    (tmp_path / "bad.zip").write_bytes(b"this is not a zip at all")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "dir.json").mkdir()
+    (tmp_path / "empty" / ".iimm-results").write_text("")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert job.main([str(tmp_path / name), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message.lower() in err.lower() and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_printed_rows_write_missing_values_as_a_dash_and_notes_without_a_trailing_separator():
+    rows = pd.DataFrame({"method_title": ["A", "B"], "id_gain": [1.04, np.nan], "id_gain_lo": [-0.04, np.nan],
+                         "id_gain_hi": [2.0, np.nan], "ood_change": [-0.04, np.nan], "ood_change_lo": [-1.0, np.nan],
+                         "ood_change_hi": [1.0, np.nan], "gain_basis": ["IIMM", ""], "gain_lodo": [2.0, np.nan],
+                         "n_datasets": [6, 0], "extrapolation": [True, False], "status": ["ok", "too few datasets"]})
+    shown = job.printed_rows(rows)
+    assert list(shown["gain"]) == ["+1.0", "—"] and list(shown["OOD change"]) == ["+0.0", "—"]
+    assert list(shown["LODO error"]) == ["2.0", "—"]
+    assert list(shown["note"]) == ["extrapolates", "too few datasets"]
