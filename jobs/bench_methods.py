@@ -16,8 +16,8 @@ take seconds on CPU, so loop overhead is negligible there and the default run st
 Memory: peak RSS of the process minus RSS before the method was built (after gc and glibc
 malloc_trim), sampled every 5 ms by psutil from build to the end of both runs, so it covers the model
 copy, optimizer state, activations and any frozen teacher (CPU only). Then the trainable-parameter
-counts on ViT-B/32 against the registry's stated counts (``MethodEntry.trainable_vit_b32``; SPEC §4 gives
-BitFit 168,960 and attention 30,670,848). peft methods (``--methods peft_lora,peft_dora,...``) are
+counts on ViT-B/32 against the registry's stated counts (``core.method_info.MethodInfo.trainable_vit_b32``;
+SPEC §4 gives BitFit 168,960 and attention 30,670,848). peft methods (``--methods peft_lora,peft_dora,...``) are
 benchmarked the same way: the bare loop runs the same peft-adapted module.
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from core.data.base import LabeledImages
 from core.imaging import images_to_tensor
+from core.method_info import method_info
 from core.methods import METHODS, build_method, count_parameters
 from core.models import check_model, load_model
 from core.train import TrainRecipe, make_optimizer, train
@@ -147,7 +148,7 @@ def check_counts(rows: list[dict]) -> None:
             counts[method] = count_parameters(build_method(method, loaded, CLASSES, "a photo of a {c}"))[0]
     print("\nTrainable parameters on ViT-B/32 (stated in the registry; SPEC §4 where given)")
     for method in methods:
-        stated, spec = METHODS[method].trainable_vit_b32, SPEC_COUNTS.get(method)
+        stated, spec = method_info(method).trainable_vit_b32, SPEC_COUNTS.get(method)
         verdict = "" if stated is None else f"  stated {stated:,}: {'ok' if counts[method] == stated else 'MISMATCH'}"
         verdict += "" if spec is None else f"  SPEC {spec:,}: {'ok' if counts[method] == spec else 'MISMATCH'}"
         print(f"  {method:<15} {counts[method]:>12,}{verdict}")
