@@ -26,7 +26,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from core.data.registry import DatasetUnavailableError
 from core.models import ModelUnavailableError
@@ -41,8 +41,15 @@ EXIT_INTERRUPTED = 130
 EXIT_INCOMPLETE = 3  # jobs.grid: cells another runner holds; jobs.check_before: a model not available here
 
 
-def user_facing(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
-    """Wrap a job's ``main(argv)`` so user errors end in one message and a non-zero exit code."""
+class JobMain(Protocol):
+    """A job's entry point as :func:`user_facing` returns it: ``main()`` reads ``sys.argv``, ``main(argv)`` a list."""
+
+    def __call__(self, argv: list[str] | None = None) -> int: ...
+
+
+def user_facing(main: Callable[[list[str] | None], int]) -> JobMain:
+    """Wrap a job's ``main(argv)`` so user errors end in one message and a non-zero exit code; the wrapper's
+    ``argv`` defaults to None (``sys.argv``), as ``if __name__ == "__main__": raise SystemExit(main())`` needs."""
 
     @functools.wraps(main)
     def wrapper(argv: list[str] | None = None) -> int:
