@@ -40,7 +40,7 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
                     predictor: str = "iimm", level: float = 0.95, width: int = 520, height: int = 340,
                     title: str | None = None, subtitle: str | list[str] | None = None, legend: bool = True,
                     colours: dict[str, str] | None = None, random_weights: bool | None = None,
-                    domains: tuple[tuple[float, float], tuple[float, float]] | None = None) -> alt.Chart:
+                    domains: tuple[tuple[float, float], tuple[float, float]] | None = None) -> alt.LayerChart:
     """Predictor (IIMM) vs an outcome: one colour per method, a point per dataset, the OLS line
     with its confidence band, and R²/Kendall τ/n of each method in its legend label.
 
