@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 __all__ = ["distinct_labels", "fixed", "model_key", "model_pair", "option_labels", "option_text", "plain", "shorten",
@@ -114,10 +114,11 @@ def option_text(value: object, max_chars: int = 120) -> str:
     return shorten(text, max_chars)
 
 
-def option_labels(values: Sequence[Any], text: Callable[[Any], object] = str, max_chars: int = 120,
+def option_labels(values: Iterable[Any], text: Callable[[Any], object] = str, max_chars: int = 120,
                   tags: Sequence[str] | None = None) -> dict[Any, str]:
     """value -> its option label (:func:`option_text` of ``text(value)``), labels made distinct
-    (:func:`distinct_labels`): a select widget maps a repeated label to its last option."""
+    (:func:`distinct_labels`): a select widget maps a repeated label to its last option. ``values``: any
+    iterable, read once (a dict gives its keys)."""
     values = list(values)
     return dict(zip(values, distinct_labels([option_text(text(v), max_chars) for v in values], tags)))
 
