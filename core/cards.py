@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
 from core.text import distinct_labels, model_key, model_pair, option_labels
@@ -288,7 +289,7 @@ def untrained_models(runs: pd.DataFrame, *, flags_from: pd.DataFrame | None = No
     return flagged | {pair for pair in pairs - flagged if model_card(*pair).random_weights}
 
 
-def model_names(frame: pd.DataFrame, untrained: set[tuple[str, str]]) -> tuple[list[str], list[str]]:
+def model_names(frame: pd.DataFrame, untrained: AbstractSet[tuple[str, str]]) -> tuple[list[str], list[str]]:
     """Every (model, pretrained) of ``frame`` as 'model (pretrained)', sorted, marked RANDOM WEIGHTS where
     its numbers come from an untrained network (``untrained``: :func:`untrained_models` of the runs); and
     the names of those marked, for a report that must say so."""
@@ -307,7 +308,7 @@ def model_label(model: str, pretrained: str, untrained: bool = False) -> str:
     return f"{model} · {pretrained}{UNTRAINED_MARK if untrained else ''}"
 
 
-def model_label_column(frame: pd.DataFrame, untrained: set[tuple[str, str]]) -> pd.Series:
+def model_label_column(frame: pd.DataFrame, untrained: AbstractSet[tuple[str, str]]) -> pd.Series:
     """:func:`model_label` for each row of ``frame``, marked where its numbers come from random weights
     (``untrained``: :func:`untrained_models`)."""
     names = frame["model"].astype(str) + " · " + frame["pretrained"].astype(str)
@@ -322,7 +323,7 @@ def untrained_note(names: list[str], markdown: bool = True) -> str:
             "random weights, not a pretrained model.")
 
 
-def toy_note(frame: pd.DataFrame, untrained: set[tuple[str, str]], markdown: bool = True) -> str | None:
+def toy_note(frame: pd.DataFrame, untrained: AbstractSet[tuple[str, str]], markdown: bool = True) -> str | None:
     """The line a report gives when some of its numbers come from the project's toy models (tiny models
     pretrained offline on the generated world, not real pretrained weights); None when none does. A toy
     with random weights is left to :func:`untrained_note`."""
@@ -336,7 +337,7 @@ def toy_note(frame: pd.DataFrame, untrained: set[tuple[str, str]], markdown: boo
             "method works, not how real CLIP models behave.")
 
 
-def model_notes(frame: pd.DataFrame, untrained: set[tuple[str, str]], markdown: bool = True) -> list[str]:
+def model_notes(frame: pd.DataFrame, untrained: AbstractSet[tuple[str, str]], markdown: bool = True) -> list[str]:
     """What a report must say about the models of ``frame``: :func:`untrained_note` and :func:`toy_note`, where due."""
     random_names = model_names(frame, untrained)[1]
     notes = [untrained_note(random_names, markdown) if random_names else None, toy_note(frame, untrained, markdown)]
