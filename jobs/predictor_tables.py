@@ -3,6 +3,7 @@ procedure's selection and the selection rules compared (a library module of that
 from __future__ import annotations
 
 import math
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import numpy as np
@@ -71,7 +72,7 @@ def summary_lines(table: pd.DataFrame, outcomes: tuple[str, ...]) -> list[str]:
 
 
 def summary_markdown(table: pd.DataFrame, outcomes: tuple[str, ...], *, n_runs: int, min_datasets: int,
-                     untrained: set[tuple[str, str]] = frozenset()) -> str:
+                     untrained: AbstractSet[tuple[str, str]] = frozenset()) -> str:
     """A short Markdown block a README can quote: one table, predictors by mean |tau| on the
     first outcome, and per outcome the winners and IIMM's rank. ``untrained``: the (model, pretrained)
     pairs with random weights (:func:`core.cards.untrained_models`), named as such."""
@@ -210,7 +211,7 @@ def _num(value: float, spec: str) -> str:
     return "—" if not math.isfinite(value) else format(value, spec)
 
 
-def rules_markdown(selections: dict[str, pd.DataFrame], untrained: set[tuple[str, str]] = frozenset()) -> str:
+def rules_markdown(selections: dict[str, pd.DataFrame], untrained: AbstractSet[tuple[str, str]] = frozenset()) -> str:
     """The forecast procedure's summary under each selection rule, scored on the same runs; its models named
     (``untrained``: the random-weight ones, :func:`core.cards.untrained_models`)."""
     scored = pd.concat(selections.values(), ignore_index=True)
