@@ -71,8 +71,9 @@ def _entry_count(fh: BinaryIO) -> tuple[int, int]:
 
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, limits: UploadLimits,
-                 cap: int | None = None) -> bytes:
-    """The member's bytes, read in chunks; stops as soon as a running cap is passed."""
+                 cap: int | None = None) -> bytearray:
+    """The member's bytes, read in chunks into one bytearray (given as it is: never copied again); stops as soon
+    as a running cap is passed."""
     if info.file_size > (cap or limits.max_member_bytes):
         raise _Skip(f"file too large ({info.file_size / MiB:.1f} MiB declared, limit "
                     f"{(cap or limits.max_member_bytes) / MiB:.0f} MiB)")
@@ -92,7 +93,7 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, li
         raise
     except Exception as e:  # BadZipFile (bad CRC, lying sizes), zlib.error, unknown method...: unusable
         raise _Skip(f"corrupt or unsupported zip member ({_kind(e)})") from None
-    return data  # type: ignore[return-value]  (bytes-like; never copied again)
+    return data
 
 
 

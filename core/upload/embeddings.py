@@ -12,7 +12,7 @@ from core.upload.limits import (DEFAULT_LIMITS, MiB, NPZ_KEYS, UploadError, Uplo
                                 _printable, _Skip, label_problem)
 
 
-def _load_npy(raw: bytes, key: str) -> np.ndarray:
+def _load_npy(raw: bytes | bytearray, key: str) -> np.ndarray:
     """One .npy array; its header is checked against the data length before numpy allocates anything."""
     bio = io.BytesIO(raw)
     try:

@@ -35,7 +35,7 @@ def _to_8bit(im: Image.Image, value_range: tuple[float, float] | None = None) ->
         raise _Skip(str(exc)) from None
 
 
-def _decode_image(raw: bytes, limits: UploadLimits, pixels: PixelBudget | None = None) -> Image.Image:
+def _decode_image(raw: bytes | bytearray, limits: UploadLimits, pixels: PixelBudget | None = None) -> Image.Image:
     """An RGB thumbnail (longest side <= max_side) from encoded bytes, checking the declared size first."""
     if raw.startswith(ARCHIVE_MAGIC) or raw[257:262] == b"ustar":
         raise _Skip("nested archive (not opened)")
