@@ -1,24 +1,27 @@
-"""Forecast fine-tuning on a dataset sample from the command line: what the app's Forecast page gives.
+"""Forecast fine-tuning on dataset samples from the command line: what the app's Forecast page gives.
 
-    python -m jobs.forecast SAMPLE [--model KEY] [--template "a photo of a {c}"] [--results DIR]...
+    python -m jobs.forecast SAMPLE [SAMPLE...] [--model KEY] [--template "a photo of a {c}"] [--results DIR]...
                             [--out FILE.csv|FILE.json] [--device cpu]
 
-SAMPLE is what the page takes: a zip of class folders (``cat/001.png``; in a ``train/``, ``test/`` layout
+A SAMPLE is what the page takes: a zip of class folders (``cat/001.png``; in a ``train/``, ``test/`` layout
 ``train/`` is used), a zip of images with a ``file,label`` CSV, or an ``.npz`` of embeddings
 (``image_embeddings``, ``text_embeddings``, ``labels``, ``class_names``) made by ``--model``. The same parsing,
 limits and refusals as an upload (``core.upload``), the same model (a random-weight model is the network seed 0
 draws, as on the page), the same reference runs (default: the app's store without submitted, unverified runs)
 and the same procedure (``core.predict``, ``core.advice``): the printed numbers equal the page's for the same
-sample, model and template. Embedding progress and notes go to stderr; the forecast to stdout: the sample's
-IIMM with its bootstrap interval, zero-shot accuracy, the verdict and one row per method (predicted in-domain
-gain and out-of-domain change with 95 % prediction intervals, the predictors each forecast rests on, its
-leave-one-dataset-out error). ``--out`` also writes the per-method rows as CSV, or everything (measures,
-baselines, verdict, rows, how each forecast was chosen with its measured coverage, and provenance: the
-sample's SHA-256, model, template, reference folders and run count, package versions, git revision) as JSON.
+sample, model and template. Several samples get one forecast each, the model and the store loaded once.
+Progress and notes go to stderr; the forecasts to stdout: each sample's IIMM with its bootstrap interval,
+zero-shot accuracy, the verdict and one row per method (predicted in-domain gain and out-of-domain change with
+95 % prediction intervals, the predictors each forecast rests on, its leave-one-dataset-out error). ``--out``
+also writes the per-method rows as CSV (a ``sample`` column first), or everything as JSON: ``provenance``
+(model, template, reference folders and run count, package versions, git revision, time), ``forecasts`` (per
+sample: its path and SHA-256, measures, baselines, verdict, rows, how each forecast was chosen with its
+measured coverage) and ``refused`` (samples that could not be used, with the reason).
 
-Exit (``jobs.cli``'s convention): 0 forecast made; 2 the sample, model, option or store cannot be used (nothing
-written); 3 the model has too few reference runs for any forecast (the zero-shot measures are printed and
-written, with the grid command that would make the runs).
+Exit (``jobs.cli``'s convention): 0 every sample forecast; 1 some sample could not be used (said on stderr; the
+others are forecast and written); 2 an option, the store, or every sample cannot be used (nothing written); 3
+the model has too few reference runs for any forecast (the zero-shot measures are printed and written, with the
+grid command that would make the runs).
 """
 from __future__ import annotations
 
@@ -27,13 +30,14 @@ import hashlib
 import json
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from jobs.cli import EXIT_INCOMPLETE, check_device, check_file_out, check_results_folder, no_runs, user_facing
+from jobs.cli import EXIT_FAILED, EXIT_INCOMPLETE, check_device, check_file_out, check_results_folder, no_runs, user_facing
 
 log = logging.getLogger(__name__)
 OUT_SUFFIXES = (".csv", ".json")
@@ -129,8 +133,8 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     return [_jsonable(r) for r in frame.astype(object).where(frame.notna(), None).to_dict("records")]
 
 
-def document(res: Any, rows: pd.DataFrame, verdict: Any, selection: pd.DataFrame, provenance: dict) -> dict:
-    """Everything a forecast gave, as one JSON-ready dict (``--out FILE.json``)."""
+def document(res: Any, rows: pd.DataFrame, verdict: Any, selection: pd.DataFrame) -> dict:
+    """Everything a forecast gave, as one JSON-ready dict (one of ``--out FILE.json``'s forecasts)."""
     return _jsonable({
         "model": res.model, "pretrained": res.pretrained, "model_label": res.model_label,
         "random_weights": bool(res.random_weights), "reference_random_weights": bool(res.reference_random_weights),
@@ -140,36 +144,46 @@ def document(res: Any, rows: pd.DataFrame, verdict: Any, selection: pd.DataFrame
         "enough_runs": bool(res.enough_runs), "message": res.message, "command": res.command, "notes": res.notes,
         "verdict": None if verdict is None else {"confidence": verdict.confidence, "headline": verdict.headline,
                                                  "reasons": verdict.reasons, "warnings": verdict.warnings},
-        "methods": _records(rows), "selection": _records(selection), "provenance": provenance})
+        "methods": _records(rows), "selection": _records(selection)})
 
 
-def _provenance(sample: Path, model_key: str, template: str | None, roots: list, n_runs: int, device: str,
-                seconds: float) -> dict:
+def _provenance(model_key: str, template: str | None, roots: list, n_runs: int, device: str, seconds: float) -> dict:
     from core.experiment import git_revision, package_versions
 
-    return {"sample": str(sample), "sample_sha256": hashlib.sha256(sample.read_bytes()).hexdigest(),
-            "model_key": model_key, "template": template, "reference_roots": [str(r) for r in roots],
+    return {"model_key": model_key, "template": template, "reference_roots": [str(r) for r in roots],
             "reference_runs": n_runs, "device": device, "git_revision": git_revision(),
             "versions": package_versions(), "made_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "seconds": round(seconds, 3)}
 
 
-def forecast(sample: Path, kind: str, model_key: str, template: str, runs: pd.DataFrame, device: str) -> Any:
+class _Model:
+    """The model, loaded on the first image sample that needs it and then kept for the others."""
+
+    def __init__(self, key: str, device: str) -> None:
+        self.key, self.device, self._loaded = key, device, None
+
+    def get(self) -> Any:
+        if self._loaded is None:
+            from core.models import load_model
+
+            log.info("loading %s…", self.key)
+            self._loaded = load_model(self.key, device=self.device, init_seed=0)  # random weights: the page's network
+        return self._loaded
+
+
+def forecast(sample: Path, kind: str, model: _Model, template: str, runs: pd.DataFrame) -> Any:
     """The ``core.predict.ForecastResult`` for a sample file, as the page makes it (UploadError when the sample
     cannot be used)."""
     from core import predict
     from core.upload import embedding_width, embeddings_summary, load_embeddings_npz, load_image_folder_zip
 
     if kind == "npz":
-        arrays = load_embeddings_npz(sample, expected_dim=embedding_width(model_key))
-        log.info("%s", embeddings_summary(arrays))
-        return predict.forecast_for_npz(arrays, runs, model_key)
+        arrays = load_embeddings_npz(sample, expected_dim=embedding_width(model.key))
+        log.info("%s: %s", sample.name, embeddings_summary(arrays))
+        return predict.forecast_for_npz(arrays, runs, model.key)
     parsed = load_image_folder_zip(sample, template=template)
-    log.info("%s", parsed.summary())
-    from core.models import load_model
-
-    log.info("loading %s…", model_key)
-    loaded = load_model(model_key, device=device, init_seed=0)  # a random-weight model: the page's network
+    log.info("%s: %s", sample.name, parsed.summary())
+    loaded = model.get()
     log.info("embedding %d images…", len(parsed.data))
     return predict.forecast_for_sample(loaded, parsed.data, runs, progress=_progress([0]))
 
@@ -177,7 +191,8 @@ def forecast(sample: Path, kind: str, model_key: str, template: str, runs: pd.Da
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.forecast", description=__doc__.split("\n")[0])
-    p.add_argument("sample", type=Path, metavar="SAMPLE", help="a .zip of labelled images or an .npz of embeddings")
+    p.add_argument("samples", type=Path, nargs="+", metavar="SAMPLE",
+                   help="a .zip of labelled images or an .npz of embeddings (several: one forecast each)")
     p.add_argument("--model", default=None, metavar="KEY",
                    help="registry model key, as the app's model cards name them (default: the offline default "
                         "model, worldclip-tiny); for an .npz, the model that made the embeddings")
@@ -187,21 +202,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", action="append", type=Path, metavar="DIR",
                    help="a results folder of reference runs (repeatable); default: the app's store without "
                         "submitted, unverified runs")
-    p.add_argument("--out", type=Path, metavar="FILE", help="also write the forecast: .csv (one row per method) or "
-                                                            ".json (everything, with provenance)")
+    p.add_argument("--out", type=Path, metavar="FILE", help="also write the forecasts: .csv (one row per sample and "
+                                                            "method) or .json (everything, with provenance)")
     p.add_argument("--device", default="cpu", help="where to embed: cpu, cuda or cuda:N (default cpu)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)  # this job's progress; the libraries' own chatter stays at warnings
 
-    from core import advice, cards, store
+    from core import store
     from core.models import DEFAULT_MODEL, check_model
+    from core.upload import UploadError
 
     started = time.perf_counter()
-    kind = check_sample(args.sample)
+    kinds = [check_sample(sample) for sample in args.samples]  # every sample checked before any work
     model_key = args.model or DEFAULT_MODEL
     check_model(model_key)  # an unknown key or tag: one sentence naming the known ones, before anything is read
-    if kind == "npz" and args.template is not None:
+    if "zip" not in kinds and args.template is not None:
         raise ValueError("--template applies to an image sample: an .npz carries its own text embeddings")
     template = DEFAULT_TEMPLATE if args.template is None else args.template
     if args.out is not None:
@@ -216,31 +232,60 @@ def main(argv: list[str] | None = None) -> int:
     if runs.empty:
         raise no_runs("runs", args.results)
 
-    res = forecast(args.sample, kind, model_key, template, runs, device)
+    model, made, failed = _Model(model_key, device), [], []
+    for number, (sample, kind) in enumerate(zip(args.samples, kinds), 1):
+        if len(args.samples) > 1:
+            log.info("[%d/%d] %s", number, len(args.samples), sample)
+        try:
+            res = forecast(sample, kind, model, template, runs)
+        except UploadError as exc:  # this sample cannot be used: said, and the others still forecast
+            print(f"error: {sample}: {exc}", file=sys.stderr)
+            failed.append({"sample": str(sample), "error": str(exc)})
+            continue
+        made.append(_made(sample, res))
+        print(("\n" if number > 1 else "") + "\n".join(report_lines(sample.name, res, *made[-1][2:4])))
+    if not made:
+        raise ValueError(f"no sample could be used ({len(failed)} refused, reasons above)")
+    if args.out is not None:
+        _write(args.out, made, failed, _provenance(model_key, None if "zip" not in kinds else template, roots,
+                                                   len(runs), device, time.perf_counter() - started))
+    if failed:
+        return EXIT_FAILED
+    return 0 if all(res.enough_runs for _, res, *_ in made) else EXIT_INCOMPLETE
+
+
+def _made(sample: Path, res: Any) -> tuple:
+    """(sample, result, per-method rows, verdict or None) for one forecast."""
+    from core import advice, cards
+
     rows = advice.forecast_rows(res)
     card = cards.model_card(res.model, res.pretrained)
     verdict = advice.advise(rows, toy_model=card.toy, random_weights=res.random_weights or
                             res.reference_random_weights, model_title=card.title, zs_acc=res.zero_shot.get("zs_acc"),
                             n_classes=res.n_classes, n_images=res.n_images) if res.enough_runs else None
-    print("\n".join(report_lines(args.sample.name, res, rows, verdict)))
-    if args.out is not None:
-        _write(args.out, res, rows, verdict, _provenance(args.sample, model_key, None if kind == "npz" else template,
-                                                         roots, len(runs), device, time.perf_counter() - started))
-    return 0 if res.enough_runs else EXIT_INCOMPLETE
+    return sample, res, rows, verdict
 
 
-def _write(out: Path, res: Any, rows: pd.DataFrame, verdict: Any, provenance: dict) -> None:
+def _write(out: Path, made: list[tuple], failed: list[dict], provenance: dict) -> None:
     from core import forecast_select, store
 
     if out.suffix.lower() == ".csv":
-        labelled = rows.assign(model=res.model, pretrained=res.pretrained, random_weights=bool(
-            res.random_weights or res.reference_random_weights))
-        store.write_file_atomic(out, labelled.to_csv(index=False))
+        frames = [rows.assign(sample=str(sample), model=res.model, pretrained=res.pretrained,
+                              random_weights=bool(res.random_weights or res.reference_random_weights))
+                  for sample, res, rows, _ in made]
+        table = pd.concat(frames, ignore_index=True)
+        store.write_file_atomic(out, table[["sample", *table.columns.drop("sample")]].to_csv(index=False))
     else:
-        selection = forecast_select.with_measured_coverage(  # raw keys: the page's expander, before renaming
-            res.selected, forecast_select.read_selections(store.SHIPPED_DIR), model=res.model,
-            pretrained=res.pretrained) if not res.selected.empty else pd.DataFrame()
-        store.write_file_atomic(out, json.dumps(document(res, rows, verdict, selection, provenance), indent=1))
+        coverage = forecast_select.read_selections(store.SHIPPED_DIR)
+        documents = []
+        for sample, res, rows, verdict in made:
+            selection = forecast_select.with_measured_coverage(  # raw keys: the page's expander, before renaming
+                res.selected, coverage, model=res.model, pretrained=res.pretrained) if not res.selected.empty \
+                else pd.DataFrame()
+            documents.append({"sample": str(sample), "sample_sha256": hashlib.sha256(sample.read_bytes()).hexdigest(),
+                              **document(res, rows, verdict, selection)})
+        store.write_file_atomic(out, json.dumps(_jsonable({"provenance": provenance, "forecasts": documents,
+                                                           "refused": failed}), indent=1))
     log.info("wrote %s", out)
 
 

@@ -62,9 +62,9 @@ def test_an_npz_forecast_writes_strict_json_with_its_provenance(fixture_store, t
     sample.write_bytes(_npz())
     out = tmp_path / "f.json"
     assert job.main([str(sample), "--model", "worldclip-tiny-random", "--out", str(out)]) == 0
-    doc = _strict_json(out.read_text())  # NaN written as null, never as a bare NaN
-    prov = doc["provenance"]
-    assert prov["sample_sha256"] == hashlib.sha256(sample.read_bytes()).hexdigest()
+    written = _strict_json(out.read_text())  # NaN written as null, never as a bare NaN
+    prov, (doc,) = written["provenance"], written["forecasts"]
+    assert doc["sample_sha256"] == hashlib.sha256(sample.read_bytes()).hexdigest() and written["refused"] == []
     assert prov["model_key"] == "worldclip-tiny-random" and prov["template"] is None
     assert prov["reference_runs"] == len(store.verified_runs(store.load_runs(store.default_roots())))
     assert "torch" in prov["versions"] and prov["git_revision"]
@@ -75,6 +75,28 @@ def test_an_npz_forecast_writes_strict_json_with_its_provenance(fixture_store, t
     assert {"method", "outcome", "predictors", "prediction", "lo", "hi", "coverage"} <= set(chosen.columns)
     assert set(chosen["method"]) == {m["method"] for m in doc["methods"]} and (chosen["status"] == "ok").any()
     assert chosen.loc[chosen["status"] == "ok", "prediction"].notna().all()
+
+
+@pytest.mark.slow
+def test_several_samples_get_one_forecast_each_and_a_refused_one_does_not_stop_the_others(
+        fixture_store, tmp_path, capsys):
+    """One model load for the batch; a sample that cannot be used is named on stderr, the others are forecast and
+    written, and the exit is 1 (ran, and part of it failed)."""
+    (tmp_path / "a.zip").write_bytes(sample_zip())
+    (tmp_path / "b.npz").write_bytes(_npz())
+    (tmp_path / "bad.zip").write_bytes(b"this is not a zip at all")
+    out = tmp_path / "all.csv"
+    argv = [str(tmp_path / n) for n in ("a.zip", "bad.zip", "b.npz")]
+    assert job.main([*argv, "--model", "worldclip-tiny-random", "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.count("Predicted outcome per method") == 2
+    assert f"error: {tmp_path / 'bad.zip'}:" in captured.err
+    table = pd.read_csv(out)
+    assert list(table.columns[:1]) == ["sample"] and set(table["sample"]) == {argv[0], argv[2]}
+    assert len(table) == 2 * table["method"].nunique()
+    assert job.main([*argv[:1], "--model", "worldclip-tiny-random", "--out", str(tmp_path / "all.json")]) == 0
+    doc = _strict_json((tmp_path / "all.json").read_text())
+    assert [f["sample"] for f in doc["forecasts"]] == argv[:1] and doc["provenance"]["template"] == "a photo of a {c}"
 
 
 def test_a_model_without_reference_runs_prints_its_measures_and_the_grid_command_and_exits_3(
@@ -95,7 +117,7 @@ def test_a_model_without_reference_runs_prints_its_measures_and_the_grid_command
     ("emb.npz", ["--out", "{tmp}/dir.json"], "is a folder: name a file"),
     ("emb.npz", ["--model", "no-such-model"], "unknown model 'no-such-model'"),
     ("emb.npz", ["--results", "{tmp}/empty"], "no runs in"),
-    ("bad.zip", [], "not a zip"),
+    ("bad.zip", [], "no sample could be used"),
 ])
 def test_an_unusable_sample_or_option_is_one_line_exit_2_and_writes_nothing(
         fixture_store, tmp_path, capsys, name, argv, message):
