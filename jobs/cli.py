@@ -5,7 +5,8 @@ Exit codes, the same for every job (a job's docstring adds only what is its own)
 - 0: done.
 - 1 (``EXIT_FAILED``): the job ran on usable input and what it did or checked failed: records refused
   (``ingest``, ``submit``), values that differ (``check_before``, ``reproduce``), cells lost or a system error
-  such as a full disk once the work had begun (``grid``), errors under load (``load_test``).
+  such as a full disk once the work had begun (``grid``), errors under load (``load_test``), a sample that could
+  not be used while others were forecast (``forecast``).
 - 2 (``EXIT_USER_ERROR``): the input cannot be used, and nothing was computed or written: a bad flag or flag
   value (argparse's own refusal too), a missing input path, an input with no runs or records to work on (an
   empty or wrong ``--results`` folder), an output that cannot be written (a folder where a file goes, a file
