@@ -286,9 +286,9 @@ def test_the_heatmap_writes_white_on_its_darkest_cells():
     text = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "text")
     assert text["encoding"]["color"] == {"field": "ink", "scale": None, "type": "nominal"}
     ink = {(r["dataset"], r["method_title"]): r["ink"] for r in next(iter(spec["datasets"].values()))}
-    assert ink == {("d1", "A"): "white", ("d2", "A"): "#111", ("d1", "B"): "white", ("d2", "B"): "#111"}
+    assert ink == {("d1", "A"): "white", ("d2", "A"): "black", ("d1", "B"): "white", ("d2", "B"): "black"}
     accuracy = charts.dataset_heatmap(cells.assign(value=[90.0, 10.0, 50.0, 20.0]), "ft_acc").to_dict()
-    assert [r["ink"] for r in next(iter(accuracy["datasets"].values()))] == ["white", "#111", "#111", "#111"]
+    assert [r["ink"] for r in next(iter(accuracy["datasets"].values()))] == ["white", "black", "black", "black"]
 
 
 def _label_boxes(points, sizes, offsets):

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from core.charts.base import (BASELINE_COLOUR, METHOD_PALETTE, RANDOM_WEIGHTS_NOTE, TOOLTIP_FORMAT,
                               TOOLTIP_FORMATS, axis_title, method_colours, method_titles)
-from core.charts.heatmap import DARK_CELL, OUTCOME_TITLES, dataset_heatmap
+from core.charts.heatmap import INKS, OUTCOME_TITLES, SCHEME_STOPS, dataset_heatmap
 from core.charts.iimm import (_points, iimm_panels_by_method, iimm_vs_outcome,  # noqa: F401
                               iimm_vs_outcome_by_method, method_summary)
 from core.charts.tradeoff import LEGEND_ROW_PX, LEGEND_ROWS, PLOT_DECOR_PX, TRADEOFF_AXES, gain_vs_forgetting
 
-__all__ = ["BASELINE_COLOUR", "DARK_CELL", "LEGEND_ROWS", "LEGEND_ROW_PX", "METHOD_PALETTE", "OUTCOME_TITLES",
-           "PLOT_DECOR_PX", "RANDOM_WEIGHTS_NOTE", "TOOLTIP_FORMAT", "TOOLTIP_FORMATS", "TRADEOFF_AXES", "axis_title",
-           "dataset_heatmap", "gain_vs_forgetting", "iimm_panels_by_method", "iimm_vs_outcome",
+__all__ = ["BASELINE_COLOUR", "INKS", "LEGEND_ROWS", "LEGEND_ROW_PX", "METHOD_PALETTE", "OUTCOME_TITLES",
+           "PLOT_DECOR_PX", "RANDOM_WEIGHTS_NOTE", "SCHEME_STOPS", "TOOLTIP_FORMAT", "TOOLTIP_FORMATS", "TRADEOFF_AXES",
+           "axis_title", "dataset_heatmap", "gain_vs_forgetting", "iimm_panels_by_method", "iimm_vs_outcome",
            "iimm_vs_outcome_by_method", "method_colours", "method_summary", "method_titles"]

@@ -12,30 +12,63 @@ from core.charts.base import _require, _subtitle, _tip, _untrained
 OUTCOME_TITLES = ranking.OUTCOME_TITLES  # one naming of the outcomes, kept in core.ranking
 
 
-#: Share of the colour scale's reach (from its middle for changes, from its low end otherwise) past which
-#: a heatmap cell is dark enough that its value is written in white: dark text on the darkest blues and reds
-#: was barely legible.
-DARK_CELL = 0.6
-
-
 #: Most datasets whose values :func:`dataset_heatmap` writes in its cells. Streamlit fits the chart to the page's
 #: width: with the shipped world-v2's 40 datasets a cell was 17 px wide at 1440 px, and each "+76.5 ★" was written
 #: over its neighbours; 15 datasets leave about 48 px, room for one.
 WRITTEN_DATASETS = 16
 
 
-def _cell_ink(values: np.ndarray, diverging: bool) -> list[str]:
-    """The text colour of each heatmap cell: white on the dark end(s) of its scale, near-black elsewhere. A
-    diverging scale (centred on 0) reaches its darkest red at the minimum and its darkest blue at the maximum."""
+#: The cells' colour schemes as Vega draws them (vega-scale's "redblue" and "blues": #rrggbb stops evenly spaced on
+#: [0, 1], interpolated linearly in RGB), so each cell's text colour is chosen against the colour it lies on.
+SCHEME_STOPS = {"redblue": "8c0d25bf363adf745ef4ae91fbdbc9f2efeed2e5ef9dcae15da2cb2f78b3134b85",
+                "blues": "cfe1f2bed8eca8cee58fc1de74b2d75ba3cf4592c63181bd206fb2125ca40a4a90"}
+#: The two inks of a cell's text: whichever has more contrast with the cell (black, not near-black: with either
+#: ink at its best, every colour of both schemes keeps WCAG AA's 4.5:1; #111 fell to 4.35:1 midway).
+INKS = ("white", "black")
+
+
+def _scheme_colour(scheme: str, position: float) -> tuple[float, float, float]:
+    """The (r, g, b) in 0..255 that Vega's ``scheme`` (a key of :data:`SCHEME_STOPS`) gives ``position`` in [0, 1]."""
+    hexes = SCHEME_STOPS[scheme]
+    stops = np.array([[int(hexes[i + j:i + j + 2], 16) for j in (0, 2, 4)] for i in range(0, len(hexes), 6)], float)
+    segments = len(stops) - 1
+    t = min(max(float(position), 0.0), 1.0) * segments
+    i = min(segments - 1, int(t))
+    return tuple(stops[i] + (stops[i + 1] - stops[i]) * (t - i))
+
+
+def _luminance(rgb: tuple[float, float, float]) -> float:
+    """WCAG relative luminance of an (r, g, b) in 0..255."""
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (v / 255 for v in rgb)]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _scale_positions(values: np.ndarray, diverging: bool) -> np.ndarray:
+    """Where each value falls on its colour scheme (0..1), as :func:`_diverging_scale` (0 at 0.5, the ends at its
+    domain's ends) or the sequential scale (the values' minimum to maximum) maps it; NaN where there is no value."""
     finite = values[np.isfinite(values)]
     if not len(finite):
-        return ["#111"] * len(values)
+        return np.full(len(values), np.nan)
     low, high = float(finite.min()), float(finite.max())
-    if diverging:
-        reach = np.where(values >= 0, values / high if high > 0 else 0.0, values / low if low < 0 else 0.0)
-    else:
-        reach = (values - low) / (high - low) if high > low else np.zeros(len(values))
-    return ["white" if r > DARK_CELL else "#111" for r in np.nan_to_num(reach)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if diverging:
+            low, high = min(low, 0.0), max(high, 0.0)
+            return np.where(values < 0, 0.5 - 0.5 * values / low, 0.5 + 0.5 * np.where(high > 0, values / high, 0.0))
+        return (values - low) / (high - low) if high > low else np.where(np.isfinite(values), 0.5, np.nan)
+
+
+def _cell_ink(values: np.ndarray, diverging: bool) -> list[str]:
+    """The text colour of each heatmap cell: of :data:`INKS`, the one with more contrast with the cell's colour
+    (:func:`_scheme_colour`). A fixed share of the scale's reach (white past 60 %) wrote white at 2.8:1 on mid blues
+    and 3.5:1 on mid reds, as each side of the diverging scale darkens at its own pace."""
+    out = []
+    for position in _scale_positions(np.asarray(values, dtype=float), diverging):
+        if not np.isfinite(position):  # no value (a dash): the cell takes no colour of the scheme
+            out.append(INKS[1])
+            continue
+        cell = _luminance(_scheme_colour("redblue" if diverging else "blues", position))
+        out.append(INKS[0] if 1.05 / (cell + 0.05) >= (cell + 0.05) / 0.05 else INKS[1])
+    return out
 
 
 def _cell_text(value: float, signed: bool) -> str:
@@ -82,7 +115,7 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
               axis=alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False))  # every dataset named
     y = alt.Y("method_title:N", title=None, sort=order, axis=alt.Axis(labelLimit=260))
     # the tooltip on every layer: the text and frame lie over the cell, and Streamlit's theme gave them a
-    # tooltip of raw fields ('method_title', 'ink #111', 'label'), so the cell's own was never seen
+    # tooltip of raw fields ('method_title', 'ink black', 'label'), so the cell's own was never seen
     base = alt.Chart(data).encode(x=x, y=y, tooltip=[
         _tip("method_title", "method", "N"), _tip("dataset", "dataset", "N"), _tip("value", title),
         _tip("n_seeds", "seeds averaged")])
