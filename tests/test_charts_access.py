@@ -78,3 +78,38 @@ def test_the_darkest_cells_take_white_text_and_the_palest_black():
     assert _inks(np.array([40.0, 2.0, -10.0, -1.0]), "id_gain") == ["white", "black", "white", "black"]
     assert _inks(np.array([90.0, 10.0, 50.0, 20.0]), "ft_acc") == ["white", "black", "black", "black"]
     assert _inks(np.array([np.nan, 3.0]), "id_gain")[0] == "black"  # a dash in an unfilled cell
+
+
+@pytest.fixture()
+def runs():
+    from core import store
+    from tests.fixtures import make_fixture_records
+
+    return store.records_to_frame(make_fixture_records(n_datasets=5, methods=("full", "bitfit", "lora"), seeds=(0, 1)))
+
+
+def test_every_chart_describes_what_it_shows_for_a_screen_reader(runs):
+    """Vega makes a chart's ``description`` its aria-label; without one every chart was announced as
+    "Vega visualization" (Chromium, each page's charts), whatever it drew."""
+    from core import ranking
+
+    lora = runs[runs["method"] == "lora"]
+    cells = ranking.dataset_matrix(runs, "id_gain", model="worldclip-tiny", pretrained=runs["pretrained"].iloc[0])
+    described = {
+        "trade-off": charts.gain_vs_forgetting(ranking.method_ranking(runs)),
+        "iimm": charts.iimm_vs_outcome(runs, "id_gain"),
+        "forecast": charts.iimm_vs_outcome(lora, "id_gain", highlight={"x": 0.5, "y": 3.25, "lo": 1.0, "hi": 5.5,
+                                                                       "label": "your dataset"}, legend=False),
+        "panel": charts.iimm_panels_by_method(runs, "ood_change")[0],
+        "panels": charts.iimm_vs_outcome_by_method(runs, "id_gain"),
+        "heatmap": charts.dataset_heatmap(cells, "id_gain"),
+    }
+    text = {name: chart.to_dict().get("description", "") for name, chart in described.items()}
+    assert "out-of-domain change" in text["trade-off"] and "one point per method (3)" in text["trade-off"]
+    assert "Pareto" in text["trade-off"]
+    assert all(t in text["iimm"] for t in ("in-domain gain", "IIMM", "3 methods", "BitFit (R²=", "LoRA (R²="))
+    assert "Marked: your dataset at IIMM 0.500, in-domain gain (points) 3.25 (interval 1.00 to 5.50)" in text["forecast"]
+    assert text["panel"].startswith("BitFit.") and "out-of-domain change" in text["panel"]
+    assert "a panel per method (3)" in text["panels"] and "LoRA: R²=" in text["panels"]
+    assert "Heatmap of 3 methods by 5 datasets" in text["heatmap"] and "red below 0" in text["heatmap"]
+    assert "Best on most datasets: " in text["heatmap"]

@@ -87,6 +87,15 @@ def _subtitle(lines: Any, untrained: bool) -> str | list[str] | None:
     return None if not lines else lines[0] if len(lines) == 1 else lines
 
 
+def _description(title: str, subtitle: str | list[str] | None, *facts: str) -> str:
+    """A chart's text alternative, its Vega-Lite ``description`` (Vega makes it the chart's aria-label, where a screen
+    reader announced every chart as "Vega visualization"): its title, its subtitle's lines joined again, and
+    ``facts`` (what it shows), as sentences."""
+    lines = [] if subtitle is None else [subtitle] if isinstance(subtitle, str) else list(subtitle)
+    parts = [title, " ".join(lines), *facts]
+    return " ".join(part.strip().rstrip(".") + "." for part in parts if part and part.strip())
+
+
 def _fits():
     """core.forecast, imported on first use: it pulls in scipy.stats, which the ranking's charts never need."""
     from core import forecast

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from core import ranking, text
-from core.charts.base import _require, _subtitle, _tip, _untrained
+from core.charts.base import _description, _require, _subtitle, _tip, _untrained
 
 
 OUTCOME_TITLES = ranking.OUTCOME_TITLES  # one naming of the outcomes, kept in core.ranking
@@ -93,6 +93,18 @@ def _diverging_scale(values: np.ndarray) -> alt.Scale:
     return alt.Scale(scheme="redblue", domainMid=0, domain=ends)
 
 
+def _heatmap_facts(data: pd.DataFrame, diverging: bool) -> str:
+    """What :func:`dataset_heatmap` shows, in words: its size, what its colours mean, and the methods best on most
+    datasets (the cells themselves are read one by one)."""
+    wins = data[data["best"].astype(bool)].groupby("method_title").size().sort_values(ascending=False, kind="stable")
+    colours = ("red below 0, white at 0, blue above" if diverging else "light to dark blue, low to high")
+    said = (f"Heatmap of {data['method_title'].nunique()} methods by {data['dataset'].nunique()} datasets, each cell "
+            f"the seed mean; colour: {colours}")
+    if len(wins):
+        said += ". Best on most datasets: " + ", ".join(f"{t} ({n})" for t, n in wins.head(5).items())
+    return said
+
+
 def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56, cell_height: int = 26,
                     random_weights: bool | None = None) -> alt.LayerChart:
     """The method x dataset matrix (``core.ranking.dataset_matrix`` output) as coloured cells with
@@ -121,12 +133,13 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
         _tip("n_seeds", "seeds averaged")])
     key = "★ = best method on that dataset (seed means)" + (
         "" if written else "; values on hover (too many datasets to write them in)")
+    subtitle = _subtitle(key, _untrained(matrix, random_weights))
     chart = alt.layer(
         base.mark_rect().encode(color=alt.Color("value:Q", title=title.split(" (")[0], scale=scale)),
         base.transform_filter(alt.datum.best).mark_rect(fill=None, stroke="black", strokeWidth=2),
         base.mark_text(fontSize=10).encode(text="label:N", color=alt.Color("ink:N", scale=None)),
-    ).properties(title=alt.TitleParams(f"{title} per method and dataset", anchor="start",
-                                       subtitle=_subtitle(key, _untrained(matrix, random_weights))),
+    ).properties(title=alt.TitleParams(f"{title} per method and dataset", anchor="start", subtitle=subtitle),
+                 description=_description(f"{title} per method and dataset", subtitle, _heatmap_facts(data, diverging)),
                  width=alt.Step(cell_width), height=alt.Step(cell_height))
     # the cells' colour scale and the text's ink (scale None) apart: merged into one shared scale, Vega-Lite
     # failed in the browser ("Cannot read properties of null (reading 'type')") and the matrix page drew nothing

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from core import cards, ranking
-from core.charts.base import (RANDOM_WEIGHTS_NOTE, TOOLTIP_FORMAT, TOOLTIP_FORMATS, _colour_scale, _fits, _require,
-                              _subtitle, _tip, _untrained, axis_title, method_colours, method_titles)
+from core.charts.base import (RANDOM_WEIGHTS_NOTE, TOOLTIP_FORMAT, TOOLTIP_FORMATS, _colour_scale, _description, _fits,
+                              _require, _subtitle, _tip, _untrained, axis_title, method_colours, method_titles)
 
 
 def _points(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -108,7 +108,24 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
         subtitle = fitted if bands else "no line fitted: a fit needs 3 or more datasets with differing values"
     lines = _subtitle(subtitle, untrained)
     heading = alt.TitleParams(title, anchor="start", **({"subtitle": lines} if lines else {}))
-    return alt.layer(*layers).properties(title=heading, width=width, height=height)
+    shown = (f"Scatter plot of {y_title} against {x_title}, one point per dataset (its seed mean), "
+             f"{'one method' if len(labels) == 1 else f'{len(labels)} methods'}: {'; '.join(labels.values())}")
+    described = _description(title, lines, shown, _highlight_text(highlight, x_title, y_title))
+    return alt.layer(*layers).properties(title=heading, description=described, width=width, height=height)
+
+
+def _highlight_text(highlight: dict[str, Any] | None, x_title: str, y_title: str) -> str:
+    """What :func:`_highlight_layers` draws, in words, for a chart's description ('' without a highlight)."""
+    if highlight is None:
+        return ""
+    said = f"Marked: {highlight.get('label', 'your dataset')} at {x_title} {float(highlight['x']):.3f}"
+    finite = {k: float(highlight[k]) for k in ("y", "lo", "hi")
+              if highlight.get(k) is not None and np.isfinite(float(highlight[k]))}
+    if "y" in finite:
+        said += f", {y_title} {finite['y']:,.2f}"
+        if "lo" in finite and "hi" in finite:
+            said += f" (interval {finite['lo']:,.2f} to {finite['hi']:,.2f})"
+    return said
 
 
 #: Width of one :func:`iimm_vs_outcome_by_method` panel's plot (px); its title is cut to it.
@@ -172,9 +189,16 @@ def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str 
     # theme overrides a top-level configure_legend(disable=True) and drew every method's legend per panel.
     # Colour independent: each panel's scale holds only its own method and colour.
     chart = alt.concat(*panels, columns=columns).resolve_scale(x="shared", y="shared", color="independent")
-    if _untrained(df, random_weights):
+    untrained = _untrained(df, random_weights)
+    if untrained:
         chart = chart.properties(title=alt.TitleParams(RANDOM_WEIGHTS_NOTE, anchor="start", color="#b00020"))
-    return chart
+    outcome_title, predictor_title = axis_title(outcome), axis_title(predictor)
+    return chart.properties(description=_description(
+        RANDOM_WEIGHTS_NOTE if untrained else "", None,
+        f"{outcome_title.split(' (')[0]} vs {predictor_title}, a panel per method ({len(panels)}), each a point per "
+        "dataset (its seed mean) and a straight-line fit",
+        "; ".join(f"{panel.title.text}: {panel.title.subtitle if isinstance(panel.title.subtitle, str) else panel.title.subtitle[-1]}"
+                  for panel in panels)))  # its fit's statistics, the last line under a random-weights note
 
 
 def _highlight_layers(highlight: dict[str, Any], x_title: str, y_title: str) -> list[alt.Chart]:

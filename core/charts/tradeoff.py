@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from core import label_layout
-from core.charts.base import _colour_scale, _require, _subtitle, _tip, _untrained, method_colours
+from core.charts.base import _colour_scale, _description, _require, _subtitle, _tip, _untrained, method_colours
 from core.text import distinct_labels
 
 
@@ -162,7 +162,12 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
                                      dx=alt.expr("datum.label_dx"), dy=alt.expr("datum.label_dy"), fontSize=11,
                                      color="#222").encode(enc(x, alt.X), enc(y, alt.Y), text="method_title:N",
                                                           tooltip=tooltip))
+    heading = f"{enc(y, alt.Y).to_dict()['title'].split(' (')[0]} vs {enc(x, alt.X).to_dict()['title'].split(' (')[0]}"
+    front = data.loc[data["pareto"].astype(bool), "method_title"].tolist()
+    described = _description(heading, subtitle, f"Scatter plot of {enc(y, alt.Y).to_dict()['title']} against "
+                             f"{enc(x, alt.X).to_dict()['title']}, one point per method ({len(titles)}), each named in "
+                             "the legend and beside its point where there is room",
+                             f"Pareto, best trade-off (diamonds): {', '.join(front)}" if front else "")
     return alt.layer(*layers).properties(
-        title=alt.TitleParams(f"{enc(y, alt.Y).to_dict()['title'].split(' (')[0]} vs "
-                              f"{enc(x, alt.X).to_dict()['title'].split(' (')[0]}", subtitle=subtitle, anchor="start"),
+        title=alt.TitleParams(heading, subtitle=subtitle, anchor="start"), description=described,
         width=width, height=height + LEGEND_ROW_PX * -(-len(titles) // columns))
