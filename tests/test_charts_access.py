@@ -2,6 +2,8 @@
 the heatmap's cells, and a text alternative for every chart."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -113,3 +115,40 @@ def test_every_chart_describes_what_it_shows_for_a_screen_reader(runs):
     assert "a panel per method (3)" in text["panels"] and "LoRA: R²=" in text["panels"]
     assert "Heatmap of 3 methods by 5 datasets" in text["heatmap"] and "red below 0" in text["heatmap"]
     assert "Best on most datasets: " in text["heatmap"]
+
+
+def _layers(spec: dict):
+    """Every layer (unit spec with a mark) of a Vega-Lite spec, through layer and concat."""
+    if "mark" in spec:
+        yield spec
+    for key in ("layer", "concat", "hconcat", "vconcat"):
+        for child in spec.get(key, []):
+            yield from _layers(child)
+
+
+def test_every_mark_a_screen_reader_reaches_is_said_in_words(runs):
+    """Vega gives each mark an aria-label; unset, it was the mark's raw fields, unformatted (Chromium's
+    accessibility tree on the Ranking page: "mean in-domain gain (points): 15.1002074914; ... id_gain_hi:
+    27.9664591753; method: CLIP-CITE", the heatmap's "method_title: ..."). Each layer now either describes its
+    marks in the tooltip's words and formats, or (error bars, labels, fit bands, frames: said elsewhere) is hidden."""
+    from core import ranking
+
+    lora = runs[runs["method"] == "lora"]
+    cells = ranking.dataset_matrix(runs, "id_gain", model="worldclip-tiny", pretrained=runs["pretrained"].iloc[0])
+    built = [charts.gain_vs_forgetting(ranking.method_ranking(runs)), charts.iimm_vs_outcome(runs, "id_gain"),
+             charts.iimm_vs_outcome(lora, "id_gain", highlight={"x": 0.5, "y": 3.0, "lo": 1.0, "hi": 5.0}),
+             charts.iimm_vs_outcome_by_method(runs, "ood_change"), charts.dataset_heatmap(cells, "id_gain")]
+    for chart in built:
+        spec = chart.to_dict()
+        for layer in _layers(spec):
+            mark = layer["mark"] if isinstance(layer["mark"], dict) else {"type": layer["mark"]}
+            assert mark.get("aria") is False or "description" in layer.get("encoding", {}), mark
+        said = [row["said"] for rows in spec["datasets"].values() for row in rows if "said" in row]
+        assert said
+        for line in said:
+            assert "method_title" not in line and "_hi" not in line and "_lo" not in line, line
+            assert not re.search(r"\d\.\d{4}", line), line  # numbers as the tooltip writes them, not 15.1002074914
+    trade = next(iter(built[0].to_dict()["datasets"].values()))[0]["said"]
+    assert trade.startswith("method: Full; mean in-domain gain (points): ") and "95 % interval" in trade
+    heat = [r["said"] for r in next(iter(built[4].to_dict()["datasets"].values())) if r["best"]]
+    assert heat and all(line.endswith("; best method on this dataset") for line in heat)

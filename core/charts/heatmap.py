@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from core import ranking, text
-from core.charts.base import _description, _require, _subtitle, _tip, _untrained
+from core.charts.base import _description, _require, _spoken, _subtitle, _tip, _untrained
 
 
 OUTCOME_TITLES = ranking.OUTCOME_TITLES  # one naming of the outcomes, kept in core.ranking
@@ -128,16 +128,18 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
     y = alt.Y("method_title:N", title=None, sort=order, axis=alt.Axis(labelLimit=260))
     # the tooltip on every layer: the text and frame lie over the cell, and Streamlit's theme gave them a
     # tooltip of raw fields ('method_title', 'ink black', 'label'), so the cell's own was never seen
-    base = alt.Chart(data).encode(x=x, y=y, tooltip=[
-        _tip("method_title", "method", "N"), _tip("dataset", "dataset", "N"), _tip("value", title),
-        _tip("n_seeds", "seeds averaged")])
+    tips = [_tip("method_title", "method", "N"), _tip("dataset", "dataset", "N"), _tip("value", title),
+            _tip("n_seeds", "seeds averaged")]
+    data["said"] = _spoken(data, tips, [["best method on this dataset"] if b else [] for b in data["best"]])
+    base = alt.Chart(data).encode(x=x, y=y, tooltip=tips)
     key = "★ = best method on that dataset (seed means)" + (
         "" if written else "; values on hover (too many datasets to write them in)")
     subtitle = _subtitle(key, _untrained(matrix, random_weights))
     chart = alt.layer(
-        base.mark_rect().encode(color=alt.Color("value:Q", title=title.split(" (")[0], scale=scale)),
-        base.transform_filter(alt.datum.best).mark_rect(fill=None, stroke="black", strokeWidth=2),
-        base.mark_text(fontSize=10).encode(text="label:N", color=alt.Color("ink:N", scale=None)),
+        base.mark_rect().encode(color=alt.Color("value:Q", title=title.split(" (")[0], scale=scale),
+                                description="said:N"),  # a screen reader's words for the cell, not its raw fields
+        base.transform_filter(alt.datum.best).mark_rect(fill=None, stroke="black", strokeWidth=2, aria=False),
+        base.mark_text(fontSize=10, aria=False).encode(text="label:N", color=alt.Color("ink:N", scale=None)),
     ).properties(title=alt.TitleParams(f"{title} per method and dataset", anchor="start", subtitle=subtitle),
                  description=_description(f"{title} per method and dataset", subtitle, _heatmap_facts(data, diverging)),
                  width=alt.Step(cell_width), height=alt.Step(cell_height))

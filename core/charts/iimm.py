@@ -11,7 +11,7 @@ import pandas as pd
 
 from core import cards, ranking
 from core.charts.base import (RANDOM_WEIGHTS_NOTE, TOOLTIP_FORMAT, TOOLTIP_FORMATS, _colour_scale, _description, _fits,
-                              _require, _subtitle, _tip, _untrained, axis_title, method_colours, method_titles)
+                              _require, _spoken, _subtitle, _tip, _untrained, axis_title, method_colours, method_titles)
 
 
 def _points(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -84,20 +84,22 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
         alt.Scale(zero=False, nice=True, domain=list(domains[0])), alt.Scale(nice=True, domain=list(domains[1])))
     color = alt.Color("series:N", title="method", scale=_colour_scale(labels, colours or method_colours(labels)),
                       legend=alt.Legend(labelLimit=320) if legend else None)
+    tips = [_tip("model", "model", "N"), _tip("dataset", "dataset", "N"), _tip("method_title", "method", "N"),
+            _tip(predictor, x_title), _tip(outcome, y_title), _tip("n_seeds", "seeds averaged")]
+    pts["said"] = _spoken(pts, tips)  # a screen reader's words for the point, where it read raw fields
     points = alt.Chart(pts).mark_circle(size=70, opacity=0.85).encode(
         x=alt.X(f"{predictor}:Q", title=x_title, scale=x_scale),
-        y=alt.Y(f"{outcome}:Q", title=y_title, scale=y_scale), color=color,
-        tooltip=[_tip("model", "model", "N"), _tip("dataset", "dataset", "N"), _tip("method_title", "method", "N"),
-                 _tip(predictor, x_title), _tip(outcome, y_title), _tip("n_seeds", "seeds averaged")])
+        y=alt.Y(f"{outcome}:Q", title=y_title, scale=y_scale), color=color, tooltip=tips, description="said:N")
     layers: list[alt.Chart] = []
     if bands:
         band = pd.concat(bands, ignore_index=True)
         band["series"] = band["method"].map(labels)
         base = alt.Chart(band).encode(x=alt.X("x:Q", title=x_title, scale=x_scale), color=color)
         fit_tip = [_tip("series", "straight-line fit", "N")]  # not the theme's raw 'x', 'fit', 'lo', 'hi'
-        layers += [base.mark_area(opacity=0.15).encode(y=alt.Y("lo:Q", title=y_title, scale=y_scale), y2="hi:Q",
-                                                      tooltip=fit_tip),
-                   base.mark_line().encode(y=alt.Y("fit:Q", title=y_title, scale=y_scale), tooltip=fit_tip)]
+        # hidden from screen readers (each read as one raw grid point); the chart's description gives the fits
+        layers += [base.mark_area(opacity=0.15, aria=False).encode(y=alt.Y("lo:Q", title=y_title, scale=y_scale),
+                                                                  y2="hi:Q", tooltip=fit_tip),
+                   base.mark_line(aria=False).encode(y=alt.Y("fit:Q", title=y_title, scale=y_scale), tooltip=fit_tip)]
     layers.append(points)
     if highlight is not None:
         layers += _highlight_layers(highlight, x_title, y_title)
@@ -202,6 +204,8 @@ def iimm_vs_outcome_by_method(df: pd.DataFrame, outcome: str, *, predictor: str 
 
 
 def _highlight_layers(highlight: dict[str, Any], x_title: str, y_title: str) -> list[alt.Chart]:
+    """The marked dataset's layers, hidden from screen readers: the chart's description says them
+    (:func:`_highlight_text`)."""
     if "x" not in highlight or not np.isfinite(float(highlight["x"])):
         raise ValueError("highlight needs a finite 'x' (the user's predictor value)")
     row = {"x": float(highlight["x"]), "label": str(highlight.get("label", "your dataset"))}
@@ -216,15 +220,15 @@ def _highlight_layers(highlight: dict[str, Any], x_title: str, y_title: str) -> 
             tips.append(_tip("interval", "interval", "N"))
     data = pd.DataFrame([row])
     x = alt.X("x:Q", title=x_title)
-    layers = [alt.Chart(data).mark_rule(strokeDash=[6, 4], color="black").encode(x=x, tooltip=tips[:2])]
+    layers = [alt.Chart(data).mark_rule(strokeDash=[6, 4], color="black", aria=False).encode(x=x, tooltip=tips[:2])]
     layers.append(alt.Chart(data).mark_text(align="left", dx=5, baseline="top", y=4, fontSize=11,
-                                            fontWeight="bold").encode(x=x, text="label:N", tooltip=tips[:2]))
+                                            fontWeight="bold", aria=False).encode(x=x, text="label:N", tooltip=tips[:2]))
     if "y" in row:
         layers.append(alt.Chart(data).mark_point(shape="diamond", size=300, filled=True,
-                                                 color="black").encode(
+                                                 color="black", aria=False).encode(
             x=x, y=alt.Y("y:Q", title=y_title), tooltip=tips))
         if "lo" in row and "hi" in row:
-            layers.append(alt.Chart(data).mark_rule(color="black", strokeWidth=2).encode(
+            layers.append(alt.Chart(data).mark_rule(color="black", strokeWidth=2, aria=False).encode(
                 x=x, y=alt.Y("lo:Q", title=y_title), y2="hi:Q", tooltip=tips))
     return layers
 

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from core import label_layout
-from core.charts.base import _colour_scale, _description, _require, _subtitle, _tip, _untrained, method_colours
+from core.charts.base import (_colour_scale, _description, _require, _spoken, _subtitle, _tip, _untrained,
+                              method_colours)
 from core.text import distinct_labels
 
 
@@ -77,6 +78,21 @@ def _with_label_offsets(data: pd.DataFrame, x: str, y: str, domains: dict, width
                        label_dy=[o.dy if o else None for o in offsets])
 
 
+def _interval_words(data: pd.DataFrame, axes: list[str], enc) -> list[list[str]]:
+    """Each row's intervals on ``axes`` (those with ``<axis>_lo``/``_hi`` columns), in words for its point's
+    description: the error bars themselves are hidden from screen readers (each read as raw fields)."""
+    words = [[] for _ in range(len(data))]
+    for axis in axes:
+        if f"{axis}_lo" not in data.columns or f"{axis}_hi" not in data.columns:
+            continue
+        title = enc(axis, alt.X).to_dict()["title"]
+        for i, (lo, hi) in enumerate(zip(pd.to_numeric(data[f"{axis}_lo"], errors="coerce"),
+                                         pd.to_numeric(data[f"{axis}_hi"], errors="coerce"))):
+            if np.isfinite(lo) and np.isfinite(hi):
+                words[i].append(f"{title} 95 % interval {lo:,.2f} to {hi:,.2f}")
+    return words
+
+
 def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_change",
                        width: int = 560, height: int = 560, prefix: str = "mean",
                        subtitle: str | None = None, random_weights: bool | None = None) -> alt.LayerChart:
@@ -134,31 +150,34 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     color = alt.Color("method_title:N", title="method", scale=_colour_scale(titles, method_colours(titles)),
                       legend=alt.Legend(orient="bottom", labelLimit=LEGEND_LABEL_PX, symbolOpacity=1,
                                         symbolType="circle", columns=columns, columnPadding=12))
-    base = alt.Chart(_with_label_offsets(data, x, y, domains, width, height - PLOT_DECOR_PX))
     # every layer names its tooltip: Streamlit's theme gives a layer without one a tooltip of its raw fields
     # (a label read 'method_title Full', 'predicted in-domain gain (points) 15.0172894871')
     tooltip = [_tip("method_title", "method", "N"), _tip(x, enc(x, alt.X).to_dict()["title"]),
                *([_tip(y, enc(y, alt.Y).to_dict()["title"])] if y != x else []),
                *([_tip("n_datasets", "datasets")] if "n_datasets" in data.columns else []),
                _tip("front", "trade-off", "N")]
+    placed = _with_label_offsets(data, x, y, domains, width, height - PLOT_DECOR_PX)
+    placed["said"] = _spoken(placed, tooltip, _interval_words(placed, list(dict.fromkeys((x, y))), enc))
+    base = alt.Chart(placed)
     layers = []
     for axis, channel, other in ((x, alt.X, enc(y, alt.Y)), (y, alt.Y, enc(x, alt.X))):
         if f"{axis}_lo" in data.columns and data[f"{axis}_lo"].notna().any():
             title = enc(axis, alt.X).to_dict()["title"]
             second = alt.X2 if channel is alt.X else alt.Y2
-            layers.append(base.mark_rule(strokeWidth=1.5, opacity=0.35).encode(
+            layers.append(base.mark_rule(strokeWidth=1.5, opacity=0.35, aria=False).encode(  # said by the point
                 channel(f"{axis}_lo:Q", title=title), second(f"{axis}_hi:Q"), other, color=color, tooltip=tooltip))
     if {x, y} == {"id_gain", "ood_change"} and int(data["pareto"].sum()) > 1:
-        layers.append(base.transform_filter(alt.datum.pareto).mark_line(color="#555", strokeDash=[5, 4], tooltip=None)
-                      .encode(enc(x, alt.X), enc(y, alt.Y), order=f"{x}:Q"))
+        front_line = base.transform_filter(alt.datum.pareto).mark_line(color="#555", strokeDash=[5, 4], tooltip=None,
+                                                                        aria=False)  # its points say 'Pareto'
+        layers.append(front_line.encode(enc(x, alt.X), enc(y, alt.Y), order=f"{x}:Q"))
     shape = alt.Shape("front:N", title="", scale=alt.Scale(domain=["Pareto: best trade-off", "dominated"],
                                                             range=["diamond", "circle"]),
                       legend=alt.Legend(symbolFillColor="#333", symbolStrokeColor="#333", orient="top",
                                         direction="horizontal", symbolOpacity=1, labelLimit=300))
     layers.append(base.mark_point(filled=True, opacity=0.95, stroke="#222", strokeWidth=0.6, size=170).encode(
-        enc(x, alt.X), enc(y, alt.Y), color=color, shape=shape, tooltip=tooltip))
+        enc(x, alt.X), enc(y, alt.Y), color=color, shape=shape, tooltip=tooltip, description="said:N"))
     labelled = base.transform_filter("isValid(datum.label_align)")  # a label that fits nowhere: none drawn
-    layers.append(labelled.mark_text(align=alt.expr("datum.label_align"), baseline="middle",
+    layers.append(labelled.mark_text(align=alt.expr("datum.label_align"), baseline="middle", aria=False,
                                      dx=alt.expr("datum.label_dx"), dy=alt.expr("datum.label_dy"), fontSize=11,
                                      color="#222").encode(enc(x, alt.X), enc(y, alt.Y), text="method_title:N",
                                                           tooltip=tooltip))
