@@ -238,7 +238,7 @@ def predictor_tables(model: str, pretrained: str, outcome_names: dict[str, str])
     from core import forecast_select, predictor_eval, predictor_shown
 
     number = st.column_config.NumberColumn
-    st.subheader("IIMM against the other zero-shot and transferability scores")
+    st.header("IIMM against the other zero-shot and transferability scores")
     try:  # the shipped table with most rows of the model picked above, those rows
         tables = predictor_shown.read_each(csvs, shipped_csv)  # one unreadable table hides no other
         source, raw = predictor_shown.table_for_model(tables, model, pretrained)

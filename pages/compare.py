@@ -51,7 +51,7 @@ for tab, outcome in zip(st.tabs(["IIMM vs in-domain gain", "IIMM vs out-of-domai
     for panel in panels:
         row.altair_chart(panel, width="content")
 
-st.subheader("How well IIMM explains each outcome, per method")
+st.header("How well IIMM explains each outcome, per method")
 fits = fit_table(roots, app.store_version(roots), model, pretrained, tuple(methods), include)
 if fits.empty:
     st.info("No fine-tuning runs of this model to fit (the zero-shot baseline trains nothing and is left out).")

@@ -76,7 +76,7 @@ for column, (kind, write) in zip(st.columns(2), {"CSV": store.to_csv_bytes, "Par
     column.download_button(f"Download {kind}", key=f"lb_{kind.lower()}", file_name=f"runs.{kind.lower()}",
                            data=lambda write=write: write(matching(roots, *args)))  # built on click: every field
 
-st.subheader("One run in detail")
+st.header("One run in detail")
 if len(view) > len(shown):
     st.caption(f"The picker lists the {len(shown):,} runs shown; filter or search to reach the other "
                f"{len(view) - len(shown):,}.")
