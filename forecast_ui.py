@@ -256,8 +256,8 @@ def outcome_views(res, rows: pd.DataFrame) -> None:
     untrained = bool(res.random_weights or res.reference_random_weights)  # the model, or its reference runs
     forecast_table(rows, cards.model_label(res.model, res.pretrained, True) if untrained else None)
     try:
-        st.altair_chart(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", subtitle=(
-            "bars: 95 % prediction interval; diamonds: best predicted trade-offs"), random_weights=untrained))
+        st.altair_chart(charts.readable(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", subtitle=(
+            "bars: 95 % prediction interval; diamonds: best predicted trade-offs"), random_weights=untrained)))
     except ValueError as exc:  # no method forecast on both axes (e.g. no reference run has an OOD panel)
         st.info(f"No trade-off chart: {plain(exc)}")
     left, right = st.columns([1, 2])
@@ -267,8 +267,8 @@ def outcome_views(res, rows: pd.DataFrame) -> None:
     # the chart's axis is IIMM: its mark is the IIMM line's forecast, which the table may not use
     mark = {**res.highlight("id_gain", method), "label": f"your dataset ({cards.method_title(method)}, IIMM line)"}
     try:
-        right.altair_chart(charts.iimm_vs_outcome(ref, "id_gain", highlight=mark, width=520, height=300,
-                                                  legend=False, random_weights=untrained))
+        right.altair_chart(charts.readable(charts.iimm_vs_outcome(ref, "id_gain", highlight=mark, width=520,
+                                                                  height=300, legend=False, random_weights=untrained)))
     except ValueError as exc:  # this method has no runs with both values
         right.info(f"No chart: {plain(exc)}")
 

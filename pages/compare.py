@@ -49,7 +49,7 @@ for tab, outcome in zip(st.tabs(["IIMM vs in-domain gain", "IIMM vs out-of-domai
         continue
     row = tab.container(horizontal=True)  # wraps: one chart of the panels ran past the page on narrow screens
     for panel in panels:
-        row.altair_chart(panel, width="content")
+        row.altair_chart(charts.readable(panel), width="content")
 
 st.header("How well IIMM explains each outcome, per method")
 fits = fit_table(roots, app.store_version(roots), model, pretrained, tuple(methods), include)

@@ -35,7 +35,7 @@ cells = matrix(roots, app.store_version(roots), outcome, model, pretrained, incl
 if cells.empty:
     st.info("No successful runs with this outcome for this model.")
     st.stop()
-st.altair_chart(charts.dataset_heatmap(cells, outcome, random_weights=untrained))
+st.altair_chart(charts.readable(charts.dataset_heatmap(cells, outcome, random_weights=untrained)))
 wins = cells[cells["best"]].groupby("method_title").size().sort_values(ascending=False)
 st.write("Datasets won (ties count for each): " + ", ".join(f"{plain(t)} {n}" for t, n in wins.items()))
 wide = cells.pivot_table(index="method_title", columns="dataset", values="value").rename_axis(

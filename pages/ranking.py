@@ -83,7 +83,7 @@ axes = {k: v[0] for k, v in charts.TRADEOFF_AXES.items()}
 a1, a2, a3 = st.columns([2, 2, 3])
 x, y = app.link_select(a1, "x axis", axes, "x"), app.link_select(a2, "y axis", axes, "y", index=1)
 try:
-    st.altair_chart(charts.gain_vs_forgetting(rows, x=x, y=y, random_weights=untrained))
+    st.altair_chart(charts.readable(charts.gain_vs_forgetting(rows, x=x, y=y, random_weights=untrained)))
 except ValueError as exc:
     st.info(f"Nothing to draw: {exc}")
 opened = mine[mine["dataset"].isin(datasets)] if datasets else mine  # the runs the link shows

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import metrics, store
+from core import charts, metrics, store
 from core.models import ASSET_DIR, spec_for
 from jobs.app_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app, wait_until_idle
 from tests.app_helpers import sample_zip, traversal_zip
@@ -241,6 +241,9 @@ def test_the_matrix_heatmap_draws_its_cells(server, browser, tmp_path):
     stars = [t for t in chart.locator("g.mark-text.role-mark text").all_text_contents() if t.endswith("★")]
     assert cells >= 18 and stars, (cells, stars)  # written values or (many datasets) stars alone
     assert chart.bounding_box()["height"] > 200 and not errors, errors
+    # the page's axis ink, not Streamlit's chart theme's #808495 (3.7:1 on white): the theme leaves it in place
+    inks = set(chart.locator("g.role-axis-label text").evaluate_all("ts => ts.map(t => t.getAttribute('fill'))"))
+    assert inks == {charts.AXIS_INK}, inks
     chart.scroll_into_view_if_needed()
     _shot(page, tmp_path, "matrix-heatmap")
 

@@ -152,3 +152,43 @@ def test_every_mark_a_screen_reader_reaches_is_said_in_words(runs):
     assert trade.startswith("method: Full; mean in-domain gain (points): ") and "95 % interval" in trade
     heat = [r["said"] for r in next(iter(built[4].to_dict()["datasets"].values())) if r["best"]]
     assert heat and all(line.endswith("; best method on this dataset") for line in heat)
+
+
+def _contrast_on_white(colour: str) -> float:
+    linear = [c / 255 for c in _rgb(colour)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in linear]
+    return 1.05 / (0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2] + 0.05)
+
+
+def test_readable_writes_axis_and_legend_text_at_aa_contrast():
+    """Streamlit's chart theme writes axis and legend text in #808495: 3.7:1 on white, under AA's 4.5:1."""
+    assert _contrast_on_white("#808495") < 4.5  # the theme's grey, measured in Chromium
+    import altair as alt
+
+    config = charts.readable(alt.Chart(pd.DataFrame({"x": [1]})).mark_point().encode(x="x")).to_dict()["config"]
+    for part in ("axis", "legend"):
+        for key in ("labelColor", "titleColor"):
+            assert _contrast_on_white(config[part][key]) >= 4.5, (part, key)
+
+
+@pytest.mark.parametrize("name", ["ranking", "matrix", "compare", "forecast"])
+def test_every_chart_a_page_shows_has_readable_axis_and_legend_text(fixture_store, name):
+    import json
+
+    from core import store
+    from tests.app_helpers import app_test, page, sample_zip
+
+    (store.SHIPPED_DIR / "predictors.csv").write_text(
+        "model,pretrained,method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
+        "worldclip-tiny,random,full,iimm,zero-shot,id_gain,ok,0.8,1\n")
+    at = (app_test() if name == "ranking" else page(name)).run()
+    if name == "forecast":
+        at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
+        at.button(key="fc_run").click().run()
+    assert not at.exception
+    specs = [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+    assert specs
+    for spec in specs:
+        assert spec["config"]["axis"]["labelColor"] == charts.AXIS_INK, spec.get("title")
+        assert spec["config"]["legend"]["titleColor"] == charts.AXIS_INK, spec.get("title")
+    assert _contrast_on_white(charts.AXIS_INK) >= 4.5
