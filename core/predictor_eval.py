@@ -18,7 +18,7 @@ A *cell* is one (model, pretrained, method). No streamlit, no torch.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -162,7 +162,7 @@ def cell_rng(seed: int, *key: object) -> np.random.Generator:
 
 def evaluate_predictors(runs: pd.DataFrame, *, outcomes: tuple[str, ...] = OUTCOMES,
                         min_datasets: int = 5, n_boot: int = 1000, level: float = 0.95,
-                        seed: int = 0) -> pd.DataFrame:
+                        seed: int = 0, progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """One row per (model, pretrained, method, predictor, outcome): :data:`TABLE_COLUMNS`.
 
     Statistics are filled only where ``status == 'ok'``, i.e. at least ``min_datasets``
@@ -170,7 +170,8 @@ def evaluate_predictors(runs: pd.DataFrame, *, outcomes: tuple[str, ...] = OUTCO
     ``tau_hi`` are the two-level bootstrap interval (``n_boot`` replicates, 0 = none) where
     some dataset has 2+ seeds; ``tau_interval`` says which. Each cell draws from its own stream
     (:func:`cell_rng` of ``seed`` and the cell), and the runs of one (dataset, seed) -- config variants
-    of one cell -- count as one seed, their mean. Empty frame when no run qualifies.
+    of one cell -- count as one seed, their mean. Empty frame when no run qualifies. ``progress``, if given,
+    is called as ``progress(rows done, rows in all)`` after each row (a long job's progress line).
     """
     if min_datasets < 3:
         raise ValueError(f"min_datasets must be at least 3 (leave-one-dataset-out needs 3), got {min_datasets}")
@@ -188,7 +189,7 @@ def evaluate_predictors(runs: pd.DataFrame, *, outcomes: tuple[str, ...] = OUTCO
     ci_name = f"{round(level * 100)}% two-level bootstrap (datasets, then seeds), B={n_boot}"
     cells = {key: g for key, g in frame.groupby(["model", "pretrained", "method"], sort=True)}
     extra: list[dict[str, Any]] = []
-    for row in table.itertuples(index=False):
+    for done, row in enumerate(table.itertuples(index=False), 1):
         runs_here = cells[(row.model, row.pretrained, row.method)]
         runs_used = runs_here[["dataset", "seed", row.predictor, row.outcome]].dropna()
         # one value per (dataset, seed), in seed order: record order and config variants change nothing
@@ -215,6 +216,8 @@ def evaluate_predictors(runs: pd.DataFrame, *, outcomes: tuple[str, ...] = OUTCO
                 out["tau_lo"], out["tau_hi"] = bootstrap_tau(groups, n_boot=n_boot, level=level, rng=rng)
                 out["tau_interval"] = ci_name
         extra.append(out)
+        if progress is not None:
+            progress(done, len(table))
     table = pd.concat([table.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
     not_ok = table["status"] != "ok"
     table.loc[not_ok, ["pearson_r", "kendall_tau", "r2", "lodo_mae"]] = np.nan

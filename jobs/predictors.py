@@ -51,7 +51,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -72,6 +74,8 @@ OUT_RULE = ("default: jobs/results/predictors.csv for --results jobs/results/def
 #: distinct files.
 SUMMARY_MD, SELECTION_CSV, ZERO_SHOT_CSV = "predictors.md", "forecast-selection.csv", "forecast-selection-zero-shot.csv"
 RULES_MD, RULES_CSV = "forecast-rules.md", "forecast-rules.csv"
+log = logging.getLogger("jobs.predictors")
+PROGRESS_EVERY_S = 10.0  #: at most one progress line on stderr per this many seconds a stage (its last one too)
 MAX_BOOTSTRAP = 100_000  #: most --bootstrap replicates: the tau interval's arrays take datasets² × B × 16 bytes
 #: The analysis the shipped tables were made with: option -> (argument name, default).
 ANALYSIS_DEFAULTS = {"--min-datasets": ("min_datasets", 5), "--bootstrap": ("bootstrap", 1000),
@@ -113,6 +117,32 @@ def rescore(roots: list[Path]) -> int:
         rec.setdefault("provenance", {})["transferability"] = info
         store.write_record(rec, path.parent)
     return len(records)
+
+
+def stage_progress(what: str) -> Callable[[int, int], None]:
+    """A progress callback for one stage of the job (``progress(done, total)``): a line on stderr with the
+    count and elapsed time on the first call, then at most every :data:`PROGRESS_EVERY_S` seconds and on the
+    last with an ETA too (from the pace since the first call, which a stage's setup would skew; the job was
+    silent for minutes on the shipped runs)."""
+    started = time.monotonic()
+    first: list[tuple[float, int]] = []  # (when, done) of the first call
+    last = [float("-inf")]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] < PROGRESS_EVERY_S:
+            return
+        last[0] = now
+        if not first:
+            first.append((now, done))
+            if done < total:
+                log.info("%s: %d of %d (elapsed %.0fs)", what, done, total, now - started)
+                return
+        (then, done_then), left = first[0], total - done
+        eta = (now - then) / (done - done_then) * left if done > done_then else 0.0
+        log.info("%s: %d of %d (elapsed %.0fs, ETA %.0fs)", what, done, total, now - started, eta)
+
+    return report
 
 
 def parse_rules(text: str) -> list[str]:
@@ -228,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                         "write forecast-rules.md and forecast-rules.csv beside the CSV")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    log.setLevel(logging.INFO)  # the progress of each stage, on stderr (stdout holds the summary)
     rules, out = checked_options(args)
     roots = args.results or store.default_roots()
     if args.rescore:
@@ -238,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     usable = runs[(runs["status"] == "ok") & ~runs["method"].isin(pe.EXCLUDED_METHODS)] if len(runs) else runs
     if usable.empty:  # the input cannot be used: exit 2, as an empty --results folder in every job
         raise no_runs("ok fine-tuning runs", roots)
-    table = pe.evaluate_predictors(runs, min_datasets=args.min_datasets, n_boot=args.bootstrap)
+    table = pe.evaluate_predictors(runs, min_datasets=args.min_datasets, n_boot=args.bootstrap,
+                                   progress=stage_progress("scoring each predictor (rows of the CSV)"))
     if not (table["status"] == "ok").any():
         most = int(table["n_datasets"].max()) if len(table) else 0
         raise ValueError(f"no (model, method) in {', '.join(str(r) for r in roots)} has {args.min_datasets} datasets "
@@ -251,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     skipped: list[str] = []
     if not args.no_selection:
         min_selection = max(args.min_datasets, 6)  # every selection table, and the note when none is scored
-        selections = {rule: fsel.selection_table(runs, outcomes=outcomes, min_datasets=min_selection, rule=rule)
+        selections = {rule: fsel.selection_table(runs, outcomes=outcomes, min_datasets=min_selection, rule=rule,
+                                                 progress=stage_progress(f"scoring the forecast procedure, rule {rule} "
+                                                                         "(model, method and outcome)"))
                       for rule in dict.fromkeys(rules + [args.selection_rule])}
         selection = selections[args.selection_rule]
         scored = bool((selection["status"] == "ok").any())
@@ -267,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
             # what the forecast page runs for a sample too small for the baselines (the zero-shot measures the
             # sample's core.metrics.zero_shot_scores gives, these names): its coverage, measured too
             reduced = fsel.selection_table(runs, outcomes=outcomes, min_datasets=min_selection,
-                                           rule=args.selection_rule, predictors=pe.ZERO_SHOT_PREDICTORS)
+                                           rule=args.selection_rule, predictors=pe.ZERO_SHOT_PREDICTORS,
+                                           progress=stage_progress("scoring the forecast procedure on the zero-shot "
+                                                                   "measures alone"))
             if (reduced["status"] == "ok").any():
                 files[out.with_name(ZERO_SHOT_CSV)] = reduced.to_csv(index=False, float_format="%.6g")
                 md += zero_shot_markdown(reduced)

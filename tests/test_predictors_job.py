@@ -3,6 +3,8 @@ win; one seed gives point values; comparing selection rules; too few datasets; e
 before anything is written."""
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +238,31 @@ def test_an_output_in_a_folder_that_cannot_be_written_is_refused_before_the_work
     code, out = _run(tmp_path, root, flag, str(locked / "sub" / "table.txt"))
     assert code == 2 and f"cannot write in {locked}" in _one_line_error(capsys)
     assert not (locked / "sub").exists()
+
+
+def test_each_long_stage_says_how_far_it_is_on_stderr_not_stdout(tmp_path, capsys, caplog):
+    # on the shipped runs the job was silent for two minutes before its summary
+    caplog.set_level(logging.INFO, logger="jobs.predictors")
+    code, out = _run(tmp_path, _store(tmp_path, _records("iimm", "gbc")))
+    assert code == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "jobs.predictors"]
+    rows = len(pd.read_csv(out))
+    cells = len(pd.read_csv(out.parent / "forecast-selection.csv"))
+    for stage, total in (("scoring each predictor", rows), ("scoring the forecast procedure, rule bonferroni", cells),
+                         ("forecast procedure on the zero-shot measures alone", cells)):
+        said = [line for line in lines if stage in line]
+        assert said and re.search(rf": {total} of {total} \(elapsed \d+s, ETA 0s\)$", said[-1]), (stage, said)
+    assert "elapsed" not in capsys.readouterr().out  # stdout keeps the summary alone
+
+
+def test_stage_progress_speaks_first_then_at_most_every_interval_and_last(caplog, monkeypatch):
+    clock = iter([0.0, *(float(t) for t in range(100, 1000))])  # a setup of 100 s before the first row
+    monkeypatch.setattr(job.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(job, "PROGRESS_EVERY_S", 10.0)
+    caplog.set_level(logging.INFO, logger="jobs.predictors")
+    report = job.stage_progress("stage")  # started at t=0; the rows one second apart from t=100
+    for done in range(1, 31):
+        report(done, 30)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["stage: 1 of 30 (elapsed 100s)", "stage: 11 of 30 (elapsed 110s, ETA 19s)",
+                    "stage: 21 of 30 (elapsed 120s, ETA 9s)", "stage: 30 of 30 (elapsed 129s, ETA 0s)"]

@@ -4,7 +4,7 @@ shipped tables is :mod:`core.forecast_select.shown`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -61,7 +61,8 @@ SELECTION_COLUMNS = ["model", "pretrained", "method", "outcome", "status", "n_da
 def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain", "norm_gain", "ood_change"),
                     level: float = 0.95, min_datasets: int = 6, pairs: bool = True,
                     coverage: bool = True, rule: str = DEFAULT_RULE,
-                    predictors: Sequence[str] | None = None) -> pd.DataFrame:
+                    predictors: Sequence[str] | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """Per (model, pretrained, method, outcome): which predictor set the procedure chooses on all
     reference datasets, how well the procedure predicts held-out datasets (nested LODO MAE) against
     the IIMM-only line's LODO MAE (``gain_vs_iimm`` > 0: the procedure is better by that much;
@@ -74,7 +75,8 @@ def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain",
     error, for reading only. Cells with fewer than ``min_datasets`` datasets keep a status row.
     ``rule``: the selection rule (``SELECTION_RULES``), recorded in every row. ``predictors``: only these
     compete (e.g. the zero-shot measures, as in a forecast of a sample too small for the baselines); None:
-    every predictor of the runs.
+    every predictor of the runs. ``progress``, if given, is called as ``progress(rows done, rows in all)``
+    after each (cell, outcome) row (a long job's progress line).
     """
     check_rule(rule)
     level = forecast.check_level(level)
@@ -95,8 +97,12 @@ def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain",
     if points.empty:
         return pd.DataFrame(columns=SELECTION_COLUMNS)
     _check_outcomes(points, outcomes)
-    for (model, pretrained, method), cell in points.groupby(["model", "pretrained", "method"], sort=True):
+    groups = points.groupby(["model", "pretrained", "method"], sort=True)
+    total = groups.ngroups * len(outcomes)
+    for (model, pretrained, method), cell in groups:
         for outcome in outcomes:
+            if progress is not None and rows:
+                progress(len(rows), total)
             x, y, usable = _cell_arrays(cell, outcome, names)
             row: dict[str, Any] = {"model": model, "pretrained": pretrained, "method": method,
                                    "outcome": outcome, "n_datasets": len(y), "n_predictors": len(usable),
@@ -106,6 +112,8 @@ def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain",
                 row["status"] = f"too few datasets (n={len(y)}, need {min_datasets})"
                 continue
             row.update(_score_cell(x, y, usable, level, pairs=pairs, coverage=coverage, rule=rule))
+    if progress is not None and rows:
+        progress(len(rows), total)
     return pd.DataFrame(rows, columns=SELECTION_COLUMNS)
 
 
