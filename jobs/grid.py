@@ -164,6 +164,9 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
                 log.info("running %s", _describe(cell))
                 report(i, cell, execute_cell(cell, str(results), str(cache_dir) if cache_dir else None, devices[0],
                                              command, retry_failed, threads))
+        except KeyboardInterrupt:  # the cell in flight is lost (no record, its lock goes stale); say how to resume
+            _stopped(counts, len(pending))
+            raise
         finally:
             signal.signal(signal.SIGTERM, previous)
         return counts
@@ -185,13 +188,18 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
             child.terminate()
         for child in multiprocessing.active_children():
             child.join(timeout=10)
-        log.warning("stopped after %d of %d cells; re-run the command to resume", sum(
-            counts[k] for k in ("done", "failed", "locked", "skipped")), len(pending))
+        _stopped(counts, len(pending))
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
     pool.shutdown()
     return counts
+
+
+def _stopped(counts: dict[str, int], pending: int) -> None:
+    """Say, for a grid stopped before its end (Ctrl-C, SIGTERM, a crashed worker), how far it got and how to resume."""
+    log.warning("stopped after %d of %d cells; re-run the command to resume", sum(
+        counts[k] for k in ("done", "failed", "locked", "skipped")), pending)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

@@ -298,3 +298,19 @@ def test_a_cell_clears_the_temporary_file_a_killed_write_left(tmp_path):
     not_ours.write_text("{}")
     assert grid_job.main([str(config), "--results", str(results)]) == 0
     assert list(records(results)) == [run_id] and not killed_write.exists() and not_ours.exists()
+
+
+def test_ctrl_c_with_one_worker_says_how_far_it_got_and_how_to_resume(tmp_path, monkeypatch, caplog):
+    # with several workers the runner said so; with one (the default on a CPU host) only "interrupted"
+    outcomes = iter(["done", KeyboardInterrupt()])
+
+    def cell_then_ctrl_c(*args, **kwargs):
+        outcome = next(outcomes)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    config = write_grid(tmp_path, methods='["zero_shot", "bitfit"]')
+    monkeypatch.setattr(grid_job, "execute_cell", cell_then_ctrl_c)
+    assert grid_job.main([str(config), "--results", str(tmp_path / "results")]) == grid_job.EXIT_INTERRUPTED
+    assert "stopped after 1 of 2 cells; re-run the command to resume" in caplog.text
