@@ -13,7 +13,8 @@ Exit codes, the same for every job (a job's docstring adds only what is its own)
   where a folder goes, a folder this user may not write in; checked before the work).
 - 3 (``EXIT_INCOMPLETE``): done as far as this host could: some part is not here yet or cannot be done here
   (``grid``: cells another runner holds; ``check_before``: a model or dataset not available here).
-- 130 (``EXIT_INTERRUPTED``): interrupted (Ctrl-C; SIGTERM too for ``grid``): one line, no traceback.
+- 130 (``EXIT_INTERRUPTED``): interrupted (Ctrl-C; SIGTERM too for ``grid``): one line, no traceback (``grid`` and
+  ``pretrain`` say first what is kept and to rerun the same command to resume).
 
 Results and reports go to stdout; every error is one ``error: …`` line on stderr that names the option or path
 and what to do. An output file that exists is replaced (the jobs regenerate their tables) and an output's

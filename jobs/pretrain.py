@@ -209,8 +209,22 @@ def main(argv: list[str] | None = None) -> int:
             log.info("the failed run's record is %s", failed)
         except OSError as write_exc:
             log.warning("could not write the failed run's record %s (%s)", failed, write_exc)
+        if isinstance(exc, KeyboardInterrupt):
+            log.warning(resume_hint(args, record["settings"]))
         raise
     return 0
+
+
+def resume_hint(args: argparse.Namespace, settings: dict) -> str:
+    """What an interrupted run has kept and how to go on: the step of its checkpoint in ``--work``, if one of
+    these ``settings`` is there, and the command to rerun."""
+    ckpt = args.work / "ckpt.pt"
+    saved = load_checkpoint(ckpt) if ckpt.exists() else {}
+    if saved.get("settings") == settings:
+        return (f"stopped; the checkpoint {ckpt} holds step {saved['state']['step']} of {args.steps}: rerun the same "
+                "command to resume from there")
+    return (f"stopped before the first checkpoint of these settings (one every {args.ckpt_every} steps, in "
+            f"{args.work}): rerun the same command to start again")
 
 
 def train(args: argparse.Namespace, record: dict) -> None:

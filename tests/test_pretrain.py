@@ -124,6 +124,29 @@ def test_an_unreadable_checkpoint_is_kept_aside_and_training_starts_over(tmp_pat
     assert torch.load(work / "ckpt.pt", weights_only=False)["state"]["step"] == 2
 
 
+def test_ctrl_c_says_which_step_is_kept_and_how_to_resume(tmp_path, monkeypatch, caplog, capsys):
+    real_batch = pretrain.batch_for
+
+    def ctrl_c_at(stop):
+        def batch(args, step):
+            if step == stop:
+                raise KeyboardInterrupt
+            return real_batch(args, step)
+        return batch
+
+    argv = [*_argv(tmp_path, tmp_path / "w.safetensors"), "--steps", "9", "--ckpt-every", "3"]
+    monkeypatch.setattr(pretrain, "batch_for", ctrl_c_at(1))  # before the first checkpoint
+    assert pretrain.main(argv) == 130
+    assert (f"stopped before the first checkpoint of these settings (one every 3 steps, in {tmp_path / 'work'}): "
+            "rerun the same command to start again") in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(pretrain, "batch_for", ctrl_c_at(7))
+    assert pretrain.main(argv) == 130
+    assert (f"the checkpoint {tmp_path / 'work' / 'ckpt.pt'} holds step 6 of 9: rerun the same command to resume "
+            "from there") in caplog.text
+    assert capsys.readouterr().err.strip().endswith("interrupted")
+
+
 def test_a_resumed_run_logs_the_same_loss_curve_and_a_full_record(tmp_path, monkeypatch):
     steps = ["--steps", "27", "--ckpt-every", "5"]
     whole = tmp_path / "whole"
