@@ -324,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("error: the grid stopped after it began: %s. Every record written so far is kept; "
                   "fix the cause and re-run the same command to resume.", exc)
         return EXIT_STOPPED
-    log.info("grid %s finished: %s", grid.name, counts)
+    log.info("grid %s finished: %s; its records are in %s (python -m jobs.export --results %s lists them)",
+             grid.name, counts, args.results, shlex.quote(str(args.results)))
     if counts["failed"]:
         log.warning("%d cell(s) failed; their records hold the error (python -m jobs.export --results %s). "
                     "Fix the cause, then add --retry-failed to run them again.", counts["failed"], args.results)

@@ -30,6 +30,17 @@ def test_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
     assert grid_job.acquire_lock(tmp_path, "old")
 
 
+def test_the_last_line_says_where_the_records_are(tmp_path, monkeypatch, caplog):
+    caplog.set_level("INFO", logger="jobs.grid")
+    config = write_grid(tmp_path, methods='["zero_shot", "bitfit"]')
+    monkeypatch.setattr(grid_job, "execute_cell", lambda *args, **kwargs: "done")
+    results = tmp_path / "my results"
+    assert grid_job.main([str(config), "--results", str(results)]) == 0
+    last = [r.getMessage() for r in caplog.records if r.name == "jobs.grid"][-1]
+    assert "'done': 2" in last and last.endswith(
+        f"its records are in {results} (python -m jobs.export --results '{results}' lists them)")
+
+
 def test_cells_another_runner_holds_make_exit_code_3(tmp_path, caplog):
     config = write_grid(tmp_path, methods='["zero_shot"]')
     results = tmp_path / "results"
