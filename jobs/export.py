@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
-    print(f"exported {len(df)} runs as {args.format}", file=sys.stderr)
+    print(f"exported {len(df)} runs as {args.format}" + (f" to {args.output}" if args.output else ""), file=sys.stderr)
     return 0
 
 

@@ -55,6 +55,14 @@ def test_export_defaults_to_app_store_and_can_compact(results, tmp_path, monkeyp
     assert len(list(shipped.glob("*.json"))) == 2  # the shipped store is not compacted by default
 
 
+def test_an_export_to_a_file_says_which_file(results, tmp_path, capsysbinary):
+    target = tmp_path / "sub" / "runs.csv"
+    assert export.main(["--results", str(results), "-o", str(target)]) == 0
+    captured = capsysbinary.readouterr()
+    assert captured.out == b"" and captured.err.decode().strip() == f"exported 6 runs as csv to {target}"
+    assert len(pd.read_csv(target)) == 6
+
+
 def test_compact_alone_does_not_print_the_store(results, capsysbinary):
     assert export.main(["--results", str(results), "--compact"]) == 0
     captured = capsysbinary.readouterr()
