@@ -266,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     store.write_file_atomic(args.out / "manipulation-check.csv", rows.to_csv(index=False, float_format="%.5g"))
     store.write_file_atomic(args.out / "manipulation-check.md", report + "\n")
     print(report)
+    log.info("wrote %s and %s", args.out / "manipulation-check.md", args.out / "manipulation-check.csv")  # stderr
     if args.cards:
         from jobs.world2_card import write_card
 

@@ -135,6 +135,15 @@ def test_a_quick_look_writes_where_told_and_says_what_it_is(sandbox, tmp_path, c
     assert _snapshot(shipped) == before and calls["rows"] == [("worldclip-v2-a", 20)]
 
 
+def test_a_quick_look_names_the_files_it_wrote_on_stderr(sandbox, tmp_path, capsys, caplog):
+    caplog.set_level("INFO", logger="jobs.world_check")
+    quick = tmp_path / "quick"
+    assert world_check.main(["--models", "worldclip-v2-a", "--max-items", "20", "--boot", "10", "--out", str(quick)]) == 0
+    said = [r.getMessage() for r in caplog.records if r.name == "jobs.world_check"]
+    assert said[-1] == f"wrote {quick / 'manipulation-check.md'} and {quick / 'manipulation-check.csv'}"
+    assert capsys.readouterr().out.strip().endswith((quick / "manipulation-check.md").read_text().strip())
+
+
 def test_the_full_check_writes_the_shipped_folder_by_default():
     assert world_check.parse_args([]).out.resolve() == world_check.SHIPPED.resolve()
 
