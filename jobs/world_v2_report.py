@@ -265,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     report = markdown(tab, criteria(tab), len(runs), args.boot, status=status, ceiling=ceilings(runs))
     store.write_file_atomic(out / "report.md", report + "\n")  # whole, or the old one kept
     print(report)
+    log.info("wrote %s", out / "report.md")  # on stderr: stdout is the report alone
     return 0
 
 

@@ -140,6 +140,14 @@ def test_the_report_refuses_a_damaged_check_in_one_line_before_the_bootstrap(tmp
     assert not (tmp_path / "report.md").exists()
 
 
+def test_the_report_names_the_file_it_wrote_on_stderr(tmp_path, capsys, caplog):
+    caplog.set_level("INFO", logger="jobs.world_v2_report")
+    assert rep.main(["--boot", "10", "--out", str(tmp_path / "quick")]) == 0  # the shipped grid, read only
+    said = [r.getMessage() for r in caplog.records if r.name == "jobs.world_v2_report"]
+    assert said[-1] == f"wrote {tmp_path / 'quick' / 'report.md'}"
+    assert capsys.readouterr().out == (tmp_path / "quick" / "report.md").read_text()
+
+
 def test_a_check_of_only_the_control_is_incomplete_not_a_crash(tmp_path):
     pd.DataFrame(_check_rows(rep.CONTROL, True)).to_csv(tmp_path / "manipulation-check.csv", index=False)
     passed, sentence = rep.manipulation_verdict(tmp_path)
