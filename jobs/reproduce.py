@@ -241,6 +241,8 @@ def _report(tables: list[pd.DataFrame], reproduced: int, total: int, args: argpa
         write_file_atomic(args.out, found.to_csv(index=False))  # its missing folders made, as every job's output
     print(f"{reproduced} of {total} records reproduce (tolerance {args.tolerance:g}; "
           f"zero-shot measures {args.measure_tolerance:g})")
+    if args.out is not None:
+        print(f"wrote the differing values to {args.out}")
 
 
 if __name__ == "__main__":

@@ -243,6 +243,7 @@ def test_ctrl_c_still_reports_and_writes_what_was_compared(tmp_path, monkeypatch
     assert reproduce.main([SHIPPED, SHIPPED, "--out", str(tmp_path / "d.csv")]) == 130
     out = capsys.readouterr().out
     assert "interrupted after 1 of 2 records" in out and "0 of 1 records reproduce" in out
+    assert out.splitlines()[-1] == f"wrote the differing values to {tmp_path / 'd.csv'}"  # the CSV was not named
     assert list(pd.read_csv(tmp_path / "d.csv")["field"]) == ["iimm"]
 
 
