@@ -144,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{found['run_id'].nunique()} of {checked} ok records differ from the current scoring path")
     for (model_key, name), why in sorted(unchecked.items()):
         print(f"not checked: {model_key} on {name}: {why}")
+    if args.out is not None:
+        print(f"wrote the differing values to {args.out}")
     return EXIT_FAILED if len(found) else EXIT_INCOMPLETE if unchecked else 0
 
 

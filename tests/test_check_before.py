@@ -73,7 +73,9 @@ def test_a_fresh_record_passes_and_an_edited_one_is_found(tmp_path, capsys):
                                                                    record["ood_after"])}, tmp_path / "res")
     assert check_before.main(args) == 1
     table = pd.read_csv(tmp_path / "d.csv")
-    assert list(table["field"]) == ["ood_before[scene-kind]"] and "1 of 1 ok records differ" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert list(table["field"]) == ["ood_before[scene-kind]"] and "1 of 1 ok records differ" in out
+    assert out.splitlines()[-1] == f"wrote the differing values to {tmp_path / 'd.csv'}"  # the CSV was not named
 
 
 def test_a_model_or_dataset_not_available_here_is_named_and_skipped():
