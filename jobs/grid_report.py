@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.out:
         store.write_file_atomic(args.out, text)  # its missing folders made, as every job's output
+        print(f"wrote {args.out}", file=sys.stderr)  # stdout is the report alone
     return 0
 
 

@@ -10,7 +10,9 @@ def test_report_tables_from_a_fixture_store(tmp_path, capsys):
     write_fixture_store(tmp_path, n_datasets=6, methods=("full", "bitfit"), seeds=(0, 1), noise=0.0)
     out_md = tmp_path / "report.md"
     assert grid_report.main(["--results", str(tmp_path), "--out", str(out_md)]) == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
+    assert captured.err == f"wrote {out_md}\n"  # the file was not named
     assert "6 datasets, 24 successful runs (0 failed), up to 2 seed(s)" in text
     rows = [line for line in text.splitlines() if line.startswith("| full |") or line.startswith("| bitfit |")]
     assert len(rows) == 2 + 4  # one outcome row each, then id_gain and ood_change relations each
