@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -213,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
 def _one(record: dict[str, Any], position: str, device: str, args: argparse.Namespace) -> pd.DataFrame:
     """Run one record's cell again, print a line about it, and return what differs (a status that differs is
     a row too: field 'status'; a record that failed and fails here too reproduces)."""
-    again = reproduce(record, device=device, cache_dir=args.cache)
     label = f"{position} {record['run_id']} ({record['method']} on {record['dataset']}, seed {record['seed']})"
+    print(f"{label}: running its cell again", file=sys.stderr, flush=True)  # a cell takes up to half a minute
+    again = reproduce(record, device=device, cache_dir=args.cache)
     if record["status"] != "ok" or again["status"] != "ok":
         print(f"{label}: recorded {record['status']}, here {again['status']}"
               + (f" ({again.get('error')})" if again["status"] != "ok" else ""), flush=True)

@@ -247,6 +247,18 @@ def test_ctrl_c_still_reports_and_writes_what_was_compared(tmp_path, monkeypatch
     assert list(pd.read_csv(tmp_path / "d.csv")["field"]) == ["iimm"]
 
 
+def test_each_record_says_on_stderr_that_its_cell_is_running(tmp_path, monkeypatch, capsys):
+    # a cell takes up to half a minute: the job was silent until the first one was compared
+    def again(record, **kw):
+        assert capsys.readouterr().err.endswith(f"{record['run_id']} (zero_shot on land-cover-hazy, seed 0): running its "
+                                                "cell again\n"), "not said before the cell ran"
+        return dict(record)
+
+    monkeypatch.setattr(reproduce, "reproduce", again)
+    assert reproduce.main([SHIPPED, SHIPPED]) == 0
+    assert "[2/2] " in capsys.readouterr().out
+
+
 def test_a_file_as_cache_is_refused_before_any_cell_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(reproduce, "reproduce", lambda *a, **k: pytest.fail("a cell ran"))
     (tmp_path / "cache").write_text("x")
