@@ -61,7 +61,7 @@ def task_rows(model_key: str, mix: world2.CoverageMix, tasks: tuple[str, ...], *
 
     loaded = load_model(model_key)
     rows = []
-    for name in tasks:
+    for i, name in enumerate(tasks, 1):
         task = world2.get_task(name)
         train = embed_dataset(loaded, load_split(name, "train", max_items=max_items))
         test = embed_dataset(loaded, load_split(name, "test", max_items=max_items))
@@ -74,7 +74,8 @@ def task_rows(model_key: str, mix: world2.CoverageMix, tasks: tuple[str, ...], *
             "inter_modal": metrics.inter_modal_score(train.image, train.text, train.labels),
             "intra_image": metrics.intra_image_score(train.image),
         })
-        log.info("%s %s: zero-shot %.1f %%, IIMM %.3f", model_key, name, rows[-1]["zs_acc"], rows[-1]["iimm"])
+        log.info("[%d/%d] %s %s: zero-shot %.1f %%, IIMM %.3f", i, len(tasks), model_key, name, rows[-1]["zs_acc"],
+                 rows[-1]["iimm"])
     return pd.DataFrame(rows)
 
 
@@ -246,10 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.pretrain import RECIPES
 
     frames, missing = {}, []
-    for key in args.models:
+    for n, key in enumerate(args.models, 1):
         if not (ASSET_DIR / spec_for(key).shipped_weights).exists():
             missing.append(key)
             continue
+        log.info("checking %s, model %d of %d (%d tasks; elapsed %.0fs)", key, n, len(args.models), len(TASKS),
+                 time.time() - started)
         frames[key] = task_rows(key, world2.mix_by_name(RECIPES[key][1]), TASKS,
                                 max_items=args.max_items)
     rows = pd.concat(frames.values(), ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))

@@ -1,4 +1,5 @@
 """The manipulation check's statistics and rule, on hand-made rows and on a tiny real run."""
+import re
 import shlex
 
 import numpy as np
@@ -47,9 +48,12 @@ def test_verdict_waits_for_missing_models_and_control_must_cover_every_task():
 
 
 @pytest.mark.slow
-def test_task_rows_on_a_real_model():
+def test_task_rows_on_a_real_model(caplog):
+    caplog.set_level("INFO", logger="jobs.world_check")
     rows = world_check.task_rows("worldclip-tiny", world2.long_tail(0), ("w2-letters-x-o", "w2-cell-size"),
                                  max_items=64)
+    said = [r.getMessage() for r in caplog.records if r.name == "jobs.world_check"]
+    assert [line.split(" worldclip-tiny ")[0] for line in said] == ["[1/2]", "[2/2]"]  # how far, per model
     assert list(rows["task"]) == ["w2-letters-x-o", "w2-cell-size"]
     assert rows["coverage"].tolist() == [world2.long_tail(0).shares["letters"], 0.0]
     assert ((rows["zs_acc"] >= 0) & (rows["zs_acc"] <= 100)).all() and rows["iimm"].between(-1, 1).all()
@@ -142,6 +146,17 @@ def test_a_quick_look_names_the_files_it_wrote_on_stderr(sandbox, tmp_path, caps
     said = [r.getMessage() for r in caplog.records if r.name == "jobs.world_check"]
     assert said[-1] == f"wrote {quick / 'manipulation-check.md'} and {quick / 'manipulation-check.csv'}"
     assert capsys.readouterr().out.strip().endswith((quick / "manipulation-check.md").read_text().strip())
+
+
+def test_each_model_and_task_says_how_far_the_check_is(sandbox, tmp_path, caplog):
+    # minutes per model: the lines named the model and task, not how many were done or how long it had taken
+    caplog.set_level("INFO", logger="jobs.world_check")
+    argv = ["--models", "worldclip-v2-a", "worldclip-v2-c", "--max-items", "20", "--out", str(tmp_path / "q")]
+    assert world_check.main(argv) == 0
+    said = [r.getMessage() for r in caplog.records if r.name == "jobs.world_check"]
+    n = len(world_check.TASKS)
+    assert re.fullmatch(rf"checking worldclip-v2-a, model 1 of 2 \({n} tasks; elapsed \d+s\)", said[0])
+    assert re.fullmatch(rf"checking worldclip-v2-c, model 2 of 2 \({n} tasks; elapsed \d+s\)", said[1])
 
 
 def test_the_full_check_writes_the_shipped_folder_by_default():
