@@ -24,6 +24,7 @@ IIMM_DEBUG=1 to see a user error's traceback instead of its line.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 import tempfile
@@ -67,6 +68,22 @@ def user_facing(main: Callable[[list[str] | None], int]) -> JobMain:
             return EXIT_USER_ERROR
 
     return wrapper
+
+
+class _LibraryChatter(logging.Filter):
+    """Drops open_clip's INFO lines: it logs them on the root logger, about ten per model built ("Parsing model
+    identifier", "Instantiating model architecture", ...), half of jobs.grid's lines on the smoke grid."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or f"{os.sep}open_clip{os.sep}" not in record.pathname
+
+
+def quiet_libraries() -> None:
+    """Keep a job's INFO log to its own progress: open_clip's INFO lines are dropped (its warnings still show,
+    e.g. a model initialised randomly). Once per process, however often called."""
+    root = logging.getLogger()
+    if not any(isinstance(f, _LibraryChatter) for f in root.filters):
+        root.addFilter(_LibraryChatter())
 
 
 #: What to do about an input with no runs to work on.

@@ -37,7 +37,7 @@ from core.imaging import uint8_batch_to_tensor
 from core.experiment import cpu_model, cpu_signature, git_revision, numerics_environment, package_versions
 from core.models import ASSET_DIR, load_model, spec_for
 from core.store import write_file_atomic
-from jobs.cli import check_writable_folder, user_facing
+from jobs.cli import check_writable_folder, quiet_libraries, user_facing
 
 log = logging.getLogger("jobs.pretrain")
 WEIGHTS = ASSET_DIR / "worldclip-tiny_world-v1.safetensors"
@@ -188,6 +188,7 @@ def _utc_now() -> str:
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    quiet_libraries()
     args = parse_args(argv)
     check_paths(args)
     world, mix, loss_kind = RECIPES[args.model]

@@ -35,7 +35,7 @@ import pandas as pd
 from core import metrics, store
 from core.data import world2
 from core.nested_bootstrap import nested_bootstrap_tau
-from jobs.cli import check_writable_folder, user_facing
+from jobs.cli import check_writable_folder, quiet_libraries, user_facing
 
 log = logging.getLogger("jobs.world_check")
 CONTROL = "worldclip-v2-c"
@@ -240,6 +240,7 @@ def departures(args: argparse.Namespace) -> list[str]:
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    quiet_libraries()
     started = time.time()
     args = parse_args(argv)
     check_writable_folder(args.out, "--out", "manipulation-check.md/.csv")

@@ -22,7 +22,7 @@ from core.data.world import OOD_PANEL, TASKS
 from core.embed import embed_dataset
 from core.models import ASSET_DIR, DEFAULT_MODEL, load_model, spec_for
 from core.store import write_file_atomic
-from jobs.cli import user_facing
+from jobs.cli import quiet_libraries, user_facing
 
 log = logging.getLogger("jobs.world_report")
 CARD_MODEL = "worldclip-tiny"  # the only model MODEL_CARD.md and worldclip-tiny_world-v1.tasks.json describe
@@ -126,6 +126,7 @@ restart from the step-200 checkpoint). Re-run on 2 quiet cores (2026-12-01, `pyt
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    quiet_libraries()
     p = argparse.ArgumentParser(prog="python -m jobs.world_report", description=__doc__.split("\n")[0])
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model registry key (default {DEFAULT_MODEL})")
     p.add_argument("--card", action="store_true",

@@ -325,3 +325,21 @@ def test_ctrl_c_with_one_worker_says_how_far_it_got_and_how_to_resume(tmp_path, 
     monkeypatch.setattr(grid_job, "execute_cell", cell_then_ctrl_c)
     assert grid_job.main([str(config), "--results", str(tmp_path / "results")]) == grid_job.EXIT_INTERRUPTED
     assert "stopped after 1 of 2 cells; re-run the command to resume" in caplog.text
+
+
+def test_open_clips_info_chatter_is_kept_out_of_the_log_its_warnings_are_not(tmp_path, monkeypatch, caplog):
+    # ~10 INFO lines per model built ("Parsing model identifier", ...) were half the smoke grid's log
+    import logging
+
+    import open_clip.factory
+
+    caplog.set_level(logging.INFO)
+    config = write_grid(tmp_path, methods='["zero_shot"]')
+    monkeypatch.setattr(grid_job, "execute_cell", lambda *args, **kwargs: "done")
+    assert grid_job.main([str(config), "--results", str(tmp_path / "results")]) == 0
+    root = logging.getLogger()
+    for level, text in ((logging.INFO, "Parsing model identifier"), (logging.WARNING, "initialized randomly")):
+        root.handle(root.makeRecord("root", level, open_clip.factory.__file__, 1, text, (), None))
+    said = [r.getMessage() for r in caplog.records]
+    assert "initialized randomly" in said and "Parsing model identifier" not in said
+    assert any(line.startswith("[1/1] done") for line in said)
