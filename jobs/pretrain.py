@@ -309,7 +309,8 @@ def train(args: argparse.Namespace, record: dict) -> None:
             raise OSError(f"could not write {target} ({exc.strerror or exc}); the trained model is kept in "
                           f"{ckpt}: rerun the same command (any --out) to write the weights and their "
                           "training log without training again") from exc
-    log.info("saved %s (%.1f MB) in %.0fs", args.out, args.out.stat().st_size / 1e6, record["wall_time_s"])
+    log.info("saved %s (%.1f MB) and its training log %s in %.0fs", args.out, args.out.stat().st_size / 1e6, log_path,
+             record["wall_time_s"])
 
 
 if __name__ == "__main__":

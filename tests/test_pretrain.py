@@ -147,6 +147,14 @@ def test_ctrl_c_says_which_step_is_kept_and_how_to_resume(tmp_path, monkeypatch,
     assert capsys.readouterr().err.strip().endswith("interrupted")
 
 
+def test_the_last_line_names_the_weights_and_their_training_log(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="jobs.pretrain")
+    out = tmp_path / "w.safetensors"
+    assert pretrain.main(_argv(tmp_path, out)) == 0
+    last = [r.getMessage() for r in caplog.records if r.name == "jobs.pretrain"][-1]
+    assert last.startswith(f"saved {out} (") and f"and its training log {tmp_path / 'w.train.json'} in " in last
+
+
 def test_a_resumed_run_logs_the_same_loss_curve_and_a_full_record(tmp_path, monkeypatch):
     steps = ["--steps", "27", "--ckpt-every", "5"]
     whole = tmp_path / "whole"
