@@ -37,7 +37,8 @@ from typing import Any
 
 import pandas as pd
 
-from jobs.cli import EXIT_FAILED, EXIT_INCOMPLETE, check_device, check_file_out, check_results_folder, no_runs, user_facing
+from jobs.cli import (EXIT_FAILED, EXIT_INCOMPLETE, check_device, check_file_out, check_results_folder, no_runs,
+                      user_facing)
 
 log = logging.getLogger(__name__)
 OUT_SUFFIXES = (".csv", ".json")

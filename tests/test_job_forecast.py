@@ -52,8 +52,9 @@ def test_the_job_gives_the_numbers_the_page_gives_for_the_same_sample(fixture_st
     for column in ("id_gain", "id_gain_lo", "id_gain_hi", "ood_change", "ood_change_lo", "ood_change_hi"):
         assert np.allclose(written.loc[shown.index, column], shown[column], rtol=0, atol=1e-9), column
     for method in shown.index:  # each method's line, with its gain as the page's table rounds it
-        assert f"{shown.loc[method, 'id_gain']:+.1f}" in next(line for line in printed.splitlines()
-                                                               if line.strip().startswith(shown.loc[method, "method_title"]))
+        title = shown.loc[method, "method_title"]
+        line = next(line for line in printed.splitlines() if line.strip().startswith(title))
+        assert f"{shown.loc[method, 'id_gain']:+.1f}" in line, line
 
 
 @pytest.mark.slow
