@@ -4,7 +4,8 @@
                             [--out FILE.csv|FILE.json] [--device cpu]
 
 A SAMPLE is what the page takes: a zip of class folders (``cat/001.png``; in a ``train/``, ``test/`` layout
-``train/`` is used), a zip of images with a ``file,label`` CSV, or an ``.npz`` of embeddings
+``train/`` is used), a zip of images with a ``file,label`` CSV, or an ``.npz`` of embeddings; or a folder, read
+as the zip of it would be (its SHA-256 is that zip's: files in sorted order, fixed dates)
 (``image_embeddings``, ``text_embeddings``, ``labels``, ``class_names``) made by ``--model``. The same parsing,
 limits and refusals as an upload (``core.upload``), the same model (a random-weight model is the network seed 0
 draws, as on the page), the same reference runs (default: the app's store without submitted, unverified runs)
@@ -33,7 +34,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -50,10 +51,9 @@ PRINTED = {"method_title": "method", "id_gain": "gain", "gain_ci": "95 % interva
 
 
 def check_sample(path: Path) -> str:
-    """The sample's kind, "zip" or "npz", from its name; ValueError saying what to do for anything else."""
+    """The sample's kind: "folder" (read as the zip of it), "zip" or "npz"; ValueError for anything else."""
     if path.is_dir():
-        raise ValueError(f"SAMPLE {path} is a folder: zip its class folders first (cd {path} && zip -qr "
-                         "../sample.zip .), as the app's upload takes them")
+        return "folder"
     if not path.is_file():
         raise ValueError(f"SAMPLE {path} does not exist")
     kind = path.suffix.lower().lstrip(".")
@@ -172,18 +172,18 @@ class _Model:
         return self._loaded
 
 
-def forecast(sample: Path, kind: str, model: _Model, template: str, runs: pd.DataFrame) -> Any:
-    """The ``core.predict.ForecastResult`` for a sample file, as the page makes it (UploadError when the sample
-    cannot be used)."""
+def forecast(sample: Path | BinaryIO, kind: str, model: _Model, template: str, runs: pd.DataFrame) -> Any:
+    """The ``core.predict.ForecastResult`` for a sample (a file, or a folder as :func:`sample_source` reads it), as
+    the page makes it (UploadError when the sample cannot be used)."""
     from core import predict
     from core.upload import embedding_width, embeddings_summary, load_embeddings_npz, load_image_folder_zip
 
     if kind == "npz":
         arrays = load_embeddings_npz(sample, expected_dim=embedding_width(model.key))
-        log.info("%s: %s", sample.name, embeddings_summary(arrays))
+        log.info("%s", embeddings_summary(arrays))
         return predict.forecast_for_npz(arrays, runs, model.key)
     parsed = load_image_folder_zip(sample, template=template)
-    log.info("%s: %s", sample.name, parsed.summary())
+    log.info("%s", parsed.summary())
     loaded = model.get()
     log.info("embedding %d images…", len(parsed.data))
     return predict.forecast_for_sample(loaded, parsed.data, runs, progress=_progress([0]))
@@ -193,7 +193,7 @@ def forecast(sample: Path, kind: str, model: _Model, template: str, runs: pd.Dat
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.forecast", description=__doc__.split("\n")[0])
     p.add_argument("samples", type=Path, nargs="+", metavar="SAMPLE",
-                   help="a .zip of labelled images or an .npz of embeddings (several: one forecast each)")
+                   help="a folder or .zip of labelled images, or an .npz of embeddings (several: one forecast each)")
     p.add_argument("--model", default=None, metavar="KEY",
                    help="registry model key, as the app's model cards name them (default: the offline default "
                         "model, worldclip-tiny); for an .npz, the model that made the embeddings")
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     kinds = [check_sample(sample) for sample in args.samples]  # every sample checked before any work
     model_key = args.model or DEFAULT_MODEL
     check_model(model_key)  # an unknown key or tag: one sentence naming the known ones, before anything is read
-    if "zip" not in kinds and args.template is not None:
+    if kinds.count("npz") == len(kinds) and args.template is not None:
         raise ValueError("--template applies to an image sample: an .npz carries its own text embeddings")
     template = DEFAULT_TEMPLATE if args.template is None else args.template
     if args.out is not None:
@@ -238,25 +238,37 @@ def main(argv: list[str] | None = None) -> int:
         if len(args.samples) > 1:
             log.info("[%d/%d] %s", number, len(args.samples), sample)
         try:
-            res = forecast(sample, kind, model, template, runs)
+            source, digest = sample_source(sample, kind)
+            res = forecast(source, kind, model, template, runs)
         except UploadError as exc:  # this sample cannot be used: said, and the others still forecast
             print(f"error: {sample}: {exc}", file=sys.stderr)
             failed.append({"sample": str(sample), "error": str(exc)})
             continue
-        made.append(_made(sample, res))
+        made.append(_made(sample, res, digest))
         print(("\n" if number > 1 else "") + "\n".join(report_lines(sample.name, res, *made[-1][2:4])))
     if not made:
         raise ValueError(f"no sample could be used ({len(failed)} refused, reasons above)")
     if args.out is not None:
-        _write(args.out, made, failed, _provenance(model_key, None if "zip" not in kinds else template, roots,
+        _write(args.out, made, failed, _provenance(model_key, None if kinds.count("npz") == len(kinds) else template, roots,
                                                    len(runs), device, time.perf_counter() - started))
     if failed:
         return EXIT_FAILED
     return 0 if all(res.enough_runs for _, res, *_ in made) else EXIT_INCOMPLETE
 
 
-def _made(sample: Path, res: Any) -> tuple:
-    """(sample, result, per-method rows, verdict or None) for one forecast."""
+def sample_source(sample: Path, kind: str) -> tuple[Path | BinaryIO, str]:
+    """What the parser reads for ``sample`` (a folder: the zip of it, ``core.upload.folder_as_zip``, so it is read as
+    its zip would be uploaded) and the SHA-256 of those bytes. UploadError for a folder past the upload's caps."""
+    from core.upload import DEFAULT_LIMITS, folder_as_zip
+
+    if kind == "folder":
+        archive = folder_as_zip(sample, limits=DEFAULT_LIMITS)
+        return archive, hashlib.sha256(archive.getbuffer()).hexdigest()
+    return sample, hashlib.sha256(sample.read_bytes()).hexdigest()
+
+
+def _made(sample: Path, res: Any, digest: str) -> tuple:
+    """(sample, result, per-method rows, verdict or None, the sample's SHA-256) for one forecast."""
     from core import advice, cards
 
     rows = advice.forecast_rows(res)
@@ -264,7 +276,7 @@ def _made(sample: Path, res: Any) -> tuple:
     verdict = advice.advise(rows, toy_model=card.toy, random_weights=res.random_weights or
                             res.reference_random_weights, model_title=card.title, zs_acc=res.zero_shot.get("zs_acc"),
                             n_classes=res.n_classes, n_images=res.n_images) if res.enough_runs else None
-    return sample, res, rows, verdict
+    return sample, res, rows, verdict, digest
 
 
 def _write(out: Path, made: list[tuple], failed: list[dict], provenance: dict) -> None:
@@ -273,17 +285,17 @@ def _write(out: Path, made: list[tuple], failed: list[dict], provenance: dict) -
     if out.suffix.lower() == ".csv":
         frames = [rows.assign(sample=str(sample), model=res.model, pretrained=res.pretrained,
                               random_weights=bool(res.random_weights or res.reference_random_weights))
-                  for sample, res, rows, _ in made]
+                  for sample, res, rows, *_ in made]
         table = pd.concat(frames, ignore_index=True)
         store.write_file_atomic(out, table[["sample", *table.columns.drop("sample")]].to_csv(index=False))
     else:
         coverage = forecast_select.read_selections(store.SHIPPED_DIR)
         documents = []
-        for sample, res, rows, verdict in made:
+        for sample, res, rows, verdict, digest in made:
             selection = forecast_select.with_measured_coverage(  # raw keys: the page's expander, before renaming
                 res.selected, coverage, model=res.model, pretrained=res.pretrained) if not res.selected.empty \
                 else pd.DataFrame()
-            documents.append({"sample": str(sample), "sample_sha256": hashlib.sha256(sample.read_bytes()).hexdigest(),
+            documents.append({"sample": str(sample), "sample_sha256": digest,
                               **document(res, rows, verdict, selection)})
         store.write_file_atomic(out, json.dumps(_jsonable({"provenance": provenance, "forecasts": documents,
                                                            "refused": failed}), indent=1))

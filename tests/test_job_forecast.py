@@ -110,7 +110,7 @@ def test_a_model_without_reference_runs_prints_its_measures_and_the_grid_command
 
 
 @pytest.mark.parametrize("name, argv, message", [
-    ("folder", [], "is a folder: zip its class folders"),
+    ("folder", [], "no sample could be used"),  # an empty folder: 'holds no file' above it
     ("missing.zip", [], "does not exist"),
     ("notes.txt", [], "neither a .zip of labelled images nor an .npz"),
     ("emb.npz", ["--template", "a {c}"], "--template applies to an image sample"),
@@ -149,3 +149,47 @@ def test_printed_rows_write_missing_values_as_a_dash_and_notes_without_a_trailin
     assert list(shown["gain"]) == ["+1.0", "—"] and list(shown["OOD change"]) == ["+0.0", "—"]
     assert list(shown["LODO error"]) == ["2.0", "—"]
     assert list(shown["note"]) == ["extrapolates", "too few datasets"]
+
+
+def test_a_folder_is_forecast_as_its_zip_would_be(fixture_store, tmp_path, capsys):
+    import zipfile
+
+    data = sample_zip()
+    (tmp_path / "sample.zip").write_bytes(data)
+    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path / "folder")
+    outs = {}
+    for name in ("sample.zip", "folder"):
+        outs[name] = tmp_path / f"{name}.json"
+        assert job.main([str(tmp_path / name), "--model", "worldclip-tiny-random", "--out", str(outs[name])]) == 0
+    (zipped,), (folder,) = (_strict_json(outs[n].read_text())["forecasts"] for n in ("sample.zip", "folder"))
+    assert folder["methods"] == zipped["methods"] and folder["iimm"] == zipped["iimm"]
+    from core.upload import DEFAULT_LIMITS, folder_as_zip
+
+    assert folder["sample_sha256"] == hashlib.sha256(
+        folder_as_zip(tmp_path / "folder", limits=DEFAULT_LIMITS).getvalue()).hexdigest()
+
+
+def test_folder_as_zip_is_deterministic_leaves_links_out_and_stops_at_the_caps(tmp_path):
+    import dataclasses
+    import os
+    import zipfile
+
+    from core.upload import DEFAULT_LIMITS, UploadError, folder_as_zip
+
+    (tmp_path / "f" / "b").mkdir(parents=True)
+    (tmp_path / "f" / "b" / "2.png").write_bytes(b"two")
+    (tmp_path / "f" / "a.png").write_bytes(b"one")
+    os.symlink(tmp_path / "f" / "a.png", tmp_path / "f" / "link.png")
+    first = folder_as_zip(tmp_path / "f", limits=DEFAULT_LIMITS).getvalue()
+    os.utime(tmp_path / "f" / "a.png", (0, 0))  # another date on disk: the same bytes
+    assert folder_as_zip(tmp_path / "f", limits=DEFAULT_LIMITS).getvalue() == first
+    assert zipfile.ZipFile(io.BytesIO(first)).namelist() == ["a.png", "b/2.png"]
+    with pytest.raises(UploadError, match="more than 1 files"):
+        folder_as_zip(tmp_path / "f", limits=dataclasses.replace(DEFAULT_LIMITS, max_members=1))
+    with pytest.raises(UploadError, match="more than 0 MiB"):
+        folder_as_zip(tmp_path / "f", limits=dataclasses.replace(DEFAULT_LIMITS, max_archive_bytes=4))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UploadError, match="holds no file"):
+        folder_as_zip(tmp_path / "empty", limits=DEFAULT_LIMITS)
+    with pytest.raises(UploadError, match="is not a folder"):
+        folder_as_zip(tmp_path / "f" / "a.png", limits=DEFAULT_LIMITS)

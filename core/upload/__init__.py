@@ -9,14 +9,15 @@ Where each rule lives (one guess each):
 
 * :mod:`core.upload.limits` -- every limit (:class:`UploadLimits`), the byte budget, the time budget
   (:class:`Deadline`), and label/name checks (formula-looking labels are refused, not escaped);
-* :mod:`core.upload.archive` -- the zip itself: entry count, member names, capped member reads;
+* :mod:`core.upload.archive` -- the zip itself: entry count, member names, capped member reads; a folder on
+  disk as the zip of it (:func:`folder_as_zip`, for the command line);
 * :mod:`core.upload.images` -- one image: declared size, total pixel budget, 16-bit/float conversion;
 * :mod:`core.upload.folders` -- class-folder and CSV-manifest layouts -> :class:`UploadedSample`;
 * :mod:`core.upload.embeddings` -- ``.npz`` of precomputed embeddings, width checked against the model.
 """
 from __future__ import annotations
 
-from core.upload.archive import Source, _open_zip, _opened, _read_member
+from core.upload.archive import Source, _open_zip, _opened, _read_member, folder_as_zip
 from core.upload.embeddings import embedding_width, embeddings_summary, load_embeddings_npz
 from core.upload.folders import UploadedSample, check_template, load_image_folder_zip
 from core.upload.images import PixelBudget, _decode_image
@@ -26,5 +27,5 @@ from core.upload.limits import (ARCHIVE_EXTS, DEFAULT_LIMITS, FORMULA_PREFIXES, 
 
 __all__ = ["ARCHIVE_EXTS", "DEFAULT_LIMITS", "Deadline", "FORMULA_PREFIXES", "IMAGE_EXTS", "MiB", "NPZ_KEYS",
            "PIL_FORMATS", "PixelBudget", "Source", "TemplateError", "UploadError", "UploadLimits", "UploadedSample",
-           "check_template", "embedding_width", "embeddings_summary", "label_problem", "load_embeddings_npz",
+           "check_template", "embedding_width", "embeddings_summary", "folder_as_zip", "label_problem", "load_embeddings_npz",
            "load_image_folder_zip"]

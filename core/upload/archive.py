@@ -2,6 +2,7 @@
 member reads under running byte caps that never trust the archive's declared sizes."""
 from __future__ import annotations
 
+import io
 import os
 import re
 import stat
@@ -9,6 +10,7 @@ import struct
 import unicodedata
 import zipfile
 from contextlib import contextmanager
+from pathlib import Path
 from typing import BinaryIO, Iterator, Union
 
 from core.upload.limits import (MiB, SYSTEM_FILES, UploadError, UploadLimits, _Budget, _is_control, _kind,
@@ -126,3 +128,45 @@ def _open_zip(fh: BinaryIO, limits: UploadLimits, what: str = "zip archive") -> 
     except Exception as e:  # zipfile raises BadZipFile, struct.error, ValueError... on hostile input
         raise UploadError(f"the {what} is corrupt ({type(e).__name__})") from None
 
+
+
+def folder_as_zip(folder: str | os.PathLike, *, limits: UploadLimits) -> io.BytesIO:
+    """A folder on disk as the zip a user would upload of it (its files at their paths under ``folder``, in
+    sorted order, stored without compression and dated 1980-01-01, so one folder always gives the same bytes),
+    for :func:`core.upload.load_image_folder_zip`, which then applies every rule of an upload. Links and anything
+    not a regular file are left out, as a zip could not hold them. Stops with UploadError as soon as the folder
+    holds more than ``limits.max_members`` files or ``limits.max_archive_bytes`` bytes, before reading the rest.
+    Raises UploadError when ``folder`` is not a folder or holds no file."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise UploadError(f"{root} is not a folder")
+    files: list[Path] = []
+    total = 0
+    for path in _walk(root):
+        files.append(path)
+        total += path.stat().st_size
+        if len(files) > limits.max_members:
+            raise UploadError(f"{root} holds more than {limits.max_members} files, the most a sample may have")
+        if total > limits.max_archive_bytes:
+            raise UploadError(f"{root} holds more than {limits.max_archive_bytes // MiB} MiB, the most a sample "
+                              "may have")
+    if not files:
+        raise UploadError(f"{root} holds no file")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for path in files:
+            archive.writestr(zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=(1980, 1, 1, 0, 0, 0)),
+                             path.read_bytes())
+    buffer.seek(0)
+    return buffer
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """The regular files under ``root``, not through links, in a fixed order (each folder's files sorted, then
+    its sorted subfolders), one at a time: a huge folder is not listed whole before the caps apply."""
+    for here, folders, names in os.walk(root):
+        folders.sort()
+        for name in sorted(names):
+            path = Path(here) / name
+            if not path.is_symlink() and path.is_file():
+                yield path
