@@ -21,7 +21,9 @@ st.write("Upload a labelled sample of your task: a zip of class folders (`cat/00
          "`labels.csv` (`file,label`), or an `.npz` of embeddings (`image_embeddings`, `text_embeddings`, "
          "`labels`, `class_names`). One forward pass gives its IIMM; the stored runs of the same model turn it "
          "into a forecast of every method's gain and forgetting.")
-upload = st.file_uploader("labelled sample", type=["zip", "npz"], key="fc_upload")
+upload = st.file_uploader("labelled sample", type=["zip", "npz"], key="fc_upload", help=(
+    "The same forecast from a terminal, for a folder, a zip or an .npz, or many at once: "
+    "`python -m jobs.forecast SAMPLE... --model KEY --out forecast.json`"))
 st.download_button(f"No sample at hand? Download an example ({example.EXAMPLE_TASK})", help=example.EXAMPLE_NOTE,
                    data=example.example_sample_zip, file_name=f"{example.EXAMPLE_TASK}-example.zip",
                    mime="application/zip", key="fc_example", type="tertiary", icon=":material/download:",

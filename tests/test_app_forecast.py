@@ -434,3 +434,13 @@ def test_forecast_selection_reads_every_shipped_table_and_keeps_the_rule(fixture
     # the same (model, method, outcome, rule) in two files: the later path wins
     assert got.loc[(got["pretrained"] == "world-x") & (got["rule"] == default), "coverage"].tolist() == [0.75]
     forecast_ui.forecast_selection.clear()
+
+
+def test_the_upload_names_the_command_that_makes_the_same_forecast_from_a_terminal(fixture_store):
+    """The command line (jobs.forecast) was in the README only: a visitor running the app locally with a folder of
+    images, or many samples, was not told it exists."""
+    from tests.test_job_options import _commands
+
+    at = page("forecast").run()
+    said = at.get("file_uploader")[0].proto.help
+    assert "python -m jobs.forecast" in said and "forecast" in _commands()
