@@ -42,7 +42,7 @@ from typing import Iterator
 import numpy as np
 
 from core import store
-from jobs.cli import EXIT_USER_ERROR, user_facing
+from jobs.cli import EXIT_USER_ERROR, user_facing, work_begins
 
 REPO = Path(__file__).resolve().parent.parent
 LEADERBOARD_GOAL_S = 1.0
@@ -352,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 1 or args.images < 10:
         print("error: --runs must be >= 1 and --images >= 10", file=sys.stderr)
         return EXIT_USER_ERROR
+    work_begins()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f}")
     if args.browser:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from jobs.cli import check_results_folder, no_runs, user_facing
+from jobs.cli import check_results_folder, no_runs, user_facing, work_begins
 
 
 class NoTimedCells(ValueError):
@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         tab = overhead_table(runs)
     except NoTimedCells:  # overhead_table cannot say where; a record's own fault keeps its message
         raise no_runs("successful training cells with timings", [args.results]) from None
+    work_begins()
     print(tab.round(3).to_string())
     overall = float(tab.loc["ALL (time-weighted)", "overhead"])
     print(f"overhead {overall:.1%} of cell wall time; goal < {args.goal:.0%}; ratio to goal {overall / args.goal:.2f}")

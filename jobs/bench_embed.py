@@ -17,7 +17,7 @@ import torch
 
 from core.embed import embed_images
 from core.models import check_model, load_model, spec_for
-from jobs.cli import user_facing
+from jobs.cli import user_facing, work_begins
 
 
 def raw_forward(loaded, n: int, batch: int) -> float:
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     for name in args.models.split(","):
         check_model(name)  # an unknown name is refused before any model is timed
+    work_begins()
     rng = np.random.default_rng(0)
     print(f"torch threads: {torch.get_num_threads()}")
     print(f"{'model':34s} {'images':>7s} {'pipeline img/s':>15s} {'raw img/s':>10s} {'ratio':>7s}  goal >= 85 %")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from core import garbage
 from jobs.bench_app import REPO, app_store, build_store
-from jobs.cli import user_facing
+from jobs.cli import user_facing, work_begins
 
 SORTS = ("id_gain", "ood_change", "norm_gain", "zs_acc", "ft_acc", "iimm", "created_at", "dataset", "method")
 
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reruns", type=_positive, default=24, help="'sort by' changes after the first run (default 24)")
     p.add_argument("--no-collect", action="store_true", help="turn off core.garbage.collect_if_grown")
     args = p.parse_args(argv)
+    work_begins()
     saved = garbage.collect_if_grown
     if args.no_collect:
         garbage.collect_if_grown = lambda **kwargs: False

@@ -39,7 +39,7 @@ from core.method_info import method_info
 from core.methods import METHODS, build_method, count_parameters
 from core.models import check_model, load_model
 from core.train import TrainRecipe, make_optimizer, train
-from jobs.cli import user_facing
+from jobs.cli import user_facing, work_begins
 
 SPEC_COUNTS = {"bitfit": 168_960, "attention": 30_670_848}
 CLASSES = ["cat", "dog", "car", "tree", "boat", "house", "bird", "flower"]
@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--methods: unknown method(s) {', '.join(unknown)}; known: {', '.join(sorted(METHODS))}")
     for name in args.models.split(","):
         check_model(name)  # an unknown name is refused before the first model is timed
+    work_begins()
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.models.split(","):

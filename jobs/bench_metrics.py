@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from core import metrics, transferability
-from jobs.cli import user_facing
+from jobs.cli import user_facing, work_begins
 
 
 def _best(fn: Callable[[], object], repeats: int = 3) -> tuple[float, object]:
@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the random embeddings")
     p.add_argument("--skip-baselines", action="store_true", help="time IIMM only")
     a = p.parse_args(argv)
+    work_begins()
     bench_iimm(a.sizes, a.dim, a.classes, a.block, a.seed)
     if not a.skip_baselines:
         bench_baselines(a.baseline_n, a.dim, a.classes, a.seed)

@@ -16,7 +16,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from jobs.cli import user_facing
+from jobs.cli import user_facing, work_begins
 
 GOAL_MIN = 45.0
 BUDGET_STEPS = 2000
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in args.models.split(",") if m not in RECIPES]
     if unknown:
         p.error(f"--models: unknown model(s) {', '.join(unknown)}; known: {', '.join(sorted(RECIPES))}")
+    work_begins()
     print(f"{'model':<18} {'s/step':>7} {'projected min':>14} {'/ 45-min goal':>14}")
     worst = 0.0
     for model in args.models.split(","):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from core import store
-from jobs.cli import EXIT_USER_ERROR, user_facing
+from jobs.cli import EXIT_USER_ERROR, user_facing, work_begins
 
 GOAL_S = 1.0
 METHODS = ("full", "bitfit", "attn", "lora", "adapter", "linear-probe", "orthcr", "cite")
@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 1 or args.json_files < 0:
         print("error: --runs must be >= 1 and --json-files >= 0", file=sys.stderr)
         return EXIT_USER_ERROR
+    work_begins()
     with tempfile.TemporaryDirectory(prefix="iimm-bench-") as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()

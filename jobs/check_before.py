@@ -23,7 +23,7 @@ import pandas as pd
 from core.data.registry import DatasetUnavailableError
 from core.models import ModelUnavailableError
 from jobs.cli import (EXIT_FAILED, EXIT_INCOMPLETE, check_cache_folder, check_csv_out, check_device,
-                      check_results_folder, no_runs, user_facing)
+                      check_results_folder, no_runs, user_facing, work_begins)
 
 log = logging.getLogger(__name__)
 COLUMNS = ["model_key", "dataset", "run_id", "method", "field", "stored", "now"]
@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown := sorted(set(wanted) - set(runs["model_key"])):
             raise ValueError(f"--models: no records of {', '.join(unknown)} in {args.results}")
         runs = runs[runs["model_key"].isin(wanted)]
+    work_begins()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)  # one line per (model, dataset) scored: progress on a long check
     unchecked: dict[tuple[str, str], str] = {}

@@ -4,13 +4,17 @@ Exit codes, the same for every job (a job's docstring adds only what is its own)
 
 - 0: done.
 - 1 (``EXIT_FAILED``): the job ran on usable input and what it did or checked failed: records refused
-  (``ingest``, ``submit``), values that differ (``check_before``, ``reproduce``), cells lost or a system error
-  such as a full disk once the work had begun (``grid``), errors under load (``load_test``), a sample that could
-  not be used while others were forecast (``forecast``).
+  (``ingest``, ``submit``), values that differ (``check_before``, ``reproduce``), cells lost (``grid``), errors
+  under load (``load_test``), a sample that could not be used while others were forecast (``forecast``); and in
+  every job a system error (an ``OSError``: a full disk, a folder removed while writing) once its work had begun,
+  i.e. after the job called :func:`work_begins` (``grid`` says so itself): its ``error:`` line says the job
+  stopped after its work had begun, and to fix the cause and run the same command again.
 - 2 (``EXIT_USER_ERROR``): the input cannot be used, and nothing was computed or written: a bad flag or flag
   value (argparse's own refusal too), a missing input path, an input with no runs or records to work on (an
   empty or wrong ``--results`` folder), an output that cannot be written (a folder where a file goes, a file
-  where a folder goes, a folder this user may not write in; checked before the work).
+  where a folder goes, a folder this user may not write in; checked before the work). An ``OSError`` is exit 2
+  only before the job's checks are done (before :func:`work_begins`); a ``ValueError`` and the other user
+  errors are exit 2 wherever raised.
 - 3 (``EXIT_INCOMPLETE``): done as far as this host could: some part is not here yet or cannot be done here
   (``grid``: cells another runner holds; ``check_before``: a model or dataset not available here).
 - 130 (``EXIT_INTERRUPTED``): interrupted (Ctrl-C; SIGTERM too for ``grid``): one line, no traceback (``grid`` and
@@ -23,12 +27,14 @@ IIMM_DEBUG=1 to see a user error's traceback instead of its line.
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import os
 import sys
 import tempfile
 from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from core.data.registry import DatasetUnavailableError
@@ -50,12 +56,42 @@ class JobMain(Protocol):
     def __call__(self, argv: list[str] | None = None) -> int: ...
 
 
+@dataclass
+class _Work:
+    """Whether the job :func:`user_facing` runs has begun its work (called :func:`work_begins`)."""
+
+    begun: bool = False
+
+
+# One _Work per wrapped call (a nested call gets its own); a mutable holder, so that work_begins called in a
+# copy of the context (an asyncio task, as jobs.load_test's drive runs in) still marks the job's own call.
+_WORK: contextvars.ContextVar[_Work | None] = contextvars.ContextVar("iimm_job_work", default=None)
+
+
+def stopped_line(exc: OSError) -> str:
+    """The ``error:`` line of a system error after :func:`work_begins`: what stopped the job, and what to do."""
+    return f"error: the job stopped after its work had begun: {exc}; fix the cause and run the same command again"
+
+
+def work_begins() -> None:
+    """Say that the job's checks are done and its work (the first computation or write) begins: from here an
+    ``OSError`` (a full disk, a folder removed while writing) is a failure of the run, exit 1, no longer an input
+    that cannot be used (exit 2). Call it once, after the last check; outside :func:`user_facing` it does nothing."""
+    work = _WORK.get()
+    if work is not None:
+        work.begun = True
+
+
 def user_facing(main: Callable[[list[str] | None], int]) -> JobMain:
     """Wrap a job's ``main(argv)`` so user errors end in one message and a non-zero exit code; the wrapper's
-    ``argv`` defaults to None (``sys.argv``), as ``if __name__ == "__main__": raise SystemExit(main())`` needs."""
+    ``argv`` defaults to None (``sys.argv``), as ``if __name__ == "__main__": raise SystemExit(main())`` needs.
+    An ``OSError`` raised after the job called :func:`work_begins` is exit 1 (its line says the job stopped
+    after its work had begun), before it exit 2; the other user errors are exit 2 wherever raised."""
 
     @functools.wraps(main)
     def wrapper(argv: list[str] | None = None) -> int:
+        work = _Work()
+        token = _WORK.set(work)
         try:
             return main(argv)
         except KeyboardInterrupt:
@@ -64,8 +100,13 @@ def user_facing(main: Callable[[list[str] | None], int]) -> JobMain:
         except USER_ERRORS as exc:
             if os.environ.get("IIMM_DEBUG"):
                 raise
+            if isinstance(exc, OSError) and work.begun:
+                print(stopped_line(exc), file=sys.stderr)
+                return EXIT_FAILED
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USER_ERROR
+        finally:
+            _WORK.reset(token)
 
     return wrapper
 

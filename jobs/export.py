@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from core import store
-from jobs.cli import EXIT_USER_ERROR, check_file_out, no_runs, user_facing
+from jobs.cli import EXIT_USER_ERROR, check_file_out, no_runs, user_facing, work_begins
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:
@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             print(f"error: not compacting {root}: {problem}", file=sys.stderr)
             return EXIT_USER_ERROR
+    work_begins()
     for root in compacting:
         made = store.compact(root)
         print(f"compacted {root} -> {made}" if made else f"{root}: nothing to compact", file=sys.stderr)

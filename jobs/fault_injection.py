@@ -29,7 +29,7 @@ from typing import Any
 
 from core.schema import validate_record
 from core.store import TMP_PREFIX
-from jobs.cli import EXIT_FAILED, check_file_out, user_facing
+from jobs.cli import EXIT_FAILED, check_file_out, user_facing, work_begins
 from jobs.grid import live_locks
 
 log = logging.getLogger("jobs.fault_injection")
@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         check_file_out(args.report, "--report")
     import shutil
 
+    work_begins()
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
     (args.work / WORK_MARK).write_text("made by python -m jobs.fault_injection, which empties this folder\n")

@@ -39,7 +39,7 @@ from typing import Any, BinaryIO
 import pandas as pd
 
 from jobs.cli import (EXIT_FAILED, EXIT_INCOMPLETE, check_device, check_file_out, check_results_folder, no_runs,
-                      user_facing)
+                      user_facing, work_begins)
 
 log = logging.getLogger(__name__)
 OUT_SUFFIXES = (".csv", ".json")
@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     if runs.empty:
         raise no_runs("runs", args.results)
 
+    work_begins()
     model, made, failed = _Model(model_key, device), [], []
     for number, (sample, kind) in enumerate(zip(args.samples, kinds), 1):
         if len(args.samples) > 1:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from core import cards, charts, ranking, store
 from core.predictor_eval import evaluate_predictors
-from jobs.cli import check_file_out, check_results_folder, no_runs, user_facing
+from jobs.cli import check_file_out, check_results_folder, no_runs, user_facing, work_begins
 
 log = logging.getLogger("jobs.grid_report")
 
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = store.verified_runs(runs)
     if not (runs["status"] == "ok").any():  # said here: report() cannot name the folder
         raise no_runs("successful runs", args.results)
+    work_begins()
     text = report(runs)
     print(text)
     if args.out:

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from core import store
-from jobs.cli import EXIT_FAILED, check_folder_out, no_runs, refused_records, user_facing
+from jobs.cli import EXIT_FAILED, check_folder_out, no_runs, refused_records, user_facing, work_begins
 
 
 @user_facing
@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     target = args.into or store.local_results_dir()
     # a file in the way was a bare "[Errno 20] Not a directory"
     check_folder_out(target, "--into" if args.into else "the local store ($IIMM_RESULTS or results/)")
-    report = store.ingest(args.path, target)  # a missing path or bad input: user_facing says why (exit 2)
+    if not args.path.exists():  # checked here too: store.ingest's own check would come after work_begins (exit 1)
+        raise FileNotFoundError(f"nothing to ingest: {args.path} does not exist")
+    work_begins()
+    report = store.ingest(args.path, target)  # bad input: user_facing says why (exit 2)
     if not report.accepted and not report.unchanged and not report.refused:  # nothing to ingest: exit 2
         raise no_runs("record", [args.path], "name a folder of .json/.jsonl/.parquet records or one such file")
     print(f"{report.summary()} (into {target})")

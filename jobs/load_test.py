@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from jobs.app_server import CHROMIUM, CHROMIUM_ARGS, AppDidNotStart, free_port, start_app, stop_app
-from jobs.cli import EXIT_FAILED, check_file_out, user_facing
+from jobs.cli import EXIT_FAILED, check_file_out, user_facing, work_begins
 
 log = logging.getLogger("jobs.load_test")
 REPO = Path(__file__).resolve().parent.parent
@@ -169,6 +169,7 @@ async def drive(url: str, args: argparse.Namespace, sample: Path) -> tuple[list,
                                    f"(--view-timeout) before the load started: {why}") from exc
             raise OSError(f"the app's runs page failed to load before the load started: {why}") from exc
         await warm.close()
+        work_begins()  # the app and Chromium run: the load begins (a failure to start them is exit 2)
         started = time.perf_counter()
         tasks = [browse(browser, url, i, args.views, timeout_ms, results, errors) for i in range(args.sessions)]
         tasks += [forecast(browser, url, i, sample, timeout_ms, results, errors) for i in range(args.forecasts)]

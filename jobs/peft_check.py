@@ -21,7 +21,7 @@ import pandas as pd
 
 from core import store
 from core.method_info import family_of_run
-from jobs.cli import check_results_folder, no_runs, user_facing
+from jobs.cli import check_results_folder, no_runs, user_facing, work_begins
 
 
 def _trainable(provenance: object) -> int | None:
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     if not {args.ours, args.theirs} <= set(runs.loc[runs["status"] == "ok", "method"]):
         raise no_runs(f"successful runs of both {args.ours!r} and {args.theirs!r}", [args.results],
                       "name the grid that ran both with --results, or the methods with --ours and --theirs")
+    work_begins()
     result = cross_check(runs, args.ours, args.theirs)
     print(f"{args.theirs} vs {args.ours}: {result['pairs']} paired runs on {result['datasets']} datasets")
     print(f"trainable parameters in the records: {result['trainable']}")

@@ -61,7 +61,7 @@ from core import cards
 from core import forecast_select as fsel
 from core import predictor_eval as pe
 from core import store
-from jobs.cli import check_file_out, no_runs, user_facing
+from jobs.cli import check_file_out, no_runs, user_facing, work_begins
 from jobs.predictor_tables import (HEADLINE, RULE_TEXT, rules_markdown, selection_markdown,  # noqa: F401 (tests
                                     summary_lines, summary_markdown,  # and users read them from here)
                                     zero_shot_markdown)
@@ -261,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     log.setLevel(logging.INFO)  # the progress of each stage, on stderr (stdout holds the summary)
     rules, out = checked_options(args)
     roots = args.results or store.default_roots()
+    work_begins()
     if args.rescore:
         print(f"rescored {rescore(list(roots))} records")
     runs = store.load_runs(roots)

@@ -37,7 +37,7 @@ from core.imaging import uint8_batch_to_tensor
 from core.experiment import cpu_model, cpu_signature, git_revision, numerics_environment, package_versions
 from core.models import ASSET_DIR, load_model, spec_for
 from core.store import write_file_atomic
-from jobs.cli import check_writable_folder, quiet_libraries, user_facing
+from jobs.cli import check_writable_folder, quiet_libraries, user_facing, work_begins
 
 log = logging.getLogger("jobs.pretrain")
 WEIGHTS = ASSET_DIR / "worldclip-tiny_world-v1.safetensors"
@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
     args = parse_args(argv)
     check_paths(args)
+    work_begins()
     world, mix, loss_kind = RECIPES[args.model]
     record = {"status": "failed", "error": "", "model": args.model, "world": world, "mix": mix, "loss": loss_kind,
               "command": "python -m jobs.pretrain " + shlex.join(sys.argv[1:] if argv is None else argv),

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from jobs.cli import EXIT_FAILED, check_cache_folder, check_csv_out, check_device, user_facing
+from jobs.cli import EXIT_FAILED, check_cache_folder, check_csv_out, check_device, user_facing, work_begins
 
 log = logging.getLogger(__name__)
 COLUMNS = ["run_id", "field", "recorded", "reproduced", "difference"]
@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     read = [(path, read_record(path)) for path in args.records]  # every file checked before any cell runs
     check_models(read)
     records = [record for _, record in read]
+    work_begins()
     if args.threads:
         import torch
 

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from core import store
-from jobs.cli import EXIT_FAILED, EXIT_USER_ERROR, check_folder_out, no_runs, refused_records, user_facing
+from jobs.cli import (EXIT_FAILED, EXIT_USER_ERROR, check_folder_out, no_runs, refused_records, user_facing,
+                      work_begins)
 
 
 @user_facing
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.zip} is not a file", file=sys.stderr)
         return EXIT_USER_ERROR
     check_folder_out(args.into or store.submissions_dir(), "--into" if args.into else "the submissions store")
+    work_begins()
     # the host: reasons may name this machine's folders (the app's page never does); UploadError etc.:
     # user_facing says why
     report = store.accept_submission(args.zip, target=args.into, public=False)

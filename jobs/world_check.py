@@ -35,7 +35,7 @@ import pandas as pd
 from core import metrics, store
 from core.data import world2
 from core.nested_bootstrap import nested_bootstrap_tau
-from jobs.cli import check_writable_folder, quiet_libraries, user_facing
+from jobs.cli import check_writable_folder, quiet_libraries, user_facing, work_begins
 
 log = logging.getLogger("jobs.world_check")
 CONTROL = "worldclip-v2-c"
@@ -244,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     args = parse_args(argv)
     check_writable_folder(args.out, "--out", "manipulation-check.md/.csv")
+    work_begins()
     from core.models import ASSET_DIR, spec_for
     from jobs.pretrain import RECIPES
 

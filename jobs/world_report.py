@@ -22,7 +22,7 @@ from core.data.world import OOD_PANEL, TASKS
 from core.embed import embed_dataset
 from core.models import ASSET_DIR, DEFAULT_MODEL, load_model, spec_for
 from core.store import write_file_atomic
-from jobs.cli import quiet_libraries, user_facing
+from jobs.cli import quiet_libraries, user_facing, work_begins
 
 log = logging.getLogger("jobs.world_report")
 CARD_MODEL = "worldclip-tiny"  # the only model MODEL_CARD.md and worldclip-tiny_world-v1.tasks.json describe
@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.card:
         check_card_model(args.model)  # before any embedding
+    work_begins()
     rows = task_rows(args.model)
     print(model_line(args.model))
     print(markdown(rows))

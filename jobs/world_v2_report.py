@@ -24,7 +24,7 @@ import pandas as pd
 
 from core.data import world2
 from core.nested_bootstrap import kendall_tau, nested_bootstrap_tau
-from jobs.cli import check_results_folder, check_writable_folder, no_runs, user_facing
+from jobs.cli import check_results_folder, check_writable_folder, no_runs, user_facing, work_begins
 from jobs.world_check import (ALL_MODELS, CONTROL, LONG_TAILED, OUTCOMES, PREREGISTERED_BOOT, SHIPPED, TASKS,
                               check_boot, coverage_taus, table, verdict)
 
@@ -261,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         raise no_runs("successful world-v2 fine-tuning runs", [args.results],
                       "name the world-v2 grid's results folder (default jobs/results/world-v2)")
     _, status = manipulation_verdict(args.results)  # a damaged check is refused before the bootstrap
+    work_begins()
     tab = method_table(runs, n_boot=args.boot)
     report = markdown(tab, criteria(tab), len(runs), args.boot, status=status, ceiling=ceilings(runs))
     store.write_file_atomic(out / "report.md", report + "\n")  # whole, or the old one kept

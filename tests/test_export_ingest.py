@@ -101,7 +101,8 @@ def test_a_failed_export_never_leaves_a_cut_file_in_place(results, tmp_path, mon
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(records.os, "fsync", disk_full)
-    assert export.main(["--results", str(results), "-o", str(out)]) == 2
+    assert export.main(["--results", str(results), "-o", str(out)]) == 1  # the work had begun: not exit 2
+    assert "error: the job stopped after its work had begun: " in capsys.readouterr().err
     assert out.read_bytes() == good and [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
     monkeypatch.undo()
     assert export.main(["--results", str(results), "--compact", "-o", "/dev/null"]) == 2  # not a regular file

@@ -40,7 +40,7 @@ def test_a_failed_save_keeps_the_training_and_says_how_to_save_it(tmp_path, caps
     caplog.set_level(logging.INFO, "jobs.pretrain")
     (tmp_path / "folder").mkdir()
     monkeypatch.setattr(pretrain, "check_paths", lambda args: None)  # as if the folder appeared during training
-    assert pretrain.main(_argv(tmp_path, tmp_path / "folder")) == 2
+    assert pretrain.main(_argv(tmp_path, tmp_path / "folder")) == 1  # trained first: exit 1, not 2
     err = capsys.readouterr().err
     assert "rerun the same command" in err and "Traceback" not in err
     assert pretrain.main(_argv(tmp_path, tmp_path / "w.safetensors")) == 0
@@ -192,7 +192,7 @@ def test_a_failed_log_write_never_leaves_an_older_log_beside_new_weights(tmp_pat
         return real(path, data)
 
     monkeypatch.setattr(pretrain, "write_file_atomic", log_fails)
-    assert pretrain.main(_argv(tmp_path, out, "--seed", "7")) == 2
+    assert pretrain.main(_argv(tmp_path, out, "--seed", "7")) == 1  # trained first: exit 1, not 2
     assert "could not write" in capsys.readouterr().err
     assert out.exists() and not out.with_suffix(".train.json").exists()  # was: seed 0's log beside seed 7's weights
 

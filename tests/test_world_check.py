@@ -216,13 +216,13 @@ def test_a_full_disk_keeps_the_previous_check_whole(sandbox, tmp_path, capsys, m
         (out / name).write_text(f"previous {name}\n")
     disk_full_from(monkeypatch, 2)  # the CSV is written, the report is not
     assert world_check.main(["--models", "worldclip-v2-a", "--max-items", "20", "--boot", "10",
-                             "--out", str(out)]) == 2
-    assert "No space left on device" in capsys.readouterr().err
+                             "--out", str(out)]) == 1  # the rows were computed: exit 1, not 2
+    assert "stopped after its work had begun: [Errno 28] No space left on device" in capsys.readouterr().err
     assert (out / "manipulation-check.md").read_text() == "previous manipulation-check.md\n"
     assert (out / "manipulation-check.csv").read_text().startswith("model,")  # this run's rows
     disk_full_from(monkeypatch, 1)
     assert world_check.main(["--models", "worldclip-v2-a", "--max-items", "20", "--boot", "10",
-                             "--out", str(out)]) == 2
+                             "--out", str(out)]) == 1
     assert sorted(p.name for p in out.iterdir()) == ["manipulation-check.csv", "manipulation-check.md"]
     assert (out / "manipulation-check.md").read_text() == "previous manipulation-check.md\n"
 

@@ -161,8 +161,8 @@ def test_a_full_disk_keeps_the_old_report(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("core.store.load_runs", lambda folders: runs)
     (tmp_path / "report.md").write_text("old report\n")
     disk_full_from(monkeypatch)
-    assert rep.main(["--results", str(tmp_path), "--boot", "10"]) == 2
-    assert "No space left on device" in capsys.readouterr().err
+    assert rep.main(["--results", str(tmp_path), "--boot", "10"]) == 1  # the work had begun: not exit 2
+    assert "stopped after its work had begun: [Errno 28] No space left on device" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
     assert (tmp_path / "report.md").read_text() == "old report\n"
 
