@@ -239,7 +239,10 @@ def main(argv: list[str] | None = None) -> int:
         if len(args.samples) > 1:
             log.info("[%d/%d] %s", number, len(args.samples), sample)
         try:
-            source, digest = sample_source(sample, kind)
+            try:
+                source, digest = sample_source(sample, kind)
+            except OSError as exc:  # unreadable (permissions, a folder below it): this sample's fault, not the job's
+                raise UploadError(f"cannot be read ({exc.strerror or exc})") from exc
             res = forecast(source, kind, model, template, runs)
         except UploadError as exc:  # this sample cannot be used: said, and the others still forecast
             print(f"error: {sample}: {exc}", file=sys.stderr)
@@ -250,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     if not made:
         raise ValueError(f"no sample could be used ({len(failed)} refused, reasons above)")
     if args.out is not None:
-        _write(args.out, made, failed, _provenance(model_key, None if kinds.count("npz") == len(kinds) else template, roots,
-                                                   len(runs), device, time.perf_counter() - started))
+        used_template = None if kinds.count("npz") == len(kinds) else template
+        _write(args.out, made, failed, _provenance(model_key, used_template, roots, len(runs), device,
+                                                   time.perf_counter() - started))
     if failed:
         return EXIT_FAILED
     return 0 if all(res.enough_runs for _, res, *_ in made) else EXIT_INCOMPLETE

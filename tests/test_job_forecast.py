@@ -193,3 +193,25 @@ def test_folder_as_zip_is_deterministic_leaves_links_out_and_stops_at_the_caps(t
         folder_as_zip(tmp_path / "empty", limits=DEFAULT_LIMITS)
     with pytest.raises(UploadError, match="is not a folder"):
         folder_as_zip(tmp_path / "f" / "a.png", limits=DEFAULT_LIMITS)
+
+
+def test_an_unreadable_sample_is_refused_as_a_sample_and_the_others_still_forecast(fixture_store, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """Reading a sample happens after the job's checks: an unreadable file (permissions) was a system error that
+    stopped the whole job (exit 1, 'stopped after its work had begun'); it is now that sample's refusal."""
+    from pathlib import Path
+
+    (tmp_path / "a.npz").write_bytes(_npz())
+    (tmp_path / "locked.npz").write_bytes(_npz())
+    real = Path.read_bytes
+
+    def read_bytes(path):
+        if path.name == "locked.npz":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    argv = [str(tmp_path / "locked.npz"), str(tmp_path / "a.npz"), "--model", "worldclip-tiny-random"]
+    assert job.main(argv) == 1
+    captured = capsys.readouterr()
+    assert f"error: {tmp_path / 'locked.npz'}: cannot be read (Permission denied)" in captured.err
+    assert captured.out.count("Predicted outcome per method") == 1
