@@ -39,3 +39,13 @@ def page(name: str) -> AppTest:
 
 def app_test() -> AppTest:
     return AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+
+
+def embeddings_npz(width: int = 128) -> bytes:
+    """An .npz upload: 30 random embeddings of ``width`` in 3 classes (a, b, c) with their text embeddings."""
+    rng = np.random.default_rng(1)
+    buf = io.BytesIO()
+    np.savez(buf, image_embeddings=rng.normal(size=(30, width)).astype(np.float32),
+             text_embeddings=rng.normal(size=(3, width)).astype(np.float32),
+             labels=np.arange(30) % 3, class_names=np.array(["a", "b", "c"]))
+    return buf.getvalue()

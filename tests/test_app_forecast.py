@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from app import model_option
 from core import forecast_select, models, store
 from core.data import example
-from tests.app_helpers import page, sample_zip, traversal_zip
+from tests.app_helpers import embeddings_npz, page, sample_zip, traversal_zip
 from tests.fixtures import LINES, make_fixture_records
 
 
@@ -62,7 +62,7 @@ def test_a_forecast_says_when_the_choices_above_it_changed(fixture_store):
     at = run_upload(page("forecast").run(), "sample.zip", sample_zip())
     at.file_uploader(key="fc_upload").set_value(("sample.zip", sample_zip(n_per_class=7), "application/zip")).run()
     assert any("choices above have changed" in i.value for i in at.info)  # same name, other content
-    at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))
+    at = run_upload(page("forecast").run(), "emb.npz", embeddings_npz(128))
     assert at.text_input(key="fc_template").disabled  # an .npz uses no template: not to be changed for it
     assert not any("choices above have changed" in i.value for i in at.info)
 
@@ -225,20 +225,11 @@ def test_parsed_uploads_are_held_in_one_budget_that_all_sessions_share(fixture_s
     assert forecast_ui.held_parsed_bytes() <= forecast_ui.PARSED_BUDGET_BYTES
 
 
-def _embeddings_npz(width: int) -> bytes:
-    rng = np.random.default_rng(1)
-    buf = io.BytesIO()
-    np.savez(buf, image_embeddings=rng.normal(size=(30, width)).astype(np.float32),
-             text_embeddings=rng.normal(size=(3, width)).astype(np.float32),
-             labels=np.arange(30) % 3, class_names=np.array(["a", "b", "c"]))
-    return buf.getvalue()
-
-
 def test_the_prompt_template_is_disabled_for_an_npz_which_brings_its_own_prompts(fixture_store):
     """An .npz carries its text embeddings: the template box stayed editable and did nothing for it."""
     at = page("forecast").run()
     assert not at.text_input(key="fc_template").disabled  # nothing uploaded yet: a zip may come
-    at.file_uploader(key="fc_upload").set_value(("emb.npz", _embeddings_npz(128), "application/octet-stream")).run()
+    at.file_uploader(key="fc_upload").set_value(("emb.npz", embeddings_npz(128), "application/octet-stream")).run()
     assert not at.exception and at.text_input(key="fc_template").disabled
     said = at.caption[0].value  # what was uploaded is said before the run, as for a zip (Markdown-escaped)
     assert said.startswith(r"30 image embeddings \(width 128\) in 3 classes\: a \(10\)")
@@ -246,8 +237,8 @@ def test_the_prompt_template_is_disabled_for_an_npz_which_brings_its_own_prompts
     assert not at.exception and not at.text_input(key="fc_template").disabled
 
 
-def test_forecast_page_accepts_embeddings_npz(fixture_store):
-    at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))  # the tiny model's width
+def test_forecast_page_acceptsembeddings_npz(fixture_store):
+    at = run_upload(page("forecast").run(), "emb.npz", embeddings_npz(128))  # the tiny model's width
     assert not at.exception and not at.error
     res = at.session_state["fc_result"][1]
     assert res.n_images == 30 and "uploaded embeddings" in res.model_label and res.enough_runs
@@ -255,7 +246,7 @@ def test_forecast_page_accepts_embeddings_npz(fixture_store):
     assert "LEEP left out" in captions  # the forecast's notes reach the page (README: "and says so")
     assert "not bounded" in captions  # predictions are shown as fitted, and the page says so
     at = page("forecast").run()  # a wrong width is explained as soon as the file arrives, before any run
-    at.file_uploader(key="fc_upload").set_value(("emb.npz", _embeddings_npz(16), "application/octet-stream"))
+    at.file_uploader(key="fc_upload").set_value(("emb.npz", embeddings_npz(16), "application/octet-stream"))
     at.run()
     assert not at.exception and "16 wide but the chosen model" in at.error[0].value
     assert at.button(key="fc_run").disabled
@@ -271,7 +262,7 @@ def test_forecasts_take_turns_and_a_visitor_without_one_is_told_so(fixture_store
     monkeypatch.setattr(forecast_ui, "FORECAST_WAIT_S", 0.05)
     held = forecast_ui._FORECAST_TURNS.turn(wait_s=0)
     held.__enter__()  # another visitor's forecast is running
-    at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))
+    at = run_upload(page("forecast").run(), "emb.npz", embeddings_npz(128))
     assert not at.exception and "server is busy" in at.error[0].value and "fc_result" not in at.session_state
     assert at.status[0].label == "Forecast failed"
     assert any("runs 1 forecast at a time, all busy now; yours starts" in m.value for m in at.markdown)  # told it waits
@@ -370,7 +361,7 @@ def test_forecast_page_without_out_of_domain_references_explains_the_missing_cha
     monkeypatch.setenv("IIMM_FORECAST_MODEL", "worldclip-tiny-random")
     for record in make_fixture_records(n_datasets=8, pretrained="random", noise=0.5):
         store.write_record(dict(record, ood_change=None, ood_sets=[], ood_before={}, ood_after={}), tmp_path / "results")
-    at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))
+    at = run_upload(page("forecast").run(), "emb.npz", embeddings_npz(128))
     assert not at.exception
     assert any("No trade-off chart" in i.value for i in at.info)
     assert at.dataframe[0].value["id_gain"].notna().all()  # the gain forecasts are still shown
@@ -384,7 +375,7 @@ def test_a_forecast_fitted_on_random_weight_runs_is_labelled(tmp_path, monkeypat
     monkeypatch.setenv("IIMM_FORECAST_MODEL", "worldclip-tiny")  # world-v1: trained weights
     for record in make_fixture_records(n_datasets=8, pretrained="world-v1", noise=0.5):
         store.write_record(dict(record, random_weights=True), tmp_path / "results")
-    at = run_upload(page("forecast").run(), "emb.npz", _embeddings_npz(128))
+    at = run_upload(page("forecast").run(), "emb.npz", embeddings_npz(128))
     assert not at.exception and at.session_state["fc_result"][1].enough_runs
     assert any("RANDOM WEIGHTS" in w.value for w in at.warning)
     assert any("reference runs of worldclip\\-tiny \\(world\\-v1\\) record RANDOM WEIGHTS" in c.value for c in at.caption)

@@ -11,16 +11,7 @@ import pytest
 
 from core import store
 from jobs import forecast as job
-from tests.app_helpers import page, sample_zip
-
-
-def _npz(width: int = 128) -> bytes:
-    rng = np.random.default_rng(1)
-    buf = io.BytesIO()
-    np.savez(buf, image_embeddings=rng.normal(size=(30, width)).astype(np.float32),
-             text_embeddings=rng.normal(size=(3, width)).astype(np.float32),
-             labels=np.arange(30) % 3, class_names=np.array(["a", "b", "c"]))
-    return buf.getvalue()
+from tests.app_helpers import embeddings_npz, page, sample_zip
 
 
 def _strict_json(text: str) -> dict:
@@ -60,7 +51,7 @@ def test_the_job_gives_the_numbers_the_page_gives_for_the_same_sample(fixture_st
 @pytest.mark.slow
 def test_an_npz_forecast_writes_strict_json_with_its_provenance(fixture_store, tmp_path):
     sample = tmp_path / "emb.npz"
-    sample.write_bytes(_npz())
+    sample.write_bytes(embeddings_npz())
     out = tmp_path / "f.json"
     assert job.main([str(sample), "--model", "worldclip-tiny-random", "--out", str(out)]) == 0
     written = _strict_json(out.read_text())  # NaN written as null, never as a bare NaN
@@ -84,7 +75,7 @@ def test_several_samples_get_one_forecast_each_and_a_refused_one_does_not_stop_t
     """One model load for the batch; a sample that cannot be used is named on stderr, the others are forecast and
     written, and the exit is 1 (ran, and part of it failed)."""
     (tmp_path / "a.zip").write_bytes(sample_zip())
-    (tmp_path / "b.npz").write_bytes(_npz())
+    (tmp_path / "b.npz").write_bytes(embeddings_npz())
     (tmp_path / "bad.zip").write_bytes(b"this is not a zip at all")
     out = tmp_path / "all.csv"
     argv = [str(tmp_path / n) for n in ("a.zip", "bad.zip", "b.npz")]
@@ -103,7 +94,7 @@ def test_several_samples_get_one_forecast_each_and_a_refused_one_does_not_stop_t
 def test_a_model_without_reference_runs_prints_its_measures_and_the_grid_command_and_exits_3(
         fixture_store, tmp_path, capsys):
     sample = tmp_path / "emb.npz"
-    sample.write_bytes(_npz())
+    sample.write_bytes(embeddings_npz())
     assert job.main([str(sample), "--model", "worldclip-tiny"]) == 3  # the fixture store holds the random model only
     printed = capsys.readouterr().out
     assert "IIMM" in printed and "make them with: python -m jobs.grid" in printed
@@ -127,7 +118,7 @@ def test_an_unusable_sample_or_option_is_one_line_exit_2_and_writes_nothing(
         fixture_store, tmp_path, capsys, name, argv, message):
     (tmp_path / "folder").mkdir()
     (tmp_path / "notes.txt").write_text("x")
-    (tmp_path / "emb.npz").write_bytes(_npz())
+    (tmp_path / "emb.npz").write_bytes(embeddings_npz())
     (tmp_path / "bad.zip").write_bytes(b"this is not a zip at all")
     (tmp_path / "empty").mkdir()
     (tmp_path / "dir.json").mkdir()
@@ -201,8 +192,8 @@ def test_an_unreadable_sample_is_refused_as_a_sample_and_the_others_still_foreca
     stopped the whole job (exit 1, 'stopped after its work had begun'); it is now that sample's refusal."""
     from pathlib import Path
 
-    (tmp_path / "a.npz").write_bytes(_npz())
-    (tmp_path / "locked.npz").write_bytes(_npz())
+    (tmp_path / "a.npz").write_bytes(embeddings_npz())
+    (tmp_path / "locked.npz").write_bytes(embeddings_npz())
     real = Path.read_bytes
 
     def read_bytes(path):

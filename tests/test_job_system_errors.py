@@ -3,11 +3,11 @@
 jobs.cli.user_facing and jobs.cli.work_begins, and the jobs that call it."""
 import asyncio
 import errno
-import importlib
 
 import pytest
 
 from jobs import cli
+from tests.test_job_exit_codes import _main
 
 
 def _disk_full(path: str = "out.csv") -> OSError:
@@ -111,13 +111,6 @@ def _inputs(tmp_path, job_name):
     with zipfile.ZipFile(tmp_path / "s.zip", "w") as archive:
         archive.write(records[0], records[0].name)
     return {"runs": tmp_path / "runs", "zip": tmp_path / "s.zip"}
-
-
-def _main(job_name: str, argv: list[str]) -> int:
-    try:
-        return importlib.import_module(f"jobs.{job_name}").main(argv)
-    except SystemExit as stop:  # argparse's own refusal
-        return stop.code
 
 
 @pytest.mark.parametrize("job_name, argv", WRITING_JOBS)
