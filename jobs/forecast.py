@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from core import store
     from core.models import DEFAULT_MODEL, check_model
-    from core.upload import UploadError
+    from core.upload import TemplateError, UploadError, check_template
 
     started = time.perf_counter()
     kinds = [check_sample(sample) for sample in args.samples]  # every sample checked before any work
@@ -221,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     if kinds.count("npz") == len(kinds) and args.template is not None:
         raise ValueError("--template applies to an image sample: an .npz carries its own text embeddings")
     template = DEFAULT_TEMPLATE if args.template is None else args.template
+    try:  # an option's problem, said once and before any sample is read (not blamed on each image sample)
+        check_template(template)
+    except TemplateError as exc:
+        raise ValueError(f"--template {template!r}: {exc}") from None
     if args.out is not None:
         if args.out.suffix.lower() not in OUT_SUFFIXES:
             raise ValueError(f"--out {args.out}: name a .csv or .json file")

@@ -106,6 +106,8 @@ def test_a_model_without_reference_runs_prints_its_measures_and_the_grid_command
     ("notes.txt", [], "neither a .zip of labelled images nor an .npz"),
     ("emb.npz", ["--template", "a {c}"], "--template applies to an image sample"),
     ("emb.npz", ["--out", "{tmp}/f.txt"], "name a .csv or .json file"),
+    ("a.zip", ["{tmp}/emb.npz", "--template", "a photo", "--out", "{tmp}/f.csv"],
+     "--template 'a photo': the prompt template must contain '{c}'"),
     ("emb.npz", ["--out", "{tmp}/dir.json"], "is a folder: name a file"),
     ("emb.npz", ["--model", "no-such-model"], "unknown model 'no-such-model'"),
     ("emb.npz", ["--results", "{tmp}/empty"], "no runs in"),
@@ -120,6 +122,7 @@ def test_an_unusable_sample_or_option_is_one_line_exit_2_and_writes_nothing(
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "emb.npz").write_bytes(embeddings_npz())
     (tmp_path / "bad.zip").write_bytes(b"this is not a zip at all")
+    (tmp_path / "a.zip").write_bytes(sample_zip())
     (tmp_path / "empty").mkdir()
     (tmp_path / "dir.json").mkdir()
     (tmp_path / "empty" / ".iimm-results").write_text("")
@@ -128,6 +131,7 @@ def test_an_unusable_sample_or_option_is_one_line_exit_2_and_writes_nothing(
     assert job.main([str(tmp_path / name), *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message.lower() in err.lower() and "Traceback" not in err
+    assert err.count("error: ") == (2 if name == "bad.zip" else 1)  # a bad --template was blamed on each zip
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
