@@ -12,6 +12,7 @@ import pytest
 from core import store
 from jobs import forecast as job
 from tests.app_helpers import embeddings_npz, page, sample_zip
+from tests.fixtures import make_fixture_records
 
 
 def _strict_json(text: str) -> dict:
@@ -67,6 +68,24 @@ def test_an_npz_forecast_writes_strict_json_with_its_provenance(fixture_store, t
     assert {"method", "outcome", "predictors", "prediction", "lo", "hi", "coverage"} <= set(chosen.columns)
     assert set(chosen["method"]) == {m["method"] for m in doc["methods"]} and (chosen["status"] == "ok").any()
     assert chosen.loc[chosen["status"] == "ok", "prediction"].notna().all()
+
+
+def test_by_default_the_store_is_read_as_the_page_reads_it_without_unverified_submissions(
+        fixture_store, tmp_path, monkeypatch):
+    """The page fits on the store less unverified submissions: a submitted method must not be forecast, and the
+    provenance counts the runs used (the fixture store had no submission, so leaving the filter out passed)."""
+    submitted = tmp_path / "submitted"
+    for record in make_fixture_records(pretrained="random", methods=("clip_adapter",)):
+        store.write_record(dict(record, source=store.SUBMITTED_SOURCE), submitted)
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(submitted))
+    sample, out = tmp_path / "emb.npz", tmp_path / "f.json"
+    sample.write_bytes(embeddings_npz())
+    assert job.main([str(sample), "--model", "worldclip-tiny-random", "--out", str(out)]) == 0
+    written = _strict_json(out.read_text())
+    every = store.load_runs(store.default_roots())
+    assert store.submitted_count(every) == 6 and str(submitted) in written["provenance"]["reference_roots"]
+    assert written["provenance"]["reference_runs"] == len(every) - 6
+    assert "clip_adapter" not in {m["method"] for m in written["forecasts"][0]["methods"]}
 
 
 @pytest.mark.slow
@@ -131,7 +150,7 @@ def test_an_unusable_sample_or_option_is_one_line_exit_2_and_writes_nothing(
     assert job.main([str(tmp_path / name), *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message.lower() in err.lower() and "Traceback" not in err
-    assert err.count("error: ") == (2 if name == "bad.zip" else 1)  # a bad --template was blamed on each zip
+    assert err.count("error: ") == (2 if name in ("bad.zip", "folder") else 1)  # a bad --template was blamed on each zip
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
