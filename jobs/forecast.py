@@ -21,8 +21,8 @@ measured coverage) and ``refused`` (samples that could not be used, with the rea
 
 Exit (``jobs.cli``'s convention): 0 every sample forecast; 1 some sample could not be used (said on stderr; the
 others are forecast and written); 2 an option, the store, or every sample cannot be used (nothing written); 3
-the model has too few reference runs for any forecast (the zero-shot measures are printed and written, with the
-grid command that would make the runs).
+the model has too few reference runs for any forecast (the zero-shot measures are printed, with the grid command
+that would make the runs, and written by a .json ``--out``; a .csv, one row per method, gets its header alone).
 """
 from __future__ import annotations
 
