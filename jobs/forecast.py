@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             failed.append({"sample": str(sample), "error": str(exc)})
             continue
         made.append(_made(sample, res, digest))
-        print(("\n" if number > 1 else "") + "\n".join(report_lines(sample.name, res, *made[-1][2:4])))
+        print(("\n" if len(made) > 1 else "") + "\n".join(report_lines(sample.name, res, *made[-1][2:4])))
     if not made:
         raise ValueError(f"no sample could be used ({len(failed)} refused, reasons above)")
     if args.out is not None:

@@ -101,6 +101,9 @@ def test_several_samples_get_one_forecast_each_and_a_refused_one_does_not_stop_t
     assert job.main([*argv, "--model", "worldclip-tiny-random", "--out", str(out)]) == 1
     captured = capsys.readouterr()
     assert captured.out.count("Predicted outcome per method") == 2
+    assert captured.out.count("\n\n") == 1  # one blank line between the two forecasts
+    assert job.main([*argv[1:], "--model", "worldclip-tiny-random"]) == 1  # the refused sample first
+    assert capsys.readouterr().out.startswith("b.npz: ")  # not with a blank line, as if a forecast came before
     assert f"error: {tmp_path / 'bad.zip'}:" in captured.err
     table = pd.read_csv(out)
     assert list(table.columns[:1]) == ["sample"] and set(table["sample"]) == {argv[0], argv[2]}
