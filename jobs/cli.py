@@ -16,7 +16,8 @@ Exit codes, the same for every job (a job's docstring adds only what is its own)
   only before the job's checks are done (before :func:`work_begins`); a ``ValueError`` and the other user
   errors are exit 2 wherever raised.
 - 3 (``EXIT_INCOMPLETE``): done as far as this host could: some part is not here yet or cannot be done here
-  (``grid``: cells another runner holds; ``check_before``: a model or dataset not available here).
+  (``grid``: cells another runner holds; ``check_before``: a model or dataset not available here; ``forecast``: too
+  few reference runs for the model, its zero-shot measures given).
 - 130 (``EXIT_INTERRUPTED``): interrupted (Ctrl-C; SIGTERM too for ``grid``): one line, no traceback (``grid`` and
   ``pretrain`` say first what is kept and to rerun the same command to resume).
 
@@ -47,7 +48,8 @@ USER_ERRORS = (ValueError, OSError, ModelUnavailableError, DatasetUnavailableErr
 EXIT_FAILED = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-EXIT_INCOMPLETE = 3  # jobs.grid: cells another runner holds; jobs.check_before: a model not available here
+EXIT_INCOMPLETE = 3  # jobs.grid: cells another runner holds; jobs.check_before: a model not available here;
+#                     jobs.forecast: too few reference runs for the model
 
 
 class JobMain(Protocol):
