@@ -88,6 +88,21 @@ def test_by_default_the_store_is_read_as_the_page_reads_it_without_unverified_su
     assert "clip_adapter" not in {m["method"] for m in written["forecasts"][0]["methods"]}
 
 
+def test_a_trained_models_forecast_on_random_weight_runs_is_labelled_as_on_the_page(tmp_path, monkeypatch, capsys):
+    """The page labels a forecast whose reference runs record random weights (the model itself trained); the job's
+    RANDOM WEIGHTS line and CSV column were tested only with an untrained model, where both flags hold."""
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "results"))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(tmp_path / "submitted"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    for record in make_fixture_records(n_datasets=8, pretrained="world-v1", noise=0.5):
+        store.write_record(dict(record, random_weights=True), tmp_path / "results")
+    sample, out = tmp_path / "emb.npz", tmp_path / "f.csv"
+    sample.write_bytes(embeddings_npz())
+    assert job.main([str(sample), "--model", "worldclip-tiny", "--out", str(out)]) == 0
+    assert "RANDOM WEIGHTS: its reference runs are an untrained network's" in capsys.readouterr().out
+    assert pd.read_csv(out)["random_weights"].all()
+
+
 @pytest.mark.slow
 def test_several_samples_get_one_forecast_each_and_a_refused_one_does_not_stop_the_others(
         fixture_store, tmp_path, capsys):
