@@ -21,18 +21,34 @@ def _strict_json(text: str) -> dict:
     return json.loads(text, parse_constant=refuse)
 
 
+def _page_forecast(name: str, data: bytes):
+    """The Forecast page run on an upload of ``data`` named ``name``: the page and its per-method rows by method."""
+    from core import advice
+
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value((name, data, "application/octet-stream")).run()
+    at.button(key="fc_run").click().run()
+    assert not at.exception and not at.error
+    return at, advice.forecast_rows(at.session_state["fc_result"][1]).set_index("method")
+
+
+def _same_verdict(at, printed: str) -> list[str]:
+    """The page's verdict (its confidence) and warnings, unescaped, are the job's printed ones; the warnings."""
+    said = [element.value.replace("\\", "") for element in (*at.success, *at.info, *at.warning)]
+    (box,) = [text for text in said if text.startswith("**Confidence: ")]  # the verdict, its confidence in bold
+    assert f"{box.split('**')[1]} " in printed  # 'Confidence: weak. '
+    warned = [text for text in (w.value.replace("\\", "") for w in at.warning) if not text.startswith("**")]
+    assert warned and [line for line in printed.splitlines() if line.startswith("warning: ")] == [
+        f"warning: {text}" for text in warned]  # the verdict's warnings, as the page gives them
+    return warned
+
+
 @pytest.mark.slow
 def test_the_job_gives_the_numbers_the_page_gives_for_the_same_sample(fixture_store, tmp_path, capsys):
     """Same sample, model and template: the page (its pooled, seed-0 random network) and the job agree on every
     method's predictions and intervals, and the job says the model is untrained."""
-    from core import advice
-
     data = sample_zip()
-    at = page("forecast").run()
-    at.file_uploader(key="fc_upload").set_value(("sample.zip", data, "application/zip")).run()
-    at.button(key="fc_run").click().run()
-    assert not at.exception and not at.error
-    shown = advice.forecast_rows(at.session_state["fc_result"][1]).set_index("method")
+    at, shown = _page_forecast("sample.zip", data)
 
     (tmp_path / "sample.zip").write_bytes(data)
     out = tmp_path / "out" / "forecast.csv"
@@ -43,10 +59,30 @@ def test_the_job_gives_the_numbers_the_page_gives_for_the_same_sample(fixture_st
     assert set(written.index) == set(shown.index) and written["random_weights"].all()
     for column in ("id_gain", "id_gain_lo", "id_gain_hi", "ood_change", "ood_change_lo", "ood_change_hi"):
         assert np.allclose(written.loc[shown.index, column], shown[column], rtol=0, atol=1e-9), column
+    _same_verdict(at, printed)
     for method in shown.index:  # each method's line, with its gain as the page's table rounds it
         title = shown.loc[method, "method_title"]
         line = next(line for line in printed.splitlines() if line.strip().startswith(title))
         assert f"{shown.loc[method, 'id_gain']:+.1f}" in line, line
+
+
+def test_a_trained_toy_models_forecast_says_what_the_page_says(tmp_path, monkeypatch, capsys):
+    """The same .npz on a trained model (worldclip-tiny): the page's verdict and warnings (its toy-model warning
+    included) and numbers are the job's; the comparison above, on an untrained model, could not see the toy flag."""
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "results"))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(tmp_path / "submitted"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    monkeypatch.setenv("IIMM_FORECAST_MODEL", "worldclip-tiny")
+    for record in make_fixture_records(n_datasets=8, pretrained="world-v1", noise=0.5):
+        store.write_record(record, tmp_path / "results")
+    data = embeddings_npz()
+    at, shown = _page_forecast("emb.npz", data)
+    (tmp_path / "emb.npz").write_bytes(data)
+    assert job.main([str(tmp_path / "emb.npz"), "--model", "worldclip-tiny", "--out", str(tmp_path / "f.csv")]) == 0
+    printed = capsys.readouterr().out
+    assert "RANDOM WEIGHTS" not in printed and any("toy model" in w for w in _same_verdict(at, printed))
+    written = pd.read_csv(tmp_path / "f.csv").set_index("method")
+    assert np.allclose(written.loc[shown.index, "id_gain"], shown["id_gain"], rtol=0, atol=1e-9)
 
 
 @pytest.mark.slow
