@@ -136,22 +136,23 @@ def folder_as_zip(folder: str | os.PathLike, *, limits: UploadLimits) -> io.Byte
     for :func:`core.upload.load_image_folder_zip`, which then applies every rule of an upload. Links and anything
     not a regular file are left out, as a zip could not hold them. Stops with UploadError as soon as the folder
     holds more than ``limits.max_members`` files or ``limits.max_archive_bytes`` bytes, before reading the rest.
-    Raises UploadError when ``folder`` is not a folder or holds no file."""
+    Raises UploadError when ``folder`` is not a folder or holds no file; its messages, as every upload's, do not
+    name the path (the caller does)."""
     root = Path(folder)
     if not root.is_dir():
-        raise UploadError(f"{root} is not a folder")
+        raise UploadError("it is not a folder")
     files: list[Path] = []
     total = 0
     for path in _walk(root):
         files.append(path)
         total += path.stat().st_size
         if len(files) > limits.max_members:
-            raise UploadError(f"{root} holds more than {limits.max_members} files, the most a sample may have")
+            raise UploadError(f"the folder holds more than {limits.max_members} files, the most a sample may have")
         if total > limits.max_archive_bytes:
-            raise UploadError(f"{root} holds more than {limits.max_archive_bytes // MiB} MiB, the most a sample "
-                              "may have")
+            raise UploadError(f"the folder holds more than {limits.max_archive_bytes / MiB:g} MiB, the most a "
+                              "sample may have")
     if not files:
-        raise UploadError(f"{root} holds no file")
+        raise UploadError("the folder holds no file")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for path in files:
