@@ -158,17 +158,24 @@ def _provenance(model_key: str, template: str | None, roots: list, n_runs: int, 
 
 
 class _Model:
-    """The model, loaded on the first image sample that needs it and then kept for the others."""
+    """The model, loaded on the first image sample that needs it and then kept for the others; a model that cannot
+    be loaded (weights not available offline) is tried once, and each image sample is refused with its reason."""
 
     def __init__(self, key: str, device: str) -> None:
-        self.key, self.device, self._loaded = key, device, None
+        self.key, self.device, self._loaded, self._failed = key, device, None, None
 
     def get(self) -> Any:
-        if self._loaded is None:
-            from core.models import load_model
+        from core.models import ModelUnavailableError, load_model
+        from core.upload import UploadError
 
+        if self._failed is None and self._loaded is None:
             log.info("loading %s…", self.key)
-            self._loaded = load_model(self.key, device=self.device, init_seed=0)  # random weights: the page's network
+            try:
+                self._loaded = load_model(self.key, device=self.device, init_seed=0)  # random weights: the page's
+            except ModelUnavailableError as exc:
+                self._failed = exc
+        if self._failed is not None:  # an image sample needs the model; an .npz sample does not
+            raise UploadError(f"needs the model to embed its images: {self._failed}")
         return self._loaded
 
 

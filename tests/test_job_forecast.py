@@ -284,3 +284,26 @@ def test_an_unreadable_sample_is_refused_as_a_sample_and_the_others_still_foreca
     captured = capsys.readouterr()
     assert f"error: {tmp_path / 'locked.npz'}: cannot be read (Permission denied)" in captured.err
     assert captured.out.count("Predicted outcome per method") == 1
+
+
+def test_a_model_that_cannot_load_refuses_the_image_samples_and_keeps_the_npz_forecasts(fixture_store, tmp_path,
+                                                                                     capsys, monkeypatch):
+    """A batch of an .npz and a zip with a model whose weights are not here: the .npz forecast was printed, then the
+    model's error ended the job with exit 2 and no --out. The zip is now refused (tried once), the .npz written."""
+    import core.models
+
+    def unavailable(key, **kwargs):
+        tries.append(key)
+        raise core.models.ModelUnavailableError("weights not available offline")
+    tries: list[str] = []
+    monkeypatch.setattr(core.models, "load_model", unavailable)
+    (tmp_path / "a.npz").write_bytes(embeddings_npz())
+    for name in ("b.zip", "c.zip"):
+        (tmp_path / name).write_bytes(sample_zip())
+    out = tmp_path / "f.json"
+    argv = [str(tmp_path / n) for n in ("a.npz", "b.zip", "c.zip")]
+    assert job.main([*argv, "--model", "worldclip-tiny-random", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("needs the model to embed its images: weights not available offline") == 2 and len(tries) == 1
+    written = _strict_json(out.read_text())
+    assert [f["sample"] for f in written["forecasts"]] == argv[:1] and len(written["refused"]) == 2
