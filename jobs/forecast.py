@@ -108,11 +108,13 @@ def report_lines(name: str, res: Any, rows: pd.DataFrame, verdict: Any) -> list[
         lines.append("RANDOM WEIGHTS: " + ("the model is untrained" if res.random_weights else
                                            "its reference runs are an untrained network's")
                      + "; these numbers describe no pretrained model")
-    if not res.enough_runs:
-        return lines + [res.message or "too few reference runs for a forecast",
-                        f"make them with: {res.command}"]
-    lines.append(f"Confidence: {verdict.confidence}. " + " ".join(verdict.headline + verdict.reasons))
+    if res.enough_runs:  # as the page: the verdict, or why there is none; then the warnings and notes either way
+        lines.append(f"Confidence: {verdict.confidence}. " + " ".join(verdict.headline + verdict.reasons))
+    else:
+        lines += [res.message or "too few reference runs for a forecast", f"make them with: {res.command}"]
     lines += [f"warning: {w}" for w in verdict.warnings] + [f"note: {n}" for n in res.notes]
+    if not res.enough_runs:
+        return lines
     lines.append("Predicted outcome per method (accuracy points; 95 % prediction intervals, shown as fitted):")
     return lines + printed_rows(rows).to_string(index=False).splitlines()
 
@@ -143,8 +145,8 @@ def document(res: Any, rows: pd.DataFrame, verdict: Any, selection: pd.DataFrame
         "iimm": {"value": res.iimm, "lo": res.iimm_lo, "hi": res.iimm_hi},
         "measures": _records(res.measures), "baselines": _records(res.baselines),
         "enough_runs": bool(res.enough_runs), "message": res.message, "command": res.command, "notes": res.notes,
-        "verdict": None if verdict is None else {"confidence": verdict.confidence, "headline": verdict.headline,
-                                                 "reasons": verdict.reasons, "warnings": verdict.warnings},
+        "verdict": {"confidence": verdict.confidence, "headline": verdict.headline, "reasons": verdict.reasons,
+                    "warnings": verdict.warnings} if res.enough_runs else {"warnings": verdict.warnings},
         "methods": _records(rows), "selection": _records(selection)})
 
 
@@ -284,14 +286,15 @@ def sample_source(sample: Path, kind: str) -> tuple[Path | BinaryIO, str]:
 
 
 def _made(sample: Path, res: Any, digest: str) -> tuple:
-    """(sample, result, per-method rows, verdict or None, the sample's SHA-256) for one forecast."""
+    """(sample, result, per-method rows, verdict, the sample's SHA-256) for one forecast (without enough reference
+    runs the verdict's warnings still hold, as on the page)."""
     from core import advice, cards
 
     rows = advice.forecast_rows(res)
     card = cards.model_card(res.model, res.pretrained)
     verdict = advice.advise(rows, toy_model=card.toy, random_weights=res.random_weights or
                             res.reference_random_weights, model_title=card.title, zs_acc=res.zero_shot.get("zs_acc"),
-                            n_classes=res.n_classes, n_images=res.n_images) if res.enough_runs else None
+                            n_classes=res.n_classes, n_images=res.n_images)  # its warnings hold without a forecast
     return sample, res, rows, verdict, digest
 
 

@@ -168,9 +168,13 @@ def test_a_model_without_reference_runs_prints_its_measures_and_the_grid_command
         fixture_store, tmp_path, capsys):
     sample = tmp_path / "emb.npz"
     sample.write_bytes(embeddings_npz())
-    assert job.main([str(sample), "--model", "worldclip-tiny"]) == 3  # the fixture store holds the random model only
-    printed = capsys.readouterr().out
+    assert job.main([str(sample), "--model", "worldclip-tiny", "--out", str(tmp_path / "f.json")]) == 3
+    printed = capsys.readouterr().out  # (the fixture store holds the random model only)
     assert "IIMM" in printed and "make them with: python -m jobs.grid" in printed
+    # the page's warnings hold without a forecast (a toy model, here), and the page shows them: so does the job
+    assert "warning: worldclip-tiny (world-v1) is a toy model" in printed and "Confidence:" not in printed
+    (written,) = _strict_json((tmp_path / "f.json").read_text())["forecasts"]
+    assert list(written["verdict"]) == ["warnings"] and any("toy model" in w for w in written["verdict"]["warnings"])
 
 
 @pytest.mark.parametrize("name, argv, message", [
