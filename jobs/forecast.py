@@ -4,9 +4,10 @@
                             [--out FILE.csv|FILE.json] [--device cpu]
 
 A SAMPLE is what the page takes: a zip of class folders (``cat/001.png``; in a ``train/``, ``test/`` layout
-``train/`` is used), a zip of images with a ``file,label`` CSV, or an ``.npz`` of embeddings; or a folder, read
-as the zip of it would be (its SHA-256 is that zip's: files in sorted order, fixed dates)
-(``image_embeddings``, ``text_embeddings``, ``labels``, ``class_names``) made by ``--model``. The same parsing,
+``train/`` is used), a zip of images with a ``file,label`` CSV, or an ``.npz`` of embeddings (``image_embeddings``,
+``text_embeddings``, ``labels``, ``class_names``) made by ``--model``; or a folder, read as the zip of it would be
+(its SHA-256 is that zip's: files in sorted order, fixed dates). A model that cannot be loaded here refuses each
+image sample (an ``.npz`` needs no model). The same parsing,
 limits and refusals as an upload (``core.upload``), the same model (a random-weight model is the network seed 0
 draws, as on the page), the same reference runs (default: the app's store without submitted, unverified runs)
 and the same procedure (``core.predict``, ``core.advice``): the printed numbers equal the page's for the same
@@ -21,8 +22,9 @@ measured coverage) and ``refused`` (samples that could not be used, with the rea
 
 Exit (``jobs.cli``'s convention): 0 every sample forecast; 1 some sample could not be used (said on stderr; the
 others are forecast and written); 2 an option, the store, or every sample cannot be used (nothing written); 3
-the model has too few reference runs for any forecast (the zero-shot measures are printed, with the grid command
-that would make the runs, and written by a .json ``--out``; a .csv, one row per method, gets its header alone).
+the model has too few reference runs for any forecast (the zero-shot measures and the verdict's warnings are
+printed, with the grid command that would make the runs, and written by a .json ``--out``; a .csv, one row per
+method, gets its header alone).
 """
 from __future__ import annotations
 
@@ -62,12 +64,15 @@ def check_sample(path: Path) -> str:
     return kind
 
 
-def _progress(total_logged: list[int]):
+def _progress():
     """An embedding progress callback that logs about every quarter of the images, and the last batch."""
+    logged = 0
+
     def progress(done: int, total: int) -> None:
+        nonlocal logged
         quarter = 4 * done // max(total, 1)
-        if quarter > total_logged[0] or done == total:
-            total_logged[0] = quarter
+        if quarter > logged or done == total:
+            logged = quarter
             log.info("embedded %d of %d images", done, total)
     return progress
 
@@ -195,7 +200,7 @@ def forecast(sample: Path | BinaryIO, kind: str, model: _Model, template: str, r
     log.info("%s", parsed.summary())
     loaded = model.get()
     log.info("embedding %d images…", len(parsed.data))
-    return predict.forecast_for_sample(loaded, parsed.data, runs, progress=_progress([0]))
+    return predict.forecast_for_sample(loaded, parsed.data, runs, progress=_progress())
 
 
 @user_facing
