@@ -34,8 +34,8 @@ import logging
 import os
 import sys
 import tempfile
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from core.data.registry import DatasetUnavailableError

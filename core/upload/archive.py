@@ -129,7 +129,6 @@ def _open_zip(fh: BinaryIO, limits: UploadLimits, what: str = "zip archive") -> 
         raise UploadError(f"the {what} is corrupt ({type(e).__name__})") from None
 
 
-
 def folder_as_zip(folder: str | os.PathLike, *, limits: UploadLimits) -> io.BytesIO:
     """A folder on disk as the zip a user would upload of it (its files at their paths under ``folder``, in
     sorted order, stored without compression and dated 1980-01-01, so one folder always gives the same bytes),
