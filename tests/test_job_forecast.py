@@ -311,3 +311,39 @@ def test_a_model_that_cannot_load_refuses_the_image_samples_and_keeps_the_npz_fo
     assert err.count("needs the model to embed its images: weights not available offline") == 2 and len(tries) == 1
     written = _strict_json(out.read_text())
     assert [f["sample"] for f in written["forecasts"]] == argv[:1] and len(written["refused"]) == 2
+
+
+def test_folder_as_zip_names_what_it_cannot_read_and_leaves_it_out(tmp_path, monkeypatch, caplog):
+    """A file or subfolder that cannot be read was either the whole sample's refusal (a file) or dropped without a
+    word (os.walk skips a subfolder it cannot list): both are now left out and named in one warning."""
+    import os
+    import zipfile
+    from pathlib import Path
+
+    from core.upload import DEFAULT_LIMITS, UploadError, folder_as_zip
+
+    (tmp_path / "f" / "locked").mkdir(parents=True)
+    for name in ("a.png", "b.png", "locked/c.png"):
+        (tmp_path / "f" / name).write_bytes(b"x")
+    real_read, real_scandir = Path.read_bytes, os.scandir
+
+    def read_bytes(path):
+        if path.name == "b.png":
+            raise PermissionError(13, "Permission denied")
+        return real_read(path)
+
+    def scandir(path="."):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(os, "scandir", scandir)
+    with caplog.at_level("WARNING", logger="core.upload"):
+        archive = folder_as_zip(tmp_path / "f", limits=DEFAULT_LIMITS)
+    assert zipfile.ZipFile(archive).namelist() == ["a.png"]
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert "left out 2" in said and "b.png (Permission denied)" in said and "locked/ (Permission denied)" in said
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "b.png").write_bytes(b"x")
+    with pytest.raises(UploadError, match="holds no file that can be read"):
+        folder_as_zip(tmp_path / "g", limits=DEFAULT_LIMITS)

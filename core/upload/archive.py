@@ -3,6 +3,7 @@ member reads under running byte caps that never trust the archive's declared siz
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import stat
@@ -15,6 +16,8 @@ from typing import BinaryIO, Iterator, Union
 
 from core.upload.limits import (MiB, SYSTEM_FILES, UploadError, UploadLimits, _Budget, _is_control, _kind,
                                 _Skip)
+
+log = logging.getLogger("core.upload")
 
 Source = Union[str, os.PathLike, BinaryIO]
 _CHUNK = 64 * 1024
@@ -133,16 +136,18 @@ def folder_as_zip(folder: str | os.PathLike, *, limits: UploadLimits) -> io.Byte
     """A folder on disk as the zip a user would upload of it (its files at their paths under ``folder``, in
     sorted order, stored without compression and dated 1980-01-01, so one folder always gives the same bytes),
     for :func:`core.upload.load_image_folder_zip`, which then applies every rule of an upload. Links and anything
-    not a regular file are left out, as a zip could not hold them. Stops with UploadError as soon as the folder
-    holds more than ``limits.max_members`` files or ``limits.max_archive_bytes`` bytes, before reading the rest.
-    Raises UploadError when ``folder`` is not a folder or holds no file; its messages, as every upload's, do not
-    name the path (the caller does)."""
+    not a regular file are left out, as a zip could not hold them; so are files and subfolders that cannot be
+    read, named in one logged warning (as an upload's unusable members are named, not dropped silently). Stops
+    with UploadError as soon as the folder holds more than ``limits.max_members`` files or
+    ``limits.max_archive_bytes`` bytes, before reading the rest. Raises UploadError when ``folder`` is not a
+    folder or holds no readable file; its messages, as every upload's, do not name the path (the caller does)."""
     root = Path(folder)
     if not root.is_dir():
         raise UploadError("it is not a folder")
+    unreadable: list[str] = []
     files: list[Path] = []
     total = 0
-    for path in _walk(root):
+    for path in _walk(root, unreadable):
         files.append(path)
         total += path.stat().st_size
         if len(files) > limits.max_members:
@@ -150,21 +155,36 @@ def folder_as_zip(folder: str | os.PathLike, *, limits: UploadLimits) -> io.Byte
         if total > limits.max_archive_bytes:
             raise UploadError(f"the folder holds more than {limits.max_archive_bytes / MiB:g} MiB, the most a "
                               "sample may have")
-    if not files:
-        raise UploadError("the folder holds no file")
     buffer = io.BytesIO()
+    written = 0
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for path in files:
-            archive.writestr(zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=(1980, 1, 1, 0, 0, 0)),
-                             path.read_bytes())
+            name = path.relative_to(root).as_posix()
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                unreadable.append(f"{name} ({exc.strerror or exc})")
+                continue
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+            written += 1
+    if unreadable:
+        log.warning("left out %d file(s) or folder(s) that cannot be read: %s", len(unreadable),
+                    "; ".join(unreadable[:5]) + ("; …" if len(unreadable) > 5 else ""))
+    if not written:
+        raise UploadError("the folder holds no file" + (" that can be read" if unreadable else ""))
     buffer.seek(0)
     return buffer
 
 
-def _walk(root: Path) -> Iterator[Path]:
+def _walk(root: Path, unreadable: list[str]) -> Iterator[Path]:
     """The regular files under ``root``, not through links, in a fixed order (each folder's files sorted, then
-    its sorted subfolders), one at a time: a huge folder is not listed whole before the caps apply."""
-    for here, folders, names in os.walk(root):
+    its sorted subfolders), one at a time: a huge folder is not listed whole before the caps apply. A subfolder
+    that cannot be listed is added to ``unreadable`` (os.walk drops it silently otherwise)."""
+    def refused(exc: OSError) -> None:
+        where = Path(exc.filename).relative_to(root).as_posix() if exc.filename else "?"
+        unreadable.append(f"{where or '.'}/ ({exc.strerror or exc})")
+
+    for here, folders, names in os.walk(root, onerror=refused):
         folders.sort()
         for name in sorted(names):
             path = Path(here) / name
