@@ -169,7 +169,9 @@ class _Model:
     be loaded (weights not available offline) is tried once, and each image sample is refused with its reason."""
 
     def __init__(self, key: str, device: str) -> None:
-        self.key, self.device, self._loaded, self._failed = key, device, None, None
+        self.key, self.device = key, device
+        self._loaded: Any = None  # a core.models.LoadedModel once loaded
+        self._failed: Exception | None = None
 
     def get(self) -> Any:
         from core.models import ModelUnavailableError, load_model
