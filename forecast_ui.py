@@ -31,14 +31,12 @@ def forecast_table(rows: pd.DataFrame, untrained_model: str | None = None) -> No
     """The forecast's per-method rows (``core.advice.forecast_rows``) as a readable table; ``untrained_model``: the
     model's label (``core.cards.model_label``, marked RANDOM WEIGHTS) when its numbers (or its reference runs')
     come from random weights, shown in a column, as the charts beside it say (a table too may be saved alone)."""
-    def interval(lo, hi):  # as the ranking writes one: a dash for none (it was blank), no '-0.0', no '+inf'
-        return [ranking.interval_text(a, b) for a, b in zip(rows[lo], rows[hi])]
-
     num, txt = st.column_config.NumberColumn, st.column_config.TextColumn
     st.dataframe(rows.assign(model=untrained_model,  # and no '-0.0' cell:
                              **{c: zeros_unsigned(rows[c], 1) for c in ("id_gain", "ood_change", "iimm_gain")},
-                             gain_ci=interval("id_gain_lo", "id_gain_hi"),
-                             ood_ci=interval("ood_change_lo", "ood_change_hi"),
+                             # as the ranking writes one: a dash for none (it was blank), no '-0.0', no '+inf'
+                             gain_ci=ranking.interval_texts(rows["id_gain_lo"], rows["id_gain_hi"]),
+                             ood_ci=ranking.interval_texts(rows["ood_change_lo"], rows["ood_change_hi"]),
                              front=rows["pareto"].map({True: "✔ best", False: ""}),
                              note=[("extrapolates: a predictor outside its reference range; " if e else "")
                                    + ("" if s == "ok" else str(s))
@@ -253,7 +251,7 @@ def outcome_views(res, rows: pd.DataFrame) -> None:
     st.subheader("Predicted outcome per method (95 % prediction intervals)")
     st.caption("Shown as fitted: straight lines are not bounded, so a prediction or interval can leave what is "
                "possible (an in-domain gain lies between minus the zero-shot accuracy and 100 minus it).")
-    untrained = bool(res.random_weights or res.reference_random_weights)  # the model, or its reference runs
+    untrained = res.untrained  # the model, or its reference runs
     forecast_table(rows, cards.model_label(res.model, res.pretrained, True) if untrained else None)
     try:
         st.altair_chart(charts.readable(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", subtitle=(
@@ -281,7 +279,7 @@ def selection_expander(res) -> None:
                      "error, error saved vs the IIMM line, coverage, a jackknife+ interval (19+ datasets)"):
         shown = forecast_select.selection_shown(forecast_select.with_measured_coverage(
             res.selected, forecast_selection(), model=res.model, pretrained=res.pretrained))
-        if res.random_weights or res.reference_random_weights:  # said as the forecast table says it
+        if res.untrained:  # said as the forecast table says it
             shown.insert(0, "model", cards.model_label(res.model, res.pretrained, True))
         st.dataframe(shown, hide_index=True, key="fc_selected", column_config={  # coverage in %, the rest to 2 decimals
                 h: st.column_config.NumberColumn(format=f) for h, f in forecast_select.SELECTION_FORMATS.items()})

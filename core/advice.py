@@ -205,7 +205,17 @@ def advise(rows: pd.DataFrame, *, toy_model: bool = False, random_weights: bool 
     return Advice(confidence, headline, reasons, warnings)
 
 
-__all__ = ["Advice", "ROW_COLUMNS", "advise", "forecast_rows"]
+def advise_forecast(result: Any, rows: pd.DataFrame) -> Advice:
+    """:func:`advise` on a ``core.predict.ForecastResult`` and its :func:`forecast_rows`, told what the result knows:
+    the model's card (toy or not, its title), random weights (the model's or its reference runs'), the zero-shot
+    accuracy and the sample's size. One call for every surface that shows a forecast (the page, jobs.forecast),
+    so their verdicts cannot drift apart. Without enough reference runs its warnings still hold."""
+    card = cards.model_card(result.model, result.pretrained)
+    return advise(rows, toy_model=card.toy, random_weights=result.untrained, model_title=card.title,
+                  zs_acc=result.zero_shot.get("zs_acc"), n_classes=result.n_classes, n_images=result.n_images)
+
+
+__all__ = ["Advice", "ROW_COLUMNS", "advise", "advise_forecast", "forecast_rows"]
 
 
 def forecast_inputs(upload: Any, model_key: str, template: str) -> tuple[Any, ...]:

@@ -10,10 +10,10 @@ importing torch, so the browsing pages stay light.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from pathlib import Path
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.text import distinct_labels, model_key, model_pair, option_labels

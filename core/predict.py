@@ -88,6 +88,12 @@ class ForecastResult:
     reference_random_weights: bool = False
 
     @property
+    def untrained(self) -> bool:
+        """Whether the forecast's numbers describe random weights: the model is untrained, or the reference runs
+        it is fitted on record random weights (what every surface showing it must say)."""
+        return bool(self.random_weights or self.reference_random_weights)
+
+    @property
     def title(self) -> str:
         """One line naming the model; says RANDOM WEIGHTS when the model is untrained."""
         label = self.model_label

@@ -328,6 +328,11 @@ def interval_text(lo: float, hi: float) -> str:
     return f"[{signed(lo)}, {signed(hi)}]"
 
 
+def interval_texts(lows: Any, highs: Any) -> list[str]:
+    """:func:`interval_text` of each (low, high) pair of two equally long columns: a table's interval column."""
+    return [interval_text(lo, hi) for lo, hi in zip(lows, highs)]
+
+
 #: The outcomes as the pages, tables and chart axes name them, with their units.
 OUTCOME_TITLES = {"id_gain": "in-domain gain (points)", "ood_change": "out-of-domain change (points)",
                   "norm_gain": "normalised gain (share of headroom)", "zs_acc": "zero-shot accuracy (%)",
@@ -358,5 +363,5 @@ def run_label(row: Any) -> str:
 
 
 __all__ = ["without_baselines", "RANK_BY", "RANKING_COLUMNS", "dataset_matrix", "dataset_points", "interval_text",
-           "mean_interval", "method_ranking", "pareto_mask", "run_label", "same_datasets",
+           "interval_texts",           "mean_interval", "method_ranking", "pareto_mask", "run_label", "same_datasets",
            "unverified_marked", "verdict"]

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import math
 import sys
@@ -77,16 +76,10 @@ def _progress():
     return progress
 
 
-def interval_texts(rows: pd.DataFrame, lo: str, hi: str) -> list[str]:
-    """'[+1.2, +3.4]' per row, '—' where the interval is undefined (as the page writes it)."""
-    from core.ranking import interval_text
-
-    return [interval_text(a, b) for a, b in zip(rows[lo], rows[hi])]
-
-
 def printed_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """``core.advice.forecast_rows`` output as the page's table reads: signed numbers to one decimal, intervals
     as text, a note for an extrapolating or failed forecast."""
+    from core.ranking import interval_texts
     from core.text import signed
 
     def _signed(value: Any) -> str:
@@ -94,8 +87,8 @@ def printed_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
     shown = rows.assign(
         id_gain=[_signed(v) for v in rows["id_gain"]], ood_change=[_signed(v) for v in rows["ood_change"]],
-        gain_ci=interval_texts(rows, "id_gain_lo", "id_gain_hi"),
-        ood_ci=interval_texts(rows, "ood_change_lo", "ood_change_hi"),
+        gain_ci=interval_texts(rows["id_gain_lo"], rows["id_gain_hi"]),  # as the page writes them
+        ood_ci=interval_texts(rows["ood_change_lo"], rows["ood_change_hi"]),
         gain_lodo=["—" if not math.isfinite(v) else f"{v:.1f}" for v in rows["gain_lodo"].astype(float)],
         note=["; ".join([*(["extrapolates"] if e else []), *([] if s == "ok" else [str(s)])])
               for e, s in zip(rows["extrapolation"], rows["status"])])
@@ -109,7 +102,7 @@ def report_lines(name: str, res: Any, rows: pd.DataFrame, verdict: Any) -> list[
              f"IIMM {res.iimm:.3f} (95 % bootstrap interval [{res.iimm_lo:.3f}, {res.iimm_hi:.3f}]); inter-modal "
              f"term {zs['inter_modal']:.3f}, intra-image term {zs['intra_image']:.3f}; zero-shot accuracy "
              f"{zs['zs_acc']:.1f} % (chance {100 / res.n_classes:.1f} %)"]
-    if res.random_weights or res.reference_random_weights:
+    if res.untrained:
         lines.append("RANDOM WEIGHTS: " + ("the model is untrained" if res.random_weights else
                                            "its reference runs are an untrained network's")
                      + "; these numbers describe no pretrained model")
@@ -124,26 +117,22 @@ def report_lines(name: str, res: Any, rows: pd.DataFrame, verdict: Any) -> list[
     return lines + printed_rows(rows).to_string(index=False).splitlines()
 
 
-def _jsonable(value: Any) -> Any:
-    """NaN and infinities as null (JSON has neither), NumPy scalars as Python ones."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+def _python_scalar(value: Any) -> Any:
+    """``json``'s ``default`` for what it cannot write itself: a NumPy scalar as the Python one (a non-finite float
+    as null); ``core.schema.json_text`` writes Python's NaN and infinities as null."""
+    if not hasattr(value, "item") or isinstance(value, (str, bytes)):
+        raise TypeError(f"{type(value).__name__} is not JSON")
+    value = value.item()
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    return [_jsonable(r) for r in frame.astype(object).where(frame.notna(), None).to_dict("records")]
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
 def document(res: Any, rows: pd.DataFrame, verdict: Any, selection: pd.DataFrame) -> dict:
-    """Everything a forecast gave, as one JSON-ready dict (one of ``--out FILE.json``'s forecasts)."""
-    return _jsonable({
+    """Everything a forecast gave, as one dict for ``--out FILE.json`` (one of its forecasts)."""
+    return {
         "model": res.model, "pretrained": res.pretrained, "model_label": res.model_label,
         "random_weights": bool(res.random_weights), "reference_random_weights": bool(res.reference_random_weights),
         "n_images": res.n_images, "n_classes": res.n_classes,
@@ -152,7 +141,7 @@ def document(res: Any, rows: pd.DataFrame, verdict: Any, selection: pd.DataFrame
         "enough_runs": bool(res.enough_runs), "message": res.message, "command": res.command, "notes": res.notes,
         "verdict": {"confidence": verdict.confidence, "headline": verdict.headline, "reasons": verdict.reasons,
                     "warnings": verdict.warnings} if res.enough_runs else {"warnings": verdict.warnings},
-        "methods": _records(rows), "selection": _records(selection)})
+        "methods": _records(rows), "selection": _records(selection)}  # json_text writes NaN as null
 
 
 def _provenance(model_key: str, template: str | None, roots: list, n_runs: int, device: str, seconds: float) -> dict:
@@ -295,22 +284,19 @@ def sample_source(sample: Path, kind: str) -> tuple[Path | BinaryIO, str]:
 def _made(sample: Path, res: Any, digest: str) -> tuple:
     """(sample, result, per-method rows, verdict, the sample's SHA-256) for one forecast (without enough reference
     runs the verdict's warnings still hold, as on the page)."""
-    from core import advice, cards
+    from core import advice
 
     rows = advice.forecast_rows(res)
-    card = cards.model_card(res.model, res.pretrained)
-    verdict = advice.advise(rows, toy_model=card.toy, random_weights=res.random_weights or
-                            res.reference_random_weights, model_title=card.title, zs_acc=res.zero_shot.get("zs_acc"),
-                            n_classes=res.n_classes, n_images=res.n_images)  # its warnings hold without a forecast
-    return sample, res, rows, verdict, digest
+    return sample, res, rows, advice.advise_forecast(res, rows), digest
 
 
 def _write(out: Path, made: list[tuple], failed: list[dict], provenance: dict) -> None:
     from core import forecast_select, store
+    from core.schema import json_text
 
     if out.suffix.lower() == ".csv":
         frames = [rows.assign(sample=str(sample), model=res.model, pretrained=res.pretrained,
-                              random_weights=bool(res.random_weights or res.reference_random_weights))
+                              random_weights=res.untrained)
                   for sample, res, rows, *_ in made]
         table = pd.concat(frames, ignore_index=True)
         store.write_file_atomic(out, table[["sample", *table.columns.drop("sample")]].to_csv(index=False))
@@ -323,8 +309,8 @@ def _write(out: Path, made: list[tuple], failed: list[dict], provenance: dict) -
                 else pd.DataFrame()
             documents.append({"sample": str(sample), "sample_sha256": digest,
                               **document(res, rows, verdict, selection)})
-        store.write_file_atomic(out, json.dumps(_jsonable({"provenance": provenance, "forecasts": documents,
-                                                           "refused": failed}), indent=1))
+        store.write_file_atomic(out, json_text({"provenance": provenance, "forecasts": documents, "refused": failed},
+                                               indent=1, default=_python_scalar))
     log.info("wrote %s", out)
 
 

@@ -125,20 +125,21 @@ def stage_progress(what: str) -> Callable[[int, int], None]:
     last with an ETA too (from the pace since the first call, which a stage's setup would skew; the job was
     silent for minutes on the shipped runs)."""
     started = time.monotonic()
-    first: list[tuple[float, int]] = []  # (when, done) of the first call
-    last = [float("-inf")]
+    first: tuple[float, int] | None = None  # (when, done) of the first call
+    last = float("-inf")
 
     def report(done: int, total: int) -> None:
+        nonlocal first, last
         now = time.monotonic()
-        if done < total and now - last[0] < PROGRESS_EVERY_S:
+        if done < total and now - last < PROGRESS_EVERY_S:
             return
-        last[0] = now
-        if not first:
-            first.append((now, done))
+        last = now
+        if first is None:
+            first = (now, done)
             if done < total:
                 log.info("%s: %d of %d (elapsed %.0fs)", what, done, total, now - started)
                 return
-        (then, done_then), left = first[0], total - done
+        (then, done_then), left = first, total - done
         eta = (now - then) / (done - done_then) * left if done > done_then else 0.0
         log.info("%s: %d of %d (elapsed %.0fs, ETA %.0fs)", what, done, total, now - started, eta)
 

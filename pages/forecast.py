@@ -5,7 +5,7 @@ import streamlit as st
 
 import app
 import forecast_ui as fui
-from core import advice, cards
+from core import advice
 from core.data import example
 from core.models import DEFAULT_MODEL, ModelUnavailableError, list_models
 from core.text import plain
@@ -58,10 +58,7 @@ if "fc_result" in st.session_state:
     if notice := advice.stale_notice(made_with, advice.forecast_inputs(upload, key, template)):
         st.info(notice)
     rows = advice.forecast_rows(res)
-    card = cards.model_card(res.model, res.pretrained)
-    untrained = res.random_weights or res.reference_random_weights  # the model, or the runs its forecast is fitted on
-    verdict = advice.advise(rows, toy_model=card.toy, random_weights=untrained, model_title=card.title,
-                            zs_acc=res.zero_shot.get("zs_acc"), n_classes=res.n_classes, n_images=res.n_images)
+    verdict = advice.advise_forecast(res, rows)  # the model's card, random weights, the sample: as jobs.forecast
     st.header(plain(f"{name}: {res.title}"))
     if not res.enough_runs:
         st.warning(plain(res.message, max_chars=600))

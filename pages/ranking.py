@@ -1,7 +1,6 @@
 """Ranking: one row per fine-tuning method of a model, seeds and datasets averaged; the landing page."""
 from urllib.parse import quote
 
-import pandas as pd
 import streamlit as st
 
 import app
@@ -56,8 +55,8 @@ if rows["rank"].isna().any():
 shown = rows.assign(
     model_label=cards.model_label_column(rows, {(model, pretrained)} if untrained else set()),
     **{c: zeros_unsigned(rows[c], 1) for c in ("id_gain", "ood_change")},  # no '-0.0' beside '[+0.0, +0.0]'
-    gain_ci=[ranking.interval_text(lo, hi) for lo, hi in zip(rows["id_gain_lo"], rows["id_gain_hi"])],
-    ood_ci=[ranking.interval_text(lo, hi) for lo, hi in zip(rows["ood_change_lo"], rows["ood_change_hi"])],
+    gain_ci=ranking.interval_texts(rows["id_gain_lo"], rows["id_gain_hi"]),
+    ood_ci=ranking.interval_texts(rows["ood_change_lo"], rows["ood_change_hi"]),
     front=rows["pareto"].map({True: "✔ best", False: ""}),
     card=["/cards?card=" + quote(labels.get(str(m)) or app.option_text(cards.method_title(m)))
           for m in rows["method"]])  # or: a method only submissions hold, which the cards page does not list
