@@ -93,3 +93,31 @@ def test_every_make_target_readme_names_is_in_the_makefile():
     targets = set(re.findall(r"^([\w-]+):", (REPO / "Makefile").read_text(encoding="utf-8"), re.M))
     named = set(re.findall(r"(?:`|^)make ([\w-]+)", README, re.M))  # commands, not the verb
     assert named and named <= targets, named - targets
+
+
+def heading_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives ``markdown``'s headings (outside code blocks): lower case, punctuation but ``-``
+    and ``_`` dropped, spaces as ``-``, a repeated heading's anchor numbered ``-1``, ``-2``…"""
+    anchors: set[str] = set()
+    in_code = False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and (match := re.match(r"#{1,6} (.+)", line)):
+            slug = re.sub(r"[^\w\- ]", "", match[1].strip().lower()).replace(" ", "-")
+            anchor, n = slug, 0
+            while anchor in anchors:
+                n += 1
+                anchor = f"{slug}-{n}"
+            anchors.add(anchor)
+    return anchors
+
+
+def test_heading_anchors_follow_githubs_rule():
+    text = "# A `b`: c's (d)\n```\n# not a heading\n```\n## open_clip v2\n## open_clip v2\n"
+    assert heading_anchors(text) == {"a-b-cs-d", "open_clip-v2", "open_clip-v2-1"}
+
+
+def test_every_link_within_readme_has_its_heading():
+    links = set(re.findall(r"\]\(#([^)]+)\)", README))
+    assert links and links <= heading_anchors(README), sorted(links - heading_anchors(README))
