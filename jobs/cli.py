@@ -22,7 +22,8 @@ Exit codes, the same for every job (a job's docstring adds only what is its own)
   ``pretrain`` say first what is kept and to rerun the same command to resume).
 
 Results and reports go to stdout; every error is one ``error: …`` line on stderr that names the option or path
-and what to do. An output file that exists is replaced (the jobs regenerate their tables) and an output's
+and what to do. A character stdout's encoding cannot show (a Windows code page has no τ or −) is written as a
+backslash escape, never an error. An output file that exists is replaced (the jobs regenerate their tables) and an output's
 missing folders are made (:func:`check_file_out`, :func:`check_folder_out` check the rest before the work). Set
 IIMM_DEBUG=1 to see a user error's traceback instead of its line.
 """
@@ -94,6 +95,7 @@ def user_facing(main: Callable[[list[str] | None], int]) -> JobMain:
     def wrapper(argv: list[str] | None = None) -> int:
         work = _Work()
         token = _WORK.set(work)
+        restore = _tolerant_stdout()
         try:
             return main(argv)
         except KeyboardInterrupt:
@@ -108,9 +110,23 @@ def user_facing(main: Callable[[list[str] | None], int]) -> JobMain:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USER_ERROR
         finally:
+            restore()
             _WORK.reset(token)
 
     return wrapper
+
+
+def _tolerant_stdout() -> Callable[[], None]:
+    """Let stdout write what its encoding cannot show as backslash escapes (``\\u03c4`` for τ), as Python's own
+    stderr does, instead of raising: on Windows a job's stdout redirected to a file or a pipe takes the ANSI code
+    page (cp1252 has no τ or −, cp1251 and cp932 no ²), and a report's first such character made the job exit 2
+    after its work, before it wrote its ``--out``. Returns what puts the stream's error handler back."""
+    stream = sys.stdout
+    errors = getattr(stream, "errors", None)
+    if errors != "strict" or not callable(getattr(stream, "reconfigure", None)):
+        return lambda: None
+    stream.reconfigure(errors="backslashreplace")
+    return lambda: stream.reconfigure(errors=errors)
 
 
 class _LibraryChatter(logging.Filter):

@@ -1,0 +1,40 @@
+"""What a user on Windows or macOS meets that Linux hides: code pages, spawn start methods, case-insensitive and
+Windows-forbidden file names. Simulated here on Linux."""
+from __future__ import annotations
+
+import io
+import sys
+
+from jobs import grid_report
+from jobs.cli import user_facing
+from tests.fixtures import write_fixture_store
+
+
+def _code_page_stdout(monkeypatch, encoding: str) -> io.BytesIO:
+    """stdout as Windows gives a job whose output is redirected to a file or pipe: the ANSI code page, strict."""
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding=encoding, errors="strict", write_through=True))
+    return raw
+
+
+def test_a_jobs_report_in_a_code_page_without_tau_is_printed_and_written(tmp_path, monkeypatch):
+    """jobs.grid_report's tables name Kendall's τ, which cp1252 (Western Windows) cannot encode: with stdout
+    redirected the job exited 2 ("'charmap' codec can't encode character '\\u03c4'") and wrote no --out."""
+    write_fixture_store(tmp_path / "r", n_datasets=4, methods=("full",))
+    raw = _code_page_stdout(monkeypatch, "cp1252")
+    out = tmp_path / "report.md"
+    assert grid_report.main(["--results", str(tmp_path / "r"), "--out", str(out)]) == 0
+    printed = raw.getvalue().decode("cp1252")
+    assert "counts as \\u03c4 = 0." in printed and "counts as τ = 0." in out.read_text(encoding="utf-8")  # UTF-8 file
+
+
+def test_a_job_leaves_stdout_as_it_found_it(monkeypatch):
+    raw = _code_page_stdout(monkeypatch, "ascii")
+
+    @user_facing
+    def main(argv=None):
+        print("−3.6 points, τ 0.4")
+        return 0
+
+    assert main([]) == 0
+    assert raw.getvalue() == b"\\u22123.6 points, \\u03c4 0.4\n" and sys.stdout.errors == "strict"
