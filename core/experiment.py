@@ -42,7 +42,11 @@ def cell_id(cell: dict[str, Any]) -> str:
 
 
 def _git(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+    """git's output decoded as the file system's names are (UTF-8 on Windows and macOS), not in the locale's
+    encoding: Windows' code page read a checkout under C:\\Users\\José as "JosÃ©" (cp1252), not this checkout,
+    and its records said git revision "unknown"."""
+    done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, timeout=5)
+    return subprocess.CompletedProcess(done.args, done.returncode, os.fsdecode(done.stdout), os.fsdecode(done.stderr))
 
 
 @lru_cache(maxsize=1)

@@ -3,7 +3,13 @@ Windows-forbidden file names. Simulated here on Linux."""
 from __future__ import annotations
 
 import io
+import locale
+import os
+import shutil
+import subprocess
 import sys
+
+import pytest
 
 from jobs import grid_report
 from jobs.cli import user_facing
@@ -38,3 +44,28 @@ def test_a_job_leaves_stdout_as_it_found_it(monkeypatch):
 
     assert main([]) == 0
     assert raw.getvalue() == b"\\u22123.6 points, \\u03c4 0.4\n" and sys.stdout.errors == "strict"
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="needs git")
+@pytest.mark.parametrize("code_page", ["cp1252", "cp932"])
+def test_a_checkout_under_a_non_ascii_folder_records_its_commit_under_a_windows_code_page(
+        tmp_path, monkeypatch, code_page):
+    """Windows decodes a text pipe in its ANSI code page, git writes paths in UTF-8: a checkout under
+    C:\\Users\\José recorded git_revision "unknown" in every grid record, forecast and report (cp1252 read the path
+    as "JosÃ©", cp932 as "Josﾃｩ"), not this checkout's commit."""
+    from core import experiment
+
+    root = tmp_path / "José" / "ユーザー" / "repo"
+    root.mkdir(parents=True)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "x"]):
+        subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, check=True, capture_output=True).stdout.decode().strip()
+    monkeypatch.setattr(locale, "getencoding", lambda: code_page)  # what subprocess's text mode decodes with
+    monkeypatch.setattr(experiment, "REPO_ROOT", root.resolve())
+    experiment.git_revision.cache_clear()
+    try:
+        assert experiment.git_revision() == head
+    finally:
+        experiment.git_revision.cache_clear()
