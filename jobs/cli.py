@@ -23,9 +23,9 @@ Exit codes, the same for every job (a job's docstring adds only what is its own)
 
 Results and reports go to stdout; every error is one ``error: …`` line on stderr that names the option or path
 and what to do. A character stdout's encoding cannot show (a Windows code page has no τ or −) is written as a
-backslash escape, never an error. An output file that exists is replaced (the jobs regenerate their tables) and an output's
-missing folders are made (:func:`check_file_out`, :func:`check_folder_out` check the rest before the work). Set
-IIMM_DEBUG=1 to see a user error's traceback instead of its line.
+backslash escape, never an error. An output file that exists is replaced (the jobs regenerate their tables) and
+an output's missing folders are made (:func:`check_file_out`, :func:`check_folder_out` check the rest before the
+work). Set IIMM_DEBUG=1 to see a user error's traceback instead of its line.
 """
 from __future__ import annotations
 

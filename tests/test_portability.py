@@ -3,6 +3,7 @@ Windows-forbidden file names. Simulated here on Linux."""
 from __future__ import annotations
 
 import io
+import json
 import locale
 import os
 import shutil
@@ -61,11 +62,12 @@ def test_a_checkout_under_a_non_ascii_folder_records_its_commit_under_a_windows_
            "GIT_COMMITTER_EMAIL": "t@t"}
     for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "x"]):
         subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, check=True, capture_output=True).stdout.decode().strip()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, check=True, capture_output=True).stdout.decode()
     monkeypatch.setattr(locale, "getencoding", lambda: code_page)  # what subprocess's text mode decodes with
     monkeypatch.setattr(experiment, "REPO_ROOT", root.resolve())
     experiment.git_revision.cache_clear()
     try:
-        assert experiment.git_revision() == head
+        assert experiment.git_revision() == head.strip()
     finally:
         experiment.git_revision.cache_clear()
+
