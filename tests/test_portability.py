@@ -71,3 +71,16 @@ def test_a_checkout_under_a_non_ascii_folder_records_its_commit_under_a_windows_
     finally:
         experiment.git_revision.cache_clear()
 
+
+def test_the_store_writes_where_os_has_no_fchmod(tmp_path, monkeypatch):
+    """os.fchmod exists on Windows only from Python 3.13: on 3.11 and 3.12 every atomic write (each grid record,
+    report, --out, ingest, submission) raised AttributeError and left nothing."""
+    from core import store
+    from tests.fixtures import make_fixture_records
+
+    monkeypatch.delattr(os, "fchmod")
+    record = make_fixture_records(n_datasets=1)[0]
+    path = store.write_record(record, tmp_path / "results")
+    assert json.loads(path.read_text(encoding="utf-8"))["run_id"] == record["run_id"]
+    assert store.write_file_atomic(tmp_path / "report.md", "τ −1\n").read_text(encoding="utf-8") == "τ −1\n"
+    assert not [p for p in tmp_path.rglob(".tmp-*")]

@@ -55,7 +55,10 @@ def _atomic_write(target: Path, write: Any) -> Path:
     # the temporary name says whose it is (see remove_temporaries_of): .tmp-<target stem>-<8 random chars><suffix>
     fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{target.stem}-", suffix=target.suffix, dir=target.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o666 & ~_umask())
+        else:  # Windows before Python 3.13 has no os.fchmod (and no mode bits but read-only): every write failed
+            os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
