@@ -7,8 +7,10 @@ import json
 import locale
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -84,3 +86,30 @@ def test_the_store_writes_where_os_has_no_fchmod(tmp_path, monkeypatch):
     assert json.loads(path.read_text(encoding="utf-8"))["run_id"] == record["run_id"]
     assert store.write_file_atomic(tmp_path / "report.md", "τ −1\n").read_text(encoding="utf-8") == "τ −1\n"
     assert not [p for p in tmp_path.rglob(".tmp-*")]
+
+
+def test_a_windows_runner_judges_a_local_lock_without_sending_ctrl_c(tmp_path, monkeypatch):
+    """On Windows os.kill(pid, 0) is GenerateConsoleCtrlEvent(CTRL_C_EVENT): a grid that met a lock of this host
+    (a re-run after a crash, a second runner) sent Ctrl-C to its console and stopped itself (exit 130)."""
+    import subprocess
+
+    from core.store import locks
+
+    real_kill = os.kill
+
+    def ctrl_c(pid, sig):  # psutil's POSIX pid_exists, standing in for its Windows one here, may still call it
+        if sys._getframe(1).f_code.co_filename == locks.__file__:
+            raise AssertionError(f"os.kill({pid}, {sig}) on Windows sends Ctrl-C to the console")
+        return real_kill(pid, sig)
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    path = locks.lock_path(tmp_path, "cell")
+    path.parent.mkdir(parents=True)
+    monkeypatch.setattr(locks, "_WINDOWS", True, raising=False)
+    monkeypatch.setattr(os, "kill", ctrl_c)
+    here = {"host": socket.gethostname(), "started": time.time()}
+    path.write_text(json.dumps({**here, "pid": os.getpid()}), encoding="utf-8")
+    assert not locks.lock_is_stale(path)  # this live process's lock
+    path.write_text(json.dumps({**here, "pid": dead.pid}), encoding="utf-8")
+    assert locks.lock_is_stale(path) and locks.acquire_lock(tmp_path, "cell")  # a dead runner's

@@ -52,7 +52,19 @@ def lock_path(results: Path, run_id: str) -> Path:
     return Path(results) / ".locks" / f"{run_id}.lock"
 
 
+_WINDOWS = os.name == "nt"
+
+
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user's counts). Asked of psutil on Windows, where
+    ``os.kill(pid, 0)`` tests nothing: signal 0 is CTRL_C_EVENT there, a Ctrl-C sent to the processes of a
+    console (the runner's own: a grid re-run beside a dead runner's lock was interrupted)."""
+    if _WINDOWS:
+        try:
+            import psutil
+        except ImportError:  # not installed: judged alive, so the lock goes only at its expiry
+            return True
+        return psutil.pid_exists(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
