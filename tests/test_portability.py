@@ -113,3 +113,33 @@ def test_a_windows_runner_judges_a_local_lock_without_sending_ctrl_c(tmp_path, m
     assert not locks.lock_is_stale(path)  # this live process's lock
     path.write_text(json.dumps({**here, "pid": dead.pid}), encoding="utf-8")
     assert locks.lock_is_stale(path) and locks.acquire_lock(tmp_path, "cell")  # a dead runner's
+
+
+def test_a_lock_whose_pid_was_reused_is_stale_without_proc(tmp_path, monkeypatch):
+    """macOS and Windows have no /proc: a lock whose pid now belongs to a newer process (Windows reuses pids
+    soon) was held for the whole expiry (600 s), the grid's re-run saying its cells were another runner's."""
+    from pathlib import Path
+
+    from core.store import locks
+
+    real = Path.read_text
+
+    def no_proc(self, *args, **kwargs):
+        if str(self).startswith("/proc"):
+            raise FileNotFoundError(2, "No such file or directory", str(self))
+        return real(self, *args, **kwargs)
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.5)
+        path = locks.lock_path(tmp_path, "cell")
+        path.parent.mkdir(parents=True)
+        mine = {"host": socket.gethostname(), "pid": sleeper.pid}
+        monkeypatch.setattr(Path, "read_text", no_proc)
+        path.write_text(json.dumps({**mine, "started": time.time()}), encoding="utf-8")
+        assert not locks.lock_is_stale(path)  # the sleeper's own lock
+        path.write_text(json.dumps({**mine, "started": time.time() - 3600}), encoding="utf-8")  # made before it began
+        assert locks.lock_is_stale(path)
+    finally:
+        sleeper.kill()
+        sleeper.wait()

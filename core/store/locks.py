@@ -75,13 +75,22 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _process_start(pid: int) -> float | None:
-    """When process ``pid`` started (epoch seconds), from /proc; None where that cannot be read."""
+    """When process ``pid`` started (epoch seconds), from /proc, else (macOS, Windows: no /proc) from psutil;
+    None where neither can tell."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace").rsplit(")", 1)[1].split()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text(encoding="utf-8").splitlines()
                     if line.startswith("btime "))
         return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
+        pass
+    try:
+        import psutil
+    except ImportError:
+        return None
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, OSError):  # gone, or another user's: not known
         return None
 
 
