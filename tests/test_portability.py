@@ -143,3 +143,60 @@ def test_a_lock_whose_pid_was_reused_is_stale_without_proc(tmp_path, monkeypatch
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+_O_BINARY = 0o40000000000  # a flag bit Linux's open() does not define, standing in for Windows' O_BINARY
+
+
+def _windows_os_open(monkeypatch, tmp_path):
+    """os.open as Windows' C runtime has it: without O_BINARY a file is read in text mode (CR LF read as LF,
+    a Ctrl-Z byte read as the end of the file)."""
+    real_open = os.open
+    monkeypatch.setattr(os, "O_BINARY", _O_BINARY, raising=False)
+
+    def open_(path, flags, mode=0o777, **kwargs):
+        if flags & _O_BINARY or flags & (os.O_WRONLY | os.O_RDWR) or not os.path.isfile(path):
+            return real_open(path, flags & ~_O_BINARY, mode, **kwargs)
+        with open(path, "rb") as fh:
+            text = fh.read().replace(b"\r\n", b"\n").split(b"\x1a", 1)[0]
+        translated = tmp_path / f"text-mode-{len(os.listdir(tmp_path))}"
+        translated.write_bytes(text)
+        return real_open(translated, flags, mode, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+
+
+def test_an_exported_parquet_file_is_ingested_as_written_on_windows(tmp_path, monkeypatch):
+    """jobs.export's Parquet file, ingested on Windows, was read in text mode: a CR LF pair or a Ctrl-Z byte
+    in its compressed pages made it 'unreadable parquet' and every run refused."""
+    from core import store
+    from tests.fixtures import make_fixture_records
+
+    records = make_fixture_records(n_datasets=6)
+    exported = store.write_records_parquet(records, tmp_path / "export")  # as jobs.export writes it
+    raw = exported.read_bytes()
+    assert b"\r\n" in raw or b"\x1a" in raw  # what a text-mode read changes (11 KB of compressed pages)
+    (tmp_path / "fake").mkdir()
+    _windows_os_open(monkeypatch, tmp_path / "fake")
+    report = store.ingest(exported, tmp_path / "copy")
+    assert not report.refused and len(report.accepted) == len(records)
+
+
+def test_the_store_index_is_read_on_windows(tmp_path, monkeypatch):
+    """The store's index (Arrow IPC behind a hash) was read in text mode on Windows, judged damaged on every
+    load and rebuilt: the app never had its fast first read there."""
+    from core import store
+    from core.store import index
+    from tests.fixtures import write_fixture_store
+
+    write_fixture_store(tmp_path / "r", n_datasets=6)
+    now = index.time_ns
+    monkeypatch.setattr(index, "time_ns", lambda: now() + index.RACY_NS + 10**9)  # the records have settled
+    store.load_runs([tmp_path / "r"], index_dir=tmp_path / "index")
+    (written,) = (tmp_path / "index").iterdir()
+    raw = written.read_bytes()
+    assert b"\r\n" in raw or b"\x1a" in raw  # what a text-mode read changes
+    (tmp_path / "fake").mkdir()
+    _windows_os_open(monkeypatch, tmp_path / "fake")
+    table = index._read_index(written)
+    assert table is not None and table.num_rows == len(list((tmp_path / "r").glob("*.json")))

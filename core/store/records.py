@@ -274,9 +274,10 @@ def _file_problem(path: Path, real_root: str, caps: Mapping[str, int]) -> str | 
 def read_capped(path: Path, cap: int) -> bytes:
     """At most ``cap`` bytes of a regular file; ValueError for anything else or anything larger.
 
-    Opened non-blocking, so a FIFO swapped in after listing cannot hang the reader.
+    Opened non-blocking, so a FIFO swapped in after listing cannot hang the reader, and in binary mode: on
+    Windows ``os.open`` without O_BINARY reads text, turning CR LF into LF and stopping at a Ctrl-Z byte.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
