@@ -199,7 +199,7 @@ def load_grid(path: Path, **known: Any) -> Grid:
     if path.stat().st_size > 1 << 20:
         raise GridConfigError(f"grid file {path} is larger than 1 MiB")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM, as Windows Notepad may save, read past
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise GridConfigError(f"grid file {path} is not valid TOML: {exc}") from exc
     except RecursionError:

@@ -11,12 +11,15 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from jobs import grid_report
 from jobs.cli import user_facing
 from tests.fixtures import write_fixture_store
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _code_page_stdout(monkeypatch, encoding: str) -> io.BytesIO:
@@ -91,8 +94,6 @@ def test_the_store_writes_where_os_has_no_fchmod(tmp_path, monkeypatch):
 def test_a_windows_runner_judges_a_local_lock_without_sending_ctrl_c(tmp_path, monkeypatch):
     """On Windows os.kill(pid, 0) is GenerateConsoleCtrlEvent(CTRL_C_EVENT): a grid that met a lock of this host
     (a re-run after a crash, a second runner) sent Ctrl-C to its console and stopped itself (exit 130)."""
-    import subprocess
-
     from core.store import locks
 
     real_kill = os.kill
@@ -118,8 +119,6 @@ def test_a_windows_runner_judges_a_local_lock_without_sending_ctrl_c(tmp_path, m
 def test_a_lock_whose_pid_was_reused_is_stale_without_proc(tmp_path, monkeypatch):
     """macOS and Windows have no /proc: a lock whose pid now belongs to a newer process (Windows reuses pids
     soon) was held for the whole expiry (600 s), the grid's re-run saying its cells were another runner's."""
-    from pathlib import Path
-
     from core.store import locks
 
     real = Path.read_text
@@ -200,3 +199,18 @@ def test_the_store_index_is_read_on_windows(tmp_path, monkeypatch):
     _windows_os_open(monkeypatch, tmp_path / "fake")
     table = index._read_index(written)
     assert table is not None and table.num_rows == len(list((tmp_path / "r").glob("*.json")))
+
+
+def test_a_grid_file_and_an_adapter_config_saved_with_a_bom_are_read(tmp_path):
+    """Windows Notepad may save UTF-8 with a byte-order mark: a grid TOML so saved was 'not valid TOML: Invalid
+    statement (at line 1, column 1)', an adapter_config.json 'not valid JSON: Unexpected UTF-8 BOM'."""
+    from core.grid_config import load_grid
+    from core.methods import get_method
+
+    bom = "\ufeff".encode()
+    grid = tmp_path / "smoke.toml"
+    grid.write_bytes(bom + (REPO / "jobs" / "configs" / "smoke.toml").read_bytes())
+    assert len(load_grid(grid).cells) == len(load_grid(REPO / "jobs" / "configs" / "smoke.toml").cells)
+    (tmp_path / "adapter_config.json").write_bytes(bom + json.dumps({"peft_type": "LORA", "r": 2}).encode())
+    config = get_method("peft").config_cls.from_overrides({"adapter_config": str(tmp_path)})
+    assert config.resolved()["r"] == 2

@@ -57,7 +57,7 @@ def _read_adapter_config(path: str) -> dict[str, Any]:
     if not file.is_file():
         raise ValueError(f"adapter_config {path!r}: no such file (expected adapter_config.json or its folder)")
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        data = json.loads(file.read_text(encoding="utf-8-sig"))  # a BOM (Windows Notepad) read past
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"adapter_config {file} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
