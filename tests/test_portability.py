@@ -1,5 +1,6 @@
-"""What a user on Windows or macOS meets that Linux hides: code pages, spawn start methods, case-insensitive and
-Windows-forbidden file names. Simulated here on Linux."""
+"""What a user on Windows or macOS meets that Linux hides, simulated here on Linux: code pages on stdout and
+pipes, functions Windows lacks or gives another meaning (os.fchmod, os.kill(pid, 0), /proc, os.open's text
+mode) and files saved with a byte-order mark."""
 from __future__ import annotations
 
 import io
