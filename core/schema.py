@@ -201,6 +201,13 @@ def json_text(value: Any, **kw: Any) -> str:
         return json.dumps(nan_as_null(value), allow_nan=False, **kw)
 
 
+def csv_text(frame: Any, **kw: Any) -> str:
+    """``frame`` (a DataFrame) as CSV text without its index (``DataFrame.to_csv`` with ``kw``), lines ended by
+    ``\n`` on every system: pandas ends them with ``os.linesep``, so a table regenerated on Windows differed from
+    the shipped one on every line (CRLF) while the Markdown beside it did not."""
+    return frame.to_csv(index=False, lineterminator="\n", **kw)
+
+
 def _json_size(value: Any) -> int:
     """Length of ``value`` as the store keeps it: JSON text with the default ``", "`` and ``": "``
     separators, NaN/inf as null (core.store.records writes nested columns so, and the Parquet loader

@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     check_csv_out(args.out)
     device = check_device(args.device)
     from core import store
+    from core.schema import csv_text
 
     runs = store.load_runs([check_results_folder(args.results, option="")])
     if not (runs["status"] == "ok").any():  # was "0 of 0 ok records differ", exit 0: read as a pass
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     found = differing(runs, current_scorer(args.cache, device), unchecked)
     checked = int((runs["status"] == "ok").sum())
     if args.out is not None:
-        store.write_file_atomic(args.out, found.to_csv(index=False))  # its missing folders made
+        store.write_file_atomic(args.out, csv_text(found))  # its missing folders made
     print(found.to_string(index=False) if len(found) else "no stored accuracy differs")
     print(f"{found['run_id'].nunique()} of {checked} ok records differ from the current scoring path")
     for (model_key, name), why in sorted(unchecked.items()):

@@ -292,14 +292,14 @@ def _made(sample: Path, res: Any, digest: str) -> tuple:
 
 def _write(out: Path, made: list[tuple], failed: list[dict], provenance: dict) -> None:
     from core import forecast_select, store
-    from core.schema import json_text
+    from core.schema import csv_text, json_text
 
     if out.suffix.lower() == ".csv":
         frames = [rows.assign(sample=str(sample), model=res.model, pretrained=res.pretrained,
                               random_weights=res.untrained)
                   for sample, res, rows, *_ in made]
         table = pd.concat(frames, ignore_index=True)
-        store.write_file_atomic(out, table[["sample", *table.columns.drop("sample")]].to_csv(index=False))
+        store.write_file_atomic(out, csv_text(table[["sample", *table.columns.drop("sample")]]))
     else:
         coverage = forecast_select.read_selections(store.SHIPPED_DIR)
         documents = []

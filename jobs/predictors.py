@@ -61,6 +61,7 @@ from core import cards
 from core import forecast_select as fsel
 from core import predictor_eval as pe
 from core import store
+from core.schema import csv_text
 from jobs.cli import check_file_out, no_runs, user_facing, work_begins
 from jobs.predictor_tables import (HEADLINE, RULE_TEXT, rules_markdown, selection_markdown,  # noqa: F401 (tests
                                     summary_lines, summary_markdown,  # and users read them from here)
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     md_path = _summary_path(out, args)
     untrained = cards.untrained_models(usable)
     md = summary_markdown(table, outcomes, n_runs=len(usable), min_datasets=args.min_datasets, untrained=untrained)
-    files = {out: table.to_csv(index=False, float_format="%.6g")}  # written together once all is computed
+    files = {out: csv_text(table, float_format="%.6g")}  # written together once all is computed
     skipped: list[str] = []
     if not args.no_selection:
         min_selection = max(args.min_datasets, 6)  # every selection table, and the note when none is scored
@@ -295,9 +296,9 @@ def main(argv: list[str] | None = None) -> int:
             compared = {rule: selections[rule] for rule in rules}
             files[out.with_name(RULES_MD)] = rules_markdown(compared, untrained)
             files[out.with_name(RULES_CSV)] = (pd.concat(compared.values(), ignore_index=True)
-                                               .to_csv(index=False, float_format="%.6g"))
+                                               .pipe(csv_text, float_format="%.6g"))
         if scored:
-            files[out.with_name(SELECTION_CSV)] = selection.to_csv(index=False, float_format="%.6g")
+            files[out.with_name(SELECTION_CSV)] = csv_text(selection, float_format="%.6g")
             md += selection_markdown(selection)
             print(fsel.coverage_summary(selection).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
             # what the forecast page runs for a sample too small for the baselines (the zero-shot measures the
@@ -307,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                                            progress=stage_progress("scoring the forecast procedure on the zero-shot "
                                                                    "measures alone"))
             if (reduced["status"] == "ok").any():
-                files[out.with_name(ZERO_SHOT_CSV)] = reduced.to_csv(index=False, float_format="%.6g")
+                files[out.with_name(ZERO_SHOT_CSV)] = csv_text(reduced, float_format="%.6g")
                 md += zero_shot_markdown(reduced)
         else:  # said: exit 0 with no word of it read as if the procedure had been scored (or --compare-rules done)
             most = int(selection["n_datasets"].max()) if len(selection) else 0

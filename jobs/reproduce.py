@@ -239,9 +239,10 @@ def _report(tables: list[pd.DataFrame], reproduced: int, total: int, args: argpa
     if len(found):
         print(found.to_string(index=False))
     if args.out is not None:
+        from core.schema import csv_text
         from core.store import write_file_atomic
 
-        write_file_atomic(args.out, found.to_csv(index=False))  # its missing folders made, as every job's output
+        write_file_atomic(args.out, csv_text(found))  # its missing folders made, as every job's output
     print(f"{reproduced} of {total} records reproduce (tolerance {args.tolerance:g}; "
           f"zero-shot measures {args.measure_tolerance:g})")
     if args.out is not None:

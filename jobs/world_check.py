@@ -35,6 +35,7 @@ import pandas as pd
 from core import metrics, store
 from core.data import world2
 from core.nested_bootstrap import nested_bootstrap_tau
+from core.schema import csv_text
 from jobs.cli import check_writable_folder, quiet_libraries, user_facing, work_begins
 
 log = logging.getLogger("jobs.world_check")
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     # Always rewritten, header only when nothing was checked: a previous run's rows must not outlive its report
     # (jobs.world_v2_report takes its verdict from this file).
     # Each file whole or not at all: a full disk keeps the previous one, never a cut one.
-    store.write_file_atomic(args.out / "manipulation-check.csv", rows.to_csv(index=False, float_format="%.5g"))
+    store.write_file_atomic(args.out / "manipulation-check.csv", csv_text(rows, float_format="%.5g"))
     store.write_file_atomic(args.out / "manipulation-check.md", report + "\n")
     print(report)
     log.info("wrote %s and %s", args.out / "manipulation-check.md", args.out / "manipulation-check.csv")  # stderr

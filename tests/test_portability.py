@@ -215,3 +215,23 @@ def test_a_grid_file_and_an_adapter_config_saved_with_a_bom_are_read(tmp_path):
     (tmp_path / "adapter_config.json").write_bytes(bom + json.dumps({"peft_type": "LORA", "r": 2}).encode())
     config = get_method("peft").config_cls.from_overrides({"adapter_config": str(tmp_path)})
     assert config.resolved()["r"] == 2
+
+
+def test_tables_end_lines_with_newline_whatever_the_systems_line_separator(monkeypatch):
+    import pandas as pd
+
+    from core import store
+    from core.schema import csv_text
+
+    monkeypatch.setattr(os, "linesep", "\r\n")  # Windows': pandas ends CSV lines with it
+    frame = pd.DataFrame({"method": ["lora", "bitfit"], "gain": [1.5, -0.25]})
+    assert csv_text(frame, float_format="%.2f") == "method,gain\nlora,1.50\nbitfit,-0.25\n"
+    assert store.to_csv_bytes(frame) == b"method,gain\nlora,1.5\nbitfit,-0.25\n"
+
+
+def test_every_job_and_core_csv_is_written_through_csv_text():
+    import re
+
+    calls = {str(p.relative_to(REPO)) for folder in ("core", "jobs") for p in (REPO / folder).rglob("*.py")
+             if re.search(r"\.to_csv\(", p.read_text(encoding="utf-8"))}
+    assert calls == {"core/schema.py"}, "write CSV with core.schema.csv_text (newline line ends on every system)"

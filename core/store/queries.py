@@ -211,7 +211,7 @@ def to_csv_bytes(df: pd.DataFrame) -> bytes:
         if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
             safe[col] = safe[col].map(
                 lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
-    return safe.to_csv(index=False).encode("utf-8")
+    return schema.csv_text(safe).encode("utf-8")
 
 
 def to_parquet_bytes(df: pd.DataFrame) -> bytes:
