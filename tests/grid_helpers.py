@@ -24,7 +24,7 @@ max_steps = 2
 
 def write_grid(tmp_path: Path, methods='["zero_shot", "bitfit"]', extra="") -> Path:
     path = tmp_path / "grid.toml"
-    path.write_text(TINY_GRID.format(methods=methods, extra=extra))
+    path.write_text(TINY_GRID.format(methods=methods, extra=extra), encoding="utf-8")
     return path
 
 

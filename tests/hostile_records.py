@@ -51,7 +51,7 @@ def base(run_id: str = "hostile-1", **changes: Any) -> dict[str, Any]:
 
 
 def write_json(folder: Path, rec: Any, name: str = "hostile-1.json") -> None:
-    (folder / name).write_text(json.dumps(rec))
+    (folder / name).write_text(json.dumps(rec), encoding="utf-8")
 
 
 def json_case(name: str, match: str, **changes: Any) -> None:

@@ -209,7 +209,7 @@ case("good_embeddings", "ok", kind="npz")(write_npz)
 
 # ---------------------------------------------------------------- refused outright
 
-case("not_a_zip", "error", r"not a zip")(lambda p: p.write_text("hello, I am a text file\n" * 10))
+case("not_a_zip", "error", r"not a zip")(lambda p: p.write_text("hello, I am a text file\n" * 10, encoding="utf-8"))
 
 
 @case("truncated_zip", "error", r"not a zip|truncated|corrupt")

@@ -51,7 +51,7 @@ def _conf(folder: Path, host: str, cpus: int) -> str:
 
 def _pid(path: Path) -> int | None:
     try:
-        return int(path.read_text().strip())
+        return int(path.read_text(encoding="utf-8").strip())
     except (OSError, ValueError):
         return None
 
@@ -63,8 +63,8 @@ def local_slurm(folder: Path, *, cpus: int | None = None) -> Iterator[dict[str, 
         (folder / sub).mkdir(parents=True, exist_ok=True)
     host = socket.gethostname().split(".")[0]
     conf = folder / "slurm.conf"
-    conf.write_text(_conf(folder, host, cpus or os.cpu_count() or 1))
-    (folder / "cgroup.conf").write_text("CgroupPlugin=autodetect\nIgnoreSystemd=yes\n")
+    conf.write_text(_conf(folder, host, cpus or os.cpu_count() or 1), encoding="utf-8")
+    (folder / "cgroup.conf").write_text("CgroupPlugin=autodetect\nIgnoreSystemd=yes\n", encoding="utf-8")
     env = {**os.environ, "SLURM_CONF": str(conf)}
     started_munge = False
     Path("/run/munge").mkdir(parents=True, exist_ok=True)
@@ -80,7 +80,7 @@ def local_slurm(folder: Path, *, cpus: int | None = None) -> Iterator[dict[str, 
             if out.stdout.strip() == "idle":
                 break
             if time.monotonic() > deadline:
-                logs = "".join((folder / f).read_text()[-2000:] for f in ("slurmctld.log", "slurmd.log")
+                logs = "".join((folder / f).read_text(encoding="utf-8")[-2000:] for f in ("slurmctld.log", "slurmd.log")
                                if (folder / f).exists())
                 raise RuntimeError(f"SLURM did not come up in {START_TIMEOUT_S} s: {out.stdout!r} "
                                    f"{out.stderr!r}\n{logs}")

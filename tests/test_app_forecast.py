@@ -282,7 +282,7 @@ def test_forecasts_take_turns_two_at_a_time_for_up_to_120_s_as_the_readme_says()
 
     assert (forecast_ui.FORECAST_SLOTS, forecast_ui.FORECAST_WAIT_S) == (2, 120.0)
     assert forecast_ui._FORECAST_TURNS.slots == forecast_ui.FORECAST_SLOTS
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert "Forecasts take turns, two at a time" in readme and "after 120 s without one" in readme
 
 

@@ -82,9 +82,9 @@ def test_pages_show_undefined_values_as_a_dash_never_nan(fixture_store):
     links = [link.proto.label for link in one.get("page_link")]
     assert "All 3 runs of this model on these datasets" in links  # what the link opens (was: all 18)
     for path in fixture_store.rglob("*.json"):  # records without their optional created_at
-        record = json.loads(path.read_text())
+        record = json.loads(path.read_text(encoding="utf-8"))
         record.pop("created_at", None)
-        path.write_text(json.dumps(record))
+        path.write_text(json.dumps(record), encoding="utf-8")
     st.cache_resource.clear()  # the app holds the store's frame for 30 s
     about = page("about").run()
     assert not about.exception and "nan" not in about.info[0].value and "recorded" not in about.info[0].value
@@ -158,7 +158,8 @@ def _predictor_csv(*rows: str, pretrained: str = "random", header: bool = True) 
 
 def test_compare_condenses_the_predictor_csv(fixture_store):
     (store.SHIPPED_DIR / "predictors.csv").write_text(_predictor_csv("a,iimm,zero-shot,id_gain,ok,0.8,1",
-                                                                     "b,iimm,zero-shot,id_gain,ok,-0.4,3"))
+                                                                     "b,iimm,zero-shot,id_gain,ok,-0.4,3"),
+                                                                         encoding="utf-8")
     at = page("compare").run()
     assert not at.exception
     table = at.dataframe[-1].value
@@ -169,7 +170,7 @@ def test_compare_condenses_the_predictor_csv(fixture_store):
 def test_compare_names_the_diagonal_gbc_as_it_names_the_other_scores(fixture_store):
     """Every predictor had a name (GBC, H-score, LogME...) but GBC's diagonal variant, shown as 'gbc diagonal'."""
     (store.SHIPPED_DIR / "predictors.csv").write_text(_predictor_csv(
-        "a,gbc,transferability,id_gain,ok,0.8,1", "a,gbc_diagonal,transferability,id_gain,ok,0.4,3"))
+        "a,gbc,transferability,id_gain,ok,0.8,1", "a,gbc_diagonal,transferability,id_gain,ok,0.4,3"), encoding="utf-8")
     at = page("compare").run()
     assert not at.exception
     assert at.dataframe[-1].value["predictor"].tolist() == ["GBC", "GBC (diagonal Gaussians)"]
@@ -178,11 +179,12 @@ def test_compare_names_the_diagonal_gbc_as_it_names_the_other_scores(fixture_sto
 def test_compare_shows_the_predictor_table_of_the_model_picked(fixture_store):
     """The page read world v1's table whatever the model; world v2's models have tables of their own."""
     (store.SHIPPED_DIR / "predictors.csv").write_text(_predictor_csv("a,gbc,transferability,id_gain,ok,0.9,1",
-                                                                     pretrained="world-v1"))
+                                                                     pretrained="world-v1"), encoding="utf-8")
     (store.SHIPPED_DIR / "world-v2").mkdir()
     (store.SHIPPED_DIR / "world-v2" / "predictors.csv").write_text(
         _predictor_csv("a,iimm,zero-shot,id_gain,ok,0.7,2")
-        + _predictor_csv("a,h_score,transferability,id_gain,ok,0.1,2", pretrained="other", header=False))
+        + _predictor_csv("a,h_score,transferability,id_gain,ok,0.1,2", pretrained="other", header=False),
+            encoding="utf-8")
     at = page("compare").run()
     assert not at.exception
     assert at.dataframe[-1].value["predictor"].tolist() == ["IIMM"]  # this model's row only
@@ -197,9 +199,10 @@ def test_compare_shows_the_predictor_table_of_the_model_picked(fixture_store):
 def test_one_unreadable_predictor_table_does_not_hide_another_models(fixture_store):
     """The page reads every shipped predictors.csv since it shows the model's own: one that cannot be read (here
     empty) hid the table of every model, with a warning that named no file; before, one file was read."""
-    (store.SHIPPED_DIR / "predictors.csv").write_text(_predictor_csv("a,iimm,zero-shot,id_gain,ok,0.7,2"))
+    (store.SHIPPED_DIR / "predictors.csv").write_text(_predictor_csv("a,iimm,zero-shot,id_gain,ok,0.7,2"),
+                                                      encoding="utf-8")
     (store.SHIPPED_DIR / "world-v2").mkdir()
-    (store.SHIPPED_DIR / "world-v2" / "predictors.csv").write_text("")
+    (store.SHIPPED_DIR / "world-v2" / "predictors.csv").write_text("", encoding="utf-8")
     at = page("compare").run()
     assert not at.exception
     assert at.dataframe[-1].value["predictor"].tolist() == ["IIMM"]  # this model's table, read
@@ -212,7 +215,8 @@ def test_one_unreadable_predictor_table_does_not_hide_another_models(fixture_sto
 def test_a_compare_link_with_an_unknown_outcome_says_what_it_shows_instead(fixture_store):
     """?pred_outcome=... naming no outcome of the predictor table showed the first outcome silently."""
     (store.SHIPPED_DIR / "predictors.csv").write_text(_predictor_csv("a,iimm,zero-shot,id_gain,ok,0.8,1",
-                                                                     "a,iimm,zero-shot,ood_change,ok,0.4,3"))
+                                                                     "a,iimm,zero-shot,ood_change,ok,0.4,3"),
+                                                                         encoding="utf-8")
     at = page("compare")
     at.query_params["pred_outcome"] = "forgetting"
     at.run()

@@ -35,7 +35,7 @@ def test_no_page_skips_a_heading_level(fixture_store, name):
     … scores' (h3), the All runs page to 'One run in detail' (h3): a screen reader's outline had no h2 above them."""
     (store.SHIPPED_DIR / "predictors.csv").write_text(  # the Compare page's shipped table, with its own heading
         "model,pretrained,method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
-        "worldclip-tiny,random,full,iimm,zero-shot,id_gain,ok,0.8,1\n")
+        "worldclip-tiny,random,full,iimm,zero-shot,id_gain,ok,0.8,1\n", encoding="utf-8")
     at = (app_test() if name == "ranking" else page(name)).run()
     assert not at.exception
     headings = _headings(at.main)

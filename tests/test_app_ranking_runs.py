@@ -95,7 +95,8 @@ def test_the_ranking_links_open_the_runs_they_count_submitted_runs_included(fixt
 
     submitted = tmp_path / "submitted"
     for path in write_fixture_store(submitted, pretrained="random", methods=("full",), seeds=(5,)):
-        path.write_text(json.dumps(dict(json.loads(path.read_text()), source=store.SUBMITTED_SOURCE)))
+        path.write_text(json.dumps(dict(json.loads(path.read_text(encoding="utf-8")), source=store.SUBMITTED_SOURCE)),
+                        encoding="utf-8")
     monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(submitted))
     at = app_test()
     at.query_params.update({"submitted": "true", "dataset": "fx-set-0"})
@@ -117,7 +118,8 @@ def _submitted_store(tmp_path, monkeypatch, *stores: dict) -> None:
     submitted = tmp_path / "submitted"
     for kwargs in stores:
         for path in write_fixture_store(submitted, pretrained="random", **kwargs):
-            path.write_text(json.dumps(dict(json.loads(path.read_text()), source=store.SUBMITTED_SOURCE)))
+            path.write_text(json.dumps(dict(json.loads(path.read_text(encoding="utf-8")), source=store.SUBMITTED_SOURCE)),
+                            encoding="utf-8")
     monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(submitted))
 
 
@@ -437,16 +439,17 @@ def test_bad_shipped_tables_degrade_to_a_message(fixture_store):
     import forecast_ui
 
     header = "model,pretrained,method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
-    (store.SHIPPED_DIR / "predictors.csv").write_text(header)
+    (store.SHIPPED_DIR / "predictors.csv").write_text(header, encoding="utf-8")
     at = page("compare").run()  # header only: was IndexError
     assert not at.exception and any("no shipped predictor table has runs of" in w.value for w in at.warning)
     (store.SHIPPED_DIR / "predictors.csv").write_text(header + "worldclip-tiny,random,a,iimm,zero-shot,id_gain,"
-                                                      "failed,,\n")
+                                                      "failed,,\n", encoding="utf-8")
     at = page("compare").run()  # rows of this model, none scored (the table is the model's since 14bd510)
     assert not at.exception and any("has no scored" in w.value for w in at.warning)
     (store.SHIPPED_DIR / "sub").mkdir()
-    (store.SHIPPED_DIR / "sub" / "forecast-selection.csv").write_text("")  # empty: was a traceback on the page
-    (store.SHIPPED_DIR / "forecast-selection.csv").write_text("a,b\n1,2\n")  # other columns
+    (store.SHIPPED_DIR / "sub" / "forecast-selection.csv").write_text("",
+                                                                      encoding="utf-8")  # empty: was a traceback on the page
+    (store.SHIPPED_DIR / "forecast-selection.csv").write_text("a,b\n1,2\n", encoding="utf-8")  # other columns
     forecast_ui.forecast_selection.clear()
     assert forecast_ui.forecast_selection().empty
 
@@ -469,7 +472,8 @@ def test_unreadable_weights_are_a_clear_model_error(tmp_path, monkeypatch):
     fake = tmp_path / "assets"
     fake.mkdir()
     spec = model_zoo.spec_for("worldclip-tiny")
-    (fake / spec.shipped_weights).write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1\n")
+    (fake / spec.shipped_weights).write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1\n",
+                                             encoding="utf-8")
     monkeypatch.setattr(model_zoo, "ASSET_DIR", fake)
     with pytest.raises(model_zoo.ModelUnavailableError, match="cannot be read .*Git LFS pointer"):
         model_zoo.load_model("worldclip-tiny")  # was: a raw SafetensorError, and the page stuck "Forecasting…"
@@ -477,7 +481,7 @@ def test_unreadable_weights_are_a_clear_model_error(tmp_path, monkeypatch):
 
 def test_an_unusable_submissions_folder_is_an_error_message(fixture_store, tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
-    blocker.write_text("x")
+    blocker.write_text("x", encoding="utf-8")
     monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(blocker / "subs"))  # under a file: cannot be made
     records = make_fixture_records(n_datasets=1, methods=("lora",))
     buf = io.BytesIO()
@@ -513,7 +517,7 @@ def test_app_helpers_default_model_options_and_submissions(tmp_path, monkeypatch
 
 def test_the_skipped_records_notice_names_no_path_of_the_server(fixture_store, tmp_path):
     """Every visitor sees the notice: it named each skipped file by its absolute path on the server."""
-    (fixture_store / "broken.json").write_text("{not json")
+    (fixture_store / "broken.json").write_text("{not json", encoding="utf-8")
     at = page("runs").run()
     notice = " ".join(w.value for w in at.warning).replace("\\", "")
     assert not at.exception and "1 record skipped: results/broken.json (invalid JSON" in notice

@@ -185,7 +185,7 @@ def test_the_compare_winners_table_holds_numbers_shown_with_two_decimals(fixture
     rows = ("iimm,zero-shot,id_gain,0.8,10.08", "zs_acc,zero-shot,id_gain,0.5,7.65",
             "iimm,zero-shot,ood_change,0.4,2.5", "zs_acc,zero-shot,ood_change,0.2,3.0")
     (store.SHIPPED_DIR / "predictors.csv").write_text(head + "".join(
-        f"worldclip-tiny,random,a,{r},ok,0.5,0.25,0.1,0.9\n" for r in rows))
+        f"worldclip-tiny,random,a,{r},ok,0.5,0.25,0.1,0.9\n" for r in rows), encoding="utf-8")
     at = page("compare").run()
     assert not at.exception and not [w for w in at.warning if "predictor table" in w.value]
     (winners,) = [d for d in at.dataframe if "IIMM's LODO error" in d.value.columns]

@@ -180,7 +180,7 @@ def test_every_chart_a_page_shows_has_readable_axis_and_legend_text(fixture_stor
 
     (store.SHIPPED_DIR / "predictors.csv").write_text(
         "model,pretrained,method,predictor,family,outcome,status,kendall_tau,lodo_mae\n"
-        "worldclip-tiny,random,full,iimm,zero-shot,id_gain,ok,0.8,1\n")
+        "worldclip-tiny,random,full,iimm,zero-shot,id_gain,ok,0.8,1\n", encoding="utf-8")
     at = (app_test() if name == "ranking" else page(name)).run()
     if name == "forecast":
         at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()

@@ -204,7 +204,7 @@ def test_device_and_out_folder_are_checked_before_any_scoring(tmp_path, capsys, 
     from tests.fixtures import write_fixture_store
 
     write_fixture_store(tmp_path / "res")
-    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
     assert check_before.main([str(tmp_path / "res"), *[a.format(tmp=tmp_path) for a in argv]]) == 2
     assert message in capsys.readouterr().err
 

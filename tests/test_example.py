@@ -30,7 +30,7 @@ def test_example_parses_as_an_upload_with_the_task_images():
 
 def test_example_is_out_of_sample_and_matches_the_page_defaults():
     for path in CONFIGS.glob("*.toml"):
-        grid = tomllib.loads(path.read_text())
+        grid = tomllib.loads(path.read_text(encoding="utf-8"))
         assert example.EXAMPLE_TASK not in grid.get("datasets", []), path.name
     assert example.EXAMPLE_TASK in world.OOD_PANEL
     assert world.get_world_task(example.EXAMPLE_TASK).template == "a photo of a {c}"  # the page's default

@@ -76,7 +76,8 @@ def test_export_leaves_submitted_runs_and_local_paths_out_unless_asked(results, 
     submitted = tmp_path / "submitted"
     store.write_record({**make_fixture_records(n_datasets=1, methods=("bitfit",))[0], "run_id": "sub-1",
                         "source": store.SUBMITTED_SOURCE}, submitted)
-    (results / "secret-name.json").write_text("{not json")  # skipped by the loader, named with its path
+    (results / "secret-name.json").write_text("{not json",
+                                              encoding="utf-8")  # skipped by the loader, named with its path
     monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
     monkeypatch.setenv(store.ENV_VAR, str(results))
     monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(submitted))
@@ -120,9 +121,9 @@ def test_ingest_is_idempotent_and_refuses_changed_duplicates(results, tmp_path, 
     assert "6 accepted, 0 refused" in capsys.readouterr().out
     assert ingest.main([str(results), "--into", str(target)]) == 0  # same content: a no-op
     assert "0 accepted, 6 already stored (unchanged), 0 refused" in capsys.readouterr().out
-    changed = json.loads(next(results.glob("*.json")).read_text())
+    changed = json.loads(next(results.glob("*.json")).read_text(encoding="utf-8"))
     changed["ft_acc"], changed["id_gain"], changed["norm_gain"] = 99.9, None, None
-    (tmp_path / "changed.json").write_text(json.dumps(changed))
+    (tmp_path / "changed.json").write_text(json.dumps(changed), encoding="utf-8")
     before = (target / f"{changed['run_id']}.json").read_bytes()
     assert ingest.main([str(tmp_path / "changed.json"), "--into", str(target)]) == 1
     captured = capsys.readouterr()
@@ -135,7 +136,7 @@ def test_ingest_jsonl_reports_each_problem(tmp_path):
     good = make_fixture_records(n_datasets=2, methods=("full",))
     bad = dict(good[0], run_id="bad-1", status="weird")
     lines = [json.dumps(good[0]), json.dumps(good[1]), json.dumps(good[0]), "{oops", json.dumps(bad), ""]
-    (tmp_path / "in.jsonl").write_text("\n".join(lines))
+    (tmp_path / "in.jsonl").write_text("\n".join(lines), encoding="utf-8")
     report = store.ingest(tmp_path / "in.jsonl", tmp_path / "store")
     assert report.accepted == [good[0]["run_id"], good[1]["run_id"]]
     reasons = dict(report.refused)
@@ -149,7 +150,7 @@ def test_a_folder_ingest_reads_a_jsonl_batch_over_a_records_size(tmp_path):
     batch = tmp_path / "in" / "batch.jsonl"
     batch.parent.mkdir()
     records = make_fixture_records(n_datasets=10, methods=("full", "lora", "bitfit"), seeds=tuple(range(40)))
-    batch.write_text("\n".join(json.dumps(r) for r in records))
+    batch.write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
     assert batch.stat().st_size > store.MAX_RECORD_BYTES  # a batch, not one record
     report = store.ingest(batch.parent, tmp_path / "out")
     assert len(report.accepted) == len(records) and not report.refused  # was: refused as one oversized file
@@ -159,7 +160,7 @@ def test_ingest_bad_inputs_give_one_clear_message(tmp_path, capsys):
     assert ingest.main([str(tmp_path / "missing.json"), "--into", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "Traceback" not in err
-    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "notes.txt").write_text("hello", encoding="utf-8")
     assert ingest.main([str(tmp_path / "notes.txt"), "--into", str(tmp_path / "s")]) == 2
     assert ".jsonl" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
@@ -168,9 +169,9 @@ def test_ingest_bad_inputs_give_one_clear_message(tmp_path, capsys):
 
 
 def test_load_runs_ignores_partial_and_corrupt_files(results, caplog):
-    (results / ".tmp-abc123.json").write_text('{"run_id": "half-writ')  # a writer mid-way
-    (results / "corrupt.json").write_text('{"run_id": "x", ')
-    (results / "invalid.json").write_text(json.dumps({"run_id": "y", "status": "ok"}))
+    (results / ".tmp-abc123.json").write_text('{"run_id": "half-writ', encoding="utf-8")  # a writer mid-way
+    (results / "corrupt.json").write_text('{"run_id": "x", ', encoding="utf-8")
+    (results / "invalid.json").write_text(json.dumps({"run_id": "y", "status": "ok"}), encoding="utf-8")
     (results / "broken.parquet").write_bytes(b"PAR1 not really")
     with caplog.at_level(logging.WARNING, logger="core.store"):
         df = store.load_runs([results])
@@ -192,7 +193,7 @@ def test_bench_store_runs_small(capsys):
 def test_export_compact_refuses_a_default_store_that_is_not_a_results_folder(tmp_path, monkeypatch, capsys):
     tree = tmp_path / "project"  # IIMM_RESULTS pointed at a source tree by mistake
     write_fixture_store(tree / "jobs" / "results", n_datasets=2, methods=("full",))
-    (tree / "setup.py").write_text("# not a record\n")
+    (tree / "setup.py").write_text("# not a record\n", encoding="utf-8")
     monkeypatch.setenv(store.ENV_VAR, str(tree))
     before = sorted(tree.rglob("*.json"))
     assert export.main(["--compact", "--format", "csv"]) == 2
@@ -205,7 +206,7 @@ def test_export_compact_refuses_a_default_store_that_is_not_a_results_folder(tmp
 @pytest.mark.parametrize("bad", ["missing-results", "output-under-a-file"])
 def test_export_checks_every_option_before_compacting_anything(results, tmp_path, capsys, bad):
     # an output's missing folder is made now, as in every job (jobs.cli): a file in its way is refused instead
-    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
     extra = (["--results", str(tmp_path / "nope")] if bad == "missing-results"
              else ["-o", str(tmp_path / "a-file" / "out.csv")])
     before = sorted(results.glob("*.json"))

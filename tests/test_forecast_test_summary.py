@@ -124,7 +124,7 @@ def test_a_file_that_is_no_csv_table_is_named_in_the_error(tmp_path, capsys):
     """An empty file answered 'error: No columns to parse from file' (pandas' words), naming neither the file
     nor what it should be."""
     path = tmp_path / "empty.csv"
-    path.write_text("")
+    path.write_text("", encoding="utf-8")
     assert main([str(path), "--pairs", "world-v2-b:clip_cite"]) == 2
     assert capsys.readouterr().err.startswith(f"error: {path} is not a forecast-rules table (not a CSV table: ")
 
@@ -137,7 +137,7 @@ def test_the_shipped_summaries_are_what_the_scripts_print_on_the_shipped_tables(
     from pathlib import Path
 
     def shipped(path):
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
         command = re.search(r"output of `([^`]+)`", text).group(1)
         return command, text.split("```text\n", 1)[1].rsplit("```", 1)[0]
 

@@ -121,7 +121,7 @@ def test_git_revision_is_unknown_unless_the_code_is_its_own_checkout(tmp_path, m
     outer, inner, empty = tmp_path / "outer", tmp_path / "outer" / "copy", tmp_path / "empty"
     for folder in (inner, empty):
         folder.mkdir(parents=True)
-        (folder / "f.py").write_text("x = 1\n")
+        (folder / "f.py").write_text("x = 1\n", encoding="utf-8")
     git(outer, "init", "-q")
     git(outer, "commit", "-q", "--allow-empty", "-m", "outer")
     git(empty, "init", "-q")

@@ -68,7 +68,7 @@ def test_bad_grids_name_the_problem(data, match, known):
 
 def test_cli_bad_config_exits_nonzero_with_message(tmp_path, caplog):
     bad = tmp_path / "bad.toml"
-    bad.write_text("models = [\n")
+    bad.write_text("models = [\n", encoding="utf-8")
     assert grid_job.main([str(bad), "--results", str(tmp_path / "r")]) == 2
     assert "not valid TOML" in caplog.text
     assert grid_job.main([str(tmp_path / "missing.toml"), "--results", str(tmp_path / "r")]) == 2
@@ -88,7 +88,7 @@ def test_cli_bad_config_exits_nonzero_with_message(tmp_path, caplog):
 ])
 def test_options_are_checked_before_any_cell_runs(tmp_path, caplog, extra_args, message):
     a_file = tmp_path / "cache.csv"
-    a_file.write_text("x")
+    a_file.write_text("x", encoding="utf-8")
     results = tmp_path / "r"
     args = [a.format(file=a_file) for a in extra_args]
     assert grid_job.main([str(write_grid(tmp_path)), "--results", str(results), *args]) == 2

@@ -20,7 +20,7 @@ def test_report_tables_from_a_fixture_store(tmp_path, capsys):
     relation = [r for r in rows if "id_gain" in r]
     assert all("| +1.00 |" in r or "| -1.00 |" in r for r in relation)
     assert all(r.rstrip(" |").endswith("0.0") for r in relation)
-    assert out_md.read_text().strip() == text.strip()
+    assert out_md.read_text(encoding="utf-8").strip() == text.strip()
 
 
 def test_report_refuses_missing_or_empty_store(tmp_path, capsys):
@@ -34,12 +34,12 @@ def test_each_model_gets_its_own_tables_and_the_zero_shot_baseline_none(tmp_path
     write_fixture_store(tmp_path, n_datasets=6, methods=("full", "zero_shot"), pretrained="world-v1")
     write_fixture_store(tmp_path, n_datasets=6, methods=("full",), pretrained="other")
     for record in tmp_path.rglob("*.json"):  # the other model gains 10 points more on every dataset
-        text = record.read_text()
+        text = record.read_text(encoding="utf-8")
         if '"other"' in text:
             r = json.loads(text)
             ft = r["ft_acc"] + 10.0
             r.update(ft_acc=ft, **schema.outcome_fields(r["zs_acc"], ft, r["ood_before"], r["ood_after"]))
-            record.write_text(json.dumps(r))
+            record.write_text(json.dumps(r), encoding="utf-8")
     assert grid_report.main(["--results", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "### worldclip-tiny (other)" in text and "### worldclip-tiny (world-v1)" in text
@@ -53,7 +53,8 @@ def test_each_model_gets_its_own_tables_and_the_zero_shot_baseline_none(tmp_path
 
 def test_report_checks_out_first_and_says_when_iimm_is_not_scored(tmp_path, capsys):
     write_fixture_store(tmp_path / "r", n_datasets=4, methods=("full",))
-    (tmp_path / "a-file").write_text("x")  # a missing folder is made now, as in every job (jobs.cli): a file in the way
+    (tmp_path / "a-file").write_text("x",
+                                     encoding="utf-8")  # a missing folder is made now, as in every job (jobs.cli): a file in the way
     assert grid_report.main(["--results", str(tmp_path / "r"), "--out", str(tmp_path / "a-file" / "r.md")]) == 2
     err = capsys.readouterr()
     assert "a-file is a file, not a folder" in err.err and err.out == ""  # refused before any report
@@ -67,9 +68,9 @@ def test_random_weight_models_are_named_as_such(tmp_path, capsys):
     write_fixture_store(tmp_path, n_datasets=6, methods=("full",), pretrained="world-v1")
     write_fixture_store(tmp_path, n_datasets=6, methods=("full",), pretrained="their-tag")
     for record in tmp_path.rglob("*.json"):
-        r = json.loads(record.read_text())
+        r = json.loads(record.read_text(encoding="utf-8"))
         if r["pretrained"] == "their-tag":
-            record.write_text(json.dumps({**r, "random_weights": True}))
+            record.write_text(json.dumps({**r, "random_weights": True}), encoding="utf-8")
     assert grid_report.main(["--results", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert text.startswith("Model(s): worldclip-tiny (their-tag, RANDOM WEIGHTS), worldclip-tiny (world-v1);")
@@ -101,11 +102,11 @@ def test_the_default_store_is_reported_as_the_ranking_shows_it_without_unverifie
     shipped.mkdir()
     write_fixture_store(local, n_datasets=6, methods=("full",), seeds=(0,), noise=0.0)
     for path in write_fixture_store(submitted, n_datasets=6, methods=("full",), seeds=(1,), noise=0.0):
-        r = json.loads(path.read_text())  # a stranger's seed 1, claiming 30 points more on every dataset
+        r = json.loads(path.read_text(encoding="utf-8"))  # a stranger's seed 1, claiming 30 points more on every dataset
         ft = min(r["ft_acc"] + 30.0, 100.0)
         r.update(ft_acc=ft, source=store.SUBMITTED_SOURCE,
                  **schema.outcome_fields(r["zs_acc"], ft, r["ood_before"], r["ood_after"]))
-        path.write_text(json.dumps(r))
+        path.write_text(json.dumps(r), encoding="utf-8")
     monkeypatch.setattr(store, "SHIPPED_DIR", shipped)
     monkeypatch.setenv(store.ENV_VAR, str(local))
     monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(submitted))

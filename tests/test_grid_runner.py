@@ -16,7 +16,7 @@ from tests.grid_helpers import REPO, runner_command, write_grid
 
 def records(results: Path) -> dict[str, dict]:
     """The records in ``results`` by run id (``.tmp-*`` files are writes in progress, not records)."""
-    return {p.stem: json.loads(p.read_text()) for p in results.glob("*.json") if not p.name.startswith(".")}
+    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in results.glob("*.json") if not p.name.startswith(".")}
 
 
 def test_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
@@ -26,7 +26,7 @@ def test_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
     dead.wait()
     import socket
 
-    grid_job.lock_path(tmp_path, "old").write_text(f"{socket.gethostname()}:{dead.pid}")
+    grid_job.lock_path(tmp_path, "old").write_text(f"{socket.gethostname()}:{dead.pid}", encoding="utf-8")
     assert grid_job.acquire_lock(tmp_path, "old")
 
 
@@ -202,7 +202,7 @@ def _children(pid: int) -> set[int]:
     found = set()
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
-            if f"\nPPid:\t{pid}\n" in status.read_text():
+            if f"\nPPid:\t{pid}\n" in status.read_text(encoding="utf-8"):
                 found.add(int(status.parent.name))
         except OSError:
             continue
@@ -213,7 +213,7 @@ def _alive(pids: set[int]) -> set[int]:
     alive = set()
     for pid in pids:
         try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
         if state != "Z":
@@ -228,7 +228,8 @@ def _alive(pids: set[int]) -> set[int]:
 def test_stopping_a_runner_with_workers_stops_its_workers_and_queued_cells(tmp_path, stop, n_workers):
     config = write_grid(tmp_path, methods='["zero_shot", "bitfit", "clip_adapter", "linear_probe"]',
                         extra="")
-    config.write_text(config.read_text().replace('source = "test"', 'source = "test"\nseeds = [0, 1, 2]'))
+    config.write_text(config.read_text(encoding="utf-8").replace('source = "test"', 'source = "test"\nseeds = [0, 1, 2]'),
+                      encoding="utf-8")
     results = tmp_path / "results"
     cmd, env = runner_command(config, results)
     proc = subprocess.Popen([*cmd, "--workers", str(n_workers), "--threads", "1"], cwd=REPO, env=env,
@@ -306,7 +307,7 @@ def test_a_cell_clears_the_temporary_file_a_killed_write_left(tmp_path):
     killed_write = results / f".tmp-{run_id}-k1ll3d_x.json"  # what a SIGKILL between write and rename leaves
     record.rename(killed_write)
     not_ours = results / ".tmp-0123456789abcdef-abcdefgh.json"  # another cell's: maybe a live runner's write
-    not_ours.write_text("{}")
+    not_ours.write_text("{}", encoding="utf-8")
     assert grid_job.main([str(config), "--results", str(results)]) == 0
     assert list(records(results)) == [run_id] and not killed_write.exists() and not_ours.exists()
 

@@ -121,7 +121,7 @@ def test_grid_wait_exits_1_when_squeue_keeps_failing(tmp_path, monkeypatch, cloc
     monkeypatch.setattr(submitit, "AutoExecutor", Executor)
     squeue_answers(monkeypatch, lambda: (1, "", NO_CONFIG))
     config = tmp_path / "grid.toml"
-    config.write_text(GRID)
+    config.write_text(GRID, encoding="utf-8")
     code = grid_job.main([str(config), "--results", str(tmp_path / "r"), "--executor", "slurm", "--wait"])
     assert code == 1
     assert "2 array task(s) without a result (77_0, 77_1) may still be queued or running" in caplog.text

@@ -23,7 +23,7 @@ max_steps = 2
 
 def _grid(tmp_path: Path, model='"worldclip-tiny-random"', train="") -> list[str]:
     path = tmp_path / "grid.toml"
-    path.write_text(GRID.format(model=model, train=train))
+    path.write_text(GRID.format(model=model, train=train), encoding="utf-8")
     return [str(path), "--results", str(tmp_path / "results")]
 
 
@@ -49,7 +49,8 @@ def test_grid_rejects_bad_models_and_recipes_before_running(tmp_path, capsys, ca
 
 def test_grid_rejects_method_settings_of_the_wrong_type(tmp_path, capsys, caplog):
     args = _grid(tmp_path)
-    Path(args[0]).write_text(Path(args[0]).read_text().replace('"bitfit"]', '"lora"]') + '[method.lora]\nrank = "4"\n')
+    Path(args[0]).write_text(Path(args[0]).read_text(encoding="utf-8").replace('"bitfit"]', '"lora"]') + '[method.lora]\nrank = "4"\n',
+                             encoding="utf-8")
     assert grid.main(args) == 2
     assert "LoRAConfig.rank must be int, got '4'" in _message(capsys, caplog)
 
@@ -81,7 +82,8 @@ def test_jobs_answer_user_errors_with_one_message(tmp_path, capsys, caplog, job,
 
 def test_a_job_run_as_a_command_prints_no_traceback(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text('models = ["worldclip-tiny"]\ndatasets = ["letters"]\nmethods = ["bitfit"]\n[train]\nlr = "x"\n')
+    bad.write_text('models = ["worldclip-tiny"]\ndatasets = ["letters"]\nmethods = ["bitfit"]\n[train]\nlr = "x"\n',
+                   encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("IIMM_DEBUG", None)
     done = subprocess.run([sys.executable, "-m", "jobs.grid", str(bad), "--results", str(tmp_path / "r")],
@@ -107,7 +109,7 @@ def test_a_job_run_as_a_command_prints_no_traceback(tmp_path):
 def test_report_jobs_name_the_wrong_option_and_exit_2(tmp_path, capsys, caplog, job_name, argv, match):
     import importlib
 
-    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
     job = importlib.import_module(f"jobs.{job_name}")
     code = job.main([a.format(tmp=tmp_path) for a in argv])
     text = _message(capsys, caplog)
@@ -183,8 +185,9 @@ def test_summary_scripts_answer_help_and_a_missing_file_without_a_traceback(tmp_
     assert missing.returncode == 2 and f"error: {tmp_path / 'nope.csv'} is not a file" in missing.stderr
     assert "Traceback" not in missing.stderr
     # the predictors.csv beside forecast-rules.csv, or an empty file: a traceback (KeyError 'rule', EmptyDataError)
-    (tmp_path / "predictors.csv").write_text("model,pretrained,method,predictor,outcome,status\nm,p,lora,iimm,id_gain,ok\n")
-    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "predictors.csv").write_text("model,pretrained,method,predictor,outcome,status\nm,p,lora,iimm,id_gain,ok\n",
+                                             encoding="utf-8")
+    (tmp_path / "empty.csv").write_text("", encoding="utf-8")
     for name, says in (("predictors.csv", "is not a forecast-rules table (no rule, n_datasets,"),
                        ("empty.csv", "is not a forecast-rules table (not a CSV table:")):
         wrong = run(str(tmp_path / name))

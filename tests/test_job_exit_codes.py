@@ -87,7 +87,7 @@ def test_an_output_under_a_file_is_exit_2_naming_the_file_in_the_way(tmp_path, c
     directory" with no option named. Checked before the work: nothing runs, nothing is printed."""
     monkeypatch.setenv("IIMM_SUBMISSIONS", str(tmp_path / "submissions"))
     blocker = tmp_path / "a-file"
-    blocker.write_text("x")
+    blocker.write_text("x", encoding="utf-8")
     out = blocker / "sub" / "out.csv"
     code = _main(job_name, [a.format(out=out, **_inputs(tmp_path)) for a in argv])
     printed, err = capsys.readouterr()
@@ -153,8 +153,8 @@ def test_refused_records_are_exit_1_with_one_error_line_in_ingest_and_submit(tmp
     monkeypatch.setenv("IIMM_SUBMISSIONS", str(tmp_path / "submissions"))
     good, other = make_fixture_records(n_datasets=2, methods=("full",))
     (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "good.json").write_text(json.dumps(good))
-    (tmp_path / "in" / "bad.json").write_text(json.dumps(dict(other, status="weird")))
+    (tmp_path / "in" / "good.json").write_text(json.dumps(good), encoding="utf-8")
+    (tmp_path / "in" / "bad.json").write_text(json.dumps(dict(other, status="weird")), encoding="utf-8")
     assert ingest.main([str(tmp_path / "in"), "--into", str(tmp_path / "store")]) == cli.EXIT_FAILED
     printed, err = capsys.readouterr()
     assert "refused" in printed and err == (f"error: 1 of 2 record(s) in {tmp_path / 'in'} refused (refusals above), "
@@ -173,7 +173,7 @@ def test_an_output_folder_under_a_file_names_the_file_in_the_way(tmp_path, capsy
     guess (the jobs that make an output folder: world_v2_report, world_check, pretrain)."""
     from jobs import world_v2_report
 
-    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
     code = world_v2_report.main(["--results", "jobs/results/world-v2", "--out", str(tmp_path / "a-file" / "report")])
     err = capsys.readouterr().err
     assert code == cli.EXIT_USER_ERROR and f"({tmp_path / 'a-file'} is a file, not a folder)" in err, err

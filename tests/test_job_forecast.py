@@ -91,7 +91,7 @@ def test_an_npz_forecast_writes_strict_json_with_its_provenance(fixture_store, t
     sample.write_bytes(embeddings_npz())
     out = tmp_path / "f.json"
     assert job.main([str(sample), "--model", "worldclip-tiny-random", "--out", str(out)]) == 0
-    written = _strict_json(out.read_text())  # NaN written as null, never as a bare NaN
+    written = _strict_json(out.read_text(encoding="utf-8"))  # NaN written as null, never as a bare NaN
     prov, (doc,) = written["provenance"], written["forecasts"]
     assert doc["sample_sha256"] == hashlib.sha256(sample.read_bytes()).hexdigest() and written["refused"] == []
     assert prov["model_key"] == "worldclip-tiny-random" and prov["template"] is None
@@ -117,7 +117,7 @@ def test_by_default_the_store_is_read_as_the_page_reads_it_without_unverified_su
     sample, out = tmp_path / "emb.npz", tmp_path / "f.json"
     sample.write_bytes(embeddings_npz())
     assert job.main([str(sample), "--model", "worldclip-tiny-random", "--out", str(out)]) == 0
-    written = _strict_json(out.read_text())
+    written = _strict_json(out.read_text(encoding="utf-8"))
     every = store.load_runs(store.default_roots())
     assert store.submitted_count(every) == 6 and str(submitted) in written["provenance"]["reference_roots"]
     assert written["provenance"]["reference_runs"] == len(every) - 6
@@ -160,7 +160,7 @@ def test_several_samples_get_one_forecast_each_and_a_refused_one_does_not_stop_t
     assert list(table.columns[:1]) == ["sample"] and set(table["sample"]) == {argv[0], argv[2]}
     assert len(table) == 2 * table["method"].nunique()
     assert job.main([*argv[:1], "--model", "worldclip-tiny-random", "--out", str(tmp_path / "all.json")]) == 0
-    doc = _strict_json((tmp_path / "all.json").read_text())
+    doc = _strict_json((tmp_path / "all.json").read_text(encoding="utf-8"))
     assert [f["sample"] for f in doc["forecasts"]] == argv[:1] and doc["provenance"]["template"] == "a photo of a {c}"
 
 
@@ -173,7 +173,7 @@ def test_a_model_without_reference_runs_prints_its_measures_and_the_grid_command
     assert "IIMM" in printed and "make them with: python -m jobs.grid" in printed
     # the page's warnings hold without a forecast (a toy model, here), and the page shows them: so does the job
     assert "warning: worldclip-tiny (world-v1) is a toy model" in printed and "Confidence:" not in printed
-    (written,) = _strict_json((tmp_path / "f.json").read_text())["forecasts"]
+    (written,) = _strict_json((tmp_path / "f.json").read_text(encoding="utf-8"))["forecasts"]
     assert list(written["verdict"]) == ["warnings"] and any("toy model" in w for w in written["verdict"]["warnings"])
 
 
@@ -196,13 +196,13 @@ def test_a_model_without_reference_runs_prints_its_measures_and_the_grid_command
 def test_an_unusable_sample_or_option_is_one_line_exit_2_and_writes_nothing(
         fixture_store, tmp_path, capsys, name, argv, message):
     (tmp_path / "folder").mkdir()
-    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "notes.txt").write_text("x", encoding="utf-8")
     (tmp_path / "emb.npz").write_bytes(embeddings_npz())
     (tmp_path / "bad.zip").write_bytes(b"this is not a zip at all")
     (tmp_path / "a.zip").write_bytes(sample_zip())
     (tmp_path / "empty").mkdir()
     (tmp_path / "dir.json").mkdir()
-    (tmp_path / "empty" / ".iimm-results").write_text("")
+    (tmp_path / "empty" / ".iimm-results").write_text("", encoding="utf-8")
     before = sorted(p.name for p in tmp_path.rglob("*"))
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     assert job.main([str(tmp_path / name), *argv]) == 2
@@ -233,7 +233,7 @@ def test_a_folder_is_forecast_as_its_zip_would_be(fixture_store, tmp_path, capsy
     for name in ("sample.zip", "folder"):
         outs[name] = tmp_path / f"{name}.json"
         assert job.main([str(tmp_path / name), "--model", "worldclip-tiny-random", "--out", str(outs[name])]) == 0
-    (zipped,), (folder,) = (_strict_json(outs[n].read_text())["forecasts"] for n in ("sample.zip", "folder"))
+    (zipped,), (folder,) = (_strict_json(outs[n].read_text(encoding="utf-8"))["forecasts"] for n in ("sample.zip", "folder"))
     assert folder["methods"] == zipped["methods"] and folder["iimm"] == zipped["iimm"]
     from core.upload import DEFAULT_LIMITS, folder_as_zip
 
@@ -309,7 +309,7 @@ def test_a_model_that_cannot_load_refuses_the_image_samples_and_keeps_the_npz_fo
     assert job.main([*argv, "--model", "worldclip-tiny-random", "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert err.count("needs the model to embed its images: weights not available offline") == 2 and len(tries) == 1
-    written = _strict_json(out.read_text())
+    written = _strict_json(out.read_text(encoding="utf-8"))
     assert [f["sample"] for f in written["forecasts"]] == argv[:1] and len(written["refused"]) == 2
 
 

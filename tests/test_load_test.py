@@ -104,13 +104,13 @@ def fake_load(tmp_path, monkeypatch):
 
     steps: dict = {}
     chromium = tmp_path / "chromium"
-    chromium.write_text("")
+    chromium.write_text("", encoding="utf-8")
     monkeypatch.setattr(load_test, "CHROMIUM", chromium)
     monkeypatch.setattr(bench_app, "sample_zip", lambda path, n: path.write_bytes(b"zip"))
     monkeypatch.setattr(load_test, "free_port", lambda: 1)
 
     def start_app(port, env, log_path):
-        log_path.write_text("app started\n")
+        log_path.write_text("app started\n", encoding="utf-8")
         return SimpleNamespace(pid=os.getpid())
 
     monkeypatch.setattr(load_test, "start_app", start_app)
@@ -157,7 +157,7 @@ def test_a_load_past_timeout_is_named_and_keeps_the_figures_it_gathered(fake_loa
     assert "the load did not finish within 0.5 s (--timeout): 1 of 2 views and forecasts had completed" in text
     assert "1 views/forecasts completed" in out and "leaderboard  n=  1" in out
     assert "error: \n" not in err + "\n"
-    figures = json.loads(report.read_text())
+    figures = json.loads(report.read_text(encoding="utf-8"))
     assert figures["timed_out"] and figures["completed"] == 1 and figures["latency"]["leaderboard"]["n"] == 1
 
 
@@ -191,7 +191,7 @@ def test_a_warm_up_that_fails_is_one_message_not_a_traceback(fake_load, capsys):
     (".", "is a folder: name a file"),
 ])
 def test_an_unwritable_report_is_refused_before_the_load(where, match, fake_load, tmp_path, capsys, monkeypatch):
-    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
     monkeypatch.setattr(load_test, "start_app", lambda *a: pytest.fail("the load started"))
     assert load_test.main([*FAST, "--report", str(tmp_path / where)]) == 2
     assert match.format(tmp=tmp_path) in capsys.readouterr().err
@@ -199,10 +199,10 @@ def test_an_unwritable_report_is_refused_before_the_load(where, match, fake_load
 
 def test_the_report_is_written_atomically(fake_load, tmp_path):
     report = tmp_path / "report.json"
-    report.write_text("an older report")
+    report.write_text("an older report", encoding="utf-8")
     assert load_test.main([*FAST, "--report", str(report)]) == 0
     assert fake_load.written == [report]
-    figures = json.loads(report.read_text())
+    figures = json.loads(report.read_text(encoding="utf-8"))
     assert figures["completed"] == 2 and not figures["errors"] and not figures["timed_out"]
 
 
@@ -210,7 +210,8 @@ def test_an_app_that_does_not_start_is_one_message_quoting_its_log(fake_load, mo
     def start_app(port, env, log_path):
         from jobs.app_server import AppDidNotStart
 
-        log_path.write_text("Traceback (most recent call last):\nModuleNotFoundError: No module named 'altair'\n")
+        log_path.write_text("Traceback (most recent call last):\nModuleNotFoundError: No module named 'altair'\n",
+                            encoding="utf-8")
         raise AppDidNotStart("the app exited with 1", log_path)  # a log in a folder about to be deleted
 
     monkeypatch.setattr(load_test, "start_app", start_app)

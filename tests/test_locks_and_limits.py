@@ -26,13 +26,13 @@ def test_zero_byte_lock_expires_after_a_grace(tmp_path):
     assert not locks.acquire_lock(tmp_path, "cell")  # a writer may be mid-way: wait a little
     _age(path, locks.EMPTY_GRACE_S + 1)
     assert locks.acquire_lock(tmp_path, "cell")
-    assert json.loads(path.read_text())["pid"] == os.getpid()
+    assert json.loads(path.read_text(encoding="utf-8"))["pid"] == os.getpid()
 
 
 def test_lock_from_another_host_expires_only_without_heartbeat(tmp_path):
     path = locks.lock_path(tmp_path, "cell")
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"host": "node-17", "pid": 1, "started": 0}))
+    path.write_text(json.dumps({"host": "node-17", "pid": 1, "started": 0}), encoding="utf-8")
     assert not locks.acquire_lock(tmp_path, "cell", expiry_s=60)  # fresh: a live runner elsewhere
     _age(path, 61)
     assert locks.acquire_lock(tmp_path, "cell", expiry_s=60)  # no heartbeat for the expiry: taken
@@ -58,9 +58,10 @@ def test_heartbeat_keeps_a_held_lock_fresh(tmp_path):
 def test_dead_local_runner_lock_is_taken_and_live_one_is_not(tmp_path):
     path = locks.lock_path(tmp_path, "cell")
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}))
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}),
+                    encoding="utf-8")
     assert not locks.acquire_lock(tmp_path, "cell") and locks.live_locks(tmp_path) == 1
-    path.write_text(json.dumps({"host": socket.gethostname(), "pid": 2**22 + 12345, "started": 0}))
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": 2**22 + 12345, "started": 0}), encoding="utf-8")
     assert locks.live_locks(tmp_path) == 0 and locks.acquire_lock(tmp_path, "cell")
 
 
@@ -75,22 +76,25 @@ def test_a_lock_whose_pid_now_belongs_to_a_newer_process_is_stale(tmp_path):
     try:
         time.sleep(0.5)
         mine = {"host": socket.gethostname(), "pid": sleeper.pid}
-        path.write_text(json.dumps({**mine, "started": time.time()}))  # the sleeper's own lock: live
+        path.write_text(json.dumps({**mine, "started": time.time()}), encoding="utf-8")  # the sleeper's own lock: live
         assert not locks.lock_is_stale(path)
-        path.write_text(json.dumps({**mine, "started": time.time() - 3600}))  # made before that process began
+        path.write_text(json.dumps({**mine, "started": time.time() - 3600}),
+                        encoding="utf-8")  # made before that process began
         assert locks.lock_is_stale(path) and locks.acquire_lock(tmp_path, "cell")
     finally:
         sleeper.kill()
         sleeper.wait()
     for pid in (0, -1):  # never a runner's pid (os.kill(0, 0) would signal our own group and "succeed")
-        path.write_text(json.dumps({"host": socket.gethostname(), "pid": pid, "started": time.time()}))
+        path.write_text(json.dumps({"host": socket.gethostname(), "pid": pid, "started": time.time()}),
+                        encoding="utf-8")
         assert locks.lock_is_stale(path)
 
 
 def test_an_unreadable_lock_is_judged_by_its_heartbeat(tmp_path, monkeypatch):
     path = locks.lock_path(tmp_path, "cell")
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}))
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}),
+                    encoding="utf-8")
     real = type(path).read_text
 
     def unreadable(self, *args, **kwargs):  # another user's lock made under umask 077
@@ -111,14 +115,14 @@ def test_a_runner_never_releases_or_refreshes_a_lock_another_runner_took_over(tm
     path = locks.lock_path(tmp_path, "cell")
     # paused past the expiry, this runner's lock was taken over by another (its own token)
     theirs = json.dumps({"host": "node-2", "pid": 77, "started": time.time(), "token": "theirs"})
-    path.write_text(theirs)
+    path.write_text(theirs, encoding="utf-8")
     _age(path, 30)
     before = path.stat().st_mtime
     with locks.heartbeat(tmp_path, "cell", expiry_s=0.5):  # beats every 0.1 s (was never faster than 1 s)
         time.sleep(0.4)
     assert path.stat().st_mtime == before  # not refreshed
     locks.release_lock(tmp_path, "cell")
-    assert path.read_text() == theirs  # not deleted
+    assert path.read_text(encoding="utf-8") == theirs  # not deleted
     assert locks.acquire_lock(tmp_path, "other")
     with locks.heartbeat(tmp_path, "other", expiry_s=0.5):
         _age(locks.lock_path(tmp_path, "other"), 30)
@@ -134,9 +138,9 @@ def test_only_a_valid_record_counts_as_finished(tmp_path):
     rec = make_fixture_records(n_datasets=1, methods=("full",))[0]
     (tmp_path / f"{rec['run_id']}.json").write_bytes(b"")  # 0-byte record: run the cell again
     assert not grid_job.is_finished(tmp_path, rec["run_id"])
-    (tmp_path / f"{rec['run_id']}.json").write_text(json.dumps(dict(rec, seed=10**30)))
+    (tmp_path / f"{rec['run_id']}.json").write_text(json.dumps(dict(rec, seed=10**30)), encoding="utf-8")
     assert not grid_job.is_finished(tmp_path, rec["run_id"])
-    (tmp_path / f"{rec['run_id']}.json").write_text(json.dumps(rec))
+    (tmp_path / f"{rec['run_id']}.json").write_text(json.dumps(rec), encoding="utf-8")
     assert grid_job.is_finished(tmp_path, rec["run_id"])
 
 
@@ -170,22 +174,22 @@ def test_cell_cap_counts_before_building(known):
 
 def test_deep_toml_is_refused_with_a_message(tmp_path, known):
     deep = tmp_path / "deep.toml"
-    deep.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    deep.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
     with pytest.raises(GridConfigError, match="nested"):
         load_grid(deep, **known)
     tables = tmp_path / "tables.toml"
     tables.write_text('models = ["m"]\ndatasets = ["letters"]\nmethods = ["lora"]\n'
-                      "[method.lora.train." + ".".join("abcdefgh") + "]\nx = 1\n")
+                      "[method.lora.train." + ".".join("abcdefgh") + "]\nx = 1\n", encoding="utf-8")
     with pytest.raises(GridConfigError, match="nested more than"):
         load_grid(tables, **known)
 
 
 def test_grid_refuses_a_results_folder_that_is_not_one(tmp_path, caplog):
     config = tmp_path / "g.toml"
-    config.write_text('models = ["m"]\ndatasets = ["letters"]\nmethods = ["zero_shot"]\n')
+    config.write_text('models = ["m"]\ndatasets = ["letters"]\nmethods = ["zero_shot"]\n', encoding="utf-8")
     assert grid_job.main([str(config), "--results", "/"]) == 2
     assert "not a results folder" in caplog.text
     (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "setup.py").write_text("")
+    (tmp_path / "src" / "setup.py").write_text("", encoding="utf-8")
     assert grid_job.main([str(config), "--results", str(tmp_path / "src")]) == 2
     assert "does not look like a results folder" in caplog.text

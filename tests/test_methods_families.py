@@ -42,7 +42,7 @@ def family_models(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("configs")
     for name, cfg in TINY_CONFIGS.items():
-        (folder / f"{name}.json").write_text(json.dumps(cfg))
+        (folder / f"{name}.json").write_text(json.dumps(cfg), encoding="utf-8")
     open_clip.add_model_config(folder)
     return {name: load_model(ModelSpec(name, name, None, FAMILY[name], "none: random")) for name in TINY_CONFIGS}
 

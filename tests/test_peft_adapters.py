@@ -200,7 +200,7 @@ def test_peft_adapter_saves_in_peft_format_and_loads_back(name, loaded, batch, t
     expected = logits(module, batch)
     folder = module.save_adapter(tmp_path / name)
     assert {p.name for p in folder.iterdir()} >= {"adapter_config.json", "adapter_model.safetensors"}
-    assert json.loads((folder / "adapter_config.json").read_text())["peft_type"] == method_info(name).peft_type
+    assert json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))["peft_type"] == method_info(name).peft_type
     restored = load_adapter(loaded, folder, CLASSES, TEMPLATE)
     assert isinstance(restored.peft_model, PeftModel)
     torch.testing.assert_close(logits(restored, batch), expected, atol=1e-6, rtol=0)

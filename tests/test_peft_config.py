@@ -28,7 +28,8 @@ def test_peft_config_merges_overrides_files_and_types(loaded, tmp_path):
     module = build_method("peft", loaded, CLASSES, TEMPLATE, {"peft": cfg, "family": "hybrid"})
     assert count_parameters(module)[0] == 7 * 2 * 2 * (128 + 128) and module.method_details()["family"] == "hybrid"
     (tmp_path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 2,
-                                                              "target_modules": ["v_proj"], "task_type": None}))
+                                                              "target_modules": ["v_proj"], "task_type": None}),
+                                                                  encoding="utf-8")
     from_file = build_method("peft", loaded, CLASSES, TEMPLATE, {"adapter_config": str(tmp_path)})
     assert count_parameters(from_file)[0] == 7 * 2 * (128 + 128)
     for overrides, match in [({}, "names no type"), ({"peft": {"type": "NOPE"}}, "unknown peft type"),
@@ -173,7 +174,7 @@ def test_a_peft_config_that_leaves_a_tower_untouched_says_so(tmp_path):
         "vision_cfg": {"image_size": 224, "timm_model_name": "vit_tiny_patch16_224", "timm_model_pretrained": False,
                        "timm_pool": "avg", "timm_proj": "linear"},
         "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2,
-                     "no_causal_mask": True, "proj_bias": True, "pool_type": "last"}}))
+                     "no_causal_mask": True, "proj_bias": True, "pool_type": "last"}}), encoding="utf-8")
     open_clip.add_model_config(tmp_path)
     siglip = load_model(ModelSpec(name, name, None, "siglip", "none: random"))
     module = build_method("peft_lora", siglip, CLASSES, TEMPLATE)

@@ -50,7 +50,7 @@ def test_exact_predictor_wins_and_independent_one_does_not(tmp_path, capsys, cho
     assert f"best |tau| {chosen} 1.000" in id_line and f"lowest LODO MAE {chosen} 0.0000" in id_line
     assert ("rank 1 of" in id_line) == (chosen == "iimm")
     assert "bootstrap" in printed
-    md = (out.parent / "predictors.md").read_text()
+    md = (out.parent / "predictors.md").read_text(encoding="utf-8")
     # predictors, winners, the procedure x2, and the coverage of the procedure on zero-shot measures alone
     assert sum(line.startswith("|---") for line in md.splitlines()) == 5
     assert "The same procedure with the zero-shot measures alone competing" in md
@@ -86,7 +86,7 @@ def test_compare_rules_scores_every_rule_on_the_same_runs(tmp_path, capsys):
     root = _store(tmp_path, _records("logme", "iimm", seeds=(0,)))
     code, out = _run(tmp_path, root, "--compare-rules", "--selection-rule", "bonferroni")
     assert code == 0
-    md = (out.parent / "forecast-rules.md").read_text()
+    md = (out.parent / "forecast-rules.md").read_text(encoding="utf-8")
     for rule in ("one-se", "bonferroni", "gated"):
         assert f"## {rule}\n\n{job.RULE_TEXT[rule]}." in md
     assert md.count("| all outcomes | 6 |") == 3  # 2 methods x 3 outcomes under each rule
@@ -96,7 +96,7 @@ def test_compare_rules_scores_every_rule_on_the_same_runs(tmp_path, capsys):
     assert (selection["rule"] == "bonferroni").all()
     # with 8 datasets the corrected margin (t at 0.05 / 190, 7 df) is out of reach even of an exact line
     assert (selection["chosen"] == "iimm").all()
-    assert "rule bonferroni" in (out.parent / "predictors.md").read_text()
+    assert "rule bonferroni" in (out.parent / "predictors.md").read_text(encoding="utf-8")
     capsys.readouterr()
     assert _run(tmp_path, root, "--compare-rules", "--no-selection")[0] == 2
     assert "drop --no-selection" in _one_line_error(capsys)
@@ -111,7 +111,7 @@ def test_compare_rules_can_name_a_subset_of_rules(tmp_path, capsys):
     root = _store(tmp_path, _records("logme", "iimm", seeds=(0,)))
     code, out = _run(tmp_path, root, "--compare-rules", "bonferroni, one-se")
     assert code == 0
-    md = (out.parent / "forecast-rules.md").read_text()
+    md = (out.parent / "forecast-rules.md").read_text(encoding="utf-8")
     assert md.index("## bonferroni") < md.index("## one-se") and "## gated" not in md
     rows = pd.read_csv(out.parent / "forecast-rules.csv")
     assert list(dict.fromkeys(rows["rule"])) == ["bonferroni", "one-se"]
@@ -175,7 +175,7 @@ def test_an_output_under_a_file_is_refused_before_anything_is_written(tmp_path, 
     # the CSV and the selection tables were written, then the summary failed with a bare '[Errno 17] File exists'
     root = _store(tmp_path, _records("iimm", "gbc", seeds=(0,)))
     blocker = tmp_path / "a-file"
-    blocker.write_text("x")
+    blocker.write_text("x", encoding="utf-8")
     code, out = _run(tmp_path, root, "--summary-md", str(blocker / "summary.md"))
     assert code == 2 and not out.parent.exists()
     assert f"{blocker} is a file, not a folder" in _one_line_error(capsys)
@@ -201,7 +201,7 @@ def test_two_outputs_in_one_file_are_refused(tmp_path, capsys, summary, out_name
     # a name that only a table not written this time would have is fine
     code = job.main(["--results", root, "--out", str(out.with_name("forecast-rules.csv")), "--bootstrap", "0",
                      "--no-selection"])
-    assert code == 0 and out.with_name("forecast-rules.csv").read_text().startswith("model,")
+    assert code == 0 and out.with_name("forecast-rules.csv").read_text(encoding="utf-8").startswith("model,")
 
 
 def test_a_forecast_procedure_not_scored_for_too_few_datasets_is_said(tmp_path, capsys):

@@ -54,21 +54,21 @@ def test_another_analysis_never_replaces_tables_in_the_shipped_folder(tmp_path, 
     world = shipped / "world-v2"  # e.g. the pre-registered world-v2 tables beside their records
     for rec in _records("iimm", "gbc", seeds=(0,)):
         store.write_record(rec, world)
-    (world / "predictors.csv").write_text("shipped analysis\n")
+    (world / "predictors.csv").write_text("shipped analysis\n", encoding="utf-8")
     for extra in (["--bootstrap", "10"], ["--bootstrap", "1000"]):  # any analysis, the default one too
         assert job.main(["--results", str(world), *extra]) == 2
         assert "its tables record the commands that made them" in _one_line_error(capsys)
-        assert (world / "predictors.csv").read_text() == "shipped analysis\n"
+        assert (world / "predictors.csv").read_text(encoding="utf-8") == "shipped analysis\n"
     out = tmp_path / "mine" / "predictors.csv"
     assert job.main(["--results", str(world), "--bootstrap", "10", "--no-selection", "--out", str(out)]) == 0
-    assert out.exists() and (world / "predictors.csv").read_text() == "shipped analysis\n"
+    assert out.exists() and (world / "predictors.csv").read_text(encoding="utf-8") == "shipped analysis\n"
     monkeypatch.setattr(job, "SHIPPED_RESULTS", world)  # the app's own runs: only their default analysis
-    (shipped / "predictors.csv").write_text("the app's table\n")
+    (shipped / "predictors.csv").write_text("the app's table\n", encoding="utf-8")
     for extra, flag in ((["--bootstrap", "10"], "--bootstrap"), (["--no-selection"], "--no-selection"),
                         (["--selection-rule", "one-se"], "--selection-rule"), (["--min-datasets", "6"], "--min-datasets")):
         assert job.main(["--results", str(world), *extra]) == 2
         assert flag in _one_line_error(capsys)
-        assert (shipped / "predictors.csv").read_text() == "the app's table\n"
+        assert (shipped / "predictors.csv").read_text(encoding="utf-8") == "the app's table\n"
 
 
 def test_the_default_store_leaves_submitted_runs_out(tmp_path, monkeypatch):
@@ -110,8 +110,8 @@ def test_rescore_rewrites_the_baselines_and_says_how(tmp_path, monkeypatch):
     root = _store(tmp_path, _records("iimm", "gbc", n_sets=6, methods=("full",)))
     # files the store skips are skipped here too: 'not json' failed with a bare 'Expecting value', a JSON list
     # with an AttributeError traceback
-    (Path(root) / "zz-not-json.json").write_text("not json")
-    (Path(root) / "zz-list.json").write_text("[1, 2]")
+    (Path(root) / "zz-not-json.json").write_text("not json", encoding="utf-8")
+    (Path(root) / "zz-list.json").write_text("[1, 2]", encoding="utf-8")
     rng = np.random.default_rng(0)
     emb = types.SimpleNamespace(image=rng.standard_normal((30, 6)), text=rng.standard_normal((3, 6)),
                                 labels=np.arange(30) % 3, class_names=["a", "b", "c"])
@@ -121,9 +121,9 @@ def test_rescore_rewrites_the_baselines_and_says_how(tmp_path, monkeypatch):
     monkeypatch.setattr(embed, "embed_dataset", lambda loaded, data: emb)
     monkeypatch.setattr(label_sources, "_minilm", lambda: None)
     assert job.rescore([Path(root)]) == 12
-    assert (Path(root) / "zz-list.json").read_text() == "[1, 2]"  # left as it was
+    assert (Path(root) / "zz-list.json").read_text(encoding="utf-8") == "[1, 2]"  # left as it was
     for path in Path(root).glob("fx-*.json"):
-        rec = json.loads(path.read_text())
+        rec = json.loads(path.read_text(encoding="utf-8"))
         assert set(rec["transferability"]) >= {"gbc", "gbc_diagonal", "sfda", "ncti", "emms", "leep"}
         info = rec["provenance"]["transferability"]
         assert info["convention"] == "study" and info["leep_logit_scale"] == pytest.approx(14.3)
@@ -136,7 +136,7 @@ def test_a_random_weight_models_predictor_summary_says_so(tmp_path, capsys):
     recs = [dict(r, pretrained="their-tag", random_weights=True) for r in _records("iimm", "gbc", seeds=(0,))]
     code, out = _run(tmp_path, _store(tmp_path, recs), "--no-selection", "--bootstrap", "0")
     printed = capsys.readouterr().out
-    md = (out.parent / "predictors.md").read_text()
+    md = (out.parent / "predictors.md").read_text(encoding="utf-8")
     assert code == 0 and "(worldclip-tiny (their-tag, RANDOM WEIGHTS); methods" in md
     assert "**RANDOM WEIGHTS:**" in md and "RANDOM WEIGHTS: the numbers of worldclip-tiny (their-tag" in printed
     trained = job.summary_markdown(pd.read_csv(out), pe.OUTCOMES, n_runs=len(recs), min_datasets=5)
@@ -147,7 +147,7 @@ def test_the_offline_toy_models_predictor_summary_says_it_is_a_toy(tmp_path):
     # the shipped summary is of worldclip-tiny (world-v1), a tiny model pretrained offline on the generated world:
     # its Markdown read like a finding about real CLIP models
     code, out = _run(tmp_path, _store(tmp_path, _records("iimm", "gbc", seeds=(0,))), "--no-selection", "--bootstrap", "0")
-    md = (out.parent / "predictors.md").read_text()
+    md = (out.parent / "predictors.md").read_text(encoding="utf-8")
     assert code == 0 and "(worldclip-tiny (world-v1); methods" in md
     assert "**Toy model:** worldclip-tiny (world-v1) is a tiny model pretrained offline" in md
 
@@ -156,7 +156,7 @@ def test_the_compared_rules_name_their_models_and_random_weights(tmp_path):
     # forecast-rules.md named no model at all: a random-weight store's coverage figures read like anyone's
     recs = [dict(r, pretrained="their-tag", random_weights=True) for r in _records("iimm", "gbc", seeds=(0,))]
     code, out = _run(tmp_path, _store(tmp_path, recs), "--compare-rules", "one-se", "--bootstrap", "0")
-    rules = (out.parent / "forecast-rules.md").read_text()
+    rules = (out.parent / "forecast-rules.md").read_text(encoding="utf-8")
     assert code == 0 and "Model(s): worldclip-tiny (their-tag, RANDOM WEIGHTS)." in rules
     assert "**RANDOM WEIGHTS:** the numbers of worldclip-tiny (their-tag, RANDOM WEIGHTS)" in rules
 

@@ -29,7 +29,7 @@ def _argv(tmp_path, out, *extra):
 ])
 def test_a_bad_out_is_refused_before_any_training(tmp_path, capsys, out, match):
     (tmp_path / "folder").mkdir()
-    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
     assert pretrain.main(_argv(tmp_path, out.format(tmp=tmp_path))) == 2
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err
@@ -51,7 +51,7 @@ def test_the_record_holds_the_command_line_it_was_run_with(tmp_path, monkeypatch
     out = tmp_path / "my weights.safetensors"
     monkeypatch.setattr(sys, "argv", ["/somewhere/jobs/pretrain.py", *_argv(tmp_path, out)])
     assert pretrain.main() == 0
-    command = json.loads(out.with_suffix(".train.json").read_text())["command"]
+    command = json.loads(out.with_suffix(".train.json").read_text(encoding="utf-8"))["command"]
     assert command.startswith("python -m jobs.pretrain --steps 2 --batch 8 ")
     assert command.endswith(f"--out '{out}'")
 
@@ -88,7 +88,7 @@ def test_bad_optimiser_settings_are_refused_before_training(tmp_path, capsys, ex
 
 
 def _records(folder):
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("failed-*.train.json"))]
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("failed-*.train.json"))]
 
 
 def test_a_diverging_run_is_a_clear_error_with_a_failed_record(tmp_path, capsys, monkeypatch):
@@ -172,7 +172,7 @@ def test_a_resumed_run_logs_the_same_loss_curve_and_a_full_record(tmp_path, monk
     assert [r["status"] for r in _records(broken / "work")] == ["failed"]
     monkeypatch.setattr(pretrain, "batch_for", real_batch)
     assert pretrain.main([*_argv(broken, broken / "w.safetensors"), *steps]) == 0
-    a, b = (json.loads((d / "w.train.json").read_text()) for d in (whole, broken))
+    a, b = (json.loads((d / "w.train.json").read_text(encoding="utf-8")) for d in (whole, broken))
     assert [s for s, _ in a["loss_curve"]] == [25, 27]  # the last 2 steps are a point of their own
     assert np.allclose(a["loss_curve"], b["loss_curve"], atol=1e-6)  # was: the pre-crash steps dropped
     assert a["status"] == "ok" and a["git_revision"] and a["host_cpu"] and a["started_at"] <= a["ended_at"]

@@ -20,9 +20,10 @@ def test_audit_flags_temporary_files_foreign_ids_and_unreadable_records(tmp_path
 
     good = _record("a1")
     write_record(good, tmp_path)
-    (tmp_path / "b2.json").write_text(json.dumps({**good, "run_id": "zz"}))
-    (tmp_path / "c3.json").write_text('{"run_id": "c3", "status": ')  # a torn write, were it not atomic
-    (tmp_path / ".tmp-abc.json").write_text("{}")
+    (tmp_path / "b2.json").write_text(json.dumps({**good, "run_id": "zz"}), encoding="utf-8")
+    (tmp_path / "c3.json").write_text('{"run_id": "c3", "status": ',
+                                      encoding="utf-8")  # a torn write, were it not atomic
+    (tmp_path / ".tmp-abc.json").write_text("{}", encoding="utf-8")
     got = audit(tmp_path)
     assert set(got["records"]) == {"a1", "zz"}
     text = " | ".join(got["problems"])
@@ -68,36 +69,36 @@ def test_fault_injection_refuses_an_unusable_output_before_any_run(tmp_path, cap
                                                                    says):
     """An unwritable --report was found only after the ten kills (about 10 min on two cores), and a --work
     that is a file gave "[Errno 17] File exists"; the README promises every job checks its options first."""
-    (tmp_path / "a-file").write_text("kept")
+    (tmp_path / "a-file").write_text("kept", encoding="utf-8")
     monkeypatch.setattr(fault_injection, "_run", lambda *a, **k: pytest.fail("a run started"))
     args = ["--work", str(tmp_path / "work"), option, str(tmp_path / where)]
     assert fault_injection.main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and says in err and "\n" not in err
-    assert (tmp_path / "a-file").read_text() == "kept" and not (tmp_path / "work").exists()
+    assert (tmp_path / "a-file").read_text(encoding="utf-8") == "kept" and not (tmp_path / "work").exists()
 
 
 def test_fault_injection_never_empties_a_folder_it_did_not_make(tmp_path, capsys, monkeypatch):
     """--work is emptied: `--work .` deleted the checkout. Only a new, empty or earlier --work folder is used."""
     mine = tmp_path / "mine"
     mine.mkdir()
-    (mine / "notes.txt").write_text("kept")
+    (mine / "notes.txt").write_text("kept", encoding="utf-8")
     monkeypatch.setattr(fault_injection, "_run", lambda *a, **k: pytest.fail("a run started"))
     assert fault_injection.main(["--work", str(mine)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "holds files this job did not make" in err and "\n" not in err
-    assert (mine / "notes.txt").read_text() == "kept"
+    assert (mine / "notes.txt").read_text(encoding="utf-8") == "kept"
     earlier = tmp_path / "earlier"  # a folder an earlier run made is emptied and used again
     earlier.mkdir()
-    (earlier / fault_injection.WORK_MARK).write_text("")
-    (earlier / "old.log").write_text("old")
+    (earlier / fault_injection.WORK_MARK).write_text("", encoding="utf-8")
+    (earlier / "old.log").write_text("old", encoding="utf-8")
     monkeypatch.setattr(fault_injection, "_run", _stop_at_first_run)
     with pytest.raises(_FirstRun):
         fault_injection.main(["--work", str(earlier)])
     assert not (earlier / "old.log").exists() and (earlier / fault_injection.WORK_MARK).exists()
     default = tmp_path / fault_injection.DEFAULT_WORK  # the job's own folder, left unmarked by older runs
     default.mkdir(parents=True)
-    (default / "old.log").write_text("old")
+    (default / "old.log").write_text("old", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(_FirstRun):
         fault_injection.main([])

@@ -58,7 +58,7 @@ def test_a_bad_tolerance_is_refused(value):
 def test_a_file_that_is_no_record_is_refused_before_any_cell_runs(tmp_path, capsys, content, match):
     path = tmp_path / "r.json"
     if content is not None:
-        path.write_text(content)
+        path.write_text(content, encoding="utf-8")
     assert reproduce.main([str(path)]) == 2
     assert match in capsys.readouterr().err
 
@@ -68,7 +68,7 @@ def test_a_record_without_a_cell_is_refused(tmp_path, capsys):
 
     rec = make_fixture_records(n_datasets=1, methods=("full",))[0]
     rec["config"] = {"note": "hand-made"}
-    (tmp_path / "r.json").write_text(json.dumps(rec))
+    (tmp_path / "r.json").write_text(json.dumps(rec), encoding="utf-8")
     assert reproduce.main([str(tmp_path / "r.json"), "--threads", "1"]) == 2
     assert "its config is not a grid cell" in capsys.readouterr().err
     assert reproduce.main([str(tmp_path / "r.json"), "--threads", "0"]) == 2
@@ -85,13 +85,13 @@ def test_a_fresh_record_reproduces_and_an_edited_one_does_not(tmp_path, capsys):
     record = run_cell(cell, cache_dir=tmp_path / "cache")
     assert record["status"] == "ok", record["error"]
     path = tmp_path / f"{record['run_id']}.json"
-    path.write_text(json.dumps(record))
+    path.write_text(json.dumps(record), encoding="utf-8")
     args = [str(path), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "d.csv")]
     assert reproduce.main(args) == 0
     assert "1 of 1 records reproduce" in capsys.readouterr().out
     edited = {**record, "ft_acc": record["ft_acc"] - 0.5}
     edited.update(outcome_fields(edited["zs_acc"], edited["ft_acc"], edited["ood_before"], edited["ood_after"]))
-    path.write_text(json.dumps(edited))
+    path.write_text(json.dumps(edited), encoding="utf-8")
     assert reproduce.main(args) == 1
     out = capsys.readouterr().out
     assert "0 of 1 records reproduce" in out and "values differ" in out
@@ -146,19 +146,20 @@ def test_cpu_signature_names_model_caches_and_a_flags_hash(tmp_path):
     info = tmp_path / "cpuinfo"
     block = "processor\t: {}\ncpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Intel(R) Xeon(R) Processor\n" \
             "stepping\t: 8\nflags\t\t: {}\n\n"
-    info.write_text(block.format(0, "sse avx2 fpu") + block.format(1, "other flags of a second processor"))
+    info.write_text(block.format(0, "sse avx2 fpu") + block.format(1, "other flags of a second processor"),
+                    encoding="utf-8")
     caches = tmp_path / "cache"
     for index, (level, kind, size) in enumerate([(1, "Data", "48K"), (1, "Instruction", "32K"), (2, "Unified", "2048K")]):
         (caches / f"index{index}").mkdir(parents=True)
         for name, value in (("level", level), ("type", kind), ("size", size)):
-            (caches / f"index{index}" / name).write_text(f"{value}\n")
+            (caches / f"index{index}" / name).write_text(f"{value}\n", encoding="utf-8")
     signature = cpu_signature(str(info), str(caches))
     model, cache_sizes, flags = signature.split("; ")
     assert (model, cache_sizes) == ("6/143/8", "L1d 48K L1i 32K L2 2048K")
     # the first processor's flags, in any order
-    info.write_text(block.format(0, "fpu sse avx2"))
+    info.write_text(block.format(0, "fpu sse avx2"), encoding="utf-8")
     assert cpu_signature(str(info), str(caches)).endswith(flags) and flags.startswith("flags ") and len(flags) == 14
-    info.write_text(block.format(0, "fpu sse"))
+    info.write_text(block.format(0, "fpu sse"), encoding="utf-8")
     assert not cpu_signature(str(info), str(caches)).endswith(flags)
     assert cpu_signature(str(tmp_path / "none"), str(tmp_path / "none")) == "unknown"
     assert cpu_signature(str(tmp_path / "none"), str(caches)) == "L1d 48K L1i 32K L2 2048K"
@@ -173,12 +174,12 @@ def test_a_record_that_claims_another_cell_than_its_config_runs_does_not_reprodu
     shipped = json.loads(open(SHIPPED, encoding="utf-8").read())
     monkeypatch.setattr(reproduce, "reproduce", lambda record, **kwargs: json.loads(json.dumps(shipped)))
     path = tmp_path / "r.json"
-    path.write_text(json.dumps({**shipped, "method": "lora", "seed": 3}))
+    path.write_text(json.dumps({**shipped, "method": "lora", "seed": 3}), encoding="utf-8")
     assert reproduce.main([str(path), "--out", str(tmp_path / "d.csv")]) == 1
     out = capsys.readouterr().out
     assert "0 of 1 records reproduce" in out and "2 values differ" in out and "nan" not in out
     assert set(pd.read_csv(tmp_path / "d.csv")["field"]) == {"method", "seed"}
-    path.write_text(json.dumps(shipped))  # the record as it is
+    path.write_text(json.dumps(shipped), encoding="utf-8")  # the record as it is
     assert reproduce.main([str(path)]) == 0
 
 
@@ -186,8 +187,8 @@ def test_record_files_are_read_by_the_store_rules(tmp_path, monkeypatch, capsys)
     # JSON nested 100,000 deep ended in a RecursionError traceback; a 2 MiB file was read whole; a record with a
     # UTF-8 byte-order mark, which the store loads, was refused
     deep, big, bom = tmp_path / "deep.json", tmp_path / "big.json", tmp_path / "bom.json"
-    deep.write_text("[" * 100_000 + "]" * 100_000)
-    big.write_text(json.dumps({"run_id": "x", "pad": "a" * (2 << 20)}))
+    deep.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    big.write_text(json.dumps({"run_id": "x", "pad": "a" * (2 << 20)}), encoding="utf-8")
     shipped = open(SHIPPED, "rb").read()
     bom.write_bytes(b"\xef\xbb\xbf" + shipped)
     for path, match in ((deep, "nested 100000 levels deep"), (big, "the limit is 1048576")):
@@ -206,8 +207,8 @@ def test_a_model_this_machine_cannot_load_is_refused_before_any_cell_runs(tmp_pa
 
     shipped = json.loads(open(SHIPPED, encoding="utf-8").read())
     cell = {**shipped["config"], "model": "ViT-B-32:openai"}
-    (tmp_path / "a.json").write_text(json.dumps(shipped))
-    (tmp_path / "b.json").write_text(json.dumps({**shipped, "config": cell, "run_id": cell_id(cell)}))
+    (tmp_path / "a.json").write_text(json.dumps(shipped), encoding="utf-8")
+    (tmp_path / "b.json").write_text(json.dumps({**shipped, "config": cell, "run_id": cell_id(cell)}), encoding="utf-8")
     monkeypatch.setattr(models, "hub_reachable", lambda *a, **k: False)
     monkeypatch.setattr(reproduce, "reproduce", lambda *a, **k: pytest.fail("a cell ran"))
     assert reproduce.main([str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 2
@@ -261,7 +262,7 @@ def test_each_record_says_on_stderr_that_its_cell_is_running(tmp_path, monkeypat
 
 def test_a_file_as_cache_is_refused_before_any_cell_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(reproduce, "reproduce", lambda *a, **k: pytest.fail("a cell ran"))
-    (tmp_path / "cache").write_text("x")
+    (tmp_path / "cache").write_text("x", encoding="utf-8")
     assert reproduce.main([SHIPPED, "--cache", str(tmp_path / "cache")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
 

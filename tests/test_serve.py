@@ -61,7 +61,7 @@ def test_a_failed_warm_up_is_logged_and_the_server_still_starts():
 
 @pytest.mark.parametrize("script", ["serve.py", "app.py"])
 def test_the_readme_names_the_command_that_runs_the_app(script):
-    assert f"streamlit run {script}" in (REPO / "README.md").read_text()
+    assert f"streamlit run {script}" in (REPO / "README.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, http.client.BadStatusLine])

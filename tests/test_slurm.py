@@ -24,7 +24,7 @@ SAME = ("status", "zs_acc", "ft_acc", "id_gain", "norm_gain", "ood_change", "iim
 
 
 def _records(folder: Path) -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
+    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*.json")}
 
 
 def _grid(results: Path, *extra: str) -> list[str]:

@@ -16,7 +16,7 @@ from tests.store_helpers import _record
 def test_compact_merges_and_keeps_data(tmp_path):
     write_fixture_store(tmp_path, n_datasets=4, methods=("full", "lora"))
     before = store.load_runs([tmp_path])
-    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
     made = store.compact(tmp_path)
     assert made is not None and made.name.startswith("compacted-")
     assert sorted(p.name for p in tmp_path.glob("*.json")) == ["broken.json"]  # invalid kept
@@ -102,7 +102,7 @@ def test_reader_never_fails_while_writing_and_compacting(tmp_path):
 
 def test_nan_in_nested_fields_becomes_null_and_stored_ids_survive_compaction(tmp_path):
     store.write_record(_record(zero_shot={"iimm": 0.3, "silhouette": float("nan")}), tmp_path)
-    text = (tmp_path / "r1.json").read_text()
+    text = (tmp_path / "r1.json").read_text(encoding="utf-8")
     assert "NaN" not in text and json.loads(text)["zero_shot"] == {"iimm": 0.3, "silhouette": None}
     store.write_record(_record("r2", status="failed", ft_acc=None, error="boom"), tmp_path)
     store.compact(tmp_path)
@@ -180,7 +180,7 @@ def test_compacting_again_to_the_same_content_keeps_the_store(tmp_path):
     """A second compaction whose merged content equals the first's writes the same file name: the old file
     must not be deleted as 'superseded' (that deleted every run)."""
     paths = write_fixture_store(tmp_path, n_datasets=3, methods=("full", "lora"))
-    records = [json.loads(p.read_text()) for p in paths]
+    records = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
     first = store.compact(tmp_path)
     store.write_record(records[0], tmp_path)  # the same run again, as a re-ingest or a rerun would write it
     second = store.compact(tmp_path)

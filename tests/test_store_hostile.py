@@ -134,7 +134,7 @@ def test_two_ingests_racing_never_overwrite(tmp_path):
         folder.mkdir()
         for r in records:
             rec = dict(r, ft_acc=r["ft_acc"] - delta, id_gain=None, norm_gain=None)
-            (folder / f"{r['run_id']}.json").write_text(json.dumps(rec))
+            (folder / f"{r['run_id']}.json").write_text(json.dumps(rec), encoding="utf-8")
     ctx = multiprocessing.get_context("fork")
     silent = 0
     for attempt in range(20):
@@ -159,20 +159,20 @@ def test_results_folder_check(tmp_path):
     assert store.is_results_folder(tmp_path / "r") is None
     assert store.is_results_folder(store.SHIPPED_DIR) is None  # jobs/results: reports + default/
     (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "main.py").write_text("print(1)")
+    (tmp_path / "src" / "main.py").write_text("print(1)", encoding="utf-8")
     assert "does not look like a results folder" in store.is_results_folder(tmp_path / "src")
     # a sub-folder of tables inside a records folder (no marker, as in a fresh clone) is still results ...
     nested = tmp_path / "outer" / "records" / "tables"
     nested.mkdir(parents=True)
-    (nested / "summary.csv").write_text("a\n1\n")
-    (nested.parent / "0.json").write_text("{}")
+    (nested / "summary.csv").write_text("a\n1\n", encoding="utf-8")
+    (nested.parent / "0.json").write_text("{}", encoding="utf-8")
     assert store.is_results_folder(tmp_path / "outer") is None
     # ... but not once a source file hides in it, nor when nested deeper than two levels
-    (nested / "analysis.py").write_text("print(1)")
+    (nested / "analysis.py").write_text("print(1)", encoding="utf-8")
     assert "holds 'records'" in store.is_results_folder(tmp_path / "outer")
     (nested / "analysis.py").unlink()
     (nested / "a" / "b").mkdir(parents=True)
-    (nested / "a" / "b" / "x.csv").write_text("a\n")
+    (nested / "a" / "b" / "x.csv").write_text("a\n", encoding="utf-8")
     assert "holds 'records'" in store.is_results_folder(tmp_path / "outer")
     with pytest.raises(ValueError, match="not look like"):
         store.ingest(tmp_path / "r", tmp_path / "src")

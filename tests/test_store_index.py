@@ -22,7 +22,7 @@ def _record(run_id, **kw):
 
 def _write(path, record):
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record))
+    path.write_text(json.dumps(record), encoding="utf-8")
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def results(tmp_path):
     _write(root / "a" / "twin.json", _record("twin", ft_acc=1.0))
     _write(root / "b" / "twin.json", _record("twin", ft_acc=2.0))
     _write(root / "bad.json", {"run_id": "bad"})  # invalid: named on every load
-    (root / "broken.json").write_text("{not json")
+    (root / "broken.json").write_text("{not json", encoding="utf-8")
     return root
 
 
@@ -150,7 +150,7 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_once_abandoned(results, 
 
 def test_an_index_that_cannot_be_written_only_costs_speed(results, tmp_path, caplog, later):
     blocked = tmp_path / "file"
-    blocked.write_text("a file where the index folder should be")
+    blocked.write_text("a file where the index folder should be", encoding="utf-8")
     with caplog.at_level("INFO", logger="core.store"):
         _same(store.load_runs([results]), store.load_runs([results], index_dir=blocked))
     assert "could not write the store index" in caplog.text

@@ -107,7 +107,7 @@ def test_a_file_that_failed_to_read_for_a_passing_reason_is_read_again(parquet_s
 
 def test_a_remembered_store_replays_only_its_own_skipped_entries(parquet_store, later):
     """Skipped JSON records (and other roots' entries) are named once a load, memo or not."""
-    (parquet_store / "bad.json").write_text("{not json")
+    (parquet_store / "bad.json").write_text("{not json", encoding="utf-8")
     first = store.load_runs([parquet_store])
     again = store.load_runs([parquet_store])
     assert len(first.attrs["skipped"]) == 2

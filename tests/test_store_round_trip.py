@@ -162,7 +162,7 @@ def test_parquet_rows_pass_the_ood_rules_exactly_where_json_records_do(tmp_path,
     from core.store.records import ARROW_SCHEMA, flatten
 
     (tmp_path / "json").mkdir()
-    (tmp_path / "json" / f"{rec['run_id']}.json").write_text(json.dumps(rec))
+    (tmp_path / "json" / f"{rec['run_id']}.json").write_text(json.dumps(rec), encoding="utf-8")
     (tmp_path / "pq").mkdir()
     pq.write_table(pa.Table.from_pylist([flatten(rec)], schema=ARROW_SCHEMA), tmp_path / "pq" / "runs.parquet")
     (json_runs, json_skipped), (parquet_runs, parquet_skipped) = (store.load_runs_report([tmp_path / k])
@@ -184,7 +184,7 @@ def _verdicts_on_text(tmp_path, **texts):
     for name, text in texts.items():
         marked = marked.replace(f'"@{name}@"', text)
     (tmp_path / "json").mkdir()
-    (tmp_path / "json" / f"{rec['run_id']}.json").write_text(marked)
+    (tmp_path / "json" / f"{rec['run_id']}.json").write_text(marked, encoding="utf-8")
     (tmp_path / "pq").mkdir()
     row = {**flatten(rec), **texts}
     pq.write_table(pa.Table.from_pylist([row], schema=ARROW_SCHEMA), tmp_path / "pq" / "runs.parquet")
@@ -216,7 +216,7 @@ def test_a_repeated_dataset_name_never_makes_parquet_refuse_what_json_loads(tmp_
     rec = _record(ood_sets=["a"], ood_change=change)
     marked = json.dumps({**rec, "ood_before": "@B@", "ood_after": "@A@"})
     (tmp_path / "json").mkdir()
-    (tmp_path / "json" / "r.json").write_text(marked.replace('"@B@"', before).replace('"@A@"', after))
+    (tmp_path / "json" / "r.json").write_text(marked.replace('"@B@"', before).replace('"@A@"', after), encoding="utf-8")
     (tmp_path / "pq").mkdir()
     pq.write_table(pa.Table.from_pylist([{**flatten(rec), "ood_before": before, "ood_after": after}],
                                         schema=ARROW_SCHEMA), tmp_path / "pq" / "runs.parquet")

@@ -26,7 +26,7 @@ def test_write_record_is_atomic_and_round_trips(tmp_path):
     path = store.write_record(_record(config={"lr": 0.1}, custom_field=7), tmp_path)
     assert path == tmp_path / "r1.json"
     assert [p.name for p in tmp_path.iterdir()] == ["r1.json"]  # no temp file left behind
-    on_disk = json.loads(path.read_text())
+    on_disk = json.loads(path.read_text(encoding="utf-8"))
     assert on_disk["created_at"]  # filled in by the writer
     row = store.load_runs([tmp_path]).iloc[0]
     back = store.row_to_record(row.to_dict())
@@ -51,7 +51,7 @@ def test_an_interrupted_write_leaves_a_temporary_named_for_its_target_which_is_t
     others = [".tmp-ab-1-x-12345678.json", ".tmp-ab-12345678.json", ".tmp-ab-1-1234567.json", ".tmp-ab-1-12345678.parquet",
               "ab-1.json"]  # another run's (ab-1-x), an old-style name, wrong length, another target, a record
     for name in others:
-        (tmp_path / name).write_text("{}")
+        (tmp_path / name).write_text("{}", encoding="utf-8")
     assert remove_temporaries_of(tmp_path / "ab-1.json") == [left]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others)
     assert remove_temporaries_of(tmp_path / "ab-1.json") == []
@@ -145,7 +145,7 @@ def test_a_record_too_large_for_any_reader_is_refused_when_written(tmp_path):
 def test_a_custom_field_named_extra_is_refused_not_dropped(tmp_path):
     with pytest.raises(store.RecordError, match="'extra' is reserved"):
         store.write_record(_record("x", extra="my note"), tmp_path)
-    (tmp_path / "x.json").write_text(json.dumps(_record("x", extra="my note")))
+    (tmp_path / "x.json").write_text(json.dumps(_record("x", extra="my note")), encoding="utf-8")
     runs, skipped = store.load_runs_report([tmp_path])
     assert runs.empty and "reserved" in skipped[0].reason
 
@@ -155,7 +155,7 @@ def test_write_file_atomic_keeps_the_old_file_when_a_write_fails(tmp_path, monke
 
     report = tmp_path / "report.md"
     store.write_file_atomic(report, "old report\n")
-    assert report.read_text() == "old report\n" and oct(report.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    assert report.read_text(encoding="utf-8") == "old report\n" and oct(report.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
 
     def disk_full(fd):
         raise OSError(28, "No space left on device")
@@ -163,7 +163,7 @@ def test_write_file_atomic_keeps_the_old_file_when_a_write_fails(tmp_path, monke
     monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(OSError, match=r"No space left on device: '.*report\.md'"):  # names the file
         store.write_file_atomic(report, "new report, cut half-way")
-    assert report.read_text() == "old report\n" and [p.name for p in tmp_path.iterdir()] == ["report.md"]
+    assert report.read_text(encoding="utf-8") == "old report\n" and [p.name for p in tmp_path.iterdir()] == ["report.md"]
     monkeypatch.undo()
     assert store.write_file_atomic(report, b"bytes too").read_bytes() == b"bytes too"
 
@@ -214,8 +214,8 @@ def test_data_files_are_listed_down_to_the_walk_depth_and_parquet_has_its_own_ca
     deepest = tmp_path.joinpath(*[f"d{i}" for i in range(6)])  # six folders below the root
     too_deep = deepest / "d6"
     too_deep.mkdir(parents=True)
-    (deepest / "a.json").write_text("{}")
-    (too_deep / "b.json").write_text("{}")
+    (deepest / "a.json").write_text("{}", encoding="utf-8")
+    (too_deep / "b.json").write_text("{}", encoding="utf-8")
     assert list_data_files(tmp_path, (".json",)) == [deepest / "a.json"]
     big = tmp_path / "compacted-big.parquet"  # a compacted store outgrows one record's cap long before its own
     big.write_bytes(b"\0" * (MAX_RECORD_BYTES + 1))
@@ -235,7 +235,7 @@ def test_row_to_record_undoes_widened_ints_and_extra_never_overrides_a_field():
 def test_an_infinite_nested_value_is_written_as_null(tmp_path):
     rec = _record("r-inf", zero_shot={"iimm": 0.2, "modality_gap": float("inf")})
     path = store.write_record(rec, tmp_path)
-    assert json.loads(path.read_text())["zero_shot"] == {"iimm": 0.2, "modality_gap": None}
+    assert json.loads(path.read_text(encoding="utf-8"))["zero_shot"] == {"iimm": 0.2, "modality_gap": None}
     assert json.loads(store.records_to_frame([rec])["zero_shot"].iloc[0])["modality_gap"] is None
 
 

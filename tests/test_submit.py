@@ -81,8 +81,9 @@ def test_a_local_store_the_app_refuses_is_not_searched_for_conflicts(stores, tmp
     tree = tmp_path / "project"  # IIMM_RESULTS at a source tree: the app leaves it out, and so do submissions
     record = make_fixture_records(n_datasets=1, methods=("lora",))[0]
     (tree / "old").mkdir(parents=True)
-    (tree / "old" / "x.json").write_text(json.dumps(dict(record, ft_acc=11.0, id_gain=None, norm_gain=None)))
-    (tree / "setup.py").write_text("# not a record\n")
+    (tree / "old" / "x.json").write_text(json.dumps(dict(record, ft_acc=11.0, id_gain=None, norm_gain=None)),
+                                         encoding="utf-8")
+    (tree / "setup.py").write_text("# not a record\n", encoding="utf-8")
     monkeypatch.setenv(store.ENV_VAR, str(tree))
     zip_path = tmp_path / "s.zip"
     make_zip(zip_path, {"a.json": json.dumps(record).encode()})
@@ -117,7 +118,7 @@ def test_a_rerun_with_another_config_is_a_conflict_not_the_same_run(tmp_path):
     (rec,) = make_fixture_records(n_datasets=1, methods=("lora",))
     store.write_record(rec, tmp_path / "mine")
     changed = dict(rec, config={**rec["config"], "lr": 0.5})  # only a nested field differs
-    (tmp_path / "in.json").write_text(json.dumps(changed))
+    (tmp_path / "in.json").write_text(json.dumps(changed), encoding="utf-8")
     report = store.ingest(tmp_path / "in.json", tmp_path / "mine")
     assert not report.accepted and not report.unchanged and "different content" in report.refused[0][1]
 
@@ -139,7 +140,7 @@ def test_a_refused_submission_names_no_path_of_the_server(stores, tmp_path):
     measured = make_fixture_records(n_datasets=2, methods=("full",))
     (new,) = make_fixture_records(n_datasets=1, methods=("lora",))
     sub.mkdir()
-    (sub / f"{new['run_id']}.json").write_text("not a record")
+    (sub / f"{new['run_id']}.json").write_text("not a record", encoding="utf-8")
     make_zip(tmp_path / "s.zip", {"a.json": json.dumps(dict(measured[0], ft_acc=99.9, id_gain=None,
                                                             norm_gain=None)).encode(),
                                   "b.json": json.dumps(new).encode()})
@@ -155,7 +156,7 @@ def test_the_hosts_command_still_names_the_file_that_blocks_a_run_id(stores, tmp
     _, _, sub = stores
     (new,) = make_fixture_records(n_datasets=1, methods=("lora",))
     sub.mkdir()
-    (sub / f"{new['run_id']}.json").write_text("not a record")
+    (sub / f"{new['run_id']}.json").write_text("not a record", encoding="utf-8")
     make_zip(tmp_path / "s.zip", {"b.json": json.dumps(new).encode()})
     assert submit.main([str(tmp_path / "s.zip")]) == 1
     out = capsys.readouterr().out

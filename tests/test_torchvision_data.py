@@ -58,7 +58,7 @@ def _fake_mnist(root, n=10):
 def _fake_sun397(root, classes=("/a/airplane_cabin", "/b/boat_deck/outdoor"), per_class=5):
     base = root / "SUN397"
     base.mkdir(parents=True)
-    (base / "ClassName.txt").write_text("".join(c + "\n" for c in classes))
+    (base / "ClassName.txt").write_text("".join(c + "\n" for c in classes), encoding="utf-8")
     for k, c in enumerate(classes):
         for i in range(per_class):
             path = base / c.lstrip("/") / f"sun_{k}{i:03d}.jpg"
@@ -123,7 +123,7 @@ def test_gtsrb_and_eurosat_classes_are_named_in_words_a_prompt_can_use(tmp_path,
         Image.new("RGB", (8, 8), (80 * cls, 0, 0)).save(folder / "a.ppm")
     (gtsrb / "GTSRB" / "Final_Test" / "Images").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(gtsrb / "GTSRB" / "Final_Test" / "Images" / "00000.ppm")
-    (gtsrb / "GT-final_test.csv").write_text("Filename;ClassId\n00000.ppm;2\n")
+    (gtsrb / "GT-final_test.csv").write_text("Filename;ClassId\n00000.ppm;2\n", encoding="utf-8")
     for cls in ("AnnualCrop", "SeaLake", "Forest"):
         folder = tmp_path / "eurosat" / "2750" / cls
         folder.mkdir(parents=True)

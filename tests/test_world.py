@@ -121,7 +121,7 @@ def test_world_report_card_is_only_worldclip_tinys(fake_report, tmp_path, capsys
 def test_world_report_card_of_worldclip_tiny_still_written(fake_report, tmp_path):
     world_report, calls = fake_report
     assert world_report.main(["--model", "worldclip-tiny", "--card"]) == 0 and calls == ["worldclip-tiny"]
-    assert "# Model card: worldclip-tiny" in (tmp_path / "MODEL_CARD.md").read_text()
+    assert "# Model card: worldclip-tiny" in (tmp_path / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert (tmp_path / "worldclip-tiny_world-v1.tasks.json").is_file()
 
 
@@ -131,12 +131,12 @@ def test_world_report_card_and_task_json_survive_a_full_disk(fake_report, tmp_pa
 
     world_report, _ = fake_report
     card, tasks = tmp_path / "MODEL_CARD.md", tmp_path / "worldclip-tiny_world-v1.tasks.json"
-    card.write_text("old card\n")
-    tasks.write_text("[]\n")
+    card.write_text("old card\n", encoding="utf-8")
+    tasks.write_text("[]\n", encoding="utf-8")
     disk_full_from(monkeypatch, nth)  # 1: the card's write fails; 2: the card is written, the task JSON's fails
     assert world_report.main(["--model", "worldclip-tiny", "--card"]) == 1  # the table was made: exit 1, not 2
-    assert tasks.read_text() == "[]\n" and sorted(p.name for p in tmp_path.iterdir()) == sorted([card.name, tasks.name])
-    assert (card.read_text() == "old card\n") is (nth == 1)
+    assert tasks.read_text(encoding="utf-8") == "[]\n" and sorted(p.name for p in tmp_path.iterdir()) == sorted([card.name, tasks.name])
+    assert (card.read_text(encoding="utf-8") == "old card\n") is (nth == 1)
 
 
 @pytest.mark.parametrize("model, says", [("worldclip-tiny-random", "RANDOM WEIGHTS"),

@@ -42,7 +42,7 @@ def test_world_v1_is_byte_for_byte_unchanged():
 
 def test_world_v2_pretraining_data_is_frozen():
     h = hashlib.sha256("|".join(suites.tag_vocabulary()).encode())
-    pinned = json.loads(V2_IMAGE_MEANS.read_text())["image_means"]
+    pinned = json.loads(V2_IMAGE_MEANS.read_text(encoding="utf-8"))["image_means"]
     for name, mix in (("long-tail-p0", world2.long_tail(0)), ("long-tail-p1", world2.long_tail(1)),
                       ("uniform", world2.uniform())):
         images, captions, source = world2.pretraining_batch(mix, 0, 3, 64)

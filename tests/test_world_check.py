@@ -82,9 +82,9 @@ def test_every_world_v2_model_ships_weights_log_and_card(spec):
     from jobs.world2_card import card_path
     weights = ASSET_DIR / spec.shipped_weights
     assert weights.suffix == ".safetensors" and 0 < weights.stat().st_size <= 25 * 2**20
-    log = json.loads(weights.with_suffix(".train.json").read_text())
+    log = json.loads(weights.with_suffix(".train.json").read_text(encoding="utf-8"))
     assert log["steps"] == 2000 and log["settings"]["model"] == spec.key  # the same step budget for all four
-    assert spec.key in card_path(spec.key).read_text()
+    assert spec.key in card_path(spec.key).read_text(encoding="utf-8")
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ def test_a_quick_look_writes_where_told_and_says_what_it_is(sandbox, tmp_path, c
     before = _snapshot(shipped)
     assert world_check.main(["--models", "worldclip-v2-a", "--max-items", "20", "--boot", "10",
                              "--out", str(tmp_path / "quick")]) == 0
-    md = (tmp_path / "quick" / "manipulation-check.md").read_text()
+    md = (tmp_path / "quick" / "manipulation-check.md").read_text(encoding="utf-8")
     assert "NOT DECIDED YET" in md and "not the pre-registered check" in md and "--max-items 20" in md
     assert "worldclip-v2-d has not been checked yet (not in --models)" in md and "weights missing" not in md
     assert _snapshot(shipped) == before and calls["rows"] == [("worldclip-v2-a", 20)]
@@ -145,7 +145,7 @@ def test_a_quick_look_names_the_files_it_wrote_on_stderr(sandbox, tmp_path, caps
     assert world_check.main(["--models", "worldclip-v2-a", "--max-items", "20", "--boot", "10", "--out", str(quick)]) == 0
     said = [r.getMessage() for r in caplog.records if r.name == "jobs.world_check"]
     assert said[-1] == f"wrote {quick / 'manipulation-check.md'} and {quick / 'manipulation-check.csv'}"
-    assert capsys.readouterr().out.strip().endswith((quick / "manipulation-check.md").read_text().strip())
+    assert capsys.readouterr().out.strip().endswith((quick / "manipulation-check.md").read_text(encoding="utf-8").strip())
 
 
 def test_each_model_and_task_says_how_far_the_check_is(sandbox, tmp_path, caplog):
@@ -180,11 +180,11 @@ def test_a_run_that_checks_nothing_leaves_no_stale_rows_behind(sandbox, tmp_path
 
     shipped, calls = sandbox
     assert world_v2_report.manipulation_verdict(shipped)[0] is False  # the copy of the shipped check
-    header = (shipped / "manipulation-check.csv").read_text().splitlines()[0]
+    header = (shipped / "manipulation-check.csv").read_text(encoding="utf-8").splitlines()[0]
     monkeypatch.setattr("core.models.ASSET_DIR", tmp_path / "no-weights")  # every model's weights missing
     assert world_check.main([]) == 0 and not calls["rows"]
-    assert "NOT DECIDED YET" in (shipped / "manipulation-check.md").read_text()
-    assert (shipped / "manipulation-check.csv").read_text() == header + "\n"  # the header, no stale rows
+    assert "NOT DECIDED YET" in (shipped / "manipulation-check.md").read_text(encoding="utf-8")
+    assert (shipped / "manipulation-check.csv").read_text(encoding="utf-8") == header + "\n"  # the header, no stale rows
     passed, sentence = world_v2_report.manipulation_verdict(shipped)
     assert passed is None and "has not checked any model" in sentence
 
@@ -193,18 +193,18 @@ def test_the_csv_columns_are_those_the_shipped_check_has():
     from pathlib import Path
 
     real = Path(world_check.__file__).resolve().parent / "results" / "world-v2" / "manipulation-check.csv"
-    assert real.read_text().splitlines()[0] == ",".join(world_check.COLUMNS)
+    assert real.read_text(encoding="utf-8").splitlines()[0] == ",".join(world_check.COLUMNS)
 
 
 @pytest.mark.parametrize("where, match", [("file", "is a file, not a folder"), ("under-a-file", "cannot write in")])
 def test_an_unusable_out_is_refused_before_any_embedding(sandbox, tmp_path, capsys, where, match):
     _, calls = sandbox
-    (tmp_path / "a-file").write_text("not a folder\n")
+    (tmp_path / "a-file").write_text("not a folder\n", encoding="utf-8")
     out = tmp_path / "a-file" if where == "file" else tmp_path / "a-file" / "quick"
     assert world_check.main(["--models", "worldclip-v2-a", "--max-items", "20", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --out") and match in err and str(out) in err
-    assert not calls["rows"] and (tmp_path / "a-file").read_text() == "not a folder\n"
+    assert not calls["rows"] and (tmp_path / "a-file").read_text(encoding="utf-8") == "not a folder\n"
 
 
 def test_a_full_disk_keeps_the_previous_check_whole(sandbox, tmp_path, capsys, monkeypatch):
@@ -213,18 +213,18 @@ def test_a_full_disk_keeps_the_previous_check_whole(sandbox, tmp_path, capsys, m
     out = tmp_path / "quick"
     out.mkdir()
     for name in ("manipulation-check.md", "manipulation-check.csv"):
-        (out / name).write_text(f"previous {name}\n")
+        (out / name).write_text(f"previous {name}\n", encoding="utf-8")
     disk_full_from(monkeypatch, 2)  # the CSV is written, the report is not
     assert world_check.main(["--models", "worldclip-v2-a", "--max-items", "20", "--boot", "10",
                              "--out", str(out)]) == 1  # the rows were computed: exit 1, not 2
     assert "stopped after its work had begun: [Errno 28] No space left on device" in capsys.readouterr().err
-    assert (out / "manipulation-check.md").read_text() == "previous manipulation-check.md\n"
-    assert (out / "manipulation-check.csv").read_text().startswith("model,")  # this run's rows
+    assert (out / "manipulation-check.md").read_text(encoding="utf-8") == "previous manipulation-check.md\n"
+    assert (out / "manipulation-check.csv").read_text(encoding="utf-8").startswith("model,")  # this run's rows
     disk_full_from(monkeypatch, 1)
     assert world_check.main(["--models", "worldclip-v2-a", "--max-items", "20", "--boot", "10",
                              "--out", str(out)]) == 1
     assert sorted(p.name for p in out.iterdir()) == ["manipulation-check.csv", "manipulation-check.md"]
-    assert (out / "manipulation-check.md").read_text() == "previous manipulation-check.md\n"
+    assert (out / "manipulation-check.md").read_text(encoding="utf-8") == "previous manipulation-check.md\n"
 
 
 def test_a_full_disk_keeps_a_world_v2_models_old_card(tmp_path, monkeypatch):
@@ -232,12 +232,12 @@ def test_a_full_disk_keeps_a_world_v2_models_old_card(tmp_path, monkeypatch):
     from tests.fixtures import disk_full_from
 
     card = tmp_path / "worldclip-v2-d.md"
-    card.write_text("old card\n")
+    card.write_text("old card\n", encoding="utf-8")
     monkeypatch.setattr(world2_card, "card_path", lambda key: card)
     disk_full_from(monkeypatch)
     with pytest.raises(OSError, match="No space left"):
         world2_card.write_card("worldclip-v2-d", _rows("worldclip-v2-d", 1.0, 0).assign(classes=2, inter_modal=0.3))
-    assert card.read_text() == "old card\n" and [p.name for p in tmp_path.iterdir()] == [card.name]
+    assert card.read_text(encoding="utf-8") == "old card\n" and [p.name for p in tmp_path.iterdir()] == [card.name]
 
 
 def test_the_check_records_how_it_was_made(sandbox, tmp_path):
@@ -247,7 +247,7 @@ def test_the_check_records_how_it_was_made(sandbox, tmp_path):
 
     argv = ["--models", "worldclip-v2-a", "--max-items", "20", "--boot", "10", "--out", str(tmp_path / "quick")]
     assert world_check.main(argv) == 0
-    md = (tmp_path / "quick" / "manipulation-check.md").read_text()
+    md = (tmp_path / "quick" / "manipulation-check.md").read_text(encoding="utf-8")
     prov = md[md.index("## Provenance"):]
     assert f"- command: `python -m jobs.world_check {shlex.join(argv)}`" in prov  # a tmp path may hold a space
     assert f"- git revision: {git_revision()}" in prov and '"torch": ' in prov and "bootstrap seed: 0" in prov

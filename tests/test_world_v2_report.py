@@ -145,7 +145,7 @@ def test_the_report_names_the_file_it_wrote_on_stderr(tmp_path, capsys, caplog):
     assert rep.main(["--boot", "10", "--out", str(tmp_path / "quick")]) == 0  # the shipped grid, read only
     said = [r.getMessage() for r in caplog.records if r.name == "jobs.world_v2_report"]
     assert said[-1] == f"wrote {tmp_path / 'quick' / 'report.md'}"
-    assert capsys.readouterr().out == (tmp_path / "quick" / "report.md").read_text()
+    assert capsys.readouterr().out == (tmp_path / "quick" / "report.md").read_text(encoding="utf-8")
 
 
 def test_a_check_of_only_the_control_is_incomplete_not_a_crash(tmp_path):
@@ -159,12 +159,12 @@ def test_a_full_disk_keeps_the_old_report(tmp_path, monkeypatch, capsys):
 
     runs = _runs([rep.MODEL_A], 1.0, -1.0).assign(status="ok", ft_acc=90.0)
     monkeypatch.setattr("core.store.load_runs", lambda folders: runs)
-    (tmp_path / "report.md").write_text("old report\n")
+    (tmp_path / "report.md").write_text("old report\n", encoding="utf-8")
     disk_full_from(monkeypatch)
     assert rep.main(["--results", str(tmp_path), "--boot", "10"]) == 1  # the work had begun: not exit 2
     assert "stopped after its work had begun: [Errno 28] No space left on device" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
-    assert (tmp_path / "report.md").read_text() == "old report\n"
+    assert (tmp_path / "report.md").read_text(encoding="utf-8") == "old report\n"
 
 
 def test_another_boot_must_not_overwrite_the_shipped_pre_registered_report(tmp_path, monkeypatch, capsys):
@@ -173,7 +173,7 @@ def test_another_boot_must_not_overwrite_the_shipped_pre_registered_report(tmp_p
     shipped folder: a broken guard must not be able to write over the real one while this test fails.)"""
     shipped = tmp_path / "shipped"
     shipped.mkdir()
-    (shipped / "report.md").write_text("the pre-registered report\n")
+    (shipped / "report.md").write_text("the pre-registered report\n", encoding="utf-8")
     monkeypatch.setattr(rep, "SHIPPED", shipped)
     runs = _runs([rep.MODEL_A], 1.0, -1.0).assign(status="ok", ft_acc=90.0)
     monkeypatch.setattr("core.store.load_runs", lambda folders: runs)
@@ -181,10 +181,10 @@ def test_another_boot_must_not_overwrite_the_shipped_pre_registered_report(tmp_p
     assert "give --out FOLDER" in capsys.readouterr().err
     assert rep.main(["--results", str(tmp_path), "--boot", "0"]) == 2
     assert "--boot must be a positive number" in capsys.readouterr().err
-    assert (shipped / "report.md").read_text() == "the pre-registered report\n"
+    assert (shipped / "report.md").read_text(encoding="utf-8") == "the pre-registered report\n"
     assert rep.main(["--results", str(shipped), "--boot", "10", "--out", str(tmp_path / "quick")]) == 0
-    assert "B = 10." in (tmp_path / "quick" / "report.md").read_text()
-    assert (shipped / "report.md").read_text() == "the pre-registered report\n"
+    assert "B = 10." in (tmp_path / "quick" / "report.md").read_text(encoding="utf-8")
+    assert (shipped / "report.md").read_text(encoding="utf-8") == "the pre-registered report\n"
 
 
 def test_the_shipped_report_guard_holds_for_any_other_boot_and_any_spelling_of_its_folder(tmp_path, monkeypatch, capsys):
@@ -193,7 +193,7 @@ def test_the_shipped_report_guard_holds_for_any_other_boot_and_any_spelling_of_i
     refused by name before the bootstrap. (A stand-in for the shipped folder, as above.)"""
     shipped = tmp_path / "shipped"
     shipped.mkdir()
-    (shipped / "report.md").write_text("the pre-registered report\n")
+    (shipped / "report.md").write_text("the pre-registered report\n", encoding="utf-8")
     monkeypatch.setattr(rep, "SHIPPED", shipped)
     monkeypatch.setattr(rep, "method_table", lambda *a, **k: pytest.fail("bootstrap run before the refusal"))
     assert rep.main(["--results", str(shipped), "--boot", "5000"]) == 2
@@ -201,8 +201,8 @@ def test_the_shipped_report_guard_holds_for_any_other_boot_and_any_spelling_of_i
     roundabout = shipped.parent / ".." / shipped.parent.name / shipped.name
     assert rep.main(["--results", str(roundabout), "--boot", "10"]) == 2
     assert "give --out FOLDER" in capsys.readouterr().err
-    assert (shipped / "report.md").read_text() == "the pre-registered report\n"
+    assert (shipped / "report.md").read_text(encoding="utf-8") == "the pre-registered report\n"
     (tmp_path / "records").mkdir()
-    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
     assert rep.main(["--results", str(tmp_path / "records"), "--out", str(tmp_path / "a-file")]) == 2
     assert "--out" in (err := capsys.readouterr().err) and "is a file" in err, err
