@@ -180,3 +180,28 @@ def test_the_flat_split_is_keyed_by_the_path_inside_the_class_folder(tmp_path):
     assert test.meta["skipped"] == 0
     cat = tmp_path / "cat"
     assert [p.relative_to(cat).as_posix() for p in _flat_split(image_files(cat), cat, "test")] == expected
+
+
+def test_a_split_is_the_same_for_names_spelled_composed_or_decomposed():
+    """macOS often gives 'café' decomposed (e + combining accent); its images went to other splits than Linux's."""
+    import unicodedata
+
+    composed = [f"café_{i:02d}.png" for i in range(25)]
+    decomposed = [unicodedata.normalize("NFD", k) for k in composed]
+    assert decomposed != composed
+    assert split_within_class(decomposed, "test") == split_within_class(composed, "test")
+    assert split_within_class(["b.png", "a.png"], "train") == [0, 1]  # fewer than TEST_EVERY: all train
+
+
+def test_images_are_ordered_the_same_on_every_system():
+    """Path order is case-insensitive on Windows and a name's accents may be decomposed on macOS: the order is
+    by each part's NFC text, case-sensitive, the order Linux's Path gives for ASCII names."""
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    from core.data.folder import file_order_key
+
+    names = ["b.png", "B.png", "a/z.png", "a-c.png", "é.png"]
+    linux = sorted(PurePosixPath(n) for n in names)
+    for flavour in (PurePosixPath, PureWindowsPath):
+        assert [PurePosixPath(*p.parts) for p in sorted((flavour(n) for n in names), key=file_order_key)] == linux
+    assert file_order_key(PurePosixPath("e\u0301.png")) == file_order_key(PurePosixPath("é.png"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 import zlib
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 
@@ -61,14 +61,23 @@ def image_files(folder: Path) -> list[Path]:
         if any(_hidden(p) for p in parts) or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
             continue
         found.append(path)
-    return sorted(found)
+    return sorted(found, key=lambda p: file_order_key(p.relative_to(folder)))
+
+
+def file_order_key(relative: PurePath) -> tuple[str, ...]:
+    """How image files are ordered: by their path's parts, each in NFC, compared as text. Not by ``Path`` itself,
+    which compares case-insensitively on Windows, nor by the names as the file system spells them (macOS often
+    decomposes accents): the same folder gives its images in the same order on every system."""
+    return tuple(unicodedata.normalize("NFC", part) for part in relative.parts)
 
 
 def split_within_class(keys: list[str], split: str) -> list[int]:
     """The positions of one class's items that belong to ``split``: the items ordered by a hash of their
     key (stable whatever else is added), every TEST_EVERY-th is a test item, so each class keeps ~20 % for
-    test and a class of fewer than TEST_EVERY items stays in train. Sorted positions."""
-    order = sorted(range(len(keys)), key=lambda i: (zlib.crc32(keys[i].encode()), keys[i]))
+    test and a class of fewer than TEST_EVERY items stays in train. Keys are hashed in NFC: macOS often gives
+    ``café.png`` decomposed, and its images went to other splits than on Linux. Sorted positions."""
+    nfc = [unicodedata.normalize("NFC", k) for k in keys]
+    order = sorted(range(len(keys)), key=lambda i: (zlib.crc32(nfc[i].encode()), nfc[i]))
     return sorted(i for rank, i in enumerate(order) if (rank % TEST_EVERY == TEST_EVERY - 1) == (split == "test"))
 
 
