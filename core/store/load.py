@@ -190,9 +190,8 @@ warnings.filterwarnings("ignore", message="Arrow output on a DB-API result makes
 
 
 def _arrow(result: duckdb.DuckDBPyConnection) -> pa.Table:
-    """The pending result as an Arrow table (the method's name changed in DuckDB 1.4/2.0)."""
-    fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
-    return fetch()
+    """The pending result as an Arrow table (DuckDB 2's name; requirements.txt asks for 2.0 or later)."""
+    return result.to_arrow_table()
 
 
 def _select_parquet(con: duckdb.DuckDBPyConnection, files: list[str]) -> str:
