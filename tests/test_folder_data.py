@@ -205,3 +205,27 @@ def test_images_are_ordered_the_same_on_every_system():
     for flavour in (PurePosixPath, PureWindowsPath):
         assert [PurePosixPath(*p.parts) for p in sorted((flavour(n) for n in names), key=file_order_key)] == linux
     assert file_order_key(PurePosixPath("e\u0301.png")) == file_order_key(PurePosixPath("é.png"))
+
+
+def test_two_files_one_name_in_two_spellings_keep_one_order_and_split(tmp_path, monkeypatch):
+    """Linux can hold 'é.png' composed and decomposed side by side, two files: their NFC keys tie, and their
+    order and split followed the folder's listing order (tmpfs lists newest first), so a copy of the folder
+    could swap which of the two was a test image. Ties are broken by the names as spelled."""
+    import unicodedata
+    from pathlib import Path
+
+    composed, decomposed = "é.png", unicodedata.normalize("NFD", "é.png")
+    keys = [composed, decomposed, *(f"{i}.png" for i in range(4))]  # one of the pair is a test item
+    chosen = [keys[i] for i in split_within_class(keys, "test")]
+    assert {composed, decomposed} & set(chosen) and not {composed, decomposed} <= set(chosen)  # one test, one train
+    assert [keys[::-1][i] for i in split_within_class(keys[::-1], "test")] == [k for k in keys[::-1] if k in chosen]
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    for name in keys:
+        (cat / name).write_bytes(b"")
+    real = Path.rglob
+    orders = []
+    for flip in (False, True):
+        monkeypatch.setattr(Path, "rglob", lambda self, p: sorted(real(self, p), reverse=flip))
+        orders.append([p.name for p in image_files(cat)])
+    assert orders[0] == orders[1]

@@ -61,7 +61,8 @@ def image_files(folder: Path) -> list[Path]:
         if any(_hidden(p) for p in parts) or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
             continue
         found.append(path)
-    return sorted(found, key=lambda p: file_order_key(p.relative_to(folder)))
+    # two files whose names differ only in Unicode spelling (Linux can hold both): their names as spelled decide
+    return sorted(found, key=lambda p: (file_order_key(p.relative_to(folder)), p.relative_to(folder).parts))
 
 
 def file_order_key(relative: PurePath) -> tuple[str, ...]:
@@ -75,9 +76,10 @@ def split_within_class(keys: list[str], split: str) -> list[int]:
     """The positions of one class's items that belong to ``split``: the items ordered by a hash of their
     key (stable whatever else is added), every TEST_EVERY-th is a test item, so each class keeps ~20 % for
     test and a class of fewer than TEST_EVERY items stays in train. Keys are hashed in NFC: macOS often gives
-    ``café.png`` decomposed, and its images went to other splits than on Linux. Sorted positions."""
+    ``café.png`` decomposed, and its images went to other splits than on Linux; two keys with one NFC form (two
+    files on Linux) are ordered as spelled, not by their position. Sorted positions."""
     nfc = [unicodedata.normalize("NFC", k) for k in keys]
-    order = sorted(range(len(keys)), key=lambda i: (zlib.crc32(nfc[i].encode()), nfc[i]))
+    order = sorted(range(len(keys)), key=lambda i: (zlib.crc32(nfc[i].encode()), nfc[i], keys[i]))
     return sorted(i for rank, i in enumerate(order) if (rank % TEST_EVERY == TEST_EVERY - 1) == (split == "test"))
 
 
