@@ -47,7 +47,7 @@ def forecast_table(rows: pd.DataFrame, untrained_model: str | None = None) -> No
                      "method_title": txt("method"), "id_gain": num("in-domain gain", format="%+.1f"),
                      "gain_ci": txt("95 % interval"), "ood_change": num("OOD change", format="%+.1f"),
                      "ood_ci": txt("95 % interval"), "front": txt("Pareto"),
-                     "gain_basis": txt("gain predicted from", help="predictor set chosen by nested "
+                     "gain_basis": txt("gain predicted from", help="predictor set chosen by "
                                        "leave-one-dataset-out error (IIMM alone unless another set is clearly better)"),
                      "iimm_gain": num("IIMM line (gain)", format="%+.1f", help="the IIMM-only line's forecast, "
                                       "for comparison"),

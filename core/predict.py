@@ -55,7 +55,7 @@ class ForecastResult:
     intervals, leave-one-dataset-out error, fit quality, status) from the IIMM-only line.
     ``raw_forecasts`` is ``core.forecast.forecast_methods``'s long frame. ``selected``: the
     forecast of ``core.forecast_select.forecast_new`` per (method, outcome): the predictor set
-    chosen by nested leave-one-dataset-out error among every measure of this sample, its
+    chosen by leave-one-dataset-out error among every measure of this sample, its
     prediction and LODO-calibrated interval, its nested LODO error, and the IIMM-only line beside
     it (coverage columns are left empty here: the job ``jobs.predictors`` measures them). ``enough_runs`` is False when no method
     could be forecast; ``message`` then says why and ``command`` gives the grid command that

@@ -235,8 +235,8 @@ def selection_markdown(selection: pd.DataFrame) -> str:
         return ""
     level = round(float(ok["level"].iloc[0]) * 100)
     rule = str(ok["rule"].iloc[0]) if "rule" in ok.columns else fsel.DEFAULT_RULE
-    out = ["", f"Forecast procedure (core.forecast_select, rule {rule}): predictor set chosen by nested "
-           f"leave-one-dataset-out error among {int(ok['n_sets'].max())} candidate sets (the mean, each predictor, "
+    out = ["", f"Forecast procedure (core.forecast_select, rule {rule}): predictor set chosen by "
+           f"leave-one-dataset-out error (the choice scored by nested LODO) among {int(ok['n_sets'].max())} candidate sets (the mean, each predictor, "
            f"every pair); {RULE_TEXT[rule]}. {level} % intervals from the "
            "procedure's own LODO residuals; coverage measured on held-out datasets.", "",
            "| method | outcome | chosen set (all datasets) | folds agreeing | nested LODO MAE | IIMM-only LODO MAE "

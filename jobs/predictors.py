@@ -31,7 +31,7 @@ classifier, EMMS from every offline text encoder): it embeds each (model, datase
 once and rewrites the records' ``transferability`` field, noting how in ``provenance.transferability``.
 
 Then, unless ``--no-selection``, the forecast procedure of core.forecast_select is scored on every
-(model, method, outcome): the predictor set chosen by nested leave-one-dataset-out error, its
+(model, method, outcome): the predictor set chosen by leave-one-dataset-out error, its nested LODO
 error against the IIMM-only line, and the measured LODO coverage of both 95 % intervals and of the
 procedure's jackknife+ interval (``forecast-selection.csv`` beside the CSV, summary in the Markdown; the
 jackknife+ coverage is NaN in a cell of fewer than 20 datasets; ``forecast-selection-zero-shot.csv``: the

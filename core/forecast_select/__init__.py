@@ -1,5 +1,5 @@
-"""A forecast people can trust: the predictor set chosen by *nested* leave-one-dataset-out (LODO)
-error, intervals calibrated on LODO residuals, and their coverage measured on held-out datasets.
+"""A forecast people can trust: the predictor set chosen by leave-one-dataset-out (LODO) error and
+the whole choice scored by *nested* LODO, intervals calibrated on LODO residuals, and their coverage measured on held-out datasets.
 
 For one (model, method, outcome) the reference points are the datasets with runs (outcome and
 predictors averaged over seeds). The candidate predictor sets are: no predictor (the mean of the
