@@ -229,3 +229,11 @@ def test_two_files_one_name_in_two_spellings_keep_one_order_and_split(tmp_path, 
         monkeypatch.setattr(Path, "rglob", lambda self, p: sorted(real(self, p), reverse=flip))
         orders.append([p.name for p in image_files(cat)])
     assert orders[0] == orders[1]
+
+
+def test_image_files_are_listed_in_nfc_order(tmp_path):
+    """A Mac's decomposed 'éz.png' sorts before 'éa.png' by its raw code points (e < é); listed by NFC it follows."""
+    folder = tmp_path / "cat"
+    for name in ("e\u0301z.png", "\u00e9a.png"):
+        _png(folder / name)
+    assert [p.name for p in image_files(folder)] == ["\u00e9a.png", "e\u0301z.png"]
