@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -220,7 +221,7 @@ SHIPPED = "jobs/results/default/019e672e1de9c379.json"  # a world-v1 zero-shot r
 
 
 def test_a_status_that_differs_is_a_row_of_the_csv(tmp_path, monkeypatch, capsys):
-    recorded = json.loads(open(SHIPPED).read())
+    recorded = json.loads(Path(SHIPPED).read_text(encoding="utf-8"))
     monkeypatch.setattr(reproduce, "reproduce", lambda record, **kw: {**record, "status": "failed", "error": "boom"})
     assert reproduce.main([SHIPPED, "--out", str(tmp_path / "d.csv")]) == 1
     table = pd.read_csv(tmp_path / "d.csv")
