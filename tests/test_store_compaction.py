@@ -186,3 +186,56 @@ def test_compacting_again_to_the_same_content_keeps_the_store(tmp_path):
     second = store.compact(tmp_path)
     assert second == first and second.exists()
     assert len(store.load_runs([tmp_path])) == len(records) == 6
+
+
+def test_a_record_a_reader_holds_open_on_windows_is_kept_and_merged_next_time(tmp_path, monkeypatch):
+    """Windows refuses to rename a file another process has open (the app reading it): compaction stopped with a
+    PermissionError traceback after writing its Parquet file."""
+    import os
+
+    from core.store import compaction
+
+    for run_id in ("r1", "r2"):
+        store.write_record(_record(run_id, created_at="2026-01-01T00:00:00+00:00"), tmp_path)
+    real_rename = os.rename
+
+    def held_open(a, b):
+        if Path(a).name == "r1.json":
+            raise PermissionError(13, "The process cannot access the file because it is being used", str(a))
+        return real_rename(a, b)
+
+    monkeypatch.setattr(compaction.os, "rename", held_open)
+    assert store.compact(tmp_path) is not None
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.glob("*.json")] == ["r1.json"]
+    assert sorted(store.load_runs([tmp_path])["run_id"]) == ["r1", "r2"]
+    store.compact(tmp_path)  # the next compaction takes it
+    assert not list(tmp_path.glob("*.json")) and sorted(store.load_runs([tmp_path])["run_id"]) == ["r1", "r2"]
+
+
+def test_a_record_rewritten_during_compaction_survives_where_hard_links_do_not_exist(tmp_path, monkeypatch):
+    """On FAT or exFAT os.link fails: the rewritten record set aside was left as a hidden file, out of the store."""
+    import os
+
+    from core.store import compaction
+
+    for run_id in ("r1", "r2"):
+        store.write_record(_record(run_id, created_at="2026-01-01T00:00:00+00:00"), tmp_path)
+    newer = _record("r1", ft_acc=99.0, created_at="2026-06-01T00:00:00+00:00")
+    real_rename, fired = os.rename, []
+
+    def rerun_lands_first(a, b):  # the rerun's record lands just before compaction sets r1.json aside
+        if Path(a).name == "r1.json" and not fired:
+            fired.append(a)
+            store.write_record(newer, tmp_path)
+        return real_rename(a, b)
+
+    def no_hard_links(*args):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(compaction.os, "rename", rerun_lands_first)
+    monkeypatch.setattr(compaction.os, "link", no_hard_links)
+    store.compact(tmp_path)
+    monkeypatch.undo()
+    assert fired and not list(tmp_path.glob(f"{compaction.ASIDE_PREFIX}*"))
+    assert store.load_runs([tmp_path]).set_index("run_id").loc["r1", "ft_acc"] == 99.0

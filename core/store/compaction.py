@@ -83,13 +83,18 @@ def _remove_if_unchanged(path: Path, when_read: tuple[int, int, int]) -> bool:
     aside = path.with_name(f"{ASIDE_PREFIX}{uuid.uuid4().hex}.json")
     try:
         os.rename(path, aside)
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError):  # gone; or, on Windows, open in a reader: kept, merged again next time
         return False
     if _identity(aside.stat()) == when_read:
         aside.unlink()
         return True
-    with contextlib.suppress(FileExistsError):  # rewritten before our rename: it stays, unless an even
-        os.link(aside, path)                    # newer one has been renamed into place since
+    try:  # rewritten before our rename: it stays, unless an even newer one has been renamed into place since
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, path)
+    except OSError:  # no hard links on this file system (FAT, exFAT, some network shares): back by name
+        if not os.path.lexists(path):
+            os.rename(aside, path)
+            return False
     aside.unlink()
     return False
 
