@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 
 import pandas as pd
 import pytest
@@ -213,3 +214,20 @@ def test_export_checks_every_option_before_compacting_anything(results, tmp_path
     assert export.main(["--results", str(results), "--compact", *extra]) == 2
     assert sorted(results.glob("*.json")) == before and not list(results.glob("*.parquet"))
     assert "error:" in capsys.readouterr().err
+
+
+def test_run_ids_differing_only_in_case_are_refused_as_one_file_on_macos_and_windows(tmp_path):
+    """On a case-insensitive file system 'Run-1.json' and 'run-1.json' are one file: the second overwrote the
+    first while the report said both were accepted."""
+    first, second, third = make_fixture_records(n_datasets=3, methods=("full",))[:3]
+    lines = [json.dumps(dict(first, run_id="Run-1")), json.dumps(dict(second, run_id="run-1")),
+             json.dumps(dict(third, run_id="run-3"))]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    report = store.ingest(tmp_path / "in.jsonl", tmp_path / "store")
+    assert report.accepted == ["Run-1", "run-3"]
+    [(where, why)] = report.refused
+    assert where.endswith(":2") and re.search(r"'run-1' differs only in case from 'Run-1' \(.*:1\): on macOS", why)
+    (tmp_path / "more.jsonl").write_text(json.dumps(dict(third, run_id="RUN-3")), encoding="utf-8")
+    later = store.ingest(tmp_path / "more.jsonl", tmp_path / "store")  # against a run already stored
+    assert later.accepted == [] and "differs only in case from the stored run 'run-3'" in later.refused[0][1]
+    assert sorted(store.load_runs([tmp_path / "store"])["run_id"]) == ["Run-1", "run-3"]

@@ -186,6 +186,10 @@ def ingest(path: str | Path, target_dir: str | Path, *, conflict_roots: Iterable
     return ingest_items(items(), target_dir, conflict_roots=conflict_roots, source=source)
 
 
+#: Why two run_ids that differ only in case cannot both be stored: each run is the file ``<run_id>.json``.
+CASE_CLASH = "on macOS and Windows they are one file, and one run would overwrite the other; give it another run_id"
+
+
 def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
                  conflict_roots: Iterable[str | Path] | None = None, source: str | None = None,
                  public: bool = False, max_stored: int | None = None) -> IngestReport:
@@ -202,7 +206,7 @@ def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
     problem = is_results_folder(target)
     if problem:
         raise ValueError(problem)
-    report, first_seen, batch = IngestReport(), {}, []
+    report, first_seen, folded_seen, batch = IngestReport(), {}, {}, []
     for where, item in items:
         try:
             if isinstance(item, Exception):
@@ -216,13 +220,18 @@ def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
         if rec["run_id"] in first_seen:
             report.refused.append((where, f"run_id {rec['run_id']!r} repeats {first_seen[rec['run_id']]}"))
             continue
+        twin = folded_seen.setdefault(rec["run_id"].casefold(), rec["run_id"])
+        if twin != rec["run_id"]:
+            report.refused.append((where, f"run_id {rec['run_id']!r} differs only in case from {twin!r} "
+                                          f"({first_seen[twin]}): {CASE_CLASH}"))
+            continue
         first_seen[rec["run_id"]] = where
         batch.append((where, rec))
     others = [Path(r) for r in (conflict_roots if conflict_roots is not None else [SHIPPED_DIR])]
     others = [r for r in others if r.exists() and r.resolve() != target.resolve()]
     mark_results_folder(target)
     with file_lock(target / INGEST_LOCK, timeout=600, what="another ingest"):
-        stored, held = {}, 0
+        stored, held, held_twins = {}, 0, {}
         for root in [target, *others]:  # read under the lock: another ingest may just have written
             runs = load_runs([root])
             if root is target:
@@ -230,10 +239,17 @@ def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
             ids = set(first_seen) & set(runs["run_id"])
             for _, row in runs[runs["run_id"].isin(ids)].iterrows():
                 stored.setdefault(row["run_id"], (root, _content(row_to_record(row.to_dict()))))
+            if root is target:
+                folded = {str(i).casefold(): str(i) for i in runs["run_id"]}
+                held_twins = {i: folded[i.casefold()] for i in first_seen
+                              if i.casefold() in folded and folded[i.casefold()] != i}
         todo = []
         for where, rec in batch:
             run_id = rec["run_id"]
-            if run_id in stored:
+            if run_id in held_twins:
+                report.refused.append((where, f"run_id {run_id!r} differs only in case from the stored run "
+                                              f"{held_twins[run_id]!r}: {CASE_CLASH}"))
+            elif run_id in stored:
                 root, content = stored[run_id]
                 if content == _content(rec):
                     report.unchanged.append(run_id)
