@@ -26,7 +26,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from core.grid_config import MAX_CELLS, Grid, GridConfigError, load_grid
 from core.store.locks import acquire_lock, heartbeat, live_locks, lock_path, release_lock  # noqa: F401
@@ -206,6 +206,28 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+_WINDOWS = os.name == "nt"
+
+
+def runner_watch(parent_pid: int) -> Callable[[], bool]:
+    """What a worker asks to learn whether its runner (``parent_pid``) still runs: on POSIX whether it is still the
+    worker's parent (a dead runner's workers are re-parented); on Windows, which never changes a process's parent
+    id, whether a process of that id started when the runner did still exists (psutil), so the worker of a killed
+    runner exits at once instead of after its cell."""
+    if not _WINDOWS:
+        return lambda: os.getppid() == parent_pid
+    import psutil
+
+    def started() -> float | None:
+        try:
+            return psutil.Process(parent_pid).create_time()
+        except psutil.Error:
+            return None
+
+    born = started()
+    return lambda: born is not None and started() == born
+
+
 def _worker_init(parent_pid: int) -> None:
     """In each worker: Ctrl-C is the runner's to handle (it stops the workers), and a worker whose runner
     died (SIGKILL) exits instead of running queued cells or waiting forever."""
@@ -213,8 +235,10 @@ def _worker_init(parent_pid: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
+    runner_alive = runner_watch(parent_pid)
+
     def watch() -> None:
-        while os.getppid() == parent_pid:
+        while runner_alive():
             time.sleep(1.0)
         os._exit(EXIT_INTERRUPTED)
 

@@ -235,3 +235,25 @@ def test_every_job_and_core_csv_is_written_through_csv_text():
     calls = {str(p.relative_to(REPO)) for folder in ("core", "jobs") for p in (REPO / folder).rglob("*.py")
              if re.search(r"\.to_csv\(", p.read_text(encoding="utf-8"))}
     assert calls == {"core/schema.py"}, "write CSV with core.schema.csv_text (newline line ends on every system)"
+
+
+def test_a_grid_worker_on_windows_sees_its_runner_die(monkeypatch):
+    """Windows never changes a process's parent id: a worker watching os.getppid() went on after its runner was
+    killed (it finished its cell and only then found the queue broken)."""
+    from jobs import grid
+
+    runner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.3)
+        monkeypatch.setattr(grid, "_WINDOWS", True)
+        monkeypatch.setattr(os, "getppid", lambda: runner.pid)  # as Windows reports it, before and after the kill
+        alive = grid.runner_watch(runner.pid)
+        assert alive()
+        runner.kill()
+        runner.wait()
+        assert not alive()
+    finally:
+        runner.kill()
+    monkeypatch.undo()
+    monkeypatch.setattr(grid, "_WINDOWS", False)
+    assert grid.runner_watch(os.getppid())() and not grid.runner_watch(-5)()  # POSIX: is it still my parent
