@@ -231,3 +231,14 @@ def test_run_ids_differing_only_in_case_are_refused_as_one_file_on_macos_and_win
     later = store.ingest(tmp_path / "more.jsonl", tmp_path / "store")  # against a run already stored
     assert later.accepted == [] and "differs only in case from the stored run 'run-3'" in later.refused[0][1]
     assert sorted(store.load_runs([tmp_path / "store"])["run_id"]) == ["Run-1", "run-3"]
+
+
+@pytest.mark.parametrize("run_id", ["nul", "CON", "com1.a", "Lpt9"])
+def test_a_run_id_windows_keeps_for_a_device_is_refused(tmp_path, run_id):
+    """'nul.json' and its kin cannot be written or copied on Windows: a store holding one could not be cloned there."""
+    record = dict(make_fixture_records(n_datasets=2, methods=("full",))[0], run_id=run_id)
+    (tmp_path / "in.jsonl").write_text(json.dumps(record) + "\n" + json.dumps(dict(record, run_id="nullable")),
+                                       encoding="utf-8")
+    report = store.ingest(tmp_path / "in.jsonl", tmp_path / "store")
+    assert report.accepted == ["nullable"]
+    assert re.search(rf"run_id '{re.escape(run_id)}' names a device on Windows", report.refused[0][1])

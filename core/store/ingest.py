@@ -188,6 +188,8 @@ def ingest(path: str | Path, target_dir: str | Path, *, conflict_roots: Iterable
 
 #: Why two run_ids that differ only in case cannot both be stored: each run is the file ``<run_id>.json``.
 CASE_CLASH = "on macOS and Windows they are one file, and one run would overwrite the other; give it another run_id"
+#: Names Windows keeps for devices, with any extension: a run stored as ``nul.json`` cannot be written or copied there.
+WINDOWS_DEVICES = frozenset({"con", "prn", "aux", "nul", *(f"{port}{n}" for port in ("com", "lpt") for n in range(1, 10))})
 
 
 def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
@@ -216,6 +218,10 @@ def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
             rec = prepare_record(check_record(item))
         except (ValueError, OverflowError, TypeError) as exc:
             report.refused.append((where, str(exc)[:300]))
+            continue
+        if rec["run_id"].split(".")[0].casefold() in WINDOWS_DEVICES:
+            report.refused.append((where, f"run_id {rec['run_id']!r} names a device on Windows, where its file "
+                                          "could not be written or copied; give it another run_id"))
             continue
         if rec["run_id"] in first_seen:
             report.refused.append((where, f"run_id {rec['run_id']!r} repeats {first_seen[rec['run_id']]}"))
