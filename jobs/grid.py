@@ -212,20 +212,15 @@ _WINDOWS = os.name == "nt"
 def runner_watch(parent_pid: int) -> Callable[[], bool]:
     """What a worker asks to learn whether its runner (``parent_pid``) still runs: on POSIX whether it is still the
     worker's parent (a dead runner's workers are re-parented); on Windows, which never changes a process's parent
-    id, whether a process of that id started when the runner did still exists (psutil), so the worker of a killed
-    runner exits at once instead of after its cell."""
+    id, whether a process of that id started when the runner did still exists
+    (:func:`core.store.locks.process_start`), so the worker of a killed runner exits at once instead of after its
+    cell."""
     if not _WINDOWS:
         return lambda: os.getppid() == parent_pid
-    import psutil
+    from core.store.locks import process_start
 
-    def started() -> float | None:
-        try:
-            return psutil.Process(parent_pid).create_time()
-        except psutil.Error:
-            return None
-
-    born = started()
-    return lambda: born is not None and started() == born
+    born = process_start(parent_pid)
+    return lambda: born is not None and process_start(parent_pid) == born
 
 
 def _worker_init(parent_pid: int) -> None:

@@ -74,7 +74,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _process_start(pid: int) -> float | None:
+def process_start(pid: int) -> float | None:
     """When process ``pid`` started (epoch seconds), from /proc, else (macOS, Windows: no /proc) from psutil;
     None where neither can tell."""
     try:
@@ -123,7 +123,7 @@ def lock_is_stale(path: Path, *, expiry_s: float | None = None, now: float | Non
         return False
     if pid <= 0 or not _pid_alive(pid):
         return True
-    begun = _process_start(pid) if started is not None else None
+    begun = process_start(pid) if started is not None else None
     return begun is not None and begun > started + 2.0  # that pid is a newer process now (2 s: clock ticks)
 
 
