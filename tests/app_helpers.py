@@ -49,3 +49,11 @@ def embeddings_npz(width: int = 128) -> bytes:
              text_embeddings=rng.normal(size=(3, width)).astype(np.float32),
              labels=np.arange(30) % 3, class_names=np.array(["a", "b", "c"]))
     return buf.getvalue()
+
+
+def run_upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    """Upload ``data`` as ``name`` on the forecast page and press Run: the page after the forecast."""
+    at.file_uploader(key="fc_upload").set_value((name, data, "application/octet-stream"))
+    at.run()
+    at.button(key="fc_run").click().run()
+    return at

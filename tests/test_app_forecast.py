@@ -3,29 +3,20 @@ uploads, their checks, turns and budgets, and the forecast shown."""
 import io
 import json
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 from app import model_option
 from core import forecast_select, models, store
 from core.data import example
-from tests.app_helpers import embeddings_npz, page, sample_zip, traversal_zip
+from tests.app_helpers import embeddings_npz, page, run_upload, sample_zip, traversal_zip
 from tests.fixtures import LINES, make_fixture_records
 
 
 # ------------------------------------------------------------------------------ forecast
-def run_upload(at: AppTest, name: str, data: bytes) -> AppTest:
-    at.file_uploader(key="fc_upload").set_value((name, data, "application/octet-stream"))
-    at.run()
-    at.button(key="fc_run").click().run()
-    return at
-
-
 def test_forecast_page_predicts_for_an_uploaded_zip(fixture_store):
     at = page("forecast").run()
     assert not at.exception
@@ -205,26 +196,6 @@ def test_a_refused_upload_is_kept_in_its_session_without_the_images_read_before_
     assert error.__traceback__ is None and error.__context__ is None and error.__cause__ is None
 
 
-def test_parsed_uploads_are_held_in_one_budget_that_all_sessions_share(fixture_store, monkeypatch):
-    """Each tab used to keep its parsed upload in its session: 2,000 thumbnails (375 MiB, from a zip of
-    under 1 MiB) per open tab, without any bound over tabs."""
-    import forecast_ui
-
-    forecast_ui._PARSED.clear()  # other tests' uploads
-    one = 60 * 32 * 32 * 3  # the thumbnails of one sample_zip(n_per_class=20)
-    monkeypatch.setattr(forecast_ui, "PARSED_BUDGET_BYTES", int(2.5 * one))
-    sessions = [page("forecast").run() for _ in range(4)]
-    for at in sessions:
-        at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(n_per_class=20), "application/zip")).run()
-        assert not at.exception and "60 images in 3 classes" in at.caption[0].value
-        assert not hasattr(at.session_state["fc_checked"][1], "data")  # the summary, not the images
-    assert forecast_ui.held_parsed_bytes() == 2 * one  # two of the four tabs' uploads are held, the newest
-    first = sessions[0]
-    first.button(key="fc_run").click().run()  # its upload was dropped: parsed again for the run
-    assert not first.exception and not first.error and first.session_state["fc_result"][1].n_images == 60
-    assert forecast_ui.held_parsed_bytes() <= forecast_ui.PARSED_BUDGET_BYTES
-
-
 def test_the_prompt_template_is_disabled_for_an_npz_which_brings_its_own_prompts(fixture_store):
     """An .npz carries its text embeddings: the template box stayed editable and did nothing for it."""
     at = page("forecast").run()
@@ -250,107 +221,6 @@ def test_forecast_page_acceptsembeddings_npz(fixture_store):
     at.run()
     assert not at.exception and "16 wide but the chosen model" in at.error[0].value
     assert at.button(key="fc_run").disabled
-
-
-def test_forecasts_take_turns_and_a_visitor_without_one_is_told_so(fixture_store, monkeypatch):
-    """Every visitor's forecast ran at once, each with all the cores: unbounded, more visitors made every
-    forecast slower and held more memory. Now they take turns; one that gets none in time says so."""
-    import forecast_ui
-    from core.turns import Turns
-
-    monkeypatch.setattr(forecast_ui, "_FORECAST_TURNS", Turns(1))
-    monkeypatch.setattr(forecast_ui, "FORECAST_WAIT_S", 0.05)
-    held = forecast_ui._FORECAST_TURNS.turn(wait_s=0)
-    held.__enter__()  # another visitor's forecast is running
-    at = run_upload(page("forecast").run(), "emb.npz", embeddings_npz(128))
-    assert not at.exception and "server is busy" in at.error[0].value and "fc_result" not in at.session_state
-    assert at.status[0].label == "Forecast failed"
-    assert any("runs 1 forecast at a time, all busy now; yours starts" in m.value for m in at.markdown)  # told it waits
-    held.__exit__(None, None, None)  # it ended: the next press gets a turn
-    at.button(key="fc_run").click().run()
-    assert not at.exception and not at.error and at.session_state["fc_result"][1].n_images == 30
-
-
-def test_the_app_keeps_two_large_models_as_the_readme_says():
-    import forecast_ui
-
-    assert forecast_ui.MAX_LARGE_MODELS == 2 and forecast_ui.MODELS.max_large == forecast_ui.MAX_LARGE_MODELS
-
-
-def test_forecasts_take_turns_two_at_a_time_for_up_to_120_s_as_the_readme_says():
-    import forecast_ui
-
-    assert (forecast_ui.FORECAST_SLOTS, forecast_ui.FORECAST_WAIT_S) == (2, 120.0)
-    assert forecast_ui._FORECAST_TURNS.slots == forecast_ui.FORECAST_SLOTS
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    assert "Forecasts take turns, two at a time" in readme and "after 120 s without one" in readme
-
-
-def test_an_upload_is_read_in_a_forecasts_turn(fixture_store, monkeypatch):
-    """An upload was parsed the moment it arrived, whatever else ran: four visitors' zips of 2,000 images
-    arriving together took 2.1 GB at once (each parse holds 375 MiB), beside the forecasts' turns. Now reading
-    one takes a turn; with none free in time, the check is left to the run, which reads it in its own."""
-    import forecast_ui
-    from core.turns import Turns
-
-    monkeypatch.setattr(forecast_ui, "_FORECAST_TURNS", Turns(1))
-    monkeypatch.setattr(forecast_ui, "FORECAST_WAIT_S", 0.05)
-    forecast_ui._PARSED.clear()
-    held = forecast_ui._FORECAST_TURNS.turn(wait_s=0)
-    held.__enter__()  # another visitor's forecast or upload is being worked on
-    at = page("forecast").run()
-    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
-    assert not at.exception and not at.error and len(forecast_ui._PARSED) == 0  # not read meanwhile
-    assert any("all busy now; your upload is read" in m.value for m in at.markdown)  # told it waits
-    assert not at.button(key="fc_run").disabled  # the run reads it in its own turn
-    held.__exit__(None, None, None)
-    at.run()
-    assert "18 images in 3 classes" in at.caption[0].value and len(forecast_ui._PARSED) == 1
-
-
-def test_an_upload_whose_check_found_no_turn_waits_only_in_the_runs_own_turn(fixture_store, monkeypatch):
-    """A check that found no turn was not kept, so every later rerun waited FORECAST_WAIT_S again, the press of
-    "Run forecast" included: the check waited its 120 s, then the run its own, 240 s before "the server is
-    busy" (the README says 120). Once given up, a check takes a turn only when one is free at once."""
-    import forecast_ui
-    from core.turns import Turns
-
-    monkeypatch.setattr(forecast_ui, "_FORECAST_TURNS", Turns(1))
-    monkeypatch.setattr(forecast_ui, "FORECAST_WAIT_S", 0.05)
-    forecast_ui._PARSED.clear()
-    held = forecast_ui._FORECAST_TURNS.turn(wait_s=0)
-    held.__enter__()  # another visitor's forecast is running
-    at = page("forecast").run()
-    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
-    assert any("your upload is read" in m.value for m in at.markdown)  # the check waited once
-    at.button(key="fc_run").click().run()
-    assert not at.exception and "server is busy" in at.error[0].value
-    assert not any("your upload is read" in m.value for m in at.markdown)  # only the run waited
-    held.__exit__(None, None, None)
-    at.run()  # a turn is free now: the check reads it
-    assert "18 images in 3 classes" in at.caption[0].value and len(forecast_ui._PARSED) == 1
-
-
-def test_a_forecast_whose_upload_was_dropped_has_one_time_budget(fixture_store, monkeypatch):
-    """A run whose parsed upload had left the shared pool parsed it again under a budget of its own, then
-    embedded under another: up to twice the 300 s the README promises. Now both share the forecast's one."""
-    import forecast_ui
-    import core.upload
-
-    made = []
-
-    class CountedDeadline(core.upload.Deadline):
-        def __init__(self, seconds):
-            super().__init__(seconds)
-            made.append(self)
-
-    at = page("forecast").run()
-    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
-    forecast_ui._PARSED.clear()  # dropped for other sessions' uploads
-    monkeypatch.setattr(core.upload, "Deadline", CountedDeadline)
-    at.button(key="fc_run").click().run()
-    assert not at.exception and not at.error and at.session_state["fc_result"][1].n_images > 0
-    assert len(made) == 1
 
 
 def test_forecast_page_without_out_of_domain_references_explains_the_missing_chart(tmp_path, monkeypatch):
