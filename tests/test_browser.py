@@ -84,7 +84,10 @@ def _download(page, button_name: str, *, attempts: int = 3):
     """Click a download button and return the download.
 
     A click that lands while the script is re-running hits the previous run's button, whose
-    deferred file is gone, so nothing downloads; a user would click again, and so do we.
+    deferred file is gone, so nothing downloads; a user would click again, and so do we. Once (CI,
+    2026-12-06, a loaded machine) the button then stayed disabled for the whole of the next click's
+    30 s: each try now waits as long for the button as for the file, and after a failed try the
+    page is reloaded, as a user would (the view is in the URL), before the next.
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -94,11 +97,13 @@ def _download(page, button_name: str, *, attempts: int = 3):
         _idle(page)
         try:
             with page.expect_download(timeout=60_000) as download:
-                page.get_by_role("button", name=button_name).click()
+                page.get_by_role("button", name=button_name).click(timeout=60_000)
             return download.value
         except PlaywrightTimeout:
             if attempt == attempts - 1:
                 raise
+            page.reload(timeout=TIMEOUT_MS)
+            _settle(page)
 
 
 def _forecast(page, path: Path) -> None:
