@@ -125,7 +125,7 @@ def _initialisation_fingerprint(model: Any) -> str:
 def model_fingerprint(loaded: LoadedModel) -> str:
     """Model identity for cache keys: architecture, pretrained tag, and the hash of the weights file (shipped
     weights, or a file given as the pretrained tag) or, for random weights, a sample of the initialised
-    tensors (two seeds are two networks)."""
+    tensors (two seeds are two networks), and the device type of a model not on the CPU."""
     spec = loaded.spec
     parts = [spec.arch, spec.pretrained_tag]
     if needs_quick_gelu(spec):  # entries computed before such models were built with QuickGELU are not theirs
@@ -138,6 +138,9 @@ def model_fingerprint(loaded: LoadedModel) -> str:
         parts.append(_weights_fingerprint(str(weights), st.st_size, st.st_mtime))
     elif spec.random_weights:
         parts.append("init-" + _initialisation_fingerprint(loaded.model))
+    device = _device_of(loaded.model)
+    if device.type != "cpu":  # a GPU rounds otherwise (its convolutions may use TF32): entries of its own, so a
+        parts.append(f"device-{device.type}")  # CPU check never reads a GPU's; CPU keys stay as they were
     return "|".join(parts)
 
 

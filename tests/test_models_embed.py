@@ -226,6 +226,38 @@ def test_inputs_go_to_the_device_of_the_weights_and_outputs_come_back_to_the_cpu
     assert seen == [("image", "meta"), ("text", "meta")]  # was: cpu, so every GPU cell failed
 
 
+def test_a_cache_entry_made_on_the_cpu_is_not_read_for_a_model_on_another_device(sample, tmp_path):
+    """The cache key named the model and the data, not where the model ran: after a GPU grid, check_before
+    --device cpu read the GPU's embeddings (and a GPU run the CPU's), so it compared the stored numbers with
+    themselves. A model on another device ("meta" stands in for a GPU) now has entries of its own."""
+    import dataclasses
+
+    import torch
+
+    from core.embed import model_fingerprint
+
+    shipped = load_model("worldclip-tiny")  # weights from a file: its fingerprint does not read the tensors
+    on_cpu = embed_dataset(shipped, sample, cache_dir=tmp_path)
+
+    class Elsewhere(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1, device="meta"))
+
+        def encode_image(self, x, normalize=True):
+            return torch.full((len(x), 4), 0.5)
+
+        def encode_text(self, tokens, normalize=True):
+            return torch.full((len(tokens), 4), 0.5)
+
+    elsewhere = dataclasses.replace(shipped, model=Elsewhere())
+    assert model_fingerprint(elsewhere) != model_fingerprint(shipped)
+    got = embed_dataset(elsewhere, sample, cache_dir=tmp_path)
+    assert got.image.shape == (len(sample), 4) and on_cpu.image.shape[1] != 4  # its own pass, not the CPU's entry
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+    np.testing.assert_array_equal(embed_dataset(shipped, sample, cache_dir=tmp_path).image, on_cpu.image)
+
+
 def test_fingerprint_changes_with_labels_class_names_and_pil_geometry(sample):
     relabelled = LabeledImages(sample.images, (sample.labels + 1) % 3, sample.class_names, sample.template)
     renamed = LabeledImages(sample.images, sample.labels, ["red", "green", "navy"], sample.template)
