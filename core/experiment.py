@@ -309,6 +309,7 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         # "Intel(R) Xeon(R) Processor", yet round differently when their kernels differ
         prov["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         if device.startswith("cuda"):
+            torch.cuda.init()  # the allocator of a fresh process refuses the reset for 'cuda:N' until CUDA is up
             torch.cuda.reset_peak_memory_stats(device)
         loaded = load_model(cell["model"], device=device)
         spec = loaded.spec

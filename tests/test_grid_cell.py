@@ -134,3 +134,38 @@ def test_git_revision_is_unknown_unless_the_code_is_its_own_checkout(tmp_path, m
             assert experiment.git_revision() == expected, root
     finally:
         experiment.git_revision.cache_clear()
+
+
+def test_a_cell_on_a_gpu_initialises_cuda_before_resetting_its_peak_memory(monkeypatch, tmp_path):
+    """A fresh process (the in-process runner, each spawned worker) has not initialised CUDA, and torch's
+    allocator refuses ``reset_peak_memory_stats('cuda:0')`` until it has ('Invalid device argument'), which run_cell
+    called before its model touched the GPU: every cell of a GPU grid failed with that error. Here CUDA is a
+    stand-in that behaves so (torch here, without a GPU, raises exactly that), and the model stays on the CPU."""
+    import torch
+
+    import core.experiment as experiment
+    import core.models
+
+    if hasattr(torch._C, "_cuda_resetPeakMemoryStats") and not torch.cuda.is_initialized():
+        with pytest.raises(RuntimeError, match="Invalid device argument"):  # the behaviour the stand-in copies
+            torch.cuda.reset_peak_memory_stats("cuda:0")
+    cuda = {"initialised": False}
+    real_load = core.models.load_model
+
+    def reset(device=None):
+        if not cuda["initialised"]:
+            raise RuntimeError("Invalid device argument : did you call init?")
+
+    def load_model(name, *, device="cpu", **kw):
+        cuda["initialised"] = True  # moving a model to the GPU initialises CUDA
+        return real_load(name, **kw)
+
+    monkeypatch.setattr(torch.cuda, "init", lambda: cuda.update(initialised=True))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", reset)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 3 * 2**20)
+    monkeypatch.setattr(core.models, "load_model", load_model)
+    cell = {"model": "worldclip-tiny", "dataset": "shape-size", "method": "zero_shot", "seed": 0,
+            "ood": [], "method_config": {}, "train": {}, "source": "test"}
+    record = experiment.run_cell(cell, cache_dir=tmp_path, device="cuda:0")
+    assert record["status"] == "ok", record["error"]
+    assert record["provenance"]["device"] == "cuda:0" and record["provenance"]["peak_gpu_mb"] == 3.0
