@@ -294,16 +294,20 @@ def check_csv_out(out: Path | None) -> None:
 
 
 def check_device(device: str) -> str:
-    """``device`` if this host has it ("cpu", "cuda", "cuda:N"), else ValueError saying what it has."""
+    """``device`` if this host has it ("cpu", "cuda", "cuda:N"), else ValueError: a device the jobs do not run
+    on (e.g. "mps", which a Mac has) is said to be so, a CUDA device this host lacks to be absent; both say what
+    this host has."""
     import torch
 
     if device == "cpu":
         return device
-    if device.startswith("cuda") and torch.cuda.is_available():
-        index = device.partition(":")[2]
-        if device == "cuda" or (index.isdigit() and int(index) < torch.cuda.device_count()):
-            return device
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    kind, colon, index = device.partition(":")
+    if kind != "cuda" or (colon and not index.isdigit()):
+        raise ValueError(f"--device {device!r} is not one the jobs run on: use cpu, cuda or cuda:N "
+                         f"(this host has cpu and {gpus} CUDA device(s))")
+    if gpus and (not colon or int(index) < gpus):
+        return device
     raise ValueError(f"--device {device!r} is not on this host (it has cpu and {gpus} CUDA device(s))")
 
 

@@ -197,7 +197,7 @@ def test_one_network_is_held_at_a_time_and_each_is_loaded_once(monkeypatch):
     assert alive[-1]() is not None and alive[-2]() is None  # m1's network let go once m2's was loaded
 
 
-@pytest.mark.parametrize("argv, message", [(["--device", "tpu"], "--device 'tpu' is not on this host"),
+@pytest.mark.parametrize("argv, message", [(["--device", "tpu"], "--device 'tpu' is not one the jobs run on: use cpu"),
                                            # a missing folder is made now, as in every job (jobs.cli)
                                            (["--out", "{tmp}/a-file/d.csv"], "a-file is a file, not a folder")])
 def test_device_and_out_folder_are_checked_before_any_scoring(tmp_path, capsys, argv, message):

@@ -190,7 +190,7 @@ def test_a_model_without_reference_runs_prints_its_measures_and_the_grid_command
     ("emb.npz", ["--results", "{tmp}/empty"], "no runs in"),
     ("emb.npz", ["--results", "{tmp}/nowhere"], "nowhere"),
     ("emb.npz", ["--out", "{tmp}/notes.txt/sub/f.csv"], "notes.txt is a file, not a folder"),
-    ("emb.npz", ["--device", "tpu"], "--device 'tpu' is not on this host"),
+    ("emb.npz", ["--device", "cuda:7"], "--device 'cuda:7' is not on this host"),
     ("bad.zip", [], "no sample could be used"),
 ])
 def test_an_unusable_sample_or_option_is_one_line_exit_2_and_writes_nothing(

@@ -257,3 +257,22 @@ def test_a_grid_worker_on_windows_sees_its_runner_die(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(grid, "_WINDOWS", False)
     assert grid.runner_watch(os.getppid())() and not grid.runner_watch(-5)()  # POSIX: is it still my parent
+
+
+@pytest.mark.parametrize("device", ["mps", "tpu", "cuda:x", "cuda:", "CPU"])
+def test_a_device_the_jobs_do_not_run_on_is_named_so_not_called_absent(monkeypatch, device):
+    """On a Mac with Apple silicon, --device mps said "'mps' is not on this host (it has cpu and 0 CUDA
+    device(s))": untrue there (MPS is), and no hint of what to pass. A device the jobs do not run on is now
+    said to be so, with the ones they do; a CUDA device this host lacks is still "not on this host"."""
+    import torch
+
+    from jobs.cli import check_device
+
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)  # a Mac with Apple silicon
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=rf"^--device '{device}' is not one the jobs run on: use cpu, cuda or "
+                                         r"cuda:N \(this host has cpu and 0 CUDA device\(s\)\)$"):
+        check_device(device)
+    with pytest.raises(ValueError, match=r"^--device 'cuda:1' is not on this host \(it has cpu and 0 CUDA"):
+        check_device("cuda:1")
+    assert check_device("cpu") == "cpu"
