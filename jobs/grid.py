@@ -207,6 +207,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 _WINDOWS = os.name == "nt"
+WINDOWS_MAX_WORKERS = 61  # concurrent.futures refuses more processes on Windows (WaitForMultipleObjects' limit)
 
 
 def runner_watch(parent_pid: int) -> Callable[[], bool]:
@@ -279,6 +280,8 @@ def _option_problem(args: argparse.Namespace) -> str | None:
     """Why the command-line options cannot work (None when they can), checked before any cell."""
     if args.workers is not None and args.workers < 1:
         return "--workers must be at least 1"
+    if _WINDOWS and args.workers is not None and args.workers > WINDOWS_MAX_WORKERS:  # Python's process pool
+        return f"--workers {args.workers}: Windows runs at most {WINDOWS_MAX_WORKERS} worker processes"
     if args.threads is not None and args.threads < 1:
         return "--threads must be at least 1"
     if args.cache is not None and args.cache.exists() and not args.cache.is_dir():

@@ -172,3 +172,20 @@ def test_only_datasets_may_be_folders(known):
         parse_grid({"models": ["m"], "datasets": ["letters"], "methods": ["folder:lora"]}, **known)
     grid = parse_grid({"models": ["m"], "datasets": ["folder:/data/x"], "methods": ["lora"]}, **known)
     assert grid.cells[0]["dataset"] == "folder:/data/x"
+
+
+def test_more_workers_than_windows_allows_are_refused_naming_the_option(tmp_path, caplog, monkeypatch):
+    """Python's process pool takes at most 61 workers on Windows: --workers 64 there got past every check, marked
+    the results folder, and then ended in "error: max_workers must be <= 61", which names no option."""
+    import sys
+    import types
+    from concurrent.futures import process
+
+    monkeypatch.setattr(grid_job, "_WINDOWS", True)
+    # the pool's own look at the platform (sys.platform itself stays: torch reads it on import)
+    monkeypatch.setattr(process, "sys", types.SimpleNamespace(**{**vars(sys), "platform": "win32"}))
+    results = tmp_path / "r"
+    workers = str(process._MAX_WINDOWS_WORKERS + 1)
+    assert grid_job.main([str(write_grid(tmp_path)), "--results", str(results), "--workers", workers]) == 2
+    assert f"--workers {workers}: Windows runs at most 61 worker processes" in caplog.text
+    assert not results.exists()  # refused before anything was written
