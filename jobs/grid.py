@@ -113,10 +113,14 @@ def execute_cell(cell: dict[str, Any], results: str, cache_dir: str | None = Non
 
 
 def _devices(requested: int | None) -> list[str]:
+    """One device per worker: each GPU once (``--workers`` at most the GPU count), or ``requested`` CPU workers."""
     import torch
 
     if torch.cuda.is_available():
         gpus = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        if requested and requested > len(gpus):  # was cut without a word: --workers 4 on one GPU ran one cell at a time
+            log.warning("--workers %d: this host has %d GPU(s) and runs one worker per GPU, so %d worker(s)",
+                        requested, len(gpus), len(gpus))
         return gpus[: requested or len(gpus)]
     return ["cpu"] * (requested or 1)
 
@@ -174,12 +178,15 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
+    free = ctx.Queue()  # each worker takes one device at its start and runs all its cells there
+    for device in devices:
+        free.put(device)
+    pool = ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(), free))
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a SIGTERM stops the workers too
     try:
-        futures = {pool.submit(execute_cell, cell, str(results), str(cache_dir) if cache_dir else None,
-                               devices[i % len(devices)], command, retry_failed, threads): cell
-                   for i, cell in enumerate(pending)}
+        futures = {pool.submit(_execute_on_worker_device, cell, str(results), str(cache_dir) if cache_dir else None,
+                               command, retry_failed, threads): cell
+                   for cell in pending}
         for i, fut in enumerate(as_completed(futures)):
             report(i, futures[fut], fut.result())
     except BaseException:  # Ctrl-C, SIGTERM, a crashed worker: queued cells must not run on unattended
@@ -224,11 +231,19 @@ def runner_watch(parent_pid: int) -> Callable[[], bool]:
     return lambda: born is not None and process_start(parent_pid) == born
 
 
-def _worker_init(parent_pid: int) -> None:
-    """In each worker: Ctrl-C is the runner's to handle (it stops the workers), and a worker whose runner
-    died (SIGKILL) exits instead of running queued cells or waiting forever."""
+#: The device of this worker process (set by :func:`_worker_init`): a cell was given its device when queued,
+#: so any idle worker ran it there: two workers shared a GPU while another stood idle.
+_WORKER_DEVICE: str | None = None
+
+
+def _worker_init(parent_pid: int, devices: Any) -> None:
+    """In each worker: take one device from ``devices`` (a queue holding each worker's), for all its cells;
+    Ctrl-C is the runner's to handle (it stops the workers), and a worker whose runner died (SIGKILL)
+    exits instead of running queued cells or waiting forever."""
     import threading
 
+    global _WORKER_DEVICE
+    _WORKER_DEVICE = devices.get(timeout=60)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     runner_alive = runner_watch(parent_pid)
@@ -239,6 +254,14 @@ def _worker_init(parent_pid: int) -> None:
         os._exit(EXIT_INTERRUPTED)
 
     threading.Thread(target=watch, name="runner-watch", daemon=True).start()
+
+
+def _execute_on_worker_device(cell: dict[str, Any], results: str, cache_dir: str | None, command: str,
+                              retry_failed: bool, threads: int | None) -> str:
+    """:func:`execute_cell` on this worker's own device (:func:`_worker_init`)."""
+    if _WORKER_DEVICE is None:
+        raise RuntimeError("a grid worker started without a device (its initialiser did not run)")
+    return execute_cell(cell, results, cache_dir, _WORKER_DEVICE, command, retry_failed, threads)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
