@@ -248,7 +248,7 @@ def accuracies_before(loaded: LoadedModel, test_data: LabeledImages, ood_data: d
 
 IDENTITY_FIELDS = ("run_id", "schema_version", "model", "pretrained", "model_key", "random_weights", "method",
                    "dataset", "seed", "source", "config", "ood_sets", "created_at")
-PROVENANCE_KEPT = ("git_revision", "versions", "device", "host", "cpu", "cpu_signature", "cpu_capability",
+PROVENANCE_KEPT = ("git_revision", "versions", "device", "gpu", "host", "cpu", "cpu_signature", "cpu_capability",
                    "numerics_env", "torch_threads", "command", "wall_time_s", "peak_rss_mb", "peak_rss_scope",
                    "peak_gpu_mb")
 
@@ -311,6 +311,7 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         if device.startswith("cuda"):
             torch.cuda.init()  # the allocator of a fresh process refuses the reset for 'cuda:N' until CUDA is up
             torch.cuda.reset_peak_memory_stats(device)
+            prov["gpu"] = torch.cuda.get_device_name(device)  # as "cpu": GPUs of two kinds may round differently
         loaded = load_model(cell["model"], device=device)
         spec = loaded.spec
         record.update(model=spec.arch, pretrained=spec.pretrained_tag, model_key=spec.key,

@@ -13,7 +13,7 @@ least 100/N points; values equal to within 1e-12 are float rounding, never liste
 shows three decimals). A model, method, dataset, seed or OOD panel
 the record names that is not its config's (the cell run here) is listed too. A host can verify a submitted,
 unverified run this way. Float reductions depend on the device, the thread count and the library versions,
-so compare on the kind of machine the record names (``provenance.device``, ``.versions``, ``.cpu``,
+so compare on the kind of machine the record names (``provenance.device``, ``.gpu``, ``.versions``, ``.cpu``,
 ``.cpu_signature``, ``.cpu_capability``, ``.numerics_env``, ``.torch_threads``; a difference is pointed out).
 Exit 0 when every record reproduces (a record that failed and fails here too counts), 1 when a value or the
 status differs, 2 for a bad option, a file that is no record, or a model this machine cannot load (checked
@@ -137,7 +137,7 @@ def reproduce(record: Mapping[str, Any], *, device: str = "cpu", cache_dir: Path
 
 def notes(record: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
     """What the reader should know beside the numbers: an id its config does not give; another torch, device,
-    CPU, CPU signature (family/model/stepping, caches, flags), CPU kernel instruction set, kernel settings in
+    GPU (named by records made on CUDA since 2026-12-06), CPU, CPU signature (family/model/stepping, caches, flags), CPU kernel instruction set, kernel settings in
     the environment (``core.experiment.NUMERICS_VARIABLES``) or thread count (records before 2026-12-05 name no
     CPU or thread count; an instruction set, a signature and kernel settings are named only by records made
     since 2026-12-06)."""
@@ -148,7 +148,8 @@ def notes(record: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
         out.append("its config does not hash to its run_id (not a grid record as written, or edited)")
     was, now = record.get("provenance") or {}, again.get("provenance") or {}
     for what, old, new in (("torch", (was.get("versions") or {}).get("torch"), (now.get("versions") or {}).get("torch")),
-                           ("device", was.get("device"), now.get("device")), ("CPU", was.get("cpu"), now.get("cpu")),
+                           ("device", was.get("device"), now.get("device")), ("GPU", was.get("gpu"), now.get("gpu")),
+                           ("CPU", was.get("cpu"), now.get("cpu")),
                            ("CPU signature", was.get("cpu_signature"), now.get("cpu_signature")),
                            ("CPU kernels", was.get("cpu_capability"), now.get("cpu_capability")),
                            ("torch threads", was.get("torch_threads"), now.get("torch_threads"))):

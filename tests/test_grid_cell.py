@@ -163,9 +163,11 @@ def test_a_cell_on_a_gpu_initialises_cuda_before_resetting_its_peak_memory(monke
     monkeypatch.setattr(torch.cuda, "init", lambda: cuda.update(initialised=True))
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", reset)
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 3 * 2**20)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: f"Stand-in GPU ({device})")
     monkeypatch.setattr(core.models, "load_model", load_model)
     cell = {"model": "worldclip-tiny", "dataset": "shape-size", "method": "zero_shot", "seed": 0,
             "ood": [], "method_config": {}, "train": {}, "source": "test"}
     record = experiment.run_cell(cell, cache_dir=tmp_path, device="cuda:0")
     assert record["status"] == "ok", record["error"]
     assert record["provenance"]["device"] == "cuda:0" and record["provenance"]["peak_gpu_mb"] == 3.0
+    assert record["provenance"]["gpu"] == "Stand-in GPU (cuda:0)"  # which GPU, as the CPU is named: rounding differs

@@ -123,6 +123,10 @@ def test_notes_name_a_config_that_is_not_the_run_id_and_other_hardware():
     other_host = {"provenance": {**same["provenance"], "cpu_signature": "6/143/8; L2 2048K"}}
     assert reproduce.notes(signed, other_host) == [
         "recorded with CPU signature 6/167/1; L2 2048K, reproduced with 6/143/8; L2 2048K: rounding may differ"]
+    on_gpu = {**record, "provenance": {**record["provenance"], "device": "cuda:0", "gpu": "NVIDIA A100-SXM4-80GB"}}
+    other_gpu = {"provenance": {**on_gpu["provenance"], "gpu": "NVIDIA H100 80GB HBM3"}}
+    assert reproduce.notes(on_gpu, other_gpu) == [
+        "recorded with GPU NVIDIA A100-SXM4-80GB, reproduced with NVIDIA H100 80GB HBM3: rounding may differ"]
     assert reproduce.notes(record, other_host) == []  # an older record names none: nothing to compare
     # kernel settings in the environment: forcing MKL onto AVX2 kernels changed a shipped cell's accuracy
     settled = {**record, "provenance": {**record["provenance"], "numerics_env": {}}}
