@@ -7,6 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from core.data.lazy import LazyImages
+
 
 def is_whole_number(value: object, minimum: int) -> bool:
     """Whether ``value`` is an integer (numpy's included; a bool is not) of at least ``minimum``."""
@@ -26,7 +28,8 @@ class LabeledImages:
     """A labelled image set.
 
     images: either a uint8 array of shape (N, H, W, 3) (the generated world, fast path)
-        or a sequence of N PIL images (real datasets, uploads; any sizes).
+        or a sequence of N PIL images (real datasets, uploads; any sizes): a list, or a
+        :class:`core.data.lazy.LazyImages` that decodes each image when it is read (image folders).
     labels: int64 array of shape (N,), values in 0..len(class_names)-1.
     class_names: the C class names, in label order.
     template: the prompt template with one ``{c}`` slot, e.g. ``"a photo of a {c}"``.
@@ -68,12 +71,17 @@ class LabeledImages:
         """What a per-process cache gives each caller: the same image array (read-only) or image list,
         its own copy of the labels, class-name list and meta dict, so that one caller's edit cannot reach
         the next."""
-        images = self.images if isinstance(self.images, np.ndarray) else list(self.images)
+        images = self.images if isinstance(self.images, (np.ndarray, LazyImages)) else list(self.images)
         return LabeledImages(images, self.labels.copy(), list(self.class_names), self.template, self.name,
                              dict(self.meta))
 
     def subset(self, index: np.ndarray) -> "LabeledImages":
         """The rows at ``index`` (same classes, template and name)."""
         index = np.asarray(index)
-        images = self.images[index] if isinstance(self.images, np.ndarray) else [self.images[i] for i in index]
+        if isinstance(self.images, np.ndarray):
+            images = self.images[index]
+        elif isinstance(self.images, LazyImages):
+            images = self.images.take(index)  # still unread: a subset of a big folder is not decoded whole
+        else:
+            images = [self.images[i] for i in index]
         return LabeledImages(images, self.labels[index], self.class_names, self.template, self.name, dict(self.meta))

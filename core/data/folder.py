@@ -4,8 +4,10 @@
 Class folders are the top-level folders (hidden ones and ``__MACOSX`` left out); images may sit in
 sub-folders of a class folder. Hidden files (``.DS_Store``, macOS ``._*``), other file types, folders and
 broken links are left out; files with an image's name that cannot be decoded are skipped and named in one
-warning; pixels are converted as uploads are (:mod:`core.data.imaging`: 16-bit scaled, EXIF rotation applied). Train and test must hold the same
-classes, and two folders may not give one class name ("big_cat" and "big cat", or one name in two
+warning (each file is decoded once to know; the images are then read from their files when used,
+:class:`core.data.lazy.LazyImages`, so a folder of 10^5 photos is never held decoded in memory); pixels are
+converted as uploads are (:mod:`core.data.imaging`: 16-bit scaled, EXIF rotation applied). Train and test
+must hold the same classes, and two folders may not give one class name ("big_cat" and "big cat", or one name in two
 Unicode spellings): both are refused.
 """
 from __future__ import annotations
@@ -111,9 +113,7 @@ def _check_classes(root: Path, explicit: bool, split: str) -> None:
 
 def load_folder(root: Path, split: str, template: str) -> LabeledImages:
     """One split of an image-folder dataset (see the module docstring). Raises FolderDatasetError."""
-    from PIL import Image
-
-    from core.data.imaging import to_rgb
+    from core.data.lazy import LazyImages, decode_image_file, file_key, read_image_file
 
     if not root.is_dir():
         raise FolderDatasetError(f"image folder {root} does not exist")
@@ -125,16 +125,18 @@ def load_folder(root: Path, split: str, template: str) -> LabeledImages:
         files = image_files(folder)
         for path in files if explicit else _flat_split(files, folder, split):
             try:
-                with Image.open(path) as im:
-                    images.append(to_rgb(im))
+                key = file_key(path)  # before decoding: a change after this check is caught when it is read
+                decode_image_file(path)  # decoded to know it is usable, then let go
             except Exception as exc:  # noqa: BLE001 (PIL raises many types; any means "unusable")
                 skipped.append(f"{path.relative_to(root)} ({type(exc).__name__})")
                 continue
+            images.append(key)
             labels.append(label)
     if skipped:
         log.warning("%s (%s): skipped %d unreadable image(s): %s%s", root, split, len(skipped),
                     ", ".join(skipped[:3]), " …" if len(skipped) > 3 else "")
     if not images:
         raise FolderDatasetError(f"{root} has no readable images for the {split} split")
-    return LabeledImages(images, np.array(labels, np.int64), [class_name(c) for c in classes], template,
-                         f"folder:{root}", {"source": "folder", "split": split, "skipped": len(skipped)})
+    return LabeledImages(LazyImages(read_image_file, images), np.array(labels, np.int64),
+                         [class_name(c) for c in classes], template, f"folder:{root}",
+                         {"source": "folder", "split": split, "skipped": len(skipped)})
