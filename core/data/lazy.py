@@ -87,3 +87,15 @@ def read_image_file(key: tuple[str, int, int]):
         raise ImageSourceChanged(f"image file {path} no longer decodes ({type(exc).__name__}: {exc}); it did when "
                                  "its dataset was loaded: load the dataset again") from exc
 
+
+
+class DatasetItemImage:
+    """``read`` for a :class:`LazyImages` over a torchvision dataset: key ``i`` -> ``to_rgb(dataset[i][0])``."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __call__(self, i: int):
+        from core.data.imaging import to_rgb
+
+        return to_rgb(self.dataset[int(i)][0])

@@ -155,6 +155,8 @@ def _targets(ds: object) -> list[int]:
     for attr in ("targets", "labels", "_labels"):
         if isinstance(getattr(ds, attr, None), (list, tuple, np.ndarray)):
             return [int(t) for t in getattr(ds, attr)]
+        if hasattr(getattr(ds, attr, None), "tolist"):  # MNIST's tensor
+            return [int(t) for t in getattr(ds, attr).tolist()]
     if isinstance(getattr(ds, "_samples", None), list):  # GTSRB: (path, label) pairs
         return [int(label) for _, label in ds._samples]
     return [int(ds[i][1]) for i in range(len(ds))]
@@ -199,7 +201,7 @@ def _prompt_name(spec: DatasetSpec, name: str) -> str:
 def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> LabeledImages:
     import torchvision.datasets as tvd
 
-    from core.data.imaging import to_rgb
+    from core.data.lazy import DatasetItemImage, LazyImages
 
     # '~' expanded as torchvision expands it: the split keys are paths under this root (see _item_keys)
     root = Path(os.environ.get("IIMM_DATA", Path.home() / ".cache" / "iimm-data")).expanduser()
@@ -245,6 +247,7 @@ def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> L
     if not classes and spec.tv_class == "GTSRB" and n_classes <= len(GTSRB_CLASS_NAMES):
         classes = list(GTSRB_CLASS_NAMES[:n_classes])  # torchvision gives the ids only
     names = [_prompt_name(spec, c) for c in classes] or [str(i) for i in range(n_classes)]
-    images, labels = zip(*(ds[i] for i in indices))
-    return LabeledImages([to_rgb(im) for im in images], np.array(labels, np.int64), names,
-                         spec.template, spec.name, {"source": "torchvision", "split": split})
+    labels = targets or _targets(ds)
+    # read when used (SUN397's 87,000 training photos held decoded take far more memory than a laptop has)
+    return LabeledImages(LazyImages(DatasetItemImage(ds), indices),
+                         np.array([labels[i] for i in indices], np.int64), names, spec.template, spec.name, {"source": "torchvision", "split": split})
