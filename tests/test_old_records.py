@@ -1,0 +1,59 @@
+"""Records made by older versions of the grid, read by the current code (a user upgrading keeps their store)."""
+import logging
+
+import numpy as np
+import pytest
+
+from core import forecast, predictor_eval, store
+from tests.fixtures import make_fixture_records
+
+#: The transferability block of a grid record from before 2026-12-02 (written by the grid at 16bd9b7, smoke grid,
+#: shape-size): baselines under the earlier definitions (EMMS of about -0.02 where the current one gives -30,784),
+#: and no word in its provenance of how they were scored.
+OLD_BASELINES = {"emms": -0.019449375639590472, "gbc": -1.590115611698262, "h_score": 0.37924098362658787,
+                 "leep": -0.5898415979618773, "logme": -0.5548051935370866}
+OLD_PROVENANCE = {"git_revision": "16bd9b79dd97a66355dbb2da9b26d57ba6f4450a", "device": "cpu",
+                  "command": "python -m jobs.grid jobs/configs/smoke.toml --results results/smoke"}
+NOW_INFO = {"convention": "study", "emms_sources": "model text tower (class prompts)"}
+
+
+def _records(n_old: int):
+    """Fixture records as the current grid writes them, the first ``n_old`` as the grid wrote them before
+    2026-12-02."""
+    recs = make_fixture_records(n_datasets=6, methods=("bitfit",))
+    for k, rec in enumerate(recs):
+        rec["transferability"] = {"emms": -30000.0 - 100 * k, "gbc": -0.5 - 0.01 * k}
+        rec["provenance"] = {**OLD_PROVENANCE, "git_revision": "f654892", "transferability": NOW_INFO}
+    for rec in recs[:n_old]:
+        rec["transferability"] = dict(OLD_BASELINES)
+        rec["provenance"] = dict(OLD_PROVENANCE)
+    return recs
+
+
+def test_baselines_of_grid_records_from_before_their_definitions_changed_are_not_mixed_in(caplog):
+    frame = store.records_to_frame(_records(n_old=2))
+    with caplog.at_level(logging.WARNING, logger="core.forecast"):
+        wide = forecast.expand_predictor_columns(frame)
+    assert wide["tf_emms"].isna().tolist() == [True, True, False, False, False, False]
+    assert wide["tf_gbc"].iloc[2:].tolist() == pytest.approx([-0.52, -0.53, -0.54, -0.55])
+    assert "tf_leep" not in wide or wide["tf_leep"].isna().all()  # only the old records had LEEP
+    assert wide["iimm"].notna().all() and wide["zs_iimm"].notna().all()  # the zero-shot measures stay
+    assert len(caplog.records) == 1
+    assert caplog.records[0].getMessage().startswith("2 grid records hold transferability baselines")
+    assert "python -m jobs.predictors --rescore --results" in caplog.records[0].getMessage()
+    assert "python -m jobs.ingest FILE --into NEWDIR" in caplog.records[0].getMessage()  # a compacted store
+
+
+def test_predictor_table_uses_only_current_baselines():
+    frame, predictors = predictor_eval.predictor_frame(store.records_to_frame(_records(n_old=3)))
+    assert ("emms", "transferability") in predictors
+    assert np.isnan(frame["emms"].iloc[:3]).all() and (frame["emms"].iloc[3:] < -1000).all()
+
+
+def test_records_without_grid_provenance_keep_their_baselines(caplog):
+    """Records not written by the grid (no git revision: hand-made, another tool's) say nothing of versions:
+    their baselines are taken as they are, and nothing is logged."""
+    recs = make_fixture_records(n_datasets=4, methods=("bitfit",))
+    with caplog.at_level(logging.WARNING, logger="core.forecast"):
+        wide = forecast.expand_predictor_columns(store.records_to_frame(recs))
+    assert wide["tf_logme"].notna().all() and not caplog.records
