@@ -28,7 +28,8 @@ Every other table (``predictors.md``, ``forecast-selection.csv``, ``forecast-rul
 ``--rescore`` first recomputes the transferability baselines of every ok record in the given
 ``--results`` folders with the current definitions (study conventions, LEEP with the model's own
 classifier, EMMS from every offline text encoder): it embeds each (model, dataset) training split
-once and rewrites the records' ``transferability`` field, noting how in ``provenance.transferability``.
+once (a random-weight model's on the network each record's seed draws, as the grid drew it) and rewrites the
+records' ``transferability`` field, noting how in ``provenance.transferability``.
 
 Then, unless ``--no-selection``, the forecast procedure of core.forecast_select is scored on every
 (model, method, outcome): the predictor set chosen by leave-one-dataset-out error, its nested LODO
@@ -100,19 +101,30 @@ def rescore(roots: list[Path]) -> int:
     # failed with a bare 'Expecting value', and a JSON list with an AttributeError traceback)
     records = [(p, r) for p in files if (r := read_json_record(p)) is not None]
     records = [(p, r) for p, r in records if r.get("status") == "ok" and r.get("method") and r.get("dataset")]
-    cache: dict[tuple[str, str], tuple[dict, dict]] = {}
-    models: dict[str, object] = {}
+
+    def network(rec: dict) -> tuple[str, int | None]:
+        # a random-weight model's network is drawn from the run's seed, as run_cell draws it
+        return rec["model_key"], rec["seed"] if rec.get("random_weights") is True else None
+
+    records.sort(key=lambda item: (str(network(item[1])), str(item[0])))  # one network held at a time
+    cache: dict[tuple, tuple[dict, dict]] = {}
+    models: dict[tuple, object] = {}
     for path, rec in records:
-        key = (rec["model_key"], rec["dataset"])
+        key = (*network(rec), rec["dataset"])
         if key not in cache:
-            loaded = models.setdefault(rec["model_key"], load_model(rec["model_key"]))
+            if network(rec) not in models:
+                models.clear()
+                models[network(rec)] = load_model(rec["model_key"], init_seed=network(rec)[1])
+            loaded = models[network(rec)]
             emb = embed_dataset(loaded, load_split(rec["dataset"], "train"))
             scale, bias = classifier_params(loaded.model)
             scores, info = baseline_block(emb.image, emb.text, emb.labels, emb.class_names,
                                           logit_scale=scale, logit_bias=bias)
             info.update(rescored_by="python -m jobs.predictors --rescore", rescored_at_revision=git_revision())
             cache[key] = ({k: float(v) for k, v in scores.items()}, info)
-            logging.getLogger("jobs.predictors").warning("rescored %s / %s", *key)
+            logging.getLogger("jobs.predictors").warning(
+                "rescored %s / %s", rec["model_key"], rec["dataset"] + (f" (seed {key[1]}'s network)"
+                                                                        if key[1] is not None else ""))
         scores, info = cache[key]
         rec["transferability"] = scores
         rec.setdefault("provenance", {})["transferability"] = info

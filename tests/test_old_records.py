@@ -1,5 +1,6 @@
 """Records made by older versions of the grid, read by the current code (a user upgrading keeps their store)."""
 import logging
+import zlib
 
 import numpy as np
 import pytest
@@ -57,3 +58,58 @@ def test_records_without_grid_provenance_keep_their_baselines(caplog):
     with caplog.at_level(logging.WARNING, logger="core.forecast"):
         wide = forecast.expand_predictor_columns(store.records_to_frame(recs))
     assert wide["tf_logme"].notna().all() and not caplog.records
+
+
+def _fake_rescoring(monkeypatch):
+    """load_model, load_split and embed_dataset replaced: the network a record is rescored on is named by the
+    image embeddings it gives (one per (model key, init_seed)); returns the list of load_model calls."""
+    import types
+
+    import torch
+
+    from core import embed, models
+    from core.data import registry
+    from core.transferability import label_sources
+
+    calls = []
+
+    def load_model(key, init_seed=None):
+        calls.append((key, init_seed))
+        return types.SimpleNamespace(model=types.SimpleNamespace(logit_scale=torch.tensor(np.log(14.3))),
+                                     network=(key, init_seed))
+
+    def embed_dataset(loaded, data):
+        rng = np.random.default_rng(zlib.crc32(repr(loaded.network).encode()))
+        return types.SimpleNamespace(image=rng.standard_normal((30, 6)), text=rng.standard_normal((3, 6)),
+                                     labels=np.arange(30) % 3, class_names=["a", "b", "c"])
+
+    monkeypatch.setattr(models, "load_model", load_model)
+    monkeypatch.setattr(registry, "load_split", lambda name, split: name)
+    monkeypatch.setattr(embed, "embed_dataset", embed_dataset)
+    monkeypatch.setattr(label_sources, "_minilm", lambda: None)
+    return calls
+
+
+def test_rescore_scores_a_random_weight_record_on_its_own_seeds_network(tmp_path, monkeypatch):
+    """The grid draws a random-weight model's network from the run's seed (load_model(key, init_seed=seed));
+    --rescore loaded it from whatever state torch's generator was in, so every seed's record got the baselines
+    of one unrelated network (measured: GBC -1.840 and -1.862 for seeds 2 and 1 both became -1.795)."""
+    import json
+
+    from jobs import predictors as job
+
+    recs = _records(n_old=6)[:3]
+    for k, rec in enumerate(recs):
+        rec.update(model="worldclip-tiny", pretrained="random", model_key="worldclip-tiny-random",
+                   random_weights=True, dataset="fx-set-0", seed=k, run_id=f"rand-{k}")
+    recs.append({**recs[0], "model_key": "worldclip-tiny", "pretrained": "world-v1", "random_weights": False,
+                 "run_id": "trained-0"})
+    for rec in recs:
+        store.write_record(rec, tmp_path)
+    calls = _fake_rescoring(monkeypatch)
+    assert job.rescore([tmp_path]) == 4
+    assert sorted(calls, key=str) == [("worldclip-tiny", None), ("worldclip-tiny-random", 0),
+                                      ("worldclip-tiny-random", 1), ("worldclip-tiny-random", 2)]
+    gbc = {p.stem: json.loads(p.read_text())["transferability"]["gbc"] for p in tmp_path.glob("*.json")}
+    assert len({gbc["rand-0"], gbc["rand-1"], gbc["rand-2"], gbc["trained-0"]}) == 4
+

@@ -116,7 +116,7 @@ def test_rescore_rewrites_the_baselines_and_says_how(tmp_path, monkeypatch):
     emb = types.SimpleNamespace(image=rng.standard_normal((30, 6)), text=rng.standard_normal((3, 6)),
                                 labels=np.arange(30) % 3, class_names=["a", "b", "c"])
     fake_model = types.SimpleNamespace(logit_scale=torch.tensor(np.log(14.3)))
-    monkeypatch.setattr(models, "load_model", lambda key: types.SimpleNamespace(model=fake_model))
+    monkeypatch.setattr(models, "load_model", lambda key, init_seed=None: types.SimpleNamespace(model=fake_model))
     monkeypatch.setattr(registry, "load_split", lambda name, split: name)
     monkeypatch.setattr(embed, "embed_dataset", lambda loaded, data: emb)
     monkeypatch.setattr(label_sources, "_minilm", lambda: None)
