@@ -29,7 +29,8 @@ Every other table (``predictors.md``, ``forecast-selection.csv``, ``forecast-rul
 ``--results`` folders with the current definitions (study conventions, LEEP with the model's own
 classifier, EMMS from every offline text encoder): it embeds each (model, dataset) training split
 once (a random-weight model's on the network each record's seed draws, as the grid drew it) and rewrites the
-records' ``transferability`` field, noting how in ``provenance.transferability``.
+records' ``transferability`` field, noting how in ``provenance.transferability``. A record without
+``model_key`` (optional in the schema) is left as it is and named.
 
 Then, unless ``--no-selection``, the forecast procedure of core.forecast_select is scored on every
 (model, method, outcome): the predictor set chosen by leave-one-dataset-out error, its nested LODO
@@ -101,6 +102,12 @@ def rescore(roots: list[Path]) -> int:
     # failed with a bare 'Expecting value', and a JSON list with an AttributeError traceback)
     records = [(p, r) for p in files if (r := read_json_record(p)) is not None]
     records = [(p, r) for p, r in records if r.get("status") == "ok" and r.get("method") and r.get("dataset")]
+    if unnamed := [p.name for p, r in records if not isinstance(r.get("model_key"), str) or not r["model_key"]]:
+        # optional in the schema (a record made elsewhere): which model to load is not known
+        logging.getLogger("jobs.predictors").warning(
+            "not rescored, left as they are (no model_key: which model to load is not known): %s",
+            ", ".join(unnamed[:10]) + (f" and {len(unnamed) - 10} more" if len(unnamed) > 10 else ""))
+        records = [(p, r) for p, r in records if p.name not in unnamed]
 
     def network(rec: dict) -> tuple[str, int | None]:
         # a random-weight model's network is drawn from the run's seed, as run_cell draws it

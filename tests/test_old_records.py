@@ -113,3 +113,17 @@ def test_rescore_scores_a_random_weight_record_on_its_own_seeds_network(tmp_path
     gbc = {p.stem: json.loads(p.read_text())["transferability"]["gbc"] for p in tmp_path.glob("*.json")}
     assert len({gbc["rand-0"], gbc["rand-1"], gbc["rand-2"], gbc["trained-0"]}) == 4
 
+
+def test_rescore_leaves_a_record_without_model_key_as_it_is(tmp_path, monkeypatch, caplog):
+    """model_key is optional in the schema (a record made elsewhere may lack it): --rescore ended in a KeyError
+    traceback; such a record is now left as it is and named."""
+    from jobs import predictors as job
+
+    rec = {k: v for k, v in _records(n_old=1)[0].items() if k != "model_key"}
+    path = store.write_record(rec, tmp_path)
+    before = path.read_bytes()
+    _fake_rescoring(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="jobs.predictors"):
+        assert job.rescore([tmp_path]) == 0
+    assert path.read_bytes() == before
+    assert any(path.name in r.getMessage() and "model_key" in r.getMessage() for r in caplog.records)
