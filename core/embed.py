@@ -154,6 +154,7 @@ class Embeddings:
     class_names: list[str]
     model_label: str
     random_weights: bool
+    data_fingerprint: str | None = None  # :func:`data_fingerprint` of the data (None: not computed, not cached)
 
 
 _UNWRITABLE: set[str] = set()  # cache folders already warned about
@@ -188,7 +189,7 @@ def embed_dataset(loaded: LoadedModel, data: LabeledImages, *, templates: str | 
     """Embed a labelled dataset and its class prompts, reading/writing the on-disk cache.
 
     The cache key is (model fingerprint, data fingerprint, prompts); a hit skips the forward
-    pass entirely. Files are written atomically, so a crash never leaves a broken entry.
+    pass entirely. The result carries the data fingerprint (records name the data a cell ran on by it). Files are written atomically, so a crash never leaves a broken entry.
     ``image_embeddings``: the images' embeddings by this very model, kept by the caller (one row per image,
     in order); then only the prompts are embedded and the disk cache is neither read nor written.
     """
@@ -201,8 +202,8 @@ def embed_dataset(loaded: LoadedModel, data: LabeledImages, *, templates: str | 
         return Embeddings(image_embeddings, text, data.labels.copy(), list(data.class_names), loaded.label,
                           loaded.random_weights)
     prompts = [templates] if isinstance(templates, str) else list(templates)
-    key = hashlib.sha256("\x1e".join([model_fingerprint(loaded), data_fingerprint(data), *prompts])
-                         .encode()).hexdigest()[:32]
+    data_key = data_fingerprint(data)
+    key = hashlib.sha256("\x1e".join([model_fingerprint(loaded), data_key, *prompts]).encode()).hexdigest()[:32]
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache_dir / f"{key}.npz"
     if use_cache and path.exists():
@@ -215,11 +216,12 @@ def embed_dataset(loaded: LoadedModel, data: LabeledImages, *, templates: str | 
             if progress is not None:
                 progress(len(data), len(data))
             return Embeddings(image, text, data.labels.copy(), list(data.class_names),
-                              loaded.label, loaded.random_weights)
+                              loaded.label, loaded.random_weights, data_key)
         except Exception as exc:  # noqa: BLE001 (empty, truncated or foreign file: any failure means recompute)
             log.warning("ignoring unreadable cache entry %s (%s); recomputing it", path, type(exc).__name__)
     image = embed_images(loaded, data.images, batch_size=batch_size, progress=progress)
     text = embed_prompts(loaded, data.class_names, templates)
     if use_cache:
         _save_to_cache(path, image, text)
-    return Embeddings(image, text, data.labels.copy(), list(data.class_names), loaded.label, loaded.random_weights)
+    return Embeddings(image, text, data.labels.copy(), list(data.class_names), loaded.label, loaded.random_weights,
+                      data_key)

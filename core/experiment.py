@@ -177,11 +177,12 @@ _ZERO_SHOT_MEMO_SIZE = 32
 _ZERO_SHOT_LOCK = threading.Lock()
 
 
-def _zero_shot_block(loaded, name: str, cache_dir: Path | None) -> tuple[dict, dict, dict]:
+def _zero_shot_block(loaded, name: str, cache_dir: Path | None) -> tuple[dict, dict, dict, str | None]:
     """Zero-shot measures (train split) and transferability baselines, once per (model, dataset):
-    (scores, baselines, how the baselines were made). LEEP uses the model's own classifier
-    (exp(logit_scale), logit_bias); EMMS every offline text encoder (core.transferability.label_sources).
-    A block already computed in this process from the same embeddings, labels and classifier is reused."""
+    (scores, baselines, how the baselines were made, the train split's :func:`core.embed.data_fingerprint`).
+    LEEP uses the model's own classifier (exp(logit_scale), logit_bias); EMMS every offline text encoder
+    (core.transferability.label_sources). A block already computed in this process from the same embeddings,
+    labels and classifier is reused."""
     from core import metrics
     from core.data.registry import load_split
     from core.embed import embed_dataset
@@ -197,7 +198,7 @@ def _zero_shot_block(loaded, name: str, cache_dir: Path | None) -> tuple[dict, d
     with _ZERO_SHOT_LOCK:
         if key in _ZERO_SHOT_MEMO:
             _ZERO_SHOT_MEMO.move_to_end(key)
-            return copy.deepcopy(_ZERO_SHOT_MEMO[key])
+            return (*copy.deepcopy(_ZERO_SHOT_MEMO[key]), emb.data_fingerprint)
     scores = {k: float(v) for k, v in metrics.zero_shot_scores(emb.image, emb.text, emb.labels).items()}
     try:
         from core.transferability.label_sources import baseline_block
@@ -207,28 +208,51 @@ def _zero_shot_block(loaded, name: str, cache_dir: Path | None) -> tuple[dict, d
         block = scores, {k: float(v) for k, v in raw.items()}, info
     except Exception as exc:  # a baseline failing must not fail the run (nor be remembered: it may be transient)
         log.warning("transferability baselines skipped for %s: %s", name, exc)
-        return scores, {}, {}
+        return scores, {}, {}, emb.data_fingerprint
     with _ZERO_SHOT_LOCK:
         _ZERO_SHOT_MEMO[key] = copy.deepcopy(block)
         while len(_ZERO_SHOT_MEMO) > _ZERO_SHOT_MEMO_SIZE:
             _ZERO_SHOT_MEMO.popitem(last=False)
-    return block
+    return (*block, emb.data_fingerprint)
 
 
-def frozen_embeddings_of(loaded: LoadedModel, cache_dir: Path | None) -> Callable[[Any], np.ndarray]:
+class FrozenEmbeddings:
     """data -> the untrained image tower's unit-norm embeddings of ``data``'s images (N, D), through the
-    embedding cache; each dataset object is read once per returned function (a cell scores its test and OOD
-    sets before and after training)."""
-    from core.embed import embed_dataset
+    embedding cache; each dataset object is read once (a cell scores its test and OOD sets before and after
+    training). :meth:`fingerprint` gives the :func:`core.embed.data_fingerprint` of data embedded so."""
 
-    held: dict[int, tuple[Any, np.ndarray]] = {}  # id -> (the data, kept so its id is not reused; embeddings)
+    def __init__(self, loaded: LoadedModel, cache_dir: Path | None) -> None:
+        self._loaded, self._cache_dir = loaded, cache_dir
+        # id -> (the data, kept so its id is not reused; its embeddings; its fingerprint)
+        self._held: dict[int, tuple[Any, np.ndarray, str | None]] = {}
 
-    def embeddings(data) -> np.ndarray:
-        if id(data) not in held:
-            held[id(data)] = (data, embed_dataset(loaded, data, cache_dir=cache_dir).image)
-        return held[id(data)][1]
+    def __call__(self, data) -> np.ndarray:
+        from core.embed import embed_dataset
 
-    return embeddings
+        if id(data) not in self._held:
+            emb = embed_dataset(self._loaded, data, cache_dir=self._cache_dir)
+            self._held[id(data)] = (data, emb.image, emb.data_fingerprint)
+        return self._held[id(data)][1]
+
+    def fingerprint(self, data) -> str | None:
+        """``data``'s fingerprint as its embeddings were looked up by; None when it was not embedded here."""
+        held = self._held.get(id(data))
+        return held[2] if held is not None else None
+
+
+def frozen_embeddings_of(loaded: LoadedModel, cache_dir: Path | None) -> FrozenEmbeddings:
+    """A :class:`FrozenEmbeddings` of ``loaded``'s untrained image tower (data -> its embeddings (N, D))."""
+    return FrozenEmbeddings(loaded, cache_dir)
+
+
+def data_fingerprints(train: str | None, test_data: Any, ood_data: Mapping[str, Any],
+                      frozen: FrozenEmbeddings) -> dict[str, Any]:
+    """A record's ``provenance.data_fingerprint``: the :func:`core.embed.data_fingerprint` of the train split
+    (``train``, from the zero-shot block), the test split and each OOD set as the embedding cache looked them up
+    (nothing hashed twice), e.g. ``{"train": ..., "test": ..., "ood": {name: ...}}``; one not known is left out."""
+    ood = {name: frozen.fingerprint(data) for name, data in ood_data.items()}
+    out = {"train": train, "test": frozen.fingerprint(test_data), "ood": {k: v for k, v in ood.items() if v}}
+    return {key: value for key, value in out.items() if value}
 
 
 def accuracies_before(loaded: LoadedModel, test_data: LabeledImages, ood_data: dict[str, LabeledImages],
@@ -249,8 +273,8 @@ def accuracies_before(loaded: LoadedModel, test_data: LabeledImages, ood_data: d
 IDENTITY_FIELDS = ("run_id", "schema_version", "model", "pretrained", "model_key", "random_weights", "method",
                    "dataset", "seed", "source", "config", "ood_sets", "created_at")
 PROVENANCE_KEPT = ("git_revision", "versions", "device", "gpu", "host", "cpu", "cpu_signature", "cpu_capability",
-                   "numerics_env", "torch_threads", "command", "wall_time_s", "peak_rss_mb", "peak_rss_scope",
-                   "peak_gpu_mb")
+                   "numerics_env", "data_fingerprint", "torch_threads", "command", "wall_time_s", "peak_rss_mb",
+                   "peak_rss_scope", "peak_gpu_mb")
 
 
 def refused_record(record: dict[str, Any], problem: Exception | str) -> dict[str, Any]:
@@ -316,7 +340,8 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         spec = loaded.spec
         record.update(model=spec.arch, pretrained=spec.pretrained_tag, model_key=spec.key,
                       random_weights=spec.random_weights)
-        zero_shot, baselines, baseline_info = _zero_shot_block(loaded, record["dataset"], cache_dir)
+        zero_shot, baselines, baseline_info, train_fingerprint = _zero_shot_block(loaded, record["dataset"],
+                                                                                  cache_dir)
         record["zero_shot"], record["transferability"] = zero_shot, baselines
         prov["transferability"] = baseline_info
         record.update(iimm=zero_shot["iimm"], inter_modal=zero_shot["inter_modal"],
@@ -328,6 +353,7 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         # forward passes
         frozen_embeddings = frozen_embeddings_of(loaded, cache_dir)
         before = accuracies_before(loaded, test_data, ood_data, frozen_embeddings)
+        prov["data_fingerprint"] = data_fingerprints(train_fingerprint, test_data, ood_data, frozen_embeddings)
         zs_acc, ood_before = float(before["test_acc"]), {k: float(v) for k, v in before["ood_acc"].items()}
         module = build_method(record["method"], loaded, train_data.class_names, train_data.template,
                               dict(cell.get("method_config", {})))

@@ -55,7 +55,7 @@ NESTED_FIELDS: dict[str, str] = {
     "transferability": "{baseline name: score} on the training split (may be empty)",
     "provenance": "git revision, package versions, device, wall time, peak memory, "
     "trainable/total parameter counts, the reproducing command, host, evaluation input "
-    "(images, or cached image embeddings for a frozen image tower)",
+    "(images, or cached image embeddings for a frozen image tower), the data's fingerprints",
 }
 
 REQUIRED_FIELDS = ("run_id", "status", "model", "pretrained", "method", "dataset", "seed", "source")

@@ -171,3 +171,32 @@ def test_a_cell_on_a_gpu_initialises_cuda_before_resetting_its_peak_memory(monke
     assert record["status"] == "ok", record["error"]
     assert record["provenance"]["device"] == "cuda:0" and record["provenance"]["peak_gpu_mb"] == 3.0
     assert record["provenance"]["gpu"] == "Stand-in GPU (cuda:0)"  # which GPU, as the CPU is named: rounding differs
+
+
+def test_a_record_names_the_data_it_ran_on_by_the_caches_fingerprints(monkeypatch, tmp_path):
+    """Records did not say which data a cell ran on: EuroSAT's, SUN397's and image folders' splits changed on
+    2026-12-05/06, and runs on the old and new splits of one dataset name were averaged as one. The record now
+    carries each split's fingerprint, the very one the embedding cache keys it by, hashed once."""
+    import core.embed
+    import core.experiment as experiment
+    from core.data.registry import load_split
+    from core.store.validate import check_record
+
+    hashed, real = [], core.embed.data_fingerprint
+
+    def counted(data):
+        hashed.append((data.name, data.meta.get("split")))
+        return real(data)
+
+    monkeypatch.setattr(core.embed, "data_fingerprint", counted)
+    cell = {"model": "worldclip-tiny", "dataset": "shape-size", "method": "zero_shot", "seed": 0,
+            "ood": ["scene-kind"], "method_config": {}, "train": {}, "source": "test"}
+    record = experiment.run_cell(cell, cache_dir=tmp_path)
+    assert record["status"] == "ok", record["error"]
+    assert record["provenance"]["data_fingerprint"] == {
+        "train": real(load_split("shape-size", "train")), "test": real(load_split("shape-size", "test")),
+        "ood": {"scene-kind": real(load_split("scene-kind", "test"))}}
+    assert sorted(hashed) == [("scene-kind", "test"), ("shape-size", "test"), ("shape-size", "train")]
+    check_record(record)  # the store takes it
+    refused = experiment.refused_record(record, "disk full")
+    assert refused["provenance"]["data_fingerprint"] == record["provenance"]["data_fingerprint"]
