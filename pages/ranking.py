@@ -4,7 +4,7 @@ from urllib.parse import quote
 import streamlit as st
 
 import app
-from core import cards, charts, ranking, store
+from core import cards, charts, data_versions, ranking, store
 from core.text import zeros_unsigned
 
 app.ensure_navigation()
@@ -13,11 +13,13 @@ NUM, TXT = st.column_config.NumberColumn, st.column_config.TextColumn
 
 @st.cache_data(ttl=30, max_entries=32)
 def table(roots: tuple, version: int, model: str, pretrained: str, datasets: tuple, rank_by: str, include: bool) -> tuple:
-    """The ranking, and the warning when it averages runs of several recipes (cached: it parses configs)."""
+    """The ranking, and the warnings when it averages runs of several recipes or on different data (cached: it
+    parses configs and provenance)."""
     runs = store.query_runs(app.load_runs(roots, include), filters={"model": [model], "pretrained": [pretrained],
                                                              "dataset": list(datasets)})
     rows = ranking.unverified_marked(ranking.method_ranking(runs, rank_by=rank_by), runs, store.SUBMITTED_SOURCE)
-    return rows, ranking.mixed_recipes_text(ranking.mixed_recipes(runs))  # rows resting on submissions say so
+    return rows, [text for text in (ranking.mixed_recipes_text(ranking.mixed_recipes(runs)),  # submissions say so
+                                    data_versions.mixed_data_text(data_versions.mixed_data(runs))) if text]
 
 
 st.title("Which fine-tuning method should you use?")
@@ -40,8 +42,8 @@ names = app.option_labels(sorted(mine["dataset"].dropna().unique()))
 datasets = app.link_multiselect(c3, "datasets (none = all)", names, "dataset", "dataset")
 untrained = app.model_notice(model, pretrained, runs)  # said in the table and on the chart: either may be saved alone
 rows, mixed = table(roots, app.store_version(roots), model, pretrained, tuple(datasets), rank_by, include)
-if mixed:
-    st.warning(mixed)
+for text in mixed:
+    st.warning(text)
 if rows.empty:
     st.info("No successful fine-tuning runs for this choice.")
     st.stop()

@@ -49,6 +49,31 @@ def test_ranking_warns_when_a_method_averages_runs_of_several_recipes(fixture_st
     assert "BitFit (2)" in warning and r"measured\:smoke\-grid" in warning  # escaped record text
 
 
+
+def test_ranking_warns_when_runs_of_one_dataset_name_ran_on_different_data(fixture_store):
+    """Splits of one dataset name changed (EuroSAT, SUN397, folders on 2026-12-05): seeds run on the new split
+    into an old store were averaged with the old ones, unnoticed. Only records naming a fingerprint are compared."""
+    def on(train, tag):
+        return [dict(r, run_id=r["run_id"] + tag, seed=r["seed"] + len(tag), provenance={
+                    **r["provenance"], "data_fingerprint": {"train": train, "test": "same"}})
+                for r in make_fixture_records(n_datasets=2, methods=("bitfit",), pretrained="random")]
+
+    for record in on("old-split", "-a"):
+        store.write_record(record, fixture_store / "old")
+    st.cache_data.clear(), st.cache_resource.clear()
+    at = app_test().run()
+    assert not any("different data" in w.value for w in at.warning)  # the fixture's runs name no data: not blamed
+    for record in on("new-split", "-bb"):
+        store.write_record(record, fixture_store / "new")
+    st.cache_data.clear(), st.cache_resource.clear()  # the store is cached for 30 s
+    at = app_test().run()
+    assert not at.exception
+    (warning,) = [w.value for w in at.warning if "different data" in w.value]
+    assert r"fx\-set\-0: train (2 versions)" in warning and r"fx\-set\-1: train (2 versions)" in warning
+    at = app_test()
+    at.query_params.update({"dataset": ["fx-set-3", "fx-set-4"]})  # the table averages none of them
+    assert not any("different data" in w.value for w in at.run().warning)
+
 def test_ranking_view_restores_from_the_url(fixture_store):
     at = app_test()
     # bound widgets keep their option *labels* in the URL (Streamlit serialises through format_func)

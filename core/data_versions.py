@@ -1,0 +1,90 @@
+"""Which data a run ran on, from its record's ``provenance.data_fingerprint``, and runs that name different data.
+
+A grid record made since 2026-12-06 names each split it used by :func:`core.embed.data_fingerprint` (the hash
+the embedding cache keys the split by): ``{"train": ..., "test": ..., "ood": {set: ...}}``. Splits can change
+under one dataset name (a folder's, EuroSAT's and SUN397's did on 2026-12-05), and a store then holds runs
+on both; a table that averages them averages different data. Records that name no fingerprint (older ones,
+submissions) are never counted as different: there is nothing to compare. Nothing here imports Streamlit.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import pandas as pd
+
+from core.text import plain
+
+MIXED_DATA_COLUMNS = ["model", "pretrained", "dataset", "split", "n_versions", "methods", "sources"]
+_KEY = '"data_fingerprint"'  # in a provenance's JSON text: only those texts are parsed
+
+
+def split_fingerprints(dataset: Any, provenance: Mapping[str, Any] | str | None) -> dict[tuple[str, str], str]:
+    """{(dataset name, split): fingerprint} of one record: its own dataset's train and test splits and each OOD
+    set's test split, as ``provenance.data_fingerprint`` names them (JSON text or a dict); {} where it names
+    none, or the provenance is not a JSON object. Values that are not non-empty strings are left out."""
+    if isinstance(provenance, str):
+        if _KEY not in provenance:
+            return {}
+        try:
+            provenance = json.loads(provenance)
+        except json.JSONDecodeError:
+            return {}
+    prints = provenance.get("data_fingerprint") if isinstance(provenance, Mapping) else None
+    if not isinstance(prints, Mapping):
+        return {}
+    found = {(str(dataset), split): prints.get(split) for split in ("train", "test")}
+    ood = prints.get("ood")
+    if isinstance(ood, Mapping):
+        found.update({(str(name), "test"): value for name, value in ood.items()})
+    return {key: value for key, value in found.items() if isinstance(value, str) and value}
+
+
+def mixed_data(runs: pd.DataFrame) -> pd.DataFrame:
+    """The (model, pretrained, dataset, split) whose ok fine-tuning runs name more than one data fingerprint
+    (the dataset's own splits, and its test split where it is another run's OOD set): the runs of one dataset
+    name that a ranking or matrix row averages, or sets side by side, ran on different data.
+
+    Columns :data:`MIXED_DATA_COLUMNS`: n_versions (distinct fingerprints), methods and sources of the runs that
+    name one (sorted, ', '-joined). Baselines are left out, as the ranking leaves them out. Runs whose records
+    name no fingerprint count for nothing. Empty when nothing is mixed or there is no provenance."""
+    from core.ranking import without_baselines
+
+    needed = {"status", "model", "pretrained", "method", "dataset", "provenance"}
+    if runs.empty or not needed <= set(runs.columns):
+        return pd.DataFrame(columns=MIXED_DATA_COLUMNS)
+    ok = without_baselines(runs.loc[runs["status"] == "ok", [c for c in (*needed, "source") if c in runs.columns]])
+    rows = []
+    for model, pretrained, method, dataset, source, prov in zip(
+            ok["model"], ok["pretrained"], ok["method"], ok["dataset"],
+            ok["source"] if "source" in ok.columns else [None] * len(ok), ok["provenance"]):
+        for (name, split), value in split_fingerprints(dataset, prov).items():
+            rows.append((model, pretrained, name, split, value, method, source))
+    if not rows:
+        return pd.DataFrame(columns=MIXED_DATA_COLUMNS)
+    found = pd.DataFrame(rows, columns=["model", "pretrained", "dataset", "split", "fingerprint", "method", "source"])
+    out = []
+    for (model, pretrained, dataset, split), g in found.groupby(["model", "pretrained", "dataset", "split"],
+                                                                sort=True, dropna=False):
+        if g["fingerprint"].nunique() > 1:
+            out.append({"model": model, "pretrained": pretrained, "dataset": dataset, "split": split,
+                        "n_versions": int(g["fingerprint"].nunique()),
+                        "methods": ", ".join(sorted(map(str, g["method"].dropna().unique()))),
+                        "sources": ", ".join(sorted(map(str, g["source"].dropna().unique())))})
+    return pd.DataFrame(out, columns=MIXED_DATA_COLUMNS)
+
+
+def mixed_data_text(mixed: pd.DataFrame) -> str:
+    """:func:`mixed_data` as one Markdown warning, record-supplied text escaped ('' when none)."""
+    if mixed.empty:
+        return ""
+    splits: dict[str, list[str]] = {}
+    for r in mixed.itertuples():
+        splits.setdefault(str(r.dataset), []).append(f"{r.split} ({r.n_versions} versions)")
+    names = "; ".join(f"{plain(name)}: {', '.join(parts)}" for name, parts in splits.items())
+    sources = ", ".join(sorted({s for text in mixed["sources"] for s in text.split(", ") if s}))
+    return (f"**Runs on different data are averaged together** for {names}: the records of one dataset name "
+            f"give different fingerprints of its images and labels (`provenance.data_fingerprint`; sources: "
+            f"{plain(sources)}), e.g. runs made before and after its splits changed. Move the runs you do not mean "
+            "to compare out of the results folders (`results/` or `$IIMM_RESULTS`), or run them again.")
+

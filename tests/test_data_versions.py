@@ -1,0 +1,54 @@
+"""core.data_versions: the data a run names in its provenance, and runs of one dataset name on different data."""
+from __future__ import annotations
+
+import json
+
+from core import data_versions, store
+from tests.fixtures import make_fixture_records
+
+
+def _on(records, train=None, test=None, ood=None, source=None, tag=""):
+    """``records`` as if made on data whose splits hash to ``train``/``test``/``ood`` (None: not named)."""
+    out = []
+    for r in records:
+        prints = {k: v for k, v in (("train", train), ("test", test), ("ood", ood)) if v is not None}
+        prov = {**r["provenance"], "data_fingerprint": prints} if prints else dict(r["provenance"])
+        out.append(dict(r, run_id=r["run_id"] + tag, provenance=prov, source=source or r["source"]))
+    return out
+
+
+def test_split_fingerprints_reads_a_records_provenance_as_text_or_dict():
+    prov = {"data_fingerprint": {"train": "aa", "test": "bb", "ood": {"ood-a": "cc", "ood-b": 3}}}
+    want = {("set", "train"): "aa", ("set", "test"): "bb", ("ood-a", "test"): "cc"}  # a number is no fingerprint
+    assert data_versions.split_fingerprints("set", prov) == want
+    assert data_versions.split_fingerprints("set", json.dumps(prov)) == want
+    for nothing in (None, "{not json", "[]", json.dumps({"cpu": "A"}), '{"data_fingerprint": [1]}', {}):
+        assert data_versions.split_fingerprints("set", nothing) == {}
+
+
+def test_runs_of_one_dataset_on_different_data_are_named_and_runs_without_fingerprints_never_are():
+    """EuroSAT's and SUN397's splits changed on 2026-12-05: new seeds run into an old store were averaged with
+    the old ones as one dataset. Only records that both name a fingerprint can be told apart."""
+    base = make_fixture_records(n_datasets=2, methods=("bitfit", "lora", "zero_shot"))
+    old = _on(base, train="t1", test="s1", ood={"ood-a": "o1", "ood-b": "o2"})
+    same = store.records_to_frame(old + _on(base, train="t1", test="s1", ood={"ood-a": "o1"}, tag="-b"))
+    assert data_versions.mixed_data(same).empty and data_versions.mixed_data_text(data_versions.mixed_data(same)) == ""
+    unnamed = store.records_to_frame(old + _on(base, tag="-old"))  # older records name no data: not blamed
+    assert data_versions.mixed_data(unnamed).empty
+    lora = [r for r in base if r["method"] == "lora" and r["dataset"] == "fx-set-0"]
+    mixed = store.records_to_frame(old + _on(lora, train="t2", test="s1", ood={"ood-a": "o9"},
+                                             source="measured:new*grid", tag="-new"))
+    found = data_versions.mixed_data(mixed)
+    assert found[["dataset", "split", "n_versions"]].values.tolist() == [
+        ["fx-set-0", "train", 2], ["ood-a", "test", 2]]  # fx-set-0's test split and ood-b agree
+    assert set(found["methods"]) == {"bitfit, lora"} and found["model"].tolist() == ["worldclip-tiny"] * 2
+    text = data_versions.mixed_data_text(found)
+    assert "Runs on different data" in text and "fx\\-set\\-0: train (2 versions)" in text
+    assert r"measured\:new\*grid" in text  # record text escaped, not Markdown
+    baseline_only = store.records_to_frame(old + _on([r for r in base if r["method"] == "zero_shot"],
+                                                     train="t2", test="s2", tag="-zs"))
+    assert data_versions.mixed_data(baseline_only).empty  # the ranking leaves zero-shot out, so does this
+    failed = store.records_to_frame(old + [dict(r, status="failed", error="x") for r in _on(lora, train="t2",
+                                                                                               tag="-f")])
+    assert data_versions.mixed_data(failed).empty  # a failed run feeds no number
+    assert data_versions.mixed_data(mixed.drop(columns=["provenance"])).empty
