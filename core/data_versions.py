@@ -88,3 +88,14 @@ def mixed_data_text(mixed: pd.DataFrame) -> str:
             f"{plain(sources)}), e.g. runs made before and after its splits changed. Move the runs you do not mean "
             "to compare out of the results folders (`results/` or `$IIMM_RESULTS`), or run them again.")
 
+
+def other_data(recorded: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
+    """The splits that two records of one cell (a record and its re-run) both fingerprint, and differently:
+    'shape-size train (recorded 1a2b..., here 3c4d...)' each, in name order; [] where they agree or either
+    names none. The dataset is the one the cell ran (its config's), whatever the record's field says."""
+    config = recorded.get("config") if isinstance(recorded.get("config"), Mapping) else {}
+    dataset = config.get("dataset", recorded.get("dataset"))
+    old = split_fingerprints(dataset, recorded.get("provenance"))
+    new = split_fingerprints(again.get("dataset", dataset), again.get("provenance"))
+    return [f"{name} {split} (recorded {old[(name, split)]}, here {new[(name, split)]})"
+            for name, split in sorted(old) if (name, split) in new and old[(name, split)] != new[(name, split)]]

@@ -14,7 +14,8 @@ shows three decimals). A model, method, dataset, seed or OOD panel
 the record names that is not its config's (the cell run here) is listed too. A host can verify a submitted,
 unverified run this way. Float reductions depend on the device, the thread count and the library versions,
 so compare on the kind of machine the record names (``provenance.device``, ``.gpu``, ``.versions``, ``.cpu``,
-``.cpu_signature``, ``.cpu_capability``, ``.numerics_env``, ``.torch_threads``; a difference is pointed out).
+``.cpu_signature``, ``.cpu_capability``, ``.numerics_env``, ``.torch_threads``; a difference is pointed out, as
+is other data: a split whose ``.data_fingerprint`` differs from the re-run's).
 Exit 0 when every record reproduces (a record that failed and fails here too counts), 1 when a value or the
 status differs, 2 for a bad option, a file that is no record, or a model this machine cannot load (checked
 before any cell runs), 130 on Ctrl-C after reporting what was compared.
@@ -140,7 +141,9 @@ def notes(record: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
     GPU (named by records made on CUDA since 2026-12-06), CPU, CPU signature (family/model/stepping, caches, flags), CPU kernel instruction set, kernel settings in
     the environment (``core.experiment.NUMERICS_VARIABLES``) or thread count (records before 2026-12-05 name no
     CPU or thread count; an instruction set, a signature and kernel settings are named only by records made
-    since 2026-12-06)."""
+    since 2026-12-06); other data: a split whose ``provenance.data_fingerprint`` differs
+    (``core.data_versions.other_data``; named by records made since 2026-12-06)."""
+    from core.data_versions import other_data
     from core.experiment import cell_id
 
     out = []
@@ -155,6 +158,9 @@ def notes(record: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
                            ("torch threads", was.get("torch_threads"), now.get("torch_threads"))):
         if old and new and old != new:
             out.append(f"recorded with {what} {old}, reproduced with {new}: rounding may differ")
+    other = other_data(record, again)  # records made before 2026-12-06 name no data
+    if other:
+        out.append(f"ran on other data: {'; '.join(other)}: the values may differ for that alone")
     old_env, new_env = was.get("numerics_env"), now.get("numerics_env")
     if isinstance(old_env, dict) and isinstance(new_env, dict) and old_env != new_env:  # {}: none was set
         out.append(f"recorded with kernel settings {_settings(old_env)}, reproduced with {_settings(new_env)}: "

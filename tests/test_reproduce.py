@@ -282,3 +282,23 @@ def test_an_out_that_is_one_of_the_records_is_refused_before_any_cell_runs(tmp_p
     err = capsys.readouterr().err.strip()
     assert err == f"error: --out {tmp_path / '.' / 'r.json'} is one of the records to reproduce: name another file"
     assert path.read_bytes() == before
+
+
+def test_a_record_that_ran_on_other_data_than_its_rerun_is_pointed_out(tmp_path, monkeypatch, capsys):
+    """A folder's, EuroSAT's and SUN397's splits changed on 2026-12-05: a record re-run on the new split differed
+    and nothing said why. Splits both records fingerprint are compared; a record naming none is not blamed."""
+    shipped = json.loads(Path(SHIPPED).read_text(encoding="utf-8"))  # made before 2026-12-06: names no data
+    data = {"train": "a" * 24, "test": "b" * 24, "ood": {"scene-kind": "c" * 24, "letters": "d" * 24}}
+    again = {**shipped, "provenance": {**shipped["provenance"], "data_fingerprint": data}}
+    assert reproduce.notes(shipped, again) == []
+    recorded = {**shipped, "provenance": {**shipped["provenance"], "data_fingerprint": {
+        "train": "e" * 24, "test": "b" * 24, "ood": {"scene-kind": "f" * 24}}}}
+    assert reproduce.notes(recorded, again) == [
+        f"ran on other data: land-cover-hazy train (recorded {'e' * 24}, here {'a' * 24}); scene-kind test "
+        f"(recorded {'f' * 24}, here {'c' * 24}): the values may differ for that alone"]
+    assert reproduce.notes(recorded, {**recorded, "dataset": "relabelled"}) == []  # the same data
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(recorded), encoding="utf-8")
+    monkeypatch.setattr(reproduce, "reproduce", lambda record, **kw: json.loads(json.dumps(again)))
+    assert reproduce.main([str(path)]) == 0  # the values agree here; the note says what else differs
+    assert "; note: ran on other data: land-cover-hazy train" in capsys.readouterr().out
