@@ -144,6 +144,19 @@ def model_fingerprint(loaded: LoadedModel) -> str:
     return "|".join(parts)
 
 
+def library_versions() -> str:
+    """The versions of the libraries that compute an embedding, for cache keys: torch (the forward pass and the
+    image array's resize), open_clip (the models, tokenizer and preprocess), torchvision and Pillow (the
+    preprocess of PIL images), e.g. ``"torch 2.14.1|open_clip 3.3.0|torchvision 0.29.1|PIL 13.0.0"``; an
+    upgrade of any may change the numbers, so entries computed before it are not served after it."""
+    import PIL
+    import open_clip
+    import torchvision
+
+    return "|".join(f"{name} {getattr(module, '__version__', 'unknown')}" for name, module in
+                    (("torch", torch), ("open_clip", open_clip), ("torchvision", torchvision), ("PIL", PIL)))
+
+
 @dataclass
 class Embeddings:
     """What one forward pass over a dataset gives: everything the zero-shot measures need."""
@@ -188,8 +201,10 @@ def embed_dataset(loaded: LoadedModel, data: LabeledImages, *, templates: str | 
                   progress: Progress | None = None, image_embeddings: np.ndarray | None = None) -> Embeddings:
     """Embed a labelled dataset and its class prompts, reading/writing the on-disk cache.
 
-    The cache key is (model fingerprint, data fingerprint, prompts); a hit skips the forward
-    pass entirely. The result carries the data fingerprint (records name the data a cell ran on by it). Files are written atomically, so a crash never leaves a broken entry.
+    The cache key is (model fingerprint, data fingerprint, :func:`library_versions`, prompts); a hit skips the
+    forward pass entirely (entries of other library versions, those written before 2026-12-06 included, are misses
+    and computed again). The result carries the data fingerprint (records name the data a cell ran on by it).
+    Files are written atomically, so a crash never leaves a broken entry.
     ``image_embeddings``: the images' embeddings by this very model, kept by the caller (one row per image,
     in order); then only the prompts are embedded and the disk cache is neither read nor written.
     """
@@ -203,7 +218,8 @@ def embed_dataset(loaded: LoadedModel, data: LabeledImages, *, templates: str | 
                           loaded.random_weights)
     prompts = [templates] if isinstance(templates, str) else list(templates)
     data_key = data_fingerprint(data)
-    key = hashlib.sha256("\x1e".join([model_fingerprint(loaded), data_key, *prompts]).encode()).hexdigest()[:32]
+    key = hashlib.sha256("\x1e".join([model_fingerprint(loaded), data_key, library_versions(), *prompts])
+                         .encode()).hexdigest()[:32]
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache_dir / f"{key}.npz"
     if use_cache and path.exists():

@@ -361,3 +361,21 @@ def test_missing_or_unreadable_shipped_weights_name_the_command_that_remakes_the
     command = re.search(r"`python -m jobs\.pretrain([^`]*)`", str(info.value))
     assert command, str(info.value)
     assert parse_args(shlex.split(command.group(1))).model == key
+
+
+def test_an_upgraded_library_is_not_served_embeddings_the_old_one_computed(tiny, sample, tmp_path, monkeypatch):
+    """The cache key named the model, the data and the prompts, not the libraries that compute an embedding: after
+    an upgrade of torch or open_clip, the old version's embeddings were served as the new one's."""
+    import open_clip
+    import torch
+
+    import core.embed as embed_module
+
+    first = embed_dataset(tiny, sample, cache_dir=tmp_path)
+    monkeypatch.setattr(embed_module, "embed_images", lambda *a, **k: first.image + 1.0)  # a forward pass ran
+    for module in (torch, open_clip):
+        monkeypatch.setattr(module, "__version__", module.__version__ + ".upgraded")
+        np.testing.assert_array_equal(embed_dataset(tiny, sample, cache_dir=tmp_path).image, first.image + 1.0)
+    assert len(list(tmp_path.glob("*.npz"))) == 3  # each version its own entry
+    monkeypatch.undo()
+    np.testing.assert_array_equal(embed_dataset(tiny, sample, cache_dir=tmp_path).image, first.image)  # still hit
