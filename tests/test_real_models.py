@@ -95,13 +95,16 @@ def test_an_architecture_already_built_with_quick_gelu_keeps_its_embedding_cache
     # right; the 'quick-gelu' cache-key part (meant for GELU architectures given QuickGELU weights) discarded them
     from types import SimpleNamespace
 
+    import torch
+
     from core.embed import model_fingerprint
     from core.models import needs_quick_gelu, spec_for
 
+    on_cpu = torch.nn.Linear(1, 1)  # the key also names a device other than the CPU: a stand-in network on the CPU
     forced, own = spec_for("ViT-B-32", "openai"), spec_for("ViT-B-32-quickgelu", "openai")
-    assert needs_quick_gelu(forced) and "quick-gelu" in model_fingerprint(SimpleNamespace(spec=forced))
+    assert needs_quick_gelu(forced) and "quick-gelu" in model_fingerprint(SimpleNamespace(spec=forced, model=on_cpu))
     assert not needs_quick_gelu(own)
-    assert model_fingerprint(SimpleNamespace(spec=own)) == "ViT-B-32-quickgelu|openai"  # the key before c9f35f6
+    assert model_fingerprint(SimpleNamespace(spec=own, model=on_cpu)) == "ViT-B-32-quickgelu|openai"  # as before c9f35f6
 
 
 def test_a_records_tag_never_probes_the_servers_disk_and_a_bare_name_is_a_tag(tmp_path, monkeypatch):
