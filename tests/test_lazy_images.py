@@ -136,9 +136,13 @@ def test_a_torchvision_set_holds_no_decoded_image_and_reads_its_items_unchanged(
      "stanford_cars": lambda: _fake_stanford_cars(tmp_path)}[name]()
     monkeypatch.setenv("IIMM_DATA", str(tmp_path))
     dataset = "cars" if name == "stanford_cars" else name
+    cls = {"sun397": tvd.SUN397, "mnist": tvd.MNIST, "stanford_cars": tvd.StanfordCars}[name]
+    items, real_item = [], cls.__getitem__
+    monkeypatch.setattr(cls, "__getitem__", lambda ds, i: items.append(i) or real_item(ds, i))
     before = _live_images()
     data = load_split(dataset, "train")
     assert len(data) > 5 and _live_images() - before == 0  # was len(data): every image decoded and kept
+    assert items == []  # labels from the label lists: reading an item to learn its label decodes its image
     ds = {"sun397": lambda: tvd.SUN397(str(tmp_path)), "mnist": lambda: tvd.MNIST(str(tmp_path), train=True),
           "stanford_cars": lambda: tvd.StanfordCars(str(tmp_path), split="train")}[name]()
     index = list(data.images.keys)
