@@ -171,6 +171,8 @@ def test_a_cell_on_a_gpu_initialises_cuda_before_resetting_its_peak_memory(monke
     assert record["status"] == "ok", record["error"]
     assert record["provenance"]["device"] == "cuda:0" and record["provenance"]["peak_gpu_mb"] == 3.0
     assert record["provenance"]["gpu"] == "Stand-in GPU (cuda:0)"  # which GPU, as the CPU is named: rounding differs
+    # a record the store refuses is replaced by a failure record that keeps the machine it ran on, the GPU included
+    assert experiment.refused_record(record, "too big")["provenance"]["gpu"] == "Stand-in GPU (cuda:0)"
 
 
 def test_a_record_names_the_data_it_ran_on_by_the_caches_fingerprints(monkeypatch, tmp_path):
