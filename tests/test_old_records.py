@@ -60,6 +60,18 @@ def test_records_without_grid_provenance_keep_their_baselines(caplog):
     assert wide["tf_logme"].notna().all() and not caplog.records
 
 
+def test_old_grid_records_without_baselines_are_not_counted(caplog):
+    """A grid record from before 2026-12-02 that holds no baselines (a failed cell's, or one made without them)
+    has nothing to leave out: the warning would count it and send the user to --rescore for nothing."""
+    recs = _records(n_old=3)
+    recs[0]["transferability"], recs[1]["transferability"] = {}, None
+    frame = store.records_to_frame(recs)
+    assert forecast.earlier_baselines(frame) == [False, False, True, False, False, False]
+    with caplog.at_level(logging.WARNING, logger="core.forecast"):
+        forecast.expand_predictor_columns(frame)
+    assert [r.getMessage()[:40] for r in caplog.records] == ["1 grid records hold transferability base"]
+
+
 def _fake_rescoring(monkeypatch):
     """load_model, load_split and embed_dataset replaced: the network a record is rescored on is named by the
     image embeddings it gives (one per (model key, init_seed)); returns the list of load_model calls."""
