@@ -231,8 +231,9 @@ def runner_watch(parent_pid: int) -> Callable[[], bool]:
     return lambda: born is not None and process_start(parent_pid) == born
 
 
-#: The device of this worker process (set by :func:`_worker_init`): a cell was given its device when queued,
-#: so any idle worker ran it there: two workers shared a GPU while another stood idle.
+#: The device of this worker process, set by :func:`_worker_init` and used for all its cells (until 2026-12-06
+#: a cell was given its device when queued and ran on whichever worker was idle: two workers could share a GPU
+#: while another stood idle).
 _WORKER_DEVICE: str | None = None
 
 

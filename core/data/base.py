@@ -68,9 +68,9 @@ class LabeledImages:
         return [self.template.format(c=c) for c in self.class_names]
 
     def handed_out(self) -> "LabeledImages":
-        """What a per-process cache gives each caller: the same image array (read-only) or image list,
-        its own copy of the labels, class-name list and meta dict, so that one caller's edit cannot reach
-        the next."""
+        """What a per-process cache gives each caller: the same image array (read-only) or
+        :class:`core.data.lazy.LazyImages` (read-only), a copy of an image list, its own copy of the labels,
+        class-name list and meta dict, so that one caller's edit cannot reach the next."""
         images = self.images if isinstance(self.images, (np.ndarray, LazyImages)) else list(self.images)
         return LabeledImages(images, self.labels.copy(), list(self.class_names), self.template, self.name,
                              dict(self.meta))

@@ -88,7 +88,6 @@ def read_image_file(key: tuple[str, int, int]):
                                  "its dataset was loaded: load the dataset again") from exc
 
 
-
 class DatasetItemImage:
     """``read`` for a :class:`LazyImages` over a torchvision dataset: key ``i`` -> ``to_rgb(dataset[i][0])``."""
 
