@@ -102,12 +102,12 @@ def rescore(roots: list[Path]) -> int:
     # failed with a bare 'Expecting value', and a JSON list with an AttributeError traceback)
     records = [(p, r) for p in files if (r := read_json_record(p)) is not None]
     records = [(p, r) for p, r in records if r.get("status") == "ok" and r.get("method") and r.get("dataset")]
-    if unnamed := [p.name for p, r in records if not isinstance(r.get("model_key"), str) or not r["model_key"]]:
+    if unnamed := [p for p, r in records if not isinstance(r.get("model_key"), str) or not r["model_key"]]:
         # optional in the schema (a record made elsewhere): which model to load is not known
         logging.getLogger("jobs.predictors").warning(
             "not rescored, left as they are (no model_key: which model to load is not known): %s",
-            ", ".join(unnamed[:10]) + (f" and {len(unnamed) - 10} more" if len(unnamed) > 10 else ""))
-        records = [(p, r) for p, r in records if p.name not in unnamed]
+            ", ".join(map(str, unnamed[:10])) + (f" and {len(unnamed) - 10} more" if len(unnamed) > 10 else ""))
+        records = [(p, r) for p, r in records if p not in unnamed]  # by path: two folders may hold one run id
 
     def network(rec: dict) -> tuple[str, int | None]:
         # a random-weight model's network is drawn from the run's seed, as run_cell draws it

@@ -139,3 +139,19 @@ def test_rescore_leaves_a_record_without_model_key_as_it_is(tmp_path, monkeypatc
         assert job.rescore([tmp_path]) == 0
     assert path.read_bytes() == before
     assert any(path.name in r.getMessage() and "model_key" in r.getMessage() for r in caplog.records)
+
+
+def test_rescore_skips_only_the_record_without_model_key_where_another_folder_has_its_run_id(tmp_path, monkeypatch):
+    """Records without model_key were left out by file name, so a record of another --results folder with the same
+    run id (a copy of one run, a store and its export) was left out too, without being named."""
+    import json
+
+    from jobs import predictors as job
+
+    rec = _records(n_old=1)[0]
+    elsewhere, here = tmp_path / "elsewhere", tmp_path / "here"
+    store.write_record({k: v for k, v in rec.items() if k != "model_key"}, elsewhere)
+    path = store.write_record(rec, here)
+    _fake_rescoring(monkeypatch)
+    assert job.rescore([elsewhere, here]) == 1
+    assert "transferability" in json.loads(path.read_text())["provenance"]
