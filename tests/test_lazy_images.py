@@ -149,3 +149,28 @@ def test_a_torchvision_set_holds_no_decoded_image_and_reads_its_items_unchanged(
     assert data.labels.tolist() == [ds[i][1] for i in index]  # labels read without decoding, as the items give them
     assert [np.asarray(im).tobytes() for im in data.images] == [np.asarray(to_rgb(ds[i][0])).tobytes() for i in index]
     assert len(load_split(dataset, "train", max_items=3).images) == 3
+
+
+def test_a_job_whose_folder_changes_under_it_ends_in_one_line(tmp_path, monkeypatch, capsys):
+    """A folder's images are read when used, so a file can change between the load and the read: jobs that read
+    folders outside a grid cell (here jobs.predictors --rescore) ended in a RuntimeError traceback. It is a
+    DatasetUnavailableError now, which every job reports in one line (exit 2) and jobs.check_before skips."""
+    import types
+
+    from core import embed, models, store
+    from jobs import predictors
+    from tests.fixtures import make_fixture_records
+
+    root = _folder(tmp_path / "photos")
+    rec = {**make_fixture_records(n_datasets=1, methods=("bitfit",))[0], "dataset": f"folder:{root}"}
+    store.write_record(rec, tmp_path / "results")
+
+    def embed_dataset(loaded, data):
+        os.utime(root / "train" / "class_0" / "00.png", ns=(1, 1))  # another program touches a file meanwhile
+        return list(data.images)
+
+    monkeypatch.setattr(models, "load_model", lambda key, init_seed=None: types.SimpleNamespace(model=None))
+    monkeypatch.setattr(embed, "embed_dataset", embed_dataset)
+    assert predictors.main(["--results", str(tmp_path / "results"), "--rescore", "--no-selection"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        f"error: image file {root / 'train' / 'class_0' / '00.png'} changed after its dataset was loaded")

@@ -13,9 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from core.data.errors import DatasetUnavailableError
 
-class ImageSourceChanged(RuntimeError):
-    """An image file changed or went away after its dataset was loaded; the message names it."""
+
+class ImageSourceChanged(DatasetUnavailableError):
+    """An image file changed or went away after its dataset was loaded; the message names it. A
+    DatasetUnavailableError, so that a job says so in one line (a grid cell records it as its failure)."""
 
 
 class LazyImages(Sequence):

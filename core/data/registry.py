@@ -20,15 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from core.data.base import LabeledImages, check_split, is_whole_number
+from core.data.errors import DatasetUnavailableError
 from core.data import world2
 from core.data.world import FINETUNE_TASKS, OOD_PANEL, TASKS, load_world_split
 from core.network import DOWNLOAD_STALL_S, is_stall, stall_timeout
 
 log = logging.getLogger(__name__)
-
-
-class DatasetUnavailableError(RuntimeError):
-    """A dataset cannot be loaded here (offline, missing files); the message says what to do."""
 
 
 @dataclass(frozen=True)
