@@ -244,8 +244,8 @@ def _worker_init(parent_pid: int, devices: Any) -> None:
     import threading
 
     global _WORKER_DEVICE
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: a Ctrl-C while it waits for its device is the runner's
     _WORKER_DEVICE = devices.get(timeout=60)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     runner_alive = runner_watch(parent_pid)
 

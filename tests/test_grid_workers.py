@@ -52,3 +52,29 @@ def test_more_workers_than_gpus_says_how_many_run(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="jobs.grid"):
         assert grid_job._devices(None) == ["cuda:0"] and grid_job._devices(1) == ["cuda:0"]
     assert not caplog.text
+
+
+def test_a_worker_ignores_ctrl_c_before_it_takes_its_device(monkeypatch):
+    """Ctrl-C is the runner's to handle: the worker initialiser ignored it first thing, until taking a device from
+    the queue came before that, so a Ctrl-C while a worker waited for its device raised in the worker."""
+    import signal
+
+    import pytest
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    class Devices:
+        def get(self, timeout):
+            seen.append(signal.getsignal(signal.SIGINT))
+            raise Stop  # before the runner watch starts
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(Stop):
+            grid_job._worker_init(os.getppid(), Devices())
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert seen == [signal.SIG_IGN]
