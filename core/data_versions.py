@@ -15,7 +15,7 @@ import pandas as pd
 
 from core.text import plain
 
-MIXED_DATA_COLUMNS = ["model", "pretrained", "dataset", "split", "n_versions", "methods", "sources"]
+MIXED_DATA_COLUMNS = ["model", "pretrained", "dataset", "split", "n_versions", "methods", "sources", "versions"]
 _KEY = '"data_fingerprint"'  # in a provenance's JSON text: only those texts are parsed
 
 
@@ -46,23 +46,27 @@ def mixed_data(runs: pd.DataFrame) -> pd.DataFrame:
     name that a ranking or matrix row averages, or sets side by side, ran on different data.
 
     Columns :data:`MIXED_DATA_COLUMNS`: n_versions (distinct fingerprints), methods and sources of the runs that
-    name one (sorted, ', '-joined). Baselines are left out, as the ranking leaves them out. Runs whose records
+    name one (sorted, ', '-joined), versions (each version's runs: how many and when they were made, oldest
+    version first, so a user can tell which runs to move). Baselines are left out, as the ranking leaves them out. Runs whose records
     name no fingerprint count for nothing. Empty when nothing is mixed or there is no provenance."""
     from core.ranking import without_baselines
 
     needed = {"status", "model", "pretrained", "method", "dataset", "provenance"}
     if runs.empty or not needed <= set(runs.columns):
         return pd.DataFrame(columns=MIXED_DATA_COLUMNS)
-    ok = without_baselines(runs.loc[runs["status"] == "ok", [c for c in (*needed, "source") if c in runs.columns]])
+    ok = without_baselines(runs.loc[runs["status"] == "ok", [c for c in (*needed, "source", "created_at")
+                                                             if c in runs.columns]])
     rows = []
-    for model, pretrained, method, dataset, source, prov in zip(
+    for model, pretrained, method, dataset, source, made, prov in zip(
             ok["model"], ok["pretrained"], ok["method"], ok["dataset"],
-            ok["source"] if "source" in ok.columns else [None] * len(ok), ok["provenance"]):
+            ok["source"] if "source" in ok.columns else [None] * len(ok),
+            ok["created_at"] if "created_at" in ok.columns else [None] * len(ok), ok["provenance"]):
         for (name, split), value in split_fingerprints(dataset, prov).items():
-            rows.append((model, pretrained, name, split, value, method, source))
+            rows.append((model, pretrained, name, split, value, method, source, made))
     if not rows:
         return pd.DataFrame(columns=MIXED_DATA_COLUMNS)
-    found = pd.DataFrame(rows, columns=["model", "pretrained", "dataset", "split", "fingerprint", "method", "source"])
+    found = pd.DataFrame(rows, columns=["model", "pretrained", "dataset", "split", "fingerprint", "method", "source",
+                                        "created_at"])
     out = []
     for (model, pretrained, dataset, split), g in found.groupby(["model", "pretrained", "dataset", "split"],
                                                                 sort=True, dropna=False):
@@ -70,8 +74,28 @@ def mixed_data(runs: pd.DataFrame) -> pd.DataFrame:
             out.append({"model": model, "pretrained": pretrained, "dataset": dataset, "split": split,
                         "n_versions": int(g["fingerprint"].nunique()),
                         "methods": ", ".join(sorted(map(str, g["method"].dropna().unique()))),
-                        "sources": ", ".join(sorted(map(str, g["source"].dropna().unique())))})
+                        "sources": ", ".join(sorted(map(str, g["source"].dropna().unique()))),
+                        "versions": _versions_text(g)})
     return pd.DataFrame(out, columns=MIXED_DATA_COLUMNS)
+
+
+def _when(created_at: pd.Series) -> str:
+    """' made FIRST – LAST' (to the second, in the offset records give it) of some runs' created_at; '' when none names one."""
+    made = sorted(str(v)[:19].replace("T", " ") for v in created_at.dropna() if str(v))
+    if not made:
+        return ""
+    return f" made {made[0]}" if made[0] == made[-1] else f" made {made[0]} – {made[-1]}"
+
+
+def _versions_text(group: pd.DataFrame) -> str:
+    """Each fingerprint's runs of one (dataset, split): 'N runs made FIRST – LAST', oldest version first."""
+    parts = []
+    for fingerprint, runs in group.groupby("fingerprint"):
+        made = runs["created_at"].dropna().astype(str)
+        parts.append((made.max() if len(made) else "", fingerprint,
+                      f"{len(runs)} run{'s' if len(runs) != 1 else ''}{_when(runs['created_at'])}"))
+    parts = [text for *_, text in sorted(parts)]
+    return ", ".join(parts)
 
 
 def mixed_data_text(mixed: pd.DataFrame) -> str:
@@ -80,13 +104,15 @@ def mixed_data_text(mixed: pd.DataFrame) -> str:
         return ""
     splits: dict[str, list[str]] = {}
     for r in mixed.itertuples():
-        splits.setdefault(str(r.dataset), []).append(f"{r.split} ({r.n_versions} versions)")
+        splits.setdefault(str(r.dataset), []).append(f"{r.split} ({r.n_versions} versions: {plain(r.versions)})")
     names = "; ".join(f"{plain(name)}: {', '.join(parts)}" for name, parts in splits.items())
     sources = ", ".join(sorted({s for text in mixed["sources"] for s in text.split(", ") if s}))
     return (f"**Runs on different data are averaged together** for {names}: the records of one dataset name "
             f"give different fingerprints of its images and labels (`provenance.data_fingerprint`; sources: "
-            f"{plain(sources)}), e.g. runs made before and after its splits changed. Move the runs you do not mean "
-            "to compare out of the results folders (`results/` or `$IIMM_RESULTS`), or run them again.")
+            f"{plain(sources)}), e.g. runs made before and after its files or splits changed. Move the runs you do "
+            "not mean to compare out of the results folders (`results/` or `$IIMM_RESULTS`). A grid skips every "
+            "cell that has a record, so to run cells again on the data as it is now, move their records out "
+            "first, then run the grid again.")
 
 
 def other_data(recorded: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:

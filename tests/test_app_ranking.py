@@ -69,7 +69,7 @@ def test_ranking_warns_when_runs_of_one_dataset_name_ran_on_different_data(fixtu
     at = app_test().run()
     assert not at.exception
     (warning,) = [w.value for w in at.warning if "different data" in w.value]
-    assert r"fx\-set\-0: train (2 versions)" in warning and r"fx\-set\-1: train (2 versions)" in warning
+    assert r"fx\-set\-0: train (2 versions: " in warning and r"fx\-set\-1: train (2 versions: " in warning
     at = app_test()
     at.query_params.update({"dataset": ["fx-set-3", "fx-set-4"]})  # the table averages none of them
     assert not any("different data" in w.value for w in at.run().warning)

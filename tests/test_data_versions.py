@@ -43,7 +43,7 @@ def test_runs_of_one_dataset_on_different_data_are_named_and_runs_without_finger
         ["fx-set-0", "train", 2], ["ood-a", "test", 2]]  # fx-set-0's test split and ood-b agree
     assert set(found["methods"]) == {"bitfit, lora"} and found["model"].tolist() == ["worldclip-tiny"] * 2
     text = data_versions.mixed_data_text(found)
-    assert "Runs on different data" in text and "fx\\-set\\-0: train (2 versions)" in text
+    assert "Runs on different data" in text and "fx\\-set\\-0: train (2 versions: " in text
     assert r"measured\:new\*grid" in text  # record text escaped, not Markdown
     baseline_only = store.records_to_frame(old + _on([r for r in base if r["method"] == "zero_shot"],
                                                      train="t2", test="s2", tag="-zs"))
@@ -52,3 +52,18 @@ def test_runs_of_one_dataset_on_different_data_are_named_and_runs_without_finger
                                                                                                tag="-f")])
     assert data_versions.mixed_data(failed).empty  # a failed run feeds no number
     assert data_versions.mixed_data(mixed.drop(columns=["provenance"])).empty
+
+
+def test_the_warning_tells_which_runs_ran_on_which_data_and_that_a_grid_will_not_run_them_again():
+    """A user's folder changed between seeds: the warning said '2 versions' and 'move the runs … or run them
+    again', but named no run, and running the grid again skips every cell that has a record."""
+    base = [r for r in make_fixture_records(n_datasets=1, methods=("bitfit", "lora")) if r["seed"] == 0]
+    old = [dict(r, created_at="2026-12-06T10:00:05+00:00") for r in _on(base, train="t1", test="s1", tag="-a")]
+    old[1]["created_at"] = "2026-12-06T10:02:00+00:00"
+    new = [dict(r, created_at="2026-12-06T11:30:00+00:00") for r in _on(base[:1], train="t2", test="s1", tag="-b")]
+    found = data_versions.mixed_data(store.records_to_frame(new + old))
+    assert found["versions"].tolist() == ["2 runs made 2026-12-06 10:00:05 – 2026-12-06 10:02:00, "
+                                          "1 run made 2026-12-06 11:30:00"]  # oldest version first
+    text = data_versions.mixed_data_text(found)
+    assert "train (2 versions: 2 runs made 2026\\-12\\-06 10\\:00\\:05" in text
+    assert "or run them again" not in text and "move their records out first, then run the grid again" in text
