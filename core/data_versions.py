@@ -9,6 +9,7 @@ submissions) are never counted as different: there is nothing to compare. Nothin
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Mapping
 
 import pandas as pd
@@ -125,3 +126,49 @@ def other_data(recorded: Mapping[str, Any], again: Mapping[str, Any]) -> list[st
     new = split_fingerprints(again.get("dataset", dataset), again.get("provenance"))
     return [f"{name} {split} (recorded {old[(name, split)]}, here {new[(name, split)]})"
             for name, split in sorted(old) if (name, split) in new and old[(name, split)] != new[(name, split)]]
+
+
+def kept_on_other_data(runs: pd.DataFrame, fresh: set[str]) -> dict[str, list[str]]:
+    """{run_id: ['shape-size train', ...]} of the ok runs not in ``fresh`` that fingerprint a split otherwise
+    than every run in ``fresh`` does (a grid's cells just run, on the data as it is now): the cells a resumed
+    grid skipped although their data has changed since. Zero-shot baselines count too (a grid's cells all
+    ran). Runs of splits that no fresh run names, or that name no fingerprint, are not counted."""
+    if runs.empty or not {"run_id", "status", "dataset", "provenance"} <= set(runs.columns):
+        return {}
+    ok = runs[runs["status"] == "ok"]
+    now: dict[tuple[str, str], set[str]] = {}
+    ran = ok[ok["run_id"].isin(fresh)]
+    for dataset, prov in zip(ran["dataset"], ran["provenance"]):
+        for key, value in split_fingerprints(dataset, prov).items():
+            now.setdefault(key, set()).add(value)
+    kept = {}
+    for run_id, dataset, prov in zip(ok["run_id"], ok["dataset"], ok["provenance"]):
+        if run_id in fresh:
+            continue
+        other = [f"{name} {split}" for (name, split), value in sorted(split_fingerprints(dataset, prov).items())
+                 if (name, split) in now and value not in now[(name, split)]]
+        if other:
+            kept[str(run_id)] = other
+    return kept
+
+
+def kept_on_other_data_text(kept: Mapping[str, list[str]], results: str) -> str:
+    """:func:`kept_on_other_data` as one warning for a grid's log ('' when none)."""
+    if not kept:
+        return ""
+    splits = sorted({s for found in kept.values() for s in found})
+    files = [f"{run_id}.json" for run_id in sorted(kept)]
+    return (f"{len(kept)} finished cell(s) of this grid ran on other data than the cells run now "
+            f"({', '.join(splits[:5])}{' …' if len(splits) > 5 else ''}: their records' provenance.data_fingerprint "
+            "differs, e.g. files of the folder changed since); they were skipped, not run again, and the app's "
+            f"ranking averages both. To run them on the data as it is now, move their records out of {results} "
+            f"and run this command again: {', '.join(files[:10])}{' …' if len(files) > 10 else ''}")
+
+
+def kept_on_other_data_warning(results: str | os.PathLike, cells: set[str], fresh: set[str]) -> str:
+    """:func:`kept_on_other_data_text` of a grid's records in ``results`` (``cells``: its cell ids; ``fresh``:
+    those of the cells that ran just now), read as the grid reads them."""
+    from core.store import load_runs
+
+    runs = load_runs([results])
+    return kept_on_other_data_text(kept_on_other_data(runs[runs["run_id"].isin(cells)], fresh), str(results))

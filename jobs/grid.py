@@ -131,15 +131,17 @@ def _describe(cell: dict[str, Any]) -> str:
 
 
 def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int | None, command: str,
-              retry_failed: bool, threads: int | None = None) -> dict[str, int]:
-    """Run pending cells here: in-process on one device, or one worker process per device."""
+              retry_failed: bool, threads: int | None = None, ran: list[str] | None = None) -> dict[str, int]:
+    """Run pending cells here: in-process on one device, or one worker process per device. ``ran`` (when
+    given) receives the ids of the cells that ran and succeeded."""
+    from core.experiment import cell_id
+
     pending = pending_cells(grid, results, retry_failed=retry_failed)
     counts = {"total": len(grid.cells), "already": len(grid.cells) - len(pending), "done": 0, "failed": 0,
               "locked": 0, "skipped": 0}
     log.info("grid %s: %d cells, %d already finished, %d to run", grid.name, counts["total"], counts["already"],
              len(pending))
     if counts["already"] and not retry_failed:  # say so: "finished" includes cells whose record is a failure
-        from core.experiment import cell_id
         from core.store import stored_run_ids
 
         finished = {cell_id(c) for c in grid.cells} - {cell_id(c) for c in pending}
@@ -156,6 +158,8 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
 
     def report(i: int, cell: dict, outcome: str) -> None:
         counts[outcome] += 1
+        if ran is not None and outcome == "done":
+            ran.append(cell_id(cell))
         elapsed = time.time() - started
         eta = elapsed / (i + 1) * (len(pending) - i - 1)
         log.info("[%d/%d] %s: %s (elapsed %.0fs, ETA %.0fs)", counts["already"] + i + 1, counts["total"],
@@ -364,15 +368,22 @@ def main(argv: list[str] | None = None) -> int:
     mark_results_folder(args.results)
     if args.executor != "local":
         return run_submitit(grid, args.results, args, command)  # a refused array is exit 2: nothing ran
+    ran: list[str] = []
     try:
         counts = run_local(grid, args.results, cache_dir=args.cache, workers=args.workers, command=command,
-                           retry_failed=args.retry_failed, threads=args.threads)
+                           retry_failed=args.retry_failed, threads=args.threads, ran=ran)
     except OSError as exc:  # e.g. a full disk while writing a record: not a usage mistake (exit 2)
         log.error("error: the grid stopped after it began: %s. Every record written so far is kept; "
                   "fix the cause and re-run the same command to resume.", exc)
         return EXIT_STOPPED
     log.info("grid %s finished: %s; its records are in %s (python -m jobs.export --results %s lists them)",
              grid.name, counts, args.results, shlex.quote(str(args.results)))
+    if counts["already"] and ran:  # cells skipped as finished, though their data has changed since they ran
+        from core.data_versions import kept_on_other_data_warning
+        from core.experiment import cell_id
+
+        if text := kept_on_other_data_warning(args.results, {cell_id(c) for c in grid.cells}, set(ran)):
+            log.warning(text)
     if counts["failed"]:
         log.warning("%d cell(s) failed; their records hold the error (python -m jobs.export --results %s). "
                     "Fix the cause, then add --retry-failed to run them again.", counts["failed"], args.results)
