@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 import app
-from core import cards, charts, ranking, store
+from core import cards, charts, data_versions, ranking, store
 from core.text import fixed, plain, signed
 
 app.ensure_navigation()
@@ -11,11 +11,13 @@ OUTCOMES = {k: charts.OUTCOME_TITLES[k] for k in ("id_gain", "ood_change", "norm
 
 
 @st.cache_data(ttl=30, max_entries=32)
-def matrix(roots: tuple, version: int, outcome: str, model: str, pretrained: str, include: bool) -> pd.DataFrame:
+def matrix(roots: tuple, version: int, outcome: str, model: str, pretrained: str, include: bool) -> tuple:
+    """The cells, and the warning when a cell's seeds ran on different data (cached: it parses provenance)."""
     runs = app.load_runs(roots, include)
     cells = ranking.dataset_matrix(runs, outcome, model=model, pretrained=pretrained)
     mine = runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]  # rows resting on submissions say so
-    return ranking.unverified_marked(cells, mine, store.SUBMITTED_SOURCE)
+    return (ranking.unverified_marked(cells, mine, store.SUBMITTED_SOURCE),
+            data_versions.mixed_data_text(data_versions.mixed_data(mine)))
 
 
 st.title("Every method on every dataset")
@@ -31,7 +33,9 @@ c1, c2 = st.columns(2)
 model, pretrained = app.pick_model(runs, c1)
 outcome = app.link_select(c2, "outcome", OUTCOMES, "outcome")  # a link's unknown outcome is said, not dropped
 untrained = app.model_notice(model, pretrained, runs)  # the table says it as the heatmap does
-cells = matrix(roots, app.store_version(roots), outcome, model, pretrained, include)
+cells, mixed = matrix(roots, app.store_version(roots), outcome, model, pretrained, include)
+if mixed:
+    st.warning(mixed)
 if cells.empty:
     st.info("No successful runs with this outcome for this model.")
     st.stop()

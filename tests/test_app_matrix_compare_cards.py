@@ -51,6 +51,21 @@ def test_matrix_of_a_model_whose_runs_all_failed_says_so(fixture_store):
     assert any("No successful runs" in i.value for i in at.info)
 
 
+def test_matrix_warns_when_a_cells_seeds_ran_on_different_data(fixture_store):
+    """A folder changed between seeds: each cell of this page is the mean of its seeds, old and new data, and
+    only the ranking said so. Records naming no data (the fixture's) are not blamed."""
+    assert not any("different data" in w.value for w in page("matrix").run().warning)
+    for tag, train in (("-a", "old-files"), ("-bb", "new-files")):
+        for r in make_fixture_records(n_datasets=1, methods=("bitfit",), pretrained="random"):
+            store.write_record(dict(r, run_id=r["run_id"] + tag, seed=r["seed"] + len(tag), provenance={
+                **r["provenance"], "data_fingerprint": {"train": train, "test": "same"}}), fixture_store)
+    st.cache_data.clear(), st.cache_resource.clear()  # the store is cached for 30 s
+    at = page("matrix").run()
+    assert not at.exception
+    (warning,) = [w.value for w in at.warning if "different data" in w.value]
+    assert r"fx\-set\-0: train (2 versions: " in warning
+
+
 def test_a_model_whose_names_hold_an_at_sign_is_the_model_its_pages_show(fixture_store):
     """The picker's key was 'model@tag', split at its last '@': a tag such as 'laion@2b' (the schema allows
     it) was read as model 'worldclip-tiny@laion', tag '2b', and every page said it had no runs."""
