@@ -32,6 +32,7 @@ import argparse
 import hashlib
 import logging
 import math
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -95,8 +96,10 @@ def printed_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return shown[list(PRINTED)].rename(columns=PRINTED)
 
 
-def report_lines(name: str, res: Any, rows: pd.DataFrame, verdict: Any) -> list[str]:
-    """What the job prints: the sample and model, its zero-shot measures, the verdict and the per-method table."""
+def report_lines(name: str, res: Any, rows: pd.DataFrame, verdict: Any, results: list[Path] | None = None
+                 ) -> list[str]:
+    """What the job prints: the sample and model, its zero-shot measures, the verdict and the per-method table.
+    ``results``: the --results folders given (the job reads only those, so the grid's folder must be added)."""
     zs = res.zero_shot
     lines = [f"{name}: {res.title}",
              f"IIMM {res.iimm:.3f} (95 % bootstrap interval [{res.iimm_lo:.3f}, {res.iimm_hi:.3f}]); inter-modal "
@@ -110,6 +113,11 @@ def report_lines(name: str, res: Any, rows: pd.DataFrame, verdict: Any) -> list[
         lines.append(f"Confidence: {verdict.confidence}. " + " ".join(verdict.headline + verdict.reasons))
     else:
         lines += [res.message or "too few reference runs for a forecast", f"make them with: {res.command}"]
+        if results:  # the grid writes to its own --results folder, which this job does not read unless named
+            words = shlex.split(res.command)
+            made_in = words[-1] if len(words) > 1 and words[-2] == "--results" else "the grid's --results folder"
+            lines.append(f"then add --results {made_in} to this command: it reads only the --results folders it "
+                         f"is given ({', '.join(map(str, results))})")
     lines += [f"warning: {w}" for w in verdict.warnings] + [f"note: {n}" for n in res.notes]
     if not res.enough_runs:
         return lines
@@ -258,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             failed.append({"sample": str(sample), "error": str(exc)})
             continue
         made.append(_made(sample, res, digest))
-        print(("\n" if len(made) > 1 else "") + "\n".join(report_lines(sample.name, res, *made[-1][2:4])))
+        print(("\n" if len(made) > 1 else "") + "\n".join(report_lines(sample.name, res, *made[-1][2:4], args.results)))
     if not made:
         raise ValueError(f"no sample could be used ({len(failed)} refused, reasons above)")
     if args.out is not None:

@@ -177,6 +177,18 @@ def test_a_model_without_reference_runs_prints_its_measures_and_the_grid_command
     assert list(written["verdict"]) == ["warnings"] and any("toy model" in w for w in written["verdict"]["warnings"])
 
 
+def test_with_results_folders_named_the_job_says_to_add_the_grids_folder_to_them(fixture_store, tmp_path, capsys):
+    """Forecast against one's own --results folder: the job said 'make them with: python -m jobs.grid … --results
+    results/default' and nothing more, so a user who ran it and then the same forecast got exit 3 again."""
+    sample = tmp_path / "emb.npz"
+    sample.write_bytes(embeddings_npz())
+    assert job.main([str(sample), "--model", "worldclip-tiny", "--results", str(fixture_store)]) == 3
+    printed = capsys.readouterr().out
+    assert "make them with: python -m jobs.grid jobs/configs/default.toml --results results/default" in printed
+    assert (f"then add --results results/default to this command: it reads only the --results folders it is "
+            f"given ({fixture_store})") in printed
+
+
 @pytest.mark.parametrize("name, argv, message", [
     ("folder", [], "folder: the folder holds no file"),  # then 'no sample could be used' 
     ("missing.zip", [], "does not exist"),
