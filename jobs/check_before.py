@@ -8,7 +8,8 @@ ways (one shipped zero-shot record gained +0.125 points by training nothing). Bo
 ``core.evaluate.evaluate_run``. This job scores every successful record's task and OOD sets the current way
 and lists each stored ``zs_acc`` or ``ood_before`` value that differs: those records are the ones to run
 again. A model or dataset that cannot be loaded here (weights or files not available offline) is named and
-skipped. Exit (jobs.cli's, as every job) 0 when none differs, 1 when some do, 3 when none differs but some values
+skipped, and so is a value whose record names other data than the dataset now holds (``provenance.
+data_fingerprint``: a folder's files changed since), as its difference would not be the scoring path's. Exit (jobs.cli's, as every job) 0 when none differs, 1 when some do, 3 when none differs but some values
 could not be checked, 2 for a bad option or a folder with no successful record to check.
 """
 from __future__ import annotations
@@ -38,13 +39,21 @@ def stored_before(run: pd.Series) -> list[tuple[str, str, float]]:
             *((f"ood_before[{k}]", k, float(v)) for k, v in (ood or {}).items() if v is not None)]
 
 
-def differing(runs: pd.DataFrame, score, unchecked: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:
+def differing(runs: pd.DataFrame, score, unchecked: dict[tuple[str, str], str] | None = None,
+              other_data: list[tuple[str, str]] | None = None) -> pd.DataFrame:
     """Every stored accuracy before fine-tuning of ``runs``' ok records that ``score(model_key, dataset)``
     (the current path's %) does not give exactly; columns :data:`COLUMNS`. A (model, dataset) whose
     ``score`` raises ModelUnavailableError or DatasetUnavailableError is skipped and, with its reason, put in
     ``unchecked``. A random-weight model's network is the one its record's seed made (a cell seeds torch before
-    loading the model): ``score`` is then also given ``seed=``."""
+    loading the model): ``score`` is then also given ``seed=``. Where ``score`` has a ``fingerprint(dataset)``
+    (the data it scored, :func:`core.embed.data_fingerprint`) and a record's ``provenance.data_fingerprint`` names
+    another for that test split (a folder's files changed since), the value is not compared but put, as (run_id,
+    dataset), in ``other_data``: a difference there says nothing of the scoring path."""
+    from core.data_versions import split_fingerprints
+
     unchecked = {} if unchecked is None else unchecked
+    other_data = [] if other_data is None else other_data
+    current = getattr(score, "fingerprint", None)
     rows = []
     ok = runs[runs["status"] == "ok"].copy()
     untrained = ok.get("random_weights", pd.Series(False, index=ok.index)).fillna(False).astype(bool)
@@ -53,6 +62,7 @@ def differing(runs: pd.DataFrame, score, unchecked: dict[tuple[str, str], str] |
                            zip(ok.get("seed", pd.Series(-1, index=ok.index)), untrained)]
     for _, run in ok.sort_values(["model_key", "_network_seed", "dataset", "run_id"]).iterrows():
         network = {"seed": int(run["seed"])} if run["_network_seed"] >= 0 else {}
+        recorded = split_fingerprints(run["dataset"], run.get("provenance"))
         for field, name, stored in stored_before(run):
             if (run["model_key"], name) in unchecked:
                 continue
@@ -60,6 +70,10 @@ def differing(runs: pd.DataFrame, score, unchecked: dict[tuple[str, str], str] |
                 now = score(run["model_key"], name, **network)
             except (ModelUnavailableError, DatasetUnavailableError) as exc:
                 unchecked[run["model_key"], name] = str(exc)
+                continue
+            here = current(name) if current is not None else None
+            if here and recorded.get((name, "test"), here) != here:
+                other_data.append((run["run_id"], name))
                 continue
             if now != stored:
                 rows.append([run["model_key"], run["dataset"], run["run_id"], run["method"], field, stored, now])
@@ -80,6 +94,7 @@ def current_scorer(cache_dir: Path | None, device: str = "cpu"):
     held: dict = {}  # network -> loaded model or the ModelUnavailableError it gave; one at a time
     failed: dict = {}
     scores: dict = {}
+    fingerprints: dict = {}  # dataset -> the data_fingerprint of the test split scored
 
     def network_for(network):
         if network in failed:
@@ -104,10 +119,12 @@ def current_scorer(cache_dir: Path | None, device: str = "cpu"):
                 raise DatasetUnavailableError(str(exc)) from exc
             frozen = frozen_embeddings_of(loaded, cache_dir)
             scores[network, name] = float(accuracies_before(loaded, data, {}, frozen)["test_acc"])
+            fingerprints[name] = frozen.fingerprint(data)
             log.info("%s%s on %s: %.3f %%", model_key, "" if seed is None else f" (seed {seed})", name,
                      scores[network, name])
         return scores[network, name]
 
+    score.fingerprint = fingerprints.get  # what differing compares a record's data_fingerprint with
     return score
 
 
@@ -138,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)  # one line per (model, dataset) scored: progress on a long check
     unchecked: dict[tuple[str, str], str] = {}
-    found = differing(runs, current_scorer(args.cache, device), unchecked)
+    other_data: list[tuple[str, str]] = []
+    found = differing(runs, current_scorer(args.cache, device), unchecked, other_data)
     checked = int((runs["status"] == "ok").sum())
     if args.out is not None:
         store.write_file_atomic(args.out, csv_text(found))  # its missing folders made
@@ -146,9 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{found['run_id'].nunique()} of {checked} ok records differ from the current scoring path")
     for (model_key, name), why in sorted(unchecked.items()):
         print(f"not checked: {model_key} on {name}: {why}")
+    if other_data:
+        names = sorted({name for _, name in other_data})
+        print(f"not compared: {len(other_data)} value(s) of {len({r for r, _ in other_data})} record(s), measured on "
+              f"other data than {', '.join(names)} now hold(s) (their provenance.data_fingerprint differs, e.g. "
+              "files of a folder changed since): a difference there says nothing of the scoring path; to measure "
+              "them on the data as it is now, move their records out and run their grid again")
     if args.out is not None:
         print(f"wrote the differing values to {args.out}")
-    return EXIT_FAILED if len(found) else EXIT_INCOMPLETE if unchecked else 0
+    return EXIT_FAILED if len(found) else EXIT_INCOMPLETE if unchecked or other_data else 0
 
 
 if __name__ == "__main__":

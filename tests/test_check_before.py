@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -217,7 +218,8 @@ def test_scoring_a_random_weight_record_leaves_the_callers_torch_generator_alone
     import core.experiment
 
     monkeypatch.setattr(core.experiment, "accuracies_before", lambda loaded, data, ood, frozen: {"test_acc": 50.0})
-    monkeypatch.setattr(core.experiment, "frozen_embeddings_of", lambda loaded, cache: None)
+    monkeypatch.setattr(core.experiment, "frozen_embeddings_of",  # a stand-in that embedded nothing
+                        lambda loaded, cache: SimpleNamespace(fingerprint=lambda data: None))
     monkeypatch.setattr("core.data.registry.load_split", lambda name, split: name)
     torch.manual_seed(123)
     expected = torch.rand(3)
@@ -225,3 +227,39 @@ def test_scoring_a_random_weight_record_leaves_the_callers_torch_generator_alone
     check_before.current_scorer(None)("worldclip-tiny-random", "shape-size", seed=7)
     assert torch.equal(torch.rand(3), expected)
 
+
+def test_a_value_measured_on_other_data_is_not_blamed_on_the_scoring_path(tmp_path, monkeypatch, capsys):
+    """A user's folder changed after its grid ran: every record was listed as differing 'from the current
+    scoring path' (exit 1), where the data, not the path, had changed. Records naming the data scored, or none
+    (older ones), are still compared."""
+    runs = _runs().assign(provenance=[json.dumps({"data_fingerprint": {"test": "old", "ood": {"b": "b1"}}}),
+                                      None, None])
+
+    def score(model, name):
+        return {"a": 50.125, "b": 81.0, "c": 70.0}[name]
+
+    score.fingerprint = {"a": "new", "b": "b1", "c": "c1"}.get
+    other = []
+    found = check_before.differing(runs, score, {}, other)
+    assert other == [("r1", "a")]  # r1's task was scored on other data; its OOD set b on the same
+    assert found[["run_id", "field"]].values.tolist() == [["r1", "ood_before[b]"], ["r2", "ood_before[b]"]]
+    from tests.fixtures import write_fixture_store
+
+    write_fixture_store(tmp_path / "res", n_datasets=1, methods=("full",))
+    record = next((tmp_path / "res").glob("*.json"))
+    doc = json.loads(record.read_text(encoding="utf-8"))
+    doc["provenance"]["data_fingerprint"] = {"test": "old", "ood": {name: "old" for name in doc["ood_before"]}}
+    record.write_text(json.dumps(doc), encoding="utf-8")
+
+    def scorer(*args):
+        def score(model, name, seed=None):
+            return doc["zs_acc"] + 12.5  # the changed folder scores otherwise
+        score.fingerprint = lambda name: "new"
+        return score
+
+    monkeypatch.setattr(check_before, "current_scorer", scorer)
+    assert check_before.main([str(tmp_path / "res")]) == 3
+    out = capsys.readouterr().out
+    assert "0 of 1 ok records differ" in out
+    assert f"not compared: {1 + len(doc['ood_before'])} value(s) of 1 record(s), measured on other data than " \
+           f"{', '.join(sorted({'fx-set-0', *doc['ood_before']}))} now hold(s)" in out
