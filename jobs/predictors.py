@@ -30,7 +30,8 @@ Every other table (``predictors.md``, ``forecast-selection.csv``, ``forecast-rul
 classifier, EMMS from every offline text encoder): it embeds each (model, dataset) training split
 once (a random-weight model's on the network each record's seed draws, as the grid drew it) and rewrites the
 records' ``transferability`` field, noting how in ``provenance.transferability``. A record without
-``model_key`` (optional in the schema) is left as it is and named.
+``model_key`` (optional in the schema), or one whose ``provenance.data_fingerprint`` names another train split
+than the dataset gives now (a folder's files changed since it ran), is left as it is and named.
 
 Then, unless ``--no-selection``, the forecast procedure of core.forecast_select is scored on every
 (model, method, outcome): the predictor set chosen by leave-one-dataset-out error, its nested LODO
@@ -90,6 +91,7 @@ def rescore(roots: list[Path]) -> int:
     """Recompute the baselines of every ok record under ``roots`` (see the module doc); returns
     how many records were rewritten."""
     from core.data.registry import load_split
+    from core.data_versions import split_fingerprints
     from core.embed import embed_dataset
     from core.experiment import git_revision
     from core.models import load_model
@@ -114,7 +116,8 @@ def rescore(roots: list[Path]) -> int:
         return rec["model_key"], rec["seed"] if rec.get("random_weights") is True else None
 
     records.sort(key=lambda item: (str(network(item[1])), str(item[0])))  # one network held at a time
-    cache: dict[tuple, tuple[dict, dict]] = {}
+    cache: dict[tuple, tuple[dict, dict, str | None]] = {}
+    other_data = []  # records that ran on another version of their train split: its baselines are not theirs
     models: dict[tuple, object] = {}
     for path, rec in records:
         key = (*network(rec), rec["dataset"])
@@ -128,15 +131,24 @@ def rescore(roots: list[Path]) -> int:
             scores, info = baseline_block(emb.image, emb.text, emb.labels, emb.class_names,
                                           logit_scale=scale, logit_bias=bias)
             info.update(rescored_by="python -m jobs.predictors --rescore", rescored_at_revision=git_revision())
-            cache[key] = ({k: float(v) for k, v in scores.items()}, info)
+            cache[key] = ({k: float(v) for k, v in scores.items()}, info, emb.data_fingerprint)
             logging.getLogger("jobs.predictors").warning(
                 "rescored %s / %s", rec["model_key"], rec["dataset"] + (f" (seed {key[1]}'s network)"
                                                                         if key[1] is not None else ""))
-        scores, info = cache[key]
+        scores, info, now = cache[key]
+        if now and split_fingerprints(rec["dataset"], rec.get("provenance")).get((rec["dataset"], "train"), now) != now:
+            other_data.append(path)
+            continue
         rec["transferability"] = scores
         rec.setdefault("provenance", {})["transferability"] = info
         store.write_record(rec, path.parent)
-    return len(records)
+    if other_data:
+        logging.getLogger("jobs.predictors").warning(
+            "not rescored, left as they are (they ran on other data than their dataset's train split holds now, "
+            "by provenance.data_fingerprint: its baselines would not be theirs): %s",
+            ", ".join(map(str, other_data[:10])) + (f" and {len(other_data) - 10} more" if len(other_data) > 10
+                                                      else ""))
+    return len(records) - len(other_data)
 
 
 def stage_progress(what: str) -> Callable[[int, int], None]:

@@ -93,7 +93,8 @@ def _fake_rescoring(monkeypatch):
     def embed_dataset(loaded, data):
         rng = np.random.default_rng(zlib.crc32(repr(loaded.network).encode()))
         return types.SimpleNamespace(image=rng.standard_normal((30, 6)), text=rng.standard_normal((3, 6)),
-                                     labels=np.arange(30) % 3, class_names=["a", "b", "c"])
+                                     labels=np.arange(30) % 3, class_names=["a", "b", "c"],
+                                     data_fingerprint="train-now")
 
     monkeypatch.setattr(models, "load_model", load_model)
     monkeypatch.setattr(registry, "load_split", lambda name, split: name)
@@ -155,3 +156,27 @@ def test_rescore_skips_only_the_record_without_model_key_where_another_folder_ha
     _fake_rescoring(monkeypatch)
     assert job.rescore([elsewhere, here]) == 1
     assert "transferability" in json.loads(path.read_text())["provenance"]
+
+
+def test_rescore_leaves_a_record_that_ran_on_other_data_as_it_is(tmp_path, monkeypatch, caplog):
+    """A user's folder changed after seed 0 ran: --rescore wrote the baselines of the folder as it is now into the
+    seed-0 record, beside zero-shot measures of the data it ran on. Such a record is now left as it is and named;
+    records naming the data as it is now, or none (older ones), are rescored."""
+    import json
+
+    from jobs import predictors as job
+
+    recs = _records(n_old=3)[:3]
+    for rec, train in zip(recs, ("train-before", "train-now", None)):
+        rec.update(dataset="fx-set-0", model_key="worldclip-tiny")
+        if train:
+            rec["provenance"] = {**rec.get("provenance", {}), "data_fingerprint": {"train": train}}
+    paths = [store.write_record(rec, tmp_path) for rec in recs]
+    before = paths[0].read_bytes()
+    _fake_rescoring(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="jobs.predictors"):
+        assert job.rescore([tmp_path]) == 2
+    assert paths[0].read_bytes() == before
+    assert all("transferability" in json.loads(p.read_text())["provenance"] for p in paths[1:])
+    (warning,) = [r.getMessage() for r in caplog.records if "other data" in r.getMessage()]
+    assert warning.endswith(str(paths[0]))

@@ -114,7 +114,7 @@ def test_rescore_rewrites_the_baselines_and_says_how(tmp_path, monkeypatch):
     (Path(root) / "zz-list.json").write_text("[1, 2]", encoding="utf-8")
     rng = np.random.default_rng(0)
     emb = types.SimpleNamespace(image=rng.standard_normal((30, 6)), text=rng.standard_normal((3, 6)),
-                                labels=np.arange(30) % 3, class_names=["a", "b", "c"])
+                                labels=np.arange(30) % 3, class_names=["a", "b", "c"], data_fingerprint=None)
     fake_model = types.SimpleNamespace(logit_scale=torch.tensor(np.log(14.3)))
     monkeypatch.setattr(models, "load_model", lambda key, init_seed=None: types.SimpleNamespace(model=fake_model))
     monkeypatch.setattr(registry, "load_split", lambda name, split: name)
