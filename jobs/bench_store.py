@@ -9,9 +9,11 @@ marked source='synthetic-bench') plus a few loose JSON records, then times a col
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import tempfile
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +28,16 @@ MODELS = (("ViT-B-32", "openai"), ("timm/ViT-B-16-SigLIP", "timm/ViT-B-16-SigLIP
           ("coca_ViT-B-32", "laion2B-s13B-b90k"), ("EVA02-B-16", "merged2b_s8b_b131k"))
 
 
+@lru_cache(maxsize=None)
+def _fingerprint(name: str, split: str) -> str:
+    """A stand-in for :func:`core.embed.data_fingerprint` of one split (24 hex digits, fixed per name)."""
+    return hashlib.sha256(f"{name}/{split}".encode()).hexdigest()[:24]
+
+
 def synthetic_records(n: int, seed: int = 0, start: int = 0) -> list[dict]:
-    """n schema-valid fake runs with realistic nested fields (for timing only)."""
+    """n schema-valid fake runs with realistic nested fields (for timing only). Each names its data as a grid
+    record does (core.experiment): ``provenance.data_fingerprint`` with its train and test splits' and each OOD
+    set's hash, the same for every run of one name (one version of each split: no run is on other data)."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(start, start + n):
@@ -50,7 +60,10 @@ def synthetic_records(n: int, seed: int = 0, start: int = 0) -> list[dict]:
             "zero_shot": {"iimm": iimm, "zs_acc": zs, "modality_gap": 0.8},
             "transferability": {"logme": 1.2, "gbc": -3.0},
             "provenance": {"command": f"python -m jobs.grid --only bench-{i:08d}", "host": "bench",
-                           "total_params": 151_277_313, "trainable_params": 168_960},
+                           "total_params": 151_277_313, "trainable_params": 168_960,
+                           "data_fingerprint": {"train": _fingerprint(dataset, "train"),
+                                                "test": _fingerprint(dataset, "test"),
+                                                "ood": {k: _fingerprint(k, "test") for k in sorted(before)}}},
         })
     return out
 

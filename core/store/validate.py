@@ -146,7 +146,7 @@ def safe_json_text(text: str | None, *, max_depth: int = MAX_RECORD_DEPTH) -> An
 #: checked again in Python (:func:`stored_text_problem`). :data:`_NAN_OR_INF` never matches null, true or false.
 #: Each pattern starts with one literal character: an alternation of first characters made RE2 scan 3-6 times slower.
 _NAN_OR_INF = r"-?(?:[nN][aA]|[iI])"
-_LENIENT_JSON_PATTERNS = (rf",\s*(?:[\]}}]|{_NAN_OR_INF})", rf":\s*{_NAN_OR_INF}", rf"\[\s*{_NAN_OR_INF}")
+LENIENT_JSON_PATTERNS = (rf",\s*(?:[\]}}]|{_NAN_OR_INF})", rf":\s*{_NAN_OR_INF}", rf"\[\s*{_NAN_OR_INF}")
 
 
 def _deeper_than(depth: int) -> str:
@@ -179,7 +179,7 @@ def recheck_text_sql(present: set[str]) -> str:
     # the row's texts as one, each after a comma (so a top-level "nan" is found too): one scan per pattern, not
     # one per pattern and column, which added 0.22 s instead of 0.08 s to the SQL of jobs.bench_store's 100,000 runs
     joined = "(',' || concat_ws(',', " + ", ".join(f'"{n}"' for n in names) + "))"
-    checks = [f"regexp_matches({joined}, {_sql_text(p)})" for p in _LENIENT_JSON_PATTERNS]
+    checks = [f"regexp_matches({joined}, {_sql_text(p)})" for p in LENIENT_JSON_PATTERNS]
     # text this deep has more opening brackets; counting them first spared the scan of every row's text, which
     # cost a cold load of 100,000 runs from a Parquet file of another tool's 0.24 s
     openers = f"strlen({joined}) - strlen(replace(replace({joined}, '[', ''), '{{', ''))"
