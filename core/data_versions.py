@@ -114,7 +114,7 @@ def _fingerprint_rows(ok: pd.DataFrame) -> list[tuple]:
     rows: list[tuple] = []
     if len(candidates):
         safe, found = top_level_members(pa.array(candidates["provenance"], pa.large_string()), ["data_fingerprint"],
-                                        {"prints": "json_extract(t, '$.data_fingerprint')"})
+                                        {"prints": "m[1]"})
         prints = np.array(found["prints"].to_pylist(), dtype=object)
         parsed = {}
         for value in set(prints[safe]) - {None}:

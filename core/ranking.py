@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy.special import stdtrit  # the t quantile; scipy.stats costs ~1 s more to import
 
-from core import cards
+from core import cards, json_text
 from core.metrics import check_level
 from core.text import distinct_labels, plain, signed
 
@@ -39,21 +40,33 @@ RANKING_COLUMNS = ["rank", "model", "pretrained", "method", "method_title", "fam
                    "peak_mb"]
 
 
+def _cost_row(text: Any) -> list[float]:
+    try:
+        prov = json.loads(text) if isinstance(text, str) else {}
+    except json.JSONDecodeError:
+        prov = {}
+    prov = prov if isinstance(prov, dict) else {}  # valid JSON, but not an object: no figures
+    return [float(next((prov[a] for a in aliases if isinstance(prov.get(a), (int, float))
+                        and not isinstance(prov.get(a), bool)), math.nan)) for aliases in COST_KEYS.values()]
+
+
 def _cost_columns(provenance: pd.Series) -> pd.DataFrame:
     """The :data:`COST_KEYS` figures of each run's provenance JSON text: the first alias whose value is a
-    number (a bool is not); NaN where none is, or the text is not a JSON object."""
-    out: dict[str, list[float]] = {k: [] for k in COST_KEYS}
-    for text in provenance:
-        try:
-            prov = json.loads(text) if isinstance(text, str) else {}
-        except json.JSONDecodeError:
-            prov = {}
-        prov = prov if isinstance(prov, dict) else {}  # valid JSON, but not an object: no figures
-        for key, aliases in COST_KEYS.items():
-            value = next((prov[a] for a in aliases if isinstance(prov.get(a), (int, float))
-                          and not isinstance(prov.get(a), bool)), math.nan)
-            out[key].append(float(value))
-    return pd.DataFrame(out, index=provenance.index)
+    number (a bool is not); NaN where none is, or the text is not a JSON object. Read in DuckDB where it reads
+    the text as Python does (:mod:`core.json_text`; parsing each text in Python took 0.15 s for 25,000 synthetic runs' short texts),
+    the other texts as before."""
+    text = provenance.map(lambda p: p if isinstance(p, str) else None, na_action="ignore") \
+        if pd.api.types.is_object_dtype(provenance) else provenance
+    aliases = [a for names in COST_KEYS.values() for a in names]
+    safe, found = json_text.top_level_members(pa.array(text, pa.large_string(), from_pandas=True), aliases, {
+        key: f"coalesce({', '.join(json_text.number_sql(f'm[{aliases.index(a) + 1}]') for a in names)})"
+        for key, names in COST_KEYS.items()}, numbers=True)
+    out = pd.DataFrame({k: found[k].to_numpy(zero_copy_only=False) for k in COST_KEYS}, index=provenance.index,
+                       dtype=float)
+    slow = np.flatnonzero(~safe & text.notna().to_numpy())  # no text: no figures, as before
+    if len(slow):
+        out.iloc[slow] = [_cost_row(t) for t in text.iloc[slow]]
+    return out
 
 
 def without_baselines(frame: pd.DataFrame) -> pd.DataFrame:
