@@ -12,14 +12,18 @@ NUM, TXT = st.column_config.NumberColumn, st.column_config.TextColumn
 
 
 @st.cache_data(ttl=30, max_entries=32)
-def table(roots: tuple, version: int, model: str, pretrained: str, datasets: tuple, rank_by: str, include: bool) -> tuple:
-    """The ranking, and the warnings when it averages runs of several recipes or on different data (cached: it
-    parses configs and provenance)."""
-    runs = store.query_runs(app.load_runs(roots, include), filters={"model": [model], "pretrained": [pretrained],
-                                                             "dataset": list(datasets)})
-    rows = ranking.unverified_marked(ranking.method_ranking(runs, rank_by=rank_by), runs, store.SUBMITTED_SOURCE)
-    return rows, [text for text in (ranking.mixed_recipes_text(ranking.mixed_recipes(runs)),  # submissions say so
-                                    data_versions.mixed_data_text(data_versions.mixed_data(runs))) if text]
+def table(roots: tuple, version: int, model: str, pretrained: str, datasets: tuple, rank_by: str, include: bool):
+    runs = store.query_runs(app.load_runs(roots, include), filters={  # cached: the ranking reads provenance
+        "model": [model], "pretrained": [pretrained], "dataset": list(datasets)})
+    return ranking.unverified_marked(ranking.method_ranking(runs, rank_by=rank_by), runs, store.SUBMITTED_SOURCE)
+
+
+@st.cache_data(ttl=30, max_entries=32)  # apart from table, so that a "rank by" change does not parse configs again
+def mixed(roots: tuple, version: int, model: str, pretrained: str, datasets: tuple, include: bool) -> list:
+    runs = store.query_runs(app.load_runs(roots, include), filters={  # warnings: mixed recipes or data averaged
+        "model": [model], "pretrained": [pretrained], "dataset": list(datasets)})
+    return [text for text in (ranking.mixed_recipes_text(ranking.mixed_recipes(runs)),  # submissions say so
+                              data_versions.mixed_data_text(data_versions.mixed_data(runs))) if text]
 
 
 st.title("Which fine-tuning method should you use?")
@@ -41,9 +45,10 @@ mine = runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]
 names = app.option_labels(sorted(mine["dataset"].dropna().unique()))
 datasets = app.link_multiselect(c3, "datasets (none = all)", names, "dataset", "dataset")
 untrained = app.model_notice(model, pretrained, runs)  # said in the table and on the chart: either may be saved alone
-rows, mixed = table(roots, app.store_version(roots), model, pretrained, tuple(datasets), rank_by, include)
-for text in mixed:
+version, picked = app.store_version(roots), (model, pretrained, tuple(datasets))
+for text in mixed(roots, version, *picked, include):
     st.warning(text)
+rows = table(roots, version, *picked, rank_by, include)
 if rows.empty:
     st.info("No successful fine-tuning runs for this choice.")
     st.stop()

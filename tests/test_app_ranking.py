@@ -236,3 +236,18 @@ def test_a_store_of_only_submissions_says_they_are_left_out(tmp_path, monkeypatc
     st.cache_data.clear(), st.cache_resource.clear()
     monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(tmp_path / "none-either"))
     assert "No runs yet" in app_test().run().info[0].value  # a store with nothing at all: the old advice
+
+
+def test_a_rank_by_change_does_not_read_the_warnings_again(fixture_store, monkeypatch):
+    """The warnings were cached with the ranking, keyed by "rank by": each change parsed every run's config and
+    provenance again (0.2 s for one model's 25,000 runs in jobs.bench_app), though the warnings do not depend on it."""
+    from core import data_versions
+
+    calls = []
+    real = data_versions.mixed_data
+    monkeypatch.setattr(data_versions, "mixed_data", lambda runs: calls.append(len(runs)) or real(runs))
+    st.cache_data.clear(), st.cache_resource.clear()
+    at = app_test().run()
+    at.selectbox(key="rank").set_value("ood_change").run()
+    assert not at.exception and list(at.dataframe[0].value["method_title"])[0] == "BitFit"  # the new order shown
+    assert len(calls) == 1
