@@ -92,7 +92,7 @@ def test_the_duckdb_path_names_what_parsing_each_record_names(dtype):
     ok = runs.assign(status="ok")
     for text in AWKWARD:  # each text's fingerprints, not only how many differ
         one = ok[ok["provenance"].map(lambda p, t=text: p is t or p == t)]
-        assert distinct(data_versions._fingerprint_rows(one)) == distinct(per_row_prints(one)), text
+        assert distinct(list(data_versions._fingerprint_rows(one).itertuples(index=False, name=None))) == distinct(per_row_prints(one)), text
 
 
 def test_dict_provenance_beside_text_is_read_as_it_is():
