@@ -52,8 +52,8 @@ def mixed_data(runs: pd.DataFrame) -> pd.DataFrame:
 
     Columns :data:`MIXED_DATA_COLUMNS`: n_versions (distinct fingerprints), methods and sources of the runs that
     name one (sorted, ', '-joined), versions (each version's runs: how many and when they were made, oldest
-    version first, so a user can tell which runs to move). Baselines are left out, as the ranking leaves them out. Runs whose records
-    name no fingerprint count for nothing. Empty when nothing is mixed or there is no provenance."""
+    version first, so a user can tell which runs to move). Baselines are left out, as the ranking leaves them out.
+    Runs whose records name no fingerprint count for nothing. Empty when nothing is mixed or there is no provenance."""
     from core.ranking import without_baselines
 
     needed = {"status", "model", "pretrained", "method", "dataset", "provenance"}
@@ -77,7 +77,8 @@ def mixed_data(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _when(created_at: pd.Series) -> str:
-    """' made FIRST – LAST' (to the second, in the offset records give it) of some runs' created_at; '' when none names one."""
+    """' made FIRST – LAST' (to the second, in the offset records give it) of some runs' created_at; '' when none
+    names one."""
     made = sorted(str(v)[:19].replace("T", " ") for v in created_at.dropna() if str(v))
     if not made:
         return ""
@@ -103,7 +104,8 @@ def _fingerprint_rows(ok: pd.DataFrame) -> pd.DataFrame:
     ``ok`` (columns :data:`_ROW_KEYS` and provenance): what :func:`split_fingerprints` of each row gives,
     without parsing every text in Python (0.5-0.8 s for one model's 25,000 runs). DuckDB takes
     ``data_fingerprint`` out of the texts it reads as Python does (:mod:`core.json_text`), each distinct object
-    parsed once and joined back to its runs; other texts that name the key, and dict provenance, go through :func:`split_fingerprints`."""
+    parsed once and joined back to its runs; other texts that name the key, and dict provenance, go through
+    :func:`split_fingerprints`."""
     ok = ok.assign(**{c: None for c in ("source", "created_at") if c not in ok.columns})  # a run may name neither
     prov = ok["provenance"]
     if pd.api.types.is_string_dtype(prov) and not pd.api.types.is_object_dtype(prov):  # text or missing, as loaded
@@ -134,7 +136,8 @@ def _fingerprint_rows(ok: pd.DataFrame) -> pd.DataFrame:
         frames.append(joined.drop(columns="dataset").rename(columns={"name": "dataset"})[_FOUND_COLUMNS])
     rest = pd.concat(slow) if slow else ok.iloc[:0]
     rows = [(model, pretrained, name, split, fp, method, source, made)
-            for model, pretrained, method, dataset, source, made, p in zip(*(rest[c] for c in [*_ROW_KEYS, "provenance"]))
+            for model, pretrained, method, dataset, source, made, p in zip(*(rest[c] for c in
+                                                                             [*_ROW_KEYS, "provenance"]))
             for (name, split), fp in split_fingerprints(dataset, p).items()]
     frames.append(pd.DataFrame(rows, columns=_FOUND_COLUMNS))
     frames = [f for f in frames if len(f)]

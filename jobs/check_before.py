@@ -8,8 +8,9 @@ ways (one shipped zero-shot record gained +0.125 points by training nothing). Bo
 ``core.evaluate.evaluate_run``. This job scores every successful record's task and OOD sets the current way
 and lists each stored ``zs_acc`` or ``ood_before`` value that differs: those records are the ones to run
 again. A model or dataset that cannot be loaded here (weights or files not available offline) is named and
-skipped, and so is a value whose record names other data than the dataset now holds (``provenance.
-data_fingerprint``: a folder's files changed since), as its difference would not be the scoring path's. Exit (jobs.cli's, as every job) 0 when none differs, 1 when some do, 3 when none differs but some values
+skipped, and so is a value whose record names other data than the dataset now holds
+(``provenance.data_fingerprint``: a folder's files changed since), as its difference would not be the scoring
+path's. Exit (jobs.cli's, as every job) 0 when none differs, 1 when some do, 3 when none differs but some values
 could not be checked, 2 for a bad option or a folder with no successful record to check.
 """
 from __future__ import annotations

@@ -138,7 +138,8 @@ def reproduce(record: Mapping[str, Any], *, device: str = "cpu", cache_dir: Path
 
 def notes(record: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
     """What the reader should know beside the numbers: an id its config does not give; another torch, device,
-    GPU (named by records made on CUDA since 2026-12-06), CPU, CPU signature (family/model/stepping, caches, flags), CPU kernel instruction set, kernel settings in
+    GPU (named by records made on CUDA since 2026-12-06), CPU, CPU signature (family/model/stepping, caches,
+    flags), CPU kernel instruction set, kernel settings in
     the environment (``core.experiment.NUMERICS_VARIABLES``) or thread count (records before 2026-12-05 name no
     CPU or thread count; an instruction set, a signature and kernel settings are named only by records made
     since 2026-12-06); other data: a split whose ``provenance.data_fingerprint`` differs

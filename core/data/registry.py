@@ -247,4 +247,5 @@ def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> L
     labels = targets or _targets(ds)
     # read when used (SUN397's 87,000 training photos held decoded take far more memory than a laptop has)
     return LabeledImages(LazyImages(DatasetItemImage(ds), indices),
-                         np.array([labels[i] for i in indices], np.int64), names, spec.template, spec.name, {"source": "torchvision", "split": split})
+                         np.array([labels[i] for i in indices], np.int64), names, spec.template, spec.name,
+                         {"source": "torchvision", "split": split})
