@@ -87,6 +87,11 @@ ANALYSIS_DEFAULTS = {"--min-datasets": ("min_datasets", 5), "--bootstrap": ("boo
                      "--selection-rule": ("selection_rule", fsel.DEFAULT_RULE)}
 
 
+def _first_paths(paths: list[Path], shown: int = 10) -> str:
+    """The first ``shown`` of ``paths`` and how many more, for a warning's list."""
+    return ", ".join(map(str, paths[:shown])) + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
+
+
 def rescore(roots: list[Path]) -> int:
     """Recompute the baselines of every ok record under ``roots`` (see the module doc); returns
     how many records were rewritten."""
@@ -108,8 +113,9 @@ def rescore(roots: list[Path]) -> int:
         # optional in the schema (a record made elsewhere): which model to load is not known
         logging.getLogger("jobs.predictors").warning(
             "not rescored, left as they are (no model_key: which model to load is not known): %s",
-            ", ".join(map(str, unnamed[:10])) + (f" and {len(unnamed) - 10} more" if len(unnamed) > 10 else ""))
-        records = [(p, r) for p, r in records if p not in unnamed]  # by path: two folders may hold one run id
+            _first_paths(unnamed))
+        left = set(unnamed)  # by path: two folders may hold one run id
+        records = [(p, r) for p, r in records if p not in left]
 
     def network(rec: dict) -> tuple[str, int | None]:
         # a random-weight model's network is drawn from the run's seed, as run_cell draws it
@@ -146,8 +152,7 @@ def rescore(roots: list[Path]) -> int:
         logging.getLogger("jobs.predictors").warning(
             "not rescored, left as they are (they ran on other data than their dataset's train split holds now, "
             "by provenance.data_fingerprint: its baselines would not be theirs): %s",
-            ", ".join(map(str, other_data[:10])) + (f" and {len(other_data) - 10} more" if len(other_data) > 10
-                                                      else ""))
+            _first_paths(other_data))
     return len(records) - len(other_data)
 
 
