@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from pathlib import Path
 
 from core.data import world2
@@ -32,6 +33,8 @@ from jobs.cli import EXIT_FAILED, quiet_libraries, user_facing, work_begins
 
 SHIPPED_GRIDS = tuple(Path(__file__).resolve().parent / "configs" / f for f in ("default.toml", "world-v2.toml"))
 SHIPPED_STEPS, SHIPPED_BATCH, SHIPPED_SEED = 2000, 256, 0
+PROGRESS_EVERY_S = 10.0  # the pretraining check takes minutes: say how far it is at most this often
+log = logging.getLogger("split_audit")
 
 
 def datasets_of(grid_paths: list[Path]) -> tuple[list[str], list[str]]:
@@ -52,7 +55,11 @@ def pretraining_hashes(model: str, steps: int) -> list[bytes]:
 
     world, mix, _ = RECIPES[model]
     out: list[bytes] = []
+    last = time.monotonic()
     for step in range(steps):
+        if time.monotonic() - last >= PROGRESS_EVERY_S:
+            log.warning("pretraining images: %d of %d batches hashed", step, steps)
+            last = time.monotonic()
         if world == "v1":
             images = pretraining_batch(SHIPPED_SEED, step, SHIPPED_BATCH)[0]
         else:
@@ -98,11 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     hashes: dict[str, list[bytes]] = {}
     if args.pretraining:
         hashes[f"pretraining:{args.pretraining}[:{args.steps}]"] = pretraining_hashes(args.pretraining, args.steps)
-    for name in datasets:
-        for split in ("train", "test"):
-            hashes[f"{name}/{split}"] = image_hashes(load_split(name, split))
-    for name in ood:
-        hashes[f"{name}/test (OOD)"] = image_hashes(load_split(name, "test"))
+    splits = [(name, split, f"{name}/{split}") for name in datasets for split in ("train", "test")]
+    splits += [(name, "test", f"{name}/test (OOD)") for name in ood]
+    last = time.monotonic()
+    for done, (name, split, label) in enumerate(splits):
+        if time.monotonic() - last >= PROGRESS_EVERY_S:
+            log.warning("splits: %d of %d hashed", done, len(splits))
+            last = time.monotonic()
+        hashes[label] = image_hashes(load_split(name, split))
     report = overlaps_of_hashes(hashes)
     print("\n".join(report.lines()))
     return 0 if report.clean else EXIT_FAILED

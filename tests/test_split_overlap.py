@@ -2,6 +2,8 @@
 worlds' splits are disjoint; jobs.split_audit's report and exit codes."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -96,6 +98,19 @@ def test_split_audit_exit_codes(tmp_path, capsys):
     assert "3 image set(s), 2700 images" in out and "no exact duplicate" in out
     assert split_audit.main(["no-such-dataset"]) == 2
     assert "unknown dataset 'no-such-dataset'" in capsys.readouterr().err
+
+
+def test_split_audit_says_how_far_it_is_on_long_work(monkeypatch, caplog):
+    """Checking pretraining takes minutes (450 s for worldclip-tiny's 2,000 batches): it was silent until the
+    report. With the progress interval at 0 every batch and split says so."""
+    from jobs import split_audit
+
+    monkeypatch.setattr(split_audit, "PROGRESS_EVERY_S", 0.0)
+    with caplog.at_level(logging.WARNING, logger="split_audit"):
+        assert split_audit.main(["shape-size", "--pretraining", "worldclip-tiny", "--steps", "3"]) == 0
+    said = [r.getMessage() for r in caplog.records if r.name == "split_audit"]
+    assert said == ["pretraining images: 0 of 3 batches hashed", "pretraining images: 1 of 3 batches hashed",
+                    "pretraining images: 2 of 3 batches hashed", "splits: 0 of 2 hashed", "splits: 1 of 2 hashed"]
 
 
 @pytest.mark.slow
