@@ -137,13 +137,14 @@ def reproduce(record: Mapping[str, Any], *, device: str = "cpu", cache_dir: Path
 
 
 def notes(record: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
-    """What the reader should know beside the numbers: an id its config does not give; another torch, device,
-    GPU (named by records made on CUDA since 2026-12-06), CPU, CPU signature (family/model/stepping, caches,
-    flags), CPU kernel instruction set, kernel settings in
-    the environment (``core.experiment.NUMERICS_VARIABLES``) or thread count (records before 2026-12-05 name no
-    CPU or thread count; an instruction set, a signature and kernel settings are named only by records made
-    since 2026-12-06); other data: a split whose ``provenance.data_fingerprint`` differs
-    (``core.data_versions.other_data``; named by records made since 2026-12-06)."""
+    """What the reader should know beside the numbers: an id its config does not give; another torch or
+    another version of any other library in ``provenance.versions`` (Python, open_clip_torch, peft, NumPy,
+    torchvision), device, GPU (named by records made on CUDA since 2026-12-06), CPU, CPU signature
+    (family/model/stepping, caches, flags), CPU kernel instruction set, kernel settings in the environment
+    (``core.experiment.NUMERICS_VARIABLES``) or thread count (records before 2026-12-05 name no CPU or thread
+    count; an instruction set, a signature and kernel settings are named only by records made since 2026-12-06);
+    other data: a split whose ``provenance.data_fingerprint`` differs (``core.data_versions.other_data``; named
+    by records made since 2026-12-06)."""
     from core.data_versions import other_data
     from core.experiment import cell_id
 
@@ -151,8 +152,13 @@ def notes(record: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
     if cell_id(record["config"]) != record["run_id"]:
         out.append("its config does not hash to its run_id (not a grid record as written, or edited)")
     was, now = record.get("provenance") or {}, again.get("provenance") or {}
-    for what, old, new in (("torch", (was.get("versions") or {}).get("torch"), (now.get("versions") or {}).get("torch")),
-                           ("device", was.get("device"), now.get("device")), ("GPU", was.get("gpu"), now.get("gpu")),
+    old_versions, new_versions = (p.get("versions") if isinstance(p.get("versions"), dict) else {} for p in (was, now))
+    for name in ["torch", *sorted(set(old_versions) - {"torch"})]:  # another peft or NumPy is other code too
+        old, new = old_versions.get(name), new_versions.get(name)
+        if old and new and old != new:
+            out.append(f"recorded with {name} {old}, reproduced with {new}: "
+                       + ("rounding may differ" if name == "torch" else "the values may differ for that alone"))
+    for what, old, new in (("device", was.get("device"), now.get("device")), ("GPU", was.get("gpu"), now.get("gpu")),
                            ("CPU", was.get("cpu"), now.get("cpu")),
                            ("CPU signature", was.get("cpu_signature"), now.get("cpu_signature")),
                            ("CPU kernels", was.get("cpu_capability"), now.get("cpu_capability")),

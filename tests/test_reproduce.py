@@ -302,3 +302,28 @@ def test_a_record_that_ran_on_other_data_than_its_rerun_is_pointed_out(tmp_path,
     monkeypatch.setattr(reproduce, "reproduce", lambda record, **kw: json.loads(json.dumps(again)))
     assert reproduce.main([str(path)]) == 0  # the values agree here; the note says what else differs
     assert "; note: ran on other data: land-cover-hazy train" in capsys.readouterr().out
+
+
+def test_every_library_version_that_differs_is_pointed_out():
+    # the docstring promised any provenance.versions difference is pointed out; only torch's was: a record made
+    # with another peft (the code of every peft_* method) or NumPy came back different and nothing said why
+    versions = {"python": "3.11.7", "torch": "2.14.1", "open_clip_torch": "3.3.0", "peft": "0.21.2",
+                "numpy": "2.4.6", "torchvision": "0.29.1"}
+    record = {"run_id": "r", "config": {}, "provenance": {"versions": versions}}
+    assert reproduce.notes({**record, "run_id": _cell_id({})}, {"provenance": {"versions": dict(versions)}}) == []
+    other = {"provenance": {"versions": {**versions, "peft": "0.22.0", "numpy": "2.5.0", "torch": "2.15.0"}}}
+    said = reproduce.notes({**record, "run_id": _cell_id({})}, other)
+    assert said == ["recorded with torch 2.14.1, reproduced with 2.15.0: rounding may differ",
+                    "recorded with numpy 2.4.6, reproduced with 2.5.0: the values may differ for that alone",
+                    "recorded with peft 0.21.2, reproduced with 0.22.0: the values may differ for that alone"]
+    # a library one record does not name is not blamed (older records name fewer)
+    fewer = {**record, "run_id": _cell_id({}), "provenance": {"versions": {"torch": "2.14.1"}}}
+    assert reproduce.notes(fewer, other) == ["recorded with torch 2.14.1, reproduced with 2.15.0: rounding may differ"]
+    odd = {**fewer, "provenance": {"versions": ["torch 2.14.1"]}}  # provenance is free-form: not a mapping here
+    assert reproduce.notes(odd, other) == []
+
+
+def _cell_id(cell):
+    from core.experiment import cell_id
+
+    return cell_id(cell)
