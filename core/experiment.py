@@ -308,7 +308,8 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
     cell keys: model, dataset, method, seed, ood (list of dataset names), method_config (dict),
     train (dict of core.train.TrainRecipe fields), source (str).
     """
-    started, memory_scope = time.time(), start_peak_window()
+    # a duration: the monotonic clock, which an NTP step or a clock set by hand during the cell never moves
+    started, memory_scope = time.perf_counter(), start_peak_window()
     record: dict[str, Any] = {
         "run_id": cell_id(cell), "schema_version": SCHEMA_VERSION, "status": "failed", "error": "",
         **_model_fields(str(cell.get("model"))), "method": str(cell.get("method")), "dataset": str(cell.get("dataset")),
@@ -382,7 +383,7 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         record["error"] = shorten(error, TEXT_LIMITS["error"])
         prov["traceback"] = traceback.format_exc(limit=8)[-4000:]
         log.warning("cell %s failed: %s", record["run_id"], record["error"])
-    prov["wall_time_s"] = round(time.time() - started, 2)
+    prov["wall_time_s"] = round(time.perf_counter() - started, 2)
     prov["peak_rss_mb"], prov["peak_rss_scope"] = round(peak_rss_mb(memory_scope), 1), memory_scope
     if device.startswith("cuda"):
         try:
