@@ -255,7 +255,9 @@ def train(args: argparse.Namespace, record: dict) -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     # the losses since the last logged point travel in the checkpoint: a resumed curve equals an unbroken one
     window: list[float] = list(state.get("window", []))
-    t0 = time.time() - state["elapsed"]
+    # elapsed: the training time of every session so far (a resumed run adds its own, not the time it was
+    # stopped), kept in the checkpoint; measured on the monotonic clock, which no NTP step or clock change moves
+    t0 = time.monotonic() - state["elapsed"]
     for step in range(state["step"], args.steps):
         images, captions = batch_for(args, step)
         _, ids = np.unique(np.array(captions), return_inverse=True)
@@ -281,12 +283,12 @@ def train(args: argparse.Namespace, record: dict) -> None:
         if (step + 1) % 25 == 0:
             state["losses"].append([step + 1, float(np.mean(window))])
             window = []
-            elapsed = time.time() - t0
+            elapsed = time.monotonic() - t0
             eta = elapsed / (step + 1 - 0) * (args.steps - step - 1) if step else 0
             log.info("step %d/%d loss %.3f lr %.2e elapsed %.0fs eta %.0fs", step + 1, args.steps,
                      state["losses"][-1][1], lr_at(step, args), elapsed, eta)
         if (step + 1) % args.ckpt_every == 0 or step + 1 == args.steps:
-            state.update(step=step + 1, elapsed=time.time() - t0, window=list(window))
+            state.update(step=step + 1, elapsed=time.monotonic() - t0, window=list(window))
             tmp = ckpt.with_suffix(".tmp")
             torch.save({"settings": settings, "model": model.state_dict(), "opt": opt.state_dict(),
                         "state": state}, tmp)
@@ -298,7 +300,7 @@ def train(args: argparse.Namespace, record: dict) -> None:
 
     weights = save({k: v.detach().half().contiguous() for k, v in model.state_dict().items()})
     log_path = args.out.with_suffix(".train.json")
-    record.update(status="ok", steps=args.steps, wall_time_s=round(time.time() - t0, 1), loss_curve=curve,
+    record.update(status="ok", steps=args.steps, wall_time_s=round(time.monotonic() - t0, 1), loss_curve=curve,
                   torch=torch.__version__, ended_at=_utc_now())
     # weights first, then the log that describes them; each whole or not at all
     for target, data in ((args.out, weights), (log_path, json.dumps(record, indent=1))):

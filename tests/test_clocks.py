@@ -31,3 +31,36 @@ def test_a_cells_wall_time_is_not_moved_by_a_clock_step(monkeypatch, set_back):
     assert record["status"] == "failed" and "no such model here" in record["error"]
     wall = record["provenance"]["wall_time_s"]
     assert 0 <= wall < 60, f"a cell's wall time of {wall} s (was about -3600 s: the wall clock's step)"
+
+
+
+@pytest.mark.slow  # two short pretraining runs: about 10 s
+def test_pretraining_time_is_not_moved_by_a_clock_step_and_adds_up_over_a_resume(tmp_path, monkeypatch, set_back):
+    import json
+
+    import torch
+
+    from jobs import pretrain
+
+    real_batch = pretrain.batch_for
+
+    def stepped_then_stopped(args, step):
+        if step == 1:
+            set_back()  # the clock is set back an hour during the second step
+        if step == 2:
+            raise KeyboardInterrupt  # and the run stopped in the third, its checkpoint at step 2
+        return real_batch(args, step)
+
+    monkeypatch.setattr(pretrain, "batch_for", stepped_then_stopped)
+    argv = ["--steps", "3", "--batch", "8", "--warmup", "1", "--threads", "1", "--ckpt-every", "1",
+            "--work", str(tmp_path / "work"), "--out", str(tmp_path / "w.safetensors")]
+    assert pretrain.main(argv) == 130
+    saved = torch.load(tmp_path / "work" / "ckpt.pt", weights_only=False)["state"]
+    assert saved["step"] == 2 and 0 <= saved["elapsed"] < 120, f"elapsed {saved['elapsed']} s (was about -3600 s)"
+    # resumed from that checkpoint (the clock set back once more meanwhile), the run goes on from its elapsed
+    # time: the record's wall time is the sessions' training times added up
+    set_back()
+    monkeypatch.setattr(pretrain, "batch_for", real_batch)
+    assert pretrain.main(argv) == 0
+    wall = json.loads((tmp_path / "w.train.json").read_text(encoding="utf-8"))["wall_time_s"]
+    assert saved["elapsed"] - 0.1 <= wall < saved["elapsed"] + 120, f"wall time {wall} s"
