@@ -154,13 +154,13 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
         threads = None
     elif threads is None:  # the cores shared out; --threads 1 on a machine other jobs also use
         threads = max(1, (os.cpu_count() or 1) // len(devices))
-    started = time.time()
+    started = time.monotonic()  # durations: a clock set during the grid must not move them
 
     def report(i: int, cell: dict, outcome: str) -> None:
         counts[outcome] += 1
         if ran is not None and outcome == "done":
             ran.append(cell_id(cell))
-        elapsed = time.time() - started
+        elapsed = time.monotonic() - started
         eta = elapsed / (i + 1) * (len(pending) - i - 1)
         log.info("[%d/%d] %s: %s (elapsed %.0fs, ETA %.0fs)", counts["already"] + i + 1, counts["total"],
                  outcome, _describe(cell), elapsed, eta)

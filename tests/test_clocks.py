@@ -64,3 +64,22 @@ def test_pretraining_time_is_not_moved_by_a_clock_step_and_adds_up_over_a_resume
     assert pretrain.main(argv) == 0
     wall = json.loads((tmp_path / "w.train.json").read_text(encoding="utf-8"))["wall_time_s"]
     assert saved["elapsed"] - 0.1 <= wall < saved["elapsed"] + 120, f"wall time {wall} s"
+
+
+def test_the_grids_elapsed_time_and_eta_are_not_moved_by_a_clock_step(tmp_path, monkeypatch, caplog, set_back):
+    from jobs import grid as grid_job
+    from tests.grid_helpers import write_grid
+
+    def cell_during_which_the_clock_is_set_back(*args, **kwargs):
+        set_back()
+        return "done"
+
+    caplog.set_level("INFO", logger="jobs.grid")
+    config = write_grid(tmp_path, methods='["zero_shot", "bitfit"]')
+    monkeypatch.setattr(grid_job, "execute_cell", cell_during_which_the_clock_is_set_back)
+    monkeypatch.setattr(grid_job, "preflight", lambda grid: None)  # no model loaded: the cells run nothing
+    assert grid_job.main([str(config), "--results", str(tmp_path / "results")]) == 0
+    progress = [r.args for r in caplog.records if r.name == "jobs.grid" and "(elapsed" in r.msg]
+    assert len(progress) == 2
+    for *_, elapsed, eta in progress:  # was: elapsed -3600 s, then -7200 s, and a negative ETA
+        assert 0 <= elapsed < 60 and 0 <= eta < 60, f"elapsed {elapsed:.0f} s, ETA {eta:.0f} s"
