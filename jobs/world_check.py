@@ -172,14 +172,14 @@ def markdown(rows: pd.DataFrame, taus: pd.DataFrame, missing: list[str], n_boot:
 
 def provenance(argv: list[str] | None, started: float) -> str:
     """How this check was made, for the end of its report: command, code revision, package versions, device,
-    host, the bootstrap's seed and the wall time."""
+    host, the bootstrap's seed and the wall time (since ``started``, a :func:`time.monotonic` reading)."""
     from core.experiment import git_revision, package_versions
 
     command = "python -m jobs.world_check " + shlex.join(sys.argv[1:] if argv is None else argv)
     return "\n".join(["## Provenance", "", f"- command: `{command.strip()}`", f"- git revision: {git_revision()}",
                       f"- versions: {json.dumps(package_versions(), sort_keys=True)}",
                       f"- device: cpu; host: {socket.gethostname()}; bootstrap seed: {BOOT_SEED}",
-                      f"- wall time: {time.time() - started:.1f} s", ""])
+                      f"- wall time: {time.monotonic() - started:.1f} s", ""])
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -242,7 +242,7 @@ def departures(args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     quiet_libraries()
-    started = time.time()
+    started = time.monotonic()  # a duration: a clock set during the check must not move it
     args = parse_args(argv)
     check_writable_folder(args.out, "--out", "manipulation-check.md/.csv")
     work_begins()
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             missing.append(key)
             continue
         log.info("checking %s, model %d of %d (%d tasks; elapsed %.0fs)", key, n, len(args.models), len(TASKS),
-                 time.time() - started)
+                 time.monotonic() - started)
         frames[key] = task_rows(key, world2.mix_by_name(RECIPES[key][1]), TASKS,
                                 max_items=args.max_items)
     rows = pd.concat(frames.values(), ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))

@@ -252,3 +252,21 @@ def test_the_check_records_how_it_was_made(sandbox, tmp_path):
     assert f"- command: `python -m jobs.world_check {shlex.join(argv)}`" in prov  # a tmp path may hold a space
     assert f"- git revision: {git_revision()}" in prov and '"torch": ' in prov and "bootstrap seed: 0" in prov
     assert "- device: cpu" in prov and "- wall time: " in prov
+
+
+def test_the_reports_wall_time_is_not_moved_by_a_clock_step(sandbox, tmp_path, monkeypatch):
+    # from the wall clock, a clock set back an hour during the check wrote '- wall time: -3600.0 s' in the report
+    import time
+
+    real, rows = time.time, world_check.task_rows
+
+    def rows_then_clock_set_back(*args, **kwargs):
+        monkeypatch.setattr(time, "time", lambda: real() - 3600)
+        return rows(*args, **kwargs)
+
+    monkeypatch.setattr(world_check, "task_rows", rows_then_clock_set_back)
+    argv = ["--models", "worldclip-v2-a", "--max-items", "20", "--boot", "10", "--out", str(tmp_path / "quick")]
+    assert world_check.main(argv) == 0
+    md = (tmp_path / "quick" / "manipulation-check.md").read_text(encoding="utf-8")
+    wall = float(re.search(r"- wall time: (\S+) s", md)[1])
+    assert 0 <= wall < 60, f"wall time {wall} s"
