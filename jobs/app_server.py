@@ -51,9 +51,9 @@ def start_app(port: int, env: dict[str, str], log_path: Path, timeout: float = 1
                                  "--server.headless", "true", "--server.fileWatcherType", "none",
                                  "--browser.gatherUsageStats", "false"], cwd=REPO, env=full_env, stdout=out,
                                 stderr=subprocess.STDOUT)
-    deadline = time.time() + timeout
+    deadline = time.monotonic() + timeout  # a clock set meanwhile must not end or stretch the wait
     try:
-        while time.time() < deadline:
+        while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise AppDidNotStart(f"the app exited with {proc.returncode}", log_path)
             try:

@@ -56,18 +56,18 @@ def _start(cmd: list[str], log_path: Path) -> subprocess.Popen:
 
 def _run(cmd: list[str], log_path: Path, timeout: float, results: Path | None = None) -> tuple[float, float]:
     """Run to the end; (wall seconds, seconds until the first record appeared in ``results``)."""
-    started, first = time.time(), None
+    started, first = time.monotonic(), None  # durations and the timeout: never the wall clock
     proc = _start(cmd, log_path)
     while proc.poll() is None:
         if results is not None and first is None and _record_files(results):
-            first = time.time() - started
-        if time.time() - started > timeout:
+            first = time.monotonic() - started
+        if time.monotonic() - started > timeout:
             os.killpg(proc.pid, signal.SIGKILL)
             raise RuntimeError(f"runner did not finish within {timeout:.0f}s; see {log_path}")
         time.sleep(0.1)
     if proc.returncode != 0:
         raise RuntimeError(f"runner exited with {proc.returncode}; see {log_path}")
-    return time.time() - started, first if first is not None else float("nan")
+    return time.monotonic() - started, first if first is not None else float("nan")
 
 
 def audit(results: Path) -> dict[str, Any]:

@@ -130,8 +130,8 @@ async def forecast(browser, url: str, i: int, sample: Path, timeout_ms: int, res
         await page.locator("input[type=file]").set_input_files(str(sample))
         button = page.get_by_role("button", name="Run forecast")
         await page.locator("[data-testid=stFileChipName]").first.wait_for(timeout=timeout_ms)
-        deadline = time.time() + timeout_ms / 1000
-        while not await button.is_enabled() and time.time() < deadline:
+        deadline = time.monotonic() + timeout_ms / 1000
+        while not await button.is_enabled() and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         await page.wait_for_timeout(500)
         await button.click()

@@ -83,3 +83,63 @@ def test_the_grids_elapsed_time_and_eta_are_not_moved_by_a_clock_step(tmp_path, 
     assert len(progress) == 2
     for *_, elapsed, eta in progress:  # was: elapsed -3600 s, then -7200 s, and a negative ETA
         assert 0 <= elapsed < 60 and 0 <= eta < 60, f"elapsed {elapsed:.0f} s, ETA {eta:.0f} s"
+
+
+def test_a_runner_is_not_killed_as_overdue_when_the_clock_jumps_forward(tmp_path, monkeypatch, set_back):
+    import sys
+
+    from jobs import fault_injection
+
+    real_start = fault_injection._start
+
+    def start_then_clock_forward(cmd, log_path):
+        proc = real_start(cmd, log_path)
+        set_back(+HOUR)  # e.g. an NTP step after a VM resumed: the wall clock leaps an hour ahead
+        return proc
+
+    monkeypatch.setattr(fault_injection, "_start", start_then_clock_forward)
+    wall, _ = fault_injection._run([sys.executable, "-c", "import time; time.sleep(0.3)"], tmp_path / "log", 60)
+    assert 0.3 <= wall < 60  # was: 'runner did not finish within 60s' and the runner killed
+
+
+def test_waiting_for_the_app_is_not_cut_short_when_the_clock_jumps_forward(tmp_path, monkeypatch, set_back):
+    import urllib.request
+
+    from jobs import app_server
+
+    class Running:  # a server still starting: it answers the second health check
+        returncode = None
+
+        def poll(self):
+            return None
+
+        def terminate(self, *args, **kwargs):  # what stop_app does to a server that did not start in time
+            pass
+
+        wait = kill = terminate
+
+    class Answer:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self):
+            return b"ok"
+
+    asked = []
+
+    def health(url, timeout):
+        asked.append(url)
+        if len(asked) == 1:
+            set_back(+HOUR)  # the wall clock leaps an hour ahead while the app starts
+            raise OSError("connection refused")
+        return Answer()
+
+    monkeypatch.setattr(app_server.subprocess, "Popen", lambda *args, **kwargs: Running())
+    monkeypatch.setattr(urllib.request, "urlopen", health)
+    monkeypatch.setattr(app_server.time, "sleep", lambda s: None)
+    (tmp_path / "streamlit.log").write_text("", encoding="utf-8")
+    proc = app_server.start_app(8501, {}, tmp_path / "streamlit.log", timeout=60)
+    assert isinstance(proc, Running) and len(asked) == 2  # was: AppDidNotStart 'did not answer within 60 s'
