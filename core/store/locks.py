@@ -6,7 +6,9 @@ thread while the cell runs. A lock is *stale* -- and taken over -- when:
 
 * its heartbeat is older than the expiry (any host: a pre-empted SLURM task, a lost node);
 * it was made on this host by a process that no longer exists (a killed runner), or whose pid now
-  belongs to a process started after the lock was made (a reused pid, a restarted container);
+  belongs to another process (a reused pid, a restarted container). Where Linux's /proc tells it, the
+  lock names its process by boot and start tick (:func:`process_identity`), which no clock change
+  moves; elsewhere, and in older locks, by the wall-clock time it was made, against the process's start;
 * it is empty or garbage and older than a short grace (a full disk left a 0-byte file).
 
 A lock that cannot be read (another user's, made under umask 077) is judged by its heartbeat alone:
@@ -94,6 +96,26 @@ def process_start(pid: int) -> float | None:
         return None
 
 
+def process_identity(pid: int) -> str | None:
+    """Which process holds ``pid``, in terms no clock change moves: ``'<boot id>/<start tick>'`` from Linux's
+    /proc (the tick counts from boot); None where there is no /proc or the process is gone.
+
+    A process's start as a wall-clock time (:func:`process_start`) is the boot time plus that tick, and Linux
+    moves the boot time with every step of the clock: after an NTP step of a few seconds forward, a runner's
+    start read that way came after the time it took its lock, and the lock of that live runner was judged
+    to belong to a newer process and taken over, the cell run twice at once."""
+    try:
+        tick = int(Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace").rsplit(")", 1)[1]
+                   .split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="utf-8").strip()
+    except OSError:
+        boot = ""
+    return f"{boot}/{tick}"
+
+
 def lock_is_stale(path: Path, *, expiry_s: float | None = None, now: float | None = None) -> bool:
     """See the module docstring. A lock that vanished counts as not stale (nothing to take)."""
     expiry = lock_expiry_s() if expiry_s is None else expiry_s
@@ -108,11 +130,12 @@ def lock_is_stale(path: Path, *, expiry_s: float | None = None, now: float | Non
         text = path.read_text(encoding="utf-8", errors="replace")[:4096]
     except OSError:  # unreadable (another user's umask 077): judged by its heartbeat alone, i.e. the expiry
         return False
-    started = None
+    started, identity = None, None
     try:
         owner = json.loads(text)
         host, pid = owner["host"], int(owner["pid"])
         started = float(owner["started"]) if "started" in owner else None
+        identity = owner.get("process")
     except (ValueError, KeyError, TypeError):
         try:  # the older "host:pid" form
             host, pid_text = text.rsplit(":", 1)
@@ -123,6 +146,8 @@ def lock_is_stale(path: Path, *, expiry_s: float | None = None, now: float | Non
         return False
     if pid <= 0 or not _pid_alive(pid):
         return True
+    if isinstance(identity, str) and (now_held_by := process_identity(pid)) is not None:
+        return now_held_by != identity  # another process has that pid now (or another boot)
     begun = process_start(pid) if started is not None else None
     return begun is not None and begun > started + 2.0  # that pid is a newer process now (2 s: clock ticks)
 
@@ -137,7 +162,8 @@ def acquire_lock(results: Path, run_id: str, *, expiry_s: float | None = None) -
     path = lock_path(results, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex
-    owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "token": token})
+    owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
+                        "process": process_identity(os.getpid()), "token": token})
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
