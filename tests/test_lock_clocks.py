@@ -32,3 +32,42 @@ def test_a_lock_whose_pid_another_process_holds_now_is_stale_whatever_the_clock(
     assert locks.lock_is_stale(path)  # made before the host restarted
     monkeypatch.setattr(locks, "process_identity", lambda pid: None)  # no /proc: the wall-clock comparison
     assert not locks.lock_is_stale(path)
+
+
+def _foreign_lock(results, age_s=0.0):
+    """Another host's lock whose last heartbeat was ``age_s`` ago, on the file system's clock."""
+    path = locks.lock_path(results, "cell")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"host": "node-17", "pid": 4242, "started": 0, "token": "theirs"}), encoding="utf-8")
+    if age_s:
+        stamp = path.stat().st_mtime - age_s
+        os.utime(path, (stamp, stamp))
+    return path
+
+
+@pytest.mark.parametrize("skew_s", [+900.0, -900.0])
+def test_a_hosts_clock_skew_neither_steals_a_live_lock_nor_keeps_a_dead_one(tmp_path, monkeypatch, skew_s):
+    """This host's clock 15 minutes ahead of (or behind) the clock that stamps the files, as a SLURM node
+    without NTP may be against the file server: the heartbeat's age is the file system's to tell."""
+    import time
+
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + skew_s)
+    live = _foreign_lock(tmp_path / "a")  # its owner touched it just now
+    assert not locks.lock_is_stale(live)  # ahead: was judged 900 s old, past the 600 s expiry, and taken over
+    assert locks.live_locks(tmp_path / "a") == 1 and not locks.acquire_lock(tmp_path / "a", "cell")
+    dead = _foreign_lock(tmp_path / "b", age_s=locks.DEFAULT_EXPIRY_S + 100)  # no heartbeat for 700 s
+    assert locks.lock_is_stale(dead)  # behind: was judged -200 s old, kept 900 s past its expiry
+    assert locks.live_locks(tmp_path / "b") == 0 and locks.acquire_lock(tmp_path / "b", "cell")
+    assert sorted(p.name for p in (tmp_path / "b" / ".locks").iterdir()) == ["cell.lock"]  # no probe file left
+
+
+def test_without_a_writable_lock_folder_the_local_clock_tells_the_age(tmp_path, monkeypatch):
+    import tempfile
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    path = _foreign_lock(tmp_path, age_s=locks.DEFAULT_EXPIRY_S + 100)
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    assert locks.lock_is_stale(path) and not locks.lock_is_stale(_foreign_lock(tmp_path))

@@ -20,6 +20,14 @@ that runner's lock; it finishes its cell (the record is written atomically under
 
 Expiry: ``IIMM_LOCK_EXPIRY_S`` (default 600 s) or the ``expiry_s`` argument; the heartbeat
 runs every expiry/5 seconds (at most 60 s), so a live runner is never mistaken for a dead one.
+
+A heartbeat's age is taken on the clock that stamped it: the modification time of a file made in
+``.locks`` just then (:func:`filesystem_now`), not this host's clock. On NFS the file server stamps
+both, so hosts whose clocks disagree by minutes still agree on a lock's age (judged by the local clock,
+a node running 15 minutes ahead took over every live lock of the others, and one running behind left
+a dead lock for the expiry plus its lag). File systems whose clients stamp their own times (Lustre,
+GPFS) give the local clock either way: there, hosts must keep their clocks within the expiry less
+one heartbeat period (540 s by default) of each other, as NTP does.
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -116,14 +125,33 @@ def process_identity(pid: int) -> str | None:
     return f"{boot}/{tick}"
 
 
+def filesystem_now(folder: Path) -> float:
+    """Now on the clock that stamps the files of ``folder`` (epoch seconds): the modification time of a file
+    made there and removed at once. That is the file server's clock on NFS, this host's on a local disk;
+    this host's :func:`time.time` when no file can be made there."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".clock-", dir=folder)
+    except OSError:
+        return time.time()
+    try:
+        return os.fstat(fd).st_mtime
+    except OSError:
+        return time.time()
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
 def lock_is_stale(path: Path, *, expiry_s: float | None = None, now: float | None = None) -> bool:
-    """See the module docstring. A lock that vanished counts as not stale (nothing to take)."""
+    """See the module docstring. A lock that vanished counts as not stale (nothing to take). ``now``: the
+    :func:`filesystem_now` of its folder, when already taken."""
     expiry = lock_expiry_s() if expiry_s is None else expiry_s
     try:
         st = path.stat()
     except OSError:
         return False
-    age = (time.time() if now is None else now) - st.st_mtime
+    age = (filesystem_now(path.parent) if now is None else now) - st.st_mtime
     if age > expiry:
         return True
     try:
@@ -154,7 +182,10 @@ def lock_is_stale(path: Path, *, expiry_s: float | None = None, now: float | Non
 
 def live_locks(results: Path) -> int:
     """Cells some live runner holds right now (stale locks not counted)."""
-    return sum(not lock_is_stale(p) for p in (Path(results) / ".locks").glob("*.lock"))
+    folder = Path(results) / ".locks"
+    held = list(folder.glob("*.lock"))
+    now = filesystem_now(folder) if held else None
+    return sum(not lock_is_stale(p, now=now) for p in held)
 
 
 def acquire_lock(results: Path, run_id: str, *, expiry_s: float | None = None) -> bool:
