@@ -239,3 +239,26 @@ def test_a_record_rewritten_during_compaction_survives_where_hard_links_do_not_e
     monkeypatch.undo()
     assert fired and not list(tmp_path.glob(f"{compaction.ASIDE_PREFIX}*"))
     assert store.load_runs([tmp_path]).set_index("run_id").loc["r1", "ft_acc"] == 99.0
+
+
+def test_a_rerun_is_not_hidden_or_deleted_by_a_compacted_copy_dated_in_the_future(tmp_path):
+    """A run recorded by a node whose clock ran years ahead, compacted, then rerun on a node with the
+    right time: the rerun was written later, whatever the dates say. Was: the first copy stayed the one shown
+    (newest created_at), and the next compaction deleted the rerun's record."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.store.records import flatten
+
+    store.write_record(_record("x", ft_acc=60.0, created_at="2099-01-01T00:00:00+00:00"), tmp_path)
+    store.compact(tmp_path)
+    store.write_record(_record("x", ft_acc=70.0, created_at="2026-01-01T00:00:00+00:00"), tmp_path)
+    assert store.load_runs([tmp_path])["ft_acc"].tolist() == [70.0]
+    store.compact(tmp_path)
+    assert store.load_runs([tmp_path])["ft_acc"].tolist() == [70.0]  # the rerun kept, now compacted
+    # against a Parquet file from elsewhere the dates still decide, as before
+    store.write_record(_record("y", ft_acc=60.0, created_at="2026-01-01T00:00:00+00:00"), tmp_path)
+    newer = flatten(store.check_record(_record("y", ft_acc=80.0, created_at="2026-06-01T00:00:00+00:00")))
+    pq.write_table(pa.Table.from_pylist([newer], schema=store.ARROW_SCHEMA), tmp_path / "an-import.parquet")
+    runs = store.load_runs([tmp_path]).set_index("run_id")["ft_acc"]
+    assert runs.to_dict() == {"x": 70.0, "y": 80.0}

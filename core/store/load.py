@@ -3,8 +3,10 @@
 A file that breaks a rule (core.schema, core.store.validate) is skipped and named; it can
 never make :func:`load_runs` raise. Roots have a priority (their order): a run_id already
 loaded from an earlier root is never replaced by a later one -- a later copy with the same
-content is a no-op, a different one is quarantined as a conflict. Within one root the newest
-``created_at`` wins (JSON beats Parquet on a tie), as compaction needs.
+content is a no-op, a different one is quarantined as a conflict. Within one root a JSON record
+beats the copy compaction made of its run (it was written after compaction read the run, whatever
+the clock of the host that wrote either says); otherwise the newest ``created_at`` wins (JSON beats
+Parquet on a tie), as compaction needs.
 """
 from __future__ import annotations
 
@@ -130,7 +132,12 @@ def merge_rows(per_root: list[tuple[pa.Table, list[Path]]], strict: bool, skippe
     """Per root (JSON rows as :data:`core.store.index.ROWS_SCHEMA`, Parquet files) -> one table of
     ARROW_SCHEMA, one row per run_id: the earliest root's copy; within a root the newest
     created_at; on a tie JSON wins, then compacted Parquet (former JSON winners, so compaction
-    never changes the winner), then other Parquet files by name."""
+    never changes the winner), then other Parquet files by name.
+
+    A compacted copy of a run that also has a JSON record in its root comes last there, whatever its
+    created_at: compaction removes every JSON record it merged, so that record was written after (a
+    rerun). By created_at, a copy stamped by a host whose clock ran ahead (a cluster node without NTP,
+    a record dated 2099) hid every later rerun of its run, and the next compaction deleted the rerun."""
     con = duckdb.connect()
     try:
         tables, sources = [], []
@@ -146,14 +153,15 @@ def merge_rows(per_root: list[tuple[pa.Table, list[Path]]], strict: bool, skippe
             for part in parts:
                 tables.append(part.append_column("_root", pa.array([index] * part.num_rows, pa.int64())))
         merged = pa.concat_tables(tables).cast(_WORK) if tables else _WORK.empty_table()
+        src = pa.chunked_array(sources, pa.int8())
         keys = pa.table({"run_id": merged["run_id"], "created_at": merged["created_at"],
-                         "_root": merged["_root"], "_file": merged["_file"],
-                         "_src": pa.chunked_array(sources, pa.int8()),
+                         "_root": merged["_root"], "_file": merged["_file"], "_src": src,
+                         "_superseded": _superseded(merged["run_id"], merged["_root"], src),
                          "_pos": pa.array(range(merged.num_rows), pa.int64())})
         ranked = _arrow(con.execute(
             "SELECT _pos, _root, first_value(_pos) OVER w AS _keep, first_value(_root) OVER w AS _keep_root, "
             "row_number() OVER w AS _rank, created_at, run_id FROM keys "
-            f"WINDOW w AS (PARTITION BY run_id ORDER BY _root, {by_moment('DESC NULLS LAST')}, _src, "
+            f"WINDOW w AS (PARTITION BY run_id ORDER BY _root, _superseded, {by_moment('DESC NULLS LAST')}, _src, "
             "CASE WHEN _src = 0 THEN NULL ELSE _file END NULLS FIRST, _pos)"))
         _note_conflicts(merged, ranked, skipped)
         kept = con.execute("SELECT _pos FROM ranked WHERE _rank = 1 "
@@ -165,6 +173,21 @@ def merge_rows(per_root: list[tuple[pa.Table, list[Path]]], strict: bool, skippe
         return out.drop_columns(["_file", "_root"])
     finally:
         con.close()
+
+
+def _superseded(run_ids: pa.ChunkedArray, roots: pa.ChunkedArray, src: pa.ChunkedArray) -> pa.Array:
+    """1 for each compacted copy (source 1) of a run that has a JSON record (source 0) in the same root, else 0."""
+    out = np.zeros(len(run_ids), dtype=np.int8)
+    compacted, json_rows = pc.equal(src, 1), pc.equal(src, 0)
+    if not (pc.any(compacted).as_py() and pc.any(json_rows).as_py()):
+        return pa.array(out)
+    for root in pc.unique(roots).to_pylist():
+        here = pc.equal(roots, root)
+        written = pc.filter(run_ids, pc.and_(here, json_rows))
+        if len(written):
+            hit = pc.and_(pc.and_(here, compacted), pc.is_in(run_ids, value_set=written.combine_chunks()))
+            out[hit.to_numpy(zero_copy_only=False)] = 1
+    return pa.array(out)
 
 
 def _note_conflicts(merged: pa.Table, ranked: pa.Table, skipped: list[Skipped]) -> None:
