@@ -76,21 +76,32 @@ def mixed_data(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=MIXED_DATA_COLUMNS)
 
 
+def _moments(created_at: pd.Series) -> pd.Series:
+    """Runs' created_at (ISO-8601 text with any UTC offset) as UTC moments; NaT where missing or unreadable."""
+    return pd.to_datetime(created_at, utc=True, errors="coerce", format="ISO8601")
+
+
 def _when(created_at: pd.Series) -> str:
-    """' made FIRST – LAST' (to the second, in the offset records give it) of some runs' created_at; '' when none
-    names one."""
-    made = sorted(str(v)[:19].replace("T", " ") for v in created_at.dropna() if str(v))
-    if not made:
+    """' made FIRST – LAST UTC' (to the second) of some runs' created_at; '' when none names one. By the moment
+    each names: runs recorded on hosts in other time zones ('+05:30', '-08:00') are ordered as they happened,
+    and shown on one clock, named."""
+    made = _moments(created_at).dropna()
+    if made.empty:
         return ""
-    return f" made {made[0]}" if made[0] == made[-1] else f" made {made[0]} – {made[-1]}"
+    first, last = (t.strftime("%Y-%m-%d %H:%M:%S") for t in (made.min(), made.max()))
+    return f" made {first} UTC" if first == last else f" made {first} – {last} UTC"
+
+
+_NEVER = pd.Timestamp.min.tz_localize("UTC")
 
 
 def _versions_text(group: pd.DataFrame) -> str:
-    """Each fingerprint's runs of one (dataset, split): 'N runs made FIRST – LAST', oldest version first."""
+    """Each fingerprint's runs of one (dataset, split): 'N runs made FIRST – LAST UTC', oldest version first
+    (by its newest run; versions whose runs name no time first)."""
     parts = []
     for fingerprint, runs in group.groupby("fingerprint"):
-        made = runs["created_at"].dropna().astype(str)
-        parts.append((made.max() if len(made) else "", fingerprint,
+        newest = _moments(runs["created_at"]).max()
+        parts.append((_NEVER if pd.isna(newest) else newest, fingerprint,
                       f"{len(runs)} run{'s' if len(runs) != 1 else ''}{_when(runs['created_at'])}"))
     parts = [text for *_, text in sorted(parts)]
     return ", ".join(parts)

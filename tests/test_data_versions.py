@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+
 from core import data_versions, store
 from tests.fixtures import make_fixture_records
 
@@ -62,8 +64,21 @@ def test_the_warning_tells_which_runs_ran_on_which_data_and_that_a_grid_will_not
     old[1]["created_at"] = "2026-12-06T10:02:00+00:00"
     new = [dict(r, created_at="2026-12-06T11:30:00+00:00") for r in _on(base[:1], train="t2", test="s1", tag="-b")]
     found = data_versions.mixed_data(store.records_to_frame(new + old))
-    assert found["versions"].tolist() == ["2 runs made 2026-12-06 10:00:05 – 2026-12-06 10:02:00, "
-                                          "1 run made 2026-12-06 11:30:00"]  # oldest version first
+    assert found["versions"].tolist() == ["2 runs made 2026-12-06 10:00:05 – 2026-12-06 10:02:00 UTC, "
+                                          "1 run made 2026-12-06 11:30:00 UTC"]  # oldest version first
     text = data_versions.mixed_data_text(found)
     assert "train (2 versions: 2 runs made 2026\\-12\\-06 10\\:00\\:05" in text
     assert "or run them again" not in text and "move their records out first, then run the grid again" in text
+
+
+def test_dates_from_other_time_zones_are_ordered_and_shown_as_the_moments_they_name():
+    """Runs recorded on hosts with other UTC offsets: the versions text sorted their local times as text and
+    dropped the offsets, '2 runs made 2026-12-06 10:45:00 – 2026-12-06 16:00:00' for runs 15 minutes apart."""
+    base = [r for r in make_fixture_records(n_datasets=1, methods=("bitfit", "lora")) if r["seed"] == 0]
+    old = [dict(r, created_at="2026-12-06T11:00:00+01:00") for r in _on(base[:1], train="t1", tag="-a")]  # 10:00Z
+    new = [dict(r) for r in _on(base, train="t2", tag="-b")]
+    new[0]["created_at"], new[1]["created_at"] = "2026-12-06T16:00:00+05:30", "2026-12-06T02:45:00-08:00"
+    found = data_versions.mixed_data(store.records_to_frame(new + old))
+    assert found["versions"].tolist() == ["1 run made 2026-12-06 10:00:00 UTC, "
+                                          "2 runs made 2026-12-06 10:30:00 – 2026-12-06 10:45:00 UTC"]
+    assert data_versions._when(pd.Series(["2026-12-06T10:00Z", None, "not a time"])) == " made 2026-12-06 10:00:00 UTC"
