@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core.json_text import top_level_members
-from core.text import plain
+from core.text import plain, utc_moments
 
 MIXED_DATA_COLUMNS = ["model", "pretrained", "dataset", "split", "n_versions", "methods", "sources", "versions"]
 _KEY = '"data_fingerprint"'  # in a provenance's JSON text: only those texts are parsed
@@ -76,16 +76,11 @@ def mixed_data(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=MIXED_DATA_COLUMNS)
 
 
-def _moments(created_at: pd.Series) -> pd.Series:
-    """Runs' created_at (ISO-8601 text with any UTC offset) as UTC moments; NaT where missing or unreadable."""
-    return pd.to_datetime(created_at, utc=True, errors="coerce", format="ISO8601")
-
-
 def _when(created_at: pd.Series) -> str:
     """' made FIRST – LAST UTC' (to the second) of some runs' created_at; '' when none names one. By the moment
     each names: runs recorded on hosts in other time zones ('+05:30', '-08:00') are ordered as they happened,
     and shown on one clock, named."""
-    made = _moments(created_at).dropna()
+    made = utc_moments(created_at).dropna()
     if made.empty:
         return ""
     first, last = (t.strftime("%Y-%m-%d %H:%M:%S") for t in (made.min(), made.max()))
@@ -100,7 +95,7 @@ def _versions_text(group: pd.DataFrame) -> str:
     (by its newest run; versions whose runs name no time first)."""
     parts = []
     for fingerprint, runs in group.groupby("fingerprint"):
-        newest = _moments(runs["created_at"]).max()
+        newest = utc_moments(runs["created_at"]).max()
         parts.append((_NEVER if pd.isna(newest) else newest, fingerprint,
                       f"{len(runs)} run{'s' if len(runs) != 1 else ''}{_when(runs['created_at'])}"))
     parts = [text for *_, text in sorted(parts)]

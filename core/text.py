@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-__all__ = ["distinct_labels", "fixed", "model_key", "model_pair", "option_labels", "option_text", "plain", "shorten",
-           "signed", "unmatched_link_text", "zeros_unsigned"]
+__all__ = ["date_span", "distinct_labels", "fixed", "model_key", "model_pair", "option_labels", "option_text", "plain",
+           "shorten", "signed", "unmatched_link_text", "utc_moments", "zeros_unsigned"]
 
 # Every character Markdown (CommonMark + GitHub extensions + Streamlit's :colour[...] and emoji
 # shortcodes) can give meaning to, plus HTML's angle brackets and entities.
@@ -73,6 +73,35 @@ def plain(text: object, *, max_chars: int = 200) -> str:
     escaped = _SPECIAL.sub(r"\\\1", value)
     return _AUTOLINK.sub(lambda m: _JOINER.join(g for g in m.groups() if g is not None) + (
         _JOINER if m.group(5) else ""), escaped)
+
+
+def utc_moments(times: Any) -> Any:
+    """Records' ``created_at`` (ISO-8601 text with any UTC offset: 'Z', '+05:30', '-08:00') as a pandas Series of
+    UTC moments, NaT where missing or unreadable: ordered and shown as the instants they name, not as text."""
+    from datetime import datetime, timezone
+
+    import pandas as pd
+
+    texts = pd.Series(times, dtype=object)
+    moments = pd.to_datetime(texts, utc=True, errors="coerce", format="ISO8601")
+    for i in [i for i, missing in enumerate(moments.isna()) if missing]:
+        try:  # pandas reads no offset with seconds ('+05:30:15'), which the schema allows and Python reads
+            moment = datetime.fromisoformat(texts.iloc[i])
+        except (TypeError, ValueError):  # missing, or not a time
+            continue
+        if moment.tzinfo is not None:
+            moments.iloc[i] = pd.Timestamp(moment.astimezone(timezone.utc))
+    return moments
+
+
+def date_span(times: Any) -> str:
+    """The UTC dates of the first and last of ``times`` (records' created_at), named: '2026-12-05 to 2026-12-06
+    (UTC)', or one date; '' when none is a time."""
+    moments = utc_moments(times).dropna()
+    if moments.empty:
+        return ""
+    first, last = (t.strftime("%Y-%m-%d") for t in (moments.min(), moments.max()))
+    return f"{first} (UTC)" if first == last else f"{first} to {last} (UTC)"
 
 
 def distinct_labels(labels: Sequence[str], tags: Sequence[str] | None = None) -> list[str]:

@@ -3,7 +3,7 @@ import streamlit as st
 
 import app
 from core import cards, ranking
-from core.text import counted, plain
+from core.text import counted, date_span
 
 app.ensure_navigation()
 
@@ -34,9 +34,8 @@ The ranking averages seeds per dataset first, then datasets; its intervals are 9
 runs = app.load_runs(app.store_roots())
 if not runs.empty:
     ok = runs[runs["status"] == "ok"]
-    dates = runs["created_at"].dropna().astype(str).str[:10]
     n_models = len(runs[["model", "pretrained"]].drop_duplicates())  # a model is a model · pretrained tag pair
-    when = f", recorded {plain(dates.min())} to {plain(dates.max())}" if not dates.empty else ""
+    when = f", recorded {span}" if (span := date_span(runs["created_at"])) else ""  # by instant, in UTC
     trained = ranking.without_baselines(runs)["method"]  # the methods the Ranking ranks
     base = " (plus the zero-shot baseline)" if runs["method"].nunique() > trained.nunique() else ""
     st.info(f"**The data here:** {counted(len(runs), 'run')} ({len(ok):,} successful) of "

@@ -143,3 +143,25 @@ def test_waiting_for_the_app_is_not_cut_short_when_the_clock_jumps_forward(tmp_p
     (tmp_path / "streamlit.log").write_text("", encoding="utf-8")
     proc = app_server.start_app(8501, {}, tmp_path / "streamlit.log", timeout=60)
     assert isinstance(proc, Running) and len(asked) == 2  # was: AppDidNotStart 'did not answer within 60 s'
+
+
+def test_the_about_page_dates_the_runs_by_the_moments_they_name_in_utc(fixture_store):
+    """Runs recorded on hosts at +05:30 and -08:00, all on 6 December in UTC: the page cut each time's text to
+    its local date and said 'recorded 2026-12-05 to 2026-12-07', in no named zone."""
+    import json
+
+    import streamlit as st
+
+    from core.text import date_span
+    from tests.app_helpers import page
+
+    for i, path in enumerate(sorted(fixture_store.rglob("*.json"))):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        record["created_at"] = ("2026-12-07T01:00:00+05:30", "2026-12-05T20:00:00-08:00")[i % 2]
+        path.write_text(json.dumps(record), encoding="utf-8")
+    st.cache_resource.clear()
+    about = page("about").run()
+    assert not about.exception and about.info[0].value.endswith(", recorded 2026-12-06 (UTC).")
+    assert date_span(["2026-12-06T23:30:00-01:00", None, "2026-12-05T10:00Z"]) == "2026-12-05 to 2026-12-07 (UTC)"
+    assert date_span([None, "not a time"]) == ""
+    assert date_span(["2026-12-07T04:00:00+05:30:15"]) == "2026-12-06 (UTC)"  # an offset with seconds, as allowed
