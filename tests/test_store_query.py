@@ -106,6 +106,18 @@ def test_model_metadata_reads_the_newest_runs_provenance():
         "retrained", 2_000_000, 128, 3)
 
 
+def test_model_metadata_takes_the_newest_run_by_the_moment_not_the_text():
+    """Runs recorded on hosts in other time zones: '…T16:00:00+05:30' (10:30 UTC) sorted after
+    '…T11:00:00+00:00' as text, so the older run's words won."""
+    records = make_fixture_records(n_datasets=2, methods=("full",))
+    records[0].update(created_at="2026-12-06T11:00:00+00:00")
+    records[0]["provenance"] = dict(records[0]["provenance"], weights_source="retrained")
+    records[1].update(created_at="2026-12-06T16:00:00+05:30")
+    records[1]["provenance"] = dict(records[1]["provenance"], weights_source="first")
+    row = store.model_metadata(store.records_to_frame(records)).iloc[0]
+    assert row["weights_source"] == "retrained"
+
+
 def test_query_search_finds_a_run_id_and_limit_refuses_a_bool(runs):
     run_id = runs["run_id"].iloc[5]
     assert list(store.query_runs(runs, search=run_id.upper())["run_id"]) == [run_id]

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from core import schema
+from core.text import utc_moments
 from core.store.load import by_moment
 from core.store.records import _plain, row_to_record
 from core.store.validate import EXTRA_COLUMN, safe_json_text
@@ -166,8 +167,10 @@ def model_metadata(df: pd.DataFrame) -> pd.DataFrame:
     out = []
     if df.empty:
         return pd.DataFrame(columns=cols)
+    # newest by the moment created_at names: as text, '…T16:00+05:30' (10:30 UTC) came after '…T11:00+00:00'
+    df = df.assign(_made=utc_moments(df["created_at"]).to_numpy())
     for (model, pretrained), group in df.groupby(["model", "pretrained"], sort=True, dropna=False):
-        group = group.sort_values("created_at", ascending=False, na_position="last")
+        group = group.sort_values("_made", ascending=False, na_position="last", kind="stable")
         row: dict[str, Any] = {"model": model, "pretrained": pretrained, "n_runs": len(group),
                                "model_key": _plain(group["model_key"].dropna().iloc[0])
                                if group["model_key"].notna().any() else None,
