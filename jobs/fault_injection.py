@@ -29,7 +29,7 @@ from typing import Any
 
 from core.schema import validate_record
 from core.store import TMP_PREFIX
-from jobs.cli import EXIT_FAILED, check_file_out, user_facing, work_begins
+from jobs.cli import EXIT_FAILED, check_file_out, log_progress, user_facing, work_begins
 from jobs.grid import live_locks
 
 log = logging.getLogger("jobs.fault_injection")
@@ -174,7 +174,7 @@ def failing_cells(work: Path, workers: int, timeout: float) -> dict[str, Any]:
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    log_progress()
     p = argparse.ArgumentParser(prog="python -m jobs.fault_injection", description=__doc__.split("\n")[0])
     p.add_argument("--config", type=Path, default=REPO / "jobs/configs/smoke.toml",
                    help="grid TOML (default jobs/configs/smoke.toml)")

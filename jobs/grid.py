@@ -30,7 +30,8 @@ from typing import Any, Callable
 
 from core.grid_config import MAX_CELLS, Grid, GridConfigError, load_grid
 from core.store.locks import acquire_lock, heartbeat, live_locks, lock_path, release_lock  # noqa: F401
-from jobs.cli import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_USER_ERROR, quiet_libraries, user_facing
+from jobs.cli import (EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_USER_ERROR, log_progress, quiet_libraries,
+                      user_facing)
 from jobs.grid_preflight import _known, preflight  # noqa: F401 (tests and grid_slurm use them from here)
 from jobs.grid_slurm import DEFAULT_PARALLELISM, DEFAULT_TIMEOUT_MIN, option_problem, run_submitit
 
@@ -336,7 +337,7 @@ def select_cells(grid: Grid, methods: str | None, seeds: str | None, models: str
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    log_progress()
     quiet_libraries()
     args = parse_args(argv)
     command = "python -m jobs.grid " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))

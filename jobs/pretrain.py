@@ -37,7 +37,7 @@ from core.imaging import uint8_batch_to_tensor
 from core.experiment import cpu_model, cpu_signature, git_revision, numerics_environment, package_versions
 from core.models import ASSET_DIR, load_model, spec_for
 from core.store import write_file_atomic
-from jobs.cli import check_writable_folder, quiet_libraries, user_facing, work_begins
+from jobs.cli import check_writable_folder, log_progress, quiet_libraries, user_facing, work_begins
 
 log = logging.getLogger("jobs.pretrain")
 WEIGHTS = ASSET_DIR / "worldclip-tiny_world-v1.safetensors"
@@ -187,7 +187,7 @@ def _utc_now() -> str:
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    log_progress("%(asctime)s %(name)s %(message)s")
     quiet_libraries()
     args = parse_args(argv)
     check_paths(args)

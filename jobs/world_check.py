@@ -36,7 +36,7 @@ from core import metrics, store
 from core.data import world2
 from core.nested_bootstrap import nested_bootstrap_tau
 from core.schema import csv_text
-from jobs.cli import check_writable_folder, quiet_libraries, user_facing, work_begins
+from jobs.cli import check_writable_folder, log_progress, quiet_libraries, user_facing, work_begins
 
 log = logging.getLogger("jobs.world_check")
 CONTROL = "worldclip-v2-c"
@@ -240,7 +240,7 @@ def departures(args: argparse.Namespace) -> list[str]:
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    log_progress("%(asctime)s %(name)s %(message)s")
     quiet_libraries()
     started = time.monotonic()  # a duration: a clock set during the check must not move it
     args = parse_args(argv)

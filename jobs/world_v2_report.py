@@ -24,7 +24,7 @@ import pandas as pd
 
 from core.data import world2
 from core.nested_bootstrap import kendall_tau, nested_bootstrap_tau
-from jobs.cli import check_results_folder, check_writable_folder, no_runs, user_facing, work_begins
+from jobs.cli import check_results_folder, check_writable_folder, log_progress, no_runs, user_facing, work_begins
 from jobs.world_check import (ALL_MODELS, CONTROL, LONG_TAILED, OUTCOMES, PREREGISTERED_BOOT, SHIPPED, TASKS,
                               check_boot, coverage_taus, table, verdict)
 
@@ -236,7 +236,7 @@ def markdown(tab: pd.DataFrame, crit: list[tuple[str, bool | None, str]], n_runs
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    log_progress("%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m jobs.world_v2_report", description=__doc__.split("\n")[0])
     p.add_argument("--results", type=Path, default=Path("jobs/results/world-v2"),
                    help="the world-v2 grid's results folder (default jobs/results/world-v2)")

@@ -165,3 +165,38 @@ def test_the_about_page_dates_the_runs_by_the_moments_they_name_in_utc(fixture_s
     assert date_span(["2026-12-06T23:30:00-01:00", None, "2026-12-05T10:00Z"]) == "2026-12-05 to 2026-12-07 (UTC)"
     assert date_span([None, "not a time"]) == ""
     assert date_span(["2026-12-07T04:00:00+05:30:15"]) == "2026-12-06 (UTC)"  # an offset with seconds, as allowed
+
+
+@pytest.fixture
+def in_india():
+    """This process's local time zone set to UTC+05:30 (a POSIX TZ rule: no zone database needed)."""
+    import os
+
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "IST-5:30"
+    time.tzset()
+    yield
+    if before is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+@pytest.mark.parametrize("job", ["grid", "pretrain", "world_check", "world_v2_report", "load_test", "fault_injection"])
+def test_a_jobs_log_lines_name_their_time_zone(monkeypatch, capsys, in_india, job):
+    """A job's progress lines began '2026-12-06 15:30:00,000': local time in no named zone, so a cluster node's
+    log could not be set beside another node's, or beside the records' created_at (UTC)."""
+    import importlib
+    import logging
+    from datetime import datetime, timezone
+
+    calls = []
+    monkeypatch.setattr(logging, "basicConfig", lambda **kwargs: calls.append(kwargs))
+    with pytest.raises(SystemExit, match="2"):  # argparse's refusal, after the logging is set up
+        importlib.import_module(f"jobs.{job}").main(["--no-such-option"])
+    (kwargs,) = calls
+    formatter = kwargs["handlers"][0].formatter if "handlers" in kwargs else logging.Formatter(kwargs["format"])
+    record = logging.LogRecord(f"jobs.{job}", logging.INFO, __file__, 1, "hello", None, None)
+    record.created = datetime(2026, 12, 6, 10, 0, tzinfo=timezone.utc).timestamp()
+    assert formatter.format(record).startswith("2026-12-06T15:30:00.000+05:30 ")
