@@ -6,7 +6,6 @@ Needs Debian's Chromium (``apt-get install chromium chromium-driver``); skipped 
 IIMM_REQUIRE_BROWSER=1. Playwright drives it through ``executable_path`` (never ``playwright install``).
 """
 import io
-import os
 import re
 from pathlib import Path
 
@@ -14,70 +13,14 @@ import numpy as np
 import pytest
 
 from core import charts, metrics, store
-from core.models import ASSET_DIR, spec_for
-from jobs.app_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app, wait_until_idle
+from core.models import spec_for
+from jobs.app_server import free_port, start_app, stop_app
 from tests.app_helpers import sample_zip, traversal_zip
+from tests.browser_helpers import (NAV, TIMEOUT_MS, _idle, _nav, _require_chromium, _settle, _shot,  # noqa: F401
+                                   _table_cells, browser, expect, server)  # (fixtures: browser, server)
 from tests.fixtures import SHIPPED_METHODS, fixture_run_id, write_fixture_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-TIMEOUT_MS = 180_000  # first forecast imports torch and builds the model on a busy 2-core machine
-
-
-def _require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    reason = f"{CHROMIUM} is absent; install it with `apt-get install -y chromium chromium-driver`"
-    if os.environ.get("IIMM_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"IIMM_REQUIRE_BROWSER=1 but {reason}")
-    pytest.skip(reason)
-
-
-def _default_model_ready() -> bool:
-    """The trained offline model gives reproducible numbers; random weights differ per process."""
-    return (ASSET_DIR / spec_for("worldclip-tiny").shipped_weights).exists()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    _require_chromium()
-    model = "worldclip-tiny" if _default_model_ready() else "worldclip-tiny-random"
-    pretrained = spec_for(model).pretrained_tag
-    results = tmp_path_factory.mktemp("results")
-    write_fixture_store(results, pretrained=pretrained)
-    port = free_port()
-    env = {store.ENV_VAR: str(results), "IIMM_FORECAST_MODEL": model,
-           "IIMM_CACHE": str(tmp_path_factory.mktemp("cache"))}
-    try:
-        proc = start_app(port, env, tmp_path_factory.mktemp("log") / "streamlit.log")
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield f"http://127.0.0.1:{port}", model
-    finally:
-        stop_app(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-def expect(locator):
-    from playwright.sync_api import expect as _expect
-
-    return _expect(locator)
-
-
-def _idle(page) -> None:
-    """Wait until the script run triggered by the last interaction has finished."""
-    wait_until_idle(page, TIMEOUT_MS)
 
 
 def _download(page, button_name: str, *, attempts: int = 3):
@@ -128,35 +71,6 @@ def _expect_metric(page, label: str, value: str) -> None:
     before the previous forecast's metrics below it are (read at once, a test saw the old IIMM)."""
     box = page.locator("[data-testid=stMetric]").filter(has_text=label).first
     expect(box.locator("[data-testid=stMetricValue]")).to_have_text(value, timeout=30_000)
-
-
-def _settle(page) -> None:
-    page.locator("h1").first.wait_for(timeout=TIMEOUT_MS)
-    _idle(page)
-
-
-def _table_cells(page) -> list[str]:
-    """The visible text of the first table's cells (the grid keeps an accessible copy of each cell)."""
-    grid = page.locator("[data-testid=stDataFrame]").first
-    grid.locator("[data-testid^=glide-cell-0-]").first.wait_for(state="attached", timeout=30_000)
-    return [t.strip() for t in grid.locator("th, [data-testid^=glide-cell-]").all_inner_texts()]
-
-
-def _nav(page) -> list[str]:
-    """The titles in the sidebar navigation (each link also holds its icon's ligature name)."""
-    links = page.locator("[data-testid=stSidebarNavLink]")
-    links.first.wait_for(timeout=TIMEOUT_MS)
-    return [t.strip().splitlines()[-1].strip() for t in links.all_inner_texts()]
-
-
-def _shot(page, folder: Path, name: str) -> Path:
-    path = folder / f"{name}.png"
-    page.screenshot(path=str(path))
-    return path
-
-
-NAV = ["Ranking", "Per dataset", "Compare methods", "All runs", "Forecast your dataset", "Methods and models", "Submit runs",
-       "About"]
 
 
 def test_ranking_is_the_landing_view(server, browser, tmp_path):

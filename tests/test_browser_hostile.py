@@ -8,7 +8,7 @@ from core import store
 from jobs.app_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app
 from tests.fixtures import write_fixture_store
 from tests.hostile_records import base
-from tests.test_browser import TIMEOUT_MS, _idle, _require_chromium
+from tests.browser_helpers import TIMEOUT_MS, _idle, _require_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
