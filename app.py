@@ -33,9 +33,20 @@ ICON = "📈"  # an emoji favicon is drawn inline by the browser: no icon fetche
 URL = "query-params"  # widgets bound to the URL share a view: st.multiselect(..., bind=URL)
 
 
+#: Where the landing page is: at the root, as Streamlit serves the default page.
+RANKING = "pages/ranking.py"
+
+
+def _to_landing() -> None:
+    """The hidden page at ``/ranking`` (a path a visitor guesses or kept from a link): the ranking, at ``/``, with
+    the link's query (its view). Without it Streamlit put "Page not found" over the landing page."""
+    st.switch_page(RANKING, query_params={k: st.query_params.get_all(k) for k in st.query_params})
+
+
 def pages() -> list:
     return [
-        st.Page("pages/ranking.py", title="Ranking", icon=":material/leaderboard:", default=True),
+        # served at / (its url_path only reserves a name: Streamlit answers none there), leaving /ranking free
+        st.Page(RANKING, title="Ranking", icon=":material/leaderboard:", default=True, url_path="landing"),
         st.Page("pages/matrix.py", title="Per dataset", icon=":material/grid_on:"),
         st.Page("pages/compare.py", title="Compare methods", icon=":material/scatter_plot:"),
         st.Page("pages/runs.py", title="All runs", icon=":material/table_rows:"),
@@ -43,6 +54,7 @@ def pages() -> list:
         st.Page("pages/cards.py", title="Methods and models", icon=":material/badge:"),
         st.Page("pages/submit.py", title="Submit runs", icon=":material/upload:"),
         st.Page("pages/about.py", title="About", icon=":material/info:"),
+        st.Page(_to_landing, title="Ranking", url_path="ranking", visibility="hidden"),
     ]
 
 

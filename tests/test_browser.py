@@ -128,7 +128,7 @@ def test_ranking_chart_shows_every_method_of_a_full_grid(browser, tmp_path):
     proc = start_app(port, {store.ENV_VAR: str(results)}, tmp_path / "streamlit.log")
     try:
         page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.goto(f"http://127.0.0.1:{port}/", timeout=TIMEOUT_MS)  # the landing page (/ranking is "Page not found")
+        page.goto(f"http://127.0.0.1:{port}/", timeout=TIMEOUT_MS)  # the landing page
         _settle(page)
         chart = page.locator("[data-testid=stVegaLiteChart]").first
         chart.locator("g.role-legend-label text").first.wait_for(state="attached", timeout=TIMEOUT_MS)
