@@ -290,6 +290,35 @@ def predictor_tables(model: str, pretrained: str, outcome_names: dict[str, str])
         st.warning(f"No shipped predictor table to show: {plain(exc)}")
 
 
+#: Streamlit names a file uploader's file input "file upload" and its button "Upload", whatever the widget's label,
+#: so a screen reader announced every upload alike. This names them after the label ('labelled sample', 'Upload
+#: labelled sample'), now and whenever Streamlit draws them again (a rerun, an upload, a removed file).
+_UPLOAD_NAMES = """<script>
+(() => {
+  const name = () => document.querySelectorAll('[data-testid=stFileUploader]').forEach((box) => {
+    const label = box.querySelector('[data-testid=stWidgetLabel]')?.textContent.trim();
+    if (!label) return;
+    const input = box.querySelector('input[type=file]');
+    if (input && input.getAttribute('aria-label') !== label) input.setAttribute('aria-label', label);
+    const button = box.querySelector('[data-testid=stFileUploaderDropzone] button'), said = `Upload ${label}`;
+    if (button && button.getAttribute('aria-label') !== said) button.setAttribute('aria-label', said);
+  });
+  name();
+  if (!window.__iimmUploadNames) {  // one observer a browser tab, however often the page runs
+    window.__iimmUploadNames = new MutationObserver(name);
+    window.__iimmUploadNames.observe(document.body, {childList: true, subtree: true});
+  }
+})();
+</script>"""
+
+
+def name_uploads() -> None:
+    """Give the page's file uploaders accessible names from their labels (:data:`_UPLOAD_NAMES`): call last on a
+    page with one (its element, 0 px high, still takes a gap between two others). A constant script: no text of a
+    visitor's reaches it."""
+    st.html(_UPLOAD_NAMES, unsafe_allow_javascript=True)
+
+
 def carried(*keys: str) -> dict[str, list[str]]:
     """The current URL values of ``keys``, for a link that opens another page on the same view."""
     return {k: st.query_params.get_all(k) for k in keys if st.query_params.get_all(k)}

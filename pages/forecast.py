@@ -74,3 +74,4 @@ if "fc_result" in st.session_state:
         fui.outcome_views(res, rows)
     fui.measures_expander(res)
     fui.selection_expander(res)
+app.name_uploads()  # the upload's accessible name: its label

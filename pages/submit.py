@@ -30,3 +30,4 @@ if st.button("Submit", key="sub_go", type="primary", disabled=upload is None):
             st.dataframe(pd.DataFrame(report.refused, columns=["where", "reason"]), hide_index=True,
                          key="sub_refused")
         st.caption("The leaderboard shows new runs within 30 s (it rereads the store at most that often).")
+app.name_uploads()  # the upload's accessible name: its label

@@ -5,7 +5,9 @@ import pytest
 
 from core import store
 from jobs.app_server import free_port, start_app, stop_app
-from tests.browser_helpers import TIMEOUT_MS, _require_chromium, _settle, _shot, browser, expect, server  # noqa: F401
+from tests.app_helpers import sample_zip
+from tests.browser_helpers import (TIMEOUT_MS, _idle, _require_chromium, _settle, _shot, browser,  # noqa: F401
+                                   expect, server)  # (fixtures: browser, server)
 from tests.fixtures import write_fixture_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -44,3 +46,23 @@ def test_ranking_path_opens_the_ranking_with_its_query(browser, tmp_path):
         assert page.get_by_text("Page not found").count() == 0
     finally:
         stop_app(proc)
+
+
+@pytest.mark.parametrize("path, label", [("forecast", "labelled sample"), ("submit", "records (zip)")])
+def test_an_upload_is_announced_by_its_label(server, browser, tmp_path, path, label):
+    """Streamlit names an uploader's file input "file upload" and its button "Upload", whatever the label: a screen
+    reader announced every upload alike. Now both say the label, also once a file is chosen."""
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(f"{url}/{path}", timeout=TIMEOUT_MS)
+    _settle(page)
+    upload = page.locator("input[type=file]")
+    expect(upload).to_have_accessible_name(label)
+    expect(page.get_by_role("button", name=f"Upload {label}", exact=True)).to_be_visible()
+    sample = tmp_path / "sample.zip"
+    sample.write_bytes(sample_zip(n_per_class=2))
+    upload.set_input_files(str(sample))
+    page.locator("[data-testid=stFileChipName]", has_text=sample.name).wait_for(timeout=TIMEOUT_MS)
+    _idle(page)
+    expect(upload).to_have_accessible_name(label)  # drawn again around the chosen file
+    assert page.locator("[data-testid=stException]").count() == 0
