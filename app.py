@@ -17,6 +17,7 @@ the same URL, which then enters through :func:`main` like every later request.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -144,10 +145,23 @@ def source_controls(roots: tuple[str, ...], container=st) -> bool:
                                                 key="submitted", bind=URL)
 
 
-def pick_model(runs: pd.DataFrame, container=st, key: str = "model") -> tuple[str, str]:
-    """A model selectbox bound to the URL (``?model=arch@tag``); default: the model with most ok runs."""
+def pick_model(runs: pd.DataFrame, container=st, key: str = "model", fit: bool = False) -> tuple[str, str]:
+    """A model selectbox bound to the URL (``?model=arch@tag``); default: the model with most ok runs. ``fit``: as
+    :func:`link_select`'s."""
     labels = model_labels(runs)
-    return model_pair(link_select(container, "model", labels, key) or next(iter(labels)))
+    return model_pair(link_select(container, "model", labels, key, fit=fit) or next(iter(labels)))
+
+
+#: What :func:`fitted_width` allows a select box: 14 px Source Sans, as Streamlit writes a chosen option, averages
+#: 6.3 px a character on this app's labels in Chromium (7.2 leaves room for wide letters); the padding and the arrow
+#: take 34 px; no narrower than its label needs, no wider than half a wide page.
+SELECT_CHAR_PX, SELECT_DECOR_PX, SELECT_MIN_PX, SELECT_MAX_PX = 7.2, 44, 160, 560
+
+
+def fitted_width(labels) -> int:
+    """The width (px) of a select box that shows the longest of ``labels`` whole (clipped past SELECT_MAX_PX)."""
+    longest = max((len(str(label)) for label in labels), default=0)
+    return max(SELECT_MIN_PX, min(SELECT_MAX_PX, math.ceil(longest * SELECT_CHAR_PX) + SELECT_DECOR_PX))
 
 
 def _unmatched(key: str, labels: dict, kept) -> tuple[list[str], bool]:
@@ -162,10 +176,15 @@ def _unmatched(key: str, labels: dict, kept) -> tuple[list[str], bool]:
     return missed, before
 
 
-def link_select(container, what: str, labels: dict, key: str, none_shown: str = "nothing is chosen", **kwargs):
+def link_select(container, what: str, labels: dict, key: str, none_shown: str = "nothing is chosen",
+                fit: bool = False, **kwargs):
     """A selectbox of ``labels`` (option -> label) bound to the URL that warns when the link asks for an option
-    it lacks (Streamlit shows the default instead, silently); ``none_shown``: what no choice shows."""
+    it lacks (Streamlit shows the default instead, silently); ``none_shown``: what no choice shows. ``fit``: as wide
+    as its longest label (:func:`fitted_width`), for a row that wraps (``st.container(horizontal=True)``): in a
+    column of a narrow page a select box cut its chosen option (at 800 px it showed 89 px of the rank's 245)."""
     index = kwargs.get("index", 0)
+    if fit:
+        kwargs["width"] = fitted_width(labels.values())
     default = None if index is None or not labels else list(labels)[index]  # what the widget falls back to
     missed, before = _unmatched(key, labels, lambda v: v if v in labels else default)
     choice = container.selectbox(what, list(labels), key=key, bind=URL, format_func=labels.get, **kwargs)
@@ -175,10 +194,10 @@ def link_select(container, what: str, labels: dict, key: str, none_shown: str = 
     return choice
 
 
-def link_multiselect(container, label: str, labels: dict, key: str, what: str) -> list:
-    """:func:`link_select` for a filter (none chosen = every ``what``)."""
+def link_multiselect(container, label: str, labels: dict, key: str, what: str, **kwargs) -> list:
+    """:func:`link_select` for a filter (none chosen = every ``what``); ``kwargs``: the multiselect's (``width``)."""
     missed, before = _unmatched(key, labels, lambda v: [c for c in v if c in labels])
-    chosen = container.multiselect(label, list(labels), key=key, bind=URL, format_func=labels.get)
+    chosen = container.multiselect(label, list(labels), key=key, bind=URL, format_func=labels.get, **kwargs)
     if missed:
         st.warning(unmatched_link_text(what, missed, "filtering on the others" if chosen else f"showing every {what}",
                                        chosen_before=before))

@@ -38,12 +38,12 @@ if runs.empty:
     st.info(app.no_runs_text(roots, "No runs yet. Run a grid (`python -m jobs.grid jobs/configs/smoke.toml "
                              "--results results/smoke`) and reload; the About page says more."))
     st.stop()
-c1, c2, c3 = st.columns([2, 2, 3])
-model, pretrained = app.pick_model(runs, c1)
-rank_by = app.link_select(c2, "rank by", {k: v[1] for k, v in ranking.RANK_BY.items()}, "rank")
+row = st.container(horizontal=True)  # each select as wide as its options (a column cut them): a narrow page wraps
+model, pretrained = app.pick_model(runs, row, fit=True)
+rank_by = app.link_select(row, "rank by", {k: v[1] for k, v in ranking.RANK_BY.items()}, "rank", fit=True)
 mine = runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]
 names = app.option_labels(sorted(mine["dataset"].dropna().unique()))
-datasets = app.link_multiselect(c3, "datasets (none = all)", names, "dataset", "dataset")
+datasets = app.link_multiselect(row, "datasets (none = all)", names, "dataset", "dataset", width=320)
 untrained = app.model_notice(model, pretrained, runs)  # said in the table and on the chart: either may be saved alone
 version, picked = app.store_version(roots), (model, pretrained, tuple(datasets))
 for text in mixed(roots, version, *picked, include):
@@ -85,9 +85,9 @@ st.dataframe(shown, hide_index=True, key="rk_table", column_order=[*(["model_lab
     "n_ood_datasets": NUM("OOD datasets", width=SMALL, help="datasets behind the OOD change (its panel measured)"),
     "card": st.column_config.LinkColumn("card", display_text="card", width=50)})
 
-axes = {k: v[0] for k, v in charts.TRADEOFF_AXES.items()}
-a1, a2, a3 = st.columns([2, 2, 3])
-x, y = app.link_select(a1, "x axis", axes, "x"), app.link_select(a2, "y axis", axes, "y", index=1)
+row, axes = st.container(horizontal=True), {k: v[0] for k, v in charts.TRADEOFF_AXES.items()}  # a row as above
+x, y = app.link_select(row, "x axis", axes, "x", fit=True), app.link_select(row, "y axis", axes, "y", index=1, fit=True)
+a3 = row.container(width="content")  # the links beside them, or below on a narrow page
 try:
     st.altair_chart(charts.readable(charts.gain_vs_forgetting(rows, x=x, y=y, random_weights=untrained)))
 except ValueError as exc:

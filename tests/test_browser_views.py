@@ -1,9 +1,11 @@
 """The app in a real headless Chromium, continued from tests/test_browser.py: the links a visitor guesses or keeps,
 what a narrow window shows, what a screen reader is told, how a table sorts. Skipped without Chromium unless
 IIMM_REQUIRE_BROWSER=1, as there."""
+from urllib.parse import urlencode
+
 import pytest
 
-from core import store
+from core import charts, ranking, store
 from jobs.app_server import free_port, start_app, stop_app
 from tests.app_helpers import sample_zip
 from tests.browser_helpers import (TIMEOUT_MS, _idle, _require_chromium, _settle, _shot, browser,  # noqa: F401
@@ -66,3 +68,23 @@ def test_an_upload_is_announced_by_its_label(server, browser, tmp_path, path, la
     _idle(page)
     expect(upload).to_have_accessible_name(label)  # drawn again around the chosen file
     assert page.locator("[data-testid=stException]").count() == 0
+
+
+def test_ranking_selects_show_their_choice_whole_at_800_px(server, browser, tmp_path):
+    """At 800 px (the sidebar open) the ranking's select boxes, in rows of three columns, showed 89 px of their
+    chosen text (the rank's takes 245, the model's 158). With each select's longest option chosen, every one now
+    shows its whole text."""
+    url, _ = server
+    longest = max((title for title, _ in charts.TRADEOFF_AXES.values()), key=len)
+    query = urlencode({"rank": ranking.RANK_BY["ood_change"][1], "x": longest, "y": longest})
+    page = browser.new_page(viewport={"width": 800, "height": 900})
+    page.goto(f"{url}/?{query}", timeout=TIMEOUT_MS)
+    _settle(page)
+    expect(page.get_by_label("x axis")).to_have_value(longest)
+    selects = page.locator("[data-testid=stSelectbox] input")
+    expect(selects).to_have_count(4)  # model, rank by, x axis, y axis
+    widths = selects.evaluate_all("es => es.map(e => [e.value, e.scrollWidth, e.clientWidth])")
+    assert all(scroll <= client for _, scroll, client in widths), widths  # text wider than its box is cut
+    assert page.locator("[data-testid=stMain]").evaluate("m => m.scrollWidth <= m.clientWidth")  # nothing off the page
+    page.get_by_label("rank by").scroll_into_view_if_needed()
+    _shot(page, tmp_path, "ranking-selects-800")
