@@ -27,7 +27,7 @@ import streamlit as st
 from core import cards, garbage, store
 from core.cards import model_labels, model_option, model_options  # noqa: F401 (pages use them from app)
 from core.text import (model_key, model_pair, option_labels, option_text, plain,  # noqa: F401 (pages)
-                       unmatched_link_text)
+                       unmatched_link_text, zeros_unsigned)
 
 log = logging.getLogger("app")
 ICON = "📈"  # an emoji favicon is drawn inline by the browser: no icon fetched from a font server
@@ -225,6 +225,28 @@ def model_notice(model: str, pretrained: str, runs: pd.DataFrame | None = None) 
                 "generated world of shapes, textures, letters and charts. Its results show how the method "
                 "works; they are not results of real CLIP models. Add your own runs to rank real models.")
     return is_untrained
+
+
+def interval_ends(rows: pd.DataFrame, column: str) -> dict[str, pd.Series]:
+    """The ends of ``column``'s 95 % interval (``rows``' ``<column>_lo`` and ``_hi``) for a table: numbers, so a click
+    on a header sorts them by value (the interval as one text, '[-10.0, +3.0]', sorted next to '[-1.0, +3.0]');
+    both missing where either end is not a finite number (one dataset), each that rounds to 0 written '+0.0'
+    (:func:`core.text.zeros_unsigned`). Shown by :func:`interval_config`'s columns."""
+    ends = {f"{column}_{end}": pd.to_numeric(rows[f"{column}_{end}"], errors="coerce") for end in ("lo", "hi")}
+    defined = pd.concat([v.abs() < float("inf") for v in ends.values()], axis=1).all(axis=1)
+    return {name: zeros_unsigned(values.where(defined), 1) for name, values in ends.items()}
+
+
+def interval_config(rows: pd.DataFrame, column: str, interval: str, **kwargs) -> dict:
+    """The two number columns of :func:`interval_ends` of ``rows``, headed 'low' and 'high' (beside the number they
+    bound), one decimal with its sign, their help naming the ``interval`` ('the in-domain gain's 95 % interval over
+    datasets'); both hidden where no row has one (one dataset: two columns of 'None'). ``kwargs``: each column's
+    (``width``)."""
+    if not any(values.notna().any() for values in interval_ends(rows, column).values()):
+        return {f"{column}_lo": None, f"{column}_hi": None}
+    return {f"{column}_{end}": st.column_config.NumberColumn(end_name, format="%+.1f",
+                                                             help=f"{side} end of {interval}", **kwargs)
+            for end, end_name, side in (("lo", "low", "lower"), ("hi", "high", "upper"))}
 
 
 @st.cache_data(ttl=60)

@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import forecast_runs
-from core import cards, charts, forecast_select, predict, ranking, store
+from app import forecast_runs, interval_config, interval_ends
+from core import cards, charts, forecast_select, predict, store
 from core.model_pool import ModelPool
 from core.text import counted, option_labels, plain, zeros_unsigned
 from core.turns import BusyError, Turns
@@ -34,19 +34,21 @@ def forecast_table(rows: pd.DataFrame, untrained_model: str | None = None) -> No
     num, txt = st.column_config.NumberColumn, st.column_config.TextColumn
     st.dataframe(rows.assign(model=untrained_model,  # and no '-0.0' cell:
                              **{c: zeros_unsigned(rows[c], 1) for c in ("id_gain", "ood_change", "iimm_gain")},
-                             # as the ranking writes one: a dash for none (it was blank), no '-0.0', no '+inf'
-                             gain_ci=ranking.interval_texts(rows["id_gain_lo"], rows["id_gain_hi"]),
-                             ood_ci=ranking.interval_texts(rows["ood_change_lo"], rows["ood_change_hi"]),
+                             # as the ranking shows them: numbers (sorted as numbers), no '-0.0', no '+inf'
+                             **interval_ends(rows, "id_gain"), **interval_ends(rows, "ood_change"),
                              front=rows["pareto"].map({True: "✔ best", False: ""}),
                              note=[("extrapolates: a predictor outside its reference range; " if e else "")
                                    + ("" if s == "ok" else str(s))
                                    for e, s in zip(rows["extrapolation"], rows["status"])]),
                  hide_index=True, key="fc_table", column_order=[*(["model"] if untrained_model else []),
-                     "method_title", "id_gain", "gain_ci", "ood_change", "ood_ci", "front", "gain_basis",
-                     "iimm_gain", "gain_lodo", "n_datasets", "note"], column_config={
+                     "method_title", "id_gain", "id_gain_lo", "id_gain_hi", "ood_change", "ood_change_lo",
+                     "ood_change_hi", "front", "gain_basis", "iimm_gain", "gain_lodo", "n_datasets", "note"],
+                 column_config={
                      "method_title": txt("method"), "id_gain": num("in-domain gain", format="%+.1f"),
-                     "gain_ci": txt("95 % interval"), "ood_change": num("OOD change", format="%+.1f"),
-                     "ood_ci": txt("95 % interval"), "front": txt("Pareto"),
+                     **interval_config(rows, "id_gain", "the in-domain gain's 95 % prediction interval"),
+                     "ood_change": num("OOD change", format="%+.1f"),
+                     **interval_config(rows, "ood_change", "the OOD change's 95 % prediction interval"),
+                     "front": txt("Pareto"),
                      "gain_basis": txt("gain predicted from", help="predictor set chosen by "
                                        "leave-one-dataset-out error (IIMM alone unless another set is clearly better)"),
                      "iimm_gain": num("IIMM line (gain)", format="%+.1f", help="the IIMM-only line's forecast, "

@@ -8,7 +8,7 @@ from core import cards, charts, data_versions, ranking, store
 from core.text import zeros_unsigned
 
 app.ensure_navigation()
-NUM, TXT = st.column_config.NumberColumn, st.column_config.TextColumn
+NUM, TXT, SMALL = st.column_config.NumberColumn, st.column_config.TextColumn, "small"
 
 
 @st.cache_data(ttl=30, max_entries=32)
@@ -30,7 +30,7 @@ st.title("Which fine-tuning method should you use?")
 st.write("Each row is one way of fine-tuning a vision-language model: the accuracy points it **adds** on the "
          "task it is trained for (*in-domain gain*) and what it **costs** on tasks it never saw "
          "(*out-of-domain change*; closer to 0 = less forgetting), averaged over datasets and seeds. "
-         "Brackets: 95 % interval over datasets. [What the numbers mean](/about)")
+         "Low and high: the 95 % interval over datasets. [What the numbers mean](/about)")
 roots = app.store_roots()
 include = app.source_controls(roots)
 runs = app.load_runs(roots, include)
@@ -61,23 +61,23 @@ if rows["rank"].isna().any():
     st.caption(f"Methods without a measured {ranking.RANK_BY[rank_by][1]} are not ranked.")
 shown = rows.assign(
     model_label=cards.model_label_column(rows, {(model, pretrained)} if untrained else set()),
-    **{c: zeros_unsigned(rows[c], 1) for c in ("id_gain", "ood_change")},  # no '-0.0' beside '[+0.0, +0.0]'
-    gain_ci=ranking.interval_texts(rows["id_gain_lo"], rows["id_gain_hi"]),
-    ood_ci=ranking.interval_texts(rows["ood_change_lo"], rows["ood_change_hi"]),
+    **{c: zeros_unsigned(rows[c], 1) for c in ("id_gain", "ood_change")},  # no '-0.0' beside an end's '+0.0'
+    **app.interval_ends(rows, "id_gain"), **app.interval_ends(rows, "ood_change"),  # numbers: sorted as numbers
     front=rows["pareto"].map({True: "✔ best", False: ""}),
     card=["/cards?card=" + quote(labels.get(str(m)) or app.option_text(cards.method_title(m)))
           for m in rows["method"]])  # or: a method only submissions hold, which the cards page does not list
-SMALL = "small"
 st.dataframe(shown, hide_index=True, key="rk_table", column_order=[*(["model_label"] if untrained else []),
-    "rank", "method_title", "id_gain", "gain_ci", "ood_change", "ood_ci", "front", "trainable_params",
-    "wall_time_s", "peak_mb", *([] if same else ["n_datasets", "n_ood_datasets"]), "card"], column_config={
+    "rank", "method_title", "id_gain", "id_gain_lo", "id_gain_hi", "ood_change", "ood_change_lo", "ood_change_hi",
+    "front", "trainable_params", "wall_time_s", "peak_mb", *([] if same else ["n_datasets", "n_ood_datasets"]), "card"],
+    column_config={
     "model_label": TXT("model"), "rank": NUM("rank", width=40), "method_title": TXT("method", width=180),
     "id_gain": NUM("gain", format="%+.1f", width=SMALL, help="in-domain gain: mean accuracy points gained on the "
                                                               "trained task"),
-    "gain_ci": TXT("95 % interval", width=100), "ood_change": NUM(
-        "OOD change", format="%+.1f", width=90, help="out-of-domain: mean accuracy change on held-out tasks; "
-                                                       "0 = no forgetting"),
-    "ood_ci": TXT("95 % interval", width=100), "front": TXT("Pareto", width=SMALL),
+    **app.interval_config(rows, "id_gain", "the in-domain gain's 95 % interval over datasets", width=52),
+    "ood_change": NUM("OOD change", format="%+.1f", width=90, help="out-of-domain: mean accuracy change on held-out "
+                                                                   "tasks; 0 = no forgetting"),
+    **app.interval_config(rows, "ood_change", "the OOD change's 95 % interval over datasets", width=52),
+    "front": TXT("Pareto", width=64),
     "trainable_params": NUM("trainable", format="compact", width=SMALL, help="trainable parameters"),
     "wall_time_s": NUM("time/run (s)", format="%.0f", width=90, help="mean wall time of one run"),
     "peak_mb": NUM("memory (MB)", format="%.0f", width=100, help="peak memory of a run's process"),

@@ -96,3 +96,23 @@ def _shot(page, folder: Path, name: str) -> Path:
 
 NAV = ["Ranking", "Per dataset", "Compare methods", "All runs", "Forecast your dataset", "Methods and models", "Submit runs",
        "About"]
+
+
+def _sort_by(page, grid, header: str) -> None:
+    """Sort ``grid`` by ``header``, smallest first. The headers are drawn on a canvas: click along the header row,
+    from its right end, until the accessible copy of the headers shows that one's ascending arrow."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box, heads = grid.bounding_box(), grid.locator("th")
+    for x in range(int(box["width"]) - 10, 0, -60):
+        before = heads.all_inner_texts()
+        page.mouse.click(box["x"] + x, box["y"] + 15)
+        try:  # the accessible copy follows the canvas a frame later
+            page.wait_for_function("([grid, before]) => [...grid.querySelectorAll('th')]"
+                                   ".some((t, i) => t.innerText !== before[i])", arg=[grid.element_handle(), before],
+                                   timeout=800)
+        except PlaywrightTimeout:  # a click on a column's edge sorts nothing
+            continue
+        if f"↑ {header}" in [t.strip() for t in heads.all_inner_texts()]:
+            return
+    raise AssertionError(f"no header {header!r} to sort by: {heads.all_inner_texts()}")

@@ -92,8 +92,9 @@ def test_pages_show_undefined_values_as_a_dash_never_nan(fixture_store):
     one = app_test()
     one.query_params["dataset"] = "fx-set-0"  # one dataset: no interval over datasets
     one.run()
-    table = one.dataframe[0].value
-    assert not one.exception and set(table["gain_ci"]) == {"—"} and set(table["ood_ci"]) == {"—"}
+    table, shown = one.dataframe[0].value, json.loads(one.dataframe[0].proto.columns)
+    assert not one.exception and table[["id_gain_lo", "ood_change_hi"]].isna().all().all()
+    assert shown["id_gain_lo"] == shown["ood_change_hi"] == {"hidden": True}  # not a column of 'None
     links = [link.proto.label for link in one.get("page_link")]
     assert "All 3 runs of this model on these datasets" in links  # what the link opens (was: all 18)
     for path in fixture_store.rglob("*.json"):  # records without their optional created_at

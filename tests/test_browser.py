@@ -17,7 +17,7 @@ from core.models import spec_for
 from jobs.app_server import free_port, start_app, stop_app
 from tests.app_helpers import sample_zip, traversal_zip
 from tests.browser_helpers import (NAV, TIMEOUT_MS, _idle, _nav, _require_chromium, _settle, _shot,  # noqa: F401
-                                   _table_cells, browser, expect, server)  # (fixtures: browser, server)
+                                   _sort_by, _table_cells, browser, expect, server)  # (fixtures: browser, server)
 from tests.fixtures import SHIPPED_METHODS, fixture_run_id, write_fixture_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -280,26 +280,6 @@ def test_forecast_page_in_chromium(server, browser, tmp_path):
     page.get_by_role("heading", name=re.compile(r"^emb\.npz: ")).wait_for(timeout=TIMEOUT_MS)
     expected = metrics.iimm(x.astype(np.float32), t.astype(np.float32), y)
     _expect_metric(page, "IIMM", f"{expected:.3f}")
-
-
-def _sort_by(page, grid, header: str) -> None:
-    """Sort ``grid`` by ``header``, smallest first. The headers are drawn on a canvas: click along the header row,
-    from its right end, until the accessible copy of the headers shows that one's ascending arrow."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    box, heads = grid.bounding_box(), grid.locator("th")
-    for x in range(int(box["width"]) - 10, 0, -60):
-        before = heads.all_inner_texts()
-        page.mouse.click(box["x"] + x, box["y"] + 15)
-        try:  # the accessible copy follows the canvas a frame later
-            page.wait_for_function("([grid, before]) => [...grid.querySelectorAll('th')]"
-                                   ".some((t, i) => t.innerText !== before[i])", arg=[grid.element_handle(), before],
-                                   timeout=800)
-        except PlaywrightTimeout:  # a click on a column's edge sorts nothing
-            continue
-        if f"↑ {header}" in [t.strip() for t in heads.all_inner_texts()]:
-            return
-    raise AssertionError(f"no header {header!r} to sort by: {heads.all_inner_texts()}")
 
 
 def test_compare_winners_table_sorts_its_numbers_as_numbers(server, browser):

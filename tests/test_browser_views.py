@@ -8,8 +8,8 @@ import pytest
 from core import charts, ranking, store
 from jobs.app_server import free_port, start_app, stop_app
 from tests.app_helpers import sample_zip
-from tests.browser_helpers import (TIMEOUT_MS, _idle, _require_chromium, _settle, _shot, browser,  # noqa: F401
-                                   expect, server)  # (fixtures: browser, server)
+from tests.browser_helpers import (TIMEOUT_MS, _idle, _require_chromium, _settle, _shot, _sort_by,  # noqa: F401
+                                   browser, expect, server)  # (fixtures: browser, server)
 from tests.fixtures import write_fixture_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -88,3 +88,28 @@ def test_ranking_selects_show_their_choice_whole_at_800_px(server, browser, tmp_
     assert page.locator("[data-testid=stMain]").evaluate("m => m.scrollWidth <= m.clientWidth")  # nothing off the page
     page.get_by_label("rank by").scroll_into_view_if_needed()
     _shot(page, tmp_path, "ranking-selects-800")
+
+
+def test_ranking_interval_ends_sort_as_numbers(browser, tmp_path):
+    """The ranking's intervals were text ('[-4.2, -2.3]'): a click on the header sorted them as text, '[-0.4, …]'
+    before '[-4.2, …]' (and '+11.1' before '+2.8'). Their ends are now number columns ('low', 'high'): smallest
+    first is in numeric order."""
+    _require_chromium()
+    results = tmp_path / "results"
+    write_fixture_store(results, pretrained="random", methods=("full", "bitfit", "lora", "adapter"))
+    port = free_port()
+    proc = start_app(port, {store.ENV_VAR: str(results)}, tmp_path / "streamlit.log")
+    try:
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.goto(f"http://127.0.0.1:{port}/?model=worldclip-tiny+%C2%B7+random", timeout=TIMEOUT_MS)
+        _settle(page)
+        grid = page.locator("[data-testid=stDataFrame]").first
+        grid.locator("[data-testid^=glide-cell-0-]").first.wait_for(state="attached", timeout=30_000)
+        _sort_by(page, grid, "low")  # found from the right: the low end of the out-of-domain change's interval
+        column = [t.strip() for t in grid.locator("th").all_inner_texts()].index("↑ low")
+        ends = grid.locator(f"[data-testid^=glide-cell-{column}-]").all_inner_texts()
+        assert len(ends) == 4 and sorted(ends, key=float) != sorted(ends), ends  # text order would differ
+        assert ends == sorted(ends, key=float), ends
+        _shot(page, tmp_path, "ranking-sorted-by-ood-low")
+    finally:
+        stop_app(proc)
