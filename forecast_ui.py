@@ -257,7 +257,7 @@ def outcome_views(res, rows: pd.DataFrame) -> None:
     forecast_table(rows, cards.model_label(res.model, res.pretrained, True) if untrained else None)
     try:
         st.altair_chart(charts.readable(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", subtitle=(
-            "bars: 95 % prediction interval; diamonds: best predicted trade-offs"), random_weights=untrained)))
+            "bars: 95 % prediction interval; ringed: best predicted trade-offs"), random_weights=untrained)))
     except ValueError as exc:  # no method forecast on both axes (e.g. no reference run has an OOD panel)
         st.info(f"No trade-off chart: {plain(exc)}")
     left, right = st.columns([1, 2])

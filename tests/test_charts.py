@@ -81,7 +81,7 @@ def test_gain_vs_forgetting_names_every_method_and_marks_the_front(runs):
     rows = ranking.method_ranking(runs)
     chart = charts.gain_vs_forgetting(rows)
     spec = _spec(chart)
-    for needle in ('"id_gain_lo"', '"ood_change_hi"', "Pareto: best trade-off", '"diamond"', "points)"):
+    for needle in ('"id_gain_lo"', '"ood_change_hi"', "Pareto: best trade-off", '"filled": false', "points)"):
         assert needle in spec, needle
     texts = [layer for layer in chart.layer if getattr(layer.mark, "type", None) == "text"]
     assert len(texts) == 1 and texts[0].encoding.text.shorthand == "method_title:N"  # labels, no hover needed
@@ -214,8 +214,8 @@ def test_each_chart_puts_each_column_on_its_own_axis(runs):
         "lo", "hi")
 
     trade = _layers(charts.gain_vs_forgetting(ranking.method_ranking(runs)))
-    (point,) = [layer for layer in trade if layer["mark"]["type"] == "point"]
-    assert (_field(point, "x"), _field(point, "y")) == ("id_gain", "ood_change")
+    points = [layer for layer in trade if layer["mark"]["type"] == "point"]  # the methods' marks, the Pareto rings
+    assert [(_field(p, "x"), _field(p, "y")) for p in points] == [("id_gain", "ood_change")] * 2
     bars = {(_field(r, "x"), _field(r, "x2"), _field(r, "y"), _field(r, "y2"))
             for r in trade if r["mark"]["type"] == "rule"}
     assert bars == {("id_gain_lo", "id_gain_hi", "ood_change", None),

@@ -272,7 +272,7 @@ def test_past_twenty_methods_every_method_still_has_a_colour_of_its_own():
     """With 25 methods the 20-colour palette repeated: m00 and m20 were one colour on the plot and in the legend."""
     methods = tuple(f"m{i:02d}" for i in range(40))
     colours = charts.method_colours([*methods, "zero_shot"])
-    assert [colours[m] for m in methods[:20]] == list(charts.METHOD_PALETTE)  # the first 20 keep theirs
+    assert [colours[m] for m in methods[:21]] == list(charts.METHOD_PALETTE)  # the first 21 keep theirs
     tuned = [colours[m] for m in methods]
     assert len(set(tuned)) == 40 and charts.BASELINE_COLOUR not in tuned
     assert all(_contrast_on_white(c) >= 3 for c in tuned)  # each still visible on a white page
@@ -316,9 +316,9 @@ def test_the_tradeoff_subtitle_speaks_of_bars_only_when_some_are_drawn():
         return any(layer["mark"]["type"] == "rule" for layer in spec["layer"]), _subtitle(spec)
 
     assert drawn(charts.gain_vs_forgetting(rows, x="trainable_params", y="net")) == (
-        False, "diamonds: nothing beats them on both gain and forgetting")
+        False, "ringed: nothing beats them on both gain and forgetting")
     assert drawn(charts.gain_vs_forgetting(rows)) == (
-        True, "bars: 95 % interval over datasets; diamonds: nothing beats them on both gain and forgetting")
+        True, "bars: 95 % interval over datasets; ringed: nothing beats them on both gain and forgetting")
     assert drawn(charts.gain_vs_forgetting(rows, subtitle="mine"))[1] == "mine"  # a caller's own is kept
 
 
@@ -349,7 +349,7 @@ def test_subtitles_come_in_lines_a_narrow_chart_writes_whole():
         lines = chart.to_dict()["title"]["subtitle"]
         assert lines[0] == "RANDOM WEIGHTS: an untrained network;" and all(len(line) <= 62 for line in lines), lines
     assert charts.gain_vs_forgetting(ranking.method_ranking(runs), random_weights=False).to_dict()["title"][
-        "subtitle"] == ["bars: 95 % interval over datasets;", "diamonds: nothing beats them on both gain and forgetting"]
+        "subtitle"] == ["bars: 95 % interval over datasets;", "ringed: nothing beats them on both gain and forgetting"]
 
 
 @pytest.mark.parametrize("values, domain", [([3.0, 12.0], [0.0, 12.0]), ([-4.0, -1.0], [-4.0, 0.0]),

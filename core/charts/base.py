@@ -1,4 +1,4 @@
-"""What every chart of :mod:`core.charts` shares: method colours and titles, axis titles, tooltip entries, the
+"""What every chart of :mod:`core.charts` shares: method colours, shapes and titles, axis titles, tooltip entries, the
 random-weights note, and the frame checks."""
 from __future__ import annotations
 
@@ -15,12 +15,20 @@ from core.cards import method_titles  # the tables' titles: one label per colour
 
 log = logging.getLogger(__name__)
 
-#: Method colours: 20 hues that each keep at least 3:1 contrast on a white page (WCAG's bar for graphics),
-#: ordered so neighbours differ. Streamlit's default palette has 10 colours, some near-white, so 19 methods
-#: repeated colours and a one-method panel could nearly vanish.
-METHOD_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ec7014", "#9467bd", "#8c564b", "#dd3497", "#7f7f7f",
-                  "#35978f", "#393b79", "#637939", "#bf812d", "#843c39", "#7b4173", "#6b6ecf", "#b15928",
-                  "#4d9221", "#01665e", "#8e0152", "#225ea8")
+#: Method colours: 21 that each keep at least 3:1 contrast on a white page (WCAG's bar for graphics), in three
+#: blocks of 7 (:data:`METHOD_BLOCK`), one per :data:`METHOD_SHAPES` shape. Within a block every two colours stay
+#: at least 18 apart (CIEDE2000) for normal vision and as protanopes and deuteranopes see them (simulated:
+#: :mod:`core.charts.colour_vision`), so up to 7 methods are told apart by colour alone and more by colour within a
+#: shape; any two of the 21 are at least 13 apart for normal vision. The 20 hues before (worst pair 5.7 for
+#: normal vision) had pairs under 1 as a deuteranope sees them. Chosen by a search over sRGB for the widest smallest
+#: difference, each colour also 18 from :data:`BASELINE_COLOUR`.
+METHOD_PALETTE = ("#dd7700", "#0000ff", "#559999", "#005500", "#bb4455", "#aa77ff", "#990066",
+                  "#cc00ff", "#ff4400", "#889977", "#663388", "#882200", "#885566", "#aa88aa",
+                  "#999900", "#6699bb", "#444466", "#666611", "#336655", "#bb8888", "#2255ee")
+#: The marks' shapes, one per block of :data:`METHOD_BLOCK` colours: the methods past the first block differ from
+#: those before them in shape as well (the trade-off chart draws them so; its Pareto methods are ringed).
+METHOD_SHAPES = ("circle", "square", "triangle-up")
+METHOD_BLOCK = 7
 BASELINE_COLOUR = "#222222"
 #: Axis and legend text: Streamlit's chart theme writes it in #808495, 3.7:1 on white, under WCAG AA's 4.5:1 for
 #: text; this grey keeps it quieter than the titles at 6.3:1.
@@ -167,15 +175,21 @@ def extra_colours(n: int) -> list[str]:
     return out
 
 
+def _tuned_in_order(methods: Any) -> tuple[list[str], set[str]]:
+    """The distinct method names of ``methods``, baselines (zero-shot) apart: the others in name order, and the
+    baselines."""
+    names = sorted({str(m) for m in methods})
+    baseline = {m for m in names if cards.method_card(m).baseline}
+    return [m for m in names if m not in baseline], baseline
+
+
 def method_colours(methods: Any) -> dict[str, str]:
     """One colour per distinct method name in ``methods`` (any iterable of str): non-baseline methods
     take :data:`METHOD_PALETTE` in name order, baselines (zero-shot) :data:`BASELINE_COLOUR`, so a
-    method keeps its colour on every chart that draws the same methods, baselines or not. Past 20
-    methods, :func:`extra_colours` (the palette repeated, so two methods' points and legend entries were
+    method keeps its colour on every chart that draws the same methods, baselines or not. Past the palette's
+    21 methods, :func:`extra_colours` (the palette repeated, so two methods' points and legend entries were
     one colour); they are harder to tell apart (logged)."""
-    names = sorted({str(m) for m in methods})
-    baseline = {m for m in names if cards.method_card(m).baseline}
-    ordered = [m for m in names if m not in baseline]
+    ordered, baseline = _tuned_in_order(methods)
     palette = list(METHOD_PALETTE)
     if len(ordered) > len(palette):
         log.warning("%d methods: %d colours past the %d-colour palette are close to others; read the labels",
@@ -185,6 +199,17 @@ def method_colours(methods: Any) -> dict[str, str]:
     return colours | {m: BASELINE_COLOUR for m in baseline}
 
 
+def method_shapes(methods: Any) -> dict[str, str]:
+    """One mark shape per distinct method name in ``methods``, as :func:`method_colours` orders them: the
+    methods of the palette's first block of :data:`METHOD_BLOCK` colours (and baselines) circles, the next block
+    squares, the third triangles, then round again. Two methods of one shape differ in colour as people with
+    red-green colour-vision deficiency see it too (:data:`METHOD_PALETTE`)."""
+    ordered, baseline = _tuned_in_order(methods)
+    shapes = {m: METHOD_SHAPES[i // METHOD_BLOCK % len(METHOD_SHAPES)] for i, m in enumerate(ordered)}
+    return shapes | {m: METHOD_SHAPES[0] for m in baseline}
+
+
 def _colour_scale(labels: dict[str, str], colours: dict[str, str]) -> alt.Scale:
-    """The colour scale that draws each method's label (method -> label) in its colour (method -> colour)."""
+    """The colour scale that draws each method's label (method -> label) in its colour (method -> colour); also a
+    shape scale, given shapes (method -> :func:`method_shapes`' shape)."""
     return alt.Scale(domain=list(labels.values()), range=[colours[m] for m in labels])

@@ -7,7 +7,7 @@ import pandas as pd
 
 from core import label_layout
 from core.charts.base import (_colour_scale, _description, _require, _spoken, _subtitle, _tip, _untrained,
-                              method_colours)
+                              method_colours, method_shapes)
 from core.text import distinct_labels
 
 
@@ -42,9 +42,11 @@ PLOT_DECOR_PX = 260
 
 
 #: What :func:`gain_vs_forgetting`'s subtitle says of its error bars (drawn where an axis has an interval)
-#: and of its diamonds.
+#: and of its rings (Pareto methods were diamonds: the marks' shapes now tell methods apart).
 BARS_NOTE = "bars: 95 % interval over datasets"
-FRONT_NOTE = "diamonds: nothing beats them on both gain and forgetting"
+FRONT_NOTE = "ringed: nothing beats them on both gain and forgetting"
+#: The ring around a Pareto method's mark, and its legend entry.
+FRONT_LABEL, RING_INK = "Pareto: best trade-off", "#222222"
 
 
 def _placeable(values: np.ndarray, axis: str) -> np.ndarray:
@@ -100,9 +102,10 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     chosen axes (keys of :data:`TRADEOFF_AXES`), labelled with the method's name so nothing needs a
     hover (beside its point where :func:`core.label_layout.place_labels` finds room, Pareto methods first;
     a label that would cover another is left out, its point keeping tooltip and colour); the interval over
-    datasets as error bars where the axis has one; Pareto methods drawn as large diamonds (legend in dark
-    grey) and joined by a dashed line on the gain/OOD axes; the method legend, below the plot, takes a
-    column per :data:`LEGEND_ROWS` methods. Methods that cannot be placed (NaN or inf on an axis, or a
+    datasets as error bars where the axis has one; each method in its colour and shape (:func:`method_colours`,
+    :func:`method_shapes`: two methods of one shape differ in colour also as protanopes and deuteranopes see it);
+    Pareto methods ringed in dark grey and joined by a dashed line on the gain/OOD axes; the method legend, below
+    the plot, takes a column per :data:`LEGEND_ROWS` methods. Methods that cannot be placed (NaN or inf on an axis, or a
     value not above 0 on a log axis) are named in the subtitle. ``subtitle``: what bars and diamonds mean;
     default :data:`BARS_NOTE` (only where an axis draws bars) and :data:`FRONT_NOTE`. ``random_weights`` as in
     :func:`iimm_vs_outcome` (None: from the rows' model and pretrained columns, when they have them).
@@ -129,7 +132,7 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
         log_note = " or none above 0 on a log axis" if TRADEOFF_AXES[x][1] or TRADEOFF_AXES[y][1] else ""
         subtitle = [subtitle, f"not drawn ({len(left_out)}: no value on an axis{log_note}): {', '.join(left_out)}"]
     subtitle = _subtitle(subtitle, _untrained(rows, random_weights))
-    data["front"] = np.where(data["pareto"], "Pareto: best trade-off", "dominated")
+    data["front"] = np.where(data["pareto"], FRONT_LABEL, "dominated")
 
     domains = {axis: label_layout.nice_domain(_axis_values(data, axis), log=TRADEOFF_AXES[axis][1])
                for axis in (x, y)}  # set, not left to Vega-Lite's 'nice', so the labels know where points land
@@ -147,9 +150,12 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
                                            tags=data["method"].astype(str).tolist())
     titles = dict(sorted(zip(data["method"], data["method_title"])))
     columns = -(-len(titles) // LEGEND_ROWS)
+    legend = alt.Legend(orient="bottom", labelLimit=LEGEND_LABEL_PX, symbolOpacity=1, symbolStrokeColor=RING_INK,
+                        symbolStrokeWidth=0.6, columns=columns, columnPadding=12)  # one legend: colour and shape
     color = alt.Color("method_title:N", title="method", scale=_colour_scale(titles, method_colours(titles)),
-                      legend=alt.Legend(orient="bottom", labelLimit=LEGEND_LABEL_PX, symbolOpacity=1,
-                                        symbolType="circle", columns=columns, columnPadding=12))
+                      legend=legend)
+    marks = alt.Shape("method_title:N", title="method", scale=_colour_scale(titles, method_shapes(titles)),
+                      legend=legend)
     # every layer names its tooltip: Streamlit's theme gives a layer without one a tooltip of its raw fields
     # (a label read 'method_title Full', 'predicted in-domain gain (points) 15.0172894871')
     tooltip = [_tip("method_title", "method", "N"), _tip(x, enc(x, alt.X).to_dict()["title"]),
@@ -170,12 +176,14 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
         front_line = base.transform_filter(alt.datum.pareto).mark_line(color="#555", strokeDash=[5, 4], tooltip=None,
                                                                         aria=False)  # its points say 'Pareto'
         layers.append(front_line.encode(enc(x, alt.X), enc(y, alt.Y), order=f"{x}:Q"))
-    shape = alt.Shape("front:N", title="", scale=alt.Scale(domain=["Pareto: best trade-off", "dominated"],
-                                                            range=["diamond", "circle"]),
-                      legend=alt.Legend(symbolFillColor="#333", symbolStrokeColor="#333", orient="top",
-                                        direction="horizontal", symbolOpacity=1, labelLimit=300))
-    layers.append(base.mark_point(filled=True, opacity=0.95, stroke="#222", strokeWidth=0.6, size=170).encode(
-        enc(x, alt.X), enc(y, alt.Y), color=color, shape=shape, tooltip=tooltip, description="said:N"))
+    ring = alt.Stroke("front:N", title="", scale=alt.Scale(domain=[FRONT_LABEL], range=[RING_INK]),
+                      legend=alt.Legend(orient="top", symbolType="circle", symbolSize=260, symbolStrokeWidth=2,
+                                        symbolFillColor="transparent", symbolOpacity=1, labelLimit=300))
+    layers.append(base.transform_filter(alt.datum.pareto).mark_point(  # said by the point's own description
+        shape="circle", filled=False, size=520, strokeWidth=2, opacity=1, aria=False).encode(
+        enc(x, alt.X), enc(y, alt.Y), stroke=ring, tooltip=tooltip))
+    layers.append(base.mark_point(filled=True, opacity=0.95, stroke=RING_INK, strokeWidth=0.6, size=170).encode(
+        enc(x, alt.X), enc(y, alt.Y), color=color, shape=marks, tooltip=tooltip, description="said:N"))
     labelled = base.transform_filter("isValid(datum.label_align)")  # a label that fits nowhere: none drawn
     layers.append(labelled.mark_text(align=alt.expr("datum.label_align"), baseline="middle", aria=False,
                                      dx=alt.expr("datum.label_dx"), dy=alt.expr("datum.label_dy"), fontSize=11,
@@ -186,7 +194,7 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     described = _description(heading, subtitle, f"Scatter plot of {enc(y, alt.Y).to_dict()['title']} against "
                              f"{enc(x, alt.X).to_dict()['title']}, one point per method ({len(titles)}), each named in "
                              "the legend and beside its point where there is room",
-                             f"Pareto, best trade-off (diamonds): {', '.join(front)}" if front else "")
+                             f"Pareto, best trade-off (ringed): {', '.join(front)}" if front else "")
     return alt.layer(*layers).properties(
         title=alt.TitleParams(heading, subtitle=subtitle, anchor="start"), description=described,
         width=width, height=height + LEGEND_ROW_PX * -(-len(titles) // columns))
