@@ -78,8 +78,9 @@ def _progress():
 
 
 def printed_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """``core.advice.forecast_rows`` output as the page's table reads: signed numbers to one decimal, intervals
-    as text, a note for an extrapolating or failed forecast."""
+    """``core.advice.forecast_rows`` output for a terminal: signed numbers to one decimal, each interval as one
+    text (the page shows its ends as two number columns, to sort by), a note for an extrapolating or failed
+    forecast."""
     from core.ranking import interval_texts
     from core.text import signed
 
@@ -88,7 +89,7 @@ def printed_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
     shown = rows.assign(
         id_gain=[_signed(v) for v in rows["id_gain"]], ood_change=[_signed(v) for v in rows["ood_change"]],
-        gain_ci=interval_texts(rows["id_gain_lo"], rows["id_gain_hi"]),  # as the page writes them
+        gain_ci=interval_texts(rows["id_gain_lo"], rows["id_gain_hi"]),
         ood_ci=interval_texts(rows["ood_change_lo"], rows["ood_change_hi"]),
         gain_lodo=["—" if not math.isfinite(v) else f"{v:.1f}" for v in rows["gain_lodo"].astype(float)],
         note=["; ".join([*(["extrapolates"] if e else []), *([] if s == "ok" else [str(s)])])
