@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core.json_text import top_level_members
-from core.text import plain, utc_moments
+from core.text import plain, utc_moments, utc_text
 
 MIXED_DATA_COLUMNS = ["model", "pretrained", "dataset", "split", "n_versions", "methods", "sources", "versions"]
 _KEY = '"data_fingerprint"'  # in a provenance's JSON text: only those texts are parsed
@@ -83,7 +83,7 @@ def _when(created_at: pd.Series) -> str:
     made = utc_moments(created_at).dropna()
     if made.empty:
         return ""
-    first, last = (t.strftime("%Y-%m-%d %H:%M:%S") for t in (made.min(), made.max()))
+    first, last = (utc_text(t) for t in (made.min(), made.max()))
     return f" made {first} UTC" if first == last else f" made {first} – {last} UTC"
 
 

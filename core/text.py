@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 __all__ = ["date_span", "distinct_labels", "fixed", "model_key", "model_pair", "option_labels", "option_text", "plain",
-           "shorten", "signed", "unmatched_link_text", "utc_moments", "zeros_unsigned"]
+           "shorten", "signed", "unmatched_link_text", "utc_moments", "utc_text", "zeros_unsigned"]
 
 # Every character Markdown (CommonMark + GitHub extensions + Streamlit's :colour[...] and emoji
 # shortcodes) can give meaning to, plus HTML's angle brackets and entities.
@@ -94,13 +94,21 @@ def utc_moments(times: Any) -> Any:
     return moments
 
 
+def utc_text(moment: Any, *, seconds: bool = True) -> str:
+    """A moment of :func:`utc_moments` as 'YYYY-MM-DD HH:MM:SS' (``seconds`` False: 'YYYY-MM-DD'), from its parts:
+    a created_at the schema allows can name, in UTC, a moment outside Python's years 1-9999
+    ('0001-01-01T00:00:00+05:30' is in year 0), where pandas' strftime raises."""
+    day = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+    return f"{day} {moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}" if seconds else day
+
+
 def date_span(times: Any) -> str:
     """The UTC dates of the first and last of ``times`` (records' created_at), named: '2026-12-05 to 2026-12-06
     (UTC)', or one date; '' when none is a time."""
     moments = utc_moments(times).dropna()
     if moments.empty:
         return ""
-    first, last = (t.strftime("%Y-%m-%d") for t in (moments.min(), moments.max()))
+    first, last = (utc_text(t, seconds=False) for t in (moments.min(), moments.max()))
     return f"{first} (UTC)" if first == last else f"{first} to {last} (UTC)"
 
 

@@ -200,3 +200,23 @@ def test_a_jobs_log_lines_name_their_time_zone(monkeypatch, capsys, in_india, jo
     record = logging.LogRecord(f"jobs.{job}", logging.INFO, __file__, 1, "hello", None, None)
     record.created = datetime(2026, 12, 6, 10, 0, tzinfo=timezone.utc).timestamp()
     assert formatter.format(record).startswith("2026-12-06T15:30:00.000+05:30 ")
+
+
+@pytest.mark.parametrize("edge", ["0001-01-01T00:00:00+05:30", "9999-12-31T23:59:59-08:00"])
+def test_a_time_the_schema_allows_at_the_ends_of_the_calendar_is_dated_not_raised(edge):
+    """The schema (and the store's SQL check) accepts these created_at; in UTC they fall in year 0 and year
+    10000, where pandas' strftime raised NotImplementedError, so one such record (a submission) broke the About
+    page and the 'runs on different data' warning."""
+    import pandas as pd
+
+    import re
+
+    from core import data_versions
+    from core.schema import CREATED_AT_PATTERN
+    from core.text import date_span
+
+    assert re.fullmatch(CREATED_AT_PATTERN, edge)
+    day = {"0": "0000-12-31", "9": "10000-01-01"}[edge[0]]
+    assert date_span([edge, "2026-12-06T10:00:00Z"]).split(" to ") in ([day, "2026-12-06 (UTC)"],
+                                                                        ["2026-12-06", f"{day} (UTC)"])
+    assert data_versions._when(pd.Series([edge])).startswith(f" made {day} ")
