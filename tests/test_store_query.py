@@ -164,3 +164,16 @@ def test_matching_runs_with_chosen_columns_equals_the_full_rows_cut_to_them(tmp_
     for bad in ("worldclip-tiny", ("worldclip-tiny",)):  # pandas' 'Unable to coerce to Series, length must be 2'
         with pytest.raises(ValueError, match=r"model must be a \(model, pretrained\) pair, got "):
             store.matching_runs(runs, model=bad)
+
+
+def test_model_metadata_takes_a_run_dated_past_year_9999_in_utc_as_the_newest():
+    """'9999-12-31T23:59:59-08:00' (the schema allows it) is in year 10000 in UTC: the moments went through an
+    object array, which pandas read back as 1972, so the newest run's words lost to an older run's."""
+    records = make_fixture_records(n_datasets=2, methods=("full",))
+    records[0].update(created_at="9999-12-31T23:59:59-08:00")
+    records[0]["provenance"] = dict(records[0]["provenance"], weights_source="newest")
+    records[1].update(created_at="2026-12-06T16:00:00+05:30")
+    records[1]["provenance"] = dict(records[1]["provenance"], weights_source="older")
+    frame = store.records_to_frame(records)
+    for runs in (frame, frame.set_axis(frame.index[::-1] + 10)):  # also where the frame's index is not 0..n-1
+        assert store.model_metadata(runs).iloc[0]["weights_source"] == "newest"

@@ -168,7 +168,8 @@ def model_metadata(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=cols)
     # newest by the moment created_at names: as text, '…T16:00+05:30' (10:30 UTC) came after '…T11:00+00:00'
-    df = df.assign(_made=utc_moments(df["created_at"]).to_numpy())
+    # (a Series on df's index: through an object array pandas read a moment in year 10000 back as 1972)
+    df = df.assign(_made=utc_moments(df["created_at"]))
     for (model, pretrained), group in df.groupby(["model", "pretrained"], sort=True, dropna=False):
         group = group.sort_values("_made", ascending=False, na_position="last", kind="stable")
         row: dict[str, Any] = {"model": model, "pretrained": pretrained, "n_runs": len(group),
