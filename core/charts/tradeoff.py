@@ -106,7 +106,7 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     :func:`method_shapes`: two methods of one shape differ in colour also as protanopes and deuteranopes see it);
     Pareto methods ringed in dark grey and joined by a dashed line on the gain/OOD axes; the method legend, below
     the plot, takes a column per :data:`LEGEND_ROWS` methods. Methods that cannot be placed (NaN or inf on an axis, or a
-    value not above 0 on a log axis) are named in the subtitle. ``subtitle``: what bars and diamonds mean;
+    value not above 0 on a log axis) are named in the subtitle. ``subtitle``: what bars and rings mean;
     default :data:`BARS_NOTE` (only where an axis draws bars) and :data:`FRONT_NOTE`. ``random_weights`` as in
     :func:`iimm_vs_outcome` (None: from the rows' model and pretrained columns, when they have them).
     Raises ValueError for an unknown axis, a method with several rows, or when no row has both values."""
