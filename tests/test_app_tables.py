@@ -239,3 +239,21 @@ def test_the_compare_fit_table_writes_a_statistic_that_rounds_to_zero_without_a_
     (fits,) = [d for d in at.dataframe if "kendall_tau" in d.proto.column_order]
     for column in ("pearson_r", "kendall_tau", "r2"):
         assert (fits.value[column] == 0).all() and not np.signbit(fits.value[column]).any(), column
+
+
+def test_an_interval_with_one_end_not_finite_shows_neither_end():
+    """An interval is shown whole or not at all: one dataset leaves both ends missing, and an end that is not a
+    finite number (inf, text) leaves the other end out too, as the one-text interval's '—' did; -0.0 and an end
+    that rounds to 0 read '+0.0'."""
+    import numpy as np
+    import pandas as pd
+
+    import app
+
+    rows = pd.DataFrame({"g_lo": [-1.26, np.nan, -np.inf, "x", -0.0, -0.04],
+                         "g_hi": [2.0, 3.0, 4.0, 5.0, 0.0, np.inf]})
+    ends = app.interval_ends(rows, "g")
+    assert ends["g_lo"].tolist()[:1] == [-1.26] and ends["g_hi"].tolist()[:1] == [2.0]
+    assert ends["g_lo"].iloc[1:4].isna().all() and ends["g_hi"].iloc[1:4].isna().all() and ends["g_hi"].isna().iloc[5]
+    assert np.signbit(ends["g_lo"].iloc[4]) == np.False_ and ends["g_hi"].iloc[4] == 0.0
+    assert app.interval_config(rows.iloc[1:4], "g", "its interval") == {"g_lo": None, "g_hi": None}

@@ -82,3 +82,16 @@ def test_dates_from_other_time_zones_are_ordered_and_shown_as_the_moments_they_n
     assert found["versions"].tolist() == ["1 run made 2026-12-06 10:00:00 UTC, "
                                           "2 runs made 2026-12-06 10:30:00 – 2026-12-06 10:45:00 UTC"]
     assert data_versions._when(pd.Series(["2026-12-06T10:00Z", None, "not a time"])) == " made 2026-12-06 10:00:00 UTC"
+
+
+def test_versions_are_listed_oldest_first_whatever_their_fingerprints_are():
+    """The version made first is named first even where its fingerprint sorts last ('zz' before 'aa' in time);
+    a version whose runs name no time comes first."""
+    base = [r for r in make_fixture_records(n_datasets=1, methods=("bitfit", "lora")) if r["seed"] == 0]
+    old = [dict(r, created_at="2026-12-06T10:00:00+00:00") for r in _on(base[:1], train="zz", tag="-z")]
+    new = [dict(r, created_at="2026-12-06T09:00:00-08:00") for r in _on(base[1:], train="aa", tag="-a")]  # 17:00Z
+    found = data_versions.mixed_data(store.records_to_frame(new + old))
+    assert found["versions"].tolist() == ["1 run made 2026-12-06 10:00:00 UTC, 1 run made 2026-12-06 17:00:00 UTC"]
+    undated = [dict(r, created_at=None) for r in _on(base[1:], train="aa", tag="-a")]
+    frame = store.records_to_frame(undated + old)
+    assert data_versions.mixed_data(frame)["versions"].tolist() == ["1 run, 1 run made 2026-12-06 10:00:00 UTC"]

@@ -262,3 +262,20 @@ def test_a_rerun_is_not_hidden_or_deleted_by_a_compacted_copy_dated_in_the_futur
     pq.write_table(pa.Table.from_pylist([newer], schema=store.ARROW_SCHEMA), tmp_path / "an-import.parquet")
     runs = store.load_runs([tmp_path]).set_index("run_id")["ft_acc"]
     assert runs.to_dict() == {"x": 70.0, "y": 80.0}
+
+
+def test_a_json_record_in_one_folder_never_puts_another_folders_compacted_copy_last(tmp_path):
+    """The JSON-beats-compacted rule holds within a folder: another folder's JSON record of the run (a later
+    root) leaves this folder's copies ordered by created_at, its compacted copy (newer) before an import."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.store.records import flatten
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    store.write_record(_record("x", ft_acc=60.0, created_at="2026-06-01T00:00:00+00:00"), first)
+    store.compact(first)
+    older = flatten(store.check_record(_record("x", ft_acc=80.0, created_at="2026-01-01T00:00:00+00:00")))
+    pq.write_table(pa.Table.from_pylist([older], schema=store.ARROW_SCHEMA), first / "an-import.parquet")
+    store.write_record(_record("x", ft_acc=90.0, created_at="2026-07-01T00:00:00+00:00"), second)
+    assert store.load_runs([first, second])["ft_acc"].tolist() == [60.0]
