@@ -71,3 +71,23 @@ def test_without_a_writable_lock_folder_the_local_clock_tells_the_age(tmp_path, 
     path = _foreign_lock(tmp_path, age_s=locks.DEFAULT_EXPIRY_S + 100)
     monkeypatch.setattr(tempfile, "mkstemp", refused)
     assert locks.lock_is_stale(path) and not locks.lock_is_stale(_foreign_lock(tmp_path))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/ns/pid"), reason="PID namespaces come from /proc")
+def test_a_lock_from_another_container_of_this_host_name_is_judged_by_its_heartbeat(tmp_path):
+    """Two containers with host networking share the host name but not their pids: a live runner's lock in the
+    other container names a pid that is dead (or another process) here, and was taken over at once."""
+    assert locks.acquire_lock(tmp_path, "cell")
+    path = locks.lock_path(tmp_path, "cell")
+    owner = json.loads(path.read_text(encoding="utf-8"))
+    assert owner["pid_namespace"] == locks.pid_namespace()
+    gone = max(int(p) for p in os.listdir("/proc") if p.isdigit()) + 10_000  # no process here has this pid
+    theirs = {**owner, "pid": gone, "process": "their-boot/5", "pid_namespace": "pid:[1]"}
+    path.write_text(json.dumps(theirs), encoding="utf-8")
+    assert not locks.lock_is_stale(path), "another container's live runner lost its lock"
+    assert not locks.acquire_lock(tmp_path, "cell")
+    stamp = path.stat().st_mtime - 3600  # its heartbeat stopped an hour ago: stale as any host's
+    os.utime(path, (stamp, stamp))
+    assert locks.lock_is_stale(path)
+    path.write_text(json.dumps({**theirs, "pid_namespace": locks.pid_namespace()}), encoding="utf-8")
+    assert locks.lock_is_stale(path)  # in this namespace, a dead pid is a dead runner at once

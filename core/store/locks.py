@@ -1,14 +1,16 @@
 """Per-cell lock files that a dead runner on any host can never hold forever.
 
 A lock is ``<results>/.locks/<run_id>.lock``, created with O_EXCL, holding JSON
-``{"host", "pid", "started"}``; its modification time is the heartbeat, refreshed by a daemon
+``{"host", "pid", "started", "process", "pid_namespace", "token"}``; its modification time is the heartbeat, refreshed by a daemon
 thread while the cell runs. A lock is *stale* -- and taken over -- when:
 
 * its heartbeat is older than the expiry (any host: a pre-empted SLURM task, a lost node);
 * it was made on this host by a process that no longer exists (a killed runner), or whose pid now
   belongs to another process (a reused pid, a restarted container). Where Linux's /proc tells it, the
   lock names its process by boot and start tick (:func:`process_identity`), which no clock change
-  moves; elsewhere, and in older locks, by the wall-clock time it was made, against the process's start;
+  moves; elsewhere, and in older locks, by the wall-clock time it was made, against the process's start.
+  "This host" is the host name and, where /proc tells it, the PID namespace (:func:`pid_namespace`): a lock
+  from another container of the same host name (host networking) is judged by its heartbeat alone;
 * it is empty or garbage and older than a short grace (a full disk left a 0-byte file).
 
 A lock that cannot be read (another user's, made under umask 077) is judged by its heartbeat alone:
@@ -125,6 +127,16 @@ def process_identity(pid: int) -> str | None:
     return f"{boot}/{tick}"
 
 
+def pid_namespace() -> str | None:
+    """This process's PID namespace ('pid:[4026531836]'), None where Linux's /proc does not say. Two containers
+    can share a host name (host networking) but not their process ids: a pid in a lock means something only
+    in the namespace that wrote it."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except (OSError, AttributeError):  # no /proc, or no os.readlink (never on the platforms we run)
+        return None
+
+
 def filesystem_now(folder: Path) -> float:
     """Now on the clock that stamps the files of ``folder`` (epoch seconds): the modification time of a file
     made there and removed at once. That is the file server's clock on NFS, this host's on a local disk;
@@ -158,12 +170,12 @@ def lock_is_stale(path: Path, *, expiry_s: float | None = None, now: float | Non
         text = path.read_text(encoding="utf-8", errors="replace")[:4096]
     except OSError:  # unreadable (another user's umask 077): judged by its heartbeat alone, i.e. the expiry
         return False
-    started, identity = None, None
+    started, identity, namespace = None, None, None
     try:
         owner = json.loads(text)
         host, pid = owner["host"], int(owner["pid"])
         started = float(owner["started"]) if "started" in owner else None
-        identity = owner.get("process")
+        identity, namespace = owner.get("process"), owner.get("pid_namespace")
     except (ValueError, KeyError, TypeError):
         try:  # the older "host:pid" form
             host, pid_text = text.rsplit(":", 1)
@@ -172,6 +184,8 @@ def lock_is_stale(path: Path, *, expiry_s: float | None = None, now: float | Non
             return age > min(EMPTY_GRACE_S, expiry)  # empty or garbage: give a writer a moment
     if host != socket.gethostname():
         return False
+    if isinstance(namespace, str) and (ours := pid_namespace()) is not None and namespace != ours:
+        return False  # another container of this host name: its pid is not ours to look up (heartbeat only)
     if pid <= 0 or not _pid_alive(pid):
         return True
     if isinstance(identity, str) and (now_held_by := process_identity(pid)) is not None:
@@ -194,7 +208,7 @@ def acquire_lock(results: Path, run_id: str, *, expiry_s: float | None = None) -
     path.parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex
     owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
-                        "process": process_identity(os.getpid()), "token": token})
+                        "process": process_identity(os.getpid()), "pid_namespace": pid_namespace(), "token": token})
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
