@@ -1,0 +1,32 @@
+"""Streamlit behaviour the app leans on that Streamlit does not document, checked against the installed Streamlit
+without a browser, so that a newer 1.x (requirements.txt allows any) that drops it fails here at once instead of the
+feature going quiet (the browser tests check the same end to end, where Chromium is installed)."""
+import re
+from pathlib import Path
+
+import streamlit
+from streamlit.testing.v1 import AppTest
+
+import app
+
+FRONTEND_JS = Path(streamlit.__file__).parent / "static" / "static" / "js"
+
+
+def _frontend_names() -> str:
+    files = sorted(FRONTEND_JS.glob("*.js"))
+    if not files:
+        raise FileNotFoundError(f"no Streamlit frontend bundle under {FRONTEND_JS}")
+    return "\n".join(f.read_text(encoding="utf-8", errors="replace") for f in files)
+
+
+def _missing(names: list[str], bundle: str) -> list[str]:
+    """Those of ``names`` the frontend never writes as a whole string literal ('x', "x" or `x`)."""
+    return [n for n in names if not re.search(rf"[`'\"]{re.escape(n)}[`'\"]", bundle)]
+
+
+def test_the_upload_names_script_finds_streamlits_test_ids():
+    """app.name_uploads names each uploader after its label by finding it through Streamlit's data-testid
+    attributes; renamed, the script finds nothing and every upload is again announced as "Upload"."""
+    used = re.findall(r"data-testid=(\w+)", app._UPLOAD_NAMES)
+    assert sorted(set(used)) == ["stFileUploader", "stFileUploaderDropzone", "stWidgetLabel"]
+    assert _missing(used, _frontend_names()) == []
