@@ -8,6 +8,7 @@ import streamlit
 from streamlit.testing.v1 import AppTest
 
 import app
+from jobs import app_server
 
 FRONTEND_JS = Path(streamlit.__file__).parent / "static" / "static" / "js"
 
@@ -30,3 +31,11 @@ def test_the_upload_names_script_finds_streamlits_test_ids():
     used = re.findall(r"data-testid=(\w+)", app._UPLOAD_NAMES)
     assert sorted(set(used)) == ["stFileUploader", "stFileUploaderDropzone", "stWidgetLabel"]
     assert _missing(used, _frontend_names()) == []
+
+
+def test_what_absence_checks_wait_for_is_still_drawn():
+    """Tests and jobs.load_test count ``stException`` elements to see no error, and jobs.app_server waits for the
+    running indicator (``stStatusWidget``) to be gone: renamed, each check would pass whatever the page shows."""
+    assert "[data-testid=stStatusWidget]') === null" in app_server._IDLE_FOR
+    assert _missing(["stException", "stStatusWidget", "stApp", "data-test-script-state", "notRunning"],
+                    _frontend_names()) == []
