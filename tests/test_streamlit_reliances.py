@@ -39,3 +39,25 @@ def test_what_absence_checks_wait_for_is_still_drawn():
     assert "[data-testid=stStatusWidget]') === null" in app_server._IDLE_FOR
     assert _missing(["stException", "stStatusWidget", "stApp", "data-test-script-state", "notRunning"],
                     _frontend_names()) == []
+
+
+_PROBE = """
+import streamlit as st
+import app
+st.session_state.setdefault("modes", []).append(app._automatic_pages_mode())
+app.ensure_navigation()
+st.write("modes " + repr(st.session_state["modes"]))
+"""
+
+
+def test_a_deep_link_run_in_the_automatic_pages_mode_is_seen_and_switched(tmp_path):
+    """app.ensure_navigation reads Streamlit's private PagesManager.uses_pages_directory to see that the server
+    still serves pages/ itself (a deep link as its first request). Were it renamed, the check would say no for
+    ever, and such a link would show file names for navigation and no wide layout: the first run must say yes,
+    and its rerun, after this app's navigation, no."""
+    (tmp_path / "pages").symlink_to(Path(app.__file__).parent / "pages", target_is_directory=True)
+    script = tmp_path / "deep_link.py"
+    script.write_text(_PROBE, encoding="utf-8")
+    at = AppTest.from_file(str(script), default_timeout=30).run()
+    assert not at.exception
+    assert [m.value for m in at.markdown] == ["modes [True, False]"]
