@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from core import cards, garbage, store
 from core.cards import model_labels, model_option, model_options  # noqa: F401 (pages use them from app)
@@ -356,8 +357,12 @@ _UPLOAD_NAMES = """<script>
 def name_uploads() -> None:
     """Give the page's file uploaders accessible names from their labels (:data:`_UPLOAD_NAMES`): call last on a
     page with one (its element, 0 px high, still takes a gap between two others). A constant script: no text of a
-    visitor's reaches it."""
-    st.html(_UPLOAD_NAMES, unsafe_allow_javascript=True)
+    visitor's reaches it. A Streamlit that refuses the script (``unsafe_allow_javascript`` renamed, or scripts turned
+    off) leaves the default names and a warning in the log, not a traceback under the page."""
+    try:
+        st.html(_UPLOAD_NAMES, unsafe_allow_javascript=True)
+    except (TypeError, StreamlitAPIException) as exc:
+        log.warning("upload names not added (this Streamlit refused the page script): %s", exc)
 
 
 def carried(*keys: str) -> dict[str, list[str]]:

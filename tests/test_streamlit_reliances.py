@@ -61,3 +61,22 @@ def test_a_deep_link_run_in_the_automatic_pages_mode_is_seen_and_switched(tmp_pa
     at = AppTest.from_file(str(script), default_timeout=30).run()
     assert not at.exception
     assert [m.value for m in at.markdown] == ["modes [True, False]"]
+
+
+def test_a_streamlit_without_page_scripts_still_draws_the_upload_pages(fixture_store, monkeypatch, caplog):
+    """name_uploads passes st.html ``unsafe_allow_javascript``; a Streamlit that refused it (renamed, or scripts
+    turned off) put its traceback under the Forecast and Submit pages for an accessibility aid. Now the pages are
+    drawn without it and the server log says why."""
+    import streamlit as st
+
+    from tests.app_helpers import page
+
+    def html(body, *, width="stretch"):  # st.html as it would be without the argument
+        raise AssertionError("not reached: the call names unsafe_allow_javascript")
+
+    monkeypatch.setattr(st, "html", html)
+    for name in ("submit", "forecast"):
+        at = page(name).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert at.get("file_uploader")
+    assert "upload names not added" in caplog.text
