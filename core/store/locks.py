@@ -87,16 +87,27 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _start_tick(pid: int) -> int | None:
+    """Process ``pid``'s start in clock ticks since boot (field 22 of Linux's /proc/<pid>/stat, counted after
+    the parenthesised name, which may hold spaces); None where there is no /proc or the process is gone."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace").rsplit(")", 1)[1]
+                   .split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def process_start(pid: int) -> float | None:
     """When process ``pid`` started (epoch seconds), from /proc, else (macOS, Windows: no /proc) from psutil;
     None where neither can tell."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace").rsplit(")", 1)[1].split()
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text(encoding="utf-8").splitlines()
-                    if line.startswith("btime "))
-        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        pass
+    tick = _start_tick(pid)
+    if tick is not None:
+        try:
+            boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text(encoding="utf-8")
+                        .splitlines() if line.startswith("btime "))
+            return boot + tick / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError, StopIteration):
+            pass
     try:
         import psutil
     except ImportError:
@@ -115,10 +126,8 @@ def process_identity(pid: int) -> str | None:
     moves the boot time with every step of the clock: after an NTP step of a few seconds forward, a runner's
     start read that way came after the time it took its lock, and the lock of that live runner was judged
     to belong to a newer process and taken over, the cell run twice at once."""
-    try:
-        tick = int(Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace").rsplit(")", 1)[1]
-                   .split()[19])
-    except (OSError, ValueError, IndexError):
+    tick = _start_tick(pid)
+    if tick is None:
         return None
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="utf-8").strip()
