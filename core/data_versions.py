@@ -76,11 +76,11 @@ def mixed_data(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=MIXED_DATA_COLUMNS)
 
 
-def _when(created_at: pd.Series) -> str:
-    """' made FIRST – LAST UTC' (to the second) of some runs' created_at; '' when none names one. By the moment
-    each names: runs recorded on hosts in other time zones ('+05:30', '-08:00') are ordered as they happened,
-    and shown on one clock, named."""
-    made = utc_moments(created_at).dropna()
+def _when(moments: pd.Series) -> str:
+    """' made FIRST – LAST UTC' (to the second) of some runs' created_at, read by :func:`core.text.utc_moments`;
+    '' when none names one. By the moment each names: runs recorded on hosts in other time zones ('+05:30',
+    '-08:00') are ordered as they happened, and shown on one clock, named."""
+    made = moments.dropna()
     if made.empty:
         return ""
     first, last = (utc_text(t) for t in (made.min(), made.max()))
@@ -95,9 +95,10 @@ def _versions_text(group: pd.DataFrame) -> str:
     (by its newest run; versions whose runs name no time first)."""
     parts = []
     for fingerprint, runs in group.groupby("fingerprint"):
-        newest = utc_moments(runs["created_at"]).max()
+        moments = utc_moments(runs["created_at"])  # once: the order and the text both need them
+        newest = moments.max()
         parts.append((_NEVER if pd.isna(newest) else newest, fingerprint,
-                      f"{len(runs)} run{'s' if len(runs) != 1 else ''}{_when(runs['created_at'])}"))
+                      f"{len(runs)} run{'s' if len(runs) != 1 else ''}{_when(moments)}"))
     parts = [text for *_, text in sorted(parts)]
     return ", ".join(parts)
 

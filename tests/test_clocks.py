@@ -213,10 +213,10 @@ def test_a_time_the_schema_allows_at_the_ends_of_the_calendar_is_dated_not_raise
 
     from core import data_versions
     from core.schema import CREATED_AT_PATTERN
-    from core.text import date_span
+    from core.text import date_span, utc_moments
 
     assert re.fullmatch(CREATED_AT_PATTERN, edge)
     day = {"0": "0000-12-31", "9": "10000-01-01"}[edge[0]]
     assert date_span([edge, "2026-12-06T10:00:00Z"]).split(" to ") in ([day, "2026-12-06 (UTC)"],
                                                                         ["2026-12-06", f"{day} (UTC)"])
-    assert data_versions._when(pd.Series([edge])).startswith(f" made {day} ")
+    assert data_versions._when(utc_moments(pd.Series([edge]))).startswith(f" made {day} ")

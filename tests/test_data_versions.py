@@ -6,6 +6,7 @@ import json
 import pandas as pd
 
 from core import data_versions, store
+from core.text import utc_moments
 from tests.fixtures import make_fixture_records
 
 
@@ -81,7 +82,8 @@ def test_dates_from_other_time_zones_are_ordered_and_shown_as_the_moments_they_n
     found = data_versions.mixed_data(store.records_to_frame(new + old))
     assert found["versions"].tolist() == ["1 run made 2026-12-06 10:00:00 UTC, "
                                           "2 runs made 2026-12-06 10:30:00 – 2026-12-06 10:45:00 UTC"]
-    assert data_versions._when(pd.Series(["2026-12-06T10:00Z", None, "not a time"])) == " made 2026-12-06 10:00:00 UTC"
+    missing = utc_moments(pd.Series(["2026-12-06T10:00Z", None, "not a time"]))
+    assert data_versions._when(missing) == " made 2026-12-06 10:00:00 UTC"
 
 
 def test_versions_are_listed_oldest_first_whatever_their_fingerprints_are():
