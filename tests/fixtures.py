@@ -97,3 +97,9 @@ def disk_full_from(monkeypatch: Any, nth: int = 1) -> None:
         real(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
+
+
+def chart_subtitle(spec: dict) -> str:
+    """A chart's subtitle as one text (its lines joined: long ones are wrapped)."""
+    lines = spec["title"]["subtitle"]
+    return lines if isinstance(lines, str) else " ".join(lines)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from core import charts, ranking, store
-from tests.fixtures import make_fixture_records
+from tests.fixtures import chart_subtitle, make_fixture_records
 
 
 def _runs(**kwargs) -> pd.DataFrame:
@@ -138,79 +138,6 @@ def test_heatmap_cells_write_zero_and_missing_values_plainly():
     assert _heatmap_labels([-0.0, -0.004, 71.346, np.nan], "ft_acc") == ["0.00", "0.00", "71.35", "—"]
 
 
-def _title_text(spec: dict) -> str:
-    title = spec.get("title", "")
-    if isinstance(title, dict) and isinstance(title.get("subtitle"), list):  # long lines come wrapped
-        title = {**title, "subtitle": " ".join(title["subtitle"])}
-    return json.dumps(title)
-
-
-def _subtitle(spec: dict) -> str:
-    """A chart's subtitle as one text (its lines joined: long ones are wrapped)."""
-    lines = spec["title"]["subtitle"]
-    return lines if isinstance(lines, str) else " ".join(lines)
-
-
-@pytest.mark.parametrize("how", ["registry", "record flag"])
-def test_a_random_weight_model_is_labelled_on_every_chart(how):
-    """The pages warned above the chart, but a chart (saved from its menu, or read alone) gave no sign that its
-    numbers came from random weights, where the runs table marks each such row RANDOM WEIGHTS."""
-    if how == "registry":  # the registry knows ViT-B-32 'random' as untrained
-        runs = _runs(n_datasets=4, methods=("full", "lora"), model="ViT-B-32", pretrained="random")
-    else:  # a trained model's tag whose records say they ran untrained
-        runs = _runs(n_datasets=4, methods=("full", "lora")).assign(random_weights=True)
-    note = charts.RANDOM_WEIGHTS_NOTE
-    scatter = charts.iimm_vs_outcome(runs, "id_gain").to_dict()
-    assert _subtitle(scatter).startswith(note)
-    assert all(r["model"].endswith(" (RANDOM WEIGHTS)") for data in scatter["datasets"].values() for r in data
-               if "model" in r)  # the tooltip's model, marked as the runs table marks it
-    panels = charts.iimm_vs_outcome_by_method(runs, "id_gain").to_dict()
-    assert panels["title"]["text"] == note and note not in json.dumps(panels["concat"])  # once, above the panels
-    rows = ranking.method_ranking(runs)
-    if how == "registry":  # the ranking's rows name the model; a record's flag the caller passes
-        assert note in _title_text(charts.gain_vs_forgetting(rows).to_dict())
-    assert _title_text(charts.gain_vs_forgetting(rows, random_weights=True).to_dict()).count(note) == 1
-    cells = ranking.dataset_matrix(runs, "id_gain", model=runs["model"][0], pretrained=runs["pretrained"][0])
-    assert note not in _title_text(charts.dataset_heatmap(cells, "id_gain").to_dict())  # the matrix names no model
-    assert note in _title_text(charts.dataset_heatmap(cells, "id_gain", random_weights=True).to_dict())
-
-
-def test_a_pretrained_model_carries_no_random_weights_label():
-    runs = _runs(n_datasets=4, methods=("full", "lora"))
-    rows = ranking.method_ranking(runs)
-    cells = ranking.dataset_matrix(runs, "id_gain", model="worldclip-tiny", pretrained="world-v1")
-    for chart in (charts.iimm_vs_outcome(runs, "id_gain"), charts.iimm_vs_outcome_by_method(runs, "id_gain"),
-                  charts.gain_vs_forgetting(rows), charts.dataset_heatmap(cells, "id_gain"),
-                  charts.iimm_vs_outcome(runs.assign(random_weights=True), "id_gain", random_weights=False)):
-        spec = json.dumps(chart.to_dict())
-        assert "RANDOM WEIGHTS" not in spec
-    scatter = charts.iimm_vs_outcome(runs, "id_gain").to_dict()
-    assert {r["model"] for data in scatter["datasets"].values() for r in data if "model" in r} == {
-        "worldclip-tiny · world-v1"}
-    told = charts.iimm_vs_outcome(runs, "id_gain", random_weights=True).to_dict()  # a caller's word counts too
-    assert {r["model"] for data in told["datasets"].values() for r in data if "model" in r} == {
-        "worldclip-tiny · world-v1 (RANDOM WEIGHTS)"} and _subtitle(told).startswith(charts.RANDOM_WEIGHTS_NOTE)
-
-
-def test_the_pages_label_the_charts_of_a_model_whose_records_say_random_weights(tmp_path, monkeypatch):
-    """A trained model's tag whose records say they ran untrained: the ranking's rows and the matrix's cells
-    carry no flag of their own, so the pages must pass what the records say (their warning above the chart
-    said it; the charts did not)."""
-    from tests.app_helpers import app_test, page
-
-    results, shipped = tmp_path / "results", tmp_path / "shipped"
-    shipped.mkdir()
-    for record in make_fixture_records(n_datasets=4, methods=("full", "lora"), pretrained="their-tag"):
-        store.write_record({**record, "random_weights": record["method"] == "full"}, results)  # one method says it
-    monkeypatch.setenv(store.ENV_VAR, str(results))
-    monkeypatch.setattr(store, "SHIPPED_DIR", shipped)
-    for at in (app_test(), page("matrix"), page("compare")):
-        at.run()
-        assert not at.exception
-        specs = [chart.proto.spec for chart in at.get("vega_lite_chart")]
-        assert specs and all("RANDOM WEIGHTS: an untrained network" in spec for spec in specs), at
-
-
 def test_every_outcome_and_score_axis_is_named_in_words_with_its_unit():
     """Axes of outcomes or scores other than IIMM, gain and OOD change read their keys ('ft_acc', 'inter_modal'),
     and normalised gain lost its unit ('normalised gain', where the tables say 'share of headroom')."""
@@ -233,12 +160,12 @@ def test_the_iimm_subtitle_speaks_of_lines_only_when_some_are_drawn():
     for runs in (_runs(n_datasets=2, methods=("full",)), _runs(n_datasets=4, methods=("full",)).assign(iimm=0.3)):
         spec = charts.iimm_vs_outcome(runs, "id_gain").to_dict()
         assert {layer["mark"]["type"] for layer in spec["layer"]} == {"circle"}
-        assert _subtitle(spec) == "no line fitted: a fit needs 3 or more datasets with differing values"
+        assert chart_subtitle(spec) == "no line fitted: a fit needs 3 or more datasets with differing values"
     fitted = charts.iimm_vs_outcome(_runs(n_datasets=3, methods=("full", "bitfit")), "id_gain").to_dict()
-    assert _subtitle(fitted).startswith("lines: straight-line fit per method; bands: 95% confidence")
+    assert chart_subtitle(fitted).startswith("lines: straight-line fit per method; bands: 95% confidence")
     # one method drawn (the forecast page's chart): its subtitle spoke of a fit "per method"
     alone = charts.iimm_vs_outcome(_runs(n_datasets=3, methods=("full",)), "id_gain").to_dict()
-    assert _subtitle(alone) == "line: straight-line fit; band: 95% confidence of the fitted mean"
+    assert chart_subtitle(alone) == "line: straight-line fit; band: 95% confidence of the fitted mean"
 
 
 def test_the_mark_leaves_out_an_interval_or_prediction_it_cannot_place():
@@ -313,7 +240,7 @@ def test_the_tradeoff_subtitle_speaks_of_bars_only_when_some_are_drawn():
 
     def drawn(chart) -> tuple[bool, str]:
         spec = chart.to_dict()
-        return any(layer["mark"]["type"] == "rule" for layer in spec["layer"]), _subtitle(spec)
+        return any(layer["mark"]["type"] == "rule" for layer in spec["layer"]), chart_subtitle(spec)
 
     assert drawn(charts.gain_vs_forgetting(rows, x="trainable_params", y="net")) == (
         False, "ringed: nothing beats them on both gain and forgetting")
@@ -334,7 +261,7 @@ def test_the_heatmap_writes_values_in_only_while_its_cells_can_hold_them(n_datas
         assert labels == ["-1.2 ★"] + ["-1.2"] * (n_datasets - 1) and "hover" not in json.dumps(spec["title"])
     else:
         assert labels == ["★"] + [""] * (n_datasets - 1)
-        assert _subtitle(spec).endswith("values on hover (too many datasets to write them in)")
+        assert chart_subtitle(spec).endswith("values on hover (too many datasets to write them in)")
 
 
 def test_subtitles_come_in_lines_a_narrow_chart_writes_whole():
