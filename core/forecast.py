@@ -26,8 +26,12 @@ OUTCOMES = ("id_gain", "norm_gain", "ood_change")
 
 
 def is_finite_number(value: object) -> bool:
-    """True for a finite real number: Python or numpy ints and floats (np.float32 included), not bools."""
-    return is_real_number(value) and math.isfinite(float(value))
+    """True for a finite real number: Python or numpy ints and floats (np.float32 included), not bools; False for
+    an int beyond the float range (10**400), which float() cannot hold."""
+    try:
+        return is_real_number(value) and math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _vectors(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
