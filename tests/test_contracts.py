@@ -1,10 +1,12 @@
 """Documented contracts of core's public functions, checked on the inputs their docstrings name."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from core import forecast
+from core.data.base import LabeledImages
 
 
 def test_is_finite_number_is_false_for_an_int_too_large_for_a_float():
@@ -19,3 +21,19 @@ def test_forecast_methods_refuses_a_huge_predictor_value_with_a_value_error():
                          "status": ["ok"], "iimm": [0.5], "id_gain": [1.0], "ood_change": [0.0]})
     with pytest.raises(ValueError, match="must be a finite number"):
         forecast.forecast_methods(runs, {"iimm": 10**400}, model="m", pretrained="p")
+
+
+@pytest.mark.parametrize("labels", [np.array([0.5, 1.0]), np.array([True, False]), np.array(["0", "1"]),
+                                    np.array([0.0, np.nan])])
+def test_labeled_images_refuses_labels_that_are_not_whole_numbers(labels):
+    # documented as an int64 array: 0.5, bools and text were kept as given (text raised a numpy UFuncTypeError)
+    with pytest.raises(ValueError, match="labels must be whole numbers"):
+        LabeledImages(np.zeros((2, 4, 4, 3), np.uint8), labels, ["a", "b"], "a {c}")
+
+
+@pytest.mark.parametrize("labels", [[0, 1], np.array([0, 1], np.int32), np.array([0.0, 1.0]),
+                                    np.array([0, 1], np.uint8)])
+def test_labeled_images_labels_are_int64(labels):
+    data = LabeledImages(np.zeros((2, 4, 4, 3), np.uint8), labels, ["a", "b"], "a {c}")
+    assert data.labels.dtype == np.int64 and data.labels.tolist() == [0, 1]
+    assert data.subset(np.array([1])).labels.dtype == np.int64

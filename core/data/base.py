@@ -47,6 +47,11 @@ class LabeledImages:
         self.labels = np.asarray(self.labels)
         if self.labels.ndim != 1:
             raise ValueError(f"labels must be 1-D, got shape {self.labels.shape}")
+        # int64 as documented: float labels (0.5), bools and text were kept as given, and 0.5 only failed later
+        kind = self.labels.dtype.kind
+        if kind not in "iuf" or (kind == "f" and not np.all(np.isfinite(self.labels)
+                                                           & (self.labels == np.round(self.labels)))):
+            raise ValueError(f"labels must be whole numbers, got {self.labels.dtype} labels {self.labels[:5]!r}")
         if len(self.images) != len(self.labels):
             raise ValueError(f"images ({len(self.images)}) and labels ({len(self.labels)}) differ in length")
         if isinstance(self.images, np.ndarray):
@@ -59,6 +64,7 @@ class LabeledImages:
             raise ValueError("a dataset needs at least 2 classes")
         if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
             raise ValueError("labels must lie in 0..len(class_names)-1")
+        self.labels = self.labels.astype(np.int64, copy=False)
 
     def __len__(self) -> int:
         return len(self.labels)
