@@ -1,7 +1,7 @@
 """Embeddings from one forward pass: images in batches, class prompts from templates, and a disk cache.
 
 Embedding and scoring are separate steps: this module returns arrays, ``core.metrics``
-scores them. Every array is float32 and L2-normalised per row.
+scores them. Every array computed here is float32 and L2-normalised per row.
 """
 from __future__ import annotations
 
@@ -221,7 +221,8 @@ def embed_dataset(loaded: LoadedModel, data: LabeledImages, *, templates: str | 
     and computed again). The result carries the data fingerprint (records name the data a cell ran on by it).
     Files are written atomically, so a crash never leaves a broken entry.
     ``image_embeddings``: the images' embeddings by this very model, kept by the caller (one row per image,
-    in order); then only the prompts are embedded and the disk cache is neither read nor written.
+    in order); then only the prompts are embedded, the disk cache is neither read nor written, the result's
+    ``image`` is that very array (not copied, cast or normalised) and its ``data_fingerprint`` is None.
     """
     templates = data.template if templates is None else templates
     if image_embeddings is not None:

@@ -2,8 +2,9 @@
 
 Inputs: ``features`` (N, d) L2-normalised zero-shot image features (not enforced: the
 scores accept any finite features, though scatters can overflow far from unit scale, where
-:func:`all_scores` reports NaN with a warning) and ``labels`` (N,) integer class
-ids (any ids; they are mapped to 0..K-1 internally, K >= 2 distinct classes).
+:func:`all_scores` reports NaN with a warning) and ``labels`` (N,) non-negative integer
+class ids (any such ids, gaps allowed; they are mapped to 0..K-1 internally, K >= 2 distinct
+classes; a negative id raises ValueError).
 LEEP and NCE instead take ``probs`` (N, Z): the source model's class probabilities,
 here the zero-shot classifier's softmax(exp(logit_scale) cos + logit_bias) over the class
 prompts (:func:`classifier_probs`). EMMS takes ``label_embeddings`` (N, D, K) from K text

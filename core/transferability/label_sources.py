@@ -86,7 +86,8 @@ def baseline_block(image: np.ndarray, text: np.ndarray, labels: np.ndarray, clas
     image (N, d), text (C, d), labels (N,) in 0..C-1. LEEP and NCE use the model's zero-shot
     classifier softmax(logit_scale * cos + logit_bias) (``logit_scale`` = exp of the model's
     parameter); without a ``logit_scale`` LEEP is left out (NCE needs only the argmax).
-    Returns ``(scores, info)``; info: convention, emms_sources, leep_logit_scale, leep_logit_bias.
+    Returns ``(scores, info)``; info: convention, emms_sources, and leep_logit_scale and leep_logit_bias (without
+    a ``logit_scale``: ``leep``, the reason it is left out, instead).
     """
     tables, names = emms_label_sources(text, class_names, extra_encoders=extra_encoders)
     probs = classifier_probs(image, text, logit_scale=1.0 if logit_scale is None else logit_scale,
