@@ -19,6 +19,7 @@ import torch
 
 from core.data.base import LabeledImages
 from core.imaging import images_to_tensor
+from core.metrics import check_count
 from core.models import ASSET_DIR, LoadedModel, needs_quick_gelu
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,8 @@ def embed_images(loaded: LoadedModel, images: np.ndarray | Sequence, *, batch_si
     images: uint8 array (N, H, W, 3) or a sequence of N PIL images.
     progress: called with (images done, total) after every batch.
     """
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    # 2.5 raised TypeError from range() once the model was set up, "4" a TypeError from '<=', and True was 1
+    batch_size = check_count(batch_size, "batch_size")
     n = len(images)
     if n == 0:
         raise ValueError("images is empty: nothing to embed")

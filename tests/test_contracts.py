@@ -7,6 +7,7 @@ import pytest
 
 from core import forecast
 from core.data.base import LabeledImages
+from core.embed import embed_images
 
 
 def test_is_finite_number_is_false_for_an_int_too_large_for_a_float():
@@ -37,3 +38,10 @@ def test_labeled_images_labels_are_int64(labels):
     data = LabeledImages(np.zeros((2, 4, 4, 3), np.uint8), labels, ["a", "b"], "a {c}")
     assert data.labels.dtype == np.int64 and data.labels.tolist() == [0, 1]
     assert data.subset(np.array([1])).labels.dtype == np.int64
+
+
+@pytest.mark.parametrize("size", [0, -1, 2.5, True, "4", None])
+def test_embed_images_refuses_a_batch_size_that_is_not_a_positive_integer(size):
+    # checked before the model is touched, so no model is needed here
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        embed_images(None, np.zeros((2, 4, 4, 3), np.uint8), batch_size=size)
