@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -277,8 +278,9 @@ def forecast_methods(runs_df: pd.DataFrame, predictors: dict[str, float], *, mod
     if not is_finite_number(x0):
         raise ValueError(f"the value of {predictor!r} must be a finite number, got {x0!r}")
     level = check_level(level)
-    if min_runs < 3:
-        raise ValueError("min_runs must be at least 3 (an interval needs 3 points)")
+    if isinstance(min_runs, bool) or not isinstance(min_runs, numbers.Integral) or min_runs < 3:
+        # "4" raised TypeError from '<' and 4.5 was taken (a method with 4 datasets was 'too few runs')
+        raise ValueError(f"min_runs must be an integer >= 3 (an interval needs 3 points), got {min_runs!r}")
     if predictor not in runs_df.columns:
         runs_df = expand_predictor_columns(runs_df)
         if predictor not in runs_df.columns:

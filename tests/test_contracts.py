@@ -45,3 +45,11 @@ def test_embed_images_refuses_a_batch_size_that_is_not_a_positive_integer(size):
     # checked before the model is touched, so no model is needed here
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         embed_images(None, np.zeros((2, 4, 4, 3), np.uint8), batch_size=size)
+
+
+@pytest.mark.parametrize("bad", ["4", 4.5, True, None, 2])
+def test_forecast_methods_refuses_a_min_runs_that_is_not_an_integer_of_at_least_3(bad):
+    runs = pd.DataFrame({"model": ["m"], "pretrained": ["p"], "method": ["lora"], "dataset": ["d"],
+                         "status": ["ok"], "iimm": [0.5], "id_gain": [1.0], "ood_change": [0.0]})
+    with pytest.raises(ValueError, match=r"min_runs must be an integer >= 3"):
+        forecast.forecast_methods(runs, {"iimm": 0.5}, model="m", pretrained="p", min_runs=bad)
