@@ -303,6 +303,7 @@ def silhouette_modality(x: np.ndarray, t: np.ndarray, *, sample_size: int = 2000
     subsampled to at most ``sample_size`` rows by ``seed``. O(n^2 d).
     """
     x, t, _ = _validate(x, t)
+    seed = check_seed(seed)  # a Python int: seed + 1 of np.uint8(255) wrapped to 0
     ix = _subsample(x.shape[0], sample_size, seed)
     it = _subsample(t.shape[0], sample_size, seed + 1)
     z = np.vstack([unit_rows(x[ix], "image_embeddings"), unit_rows(t[it], "text_embeddings")])

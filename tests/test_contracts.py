@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import forecast
+from core import forecast, metrics
 from core.data.base import LabeledImages
 from core.embed import embed_images
 
@@ -53,3 +53,11 @@ def test_forecast_methods_refuses_a_min_runs_that_is_not_an_integer_of_at_least_
                          "status": ["ok"], "iimm": [0.5], "id_gain": [1.0], "ood_change": [0.0]})
     with pytest.raises(ValueError, match=r"min_runs must be an integer >= 3"):
         forecast.forecast_methods(runs, {"iimm": 0.5}, model="m", pretrained="p", min_runs=bad)
+
+
+def test_silhouette_modality_gives_a_numpy_seed_the_same_draw_as_the_int():
+    # seed + 1 (the prompts' draw) wrapped for np.uint8(255) to 0, with a RuntimeWarning: another subsample
+    rng = np.random.default_rng(0)
+    x, t = rng.normal(size=(12, 4)), rng.normal(size=(12, 4))
+    want = metrics.silhouette_modality(x, t, sample_size=3, seed=255)
+    assert metrics.silhouette_modality(x, t, sample_size=3, seed=np.uint8(255)) == want
