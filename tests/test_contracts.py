@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import forecast, metrics
+from core import forecast, metrics, predictor_eval
 from core.data.base import LabeledImages
 from core.embed import embed_images
 
@@ -61,3 +61,18 @@ def test_silhouette_modality_gives_a_numpy_seed_the_same_draw_as_the_int():
     x, t = rng.normal(size=(12, 4)), rng.normal(size=(12, 4))
     want = metrics.silhouette_modality(x, t, sample_size=3, seed=255)
     assert metrics.silhouette_modality(x, t, sample_size=3, seed=np.uint8(255)) == want
+
+
+@pytest.mark.parametrize("kw, match", [({"min_datasets": "5"}, "min_datasets must be at least 3"),
+                                       ({"min_datasets": 4.5}, "min_datasets must be at least 3"),
+                                       ({"n_boot": -1}, r"n_boot must be an integer >= 0"),
+                                       ({"n_boot": 2.5}, r"n_boot must be an integer >= 0"),
+                                       ({"level": 1.5}, "level must be")])
+def test_evaluate_predictors_checks_its_settings_whatever_the_runs(kw, match):
+    # one seed per dataset: no cell is bootstrapped, so n_boot and level were never looked at
+    runs = pd.DataFrame({"model": "m", "pretrained": "p", "method": "lora", "dataset": list("abcdef"), "seed": 0,
+                         "status": "ok", "iimm": np.linspace(0.1, 0.6, 6), "id_gain": [3.0, 1, 4, 1, 5, 9],
+                         "norm_gain": 0.1, "ood_change": -1.0})
+    with pytest.raises(ValueError, match=match):
+        predictor_eval.evaluate_predictors(runs, **kw)
+    assert (predictor_eval.evaluate_predictors(runs, n_boot=0)["status"] == "ok").any()  # 0 = no bootstrap
