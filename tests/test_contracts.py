@@ -76,3 +76,15 @@ def test_evaluate_predictors_checks_its_settings_whatever_the_runs(kw, match):
     with pytest.raises(ValueError, match=match):
         predictor_eval.evaluate_predictors(runs, **kw)
     assert (predictor_eval.evaluate_predictors(runs, n_boot=0)["status"] == "ok").any()  # 0 = no bootstrap
+
+
+@pytest.mark.parametrize("as_list", [False, True])
+def test_labeled_images_subset_by_a_boolean_mask_keeps_images_and_labels_together(as_list):
+    # a list of images took the mask's True/False as positions 1/0: image 1 twice, labels of rows 0 and 2
+    images = np.arange(3, dtype=np.uint8)[:, None, None, None].repeat(2, 1).repeat(2, 2).repeat(3, 3)
+    data = LabeledImages(list(images) if as_list else images, [0, 1, 2], ["a", "b", "c"], "a {c}")
+    part = data.subset(np.array([True, False, True]))
+    assert part.labels.tolist() == [0, 2]
+    assert [int(np.asarray(im)[0, 0, 0]) for im in part.images] == [0, 2]
+    with pytest.raises(ValueError, match="one entry per image"):
+        data.subset(np.array([True, False]))

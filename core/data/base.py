@@ -82,8 +82,12 @@ class LabeledImages:
                              dict(self.meta))
 
     def subset(self, index: np.ndarray) -> "LabeledImages":
-        """The rows at ``index`` (same classes, template and name)."""
+        """The rows at ``index`` (same classes, template and name): positions, or a boolean mask of length N."""
         index = np.asarray(index)
+        if index.dtype == bool:  # a list of images took True/False as positions 1/0: other images than labels
+            if index.shape != self.labels.shape:
+                raise ValueError(f"a boolean index must have one entry per image ({len(self)}), got {index.shape}")
+            index = np.flatnonzero(index)
         if isinstance(self.images, np.ndarray):
             images = self.images[index]
         elif isinstance(self.images, LazyImages):
