@@ -15,6 +15,7 @@ import torch
 
 from core.data.base import LabeledImages
 from core.imaging import images_to_tensor
+from core.metrics import check_count
 
 if TYPE_CHECKING:
     from core.methods.base import ClassifierModel
@@ -43,8 +44,8 @@ def accuracy(module: ClassifierModel, data: LabeledImages, *, batch_size: int = 
     """
     if len(data) == 0:
         raise ValueError(f"cannot measure accuracy on an empty dataset ({data.name})")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    # 2.5 passed and raised TypeError from range() with the module in eval mode, and "8" from '<'
+    batch_size = check_count(batch_size, "batch_size")
     if image_embeddings is not None:
         if not module.image_tower_is_frozen():
             raise ValueError(f"method {module.method!r} changes the image tower: cached image embeddings "

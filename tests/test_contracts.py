@@ -8,6 +8,7 @@ import pytest
 from core import forecast, metrics, predictor_eval
 from core.data.base import LabeledImages
 from core.embed import embed_images
+from core.evaluate import accuracy
 
 
 def test_is_finite_number_is_false_for_an_int_too_large_for_a_float():
@@ -88,3 +89,11 @@ def test_labeled_images_subset_by_a_boolean_mask_keeps_images_and_labels_togethe
     assert [int(np.asarray(im)[0, 0, 0]) for im in part.images] == [0, 2]
     with pytest.raises(ValueError, match="one entry per image"):
         data.subset(np.array([True, False]))
+
+
+@pytest.mark.parametrize("size", [0, 2.5, True, "8"])
+def test_accuracy_refuses_a_batch_size_that_is_not_a_positive_integer(size):
+    # checked before the module is touched, so no module is needed here
+    data = LabeledImages(np.zeros((2, 4, 4, 3), np.uint8), [0, 1], ["a", "b"], "a {c}")
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        accuracy(None, data, batch_size=size)
