@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import forecast, metrics, predictor_eval
+from core import forecast, forecast_select, metrics, predictor_eval
 from core.data.base import LabeledImages
 from core.embed import embed_images
 from core.evaluate import accuracy
@@ -97,3 +97,14 @@ def test_accuracy_refuses_a_batch_size_that_is_not_a_positive_integer(size):
     data = LabeledImages(np.zeros((2, 4, 4, 3), np.uint8), [0, 1], ["a", "b"], "a {c}")
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         accuracy(None, data, batch_size=size)
+
+
+@pytest.mark.parametrize("bad", ["6", 5.5, True, 4])
+def test_forecast_select_refuses_a_min_datasets_that_is_not_an_integer_of_at_least_5(bad):
+    runs = pd.DataFrame({"model": "m", "pretrained": "p", "method": "lora", "dataset": list("abcdef"), "seed": 0,
+                         "status": "ok", "iimm": np.linspace(0.1, 0.6, 6), "id_gain": [3.0, 1, 4, 1, 5, 9],
+                         "norm_gain": 0.1, "ood_change": -1.0})
+    with pytest.raises(ValueError, match="min_datasets must be at least 5"):
+        forecast_select.selection_table(runs, min_datasets=bad, coverage=False)
+    with pytest.raises(ValueError, match="min_datasets must be at least 5"):
+        forecast_select.forecast_new(runs, {"iimm": 0.3}, model="m", pretrained="p", min_datasets=bad, coverage=False)

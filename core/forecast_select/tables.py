@@ -3,6 +3,7 @@ selection table the job and the compare page show, and the forecast of a new dat
 shipped tables is :mod:`core.forecast_select.shown`)."""
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -38,6 +39,12 @@ def _check_outcomes(points: pd.DataFrame, outcomes: Sequence[str]) -> None:
         from core.predictor_eval import OUTCOMES
 
         raise ValueError(f"unknown outcome(s) {missing}; choose from {list(OUTCOMES)}")
+
+
+def _check_min_datasets(min_datasets: object) -> None:
+    """ValueError unless ``min_datasets`` is an integer >= 5 ("6" raised TypeError from '<'; 5.5 was taken)."""
+    if isinstance(min_datasets, bool) or not isinstance(min_datasets, numbers.Integral) or min_datasets < 5:
+        raise ValueError(f"min_datasets must be at least 5 (nested LODO of a two-predictor line), got {min_datasets!r}")
 
 
 def _cell_arrays(cell: pd.DataFrame, outcome: str, names: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -80,8 +87,7 @@ def selection_table(runs: pd.DataFrame, *, outcomes: Sequence[str] = ("id_gain",
     """
     check_rule(rule)
     level = forecast.check_level(level)
-    if min_datasets < 5:
-        raise ValueError(f"min_datasets must be at least 5 (nested LODO of a two-predictor line), got {min_datasets}")
+    _check_min_datasets(min_datasets)
     if isinstance(predictors, str):
         raise ValueError(f"predictors must be a sequence of predictor names, got the string {predictors!r}")
     points, names = reference_points(runs)
@@ -263,8 +269,7 @@ def forecast_new(runs: pd.DataFrame, values: dict[str, float], *, model: str, pr
     if not is_finite_number(values.get(HEADLINE)):
         raise ValueError(f"values needs a finite 'iimm', got {values.get(HEADLINE)!r}")
     level = forecast.check_level(level)
-    if min_datasets < 5:
-        raise ValueError(f"min_datasets must be at least 5 (nested LODO of a two-predictor line), got {min_datasets}")
+    _check_min_datasets(min_datasets)
     points, names = reference_points(runs)
     if points.empty:
         return pd.DataFrame(columns=FORECAST_COLUMNS)
