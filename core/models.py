@@ -321,6 +321,19 @@ def _create_from_cache_or_hub(spec: ModelSpec, device: str):
         hub.HF_HUB_OFFLINE = saved
 
 
+def _check_device(device: object, torch: Any) -> None:
+    """ValueError unless ``device`` names a torch device this machine has: a bad one ('bogus', 'cuda' on a host
+    without CUDA) failed inside the build and was reported as weights that could not be downloaded."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"device {device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:0'): {exc}") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available()
+                               or (dev.index is not None and dev.index >= torch.cuda.device_count())):
+        raise ValueError(f"device {device!r} is not on this machine (CUDA devices here: "
+                         f"{torch.cuda.device_count() if torch.cuda.is_available() else 0})")
+
+
 def load_model(name: str | ModelSpec = DEFAULT_MODEL, *, device: str = "cpu",
                pretrained: str | None = None, init_seed: int | None = None) -> LoadedModel:
     """Build a model (and its weights) by registry key, spec, or open_clip pair.
@@ -330,7 +343,8 @@ def load_model(name: str | ModelSpec = DEFAULT_MODEL, *, device: str = "cpu",
     ``init_seed``: a random-weight model's weights are drawn under this torch seed, the global generator
     left as it was; the grid seeds that generator with the run seed just before loading, so its seed-s
     network is ``init_seed=s``'s. None draws them from the global generator as it stands. A model with
-    weights ignores it. Raises ValueError for an ``init_seed`` that is not a non-negative integer.
+    weights ignores it. Raises ValueError for an ``init_seed`` that is not a non-negative integer, and for a
+    ``device`` that is not a torch device of this machine.
     """
     import open_clip
     import torch
@@ -339,6 +353,7 @@ def load_model(name: str | ModelSpec = DEFAULT_MODEL, *, device: str = "cpu",
         if isinstance(init_seed, bool) or not isinstance(init_seed, numbers.Integral) or init_seed < 0:
             raise ValueError(f"init_seed must be a non-negative integer or None, got {init_seed!r}")
     spec = check_model(name, pretrained)
+    _check_device(device, torch)
     try:
         with torch.random.fork_rng(devices=[], enabled=spec.random_weights and init_seed is not None):
             if spec.random_weights and init_seed is not None:

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import forecast, forecast_select, metrics, predictor_eval
+from core import forecast, forecast_select, metrics, models, predictor_eval
 from core.data.base import LabeledImages
 from core.embed import embed_images
 from core.evaluate import accuracy
@@ -108,3 +108,11 @@ def test_forecast_select_refuses_a_min_datasets_that_is_not_an_integer_of_at_lea
         forecast_select.selection_table(runs, min_datasets=bad, coverage=False)
     with pytest.raises(ValueError, match="min_datasets must be at least 5"):
         forecast_select.forecast_new(runs, {"iimm": 0.3}, model="m", pretrained="p", min_datasets=bad, coverage=False)
+
+
+@pytest.mark.parametrize("device, match", [("bogus", "is not a torch device"), ("cuda:99", "is not on this machine")])
+def test_load_model_names_a_bad_device_rather_than_a_failed_download(device, match):
+    # it was ModelUnavailableError 'the download failed ...; use the offline default model worldclip-tiny
+    # instead' -- for worldclip-tiny itself, whose weights ship with the code
+    with pytest.raises(ValueError, match=match):
+        models.load_model("worldclip-tiny", device=device)
