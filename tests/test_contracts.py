@@ -7,6 +7,7 @@ import pytest
 
 from core import forecast, forecast_select, metrics, models, predictor_eval
 from core.data.base import LabeledImages
+from core.data.registry import list_datasets
 from core.embed import embed_images
 from core.evaluate import accuracy
 
@@ -116,3 +117,10 @@ def test_load_model_names_a_bad_device_rather_than_a_failed_download(device, mat
     # instead' -- for worldclip-tiny itself, whose weights ship with the code
     with pytest.raises(ValueError, match=match):
         models.load_model("worldclip-tiny", device=device)
+
+
+def test_list_datasets_knows_its_three_sources_and_refuses_another():
+    assert {d.source for d in list_datasets()} == {"world", "world-v2", "torchvision"}
+    assert list_datasets("world-v2") and all(d.source == "world-v2" for d in list_datasets("world-v2"))
+    with pytest.raises(ValueError, match="unknown dataset source 'World'"):  # it gave [], as if it had none
+        list_datasets("World")

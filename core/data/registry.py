@@ -62,7 +62,11 @@ _REGISTRY: dict[str, DatasetSpec] = {
 
 
 def list_datasets(source: str | None = None) -> list[DatasetSpec]:
-    """Registered datasets, optionally of one source ('world' or 'torchvision')."""
+    """Registered datasets, optionally of one source ('world', 'world-v2' or 'torchvision'); ValueError for
+    another source (it gave an empty list, as if that source had no datasets)."""
+    sources = sorted({d.source for d in _REGISTRY.values()})
+    if source is not None and source not in sources:
+        raise ValueError(f"unknown dataset source {source!r}; use one of {sources}")
     return [d for d in _REGISTRY.values() if source is None or d.source == source]
 
 
