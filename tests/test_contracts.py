@@ -7,6 +7,7 @@ import pytest
 
 from core import forecast, forecast_select, metrics, models, predictor_eval
 from core.data.base import LabeledImages
+from core.data.folder import split_within_class
 from core.data.registry import list_datasets
 from core.embed import embed_images
 from core.evaluate import accuracy
@@ -124,3 +125,10 @@ def test_list_datasets_knows_its_three_sources_and_refuses_another():
     assert list_datasets("world-v2") and all(d.source == "world-v2" for d in list_datasets("world-v2"))
     with pytest.raises(ValueError, match="unknown dataset source 'World'"):  # it gave [], as if it had none
         list_datasets("World")
+
+
+@pytest.mark.parametrize("split", ["val", "Test", None])
+def test_split_within_class_refuses_a_split_that_is_neither_train_nor_test(split):
+    # anything but 'test' was given the train items, so a typo read the training images as another split
+    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+        split_within_class([f"{i}.png" for i in range(10)], split)

@@ -19,7 +19,7 @@ from pathlib import Path, PurePath
 
 import numpy as np
 
-from core.data.base import LabeledImages
+from core.data.base import LabeledImages, check_split
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -79,7 +79,9 @@ def split_within_class(keys: list[str], split: str) -> list[int]:
     key (stable whatever else is added), every TEST_EVERY-th is a test item, so each class keeps ~20 % for
     test and a class of fewer than TEST_EVERY items stays in train. Keys are hashed in NFC: macOS often gives
     ``café.png`` decomposed, and its images went to other splits than on Linux; two keys with one NFC form (two
-    files on Linux) are ordered as spelled, not by their position. Sorted positions."""
+    files on Linux) are ordered as spelled, not by their position. Sorted positions. ValueError for a ``split``
+    other than 'train' or 'test' (any other, 'val' or 'Test', was given the train items)."""
+    check_split(split)
     nfc = [unicodedata.normalize("NFC", k) for k in keys]
     order = sorted(range(len(keys)), key=lambda i: (zlib.crc32(nfc[i].encode()), nfc[i], keys[i]))
     return sorted(i for rank, i in enumerate(order) if (rank % TEST_EVERY == TEST_EVERY - 1) == (split == "test"))
