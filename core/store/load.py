@@ -52,7 +52,8 @@ _PARQUET_MEMO_LOCK = threading.Lock()
 
 def by_moment(order: str) -> str:
     """An ORDER BY on created_at as a moment, not text ("…10:00:00Z" and "…12:00:00+02:00" are one time,
-    "…10:00:00.5+00:00" is after "…10:00:00+00:00"), then as text for a stable order of equal moments."""
+    "…10:00:00.5+00:00" is after "…10:00:00+00:00"), then as text for a stable order of equal moments. ``order`` is
+    SQL put after each of the two keys as it is (a direction such as "DESC NULLS LAST"): never user text."""
     return f"TRY_CAST(created_at AS TIMESTAMPTZ) {order}, created_at {order}"
 
 

@@ -139,7 +139,9 @@ _BY_NAME = {t.name: t for t in TASKS}
 
 
 def prompt_words(text: str) -> list[str]:
-    """The lower-case words of a prompt or caption, punctuation dropped (how the tests compare them)."""
+    """The lower-case words of a prompt or caption, split at white space once the marks ``"``, ``:`` and ``,`` are
+    dropped, the only punctuation the world's prompts and captions use (a '.' or '-' would stay in its word;
+    how the tests compare them)."""
     for mark in '":,':
         text = text.replace(mark, " ")
     return text.lower().split()
