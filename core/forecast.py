@@ -99,11 +99,13 @@ class LinearFit:
 
     def predict(self, x0: Any, level: float = 0.95) -> tuple[Any, Any, Any]:
         """(mean, lo, hi) of a *new observation* at x0: the prediction interval
-        mean ± t_{dof} · s · sqrt(1 + d0'(D'D)⁻¹d0). Floats for one point, arrays for many."""
+        mean ± t_{dof} · s · sqrt(1 + d0'(D'D)⁻¹d0). Floats for one point given bare (a number, or for p > 1 one
+        row of p values); arrays, one entry per point, for a sequence of points, even of one ([0.3] gives arrays of
+        shape (1,))."""
         return self._interval(x0, level, 1.0)
 
     def predict_mean(self, x0: Any) -> Any:
-        """The fitted line at x0 (no interval; works for any n)."""
+        """The fitted line at x0 (no interval; works for any n): a float or an array, as :meth:`predict` gives."""
         d, scalar = self._design(x0)
         mean = d @ np.concatenate([[self.intercept], self.coef])
         return float(mean[0]) if scalar else mean

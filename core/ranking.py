@@ -107,7 +107,7 @@ def dataset_points(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def mean_interval(values: Any, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean of the finite ``values`` (1-D) and its two-sided t interval at ``level``.
+    """Mean of the finite ``values`` (any shape: all its entries count) and its two-sided t interval at ``level``.
 
     One value gives (value, nan, nan); none gives three NaNs. Raises ValueError for a level
     outside (0, 1).
