@@ -54,7 +54,8 @@ def table_for_model(tables: Mapping[Any, pd.DataFrame | Exception], model: str,
 def predictor_summary(table: pd.DataFrame) -> pd.DataFrame:
     """The predictor comparison (``jobs.predictors`` CSV: one row per model, method, predictor and
     outcome) condensed to one row per (predictor, family, outcome): mean |Kendall tau| and mean
-    leave-one-dataset-out error over the methods, and the number of methods; best |tau| first.
+    leave-one-dataset-out error over the methods, and the number of methods; ordered by outcome, best |tau|
+    first within each (rows of a ``status`` other than 'ok' left out where the table has that column).
     Raises ValueError when a needed column is missing."""
     needed = ["predictor", "outcome", "kendall_tau", "lodo_mae"]
     missing = [c for c in needed if c not in table.columns]
