@@ -36,9 +36,12 @@ def is_finite_number(value: object) -> bool:
 
 
 def _vectors(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    """x as an (n, p) float matrix and y as (n,), checked: same n, finite."""
+    """x as an (n, p) float matrix and y as (n,), checked: y 1-D (or one column), same n, finite."""
     xa = np.asarray(x, dtype=float)
-    ya = np.asarray(y, dtype=float).ravel()
+    ya = np.asarray(y, dtype=float)
+    if ya.ndim > 1 and ya.size != len(ya):  # (2, 2) was flattened to 4 values and fitted against 4 rows of x
+        raise ValueError(f"y must be 1-D (one value per row of x), got shape {ya.shape}")
+    ya = ya.ravel()
     if xa.ndim == 1:
         xa = xa[:, None]
     if xa.ndim != 2:  # a bare number has no rows (it raised IndexError here); a 3-D x is no design matrix

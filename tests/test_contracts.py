@@ -132,3 +132,12 @@ def test_split_within_class_refuses_a_split_that_is_neither_train_nor_test(split
     # anything but 'test' was given the train items, so a typo read the training images as another split
     with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
         split_within_class([f"{i}.png" for i in range(10)], split)
+
+
+def test_fits_and_correlations_refuse_a_y_that_is_not_one_value_per_row():
+    # a (2, 2) y was flattened to 4 values and fitted against the 4 rows of x: R² 1.0, r 1.0 from nothing
+    x, y = [1.0, 2.0, 3.0, 4.0], [[1.0, 2.0], [3.0, 4.0]]
+    for fn in (forecast.fit_linear, forecast.pearson_r, forecast.kendall_tau):
+        with pytest.raises(ValueError, match=r"y must be 1-D .*shape \(2, 2\)"):
+            fn(x, y)
+    assert forecast.fit_linear(x, [[1.0], [2.0], [3.0], [5.0]]).n == 4  # one column is one value per row
