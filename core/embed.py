@@ -73,6 +73,8 @@ def embed_prompts(loaded: LoadedModel, class_names: Sequence[str], templates: st
     templates = [templates] if isinstance(templates, str) else list(templates)
     if not templates or any("{c}" not in t for t in templates):
         raise ValueError("every template must contain '{c}'")
+    if isinstance(class_names, (str, bytes)):  # a bare "cat" was embedded as three one-letter classes
+        raise ValueError(f"class_names must be a list of names, got one string {class_names!r}")
     if len(class_names) == 0:
         raise ValueError("class_names is empty")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:

@@ -9,7 +9,7 @@ from core import forecast, forecast_select, metrics, models, predictor_eval
 from core.data.base import LabeledImages
 from core.data.folder import split_within_class
 from core.data.registry import list_datasets
-from core.embed import embed_images
+from core.embed import embed_images, embed_prompts
 from core.evaluate import accuracy
 
 
@@ -141,3 +141,12 @@ def test_fits_and_correlations_refuse_a_y_that_is_not_one_value_per_row():
         with pytest.raises(ValueError, match=r"y must be 1-D .*shape \(2, 2\)"):
             fn(x, y)
     assert forecast.fit_linear(x, [[1.0], [2.0], [3.0], [5.0]]).n == 4  # one column is one value per row
+
+
+def test_class_names_given_as_one_string_are_refused_not_read_as_letters(loaded):
+    # "cat dog" was taken as the 7 classes 'c', 'a', 't', ' ', ...; prompts embedded one per letter
+    with pytest.raises(ValueError, match="class_names must be a list of names, got one string 'cat dog'"):
+        LabeledImages(np.zeros((2, 4, 4, 3), np.uint8), np.array([0, 1]), "cat dog", "a {c}")
+    with pytest.raises(ValueError, match="class_names must be a list of names, got one string 'cat'"):
+        embed_prompts(loaded, "cat", "a photo of a {c}")
+    assert embed_prompts(loaded, ["cat", "dog"], "a photo of a {c}").shape[0] == 2

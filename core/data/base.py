@@ -60,6 +60,8 @@ class LabeledImages:
                                  f"{self.images.dtype} {self.images.shape}")
         if "{c}" not in self.template:
             raise ValueError(f"template must contain '{{c}}', got {self.template!r}")
+        if isinstance(self.class_names, (str, bytes)):  # a bare "cat dog" was read as its characters, 7 classes
+            raise ValueError(f"class_names must be a list of names, got one string {self.class_names!r}")
         if len(self.class_names) < 2:
             raise ValueError("a dataset needs at least 2 classes")
         if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
