@@ -31,6 +31,13 @@ class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+#: A method whose trainable parameters do not reach the loss (ValueError in :func:`train`).
+_NO_GRADIENT = ("method {method!r}: the training loss depends on none of its trainable parameters. If they "
+                "change the class-prompt features from outside the open_clip model (learned prompt context, a "
+                "hook on the token embedding), its ClassifierModel must override text_trainable to return True: "
+                "otherwise the prompt features are computed once, without them, and cached")
+
+
 @dataclass
 class TrainRecipe:
     """How to train. Training stops after ``epochs`` or ``max_steps``, whichever comes first
@@ -121,7 +128,8 @@ def train(module: ClassifierModel, data: LabeledImages, recipe: TrainRecipe, *,
     with the best validation accuracy and restores it at the end (``best_checkpoint``), then calls
     ``module.finalize()``; the module is left in eval mode. ``progress`` receives dicts with
     ``event`` 'step' (step, epoch, loss) or 'eval' (step, val_acc). Raises TrainingDiverged on a
-    NaN/inf loss (before that step's update) and ValueError when nothing is trainable.
+    NaN/inf loss (before that step's update) and ValueError when nothing is trainable or the loss
+    depends on none of the trainable parameters.
     ``image_embeddings``: optional function giving ``data``'s (N, D) unit-norm image embeddings by the
     untrained image tower (as ``core.evaluate.evaluate_run`` takes it); where
     ``module.image_tower_is_frozen()``, validation scores from them (the same accuracies up to float
@@ -187,6 +195,8 @@ def train(module: ClassifierModel, data: LabeledImages, recipe: TrainRecipe, *,
             if not math.isfinite(value):
                 raise TrainingDiverged(f"loss became {value} at step {step + 1} "
                                        f"(method {module.method}, lr {recipe.lr}); lower the learning rate")
+            if not loss.requires_grad:  # backward() would raise "element 0 of tensors does not require grad"
+                raise ValueError(_NO_GRADIENT.format(method=module.method))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if recipe.grad_clip is not None:

@@ -103,9 +103,13 @@ class ClassifierModel(nn.Module):
     A method that never changes the image tower sets ``frozen_image_tower``: it is then validated and
     evaluated from cached image embeddings (``logits_from_tower_output``), not the images.
 
-    Class-prompt features are cached when the text tower has nothing trainable; otherwise they are
-    re-encoded on every training forward and cached in eval mode until the next ``train()``/``eval()``
-    call (call ``clear_cache()`` after editing weights by hand while in eval mode).
+    Class-prompt features are cached when the text tower has nothing trainable (:attr:`text_trainable`: a
+    parameter of the open_clip text tower requires grad); otherwise they are re-encoded on every training
+    forward and cached in eval mode until the next ``train()``/``eval()`` call (call ``clear_cache()`` after
+    editing weights by hand while in eval mode). A method whose trained parts sit outside the open_clip model
+    yet change the prompt features (learned prompt context added by a hook on ``token_embedding``) overrides
+    ``text_trainable`` to return True; otherwise its prompts are encoded once without them, and training
+    stops with a ValueError saying so.
     """
 
     #: True where trained parts live outside the open_clip model (no plain open_clip export)
