@@ -17,8 +17,8 @@ so compare on the kind of machine the record names (``provenance.device``, ``.gp
 ``.cpu_signature``, ``.cpu_capability``, ``.numerics_env``, ``.torch_threads``; a difference is pointed out, as
 is other data: a split whose ``.data_fingerprint`` differs from the re-run's).
 Exit 0 when every record reproduces (a record that failed and fails here too counts), 1 when a value or the
-status differs, 2 for a bad option, a file that is no record, or a model this machine cannot load (checked
-before any cell runs), 130 on Ctrl-C after reporting what was compared.
+status differs, 2 for a bad option, a file that is no record, a model this machine cannot load or a method its
+registry does not list (checked before any cell runs), 130 on Ctrl-C after reporting what was compared.
 """
 from __future__ import annotations
 
@@ -129,6 +129,19 @@ def check_models(records: list[tuple[Path, Mapping[str, Any]]]) -> None:
             raise ValueError(f"{path}: model {name!r} cannot be run here: {exc}") from None
 
 
+def check_methods(records: list[tuple[Path, Mapping[str, Any]]]) -> None:
+    """Each method the records' configs name is in this installation's registry (``core.methods.METHODS``): the
+    cell of a method it lacks (a user's own, in a colleague's records or a submission) cannot run here, which
+    says nothing of its record; ValueError naming the first file that needs one."""
+    from core.methods import METHODS
+
+    for path, record in records:
+        name = record["config"]["method"]
+        if name not in METHODS:
+            raise ValueError(f"{path}: method {name!r} cannot be run here: this installation's method registry "
+                             f"(core.methods.METHODS) does not list it; known: {', '.join(METHODS)}")
+
+
 def reproduce(record: Mapping[str, Any], *, device: str = "cpu", cache_dir: Path | None = None) -> dict[str, Any]:
     """The record of ``record``'s cell run again here (nothing written); see core.experiment.run_cell."""
     from core.experiment import run_cell
@@ -204,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     device = check_device(args.device)
     read = [(path, read_record(path)) for path in args.records]  # every file checked before any cell runs
     check_models(read)
+    check_methods(read)
     records = [record for _, record in read]
     work_begins()
     if args.threads:

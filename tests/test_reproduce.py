@@ -327,3 +327,27 @@ def _cell_id(cell):
     from core.experiment import cell_id
 
     return cell_id(cell)
+
+
+def test_a_method_this_installation_lacks_is_refused_before_any_cell_runs(tmp_path, monkeypatch, capsys):
+    """A submission of a user's own method: its cell failed here with 'unknown fine-tuning method', and the run
+    was reported as not reproducing (recorded ok, here failed; exit 1), though nothing here could say. Once the
+    method is registered (here by monkeypatching the registry) its cell runs."""
+    import dataclasses
+
+    from core.experiment import cell_id
+    from core.methods import METHODS
+
+    shipped = json.loads(open(SHIPPED, encoding="utf-8").read())
+    cell = {**shipped["config"], "method": "my_ln_only"}
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({**shipped, "config": cell, "method": "my_ln_only", "run_id": cell_id(cell)}),
+                    encoding="utf-8")
+    monkeypatch.setattr(reproduce, "reproduce", lambda *a, **k: pytest.fail("a cell ran"))
+    assert reproduce.main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: method 'my_ln_only' cannot be run here") and "registry" in err
+    monkeypatch.setitem(METHODS, "my_ln_only", dataclasses.replace(METHODS["bitfit"], name="my_ln_only"))
+    ran = []
+    monkeypatch.setattr(reproduce, "reproduce", lambda record, **k: ran.append(record) or dict(record))
+    assert reproduce.main([str(path)]) == 0 and len(ran) == 1
