@@ -59,6 +59,7 @@ def test_trainable_names_are_exactly_the_intended_ones(name, loaded):
     if name in FULL:
         assert names == {f"clip.{n}" for n, _ in loaded.model.named_parameters()}
     else:
+        assert name in EXPECTED, f"a new method: add {name!r}'s trainable-parameter pattern and count to EXPECTED"
         pattern, count = EXPECTED[name]
         assert len(names) == count and all(re.fullmatch(pattern, n) for n in names), sorted(names)
     trainable, total = count_parameters(module)

@@ -5,7 +5,7 @@
 * ``shape-kind``, ``letters``, ... — the generated world v1 (offline, deterministic);
 * ``w2-sign-arrow``, ``w2-cell-count``, ... — the long-tailed world v2 (``core.data.world2``);
 * ``folder:/some/dir`` — ``dir/<split>/<class>/*.png`` (or ``dir/<class>/*`` split 80/20 within each
-  class; see ``core.data.folder``);
+  class; see ``core.data.folder``), prompted ``a photo of a {c}``: your own images need no registry entry;
 * ``cifar100``, ``dtd``, ``eurosat``, ... — the reference study's datasets through torchvision,
   downloaded into ``$IIMM_DATA`` when online; offline, one clear sentence says so.
 """

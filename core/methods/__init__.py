@@ -7,8 +7,44 @@ Typical use::
     result = core.train.train(module, data, recipe)       # calls module.finalize() at the end
     scores = core.evaluate.evaluate_run(module, test, ood_sets)
 
-To add a method: write one module with a config dataclass (validated in ``__post_init__``), a
-``build(loaded, class_names, template, config) -> ClassifierModel`` and an ``ENTRY``; list it below.
+To add a method (``core/methods/bitfit.py`` is a short example to copy):
+
+1. One module with a config dataclass subclassing ``MethodConfig``, every field with a default (the
+   grid's ``[method.NAME]`` table overrides them by name; ``"NAME.field"`` sweeps them). Its
+   ``__post_init__`` calls ``super().__post_init__()`` first (field types: a bool is no int) and then
+   checks ranges with ``core.methods.base.require`` (ValueError), so a bad setting fails the grid's
+   preflight before any cell runs.
+2. ``build(loaded, class_names, template, config) -> ClassifierModel``: ``loaded`` is a
+   ``core.models.LoadedModel`` whose model is already a copy (``build_method``'s default; edit it
+   freely), ``class_names`` a list of str, ``template`` a prompt with ``{c}``, ``config`` your validated
+   dataclass. Return a
+   ``ClassifierModel`` (or a subclass, for hooks such as ``adapt_image``, ``extra_loss``,
+   ``train_transform``, ``finalize``) made with ``method=NAME, config=config``: every open_clip
+   parameter starts frozen; set ``requires_grad`` on exactly what trains, and put new tensors on the
+   model's device. Its docstring and class attributes say when to set ``frozen_image_tower``, ``has_external_parts`` or
+   override ``text_trainable``. ``build_method`` puts the result in eval mode; ``core.train.train``
+   trains ``named_trainable()`` and ``core.evaluate.evaluate_run`` scores it.
+3. ``ENTRY = MethodEntry(NAME, Config, build, description)`` (``trains=False`` for a method that is only
+   evaluated, ``zero_shot_init=False`` where the built model's logits differ from zero-shot's), listed in
+   :data:`METHODS` below among ours, before the peft catalogue. List it there: a grid's workers are
+   new processes that import this module, so an entry added at run time (``METHODS[NAME] = ...`` in a
+   script) is not seen by ``--workers 2`` or SLURM cells. Names starting with ``peft`` are the catalogue's.
+4. A ``MethodInfo`` in ``core.method_info.OURS`` (family, one of ``FAMILIES``; summary; paper; ViT-B/32
+   trainable count or None), in the same order. Without it records store the family ``''`` and
+   ``tests/methods_helpers.py`` stops at import naming the method.
+5. A ``MethodCard`` in ``core.cards.METHOD_CARDS`` (title, what trains, defaults equal to the config's,
+   citation). The app works without one (a generic card titled from the name, e.g. 'LN only'); colours
+   need nothing: ``core.charts.method_colours`` gives every method one, in name order.
+6. The tests every registered method runs: ``tests/test_methods_behaviour.py`` (add its trainable-name
+   pattern and count to ``EXPECTED``: only those train, frozen weights stay bit-identical, a save/load
+   round trip, the initial logits equal zero-shot's where ``zero_shot_init``), ``test_methods_families``
+   (it builds on SigLIP, CoCa and EVA-02 towers and leaves CoCa's attentional pooler alone unless it is a
+   full-model method), ``test_method_devices``, ``test_peft_adapters`` (its ``MethodInfo``),
+   ``test_ranking_cards`` (its card's defaults) and ``test_bench_methods``.
+
+Records of a method this registry does not list (a colleague's, ingested) still load, rank, forecast
+and show on every page, with a generic card; only the jobs that run its cells (``jobs.grid``,
+``jobs.reproduce``) need it.
 To add a peft method, no code: a table in ``peft_catalogue.toml`` (a registry entry), or in a grid
 ``[method.peft] peft = { type = "...", ... }`` (see ``core.methods.peft_method``).
 
