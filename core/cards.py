@@ -3,7 +3,9 @@
 Method metadata lives in :data:`METHOD_CARDS` (one entry per method name as stored in records).
 A method the registry does not know (a new ``peft_*`` method, a user's own) still gets a card from
 :func:`method_card`: a readable title built from its name, a family guessed from its prefix and a
-sentence saying that its runs' configs tell what trained. Add a method by adding one entry.
+sentence saying that its runs' configs tell what trained. Add a method by adding one entry, after its
+``MethodInfo`` in ``core.method_info.OURS`` (which gives its family); its ``citation`` must be a key of
+:data:`CITATIONS` (else give the link as ``paper_url``).
 Defaults here mirror the config dataclasses of ``core.methods`` (a test compares them), without
 importing torch, so the browsing pages stay light.
 """
@@ -111,7 +113,19 @@ def _family(name: str) -> str:
     the same for our methods and peft's, in the app and in the records."""
     from core.method_info import OURS
 
+    if name not in OURS:  # a new method's card written before its MethodInfo: a bare KeyError stopped every page
+        raise ValueError(f"method card {name!r}: add its MethodInfo to core.method_info.OURS first "
+                         "(its family comes from there; see core.methods)")
     return OURS[name].family
+
+
+def check_citations(method_cards: dict[str, MethodCard]) -> None:
+    """ValueError naming a card whose ``citation`` is not a key of :data:`CITATIONS` (the Methods and models page
+    looks it up there; a new method's card citing a key never added raised KeyError on that page)."""
+    for card in method_cards.values():
+        if card.citation is not None and card.citation not in CITATIONS:
+            raise ValueError(f"method card {card.name!r} cites {card.citation!r}, which is not a key of "
+                             f"core.cards.CITATIONS: add a Citation there, or give its link as paper_url")
 
 
 METHOD_CARDS: dict[str, MethodCard] = {c.name: c for c in (
@@ -144,6 +158,8 @@ METHOD_CARDS: dict[str, MethodCard] = {c.name: c for c in (
                "like full fine-tuning, then the weights are interpolated with the zero-shot ones",
                {"alpha": 0.5}, citation="wortsman2022wiseft"),
 )}
+
+check_citations(METHOD_CARDS)
 
 #: Name prefixes of method families the registry may not list one by one.
 FAMILY_PREFIXES = {"peft_": "peft (Hugging Face) adapter"}

@@ -82,3 +82,18 @@ def test_the_remedy_trains_the_prompt_context(monkeypatch, loaded):
     zero_shot = build_method("zero_shot", loaded, ["red", "blue"], "a photo of a {c}")
     with torch.no_grad():
         assert not torch.allclose(module.class_features(), zero_shot.class_features())
+
+
+def test_a_new_methods_card_says_what_it_lacks(monkeypatch):
+    """A card written before its MethodInfo stopped core.cards' import (every page) with KeyError 'my_ln_only'; a
+    card citing a key never added to CITATIONS raised KeyError on the Methods and models page."""
+    from core import cards, method_info
+
+    with pytest.raises(ValueError, match="'my_ln_only'.*core.method_info.OURS"):
+        cards._family("my_ln_only")
+    monkeypatch.setitem(method_info.OURS, "my_ln_only", method_info.MethodInfo("my_ln_only", "selective", "LNs"))
+    card = cards.MethodCard("my_ln_only", "LN tuning", cards._family("my_ln_only"), "every LayerNorm",
+                            citation="my-paper")
+    with pytest.raises(ValueError, match="'my_ln_only' cites 'my-paper'.*CITATIONS"):
+        cards.check_citations({**cards.METHOD_CARDS, "my_ln_only": card})
+    cards.check_citations(cards.METHOD_CARDS)  # the shipped cards cite known papers
