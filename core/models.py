@@ -6,7 +6,8 @@ Three kinds of entry share one ``ModelSpec``:
 * any ``open_clip`` (architecture, pretrained) pair, via :func:`spec_for`;
 * the project's own offline default, ``worldclip-tiny``, whose architecture config
   ships in ``core/model_configs`` (registered with ``open_clip.add_model_config``)
-  and whose weights ship in ``core/assets``.
+  and whose weights ship in ``core/assets``. An architecture of your own is one more JSON
+  config there, named by its file name (``"NAME"``: random weights; ``"NAME:/path/weights.pt"``).
 
 A spec whose ``pretrained`` is ``None`` builds a model with *random weights*; every
 ``LoadedModel`` carries ``random_weights`` and a ``label`` that says so, and every
