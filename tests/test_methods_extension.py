@@ -58,8 +58,10 @@ def _register(monkeypatch, name: str, cls: type[PromptContext]) -> None:
 def _colours(n: int = 64) -> LabeledImages:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, n)
-    images = np.where(labels[:, None, None, None] == 0, (220, 30, 30), (30, 30, 220)) + rng.normal(0, 20, (n, 32, 32, 3))
-    return LabeledImages(np.clip(images, 0, 255).astype(np.uint8), labels, ["red", "blue"], "a photo of a {c}", "colours")
+    colours = np.where(labels[:, None, None, None] == 0, (220, 30, 30), (30, 30, 220))
+    images = colours + rng.normal(0, 20, (n, 32, 32, 3))
+    pixels = np.clip(images, 0, 255).astype(np.uint8)
+    return LabeledImages(pixels, labels, ["red", "blue"], "a photo of a {c}", "colours")
 
 
 RECIPE = dict(optimizer="adamw", lr=1e-2, weight_decay=0.0, batch_size=16, max_steps=2, val_fraction=0.25)
