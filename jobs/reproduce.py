@@ -17,8 +17,9 @@ so compare on the kind of machine the record names (``provenance.device``, ``.gp
 ``.cpu_signature``, ``.cpu_capability``, ``.numerics_env``, ``.torch_threads``; a difference is pointed out, as
 is other data: a split whose ``.data_fingerprint`` differs from the re-run's).
 Exit 0 when every record reproduces (a record that failed and fails here too counts), 1 when a value or the
-status differs, 2 for a bad option, a file that is no record, a model this machine cannot load or a method its
-registry does not list (checked before any cell runs), 130 on Ctrl-C after reporting what was compared.
+status differs, 2 for a bad option, a file that is no record, a model this machine cannot load, a method its
+registry does not list, or an unknown dataset or an image folder not on this machine (checked before any cell
+runs), 130 on Ctrl-C after reporting what was compared.
 """
 from __future__ import annotations
 
@@ -142,6 +143,24 @@ def check_methods(records: list[tuple[Path, Mapping[str, Any]]]) -> None:
                              f"(core.methods.METHODS) does not list it; known: {', '.join(METHODS)}")
 
 
+def check_datasets(records: list[tuple[Path, Mapping[str, Any]]]) -> None:
+    """Each dataset the records' configs name (task and OOD sets) is one this installation knows, and each image
+    folder (``folder:/path``, a user's own images) is on this machine: a cell on data that is not here cannot run,
+    which says nothing of its record; ValueError naming the first file that needs one."""
+    from core.data.registry import get_dataset
+
+    for path, record in records:
+        ood = record["config"].get("ood") or []
+        for name in [record["config"]["dataset"], *(ood if isinstance(ood, list) else [ood])]:
+            try:
+                get_dataset(name)
+            except ValueError as exc:
+                raise ValueError(f"{path}: dataset {name!r} cannot be run here: {exc}") from None
+            if isinstance(name, str) and name.startswith("folder:") and not Path(name[7:]).is_dir():
+                raise ValueError(f"{path}: dataset {name!r} cannot be run here: the image folder {name[7:]} is "
+                                 "not on this machine")
+
+
 def reproduce(record: Mapping[str, Any], *, device: str = "cpu", cache_dir: Path | None = None) -> dict[str, Any]:
     """The record of ``record``'s cell run again here (nothing written); see core.experiment.run_cell."""
     from core.experiment import run_cell
@@ -218,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     read = [(path, read_record(path)) for path in args.records]  # every file checked before any cell runs
     check_models(read)
     check_methods(read)
+    check_datasets(read)
     records = [record for _, record in read]
     work_begins()
     if args.threads:

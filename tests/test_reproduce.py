@@ -351,3 +351,20 @@ def test_a_method_this_installation_lacks_is_refused_before_any_cell_runs(tmp_pa
     ran = []
     monkeypatch.setattr(reproduce, "reproduce", lambda record, **k: ran.append(record) or dict(record))
     assert reproduce.main([str(path)]) == 0 and len(ran) == 1
+
+
+def test_data_that_is_not_on_this_machine_is_refused_before_any_cell_runs(tmp_path, monkeypatch, capsys):
+    """A submission on a user's own image folder (or a dataset this installation does not know): its cell failed
+    here with DatasetUnavailableError and the run was reported as not reproducing (exit 1)."""
+    from core.experiment import cell_id
+
+    shipped = json.loads(open(SHIPPED, encoding="utf-8").read())
+    monkeypatch.setattr(reproduce, "reproduce", lambda *a, **k: pytest.fail("a cell ran"))
+    for field, name, says in (("dataset", f"folder:{tmp_path / 'gone'}", "is not on this machine"),
+                              ("ood", ["my-own-set"], "unknown dataset 'my-own-set'")):
+        cell = {**shipped["config"], field: name}
+        path = tmp_path / "theirs.json"
+        path.write_text(json.dumps({**shipped, "config": cell, "run_id": cell_id(cell)}), encoding="utf-8")
+        assert reproduce.main([str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {path}: dataset ") and "cannot be run here" in err and says in err
