@@ -93,3 +93,25 @@ def test_the_tradeoff_chart_draws_each_method_in_its_colour_and_shape_with_one_l
     (rings,) = [layer for layer in spec["layer"] if "stroke" in layer.get("encoding", {})]
     assert rings["encoding"]["stroke"]["scale"]["domain"] == [FRONT_LABEL] and rings["mark"]["filled"] is False
     assert rings["transform"] == [{"filter": "datum.pareto"}]  # the Pareto methods' rings, and only theirs
+
+
+def test_a_registered_method_keeps_its_colour_and_shape_whichever_methods_a_chart_draws():
+    """Colours went by name order of the methods drawn: LoRA was one colour beside the 19 shipped methods, another
+    beside a world-v2 model's nine, and a user's new method ('adapter_x') moved every method named after it."""
+    shipped = [m for m in SHIPPED_METHODS if m != "zero_shot"]
+    everything = method_colours(shipped), method_shapes(shipped)
+    for drawn in (["lora", "wise_ft"], ["lora", "wise_ft", "adapter_x", "zero_shot"], shipped + ["aaa", "zzz"]):
+        colours, shapes = method_colours(drawn), method_shapes(drawn)
+        for m in ("lora", "wise_ft"):
+            assert (colours[m], shapes[m]) == (everything[0][m], everything[1][m]), (m, drawn)
+        tuned = [m for m in drawn if m != "zero_shot"]
+        assert len({(colours[m], shapes[m]) for m in tuned}) == len(tuned)  # a user's method shares no look
+    mine = method_colours(["aaa", "zzz", "adapter_x"])  # a store of only one's own methods: palette colours
+    assert set(mine.values()) <= set(METHOD_PALETTE) and len(set(mine.values())) == 3
+
+
+def test_every_method_of_the_project_has_its_own_place_in_the_palette():
+    from core.charts.base import METHOD_COLOUR_ORDER
+
+    assert set(METHOD_COLOUR_ORDER) == {m for m in SHIPPED_METHODS if m != "zero_shot"} | {"peft"}
+    assert len(METHOD_COLOUR_ORDER) == len(set(METHOD_COLOUR_ORDER)) <= len(METHOD_PALETTE)

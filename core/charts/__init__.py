@@ -13,16 +13,16 @@ per (method, dataset): the mean over seeds, as in ``core.forecast``.
 """
 from __future__ import annotations
 
-from core.charts.base import (AXIS_INK, BASELINE_COLOUR, METHOD_BLOCK, METHOD_PALETTE, METHOD_SHAPES,
-                              RANDOM_WEIGHTS_NOTE, TOOLTIP_FORMAT, TOOLTIP_FORMATS, axis_title, method_colours,
-                              method_shapes, method_titles, readable)
+from core.charts.base import (AXIS_INK, BASELINE_COLOUR, METHOD_BLOCK, METHOD_COLOUR_ORDER, METHOD_PALETTE,
+                              METHOD_SHAPES, RANDOM_WEIGHTS_NOTE, TOOLTIP_FORMAT, TOOLTIP_FORMATS, axis_title,
+                              method_colours, method_shapes, method_titles, readable)
 from core.charts.heatmap import INKS, OUTCOME_TITLES, SCHEME_STOPS, dataset_heatmap
 from core.charts.iimm import (_points, iimm_panels_by_method, iimm_vs_outcome,  # noqa: F401
                               iimm_vs_outcome_by_method, method_summary)
 from core.charts.tradeoff import LEGEND_ROW_PX, LEGEND_ROWS, PLOT_DECOR_PX, TRADEOFF_AXES, gain_vs_forgetting
 
-__all__ = ["AXIS_INK", "BASELINE_COLOUR", "INKS", "LEGEND_ROWS", "LEGEND_ROW_PX", "METHOD_BLOCK", "METHOD_PALETTE",
-           "METHOD_SHAPES", "OUTCOME_TITLES",
+__all__ = ["AXIS_INK", "BASELINE_COLOUR", "INKS", "LEGEND_ROWS", "LEGEND_ROW_PX", "METHOD_BLOCK",
+           "METHOD_COLOUR_ORDER", "METHOD_PALETTE", "METHOD_SHAPES", "OUTCOME_TITLES",
            "PLOT_DECOR_PX", "RANDOM_WEIGHTS_NOTE", "SCHEME_STOPS", "TOOLTIP_FORMAT", "TOOLTIP_FORMATS", "TRADEOFF_AXES",
            "axis_title", "dataset_heatmap", "gain_vs_forgetting", "iimm_panels_by_method", "iimm_vs_outcome",
            "iimm_vs_outcome_by_method", "method_colours", "method_shapes", "method_summary", "method_titles",

@@ -30,6 +30,15 @@ METHOD_PALETTE = ("#dd7700", "#0000ff", "#559999", "#005500", "#bb4455", "#aa77f
 METHOD_SHAPES = ("circle", "square", "triangle-up")
 METHOD_BLOCK = 7
 BASELINE_COLOUR = "#222222"
+#: The project's fine-tuning methods, each at its own place of :data:`METHOD_PALETTE` (and so its shape): the same
+#: colour on every chart and page, whichever other methods are drawn. Taken by name order of the methods drawn,
+#: LoRA was one colour on a world-v1 model's ranking and another on a world-v2 model's or on the forecast (other
+#: methods beside it), and a user's new method moved the colour of every method named after it. Other names take
+#: the places left (:func:`method_colours`).
+METHOD_COLOUR_ORDER = ("full_ft", "bitfit", "attention", "lora", "clip_adapter", "linear_probe", "orthogonal",
+                       "clip_cite", "wise_ft", "peft_lora", "peft_dora", "peft_oft", "peft_boft", "peft_ia3",
+                       "peft_vera", "peft_loha", "peft_lokr", "peft_hra", "peft_ln_tuning", "peft")
+_PLACES = {name: place for place, name in enumerate(METHOD_COLOUR_ORDER)}
 #: Axis and legend text: Streamlit's chart theme writes it in #808495, 3.7:1 on white, under WCAG AA's 4.5:1 for
 #: text; this grey keeps it quieter than the titles at 6.3:1.
 AXIS_INK = "#5C5F6E"
@@ -183,29 +192,43 @@ def _tuned_in_order(methods: Any) -> tuple[list[str], set[str]]:
     return [m for m in names if m not in baseline], baseline
 
 
+def _slots(ordered: list[str]) -> dict[str, int]:
+    """Palette places of the tuned methods ``ordered``: the project's their :data:`METHOD_COLOUR_ORDER` place;
+    others (a user's method, or a record's unknown name), in name order, the places none of the project's holds,
+    then those of the project's methods not drawn here (a store of only its own methods keeps the whole palette),
+    then places past the palette."""
+    drawn = {_PLACES[m] for m in ordered if m in _PLACES}
+    free = [k for k in range(len(METHOD_PALETTE)) if k not in _PLACES.values()]
+    free += [k for k in sorted(_PLACES.values()) if k not in drawn]
+    others = [m for m in ordered if m not in _PLACES]
+    free += range(len(METHOD_PALETTE), len(METHOD_PALETTE) + max(0, len(others) - len(free)))
+    return {m: _PLACES[m] for m in ordered if m in _PLACES} | dict(zip(others, free))
+
+
 def method_colours(methods: Any) -> dict[str, str]:
-    """One colour per distinct method name in ``methods`` (any iterable of str): non-baseline methods
-    take :data:`METHOD_PALETTE` in name order, baselines (zero-shot) :data:`BASELINE_COLOUR`, so a
-    method keeps its colour on every chart that draws the same methods, baselines or not. Past the palette's
-    21 methods, :func:`extra_colours` (the palette repeated, so two methods' points and legend entries were
-    one colour); they are harder to tell apart (logged)."""
+    """One colour per distinct method name in ``methods`` (any iterable of str): the project's methods their own
+    place of :data:`METHOD_PALETTE` (:data:`METHOD_COLOUR_ORDER`), the same on every chart and page whichever other
+    methods are drawn; other names the places left, in name order; baselines (zero-shot)
+    :data:`BASELINE_COLOUR`. Past the palette's 21 places, :func:`extra_colours` (the palette repeated, so two
+    methods' points and legend entries were one colour); they are harder to tell apart (logged)."""
     ordered, baseline = _tuned_in_order(methods)
+    slots = _slots(ordered)
     palette = list(METHOD_PALETTE)
-    if len(ordered) > len(palette):
+    needed = max(slots.values(), default=-1) + 1
+    if needed > len(palette):
         log.warning("%d methods: %d colours past the %d-colour palette are close to others; read the labels",
-                    len(ordered), len(ordered) - len(palette), len(palette))
-        palette += extra_colours(len(ordered) - len(palette))
-    colours = dict(zip(ordered, palette))
-    return colours | {m: BASELINE_COLOUR for m in baseline}
+                    len(ordered), needed - len(palette), len(palette))
+        palette += extra_colours(needed - len(palette))
+    return {m: palette[slots[m]] for m in ordered} | {m: BASELINE_COLOUR for m in baseline}
 
 
 def method_shapes(methods: Any) -> dict[str, str]:
-    """One mark shape per distinct method name in ``methods``, as :func:`method_colours` orders them: the
-    methods of the palette's first block of :data:`METHOD_BLOCK` colours (and baselines) circles, the next block
-    squares, the third triangles, then round again. Two methods of one shape differ in colour as people with
+    """One mark shape per distinct method name in ``methods``, by the palette place :func:`method_colours` gives
+    it: the places of the palette's first block of :data:`METHOD_BLOCK` colours (and baselines) circles, the next
+    block squares, the third triangles, then round again. Two methods of one shape differ in colour as people with
     red-green colour-vision deficiency see it too (:data:`METHOD_PALETTE`)."""
     ordered, baseline = _tuned_in_order(methods)
-    shapes = {m: METHOD_SHAPES[i // METHOD_BLOCK % len(METHOD_SHAPES)] for i, m in enumerate(ordered)}
+    shapes = {m: METHOD_SHAPES[i // METHOD_BLOCK % len(METHOD_SHAPES)] for m, i in _slots(ordered).items()}
     return shapes | {m: METHOD_SHAPES[0] for m in baseline}
 
 
