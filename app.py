@@ -365,6 +365,24 @@ def name_uploads() -> None:
         log.warning("upload names not added (this Streamlit refused the page script): %s", exc)
 
 
+class _PlainRows(pd.DataFrame):
+    """A frame whose rows iterate as plain tuples: pandas' Styler walks its rows with ``itertuples()``, which names
+    them by the column names, and Python reads two names that differ only in Unicode form ('Café' composed and
+    decomposed, two datasets of a store) as one identifier: the page ended in 'SyntaxError: duplicate argument'."""
+
+    @property
+    def _constructor(self):
+        return _PlainRows
+
+    def itertuples(self, index: bool = True, name: str | None = None):
+        return super().itertuples(index=index, name=None)
+
+
+def styled(frame: pd.DataFrame):
+    """``frame``'s Styler, for a table whose column names come from records (:class:`_PlainRows`)."""
+    return _PlainRows(frame).style
+
+
 def carried(*keys: str) -> dict[str, list[str]]:
     """The current URL values of ``keys``, for a link that opens another page on the same view."""
     return {k: st.query_params.get_all(k) for k in keys if st.query_params.get_all(k)}

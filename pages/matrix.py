@@ -44,5 +44,5 @@ wins = cells[cells["best"]].groupby("method_title").size().sort_values(ascending
 st.write("Datasets won (ties count for each): " + ", ".join(f"{plain(t)} {n}" for t, n in wins.items()))
 wide = cells.pivot_table(index="method_title", columns="dataset", values="value").rename_axis(
     index="method" + (cards.UNTRAINED_MARK if untrained else ""))
-st.dataframe(wide.style.format(signed if outcome in ("id_gain", "ood_change") else fixed, na_rep="—")  # no -0.0
+st.dataframe(app.styled(wide).format(signed if outcome in ("id_gain", "ood_change") else fixed, na_rep="—")  # no -0.0
              .highlight_max(axis=0, props="background-color: #d4f0d4; font-weight: bold"))  # bold: not colour alone

@@ -1,0 +1,30 @@
+"""The pages on stores of many, awkward names (Unicode forms, Markdown characters, case twins) through AppTest, on a
+fixture store in a temp folder (never the real store)."""
+import unicodedata
+
+import streamlit as st
+
+from core import store
+from tests.app_helpers import page
+from tests.fixtures import make_fixture_records
+
+COMPOSED = "Café"
+DECOMPOSED = unicodedata.normalize("NFD", COMPOSED)  # 'Cafe' + a combining acute: another name, shown alike
+
+
+def renamed(records, **names):
+    """``records`` with their datasets renamed (old -> new) and new run ids."""
+    return [dict(r, dataset=names.get(r["dataset"], r["dataset"]), run_id=r["run_id"] + "-b") for r in records]
+
+
+def test_per_dataset_page_shows_two_datasets_whose_names_differ_only_in_unicode_form(fixture_store):
+    """Python reads 'Café' composed and decomposed as one identifier; pandas' Styler walked the table's rows as
+    namedtuples of its column names (the datasets), so the page ended in 'SyntaxError: duplicate argument'."""
+    for record in renamed(make_fixture_records(n_datasets=2, pretrained="random"),
+                          **{"fx-set-0": COMPOSED, "fx-set-1": DECOMPOSED}):
+        store.write_record(record, fixture_store / "unicode")
+    st.cache_data.clear(), st.cache_resource.clear()
+    at = page("matrix").run()
+    assert not at.exception, at.exception[0].message if at.exception else ""
+    columns = list(at.dataframe[0].value.columns)
+    assert COMPOSED in columns and DECOMPOSED in columns and len(columns) == 8  # 6 fixture datasets and both
