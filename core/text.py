@@ -7,6 +7,7 @@ one of those. Tables (``st.dataframe``) and Altair tooltips do not render Markdo
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -118,24 +119,32 @@ def distinct_labels(labels: Sequence[str], tags: Sequence[str] | None = None) ->
 
     A label shared by several entries gets `` · <tag>`` (``tags``: one per label, e.g. a run id) or,
     without tags or where that is still not unique, `` (2)``, `` (3)``… in order. A unique label is
-    returned unchanged. Raises ValueError when ``tags`` has another length than ``labels``.
+    returned unchanged. Labels are compared as a screen draws them: two that differ only in Unicode form ('Café'
+    composed and decomposed, :func:`_drawn`) are one label. Raises ValueError when ``tags`` has another length than
+    ``labels``.
     """
     labels = [str(label) for label in labels]
     if tags is not None and len(tags) != len(labels):
         raise ValueError(f"tags has {len(tags)} entries for {len(labels)} labels")
-    counts = Counter(labels)
-    out = [label if counts[label] == 1 else "" for label in labels]  # unique labels first: kept as they are
-    used = {label for label in out if label}
+    counts = Counter(map(_drawn, labels))
+    out = [label if counts[_drawn(label)] == 1 else "" for label in labels]  # unique labels first: kept as they are
+    used = {_drawn(label) for label in out if label}
     for i, label in enumerate(labels):
-        if counts[label] > 1:
+        if counts[_drawn(label)] > 1:
             base = f"{label} · {tags[i]}" if tags is not None else label
             candidate, n = base, 1
-            while candidate in used:
+            while _drawn(candidate) in used:
                 n += 1
                 candidate = f"{base} ({n})"
-            used.add(candidate)
+            used.add(_drawn(candidate))
             out[i] = candidate
     return out
+
+
+def _drawn(label: str) -> str:
+    """``label`` as a screen draws it: its composed Unicode form (NFC), the same for 'Café' written with 'é' or with
+    'e' and a combining accent."""
+    return unicodedata.normalize("NFC", label)
 
 
 # Widget options are shown verbatim (no Markdown), so they lose control and bidi characters, not escape them.

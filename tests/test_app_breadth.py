@@ -28,3 +28,15 @@ def test_per_dataset_page_shows_two_datasets_whose_names_differ_only_in_unicode_
     assert not at.exception, at.exception[0].message if at.exception else ""
     columns = list(at.dataframe[0].value.columns)
     assert COMPOSED in columns and DECOMPOSED in columns and len(columns) == 8  # 6 fixture datasets and both
+
+
+def test_runs_page_offers_two_methods_whose_names_differ_only_in_unicode_form_as_two_options(fixture_store):
+    """Both were offered as 'Café': a visitor could not tell which of the two options filtered which method."""
+    for record in make_fixture_records(n_datasets=1, methods=(COMPOSED.lower(), DECOMPOSED.lower()),
+                                       pretrained="random"):
+        store.write_record(record, fixture_store / "unicode")
+    st.cache_data.clear(), st.cache_resource.clear()
+    at = page("runs").run()
+    assert not at.exception
+    shown = [unicodedata.normalize("NFC", o) for o in at.multiselect(key="method").options]
+    assert len(shown) == len(set(shown)) == 5 and {"Café", "Café (2)"} <= set(shown)

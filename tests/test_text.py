@@ -99,3 +99,17 @@ def test_zeros_unsigned_makes_only_what_rounds_to_zero_zero():
     assert not np.signbit(out.iloc[:3]).any()
     mixed = zeros_unsigned(pd.Series([None, -0.001, "n/a"], dtype=object), 1)  # a column of a hand-made record
     assert mixed.tolist() == [None, 0.0, "n/a"]
+
+
+def test_distinct_labels_tells_apart_labels_that_differ_only_in_unicode_form():
+    """'Café' composed and decomposed are two strings that every screen draws alike: two methods so named had two
+    'Café' options, legend entries and table rows that no reader could tell apart."""
+    import unicodedata
+
+    composed, decomposed = "Café", unicodedata.normalize("NFD", "Café")
+    assert distinct_labels([composed, decomposed]) == [composed, decomposed + " (2)"]
+    assert distinct_labels([composed, decomposed], [composed, decomposed]) == [
+        f"{composed} · {composed}", f"{decomposed} · {decomposed} (2)"]  # tags alike too: still told apart
+    assert distinct_labels([composed, decomposed + " (2)", decomposed]) == [
+        composed, decomposed + " (2)", decomposed + " (3)"]
+    assert distinct_labels(["LoRA", "Lora"]) == ["LoRA", "Lora"]  # case shows: kept
