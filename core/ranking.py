@@ -313,9 +313,9 @@ def dataset_matrix(runs: pd.DataFrame, outcome: str, *, model: str, pretrained: 
                    include_baselines: bool = False) -> pd.DataFrame:
     """The method x dataset table of one model's seed-mean ``outcome`` (long form).
 
-    Columns: method, method_title (distinct per method: a shared title gets `` · <method>``), dataset,
-    value, n_seeds, best (the highest value of its dataset, ties all marked). Raises ValueError for an
-    outcome the runs do not have.
+    Columns: method, method_title (distinct per method: a shared title gets `` · <method>``), dataset (its name,
+    made distinct as drawn: :func:`core.text.distinct_labels`), value, n_seeds, best (the highest value of its
+    dataset, ties all marked). Raises ValueError for an outcome the runs do not have.
     """
     if outcome not in OUTCOME_COLUMNS or outcome not in runs.columns:
         raise ValueError(f"unknown outcome {outcome!r}; use one of {list(OUTCOME_COLUMNS)}")
@@ -331,6 +331,9 @@ def dataset_matrix(runs: pd.DataFrame, outcome: str, *, model: str, pretrained: 
     out.insert(1, "method_title", out["method"].map(titles))
     best = out.groupby("dataset")["value"].transform("max")
     out["best"] = np.isclose(out["value"], best, rtol=0, atol=1e-9)
+    # one label per dataset as drawn: 'Café' composed and decomposed were two columns and two axis labels alike
+    datasets = sorted(out["dataset"].unique())
+    out["dataset"] = out["dataset"].map(dict(zip(datasets, distinct_labels(datasets))))
     return out.reset_index(drop=True)
 
 

@@ -311,3 +311,16 @@ def test_datasets_counted_and_named_are_those_whose_gain_was_averaged():
     assert json.loads(rows.loc["bitfit", "datasets"]) == sorted(runs["dataset"].unique())[1:]
     kept = ranking.dataset_points(runs[~(lone & (runs["method"] == "bitfit"))])
     assert rows.loc["bitfit", "id_gain"] == pytest.approx(kept.loc[kept["method"] == "bitfit", "id_gain"].mean())
+
+
+def test_dataset_matrix_keeps_two_datasets_whose_names_differ_only_in_unicode_form_apart_as_drawn():
+    """'Café' composed and decomposed: the Per dataset page's table and heatmap showed two 'Café' columns."""
+    import unicodedata
+
+    names = {"fx-set-0": "Café", "fx-set-1": unicodedata.normalize("NFD", "Café")}
+    records = [dict(r, dataset=names.get(r["dataset"], r["dataset"])) for r in make_fixture_records(n_datasets=3)]
+    cells = ranking.dataset_matrix(store.records_to_frame(records), "id_gain", model="worldclip-tiny",
+                                   pretrained="world-v1")
+    drawn = {unicodedata.normalize("NFC", d) for d in cells["dataset"]}
+    assert drawn == {"Café", "Café (2)", "fx-set-2"}
+    assert cells.groupby("dataset")["best"].sum().tolist() == [1, 1, 1]  # still one best method per dataset
