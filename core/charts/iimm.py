@@ -83,7 +83,7 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     x_scale, y_scale = (alt.Scale(zero=False), alt.Scale()) if domains is None else (
         alt.Scale(zero=False, nice=True, domain=list(domains[0])), alt.Scale(nice=True, domain=list(domains[1])))
     color = alt.Color("series:N", title="method", scale=_colour_scale(labels, colours or method_colours(labels)),
-                      legend=alt.Legend(labelLimit=320) if legend else None)
+                      legend=alt.Legend(labelLimit=320, symbolLimit=0) if legend else None)  # 0: every method named
     tips = [_tip("model", "model", "N"), _tip("dataset", "dataset", "N"), _tip("method_title", "method", "N"),
             _tip(predictor, x_title), _tip(outcome, y_title), _tip("n_seeds", "seeds averaged")]
     pts["said"] = _spoken(pts, tips)  # a screen reader's words for the point, where it read raw fields

@@ -21,8 +21,12 @@ TRADEOFF_AXES = {"id_gain": ("mean in-domain gain (points)", False),
 
 
 #: Most rows a legend column of :func:`gain_vs_forgetting` holds: Streamlit fits the chart into its height
-#: and clips a taller legend (at 440 px, one column showed 10 of 19 methods in Chromium).
+#: and clips a taller legend (at 440 px, one column showed 10 of 19 methods in Chromium). Past
+#: :data:`LEGEND_COLUMNS` columns of them, the columns grow longer instead (the chart grows with them).
 LEGEND_ROWS = 10
+#: Most columns the legend of :func:`gain_vs_forgetting` takes: two of :data:`LEGEND_LABEL_PX` fit the 468 px chart
+#: of an 800 px page; a column per 10 methods gave 21 methods or more a third, cut off at the chart's right edge.
+LEGEND_COLUMNS = 2
 #: Widest method title a legend of :func:`gain_vs_forgetting` writes whole (px); a longer one is cut (…). At 150 a
 #: shipped method read 'Orthogonal FT (OrthCR…'; two columns of 200 still fit the 468 px chart of an 800 px page.
 LEGEND_LABEL_PX = 200
@@ -105,8 +109,9 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     datasets as error bars where the axis has one; each method in its colour and shape (:func:`method_colours`,
     :func:`method_shapes`: two methods of one shape differ in colour also as protanopes and deuteranopes see it);
     Pareto methods ringed in dark grey and joined by a dashed line on the gain/OOD axes; the method legend, below
-    the plot, takes a column per :data:`LEGEND_ROWS` methods. Methods that cannot be placed (NaN or inf on an axis, or a
-    value not above 0 on a log axis) are named in the subtitle. ``subtitle``: what bars and rings mean;
+    the plot, takes a column per :data:`LEGEND_ROWS` methods (at most :data:`LEGEND_COLUMNS`) and names every
+    method. Methods that cannot be placed (NaN or inf on an axis, or a value not above 0 on a log axis) are named in
+    the subtitle. ``subtitle``: what bars and rings mean;
     default :data:`BARS_NOTE` (only where an axis draws bars) and :data:`FRONT_NOTE`. ``random_weights`` as in
     :func:`iimm_vs_outcome` (None: from the rows' model and pretrained columns, when they have them).
     Raises ValueError for an unknown axis, a method with several rows, or when no row has both values."""
@@ -149,9 +154,10 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     data["method_title"] = distinct_labels(data["method_title"].astype(str).tolist(),
                                            tags=data["method"].astype(str).tolist())
     titles = dict(sorted(zip(data["method"], data["method_title"])))
-    columns = -(-len(titles) // LEGEND_ROWS)
+    columns = min(LEGEND_COLUMNS, -(-len(titles) // LEGEND_ROWS))
+    # symbolLimit 0: every method (Vega-Lite draws 30 entries and then '…15 entries', those methods unnamed)
     legend = alt.Legend(orient="bottom", labelLimit=LEGEND_LABEL_PX, symbolOpacity=1, symbolStrokeColor=RING_INK,
-                        symbolStrokeWidth=0.6, columns=columns, columnPadding=12)  # one legend: colour and shape
+                        symbolStrokeWidth=0.6, columns=columns, columnPadding=12, symbolLimit=0)  # colour and shape
     color = alt.Color("method_title:N", title="method", scale=_colour_scale(titles, method_colours(titles)),
                       legend=legend)
     marks = alt.Shape("method_title:N", title="method", scale=_colour_scale(titles, method_shapes(titles)),

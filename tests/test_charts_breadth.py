@@ -1,0 +1,34 @@
+"""Charts of many methods (a registry past the shipped 19): every method keeps its legend entry, and the legend keeps
+to the width of the chart on a narrow page."""
+import json
+
+from core import charts, ranking, store
+from tests.fixtures import SHIPPED_METHODS, make_fixture_records
+
+#: The shipped methods and 25 a user's registry adds: 44 fine-tuning methods and the zero-shot baseline.
+MANY = (*SHIPPED_METHODS, *(f"my_method_{i:02d}" for i in range(25)))
+
+
+def _colour_legend(spec: dict) -> dict:
+    return next(layer["encoding"]["color"]["legend"] for layer in spec["layer"]
+                if "color" in layer.get("encoding", {}) and "legend" in layer["encoding"]["color"])
+
+
+def test_tradeoff_legend_keeps_every_method_of_a_large_registry_within_two_columns():
+    """Vega-Lite's legend draws 30 entries and then '…15 entries': 15 of 45 methods had no legend entry, their
+    marks no name but a tooltip. And a column per 10 methods made 5 columns, 1,060 px wide: on an 800 px page the
+    chart (468 px) cut the third to fifth off at its right edge."""
+    rows = ranking.method_ranking(store.records_to_frame(make_fixture_records(n_datasets=3, methods=MANY)))
+    spec = json.loads(charts.gain_vs_forgetting(rows).to_json())
+    legend = _colour_legend(spec)
+    assert legend["symbolLimit"] == 0  # 0: no limit, every entry drawn
+    assert legend["columns"] == 2 and 2 * charts.tradeoff.LEGEND_LABEL_PX <= 468
+    assert len(rows) == 44 and spec["height"] == 560 + charts.LEGEND_ROW_PX * 22  # 2 columns of 22: the chart grows
+    few = json.loads(charts.gain_vs_forgetting(rows.head(4)).to_json())
+    assert _colour_legend(few)["columns"] == 1 and few["height"] == 560 + charts.LEGEND_ROW_PX * 4
+
+
+def test_iimm_chart_legend_keeps_every_method_of_a_large_registry():
+    runs = store.records_to_frame(make_fixture_records(n_datasets=3, methods=MANY))
+    legend = _colour_legend(json.loads(charts.iimm_vs_outcome(runs, "id_gain").to_json()))
+    assert legend["symbolLimit"] == 0
