@@ -32,3 +32,21 @@ def test_iimm_chart_legend_keeps_every_method_of_a_large_registry():
     runs = store.records_to_frame(make_fixture_records(n_datasets=3, methods=MANY))
     legend = _colour_legend(json.loads(charts.iimm_vs_outcome(runs, "id_gain").to_json()))
     assert legend["symbolLimit"] == 0
+
+
+def test_heatmap_of_hundreds_of_datasets_names_those_that_fit_rather_than_writing_all_over_each_other():
+    """300 datasets: every name was drawn (labelOverlap off) into 550 px, one grey smear where no name could be
+    read (seen in Chromium at 1440 px). Up to 60 every dataset is still named; past it those that fit apart."""
+    import pandas as pd
+
+    def axis_and_subtitle(n):
+        cells = pd.DataFrame({"method_title": "LoRA", "dataset": [f"d{i:03d}" for i in range(n)], "value": 1.0,
+                              "best": True, "n_seeds": 1})
+        spec = charts.dataset_heatmap(cells, "id_gain").to_dict()
+        axis = next(layer["encoding"]["x"]["axis"] for layer in spec["layer"])
+        return axis["labelOverlap"], " ".join(spec["title"]["subtitle"])
+
+    assert axis_and_subtitle(60) == (False, "★ = best method on that dataset (seed means); values on hover (too "
+                                            "many datasets to write them in)")
+    overlap, subtitle = axis_and_subtitle(300)
+    assert overlap == "greedy" and "some dataset names on hover" in subtitle

@@ -16,6 +16,11 @@ OUTCOME_TITLES = ranking.OUTCOME_TITLES  # one naming of the outcomes, kept in c
 #: width: with the shipped world-v2's 40 datasets a cell was 17 px wide at 1440 px, and each "+76.5 ★" was written
 #: over its neighbours; 15 datasets leave about 48 px, room for one.
 WRITTEN_DATASETS = 16
+#: Most datasets :func:`dataset_heatmap` names each on its axis. At 1440 px the page gives the chart about 900 px: 15
+#: px a dataset at 60, about what a label turned -40° needs; past it every name was written over the others into one
+#: grey band (300 datasets: none readable), so past it Vega-Lite leaves out those that would overlap another (each
+#: cell's tooltip still names its dataset, and the subtitle says so).
+NAMED_DATASETS = 60
 
 
 #: The cells' colour schemes as Vega draws them (vega-scale's "redblue" and "blues": #rrggbb stops evenly spaced on
@@ -109,13 +114,15 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
                     random_weights: bool | None = None) -> alt.LayerChart:
     """The method x dataset matrix (``core.ranking.dataset_matrix`` output) as coloured cells with
     their values written in (up to :data:`WRITTEN_DATASETS` datasets; past it, on hover, and the subtitle says
-    so); the best method of each dataset is marked with a star and a black frame.
+    so) and each dataset named on the axis (up to :data:`NAMED_DATASETS`; past it, those that fit apart); the best
+    method of each dataset is marked with a star and a black frame.
     Changes (gain, OOD change) use a diverging scale centred on zero. ``random_weights`` as in
     :func:`iimm_vs_outcome` (the matrix names no model: pass it). Raises ValueError when empty."""
     _require(matrix, ["method_title", "dataset", "value", "best"])
     if matrix.empty:
         raise ValueError("no values to draw")
     signed, written = outcome in ("id_gain", "ood_change"), matrix["dataset"].nunique() <= WRITTEN_DATASETS
+    named = matrix["dataset"].nunique() <= NAMED_DATASETS
     data = matrix.assign(label=[(_cell_text(v, signed) + " ★" if b else _cell_text(v, signed)) if written
                                 else "★" if b else "" for v, b in zip(matrix["value"], matrix["best"])])
     title = OUTCOME_TITLES.get(outcome, outcome)
@@ -124,7 +131,7 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
     scale = _diverging_scale(data["value"].to_numpy(float)) if diverging else alt.Scale(scheme="blues")
     order = (data.groupby("method_title")["value"].mean().sort_values(ascending=False).index.tolist())
     x = alt.X("dataset:N", title="dataset", sort="ascending",
-              axis=alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False))  # every dataset named
+              axis=alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False if named else "greedy"))
     y = alt.Y("method_title:N", title=None, sort=order, axis=alt.Axis(labelLimit=260))
     # the tooltip on every layer: the text and frame lie over the cell, and Streamlit's theme gave them a
     # tooltip of raw fields ('method_title', 'ink black', 'label'), so the cell's own was never seen
@@ -133,7 +140,8 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
     data["said"] = _spoken(data, tips, [["best method on this dataset"] if b else [] for b in data["best"]])
     base = alt.Chart(data).encode(x=x, y=y, tooltip=tips)
     key = "★ = best method on that dataset (seed means)" + (
-        "" if written else "; values on hover (too many datasets to write them in)")
+        "" if written else "; values on hover (too many datasets to write them in)" if named else
+        "; values and some dataset names on hover (too many datasets to write them in)")
     subtitle = _subtitle(key, _untrained(matrix, random_weights))
     chart = alt.layer(
         base.mark_rect().encode(color=alt.Color("value:Q", title=title.split(" (")[0], scale=scale),
