@@ -40,3 +40,15 @@ def test_runs_page_offers_two_methods_whose_names_differ_only_in_unicode_form_as
     assert not at.exception
     shown = [unicodedata.normalize("NFC", o) for o in at.multiselect(key="method").options]
     assert len(shown) == len(set(shown)) == 5 and {"Café", "Café (2)"} <= set(shown)
+
+
+def test_a_right_to_left_method_name_keeps_to_itself_in_the_pages_sentences(fixture_store):
+    """'Datasets won: שיטה 6': the count after a Hebrew name was drawn on its left, as if another method's."""
+    for record in make_fixture_records(n_datasets=6, methods=("שיטה",), pretrained="rtl"):
+        store.write_record(record, fixture_store / "rtl")
+    st.cache_data.clear(), st.cache_resource.clear()
+    at = page("matrix")
+    at.query_params["model"] = "worldclip-tiny · rtl"  # bound widgets keep their option label in the URL
+    at.run()
+    assert not at.exception
+    assert at.markdown[-1].value == "Datasets won (ties count for each): \u2068שיטה\u2069 6"

@@ -113,3 +113,12 @@ def test_distinct_labels_tells_apart_labels_that_differ_only_in_unicode_form():
     assert distinct_labels([composed, decomposed + " (2)", decomposed]) == [
         composed, decomposed + " (2)", decomposed + " (3)"]
     assert distinct_labels(["LoRA", "Lora"]) == ["LoRA", "Lora"]  # case shows: kept
+
+
+def test_plain_keeps_a_right_to_left_name_from_taking_the_numbers_after_it():
+    """In a left-to-right sentence the bidi algorithm ran 'שיטה, +14.7 in-domain' together as right-to-left: the
+    Ranking page read 'Least forgetting …: 14.7+ ,שיטה in-domain' (Chromium). A name with right-to-left letters is now
+    a first-strong isolate (U+2068 … U+2069); other text is unchanged, and isolates in the input are still removed."""
+    assert plain("שיטה") == "\u2068שיטה\u2069" and plain("طريقة_عربية") == "\u2068طريقة\\_عربية\u2069"
+    assert plain("Café") == "Café" and plain("a\u2068b\u2069") == "ab"
+    assert plain("\u2068שיטה\u2069") == plain("שיטה")  # its own output, plained again, gets one isolate
