@@ -43,7 +43,8 @@ class Advice:
 
 
 def forecast_rows(result: Any) -> pd.DataFrame:
-    """One row per method from a ``core.predict.ForecastResult``: :data:`ROW_COLUMNS`.
+    """One row per method from a ``core.predict.ForecastResult``: :data:`ROW_COLUMNS` (titles distinct as
+    :func:`core.cards.method_titles` makes them: 'LoRA · Lora').
 
     Predictions and their prediction intervals in points; ``gain_r2``/``ood_r2`` the fit of the IIMM
     reference line; ``*_lodo`` the leave-one-dataset-out mean absolute error of the forecast shown (the
@@ -52,7 +53,7 @@ def forecast_rows(result: Any) -> pd.DataFrame:
     """
     wide = result.forecasts
     rows = pd.DataFrame({
-        "method": wide["method"], "method_title": wide["method"].map(cards.method_title),
+        "method": wide["method"], "method_title": wide["method"].astype(str).map(cards.method_titles(wide["method"])),
         "ok": wide["status"] == "ok", "status": wide["status"],
         **{c: pd.to_numeric(wide.get(c), errors="coerce") for c in
            ("id_gain", "id_gain_lo", "id_gain_hi", "ood_change", "ood_change_lo", "ood_change_hi")},

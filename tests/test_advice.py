@@ -274,3 +274,13 @@ def test_an_unknown_typical_error_is_said_in_words_not_as_nan():
     assert verdict.confidence == "weak"
     assert not any(re.search(r"\bnan\b", text) for text in verdict.reasons), verdict.reasons
     assert any("could not be measured" in text for text in verdict.reasons)
+
+
+def test_forecast_rows_give_methods_that_share_a_title_distinct_titles():
+    """'lora' of the grid and 'LoRA', 'Lora' of a user's registry are all titled 'LoRA': the Forecast page's table
+    showed three 'LoRA' rows with different numbers, and its verdict could name 'LoRA' for any of them."""
+    res = result([20.0, 15.0, 5.0], [-6.0, -2.0, -3.0])
+    res.forecasts["method"] = ["lora", "LoRA", "Lora"]
+    titles = advice.forecast_rows(res).set_index("method")["method_title"]
+    assert titles.nunique() == 3 and titles["lora"] == "LoRA · lora" and titles["Lora"] == "LoRA · Lora"
+    assert "Predicted to gain most: LoRA · lora," in advice.advise(advice.forecast_rows(res)).headline[0]
