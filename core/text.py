@@ -68,15 +68,34 @@ def plain(text: object, *, max_chars: int = 200) -> str:
     Control and bidirectional-format characters are removed, newlines become spaces, every
     Markdown/HTML special character is backslash-escaped, and bare URLs and e-mail addresses get an
     invisible word joiner (U+2060) so GFM cannot autolink them; ``[x](http://e)``, ``<img>`` or
-    ``http://e`` from a record renders as those characters, never as a link or an element. Text with
-    right-to-left letters (Hebrew, Arabic) becomes a first-strong isolate (U+2068 … U+2069): in a
-    left-to-right sentence 'שיטה, +14.7 in-domain' was drawn '14.7+ ,שיטה in-domain'.
+    ``http://e`` from a record renders as those characters, never as a link or an element. Each run of
+    right-to-left text (Hebrew, Arabic: :func:`_isolated`) becomes a first-strong isolate (U+2068 … U+2069):
+    in a left-to-right sentence 'שיטה, +14.7 in-domain' was drawn '14.7+ ,שיטה in-domain'.
     """
     value = shorten(_CONTROL.sub("", str(text).replace("\r", " ").replace("\n", " ").replace("\t", " ")), max_chars)
     escaped = _SPECIAL.sub(r"\\\1", value)
     shown = _AUTOLINK.sub(lambda m: _JOINER.join(g for g in m.groups() if g is not None) + (
         _JOINER if m.group(5) else ""), escaped)
-    return f"\u2068{shown}\u2069" if any(unicodedata.bidirectional(c) in ("R", "AL") for c in value) else shown
+    return _isolated(shown)
+
+
+def _isolated(text: str) -> str:
+    """``text`` with each run of right-to-left text, from a right-to-left letter to the last one before a left-to-right
+    letter (the spaces, digits and signs between them included), between U+2068 and U+2069: the run is laid out on
+    its own, and the signs and numbers around it read left to right. Text without right-to-left letters is unchanged."""
+    runs, start, end = [], None, 0
+    for i, char in enumerate(text):
+        kind = unicodedata.bidirectional(char)
+        if kind in ("R", "AL"):
+            start, end = i if start is None else start, i + 1
+        elif kind == "L" and start is not None:
+            runs.append((start, end))
+            start = None
+    if start is not None:
+        runs.append((start, end))
+    for start, end in reversed(runs):
+        text = f"{text[:start]}\u2068{text[start:end]}\u2069{text[end:]}"
+    return text
 
 
 def utc_moments(times: Any) -> Any:

@@ -122,3 +122,11 @@ def test_plain_keeps_a_right_to_left_name_from_taking_the_numbers_after_it():
     assert plain("שיטה") == "\u2068שיטה\u2069" and plain("طريقة_عربية") == "\u2068طريقة\\_عربية\u2069"
     assert plain("Café") == "Café" and plain("a\u2068b\u2069") == "ab"
     assert plain("\u2068שיטה\u2069") == plain("שיטה")  # its own output, plained again, gets one isolate
+
+
+def test_plain_isolates_the_right_to_left_names_inside_a_sentence_it_is_given_whole():
+    """The Forecast page plains its verdict whole ('Predicted to gain most: שיטה, +14.7 points …'): isolated as one
+    left-to-right text, the number after the name was still drawn before it ('14.7+ ,שיטה'). Each right-to-left
+    run is isolated on its own, from its first right-to-left letter to its last."""
+    assert plain("most: שיטה, +14.7 points") == "most\\: \u2068שיטה\u2069, \\+14\\.7 points"
+    assert plain("a נ 2 ב, c ג") == "a \u2068נ 2 ב\u2069, c \u2068ג\u2069"
