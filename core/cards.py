@@ -326,8 +326,14 @@ def model_label(model: str, pretrained: str, untrained: bool = False) -> str:
 
 def model_label_column(frame: pd.DataFrame, untrained: AbstractSet[tuple[str, str]]) -> pd.Series:
     """:func:`model_label` for each row of ``frame``, marked where its numbers come from random weights
-    (``untrained``: :func:`untrained_models`)."""
-    names = frame["model"].astype(str) + " · " + frame["pretrained"].astype(str)
+    (``untrained``: :func:`untrained_models`). Two models whose labels a screen draws alike ('Café' composed and
+    decomposed) are told apart as :func:`core.text.distinct_labels` does it, numbered in name order."""
+    import pandas as pd  # here: the registry itself needs no pandas
+
+    pairs = list(zip(frame["model"].astype(str), frame["pretrained"].astype(str)))
+    ordered = sorted(set(pairs))
+    distinct = dict(zip(ordered, distinct_labels([model_label(m, p) for m, p in ordered])))
+    names = pd.Series([distinct[pair] for pair in pairs], index=frame.index, dtype=object)
     return names.where([(str(m), str(p)) not in untrained for m, p in zip(frame["model"], frame["pretrained"])],
                        names + UNTRAINED_MARK)
 

@@ -126,3 +126,15 @@ def test_untrained_models_with_flags_from_names_only_the_shown_pairs():
     shown = whole[whole["pretrained"] == "world-v1"]
     assert cards.untrained_models(shown, flags_from=whole) == set()
     assert cards.untrained_models(whole.assign(random_weights=False), flags_from=whole) == {("worldclip-tiny", "own-tag")}
+
+
+def test_model_label_column_tells_apart_models_whose_names_differ_only_in_unicode_form():
+    """'Café' composed and decomposed, one tag: the Methods and models page's 'Measured' table (a row per model) and
+    the All runs table each showed two 'Café · x' models that no reader could tell apart."""
+    import unicodedata
+
+    composed, decomposed = "Café", unicodedata.normalize("NFD", "Café")
+    rows = pd.DataFrame({"model": [composed, decomposed, composed, "tiny"], "pretrained": ["x", "x", "x", "none"]})
+    labels = [unicodedata.normalize("NFC", t) for t in cards.model_label_column(rows, {(composed, "x")})]
+    assert labels == ["Café · x (2)" + cards.UNTRAINED_MARK, "Café · x", "Café · x (2)" + cards.UNTRAINED_MARK,
+                      "tiny · none"]  # numbered in name order, the same for every row of a model
