@@ -50,3 +50,18 @@ def test_heatmap_of_hundreds_of_datasets_names_those_that_fit_rather_than_writin
                                             "many datasets to write them in)")
     overlap, subtitle = axis_and_subtitle(300)
     assert overlap == "greedy" and "some dataset names on hover" in subtitle
+
+
+def test_long_method_titles_that_share_their_start_keep_their_ends_in_the_legend_and_on_the_heatmap():
+    """'My custom adapter with a long name variant alpha' and '… beta': the legend (200 px) and the heatmap's axis
+    cut both at the end into one 'My custom adapter with a long …' (Chromium), two entries no one could tell apart.
+    Vega now keeps a long label's start and end."""
+    methods = ("lora", "my_custom_adapter_with_a_long_name_variant_alpha", "my_custom_adapter_with_a_long_name_"
+               "variant_beta")
+    runs = store.records_to_frame(make_fixture_records(n_datasets=3, methods=methods))
+    legend = _colour_legend(json.loads(charts.gain_vs_forgetting(ranking.method_ranking(runs)).to_json()))
+    assert legend["labelExpr"] == "truncate(datum.label, 30, 'center')" and legend["labelLimit"] == 200
+    cells = ranking.dataset_matrix(runs, "id_gain", model="worldclip-tiny", pretrained="world-v1")
+    spec = charts.dataset_heatmap(cells, "id_gain").to_dict()
+    axis = next(layer["encoding"]["y"]["axis"] for layer in spec["layer"])
+    assert axis["labelExpr"] == "truncate(datum.label, 40, 'center')"

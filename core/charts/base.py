@@ -52,6 +52,13 @@ def readable(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
             .configure_legend(labelColor=AXIS_INK, titleColor=AXIS_INK))
 
 
+def _middle_cut(chars: int) -> str:
+    """A Vega label expression that writes a label longer than ``chars`` characters as its start, '…' and its end.
+    Cut at the end (a legend's or axis's ``labelLimit``), two long method titles that share their start ('My custom
+    adapter with a long name variant alpha', '… beta') were one 'My custom adapter with a long …' twice."""
+    return f"truncate(datum.label, {int(chars)}, 'center')"
+
+
 def axis_title(column: str) -> str:
     """The title of an axis showing ``column``, in the words the pages and tables use, with its unit: an
     outcome as :data:`core.ranking.OUTCOME_TITLES` names it, any other zero-shot score as

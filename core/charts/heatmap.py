@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from core import ranking, text
-from core.charts.base import _description, _require, _spoken, _subtitle, _tip, _untrained
+from core.charts.base import _description, _middle_cut, _require, _spoken, _subtitle, _tip, _untrained
 
 
 OUTCOME_TITLES = ranking.OUTCOME_TITLES  # one naming of the outcomes, kept in core.ranking
@@ -132,7 +132,7 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
     order = (data.groupby("method_title")["value"].mean().sort_values(ascending=False).index.tolist())
     x = alt.X("dataset:N", title="dataset", sort="ascending",
               axis=alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False if named else "greedy"))
-    y = alt.Y("method_title:N", title=None, sort=order, axis=alt.Axis(labelLimit=260))
+    y = alt.Y("method_title:N", title=None, sort=order, axis=alt.Axis(labelLimit=260, labelExpr=_middle_cut(40)))
     # the tooltip on every layer: the text and frame lie over the cell, and Streamlit's theme gave them a
     # tooltip of raw fields ('method_title', 'ink black', 'label'), so the cell's own was never seen
     tips = [_tip("method_title", "method", "N"), _tip("dataset", "dataset", "N"), _tip("value", title),

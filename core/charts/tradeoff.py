@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from core import label_layout
-from core.charts.base import (_colour_scale, _description, _require, _spoken, _subtitle, _tip, _untrained,
-                              method_colours, method_shapes)
+from core.charts.base import (_colour_scale, _description, _middle_cut, _require, _spoken, _subtitle, _tip,
+                              _untrained, method_colours, method_shapes)
 from core.text import distinct_labels
 
 
@@ -30,6 +30,9 @@ LEGEND_COLUMNS = 2
 #: Widest method title a legend of :func:`gain_vs_forgetting` writes whole (px); a longer one is cut (…). At 150 a
 #: shipped method read 'Orthogonal FT (OrthCR…'; two columns of 200 still fit the 468 px chart of an 800 px page.
 LEGEND_LABEL_PX = 200
+#: Longest method title the legend of :func:`gain_vs_forgetting` writes whole (characters, about
+#: :data:`LEGEND_LABEL_PX` of them); a longer one keeps its start and end ('My custom adapter…variant beta').
+LEGEND_LABEL_CHARS = 30
 #: Height of one legend row of :func:`gain_vs_forgetting` (px, as Streamlit's theme draws it in Chromium).
 #: The legend sits below the plot: at the right its two columns took 400 px of the width (all of it on a
 #: phone, where the plot shrank to a sliver under the labels). Streamlit fits titles, legends and plot into
@@ -157,7 +160,8 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     columns = min(LEGEND_COLUMNS, -(-len(titles) // LEGEND_ROWS))
     # symbolLimit 0: every method (Vega-Lite draws 30 entries and then '…15 entries', those methods unnamed)
     legend = alt.Legend(orient="bottom", labelLimit=LEGEND_LABEL_PX, symbolOpacity=1, symbolStrokeColor=RING_INK,
-                        symbolStrokeWidth=0.6, columns=columns, columnPadding=12, symbolLimit=0)  # colour and shape
+                        symbolStrokeWidth=0.6, columns=columns, columnPadding=12, symbolLimit=0,  # colour and shape
+                        labelExpr=_middle_cut(LEGEND_LABEL_CHARS))
     color = alt.Color("method_title:N", title="method", scale=_colour_scale(titles, method_colours(titles)),
                       legend=legend)
     marks = alt.Shape("method_title:N", title="method", scale=_colour_scale(titles, method_shapes(titles)),
