@@ -22,6 +22,14 @@ def fit_table(roots: tuple, version: int, model: str, pretrained: str, methods: 
                       note=forecast.fit_notes(out))  # why a row has no statistics: blank cells said nothing
 
 
+@st.cache_data(ttl=30, max_entries=32)  # the panels took 1-2 s to build on every rerun (~20 s at 44 methods)
+def panels(roots: tuple, version: int, model: str, pretrained: str, methods: tuple, include: bool, outcome: str,
+           untrained: bool) -> list:
+    mine = store.query_runs(app.load_runs(roots, include), filters={"model": [model], "pretrained": [pretrained]})
+    chosen = mine if not methods else mine[mine["method"].isin(methods)]
+    return [charts.readable(p) for p in charts.iimm_panels_by_method(chosen, outcome, random_weights=untrained)]
+
+
 st.title("Does IIMM predict what fine-tuning does?")
 st.write("IIMM is measured once, on the task's images, before any training. Each panel shows one method: "
          "a point per dataset (seed mean) and a straight-line fit. A steep, tight line means IIMM tells you "
@@ -39,20 +47,20 @@ trained = [m for m in sorted(mine["method"].dropna().unique()) if not cards.meth
 titles = app.option_labels(trained, cards.method_title)
 methods = app.link_multiselect(c2, "methods (none = all)", titles, "method", "method")
 untrained = app.model_notice(model, pretrained, all_runs)  # the charts say so too: one may be saved on its own
-runs = mine if not methods else mine[mine["method"].isin(methods)]
+version = app.store_version(roots)
 for tab, outcome in zip(st.tabs(["IIMM vs in-domain gain", "IIMM vs out-of-domain change"]),
                         ("id_gain", "ood_change")):
     try:
-        panels = charts.iimm_panels_by_method(runs, outcome, random_weights=untrained)
+        drawn = panels(roots, version, model, pretrained, tuple(methods), include, outcome, bool(untrained))
     except ValueError as exc:  # no runs with the values this chart needs
         tab.info(f"Nothing to draw: {exc}")
         continue
     row = tab.container(horizontal=True)  # wraps: one chart of the panels ran past the page on narrow screens
-    for panel in panels:
-        row.altair_chart(charts.readable(panel), width="content")
+    for panel in drawn:
+        row.altair_chart(panel, width="content")
 
 st.header("How well IIMM explains each outcome, per method")
-fits = fit_table(roots, app.store_version(roots), model, pretrained, tuple(methods), include)
+fits = fit_table(roots, version, model, pretrained, tuple(methods), include)
 if fits.empty:
     st.info("No fine-tuning runs of this model to fit (the zero-shot baseline trains nothing and is left out).")
 else:
