@@ -34,7 +34,9 @@ To add a method (``core/methods/bitfit.py`` is a short example to copy):
    ``tests/methods_helpers.py`` stops at import naming the method.
 5. A ``MethodCard`` in ``core.cards.METHOD_CARDS`` (title, what trains, defaults equal to the config's,
    citation). The app works without one (a generic card titled from the name, e.g. 'LN only'); colours
-   need nothing: ``core.charts.method_colours`` gives every method one, in name order.
+   need nothing: ``core.charts.method_colours`` gives a method not in ``core.charts.METHOD_COLOUR_ORDER``
+   one of the places the methods listed there leave, in name order (so its colour can differ between
+   charts that draw other methods; listed there, it keeps one place on every chart).
 6. The tests every registered method runs: ``tests/test_methods_behaviour.py`` (add its trainable-name
    pattern and count to ``EXPECTED``: only those train, frozen weights stay bit-identical, a save/load
    round trip, the initial logits equal zero-shot's where ``zero_shot_init``), ``test_methods_families``
