@@ -261,11 +261,12 @@ def outcome_views(res, rows: pd.DataFrame) -> None:
     except ValueError as exc:  # no method forecast on both axes (e.g. no reference run has an OOD panel)
         st.info(f"No trade-off chart: {plain(exc)}")
     left, right = st.columns([1, 2])
-    titles = option_labels(list(rows["method"]), cards.method_title)
+    named = dict(zip(rows["method"], rows["method_title"]))  # as the table names them: 'LoRA · Lora', not 'LoRA (2)'
+    titles = option_labels(list(rows["method"]), named.get)
     method = left.selectbox("method for the IIMM chart", list(titles), key="fc_method", format_func=titles.get)
     ref = predict.reference_runs(forecast_runs(), res.model, res.pretrained, method)
     # the chart's axis is IIMM: its mark is the IIMM line's forecast, which the table may not use
-    mark = {**res.highlight("id_gain", method), "label": f"your dataset ({cards.method_title(method)}, IIMM line)"}
+    mark = {**res.highlight("id_gain", method), "label": f"your dataset ({named[method]}, IIMM line)"}
     try:
         right.altair_chart(charts.readable(charts.iimm_vs_outcome(ref, "id_gain", highlight=mark, width=520,
                                                                   height=300, legend=False, random_weights=untrained)))
