@@ -138,7 +138,7 @@ def check_methods(records: list[tuple[Path, Mapping[str, Any]]]) -> None:
 
     for path, record in records:
         name = record["config"]["method"]
-        if name not in METHODS:
+        if not isinstance(name, str) or name not in METHODS:  # a list (hand-edited config) is unhashable
             raise ValueError(f"{path}: method {name!r} cannot be run here: this installation's method registry "
                              f"(core.methods.METHODS) does not list it; known: {', '.join(METHODS)}")
 

@@ -368,3 +368,16 @@ def test_data_that_is_not_on_this_machine_is_refused_before_any_cell_runs(tmp_pa
         assert reproduce.main([str(path)]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: {path}: dataset ") and "cannot be run here" in err and says in err
+
+
+def test_a_record_whose_config_names_its_method_by_no_string_is_refused_not_a_traceback(tmp_path, capsys):
+    """A hand-edited submission whose config's method is a list: the registry check ended the job in
+    'TypeError: unhashable type: list' (a traceback, exit 1) instead of naming the file (exit 2)."""
+    from core.experiment import cell_id
+
+    shipped = json.loads(open(SHIPPED, encoding="utf-8").read())
+    cell = {**shipped["config"], "method": ["lora"]}
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps({**shipped, "config": cell, "run_id": cell_id(cell)}), encoding="utf-8")
+    assert reproduce.main([str(path)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {path}: method ['lora'] cannot be run here")
