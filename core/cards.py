@@ -378,5 +378,8 @@ def model_options(runs: pd.DataFrame) -> list[str]:
 
 
 def model_labels(runs: pd.DataFrame) -> dict[str, str]:
-    """Model key -> its option label ('arch · tag'), for :func:`model_options`' keys."""
-    return option_labels(model_options(runs), lambda k: " · ".join(model_pair(k)))
+    """Model key -> its option label ('arch · tag'), for :func:`model_options`' keys (in their order); labels a screen
+    draws alike numbered in name order, as :func:`model_label_column` numbers them in tables."""
+    keys = model_options(runs)
+    labels = option_labels(sorted(keys, key=model_pair), lambda k: " · ".join(model_pair(k)))
+    return {k: labels[k] for k in keys}

@@ -138,3 +138,19 @@ def test_model_label_column_tells_apart_models_whose_names_differ_only_in_unicod
     labels = [unicodedata.normalize("NFC", t) for t in cards.model_label_column(rows, {(composed, "x")})]
     assert labels == ["Café · x (2)" + cards.UNTRAINED_MARK, "Café · x", "Café · x (2)" + cards.UNTRAINED_MARK,
                       "tiny · none"]  # numbered in name order, the same for every row of a model
+
+
+def test_the_model_picker_numbers_models_drawn_alike_as_the_tables_do():
+    """'Café' composed and decomposed, one tag: the tables numbered them in name order (the decomposed 'Café · x',
+    the composed 'Café · x (2)'), the model picker by ok runs (the composed, with more, 'Café · x'): a visitor who
+    picked 'Café · x' saw the All runs table's rows of it read 'Café · x (2)'."""
+    import unicodedata
+
+    from core.text import model_pair
+
+    composed, decomposed = "Café", unicodedata.normalize("NFD", "Café")
+    runs = pd.DataFrame({"model": [composed, composed, decomposed], "pretrained": "x", "status": "ok"})
+    table = dict(zip(zip(runs["model"], runs["pretrained"]), cards.model_label_column(runs, set())))
+    picker = cards.model_labels(runs)
+    assert list(picker) == cards.model_options(runs)  # still the model with most ok runs first
+    assert {model_pair(k): label for k, label in picker.items()} == table
