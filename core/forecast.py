@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from core.metrics import check_level, is_real_number  # noqa: F401 (forecast_select uses it from here)
+from core.metrics import check_count, check_level, is_real_number  # noqa: F401 (forecast_select uses it from here)
 
 log = logging.getLogger(__name__)
 
@@ -283,9 +282,8 @@ def forecast_methods(runs_df: pd.DataFrame, predictors: dict[str, float], *, mod
     if not is_finite_number(x0):
         raise ValueError(f"the value of {predictor!r} must be a finite number, got {x0!r}")
     level = check_level(level)
-    if isinstance(min_runs, bool) or not isinstance(min_runs, numbers.Integral) or min_runs < 3:
-        # "4" raised TypeError from '<' and 4.5 was taken (a method with 4 datasets was 'too few runs')
-        raise ValueError(f"min_runs must be an integer >= 3 (an interval needs 3 points), got {min_runs!r}")
+    # "4" raised TypeError from '<' and 4.5 was taken (a method with 4 datasets was 'too few runs')
+    check_count(min_runs, "min_runs", minimum=3, why="an interval needs 3 points")
     if predictor not in runs_df.columns:
         runs_df = expand_predictor_columns(runs_df)
         if predictor not in runs_df.columns:

@@ -248,10 +248,11 @@ def check_seed(seed: object) -> int:
     return int(seed)
 
 
-def check_count(value: object, name: str, *, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``, or ValueError naming it (numpy integers accepted; 2.5 is not)."""
+def check_count(value: object, name: str, *, minimum: int = 1, why: str = "") -> int:
+    """``value`` as an int >= ``minimum``, or ValueError naming it, and ``why`` that minimum (numpy integers
+    accepted; 2.5, "4" and bools are not): the one check of a count, size or threshold."""
     if not is_real_number(value) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {minimum}{f' ({why})' if why else ''}, got {value!r}")
     return int(value)
 
 

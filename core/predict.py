@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import numbers
 import re
 import shlex
 import time
@@ -248,9 +247,8 @@ def forecast_for_embeddings(image: np.ndarray, text: np.ndarray, labels: np.ndar
     None leaves LEEP out.
     Raises ValueError (from core.metrics) when the arrays are malformed.
     """
-    if isinstance(min_datasets, bool) or not isinstance(min_datasets, numbers.Integral) or min_datasets < 3:
-        # was core.forecast's "min_runs must be at least 3", a name the caller never used, after the measures
-        raise ValueError(f"min_datasets must be an integer >= 3 (an interval needs 3 datasets), got {min_datasets!r}")
+    # was core.forecast's "min_runs must be at least 3", a name the caller never used, after the measures
+    metrics.check_count(min_datasets, "min_datasets", minimum=3, why="an interval needs 3 datasets")
     if np.asarray(text).ndim != 2:
         raise ValueError(f"text_embeddings must be 2-D (classes x width), got shape {np.asarray(text).shape}")
     if len(class_names) != np.asarray(text).shape[0]:

@@ -18,7 +18,6 @@ A *cell* is one (model, pretrained, method). No streamlit, no torch.
 from __future__ import annotations
 
 import hashlib
-import numbers
 from typing import Any, Callable
 
 import numpy as np
@@ -176,8 +175,7 @@ def evaluate_predictors(runs: pd.DataFrame, *, outcomes: tuple[str, ...] = OUTCO
     """
     # checked here, not only where a cell is bootstrapped: "5" raised TypeError from '<', and n_boot=-1 or 2.5
     # passed unseen on one-seed data (and on several seeds said n_boot must be >= 1, where 0 is allowed)
-    if isinstance(min_datasets, bool) or not isinstance(min_datasets, numbers.Integral) or min_datasets < 3:
-        raise ValueError(f"min_datasets must be at least 3 (leave-one-dataset-out needs 3), got {min_datasets!r}")
+    check_count(min_datasets, "min_datasets", minimum=3, why="leave-one-dataset-out needs 3")
     n_boot, level = check_count(n_boot, "n_boot", minimum=0), check_level(level)
     if isinstance(outcomes, str):  # its letters were named as unknown outcomes: ['i', 'd', '_', ...]
         raise ValueError(f"outcomes must be a sequence of outcome names, got the string {outcomes!r}")

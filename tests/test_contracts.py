@@ -66,8 +66,8 @@ def test_silhouette_modality_gives_a_numpy_seed_the_same_draw_as_the_int():
     assert metrics.silhouette_modality(x, t, sample_size=3, seed=np.uint8(255)) == want
 
 
-@pytest.mark.parametrize("kw, match", [({"min_datasets": "5"}, "min_datasets must be at least 3"),
-                                       ({"min_datasets": 4.5}, "min_datasets must be at least 3"),
+@pytest.mark.parametrize("kw, match", [({"min_datasets": "5"}, "min_datasets must be an integer >= 3"),
+                                       ({"min_datasets": 4.5}, "min_datasets must be an integer >= 3"),
                                        ({"n_boot": -1}, r"n_boot must be an integer >= 0"),
                                        ({"n_boot": 2.5}, r"n_boot must be an integer >= 0"),
                                        ({"level": 1.5}, "level must be")])
@@ -106,9 +106,9 @@ def test_forecast_select_refuses_a_min_datasets_that_is_not_an_integer_of_at_lea
     runs = pd.DataFrame({"model": "m", "pretrained": "p", "method": "lora", "dataset": list("abcdef"), "seed": 0,
                          "status": "ok", "iimm": np.linspace(0.1, 0.6, 6), "id_gain": [3.0, 1, 4, 1, 5, 9],
                          "norm_gain": 0.1, "ood_change": -1.0})
-    with pytest.raises(ValueError, match="min_datasets must be at least 5"):
+    with pytest.raises(ValueError, match="min_datasets must be an integer >= 5"):
         forecast_select.selection_table(runs, min_datasets=bad, coverage=False)
-    with pytest.raises(ValueError, match="min_datasets must be at least 5"):
+    with pytest.raises(ValueError, match="min_datasets must be an integer >= 5"):
         forecast_select.forecast_new(runs, {"iimm": 0.3}, model="m", pretrained="p", min_datasets=bad, coverage=False)
 
 

@@ -216,7 +216,7 @@ def test_forecast_new_treats_numpy_scalars_as_numbers_and_checks_its_options(run
     for bad in ({"iimm": "0.3"}, {"iimm": None}):
         with pytest.raises(ValueError, match="finite 'iimm'"):
             fs.forecast_new(runs, bad, model="worldclip-tiny", pretrained="world-v1")
-    with pytest.raises(ValueError, match="min_datasets must be at least 5"):
+    with pytest.raises(ValueError, match="min_datasets must be an integer >= 5"):
         fs.forecast_new(runs, values, model="worldclip-tiny", pretrained="world-v1", min_datasets=2)
     with pytest.raises(ValueError, match="level must be a number between 0 and 1"):
         fs.forecast_new(runs, values, model="worldclip-tiny", pretrained="world-v1", level=1.5)

@@ -3,7 +3,6 @@ selection table the job and the compare page show, and the forecast of a new dat
 shipped tables is :mod:`core.forecast_select.shown`)."""
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -12,6 +11,7 @@ import pandas as pd
 
 from core import forecast
 from core.forecast import is_finite_number
+from core.metrics import check_count
 from core.forecast_select.procedure import (DEFAULT_RULE, HEADLINE, _fit_predict, _half_width, _loo_abs_errors,
                                             _nested, _select, _standardise, candidate_sets, check_rule,
                                             jackknife_plus_interval, lodo_coverage, paired_gain_interval, set_label)
@@ -43,8 +43,7 @@ def _check_outcomes(points: pd.DataFrame, outcomes: Sequence[str]) -> None:
 
 def _check_min_datasets(min_datasets: object) -> None:
     """ValueError unless ``min_datasets`` is an integer >= 5 ("6" raised TypeError from '<'; 5.5 was taken)."""
-    if isinstance(min_datasets, bool) or not isinstance(min_datasets, numbers.Integral) or min_datasets < 5:
-        raise ValueError(f"min_datasets must be at least 5 (nested LODO of a two-predictor line), got {min_datasets!r}")
+    check_count(min_datasets, "min_datasets", minimum=5, why="nested LODO of a two-predictor line")
 
 
 def _cell_arrays(cell: pd.DataFrame, outcome: str, names: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
