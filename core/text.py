@@ -103,17 +103,26 @@ def utc_moments(times: Any) -> Any:
     UTC moments, NaT where missing or unreadable: ordered and shown as the instants they name, not as text."""
     from datetime import datetime, timezone
 
+    import numpy as np
     import pandas as pd
 
     texts = pd.Series(times, dtype=object)
     moments = pd.to_datetime(texts, utc=True, errors="coerce", format="ISO8601")
     for i in [i for i, missing in enumerate(moments.isna()) if missing]:
-        try:  # pandas reads no offset with seconds ('+05:30:15'), which the schema allows and Python reads
+        # pandas reads no offset with seconds ('+05:30:15'), which the schema allows and Python reads; pandas
+        # before 3 reads no moment outside 1677-2262 (its nanoseconds), nor Python one outside years 1-9999
+        try:
             moment = datetime.fromisoformat(texts.iloc[i])
         except (TypeError, ValueError):  # missing, or not a time
             continue
         if moment.tzinfo is not None:
-            moments.iloc[i] = pd.Timestamp(moment.astimezone(timezone.utc))
+            if moments.dt.tz is None:  # all NaT so far: pandas before 3 gives them no time zone
+                moments = moments.dt.tz_localize(timezone.utc).copy()
+            if moments.dt.unit != "us":  # the schema's created_at has at most microseconds: none is lost
+                moments = moments.astype("datetime64[us, UTC]")
+            # in numpy's microseconds, which hold '0001-01-01T00:00:00+05:30' (year 0 in UTC) and year 10000
+            utc = np.datetime64(moment.replace(tzinfo=None), "us") - np.timedelta64(moment.utcoffset(), "us")
+            moments.iloc[i] = pd.Timestamp(utc).tz_localize(timezone.utc)
     return moments
 
 

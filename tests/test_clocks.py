@@ -202,11 +202,13 @@ def test_a_jobs_log_lines_name_their_time_zone(monkeypatch, capsys, in_india, jo
     assert formatter.format(record).startswith("2026-12-06T15:30:00.000+05:30 ")
 
 
-@pytest.mark.parametrize("edge", ["0001-01-01T00:00:00+05:30", "9999-12-31T23:59:59-08:00"])
+@pytest.mark.parametrize("edge", ["0001-01-01T00:00:00+05:30", "9999-12-31T23:59:59-08:00",
+                                  "0001-01-01T00:00:00+05:30:15", "9999-12-31T23:59:59-08:00:15"])
 def test_a_time_the_schema_allows_at_the_ends_of_the_calendar_is_dated_not_raised(edge):
     """The schema (and the store's SQL check) accepts these created_at; in UTC they fall in year 0 and year
     10000, where pandas' strftime raised NotImplementedError, so one such record (a submission) broke the About
-    page and the 'runs on different data' warning."""
+    page and the 'runs on different data' warning. Pandas reads no offset with seconds, nor (before pandas 3) any
+    of them: Python's datetime, which read those, raised OverflowError past its years 1-9999."""
     import pandas as pd
 
     import re
@@ -220,3 +222,15 @@ def test_a_time_the_schema_allows_at_the_ends_of_the_calendar_is_dated_not_raise
     assert date_span([edge, "2026-12-06T10:00:00Z"]).split(" to ") in ([day, "2026-12-06 (UTC)"],
                                                                         ["2026-12-06", f"{day} (UTC)"])
     assert data_versions._when(utc_moments(pd.Series([edge]))).startswith(f" made {day} ")
+
+
+def test_a_moment_read_past_pandas_keeps_its_fraction_beside_no_other_moment():
+    """A created_at with a seconds offset is read by Python, not pandas; beside no moment pandas read (here none),
+    pandas 3 held the moments in whole seconds and refused the fraction (TypeError: the About page broke)."""
+    import pandas as pd
+
+    from core.text import utc_moments
+
+    moments = utc_moments(["not a time", "2026-01-01T00:00:00.5+05:30:15", None])
+    assert moments.isna().tolist() == [True, False, True]
+    assert moments.iloc[1] == pd.Timestamp("2025-12-31T18:29:45.5Z")
