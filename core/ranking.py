@@ -55,8 +55,9 @@ def _cost_columns(provenance: pd.Series) -> pd.DataFrame:
     number (a bool is not); NaN where none is, or the text is not a JSON object. Read in DuckDB where it reads
     the text as Python does (:mod:`core.json_text`; parsing each text in Python took 0.15 s for 25,000 synthetic runs' short texts),
     the other texts as before."""
-    text = provenance.map(lambda p: p if isinstance(p, str) else None, na_action="ignore") \
-        if pd.api.types.is_object_dtype(provenance) else provenance
+    # object, not the float64 that pandas makes of texts all missing, which pyarrow before 20 refuses as strings
+    text = provenance if isinstance(provenance.dtype, pd.StringDtype) else \
+        provenance.map(lambda p: p if isinstance(p, str) else None, na_action="ignore").astype(object)
     aliases = [a for names in COST_KEYS.values() for a in names]
     safe, found = json_text.top_level_members(pa.array(text, pa.large_string(), from_pandas=True), aliases, {
         key: f"coalesce({', '.join(json_text.number_sql(f'm[{aliases.index(a) + 1}]') for a in names)})"

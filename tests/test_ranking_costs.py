@@ -48,6 +48,16 @@ def test_the_duckdb_path_gives_the_figures_parsing_each_text_gives(dtype):
         same(ranking._cost_columns(texts.iloc[[i]]), per_row(texts.iloc[[i]]))
 
 
+
+@pytest.mark.parametrize("missing", [pd.Series([math.nan], dtype=object), pd.Series([math.nan, None]),
+                                     pd.Series([math.nan], index=[7])])
+def test_runs_with_no_provenance_text_give_no_figures(missing):
+    """pandas maps texts all missing to float64 NaN, which pyarrow before 20 refused as strings
+    (ArrowNotImplementedError: a one-run store whose run names no provenance broke the leaderboard)."""
+    got = ranking._cost_columns(missing)
+    assert list(got.columns) == list(ranking.COST_KEYS) and got.index.equals(missing.index)
+    assert got.isna().all().all()
+
 def test_numbers_are_read_to_the_same_double_and_dicts_give_none():
     rng = np.random.default_rng(0)
     values = [*rng.standard_normal(300) * 10.0 ** rng.integers(-30, 30, 300), *rng.integers(-2**62, 2**62, 300),
