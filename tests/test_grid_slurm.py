@@ -126,3 +126,15 @@ def test_grid_wait_exits_1_when_squeue_keeps_failing(tmp_path, monkeypatch, cloc
     assert code == 1
     assert "2 array task(s) without a result (77_0, 77_1) may still be queued or running" in caplog.text
     assert "2 task(s) ended without a result" in caplog.text
+
+
+@pytest.mark.parametrize("cluster", [None, "debug", "local"])
+def test_submitit_builds_the_executor_each_executor_flag_asks_for(tmp_path, cluster):
+    """jobs.grid_slurm builds a real submitit.AutoExecutor for --executor slurm (cluster None, told apart by
+    submitit's plugins), submitit-debug and submitit-local. submitit before 1.5.4 found its plugins through
+    pkg_resources, which the setuptools pip installs beside torch 2.14 no longer has: with submitit 1.5.0 every
+    submitit executor failed with ModuleNotFoundError before submitting anything."""
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=str(tmp_path / ".submitit"), cluster=cluster)
+    assert executor.cluster == cluster or (cluster is None and executor.cluster in ("slurm", "local", "debug"))
