@@ -26,7 +26,11 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (done, total)
 
 
-def embed_images(loaded: LoadedModel, images: np.ndarray | Sequence, *, batch_size: int = 256,
+#: images per forward pass of :func:`embed_images` and :func:`embed_dataset` unless told otherwise
+DEFAULT_IMAGE_BATCH = 256
+
+
+def embed_images(loaded: LoadedModel, images: np.ndarray | Sequence, *, batch_size: int = DEFAULT_IMAGE_BATCH,
                  progress: Progress | None = None) -> np.ndarray:
     """Image embeddings, shape (N, d), float32, rows L2-normalised, in input order.
 
@@ -215,11 +219,12 @@ def default_cache_dir() -> Path:
 
 
 def embed_dataset(loaded: LoadedModel, data: LabeledImages, *, templates: str | Sequence[str] | None = None,
-                  cache_dir: Path | None = None, use_cache: bool = True, batch_size: int = 256,
+                  cache_dir: Path | None = None, use_cache: bool = True, batch_size: int = DEFAULT_IMAGE_BATCH,
                   progress: Progress | None = None, image_embeddings: np.ndarray | None = None) -> Embeddings:
     """Embed a labelled dataset and its class prompts, reading/writing the on-disk cache.
 
-    The cache key is (model fingerprint, data fingerprint, :func:`library_versions`, prompts); a hit skips the
+    The cache key is (model fingerprint, data fingerprint, :func:`library_versions`, prompts and, when not
+    :data:`DEFAULT_IMAGE_BATCH`, the image batch size: a batch's matrix products round otherwise); a hit skips the
     forward pass entirely (entries of other library versions, those written before 2026-12-06 included, are misses
     and computed again). The result carries the data fingerprint (records name the data a cell ran on by it).
     Files are written atomically, so a crash never leaves a broken entry.
@@ -236,9 +241,12 @@ def embed_dataset(loaded: LoadedModel, data: LabeledImages, *, templates: str | 
         return Embeddings(image_embeddings, text, data.labels.copy(), list(data.class_names), loaded.label,
                           loaded.random_weights)
     prompts = [templates] if isinstance(templates, str) else list(templates)
+    batch_size = check_count(batch_size, "batch_size")
     data_key = data_fingerprint(data)
-    key = hashlib.sha256("\x1e".join([model_fingerprint(loaded), data_key, library_versions(), *prompts])
-                         .encode()).hexdigest()[:32]
+    parts = [model_fingerprint(loaded), data_key, library_versions(), *prompts]
+    if batch_size != DEFAULT_IMAGE_BATCH:  # a batch rounds otherwise (batch 1: every row, by up to 1e-7); entries
+        parts.append(f"image-batch-{batch_size}")  # of the default batch keep the keys they had
+    key = hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:32]
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache_dir / f"{key}.npz"
     if use_cache and path.exists():
