@@ -118,9 +118,11 @@ def cpu_signature(cpuinfo: str = "/proc/cpuinfo", cache_dir: str = "/sys/devices
 
 
 # environment variables that choose the CPU kernels' code path or threads, so change how reductions round:
-# forcing MKL onto its AVX2 kernels turns one shipped CLIP-Adapter cell's task accuracy 49.375 into 49.625
+# forcing MKL onto its AVX2 kernels turns one shipped CLIP-Adapter cell's task accuracy 49.375 into 49.625.
+# OPENBLAS_NUM_THREADS: NumPy's BLAS (not torch's threads) computes the transferability baselines; EMMS and SFDA
+# of one train split differ with 1 and 2 BLAS threads (e.g. EMMS -23523.09063774359 / -23523.090637736335)
 NUMERICS_VARIABLES = ("MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
-                      "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+                      "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def numerics_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -145,6 +145,12 @@ def test_numerics_environment_keeps_only_the_kernel_settings_that_are_set():
     assert numerics_environment({"HOME": "/root"}) == {}
 
 
+def test_numpys_blas_threads_are_named_as_they_change_the_transferability_baselines():
+    from core.experiment import numerics_environment
+
+    assert numerics_environment({"OPENBLAS_NUM_THREADS": "1", "PATH": "/bin"}) == {"OPENBLAS_NUM_THREADS": "1"}
+
+
 def test_cpu_signature_names_model_caches_and_a_flags_hash(tmp_path):
     from core.experiment import cpu_signature
 
