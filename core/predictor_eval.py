@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from core import forecast
+from core import forecast, ranking
 from core.metrics import check_count, check_level
 
 OUTCOMES = ("id_gain", "norm_gain", "ood_change")
@@ -40,7 +40,14 @@ TRANSFERABILITY_PREDICTORS = ("gbc", "gbc_diagonal", "h_score", "transrate", "sf
 #: Scalar record columns used where a record's ``zero_shot`` JSON lacks the measure. For
 #: zs_acc that is the *test*-split zero-shot accuracy (the JSON one is on the training split).
 _SCALAR_FALLBACK = ("iimm", "inter_modal", "intra_image", "zs_acc")
-EXCLUDED_METHODS = ("zero_shot",)
+
+
+def fine_tuning_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The ok runs of ``runs`` whose method is no baseline (its card says so: zero-shot, whose outcomes are 0 by
+    definition), as the ranking leaves baselines out (:func:`core.ranking.without_baselines`): the method named
+    'zero_shot' was left out by name, so a baseline of a user's registry was scored with all-zero outcomes."""
+    return ranking.without_baselines(runs[runs["status"] == "ok"])
+
 
 TABLE_COLUMNS = ["model", "pretrained", "method", "predictor", "family", "outcome", "status",
                  "n_datasets", "n_runs", "max_seeds", "pearson_r", "kendall_tau", "tau_lo",
@@ -48,7 +55,7 @@ TABLE_COLUMNS = ["model", "pretrained", "method", "predictor", "family", "outcom
 
 
 def predictor_frame(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
-    """The ok runs (method 'zero_shot' left out) with one float column per predictor.
+    """The ok runs (baselines left out: :func:`fine_tuning_runs`) with one float column per predictor.
 
     Returns ``(frame, predictors)``: ``predictors`` lists ``(name, family)`` with family
     'zero-shot' or 'transferability', known measures in a fixed order (IIMM first), then
@@ -56,7 +63,7 @@ def predictor_frame(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, s
     value are listed. A transferability name that clashes with a zero-shot one is
     listed as ``tf_<name>``.
     """
-    ok = runs[(runs["status"] == "ok") & ~runs["method"].isin(EXCLUDED_METHODS)]
+    ok = fine_tuning_runs(runs)
     wide = forecast.expand_predictor_columns(ok.reset_index(drop=True))
     frame = wide[[c for c in ("model", "pretrained", "method", "dataset", "seed", "status",
                               *OUTCOMES) if c in wide.columns]].copy()

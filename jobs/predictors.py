@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = store.load_runs(roots)
     if not args.results:  # the app's store: as the forecast page, verified runs only
         runs = store.verified_runs(runs)
-    usable = runs[(runs["status"] == "ok") & ~runs["method"].isin(pe.EXCLUDED_METHODS)] if len(runs) else runs
+    usable = pe.fine_tuning_runs(runs) if len(runs) else runs
     if usable.empty:  # the input cannot be used: exit 2, as an empty --results folder in every job
         raise no_runs("ok fine-tuning runs", roots)
     table = pe.evaluate_predictors(runs, min_datasets=args.min_datasets, n_boot=args.bootstrap,

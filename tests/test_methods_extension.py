@@ -99,3 +99,17 @@ def test_a_new_methods_card_says_what_it_lacks(monkeypatch):
     with pytest.raises(ValueError, match="'my_ln_only' cites 'my-paper'.*CITATIONS"):
         cards.check_citations({**cards.METHOD_CARDS, "my_ln_only": card})
     cards.check_citations(cards.METHOD_CARDS)  # the shipped cards cite known papers
+
+
+def test_a_baseline_of_ones_own_registry_is_left_out_of_the_predictor_table_as_of_the_ranking(monkeypatch):
+    """The ranking leaves out every method whose card says baseline; jobs.predictors left out only the name
+    'zero_shot', so a user's baseline (trains nothing, outcomes 0) was scored as a fine-tuning method."""
+    from core import cards, predictor_eval, ranking, store
+    from tests.fixtures import make_fixture_records
+
+    card = cards.MethodCard("prompt_ensemble", "Prompt ensemble", "none", "nothing", baseline=True)
+    monkeypatch.setitem(cards.METHOD_CARDS, "prompt_ensemble", card)
+    runs = store.records_to_frame([dict(r, method="prompt_ensemble") if r["method"] == "zero_shot" else r
+                                   for r in make_fixture_records(n_datasets=4, methods=("zero_shot", "lora"))])
+    frame, _ = predictor_eval.predictor_frame(runs)
+    assert set(frame["method"]) == set(ranking.without_baselines(runs)["method"]) == {"lora"}
