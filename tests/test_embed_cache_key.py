@@ -5,15 +5,9 @@ import pytest
 import core.embed as embed_module
 from core.data.base import LabeledImages
 from core.embed import embed_dataset
-from core.models import load_model
 
 DEFAULT_IMAGE_BATCH = 256  # core.embed.DEFAULT_IMAGE_BATCH
 REAL_EMBED_IMAGES = embed_module.embed_images
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return load_model("worldclip-tiny-random")
 
 
 @pytest.fixture(scope="module")
@@ -36,32 +30,32 @@ def _forward_passes(monkeypatch) -> list[int]:
     return sizes
 
 
-def test_an_entry_made_with_another_image_batch_is_not_served(tiny, sample, tmp_path, monkeypatch):
+def test_an_entry_made_with_another_image_batch_is_not_served(loaded, sample, tmp_path, monkeypatch):
     # batch 1 rounds otherwise than the default batch (on a 2-core AMD EPYC, 1 vs 256: every row, by up to 1e-7);
     # its entry was served to every later default call, which then never saw the default batch's numbers
     sizes = _forward_passes(monkeypatch)
-    one = embed_dataset(tiny, sample, cache_dir=tmp_path, batch_size=1)
-    default = embed_dataset(tiny, sample, cache_dir=tmp_path)
+    one = embed_dataset(loaded, sample, cache_dir=tmp_path, batch_size=1)
+    default = embed_dataset(loaded, sample, cache_dir=tmp_path)
     assert sizes == [1, DEFAULT_IMAGE_BATCH]
-    np.testing.assert_array_equal(default.image, REAL_EMBED_IMAGES(tiny, sample.images))
-    again, one_again = embed_dataset(tiny, sample, cache_dir=tmp_path), embed_dataset(tiny, sample, cache_dir=tmp_path,
-                                                                                         batch_size=1)
+    np.testing.assert_array_equal(default.image, REAL_EMBED_IMAGES(loaded, sample.images))
+    again = embed_dataset(loaded, sample, cache_dir=tmp_path)
+    one_again = embed_dataset(loaded, sample, cache_dir=tmp_path, batch_size=1)
     assert sizes == [1, DEFAULT_IMAGE_BATCH]  # each is a hit of its own entry
     np.testing.assert_array_equal(again.image, default.image)
     np.testing.assert_array_equal(one_again.image, one.image)
     assert len(list(tmp_path.glob("*.npz"))) == 2
 
 
-def test_the_default_batch_keeps_its_key_and_an_explicit_default_hits_it(tiny, sample, tmp_path, monkeypatch):
+def test_the_default_batch_keeps_its_key_and_an_explicit_default_hits_it(loaded, sample, tmp_path, monkeypatch):
     assert embed_module.DEFAULT_IMAGE_BATCH == DEFAULT_IMAGE_BATCH
-    embed_dataset(tiny, sample, cache_dir=tmp_path)
+    embed_dataset(loaded, sample, cache_dir=tmp_path)
     sizes = _forward_passes(monkeypatch)
-    embed_dataset(tiny, sample, cache_dir=tmp_path, batch_size=DEFAULT_IMAGE_BATCH)
+    embed_dataset(loaded, sample, cache_dir=tmp_path, batch_size=DEFAULT_IMAGE_BATCH)
     assert sizes == [] and len(list(tmp_path.glob("*.npz"))) == 1
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, "4", True])
-def test_a_bad_batch_size_is_refused_before_the_cache_is_read(tiny, sample, tmp_path, bad):
+def test_a_bad_batch_size_is_refused_before_the_cache_is_read(loaded, sample, tmp_path, bad):
     with pytest.raises(ValueError, match="batch_size"):
-        embed_dataset(tiny, sample, cache_dir=tmp_path, batch_size=bad)
+        embed_dataset(loaded, sample, cache_dir=tmp_path, batch_size=bad)
     assert not list(tmp_path.glob("*.npz"))
