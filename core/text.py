@@ -54,12 +54,18 @@ def zeros_unsigned(values: Any, digits: int) -> Any:
     return values.where(numbers.round(digits) != 0, 0.0)
 
 
-def shorten(text: str, max_chars: int) -> str:
-    """``text`` cut to at most ``max_chars`` characters, an ellipsis marking the cut. Raises ValueError
-    for a ``max_chars`` below 1."""
+def shorten(text: str, max_chars: int, *, keep_end: bool = False) -> str:
+    """``text`` cut to at most ``max_chars`` characters, an ellipsis marking the cut: its start kept, or with
+    ``keep_end`` its start and its end ('My custom adapter…variant beta', where two titles sharing a long start
+    would both read 'My custom adapter with a lo…'). Raises ValueError for a ``max_chars`` below 1."""
     if max_chars < 1:
         raise ValueError(f"max_chars must be at least 1, got {max_chars}")
-    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+    if len(text) <= max_chars:
+        return text
+    if not keep_end:
+        return text[: max_chars - 1] + "…"
+    tail = (max_chars - 1) // 2
+    return text[: max_chars - 1 - tail] + "…" + (text[-tail:] if tail else "")
 
 
 def plain(text: object, *, max_chars: int = 200) -> str:

@@ -65,3 +65,13 @@ def test_long_method_titles_that_share_their_start_keep_their_ends_in_the_legend
     spec = charts.dataset_heatmap(cells, "id_gain").to_dict()
     axis = next(layer["encoding"]["y"]["axis"] for layer in spec["layer"])
     assert axis["labelExpr"] == "truncate(datum.label, 40, 'center')"
+
+
+def test_compare_panels_tell_long_method_titles_with_a_shared_start_apart():
+    """A panel's title was cut at its end (Vega's ``limit``): 'My custom adapter with a long name, variant alpha'
+    and '… beta' were one text on two panels. Now each keeps its start and its end."""
+    methods = ("my_custom_adapter_with_a_long_name_variant_alpha", "my_custom_adapter_with_a_long_name_variant_beta")
+    runs = store.records_to_frame(make_fixture_records(n_datasets=4, methods=methods))
+    titles = [panel.to_dict()["title"]["text"] for panel in charts.iimm_panels_by_method(runs, "id_gain")]
+    assert len(set(titles)) == 2 and all(len(t) <= charts.iimm.PANEL_TITLE_CHARS and "…" in t for t in titles)
+    assert titles[0].endswith("alpha") and titles[1].endswith("beta")

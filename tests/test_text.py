@@ -1,5 +1,6 @@
 import pytest
 
+from core import text
 from core.text import distinct_labels, plain
 
 
@@ -130,3 +131,13 @@ def test_plain_isolates_the_right_to_left_names_inside_a_sentence_it_is_given_wh
     run is isolated on its own, from its first right-to-left letter to its last."""
     assert plain("most: שיטה, +14.7 points") == "most\\: \u2068שיטה\u2069, \\+14\\.7 points"
     assert plain("a נ 2 ב, c ג") == "a \u2068נ 2 ב\u2069, c \u2068ג\u2069"
+
+
+def test_shorten_keeps_the_start_or_the_start_and_end():
+    assert text.shorten("abcdefghij", 10) == "abcdefghij"
+    assert text.shorten("abcdefghij", 6) == "abcde…"
+    assert text.shorten("abcdefghij", 6, keep_end=True) == "abc…ij"  # 3 + … + 2: the start gets the odd place
+    assert text.shorten("abcdefghij", 7, keep_end=True) == "abc…hij"
+    assert text.shorten("abcdefghij", 1, keep_end=True) == "…" and text.shorten("abcdefghij", 2, keep_end=True) == "a…"
+    with pytest.raises(ValueError, match="at least 1"):
+        text.shorten("abc", 0, keep_end=True)

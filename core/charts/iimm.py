@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from core import cards, ranking
+from core.text import shorten
 from core.charts.base import (RANDOM_WEIGHTS_NOTE, TOOLTIP_FORMAT, TOOLTIP_FORMATS, _colour_scale, _description, _fits,
                               _require, _spoken, _subtitle, _tip, _untrained, axis_title, method_colours, method_titles)
 
@@ -132,6 +133,9 @@ def _highlight_text(highlight: dict[str, Any] | None, x_title: str, y_title: str
 
 #: Width of one :func:`iimm_vs_outcome_by_method` panel's plot (px); its title is cut to it.
 PANEL_WIDTH = 220
+#: Longest method title a panel writes whole (characters, about :data:`PANEL_WIDTH` of bold title text); a longer
+#: one keeps its start and end.
+PANEL_TITLE_CHARS = 30
 
 
 def iimm_panels_by_method(df: pd.DataFrame, outcome: str, *, predictor: str = "iimm", level: float = 0.95,
@@ -171,7 +175,9 @@ def iimm_panels_by_method(df: pd.DataFrame, outcome: str, *, predictor: str = "i
         lines = [*note, stats[method]]
         # autosize pad: the plot keeps its size and axes and titles are added around it (Streamlit's default,
         # fit, squeezed all of them into 220 x 170 px)
-        panels.append(panel.properties(title=alt.TitleParams(titles[method], anchor="start", limit=PANEL_WIDTH,
+        # cut in the middle: cut at its end by ``limit``, long titles sharing a start were one text on every panel
+        heading = shorten(titles[method], PANEL_TITLE_CHARS, keep_end=True)
+        panels.append(panel.properties(title=alt.TitleParams(heading, anchor="start", limit=PANEL_WIDTH,
                                                              subtitle=lines if note else lines[0]),
                                        autosize=alt.AutoSizeParams(type="pad", contains="padding")))
     return panels
