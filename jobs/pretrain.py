@@ -196,16 +196,19 @@ def main(argv: list[str] | None = None) -> int:
     record = {"status": "failed", "error": "", "model": args.model, "world": world, "mix": mix, "loss": loss_kind,
               "command": "python -m jobs.pretrain " + shlex.join(sys.argv[1:] if argv is None else argv),
               "threads": args.threads, "started_at": _utc_now(), "git_revision": git_revision(),
+              "resumed_from_step": 0,
               "versions": package_versions(), "device": "cpu", "host": platform.node(),
               "host_cpu": platform.processor() or platform.machine(), "cpu": cpu_model(),
               "cpu_signature": cpu_signature(), "numerics_env": numerics_environment(),
               "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # as in grid records: kernels round
               "settings": settings_of(args)}
+    record["sessions_started_at"] = [record["started_at"]]
     try:
         train(args, record)
     except BaseException as exc:  # every run leaves one record; a failed one beside its checkpoints
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}", ended_at=_utc_now())
-        failed = args.work / f"failed-{record['started_at'].replace(':', '')}.train.json"
+        # named by this session's start: a resumed run's started_at is its first session's, shared by each failure
+        failed = args.work / f"failed-{record['sessions_started_at'][-1].replace(':', '')}.train.json"
         try:
             write_file_atomic(failed, json.dumps(record, indent=1))
             log.info("the failed run's record is %s", failed)
@@ -250,6 +253,11 @@ def train(args: argparse.Namespace, record: dict) -> None:
             opt.load_state_dict(saved["opt"])
             state = saved["state"]
             log.info("resuming from step %d", state["step"])
+            # started_at: the first session's (wall_time_s sums every session's training); a checkpoint written
+            # before sessions were kept names none, and this session's start stands for them
+            earlier = list(state.get("sessions_started_at", []))
+            record.update(started_at=(earlier or record["sessions_started_at"])[0], resumed_from_step=state["step"],
+                          sessions_started_at=[*earlier, record["sessions_started_at"][-1]])
         else:
             set_aside(ckpt, saved, settings)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -288,7 +296,8 @@ def train(args: argparse.Namespace, record: dict) -> None:
             log.info("step %d/%d loss %.3f lr %.2e elapsed %.0fs eta %.0fs", step + 1, args.steps,
                      state["losses"][-1][1], lr_at(step, args), elapsed, eta)
         if (step + 1) % args.ckpt_every == 0 or step + 1 == args.steps:
-            state.update(step=step + 1, elapsed=time.monotonic() - t0, window=list(window))
+            state.update(step=step + 1, elapsed=time.monotonic() - t0, window=list(window),
+                         sessions_started_at=record["sessions_started_at"])
             tmp = ckpt.with_suffix(".tmp")
             torch.save({"settings": settings, "model": model.state_dict(), "opt": opt.state_dict(),
                         "state": state}, tmp)

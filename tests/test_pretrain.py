@@ -168,11 +168,17 @@ def test_a_resumed_run_logs_the_same_loss_curve_and_a_full_record(tmp_path, monk
         return real_batch(args, step)
 
     monkeypatch.setattr(pretrain, "batch_for", crash_at_12)
+    stamps = iter(f"2026-12-07T0{hour}:00:00+00:00" for hour in range(10))  # each session's start its own hour
+    monkeypatch.setattr(pretrain, "_utc_now", lambda: next(stamps))
     assert pretrain.main([*_argv(broken, broken / "w.safetensors"), *steps]) == 130
     assert [r["status"] for r in _records(broken / "work")] == ["failed"]
     monkeypatch.setattr(pretrain, "batch_for", real_batch)
     assert pretrain.main([*_argv(broken, broken / "w.safetensors"), *steps]) == 0
     a, b = (json.loads((d / "w.train.json").read_text(encoding="utf-8")) for d in (whole, broken))
+    # the record spans both sessions, as its wall_time_s does (started_at was the last session's)
+    assert b["started_at"] == "2026-12-07T00:00:00+00:00" and b["ended_at"] == "2026-12-07T03:00:00+00:00"
+    assert b["sessions_started_at"] == ["2026-12-07T00:00:00+00:00", "2026-12-07T02:00:00+00:00"]
+    assert b["resumed_from_step"] == 10 and a["resumed_from_step"] == 0 and len(a["sessions_started_at"]) == 1
     assert [s for s, _ in a["loss_curve"]] == [25, 27]  # the last 2 steps are a point of their own
     assert np.allclose(a["loss_curve"], b["loss_curve"], atol=1e-6)  # was: the pre-crash steps dropped
     assert a["status"] == "ok" and a["git_revision"] and a["host_cpu"] and a["started_at"] <= a["ended_at"]
