@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
+from core.blas import blas_threads
 from core.garbage import peak_resident_mb
 from core.schema import SCHEMA_VERSION, TEXT_LIMITS, outcome_fields
 from core.text import shorten
@@ -275,8 +276,8 @@ def accuracies_before(loaded: LoadedModel, test_data: LabeledImages, ood_data: d
 IDENTITY_FIELDS = ("run_id", "schema_version", "model", "pretrained", "model_key", "random_weights", "method",
                    "dataset", "seed", "source", "config", "ood_sets", "created_at")
 PROVENANCE_KEPT = ("git_revision", "versions", "device", "gpu", "host", "cpu", "cpu_signature", "cpu_capability",
-                   "numerics_env", "data_fingerprint", "torch_threads", "command", "wall_time_s", "peak_rss_mb",
-                   "peak_rss_scope", "peak_gpu_mb")
+                   "numerics_env", "data_fingerprint", "torch_threads", "blas_threads", "command", "wall_time_s",
+                   "peak_rss_mb", "peak_rss_scope", "peak_gpu_mb")
 
 
 def refused_record(record: dict[str, Any], problem: Exception | str) -> dict[str, Any]:
@@ -385,6 +386,7 @@ def run_cell(cell: dict[str, Any], *, cache_dir: Path | None = None, device: str
         record["error"] = shorten(error, TEXT_LIMITS["error"])
         prov["traceback"] = traceback.format_exc(limit=8)[-4000:]
         log.warning("cell %s failed: %s", record["run_id"], record["error"])
+    prov["blas_threads"] = blas_threads()  # after the scores: the BLAS libraries that computed them are loaded
     prov["wall_time_s"] = round(time.perf_counter() - started, 2)
     prov["peak_rss_mb"], prov["peak_rss_scope"] = round(peak_rss_mb(memory_scope), 1), memory_scope
     if device.startswith("cuda"):

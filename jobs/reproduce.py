@@ -14,8 +14,8 @@ shows three decimals). A model, method, dataset, seed or OOD panel
 the record names that is not its config's (the cell run here) is listed too. A host can verify a submitted,
 unverified run this way. Float reductions depend on the device, the thread count and the library versions,
 so compare on the kind of machine the record names (``provenance.device``, ``.gpu``, ``.versions``, ``.cpu``,
-``.cpu_signature``, ``.cpu_capability``, ``.numerics_env``, ``.torch_threads``; a difference is pointed out, as
-is other data: a split whose ``.data_fingerprint`` differs from the re-run's).
+``.cpu_signature``, ``.cpu_capability``, ``.numerics_env``, ``.torch_threads``, ``.blas_threads``; a difference is
+pointed out, as is other data: a split whose ``.data_fingerprint`` differs from the re-run's).
 Exit 0 when every record reproduces (a record that failed and fails here too counts), 1 when a value or the
 status differs, 2 for a bad option, a file that is no record, a model this machine cannot load, a method its
 registry does not list, or an unknown dataset or an image folder not on this machine (checked before any cell
@@ -194,7 +194,8 @@ def notes(record: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
                            ("CPU", was.get("cpu"), now.get("cpu")),
                            ("CPU signature", was.get("cpu_signature"), now.get("cpu_signature")),
                            ("CPU kernels", was.get("cpu_capability"), now.get("cpu_capability")),
-                           ("torch threads", was.get("torch_threads"), now.get("torch_threads"))):
+                           ("torch threads", was.get("torch_threads"), now.get("torch_threads")),
+                           ("BLAS threads", _named(was.get("blas_threads")), _named(now.get("blas_threads")))):
         if old and new and old != new:
             out.append(f"recorded with {what} {old}, reproduced with {new}: rounding may differ")
     other = other_data(record, again)  # records made before 2026-12-06 name no data
@@ -205,6 +206,14 @@ def notes(record: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
         out.append(f"recorded with kernel settings {_settings(old_env)}, reproduced with {_settings(new_env)}: "
                    "rounding may differ")
     return out
+
+
+def _named(counts: Any) -> str | None:
+    """A record's ``blas_threads`` as words ('libscipy_openblas 2'); None for a record made before it was kept
+    (2026-12-07) or one naming no library."""
+    if not isinstance(counts, dict) or not counts:
+        return None
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items()))
 
 
 def _settings(env: Mapping[str, Any]) -> str:

@@ -110,6 +110,7 @@ def test_grid_runs_resumes_and_records_failures(tmp_path, monkeypatch):
     # what a reproduction needs beyond versions and device: the CPU and how many threads split its reductions
     assert isinstance(ok["provenance"]["cpu"], str) and ok["provenance"]["cpu"]
     assert isinstance(ok["provenance"]["torch_threads"], int) and ok["provenance"]["torch_threads"] >= 1
+    assert ok["provenance"]["blas_threads"] and min(ok["provenance"]["blas_threads"].values()) >= 1
     import torch  # loaded by the grid already
 
     assert ok["provenance"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()

@@ -135,6 +135,26 @@ def test_notes_name_a_config_that_is_not_the_run_id_and_other_hardware():
                                                 "MKL_ENABLE_INSTRUCTIONS=AVX2: rounding may differ"]
     assert reproduce.notes(record, forced) == [] and reproduce.notes(settled, {"provenance": {
         **same["provenance"], "numerics_env": {}}}) == []
+    # BLAS threads as the library counted them: an unset OPENBLAS_NUM_THREADS names no count in numerics_env
+    two = {**record, "provenance": {**record["provenance"], "blas_threads": {"libscipy_openblas": 2}}}
+    one = {"provenance": {**same["provenance"], "blas_threads": {"libscipy_openblas": 1}}}
+    assert reproduce.notes(two, one) == ["recorded with BLAS threads libscipy_openblas 2, reproduced with "
+                                         "libscipy_openblas 1: rounding may differ"]
+    assert reproduce.notes(record, one) == [] and reproduce.notes(two, {"provenance": {
+        **same["provenance"], "blas_threads": {}}}) == []  # a record made before it was kept, or no BLAS seen
+
+
+def test_blas_threads_names_each_loaded_blas_and_its_count(monkeypatch):
+    import threadpoolctl
+
+    from core.blas import blas_threads
+
+    threads = blas_threads()  # numpy is loaded: its BLAS at least
+    assert threads and all(isinstance(n, int) and n >= 1 for n in threads.values())
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        assert set(blas_threads().values()) == {1}
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: 1 / 0)
+    assert blas_threads() == {}  # an unreadable build: the record stands without it
 
 
 def test_numerics_environment_keeps_only_the_kernel_settings_that_are_set():
