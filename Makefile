@@ -6,7 +6,13 @@ PORT ?= 8501
 
 .PHONY: run test test-fast bench grid-smoke grid-default clean-cache
 
+# Python 3.11 or newer (the code reads TOML with tomllib, new in 3.11): on an older one the first job or test
+# stopped on "No module named 'tomllib'", which does not say what to do.
 $(VENV)/.installed: requirements.txt
+	@found=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])') && case "$$found" in \
+	  3.1[1-9]|3.[2-9][0-9]) ;; \
+	  *) echo "needs Python 3.11 or newer; $(PYTHON) is Python $$found: run PYTHON=python3.11 make (or newer)" >&2; \
+	     exit 1;; esac
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -r requirements.txt
