@@ -237,3 +237,15 @@ def test_image_files_are_listed_in_nfc_order(tmp_path):
     for name in ("e\u0301z.png", "\u00e9a.png"):
         _png(folder / name)
     assert [p.name for p in image_files(folder)] == ["\u00e9a.png", "e\u0301z.png"]
+
+
+def test_adding_a_file_to_a_flat_class_can_move_others_between_splits_as_documented():
+    """What split_within_class's docstring and README say of the flat layout: an item's place in the hashed order
+    is fixed, but an added item moves the ranks after it (one file added to a class of 50 moved 7 of its 10 test
+    items); the same files always split alike."""
+    keys = [f"c/img{i:03d}.png" for i in range(50)]
+    before = {keys[i] for i in split_within_class(keys, "test")}
+    grown = [*keys, "c/new.png"]
+    after = {grown[i] for i in split_within_class(grown, "test")}
+    assert len(before) == len(after) == 10 and len(before - after) == 7
+    assert {list(reversed(keys))[i] for i in split_within_class(list(reversed(keys)), "test")} == before
