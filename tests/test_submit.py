@@ -3,11 +3,13 @@ never able to replace a measured run; the job and the page."""
 from __future__ import annotations
 
 import json
+import time
 import zipfile
 
 import pytest
 
 from core import store
+from core.store.validate import json_depth
 from core.upload import UploadError
 from jobs import submit
 from tests.fixtures import make_fixture_records, write_fixture_store
@@ -199,3 +201,18 @@ def test_the_limit_counts_only_a_submissions_new_runs_and_takes_it_exactly_up_to
     assert store.accept_submission(again).summary() == "2 accepted, 4 already stored (unchanged), 0 refused"
     report = store.accept_submission(over)  # a 7th run
     assert report.summary() == "0 accepted, 1 refused" and "holds 6 submitted runs" in report.refused[0][1]
+
+
+def test_quotes_without_an_end_are_refused_in_time_linear_in_their_length(stores, tmp_path):
+    """A quote then escaped quotes and no closing one: the nesting check restarted its string search at every
+    quote, scanning to the end each time (60 KB took ~25 s; a 4 MiB member of a tiny zip, hours)."""
+    zip_path = tmp_path / "quotes.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.json", b'"' + b'\\"' * 30_000)
+    start = time.perf_counter()
+    report = store.accept_submission(zip_path)
+    assert time.perf_counter() - start < 2
+    assert report.refused == [("a.json", report.refused[0][1])] and "invalid JSON" in report.refused[0][1]
+    # brackets inside strings (escaped quotes too) still do not count; those before an unterminated one do
+    assert json_depth(b'{"a": "[[[\\"]]]", "b": [[1]]}') == 3
+    assert json_depth(b'[["[[[[' + b'\\"[' * 100) == 2
