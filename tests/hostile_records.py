@@ -117,6 +117,8 @@ json_case("ood-after-250", r"ood_after\[", ood_after={"ood-a": 250.0, "ood-b": 5
 json_case("status-bogus", "status", status="bogus")
 json_case("run-id-traversal", "run_id", run_id="../../etc/passwd")
 json_case("run-id-hidden", "run_id", run_id=".hidden")
+# "$" also matches before a final newline: the .json path stored it (as "hostile-1\n.json"), Parquet refused it
+json_case("run-id-ends-in-a-newline", "run_id", run_id="hostile-1\n")
 json_case("model-name-10k-chars", "'model' is 10000 characters", model="M" * 10_000)
 json_case("error-100k-chars", "'error' is 100000 characters", error="E" * 100_000)
 json_case("created-at-huge", "'created_at'", created_at="2" * 500)

@@ -216,3 +216,12 @@ def test_quotes_without_an_end_are_refused_in_time_linear_in_their_length(stores
     # brackets inside strings (escaped quotes too) still do not count; those before an unterminated one do
     assert json_depth(b'{"a": "[[[\\"]]]", "b": [[1]]}') == 3
     assert json_depth(b'[["[[[[' + b'\\"[' * 100) == 2
+
+
+def test_a_run_id_ending_in_a_newline_is_refused_and_names_no_file(stores, tmp_path):
+    _, _, sub = stores
+    rec = dict(make_fixture_records(n_datasets=1, methods=("lora",))[0], run_id="evil\n")
+    make_zip(tmp_path / "nl.zip", {"a.json": json.dumps(rec).encode()})
+    report = store.accept_submission(tmp_path / "nl.zip")
+    assert not report.accepted and "must be 1-200 letters" in report.refused[0][1]
+    assert not list(sub.glob("*.json"))

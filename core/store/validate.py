@@ -94,7 +94,7 @@ def check_record(record: Mapping[str, Any]) -> dict[str, Any]:
     if EXTRA_COLUMN in record:  # it would be silently replaced by the column of the other custom fields
         raise RecordError(f"field {EXTRA_COLUMN!r} is reserved: the store keeps custom fields under that "
                           "name; rename it")
-    if not _RUN_ID.match(record["run_id"]):
+    if not _RUN_ID.fullmatch(record["run_id"]):  # match(): its "$" also matched before a final newline
         raise RecordError(f"run_id {schema._short(record['run_id'])} must be 1-200 letters, digits, "
                           "'.', '_' or '-' and start with a letter or digit")
     return dict(record)
