@@ -162,9 +162,13 @@ def set_aside(ckpt: Path, saved: dict, settings: dict) -> Path:
 
 
 def load_checkpoint(ckpt: Path) -> dict:
-    """The saved checkpoint, or ``{"why": reason}`` when it cannot be one of this job's (cut, foreign)."""
+    """The saved checkpoint, or ``{"why": reason}`` when it cannot be one of this job's (cut, foreign).
+
+    Read with ``weights_only=True``: this job saves only tensors, numbers, text, lists and dicts, and a pickle of
+    anything else (a checkpoint handed on, or planted in --work) could run code as it loads; it is refused
+    (UnpicklingError) and set aside as unreadable."""
     try:
-        saved = torch.load(ckpt, weights_only=False)
+        saved = torch.load(ckpt, weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError... on a damaged file
         return {"why": f"unreadable: {type(exc).__name__}"}
     if not (isinstance(saved, dict) and {"settings", "model", "opt", "state"} <= set(saved)):

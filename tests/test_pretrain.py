@@ -215,3 +215,22 @@ def test_a_run_that_fails_before_training_records_its_settings_and_seed(tmp_path
     (record,) = _records(tmp_path / "work")
     assert record["status"] == "failed" and record["error"] == "RuntimeError: no model config"
     assert record["settings"]["seed"] == 7 and {"steps", "batch", "lr", "warmup", "weight_decay"} <= set(record["settings"])
+
+
+class _RunsCode:
+    """A pickle that calls os.mkdir(path) as it loads: what an untrusted checkpoint can hold."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        import os
+        return os.mkdir, (self.path,)
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unrun(tmp_path, caplog):
+    work, ran = tmp_path / "work", tmp_path / "code-ran"
+    work.mkdir()
+    torch.save({"settings": {}, "model": {}, "opt": {}, "state": {}, "x": _RunsCode(ran)}, work / "ckpt.pt")
+    assert pretrain.load_checkpoint(work / "ckpt.pt") == {"why": "unreadable: UnpicklingError"}
+    assert not ran.exists(), "loading the checkpoint ran the code in it"
