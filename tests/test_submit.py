@@ -2,13 +2,17 @@
 never able to replace a measured run; the job and the page."""
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
+import struct
 import time
 import zipfile
 
 import pytest
 
 from core import store
+from core.store import submissions
 from core.store.validate import json_depth
 from core.upload import UploadError
 from jobs import submit
@@ -225,3 +229,18 @@ def test_a_run_id_ending_in_a_newline_is_refused_and_names_no_file(stores, tmp_p
     report = store.accept_submission(tmp_path / "nl.zip")
     assert not report.accepted and "must be 1-200 letters" in report.refused[0][1]
     assert not list(sub.glob("*.json"))
+
+
+def test_a_zip_whose_end_record_understates_its_entries_is_refused_whole(stores, tmp_path):
+    """zipfile reads the directory by its size: a zip claiming 1 entry but holding 150,000 was read whole (6.5 s)
+    and answered with 150,000 refused rows; every entry now counts against the limit."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(60):
+            zf.writestr(f"{i}.txt", b"")
+    raw = bytearray(buf.getvalue())
+    end = raw.rfind(b"PK\x05\x06")
+    struct.pack_into("<HH", raw, end + 8, 1, 1)  # entries on this disk, entries in all
+    limits = dataclasses.replace(submissions.SUBMISSION_LIMITS, max_members=50)
+    with pytest.raises(UploadError, match=r"too many files \(60\); the limit is 50"):
+        store.accept_submission(io.BytesIO(bytes(raw)), limits=limits)

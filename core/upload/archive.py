@@ -125,11 +125,16 @@ def _open_zip(fh: BinaryIO, limits: UploadLimits, what: str = "zip archive") -> 
     if entries > limits.max_members or cd_size > limits.max_members * 512:
         raise UploadError(f"the {what} holds too many files ({entries}); the limit is {limits.max_members}")
     try:
-        return zipfile.ZipFile(fh), size
+        zf = zipfile.ZipFile(fh)
     except UnicodeDecodeError:
         raise UploadError(f"the {what} has file names marked UTF-8 that are not valid UTF-8") from None
     except Exception as e:  # zipfile raises BadZipFile, struct.error, ValueError... on hostile input
         raise UploadError(f"the {what} is corrupt ({type(e).__name__})") from None
+    # zipfile reads the directory by its byte size, not the end record's count, which may lie: counted again here
+    if len(zf.infolist()) > limits.max_members:
+        zf.close()
+        raise UploadError(f"the {what} holds too many files ({len(zf.infolist())}); the limit is {limits.max_members}")
+    return zf, size
 
 
 def folder_as_zip(folder: str | os.PathLike, *, limits: UploadLimits) -> io.BytesIO:
