@@ -242,3 +242,22 @@ def test_a_run_id_windows_keeps_for_a_device_is_refused(tmp_path, run_id):
     report = store.ingest(tmp_path / "in.jsonl", tmp_path / "store")
     assert report.accepted == ["nullable"]
     assert re.search(rf"run_id '{re.escape(run_id)}' names a device on Windows", report.refused[0][1])
+
+
+def test_a_parquet_file_that_unpacks_past_a_record_a_row_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    """A 31 KB zstd file of one 1 GB text cell took ingest to a 4 GB peak before its row was refused: the row
+    groups' own sizes now refuse it unread (here 3 MiB in one row, past the 1 MiB a record may take)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    bomb = tmp_path / "bomb.parquet"
+    pq.write_table(pa.table({"run_id": ["a"], "error": ["x" * (3 << 20)]}), bomb, compression="zstd")
+    assert bomb.stat().st_size < 64 << 10  # small on disk
+
+    def never(*args, **kwargs):
+        raise AssertionError("the table was read")
+
+    monkeypatch.setattr(pq, "read_table", never)
+    report = store.ingest(bomb, tmp_path / "store")
+    assert not report.accepted and [where for where, _ in report.refused] == [str(bomb)]
+    assert "row group 0 unpacks to 3 MiB for 1 rows; a record is at most 1 MiB" in report.refused[0][1]
