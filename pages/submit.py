@@ -5,6 +5,7 @@ import streamlit as st
 import app
 from core import store
 from core.text import plain
+from core.turns import BusyError
 from core.upload import UploadError
 
 app.ensure_navigation()
@@ -18,6 +19,8 @@ if st.button("Submit", key="sub_go", type="primary", disabled=upload is None):
         report = store.accept_submission(upload)
     except UploadError as exc:  # the zip itself: meant for whoever uploaded it
         st.error(plain(str(exc), max_chars=600))
+    except BusyError as exc:  # others' submissions are being read: nothing stored, try again
+        st.warning(plain(str(exc)))
     except (ValueError, OSError) as exc:  # the submissions folder is unusable or busy: its path stays in the log
         app.log.warning("submission not stored: %s", exc)
         st.error("The server cannot store submissions right now (its submissions folder is unusable or busy); "

@@ -244,3 +244,23 @@ def test_a_zip_whose_end_record_understates_its_entries_is_refused_whole(stores,
     limits = dataclasses.replace(submissions.SUBMISSION_LIMITS, max_members=50)
     with pytest.raises(UploadError, match=r"too many files \(60\); the limit is 50"):
         store.accept_submission(io.BytesIO(bytes(raw)), limits=limits)
+
+
+def test_strangers_submissions_take_turns_and_the_hosts_job_does_not(stores, tmp_path, monkeypatch):
+    """Parsing one submission can cost ~0.7 GB (10 million empty records before the record limit refuses them),
+    and strangers' submissions were all read at once: now at most SUBMISSION_SLOTS, the next told to try again."""
+    import contextlib
+
+    from core.turns import BusyError
+
+    path = tmp_path / "runs.zip"
+    make_zip(path, {"a.json": json.dumps(make_fixture_records(n_datasets=1, methods=("lora",))[0]).encode()})
+    monkeypatch.setattr(submissions, "SUBMISSION_WAIT_S", 0.05)
+    with contextlib.ExitStack() as held:
+        for _ in range(submissions.SUBMISSION_SLOTS):  # others' submissions being read
+            held.enter_context(submissions._SUBMISSION_TURNS.turn(wait_s=0))
+        with pytest.raises(BusyError, match="2 submissions are already running and none ended within 0.05 s"):
+            store.accept_submission(path)
+        assert not list((tmp_path / "submitted").glob("*.json"))  # nothing stored
+        assert store.accept_submission(path, public=False).accepted  # the host's jobs.submit is not held up
+    assert store.accept_submission(path).unchanged  # a turn once one is free

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from core.store.ingest import IngestReport, ingest_items
+from core.turns import Turns
 from core.store.validate import MAX_RECORD_BYTES, RecordError, parse_json_bytes
 from core.upload.archive import Source, _member_name, _open_zip, _opened, _read_member
 from core.upload.limits import MiB, UploadError, UploadLimits, _Budget, _printable, _Skip
@@ -26,6 +27,11 @@ MAX_SUBMITTED_RECORDS = 10_000
 #: without end. The host reviews them (``python -m jobs.reproduce``), then moves or removes them;
 #: ``jobs.submit`` is not limited.
 MAX_STORED_SUBMISSIONS = 20_000
+#: Submissions the page reads at once, and how long another waits for a turn (s) before it is told to try again:
+#: parsing one costs up to ~0.7 GB (a 31 MiB stored zip of 10 million empty records: 735 MiB extra peak, 4.5 s,
+#: before the record limit refused it), so strangers submitting together could exhaust the server's memory.
+SUBMISSION_SLOTS, SUBMISSION_WAIT_S = 2, 60.0
+_SUBMISSION_TURNS = Turns(SUBMISSION_SLOTS)
 
 
 def _items(zf: Any, limits: UploadLimits) -> Iterator[tuple[str, Any]]:
@@ -80,8 +86,17 @@ def accept_submission(source: Source, *, target: str | Path | None = None,
     blocks a run_id and that removing it helps.
     Returns the IngestReport: accepted run_ids, unchanged re-submissions, refused (where, reason); with ``public``,
     a submission whose new runs would take the store past :data:`MAX_STORED_SUBMISSIONS` is refused whole.
-    Raises UploadError when the zip itself is refused (size, entry count, corrupt, too many records).
+    Raises UploadError when the zip itself is refused (size, entry count, corrupt, too many records); with
+    ``public``, :class:`core.turns.BusyError` when :data:`SUBMISSION_SLOTS` submissions are being read and none
+    ends within :data:`SUBMISSION_WAIT_S` seconds.
     """
+    if not public:  # the host's own job: one at a time by hand, not strangers at once
+        return _accept(source, target, limits, public)
+    with _SUBMISSION_TURNS.turn(wait_s=SUBMISSION_WAIT_S, what="submissions are"):
+        return _accept(source, target, limits, public)
+
+
+def _accept(source: Source, target: str | Path | None, limits: UploadLimits, public: bool) -> IngestReport:
     import core.store as package
 
     folder = Path(target) if target is not None else package.submissions_dir()
