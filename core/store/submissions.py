@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from core.store.ingest import IngestReport, ingest_items
-from core.turns import Turns
 from core.store.validate import MAX_RECORD_BYTES, RecordError, parse_json_bytes
+from core.turns import Turns
 from core.upload.archive import Source, _member_name, _open_zip, _opened, _read_member
 from core.upload.limits import MiB, UploadError, UploadLimits, _Budget, _printable, _Skip
 
