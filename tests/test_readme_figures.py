@@ -157,6 +157,23 @@ def test_peft_lora_against_ours_is_the_records(world1):
                                   (noise_ood[0] - noise_ood[1]).abs().mean()], "peft LoRA vs ours")
 
 
+def test_which_predictor_wins_is_the_predictor_table():
+    cells = pd.read_csv(RESULTS / "predictors.csv")
+    for row, outcome in zip(table("| outcome | best by \\|τ\\|"), ("id_gain", "norm_gain", "ood_change")):
+        g = cells[cells["outcome"] == outcome].assign(abs_tau=lambda d: d["kendall_tau"].abs(),
+                                                      excludes=lambda d: (d["tau_lo"] > 0) | (d["tau_hi"] < 0))
+        per = g.groupby("predictor").agg(tau=("abs_tau", "mean"), mae=("lodo_mae", "mean"), excl=("excludes", "sum"))
+        tau_rank, mae_rank = per["tau"].rank(ascending=False), per["mae"].rank()
+        best, lowest = per["tau"].idxmax(), per["mae"].idxmin()
+        methods = g["method"].nunique()
+        labels = {"inter_modal": "inter-modal term", "emms": "EMMS", "zs_acc": "zero-shot accuracy"}
+        assert row[1].startswith(labels.get(best, best)) and row[2].startswith(labels.get(lowest, lowest)), row
+        of = [len(per)] if outcome == "id_gain" else []  # "9th of 19" in the first row only
+        check(numbers(" ".join(row[1:])), [per.loc[best, "tau"], per.loc[best, "excl"], methods, per.loc[lowest, "mae"],
+                                           per.loc["iimm", "tau"], tau_rank["iimm"], *of, per.loc["iimm", "mae"],
+                                           mae_rank["iimm"]], f"which predictor wins, {outcome}")
+
+
 def test_the_world_v1_forecast_tables_are_the_selection_files():
     chosen = pd.read_csv(RESULTS / "forecast-selection.csv")
     summary = fsel.coverage_summary(chosen).set_index("outcome")
