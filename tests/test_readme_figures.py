@@ -294,3 +294,23 @@ def test_pretraining_wall_times_are_the_train_records():
     check(list(v2.groups()), [wall("worldclip-tiny_world-v2-a") / 60, wall("worldclip-tiny_world-v2-c") / 60,
                               wall("worldclip-tiny_world-v2-d") / 60, wall("worldclip-tiny-sigmoid_world-v2-b") / 60,
                               wall("worldclip-tiny-sigmoid_world-v2-b")], "world v2")
+
+
+def test_model_a_five_methods_took_the_minutes_readme_gives(world2):
+    """Each method ran as one command after the one before: its time is from the previous method's last record
+    to its own last (BitFit, the first, from its first record: a lower bound)."""
+    a = world2[world2["pretrained"] == "world-v2-a"].assign(t=lambda d: pd.to_datetime(d["created"]))
+    ends = a.groupby("method")["t"].agg(["min", "max"])
+    order = FIVE.split()
+    minutes = [(ends.loc[m, "max"] - (ends.loc[order[i - 1], "max"] if i else ends.loc[m, "min"])).total_seconds() / 60
+               for i, m in enumerate(order)]
+    overall = re.search(r"\(200 cells, 0 failed, (\d+)–(\d+) min per method", PROSE)
+    assert overall, "README does not give model A's per-method times"
+    low, high = (int(v) for v in overall.groups())
+    assert round(min(minutes)) == low and round(max(minutes)) == high, (low, high, [round(m, 1) for m in minutes])
+    detail = re.search(r"min per method: (\d+)–(\d+) for BitFit, attention and LoRA, about (\d+) for CLIP-Adapter "
+                       r"and the linear probe\)", PROSE)
+    assert detail, "README does not say which methods took how long"
+    slow_low, slow_high, fast = (int(v) for v in detail.groups())
+    assert round(min(minutes[:3])) == slow_low and round(max(minutes[:3])) == slow_high, minutes
+    assert all(round(m) == fast for m in minutes[3:]), minutes
