@@ -121,3 +121,16 @@ def test_heading_anchors_follow_githubs_rule():
 def test_every_link_within_readme_has_its_heading():
     links = set(re.findall(r"\]\(#([^)]+)\)", README))
     assert links and links <= heading_anchors(README), sorted(links - heading_anchors(README))
+
+
+def test_the_jobs_readme_says_answer_a_user_error_in_one_line_are_every_such_job():
+    """'every job (`grid`, …) answers a user error with one `error: …` line': the list names each job whose
+    main is wrapped by jobs.cli.user_facing (``bench_*`` stands for the benchmark jobs), and no other."""
+    listed = re.search(r"every job \(([^)]*)\) answers a user error", " ".join(README.split()))
+    assert listed, "README no longer lists the jobs that answer a user error in one line"
+    names = set(re.findall(r"`(\w+\*?)`", listed[1]))
+    wrapped = {p.stem for p in (REPO / "jobs").glob("*.py") if "@user_facing" in p.read_text(encoding="utf-8")}
+    patterns = {n[:-1] for n in names if n.endswith("*")}
+    missing = {j for j in wrapped if j not in names and not any(j.startswith(p) for p in patterns)}
+    assert not missing, f"README's list leaves out {sorted(missing)}"
+    assert not (names - wrapped - {n for n in names if n.endswith("*")}), names - wrapped
