@@ -314,3 +314,17 @@ def test_model_a_five_methods_took_the_minutes_readme_gives(world2):
     slow_low, slow_high, fast = (int(v) for v in detail.groups())
     assert round(min(minutes[:3])) == slow_low and round(max(minutes[:3])) == slow_high, minutes
     assert all(round(m) == fast for m in minutes[3:]), minutes
+
+
+def test_the_compare_pages_table_and_its_ties_are_those_readme_names(world2):
+    """The Compare page shows, per model, the shipped predictor table with most of its rows, the last in path
+    order on a tie (app.py: sorted rglob, core.predictor_shown.table_for_model); README names it and the ties."""
+    from core.predictor_shown import table_for_model
+    tables = {p: pd.read_csv(p) for p in sorted(RESULTS.rglob("predictors.csv"))}
+    said = re.search(r"the last in path order on a tie \((.*?)\) \|", README)[1]
+    for (model, tag), _ in world2.groupby(["model", "pretrained"]):
+        best, rows = table_for_model(tables, model, tag)
+        assert f"world v2's `{best.parent.name}/`" in said, (tag, best)
+        tied = {p.parent.name for p, t in tables.items() if p != best
+                and ((t["model"] == model) & (t["pretrained"] == tag)).sum() == len(rows)}
+        assert all(f"`{name}/`" in said for name in tied), (tag, sorted(tied), said)
