@@ -328,3 +328,27 @@ def test_the_compare_pages_table_and_its_ties_are_those_readme_names(world2):
         tied = {p.parent.name for p, t in tables.items() if p != best
                 and ((t["model"] == model) & (t["pretrained"] == tag)).sum() == len(rows)}
         assert all(f"`{name}/`" in said for name in tied), (tag, sorted(tied), said)
+
+
+OURS = ("attention", "bitfit", "clip_adapter", "clip_cite", "full_ft", "linear_probe", "lora", "orthogonal", "wise_ft")
+
+
+def test_how_the_outcomes_relate_to_iimm_is_the_grid_report():
+    text = (RESULTS / "default-report.md").read_text(encoding="utf-8")
+    fit = pd.DataFrame([m.groups() for m in re.finditer(
+        r"^\| (\w+) \| (id_gain|ood_change) \| (\S+) \| (\S+) \[(\S+), (\S+)\] \|", text, re.M)],
+        columns=["method", "outcome", "r", "tau", "lo", "hi"]).set_index(["method", "outcome"]).astype(float)
+    gain, ood = fit.xs("id_gain", level=1).loc[list(OURS)], fit.xs("ood_change", level=1).loc[list(OURS)]
+    assert ((gain["lo"] <= 0) & (gain["hi"] >= 0)).all() and ((ood["lo"] <= 0) & (ood["hi"] >= 0)).all()
+    assert (gain["tau"] < 0).all() and len(gain) == 9 and "for all nine of our own methods" in PROSE
+    stated = re.search(r"Pearson r from (\S+) \((\w+)\) to (\S+) \((\w+ \w+)\); Kendall τ from (\S+) to (\S+)\), "
+                       r"and every τ interval .*? With OOD change, r lies between (\S+) and (\S+) and every interval "
+                       r"includes zero too \(CLIP-Adapter's, \[(\S+), (\S+)\]", PROSE)
+    assert stated, "README's paragraph on IIMM and the outcomes changed its form"
+    r_high, r_low = gain["r"].idxmax(), gain["r"].idxmin()
+    assert (stated[2], stated[4]) == (r_high, r_low.replace("_", " ")), (r_high, r_low)
+    check([stated[i] for i in (1, 3, 5, 6, 7, 8, 9, 10)],
+          [gain["r"].max(), gain["r"].min(), gain["tau"].max(), gain["tau"].min(), ood["r"].min(), ood["r"].max(),
+           ood.loc["clip_adapter", "lo"], ood.loc["clip_adapter", "hi"]], "IIMM and the outcomes")
+    summary = re.search(r"all nine of our own methods \(Kendall τ (\S+) to (\S+)\)", PROSE)
+    check(list(summary.groups()), [gain["tau"].max(), gain["tau"].min()], "What it found")
