@@ -352,3 +352,37 @@ def test_how_the_outcomes_relate_to_iimm_is_the_grid_report():
            ood.loc["clip_adapter", "lo"], ood.loc["clip_adapter", "hi"]], "IIMM and the outcomes")
     summary = re.search(r"all nine of our own methods \(Kendall τ (\S+) to (\S+)\)", PROSE)
     check(list(summary.groups()), [gain["tau"].max(), gain["tau"].min()], "What it found")
+
+
+def test_the_forecast_prose_is_the_selection_files():
+    chosen = pd.read_csv(RESULTS / "forecast-selection.csv").set_index(["method", "outcome"])
+    worse = chosen[chosen["nested_lodo_mae"] > chosen["iimm_lodo_mae"] + 1e-12]
+    rules = pd.read_csv(RESULTS / "forecast-rules.csv")
+    rules = rules[rules["nested_lodo_mae"] > rules["iimm_lodo_mae"] + 1e-12]
+    excess = (100 * (rules["nested_lodo_mae"] / rules["iimm_lodo_mae"] - 1)).groupby(rules["rule"]).max()
+    n = worse.groupby(level="outcome").size()
+    errors = ["nested_lodo_mae", "iimm_lodo_mae"]
+    s = re.search(r"worse than IIMM alone for (\d+) methods on ID gain \(e\.g\. BitFit (\S+) vs (\S+), LoRA (\S+) "
+                  r"vs (\S+) points\) and (\d+) on normalised gain \(e\.g\. CLIP-CITE (\S+) vs (\S+)\), by at most "
+                  r"(\d+) % of the IIMM line's error \(`one-se`: up to (\d+) %, `gated` (\d+) %"
+                  r".*?chose it (\d+)–(\d+) %", PROSE)
+    check(list(s.groups()), [n["id_gain"], *chosen.loc[("bitfit", "id_gain"), errors],
+                             *chosen.loc[("lora", "id_gain"), errors], n["norm_gain"],
+                             *chosen.loc[("clip_cite", "norm_gain"), errors], excess["bonferroni"], excess["one-se"],
+                             excess["gated"], 100 * worse["fold_agreement"].min(), 100 * worse["fold_agreement"].max()],
+          "worse cells")
+    s = re.search(r"BitFit's ID gain (\S+) \[(\S+), (\S+)\] points \((\d+) folds\) and VeRA \(peft\)'s (\S+) "
+                  r"\[(\S+), (\S+)\] \((\d+) folds\)", PROSE)
+    values = []
+    for method in ("bitfit", "peft_vera"):
+        cell = chosen.loc[(method, "id_gain")]
+        values += [cell["gain_vs_iimm"], cell["gain_vs_iimm_lo"], cell["gain_vs_iimm_hi"],
+                   round(cell["n_datasets"] * (1 - cell["fold_agreement"]))]
+    check(list(s.groups()), values, "BitFit, VeRA")
+    small = pd.read_csv(RESULTS / "forecast-selection-zero-shot.csv")
+    bad = small[small["nested_lodo_mae"] > small["iimm_lodo_mae"] + 1e-12]
+    assert len(bad) == 1 and tuple(bad.iloc[0][["method", "outcome", "chosen"]]) == ("peft_hra", "id_gain", "iimm")
+    s = re.search(r"no worse than IIMM-only in (\d+) of (\d+) cells \(PEFT HRA's ID gain: (\S+) against (\S+) "
+                  r"points, its choice on all datasets IIMM itself, the gain's interval \[(\S+), (\S+)\]", PROSE)
+    check(list(s.groups()), [len(small) - 1, len(small), *bad.iloc[0][errors + ["gain_vs_iimm_lo", "gain_vs_iimm_hi"]]],
+          "small samples, world v1")
