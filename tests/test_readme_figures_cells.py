@@ -37,3 +37,21 @@ def test_the_overhead_figures_are_the_shipped_records():
     check(list(said.groups()), [total["cells"], 100 * total["overhead"],
                                 *(100 * every.loc[m, "overhead"] for m in ("orthogonal", "wise_ft", "clip_cite"))],
           "all nine methods")
+
+
+def test_the_analyses_on_the_current_records_are_those_readme_names():
+    """Model C x full FT's cells changed when two of its records were re-run (e3c1d2c): README names the shipped
+    selection files scored on the current records (their figures equal) and says how many there are."""
+    columns = ["nested_lodo_mae", "iimm_lodo_mae", "coverage", "mean_width", "chosen"]
+    figures = {}
+    for path in sorted(RESULTS.rglob("forecast-selection.csv")):
+        table = pd.read_csv(path)
+        cells = table[(table["pretrained"] == "world-v2-c") & (table["method"] == "full_ft")]
+        figures[path.parent.name if path.parent != RESULTS else "world-v2"] = cells.set_index("outcome")[columns]
+    current = figures["zero-shot"]
+    same = sorted(name for name, cells in figures.items() if cells.equals(current))
+    assert same == ["completion", "extension", "jackknife", "zero-shot"], same
+    said = re.search(r"the (\w+) and (\w+) tests' analyses \(2026-12-06;.*? and the later jackknife\+ and zero-shot "
+                     r"runs scored the world-v2 cells on the current records.*?\(the same in all (\w+)\)", PROSE)
+    assert said, "README does not name the analyses scored on the current records"
+    assert sorted([said[1], said[2], "jackknife", "zero-shot"]) == same and said[3] == "four"
