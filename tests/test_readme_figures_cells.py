@@ -55,3 +55,33 @@ def test_the_analyses_on_the_current_records_are_those_readme_names():
                      r"runs scored the world-v2 cells on the current records.*?\(the same in all (\w+)\)", PROSE)
     assert said, "README does not name the analyses scored on the current records"
     assert sorted([said[1], said[2], "jackknife", "zero-shot"]) == same and said[3] == "four"
+
+
+def test_the_summarys_coverage_and_counts_are_the_tests_tables():
+    """'What it found' and the running totals repeat the forecast tests' figures: world v1's per-outcome coverage
+    range and no-worse count, and over the fresh-cell world-v2 tests (all but the first) bonferroni's."""
+    from core import forecast_select as fsel
+    from tests.test_readme_figures import WORLD_V2_TESTS
+
+    def summary(table: pd.DataFrame) -> pd.DataFrame:
+        return fsel.coverage_summary(table[table["rule"] == "bonferroni"] if "rule" in table else table)
+
+    v1 = summary(pd.read_csv(RESULTS.parent / "forecast-selection.csv")).set_index("outcome")
+    fresh = []
+    for path, pairs in WORLD_V2_TESTS[1:]:
+        rules = pd.read_csv(RESULTS / path)
+        fresh.append(summary(rules[[(p, m) in pairs for p, m in zip(rules["pretrained"], rules["method"])]])
+                     .set_index("outcome"))
+    per_outcome = pd.concat([s.drop("all outcomes") for s in fresh])["coverage"]
+    said = re.search(r"covered (\S+)–(\S+) % of held-out datasets per outcome on world v1 and (\S+)–(\S+) % in the "
+                     r"four pre-registered world-v2 tests on fresh cells\. It was no worse than the IIMM-only line in "
+                     r"(\d+) of those (\d+) cells, but in only (\d+) of (\d+) world-v1", PROSE)
+    no_worse = [int(s.loc["all outcomes", "cells_no_worse_than_iimm"]) for s in fresh]
+    cells = [int(s.loc["all outcomes", "cells"]) for s in fresh]
+    v1_cov = 100 * v1.drop("all outcomes")["coverage"]
+    check(list(said.groups()), [v1_cov.min(), v1_cov.max(), 100 * per_outcome.min(), 100 * per_outcome.max(),
+                                sum(no_worse), sum(cells), v1.loc["all outcomes", "cells_no_worse_than_iimm"],
+                                v1.loc["all outcomes", "cells"]], "What it found")
+    for k, end in ((2, ";"), (3, "."), (4, ".")):  # the running totals after the 2nd, 3rd and 4th fresh test
+        phrase = "is no worse than IIMM alone in {} of {}" + end
+        assert phrase.format(sum(no_worse[:k]), sum(cells[:k])) in PROSE, (k, no_worse, cells)
