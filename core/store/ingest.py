@@ -252,6 +252,7 @@ def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
     others = [r for r in others if r.exists() and r.resolve() != target.resolve()]
     mark_results_folder(target)
     with file_lock(target / INGEST_LOCK, timeout=600, what="another ingest"):
+        remove_staged_leftovers(target)  # a killed ingest's: we hold the lock, so no live ingest is staging
         stored, held, held_twins = {}, 0, {}
         for root in [target, *others]:  # read under the lock: another ingest may just have written
             runs = load_runs([root])
@@ -304,6 +305,26 @@ def _root_name(root: Path, target: Path) -> str:
     if root == target:
         return "the submitted runs"
     return "the shipped results" if root == Path(SHIPPED_DIR) else "this server's own results"
+
+
+#: What :func:`_write_all` stages: ``.tmp-ingest-<run_id>.json`` and, while one is written, its own atomic-write
+#: temporary ``.tmp-.tmp-ingest-<run_id>-<8 chars>.json`` (a grid's temporaries are ``.tmp-<16 hex>-...``).
+STAGED_GLOBS = (f"{TMP_PREFIX}ingest-*.json", f"{TMP_PREFIX}{TMP_PREFIX}ingest-*.json")
+
+
+def remove_staged_leftovers(target: Path) -> list[str]:
+    """Delete the staged files an ingest killed mid-batch (SIGKILL, a server restarted mid-submission) left in
+    ``target``: readers skip them, but nothing else ever removed them. Call only under the ingest lock.
+    Returns the names removed."""
+    removed = []
+    for pattern in STAGED_GLOBS:
+        for path in target.glob(pattern):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path.name)
+    if removed:
+        log.warning("removed %d file(s) an interrupted ingest into %s left", len(removed), target)
+    return removed
 
 
 def _write_all(records: list[dict[str, Any]], target: Path) -> list[Path]:
