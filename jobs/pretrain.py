@@ -151,14 +151,28 @@ def set_aside(ckpt: Path, saved: dict, settings: dict) -> Path:
         aside = ckpt.with_name(f"ckpt.{kind}-{n}.pt")
     os.replace(ckpt, aside)
     if "settings" not in saved:  # unreadable: nothing to compare
-        log.warning("the checkpoint in %s cannot be resumed (%s); starting from step 0. It is kept as %s",
-                    ckpt.parent, saved["why"], aside)
+        log.warning("the checkpoint in %s cannot be resumed (%s); starting from step 0. It is kept as %s. %s",
+                    ckpt.parent, saved["why"], aside, set_aside_note(ckpt.parent))
         return aside
     note = " (the learning-rate schedule depends on --steps)" if any(d.startswith("steps ") for d in differ) else ""
     log.warning("not resuming the checkpoint in %s (step %d): its settings differ: %s%s; starting from step 0. "
-                "It is kept as %s: move it back to %s and rerun with its settings to resume it",
-                ckpt.parent, saved["state"]["step"], ", ".join(differ), note, aside, ckpt)
+                "It is kept as %s: move it back to %s and rerun with its settings to resume it. %s",
+                ckpt.parent, saved["state"]["step"], ", ".join(differ), note, aside, ckpt,
+                set_aside_note(ckpt.parent))
     return aside
+
+
+#: The checkpoints :func:`set_aside` keeps; nothing removes them (a worldclip-tiny one holds about 93 MB).
+SET_ASIDE_GLOBS = ("ckpt.superseded*.pt", "ckpt.unreadable*.pt")
+
+
+def set_aside_note(work: Path) -> str:
+    """How many set-aside checkpoints ``work`` holds, their size, and how to remove them: each run of other
+    settings keeps one more, so a sweep of settings fills the disk unless someone deletes them."""
+    kept = sorted({p for pattern in SET_ASIDE_GLOBS for p in work.glob(pattern)})
+    size = sum(p.stat().st_size for p in kept if p.is_file())
+    return (f"{work} now holds {len(kept)} checkpoint(s) set aside ({size / 1e6:.0f} MB); delete those you will not "
+            f"resume (rm {shlex.quote(str(work))}/ckpt.superseded*.pt {shlex.quote(str(work))}/ckpt.unreadable*.pt)")
 
 
 def load_checkpoint(ckpt: Path) -> dict:
