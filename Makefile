@@ -36,5 +36,9 @@ grid-smoke: $(VENV)/.installed
 grid-default: $(VENV)/.installed
 	$(PY) -m jobs.grid jobs/configs/default.toml --results jobs/results/default
 
+# The embedding cache the jobs use (core.embed.default_cache_dir): $IIMM_CACHE, else .cache/embeddings. Says its
+# size, then removes its entries (*.npz, the temporaries of killed writes included) and nothing else.
 clean-cache:
-	rm -rf .cache/embeddings
+	@dir="$${IIMM_CACHE:-.cache/embeddings}"; \
+	if [ -d "$$dir" ]; then du -sh "$$dir"; find "$$dir" -maxdepth 1 -type f -name '*.npz' -delete; \
+		echo "emptied the embedding cache $$dir"; else echo "no embedding cache at $$dir"; fi

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from core import store
 from tests.fixtures import make_fixture_records
@@ -57,3 +60,20 @@ def test_the_next_ingest_removes_what_a_killed_ingest_staged(tmp_path):
     assert len(report.accepted) == 6
     assert sorted(p.name for p in target.glob(".tmp-*")) == [".tmp-0123456789abcdef-abcdefgh.json"]
     assert len(store.load_runs([target])) == 6
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_clean_cache_empties_the_cache_the_jobs_use(tmp_path):
+    """With $IIMM_CACHE set, the jobs cache embeddings there (core.embed.default_cache_dir), and README's
+    `make clean-cache` must free that folder, not only .cache/embeddings; it removes cache entries alone."""
+    cache = tmp_path / "my cache"
+    cache.mkdir()
+    for name in ("0123abcd.npz", ".tmp-k1ll3d.npz"):  # an entry, and the temporary of a write killed midway
+        (cache / name).write_bytes(b"x" * 1000)
+    (cache / "notes.txt").write_text("not the cache's")
+    env = {**os.environ, "IIMM_CACHE": str(cache)}
+    proc = subprocess.run(["make", "-s", "-C", str(REPO), "clean-cache"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in cache.iterdir()) == ["notes.txt"]
+    assert str(cache) in proc.stdout
