@@ -241,10 +241,13 @@ def test_stopping_a_runner_with_workers_stops_its_workers_and_queued_cells(tmp_p
         time.sleep(0.2)
     workers |= _children(proc.pid)
     assert records(results) and (workers or n_workers == 1), "no worker had finished a cell"
+    held = sorted(p.name for p in (results / ".locks").glob("*.lock"))  # the cells in flight
     os.kill(proc.pid, stop)
     code = proc.wait(timeout=60)
     if stop != signal.SIGKILL:
         assert code == 130
+        # a runner that stops its workers removes the locks they held (they were left until the next run)
+        assert held and not list((results / ".locks").glob("*.lock")), held
     deadline = time.time() + 20  # a worker notices its runner's death within a second
     while time.time() < deadline and _alive(workers):
         time.sleep(0.2)

@@ -77,3 +77,22 @@ def test_make_clean_cache_empties_the_cache_the_jobs_use(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in cache.iterdir()) == ["notes.txt"]
     assert str(cache) in proc.stdout
+
+
+def test_release_locks_of_removes_only_the_locks_of_the_stopped_processes_that_are_gone(tmp_path):
+    from core.store.locks import acquire_lock, lock_path, release_lock, release_locks_of
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(gone.stdout)
+    assert acquire_lock(tmp_path, "live")  # this process's: alive, kept
+    for run_id, host, pid in (("dead", None, dead_pid), ("elsewhere", "another-host", dead_pid),
+                              ("not-ours", None, dead_pid + 1_000_000)):
+        path = lock_path(tmp_path, run_id)
+        owner = json.loads(lock_path(tmp_path, "live").read_text(encoding="utf-8"))
+        path.write_text(json.dumps({**owner, "pid": pid, **({"host": host} if host else {})}), encoding="utf-8")
+    removed = release_locks_of(tmp_path, [os.getpid(), dead_pid])
+    assert removed == ["dead.lock"]
+    assert sorted(p.name for p in (tmp_path / ".locks").glob("*.lock")) == ["elsewhere.lock", "live.lock",
+                                                                             "not-ours.lock"]
+    release_lock(tmp_path, "live")

@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 DEFAULT_EXPIRY_S = 600.0
@@ -246,14 +246,15 @@ def _still_ours(path: Path) -> bool:
         return False
 
 
-def _take_over(path: Path) -> bool:
-    """Move a stale lock aside; True when the file moved is the one judged stale.
+def _take_over(path: Path, judged: int | None = None) -> bool:
+    """Move a stale lock aside; True when the file moved is the one judged stale (inode ``judged``, else
+    the one there now).
 
     Two runners may judge the same lock stale at once: the rename lets one win, and the inode
     check stops the other from removing the fresh lock the winner may already have made.
     """
     try:
-        judged = path.stat().st_ino
+        judged = path.stat().st_ino if judged is None else judged
         aside = path.with_name(f".stale-{uuid.uuid4().hex}")
         os.rename(path, aside)
     except OSError:
@@ -275,6 +276,26 @@ def release_lock(results: Path, run_id: str) -> None:
     elif str(path) in _HELD:
         log.warning("the lock of cell %s was taken over by another runner; left to it", run_id)
     _HELD.pop(str(path), None)
+
+
+def release_locks_of(results: Path, pids: Iterable[int]) -> list[str]:
+    """Remove the locks that processes ``pids`` of this host held and left when they were stopped (a runner's
+    workers it terminated on Ctrl-C or SIGTERM: they die without unwinding), once those processes are gone; a
+    lock another runner has taken over since, or whose process still runs, is kept. Returns the names removed."""
+    pids, removed = set(pids), []
+    for path in sorted((Path(results) / ".locks").glob("*.lock")):
+        try:
+            judged = path.stat().st_ino
+            owner = json.loads(path.read_text(encoding="utf-8")[:4096])
+            pid = int(owner["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if (owner.get("host") != socket.gethostname() or pid not in pids or _pid_alive(pid)
+                or owner.get("pid_namespace") not in (None, pid_namespace())):
+            continue
+        if _take_over(path, judged):
+            removed.append(path.name)
+    return removed
 
 
 @contextlib.contextmanager
