@@ -195,16 +195,36 @@ class Embeddings:
 _UNWRITABLE: set[str] = set()  # cache folders already warned about
 
 
+#: A cache temporary (``.tmp-*.npz``) not modified for this long was left by a write killed midway: no write takes it.
+ABANDONED_TMP_S = 3600.0
+
+
+def _remove_abandoned(folder: Path, now: float) -> None:
+    """Delete the temporaries of writes killed midway (SIGKILL, a pre-empted job), each as large as its entry and
+    never read: older than :data:`ABANDONED_TMP_S` by ``now``, the folder's own clock (another process's write
+    in progress is younger)."""
+    for left in folder.glob(".tmp-*.npz"):
+        try:
+            if now - left.stat().st_mtime > ABANDONED_TMP_S:
+                left.unlink()
+                log.info("removed %s, left in the embedding cache by a write killed midway", left.name)
+        except OSError:
+            continue
+
+
 def _save_to_cache(path: Path, image: np.ndarray, text: np.ndarray) -> None:
     """Write one cache entry atomically, best effort: a cache that cannot be written (read-only,
-    disk full) costs speed, never the run, and leaves no half-written temporary behind."""
+    disk full) costs speed, never the run, and leaves no half-written temporary behind (one a killed
+    write left goes at a later write, :func:`_remove_abandoned`)."""
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        now = os.fstat(fd).st_mtime
         with os.fdopen(fd, "wb") as f:
             np.savez(f, image=image, text=text)
         os.replace(tmp, path)
+        _remove_abandoned(path.parent, now)
     except OSError as exc:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)

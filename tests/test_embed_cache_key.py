@@ -59,3 +59,19 @@ def test_a_bad_batch_size_is_refused_before_the_cache_is_read(loaded, sample, tm
     with pytest.raises(ValueError, match="batch_size"):
         embed_dataset(loaded, sample, cache_dir=tmp_path, batch_size=bad)
     assert not list(tmp_path.glob("*.npz"))
+
+
+def test_a_write_removes_the_temporaries_that_killed_writes_left(loaded, sample, tmp_path):
+    """A write killed between its temporary and the rename (SIGKILL, a pre-empted job) left a `.tmp-*.npz` as
+    large as the entry, never read and never removed; a later write removes those older than an hour."""
+    import os
+    import time
+
+    old, fresh = tmp_path / ".tmp-k1ll3d00.npz", tmp_path / ".tmp-wr1t1ng0.npz"  # fresh: another write in progress
+    for f in (old, fresh):
+        f.write_bytes(b"\0" * 1000)
+    hours_ago = time.time() - 2 * 3600  # core.embed.ABANDONED_TMP_S is an hour
+    os.utime(old, (hours_ago, hours_ago))
+    embed_dataset(loaded, sample, cache_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.glob(".tmp-*")) == [fresh.name]
+    assert len(list(tmp_path.glob("[0-9a-f]*.npz"))) == 1  # the entry just written
