@@ -261,3 +261,22 @@ def test_a_parquet_file_that_unpacks_past_a_record_a_row_is_refused_before_it_is
     report = store.ingest(bomb, tmp_path / "store")
     assert not report.accepted and [where for where, _ in report.refused] == [str(bomb)]
     assert "row group 0 unpacks to 3 MiB for 1 rows; a record is at most 1 MiB" in report.refused[0][1]
+
+
+def test_a_parquet_file_refused_by_its_own_sizes_is_not_called_unreadable(tmp_path, monkeypatch):
+    """The row-group size and row-count checks ran inside the read's except ValueError, and RecordError is a
+    ValueError: a readable file of too many rows was refused as 'unreadable parquet: holds 3 rows...'."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import importlib
+
+    ingest_module = importlib.import_module("core.store.ingest")
+    path = tmp_path / "many.parquet"
+    pq.write_table(pa.table({"run_id": ["a", "b", "c"]}), path)
+    monkeypatch.setattr(ingest_module, "MAX_INPUT_RECORDS", 2)
+    report = store.ingest(path, tmp_path / "store")
+    assert [reason for _, reason in report.refused] == ["holds 3 rows; the limit is 2"]
+    damaged = tmp_path / "cut.parquet"
+    damaged.write_bytes(path.read_bytes()[:-20])  # a damaged file is still called unreadable
+    assert store.ingest(damaged, tmp_path / "store").refused[0][1].startswith("unreadable parquet: ")

@@ -108,10 +108,15 @@ def _check_unpacked_size(meta: pq.FileMetaData) -> None:
 
 def _parquet(path: Path) -> Iterator[tuple[str, Any]]:
     data = read_capped(path, MAX_PARQUET_BYTES)
+    unreadable = (OSError, pa.ArrowException, ValueError)
     try:
-        _check_unpacked_size(pq.ParquetFile(pa.BufferReader(data)).metadata)
+        meta = pq.ParquetFile(pa.BufferReader(data)).metadata
+    except unreadable as exc:
+        raise RecordError(f"unreadable parquet: {str(exc)[:120]}") from None
+    _check_unpacked_size(meta)  # outside the except: its RecordError (a ValueError) is no unreadable file
+    try:
         table = pq.read_table(pa.BufferReader(data))
-    except (OSError, pa.ArrowException, ValueError) as exc:
+    except unreadable as exc:
         raise RecordError(f"unreadable parquet: {str(exc)[:120]}") from None
     if table.num_rows > MAX_INPUT_RECORDS:
         raise RecordError(f"holds {table.num_rows} rows; the limit is {MAX_INPUT_RECORDS}")
