@@ -246,6 +246,21 @@ def test_a_zip_whose_end_record_understates_its_entries_is_refused_whole(stores,
         store.accept_submission(io.BytesIO(bytes(raw)), limits=limits)
 
 
+def test_a_zip_refused_for_its_directory_size_does_not_say_it_holds_one_file(tmp_path):
+    """A zip whose end record claims 1 entry but whose directory is larger than the limit's allowance was
+    refused as 'holds too many files (1); the limit is 50': the figure was the end record's lie."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(600):
+            zf.writestr(f"{i}.txt", b"")
+    raw = bytearray(buf.getvalue())
+    struct.pack_into("<HH", raw, raw.rfind(b"PK\x05\x06") + 8, 1, 1)
+    limits = dataclasses.replace(submissions.SUBMISSION_LIMITS, max_members=50)
+    with pytest.raises(UploadError, match=r"too many files \(its directory takes [\d,]+ bytes, more than 50 files "
+                                          r"would\); the limit is 50"):
+        store.accept_submission(io.BytesIO(bytes(raw)), limits=limits)
+
+
 def test_strangers_submissions_take_turns_and_the_hosts_job_does_not(stores, tmp_path, monkeypatch):
     """Parsing one submission can cost ~0.7 GB (10 million empty records before the record limit refuses them),
     and strangers' submissions were all read at once: now at most SUBMISSION_SLOTS, the next told to try again."""

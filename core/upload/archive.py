@@ -122,8 +122,11 @@ def _open_zip(fh: BinaryIO, limits: UploadLimits, what: str = "zip archive") -> 
     if size > limits.max_archive_bytes:
         raise UploadError(f"the upload is {size // MiB} MiB; the limit is {limits.max_archive_bytes // MiB} MiB")
     entries, cd_size = _entry_count(fh)
-    if entries > limits.max_members or cd_size > limits.max_members * 512:
+    if entries > limits.max_members:
         raise UploadError(f"the {what} holds too many files ({entries}); the limit is {limits.max_members}")
+    if cd_size > limits.max_members * 512:  # the end record's count may lie: it is no figure to give
+        raise UploadError(f"the {what} holds too many files (its directory takes {cd_size:,} bytes, more than "
+                          f"{limits.max_members} files would); the limit is {limits.max_members}")
     try:
         zf = zipfile.ZipFile(fh)
     except UnicodeDecodeError:
