@@ -169,10 +169,13 @@ SET_ASIDE_GLOBS = ("ckpt.superseded*.pt", "ckpt.unreadable*.pt")
 def set_aside_note(work: Path) -> str:
     """How many set-aside checkpoints ``work`` holds, their size, and how to remove them: each run of other
     settings keeps one more, so a sweep of settings fills the disk unless someone deletes them."""
-    kept = sorted({p for pattern in SET_ASIDE_GLOBS for p in work.glob(pattern)})
+    found = {pattern: sorted(work.glob(pattern)) for pattern in SET_ASIDE_GLOBS}
+    kept = sorted({p for paths in found.values() for p in paths})
     size = sum(p.stat().st_size for p in kept if p.is_file())
+    # only patterns that match: zsh (macOS's shell) runs no command with a pattern that matches nothing
+    patterns = " ".join(f"{shlex.quote(str(work))}/{pattern}" for pattern, paths in found.items() if paths)
     return (f"{work} now holds {len(kept)} checkpoint(s) set aside ({size / 1e6:.0f} MB); delete those you will not "
-            f"resume (rm {shlex.quote(str(work))}/ckpt.superseded*.pt {shlex.quote(str(work))}/ckpt.unreadable*.pt)")
+            f"resume (rm {patterns})")
 
 
 def load_checkpoint(ckpt: Path) -> dict:
