@@ -144,19 +144,6 @@ def test_notes_name_a_config_that_is_not_the_run_id_and_other_hardware():
         **same["provenance"], "blas_threads": {}}}) == []  # a record made before it was kept, or no BLAS seen
 
 
-def test_blas_threads_names_each_loaded_blas_and_its_count(monkeypatch):
-    import threadpoolctl
-
-    from core.blas import blas_threads
-
-    threads = blas_threads()  # numpy is loaded: its BLAS at least
-    assert threads and all(isinstance(n, int) and n >= 1 for n in threads.values())
-    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        assert set(blas_threads().values()) == {1}
-    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: 1 / 0)
-    assert blas_threads() == {}  # an unreadable build: the record stands without it
-
-
 def test_numerics_environment_keeps_only_the_kernel_settings_that_are_set():
     from core.experiment import numerics_environment
 
