@@ -260,7 +260,23 @@ def test_a_parquet_file_that_unpacks_past_a_record_a_row_is_refused_before_it_is
     monkeypatch.setattr(pq, "read_table", never)
     report = store.ingest(bomb, tmp_path / "store")
     assert not report.accepted and [where for where, _ in report.refused] == [str(bomb)]
-    assert "row group 0 unpacks to 3 MiB for 1 rows; a record is at most 1 MiB" in report.refused[0][1]
+    assert re.fullmatch(r"row group 0 unpacks to 3,1\d\d,\d{3} bytes for 1 row\(s\): more than 1,048,576 bytes a row, "
+                        r"the most a record may take", report.refused[0][1])
+
+
+def test_a_parquet_row_just_past_a_record_says_by_how_much(tmp_path):
+    """1.3 MiB in one row was refused as 'unpacks to 1 MiB for 1 rows; a record is at most 1 MiB': a figure
+    rounded to the limit it broke. Now in bytes, as a record file's size is."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"run_id": ["a"], "error": ["x" * int(1.3 * 2**20)]}), path, compression="zstd")
+    (reason,) = [reason for _, reason in store.ingest(path, tmp_path / "store").refused]
+    size = pq.ParquetFile(path).metadata.row_group(0).total_byte_size
+    assert 1.3 * 2**20 < size < 1.31 * 2**20
+    assert reason == (f"row group 0 unpacks to {size:,} bytes for 1 row(s): more than 1,048,576 bytes a row, the most "
+                      "a record may take")
 
 
 def test_a_parquet_file_refused_by_its_own_sizes_is_not_called_unreadable(tmp_path, monkeypatch):

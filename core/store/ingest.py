@@ -102,8 +102,9 @@ def _check_unpacked_size(meta: pq.FileMetaData) -> None:
     for i in range(meta.num_row_groups):
         group = meta.row_group(i)
         if group.total_byte_size > max(group.num_rows, 1) * MAX_RECORD_BYTES:
-            raise RecordError(f"row group {i} unpacks to {group.total_byte_size / 2**20:,.0f} MiB for "
-                              f"{group.num_rows} rows; a record is at most {MAX_RECORD_BYTES >> 20} MiB")
+            # in bytes: MiB rounded 1.3 MiB to the limit it broke ('1 MiB for 1 rows; a record is at most 1 MiB')
+            raise RecordError(f"row group {i} unpacks to {group.total_byte_size:,} bytes for {group.num_rows} "
+                              f"row(s): more than {MAX_RECORD_BYTES:,} bytes a row, the most a record may take")
 
 
 def _parquet(path: Path) -> Iterator[tuple[str, Any]]:
