@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.grid_config import MAX_CELLS, Grid, GridConfigError, load_grid
-from core.store.locks import acquire_lock, heartbeat, live_locks, lock_path, release_lock, release_locks_of  # noqa: F401
+from core.store.locks import (acquire_lock, heartbeat, live_locks, lock_path, release_lock,  # noqa: F401
+                              release_locks_of)
 from jobs.cli import (EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_USER_ERROR, log_progress, quiet_libraries,
                       user_facing)
 from jobs.grid_preflight import _known, preflight  # noqa: F401 (tests and grid_slurm use them from here)
@@ -173,7 +174,8 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
                 log.info("running %s", _describe(cell))
                 report(i, cell, execute_cell(cell, str(results), str(cache_dir) if cache_dir else None, devices[0],
                                              command, retry_failed, threads))
-        except KeyboardInterrupt:  # the cell in flight is lost (no record; execute_cell releases its lock); say how to resume
+        except KeyboardInterrupt:
+            # the cell in flight is lost (no record; execute_cell releases its lock); say how to resume
             _stopped(counts, len(pending))
             raise
         finally:

@@ -138,6 +138,7 @@ def test_shorten_keeps_the_start_or_the_start_and_end():
     assert text.shorten("abcdefghij", 6) == "abcde…"
     assert text.shorten("abcdefghij", 6, keep_end=True) == "abc…ij"  # 3 + … + 2: the start gets the odd place
     assert text.shorten("abcdefghij", 7, keep_end=True) == "abc…hij"
-    assert text.shorten("abcdefghij", 1, keep_end=True) == "…" and text.shorten("abcdefghij", 2, keep_end=True) == "a…"
+    assert text.shorten("abcdefghij", 1, keep_end=True) == "…"
+    assert text.shorten("abcdefghij", 2, keep_end=True) == "a…"
     with pytest.raises(ValueError, match="at least 1"):
         text.shorten("abc", 0, keep_end=True)

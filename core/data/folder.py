@@ -79,9 +79,9 @@ def split_within_class(keys: list[str], split: str) -> list[int]:
     key (an order no listing or renaming of other files changes), every TEST_EVERY-th is a test item, so each class
     keeps ~20 % for test and a class of fewer than TEST_EVERY items stays in train. Adding or removing an item moves
     the ranks after it, so others of its class can change split (one file added to a class of 50 moved 7 of its 10
-    test items): a split that must stay put is given as train/ and test/ folders. Keys are hashed in NFC: macOS often gives
-    ``café.png`` decomposed, and its images went to other splits than on Linux; two keys with one NFC form (two
-    files on Linux) are ordered as spelled, not by their position. Sorted positions. ValueError for a ``split``
+    test items): a split that must stay put is given as train/ and test/ folders. Keys are hashed in NFC: macOS
+    often gives ``café.png`` decomposed, and its images went to other splits than on Linux; two keys with one NFC
+    form (two files on Linux) are ordered as spelled, not by their position. Sorted positions. ValueError for a ``split``
     other than 'train' or 'test' (any other, 'val' or 'Test', was given the train items)."""
     check_split(split)
     nfc = [unicodedata.normalize("NFC", k) for k in keys]
