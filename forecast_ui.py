@@ -148,6 +148,8 @@ def check_upload(upload, template: str, model_key: str):
                                       on_wait=None if waited else waiting):
                 parsed = parsed_upload(upload, template, model_key)
             checked: Any = Checked(parsed.summary() if hasattr(parsed, "summary") else embeddings_summary(parsed))
+            if hasattr(parsed, "summary"):  # images: the reference splits the run checks them against, hashed ahead
+                warm_overlap_check(parsed.data.images, model_key)
         except UploadError as exc:  # its message alone: its traceback held every image read (525 MB a tab)
             checked = type(exc)(str(exc))  # its kind kept: a TemplateError is the template's, not the file's
         except BusyError:
@@ -156,6 +158,39 @@ def check_upload(upload, template: str, model_key: str):
         state = (ident, checked)
         st.session_state["fc_checked"] = state
     return state[1]
+
+
+def reference_datasets(model_key: str) -> list[str]:
+    """The datasets of the stored runs a forecast with model ``model_key`` is fitted on (none for a bad key)."""
+    from core.models import spec_for
+
+    try:
+        spec, runs = spec_for(model_key), forecast_runs()
+    except ValueError:  # an empty IIMM_FORECAST_MODEL: the page picks its first model, and the run says the rest
+        return []
+    return [] if runs.empty else list(predict.reference_runs(runs, spec.arch, spec.pretrained_tag)["dataset"].unique())
+
+
+def warm_overlap_check(images, model_key: str) -> None:
+    """Start hashing the splits of the model's reference datasets that could hold these images (None: any), so the
+    run finds them ready (core.reference_overlap.warm: a world task only for 32x32 images, once per process)."""
+    from core.reference_overlap import warm
+
+    warm(images, reference_datasets(model_key))
+
+
+def example_download(model_key: str):
+    """The example download's data, made on click: the example zip, its click also starting the hashing of the
+    model's reference splits that the forecast of the example (world images) checks, while it is uploaded."""
+    from core.data.example import example_sample_zip
+    from core.reference_overlap import warm
+
+    datasets = reference_datasets(model_key)
+
+    def data() -> bytes:
+        warm(None, datasets)
+        return example_sample_zip()
+    return data
 
 
 # Forecasts take turns (core.turns): each uses every core, so more at once only makes all of them slower.
@@ -265,6 +300,7 @@ def outcome_views(res, rows: pd.DataFrame) -> None:
     titles = option_labels(list(rows["method"]), named.get)
     method = left.selectbox("method for the IIMM chart", list(titles), key="fc_method", format_func=titles.get)
     ref = predict.reference_runs(forecast_runs(), res.model, res.pretrained, method)
+    ref = ref[~ref["dataset"].isin(list(res.left_out))]  # as the forecast: without a dataset holding its images
     # the chart's axis is IIMM: its mark is the IIMM line's forecast, which the table may not use
     mark = {**res.highlight("id_gain", method), "label": f"your dataset ({named[method]}, IIMM line)"}
     try:

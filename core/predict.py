@@ -85,6 +85,8 @@ class ForecastResult:
     #: The reference runs' records say they ran with random weights (the model itself may be trained): the
     #: forecast's gains and forgetting then describe an untrained network.
     reference_random_weights: bool = False
+    #: Reference datasets left out as they hold some of the sample's images, with how many (core.reference_overlap)
+    left_out: dict[str, int] = field(default_factory=dict)
 
     @property
     def untrained(self) -> bool:
@@ -346,22 +348,30 @@ def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
     progress(done, total) is called after every embedding batch. The on-disk embedding
     cache is off by default: uploads are strangers' data. ``image_embeddings``: the sample's images
     embedded by ``loaded`` before (``core.embed.embed_images``), kept in memory by the caller; then only
-    the prompts are embedded (``timings["embed_s"]`` is the embedding this call did).
+    the prompts are embedded (``timings["embed_s"]`` is the embedding this call did). A reference dataset
+    holding some of the sample's images is left out, and said so (``core.reference_overlap``, ``left_out``).
     """
     from core.embed import embed_dataset  # torch: only when images must be embedded
+    from core.reference_overlap import leave_out_overlapping, left_out_note
 
     t0 = time.perf_counter()
+    runs_df, left_out = leave_out_overlapping(runs_df, sample.images, loaded.spec.arch, loaded.spec.pretrained_tag)
+    overlap_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
     emb = embed_dataset(loaded, sample, progress=progress, use_cache=use_cache, image_embeddings=image_embeddings)
-    timings = {"embed_s": time.perf_counter() - t0}
+    timings = {"embed_s": time.perf_counter() - t0, "overlap_s": overlap_s}
     from core.transferability import classifier_params
 
     spec = loaded.spec
     scale, bias = classifier_params(loaded.model)
     kwargs = {"logit_scale": scale, "logit_bias": bias, **kwargs}
-    return forecast_for_embeddings(emb.image, emb.text, emb.labels, emb.class_names, runs_df,
-                                   model=spec.arch, pretrained=spec.pretrained_tag,
-                                   model_label=emb.model_label, random_weights=emb.random_weights,
-                                   n_boot=n_boot, timings=timings, **kwargs)
+    res = forecast_for_embeddings(emb.image, emb.text, emb.labels, emb.class_names, runs_df,
+                                  model=spec.arch, pretrained=spec.pretrained_tag,
+                                  model_label=emb.model_label, random_weights=emb.random_weights,
+                                  n_boot=n_boot, timings=timings, **kwargs)
+    if left_out:  # said first: the forecast's reference datasets are not all the store holds
+        res.left_out, res.notes = left_out, [left_out_note(left_out, len(sample)), *res.notes]
+    return res
 
 
 def forecast_for_npz(arrays: dict[str, Any], runs_df: pd.DataFrame, model_key: str,

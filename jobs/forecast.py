@@ -18,7 +18,8 @@ zero-shot accuracy, the verdict and one row per method (predicted in-domain gain
 also writes the per-method rows as CSV (a ``sample`` column first), or everything as JSON: ``provenance``
 (model, template, reference folders and run count, package versions, git revision, time), ``forecasts`` (per
 sample: its path and SHA-256, measures, baselines, verdict, rows, how each forecast was chosen with its
-measured coverage) and ``refused`` (samples that could not be used, with the reason).
+measured coverage) and ``refused`` (samples that could not be used, with the reason). A reference dataset whose
+splits hold some of an image sample's images is left out of its forecast, said in a note (and ``left_out``).
 
 Exit (``jobs.cli``'s convention): 0 every sample forecast; 1 some sample could not be used (said on stderr; the
 others are forecast and written); 2 an option, the store, or every sample cannot be used (nothing written); 3
@@ -148,6 +149,7 @@ def document(res: Any, rows: pd.DataFrame, verdict: Any, selection: pd.DataFrame
         "iimm": {"value": res.iimm, "lo": res.iimm_lo, "hi": res.iimm_hi},
         "measures": _records(res.measures), "baselines": _records(res.baselines),
         "enough_runs": bool(res.enough_runs), "message": res.message, "command": res.command, "notes": res.notes,
+        "left_out": res.left_out,  # reference datasets holding some of the sample's images: {name: images held}
         "verdict": {"confidence": verdict.confidence, "headline": verdict.headline, "reasons": verdict.reasons,
                     "warnings": verdict.warnings} if res.enough_runs else {"warnings": verdict.warnings},
         "methods": _records(rows), "selection": _records(selection)}  # json_text writes NaN as null

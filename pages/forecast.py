@@ -8,6 +8,7 @@ import forecast_ui as fui
 from core import advice
 from core.data import example
 from core.models import DEFAULT_MODEL, ModelUnavailableError, list_models
+from core.reference_overlap import NOTE_START
 from core.text import plain
 from core.turns import BusyError
 from core.upload import TemplateError, UploadError
@@ -24,11 +25,11 @@ st.write("Upload a labelled sample of your task: a zip of class folders (`cat/00
 upload = st.file_uploader("labelled sample", type=["zip", "npz"], key="fc_upload", help=(
     "The same forecast from a terminal, for a folder, a zip or an .npz, or many at once: "
     "`python -m jobs.forecast SAMPLE... --model KEY --out forecast.json`"))
+keys, wanted = list(SPECS), os.environ.get("IIMM_FORECAST_MODEL", DEFAULT_MODEL)
 st.download_button(f"No sample at hand? Download an example ({example.EXAMPLE_TASK})", help=example.EXAMPLE_NOTE,
-                   data=example.example_sample_zip, file_name=f"{example.EXAMPLE_TASK}-example.zip",
+                   data=fui.example_download(wanted), file_name=f"{example.EXAMPLE_TASK}-example.zip",
                    mime="application/zip", key="fc_example", type="tertiary", icon=":material/download:",
                    on_click="ignore")
-keys, wanted = list(SPECS), os.environ.get("IIMM_FORECAST_MODEL", DEFAULT_MODEL)
 c1, c2 = st.columns(2)
 key = app.link_select(c1, "model", {k: app.model_option(SPECS[k]) for k in keys}, "fc_model",
                       index=keys.index(wanted) if wanted in keys else 0)  # warns of a link's unknown model
@@ -68,7 +69,7 @@ if "fc_result" in st.session_state:
     for warning in verdict.warnings:
         st.warning(plain(warning, max_chars=400))
     for note in res.notes:  # what the forecast left out or assumed (LEEP without a logit scale, ...)
-        st.caption(plain(note, max_chars=400))
+        (st.info if note.startswith(NOTE_START) else st.caption)(plain(note, max_chars=600))  # a dataset left out
     fui.zero_shot_metrics(res)
     if res.enough_runs:
         fui.outcome_views(res, rows)

@@ -1,0 +1,156 @@
+"""Reference datasets that hold a sample's own images, left out of that sample's forecast.
+
+A forecast is fitted on the stored runs of other datasets; a sample cut from one of those datasets (part of a
+world task's train or test split, uploaded) would be forecast from that very dataset's runs: in sample, where
+the measured leave-one-dataset-out error and coverage do not apply. :func:`leave_out_overlapping` hashes the
+sample's decoded pixels (``core.data.overlap``), finds every reference dataset whose train or test split holds
+one of them, and drops its runs, as leave-one-dataset-out evaluation drops a dataset; :func:`left_out_note`
+says which and how many images. Exact pixels only: a re-encoded, resized or re-augmented copy is not found.
+
+Only datasets at hand offline are checked: the generated worlds' tasks and ``folder:`` datasets whose folder
+exists. Anything else (a torchvision set, an unknown name) is not checked, said in a log line, never
+downloaded. A split's digests are computed once per process (rendering the world v1 tasks' splits took 8 to 10 s
+on two cores; the page starts it in the background when the example is downloaded or a 32x32 upload is checked,
+:func:`warm`; a folder changed later is read again only by a new process), and a world task is rendered only for
+a sample holding an image of the worlds' size (32x32): other uploads pay nothing.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from core.data.errors import DatasetUnavailableError
+from core.data.overlap import image_hashes
+
+log = logging.getLogger(__name__)
+WORLD_SOURCES = ("world", "world-v2")
+#: The first words of the note a forecast carries when it left a reference dataset out.
+NOTE_START = "Left out of the reference datasets"
+_HASHES: dict[tuple[str, str], frozenset[bytes]] = {}
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_GUARD = threading.Lock()
+_WARMING: threading.Thread | None = None  # the one background thread computing them
+
+
+def split_hashes(name: str, split: str) -> frozenset[bytes]:
+    """The digests of the images of ``name``'s ``split`` (:func:`core.data.overlap.image_hashes`), computed once
+    per process (a second caller while they are computed waits for them)."""
+    from core.data.registry import load_split
+
+    key = (name, split)
+    with _GUARD:
+        lock = _LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        if key not in _HASHES:
+            _HASHES[key] = frozenset(image_hashes(load_split(name, split)))
+        return _HASHES[key]
+
+
+def _world_side() -> int:
+    from core.data.world_render import SIZE  # both worlds draw SIZE x SIZE images (world2 renders with it)
+
+    return SIZE
+
+
+def not_checked(name: str) -> str | None:
+    """Why ``name``'s images cannot be checked offline, or None when they can (a world task, an existing folder)."""
+    from core.data.registry import get_dataset
+
+    try:
+        spec = get_dataset(name)
+    except ValueError:
+        return "not a registered dataset"
+    if spec.source in WORLD_SOURCES:
+        return None
+    if spec.source == "folder":
+        return None if Path(name[len("folder:"):]).is_dir() else "its folder is not here"
+    return f"a {spec.source} dataset, not read offline"
+
+
+def _sizes(images: Sequence[Any]) -> set[tuple[int, int]]:
+    """The (height, width) of each image: a PIL image's size or an array's first two axes."""
+    if isinstance(images, np.ndarray):
+        return {tuple(images.shape[1:3])}
+    return {(im.size[1], im.size[0]) if hasattr(im, "mode") else tuple(np.shape(im)[:2]) for im in images}
+
+
+def _to_check(images: Sequence[Any] | None, datasets: Sequence[str], say: bool) -> list[str]:
+    """The ``datasets`` that could hold one of ``images`` (None: any image): those read offline (the others logged
+    when ``say``), a world task only when a sample image has the worlds' size."""
+    from core.data.registry import get_dataset
+
+    sizes, out = {(_world_side(),) * 2} if images is None else _sizes(images) if len(images) else set(), []
+    for name in datasets:
+        if (why := not_checked(name)) is not None:
+            if say:
+                log.info("reference dataset %s not checked for the sample's images: %s", name, why)
+        elif get_dataset(name).source not in WORLD_SOURCES or (_world_side(),) * 2 in sizes:
+            out.append(name)
+    return out
+
+
+def sample_overlaps(images: Sequence[Any], datasets: Sequence[str]) -> dict[str, int]:
+    """{dataset: how many of ``images`` its train or test split holds} for the ``datasets`` that hold any, in
+    their order. A world task is looked at only when a sample image has the worlds' size; a dataset that cannot
+    be checked offline (:func:`not_checked`), or whose splits cannot be read, is logged and skipped."""
+    digests: list[bytes] | None = None
+    found: dict[str, int] = {}
+    for name in _to_check(images, datasets, say=True):
+        digests = image_hashes(images) if digests is None else digests
+        try:
+            held = split_hashes(name, "train") | split_hashes(name, "test")
+        except (ValueError, OSError, DatasetUnavailableError) as exc:  # a folder without a split, unreadable files
+            log.info("reference dataset %s not checked for the sample's images: %s", name, exc)
+            continue
+        if n := sum(d in held for d in digests):
+            found[name] = n
+    return found
+
+
+def warm(images: Sequence[Any] | None, datasets: Sequence[str]) -> threading.Thread | None:
+    """Start computing, in a background thread, the split digests :func:`sample_overlaps` will read for these
+    ``images`` (None: any) and ``datasets``; the thread, or None where there is nothing to compute (a sample no
+    world task can hold, digests computed already) or another such thread is at work (its splits then wait)."""
+    global _WARMING
+    names = _to_check(images, datasets, say=False)
+
+    def run() -> None:
+        for name in names:
+            try:
+                split_hashes(name, "train"), split_hashes(name, "test")
+            except Exception as exc:  # noqa: BLE001 - the forecast checks again, and says why
+                log.info("reference dataset %s not hashed ahead: %s", name, exc)
+    with _GUARD:
+        if (not names or all((n, s) in _HASHES for n in names for s in ("train", "test"))
+                or (_WARMING is not None and _WARMING.is_alive())):
+            return None
+        _WARMING = threading.Thread(target=run, name="reference-overlap", daemon=True)
+        _WARMING.start()
+        return _WARMING
+
+
+def left_out_note(left_out: dict[str, int], n_images: int) -> str:
+    """The sentence saying which reference datasets were left out and how many of the sample's images each holds."""
+    held = "; ".join(f"{name} (holds {n} of your {n_images} images)" for name, n in left_out.items())
+    return (f"{NOTE_START}: {held}. Your sample shares images with these datasets, so their runs would make the "
+            "forecast in-sample; without them it is made as leave-one-dataset-out evaluation makes it, which "
+            "its measured error and coverage describe.")
+
+
+def leave_out_overlapping(runs_df: pd.DataFrame, images: Sequence[Any], model: str, pretrained: str
+                          ) -> tuple[pd.DataFrame, dict[str, int]]:
+    """``runs_df`` without the runs of every reference dataset of (model, pretrained) that holds any of ``images``,
+    and {dataset: images of the sample it holds} (empty: ``runs_df`` itself)."""
+    if runs_df.empty or not {"model", "pretrained", "dataset"} <= set(runs_df.columns):
+        return runs_df, {}
+    mine = runs_df[(runs_df["model"] == model) & (runs_df["pretrained"] == pretrained)]
+    left_out = sample_overlaps(images, list(dict.fromkeys(mine["dataset"].dropna().astype(str))))
+    if not left_out:
+        return runs_df, {}
+    log.info("%s", left_out_note(left_out, len(images)))
+    return runs_df[~runs_df["dataset"].isin(list(left_out))], left_out

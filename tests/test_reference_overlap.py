@@ -1,0 +1,149 @@
+"""A forecast of a sample cut from a reference dataset leaves that dataset out and says so
+(core.reference_overlap, core.predict, the Forecast page, jobs.forecast); the example sample (scene-kind, an OOD-panel
+task never fine-tuned on) leaves nothing out."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import reference_overlap as ro
+from core import store
+from core.data.example import EXAMPLE_TASK, example_sample_zip
+from core.upload import load_image_folder_zip
+from tests.app_helpers import page, run_upload
+from tests.fixtures import make_fixture_records
+
+WORLD_SETS = {"fx-set-0": "shape-kind", "fx-set-1": "letters"}  # two fixture datasets named as world tasks
+
+
+def _images(task: str, per_class: int = 2) -> list:
+    """The sample images the page gets for a zip cut from ``task``'s test split."""
+    return load_image_folder_zip(io.BytesIO(example_sample_zip(task, per_class=per_class))).data.images
+
+
+def _runs(datasets: list[str]) -> pd.DataFrame:
+    """Reference runs of worldclip-tiny (world-v1) on ``datasets``, one each."""
+    return pd.DataFrame([{"model": "worldclip-tiny", "pretrained": "world-v1", "dataset": d} for d in datasets])
+
+
+def test_a_sample_cut_from_a_reference_dataset_leaves_it_out_and_only_it(tmp_path, caplog):
+    folder = tmp_path / "mine"
+    for split in ("train", "test"):
+        for k, image in enumerate(_images("letters", 1)[:2]):  # two of the letters sample's images in a folder
+            (folder / split / f"c{k}").mkdir(parents=True)
+            image.save(folder / split / f"c{k}" / f"{k}.png")
+    runs = _runs(["shape-kind", "letters", "cifar100", "fx-set-2", f"folder:{folder}", "folder:/no/such/folder"])
+    sample = _images("shape-kind")  # 6 classes x 2 images
+    with caplog.at_level(logging.INFO, logger="core.reference_overlap"):
+        kept, left_out = ro.leave_out_overlapping(runs, sample, "worldclip-tiny", "world-v1")
+    assert left_out == {"shape-kind": 12}
+    assert list(kept["dataset"]) == ["letters", "cifar100", "fx-set-2", f"folder:{folder}", "folder:/no/such/folder"]
+    said = caplog.text
+    assert "cifar100 not checked" in said and "not read offline" in said  # never downloaded
+    assert "fx-set-2 not checked" in said and "folder:/no/such/folder not checked" in said
+    note = ro.left_out_note(left_out, len(sample))
+    assert note.startswith(ro.NOTE_START) and "shape-kind (holds 12 of your 12 images)" in note
+    letters = _images("letters", 1)  # one image per class: the folder holds two of them
+    assert ro.leave_out_overlapping(runs, letters, "worldclip-tiny", "world-v1")[1] == {"letters": len(letters),
+                                                                                       f"folder:{folder}": 2}
+    assert ro.leave_out_overlapping(runs, sample, "worldclip-tiny", "other")[1] == {}  # not this model's references
+
+
+def test_the_example_sample_leaves_nothing_out():
+    runs = _runs(["shape-kind", "letters"])
+    kept, left_out = ro.leave_out_overlapping(runs, _images(EXAMPLE_TASK), "worldclip-tiny", "world-v1")
+    assert left_out == {} and kept is runs
+
+
+def test_a_sample_of_other_sizes_renders_no_world_split(monkeypatch):
+    def refuse(name, split):
+        raise AssertionError(f"{name} {split} rendered")
+    monkeypatch.setattr(ro, "split_hashes", refuse)
+    big = [image.resize((64, 64)) for image in _images("shape-kind")]
+    assert ro.sample_overlaps(big, ["shape-kind", "letters"]) == {}
+    assert ro.warm(big, ["shape-kind"]) is None
+    with pytest.raises(AssertionError, match="shape-kind train rendered"):
+        ro.sample_overlaps(_images("shape-kind"), ["shape-kind"])
+
+
+def test_split_digests_are_computed_once(monkeypatch):
+    from core.data import registry
+
+    calls = []
+    real = registry.load_split
+    monkeypatch.setattr(registry, "load_split", lambda name, split: calls.append((name, split)) or real(name, split))
+    monkeypatch.setattr(ro, "_HASHES", {})
+    thread = ro.warm(_images("shape-kind"), ["shape-kind"])
+    thread.join(60)
+    assert ro.sample_overlaps(_images("shape-kind"), ["shape-kind"]) == {"shape-kind": 12}
+    assert ro.sample_overlaps(_images("shape-kind"), ["shape-kind"]) == {"shape-kind": 12}
+    assert calls == [("shape-kind", "train"), ("shape-kind", "test")]
+
+
+@pytest.fixture
+def world_named_store(tmp_path, monkeypatch):
+    """The app tests' fixture store (random tiny model, 6 datasets) with two datasets named as world v1 tasks."""
+    results, shipped = tmp_path / "results", tmp_path / "shipped"
+    shipped.mkdir()
+    for record in make_fixture_records(pretrained="random"):
+        record["dataset"] = WORLD_SETS.get(record["dataset"], record["dataset"])
+        record["run_id"] += "-" + record["dataset"]
+        store.write_record(record, results)
+    monkeypatch.setenv(store.ENV_VAR, str(results))
+    monkeypatch.setattr(store, "SHIPPED_DIR", shipped)
+    monkeypatch.setenv("IIMM_FORECAST_MODEL", "worldclip-tiny-random")
+    return results
+
+
+@pytest.mark.slow
+def test_the_page_leaves_out_the_dataset_its_sample_was_cut_from_and_says_so(world_named_store):
+    at = run_upload(page("forecast").run(), "shape-kind.zip", example_sample_zip("shape-kind", per_class=3))
+    assert not at.exception and not at.error
+    _, res, _ = at.session_state["fc_result"]
+    assert res.left_out == {"shape-kind": 18} and res.enough_runs
+    (note,) = [i.value.replace("\\", "") for i in at.info if "Left out of" in i.value]  # markdown unescaped
+    assert "Left out of the reference datasets: shape-kind (holds 18 of your 18 images)" in note
+    assert set(at.dataframe[0].value["n_datasets"]) == {5}  # the forecast rests on the 5 other datasets
+    at = run_upload(page("forecast").run(), "example.zip", example_sample_zip(per_class=3))
+    _, res, _ = at.session_state["fc_result"]
+    assert res.left_out == {} and not [i for i in at.info if "Left out of" in i.value]
+    assert set(at.dataframe[0].value["n_datasets"]) == {6}
+
+
+@pytest.mark.slow
+def test_the_job_leaves_out_the_dataset_its_sample_was_cut_from_and_says_so(world_named_store, tmp_path, capsys):
+    from jobs import forecast as job
+
+    cut, example, npz = tmp_path / "shape-kind.zip", tmp_path / "example.zip", tmp_path / "emb.npz"
+    cut.write_bytes(example_sample_zip("shape-kind", per_class=3))
+    example.write_bytes(example_sample_zip(per_class=3))
+    rng = np.random.default_rng(0)
+    np.savez(npz, image_embeddings=rng.normal(size=(18, 128)).astype(np.float32),
+             text_embeddings=rng.normal(size=(3, 128)).astype(np.float32), labels=np.arange(18) % 3,
+             class_names=np.array(["a", "b", "c"]))
+    out = tmp_path / "f.json"
+    code = job.main([str(cut), str(example), str(npz), "--model", "worldclip-tiny-random",
+                     "--results", str(world_named_store), "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert printed.count("note: Left out of the reference datasets") == 1
+    assert "note: Left out of the reference datasets: shape-kind (holds 18 of your 18 images)" in printed
+    forecasts = json.loads(out.read_text())["forecasts"]
+    assert [f["left_out"] for f in forecasts] == [{"shape-kind": 18}, {}, {}]  # an .npz has no images to check
+    assert [min(r["n_datasets"] for r in f["methods"]) for f in forecasts] == [5, 6, 6]
+
+
+def test_the_example_download_starts_hashing_the_models_reference_splits(world_named_store, monkeypatch):
+    import forecast_ui
+
+    warmed = []
+    monkeypatch.setattr(ro, "warm", lambda images, datasets: warmed.append((images, sorted(datasets))))
+    data = forecast_ui.example_download("worldclip-tiny-random")
+    assert warmed == []  # on the click, not per page view
+    assert data() == example_sample_zip()
+    assert warmed == [(None, ["fx-set-2", "fx-set-3", "fx-set-4", "fx-set-5", "letters", "shape-kind"])]
