@@ -149,7 +149,7 @@ def check_upload(upload, template: str, model_key: str):
                 parsed = parsed_upload(upload, template, model_key)
             checked: Any = Checked(parsed.summary() if hasattr(parsed, "summary") else embeddings_summary(parsed))
             if hasattr(parsed, "summary"):  # images: the reference splits the run checks them against, hashed ahead
-                warm_overlap_check(parsed.data.images, model_key)
+                warm_overlap_check(parsed.data.images, parsed.data.class_names, model_key)
         except UploadError as exc:  # its message alone: its traceback held every image read (525 MB a tab)
             checked = type(exc)(str(exc))  # its kind kept: a TemplateError is the template's, not the file's
         except BusyError:
@@ -171,26 +171,13 @@ def reference_datasets(model_key: str) -> list[str]:
     return [] if runs.empty else list(predict.reference_runs(runs, spec.arch, spec.pretrained_tag)["dataset"].unique())
 
 
-def warm_overlap_check(images, model_key: str) -> None:
-    """Start hashing the splits of the model's reference datasets that could hold these images (None: any), so the
-    run finds them ready (core.reference_overlap.warm: a world task only for 32x32 images, once per process)."""
+def warm_overlap_check(images, class_names, model_key: str) -> None:
+    """Start hashing the splits of the model's reference datasets that could hold these images, so the run finds
+    them ready (core.reference_overlap.warm: a world task only for 32x32 images of one of its classes, once per
+    process)."""
     from core.reference_overlap import warm
 
-    warm(images, reference_datasets(model_key))
-
-
-def example_download(model_key: str):
-    """The example download's data, made on click: the example zip, its click also starting the hashing of the
-    model's reference splits that the forecast of the example (world images) checks, while it is uploaded."""
-    from core.data.example import example_sample_zip
-    from core.reference_overlap import warm
-
-    datasets = reference_datasets(model_key)
-
-    def data() -> bytes:
-        warm(None, datasets)
-        return example_sample_zip()
-    return data
+    warm(images, reference_datasets(model_key), class_names=class_names)
 
 
 # Forecasts take turns (core.turns): each uses every core, so more at once only makes all of them slower.

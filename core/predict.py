@@ -355,7 +355,8 @@ def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
     from core.reference_overlap import leave_out_overlapping, left_out_note
 
     t0 = time.perf_counter()
-    runs_df, left_out = leave_out_overlapping(runs_df, sample.images, loaded.spec.arch, loaded.spec.pretrained_tag)
+    runs_df, left_out = leave_out_overlapping(runs_df, sample.images, loaded.spec.arch, loaded.spec.pretrained_tag,
+                                              class_names=sample.class_names)
     overlap_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     emb = embed_dataset(loaded, sample, progress=progress, use_cache=use_cache, image_embeddings=image_embeddings)

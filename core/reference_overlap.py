@@ -10,9 +10,11 @@ says which and how many images. Exact pixels only: a re-encoded, resized or re-a
 Only datasets at hand offline are checked: the generated worlds' tasks and ``folder:`` datasets whose folder
 exists. Anything else (a torchvision set, an unknown name) is not checked, said in a log line, never
 downloaded. A split's digests are computed once per process (rendering the world v1 tasks' splits took 8 to 10 s
-on two cores; the page starts it in the background when the example is downloaded or a 32x32 upload is checked,
-:func:`warm`; a folder changed later is read again only by a new process), and a world task is rendered only for
-a sample holding an image of the worlds' size (32x32): other uploads pay nothing.
+on two cores; the page starts it in the background when a 32x32 upload is checked, :func:`warm`; a folder changed
+later is read again only by a new process), and a world task is rendered only for a sample holding an image of the
+worlds' size (32x32) and, where the sample's class names are given, naming one of the task's classes (a copy
+whose classes were all renamed is not looked for): the example sample (scene-kind, whose classes no other task
+has) and other uploads pay nothing.
 """
 from __future__ import annotations
 
@@ -79,28 +81,53 @@ def _sizes(images: Sequence[Any]) -> set[tuple[int, int]]:
     return {(im.size[1], im.size[0]) if hasattr(im, "mode") else tuple(np.shape(im)[:2]) for im in images}
 
 
-def _to_check(images: Sequence[Any] | None, datasets: Sequence[str], say: bool) -> list[str]:
+def _class_key(name: object) -> str:
+    """A class name as folders and prompts may spell it alike ('Satellite_Photo' and 'satellite photo')."""
+    return " ".join(str(name).replace("_", " ").split()).casefold()
+
+
+def _world_classes(name: str, source: str) -> set[str]:
+    """The class names of the world task ``name`` (no rendering), as :func:`_class_key` spells them."""
+    if source == "world":
+        from core.data.world import get_world_task
+
+        return {_class_key(c) for c in get_world_task(name).class_names}
+    from core.data.world2.suites import get_task
+
+    return {_class_key(c) for c in get_task(name).class_names}
+
+
+def _to_check(images: Sequence[Any] | None, datasets: Sequence[str], say: bool,
+              class_names: Sequence[str] | None = None) -> list[str]:
     """The ``datasets`` that could hold one of ``images`` (None: any image): those read offline (the others logged
-    when ``say``), a world task only when a sample image has the worlds' size."""
+    when ``say``), a world task only when a sample image has the worlds' size and, with ``class_names`` (the
+    sample's), when it names one of them."""
     from core.data.registry import get_dataset
 
     sizes, out = {(_world_side(),) * 2} if images is None else _sizes(images) if len(images) else set(), []
+    classes = None if class_names is None else {_class_key(c) for c in class_names}
     for name in datasets:
         if (why := not_checked(name)) is not None:
             if say:
                 log.info("reference dataset %s not checked for the sample's images: %s", name, why)
-        elif get_dataset(name).source not in WORLD_SOURCES or (_world_side(),) * 2 in sizes:
+            continue
+        source = get_dataset(name).source
+        if source not in WORLD_SOURCES:
+            out.append(name)
+        elif (_world_side(),) * 2 in sizes and (classes is None or classes & _world_classes(name, source)):
             out.append(name)
     return out
 
 
-def sample_overlaps(images: Sequence[Any], datasets: Sequence[str]) -> dict[str, int]:
+def sample_overlaps(images: Sequence[Any], datasets: Sequence[str], *,
+                    class_names: Sequence[str] | None = None) -> dict[str, int]:
     """{dataset: how many of ``images`` its train or test split holds} for the ``datasets`` that hold any, in
-    their order. A world task is looked at only when a sample image has the worlds' size; a dataset that cannot
-    be checked offline (:func:`not_checked`), or whose splits cannot be read, is logged and skipped."""
+    their order. A world task is looked at only when a sample image has the worlds' size and, given the sample's
+    ``class_names``, when it shares one; a dataset that cannot be checked offline (:func:`not_checked`), or whose
+    splits cannot be read, is logged and skipped."""
     digests: list[bytes] | None = None
     found: dict[str, int] = {}
-    for name in _to_check(images, datasets, say=True):
+    for name in _to_check(images, datasets, say=True, class_names=class_names):
         digests = image_hashes(images) if digests is None else digests
         try:
             held = split_hashes(name, "train") | split_hashes(name, "test")
@@ -112,12 +139,14 @@ def sample_overlaps(images: Sequence[Any], datasets: Sequence[str]) -> dict[str,
     return found
 
 
-def warm(images: Sequence[Any] | None, datasets: Sequence[str]) -> threading.Thread | None:
+def warm(images: Sequence[Any] | None, datasets: Sequence[str], *,
+         class_names: Sequence[str] | None = None) -> threading.Thread | None:
     """Start computing, in a background thread, the split digests :func:`sample_overlaps` will read for these
-    ``images`` (None: any) and ``datasets``; the thread, or None where there is nothing to compute (a sample no
-    world task can hold, digests computed already) or another such thread is at work (its splits then wait)."""
+    ``images`` (None: any), ``class_names`` and ``datasets``; the thread, or None where there is nothing to compute
+    (a sample no world task can hold, digests computed already) or another such thread is at work (its splits then
+    wait)."""
     global _WARMING
-    names = _to_check(images, datasets, say=False)
+    names = _to_check(images, datasets, say=False, class_names=class_names)
 
     def run() -> None:
         for name in names:
@@ -142,14 +171,16 @@ def left_out_note(left_out: dict[str, int], n_images: int) -> str:
             "its measured error and coverage describe.")
 
 
-def leave_out_overlapping(runs_df: pd.DataFrame, images: Sequence[Any], model: str, pretrained: str
-                          ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """``runs_df`` without the runs of every reference dataset of (model, pretrained) that holds any of ``images``,
-    and {dataset: images of the sample it holds} (empty: ``runs_df`` itself)."""
+def leave_out_overlapping(runs_df: pd.DataFrame, images: Sequence[Any], model: str, pretrained: str, *,
+                          class_names: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """``runs_df`` without the runs of every reference dataset of (model, pretrained) that holds any of ``images``
+    (whose classes are ``class_names``, as :func:`sample_overlaps` takes them), and {dataset: images of the sample
+    it holds} (empty: ``runs_df`` itself)."""
     if runs_df.empty or not {"model", "pretrained", "dataset"} <= set(runs_df.columns):
         return runs_df, {}
     mine = runs_df[(runs_df["model"] == model) & (runs_df["pretrained"] == pretrained)]
-    left_out = sample_overlaps(images, list(dict.fromkeys(mine["dataset"].dropna().astype(str))))
+    left_out = sample_overlaps(images, list(dict.fromkeys(mine["dataset"].dropna().astype(str))),
+                               class_names=class_names)
     if not left_out:
         return runs_df, {}
     log.info("%s", left_out_note(left_out, len(images)))

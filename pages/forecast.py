@@ -25,11 +25,11 @@ st.write("Upload a labelled sample of your task: a zip of class folders (`cat/00
 upload = st.file_uploader("labelled sample", type=["zip", "npz"], key="fc_upload", help=(
     "The same forecast from a terminal, for a folder, a zip or an .npz, or many at once: "
     "`python -m jobs.forecast SAMPLE... --model KEY --out forecast.json`"))
-keys, wanted = list(SPECS), os.environ.get("IIMM_FORECAST_MODEL", DEFAULT_MODEL)
 st.download_button(f"No sample at hand? Download an example ({example.EXAMPLE_TASK})", help=example.EXAMPLE_NOTE,
-                   data=fui.example_download(wanted), file_name=f"{example.EXAMPLE_TASK}-example.zip",
+                   data=example.example_sample_zip, file_name=f"{example.EXAMPLE_TASK}-example.zip",
                    mime="application/zip", key="fc_example", type="tertiary", icon=":material/download:",
                    on_click="ignore")
+keys, wanted = list(SPECS), os.environ.get("IIMM_FORECAST_MODEL", DEFAULT_MODEL)
 c1, c2 = st.columns(2)
 key = app.link_select(c1, "model", {k: app.model_option(SPECS[k]) for k in keys}, "fc_model",
                       index=keys.index(wanted) if wanted in keys else 0)  # warns of a link's unknown model
