@@ -20,6 +20,21 @@ def _store_index_outside_the_repository(tmp_path_factory):
         os.environ[name] = saved
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _embedding_cache_outside_the_repository(tmp_path_factory):
+    """A job run without --cache keeps embeddings in ``$IIMM_CACHE``, else ``.cache/embeddings`` under the working
+    folder (core.embed.default_cache_dir): under test, in a temporary folder rather than the checkout, for jobs
+    run in-process and the job processes tests start alike."""
+    name = "IIMM_CACHE"  # not imported from core.embed, so collection stays light
+    saved = os.environ.get(name)
+    os.environ[name] = str(tmp_path_factory.mktemp("embedding-cache"))
+    yield
+    if saved is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = saved
+
+
 @pytest.fixture
 def later(monkeypatch):
     """Loads happen well after the files were written (past the store index's racy window, which the
