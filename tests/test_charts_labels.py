@@ -124,5 +124,5 @@ def test_nice_domain_and_pixels():
     assert label_layout.to_pixels([4, 16, 28], (4, 28), 240) == [0, 120, 240]
     assert label_layout.to_pixels([-24, 2], (-24, 2), 100, downward=True) == [100, 0]
     assert label_layout.to_pixels([10, 1000], (1, 1000), 300, log=True) == pytest.approx([100, 300])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="1 points but 0 label sizes"):
         label_layout.place_labels([(0, 0)], [], width=10, height=10)

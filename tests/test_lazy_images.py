@@ -121,8 +121,9 @@ def test_handed_out_and_slices_do_not_decode(tmp_path):
     assert out.images is images and images[1:4].keys == (1, 2, 3) and images.take([5, 0]).keys == (5, 0)
     assert reads == []
     assert np.asarray(images[-2])[0, 0, 0] == 4 and reads == [4]
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match="out of range"):
         images[6]
+    assert reads == [4]  # refused before any read
 
 
 @pytest.mark.parametrize("name", ["sun397", "mnist", "stanford_cars"])
