@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -33,6 +34,24 @@ def _embedding_cache_outside_the_repository(tmp_path_factory):
         os.environ.pop(name, None)
     else:
         os.environ[name] = saved
+
+
+@pytest.fixture(autouse=True)
+def _torch_left_as_found():
+    """Jobs run in-process change torch for the whole process: jobs.pretrain --threads and jobs.grid's in-process
+    runner set its thread count, and both seed its global generator, as do tests that seed it without
+    torch.random.fork_rng. Each test leaves both as it found them, so no test's speed or numbers depend on the
+    tests before it. torch is not imported here (collection stays light): a test that imports it first is not
+    watched."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    threads, state = torch.get_num_threads(), torch.random.get_rng_state()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    torch.random.set_rng_state(state)
 
 
 @pytest.fixture
