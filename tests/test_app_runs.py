@@ -213,6 +213,7 @@ def test_runs_view_restores_from_the_url_with_readable_run_labels(fixture_store)
     assert not at.exception and at.selectbox(key="run").value is None and not at.code
 
 
+@pytest.mark.slow
 def test_browsing_pages_import_no_torch(fixture_store):
     """Hosting requirement: the browsing pages run without torch or open_clip (the forecast page
     starts loading its model in the background as soon as it opens)."""

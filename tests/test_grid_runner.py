@@ -132,6 +132,7 @@ def test_grid_runs_resumes_and_records_failures(tmp_path, monkeypatch):
     assert records(results)[by_method["lora"]["run_id"]]["status"] == "ok"  # fixed, so the retry succeeds
 
 
+@pytest.mark.slow
 def test_every_failing_cell_leaves_its_one_record_and_the_grid_goes_on(tmp_path, monkeypatch):
     import core.models
 

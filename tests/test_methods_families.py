@@ -47,6 +47,7 @@ def family_models(tmp_path_factory):
     return {name: load_model(ModelSpec(name, name, None, FAMILY[name], "none: random")) for name in TINY_CONFIGS}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", list(TINY_CONFIGS))
 def test_every_method_builds_on_other_families(arch, family_models):
     loaded = family_models[arch]

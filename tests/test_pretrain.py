@@ -180,6 +180,7 @@ def test_the_last_line_names_the_weights_and_their_training_log(tmp_path, caplog
     assert last.startswith(f"saved {out} (") and f"and its training log {tmp_path / 'w.train.json'} in " in last
 
 
+@pytest.mark.slow
 def test_a_resumed_run_logs_the_same_loss_curve_and_a_full_record(tmp_path, monkeypatch):
     steps = ["--steps", "27", "--ckpt-every", "5"]
     whole = tmp_path / "whole"

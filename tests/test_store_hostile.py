@@ -121,6 +121,7 @@ def _ingest_into(args):
     return report.accepted, [w for w, _ in report.refused], report.unchanged
 
 
+@pytest.mark.slow
 def test_two_ingests_racing_never_overwrite(tmp_path):
     """Two ingests at once, same run ids, different content: each run is stored once, by exactly
     one of them, with the content that ingest reported as accepted (repeated 20 times)."""

@@ -85,6 +85,7 @@ def test_caption_rates_are_drawn_from_the_four_levels_for_every_attribute():
     assert rates == caption_rates()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mix_name", ["long-tail-p0", "long-tail-p1", "uniform"])
 def test_every_prompt_word_occurs_in_pretraining_captions(mix_name):
     mix = world2.mix_by_name(mix_name)
