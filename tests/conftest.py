@@ -54,6 +54,24 @@ def _torch_left_as_found():
     torch.random.set_rng_state(state)
 
 
+@pytest.fixture(autouse=True)
+def _job_loggers_left_as_found():
+    """A job's main sets its own logger to INFO for its progress lines (jobs.forecast, jobs.predictors,
+    jobs.check_before); run in-process, that level stayed for every later test. Each test leaves the levels of
+    the jobs' loggers as it found them."""
+    import logging
+
+    def levels():
+        return {name: logger.level for name, logger in logging.root.manager.loggerDict.items()
+                if name.startswith("jobs") and isinstance(logger, logging.Logger)}
+
+    before = levels()
+    yield
+    for name, level in levels().items():
+        if level != before.get(name, logging.NOTSET):
+            logging.getLogger(name).setLevel(before.get(name, logging.NOTSET))
+
+
 @pytest.fixture
 def later(monkeypatch):
     """Loads happen well after the files were written (past the store index's racy window, which the
