@@ -5,7 +5,8 @@ world task's train or test split, uploaded) would be forecast from that very dat
 the measured leave-one-dataset-out error and coverage do not apply. :func:`leave_out_overlapping` hashes the
 sample's decoded pixels (``core.data.overlap``), finds every reference dataset whose train or test split holds
 one of them, and drops its runs, as leave-one-dataset-out evaluation drops a dataset; :func:`left_out_note`
-says which and how many images. Exact pixels only: a re-encoded, resized or re-augmented copy is not found.
+says which and how many images. Exact pixels only: a re-encoded, resized or re-augmented copy is not found (an image
+folder's files are hashed both as read and as an upload decodes them, thumbnailed to 256 pixels a side).
 
 Only datasets at hand offline are checked: the generated worlds' tasks and ``folder:`` datasets whose folder
 exists. Anything else (a torchvision set, an unknown name) is not checked, said in a log line, never
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.errors import DatasetUnavailableError
+from core.data.lazy import LazyImages
 from core.data.overlap import image_hashes
 
 log = logging.getLogger(__name__)
@@ -49,8 +51,28 @@ def split_hashes(name: str, split: str) -> frozenset[bytes]:
         lock = _LOCKS.setdefault(key, threading.Lock())
     with lock:
         if key not in _HASHES:
-            _HASHES[key] = frozenset(image_hashes(load_split(name, split)))
+            data = load_split(name, split)
+            digests = set(image_hashes(data))
+            if isinstance(data.images, LazyImages):  # an image folder's files: also as an upload decodes them
+                digests.update(_as_uploaded(data.images.keys))
+            _HASHES[key] = frozenset(digests)
         return _HASHES[key]
+
+
+def _as_uploaded(keys: Sequence[tuple]) -> list[bytes]:
+    """The digests of image files (:func:`core.data.lazy.file_key` keys) as an upload or ``jobs.forecast`` decodes
+    them (``core.upload``: at most ``max_side`` pixels a side, a JPEG drafted at a reduced scale), one at a time: a
+    sample cut from a folder of larger images holds those pixels, not the files' own. A file an upload would refuse
+    is left out."""
+    from core.upload import DEFAULT_LIMITS, _decode_image, _Skip
+
+    def decoded():
+        for path, *_ in keys:
+            try:
+                yield _decode_image(Path(path).read_bytes(), DEFAULT_LIMITS)
+            except (_Skip, OSError) as exc:  # an upload would skip it too
+                log.debug("%s not hashed as an upload decodes it: %s", path, exc)
+    return image_hashes(decoded())
 
 
 def _world_side() -> int:

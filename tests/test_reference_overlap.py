@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -157,3 +158,28 @@ def test_a_world_task_naming_none_of_the_samples_classes_is_not_rendered(monkeyp
     assert rendered == ["shape-kind", "shape-kind"]  # its train and test splits, no other task's
     assert ro.sample_overlaps(cut, references, class_names=["renamed"]) == {}  # all renamed: not looked for
     assert rendered == ["shape-kind", "shape-kind"]
+
+
+def test_a_cut_from_a_folder_of_large_images_is_found_as_an_upload_decodes_it(tmp_path):
+    """An upload's images are thumbnailed to 256 px a side (core.upload): a zip cut from a folder dataset of larger
+    images was never found in it, so the forecast stayed in-sample and said nothing."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root, archive = tmp_path / "photos", io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for split in ("train", "test"):
+            for c in ("cat", "dog"):
+                (root / split / c).mkdir(parents=True)
+                for i in range(2):
+                    path = root / split / c / f"{i}.png"
+                    Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(path)
+                    if split == "test":
+                        zipped.write(path, f"{c}/{i}.png")  # the test split's files, uploaded
+    cut = load_image_folder_zip(io.BytesIO(archive.getvalue())).data
+    assert {im.size for im in cut.images} == {(256, 192)}  # thumbnailed as every upload is
+    runs = _runs([f"folder:{root}", "shape-kind"])
+    kept, left_out = ro.leave_out_overlapping(runs, cut.images, "worldclip-tiny", "world-v1",
+                                              class_names=cut.class_names)
+    assert left_out == {f"folder:{root}": 4} and list(kept["dataset"]) == ["shape-kind"]
+    assert ro.sample_overlaps(_images("shape-kind"), [f"folder:{root}"]) == {}  # other images: none held
