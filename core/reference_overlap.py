@@ -44,19 +44,38 @@ _WARMING: threading.Thread | None = None  # the one background thread computing 
 def split_hashes(name: str, split: str) -> frozenset[bytes]:
     """The digests of the images of ``name``'s ``split`` (:func:`core.data.overlap.image_hashes`), computed once
     per process (a second caller while they are computed waits for them)."""
-    from core.data.registry import load_split
-
     key = (name, split)
     with _GUARD:
         lock = _LOCKS.setdefault(key, threading.Lock())
     with lock:
         if key not in _HASHES:
-            data = load_split(name, split)
+            data = _split_to_hash(name, split)
             digests = set(image_hashes(data))
             if isinstance(data.images, LazyImages):  # an image folder's files: also as an upload decodes them
                 digests.update(_as_uploaded(data.images.keys))
             _HASHES[key] = frozenset(digests)
         return _HASHES[key]
+
+
+def _split_to_hash(name: str, split: str) -> Any:
+    """``name``'s ``split`` for its digests only: a world task's rendered afresh, not through the worlds' per-process
+    split cache (``core.data.world``, ``core.data.world2``), which would keep its images in a server for good (~8 MB
+    a task, where the digests take 16 bytes an image); anything else as ``core.data.registry.load_split`` reads it."""
+    from core.data.registry import get_dataset, load_split
+
+    source = get_dataset(name).source
+    if source not in WORLD_SOURCES or split not in ("train", "test"):
+        return load_split(name, split)
+    if source == "world":
+        from core.data import world as module
+
+        module.get_world_task(name)  # ValueError naming the known tasks
+    else:
+        from core.data.world2 import suites as module
+
+        module.get_task(name)
+    generate = module._generate_split
+    return getattr(generate, "__wrapped__", generate)(name, split)  # the cache's own function: nothing kept
 
 
 def _as_uploaded(keys: Sequence[tuple]) -> list[bytes]:

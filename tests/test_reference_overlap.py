@@ -73,11 +73,9 @@ def test_a_sample_of_other_sizes_renders_no_world_split(monkeypatch):
 
 
 def test_split_digests_are_computed_once(monkeypatch):
-    from core.data import registry
-
     calls = []
-    real = registry.load_split
-    monkeypatch.setattr(registry, "load_split", lambda name, split: calls.append((name, split)) or real(name, split))
+    real = ro._split_to_hash
+    monkeypatch.setattr(ro, "_split_to_hash", lambda name, split: calls.append((name, split)) or real(name, split))
     monkeypatch.setattr(ro, "_HASHES", {})
     thread = ro.warm(_images("shape-kind"), ["shape-kind"])
     thread.join(60)
@@ -183,3 +181,19 @@ def test_a_cut_from_a_folder_of_large_images_is_found_as_an_upload_decodes_it(tm
                                               class_names=cut.class_names)
     assert left_out == {f"folder:{root}": 4} and list(kept["dataset"]) == ["shape-kind"]
     assert ro.sample_overlaps(_images("shape-kind"), [f"folder:{root}"]) == {}  # other images: none held
+
+
+def test_hashing_a_world_split_leaves_its_images_in_no_cache(monkeypatch):
+    """A server hashed a world task's splits once and kept their digests (16 bytes an image), but rendering went
+    through the worlds' per-process split cache, which kept every rendered split's images for good (~8 MB a task;
+    a digits sample of worldclip-tiny world-v2-a rendered 8 tasks: +160 MB resident)."""
+    from core.data import world
+    from core.data.world2 import suites
+
+    cut, w2 = _images("shape-kind", 1), suites.TASKS[0]
+    monkeypatch.setattr(ro, "_HASHES", {})
+    world.load_world_split.cache_clear(), suites.load_split.cache_clear()
+    assert ro.sample_overlaps(cut, ["shape-kind"]) == {"shape-kind": 6}
+    assert ro.sample_overlaps(cut, [w2.name], class_names=w2.class_names) == {}
+    assert {("shape-kind", "train"), ("shape-kind", "test"), (w2.name, "test")} <= set(ro._HASHES)
+    assert world._generate_split.cache_info().currsize == 0 and suites._generate_split.cache_info().currsize == 0
