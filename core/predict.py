@@ -352,7 +352,7 @@ def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
     holding some of the sample's images is left out, and said so (``core.reference_overlap``, ``left_out``).
     """
     from core.embed import embed_dataset  # torch: only when images must be embedded
-    from core.reference_overlap import leave_out_overlapping, left_out_note
+    from core.reference_overlap import leave_out_overlapping, say_left_out
 
     t0 = time.perf_counter()
     runs_df, left_out = leave_out_overlapping(runs_df, sample.images, loaded.spec.arch, loaded.spec.pretrained_tag,
@@ -371,7 +371,7 @@ def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
                                   model_label=emb.model_label, random_weights=emb.random_weights,
                                   n_boot=n_boot, timings=timings, **kwargs)
     if left_out:  # said first: the forecast's reference datasets are not all the store holds
-        res.left_out, res.notes = left_out, [left_out_note(left_out, len(sample)), *res.notes]
+        say_left_out(res, left_out, len(sample))  # and why, where too few runs remain
     return res
 
 

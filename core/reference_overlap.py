@@ -212,6 +212,18 @@ def left_out_note(left_out: dict[str, int], n_images: int) -> str:
             "its measured error and coverage describe.")
 
 
+def say_left_out(res: Any, left_out: dict[str, int], n_images: int) -> None:
+    """Say on ``res`` (a ``core.predict.ForecastResult``) that ``left_out`` were left out of its references: its
+    ``left_out``, the note first among its notes, and where too few runs remain for a forecast, the reason in its
+    message (which else asked for runs the store holds: the grid command shown makes none of them anew)."""
+    res.left_out, res.notes = dict(left_out), [left_out_note(left_out, n_images), *res.notes]
+    if res.message:
+        one = len(left_out) == 1
+        res.message += (f" Of the stored datasets, {', '.join(left_out)} {'was' if one else 'were'} left out as "
+                        f"{'it holds' if one else 'they hold'} some of your images (see the note): a forecast of this "
+                        "sample needs runs on other datasets.")
+
+
 def leave_out_overlapping(runs_df: pd.DataFrame, images: Sequence[Any], model: str, pretrained: str, *,
                           class_names: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
     """``runs_df`` without the runs of every reference dataset of (model, pretrained) that holds any of ``images``
