@@ -222,7 +222,10 @@ def test_a_long_method_name_is_cut_to_its_panel_and_keeps_every_column_on_the_pa
     runs = _runs(n_datasets=4, methods=("x" * 140, "lora", "full"))
     panels = charts.iimm_vs_outcome_by_method(runs, "id_gain").to_dict()["concat"]
     assert [p["title"].get("limit") for p in panels] == [p["width"] for p in panels] == [220] * 3
-    assert panels[2]["title"]["text"] == "X" + "x" * 139  # the whole name stays in the spec (Vega cuts what is drawn)
+    # drawn as its start and end (core.text.shorten keep_end), and whole in the panel's description
+    assert panels[2]["title"]["text"] == "X" + "x" * 14 + "…" + "x" * 14
+    single = charts.iimm_panels_by_method(runs, "id_gain")[2].to_dict()
+    assert "X" + "x" * 139 in single["description"]
 
 
 def test_the_heatmap_keeps_its_cell_colours_and_text_ink_on_separate_scales():
