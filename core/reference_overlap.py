@@ -208,8 +208,9 @@ def left_out_note(left_out: dict[str, int], n_images: int) -> str:
     """The sentence saying which reference datasets were left out and how many of the sample's images each holds."""
     held = "; ".join(f"{name} (holds {n} of your {n_images} images)" for name, n in left_out.items())
     return (f"{NOTE_START}: {held}. Your sample shares images with these datasets, so their runs would make the "
-            "forecast in-sample; without them it is made as leave-one-dataset-out evaluation makes it, which "
-            "its measured error and coverage describe.")
+            "forecast in-sample; it is made from the other reference datasets, as leave-one-dataset-out evaluation "
+            "makes each of its forecasts. A coverage measured on more reference datasets than this forecast has "
+            "is not shown beside it.")
 
 
 def say_left_out(res: Any, left_out: dict[str, int], n_images: int) -> None:

@@ -220,3 +220,11 @@ def test_too_few_runs_after_a_dataset_is_left_out_says_so_not_only_run_the_grid(
     assert "runs on 3 dataset(s), a forecast needs 4" in made["message"]
     assert "shape-kind was left out as it holds some of your images" in made["message"]
     assert "shape-kind was left out" in capsys.readouterr().out
+
+
+def test_the_note_claims_no_coverage_the_forecast_does_not_show():
+    """The note said the forecast was one 'which its measured error and coverage describe', where the coverage
+    columns stay blank for a forecast on fewer reference datasets than the coverage was measured on."""
+    note = ro.left_out_note({"shape-kind": 12, "letters": 3}, 12)
+    assert "shape-kind (holds 12 of your 12 images); letters (holds 3 of your 12 images)" in note
+    assert "coverage describe" not in note and "is not shown beside it" in note
