@@ -7,18 +7,23 @@ import sys
 import pytest
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _store_index_outside_the_repository(tmp_path_factory):
-    """The app keeps an index of the store's records (core.store.index); under test, in a temporary
-    folder rather than the repository's .cache (app servers started by tests inherit it)."""
-    name = "IIMM_STORE_INDEX"  # core.store.INDEX_ENV_VAR; not imported, so collection stays light
+def _folder_variable_in_temp(tmp_path_factory, name: str, folder: str):
+    """Set the environment variable ``name`` to a new temporary folder for the session, then put it back."""
     saved = os.environ.get(name)
-    os.environ[name] = str(tmp_path_factory.mktemp("store-index"))
+    os.environ[name] = str(tmp_path_factory.mktemp(folder))
     yield
     if saved is None:
         os.environ.pop(name, None)
     else:
         os.environ[name] = saved
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _store_index_outside_the_repository(tmp_path_factory):
+    """The app keeps an index of the store's records (core.store.index); under test, in a temporary
+    folder rather than the repository's .cache (app servers started by tests inherit it)."""
+    # core.store.INDEX_ENV_VAR; not imported, so collection stays light
+    yield from _folder_variable_in_temp(tmp_path_factory, "IIMM_STORE_INDEX", "store-index")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -26,14 +31,8 @@ def _embedding_cache_outside_the_repository(tmp_path_factory):
     """A job run without --cache keeps embeddings in ``$IIMM_CACHE``, else ``.cache/embeddings`` under the working
     folder (core.embed.default_cache_dir): under test, in a temporary folder rather than the checkout, for jobs
     run in-process and the job processes tests start alike."""
-    name = "IIMM_CACHE"  # not imported from core.embed, so collection stays light
-    saved = os.environ.get(name)
-    os.environ[name] = str(tmp_path_factory.mktemp("embedding-cache"))
-    yield
-    if saved is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = saved
+    # not imported from core.embed, so collection stays light
+    yield from _folder_variable_in_temp(tmp_path_factory, "IIMM_CACHE", "embedding-cache")
 
 
 @pytest.fixture(autouse=True)
