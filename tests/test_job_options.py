@@ -214,3 +214,18 @@ def test_a_value_the_usage_shows_is_the_default(job, monkeypatch, capsys):
         if action.default is not None:
             assert _same(shown, action.default), \
                 f"jobs.{job}'s usage shows {flag} {shown}, its default is {action.default!r}"
+
+
+def test_every_benchmark_make_bench_leaves_out_is_named_as_run_on_its_own():
+    """``make bench`` (jobs.bench) runs its PARTS only: every other jobs/bench_*.py is named as run on its own
+    in jobs.bench's docstring and in README's sentence on ``make bench`` (which said it ran them all)."""
+    import jobs.bench as bench
+
+    others = sorted(p.stem for p in (REPO / "jobs").glob("bench_*.py") if p.stem not in bench.PARTS)
+    assert "bench_cell" in others and "bench_folder" in others
+    own = bench.__doc__.split("run on their own")[1]
+    said = (REPO / "README.md").read_text(encoding="utf-8").split("`make bench` (= `python -m")[1].split("\n\n")[0]
+    assert "run on their own" in said
+    for name in others:
+        assert name in own, f"jobs.bench's docstring does not name {name}"
+        assert name in said.split("run on their own")[0], f"README's make bench sentence does not name {name}"
