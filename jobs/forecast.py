@@ -19,7 +19,8 @@ also writes the per-method rows as CSV (a ``sample`` column first), or everythin
 (model, template, reference folders and run count, package versions, git revision, time), ``forecasts`` (per
 sample: its path and SHA-256, measures, baselines, verdict, rows, how each forecast was chosen with its
 measured coverage) and ``refused`` (samples that could not be used, with the reason). A reference dataset whose
-splits hold some of an image sample's images is left out of its forecast, said in a note (and ``left_out``).
+splits hold some of an image sample's images is left out of its forecast, said in a note (and ``left_out``: in the
+JSON by dataset with the images it holds, in the CSV as the datasets' names).
 
 Exit (``jobs.cli``'s convention): 0 every sample forecast; 1 some sample could not be used (said on stderr; the
 others are forecast and written); 2 an option, the store, or every sample cannot be used (nothing written); 3
@@ -306,8 +307,9 @@ def _write(out: Path, made: list[tuple], failed: list[dict], provenance: dict) -
     from core.schema import csv_text, json_text
 
     if out.suffix.lower() == ".csv":
+        # left_out: the reference datasets this sample's forecast left out as they hold its images ('' for none)
         frames = [rows.assign(sample=str(sample), model=res.model, pretrained=res.pretrained,
-                              random_weights=res.untrained)
+                              random_weights=res.untrained, left_out="; ".join(res.left_out))
                   for sample, res, rows, *_ in made]
         table = pd.concat(frames, ignore_index=True)
         store.write_file_atomic(out, csv_text(table[["sample", *table.columns.drop("sample")]]))

@@ -135,6 +135,12 @@ def test_the_job_leaves_out_the_dataset_its_sample_was_cut_from_and_says_so(worl
     forecasts = json.loads(out.read_text())["forecasts"]
     assert [f["left_out"] for f in forecasts] == [{"shape-kind": 18}, {}, {}]  # an .npz has no images to check
     assert [min(r["n_datasets"] for r in f["methods"]) for f in forecasts] == [5, 6, 6]
+    table = tmp_path / "f.csv"  # the CSV names them too (it had no column for them)
+    assert job.main([str(cut), str(example), "--model", "worldclip-tiny-random", "--results", str(world_named_store),
+                     "--out", str(table)]) == 0
+    rows = pd.read_csv(table, keep_default_na=False)
+    assert set(rows.loc[rows["sample"] == str(cut), "left_out"]) == {"shape-kind"}
+    assert set(rows.loc[rows["sample"] == str(example), "left_out"]) == {""}
 
 
 def test_a_world_task_naming_none_of_the_samples_classes_is_not_rendered(monkeypatch):
