@@ -134,9 +134,9 @@ def _open_zip(fh: BinaryIO, limits: UploadLimits, what: str = "zip archive") -> 
     except Exception as e:  # zipfile raises BadZipFile, struct.error, ValueError... on hostile input
         raise UploadError(f"the {what} is corrupt ({type(e).__name__})") from None
     # zipfile reads the directory by its byte size, not the end record's count, which may lie: counted again here
-    if len(zf.infolist()) > limits.max_members:
+    if (parsed := len(zf.infolist())) > limits.max_members:
         zf.close()
-        raise UploadError(f"the {what} holds too many files ({len(zf.infolist())}); the limit is {limits.max_members}")
+        raise UploadError(f"the {what} holds too many files ({parsed}); the limit is {limits.max_members}")
     return zf, size
 
 
