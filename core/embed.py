@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from core.data.base import LabeledImages
+from core.file_modes import shared_file_mode
 from core.imaging import images_to_tensor
 from core.metrics import check_count
 from core.models import ASSET_DIR, LoadedModel, needs_quick_gelu
@@ -220,6 +221,8 @@ def _save_to_cache(path: Path, image: np.ndarray, text: np.ndarray) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        if hasattr(os, "fchmod"):  # mkstemp's 0600 kept a cache shared by several users (one $IIMM_CACHE) unreadable
+            os.fchmod(fd, shared_file_mode())
         now = os.fstat(fd).st_mtime
         with os.fdopen(fd, "wb") as f:
             np.savez(f, image=image, text=text)

@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core import schema
+from core.file_modes import shared_file_mode
 from core.store.validate import (EXTRA_COLUMN, MAX_PARQUET_BYTES, MAX_RECORD_BYTES, TEXT_COLUMNS, RecordError,
                                  Skipped, check_record, parse_record_bytes)
 
@@ -39,12 +40,6 @@ MAX_WALK_ENTRIES = 2_000_000        # directory entries looked at per root befor
 _RESULT_SUFFIXES = (".json", ".jsonl", ".parquet", ".md", ".csv")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _atomic_write(target: Path, write: Any) -> Path:
     """Write via a ``.tmp-*`` file in the same folder, fsync, then ``os.replace``.
 
@@ -56,9 +51,9 @@ def _atomic_write(target: Path, write: Any) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{target.stem}-", suffix=target.suffix, dir=target.parent)
     try:
         if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o666 & ~_umask())
+            os.fchmod(fd, shared_file_mode())
         else:  # Windows before Python 3.13 has no os.fchmod (and no mode bits but read-only): every write failed
-            os.chmod(tmp, 0o666 & ~_umask())
+            os.chmod(tmp, shared_file_mode())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
