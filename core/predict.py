@@ -87,6 +87,7 @@ class ForecastResult:
     reference_random_weights: bool = False
     #: Reference datasets left out as they hold some of the sample's images, with how many (core.reference_overlap)
     left_out: dict[str, int] = field(default_factory=dict)
+    not_checked: dict[str, str] = field(default_factory=dict)  #: reference datasets not checked for them, and why
 
     @property
     def untrained(self) -> bool:
@@ -349,10 +350,11 @@ def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
     cache is off by default: uploads are strangers' data. ``image_embeddings``: the sample's images
     embedded by ``loaded`` before (``core.embed.embed_images``), kept in memory by the caller; then only
     the prompts are embedded (``timings["embed_s"]`` is the embedding this call did). A reference dataset
-    holding some of the sample's images is left out, and said so (``core.reference_overlap``, ``left_out``).
+    holding some of the sample's images is left out, and said so (``core.reference_overlap``, ``left_out``); one
+    that cannot be checked offline is named (``not_checked``).
     """
     from core.embed import embed_dataset  # torch: only when images must be embedded
-    from core.reference_overlap import leave_out_overlapping, say_left_out
+    from core.reference_overlap import leave_out_overlapping, say_left_out, say_unchecked, unchecked_references
 
     t0 = time.perf_counter()
     runs_df, left_out = leave_out_overlapping(runs_df, sample.images, loaded.spec.arch, loaded.spec.pretrained_tag,
@@ -372,6 +374,7 @@ def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
                                   n_boot=n_boot, timings=timings, **kwargs)
     if left_out:  # said first: the forecast's reference datasets are not all the store holds
         say_left_out(res, left_out, len(sample))  # and why, where too few runs remain
+    say_unchecked(res, unchecked_references(runs_df, spec.arch, spec.pretrained_tag))  # those it cannot vouch for
     return res
 
 

@@ -9,8 +9,9 @@ says which and how many images. Exact pixels only: a re-encoded, resized or re-a
 folder's files are hashed both as read and as an upload decodes them, thumbnailed to 256 pixels a side).
 
 Only datasets at hand offline are checked: the generated worlds' tasks and ``folder:`` datasets whose folder
-exists. Anything else (a torchvision set, an unknown name) is not checked, said in a log line, never
-downloaded. A split's digests are computed once per process (rendering the world v1 tasks' splits took 8 to 10 s
+exists. Anything else (a torchvision set, an unknown name) is not checked, never downloaded, and the forecast
+says so (:func:`unchecked_references`, :func:`unchecked_note`): it cannot vouch that such a dataset's runs are
+out of sample. A split's digests are computed once per process (rendering the world v1 tasks' splits took 8 to 10 s
 on two cores; the page starts it in the background when a 32x32 upload is checked, :func:`warm`; a folder changed
 later is read again only by a new process), and a world task is rendered only for a sample holding an image of the
 worlds' size (32x32) and, where the sample's class names are given, naming one of the task's classes (a copy
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 WORLD_SOURCES = ("world", "world-v2")
 #: The first words of the note a forecast carries when it left a reference dataset out.
 NOTE_START = "Left out of the reference datasets"
+#: The first words of the note a forecast carries when some of its reference datasets could not be checked.
+UNCHECKED_START = "Not checked for your images"
 _HASHES: dict[tuple[str, str], frozenset[bytes]] = {}
 _LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _GUARD = threading.Lock()
@@ -211,6 +214,33 @@ def left_out_note(left_out: dict[str, int], n_images: int) -> str:
             "forecast in-sample; it is made from the other reference datasets, as leave-one-dataset-out evaluation "
             "makes each of its forecasts. A coverage measured on more reference datasets than this forecast has "
             "is not shown beside it.")
+
+
+def unchecked_note(unchecked: dict[str, str]) -> str:
+    """The sentence naming the reference datasets not checked for the sample's images, each with why."""
+    names = "; ".join(f"{name} ({why})" for name, why in unchecked.items())
+    return (f"{UNCHECKED_START}: {names}. Only the generated worlds' tasks and image folders at hand are checked; if "
+            "your sample was cut from one of these datasets, its forecast is partly in-sample and its measured "
+            "error and coverage do not apply.")
+
+
+def unchecked_references(runs_df: pd.DataFrame, model: str, pretrained: str) -> dict[str, str]:
+    """{dataset: why it cannot be checked offline (:func:`not_checked`)} for the reference datasets of
+    (model, pretrained) in ``runs_df``, in their order; empty when every one can be checked."""
+    if runs_df.empty or not {"model", "pretrained", "dataset"} <= set(runs_df.columns):
+        return {}
+    mine = runs_df[(runs_df["model"] == model) & (runs_df["pretrained"] == pretrained)]
+    names = dict.fromkeys(mine["dataset"].dropna().astype(str))
+    return {name: why for name in names if (why := not_checked(name)) is not None}
+
+
+def say_unchecked(res: Any, unchecked: dict[str, str]) -> None:
+    """Say on ``res`` (a ``core.predict.ForecastResult``) which of its reference datasets were not checked: its
+    ``not_checked`` and, when there are any, a note after the left-out one."""
+    res.not_checked = dict(unchecked)
+    if unchecked:
+        at = 1 if res.notes and res.notes[0].startswith(NOTE_START) else 0
+        res.notes.insert(at, unchecked_note(unchecked))
 
 
 def say_left_out(res: Any, left_out: dict[str, int], n_images: int) -> None:

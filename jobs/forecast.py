@@ -20,7 +20,8 @@ also writes the per-method rows as CSV (a ``sample`` column first), or everythin
 sample: its path and SHA-256, measures, baselines, verdict, rows, how each forecast was chosen with its
 measured coverage) and ``refused`` (samples that could not be used, with the reason). A reference dataset whose
 splits hold some of an image sample's images is left out of its forecast, said in a note (and ``left_out``: in the
-JSON by dataset with the images it holds, in the CSV as the datasets' names).
+JSON by dataset with the images it holds, in the CSV as the datasets' names); one that cannot be checked offline
+(a torchvision set) is named too (``not_checked``: in the JSON with the reason, in the CSV by name).
 
 Exit (``jobs.cli``'s convention): 0 every sample forecast; 1 some sample could not be used (said on stderr; the
 others are forecast and written); 2 an option, the store, or every sample cannot be used (nothing written); 3
@@ -151,6 +152,7 @@ def document(res: Any, rows: pd.DataFrame, verdict: Any, selection: pd.DataFrame
         "measures": _records(res.measures), "baselines": _records(res.baselines),
         "enough_runs": bool(res.enough_runs), "message": res.message, "command": res.command, "notes": res.notes,
         "left_out": res.left_out,  # reference datasets holding some of the sample's images: {name: images held}
+        "not_checked": res.not_checked,  # reference datasets not checked for them (not at hand offline): {name: why}
         "verdict": {"confidence": verdict.confidence, "headline": verdict.headline, "reasons": verdict.reasons,
                     "warnings": verdict.warnings} if res.enough_runs else {"warnings": verdict.warnings},
         "methods": _records(rows), "selection": _records(selection)}  # json_text writes NaN as null
@@ -307,9 +309,11 @@ def _write(out: Path, made: list[tuple], failed: list[dict], provenance: dict) -
     from core.schema import csv_text, json_text
 
     if out.suffix.lower() == ".csv":
-        # left_out: the reference datasets this sample's forecast left out as they hold its images ('' for none)
+        # left_out: the reference datasets this sample's forecast left out as they hold its images ('' for none);
+        # not_checked: those it could not check for them
         frames = [rows.assign(sample=str(sample), model=res.model, pretrained=res.pretrained,
-                              random_weights=res.untrained, left_out="; ".join(res.left_out))
+                              random_weights=res.untrained, left_out="; ".join(res.left_out),
+                              not_checked="; ".join(res.not_checked))
                   for sample, res, rows, *_ in made]
         table = pd.concat(frames, ignore_index=True)
         store.write_file_atomic(out, csv_text(table[["sample", *table.columns.drop("sample")]]))

@@ -141,6 +141,11 @@ def test_the_job_leaves_out_the_dataset_its_sample_was_cut_from_and_says_so(worl
     rows = pd.read_csv(table, keep_default_na=False)
     assert set(rows.loc[rows["sample"] == str(cut), "left_out"]) == {"shape-kind"}
     assert set(rows.loc[rows["sample"] == str(example), "left_out"]) == {""}
+    # the fixture's other datasets are no registered dataset: not checked, and said so (they were not named)
+    unchecked = {f"fx-set-{i}": "not a registered dataset" for i in range(2, 6)}
+    assert [f["not_checked"] for f in forecasts] == [unchecked, unchecked, {}]  # an .npz: no reference is checked
+    assert all(any(n.startswith(ro.UNCHECKED_START) for n in f["notes"]) for f in forecasts[:2])
+    assert set(rows["not_checked"]) == {"; ".join(unchecked)}
 
 
 def test_a_world_task_naming_none_of_the_samples_classes_is_not_rendered(monkeypatch):
@@ -234,3 +239,35 @@ def test_the_note_claims_no_coverage_the_forecast_does_not_show():
     note = ro.left_out_note({"shape-kind": 12, "letters": 3}, 12)
     assert "shape-kind (holds 12 of your 12 images); letters (holds 3 of your 12 images)" in note
     assert "coverage describe" not in note and "is not shown beside it" in note
+
+
+def test_reference_datasets_that_cannot_be_checked_are_named_with_why():
+    runs = _runs(["shape-kind", "stl10", "folder:/no/such/folder", "not-registered", "stl10"])
+    assert ro.unchecked_references(runs, "worldclip-tiny", "world-v1") == {
+        "stl10": "a torchvision dataset, not read offline", "folder:/no/such/folder": "its folder is not here",
+        "not-registered": "not a registered dataset"}
+    assert ro.unchecked_references(runs, "worldclip-tiny", "world-v2-a") == {}  # another model's references
+    note = ro.unchecked_note({"stl10": "a torchvision dataset, not read offline"})
+    assert note.startswith(f"{ro.UNCHECKED_START}: stl10 (a torchvision dataset, not read offline).")
+    assert "partly in-sample" in note
+
+
+def test_the_shipped_references_can_all_be_checked_so_the_default_forecast_names_none():
+    runs = store.load_runs()
+    pairs = runs[["model", "pretrained"]].drop_duplicates().itertuples(index=False)
+    assert {(m, p): ro.unchecked_references(runs, m, p) for m, p in pairs} == {
+        (m, p): {} for m, p in runs[["model", "pretrained"]].drop_duplicates().itertuples(index=False)}
+
+
+def test_the_unchecked_note_follows_the_left_out_note():
+    class Res:
+        notes = [f"{ro.NOTE_START}: x (holds 1 of your 2 images).", "a fit note"]
+
+    res = Res()
+    ro.say_unchecked(res, {"stl10": "a torchvision dataset, not read offline"})
+    assert [n[:20] for n in res.notes] == [ro.NOTE_START[:20], ro.UNCHECKED_START[:20], "a fit note"]
+    assert res.not_checked == {"stl10": "a torchvision dataset, not read offline"}
+    res = Res()
+    res.notes = ["a fit note"]
+    ro.say_unchecked(res, {})
+    assert res.notes == ["a fit note"] and res.not_checked == {}
