@@ -182,6 +182,9 @@ def warm_overlap_check(images, class_names, model_key: str) -> None:
 
 # Forecasts take turns (core.turns): each uses every core, so more at once only makes all of them slower.
 FORECAST_SLOTS, FORECAST_WAIT_S = 2, 120.0
+# The most a forecast waits for the reference datasets' images to be hashed (core.reference_overlap: a world v1
+# task takes under 1 s, a folder of 2,000 JPEGs 14 s here, one of 50,000 minutes); one not ready is named in a note.
+OVERLAP_WAIT_S = 30.0
 _FORECAST_TURNS = Turns(FORECAST_SLOTS)
 
 
@@ -203,7 +206,8 @@ def run_forecast(upload, template: str, model_key: str):
         with st.spinner("Loading the model…"):
             loaded = warm_model(model_key).result()
         images = image_embeddings(upload, model_key, loaded, parsed.data, deadline)
-        return predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), image_embeddings=images)
+        return predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), image_embeddings=images,
+                                           overlap_wait_s=OVERLAP_WAIT_S)
 
 
 def image_embeddings(upload, model_key: str, loaded, data, deadline):

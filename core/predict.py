@@ -342,7 +342,7 @@ def _reference_untrained(runs_df: pd.DataFrame, model: str, pretrained: str) -> 
 def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
                         progress: Progress | None = None, n_boot: int = 200,
                         use_cache: bool = False, image_embeddings: np.ndarray | None = None,
-                        **kwargs: Any) -> ForecastResult:
+                        overlap_wait_s: float | None = None, **kwargs: Any) -> ForecastResult:
     """Embed a labelled sample (``core.data.base.LabeledImages``) with ``loaded``
     (``core.models.LoadedModel``), then :func:`forecast_for_embeddings`.
 
@@ -351,14 +351,16 @@ def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
     embedded by ``loaded`` before (``core.embed.embed_images``), kept in memory by the caller; then only
     the prompts are embedded (``timings["embed_s"]`` is the embedding this call did). A reference dataset
     holding some of the sample's images is left out, and said so (``core.reference_overlap``, ``left_out``); one
-    that cannot be checked offline is named (``not_checked``).
+    that cannot be checked offline, or whose images are not read within ``overlap_wait_s`` seconds (None: wait as
+    long as it takes), is named (``not_checked``).
     """
     from core.embed import embed_dataset  # torch: only when images must be embedded
     from core.reference_overlap import leave_out_overlapping, say_left_out, say_unchecked, unchecked_references
 
     t0 = time.perf_counter()
+    pending: dict[str, str] = {}
     runs_df, left_out = leave_out_overlapping(runs_df, sample.images, loaded.spec.arch, loaded.spec.pretrained_tag,
-                                              class_names=sample.class_names)
+                                              class_names=sample.class_names, wait_s=overlap_wait_s, pending=pending)
     overlap_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     emb = embed_dataset(loaded, sample, progress=progress, use_cache=use_cache, image_embeddings=image_embeddings)
@@ -374,7 +376,7 @@ def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
                                   n_boot=n_boot, timings=timings, **kwargs)
     if left_out:  # said first: the forecast's reference datasets are not all the store holds
         say_left_out(res, left_out, len(sample))  # and why, where too few runs remain
-    say_unchecked(res, unchecked_references(runs_df, spec.arch, spec.pretrained_tag))  # those it cannot vouch for
+    say_unchecked(res, {**unchecked_references(runs_df, spec.arch, spec.pretrained_tag), **pending})  # not vouched for
     return res
 
 

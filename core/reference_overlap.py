@@ -12,8 +12,8 @@ Only datasets at hand offline are checked: the generated worlds' tasks and ``fol
 exists. Anything else (a torchvision set, an unknown name) is not checked, never downloaded, and the forecast
 says so (:func:`unchecked_references`, :func:`unchecked_note`): it cannot vouch that such a dataset's runs are
 out of sample. A split's digests are computed once per process (rendering the world v1 tasks' splits took 8 to 10 s
-on two cores; the page starts it in the background when a 32x32 upload is checked, :func:`warm`; a folder changed
-later is read again only by a new process), and a world task is rendered only for a sample holding an image of the
+on two cores; the page starts it in the background when a 32x32 upload is checked, :func:`warm`, and waits for it
+a bounded time, :func:`check_sample`'s ``wait_s``; a folder changed later is read again only by a new process), and a world task is rendered only for a sample holding an image of the
 worlds' size (32x32) and, where the sample's class names are given, naming one of the task's classes (a copy
 whose classes were all renamed is not looked for): the example sample (scene-kind, whose classes no other task
 has) and other uploads pay nothing.
@@ -21,7 +21,12 @@ has) and other uploads pay nothing.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -41,7 +46,11 @@ UNCHECKED_START = "Not checked for your images"
 _HASHES: dict[tuple[str, str], frozenset[bytes]] = {}
 _LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _GUARD = threading.Lock()
-_WARMING: threading.Thread | None = None  # the one background thread computing them
+# Digests not yet computed are computed by one background thread, in the order asked (two at once would only
+# share the cores): {(name, split): the future digests} while queued or at work.
+_PENDING: dict[tuple[str, str], Future] = {}
+_QUEUE: queue.SimpleQueue = queue.SimpleQueue()
+_WORKER: threading.Thread | None = None
 
 
 def split_hashes(name: str, split: str) -> frozenset[bytes]:
@@ -58,6 +67,38 @@ def split_hashes(name: str, split: str) -> frozenset[bytes]:
                 digests.update(_as_uploaded(data.images.keys))
             _HASHES[key] = frozenset(digests)
         return _HASHES[key]
+
+
+def _work() -> None:
+    """The background thread: compute each queued split's digests (:func:`split_hashes`) into its future."""
+    while True:
+        key, future = _QUEUE.get()
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(split_hashes(*key))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on it
+                future.set_exception(exc)
+        with _GUARD:
+            _PENDING.pop(key, None)
+
+
+def digests_future(name: str, split: str) -> Future:
+    """The digests of ``name``'s ``split`` as a future: done at once when computed before, else computed by the
+    one background thread (a daemon: a process may end without waiting for it) after what was asked before."""
+    global _WORKER
+    key = (name, split)
+    with _GUARD:
+        if key in _HASHES:
+            done: Future = Future()
+            done.set_result(_HASHES[key])
+            return done
+        if key not in _PENDING:
+            _PENDING[key] = Future()
+            _QUEUE.put((key, _PENDING[key]))
+            if _WORKER is None or not _WORKER.is_alive():
+                _WORKER = threading.Thread(target=_work, name="reference-overlap", daemon=True)
+                _WORKER.start()
+        return _PENDING[key]
 
 
 def _split_to_hash(name: str, split: str) -> Any:
@@ -163,48 +204,60 @@ def _to_check(images: Sequence[Any] | None, datasets: Sequence[str], say: bool,
     return out
 
 
-def sample_overlaps(images: Sequence[Any], datasets: Sequence[str], *,
-                    class_names: Sequence[str] | None = None) -> dict[str, int]:
-    """{dataset: how many of ``images`` its train or test split holds} for the ``datasets`` that hold any, in
-    their order. A world task is looked at only when a sample image has the worlds' size and, given the sample's
-    ``class_names``, when it shares one; a dataset that cannot be checked offline (:func:`not_checked`), or whose
-    splits cannot be read, is logged and skipped."""
+@dataclass
+class OverlapCheck:
+    """What :func:`check_sample` found: ``found`` {dataset: how many of the sample's images its train or test
+    split holds} for those holding any, ``pending`` {dataset: why it was not checked in time}."""
+    found: dict[str, int] = field(default_factory=dict)
+    pending: dict[str, str] = field(default_factory=dict)
+
+
+def check_sample(images: Sequence[Any], datasets: Sequence[str], *, class_names: Sequence[str] | None = None,
+                 wait_s: float | None = None) -> OverlapCheck:
+    """Which ``datasets`` hold some of ``images``, in their order. A world task is looked at only when a sample
+    image has the worlds' size and, given the sample's ``class_names``, when it shares one; a dataset that cannot
+    be checked offline (:func:`not_checked`), or whose splits cannot be read, is logged and skipped.
+    ``wait_s``: the most seconds to wait for splits not hashed yet (None: as long as it takes); one not ready by
+    then is in ``pending``, and goes on being hashed in the background for a later check."""
+    if wait_s is not None and not wait_s >= 0:
+        raise ValueError(f"wait_s must be a number of seconds >= 0 or None, got {wait_s!r}")
+    deadline = None if wait_s is None else time.monotonic() + wait_s
+    names = _to_check(images, datasets, say=True, class_names=class_names)
+    futures = {name: (digests_future(name, "train"), digests_future(name, "test")) for name in names}
     digests: list[bytes] | None = None
-    found: dict[str, int] = {}
-    for name in _to_check(images, datasets, say=True, class_names=class_names):
-        digests = image_hashes(images) if digests is None else digests
+    check = OverlapCheck()
+    for name, pair in futures.items():
+        wait_for(pair, timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if not all(f.done() for f in pair):
+            check.pending[name] = (f"its images were not read in the {wait_s:g} s a forecast waits for them; they "
+                                   "are being read now, so a forecast made in a while checks it")
+            continue
         try:
-            held = split_hashes(name, "train") | split_hashes(name, "test")
+            held = pair[0].result() | pair[1].result()
         except (ValueError, OSError, DatasetUnavailableError) as exc:  # a folder without a split, unreadable files
             log.info("reference dataset %s not checked for the sample's images: %s", name, exc)
             continue
+        digests = image_hashes(images) if digests is None else digests
         if n := sum(d in held for d in digests):
-            found[name] = n
-    return found
+            check.found[name] = n
+    return check
+
+
+def sample_overlaps(images: Sequence[Any], datasets: Sequence[str], *,
+                    class_names: Sequence[str] | None = None) -> dict[str, int]:
+    """{dataset: how many of ``images`` its train or test split holds} for the ``datasets`` that hold any, in
+    their order, waiting for every split as long as it takes (:func:`check_sample`'s ``found``)."""
+    return check_sample(images, datasets, class_names=class_names).found
 
 
 def warm(images: Sequence[Any] | None, datasets: Sequence[str], *,
-         class_names: Sequence[str] | None = None) -> threading.Thread | None:
-    """Start computing, in a background thread, the split digests :func:`sample_overlaps` will read for these
-    ``images`` (None: any), ``class_names`` and ``datasets``; the thread, or None where there is nothing to compute
-    (a sample no world task can hold, digests computed already) or another such thread is at work (its splits then
-    wait)."""
-    global _WARMING
+         class_names: Sequence[str] | None = None) -> list[Future]:
+    """Queue, for the background thread, the split digests :func:`check_sample` will read for these ``images``
+    (None: any), ``class_names`` and ``datasets``; their futures (none where nothing is left to compute: a sample
+    no world task can hold, digests computed already)."""
     names = _to_check(images, datasets, say=False, class_names=class_names)
-
-    def run() -> None:
-        for name in names:
-            try:
-                split_hashes(name, "train"), split_hashes(name, "test")
-            except Exception as exc:  # noqa: BLE001 - the forecast checks again, and says why
-                log.info("reference dataset %s not hashed ahead: %s", name, exc)
-    with _GUARD:
-        if (not names or all((n, s) in _HASHES for n in names for s in ("train", "test"))
-                or (_WARMING is not None and _WARMING.is_alive())):
-            return None
-        _WARMING = threading.Thread(target=run, name="reference-overlap", daemon=True)
-        _WARMING.start()
-        return _WARMING
+    futures = [digests_future(name, split) for name in names for split in ("train", "test")]
+    return [f for f in futures if not f.done()]
 
 
 def left_out_note(left_out: dict[str, int], n_images: int) -> str:
@@ -217,8 +270,11 @@ def left_out_note(left_out: dict[str, int], n_images: int) -> str:
 
 
 def unchecked_note(unchecked: dict[str, str]) -> str:
-    """The sentence naming the reference datasets not checked for the sample's images, each with why."""
-    names = "; ".join(f"{name} ({why})" for name, why in unchecked.items())
+    """The sentence naming the reference datasets not checked for the sample's images, grouped by why."""
+    by_reason: dict[str, list[str]] = {}
+    for name, why in unchecked.items():
+        by_reason.setdefault(why, []).append(name)
+    names = "; ".join(f"{', '.join(group)} ({why})" for why, group in by_reason.items())
     return (f"{UNCHECKED_START}: {names}. Only the generated worlds' tasks and image folders at hand are checked; if "
             "your sample was cut from one of these datasets, its forecast is partly in-sample and its measured "
             "error and coverage do not apply.")
@@ -256,16 +312,20 @@ def say_left_out(res: Any, left_out: dict[str, int], n_images: int) -> None:
 
 
 def leave_out_overlapping(runs_df: pd.DataFrame, images: Sequence[Any], model: str, pretrained: str, *,
-                          class_names: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+                          class_names: Sequence[str] | None = None, wait_s: float | None = None,
+                          pending: dict[str, str] | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
     """``runs_df`` without the runs of every reference dataset of (model, pretrained) that holds any of ``images``
-    (whose classes are ``class_names``, as :func:`sample_overlaps` takes them), and {dataset: images of the sample
-    it holds} (empty: ``runs_df`` itself)."""
+    (whose classes are ``class_names``, as :func:`check_sample` takes them, waiting ``wait_s``), and {dataset:
+    images of the sample it holds} (empty: ``runs_df`` itself). ``pending``, when given, gets the datasets not
+    checked in time, with why."""
     if runs_df.empty or not {"model", "pretrained", "dataset"} <= set(runs_df.columns):
         return runs_df, {}
     mine = runs_df[(runs_df["model"] == model) & (runs_df["pretrained"] == pretrained)]
-    left_out = sample_overlaps(images, list(dict.fromkeys(mine["dataset"].dropna().astype(str))),
-                               class_names=class_names)
-    if not left_out:
+    check = check_sample(images, list(dict.fromkeys(mine["dataset"].dropna().astype(str))),
+                         class_names=class_names, wait_s=wait_s)
+    if pending is not None:
+        pending.update(check.pending)
+    if not check.found:
         return runs_df, {}
-    log.info("%s", left_out_note(left_out, len(images)))
-    return runs_df[~runs_df["dataset"].isin(list(left_out))], left_out
+    log.info("%s", left_out_note(check.found, len(images)))
+    return runs_df[~runs_df["dataset"].isin(list(check.found))], check.found

@@ -8,7 +8,7 @@ import forecast_ui as fui
 from core import advice
 from core.data import example
 from core.models import DEFAULT_MODEL, ModelUnavailableError, list_models
-from core.reference_overlap import NOTE_START
+from core.reference_overlap import NOTE_START, UNCHECKED_START
 from core.text import plain
 from core.turns import BusyError
 from core.upload import TemplateError, UploadError
@@ -69,7 +69,8 @@ if "fc_result" in st.session_state:
     for warning in verdict.warnings:
         st.warning(plain(warning, max_chars=400))
     for note in res.notes:  # what the forecast left out or assumed (LEEP without a logit scale, ...)
-        (st.info if note.startswith(NOTE_START) else st.caption)(plain(note, max_chars=600))  # a dataset left out
+        # a dataset left out, or one not checked for the sample's images: said as plainly as the verdict
+        (st.info if note.startswith((NOTE_START, UNCHECKED_START)) else st.caption)(plain(note, max_chars=600))
     fui.zero_shot_metrics(res)
     if res.enough_runs:
         fui.outcome_views(res, rows)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import zipfile
+from concurrent.futures import wait
 
 import numpy as np
 import pandas as pd
@@ -65,9 +67,10 @@ def test_a_sample_of_other_sizes_renders_no_world_split(monkeypatch):
     def refuse(name, split):
         raise AssertionError(f"{name} {split} rendered")
     monkeypatch.setattr(ro, "split_hashes", refuse)
+    monkeypatch.setattr(ro, "_HASHES", {})  # none computed before: each is asked of split_hashes
     big = [image.resize((64, 64)) for image in _images("shape-kind")]
     assert ro.sample_overlaps(big, ["shape-kind", "letters"]) == {}
-    assert ro.warm(big, ["shape-kind"]) is None
+    assert ro.warm(big, ["shape-kind"]) == []
     with pytest.raises(AssertionError, match="shape-kind train rendered"):
         ro.sample_overlaps(_images("shape-kind"), ["shape-kind"])
 
@@ -77,8 +80,8 @@ def test_split_digests_are_computed_once(monkeypatch):
     real = ro._split_to_hash
     monkeypatch.setattr(ro, "_split_to_hash", lambda name, split: calls.append((name, split)) or real(name, split))
     monkeypatch.setattr(ro, "_HASHES", {})
-    thread = ro.warm(_images("shape-kind"), ["shape-kind"])
-    thread.join(60)
+    futures = ro.warm(_images("shape-kind"), ["shape-kind"])
+    assert len(futures) == 2 and not wait(futures, timeout=60).not_done
     assert ro.sample_overlaps(_images("shape-kind"), ["shape-kind"]) == {"shape-kind": 12}
     assert ro.sample_overlaps(_images("shape-kind"), ["shape-kind"]) == {"shape-kind": 12}
     assert calls == [("shape-kind", "train"), ("shape-kind", "test")]
@@ -157,10 +160,11 @@ def test_a_world_task_naming_none_of_the_samples_classes_is_not_rendered(monkeyp
     rendered = []
     real = ro.split_hashes
     monkeypatch.setattr(ro, "split_hashes", lambda name, split: rendered.append(name) or real(name, split))
+    monkeypatch.setattr(ro, "_HASHES", {})  # none computed before: each is asked of split_hashes
     example = _images(EXAMPLE_TASK)
     references = ["shape-kind", "letters", "texture-pattern", "land-cover"]
     assert ro.sample_overlaps(example, references, class_names=get_world_task(EXAMPLE_TASK).class_names) == {}
-    assert rendered == [] and ro.warm(example, references, class_names=["shape", "letter"]) is None
+    assert rendered == [] and ro.warm(example, references, class_names=["shape", "letter"]) == []
     cut = _images("shape-kind")  # named as its folders spell them: 'Circle', 'circle_' alike
     classes = [c.upper() + "_" for c in get_world_task("shape-kind").class_names]
     assert ro.sample_overlaps(cut, references, class_names=classes) == {"shape-kind": 12}
@@ -247,8 +251,10 @@ def test_reference_datasets_that_cannot_be_checked_are_named_with_why():
         "stl10": "a torchvision dataset, not read offline", "folder:/no/such/folder": "its folder is not here",
         "not-registered": "not a registered dataset"}
     assert ro.unchecked_references(runs, "worldclip-tiny", "world-v2-a") == {}  # another model's references
-    note = ro.unchecked_note({"stl10": "a torchvision dataset, not read offline"})
-    assert note.startswith(f"{ro.UNCHECKED_START}: stl10 (a torchvision dataset, not read offline).")
+    note = ro.unchecked_note({"stl10": "a torchvision dataset, not read offline", "x": "not a registered dataset",
+                              "cifar100": "a torchvision dataset, not read offline"})
+    assert note.startswith(f"{ro.UNCHECKED_START}: stl10, cifar100 (a torchvision dataset, not read offline); x (not "
+                           "a registered dataset).")
     assert "partly in-sample" in note
 
 
