@@ -32,3 +32,16 @@ def test_the_opening_reports_the_studys_claim_as_its_claim_and_says_the_tool_tes
     assert "A 2025 study reported that one zero-shot number" in opening
     assert "study showed" not in opening
     assert "This tool tests that claim instead of assuming it" in opening
+
+
+def test_iimm_is_not_tied_to_zero_shot_accuracy_on_world_v1(world1):
+    """README said world v1's IIMM 'is tied to zero-shot accuracy (easier tasks leave less room)'; over the 15
+    tasks' zero-shot records Kendall's tau between the two is about 0."""
+    zero_shot = world1[(world1["method"] == "zero_shot") & (world1["seed"] == 0)]
+    assert len(zero_shot) == 15
+    tau = kendalltau(zero_shot["iimm"], zero_shot["zs"]).statistic
+    assert abs(tau) < 0.1, tau
+    assert "tied to zero-shot accuracy" not in PROSE
+    said = re.search(r"its Kendall τ with zero-shot accuracy over the 15 tasks is (\S+)\.", PROSE)
+    assert said, "README does not give IIMM's tau with zero-shot accuracy on world v1"
+    check([said[1]], [tau], "tau(IIMM, zero-shot accuracy), world v1")
