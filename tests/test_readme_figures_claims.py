@@ -45,3 +45,21 @@ def test_iimm_is_not_tied_to_zero_shot_accuracy_on_world_v1(world1):
     said = re.search(r"its Kendall τ with zero-shot accuracy over the 15 tasks is (\S+)\.", PROSE)
     assert said, "README does not give IIMM's tau with zero-shot accuracy on world v1"
     check([said[1]], [tau], "tau(IIMM, zero-shot accuracy), world v1")
+
+
+def test_full_ft_against_the_lighter_methods_is_the_grid_report(world1):
+    """README said 'the full-model methods gain most and forget most'; WiSE-FT, a full-model method, forgets less
+    than most, and our OrthCR-style method (not full-model) forgets most."""
+    from core.method_info import method_info
+
+    per = world1[world1["method"].isin(OURS)].groupby(["method", "dataset"])[["gain", "ood"]].mean().groupby(
+        level="method").mean()
+    lighter = [m for m in OURS if method_info(m).family != "full"]
+    assert "orthogonal" in lighter and "wise_ft" not in lighter
+    full = per.loc["full_ft"]
+    assert (per.loc[lighter, "gain"] < full["gain"]).all()
+    forgets_more = per.loc[lighter].index[per.loc[lighter, "ood"] < full["ood"]].tolist()
+    assert forgets_more == ["orthogonal"], forgets_more
+    assert "full-model methods gain most and forget most" not in PROSE
+    assert ("Full fine-tuning gains more than every lighter method and forgets more than all but our "
+            "OrthCR-style one") in PROSE
