@@ -63,3 +63,17 @@ def test_full_ft_against_the_lighter_methods_is_the_grid_report(world1):
     assert "full-model methods gain most and forget most" not in PROSE
     assert ("Full fine-tuning gains more than every lighter method and forgets more than all but our "
             "OrthCR-style one") in PROSE
+
+
+def test_orthogonal_ft_forgets_most_on_the_models_readme_names(world2):
+    """README said orthogonal FT 'forgets most here' on world v2; on model B full FT forgets more."""
+    ood = world2[world2["method"].isin(OURS)].groupby(["pretrained", "method"])["ood"].mean().unstack()
+    most = ood.idxmin(axis=1)
+    assert [m[-1].upper() for m in most.index[most == "orthogonal"]] == ["A", "C", "D"]
+    said = re.search(r"Orthogonal FT forgets most on models A, C and D, as on world v1 \(model A: OOD change (\S+) "
+                     r"points on average, against full FT's (\S+); C (\S+), D (\S+)\); on model B full FT forgets "
+                     r"slightly more \((\S+) against (\S+)\)", PROSE)
+    assert said, "README does not say on which world-v2 models orthogonal FT forgets most"
+    check(list(said.groups()), [ood.loc["world-v2-a", "orthogonal"], ood.loc["world-v2-a", "full_ft"],
+                                ood.loc["world-v2-c", "orthogonal"], ood.loc["world-v2-d", "orthogonal"],
+                                ood.loc["world-v2-b", "full_ft"], ood.loc["world-v2-b", "orthogonal"]], "orthogonal FT")
