@@ -93,3 +93,19 @@ def test_what_it_found_gives_the_small_sample_procedures_record_beside_the_full_
                      r"(\d+) world-v2 cells \(described after the results, not pre-registered\)", summary)
     assert said, "What it found does not give the small-sample procedure's no-worse counts"
     check(list(said.groups()), counts, "small-sample procedure")
+
+
+def test_what_it_found_reports_the_failed_fresh_cell_as_a_failed_pre_registered_criterion():
+    """The extension's pre-registration says a failure 'is reported as a failure of the default on fresh cells';
+    the summary gave '80 of those 81 cells' as the good half of a contrast with world v1."""
+    from tests.test_readme_figures import WORLD_V2_TESTS
+
+    path, pairs = WORLD_V2_TESTS[3]  # the extension test
+    rules = pd.read_csv(RESULTS / "world-v2" / path)
+    rules = rules[[(p, m) in pairs for p, m in zip(rules["pretrained"], rules["method"])]]
+    rules = rules[rules["rule"] == "bonferroni"]
+    worse = rules[rules["nested_lodo_mae"] > rules["iimm_lodo_mae"] + 1e-12]
+    assert len(worse) == 1 and tuple(worse.iloc[0][["pretrained", "method"]]) == ("world-v2-c", "orthogonal")
+    summary = " ".join(README.split("## What it found, in short")[1].split("\n## ")[0].split())
+    assert ("is not met on either world (on world v2 that one cell failed the extension test's pre-registered "
+            "criterion;") in summary
