@@ -109,3 +109,15 @@ def test_what_it_found_reports_the_failed_fresh_cell_as_a_failed_pre_registered_
     summary = " ".join(README.split("## What it found, in short")[1].split("\n## ")[0].split())
     assert ("is not met on either world (on world v2 that one cell failed the extension test's pre-registered "
             "criterion;") in summary
+
+
+def test_what_it_found_says_the_default_rule_was_chosen_after_the_first_test_failed_its_primary_rule():
+    """The summary's 80 of 81 is `bonferroni`'s count over four tests, the first of which had `one-se` as its
+    primary rule: the summary says so, with the first test's count as the World v2 section gives it."""
+    first = re.search(r"The primary criterion \(no worse than IIMM-only in every cell\) is \*\*not met\*\* by "
+                      r"`one-se` \((\d+) of (\d+);", " ".join(README.split()))
+    assert first, "the World v2 section no longer gives the first test's one-se count"
+    no_worse, cells = map(int, first.groups())
+    summary = " ".join(README.split("## What it found, in short")[1].split("\n## ")[0].split())
+    assert (f"(with `bonferroni`, the default since the second of those tests, after the first test's primary rule, "
+            f"`one-se`, was worse in {cells - no_worse} of its {cells} cells)") in summary
