@@ -21,8 +21,21 @@ def card_path(model_key: str) -> Path:
     return model_card_path(spec_for(model_key))
 
 
-def card_text(model_key: str, rows: pd.DataFrame) -> str:
-    """The card of one world-v2 model: what it is, its recipe and mix, its loss curve, its zero-shot results."""
+def check_paragraph(passed: bool | None) -> str:
+    """What the card says of its world's pre-registered manipulation check (``jobs.world_check``'s verdict; None:
+    not decided, said as nothing): a reader of a card must not take the model's runs for a test the world failed."""
+    if passed is None:
+        return ""
+    said = ("PASSED: world v2 can test whether IIMM follows distance from pretraining" if passed else
+            "FAILED: world v2 cannot test the claim, so this model's fine-tuning runs describe this world; they do "
+            "not test whether IIMM predicts gain or forgetting")
+    return (f"\n**Its world's manipulation check** (pre-registered; `jobs/results/world-v2/manipulation-check.md`): "
+            f"{said}.\n")
+
+
+def card_text(model_key: str, rows: pd.DataFrame, *, passed: bool | None = None) -> str:
+    """The card of one world-v2 model: what it is, its world's manipulation check (``passed``: its verdict, None
+    when not decided), its recipe and mix, its loss curve, its zero-shot results."""
     from jobs.pretrain import RECIPES
     from jobs.world_check import table
 
@@ -44,7 +57,7 @@ def card_text(model_key: str, rows: pd.DataFrame) -> str:
 3-layer text tower, open_clip's default tokenizer, 128-d embeddings, about 7.8 M parameters) pretrained
 from scratch on the generated world v2 of this repository. **A toy model of a generated world**, not a
 substitute for real CLIP models: it exists to test, offline, whether IIMM follows distance from pretraining.
-
+{check_paragraph(passed)}
 **Recipe** (`jobs/pretrain.py` RECIPES): loss: {LOSSES[loss]}; mix `{mix.name}`;
 settings {json.dumps(train.get('settings', {}))}; wall time {train.get('wall_time_s', '?')} s on
 {train.get('threads', '?')} CPU thread(s) (cores shared with other work), torch {train.get('torch', '?')}.
@@ -64,9 +77,9 @@ the task's sub-world):
 """
 
 
-def write_card(model_key: str, rows: pd.DataFrame) -> Path:
+def write_card(model_key: str, rows: pd.DataFrame, *, passed: bool | None = None) -> Path:
     path = card_path(model_key)
-    write_file_atomic(path, card_text(model_key, rows))  # whole or not at all: a full disk keeps the old card
+    write_file_atomic(path, card_text(model_key, rows, passed=passed))  # whole or not at all: a full disk keeps the old card
     return path
 
 

@@ -135,13 +135,18 @@ def table(frame: pd.DataFrame) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)])
 
 
+def checked_verdict(taus: pd.DataFrame, missing: list[str], left_out: tuple[str, ...] = ()) -> tuple[bool | None, list[str]]:
+    """:func:`verdict` of a run that checked the models with ``taus``; ``missing`` (weights not there) and
+    ``left_out`` (not in --models) are the reasons a required model went unchecked."""
+    why = {**{m: "not in --models" for m in left_out}, **{m: "weights missing" for m in missing}}
+    return verdict(taus, why_unchecked=why) if not taus.empty else (None, ["no long-tailed model checked"])
+
+
 def markdown(rows: pd.DataFrame, taus: pd.DataFrame, missing: list[str], n_boot: int, *,
              left_out: tuple[str, ...] = (), departures: tuple[str, ...] = ()) -> str:
     """The check's report. missing: weights not there; left_out: not in --models; departures: how this run
     departs from the pre-registered one (none for the real check)."""
-    why = {**{m: "not in --models" for m in left_out}, **{m: "weights missing" for m in missing}}
-    passed, reasons = (verdict(taus, why_unchecked=why) if not taus.empty
-                       else (None, ["no long-tailed model checked"]))
+    passed, reasons = checked_verdict(taus, missing, left_out)
     head = ["# World v2 manipulation check", ""]
     if departures:
         head += [f"**Quick look, not the pre-registered check** ({', '.join(departures)}); the shipped check is "
@@ -276,8 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cards:
         from jobs.world2_card import write_card
 
+        passed = checked_verdict(taus, missing, left_out)[0] if not args.departures else None  # a quick look decides nothing
         for key, frame in frames.items():
-            log.info("wrote %s", write_card(key, frame))
+            log.info("wrote %s", write_card(key, frame, passed=passed))
     return 0
 
 

@@ -107,7 +107,8 @@ def sandbox(tmp_path, monkeypatch):
         return _rows(key, 1.0, len(calls["rows"]))
 
     monkeypatch.setattr(world_check, "task_rows", fake_rows)
-    monkeypatch.setattr("jobs.world2_card.write_card", lambda key, frame: calls["cards"].append(key) or key)
+    monkeypatch.setattr("jobs.world2_card.write_card",
+                        lambda key, frame, passed=None: calls["cards"].append((key, passed)) or key)
     return shipped, calls
 
 
@@ -270,3 +271,40 @@ def test_the_reports_wall_time_is_not_moved_by_a_clock_step(sandbox, tmp_path, m
     md = (tmp_path / "quick" / "manipulation-check.md").read_text(encoding="utf-8")
     wall = float(re.search(r"- wall time: (\S+) s", md)[1])
     assert 0 <= wall < 60, f"wall time {wall} s"
+
+
+def test_a_card_says_its_worlds_check_failed_and_what_that_means():
+    from jobs.world2_card import card_text, check_paragraph
+
+    rows = _rows("worldclip-v2-d", 1.0, 0).assign(classes=2, inter_modal=0.3)
+    failed = card_text("worldclip-v2-d", rows, passed=False)
+    assert "FAILED: world v2 cannot test the claim" in failed and "they do not test whether IIMM predicts" in failed
+    assert "manipulation check" not in card_text("worldclip-v2-d", rows)  # not decided: nothing claimed
+    assert "PASSED" in check_paragraph(True) and check_paragraph(None) == ""
+
+
+@pytest.mark.parametrize("spec", __import__("core.models", fromlist=["WORLD_V2_MODELS"]).WORLD_V2_MODELS,
+                         ids=lambda s: s.key)
+def test_every_shipped_world_v2_card_gives_the_shipped_checks_verdict(spec):
+    """The cards said the models exist to test the claim and never that the check failed (a reader of the
+    Methods and models page took them for a test)."""
+    from pathlib import Path
+
+    from jobs.world2_card import card_path, check_paragraph
+
+    report = (Path(world_check.__file__).resolve().parent / "results" / "world-v2" / "manipulation-check.md").read_text()
+    passed = False if "**Verdict: FAILED" in report else True if "**Verdict: PASSED" in report else None
+    assert passed is not None and check_paragraph(passed) in card_path(spec.key).read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_the_full_check_hands_its_verdict_to_the_cards_and_a_quick_look_none(sandbox, tmp_path):
+    shipped, calls = sandbox
+    assert world_check.main(["--cards"]) == 0  # the pre-registered run (on the fixture's fake rows)
+    report = (shipped / "manipulation-check.md").read_text()
+    verdict = False if "**Verdict: FAILED" in report else True if "**Verdict: PASSED" in report else None
+    assert verdict is not None and calls["cards"] == [(key, verdict) for key, _ in calls["cards"]]
+    assert len(calls["cards"]) == 4
+    calls["cards"].clear()
+    assert world_check.main(["--cards", "--boot", "10", "--out", str(tmp_path / "q")]) == 0
+    assert calls["cards"] and {passed for _, passed in calls["cards"]} == {None}  # a departure decides nothing
