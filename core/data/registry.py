@@ -75,21 +75,6 @@ def world_finetune_tasks() -> tuple[str, ...]:
     return FINETUNE_TASKS
 
 
-def world_ood_panel() -> tuple[str, ...]:
-    """Names of the world v1 held-out reference tasks, used only for out-of-domain evaluation."""
-    return OOD_PANEL
-
-
-def world_v2_finetune_tasks() -> tuple[str, ...]:
-    """Names of the world v2 tasks that methods are fine-tuned on (``core.data.world2.FINETUNE_TASKS``)."""
-    return world2.FINETUNE_TASKS
-
-
-def world_v2_ood_panel() -> tuple[str, ...]:
-    """Names of the world v2 out-of-domain panel tasks (``core.data.world2.OOD_PANEL_TASKS``)."""
-    return world2.OOD_PANEL_TASKS
-
-
 def get_dataset(name: str) -> DatasetSpec:
     """The spec of a registered dataset or a ``folder:`` path; ValueError for unknown names (and non-strings)."""
     if not isinstance(name, str):
