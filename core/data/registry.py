@@ -22,7 +22,7 @@ import numpy as np
 from core.data.base import LabeledImages, check_split, is_whole_number
 from core.data.errors import DatasetUnavailableError
 from core.data import world2
-from core.data.world import FINETUNE_TASKS, OOD_PANEL, TASKS, load_world_split
+from core.data.world import FINETUNE_TASKS, TASKS, load_world_split
 from core.network import DOWNLOAD_STALL_S, is_stall, stall_timeout
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,6 @@ class DatasetSpec:
     template: str
     description: str
     tv_class: str | None = None  # torchvision.datasets class name
-    ood_panel: bool = False
 
 
 # SPEC section 6: one template per dataset, no ensembling.
@@ -53,10 +52,9 @@ _TORCHVISION = (
     DatasetSpec("svhn", "torchvision", 'a photo of the number: "{c}"', "SVHN", "SVHN"),
 )
 _REGISTRY: dict[str, DatasetSpec] = {
-    **{t.name: DatasetSpec(t.name, "world", t.template, t.description, ood_panel=t.name in OOD_PANEL)
-       for t in TASKS},
-    **{t.name: DatasetSpec(t.name, "world-v2", t.template, f"world v2, {t.subworld}: {', '.join(t.attrs)}",
-                           ood_panel=t.name in world2.OOD_PANEL_TASKS) for t in world2.TASKS},
+    **{t.name: DatasetSpec(t.name, "world", t.template, t.description) for t in TASKS},
+    **{t.name: DatasetSpec(t.name, "world-v2", t.template, f"world v2, {t.subworld}: {', '.join(t.attrs)}")
+       for t in world2.TASKS},
     **{d.name: d for d in _TORCHVISION},
 }
 
