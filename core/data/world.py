@@ -174,7 +174,6 @@ class WorldTask:
     template: str
     knobs: dict = field(default_factory=dict)
     keep: Callable[[dict], np.ndarray] | None = None  # row filter on attributes
-    label_map: tuple[int, ...] | None = None  # attribute value -> class index
     n_train: int = 1500
     n_test: int = 600
     description: str = ""
