@@ -23,8 +23,7 @@ from core.data.world2.coverage import long_tail
 from core.data.world2.subworlds import BY_NAME
 
 PREFIX = "w2-"
-A_PERMUTATION_SEED = 0  # model A (and B, C's recipe); model D uses D_PERMUTATION_SEED
-D_PERMUTATION_SEED = 1
+A_PERMUTATION_SEED = 0  # model A (and B, C's recipe); model D's mix is long-tail-p1 (jobs.pretrain.RECIPES)
 N_PANEL = 6
 
 
