@@ -185,8 +185,3 @@ def pack_attention(model: nn.Module) -> int:
     """Inverse of :func:`unpack_attention`, in place; returns how many modules were packed back.
     ValueError if an adapter still wraps a projection (merge it first)."""
     return _swap(model, UnpackedAttention, UnpackedAttention.to_packed)
-
-
-def has_unpacked_attention(model: nn.Module) -> bool:
-    """True when ``model`` holds any :class:`UnpackedAttention` (e.g. after :func:`unpack_attention`)."""
-    return any(isinstance(m, UnpackedAttention) for m in model.modules())
