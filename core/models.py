@@ -241,10 +241,6 @@ class LoadedModel:
     def label(self) -> str:
         return self.spec.label
 
-    def parameter_counts(self) -> dict[str, int]:
-        total = sum(p.numel() for p in self.model.parameters())
-        return {"total_params": total}
-
 
 def _offline_message(spec: ModelSpec, exc: BaseException) -> str:
     return (f"Could not obtain the pretrained weights of {spec.arch} ({spec.pretrained_tag}): "
