@@ -59,8 +59,6 @@ NESTED_FIELDS: dict[str, str] = {
 }
 
 REQUIRED_FIELDS = ("run_id", "status", "model", "pretrained", "method", "dataset", "seed", "source")
-NULLABLE_NUMERIC = ("zs_acc", "ft_acc", "id_gain", "norm_gain", "ood_change", "iimm",
-                    "inter_modal", "intra_image")
 
 #: Closed ranges of the numeric scalars (a value outside is refused, never clipped).
 RANGES: dict[str, tuple[float, float]] = {
