@@ -24,10 +24,10 @@ def main(argv: list[str]) -> int:
     rng = np.random.default_rng(0)
     x, t = rng.normal(size=(n, d)).astype(np.float32), rng.normal(size=(c, d)).astype(np.float32)
     runs = store.load_runs()
-    from core.transferability.label_sources import _minilm
+    from core.transferability.label_sources import minilm_available
 
     rss, wall = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
-    loaded = _minilm() is not None
+    loaded = minilm_available()
     print(f"MiniLM {'loaded' if loaded else 'not installed'}: {time.perf_counter() - wall:.1f} s, "
           f"+{(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024:.0f} MiB (once per process)")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
