@@ -40,7 +40,6 @@ from core.store import write_file_atomic
 from jobs.cli import check_writable_folder, log_progress, quiet_libraries, user_facing, work_begins
 
 log = logging.getLogger("jobs.pretrain")
-WEIGHTS = ASSET_DIR / "worldclip-tiny_world-v1.safetensors"
 #: model key -> (world, pretraining mix, loss). World v2's four models differ in exactly one of these
 #: from A: B the loss, C the mix (uniform control), D the permutation seed of the long tail.
 RECIPES: dict[str, tuple[str, str | None, str]] = {
