@@ -135,15 +135,15 @@ def forecast_runs() -> pd.DataFrame:
     return load_runs(store_roots())
 
 
-def source_controls(roots: tuple[str, ...], container=st) -> bool:
+def source_controls(roots: tuple[str, ...]) -> bool:
     """Name the records the store skipped, and offer unverified submissions (a URL-bound toggle, shown
     only when there are some). Returns whether to include them."""
     every = load_runs(roots, True)
     if skipped := store.skipped_summary(store.skipped_records(every), roots=roots):  # no server path
-        container.warning(plain(skipped, max_chars=600))
+        st.warning(plain(skipped, max_chars=600))
     submitted = store.submitted_count(every)
-    return bool(submitted) and container.toggle(f"include {submitted} submitted, unverified runs",
-                                                key="submitted", bind=URL)
+    return bool(submitted) and st.toggle(f"include {submitted} submitted, unverified runs",
+                                         key="submitted", bind=URL)
 
 
 def pick_model(runs: pd.DataFrame, container=st, key: str = "model", fit: bool = False) -> tuple[str, str]:
