@@ -146,11 +146,11 @@ def source_controls(roots: tuple[str, ...]) -> bool:
                                          key="submitted", bind=URL)
 
 
-def pick_model(runs: pd.DataFrame, container=st, key: str = "model", fit: bool = False) -> tuple[str, str]:
+def pick_model(runs: pd.DataFrame, container=st, fit: bool = False) -> tuple[str, str]:
     """A model selectbox bound to the URL (``?model=arch@tag``); default: the model with most ok runs. ``fit``: as
     :func:`link_select`'s."""
     labels = model_labels(runs)
-    return model_pair(link_select(container, "model", labels, key, fit=fit) or next(iter(labels)))
+    return model_pair(link_select(container, "model", labels, "model", fit=fit) or next(iter(labels)))
 
 
 #: What :func:`fitted_width` allows a select box: 14 px Source Sans, as Streamlit writes a chosen option, averages
