@@ -49,9 +49,9 @@ LEADERBOARD_GOAL_S = 1.0
 FORECAST_GOAL_S = 15.0
 
 
-def _line(label: str, seconds: float, goal: float | None = None, extra: str = "") -> None:
+def _line(label: str, seconds: float, goal: float | None = None) -> None:
     verdict = "" if goal is None else ("  OK" if seconds < goal else f"  SLOWER than the {goal:g} s goal")
-    print(f"  {label:<58} {seconds:7.3f} s{verdict}{'  ' + extra if extra else ''}", flush=True)
+    print(f"  {label:<58} {seconds:7.3f} s{verdict}", flush=True)
 
 
 def _timed(fn):
