@@ -41,11 +41,13 @@ def _torch_left_as_found():
     runner set its thread count, and both seed its global generator, as do tests that seed it without
     torch.random.fork_rng. Each test leaves both as it found them, so no test's speed or numbers depend on the
     tests before it. torch is not imported here (collection stays light): a test that imports it first is not
-    watched."""
-    torch = sys.modules.get("torch")
-    if torch is None:
+    watched. A page test's background model load (core.model_pool) may still be importing torch when the next test
+    starts: ``import torch`` then waits for that import to finish, where the half-made module in sys.modules had
+    no get_num_threads yet and the next tests of the file errored (tests/test_app_outline.py run alone)."""
+    if "torch" not in sys.modules:
         yield
         return
+    import torch  # waits while another thread is still importing it
     threads, state = torch.get_num_threads(), torch.random.get_rng_state()
     yield
     if torch.get_num_threads() != threads:
