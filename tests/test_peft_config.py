@@ -208,3 +208,16 @@ def test_untouched_towers_names_each_tower_with_blocks_and_nothing_trained():
     model.visual = nn.Linear(2, 2)  # an image tower without blocks (a ResNet, say): nothing to warn about
     model.visual.requires_grad_(False)
     assert untouched_towers(model) == []
+
+
+def test_unreadable_peft_annotations_are_said_not_skipped_silently(monkeypatch, caplog):
+    import typing
+
+    from core.methods import peft_method
+
+    def unresolvable(cls):
+        raise NameError("name 'HybridThing' is not defined")
+    monkeypatch.setattr(typing, "get_type_hints", unresolvable)
+    with caplog.at_level("WARNING", logger=peft_method.__name__):
+        peft_method._check_number_types("LORA", object, {"lora_dropout": True})  # not refused: cannot be judged
+    assert "config annotations could not be read (name 'HybridThing' is not defined)" in caplog.text

@@ -93,7 +93,9 @@ def _check_number_types(kind: str, config_cls: type, settings: dict[str, Any]) -
     and ``lora_dropout = true`` became a dropout of probability 1 (the adapter never sees its input)."""
     try:
         hints = typing.get_type_hints(config_cls)
-    except Exception:  # noqa: BLE001 (annotations peft's module cannot resolve): peft checks what it can
+    except Exception as exc:  # noqa: BLE001 (annotations peft's module cannot resolve): peft checks what it can
+        log.warning("peft's %s config annotations could not be read (%s): a bool or a string given to one of its "
+                    "numeric settings is not refused", kind, exc)
         return
     for key, value in settings.items():
         hint = hints.get(key)
