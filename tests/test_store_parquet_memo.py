@@ -128,3 +128,20 @@ def test_a_file_set_that_compaction_replaced_is_forgotten(tmp_path, later):
     assert len(store.load_runs([root])) == 14
     live = {str(p) for p in root.glob("*.parquet")}
     assert [sorted(f for f, _ in key) for key in store_load._PARQUET_MEMO] == [sorted(live)]
+
+
+def test_a_parquet_file_whose_row_groups_unpack_past_a_records_limit_is_skipped_unread(tmp_path, validations):
+    """A 33 KB zstd file of one 1 GiB text cell, put directly in a store folder, took every read of the store to
+    2.2 GB and 4.5 s (ingest refused it unread already): the loader now refuses it from its footer."""
+    import pyarrow as pa
+
+    root = tmp_path / "results"
+    store.write_records_parquet(make_fixture_records(), root)
+    bomb = root / "bomb.parquet"
+    pq.write_table(pa.table({"run_id": ["bomb"], "error": ["x" * (3 << 20)]}), bomb, compression="zstd")
+    assert bomb.stat().st_size < 10_000
+    runs = store.load_runs([root])
+    assert str(bomb) not in validations and len(validations) == 1  # DuckDB never read it; the good file it did
+    assert len(runs) == len(make_fixture_records()) and "bomb" not in set(runs["run_id"])
+    (why,) = [s.reason for s in runs.attrs["skipped"] if s.where == str(bomb)]
+    assert why.startswith("refused unread: row group 0 unpacks to 3,145,8") and "1,048,576 bytes a row" in why

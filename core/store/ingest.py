@@ -26,7 +26,7 @@ from core.store.records import (COLUMNS, MARKER_NAME, TMP_PREFIX, _atomic_write,
                                 list_data_files, mark_results_folder, prepare_record, read_capped,
                                 record_bytes, row_to_record)
 from core.store.validate import (MAX_INPUT_RECORDS, MAX_PARQUET_BYTES, MAX_RECORD_BYTES, RecordError,
-                                 check_record, parse_json_bytes)
+                                 check_record, check_row_group_sizes, parse_json_bytes)
 
 log = logging.getLogger("core.store")
 
@@ -93,18 +93,11 @@ def _jsonl(path: Path) -> Iterator[tuple[str, Any]]:
 
 
 def _check_unpacked_size(meta: pq.FileMetaData) -> None:
-    """Refuses, before anything is read, a Parquet file whose row groups say they unpack to more than
-    :data:`MAX_RECORD_BYTES` a row, or which holds more than :data:`MAX_INPUT_RECORDS` rows: a 31 KB zstd file of
-    one 1 GB text cell took ingest to a 4 GB peak before its row was refused. The sizes are the file's own word
-    (a crafted file can understate them), so this bounds the common case, not every one."""
+    """Refuses, before anything is read, a Parquet file holding more than :data:`MAX_INPUT_RECORDS` rows or whose
+    row groups say they unpack to more than a record's limit a row (:func:`check_row_group_sizes`)."""
     if meta.num_rows > MAX_INPUT_RECORDS:
         raise RecordError(f"holds {meta.num_rows} rows; the limit is {MAX_INPUT_RECORDS}")
-    for i in range(meta.num_row_groups):
-        group = meta.row_group(i)
-        if group.total_byte_size > max(group.num_rows, 1) * MAX_RECORD_BYTES:
-            # in bytes: MiB rounded 1.3 MiB to the limit it broke ('1 MiB for 1 rows; a record is at most 1 MiB')
-            raise RecordError(f"row group {i} unpacks to {group.total_byte_size:,} bytes for {group.num_rows} "
-                              f"row(s): more than {MAX_RECORD_BYTES:,} bytes a row, the most a record may take")
+    check_row_group_sizes(meta)
 
 
 def _parquet(path: Path) -> Iterator[tuple[str, Any]]:

@@ -25,13 +25,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from core import schema
 from core.store.compaction import COMPACTED_PREFIX
 from core.store import index as store_index
 from core.store.index import indexed_rows, read_rows
 from core.store.records import ARROW_SCHEMA, COLUMNS, PANDAS_TYPES, list_data_files
-from core.store.validate import TEXT_COLUMNS, Skipped, parsed_columns, reason_sql, recheck_text_sql, stored_text_problem
+from core.store.validate import (TEXT_COLUMNS, RecordError, Skipped, check_row_group_sizes, parsed_columns, reason_sql,
+                                 recheck_text_sql, stored_text_problem)
 
 log = logging.getLogger("core.store")
 
@@ -337,12 +339,29 @@ def _settled_identity(files: list[Path]) -> tuple | None:
     return tuple(zip(map(str, files), keys))
 
 
+def _refused_unread(name: str, skipped: list[Skipped]) -> bool:
+    """Whether the Parquet file ``name`` is skipped from its footer alone, before DuckDB reads a row: its row groups
+    say they unpack to more than a record may take a row (``check_row_group_sizes``; one crafted 1 GB text cell
+    took a store read to about 2 GB). A footer that cannot be read is left to DuckDB, which says why."""
+    try:
+        check_row_group_sizes(pq.read_metadata(name))
+    except RecordError as exc:
+        log.warning("skipping parquet %s, refused unread: %s", name, exc)
+        skipped.append(Skipped(name, f"refused unread: {exc}"))
+        return True
+    except (OSError, pa.ArrowException, ValueError):
+        pass
+    return False
+
+
 def _read_parquet_files(con: duckdb.DuckDBPyConnection, files: list[Path], strict: bool,
                         skipped: list[Skipped]) -> tuple[pa.Table | None, bool]:
     """The rows, and whether they hold while the files are unchanged: False when a file was skipped for
     a passing reason (an I/O error, out of memory, an interrupt, a vanished file) rather than for its
     content (DuckDB's InvalidInputException), so that the memo does not replay it."""
-    names = [str(f) for f in files]
+    names = [f for f in map(str, files) if not _refused_unread(f, skipped)]
+    if not names:
+        return None, True
     attempt: list[Skipped] = []
     try:
         table = _valid_rows(con, names, attempt)

@@ -338,3 +338,16 @@ def _repeats_a_key(name: str) -> str:
     which these rules cannot single out from '$.*' (every value): such a row is left to the readers, as before
     the nested rules, rather than refused where its .json form loads. Checked last, only on rows a rule caught."""
     return f'(len(list_distinct(json_keys("{name}"))) < len(json_keys("{name}")))'
+
+
+def check_row_group_sizes(meta: Any) -> None:
+    """Raise :class:`RecordError` when a Parquet file's metadata (``pyarrow.parquet.FileMetaData``) says a row group
+    unpacks to more than :data:`MAX_RECORD_BYTES` a row: read from the footer alone, before any row is (a 31 KB zstd
+    file of one 1 GB text cell took ingest to a 4 GB peak, the store's loader to about 2 GB). The sizes are the
+    file's own word (a crafted file can understate them), so this bounds the common case, not every one."""
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        if group.total_byte_size > max(group.num_rows, 1) * MAX_RECORD_BYTES:
+            # in bytes: MiB rounded 1.3 MiB to the limit it broke ('1 MiB for 1 rows; a record is at most 1 MiB')
+            raise RecordError(f"row group {i} unpacks to {group.total_byte_size:,} bytes for {group.num_rows} "
+                              f"row(s): more than {MAX_RECORD_BYTES:,} bytes a row, the most a record may take")
