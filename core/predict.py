@@ -275,8 +275,8 @@ def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
     embedded by ``loaded`` before (``core.embed.embed_images``), kept in memory by the caller; then only
     the prompts are embedded (``timings["embed_s"]`` is the embedding this call did). A reference dataset
     holding some of the sample's images is left out, and said so (``core.reference_overlap``, ``left_out``); one
-    that cannot be checked offline, or whose images are not read within ``overlap_wait_s`` seconds (None: wait as
-    long as it takes), is named (``not_checked``).
+    that cannot be checked offline, whose images cannot be read, or are not read within ``overlap_wait_s`` seconds
+    (None: wait as long as it takes), is named (``not_checked``).
     """
     from core.embed import embed_dataset  # torch: only when images must be embedded
     from core.reference_overlap import leave_out_overlapping, say_left_out, say_unchecked, unchecked_references

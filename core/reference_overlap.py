@@ -207,7 +207,8 @@ def _to_check(images: Sequence[Any] | None, datasets: Sequence[str], say: bool,
 @dataclass
 class OverlapCheck:
     """What :func:`check_sample` found: ``found`` {dataset: how many of the sample's images its train or test
-    split holds} for those holding any, ``pending`` {dataset: why it was not checked in time}."""
+    split holds} for those holding any, ``pending`` {dataset: why it was not checked: not read in time, or a split
+    that could not be read}."""
     found: dict[str, int] = field(default_factory=dict)
     pending: dict[str, str] = field(default_factory=dict)
 
@@ -216,7 +217,8 @@ def check_sample(images: Sequence[Any], datasets: Sequence[str], *, class_names:
                  wait_s: float | None = None) -> OverlapCheck:
     """Which ``datasets`` hold some of ``images``, in their order. A world task is looked at only when a sample
     image has the worlds' size and, given the sample's ``class_names``, when it shares one; a dataset that cannot
-    be checked offline (:func:`not_checked`), or whose splits cannot be read, is logged and skipped.
+    be checked offline (:func:`not_checked`) is logged and skipped, one with a split that cannot be read (and no
+    image of the sample in the other) is in ``pending`` with the error.
     ``wait_s``: the most seconds to wait for splits not hashed yet (None: as long as it takes); one not ready by
     then is in ``pending``, and goes on being hashed in the background for a later check."""
     if wait_s is not None and not wait_s >= 0:
@@ -232,14 +234,18 @@ def check_sample(images: Sequence[Any], datasets: Sequence[str], *, class_names:
             check.pending[name] = (f"its images were not read in the {wait_s:g} s a forecast waits for them; they "
                                    "are being read now, so a forecast made in a while checks it")
             continue
-        try:
-            held = pair[0].result() | pair[1].result()
-        except (ValueError, OSError, DatasetUnavailableError) as exc:  # a folder without a split, unreadable files
-            log.info("reference dataset %s not checked for the sample's images: %s", name, exc)
-            continue
+        held, unread = frozenset(), []
+        for future in pair:
+            try:
+                held |= future.result()
+            except (ValueError, OSError, DatasetUnavailableError) as exc:  # a folder without a split, unreadable files
+                unread.append(str(exc))
         digests = image_hashes(images) if digests is None else digests
-        if n := sum(d in held for d in digests):
+        if n := sum(d in held for d in digests):  # a split read holds some: left out, whatever the other holds
             check.found[name] = n
+        elif unread:  # not vouched for: said in the forecast, not only in a log line
+            log.info("reference dataset %s not checked for the sample's images: %s", name, "; ".join(unread))
+            check.pending[name] = f"its images could not be read: {'; '.join(unread)}"
     return check
 
 
@@ -317,7 +323,7 @@ def leave_out_overlapping(runs_df: pd.DataFrame, images: Sequence[Any], model: s
     """``runs_df`` without the runs of every reference dataset of (model, pretrained) that holds any of ``images``
     (whose classes are ``class_names``, as :func:`check_sample` takes them, waiting ``wait_s``), and {dataset:
     images of the sample it holds} (empty: ``runs_df`` itself). ``pending``, when given, gets the datasets not
-    checked in time, with why."""
+    checked (not read in time, or unreadable), with why."""
     if runs_df.empty or not {"model", "pretrained", "dataset"} <= set(runs_df.columns):
         return runs_df, {}
     mine = runs_df[(runs_df["model"] == model) & (runs_df["pretrained"] == pretrained)]

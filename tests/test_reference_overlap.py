@@ -277,3 +277,20 @@ def test_the_unchecked_note_follows_the_left_out_note():
     res.notes = ["a fit note"]
     ro.say_unchecked(res, {})
     assert res.notes == ["a fit note"] and res.not_checked == {}
+
+
+def test_a_folder_reference_with_a_split_it_cannot_read_is_still_checked_or_named(tmp_path):
+    """A folder reference whose test split could not be read was only logged: a sample cut from its train split
+    was forecast in sample, with no note (neither left out nor named as not checked)."""
+    folder = tmp_path / "mine"
+    for k, image in enumerate(_images("letters", 1)[:2]):  # a train split only
+        (folder / "train" / f"c{k}").mkdir(parents=True)
+        image.save(folder / "train" / f"c{k}" / f"{k}.png")
+    runs, pending = _runs([f"folder:{folder}"]), {}
+    kept, left_out = ro.leave_out_overlapping(runs, _images("letters", 1), "worldclip-tiny", "world-v1",
+                                              pending=pending)
+    assert left_out == {f"folder:{folder}": 2} and kept.empty and pending == {}  # the train split holds them
+    kept, left_out = ro.leave_out_overlapping(runs, _images("shape-kind"), "worldclip-tiny", "world-v1",
+                                              pending=pending)
+    assert left_out == {} and kept is runs
+    assert pending[f"folder:{folder}"].startswith("its images could not be read: ")
