@@ -36,6 +36,7 @@ import pandas as pd
 from core.data.errors import DatasetUnavailableError
 from core.data.lazy import LazyImages
 from core.data.overlap import image_hashes
+from core.text import shorten
 
 log = logging.getLogger(__name__)
 WORLD_SOURCES = ("world", "world-v2")
@@ -245,7 +246,7 @@ def check_sample(images: Sequence[Any], datasets: Sequence[str], *, class_names:
             check.found[name] = n
         elif unread:  # not vouched for: said in the forecast, not only in a log line
             log.info("reference dataset %s not checked for the sample's images: %s", name, "; ".join(unread))
-            check.pending[name] = f"its images could not be read: {'; '.join(unread)}"
+            check.pending[name] = f"its images could not be read: {shorten('; '.join(unread), 160)}"
     return check
 
 
@@ -276,14 +277,15 @@ def left_out_note(left_out: dict[str, int], n_images: int) -> str:
 
 
 def unchecked_note(unchecked: dict[str, str]) -> str:
-    """The sentence naming the reference datasets not checked for the sample's images, grouped by why."""
+    """The sentence naming the reference datasets not checked for the sample's images, grouped by why: what that
+    means first, as the page cuts a long note (``core.text.plain``) at its end."""
     by_reason: dict[str, list[str]] = {}
     for name, why in unchecked.items():
         by_reason.setdefault(why, []).append(name)
     names = "; ".join(f"{', '.join(group)} ({why})" for why, group in by_reason.items())
-    return (f"{UNCHECKED_START}: {names}. Only the generated worlds' tasks and image folders at hand are checked; if "
-            "your sample was cut from one of these datasets, its forecast is partly in-sample and its measured "
-            "error and coverage do not apply.")
+    return (f"{UNCHECKED_START} (only the generated worlds' tasks and image folders at hand are checked, once their "
+            "images are read; if your sample was cut from one of the datasets named here, its forecast is partly "
+            f"in-sample and its measured error and coverage do not apply): {names}.")
 
 
 def unchecked_references(runs_df: pd.DataFrame, model: str, pretrained: str) -> dict[str, str]:
