@@ -298,7 +298,7 @@ def test_every_shipped_world_v2_card_gives_the_shipped_checks_verdict(spec):
 
 
 @pytest.mark.slow
-def test_the_full_check_hands_its_verdict_to_the_cards_and_a_quick_look_none(sandbox, tmp_path):
+def test_the_full_check_hands_its_verdict_to_the_cards_and_a_quick_look_the_shipped_one(sandbox, tmp_path):
     shipped, calls = sandbox
     assert world_check.main(["--cards"]) == 0  # the pre-registered run (on the fixture's fake rows)
     report = (shipped / "manipulation-check.md").read_text()
@@ -307,4 +307,14 @@ def test_the_full_check_hands_its_verdict_to_the_cards_and_a_quick_look_none(san
     assert len(calls["cards"]) == 4
     calls["cards"].clear()
     assert world_check.main(["--cards", "--boot", "10", "--out", str(tmp_path / "q")]) == 0
-    assert calls["cards"] and {passed for _, passed in calls["cards"]} == {None}  # a departure decides nothing
+    assert calls["cards"] and {passed for _, passed in calls["cards"]} == {verdict}  # the shipped check's, not its own
+
+
+def test_cards_rewritten_by_a_run_that_is_not_the_check_keep_the_shipped_checks_verdict(sandbox, tmp_path):
+    """A --cards run of one model (after retraining it) or another --boot decides nothing, so it handed the cards no
+    verdict: the rewritten shipped card lost the paragraph saying world v2's pre-registered check failed."""
+    shipped, calls = sandbox
+    assert "**Verdict: FAILED" in (shipped / "manipulation-check.md").read_text(encoding="utf-8")  # the real one
+    assert world_check.main(["--cards", "--models", "worldsiglip-v2-b", "--boot", "10", "--out",
+                             str(tmp_path / "q")]) == 0
+    assert calls["cards"] == [("worldsiglip-v2-b", False)]
