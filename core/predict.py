@@ -307,12 +307,17 @@ def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
 def forecast_for_npz(arrays: dict[str, Any], runs_df: pd.DataFrame, model_key: str,
                      **kwargs: Any) -> ForecastResult:
     """Forecast from precomputed embeddings (``core.upload.load_embeddings_npz`` output) said to
-    come from the registry model ``model_key``, whose stored runs are the reference."""
+    come from the registry model ``model_key``, whose stored runs are the reference. No reference dataset can be
+    checked for the sample's images (it has none): each is named in ``not_checked``, as a note says."""
+    from core.reference_overlap import embeddings_unchecked, say_unchecked
+
     spec = spec_for(model_key)
-    return forecast_for_embeddings(arrays["image_embeddings"], arrays["text_embeddings"], arrays["labels"],
-                                   list(arrays["class_names"]), runs_df, model=spec.arch,
-                                   pretrained=spec.pretrained_tag, random_weights=spec.random_weights,
-                                   model_label=f"{spec.label}, uploaded embeddings", **kwargs)
+    res = forecast_for_embeddings(arrays["image_embeddings"], arrays["text_embeddings"], arrays["labels"],
+                                  list(arrays["class_names"]), runs_df, model=spec.arch,
+                                  pretrained=spec.pretrained_tag, random_weights=spec.random_weights,
+                                  model_label=f"{spec.label}, uploaded embeddings", **kwargs)
+    say_unchecked(res, embeddings_unchecked(runs_df, spec.arch, spec.pretrained_tag))
+    return res
 
 
 def reference_runs(runs_df: pd.DataFrame, model: str, pretrained: str,

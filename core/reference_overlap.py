@@ -288,14 +288,29 @@ def unchecked_note(unchecked: dict[str, str]) -> str:
             f"in-sample and its measured error and coverage do not apply): {names}.")
 
 
+#: Why no reference dataset is checked for an embeddings (.npz) sample's images.
+NPZ_REASON = "your sample is embeddings: it has no images to look for"
+
+
+def _reference_names(runs_df: pd.DataFrame, model: str, pretrained: str) -> list[str]:
+    """The reference datasets of (model, pretrained) in ``runs_df``, in their order."""
+    if runs_df.empty or not {"model", "pretrained", "dataset"} <= set(runs_df.columns):
+        return []
+    mine = runs_df[(runs_df["model"] == model) & (runs_df["pretrained"] == pretrained)]
+    return list(dict.fromkeys(mine["dataset"].dropna().astype(str)))
+
+
 def unchecked_references(runs_df: pd.DataFrame, model: str, pretrained: str) -> dict[str, str]:
     """{dataset: why it cannot be checked offline (:func:`not_checked`)} for the reference datasets of
     (model, pretrained) in ``runs_df``, in their order; empty when every one can be checked."""
-    if runs_df.empty or not {"model", "pretrained", "dataset"} <= set(runs_df.columns):
-        return {}
-    mine = runs_df[(runs_df["model"] == model) & (runs_df["pretrained"] == pretrained)]
-    names = dict.fromkeys(mine["dataset"].dropna().astype(str))
+    names = _reference_names(runs_df, model, pretrained)
     return {name: why for name in names if (why := not_checked(name)) is not None}
+
+
+def embeddings_unchecked(runs_df: pd.DataFrame, model: str, pretrained: str) -> dict[str, str]:
+    """{dataset: :data:`NPZ_REASON`} for every reference dataset of (model, pretrained): an embeddings sample
+    cannot be looked for in any of them."""
+    return dict.fromkeys(_reference_names(runs_df, model, pretrained), NPZ_REASON)
 
 
 def say_unchecked(res: Any, unchecked: dict[str, str]) -> None:

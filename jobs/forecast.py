@@ -21,7 +21,8 @@ sample: its path and SHA-256, measures, baselines, verdict, rows, how each forec
 measured coverage) and ``refused`` (samples that could not be used, with the reason). A reference dataset whose
 splits hold some of an image sample's images is left out of its forecast, said in a note (and ``left_out``: in the
 JSON by dataset with the images it holds, in the CSV as the datasets' names); one that cannot be checked offline
-(a torchvision set) is named too (``not_checked``: in the JSON with the reason, in the CSV by name).
+(a torchvision set) is named too (``not_checked``: in the JSON with the reason, in the CSV by name), and for an
+``.npz`` sample, which has no images, every reference dataset is.
 
 Exit (``jobs.cli``'s convention): 0 every sample forecast; 1 some sample could not be used (said on stderr; the
 others are forecast and written); 2 an option, the store, or every sample cannot be used (nothing written); 3

@@ -146,7 +146,10 @@ def test_the_job_leaves_out_the_dataset_its_sample_was_cut_from_and_says_so(worl
     assert set(rows.loc[rows["sample"] == str(example), "left_out"]) == {""}
     # the fixture's other datasets are no registered dataset: not checked, and said so (they were not named)
     unchecked = {f"fx-set-{i}": "not a registered dataset" for i in range(2, 6)}
-    assert [f["not_checked"] for f in forecasts] == [unchecked, unchecked, {}]  # an .npz: no reference is checked
+    assert [f["not_checked"] for f in forecasts][:2] == [unchecked, unchecked]
+    npz_refs = ["shape-kind", "letters", *unchecked]  # an .npz has no images: no reference is checked (was {})
+    assert sorted(forecasts[2]["not_checked"].items()) == sorted((name, ro.NPZ_REASON) for name in npz_refs)
+    assert any(n.startswith(ro.UNCHECKED_START) and ro.NPZ_REASON in n for n in forecasts[2]["notes"])
     assert all(any(n.startswith(ro.UNCHECKED_START) for n in f["notes"]) for f in forecasts[:2])
     assert set(rows["not_checked"]) == {"; ".join(unchecked)}
 
