@@ -96,9 +96,9 @@ def digests_future(name: str, split: str) -> Future:
         if key not in _PENDING:
             _PENDING[key] = Future()
             _QUEUE.put((key, _PENDING[key]))
-            if _WORKER is None or not _WORKER.is_alive():
-                _WORKER = threading.Thread(target=_work, name="reference-overlap", daemon=True)
-                _WORKER.start()
+        if _WORKER is None or not _WORKER.is_alive():  # also for a key already queued: a dead worker's queue waits
+            _WORKER = threading.Thread(target=_work, name="reference-overlap", daemon=True)
+            _WORKER.start()
         return _PENDING[key]
 
 
@@ -232,8 +232,8 @@ def check_sample(images: Sequence[Any], datasets: Sequence[str], *, class_names:
     for name, pair in futures.items():
         wait_for(pair, timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
         if not all(f.done() for f in pair):
-            check.pending[name] = (f"its images were not read in the {wait_s:g} s a forecast waits for them; they "
-                                   "are being read now, so a forecast made in a while checks it")
+            check.pending[name] = (f"its images were not read in the {wait_s:g} s a forecast waits for them in all; "
+                                   "they are being read, or wait their turn, so a forecast made in a while checks it")
             continue
         held, unread = frozenset(), []
         for future in pair:

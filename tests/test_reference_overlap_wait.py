@@ -88,3 +88,20 @@ def test_the_page_waits_a_bounded_time_and_says_what_it_could_not_check(world_na
     shown = [i.value.replace("\\", "") for i in at.info]  # markdown unescaped
     assert [v for v in shown if v.startswith(ro.UNCHECKED_START) and "): fx-set-2, fx-set-3, fx-set-4, fx-set-5 (not a "
             "registered dataset); shape-kind (its images were not read in the 0.2 s" in v]
+
+
+def test_work_left_queued_by_a_dead_worker_is_taken_up_by_a_new_one(monkeypatch):
+    import queue
+    from concurrent.futures import Future
+
+    dead = threading.Thread(target=lambda: None)
+    dead.start()
+    dead.join()
+    key, left = ("shape-kind", "test"), Future()
+    monkeypatch.setattr(ro, "_HASHES", {})
+    monkeypatch.setattr(ro, "_QUEUE", queue.SimpleQueue())
+    monkeypatch.setattr(ro, "_PENDING", {key: left})
+    monkeypatch.setattr(ro, "_WORKER", dead)
+    ro._QUEUE.put((key, left))  # queued, its worker gone (it had waited forever: no new key, no new worker)
+    assert ro.digests_future(*key) is left
+    assert len(left.result(timeout=60)) > 0
