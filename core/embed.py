@@ -274,7 +274,8 @@ def embed_dataset(loaded: LoadedModel, data: LabeledImages, *, templates: str | 
     path = cache_dir / f"{key}.npz"
     if use_cache and path.exists():
         try:
-            with np.load(path, allow_pickle=False) as z:
+            # our own handle: np.load leaves the file it opened unclosed when the archive will not parse
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
                 image, text = z["image"], z["text"]
             if image.shape[0] != len(data) or text.shape[0] != len(data.class_names):
                 raise ValueError(f"entry holds {image.shape[0]} images and {text.shape[0]} classes")
