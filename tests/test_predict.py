@@ -1,6 +1,7 @@
 """core.predict: one sample's embeddings -> zero-shot measures -> per-method forecasts."""
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -320,7 +321,7 @@ def test_the_grid_command_for_any_model_key_writes_that_key(tmp_path, tag):
     from core.models import spec_for
 
     (tmp_path / "jobs" / "configs").mkdir(parents=True)
-    (tmp_path / predict.DEFAULT_GRID).write_text(open(predict.DEFAULT_GRID, encoding="utf-8").read(), encoding="utf-8")
+    (tmp_path / predict.DEFAULT_GRID).write_text(Path(predict.DEFAULT_GRID).read_text(encoding="utf-8"), encoding="utf-8")
     command = predict.grid_command("ViT-B-32", tag)
     setup, _, grid = command.partition(" && python -m jobs.grid ")
     subprocess.run(["bash", "-c", setup], cwd=tmp_path, check=True, capture_output=True)

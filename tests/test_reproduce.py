@@ -189,7 +189,7 @@ SHIPPED = "jobs/results/default/f524b09490248266.json"  # zero_shot on bar-count
 def test_a_record_that_claims_another_cell_than_its_config_runs_does_not_reproduce(tmp_path, monkeypatch, capsys):
     # a submission relabelled: its fields say LoRA, seed 3, while its config (and run_id) is a zero-shot cell;
     # running the config gives the record's numbers, but they are not the numbers of the run it claims to be
-    shipped = json.loads(open(SHIPPED, encoding="utf-8").read())
+    shipped = json.loads(Path(SHIPPED).read_text(encoding="utf-8"))
     monkeypatch.setattr(reproduce, "reproduce", lambda record, **kwargs: json.loads(json.dumps(shipped)))
     path = tmp_path / "r.json"
     path.write_text(json.dumps({**shipped, "method": "lora", "seed": 3}), encoding="utf-8")
@@ -207,7 +207,7 @@ def test_record_files_are_read_by_the_store_rules(tmp_path, monkeypatch, capsys)
     deep, big, bom = tmp_path / "deep.json", tmp_path / "big.json", tmp_path / "bom.json"
     deep.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
     big.write_text(json.dumps({"run_id": "x", "pad": "a" * (2 << 20)}), encoding="utf-8")
-    shipped = open(SHIPPED, "rb").read()
+    shipped = Path(SHIPPED).read_bytes()
     bom.write_bytes(b"\xef\xbb\xbf" + shipped)
     for path, match in ((deep, "nested 100000 levels deep"), (big, "the limit is 1048576")):
         assert reproduce.main([str(path)]) == 2
@@ -223,7 +223,7 @@ def test_a_model_this_machine_cannot_load_is_refused_before_any_cell_runs(tmp_pa
     from core import models
     from core.experiment import cell_id
 
-    shipped = json.loads(open(SHIPPED, encoding="utf-8").read())
+    shipped = json.loads(Path(SHIPPED).read_text(encoding="utf-8"))
     cell = {**shipped["config"], "model": "ViT-B-32:openai"}
     (tmp_path / "a.json").write_text(json.dumps(shipped), encoding="utf-8")
     (tmp_path / "b.json").write_text(json.dumps({**shipped, "config": cell, "run_id": cell_id(cell)}), encoding="utf-8")
@@ -288,7 +288,7 @@ def test_a_file_as_cache_is_refused_before_any_cell_runs(tmp_path, monkeypatch, 
 def test_an_out_that_is_one_of_the_records_is_refused_before_any_cell_runs(tmp_path, monkeypatch, capsys):
     # '--out r.json' (the record itself): after the cell ran, the CSV of differences replaced the record
     path = tmp_path / "r.json"
-    path.write_text(open(SHIPPED, encoding="utf-8").read(), encoding="utf-8")
+    path.write_text(Path(SHIPPED).read_text(encoding="utf-8"), encoding="utf-8")
     before = path.read_bytes()
     monkeypatch.setattr(reproduce, "reproduce", lambda record, **kw: pytest.fail("a cell ran"))
     assert reproduce.main([str(path), "--out", str(tmp_path / "." / "r.json")]) == 2
@@ -351,7 +351,7 @@ def test_a_method_this_installation_lacks_is_refused_before_any_cell_runs(tmp_pa
     from core.experiment import cell_id
     from core.methods import METHODS
 
-    shipped = json.loads(open(SHIPPED, encoding="utf-8").read())
+    shipped = json.loads(Path(SHIPPED).read_text(encoding="utf-8"))
     cell = {**shipped["config"], "method": "my_ln_only"}
     path = tmp_path / "mine.json"
     path.write_text(json.dumps({**shipped, "config": cell, "method": "my_ln_only", "run_id": cell_id(cell)}),
@@ -371,7 +371,7 @@ def test_data_that_is_not_on_this_machine_is_refused_before_any_cell_runs(tmp_pa
     here with DatasetUnavailableError and the run was reported as not reproducing (exit 1)."""
     from core.experiment import cell_id
 
-    shipped = json.loads(open(SHIPPED, encoding="utf-8").read())
+    shipped = json.loads(Path(SHIPPED).read_text(encoding="utf-8"))
     monkeypatch.setattr(reproduce, "reproduce", lambda *a, **k: pytest.fail("a cell ran"))
     for field, name, says in (("dataset", f"folder:{tmp_path / 'gone'}", "is not on this machine"),
                               ("ood", ["my-own-set"], "unknown dataset 'my-own-set'")):
@@ -388,7 +388,7 @@ def test_a_record_whose_config_names_its_method_by_no_string_is_refused_not_a_tr
     'TypeError: unhashable type: list' (a traceback, exit 1) instead of naming the file (exit 2)."""
     from core.experiment import cell_id
 
-    shipped = json.loads(open(SHIPPED, encoding="utf-8").read())
+    shipped = json.loads(Path(SHIPPED).read_text(encoding="utf-8"))
     cell = {**shipped["config"], "method": ["lora"]}
     path = tmp_path / "odd.json"
     path.write_text(json.dumps({**shipped, "config": cell, "run_id": cell_id(cell)}), encoding="utf-8")
