@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -284,3 +285,21 @@ def test_forecast_rows_give_methods_that_share_a_title_distinct_titles():
     titles = advice.forecast_rows(res).set_index("method")["method_title"]
     assert titles.nunique() == 3 and titles["lora"] == "LoRA · lora" and titles["Lora"] == "LoRA · Lora"
     assert "Predicted to gain most: LoRA · lora," in advice.advise(advice.forecast_rows(res)).headline[0]
+
+
+def test_methods_none_of_which_could_be_forecast_give_rows_without_a_pandas_deprecation():
+    """Every method short of reference datasets: no forecast sets ``extrapolation``, so predict._wide leaves the
+    column all-NaN float, and filling it with False was deprecated in pandas 3 (a Pandas4Warning; "in a future
+    version ... will raise"), so the page would fail on exactly the store that most needs its advice."""
+    from core import predict
+
+    raw = pd.DataFrame([{"method": m, "outcome": o, "status": "too few reference datasets (3; needs 4)",
+                         "n_datasets": 3} for m in ("lora", "full_ft") for o in ("id_gain", "ood_change")])
+    wide = predict._wide(raw)
+    assert wide["extrapolation"].isna().all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        warnings.simplefilter("error", FutureWarning)
+        rows = advice.forecast_rows(SimpleNamespace(forecasts=wide))
+    assert rows["extrapolation"].dtype == bool and not rows["extrapolation"].any()
+    assert list(rows["method"]) == ["full_ft", "lora"] and not rows["ok"].any()
