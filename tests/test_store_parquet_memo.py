@@ -144,4 +144,47 @@ def test_a_parquet_file_whose_row_groups_unpack_past_a_records_limit_is_skipped_
     assert str(bomb) not in validations and len(validations) == 1  # DuckDB never read it; the good file it did
     assert len(runs) == len(make_fixture_records()) and "bomb" not in set(runs["run_id"])
     (why,) = [s.reason for s in runs.attrs["skipped"] if s.where == str(bomb)]
-    assert why.startswith("refused unread: row group 0 unpacks to 3,145,8") and "1,048,576 bytes a row" in why
+    assert why.startswith("refused unread: row group 0 unpacks to 3,145,8")
+    assert f"more than {store_load.MAX_STORED_ROW_BYTES:,} bytes a row, the most a valid run's row may take" in why
+
+
+def _biggest_valid_record() -> dict:
+    """A valid record with every text at its limit: scalars of 4-byte characters, nested fields and 33 custom ones
+    (their names of 4-byte characters too) of 64 KiB of JSON each."""
+    from core import schema
+
+    rec, wide = dict(make_fixture_records()[0]), "\U0001F600"
+    for name, (kind, _) in schema.SCALAR_FIELDS.items():
+        if kind is str and name not in ("run_id", "status", "created_at"):
+            rec[name] = wide * schema.TEXT_LIMITS.get(name, schema.MAX_TEXT)
+    for name in ("config", "zero_shot", "transferability", "provenance"):
+        rec[name] = {"k": "x" * (schema.MAX_NESTED_CHARS - 9)}
+    for i in range(schema.MAX_EXTRA_FIELDS):
+        rec[f"{i:02d}" + wide * (schema.MAX_TEXT - 2)] = "x" * (schema.MAX_NESTED_CHARS - 2)
+    rec["claimed_source"] = "x" * (schema.MAX_NESTED_CHARS - 2)
+    return store.check_record(rec)
+
+
+def test_a_valid_run_compacted_into_a_row_past_1_mib_still_loads(tmp_path):
+    """The loader's footer rule took 1 MiB a row, a .json file's limit: a valid .json record of 0.9 MB of raw UTF-8
+    text (written in \\u escapes in the store's columns: a 1.8 MB row) loaded until compaction, then its compacted
+    file was refused unread and the run was gone from the store, its .json deleted. So was a bulk load of the biggest
+    valid record (write_records_parquet, 2.5 MB)."""
+    import json
+
+    root = tmp_path / "results"
+    root.mkdir()
+    rec = dict(make_fixture_records()[0], **{f"note{i}": "\u4e2d" * 10_000 for i in range(30)})
+    raw = json.dumps(rec, ensure_ascii=False).encode()
+    assert len(raw) < store.MAX_RECORD_BYTES
+    (root / f"{rec['run_id']}.json").write_bytes(raw)
+    assert list(store.load_runs([root])["run_id"]) == [rec["run_id"]]
+    made = store.compact(root)
+    assert pq.read_metadata(made).row_group(0).total_byte_size > store.MAX_RECORD_BYTES
+    runs = store.load_runs([root])
+    assert list(runs["run_id"]) == [rec["run_id"]] and runs.attrs["skipped"] == []
+    big = _biggest_valid_record()
+    bulk = store.write_records_parquet([big], tmp_path / "bulk")
+    assert pq.read_metadata(bulk).row_group(0).total_byte_size <= store_load.MAX_STORED_ROW_BYTES
+    runs = store.load_runs([tmp_path / "bulk"])
+    assert list(runs["run_id"]) == [big["run_id"]] and runs.attrs["skipped"] == []

@@ -32,8 +32,8 @@ from core.store.compaction import COMPACTED_PREFIX
 from core.store import index as store_index
 from core.store.index import indexed_rows, read_rows
 from core.store.records import ARROW_SCHEMA, COLUMNS, PANDAS_TYPES, list_data_files
-from core.store.validate import (TEXT_COLUMNS, RecordError, Skipped, check_row_group_sizes, parsed_columns, reason_sql,
-                                 recheck_text_sql, stored_text_problem)
+from core.store.validate import (MAX_STORED_ROW_BYTES, TEXT_COLUMNS, RecordError, Skipped, check_row_group_sizes,
+                                 parsed_columns, reason_sql, recheck_text_sql, stored_text_problem)
 
 log = logging.getLogger("core.store")
 
@@ -341,10 +341,11 @@ def _settled_identity(files: list[Path]) -> tuple | None:
 
 def _refused_unread(name: str, skipped: list[Skipped]) -> bool:
     """Whether the Parquet file ``name`` is skipped from its footer alone, before DuckDB reads a row: its row groups
-    say they unpack to more than a record may take a row (``check_row_group_sizes``; one crafted 1 GB text cell
-    took a store read to about 2 GB). A footer that cannot be read is left to DuckDB, which says why."""
+    say they unpack to more than a valid run's row may take (``check_row_group_sizes`` with
+    ``MAX_STORED_ROW_BYTES``; one crafted 1 GB text cell took a store read to about 2 GB). A footer that cannot be
+    read is left to DuckDB, which says why."""
     try:
-        check_row_group_sizes(pq.read_metadata(name))
+        check_row_group_sizes(pq.read_metadata(name), MAX_STORED_ROW_BYTES, "the most a valid run's row may take")
     except RecordError as exc:
         log.warning("skipping parquet %s, refused unread: %s", name, exc)
         skipped.append(Skipped(name, f"refused unread: {exc}"))

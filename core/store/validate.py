@@ -35,6 +35,16 @@ MAX_INPUT_RECORDS = 1_000_000       # records in one ingest input file (.jsonl /
 #: writes with at most 12 characters each (a surrogate pair of escapes), plus quotes and separators.
 MAX_EXTRA_CHARS = ((schema.MAX_EXTRA_FIELDS + len(schema.STORE_ADDED_FIELDS))
                    * (schema.MAX_NESTED_CHARS + 12 * schema.MAX_TEXT + 6) + 2)
+#: The most one valid record's row of the store's Parquet (compaction, ``write_records_parquet``) may unpack to, by
+#: its footer: text scalars at their limits in 4-byte UTF-8, 8 bytes a number, each nested column and the custom
+#: fields' column at their limits as the ASCII JSON the store writes, and 256 bytes a column of Parquet's own (page
+#: headers, a dictionary index; 50-100 measured). Not MAX_RECORD_BYTES: a .json record of 0.9 MiB of raw UTF-8 text,
+#: written in escapes of 6 characters each, made a 1.8 MB row, and write_records_parquet's records have no file.
+MAX_STORED_ROW_BYTES = (
+    sum(4 * schema.TEXT_LIMITS.get(n, schema.MAX_TEXT) for n, (k, _) in schema.SCALAR_FIELDS.items() if k is str)
+    + 8 * sum(k is not str for k, _ in schema.SCALAR_FIELDS.values())
+    + len(schema.NESTED_FIELDS) * schema.MAX_NESTED_CHARS + MAX_EXTRA_CHARS
+    + 256 * (len(schema.SCALAR_FIELDS) + len(TEXT_COLUMNS)))
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 _RUN_ID = re.compile(RUN_ID_PATTERN)
 #: A JSON string, or an unterminated one through the end of the text: with its closing quote required, a text of
@@ -340,14 +350,17 @@ def _repeats_a_key(name: str) -> str:
     return f'(len(list_distinct(json_keys("{name}"))) < len(json_keys("{name}")))'
 
 
-def check_row_group_sizes(meta: Any) -> None:
+def check_row_group_sizes(meta: Any, row_limit: int = MAX_RECORD_BYTES,
+                          limit_is: str = "the most a record may take") -> None:
     """Raise :class:`RecordError` when a Parquet file's metadata (``pyarrow.parquet.FileMetaData``) says a row group
-    unpacks to more than :data:`MAX_RECORD_BYTES` a row: read from the footer alone, before any row is (a 31 KB zstd
-    file of one 1 GB text cell took ingest to a 4 GB peak, the store's loader to about 2 GB). The sizes are the
-    file's own word (a crafted file can understate them), so this bounds the common case, not every one."""
+    unpacks to more than ``row_limit`` a row (``limit_is`` names it in the message; ingest's records, to be written
+    as .json files, take :data:`MAX_RECORD_BYTES`; the store's rows :data:`MAX_STORED_ROW_BYTES`): read from the
+    footer alone, before any row is (a 31 KB zstd file of one 1 GB text cell took ingest to a 4 GB peak, the store's
+    loader to about 2 GB). The sizes are the file's own word (a crafted file can understate them), so this bounds
+    the common case, not every one."""
     for i in range(meta.num_row_groups):
         group = meta.row_group(i)
-        if group.total_byte_size > max(group.num_rows, 1) * MAX_RECORD_BYTES:
+        if group.total_byte_size > max(group.num_rows, 1) * row_limit:
             # in bytes: MiB rounded 1.3 MiB to the limit it broke ('1 MiB for 1 rows; a record is at most 1 MiB')
             raise RecordError(f"row group {i} unpacks to {group.total_byte_size:,} bytes for {group.num_rows} "
-                              f"row(s): more than {MAX_RECORD_BYTES:,} bytes a row, the most a record may take")
+                              f"row(s): more than {row_limit:,} bytes a row, {limit_is}")
