@@ -278,7 +278,12 @@ def left_out_note(left_out: dict[str, int], n_images: int) -> str:
 
 def unchecked_note(unchecked: dict[str, str]) -> str:
     """The sentence naming the reference datasets not checked for the sample's images, grouped by why: what that
-    means first, as the page cuts a long note (``core.text.plain``) at its end."""
+    means first, as the page cuts a long note (``core.text.plain``) at its end. For an embeddings sample (every
+    reason :data:`NPZ_REASON`) that none was looked for, and why, comes before their names too."""
+    if unchecked and set(unchecked.values()) == {NPZ_REASON}:
+        return (f"{UNCHECKED_START} ({NPZ_REASON} in any of the {len(unchecked)} reference datasets; if it was cut "
+                "from one of them, its forecast is partly in-sample and its measured error and coverage do not "
+                f"apply): {', '.join(unchecked)}.")
     by_reason: dict[str, list[str]] = {}
     for name, why in unchecked.items():
         by_reason.setdefault(why, []).append(name)
