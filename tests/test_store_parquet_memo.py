@@ -188,3 +188,17 @@ def test_a_valid_run_compacted_into_a_row_past_1_mib_still_loads(tmp_path):
     assert pq.read_metadata(bulk).row_group(0).total_byte_size <= store_load.MAX_STORED_ROW_BYTES
     runs = store.load_runs([tmp_path / "bulk"])
     assert list(runs["run_id"]) == [big["run_id"]] and runs.attrs["skipped"] == []
+
+
+def test_a_parquet_file_with_a_wide_column_of_its_own_is_still_read(tmp_path):
+    """The loader reads only the store's columns, but its footer rule counted every column: a file of another tool
+    holding a run and a 3 MB image of its own, which loaded before, was refused whole ('refused unread')."""
+    import pyarrow as pa
+
+    root = tmp_path / "results"
+    made = store.write_records_parquet(make_fixture_records()[:1], root)
+    table = pq.read_table(made).append_column("thumbnail", pa.array([bytes(3 << 20)], pa.binary()))
+    made.unlink()
+    pq.write_table(table, root / "from-another-tool.parquet", compression="zstd")
+    runs = store.load_runs([root])
+    assert list(runs["run_id"]) == [make_fixture_records()[0]["run_id"]] and runs.attrs["skipped"] == []

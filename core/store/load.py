@@ -339,13 +339,17 @@ def _settled_identity(files: list[Path]) -> tuple | None:
     return tuple(zip(map(str, files), keys))
 
 
+_READ_COLUMNS = frozenset(COLUMNS)  # the columns of a Parquet file the loader reads (_select_parquet)
+
+
 def _refused_unread(name: str, skipped: list[Skipped]) -> bool:
     """Whether the Parquet file ``name`` is skipped from its footer alone, before DuckDB reads a row: its row groups
-    say they unpack to more than a valid run's row may take (``check_row_group_sizes`` with
+    say the columns it reads unpack to more than a valid run's row may take (``check_row_group_sizes`` with
     ``MAX_STORED_ROW_BYTES``; one crafted 1 GB text cell took a store read to about 2 GB). A footer that cannot be
     read is left to DuckDB, which says why."""
     try:
-        check_row_group_sizes(pq.read_metadata(name), MAX_STORED_ROW_BYTES, "the most a valid run's row may take")
+        check_row_group_sizes(pq.read_metadata(name), MAX_STORED_ROW_BYTES, "the most a valid run's row may take",
+                              columns=_READ_COLUMNS)
     except RecordError as exc:
         log.warning("skipping parquet %s, refused unread: %s", name, exc)
         skipped.append(Skipped(name, f"refused unread: {exc}"))

@@ -13,7 +13,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
@@ -351,16 +351,20 @@ def _repeats_a_key(name: str) -> str:
 
 
 def check_row_group_sizes(meta: Any, row_limit: int = MAX_RECORD_BYTES,
-                          limit_is: str = "the most a record may take") -> None:
+                          limit_is: str = "the most a record may take", columns: Collection[str] | None = None) -> None:
     """Raise :class:`RecordError` when a Parquet file's metadata (``pyarrow.parquet.FileMetaData``) says a row group
     unpacks to more than ``row_limit`` a row (``limit_is`` names it in the message; ingest's records, to be written
     as .json files, take :data:`MAX_RECORD_BYTES`; the store's rows :data:`MAX_STORED_ROW_BYTES`): read from the
     footer alone, before any row is (a 31 KB zstd file of one 1 GB text cell took ingest to a 4 GB peak, the store's
-    loader to about 2 GB). The sizes are the file's own word (a crafted file can understate them), so this bounds
-    the common case, not every one."""
+    loader to about 2 GB). ``columns``: count only these (the loader reads no other; a file of another tool with a
+    column of its own, say an image a row, was refused whole); None: all. The sizes are the file's own word (a
+    crafted file can understate them), so this bounds the common case, not every one."""
     for i in range(meta.num_row_groups):
         group = meta.row_group(i)
-        if group.total_byte_size > max(group.num_rows, 1) * row_limit:
+        size = group.total_byte_size if columns is None else sum(
+            chunk.total_uncompressed_size for chunk in map(group.column, range(group.num_columns))
+            if chunk.path_in_schema.split(".")[0] in columns)
+        if size > max(group.num_rows, 1) * row_limit:
             # in bytes: MiB rounded 1.3 MiB to the limit it broke ('1 MiB for 1 rows; a record is at most 1 MiB')
-            raise RecordError(f"row group {i} unpacks to {group.total_byte_size:,} bytes for {group.num_rows} "
+            raise RecordError(f"row group {i} unpacks to {size:,} bytes for {group.num_rows} "
                               f"row(s): more than {row_limit:,} bytes a row, {limit_is}")
