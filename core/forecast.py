@@ -127,9 +127,10 @@ def fit_linear(x: Any, y: Any) -> LinearFit:
     if np.linalg.matrix_rank(d) < p + 1:
         raise ValueError("the predictor values are constant or collinear: no line can be fitted")
     beta, *_ = np.linalg.lstsq(d, ya, rcond=None)
-    resid = ya - d @ beta
-    sse = float(resid @ resid)
-    sst = float(((ya - ya.mean()) ** 2).sum())
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused just below, in words, not as noise
+        resid = ya - d @ beta
+        sse = float(resid @ resid)
+        sst = float(((ya - ya.mean()) ** 2).sum())
     if not (np.isfinite(beta).all() and math.isfinite(sse) and math.isfinite(sst)):
         raise ValueError("the values are too large to fit (the sums overflow); rescale x or y")
     r2 = 1.0 - sse / sst if sst > 0 else float("nan")  # a constant outcome has no variance to explain

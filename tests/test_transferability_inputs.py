@@ -4,6 +4,7 @@ sources (EMMS's label embeddings, the classifier probabilities LEEP reads, the o
 from __future__ import annotations
 
 import logging
+import warnings
 import math
 
 import numpy as np
@@ -43,7 +44,8 @@ def test_all_scores_nan_when_an_assumption_fails(caplog):
 
 def test_all_scores_warns_for_every_score_that_is_not_finite(caplog):
     x, y, _, _ = clusters(n=60, d=5, k=3)
-    with caplog.at_level(logging.WARNING, logger="core.transferability"):
+    with caplog.at_level(logging.WARNING, logger="core.transferability"), warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # said in words, without numpy's overflow warnings besides
         s = tr.all_scores(x * 1e150, y)  # finite features whose scatter overflows
     bad = sorted(name for name, value in s.items() if not np.isfinite(value))
     assert bad, "this scale should overflow at least one baseline"

@@ -23,19 +23,20 @@ def power_iteration_eigenvalue(a: np.ndarray, steps: int = 3) -> float:
         raise ValueError(f"power_iteration_eigenvalue needs a non-empty square matrix, got shape {a.shape}")
     v = a.sum(axis=1)
     w = v
-    for _ in range(steps):
-        t = a @ v
-        nt = np.linalg.norm(t)
-        if nt == 0:
-            break
-        w = t / nt
-        t = a @ w
-        nt = np.linalg.norm(t)
-        if nt == 0:
-            break
-        v = t / nt
-    else:
-        return float(v @ a @ w)
+    with np.errstate(over="ignore", invalid="ignore"):  # a scatter that overflows: the score is non-finite, flagged
+        for _ in range(steps):
+            t = a @ v
+            nt = np.linalg.norm(t)
+            if nt == 0:
+                break
+            w = t / nt
+            t = a @ w
+            nt = np.linalg.norm(t)
+            if nt == 0:
+                break
+            v = t / nt
+        else:
+            return float(v @ a @ w)
     log.info("power iteration vanished; using the exact largest eigenvalue")
     return float(np.linalg.eigvalsh(a)[-1])
 
