@@ -6,23 +6,13 @@ from __future__ import annotations
 import re
 
 import pandas as pd
-import pytest
 from scipy.stats import kendalltau
 
 from core import forecast_select as fsel
-from tests.test_readme_figures import PROSE, README, RESULTS, check, load_records
+from tests.test_readme_figures import PROSE, README, RESULTS, check
+from tests.test_readme_figures import world1, world2  # noqa: F401 - the shipped records, as fixtures
 
 OURS = ("attention", "bitfit", "clip_adapter", "clip_cite", "full_ft", "linear_probe", "lora", "orthogonal", "wise_ft")
-
-
-@pytest.fixture(scope="module")
-def world1() -> pd.DataFrame:
-    return load_records(RESULTS / "default")
-
-
-@pytest.fixture(scope="module")
-def world2() -> pd.DataFrame:
-    return load_records(RESULTS / "world-v2")
 
 
 def test_the_opening_reports_the_studys_claim_as_its_claim_and_says_the_tool_tests_it():
