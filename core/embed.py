@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 
 from core.data.base import LabeledImages
-from core.file_modes import shared_file_mode
+from core.file_modes import shared_mkstemp
 from core.imaging import images_to_tensor
 from core.metrics import check_count
 from core.models import ASSET_DIR, LoadedModel, needs_quick_gelu
@@ -220,9 +219,8 @@ def _save_to_cache(path: Path, image: np.ndarray, text: np.ndarray) -> None:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-        if hasattr(os, "fchmod"):  # mkstemp's 0600 kept a cache shared by several users (one $IIMM_CACHE) unreadable
-            os.fchmod(fd, shared_file_mode())
+        # readable by the other users of a shared cache (one $IIMM_CACHE), not mkstemp's 0600
+        fd, tmp = shared_mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
         now = os.fstat(fd).st_mtime
         with os.fdopen(fd, "wb") as f:
             np.savez(f, image=image, text=text)

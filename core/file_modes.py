@@ -2,11 +2,14 @@
 
 :func:`tempfile.mkstemp` makes a file of mode 0600 whatever the umask: written atomically through one, a
 result record or an embedding-cache entry would be unreadable to an app or a job running as another user of a
-shared store or cache. :func:`shared_file_mode` is the mode an ordinary ``open(..., "w")`` would have given.
+shared store or cache. :func:`shared_file_mode` is the mode an ordinary ``open(..., "w")`` would have given, and
+:func:`shared_mkstemp` a temporary made with it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 
 _STRICTEST_UMASK = 0o077
 
@@ -32,3 +35,21 @@ def process_umask() -> int:
 def shared_file_mode() -> int:
     """0666 minus the process's umask: the mode of a file made by ``open(path, "w")``."""
     return 0o666 & ~process_umask()
+
+
+def shared_mkstemp(**kwargs) -> tuple[int, str]:
+    """:func:`tempfile.mkstemp` (same keywords) whose file has :func:`shared_file_mode` instead of 0600: the
+    temporary an atomic write renames into place. Neither the descriptor nor the file is left behind when the mode
+    cannot be set."""
+    fd, name = tempfile.mkstemp(**kwargs)
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, shared_file_mode())
+        else:  # Windows before Python 3.13 has no os.fchmod (and no mode bits but read-only)
+            os.chmod(name, shared_file_mode())
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
+    return fd, name

@@ -139,7 +139,9 @@ def test_a_cache_that_cannot_be_written_costs_speed_not_the_run(tiny, sample, tm
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(embed_module.tempfile, "mkstemp", read_only)
+    from core import file_modes  # the cache's temporaries are made there
+
+    monkeypatch.setattr(file_modes.tempfile, "mkstemp", read_only)
     got = embed_dataset(tiny, sample, cache_dir=tmp_path / "ro")
     np.testing.assert_array_equal(got.image, want.image)
     assert "going on without the cache" in caplog.text

@@ -11,7 +11,6 @@ import math
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core import schema
-from core.file_modes import shared_file_mode
+from core.file_modes import shared_mkstemp
 from core.store.validate import (EXTRA_COLUMN, MAX_PARQUET_BYTES, MAX_RECORD_BYTES, TEXT_COLUMNS, RecordError,
                                  Skipped, check_record, parse_record_bytes)
 
@@ -48,12 +47,8 @@ def _atomic_write(target: Path, write: Any) -> Path:
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     # the temporary name says whose it is (see remove_temporaries_of): .tmp-<target stem>-<8 random chars><suffix>
-    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{target.stem}-", suffix=target.suffix, dir=target.parent)
+    fd, tmp = shared_mkstemp(prefix=f"{TMP_PREFIX}{target.stem}-", suffix=target.suffix, dir=target.parent)
     try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, shared_file_mode())
-        else:  # Windows before Python 3.13 has no os.fchmod (and no mode bits but read-only): every write failed
-            os.chmod(tmp, shared_file_mode())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
