@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from app import forecast_runs, interval_config, interval_ends
-from core import cards, charts, forecast_select, predict, store
+from core import cards, charts, forecast_select, predict, reference_overlap, store
 from core.model_pool import ModelPool
 from core.text import counted, option_labels, plain, zeros_unsigned
 from core.turns import BusyError, Turns
@@ -168,16 +168,14 @@ def reference_datasets(model_key: str) -> list[str]:
         spec, runs = spec_for(model_key), forecast_runs()
     except ValueError:  # an empty IIMM_FORECAST_MODEL: the page picks its first model, and the run says the rest
         return []
-    return [] if runs.empty else list(predict.reference_runs(runs, spec.arch, spec.pretrained_tag)["dataset"].unique())
+    return reference_overlap.reference_datasets(runs, spec.arch, spec.pretrained_tag)
 
 
 def warm_overlap_check(images, class_names, model_key: str) -> None:
     """Start hashing the splits of the model's reference datasets that could hold these images, so the run finds
     them ready (core.reference_overlap.warm: a world task only for 32x32 images of one of its classes, once per
     process)."""
-    from core.reference_overlap import warm
-
-    warm(images, reference_datasets(model_key), class_names=class_names)
+    reference_overlap.warm(images, reference_datasets(model_key), class_names=class_names)
 
 
 # Forecasts take turns (core.turns): each uses every core, so more at once only makes all of them slower.

@@ -145,19 +145,23 @@ def _world_side() -> int:
     return SIZE
 
 
-def not_checked(name: str) -> str | None:
-    """Why ``name``'s images cannot be checked offline, or None when they can (a world task, an existing folder)."""
+def _source_or_why(name: str) -> tuple[str | None, str | None]:
+    """(``name``'s registry source, None) when its images can be checked offline (a world task, an existing
+    folder); (None, why not) otherwise."""
     from core.data.registry import get_dataset
 
     try:
-        spec = get_dataset(name)
+        source = get_dataset(name).source
     except ValueError:
-        return "not a registered dataset"
-    if spec.source in WORLD_SOURCES:
-        return None
-    if spec.source == "folder":
-        return None if Path(name[len("folder:"):]).is_dir() else "its folder is not here"
-    return f"a {spec.source} dataset, not read offline"
+        return None, "not a registered dataset"
+    if source in WORLD_SOURCES or (source == "folder" and Path(name[len("folder:"):]).is_dir()):
+        return source, None
+    return None, "its folder is not here" if source == "folder" else f"a {source} dataset, not read offline"
+
+
+def not_checked(name: str) -> str | None:
+    """Why ``name``'s images cannot be checked offline, or None when they can (a world task, an existing folder)."""
+    return _source_or_why(name)[1]
 
 
 def _sizes(images: Sequence[Any]) -> set[tuple[int, int]]:
@@ -188,16 +192,14 @@ def _to_check(images: Sequence[Any] | None, datasets: Sequence[str], say: bool,
     """The ``datasets`` that could hold one of ``images`` (None: any image): those read offline (the others logged
     when ``say``), a world task only when a sample image has the worlds' size and, with ``class_names`` (the
     sample's), when it names one of them."""
-    from core.data.registry import get_dataset
-
     sizes, out = {(_world_side(),) * 2} if images is None else _sizes(images) if len(images) else set(), []
     classes = None if class_names is None else {_class_key(c) for c in class_names}
     for name in datasets:
-        if (why := not_checked(name)) is not None:
+        source, why = _source_or_why(name)
+        if why is not None:
             if say:
                 log.info("reference dataset %s not checked for the sample's images: %s", name, why)
             continue
-        source = get_dataset(name).source
         if source not in WORLD_SOURCES:
             out.append(name)
         elif (_world_side(),) * 2 in sizes and (classes is None or classes & _world_classes(name, source)):
@@ -297,8 +299,8 @@ def unchecked_note(unchecked: dict[str, str]) -> str:
 NPZ_REASON = "your sample is embeddings: it has no images to look for"
 
 
-def _reference_names(runs_df: pd.DataFrame, model: str, pretrained: str) -> list[str]:
-    """The reference datasets of (model, pretrained) in ``runs_df``, in their order."""
+def reference_datasets(runs_df: pd.DataFrame, model: str, pretrained: str) -> list[str]:
+    """The reference datasets of (model, pretrained) in ``runs_df``, in their order (none without those columns)."""
     if runs_df.empty or not {"model", "pretrained", "dataset"} <= set(runs_df.columns):
         return []
     mine = runs_df[(runs_df["model"] == model) & (runs_df["pretrained"] == pretrained)]
@@ -308,14 +310,14 @@ def _reference_names(runs_df: pd.DataFrame, model: str, pretrained: str) -> list
 def unchecked_references(runs_df: pd.DataFrame, model: str, pretrained: str) -> dict[str, str]:
     """{dataset: why it cannot be checked offline (:func:`not_checked`)} for the reference datasets of
     (model, pretrained) in ``runs_df``, in their order; empty when every one can be checked."""
-    names = _reference_names(runs_df, model, pretrained)
+    names = reference_datasets(runs_df, model, pretrained)
     return {name: why for name in names if (why := not_checked(name)) is not None}
 
 
 def embeddings_unchecked(runs_df: pd.DataFrame, model: str, pretrained: str) -> dict[str, str]:
     """{dataset: :data:`NPZ_REASON`} for every reference dataset of (model, pretrained): an embeddings sample
     cannot be looked for in any of them."""
-    return dict.fromkeys(_reference_names(runs_df, model, pretrained), NPZ_REASON)
+    return dict.fromkeys(reference_datasets(runs_df, model, pretrained), NPZ_REASON)
 
 
 def say_unchecked(res: Any, unchecked: dict[str, str]) -> None:
@@ -346,11 +348,8 @@ def leave_out_overlapping(runs_df: pd.DataFrame, images: Sequence[Any], model: s
     (whose classes are ``class_names``, as :func:`check_sample` takes them, waiting ``wait_s``), and {dataset:
     images of the sample it holds} (empty: ``runs_df`` itself). ``pending``, when given, gets the datasets not
     checked (not read in time, or unreadable), with why."""
-    if runs_df.empty or not {"model", "pretrained", "dataset"} <= set(runs_df.columns):
-        return runs_df, {}
-    mine = runs_df[(runs_df["model"] == model) & (runs_df["pretrained"] == pretrained)]
-    check = check_sample(images, list(dict.fromkeys(mine["dataset"].dropna().astype(str))),
-                         class_names=class_names, wait_s=wait_s)
+    check = check_sample(images, reference_datasets(runs_df, model, pretrained), class_names=class_names,
+                         wait_s=wait_s)
     if pending is not None:
         pending.update(check.pending)
     if not check.found:
