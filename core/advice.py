@@ -61,7 +61,7 @@ def forecast_rows(result: Any) -> pd.DataFrame:
         "ood_r2": pd.to_numeric(wide.get("ood_change_r2"), errors="coerce"),
         "gain_lodo": pd.to_numeric(wide.get("id_gain_lodo_mae"), errors="coerce"),
         "ood_lodo": pd.to_numeric(wide.get("ood_change_lodo_mae"), errors="coerce"),
-        "n_datasets": wide["n_datasets"], "extrapolation": _flag(wide["extrapolation"])})
+        "n_datasets": wide["n_datasets"], "extrapolation": cards.flag_values(wide["extrapolation"])})
     rows["iimm_gain"], rows["iimm_ood"] = rows["id_gain"], rows["ood_change"]
     rows["gain_basis"], rows["ood_basis"] = "IIMM", "IIMM"
     _use_selected(rows, getattr(result, "selected", None))
@@ -70,12 +70,6 @@ def forecast_rows(result: Any) -> pd.DataFrame:
     rows["pareto"] = False
     rows.loc[ok, "pareto"] = ranking.pareto_mask(rows.loc[ok, "id_gain"], rows.loc[ok, "ood_change"])
     return rows[ROW_COLUMNS]
-
-
-def _flag(column: pd.Series) -> pd.Series:
-    """A True/False/missing column as plain bool, missing = False. Through pandas' nullable boolean: filling an
-    all-missing (float64) column with False is deprecated in pandas 3 and will raise in a later release."""
-    return column.astype("boolean").fillna(False).astype(bool)
 
 
 def _use_selected(rows: pd.DataFrame, selected: pd.DataFrame | None) -> None:

@@ -289,6 +289,13 @@ def model_card(model: str, pretrained: str) -> ModelCard:
                      markdown=markdown)
 
 
+def flag_values(column: pd.Series) -> pd.Series:
+    """A True/False/missing column (bools, 0/1, None, NaN) as plain bool, missing = False. Through pandas'
+    nullable boolean: filling a float64 column (all-missing, or after a join) with False is deprecated in pandas 3
+    and will raise in a later release."""
+    return column.astype("boolean").fillna(False).astype(bool)
+
+
 def untrained_models(runs: pd.DataFrame, *, flags_from: pd.DataFrame | None = None) -> set[tuple[str, str]]:
     """The (model, pretrained) pairs of ``runs`` whose numbers come from random weights: those the
     model registry calls untrained, and those any of their records flags (``random_weights``), so an
@@ -300,7 +307,7 @@ def untrained_models(runs: pd.DataFrame, *, flags_from: pd.DataFrame | None = No
     source = runs if flags_from is None else flags_from
     flagged = set()
     if "random_weights" in source.columns:
-        marked = source[source["random_weights"].fillna(False).astype(bool)]
+        marked = source[flag_values(source["random_weights"])]
         flagged = set(zip(marked["model"].astype(str), marked["pretrained"].astype(str))) & pairs
     return flagged | {pair for pair in pairs - flagged if model_card(*pair).random_weights}
 
@@ -367,7 +374,7 @@ def model_notes(frame: pd.DataFrame, untrained: AbstractSet[tuple[str, str]], ma
 
 
 __all__ = ["PREDICTOR_TITLES", "predictor_set_title", "predictor_title", "CITATIONS", "Citation", "METHOD_CARDS", "MethodCard", "ModelCard", "method_card", "method_title",
-           "model_card", "model_card_path", "model_label", "model_label_column", "model_names", "model_notes", "toy_note", "untrained_models", "UNTRAINED_MARK",
+           "model_card", "model_card_path", "model_label", "model_label_column", "model_names", "model_notes", "toy_note", "untrained_models", "flag_values", "UNTRAINED_MARK",
            "untrained_note"]
 
 

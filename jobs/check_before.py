@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.cards import flag_values
 from core.data.registry import DatasetUnavailableError
 from core.models import ModelUnavailableError
 from jobs.cli import (EXIT_FAILED, EXIT_INCOMPLETE, check_cache_folder, check_csv_out, check_device,
@@ -57,7 +58,7 @@ def differing(runs: pd.DataFrame, score, unchecked: dict[tuple[str, str], str] |
     current = getattr(score, "fingerprint", None)
     rows = []
     ok = runs[runs["status"] == "ok"].copy()
-    untrained = ok.get("random_weights", pd.Series(False, index=ok.index)).fillna(False).astype(bool)
+    untrained = flag_values(ok.get("random_weights", pd.Series(False, index=ok.index)))
     # network by network (a random-weight model's seed draws its network), so the scorer holds one at a time
     ok["_network_seed"] = [int(seed) if random else -1 for seed, random in
                            zip(ok.get("seed", pd.Series(-1, index=ok.index)), untrained)]

@@ -2,6 +2,8 @@
 method configs', one family label per method), readable titles, untrained models and the toy note."""
 from __future__ import annotations
 
+import warnings
+
 import pandas as pd
 import pytest
 
@@ -18,6 +20,18 @@ def test_untrained_models_come_from_the_registry_or_the_records_flag():
     assert cards.untrained_models(runs.iloc[:0]) == set()
     row = runs.iloc[0].to_dict() | {"random_weights": True}
     assert ranking.run_label(row).endswith("world-v1, RANDOM WEIGHTS)")
+
+
+def test_untrained_models_read_a_float_flag_column_without_a_pandas_deprecation():
+    # a join or an all-missing column makes the flag float64: filling it with False is deprecated in pandas 3
+    runs = pd.concat([frame(n_datasets=1, pretrained=p) for p in ("world-v1", "random", "own-tag")])
+    runs["random_weights"] = float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cards.untrained_models(runs) == {("worldclip-tiny", "random")}
+        runs.loc[runs["pretrained"] == "own-tag", "random_weights"] = 1.0
+        assert cards.untrained_models(runs) == {("worldclip-tiny", "random"), ("worldclip-tiny", "own-tag")}
+    assert cards.flag_values(pd.Series([True, None, False], dtype=object)).tolist() == [True, False, False]
 
 
 def test_a_stored_blank_pretrained_tag_gets_a_card_not_an_error():
