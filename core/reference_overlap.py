@@ -47,11 +47,13 @@ UNCHECKED_START = "Not checked for your images"
 _HASHES: dict[tuple[str, str], frozenset[bytes]] = {}
 _LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _GUARD = threading.Lock()
-# Digests not yet computed are computed by one background thread, in the order asked (two at once would only
-# share the cores): {(name, split): the future digests} while queued or at work.
+# Digests not yet computed are computed by background threads, in the order asked: one for world tasks (rendered
+# in seconds) and one for everything else (a folder may take minutes), so a folder one visitor's forecast queued
+# does not hold up another's world task past the page's wait; more would only share the cores.
+# {(name, split): the future digests} while queued or at work.
 _PENDING: dict[tuple[str, str], Future] = {}
-_QUEUE: queue.SimpleQueue = queue.SimpleQueue()
-_WORKER: threading.Thread | None = None
+_QUEUES: dict[str, queue.SimpleQueue] = {"world": queue.SimpleQueue(), "files": queue.SimpleQueue()}
+_WORKERS: dict[str, threading.Thread] = {}
 
 
 def split_hashes(name: str, split: str) -> frozenset[bytes]:
@@ -70,10 +72,11 @@ def split_hashes(name: str, split: str) -> frozenset[bytes]:
         return _HASHES[key]
 
 
-def _work() -> None:
-    """The background thread: compute each queued split's digests (:func:`split_hashes`) into its future."""
+def _work(lane: queue.SimpleQueue) -> None:
+    """A background thread: compute each split queued in ``lane`` (its digests, :func:`split_hashes`) into its
+    future."""
     while True:
-        key, future = _QUEUE.get()
+        key, future = lane.get()
         if future.set_running_or_notify_cancel():
             try:
                 future.set_result(split_hashes(*key))
@@ -83,11 +86,22 @@ def _work() -> None:
             _PENDING.pop(key, None)
 
 
+def _lane(name: str) -> str:
+    """Which background thread hashes ``name``'s splits: 'world' for a world task, 'files' for anything else (an
+    unknown name too: its error is raised by the thread, into its future)."""
+    from core.data.registry import get_dataset
+
+    try:
+        return "world" if get_dataset(name).source in WORLD_SOURCES else "files"
+    except Exception:  # noqa: BLE001 - the hashing itself raises the error that names the problem
+        return "files"
+
+
 def digests_future(name: str, split: str) -> Future:
-    """The digests of ``name``'s ``split`` as a future: done at once when computed before, else computed by the
-    one background thread (a daemon: a process may end without waiting for it) after what was asked before."""
-    global _WORKER
-    key = (name, split)
+    """The digests of ``name``'s ``split`` as a future: done at once when computed before, else computed by a
+    background thread (a daemon: a process may end without waiting for it) after what was asked before of the
+    same kind (world tasks, or folders and other datasets: :func:`_lane`)."""
+    key, lane = (name, split), _lane(name)
     with _GUARD:
         if key in _HASHES:
             done: Future = Future()
@@ -95,10 +109,12 @@ def digests_future(name: str, split: str) -> Future:
             return done
         if key not in _PENDING:
             _PENDING[key] = Future()
-            _QUEUE.put((key, _PENDING[key]))
-        if _WORKER is None or not _WORKER.is_alive():  # also for a key already queued: a dead worker's queue waits
-            _WORKER = threading.Thread(target=_work, name="reference-overlap", daemon=True)
-            _WORKER.start()
+            _QUEUES[lane].put((key, _PENDING[key]))
+        worker = _WORKERS.get(lane)
+        if worker is None or not worker.is_alive():  # also for a key already queued: a dead worker's queue waits
+            _WORKERS[lane] = threading.Thread(target=_work, args=(_QUEUES[lane],), name=f"reference-overlap-{lane}",
+                                              daemon=True)
+            _WORKERS[lane].start()
         return _PENDING[key]
 
 

@@ -99,9 +99,31 @@ def test_work_left_queued_by_a_dead_worker_is_taken_up_by_a_new_one(monkeypatch)
     dead.join()
     key, left = ("shape-kind", "test"), Future()
     monkeypatch.setattr(ro, "_HASHES", {})
-    monkeypatch.setattr(ro, "_QUEUE", queue.SimpleQueue())
+    monkeypatch.setattr(ro, "_QUEUES", {"world": queue.SimpleQueue(), "files": queue.SimpleQueue()})
     monkeypatch.setattr(ro, "_PENDING", {key: left})
-    monkeypatch.setattr(ro, "_WORKER", dead)
-    ro._QUEUE.put((key, left))  # queued, its worker gone (it had waited forever: no new key, no new worker)
+    monkeypatch.setattr(ro, "_WORKERS", {"world": dead})
+    ro._QUEUES["world"].put((key, left))  # queued, its worker gone (it had waited forever: no new key, no new worker)
     assert ro.digests_future(*key) is left
     assert len(left.result(timeout=60)) > 0
+
+
+def test_a_slow_folder_queued_first_does_not_hold_up_a_world_task(tmp_path, monkeypatch):
+    folder = tmp_path / "big"
+    for k, image in enumerate(_images("letters", 1)[:2]):
+        (folder / "test" / f"c{k}").mkdir(parents=True)
+        image.save(folder / "test" / f"c{k}" / f"{k}.png")
+    release, real = threading.Event(), ro._split_to_hash
+
+    def held(name, split):  # the folder's hashing takes as long as the test says (minutes, for a large one)
+        if name.startswith("folder:") and not release.wait(60):
+            raise TimeoutError("the test never released the folder")
+        return real(name, split)
+    monkeypatch.setattr(ro, "_split_to_hash", held)
+    monkeypatch.setattr(ro, "_HASHES", {})
+    try:
+        slow = ro.digests_future(f"folder:{folder}", "test")
+        quick = ro.digests_future("shape-kind", "test")  # asked after the folder, by another visitor
+        assert len(quick.result(timeout=30)) > 0 and not slow.done()
+    finally:
+        release.set()
+    assert len(slow.result(timeout=60)) == 2
