@@ -19,6 +19,7 @@ earlier variant of our own for a documented reason it is ``convention="project"`
 """
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any, Callable, Sequence
 
@@ -90,22 +91,36 @@ def classifier_probs(image: np.ndarray, text: np.ndarray, *, logit_scale: float,
     return p / p.sum(axis=1, keepdims=True)
 
 
+def baseline_input(fn: Callable[..., float]) -> str:
+    """What a baseline of :data:`BASELINES` scores, read from its signature: ``"probs"`` when its first parameter
+    is named ``probs`` (LEEP, NCE: the classifier's probabilities), ``"label_embeddings"`` when it takes a keyword
+    of that name (EMMS), else ``"features"``. :func:`all_scores` calls each baseline with its own input: it used to
+    pick LEEP, NCE and EMMS out by name, so a probability baseline added to BASELINES was called with the image
+    features in place of the probabilities, and its score stored without a word."""
+    params = list(inspect.signature(fn).parameters)
+    if params and params[0] == "probs":
+        return "probs"
+    return "label_embeddings" if "label_embeddings" in params else "features"
+
+
 def all_scores(features: np.ndarray, labels: np.ndarray, *, probs: np.ndarray | None = None,
                label_embeddings: np.ndarray | Sequence[np.ndarray] | None = None) -> dict[str, float]:
     """Every baseline whose inputs are given, name -> score, each in its default (study) convention.
 
-    Bad input raises ValueError. A baseline whose own assumption fails on valid
+    Each baseline gets the input :func:`baseline_input` reads from its signature; one whose input is not given
+    is left out. Bad input raises ValueError. A baseline whose own assumption fails on valid
     input (e.g. GBC with a single-sample class), or whose value is not finite (e.g. a scatter
     that overflows at extreme feature scales), is NaN, with a warning logged.
     """
     prep(features, labels)
     out: dict[str, float] = {}
     for name, (fn, _) in BASELINES.items():
-        if name in ("leep", "nce"):
+        needs = baseline_input(fn)
+        if needs == "probs":
             if probs is None:
                 continue
             call = lambda fn=fn: fn(probs, labels)  # noqa: E731
-        elif name == "emms":
+        elif needs == "label_embeddings":
             if label_embeddings is None:
                 continue
             call = lambda fn=fn: fn(features, labels, label_embeddings=label_embeddings)  # noqa: E731
@@ -114,7 +129,7 @@ def all_scores(features: np.ndarray, labels: np.ndarray, *, probs: np.ndarray | 
         try:
             out[name] = call()
         except ValueError as e:
-            if name in ("leep", "nce", "emms"):
+            if needs != "features":
                 raise  # their extra inputs are the caller's to fix
             log.warning("%s set to NaN: %s", name, e)
             out[name] = float("nan")
@@ -125,7 +140,7 @@ def all_scores(features: np.ndarray, labels: np.ndarray, *, probs: np.ndarray | 
     return out
 
 
-__all__ = ["BASELINES", "STUDY", "all_scores", "classifier_params", "classifier_probs", "emms", "gbc",
-           "gbc_diagonal", "h_score", "label_embedding_stack", "leep", "logme", "nce", "ncti",
+__all__ = ["BASELINES", "STUDY", "all_scores", "baseline_input", "classifier_params", "classifier_probs", "emms",
+           "gbc", "gbc_diagonal", "h_score", "label_embedding_stack", "leep", "logme", "nce", "ncti",
            "ncti_normalised", "ncti_terms", "power_iteration_eigenvalue", "sfda", "simplex_project",
            "transrate"]
