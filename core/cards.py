@@ -238,6 +238,15 @@ def predictor_title(name: str) -> str:
     return PREDICTOR_TITLES.get(name, name.replace("_", " "))
 
 
+def baseline_titles() -> list[str]:
+    """The readable names of the transferability baselines, one per entry of ``core.transferability.BASELINES``
+    in its order: the About page listed nine by hand and left out ``gbc_diagonal``, and a baseline added there
+    would have been left out too."""
+    from core.transferability import BASELINES  # numpy and scipy: only where the list is asked for
+
+    return [predictor_title(name) for name in BASELINES]
+
+
 def predictor_set_title(label: str) -> str:
     """The readable name of a predictor set labelled 'iimm + zs_acc' (``core.forecast_select.set_label``):
     'IIMM + zero-shot accuracy'."""
@@ -373,7 +382,7 @@ def model_notes(frame: pd.DataFrame, untrained: AbstractSet[tuple[str, str]], ma
     return [note for note in notes if note]
 
 
-__all__ = ["PREDICTOR_TITLES", "predictor_set_title", "predictor_title", "CITATIONS", "Citation", "METHOD_CARDS", "MethodCard", "ModelCard", "method_card", "method_title",
+__all__ = ["PREDICTOR_TITLES", "baseline_titles", "predictor_set_title", "predictor_title", "CITATIONS", "Citation", "METHOD_CARDS", "MethodCard", "ModelCard", "method_card", "method_title",
            "model_card", "model_card_path", "model_label", "model_label_column", "model_names", "model_notes", "toy_note", "untrained_models", "flag_values", "UNTRAINED_MARK",
            "untrained_note"]
 

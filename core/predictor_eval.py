@@ -25,6 +25,7 @@ import pandas as pd
 
 from core import forecast, ranking
 from core.metrics import check_count, check_level
+from core.transferability import BASELINES
 
 OUTCOMES = ("id_gain", "norm_gain", "ood_change")
 #: The unit of an outcome, hence of its LODO mean absolute error.
@@ -34,9 +35,8 @@ OUTCOME_LABELS = {"id_gain": "ID gain", "norm_gain": "normalised gain", "ood_cha
 #: Zero-shot measures of core.metrics (the JSON column ``zero_shot``, training split), IIMM first.
 ZERO_SHOT_PREDICTORS = ("iimm", "inter_modal", "intra_image", "zs_acc", "silhouette_classes",
                         "silhouette_modality", "correct_pair", "modality_gap", "intra_text")
-#: Baselines of core.transferability (the JSON column ``transferability``), same order as there.
-TRANSFERABILITY_PREDICTORS = ("gbc", "gbc_diagonal", "h_score", "transrate", "sfda", "ncti", "logme", "leep",
-                              "nce", "emms")
+#: Baselines of core.transferability (the JSON column ``transferability``): its BASELINES' names, in its order.
+TRANSFERABILITY_PREDICTORS = tuple(BASELINES)
 #: Scalar record columns used where a record's ``zero_shot`` JSON lacks the measure. For
 #: zs_acc that is the *test*-split zero-shot accuracy (the JSON one is on the training split).
 _SCALAR_FALLBACK = ("iimm", "inter_modal", "intra_image", "zs_acc")

@@ -64,5 +64,6 @@ for citation in cards.CITATIONS.values():
     with st.expander(citation.label):
         st.markdown(f"[{citation.url}]({citation.url})")
         st.code(citation.bibtex, language="bibtex")
-st.caption("Transferability scores compared on the Compare page: GBC, H-score, TransRate, SFDA, NCTI, LogME, "
-           "LEEP, NCE and EMMS, each written from its paper in core/transferability/, in the study's conventions.")
+titles = cards.baseline_titles()
+st.caption(f"Transferability scores compared on the Compare page: {', '.join(titles[:-1])} and {titles[-1]}, each "
+           "written from its paper in core/transferability/, in the study's conventions.")

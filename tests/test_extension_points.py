@@ -44,3 +44,33 @@ def test_the_shipped_baselines_take_the_inputs_they_always_took():
     needs = {name: tr.baseline_input(fn) for name, (fn, _) in tr.BASELINES.items()}
     assert needs == {**dict.fromkeys(tr.BASELINES, "features"), "leep": "probs", "nce": "probs",
                      "emms": "label_embeddings"}
+
+
+def test_every_baseline_is_named_where_baselines_are_listed(monkeypatch):
+    # the About page listed nine baselines by hand, without gbc_diagonal; predictor_eval kept a copy of the names
+    from core import cards, predictor_eval
+
+    assert predictor_eval.TRANSFERABILITY_PREDICTORS == tuple(tr.BASELINES)
+    assert cards.baseline_titles() == [cards.predictor_title(name) for name in tr.BASELINES]
+    assert "GBC (diagonal Gaussians)" in cards.baseline_titles()
+    monkeypatch.setitem(tr.BASELINES, "toy_probs", (_true_class_probability, "higher = better; needs probs"))
+    assert cards.baseline_titles()[-1] == "toy probs"  # untitled: its name, in words
+
+
+def test_every_baseline_has_a_title():
+    """A contributor's baseline without a PREDICTOR_TITLES entry shows as its name in words; this names it."""
+    from core import cards
+
+    untitled = [name for name in tr.BASELINES if name not in cards.PREDICTOR_TITLES]
+    assert not untitled, f"add a title for {untitled} to core.cards.PREDICTOR_TITLES"
+
+
+def test_the_about_page_names_every_baseline(fixture_store):
+    from core import cards
+    from tests.app_helpers import page
+
+    at = page("about").run()
+    assert not at.exception
+    caption = " ".join(c.value for c in at.caption)
+    missing = [title for title in cards.baseline_titles() if title not in caption]
+    assert not missing, f"the About page leaves out {missing}"
