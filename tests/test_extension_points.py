@@ -74,3 +74,101 @@ def test_the_about_page_names_every_baseline(fixture_store):
     caption = " ".join(c.value for c in at.caption)
     missing = [title for title in cards.baseline_titles() if title not in caption]
     assert not missing, f"the About page leaves out {missing}"
+
+
+# ----------------------------------------------------------------------------- a torchvision dataset
+def _fake_torchvision(monkeypatch, signature_of, splits=("train", "test")):
+    """A torchvision dataset class with the signature of ``signature_of`` (what the registry reads), registered as
+    the dataset 'toy-tv': train holds items 0-5, test 6-8, or, with neither 'train' nor 'split' in the signature,
+    the whole set 0-9. Item i is an 8x8 image whose red channel is 10 i, of class i % 2."""
+    import inspect
+
+    import torchvision.datasets as tvd
+    from PIL import Image
+
+    from core.data import registry
+
+    params = inspect.signature(signature_of).parameters
+
+    class Toy:
+        classes = ["cat", "dog"]
+
+        def __init__(self, root, **kwargs):
+            inspect.signature(signature_of).bind(root, **kwargs)  # a TypeError where torchvision's would raise one
+            if kwargs.get("split", splits[0]) not in splits:  # as torchvision's verify_str_arg says it
+                raise ValueError(f"Unknown value '{kwargs['split']}' for argument split. Valid values are "
+                                 f"{{{', '.join(map(repr, splits))}}}.")
+            if "train" not in params and "split" not in params:
+                self._ids = list(range(10))
+            else:
+                test = kwargs.get("split", "train") == "test" or kwargs.get("train", True) is False
+                self._ids = list(range(6, 9)) if test else list(range(6))
+            self._labels = [i % 2 for i in self._ids]
+            self._image_files = [f"img{i:02d}.png" for i in self._ids]
+
+        def __len__(self):
+            return len(self._ids)
+
+        def __getitem__(self, i):
+            return Image.new("RGB", (8, 8), (10 * self._ids[i], 0, 0)), self._labels[i]
+
+    Toy.__signature__ = inspect.signature(signature_of)
+    monkeypatch.setattr(tvd, "ToyTV", Toy, raising=False)
+    monkeypatch.setitem(registry._REGISTRY, "toy-tv",
+                        registry.DatasetSpec("toy-tv", "torchvision", "a photo of a {c}", "Toy", "ToyTV"))
+
+
+def _reds(data):
+    return sorted(int(np.asarray(image)[0, 0, 0]) // 10 for image in data.images)
+
+
+def test_a_new_torchvision_dataset_with_a_split_argument_is_asked_for_its_test_split(monkeypatch, tmp_path):
+    # classes were listed by name: Food101 or Flowers102 in the registry got no split argument, so their 'test'
+    # split was torchvision's default 'train', and every run was scored on the images it trained on
+    from core.data.registry import load_split
+
+    def food101(root, split="train", transform=None, download=False):
+        """Food101's way of asking for a split."""
+
+    monkeypatch.setenv("IIMM_DATA", str(tmp_path))
+    _fake_torchvision(monkeypatch, food101)
+    assert _reds(load_split("toy-tv", "train")) == list(range(6))
+    assert _reds(load_split("toy-tv", "test")) == [6, 7, 8]
+
+
+def test_a_new_torchvision_dataset_given_whole_is_split_within_each_class(monkeypatch, tmp_path):
+    # one with neither 'train' nor 'split' (Caltech101) had to be named in a list of such classes, or both of
+    # its splits were the whole set
+    from core.data.registry import load_split
+
+    def caltech101(root, target_type="category", transform=None, download=False):
+        """Caltech101's: none, the dataset comes whole."""
+
+    monkeypatch.setenv("IIMM_DATA", str(tmp_path))
+    _fake_torchvision(monkeypatch, caltech101)
+    train, test = _reds(load_split("toy-tv", "train")), _reds(load_split("toy-tv", "test"))
+    assert train and test and not set(train) & set(test) and sorted(train + test) == list(range(10))
+
+
+def test_a_new_torchvision_dataset_without_a_train_split_is_refused_by_name(monkeypatch, tmp_path):
+    # OxfordIIITPet's splits are 'trainval' and 'test': its ValueError was taken for missing files, and the user
+    # read that the dataset 'could not be downloaded' and that the machine 'may be offline'
+    from core.data.registry import load_split
+
+    def pets(root, split="trainval", transform=None, download=False):
+        """OxfordIIITPet's."""
+
+    monkeypatch.setenv("IIMM_DATA", str(tmp_path))
+    _fake_torchvision(monkeypatch, pets, splits=("trainval", "test"))
+    with pytest.raises(ValueError, match=r"'toy-tv': torchvision.datasets.ToyTV has no split 'train' .*'trainval'"):
+        load_split("toy-tv", "train")
+
+
+def test_the_study_datasets_are_asked_for_their_splits_as_before():
+    import torchvision.datasets as tvd
+
+    from core.data.registry import list_datasets, split_argument
+
+    asked = {d.tv_class: split_argument(getattr(tvd, d.tv_class)) for d in list_datasets("torchvision")}
+    assert asked == {"CIFAR100": "train", "MNIST": "train", "EuroSAT": None, "SUN397": None,
+                     **dict.fromkeys(("SVHN", "STL10", "DTD", "GTSRB", "StanfordCars"), "split")}

@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import re
@@ -130,8 +131,17 @@ def _load_folder(root: Path, split: str, template: str) -> LabeledImages:
         raise DatasetUnavailableError(str(exc)) from None
 
 
-UNSPLIT = ("EuroSAT", "SUN397")  # torchvision classes without a train/test split
 NO_DOWNLOAD = ("StanfordCars",)  # torchvision cannot download it any more (its source URL is gone)
+
+
+def split_argument(tv_class: type) -> str | None:
+    """How a torchvision dataset class is asked for a split, read from its signature: ``"train"`` (a bool,
+    CIFAR-100, MNIST), ``"split"`` (the split's name, SVHN, DTD, GTSRB...) or None: it has neither and gives the
+    dataset whole (EuroSAT, SUN397), which is then split within each class as image folders are. The classes
+    were listed by name: one added to the registry in neither list got no split argument, so its 'test' split
+    was torchvision's default ('train' for Food101 and Flowers102) and every run tested on its training images."""
+    params = inspect.signature(tv_class).parameters
+    return "train" if "train" in params else "split" if "split" in params else None
 
 
 def _targets(ds: object) -> list[int]:
@@ -191,15 +201,24 @@ def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> L
     root = Path(os.environ.get("IIMM_DATA", Path.home() / ".cache" / "iimm-data")).expanduser()
     cls = getattr(tvd, spec.tv_class)
     kwargs: dict = {"root": str(root)}
-    if spec.tv_class in ("CIFAR100", "MNIST"):
+    asked_by = split_argument(cls)
+    if asked_by == "train":
         kwargs["train"] = split == "train"
-    elif spec.tv_class in ("SVHN", "STL10", "DTD", "GTSRB", "StanfordCars"):
+    elif asked_by == "split":
         kwargs["split"] = split
     where = (f"put the files in {root} as torchvision.datasets.{spec.tv_class} lays them out (the IIMM_DATA "
              "environment variable names another folder)")
     try:  # files already in place: read them, without a download attempt (Stanford Cars' always raises)
         ds = cls(**kwargs, download=False)
-    except Exception as missing:  # noqa: BLE001 (torchvision raises RuntimeError, scipy/PIL others)
+    except ValueError as exc:
+        if asked_by == "split" and "argument split" in str(exc):  # torchvision's verify_str_arg, before any file
+            raise ValueError(f"dataset {spec.name!r}: torchvision.datasets.{spec.tv_class} has no split {split!r} "
+                             f"({exc}); core.data.registry asks for 'train' and 'test' by those names") from None
+        missing: Exception = exc
+        ds = None
+    except Exception as exc:  # noqa: BLE001 (torchvision raises RuntimeError, scipy/PIL others)
+        missing, ds = exc, None
+    if ds is None:
         if spec.tv_class in NO_DOWNLOAD:
             raise DatasetUnavailableError(
                 f"{spec.description} is not in {root} ({type(missing).__name__}: {missing}) and torchvision can no "
@@ -215,8 +234,8 @@ def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> L
             ) from exc
     indices = list(range(len(ds)))
     classes = [str(c) for c in getattr(ds, "classes", [])]
-    targets = _targets(ds) if spec.tv_class in UNSPLIT or not classes else []
-    if spec.tv_class in UNSPLIT:  # torchvision gives these whole: split within each class, as image folders do
+    targets = _targets(ds) if asked_by is None or not classes else []
+    if asked_by is None:  # torchvision gives these whole: split within each class, as image folders do
         from core.data.folder import split_within_class
 
         keys = _item_keys(ds, root)
