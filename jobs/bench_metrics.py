@@ -96,10 +96,11 @@ def bench_baselines(n: int, d: int, c: int, seed: int) -> None:
     print(f"LEEP/NCE include the {t_probs:.3f} s of turning embeddings into zero-shot probabilities (N x C)")
     print(f"{'name':>10} {'seconds':>9} {'value':>12}  goal")
     rows = [("iimm", lambda: metrics.iimm(x, t, y), 0.0)]
-    for name, (fn, _) in transferability.BASELINES.items():
-        if name in ("leep", "nce"):
+    for name, (fn, _) in transferability.BASELINES.items():  # each on its own input, as all_scores calls it
+        needs = transferability.baseline_input(fn)
+        if needs == "probs":
             rows.append((name, lambda fn=fn: fn(probs, y), t_probs))
-        elif name == "emms":
+        elif needs == "label_embeddings":
             rows.append((name, lambda fn=fn: fn(x, y, label_embeddings=t), 0.0))
         else:
             rows.append((name, lambda fn=fn: fn(x, y), 0.0))

@@ -172,3 +172,13 @@ def test_the_study_datasets_are_asked_for_their_splits_as_before():
     asked = {d.tv_class: split_argument(getattr(tvd, d.tv_class)) for d in list_datasets("torchvision")}
     assert asked == {"CIFAR100": "train", "MNIST": "train", "EuroSAT": None, "SUN397": None,
                      **dict.fromkeys(("SVHN", "STL10", "DTD", "GTSRB", "StanfordCars"), "split")}
+
+
+def test_the_baseline_benchmark_times_a_new_probability_baseline_on_the_probabilities(monkeypatch, capsys):
+    # jobs.bench_metrics also picked LEEP and NCE out by name: a new one on probs was timed on the features
+    from jobs import bench_metrics
+
+    given = []
+    monkeypatch.setitem(tr.BASELINES, "toy_probs", (lambda probs, labels: given.append(probs.shape) or 0.0, "x"))
+    bench_metrics.bench_baselines(60, 16, 3, 0)
+    assert given == [(60, 3)] and "toy_probs" in capsys.readouterr().out
