@@ -182,3 +182,20 @@ def test_the_baseline_benchmark_times_a_new_probability_baseline_on_the_probabil
     monkeypatch.setitem(tr.BASELINES, "toy_probs", (lambda probs, labels: given.append(probs.shape) or 0.0, "x"))
     bench_metrics.bench_baselines(60, 16, 3, 0)
     assert given == [(60, 3)] and "toy_probs" in capsys.readouterr().out
+
+
+def test_a_registry_entry_with_a_typo_is_refused_by_name(monkeypatch):
+    # a source 'torchvison' failed at load with "attribute name must be string, not 'NoneType'", a class
+    # 'Food1O1' with AttributeError from the loader
+    from core.data import registry
+
+    with pytest.raises(ValueError, match=r"dataset 'food': unknown source 'torchvison'; use one of"):
+        registry.DatasetSpec("food", "torchvison", "a photo of {c}", "Food-101")
+    with pytest.raises(ValueError, match=r"dataset 'food': a torchvision dataset, and only one, names"):
+        registry.DatasetSpec("food", "torchvision", "a photo of {c}", "Food-101")
+    with pytest.raises(ValueError, match=r"dataset 'food': its template must contain '\{c\}'"):
+        registry.DatasetSpec("food", "world", "a photo of food", "Food-101")
+    monkeypatch.setitem(registry._REGISTRY, "food",
+                        registry.DatasetSpec("food", "torchvision", "a photo of {c}", "Food-101", "Food1O1"))
+    with pytest.raises(ValueError, match=r"dataset 'food': torchvision.datasets has no dataset class 'Food1O1'"):
+        registry.load_split("food", "train")

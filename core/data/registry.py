@@ -39,6 +39,21 @@ class DatasetSpec:
     description: str
     tv_class: str | None = None  # torchvision.datasets class name
 
+    def __post_init__(self) -> None:
+        """ValueError naming what a registry entry gets wrong: one with source 'torchvison' was loaded as a
+        torchvision set and failed on its class None ('attribute name must be string'), far from the typo."""
+        if self.source not in SOURCES:
+            raise ValueError(f"dataset {self.name!r}: unknown source {self.source!r}; use one of {list(SOURCES)}")
+        if "{c}" not in self.template:
+            raise ValueError(f"dataset {self.name!r}: its template must contain '{{c}}', got {self.template!r}")
+        if (self.source == "torchvision") != bool(self.tv_class):
+            raise ValueError(f"dataset {self.name!r}: a torchvision dataset, and only one, names its "
+                             f"torchvision.datasets class (tv_class), got source {self.source!r}, tv_class "
+                             f"{self.tv_class!r}")
+
+
+#: Where a dataset comes from (DatasetSpec.source).
+SOURCES = ("world", "world-v2", "torchvision", "folder")
 
 # SPEC section 6: one template per dataset, no ensembling.
 _TORCHVISION = (
@@ -199,7 +214,10 @@ def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> L
 
     # '~' expanded as torchvision expands it: the split keys are paths under this root (see _item_keys)
     root = Path(os.environ.get("IIMM_DATA", Path.home() / ".cache" / "iimm-data")).expanduser()
-    cls = getattr(tvd, spec.tv_class)
+    cls = getattr(tvd, spec.tv_class, None)
+    if not isinstance(cls, type):  # a typo in a registry entry: AttributeError from deep in the loader
+        raise ValueError(f"dataset {spec.name!r}: torchvision.datasets has no dataset class {spec.tv_class!r} "
+                         "(its tv_class in core.data.registry)")
     kwargs: dict = {"root": str(root)}
     asked_by = split_argument(cls)
     if asked_by == "train":
