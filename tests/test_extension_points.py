@@ -199,3 +199,21 @@ def test_a_registry_entry_with_a_typo_is_refused_by_name(monkeypatch):
                         registry.DatasetSpec("food", "torchvision", "a photo of {c}", "Food-101", "Food1O1"))
     with pytest.raises(ValueError, match=r"dataset 'food': torchvision.datasets has no dataset class 'Food1O1'"):
         registry.load_split("food", "train")
+
+
+# ----------------------------------------------------------------------------- a world task
+def test_a_world_task_with_a_mistake_is_refused_by_name(monkeypatch):
+    # a family 'shape' raised a bare StopIteration when first drawn; an attribute typo a KeyError; a keep filter
+    # that keeps nothing looped for ever
+    from core.data import world
+
+    with pytest.raises(ValueError, match=r"world task 'toy': unknown family 'shape'; use one of \['shapes'"):
+        world.WorldTask("toy", "shape", "shape", ("circle", "square"), "a photo of a {c}")
+    with pytest.raises(ValueError, match=r"'toy': n_train and n_test must be positive integers, got 0"):
+        world.WorldTask("toy", "shapes", "shape", ("circle", "square"), "a photo of a {c}", n_train=0)
+    for name, attr, keep, why in (("toy-attr", "shap", None, r"family 'shapes' has no attribute 'shap'; it draws"),
+                                  ("toy-keep", "shape", lambda a: a["shape"] < 0, "kept none of 20 batches")):
+        task = world.WorldTask(name, "shapes", attr, ("circle", "square"), "a photo of a {c}", keep=keep, n_train=8)
+        monkeypatch.setitem(world._BY_NAME, name, task)
+        with pytest.raises(ValueError, match=why):
+            world.load_world_split(name, "train")

@@ -178,6 +178,19 @@ class WorldTask:
     n_test: int = 600
     description: str = ""
 
+    def __post_init__(self) -> None:
+        """ValueError naming what a new task gets wrong (a family 'shape' for 'shapes' raised a bare StopIteration
+        when the task was first drawn)."""
+        families = [f.name for f in FAMILIES]
+        if self.family != "*" and self.family not in families:
+            raise ValueError(f"world task {self.name!r}: unknown family {self.family!r}; use one of {families} "
+                             "or '*' (every family)")
+        if "{c}" not in self.template or len(self.class_names) < 2:
+            raise ValueError(f"world task {self.name!r} needs a template with '{{c}}' and at least 2 class names")
+        for n in (self.n_train, self.n_test):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"world task {self.name!r}: n_train and n_test must be positive integers, got {n!r}")
+
 
 def _fam(name: str) -> Family:
     return next(f for f in FAMILIES if f.name == name)
@@ -254,10 +267,16 @@ def _render_task(task: WorldTask, rng: np.random.Generator, n: int) -> tuple[np.
                 images[rows] = fam.render(rng, len(rows), **fam.pretrain_knobs(rng))[0]
         return images, np.array([_SCENE_CLASS[FAMILIES[k].name] for k in fams], np.int64)
     fam = _fam(task.family)
-    got_images, got_labels, have = [], [], 0
+    got_images, got_labels, have, empty = [], [], 0, 0
     while have < n:  # rejection sampling for filtered tasks; one pass for the others
         images, attrs = fam.render(rng, max(n - have, 64) * (2 if task.keep else 1), **task.knobs)
+        if task.attr not in attrs:
+            raise ValueError(f"world task {task.name!r}: family {task.family!r} has no attribute {task.attr!r}; "
+                             f"it draws {sorted(attrs)}")
         rows = np.flatnonzero(task.keep(attrs)) if task.keep else np.arange(len(images))
+        empty = 0 if len(rows) else empty + 1
+        if empty == 20:  # a filter that keeps nothing looped for ever
+            raise ValueError(f"world task {task.name!r}: its keep filter kept none of 20 batches of rendered images")
         got_images.append(images[rows])
         got_labels.append(attrs[task.attr][rows])
         have += len(rows)
