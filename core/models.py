@@ -213,10 +213,12 @@ def check_model(name: str | ModelSpec, pretrained: str | None = None) -> ModelSp
 
 
 def register_configs() -> None:
-    """Register the shipped architecture configs with open_clip (idempotent)."""
+    """Register every architecture config in ``core/model_configs`` with open_clip (idempotent). It registered the
+    folder only while the two shipped names were missing: a config added beside them in a running process (the
+    app's, a notebook's) was never registered there, and its model was 'Unknown'."""
     import open_clip
 
-    if not {"worldclip-tiny", "worldclip-tiny-sigmoid"} <= set(open_clip.list_models()):
+    if not {path.stem for path in CONFIG_DIR.glob("*.json")} <= set(open_clip.list_models()):
         open_clip.add_model_config(CONFIG_DIR)
 
 

@@ -217,3 +217,20 @@ def test_a_world_task_with_a_mistake_is_refused_by_name(monkeypatch):
         monkeypatch.setitem(world._BY_NAME, name, task)
         with pytest.raises(ValueError, match=why):
             world.load_world_split(name, "train")
+
+
+# ----------------------------------------------------------------------------- a model
+def test_an_architecture_config_added_in_a_running_process_is_registered(monkeypatch, tmp_path):
+    # registration waited for the two shipped names only: once they were registered, a config added beside them
+    # (the app's process, a notebook) was 'Unknown model'
+    import shutil
+
+    from core import models
+
+    models.register_configs()  # the shipped ones, as any earlier load did
+    for path in models.CONFIG_DIR.glob("*.json"):
+        shutil.copy(path, tmp_path / path.name)
+    shutil.copy(models.CONFIG_DIR / "worldclip-tiny.json", tmp_path / "toy-arch-added-later.json")
+    monkeypatch.setattr(models, "CONFIG_DIR", tmp_path)
+    spec = models.check_model("toy-arch-added-later")
+    assert spec.arch == "toy-arch-added-later" and spec.random_weights
