@@ -12,6 +12,13 @@ Three kinds of entry share one ``ModelSpec``:
 A spec whose ``pretrained`` is ``None`` builds a model with *random weights*; every
 ``LoadedModel`` carries ``random_weights`` and a ``label`` that says so, and every
 record or table built from it repeats that label.
+
+To add a model: an open_clip pair needs no code (``"ARCH:TAG"``, ``"ARCH:/path/weights.pt"``; :func:`check_model`
+refuses a bad architecture, tag or file in one sentence before a grid runs); a short name is a ``ModelSpec`` in
+``_REGISTRY`` (``family`` clip, siglip, coca, eva02, or tiny for a toy); a new architecture is a JSON config in
+``core/model_configs`` (:func:`register_configs`); a shipped model adds its safetensors in ``core/assets`` and a
+spec with ``shipped_weights`` and ``shipped_tag`` as ``_world_v2`` makes them (``jobs.pretrain`` trains the keys
+of its ``RECIPES``; a ``<weights>.card.md`` beside the file is its card: ``core.cards.model_card_path``).
 """
 from __future__ import annotations
 

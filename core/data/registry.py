@@ -8,6 +8,29 @@
   class; see ``core.data.folder``), prompted ``a photo of a {c}``: your own images need no registry entry;
 * ``cifar100``, ``dtd``, ``eurosat``, ... — the reference study's datasets through torchvision,
   downloaded into ``$IIMM_DATA`` when online; offline, one clear sentence says so.
+
+To add a dataset:
+
+* Your own images need no code: ``folder:/path`` (``core.data.folder``), in a grid's ``datasets``, the forecast
+  page's upload, or ``load_split``.
+* A torchvision set: one ``DatasetSpec(name, "torchvision", template, description, tv_class)`` in
+  ``_TORCHVISION`` below (``template`` with ``{c}``, SPEC §6: one per dataset). Its split is asked for as its
+  class's signature says (:func:`split_argument`: ``train=``, ``split=``, or neither, when the set comes whole
+  and is split 80/20 within each class as folders are); a class whose splits are not called 'train' and 'test'
+  (OxfordIIITPet's 'trainval') is refused by name. Class names go into the prompts as torchvision gives them,
+  ``_`` read as a space; others need a line in ``_prompt_name`` (as EuroSAT's and MNIST's have). A mistake in the
+  entry (source, template, tv_class) is a ValueError naming it at import or first load.
+* A world v1 task: a ``WorldTask`` in ``core.data.world.TASKS`` (a family of ``core.data.world.FAMILIES``, the
+  attribute it classifies, class names in attribute order, a template, render knobs, an optional ``keep``
+  filter). It is registered here and, unless named in ``core.data.world.OOD_PANEL``, listed by
+  :func:`world_finetune_tasks`; a grid runs it where its ``datasets`` name it (``jobs/configs/default.toml``
+  lists the fifteen by name). ``tests/test_world.py`` checks that every word of its prompts is in the
+  pretraining captions, and counts the fifteen tasks (update that count). A world v2 task is a
+  ``World2Task`` in ``core.data.world2.suites``. Mistakes (unknown family or attribute, a filter that keeps
+  nothing) are ValueErrors naming the task.
+
+Each dataset's runs record its name, template and ``provenance.data_fingerprint``; the app, the ranking and the
+forecast read any dataset name in the records, registered here or not.
 """
 from __future__ import annotations
 

@@ -16,6 +16,36 @@ Conventions: GBC, H-score, TransRate, SFDA, NCTI and EMMS take a keyword ``conve
 whose default ``"study"`` reproduces the definitions of the IIMM study's official code
 (SPEC §5; checked in the tests against independent re-derivations). Where we keep an
 earlier variant of our own for a documented reason it is ``convention="project"``.
+
+To add a baseline:
+
+1. A pure function in a module of this package, returning a float oriented HIGHER = MORE TRANSFERABLE. Its
+   signature says what it scores (:func:`baseline_input`): ``(features, labels)``; ``(probs, labels)``, the first
+   parameter named ``probs``, for the zero-shot classifier's probabilities; or ``(features, labels, *,
+   label_embeddings)``. Check input with ``core.transferability._common.prep`` and raise ValueError naming the
+   baseline where its assumption fails: :func:`all_scores` records a feature baseline's ValueError as NaN with a
+   warning, and lets one on probs or label embeddings propagate (the caller's input is at fault).
+2. One entry in :data:`BASELINES`: ``name -> (function, "higher = better (...)")``. That entry is the only list:
+   :func:`all_scores` and ``core.transferability.label_sources.baseline_block`` score it, so the grid's records
+   (their ``transferability`` JSON), ``jobs.predictors --rescore`` and the forecast page's sample get it; the
+   predictor tables (``core.predictor_eval.TRANSFERABILITY_PREDICTORS``), the forecast's candidate sets (every
+   numeric key of the records' ``transferability``: ``core.forecast.expand_predictor_columns``), the About page
+   (``core.cards.baseline_titles``) and ``jobs.bench_metrics`` follow it.
+3. A readable name in ``core.cards.PREDICTOR_TITLES`` (without one, tables show the name with spaces, and
+   ``tests/test_extension_points.py`` names it).
+4. Tests: a feature baseline joins ``FEATURE_FNS`` in ``tests/transferability_helpers.py`` (the registry test
+   checks the list); add a check of your own against an independent derivation, as
+   ``tests/test_transferability_study.py`` does for ours.
+
+A baseline that reads the probabilities' values (LEEP does; NCE needs only their argmax) is left out like LEEP
+in ``baseline_block`` when the model's logit scale is unknown: add its name where ``leep`` is popped there, or
+it is scored at scale 1. Records made before it was added lack it: the predictor tables list it where records
+hold it, and the forecast's procedure lets it compete only in a cell where every reference dataset has a
+finite value (elsewhere it is silently not a candidate). ``python -m jobs.predictors --results DIR --rescore``
+writes it into the JSON records of DIR and remakes DIR's tables (on the shipped ``jobs/results/default`` that
+rewrites the project's shipped records and tables: a change of results, to be made as one); the forecast page
+shows a forecast's measured coverage only where ``jobs.predictors`` measured the procedure on as many
+candidate sets.
 """
 from __future__ import annotations
 
