@@ -6,10 +6,11 @@ Each part is also a job of its own: bench_metrics (IIMM vs pairwise, transferabi
 baselines), bench_embed (embedding pipeline vs raw forward), bench_methods (training
 throughput per method vs a bare PyTorch loop), bench_store (leaderboard queries at
 100,000 runs), bench_app (leaderboard page and a 500-image forecast) and bench_pretrain
-(world-v2 pretraining time projected to the 2,000-step budget). Three benchmarks are run on their own:
+(world-v2 pretraining time projected to the 2,000-step budget). Four benchmarks are run on their own:
 bench_cell (a grid's per-cell overhead; it reads that grid's results), bench_memory (a long-running
-server's memory) and bench_folder (an image folder's memory and time, read when used vs held decoded); so is
-bench_app --browser (the app in Chromium).
+server's memory), bench_folder (an image folder's memory and time, read when used vs held decoded) and
+bench_compare (the Compare page's first view, run as bench_app --compare); so is bench_app --browser (the app in
+Chromium).
 """
 from __future__ import annotations
 

@@ -2,6 +2,11 @@
 
     python -m jobs.bench_app [--runs 100000] [--images 500] [--no-apptest]
     python -m jobs.bench_app --browser [--images 160] [--index warm|cold|off] [--script serve.py|app.py]
+    python -m jobs.bench_app --compare 44x300
+
+(d) --compare METHODSxDATASETS: only the Compare page's first view (:mod:`jobs.bench_compare`), through AppTest with
+    Streamlit's caches cleared, three times on a synthetic store of one model's METHODS x DATASETS runs, then three
+    times on the shipped store.
 
 (c) --browser: the real app on a freshly started server with the shipped store, driven by
     Chromium (1440x900) as a user would: the leaderboard's first view (navigation start to the
@@ -348,7 +353,20 @@ def main(argv: list[str] | None = None) -> int:
                              "empty (cold), or not used (off)")
     parser.add_argument("--script", choices=("serve.py", "app.py"), default="serve.py",
                         help="with --browser: the script the server runs (default serve.py, as the README)")
+    parser.add_argument("--compare", metavar="METHODSxDATASETS", default=None,
+                        help="only the Compare page's first view (AppTest, caches cleared), 3 times each on a synthetic "
+                             "store of METHODS x DATASETS runs of one model (e.g. 44x300) and on the shipped store")
     args = parser.parse_args(argv)
+    if args.compare is not None:
+        size = args.compare.lower().split("x")
+        if len(size) != 2 or not all(part.isdigit() and int(part) > 0 for part in size):
+            print(f"error: --compare takes METHODSxDATASETS, e.g. 44x300 (got {args.compare!r})", file=sys.stderr)
+            return EXIT_USER_ERROR
+        work_begins()
+        from jobs.bench_compare import bench_compare
+
+        bench_compare(int(size[0]), int(size[1]))
+        return 0
     args.images = args.images or (160 if args.browser else 500)
     if args.runs < 1 or args.images < 10:
         print("error: --runs must be >= 1 and --images >= 10", file=sys.stderr)

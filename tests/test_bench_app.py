@@ -14,3 +14,22 @@ def test_bench_leaderboard_measures_every_figure_on_a_small_store(capsys):
     printed = capsys.readouterr().out
     assert {"core_cold_s", "apptest_cold_cache_s", "landing_cold_cache_s", "landing_rank_by_s"} <= set(out)
     assert "failed" not in printed and "rerun after a 'rank by' change" in printed
+
+
+def test_bench_compare_option_refuses_a_size_it_cannot_read(capsys):
+    assert bench_app.main(["--compare", "44"]) == bench_app.EXIT_USER_ERROR
+    assert bench_app.main(["--compare", "0x300"]) == bench_app.EXIT_USER_ERROR
+    assert "METHODSxDATASETS, e.g. 44x300 (got '0x300')" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_compare_times_the_compare_page_on_both_stores(capsys):
+    """The benchmark could not time the Compare page (~20 s first view at 44 methods x 300 datasets)."""
+    from jobs.bench_compare import bench_compare, compare_records
+
+    records = compare_records(3, 5)
+    assert len(records) == 15 and len({(r["method"], r["dataset"]) for r in records}) == 15
+    out = bench_compare(3, 5, repeats=1)
+    printed = capsys.readouterr().out
+    assert [len(out["synthetic_s"][0]), len(out["shipped_s"][1])] == [1, 1]
+    assert "3 methods x 5 datasets (synthetic, 1 model), wall" in printed and "the shipped store (" in printed
