@@ -65,18 +65,37 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     if "pretrained" in pts.columns:  # the model in words, marked as the runs table marks it
         pairs = set(zip(pts["model"].astype(str), pts["pretrained"].astype(str)))  # one: checked above
         pts["model"] = cards.model_label_column(pts, pairs if untrained else set())  # as the subtitle says
+    fits = {method: _method_fit(group[predictor].to_numpy(float), group[outcome].to_numpy(float), level)
+            for method, group in pts.groupby("method", sort=True)}
+    return _drawn(pts, outcome, fits, highlight=highlight, predictor=predictor, level=level, width=width,
+                  height=height, title=title, subtitle=subtitle, legend=legend, colours=colours, untrained=untrained,
+                  domains=domains)
+
+
+def _method_fit(xs: np.ndarray, ys: np.ndarray, level: float) -> tuple | None:
+    """One method's straight line through its points: (fit, Kendall τ, grid, mean, lo, hi), the band at 30 x values
+    over the points' range; None where no line is fitted (fewer than 3 points, or x or y constant)."""
+    if len(xs) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0:  # constant y: no fit to report
+        forecast = _fits()
+        fit = forecast.fit_linear(xs, ys)
+        grid = np.linspace(xs.min(), xs.max(), 30)
+        return (fit, forecast.kendall_tau(xs, ys), grid, *forecast.confidence_band(fit, grid, level))
+    return None
+
+
+def _drawn(pts: pd.DataFrame, outcome: str, fits: dict[str, tuple | None], *, highlight: dict[str, Any] | None,
+           predictor: str, level: float, width: int, height: int, title: str | None, subtitle: Any, legend: bool,
+           colours: dict[str, str] | None, untrained: bool,
+           domains: tuple[tuple[float, float], tuple[float, float]] | None, **extra: Any) -> alt.LayerChart:
+    """:func:`iimm_vs_outcome`'s chart of its points ``pts`` (models in words), given each method's
+    :func:`_method_fit`; ``extra``: further top-level properties (the chart's title replaced by ``heading``)."""
     labels, bands, titles = {}, [], method_titles(pts["method"])
-    for method, group in pts.groupby("method", sort=True):
-        xs, ys = group[predictor].to_numpy(float), group[outcome].to_numpy(float)
+    for method, n in pts.groupby("method", sort=True).size().items():
         name = titles[method]
-        label = f"{name} (n={len(group)})"
-        if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0:  # constant y: no fit to report
-            forecast = _fits()
-            fit = forecast.fit_linear(xs, ys)
-            label = (f"{name} (R²={fit.r2:.2f}, τ={forecast.kendall_tau(xs, ys):.2f}, "
-                     f"n={len(group)})")
-            grid = np.linspace(xs.min(), xs.max(), 30)
-            mean, lo, hi = forecast.confidence_band(fit, grid, level)
+        label = f"{name} (n={n})"
+        if fits[method] is not None:
+            fit, tau, grid, mean, lo, hi = fits[method]
+            label = f"{name} (R²={fit.r2:.2f}, τ={tau:.2f}, n={n})"
             bands.append(pd.DataFrame({"method": method, "x": grid, "fit": mean, "lo": lo, "hi": hi}))
         labels[method] = label
     pts["series"], pts["method_title"] = pts["method"].map(labels), pts["method"].map(titles)
@@ -90,7 +109,8 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     pts["said"] = _spoken(pts, tips)  # a screen reader's words for the point, where it read raw fields
     points = alt.Chart(pts).mark_circle(size=70, opacity=0.85).encode(
         x=alt.X(f"{predictor}:Q", title=x_title, scale=x_scale),
-        y=alt.Y(f"{outcome}:Q", title=y_title, scale=y_scale), color=color, tooltip=tips, description="said:N")
+        y=alt.Y(f"{outcome}:Q", title=y_title, scale=y_scale), color=color, tooltip=tips,
+        description=alt.Description("said:N"))  # a channel: its shorthand as a string cost ~20 ms per chart
     layers: list[alt.Chart] = []
     if bands:
         band = pd.concat(bands, ignore_index=True)
@@ -99,7 +119,7 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
         fit_tip = [_tip("series", "straight-line fit", "N")]  # not the theme's raw 'x', 'fit', 'lo', 'hi'
         # hidden from screen readers (each read as one raw grid point); the chart's description gives the fits
         layers += [base.mark_area(opacity=0.15, aria=False).encode(y=alt.Y("lo:Q", title=y_title, scale=y_scale),
-                                                                  y2="hi:Q", tooltip=fit_tip),
+                                                                  y2=alt.Y2("hi:Q"), tooltip=fit_tip),
                    base.mark_line(aria=False).encode(y=alt.Y("fit:Q", title=y_title, scale=y_scale), tooltip=fit_tip)]
     layers.append(points)
     if highlight is not None:
@@ -114,7 +134,9 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
     shown = (f"Scatter plot of {y_title} against {x_title}, one point per dataset (its seed mean), "
              f"{'one method' if len(labels) == 1 else f'{len(labels)} methods'}: {'; '.join(labels.values())}")
     described = _description(title, lines, shown, _highlight_text(highlight, x_title, y_title))
-    return alt.layer(*layers).properties(title=heading, description=described, width=width, height=height)
+    heading = extra.pop("heading", heading)
+    # properties given to the layer, not set on a copy: every copy of a layer chart copies its layers (~10 ms)
+    return alt.layer(*layers, title=heading, description=described, width=width, height=height, **extra)
 
 
 def _highlight_text(highlight: dict[str, Any] | None, x_title: str, y_title: str) -> str:
@@ -154,22 +176,23 @@ def iimm_panels_by_method(df: pd.DataFrame, outcome: str, *, predictor: str = "i
     _require_one_model(pts)
     untrained = _untrained(df, random_weights)
     note = textwrap.wrap(RANDOM_WEIGHTS_NOTE, 38) if untrained else []  # in lines a panel holds: one line was cut
-    colours, titles, forecast = method_colours(pts["method"]), method_titles(pts["method"]), _fits()
-    stats, y_ends = {}, [pts[outcome].min(), pts[outcome].max()]
-    for method, group in pts.groupby("method", sort=True):
-        xs, ys = group[predictor].to_numpy(float), group[outcome].to_numpy(float)
+    colours, titles = method_colours(pts["method"]), method_titles(pts["method"])
+    if "pretrained" in pts.columns:  # the model in words, as iimm_vs_outcome writes it on each panel
+        pairs = set(zip(pts["model"].astype(str), pts["pretrained"].astype(str)))
+        pts["model"] = cards.model_label_column(pts, pairs if untrained else set())
+    # each method's points and line once: every panel drew itself from the runs again (its points, its fit twice)
+    groups = {method: group.reset_index(drop=True) for method, group in pts.groupby("method", sort=True)}
+    stats, fits, y_ends = {}, {}, [pts[outcome].min(), pts[outcome].max()]
+    for method, group in groups.items():
+        fits[method] = _method_fit(group[predictor].to_numpy(float), group[outcome].to_numpy(float), level)
         stats[method] = f"n={len(group)}"
-        if len(group) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0:
-            fit = forecast.fit_linear(xs, ys)
-            stats[method] = f"R²={fit.r2:.2f} · τ={forecast.kendall_tau(xs, ys):.2f} · " + stats[method]
-            _, lo, hi = forecast.confidence_band(fit, np.linspace(xs.min(), xs.max(), 30), level)
+        if fits[method] is not None:
+            fit, tau, _, _, lo, hi = fits[method]
+            stats[method] = f"R²={fit.r2:.2f} · τ={tau:.2f} · " + stats[method]
             y_ends += [lo.min(), hi.max()]  # the bands, as iimm_vs_outcome draws them, stay inside the axis
     domains = ((float(pts[predictor].min()), float(pts[predictor].max())), (float(min(y_ends)), float(max(y_ends))))
     panels = []
     for method in sorted(stats):
-        panel = iimm_vs_outcome(df[df["method"].astype(str) == method], outcome, predictor=predictor, level=level,
-                                width=PANEL_WIDTH, height=170, title=titles[method], legend=False, colours=colours,
-                                random_weights=untrained, domains=domains)  # the tooltips' model marked as well
         # a title longer than the panel is cut (…): it widened the panel (in a grid of them, every column, pushing
         # the last out of the page: a 140-character method name left one panel in three unseen)
         lines = [*note, stats[method]]
@@ -177,9 +200,12 @@ def iimm_panels_by_method(df: pd.DataFrame, outcome: str, *, predictor: str = "i
         # fit, squeezed all of them into 220 x 170 px)
         # cut in the middle: cut at its end by ``limit``, long titles sharing a start were one text on every panel
         heading = shorten(titles[method], PANEL_TITLE_CHARS, keep_end=True)
-        panels.append(panel.properties(title=alt.TitleParams(heading, anchor="start", limit=PANEL_WIDTH,
-                                                             subtitle=lines if note else lines[0]),
-                                       autosize=alt.AutoSizeParams(type="pad", contains="padding")))
+        panels.append(_drawn(
+            groups[method], outcome, {method: fits[method]}, highlight=None, predictor=predictor, level=level,
+            width=PANEL_WIDTH, height=170, title=titles[method], subtitle=None, legend=False, colours=colours,
+            untrained=untrained, domains=domains,  # the tooltips' model marked as well
+            heading=alt.TitleParams(heading, anchor="start", limit=PANEL_WIDTH, subtitle=lines if note else lines[0]),
+            autosize=alt.AutoSizeParams(type="pad", contains="padding")))
     return panels
 
 
