@@ -121,9 +121,19 @@ def fit_linear(x: Any, y: Any) -> LinearFit:
     """
     xa, ya = _vectors(x, y)
     n, p = xa.shape
+    d, beta, sse, sst = _ols(xa, ya)
+    r2 = 1.0 - sse / sst if sst > 0 else float("nan")  # a constant outcome has no variance to explain
+    s = math.sqrt(sse / (n - p - 1)) if n > p + 1 else float("nan")
+    return LinearFit(beta[1:].copy(), float(beta[0]), r2, n, s, np.linalg.inv(d.T @ d))
+
+
+def _ols(xa: np.ndarray, ya: np.ndarray, d: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """:func:`fit_linear`'s least squares of checked ``xa`` (n, p) and ``ya`` (n,): the design matrix [1, x] (``d``
+    where the caller has it), the coefficients (intercept first), SSE and SST; raises its ValueErrors."""
+    n, p = xa.shape
     if n < p + 1:
         raise ValueError(f"a fit with {p} predictor(s) needs at least {p + 1} points, got {n}")
-    d = np.column_stack([np.ones(n), xa])
+    d = np.column_stack([np.ones(n), xa]) if d is None else d
     if np.linalg.matrix_rank(d) < p + 1:
         raise ValueError("the predictor values are constant or collinear: no line can be fitted")
     beta, *_ = np.linalg.lstsq(d, ya, rcond=None)
@@ -133,9 +143,7 @@ def fit_linear(x: Any, y: Any) -> LinearFit:
         sst = float(((ya - ya.mean()) ** 2).sum())
     if not (np.isfinite(beta).all() and math.isfinite(sse) and math.isfinite(sst)):
         raise ValueError("the values are too large to fit (the sums overflow); rescale x or y")
-    r2 = 1.0 - sse / sst if sst > 0 else float("nan")  # a constant outcome has no variance to explain
-    s = math.sqrt(sse / (n - p - 1)) if n > p + 1 else float("nan")
-    return LinearFit(beta[1:].copy(), float(beta[0]), r2, n, s, np.linalg.inv(d.T @ d))
+    return d, beta, sse, sst
 
 
 def confidence_band(fit: LinearFit, xs: Any, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -187,15 +195,21 @@ def leave_one_group_out(x: Any, y: Any, groups: Any) -> dict[str, Any]:
         raise ValueError(f"leave-one-group-out needs at least 3 groups, got {len(labels)}")
     preds = np.full(len(ya), np.nan)
     per_group: dict[Any, float] = {}
-    for label in labels:
-        held = g == label
+    # each fold's line as fit_linear draws it, without what a prediction of the mean does not use (its interval's
+    # matrix, the checks of points already checked): 300 datasets took ~0.1 s per method and outcome
+    place = {label: k for k, label in enumerate(labels)}
+    codes = np.array([place[v] for v in g.tolist()])  # label k's points are codes == k: one pass, not one each
+    design = np.column_stack([np.ones(len(ya)), xa])  # [1, x]: each fold's rows of it are the fold's own
+    for k, label in enumerate(labels):
+        held = codes == k
+        kept = ~held
         try:
-            fit = fit_linear(xa[~held], ya[~held])
+            _, beta, _, _ = _ols(xa[kept], ya[kept], design[kept])
         except ValueError as exc:
             log.debug("LODO fold %r skipped: %s", label, exc)
             per_group[label] = float("nan")
             continue
-        preds[held] = fit.predict_mean(xa[held])
+        preds[held] = design[held] @ beta  # as LinearFit.predict_mean
         per_group[label] = float(np.mean(np.abs(preds[held] - ya[held])))
     ok = ~np.isnan(preds)
     mae = float(np.mean(np.abs(preds[ok] - ya[ok]))) if ok.any() else float("nan")
