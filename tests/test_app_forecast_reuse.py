@@ -4,7 +4,9 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
+from PIL import Image
 
+from core.upload.pool import image_bytes
 from tests.app_helpers import page, sample_zip
 
 
@@ -104,11 +106,12 @@ def test_held_embeddings_count_in_the_uploads_budget_and_leave_with_the_upload(e
     at = page("forecast").run()
     at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
     parsed = forecast_ui.held_parsed_bytes()
-    assert parsed == 18 * 32 * 32 * 3  # the thumbnails
+    one = image_bytes(Image.new("RGB", (32, 32)))  # what the budget counts for a 32 px thumbnail
+    assert parsed == 18 * one  # the thumbnails
     _run(at)
     assert forecast_ui.held_parsed_bytes() == parsed + 18 * 128 * 4  # + 18 float32 rows of width 128
     at.file_uploader(key="fc_upload").set_value(("t.zip", sample_zip(n_per_class=7), "application/zip")).run()
-    assert forecast_ui.held_parsed_bytes() == 21 * 32 * 32 * 3 and len(forecast_ui._PARSED) == 1  # replaced
+    assert forecast_ui.held_parsed_bytes() == 21 * one and len(forecast_ui._PARSED) == 1  # replaced
 
 
 def test_no_session_reaches_another_sessions_embeddings(embedded):

@@ -6,13 +6,22 @@ from pathlib import Path
 from tests.app_helpers import embeddings_npz, page, run_upload, sample_zip
 
 
+def _thumbnail_bytes() -> int:
+    """What the budget counts for one 32 px RGB thumbnail (core.upload.pool.image_bytes)."""
+    from PIL import Image
+
+    from core.upload.pool import image_bytes
+
+    return image_bytes(Image.new("RGB", (32, 32)))
+
+
 def test_parsed_uploads_are_held_in_one_budget_that_all_sessions_share(fixture_store, monkeypatch):
-    """Each tab used to keep its parsed upload in its session: 2,000 thumbnails (375 MiB, from a zip of
+    """Each tab used to keep its parsed upload in its session: 2,000 thumbnails (506 MiB, from a zip of
     under 1 MiB) per open tab, without any bound over tabs."""
     import forecast_ui
 
     forecast_ui._PARSED.clear()  # other tests' uploads
-    one = 60 * 32 * 32 * 3  # the thumbnails of one sample_zip(n_per_class=20)
+    one = 60 * _thumbnail_bytes()  # the thumbnails of one sample_zip(n_per_class=20)
     monkeypatch.setattr(forecast_ui, "PARSED_BUDGET_BYTES", int(2.5 * one))
     sessions = [page("forecast").run() for _ in range(4)]
     for at in sessions:
@@ -62,7 +71,7 @@ def test_forecasts_take_turns_two_at_a_time_for_up_to_120_s_as_the_readme_says()
 
 def test_an_upload_is_read_in_a_forecasts_turn(fixture_store, monkeypatch):
     """An upload was parsed the moment it arrived, whatever else ran: four visitors' zips of 2,000 images
-    arriving together took 2.1 GB at once (each parse holds 375 MiB), beside the forecasts' turns. Now reading
+    arriving together took 2.1 GB at once (each parse holds 506 MiB), beside the forecasts' turns. Now reading
     one takes a turn; with none free in time, the check is left to the run, which reads it in its own."""
     import forecast_ui
     from core.turns import Turns
