@@ -67,8 +67,28 @@ def summary_lines(table: pd.DataFrame, outcomes: tuple[str, ...]) -> list[str]:
             parts.append(f"IIMM |tau| {_fmt(iimm['mean_abs_tau'].iloc[0])} rank {_rank_text(ranking, 'rank_tau')}, "
                          f"MAE {_fmt(iimm['mean_lodo_mae'].iloc[0], 4)} rank {_rank_text(ranking, 'rank_mae')}")
         lines.append(" ".join(parts))
+    fewer = _fewer_datasets_note(table)
+    if fewer:
+        lines.append(fewer)
     lines.append(_interval_note(table))
     return lines
+
+
+def _fewer_datasets_note(table: pd.DataFrame) -> str | None:
+    """Which predictors were scored on fewer datasets than others of the same cell and outcome (a baseline added
+    after some records were made: those records lack it), so their means and ranks rest on other data; None where
+    every predictor of a cell has its datasets."""
+    ok = table[table["status"] == "ok"]
+    if ok.empty:
+        return None
+    most = ok.groupby(["model", "pretrained", "method", "outcome"])["n_datasets"].transform("max")
+    short = ok[ok["n_datasets"] < most].assign(most=most[ok["n_datasets"] < most])
+    if short.empty:
+        return None
+    parts = [f"{name} in {len(rows)} cell outcome(s) (as few as {int(rows['n_datasets'].min())} where others have "
+             f"{int(rows['most'].max())})" for name, rows in short.groupby("predictor", sort=True)]
+    return ("Scored on fewer datasets than other predictors of the same cell, so their means and ranks rest on "
+            "other data: " + "; ".join(parts) + ".")
 
 
 def summary_markdown(table: pd.DataFrame, outcomes: tuple[str, ...], *, n_runs: int, min_datasets: int,

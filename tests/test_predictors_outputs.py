@@ -191,3 +191,22 @@ def test_winners_without_iimm_read_as_a_dash_not_nan(tmp_path):
     winners = [line for line in md.splitlines() if line.startswith("| ID gain | zs_acc")]
     assert len(winners) == 1 and "nan" not in md
     assert winners[0].split(" | ")[2] == "—" and winners[0].endswith("| — points |")
+
+
+def test_a_predictor_scored_on_fewer_datasets_is_named_in_the_summary():
+    # a baseline added after some records were made: those records lack it, and its mean |tau| rested on fewer
+    # datasets than the others' with no word in the summary
+    from jobs.predictor_tables import summary_lines, summary_markdown
+
+    records = _records("zs_acc", "gbc", seeds=(0,))
+    table = pe.evaluate_predictors(store.records_to_frame(records), n_boot=0)
+    assert not [line for line in summary_lines(table, pe.OUTCOMES) if "fewer datasets" in line]
+    for rec in records:
+        if rec["dataset"].endswith(("-0", "-1")):
+            rec["transferability"].pop("gbc")
+    table = pe.evaluate_predictors(store.records_to_frame(records), n_boot=0)
+    full = int(table.loc[table["predictor"] == "iimm", "n_datasets"].max())
+    said = [line for line in summary_lines(table, pe.OUTCOMES) if "fewer datasets" in line]
+    assert said == [f"Scored on fewer datasets than other predictors of the same cell, so their means and ranks "
+                    f"rest on other data: gbc in 6 cell outcome(s) (as few as {full - 2} where others have {full})."]
+    assert said[0] in summary_markdown(table, pe.OUTCOMES, n_runs=len(records), min_datasets=5)

@@ -40,7 +40,7 @@ To add a baseline:
 A baseline that reads the probabilities' values (LEEP does; NCE needs only their argmax) is left out like LEEP
 in ``baseline_block`` when the model's logit scale is unknown: add its name where ``leep`` is popped there, or
 it is scored at scale 1. Records made before it was added lack it: the predictor tables list it where records
-hold it, and the forecast's procedure lets it compete only in a cell where every reference dataset has a
+hold it (their summary names a predictor scored on fewer datasets than others of a cell), and the forecast's procedure lets it compete only in a cell where every reference dataset has a
 finite value (elsewhere it is silently not a candidate). ``python -m jobs.predictors --results DIR --rescore``
 writes it into the JSON records of DIR and remakes DIR's tables (on the shipped ``jobs/results/default`` that
 rewrites the project's shipped records and tables: a change of results, to be made as one); the forecast page
