@@ -25,7 +25,7 @@ To add a dataset:
   filter). It is registered here and, unless named in ``core.data.world.OOD_PANEL``, listed by
   :func:`world_finetune_tasks`; a grid runs it where its ``datasets`` name it (``jobs/configs/default.toml``
   lists the fifteen by name). ``tests/test_world.py`` checks that every word of its prompts is in the
-  pretraining captions, and counts the fifteen tasks (update that count). A world v2 task is a
+  pretraining captions and that at least fifteen tasks are fine-tuned on. A world v2 task is a
   ``World2Task`` in ``core.data.world2.suites``. Mistakes (unknown family or attribute, a filter that keeps
   nothing) are ValueErrors naming the task.
 
