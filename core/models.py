@@ -33,6 +33,7 @@ from core.network import DOWNLOAD_STALL_S, is_stall, stall_timeout
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
+_CONFIGS_SEEN: set[tuple[Path, int]] = set()  # register_configs: the config files (path, mtime) registered
 ASSET_DIR = Path(__file__).parent / "assets"
 
 #: The model the app, the jobs and the tests use unless told otherwise.
@@ -225,8 +226,12 @@ def register_configs() -> None:
     app's, a notebook's) was never registered there, and its model was 'Unknown'."""
     import open_clip
 
-    if not {path.stem for path in CONFIG_DIR.glob("*.json")} <= set(open_clip.list_models()):
+    # each file once as it stands (name, mtime): open_clip skips a JSON that is no config (no text_cfg) and keeps
+    # every folder added, so re-adding it on each check made every later check read the folder once more
+    files = {(path, path.stat().st_mtime_ns) for path in CONFIG_DIR.glob("*.json")}
+    if any(path.stem not in open_clip.list_models() for path, _ in files - _CONFIGS_SEEN):
         open_clip.add_model_config(CONFIG_DIR)
+    _CONFIGS_SEEN.update(files)
 
 
 @dataclass

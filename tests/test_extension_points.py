@@ -234,3 +234,32 @@ def test_an_architecture_config_added_in_a_running_process_is_registered(monkeyp
     monkeypatch.setattr(models, "CONFIG_DIR", tmp_path)
     spec = models.check_model("toy-arch-added-later")
     assert spec.arch == "toy-arch-added-later" and spec.random_weights
+
+
+def test_a_json_open_clip_skips_does_not_make_every_check_register_the_folder_again(monkeypatch, tmp_path):
+    # a JSON in core/model_configs that is no architecture config (a half-written one, no text_cfg) is never in
+    # open_clip.list_models(), so each check_model added the folder again: open_clip keeps every path added and
+    # rescans them all, and a server's checks grew slower with each one
+    import json
+    import os
+    import shutil
+
+    import open_clip.factory as factory
+
+    from core import models
+
+    for path in models.CONFIG_DIR.glob("*.json"):
+        shutil.copy(path, tmp_path / path.name)
+    (tmp_path / "half-written.json").write_text(json.dumps({"embed_dim": 8}))
+    monkeypatch.setattr(models, "CONFIG_DIR", tmp_path)
+    monkeypatch.setattr(factory, "_MODEL_CONFIG_PATHS", list(factory._MODEL_CONFIG_PATHS))
+    added = len(factory._MODEL_CONFIG_PATHS)
+    for _ in range(5):
+        assert models.check_model("worldclip-tiny").arch == "worldclip-tiny"
+    assert len(factory._MODEL_CONFIG_PATHS) - added == 1
+    with pytest.raises(models.ModelUnavailableError, match="Unknown model 'half-written'"):
+        models.check_model("half-written")
+    shutil.copy(tmp_path / "worldclip-tiny.json", tmp_path / "half-written.json")  # finished: registered now
+    stat = (tmp_path / "half-written.json").stat()
+    os.utime(tmp_path / "half-written.json", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert models.check_model("half-written").arch == "half-written"
