@@ -33,7 +33,7 @@ def _records(n_old: int):
 
 def test_baselines_of_grid_records_from_before_their_definitions_changed_are_not_mixed_in(caplog):
     frame = store.records_to_frame(_records(n_old=2))
-    with caplog.at_level(logging.WARNING, logger="core.forecast"):
+    with caplog.at_level(logging.WARNING, logger="core.predictor_columns"):
         wide = forecast.expand_predictor_columns(frame)
     assert wide["tf_emms"].isna().tolist() == [True, True, False, False, False, False]
     assert wide["tf_gbc"].iloc[2:].tolist() == pytest.approx([-0.52, -0.53, -0.54, -0.55])
@@ -55,7 +55,7 @@ def test_records_without_grid_provenance_keep_their_baselines(caplog):
     """Records not written by the grid (no git revision: hand-made, another tool's) say nothing of versions:
     their baselines are taken as they are, and nothing is logged."""
     recs = make_fixture_records(n_datasets=4, methods=("bitfit",))
-    with caplog.at_level(logging.WARNING, logger="core.forecast"):
+    with caplog.at_level(logging.WARNING, logger="core.predictor_columns"):
         wide = forecast.expand_predictor_columns(store.records_to_frame(recs))
     assert wide["tf_logme"].notna().all() and not caplog.records
 
@@ -67,7 +67,7 @@ def test_old_grid_records_without_baselines_are_not_counted(caplog):
     recs[0]["transferability"], recs[1]["transferability"] = {}, None
     frame = store.records_to_frame(recs)
     assert forecast.earlier_baselines(frame) == [False, False, True, False, False, False]
-    with caplog.at_level(logging.WARNING, logger="core.forecast"):
+    with caplog.at_level(logging.WARNING, logger="core.predictor_columns"):
         forecast.expand_predictor_columns(frame)
     assert [r.getMessage()[:40] for r in caplog.records] == ["1 grid records hold transferability base"]
 
