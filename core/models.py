@@ -221,9 +221,8 @@ def check_model(name: str | ModelSpec, pretrained: str | None = None) -> ModelSp
 
 
 def register_configs() -> None:
-    """Register every architecture config in ``core/model_configs`` with open_clip (idempotent). It registered the
-    folder only while the two shipped names were missing: a config added beside them in a running process (the
-    app's, a notebook's) was never registered there, and its model was 'Unknown'."""
+    """Register every architecture config in ``core/model_configs`` with open_clip (idempotent): one added or
+    edited while a process runs (the app's, a notebook's) is registered at the next call."""
     import open_clip
 
     # each file once as it stands (name, mtime): open_clip skips a JSON that is no config (no text_cfg) and keeps
