@@ -71,7 +71,7 @@ def warm_model(key: str) -> Future:
 
 
 # A parsed upload is held in one pool for all sessions, not in its session (core.upload.pool: 2,000
-# thumbnails take 506 MiB, from a zip of under 1 MiB); a session whose upload was dropped parses it again.
+# thumbnails take 505 MiB, from a zip of under 1 MiB); a session whose upload was dropped parses it again.
 # Its images' embeddings by each model it was forecast with are held in the same pool and budget (memory
 # only: strangers' data never reach the disk), so a repeat or another template embeds no image again.
 PARSED_BUDGET_BYTES = 768 << 20

@@ -16,7 +16,7 @@ def _thumbnail_bytes() -> int:
 
 
 def test_parsed_uploads_are_held_in_one_budget_that_all_sessions_share(fixture_store, monkeypatch):
-    """Each tab used to keep its parsed upload in its session: 2,000 thumbnails (506 MiB, from a zip of
+    """Each tab used to keep its parsed upload in its session: 2,000 thumbnails (505 MiB, from a zip of
     under 1 MiB) per open tab, without any bound over tabs."""
     import forecast_ui
 
@@ -71,7 +71,7 @@ def test_forecasts_take_turns_two_at_a_time_for_up_to_120_s_as_the_readme_says()
 
 def test_an_upload_is_read_in_a_forecasts_turn(fixture_store, monkeypatch):
     """An upload was parsed the moment it arrived, whatever else ran: four visitors' zips of 2,000 images
-    arriving together took 2.1 GB at once (each parse holds 506 MiB), beside the forecasts' turns. Now reading
+    arriving together took 2.1 GB at once (each parse holds 505 MiB), beside the forecasts' turns. Now reading
     one takes a turn; with none free in time, the check is left to the run, which reads it in its own."""
     import forecast_ui
     from core.turns import Turns

@@ -1,7 +1,7 @@
 """Parsed uploads (and the forecast page's embeddings of their images) held for a server's visitors under one
 memory budget.
 
-A parsed upload is large beside its file (2,000 thumbnails of 256 px take 506 MiB and come from a zip of
+A parsed upload is large beside its file (2,000 thumbnails of 256 px take 505 MiB and come from a zip of
 under 1 MiB; an ``.npz``'s arrays up to 160 MiB), so a hosted app keeps them in one pool shared by every
 session instead of one copy per open tab: the least recently used is dropped first, the newest always
 kept, and whoever's upload was dropped parses it again.
