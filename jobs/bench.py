@@ -9,8 +9,8 @@ throughput per method vs a bare PyTorch loop), bench_store (leaderboard queries 
 (world-v2 pretraining time projected to the 2,000-step budget). Four benchmarks are run on their own:
 bench_cell (a grid's per-cell overhead; it reads that grid's results), bench_memory (a long-running
 server's memory), bench_folder (an image folder's memory and time, read when used vs held decoded) and
-bench_compare (the Compare page's first view, run as bench_app --compare); so is bench_app --browser (the app in
-Chromium).
+bench_compare (the Compare page's first view, run as bench_app --compare) and bench_browser (the app in Chromium,
+run as bench_app --browser).
 """
 from __future__ import annotations
 

@@ -251,100 +251,33 @@ def bench_forecast(n_images: int) -> dict[str, float]:
     return out
 
 
-BROWSER_GOALS = {"first_view_s": 4.0, "filter_rerun_s": 1.5, "first_forecast_s": 10.0}
+RUNS_DEFAULT = 100_000
 
 
-def _browser_idle(page, timeout_ms: int = 120_000) -> None:
-    """Until the run triggered last has finished (:func:`jobs.app_server.wait_until_idle`)."""
-    from jobs.app_server import wait_until_idle
-
-    wait_until_idle(page, timeout_ms, settle_ms=100, stable_ms=0)  # a timing: no quiet period added
+def _print_machine() -> None:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f}")
 
 
-def bench_browser(n_images: int, repeats: int = 3, index: str = "warm",
-                  script: str = "serve.py") -> dict[str, float]:
-    """The issue's three goals in Chromium against a fresh server (see the module docstring)."""
-    from playwright.sync_api import sync_playwright
-
-    from jobs.app_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app
-
-    print(f"(c) the app in Chromium, fresh server, shipped store ({len(store.load_runs())} runs), "
-          f"store index {index}, streamlit run {script}")
-    out: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="iimm-bench-browser-") as tmp:
-        sample = Path(tmp) / "sample.zip"
-        sample_zip(sample, n_images)
-        index_dir = Path(tmp) / "store-index"
-        if index == "warm":  # as an earlier server on this checkout left it
-            store.load_runs([store.SHIPPED_DIR], index_dir=index_dir)
-        port = free_port()
-        env = {store.ENV_VAR: str(Path(tmp) / "no-local-results"),
-               store.INDEX_ENV_VAR: "off" if index == "off" else str(index_dir)}
-        proc = start_app(port, env, Path(tmp) / "streamlit.log", script=script)
-        try:
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-                views = []
-                for i in range(repeats):  # the first visitor meets cold caches; later ones warm ones
-                    page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-                    t0 = time.perf_counter()
-                    page.goto(f"http://127.0.0.1:{port}/", timeout=120_000)
-                    page.locator("[data-testid=stDataFrame] [data-testid^=glide-cell-1-]").first.wait_for(
-                        state="attached", timeout=120_000)
-                    page.locator("[data-testid=stVegaLiteChart] svg.marks").first.wait_for(timeout=120_000)
-                    _browser_idle(page)
-                    views.append(time.perf_counter() - t0)
-                out["first_view_s"] = views[0]
-                _line("leaderboard first view, fresh server (navigation to table + chart)", views[0],
-                      BROWSER_GOALS["first_view_s"])
-                _line(f"leaderboard view, later visitors (best of {repeats - 1})", min(views[1:]),
-                      BROWSER_GOALS["first_view_s"])
-                reruns = []
-                top = page.locator("[data-testid=stDataFrame] [data-testid=glide-cell-1-0]").first
-                for option in ["least forgetting (out-of-domain change)", "in-domain gain"] * 2:  # top row changes
-                    before = top.inner_text()
-                    page.get_by_label("rank by").click()
-                    choice = page.get_by_role("option", name=option)
-                    choice.wait_for()
-                    t0 = time.perf_counter()
-                    choice.click()  # the new order puts another method first: wait for it, then the run's end
-                    page.wait_for_function("(b) => { const c = document.querySelector("
-                                           "'[data-testid=stDataFrame] [data-testid=glide-cell-1-0]');"
-                                           " return c && c.innerText !== b; }", arg=before, timeout=60_000)
-                    _browser_idle(page)
-                    reruns.append(time.perf_counter() - t0)
-                out["filter_rerun_s"] = max(reruns)
-                _line(f"filter rerun (rank by), worst of {len(reruns)}", max(reruns), BROWSER_GOALS["filter_rerun_s"])
-                opened = time.perf_counter()
-                page.goto(f"http://127.0.0.1:{port}/forecast", timeout=120_000)
-                page.locator("input[type=file]").set_input_files(str(sample))
-                button = page.get_by_role("button", name="Run forecast")
-                page.wait_for_function("() => [...document.querySelectorAll('button')].some(b => "
-                                       "b.innerText.includes('Run forecast') && !b.disabled)", timeout=120_000)
-                _browser_idle(page)
-                t0 = time.perf_counter()
-                out["page_to_click_s"] = t0 - opened  # the model warms up meanwhile (it starts when the page opens)
-                button.click()
-                page.get_by_text("Predicted outcome per method").wait_for(timeout=180_000)
-                page.locator("[data-testid=stAlert]").filter(has_text="Confidence:").first.wait_for(timeout=60_000)
-                out["first_forecast_s"] = time.perf_counter() - t0
-                _browser_idle(page, 180_000)
-                out["first_forecast_idle_s"] = time.perf_counter() - t0
-                _line(f"first forecast of {n_images} images (click to advice shown)", out["first_forecast_s"],
-                      BROWSER_GOALS["first_forecast_s"])
-                _line("  ... to the page fully drawn (charts included)", out["first_forecast_idle_s"])
-                _line("  (forecast page opened -> upload checked -> click; model warm-up overlaps this)",
-                      out["page_to_click_s"])
-                browser.close()
-        finally:
-            stop_app(proc)
-    return out
+def _options_not_applying(args: argparse.Namespace) -> str | None:
+    """A sentence naming the options given that the chosen benchmark would ignore (None where none is): they were
+    dropped without a word, so a figure could be read as measured under a setting it never had."""
+    given = {"--browser": args.browser, "--no-apptest": args.no_apptest, "--runs": args.runs != RUNS_DEFAULT,
+             "--images": args.images is not None, "--index": args.index != "warm", "--script": args.script != "serve.py"}
+    if args.compare is not None:
+        extra = [name for name, set_ in given.items() if set_]
+        return f"--compare times the Compare page alone; {', '.join(extra)} would be ignored" if extra else None
+    if not args.browser:
+        extra = [name for name in ("--index", "--script") if given[name]]
+        return f"{', '.join(extra)} only apply with --browser" if extra else None
+    extra = [name for name in ("--runs", "--no-apptest") if given[name]]
+    return f"{', '.join(extra)} do not apply with --browser" if extra else None
 
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.bench_app", description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=100_000, help="runs in the synthetic store (default 100000)")
+    parser.add_argument("--runs", type=int, default=RUNS_DEFAULT, help="runs in the synthetic store (default 100000)")
     parser.add_argument("--images", type=int, default=None, help="default 500 (160 with --browser)")
     parser.add_argument("--no-apptest", action="store_true", help="skip the AppTest run of the leaderboard")
     parser.add_argument("--browser", action="store_true", help="only the issue's goals, measured in Chromium")
@@ -357,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the Compare page's first view (AppTest, caches cleared), 3 times each on a synthetic "
                              "store of METHODS x DATASETS runs of one model (e.g. 44x300) and on the shipped store")
     args = parser.parse_args(argv)
+    ignored = _options_not_applying(args)
+    if ignored:
+        print(f"error: {ignored}", file=sys.stderr)
+        return EXIT_USER_ERROR
     if args.compare is not None:
         size = args.compare.lower().split("x")
         if len(size) != 2 or not all(part.isdigit() and int(part) > 0 for part in size):
@@ -365,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         work_begins()
         from jobs.bench_compare import bench_compare
 
+        _print_machine()
         bench_compare(int(size[0]), int(size[1]))
         return 0
     args.images = args.images or (160 if args.browser else 500)
@@ -372,9 +310,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --runs must be >= 1 and --images >= 10", file=sys.stderr)
         return EXIT_USER_ERROR
     work_begins()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f}")
+    _print_machine()
     if args.browser:
+        from jobs.bench_browser import bench_browser
+
         bench_browser(args.images, index=args.index, script=args.script)
         return 0
     bench_leaderboard(args.runs, not args.no_apptest)

@@ -22,6 +22,19 @@ def test_bench_compare_option_refuses_a_size_it_cannot_read(capsys):
     assert "METHODSxDATASETS, e.g. 44x300 (got '0x300')" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["--compare", "4x5", "--browser"], "--compare times the Compare page alone; --browser would be ignored"),
+    (["--compare", "4x5", "--runs", "10", "--images", "20"], "alone; --runs, --images would be ignored"),
+    (["--index", "cold"], "--index only apply with --browser"),
+    (["--browser", "--runs", "10", "--no-apptest"], "--runs, --no-apptest do not apply with --browser")])
+def test_options_the_chosen_benchmark_would_ignore_are_refused(argv, said, capsys, monkeypatch):
+    # they were dropped without a word: a figure could be read as measured under a setting it never had
+    monkeypatch.setattr(bench_app, "work_begins", lambda: pytest.fail("a benchmark began"))
+    assert bench_app.main(argv) == bench_app.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.endswith(f"{said}\n") and err.count("\n") == 1
+
+
 @pytest.mark.slow
 def test_bench_compare_times_the_compare_page_on_both_stores(capsys):
     """The benchmark could not time the Compare page (~20 s first view at 44 methods x 300 datasets)."""
