@@ -97,13 +97,8 @@ def bench_baselines(n: int, d: int, c: int, seed: int) -> None:
     print(f"{'name':>10} {'seconds':>9} {'value':>12}  goal")
     rows = [("iimm", lambda: metrics.iimm(x, t, y), 0.0)]
     for name, (fn, _) in transferability.BASELINES.items():  # each on its own input, as all_scores calls it
-        needs = transferability.baseline_input(fn)
-        if needs == "probs":
-            rows.append((name, lambda fn=fn: fn(probs, y), t_probs))
-        elif needs == "label_embeddings":
-            rows.append((name, lambda fn=fn: fn(x, y, label_embeddings=t), 0.0))
-        else:
-            rows.append((name, lambda fn=fn: fn(x, y), 0.0))
+        extra = t_probs if transferability.baseline_input(fn) == "probs" else 0.0
+        rows.append((name, transferability.baseline_call(fn, x, y, probs=probs, label_embeddings=t), extra))
     times = {}
     for name, fn, extra in rows:
         secs, value = _best(fn, repeats=1)

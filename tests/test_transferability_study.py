@@ -231,12 +231,7 @@ def test_no_baseline_mutates_its_inputs():
     arrays = (x, y, stack, p)
     before = [a.copy() for a in arrays]
     for fn, _ in tr.BASELINES.values():  # each on its own input, as all_scores gives it
-        if tr.baseline_input(fn) == "probs":
-            fn(p, y)
-        elif tr.baseline_input(fn) == "label_embeddings":
-            fn(x, y, label_embeddings=stack)
-        else:
-            fn(x, y)
+        tr.baseline_call(fn, x, y, probs=p, label_embeddings=stack)()
     tr.gbc(x, y, convention="project", covariance="diagonal")
     tr.h_score(x, y, convention="project")
     tr.transrate(x, y, convention="project")

@@ -124,13 +124,24 @@ def classifier_probs(image: np.ndarray, text: np.ndarray, *, logit_scale: float,
 def baseline_input(fn: Callable[..., float]) -> str:
     """What a baseline of :data:`BASELINES` scores, read from its signature: ``"probs"`` when its first parameter
     is named ``probs`` (LEEP, NCE: the classifier's probabilities), ``"label_embeddings"`` when it takes a keyword
-    of that name (EMMS), else ``"features"``. :func:`all_scores` calls each baseline with its own input: it used to
-    pick LEEP, NCE and EMMS out by name, so a probability baseline added to BASELINES was called with the image
-    features in place of the probabilities, and its score stored without a word."""
+    of that name (EMMS), else ``"features"``."""
     params = list(inspect.signature(fn).parameters)
     if params and params[0] == "probs":
         return "probs"
     return "label_embeddings" if "label_embeddings" in params else "features"
+
+
+def baseline_call(fn: Callable[..., float], features: np.ndarray, labels: np.ndarray, *,
+                  probs: np.ndarray | None = None,
+                  label_embeddings: np.ndarray | Sequence[np.ndarray] | None = None) -> Callable[[], float] | None:
+    """``fn`` (a baseline of :data:`BASELINES`) bound to the input :func:`baseline_input` says it scores, to be
+    called with no argument; None where that input is not given."""
+    needs = baseline_input(fn)
+    if needs == "probs":
+        return None if probs is None else lambda: fn(probs, labels)
+    if needs == "label_embeddings":
+        return None if label_embeddings is None else lambda: fn(features, labels, label_embeddings=label_embeddings)
+    return lambda: fn(features, labels)
 
 
 def all_scores(features: np.ndarray, labels: np.ndarray, *, probs: np.ndarray | None = None,
@@ -145,21 +156,13 @@ def all_scores(features: np.ndarray, labels: np.ndarray, *, probs: np.ndarray | 
     prep(features, labels)
     out: dict[str, float] = {}
     for name, (fn, _) in BASELINES.items():
-        needs = baseline_input(fn)
-        if needs == "probs":
-            if probs is None:
-                continue
-            call = lambda fn=fn: fn(probs, labels)  # noqa: E731
-        elif needs == "label_embeddings":
-            if label_embeddings is None:
-                continue
-            call = lambda fn=fn: fn(features, labels, label_embeddings=label_embeddings)  # noqa: E731
-        else:
-            call = lambda fn=fn: fn(features, labels)  # noqa: E731
+        call = baseline_call(fn, features, labels, probs=probs, label_embeddings=label_embeddings)
+        if call is None:
+            continue
         try:
             out[name] = call()
         except ValueError as e:
-            if needs != "features":
+            if baseline_input(fn) != "features":
                 raise  # their extra inputs are the caller's to fix
             log.warning("%s set to NaN: %s", name, e)
             out[name] = float("nan")
@@ -170,7 +173,7 @@ def all_scores(features: np.ndarray, labels: np.ndarray, *, probs: np.ndarray | 
     return out
 
 
-__all__ = ["BASELINES", "STUDY", "all_scores", "baseline_input", "classifier_params", "classifier_probs", "emms",
+__all__ = ["BASELINES", "STUDY", "all_scores", "baseline_call", "baseline_input", "classifier_params", "classifier_probs", "emms",
            "gbc", "gbc_diagonal", "h_score", "label_embedding_stack", "leep", "logme", "nce", "ncti",
            "ncti_normalised", "ncti_terms", "power_iteration_eigenvalue", "sfda", "simplex_project",
            "transrate"]
