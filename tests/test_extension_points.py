@@ -209,6 +209,10 @@ def test_a_world_task_with_a_mistake_is_refused_by_name(monkeypatch):
 
     with pytest.raises(ValueError, match=r"world task 'toy': unknown family 'shape'; use one of \['shapes'"):
         world.WorldTask("toy", "shape", "shape", ("circle", "square"), "a photo of a {c}")
+    with pytest.raises(ValueError, match=r"'toy': its template 'a photo of a \{C\}' has no '\{c\}' for the class"):
+        world.WorldTask("toy", "shapes", "shape", ("circle", "square"), "a photo of a {C}")
+    with pytest.raises(ValueError, match=r"'toy' needs at least 2 class names, got \['circle'\]"):
+        world.WorldTask("toy", "shapes", "shape", ("circle",), "a photo of a {c}")
     with pytest.raises(ValueError, match=r"'toy': n_train and n_test must be positive integers, got 0"):
         world.WorldTask("toy", "shapes", "shape", ("circle", "square"), "a photo of a {c}", n_train=0)
     for name, attr, keep, why in (("toy-attr", "shap", None, r"family 'shapes' has no attribute 'shap'; it draws"),

@@ -185,8 +185,10 @@ class WorldTask:
         if self.family != "*" and self.family not in families:
             raise ValueError(f"world task {self.name!r}: unknown family {self.family!r}; use one of {families} "
                              "or '*' (every family)")
-        if "{c}" not in self.template or len(self.class_names) < 2:
-            raise ValueError(f"world task {self.name!r} needs a template with '{{c}}' and at least 2 class names")
+        if "{c}" not in self.template:
+            raise ValueError(f"world task {self.name!r}: its template {self.template!r} has no '{{c}}' for the class name")
+        if len(self.class_names) < 2:
+            raise ValueError(f"world task {self.name!r} needs at least 2 class names, got {list(self.class_names)!r}")
         for n in (self.n_train, self.n_test):
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"world task {self.name!r}: n_train and n_test must be positive integers, got {n!r}")
