@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parent.parent
 # In a fresh process: thumbnails decoded as an upload decodes them, held; the growth of resident memory beside
 # what parsed_bytes counts for them.
 _MEASURE = """
-import io, sys
+import io, mmap, sys
 import numpy as np
 from PIL import Image
 from core.upload import DEFAULT_LIMITS
@@ -30,7 +30,7 @@ raw = buf.getvalue()
 
 def resident():
     with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * 4096
+        return int(fh.read().split()[1]) * mmap.PAGESIZE  # 4 KiB here, 16 or 64 KiB on some ARM kernels
 
 _decode_image(raw, DEFAULT_LIMITS)  # Pillow's first decode sets up its own state
 before = resident()
