@@ -249,21 +249,28 @@ def rules_markdown(selections: dict[str, pd.DataFrame], untrained: AbstractSet[t
 
 
 def selection_markdown(selection: pd.DataFrame) -> str:
-    """The forecast procedure per (method, outcome) and its measured coverage, as Markdown."""
+    """The forecast procedure per (method, outcome), and model where there are several, and its measured coverage,
+    as Markdown."""
     ok = selection[selection["status"] == "ok"]
     if ok.empty:
         return ""
     level = round(float(ok["level"].iloc[0]) * 100)
     rule = str(ok["rule"].iloc[0]) if "rule" in ok.columns else fsel.DEFAULT_RULE
+    # a model column where the table holds several: their rows of one method and outcome read alike without it
+    several = int({"model", "pretrained"} <= set(ok.columns) and len(ok[["model", "pretrained"]].drop_duplicates()) > 1)
     out = ["", f"Forecast procedure (core.forecast_select, rule {rule}): predictor set chosen by "
-           f"leave-one-dataset-out error (the choice scored by nested LODO) among {int(ok['n_sets'].max())} candidate sets (the mean, each predictor, "
-           f"every pair); {RULE_TEXT[rule]}. {level} % intervals from the "
+           f"leave-one-dataset-out error (the choice scored by nested LODO) among {int(ok['n_sets'].max())} candidate "
+           f"sets (the mean, each predictor, every pair); {RULE_TEXT[rule]}. {level} % intervals from the "
            "procedure's own LODO residuals; coverage measured on held-out datasets.", "",
-           "| method | outcome | chosen set (all datasets) | folds agreeing | nested LODO MAE | IIMM-only LODO MAE "
-           f"| gain over IIMM-only [{level} % interval] | {level} % half-width | LODO coverage | IIMM-only coverage "
-           "| jackknife+ coverage |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in ok.sort_values(["outcome", "method"]).itertuples(index=False):
-        out.append(f"| {r.method} | {r.outcome} | {r.chosen} | {r.fold_agreement:.0%} | {r.nested_lodo_mae:.3g} | "
+           f"| {'model | ' * several}method | outcome | chosen set (all datasets) | folds agreeing | nested LODO MAE "
+           f"| IIMM-only LODO MAE | gain over IIMM-only [{level} % interval] | {level} % half-width | LODO coverage "
+           "| IIMM-only coverage | jackknife+ coverage |", "|---" * (11 + several) + "|"]
+    if several:  # each model's label as every table writes it, marked where its weights are random
+        ok = ok.assign(model_label=cards.model_label_column(ok, cards.untrained_models(ok)))
+    for r in ok.sort_values(["outcome", "method", *(["model_label"] if several else [])]).itertuples(index=False):
+        model = f"{r.model_label} | " if several else ""
+        out.append(f"| {model}{r.method} | {r.outcome} | {r.chosen} | {r.fold_agreement:.0%} | "
+                   f"{r.nested_lodo_mae:.3g} | "
                    f"{_num(r.iimm_lodo_mae, '.3g')} | {_gain(r)} | {r.interval_half_width:.3g} | {r.coverage:.0%} | "
                    f"{_num(r.iimm_coverage, '.0%')} | {_num(getattr(r, 'jackknife_plus_coverage', math.nan), '.0%')} |")
     out += [""] + _summary_rows(selection) + _gain_lines(ok) + _jackknife_lines(ok)

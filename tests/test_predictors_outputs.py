@@ -210,3 +210,20 @@ def test_a_predictor_scored_on_fewer_datasets_is_named_in_the_summary():
     assert said == [f"Scored on fewer datasets than other predictors of the same cell, so their means and ranks "
                     f"rest on other data: gbc in 6 cell outcome(s) (as few as {full - 2} where others have {full})."]
     assert said[0] in summary_markdown(table, pe.OUTCOMES, n_runs=len(records), min_datasets=5)
+
+
+def test_a_selection_of_several_models_names_each_rows_model():
+    # world v2's tables hold four models: their rows of one method and outcome read alike, with no model column
+    from core import forecast_select as fsel
+    from jobs.predictor_tables import selection_markdown
+
+    records = _records("iimm", "gbc", seeds=(0,), methods=("full",))
+    one = fsel.selection_table(store.records_to_frame(records), outcomes=("id_gain",), coverage=False)
+    two = pd.concat([one, one.assign(pretrained="random")], ignore_index=True).assign(coverage=0.9)
+    lines = selection_markdown(two).splitlines()
+    rows = [line for line in lines if line.startswith("| worldclip-tiny")]
+    assert lines[3].startswith("| model | method | outcome |") and lines[4] == "|---" * 12 + "|"
+    assert [r.split(" | ")[:3] for r in rows] == [["| worldclip-tiny · random (RANDOM WEIGHTS)", "full", "id_gain"],
+                                                  ["| worldclip-tiny · world-v1", "full", "id_gain"]]
+    alone = selection_markdown(one.assign(coverage=0.9)).splitlines()
+    assert alone[3].startswith("| method | outcome |") and alone[5].startswith("| full | id_gain |")
