@@ -62,14 +62,20 @@ def iimm_vs_outcome(df: pd.DataFrame, outcome: str, *, highlight: dict[str, Any]
         raise ValueError(f"no ok runs with both {predictor!r} and {outcome!r} to draw")
     _require_one_model(pts)
     untrained = _untrained(df, random_weights)
-    if "pretrained" in pts.columns:  # the model in words, marked as the runs table marks it
-        pairs = set(zip(pts["model"].astype(str), pts["pretrained"].astype(str)))  # one: checked above
-        pts["model"] = cards.model_label_column(pts, pairs if untrained else set())  # as the subtitle says
+    _model_in_words(pts, untrained)
     fits = {method: _method_fit(group[predictor].to_numpy(float), group[outcome].to_numpy(float), level)
             for method, group in pts.groupby("method", sort=True)}
     return _drawn(pts, outcome, fits, highlight=highlight, predictor=predictor, level=level, width=width,
                   height=height, title=title, subtitle=subtitle, legend=legend, colours=colours, untrained=untrained,
                   domains=domains)
+
+
+def _model_in_words(pts: pd.DataFrame, untrained: bool) -> None:
+    """Replace ``pts``' model column (one model: checked by the caller) by its label, marked as the runs table
+    marks a random-weight model, as the chart's subtitle says."""
+    if "pretrained" in pts.columns:
+        pairs = set(zip(pts["model"].astype(str), pts["pretrained"].astype(str)))
+        pts["model"] = cards.model_label_column(pts, pairs if untrained else set())
 
 
 def _method_fit(xs: np.ndarray, ys: np.ndarray, level: float) -> tuple | None:
@@ -86,9 +92,11 @@ def _method_fit(xs: np.ndarray, ys: np.ndarray, level: float) -> tuple | None:
 def _drawn(pts: pd.DataFrame, outcome: str, fits: dict[str, tuple | None], *, highlight: dict[str, Any] | None,
            predictor: str, level: float, width: int, height: int, title: str | None, subtitle: Any, legend: bool,
            colours: dict[str, str] | None, untrained: bool,
-           domains: tuple[tuple[float, float], tuple[float, float]] | None, **extra: Any) -> alt.LayerChart:
+           domains: tuple[tuple[float, float], tuple[float, float]] | None, heading: alt.TitleParams | None = None,
+           **extra: Any) -> alt.LayerChart:
     """:func:`iimm_vs_outcome`'s chart of its points ``pts`` (models in words), given each method's
-    :func:`_method_fit`; ``extra``: further top-level properties (the chart's title replaced by ``heading``)."""
+    :func:`_method_fit`; ``heading``: the chart's title in place of the one made from ``title`` and ``subtitle``
+    (which its description still reads); ``extra``: further top-level properties."""
     labels, bands, titles = {}, [], method_titles(pts["method"])
     for method, n in pts.groupby("method", sort=True).size().items():
         name = titles[method]
@@ -130,13 +138,13 @@ def _drawn(pts: pd.DataFrame, outcome: str, fits: dict[str, tuple | None], *, hi
                   else f"lines: straight-line fit per method; bands: {level:.0%} confidence of the fitted mean")
         subtitle = fitted if bands else "no line fitted: a fit needs 3 or more datasets with differing values"
     lines = _subtitle(subtitle, untrained)
-    heading = alt.TitleParams(title, anchor="start", **({"subtitle": lines} if lines else {}))
+    own_heading = alt.TitleParams(title, anchor="start", **({"subtitle": lines} if lines else {}))
     shown = (f"Scatter plot of {y_title} against {x_title}, one point per dataset (its seed mean), "
              f"{'one method' if len(labels) == 1 else f'{len(labels)} methods'}: {'; '.join(labels.values())}")
     described = _description(title, lines, shown, _highlight_text(highlight, x_title, y_title))
-    heading = extra.pop("heading", heading)
     # properties given to the layer, not set on a copy: every copy of a layer chart copies its layers (~10 ms)
-    return alt.layer(*layers, title=heading, description=described, width=width, height=height, **extra)
+    return alt.layer(*layers, title=own_heading if heading is None else heading, description=described, width=width,
+                     height=height, **extra)
 
 
 def _highlight_text(highlight: dict[str, Any] | None, x_title: str, y_title: str) -> str:
@@ -177,9 +185,7 @@ def iimm_panels_by_method(df: pd.DataFrame, outcome: str, *, predictor: str = "i
     untrained = _untrained(df, random_weights)
     note = textwrap.wrap(RANDOM_WEIGHTS_NOTE, 38) if untrained else []  # in lines a panel holds: one line was cut
     colours, titles = method_colours(pts["method"]), method_titles(pts["method"])
-    if "pretrained" in pts.columns:  # the model in words, as iimm_vs_outcome writes it on each panel
-        pairs = set(zip(pts["model"].astype(str), pts["pretrained"].astype(str)))
-        pts["model"] = cards.model_label_column(pts, pairs if untrained else set())
+    _model_in_words(pts, untrained)
     # each method's points and line once: every panel drew itself from the runs again (its points, its fit twice)
     groups = {method: group.reset_index(drop=True) for method, group in pts.groupby("method", sort=True)}
     stats, fits, y_ends = {}, {}, [pts[outcome].min(), pts[outcome].max()]
