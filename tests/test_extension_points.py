@@ -267,3 +267,57 @@ def test_a_json_open_clip_skips_does_not_make_every_check_register_the_folder_ag
     stat = (tmp_path / "half-written.json").stat()
     os.utime(tmp_path / "half-written.json", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     assert models.check_model("half-written").arch == "half-written"
+
+
+def _fake_imagenet(monkeypatch, on_disk: bool):
+    """A class shaped as torchvision's ImageNet: ``(root, split='train', **kwargs)``, the keywords handed to a
+    parent that takes no ``download``; classes are tuples of synonyms; train holds items 0-3."""
+    import torchvision.datasets as tvd
+    from PIL import Image
+
+    from core.data import registry
+
+    class ToyImageNet:
+        def __init__(self, root, split="train", **kwargs):
+            if split not in ("train", "val"):
+                raise ValueError(f"Unknown value '{split}' for argument split. Valid values are {{'train', 'val'}}.")
+            if not on_disk:
+                raise RuntimeError("The archive ILSVRC2012_devkit_t12.tar.gz is not present in the root directory")
+            if kwargs:  # ImageFolder's signature has no download
+                raise TypeError(f"__init__() got an unexpected keyword argument {next(iter(kwargs))!r}")
+            self.classes, self.targets = [("tench", "Tinca tinca"), ("goldfish", "Carassius auratus")], [0, 1, 0, 1]
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return Image.new("RGB", (8, 8), (10 * i, 0, 0)), self.targets[i]
+
+    monkeypatch.setattr(tvd, "ToyImageNet", ToyImageNet, raising=False)
+    monkeypatch.setitem(registry._REGISTRY, "toy-in",
+                        registry.DatasetSpec("toy-in", "torchvision", "a photo of a {c}", "Toy ImageNet", "ToyImageNet"))
+
+
+def test_a_torchvision_dataset_that_takes_no_download_argument_loads_from_disk(monkeypatch, tmp_path):
+    # ImageNet's keywords go to ImageFolder, which refuses download=False: files in place were read as missing,
+    # then the user read that the set "could not be downloaded" and "this machine may be offline"; its class
+    # names went into prompts as "a photo of a ('tench', 'Tinca tinca')"
+    from core.data.registry import load_split
+
+    monkeypatch.setenv("IIMM_DATA", str(tmp_path))
+    _fake_imagenet(monkeypatch, on_disk=True)
+    train = load_split("toy-in", "train")
+    assert train.class_names == ["tench", "goldfish"] and train.labels.tolist() == [0, 1, 0, 1]
+    assert train.prompts[0] == "a photo of a tench"
+
+
+def test_a_torchvision_dataset_that_cannot_download_says_so_when_its_files_are_missing(monkeypatch, tmp_path):
+    from core.data.registry import DatasetUnavailableError, load_split
+
+    monkeypatch.setenv("IIMM_DATA", str(tmp_path))
+    _fake_imagenet(monkeypatch, on_disk=False)
+    with pytest.raises(DatasetUnavailableError,
+                       match=r"not in .*ILSVRC2012_devkit.* and torchvision cannot download it; put the files in"):
+        load_split("toy-in", "train")
+    with pytest.raises(ValueError, match=r"torchvision.datasets.ToyImageNet has no split 'test'"):
+        load_split("toy-in", "test")

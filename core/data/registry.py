@@ -17,7 +17,8 @@ To add a dataset:
   ``_TORCHVISION`` below (``template`` with ``{c}``, SPEC §6: one per dataset). Its split is asked for as its
   class's signature says (:func:`split_argument`: ``train=``, ``split=``, or neither, when the set comes whole
   and is split 80/20 within each class as folders are); a class whose splits are not called 'train' and 'test'
-  (OxfordIIITPet's 'trainval') is refused by name. Class names go into the prompts as torchvision gives them,
+  (OxfordIIITPet's 'trainval') is refused by name. A class that takes no ``download`` (ImageNet) is read from disk
+  only, and says so when its files are missing. Class names go into the prompts as torchvision gives them,
   ``_`` read as a space; others need a line in ``_prompt_name`` (as EuroSAT's and MNIST's have). A mistake in the
   entry (source, template, tv_class) is a ValueError naming it at import or first load.
 * A world v1 task: a ``WorldTask`` in ``core.data.world.TASKS`` (a family of ``core.data.world.FAMILIES``, the
@@ -249,8 +250,12 @@ def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> L
         kwargs["split"] = split
     where = (f"put the files in {root} as torchvision.datasets.{spec.tv_class} lays them out (the IIMM_DATA "
              "environment variable names another folder)")
+    params = inspect.signature(cls).parameters
+    # ImageNet takes no download argument (its **kwargs go to ImageFolder, which refuses one): asking it for
+    # download=False raised a TypeError read as missing files, then "could not be downloaded ... offline"
+    named_download = "download" in params
     try:  # files already in place: read them, without a download attempt (Stanford Cars' always raises)
-        ds = cls(**kwargs, download=False)
+        ds = cls(**kwargs, download=False) if named_download else cls(**kwargs)
     except ValueError as exc:
         if asked_by == "split" and "argument split" in str(exc):  # torchvision's verify_str_arg, before any file
             raise ValueError(f"dataset {spec.name!r}: torchvision.datasets.{spec.tv_class} has no split {split!r} "
@@ -260,21 +265,30 @@ def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> L
     except Exception as exc:  # noqa: BLE001 (torchvision raises RuntimeError, scipy/PIL others)
         missing, ds = exc, None
     if ds is None:
-        if spec.tv_class in NO_DOWNLOAD:
-            raise DatasetUnavailableError(
-                f"{spec.description} is not in {root} ({type(missing).__name__}: {missing}) and torchvision can no "
-                f"longer download it; {where}, or use a generated-world task such as 'shape-kind'.") from missing
+        cannot_download = DatasetUnavailableError(
+            f"{spec.description} is not in {root} ({type(missing).__name__}: {missing}) and torchvision "
+            f"{'can no longer' if spec.tv_class in NO_DOWNLOAD else 'cannot'} download it; {where}, or use a "
+            "generated-world task such as 'shape-kind'.")
+        takes_keywords = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        if spec.tv_class in NO_DOWNLOAD or not (named_download or takes_keywords):
+            raise cannot_download from missing
         try:
             with stall_timeout(DOWNLOAD_STALL_S):
                 ds = cls(**kwargs, download=True)
         except Exception as exc:  # network errors take many forms; all mean the same to a user
+            # download passed on through **kwargs: refused by a parent (ImageFolder's TypeError), or ignored, the
+            # same error again (ImageNet checks its archives first: no download was tried, none can be)
+            if not named_download and ((isinstance(exc, TypeError) and "download" in str(exc))
+                                       or (type(exc) is type(missing) and str(exc) == str(missing))):
+                raise cannot_download from missing
             stalled = f", no data for {DOWNLOAD_STALL_S:g} s" if is_stall(exc) else ""
             raise DatasetUnavailableError(
                 f"{spec.description} could not be downloaded into {root} ({type(exc).__name__}{stalled}); this "
                 f"machine may be offline — {where}, or use a generated-world task such as 'shape-kind' instead."
             ) from exc
     indices = list(range(len(ds)))
-    classes = [str(c) for c in getattr(ds, "classes", [])]
+    # ImageNet's classes are tuples of synonyms ('tench', 'Tinca tinca'): the first is the common name
+    classes = [str(c[0] if isinstance(c, (tuple, list)) and c else c) for c in getattr(ds, "classes", [])]
     targets = _targets(ds) if asked_by is None or not classes else []
     if asked_by is None:  # torchvision gives these whole: split within each class, as image folders do
         from core.data.folder import split_within_class
