@@ -1,5 +1,6 @@
 """Adding a transferability baseline, a dataset or a model as the guides say (core/transferability/__init__.py,
-core/data/registry.py, core/models.py): a partial or unusual addition is either used right or refused by name."""
+core/data/registry.py, core/models.py, core/model_specs.py): a partial or unusual addition is either used right or
+refused by name."""
 from __future__ import annotations
 
 import numpy as np
