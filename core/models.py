@@ -19,7 +19,7 @@ refuses a bad architecture, tag or file in one sentence before a grid runs); a s
 JSON config in ``core/model_configs`` (:func:`register_configs`); a shipped model adds its safetensors in
 ``core/assets`` and a spec with ``shipped_weights`` and ``shipped_tag`` as ``core.model_specs._world_v2`` makes
 them (``jobs.pretrain`` trains the keys of its ``RECIPES``; a ``<weights>.card.md`` beside the file is its card:
-``core.cards.model_card_path``). The registry itself (``ModelSpec``, :func:`spec_for`, the names) is
+``core.model_cards.model_card_path``). The registry itself (``ModelSpec``, :func:`spec_for`, the names) is
 ``core.model_specs``, re-exported here.
 """
 from __future__ import annotations
