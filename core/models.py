@@ -228,7 +228,9 @@ def load_model(name: str | ModelSpec = DEFAULT_MODEL, *, device: str = "cpu",
     try:
         with torch.random.fork_rng(devices=[], enabled=spec.random_weights and init_seed is not None):
             if spec.random_weights and init_seed is not None:
-                torch.manual_seed(int(init_seed))
+                # the CPU's generator only: open_clip builds the network there and then moves it, and fork_rng
+                # restores only that one (torch.manual_seed reseeded every CUDA device for good)
+                torch.random.default_generator.manual_seed(int(init_seed))
             if spec.needs_download:
                 model, _, preprocess = _create_from_cache_or_hub(spec, device)
             else:

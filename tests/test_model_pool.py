@@ -112,3 +112,19 @@ def test_a_random_weight_model_is_the_same_network_at_every_load_and_the_grids_s
     assert not all(torch.equal(t, seeded[n]) for n, t in first.items())  # another seed, another network
     with pytest.raises(ValueError, match="init_seed"):
         load_model("worldclip-tiny-random", init_seed=-1)
+
+
+def test_a_seeded_random_model_leaves_the_accelerators_generators_alone(monkeypatch):
+    # load_model(init_seed=s) seeded every device with torch.manual_seed but restored only the CPU's generator
+    # (fork_rng(devices=[])): on a GPU machine the CUDA generator was left reseeded, against its docstring. The
+    # network is built on the CPU (open_clip moves it afterwards), so only the CPU generator is seeded now.
+    import torch
+
+    from core.models import load_model
+
+    seeded_elsewhere = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", seeded_elsewhere.append)
+    one = load_model("worldclip-tiny-random", init_seed=4).model.state_dict()
+    two = load_model("worldclip-tiny-random", init_seed=4).model.state_dict()
+    assert seeded_elsewhere == []
+    assert all(torch.equal(tensor, two[name]) for name, tensor in one.items())
