@@ -189,8 +189,9 @@ def provenance(argv: list[str] | None, started: float) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m jobs.world_check", description=__doc__.split("\n")[0])
-    p.add_argument("--models", nargs="+", default=list(ALL_MODELS),
-                   help="world-v2 models to check (default: all four; a subset needs --out)")
+    p.add_argument("--models", nargs="+", default=list(ALL_MODELS), metavar="KEY",
+                   help="world-v2 models to check, space- or comma-separated as the other jobs' --models "
+                        "(default: all four; a subset needs --out)")
     p.add_argument("--boot", type=int, default=PREREGISTERED_BOOT,
                    help=f"bootstrap replicates (pre-registered: {PREREGISTERED_BOOT}; another value needs --out)")
     p.add_argument("--out", type=Path, default=None,
@@ -202,6 +203,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     from jobs.pretrain import RECIPES
 
+    # a comma list, as every other job's --models takes, was one unknown key 'a,b'
+    args.models = [key.strip() for item in args.models for key in item.split(",") if key.strip()]
+    if not args.models:
+        raise ValueError("--models names no model; leave it out to check all four")
     for key in args.models:
         if key not in RECIPES or RECIPES[key][0] != "v2":
             known = ", ".join(k for k in RECIPES if k != "worldclip-tiny")
