@@ -252,6 +252,16 @@ def check_writable_folder(folder: Path, flag: str, holds: str = "") -> None:
         raise ValueError(f"{flag}: cannot write in {folder} ({why})") from None
 
 
+def check_folder_not_file_name(folder: Path, flag: str, files: Iterable[str]) -> None:
+    """ValueError naming ``flag`` when ``folder``, the folder a job writes ``files`` in, is not a folder yet and ends
+    as one of them does (``--out /tmp/report.md``): most jobs' ``--out`` names a file, and such a name was made into
+    a folder named like the file, the file inside it, with no word said."""
+    names = list(files)
+    if not folder.is_dir() and folder.suffix.lower() in {Path(name).suffix.lower() for name in names}:
+        raise ValueError(f"{flag} {folder} names a file, but {flag} here is the folder {' and '.join(names)} "
+                         f"{'is' if len(names) == 1 else 'are'} written in: name a folder (e.g. {folder.parent})")
+
+
 def check_file_out(path: Path, flag: str) -> None:
     """ValueError naming ``flag`` unless a file can be written at ``path`` once its missing folders are made:
     ``path`` is no folder, and the nearest existing folder above it is a folder this user may write in.

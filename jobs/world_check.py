@@ -36,7 +36,8 @@ from core import metrics, store
 from core.data import world2
 from core.nested_bootstrap import nested_bootstrap_tau
 from core.schema import csv_text
-from jobs.cli import check_writable_folder, log_progress, quiet_libraries, user_facing, work_begins
+from jobs.cli import (check_folder_not_file_name, check_writable_folder, log_progress, quiet_libraries, user_facing,
+                      work_begins)
 
 log = logging.getLogger("jobs.world_check")
 CONTROL = "worldclip-v2-c"
@@ -194,7 +195,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default: all four; a subset needs --out)")
     p.add_argument("--boot", type=int, default=PREREGISTERED_BOOT,
                    help=f"bootstrap replicates (pre-registered: {PREREGISTERED_BOOT}; another value needs --out)")
-    p.add_argument("--out", type=Path, default=None,
+    p.add_argument("--out", type=Path, default=None, metavar="FOLDER",
                    help="folder for manipulation-check.md/.csv; default, and only for the full pre-registered "
                         "check: jobs/results/world-v2. Required for a quick look, which may not write there")
     p.add_argument("--max-items", type=int, default=None,
@@ -254,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
     started = time.monotonic()  # a duration: a clock set during the check must not move it
     args = parse_args(argv)
+    check_folder_not_file_name(args.out, "--out", ["manipulation-check.md", "manipulation-check.csv"])
     check_writable_folder(args.out, "--out", "manipulation-check.md/.csv")
     work_begins()
     from core.models import ASSET_DIR, spec_for

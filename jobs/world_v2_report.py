@@ -24,7 +24,8 @@ import pandas as pd
 
 from core.data import world2
 from core.nested_bootstrap import kendall_tau, nested_bootstrap_tau
-from jobs.cli import check_results_folder, check_writable_folder, log_progress, no_runs, user_facing, work_begins
+from jobs.cli import (check_folder_not_file_name, check_results_folder, check_writable_folder, log_progress, no_runs,
+                      user_facing, work_begins)
 from jobs.world_check import (ALL_MODELS, CONTROL, LONG_TAILED, OUTCOMES, PREREGISTERED_BOOT, SHIPPED, TASKS,
                               check_boot, coverage_taus, table, verdict)
 
@@ -243,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--boot", type=int, default=PREREGISTERED_BOOT,
                    help=f"bootstrap replicates (pre-registered: {PREREGISTERED_BOOT}; another value needs --out "
                         "when --results is the shipped folder)")
-    p.add_argument("--out", type=Path, default=None, help="where report.md goes (default: the --results folder)")
+    p.add_argument("--out", type=Path, default=None, metavar="FOLDER",
+                   help="the folder report.md is written in (default: the --results folder)")
     args = p.parse_args(argv)
     from core import store
 
@@ -253,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.boot != PREREGISTERED_BOOT and out.resolve() == SHIPPED.resolve():
         raise ValueError(f"B = {args.boot}, not the pre-registered {PREREGISTERED_BOOT}, must not overwrite the shipped "
                          f"report in {SHIPPED}: give --out FOLDER for it")
+    check_folder_not_file_name(out, "--out", ["report.md"])
     check_writable_folder(out, "--out", "report.md")
     runs = store.load_runs([results])
     runs = runs[(runs["status"] == "ok") & runs["dataset"].str.startswith(world2.suites.PREFIX)

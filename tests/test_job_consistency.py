@@ -20,3 +20,28 @@ def test_world_check_still_names_an_unknown_model_in_a_comma_list(tmp_path):
         world_check.parse_args(["--models", "worldclip-v2-a,worldclip-v2-x", "--out", str(tmp_path)])
     with pytest.raises(ValueError, match="--models names no model"):
         world_check.parse_args(["--models", ",", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("job, argv, name", [
+    ("world_v2_report", ["--boot", "10"], "report.md"),
+    ("world_check", ["--max-items", "2"], "check.csv"),
+    ("world_check", ["--max-items", "2"], "manipulation-check.md"),
+])
+def test_a_world_jobs_folder_out_named_as_a_file_is_refused(tmp_path, capsys, job, argv, name):
+    # --out is a file in every other job; here it is a folder, and --out r.md made a folder r.md silently
+    import importlib
+
+    main = importlib.import_module(f"jobs.{job}").main
+    assert main([*argv, "--out", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --out {tmp_path / name} names a file") and f"(e.g. {tmp_path})" in err
+    assert not (tmp_path / name).exists()
+
+
+def test_a_world_jobs_out_folder_says_it_is_a_folder_in_its_help(capsys):
+    from jobs import world_v2_report
+
+    for main in (world_check.main, world_v2_report.main):
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        assert "[--out FOLDER]" in capsys.readouterr().out
