@@ -193,8 +193,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--models", nargs="+", default=list(ALL_MODELS), metavar="KEY",
                    help="world-v2 models to check, space- or comma-separated as the other jobs' --models "
                         "(default: all four; a subset needs --out)")
-    p.add_argument("--boot", type=int, default=PREREGISTERED_BOOT,
-                   help=f"bootstrap replicates (pre-registered: {PREREGISTERED_BOOT}; another value needs --out)")
+    p.add_argument("--boot", "--bootstrap", dest="boot", type=int, default=PREREGISTERED_BOOT, metavar="B",
+                   help=f"bootstrap replicates, --bootstrap as in jobs.predictors (pre-registered: {PREREGISTERED_BOOT}; another value needs --out)")
     p.add_argument("--out", type=Path, default=None, metavar="FOLDER",
                    help="folder for manipulation-check.md/.csv; default, and only for the full pre-registered "
                         "check: jobs/results/world-v2. Required for a quick look, which may not write there")

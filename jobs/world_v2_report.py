@@ -241,8 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.world_v2_report", description=__doc__.split("\n")[0])
     p.add_argument("--results", type=Path, default=Path("jobs/results/world-v2"),
                    help="the world-v2 grid's results folder (default jobs/results/world-v2)")
-    p.add_argument("--boot", type=int, default=PREREGISTERED_BOOT,
-                   help=f"bootstrap replicates (pre-registered: {PREREGISTERED_BOOT}; another value needs --out "
+    p.add_argument("--boot", "--bootstrap", dest="boot", type=int, default=PREREGISTERED_BOOT, metavar="B",
+                   help=f"bootstrap replicates, --bootstrap as in jobs.predictors (pre-registered: {PREREGISTERED_BOOT}; another value needs --out "
                         "when --results is the shipped folder)")
     p.add_argument("--out", type=Path, default=None, metavar="FOLDER",
                    help="the folder report.md is written in (default: the --results folder)")

@@ -45,3 +45,16 @@ def test_a_world_jobs_out_folder_says_it_is_a_folder_in_its_help(capsys):
         with pytest.raises(SystemExit):
             main(["--help"])
         assert "[--out FOLDER]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("job", ["world_check", "world_v2_report"])
+def test_the_world_jobs_take_bootstrap_as_jobs_predictors_spells_it(tmp_path, capsys, job):
+    # jobs.predictors --bootstrap B (and --boot, argparse's abbreviation of it); the world jobs took --boot alone,
+    # and --bootstrap was argparse's "unrecognized arguments"
+    import importlib
+
+    main = importlib.import_module(f"jobs.{job}").main
+    assert main(["--bootstrap", "0", "--out", str(tmp_path)]) == 2
+    assert "--boot must be a positive number of bootstrap replicates, got 0" in capsys.readouterr().err
+    assert world_check.parse_args(["--bootstrap", "10", "--out", str(tmp_path)]).boot == 10
+    assert world_check.parse_args(["--boot", "10", "--out", str(tmp_path)]).boot == 10
