@@ -30,6 +30,7 @@ work). Set IIMM_DEBUG=1 to see a user error's traceback instead of its line.
 from __future__ import annotations
 
 import contextvars
+import difflib
 import functools
 import logging
 import os
@@ -172,6 +173,13 @@ def no_runs(what: str, roots: Iterable[str | Path] | None, todo: str = NAME_A_GR
     {roots}: {todo}``; ``roots`` None or empty reads as the app's store (the jobs' default input)."""
     where = ", ".join(str(r) for r in roots) if roots else "the app's store (jobs/results and the local store)"
     return ValueError(f"no {what} in {where}: {todo}")
+
+
+def did_you_mean(name: object, known: Iterable[object]) -> str:
+    """`` (did you mean 'x'?)`` for a misspelt ``name`` close to one of ``known`` (the values an option takes), else
+    "": the jobs' unknown-name errors add it after the name, then list the known ones."""
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def refused_records(report: Any, source: str | Path) -> str | None:

@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 from core.grid_config import MAX_CELLS, Grid, GridConfigError
+from jobs.cli import did_you_mean
 from jobs.grid_slurm import DEFAULT_PARALLELISM, DEFAULT_TIMEOUT_MIN
 
 
@@ -56,9 +57,12 @@ def select_cells(grid: Grid, methods: str | None, seeds: str | None, models: str
             values = [int(v) if key == "seed" else v.strip() for v in wanted.split(",") if v.strip()]
         except ValueError as exc:
             raise GridConfigError(f"--{key}s must be comma-separated integers, got {wanted!r}") from exc
-        missing = sorted(set(values) - {c[key] for c in grid.cells}, key=str)
-        if missing or not values:
-            raise GridConfigError(f"--{key}s names {missing or wanted!r}, not in grid {grid.name!r}")
+        have = sorted({c[key] for c in grid.cells}, key=str)
+        missing = sorted(set(values) - set(have), key=str)
+        if missing or not values:  # said as the other jobs say an unknown name: what it has, the closest one
+            named = ", ".join(f"{v!r}{did_you_mean(v, have)}" for v in missing) if missing else repr(wanted)
+            raise GridConfigError(f"--{key}s names {named}, not in grid {grid.name!r}; "
+                                  f"its {key}s: {', '.join(map(str, have))}")
         cells = [c for c in cells if c[key] in values]
     return Grid(grid.name, cells, grid.source)
 

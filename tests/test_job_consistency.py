@@ -58,3 +58,17 @@ def test_the_world_jobs_take_bootstrap_as_jobs_predictors_spells_it(tmp_path, ca
     assert "--boot must be a positive number of bootstrap replicates, got 0" in capsys.readouterr().err
     assert world_check.parse_args(["--bootstrap", "10", "--out", str(tmp_path)]).boot == 10
     assert world_check.parse_args(["--boot", "10", "--out", str(tmp_path)]).boot == 10
+
+
+def test_a_grid_selection_naming_what_the_grid_lacks_says_what_it_has(caplog):
+    # was "--methods names ['bitfi'], not in grid 'smoke'": no word of the grid's methods, while bench_methods,
+    # split_audit and predictors list the names they know
+    from jobs import grid
+
+    argv = ["jobs/configs/smoke.toml", "--results", "unused", "--dry-run"]
+    assert grid.main([*argv, "--methods", "bitfi,zero_shot"]) == 2
+    said = caplog.records[-1].getMessage()
+    assert said == ("error: --methods names 'bitfi' (did you mean 'bitfit'?), not in grid 'smoke'; "
+                    "its methods: bitfit, linear_probe, zero_shot")
+    assert grid.main([*argv, "--seeds", "7"]) == 2
+    assert caplog.records[-1].getMessage().endswith("--seeds names 7, not in grid 'smoke'; its seeds: 0")
