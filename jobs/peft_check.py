@@ -21,7 +21,7 @@ import pandas as pd
 
 from core import store
 from core.method_info import family_of_run
-from jobs.cli import check_results_folder, no_runs, user_facing, work_begins
+from jobs.cli import check_results_folder, did_you_mean, no_runs, user_facing, work_begins
 
 
 def _trainable(provenance: object) -> int | None:
@@ -100,9 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.ours == args.theirs:
         raise ValueError(f"--ours and --theirs must name two different methods, got {args.ours!r} twice")
     runs = store.load_runs([check_results_folder(args.results)])
-    if not {args.ours, args.theirs} <= set(runs.loc[runs["status"] == "ok", "method"]):
-        raise no_runs(f"successful runs of both {args.ours!r} and {args.theirs!r}", [args.results],
-                      "name the grid that ran both with --results, or the methods with --ours and --theirs")
+    have = sorted(set(runs.loc[runs["status"] == "ok", "method"]))
+    missing = [(flag, method) for flag, method in (("--ours", args.ours), ("--theirs", args.theirs))
+               if method not in have]
+    if missing:  # which one, what the folder has and the closest name, as the other jobs say an unknown name
+        named = " or ".join(f"{flag} {method!r}{did_you_mean(method, have)}" for flag, method in missing)
+        raise no_runs(f"successful runs of {named}", [args.results],
+                      f"its methods with successful runs: {', '.join(have) or 'none'}; name the grid that ran both "
+                      "with --results, or the methods with --ours and --theirs")
     work_begins()
     result = cross_check(runs, args.ours, args.theirs)
     print(f"{args.theirs} vs {args.ours}: {result['pairs']} paired runs on {result['datasets']} datasets")

@@ -72,3 +72,14 @@ def test_a_grid_selection_naming_what_the_grid_lacks_says_what_it_has(caplog):
                     "its methods: bitfit, linear_probe, zero_shot")
     assert grid.main([*argv, "--seeds", "7"]) == 2
     assert caplog.records[-1].getMessage().endswith("--seeds names 7, not in grid 'smoke'; its seeds: 0")
+
+
+def test_peft_check_says_which_method_has_no_runs_and_what_the_folder_has(capsys):
+    # was "no successful runs of both 'lor' and 'peft_lora' in ...": neither which of the two nor the folder's methods
+    from jobs import peft_check
+
+    assert peft_check.main(["--ours", "lor"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no successful runs of --ours 'lor' (did you mean 'lora'?) in jobs/results/default: "
+                          "its methods with successful runs: ")
+    assert "peft_lora" in err.split("successful runs: ")[1] and err.count("\n") == 1
