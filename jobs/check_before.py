@@ -26,7 +26,7 @@ from core.cards import flag_values
 from core.data.registry import DatasetUnavailableError
 from core.models import ModelUnavailableError
 from jobs.cli import (EXIT_FAILED, EXIT_INCOMPLETE, check_cache_folder, check_csv_out, check_device,
-                      check_results_folder, no_runs, user_facing, work_begins)
+                      check_results_folder, did_you_mean, no_runs, user_facing, work_begins)
 
 log = logging.getLogger(__name__)
 COLUMNS = ["model_key", "dataset", "run_id", "method", "field", "stored", "now"]
@@ -150,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (runs["status"] == "ok").any():  # was "0 of 0 ok records differ", exit 0: read as a pass
         raise no_runs("successful records", [args.results])
     if wanted := [m for m in args.models.split(",") if m]:
-        if unknown := sorted(set(wanted) - set(runs["model_key"])):
-            raise ValueError(f"--models: no records of {', '.join(unknown)} in {args.results}")
+        have = sorted(set(runs["model_key"]))
+        if unknown := sorted(set(wanted) - set(have)):  # which, the closest key, and the folder's: as jobs.grid
+            named = ", ".join(f"{key}{did_you_mean(key, have)}" for key in unknown)
+            raise ValueError(f"--models: no records of {named} in {args.results}; its models: {', '.join(have)}")
         runs = runs[runs["model_key"].isin(wanted)]
     work_begins()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")

@@ -83,3 +83,12 @@ def test_peft_check_says_which_method_has_no_runs_and_what_the_folder_has(capsys
     assert err.startswith("error: no successful runs of --ours 'lor' (did you mean 'lora'?) in jobs/results/default: "
                           "its methods with successful runs: ")
     assert "peft_lora" in err.split("successful runs: ")[1] and err.count("\n") == 1
+
+
+def test_check_before_names_the_models_its_folder_has_for_an_unknown_one(capsys):
+    # was "--models: no records of worldclip-tny in jobs/results/default", the folder's models unsaid
+    from jobs import check_before
+
+    assert check_before.main(["jobs/results/default", "--models", "worldclip-tny"]) == 2
+    assert capsys.readouterr().err == ("error: --models: no records of worldclip-tny (did you mean 'worldclip-tiny'?) "
+                                       "in jobs/results/default; its models: worldclip-tiny\n")
