@@ -17,7 +17,7 @@ import torch
 
 from core.embed import embed_images
 from core.models import check_model, load_model, spec_for
-from jobs.cli import user_facing, work_begins
+from jobs.cli import comma_list, user_facing, work_begins
 
 
 def raw_forward(loaded, n: int, batch: int) -> float:
@@ -45,13 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=256, help="batch size for the tiny model (larger ones use 32)")
     p.add_argument("--repeats", type=int, default=3, help="best-of repeats")
     args = p.parse_args(argv)
-    for name in args.models.split(","):
+    for name in comma_list(args.models, "--models"):
         check_model(name)  # an unknown name is refused before any model is timed
     work_begins()
     rng = np.random.default_rng(0)
     print(f"torch threads: {torch.get_num_threads()}")
     print(f"{'model':34s} {'images':>7s} {'pipeline img/s':>15s} {'raw img/s':>10s} {'ratio':>7s}  goal >= 85 %")
-    for name in args.models.split(","):
+    for name in comma_list(args.models):
         loaded = load_model(name)
         n = args.images if loaded.image_size <= 64 else args.big_images
         batch = min(args.batch, n) if loaded.image_size <= 64 else min(32, n)

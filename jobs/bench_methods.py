@@ -39,7 +39,7 @@ from core.method_info import method_info
 from core.methods import METHODS, build_method, count_parameters
 from core.models import check_model, load_model
 from core.train import TrainRecipe, make_optimizer, train
-from jobs.cli import user_facing, work_begins
+from jobs.cli import comma_list, user_facing, work_begins
 
 SPEC_COUNTS = {"bitfit": 168_960, "attention": 30_670_848}
 CLASSES = ["cat", "dog", "car", "tree", "boat", "house", "bird", "flower"]
@@ -171,21 +171,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-counts", action="store_true",
                         help="skip the check of trainable counts on ViT-B/32 against the registry")
     args = parser.parse_args(argv)
-    unknown = [m for m in args.methods.split(",") if m not in METHODS]
+    unknown = [m for m in comma_list(args.methods, "--methods") if m not in METHODS]
     if unknown:  # before any model is loaded
         parser.error(f"--methods: unknown method(s) {', '.join(unknown)}; known: {', '.join(sorted(METHODS))}")
-    for name in args.models.split(","):
+    for name in comma_list(args.models, "--models"):
         check_model(name)  # an unknown name is refused before the first model is timed
     work_begins()
     torch.set_num_threads(args.threads)
     rows = []
-    for name in args.models.split(","):
+    for name in comma_list(args.models):
         loaded = load_model(name)
         large = count_parameters(loaded.model)[1] > 50_000_000
         steps, batch, repeats = ((args.large_steps, args.large_batch, args.large_repeats) if large
                                  else (args.steps, args.batch, args.repeats))
         data = synthetic(max(64, 2 * steps * batch), loaded.image_size)
-        for method in args.methods.split(","):
+        for method in comma_list(args.methods):
             rows.append(bench_one(loaded, method, data, steps, batch, repeats))
         del loaded
     print(f"Training throughput, core.train vs bare loop ({args.threads} thread(s); samples/s over whole runs)")

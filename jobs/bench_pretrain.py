@@ -16,7 +16,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from jobs.cli import user_facing, work_begins
+from jobs.cli import comma_list, user_facing, work_begins
 
 GOAL_MIN = 45.0
 BUDGET_STEPS = 2000
@@ -48,13 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--steps must be at least 5, got {args.steps}")
     from jobs.pretrain import RECIPES
 
-    unknown = [m for m in args.models.split(",") if m not in RECIPES]
+    unknown = [m for m in comma_list(args.models, "--models") if m not in RECIPES]
     if unknown:
         p.error(f"--models: unknown model(s) {', '.join(unknown)}; known: {', '.join(sorted(RECIPES))}")
     work_begins()
     print(f"{'model':<18} {'s/step':>7} {'projected min':>14} {'/ 45-min goal':>14}")
     worst = 0.0
-    for model in args.models.split(","):
+    for model in comma_list(args.models):
         per_step = time_model(model, steps=args.steps, threads=args.threads)
         minutes = per_step * BUDGET_STEPS / 60
         worst = max(worst, minutes)

@@ -25,7 +25,7 @@ import pandas as pd
 from core.cards import flag_values
 from core.data.registry import DatasetUnavailableError
 from core.models import ModelUnavailableError
-from jobs.cli import (EXIT_FAILED, EXIT_INCOMPLETE, check_cache_folder, check_csv_out, check_device,
+from jobs.cli import (EXIT_FAILED, EXIT_INCOMPLETE, check_cache_folder, check_csv_out, check_device, comma_list,
                       check_results_folder, did_you_mean, no_runs, user_facing, work_begins)
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = store.load_runs([check_results_folder(args.results, option="")])
     if not (runs["status"] == "ok").any():  # was "0 of 0 ok records differ", exit 0: read as a pass
         raise no_runs("successful records", [args.results])
-    if wanted := [m for m in args.models.split(",") if m]:
+    if wanted := comma_list(args.models):
         have = sorted(set(runs["model_key"]))
         if unknown := sorted(set(wanted) - set(have)):  # which, the closest key, and the folder's: as jobs.grid
             named = ", ".join(f"{key}{did_you_mean(key, have)}" for key in unknown)

@@ -175,6 +175,16 @@ def no_runs(what: str, roots: Iterable[str | Path] | None, todo: str = NAME_A_GR
     return ValueError(f"no {what} in {where}: {todo}")
 
 
+def comma_list(text: str, flag: str | None = None) -> list[str]:
+    """The names of a comma-separated option (``--models a,b``, ``--methods``), each stripped, empty ones left
+    out: ``a, b`` (quoted, with a space) is ``a`` and ``b`` in every job, as jobs.grid and jobs.predictors read it.
+    With ``flag``, ValueError naming it when no name is left (an option whose empty value means nothing to do)."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if flag is not None and not names:
+        raise ValueError(f"{flag} {text!r} names nothing: give one or more names, comma-separated")
+    return names
+
+
 def did_you_mean(name: object, known: Iterable[object]) -> str:
     """`` (did you mean 'x'?)`` for a misspelt ``name`` close to one of ``known`` (the values an option takes), else
     "": the jobs' unknown-name errors add it after the name, then list the known ones."""

@@ -92,3 +92,25 @@ def test_check_before_names_the_models_its_folder_has_for_an_unknown_one(capsys)
     assert check_before.main(["jobs/results/default", "--models", "worldclip-tny"]) == 2
     assert capsys.readouterr().err == ("error: --models: no records of worldclip-tny (did you mean 'worldclip-tiny'?) "
                                        "in jobs/results/default; its models: worldclip-tiny\n")
+
+
+@pytest.mark.parametrize("job, argv, said", [
+    ("check_before", ["jobs/results/default", "--models", "worldclip-tiny, nope"],
+     "--models: no records of nope in jobs/results/default"),
+    ("bench_pretrain", ["--models", "worldclip-v2-a, nope"], "--models: unknown model(s) nope; known:"),
+    ("bench_methods", ["--methods", "lora, nope"], "--methods: unknown method(s) nope; known:"),
+    ("bench_embed", ["--models", "worldclip-tiny, nope"], "Unknown model 'nope'"),
+    ("bench_pretrain", ["--models", ","], "--models ',' names nothing"),
+    ("bench_methods", ["--models", " "], "--models ' ' names nothing"),
+])
+def test_a_comma_list_with_spaces_reads_as_jobs_grid_reads_it(capsys, job, argv, said):
+    # jobs.grid and jobs.predictors strip each name ("--models 'm, n'"); these jobs took ' nope' (and
+    # ' worldclip-tiny', a known model) as the name, so only the first name of "a, b" was ever known
+    import importlib
+
+    try:
+        code = importlib.import_module(f"jobs.{job}").main(argv)
+    except SystemExit as stop:  # a bench's parser.error
+        code = stop.code
+    assert code == 2
+    assert said in capsys.readouterr().err
