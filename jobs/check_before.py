@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.check_before", description=__doc__.split("\n")[0])
     p.add_argument("results", type=Path, help="a results folder (its JSON records)")
     p.add_argument("--models", default="", help="comma-separated model keys to check (default: every model)")
-    p.add_argument("--cache", type=Path, default=None, help="embedding cache folder (default: the usual one)")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="embedding cache folder (default: $IIMM_CACHE, else .cache/embeddings, as jobs.grid's)")
     p.add_argument("--out", type=Path, default=None, help="also write the differing values to this CSV")
     p.add_argument("--device", default="cpu", help="where to score: the device the records were measured on "
                    "(cpu, cuda, cuda:N; default cpu), since another one can round a near-tie differently")

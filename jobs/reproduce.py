@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
                    "(default 1e-6)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
-    p.add_argument("--cache", type=Path, default=None, help="embedding cache folder (default: the usual one)")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="embedding cache folder (default: $IIMM_CACHE, else .cache/embeddings, as jobs.grid's)")
     p.add_argument("--out", type=Path, default=None, help="also write the differing values to this CSV")
     args = p.parse_args(argv)
     _check_tolerance(args.tolerance, "--tolerance")  # before any cell runs

@@ -114,3 +114,14 @@ def test_a_comma_list_with_spaces_reads_as_jobs_grid_reads_it(capsys, job, argv,
         code = stop.code
     assert code == 2
     assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("job", ["grid", "check_before", "reproduce"])
+def test_every_cache_option_names_the_folder_it_uses_by_default(capsys, job):
+    # jobs.grid's --help named $IIMM_CACHE and .cache/embeddings; check_before's and reproduce's said "the usual one"
+    import importlib
+
+    with pytest.raises(SystemExit):
+        importlib.import_module(f"jobs.{job}").main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--cache" in text and "$IIMM_CACHE, else .cache/embeddings" in text
