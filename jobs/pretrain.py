@@ -76,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("steps", "batch", "warmup", "ckpt_every", "threads"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
+    if args.seed < 0:  # was refused by the world's batch maker once training had begun, a failed record left behind
+        p.error(f"--seed must be a whole number of at least 0, got {args.seed}")
     if not (math.isfinite(args.lr) and 0 < args.lr <= 1):  # AdamW above 1 only diverges (1e38 overflowed)
         p.error(f"--lr must be a number in (0, 1], got {args.lr}")
     if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):

@@ -125,3 +125,16 @@ def test_every_cache_option_names_the_folder_it_uses_by_default(capsys, job):
         importlib.import_module(f"jobs.{job}").main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--cache" in text and "$IIMM_CACHE, else .cache/embeddings" in text
+
+
+def test_pretrain_refuses_a_negative_seed_before_any_work(tmp_path, capsys):
+    # every other option of jobs.pretrain was checked up front; --seed -1 began the run, then exit 2 with a
+    # failed-run record left in --work, an error line that named no option ("seed must be ...")
+    from jobs import pretrain
+
+    argv = ["--seed", "-1", "--steps", "1", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "w.safetensors")]
+    with pytest.raises(SystemExit) as stop:
+        pretrain.main(argv)
+    assert stop.value.code == 2
+    assert "error: --seed must be a whole number of at least 0, got -1" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
