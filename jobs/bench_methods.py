@@ -171,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-counts", action="store_true",
                         help="skip the check of trainable counts on ViT-B/32 against the registry")
     args = parser.parse_args(argv)
+    for name in ("steps", "batch", "large_steps", "large_batch", "repeats", "large_repeats", "threads"):
+        if getattr(args, name) < 1:  # as jobs.grid and jobs.pretrain (--threads 0 was torch's traceback, exit 1)
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     unknown = [m for m in comma_list(args.methods, "--methods") if m not in METHODS]
     if unknown:  # before any model is loaded
         parser.error(f"--methods: unknown method(s) {', '.join(unknown)}; known: {', '.join(sorted(METHODS))}")

@@ -138,3 +138,15 @@ def test_pretrain_refuses_a_negative_seed_before_any_work(tmp_path, capsys):
     assert stop.value.code == 2
     assert "error: --seed must be a whole number of at least 0, got -1" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("option", ["--threads", "--steps", "--repeats", "--large-batch"])
+def test_bench_methods_refuses_a_count_below_one_as_the_other_jobs_do(capsys, option):
+    # jobs.grid, reproduce and pretrain refuse --threads 0 (exit 2, one line); bench_methods ran into torch's
+    # "set_num_threads expects a positive integer" traceback, exit 1
+    from jobs import bench_methods
+
+    with pytest.raises(SystemExit) as stop:
+        bench_methods.main([option, "0", "--models", "worldclip-tiny-random", "--methods", "lora"])
+    assert stop.value.code == 2
+    assert f"error: {option} must be at least 1, got 0" in capsys.readouterr().err
