@@ -1,6 +1,6 @@
 """Cross-check two methods that should agree (peft's LoRA and ours) on a stored grid.
 
-    python -m jobs.peft_check [--results jobs/results/default] [--ours lora] [--theirs peft_lora] [--table]
+    python -m jobs.peft_check [--results jobs/results/default]... [--ours lora] [--theirs peft_lora] [--table]
 
 For every dataset where both ran: |ID gain(theirs) − ID gain(ours)| on the same seed, averaged over the
 seeds both have. Seed noise: for our method, |ID gain(seed a) − ID gain(seed b)| over its seed pairs per
@@ -88,24 +88,28 @@ def trainable_text(low: int | None, high: int | None) -> str:
     return f"{low:,}" if low == high else f"{low:,}–{high:,}"
 
 
+DEFAULT_RESULTS = Path("jobs/results/default")
+
+
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.peft_check", description=__doc__.split("\n\n")[0])
-    p.add_argument("--results", type=Path, default=Path("jobs/results/default"),
-                   help="results folder (default jobs/results/default)")
+    p.add_argument("--results", type=Path, action="append", metavar="DIR",
+                   help="a results folder (repeatable, as in the other jobs; default jobs/results/default)")
     p.add_argument("--ours", default="lora", help="the reference method")
     p.add_argument("--theirs", default="peft_lora", help="the method compared with it")
     p.add_argument("--table", action="store_true", help="also compare every method on the cells all share")
     args = p.parse_args(argv)
     if args.ours == args.theirs:
         raise ValueError(f"--ours and --theirs must name two different methods, got {args.ours!r} twice")
-    runs = store.load_runs([check_results_folder(args.results)])
+    roots = [check_results_folder(r) for r in args.results or [DEFAULT_RESULTS]]  # each named; was the last alone
+    runs = store.load_runs(roots)
     have = sorted(set(runs.loc[runs["status"] == "ok", "method"]))
     missing = [(flag, method) for flag, method in (("--ours", args.ours), ("--theirs", args.theirs))
                if method not in have]
     if missing:  # which one, what the folder has and the closest name, as the other jobs say an unknown name
         named = " or ".join(f"{flag} {method!r}{did_you_mean(method, have)}" for flag, method in missing)
-        raise no_runs(f"successful runs of {named}", [args.results],
+        raise no_runs(f"successful runs of {named}", roots,
                       f"its methods with successful runs: {', '.join(have) or 'none'}; name the grid that ran both "
                       "with --results, or the methods with --ours and --theirs")
     work_begins()

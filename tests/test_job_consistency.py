@@ -150,3 +150,17 @@ def test_bench_methods_refuses_a_count_below_one_as_the_other_jobs_do(capsys, op
         bench_methods.main([option, "0", "--models", "worldclip-tiny-random", "--methods", "lora"])
     assert stop.value.code == 2
     assert f"error: {option} must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_peft_check_reads_every_results_folder_as_the_other_jobs_do(tmp_path, capsys):
+    # --results repeats in export, forecast, grid_report and predictors; peft_check kept the last one given, so a
+    # missing first folder went unsaid and the check ran (exit 0) on the second alone
+    from jobs import peft_check
+
+    assert peft_check.main(["--results", str(tmp_path / "nowhere"), "--results", "jobs/results/default"]) == 2
+    assert capsys.readouterr().err == f"error: --results {tmp_path / 'nowhere'} does not exist\n"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert peft_check.main(["--results", "jobs/results/default", "--results", str(empty)]) == 0
+    assert peft_check.main(["--results", str(empty), "--ours", "lor"]) == 2
+    assert f"in {empty}: " in capsys.readouterr().err
