@@ -29,6 +29,7 @@ work). Set IIMM_DEBUG=1 to see a user error's traceback instead of its line.
 """
 from __future__ import annotations
 
+import argparse
 import contextvars
 import difflib
 import functools
@@ -173,6 +174,20 @@ def no_runs(what: str, roots: Iterable[str | Path] | None, todo: str = NAME_A_GR
     {roots}: {todo}``; ``roots`` None or empty reads as the app's store (the jobs' default input)."""
     where = ", ".join(str(r) for r in roots) if roots else "the app's store (jobs/results and the local store)"
     return ValueError(f"no {what} in {where}: {todo}")
+
+
+class Once(argparse.Action):
+    """An option that takes one value in this job and is refused when given again (argparse's error, exit 2):
+    ``--results`` repeats in the jobs that read several folders, and where it takes one (``jobs.grid``'s output,
+    ``jobs.world_v2_report``'s grid) a second one silently replaced the first."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if getattr(self, "_seen_in", None) is namespace:
+            parser.error(f"{option_string} takes one value in this job, given twice: "
+                         f"{getattr(namespace, self.dest)} and {values}")
+        self._seen_in = namespace
+        setattr(namespace, self.dest, values)
 
 
 def comma_list(text: str, flag: str | None = None) -> list[str]:

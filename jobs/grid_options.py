@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from core.grid_config import MAX_CELLS, Grid, GridConfigError
-from jobs.cli import did_you_mean
+from jobs.cli import Once, did_you_mean
 from jobs.grid_slurm import DEFAULT_PARALLELISM, DEFAULT_TIMEOUT_MIN
 
 
@@ -20,7 +20,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                        "runner still holds some cells (re-run later); 130 interrupted (Ctrl-C or "
                                        "SIGTERM; workers and queued cells stop too).")
     p.add_argument("config", type=Path, help="grid TOML file, e.g. jobs/configs/smoke.toml")
-    p.add_argument("--results", type=Path, required=True, help="folder for the result records")
+    p.add_argument("--results", type=Path, required=True, action=Once,
+                   help="folder for the result records (one: the other jobs read from several)")
     p.add_argument("--cache", type=Path, default=None,
                    help="embedding cache folder (default: $IIMM_CACHE, else .cache/embeddings)")
     p.add_argument("--workers", type=int, default=None, help="local workers (default: one per GPU, else 1)")

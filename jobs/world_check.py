@@ -194,7 +194,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="world-v2 models to check, space- or comma-separated as the other jobs' --models "
                         "(default: all four; a subset needs --out)")
     p.add_argument("--boot", "--bootstrap", dest="boot", type=int, default=PREREGISTERED_BOOT, metavar="B",
-                   help=f"bootstrap replicates, --bootstrap as in jobs.predictors (pre-registered: {PREREGISTERED_BOOT}; another value needs --out)")
+                   help=f"bootstrap replicates, --bootstrap as in jobs.predictors (pre-registered: "
+                        f"{PREREGISTERED_BOOT}; another value needs --out)")
     p.add_argument("--out", type=Path, default=None, metavar="FOLDER",
                    help="folder for manipulation-check.md/.csv; default, and only for the full pre-registered "
                         "check: jobs/results/world-v2. Required for a quick look, which may not write there")

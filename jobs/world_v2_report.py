@@ -24,8 +24,8 @@ import pandas as pd
 
 from core.data import world2
 from core.nested_bootstrap import kendall_tau, nested_bootstrap_tau
-from jobs.cli import (check_folder_not_file_name, check_results_folder, check_writable_folder, log_progress, no_runs,
-                      user_facing, work_begins)
+from jobs.cli import (Once, check_folder_not_file_name, check_results_folder, check_writable_folder, log_progress,
+                      no_runs, user_facing, work_begins)
 from jobs.world_check import (ALL_MODELS, CONTROL, LONG_TAILED, OUTCOMES, PREREGISTERED_BOOT, SHIPPED, TASKS,
                               check_boot, coverage_taus, table, verdict)
 
@@ -239,11 +239,11 @@ def markdown(tab: pd.DataFrame, crit: list[tuple[str, bool | None, str]], n_runs
 def main(argv: list[str] | None = None) -> int:
     log_progress("%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m jobs.world_v2_report", description=__doc__.split("\n")[0])
-    p.add_argument("--results", type=Path, default=Path("jobs/results/world-v2"),
+    p.add_argument("--results", type=Path, default=Path("jobs/results/world-v2"), action=Once,
                    help="the world-v2 grid's results folder (default jobs/results/world-v2)")
     p.add_argument("--boot", "--bootstrap", dest="boot", type=int, default=PREREGISTERED_BOOT, metavar="B",
-                   help=f"bootstrap replicates, --bootstrap as in jobs.predictors (pre-registered: {PREREGISTERED_BOOT}; another value needs --out "
-                        "when --results is the shipped folder)")
+                   help=f"bootstrap replicates, --bootstrap as in jobs.predictors (pre-registered: "
+                        f"{PREREGISTERED_BOOT}; another value needs --out when --results is the shipped folder)")
     p.add_argument("--out", type=Path, default=None, metavar="FOLDER",
                    help="the folder report.md is written in (default: the --results folder)")
     args = p.parse_args(argv)

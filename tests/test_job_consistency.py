@@ -164,3 +164,19 @@ def test_peft_check_reads_every_results_folder_as_the_other_jobs_do(tmp_path, ca
     assert peft_check.main(["--results", "jobs/results/default", "--results", str(empty)]) == 0
     assert peft_check.main(["--results", str(empty), "--ours", "lor"]) == 2
     assert f"in {empty}: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("job, argv", [
+    ("grid", ["jobs/configs/smoke.toml", "--dry-run", "--results", "{tmp}/a", "--results", "{tmp}/b"]),
+    ("world_v2_report", ["--results", "{tmp}/a", "--results", "jobs/results/world-v2", "--out", "{tmp}/r"]),
+])
+def test_a_one_folder_results_given_twice_is_refused(tmp_path, capsys, job, argv):
+    # elsewhere --results repeats and every folder is read; here the second silently replaced the first
+    import importlib
+
+    with pytest.raises(SystemExit) as stop:
+        importlib.import_module(f"jobs.{job}").main([a.format(tmp=tmp_path) for a in argv])
+    assert stop.value.code == 2
+    assert f"error: --results takes one value in this job, given twice: {tmp_path / 'a'} and " \
+           in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
