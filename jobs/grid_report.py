@@ -1,6 +1,7 @@
 """What a grid found, as Markdown: gain and forgetting per method, and how both relate to IIMM.
 
-    python -m jobs.grid_report [--results jobs/results/default] [--out jobs/results/default-report.md]
+    python -m jobs.grid_report [--results DIR]... [--out FILE]
+    python -m jobs.grid_report --results jobs/results/default --out jobs/results/default-report.md   # as shipped
 
 Numbers are computed from the stored records (mean over seeds per dataset first); the
 Kendall-tau interval is the two-level bootstrap of core.predictor_eval (datasets, then seeds).

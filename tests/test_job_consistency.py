@@ -1,6 +1,8 @@
 """One option, one meaning across the jobs: what a user learned in one job holds in the others."""
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from jobs import world_check
@@ -180,3 +182,32 @@ def test_a_one_folder_results_given_twice_is_refused(tmp_path, capsys, job, argv
     assert f"error: --results takes one value in this job, given twice: {tmp_path / 'a'} and " \
            in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_value_a_usage_line_shows_for_an_option_without_a_default_is_the_one_its_help_names(monkeypatch):
+    # jobs.grid_report's usage showed [--results jobs/results/default] [--out jobs/results/default-report.md], read
+    # as defaults (as [--steps 40] is in every other job) while it reads the app's store and writes no file without
+    # them; tests/test_job_options.py checks the shown values of options that have a default in argparse
+    import importlib
+    import re
+
+    from tests.test_job_options import _NEEDS_ARGS, _commands, _first_usage, _Parsed
+
+    def stop(self, args=None, namespace=None):
+        raise _Parsed(self, None)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", stop)
+    wrong = []
+    for job in _commands():
+        module = importlib.import_module(f"jobs.{job}")
+        try:
+            module.main(_NEEDS_ARGS.get(job, []))
+        except _Parsed as parsed:
+            parser = parsed.args[0]
+        for flag, shown in re.findall(r"\[(--[\w-]+) ([^\]\s]+)\]", _first_usage(module.__doc__ or "")):
+            if shown.isupper() or "|" in shown or shown in ("a,b", "...") or shown.endswith(",..."):
+                continue
+            action = next(a for a in parser._actions if flag in a.option_strings)
+            if action.default is None and not re.search(rf"default:? {re.escape(shown)}\b", action.help or ""):
+                wrong.append(f"jobs.{job} {flag} {shown}")
+    assert not wrong, f"usage values that are no default: {wrong}"
