@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.steps < 5:
         p.error(f"--steps must be at least 5, got {args.steps}")
+    if args.threads < 1:  # was jobs.pretrain's usage and error, under this job's table header
+        p.error(f"--threads must be at least 1, got {args.threads}")
     from jobs.pretrain import RECIPES
 
     unknown = [m for m in comma_list(args.models, "--models") if m not in RECIPES]

@@ -211,3 +211,15 @@ def test_a_value_a_usage_line_shows_for_an_option_without_a_default_is_the_one_i
             if action.default is None and not re.search(rf"default:? {re.escape(shown)}\b", action.help or ""):
                 wrong.append(f"jobs.{job} {flag} {shown}")
     assert not wrong, f"usage values that are no default: {wrong}"
+
+
+def test_bench_pretrain_refuses_no_threads_itself_before_its_table(capsys):
+    # was its table header on stdout, then jobs.pretrain's usage and "python -m jobs.pretrain: error: ..."
+    from jobs import bench_pretrain
+
+    with pytest.raises(SystemExit) as stop:
+        bench_pretrain.main(["--threads", "0", "--models", "worldclip-v2-a"])
+    out, err = capsys.readouterr()
+    assert stop.value.code == 2 and out == ""
+    assert "python -m jobs.bench_pretrain: error: --threads must be at least 1, got 0" in err
+    assert "jobs.pretrain" not in err.replace("jobs.pretrain's", "")
