@@ -54,6 +54,11 @@ def _start(cmd: list[str], log_path: Path) -> subprocess.Popen:
                                 start_new_session=True)
 
 
+class RunnerFailed(RuntimeError):
+    """A runner this job started did not end as it must (past --timeout, a non-zero exit, an unclean reference):
+    the job ran and failed, exit 1 with one ``error:`` line, as jobs.cli says (was a traceback)."""
+
+
 def _run(cmd: list[str], log_path: Path, timeout: float, results: Path | None = None) -> tuple[float, float]:
     """Run to the end; (wall seconds, seconds until the first record appeared in ``results``)."""
     started, first = time.monotonic(), None  # durations and the timeout: never the wall clock
@@ -63,10 +68,10 @@ def _run(cmd: list[str], log_path: Path, timeout: float, results: Path | None = 
             first = time.monotonic() - started
         if time.monotonic() - started > timeout:
             os.killpg(proc.pid, signal.SIGKILL)
-            raise RuntimeError(f"runner did not finish within {timeout:.0f}s; see {log_path}")
+            raise RunnerFailed(f"runner did not finish within {timeout:g}s (--timeout); see {log_path}")
         time.sleep(0.1)
     if proc.returncode != 0:
-        raise RuntimeError(f"runner exited with {proc.returncode}; see {log_path}")
+        raise RunnerFailed(f"runner exited with {proc.returncode}; see {log_path}")
     return time.monotonic() - started, first if first is not None else float("nan")
 
 
@@ -189,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.kills < 1 or args.workers < 1 or args.seeds < 0:
         raise ValueError("--kills and --workers must be at least 1, --seeds at least 0")
+    if not args.timeout > 0:  # inf is fine: no limit
+        raise ValueError(f"--timeout must be a number of seconds above 0, got {args.timeout:g}")
     if not args.config.is_file():
         raise FileNotFoundError(f"grid file {args.config} does not exist")
     if args.work.exists() and not args.work.is_dir():
@@ -199,6 +206,15 @@ def main(argv: list[str] | None = None) -> int:
                          "empty folder")
     if args.report:  # before the runs (about 10 min), not when the figures are written
         check_file_out(args.report, "--report")
+    try:
+        return _measure(args)
+    except RunnerFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _measure(args: argparse.Namespace) -> int:
+    """The four measurements of :func:`main`, its options checked; RunnerFailed when a runner did not end well."""
     import shutil
 
     work_begins()
@@ -212,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                           args.work / "reference.log", args.timeout, results=args.work / "reference")
     reference = audit(args.work / "reference")
     if reference["problems"]:
-        raise RuntimeError(f"the reference run itself is not clean: {reference['problems']}")
+        raise RunnerFailed(f"the reference run itself is not clean: {reference['problems']}")
     ref = reference["records"]
     log.info("reference: %d records in %.0fs, the first after %.1fs", len(ref), ref_s, first_s)
 
@@ -237,7 +253,14 @@ def main(argv: list[str] | None = None) -> int:
     log.info("4/4 two runners on one folder at once")
     twin_dir = args.work / "two-runners"
     procs = [_start(_runner(config, twin_dir, cache, 1), args.work / f"runner-{i}.log") for i in (1, 2)]
-    codes = [proc.wait(timeout=args.timeout) for proc in procs]
+    try:
+        codes = [proc.wait(timeout=args.timeout) for proc in procs]
+    except subprocess.TimeoutExpired:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        raise RunnerFailed(f"two runners at once did not finish within {args.timeout:g}s (--timeout); see "
+                           f"{args.work / 'runner-1.log'}") from None
     # 3: a runner found cells the other held (their records came from the other); the audit decides the rest
     twin_diffs = compare(ref, audit(twin_dir)) + [f"runner exited {c}" for c in codes if c not in (0, 3)]
 

@@ -223,3 +223,19 @@ def test_bench_pretrain_refuses_no_threads_itself_before_its_table(capsys):
     assert stop.value.code == 2 and out == ""
     assert "python -m jobs.bench_pretrain: error: --threads must be at least 1, got 0" in err
     assert "jobs.pretrain" not in err.replace("jobs.pretrain's", "")
+
+
+def test_fault_injection_says_a_runner_that_failed_in_one_line_exit_1(tmp_path, capsys):
+    # a runner past --timeout (or exiting non-zero) was a RuntimeError traceback out of main; jobs.cli: a job that
+    # ran and failed is exit 1 with one error line, a bad option exit 2
+    from jobs import fault_injection
+
+    work = tmp_path / "work"
+    assert fault_injection.main(["--timeout", "0", "--work", str(work)]) == 2
+    assert capsys.readouterr().err == "error: --timeout must be a number of seconds above 0, got 0\n"  # as load_test
+    assert not work.exists()
+    argv = ["--timeout", "0.01", "--kills", "1", "--seeds", "0", "--workers", "1", "--work", str(work)]
+    assert fault_injection.main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"error: runner did not finish within 0.01s (--timeout); see {work / 'reference.log'}" in err
+    assert "Traceback" not in err
