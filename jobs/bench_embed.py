@@ -17,7 +17,7 @@ import torch
 
 from core.embed import embed_images
 from core.models import check_model, load_model, spec_for
-from jobs.cli import comma_list, user_facing, work_begins
+from jobs.cli import check_at_least, comma_list, user_facing, work_begins
 
 
 def raw_forward(loaded, n: int, batch: int) -> float:
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=256, help="batch size for the tiny model (larger ones use 32)")
     p.add_argument("--repeats", type=int, default=3, help="best-of repeats")
     args = p.parse_args(argv)
+    check_at_least(p, args, "images", "big_images", "batch", "repeats")  # 0 was "max() arg is an empty sequence"
     for name in comma_list(args.models, "--models"):
         check_model(name)  # an unknown name is refused before any model is timed
     work_begins()

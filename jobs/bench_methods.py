@@ -39,7 +39,7 @@ from core.method_info import method_info
 from core.methods import METHODS, build_method, count_parameters
 from core.models import check_model, load_model
 from core.train import TrainRecipe, make_optimizer, train
-from jobs.cli import comma_list, user_facing, work_begins
+from jobs.cli import check_at_least, comma_list, user_facing, work_begins
 
 SPEC_COUNTS = {"bitfit": 168_960, "attention": 30_670_848}
 CLASSES = ["cat", "dog", "car", "tree", "boat", "house", "bird", "flower"]
@@ -171,9 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-counts", action="store_true",
                         help="skip the check of trainable counts on ViT-B/32 against the registry")
     args = parser.parse_args(argv)
-    for name in ("steps", "batch", "large_steps", "large_batch", "repeats", "large_repeats", "threads"):
-        if getattr(args, name) < 1:  # as jobs.grid and jobs.pretrain (--threads 0 was torch's traceback, exit 1)
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    # as jobs.grid and jobs.pretrain (--threads 0 was torch's traceback, exit 1)
+    check_at_least(parser, args, "steps", "batch", "large_steps", "large_batch", "repeats", "large_repeats", "threads")
     unknown = [m for m in comma_list(args.methods, "--methods") if m not in METHODS]
     if unknown:  # before any model is loaded
         parser.error(f"--methods: unknown method(s) {', '.join(unknown)}; known: {', '.join(sorted(METHODS))}")

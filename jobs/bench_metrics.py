@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from core import metrics, transferability
-from jobs.cli import user_facing, work_begins
+from jobs.cli import check_at_least, user_facing, work_begins
 
 
 def _best(fn: Callable[[], object], repeats: int = 3) -> tuple[float, object]:
@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the random embeddings")
     p.add_argument("--skip-baselines", action="store_true", help="time IIMM only")
     a = p.parse_args(argv)
+    check_at_least(p, a, "dim", "classes", "block", "baseline_n")  # --classes 0 was numpy's "high <= 0"
+    check_at_least(p, a, "seed", least=0)
     work_begins()
     bench_iimm(a.sizes, a.dim, a.classes, a.block, a.seed)
     if not a.skip_baselines:

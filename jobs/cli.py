@@ -190,6 +190,16 @@ class Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+def check_at_least(parser: argparse.ArgumentParser, args: argparse.Namespace, *names: str,
+                   least: int = 1) -> None:
+    """argparse's error (exit 2) naming the first option of ``names`` (dests, e.g. ``large_steps``) below ``least``:
+    a count of 0 (threads, steps, repeats, images) is refused up front in every job, not met as an internal error."""
+    for name in names:
+        value = getattr(args, name)
+        if value < least:
+            parser.error(f"--{name.replace('_', '-')} must be at least {least}, got {value}")
+
+
 def comma_list(text: str, flag: str | None = None) -> list[str]:
     """The names of a comma-separated option (``--models a,b``, ``--methods``), each stripped, empty ones left
     out: ``a, b`` (quoted, with a space) is ``a`` and ``b`` in every job, as jobs.grid and jobs.predictors read it.

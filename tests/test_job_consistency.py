@@ -239,3 +239,19 @@ def test_fault_injection_says_a_runner_that_failed_in_one_line_exit_1(tmp_path, 
     err = capsys.readouterr().err
     assert f"error: runner did not finish within 0.01s (--timeout); see {work / 'reference.log'}" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("job, argv, said", [
+    ("bench_embed", ["--models", "worldclip-tiny", "--repeats", "0"], "--repeats must be at least 1, got 0"),
+    ("bench_embed", ["--models", "worldclip-tiny", "--images", "0"], "--images must be at least 1, got 0"),
+    ("bench_metrics", ["--sizes", "100", "--classes", "0"], "--classes must be at least 1, got 0"),
+    ("bench_metrics", ["--sizes", "100", "--dim", "0"], "--dim must be at least 1, got 0"),
+    ("bench_metrics", ["--sizes", "100", "--seed", "-1"], "--seed must be at least 0, got -1"),
+])
+def test_a_benchs_count_below_one_is_refused_naming_it(capsys, job, argv, said):
+    # were "max() arg is an empty sequence", "batch_size must be ...", numpy's "high <= 0": no option named
+    import importlib
+
+    with pytest.raises(SystemExit) as stop:
+        importlib.import_module(f"jobs.{job}").main([*argv, "--skip-baselines"] if job == "bench_metrics" else argv)
+    assert stop.value.code == 2 and said in capsys.readouterr().err
