@@ -129,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
     p = argparse.ArgumentParser(prog="python -m jobs.world_report", description=__doc__.split("\n")[0])
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model registry key (default {DEFAULT_MODEL})")
-    p.add_argument("--card", action="store_true",
+    p.add_argument("--card", "--cards", dest="card", action="store_true",
                    help=f"also write {CARD_MODEL}'s card (core/assets/MODEL_CARD.md) and task JSON; "
-                        f"only with --model {CARD_MODEL}")
+                        f"only with --model {CARD_MODEL} (--cards as in jobs.world_check)")
     args = p.parse_args(argv)
     if args.card:
         check_card_model(args.model)  # before any embedding

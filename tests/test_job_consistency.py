@@ -255,3 +255,13 @@ def test_a_benchs_count_below_one_is_refused_naming_it(capsys, job, argv, said):
     with pytest.raises(SystemExit) as stop:
         importlib.import_module(f"jobs.{job}").main([*argv, "--skip-baselines"] if job == "bench_metrics" else argv)
     assert stop.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_world_report_takes_cards_as_world_check_spells_it(capsys):
+    # jobs.world_check --cards writes the world-v2 cards; world_report's --card alone, so --cards was argparse's
+    # "unrecognized arguments" (world_check --card already worked: argparse's abbreviation of --cards)
+    from jobs import world_report
+
+    assert world_report.main(["--model", "worldclip-v2-a", "--cards"]) == 2
+    assert "error: --card writes the card of worldclip-tiny" in capsys.readouterr().err  # before any embedding
+    assert world_check.parse_args(["--card"]).cards
