@@ -231,13 +231,21 @@ def _prompt_name(spec: DatasetSpec, name: str) -> str:
     return name.replace("_", " ")
 
 
+def data_root() -> Path:
+    """Where torchvision datasets are read from and downloaded to: ``$IIMM_DATA`` (``~`` expanded), else
+    ``~/.cache/iimm-data``. Set but empty counts as not set (``Path("")`` is the working folder, where a download
+    would have landed); the home folder is looked up only when it is needed."""
+    env = os.environ.get("IIMM_DATA", "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "iimm-data"
+
+
 def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> LabeledImages:
     import torchvision.datasets as tvd
 
     from core.data.lazy import DatasetItemImage, LazyImages
 
     # '~' expanded as torchvision expands it: the split keys are paths under this root (see _item_keys)
-    root = Path(os.environ.get("IIMM_DATA", Path.home() / ".cache" / "iimm-data")).expanduser()
+    root = data_root()
     cls = getattr(tvd, spec.tv_class, None)
     if not isinstance(cls, type):  # a typo in a registry entry: AttributeError from deep in the loader
         raise ValueError(f"dataset {spec.name!r}: torchvision.datasets has no dataset class {spec.tv_class!r} "
