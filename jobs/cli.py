@@ -110,13 +110,25 @@ def user_facing(main: Callable[[list[str] | None], int]) -> JobMain:
             if isinstance(exc, OSError) and work.begun:
                 print(stopped_line(exc), file=sys.stderr)
                 return EXIT_FAILED
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {exc}{_locale_hint(exc)}", file=sys.stderr)
             return EXIT_USER_ERROR
         finally:
             restore()
             _WORK.reset(token)
 
     return wrapper
+
+
+def _locale_hint(exc: BaseException) -> str:
+    """Why a path could not be encoded, when the cause is the locale: Python decodes file names in the locale's
+    encoding (ASCII under LC_ALL=C with PYTHONUTF8=0), so a path with 'é' holds surrogates that torch, DuckDB and
+    UTF-8 files refuse. The job said only "'utf-8' codec can't encode characters ...: surrogates not allowed"."""
+    encoding = sys.getfilesystemencoding()
+    if (not isinstance(exc, UnicodeError) or "surrogate" not in str(exc)
+            or encoding.lower().replace("-", "") == "utf8"):
+        return ""
+    return (f" (Python reads file names as {encoding} here, not UTF-8, so a path with letters outside it cannot be "
+            "used: run with PYTHONUTF8=1 or a UTF-8 locale, e.g. LANG=C.UTF-8)")
 
 
 def _tolerant_stdout() -> Callable[[], None]:

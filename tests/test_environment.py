@@ -76,3 +76,48 @@ def test_make_clean_cache_finds_a_cache_under_home(tmp_path):
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert list(cache.iterdir()) == [] and f"emptied the embedding cache {cache}" in proc.stdout
+
+
+def _without_utf8_locale() -> dict[str, str]:
+    """The environment of a machine whose locale has no UTF-8 (LC_ALL=C, with Python's coercion to C.UTF-8 and
+    its UTF-8 mode turned off, as a Latin-1 locale also does): Python then decodes file names as ASCII."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LC_") and k != "LANG"}
+    return {**env, "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0", "PYTHONPATH": str(REPO)}
+
+
+def test_a_store_under_a_non_ascii_folder_without_a_utf8_locale_says_why_its_records_are_skipped(tmp_path):
+    """A checkout under /home/josé run in such a locale: the app showed no run, every record skipped as 'its
+    path is not valid UTF-8; rename it' (it is UTF-8, and renaming the records helped nothing)."""
+    import sys
+
+    from tests.fixtures import write_fixture_store
+
+    root = tmp_path / "josé" / "results"
+    write_fixture_store(root, n_datasets=2, methods=("full",))
+    code = ("import sys; from pathlib import Path; from core import store\n"
+            "runs, skipped = store.load_runs_report([Path(sys.argv[1])])\n"
+            "print(len(runs), len(skipped), ascii(sorted({s.reason for s in skipped})))")
+    proc = subprocess.run([sys.executable, "-c", code, str(root)], env=_without_utf8_locale(), cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ("0 2 ['Python reads file names as ascii here, not UTF-8 (the locale): run with "
+                                   "PYTHONUTF8=1 or a UTF-8 locale (LANG=C.UTF-8)']")
+
+
+def test_a_job_that_cannot_encode_a_path_in_the_locale_says_how_to_run_it(monkeypatch, capsys):
+    """torch, DuckDB and UTF-8 files refuse the surrogates such a locale gives a path with 'é': jobs.grid run
+    from /home/josé/checkout said only "error: 'utf-8' codec can't encode characters in position 11-12:
+    surrogates not allowed"."""
+    import sys
+
+    from jobs.cli import user_facing
+
+    @user_facing
+    def main(argv=None):
+        "/home/jos\udcc3\udca9".encode("utf-8")
+        return 0
+
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "ascii")
+    assert main([]) == 2
+    assert re.search(r"surrogates not allowed \(Python reads file names as ascii here, not UTF-8, .*: run with "
+                     r"PYTHONUTF8=1 or a UTF-8 locale, e\.g\. LANG=C\.UTF-8\)", capsys.readouterr().err)

@@ -11,6 +11,7 @@ import math
 import os
 import re
 import stat
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -243,7 +244,15 @@ def _text(path: Path) -> str:
 
 def _file_problem(path: Path, real_root: str, caps: Mapping[str, int]) -> str | None:
     if _text(path) != str(path):  # tables, DuckDB and pages all need text
-        return "its path is not valid UTF-8; rename it"
+        try:
+            os.fsencode(path).decode("utf-8")
+        except UnicodeDecodeError:
+            return "its path is not valid UTF-8; rename it"
+        # valid UTF-8 that Python did not decode as such: a locale without UTF-8 (LC_ALL=C with PYTHONUTF8=0, a
+        # Latin-1 locale) and a folder named in non-ASCII letters (a checkout under /home/josé); every record
+        # was skipped as "not valid UTF-8", and renaming them helped nothing
+        return (f"Python reads file names as {sys.getfilesystemencoding()} here, not UTF-8 (the locale): run with "
+                "PYTHONUTF8=1 or a UTF-8 locale (LANG=C.UTF-8)")
     try:
         lst = os.lstat(path)
         if stat.S_ISLNK(lst.st_mode):
