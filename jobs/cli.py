@@ -30,6 +30,7 @@ work). Set IIMM_DEBUG=1 to see a user error's traceback instead of its line.
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextvars
 import difflib
 import functools
@@ -131,16 +132,34 @@ def _locale_hint(exc: BaseException) -> str:
             "used: run with PYTHONUTF8=1 or a UTF-8 locale, e.g. LANG=C.UTF-8)")
 
 
+def _escape_keeping_file_names(exc: UnicodeError) -> tuple[str | bytes, int]:
+    """An encoding error handler: a file name's undecodable byte (a lone surrogate U+DC80-U+DCFF, as
+    ``surrogateescape`` makes it) as that byte again, any other character as a backslash escape."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    char = exc.object[exc.start]
+    if 0xDC80 <= ord(char) <= 0xDCFF:
+        return bytes([ord(char) - 0xDC00]), exc.start + 1
+    one = UnicodeEncodeError(exc.encoding, exc.object, exc.start, exc.start + 1, exc.reason)
+    return codecs.lookup_error("backslashreplace")(one)
+
+
+codecs.register_error("iimm-escape-keeping-file-names", _escape_keeping_file_names)
+
+
 def _tolerant_stdout() -> Callable[[], None]:
     """Let stdout write what its encoding cannot show as backslash escapes (``\\u03c4`` for τ), as Python's own
     stderr does, instead of raising: on Windows a job's stdout redirected to a file or a pipe takes the ANSI code
     page (cp1252 has no τ or −, cp1251 and cp932 no ²), and a report's first such character made the job exit 2
-    after its work, before it wrote its ``--out``. Returns what puts the stream's error handler back."""
+    after its work, before it wrote its ``--out``. Under the C locale without UTF-8 mode (``LC_ALL=C`` with
+    ``PYTHONUTF8=0``) stdout is ASCII with ``surrogateescape``, which raised at ² as well: there file names keep
+    their bytes, and the rest is escaped. Returns what puts the stream's error handler back."""
     stream = sys.stdout
     errors = getattr(stream, "errors", None)
-    if errors != "strict" or not callable(getattr(stream, "reconfigure", None)):
+    handler = {"strict": "backslashreplace", "surrogateescape": "iimm-escape-keeping-file-names"}.get(errors or "")
+    if handler is None or not callable(getattr(stream, "reconfigure", None)):
         return lambda: None
-    stream.reconfigure(errors="backslashreplace")
+    stream.reconfigure(errors=handler)
     return lambda: stream.reconfigure(errors=errors)
 
 

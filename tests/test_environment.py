@@ -121,3 +121,28 @@ def test_a_job_that_cannot_encode_a_path_in_the_locale_says_how_to_run_it(monkey
     assert main([]) == 2
     assert re.search(r"surrogates not allowed \(Python reads file names as ascii here, not UTF-8, .*: run with "
                      r"PYTHONUTF8=1 or a UTF-8 locale, e\.g\. LANG=C\.UTF-8\)", capsys.readouterr().err)
+
+
+def test_a_job_prints_under_the_c_locale_without_utf8_mode(monkeypatch):
+    """There (LC_ALL=C, PYTHONUTF8=0, PYTHONCOERCECLOCALE=0) stdout is ASCII with 'surrogateescape', not
+    'strict', so the jobs' escaping of what it cannot show did not apply: `python -m jobs.forecast sample.zip
+    --out f.json` stopped at the R² of its verdict ("'ascii' codec can't encode character '\\xb2'"), exit 2,
+    after the whole forecast and before writing f.json. A file name's undecodable bytes still print as they
+    are, as surrogateescape prints them."""
+    import io
+    import sys
+
+    from jobs.cli import user_facing
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii", errors="surrogateescape", write_through=True)
+    monkeypatch.setattr(sys, "stdout", stream)
+
+    @user_facing
+    def main(argv=None):
+        print("R² 4 %, τ 0.1, 𝜏, wrote /home/jos\udcc3\udca9/f.json")
+        return 0
+
+    assert main([]) == 0
+    assert raw.getvalue() == b"R\\xb2 4 %, \\u03c4 0.1, \\U0001d70f, wrote /home/jos\xc3\xa9/f.json\n"
+    assert stream.errors == "surrogateescape"
