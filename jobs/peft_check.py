@@ -88,7 +88,7 @@ def trainable_text(low: int | None, high: int | None) -> str:
     return f"{low:,}" if low == high else f"{low:,}–{high:,}"
 
 
-DEFAULT_RESULTS = Path("jobs/results/default")
+DEFAULT_RESULTS = store.SHIPPED_DIR / "default"  # the repository's, from any working folder
 
 
 @user_facing

@@ -239,7 +239,7 @@ def markdown(tab: pd.DataFrame, crit: list[tuple[str, bool | None, str]], n_runs
 def main(argv: list[str] | None = None) -> int:
     log_progress("%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m jobs.world_v2_report", description=__doc__.split("\n")[0])
-    p.add_argument("--results", type=Path, default=Path("jobs/results/world-v2"), action=Once,
+    p.add_argument("--results", type=Path, default=SHIPPED, action=Once,  # the repository's, from any working folder
                    help="the world-v2 grid's results folder (default jobs/results/world-v2)")
     p.add_argument("--boot", "--bootstrap", dest="boot", type=int, default=PREREGISTERED_BOOT, metavar="B",
                    help=f"bootstrap replicates, --bootstrap as in jobs.predictors (pre-registered: "

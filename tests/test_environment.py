@@ -146,3 +146,16 @@ def test_a_job_prints_under_the_c_locale_without_utf8_mode(monkeypatch):
     assert main([]) == 0
     assert raw.getvalue() == b"R\\xb2 4 %, \\u03c4 0.1, \\U0001d70f, wrote /home/jos\xc3\xa9/f.json\n"
     assert stream.errors == "surrogateescape"
+
+
+def test_jobs_whose_default_is_a_shipped_folder_find_it_from_any_working_folder(tmp_path, monkeypatch, capsys):
+    """`cd ~ && python -m jobs.peft_check` (and jobs.world_v2_report) said '--results jobs/results/default does
+    not exist': their defaults were read from the working folder, where the other jobs' defaults (the app's store,
+    jobs.world_check's --out) are the repository's."""
+    from jobs import peft_check, world_v2_report
+
+    monkeypatch.chdir(tmp_path)
+    assert peft_check.main([]) == 0
+    assert "peft_lora vs lora: 30 paired runs on 15 datasets" in capsys.readouterr().out
+    assert world_v2_report.main(["--boot", "10", "--out", str(tmp_path / "report")]) == 0
+    assert (tmp_path / "report" / "report.md").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["report"]
