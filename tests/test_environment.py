@@ -159,3 +159,17 @@ def test_jobs_whose_default_is_a_shipped_folder_find_it_from_any_working_folder(
     assert "peft_lora vs lora: 30 paired runs on 15 datasets" in capsys.readouterr().out
     assert world_v2_report.main(["--boot", "10", "--out", str(tmp_path / "report")]) == 0
     assert (tmp_path / "report" / "report.md").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_a_results_folder_is_checked_where_no_home_folder_can_be_found(tmp_path, monkeypatch):
+    """No $HOME and a user id the password database does not know (`docker run -u 1234`): Path.home() raises,
+    and every job's --results check (and the app's check of IIMM_RESULTS) stopped with 'Could not determine home
+    directory' in a traceback."""
+    from core import store
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert store.is_results_folder(tmp_path / "results") is None
+    assert "is the file-system root or your home folder" in store.is_results_folder("/")

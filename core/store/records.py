@@ -136,6 +136,16 @@ def write_record(record: Mapping[str, Any], results_dir: str | Path) -> Path:
     return _atomic_write(Path(results_dir) / f"{rec['run_id']}.json", lambda fh: fh.write(data))
 
 
+def _home() -> Path | None:
+    """The home folder, resolved, or None where there is none to find: no $HOME and a user id the password
+    database does not know (`docker run -u 1234`), where Path.home() raised RuntimeError out of every job that
+    checks its --results and out of the app's check of IIMM_RESULTS."""
+    try:
+        return Path.home().resolve()
+    except (RuntimeError, KeyError, OSError):
+        return None
+
+
 def is_results_folder(path: str | Path) -> str | None:
     """Why ``path`` must not be used as a results folder, or None when it may.
 
@@ -149,7 +159,7 @@ def is_results_folder(path: str | Path) -> str | None:
         resolved = p.resolve()
     except (OSError, RuntimeError) as exc:
         return f"cannot resolve {p}: {exc}"
-    if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
+    if resolved == Path(resolved.anchor) or resolved == _home():
         return f"{p} is the file-system root or your home folder, not a results folder"
     if not resolved.exists():
         return None
