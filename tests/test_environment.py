@@ -173,3 +173,21 @@ def test_a_results_folder_is_checked_where_no_home_folder_can_be_found(tmp_path,
     monkeypatch.setattr(Path, "home", staticmethod(no_home))
     assert store.is_results_folder(tmp_path / "results") is None
     assert "is the file-system root or your home folder" in store.is_results_folder("/")
+
+
+def test_a_job_that_finds_no_run_as_the_locale_hides_them_says_so(tmp_path):
+    """jobs.grid_report on such a folder said only 'no successful runs in /home/josé/results: name a results
+    folder that holds grid records', and nothing about the records it had skipped or why."""
+    import sys
+
+    from tests.fixtures import write_fixture_store
+
+    root = tmp_path / "josé" / "results"
+    write_fixture_store(root, n_datasets=2, methods=("full",))
+    proc = subprocess.run([sys.executable, "-m", "jobs.grid_report", "--results", str(root), "--out",
+                           str(tmp_path / "report.md")], env=_without_utf8_locale(), cwd=str(tmp_path),
+                          capture_output=True, timeout=120)
+    err = proc.stderr.decode("ascii", "backslashreplace")
+    assert proc.returncode == 2, err
+    assert re.search(r"skipping the records under .*results: Python reads file names as ascii here, not UTF-8 "
+                     r"\(the locale\): run with PYTHONUTF8=1", err)

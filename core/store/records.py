@@ -252,6 +252,9 @@ def _text(path: Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+_LOCALE_WARNED: list[bool] = []  # whether this process has logged that its locale hides records
+
+
 def _file_problem(path: Path, real_root: str, caps: Mapping[str, int]) -> str | None:
     if _text(path) != str(path):  # tables, DuckDB and pages all need text
         try:
@@ -261,8 +264,12 @@ def _file_problem(path: Path, real_root: str, caps: Mapping[str, int]) -> str | 
         # valid UTF-8 that Python did not decode as such: a locale without UTF-8 (LC_ALL=C with PYTHONUTF8=0, a
         # Latin-1 locale) and a folder named in non-ASCII letters (a checkout under /home/josé); every record
         # was skipped as "not valid UTF-8", and renaming them helped nothing
-        return (f"Python reads file names as {sys.getfilesystemencoding()} here, not UTF-8 (the locale): run with "
-                "PYTHONUTF8=1 or a UTF-8 locale (LANG=C.UTF-8)")
+        reason = (f"Python reads file names as {sys.getfilesystemencoding()} here, not UTF-8 (the locale): run with "
+                  "PYTHONUTF8=1 or a UTF-8 locale (LANG=C.UTF-8)")
+        if not _LOCALE_WARNED:  # once: a job then says why it found no run, not only that it found none
+            _LOCALE_WARNED.append(True)
+            log.warning("skipping the records under %s: %s", _text(path.parent), reason)
+        return reason
     try:
         lst = os.lstat(path)
         if stat.S_ISLNK(lst.st_mode):
