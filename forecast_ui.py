@@ -4,7 +4,9 @@ tables and verdict. Shared page helpers stay in app.py; the computing is in core
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -137,15 +139,13 @@ def check_upload(upload, template: str, model_key: str):
     reads it in its own turn."""
     from core.upload import UploadError, embeddings_summary
 
-    def waiting() -> None:
-        st.write(f"The server reads uploads and runs forecasts {_FORECAST_TURNS.slots} at a time, all busy now; "
-                 "your upload is read when one ends…")
     state, ident = st.session_state.get("fc_checked"), (upload.file_id, template, model_key)
     if state is None or state[0] != ident:
         waited = st.session_state.get("fc_check_busy") == ident  # once: later reruns (the run's) wait no more
         try:
-            with _FORECAST_TURNS.turn(wait_s=0 if waited else FORECAST_WAIT_S, what="forecasts are",
-                                      on_wait=None if waited else waiting):
+            with _forecast_turn(0 if waited else FORECAST_WAIT_S, None if waited else (
+                    f"The server reads uploads and runs forecasts {_FORECAST_TURNS.slots} at a time, all busy now; "
+                    "your upload is read when one ends…")):
                 parsed = parsed_upload(upload, template, model_key)
             checked: Any = Checked(parsed.summary() if hasattr(parsed, "summary") else embeddings_summary(parsed))
             if hasattr(parsed, "summary"):  # images: the reference splits the run checks them against, hashed ahead
@@ -186,6 +186,24 @@ OVERLAP_WAIT_S = 30.0
 _FORECAST_TURNS = Turns(FORECAST_SLOTS)
 
 
+@contextmanager
+def _forecast_turn(wait_s: float, told: str | None) -> Iterator[None]:
+    """A turn of :data:`_FORECAST_TURNS` for the block, waiting up to ``wait_s`` (BusyError after). Without a free
+    one, ``told`` (None: nothing) is shown while it waits and cleared when the turn comes. Clearing it sends the page
+    a message, where Streamlit ends a run whose visitor left or changed the page during the wait (StopException,
+    RerunException): with no Streamlit call between the turn and the work, such a run read a whole upload (505 MiB
+    into the pool every session shares) for a page no one would see, holding the turn others waited for."""
+    shown = []
+
+    def waiting() -> None:
+        shown.append(st.empty())
+        shown[0].write(told)
+    with _FORECAST_TURNS.turn(wait_s=wait_s, what="forecasts are", on_wait=None if told is None else waiting):
+        if shown:
+            shown[0].empty()
+        yield
+
+
 def run_forecast(upload, template: str, model_key: str):
     """The forecast for a checked upload: an embeddings ``.npz`` directly, an image sample after the
     (warmed) model embeds it, with a progress bar and the upload time budget (which starts with its turn:
@@ -193,10 +211,8 @@ def run_forecast(upload, template: str, model_key: str):
     this session's earlier forecast of the same file and model left (:func:`image_embeddings`)."""
     from core.upload import DEFAULT_LIMITS, Deadline
 
-    def waiting() -> None:
-        st.write(f"The server runs {counted(_FORECAST_TURNS.slots, 'forecast')} at a time, all busy now; "
-                 "yours starts when one ends…")
-    with _FORECAST_TURNS.turn(wait_s=FORECAST_WAIT_S, what="forecasts are", on_wait=waiting):
+    with _forecast_turn(FORECAST_WAIT_S, f"The server runs {counted(_FORECAST_TURNS.slots, 'forecast')} at a time, "
+                        "all busy now; yours starts when one ends…"):
         deadline = Deadline(DEFAULT_LIMITS.max_seconds)  # one budget: parsing a dropped upload again counts
         parsed = parsed_upload(upload, template, model_key, deadline)
         if upload.name.lower().endswith(".npz"):

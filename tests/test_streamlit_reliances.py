@@ -80,3 +80,17 @@ def test_a_streamlit_without_page_scripts_still_draws_the_upload_pages(fixture_s
         assert not at.exception, [e.value for e in at.exception]
         assert at.get("file_uploader")
     assert "upload names not added" in caplog.text
+
+
+def test_a_run_is_stopped_where_it_sends_the_page_a_message():
+    """The forecast page's waits (a turn, the model, the reference datasets) send a message every second because
+    Streamlit ends a run whose visitor left or changed a widget only there, at the script's next message
+    (forecast_ui._forecast_turn; tests/test_app_interrupted.py injects the stop at that point). A Streamlit that
+    looked elsewhere would let those runs go on unseen, with those tests still passing."""
+    import inspect
+
+    from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
+    from streamlit.runtime.scriptrunner_utils.script_run_context import ScriptRunContext
+
+    assert "self._enqueue(" in inspect.getsource(ScriptRunContext.enqueue)
+    assert "_maybe_handle_execution_control_request()" in inspect.getsource(ScriptRunner._enqueue_forward_msg)

@@ -1,0 +1,103 @@
+"""The forecast page interrupted part-way, as Streamlit interrupts a run: when a visitor leaves or changes a widget
+while the script runs, the next message the script sends the page (any ``st.*`` call that draws) raises
+StopException or RerunException there. Nothing shared may be left half-done by it, and no work may be done for a
+page no one will see. Driven through AppTest, with the interruption injected at the next message sent."""
+import threading
+
+import pytest
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+from streamlit.runtime.scriptrunner_utils.script_run_context import ScriptRunContext
+
+from tests.app_helpers import page, sample_zip
+
+
+class _Visitor:
+    """Interrupts a run as Streamlit does once a visitor has left: the visitor leaves as the script sends a message
+    holding ``when_sent`` (``then()`` runs then: here another forecast's turn ends, while the page waits for one),
+    and the script's next message raises StopException (once: Streamlit consumes the request)."""
+
+    def __init__(self, monkeypatch, when_sent: str, then) -> None:
+        self.gone = self.stopped = False
+        self.script: threading.Thread | None = None  # Streamlit raises only in the script's own thread
+        self.when_sent, self.then = when_sent, then
+        real = ScriptRunContext.enqueue
+        visitor = self
+
+        def enqueue(ctx, msg):
+            if visitor.gone and not visitor.stopped and threading.current_thread() is visitor.script:
+                visitor.stopped = True
+                raise StopException()
+            real(ctx, msg)
+            if visitor.when_sent in str(msg) and not visitor.gone:
+                visitor.gone, visitor.script = True, threading.current_thread()
+                then()
+
+        monkeypatch.setattr(ScriptRunContext, "enqueue", enqueue)
+
+
+def _counted(monkeypatch, module, name: str) -> list:
+    calls, real = [], getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a, **k: calls.append(name) or real(*a, **k))
+    return calls
+
+
+@pytest.fixture
+def one_turn_held(fixture_store, monkeypatch):
+    """One forecast turn for the server, held by another visitor's forecast; ``release`` ends it."""
+    import forecast_ui
+    from core.turns import Turns
+
+    monkeypatch.setattr(forecast_ui, "_FORECAST_TURNS", Turns(1))
+    monkeypatch.setattr(forecast_ui, "FORECAST_WAIT_S", 30.0)
+    forecast_ui._PARSED.clear()
+    held = forecast_ui._FORECAST_TURNS.turn(wait_s=0)
+    held.__enter__()
+    yield lambda: held.__exit__(None, None, None)
+    forecast_ui._PARSED.clear()
+
+
+def _turn_free() -> bool:
+    import forecast_ui
+
+    try:
+        with forecast_ui._FORECAST_TURNS.turn(wait_s=0):
+            return True
+    except Exception:  # noqa: BLE001 - BusyError: still held
+        return False
+
+
+def test_an_upload_whose_visitor_left_while_it_waited_for_a_turn_is_not_read(one_turn_held, monkeypatch):
+    """The check of an upload waited up to 120 s for a turn, then read the whole upload (2,000 images: 505 MiB
+    into the pool every session shares, pushing other visitors' uploads out) with no Streamlit call between the
+    turn and the reading, so a visitor who had left or changed the upload meanwhile was still served, holding a
+    turn others waited for. Now the wait's message is cleared as the turn comes, where Streamlit stops such a run."""
+    import core.upload
+    import forecast_ui
+
+    parses = _counted(monkeypatch, core.upload, "load_image_folder_zip")
+    visitor = _Visitor(monkeypatch, "your upload is read when one ends", one_turn_held)
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
+    assert visitor.stopped and not at.exception
+    assert parses == [] and len(forecast_ui._PARSED) == 0 and "fc_checked" not in at.session_state
+    assert _turn_free()  # and the turn it took is given back
+
+
+def test_a_forecast_whose_visitor_left_while_it_waited_for_a_turn_reads_nothing(one_turn_held, monkeypatch):
+    """The same for "Run forecast": after its wait, an upload the shared pool had dropped meanwhile was read again
+    (the whole zip decoded) for a page no one would see."""
+    import core.upload
+    import forecast_ui
+
+    one_turn_held()  # free while the upload is checked
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
+    forecast_ui._PARSED.clear()  # dropped for other sessions' uploads
+    parses = _counted(monkeypatch, core.upload, "load_image_folder_zip")
+    held = forecast_ui._FORECAST_TURNS.turn(wait_s=0)
+    held.__enter__()  # another visitor's forecast starts
+    visitor = _Visitor(monkeypatch, "yours starts when one ends", lambda: held.__exit__(None, None, None))
+    at.button(key="fc_run").click().run()
+    assert visitor.stopped and not at.exception
+    assert parses == [] and len(forecast_ui._PARSED) == 0 and "fc_result" not in at.session_state
+    assert _turn_free()
