@@ -103,10 +103,11 @@ def _session_token() -> str:
     return st.session_state["fc_session"]
 
 
-def parsed_upload(upload, template: str, model_key: str, deadline=None):
-    """The parsed upload (``core.upload`` output), from the shared pool or parsed now; UploadError says
-    why it cannot be used. Embeddings must have the chosen model's width; decoding images has the upload
-    time budget (``deadline``: a forecast's own, which its embedding then shares; default a new one).
+def parsed_upload(upload, template: str, model_key: str, deadline=None, *, parse: bool = True):
+    """The parsed upload (``core.upload`` output), from the shared pool or parsed now (``parse`` False: None
+    where the pool holds none); UploadError says why it cannot be used. Embeddings must have the chosen model's
+    width; decoding images has the upload time budget (``deadline``: a forecast's own, which its embedding then
+    shares; default a new one).
     An image sample is pooled per (session, file): the template only names its prompts and the model only
     embeds it, so changing either parses nothing again (an ``.npz`` is pooled per model: its width is checked)."""
     from core.upload import (DEFAULT_LIMITS, Deadline, check_template, embedding_width, load_embeddings_npz,
@@ -118,6 +119,8 @@ def parsed_upload(upload, template: str, model_key: str, deadline=None):
     session = _session_token()
     key = (session, upload.file_id, ("parsed", model_key if npz else ""))
     if (parsed := _PARSED.get(key)) is None:
+        if not parse:
+            return None
         upload.seek(0)
         deadline = deadline or Deadline(DEFAULT_LIMITS.max_seconds)
         parsed = (load_embeddings_npz(upload, expected_dim=embedding_width(model_key)) if npz
@@ -134,7 +137,8 @@ def check_upload(upload, template: str, model_key: str):
     """The upload checked as soon as it arrives, so its problems show before the run: a :class:`Checked`
     (its summary) or the UploadError saying why it cannot be used; kept per (file, template, model) in the
     session, the parsed data itself in the shared budget (:func:`parsed_upload`). Reading it takes a forecast's
-    turn (uploads arriving at once were all read at once: four of 2,000 images took 2.1 GB); with none within
+    turn (uploads arriving at once were all read at once: four of 2,000 images took 2.1 GB), one the pool holds
+    already (read for another template or model) none; with none within
     FORECAST_WAIT_S, an empty Checked, not kept: later reruns check it only in a turn free at once, and the run
     reads it in its own turn."""
     from core.upload import UploadError, embeddings_summary
@@ -142,11 +146,12 @@ def check_upload(upload, template: str, model_key: str):
     state, ident = st.session_state.get("fc_checked"), (upload.file_id, template, model_key)
     if state is None or state[0] != ident:
         waited = st.session_state.get("fc_check_busy") == ident  # once: later reruns (the run's) wait no more
-        try:
-            with _forecast_turn(0 if waited else FORECAST_WAIT_S, None if waited else (
-                    f"The server reads uploads and runs forecasts {_FORECAST_TURNS.slots} at a time, all busy now; "
-                    "your upload is read when one ends…")):
-                parsed = parsed_upload(upload, template, model_key)
+        try:  # held already (read for another template or model): no turn to wait for, as nothing is read
+            if (parsed := parsed_upload(upload, template, model_key, parse=False)) is None:
+                with _forecast_turn(0 if waited else FORECAST_WAIT_S, None if waited else (
+                        f"The server reads uploads and runs forecasts {_FORECAST_TURNS.slots} at a time, all busy "
+                        "now; your upload is read when one ends…")):
+                    parsed = parsed_upload(upload, template, model_key)
             checked: Any = Checked(parsed.summary() if hasattr(parsed, "summary") else embeddings_summary(parsed))
             if hasattr(parsed, "summary"):  # images: the reference splits the run checks them against, hashed ahead
                 warm_overlap_check(parsed.data.images, parsed.data.class_names, model_key)

@@ -134,3 +134,29 @@ def test_a_forecast_whose_upload_was_dropped_has_one_time_budget(fixture_store, 
     at.button(key="fc_run").click().run()
     assert not at.exception and not at.error and at.session_state["fc_result"][1].n_images > 0
     assert len(made) == 1
+
+
+def test_another_template_or_model_of_a_read_upload_needs_no_turn(fixture_store, monkeypatch):
+    """Every new template or model of an upload took a forecast's turn to check it, though its parse was held in
+    the pool and nothing was read again: while others' forecasts ran, a visitor who edited the template waited up
+    to 120 s (then lost the upload's summary) for a look-up. Only an upload to read now waits for a turn."""
+    import forecast_ui
+    from core.turns import Turns
+
+    monkeypatch.setattr(forecast_ui, "_FORECAST_TURNS", Turns(1))
+    monkeypatch.setattr(forecast_ui, "FORECAST_WAIT_S", 0.05)
+    forecast_ui._PARSED.clear()
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
+    held = forecast_ui._FORECAST_TURNS.turn(wait_s=0)
+    held.__enter__()  # another visitor's forecast is running
+    try:
+        at.text_input(key="fc_template").set_value("a drawing of a {c}").run()
+        assert not at.exception and not any("all busy now" in m.value for m in at.markdown)
+        assert "18 images in 3 classes" in at.caption[0].value
+        at.selectbox(key="fc_model").set_value("worldclip-tiny").run()
+        assert not any("all busy now" in m.value for m in at.markdown) and "18 images" in at.caption[0].value
+        at.text_input(key="fc_template").set_value("a drawing").run()  # refused without a turn, as before
+        assert at.error[0].value.startswith("The prompt template must contain")
+    finally:
+        held.__exit__(None, None, None)
