@@ -197,13 +197,18 @@ def _forecast_turn(wait_s: float, told: str | None) -> Iterator[None]:
     one, ``told`` (None: nothing) is shown while it waits and cleared when the turn comes. Clearing it sends the page
     a message, where Streamlit ends a run whose visitor left or changed the page during the wait (StopException,
     RerunException): with no Streamlit call between the turn and the work, such a run read a whole upload (505 MiB
-    into the pool every session shares) for a page no one would see, holding the turn others waited for."""
+    into the pool every session shares) for a page no one would see, holding the turn others waited for. The wait
+    says how long it has waited every second, so such a run ends within one, not after up to ``wait_s``."""
     shown = []
 
     def waiting() -> None:
         shown.append(st.empty())
         shown[0].write(told)
-    with _FORECAST_TURNS.turn(wait_s=wait_s, what="forecasts are", on_wait=None if told is None else waiting):
+
+    def still_waiting(waited: float) -> None:  # a message every second: a visitor who left or changed the page
+        shown[0].write(f"{told} ({waited:.0f} s so far)")  # is let go within one, not after the whole wait
+    with _FORECAST_TURNS.turn(wait_s=wait_s, what="forecasts are", on_wait=None if told is None else waiting,
+                              while_waiting=None if told is None else still_waiting):
         if shown:
             shown[0].empty()
         yield

@@ -7,8 +7,12 @@ models' activations; in turns, each waits for a slot and then runs at full speed
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+#: How often (seconds) a wait for a turn calls its ``while_waiting``.
+TICK_S = 1.0
 
 
 class BusyError(RuntimeError):
@@ -25,17 +29,24 @@ class Turns:
         self._free = threading.BoundedSemaphore(slots)
 
     @contextmanager
-    def turn(self, *, wait_s: float, what: str = "this", on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    def turn(self, *, wait_s: float, what: str = "this", on_wait: Callable[[], None] | None = None,
+             while_waiting: Callable[[float], None] | None = None) -> Iterator[None]:
         """Hold one slot for the block. Without a free slot, ``on_wait()`` is called once (to tell the user)
-        and the call waits up to ``wait_s`` seconds, then raises BusyError naming ``what``."""
+        and the call waits up to ``wait_s`` seconds, then raises BusyError naming ``what``. ``while_waiting(seconds
+        waited)`` is called every :data:`TICK_S` of the wait: what it raises ends the wait, holding nothing (a
+        Streamlit page stops a run whose visitor left only where it sends the page something)."""
         if not wait_s >= 0:
             raise ValueError(f"wait_s must be zero or more seconds, got {wait_s!r}")
         if not self._free.acquire(blocking=False):
             if on_wait is not None:
                 on_wait()
-            if not self._free.acquire(timeout=wait_s):
-                raise BusyError(f"The server is busy: {self.slots} {what} already running and none ended within "
-                                f"{wait_s:g} s. Please try again in a minute.")
+            start = time.monotonic()
+            while not self._free.acquire(timeout=max(0.0, min(TICK_S, start + wait_s - time.monotonic()))):
+                if (waited := time.monotonic() - start) >= wait_s:
+                    raise BusyError(f"The server is busy: {self.slots} {what} already running and none ended "
+                                    f"within {wait_s:g} s. Please try again in a minute.")
+                if while_waiting is not None:
+                    while_waiting(waited)
         try:
             yield
         finally:

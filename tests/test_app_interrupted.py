@@ -101,3 +101,22 @@ def test_a_forecast_whose_visitor_left_while_it_waited_for_a_turn_reads_nothing(
     assert visitor.stopped and not at.exception
     assert parses == [] and len(forecast_ui._PARSED) == 0 and "fc_result" not in at.session_state
     assert _turn_free()
+
+
+def test_a_visitor_who_leaves_while_the_page_waits_for_a_turn_frees_its_thread_within_seconds(one_turn_held,
+                                                                                             monkeypatch):
+    """The wait for a turn sent the page nothing for up to 120 s, so Streamlit could not stop it: a visitor who
+    replaced a wrong upload or left saw the page ignore them, and a closed tab's script thread waited on, until a
+    turn came or the 120 s ran out. The wait now says how long it has waited every second, where Streamlit stops
+    it (here: the turn is never given back, and the wait limit is 30 s)."""
+    import time
+
+    import forecast_ui
+
+    visitor = _Visitor(monkeypatch, "your upload is read when one ends", lambda: None)
+    at = page("forecast").run()
+    start = time.monotonic()
+    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
+    assert visitor.stopped and not at.exception and not at.error  # stopped, not told the server is busy
+    assert time.monotonic() - start < 0.5 * forecast_ui.FORECAST_WAIT_S
+    assert "fc_check_busy" not in at.session_state and len(forecast_ui._PARSED) == 0

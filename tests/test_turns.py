@@ -70,3 +70,25 @@ def test_a_busy_wait_lasts_wait_s_not_less_and_not_much_more():
                 pass
         waited = time.monotonic() - started
     assert 0.25 <= waited < 2.0, waited
+
+
+def test_a_wait_is_told_how_long_it_has_waited_and_ends_holding_nothing_when_that_raises(monkeypatch):
+    """A wait called nothing between its start and its end (up to 120 s on the forecast page), so a page whose
+    visitor left could not stop it there. ``while_waiting`` is called every TICK_S; what it raises ends the wait."""
+    import core.turns
+
+    monkeypatch.setattr(core.turns, "TICK_S", 0.02)
+    turns, ticks = Turns(1), []
+
+    def tick(waited: float) -> None:
+        ticks.append(waited)
+        if len(ticks) == 3:
+            raise KeyError("the visitor left")
+
+    with turns.turn(wait_s=0):
+        with pytest.raises(KeyError, match="the visitor left"):
+            with turns.turn(wait_s=5, while_waiting=tick):
+                pytest.fail("a turn was given while the only one was held")
+        assert len(ticks) == 3 and ticks == sorted(ticks) and ticks[-1] < 1.0
+    with turns.turn(wait_s=0):  # the one slot came back once, and was not taken by the ended wait
+        pass
