@@ -3,9 +3,11 @@ for all sessions, forecasts taking turns at the CPU, models loading in the backg
 tables and verdict. Shared page helpers stay in app.py; the computing is in core (core.predict, core.advice)."""
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -17,7 +19,7 @@ from app import forecast_runs, interval_config, interval_ends
 from core import cards, charts, forecast_select, predict, reference_overlap, store
 from core.model_pool import ModelPool
 from core.text import counted, option_labels, plain, zeros_unsigned
-from core.turns import BusyError, Turns
+from core.turns import TICK_S, BusyError, Turns
 from core.upload.pool import BudgetPool, parsed_bytes
 
 
@@ -227,11 +229,28 @@ def run_forecast(upload, template: str, model_key: str):
         parsed = parsed_upload(upload, template, model_key, deadline)
         if upload.name.lower().endswith(".npz"):
             return predict.forecast_for_npz(parsed, forecast_runs(), model_key)
-        with st.spinner("Loading the model…"):
-            loaded = warm_model(model_key).result()
+        loaded = _loaded_model(model_key)
         images = image_embeddings(upload, model_key, loaded, parsed.data, deadline)
         return predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), image_embeddings=images,
                                            overlap_wait_s=OVERLAP_WAIT_S)
+
+
+def _loaded_model(model_key: str):
+    """The model ``model_key`` (:func:`warm_model`), waited for with a message updated every second while it loads
+    (a download takes minutes): a run whose visitor changed the model or left is stopped there by Streamlit within
+    a second, not kept waiting for the load, holding its forecast turn."""
+    future = warm_model(model_key)
+    if future.done():
+        return future.result()
+    shown, start = st.empty(), time.monotonic()
+    while True:
+        shown.write(f"Loading the model… ({time.monotonic() - start:.0f} s so far)")
+        try:
+            loaded = future.result(timeout=TICK_S)
+        except FutureTimeout:
+            continue
+        shown.empty()
+        return loaded
 
 
 def image_embeddings(upload, model_key: str, loaded, data, deadline):

@@ -120,3 +120,28 @@ def test_a_visitor_who_leaves_while_the_page_waits_for_a_turn_frees_its_thread_w
     assert visitor.stopped and not at.exception and not at.error  # stopped, not told the server is busy
     assert time.monotonic() - start < 0.5 * forecast_ui.FORECAST_WAIT_S
     assert "fc_check_busy" not in at.session_state and len(forecast_ui._PARSED) == 0
+
+
+def test_a_visitor_who_leaves_while_the_model_loads_frees_the_turn_within_seconds(fixture_store, monkeypatch):
+    """A forecast waited for its model (a download: minutes) sending the page nothing, so a visitor who changed the
+    model or left was ignored, holding one of the server's two forecast turns, until the load ended. The wait now
+    says how long it has waited every second, where Streamlit stops it."""
+    import time
+
+    import forecast_ui
+    from core.model_pool import ModelPool
+
+    loaded, go = forecast_ui.warm_model("worldclip-tiny-random").result(), threading.Event()
+    pool = ModelPool(load=lambda key: go.wait(20) and loaded)  # a load that takes 20 s
+    monkeypatch.setattr(forecast_ui, "MODELS", pool)
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
+    visitor = _Visitor(monkeypatch, "Forecasting…", lambda: None)  # the visitor leaves as the run starts
+    start = time.monotonic()
+    try:
+        at.button(key="fc_run").click().run()
+        assert visitor.stopped and not at.exception and "fc_result" not in at.session_state
+        assert time.monotonic() - start < 10 and _turn_free()
+    finally:
+        go.set()
+        pool._loader.shutdown(wait=True)
