@@ -266,7 +266,8 @@ def _reference_untrained(runs_df: pd.DataFrame, model: str, pretrained: str) -> 
 def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
                         progress: Progress | None = None, n_boot: int = 200,
                         use_cache: bool = False, image_embeddings: np.ndarray | None = None,
-                        overlap_wait_s: float | None = None, **kwargs: Any) -> ForecastResult:
+                        overlap_wait_s: float | None = None,
+                        overlap_while_waiting: Callable[[float], None] | None = None, **kwargs: Any) -> ForecastResult:
     """Embed a labelled sample (``core.data.base.LabeledImages``) with ``loaded``
     (``core.models.LoadedModel``), then :func:`forecast_for_embeddings`.
 
@@ -276,7 +277,8 @@ def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
     the prompts are embedded (``timings["embed_s"]`` is the embedding this call did). A reference dataset
     holding some of the sample's images is left out, and said so (``core.reference_overlap``, ``left_out``); one
     that cannot be checked offline, whose images cannot be read, or are not read within ``overlap_wait_s`` seconds
-    (None: wait as long as it takes), is named (``not_checked``).
+    (None: wait as long as it takes), is named (``not_checked``); ``overlap_while_waiting(seconds waited)`` is called
+    every second of that wait (what it raises ends the forecast: a page's visitor left).
     """
     from core.embed import embed_dataset  # torch: only when images must be embedded
     from core.reference_overlap import leave_out_overlapping, say_left_out, say_unchecked, unchecked_references
@@ -284,7 +286,8 @@ def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
     t0 = time.perf_counter()
     pending: dict[str, str] = {}
     runs_df, left_out = leave_out_overlapping(runs_df, sample.images, loaded.spec.arch, loaded.spec.pretrained_tag,
-                                              class_names=sample.class_names, wait_s=overlap_wait_s, pending=pending)
+                                              class_names=sample.class_names, wait_s=overlap_wait_s, pending=pending,
+                                              while_waiting=overlap_while_waiting)
     overlap_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     emb = embed_dataset(loaded, sample, progress=progress, use_cache=use_cache, image_embeddings=image_embeddings)

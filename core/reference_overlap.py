@@ -28,7 +28,7 @@ from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ from core.data.errors import DatasetUnavailableError
 from core.data.lazy import LazyImages
 from core.data.overlap import image_hashes
 from core.text import shorten
+from core.turns import TICK_S
 
 log = logging.getLogger(__name__)
 WORLD_SOURCES = ("world", "world-v2")
@@ -232,23 +233,38 @@ class OverlapCheck:
     pending: dict[str, str] = field(default_factory=dict)
 
 
+def _wait(pair: Sequence[Future], deadline: float | None, while_waiting: Callable[[float], None] | None,
+          start: float) -> None:
+    """Wait for ``pair`` until ``deadline`` (None: until done), calling ``while_waiting(seconds since start)`` every
+    :data:`core.turns.TICK_S` meanwhile (what it raises ends the wait: a page's visitor left)."""
+    while True:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        step = left if while_waiting is None else TICK_S if left is None else min(TICK_S, left)
+        wait_for(pair, timeout=step)
+        if all(f.done() for f in pair) or (left is not None and left <= step):
+            return
+        while_waiting(time.monotonic() - start)
+
+
 def check_sample(images: Sequence[Any], datasets: Sequence[str], *, class_names: Sequence[str] | None = None,
-                 wait_s: float | None = None) -> OverlapCheck:
+                 wait_s: float | None = None, while_waiting: Callable[[float], None] | None = None) -> OverlapCheck:
     """Which ``datasets`` hold some of ``images``, in their order. A world task is looked at only when a sample
     image has the worlds' size and, given the sample's ``class_names``, when it shares one; a dataset that cannot
     be checked offline (:func:`not_checked`) is logged and skipped, one with a split that cannot be read (and no
     image of the sample in the other) is in ``pending`` with the error.
     ``wait_s``: the most seconds to wait for splits not hashed yet (None: as long as it takes); one not ready by
-    then is in ``pending``, and goes on being hashed in the background for a later check."""
+    then is in ``pending``, and goes on being hashed in the background for a later check. ``while_waiting``: called
+    with the seconds waited every :data:`core.turns.TICK_S` of that wait (:func:`_wait`)."""
     if wait_s is not None and not wait_s >= 0:
         raise ValueError(f"wait_s must be a number of seconds >= 0 or None, got {wait_s!r}")
-    deadline = None if wait_s is None else time.monotonic() + wait_s
+    start = time.monotonic()
+    deadline = None if wait_s is None else start + wait_s
     names = _to_check(images, datasets, say=True, class_names=class_names)
     futures = {name: (digests_future(name, "train"), digests_future(name, "test")) for name in names}
     digests: list[bytes] | None = None
     check = OverlapCheck()
     for name, pair in futures.items():
-        wait_for(pair, timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+        _wait(pair, deadline, while_waiting, start)
         if not all(f.done() for f in pair):
             check.pending[name] = (f"its images were not read in the {wait_s:g} s a forecast waits for them in all; "
                                    "they are being read, or wait their turn, so a forecast made in a while checks it")
@@ -359,13 +375,15 @@ def say_left_out(res: Any, left_out: dict[str, int], n_images: int) -> None:
 
 def leave_out_overlapping(runs_df: pd.DataFrame, images: Sequence[Any], model: str, pretrained: str, *,
                           class_names: Sequence[str] | None = None, wait_s: float | None = None,
-                          pending: dict[str, str] | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+                          pending: dict[str, str] | None = None,
+                          while_waiting: Callable[[float], None] | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
     """``runs_df`` without the runs of every reference dataset of (model, pretrained) that holds any of ``images``
-    (whose classes are ``class_names``, as :func:`check_sample` takes them, waiting ``wait_s``), and {dataset:
+    (whose classes are ``class_names``, as :func:`check_sample` takes them, waiting ``wait_s``, calling
+    ``while_waiting``), and {dataset:
     images of the sample it holds} (empty: ``runs_df`` itself). ``pending``, when given, gets the datasets not
     checked (not read in time, or unreadable), with why."""
     check = check_sample(images, reference_datasets(runs_df, model, pretrained), class_names=class_names,
-                         wait_s=wait_s)
+                         wait_s=wait_s, while_waiting=while_waiting)
     if pending is not None:
         pending.update(check.pending)
     if not check.found:

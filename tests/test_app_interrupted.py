@@ -145,3 +145,25 @@ def test_a_visitor_who_leaves_while_the_model_loads_frees_the_turn_within_second
     finally:
         go.set()
         pool._loader.shutdown(wait=True)
+
+
+def test_a_visitor_who_leaves_while_the_reference_datasets_are_read_frees_the_turn_within_seconds(fixture_store,
+                                                                                                   monkeypatch):
+    """The same for the wait for the reference datasets' images (core.reference_overlap, up to OVERLAP_WAIT_S: a
+    world task takes seconds, a folder minutes): it too sent the page nothing, holding the forecast's turn."""
+    import time
+    from concurrent.futures import Future
+
+    import forecast_ui
+    from core import reference_overlap
+
+    monkeypatch.setattr(forecast_ui, "OVERLAP_WAIT_S", 20.0)
+    monkeypatch.setattr(reference_overlap, "_to_check", lambda images, datasets, **kw: list(datasets)[:1])
+    monkeypatch.setattr(reference_overlap, "digests_future", lambda name, split: Future())  # never read in time
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
+    visitor = _Visitor(monkeypatch, "embedded 18 of 18 images", lambda: None)  # leaves once they are embedded
+    start = time.monotonic()
+    at.button(key="fc_run").click().run()
+    assert visitor.stopped and not at.exception and "fc_result" not in at.session_state
+    assert time.monotonic() - start < 10 and _turn_free()
