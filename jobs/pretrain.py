@@ -65,12 +65,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="torch threads (default: every CPU core)")
     p.add_argument("--ckpt-every", type=int, default=200, help="steps between checkpoints")
     p.add_argument("--work", type=Path, default=None,
-                   help="checkpoint folder (default .cache/pretrain for v1, jobs/checkpoints/MODEL for v2)")
+                   help="checkpoint folder (default: the repository's .cache/pretrain for v1, "
+                        "jobs/checkpoints/MODEL for v2)")
     p.add_argument("--out", type=Path, default=None, help="weights file (default: the model's file in core/assets)")
     args = p.parse_args(argv)
-    world = RECIPES[args.model][0]
     if args.work is None:
-        args.work = Path(".cache/pretrain") if world == "v1" else Path("jobs/checkpoints") / args.model
+        args.work = default_work(args.model)
     if args.out is None:
         args.out = ASSET_DIR / spec_for(args.model).shipped_weights
     for name in ("steps", "batch", "warmup", "ckpt_every", "threads"):
@@ -205,6 +205,16 @@ def settings_of(args: argparse.Namespace) -> dict:
 
 def _utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def default_work(model: str) -> Path:
+    """The checkpoint folder of ``model`` without ``--work``: the repository's ``.cache/pretrain`` (world v1) or
+    ``jobs/checkpoints/MODEL`` (world v2), whatever the working folder; it was relative to the working folder
+    while the weights go to the repository's ``core/assets``, so a run resumed from another folder began again."""
+    return REPO / ".cache" / "pretrain" if RECIPES[model][0] == "v1" else REPO / "jobs" / "checkpoints" / model
 
 
 @user_facing

@@ -260,3 +260,14 @@ def test_a_checkpoint_that_would_run_code_is_refused_unrun(tmp_path, caplog):
     torch.save({"settings": {}, "model": {}, "opt": {}, "state": {}, "x": _RunsCode(ran)}, work / "ckpt.pt")
     assert pretrain.load_checkpoint(work / "ckpt.pt") == {"why": "unreadable: UnpicklingError"}
     assert not ran.exists(), "loading the checkpoint ran the code in it"
+
+
+def test_the_default_checkpoint_folder_is_the_repositorys_from_any_working_folder(tmp_path, monkeypatch):
+    # it was relative to the working folder while the weights go to the repository's core/assets: a run
+    # interrupted and started again from another folder found no checkpoint and trained from step 0
+    from jobs import pretrain
+
+    repo = Path(pretrain.__file__).resolve().parent.parent
+    monkeypatch.chdir(tmp_path)
+    assert pretrain.default_work("worldclip-tiny") == repo / ".cache" / "pretrain"
+    assert pretrain.default_work("worldclip-v2-a") == repo / "jobs" / "checkpoints" / "worldclip-v2-a"
