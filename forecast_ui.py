@@ -234,7 +234,8 @@ def run_forecast(upload, template: str, model_key: str):
         shown = []
 
         def still_reading(waited: float) -> None:  # a message every second, where a visitor who left is let go
-            shown.append(shown[0] if shown else st.empty())
+            if not shown:
+                shown.append(st.empty())
             shown[0].write(f"Looking for your images in the reference datasets… ({waited:.0f} s so far)")
         res = predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), image_embeddings=images,
                                           overlap_wait_s=OVERLAP_WAIT_S, overlap_while_waiting=still_reading)

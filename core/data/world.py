@@ -287,7 +287,8 @@ def _render_task(task: WorldTask, rng: np.random.Generator, n: int) -> tuple[np.
 
 def load_world_split(name: str, split: str) -> LabeledImages:
     """The 'train' or 'test' split of a world task, generated deterministically (cached per process: the
-    image array is read-only and shared, the labels, class-name list and meta dict each caller's own)."""
+    image array is read-only and shared, the labels, class-name list and meta dict each caller's own; at most every
+    task's two splits (world v1's 19 tasks: 38 entries), as a grid worker keeps them)."""
     check_split(split)  # before the cache sees it
     get_world_task(name)
     return _generate_split(name, split).handed_out()

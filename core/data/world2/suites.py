@@ -178,7 +178,8 @@ def _labels_of(task: World2Task, attrs: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def load_split(name: str, split: str) -> LabeledImages:
     """The 'train' or 'test' split of a world-v2 task, generated deterministically (cached per process: the
-    image array is read-only and shared, the labels, class-name list and meta dict each caller's own)."""
+    image array is read-only and shared, the labels, class-name list and meta dict each caller's own; at most every
+    task's two splits (world v2's 46 tasks: 92 entries), as a grid worker keeps them)."""
     check_split(split)  # before the cache sees it
     get_task(name)
     return _generate_split(name, split).handed_out()
