@@ -33,7 +33,7 @@ from core.store import index as store_index
 from core.store.index import indexed_rows, read_rows
 from core.store.records import ARROW_SCHEMA, COLUMNS, PANDAS_TYPES, list_data_files
 from core.store.validate import (MAX_STORED_ROW_BYTES, TEXT_COLUMNS, RecordError, Skipped, check_row_group_sizes,
-                                 parsed_columns, reason_sql, recheck_text_sql, stored_text_problem)
+                                 parsed_columns, reason_sql, recheck_text_sql, standard_text, stored_text_problem)
 
 log = logging.getLogger("core.store")
 
@@ -272,18 +272,25 @@ def _recheck_flagged_text(table: pa.Table) -> pa.Table:
     "[1, 2,]" or "nan", which a .json record may not hold: such a row was served, shown without that field,
     crashed jobs.predictors and an ingest of its run, and its export could not be ingested again. Only flagged
     rows (a superset found by patterns, :func:`core.store.validate.recheck_text_sql`) are parsed here: parsing
-    every row took 2.5 s at 100,000 runs."""
+    every row took 2.5 s at 100,000 runs. A loaded row's NaN/Infinity become null, as in a .json record."""
     flagged = pc.and_(table["_recheck"], pc.is_null(table["_reason"]))
     table = table.drop_columns(["_recheck"])
     if not pc.any(flagged).as_py():
         return table
     reasons = table["_reason"].to_pylist()
     names = [n for n in TEXT_COLUMNS if n in table.column_names]
+    rewritten: dict[str, dict[int, str]] = {n: {} for n in names}
     for i in np.flatnonzero(flagged.to_numpy(zero_copy_only=False)):
-        for name in names:
-            if problem := stored_text_problem(name, table[name][int(i)].as_py()):
-                reasons[i] = problem
-                break
+        texts = {name: table[name][int(i)].as_py() for name in names}
+        if problem := next(filter(None, (stored_text_problem(n, t) for n, t in texts.items())), None):
+            reasons[i] = problem
+            continue
+        for name, text in texts.items():
+            if (standard := standard_text(text)) != text:
+                rewritten[name][int(i)] = standard
+    for name, changed in ((n, c) for n, c in rewritten.items() if c):
+        column = [changed.get(i, text) for i, text in enumerate(table[name].to_pylist())]
+        table = table.set_column(table.column_names.index(name), name, pa.array(column, table.schema.field(name).type))
     return table.set_column(table.column_names.index("_reason"), "_reason", pa.array(reasons, pa.string()))
 
 

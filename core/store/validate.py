@@ -235,6 +235,22 @@ def stored_text_problem(name: str, text: str | None) -> str | None:
     return None
 
 
+def standard_text(text: str | None) -> str | None:
+    """A Parquet cell's JSON text (one Python's json reads: :func:`stored_text_problem` passed it) as standard
+    JSON: unchanged where it holds no NaN or Infinity, else written again with them as null, as a .json record's
+    are stored (:func:`core.schema.json_text`). Served as it was, it reached the app's downloads and
+    ``jobs.export``, whose readers (jq, JavaScript's JSON.parse) refuse those tokens."""
+    if not isinstance(text, str):
+        return text
+    try:
+        value = json.loads(text)
+        json.dumps(value, allow_nan=False)
+    except RecursionError:  # left to the readers, which bound depth (safe_json_text)
+        return text
+    except ValueError:  # NaN/Infinity inside (text Python's json refuses never gets here)
+        return schema.json_text(value)
+    return text
+
 def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
