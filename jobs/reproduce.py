@@ -24,6 +24,7 @@ runs), 130 on Ctrl-C after reporting what was compared.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import sys
@@ -300,7 +301,11 @@ def _report(tables: list[pd.DataFrame], reproduced: int, total: int, args: argpa
         from core.schema import csv_text
         from core.store import write_file_atomic
 
-        write_file_atomic(args.out, csv_text(found))  # its missing folders made, as every job's output
+        # a list (ood_sets) as JSON text, as the store and jobs.export write it: Python's repr ['a', 'b'] is no list
+        # to jq, R or JavaScript
+        as_json = {c: found[c].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+                   for c in ("recorded", "reproduced")}
+        write_file_atomic(args.out, csv_text(found.assign(**as_json)))  # its missing folders made
     print(f"{reproduced} of {total} records reproduce (tolerance {args.tolerance:g}; "
           f"zero-shot measures {args.measure_tolerance:g})")
     if args.out is not None:

@@ -1,0 +1,26 @@
+"""``python -m jobs.reproduce --out CSV``: the differing values as other tools read them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from jobs import reproduce
+
+SHIPPED = "jobs/results/default/f524b09490248266.json"  # zero_shot on bar-count, seed 0 (world v1)
+
+
+def test_a_list_that_differs_is_written_as_json_text_not_as_python(tmp_path, monkeypatch):
+    """ood_sets that differ were written as Python's repr (['a', 'b']), which jq, R and JavaScript do not read as
+    a list: the CSV's cell is now JSON text, as the store's and jobs.export's list cells are."""
+    shipped = json.loads(Path(SHIPPED).read_text(encoding="utf-8"))
+    claimed = ["scene-kind", "a name, with \"quotes\""]
+    monkeypatch.setattr(reproduce, "reproduce", lambda record, **kwargs: json.loads(json.dumps(shipped)))
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({**shipped, "ood_sets": claimed}), encoding="utf-8")
+    assert reproduce.main([str(path), "--out", str(tmp_path / "d.csv")]) == 1
+    (row,) = pd.read_csv(tmp_path / "d.csv").to_dict("records")
+    assert row["field"] == "ood_sets"
+    assert json.loads(row["recorded"]) == sorted(claimed)  # compared (and listed) in sorted order
+    assert json.loads(row["reproduced"]) == sorted(shipped["ood_sets"])
