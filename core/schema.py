@@ -202,8 +202,12 @@ def json_text(value: Any, **kw: Any) -> str:
 def csv_text(frame: Any, **kw: Any) -> str:
     """``frame`` (a DataFrame) as CSV text without its index (``DataFrame.to_csv`` with ``kw``), lines ended by
     ``\n`` on every system: pandas ends them with ``os.linesep``, so a table regenerated on Windows differed from
-    the shipped one on every line (CRLF) while the Markdown beside it did not."""
-    return frame.to_csv(index=False, lineterminator="\n", **kw)
+    the shipped one on every line (CRLF) while the Markdown beside it did not. Where a text holds a carriage
+    return, every line ends with RFC 4180's ``\\r\\n`` instead: Python's csv writer quotes a field only for the
+    characters of its line end, so ``"step 1\\rstep 2"`` went out bare, and Python's csv, pandas and spreadsheets
+    split its row while DuckDB could not read the file."""
+    text = frame.to_csv(index=False, lineterminator="\n", **kw)
+    return frame.to_csv(index=False, lineterminator="\r\n", **kw) if "\r" in text else text
 
 
 def _json_size(value: Any) -> int:
