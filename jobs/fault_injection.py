@@ -159,12 +159,14 @@ def with_seeds(config: Path, n_seeds: int, work: Path) -> Path:
 def failing_cells(work: Path, workers: int, timeout: float) -> dict[str, Any]:
     """A grid of cells that raise beside one that works: each recorded, the grid goes on."""
     config = work / "failing.toml"
-    missing = work / "no-such-image-folder"
+    # the folder as a TOML string (JSON's escapes are TOML's): pasted between quotes, a Windows path's '\U' or a
+    # folder name's '"' made the file no TOML, and the grid refused it
+    missing = json.dumps(f"folder:{work / 'no-such-image-folder'}", ensure_ascii=False)
     config.write_text(
-        f'name = "failing"\nmodels = ["worldclip-tiny"]\ndatasets = ["chart-trend", "folder:{missing}"]\n'
+        f'name = "failing"\nmodels = ["worldclip-tiny"]\ndatasets = ["chart-trend", {missing}]\n'
         'methods = ["bitfit", "full_ft"]\nsource = "fault-injection"\n'
         '[train]\noptimizer = "adamw"\nlr = 1e-3\nbatch_size = 32\nepochs = 1000\nmax_steps = 6\neval_every = 3\n'
-        '[method.full_ft.train]\nlr = 1e30  # diverges: the loss becomes NaN\n')
+        '[method.full_ft.train]\nlr = 1e30  # diverges: the loss becomes NaN\n', encoding="utf-8")
     results = work / "failing"
     _run(_runner(config, results, work / "cache", workers), work / "failing.log", timeout)
     got = audit(results)
