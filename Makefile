@@ -36,11 +36,12 @@ grid-smoke: $(VENV)/.installed
 grid-default: $(VENV)/.installed
 	$(PY) -m jobs.grid jobs/configs/default.toml --results jobs/results/default
 
-# The embedding cache the jobs use (core.embed.default_cache_dir): $IIMM_CACHE (a leading ~ is the home folder, as
-# there), else .cache/embeddings. Says its size, then removes its entries (*.npz, the temporaries of killed writes
-# included) and nothing else.
+# The embedding cache the jobs use (core.embed.default_cache_dir): $IIMM_CACHE (spaces around it stripped, a leading
+# ~ the home folder, as there), else .cache/embeddings. Says its size, then removes its entries (*.npz, the
+# temporaries of killed writes included) and nothing else.
 clean-cache:
-	@dir="$${IIMM_CACHE:-.cache/embeddings}"; \
+	@dir="$${IIMM_CACHE-}"; dir="$${dir#"$${dir%%[![:space:]]*}"}"; dir="$${dir%"$${dir##*[![:space:]]}"}"; \
+	dir="$${dir:-.cache/embeddings}"; \
 	case "$$dir" in "~"|"~/"*) dir="$$HOME$${dir#"~"}";; esac; \
 	if [ -d "$$dir" ]; then du -sh "$$dir"; find "$$dir" -maxdepth 1 -type f -name '*.npz' -delete; \
 		echo "emptied the embedding cache $$dir"; else echo "no embedding cache at $$dir"; fi

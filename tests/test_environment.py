@@ -78,6 +78,23 @@ def test_make_clean_cache_finds_a_cache_under_home(tmp_path):
     assert list(cache.iterdir()) == [] and f"emptied the embedding cache {cache}" in proc.stdout
 
 
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_clean_cache_reads_iimm_cache_as_the_jobs_do_around_spaces(tmp_path, monkeypatch):
+    """The jobs strip IIMM_CACHE (' /data/emb ', as an .env line with a space after '=' gives it, is /data/emb);
+    `make clean-cache` took it as written and said 'no embedding cache at  /data/emb', the cache left full."""
+    from core.embed import default_cache_dir
+
+    cache = tmp_path / "emb"
+    cache.mkdir()
+    (cache / "0123abcd.npz").write_bytes(b"x" * 100)
+    monkeypatch.setenv("IIMM_CACHE", f" {cache} ")
+    assert default_cache_dir() == cache
+    proc = subprocess.run(["make", "-s", "-C", str(REPO), "clean-cache"], env=dict(os.environ), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert list(cache.iterdir()) == [] and f"emptied the embedding cache {cache}\n" in proc.stdout
+
+
 def _without_utf8_locale() -> dict[str, str]:
     """The environment of a machine whose locale has no UTF-8 (LC_ALL=C, with Python's coercion to C.UTF-8 and
     its UTF-8 mode turned off, as a Latin-1 locale also does): Python then decodes file names as ASCII."""
