@@ -65,6 +65,26 @@ def test_iimm_data_needs_no_home_folder(tmp_path, monkeypatch):
         load_split("cars", "train")
 
 
+@pytest.mark.parametrize("value", [None, "~/data"])
+def test_where_no_home_folder_can_be_found_the_data_folder_is_asked_for(monkeypatch, value):
+    """IIMM_DATA unset (its default is under the home folder) or starting with '~', where no home folder can be
+    found: every torchvision dataset said only 'Could not determine home directory.' (a RuntimeError, a traceback
+    out of the jobs), naming neither the folder nor IIMM_DATA."""
+    from core.data.registry import DatasetUnavailableError, load_split
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    monkeypatch.setattr(os.path, "expanduser", lambda path: path)  # what it gives where it finds no home
+    if value is None:
+        monkeypatch.delenv("IIMM_DATA", raising=False)
+    else:
+        monkeypatch.setenv("IIMM_DATA", value)
+    with pytest.raises(DatasetUnavailableError, match=r"no home folder can be found here for .*: set IIMM_DATA to"):
+        load_split("cars", "train")
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_clean_cache_finds_a_cache_under_home(tmp_path):
     """`make clean-cache` empties the folder the jobs use, and the jobs expand IIMM_CACHE's leading '~'."""

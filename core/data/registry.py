@@ -234,9 +234,16 @@ def _prompt_name(spec: DatasetSpec, name: str) -> str:
 def data_root() -> Path:
     """Where torchvision datasets are read from and downloaded to: ``$IIMM_DATA`` (``~`` expanded), else
     ``~/.cache/iimm-data``. Set but empty counts as not set (``Path("")`` is the working folder, where a download
-    would have landed); the home folder is looked up only when it is needed."""
+    would have landed); the home folder is looked up only when it is needed. DatasetUnavailableError where it is
+    needed and there is none to find (no $HOME and a user id the password database does not know)."""
     env = os.environ.get("IIMM_DATA", "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "iimm-data"
+    try:
+        return Path(env).expanduser() if env else Path.home() / ".cache" / "iimm-data"
+    except RuntimeError:  # Path.home's "Could not determine home directory.", which named no way out
+        where = f"IIMM_DATA={env}" if env else "the default ~/.cache/iimm-data"
+        raise DatasetUnavailableError(
+            f"no home folder can be found here for {where}: set IIMM_DATA to the folder, without '~', that holds "
+            "(or is to hold) the torchvision datasets") from None
 
 
 def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> LabeledImages:
