@@ -33,7 +33,7 @@ def check_folder_not_file_name(folder: Path, flag: str, files: Iterable[str]) ->
     names = list(files)
     if not folder.is_dir() and folder.suffix.lower() in {Path(name).suffix.lower() for name in names}:
         raise ValueError(f"{flag} {folder} names a file, but {flag} here is the folder {' and '.join(names)} "
-                         f"{'is' if len(names) == 1 else 'are'} written in: name a folder (e.g. {folder.parent})")
+                         f"{'is' if len(names) == 1 else 'are'} written in: name a folder (e.g. {folder.with_suffix('')})")
 
 
 def check_file_out(path: Path, flag: str) -> None:

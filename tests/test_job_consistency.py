@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -36,8 +37,19 @@ def test_a_world_jobs_folder_out_named_as_a_file_is_refused(tmp_path, capsys, jo
     main = importlib.import_module(f"jobs.{job}").main
     assert main([*argv, "--out", str(tmp_path / name)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: --out {tmp_path / name} names a file") and f"(e.g. {tmp_path})" in err
+    # the folder it suggests is the name without its suffix: its parent was '.' for a bare 'r.md'
+    assert err.startswith(f"error: --out {tmp_path / name} names a file")
+    assert f"(e.g. {tmp_path / Path(name).stem})" in err
     assert not (tmp_path / name).exists()
+
+
+def test_a_bare_file_name_as_a_folder_out_is_told_a_folder_name_not_dot(tmp_path, monkeypatch, capsys):
+    from jobs import world_v2_report
+
+    monkeypatch.chdir(tmp_path)
+    assert world_v2_report.main(["--boot", "10", "--out", "r.md"]) == 2
+    err = capsys.readouterr().err
+    assert "name a folder (e.g. r)" in err and not (tmp_path / "r.md").exists()
 
 
 def test_a_world_jobs_out_folder_says_it_is_a_folder_in_its_help(capsys):
