@@ -347,9 +347,11 @@ def train(args: argparse.Namespace, record: dict) -> None:
     for target, data in ((args.out, weights), (log_path, json.dumps(record, indent=1))):
         try:
             write_file_atomic(target, data)
-        except OSError as exc:  # e.g. a full disk: the training is in the checkpoint, say how to save it
+        except BaseException as exc:  # a full disk, Ctrl-C: the training is in the checkpoint, say how to save it
             if target == log_path:  # the new weights are in place: an older log beside them would describe others
                 log_path.unlink(missing_ok=True)
+            if not isinstance(exc, OSError):
+                raise
             raise OSError(f"could not write {target} ({exc.strerror or exc}); the trained model is kept in "
                           f"{ckpt}: rerun the same command (any --out) to write the weights and their "
                           "training log without training again") from exc

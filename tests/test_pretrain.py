@@ -271,3 +271,19 @@ def test_the_default_checkpoint_folder_is_the_repositorys_from_any_working_folde
     monkeypatch.chdir(tmp_path)
     assert pretrain.default_work("worldclip-tiny") == repo / ".cache" / "pretrain"
     assert pretrain.default_work("worldclip-v2-a") == repo / "jobs" / "checkpoints" / "worldclip-v2-a"
+
+
+def test_ctrl_c_while_the_log_is_written_never_leaves_an_older_log_beside_new_weights(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "w.safetensors"
+    assert pretrain.main(_argv(tmp_path, out)) == 0
+    real = pretrain.write_file_atomic
+
+    def ctrl_c_at_the_log(path, data):
+        if str(path).endswith(".train.json"):
+            raise KeyboardInterrupt
+        return real(path, data)
+
+    monkeypatch.setattr(pretrain, "write_file_atomic", ctrl_c_at_the_log)
+    assert pretrain.main(_argv(tmp_path, out, "--seed", "7")) == 130
+    assert capsys.readouterr().err.strip().endswith("interrupted")
+    assert out.exists() and not out.with_suffix(".train.json").exists()  # was: seed 0's log beside seed 7's weights
