@@ -34,3 +34,35 @@ def test_importing_the_jobs_package_leaves_other_programs_tracebacks_alone():
     import jobs
 
     assert sys.excepthook is not jobs._interrupted_in_one_line  # only ``python -m jobs.<name>`` sets it
+
+
+def ctrl_c_when_staging(monkeypatch, name: str) -> None:
+    """A Ctrl-C as a job begins writing the output file ``name`` (its temporary made by either writer)."""
+    import core.store.records
+    import jobs.cli
+
+    real = core.store.records.shared_mkstemp
+
+    def mkstemp(**kwargs):
+        if f"{kwargs['prefix']}*{kwargs['suffix']}".endswith(f"{Path(name).stem}-*{Path(name).suffix}"):
+            raise KeyboardInterrupt
+        return real(**kwargs)
+
+    monkeypatch.setattr(core.store.records, "shared_mkstemp", mkstemp)
+    monkeypatch.setattr(jobs.cli, "shared_mkstemp", mkstemp, raising=False)
+
+
+def test_ctrl_c_while_predictors_writes_its_tables_keeps_the_whole_old_set(tmp_path, monkeypatch, capsys):
+    from tests.predictor_helpers import _records, _run, _store
+
+    root = _store(tmp_path, _records("iimm", "gbc", seeds=(0,)))
+    out = tmp_path / "out"
+    out.mkdir()
+    names = ["predictors.csv", "predictors.md", "forecast-selection.csv"]
+    for name in names:
+        (out / name).write_text("old\n", encoding="utf-8")
+    ctrl_c_when_staging(monkeypatch, "predictors.md")  # the table is written, its summary not yet
+    code, _ = _run(tmp_path, root, "--no-selection")
+    assert code == 130 and capsys.readouterr().err.strip().endswith("interrupted")
+    assert {n: (out / n).read_text(encoding="utf-8") for n in names} == dict.fromkeys(names, "old\n")  # was: a new
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # CSV beside the old summary; no temporary left
