@@ -66,3 +66,23 @@ def test_ctrl_c_while_predictors_writes_its_tables_keeps_the_whole_old_set(tmp_p
     assert code == 130 and capsys.readouterr().err.strip().endswith("interrupted")
     assert {n: (out / n).read_text(encoding="utf-8") for n in names} == dict.fromkeys(names, "old\n")  # was: a new
     assert sorted(p.name for p in out.iterdir()) == sorted(names)  # CSV beside the old summary; no temporary left
+
+
+def test_ctrl_c_while_world_check_writes_keeps_the_old_rows_and_report_together(tmp_path, monkeypatch, capsys):
+    from jobs import world_check
+    from tests.test_world_check import _rows
+
+    # cheap stand-in rows (no model embeds anything): the writing is what is checked
+    monkeypatch.setattr(world_check, "task_rows", lambda key, mix, tasks, *, max_items=None: _rows(key, 1.0, 0))
+    out = tmp_path / "quick"
+    out.mkdir()
+    names = ["manipulation-check.csv", "manipulation-check.md"]
+    for name in names:
+        (out / name).write_text(f"previous {name}\n", encoding="utf-8")
+    ctrl_c_when_staging(monkeypatch, "manipulation-check.md")  # the rows are written, the report not yet
+    assert world_check.main(["--models", "worldclip-v2-a", "--max-items", "20", "--boot", "10",
+                             "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip().endswith("interrupted")
+    # was: this run's rows beside the previous report, and jobs.world_v2_report takes its verdict from the rows
+    assert {n: (out / n).read_text(encoding="utf-8") for n in names} == {n: f"previous {n}\n" for n in names}
+    assert sorted(p.name for p in out.iterdir()) == names
