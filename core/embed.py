@@ -226,9 +226,11 @@ def _save_to_cache(path: Path, image: np.ndarray, text: np.ndarray) -> None:
             np.savez(f, image=image, text=text)
         os.replace(tmp, path)
         _remove_abandoned(path.parent, now)
-    except OSError as exc:
-        if tmp is not None:
+    except BaseException as exc:
+        if tmp is not None:  # a Ctrl-C mid-write too: its temporary, as large as an entry, was left for an hour
             Path(tmp).unlink(missing_ok=True)
+        if not isinstance(exc, OSError):
+            raise
         if str(path.parent) not in _UNWRITABLE:
             _UNWRITABLE.add(str(path.parent))
             log.warning("embeddings not cached in %s (%s); going on without the cache", path.parent, exc)

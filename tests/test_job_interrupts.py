@@ -86,3 +86,18 @@ def test_ctrl_c_while_world_check_writes_keeps_the_old_rows_and_report_together(
     # was: this run's rows beside the previous report, and jobs.world_v2_report takes its verdict from the rows
     assert {n: (out / n).read_text(encoding="utf-8") for n in names} == {n: f"previous {n}\n" for n in names}
     assert sorted(p.name for p in out.iterdir()) == names
+
+
+def test_ctrl_c_while_an_embedding_is_cached_leaves_no_temporary_in_the_cache(tmp_path, monkeypatch):
+    import numpy as np
+
+    from core import embed
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(embed.np, "savez", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):  # it still stops the job (jobs.cli: 'interrupted', exit 130)
+        embed._save_to_cache(tmp_path / "cache" / "0123abcd.npz", np.zeros((2, 3), np.float32),
+                             np.ones((4, 3), np.float32))
+    assert list((tmp_path / "cache").iterdir()) == []  # was: a .tmp-*.npz, removed only by a write an hour later
