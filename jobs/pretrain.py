@@ -331,9 +331,13 @@ def train(args: argparse.Namespace, record: dict) -> None:
             state.update(step=step + 1, elapsed=time.monotonic() - t0, window=list(window),
                          sessions_started_at=record["sessions_started_at"])
             tmp = ckpt.with_suffix(".tmp")
-            torch.save({"settings": settings, "model": model.state_dict(), "opt": opt.state_dict(),
-                        "state": state}, tmp)
-            os.replace(tmp, ckpt)
+            try:
+                torch.save({"settings": settings, "model": model.state_dict(), "opt": opt.state_dict(),
+                            "state": state}, tmp)
+                os.replace(tmp, ckpt)
+            except BaseException:  # a Ctrl-C or a full disk mid-save: the cut file goes, the last checkpoint stays
+                tmp.unlink(missing_ok=True)
+                raise
     curve = list(state["losses"])
     if window:  # the steps after the last multiple of 25 are a point of their own
         curve.append([args.steps, float(np.mean(window))])

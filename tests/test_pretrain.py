@@ -287,3 +287,19 @@ def test_ctrl_c_while_the_log_is_written_never_leaves_an_older_log_beside_new_we
     assert pretrain.main(_argv(tmp_path, out, "--seed", "7")) == 130
     assert capsys.readouterr().err.strip().endswith("interrupted")
     assert out.exists() and not out.with_suffix(".train.json").exists()  # was: seed 0's log beside seed 7's weights
+
+
+def test_ctrl_c_while_a_checkpoint_is_saved_leaves_no_cut_file_beside_the_last_one(tmp_path, monkeypatch, capsys):
+    real, saves = torch.save, []
+
+    def cut_at_the_second(obj, path):
+        saves.append(path)
+        if len(saves) == 2:
+            Path(path).write_bytes(b"cut")  # part of the checkpoint reached the disk
+            raise KeyboardInterrupt
+        return real(obj, path)
+
+    monkeypatch.setattr(pretrain.torch, "save", cut_at_the_second)
+    assert pretrain.main(_argv(tmp_path, tmp_path / "w.safetensors")) == 130
+    names = sorted(p.name for p in (tmp_path / "work").iterdir() if not p.name.startswith("failed-"))
+    assert names == ["ckpt.pt"]  # was: a cut ckpt.tmp, as large as a checkpoint, beside it
