@@ -19,7 +19,7 @@ pointed out, as is other data: a split whose ``.data_fingerprint`` differs from 
 Exit 0 when every record reproduces (a record that failed and fails here too counts), 1 when a value or the
 status differs, 2 for a bad option, a file that is no record, a model this machine cannot load, a method its
 registry does not list, or an unknown dataset or an image folder not on this machine (checked before any cell
-runs), 130 on Ctrl-C after reporting what was compared.
+runs), 130 on Ctrl-C after reporting what was compared (``--out`` left as it was when nothing was).
 """
 from __future__ import annotations
 
@@ -265,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
             done = i
     except KeyboardInterrupt:  # what was compared so far is still reported (and written), then exit 130
         print(f"interrupted after {done} of {len(records)} records", flush=True)
+        if not done:  # an empty CSV reads as "everything reproduced": an earlier --out stays as it was
+            args.out = None
+            print("nothing compared: --out left as it was", flush=True)
         _report(tables, done - failed, done, args)
         raise
     _report(tables, len(records) - failed, len(records), args)

@@ -24,3 +24,17 @@ def test_a_list_that_differs_is_written_as_json_text_not_as_python(tmp_path, mon
     assert row["field"] == "ood_sets"
     assert json.loads(row["recorded"]) == sorted(claimed)  # compared (and listed) in sorted order
     assert json.loads(row["reproduced"]) == sorted(shipped["ood_sets"])
+
+
+def test_ctrl_c_before_any_record_is_compared_leaves_an_earlier_out_as_it_was(tmp_path, monkeypatch, capsys):
+    # it was replaced by the header row alone, what a run where every record reproduces writes
+    def again(record, **kw):
+        raise KeyboardInterrupt
+
+    earlier = tmp_path / "d.csv"
+    earlier.write_text("run_id,field,recorded,reproduced,difference\nr1,iimm,0.1,0.2,0.1\n", encoding="utf-8")
+    monkeypatch.setattr(reproduce, "reproduce", again)
+    assert reproduce.main([SHIPPED, "--out", str(earlier)]) == 130
+    out = capsys.readouterr().out
+    assert "interrupted after 0 of 1 records" in out and "nothing compared: --out left as it was" in out
+    assert "r1,iimm" in earlier.read_text(encoding="utf-8") and "wrote the differing values" not in out
