@@ -18,7 +18,7 @@ Exit codes, the same for every job (a job's docstring adds only what is its own)
 - 3 (``EXIT_INCOMPLETE``): done as far as this host could: some part is not here yet or cannot be done here
   (``grid``: cells another runner holds; ``check_before``: a model or dataset not available here; ``forecast``: too
   few reference runs for the model, its zero-shot measures given).
-- 130 (``EXIT_INTERRUPTED``): interrupted (Ctrl-C; SIGTERM too for ``grid``): one line, no traceback (``grid`` and
+- 130 (``EXIT_INTERRUPTED``): interrupted (Ctrl-C; SIGTERM too for ``grid`` and ``pretrain``): one line, no traceback (``grid`` and
   ``pretrain`` say first what is kept and to rerun the same command to resume).
 
 Results and reports go to stdout; every error is one ``error: …`` line on stderr that names the option or path
@@ -37,8 +37,10 @@ import difflib
 import functools
 import logging
 import os
+import signal
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -193,6 +195,26 @@ def write_together(files: Mapping[Path, str | bytes]) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         raise
+
+
+def raise_interrupt(signum: int, frame: Any) -> None:
+    """A signal handler that ends the job as Ctrl-C does (KeyboardInterrupt: its cleanup, one line, exit 130)."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a cluster's time limit, ``kill``) ends the block as Ctrl-C does, the previous handler restored after
+    it: by Python's default a SIGTERM ends the process at once, exit 143, nothing said and nothing cleaned up.
+    Outside the main thread (where no handler can be set) the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class ZonedTimes(logging.Formatter):

@@ -32,7 +32,7 @@ from core.grid_config import Grid, GridConfigError, load_grid
 from core.store.locks import (acquire_lock, heartbeat, live_locks, lock_path, release_lock,  # noqa: F401
                               release_locks_of)
 from jobs.cli import (EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_USER_ERROR, log_progress, quiet_libraries,
-                      user_facing)
+                      raise_interrupt, user_facing)
 from jobs.grid_preflight import _known, preflight  # noqa: F401 (tests and grid_slurm use them from here)
 from jobs.grid_options import parse_args, select_cells  # noqa: F401 (re-exported: tests use grid.select_cells)
 from jobs.grid_slurm import option_problem, run_submitit
@@ -169,7 +169,7 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
                  outcome, _describe(cell), elapsed, eta)
 
     if len(devices) == 1:
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends like Ctrl-C: exit 130
+        previous = signal.signal(signal.SIGTERM, raise_interrupt)  # SIGTERM ends like Ctrl-C: exit 130
         try:
             for i, cell in enumerate(pending):
                 log.info("running %s", _describe(cell))
@@ -190,7 +190,7 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
     for device in devices:
         free.put(device)
     pool = ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(), free))
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a SIGTERM stops the workers too
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)  # a SIGTERM stops the workers too
     try:
         futures = {pool.submit(_execute_on_worker_device, cell, str(results), str(cache_dir) if cache_dir else None,
                                command, retry_failed, threads): cell
@@ -217,10 +217,6 @@ def _stopped(counts: dict[str, int], pending: int) -> None:
     """Say, for a grid stopped before its end (Ctrl-C, SIGTERM, a crashed worker), how far it got and how to resume."""
     log.warning("stopped after %d of %d cells; re-run the command to resume", sum(
         counts[k] for k in ("done", "failed", "locked", "skipped")), pending)
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 _WINDOWS = os.name == "nt"

@@ -37,7 +37,8 @@ from core.imaging import uint8_batch_to_tensor
 from core.experiment import cpu_model, cpu_signature, git_revision, numerics_environment, package_versions
 from core.models import ASSET_DIR, load_model, spec_for
 from core.store import write_file_atomic
-from jobs.cli import check_writable_folder, log_progress, quiet_libraries, user_facing, work_begins
+from jobs.cli import (check_writable_folder, log_progress, quiet_libraries, sigterm_as_interrupt, user_facing,
+                      work_begins)
 
 log = logging.getLogger("jobs.pretrain")
 #: model key -> (world, pretraining mix, loss). World v2's four models differ in exactly one of these
@@ -236,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
               "settings": settings_of(args)}
     record["sessions_started_at"] = [record["started_at"]]
     try:
-        train(args, record)
+        with sigterm_as_interrupt():  # a cluster's time limit: the failed record and the resume hint, as Ctrl-C
+            train(args, record)
     except BaseException as exc:  # every run leaves one record; a failed one beside its checkpoints
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}", ended_at=_utc_now())
         # named by this session's start: a resumed run's started_at is its first session's, shared by each failure

@@ -303,3 +303,35 @@ def test_ctrl_c_while_a_checkpoint_is_saved_leaves_no_cut_file_beside_the_last_o
     assert pretrain.main(_argv(tmp_path, tmp_path / "w.safetensors")) == 130
     names = sorted(p.name for p in (tmp_path / "work").iterdir() if not p.name.startswith("failed-"))
     assert names == ["ckpt.pt"]  # was: a cut ckpt.tmp, as large as a checkpoint, beside it
+
+
+def test_sigterm_ends_a_run_as_ctrl_c_does(tmp_path, monkeypatch, caplog, capsys):
+    # a cluster's time limit sends SIGTERM: Python's default ended the run at once (exit 143) with no failed-run
+    # record and no word of the checkpoint it could resume from, where Ctrl-C leaves both
+    import os
+    import signal
+
+    class Unhandled(Exception):
+        pass
+
+    def unhandled(signum, frame):  # what the test sees if the job leaves SIGTERM to the handler it found
+        raise Unhandled
+
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        real_batch = pretrain.batch_for
+
+        def term_at_step_4(args, step):
+            if step == 4:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return real_batch(args, step)
+
+        monkeypatch.setattr(pretrain, "batch_for", term_at_step_4)
+        argv = [*_argv(tmp_path, tmp_path / "w.safetensors"), "--steps", "9", "--ckpt-every", "3"]
+        assert pretrain.main(argv) == 130
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # the handler it found is back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    (record,) = _records(tmp_path / "work")
+    assert record["status"] == "failed" and record["error"].startswith("KeyboardInterrupt")
+    assert "holds step 3 of 9: rerun the same command to resume from there" in caplog.text
