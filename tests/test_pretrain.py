@@ -213,19 +213,24 @@ def test_a_resumed_run_logs_the_same_loss_curve_and_a_full_record(tmp_path, monk
     assert a["cpu_signature"] == cpu_signature() and a["numerics_env"] == numerics_environment()
 
 
-def test_a_failed_log_write_never_leaves_an_older_log_beside_new_weights(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("failure, code, said", [
+    (OSError(28, "No space left on device"), 1, "could not write"),  # trained first: exit 1, not 2
+    (KeyboardInterrupt(), 130, "interrupted"),  # a Ctrl-C as the log is written
+])
+def test_a_failed_log_write_never_leaves_an_older_log_beside_new_weights(tmp_path, monkeypatch, capsys, failure, code,
+                                                                         said):
     out = tmp_path / "w.safetensors"
     assert pretrain.main(_argv(tmp_path, out)) == 0
     real = pretrain.write_file_atomic
 
     def log_fails(path, data):
         if str(path).endswith(".train.json"):
-            raise OSError(28, "No space left on device", str(path))
+            raise failure
         return real(path, data)
 
     monkeypatch.setattr(pretrain, "write_file_atomic", log_fails)
-    assert pretrain.main(_argv(tmp_path, out, "--seed", "7")) == 1  # trained first: exit 1, not 2
-    assert "could not write" in capsys.readouterr().err
+    assert pretrain.main(_argv(tmp_path, out, "--seed", "7")) == code
+    assert said in capsys.readouterr().err
     assert out.exists() and not out.with_suffix(".train.json").exists()  # was: seed 0's log beside seed 7's weights
 
 
@@ -271,22 +276,6 @@ def test_the_default_checkpoint_folder_is_the_repositorys_from_any_working_folde
     monkeypatch.chdir(tmp_path)
     assert pretrain.default_work("worldclip-tiny") == repo / ".cache" / "pretrain"
     assert pretrain.default_work("worldclip-v2-a") == repo / "jobs" / "checkpoints" / "worldclip-v2-a"
-
-
-def test_ctrl_c_while_the_log_is_written_never_leaves_an_older_log_beside_new_weights(tmp_path, monkeypatch, capsys):
-    out = tmp_path / "w.safetensors"
-    assert pretrain.main(_argv(tmp_path, out)) == 0
-    real = pretrain.write_file_atomic
-
-    def ctrl_c_at_the_log(path, data):
-        if str(path).endswith(".train.json"):
-            raise KeyboardInterrupt
-        return real(path, data)
-
-    monkeypatch.setattr(pretrain, "write_file_atomic", ctrl_c_at_the_log)
-    assert pretrain.main(_argv(tmp_path, out, "--seed", "7")) == 130
-    assert capsys.readouterr().err.strip().endswith("interrupted")
-    assert out.exists() and not out.with_suffix(".train.json").exists()  # was: seed 0's log beside seed 7's weights
 
 
 def test_ctrl_c_while_a_checkpoint_is_saved_leaves_no_cut_file_beside_the_last_one(tmp_path, monkeypatch, capsys):
