@@ -56,3 +56,12 @@ def test_the_csv_and_parquet_downloads_hold_only_standard_json(runs):
         assert table[name].to_pylist() == csv[name].to_pylist() == [runs.iloc[0][name]]
         _strict(table[name][0].as_py())
 
+
+
+def test_text_that_is_no_json_is_returned_as_it_was():
+    # the rewrite's one try block read the text and checked it at once: text no json reads (a caller outside the
+    # loader's flagged rows) raised UnboundLocalError instead of being handed back for its readers to refuse
+    from core.store.validate import standard_text
+
+    assert standard_text("{not json") == "{not json"
+    assert standard_text('{"a": NaN}') == '{"a": null}' and standard_text(None) is None

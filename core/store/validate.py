@@ -244,12 +244,16 @@ def standard_text(text: str | None) -> str | None:
         return text
     try:
         value = json.loads(text)
+    except (ValueError, RecursionError):  # no JSON to Python either: its readers say so, as before
+        return text
+    try:
         json.dumps(value, allow_nan=False)
     except RecursionError:  # left to the readers, which bound depth (safe_json_text)
         return text
-    except ValueError:  # NaN/Infinity inside (text Python's json refuses never gets here)
+    except ValueError:  # NaN/Infinity inside
         return schema.json_text(value)
     return text
+
 
 def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
