@@ -36,8 +36,8 @@ from core import metrics, store
 from core.data import world2
 from core.nested_bootstrap import nested_bootstrap_tau
 from core.schema import csv_text
-from jobs.cli import (check_folder_not_file_name, check_writable_folder, log_progress, quiet_libraries, user_facing,
-                      work_begins, write_together)
+from jobs.cli import (check_folder_not_file_name, check_writable_folder, comma_list, log_progress, quiet_libraries,
+                      user_facing, work_begins, write_together)
 
 log = logging.getLogger("jobs.world_check")
 CONTROL = "worldclip-v2-c"
@@ -206,7 +206,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from jobs.pretrain import RECIPES
 
     # a comma list, as every other job's --models takes, was one unknown key 'a,b'
-    args.models = [key.strip() for item in args.models for key in item.split(",") if key.strip()]
+    args.models = [key for item in args.models for key in comma_list(item)]
     if not args.models:
         raise ValueError("--models names no model; leave it out to check all four")
     for key in args.models:
