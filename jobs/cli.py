@@ -40,14 +40,13 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from core.data.registry import DatasetUnavailableError
-from core.file_modes import shared_mkstemp
 from core.models import ModelUnavailableError
 from jobs.option_checks import (  # noqa: F401 (re-exported: the jobs import every convention from here)
     check_cache_folder, check_csv_out, check_device, check_file_out, check_folder_not_file_name, check_folder_out,
@@ -168,33 +167,6 @@ def _tolerant_stdout() -> Callable[[], None]:
         return lambda: None
     stream.reconfigure(errors=handler)
     return lambda: stream.reconfigure(errors=errors)
-
-
-def write_together(files: Mapping[Path, str | bytes]) -> None:
-    """Write a job's several output files (str as UTF-8) as one set: each whole into a temporary file beside it
-    (``.tmp-<stem>-*``, fsynced) first, and only then all renamed into place. A Ctrl-C, a full disk or an error
-    while writing leaves every old file as it was (one written atomically after another left a new table beside
-    the old summary); only a kill within the renames themselves (microseconds) could mix old and new."""
-    staged: list[tuple[str, Path]] = []
-    try:
-        for path, data in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd, tmp = shared_mkstemp(prefix=f".tmp-{path.stem}-", suffix=path.suffix, dir=path.parent)
-                staged.append((tmp, path))
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            except OSError as exc:  # name the file meant, not its temporary
-                raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    except BaseException:
-        for tmp, _ in staged:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        raise
 
 
 def raise_interrupt(signum: int, frame: Any) -> None:

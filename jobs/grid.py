@@ -81,7 +81,7 @@ def execute_cell(cell: dict[str, Any], results: str, cache_dir: str | None = Non
     """
     from core.experiment import cell_id, refused_record, run_cell
     from core.store import RecordError, write_record
-    from core.store.records import remove_temporaries_of
+    from core.store.atomic import remove_temporaries_of
 
     if threads:
         import torch

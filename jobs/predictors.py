@@ -65,7 +65,7 @@ from core import forecast_select as fsel
 from core import predictor_eval as pe
 from core import store
 from core.schema import csv_text
-from jobs.cli import check_file_out, no_runs, user_facing, work_begins, write_together
+from jobs.cli import check_file_out, no_runs, user_facing, work_begins
 from jobs.predictor_tables import (HEADLINE, RULE_TEXT, rules_markdown, selection_markdown,  # noqa: F401 (tests
                                     summary_lines, summary_markdown,  # and users read them from here)
                                     zero_shot_markdown)
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                            f"{', forecast-rules.*' if args.compare_rules is not None else ''}): no (model, method) has "
                            f"{min_selection} datasets with the outcome (most: {most})")
     files[md_path] = md
-    write_together(files)  # all new or all old: the app reads the CSV and the selection table together
+    store.write_files_together(files)  # all new or all old: the app reads the CSV and the selection table together
     written = [str(out), str(md_path), *(str(p) for p in files if p not in (out, md_path))]
     print("\n".join(summary_lines(table, outcomes)))
     for note in cards.model_notes(table[table["status"] == "ok"], untrained, markdown=False):

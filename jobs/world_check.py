@@ -37,7 +37,7 @@ from core.data import world2
 from core.nested_bootstrap import nested_bootstrap_tau
 from core.schema import csv_text
 from jobs.cli import (check_folder_not_file_name, check_writable_folder, comma_list, log_progress, quiet_libraries,
-                      user_facing, work_begins, write_together)
+                      user_facing, work_begins)
 
 log = logging.getLogger("jobs.world_check")
 CONTROL = "worldclip-v2-c"
@@ -283,8 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     # (jobs.world_v2_report takes its verdict from this file).
     # Both new or both old: a full disk or a Ctrl-C while writing keeps the previous pair, never a new CSV (whose
     # rows jobs.world_v2_report's verdict comes from) beside the old report, nor a cut file.
-    write_together({args.out / "manipulation-check.csv": csv_text(rows, float_format="%.5g"),
-                    args.out / "manipulation-check.md": report + "\n"})
+    store.write_files_together({args.out / "manipulation-check.csv": csv_text(rows, float_format="%.5g"),
+                                args.out / "manipulation-check.md": report + "\n"})
     print(report)
     log.info("wrote %s and %s", args.out / "manipulation-check.md", args.out / "manipulation-check.csv")  # stderr
     if args.cards:

@@ -64,7 +64,7 @@ def test_an_embedding_cache_entry_is_readable_by_the_other_users_of_a_shared_cac
 
 @posix_only
 def test_a_result_record_is_readable_by_the_other_users_of_a_shared_store(tmp_path, umask_022):
-    from core.store.records import _atomic_write
+    from core.store.atomic import _atomic_write
 
     written = _atomic_write(tmp_path / "run.json", lambda fh: fh.write(b"{}"))
     assert oct(written.stat().st_mode & 0o777) == oct(0o644)

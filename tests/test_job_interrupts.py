@@ -37,19 +37,17 @@ def test_importing_the_jobs_package_leaves_other_programs_tracebacks_alone():
 
 
 def ctrl_c_when_staging(monkeypatch, name: str) -> None:
-    """A Ctrl-C as a job begins writing the output file ``name`` (its temporary made by either writer)."""
-    import core.store.records
-    import jobs.cli
+    """A Ctrl-C as a job begins writing the output file ``name`` (every writer stages through core.store.atomic)."""
+    import core.store.atomic
 
-    real = core.store.records.shared_mkstemp
+    real = core.store.atomic.shared_mkstemp
 
     def mkstemp(**kwargs):
         if f"{kwargs['prefix']}*{kwargs['suffix']}".endswith(f"{Path(name).stem}-*{Path(name).suffix}"):
             raise KeyboardInterrupt
         return real(**kwargs)
 
-    monkeypatch.setattr(core.store.records, "shared_mkstemp", mkstemp)
-    monkeypatch.setattr(jobs.cli, "shared_mkstemp", mkstemp, raising=False)
+    monkeypatch.setattr(core.store.atomic, "shared_mkstemp", mkstemp)
 
 
 def test_ctrl_c_while_predictors_writes_its_tables_keeps_the_whole_old_set(tmp_path, monkeypatch, capsys):

@@ -36,7 +36,7 @@ def test_write_record_is_atomic_and_round_trips(tmp_path):
 def test_an_interrupted_write_leaves_a_temporary_named_for_its_target_which_is_then_removed(tmp_path, monkeypatch):
     import os
 
-    from core.store.records import remove_temporaries_of
+    from core.store.atomic import remove_temporaries_of
 
     def killed(src, dst):  # the process dies between writing the temporary file and renaming it
         raise KeyboardInterrupt

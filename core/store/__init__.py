@@ -93,9 +93,10 @@ def default_roots() -> list[Path]:
     return roots
 
 
+from core.store.atomic import (  # noqa: E402
+    TMP_PREFIX, _atomic_write, remove_temporaries_of, write_file_atomic, write_files_together)
 from core.store.records import (  # noqa: E402  (the paths above are used by these modules)
-    ARROW_SCHEMA, COLUMNS, EXTRA_COLUMN, TMP_PREFIX, _atomic_write, is_results_folder, records_to_frame,
-    row_to_record, write_file_atomic, write_record)
+    ARROW_SCHEMA, COLUMNS, EXTRA_COLUMN, is_results_folder, records_to_frame, row_to_record, write_record)
 from core.store.compaction import LOCK_NAME, compact, write_records_parquet  # noqa: E402
 from core.store.validate import (  # noqa: E402
     MAX_PARQUET_BYTES, MAX_RECORD_BYTES, RecordError, Skipped, check_record, parse_record_bytes,
@@ -124,5 +125,6 @@ __all__ = [
     "no_runs_text", "submitted_count",
     "matching_runs", "model_metadata", "parse_record_bytes", "query_runs", "records_to_frame", "row_to_record",
     "run_details", "skipped_records", "skipped_summary", "stored_run_ids", "submissions_dir",
-    "to_csv_bytes", "to_parquet_bytes", "write_file_atomic", "write_record", "write_records_parquet",
+    "to_csv_bytes", "to_parquet_bytes", "write_file_atomic", "write_files_together", "remove_temporaries_of",
+    "write_record", "write_records_parquet",
 ]

@@ -14,7 +14,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.store.records import (ARROW_SCHEMA, TMP_PREFIX, _atomic_write, flatten, is_results_folder, list_data_files,
+from core.store.atomic import TMP_PREFIX, _atomic_write
+from core.store.records import (ARROW_SCHEMA, flatten, is_results_folder, list_data_files,
                                 read_json_record)
 from core.store.validate import check_record
 

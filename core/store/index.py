@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from core.store.records import ARROW_SCHEMA, TMP_PREFIX, _atomic_write, flatten, read_capped, read_json_record
+from core.store.atomic import TMP_PREFIX, _atomic_write
+from core.store.records import ARROW_SCHEMA, flatten, read_capped, read_json_record
 from core.store.validate import Skipped
 
 log = logging.getLogger("core.store")
@@ -40,7 +41,7 @@ INDEX_ENV_VAR = "IIMM_STORE_INDEX"
 OFF_VALUES = ("off", "0", "false", "no", "none")
 RACY_NS = 2_000_000_000
 SUFFIX = ".index"
-#: An index file's name (index_file) or its temporary (records._atomic_write): nothing else is ever removed.
+#: An index file's name (index_file) or its temporary (atomic._atomic_write): nothing else is ever removed.
 _OURS = re.compile(rf"^(?:(?P<tmp>{re.escape(TMP_PREFIX)})[0-9a-f]{{16}}-[0-9a-f]{{16}}-[^/]+"
                    rf"|(?P<folder>[0-9a-f]{{16}})-[0-9a-f]{{16}}){re.escape(SUFFIX)}$")
 MAX_INDEX_BYTES = 1 << 32

@@ -22,7 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.store.compaction import file_lock
-from core.store.records import (COLUMNS, MARKER_NAME, TMP_PREFIX, _atomic_write, flatten,
+from core.store.atomic import TMP_PREFIX, _atomic_write
+from core.store.records import (COLUMNS, MARKER_NAME, flatten,
                                 list_data_files, mark_results_folder, prepare_record, read_capped,
                                 record_bytes, row_to_record)
 from core.store.validate import (MAX_INPUT_RECORDS, MAX_PARQUET_BYTES, MAX_RECORD_BYTES, RecordError,

@@ -1,4 +1,4 @@
-"""Records on disk: safe listing and reading, atomic world-readable writes (compaction: compaction.py).
+"""Records on disk: safe listing and reading, and writing them (atomic writes: atomic.py; compaction: compaction.py).
 
 Readers never follow a file out of its results folder, never open a FIFO or a device, never
 read more than a size cap, and never descend more than :data:`MAX_WALK_DEPTH` folders.
@@ -9,7 +9,6 @@ import contextlib
 import logging
 import math
 import os
-import re
 import stat
 import sys
 from collections.abc import Iterable, Mapping
@@ -21,13 +20,12 @@ import pandas as pd
 import pyarrow as pa
 
 from core import schema
-from core.file_modes import shared_mkstemp
+from core.store.atomic import _atomic_write
 from core.store.validate import (EXTRA_COLUMN, MAX_PARQUET_BYTES, MAX_RECORD_BYTES, TEXT_COLUMNS, RecordError,
                                  Skipped, check_record, parse_record_bytes)
 
 log = logging.getLogger("core.store")
 
-TMP_PREFIX = ".tmp-"
 MARKER_NAME = ".iimm-results"       # written into every folder the grid or ingest writes to
 COLUMNS: tuple[str, ...] = (*schema.SCALAR_FIELDS, *TEXT_COLUMNS)
 _ARROW = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
@@ -38,34 +36,6 @@ MAX_WALK_DEPTH = 6                  # folders below a root (runs/<grid>/<model>/
 MAX_WALK_ENTRIES = 2_000_000        # directory entries looked at per root before giving up
 #: What a folder may hold at its top level to count as a results folder without the marker.
 _RESULT_SUFFIXES = (".json", ".jsonl", ".parquet", ".md", ".csv")
-
-
-def _atomic_write(target: Path, write: Any) -> Path:
-    """Write via a ``.tmp-*`` file in the same folder, fsync, then ``os.replace``.
-
-    The file gets mode 0666 minus the umask (mkstemp's 0600 would hide records from an app
-    running as another user).
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # the temporary name says whose it is (see remove_temporaries_of): .tmp-<target stem>-<8 random chars><suffix>
-    fd, tmp = shared_mkstemp(prefix=f"{TMP_PREFIX}{target.stem}-", suffix=target.suffix, dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # persist the rename itself; not possible everywhere
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    return target
 
 
 def record_bytes(record: Mapping[str, Any]) -> bytes:
@@ -93,36 +63,6 @@ def mark_results_folder(folder: Path) -> None:
     if not marker.exists():
         with contextlib.suppress(OSError):
             marker.write_text("iimm-finetune-forecast results folder\n")
-
-
-def remove_temporaries_of(target: Path) -> list[str]:
-    """Delete the temporary files an interrupted :func:`_atomic_write` of ``target`` left beside it.
-
-    A process killed between creating its ``.tmp-*`` file and renaming it leaves the file behind (the
-    store's readers skip it). Call this only while nobody else may be writing ``target`` -- the grid
-    calls it holding the cell's lock -- so no live writer's file is taken. Returns the names removed.
-    """
-    own = re.compile(re.escape(f"{TMP_PREFIX}{target.stem}-") + r"[a-z0-9_]{8}" + re.escape(target.suffix))
-    removed = []
-    for path in target.parent.glob(f"{TMP_PREFIX}*"):
-        if own.fullmatch(path.name):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed.append(path.name)
-    if removed:
-        log.warning("removed %d temporary file(s) an interrupted write of %s left: %s", len(removed), target.name,
-                    ", ".join(removed))
-    return removed
-
-
-def write_file_atomic(path: str | Path, data: bytes | str) -> Path:
-    """Write ``data`` (str as UTF-8) to ``path`` whole or not at all: a full disk or a kill mid-write
-    leaves the old file, never a cut one. For reports, cards and logs as much as for records."""
-    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    try:
-        return _atomic_write(Path(path), lambda fh: fh.write(raw))
-    except OSError as exc:  # name the file meant, not the temporary (or nothing, as fsync's ENOSPC does)
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 def write_record(record: Mapping[str, Any], results_dir: str | Path) -> Path:
