@@ -11,7 +11,6 @@ from core.cards import model_card_path
 from core.data import world2
 from core.data.world2.subworlds import caption_rates
 from core.models import ASSET_DIR, spec_for
-from core.store import write_file_atomic
 
 LOSSES = {"clip": "multi-positive InfoNCE (identical captions in a batch are positives of each other)",
           "siglip": "SigLIP's pairwise sigmoid loss, identical captions positives of each other; learnt bias"}
@@ -75,12 +74,6 @@ the task's sub-world):
 
 **Reproduce.** `python -m jobs.pretrain --model {spec.key}`, then `python -m jobs.world_check --cards`.
 """
-
-
-def write_card(model_key: str, rows: pd.DataFrame, *, passed: bool | None = None) -> Path:
-    path = card_path(model_key)
-    write_file_atomic(path, card_text(model_key, rows, passed=passed))  # whole or not at all: a full disk keeps the old card
-    return path
 
 
 if __name__ == "__main__":

@@ -283,12 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     # (jobs.world_v2_report takes its verdict from this file).
     # Both new or both old: a full disk or a Ctrl-C while writing keeps the previous pair, never a new CSV (whose
     # rows jobs.world_v2_report's verdict comes from) beside the old report, nor a cut file.
-    store.write_files_together({args.out / "manipulation-check.csv": csv_text(rows, float_format="%.5g"),
-                                args.out / "manipulation-check.md": report + "\n"})
-    print(report)
-    log.info("wrote %s and %s", args.out / "manipulation-check.md", args.out / "manipulation-check.csv")  # stderr
-    if args.cards:
-        from jobs.world2_card import write_card
+    files = {args.out / "manipulation-check.csv": csv_text(rows, float_format="%.5g"),
+             args.out / "manipulation-check.md": report + "\n"}
+    if args.cards:  # in the same set: a card must not state a verdict its check's files no longer hold
+        from jobs.world2_card import card_path, card_text
 
         if args.departures:  # decides nothing: the cards keep saying what the shipped, pre-registered check found
             from jobs.world_v2_report import manipulation_verdict
@@ -296,8 +294,12 @@ def main(argv: list[str] | None = None) -> int:
             passed = manipulation_verdict(SHIPPED)[0]
         else:
             passed = checked_verdict(taus, missing, left_out)[0]
-        for key, frame in frames.items():
-            log.info("wrote %s", write_card(key, frame, passed=passed))
+        files.update({card_path(key): card_text(key, frame, passed=passed) for key, frame in frames.items()})
+    store.write_files_together(files)
+    print(report)
+    log.info("wrote %s and %s", args.out / "manipulation-check.md", args.out / "manipulation-check.csv")  # stderr
+    for card in list(files)[2:]:
+        log.info("wrote %s", card)
     return 0
 
 

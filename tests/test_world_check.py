@@ -107,8 +107,9 @@ def sandbox(tmp_path, monkeypatch):
         return _rows(key, 1.0, len(calls["rows"]))
 
     monkeypatch.setattr(world_check, "task_rows", fake_rows)
-    monkeypatch.setattr("jobs.world2_card.write_card",
-                        lambda key, frame, passed=None: calls["cards"].append((key, passed)) or key)
+    monkeypatch.setattr("jobs.world2_card.card_text",
+                        lambda key, frame, passed=None: calls["cards"].append((key, passed)) or f"card of {key}\n")
+    monkeypatch.setattr("jobs.world2_card.card_path", lambda key: tmp_path / "cards" / f"{key}.md")
     return shipped, calls
 
 
@@ -229,17 +230,27 @@ def test_a_full_disk_keeps_the_previous_check_whole(sandbox, tmp_path, capsys, m
     assert (out / "manipulation-check.md").read_text(encoding="utf-8") == "previous manipulation-check.md\n"
 
 
-def test_a_full_disk_keeps_a_world_v2_models_old_card(tmp_path, monkeypatch):
-    from jobs import world2_card
+@pytest.mark.parametrize("nth", [2, 4])  # a full disk at the report, or at a card after the check's two files
+def test_a_full_disk_keeps_the_old_check_and_cards_together(sandbox, tmp_path, monkeypatch, nth):
+    """--cards wrote each card after the check, one file at a time: a full disk (or a Ctrl-C) part-way left a new
+    check beside old cards, or some cards stating the new verdict beside others stating the old one."""
     from tests.fixtures import disk_full_from
 
-    card = tmp_path / "worldclip-v2-d.md"
-    card.write_text("old card\n", encoding="utf-8")
-    monkeypatch.setattr(world2_card, "card_path", lambda key: card)
-    disk_full_from(monkeypatch)
-    with pytest.raises(OSError, match="No space left"):
-        world2_card.write_card("worldclip-v2-d", _rows("worldclip-v2-d", 1.0, 0).assign(classes=2, inter_modal=0.3))
-    assert card.read_text(encoding="utf-8") == "old card\n" and [p.name for p in tmp_path.iterdir()] == [card.name]
+    shipped, calls = sandbox
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    for key in ("worldclip-v2-a", "worldsiglip-v2-b"):
+        (cards / f"{key}.md").write_text("old card\n", encoding="utf-8")
+    out = tmp_path / "q"
+    out.mkdir()
+    for name in ("manipulation-check.md", "manipulation-check.csv"):
+        (out / name).write_text("old\n", encoding="utf-8")
+    before = {p: p.read_bytes() for folder in (cards, out) for p in folder.iterdir()}
+    disk_full_from(monkeypatch, nth)
+    assert world_check.main(["--cards", "--models", "worldclip-v2-a,worldsiglip-v2-b", "--boot", "10",
+                             "--out", str(out)]) == 1
+    assert len(calls["cards"]) == 2  # both cards were made, then the set was written: none of it landed
+    assert {p: p.read_bytes() for folder in (cards, out) for p in folder.iterdir()} == before
 
 
 def test_the_check_records_how_it_was_made(sandbox, tmp_path):
