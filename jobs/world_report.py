@@ -21,7 +21,7 @@ from core.data.registry import load_split
 from core.data.world import OOD_PANEL, TASKS
 from core.embed import embed_dataset
 from core.models import ASSET_DIR, DEFAULT_MODEL, load_model, spec_for
-from core.store import write_file_atomic
+from core.store import write_files_together
 from jobs.cli import quiet_libraries, user_facing, work_begins
 
 log = logging.getLogger("jobs.world_report")
@@ -118,8 +118,8 @@ restart from the step-200 checkpoint). Re-run on 2 quiet cores (2026-12-01, `pyt
 {markdown(rows)}
 """
     path = ASSET_DIR / "MODEL_CARD.md"
-    write_file_atomic(path, card)  # whole or not at all: a full disk keeps the old card, never a cut one
-    write_file_atomic(ASSET_DIR / "worldclip-tiny_world-v1.tasks.json", json.dumps(rows, indent=1))
+    # one set, whole or not at all: a full disk keeps the old card and its rows, never one beside the other
+    write_files_together({path: card, ASSET_DIR / "worldclip-tiny_world-v1.tasks.json": json.dumps(rows, indent=1)})
     return path
 
 
