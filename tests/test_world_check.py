@@ -8,6 +8,7 @@ import pytest
 
 from core.data import world2
 from jobs import world_check
+from jobs import world_v2_report  # noqa: F401  (imported here, before the sandbox patches world_check.SHIPPED, which it copies)
 
 
 def _rows(model: str, slope: float, seed: int) -> pd.DataFrame:
