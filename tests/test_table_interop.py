@@ -1,6 +1,7 @@
 """The shipped result tables read back by other tools: DuckDB, with the reader option README.md gives, types every
 column as pandas does and gives the same values. Plain auto-detection typed world v1's `inf`-only
-``jackknife_plus_mean_width`` as a DATE (9999-12-31), and `inf` among numbers as text."""
+``jackknife_plus_mean_width`` as a DATE (9999-12-31), and `inf` among numbers as text. And the runs' CSV, read with the
+text columns README.md names, gives number-like text back as text."""
 from __future__ import annotations
 
 import math
@@ -92,3 +93,65 @@ def test_a_table_the_jobs_write_with_inf_among_numbers_reads_back_as_numbers(tmp
     assert _check(path) == []
     types, duck = _duckdb(path)
     assert (types["width"], types["lo"]) == ("DOUBLE", "DOUBLE") and duck["width"].tolist() == [math.inf] * 3
+
+
+def _text_columns() -> list[str]:
+    """The runs' CSV columns README.md says to read as text (the test fails when README names none)."""
+    found = re.search(r"Name its text columns \(((?:`\w+`,?\s*)+)\) as text", README)
+    assert found, "README.md names no text columns for reading the runs' CSV"
+    return re.findall(r"`(\w+)`", found.group(1))
+
+
+def test_readme_names_every_text_field_of_the_runs_csv():
+    from core import schema
+
+    texts = [name for name, (kind, _) in schema.SCALAR_FIELDS.items() if kind is str and name != "created_at"]
+    assert sorted(_text_columns()) == sorted(texts)  # created_at: DuckDB reads a time, pandas text
+
+
+def test_the_runs_csv_of_number_like_text_reads_back_as_text(tmp_path):
+    """A download of few runs: a run_id, a pretrained tag and a dataset that look like numbers came back as numbers
+    (pandas and DuckDB: 386310615e821832, a shipped run's id, as infinity; 0123 as 123)."""
+    from core import store
+    from tests.fixtures import make_fixture_records
+
+    records = make_fixture_records(n_datasets=2, methods=("full",))
+    looks = [{"run_id": "386310615e821832", "pretrained": "2024", "dataset": "1e3"},
+             {"run_id": "0123", "pretrained": "2025", "dataset": "0042"}]
+    for record, fields in zip(records, looks):
+        store.write_record({**record, **fields}, tmp_path / "results")
+    runs = store.load_runs([tmp_path / "results"]).sort_values("run_id", ignore_index=True)
+    path = tmp_path / "runs.csv"
+    path.write_bytes(store.to_csv_bytes(runs))
+    text = _text_columns()
+    frame = pd.read_csv(path, dtype=dict.fromkeys(text, str))
+    types = ", ".join(f"'{name}': 'VARCHAR'" for name in text)
+    with duckdb.connect() as con:
+        duck = con.sql(f"SELECT * FROM read_csv(?, types = {{{types}}})", params=[str(path)]).df()
+    for read in (frame, duck):
+        for name in ("run_id", "pretrained", "dataset", "model", "method"):
+            assert read[name].tolist() == runs[name].tolist(), name
+        assert read["seed"].tolist() == runs["seed"].tolist()
+
+
+def test_the_runs_parquet_created_at_reads_as_a_time_the_way_readme_says(tmp_path):
+    """README: the runs' Parquet keeps created_at as each record's ISO 8601 text; DuckDB's ``::TIMESTAMPTZ`` and
+    pandas' ``to_datetime(..., utc=True, format="ISO8601")`` read it as the same moments, offsets included."""
+    from core import store
+    from tests.fixtures import make_fixture_records
+
+    assert 'created_at::TIMESTAMPTZ' in README and 'utc=True, format="ISO8601"' in README
+    written = ["2026-12-01T10:00:00.123456+00:00", "2026-12-01T15:30:00+05:30", "2026-12-01T02:00:00-08:00"]
+    for record, moment in zip(make_fixture_records(n_datasets=3, methods=("full",)), written):
+        store.write_record({**record, "created_at": moment}, tmp_path / "results")
+    runs = store.load_runs([tmp_path / "results"])
+    path = tmp_path / "runs.parquet"
+    path.write_bytes(store.to_parquet_bytes(runs))
+    expected = sorted(pd.Timestamp(moment).tz_convert("UTC") for moment in written)
+    assert sorted(pd.read_parquet(path)["created_at"]) == sorted(written)  # the records' own text, offsets kept
+    by_pandas = pd.to_datetime(pd.read_parquet(path)["created_at"], utc=True, format="ISO8601")
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        by_duckdb = con.sql("SELECT created_at::TIMESTAMPTZ AS t FROM read_parquet(?)", params=[str(path)]).df()["t"]
+    assert sorted(by_pandas) == expected
+    assert sorted(pd.to_datetime(by_duckdb, utc=True)) == expected
