@@ -193,27 +193,48 @@ OVERLAP_WAIT_S = 30.0
 _FORECAST_TURNS = Turns(FORECAST_SLOTS)
 
 
+class _Wait:
+    """A wait's one line on the page: ``told``, then ``told (N s so far)`` at each tick of the wait, which sends the
+    page a message, where Streamlit ends a run whose visitor left or changed the page (StopException,
+    RerunException): within a second, not after the whole wait. The line is made by the first :meth:`tell`."""
+
+    def __init__(self, told: str) -> None:
+        self.told, self._line = told, None
+
+    def tell(self, waited: float | None = None) -> None:
+        """Show ``told``, with the seconds ``waited`` so far when given."""
+        if self._line is None:
+            self._line = st.empty()
+        self._line.write(self.told if waited is None else f"{self.told} ({waited:.0f} s so far)")
+
+    def done(self) -> None:
+        """Clear the line (once: nothing is sent for a line never shown or already cleared)."""
+        if self._line is not None:
+            self._line.empty()
+            self._line = None
+
+
+@contextmanager
+def _waiting(told: str) -> Iterator[_Wait]:
+    """A :class:`_Wait` for the block, its line cleared when the block ends."""
+    wait = _Wait(told)
+    yield wait
+    wait.done()
+
+
 @contextmanager
 def _forecast_turn(wait_s: float, told: str | None) -> Iterator[None]:
     """A turn of :data:`_FORECAST_TURNS` for the block, waiting up to ``wait_s`` (BusyError after). Without a free
-    one, ``told`` (None: nothing) is shown while it waits and cleared when the turn comes. Clearing it sends the page
-    a message, where Streamlit ends a run whose visitor left or changed the page during the wait (StopException,
-    RerunException): with no Streamlit call between the turn and the work, such a run read a whole upload (505 MiB
-    into the pool every session shares) for a page no one would see, holding the turn others waited for. The wait
-    says how long it has waited every second, so such a run ends within one, not after up to ``wait_s``."""
-    shown = []
-
-    def waiting() -> None:
-        shown.append(st.empty())
-        shown[0].write(told)
-
-    def still_waiting(waited: float) -> None:  # a message every second: a visitor who left or changed the page
-        shown[0].write(f"{told} ({waited:.0f} s so far)")  # is let go within one, not after the whole wait
-    with _FORECAST_TURNS.turn(wait_s=wait_s, what="forecasts are", on_wait=None if told is None else waiting,
-                              while_waiting=None if told is None else still_waiting):
-        if shown:
-            shown[0].empty()
-        yield
+    one, ``told`` (None: nothing) is shown while it waits (:class:`_Wait`) and cleared when the turn comes. Clearing it
+    sends the page a message, where Streamlit ends a run whose visitor left or changed the page during the wait
+    (StopException, RerunException): with no Streamlit call between the turn and the work, such a run read a whole
+    upload (505 MiB into the pool every session shares) for a page no one would see, holding the turn others waited
+    for. The wait says how long it has waited every second, so such a run ends within one, not after up to ``wait_s``."""
+    with _waiting(told or "") as wait:  # told None: never shown
+        tell = None if told is None else wait.tell
+        with _FORECAST_TURNS.turn(wait_s=wait_s, what="forecasts are", on_wait=tell, while_waiting=tell):
+            wait.done()
+            yield
 
 
 def run_forecast(upload, template: str, model_key: str):
@@ -231,17 +252,9 @@ def run_forecast(upload, template: str, model_key: str):
             return predict.forecast_for_npz(parsed, forecast_runs(), model_key)
         loaded = _loaded_model(model_key)
         images = image_embeddings(upload, model_key, loaded, parsed.data, deadline)
-        shown = []
-
-        def still_reading(waited: float) -> None:  # a message every second, where a visitor who left is let go
-            if not shown:
-                shown.append(st.empty())
-            shown[0].write(f"Looking for your images in the reference datasets… ({waited:.0f} s so far)")
-        res = predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), image_embeddings=images,
-                                          overlap_wait_s=OVERLAP_WAIT_S, overlap_while_waiting=still_reading)
-        if shown:
-            shown[0].empty()
-        return res
+        with _waiting("Looking for your images in the reference datasets…") as wait:
+            return predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), image_embeddings=images,
+                                               overlap_wait_s=OVERLAP_WAIT_S, overlap_while_waiting=wait.tell)
 
 
 def _loaded_model(model_key: str):
@@ -251,15 +264,14 @@ def _loaded_model(model_key: str):
     future = warm_model(model_key)
     if future.done():
         return future.result()
-    shown, start = st.empty(), time.monotonic()
-    while True:
-        shown.write(f"Loading the model… ({time.monotonic() - start:.0f} s so far)")
-        try:
-            loaded = future.result(timeout=TICK_S)
-        except FutureTimeout:
-            continue
-        shown.empty()
-        return loaded
+    start = time.monotonic()
+    with _waiting("Loading the model…") as wait:
+        while True:
+            wait.tell(time.monotonic() - start)
+            try:
+                return future.result(timeout=TICK_S)
+            except FutureTimeout:
+                continue
 
 
 def image_embeddings(upload, model_key: str, loaded, data, deadline):
