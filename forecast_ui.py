@@ -140,9 +140,9 @@ def check_upload(upload, template: str, model_key: str):
     (its summary) or the UploadError saying why it cannot be used; kept per (file, template, model) in the
     session, the parsed data itself in the shared budget (:func:`parsed_upload`). Reading it takes a forecast's
     turn (uploads arriving at once were all read at once: four of 2,000 images took 2.1 GB), one the pool holds
-    already (read for another template or model) none; with none within
-    FORECAST_WAIT_S, an empty Checked, not kept: later reruns check it only in a turn free at once, and the run
-    reads it in its own turn."""
+    already (read for another template or model) none; with none within FORECAST_WAIT_S, an empty Checked, not kept
+    (the page says the run reads it): later reruns check it only in a turn free at once, and the run reads it in its
+    own turn."""
     from core.upload import UploadError, embeddings_summary
 
     state, ident = st.session_state.get("fc_checked"), (upload.file_id, template, model_key)
@@ -159,8 +159,9 @@ def check_upload(upload, template: str, model_key: str):
                 warm_overlap_check(parsed.data.images, parsed.data.class_names, model_key)
         except UploadError as exc:  # its message alone: its traceback held every image read (525 MB a tab)
             checked = type(exc)(str(exc))  # its kind kept: a TemplateError is the template's, not the file's
-        except BusyError:
+        except BusyError:  # said in place of the wait's line, cleared
             st.session_state["fc_check_busy"] = ident
+            st.caption("Not read yet: the server is busy. “Run forecast” reads your upload in its own turn.")
             return Checked(None)
         state = (ident, checked)
         st.session_state["fc_checked"] = state
@@ -216,20 +217,27 @@ class _Wait:
 
 @contextmanager
 def _waiting(told: str) -> Iterator[_Wait]:
-    """A :class:`_Wait` for the block, its line cleared when the block ends."""
+    """A :class:`_Wait` for the block, its line cleared when the block ends, failed too: its last "N s so far" told
+    of a wait no longer going on (in the collapsed "Forecast failed" box, above the error that says what happened). A
+    run Streamlit stops or reruns (ScriptControlException, no Exception) is left to it: nothing more is drawn."""
     wait = _Wait(told)
-    yield wait
+    try:
+        yield wait
+    except Exception:
+        wait.done()
+        raise
     wait.done()
 
 
 @contextmanager
 def _forecast_turn(wait_s: float, told: str | None) -> Iterator[None]:
     """A turn of :data:`_FORECAST_TURNS` for the block, waiting up to ``wait_s`` (BusyError after). Without a free
-    one, ``told`` (None: nothing) is shown while it waits (:class:`_Wait`) and cleared when the turn comes. Clearing it
-    sends the page a message, where Streamlit ends a run whose visitor left or changed the page during the wait
-    (StopException, RerunException): with no Streamlit call between the turn and the work, such a run read a whole
-    upload (505 MiB into the pool every session shares) for a page no one would see, holding the turn others waited
-    for. The wait says how long it has waited every second, so such a run ends within one, not after up to ``wait_s``."""
+    one, ``told`` (None: nothing) is shown while it waits (:class:`_Wait`), cleared when the turn comes (or none).
+    Clearing it sends the page a message, where Streamlit ends a run whose visitor left or changed the page during the
+    wait (StopException, RerunException): with no Streamlit call between the turn and the work, such a run read a
+    whole upload (505 MiB into the pool every session shares) for a page no one would see, holding the turn others
+    waited for. The wait says how long it has waited every second, so such a run ends within one, not after up to
+    ``wait_s``."""
     with _waiting(told or "") as wait:  # told None: never shown
         tell = None if told is None else wait.tell
         with _FORECAST_TURNS.turn(wait_s=wait_s, what="forecasts are", on_wait=tell, while_waiting=tell):

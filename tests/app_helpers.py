@@ -51,6 +51,23 @@ def embeddings_npz(width: int = 128) -> bytes:
     return buf.getvalue()
 
 
+def sent_markdown(monkeypatch) -> list[str]:
+    """The Markdown the page is sent from now on, every line as sent, those cleared later included: what a visitor
+    saw while a run went on, where AppTest holds only the page it ended with."""
+    from streamlit.runtime.scriptrunner_utils.script_run_context import ScriptRunContext
+
+    sent, real = [], ScriptRunContext.enqueue
+
+    def enqueue(ctx, msg):
+        if msg.WhichOneof("type") == "delta" and msg.delta.WhichOneof("type") == "new_element" \
+                and msg.delta.new_element.WhichOneof("type") == "markdown":
+            sent.append(msg.delta.new_element.markdown.body)
+        real(ctx, msg)
+
+    monkeypatch.setattr(ScriptRunContext, "enqueue", enqueue)
+    return sent
+
+
 def run_upload(at: AppTest, name: str, data: bytes) -> AppTest:
     """Upload ``data`` as ``name`` on the forecast page and press Run: the page after the forecast."""
     at.file_uploader(key="fc_upload").set_value((name, data, "application/octet-stream"))

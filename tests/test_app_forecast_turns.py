@@ -3,7 +3,7 @@ store): forecasts take turns, uploads are parsed in a turn, one budget of parsed
 The rest of the page is in test_app_forecast.py."""
 from pathlib import Path
 
-from tests.app_helpers import embeddings_npz, page, run_upload, sample_zip
+from tests.app_helpers import embeddings_npz, page, run_upload, sample_zip, sent_markdown
 
 
 def _thumbnail_bytes() -> int:
@@ -45,10 +45,11 @@ def test_forecasts_take_turns_and_a_visitor_without_one_is_told_so(fixture_store
     monkeypatch.setattr(forecast_ui, "FORECAST_WAIT_S", 0.05)
     held = forecast_ui._FORECAST_TURNS.turn(wait_s=0)
     held.__enter__()  # another visitor's forecast is running
+    sent = sent_markdown(monkeypatch)
     at = run_upload(page("forecast").run(), "emb.npz", embeddings_npz(128))
     assert not at.exception and "server is busy" in at.error[0].value and "fc_result" not in at.session_state
     assert at.status[0].label == "Forecast failed"
-    assert any("runs 1 forecast at a time, all busy now; yours starts" in m.value for m in at.markdown)  # told it waits
+    assert any("runs 1 forecast at a time, all busy now; yours starts" in m for m in sent)  # told it waits
     held.__exit__(None, None, None)  # it ended: the next press gets a turn
     at.button(key="fc_run").click().run()
     assert not at.exception and not at.error and at.session_state["fc_result"][1].n_images == 30
@@ -82,9 +83,10 @@ def test_an_upload_is_read_in_a_forecasts_turn(fixture_store, monkeypatch):
     held = forecast_ui._FORECAST_TURNS.turn(wait_s=0)
     held.__enter__()  # another visitor's forecast or upload is being worked on
     at = page("forecast").run()
+    sent = sent_markdown(monkeypatch)
     at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
     assert not at.exception and not at.error and len(forecast_ui._PARSED) == 0  # not read meanwhile
-    assert any("all busy now; your upload is read" in m.value for m in at.markdown)  # told it waits
+    assert any("all busy now; your upload is read" in m for m in sent)  # told it waits
     assert not at.button(key="fc_run").disabled  # the run reads it in its own turn
     held.__exit__(None, None, None)
     at.run()
@@ -104,11 +106,14 @@ def test_an_upload_whose_check_found_no_turn_waits_only_in_the_runs_own_turn(fix
     held = forecast_ui._FORECAST_TURNS.turn(wait_s=0)
     held.__enter__()  # another visitor's forecast is running
     at = page("forecast").run()
+    sent = sent_markdown(monkeypatch)
     at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
-    assert any("your upload is read" in m.value for m in at.markdown)  # the check waited once
+    assert any("your upload is read" in m for m in sent)  # the check waited once
+    sent.clear()
     at.button(key="fc_run").click().run()
     assert not at.exception and "server is busy" in at.error[0].value
-    assert not any("your upload is read" in m.value for m in at.markdown)  # only the run waited
+    assert not any("your upload is read" in m for m in sent)  # only the run waited
+    assert any("yours starts when one ends" in m for m in sent)
     held.__exit__(None, None, None)
     at.run()  # a turn is free now: the check reads it
     assert "18 images in 3 classes" in at.caption[0].value and len(forecast_ui._PARSED) == 1
