@@ -45,6 +45,7 @@ elif parsed is not None and parsed.summary():
     st.caption("  \n".join(plain(line, max_chars=600) for line in parsed.summary().splitlines()))  # a line each
 if st.button("Run forecast", key="fc_run", type="primary", disabled=parsed is None or isinstance(parsed, UploadError)):
     st.session_state.pop("fc_result", None)
+    failed = None
     with st.status("Forecasting…", expanded=True) as status:
         try:
             made_with = advice.forecast_inputs(upload, key, template)  # a later change makes the result stale
@@ -52,7 +53,9 @@ if st.button("Run forecast", key="fc_run", type="primary", disabled=parsed is No
             status.update(label="Forecast ready", state="complete", expanded=False)
         except (UploadError, ModelUnavailableError, BusyError, ValueError) as exc:
             status.update(label="Forecast failed", state="error", expanded=False)
-            st.error(plain(exc, max_chars=1000))
+            failed = exc
+    if failed is not None:  # below the box, which closes on failure: inside it the visitor saw only its label
+        st.error(plain(failed, max_chars=1000))
 
 if "fc_result" in st.session_state:
     name, res, made_with = st.session_state["fc_result"]

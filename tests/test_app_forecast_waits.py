@@ -75,6 +75,7 @@ def test_a_failed_forecast_leaves_no_wait_line_in_its_failed_box(fixture_store, 
     assert not at.exception and at.status[0].label == "Forecast failed" and error in at.error[0].value
     assert any(told in line and "s so far)" in line for line in sent)  # the visitor was told while it waited
     assert not [m.value for m in at.status[0].markdown if told in m.value or "s so far" in m.value]
+    assert not at.status[0].error  # the error below the box, not hidden inside it once it closes
 
 
 def test_an_upload_check_that_found_no_turn_leaves_no_wait_line(fixture_store, monkeypatch):
