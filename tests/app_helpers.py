@@ -74,3 +74,17 @@ def run_upload(at: AppTest, name: str, data: bytes) -> AppTest:
     at.run()
     at.button(key="fc_run").click().run()
     return at
+
+
+def hold_the_only_forecast_turn(monkeypatch, wait_s: float):
+    """One forecast turn for the server, held by another visitor's forecast, and the page waiting ``wait_s`` for one
+    (uploads parsed before forgotten); calling what it returns ends that other forecast."""
+    import forecast_ui
+    from core.turns import Turns
+
+    monkeypatch.setattr(forecast_ui, "_FORECAST_TURNS", Turns(1))
+    monkeypatch.setattr(forecast_ui, "FORECAST_WAIT_S", wait_s)
+    forecast_ui._PARSED.clear()
+    held = forecast_ui._FORECAST_TURNS.turn(wait_s=0)
+    held.__enter__()
+    return lambda: held.__exit__(None, None, None)

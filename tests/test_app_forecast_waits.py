@@ -6,21 +6,12 @@ from concurrent.futures import Future
 
 import pytest
 
-from tests.app_helpers import embeddings_npz, page, sample_zip, sent_markdown
+from tests.app_helpers import embeddings_npz, hold_the_only_forecast_turn, page, sample_zip, sent_markdown
 
 
 def _no_turn_for_a_second_and_a_half(monkeypatch):
-    """One forecast turn, held by another visitor's forecast for longer than the page waits (1.5 s: one tick);
-    calling what it returns ends that forecast."""
-    import forecast_ui
-    from core.turns import Turns
-
-    monkeypatch.setattr(forecast_ui, "_FORECAST_TURNS", Turns(1))
-    monkeypatch.setattr(forecast_ui, "FORECAST_WAIT_S", 1.5)
-    forecast_ui._PARSED.clear()
-    held = forecast_ui._FORECAST_TURNS.turn(wait_s=0)
-    held.__enter__()
-    return lambda: held.__exit__(None, None, None)
+    """The page waits 1.5 s (one tick) for the one turn, which another visitor's forecast holds for longer."""
+    return hold_the_only_forecast_turn(monkeypatch, 1.5)
 
 
 # Each failure: the upload's name, the wait's line, the error the visitor is shown, and what ends it after the test.

@@ -8,7 +8,7 @@ import pytest
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 from streamlit.runtime.scriptrunner_utils.script_run_context import ScriptRunContext
 
-from tests.app_helpers import page, sample_zip
+from tests.app_helpers import hold_the_only_forecast_turn, page, sample_zip
 
 
 class _Visitor:
@@ -45,14 +45,8 @@ def _counted(monkeypatch, module, name: str) -> list:
 def one_turn_held(fixture_store, monkeypatch):
     """One forecast turn for the server, held by another visitor's forecast; ``release`` ends it."""
     import forecast_ui
-    from core.turns import Turns
 
-    monkeypatch.setattr(forecast_ui, "_FORECAST_TURNS", Turns(1))
-    monkeypatch.setattr(forecast_ui, "FORECAST_WAIT_S", 30.0)
-    forecast_ui._PARSED.clear()
-    held = forecast_ui._FORECAST_TURNS.turn(wait_s=0)
-    held.__enter__()
-    yield lambda: held.__exit__(None, None, None)
+    yield hold_the_only_forecast_turn(monkeypatch, 30.0)
     forecast_ui._PARSED.clear()
 
 
