@@ -240,8 +240,9 @@ def default_cache_dir() -> Path:
     """The embedding cache folder: ``$IIMM_CACHE`` if set (``~`` expanded), else ``.cache/embeddings`` under the
     working folder. Set but empty counts as not set, as for the other folder variables (``IIMM_RESULTS``) and in
     ``make clean-cache``: ``Path("")`` is the working folder itself, where the cache's files were strewn."""
-    env = os.environ.get("IIMM_CACHE", "").strip()
-    return Path(env).expanduser() if env else Path.cwd() / ".cache" / "embeddings"
+    from core.env_folders import env_folder
+
+    return env_folder("IIMM_CACHE", lambda: Path.cwd() / ".cache" / "embeddings")
 
 
 def embed_dataset(loaded: LoadedModel, data: LabeledImages, *, templates: str | Sequence[str] | None = None,

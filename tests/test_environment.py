@@ -228,3 +228,39 @@ def test_a_job_that_finds_no_run_as_the_locale_hides_them_says_so(tmp_path):
     assert proc.returncode == 2, err
     assert re.search(r"skipping the records under .*results: Python reads file names as ascii here, not UTF-8 "
                      r"\(the locale\): run with PYTHONUTF8=1", err)
+
+
+def _nowhere_home(monkeypatch) -> None:
+    """No $HOME and a user id the password database does not know: '~' cannot be expanded."""
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr(os.path, "expanduser", lambda path: path)  # what it gives where it finds no home
+
+
+@pytest.mark.parametrize("variable, read", [("IIMM_RESULTS", "core.store:local_results_dir"),
+                                            ("IIMM_SUBMISSIONS", "core.store:submissions_dir"),
+                                            ("IIMM_CACHE", "core.embed:default_cache_dir")])
+def test_a_folder_variable_with_a_tilde_and_no_home_is_refused_by_name(monkeypatch, variable, read):
+    """IIMM_RESULTS=~/runs where no home folder can be found raised pathlib's 'Could not determine home directory.',
+    a RuntimeError naming neither the variable nor a way out (a traceback from every job; IIMM_DATA said why)."""
+    import importlib
+
+    module, name = read.split(":")
+    monkeypatch.setenv(variable, "~/runs")
+    _nowhere_home(monkeypatch)
+    with pytest.raises(ValueError, match=rf"^{variable}=~/runs: no home folder can be found here .* set {variable} to"):
+        getattr(importlib.import_module(module), name)()
+
+
+def test_the_app_reads_its_other_stores_where_a_store_variable_cannot_be_expanded(tmp_path, monkeypatch, caplog):
+    """The app's roots and its store index: a '~' that cannot be expanded is left out with a warning (as a folder
+    that is not a results folder is), not a crash of every page."""
+    from core import store
+
+    monkeypatch.setenv("IIMM_RESULTS", "~/runs")
+    monkeypatch.setenv("IIMM_SUBMISSIONS", str(tmp_path / "submitted"))
+    monkeypatch.setenv("IIMM_STORE_INDEX", "~/index")
+    _nowhere_home(monkeypatch)
+    assert store.default_roots() == [store.SHIPPED_DIR, tmp_path / "submitted"]
+    assert store.default_index_dir() is None
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "not reading it: IIMM_RESULTS=~/runs: no home folder" in said and "store index off: IIMM_STORE_INDEX=~/" in said

@@ -25,9 +25,10 @@ file or folder whose name starts with ``.`` is ignored by readers.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from core.env_folders import NoHomeFolderError, env_folder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,15 +41,15 @@ SUBMITTED_SOURCE = "submitted, unverified"
 
 
 def local_results_dir() -> Path:
-    """The user's own store: ``$IIMM_RESULTS`` when set, else ``results/`` in the repo."""
-    env = os.environ.get(ENV_VAR, "").strip()
-    return Path(env).expanduser() if env else REPO_ROOT / "results"
+    """The user's own store: ``$IIMM_RESULTS`` when set, else ``results/`` in the repo (NoHomeFolderError, a
+    ValueError, where its ``~`` cannot be expanded)."""
+    return env_folder(ENV_VAR, lambda: REPO_ROOT / "results")
 
 
 def submissions_dir() -> Path:
-    """Where hosted submissions are stored: ``$IIMM_SUBMISSIONS``, else ``results-submitted/``."""
-    env = os.environ.get(SUBMISSIONS_ENV_VAR, "").strip()
-    return Path(env).expanduser() if env else REPO_ROOT / "results-submitted"
+    """Where hosted submissions are stored: ``$IIMM_SUBMISSIONS``, else ``results-submitted/`` (NoHomeFolderError
+    as :func:`local_results_dir`)."""
+    return env_folder(SUBMISSIONS_ENV_VAR, lambda: REPO_ROOT / "results-submitted")
 
 
 def verified_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -84,7 +85,13 @@ def default_roots() -> list[Path]:
     warning, so a typo cannot make every page walk the machine.
     """
     roots: list[Path] = []
-    for root in (SHIPPED_DIR, local_results_dir(), submissions_dir()):
+    named = [SHIPPED_DIR]
+    for folder in (local_results_dir, submissions_dir):
+        try:
+            named.append(folder())
+        except NoHomeFolderError as exc:  # the app goes on with the other stores, as for a folder it will not read
+            logging.getLogger("core.store").warning("not reading it: %s", exc)
+    for root in named:
         if root != SHIPPED_DIR and (problem := is_results_folder(root)):
             logging.getLogger("core.store").warning("not reading %s: %s", root, problem)
             continue

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from core.env_folders import NoHomeFolderError, env_folder
 from core.store.atomic import TMP_PREFIX, _atomic_write
 from core.store.records import ARROW_SCHEMA, flatten, read_capped, read_json_record
 from core.store.validate import Skipped
@@ -75,13 +76,17 @@ FINGERPRINT = _fingerprint()  # at import: a server keeps the fingerprint of the
 
 def default_index_dir() -> Path | None:
     """``$IIMM_STORE_INDEX`` (None when it is ``off``, ``0``, ``false``, ``no`` or ``none``), else
-    ``.cache/store-index`` in the repository."""
+    ``.cache/store-index`` in the repository; None too, with a warning, where its ``~`` cannot be expanded."""
     from core.store import REPO_ROOT
 
     env = os.environ.get(INDEX_ENV_VAR, "").strip()
     if env.lower() in OFF_VALUES:
         return None
-    return Path(env).expanduser() if env else REPO_ROOT / ".cache" / "store-index"
+    try:
+        return env_folder(INDEX_ENV_VAR, lambda: REPO_ROOT / ".cache" / "store-index")
+    except NoHomeFolderError as exc:  # an index only saves time: go on without one, saying why
+        log.warning("store index off: %s", exc)
+        return None
 
 
 def index_file(index_dir: Path, root: Path) -> Path | None:
