@@ -1,5 +1,5 @@
 """The folders a user names through the environment ($IIMM_RESULTS, $IIMM_SUBMISSIONS, $IIMM_STORE_INDEX,
-$IIMM_CACHE), read one way: set but empty counts as not set, and ``~`` is expanded, or refused by name where no
+$IIMM_CACHE, $IIMM_DATA), read one way: set but empty counts as not set, and ``~`` is expanded, or refused by name where no
 home folder can be found to expand it."""
 from __future__ import annotations
 

@@ -236,10 +236,12 @@ def data_root() -> Path:
     ``~/.cache/iimm-data``. Set but empty counts as not set (``Path("")`` is the working folder, where a download
     would have landed); the home folder is looked up only when it is needed. DatasetUnavailableError where it is
     needed and there is none to find (no $HOME and a user id the password database does not know)."""
+    from core.env_folders import NoHomeFolderError, env_folder
+
     env = os.environ.get("IIMM_DATA", "").strip()
     try:
-        return Path(env).expanduser() if env else Path.home() / ".cache" / "iimm-data"
-    except RuntimeError:  # Path.home's "Could not determine home directory.", which named no way out
+        return env_folder("IIMM_DATA", lambda: Path.home() / ".cache" / "iimm-data")
+    except (NoHomeFolderError, RuntimeError):  # RuntimeError: Path.home's "Could not determine home directory."
         where = f"IIMM_DATA={env}" if env else "the default ~/.cache/iimm-data"
         raise DatasetUnavailableError(
             f"no home folder can be found here for {where}: set IIMM_DATA to the folder, without '~', that holds "
