@@ -260,9 +260,10 @@ def run_forecast(upload, template: str, model_key: str):
             return predict.forecast_for_npz(parsed, forecast_runs(), model_key)
         loaded = _loaded_model(model_key)
         images = image_embeddings(upload, model_key, loaded, parsed.data, deadline)
-        with _waiting("Looking for your images in the reference datasets…") as wait:
+        with _waiting("Looking for your images in the reference datasets…") as wait:  # cleared as the look ends
             return predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), image_embeddings=images,
-                                               overlap_wait_s=OVERLAP_WAIT_S, overlap_while_waiting=wait.tell)
+                                               overlap_wait_s=OVERLAP_WAIT_S, overlap_while_waiting=wait.tell,
+                                               overlap_done=wait.done)
 
 
 def _loaded_model(model_key: str):

@@ -267,7 +267,8 @@ def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
                         progress: Progress | None = None, n_boot: int = 200,
                         use_cache: bool = False, image_embeddings: np.ndarray | None = None,
                         overlap_wait_s: float | None = None,
-                        overlap_while_waiting: Callable[[float], None] | None = None, **kwargs: Any) -> ForecastResult:
+                        overlap_while_waiting: Callable[[float], None] | None = None,
+                        overlap_done: Callable[[], None] | None = None, **kwargs: Any) -> ForecastResult:
     """Embed a labelled sample (``core.data.base.LabeledImages``) with ``loaded``
     (``core.models.LoadedModel``), then :func:`forecast_for_embeddings`.
 
@@ -278,7 +279,8 @@ def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
     holding some of the sample's images is left out, and said so (``core.reference_overlap``, ``left_out``); one
     that cannot be checked offline, whose images cannot be read, or are not read within ``overlap_wait_s`` seconds
     (None: wait as long as it takes), is named (``not_checked``); ``overlap_while_waiting(seconds waited)`` is called
-    every second of that wait (what it raises ends the forecast: a page's visitor left).
+    every second of that wait (what it raises ends the forecast: a page's visitor left), and ``overlap_done()`` once
+    the check has ended, before the prompts are embedded and the forecast fitted (a page clears its line there).
     """
     from core.embed import embed_dataset  # torch: only when images must be embedded
     from core.reference_overlap import leave_out_overlapping, say_left_out, say_unchecked, unchecked_references
@@ -289,6 +291,8 @@ def forecast_for_sample(loaded: Any, sample: Any, runs_df: pd.DataFrame, *,
                                               class_names=sample.class_names, wait_s=overlap_wait_s, pending=pending,
                                               while_waiting=overlap_while_waiting)
     overlap_s = time.perf_counter() - t0
+    if overlap_done is not None:
+        overlap_done()
     t0 = time.perf_counter()
     emb = embed_dataset(loaded, sample, progress=progress, use_cache=use_cache, image_embeddings=image_embeddings)
     timings = {"embed_s": time.perf_counter() - t0, "overlap_s": overlap_s}

@@ -88,3 +88,23 @@ def hold_the_only_forecast_turn(monkeypatch, wait_s: float):
     held = forecast_ui._FORECAST_TURNS.turn(wait_s=0)
     held.__enter__()
     return lambda: held.__exit__(None, None, None)
+
+
+def shown_markdown(monkeypatch) -> dict:
+    """The Markdown on the page as a visitor sees it while a run goes on, kept up to date from what the page is sent:
+    {the element's place: its text}, a place another element (an emptied line) took dropped; read it mid-run."""
+    from streamlit.runtime.scriptrunner_utils.script_run_context import ScriptRunContext
+
+    shown, real = {}, ScriptRunContext.enqueue
+
+    def enqueue(ctx, msg):
+        if msg.WhichOneof("type") == "delta" and msg.delta.WhichOneof("type") == "new_element":
+            place, element = tuple(msg.metadata.delta_path), msg.delta.new_element
+            if element.WhichOneof("type") == "markdown":
+                shown[place] = element.markdown.body
+            else:
+                shown.pop(place, None)
+        real(ctx, msg)
+
+    monkeypatch.setattr(ScriptRunContext, "enqueue", enqueue)
+    return shown

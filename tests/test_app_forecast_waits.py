@@ -6,7 +6,8 @@ from concurrent.futures import Future
 
 import pytest
 
-from tests.app_helpers import embeddings_npz, hold_the_only_forecast_turn, page, sample_zip, sent_markdown
+from tests.app_helpers import (embeddings_npz, hold_the_only_forecast_turn, page, sample_zip, sent_markdown,
+                               shown_markdown)
 
 
 def _no_turn_for_a_second_and_a_half(monkeypatch):
@@ -46,6 +47,32 @@ def _forecast_fails_after_the_overlap_wait(monkeypatch):
 
     monkeypatch.setattr(predict, "forecast_for_embeddings", not_finite)
     return "s.zip", "Looking for your images in the reference datasets…", "IIMM is not finite", lambda: None
+
+
+def test_the_reference_datasets_line_is_gone_once_that_wait_ends(fixture_store, monkeypatch):
+    """The line "Looking for your images in the reference datasets… (N s so far)" stayed on the page after that wait
+    ended, while the prompts were embedded and the forecast fitted, until the forecast came back: it told of a wait
+    no longer going on. It is now cleared as the look ends (core.predict.forecast_for_sample's overlap_done)."""
+    import forecast_ui
+    from core import predict, reference_overlap
+
+    monkeypatch.setattr(forecast_ui, "OVERLAP_WAIT_S", 1.5)
+    monkeypatch.setattr(reference_overlap, "_to_check", lambda images, datasets, **kw: list(datasets)[:1])
+    monkeypatch.setattr(reference_overlap, "digests_future", lambda name, split: Future())  # never read in time
+    at = page("forecast").run()
+    at.file_uploader(key="fc_upload").set_value(("s.zip", sample_zip(), "application/zip")).run()
+    sent, shown, fitting = sent_markdown(monkeypatch), shown_markdown(monkeypatch), []
+    fit = predict.forecast_for_embeddings
+
+    def fit_seen(*args, **kwargs):  # what the page shows while the forecast is fitted
+        fitting.append([line for line in shown.values() if "s so far" in line])
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(predict, "forecast_for_embeddings", fit_seen)
+    at.button(key="fc_run").click().run()
+    assert not at.exception and at.status[0].label == "Forecast ready"
+    assert any("reference datasets… (1 s so far)" in line for line in sent)  # the visitor was told while it waited
+    assert fitting == [[]]
 
 
 @pytest.mark.parametrize("failure", [_turn_never_comes, _model_load_fails, _forecast_fails_after_the_overlap_wait])
