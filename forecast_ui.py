@@ -21,6 +21,7 @@ from core.model_pool import ModelPool
 from core.text import counted, option_labels, plain, zeros_unsigned
 from core.turns import TICK_S, BusyError, Turns
 from core.upload.pool import BudgetPool, parsed_bytes
+from page_waits import waiting
 
 
 @st.cache_data(ttl=60)
@@ -194,51 +195,17 @@ OVERLAP_WAIT_S = 30.0
 _FORECAST_TURNS = Turns(FORECAST_SLOTS)
 
 
-class _Wait:
-    """A wait's one line on the page: ``told``, then ``told (N s so far)`` at each tick of the wait, which sends the
-    page a message, where Streamlit ends a run whose visitor left or changed the page (StopException,
-    RerunException): within a second, not after the whole wait. The line is made by the first :meth:`tell`."""
-
-    def __init__(self, told: str) -> None:
-        self.told, self._line = told, None
-
-    def tell(self, waited: float | None = None) -> None:
-        """Show ``told``, with the seconds ``waited`` so far when given."""
-        if self._line is None:
-            self._line = st.empty()
-        self._line.write(self.told if waited is None else f"{self.told} ({waited:.0f} s so far)")
-
-    def done(self) -> None:
-        """Clear the line (once: nothing is sent for a line never shown or already cleared)."""
-        if self._line is not None:
-            self._line.empty()
-            self._line = None
-
-
-@contextmanager
-def _waiting(told: str) -> Iterator[_Wait]:
-    """A :class:`_Wait` for the block, its line cleared when the block ends, failed too: its last "N s so far" told
-    of a wait no longer going on (in the collapsed "Forecast failed" box, above the error that says what happened). A
-    run Streamlit stops or reruns (ScriptControlException, no Exception) is left to it: nothing more is drawn."""
-    wait = _Wait(told)
-    try:
-        yield wait
-    except Exception:
-        wait.done()
-        raise
-    wait.done()
-
-
 @contextmanager
 def _forecast_turn(wait_s: float, told: str | None) -> Iterator[None]:
     """A turn of :data:`_FORECAST_TURNS` for the block, waiting up to ``wait_s`` (BusyError after). Without a free
-    one, ``told`` (None: nothing) is shown while it waits (:class:`_Wait`), cleared when the turn comes (or none).
+    one, ``told`` (None: nothing) is shown while it waits (:class:`page_waits.Wait`), cleared when the turn comes (or
+    none).
     Clearing it sends the page a message, where Streamlit ends a run whose visitor left or changed the page during the
     wait (StopException, RerunException): with no Streamlit call between the turn and the work, such a run read a
     whole upload (505 MiB into the pool every session shares) for a page no one would see, holding the turn others
     waited for. The wait says how long it has waited every second, so such a run ends within one, not after up to
     ``wait_s``."""
-    with _waiting(told or "") as wait:  # told None: never shown
+    with waiting(told or "") as wait:  # told None: never shown
         tell = None if told is None else wait.tell
         with _FORECAST_TURNS.turn(wait_s=wait_s, what="forecasts are", on_wait=tell, while_waiting=tell):
             wait.done()
@@ -260,7 +227,7 @@ def run_forecast(upload, template: str, model_key: str):
             return predict.forecast_for_npz(parsed, forecast_runs(), model_key)
         loaded = _loaded_model(model_key)
         images = image_embeddings(upload, model_key, loaded, parsed.data, deadline)
-        with _waiting("Looking for your images in the reference datasets…") as wait:  # cleared as the look ends
+        with waiting("Looking for your images in the reference datasets…") as wait:  # cleared as the look ends
             return predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), image_embeddings=images,
                                                overlap_wait_s=OVERLAP_WAIT_S, overlap_while_waiting=wait.tell,
                                                overlap_done=wait.done)
@@ -274,7 +241,7 @@ def _loaded_model(model_key: str):
     if future.done():
         return future.result()
     start = time.monotonic()
-    with _waiting("Loading the model…") as wait:
+    with waiting("Loading the model…") as wait:
         while True:
             wait.tell(time.monotonic() - start)
             try:
