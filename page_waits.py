@@ -1,6 +1,7 @@
 """A page's waits as its visitor sees them: one line, "… (N s so far)", while the page waits for something (a turn, a
-model's load, the reference datasets' hashing), cleared when the wait ends (the forecast page's, forecast_ui). The
-waiting itself is in core (core.turns and its callers), which calls a :class:`Wait`'s ``tell`` and ``done``."""
+model's load, the reference datasets' hashing, another writer's lock on a store), cleared when the wait ends: the
+forecast page's (forecast_ui) and the submit page's. The waiting itself is in core (core.turns and its callers), which
+calls a :class:`Wait`'s ``tell`` and ``done`` (the protocol ``core.turns.WaitShown``)."""
 from __future__ import annotations
 
 from collections.abc import Iterator

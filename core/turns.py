@@ -10,9 +10,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 #: How often (seconds) a wait for a turn calls its ``while_waiting``.
 TICK_S = 1.0
+
+
+class WaitShown(Protocol):
+    """How a caller shows a wait (a page's "… (N s so far)" line, ``page_waits.Wait``): ``tell()`` as it begins,
+    ``tell(seconds waited)`` every :data:`TICK_S` of it, ``done()`` once it has ended (also for a wait never told:
+    then nothing is shown to clear). What either raises ends the wait, or the work after it (a page's visitor left)."""
+
+    def tell(self, waited: float | None = None) -> None: ...
+
+    def done(self) -> None: ...
 
 
 class BusyError(RuntimeError):

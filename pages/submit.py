@@ -4,19 +4,25 @@ import streamlit as st
 
 import app
 from core import store
-from core.text import plain
+from core.store.submissions import SUBMISSION_SLOTS
+from core.text import counted, plain
 from core.turns import BusyError
 from core.upload import UploadError
+from page_waits import waiting
 
 app.ensure_navigation()
 st.title("Submit runs")
 st.write("Upload a zip of grid records (`.json` or `.jsonl`, as `python -m jobs.grid` writes them). "
          "Each record is checked with the same rules as the store; accepted runs appear on the "
          "leaderboard with the source *submitted, unverified* and never replace a measured run.")
+TURN_TOLD = (f"The server reads {counted(SUBMISSION_SLOTS, 'submission')} at a time, all busy now; yours is read "
+             "when one ends…")  # as the forecast page tells of its turns
 upload = st.file_uploader("records (zip)", type=["zip"], key="sub_upload")
 if st.button("Submit", key="sub_go", type="primary", disabled=upload is None):
-    try:
-        report = store.accept_submission(upload)
+    try:  # each wait says so every second, where Streamlit stops the run of a visitor who left (holding nothing)
+        with st.spinner("Reading, checking and storing your records…"), waiting(TURN_TOLD) as turn, \
+                waiting("Other runs are being stored; yours are stored when that ends…") as stored:
+            report = store.accept_submission(upload, turn_wait=turn, store_wait=stored)
     except UploadError as exc:  # the zip itself: meant for whoever uploaded it
         st.error(plain(str(exc), max_chars=600))
     except BusyError as exc:  # others' submissions are being read: nothing stored, try again

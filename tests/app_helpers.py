@@ -1,6 +1,7 @@
 """Helpers shared by the app's AppTest modules (tests/test_app_*.py) and the browser test: the pages to open
 (relative to this folder, as AppTest.from_file resolves them against its caller's file) and sample uploads."""
 import io
+import threading
 import zipfile
 
 import numpy as np
@@ -108,3 +109,30 @@ def shown_markdown(monkeypatch) -> dict:
 
     monkeypatch.setattr(ScriptRunContext, "enqueue", enqueue)
     return shown
+
+
+class LeavingVisitor:
+    """Interrupts a run as Streamlit does once a visitor has left: the visitor leaves as the script sends a message
+    holding ``when_sent`` (``then()`` runs then: e.g. another forecast's turn ends, while the page waits for one),
+    and the script's next message raises StopException (once: Streamlit consumes the request)."""
+
+    def __init__(self, monkeypatch, when_sent: str, then) -> None:
+        self.gone = self.stopped = False
+        self.script: threading.Thread | None = None  # Streamlit raises only in the script's own thread
+        self.when_sent, self.then = when_sent, then
+        from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+        from streamlit.runtime.scriptrunner_utils.script_run_context import ScriptRunContext
+
+        real = ScriptRunContext.enqueue
+        visitor = self
+
+        def enqueue(ctx, msg):
+            if visitor.gone and not visitor.stopped and threading.current_thread() is visitor.script:
+                visitor.stopped = True
+                raise StopException()
+            real(ctx, msg)
+            if visitor.when_sent in str(msg) and not visitor.gone:
+                visitor.gone, visitor.script = True, threading.current_thread()
+                then()
+
+        monkeypatch.setattr(ScriptRunContext, "enqueue", enqueue)

@@ -5,34 +5,9 @@ page no one will see. Driven through AppTest, with the interruption injected at 
 import threading
 
 import pytest
-from streamlit.runtime.scriptrunner_utils.exceptions import StopException
-from streamlit.runtime.scriptrunner_utils.script_run_context import ScriptRunContext
 
+from tests.app_helpers import LeavingVisitor as _Visitor
 from tests.app_helpers import hold_the_only_forecast_turn, page, sample_zip
-
-
-class _Visitor:
-    """Interrupts a run as Streamlit does once a visitor has left: the visitor leaves as the script sends a message
-    holding ``when_sent`` (``then()`` runs then: here another forecast's turn ends, while the page waits for one),
-    and the script's next message raises StopException (once: Streamlit consumes the request)."""
-
-    def __init__(self, monkeypatch, when_sent: str, then) -> None:
-        self.gone = self.stopped = False
-        self.script: threading.Thread | None = None  # Streamlit raises only in the script's own thread
-        self.when_sent, self.then = when_sent, then
-        real = ScriptRunContext.enqueue
-        visitor = self
-
-        def enqueue(ctx, msg):
-            if visitor.gone and not visitor.stopped and threading.current_thread() is visitor.script:
-                visitor.stopped = True
-                raise StopException()
-            real(ctx, msg)
-            if visitor.when_sent in str(msg) and not visitor.gone:
-                visitor.gone, visitor.script = True, threading.current_thread()
-                then()
-
-        monkeypatch.setattr(ScriptRunContext, "enqueue", enqueue)
 
 
 def _counted(monkeypatch, module, name: str) -> list:

@@ -18,6 +18,7 @@ from core.store.atomic import TMP_PREFIX, _atomic_write
 from core.store.records import (ARROW_SCHEMA, flatten, is_results_folder, list_data_files,
                                 read_json_record)
 from core.store.validate import check_record
+from core.turns import TICK_S, WaitShown
 
 log = logging.getLogger("core.store")
 
@@ -27,11 +28,15 @@ ASIDE_PREFIX = f"{TMP_PREFIX}set-aside-"  # a merged JSON record between its ren
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, timeout: float = 120.0, what: str = "another compaction") -> Iterator[None]:
-    """An exclusive advisory lock (released by the OS if the holder dies). Readers never take it."""
+def file_lock(path: Path, timeout: float = 120.0, what: str = "another compaction",
+              wait: WaitShown | None = None) -> Iterator[None]:
+    """An exclusive advisory lock (released by the OS if the holder dies). Readers never take it. ``wait``: told
+    when the lock is held by another (``tell()``), every :data:`core.turns.TICK_S` of the wait for it (``tell(seconds
+    waited)``) and once it is taken (``done()``, the lock held: what it raises releases it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+b") as fh:
         deadline = time.monotonic() + timeout
+        start = told = None
         while True:
             try:
                 if os.name == "nt":
@@ -42,10 +47,18 @@ def file_lock(path: Path, timeout: float = 120.0, what: str = "another compactio
                     fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except OSError:
-                if time.monotonic() > deadline:
+                if (now := time.monotonic()) > deadline:
                     raise TimeoutError(f"{what} holds {path} (waited {timeout:.0f} s)") from None
+                if wait is not None and start is None:
+                    start = told = now
+                    wait.tell()
+                elif wait is not None and now - told >= TICK_S:
+                    told = now
+                    wait.tell(now - start)
                 time.sleep(0.05)
         try:
+            if wait is not None:
+                wait.done()
             yield
         finally:
             if os.name != "nt":

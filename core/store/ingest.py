@@ -28,6 +28,7 @@ from core.store.records import (COLUMNS, MARKER_NAME, flatten,
                                 record_bytes, row_to_record)
 from core.store.validate import (MAX_INPUT_RECORDS, MAX_PARQUET_BYTES, MAX_RECORD_BYTES, RecordError,
                                  check_record, check_row_group_sizes, parse_json_bytes)
+from core.turns import WaitShown
 
 log = logging.getLogger("core.store")
 
@@ -209,12 +210,15 @@ WINDOWS_DEVICES = frozenset({"con", "prn", "aux", "nul", *(f"{port}{n}" for port
 
 def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
                  conflict_roots: Iterable[str | Path] | None = None, source: str | None = None,
-                 public: bool = False, max_stored: int | None = None) -> IngestReport:
+                 public: bool = False, max_stored: int | None = None,
+                 lock_wait: WaitShown | None = None) -> IngestReport:
     """The core of :func:`ingest` for ``(where, record dict or exception)`` pairs from any source.
 
     public: the report goes to a stranger (a hosted submission): its reasons name the stores in words
     ("the shipped results"), never by their paths on this machine.
     max_stored: the most runs the target may hold; a batch whose new runs would pass it is refused whole.
+    lock_wait: how a wait for the target's lock, held by another ingest, is shown (``core.turns.WaitShown``, told
+    every :data:`core.turns.TICK_S`; what it raises ends the wait, or the ingest before anything is written).
     """
     from core.store import SHIPPED_DIR, is_results_folder
     from core.store.load import load_runs
@@ -251,7 +255,7 @@ def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
     others = [Path(r) for r in (conflict_roots if conflict_roots is not None else [SHIPPED_DIR])]
     others = [r for r in others if r.exists() and r.resolve() != target.resolve()]
     mark_results_folder(target)
-    with file_lock(target / INGEST_LOCK, timeout=600, what="another ingest"):
+    with file_lock(target / INGEST_LOCK, timeout=600, what="another ingest", wait=lock_wait):
         remove_staged_leftovers(target)  # a killed ingest's: we hold the lock, so no live ingest is staging
         stored, held, held_twins = {}, 0, {}
         for root in [target, *others]:  # read under the lock: another ingest may just have written

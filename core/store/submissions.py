@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from core.store.ingest import IngestReport, ingest_items
 from core.store.validate import MAX_RECORD_BYTES, RecordError, parse_json_bytes
-from core.turns import Turns
+from core.turns import Turns, WaitShown
 from core.upload.archive import Source, _member_name, _open_zip, _opened, _read_member
 from core.upload.limits import MiB, UploadError, UploadLimits, _Budget, _printable, _Skip
 
@@ -77,7 +77,8 @@ def _items(zf: Any, limits: UploadLimits) -> Iterator[tuple[str, Any]]:
 
 
 def accept_submission(source: Source, *, target: str | Path | None = None,
-                      limits: UploadLimits = SUBMISSION_LIMITS, public: bool = True) -> IngestReport:
+                      limits: UploadLimits = SUBMISSION_LIMITS, public: bool = True,
+                      turn_wait: WaitShown | None = None, store_wait: WaitShown | None = None) -> IngestReport:
     """Validate and store the records in a submitted zip (``.json`` records or lists, ``.jsonl``).
 
     target: where submissions are stored (default :func:`core.store.submissions_dir`).
@@ -89,14 +90,22 @@ def accept_submission(source: Source, *, target: str | Path | None = None,
     Raises UploadError when the zip itself is refused (size, entry count, corrupt, too many records); with
     ``public``, :class:`core.turns.BusyError` when :data:`SUBMISSION_SLOTS` submissions are being read and none
     ends within :data:`SUBMISSION_WAIT_S` seconds.
+    turn_wait, store_wait: how the waits are shown (``core.turns.WaitShown``: told as each begins, every
+    :data:`core.turns.TICK_S` of it, and done once it has ended; what they raise ends the wait, holding nothing,
+    or the submission before any record is written): ``turn_wait`` for a turn (with ``public``),
+    ``store_wait`` for the submissions store's lock, held by another writer (an ingest, another submission).
     """
     if not public:  # the host's own job: one at a time by hand, not strangers at once
-        return _accept(source, target, limits, public)
-    with _SUBMISSION_TURNS.turn(wait_s=SUBMISSION_WAIT_S, what="submissions are"):
-        return _accept(source, target, limits, public)
+        return _accept(source, target, limits, public, store_wait)
+    tell = None if turn_wait is None else turn_wait.tell
+    with _SUBMISSION_TURNS.turn(wait_s=SUBMISSION_WAIT_S, what="submissions are", on_wait=tell, while_waiting=tell):
+        if turn_wait is not None:
+            turn_wait.done()
+        return _accept(source, target, limits, public, store_wait)
 
 
-def _accept(source: Source, target: str | Path | None, limits: UploadLimits, public: bool) -> IngestReport:
+def _accept(source: Source, target: str | Path | None, limits: UploadLimits, public: bool,
+            store_wait: WaitShown | None = None) -> IngestReport:
     import core.store as package
 
     folder = Path(target) if target is not None else package.submissions_dir()
@@ -109,4 +118,4 @@ def _accept(source: Source, target: str | Path | None, limits: UploadLimits, pub
     if not items:
         raise UploadError("the zip holds no record files (.json or .jsonl)")
     return ingest_items(items, folder, conflict_roots=conflicts, source=package.SUBMITTED_SOURCE, public=public,
-                        max_stored=MAX_STORED_SUBMISSIONS if public else None)
+                        max_stored=MAX_STORED_SUBMISSIONS if public else None, lock_wait=store_wait)
