@@ -168,6 +168,31 @@ def test_write_file_atomic_keeps_the_old_file_when_a_write_fails(tmp_path, monke
     assert store.write_file_atomic(report, b"bytes too").read_bytes() == b"bytes too"
 
 
+def test_files_written_together_in_several_folders_persist_each_folders_renames(tmp_path, monkeypatch):
+    """core.store.write_files_together: a set across folders (a check's files and the model cards beside the weights)
+    fsyncs every folder it renamed into, not only the first, so no rename of the set is lost to a power cut; an
+    empty set writes nothing."""
+    import os
+    import stat
+
+    real, synced = os.fsync, []
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            synced.append((info.st_dev, info.st_ino))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    files = {tmp_path / "check" / "a.csv": "a\n", tmp_path / "cards" / "deep" / "b.md": b"b\n"}
+    assert store.write_files_together(files) == list(files)
+    assert [p.read_bytes() for p in files] == [b"a\n", b"b\n"]
+    folders = {(p.parent.stat().st_dev, p.parent.stat().st_ino) for p in files}
+    assert folders <= set(synced), "a folder of the set was not fsynced after its rename"
+    synced.clear()
+    assert store.write_files_together({}) == [] and synced == []
+
+
 def _umask() -> int:
     import os
 
