@@ -201,3 +201,31 @@ def test_a_wait_for_a_store_lock_is_told_every_second_and_what_that_raises_leave
         with file_lock(lock, wait=Shown(leave_at=1)):
             pytest.fail("the lock was taken by a wait that ended")
     thread.join()
+
+
+def test_the_hosts_own_submission_shows_its_wait_for_the_store_lock_too(stores, monkeypatch):
+    """accept_submission(public=False) (jobs.submit: no turn) still tells its ``store_wait`` of a wait for the
+    submissions store's lock, and its ``turn_wait`` is never told: it takes no turn."""
+
+    class Shown:
+        def __init__(self) -> None:
+            self.told = []
+
+        def tell(self, waited=None):
+            self.told.append(None if waited is None else round(waited))
+
+        def done(self):
+            self.told.append("done")
+
+    held = _Held(monkeypatch, "lock", stores)
+    timer = threading.Timer(1.4, held.release)
+    timer.start()
+    turn, lock = Shown(), Shown()
+    try:
+        report = submissions.accept_submission(BytesIO(_records_zip()), target=stores, public=False,
+                                               turn_wait=turn, store_wait=lock)
+    finally:
+        timer.cancel()
+        held.release()
+    assert len(report.accepted) == 2 and len(_stored(stores)) == 2
+    assert lock.told == [None, 1, "done"] and turn.told == []
