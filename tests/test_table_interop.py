@@ -111,7 +111,7 @@ def test_readme_names_every_text_field_of_the_runs_csv():
 
 def test_the_runs_csv_of_number_like_text_reads_back_as_text(tmp_path):
     """A download of few runs: a run_id, a pretrained tag and a dataset that look like numbers came back as numbers
-    (pandas and DuckDB: 386310615e821832, a shipped run's id, as infinity; 0123 as 123)."""
+    (pandas and DuckDB: 386310615e821832, a shipped run's id, as infinity; pandas: 0123 as 123)."""
     from core import store
     from tests.fixtures import make_fixture_records
 
@@ -155,3 +155,29 @@ def test_the_runs_parquet_created_at_reads_as_a_time_the_way_readme_says(tmp_pat
         by_duckdb = con.sql("SELECT created_at::TIMESTAMPTZ AS t FROM read_parquet(?)", params=[str(path)]).df()["t"]
     assert sorted(by_pandas) == expected
     assert sorted(pd.to_datetime(by_duckdb, utc=True)) == expected
+
+
+def test_the_readme_examples_of_number_like_text_are_what_each_reader_does(tmp_path):
+    """README's examples of the runs' CSV read without the text columns named, checked reader by reader: a run_id
+    ``386310615e821832`` alone is infinity and a pretrained tag ``2024`` an integer in pandas and DuckDB alike, but a
+    run_id ``0123`` is 123 in pandas only (DuckDB keeps a number with a leading zero as text), so README must not say
+    DuckDB reads it as 123."""
+    from core import store
+    from tests.fixtures import make_fixture_records
+
+    record = make_fixture_records(n_datasets=1, methods=("full",))[0]
+    read = {}
+    for name, fields in (("inf", {"run_id": "386310615e821832", "pretrained": "2024"}), ("zero", {"run_id": "0123"})):
+        folder = tmp_path / name
+        store.write_record({**record, **fields}, folder)
+        path = tmp_path / f"{name}.csv"
+        path.write_bytes(store.to_csv_bytes(store.load_runs([folder])))
+        with duckdb.connect() as con:
+            duck = con.sql("SELECT run_id, pretrained FROM read_csv(?)", params=[str(path)]).fetchall()[0]
+        read[name] = (pd.read_csv(path).loc[0, ["run_id", "pretrained"]].tolist(), list(duck))
+    (pandas_inf, duck_inf), (pandas_zero, duck_zero) = read["inf"], read["zero"]
+    assert pandas_inf == [math.inf, 2024] and duck_inf == [math.inf, 2024]
+    assert pandas_zero[0] == 123 and duck_zero[0] == "0123"
+    sentence = " ".join(README[README.index("In the runs' CSV"):README.index("Name its text columns")].split())
+    assert "`386310615e821832` alone comes back as infinity" in sentence and "`2024` as an integer" in sentence
+    assert "`0123` as 123 in pandas" in sentence, "README says DuckDB reads a run_id 0123 as 123: it keeps the text"
