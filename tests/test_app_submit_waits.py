@@ -203,24 +203,45 @@ def test_a_wait_for_a_store_lock_is_told_every_second_and_what_that_raises_leave
     thread.join()
 
 
+class _Told:
+    """A core.turns.WaitShown that keeps what it was told: None as the wait begins, the whole seconds waited at each
+    tick, "done" once it ended."""
+
+    def __init__(self) -> None:
+        self.told = []
+
+    def tell(self, waited=None):
+        self.told.append(None if waited is None else round(waited))
+
+    def done(self):
+        self.told.append("done")
+
+
+def test_a_submissions_wait_for_a_turn_is_told_as_it_begins_every_second_and_done_before_the_store(stores,
+                                                                                                    monkeypatch):
+    """accept_submission's ``turn_wait``: told as the wait for a turn begins (the page's line from the start, not
+    first after a second), every second, and done once the turn came, before the store's lock (free: done only)."""
+    held = _Held(monkeypatch, "turn")
+    timer = threading.Timer(1.4, held.release)
+    timer.start()
+    turn, lock = _Told(), _Told()
+    try:
+        report = submissions.accept_submission(BytesIO(_records_zip()), target=stores, turn_wait=turn,
+                                               store_wait=lock)
+    finally:
+        timer.cancel()
+        held.release()
+    assert len(report.accepted) == 2
+    assert turn.told == [None, 1, "done"] and lock.told == ["done"]
+
+
 def test_the_hosts_own_submission_shows_its_wait_for_the_store_lock_too(stores, monkeypatch):
     """accept_submission(public=False) (jobs.submit: no turn) still tells its ``store_wait`` of a wait for the
     submissions store's lock, and its ``turn_wait`` is never told: it takes no turn."""
-
-    class Shown:
-        def __init__(self) -> None:
-            self.told = []
-
-        def tell(self, waited=None):
-            self.told.append(None if waited is None else round(waited))
-
-        def done(self):
-            self.told.append("done")
-
     held = _Held(monkeypatch, "lock", stores)
     timer = threading.Timer(1.4, held.release)
     timer.start()
-    turn, lock = Shown(), Shown()
+    turn, lock = _Told(), _Told()
     try:
         report = submissions.accept_submission(BytesIO(_records_zip()), target=stores, public=False,
                                                turn_wait=turn, store_wait=lock)
