@@ -3,6 +3,7 @@ Compaction is in test_store_compaction.py, queries and views of the loaded runs 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -322,3 +323,33 @@ def test_the_store_reader_silences_duckdbs_extra_copy_warning_itself_and_no_othe
     done = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "shown", done.stderr[-2000:]
+
+
+def test_a_set_with_a_folder_in_the_way_of_a_file_writes_none_of_it(tmp_path):
+    """A target that is a folder failed only at its rename, after the files before it in the set had been replaced
+    (and the error named the temporary, not the file meant): now refused before anything is written."""
+    from core import store
+
+    first, blocked = tmp_path / "summary.md", tmp_path / "table.csv"
+    first.write_text("old\n", encoding="utf-8")
+    blocked.mkdir()
+    with pytest.raises(IsADirectoryError, match=re.escape(str(blocked))):
+        store.write_files_together({first: "new\n", blocked: "rows\n"})
+    assert first.read_text(encoding="utf-8") == "old\n" and blocked.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.md", "table.csv"]  # no temporary left
+
+
+def test_a_failed_rename_in_a_set_names_the_file_meant(tmp_path, monkeypatch):
+    import os
+
+    from core import store
+
+    def refused(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refused)
+    target = tmp_path / "table.csv"
+    with pytest.raises(PermissionError, match=re.escape(str(target))):
+        store.write_files_together({target: "rows\n"})
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []

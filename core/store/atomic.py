@@ -8,6 +8,7 @@ writing leaves the old file, never a cut one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -88,7 +89,13 @@ def write_files_together(files: Mapping[Path, bytes | str]) -> list[Path]:
     """Write several files (str as UTF-8) as one set: each is staged first, and only when all are staged are
     they renamed into place. A Ctrl-C, a full disk or an error while writing leaves every old file as it was
     (files written atomically one after another could leave a new table beside an old summary); only a kill
-    within the renames themselves (microseconds) could mix old and new. Returns the paths, in order."""
+    within the renames themselves (microseconds) could mix old and new. Returns the paths, in order.
+
+    IsADirectoryError, before anything is written, when a target is a folder: its rename would fail only after the
+    files before it in the set had been replaced."""
+    for path in files:
+        if Path(path).is_dir():
+            raise IsADirectoryError(errno.EISDIR, "a folder is in the way of a file to be written", str(path))
     staged: list[tuple[str, Path]] = []
     try:
         for path, data in files.items():
@@ -98,7 +105,10 @@ def write_files_together(files: Mapping[Path, bytes | str]) -> list[Path]:
             except OSError as exc:
                 raise _naming(Path(path), exc) from exc
         for tmp, path in staged:
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise _naming(path, exc) from exc
     except BaseException:
         for tmp, _ in staged:
             with contextlib.suppress(OSError):
