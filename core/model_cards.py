@@ -155,9 +155,9 @@ def model_notes(frame: pd.DataFrame, untrained: AbstractSet[tuple[str, str]], ma
     return [note for note in notes if note]
 
 
-__all__ = ["PREDICTOR_TITLES", "baseline_titles", "predictor_set_title", "predictor_title", "CITATIONS", "Citation", "METHOD_CARDS", "MethodCard", "ModelCard", "method_card", "method_title",
-           "model_card", "model_card_path", "model_label", "model_label_column", "model_names", "model_notes", "toy_note", "untrained_models", "flag_values", "UNTRAINED_MARK",
-           "untrained_note"]
+__all__ = ["MODEL_CARD_FILE", "UNTRAINED_MARK", "ModelCard", "flag_values", "model_card", "model_card_path", "model_label",
+           "model_label_column", "model_labels", "model_names", "model_notes", "model_option", "model_options", "toy_note",
+           "untrained_models", "untrained_note"]
 
 
 def model_options(runs: pd.DataFrame) -> list[str]:
