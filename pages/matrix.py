@@ -1,5 +1,4 @@
 """Per dataset: every method on every dataset for one model and one outcome; the best of each dataset marked."""
-import pandas as pd
 import streamlit as st
 
 import app
