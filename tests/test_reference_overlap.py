@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import threading
+import time
 import zipfile
 from concurrent.futures import wait
 
@@ -22,6 +23,25 @@ from tests.app_helpers import page, run_upload
 from tests.fixtures import make_fixture_records
 
 WORLD_SETS = {"fx-set-0": "shape-kind", "fx-set-1": "letters"}  # two fixture datasets named as world tasks
+
+
+@pytest.fixture(autouse=True)
+def _no_hashing_left_from_earlier_tests():
+    """Each test starts once the background hashing earlier tests queued is done (every digest they asked for, in
+    the module's own ``_PENDING``). A test here that swaps ``_PENDING`` for its own while a worker still hashes an
+    earlier test's split had the worker drop that key from the test's dict, so the module's kept the finished
+    future for the rest of the process, and three tests of this file failed when run after
+    tests/test_reference_overlap_wait.py."""
+    deadline = time.monotonic() + 120
+    while True:
+        with ro._GUARD:
+            left = dict(ro._PENDING)
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"background hashing still at work after 120 s: {sorted(left)}")
+        wait(list(left.values()), timeout=max(0.0, deadline - time.monotonic()))
+        time.sleep(0.01)  # a worker drops its key from _PENDING just after it sets the future's result
 
 
 def _images(task: str, per_class: int = 2) -> list:

@@ -12,7 +12,8 @@ import pytest
 from core import reference_overlap as ro
 from core.data.example import example_sample_zip
 from core.upload import load_image_folder_zip
-from tests.test_reference_overlap import _images, _runs, world_named_store  # noqa: F401 - a fixture
+from tests.test_reference_overlap import (  # noqa: F401 - fixtures
+    _images, _no_hashing_left_from_earlier_tests, _runs, world_named_store)
 
 
 @pytest.fixture
