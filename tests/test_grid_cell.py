@@ -47,20 +47,31 @@ def test_zero_shot_block_is_computed_once_per_model_and_dataset_in_a_process(loa
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc")
 def test_a_cells_peak_memory_is_its_own_not_an_earlier_cells():
-    """ru_maxrss never goes down: every cell of a process reported the largest peak of any earlier one."""
+    """ru_maxrss never goes down: every cell of a process reported the largest peak of any earlier one.
+    The memory is mapped for the test, not taken from the allocator: np.ones(100 MB) could reuse memory earlier
+    tests had freed inside malloc's heap, still resident, so the peak did not grow (after 44 files, reverse order)."""
+    import mmap
+
     import numpy as np
 
     from core.experiment import peak_rss_mb, start_peak_window
 
-    big = np.ones(400 * 2**20 // 8)  # 400 MB, touched: an earlier cell's peak
-    del big
+    def touched(mb: int) -> mmap.mmap:
+        """``mb`` MB of new pages, each written: resident until closed."""
+        memory = mmap.mmap(-1, mb * 2**20)
+        view = np.frombuffer(memory, dtype=np.uint8)
+        view[:] = 1
+        del view  # closing the map needs its last view gone
+        return memory
+
+    touched(400).close()  # 400 MB: an earlier cell's peak, given back
     process_peak = peak_rss_mb("process")
     assert start_peak_window() == "cell"
     small = peak_rss_mb("cell")
     assert small < process_peak - 300  # the window starts at the current size, not the old peak
-    more = np.ones(100 * 2**20 // 8)
+    more = touched(100)
     assert peak_rss_mb("cell") >= small + 90
-    del more
+    more.close()
 
 
 def test_a_cell_takes_zero_shot_measures_on_train_and_accuracies_on_test(monkeypatch, tmp_path):
