@@ -35,7 +35,8 @@ from core.data import world2
 from core.data.world import pretraining_batch
 from core.imaging import uint8_batch_to_tensor
 from core.experiment import cpu_model, cpu_signature, git_revision, numerics_environment, package_versions
-from core.models import ASSET_DIR, load_model, spec_for
+from core import models as model_zoo
+from core.models import load_model, spec_for
 from core.store import write_file_atomic
 from jobs.cli import (check_writable_folder, log_progress, quiet_libraries, sigterm_as_interrupt, user_facing,
                       work_begins)
@@ -73,7 +74,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.work is None:
         args.work = default_work(args.model)
     if args.out is None:
-        args.out = ASSET_DIR / spec_for(args.model).shipped_weights
+        # read now, not copied at import: where core.models looks for the weights when this runs
+        args.out = model_zoo.ASSET_DIR / spec_for(args.model).shipped_weights
     for name in ("steps", "batch", "warmup", "ckpt_every", "threads"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from core.experiment import cpu_model, cpu_signature, numerics_environment
+from core.models import spec_for
 from jobs import pretrain
 
 TINY = ["--steps", "2", "--batch", "8", "--warmup", "1", "--threads", "1", "--ckpt-every", "1"]
@@ -17,6 +18,19 @@ TINY = ["--steps", "2", "--batch", "8", "--warmup", "1", "--threads", "1", "--ck
 
 def _argv(tmp_path, out, *extra):
     return [*TINY, "--work", str(tmp_path / "work"), "--out", str(out), *extra]
+
+
+def test_the_default_out_is_where_core_models_looks_for_the_weights_now(tmp_path, monkeypatch):
+    """jobs.pretrain copied core.models.ASSET_DIR when first imported: imported by a test that had pointed it at a
+    temporary folder (tests/test_world_check.py's run with every model's weights missing imports jobs.pretrain for
+    its recipes), its default --out stayed in that folder for every later test of the session."""
+    from core import models as model_zoo
+
+    monkeypatch.setattr(model_zoo, "ASSET_DIR", tmp_path)
+    weights = spec_for("worldclip-v2-a").shipped_weights
+    assert pretrain.parse_args(["--model", "worldclip-v2-a"]).out == tmp_path / weights
+    monkeypatch.undo()
+    assert pretrain.parse_args([]).out == model_zoo.ASSET_DIR / spec_for("worldclip-tiny").shipped_weights
 
 
 @pytest.mark.parametrize("out, match", [
