@@ -12,23 +12,18 @@ from io import BytesIO
 
 import pytest
 
-from core import store
 from core.store import submissions
 from core.store.ingest import INGEST_LOCK
 from core.turns import Turns
 from tests.app_helpers import LeavingVisitor, page, sent_markdown
-from tests.fixtures import make_fixture_records, write_fixture_store
+from tests.fixtures import make_fixture_records
+from tests.store_helpers import submission_stores
 
 
 @pytest.fixture
 def stores(tmp_path, monkeypatch):
     """A shipped store of 2 runs, no local one, and an empty submissions store (returned)."""
-    shipped, local, submitted = tmp_path / "shipped", tmp_path / "local", tmp_path / "submitted"
-    write_fixture_store(shipped, n_datasets=2, methods=("full",))
-    monkeypatch.setattr(store, "SHIPPED_DIR", shipped)
-    monkeypatch.setenv(store.ENV_VAR, str(local))
-    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(submitted))
-    return submitted
+    return submission_stores(tmp_path, monkeypatch)[2]
 
 
 class _Held:

@@ -16,7 +16,8 @@ from core.store import submissions
 from core.store.validate import json_depth
 from core.upload import UploadError
 from jobs import submit
-from tests.fixtures import make_fixture_records, write_fixture_store
+from tests.fixtures import make_fixture_records
+from tests.store_helpers import submission_stores
 
 
 def make_zip(path, members: dict[str, bytes]) -> None:
@@ -27,12 +28,7 @@ def make_zip(path, members: dict[str, bytes]) -> None:
 
 @pytest.fixture
 def stores(tmp_path, monkeypatch):
-    shipped, local, sub = tmp_path / "shipped", tmp_path / "local", tmp_path / "submitted"
-    write_fixture_store(shipped, n_datasets=2, methods=("full",))
-    monkeypatch.setattr(store, "SHIPPED_DIR", shipped)
-    monkeypatch.setenv(store.ENV_VAR, str(local))
-    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(sub))
-    return shipped, local, sub
+    return submission_stores(tmp_path, monkeypatch)
 
 
 def test_submission_is_validated_labelled_and_never_overrides(stores, tmp_path, capsys):
