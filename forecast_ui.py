@@ -206,9 +206,7 @@ def _forecast_turn(wait_s: float, told: str | None) -> Iterator[None]:
     waited for. The wait says how long it has waited every second, so such a run ends within one, not after up to
     ``wait_s``."""
     with waiting(told or "") as wait:  # told None: never shown
-        tell = None if told is None else wait.tell
-        with _FORECAST_TURNS.turn(wait_s=wait_s, what="forecasts are", on_wait=tell, while_waiting=tell):
-            wait.done()
+        with _FORECAST_TURNS.turn(wait_s=wait_s, what="forecasts are", wait=None if told is None else wait):
             yield
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-#: How often (seconds) a wait for a turn calls its ``while_waiting``.
+#: How often (seconds) a wait for a turn (or a lock, a hashing) tells how long it has waited.
 TICK_S = 1.0
 
 
@@ -40,25 +40,27 @@ class Turns:
         self._free = threading.BoundedSemaphore(slots)
 
     @contextmanager
-    def turn(self, *, wait_s: float, what: str = "this", on_wait: Callable[[], None] | None = None,
-             while_waiting: Callable[[float], None] | None = None) -> Iterator[None]:
-        """Hold one slot for the block. Without a free slot, ``on_wait()`` is called once (to tell the user)
-        and the call waits up to ``wait_s`` seconds, then raises BusyError naming ``what``. ``while_waiting(seconds
-        waited)`` is called every :data:`TICK_S` of the wait: what it raises ends the wait, holding nothing (a
-        Streamlit page stops a run whose visitor left only where it sends the page something)."""
+    def turn(self, *, wait_s: float, what: str = "this", wait: WaitShown | None = None) -> Iterator[None]:
+        """Hold one slot for the block. Without a free slot, the call waits up to ``wait_s`` seconds, then raises
+        BusyError naming ``what``. ``wait`` shows it: ``tell()`` as it begins, ``tell(seconds waited)`` every
+        :data:`TICK_S` of it (what either raises ends the wait, holding nothing: a Streamlit page stops a run whose
+        visitor left only where it sends the page something), and ``done()`` once the slot is held (what it raises
+        gives the slot back)."""
         if not wait_s >= 0:
             raise ValueError(f"wait_s must be zero or more seconds, got {wait_s!r}")
         if not self._free.acquire(blocking=False):
-            if on_wait is not None:
-                on_wait()
+            if wait is not None:
+                wait.tell()
             start = time.monotonic()
             while not self._free.acquire(timeout=max(0.0, min(TICK_S, start + wait_s - time.monotonic()))):
                 if (waited := time.monotonic() - start) >= wait_s:
                     raise BusyError(f"The server is busy: {self.slots} {what} already running and none ended "
                                     f"within {wait_s:g} s. Please try again in a minute.")
-                if while_waiting is not None:
-                    while_waiting(waited)
+                if wait is not None:
+                    wait.tell(waited)
         try:
+            if wait is not None:
+                wait.done()
             yield
         finally:
             self._free.release()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -15,7 +16,8 @@ def test_a_second_holder_waits_for_the_first_and_is_told_it_waits():
     first.__enter__()
 
     def second():
-        with turns.turn(wait_s=5, on_wait=lambda: told.append("waiting")):
+        with turns.turn(wait_s=5, wait=SimpleNamespace(tell=lambda waited=None: waited is None and told.append("waiting"),
+                                                       done=lambda: None)):
             order.append("second")
 
     thread = threading.Thread(target=second)
@@ -74,7 +76,7 @@ def test_a_busy_wait_lasts_wait_s_not_less_and_not_much_more():
 
 def test_a_wait_is_told_how_long_it_has_waited_and_ends_holding_nothing_when_that_raises(monkeypatch):
     """A wait called nothing between its start and its end (up to 120 s on the forecast page), so a page whose
-    visitor left could not stop it there. ``while_waiting`` is called every TICK_S; what it raises ends the wait."""
+    visitor left could not stop it there. The wait is told every TICK_S; what that raises ends the wait."""
     import core.turns
 
     monkeypatch.setattr(core.turns, "TICK_S", 0.02)
@@ -87,7 +89,8 @@ def test_a_wait_is_told_how_long_it_has_waited_and_ends_holding_nothing_when_tha
 
     with turns.turn(wait_s=0):
         with pytest.raises(KeyError, match="the visitor left"):
-            with turns.turn(wait_s=5, while_waiting=tick):
+            with turns.turn(wait_s=5, wait=SimpleNamespace(tell=lambda waited=None: waited is not None and tick(waited),
+                                                           done=lambda: None)):
                 pytest.fail("a turn was given while the only one was held")
         assert len(ticks) == 3 and ticks == sorted(ticks) and ticks[-1] < 1.0
     with turns.turn(wait_s=0):  # the one slot came back once, and was not taken by the ended wait

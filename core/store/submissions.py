@@ -97,10 +97,7 @@ def accept_submission(source: Source, *, target: str | Path | None = None,
     """
     if not public:  # the host's own job: one at a time by hand, not strangers at once
         return _accept(source, target, limits, public, store_wait)
-    tell = None if turn_wait is None else turn_wait.tell
-    with _SUBMISSION_TURNS.turn(wait_s=SUBMISSION_WAIT_S, what="submissions are", on_wait=tell, while_waiting=tell):
-        if turn_wait is not None:
-            turn_wait.done()
+    with _SUBMISSION_TURNS.turn(wait_s=SUBMISSION_WAIT_S, what="submissions are", wait=turn_wait):
         return _accept(source, target, limits, public, store_wait)
 
 
