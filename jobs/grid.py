@@ -32,7 +32,7 @@ from core.grid_config import Grid, GridConfigError, load_grid
 from core.store.locks import (acquire_lock, heartbeat, live_locks, lock_path, release_lock,  # noqa: F401
                               release_locks_of)
 from jobs.cli import (EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_USER_ERROR, log_progress, quiet_libraries,
-                      raise_interrupt, user_facing)
+                      sigterm_as_interrupt, user_facing)
 from jobs.grid_preflight import _known, preflight  # noqa: F401 (tests and grid_slurm use them from here)
 from jobs.grid_options import parse_args, select_cells  # noqa: F401 (re-exported: tests use grid.select_cells)
 from jobs.grid_slurm import option_problem, run_submitit
@@ -169,18 +169,16 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
                  outcome, _describe(cell), elapsed, eta)
 
     if len(devices) == 1:
-        previous = signal.signal(signal.SIGTERM, raise_interrupt)  # SIGTERM ends like Ctrl-C: exit 130
-        try:
-            for i, cell in enumerate(pending):
-                log.info("running %s", _describe(cell))
-                report(i, cell, execute_cell(cell, str(results), str(cache_dir) if cache_dir else None, devices[0],
-                                             command, retry_failed, threads))
-        except KeyboardInterrupt:
-            # the cell in flight is lost (no record; execute_cell releases its lock); say how to resume
-            _stopped(counts, len(pending))
-            raise
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        with sigterm_as_interrupt():  # SIGTERM ends like Ctrl-C: exit 130
+            try:
+                for i, cell in enumerate(pending):
+                    log.info("running %s", _describe(cell))
+                    report(i, cell, execute_cell(cell, str(results), str(cache_dir) if cache_dir else None,
+                                                 devices[0], command, retry_failed, threads))
+            except KeyboardInterrupt:
+                # the cell in flight is lost (no record; execute_cell releases its lock); say how to resume
+                _stopped(counts, len(pending))
+                raise
         return counts
     from concurrent.futures import ProcessPoolExecutor, as_completed
     import multiprocessing
@@ -190,25 +188,23 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
     for device in devices:
         free.put(device)
     pool = ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(), free))
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)  # a SIGTERM stops the workers too
-    try:
-        futures = {pool.submit(_execute_on_worker_device, cell, str(results), str(cache_dir) if cache_dir else None,
-                               command, retry_failed, threads): cell
-                   for cell in pending}
-        for i, fut in enumerate(as_completed(futures)):
-            report(i, futures[fut], fut.result())
-    except BaseException:  # Ctrl-C, SIGTERM, a crashed worker: queued cells must not run on unattended
-        pool.shutdown(wait=False, cancel_futures=True)
-        stopped = multiprocessing.active_children()
-        for child in stopped:  # cells in flight are lost
-            child.terminate()
-        for child in stopped:
-            child.join(timeout=10)
-        release_locks_of(results, [c.pid for c in stopped if c.pid])  # a terminated worker never released its locks
-        _stopped(counts, len(pending))
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with sigterm_as_interrupt():  # a SIGTERM stops the workers too
+        try:
+            futures = {pool.submit(_execute_on_worker_device, cell, str(results),
+                                   str(cache_dir) if cache_dir else None, command, retry_failed, threads): cell
+                       for cell in pending}
+            for i, fut in enumerate(as_completed(futures)):
+                report(i, futures[fut], fut.result())
+        except BaseException:  # Ctrl-C, SIGTERM, a crashed worker: queued cells must not run on unattended
+            pool.shutdown(wait=False, cancel_futures=True)
+            stopped = multiprocessing.active_children()
+            for child in stopped:  # cells in flight are lost
+                child.terminate()
+            for child in stopped:
+                child.join(timeout=10)
+            release_locks_of(results, [c.pid for c in stopped if c.pid])  # a terminated worker never released them
+            _stopped(counts, len(pending))
+            raise
     pool.shutdown()
     return counts
 
