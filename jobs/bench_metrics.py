@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from core import metrics, transferability
-from jobs.cli import check_at_least, user_facing, work_begins
+from jobs.cli import check_at_least, comma_list, user_facing, work_begins
 
 
 def _best(fn: Callable[[], object], repeats: int = 3) -> tuple[float, object]:
@@ -111,7 +111,7 @@ def bench_baselines(n: int, d: int, c: int, seed: int) -> None:
 def _sizes(text: str) -> list[int]:
     """--sizes: comma-separated row counts, each at least 2."""
     try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
+        sizes = [int(s) for s in comma_list(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
     if not sizes or min(sizes) < 2:

@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from core.grid_config import MAX_CELLS, Grid, GridConfigError
-from jobs.cli import Once, did_you_mean
+from jobs.cli import Once, comma_list, did_you_mean
 from jobs.grid_slurm import DEFAULT_PARALLELISM, DEFAULT_TIMEOUT_MIN
 
 
@@ -55,7 +55,7 @@ def select_cells(grid: Grid, methods: str | None, seeds: str | None, models: str
         if wanted is None:
             continue
         try:
-            values = [int(v) if key == "seed" else v.strip() for v in wanted.split(",") if v.strip()]
+            values = [int(v) if key == "seed" else v for v in comma_list(wanted)]
         except ValueError as exc:
             raise GridConfigError(f"--{key}s must be comma-separated integers, got {wanted!r}") from exc
         have = sorted({c[key] for c in grid.cells}, key=str)

@@ -65,7 +65,7 @@ from core import forecast_select as fsel
 from core import predictor_eval as pe
 from core import store
 from core.schema import csv_text
-from jobs.cli import check_file_out, no_runs, user_facing, work_begins
+from jobs.cli import check_file_out, comma_list, no_runs, user_facing, work_begins
 from jobs.predictor_tables import (HEADLINE, RULE_TEXT, rules_markdown, selection_markdown,  # noqa: F401 (tests
                                     summary_lines, summary_markdown,  # and users read them from here)
                                     zero_shot_markdown)
@@ -185,7 +185,7 @@ def stage_progress(what: str) -> Callable[[int, int], None]:
 
 def parse_rules(text: str) -> list[str]:
     """The comma-separated selection rules of ``--compare-rules``, in the given order, each once."""
-    rules = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    rules = list(dict.fromkeys(comma_list(text)))
     if not rules:
         raise ValueError("name at least one rule")
     for rule in rules:
