@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
@@ -11,13 +12,25 @@ from core.cards import model_card_path
 from core.data import world2
 from core.data.world2.subworlds import caption_rates
 from core.models import ASSET_DIR, spec_for
+from core.model_specs import ModelSpec
 
 LOSSES = {"clip": "multi-positive InfoNCE (identical captions in a batch are positives of each other)",
           "siglip": "SigLIP's pairwise sigmoid loss, identical captions positives of each other; learnt bias"}
 
 
+def _shipped_spec(model_key: str) -> ModelSpec:
+    """The spec of a model with shipped weights (the world-v2 ones); ValueError for any other, which has no card."""
+    spec = spec_for(model_key)
+    if not spec.shipped_weights:
+        raise ValueError(f"model {model_key!r} has no shipped weights, so no model card: "
+                         "cards are written for the world-v2 models (jobs.pretrain RECIPES)")
+    return spec
+
+
 def card_path(model_key: str) -> Path:
-    return model_card_path(spec_for(model_key))
+    """Where the card of ``model_key`` is written; ValueError for a model without shipped weights."""
+    path = model_card_path(_shipped_spec(model_key))
+    return cast(Path, path)  # model_card_path is None only for a model without shipped weights, refused above
 
 
 def check_paragraph(passed: bool | None) -> str:
@@ -38,8 +51,8 @@ def card_text(model_key: str, rows: pd.DataFrame, *, passed: bool | None = None)
     from jobs.pretrain import RECIPES
     from jobs.world_check import table
 
-    spec = spec_for(model_key)
-    log_path = (ASSET_DIR / spec.shipped_weights).with_suffix(".train.json")
+    spec = _shipped_spec(model_key)
+    log_path = (ASSET_DIR / str(spec.shipped_weights)).with_suffix(".train.json")
     train = json.loads(log_path.read_text()) if log_path.exists() else {}
     _, mix_name, loss = RECIPES[model_key]
     mix = world2.mix_by_name(mix_name)

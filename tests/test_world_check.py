@@ -310,6 +310,18 @@ def test_every_shipped_world_v2_card_gives_the_shipped_checks_verdict(spec):
     assert passed is not None and check_paragraph(passed) in card_path(spec.key).read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize("key", ["ViT-B-32", "CLIP"])
+def test_a_model_without_shipped_weights_has_no_card_and_says_so(key):
+    """card_path gave None (typed as a Path) and card_text a TypeError from ``ASSET_DIR / None`` for a model whose
+    weights are not shipped; both now refuse it by name."""
+    from jobs.world2_card import card_path, card_text
+
+    with pytest.raises(ValueError, match=rf"{key!r} has no shipped weights, so no model card"):
+        card_path(key)
+    with pytest.raises(ValueError, match=rf"{key!r} has no shipped weights"):
+        card_text(key, pd.DataFrame())
+
+
 @pytest.mark.slow
 def test_the_full_check_hands_its_verdict_to_the_cards_and_a_quick_look_the_shipped_one(sandbox, tmp_path):
     shipped, calls = sandbox
