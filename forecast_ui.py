@@ -206,7 +206,7 @@ def _forecast_turn(wait_s: float, told: str | None) -> Iterator[None]:
     waited for. The wait says how long it has waited every second, so such a run ends within one, not after up to
     ``wait_s``."""
     with waiting(told or "") as wait:  # told None: never shown
-        with _FORECAST_TURNS.turn(wait_s=wait_s, what="forecasts are", wait=None if told is None else wait):
+        with _FORECAST_TURNS.turn(wait_s=wait_s, what="forecasts", wait=None if told is None else wait):
             yield
 
 

@@ -40,9 +40,9 @@ class Turns:
         self._free = threading.BoundedSemaphore(slots)
 
     @contextmanager
-    def turn(self, *, wait_s: float, what: str = "this", wait: WaitShown | None = None) -> Iterator[None]:
+    def turn(self, *, wait_s: float, what: str = "this work", wait: WaitShown | None = None) -> Iterator[None]:
         """Hold one slot for the block. Without a free slot, the call waits up to ``wait_s`` seconds, then raises
-        BusyError naming ``what``. ``wait`` shows it: ``tell()`` as it begins, ``tell(seconds waited)`` every
+        BusyError naming ``what`` (what takes the turns, e.g. "forecasts"). ``wait`` shows it: ``tell()`` as it begins, ``tell(seconds waited)`` every
         :data:`TICK_S` of it (what either raises ends the wait, holding nothing: a Streamlit page stops a run whose
         visitor left only where it sends the page something), and ``done()`` once the slot is held (what it raises
         gives the slot back)."""
@@ -54,8 +54,8 @@ class Turns:
             start = time.monotonic()
             while not self._free.acquire(timeout=max(0.0, min(TICK_S, start + wait_s - time.monotonic()))):
                 if (waited := time.monotonic() - start) >= wait_s:
-                    raise BusyError(f"The server is busy: {self.slots} {what} already running and none ended "
-                                    f"within {wait_s:g} s. Please try again in a minute.")
+                    raise BusyError(f"The server is busy: no turn for {what} came free within {wait_s:g} s (it "
+                                    f"runs {self.slots} at a time). Please try again in a minute.")
                 if wait is not None:
                     wait.tell(waited)
         try:

@@ -30,11 +30,22 @@ def test_a_second_holder_waits_for_the_first_and_is_told_it_waits():
     assert order == ["first ends", "second"]
 
 
+def test_the_busy_message_reads_right_with_a_single_slot():
+    """With one slot the message said "1 forecasts are already running"."""
+    turns = Turns(1)
+    with turns.turn(wait_s=0):
+        with pytest.raises(BusyError, match=r"^The server is busy: no turn for forecasts came free within 0\.01 s \(it "
+                                            r"runs 1 at a time\)\. Please try again in a minute\.$"):
+            with turns.turn(wait_s=0.01, what="forecasts"):
+                pass
+
+
 def test_no_turn_within_the_limit_raises_and_frees_nothing():
     turns = Turns(2)
     with turns.turn(wait_s=0), turns.turn(wait_s=0):
-        with pytest.raises(BusyError, match=r"busy: 2 forecasts are already running and none ended within 0\.05 s"):
-            with turns.turn(wait_s=0.05, what="forecasts are"):
+        with pytest.raises(BusyError, match=r"busy: no turn for forecasts came free within 0\.05 s \(it runs 2 at a "
+                                            r"time\)\. Please try again"):
+            with turns.turn(wait_s=0.05, what="forecasts"):
                 pass
     with turns.turn(wait_s=0), turns.turn(wait_s=0):  # both slots came back, and only two
         pass

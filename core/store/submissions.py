@@ -97,7 +97,7 @@ def accept_submission(source: Source, *, target: str | Path | None = None,
     """
     if not public:  # the host's own job: one at a time by hand, not strangers at once
         return _accept(source, target, limits, public, store_wait)
-    with _SUBMISSION_TURNS.turn(wait_s=SUBMISSION_WAIT_S, what="submissions are", wait=turn_wait):
+    with _SUBMISSION_TURNS.turn(wait_s=SUBMISSION_WAIT_S, what="submissions", wait=turn_wait):
         return _accept(source, target, limits, public, store_wait)
 
 
