@@ -10,6 +10,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -25,11 +26,12 @@ from page_waits import waiting
 
 
 @st.cache_data(ttl=60)
-def forecast_selection() -> pd.DataFrame:
-    """Every shipped ``forecast-selection.csv``, one frame (:func:`core.forecast_select.read_selections`)."""
+def forecast_selection(shipped: Path) -> pd.DataFrame:
+    """Every ``forecast-selection.csv`` under ``shipped`` (the shipped results, ``store.SHIPPED_DIR``), one frame
+    (:func:`core.forecast_select.read_selections`); cached per folder, so another folder is never given this one's."""
     from core.forecast_select import read_selections
 
-    return read_selections(store.SHIPPED_DIR)
+    return read_selections(shipped)
 
 
 def forecast_table(rows: pd.DataFrame, untrained_model: str | None = None) -> None:
@@ -346,7 +348,7 @@ def selection_expander(res) -> None:
     with st.expander(f"How each forecast was chosen (rule {forecast_select.DEFAULT_RULE}): predictors, nested LODO "
                      "error, error saved vs the IIMM line, coverage, a jackknife+ interval (19+ datasets)"):
         shown = forecast_select.selection_shown(forecast_select.with_measured_coverage(
-            res.selected, forecast_selection(), model=res.model, pretrained=res.pretrained))
+            res.selected, forecast_selection(store.SHIPPED_DIR), model=res.model, pretrained=res.pretrained))
         if res.untrained:  # said as the forecast table says it
             shown.insert(0, "model", cards.model_label(res.model, res.pretrained, True))
         st.dataframe(shown, hide_index=True, key="fc_selected", column_config={  # coverage in %, the rest to 2 decimals

@@ -278,7 +278,7 @@ def test_forecast_page_shows_model_errors_and_missing_runs(fixture_store, monkey
 def test_forecast_selection_reads_every_shipped_table_and_keeps_the_rule(fixture_store):
     import forecast_ui  # the forecast page parts, for their cached table reader
     forecast_ui.forecast_selection.clear()
-    assert forecast_ui.forecast_selection().empty  # nothing shipped
+    assert forecast_ui.forecast_selection(store.SHIPPED_DIR).empty  # nothing shipped
     runs = store.records_to_frame(make_fixture_records(n_datasets=7, methods=("full",), noise=0.5))
     table = forecast_select.selection_table(runs, outcomes=("id_gain",))
     table.to_csv(store.SHIPPED_DIR / "forecast-selection.csv", index=False)
@@ -288,13 +288,25 @@ def test_forecast_selection_reads_every_shipped_table_and_keeps_the_rule(fixture
         store.SHIPPED_DIR / "world-x" / "forecast-selection.csv", index=False)
     other.assign(coverage=0.75).to_csv(store.SHIPPED_DIR / "world-x" / "tables" / "forecast-selection.csv", index=False)
     forecast_ui.forecast_selection.clear()
-    got = forecast_ui.forecast_selection()
+    got = forecast_ui.forecast_selection(store.SHIPPED_DIR)
     default = forecast_select.DEFAULT_RULE
     assert sorted(zip(got["pretrained"], got["rule"])) == sorted(
         [(table["pretrained"].iloc[0], default), ("world-x", default), ("world-x", "one-se")])
     # the same (model, method, outcome, rule) in two files: the later path wins
     assert got.loc[(got["pretrained"] == "world-x") & (got["rule"] == default), "coverage"].tolist() == [0.75]
     forecast_ui.forecast_selection.clear()
+
+
+def test_forecast_selection_is_cached_per_folder(tmp_path):
+    """Cached without an argument, it gave a second shipped folder the first one's table until the cache expired."""
+    import forecast_ui
+    runs = store.records_to_frame(make_fixture_records(n_datasets=7, methods=("full",), noise=0.5))
+    table = forecast_select.selection_table(runs, outcomes=("id_gain",))
+    for name, coverage in (("one", 0.5), ("two", 0.75)):
+        (tmp_path / name).mkdir()
+        table.assign(coverage=coverage).to_csv(tmp_path / name / "forecast-selection.csv", index=False)
+    assert forecast_ui.forecast_selection(tmp_path / "one")["coverage"].tolist() == [0.5]
+    assert forecast_ui.forecast_selection(tmp_path / "two")["coverage"].tolist() == [0.75]
 
 
 def test_the_upload_names_the_command_that_makes_the_same_forecast_from_a_terminal(fixture_store):

@@ -31,7 +31,7 @@ def test_bad_shipped_tables_degrade_to_a_message(fixture_store):
                                                                       encoding="utf-8")  # empty: was a traceback on the page
     (store.SHIPPED_DIR / "forecast-selection.csv").write_text("a,b\n1,2\n", encoding="utf-8")  # other columns
     forecast_ui.forecast_selection.clear()
-    assert forecast_ui.forecast_selection().empty
+    assert forecast_ui.forecast_selection(store.SHIPPED_DIR).empty
 
 
 def test_a_run_removed_since_the_view_was_made_is_said_to_be_gone(fixture_store, monkeypatch):
