@@ -16,11 +16,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from core import models as model_zoo
 from core.data.base import LabeledImages
 from core.file_modes import shared_mkstemp
 from core.imaging import images_to_tensor
 from core.metrics import check_count
-from core.models import ASSET_DIR, LoadedModel, needs_quick_gelu
+from core.models import LoadedModel, needs_quick_gelu
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (done, total)
@@ -152,7 +153,8 @@ def model_fingerprint(loaded: LoadedModel) -> str:
     parts = [spec.arch, spec.pretrained_tag]
     if needs_quick_gelu(spec):  # entries computed before such models were built with QuickGELU are not theirs
         parts.append("quick-gelu")
-    weights = ASSET_DIR / spec.shipped_weights if spec.shipped_weights else None
+    # read at each call, as load_model reads it: a moved weights folder is hashed where the weights came from
+    weights = model_zoo.ASSET_DIR / spec.shipped_weights if spec.shipped_weights else None
     if weights is None and spec.weights_file:
         weights = Path(spec.pretrained)  # a user's own weights file: its path does not say what it holds
     if weights is not None:

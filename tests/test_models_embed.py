@@ -381,3 +381,23 @@ def test_an_upgraded_library_is_not_served_embeddings_the_old_one_computed(tiny,
     assert len(list(tmp_path.glob("*.npz"))) == 3  # each version its own entry
     monkeypatch.undo()
     np.testing.assert_array_equal(embed_dataset(tiny, sample, cache_dir=tmp_path).image, first.image)  # still hit
+
+
+def test_the_cache_key_hashes_the_weights_the_model_was_loaded_from(tmp_path, monkeypatch):
+    """core.embed copied core.models.ASSET_DIR at import: with the weights folder moved (core.models.ASSET_DIR set,
+    as jobs.pretrain and tests set it), load_model read the new folder's weights and model_fingerprint hashed the old
+    folder's, so the embedding cache served the old weights' embeddings for the new ones."""
+    from safetensors.torch import load_file, save_file
+
+    from core import models as model_zoo
+    from core.embed import model_fingerprint
+
+    key = model_zoo.DEFAULT_MODEL
+    name = spec_for(key).shipped_weights
+    shipped = model_fingerprint(load_model(key))
+    tensors = load_file(str(model_zoo.ASSET_DIR / name))
+    first = next(iter(tensors))
+    tensors[first] = tensors[first] + 1  # other weights, same file name
+    save_file(tensors, str(tmp_path / name))
+    monkeypatch.setattr(model_zoo, "ASSET_DIR", tmp_path)
+    assert model_fingerprint(load_model(key)) != shipped
