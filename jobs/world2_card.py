@@ -8,10 +8,11 @@ from typing import cast
 
 import pandas as pd
 
+from core import models as model_zoo
 from core.cards import model_card_path
 from core.data import world2
 from core.data.world2.subworlds import caption_rates
-from core.models import ASSET_DIR, spec_for
+from core.models import spec_for
 from core.model_specs import ModelSpec
 
 LOSSES = {"clip": "multi-positive InfoNCE (identical captions in a batch are positives of each other)",
@@ -52,7 +53,7 @@ def card_text(model_key: str, rows: pd.DataFrame, *, passed: bool | None = None)
     from jobs.world_check import table
 
     spec = _shipped_spec(model_key)
-    log_path = (ASSET_DIR / str(spec.shipped_weights)).with_suffix(".train.json")
+    log_path = (model_zoo.ASSET_DIR / str(spec.shipped_weights)).with_suffix(".train.json")  # where pretrain wrote it
     train = json.loads(log_path.read_text()) if log_path.exists() else {}
     _, mix_name, loss = RECIPES[model_key]
     mix = world2.mix_by_name(mix_name)

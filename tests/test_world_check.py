@@ -74,6 +74,21 @@ def test_model_card_names_recipe_mix_and_toy_status():
     assert "| w2-cell-count |" in text
 
 
+def test_a_card_reads_the_training_log_beside_the_weights_where_they_now_are(tmp_path, monkeypatch):
+    """jobs.world2_card copied core.models.ASSET_DIR at import: with the weights folder moved (jobs.pretrain writes
+    the weights and their log to core.models.ASSET_DIR), the card read the old folder's log."""
+    import json
+
+    from core import models as model_zoo
+    from jobs.world2_card import card_text
+
+    name = model_zoo.spec_for("worldclip-v2-d").shipped_weights
+    (tmp_path / name).with_suffix(".train.json").write_text(json.dumps({"loss_curve": [[0, 9.87], [25, 6.54]]}))
+    monkeypatch.setattr(model_zoo, "ASSET_DIR", tmp_path)
+    text = card_text("worldclip-v2-d", _rows("worldclip-v2-d", 1.0, 0).assign(classes=2, inter_modal=0.3))
+    assert "0: 9.87 → 25: 6.54" in text
+
+
 @pytest.mark.parametrize("spec", __import__("core.models", fromlist=["WORLD_V2_MODELS"]).WORLD_V2_MODELS,
                          ids=lambda s: s.key)
 def test_every_world_v2_model_ships_weights_log_and_card(spec):
