@@ -313,8 +313,8 @@ def silhouette_modality(x: np.ndarray, t: np.ndarray, *, sample_size: int = 2000
 
 
 def zero_shot_scores(x: np.ndarray, t: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Every measure above in one call; keys: iimm, inter_modal, intra_image, correct_pair,
-    modality_gap, intra_text, zs_acc, silhouette_classes, silhouette_modality.
+    """Every measure above in one call on x (N,d), t (C,d), labels (N,); keys: iimm, inter_modal,
+    intra_image, correct_pair, modality_gap, intra_text, zs_acc, silhouette_classes, silhouette_modality.
 
     ``silhouette_classes`` is NaN (with a warning) only when it is undefined for
     the labelling, e.g. every sampled image in its own class.
