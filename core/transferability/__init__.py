@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 
 
 def gbc_diagonal(features: np.ndarray, labels: np.ndarray) -> float:
-    """GBC with diagonal Gaussians (study convention), the study's second GBC variant."""
+    """GBC with diagonal Gaussians (study convention), the study's second GBC variant; features (N, d), labels (N,)."""
     return gbc(features, labels, covariance="diagonal")
 
 
