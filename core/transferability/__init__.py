@@ -148,6 +148,8 @@ def all_scores(features: np.ndarray, labels: np.ndarray, *, probs: np.ndarray | 
                label_embeddings: np.ndarray | Sequence[np.ndarray] | None = None) -> dict[str, float]:
     """Every baseline whose inputs are given, name -> score, each in its default (study) convention.
 
+    features (N, d), labels (N,); ``probs`` (N, Z), the source model's class probabilities
+    (:func:`classifier_probs`); ``label_embeddings`` (N, D, K) or per-class tables, as :func:`emms` takes.
     Each baseline gets the input :func:`baseline_input` reads from its signature; one whose input is not given
     is left out. Bad input raises ValueError. A baseline whose own assumption fails on valid
     input (e.g. GBC with a single-sample class), or whose value is not finite (e.g. a scatter
