@@ -51,7 +51,7 @@ def _spectrum(x: np.ndarray, xty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def logme(features: np.ndarray, labels: np.ndarray) -> float:
     """LogME (You et al., ICML 2021): mean over classes of the maximised log evidence / N. Higher = better.
 
-    Bayesian linear regression of each one-hot label column on the features
+    features (N, d), labels (N,). Bayesian linear regression of each one-hot label column on the features
     (prior w ~ N(0, alpha^-1 I), noise N(0, beta^-1)), alpha and beta set by the
     fixed-point iteration, evaluated in the eigenbasis of F^T F. Alpha and beta are kept in
     [1e-10, 1e10], so the score is scale-free only for features of moderate scale, such as the
