@@ -12,8 +12,8 @@ from core.transferability._common import STUDY, check_convention, class_means, p
 log = logging.getLogger(__name__)
 
 
-def power_iteration_eigenvalue(a: np.ndarray, steps: int = 3) -> float:
-    """Largest eigenvalue of a symmetric PSD matrix by ``steps`` double power iterations started
+def power_iteration_eigenvalue(a: np.ndarray, *, steps: int = 3) -> float:
+    """Largest eigenvalue of a symmetric PSD matrix ``a`` (d, d) by ``steps`` double power iterations started
     from its row sums, as the study's SFDA estimates it (so its shrinkage is reproduced exactly).
     Falls back to the exact value (logged) when the start vector or an iterate vanishes.
     Raises ValueError unless ``a`` is a square matrix and ``steps`` an integer >= 1."""
