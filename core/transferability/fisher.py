@@ -65,6 +65,7 @@ def _shrunk_lda_probs(x: np.ndarray, y: np.ndarray, k: int, lam: float) -> tuple
 def sfda(features: np.ndarray, labels: np.ndarray, *, convention: str = STUDY) -> float:
     """Self-challenging Fisher Discriminant Analysis (Shao et al., ECCV 2022). Higher = better, in (0, 1].
 
+    features (N, d), labels (N,).
     Study convention (the only one): within-class scatter Sw (population covariances weighted
     by class priors) shrunk toward (tr Sw / d) I by lam = max(exp(-5 sigma_max(Sw)), 1e-10),
     sigma_max by 3 power iterations; class posteriors of that shrunk LDA, softened by a
