@@ -102,7 +102,7 @@ def _pca(x: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ncti_terms(features: np.ndarray, labels: np.ndarray, *, convention: str = STUDY) -> dict[str, float]:
-    """The three terms of NCTI (Wang et al., ICCV 2023) as the study computes them.
+    """The three terms of NCTI (Wang et al., ICCV 2023) as the study computes them; features (N, d), labels (N,).
 
     Features are projected on their top min(64, N, d) principal axes (exact PCA); an LDA
     is fitted there with shrinkage exp(-sum of the top-32 explained variances) (scikit-
