@@ -133,7 +133,8 @@ def ncti_terms(features: np.ndarray, labels: np.ndarray, *, convention: str = ST
 
 
 def ncti(features: np.ndarray, labels: np.ndarray, *, convention: str = STUDY) -> float:
-    """NCTI of one feature set = seli + ncc - vc of :func:`ncti_terms`, unnormalised. Higher = better.
+    """NCTI of one feature set (N, d) with labels (N,) = seli + ncc - vc of :func:`ncti_terms`, unnormalised.
+    Higher = better.
 
     The study min-max normalises each term across the *models* scored on one dataset
     (:func:`ncti_normalised`); for a single model it reports this raw sum, which is what a
