@@ -61,6 +61,7 @@ def h_score(features: np.ndarray, labels: np.ndarray, *, convention: str = STUDY
             shrinkage: float | str = "auto") -> float:
     """H-score (Bao et al., ICIP 2019): tr(cov(f)^+ cov(E[f|y])). Higher = better.
 
+    features (N, d), labels (N,).
     ``convention="study"`` (default): plain covariances (the pseudo-inverse with relative
     cut-off 1e-15, as the study's code); ``shrinkage`` is ignored. ``convention="project"``:
     the regularised H-score (Ibrahim et al. 2022), cov(f) shrunk toward a scaled identity by
