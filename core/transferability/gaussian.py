@@ -101,6 +101,7 @@ def transrate(features: np.ndarray, labels: np.ndarray, *, eps: float = 1e-4,
               convention: str = STUDY) -> float:
     """TransRate (Huang et al., ICML 2022): R(Z, eps) - R(Z|Y, eps) on centred features. Higher = better.
 
+    features (N, d), labels (N,).
     R(Z, eps) = 1/2 logdet(I + Z^T Z / (n eps)), each class block with its own n_c.
     ``convention="study"`` (default; the study's code): R(Z|Y) = the plain mean over the K
     classes of R(Z_c). ``convention="project"``: the class-size-weighted sum
