@@ -46,7 +46,7 @@ def forecast_table(rows: pd.DataFrame, untrained_model: str | None = None) -> No
                              front=rows["pareto"].map({True: "✔ best", False: ""}),
                              note=[("extrapolates: a predictor outside its reference range; " if e else "")
                                    + ("" if s == "ok" else str(s))
-                                   for e, s in zip(rows["extrapolation"], rows["status"])]),
+                                   for e, s in zip(rows["extrapolation"], rows["status"], strict=True)]),
                  hide_index=True, key="fc_table", column_order=[*(["model"] if untrained_model else []),
                      "method_title", "id_gain", "id_gain_lo", "id_gain_hi", "ood_change", "ood_change_lo",
                      "ood_change_hi", "front", "gain_basis", "iimm_gain", "gain_lodo", "n_datasets", "note"],
@@ -281,7 +281,7 @@ def measures_expander(res) -> None:
     label = cards.model_label(res.model, res.pretrained, True) if res.random_weights else None  # measured by it
     number, m, b = st.column_config.NumberColumn, *(frame if label is None else frame.assign(model=label)[
         ["model", *frame.columns]] for frame in (res.measures, res.baselines))
-    interval = [f"[{lo:.4g}, {hi:.4g}]" if pd.notna(lo) else "" for lo, hi in zip(m["lo"], m["hi"])]
+    interval = [f"[{lo:.4g}, {hi:.4g}]" if pd.notna(lo) else "" for lo, hi in zip(m["lo"], m["hi"], strict=True)]
     with st.expander("Every zero-shot measure and transferability score"):
         st.dataframe(m.assign(measure=m["measure"].map(cards.predictor_title), interval=interval), hide_index=True,
                      key="fc_measures", column_order=[*(["model"] if label else []), "measure", "value",
@@ -309,7 +309,7 @@ def zero_shot_metrics(res) -> None:
     cols[0].caption(f"95% bootstrap interval [{res.iimm_lo:.3f}, {res.iimm_hi:.3f}]")
     cols[1].metric("zero-shot accuracy", f"{res.zero_shot['zs_acc']:.1f} %", help=MEASURE_NOTES["zs_acc"])
     cols[1].caption(f"chance level {100 / res.n_classes:.1f} % ({res.n_classes} classes)")
-    for col, k in zip(cols[2:], ("inter_modal", "intra_image")):
+    for col, k in zip(cols[2:], ("inter_modal", "intra_image"), strict=True):
         col.metric(k.replace("_", "-") + " term", f"{res.zero_shot[k]:.3f}", help=MEASURE_NOTES[k])
 
 
@@ -327,7 +327,8 @@ def outcome_views(res, rows: pd.DataFrame) -> None:
     except ValueError as exc:  # no method forecast on both axes (e.g. no reference run has an OOD panel)
         st.info(f"No trade-off chart: {plain(exc)}")
     left, right = st.columns([1, 2])
-    named = dict(zip(rows["method"], rows["method_title"]))  # as the table names them: 'LoRA · Lora', not 'LoRA (2)'
+    # as the table names them: 'LoRA · Lora', not 'LoRA (2)'
+    named = dict(zip(rows["method"], rows["method_title"], strict=True))
     titles = option_labels(list(rows["method"]), named.get)
     method = left.selectbox("method for the IIMM chart", list(titles), key="fc_method", format_func=titles.get)
     ref = predict.reference_runs(forecast_runs(), res.model, res.pretrained, method)

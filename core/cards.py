@@ -197,7 +197,7 @@ def method_titles(methods: Iterable[object]) -> dict[str, str]:
     share one ('LoRA · Lora'): a table or legend that titled 'lora', 'LoRA' and 'Lora' each 'LoRA' showed three
     rows, or one colour, that no reader could tell apart."""
     names = sorted({str(m) for m in methods})
-    return dict(zip(names, distinct_labels([method_title(m) for m in names], tags=names)))
+    return dict(zip(names, distinct_labels([method_title(m) for m in names], tags=names), strict=True))
 
 
 def card_options(stored_methods: Iterable[object]) -> dict[str, str]:

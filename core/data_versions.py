@@ -135,8 +135,8 @@ def _fingerprint_rows(ok: pd.DataFrame) -> pd.DataFrame:
         slow.append(candidates[~safe])
         shown = candidates.loc[safe, _ROW_KEYS].assign(prints=prints[safe])
         pairs = shown[["dataset", "prints"]].drop_duplicates()  # each distinct object read once, then joined back
-        expanded = pd.DataFrame([(dataset, value, name, split, fp) for dataset, value in zip(pairs["dataset"],
-                                                                                               pairs["prints"])
+        expanded = pd.DataFrame([(dataset, value, name, split, fp)
+                                 for dataset, value in zip(pairs["dataset"], pairs["prints"], strict=True)
                                  for (name, split), fp in split_fingerprints(dataset, parsed.get(value)).items()],
                                 columns=["dataset", "prints", "name", "split", "fingerprint"])
         joined = shown.merge(expanded, on=["dataset", "prints"], sort=False)  # no per-run Python: 25,000 runs
@@ -144,7 +144,7 @@ def _fingerprint_rows(ok: pd.DataFrame) -> pd.DataFrame:
     rest = pd.concat(slow) if slow else ok.iloc[:0]
     rows = [(model, pretrained, name, split, fp, method, source, made)
             for model, pretrained, method, dataset, source, made, p in zip(*(rest[c] for c in
-                                                                             [*_ROW_KEYS, "provenance"]))
+                                                                             [*_ROW_KEYS, "provenance"]), strict=True)
             for (name, split), fp in split_fingerprints(dataset, p).items()]
     frames.append(pd.DataFrame(rows, columns=_FOUND_COLUMNS))
     frames = [f for f in frames if len(f)]
@@ -192,11 +192,11 @@ def kept_on_other_data(runs: pd.DataFrame, fresh: set[str]) -> dict[str, list[st
     ok = runs[runs["status"] == "ok"]
     now: dict[tuple[str, str], set[str]] = {}
     ran = ok[ok["run_id"].isin(fresh)]
-    for dataset, prov in zip(ran["dataset"], ran["provenance"]):
+    for dataset, prov in zip(ran["dataset"], ran["provenance"], strict=True):
         for key, value in split_fingerprints(dataset, prov).items():
             now.setdefault(key, set()).add(value)
     kept = {}
-    for run_id, dataset, prov in zip(ok["run_id"], ok["dataset"], ok["provenance"]):
+    for run_id, dataset, prov in zip(ok["run_id"], ok["dataset"], ok["provenance"], strict=True):
         if run_id in fresh:
             continue
         other = [f"{name} {split}" for (name, split), value in sorted(split_fingerprints(dataset, prov).items())

@@ -316,7 +316,7 @@ def fit_notes(table: pd.DataFrame) -> list[str]:
     notes = []
     # a fitted row (its LODO error measured) without a correlation: the outcome, not the predictor, is constant
     errors = table["lodo_mae"] if "lodo_mae" in table else pd.Series(np.nan, index=table.index)
-    for n, r, err in zip(table["n"], table["pearson_r"], errors):
+    for n, r, err in zip(table["n"], table["pearson_r"], errors, strict=True):
         if n < MIN_FIT_DATASETS:
             notes.append(f"no fit: {'no' if n == 0 else n} dataset(s) with this outcome, a fit needs "
                          f"{MIN_FIT_DATASETS}")

@@ -186,7 +186,7 @@ def _sweep_variants(sweep: dict[str, Any], method: str) -> list[dict[str, Any]]:
             raise GridConfigError(f"sweep {method}.{key} must be a non-empty list")
     if not axes:
         return [{}]
-    return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+    return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
 
 
 def load_grid(path: Path, **known: Any) -> Grid:

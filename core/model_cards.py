@@ -85,12 +85,12 @@ def untrained_models(runs: pd.DataFrame, *, flags_from: pd.DataFrame | None = No
     (default ``runs``; e.g. the whole store, when ``runs`` is the part of it a page shows)."""
     if runs.empty:
         return set()
-    pairs = set(zip(runs["model"].astype(str), runs["pretrained"].astype(str)))
+    pairs = set(zip(runs["model"].astype(str), runs["pretrained"].astype(str), strict=True))
     source = runs if flags_from is None else flags_from
     flagged = set()
     if "random_weights" in source.columns:
         marked = source[flag_values(source["random_weights"])]
-        flagged = set(zip(marked["model"].astype(str), marked["pretrained"].astype(str))) & pairs
+        flagged = set(zip(marked["model"].astype(str), marked["pretrained"].astype(str), strict=True)) & pairs
     return flagged | {pair for pair in pairs - flagged if model_card(*pair).random_weights}
 
 
@@ -98,9 +98,9 @@ def model_names(frame: pd.DataFrame, untrained: AbstractSet[tuple[str, str]]) ->
     """Every (model, pretrained) of ``frame`` as 'model (pretrained)', sorted, marked RANDOM WEIGHTS where
     its numbers come from an untrained network (``untrained``: :func:`untrained_models` of the runs); and
     the names of those marked, for a report that must say so."""
-    pairs = sorted(set(zip(frame["model"].astype(str), frame["pretrained"].astype(str))))
+    pairs = sorted(set(zip(frame["model"].astype(str), frame["pretrained"].astype(str), strict=True)))
     names = [f"{m} ({p}{', RANDOM WEIGHTS' if (m, p) in untrained else ''})" for m, p in pairs]
-    return names, [n for n, pair in zip(names, pairs) if pair in untrained]
+    return names, [n for n, pair in zip(names, pairs, strict=True) if pair in untrained]
 
 
 #: What a model label carries when its numbers come from random weights (the All runs table, the cards page).
@@ -119,11 +119,12 @@ def model_label_column(frame: pd.DataFrame, untrained: AbstractSet[tuple[str, st
     decomposed) are told apart as :func:`core.text.distinct_labels` does it, numbered in name order."""
     import pandas as pd  # here: the registry itself needs no pandas
 
-    pairs = list(zip(frame["model"].astype(str), frame["pretrained"].astype(str)))
+    pairs = list(zip(frame["model"].astype(str), frame["pretrained"].astype(str), strict=True))
     ordered = sorted(set(pairs))
-    distinct = dict(zip(ordered, distinct_labels([model_label(m, p) for m, p in ordered])))
+    distinct = dict(zip(ordered, distinct_labels([model_label(m, p) for m, p in ordered]), strict=True))
     names = pd.Series([distinct[pair] for pair in pairs], index=frame.index, dtype=object)
-    return names.where([(str(m), str(p)) not in untrained for m, p in zip(frame["model"], frame["pretrained"])],
+    return names.where([(str(m), str(p)) not in untrained
+                        for m, p in zip(frame["model"], frame["pretrained"], strict=True)],
                        names + UNTRAINED_MARK)
 
 
@@ -138,7 +139,7 @@ def toy_note(frame: pd.DataFrame, untrained: AbstractSet[tuple[str, str]], markd
     """The line a report gives when some of its numbers come from the project's toy models (tiny models
     pretrained offline on the generated world, not real pretrained weights); None when none does. A toy
     with random weights is left to :func:`untrained_note`."""
-    pairs = sorted(set(zip(frame["model"].astype(str), frame["pretrained"].astype(str))) - set(untrained))
+    pairs = sorted(set(zip(frame["model"].astype(str), frame["pretrained"].astype(str), strict=True)) - set(untrained))
     toys = [f"{m} ({p})" for m, p in pairs if model_card(m, p).toy and not model_card(m, p).random_weights]
     if not toys:
         return None

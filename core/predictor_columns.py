@@ -29,7 +29,8 @@ def earlier_baselines(runs: pd.DataFrame) -> list[bool]:
     # the JSON text of provenance is searched, not parsed (parsing took 46 ms for the 2,200 shipped runs): its
     # key "transferability" is the string "transferability" in quotes, which no other provenance entry is
     return [isinstance(prov, str) and '"git_revision"' in prov and '"transferability"' not in prov
-            and bool(_json_object(baselines)) for baselines, prov in zip(runs["transferability"], runs["provenance"])]
+            and bool(_json_object(baselines))
+            for baselines, prov in zip(runs["transferability"], runs["provenance"], strict=True)]
 
 
 def expand_predictor_columns(runs: pd.DataFrame) -> pd.DataFrame:
@@ -52,7 +53,7 @@ def expand_predictor_columns(runs: pd.DataFrame) -> pd.DataFrame:
             continue
         parsed = [json.loads(t) if isinstance(t, str) else {} for t in runs[column]]
         if column == "transferability":
-            parsed = [{} if old else d for d, old in zip(parsed, earlier)]
+            parsed = [{} if old else d for d, old in zip(parsed, earlier, strict=True)]
         names = sorted({k for d in parsed for k, v in d.items()
                         if isinstance(v, (int, float)) and not isinstance(v, bool)})
         for name in names:

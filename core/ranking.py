@@ -279,7 +279,8 @@ def verdict_text(rows: pd.DataFrame) -> str:
     oods = [_ood_text(o) for o in tied["ood_change"]]
     text = (f"**Most gain:** {plain(best['method_title'])}, {signed(best['id_gain'])} points in-domain, {oods[0]}."
             if len(tied) < 2 else f"**Most gain** ({len(tied)} methods tied, {signed(best['id_gain'])} points "
-            "in-domain each): " + ", ".join(f"{plain(t)} ({o})" for t, o in zip(tied["method_title"], oods)) + ".")
+            "in-domain each): " + ", ".join(f"{plain(t)} ({o})"
+                                            for t, o in zip(tied["method_title"], oods, strict=True)) + ".")
     if gentle is not None and gentle["method"] != best["method"]:
         text += (f" **Least forgetting for at least half that gain:** {plain(gentle['method_title'])}, "
                  f"{signed(gentle['id_gain'])} in-domain, {signed(gentle['ood_change'])} out-of-domain.")
@@ -328,13 +329,14 @@ def dataset_matrix(runs: pd.DataFrame, outcome: str, *, model: str, pretrained: 
     out = mine[["method", "dataset", outcome, "n_seeds"]].rename(columns={outcome: "value"})
     # one title per method: two names with one title ('lora', 'Lora') would share a row of the page's pivot
     methods = sorted(out["method"].unique())
-    titles = dict(zip(methods, distinct_labels([cards.method_card(m).title for m in methods], tags=methods)))
+    titles = dict(zip(methods, distinct_labels([cards.method_card(m).title for m in methods], tags=methods),
+                      strict=True))
     out.insert(1, "method_title", out["method"].map(titles))
     best = out.groupby("dataset")["value"].transform("max")
     out["best"] = np.isclose(out["value"], best, rtol=0, atol=1e-9)
     # one label per dataset as drawn: 'Café' composed and decomposed were two columns and two axis labels alike
     datasets = sorted(out["dataset"].unique())
-    out["dataset"] = out["dataset"].map(dict(zip(datasets, distinct_labels(datasets))))
+    out["dataset"] = out["dataset"].map(dict(zip(datasets, distinct_labels(datasets), strict=True)))
     return out.reset_index(drop=True)
 
 
@@ -347,7 +349,7 @@ def interval_text(lo: float, hi: float) -> str:
 
 def interval_texts(lows: Any, highs: Any) -> list[str]:
     """:func:`interval_text` of each (low, high) pair of two equally long columns: a table's interval column."""
-    return [interval_text(lo, hi) for lo, hi in zip(lows, highs)]
+    return [interval_text(lo, hi) for lo, hi in zip(lows, highs, strict=True)]
 
 
 #: The outcomes as the pages, tables and chart axes name them, with their units.
@@ -367,7 +369,7 @@ def unverified_marked(rows: pd.DataFrame, runs: pd.DataFrame, submitted: str) ->
     fed = runs[(runs["source"] == submitted) & (runs["status"] == "ok")] if "source" in runs else runs.iloc[:0]
     marked = set(fed["method"])
     return rows.assign(method_title=[f"{t}{UNVERIFIED_MARK}" if m in marked else t
-                                     for m, t in zip(rows["method"], rows["method_title"])])
+                                     for m, t in zip(rows["method"], rows["method_title"], strict=True)])
 
 
 def run_label(row: Any) -> str:

@@ -203,7 +203,7 @@ def option_labels(values: Iterable[Any], text: Callable[[Any], object] = str, ma
     (:func:`distinct_labels`): a select widget maps a repeated label to its last option. ``values``: any
     iterable, read once (a dict gives its keys)."""
     values = list(values)
-    return dict(zip(values, distinct_labels([option_text(text(v), max_chars) for v in values], tags)))
+    return dict(zip(values, distinct_labels([option_text(text(v), max_chars) for v in values], tags), strict=True))
 
 
 def model_key(model: str, pretrained: str) -> str:

@@ -69,7 +69,7 @@ def _first_views(repeats: int) -> tuple[list[float], list[float]]:
 
 
 def _line(label: str, times: tuple[list[float], list[float]]) -> None:
-    for kind, values in zip(("wall", "CPU"), times):
+    for kind, values in zip(("wall", "CPU"), times, strict=True):
         print(f"  {label + ', ' + kind:<58} " + "  ".join(f"{t:6.2f} s" for t in values)
               + f"   median {np.median(values):6.2f} s", flush=True)
 

@@ -61,7 +61,7 @@ def differing(runs: pd.DataFrame, score, unchecked: dict[tuple[str, str], str] |
     untrained = flag_values(ok.get("random_weights", pd.Series(False, index=ok.index)))
     # network by network (a random-weight model's seed draws its network), so the scorer holds one at a time
     ok["_network_seed"] = [int(seed) if random else -1 for seed, random in
-                           zip(ok.get("seed", pd.Series(-1, index=ok.index)), untrained)]
+                           zip(ok.get("seed", pd.Series(-1, index=ok.index)), untrained, strict=True)]
     for _, run in ok.sort_values(["model_key", "_network_seed", "dataset", "run_id"]).iterrows():
         network = {"seed": int(run["seed"])} if run["_network_seed"] >= 0 else {}
         recorded = split_fingerprints(run["dataset"], run.get("provenance"))

@@ -97,7 +97,7 @@ def printed_rows(rows: pd.DataFrame) -> pd.DataFrame:
         ood_ci=interval_texts(rows["ood_change_lo"], rows["ood_change_hi"]),
         gain_lodo=["—" if not math.isfinite(v) else f"{v:.1f}" for v in rows["gain_lodo"].astype(float)],
         note=["; ".join([*(["extrapolates"] if e else []), *([] if s == "ok" else [str(s)])])
-              for e, s in zip(rows["extrapolation"], rows["status"])])
+              for e, s in zip(rows["extrapolation"], rows["status"], strict=True)])
     return shown[list(PRINTED)].rename(columns=PRINTED)
 
 
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work_begins()
     model, made, failed = _Model(model_key, device), [], []
-    for number, (sample, kind) in enumerate(zip(args.samples, kinds), 1):
+    for number, (sample, kind) in enumerate(zip(args.samples, kinds, strict=True), 1):
         if len(args.samples) > 1:
             log.info("[%d/%d] %s", number, len(args.samples), sample)
         try:

@@ -18,9 +18,9 @@ from jobs.forecast_test_summary import READ_COLUMNS  # noqa: E402
 PAIRS = [("world-v2-d", m) for m in ("lora", "clip_adapter", "linear_probe")]
 rows = script_table(sys.argv, "jobs/results/world-v2/confirmation/forecast-rules.csv", __doc__, READ_COLUMNS,
                     "forecast-rules table")
-keys = list(zip(rows["pretrained"], rows["method"]))
+keys = list(zip(rows["pretrained"], rows["method"], strict=True))
 cells = rows[pd.Series([k in PAIRS for k in keys], index=rows.index) & (rows["status"] == "ok")]
-present = sorted({(p, m) for p, m in zip(cells["pretrained"], cells["method"])})
+present = sorted({(p, m) for p, m in zip(cells["pretrained"], cells["method"], strict=True)})
 print("pairs with a scored cell:", present, "of", PAIRS)
 for rule, t in cells.groupby("rule", sort=False):
     print(f"== {rule}: {len(t)} confirmation cells")

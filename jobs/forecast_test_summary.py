@@ -73,9 +73,9 @@ def summary_lines(rows: pd.DataFrame, pairs: list[tuple[str, str]], *, tasks: in
     # names as text: a CSV's tag 2024 is read as the number 2024, which the pair ('2024', m) never matched (and
     # unknown_names, comparing text, did not warn): the pair read "not run"
     rows = rows.assign(**{c: rows[c].where(rows[c].isna(), rows[c].astype(str)) for c in ("pretrained", "method")})
-    pair = pd.Series(list(zip(rows["pretrained"], rows["method"])), index=rows.index)
+    pair = pd.Series(list(zip(rows["pretrained"], rows["method"], strict=True)), index=rows.index)
     id_rows = rows[pair.isin(pairs) & (rows["outcome"] == "id_gain") & (rows["status"] == "ok")]
-    counts = list(zip(zip(id_rows["pretrained"], id_rows["method"]), id_rows["n_datasets"]))
+    counts = list(zip(zip(id_rows["pretrained"], id_rows["method"], strict=True), id_rows["n_datasets"], strict=True))
     test_pairs = {key for key, n in counts if n == tasks}
     more = {key: int(n) for key, n in counts if n > tasks}  # the rule is exactly --tasks: more is not "fewer"
     tested = rows[pair.isin(test_pairs) & (rows["status"] == "ok")]

@@ -75,7 +75,7 @@ def shared_cells_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     table = rows.groupby("method").agg(id_gain=("id_gain", "mean"), ood_change=("ood_change", "mean"),
                                        provenance=("provenance", "first"), trainable=("trainable", "min"),
                                        trainable_max=("trainable", "max")).reset_index()
-    table["family"] = [family_of_run(m, p) for m, p in zip(table["method"], table["provenance"])]
+    table["family"] = [family_of_run(m, p) for m, p in zip(table["method"], table["provenance"], strict=True)]
     for column in ("trainable", "trainable_max"):  # a linear probe's count differs by task (its classes)
         table[column] = [None if pd.isna(v) else int(v) for v in table[column]]
     return table.drop(columns="provenance").sort_values("id_gain", ascending=False), len(shared)

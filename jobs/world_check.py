@@ -164,7 +164,7 @@ def markdown(rows: pd.DataFrame, taus: pd.DataFrame, missing: list[str], n_boot:
     if left_out:
         head += [f"Not checked (not in --models): {', '.join(left_out)}.", ""]
     if not taus.empty:
-        t = taus.assign(interval=[f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(taus["lo"], taus["hi"])])
+        t = taus.assign(interval=[f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(taus["lo"], taus["hi"], strict=True)])
         head += ["## Coverage vs outcome", "", table(t[["model", "outcome", "form", "tau", "interval",
                                                          "undefined_replicates"]]), ""]
     if not rows.empty:

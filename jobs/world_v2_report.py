@@ -82,7 +82,7 @@ def criteria(tab: pd.DataFrame) -> list[tuple[str, bool | None, str]]:
         return [("all criteria", None, f"model A has {len(a)} of the {len(STUDY_METHODS)} study methods")]
     below = int((a["hi_id_gain"] < 0.5).sum())
     out.append(("F1 (strength): A's upper bound of tau(IIMM, gain) < 0.5 for >= 4 of 5", below >= 4,
-                f"{below} of 5 below 0.5: " + ", ".join(f"{m} {h:+.2f}" for m, h in zip(a["method"], a["hi_id_gain"]))))
+                f"{below} of 5 below 0.5: " + ", ".join(f"{m} {h:+.2f}" for m, h in zip(a["method"], a["hi_id_gain"], strict=True))))
     not_pos = {m: int((g["tau_id_gain"] <= 0).sum()) for m, g in study[study["model"].isin(LONG_TAILED)].groupby("model")}
     complete = {m: n for m, n in not_pos.items() if (study["model"] == m).sum() == len(STUDY_METHODS)}
     failing = [m for m, n in complete.items() if n >= 3]
@@ -93,7 +93,7 @@ def criteria(tab: pd.DataFrame) -> list[tuple[str, bool | None, str]]:
                 + (f" (not yet complete: {sorted(set(LONG_TAILED) - set(complete))})" if len(complete) < 3 else "")))
     not_neg = int((a["tau_ood_change"] >= 0).sum())
     out.append(("F3 (sign of forgetting): A's tau(IIMM, OOD change) >= 0 for >= 3 of 5", not_neg >= 3,
-                f"{not_neg} of 5 not negative: " + ", ".join(f"{m} {t:+.2f}" for m, t in zip(a["method"], a["tau_ood_change"]))))
+                f"{not_neg} of 5 not negative: " + ", ".join(f"{m} {t:+.2f}" for m, t in zip(a["method"], a["tau_ood_change"], strict=True))))
     pos_lo, neg_hi = int((a["lo_id_gain"] > 0).sum()), int((a["hi_ood_change"] < 0).sum())
     falsified = any(held for _, held, _ in out)
     support = None if f2 is None and not falsified else (not falsified and pos_lo >= 4 and neg_hi >= 3)
@@ -220,8 +220,10 @@ def markdown(tab: pd.DataFrame, crit: list[tuple[str, bool | None, str]], n_runs
              f"(sub-worlds, then tasks), B = {n_boot}.", "", "## Criteria", ""]
     word = {True: "HELD", False: "did not hold", None: "not decidable yet"}
     lines += [f"- **{name}**: {word[held]} ({detail})" for name, held, detail in crit]
-    shown = tab.assign(gain_interval=[f"[{a:+.2f}, {b:+.2f}]" for a, b in zip(tab["lo_id_gain"], tab["hi_id_gain"])],
-                       ood_interval=[f"[{a:+.2f}, {b:+.2f}]" for a, b in zip(tab["lo_ood_change"], tab["hi_ood_change"])])
+    shown = tab.assign(gain_interval=[f"[{a:+.2f}, {b:+.2f}]"
+                                      for a, b in zip(tab["lo_id_gain"], tab["hi_id_gain"], strict=True)],
+                       ood_interval=[f"[{a:+.2f}, {b:+.2f}]"
+                                     for a, b in zip(tab["lo_ood_change"], tab["hi_ood_change"], strict=True)])
     cols = ["model", "method", "tasks", "tau_id_gain", "gain_interval", "partial_id_gain", "tau_zs_acc_id_gain",
             "tau_ood_change", "ood_interval", "partial_ood_change"]
     lines += ["", "## IIMM vs outcomes, per model and method", "", table(shown[cols]), ""]

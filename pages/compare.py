@@ -49,7 +49,7 @@ methods = app.link_multiselect(c2, "methods (none = all)", titles, "method", "me
 untrained = app.model_notice(model, pretrained, all_runs)  # the charts say so too: one may be saved on its own
 version = app.store_version(roots)
 for tab, outcome in zip(st.tabs(["IIMM vs in-domain gain", "IIMM vs out-of-domain change"]),
-                        ("id_gain", "ood_change")):
+                        ("id_gain", "ood_change"), strict=True):
     try:
         drawn = panels(roots, version, model, pretrained, tuple(methods), include, outcome, bool(untrained))
     except ValueError as exc:  # no runs with the values this chart needs

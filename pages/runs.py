@@ -72,7 +72,7 @@ if untrained:
 st.write(f"**{len(view):,}** of {len(runs):,} runs match; showing the first {len(shown):,}, sorted by "
          f"{SORTS[sort_by]} ({'largest' if order == 'desc' else 'smallest'} first).")
 st.dataframe(shown, column_config=COLUMNS, hide_index=True, key="lb_table", column_order=list(COLUMNS))
-for column, (kind, write) in zip(st.columns(2), {"CSV": store.to_csv_bytes, "Parquet": store.to_parquet_bytes}.items()):
+for column, (kind, write) in zip(st.columns(2), {"CSV": store.to_csv_bytes, "Parquet": store.to_parquet_bytes}.items(), strict=True):
     column.download_button(f"Download {kind}", key=f"lb_{kind.lower()}", file_name=f"runs.{kind.lower()}",
                            data=lambda write=write: write(matching(roots, *args)))  # built on click: every field
 

@@ -103,7 +103,7 @@ def _spoken(data: pd.DataFrame, tips: list[alt.Tooltip], extra: list[list[str]] 
             values = [_number_words(v if numeric else pd.to_numeric(v, errors="coerce"), fmt) for v in values]
         columns.append([f"{name}: {value}" for value in values])
     spoken = []
-    for i, parts in enumerate(zip(*columns) if columns else [()] * len(data)):
+    for i, parts in enumerate(zip(*columns, strict=True) if columns else [()] * len(data)):
         spoken.append("; ".join([*parts, *(extra[i] if extra else [])]))
     return spoken
 

@@ -124,7 +124,7 @@ def dataset_heatmap(matrix: pd.DataFrame, outcome: str, *, cell_width: int = 56,
     signed, written = outcome in ("id_gain", "ood_change"), matrix["dataset"].nunique() <= WRITTEN_DATASETS
     named = matrix["dataset"].nunique() <= NAMED_DATASETS
     data = matrix.assign(label=[(_cell_text(v, signed) + " ★" if b else _cell_text(v, signed)) if written
-                                else "★" if b else "" for v, b in zip(matrix["value"], matrix["best"])])
+                                else "★" if b else "" for v, b in zip(matrix["value"], matrix["best"], strict=True)])
     title = OUTCOME_TITLES.get(outcome, outcome)
     diverging = outcome in ("id_gain", "ood_change", "norm_gain")
     data["ink"] = _cell_ink(data["value"].to_numpy(float), diverging)

@@ -74,7 +74,7 @@ def _model_in_words(pts: pd.DataFrame, untrained: bool) -> None:
     """Replace ``pts``' model column (one model: checked by the caller) by its label, marked as the runs table
     marks a random-weight model, as the chart's subtitle says."""
     if "pretrained" in pts.columns:
-        pairs = set(zip(pts["model"].astype(str), pts["pretrained"].astype(str)))
+        pairs = set(zip(pts["model"].astype(str), pts["pretrained"].astype(str), strict=True))
         pts["model"] = cards.model_label_column(pts, pairs if untrained else set())
 
 

@@ -79,7 +79,7 @@ def _with_label_offsets(data: pd.DataFrame, x: str, y: str, domains: dict, width
     gain = pd.to_numeric(data["id_gain" if "id_gain" in data.columns else x], errors="coerce").fillna(-np.inf)
     order = sorted(range(len(data)), key=lambda i: (not bool(data["pareto"].iloc[i]), -gain.iloc[i],
                                                     str(data["method_title"].iloc[i])))
-    offsets = label_layout.place_labels(list(zip(px, py)),
+    offsets = label_layout.place_labels(list(zip(px, py, strict=True)),
                                         [label_layout.label_size(t) for t in data["method_title"]],
                                         width=width, height=height, order=order)
     return data.assign(label_align=[o.align if o else None for o in offsets],
@@ -96,7 +96,7 @@ def _interval_words(data: pd.DataFrame, axes: list[str], enc) -> list[list[str]]
             continue
         title = enc(axis, alt.X).to_dict()["title"]
         for i, (lo, hi) in enumerate(zip(pd.to_numeric(data[f"{axis}_lo"], errors="coerce"),
-                                         pd.to_numeric(data[f"{axis}_hi"], errors="coerce"))):
+                                         pd.to_numeric(data[f"{axis}_hi"], errors="coerce"), strict=True)):
             if np.isfinite(lo) and np.isfinite(hi):
                 words[i].append(f"{title} 95 % interval {lo:,.2f} to {hi:,.2f}")
     return words
@@ -156,7 +156,7 @@ def gain_vs_forgetting(rows: pd.DataFrame, *, x: str = "id_gain", y: str = "ood_
     # a title shared by two methods ('LoRA' of 'lora' and 'Lora') merged their colours and legend entries
     data["method_title"] = distinct_labels(data["method_title"].astype(str).tolist(),
                                            tags=data["method"].astype(str).tolist())
-    titles = dict(sorted(zip(data["method"], data["method_title"])))
+    titles = dict(sorted(zip(data["method"], data["method_title"], strict=True)))
     columns = min(LEGEND_COLUMNS, -(-len(titles) // LEGEND_ROWS))
     # symbolLimit 0: every method (Vega-Lite draws 30 entries and then '…15 entries', those methods unnamed)
     legend = alt.Legend(orient="bottom", labelLimit=LEGEND_LABEL_PX, symbolOpacity=1, symbolStrokeColor=RING_INK,

@@ -140,7 +140,7 @@ def pretraining_batch(seed: int, step: int, batch_size: int) -> tuple[np.ndarray
     shares = np.array([f.share for f in FAMILIES])
     counts = rng.multinomial(batch_size, shares / shares.sum())
     images, captions = [], []
-    for fam, n in zip(FAMILIES, counts):
+    for fam, n in zip(FAMILIES, counts, strict=True):
         if n == 0:
             continue
         im, attrs = fam.render(rng, int(n), **fam.pretrain_knobs(rng))

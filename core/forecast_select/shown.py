@@ -37,7 +37,7 @@ def with_measured_coverage(forecasts: pd.DataFrame, selection: pd.DataFrame, *, 
     measured = {key: rows for key, rows in mine.groupby(["method", "outcome"], sort=False)}
     made = (out["status"] == "ok").to_numpy() if "status" in out.columns else np.ones(len(out), bool)
     cover, cover_iimm, cover_jp = [], [], []
-    for (key, row), ok in zip(out.set_index(["method", "outcome"]).iterrows(), made):
+    for (key, row), ok in zip(out.set_index(["method", "outcome"]).iterrows(), made, strict=True):
         rows = measured.get(key) if ok else None  # a forecast not made has no coverage of its own to show
         if rows is None:
             cover.append(np.nan), cover_iimm.append(np.nan), cover_jp.append(np.nan)

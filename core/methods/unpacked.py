@@ -63,7 +63,7 @@ class UnpackedAttention(nn.Module):
             weights = (mha.q_proj_weight.detach(), mha.k_proj_weight.detach(), mha.v_proj_weight.detach())
         biases = mha.in_proj_bias.detach().split(d) if bias else (None, None, None)
         with torch.no_grad():
-            for linear, w, b in zip((new.q_proj, new.k_proj, new.v_proj), weights, biases):
+            for linear, w, b in zip((new.q_proj, new.k_proj, new.v_proj), weights, biases, strict=True):
                 linear.weight.copy_(w)
                 if b is not None:
                     linear.bias.copy_(b)

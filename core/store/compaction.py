@@ -71,7 +71,7 @@ def write_parquet(table: pa.Table, root: Path) -> Path:
     (run_id, created_at) rows in order; returns the file's path."""
     digest = hashlib.sha256()
     for run_id, created in zip(table.column("run_id").to_pylist(),
-                               table.column("created_at").to_pylist()):
+                               table.column("created_at").to_pylist(), strict=True):
         digest.update(f"{run_id}\0{created}\n".encode())
     target = root / f"{COMPACTED_PREFIX}{digest.hexdigest()[:16]}.parquet"
     return _atomic_write(target, lambda fh: pq.write_table(table, fh, compression="zstd"))

@@ -202,7 +202,7 @@ def _indexed_rows(root: Path, files: list[Path], skipped: list[Skipped], path: P
     index = _read_index(path)
     known: dict[str, tuple[str, int]] = {}
     if index is not None:
-        for pos, (name, key) in enumerate(zip(index["_file"].to_pylist(), index["_key"].to_pylist())):
+        for pos, (name, key) in enumerate(zip(index["_file"].to_pylist(), index["_key"].to_pylist(), strict=True)):
             known[name] = (key, pos)
     hits: list[int] = []
     order: list[tuple[bool, int]] = []  # (from the index?, position in hits or in fresh rows)

@@ -200,7 +200,7 @@ def _note_conflicts(merged: pa.Table, ranked: pa.Table, skipped: list[Skipped]) 
     if not later.num_rows:
         return
     content = [c for c in COLUMNS if c != "created_at"]
-    for pos, keep in zip(later["_pos"].to_pylist(), later["_keep"].to_pylist()):
+    for pos, keep in zip(later["_pos"].to_pylist(), later["_keep"].to_pylist(), strict=True):
         dropped, kept = merged.take([pos, keep]).to_pylist()
         if any(dropped[c] != kept[c] for c in content):
             skipped.append(Skipped(dropped["_file"] or "?", (
@@ -343,7 +343,7 @@ def _settled_identity(files: list[Path]) -> tuple | None:
     keys = [store_index.file_key(f) for f in files]
     if not all(store_index.settled(k, start) for k in keys):
         return None
-    return tuple(zip(map(str, files), keys))
+    return tuple(zip(map(str, files), keys, strict=True))
 
 
 _READ_COLUMNS = frozenset(COLUMNS)  # the columns of a Parquet file the loader reads (_select_parquet)

@@ -101,8 +101,8 @@ def emms(features: np.ndarray, labels: np.ndarray, *,
     ev, v = np.linalg.eigh(x.T @ x)
     keep = ev > 1e-10 * max(ev[-1], 1e-300)
     proj = [(v[:, keep].T @ (x.T @ tk)) / np.sqrt(ev[keep])[:, None] for tk in targets]  # U^T Y_k
-    q = np.array([[np.sum(a * b) - np.sum(pa * pb) for b, pb in zip(targets, proj)]
-                  for a, pa in zip(targets, proj)])  # t^T q t = min_W ||sum t_k Y_k - XW||^2
+    q = np.array([[np.sum(a * b) - np.sum(pa * pb) for b, pb in zip(targets, proj, strict=True)]
+                  for a, pa in zip(targets, proj, strict=True)])  # t^T q t = min_W ||sum t_k Y_k - XW||^2
     t = np.full(k, 1.0 / k)
     step = 1.0 / max(2 * np.linalg.eigvalsh(q)[-1], 1e-12)
     for _ in range(500 if k > 1 else 0):

@@ -116,6 +116,6 @@ def transrate(features: np.ndarray, labels: np.ndarray, *, eps: float = 1e-4,
     n = len(z)
     order = np.argsort(y, kind="stable")  # contiguous class blocks: one gather, not K masks
     zs, bounds = z[order], np.r_[0, np.cumsum(np.bincount(y, minlength=k))]
-    rates = np.array([_rate(zs[a:b], eps) for a, b in zip(bounds[:-1], bounds[1:])])
+    rates = np.array([_rate(zs[a:b], eps) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
     weights = np.full(k, 1.0 / k) if convention == STUDY else np.diff(bounds) / n
     return _rate(z, eps) - float(weights @ rates)

@@ -71,7 +71,7 @@ def _reason_counts(skipped: list[tuple[str, str]]) -> str:
 def _class_counts(labels, class_names) -> tuple[int, str]:
     """(number of classes, 'cat (2), dog (0)'): what an upload's summary says of its labels (ints 0..C-1)."""
     counts = np.bincount(labels, minlength=len(class_names))
-    return len(counts), ", ".join(f"{name} ({n})" for name, n in zip(class_names, counts))
+    return len(counts), ", ".join(f"{name} ({n})" for name, n in zip(class_names, counts, strict=True))
 
 
 def _kind(e: Exception) -> str:

@@ -29,7 +29,7 @@ def pretraining_batch(mix: CoverageMix, seed: int, step: int, batch_size: int,
     rates = caption_rates()
     counts = rng.multinomial(batch_size, [mix.shares[s.name] for s in SUBWORLDS])
     images, captions, source = [], [], []
-    for k, (sub, n) in enumerate(zip(SUBWORLDS, counts)):
+    for k, (sub, n) in enumerate(zip(SUBWORLDS, counts, strict=True)):
         if n == 0:
             continue
         im, attrs = sub.render(rng, int(n), **sub.pretrain_knobs(rng))

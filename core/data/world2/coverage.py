@@ -47,8 +47,9 @@ def long_tail(permutation_seed: int) -> CoverageMix:
     if isinstance(permutation_seed, bool) or not isinstance(permutation_seed, int) or permutation_seed < 0:
         raise ValueError(f"permutation_seed must be a non-negative int, got {permutation_seed!r}")
     perm = np.random.default_rng(permutation_seed).permutation(len(SUBWORLDS))
-    shares = {s.name: LEVELS[int(level)] for s, level in zip(SUBWORLDS, perm)}
-    return CoverageMix(f"long-tail-p{permutation_seed}", shares, {s.name: int(lv) for s, lv in zip(SUBWORLDS, perm)})
+    shares = {s.name: LEVELS[int(level)] for s, level in zip(SUBWORLDS, perm, strict=True)}
+    return CoverageMix(f"long-tail-p{permutation_seed}", shares,
+                       {s.name: int(lv) for s, lv in zip(SUBWORLDS, perm, strict=True)})
 
 
 def uniform() -> CoverageMix:

@@ -59,7 +59,8 @@ class World2Task:
 def _t(name: str, sub: str, attr: str | tuple[str, ...], template: str, values=None, **kw) -> World2Task:
     attrs = (attr,) if isinstance(attr, str) else attr
     vocab = BY_NAME[sub].attributes
-    vals = tuple(tuple(v) if v is not None else vocab[a] for a, v in zip(attrs, values or (None,) * len(attrs)))
+    vals = tuple(tuple(v) if v is not None else vocab[a]
+                 for a, v in zip(attrs, values or (None,) * len(attrs), strict=True))
     return World2Task(PREFIX + name, sub, attrs, vals, template, **kw)
 
 
@@ -165,7 +166,7 @@ def _labels_of(task: World2Task, attrs: dict) -> tuple[np.ndarray, np.ndarray]:
     sub = BY_NAME[task.subworld]
     keep = task.keep(attrs) if task.keep else np.ones(len(attrs[task.attrs[0]]), bool)
     label = np.zeros(len(keep), np.int64)
-    for attr, kept_words in zip(task.attrs, task.values):
+    for attr, kept_words in zip(task.attrs, task.values, strict=True):
         vocab = sub.attributes[attr]
         lookup = np.full(len(vocab), -1)
         lookup[[vocab.index(w) for w in kept_words]] = np.arange(len(kept_words))
