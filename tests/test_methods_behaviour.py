@@ -210,6 +210,23 @@ def test_save_and_load_round_trip(name, loaded, batch, tmp_path):
     torch.testing.assert_close(logits(restored, batch), expected, atol=0, rtol=0)
 
 
+def test_a_saved_tensor_of_another_shape_is_refused_not_broadcast(loaded, tmp_path):
+    """load_trained copied each saved tensor into its parameter with copy_, which broadcasts: a hand-edited or
+    foreign file holding a 1-element tensor filled the whole parameter with that value, and loaded without a word."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = save_trained(build_method("bitfit", loaded, CLASSES, TEMPLATE), tmp_path / "bitfit.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    name = next(n for n, t in tensors.items() if t.numel() > 1)
+    tensors[name] = torch.ones(1)
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(ValueError, match=rf"{re.escape(name)} has shape \(1,\) in .*bitfit\.safetensors, the "
+                                         r"method's parameter \("):
+        load_trained(loaded, path)
+
+
 @pytest.mark.parametrize("name, in_training, in_eval", [("bitfit", 3, 2), ("clip_adapter", 1, 0),
                                                          ("linear_probe", 0, 0)])
 def test_prompt_features_are_cached_only_when_the_text_tower_is_frozen(name, in_training, in_eval, loaded, batch,

@@ -351,6 +351,10 @@ def load_trained(loaded: LoadedModel, path: str | Path, *, copy_model: bool = Tr
     if missing or unexpected:
         raise ValueError(f"{path} does not match method {meta['method']}: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}")
+    for name, tensor in tensors.items():  # copy_ broadcasts: a 1-element tensor would fill the whole parameter
+        if tensor.shape != expected[name].shape:
+            raise ValueError(f"{name} has shape {tuple(tensor.shape)} in {path}, the method's parameter "
+                             f"{tuple(expected[name].shape)}: the file was not saved from this method and model")
     with torch.no_grad():
         for name, tensor in tensors.items():
             expected[name].copy_(tensor)
