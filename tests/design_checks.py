@@ -77,7 +77,7 @@ def forbidden_imports(source: str, path: str, forbidden=FORBIDDEN_IN_CORE) -> li
 
 
 def modules_of(paths: list[str]) -> list[str]:
-    """Dotted module names of the files (``core/a/__init__.py`` -> ``core.a``)."""
+    """Dotted module names of the files (``core/store/__init__.py`` -> ``core.store``)."""
     names = []
     for path in paths:
         parts = Path(path).with_suffix("").parts
