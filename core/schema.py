@@ -254,6 +254,10 @@ def _check_consistency(record: dict[str, Any]) -> None:
         if not _close(norm, (ft - zs) / (100.0 - zs)):
             raise SchemaError(f"field 'norm_gain' ({norm:g}) must equal (ft_acc - zs_acc) / (100 - zs_acc)")
     before, after, change = record.get("ood_before"), record.get("ood_after"), record.get("ood_change")
+    if change is not None and isinstance(before, dict) and isinstance(after, dict) and set(before) != set(after):
+        # outcomes() refuses such maps; a record from elsewhere (a submission) would show a change nothing confirms
+        raise SchemaError(f"field 'ood_change' is given but ood_before and ood_after name different OOD sets "
+                          f"({', '.join(sorted(map(str, set(before) ^ set(after))))} in only one of them)")
     if (change is not None and isinstance(before, dict) and isinstance(after, dict) and before
             and set(before) == set(after) and all(isinstance(v, (int, float)) for v in
                                                   (*before.values(), *after.values()))):

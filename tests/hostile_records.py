@@ -113,6 +113,9 @@ json_case("inter-modal-below-minus-1", "'inter_modal' must lie", inter_modal=-3.
 json_case("id-gain-inconsistent", "id_gain.*must equal", id_gain=30.0)
 json_case("norm-gain-inconsistent", "norm_gain.*must equal", norm_gain=0.9)
 json_case("ood-change-inconsistent", "ood_change.*must equal", ood_change=-40.0)
+# an ood_change over two different sets of OOD datasets is a number nothing in the record confirms
+json_case("ood-sets-differ", "ood_before and ood_after name different OOD sets",
+          ood_after={"ood-a": 58.0, "ood-c": 48.0}, ood_change=-2.0)
 json_case("ood-after-250", r"ood_after\[", ood_after={"ood-a": 250.0, "ood-b": 50.0}, ood_change=None)
 json_case("status-bogus", "status", status="bogus")
 json_case("run-id-traversal", "run_id", run_id="../../etc/passwd")
@@ -231,6 +234,8 @@ parquet_case("parquet-schema-version-huge", "schema_version", lambda: record_tab
 # the nested rules the JSON path applies (the Parquet path showed an ood_change its own OOD tables contradicted)
 parquet_case("parquet-ood-change-inconsistent", "ood_change.*must equal", lambda: record_table(
     ood_change=pa.array([-40.0])))
+parquet_case("parquet-ood-sets-differ", "ood_before and ood_after name different OOD sets", lambda: record_table(
+    ood_after=pa.array(['{"ood-a": 58.0, "ood-c": 48.0}']), ood_change=pa.array([-2.0])))
 parquet_case("parquet-ood-after-250", "'ood_after' must map", lambda: record_table(
     ood_after=pa.array(['{"ood-a": 250.0, "ood-b": 50.0}']), ood_change=pa.array([None], pa.float64())))
 parquet_case("parquet-ood-before-a-string", "'ood_before' must map", lambda: record_table(

@@ -149,11 +149,13 @@ def _ood(before, after, change):
     (_ood({"a/b": 60.0, "c~d": 40.0}, {"a/b": 58.0, "c~d": 41.0}, -0.5), True),  # consistent, awkward names
     (_ood({"a": 60.0, "b": 40.0}, {"a": 58.0, "b": 41.0}, 3.0), False),          # inconsistent
     (_ood({"a": 60.0, "b": None}, {"a": 58.0, "b": 41.0}, 3.0), True),           # a missing value: not checked
-    (_ood({"a": 60.0}, {"b": 58.0}, 3.0), True),                                 # other sets: not checked
+    (_ood({"a": 60.0}, {"b": 58.0}, 3.0), False),                                # other sets: a change unconfirmed
+    (_ood({"a": 60.0}, {"b": 58.0}, None), True),                                # other sets, no change claimed
     (_ood({"a": 60.0}, {"a": 101.0}, None), False),                              # out of range
     (_ood({"a": 60.0}, {"a": True}, None), False),                               # not a number
     (_ood({}, {}, None), True),
-], ids=["consistent", "inconsistent", "missing-value", "other-sets", "out-of-range", "a-bool", "empty"])
+], ids=["consistent", "inconsistent", "missing-value", "other-sets", "other-sets-no-change", "out-of-range", "a-bool",
+      "empty"])
 def test_parquet_rows_pass_the_ood_rules_exactly_where_json_records_do(tmp_path, rec, loads):
     """The Parquet path checked ood_change only for type: a row showed +3 where its own OOD tables gave -0.5."""
     import pyarrow as pa

@@ -352,6 +352,11 @@ def _nested_shape_rules(tol: float) -> list[tuple[str, str]]:
                       f"OR NOT list_has_all(['BIGINT', 'UBIGINT', 'DOUBLE', 'NULL'], {types})) "
                       f"AND NOT {_repeats_a_key(name)}",
                       f"field {name!r} must map each dataset to an accuracy in [0, 100]"))
+    # as core.schema: a change over two different key sets is a number nothing in the row confirms
+    rules.append(('ood_change IS NOT NULL AND json_type("ood_before") = \'OBJECT\' AND json_type("ood_after") = \'OBJECT\' '
+                  'AND list_sort(list_distinct(json_keys("ood_before"))) '
+                  '<> list_sort(list_distinct(json_keys("ood_after")))',
+                  "field 'ood_change' is given but ood_before and ood_after name different OOD sets"))
     # over one key set, the mean of after[k] - before[k] is mean(after) - mean(before): no per-key lookups
     expected = "(list_avg(_values_ood_after) - list_avg(_values_ood_before))"
     rules.append((f"ood_change IS NOT NULL AND abs(ood_change - {expected}) > {tol} * greatest(1, abs({expected})) "
