@@ -151,10 +151,11 @@ def _ood(before, after, change):
     (_ood({"a": 60.0, "b": None}, {"a": 58.0, "b": 41.0}, 3.0), True),           # a missing value: not checked
     (_ood({"a": 60.0}, {"b": 58.0}, 3.0), False),                                # other sets: a change unconfirmed
     (_ood({"a": 60.0}, {"b": 58.0}, None), True),                                # other sets, no change claimed
+    (_ood({"a": 60.0, "b": 40.0}, {"b": 41.0, "a": 58.0}, -0.5), True),          # one set, keys in another order
     (_ood({"a": 60.0}, {"a": 101.0}, None), False),                              # out of range
     (_ood({"a": 60.0}, {"a": True}, None), False),                               # not a number
     (_ood({}, {}, None), True),
-], ids=["consistent", "inconsistent", "missing-value", "other-sets", "other-sets-no-change", "out-of-range", "a-bool",
+], ids=["consistent", "inconsistent", "missing-value", "other-sets", "other-sets-no-change", "keys-reordered", "out-of-range", "a-bool",
       "empty"])
 def test_parquet_rows_pass_the_ood_rules_exactly_where_json_records_do(tmp_path, rec, loads):
     """The Parquet path checked ood_change only for type: a row showed +3 where its own OOD tables gave -0.5."""

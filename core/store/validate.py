@@ -352,8 +352,10 @@ def _nested_shape_rules(tol: float) -> list[tuple[str, str]]:
                       f"OR NOT list_has_all(['BIGINT', 'UBIGINT', 'DOUBLE', 'NULL'], {types})) "
                       f"AND NOT {_repeats_a_key(name)}",
                       f"field {name!r} must map each dataset to an accuracy in [0, 100]"))
-    # as core.schema: a change over two different key sets is a number nothing in the row confirms
-    rules.append(('ood_change IS NOT NULL AND json_type("ood_before") = \'OBJECT\' AND json_type("ood_after") = \'OBJECT\' '
+    # as core.schema: a change over two different key sets is a number nothing in the row confirms. Cheapest term
+    # first (the keys in the written order, equal in every row the grid writes): 0.03 s at 100,000 rows, not 0.13
+    rules.append(('ood_change IS NOT NULL AND json_keys("ood_before") <> json_keys("ood_after") '
+                  'AND json_type("ood_before") = \'OBJECT\' AND json_type("ood_after") = \'OBJECT\' '
                   'AND list_sort(list_distinct(json_keys("ood_before"))) '
                   '<> list_sort(list_distinct(json_keys("ood_after")))',
                   "field 'ood_change' is given but ood_before and ood_after name different OOD sets"))
