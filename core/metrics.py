@@ -118,6 +118,11 @@ def unit_rows(a: np.ndarray, name: str) -> np.ndarray:
     return out
 
 
+def check_inputs(x: np.ndarray, t: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, t, labels) checked as every measure checks them (labels as int64), or ValueError naming the argument."""
+    return _validate(x, t, labels)
+
+
 def _validate(x, t, labels=None):
     x = check_matrix(x, "image_embeddings", min_rows=2, what="images")
     t = check_matrix(t, "text_embeddings", min_rows=2, what="classes (prompt rows)")
@@ -264,13 +269,22 @@ def check_level(level: object, name: str = "level") -> float:
     return float(level)
 
 
-def _subsample(n: int, sample_size: int, seed: int) -> np.ndarray:
+def _subsample(n: int, sample_size: int, seed: int, order: np.ndarray | None = None) -> np.ndarray:
     if isinstance(sample_size, bool) or not isinstance(sample_size, (int, np.integer)) or sample_size < 2:
         raise ValueError(f"sample_size must be an integer >= 2, got {sample_size!r}")
     seed = check_seed(seed)
     if n <= sample_size:
         return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=sample_size, replace=False))
+    drawn = np.random.default_rng(seed).choice(n, size=sample_size, replace=False)
+    return np.sort(drawn if order is None else check_order(order, n)[drawn])
+
+
+def check_order(order: object, n: int) -> np.ndarray:
+    """``order`` as an int64 permutation of 0..n-1 (the order seeded draws follow), or ValueError."""
+    o = np.asarray(order)
+    if o.shape != (n,) or o.dtype.kind not in "iu" or not np.array_equal(np.sort(o), np.arange(n)):
+        raise ValueError(f"order must be a permutation of the {n} row positions")
+    return o.astype(np.int64)
 
 
 def _silhouette(z: np.ndarray, lab: np.ndarray, what: str) -> float:
@@ -283,38 +297,43 @@ def _silhouette(z: np.ndarray, lab: np.ndarray, what: str) -> float:
     return float(silhouette_score(z, lab, metric="cosine"))
 
 
-def silhouette_classes(x: np.ndarray, labels: np.ndarray, *, sample_size: int = 2000, seed: int = 0) -> float:
+def silhouette_classes(x: np.ndarray, labels: np.ndarray, *, sample_size: int = 2000, seed: int = 0,
+                       order: np.ndarray | None = None) -> float:
     """Silhouette of the IMAGE embeddings grouped by CLASS label (cosine distance), in [-1, 1].
 
     The A-CLIP paper's task-difficulty measure: high = classes already well
     separated in the zero-shot image space. x (N,d), labels (N,). O(n^2 d) with
-    n = min(N, sample_size): images are subsampled without replacement by ``seed``.
+    n = min(N, sample_size): images are subsampled without replacement by ``seed``, drawn as positions in
+    ``order`` (a permutation of the rows; default: as stored).
     """
     x = check_matrix(x, "image_embeddings", min_rows=2, what="images")
     y = check_labels(labels, x.shape[0])
-    idx = _subsample(x.shape[0], sample_size, seed)
+    idx = _subsample(x.shape[0], sample_size, seed, order)
     return _silhouette(unit_rows(x[idx], "image_embeddings"), y[idx], "image classes")
 
 
-def silhouette_modality(x: np.ndarray, t: np.ndarray, *, sample_size: int = 2000, seed: int = 0) -> float:
+def silhouette_modality(x: np.ndarray, t: np.ndarray, *, sample_size: int = 2000, seed: int = 0,
+                        order: np.ndarray | None = None) -> float:
     """Silhouette of images + prompts pooled, grouped by MODALITY (0 = image, 1 = text), cosine.
 
     A-CLIP's modality-separation measure: high = images and prompts form two
     separate clusters (large modality gap). x (N,d), t (C,d); each modality is
-    subsampled to at most ``sample_size`` rows by ``seed``. O(n^2 d).
+    subsampled to at most ``sample_size`` rows by ``seed`` (the images' as positions in ``order``). O(n^2 d).
     """
     x, t, _ = _validate(x, t)
     seed = check_seed(seed)  # a Python int: seed + 1 of np.uint8(255) wrapped to 0
-    ix = _subsample(x.shape[0], sample_size, seed)
+    ix = _subsample(x.shape[0], sample_size, seed, order)
     it = _subsample(t.shape[0], sample_size, seed + 1)
     z = np.vstack([unit_rows(x[ix], "image_embeddings"), unit_rows(t[it], "text_embeddings")])
     lab = np.r_[np.zeros(len(ix), dtype=np.int64), np.ones(len(it), dtype=np.int64)]
     return _silhouette(z, lab, "modality")
 
 
-def zero_shot_scores(x: np.ndarray, t: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def zero_shot_scores(x: np.ndarray, t: np.ndarray, labels: np.ndarray, *,
+                     order: np.ndarray | None = None) -> dict[str, float]:
     """Every measure above in one call on x (N,d), t (C,d), labels (N,); keys: iimm, inter_modal,
-    intra_image, correct_pair, modality_gap, intra_text, zs_acc, silhouette_classes, silhouette_modality.
+    intra_image, correct_pair, modality_gap, intra_text, zs_acc, silhouette_classes, silhouette_modality
+    (``order``: the silhouettes').
 
     ``silhouette_classes`` is NaN (with a warning) only when it is undefined for
     the labelling, e.g. every sampled image in its own class.
@@ -327,17 +346,20 @@ def zero_shot_scores(x: np.ndarray, t: np.ndarray, labels: np.ndarray) -> dict[s
            "intra_text": (float(st @ st) - c) / (c * (c - 1)),
            "zs_acc": zero_shot_accuracy(x, t, y)}
     try:
-        out["silhouette_classes"] = silhouette_classes(x, y)
+        out["silhouette_classes"] = silhouette_classes(x, y, order=order)
     except ValueError as e:
         log.warning("silhouette_classes set to NaN: %s", e)
         out["silhouette_classes"] = float("nan")
-    out["silhouette_modality"] = silhouette_modality(x, t)
+    out["silhouette_modality"] = silhouette_modality(x, t, order=order)
     return out
 
 
 def bootstrap_iimm(x: np.ndarray, t: np.ndarray, labels: np.ndarray, *, n_boot: int = 200,
-                   seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+                   seed: int = 0, level: float = 0.95, order: np.ndarray | None = None) -> tuple[float, float]:
     """Percentile bootstrap interval (lo, hi) of IIMM, resampling images with replacement.
+
+    The seeded draws are positions in ``order`` (a permutation of the rows; default: as stored): with an order
+    set by the rows' content, the interval does not depend on how the rows are stored.
 
     x (N,d), t (C,d), labels (N,). Each replicate is computed exactly from resample
     counts: the intra term skips pairs of the same drawn image (the statistic is
@@ -351,6 +373,7 @@ def bootstrap_iimm(x: np.ndarray, t: np.ndarray, labels: np.ndarray, *, n_boot: 
     seed = check_seed(seed)
     x, t, y = _validate(x, t, labels)
     n, c = x.shape[0], t.shape[0]
+    rank = None if order is None else np.argsort(check_order(order, n))  # row i is drawn as position rank[i]
     tn = unit_rows(t, "text_embeddings")
     work = np.float64 if x.dtype == np.float64 else np.float32
     xn = np.empty(x.shape, dtype=work)
@@ -364,6 +387,7 @@ def bootstrap_iimm(x: np.ndarray, t: np.ndarray, labels: np.ndarray, *, n_boot: 
     for b0 in range(0, n_boot, 32):
         counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n)
                            for _ in range(min(32, n_boot - b0))]).astype(work)
+        counts = counts if rank is None else counts[:, rank]
         sums = (counts @ xn).astype(np.float64)
         c2 = (counts.astype(np.float64) ** 2).sum(axis=1)
         intra = (np.einsum("bd,bd->b", sums, sums) - c2) / np.maximum(n * n - c2, 1.0)

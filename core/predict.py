@@ -7,6 +7,7 @@ sample of images must be embedded, so the .npz route and the page's import stay 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -89,8 +90,22 @@ def _transferability(x: np.ndarray, t: np.ndarray, y: np.ndarray, class_names: l
     return {k: float(v) for k, v in scores.items()}
 
 
+def content_order(image: np.ndarray, labels: np.ndarray, class_names: list[str]) -> np.ndarray:
+    """The positions of a sample's rows sorted by their content: a digest of each image row's values (as float64,
+    so float32 rows and their float64 copy agree), then its class's name. The forecast's seeded draws (IIMM's
+    bootstrap, the baselines' and silhouettes' subsamples) follow this order, so they depend on which images the
+    sample holds, not on their files' names or order (which set the rows' order) nor on the classes' numbering.
+    ``image`` (N, d) and ``labels`` (N,) in 0..C-1 as ``core.metrics`` checks them."""
+    keys: list[bytes] = []
+    for s in range(0, len(image), 1024):
+        block = np.ascontiguousarray(image[s:s + 1024], dtype=np.float64) + 0.0  # -0.0 reads as 0.0
+        keys += [hashlib.blake2b(row.tobytes(), digest_size=16).digest() + str(class_names[int(k)]).encode("utf-8")
+                 for row, k in zip(block, labels[s:s + 1024])]
+    return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
+
+
 def baseline_rows(runs_df: pd.DataFrame, model: str, pretrained: str, n_images: int, *,
-                  seed: int = 0) -> tuple[np.ndarray | None, str | None]:
+                  seed: int = 0, order: np.ndarray | None = None) -> tuple[np.ndarray | None, str | None]:
     """Which of a sample's ``n_images`` rows to score the transferability baselines on so that they compare
     with the reference datasets' (scored on their whole train splits), and a note for the page.
 
@@ -98,9 +113,10 @@ def baseline_rows(runs_df: pd.DataFrame, model: str, pretrained: str, n_images: 
     grow or shrink with it); the zero-shot measures are means over images or image pairs and do not. So
     where every reference dataset of ``model``/``pretrained`` has a train split of one known size S
     (``core.data.registry.train_size``) and the sample has at least S images, the baselines are scored on
-    a seeded random S of them; where the sizes differ or are unknown, or the sample is smaller than S, the
-    rows are None: the baselines are shown (scored on the whole sample) but do not compete in the forecast's
-    choice of predictors. With no ok reference runs of ``model``/``pretrained`` (so no forecast either) the
+    a seeded random S of them (drawn as positions in ``order``, a permutation of the rows: :func:`content_order`
+    makes the choice depend on the images, not on their order); where the sizes differ or are unknown, or the
+    sample is smaller than S, the rows are None: the baselines are shown (scored on the whole sample) but do not
+    compete in the forecast's choice of predictors. With no ok reference runs of ``model``/``pretrained`` (so no forecast either) the
     rows are every row, ``np.arange(n_images)``, and there is no note.
     """
     from core.data.registry import train_size
@@ -122,7 +138,8 @@ def baseline_rows(runs_df: pd.DataFrame, model: str, pretrained: str, n_images: 
     if n_images < size:
         return None, (left_out + f"your sample has {n_images:,} images where the reference datasets' train "
                       f"splits have {size:,}." + chosen_from)
-    rows = np.sort(np.random.default_rng(seed).permutation(n_images)[:size])
+    drawn = np.random.default_rng(seed).permutation(n_images)[:size]
+    rows = np.sort(drawn if order is None else metrics.check_order(order, n_images)[drawn])
     note = (None if n_images == size else f"Transferability baselines were computed on a random {size:,} of "
             f"your {n_images:,} images, the size of the reference datasets' train splits they are compared with.")
     return rows, note
@@ -184,14 +201,16 @@ def forecast_for_embeddings(image: np.ndarray, text: np.ndarray, labels: np.ndar
     timings = dict(timings or {})
     notes: list[str] = []
     t0 = time.perf_counter()
-    zs = {k: float(v) for k, v in metrics.zero_shot_scores(image, text, labels).items()}
-    lo, hi = metrics.bootstrap_iimm(image, text, labels, n_boot=n_boot, seed=seed, level=level)
+    image, text, labels = metrics.check_inputs(image, text, labels)
+    order = content_order(image, labels, class_names)  # the seeded draws follow the images, not their files' order
+    zs = {k: float(v) for k, v in metrics.zero_shot_scores(image, text, labels, order=order).items()}
+    lo, hi = metrics.bootstrap_iimm(image, text, labels, n_boot=n_boot, seed=seed, level=level, order=order)
     timings["zero_shot_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     # The reference runs' baselines were scored on L2-normalised rows (core.embed); an .npz upload may
     # hold raw rows, and GBC, TransRate, NCTI, EMMS... are not scale-invariant. IIMM normalises itself.
     n_images = int(np.asarray(image).shape[0])
-    rows, why = baseline_rows(runs_df, model, pretrained, n_images, seed=seed)
+    rows, why = baseline_rows(runs_df, model, pretrained, n_images, seed=seed, order=order)
     scored = rows if rows is not None else np.arange(n_images)
     tf = _transferability(metrics.unit_rows(np.asarray(image)[scored], "image_embeddings"),
                           metrics.unit_rows(np.asarray(text), "text_embeddings"), np.asarray(labels)[scored],
