@@ -186,6 +186,34 @@ def test_invariances():
         assert other["silhouette_modality"] == pytest.approx(base["silhouette_modality"], abs=1e-10)
 
 
+def test_silhouettes_and_the_iimm_bootstrap_follow_the_rows_not_their_order():
+    """Rows shuffled (labels with them): the silhouettes (no subsample) are unchanged; where rows are drawn (the
+    bootstrap, a silhouette's subsample) the draws follow ``order``, so the same rows in the same order of draws
+    give the same value, and classes renumbered change nothing."""
+    x, t, y = rand_case(60, 10, 4, seed=12)
+    rng = np.random.default_rng(12)
+    perm, order = rng.permutation(60), rng.permutation(60)
+    moved = np.argsort(perm)[order]  # x[perm][moved] is x[order]: the same rows in the same order of draws
+    base, shuffled = m.zero_shot_scores(x, t, y), m.zero_shot_scores(x[perm], t, y[perm])
+    for key in ("silhouette_classes", "silhouette_modality"):
+        assert shuffled[key] == pytest.approx(base[key], rel=1e-6, abs=1e-12), key
+    kw = dict(sample_size=25, seed=3)
+    assert m.silhouette_classes(x[perm], y[perm], order=moved, **kw) == pytest.approx(
+        m.silhouette_classes(x, y, order=order, **kw), rel=1e-6)
+    assert m.silhouette_modality(x[perm], t, order=moved, **kw) == pytest.approx(
+        m.silhouette_modality(x, t, order=order, **kw), rel=1e-6)
+    want = m.bootstrap_iimm(x, t, y, n_boot=40, order=order)
+    assert m.bootstrap_iimm(x[perm], t, y[perm], n_boot=40, order=moved) == pytest.approx(want, rel=1e-6)
+    cls = np.array([3, 1, 0, 2])  # class k is numbered cls[k]
+    t_new = np.empty_like(t)
+    t_new[cls] = t
+    assert m.bootstrap_iimm(x, t_new, cls[y], n_boot=40, order=order) == pytest.approx(want, rel=1e-6)
+    assert m.bootstrap_iimm(x, t, y, n_boot=40) == pytest.approx(m.bootstrap_iimm(x, t, y, n_boot=40,
+                                                                                 order=np.arange(60)), rel=1e-12)
+    with pytest.raises(ValueError, match="order must be a permutation of the 60 row positions"):
+        m.bootstrap_iimm(x, t, y, n_boot=40, order=np.zeros(60, dtype=int))
+
+
 def test_inputs_not_mutated():
     x, t, y = rand_case(30, 5, 3, seed=2, dtype=np.float32)
     x0, t0, y0 = x.copy(), t.copy(), y.copy()

@@ -40,6 +40,26 @@ def test_emms_study_separable_beats_independent_and_sources_can_be_tables_or_a_s
     assert tr.emms(x, y, label_embeddings=[centres, junk]) == tr.emms(x, y, label_embeddings=stack)
 
 
+def test_every_baseline_is_unchanged_by_the_rows_order_and_the_classes_numbering():
+    """A sample's images in another order (labels, probabilities and label embeddings with them) and its classes
+    numbered otherwise (probability columns and label-embedding rows renumbered too): every score the same."""
+    x, y, _, centres = clusters(n=90, d=8, k=3, noise=0.4)
+    rng = np.random.default_rng(4)
+    text = centres + 0.3 * rng.standard_normal(centres.shape)
+    probs = tr.classifier_probs(x, text, logit_scale=20.0)
+    base = tr.all_scores(x, y, probs=probs, label_embeddings=[text, centres])
+    rows, new = rng.permutation(len(y)), np.array([2, 0, 1])  # class k is numbered new[k]
+    renumbered = [np.empty_like(a) for a in (text, centres)]
+    for table, old in zip(renumbered, (text, centres)):
+        table[new] = old
+    p2 = np.empty_like(probs)
+    p2[:, new] = probs
+    got = tr.all_scores(x[rows], new[y][rows], probs=p2[rows], label_embeddings=renumbered)
+    assert set(got) == set(tr.BASELINES) and np.isfinite(list(base.values())).all()
+    for name in base:
+        assert got[name] == pytest.approx(base[name], rel=1e-6, abs=1e-12), name
+
+
 # ----------------------------------------------------------------------------- GBC
 def test_gbc_hand_checked_1d():
     # class 0: {0, 2}, class 1: {2, 4}: means 1, 3; variances 1, 1.
