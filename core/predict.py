@@ -87,6 +87,14 @@ def _transferability(x: np.ndarray, t: np.ndarray, y: np.ndarray, class_names: l
                  f"{info['emms_sources']}.")
     if "leep" in info:
         notes.append("LEEP left out: the upload does not say the model's logit scale (its temperature).")
+    blank = sorted(k for k, v in scores.items() if not math.isfinite(float(v)))
+    if blank:  # said here: the reason (core.transferability.all_scores) went to the log alone
+        single = [repr(str(class_names[k])) for k in np.flatnonzero(np.bincount(y, minlength=len(class_names)) == 1)]
+        notes.append(f"Transferability baselines left blank for this sample: {', '.join(blank)} ("
+                     + (f"{'classes' if len(single) > 1 else 'class'} {', '.join(single)} "
+                        f"{'have' if len(single) > 1 else 'has'} a single image; a baseline that needs a class's "
+                        "spread (GBC) needs at least 2" if single else "not defined or not finite on these "
+                        "embeddings") + ").")
     return {k: float(v) for k, v in scores.items()}
 
 

@@ -327,3 +327,21 @@ def test_the_grid_command_for_any_model_key_writes_that_key(tmp_path, tag):
     subprocess.run(["bash", "-c", setup], cwd=tmp_path, check=True, capture_output=True)
     config = tmp_path / grid.split()[0]
     assert tomllib.loads(config.read_text(encoding="utf-8"))["models"] == [spec_for("ViT-B-32", tag).key]
+
+
+def test_a_class_with_a_single_image_is_named_beside_the_baselines_it_leaves_blank(runs):
+    """GBC needs 2 images per class: with one it is NaN, which the page and the job showed blank without a word
+    (the reason went to the log alone); a note now names the baselines left blank and the class."""
+    x, t, y, names = _embeddings()
+    y = np.where(y == 2, 0, y)
+    y[5] = 2  # class2: one image
+    res = predict.forecast_for_embeddings(
+        x, t, y, names, runs, model="worldclip-tiny", pretrained="world-v1", model_label="tiny",
+        random_weights=False, n_boot=20)
+    blank = sorted(k for k, v in res.transferability.items() if not np.isfinite(v))
+    assert blank == ["gbc", "gbc_diagonal"]
+    (note,) = [n for n in res.notes if n.startswith("Transferability baselines left blank")]
+    assert "gbc, gbc_diagonal" in note and "'class2' has a single image" in note
+    whole = _run(runs)
+    assert np.isfinite(list(whole.transferability.values())).all()
+    assert not any(n.startswith("Transferability baselines left blank") for n in whole.notes)
