@@ -68,3 +68,112 @@ def test_the_order_is_the_contents_and_float64_rows_draw_as_their_float32_values
     assert np.array_equal(order, predict.content_order(x.astype(np.float64), y, names))
     twins = np.vstack([x[:1], x[:1]])  # one image under two classes: the class's name orders them
     assert list(predict.content_order(twins, np.array([1, 0]), ["a", "b"])) == [1, 0]
+
+
+# ----------------------------------------------------------------------------- end to end: python -m jobs.forecast
+def _members() -> list[tuple[str, bytes]]:
+    import io
+    import zipfile
+
+    from tests.app_helpers import sample_zip
+
+    with zipfile.ZipFile(io.BytesIO(sample_zip(n_per_class=4))) as zf:
+        return [(info.filename, zf.read(info)) for info in zf.infolist()]
+
+
+def _zip(path, members) -> str:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members:
+            zf.writestr(name, data)
+    return str(path)
+
+
+def _same_documents(docs: list[dict]) -> None:
+    """Every forecast of ``docs`` (jobs.forecast's JSON) says what the first says, numbers to 1e-6 relative (the
+    IIMM interval to 1e-7 absolute: float32 sums in another order); its file's name and digest aside."""
+    def close(a, b, where):
+        if isinstance(a, dict):
+            assert set(a) == set(b), where
+            for key in a:
+                close(a[key], b[key], f"{where}.{key}")
+        elif isinstance(a, list):
+            assert len(a) == len(b), where
+            for k, (u, v) in enumerate(zip(a, b)):
+                close(u, v, f"{where}[{k}]")
+        elif isinstance(a, float) and isinstance(b, float):
+            assert a == pytest.approx(b, rel=1e-6, abs=1e-7), where
+        else:
+            assert a == b, where
+
+    first, *others = ({k: v for k, v in doc.items() if k not in ("sample", "sample_sha256")} for doc in docs)
+    for k, other in enumerate(others, 1):
+        close(other, first, f"forecast {k}")
+
+
+def test_a_sample_reordered_renamed_or_given_with_a_manifest_gets_the_same_forecast(fixture_store, tmp_path):
+    """The same 12 images as a zip, the zip again (the same upload twice in one process), its entries written in
+    reverse, its files renamed (classes kept), and a flat zip with a shuffled CSV manifest: one forecast, five
+    times. Before, the renamed and manifest samples' rows came in another order and the IIMM interval moved."""
+    import json
+
+    from jobs import forecast as job
+
+    members = _members()
+    rng = np.random.default_rng(2)
+    new = [f"{name.split('/')[0]}/IMG_{k:04d}.png" for name, k in zip((n for n, _ in members),
+                                                                       rng.permutation(100)[:len(members)])]
+    flat = [(f"p{k:02d}.png", data) for k, (_, data) in zip(rng.permutation(len(members)), members)]
+    manifest = "file,label\n" + "".join(f"{f},{name.split('/')[0]}\n" for (f, _), (name, _) in zip(flat, members))
+    rows = manifest.splitlines()
+    manifest = "\n".join([rows[0], *(rows[1:][k] for k in rng.permutation(len(rows) - 1))]) + "\n"
+    samples = [_zip(tmp_path / "a.zip", members), str(tmp_path / "a.zip"),
+               _zip(tmp_path / "reversed.zip", members[::-1]),
+               _zip(tmp_path / "renamed.zip", [(n, data) for n, (_, data) in zip(new, members)]),
+               _zip(tmp_path / "manifest.zip", [("labels.csv", manifest.encode()), *flat])]
+    out = tmp_path / "f.json"
+    assert job.main([*samples, "--model", "worldclip-tiny-random", "--out", str(out)]) == 0
+    docs = json.loads(out.read_text(encoding="utf-8"))["forecasts"]
+    assert len(docs) == 5 and docs[0]["n_images"] == 12 and docs[0]["enough_runs"]
+    _same_documents(docs)
+
+
+def test_an_npz_with_its_rows_shuffled_and_classes_renumbered_gets_the_same_forecast(fixture_store, tmp_path):
+    import io
+    import json
+
+    from jobs import forecast as job
+    from tests.app_helpers import embeddings_npz
+
+    with np.load(io.BytesIO(embeddings_npz())) as npz:
+        x, t, y, names = (npz[k] for k in ("image_embeddings", "text_embeddings", "labels", "class_names"))
+    x2, t2, y2, names2 = _stored_otherwise(x, t, y, list(names), seed=5)
+    np.savez(tmp_path / "a.npz", image_embeddings=x, text_embeddings=t, labels=y, class_names=names)
+    np.savez(tmp_path / "b.npz", image_embeddings=x2, text_embeddings=t2, labels=y2, class_names=np.array(names2))
+    out = tmp_path / "f.json"
+    assert job.main([str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--model", "worldclip-tiny-random",
+                     "--out", str(out)]) == 0
+    _same_documents(json.loads(out.read_text(encoding="utf-8"))["forecasts"])
+
+
+@pytest.mark.slow
+def test_the_same_sample_in_two_processes_gets_the_same_forecast(fixture_store, tmp_path):
+    """Two runs of the job in fresh processes, with different string hashing (set and dict orders of names); the
+    fixture store named with --results (this process's stand-in for the shipped folder is not theirs)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    sample = _zip(tmp_path / "a.zip", _members())
+    docs = []
+    for k, hash_seed in enumerate(("1", "2")):
+        out = tmp_path / f"f{k}.json"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": os.getcwd()}
+        done = subprocess.run([sys.executable, "-m", "jobs.forecast", sample, "--model", "worldclip-tiny-random",
+                               "--results", str(fixture_store), "--out", str(out)],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        docs += json.loads(out.read_text(encoding="utf-8"))["forecasts"]
+    _same_documents(docs)
