@@ -99,17 +99,24 @@ def _transferability(x: np.ndarray, t: np.ndarray, y: np.ndarray, class_names: l
 
 
 def content_order(image: np.ndarray, labels: np.ndarray, class_names: list[str]) -> np.ndarray:
-    """The positions of a sample's rows sorted by their content: a digest of each image row's values (as float64,
-    so float32 rows and their float64 copy agree), then its class's name. The forecast's seeded draws (IIMM's
-    bootstrap, the baselines' and silhouettes' subsamples) follow this order, so they depend on which images the
-    sample holds, not on their files' names or order (which set the rows' order) nor on the classes' numbering.
-    ``image`` (N, d) and ``labels`` (N,) in 0..C-1 as ``core.metrics`` checks them."""
-    keys: list[bytes] = []
-    for s in range(0, len(image), 1024):
-        block = np.ascontiguousarray(image[s:s + 1024], dtype=np.float64) + 0.0  # -0.0 reads as 0.0
-        keys += [hashlib.blake2b(row.tobytes(), digest_size=16).digest() + str(class_names[int(k)]).encode("utf-8")
-                 for row, k in zip(block, labels[s:s + 1024])]
-    return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
+    """The positions of a sample's rows sorted by their content: by their first 8 values, then a digest of the
+    whole row (as float64, so float32 rows and their float64 copy agree), then the class's name. The forecast's
+    seeded draws (IIMM's bootstrap, the baselines' and silhouettes' subsamples) follow this order, so they depend
+    on which images the sample holds, not on their files' names or order (which set the rows' order) nor on the
+    classes' numbering; sorted by values, not by a digest alone, an embedding a rounding off (another thread
+    count, another machine) moves its row only past rows as close to it. ``image`` (N, d) and ``labels`` (N,) in
+    0..C-1 as ``core.metrics`` checks them."""
+    x = np.asarray(image)
+    digests = bytearray()
+    for s in range(0, len(x), 1024):
+        block = np.ascontiguousarray(x[s:s + 1024], dtype=np.float64) + 0.0  # -0.0 reads as 0.0
+        for row in block:
+            digests += hashlib.blake2b(row.tobytes(), digest_size=8).digest()
+    rank = {name: k for k, name in enumerate(sorted(str(c) for c in class_names))}
+    names = np.array([rank[str(c)] for c in class_names], dtype=np.int64)[np.asarray(labels, dtype=np.int64)]
+    columns = [x[:, j] for j in range(min(8, x.shape[1]))]
+    # np.lexsort: the last key first
+    return np.lexsort([names, np.frombuffer(bytes(digests), dtype=">u8"), *columns[::-1]]).astype(np.int64)
 
 
 def baseline_rows(runs_df: pd.DataFrame, model: str, pretrained: str, n_images: int, *,
