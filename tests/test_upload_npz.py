@@ -150,6 +150,19 @@ def test_the_budget_pool_drops_the_least_recently_used_and_always_keeps_the_newe
 
 
 def test_a_loaded_npz_is_summarised_in_one_line_like_an_image_upload():
-    emb = {"image_embeddings": np.ones((5, 4), np.float32), "text_embeddings": np.ones((3, 4), np.float32),
-           "labels": np.array([0, 0, 2, 2, 2]), "class_names": ["cat", "dog", "émeu"]}
+    emb = {"image_embeddings": np.arange(1, 21, dtype=np.float32).reshape(5, 4),
+           "text_embeddings": np.ones((3, 4), np.float32), "labels": np.array([0, 0, 2, 2, 2]),
+           "class_names": ["cat", "dog", "émeu"]}
     assert embeddings_summary(emb) == "5 image embeddings (width 4) in 3 classes: cat (2), dog (0), émeu (3)"
+
+
+def test_an_npz_whose_rows_repeat_says_so_as_an_image_upload_does():
+    """Rows equal to an earlier one, as a zip's byte-for-byte repeated files, count as identical pairs in IIMM's
+    image-image term: the image upload says so under its summary, and an .npz said nothing."""
+    x = np.arange(20, dtype=np.float32).reshape(5, 4)
+    emb = {"image_embeddings": x[[0, 1, 2, 0, 0]], "text_embeddings": np.ones((2, 4), np.float32),
+           "labels": np.array([0, 0, 1, 0, 1]), "class_names": ["cat", "dog"]}
+    assert embeddings_summary(emb).splitlines() == [
+        "5 image embeddings (width 4) in 2 classes: cat (3), dog (2)",
+        "2 image embedding(s) repeat an earlier row exactly, 1 of them under another class"]
+    assert "\n" not in embeddings_summary({**emb, "image_embeddings": x})

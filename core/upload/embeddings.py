@@ -1,6 +1,7 @@
 """Precomputed embeddings (.npz) from users with their own pipeline, under the same byte caps."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -125,10 +126,25 @@ def _validate_embeddings(a: dict[str, np.ndarray], limits: UploadLimits, expecte
 
 def embeddings_summary(embeddings: dict) -> str:
     """One line about a loaded ``.npz`` (:func:`load_embeddings_npz` output), as an image upload's summary
-    gives one: '30 image embeddings (width 128) in 3 classes: a (10), b (10), c (10)'."""
+    gives one: '30 image embeddings (width 128) in 3 classes: a (10), b (10), c (10)'; and, as an image upload's
+    warnings say its repeated files, a second line where rows repeat an earlier one exactly."""
     n_classes, per_class = _class_counts(embeddings["labels"], embeddings["class_names"])
     x = embeddings["image_embeddings"]
-    return f"{len(x)} image embeddings (width {x.shape[1]}) in {n_classes} classes: {per_class}"
+    line = f"{len(x)} image embeddings (width {x.shape[1]}) in {n_classes} classes: {per_class}"
+    # as an image upload's repeated files are said (core.upload.folders): IIMM counts such pairs as identical
+    first: dict[bytes, int] = {}  # a digest of a row's bytes -> the label it was first seen with
+    repeats = across = 0
+    for row, label in zip(np.ascontiguousarray(x), np.asarray(embeddings["labels"]).tolist()):
+        key = hashlib.blake2b(row.tobytes(), digest_size=16).digest()
+        if key in first:
+            repeats += 1
+            across += first[key] != label
+        else:
+            first[key] = label
+    if repeats:
+        line += (f"\n{repeats} image embedding(s) repeat an earlier row exactly"
+                 + (f", {across} of them under another class" if across else ""))
+    return line
 
 
 def embedding_width(model_key: str) -> int | None:
