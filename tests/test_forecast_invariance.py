@@ -185,3 +185,30 @@ def test_the_same_sample_in_two_processes_gets_the_same_forecast(fixture_store, 
         assert done.returncode == 0, done.stderr[-2000:]
         docs += json.loads(out.read_text(encoding="utf-8"))["forecasts"]
     _same_documents(docs)
+
+
+def test_the_same_embeddings_as_an_npz_in_another_order_forecast_as_the_images_do(fixture_store, loaded):
+    """An image sample, and its embeddings by the same model uploaded as an .npz with rows and classes in another
+    order: the same IIMM, interval, zero-shot measures and forecasts; LEEP alone is left out (an .npz does not say
+    the model's logit scale), as its note says."""
+    import io
+
+    from core.embed import embed_dataset
+    from core.upload import load_image_folder_zip
+    from tests.app_helpers import sample_zip
+
+    sample = load_image_folder_zip(io.BytesIO(sample_zip(n_per_class=4))).data
+    runs = store.load_runs(store.default_roots())
+    images = predict.forecast_for_sample(loaded, sample, runs, n_boot=50)
+    emb = embed_dataset(loaded, sample, use_cache=False)
+    x, t, y, names = _stored_otherwise(emb.image, emb.text, emb.labels, list(emb.class_names), seed=9)
+    npz = predict.forecast_for_npz({"image_embeddings": x, "text_embeddings": t, "labels": y, "class_names": names},
+                                   runs, "worldclip-tiny-random", n_boot=50)
+    assert (npz.iimm, npz.iimm_lo, npz.iimm_hi) == pytest.approx((images.iimm, images.iimm_lo, images.iimm_hi),
+                                                                 rel=1e-6, abs=1e-7)
+    assert npz.zero_shot == pytest.approx(images.zero_shot, rel=1e-6, abs=1e-12)
+    assert set(images.transferability) - set(npz.transferability) == {"leep"}
+    assert npz.transferability == pytest.approx({k: v for k, v in images.transferability.items() if k != "leep"},
+                                                rel=1e-6, abs=1e-12)
+    assert any(note.startswith("LEEP left out") for note in npz.notes)
+    pd.testing.assert_frame_equal(npz.forecasts, images.forecasts, check_exact=False, rtol=1e-6)
