@@ -119,7 +119,8 @@ def unit_rows(a: np.ndarray, name: str) -> np.ndarray:
 
 
 def check_inputs(x: np.ndarray, t: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(x, t, labels) checked as every measure checks them (labels as int64), or ValueError naming the argument."""
+    """(x, t, labels) of shapes (N, d), (C, d), (N,) checked as every measure checks them (labels as int64), or
+    ValueError naming the argument."""
     return _validate(x, t, labels)
 
 
@@ -280,7 +281,7 @@ def _subsample(n: int, sample_size: int, seed: int, order: np.ndarray | None = N
 
 
 def check_order(order: object, n: int) -> np.ndarray:
-    """``order`` as an int64 permutation of 0..n-1 (the order seeded draws follow), or ValueError."""
+    """``order`` (n,) as an int64 permutation of 0..n-1 (the order seeded draws follow), or ValueError."""
     o = np.asarray(order)
     if o.shape != (n,) or o.dtype.kind not in "iu" or not np.array_equal(np.sort(o), np.arange(n)):
         raise ValueError(f"order must be a permutation of the {n} row positions")

@@ -134,7 +134,7 @@ def embeddings_summary(embeddings: dict) -> str:
     # as an image upload's repeated files are said (core.upload.folders): IIMM counts such pairs as identical
     first: dict[bytes, int] = {}  # a digest of a row's bytes -> the label it was first seen with
     repeats = across = 0
-    for row, label in zip(np.ascontiguousarray(x), np.asarray(embeddings["labels"]).tolist()):
+    for row, label in zip(np.ascontiguousarray(x), np.asarray(embeddings["labels"]).tolist(), strict=True):
         key = hashlib.blake2b(row.tobytes(), digest_size=16).digest()
         if key in first:
             repeats += 1
