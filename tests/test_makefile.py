@@ -10,11 +10,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _make_venv_with(tmp_path: Path, version: str) -> subprocess.CompletedProcess:
     fake = tmp_path / "python"  # answers every call with the version: stands for a Python of that version
-    fake.write_text(f"#!/bin/sh\necho {version}\n", encoding="utf-8")
+    fake.write_text(f"#!/bin/sh\necho \"$*\" >> {tmp_path / 'calls'}\necho {version}\n", encoding="utf-8")
     fake.chmod(0o755)
     venv = tmp_path / "venv"
     return subprocess.run(["make", "-s", "-C", str(ROOT), f"{venv}/.installed", f"VENV={venv}", f"PYTHON={fake}"],
                           capture_output=True, text=True, timeout=60)
+
+
+def _calls(tmp_path: Path) -> list[str]:
+    """The arguments of each call the recipe made to the stand-in Python, in order."""
+    calls = tmp_path / "calls"
+    return calls.read_text(encoding="utf-8").splitlines() if calls.exists() else []
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
@@ -32,3 +38,5 @@ def test_an_older_python_is_refused_with_what_to_do(tmp_path, version):
 def test_python_3_11_and_newer_pass_the_check(tmp_path, version):
     done = _make_venv_with(tmp_path, version)  # fails later (the stand-in makes no venv), not at the check
     assert "needs Python" not in done.stderr
+    # past the check: the recipe went on to make the venv (a check that refused silently also left no message)
+    assert f"-m venv {tmp_path / 'venv'}" in _calls(tmp_path), done.stderr
