@@ -243,7 +243,19 @@ def test_an_output_in_a_folder_that_cannot_be_written_is_refused_before_the_work
 def test_each_long_stage_says_how_far_it_is_on_stderr_not_stdout(tmp_path, capsys, caplog):
     # on the shipped runs the job was silent for two minutes before its summary
     caplog.set_level(logging.INFO, logger="jobs.predictors")
-    code, out = _run(tmp_path, _store(tmp_path, _records("iimm", "gbc")))
+    root, jobs_log = logging.getLogger(), logging.getLogger("jobs.predictors")
+    kept, level = root.handlers[:], root.level
+    # pytest's own handlers on the root logger made the job's logging.basicConfig do nothing, so where its lines go
+    # was never seen here (they could have gone to stdout): the root is bare for the run, as in a fresh process,
+    # and caplog listens on the job's logger instead
+    root.handlers = []
+    jobs_log.addHandler(caplog.handler)
+    try:
+        code, out = _run(tmp_path, _store(tmp_path, _records("iimm", "gbc")))
+    finally:
+        jobs_log.removeHandler(caplog.handler)
+        root.handlers = kept
+        root.setLevel(level)
     assert code == 0
     lines = [r.getMessage() for r in caplog.records if r.name == "jobs.predictors"]
     rows = len(pd.read_csv(out))
@@ -252,7 +264,9 @@ def test_each_long_stage_says_how_far_it_is_on_stderr_not_stdout(tmp_path, capsy
                          ("forecast procedure on the zero-shot measures alone", cells)):
         said = [line for line in lines if stage in line]
         assert said and re.search(rf": {total} of {total} \(elapsed \d+s, ETA 0s\)$", said[-1]), (stage, said)
-    assert "elapsed" not in capsys.readouterr().out  # stdout keeps the summary alone
+    printed, err = capsys.readouterr()
+    assert "elapsed" not in printed  # stdout keeps the summary alone
+    assert f"INFO jobs.predictors: {said[-1]}" in err.splitlines()  # the progress is on stderr
 
 
 def test_stage_progress_speaks_first_then_at_most_every_interval_and_last(caplog, monkeypatch):
