@@ -13,6 +13,7 @@ import pytest
 
 from core import predictor_eval as pe
 from jobs import predictors as job
+from tests.log_helpers import fresh_process_logging
 from tests.predictor_helpers import N_SETS, ZS_TEST, _one_line_error, _records, _run, _store
 
 
@@ -243,19 +244,8 @@ def test_an_output_in_a_folder_that_cannot_be_written_is_refused_before_the_work
 def test_each_long_stage_says_how_far_it_is_on_stderr_not_stdout(tmp_path, capsys, caplog):
     # on the shipped runs the job was silent for two minutes before its summary
     caplog.set_level(logging.INFO, logger="jobs.predictors")
-    root, jobs_log = logging.getLogger(), logging.getLogger("jobs.predictors")
-    kept, level = root.handlers[:], root.level
-    # pytest's own handlers on the root logger made the job's logging.basicConfig do nothing, so where its lines go
-    # was never seen here (they could have gone to stdout): the root is bare for the run, as in a fresh process,
-    # and caplog listens on the job's logger instead
-    root.handlers = []
-    jobs_log.addHandler(caplog.handler)
-    try:
+    with fresh_process_logging(caplog, "jobs.predictors"):  # else the lines reach no stream here
         code, out = _run(tmp_path, _store(tmp_path, _records("iimm", "gbc")))
-    finally:
-        jobs_log.removeHandler(caplog.handler)
-        root.handlers = kept
-        root.setLevel(level)
     assert code == 0
     lines = [r.getMessage() for r in caplog.records if r.name == "jobs.predictors"]
     rows = len(pd.read_csv(out))

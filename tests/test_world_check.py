@@ -9,6 +9,7 @@ import pytest
 from core.data import world2
 from jobs import world_check
 from jobs import world_v2_report  # noqa: F401  (imported here, before the sandbox patches world_check.SHIPPED, which it copies)
+from tests.log_helpers import fresh_process_logging
 
 
 def _rows(model: str, slope: float, seed: int) -> pd.DataFrame:
@@ -160,10 +161,14 @@ def test_a_quick_look_writes_where_told_and_says_what_it_is(sandbox, tmp_path, c
 def test_a_quick_look_names_the_files_it_wrote_on_stderr(sandbox, tmp_path, capsys, caplog):
     caplog.set_level("INFO", logger="jobs.world_check")
     quick = tmp_path / "quick"
-    assert world_check.main(["--models", "worldclip-v2-a", "--max-items", "20", "--boot", "10", "--out", str(quick)]) == 0
+    with fresh_process_logging(caplog, "jobs.world_check"):  # else the log lines reach no stream here
+        assert world_check.main(["--models", "worldclip-v2-a", "--max-items", "20", "--boot", "10", "--out",
+                                 str(quick)]) == 0
     said = [r.getMessage() for r in caplog.records if r.name == "jobs.world_check"]
     assert said[-1] == f"wrote {quick / 'manipulation-check.md'} and {quick / 'manipulation-check.csv'}"
-    assert capsys.readouterr().out.strip().endswith((quick / "manipulation-check.md").read_text(encoding="utf-8").strip())
+    out, err = capsys.readouterr()
+    assert out.strip().endswith((quick / "manipulation-check.md").read_text(encoding="utf-8").strip())
+    assert "wrote " not in out and err.rstrip().endswith(f" jobs.world_check {said[-1]}"), err
 
 
 def test_each_model_and_task_says_how_far_the_check_is(sandbox, tmp_path, caplog):

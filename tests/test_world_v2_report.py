@@ -7,6 +7,7 @@ import pytest
 
 from core.data import world2
 from jobs import world_v2_report as rep
+from tests.log_helpers import fresh_process_logging
 
 
 def _runs(models, gain_slope: float, ood_slope: float, seed: int = 0) -> pd.DataFrame:
@@ -142,10 +143,13 @@ def test_the_report_refuses_a_damaged_check_in_one_line_before_the_bootstrap(tmp
 
 def test_the_report_names_the_file_it_wrote_on_stderr(tmp_path, capsys, caplog):
     caplog.set_level("INFO", logger="jobs.world_v2_report")
-    assert rep.main(["--boot", "10", "--out", str(tmp_path / "quick")]) == 0  # the shipped grid, read only
+    with fresh_process_logging(caplog, "jobs.world_v2_report"):  # else the log lines reach no stream here
+        assert rep.main(["--boot", "10", "--out", str(tmp_path / "quick")]) == 0  # the shipped grid, read only
     said = [r.getMessage() for r in caplog.records if r.name == "jobs.world_v2_report"]
     assert said[-1] == f"wrote {tmp_path / 'quick' / 'report.md'}"
-    assert capsys.readouterr().out == (tmp_path / "quick" / "report.md").read_text(encoding="utf-8")
+    out, err = capsys.readouterr()
+    assert out == (tmp_path / "quick" / "report.md").read_text(encoding="utf-8")
+    assert err.rstrip().endswith(f" jobs.world_v2_report {said[-1]}"), err
 
 
 def test_a_check_of_only_the_control_is_incomplete_not_a_crash(tmp_path):
