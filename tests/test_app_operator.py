@@ -117,6 +117,10 @@ def test_every_app_cache_expires():
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
                     node.func.attr in ("cache_data", "cache_resource"):
                 found.append((path.name, node.lineno, {k.arg for k in node.keywords}))
+            # a bare @st.cache_data (no call, so no ttl) was no Call: it went unseen
+            for bare in getattr(node, "decorator_list", []):
+                if isinstance(bare, ast.Attribute) and bare.attr in ("cache_data", "cache_resource"):
+                    found.append((path.name, bare.lineno, set()))
     assert len(found) >= 9
     assert [(name, line) for name, line, kw in found if "ttl" not in kw] == []
 
