@@ -128,13 +128,37 @@ def test_grid_wait_exits_1_when_squeue_keeps_failing(tmp_path, monkeypatch, cloc
     assert "2 task(s) ended without a result" in caplog.text
 
 
-@pytest.mark.parametrize("cluster", [None, "debug", "local"])
-def test_submitit_builds_the_executor_each_executor_flag_asks_for(tmp_path, cluster):
+@pytest.mark.parametrize("flag, cluster", [("slurm", None), ("submitit-debug", "debug"), ("submitit-local", "local")])
+def test_submitit_builds_the_executor_each_executor_flag_asks_for(tmp_path, monkeypatch, flag, cluster):
     """jobs.grid_slurm builds a real submitit.AutoExecutor for --executor slurm (cluster None, told apart by
     submitit's plugins), submitit-debug and submitit-local. submitit before 1.5.4 found its plugins through
     pkg_resources, which the setuptools pip installs beside torch 2.14 no longer has: with submitit 1.5.0 every
-    submitit executor failed with ModuleNotFoundError before submitting anything."""
+    submitit executor failed with ModuleNotFoundError before submitting anything. (The test built the executor
+    itself, so a flag grid_slurm turned into another executor went unseen: it is now grid_slurm's, stopped before
+    anything is submitted.)"""
+    import argparse
+
     import submitit
 
-    executor = submitit.AutoExecutor(folder=str(tmp_path / ".submitit"), cluster=cluster)
+    class Built(Exception):
+        pass
+
+    built = []
+
+    class Watched(submitit.AutoExecutor):
+        def __init__(self, folder, cluster=None, **kwargs):
+            super().__init__(folder, cluster=cluster, **kwargs)
+            built.append((cluster, self))
+
+        def update_parameters(self, **params):
+            raise Built  # the next step after building it: nothing is submitted
+
+    monkeypatch.setattr(submitit, "AutoExecutor", Watched)
+    monkeypatch.setattr(grid_job, "pending_cells", lambda grid, results, retry_failed: ["a cell"])
+    args = argparse.Namespace(executor=flag, retry_failed=False, timeout_min=None, parallelism=None,
+                              slurm_partition=None, gpus_per_task=None, cpus_per_task=None, cache=None, wait=False)
+    with pytest.raises(Built):
+        grid_slurm.run_submitit(None, tmp_path, args, "")
+    ((asked, executor),) = built
+    assert asked == cluster
     assert executor.cluster == cluster or (cluster is None and executor.cluster in ("slurm", "local", "debug"))
