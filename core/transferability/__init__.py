@@ -100,7 +100,8 @@ def _is_real(value: object) -> bool:
 
 def classifier_probs(image: np.ndarray, text: np.ndarray, *, logit_scale: float,
                      logit_bias: float = 0.0) -> np.ndarray:
-    """Zero-shot class probabilities softmax(logit_scale * cos(image, prompt) + logit_bias), (N, C).
+    """Zero-shot class probabilities softmax(logit_scale * cos(image, prompt) + logit_bias), (N, C), from image
+    (N, d) and text (C, d) embeddings (one prompt row per class).
 
     ``logit_scale`` is the model's exp(logit_scale) (its temperature), not the log.
     """
