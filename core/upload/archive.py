@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator, Union
 
 from core.upload.limits import (MiB, SYSTEM_FILES, UploadError, UploadLimits, _Budget, _is_control, _kind,
-                                _Skip)
+                                _Skip, over_limit)
 
 log = logging.getLogger("core.upload")
 
@@ -80,8 +80,8 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, li
     """The member's bytes, read in chunks into one bytearray (given as it is: never copied again); stops as soon
     as a running cap is passed."""
     if info.file_size > (cap or limits.max_member_bytes):
-        raise _Skip(f"file too large ({info.file_size / MiB:.1f} MiB declared, limit "
-                    f"{(cap or limits.max_member_bytes) / MiB:.0f} MiB)")
+        declared, most = over_limit(info.file_size, cap or limits.max_member_bytes)
+        raise _Skip(f"file too large ({declared} declared, limit {most})")
     if cap is None:
         cap = min(limits.max_member_bytes,
                   max(limits.ratio_floor_bytes, int(info.compress_size * limits.max_member_ratio)))
@@ -120,7 +120,7 @@ def _open_zip(fh: BinaryIO, limits: UploadLimits, what: str = "zip archive") -> 
     """The parsed archive and its size, after the cheap size and entry-count checks."""
     size = fh.seek(0, os.SEEK_END)
     if size > limits.max_archive_bytes:
-        raise UploadError(f"the upload is {size // MiB} MiB; the limit is {limits.max_archive_bytes // MiB} MiB")
+        raise UploadError("the upload is {}; the limit is {}".format(*over_limit(size, limits.max_archive_bytes)))
     entries, cd_size = _entry_count(fh)
     if entries > limits.max_members:
         raise UploadError(f"the {what} holds too many files ({entries}); the limit is {limits.max_members}")

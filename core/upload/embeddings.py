@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from core.upload.archive import Source, _open_zip, _opened, _read_member
-from core.upload.limits import (DEFAULT_LIMITS, MiB, NPZ_KEYS, UploadError, UploadLimits, _Budget, _class_counts,
-                                _printable, _Skip, label_problem)
+from core.upload.limits import (DEFAULT_LIMITS, NPZ_KEYS, UploadError, UploadLimits, _Budget, _class_counts,
+                                _printable, _Skip, label_problem, over_limit)
 
 
 def _load_npy(raw: bytes | bytearray, key: str) -> np.ndarray:
@@ -56,8 +56,8 @@ def load_embeddings_npz(path: Source, *, limits: UploadLimits = DEFAULT_LIMITS,
                 raise UploadError(f"the .npz lacks {', '.join(missing)}; it needs {', '.join(NPZ_KEYS)}")
             total = sum(infos[k + ".npy"].file_size for k in NPZ_KEYS)
             if total > limits.max_npz_bytes:
-                raise UploadError(f"the .npz declares {total // MiB} MiB of arrays; the limit is "
-                                  f"{limits.max_npz_bytes // MiB} MiB")
+                raise UploadError("the .npz declares {} of arrays; the limit is {}".format(
+                    *over_limit(total, limits.max_npz_bytes)))
             budget, arrays = _Budget(limits.max_npz_bytes), {}
             for key in NPZ_KEYS:
                 info = infos[key + ".npy"]

@@ -64,6 +64,16 @@ class _Skip(Exception):
     """One member is unusable; the message is the reason shown to the user."""
 
 
+def over_limit(size: int, limit: int) -> tuple[str, str]:
+    """How a message refusing ``size`` bytes above ``limit`` shows the two: the size to 0.1 MiB and the limit in
+    MiB, or both in bytes where the size would read as no more than the limit (one byte past 200 MiB is not
+    'the upload is 200 MiB; the limit is 200 MiB')."""
+    size_mib, limit_mib = round(size / MiB, 1), round(limit / MiB, 1)
+    if size_mib <= limit_mib:
+        return f"{size:,} bytes", f"{limit:,} bytes"
+    return f"{size_mib:.1f} MiB", f"{limit_mib:g} MiB"
+
+
 def _reason_counts(skipped: list[tuple[str, str]]) -> str:
     return "; ".join(f"{n}× {r}" for r, n in Counter(r for _, r in skipped).most_common(5))
 
