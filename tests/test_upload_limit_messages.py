@@ -75,3 +75,23 @@ def test_a_member_one_byte_over_its_cap_is_skipped_with_its_size_above_the_cap()
 ])
 def test_over_limit_never_shows_a_size_at_or_below_its_limit(size, limit, shown):
     assert over_limit(size, limit) == shown
+
+
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_an_image_of_exactly_16_megapixels_is_read_and_a_larger_one_is_skipped_naming_the_limit():
+    """README: 'at most 16 megapixels per image'. The skip reason named the image's size but not the limit."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in ("cat/a.png", "dog/a.png"):
+            zf.writestr(name, _png(4, 4))
+        zf.writestr("cat/at-limit.png", _png(4000, 4000))
+        zf.writestr("dog/over.png", _png(4000, 4001))
+    sample = load_image_folder_zip(io.BytesIO(buf.getvalue()))
+    assert len(sample.data.labels) == 3  # the 16,000,000-pixel image is read
+    assert sample.skipped == [("dog/over.png", "image too large (4000×4001 pixels declared; the limit is "
+                                               "16 megapixels)")]

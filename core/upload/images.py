@@ -44,7 +44,8 @@ def _decode_image(raw: bytes | bytearray, limits: UploadLimits, pixels: PixelBud
             im.draft("RGB", (limits.max_side, limits.max_side))  # JPEG: decode at reduced scale
             w, h = im.size
             if w * h > limits.max_image_pixels:
-                raise _Skip(f"image too large ({w}×{h} pixels declared)")
+                raise _Skip(f"image too large ({w}×{h} pixels declared; the limit is "
+                            f"{limits.max_image_pixels / 1e6:g} megapixels)")
             if pixels is not None:
                 pixels.take(w * h)
             im = widen_16bit(im)  # Pillow cannot reduce() I;16, which thumbnail does when large
