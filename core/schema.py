@@ -130,7 +130,13 @@ def _check_scalar(name: str, kind: type, value: Any) -> None:
         return
     low, high = RANGES.get(name, (-math.inf, math.inf))
     if not low <= value <= high:  # exact for ints of any size: no float conversion here
-        raise SchemaError(f"field {name!r} must lie in [{low:g}, {high:g}], got {_short(value)}")
+        raise SchemaError(f"field {name!r} must lie in {range_text(name)}, got {_short(value)}")
+
+
+def range_text(name: str) -> str:
+    """``name``'s closed range as a message gives it: integer bounds in full (a seed's upper one written
+    ``:g`` read 4.29497e+09, which 2**32, refused, also rounds to), others ``:g``."""
+    return "[{}, {}]".format(*(f"{b}" if isinstance(b, int) else f"{b:g}" for b in RANGES[name]))
 
 
 def _short(value: Any) -> str:

@@ -285,7 +285,7 @@ def reason_sql(present: set[str], raw_types: dict[str, str], duck_types: dict[st
     for name, (low, high) in schema.RANGES.items():
         finite = f'NOT isfinite("{name}") OR ' if duck_types[name] == "DOUBLE" else ""
         rules.append((f'"{name}" IS NOT NULL AND ({finite}"{name}" < {low!r} OR "{name}" > {high!r})',
-                      f"field {name!r} must lie in [{low:g}, {high:g}]"))
+                      f"field {name!r} must lie in {schema.range_text(name)}"))
     for name, kind in duck_types.items():
         if kind == "VARCHAR":
             limit = schema.TEXT_LIMITS.get(name, schema.MAX_TEXT)
