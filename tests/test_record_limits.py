@@ -36,3 +36,40 @@ def test_the_seeds_range_is_named_in_full_when_a_seed_one_past_it_is_refused(tmp
     assert _parquet_skips(tmp_path / "at", _record(seed=2**32 - 1)) == []
     assert any("must lie in [0, 4294967295]" in reason for reason in _parquet_skips(tmp_path / "over",
                                                                                        _record(seed=2**32)))
+
+
+def _nested(levels: int) -> dict:
+    """A provenance object nested ``levels`` deep, the object itself the first level."""
+    value: object = 1
+    for _ in range(levels - 1):
+        value = [value]
+    return {"a": value}
+
+
+def _chars(n: int) -> dict:
+    """A provenance object whose JSON text (as the store measures it) is ``n`` characters."""
+    return {"a": "x" * (n - len(json.dumps({"a": ""})))}
+
+
+@pytest.mark.parametrize("field, at_limit, over, reason", [
+    ("source", "s" * schema.MAX_TEXT, "s" * (schema.MAX_TEXT + 1), "201 characters long; the limit is 200"),
+    ("error", "e" * 4000, "e" * 4001, "4001 characters long; the limit is 4000"),
+    ("provenance", _nested(8), _nested(9), r"nested .*deep.* 8 levels"),
+    ("provenance", _chars(64 * 1024), _chars(64 * 1024 + 1), "65537 characters as JSON; the limit is 65536"),
+])
+def test_each_text_and_nesting_limit_takes_its_value_and_refuses_one_more(tmp_path, field, at_limit, over, reason):
+    base = _record(status="failed", zs_acc=None, ft_acc=None) if field == "error" else _record()
+    assert schema.validate_record({**base, field: at_limit})[field] == at_limit
+    assert parse_record_bytes(json.dumps({**base, field: at_limit}).encode())[field] == at_limit
+    with pytest.raises(schema.SchemaError, match=reason):
+        schema.validate_record({**base, field: over})
+    with pytest.raises(RecordError, match=reason):
+        parse_record_bytes(json.dumps({**base, field: over}).encode())
+
+
+def test_a_record_file_of_exactly_1_mib_loads_and_one_byte_more_is_refused_naming_the_limit():
+    text = json.dumps(_record())
+    padded = text[:-1] + " " * (MAX_RECORD_BYTES - len(text)) + "}"
+    assert len(padded.encode()) == MAX_RECORD_BYTES == 1 << 20 and parse_record_bytes(padded.encode())["run_id"]
+    with pytest.raises(RecordError, match=r"record file is 1048577 bytes; the limit is 1048576"):
+        parse_record_bytes((padded[:-1] + " }").encode())

@@ -26,8 +26,8 @@ from core.store.atomic import TMP_PREFIX, _atomic_write
 from core.store.records import (COLUMNS, MARKER_NAME, flatten,
                                 list_data_files, mark_results_folder, prepare_record, read_capped,
                                 record_bytes, row_to_record)
-from core.store.validate import (MAX_INPUT_RECORDS, MAX_PARQUET_BYTES, MAX_RECORD_BYTES, RecordError,
-                                 check_record, check_row_group_sizes, parse_json_bytes)
+from core.store.validate import (MAX_INPUT_RECORDS, MAX_PARQUET_BYTES, MAX_RECORD_BYTES, RECORD_DEPTH_NOTE,
+                                 RecordError, check_record, check_row_group_sizes, parse_json_bytes)
 from core.turns import WaitShown
 
 log = logging.getLogger("core.store")
@@ -89,7 +89,7 @@ def _jsonl(path: Path) -> Iterator[tuple[str, Any]]:
             yield _where(path, i), RecordError(f"line is {len(line)} bytes; the limit is {MAX_RECORD_BYTES}")
             continue
         try:
-            yield _where(path, i), parse_json_bytes(line)
+            yield _where(path, i), parse_json_bytes(line, note=RECORD_DEPTH_NOTE)
         except RecordError as exc:
             yield _where(path, i), exc
 

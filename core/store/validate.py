@@ -29,6 +29,8 @@ TEXT_COLUMNS: tuple[str, ...] = (*schema.NESTED_FIELDS, EXTRA_COLUMN)
 MAX_RECORD_BYTES = 1 << 20          # one JSON record file (the shipped ones are ~3 KiB)
 MAX_PARQUET_BYTES = 1 << 30         # one Parquet file (100,000 compacted runs take ~20 MiB)
 MAX_RECORD_DEPTH = schema.MAX_NESTED_DEPTH + 1  # the record object itself is one level
+#: Said with that limit, or a field one level over 8 reads 'the limit is 9' (README and the schema say 8).
+RECORD_DEPTH_NOTE = f" (the record object, then its fields at most {schema.MAX_NESTED_DEPTH} levels)"
 MAX_INPUT_RECORDS = 1_000_000       # records in one ingest input file (.jsonl / list / parquet)
 #: Longest text of the column that holds a record's custom fields together (core.store.records writes them
 #: as one JSON object): each may hold MAX_NESTED_CHARS, under a name of MAX_TEXT characters that ASCII JSON
@@ -131,15 +133,15 @@ def json_depth(raw: bytes) -> int:
     return deepest
 
 
-def parse_json_bytes(raw: bytes, *, max_depth: int = MAX_RECORD_DEPTH) -> Any:
-    """Strict JSON from bytes: UTF-8, nesting at most ``max_depth``; ValueError naming the problem."""
+def parse_json_bytes(raw: bytes, *, max_depth: int = MAX_RECORD_DEPTH, note: str = "") -> Any:
+    """Strict JSON from bytes: UTF-8, nesting at most ``max_depth`` (``note`` follows that refusal); RecordError."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise RecordError(f"not UTF-8 text (byte {exc.start})") from None
     depth = json_depth(raw)
     if depth > max_depth:
-        raise RecordError(f"JSON nested {depth} levels deep; the limit is {max_depth}")
+        raise RecordError(f"JSON nested {depth} levels deep; the limit is {max_depth}{note}")
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError; too many integer digits
@@ -150,7 +152,7 @@ def parse_record_bytes(raw: bytes) -> dict[str, Any]:
     """One validated record from the bytes of a ``.json`` file; RecordError naming the problem."""
     if len(raw) > MAX_RECORD_BYTES:
         raise RecordError(f"record file is {len(raw)} bytes; the limit is {MAX_RECORD_BYTES}")
-    return check_record(parse_json_bytes(raw))
+    return check_record(parse_json_bytes(raw, note=RECORD_DEPTH_NOTE))
 
 
 def safe_json_text(text: str | None, *, max_depth: int = MAX_RECORD_DEPTH) -> Any:
