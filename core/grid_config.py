@@ -70,7 +70,8 @@ def parse_grid(data: dict[str, Any], *, name: str = "grid", known_methods: set[s
     from core.schema import nesting_depth
 
     if nesting_depth(data, MAX_DEPTH) > MAX_DEPTH:
-        raise GridConfigError(f"the grid is nested more than {MAX_DEPTH} levels deep")
+        raise GridConfigError(f"the grid is nested more than {MAX_DEPTH} levels deep (the file's top level is the "
+                              "first: [a.b.c.d.e] is 6)")
     unknown = set(data) - TOP_KEYS
     if unknown:
         raise GridConfigError(f"unknown grid key(s) {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}")

@@ -193,3 +193,22 @@ def test_grid_refuses_a_results_folder_that_is_not_one(tmp_path, caplog):
     (tmp_path / "src" / "setup.py").write_text("", encoding="utf-8")
     assert grid_job.main([str(config), "--results", str(tmp_path / "src")]) == 2
     assert "does not look like a results folder" in caplog.text
+
+
+def test_the_grid_depth_limit_counts_the_files_top_level_as_readme_says(tmp_path, known):
+    """README: 'TOML nested more than 6 levels' is refused; the count starts at the file's top level, which neither
+    README nor the message said, so [a.b.c.d.e.f] (6 tables) read as within the limit yet was refused."""
+    import re
+    from pathlib import Path
+
+    from core.grid_config import MAX_DEPTH
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
+    assert MAX_DEPTH == 6 and re.search(r"TOML nested more than 6 levels \(the file's top level the first: "
+                                        r"`\[a\.b\.c\.d\.e\]` is 6\)", readme)
+    head = 'models = ["m"]\ndatasets = ["letters"]\nmethods = ["lora"]\n'
+    at_limit, over = tmp_path / "six.toml", tmp_path / "seven.toml"
+    at_limit.write_text(head + "description = [[[[[1]]]]]\n", encoding="utf-8")  # top level + 5 arrays
+    over.write_text(head + "description = [[[[[[1]]]]]]\n", encoding="utf-8")
+    assert len(load_grid(at_limit, **known).cells) == 1
+    with pytest.raises(GridConfigError, match=r"nested more than 6 levels deep \(the file's top level is the first"):
+        load_grid(over, **known)
