@@ -275,3 +275,22 @@ def test_strangers_submissions_take_turns_and_the_hosts_job_does_not(stores, tmp
         assert not list((tmp_path / "submitted").glob("*.json"))  # nothing stored
         assert store.accept_submission(path, public=False).accepted  # the host's jobs.submit is not held up
     assert store.accept_submission(path).unchanged  # a turn once one is free
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "list"])
+def test_a_submission_of_exactly_the_record_limit_is_read_and_one_more_is_refused_naming_it(stores, tmp_path,
+                                                                                          monkeypatch, layout):
+    """README: a submission holds at most 10,000 records (MAX_SUBMITTED_RECORDS); counted the same in .jsonl lines
+    and in a .json list."""
+    monkeypatch.setattr(submissions, "MAX_SUBMITTED_RECORDS", 3)
+    runs = make_fixture_records(n_datasets=2, methods=("lora", "bitfit"))
+
+    def zipped(n):
+        path = tmp_path / f"{layout}-{n}.zip"
+        body = ("\n".join(json.dumps(r) for r in runs[:n]) if layout == "jsonl" else json.dumps(runs[:n]))
+        make_zip(path, {f"runs.{'jsonl' if layout == 'jsonl' else 'json'}": body.encode()})
+        return path
+
+    assert store.accept_submission(zipped(3)).summary() == "3 accepted, 0 refused"
+    with pytest.raises(UploadError, match=r"^a submission may hold at most 3 records$"):
+        store.accept_submission(zipped(4))
