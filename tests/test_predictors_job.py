@@ -154,6 +154,7 @@ def test_exit_codes(tmp_path, capsys):
     (("--rescore", "--compare-rules", "foo"), "unknown selection rule 'foo'"),  # before any record is rewritten
     (("--summary-md", "{tmp}"), "is a folder: name a file"),
     (("--bootstrap", "10000000"), "--bootstrap must be at most 100000"),  # not an out-of-memory crash later
+    (("--bootstrap", "100001"), "--bootstrap must be at most 100000, got 100001"),  # one past the --help's cap
 ])
 def test_bad_options_are_refused_before_anything_is_written(tmp_path, capsys, extra, message):
     root = _store(tmp_path, _records("iimm", "gbc", seeds=(0,)))
