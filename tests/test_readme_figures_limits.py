@@ -45,8 +45,9 @@ LIMITS = {
                        f"{submissions.MAX_SUBMITTED_RECORDS:,} records"),
     "stored submissions": f"up to {submissions.MAX_STORED_SUBMISSIONS:,} submitted runs in all",
     "submission wait": f"a third waits up to {submissions.SUBMISSION_WAIT_S:g} s for a turn",
-    "pixels": (f"at most {UP.max_image_pixels / 1e6:g} megapixels per image and {UP.max_total_pixels / 1e6:g} "
-               "megapixels decoded per upload"),
+    "pixels": (f"at most {UP.max_image_pixels / 1e6:g} megapixels decoded per image (a JPEG is decoded at up to ⅛ "
+               "scale a side, so a larger JPEG whose reduced decode fits is read) and "
+               f"{UP.max_total_pixels / 1e6:g} megapixels decoded per upload"),
     "npz bytes": (f"an `.npz` may expand to {_whole(UP.max_npz_bytes)} MiB in all and {UP.max_member_ratio:g}× per "
                   f"array above {_whole(UP.ratio_floor_bytes)} MiB"),
     "npz width": f"for a model whose width is unknown, at most {UP.max_embedding_dim:,};",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,3 +96,20 @@ def test_an_image_of_exactly_16_megapixels_is_read_and_a_larger_one_is_skipped_n
     assert len(sample.data.labels) == 3  # the 16,000,000-pixel image is read
     assert sample.skipped == [("dog/over.png", "image too large (4000×4001 pixels declared; the limit is "
                                                "16 megapixels)")]
+
+
+def test_a_jpeg_over_16_megapixels_is_read_when_its_reduced_scale_decode_fits_as_readme_says():
+    """README said 'at most 16 megapixels per image' while a 48-megapixel JPEG was read: the cap is on the pixels
+    decoded, and Pillow decodes a JPEG at up to 1/8 scale a side (core.upload.limits: 'after JPEG draft scaling')."""
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
+    assert ("at most 16 megapixels decoded per image (a JPEG is decoded at up to ⅛ scale a side, so a larger JPEG "
+            "whose reduced decode fits is read)") in readme
+    big = io.BytesIO()
+    Image.new("RGB", (8000, 6000), (100, 50, 20)).save(big, "JPEG", quality=50)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("cat/a.png", _png(4, 4))
+        zf.writestr("dog/a.png", _png(4, 4))
+        zf.writestr("cat/big.jpg", big.getvalue())
+    sample = load_image_folder_zip(io.BytesIO(buf.getvalue()))
+    assert len(sample.data.labels) == 3 and sample.skipped == []
