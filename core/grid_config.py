@@ -94,6 +94,11 @@ def parse_grid(data: dict[str, Any], *, name: str = "grid", known_methods: set[s
 
         ood = list(OOD_PANEL_TASKS)
     ood = [] if ood == [] else _list_of(ood, "ood", str)
+    # the grid's name is logged and named in errors (str(5) or str([..]) named nothing); the description is prose
+    if "name" in data and (not isinstance(data["name"], str) or not data["name"].strip()):
+        raise GridConfigError(f"grid key 'name' must be a non-empty string, got {data['name']!r}")
+    if "description" in data and not isinstance(data["description"], str):
+        raise GridConfigError(f"grid key 'description' must be text, got {type(data['description']).__name__}")
     source = data.get("source", "measured:grid")
     if not isinstance(source, str) or not source.strip():
         raise GridConfigError(f"grid key 'source' must be a non-empty string, got {source!r}")

@@ -60,6 +60,10 @@ def test_cell_id_ignores_key_order_and_changes_with_config():
     ({"models": ["m"], "datasets": ["letters"], "methods": ["bitfit"], "source": 5}, "'source' must be a non-empty"),
     ({"models": ["m"], "datasets": ["letters"], "methods": ["bitfit"], "source": "s" * 201}, "'source'.* 201 char"),
     ({"models": [" "], "datasets": ["letters"], "methods": ["bitfit"]}, "'models' holds an empty name"),
+    ({"models": ["m"], "datasets": ["letters"], "methods": ["bitfit"], "name": 5}, "'name' must be a non-empty"),
+    ({"models": ["m"], "datasets": ["letters"], "methods": ["bitfit"], "name": " "}, "'name' must be a non-empty"),
+    ({"models": ["m"], "datasets": ["letters"], "methods": ["bitfit"], "description": [["a"]]},
+     "'description' must be text"),
 ])
 def test_bad_grids_name_the_problem(data, match, known):
     with pytest.raises(GridConfigError, match=match):
