@@ -108,7 +108,7 @@ def test_a_windows_runner_judges_a_local_lock_without_sending_ctrl_c(tmp_path, m
     dead.wait()
     path = locks.lock_path(tmp_path, "cell")
     path.parent.mkdir(parents=True)
-    monkeypatch.setattr(locks, "_WINDOWS", True, raising=False)
+    monkeypatch.setattr(locks, "_WINDOWS", True)
     monkeypatch.setattr(os, "kill", ctrl_c)
     here = {"host": socket.gethostname(), "started": time.time()}
     path.write_text(json.dumps({**here, "pid": os.getpid()}), encoding="utf-8")

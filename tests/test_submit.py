@@ -171,7 +171,7 @@ def test_the_page_takes_submissions_up_to_a_limit_of_stored_runs(stores, tmp_pat
     third submission 9.6 s under the ingest lock), so one visitor's loop filled the disk and slowed every view."""
     from core.store import submissions
 
-    monkeypatch.setattr(submissions, "MAX_STORED_SUBMISSIONS", 6, raising=False)
+    monkeypatch.setattr(submissions, "MAX_STORED_SUBMISSIONS", 6)
     runs = make_fixture_records(n_datasets=4, methods=("lora", "bitfit"))
     first, second = tmp_path / "a.zip", tmp_path / "b.zip"
     make_zip(first, {"a.jsonl": "\n".join(json.dumps(r) for r in runs[:4]).encode()})
@@ -191,7 +191,7 @@ def test_the_limit_counts_only_a_submissions_new_runs_and_takes_it_exactly_up_to
     measured by the new ones alone, and one that brings the store exactly to the limit is taken."""
     from core.store import submissions
 
-    monkeypatch.setattr(submissions, "MAX_STORED_SUBMISSIONS", 6, raising=False)
+    monkeypatch.setattr(submissions, "MAX_STORED_SUBMISSIONS", 6)
     runs = make_fixture_records(n_datasets=4, methods=("lora", "bitfit"))
     first, again, over = tmp_path / "a.zip", tmp_path / "b.zip", tmp_path / "c.zip"
     make_zip(first, {"a.jsonl": "\n".join(json.dumps(r) for r in runs[:4]).encode()})
