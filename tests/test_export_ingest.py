@@ -167,6 +167,7 @@ def test_ingest_bad_inputs_give_one_clear_message(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert ingest.main([str(tmp_path / "empty"), "--into", str(tmp_path / "s")]) == 2  # was 1: see jobs.cli
     assert f"error: no record in {tmp_path / 'empty'}: name a folder of" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # exit 2, nothing written: --into was made, with its marker and lock file
 
 
 def test_load_runs_ignores_partial_and_corrupt_files(results, caplog):

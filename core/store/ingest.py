@@ -252,6 +252,8 @@ def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
             continue
         first_seen[rec["run_id"]] = where
         batch.append((where, rec))
+    if not batch:  # nothing to store: the target is left as it was, not made (an input without records: exit 2)
+        return report
     others = [Path(r) for r in (conflict_roots if conflict_roots is not None else [SHIPPED_DIR])]
     others = [r for r in others if r.exists() and r.resolve() != target.resolve()]
     mark_results_folder(target)
