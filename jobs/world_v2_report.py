@@ -24,8 +24,8 @@ import pandas as pd
 
 from core.data import world2
 from core.nested_bootstrap import kendall_tau, nested_bootstrap_tau
-from jobs.cli import (Once, check_folder_not_file_name, check_results_folder, check_writable_folder, log_progress,
-                      no_runs, user_facing, work_begins)
+from jobs.cli import (Once, check_folder_not_file_name, check_folder_out, check_results_folder, check_writable_folder,
+                      log_progress, no_runs, user_facing, work_begins)
 from jobs.world_check import (ALL_MODELS, CONTROL, LONG_TAILED, OUTCOMES, PREREGISTERED_BOOT, SHIPPED, TASKS,
                               check_boot, coverage_taus, table, verdict)
 
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"B = {args.boot}, not the pre-registered {PREREGISTERED_BOOT}, must not overwrite the shipped "
                          f"report in {SHIPPED}: give --out FOLDER for it")
     check_folder_not_file_name(out, "--out", ["report.md"])
-    check_writable_folder(out, "--out", "report.md")
+    check_folder_out(out, "--out")  # makes nothing: check_writable_folder, which makes it, comes after the checks
     runs = store.load_runs([results])
     runs = runs[(runs["status"] == "ok") & runs["dataset"].str.startswith(world2.suites.PREFIX)
                 & (runs["method"] != "zero_shot")]
@@ -266,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         raise no_runs("successful world-v2 fine-tuning runs", [args.results],
                       "name the world-v2 grid's results folder (default jobs/results/world-v2)")
     _, status = manipulation_verdict(args.results)  # a damaged check is refused before the bootstrap
+    check_writable_folder(out, "--out", "report.md")  # last: exit 2 writes nothing
     work_begins()
     tab = method_table(runs, n_boot=args.boot)
     report = markdown(tab, criteria(tab), len(runs), args.boot, status=status, ceiling=ceilings(runs))

@@ -174,9 +174,12 @@ def test_an_output_folder_under_a_file_names_the_file_in_the_way(tmp_path, capsy
     from jobs import world_v2_report
 
     (tmp_path / "a-file").write_text("x", encoding="utf-8")
-    code = world_v2_report.main(["--results", "jobs/results/world-v2", "--out", str(tmp_path / "a-file" / "report")])
-    err = capsys.readouterr().err
-    assert code == cli.EXIT_USER_ERROR and f"({tmp_path / 'a-file'} is a file, not a folder)" in err, err
+    out = tmp_path / "a-file" / "report"
+    code = world_v2_report.main(["--results", "jobs/results/world-v2", "--out", str(out)])
+    err = capsys.readouterr().err  # as every job's output under a file (test_an_output_under_a_file_is_exit_2_…)
+    assert code == cli.EXIT_USER_ERROR and err.startswith(f"error: --out {out}: {tmp_path / 'a-file'} is a file, "
+                                                          "not a folder"), err
+    assert len(err.splitlines()) == 1
 
 
 def test_bench_cell_says_what_is_wrong_with_a_record_not_that_the_folder_has_no_cells(tmp_path, capsys):

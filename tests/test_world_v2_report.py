@@ -141,6 +141,20 @@ def test_the_report_refuses_a_damaged_check_in_one_line_before_the_bootstrap(tmp
     assert not (tmp_path / "report.md").exists()
 
 
+def test_an_input_refused_leaves_a_new_out_folder_unmade(tmp_path, monkeypatch, capsys):
+    """Exit 2 writes nothing (jobs.cli): a results folder without world-v2 runs, or with a damaged manipulation
+    check, made the --out folder all the same (the check of --out, which makes it, came first)."""
+    (tmp_path / "no-runs").mkdir()
+    assert rep.main(["--results", str(tmp_path / "no-runs"), "--out", str(tmp_path / "a")]) == 2
+    assert capsys.readouterr().err.startswith("error: no successful world-v2 fine-tuning runs in ")
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "manipulation-check.csv").write_bytes(_damaged("foreign columns"))
+    monkeypatch.setattr("core.store.load_runs", lambda folders: _runs([rep.MODEL_A], 1.0, -1.0).assign(status="ok"))
+    assert rep.main(["--results", str(tmp_path / "damaged"), "--out", str(tmp_path / "b")]) == 2
+    assert "manipulation-check.csv" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged", "no-runs"]
+
+
 def test_the_report_names_the_file_it_wrote_on_stderr(tmp_path, capsys, caplog):
     caplog.set_level("INFO", logger="jobs.world_v2_report")
     with fresh_process_logging(caplog, "jobs.world_v2_report"):  # else the log lines reach no stream here
