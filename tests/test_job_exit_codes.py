@@ -38,7 +38,9 @@ def test_an_input_folder_without_runs_is_exit_2_naming_the_folder(tmp_path, caps
     assert code == cli.EXIT_USER_ERROR, (code, err)
     assert out == "" and err.startswith("error: no ") and len(err.splitlines()) == 1, err
     assert f"in {folder}: " in err and "Traceback" not in err  # where, then what to do
-    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "runs.csv").exists()
+    # nothing written: no output of any case (predictors' p.csv and its sibling tables, ingest's store,
+    # world_v2_report's folder, export's runs.csv), and nothing in the input folder
+    assert [p.name for p in tmp_path.iterdir()] == ["no-runs"] and not list(folder.iterdir())
 
 
 @pytest.mark.parametrize("job_name, argv", FOLDER_JOBS)
