@@ -58,6 +58,9 @@ def test_hostile_record_renders_as_text_and_fetches_nothing(tmp_path):
     assert f"<img src=http://{EVIL}/html.png" not in html  # never an element...
     assert page_has_no_live_links(html)
     assert not [u for u in requested if EVIL in u]  # ...and never a request
+    # the listener heard the page: its own document and the app's scripts (an empty list would pass the line above)
+    own = [u for u in requested if u.startswith(f"http://127.0.0.1:{port}/")]
+    assert f"http://127.0.0.1:{port}/runs?q=click+me" in own and any(u.endswith(".js") for u in own), requested
 
 
 def page_has_no_live_links(html: str) -> bool:
