@@ -22,7 +22,9 @@ measured coverage) and ``refused`` (samples that could not be used, with the rea
 splits hold some of an image sample's images is left out of its forecast, said in a note (and ``left_out``: in the
 JSON by dataset with the images it holds, in the CSV as the datasets' names); one that cannot be checked offline
 (a torchvision set) is named too (``not_checked``: in the JSON with the reason, in the CSV by name), and for an
-``.npz`` sample, which has no images, every reference dataset is.
+``.npz`` sample, which has no images, every reference dataset is. The upload's warnings the page shows under it
+(images or embedding rows repeated exactly, classes dropped for too few images, the ``train/`` split used) are kept
+with the forecast: ``upload_warnings``, a list per sample in the JSON, '; '-joined in a last CSV column.
 
 Exit (``jobs.cli``'s convention): 0 every sample forecast; 1 some sample could not be used (said on stderr; the
 others are forecast and written); 2 an option, the store, or every sample cannot be used (nothing written); 3
@@ -192,21 +194,24 @@ class _Model:
         return self._loaded
 
 
-def forecast(sample: Path | BinaryIO, kind: str, model: _Model, template: str, runs: pd.DataFrame) -> Any:
+def forecast(sample: Path | BinaryIO, kind: str, model: _Model, template: str, runs: pd.DataFrame
+             ) -> tuple[Any, list[str]]:
     """The ``core.predict.ForecastResult`` for a sample (a file, or a folder as :func:`sample_source` reads it), as
-    the page makes it (UploadError when the sample cannot be used)."""
+    the page makes it (UploadError when the sample cannot be used), and the upload's warnings the page shows under
+    it (repeated images or embedding rows, classes dropped, the split used): the written forecast keeps them."""
     from core import predict
     from core.upload import embedding_width, embeddings_summary, load_embeddings_npz, load_image_folder_zip
 
     if kind == "npz":
         arrays = load_embeddings_npz(sample, expected_dim=embedding_width(model.key))
-        log.info("%s", embeddings_summary(arrays))
-        return predict.forecast_for_npz(arrays, runs, model.key)
+        summary = embeddings_summary(arrays)
+        log.info("%s", summary)
+        return predict.forecast_for_npz(arrays, runs, model.key), summary.splitlines()[1:]  # its first: the counts
     parsed = load_image_folder_zip(sample, template=template)
     log.info("%s", parsed.summary())
     loaded = model.get()
     log.info("embedding %d images…", len(parsed.data))
-    return predict.forecast_for_sample(loaded, parsed.data, runs, progress=_progress())
+    return predict.forecast_for_sample(loaded, parsed.data, runs, progress=_progress()), list(parsed.warnings)
 
 
 @user_facing
@@ -267,12 +272,12 @@ def main(argv: list[str] | None = None) -> int:
                 source, digest = sample_source(sample, kind)
             except OSError as exc:  # unreadable (permissions, a folder below it): this sample's fault, not the job's
                 raise UploadError(f"cannot be read ({exc.strerror or exc})") from exc
-            res = forecast(source, kind, model, template, runs)
+            res, warned = forecast(source, kind, model, template, runs)
         except UploadError as exc:  # this sample cannot be used: said, and the others still forecast
             print(f"error: {sample}: {exc}", file=sys.stderr)
             failed.append({"sample": str(sample), "error": str(exc)})
             continue
-        made.append(_made(sample, res, digest))
+        made.append(_made(sample, res, digest, warned))
         print(("\n" if len(made) > 1 else "") + "\n".join(report_lines(sample.name, res, *made[-1][2:4], args.results)))
     if not made:
         raise ValueError(f"no sample could be used ({len(failed)} refused, reasons above)")
@@ -296,13 +301,13 @@ def sample_source(sample: Path, kind: str) -> tuple[Path | BinaryIO, str]:
     return sample, hashlib.sha256(sample.read_bytes()).hexdigest()
 
 
-def _made(sample: Path, res: Any, digest: str) -> tuple:
-    """(sample, result, per-method rows, verdict, the sample's SHA-256) for one forecast (without enough reference
-    runs the verdict's warnings still hold, as on the page)."""
+def _made(sample: Path, res: Any, digest: str, upload_warnings: list[str]) -> tuple:
+    """(sample, result, per-method rows, verdict, the sample's SHA-256, the upload's warnings) for one forecast
+    (without enough reference runs the verdict's warnings still hold, as on the page)."""
     from core import advice
 
     rows = advice.forecast_rows(res)
-    return sample, res, rows, advice.advise_forecast(res, rows), digest
+    return sample, res, rows, advice.advise_forecast(res, rows), digest, upload_warnings
 
 
 def _write(out: Path, made: list[tuple], failed: list[dict], provenance: dict) -> None:
@@ -311,22 +316,23 @@ def _write(out: Path, made: list[tuple], failed: list[dict], provenance: dict) -
 
     if out.suffix.lower() == ".csv":
         # left_out: the reference datasets this sample's forecast left out as they hold its images ('' for none);
-        # not_checked: those it could not check for them
+        # not_checked: those it could not check for them; upload_warnings: what the page says under the upload
+        # (repeated images, dropped classes), '' for none
         frames = [rows.assign(sample=str(sample), model=res.model, pretrained=res.pretrained,
                               random_weights=res.untrained, left_out="; ".join(res.left_out),
-                              not_checked="; ".join(res.not_checked))
-                  for sample, res, rows, *_ in made]
+                              not_checked="; ".join(res.not_checked), upload_warnings="; ".join(warned))
+                  for sample, res, rows, _, _, warned in made]
         table = pd.concat(frames, ignore_index=True)
         store.write_file_atomic(out, csv_text(table[["sample", *table.columns.drop("sample")]]))
     else:
         coverage = forecast_select.read_selections(store.SHIPPED_DIR)
         documents = []
-        for sample, res, rows, verdict, digest in made:
+        for sample, res, rows, verdict, digest, warned in made:
             selection = forecast_select.with_measured_coverage(  # raw keys: the page's expander, before renaming
                 res.selected, coverage, model=res.model, pretrained=res.pretrained) if not res.selected.empty \
                 else pd.DataFrame()
             documents.append({"sample": str(sample), "sample_sha256": digest,
-                              **document(res, rows, verdict, selection)})
+                              **document(res, rows, verdict, selection), "upload_warnings": warned})
         store.write_file_atomic(out, json_text({"provenance": provenance, "forecasts": documents, "refused": failed},
                                                indent=1, default=_python_scalar))
     log.info("wrote %s", out)

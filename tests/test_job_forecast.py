@@ -359,3 +359,53 @@ def test_folder_as_zip_names_what_it_cannot_read_and_leaves_it_out(tmp_path, mon
     (tmp_path / "g" / "b.png").write_bytes(b"x")
     with pytest.raises(UploadError, match="holds no file that can be read"):
         folder_as_zip(tmp_path / "g", limits=DEFAULT_LIMITS)
+
+
+def _repeating_npz() -> bytes:
+    """The 30-row .npz upload with its row 5 repeated as row 6 (under another class): the page says so under it."""
+    arrays = dict(np.load(io.BytesIO(embeddings_npz())))
+    arrays["image_embeddings"][6] = arrays["image_embeddings"][5]
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _duplicating_zip() -> bytes:
+    """The image sample with one file repeated byte for byte under its own class."""
+    import zipfile
+
+    buf = io.BytesIO(sample_zip())
+    with zipfile.ZipFile(buf) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        zf.writestr("red/copy.png", members["red/000.png"])
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("name, data, said", [
+    ("emb.npz", _repeating_npz, "1 image embedding(s) repeat an earlier row exactly, 1 of them under another class"),
+    ("sample.zip", _duplicating_zip, "1 image(s) repeat an earlier file byte for byte")])
+def test_the_uploads_warnings_travel_with_the_written_forecast(fixture_store, tmp_path, name, data, said):
+    """The page shows an upload's warnings (repeated images, which IIMM's image-image term counts as identical pairs)
+    under it, and the job on stderr; a saved forecast read without either kept none of them: the JSON now has them
+    per sample (``upload_warnings``), the CSV in a column of each row, after the columns it had."""
+    sample = tmp_path / name
+    sample.write_bytes(data())
+    for suffix in ("json", "csv"):
+        assert job.main([str(sample), "--model", "worldclip-tiny-random", "--out", str(tmp_path / f"f.{suffix}")]) == 0
+    (doc,) = _strict_json((tmp_path / "f.json").read_text(encoding="utf-8"))["forecasts"]
+    assert doc["upload_warnings"] == [said]
+    written = pd.read_csv(tmp_path / "f.csv", keep_default_na=False)
+    assert (written["upload_warnings"] == said).all() and list(written.columns)[-1] == "upload_warnings"
+    assert list(written.columns)[:2] == ["sample", "method"]
+
+
+def test_a_clean_uploads_written_forecast_says_it_has_no_warnings(fixture_store, tmp_path):
+    sample = tmp_path / "emb.npz"
+    sample.write_bytes(embeddings_npz())
+    assert job.main([str(sample), "--model", "worldclip-tiny-random", "--out", str(tmp_path / "f.json")]) == 0
+    (doc,) = _strict_json((tmp_path / "f.json").read_text(encoding="utf-8"))["forecasts"]
+    assert doc["upload_warnings"] == []
