@@ -170,6 +170,27 @@ def mixed_data_text(mixed: pd.DataFrame) -> str:
             "first, then run the grid again.")
 
 
+def averaged_caveats(runs: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
+    """What a ranking of ``runs`` (one model's) averages that its numbers alone do not say: the page's warnings
+    (:func:`core.ranking.mixed_recipes_text`, :func:`mixed_data_text`; those that apply) and, per method, the same in
+    a few plain words for the table's ``averaged`` column, so a saved table keeps them ({method: text}, only the
+    methods concerned): 'runs of 2 training recipes'; 'runs on different data: letters train, letters test'."""
+    from core.ranking import mixed_recipes, mixed_recipes_text
+
+    recipes, data = mixed_recipes(runs), mixed_data(runs)
+    texts = [text for text in (mixed_recipes_text(recipes), mixed_data_text(data)) if text]
+    notes: dict[str, list[str]] = {}
+    for r in recipes.itertuples():
+        notes.setdefault(str(r.method), []).append(f"runs of {r.n_recipes} training recipes")
+    splits: dict[str, list[str]] = {}
+    for r in data.itertuples():
+        for method in str(r.methods).split(", "):
+            splits.setdefault(method, []).append(f"{r.dataset} {r.split}")
+    for method, named in splits.items():
+        notes.setdefault(method, []).append("runs on different data: " + ", ".join(named))
+    return texts, {method: "; ".join(parts) for method, parts in notes.items()}
+
+
 def other_data(recorded: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
     """The splits that two records of one cell (a record and its re-run) both fingerprint, and differently:
     'shape-size train (recorded 1a2b..., here 3c4d...)' each, in name order; [] where they agree or either

@@ -19,11 +19,10 @@ def table(roots: tuple, version: int, model: str, pretrained: str, datasets: tup
 
 
 @st.cache_data(ttl=30, max_entries=32)  # apart from table, so that a "rank by" change does not parse configs again
-def mixed(roots: tuple, version: int, model: str, pretrained: str, datasets: tuple, include: bool) -> list:
-    runs = store.query_runs(app.load_runs(roots, include), filters={  # warnings: mixed recipes or data averaged
-        "model": [model], "pretrained": [pretrained], "dataset": list(datasets)})
-    return [text for text in (ranking.mixed_recipes_text(ranking.mixed_recipes(runs)),  # submissions say so
-                              data_versions.mixed_data_text(data_versions.mixed_data(runs))) if text]
+def mixed(roots: tuple, version: int, model: str, pretrained: str, datasets: tuple, include: bool) -> tuple:
+    runs = store.query_runs(app.load_runs(roots, include), filters={  # mixed recipes or data averaged: warnings
+        "model": [model], "pretrained": [pretrained], "dataset": list(datasets)})  # and the table's words per method
+    return data_versions.averaged_caveats(runs)
 
 
 st.title("Which fine-tuning method should you use?")
@@ -46,13 +45,13 @@ names = app.option_labels(sorted(mine["dataset"].dropna().unique()))
 datasets = app.link_multiselect(row, "datasets (none = all)", names, "dataset", "dataset", width=320)
 untrained = app.model_notice(model, pretrained, runs)  # said in the table and on the chart: either may be saved alone
 version, picked = app.store_version(roots), (model, pretrained, tuple(datasets))
-for text in mixed(roots, version, *picked, include):
+texts, averaged = mixed(roots, version, *picked, include)
+for text in texts:
     st.warning(text)
 rows = table(roots, version, *picked, rank_by, include)
 if rows.empty:
     st.info("No successful fine-tuning runs for this choice.")
     st.stop()
-
 labels = cards.card_options(app.load_runs(roots)["method"].dropna())  # the cards page's options: its link values
 same = ranking.same_datasets(rows)  # then the sentence says how many and the table drops the column
 st.markdown(ranking.verdict_text(rows))
@@ -63,13 +62,13 @@ shown = rows.assign(
     model_label=cards.model_label_column(rows, {(model, pretrained)} if untrained else set()),
     **{c: zeros_unsigned(rows[c], 1) for c in ("id_gain", "ood_change")},  # no '-0.0' beside an end's '+0.0'
     **app.interval_ends(rows, "id_gain"), **app.interval_ends(rows, "ood_change"),  # numbers: sorted as numbers
-    front=rows["pareto"].map({True: "✔ best", False: ""}),
+    front=rows["pareto"].map({True: "✔ best", False: ""}), averaged=[averaged.get(m, "") for m in rows["method"]],
     card=["/cards?card=" + quote(labels.get(str(m)) or app.option_text(cards.method_title(m)))
           for m in rows["method"]])  # or: a method only submissions hold, which the cards page does not list
 st.dataframe(shown, hide_index=True, key="rk_table", column_order=[*(["model_label"] if untrained else []),
     "rank", "method_title", "id_gain", "id_gain_lo", "id_gain_hi", "ood_change", "ood_change_lo", "ood_change_hi",
-    "front", "trainable_params", "wall_time_s", "peak_mb", *([] if same else ["n_datasets", "n_ood_datasets"]), "card"],
-    column_config={
+    "front", "trainable_params", "wall_time_s", "peak_mb", *([] if same else ["n_datasets", "n_ood_datasets"]), "card",
+    *(["averaged"] if averaged else [])], column_config={  # averaged: a saved table keeps the warnings above
     "model_label": TXT("model"), "rank": NUM("rank", width=40), "method_title": TXT("method", width=180),
     "id_gain": NUM("gain", format="%+.1f", width=SMALL, help="in-domain gain: mean accuracy points gained on the "
                                                               "trained task"),
@@ -83,7 +82,8 @@ st.dataframe(shown, hide_index=True, key="rk_table", column_order=[*(["model_lab
     "peak_mb": NUM("memory (MB)", format="%.0f", width=100, help="peak memory of a run's process"),
     "n_datasets": NUM("datasets", width=SMALL, help="datasets averaged (each the mean of its seeds)"),
     "n_ood_datasets": NUM("OOD datasets", width=SMALL, help="datasets behind the OOD change (its panel measured)"),
-    "card": st.column_config.LinkColumn("card", display_text="card", width=50)})
+    "card": st.column_config.LinkColumn("card", display_text="card", width=50),
+    "averaged": TXT("averaged", help="what the row averages that its numbers do not say (the warnings above)")})
 
 row, axes = st.container(horizontal=True), {k: v[0] for k, v in charts.TRADEOFF_AXES.items()}  # a row as above
 x, y = app.link_select(row, "x axis", axes, "x", fit=True), app.link_select(row, "y axis", axes, "y", index=1, fit=True)

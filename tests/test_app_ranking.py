@@ -74,6 +74,32 @@ def test_ranking_warns_when_runs_of_one_dataset_name_ran_on_different_data(fixtu
     at.query_params.update({"dataset": ["fx-set-3", "fx-set-4"]})  # the table averages none of them
     assert not any("different data" in w.value for w in at.run().warning)
 
+def test_a_saved_ranking_table_says_which_rows_average_several_recipes_or_different_data(fixture_store):
+    """The warnings above the ranking said a row averaged runs of several recipes or on different data; the table,
+    which its toolbar saves as CSV alone, did not: an 'averaged' column, shown only then, says it per method."""
+    at = app_test().run()
+    assert "averaged" not in at.dataframe[0].proto.column_order  # nothing mixed: no column
+    smoke = [dict(r, run_id=r["run_id"] + "-smoke", source="measured:smoke-grid",
+                  config={**r["config"], "train": {"max_steps": 12}})
+             for r in make_fixture_records(n_datasets=2, methods=("bitfit",), pretrained="random")]
+    other = [dict(r, run_id=r["run_id"] + "-new", seed=r["seed"] + 7, provenance={
+                 **r["provenance"], "data_fingerprint": {"train": "new-split", "test": "same"}})
+             for r in make_fixture_records(n_datasets=1, methods=("lora",), pretrained="random")]
+    old = [dict(r, run_id=r["run_id"] + "-old", seed=r["seed"] + 9, provenance={
+               **r["provenance"], "data_fingerprint": {"train": "old-split", "test": "same"}})
+           for r in make_fixture_records(n_datasets=1, methods=("lora",), pretrained="random")]
+    for record in [*smoke, *other, *old]:
+        store.write_record(record, fixture_store / "more")
+    st.cache_data.clear(), st.cache_resource.clear()  # the store is cached for 30 s
+    at = app_test().run()
+    assert not at.exception and len([w for w in at.warning if "averaged together" in w.value]) == 2
+    table = at.dataframe[0]
+    assert list(table.proto.column_order)[-1] == "averaged"
+    said = table.value.set_index("method")["averaged"]
+    assert said["bitfit"] == "runs of 2 training recipes"
+    assert said["lora"] == "runs on different data: fx-set-0 train" and said["full"] == ""
+
+
 def test_ranking_view_restores_from_the_url(fixture_store):
     at = app_test()
     # bound widgets keep their option *labels* in the URL (Streamlit serialises through format_func)
