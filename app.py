@@ -222,14 +222,10 @@ def model_notice(model: str, pretrained: str, runs: pd.DataFrame | None = None) 
     if is_untrained := untrained(model, pretrained, runs):
         st.warning(f"{plain(card.title)}: an untrained network. Its numbers describe random weights.")
     elif card.toy:  # a world-v2 model's numbers are not evidence on the study's claim (README, World v2)
-        from core.models import WORLD_V2_MODELS  # no torch
-        v2 = any(s.arch == model and s.shipped_tag == pretrained for s in WORLD_V2_MODELS)
         st.info(f"**{plain(card.title)} is a toy model**: a tiny CLIP pretrained offline on this project's "
                 "generated world of shapes, textures, letters and charts. Its results show how the method "
                 "works; they are not results of real CLIP models. Add your own runs to rank real models."
-                + (" World v2's pre-registered manipulation check failed (rarity in pretraining did not make "
-                   "image embeddings more alike), so these runs describe; they do not test whether IIMM "
-                   "predicts gain or forgetting." if v2 else ""))
+                + (" " + cards.WORLD_V2_FAILED if cards.world_v2(model, pretrained) else ""))
     return is_untrained
 
 

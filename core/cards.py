@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from core.model_cards import (  # noqa: F401 (re-exported: the pages and jobs read model cards from here)
-    MODEL_CARD_FILE, UNTRAINED_MARK, ModelCard, flag_values, model_card, model_card_path, model_label,
+    MODEL_CARD_FILE, UNTRAINED_MARK, WORLD_V2_FAILED, ModelCard, flag_values, model_card, model_card_path, model_label,
     model_label_column, model_labels, model_names, model_notes, model_option, model_options, toy_note,
-    untrained_models, untrained_note)
+    untrained_models, untrained_note, world_v2)
 from core.text import distinct_labels, option_labels
 
 

@@ -135,18 +135,34 @@ def untrained_note(names: list[str], markdown: bool = True) -> str:
             "random weights, not a pretrained model.")
 
 
+#: What a world-v2 model's numbers are, wherever they are shown or saved (jobs/results/world-v2/manipulation-check.md).
+WORLD_V2_FAILED = ("World v2's pre-registered manipulation check failed (rarity in pretraining did not make image "
+                   "embeddings more alike), so these runs describe; they do not test whether IIMM predicts gain or "
+                   "forgetting.")
+
+
+def world_v2(model: str, pretrained: str) -> bool:
+    """Whether (model, pretrained) is one of world v2's models, whose world failed its manipulation check."""
+    from core.model_specs import WORLD_V2_MODELS
+
+    return any(s.arch == model and s.shipped_tag == pretrained for s in WORLD_V2_MODELS)
+
+
 def toy_note(frame: pd.DataFrame, untrained: AbstractSet[tuple[str, str]], markdown: bool = True) -> str | None:
     """The line a report gives when some of its numbers come from the project's toy models (tiny models
-    pretrained offline on the generated world, not real pretrained weights); None when none does. A toy
-    with random weights is left to :func:`untrained_note`."""
+    pretrained offline on the generated world, not real pretrained weights), with :data:`WORLD_V2_FAILED` where
+    one is world v2's, as the pages say it; None when none does. A toy with random weights is left to
+    :func:`untrained_note`."""
     pairs = sorted(set(zip(frame["model"].astype(str), frame["pretrained"].astype(str), strict=True)) - set(untrained))
-    toys = [f"{m} ({p})" for m, p in pairs if model_card(m, p).toy and not model_card(m, p).random_weights]
+    toys = [(m, p) for m, p in pairs if model_card(m, p).toy and not model_card(m, p).random_weights]
     if not toys:
         return None
     head = "**Toy model:**" if markdown else "Toy model:"
-    return (f"{head} {', '.join(toys)} {'is a tiny model' if len(toys) == 1 else 'are tiny models'} pretrained "
+    return (f"{head} {', '.join(f'{m} ({p})' for m, p in toys)} "
+            f"{'is a tiny model' if len(toys) == 1 else 'are tiny models'} pretrained "
             "offline on this project's generated world, not real pretrained weights: the numbers show how the "
-            "method works, not how real CLIP models behave.")
+            "method works, not how real CLIP models behave."
+            + (" " + WORLD_V2_FAILED if any(world_v2(m, p) for m, p in toys) else ""))
 
 
 def model_notes(frame: pd.DataFrame, untrained: AbstractSet[tuple[str, str]], markdown: bool = True) -> list[str]:
@@ -156,9 +172,9 @@ def model_notes(frame: pd.DataFrame, untrained: AbstractSet[tuple[str, str]], ma
     return [note for note in notes if note]
 
 
-__all__ = ["MODEL_CARD_FILE", "UNTRAINED_MARK", "ModelCard", "flag_values", "model_card", "model_card_path", "model_label",
-           "model_label_column", "model_labels", "model_names", "model_notes", "model_option", "model_options", "toy_note",
-           "untrained_models", "untrained_note"]
+__all__ = ["MODEL_CARD_FILE", "UNTRAINED_MARK", "WORLD_V2_FAILED", "ModelCard", "flag_values", "model_card",
+           "model_card_path", "model_label", "model_label_column", "model_labels", "model_names", "model_notes",
+           "model_option", "model_options", "toy_note", "untrained_models", "untrained_note", "world_v2"]
 
 
 def model_options(runs: pd.DataFrame) -> list[str]:

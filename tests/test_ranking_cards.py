@@ -132,6 +132,19 @@ def test_toy_note_leaves_random_weight_models_to_the_untrained_note():
     assert note is not None and note.startswith("Toy model: worldclip-tiny (world-v1) is a tiny model")
 
 
+def test_a_reports_toy_note_says_world_v2s_manipulation_check_failed_as_the_pages_do():
+    """The pages say of a world-v2 model that its world's pre-registered manipulation check failed, so its runs
+    describe and test nothing; a report's markdown (jobs.grid_report, jobs.predictors' tables) said it was a toy
+    alone, so a saved report read its taus as evidence. World v1's note does not borrow the sentence."""
+    v2 = frame(n_datasets=1, pretrained="world-v2-a")
+    note = cards.toy_note(v2, set())
+    assert note is not None and note.startswith("**Toy model:** worldclip-tiny (world-v2-a) is a tiny model")
+    assert "manipulation check failed" in note and note.endswith(cards.WORLD_V2_FAILED)
+    both = pd.concat([v2, frame(n_datasets=1, pretrained="world-v1")])
+    assert cards.model_notes(both, set(), markdown=False)[0].endswith(cards.WORLD_V2_FAILED)
+    assert "manipulation" not in cards.toy_note(frame(n_datasets=1, pretrained="world-v1"), set())
+
+
 def test_untrained_models_with_flags_from_names_only_the_shown_pairs():
     """flags_from widens where the flags are read, not which models are returned: a pair flagged elsewhere
     in the store but absent from the rows shown is not in the answer."""
