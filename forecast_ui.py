@@ -34,12 +34,15 @@ def forecast_selection(shipped: Path) -> pd.DataFrame:
     return read_selections(shipped)
 
 
-def forecast_table(rows: pd.DataFrame, untrained_model: str | None = None) -> None:
+def forecast_table(rows: pd.DataFrame, untrained_model: str | None = None, caveats: dict[str, str] | None = None
+                   ) -> None:
     """The forecast's per-method rows (``core.advice.forecast_rows``) as a readable table; ``untrained_model``: the
     model's label (``core.cards.model_label``, marked RANDOM WEIGHTS) when its numbers (or its reference runs')
-    come from random weights, shown in a column, as the charts beside it say (a table too may be saved alone)."""
+    come from random weights, shown in a column, as the charts beside it say (a table too may be saved alone);
+    ``caveats``: ``ForecastResult.saved_caveats``, each a last column, for the same reason."""
     num, txt = st.column_config.NumberColumn, st.column_config.TextColumn
-    st.dataframe(rows.assign(model=untrained_model,  # and no '-0.0' cell:
+    caveats = caveats or {}
+    st.dataframe(rows.assign(model=untrained_model, **caveats,  # and no '-0.0' cell:
                              **{c: zeros_unsigned(rows[c], 1) for c in ("id_gain", "ood_change", "iimm_gain")},
                              # as the ranking shows them: numbers (sorted as numbers), no '-0.0', no '+inf'
                              **interval_ends(rows, "id_gain"), **interval_ends(rows, "ood_change"),
@@ -49,7 +52,7 @@ def forecast_table(rows: pd.DataFrame, untrained_model: str | None = None) -> No
                                    for e, s in zip(rows["extrapolation"], rows["status"], strict=True)]),
                  hide_index=True, key="fc_table", column_order=[*(["model"] if untrained_model else []),
                      "method_title", "id_gain", "id_gain_lo", "id_gain_hi", "ood_change", "ood_change_lo",
-                     "ood_change_hi", "front", "gain_basis", "iimm_gain", "gain_lodo", "n_datasets", "note"],
+                     "ood_change_hi", "front", "gain_basis", "iimm_gain", "gain_lodo", "n_datasets", "note", *caveats],
                  column_config={
                      "method_title": txt("method"), "id_gain": num("in-domain gain", format="%+.1f"),
                      **interval_config(rows, "id_gain", "the in-domain gain's 95 % prediction interval"),
@@ -63,7 +66,9 @@ def forecast_table(rows: pd.DataFrame, untrained_model: str | None = None) -> No
                      "gain_lodo": num("typical error (points)", format="%.1f", help="leave-one-dataset-out mean "
                                       "absolute error of the gain forecast"),
                      "n_datasets": num("reference datasets", help="the fewest datasets behind its gain or OOD forecast"),
-                     "note": txt("note")})
+                     "note": txt("note"), "left_out": txt("reference datasets left out", help="they hold some "
+                                                          "of your images, so the forecast is fitted without them"),
+                     "not_checked": txt("not checked for your images"), "upload_warnings": txt("upload warnings")})
 
 
 # Models load in one background thread, started when the forecast page opens (core.model_pool): the toy
@@ -217,20 +222,23 @@ def run_forecast(upload, template: str, model_key: str):
     (warmed) model embeds it, with a progress bar and the upload time budget (which starts with its turn:
     raises core.turns.BusyError when no turn comes within FORECAST_WAIT_S), or with the image embeddings
     this session's earlier forecast of the same file and model left (:func:`image_embeddings`)."""
-    from core.upload import DEFAULT_LIMITS, Deadline
+    from core.upload import DEFAULT_LIMITS, Deadline, upload_warnings
 
     with _forecast_turn(FORECAST_WAIT_S, f"The server runs {counted(_FORECAST_TURNS.slots, 'forecast')} at a time, "
                         "all busy now; yours starts when one ends…"):
         deadline = Deadline(DEFAULT_LIMITS.max_seconds)  # one budget: parsing a dropped upload again counts
         parsed = parsed_upload(upload, template, model_key, deadline)
         if upload.name.lower().endswith(".npz"):
-            return predict.forecast_for_npz(parsed, forecast_runs(), model_key)
-        loaded = _loaded_model(model_key)
-        images = image_embeddings(upload, model_key, loaded, parsed.data, deadline)
-        with waiting("Looking for your images in the reference datasets…") as wait:  # cleared as the look ends
-            return predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), image_embeddings=images,
-                                               overlap_wait_s=OVERLAP_WAIT_S, overlap_while_waiting=wait.tell,
-                                               overlap_done=wait.done)
+            res = predict.forecast_for_npz(parsed, forecast_runs(), model_key)
+        else:
+            loaded = _loaded_model(model_key)
+            images = image_embeddings(upload, model_key, loaded, parsed.data, deadline)
+            with waiting("Looking for your images in the reference datasets…") as wait:  # cleared as the look ends
+                res = predict.forecast_for_sample(loaded, parsed.data, forecast_runs(), image_embeddings=images,
+                                                  overlap_wait_s=OVERLAP_WAIT_S, overlap_while_waiting=wait.tell,
+                                                  overlap_done=wait.done)
+    res.upload_warnings = upload_warnings(parsed)  # shown under the upload: its saved table keeps them
+    return res
 
 
 def _loaded_model(model_key: str):
@@ -320,7 +328,8 @@ def outcome_views(res, rows: pd.DataFrame) -> None:
     st.caption("Shown as fitted: straight lines are not bounded, so a prediction or interval can leave what is "
                "possible (an in-domain gain lies between minus the zero-shot accuracy and 100 minus it).")
     untrained = res.untrained  # the model, or its reference runs
-    forecast_table(rows, cards.model_label(res.model, res.pretrained, True) if untrained else None)
+    forecast_table(rows, cards.model_label(res.model, res.pretrained, True) if untrained else None,
+                   res.saved_caveats())
     try:
         st.altair_chart(charts.readable(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", subtitle=(
             "bars: 95 % prediction interval; ringed: best predicted trade-offs"), random_weights=untrained)))

@@ -55,6 +55,16 @@ class ForecastResult:
     #: Reference datasets left out as they hold some of the sample's images, with how many (core.reference_overlap)
     left_out: dict[str, int] = field(default_factory=dict)
     not_checked: dict[str, str] = field(default_factory=dict)  #: reference datasets not checked for them, and why
+    #: What the upload's summary warned of (``core.upload.upload_warnings``: repeated images, dropped classes)
+    upload_warnings: list[str] = field(default_factory=list)
+
+    def saved_caveats(self) -> dict[str, str]:
+        """What a per-method table of this forecast must keep when it is saved without the page, as columns
+        ({name: text}, only those that apply): the reference datasets left out as they hold some of the sample's
+        images, those not checked for them, and the upload's warnings ('; '-joined, as ``jobs.forecast``'s CSV)."""
+        said = {"left_out": "; ".join(self.left_out), "not_checked": "; ".join(self.not_checked),
+                "upload_warnings": "; ".join(self.upload_warnings)}
+        return {name: text for name, text in said.items() if text}
 
     @property
     def untrained(self) -> bool:

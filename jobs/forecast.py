@@ -158,7 +158,8 @@ def document(res: Any, rows: pd.DataFrame, verdict: Any, selection: pd.DataFrame
         "not_checked": res.not_checked,  # reference datasets not checked for them (not at hand offline): {name: why}
         "verdict": {"confidence": verdict.confidence, "headline": verdict.headline, "reasons": verdict.reasons,
                     "warnings": verdict.warnings} if res.enough_runs else {"warnings": verdict.warnings},
-        "methods": _records(rows), "selection": _records(selection)}  # json_text writes NaN as null
+        "methods": _records(rows), "selection": _records(selection),  # json_text writes NaN as null
+        "upload_warnings": res.upload_warnings}  # what the page says under the upload (repeated images...)
 
 
 def _provenance(model_key: str, template: str | None, roots: list, n_runs: int, device: str, seconds: float) -> dict:
@@ -194,24 +195,27 @@ class _Model:
         return self._loaded
 
 
-def forecast(sample: Path | BinaryIO, kind: str, model: _Model, template: str, runs: pd.DataFrame
-             ) -> tuple[Any, list[str]]:
+def forecast(sample: Path | BinaryIO, kind: str, model: _Model, template: str, runs: pd.DataFrame) -> Any:
     """The ``core.predict.ForecastResult`` for a sample (a file, or a folder as :func:`sample_source` reads it), as
-    the page makes it (UploadError when the sample cannot be used), and the upload's warnings the page shows under
-    it (repeated images or embedding rows, classes dropped, the split used): the written forecast keeps them."""
+    the page makes it (UploadError when the sample cannot be used), with the upload's warnings the page shows under
+    it (``upload_warnings``: repeated images or embedding rows, classes dropped): the written forecast keeps them."""
     from core import predict
-    from core.upload import embedding_width, embeddings_summary, load_embeddings_npz, load_image_folder_zip
+    from core.upload import (embedding_width, embeddings_summary, load_embeddings_npz, load_image_folder_zip,
+                             upload_warnings)
 
     if kind == "npz":
         arrays = load_embeddings_npz(sample, expected_dim=embedding_width(model.key))
-        summary = embeddings_summary(arrays)
-        log.info("%s", summary)
-        return predict.forecast_for_npz(arrays, runs, model.key), summary.splitlines()[1:]  # its first: the counts
+        log.info("%s", embeddings_summary(arrays))
+        res = predict.forecast_for_npz(arrays, runs, model.key)
+        res.upload_warnings = upload_warnings(arrays)
+        return res
     parsed = load_image_folder_zip(sample, template=template)
     log.info("%s", parsed.summary())
     loaded = model.get()
     log.info("embedding %d images…", len(parsed.data))
-    return predict.forecast_for_sample(loaded, parsed.data, runs, progress=_progress()), list(parsed.warnings)
+    res = predict.forecast_for_sample(loaded, parsed.data, runs, progress=_progress())
+    res.upload_warnings = upload_warnings(parsed)
+    return res
 
 
 @user_facing
@@ -272,12 +276,12 @@ def main(argv: list[str] | None = None) -> int:
                 source, digest = sample_source(sample, kind)
             except OSError as exc:  # unreadable (permissions, a folder below it): this sample's fault, not the job's
                 raise UploadError(f"cannot be read ({exc.strerror or exc})") from exc
-            res, warned = forecast(source, kind, model, template, runs)
+            res = forecast(source, kind, model, template, runs)
         except UploadError as exc:  # this sample cannot be used: said, and the others still forecast
             print(f"error: {sample}: {exc}", file=sys.stderr)
             failed.append({"sample": str(sample), "error": str(exc)})
             continue
-        made.append(_made(sample, res, digest, warned))
+        made.append(_made(sample, res, digest))
         print(("\n" if len(made) > 1 else "") + "\n".join(report_lines(sample.name, res, *made[-1][2:4], args.results)))
     if not made:
         raise ValueError(f"no sample could be used ({len(failed)} refused, reasons above)")
@@ -301,13 +305,13 @@ def sample_source(sample: Path, kind: str) -> tuple[Path | BinaryIO, str]:
     return sample, hashlib.sha256(sample.read_bytes()).hexdigest()
 
 
-def _made(sample: Path, res: Any, digest: str, upload_warnings: list[str]) -> tuple:
-    """(sample, result, per-method rows, verdict, the sample's SHA-256, the upload's warnings) for one forecast
-    (without enough reference runs the verdict's warnings still hold, as on the page)."""
+def _made(sample: Path, res: Any, digest: str) -> tuple:
+    """(sample, result, per-method rows, verdict, the sample's SHA-256) for one forecast (without enough reference
+    runs the verdict's warnings still hold, as on the page)."""
     from core import advice
 
     rows = advice.forecast_rows(res)
-    return sample, res, rows, advice.advise_forecast(res, rows), digest, upload_warnings
+    return sample, res, rows, advice.advise_forecast(res, rows), digest
 
 
 def _write(out: Path, made: list[tuple], failed: list[dict], provenance: dict) -> None:
@@ -320,19 +324,20 @@ def _write(out: Path, made: list[tuple], failed: list[dict], provenance: dict) -
         # (repeated images, dropped classes), '' for none
         frames = [rows.assign(sample=str(sample), model=res.model, pretrained=res.pretrained,
                               random_weights=res.untrained, left_out="; ".join(res.left_out),
-                              not_checked="; ".join(res.not_checked), upload_warnings="; ".join(warned))
-                  for sample, res, rows, _, _, warned in made]
+                              not_checked="; ".join(res.not_checked),
+                              upload_warnings="; ".join(res.upload_warnings))
+                  for sample, res, rows, *_ in made]
         table = pd.concat(frames, ignore_index=True)
         store.write_file_atomic(out, csv_text(table[["sample", *table.columns.drop("sample")]]))
     else:
         coverage = forecast_select.read_selections(store.SHIPPED_DIR)
         documents = []
-        for sample, res, rows, verdict, digest, warned in made:
+        for sample, res, rows, verdict, digest in made:
             selection = forecast_select.with_measured_coverage(  # raw keys: the page's expander, before renaming
                 res.selected, coverage, model=res.model, pretrained=res.pretrained) if not res.selected.empty \
                 else pd.DataFrame()
             documents.append({"sample": str(sample), "sample_sha256": digest,
-                              **document(res, rows, verdict, selection), "upload_warnings": warned})
+                              **document(res, rows, verdict, selection)})
         store.write_file_atomic(out, json_text({"provenance": provenance, "forecasts": documents, "refused": failed},
                                                indent=1, default=_python_scalar))
     log.info("wrote %s", out)

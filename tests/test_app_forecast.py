@@ -319,3 +319,28 @@ def test_the_upload_names_the_command_that_makes_the_same_forecast_from_a_termin
     at = page("forecast").run()
     said = at.get("file_uploader")[0].proto.help
     assert "python -m jobs.forecast" in said and callable(forecast.main)
+
+
+def test_the_forecast_table_keeps_the_uploads_warnings_and_unchecked_datasets_when_saved(fixture_store):
+    """The page said the upload's warnings (a file repeated byte for byte) under it and the reference datasets not
+    checked for the sample's images in a note; the per-method table, which its toolbar saves as CSV alone, said
+    neither. Each is now a last column of the table, there only when it applies."""
+    at = run_upload(page("forecast").run(), "sample.zip", sample_zip())
+    assert not at.exception and not at.error
+    assert "upload_warnings" not in at.dataframe[0].proto.column_order  # nothing repeated
+    buf = io.BytesIO(sample_zip())
+    with zipfile.ZipFile(buf) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    doubled = io.BytesIO()
+    with zipfile.ZipFile(doubled, "w") as zf:
+        for name, data in {**members, "red/copy.png": members["red/000.png"]}.items():
+            zf.writestr(name, data)
+    at = run_upload(page("forecast").run(), "sample.zip", doubled.getvalue())
+    assert not at.exception and not at.error
+    table = at.dataframe[0]
+    assert list(table.proto.column_order)[-1] == "upload_warnings"
+    assert (table.value["upload_warnings"] == "1 image(s) repeat an earlier file byte for byte").all()
+    at = run_upload(page("forecast").run(), "emb.npz", embeddings_npz(128))  # no image to look for: none checked
+    res, table = at.session_state["fc_result"][1], at.dataframe[0]
+    assert res.not_checked and "not_checked" in table.proto.column_order
+    assert (table.value["not_checked"] == "; ".join(res.not_checked)).all()

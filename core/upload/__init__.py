@@ -25,7 +25,18 @@ from core.upload.limits import (ARCHIVE_EXTS, DEFAULT_LIMITS, FORMULA_PREFIXES, 
                                 PIL_FORMATS, Deadline, TemplateError, UploadError, UploadLimits, _Budget, _printable,
                                 _Skip, label_problem)
 
+
+
+def upload_warnings(parsed: UploadedSample | dict) -> list[str]:
+    """What an upload's summary warns of beyond its counts (:meth:`UploadedSample.summary`,
+    :func:`embeddings_summary`): images or embedding rows repeated exactly, classes dropped, the split used. A
+    forecast keeps them, so a saved one says them too."""
+    if isinstance(parsed, UploadedSample):
+        return list(parsed.warnings)
+    return embeddings_summary(parsed).splitlines()[1:]  # its first line: the counts
+
+
 __all__ = ["ARCHIVE_EXTS", "DEFAULT_LIMITS", "Deadline", "FORMULA_PREFIXES", "IMAGE_EXTS", "MiB", "NPZ_KEYS",
            "PIL_FORMATS", "PixelBudget", "Source", "TemplateError", "UploadError", "UploadLimits", "UploadedSample",
            "check_template", "embedding_width", "embeddings_summary", "folder_as_zip", "label_problem", "load_embeddings_npz",
-           "load_image_folder_zip"]
+           "load_image_folder_zip", "upload_warnings"]
