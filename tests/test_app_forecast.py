@@ -344,3 +344,13 @@ def test_the_forecast_table_keeps_the_uploads_warnings_and_unchecked_datasets_wh
     res, table = at.session_state["fc_result"][1], at.dataframe[0]
     assert res.not_checked and "not_checked" in table.proto.column_order
     assert (table.value["not_checked"] == "; ".join(res.not_checked)).all()
+
+
+def test_the_selection_table_names_the_rule_its_coverage_was_measured_under(fixture_store):
+    """The rule was in the expander's title alone, which a saved table (or jobs.forecast's JSON, which has the
+    same rows) does not keep; measured coverage is one rule's. Each row now names it."""
+    at = run_upload(page("forecast").run(), "sample.zip", sample_zip())
+    assert not at.exception
+    (chosen,) = [d for d in at.dataframe if "predicted from" in d.value.columns]
+    assert list(chosen.value.columns)[-1] == "selection rule"
+    assert (chosen.value["selection rule"] == forecast_select.DEFAULT_RULE).all()

@@ -104,6 +104,8 @@ def test_an_npz_forecast_writes_strict_json_with_its_provenance(fixture_store, t
     assert {"method", "outcome", "predictors", "prediction", "lo", "hi", "coverage"} <= set(chosen.columns)
     assert set(chosen["method"]) == {m["method"] for m in doc["methods"]} and (chosen["status"] == "ok").any()
     assert chosen.loc[chosen["status"] == "ok", "prediction"].notna().all()
+    from core.forecast_select import DEFAULT_RULE
+    assert (chosen["rule"] == DEFAULT_RULE).all()  # the rule its coverage is measured under, as the page says
 
 
 def test_by_default_the_store_is_read_as_the_page_reads_it_without_unverified_submissions(

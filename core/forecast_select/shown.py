@@ -26,9 +26,10 @@ def with_measured_coverage(forecasts: pd.DataFrame, selection: pd.DataFrame, *, 
     none. The procedure's coverage is shown only where this forecast chose among as many candidate
     sets on as many reference datasets as a measured one (a sample missing a baseline, or one whose
     baselines were left out, runs another procedure: the job measures the one on zero-shot measures only
-    too); IIMM's line needs the same datasets only. Of several matching rows the last is used. A copy."""
+    too); IIMM's line needs the same datasets only. Of several matching rows the last is used. A copy, with the
+    ``rule`` in a last column: the coverage is that rule's, which a saved table or JSON must say as the page does."""
     check_rule(rule)
-    out = forecasts.copy()
+    out = forecasts.assign(rule=rule)
     if out.empty or selection.empty:
         return out
     mine = selection[(selection["model"] == model) & (selection["pretrained"] == pretrained)]
@@ -49,7 +50,7 @@ def with_measured_coverage(forecasts: pd.DataFrame, selection: pd.DataFrame, *, 
                         if len(same) and "jackknife_plus_coverage" in same else np.nan)
         cover_iimm.append(same_data["iimm_coverage"].iloc[-1] if len(same_data) else np.nan)
     out["coverage"], out["iimm_coverage"], out["jackknife_plus_coverage"] = cover, cover_iimm, cover_jp
-    return out
+    return out[[*out.columns.drop("rule"), "rule"]]
 
 
 def _matching(rows: pd.DataFrame, column: str, value: Any) -> list[bool]:
@@ -106,7 +107,7 @@ SELECTION_SHOWN = {"method": "method", "outcome": "outcome", "status": "status",
                    "iimm_coverage": "IIMM line's coverage", "gain_vs_iimm": "LODO error saved vs IIMM line",
                    "gain_vs_iimm_lo": "error saved: interval low", "gain_vs_iimm_hi": "error saved: interval high",
                    "n_datasets": "reference datasets",
-                   "n_sets": "candidate sets", "extrapolation": "extrapolates"}
+                   "n_sets": "candidate sets", "extrapolation": "extrapolates", "rule": "selection rule"}
 
 #: How the page formats those headers (Streamlit number formats): coverage as a percentage, as the Compare page
 #: shows it (a bare 0.9333 read as a score), the rest to 2 decimals (points, or a share of headroom).
