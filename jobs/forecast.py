@@ -24,7 +24,9 @@ JSON by dataset with the images it holds, in the CSV as the datasets' names); on
 (a torchvision set) is named too (``not_checked``: in the JSON with the reason, in the CSV by name), and for an
 ``.npz`` sample, which has no images, every reference dataset is. The upload's warnings the page shows under it
 (images or embedding rows repeated exactly, classes dropped for too few images, the ``train/`` split used) are kept
-with the forecast: ``upload_warnings``, a list per sample in the JSON, '; '-joined in a last CSV column.
+with the forecast: ``upload_warnings``, a list per sample in the JSON, '; '-joined in a CSV column; the CSV's
+``warnings`` and ``notes`` columns then hold the verdict's warnings and the forecast's notes (' | '-joined: a toy
+model, baselines left blank or scored on a subsample...), as printed and in the JSON.
 
 Exit (``jobs.cli``'s convention): 0 every sample forecast; 1 some sample could not be used (said on stderr; the
 others are forecast and written); 2 an option, the store, or every sample cannot be used (nothing written); 3
@@ -322,11 +324,14 @@ def _write(out: Path, made: list[tuple], failed: list[dict], provenance: dict) -
         # left_out: the reference datasets this sample's forecast left out as they hold its images ('' for none);
         # not_checked: those it could not check for them; upload_warnings: what the page says under the upload
         # (repeated images, dropped classes), '' for none
+        # warnings, notes: the verdict's warnings (a toy model, chance-level zero-shot accuracy...) and the
+        # forecast's notes (baselines left blank or scored on a subsample...), printed and in the JSON
         frames = [rows.assign(sample=str(sample), model=res.model, pretrained=res.pretrained,
                               random_weights=res.untrained, left_out="; ".join(res.left_out),
                               not_checked="; ".join(res.not_checked),
-                              upload_warnings="; ".join(res.upload_warnings))
-                  for sample, res, rows, *_ in made]
+                              upload_warnings="; ".join(res.upload_warnings),
+                              warnings=" | ".join(verdict.warnings), notes=" | ".join(res.notes))
+                  for sample, res, rows, verdict, _ in made]
         table = pd.concat(frames, ignore_index=True)
         store.write_file_atomic(out, csv_text(table[["sample", *table.columns.drop("sample")]]))
     else:

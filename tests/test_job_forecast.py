@@ -401,7 +401,8 @@ def test_the_uploads_warnings_travel_with_the_written_forecast(fixture_store, tm
     (doc,) = _strict_json((tmp_path / "f.json").read_text(encoding="utf-8"))["forecasts"]
     assert doc["upload_warnings"] == [said]
     written = pd.read_csv(tmp_path / "f.csv", keep_default_na=False)
-    assert (written["upload_warnings"] == said).all() and list(written.columns)[-1] == "upload_warnings"
+    columns = list(written.columns)
+    assert (written["upload_warnings"] == said).all() and columns.index("upload_warnings") > columns.index("not_checked")
     assert list(written.columns)[:2] == ["sample", "method"]
 
 
@@ -411,3 +412,23 @@ def test_a_clean_uploads_written_forecast_says_it_has_no_warnings(fixture_store,
     assert job.main([str(sample), "--model", "worldclip-tiny-random", "--out", str(tmp_path / "f.json")]) == 0
     (doc,) = _strict_json((tmp_path / "f.json").read_text(encoding="utf-8"))["forecasts"]
     assert doc["upload_warnings"] == []
+
+
+def test_the_written_csv_keeps_the_verdicts_warnings_and_the_forecasts_notes(tmp_path, monkeypatch):
+    """A trained toy model's forecast: the page and the printout warn it is a toy and note the baselines left out of
+    the choice; the CSV (one row per method) said neither. Its last two columns now hold them, as the JSON does."""
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "results"))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(tmp_path / "submitted"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    for record in make_fixture_records(n_datasets=8, pretrained="world-v1", noise=0.5):
+        store.write_record(record, tmp_path / "results")
+    (tmp_path / "emb.npz").write_bytes(embeddings_npz())
+    for suffix in ("csv", "json"):
+        out = tmp_path / f"f.{suffix}"
+        assert job.main([str(tmp_path / "emb.npz"), "--model", "worldclip-tiny", "--out", str(out)]) == 0
+    (doc,) = _strict_json((tmp_path / "f.json").read_text(encoding="utf-8"))["forecasts"]
+    written = pd.read_csv(tmp_path / "f.csv", keep_default_na=False)
+    assert list(written.columns)[-2:] == ["warnings", "notes"]
+    assert any("toy model" in w for w in doc["verdict"]["warnings"]) and doc["notes"]
+    assert (written["warnings"] == " | ".join(doc["verdict"]["warnings"])).all()
+    assert (written["notes"] == " | ".join(doc["notes"])).all()
