@@ -182,13 +182,19 @@ def averaged_caveats(runs: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
     notes: dict[str, list[str]] = {}
     for r in recipes.itertuples():
         notes.setdefault(str(r.method), []).append(f"runs of {r.n_recipes} training recipes")
+    for method, text in mixed_data_methods(data).items():
+        notes.setdefault(method, []).append(text)
+    return texts, {method: "; ".join(parts) for method, parts in notes.items()}
+
+
+def mixed_data_methods(mixed: pd.DataFrame) -> dict[str, str]:
+    """:func:`mixed_data` per method, for a table's column: {method: 'runs on different data: letters train, ...'},
+    only the methods whose runs name one of the fingerprints that differ."""
     splits: dict[str, list[str]] = {}
-    for r in data.itertuples():
+    for r in mixed.itertuples():
         for method in str(r.methods).split(", "):
             splits.setdefault(method, []).append(f"{r.dataset} {r.split}")
-    for method, named in splits.items():
-        notes.setdefault(method, []).append("runs on different data: " + ", ".join(named))
-    return texts, {method: "; ".join(parts) for method, parts in notes.items()}
+    return {method: "runs on different data: " + ", ".join(named) for method, named in splits.items()}
 
 
 def other_data(recorded: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:

@@ -11,12 +11,14 @@ OUTCOMES = {k: charts.OUTCOME_TITLES[k] for k in ("id_gain", "ood_change", "norm
 
 @st.cache_data(ttl=30, max_entries=32)
 def matrix(roots: tuple, version: int, outcome: str, model: str, pretrained: str, include: bool) -> tuple:
-    """The cells, and the warning when a cell's seeds ran on different data (cached: it parses provenance)."""
+    """The cells, the warning when a cell's seeds ran on different data (cached: it parses provenance), and the
+    same per method (:func:`core.data_versions.mixed_data_methods`), which the table keeps in a column."""
     runs = app.load_runs(roots, include)
     cells = ranking.dataset_matrix(runs, outcome, model=model, pretrained=pretrained)
     mine = runs[(runs["model"] == model) & (runs["pretrained"] == pretrained)]  # rows resting on submissions say so
-    return (ranking.unverified_marked(cells, mine, store.SUBMITTED_SOURCE),
-            data_versions.mixed_data_text(data_versions.mixed_data(mine)))
+    mixed = data_versions.mixed_data(mine)
+    return (ranking.unverified_marked(cells, mine, store.SUBMITTED_SOURCE), data_versions.mixed_data_text(mixed),
+            data_versions.mixed_data_methods(mixed))
 
 
 st.title("Every method on every dataset")
@@ -32,7 +34,7 @@ c1, c2 = st.columns(2)
 model, pretrained = app.pick_model(runs, c1)
 outcome = app.link_select(c2, "outcome", OUTCOMES, "outcome")  # a link's unknown outcome is said, not dropped
 untrained = app.model_notice(model, pretrained, runs)  # the table says it as the heatmap does
-cells, mixed = matrix(roots, app.store_version(roots), outcome, model, pretrained, include)
+cells, mixed, differ = matrix(roots, app.store_version(roots), outcome, model, pretrained, include)
 if mixed:
     st.warning(mixed)
 if cells.empty:
@@ -43,5 +45,10 @@ wins = cells[cells["best"]].groupby("method_title").size().sort_values(ascending
 st.write("Datasets won (ties count for each): " + ", ".join(f"{plain(t)} {n}" for t, n in wins.items()))
 wide = cells.pivot_table(index="method_title", columns="dataset", values="value").rename_axis(
     index="method" + (cards.UNTRAINED_MARK if untrained else ""))
-st.dataframe(app.styled(wide).format(signed if outcome in ("id_gain", "ood_change") else fixed, na_rep="—")  # no -0.0
-             .highlight_max(axis=0, props="background-color: #d4f0d4; font-weight: bold"))  # bold: not colour alone
+datasets, method_of = list(wide.columns), dict(zip(cells["method_title"], cells["method"], strict=False))
+if differ:  # the warning above, per method: a saved table keeps it
+    wide["averaged"] = [differ.get(method_of[title], "") for title in wide.index]
+st.dataframe(app.styled(wide).format(signed if outcome in ("id_gain", "ood_change") else fixed, na_rep="—",  # no -0.0
+                                     subset=datasets)
+             .highlight_max(axis=0, subset=datasets,  # bold: not colour alone
+                            props="background-color: #d4f0d4; font-weight: bold"))

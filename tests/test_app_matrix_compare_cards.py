@@ -66,6 +66,24 @@ def test_matrix_warns_when_a_cells_seeds_ran_on_different_data(fixture_store):
     assert r"fx\-set\-0: train (2 versions: " in warning
 
 
+def test_a_saved_matrix_table_says_which_methods_cells_ran_on_different_data(fixture_store):
+    """The warning above the matrix said a cell's seeds ran on different data; the table, saved as CSV alone, kept
+    no sign of it. An 'averaged' column after the datasets, there only then, says it per method."""
+    at = page("matrix").run()
+    assert "averaged" not in at.dataframe[0].value.columns
+    for tag, train in (("-a", "old-files"), ("-bb", "new-files")):
+        for r in make_fixture_records(n_datasets=1, methods=("bitfit",), pretrained="random"):
+            store.write_record(dict(r, run_id=r["run_id"] + tag, seed=r["seed"] + len(tag), provenance={
+                **r["provenance"], "data_fingerprint": {"train": train, "test": "same"}}), fixture_store)
+    st.cache_data.clear(), st.cache_resource.clear()  # the store is cached for 30 s
+    at = page("matrix").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table.columns)[-1] == "averaged"
+    assert table.loc["BitFit", "averaged"] == "runs on different data: fx-set-0 train"
+    assert table.loc["Full", "averaged"] == ""
+
+
 def test_a_model_whose_names_hold_an_at_sign_is_the_model_its_pages_show(fixture_store):
     """The picker's key was 'model@tag', split at its last '@': a tag such as 'laion@2b' (the schema allows
     it) was read as model 'worldclip-tiny@laion', tag '2b', and every page said it had no runs."""
