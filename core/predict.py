@@ -89,13 +89,28 @@ def _transferability(x: np.ndarray, t: np.ndarray, y: np.ndarray, class_names: l
         notes.append("LEEP left out: the upload does not say the model's logit scale (its temperature).")
     blank = sorted(k for k, v in scores.items() if not math.isfinite(float(v)))
     if blank:  # said here: the reason (core.transferability.all_scores) went to the log alone
-        single = [repr(str(class_names[k])) for k in np.flatnonzero(np.bincount(y, minlength=len(class_names)) == 1)]
-        notes.append(f"Transferability baselines left blank for this sample: {', '.join(blank)} ("
-                     + (f"{'classes' if len(single) > 1 else 'class'} {', '.join(single)} "
-                        f"{'have' if len(single) > 1 else 'has'} a single image; a baseline that needs a class's "
-                        "spread (GBC) needs at least 2" if single else "not defined or not finite on these "
-                        "embeddings") + ").")
+        notes.append(f"Transferability baselines left blank for this sample: {', '.join(blank)} "
+                     f"({_blank_why(y, class_names)}).")
     return {k: float(v) for k, v in scores.items()}
+
+
+def _blank_why(y: np.ndarray, class_names: list[str]) -> str:
+    """Why a baseline is blank (not finite) on a sample with labels ``y``: its single-image classes, or none."""
+    single = [repr(str(class_names[k])) for k in np.flatnonzero(np.bincount(y, minlength=len(class_names)) == 1)]
+    if not single:
+        return "not defined or not finite on these embeddings"
+    return (f"{'classes' if len(single) > 1 else 'class'} {', '.join(single)} {'have' if len(single) > 1 else 'has'} "
+            "a single image; a baseline that needs a class's spread (GBC) needs at least 2")
+
+
+def _baseline_notes(scores: dict[str, float], y: np.ndarray, class_names: list[str], n_scored: int, n_images: int,
+                    compete: bool) -> list[str]:
+    """Per baseline (sorted by name), what its row must say so that a saved baselines table reads as the page's notes
+    do: why it is blank, that it was scored on a subsample, that it is left out of the forecast's choice."""
+    how = ([f"scored on a random {n_scored:,} of the {n_images:,} images"] if n_scored < n_images else []) + (
+        [] if compete else ["left out of the forecast's choice (see the notes)"])
+    return ["; ".join(([f"left blank: {_blank_why(y, class_names)}"] if not math.isfinite(v) else []) + how)
+            for _, v in sorted(scores.items())]
 
 
 def content_order(image: np.ndarray, labels: np.ndarray, class_names: list[str]) -> np.ndarray:
@@ -237,7 +252,8 @@ def forecast_for_embeddings(image: np.ndarray, text: np.ndarray, labels: np.ndar
     measures = pd.DataFrame([{"measure": k, "value": v, "lo": lo if k == "iimm" else np.nan,
                               "hi": hi if k == "iimm" else np.nan, "note": MEASURE_NOTES.get(k, "")}
                              for k, v in zs.items()])
-    baselines = pd.DataFrame(sorted(tf.items()), columns=["baseline", "score"])
+    baselines = pd.DataFrame(sorted(tf.items()), columns=["baseline", "score"]).assign(note=_baseline_notes(
+        tf, np.asarray(labels)[scored], list(class_names), len(scored), n_images, rows is not None))
 
     t0 = time.perf_counter()
     if not math.isfinite(zs["iimm"]):

@@ -345,3 +345,26 @@ def test_a_class_with_a_single_image_is_named_beside_the_baselines_it_leaves_bla
     whole = _run(runs)
     assert np.isfinite(list(whole.transferability.values())).all()
     assert not any(n.startswith("Transferability baselines left blank") for n in whole.notes)
+
+
+def test_each_blank_or_subsampled_baseline_says_why_in_its_own_row(runs, monkeypatch):
+    """The baselines table (the page's, saved as CSV alone, and jobs.forecast's JSON) showed a blank GBC and
+    scores computed on a subsample, or left out of the choice, with the reasons in the page's notes only; each
+    baseline's row now has a note."""
+    x, t, y, names = _embeddings()
+    y = np.where(y == 2, 0, y)
+    y[5] = 2  # class2: one image
+    res = predict.forecast_for_embeddings(
+        x, t, y, names, runs, model="worldclip-tiny", pretrained="world-v1", model_label="tiny",
+        random_weights=False, n_boot=20)
+    notes = res.baselines.set_index("baseline")["note"]
+    assert notes["gbc"].startswith("left blank: class 'class2' has a single image")
+    finite = [k for k, v in res.transferability.items() if np.isfinite(v)]
+    assert finite and not any(notes[k].startswith("left blank") for k in finite)
+    for rows, said in ((np.arange(0, 90, 2), "scored on a random 45 of the 90 images"),  # the references' size
+                       (None, "left out of the forecast's choice"),  # a size the references do not share
+                       (np.arange(90), "")):  # every image, competing: nothing to say
+        monkeypatch.setattr(predict, "baseline_rows", lambda *a, rows=rows, **k: (rows, "a note"))
+        res = predict.forecast_for_embeddings(*_embeddings(), runs, model="worldclip-tiny", pretrained="world-v1",
+                                              model_label="tiny", random_weights=False, n_boot=20)
+        assert len(res.baselines) and all(said in note and (said or not note) for note in res.baselines["note"])
