@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import cards, charts, ranking, store
+from core import cards, charts, data_versions, ranking, store
 from core.predictor_eval import evaluate_predictors
 from jobs.cli import check_file_out, check_results_folder, no_runs, user_facing, work_begins
 
@@ -70,6 +70,8 @@ def report(runs: pd.DataFrame, *, min_datasets: int = 5) -> str:
              f"{len(ok)} successful runs ({int((runs['status'] != 'ok').sum())} failed), up to {seeds} seed(s) "
              "per cell."]
     lines += [line for note in cards.model_notes(ok, untrained) for line in ("", note)]
+    # as the ranking warns above its table: means over runs of several recipes, or of one dataset on different data
+    lines += [line for text in data_versions.averaged_caveats(runs)[0] for line in ("", text)]
     table = evaluate_predictors(runs, min_datasets=min_datasets, outcomes=("id_gain", "ood_change"))
     for (model, pretrained), mine in models:
         if len(models) > 1:  # never pool models: each gets its own tables

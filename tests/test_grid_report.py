@@ -117,3 +117,21 @@ def test_the_default_store_is_reported_as_the_ranking_shows_it_without_unverifie
     text = capsys.readouterr().out
     assert "6 successful runs (0 failed), up to 1 seed(s)" in text  # was: 12 runs, 2 seeds
     assert f"| full | 6 | {ranked['id_gain'].iloc[0]:+.1f} ±" in text
+
+
+def test_a_report_says_when_its_means_average_several_recipes_or_different_data(tmp_path):
+    """The ranking warns above its table when a method's runs come from several recipes or one dataset's runs ran
+    on different data; the report's markdown, the same means, said neither."""
+    from core import store
+    from tests.fixtures import make_fixture_records
+
+    write_fixture_store(tmp_path, n_datasets=6, methods=("full", "bitfit"), noise=0.0)
+    runs = store.load_runs([tmp_path])
+    assert "averaged together" not in grid_report.report(runs)
+    smoke = [dict(r, run_id=r["run_id"] + "-smoke", seed=r["seed"] + 5,
+                  config={**r["config"], "train": {"max_steps": 12}}, provenance={**r["provenance"], "data_fingerprint": {"train": "new", "test": "same"}})
+             for r in make_fixture_records(n_datasets=2, methods=("bitfit",))]
+    for record in smoke:
+        store.write_record(record, tmp_path / "smoke")
+    text = grid_report.report(store.load_runs([tmp_path, tmp_path / "smoke"]))
+    assert "**Different experiments are averaged together** for BitFit (2)" in text
