@@ -68,7 +68,8 @@ def forecast_table(rows: pd.DataFrame, untrained_model: str | None = None, cavea
                      "n_datasets": num("reference datasets", help="the fewest datasets behind its gain or OOD forecast"),
                      "note": txt("note"), "left_out": txt("reference datasets left out", help="they hold some "
                                                           "of your images, so the forecast is fitted without them"),
-                     "not_checked": txt("not checked for your images"), "upload_warnings": txt("upload warnings")})
+                     "not_checked": txt("not checked for your images"), "upload_warnings": txt("upload warnings"),
+                     "warnings": txt("warnings", help="the verdict's warnings, shown above")})
 
 
 # Models load in one background thread, started when the forecast page opens (core.model_pool): the toy
@@ -321,15 +322,16 @@ def zero_shot_metrics(res) -> None:
         col.metric(k.replace("_", "-") + " term", f"{res.zero_shot[k]:.3f}", help=MEASURE_NOTES[k])
 
 
-def outcome_views(res, rows: pd.DataFrame) -> None:
+def outcome_views(res, rows: pd.DataFrame, warnings: list[str] = ()) -> None:
     """A forecast's per-method predictions (``core.advice.forecast_rows``): the table, gain against forgetting,
-    and for a method picked here its reference runs' IIMM against gain with this dataset on the IIMM line."""
+    and for a method picked here its reference runs' IIMM against gain with this dataset on the IIMM line.
+    ``warnings``: the verdict's (a toy model...), shown above it and kept in the table's last column (' | '-joined)."""
     st.subheader("Predicted outcome per method (95 % prediction intervals)")
     st.caption("Shown as fitted: straight lines are not bounded, so a prediction or interval can leave what is "
                "possible (an in-domain gain lies between minus the zero-shot accuracy and 100 minus it).")
     untrained = res.untrained  # the model, or its reference runs
     forecast_table(rows, cards.model_label(res.model, res.pretrained, True) if untrained else None,
-                   res.saved_caveats())
+                   {**res.saved_caveats(), **({"warnings": " | ".join(warnings)} if warnings else {})})
     try:
         st.altair_chart(charts.readable(charts.gain_vs_forgetting(rows[rows["ok"]], prefix="predicted", subtitle=(
             "bars: 95 % prediction interval; ringed: best predicted trade-offs"), random_weights=untrained)))

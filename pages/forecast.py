@@ -76,7 +76,7 @@ if "fc_result" in st.session_state:
         (st.info if note.startswith((NOTE_START, UNCHECKED_START)) else st.caption)(plain(note, max_chars=600))
     fui.zero_shot_metrics(res)
     if res.enough_runs:
-        fui.outcome_views(res, rows)
+        fui.outcome_views(res, rows, verdict.warnings)  # the table keeps them: it may be saved alone
     fui.measures_expander(res)
     fui.selection_expander(res)
 app.name_uploads()  # the upload's accessible name: its label

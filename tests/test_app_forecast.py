@@ -338,7 +338,8 @@ def test_the_forecast_table_keeps_the_uploads_warnings_and_unchecked_datasets_wh
     at = run_upload(page("forecast").run(), "sample.zip", doubled.getvalue())
     assert not at.exception and not at.error
     table = at.dataframe[0]
-    assert list(table.proto.column_order)[-1] == "upload_warnings"
+    order = list(table.proto.column_order)
+    assert "upload_warnings" in order and order.index("upload_warnings") > order.index("note")
     assert (table.value["upload_warnings"] == "1 image(s) repeat an earlier file byte for byte").all()
     at = run_upload(page("forecast").run(), "emb.npz", embeddings_npz(128))  # no image to look for: none checked
     res, table = at.session_state["fc_result"][1], at.dataframe[0]
@@ -354,3 +355,20 @@ def test_the_selection_table_names_the_rule_its_coverage_was_measured_under(fixt
     (chosen,) = [d for d in at.dataframe if "predicted from" in d.value.columns]
     assert list(chosen.value.columns)[-1] == "selection rule"
     assert (chosen.value["selection rule"] == forecast_select.DEFAULT_RULE).all()
+
+
+def test_the_forecast_table_keeps_the_verdicts_warnings_when_saved(tmp_path, monkeypatch):
+    """A trained toy model's forecast: the page warns above the table that the model is a toy; the table, saved on
+    its own, said nothing of it (its model column marks random weights only). Its last column now keeps them."""
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "results"))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(tmp_path / "submitted"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
+    monkeypatch.setenv("IIMM_FORECAST_MODEL", "worldclip-tiny")
+    for record in make_fixture_records(n_datasets=8, pretrained="world-v1", noise=0.5):
+        store.write_record(record, tmp_path / "results")
+    at = run_upload(page("forecast").run(), "emb.npz", embeddings_npz(128))
+    assert not at.exception and not at.error
+    warned = [w.value for w in at.warning if "toy model" in w.value]
+    table = at.dataframe[0]
+    assert warned and list(table.proto.column_order)[-1] == "warnings"
+    assert all("is a toy model" in cell for cell in table.value["warnings"])
