@@ -286,15 +286,18 @@ def image_embeddings(upload, model_key: str, loaded, data, deadline):
 def measures_expander(res) -> None:
     """Every zero-shot measure and transferability score of a forecast, named as the forecast's other tables
     name them, to 4 significant digits (a fixed 4 decimals showed EMMS -2.1e-23 and GBC -2.6e-08 as -0.0000);
-    IIMM's interval as text (the other measures have none: their cells showed "None")."""
+    IIMM's interval as text (the other measures have none: their cells showed "None"); the upload's warnings
+    (images repeated exactly, which IIMM counts as identical pairs) in a last column where there are any."""
     label = cards.model_label(res.model, res.pretrained, True) if res.random_weights else None  # measured by it
     number, m, b = st.column_config.NumberColumn, *(frame if label is None else frame.assign(model=label)[
         ["model", *frame.columns]] for frame in (res.measures, res.baselines))
     interval = [f"[{lo:.4g}, {hi:.4g}]" if pd.notna(lo) else "" for lo, hi in zip(m["lo"], m["hi"], strict=True)]
+    warned = {"upload_warnings": "; ".join(res.upload_warnings)} if res.upload_warnings else {}  # kept when saved
     with st.expander("Every zero-shot measure and transferability score"):
-        st.dataframe(m.assign(measure=m["measure"].map(cards.predictor_title), interval=interval), hide_index=True,
-                     key="fc_measures", column_order=[*(["model"] if label else []), "measure", "value",
-                                                       "interval", "note"], column_config={
+        st.dataframe(m.assign(measure=m["measure"].map(cards.predictor_title), interval=interval, **warned),
+                     hide_index=True, key="fc_measures", column_order=[*(["model"] if label else []), "measure",
+                                                                        "value", "interval", "note", *warned],
+                     column_config={"upload_warnings": st.column_config.TextColumn("upload warnings"),
                          "value": number(format="%.4g"), "interval": st.column_config.TextColumn(
                              "95 % interval", help="bootstrap over the images (IIMM only)")})
         st.dataframe(b.assign(baseline=b["baseline"].map(cards.predictor_title)), hide_index=True, key="fc_baselines",

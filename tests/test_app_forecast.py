@@ -372,3 +372,20 @@ def test_the_forecast_table_keeps_the_verdicts_warnings_when_saved(tmp_path, mon
     table = at.dataframe[0]
     assert warned and list(table.proto.column_order)[-1] == "warnings"
     assert all("is a toy model" in cell for cell in table.value["warnings"])
+
+
+def test_the_measures_table_keeps_the_uploads_warnings_when_saved(fixture_store):
+    """IIMM counts a file repeated byte for byte as a pair of identical images: the page says so under the upload,
+    but the measures table, saved on its own, did not. A last column keeps it, there only when there is one."""
+    at = run_upload(page("forecast").run(), "emb.npz", embeddings_npz(128))
+    (measures,) = [d for d in at.dataframe if "interval" in d.proto.column_order]
+    assert "upload_warnings" not in measures.proto.column_order
+    arrays = dict(np.load(io.BytesIO(embeddings_npz(128))))
+    arrays["image_embeddings"][7] = arrays["image_embeddings"][4]  # the same class: a repeated row
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    at = run_upload(page("forecast").run(), "emb.npz", buf.getvalue())
+    assert not at.exception and not at.error
+    (measures,) = [d for d in at.dataframe if "interval" in d.proto.column_order]
+    assert list(measures.proto.column_order)[-1] == "upload_warnings"
+    assert (measures.value["upload_warnings"] == "1 image embedding(s) repeat an earlier row exactly").all()
