@@ -1,6 +1,6 @@
 """Which stream each job's lines reach, as in a fresh process: progress and log lines on stderr, results (tables,
 reports, the paths a job wrote where its help says so) on stdout (jobs/cli.py; README "Exit codes": "Results go to
-stdout"), so that ``python -m jobs.X … > out.txt`` keeps the results alone and ``2> log`` the progress.
+stdout"), so that ``python -m jobs.export … > out.txt`` keeps the results alone and ``2> log`` the progress.
 
 Run in-process, pytest's handlers on the root logger made every job's ``logging.basicConfig`` do nothing, so a
 job that logged on stdout passed: each run here has a bare root logger (tests.log_helpers.fresh_process_logging).
