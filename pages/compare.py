@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 import app
-from core import cards, charts, forecast, ranking, store
+from core import cards, charts, data_versions, forecast, ranking, store
 from core.text import zeros_unsigned
 
 app.ensure_navigation()
@@ -18,8 +18,16 @@ def fit_table(roots: tuple, version: int, model: str, pretrained: str, methods: 
     out = forecast.predictor_table(runs, ["iimm"], outcomes=("id_gain", "ood_change"))
     out = ranking.unverified_marked(ranking.without_baselines(out).assign(  # as the ranking marks its rows
         method_title=lambda t: t["method"].map(cards.method_titles(t["method"]))), runs, store.SUBMITTED_SOURCE)
-    return out.assign(method=out["method_title"], outcome=out["outcome"].map(OUTCOME_NAMES),
+    return out.assign(method_key=out["method"], method=out["method_title"], outcome=out["outcome"].map(OUTCOME_NAMES),
                       note=forecast.fit_notes(out))  # why a row has no statistics: blank cells said nothing
+
+
+@st.cache_data(ttl=30, max_entries=32)
+def averaged(roots: tuple, version: int, model: str, pretrained: str, methods: tuple, include: bool) -> tuple:
+    """The ranking's warnings that a method's points average runs of several recipes or on different data, and
+    the same per method for the fit table (core.data_versions.averaged_caveats)."""
+    return data_versions.averaged_caveats(store.query_runs(app.load_runs(roots, include), filters={
+        "model": [model], "pretrained": [pretrained], "method": list(methods)}))
 
 
 @st.cache_data(ttl=30, max_entries=32)  # the panels took 1-2 s to build on every rerun (~20 s at 44 methods)
@@ -48,6 +56,9 @@ titles = app.option_labels(trained, cards.method_title)
 methods = app.link_multiselect(c2, "methods (none = all)", titles, "method", "method")
 untrained = app.model_notice(model, pretrained, all_runs)  # the charts say so too: one may be saved on its own
 version = app.store_version(roots)
+texts, mixed = averaged(roots, version, model, pretrained, tuple(methods), include)
+for text in texts:  # each panel's points are seed means: they average such runs too
+    st.warning(text)
 for tab, outcome in zip(st.tabs(["IIMM vs in-domain gain", "IIMM vs out-of-domain change"]),
                         ("id_gain", "ood_change"), strict=True):
     try:
@@ -65,12 +76,14 @@ if fits.empty:
     st.info("No fine-tuning runs of this model to fit (the zero-shot baseline trains nothing and is left out).")
 else:
     marked = cards.model_label_column(fits, {(model, pretrained)} if untrained else set())  # as the charts say it
-    shown = fits.assign(model=marked, **{c: zeros_unsigned(fits[c], 2) for c in ("pearson_r", "kendall_tau", "r2")})
+    shown = fits.assign(model=marked, **{c: zeros_unsigned(fits[c], 2) for c in ("pearson_r", "kendall_tau", "r2")},
+                        averaged=[mixed.get(m, "") for m in fits["method_key"]])
     st.dataframe(shown, hide_index=True, key="cmp_fit", column_order=[  # no '-0.00' (zeros_unsigned)
         *(["model"] if untrained else []), "method", "outcome", "n", "pearson_r", "kendall_tau", "r2", "lodo_mae",
-        "note"], column_config={
+        "note", *(["averaged"] if mixed else [])], column_config={
         "n": NUM("datasets"), "pearson_r": NUM("Pearson r", format="%.2f"),
         "kendall_tau": NUM("Kendall τ", format="%.2f"), "r2": NUM("R²", format="%.2f"),
-        "lodo_mae": NUM("leave-one-dataset-out error (points)", format="%.1f"), "note": TXT("note")})
+        "lodo_mae": NUM("leave-one-dataset-out error (points)", format="%.1f"), "note": TXT("note"),
+        "averaged": TXT("averaged")})
 
 app.predictor_tables(model, pretrained, OUTCOME_NAMES)  # IIMM against the other scores, from jobs.predictors

@@ -141,6 +141,27 @@ def test_compare_renders_panels_and_fit_table(fixture_store):
     assert set(at.dataframe[0].value["method"]) == {"Full"}
 
 
+def test_compare_warns_and_its_fit_table_says_when_a_methods_points_average_several_recipes_or_data(fixture_store):
+    """The ranking and the per-dataset page warned that a method's numbers average runs of several training recipes
+    or on different data; the Compare page, whose points are the same seed means, said nothing, on the page or in
+    its fit table (which its toolbar saves alone)."""
+    at = page("compare").run()
+    assert not [w for w in at.warning if "averaged together" in w.value]
+    assert "averaged" not in at.dataframe[0].proto.column_order  # nothing mixed: no column
+    smoke = [dict(r, run_id=r["run_id"] + "-smoke", source="measured:smoke-grid",
+                  config={**r["config"], "train": {"max_steps": 12}})
+             for r in make_fixture_records(n_datasets=2, methods=("bitfit",), pretrained="random")]
+    for record in smoke:
+        store.write_record(record, fixture_store / "more")
+    st.cache_data.clear(), st.cache_resource.clear()  # the store is cached for 30 s
+    at = page("compare").run()
+    assert not at.exception and len([w for w in at.warning if "averaged together" in w.value]) == 1
+    table = at.dataframe[0]
+    assert list(table.proto.column_order)[-1] == "averaged"
+    said = table.value.groupby("method")["averaged"].first()
+    assert said["BitFit"] == "runs of 2 training recipes" and said["Full"] == ""
+
+
 def test_compare_says_why_a_fit_has_no_statistics(tmp_path, monkeypatch):
     """Blank statistics come with their reason (too few datasets, or IIMM the same on every one), and a model
     with only zero-shot runs says there is nothing to fit rather than showing an empty table."""
