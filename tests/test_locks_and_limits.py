@@ -209,6 +209,7 @@ def test_the_grid_depth_limit_counts_the_files_top_level_as_readme_says(tmp_path
     at_limit, over = tmp_path / "six.toml", tmp_path / "seven.toml"
     at_limit.write_text(head + "description = [[[[[1]]]]]\n", encoding="utf-8")  # top level + 5 arrays
     over.write_text(head + "description = [[[[[[1]]]]]]\n", encoding="utf-8")
-    assert len(load_grid(at_limit, **known).cells) == 1
+    with pytest.raises(GridConfigError, match="'description' must be text"):  # past the depth rule: refused later
+        load_grid(at_limit, **known)
     with pytest.raises(GridConfigError, match=r"nested more than 6 levels deep \(the file's top level is the first"):
         load_grid(over, **known)
