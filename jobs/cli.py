@@ -189,22 +189,37 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+PROGRESS_FORMAT = "%(asctime)s %(message)s"  # a job's progress lines: time, then the message
+
+
 class ZonedTimes(logging.Formatter):
     """A log line's ``%(asctime)s`` in ISO 8601 with this host's UTC offset, to the millisecond
     (``2026-12-07T00:17:34.878+01:00``): logging's own form (``2026-12-07 00:17:34,878``) named no zone, so a
     cluster node's log could not be set beside another's, or beside a record's created_at (UTC)."""
 
+    def __init__(self, fmt: str = PROGRESS_FORMAT) -> None:
+        super().__init__(fmt)
+        self.fmt = fmt  # what progress_settings hands a worker process
+
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's)
         return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
 
 
-def log_progress(fmt: str = "%(asctime)s %(message)s", level: int = logging.INFO) -> None:
+def log_progress(fmt: str = PROGRESS_FORMAT, level: int = logging.INFO) -> None:
     """:func:`logging.basicConfig` for a job's progress lines on stderr, each time ISO 8601 with its UTC offset
     (:class:`ZonedTimes`); as basicConfig, nothing when the root logger has handlers already."""
     handler = logging.StreamHandler()
     handler.setFormatter(ZonedTimes(fmt))
     logging.basicConfig(level=level, handlers=[handler])
 
+def progress_settings() -> tuple[str, int]:
+    """This process's progress format and level (``log_progress(*progress_settings())`` in a worker process logs
+    as its parent does): the format :func:`log_progress` set on the root logger, its default where the root
+    has another handler or none, and the root logger's level. A worker started by ``spawn`` begins with no
+    logging set up: its warnings came out as ``WARNING:root:…`` and its INFO lines, a cell's progress, nowhere."""
+    root = logging.getLogger()
+    fmt = next((h.formatter.fmt for h in root.handlers if isinstance(h.formatter, ZonedTimes)), PROGRESS_FORMAT)
+    return fmt, root.level
 
 class _LibraryChatter(logging.Filter):
     """Drops open_clip's INFO lines: it logs them on the root logger, about ten per model built ("Parsing model
@@ -213,7 +228,6 @@ class _LibraryChatter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= logging.WARNING or f"{os.sep}open_clip{os.sep}" not in record.pathname
 
-
 def quiet_libraries() -> None:
     """Keep a job's INFO log to its own progress: open_clip's INFO lines are dropped (its warnings still show,
     e.g. a model initialised randomly). Once per process, however often called."""
@@ -221,17 +235,14 @@ def quiet_libraries() -> None:
     if not any(isinstance(f, _LibraryChatter) for f in root.filters):
         root.addFilter(_LibraryChatter())
 
-
 #: What to do about an input with no runs to work on.
 NAME_A_GRID = "name a results folder that holds grid records (made by python -m jobs.grid or jobs.ingest)"
-
 
 def no_runs(what: str, roots: Iterable[str | Path] | None, todo: str = NAME_A_GRID) -> ValueError:
     """The error for an input with nothing to work on (exit 2 through :func:`user_facing`): ``no {what} in
     {roots}: {todo}``; ``roots`` None or empty reads as the app's store (the jobs' default input)."""
     where = ", ".join(str(r) for r in roots) if roots else "the app's store (jobs/results and the local store)"
     return ValueError(f"no {what} in {where}: {todo}")
-
 
 class Once(argparse.Action):
     """An option that takes one value in this job and is refused when given again (argparse's error, exit 2):
@@ -246,7 +257,6 @@ class Once(argparse.Action):
         self._seen_in = namespace
         setattr(namespace, self.dest, values)
 
-
 def check_at_least(parser: argparse.ArgumentParser, args: argparse.Namespace, *names: str,
                    least: int = 1) -> None:
     """argparse's error (exit 2) naming the first option of ``names`` (dests, e.g. ``large_steps``) below ``least``:
@@ -255,7 +265,6 @@ def check_at_least(parser: argparse.ArgumentParser, args: argparse.Namespace, *n
         value = getattr(args, name)
         if value < least:
             parser.error(f"--{name.replace('_', '-')} must be at least {least}, got {value}")
-
 
 def comma_list(text: str, flag: str | None = None) -> list[str]:
     """The names of a comma-separated option (``--models a,b``, ``--methods``), each stripped, empty ones left
@@ -266,13 +275,11 @@ def comma_list(text: str, flag: str | None = None) -> list[str]:
         raise ValueError(f"{flag} {text!r} names nothing: give one or more names, comma-separated")
     return names
 
-
 def did_you_mean(name: object, known: Iterable[object]) -> str:
     """`` (did you mean 'x'?)`` for a misspelt ``name`` close to one of ``known`` (the values an option takes), else
     "": the jobs' unknown-name errors add it after the name, then list the known ones."""
     close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
 
 def refused_records(report: Any, source: str | Path) -> str | None:
     """The ``error:`` line (None when nothing was refused) of a batch of records read from ``source`` of which some
@@ -287,13 +294,11 @@ def refused_records(report: Any, source: str | Path) -> str | None:
     return (f"error: {len(report.refused)} of {total} record(s) in {source} refused (refusals above), the other "
             f"{kept} stored; mend the refused ones and run again (stored ones are no-ops)")
 
-
 def not_a_command(module: str, instead: str) -> None:
     """For a library module of jobs/ run as ``python -m``: say what to run instead, exit 2 (it did
     nothing and exited 0, even for --help)."""
     print(f"error: {module} is a library module of the jobs, not a command; run {instead}", file=sys.stderr)
     raise SystemExit(EXIT_USER_ERROR)
-
 
 def script_csv(argv: list[str], default: str, doc: str) -> str:
     """The CSV a summary script reads (``argv[1]`` or ``default``); ``-h``/``--help`` prints ``doc`` and
@@ -307,7 +312,6 @@ def script_csv(argv: list[str], default: str, doc: str) -> str:
         raise SystemExit(EXIT_USER_ERROR)
     return path
 
-
 def read_table(path: str | Path, what: str) -> pd.DataFrame:
     """``pandas.read_csv(path)``, or ValueError naming the file and ``what`` it should be when it is not a
     CSV table (empty, not text; pandas' own message names no file)."""
@@ -317,7 +321,6 @@ def read_table(path: str | Path, what: str) -> pd.DataFrame:
         return pd.read_csv(path)
     except (ValueError, OSError) as exc:
         raise ValueError(f"{path} is not a {what} (not a CSV table: {exc})") from None
-
 
 def script_table(argv: list[str], default: str, doc: str, columns: Iterable[str], what: str) -> pd.DataFrame:
     """:func:`script_csv`'s file read by :func:`read_table`; a file that is not a CSV table, or one without
@@ -334,7 +337,6 @@ def script_table(argv: list[str], default: str, doc: str, columns: Iterable[str]
         print(f"error: {path} is not a {what} (no {', '.join(missing)} column)", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR)
     return rows
-
 
 if __name__ == "__main__":
     from jobs.cli import not_a_command

@@ -31,8 +31,8 @@ from typing import Any, Callable
 from core.grid_config import Grid, GridConfigError, load_grid
 from core.store.locks import (acquire_lock, heartbeat, live_locks, lock_path, release_lock,  # noqa: F401
                               release_locks_of)
-from jobs.cli import (EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_USER_ERROR, log_progress, quiet_libraries,
-                      sigterm_as_interrupt, user_facing)
+from jobs.cli import (EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_USER_ERROR, log_progress,
+                      progress_settings, quiet_libraries, sigterm_as_interrupt, user_facing)
 from jobs.grid_preflight import _known, preflight  # noqa: F401 (tests and grid_slurm use them from here)
 from jobs.grid_options import parse_args, select_cells  # noqa: F401 (re-exported: tests use grid.select_cells)
 from jobs.grid_slurm import option_problem, run_submitit
@@ -187,7 +187,8 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
     free = ctx.Queue()  # each worker takes one device at its start and runs all its cells there
     for device in devices:
         free.put(device)
-    pool = ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(), free))
+    pool = ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_worker_init,
+                               initargs=(os.getpid(), free, progress_settings()))
     with sigterm_as_interrupt():  # a SIGTERM stops the workers too
         try:
             futures = {pool.submit(_execute_on_worker_device, cell, str(results),
@@ -239,14 +240,18 @@ def runner_watch(parent_pid: int) -> Callable[[], bool]:
 _WORKER_DEVICE: str | None = None
 
 
-def _worker_init(parent_pid: int, devices: Any) -> None:
+def _worker_init(parent_pid: int, devices: Any, logs: tuple[str, int] | None = None) -> None:
     """In each worker: take one device from ``devices`` (a queue holding each worker's), for all its cells;
     Ctrl-C is the runner's to handle (it stops the workers), and a worker whose runner died (SIGKILL)
-    exits instead of running queued cells or waiting forever."""
+    exits instead of running queued cells or waiting forever. ``logs``: the runner's
+    :func:`jobs.cli.progress_settings`, so that the worker's lines reach stderr as the runner's do."""
     import threading
 
     global _WORKER_DEVICE
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: a Ctrl-C while it waits for its device is the runner's
+    if logs is not None:  # a spawned worker starts with no logging: WARNING:root:… lines, its progress lost
+        log_progress(*logs)
+        quiet_libraries()
     _WORKER_DEVICE = devices.get(timeout=60)
 
     runner_alive = runner_watch(parent_pid)
@@ -264,6 +269,7 @@ def _execute_on_worker_device(cell: dict[str, Any], results: str, cache_dir: str
     """:func:`execute_cell` on this worker's own device (:func:`_worker_init`)."""
     if _WORKER_DEVICE is None:
         raise RuntimeError("a grid worker started without a device (its initialiser did not run)")
+    log.info("running %s on %s", _describe(cell), _WORKER_DEVICE)
     return execute_cell(cell, results, cache_dir, _WORKER_DEVICE, command, retry_failed, threads)
 
 

@@ -4,8 +4,14 @@ import multiprocessing
 import os
 import time
 
+import re
+import subprocess
+
+import pytest
+
 import jobs.grid as grid_job
 from core.grid_config import Grid
+from tests.grid_helpers import runner_command, write_grid
 
 
 def _stand_in_cell(cell, results, cache_dir, device, command, retry_failed, threads):
@@ -78,3 +84,22 @@ def test_a_worker_ignores_ctrl_c_before_it_takes_its_device(monkeypatch):
     finally:
         signal.signal(signal.SIGINT, previous)
     assert seen == [signal.SIG_IGN]
+
+
+@pytest.mark.slow
+def test_workers_log_their_progress_on_stderr_as_the_runner_does(tmp_path):
+    """Spawned workers started with no logging set up: their warnings came out as ``WARNING:root:…``
+    (Python's own format) and their INFO lines, each cell's progress, reached no stream at all."""
+    config = write_grid(tmp_path, methods='["zero_shot", "bitfit"]')
+    command, env = runner_command(config, tmp_path / "results")
+    done = subprocess.run([*command, "--workers", "2"], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d ")
+    assert all(stamp.match(line) for line in lines), [line for line in lines if not stamp.match(line)]
+    said = [stamp.sub("", line, count=1) for line in lines]
+    for method in ("zero_shot", "bitfit"):  # logged by the workers only (the runner's preflight builds, no more)
+        assert f"running worldclip-tiny-random / chart-trend / {method} / seed 0 on cpu" in said
+        assert any(line.startswith(f"evaluated {method}: test ") for line in said), said
+    assert any(line.startswith("trained bitfit for 2 steps") for line in said), said
+    assert done.stdout == ""
