@@ -195,11 +195,20 @@ PROGRESS_FORMAT = "%(asctime)s %(message)s"  # a job's progress lines: time, the
 class ZonedTimes(logging.Formatter):
     """A log line's ``%(asctime)s`` in ISO 8601 with this host's UTC offset, to the millisecond
     (``2026-12-07T00:17:34.878+01:00``): logging's own form (``2026-12-07 00:17:34,878``) named no zone, so a
-    cluster node's log could not be set beside another's, or beside a record's created_at (UTC)."""
+    cluster node's log could not be set beside another's, or beside a record's created_at (UTC).
+
+    An error logged as ``error: …`` is written as it is, with no time before it: the one ``error: …`` line every
+    job answers a user error with (jobs.grid's began with its time, ``2026-12-07T20:49:42.985+00:00 error: …``)."""
 
     def __init__(self, fmt: str = PROGRESS_FORMAT) -> None:
         super().__init__(fmt)
         self.fmt = fmt  # what progress_settings hands a worker process
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR and message.startswith("error: ") and not record.exc_info:
+            return message
+        return super().format(record)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's)
         return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")

@@ -5,6 +5,8 @@ import importlib
 import pytest
 
 from jobs import cli
+from tests.grid_helpers import write_grid
+from tests.log_helpers import fresh_process_logging
 
 #: Every job that reads runs from a folder, with the arguments that point it at ``{folder}`` (and, where it
 #: writes, at an output under ``{tmp}``).
@@ -198,3 +200,22 @@ def test_bench_cell_says_what_is_wrong_with_a_record_not_that_the_folder_has_no_
     assert bench_cell.main([str(tmp_path / "runs")]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert not err.startswith("error: no ") and "'slow'" in err, err
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["{grid}", "--results", "{tmp}/r", "--workers", "0"], "error: --workers must be at least 1"),
+    (["{grid}", "--results", "/"], "error: --results: / is the file-system root or your home folder, not a results "
+                                   "folder"),
+    (["{tmp}/nowhere.toml", "--results", "{tmp}/r"], "error: "),
+])
+def test_the_grids_user_errors_are_a_plain_error_line_as_every_jobs(tmp_path, capsys, caplog, argv, line):
+    """jobs.grid logged its refusals in its progress format, ``2026-12-07T20:49:42.985+00:00 error: …``, where every
+    other job (and README's "Exit codes") answers one line beginning ``error:``; its progress lines keep their time."""
+    names = {"grid": write_grid(tmp_path, methods='["zero_shot"]'), "tmp": tmp_path}
+    with fresh_process_logging(caplog, "jobs.grid"):  # else its log lines reach no stream here
+        code = _main("grid", [a.format(**names) for a in argv])
+    out, err = capsys.readouterr()
+    assert code == cli.EXIT_USER_ERROR and out == "", (code, err)
+    *progress, said = err.splitlines()
+    assert said.startswith(line) and "Traceback" not in err, err
+    assert all(text[:4].isdigit() and " error: " not in text for text in progress), err  # "reading …", timed
