@@ -78,6 +78,19 @@ def test_an_embedding_a_rounding_off_moves_only_past_rows_as_close():
     assert np.array_equal(predict.content_order(nudged, y, names), predict.content_order(x, y, names))
 
 
+def test_a_negative_zero_orders_its_row_as_a_zero_does():
+    """-0.0 and 0.0 are one value (a sum that lands on zero may give either): rows that tie on their first 8 values
+    are put in order by a digest of the whole row, which must not tell the two zeros apart."""
+    rng = np.random.default_rng(3)
+    x = np.tile(rng.normal(size=(1, 16)), (60, 1))  # every row ties on the first 8 values
+    x[:, 8:] = rng.normal(size=(60, 8))
+    x[::2, 12] = 0.0
+    negative = x.copy()
+    negative[::2, 12] = -0.0
+    y, names = np.arange(60) % 3, ["a", "b", "c"]
+    assert np.array_equal(predict.content_order(negative, y, names), predict.content_order(x, y, names))
+
+
 # ----------------------------------------------------------------------------- end to end: python -m jobs.forecast
 def _members() -> list[tuple[str, bytes]]:
     import io
