@@ -19,7 +19,8 @@ import pyarrow as pa
 from core.json_text import top_level_members
 from core.text import plain, utc_moments, utc_text
 
-MIXED_DATA_COLUMNS = ["model", "pretrained", "dataset", "split", "n_versions", "methods", "sources", "versions"]
+MIXED_DATA_COLUMNS = ["model", "pretrained", "dataset", "split", "n_versions", "methods", "sources", "versions",
+                      "method_names"]
 _KEY = '"data_fingerprint"'  # in a provenance's JSON text: only those texts are parsed
 _ROW_KEYS = ["model", "pretrained", "method", "dataset", "source", "created_at"]
 
@@ -52,7 +53,8 @@ def mixed_data(runs: pd.DataFrame) -> pd.DataFrame:
 
     Columns :data:`MIXED_DATA_COLUMNS`: n_versions (distinct fingerprints), methods and sources of the runs that
     name one (sorted, ', '-joined), versions (each version's runs: how many and when they were made, oldest
-    version first, so a user can tell which runs to move). Baselines are left out, as the ranking leaves them out.
+    version first, so a user can tell which runs to move), method_names (the methods as a tuple: a name may hold
+    ', '). Baselines are left out, as the ranking leaves them out.
     Runs whose records name no fingerprint count for nothing. Empty when nothing is mixed or there is no provenance."""
     from core.ranking import without_baselines
 
@@ -68,11 +70,11 @@ def mixed_data(runs: pd.DataFrame) -> pd.DataFrame:
     for (model, pretrained, dataset, split), g in found.groupby(["model", "pretrained", "dataset", "split"],
                                                                 sort=True, dropna=False):
         if g["fingerprint"].nunique() > 1:
+            names = sorted(map(str, g["method"].dropna().unique()))
             out.append({"model": model, "pretrained": pretrained, "dataset": dataset, "split": split,
-                        "n_versions": int(g["fingerprint"].nunique()),
-                        "methods": ", ".join(sorted(map(str, g["method"].dropna().unique()))),
+                        "n_versions": int(g["fingerprint"].nunique()), "methods": ", ".join(names),
                         "sources": ", ".join(sorted(map(str, g["source"].dropna().unique()))),
-                        "versions": _versions_text(g)})
+                        "versions": _versions_text(g), "method_names": tuple(names)})
     return pd.DataFrame(out, columns=MIXED_DATA_COLUMNS)
 
 
@@ -192,7 +194,7 @@ def mixed_data_methods(mixed: pd.DataFrame) -> dict[str, str]:
     only the methods whose runs name one of the fingerprints that differ."""
     splits: dict[str, list[str]] = {}
     for r in mixed.itertuples():
-        for method in str(r.methods).split(", "):
+        for method in r.method_names:  # not methods split on ', ': a submitted name may hold one
             splits.setdefault(method, []).append(f"{r.dataset} {r.split}")
     return {method: "runs on different data: " + ", ".join(named) for method, named in splits.items()}
 

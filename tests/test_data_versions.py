@@ -97,3 +97,17 @@ def test_versions_are_listed_oldest_first_whatever_their_fingerprints_are():
     undated = [dict(r, created_at=None) for r in _on(base[1:], train="aa", tag="-a")]
     frame = store.records_to_frame(undated + old)
     assert data_versions.mixed_data(frame)["versions"].tolist() == ["1 run, 1 run made 2026-12-06 10:00:00 UTC"]
+
+
+def test_a_method_whose_name_holds_a_comma_keeps_its_averaged_words():
+    """A submitted method may be named 'lora, r=8': read back from the ', '-joined methods text, its runs on
+    different data were said of 'lora' and 'r=8', methods with no such runs, and its own row said nothing."""
+    base = make_fixture_records(n_datasets=1, methods=("bitfit", "lora"))
+    named = [dict(r, method="lora, r=8") if r["method"] == "lora" else r for r in base]
+    old = _on(named, train="t1", test="s1")
+    runs = store.records_to_frame(old + _on([r for r in named if r["method"] == "lora, r=8"], train="t2",
+                                            test="s1", tag="-new"))
+    per_method = data_versions.mixed_data_methods(data_versions.mixed_data(runs))
+    said = "runs on different data: fx-set-0 train"  # bitfit's runs name the split too, as before
+    assert per_method == {"bitfit": said, "lora, r=8": said}
+    assert data_versions.averaged_caveats(runs)[1] == {"bitfit": said, "lora, r=8": said}

@@ -34,7 +34,8 @@ def per_row(runs: pd.DataFrame) -> pd.DataFrame:
     out = [{"model": m, "pretrained": p, "dataset": d, "split": s, "n_versions": int(g["fingerprint"].nunique()),
             "methods": ", ".join(sorted(map(str, g["method"].dropna().unique()))),
             "sources": ", ".join(sorted(map(str, g["source"].dropna().unique()))),
-            "versions": data_versions._versions_text(g)}
+            "versions": data_versions._versions_text(g),
+            "method_names": tuple(sorted(map(str, g["method"].dropna().unique())))}
            for (m, p, d, s), g in found.groupby(["model", "pretrained", "dataset", "split"], sort=True, dropna=False)
            if g["fingerprint"].nunique() > 1]
     return pd.DataFrame(out, columns=data_versions.MIXED_DATA_COLUMNS)
