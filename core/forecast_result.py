@@ -16,7 +16,8 @@ class ForecastResult:
     """Everything the forecast page shows, as plain values and display-ready DataFrames.
 
     measures: one row per zero-shot measure (measure, value, lo, hi, note); IIMM carries the
-    bootstrap interval. baselines: one row per transferability baseline (baseline, score).
+    bootstrap interval. baselines: one row per transferability baseline (baseline, score, note); the
+    note says why a score is blank, scored on a subsample or left out of the forecast's choice ('' when none).
     forecasts: one row per method (predicted ID gain and OOD change, their prediction
     intervals, leave-one-dataset-out error, fit quality, status) from the IIMM-only line.
     ``raw_forecasts`` is ``core.forecast.forecast_methods``'s long frame. ``selected``: the

@@ -368,3 +368,18 @@ def test_each_blank_or_subsampled_baseline_says_why_in_its_own_row(runs, monkeyp
         res = predict.forecast_for_embeddings(*_embeddings(), runs, model="worldclip-tiny", pretrained="world-v1",
                                               model_label="tiny", random_weights=False, n_boot=20)
         assert len(res.baselines) and all(said in note and (said or not note) for note in res.baselines["note"])
+
+
+def test_the_result_docstring_names_the_columns_its_measures_and_baselines_have(runs):
+    """ForecastResult's docstring lists the columns of its measures and baselines tables, which the page shows and
+    jobs.forecast's JSON writes: a column added (the baselines' note) must be said there too."""
+    import re
+
+    from core.forecast_result import ForecastResult
+
+    res = _run(runs, n_boot=20)
+    doc = " ".join(ForecastResult.__doc__.split())
+    for name, frame in (("measures", res.measures), ("baselines", res.baselines)):
+        said = re.search(rf"{name}: one row per [^(]*\(([^)]*)\)", doc)
+        assert said, name
+        assert [c.strip() for c in said.group(1).split(",")] == list(frame.columns), name
