@@ -251,6 +251,9 @@ def test_measured_coverage_is_attached_by_method_and_outcome(runs):
                             coverage=False)  # fewer candidates: another procedure than the one measured
     got = fs.with_measured_coverage(fewer, table, model="worldclip-tiny", pretrained="world-v1")
     assert got["coverage"].isna().all() and got["iimm_coverage"].notna().all()  # IIMM's line is the same
+    bare = new.drop(columns=["coverage", "iimm_coverage", "jackknife_plus_coverage"])  # added here: rule stays last
+    got = fs.with_measured_coverage(bare, table, model="worldclip-tiny", pretrained="world-v1")
+    assert list(got.columns) == [*bare.columns, "coverage", "iimm_coverage", "jackknife_plus_coverage", "rule"]
 
 
 def _bad_input_cases():
