@@ -342,6 +342,12 @@ def test_a_class_with_a_single_image_is_named_beside_the_baselines_it_leaves_bla
     assert blank == ["gbc", "gbc_diagonal"]
     (note,) = [n for n in res.notes if n.startswith("Transferability baselines left blank")]
     assert "gbc, gbc_diagonal" in note and "'class2' has a single image" in note
+    two = np.where(y == 1, 0, y)
+    two[6] = 1  # class1 and class2: one image each, said in the plural
+    res = predict.forecast_for_embeddings(x, t, two, names, runs, model="worldclip-tiny", pretrained="world-v1",
+                                          model_label="tiny", random_weights=False, n_boot=20)
+    (note,) = [n for n in res.notes if n.startswith("Transferability baselines left blank")]
+    assert "classes 'class1', 'class2' have a single image" in note
     whole = _run(runs)
     assert np.isfinite(list(whole.transferability.values())).all()
     assert not any(n.startswith("Transferability baselines left blank") for n in whole.notes)
