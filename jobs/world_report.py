@@ -17,10 +17,11 @@ from pathlib import Path
 
 
 from core import metrics
+from core import models as model_zoo
 from core.data.registry import load_split
 from core.data.world import OOD_PANEL, TASKS
 from core.embed import embed_dataset
-from core.models import ASSET_DIR, DEFAULT_MODEL, load_model, spec_for
+from core.models import DEFAULT_MODEL, load_model, spec_for
 from core.store import write_files_together
 from jobs.cli import quiet_libraries, user_facing, work_begins
 
@@ -80,7 +81,8 @@ def markdown(rows: list[dict]) -> str:
 
 def write_card(rows: list[dict], model_name: str) -> Path:
     check_card_model(model_name)
-    log_path = ASSET_DIR / "worldclip-tiny_world-v1.train.json"
+    assets = model_zoo.ASSET_DIR  # read here, as jobs.pretrain (its --out default) and core.embed read it
+    log_path = assets / "worldclip-tiny_world-v1.train.json"
     train = json.loads(log_path.read_text()) if log_path.exists() else {}
     curve = train.get("loss_curve", [])
     picks = [c for c in curve if c[0] % 200 == 0 or c is curve[-1]]
@@ -117,9 +119,9 @@ restart from the step-200 checkpoint). Re-run on 2 quiet cores (2026-12-01, `pyt
 
 {markdown(rows)}
 """
-    path = ASSET_DIR / "MODEL_CARD.md"
+    path = assets / "MODEL_CARD.md"
     # one set, whole or not at all: a full disk keeps the old card and its rows, never one beside the other
-    write_files_together({path: card, ASSET_DIR / "worldclip-tiny_world-v1.tasks.json": json.dumps(rows, indent=1)})
+    write_files_together({path: card, assets / "worldclip-tiny_world-v1.tasks.json": json.dumps(rows, indent=1)})
     return path
 
 

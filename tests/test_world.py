@@ -102,7 +102,7 @@ def fake_report(tmp_path, monkeypatch):
                  "model": f"{model} (fake)"} for t in TASKS]
 
     monkeypatch.setattr(world_report, "task_rows", fake_rows)
-    monkeypatch.setattr(world_report, "ASSET_DIR", tmp_path)
+    monkeypatch.setattr("core.models.ASSET_DIR", tmp_path)  # read by write_card at each call
     return world_report, calls
 
 
@@ -149,3 +149,26 @@ def test_world_report_table_names_its_model_and_its_weights(fake_report, capsys,
     out = capsys.readouterr().out
     head = out[:out.index("| task |")]
     assert f"Model: {model}, worldclip-tiny (" in head and says in head
+
+
+def test_the_card_reads_the_training_log_where_the_weights_folder_now_is(tmp_path, monkeypatch):
+    """jobs.pretrain writes its weights and training log to core.models.ASSET_DIR (its --out default), read at each
+    call as core.embed and jobs.world2_card read it; jobs.world_report copied it at import, so with the folder moved
+    the card gave the old folder's loss curve and was written there."""
+    import json
+
+    from core import models as model_zoo
+    from core.data.world import TASKS
+    from jobs import world_report
+
+    monkeypatch.setattr(model_zoo, "ASSET_DIR", tmp_path)
+    (tmp_path / "worldclip-tiny_world-v1.train.json").write_text(json.dumps(
+        {"loss_curve": [[0, 9.87], [200, 6.54]], "steps": 200}), encoding="utf-8")
+    written = {}
+    monkeypatch.setattr(world_report, "write_files_together", written.update)  # nothing written, wherever
+    rows = [{"task": t.name, "family": t.family, "classes": 2, "chance": 50.0, "zs_acc": 60.0, "iimm": 0.5,
+             "inter_modal": 0.3, "intra_image": 0.7, "ood_panel": False, "template": "{c}",
+             "model": "worldclip-tiny (fake)"} for t in TASKS]
+    assert world_report.write_card(rows, "worldclip-tiny") == tmp_path / "MODEL_CARD.md"
+    assert set(written) == {tmp_path / "MODEL_CARD.md", tmp_path / "worldclip-tiny_world-v1.tasks.json"}
+    assert "0: 9.87 → 200: 6.54" in written[tmp_path / "MODEL_CARD.md"]
