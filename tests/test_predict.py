@@ -329,15 +329,19 @@ def test_the_grid_command_for_any_model_key_writes_that_key(tmp_path, tag):
     assert tomllib.loads(config.read_text(encoding="utf-8"))["models"] == [spec_for("ViT-B-32", tag).key]
 
 
-def test_a_class_with_a_single_image_is_named_beside_the_baselines_it_leaves_blank(runs):
-    """GBC needs 2 images per class: with one it is NaN, which the page and the job showed blank without a word
-    (the reason went to the log alone); a note now names the baselines left blank and the class."""
+def _with_a_single_image_class(runs):
+    """The forecast of :func:`_embeddings` with class2 down to one image (GBC needs 2 per class), and its inputs."""
     x, t, y, names = _embeddings()
     y = np.where(y == 2, 0, y)
     y[5] = 2  # class2: one image
-    res = predict.forecast_for_embeddings(
-        x, t, y, names, runs, model="worldclip-tiny", pretrained="world-v1", model_label="tiny",
-        random_weights=False, n_boot=20)
+    res = predict.forecast_for_embeddings(x, t, y, names, runs, model="worldclip-tiny", pretrained="world-v1",
+                                          model_label="tiny", random_weights=False, n_boot=20)
+    return res, (x, t, y, names)
+
+def test_a_class_with_a_single_image_is_named_beside_the_baselines_it_leaves_blank(runs):
+    """GBC needs 2 images per class: with one it is NaN, which the page and the job showed blank without a word
+    (the reason went to the log alone); a note now names the baselines left blank and the class."""
+    res, (x, t, y, names) = _with_a_single_image_class(runs)
     blank = sorted(k for k, v in res.transferability.items() if not np.isfinite(v))
     assert blank == ["gbc", "gbc_diagonal"]
     (note,) = [n for n in res.notes if n.startswith("Transferability baselines left blank")]
@@ -357,12 +361,7 @@ def test_each_blank_or_subsampled_baseline_says_why_in_its_own_row(runs, monkeyp
     """The baselines table (the page's, saved as CSV alone, and jobs.forecast's JSON) showed a blank GBC and
     scores computed on a subsample, or left out of the choice, with the reasons in the page's notes only; each
     baseline's row now has a note."""
-    x, t, y, names = _embeddings()
-    y = np.where(y == 2, 0, y)
-    y[5] = 2  # class2: one image
-    res = predict.forecast_for_embeddings(
-        x, t, y, names, runs, model="worldclip-tiny", pretrained="world-v1", model_label="tiny",
-        random_weights=False, n_boot=20)
+    res, _ = _with_a_single_image_class(runs)
     notes = res.baselines.set_index("baseline")["note"]
     assert notes["gbc"].startswith("left blank: class 'class2' has a single image")
     finite = [k for k, v in res.transferability.items() if np.isfinite(v)]
