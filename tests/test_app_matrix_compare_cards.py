@@ -51,15 +51,19 @@ def test_matrix_of_a_model_whose_runs_all_failed_says_so(fixture_store):
     assert any("No successful runs" in i.value for i in at.info)
 
 
+def _bitfit_seeds_on_two_versions_of_its_data(folder):
+    """Seeds of bitfit on fx-set-0 whose records name two fingerprints of its train split, written to ``folder``."""
+    for tag, train in (("-a", "old-files"), ("-bb", "new-files")):
+        for r in make_fixture_records(n_datasets=1, methods=("bitfit",), pretrained="random"):
+            store.write_record(dict(r, run_id=r["run_id"] + tag, seed=r["seed"] + len(tag), provenance={
+                **r["provenance"], "data_fingerprint": {"train": train, "test": "same"}}), folder)
+    st.cache_data.clear(), st.cache_resource.clear()  # the store is cached for 30 s
+
 def test_matrix_warns_when_a_cells_seeds_ran_on_different_data(fixture_store):
     """A folder changed between seeds: each cell of this page is the mean of its seeds, old and new data, and
     only the ranking said so. Records naming no data (the fixture's) are not blamed."""
     assert not any("different data" in w.value for w in page("matrix").run().warning)
-    for tag, train in (("-a", "old-files"), ("-bb", "new-files")):
-        for r in make_fixture_records(n_datasets=1, methods=("bitfit",), pretrained="random"):
-            store.write_record(dict(r, run_id=r["run_id"] + tag, seed=r["seed"] + len(tag), provenance={
-                **r["provenance"], "data_fingerprint": {"train": train, "test": "same"}}), fixture_store)
-    st.cache_data.clear(), st.cache_resource.clear()  # the store is cached for 30 s
+    _bitfit_seeds_on_two_versions_of_its_data(fixture_store)
     at = page("matrix").run()
     assert not at.exception
     (warning,) = [w.value for w in at.warning if "different data" in w.value]
@@ -71,11 +75,7 @@ def test_a_saved_matrix_table_says_which_methods_cells_ran_on_different_data(fix
     no sign of it. An 'averaged' column after the datasets, there only then, says it per method."""
     at = page("matrix").run()
     assert "averaged" not in at.dataframe[0].value.columns
-    for tag, train in (("-a", "old-files"), ("-bb", "new-files")):
-        for r in make_fixture_records(n_datasets=1, methods=("bitfit",), pretrained="random"):
-            store.write_record(dict(r, run_id=r["run_id"] + tag, seed=r["seed"] + len(tag), provenance={
-                **r["provenance"], "data_fingerprint": {"train": train, "test": "same"}}), fixture_store)
-    st.cache_data.clear(), st.cache_resource.clear()  # the store is cached for 30 s
+    _bitfit_seeds_on_two_versions_of_its_data(fixture_store)
     at = page("matrix").run()
     assert not at.exception
     table = at.dataframe[0].value
