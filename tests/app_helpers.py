@@ -136,3 +136,17 @@ class LeavingVisitor:
                 then()
 
         monkeypatch.setattr(ScriptRunContext, "enqueue", enqueue)
+
+
+def trained_toy_store(monkeypatch, folder) -> None:
+    """Fixture runs of worldclip-tiny (world-v1: trained weights, a toy) in ``folder``/results as the only store,
+    and that model as the one the Forecast page and jobs.forecast use."""
+    from core import store
+    from tests.fixtures import make_fixture_records
+
+    monkeypatch.setenv(store.ENV_VAR, str(folder / "results"))
+    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(folder / "submitted"))
+    monkeypatch.setattr(store, "SHIPPED_DIR", folder / "none")
+    monkeypatch.setenv("IIMM_FORECAST_MODEL", "worldclip-tiny")
+    for record in make_fixture_records(n_datasets=8, pretrained="world-v1", noise=0.5):
+        store.write_record(record, folder / "results")

@@ -12,7 +12,7 @@ from PIL import Image
 from app import model_option
 from core import forecast_select, models, store
 from core.data import example
-from tests.app_helpers import embeddings_npz, page, run_upload, sample_zip, traversal_zip
+from tests.app_helpers import embeddings_npz, page, run_upload, sample_zip, trained_toy_store, traversal_zip
 from tests.fixtures import LINES, make_fixture_records
 
 
@@ -360,12 +360,7 @@ def test_the_selection_table_names_the_rule_its_coverage_was_measured_under(fixt
 def test_the_forecast_table_keeps_the_verdicts_warnings_when_saved(tmp_path, monkeypatch):
     """A trained toy model's forecast: the page warns above the table that the model is a toy; the table, saved on
     its own, said nothing of it (its model column marks random weights only). Its last column now keeps them."""
-    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "results"))
-    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(tmp_path / "submitted"))
-    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
-    monkeypatch.setenv("IIMM_FORECAST_MODEL", "worldclip-tiny")
-    for record in make_fixture_records(n_datasets=8, pretrained="world-v1", noise=0.5):
-        store.write_record(record, tmp_path / "results")
+    trained_toy_store(monkeypatch, tmp_path)
     at = run_upload(page("forecast").run(), "emb.npz", embeddings_npz(128))
     assert not at.exception and not at.error
     warned = [w.value for w in at.warning if "toy model" in w.value]

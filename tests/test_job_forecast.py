@@ -11,7 +11,7 @@ import pytest
 
 from core import store
 from jobs import forecast as job
-from tests.app_helpers import embeddings_npz, page, sample_zip
+from tests.app_helpers import embeddings_npz, page, sample_zip, trained_toy_store
 from tests.fixtures import make_fixture_records
 
 
@@ -69,12 +69,7 @@ def test_the_job_gives_the_numbers_the_page_gives_for_the_same_sample(fixture_st
 def test_a_trained_toy_models_forecast_says_what_the_page_says(tmp_path, monkeypatch, capsys):
     """The same .npz on a trained model (worldclip-tiny): the page's verdict and warnings (its toy-model warning
     included) and numbers are the job's; the comparison above, on an untrained model, could not see the toy flag."""
-    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "results"))
-    monkeypatch.setenv(store.SUBMISSIONS_ENV_VAR, str(tmp_path / "submitted"))
-    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path / "none")
-    monkeypatch.setenv("IIMM_FORECAST_MODEL", "worldclip-tiny")
-    for record in make_fixture_records(n_datasets=8, pretrained="world-v1", noise=0.5):
-        store.write_record(record, tmp_path / "results")
+    trained_toy_store(monkeypatch, tmp_path)
     data = embeddings_npz()
     at, shown = _page_forecast("emb.npz", data)
     (tmp_path / "emb.npz").write_bytes(data)
