@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
@@ -325,7 +325,7 @@ def zero_shot_metrics(res) -> None:
         col.metric(k.replace("_", "-") + " term", f"{res.zero_shot[k]:.3f}", help=MEASURE_NOTES[k])
 
 
-def outcome_views(res, rows: pd.DataFrame, warnings: list[str] = ()) -> None:
+def outcome_views(res, rows: pd.DataFrame, warnings: Sequence[str] = ()) -> None:
     """A forecast's per-method predictions (``core.advice.forecast_rows``): the table, gain against forgetting,
     and for a method picked here its reference runs' IIMM against gain with this dataset on the IIMM line.
     ``warnings``: the verdict's (a toy model...), shown above it and kept in the table's last column (' | '-joined)."""

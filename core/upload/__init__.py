@@ -26,7 +26,6 @@ from core.upload.limits import (ARCHIVE_EXTS, DEFAULT_LIMITS, FORMULA_PREFIXES, 
                                 _Skip, label_problem)
 
 
-
 def upload_warnings(parsed: UploadedSample | dict) -> list[str]:
     """What an upload's summary warns of beyond its counts (:meth:`UploadedSample.summary`,
     :func:`embeddings_summary`): images or embedding rows repeated exactly, classes dropped, the split used. A
