@@ -221,6 +221,7 @@ def log_progress(fmt: str = PROGRESS_FORMAT, level: int = logging.INFO) -> None:
     handler.setFormatter(ZonedTimes(fmt))
     logging.basicConfig(level=level, handlers=[handler])
 
+
 def progress_settings() -> tuple[str, int]:
     """This process's progress format and level (``log_progress(*progress_settings())`` in a worker process logs
     as its parent does): the format :func:`log_progress` set on the root logger, its default where the root
@@ -230,12 +231,14 @@ def progress_settings() -> tuple[str, int]:
     fmt = next((h.formatter.fmt for h in root.handlers if isinstance(h.formatter, ZonedTimes)), PROGRESS_FORMAT)
     return fmt, root.level
 
+
 class _LibraryChatter(logging.Filter):
     """Drops open_clip's INFO lines: it logs them on the root logger, about ten per model built ("Parsing model
     identifier", "Instantiating model architecture", ...), half of jobs.grid's lines on the smoke grid."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= logging.WARNING or f"{os.sep}open_clip{os.sep}" not in record.pathname
+
 
 def quiet_libraries() -> None:
     """Keep a job's INFO log to its own progress: open_clip's INFO lines are dropped (its warnings still show,
@@ -244,14 +247,17 @@ def quiet_libraries() -> None:
     if not any(isinstance(f, _LibraryChatter) for f in root.filters):
         root.addFilter(_LibraryChatter())
 
+
 #: What to do about an input with no runs to work on.
 NAME_A_GRID = "name a results folder that holds grid records (made by python -m jobs.grid or jobs.ingest)"
+
 
 def no_runs(what: str, roots: Iterable[str | Path] | None, todo: str = NAME_A_GRID) -> ValueError:
     """The error for an input with nothing to work on (exit 2 through :func:`user_facing`): ``no {what} in
     {roots}: {todo}``; ``roots`` None or empty reads as the app's store (the jobs' default input)."""
     where = ", ".join(str(r) for r in roots) if roots else "the app's store (jobs/results and the local store)"
     return ValueError(f"no {what} in {where}: {todo}")
+
 
 class Once(argparse.Action):
     """An option that takes one value in this job and is refused when given again (argparse's error, exit 2):
@@ -266,6 +272,7 @@ class Once(argparse.Action):
         self._seen_in = namespace
         setattr(namespace, self.dest, values)
 
+
 def check_at_least(parser: argparse.ArgumentParser, args: argparse.Namespace, *names: str,
                    least: int = 1) -> None:
     """argparse's error (exit 2) naming the first option of ``names`` (dests, e.g. ``large_steps``) below ``least``:
@@ -274,6 +281,7 @@ def check_at_least(parser: argparse.ArgumentParser, args: argparse.Namespace, *n
         value = getattr(args, name)
         if value < least:
             parser.error(f"--{name.replace('_', '-')} must be at least {least}, got {value}")
+
 
 def comma_list(text: str, flag: str | None = None) -> list[str]:
     """The names of a comma-separated option (``--models a,b``, ``--methods``), each stripped, empty ones left
@@ -284,11 +292,13 @@ def comma_list(text: str, flag: str | None = None) -> list[str]:
         raise ValueError(f"{flag} {text!r} names nothing: give one or more names, comma-separated")
     return names
 
+
 def did_you_mean(name: object, known: Iterable[object]) -> str:
     """`` (did you mean 'x'?)`` for a misspelt ``name`` close to one of ``known`` (the values an option takes), else
     "": the jobs' unknown-name errors add it after the name, then list the known ones."""
     close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
 
 def refused_records(report: Any, source: str | Path) -> str | None:
     """The ``error:`` line (None when nothing was refused) of a batch of records read from ``source`` of which some
@@ -303,11 +313,13 @@ def refused_records(report: Any, source: str | Path) -> str | None:
     return (f"error: {len(report.refused)} of {total} record(s) in {source} refused (refusals above), the other "
             f"{kept} stored; mend the refused ones and run again (stored ones are no-ops)")
 
+
 def not_a_command(module: str, instead: str) -> None:
     """For a library module of jobs/ run as ``python -m``: say what to run instead, exit 2 (it did
     nothing and exited 0, even for --help)."""
     print(f"error: {module} is a library module of the jobs, not a command; run {instead}", file=sys.stderr)
     raise SystemExit(EXIT_USER_ERROR)
+
 
 def script_csv(argv: list[str], default: str, doc: str) -> str:
     """The CSV a summary script reads (``argv[1]`` or ``default``); ``-h``/``--help`` prints ``doc`` and
@@ -321,6 +333,7 @@ def script_csv(argv: list[str], default: str, doc: str) -> str:
         raise SystemExit(EXIT_USER_ERROR)
     return path
 
+
 def read_table(path: str | Path, what: str) -> pd.DataFrame:
     """``pandas.read_csv(path)``, or ValueError naming the file and ``what`` it should be when it is not a
     CSV table (empty, not text; pandas' own message names no file)."""
@@ -330,6 +343,7 @@ def read_table(path: str | Path, what: str) -> pd.DataFrame:
         return pd.read_csv(path)
     except (ValueError, OSError) as exc:
         raise ValueError(f"{path} is not a {what} (not a CSV table: {exc})") from None
+
 
 def script_table(argv: list[str], default: str, doc: str, columns: Iterable[str], what: str) -> pd.DataFrame:
     """:func:`script_csv`'s file read by :func:`read_table`; a file that is not a CSV table, or one without
@@ -346,6 +360,7 @@ def script_table(argv: list[str], default: str, doc: str, columns: Iterable[str]
         print(f"error: {path} is not a {what} (no {', '.join(missing)} column)", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR)
     return rows
+
 
 if __name__ == "__main__":
     from jobs.cli import not_a_command
