@@ -13,8 +13,8 @@ draws, as on the page), the same reference runs (default: the app's store withou
 and the same procedure (``core.predict``, ``core.advice``): the printed numbers equal the page's for the same
 sample, model and template. Several samples get one forecast each, the model and the store loaded once.
 Progress goes to stderr; the forecasts to stdout: each sample's IIMM with its bootstrap interval,
-zero-shot accuracy, the verdict with its ``warning:`` and ``note:`` lines and one row per method (predicted in-domain gain and out-of-domain change with
-95 % prediction intervals, the predictors each forecast rests on, its leave-one-dataset-out error). ``--out``
+zero-shot accuracy, the verdict with its ``warning:`` and ``note:`` lines and one row per method (predicted
+in-domain gain and out-of-domain change with 95 % prediction intervals, the predictors each forecast rests on, its leave-one-dataset-out error). ``--out``
 also writes the per-method rows as CSV (a ``sample`` column first), or everything as JSON: ``provenance``
 (model, template, reference folders and run count, package versions, git revision, time), ``forecasts`` (per
 sample: its path and SHA-256, measures, baselines, verdict, rows, how each forecast was chosen with its
