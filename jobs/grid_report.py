@@ -19,13 +19,19 @@ import pandas as pd
 
 from core import cards, charts, data_versions, ranking, store
 from core.predictor_eval import evaluate_predictors
+from core.text import fixed, signed
 from jobs.cli import check_file_out, check_results_folder, no_runs, user_facing, work_begins
 
 log = logging.getLogger("jobs.grid_report")
 
 
 def _fmt(value: float, spec: str = "+.1f") -> str:
-    return "–" if pd.isna(value) else format(value, spec)
+    """``value`` in ``spec`` ('+.1f', '.2f'), a value that rounds to zero as '+0.0' / '0.00', never '-0.0' (as the
+    pages and the forecast job write it: :func:`core.text.signed`); '–' for none."""
+    if pd.isna(value):
+        return "–"
+    digits = int(spec.rsplit(".", 1)[1].rstrip("f"))
+    return signed(value, digits) if spec.startswith("+") else fixed(value, digits)
 
 
 def _method_table(ok: pd.DataFrame) -> list[str]:
@@ -50,7 +56,7 @@ def _iimm_table(table: pd.DataFrame, min_datasets: int) -> list[str]:
     lines = ["| method | outcome | Pearson r | Kendall τ [95 % interval] | R² | LODO MAE (points) |",
              "|---|---|---|---|---|---|"]
     for r in iimm.sort_values(["outcome", "method"]).itertuples(index=False):
-        interval = f" [{r.tau_lo:+.2f}, {r.tau_hi:+.2f}]" if pd.notna(r.tau_lo) else ""
+        interval = f" [{_fmt(r.tau_lo, '+.2f')}, {_fmt(r.tau_hi, '+.2f')}]" if pd.notna(r.tau_lo) else ""
         lines.append(f"| {r.method} | {r.outcome} | {_fmt(r.pearson_r, '+.2f')} | {_fmt(r.kendall_tau, '+.2f')}"
                      f"{interval} | {_fmt(r.r2, '.2f')} | {_fmt(r.lodo_mae, '.1f')} |")
     return lines

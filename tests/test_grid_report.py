@@ -135,3 +135,18 @@ def test_a_report_says_when_its_means_average_several_recipes_or_different_data(
         store.write_record(record, tmp_path / "smoke")
     text = grid_report.report(store.load_runs([tmp_path, tmp_path / "smoke"]))
     assert "**Different experiments are averaged together** for BitFit (2)" in text
+
+
+def test_a_mean_that_rounds_to_zero_is_written_plus_zero_as_the_pages_write_it(tmp_path):
+    """A method forgetting almost nothing (mean OOD change -0.02 points) read '-0.0' in the report, where the
+    ranking page, the heatmap and the forecast job write '+0.0' (core.text.signed)."""
+    from core import store
+    from tests.fixtures import OOD_BEFORE, make_fixture_records
+
+    for record in make_fixture_records(n_datasets=6, methods=("full",)):
+        after = {name: value - 0.02 for name, value in OOD_BEFORE.items()}
+        record.update(ood_after=after, **schema.outcome_fields(record["zs_acc"], record["ft_acc"], OOD_BEFORE, after))
+        store.write_record(schema.validate_record(record), tmp_path)
+    (row,) = [line for line in grid_report.report(store.load_runs([tmp_path])).splitlines()
+              if line.startswith("| full | 6 |")]
+    assert "-0.0 " not in row and "| +0.0 ± 0.0 |" in row, row
