@@ -330,3 +330,14 @@ def test_every_layer_names_its_own_tooltip():
             tips = layer.get("encoding", {}).get("tooltip")
             assert tips or layer["mark"].get("tooltip", "unset") is None, layer["mark"]
             assert all(tip.get("title") and "_" not in tip["title"] for tip in tips or []), tips
+
+
+def test_the_marks_interval_end_that_rounds_to_zero_is_not_written_minus_zero():
+    """A forecast interval from -0.001 to 4: the mark's tooltip and the chart's description wrote its low end
+    '-0.00' (Python's format), where the chart's own tooltips (d3, no '+' flag) and the forecast table write a
+    value that rounds to zero without a minus sign."""
+    runs = _runs(n_datasets=4, methods=("full",))
+    spec = charts.iimm_vs_outcome(runs, "id_gain", highlight={"x": 0.3, "y": 2.0, "lo": -0.001, "hi": 4.0}).to_dict()
+    (mark,) = [row for rows in spec["datasets"].values() for row in rows if "interval" in row]
+    assert mark["interval"] == "[0.00, 4.00]", mark
+    assert "(interval 0.00 to 4.00)" in spec["description"], spec["description"]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from core import cards, ranking
-from core.text import shorten
+from core.text import fixed, shorten
 from core.charts.base import (RANDOM_WEIGHTS_NOTE, TOOLTIP_FORMAT, TOOLTIP_FORMATS, _colour_scale, _description, _fits,
                               _require, _spoken, _subtitle, _tip, _untrained, axis_title, method_colours, method_titles)
 
@@ -154,10 +154,10 @@ def _highlight_text(highlight: dict[str, Any] | None, x_title: str, y_title: str
     said = f"Marked: {highlight.get('label', 'your dataset')} at {x_title} {float(highlight['x']):.3f}"
     finite = {k: float(highlight[k]) for k in ("y", "lo", "hi")
               if highlight.get(k) is not None and np.isfinite(float(highlight[k]))}
-    if "y" in finite:
-        said += f", {y_title} {finite['y']:,.2f}"
+    if "y" in finite:  # as the tooltips write them (d3 without '+': a value that rounds to zero has no minus)
+        said += f", {y_title} {fixed(finite['y'], 2)}"
         if "lo" in finite and "hi" in finite:
-            said += f" (interval {finite['lo']:,.2f} to {finite['hi']:,.2f})"
+            said += f" (interval {fixed(finite['lo'], 2)} to {fixed(finite['hi'], 2)})"
     return said
 
 
@@ -254,7 +254,7 @@ def _highlight_layers(highlight: dict[str, Any], x_title: str, y_title: str) -> 
     if "y" in row:
         tips.append(alt.Tooltip("y:Q", title=y_title, format=TOOLTIP_FORMAT))
         if "lo" in row and "hi" in row:
-            row["interval"] = f"[{row['lo']:,.2f}, {row['hi']:,.2f}]"
+            row["interval"] = f"[{fixed(row['lo'], 2)}, {fixed(row['hi'], 2)}]"  # no '-0.00' beside d3's '0.00'
             tips.append(_tip("interval", "interval", "N"))
     data = pd.DataFrame([row])
     x = alt.X("x:Q", title=x_title)
