@@ -21,6 +21,7 @@ import pandas as pd
 
 from core import store
 from core.method_info import family_of_run
+from core.text import signed
 from jobs.cli import check_results_folder, did_you_mean, no_runs, user_facing, work_begins
 
 
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| method | family | trainable (this model) | ID gain | OOD change |\n|---|---|---|---|---|")
         for row in table.itertuples():
             trainable = trainable_text(row.trainable, row.trainable_max)
-            print(f"| {row.method} | {row.family} | {trainable} | {row.id_gain:+.1f} | {row.ood_change:+.1f} |")
+            print(f"| {row.method} | {row.family} | {trainable} | {signed(row.id_gain)} | {signed(row.ood_change)} |")
     return 0
 
 

@@ -241,3 +241,19 @@ def test_unreadable_peft_annotations_are_said_not_skipped_silently(monkeypatch, 
     with caplog.at_level("WARNING", logger=peft_method.__name__):
         peft_method._check_number_types("LORA", object, {"lora_dropout": True})  # not refused: cannot be judged
     assert "config annotations could not be read (name 'HybridThing' is not defined)" in caplog.text
+
+
+def test_the_method_table_writes_a_mean_that_rounds_to_zero_as_the_ranking_does(tmp_path, capsys):
+    """A method forgetting almost nothing (mean OOD change -0.02 points): --table wrote '-0.0', where the ranking
+    page and jobs.grid_report write '+0.0' (core.text.signed)."""
+    from core import schema, store
+    from jobs import peft_check
+    from tests.fixtures import OOD_BEFORE, make_fixture_records
+
+    for record in make_fixture_records(n_datasets=2, methods=("lora", "peft_lora")):
+        after = {name: value - 0.02 for name, value in OOD_BEFORE.items()}
+        record.update(ood_after=after, **schema.outcome_fields(record["zs_acc"], record["ft_acc"], OOD_BEFORE, after))
+        store.write_record(schema.validate_record(record), tmp_path)
+    assert peft_check.main(["--results", str(tmp_path), "--table"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| lora |", "| peft_lora |"))]
+    assert len(rows) == 2 and all(row.endswith("| +0.0 |") for row in rows), rows
