@@ -227,3 +227,16 @@ def test_a_selection_of_several_models_names_each_rows_model():
                                                   ["| worldclip-tiny · world-v1", "full", "id_gain"]]
     alone = selection_markdown(one.assign(coverage=0.9)).splitlines()
     assert alone[3].startswith("| method | outcome |") and alone[5].startswith("| full | id_gain |")
+
+
+def test_a_winner_that_is_iimm_is_written_as_no_margin_not_minus_zero():
+    """Where IIMM itself has the lowest LODO error its margin is 0: the winners table wrote '-0 points' (the
+    negated zero, '+.4g'), where every other surface writes a zero change with a '+' or no sign."""
+    from jobs.predictor_tables import summary_markdown
+
+    records = _records("iimm", "gbc", seeds=(0,))
+    table = pe.evaluate_predictors(store.records_to_frame(records), n_boot=0)
+    md = summary_markdown(table, pe.OUTCOMES, n_runs=len(records), min_datasets=5)
+    winners = [line for line in md.splitlines() if line.startswith("| ID gain | ")]
+    assert len(winners) == 1 and "| iimm " in winners[0], md
+    assert winners[0].endswith("| +0 points |") and "-0 " not in winners[0], winners[0]
