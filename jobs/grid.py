@@ -338,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             log.warning(text)
     if counts["failed"]:
         log.warning("%d cell(s) failed; their records hold the error (python -m jobs.export --results %s). "
-                    "Fix the cause, then add --retry-failed to run them again.", counts["failed"], args.results)
+                    "Fix the cause, then add --retry-failed to run them again.", counts["failed"],
+                    shlex.quote(str(args.results)))
     if counts["locked"]:
         log.warning("%d cell(s) were being run by another runner; their records are not here yet. Re-run this "
                     "command later to collect them (exit code %d until then).", counts["locked"], EXIT_INCOMPLETE)

@@ -349,3 +349,17 @@ def test_open_clips_info_chatter_is_kept_out_of_the_log_its_warnings_are_not(tmp
     said = [r.getMessage() for r in caplog.records]
     assert "initialized randomly" in said and "Parsing model identifier" not in said
     assert any(line.startswith("[1/1] done") for line in said)
+
+
+def test_the_failed_cells_warning_names_an_export_command_that_runs_as_written(tmp_path, monkeypatch, caplog):
+    """The warning's ``jobs.export --results DIR`` quoted the folder as the finished line does: a folder with a
+    space in its name split into two arguments, which jobs.export refused."""
+    import shlex
+
+    config = write_grid(tmp_path, methods='["zero_shot"]')
+    monkeypatch.setattr(grid_job, "execute_cell", lambda *args, **kwargs: "failed")
+    results = tmp_path / "my results"
+    assert grid_job.main([str(config), "--results", str(results)]) == 0
+    said = next(r.getMessage() for r in caplog.records if "cell(s) failed" in r.getMessage())
+    command = said.split("(python -m jobs.export ")[1].split(")")[0]
+    assert shlex.split(command) == ["--results", str(results)]
