@@ -294,3 +294,30 @@ def test_a_submission_of_exactly_the_record_limit_is_read_and_one_more_is_refuse
     assert store.accept_submission(zipped(3)).summary() == "3 accepted, 0 refused"
     with pytest.raises(UploadError, match=r"^a submission may hold at most 3 records$"):
         store.accept_submission(zipped(4))
+
+
+@pytest.mark.parametrize("change", [
+    {"method": '=HYPERLINK("http://x","y")'}, {"dataset": "+1+1"}, {"pretrained": "-2+3"}, {"model": "@SUM(1)"},
+    {"source": "=cmd|' /C calc'!A0"}, {"error": "\t=1+1"}, {"note": "\r=1"}, {"=1+1": "custom field name"},
+    {"config": {"optimizer": {"name": "=1+1"}}}, {"ood_sets": ["-1+1"]}, {"transferability": {"@x": 0.5}}])
+def test_a_submitted_record_holding_formula_text_is_refused_and_a_clean_one_kept(stores, tmp_path, change):
+    sub = stores[2]
+    new = make_fixture_records(n_datasets=2, methods=("lora",))
+    hostile = dict(new[0], run_id="hostile-formula", **change)
+    zip_path = tmp_path / "f.zip"
+    make_zip(zip_path, {"a.json": json.dumps(new[1]).encode(), "f.json": json.dumps(hostile).encode()})
+    report = store.accept_submission(zip_path)
+    assert report.accepted == [new[1]["run_id"]]
+    assert len(report.refused) == 1 and report.refused[0][0] == "f.json"
+    assert "spreadsheets that open the leaderboard's CSV downloads would run it" in report.refused[0][1]
+    assert set(store.load_runs([sub])["run_id"]) == {new[1]["run_id"]}
+
+
+def test_no_shipped_record_holds_text_a_submission_refuses_as_a_formula():
+    records = []
+    for path in sorted(store.SHIPPED_DIR.rglob("*.json")):
+        data = json.loads(path.read_text())
+        records += [rec for rec in (data if isinstance(data, list) else [data]) if isinstance(rec, dict)
+                    and "run_id" in rec]
+    assert len(records) >= 2000
+    assert [rec["run_id"] for rec in records if submissions.formula_problem(rec)] == []
