@@ -18,7 +18,7 @@ README = (REPO / "README.md").read_text(encoding="utf-8")
 MADE_BY_COMMANDS = ("jobs/checkpoints/",)
 FILE_SUFFIXES = {"py", "md", "toml", "csv", "json", "parquet", "txt"}
 # Tests whose texts hold placeholder names (``core.x.y``, ``jobs.NAME``) on purpose.
-ABOUT_NAMES = {"test_readme_references.py", "test_job_options.py"}
+ABOUT_NAMES = {"test_readme_references.py", "test_job_options.py", "test_shown_commands.py"}
 
 
 def repository_paths(text: str) -> list[str]:
