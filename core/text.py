@@ -12,6 +12,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+#: What a text cell may not start with in a CSV others open: spreadsheets run it as a formula (uploads' class names
+#: and submitted records refuse such text; CSV downloads of the store put an apostrophe before it).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
 __all__ = ["date_span", "distinct_labels", "fixed", "model_key", "model_pair", "option_labels", "option_text", "plain",
            "shorten", "signed", "unmatched_link_text", "utc_moments", "utc_text", "zeros_unsigned"]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from core import schema
-from core.text import utc_moments
+from core.text import FORMULA_PREFIXES, utc_moments
 from core.store.load import by_moment
 from core.store.records import _plain, row_to_record
 from core.store.validate import EXTRA_COLUMN, safe_json_text
@@ -199,9 +199,6 @@ def _find(mapping: Mapping[str, Any] | None, key: str) -> Any:
     return None
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 def to_csv_bytes(df: pd.DataFrame) -> bytes:
     """UTF-8 CSV without the index.
 
@@ -214,7 +211,7 @@ def to_csv_bytes(df: pd.DataFrame) -> bytes:
     for col in safe.columns:
         if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
             safe[col] = safe[col].map(
-                lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v)
     return schema.csv_text(safe).encode("utf-8")
 
 

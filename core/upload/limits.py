@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.text import FORMULA_PREFIXES  # noqa: F401 (re-exported: core.upload and submissions import it from here)
+
 MiB = 1 << 20
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 # Only these decoders run: PIL's EPS plugin would call Ghostscript, others are rarely audited.
@@ -16,7 +18,6 @@ ARCHIVE_EXTS = {".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".z
 ARCHIVE_MAGIC = (b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"7z\xbc\xaf\x27\x1c", b"Rar!",
                  b"\x28\xb5\x2f\xfd")
 SYSTEM_FILES = {"__macosx", "thumbs.db", "desktop.ini"}
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 NPZ_KEYS = ("image_embeddings", "text_embeddings", "labels", "class_names")
 
 
