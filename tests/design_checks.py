@@ -134,8 +134,9 @@ def assert_statements(source: str, path: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------- 5. metric functions
-METRIC_MODULES = ["core/metrics.py", *sorted(str(p.relative_to(REPO)) for p in (REPO / "core/transferability").glob("*.py")
-                                              if not p.name.startswith("_") or p.name == "__init__.py")]
+METRIC_MODULES = ["core/metrics.py", "core/metric_checks.py",
+                  *sorted(str(p.relative_to(REPO)) for p in (REPO / "core/transferability").glob("*.py")
+                          if not p.name.startswith("_") or p.name == "__init__.py")]
 _DIM = re.compile(r"[A-Za-z](?:_[a-z])?|\d+")
 
 
