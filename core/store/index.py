@@ -53,7 +53,8 @@ _MAGIC = b"IIMM-STORE-INDEX-1\n"
 ROWS_SCHEMA = ARROW_SCHEMA.append(pa.field("_file", pa.string()))
 _INDEX_SCHEMA = ROWS_SCHEMA.append(pa.field("_key", pa.string()))
 # The code that decides whether a file gives a row, and which: an index made by other code is stale.
-_DECIDING_CODE = ("core/schema.py", "core/store/validate.py", "core/store/records.py", "core/store/index.py")
+_DECIDING_CODE = ("core/schema.py", "core/store/validate.py", "core/store/nested_sql.py", "core/store/records.py",
+                  "core/store/index.py")
 
 
 def _fingerprint() -> str | None:
