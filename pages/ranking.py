@@ -4,25 +4,12 @@ from urllib.parse import quote
 import streamlit as st
 
 import app
-from core import cards, charts, data_versions, ranking, store
+from core import cards, charts, ranking
 from core.text import zeros_unsigned
+from ranking_ui import mixed, table
 
 app.ensure_navigation()
 NUM, TXT, SMALL = st.column_config.NumberColumn, st.column_config.TextColumn, "small"
-
-
-@st.cache_data(ttl=30, max_entries=32)
-def table(roots: tuple, version: int, model: str, pretrained: str, datasets: tuple, rank_by: str, include: bool):
-    runs = store.query_runs(app.load_runs(roots, include), filters={  # cached: the ranking reads provenance
-        "model": [model], "pretrained": [pretrained], "dataset": list(datasets)})
-    return ranking.unverified_marked(ranking.method_ranking(runs, rank_by=rank_by), runs, store.SUBMITTED_SOURCE)
-
-
-@st.cache_data(ttl=30, max_entries=32)  # apart from table, so that a "rank by" change does not parse configs again
-def mixed(roots: tuple, version: int, model: str, pretrained: str, datasets: tuple, include: bool) -> tuple:
-    runs = store.query_runs(app.load_runs(roots, include), filters={  # mixed recipes or data averaged: warnings
-        "model": [model], "pretrained": [pretrained], "dataset": list(datasets)})  # and the table's words per method
-    return data_versions.averaged_caveats(runs)
 
 
 st.title("Which fine-tuning method should you use?")

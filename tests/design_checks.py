@@ -15,10 +15,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 # The app's own files: the pages, the entry script and the two page helpers beside it (rules 2 and 8).
-UI_FILES = ["app.py", "forecast_ui.py", "page_waits.py", *sorted(f"pages/{p.name}" for p in (REPO / "pages").glob("*.py"))]
+UI_FILES = ["app.py", "forecast_ui.py", "page_waits.py", "ranking_ui.py",
+            *sorted(f"pages/{p.name}" for p in (REPO / "pages").glob("*.py"))]
 # Product code: everything but tests/ (serve.py starts the app).
 PRODUCT_FILES = sorted({*(str(p.relative_to(REPO)) for d in ("core", "jobs", "pages")
-                          for p in (REPO / d).rglob("*.py")), "app.py", "forecast_ui.py", "page_waits.py", "serve.py"})
+                          for p in (REPO / d).rglob("*.py")), "app.py", "forecast_ui.py", "page_waits.py",
+                         "ranking_ui.py", "serve.py"})
 CORE_FILES = [f for f in PRODUCT_FILES if f.startswith("core/")]
 
 

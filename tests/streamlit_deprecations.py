@@ -17,7 +17,7 @@ import pytest
 #: The logger of streamlit.deprecation_util.show_deprecation_warning, which every Streamlit deprecation goes through.
 LOGGER = "streamlit.deprecation_util"
 #: Our modules, as pyproject.toml's filterwarnings names them.
-OURS = re.compile(r"(core|jobs|pages|tests|app|serve|forecast_ui|page_waits|__main__)(\.|$)")
+OURS = re.compile(r"(core|jobs|pages|tests|app|serve|forecast_ui|page_waits|ranking_ui|__main__)(\.|$)")
 
 _open: list[list[str]] = []  # one list per refused() block, innermost last: a block inside another takes its messages
 

@@ -112,7 +112,8 @@ def test_every_app_cache_expires():
 
     root = Path(__file__).resolve().parents[1]
     found = []
-    for path in [root / "app.py", root / "forecast_ui.py", *sorted((root / "pages").glob("*.py"))]:
+    for path in [*(root / name for name in ("app.py", "forecast_ui.py", "ranking_ui.py")),
+                 *sorted((root / "pages").glob("*.py"))]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
                     node.func.attr in ("cache_data", "cache_resource"):

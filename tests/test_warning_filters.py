@@ -7,7 +7,7 @@ import warnings
 import pytest
 
 OURS = ["core.embed", "core", "jobs.grid", "pages.forecast", "tests.test_world", "app", "serve", "forecast_ui",
-        "page_waits", "__main__"]  # __main__: the module Streamlit runs a page script in
+        "page_waits", "ranking_ui", "__main__"]  # __main__: the module Streamlit runs a page script in
 THEIRS = ["pandas.core.frame", "streamlit.elements.arrow", "torch.nn.modules.module", "application", "coreutils",
           "jobsearch.api", "appdirs"]
 
