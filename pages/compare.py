@@ -76,8 +76,9 @@ if fits.empty:
     st.info("No fine-tuning runs of this model to fit (the zero-shot baseline trains nothing and is left out).")
 else:
     marked = cards.model_label_column(fits, {(model, pretrained)} if untrained else set())  # as the charts say it
-    shown = fits.assign(model=marked, **{c: zeros_unsigned(fits[c], 2) for c in ("pearson_r", "kendall_tau", "r2")},
-                        averaged=[mixed.get(m, "") for m in fits["method_key"]])
+    averaged_column = {"averaged": [mixed.get(m, "") for m in fits["method_key"]]} if mixed else {}  # only then
+    shown = fits.drop(columns="method_key").assign(model=marked, **averaged_column, **{
+        c: zeros_unsigned(fits[c], 2) for c in ("pearson_r", "kendall_tau", "r2")})
     st.dataframe(shown, hide_index=True, key="cmp_fit", column_order=[  # no '-0.00' (zeros_unsigned)
         *(["model"] if untrained else []), "method", "outcome", "n", "pearson_r", "kendall_tau", "r2", "lodo_mae",
         "note", *(["averaged"] if mixed else [])], column_config={
