@@ -18,7 +18,7 @@ Where each rule lives (one guess each):
 from __future__ import annotations
 
 from core.upload.archive import Source, _open_zip, _opened, _read_member, folder_as_zip
-from core.upload.embeddings import embedding_width, embeddings_summary, load_embeddings_npz
+from core.upload.embeddings import embedding_width, embeddings_summary, embeddings_warnings, load_embeddings_npz
 from core.upload.folders import UploadedSample, check_template, load_image_folder_zip
 from core.upload.images import PixelBudget, _decode_image
 from core.upload.limits import (ARCHIVE_EXTS, DEFAULT_LIMITS, FORMULA_PREFIXES, IMAGE_EXTS, MiB, NPZ_KEYS,
@@ -32,7 +32,7 @@ def upload_warnings(parsed: UploadedSample | dict) -> list[str]:
     forecast keeps them, so a saved one says them too."""
     if isinstance(parsed, UploadedSample):
         return list(parsed.warnings)
-    return embeddings_summary(parsed).splitlines()[1:]  # its first line: the counts
+    return embeddings_warnings(parsed)
 
 
 __all__ = ["ARCHIVE_EXTS", "DEFAULT_LIMITS", "Deadline", "FORMULA_PREFIXES", "IMAGE_EXTS", "MiB", "NPZ_KEYS",

@@ -131,20 +131,26 @@ def embeddings_summary(embeddings: dict) -> str:
     n_classes, per_class = _class_counts(embeddings["labels"], embeddings["class_names"])
     x = embeddings["image_embeddings"]
     line = f"{len(x)} image embeddings (width {x.shape[1]}) in {n_classes} classes: {per_class}"
-    # as an image upload's repeated files are said (core.upload.folders): IIMM counts such pairs as identical
+    return "\n".join([line, *embeddings_warnings(embeddings)])
+
+
+def embeddings_warnings(embeddings: dict) -> list[str]:
+    """What :func:`embeddings_summary` warns of beyond its counts: rows that repeat an earlier one exactly (as an
+    image upload's repeated files are said, core.upload.folders: IIMM counts such pairs as identical)."""
     first: dict[bytes, int] = {}  # a digest of a row's bytes -> the label it was first seen with
     repeats = across = 0
-    for row, label in zip(np.ascontiguousarray(x), np.asarray(embeddings["labels"]).tolist(), strict=True):
+    rows = np.ascontiguousarray(embeddings["image_embeddings"])
+    for row, label in zip(rows, np.asarray(embeddings["labels"]).tolist(), strict=True):
         key = hashlib.blake2b(row.tobytes(), digest_size=16).digest()
         if key in first:
             repeats += 1
             across += first[key] != label
         else:
             first[key] = label
-    if repeats:
-        line += (f"\n{repeats} image embedding(s) repeat an earlier row exactly"
-                 + (f", {across} of them under another class" if across else ""))
-    return line
+    if not repeats:
+        return []
+    return [f"{repeats} image embedding(s) repeat an earlier row exactly"
+            + (f", {across} of them under another class" if across else "")]
 
 
 def embedding_width(model_key: str) -> int | None:
