@@ -14,7 +14,10 @@ def table(roots: tuple, version: int, model: str, pretrained: str, datasets: tup
 
 
 @st.cache_data(ttl=30, max_entries=32)  # apart from table, so that a "rank by" change does not parse configs again
-def mixed(roots: tuple, version: int, model: str, pretrained: str, datasets: tuple, include: bool) -> tuple:
-    runs = store.query_runs(app.load_runs(roots, include), filters={  # mixed recipes or data averaged: warnings
-        "model": [model], "pretrained": [pretrained], "dataset": list(datasets)})  # and the table's words per method
+def mixed(roots: tuple, version: int, model: str, pretrained: str, datasets: tuple, include: bool,
+          methods: tuple = ()) -> tuple:
+    """What a model's rows average (core.data_versions.averaged_caveats): the warnings and the tables' words per
+    method, over some ``datasets`` and ``methods`` (none: all); the ranking's and the Compare page's."""
+    runs = store.query_runs(app.load_runs(roots, include), filters={
+        "model": [model], "pretrained": [pretrained], "dataset": list(datasets), "method": list(methods)})
     return data_versions.averaged_caveats(runs)

@@ -3,7 +3,8 @@ import pandas as pd
 import streamlit as st
 
 import app
-from core import cards, charts, data_versions, forecast, ranking, store
+import ranking_ui
+from core import cards, charts, forecast, ranking, store
 from core.text import zeros_unsigned
 
 app.ensure_navigation()
@@ -20,14 +21,6 @@ def fit_table(roots: tuple, version: int, model: str, pretrained: str, methods: 
         method_title=lambda t: t["method"].map(cards.method_titles(t["method"]))), runs, store.SUBMITTED_SOURCE)
     return out.assign(method_key=out["method"], method=out["method_title"], outcome=out["outcome"].map(OUTCOME_NAMES),
                       note=forecast.fit_notes(out))  # why a row has no statistics: blank cells said nothing
-
-
-@st.cache_data(ttl=30, max_entries=32)
-def averaged(roots: tuple, version: int, model: str, pretrained: str, methods: tuple, include: bool) -> tuple:
-    """The ranking's warnings that a method's points average runs of several recipes or on different data, and
-    the same per method for the fit table (core.data_versions.averaged_caveats)."""
-    return data_versions.averaged_caveats(store.query_runs(app.load_runs(roots, include), filters={
-        "model": [model], "pretrained": [pretrained], "method": list(methods)}))
 
 
 @st.cache_data(ttl=30, max_entries=32)  # the panels took 1-2 s to build on every rerun (~20 s at 44 methods)
@@ -56,7 +49,7 @@ titles = app.option_labels(trained, cards.method_title)
 methods = app.link_multiselect(c2, "methods (none = all)", titles, "method", "method")
 untrained = app.model_notice(model, pretrained, all_runs)  # the charts say so too: one may be saved on its own
 version = app.store_version(roots)
-texts, mixed = averaged(roots, version, model, pretrained, tuple(methods), include)
+texts, mixed = ranking_ui.mixed(roots, version, model, pretrained, (), include, tuple(methods))  # as the ranking
 for text in texts:  # each panel's points are seed means: they average such runs too
     st.warning(text)
 for tab, outcome in zip(st.tabs(["IIMM vs in-domain gain", "IIMM vs out-of-domain change"]),
