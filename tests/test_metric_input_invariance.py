@@ -264,3 +264,23 @@ def test_baselines_refuse_a_single_class(name):
 def test_probability_baselines_refuse_what_are_not_probabilities(fn, probs, msg):
     with pytest.raises(ValueError, match=msg):
         fn(probs, Y)
+
+
+def _scatter(d: int = 13) -> np.ndarray:
+    a = np.random.default_rng(3).standard_normal((3 * d, d))
+    return (a.T @ a / d).astype(np.float16).astype(np.float64)  # float16 values, entries near 3
+
+
+@pytest.mark.parametrize("make", [lambda a: a.astype(np.float16), lambda a: a.astype(np.float32),
+                                  np.asfortranarray, lambda a: _read_only(a.astype(np.float16))])
+def test_power_iteration_gives_the_same_eigenvalue_in_any_dtype(make):
+    # float16 input was iterated in float16: its norms overflowed (65504) and the exact fallback then raised
+    # TypeError (float16 is unsupported in linalg); on smaller matrices it was off by 4e-4
+    a = _scatter()
+    assert tr.power_iteration_eigenvalue(make(a)) == pytest.approx(tr.power_iteration_eigenvalue(a), rel=1e-6)
+
+
+@pytest.mark.parametrize("a", [np.full((3, 3), "a"), np.ones((3, 3), dtype=bool), np.ones((2, 2), dtype=complex)])
+def test_power_iteration_refuses_a_matrix_that_is_not_real_numbers(a):
+    with pytest.raises(ValueError, match="real numeric matrix"):
+        tr.power_iteration_eigenvalue(a)

@@ -16,11 +16,16 @@ def power_iteration_eigenvalue(a: np.ndarray, *, steps: int = 3) -> float:
     """Largest eigenvalue of a symmetric PSD matrix ``a`` (d, d) by ``steps`` double power iterations started
     from its row sums, as the study's SFDA estimates it (so its shrinkage is reproduced exactly).
     Falls back to the exact value (logged) when the start vector or an iterate vanishes.
-    Raises ValueError unless ``a`` is a square matrix and ``steps`` an integer >= 1."""
+    A float32 or float64 matrix is iterated in its own dtype, any other real one (float16, integers) in float64.
+    Raises ValueError unless ``a`` is a square real matrix and ``steps`` an integer >= 1."""
     steps = check_count(steps, "steps")  # 0 steps returned the unnormalised v'Av (9.0 for diag(2, 1))
     a = np.asarray(a)
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] == 0:
         raise ValueError(f"power_iteration_eigenvalue needs a non-empty square matrix, got shape {a.shape}")
+    if a.dtype.kind not in "fiu":
+        raise ValueError(f"power_iteration_eigenvalue needs a real numeric matrix, got dtype {a.dtype}")
+    if a.dtype not in (np.float32, np.float64):  # float16 norms overflowed at 65504; linalg refuses float16
+        a = a.astype(np.float64)
     v = a.sum(axis=1)
     w = v
     with np.errstate(over="ignore", invalid="ignore"):  # a scatter that overflows: the score is non-finite, flagged
