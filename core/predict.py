@@ -120,15 +120,18 @@ def content_order(image: np.ndarray, labels: np.ndarray, class_names: list[str])
     on which images the sample holds, not on their files' names or order (which set the rows' order) nor on the
     classes' numbering; sorted by values, not by a digest alone, an embedding a rounding off (another thread
     count, another machine) moves its row only past rows as close to it. ``image`` (N, d) and ``labels`` (N,) in
-    0..C-1 as ``core.metrics`` checks them."""
-    x = np.asarray(image)
+    0..C-1 (C = len(class_names)), or ValueError as ``core.metrics`` raises it."""
+    x = metrics.check_matrix(image, "image_embeddings")
+    labels = metrics.check_labels(labels, x.shape[0])  # a label past the names was an IndexError, -1 the last name
+    if labels.size and labels.max() >= len(class_names):
+        raise ValueError(f"labels out of range: max label {labels.max()} but only {len(class_names)} class names")
     digests = bytearray()
     for s in range(0, len(x), 1024):
         block = np.ascontiguousarray(x[s:s + 1024], dtype=np.float64) + 0.0  # -0.0 reads as 0.0
         for row in block:
             digests += hashlib.blake2b(row.tobytes(), digest_size=8).digest()
     rank = {name: k for k, name in enumerate(sorted(str(c) for c in class_names))}
-    names = np.array([rank[str(c)] for c in class_names], dtype=np.int64)[np.asarray(labels, dtype=np.int64)]
+    names = np.array([rank[str(c)] for c in class_names], dtype=np.int64)[labels]
     columns = [x[:, j] for j in range(min(8, x.shape[1]))]
     # np.lexsort: the last key first
     return np.lexsort([names, np.frombuffer(bytes(digests), dtype=">u8"), *columns[::-1]]).astype(np.int64)

@@ -175,7 +175,7 @@ def test_measures_of_class_ids_ignore_which_ids_name_the_classes(name, ids):
     _close(got, REFERENCE[name], 1e-12, f"{name} with ids {ids}")
 
 
-@pytest.mark.parametrize("name", sorted(set(MEASURES) - ANY_IDS - LABEL_FREE - {"content_order"}))
+@pytest.mark.parametrize("name", sorted(set(MEASURES) - ANY_IDS - LABEL_FREE))
 def test_measures_of_prompt_rows_refuse_labels_outside_the_prompts(name):
     # labels index the C prompt rows (0..C-1): an id past them, or a negative one, is refused by name
     for labels, msg in ((Y + 1, "labels out of range: max label 5"), (Y - 1, "labels must be >= 0, got -1")):
@@ -284,3 +284,16 @@ def test_power_iteration_gives_the_same_eigenvalue_in_any_dtype(make):
 def test_power_iteration_refuses_a_matrix_that_is_not_real_numbers(a):
     with pytest.raises(ValueError, match="real numeric matrix"):
         tr.power_iteration_eigenvalue(a)
+
+
+@pytest.mark.parametrize("image, labels, msg", [
+    (X, Y - 1, "labels must be >= 0, got -1"),  # was read as the last class name (negative indexing)
+    (X, Y + 1, "labels out of range: max label 5 but only 5 class names"),  # was an IndexError
+    (X, np.where(np.arange(N) == 4, np.nan, Y), "labels must be integers"),  # was an IndexError
+    (X, Y[:-1], "labels has length 36 but there are 37"),  # was lexsort's "need the same shape"
+    (X[:, 0], Y, "image_embeddings must be 2-D"),  # was an IndexError
+    (X.astype(np.complex64), Y, "real numeric array"),
+])
+def test_content_order_refuses_what_the_measures_refuse(image, labels, msg):
+    with pytest.raises(ValueError, match=msg):
+        content_order(image, labels, NAMES)
