@@ -25,6 +25,8 @@ from core.metric_checks import (_validate, check_count, check_inputs, check_labe
                                 check_matrix, check_order, check_seed, is_real_number, iter_unit_chunks, unit_rows)
 
 log = logging.getLogger(__name__)
+_F32 = np.finfo(np.float32)
+_F32_SAFE = (float(_F32.tiny / _F32.eps), float(_F32.max) / 2)  # row norms whose float32 scores stay accurate
 
 
 # ----------------------------------------------------------------------------- sums
@@ -129,8 +131,11 @@ def zero_shot_accuracy(x: np.ndarray, t: np.ndarray, labels: np.ndarray) -> floa
     x, t, y = _validate(x, t, labels)
     tn = unit_rows(t, "text_embeddings")
     hits = 0
-    for s, xc, _ in iter_unit_chunks(x, "image_embeddings"):
-        # A positive row scale cannot change the argmax, so rows need no normalising here.
+    for s, xc, inv in iter_unit_chunks(x, "image_embeddings"):
+        # A positive row scale cannot change the argmax, so rows need no normalising here, unless float32
+        # scores would leave the normal range: subnormal products keep a few bits, and a norm past max overflows.
+        if xc.dtype == np.float32 and not (_F32_SAFE[0] <= 1.0 / inv.max() and 1.0 / inv.min() <= _F32_SAFE[1]):
+            xc = xc.astype(np.float64)
         hits += int(np.count_nonzero(np.argmax(xc @ tn.T.astype(xc.dtype), axis=1) == y[s:s + len(xc)]))
     return 100.0 * hits / x.shape[0]
 
