@@ -312,3 +312,51 @@ def test_float32_rows_at_the_range_ends_score_as_their_float64_copy(rows):
         got = m.zero_shot_scores(x32, T, Y)
     want = m.zero_shot_scores(x32.astype(np.float64), T, Y)
     assert got == pytest.approx(want, rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- the predictor fits' (x, y) helpers
+def _fits():
+    from core import forecast as f, nested_bootstrap as nb, predictor_eval as pe
+
+    def lodo(x, y, g):
+        out = f.leave_one_group_out(x, y, g)
+        return [out["mae"], *out["predictions"]]
+
+    return {
+        "fit_linear": lambda x, y, g: [f.fit_linear(x, y).slope, f.fit_linear(x, y).intercept,
+                                       *f.fit_linear(x, y).predict(0.3)],
+        "pearson_r": lambda x, y, g: f.pearson_r(x, y),
+        "kendall_tau": lambda x, y, g: f.kendall_tau(x, y),
+        "leave_one_group_out": lodo,
+        "nested_kendall_tau": lambda x, y, g: nb.kendall_tau(x, y),
+        "nested_bootstrap_tau": lambda x, y, g: list(vars(nb.nested_bootstrap_tau(x, y, g, n_boot=30)).values()),
+        "kendall_tau_rows": lambda x, y, g: pe.kendall_tau_rows(np.asarray(x)[None], np.asarray(y)[None],
+                                                                np.asarray(g)[None]),
+    }
+
+
+FITS = _fits()
+FX = np.random.default_rng(1).standard_normal(N).astype(np.float16).astype(np.float64)
+FY = (FX + np.random.default_rng(2).standard_normal(N)).astype(np.float16).astype(np.float64)
+FG = np.random.default_rng(3).integers(0, 6, N)
+FIT_VALUES = {"float32": lambda a: a.astype(np.float32), "float16": lambda a: a.astype(np.float16), "list": list,
+              "series_odd_index": lambda a: pd.Series(a, index=np.arange(N)[::-1] * 5 + 2), "read_only": _read_only,
+              "strided_view": lambda a: np.repeat(a, 2)[::2], "negative_strides": lambda a: a[::-1].copy()[::-1]}
+FIT_GROUPS = {"int8": lambda g: g.astype(np.int8), "uint8": lambda g: g.astype(np.uint8), "list": list,
+              "series_odd_index": lambda g: pd.Series(g, index=np.arange(N) + 100),
+              "names": lambda g: np.array([f"set{v}" for v in g]), "ids_with_gaps": lambda g: g * 17 + 3}
+
+
+@pytest.mark.parametrize("kind", [*FIT_VALUES, *(f"groups_{k}" for k in FIT_GROUPS)])
+@pytest.mark.parametrize("name", list(FITS))
+def test_predictor_fits_give_the_same_answer_for_the_same_values(name, kind):
+    x, y, g = FX.copy(), FY.copy(), FG.copy()
+    if kind.startswith("groups_"):
+        g = FIT_GROUPS[kind[len("groups_"):]](g)
+    else:
+        x, y = FIT_VALUES[kind](x), FIT_VALUES[kind](y)
+    before = [np.array(a, copy=True) for a in (x, y, g)]
+    got = np.asarray(FITS[name](x, y, g), dtype=np.float64).ravel()
+    want = np.asarray(FITS[name](FX, FY, FG), dtype=np.float64).ravel()
+    assert np.array_equal(got, want, equal_nan=True), f"{name} with {kind}"
+    assert all(np.array_equal(np.asarray(a), b) for a, b in zip((x, y, g), before, strict=True)), "an input changed"
