@@ -14,10 +14,9 @@ run as bench_app --browser).
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 
-from jobs.cli import EXIT_INTERRUPTED, user_facing
+from jobs.cli import EXIT_INTERRUPTED, job_parser, user_facing
 
 PARTS = ("bench_metrics", "bench_embed", "bench_methods", "bench_store", "bench_app", "bench_pretrain")
 
@@ -26,7 +25,7 @@ PARTS = ("bench_metrics", "bench_embed", "bench_methods", "bench_store", "bench_
 def main(argv: list[str] | None = None) -> int:
     """Run the parts in turn; the exit code is the highest a part gave, and Ctrl-C stops the whole run (a part's
     own main answers it with exit 130, which used to start the next part)."""
-    p = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__.split("\n")[0])
+    p = job_parser("python -m jobs.bench", description=__doc__.split("\n")[0])
     p.add_argument("--only", choices=PARTS, action="append", help="run only this part (repeatable: --only A --only B)")
     args = p.parse_args(argv)
     status = 0

@@ -47,7 +47,7 @@ from typing import Iterator
 import numpy as np
 
 from core import store
-from jobs.cli import EXIT_USER_ERROR, user_facing, work_begins
+from jobs.cli import EXIT_USER_ERROR, job_parser, user_facing, work_begins
 
 REPO = Path(__file__).resolve().parent.parent
 LEADERBOARD_GOAL_S = 1.0
@@ -276,7 +276,7 @@ def _options_not_applying(args: argparse.Namespace) -> str | None:
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.bench_app", description=__doc__.split("\n")[0])
+    parser = job_parser("python -m jobs.bench_app", description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=RUNS_DEFAULT, help="runs in the synthetic store (default 100000)")
     parser.add_argument("--images", type=int, default=None, help="default 500 (160 with --browser)")
     parser.add_argument("--no-apptest", action="store_true", help="skip the AppTest run of the leaderboard")

@@ -9,13 +9,12 @@ overall, with the ratio to the goal (the world-v2 issue asks for under 20 % of a
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import pandas as pd
 
-from jobs.cli import check_results_folder, no_runs, user_facing, work_begins
+from jobs.cli import check_results_folder, job_parser, no_runs, user_facing, work_begins
 
 
 class NoTimedCells(ValueError):
@@ -53,7 +52,7 @@ def overhead_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.bench_cell", description=__doc__.split("\n")[0])
+    p = job_parser("python -m jobs.bench_cell", description=__doc__.split("\n")[0])
     p.add_argument("results", type=Path, help="a results folder (its records)")
     p.add_argument("--goal", type=float, default=0.20, help="overhead goal, a share of wall time (default 0.20)")
     args = p.parse_args(argv)

@@ -9,7 +9,6 @@ Goal: pipeline >= 85 % of raw throughput.
 """
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
@@ -17,7 +16,7 @@ import torch
 
 from core.embed import embed_images
 from core.models import check_model, load_model, spec_for
-from jobs.cli import check_at_least, comma_list, user_facing, work_begins
+from jobs.cli import check_at_least, comma_list, job_parser, user_facing, work_begins
 
 
 def raw_forward(loaded, n: int, batch: int) -> float:
@@ -38,7 +37,7 @@ def pipeline(loaded, images: np.ndarray, batch: int) -> float:
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.bench_embed", description=__doc__.split("\n")[0])
+    p = job_parser("python -m jobs.bench_embed", description=__doc__.split("\n")[0])
     p.add_argument("--models", default="worldclip-tiny,ViT-B-32-random", help="comma-separated models to time")
     p.add_argument("--images", type=int, default=2048, help="images for the tiny model")
     p.add_argument("--big-images", type=int, default=128, help="images for a ViT-B-32-sized model")

@@ -10,7 +10,6 @@ train split with ``core.data.registry.load_split`` (images read when used, ``cor
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import tempfile
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jobs.cli import user_facing, work_begins
+from jobs.cli import job_parser, user_facing, work_begins
 
 
 def write_folder(root: Path, n: int, side: int, classes: int) -> None:
@@ -56,7 +55,7 @@ def measure(loaded, root: Path, eager: bool) -> tuple[float, float, float, np.nd
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.bench_folder", description=__doc__.split("\n")[0])
+    p = job_parser("python -m jobs.bench_folder", description=__doc__.split("\n")[0])
     p.add_argument("--images", type=int, default=1000, help="images in the folder (80 %% of them are the train split)")
     p.add_argument("--side", type=int, default=512, help="each image's width and height in pixels")
     p.add_argument("--classes", type=int, default=100, help="class folders")

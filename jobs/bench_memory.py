@@ -18,7 +18,7 @@ from pathlib import Path
 
 from core import garbage
 from jobs.bench_app import REPO, app_store, build_store
-from jobs.cli import user_facing, work_begins
+from jobs.cli import job_parser, user_facing, work_begins
 
 SORTS = ("id_gain", "ood_change", "norm_gain", "zs_acc", "ft_acc", "iimm", "created_at", "dataset", "method")
 
@@ -57,7 +57,7 @@ def _positive(text: str) -> int:
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.bench_memory", description=__doc__.split("\n\n")[0])
+    p = job_parser("python -m jobs.bench_memory", description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=_positive, default=100_000, help="runs in the synthetic store (default 100000)")
     p.add_argument("--reruns", type=_positive, default=24, help="'sort by' changes after the first run (default 24)")
     p.add_argument("--no-collect", action="store_true", help="turn off core.garbage.collect_if_grown")

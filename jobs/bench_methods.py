@@ -22,7 +22,6 @@ benchmarked the same way: the bare loop runs the same peft-adapted module.
 """
 from __future__ import annotations
 
-import argparse
 import ctypes
 import gc
 import threading
@@ -39,7 +38,7 @@ from core.method_info import method_info
 from core.methods import METHODS, build_method, count_parameters
 from core.models import check_model, load_model
 from core.train import TrainRecipe, make_optimizer, train
-from jobs.cli import check_at_least, comma_list, user_facing, work_begins
+from jobs.cli import check_at_least, comma_list, job_parser, user_facing, work_begins
 
 SPEC_COUNTS = {"bitfit": 168_960, "attention": 30_670_848}
 CLASSES = ["cat", "dog", "car", "tree", "boat", "house", "bird", "flower"]
@@ -156,7 +155,7 @@ def check_counts(rows: list[dict]) -> None:
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.bench_methods", description=__doc__.split("\n\n")[0])
+    parser = job_parser("python -m jobs.bench_methods", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="worldclip-tiny-random,ViT-B-32-random", help="comma-separated models")
     parser.add_argument("--methods", default=",".join(n for n, e in METHODS.items()
                                                       if e.trains and not e.needs_config),

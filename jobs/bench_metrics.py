@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from core import metrics, transferability
-from jobs.cli import check_at_least, comma_list, user_facing, work_begins
+from jobs.cli import check_at_least, comma_list, job_parser, user_facing, work_begins
 
 
 def _best(fn: Callable[[], object], repeats: int = 3) -> tuple[float, object]:
@@ -121,7 +121,7 @@ def _sizes(text: str) -> list[int]:
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.bench_metrics", description=__doc__.splitlines()[0])
+    p = job_parser("python -m jobs.bench_metrics", description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=_sizes, default="20000,100000", help="comma-separated N values")
     p.add_argument("--dim", type=int, default=512, help="embedding width d")
     p.add_argument("--classes", type=int, default=100, help="classes C")

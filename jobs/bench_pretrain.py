@@ -11,12 +11,11 @@ same cores slow every step.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
 
-from jobs.cli import comma_list, user_facing, work_begins
+from jobs.cli import comma_list, job_parser, user_facing, work_begins
 
 GOAL_MIN = 45.0
 BUDGET_STEPS = 2000
@@ -38,7 +37,7 @@ def time_model(model: str, *, steps: int, threads: int) -> float:
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.bench_pretrain", description=__doc__.split("\n")[0])
+    p = job_parser("python -m jobs.bench_pretrain", description=__doc__.split("\n")[0])
     p.add_argument("--models", default="worldclip-v2-a,worldsiglip-v2-b,worldclip-v2-c",
                    help="comma-separated models of jobs.pretrain's RECIPES")
     p.add_argument("--steps", type=int, default=40, help="steps timed per model (at least 5)")

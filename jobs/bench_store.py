@@ -8,7 +8,6 @@ marked source='synthetic-bench') plus a few loose JSON records, then times a col
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sys
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from core import store
-from jobs.cli import EXIT_USER_ERROR, user_facing, work_begins
+from jobs.cli import EXIT_USER_ERROR, job_parser, user_facing, work_begins
 
 GOAL_S = 1.0
 METHODS = ("full", "bitfit", "attn", "lora", "adapter", "linear-probe", "orthcr", "cite")
@@ -80,7 +79,7 @@ def _timed(label: str, fn, results: list) -> object:
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.bench_store", description=__doc__.split("\n")[0])
+    parser = job_parser("python -m jobs.bench_store", description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=100_000, help="runs in the synthetic Parquet file")
     parser.add_argument("--json-files", type=int, default=200, help="loose JSON records beside the Parquet")
     args = parser.parse_args(argv)

@@ -15,7 +15,6 @@ could not be checked, 2 for a bad option or a folder with no successful record t
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -26,7 +25,7 @@ from core.cards import flag_values
 from core.data.registry import DatasetUnavailableError
 from core.models import ModelUnavailableError
 from jobs.cli import (EXIT_FAILED, EXIT_INCOMPLETE, check_cache_folder, check_csv_out, check_device, comma_list,
-                      check_results_folder, did_you_mean, no_runs, user_facing, work_begins)
+                      check_results_folder, did_you_mean, job_parser, no_runs, user_facing, work_begins)
 
 log = logging.getLogger(__name__)
 COLUMNS = ["model_key", "dataset", "run_id", "method", "field", "stored", "now"]
@@ -132,7 +131,7 @@ def current_scorer(cache_dir: Path | None, device: str = "cpu"):
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.check_before", description=__doc__.split("\n")[0])
+    p = job_parser("python -m jobs.check_before", description=__doc__.split("\n")[0])
     p.add_argument("results", type=Path, help="a results folder (its JSON records)")
     p.add_argument("--models", default="", help="comma-separated model keys to check (default: every model)")
     p.add_argument("--cache", type=Path, default=None,

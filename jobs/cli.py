@@ -10,9 +10,10 @@ Exit codes, the same for every job (a job's docstring adds only what is its own)
   i.e. after the job called :func:`work_begins` (``grid`` says so itself): its ``error:`` line says the job
   stopped after its work had begun, and to fix the cause and run the same command again.
 - 2 (``EXIT_USER_ERROR``): the input cannot be used, and nothing was computed or written: a bad flag or flag
-  value (argparse's own refusal too), a missing input path, an input with no runs or records to work on (an
-  empty or wrong ``--results`` folder), an output that cannot be written (a folder where a file goes, a file
-  where a folder goes, a folder this user may not write in; checked before the work). An ``OSError`` is exit 2
+  value (argparse's own refusal too, a long option's prefix among them: :func:`job_parser`), a missing input
+  path, an input with no runs or records to work on (an empty or wrong ``--results`` folder), an output that
+  cannot be written (a folder where a file goes, a file where a folder goes, a folder this user may not write in;
+  checked before the work). An ``OSError`` is exit 2
   only before the job's checks are done (before :func:`work_begins`); a ``ValueError`` and the other user
   errors are exit 2 wherever raised.
 - 3 (``EXIT_INCOMPLETE``): done as far as this host could: some part is not here yet or cannot be done here
@@ -257,6 +258,14 @@ def no_runs(what: str, roots: Iterable[str | Path] | None, todo: str = NAME_A_GR
     {roots}: {todo}``; ``roots`` None or empty reads as the app's store (the jobs' default input)."""
     where = ", ".join(str(r) for r in roots) if roots else "the app's store (jobs/results and the local store)"
     return ValueError(f"no {what} in {where}: {todo}")
+
+
+def job_parser(prog: str, **options: Any) -> argparse.ArgumentParser:
+    """The ``argparse`` parser of a job (``prog`` its command, e.g. ``python -m jobs.grid``; ``options`` argparse's):
+    a long option must be given in full. argparse took any unique prefix (``--wor 2`` for ``--workers 2``), so a
+    typo such as ``--ou`` was read as ``--out``, and a command that worked changed meaning, or stopped working,
+    once the job got a new option with the same prefix; such a prefix is now argparse's error, exit 2."""
+    return argparse.ArgumentParser(prog=prog, allow_abbrev=False, **options)
 
 
 class Once(argparse.Action):

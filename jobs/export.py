@@ -15,7 +15,6 @@ A store with no run to export is exit 2 with nothing written, as every job's inp
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from core import store
-from jobs.cli import EXIT_USER_ERROR, check_file_out, no_runs, user_facing, work_begins
+from jobs.cli import EXIT_USER_ERROR, check_file_out, job_parser, no_runs, user_facing, work_begins
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:
@@ -34,7 +33,7 @@ def _ordered(df: pd.DataFrame) -> pd.DataFrame:
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.export", description=__doc__.split("\n")[0])
+    parser = job_parser("python -m jobs.export", description=__doc__.split("\n")[0])
     parser.add_argument("--results", action="append", type=Path, metavar="DIR",
                         help="a results folder (repeatable); default: the app's store")
     parser.add_argument("--format", choices=("csv", "parquet"), default=None,

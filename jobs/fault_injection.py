@@ -29,7 +29,7 @@ from typing import Any
 
 from core.schema import validate_record
 from core.store import TMP_PREFIX
-from jobs.cli import EXIT_FAILED, check_file_out, log_progress, user_facing, work_begins
+from jobs.cli import EXIT_FAILED, check_file_out, job_parser, log_progress, user_facing, work_begins
 from jobs.grid import live_locks
 
 log = logging.getLogger("jobs.fault_injection")
@@ -182,7 +182,7 @@ def failing_cells(work: Path, workers: int, timeout: float) -> dict[str, Any]:
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     log_progress()
-    p = argparse.ArgumentParser(prog="python -m jobs.fault_injection", description=__doc__.split("\n")[0])
+    p = job_parser("python -m jobs.fault_injection", description=__doc__.split("\n")[0])
     p.add_argument("--config", type=Path, default=REPO / "jobs/configs/smoke.toml",
                    help="grid TOML (default jobs/configs/smoke.toml)")
     p.add_argument("--kills", type=int, default=10, help="SIGKILLs of the runner, each followed by a resume")

@@ -36,7 +36,6 @@ method, gets its header alone).
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import math
@@ -48,8 +47,8 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 
-from jobs.cli import (EXIT_FAILED, EXIT_INCOMPLETE, check_device, check_file_out, check_results_folder, no_runs,
-                      user_facing, work_begins)
+from jobs.cli import (EXIT_FAILED, EXIT_INCOMPLETE, check_device, check_file_out, check_results_folder, job_parser,
+                      no_runs, user_facing, work_begins)
 
 log = logging.getLogger(__name__)
 OUT_SUFFIXES = (".csv", ".json")
@@ -222,7 +221,7 @@ def forecast(sample: Path | BinaryIO, kind: str, model: _Model, template: str, r
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.forecast", description=__doc__.split("\n")[0])
+    p = job_parser("python -m jobs.forecast", description=__doc__.split("\n")[0])
     p.add_argument("samples", type=Path, nargs="+", metavar="SAMPLE",
                    help="a folder or .zip of labelled images, or an .npz of embeddings (several: one forecast each)")
     p.add_argument("--model", default=None, metavar="KEY",

@@ -12,7 +12,6 @@ From the repository root:
 """
 from __future__ import annotations
 
-import argparse
 import difflib
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from core import forecast_select as fsel
-from jobs.cli import read_table, user_facing
+from jobs.cli import job_parser, read_table, user_facing
 
 # the rule the pre-registered tests name, fixed here: not core.forecast_select.DEFAULT_RULE, which may change
 TESTED_RULE = "bonferroni"
@@ -106,8 +105,8 @@ def summary_lines(rows: pd.DataFrame, pairs: list[tuple[str, str]], *, tasks: in
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.forecast_test_summary",
-                                     description=__doc__.split("\n\n")[0])
+    parser = job_parser("python -m jobs.forecast_test_summary",
+                        description=__doc__.split("\n\n")[0])
     parser.add_argument("rules_csv", help="forecast-rules.csv of the test")
     parser.add_argument("--pairs", required=True,
                         help="TAG:METHOD,... in the pre-registered order (a tag or method that no row of the table "

@@ -8,17 +8,17 @@ import argparse
 from pathlib import Path
 
 from core.grid_config import MAX_CELLS, Grid, GridConfigError
-from jobs.cli import Once, comma_list, did_you_mean
+from jobs.cli import Once, comma_list, did_you_mean, job_parser
 from jobs.grid_slurm import DEFAULT_PARALLELISM, DEFAULT_TIMEOUT_MIN
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m jobs.grid", description="Run a fine-tuning grid (TOML).",
-                                epilog="Exit codes: 0 every cell has its record (failed ones included); 1 a cluster "
-                                       "task ended without a result, or a system error (e.g. a full disk) "
-                                       "stopped the grid after it began; 2 a mistake found before any cell ran; 3 another "
-                                       "runner still holds some cells (re-run later); 130 interrupted (Ctrl-C or "
-                                       "SIGTERM; workers and queued cells stop too).")
+    p = job_parser("python -m jobs.grid", description="Run a fine-tuning grid (TOML).",
+                   epilog="Exit codes: 0 every cell has its record (failed ones included); 1 a cluster "
+                          "task ended without a result, or a system error (e.g. a full disk) "
+                          "stopped the grid after it began; 2 a mistake found before any cell ran; 3 another "
+                          "runner still holds some cells (re-run later); 130 interrupted (Ctrl-C or "
+                          "SIGTERM; workers and queued cells stop too).")
     p.add_argument("config", type=Path, help="grid TOML file, e.g. jobs/configs/smoke.toml")
     p.add_argument("--results", type=Path, required=True, action=Once,
                    help="folder for the result records (one: the other jobs read from several)")

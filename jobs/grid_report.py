@@ -10,7 +10,6 @@ Without --results it reads the app's store as the app ranks it: submitted, unver
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ import pandas as pd
 from core import cards, charts, data_versions, ranking, store
 from core.predictor_eval import evaluate_predictors
 from core.text import fixed, signed
-from jobs.cli import check_file_out, check_results_folder, no_runs, user_facing, work_begins
+from jobs.cli import check_file_out, check_results_folder, job_parser, no_runs, user_facing, work_begins
 
 log = logging.getLogger("jobs.grid_report")
 
@@ -92,7 +91,7 @@ def report(runs: pd.DataFrame, *, min_datasets: int = 5) -> str:
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    p = argparse.ArgumentParser(prog="python -m jobs.grid_report", description=__doc__.split("\n")[0])
+    p = job_parser("python -m jobs.grid_report", description=__doc__.split("\n")[0])
     p.add_argument("--results", type=Path, action="append",
                    help="a results folder (repeatable); default: the app's store, without submitted, unverified runs")
     p.add_argument("--out", type=Path, help="also write the Markdown here")

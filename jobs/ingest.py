@@ -15,18 +15,17 @@ results folder.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 from core import store
-from jobs.cli import EXIT_FAILED, check_folder_out, no_runs, refused_records, user_facing, work_begins
+from jobs.cli import EXIT_FAILED, check_folder_out, job_parser, no_runs, refused_records, user_facing, work_begins
 
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.ingest", description=__doc__.split("\n")[0])
+    parser = job_parser("python -m jobs.ingest", description=__doc__.split("\n")[0])
     parser.add_argument("path", type=Path, help="a folder of records or one .json/.jsonl/.parquet")
     parser.add_argument("--into", type=Path, default=None, metavar="DIR",
                         help="target results folder (default: the local store)")

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from jobs.app_server import CHROMIUM, CHROMIUM_ARGS, AppDidNotStart, free_port, start_app, stop_app
-from jobs.cli import EXIT_FAILED, check_file_out, log_progress, user_facing, work_begins
+from jobs.cli import EXIT_FAILED, check_file_out, job_parser, log_progress, user_facing, work_begins
 
 log = logging.getLogger("jobs.load_test")
 REPO = Path(__file__).resolve().parent.parent
@@ -215,7 +215,7 @@ def summarise(results: list[tuple[str, float]]) -> dict[str, dict[str, float]]:
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     log_progress()
-    p = argparse.ArgumentParser(prog="python -m jobs.load_test", description=__doc__.split("\n")[0])
+    p = job_parser("python -m jobs.load_test", description=__doc__.split("\n")[0])
     p.add_argument("--sessions", type=int, default=20, help="concurrent browsing sessions")
     p.add_argument("--forecasts", type=int, default=4, help="concurrent forecasts")
     p.add_argument("--views", type=int, default=4, help="leaderboard views per session (then the compare page)")

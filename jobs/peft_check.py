@@ -12,7 +12,6 @@ every method in the store ran (so a partly run grid still compares like with lik
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 from pathlib import Path
@@ -22,7 +21,7 @@ import pandas as pd
 from core import store
 from core.method_info import family_of_run
 from core.text import signed
-from jobs.cli import check_results_folder, did_you_mean, no_runs, user_facing, work_begins
+from jobs.cli import check_results_folder, did_you_mean, job_parser, no_runs, user_facing, work_begins
 
 
 def _trainable(provenance: object) -> int | None:
@@ -94,7 +93,7 @@ DEFAULT_RESULTS = store.SHIPPED_DIR / "default"  # the repository's, from any wo
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.peft_check", description=__doc__.split("\n\n")[0])
+    p = job_parser("python -m jobs.peft_check", description=__doc__.split("\n\n")[0])
     p.add_argument("--results", type=Path, action="append", metavar="DIR",
                    help="a results folder (repeatable, as in the other jobs; default jobs/results/default)")
     p.add_argument("--ours", default="lora", help="the reference method")

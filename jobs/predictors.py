@@ -65,7 +65,7 @@ from core import forecast_select as fsel
 from core import predictor_eval as pe
 from core import store
 from core.schema import csv_text
-from jobs.cli import check_file_out, comma_list, no_runs, user_facing, work_begins
+from jobs.cli import check_file_out, comma_list, job_parser, no_runs, user_facing, work_begins
 from jobs.predictor_tables import (HEADLINE, RULE_TEXT, rules_markdown, selection_markdown,  # noqa: F401 (tests
                                     summary_lines, summary_markdown,  # and users read them from here)
                                     zero_shot_markdown)
@@ -271,16 +271,18 @@ def _summary_path(out: Path, args: argparse.Namespace) -> Path:
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     # the first paragraph is the whole first sentence (its first line alone stopped mid-sentence)
-    parser = argparse.ArgumentParser(prog="python -m jobs.predictors",
-                                     description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser = job_parser("python -m jobs.predictors",
+                        description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--results", action="append", type=Path, metavar="DIR",
                         help="a results folder (repeatable); default: the app's store")
     parser.add_argument("--out", type=Path, metavar="CSV", help=f"CSV path ({OUT_RULE})")
     parser.add_argument("--summary-md", type=Path, help="Markdown summary (default: predictors.md beside the CSV)")
     parser.add_argument("--min-datasets", type=int, default=ANALYSIS_DEFAULTS["--min-datasets"][1],
                         help="score a (model, method) only with at least this many datasets (>= 3)")
-    parser.add_argument("--bootstrap", type=int, default=ANALYSIS_DEFAULTS["--bootstrap"][1], metavar="B",
-                        help=f"bootstrap replicates for the tau interval (0 = none, at most {MAX_BOOTSTRAP})")
+    parser.add_argument("--bootstrap", "--boot", dest="bootstrap", type=int,
+                        default=ANALYSIS_DEFAULTS["--bootstrap"][1], metavar="B",
+                        help=f"bootstrap replicates for the tau interval (0 = none, at most {MAX_BOOTSTRAP}; "
+                             "--boot as in the world jobs)")
     parser.add_argument("--rescore", action="store_true",
                         help="first recompute the baselines of every ok record in --results (rewrites them)")
     parser.add_argument("--no-selection", action="store_true", help="skip the forecast-procedure scoring")

@@ -38,8 +38,8 @@ from core.experiment import cpu_model, cpu_signature, git_revision, numerics_env
 from core import models as model_zoo
 from core.models import load_model, spec_for
 from core.store import write_file_atomic
-from jobs.cli import (check_writable_folder, log_progress, quiet_libraries, sigterm_as_interrupt, user_facing,
-                      work_begins)
+from jobs.cli import (check_writable_folder, job_parser, log_progress, quiet_libraries, sigterm_as_interrupt,
+                      user_facing, work_begins)
 
 log = logging.getLogger("jobs.pretrain")
 #: model key -> (world, pretraining mix, loss). World v2's four models differ in exactly one of these
@@ -54,7 +54,7 @@ RECIPES: dict[str, tuple[str, str | None, str]] = {
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m jobs.pretrain", description=__doc__.split("\n")[0])
+    p = job_parser("python -m jobs.pretrain", description=__doc__.split("\n")[0])
     p.add_argument("--model", default="worldclip-tiny", choices=sorted(RECIPES),
                    help="which shipped model to pretrain (its world, mix and loss come from RECIPES)")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps (the shipped weights: 2000)")

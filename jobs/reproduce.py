@@ -33,7 +33,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from jobs.cli import EXIT_FAILED, check_cache_folder, check_csv_out, check_device, user_facing, work_begins
+from jobs.cli import EXIT_FAILED, check_cache_folder, check_csv_out, check_device, job_parser, user_facing, work_begins
 
 log = logging.getLogger(__name__)
 COLUMNS = ["run_id", "field", "recorded", "reproduced", "difference"]
@@ -223,7 +223,7 @@ def _settings(env: Mapping[str, Any]) -> str:
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.reproduce", description=__doc__.split("\n")[0])
+    p = job_parser("python -m jobs.reproduce", description=__doc__.split("\n")[0])
     p.add_argument("records", type=Path, nargs="+", help="record JSON files (e.g. from a results folder)")
     p.add_argument("--tolerance", type=float, default=0.0, help="largest difference of an accuracy or outcome "
                    "that still counts as the same, in its own units (default 0: equal to within float rounding, 1e-12)")

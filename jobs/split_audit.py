@@ -29,7 +29,7 @@ from core.data.overlap import image_hashes, overlaps_of_hashes
 from core.data.registry import get_dataset, load_split
 from core.data.world import pretraining_batch
 from core.grid_config import load_grid
-from jobs.cli import EXIT_FAILED, quiet_libraries, user_facing, work_begins
+from jobs.cli import EXIT_FAILED, job_parser, quiet_libraries, user_facing, work_begins
 
 SHIPPED_GRIDS = tuple(Path(__file__).resolve().parent / "configs" / f for f in ("default.toml", "world-v2.toml"))
 SHIPPED_STEPS, SHIPPED_BATCH, SHIPPED_SEED = 2000, 256, 0
@@ -69,7 +69,7 @@ def pretraining_hashes(model: str, steps: int) -> list[bytes]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m jobs.split_audit", description=__doc__.split("\n")[0])
+    p = job_parser("python -m jobs.split_audit", description=__doc__.split("\n")[0])
     p.add_argument("datasets", nargs="*", metavar="DATASET",
                    help="datasets whose train and test splits are checked (registry names or folder:PATH)")
     p.add_argument("--ood", nargs="+", default=[], metavar="NAME",

@@ -10,19 +10,18 @@ no-op. Exit status (jobs.cli's, as every job): 0 when every record is now stored
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 from core import store
-from jobs.cli import (EXIT_FAILED, EXIT_USER_ERROR, check_folder_out, no_runs, refused_records, user_facing,
+from jobs.cli import (EXIT_FAILED, EXIT_USER_ERROR, check_folder_out, job_parser, no_runs, refused_records, user_facing,
                       work_begins)
 
 
 @user_facing
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.submit", description=__doc__.split("\n\n")[0])
+    parser = job_parser("python -m jobs.submit", description=__doc__.split("\n\n")[0])
     parser.add_argument("zip", type=Path, help="a zip of .json / .jsonl grid records")
     parser.add_argument("--into", type=Path, default=None, metavar="DIR",
                         help="where submissions are stored (default: $IIMM_SUBMISSIONS or results-submitted/)")

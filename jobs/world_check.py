@@ -35,8 +35,8 @@ from core import metrics, store
 from core.data import world2
 from core.nested_bootstrap import nested_bootstrap_tau
 from core.schema import csv_text
-from jobs.cli import (check_folder_not_file_name, check_writable_folder, comma_list, log_progress, quiet_libraries,
-                      user_facing, work_begins)
+from jobs.cli import (check_folder_not_file_name, check_writable_folder, comma_list, job_parser, log_progress,
+                      quiet_libraries, user_facing, work_begins)
 
 log = logging.getLogger("jobs.world_check")
 CONTROL = "worldclip-v2-c"
@@ -188,7 +188,7 @@ def provenance(argv: list[str] | None, started: float) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m jobs.world_check", description=__doc__.split("\n")[0])
+    p = job_parser("python -m jobs.world_check", description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=list(ALL_MODELS), metavar="KEY",
                    help="world-v2 models to check, space- or comma-separated as the other jobs' --models "
                         "(default: all four; a subset needs --out)")
@@ -200,7 +200,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "check: jobs/results/world-v2. Required for a quick look, which may not write there")
     p.add_argument("--max-items", type=int, default=None,
                    help="cap images per split, at least 2 (quick looks only: needs --out, not with --cards)")
-    p.add_argument("--cards", action="store_true", help="also write each checked model's card beside its weights")
+    p.add_argument("--cards", "--card", dest="cards", action="store_true",
+                   help="also write each checked model's card beside its weights (--card as in jobs.world_report)")
     args = p.parse_args(argv)
     from jobs.pretrain import RECIPES
 

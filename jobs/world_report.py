@@ -10,7 +10,6 @@ other model: those files describe worldclip-tiny only (world-v2 models' cards ar
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -23,7 +22,7 @@ from core.data.world import OOD_PANEL, TASKS
 from core.embed import embed_dataset
 from core.models import DEFAULT_MODEL, load_model, spec_for
 from core.store import write_files_together
-from jobs.cli import quiet_libraries, user_facing, work_begins
+from jobs.cli import job_parser, quiet_libraries, user_facing, work_begins
 
 log = logging.getLogger("jobs.world_report")
 CARD_MODEL = "worldclip-tiny"  # the only model MODEL_CARD.md and worldclip-tiny_world-v1.tasks.json describe
@@ -129,7 +128,7 @@ restart from the step-200 checkpoint). Re-run on 2 quiet cores (2026-12-01, `pyt
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     quiet_libraries()
-    p = argparse.ArgumentParser(prog="python -m jobs.world_report", description=__doc__.split("\n")[0])
+    p = job_parser("python -m jobs.world_report", description=__doc__.split("\n")[0])
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model registry key (default {DEFAULT_MODEL})")
     p.add_argument("--card", "--cards", dest="card", action="store_true",
                    help=f"also write {CARD_MODEL}'s card (core/assets/MODEL_CARD.md) and task JSON; "

@@ -15,7 +15,6 @@ missing runs print "not decidable yet"). Writes ``report.md`` beside the records
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import pandas as pd
 from core.data import world2
 from core.nested_bootstrap import kendall_tau, nested_bootstrap_tau
 from jobs.cli import (Once, check_folder_not_file_name, check_folder_out, check_results_folder, check_writable_folder,
-                      log_progress, no_runs, user_facing, work_begins)
+                      job_parser, log_progress, no_runs, user_facing, work_begins)
 from jobs.world_check import (ALL_MODELS, CONTROL, LONG_TAILED, OUTCOMES, PREREGISTERED_BOOT, SHIPPED, TASKS,
                               check_boot, coverage_taus, table, verdict)
 
@@ -240,7 +239,7 @@ def markdown(tab: pd.DataFrame, crit: list[tuple[str, bool | None, str]], n_runs
 @user_facing
 def main(argv: list[str] | None = None) -> int:
     log_progress("%(asctime)s %(name)s %(message)s")
-    p = argparse.ArgumentParser(prog="python -m jobs.world_v2_report", description=__doc__.split("\n")[0])
+    p = job_parser("python -m jobs.world_v2_report", description=__doc__.split("\n")[0])
     p.add_argument("--results", type=Path, default=SHIPPED, action=Once,  # the repository's, from any working folder
                    help="the world-v2 grid's results folder (default jobs/results/world-v2)")
     p.add_argument("--boot", "--bootstrap", dest="boot", type=int, default=PREREGISTERED_BOOT, metavar="B",

@@ -63,8 +63,8 @@ def test_a_world_jobs_out_folder_says_it_is_a_folder_in_its_help(capsys):
 
 @pytest.mark.parametrize("job", ["world_check", "world_v2_report"])
 def test_the_world_jobs_take_bootstrap_as_jobs_predictors_spells_it(tmp_path, capsys, job):
-    # jobs.predictors --bootstrap B (and --boot, argparse's abbreviation of it); the world jobs took --boot alone,
-    # and --bootstrap was argparse's "unrecognized arguments"
+    # jobs.predictors --bootstrap B (and --boot, once argparse's abbreviation of it, now its second name); the world
+    # jobs took --boot alone, and --bootstrap was argparse's "unrecognized arguments"
     import importlib
 
     main = importlib.import_module(f"jobs.{job}").main
@@ -271,9 +271,59 @@ def test_a_benchs_count_below_one_is_refused_naming_it(capsys, job, argv, said):
 
 def test_world_report_takes_cards_as_world_check_spells_it(capsys):
     # jobs.world_check --cards writes the world-v2 cards; world_report's --card alone, so --cards was argparse's
-    # "unrecognized arguments" (world_check --card already worked: argparse's abbreviation of --cards)
+    # "unrecognized arguments" (world_check --card already worked as argparse's abbreviation of --cards; it is now
+    # --cards' second name, as no job takes an abbreviation)
     from jobs import world_report
 
     assert world_report.main(["--model", "worldclip-v2-a", "--cards"]) == 2
     assert "error: --card writes the card of worldclip-tiny" in capsys.readouterr().err  # before any embedding
     assert world_check.parse_args(["--card"]).cards
+
+
+def _parsed_or_refused(monkeypatch, capsys, job: str, argv: list[str]) -> tuple[int | str | None, str]:
+    """The job's ``main(argv)`` stopped once its arguments are parsed: (None, "") when they parse, else the exit
+    code argparse ended it with (0 for --help) and what it wrote on stderr."""
+    import importlib
+
+    from tests.test_job_options import _catching, _Parsed
+
+    _catching(monkeypatch)
+    try:
+        importlib.import_module(f"jobs.{job}").main(argv)
+    except _Parsed:
+        return None, ""
+    except SystemExit as stop:
+        return stop.code, capsys.readouterr().err
+    pytest.fail(f"jobs.{job}.main returned without parsing its arguments")
+
+
+def _an_option_and_its_prefix(parser: argparse.ArgumentParser, given: list[str]) -> tuple[str, str, list[str]]:
+    """One of the parser's long options not in ``given``, a prefix of it that no other option starts with (which
+    argparse took for it) and a value it takes (none for a switch); switches first, as they need no value."""
+    longs = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+    for action in sorted(parser._actions, key=lambda a: a.nargs != 0):
+        for flag in action.option_strings:
+            prefix = flag[:-1]
+            if flag == "--help" or not flag.startswith("--") or flag in given:
+                continue
+            if sum(o.startswith(prefix) for o in longs) == 1:
+                return flag, prefix, [] if action.nargs == 0 else [str(next(iter(action.choices or ["2"])))]
+    pytest.fail(f"no long option of {parser.prog} to abbreviate")
+
+
+def test_every_job_refuses_an_abbreviated_option(monkeypatch, capsys):
+    # argparse took any unique prefix of a long option: `python -m jobs.grid --wor 2` ran as --workers 2, a typo
+    # such as --ou was read as --out, and a command changed meaning (or stopped working) once its job got a new
+    # option with the same prefix. Every job's parser (jobs.cli.job_parser) now refuses a prefix: exit 2.
+    from tests.test_job_options import _NEEDS_ARGS, _commands, _parse
+
+    wrong = []
+    for job in _commands():
+        given = _NEEDS_ARGS.get(job, [])
+        flag, prefix, value = _an_option_and_its_prefix(_parse(monkeypatch, capsys, job, given), given)
+        assert _parsed_or_refused(monkeypatch, capsys, job, [*given, flag, *value]) == (None, ""), (job, flag)
+        for argv in ([*given, prefix, *value], [*given, "--hel"]):  # --hel: --help's prefix, in every job
+            code, err = _parsed_or_refused(monkeypatch, capsys, job, argv)
+            if code != 2 or f"unrecognized arguments: {argv[len(given)]}" not in err:
+                wrong.append(f"jobs.{job} {' '.join(argv)}: exit {code}")
+    assert not wrong, f"abbreviations taken: {wrong}"
