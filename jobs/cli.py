@@ -199,11 +199,14 @@ class ZonedTimes(logging.Formatter):
     cluster node's log could not be set beside another's, or beside a record's created_at (UTC).
 
     An error logged as ``error: …`` is written as it is, with no time before it: the one ``error: …`` line every
-    job answers a user error with (jobs.grid's began with its time, ``2026-12-07T20:49:42.985+00:00 error: …``)."""
+    job answers a user error with (jobs.grid's began with its time, ``2026-12-07T20:49:42.985+00:00 error: …``).
 
-    def __init__(self, fmt: str = PROGRESS_FORMAT) -> None:
-        super().__init__(fmt)
-        self.fmt = fmt  # what progress_settings hands a worker process
+    ``tag`` goes before each other line's message (``… [worker 2/4] running …``): which of a job's worker
+    processes wrote it, where their lines interleave on stderr; none in a job's own process."""
+
+    def __init__(self, fmt: str = PROGRESS_FORMAT, tag: str = "") -> None:
+        super().__init__(fmt.replace("%(message)s", tag.replace("%", "%%") + " %(message)s") if tag else fmt)
+        self.fmt = fmt  # what progress_settings hands a worker process, without this process's tag
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
@@ -215,11 +218,12 @@ class ZonedTimes(logging.Formatter):
         return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
 
 
-def log_progress(fmt: str = PROGRESS_FORMAT, level: int = logging.INFO) -> None:
+def log_progress(fmt: str = PROGRESS_FORMAT, level: int = logging.INFO, tag: str = "") -> None:
     """:func:`logging.basicConfig` for a job's progress lines on stderr, each time ISO 8601 with its UTC offset
-    (:class:`ZonedTimes`); as basicConfig, nothing when the root logger has handlers already."""
+    (:class:`ZonedTimes`), ``tag`` before each message in a worker process (``[worker 2/4]``); as basicConfig,
+    nothing when the root logger has handlers already."""
     handler = logging.StreamHandler()
-    handler.setFormatter(ZonedTimes(fmt))
+    handler.setFormatter(ZonedTimes(fmt, tag))
     logging.basicConfig(level=level, handlers=[handler])
 
 

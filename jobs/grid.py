@@ -184,11 +184,8 @@ def run_local(grid: Grid, results: Path, *, cache_dir: Path | None, workers: int
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    free = ctx.Queue()  # each worker takes one device at its start and runs all its cells there
-    for device in devices:
-        free.put(device)
     pool = ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_worker_init,
-                               initargs=(os.getpid(), free, progress_settings()))
+                               initargs=(os.getpid(), worker_seats(ctx, devices), progress_settings()))
     with sigterm_as_interrupt():  # a SIGTERM stops the workers too
         try:
             futures = {pool.submit(_execute_on_worker_device, cell, str(results),
@@ -240,19 +237,30 @@ def runner_watch(parent_pid: int) -> Callable[[], bool]:
 _WORKER_DEVICE: str | None = None
 
 
-def _worker_init(parent_pid: int, devices: Any, logs: tuple[str, int] | None = None) -> None:
-    """In each worker: take one device from ``devices`` (a queue holding each worker's), for all its cells;
-    Ctrl-C is the runner's to handle (it stops the workers), and a worker whose runner died (SIGKILL)
-    exits instead of running queued cells or waiting forever. ``logs``: the runner's
-    :func:`jobs.cli.progress_settings`, so that the worker's lines reach stderr as the runner's do."""
+def worker_seats(ctx: Any, devices: list[str]) -> Any:
+    """The queue (of the multiprocessing context ``ctx``) each worker takes its seat from at its start
+    (:func:`_worker_init`): one of ``devices``, for all its cells, and the tag its log lines carry,
+    ``[worker 2/4]``: the workers' lines interleave on stderr, and nothing said which worker wrote one."""
+    seats = ctx.Queue()
+    for number, device in enumerate(devices, 1):
+        seats.put((device, f"[worker {number}/{len(devices)}]"))
+    return seats
+
+
+def _worker_init(parent_pid: int, seats: Any, logs: tuple[str, int] | None = None) -> None:
+    """In each worker: take a seat from ``seats`` (:func:`worker_seats`), its device for all its cells and its
+    log lines' tag; Ctrl-C is the runner's to handle (it stops the workers), and a worker whose runner died
+    (SIGKILL) exits instead of running queued cells or waiting forever. ``logs``: the runner's
+    :func:`jobs.cli.progress_settings`, so that the worker's lines reach stderr as the runner's do, tagged."""
     import threading
 
     global _WORKER_DEVICE
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: a Ctrl-C while it waits for its device is the runner's
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: a Ctrl-C while it waits for its seat is the runner's
+    device, tag = seats.get(timeout=60)
     if logs is not None:  # a spawned worker starts with no logging: WARNING:root:… lines, its progress lost
-        log_progress(*logs)
+        log_progress(*logs, tag=tag)
         quiet_libraries()
-    _WORKER_DEVICE = devices.get(timeout=60)
+    _WORKER_DEVICE = device
 
     runner_alive = runner_watch(parent_pid)
 

@@ -86,6 +86,56 @@ def test_a_worker_ignores_ctrl_c_before_it_takes_its_device(monkeypatch):
     assert seen == [signal.SIG_IGN]
 
 
+def _log_as_a_cell_does(text):
+    """A cell's progress line and a warning, logged in a worker (module level: a spawned worker imports it)."""
+    log = logging.getLogger("jobs.grid")
+    log.info("%s from %d", text, os.getpid())
+    log.warning("%s warned in %d", text, os.getpid())
+
+
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d "  # jobs.cli.ZonedTimes' time
+
+
+def test_each_worker_tags_its_log_lines(capfd):
+    """With --workers N the workers' progress lines and warnings interleaved on stderr, and nothing said which
+    worker wrote one. The workers are spawned as jobs.grid spawns them, with the runner's progress settings."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from jobs.cli import PROGRESS_FORMAT
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=ctx, initializer=grid_job._worker_init,
+                             initargs=(os.getpid(), grid_job.worker_seats(ctx, ["cpu", "cpu"]),
+                                       (PROGRESS_FORMAT, logging.INFO))) as pool:
+        list(pool.map(_log_as_a_cell_does, ["one", "two", "three", "four"]))
+    lines = capfd.readouterr().err.splitlines()
+    line = re.compile(STAMP + r"\[worker ([12])/2\] (\w+) (?:from|warned in) (\d+)")
+    assert len(lines) == 8 and all(line.fullmatch(text) for text in lines), lines
+    said = [line.fullmatch(text).groups() for text in lines]
+    assert sorted(text for _, text, _ in said) == sorted(["one", "two", "three", "four"] * 2)
+    tags = {pid: {number for number, _, other in said if other == pid} for _, _, pid in said}
+    assert all(len(numbers) == 1 for numbers in tags.values()), tags  # one tag per worker, its own
+    assert len({n for numbers in tags.values() for n in numbers}) == len(tags), tags
+
+
+def test_a_single_process_grid_tags_no_line(tmp_path, monkeypatch, capsys, caplog):
+    """--workers 1 (the default) runs its cells in the runner's own process: its lines stay as they were."""
+    from jobs.cli import log_progress
+    from tests.log_helpers import fresh_process_logging
+
+    monkeypatch.setattr(grid_job, "execute_cell", lambda *args: "done")
+    monkeypatch.setattr(grid_job, "_devices", lambda requested: ["cpu"])
+    monkeypatch.setattr(grid_job, "pending_cells", lambda grid, results, retry_failed: list(grid.cells))
+    cells = [{"model": "m", "dataset": "d", "method": "full", "method_config": {}, "seed": s} for s in range(2)]
+    with fresh_process_logging(caplog, "jobs.grid"):
+        log_progress()  # as jobs.grid.main sets it up
+        grid_job.run_local(Grid("g", cells), tmp_path / "results", cache_dir=None, workers=1, command="",
+                           retry_failed=False)
+    lines = capsys.readouterr().err.splitlines()
+    assert any(re.fullmatch(STAMP + "running m / d / full / seed 1", text) for text in lines), lines
+    assert all(re.match(STAMP, text) and "worker" not in text for text in lines), lines
+
+
 @pytest.mark.slow
 def test_workers_log_their_progress_on_stderr_as_the_runner_does(tmp_path):
     """Spawned workers started with no logging set up: their warnings came out as ``WARNING:root:…``
@@ -98,8 +148,10 @@ def test_workers_log_their_progress_on_stderr_as_the_runner_does(tmp_path):
     stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d ")
     assert all(stamp.match(line) for line in lines), [line for line in lines if not stamp.match(line)]
     said = [stamp.sub("", line, count=1) for line in lines]
+    worker = r"\[worker [12]/2\] "  # the lines the workers log say which worker wrote them
     for method in ("zero_shot", "bitfit"):  # logged by the workers only (the runner's preflight builds, no more)
-        assert f"running worldclip-tiny-random / chart-trend / {method} / seed 0 on cpu" in said
-        assert any(line.startswith(f"evaluated {method}: test ") for line in said), said
-    assert any(line.startswith("trained bitfit for 2 steps") for line in said), said
+        running = f"running worldclip-tiny-random / chart-trend / {method} / seed 0 on cpu"
+        assert any(re.fullmatch(worker + re.escape(running), line) for line in said), said
+        assert any(re.match(worker + f"evaluated {method}: test ", line) for line in said), said
+    assert any(re.match(worker + "trained bitfit for 2 steps", line) for line in said), said
     assert done.stdout == ""
