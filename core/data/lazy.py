@@ -61,12 +61,16 @@ def file_key(path: Path) -> tuple[str, int, int]:
 
 def decode_image_file(path: str | os.PathLike):
     """The image in ``path`` as upright 8-bit RGB (:func:`core.data.imaging.to_rgb`), fully read, file closed.
-    Raises what PIL or to_rgb raise for an unusable file."""
+    Raises what PIL or to_rgb raise for an unusable file.
+
+    Decoded from an open file, as uploads (from their bytes) and torchvision's loader are: given a path, Pillow
+    maps an uncompressed TIFF into memory at its rotated size when its orientation tag turns it a quarter (5 to
+    8, as cameras and scanners write portraits), and scrambled its rows."""
     from PIL import Image
 
     from core.data.imaging import to_rgb
 
-    with Image.open(path) as im:
+    with open(path, "rb") as fh, Image.open(fh) as im:
         out = to_rgb(im)
         out.load()
     return out
