@@ -69,6 +69,36 @@ def test_a_thumbnailed_16_bit_image_is_scaled_as_the_image_folder_scales_the_who
     assert abs(uploaded.mean() - folder.mean()) < 1.0, (uploaded.mean(), folder.mean())
 
 
+def _tiff(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="TIFF")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("low, high, dtype", [(0, 4095, np.uint16), (1000, 4095, np.uint16), (0, 1, np.float32)],
+                         ids=["12-bit on black", "12-bit on grey", "float on black"])
+def test_a_thumbnailed_scan_with_a_sharp_edge_keeps_the_range_of_the_whole_image(tmp_path, low, high, dtype):
+    """Resampling rings past a sharp edge (a 12-bit object on black became -176 to 4287, a float one -0.04 to
+    1.05): the upload refused such a thumbnail ('negative values') or scaled it by the ringing's peak (13-bit,
+    half as bright; a float past 1 as 0-255 data, black), where the image folder reads the whole image's 0 to
+    4095 (0 to 1). The thumbnail now keeps to the whole image's range, so both scale it alike."""
+    from PIL import Image
+
+    from core.data.imaging import to_rgb
+
+    image = np.full((300, 400), low, dtype=dtype)
+    image[:, 200:] = high
+    members = {f"{c}/{i}.tif": _tiff(image) for c in ("a", "b") for i in range(2)}
+    sample = load_image_folder_zip(_zip(tmp_path / "x.zip", members))
+    assert sample.skipped == [] and len(sample.data) == 4
+    uploaded = np.asarray(sample.data.images[0], dtype=float)
+    with Image.open(io.BytesIO(_tiff(image))) as im:
+        folder = np.asarray(to_rgb(im).resize(sample.data.images[0].size, Image.BICUBIC), dtype=float)
+    assert uploaded.max() == folder.max() == 255 and abs(uploaded.mean() - folder.mean()) < 1.0
+
+
 def test_class_folders_give_the_prompts_a_folder_dataset_gives(tmp_path):
     """An upload of a folder names its classes as the grid's ``folder:`` dataset of that folder does ('_' reads
     as a space): the upload's prompts were 'a photo of a big_cat', and IIMM on worldclip-tiny of the same

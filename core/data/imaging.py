@@ -20,12 +20,17 @@ def to_8bit(im: Image.Image, value_range: tuple[float, float] | None = None) -> 
 
     ``value_range``: (lowest, highest) value of the image this one was resized from (``Image.getextrema()``
     before a thumbnail), so a thumbnail gets the scale of its full-size image: resampling lowers the peaks,
-    and a 12-bit image whose brightest pixel was averaged below 2048 was scaled as 11-bit, twice as bright."""
+    and a 12-bit image whose brightest pixel was averaged below 2048 was scaled as 11-bit, twice as bright. The
+    thumbnail's values are clipped to that range: past a sharp edge resampling also rings beyond it."""
     if im.mode not in ("I", "F"):
         return im
     arr = np.asarray(im, dtype=np.float64)
     if not np.isfinite(arr).all() or (value_range is not None and not np.isfinite(value_range).all()):
         raise UnusableImage("float image holds NaN or infinite values")
+    if value_range is not None:
+        # resampling rings past sharp edges, below the darkest and above the brightest value (a 12-bit object on
+        # black: -176 to 4287): those values are not the image's, and would refuse it or change its bit depth
+        arr = np.clip(arr, float(value_range[0]), float(value_range[1]))
     low, high = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
     if value_range is not None:
         low, high = min(low, float(value_range[0])), max(high, float(value_range[1]))
