@@ -55,7 +55,14 @@ def widen_16bit(im: Image.Image) -> Image.Image:
     return im.convert("I") if im.mode.startswith("I;16") else im
 
 
-def to_rgb(im: Image.Image) -> Image.Image:
-    """A decoded image as upright 8-bit RGB (see the module docstring). Raises UnusableImage."""
+def to_rgb(im: Image.Image, max_side: int | None = None) -> Image.Image:
+    """A decoded image as upright 8-bit RGB (see the module docstring): what image folders and uploads both give
+    the model. ``max_side``: an upload's thumbnail, at most this many pixels a side (``im`` is reduced in place),
+    scaled by the range of the whole image; None keeps every pixel. Raises UnusableImage."""
+    im = widen_16bit(im)  # Pillow cannot reduce() I;16, which thumbnail does when large
+    value_range = None
+    if max_side is not None:
+        value_range = im.getextrema() if im.mode in ("I", "F") else None
+        im.thumbnail((max_side, max_side))
     # Rotate before to_8bit: it rebuilds high-bit-depth images from their pixels, dropping the EXIF.
-    return to_8bit(ImageOps.exif_transpose(widen_16bit(im))).convert("RGB")
+    return to_8bit(ImageOps.exif_transpose(im), value_range).convert("RGB")

@@ -1,16 +1,16 @@
 """Decoding one uploaded image to an RGB thumbnail under a per-image and a total pixel budget.
 
-Pixel values go through :mod:`core.data.imaging`, as image-folder datasets do: 16/32-bit and float
-images scaled by their range, any other range refused with a reason (a silent black image is worse
-than a skip), EXIF rotation applied.
+Pixel values go through :func:`core.data.imaging.to_rgb`, as image-folder datasets' pixels do: 16/32-bit and
+float images scaled by their range, any other range refused with a reason (a silent black image is worse
+than a skip), EXIF rotation applied; an upload's image alone is thumbnailed (``UploadLimits.max_side``).
 """
 from __future__ import annotations
 
 import io
 
-from PIL import Image, ImageOps
+from PIL import Image
 
-from core.data.imaging import UnusableImage, to_8bit, widen_16bit
+from core.data.imaging import UnusableImage, to_rgb
 from core.upload.limits import ARCHIVE_MAGIC, PIL_FORMATS, UploadError, UploadLimits, _kind, _Skip
 
 
@@ -27,10 +27,10 @@ class PixelBudget:
                               "send smaller or fewer images")
 
 
-def _to_8bit(im: Image.Image, value_range: tuple[float, float] | None = None) -> Image.Image:
-    """:func:`core.data.imaging.to_8bit`, its refusal as a skip reason."""
+def _to_rgb(im: Image.Image, max_side: int) -> Image.Image:
+    """:func:`core.data.imaging.to_rgb` (the image folders' decoding) thumbnailed, its refusal as a skip reason."""
     try:
-        return to_8bit(im, value_range)
+        return to_rgb(im, max_side)
     except UnusableImage as exc:
         raise _Skip(str(exc)) from None
 
@@ -48,15 +48,7 @@ def _decode_image(raw: bytes | bytearray, limits: UploadLimits, pixels: PixelBud
                             f"{limits.max_image_pixels / 1e6:g} megapixels)")
             if pixels is not None:
                 pixels.take(w * h)
-            im = widen_16bit(im)  # Pillow cannot reduce() I;16, which thumbnail does when large
-            # the full-size image's range scales the thumbnail, as image folders scale the whole image
-            value_range = im.getextrema() if im.mode in ("I", "F") else None
-            im.thumbnail((limits.max_side, limits.max_side))
-            # Phone photos store their rotation in EXIF; applied before _to_8bit, which rebuilds
-            # high-bit-depth images from their pixels and so drops the EXIF.
-            im = ImageOps.exif_transpose(im)
-            im = _to_8bit(im, value_range)
-            return im.convert("RGB")
+            return _to_rgb(im, limits.max_side)  # as image folders read it, thumbnailed
     except (_Skip, UploadError):
         raise
     except Image.DecompressionBombError:
