@@ -16,6 +16,7 @@ Where each rule lives (one guess each):
 * :mod:`core.store.load` -- :func:`load_runs` (quarantine, de-duplication across roots);
 * :mod:`core.store.queries` -- parameterised filters, run details, exports;
 * :mod:`core.store.ingest` -- atomic, conflict-aware ingest of records made elsewhere;
+* :mod:`core.store.formulas` -- submitted text a spreadsheet would run, refused when taken and when read;
 * :mod:`core.store.locks` -- per-cell lock files with host, pid and heartbeat.
 
 Concurrency, without locks on the read side: writers create ``.tmp-*`` files and
@@ -37,7 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 SHIPPED_DIR = REPO_ROOT / "jobs" / "results"
 ENV_VAR = "IIMM_RESULTS"
 SUBMISSIONS_ENV_VAR = "IIMM_SUBMISSIONS"
-SUBMITTED_SOURCE = "submitted, unverified"
+from core.store.formulas import SUBMITTED_SOURCE  # noqa: E402
 
 
 def local_results_dir() -> Path:

@@ -54,7 +54,7 @@ ROWS_SCHEMA = ARROW_SCHEMA.append(pa.field("_file", pa.string()))
 _INDEX_SCHEMA = ROWS_SCHEMA.append(pa.field("_key", pa.string()))
 # The code that decides whether a file gives a row, and which: an index made by other code is stale.
 _DECIDING_CODE = ("core/schema.py", "core/store/validate.py", "core/store/nested_sql.py", "core/store/records.py",
-                  "core/store/index.py")
+                  "core/store/index.py", "core/store/formulas.py", "core/text.py")
 
 
 def _fingerprint() -> str | None:

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from core.store.compaction import file_lock
 from core.store.atomic import TMP_PREFIX, _atomic_write
+from core.store.formulas import submitted_formula_problem
 from core.store.records import (COLUMNS, MARKER_NAME, flatten,
                                 list_data_files, mark_results_folder, prepare_record, read_capped,
                                 record_bytes, row_to_record)
@@ -235,6 +236,8 @@ def ingest_items(items: Iterable[tuple[str, Any]], target_dir: str | Path, *,
             if source is not None and isinstance(item, dict):
                 item = {**item, "source": source, "claimed_source": item.get("source")}
             rec = prepare_record(check_record(item))
+            if problem := submitted_formula_problem(rec):  # a stored submission, say, from before that check
+                raise RecordError(problem)
         except (ValueError, OverflowError, TypeError) as exc:
             report.refused.append((where, str(exc)[:300]))
             continue

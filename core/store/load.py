@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from core import schema
 from core.store.compaction import COMPACTED_PREFIX
+from core.store.formulas import flag_submitted_rows
 from core.store import index as store_index
 from core.store.index import indexed_rows, read_rows
 from core.store.records import ARROW_SCHEMA, COLUMNS, PANDAS_TYPES, list_data_files
@@ -249,7 +250,7 @@ def _select_parquet(con: duckdb.DuckDBPyConnection, files: list[str]) -> str:
 
 
 def _valid_rows(con: duckdb.DuckDBPyConnection, files: list[str], skipped: list[Skipped]) -> pa.Table:
-    table = _recheck_flagged_text(_arrow(con.execute(_select_parquet(con, files), {"files": files})))
+    table = flag_submitted_rows(_recheck_flagged_text(_arrow(con.execute(_select_parquet(con, files), {"files": files}))))
     bad_mask = pc.is_valid(table["_reason"])
     if pc.any(bad_mask).as_py():
         bad = table.filter(bad_mask).select(["_file", "run_id", "_reason"]).to_pylist()

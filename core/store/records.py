@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from core import schema
 from core.store.atomic import _atomic_write
+from core.store.formulas import STORED_NOTE, submitted_formula_problem
 from core.store.validate import (EXTRA_COLUMN, MAX_PARQUET_BYTES, MAX_RECORD_BYTES, TEXT_COLUMNS, RecordError,
                                  Skipped, check_record, parse_record_bytes)
 
@@ -252,14 +253,18 @@ def read_capped(path: Path, cap: int) -> bytes:
 
 
 def read_json_record(path: Path, skipped: list[Skipped] | None = None) -> dict[str, Any] | None:
-    """The validated record in ``path``, or None (named in ``skipped``, and logged) if unusable."""
+    """The validated record in ``path``, or None (named in ``skipped``, and logged) if unusable: a submitted one
+    holding text a spreadsheet would run too (:func:`core.store.formulas.submitted_formula_problem`)."""
     try:
-        return parse_record_bytes(read_capped(path, MAX_RECORD_BYTES))
+        rec = parse_record_bytes(read_capped(path, MAX_RECORD_BYTES))
+        if problem := submitted_formula_problem(rec):  # stored before submissions were checked, or by hand
+            raise RecordError(problem + STORED_NOTE)
+        return rec
     except FileNotFoundError:  # compacted or replaced since listing: not an error
         log.debug("record %s vanished while reading", path)
     except (OSError, ValueError) as exc:  # RecordError is a ValueError
         reason = str(exc) if isinstance(exc, ValueError) else f"unreadable ({exc.strerror})"
-        log.warning("skipping unreadable record %s: %s", path, reason)
+        log.warning("skipping record %s: %s", path, reason)
         if skipped is not None:
             skipped.append(Skipped(str(path), reason))
     return None

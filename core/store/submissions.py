@@ -12,11 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
+from core.store.formulas import formula_problem  # noqa: F401 (re-exported: the check lives there, with the readers')
 from core.store.ingest import IngestReport, ingest_items
 from core.store.validate import MAX_RECORD_BYTES, RecordError, parse_json_bytes
 from core.turns import Turns, WaitShown
 from core.upload.archive import Source, _member_name, _open_zip, _opened, _read_member
-from core.upload.limits import FORMULA_PREFIXES, MiB, UploadError, UploadLimits, _Budget, _printable, _Skip
+from core.upload.limits import MiB, UploadError, UploadLimits, _Budget, _printable, _Skip
 
 #: Limits for a submission zip: small members (records), few of them.
 SUBMISSION_LIMITS = UploadLimits(max_archive_bytes=32 * MiB, max_total_uncompressed_bytes=128 * MiB,
@@ -74,34 +75,6 @@ def _items(zf: Any, limits: UploadLimits) -> Iterator[tuple[str, Any]]:
                 yield from ((f"{where}[{k}]", item) for k, item in enumerate(data, 1))
             else:
                 yield where, data
-
-
-def formula_problem(record: Any) -> str | None:
-    """Why a submitted record holds text a spreadsheet would run, or None: a string (a value or a key, at any
-    depth) that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return. Such text reached other
-    visitors' CSV downloads as it was (the tables' own download button writes cells unchanged), where Excel
-    or LibreOffice runs it as a formula (CSV injection). No record the grid writes holds such text."""
-    def found(value: Any, where: str, depth: int = 0) -> str | None:
-        if isinstance(value, str):
-            return where if value.startswith(FORMULA_PREFIXES) else None
-        if depth > 64:  # parse_json_bytes has bounded the depth already
-            return None
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if isinstance(key, str) and key.startswith(FORMULA_PREFIXES):
-                    return f"{where} (a name in it)" if where else f"field name {_printable(key)[:60]!r}"
-                hit = found(item, where or f"field {_printable(str(key))[:60]!r}", depth + 1)
-                if hit:
-                    return hit
-        elif isinstance(value, list):
-            return next((hit for item in value if (hit := found(item, where, depth + 1))), None)
-        return None
-
-    hit = found(record, "") if isinstance(record, dict) else None
-    if hit is None:
-        return None
-    return (f"{hit} holds text that starts with = + - @, a tab or a carriage return: spreadsheets that open the "
-            "leaderboard's CSV downloads would run it as a formula; submitted records may not hold such text")
 
 
 def accept_submission(source: Source, *, target: str | Path | None = None,
