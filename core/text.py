@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 #: What a text cell may not start with in a CSV others open: spreadsheets run it as a formula (uploads' class names
-#: and submitted records refuse such text; CSV downloads of the store put an apostrophe before it).
+#: and submitted records refuse such text; CSV downloads of the store and the jobs' CSV tables put an apostrophe before
+#: it: :func:`formula_safe`).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
-__all__ = ["date_span", "distinct_labels", "fixed", "model_key", "model_pair", "option_labels", "option_text", "plain",
-           "shorten", "signed", "unmatched_link_text", "utc_moments", "utc_text", "zeros_unsigned"]
+__all__ = ["date_span", "distinct_labels", "fixed", "formula_safe", "model_key", "model_pair", "option_labels",
+           "option_text", "plain", "shorten", "signed", "unmatched_link_text", "utc_moments", "utc_text", "zeros_unsigned"]
 
 # Every character Markdown (CommonMark + GitHub extensions + Streamlit's :colour[...] and emoji
 # shortcodes) can give meaning to, plus HTML's angle brackets and entities.
@@ -56,6 +57,20 @@ def zeros_unsigned(values: Any, digits: int) -> Any:
 
     numbers = pd.to_numeric(values, errors="coerce")  # an object column (None beside numbers) could not round
     return values.where(numbers.round(digits) != 0, 0.0)
+
+
+def formula_safe(frame: Any) -> Any:
+    """``frame`` (a pandas DataFrame) for a CSV others open: each *text* cell that starts with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return (:data:`FORMULA_PREFIXES`) gets a leading apostrophe, so Excel or LibreOffice
+    show it as text instead of running it (CSV injection). Numeric columns are untouched, so negative numbers stay
+    numbers; a text value like ``-3`` comes back as ``'-3``. A copy: ``frame`` is left as it is."""
+    import pandas as pd  # here: the rest of this module needs no pandas
+
+    safe = frame.copy()
+    for col in safe.columns:
+        if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
+            safe[col] = safe[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v)
+    return safe
 
 
 def shorten(text: str, max_chars: int, *, keep_end: bool = False) -> str:

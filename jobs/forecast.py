@@ -318,6 +318,7 @@ def _made(sample: Path, res: Any, digest: str) -> tuple:
 def _write(out: Path, made: list[tuple], failed: list[dict], provenance: dict) -> None:
     from core import forecast_select, store
     from core.schema import csv_text, json_text
+    from core.text import formula_safe
 
     if out.suffix.lower() == ".csv":
         # left_out: the reference datasets this sample's forecast left out as they hold its images ('' for none);
@@ -332,7 +333,9 @@ def _write(out: Path, made: list[tuple], failed: list[dict], provenance: dict) -
                               warnings=" | ".join(verdict.warnings), notes=" | ".join(res.notes))
                   for sample, res, rows, verdict, _ in made]
         table = pd.concat(frames, ignore_index=True)
-        store.write_file_atomic(out, csv_text(table[["sample", *table.columns.drop("sample")]]))
+        # method and dataset names come from the reference store, whose records others may have made: a text cell
+        # that starts as a formula gets an apostrophe, as in the app's CSV downloads
+        store.write_file_atomic(out, csv_text(formula_safe(table[["sample", *table.columns.drop("sample")]])))
     else:
         coverage = forecast_select.read_selections(store.SHIPPED_DIR)
         documents = []

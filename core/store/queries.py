@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from core import schema
-from core.text import FORMULA_PREFIXES, utc_moments
+from core.text import formula_safe, utc_moments
 from core.store.load import by_moment
 from core.store.records import _plain, row_to_record
 from core.store.validate import EXTRA_COLUMN, safe_json_text
@@ -205,14 +205,9 @@ def to_csv_bytes(df: pd.DataFrame) -> bytes:
     Spreadsheet-formula guard: any *text* cell starting with ``=``, ``+``, ``-``, ``@``, tab
     or carriage return gets a leading apostrophe, so Excel/LibreOffice show it as text
     instead of running it (CSV injection). Numeric columns are untouched, so negative
-    numbers stay numbers; a text value like ``-3`` comes back as ``'-3``.
+    numbers stay numbers; a text value like ``-3`` comes back as ``'-3`` (:func:`core.text.formula_safe`).
     """
-    safe = df.copy()
-    for col in safe.columns:
-        if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
-            safe[col] = safe[col].map(
-                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v)
-    return schema.csv_text(safe).encode("utf-8")
+    return schema.csv_text(formula_safe(df)).encode("utf-8")
 
 
 def to_parquet_bytes(df: pd.DataFrame) -> bytes:
