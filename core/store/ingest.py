@@ -27,8 +27,9 @@ from core.store.formulas import submitted_formula_problem
 from core.store.records import (COLUMNS, MARKER_NAME, flatten,
                                 list_data_files, mark_results_folder, prepare_record, read_capped,
                                 record_bytes, row_to_record)
-from core.store.validate import (MAX_INPUT_RECORDS, MAX_PARQUET_BYTES, MAX_RECORD_BYTES, RECORD_DEPTH_NOTE,
-                                 RecordError, check_record, check_row_group_sizes, parse_json_bytes)
+from core.store.validate import (INPUT_DEPTH_NOTE, MAX_INPUT_DEPTH, MAX_INPUT_RECORDS, MAX_PARQUET_BYTES,
+                                 MAX_RECORD_BYTES, RECORD_DEPTH_NOTE, RecordError, check_record, check_row_group_sizes,
+                                 parse_json_bytes)
 from core.turns import WaitShown
 
 log = logging.getLogger("core.store")
@@ -62,7 +63,8 @@ def _candidates(path: Path) -> Iterator[tuple[str, Any]]:
         if path.suffix == ".jsonl":
             yield from _jsonl(path)
         elif path.suffix == ".json":
-            data = parse_json_bytes(read_capped(path, MAX_JSON_INPUT_BYTES), max_depth=10)
+            data = parse_json_bytes(read_capped(path, MAX_JSON_INPUT_BYTES), max_depth=MAX_INPUT_DEPTH,
+                                    note=INPUT_DEPTH_NOTE)
             items = data if isinstance(data, list) else [data]
             if len(items) > MAX_INPUT_RECORDS:
                 raise RecordError(f"holds {len(items)} records; the limit is {MAX_INPUT_RECORDS}")

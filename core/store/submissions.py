@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from core.store.formulas import formula_problem  # noqa: F401 (re-exported: the check lives there, with the readers')
 from core.store.ingest import IngestReport, ingest_items
-from core.store.validate import MAX_RECORD_BYTES, RecordError, parse_json_bytes
+from core.store.validate import INPUT_DEPTH_NOTE, MAX_INPUT_DEPTH, MAX_RECORD_BYTES, RecordError, parse_json_bytes
 from core.turns import Turns, WaitShown
 from core.upload.archive import Source, _member_name, _open_zip, _opened, _read_member
 from core.upload.limits import MiB, UploadError, UploadLimits, _Budget, _printable, _Skip
@@ -64,7 +64,7 @@ def _items(zf: Any, limits: UploadLimits) -> Iterator[tuple[str, Any]]:
             try:
                 if len(line) > MAX_RECORD_BYTES and name.endswith(".jsonl"):
                     raise RecordError(f"line is {len(line)} bytes; the limit is {MAX_RECORD_BYTES}")
-                data = parse_json_bytes(line, max_depth=10)
+                data = parse_json_bytes(line, max_depth=MAX_INPUT_DEPTH, note=INPUT_DEPTH_NOTE)
             except RecordError as exc:
                 yield where, exc
                 continue

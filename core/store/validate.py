@@ -30,8 +30,15 @@ TEXT_COLUMNS: tuple[str, ...] = (*schema.NESTED_FIELDS, EXTRA_COLUMN)
 MAX_RECORD_BYTES = 1 << 20          # one JSON record file (the shipped ones are ~3 KiB)
 MAX_PARQUET_BYTES = 1 << 30         # one Parquet file (100,000 compacted runs take ~20 MiB)
 MAX_RECORD_DEPTH = schema.MAX_NESTED_DEPTH + 1  # the record object itself is one level
+#: The deepest a .json input of ingest or a submission may nest: it may hold a list of records (one level more).
+MAX_INPUT_DEPTH = MAX_RECORD_DEPTH + 1
+#: Why text nested deeper than these limits is refused, and what to do: said with the limit.
+_DEPTH_WHY = (": the schema's limit for config, provenance and custom fields; deeper text is refused unread, so that "
+              "it cannot exhaust the reader. Flatten the deeper values")
 #: Said with that limit, or a field one level over 8 reads 'the limit is 9' (README and the schema say 8).
-RECORD_DEPTH_NOTE = f" (the record object, then its fields at most {schema.MAX_NESTED_DEPTH} levels)"
+RECORD_DEPTH_NOTE = f" (the record object, then its fields at most {schema.MAX_NESTED_DEPTH} levels{_DEPTH_WHY})"
+#: Said with :data:`MAX_INPUT_DEPTH`: 'the limit is 10' alone told the submitter neither what was counted nor why.
+INPUT_DEPTH_NOTE = f" (a list of records, each record, then its fields at most {schema.MAX_NESTED_DEPTH} levels{_DEPTH_WHY})"
 MAX_INPUT_RECORDS = 1_000_000       # records in one ingest input file (.jsonl / list / parquet)
 #: Longest text of the column that holds a record's custom fields together (core.store.records writes them
 #: as one JSON object): each may hold MAX_NESTED_CHARS, under a name of MAX_TEXT characters that ASCII JSON
