@@ -122,6 +122,15 @@ def _offline_message(spec: ModelSpec, exc: BaseException) -> str:
             f"use the offline default model '{DEFAULT_MODEL}' instead.")
 
 
+def _weights_file_message(spec: ModelSpec, exc: BaseException) -> str:
+    """A user's weights file that open_clip could not load: said as that, not as a failed download."""
+    detail = " ".join(str(exc).split())
+    detail = detail if len(detail) <= 200 else detail[:200] + " …"
+    return (f"The weights file {spec.pretrained} could not be loaded into {spec.arch} ({type(exc).__name__}: "
+            f"{detail}); is it a checkpoint (a state dict) of this architecture? Check the file, or name the "
+            f"architecture it was saved from.")
+
+
 def hub_reachable(host: str = "huggingface.co", port: int = 443, timeout: float = 3.0) -> bool:
     """Whether the weights hub answers at all: a quick check so offline users are not kept waiting."""
     import socket
@@ -238,6 +247,8 @@ def load_model(name: str | ModelSpec = DEFAULT_MODEL, *, device: str = "cpu",
     except ModelUnavailableError:
         raise
     except Exception as exc:  # network, hub, or checksum errors all mean: weights unavailable
+        if spec.weights_file:  # nothing was downloaded: the user's own file is what failed
+            raise ModelUnavailableError(_weights_file_message(spec, exc)) from exc
         raise ModelUnavailableError(_offline_message(spec, exc)) from exc
     if spec.shipped_weights:
         path = ASSET_DIR / spec.shipped_weights

@@ -159,3 +159,22 @@ def test_a_missing_weights_file_is_named_as_missing(tmp_path, monkeypatch, path)
     with pytest.raises(ModelUnavailableError, match=rf"the weights file {re.escape(path)} does not exist") as info:
         check_model("ViT-B-32", path)
     assert "e.g." not in str(info.value)
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", "state dict of another model"])
+def test_a_weights_file_that_cannot_be_loaded_is_not_reported_as_a_failed_download(tmp_path, content):
+    # a user's own file, junk or another architecture's, was reported as 'the download failed ... this machine may
+    # be offline — use the offline default model', though nothing was downloaded
+    import torch
+
+    from core.models import ModelUnavailableError
+
+    path = tmp_path / "mine.pt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save({"other.weight": torch.zeros(2)}, path)
+    with pytest.raises(ModelUnavailableError, match=rf"The weights file {path} could not be loaded into "
+                                                     r"worldclip-tiny \(\w+: .*\); is it a checkpoint") as info:
+        load_model("worldclip-tiny", pretrained=str(path))
+    assert "offline" not in str(info.value)
