@@ -58,6 +58,14 @@ def check_model(name: str | ModelSpec, pretrained: str | None = None) -> ModelSp
     spec = name if isinstance(name, ModelSpec) else spec_for(name, pretrained)
     register_configs()
     if spec.arch not in open_clip.list_models() and not spec.arch.startswith("hf-hub:"):
+        if spec.arch in _REGISTRY:  # a short name given other weights ('CLIP' with 'laion', 'CLIP:random')
+            own, tag = _REGISTRY[spec.arch], spec.pretrained_tag
+            instead = ("give another 'hf-hub:' model id" if own.arch.startswith("hf-hub:")
+                       else f"name the architecture: '{own.arch}:{tag}', or {own.arch!r} with pretrained {tag!r}")
+            raise ModelUnavailableError(
+                f"{spec.arch!r} is a registered name with its own weights ({own.arch}, pretrained "
+                f"{own.pretrained_tag!r}), so it takes no pretrained {tag!r}; for other weights "
+                f"{instead}.")
         if isinstance(name, ModelSpec):
             typed = repr(name.key)
         else:  # what the caller typed, not the ad-hoc key ('NAME:random') spec_for made of it

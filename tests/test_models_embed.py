@@ -201,6 +201,17 @@ def test_unknown_model_message_names_what_the_user_typed():
         assert ":random" not in str(err.value)  # a suffix nobody typed
 
 
+@pytest.mark.parametrize("typed, pretrained", [("CLIP", "laion2b_s34b_b79k"), ("CLIP:laion2b_s34b_b79k", None)])
+def test_a_registered_name_given_other_weights_is_not_called_unknown(typed, pretrained):
+    # was "Unknown model 'CLIP' (pretrained …): neither a registered name (…, CLIP, …)": CLIP is one
+    from core.models import check_model
+
+    with pytest.raises(ModelUnavailableError, match=r"^'CLIP' is a registered name with its own weights \(ViT-B-32, "
+                       r"pretrained 'openai'\), so it takes no pretrained 'laion2b_s34b_b79k'; for other weights name "
+                       r"the architecture: 'ViT-B-32:laion2b_s34b_b79k'"):
+        check_model(typed, pretrained)
+
+
 def test_inputs_go_to_the_device_of_the_weights_and_outputs_come_back_to_the_cpu(tiny, sample):
     """A grid cell on a GPU moves the model there; the batches and tokens stayed on the CPU."""
     import dataclasses
