@@ -310,3 +310,18 @@ def test_orthogonal_refuses_one_by_one_blocks_and_training_refuses_empty_trainab
     module.empty = nn.Parameter(torch.zeros(0, 4))  # trainable, but with nothing in it
     with pytest.raises(ValueError, match="no trainable parameters"):
         train(module, data, quick_recipe())
+
+
+@pytest.mark.parametrize("kind, expected", [("folder", r"\.safetensors is a folder; give the \.safetensors file"),
+                                            ("text", r"\.safetensors is not a trained-method file: it cannot be read "
+                                                     r"as safetensors \(")])
+def test_a_folder_or_a_file_of_another_kind_is_named_as_no_trained_method_file(kind, expected, loaded, tmp_path):
+    # safetensors said 'No such device (os error 19)' for a folder and 'Error while deserializing header: header
+    # too small' for another file, naming neither
+    path = tmp_path / "run.safetensors"
+    if kind == "folder":
+        path.mkdir()
+    else:
+        path.write_text("not tensors")
+    with pytest.raises(ValueError, match=expected):
+        load_trained(loaded, path)

@@ -333,13 +333,18 @@ def save_trained(module: ClassifierModel, path: str | Path) -> Path:
 
 def load_trained(loaded: LoadedModel, path: str | Path, *, copy_model: bool = True) -> ClassifierModel:
     """Rebuild the method on ``loaded`` (the same base model) and load the saved tensors into it."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     from core.methods import build_method
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    if Path(path).is_dir():  # safetensors said only 'No such device (os error 19)'
+        raise ValueError(f"{path} is a folder; give the .safetensors file save_trained wrote")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except SafetensorError as exc:  # 'header too small', 'invalid JSON in header': names no file
+        raise ValueError(f"{path} is not a trained-method file: it cannot be read as safetensors ({exc})") from exc
     if meta.get("format") != SAVE_FORMAT:
         raise ValueError(f"{path} is not a trained-method file (format {meta.get('format')!r})")
     if meta["model"] != loaded.spec.key:
