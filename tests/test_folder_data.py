@@ -86,6 +86,26 @@ def test_unusable_folders_are_refused_with_a_reason(tmp_path, layout, message):
         load_split(f"folder:{tmp_path}", "test")
 
 
+def test_a_folder_path_that_is_a_file_empty_or_with_a_tilde_is_named_for_what_it_is(tmp_path):
+    # a zip given for the folder was 'does not exist'; 'folder:' read the working folder and said '. has no readable
+    # images'; '~' (which no shell expands after 'folder:') was only 'does not exist'
+    from core.data.registry import get_dataset
+
+    archive = tmp_path / "photos.zip"
+    archive.write_bytes(b"PK")
+    with pytest.raises(DatasetUnavailableError, match=r"image folder .*photos\.zip is a file, not a folder; give the "
+                                                      r"folder that holds the class folders"):
+        load_split(f"folder:{archive}", "train")
+    for name in ("folder:", "folder: "):
+        with pytest.raises(ValueError, match=rf"dataset '{name}' names no folder; give its path, e\.g\. folder:/"):
+            get_dataset(name)
+    with pytest.raises(DatasetUnavailableError, match=r"image folder ~/no-such-photos does not exist; '~' is not "
+                                                      r"expanded here, give the full path"):
+        load_split("folder:~/no-such-photos", "train")
+    with pytest.raises(DatasetUnavailableError, match=r"^image folder /no/such/photos does not exist$"):
+        load_split("folder:/no/such/photos", "train")
+
+
 def test_a_label_means_the_same_class_in_train_and_test_however_the_folders_are_spelled(tmp_path):
     for split, names in (("train", ("big_cat", "big-dog")), ("test", ("big cat", "big-dog"))):
         for k, name in enumerate(names):

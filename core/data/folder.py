@@ -120,7 +120,11 @@ def load_folder(root: Path, split: str, template: str) -> LabeledImages:
     from core.data.lazy import LazyImages, decode_image_file, file_key, read_image_file
 
     if not root.is_dir():
-        raise FolderDatasetError(f"image folder {root} does not exist")
+        if root.exists():  # a zip or an image given for the folder: 'does not exist' sent users looking for a typo
+            raise FolderDatasetError(f"image folder {root} is a file, not a folder; give the folder that holds the "
+                                     "class folders (a zip must be unpacked first)")
+        tilde = ("; '~' is not expanded here, give the full path" if str(root).startswith("~") else "")
+        raise FolderDatasetError(f"image folder {root} does not exist{tilde}")
     explicit = any((root / s).is_dir() for s in SPLITS)
     _check_classes(root, explicit, split)
     classes = class_dirs(root / split if explicit else root)

@@ -119,6 +119,8 @@ def get_dataset(name: str) -> DatasetSpec:
         raise ValueError(f"a dataset name must be a string, got {name!r}; known: {', '.join(_REGISTRY)} "
                          "or folder:/path")
     if name.startswith("folder:"):
+        if not name[7:].strip():  # 'folder:' read the working folder, '.', and said it had no images
+            raise ValueError(f"dataset {name!r} names no folder; give its path, e.g. folder:/path/to/images")
         return DatasetSpec(name, "folder", "a photo of a {c}", f"image folder {name[7:]}")
     if name not in _REGISTRY:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(_REGISTRY)} or folder:/path")
