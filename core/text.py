@@ -6,6 +6,7 @@ one of those. Tables (``st.dataframe``) and Altair tooltips do not render Markdo
 """
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from collections import Counter
@@ -13,12 +14,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 #: What a text cell may not start with in a CSV others open: spreadsheets run it as a formula (uploads' class names
-#: and submitted records refuse such text; CSV downloads of the store and the jobs' CSV tables put an apostrophe before
+#: and submitted records refuse such text; CSV downloads of the store and jobs.forecast's CSV put an apostrophe before
 #: it: :func:`formula_safe`).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
-__all__ = ["date_span", "distinct_labels", "fixed", "formula_safe", "model_key", "model_pair", "option_labels",
-           "option_text", "plain", "shorten", "signed", "unmatched_link_text", "utc_moments", "utc_text", "zeros_unsigned"]
+__all__ = ["date_span", "did_you_mean", "distinct_labels", "fixed", "formula_safe", "model_key", "model_pair",
+           "option_labels", "option_text", "plain", "shorten", "signed", "unmatched_link_text", "utc_moments", "utc_text",
+           "zeros_unsigned"]
 
 # Every character Markdown (CommonMark + GitHub extensions + Streamlit's :colour[...] and emoji
 # shortcodes) can give meaning to, plus HTML's angle brackets and entities.
@@ -254,3 +256,13 @@ def unmatched_link_text(what: str, asked: Sequence[str], instead: str, chosen_be
         return (f"The {plain(what)} {names} chosen before {'is' if len(asked) == 1 else 'are'} not among this page's "
                 f"choices now: {plain(instead)}.")
     return f"This link asks for the {plain(what)} {names}, which is not among this page's choices: {plain(instead)}."
+
+
+def did_you_mean(name: object, known: Iterable[object]) -> str:
+    """`` (did you mean 'x'?)`` for a misspelt ``name`` close to one of ``known`` (a registry's names, a config's
+    keys), else "": an unknown-name error adds it after the name, then lists the known ones. Case is ignored in the
+    comparison ('clip' finds 'CLIP'); the jobs' options say it alike (``jobs.cli.did_you_mean``)."""
+    names = {str(k).casefold(): str(k) for k in reversed(list(known))}  # the first spelled of two that fold alike
+    typed = str(name).casefold()
+    close = [typed] if typed in names else difflib.get_close_matches(typed, list(names), n=1)
+    return f" (did you mean {names[close[0]]!r}?)" if close else ""

@@ -23,6 +23,27 @@ def test_registry_errors_and_entries(loaded):
         assert entry.name == name and entry.description and entry.config_cls().to_dict() is not None
 
 
+def test_a_misspelt_method_or_config_key_is_told_the_closest_name_and_overrides_must_be_a_table():
+    # the errors listed every known name but not the one meant; "rank=8" failed inside dict() ('dictionary update
+    # sequence element #0 has length 1'), a list for the method name with 'unhashable type'
+    from core.methods.lora import LoRAConfig
+
+    for typed, meant in (("lroa", "lora"), ("LoRA", "lora"), ("wiseft", "wise_ft")):
+        with pytest.raises(ValueError, match=rf"unknown fine-tuning method '{typed}' \(did you mean '{meant}'\?\); "
+                                             "known methods: zero_shot"):
+            get_method(typed)
+    with pytest.raises(ValueError, match=r"unknown fine-tuning method \['lora'\]"):
+        get_method(["lora"])
+    with pytest.raises(ValueError, match=r"unknown config key 'rnk' \(did you mean 'rank'\?\) for LoRAConfig; known "
+                                         "keys: rank, scale"):
+        LoRAConfig.from_overrides({"rnk": 8})
+    with pytest.raises(ValueError, match=r"unknown config key 'zzz' for LoRAConfig; known keys"):
+        LoRAConfig.from_overrides({"zzz": 8})  # nothing close: no guess
+    with pytest.raises(ValueError, match=r"LoRAConfig overrides must be a mapping of config keys to values .*, got "
+                                         r"'rank=8'"):
+        LoRAConfig.from_overrides("rank=8")
+
+
 @pytest.mark.parametrize("name, overrides, match", [
     ("lora", {"rank": 0}, "rank"), ("lora", {"parts": "qx"}, "parts"), ("lora", {"scale": -1.0}, "scale"),
     ("bitfit", {"towers": "audio"}, "towers"), ("clip_adapter", {"ratio": 1.5}, "ratio"),

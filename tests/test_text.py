@@ -142,3 +142,10 @@ def test_shorten_keeps_the_start_or_the_start_and_end():
     assert text.shorten("abcdefghij", 2, keep_end=True) == "a…"
     with pytest.raises(ValueError, match="at least 1"):
         text.shorten("abc", 0, keep_end=True)
+
+
+def test_did_you_mean_names_the_closest_known_name_ignoring_case_or_nothing():
+    assert text.did_you_mean("lroa", ["lora", "bitfit"]) == " (did you mean 'lora'?)"
+    assert text.did_you_mean("clip", ["CLIP", "CoCa"]) == " (did you mean 'CLIP'?)"
+    assert text.did_you_mean("zzz", ["lora", "bitfit"]) == ""
+    assert text.did_you_mean(3, []) == ""

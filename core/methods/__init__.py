@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from core.methods import (attention, bitfit, clip_adapter, clip_cite, full_ft, linear_probe, lora,
                           orthogonal, peft_method, wise_ft, zero_shot)
 from core.method_info import FAMILIES, MethodInfo, method_info
+from core.text import did_you_mean
 from core.methods.base import (ClassifierModel, MethodConfig, MethodEntry, count_parameters, load_trained,
                                save_trained)
 
@@ -83,8 +84,9 @@ __all__ = ["METHODS", "FAMILIES", "MethodEntry", "MethodConfig", "ClassifierMode
 
 def get_method(name: str) -> MethodEntry:
     """The registry entry for ``name``; ValueError listing the known names otherwise."""
-    if name not in METHODS:
-        raise ValueError(f"unknown fine-tuning method {name!r}; known methods: {', '.join(METHODS)}")
+    if not isinstance(name, str) or name not in METHODS:  # a list was 'unhashable type'
+        raise ValueError(f"unknown fine-tuning method {name!r}{did_you_mean(name, METHODS)}; "
+                         f"known methods: {', '.join(METHODS)}")
     return METHODS[name]
 
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from core.config_types import check_types
 from core.methods.targets import tower_of
+from core.text import did_you_mean
 
 if TYPE_CHECKING:
     from core.models import LoadedModel
@@ -46,11 +47,14 @@ class MethodConfig:
     @classmethod
     def from_overrides(cls, overrides: Mapping[str, Any] | None = None) -> "MethodConfig":
         """Defaults with ``overrides`` applied; an unknown key raises ValueError naming it."""
+        if overrides is not None and not isinstance(overrides, Mapping):  # "rank=8" failed inside dict()
+            raise ValueError(f"{cls.__name__} overrides must be a mapping of config keys to values (a TOML table, "
+                             f"a dict such as {{'rank': 8}}), got {overrides!r}")
         overrides = dict(overrides or {})
         known = [f.name for f in fields(cls)]
         for key in overrides:
             if key not in known:
-                raise ValueError(f"unknown config key {key!r} for {cls.__name__}; "
+                raise ValueError(f"unknown config key {key!r}{did_you_mean(key, known)} for {cls.__name__}; "
                                  f"known keys: {', '.join(known) or '(none)'}")
         check_types(cls, overrides)
         return cls(**overrides)
