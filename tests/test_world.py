@@ -172,3 +172,16 @@ def test_the_card_reads_the_training_log_where_the_weights_folder_now_is(tmp_pat
     assert world_report.write_card(rows, "worldclip-tiny") == tmp_path / "MODEL_CARD.md"
     assert set(written) == {tmp_path / "MODEL_CARD.md", tmp_path / "worldclip-tiny_world-v1.tasks.json"}
     assert "0: 9.87 → 200: 6.54" in written[tmp_path / "MODEL_CARD.md"]
+
+
+def test_a_misspelt_dataset_world_task_or_source_is_told_the_closest_name():
+    # the errors listed every known name (some fifty datasets) but not the one meant
+    for typed, meant in (("shape-knd", "shape-kind"), ("CIFAR100", "cifar100"), ("cifar-100", "cifar100")):
+        with pytest.raises(ValueError, match=rf"unknown dataset '{typed}' \(did you mean '{meant}'\?\); known: "):
+            get_dataset(typed)
+    with pytest.raises(ValueError, match=r"unknown world task 'shape_kind' \(did you mean 'shape-kind'\?\); known: "):
+        world.get_world_task("shape_kind")
+    with pytest.raises(ValueError, match=r"unknown dataset source 'World' \(did you mean 'world'\?\); use one of"):
+        list_datasets("World")
+    with pytest.raises(ValueError, match=r"unknown dataset 'zzzz'; known: "):
+        get_dataset("zzzz")  # nothing close: no guess

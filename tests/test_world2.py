@@ -69,6 +69,17 @@ def test_long_tail_spans_100x_with_two_absent_and_comes_from_the_seed():
         world2.mix_by_name("long-tail")
 
 
+@pytest.mark.parametrize("typed, meant", [("unifrom", "uniform"), ("Uniform", "uniform"),
+                                           ("long-tail-01", "long-tail-p1"), ("long_tail_p2", "long-tail-p2")])
+def test_a_misspelt_mix_or_task_is_told_the_closest_name(typed, meant):
+    # 'long-tail-p01' and 'unifrom' were only told the two forms; a task typo every one of the 46 task names
+    with pytest.raises(ValueError, match=rf"unknown coverage mix '{typed}' \(did you mean '{meant}'\?\): use "
+                                         r"'uniform' or 'long-tail-p<seed>' \(the seed in digits 0-9, no leading"):
+        world2.mix_by_name(typed)
+    with pytest.raises(ValueError, match=r"unknown world-v2 task 'w2-sign-arow' \(did you mean 'w2-sign-arrow'\?\)"):
+        world2.get_task("w2-sign-arow")
+
+
 def test_batches_follow_the_mix_and_never_show_an_absent_sub_world():
     mix = world2.long_tail(0)
     absent = {k for k, s in enumerate(SUBWORLDS) if mix.shares[s.name] == 0}

@@ -49,6 +49,7 @@ from core.data.errors import DatasetUnavailableError
 from core.data import world2
 from core.data.world import FINETUNE_TASKS, TASKS, load_world_split
 from core.network import DOWNLOAD_STALL_S, is_stall, stall_timeout
+from core.text import did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def list_datasets(source: str | None = None) -> list[DatasetSpec]:
     another source (it gave an empty list, as if that source had no datasets)."""
     sources = sorted({d.source for d in _REGISTRY.values()})
     if source is not None and source not in sources:
-        raise ValueError(f"unknown dataset source {source!r}; use one of {sources}")
+        raise ValueError(f"unknown dataset source {source!r}{did_you_mean(source, sources)}; use one of {sources}")
     return [d for d in _REGISTRY.values() if source is None or d.source == source]
 
 
@@ -123,7 +124,8 @@ def get_dataset(name: str) -> DatasetSpec:
             raise ValueError(f"dataset {name!r} names no folder; give its path, e.g. folder:/path/to/images")
         return DatasetSpec(name, "folder", "a photo of a {c}", f"image folder {name[7:]}")
     if name not in _REGISTRY:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(_REGISTRY)} or folder:/path")
+        raise ValueError(f"unknown dataset {name!r}{did_you_mean(name, _REGISTRY)}; known: {', '.join(_REGISTRY)} "
+                         "or folder:/path")
     return _REGISTRY[name]
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from core.data import world_render as W
 from core.data.base import LabeledImages, check_split, is_whole_number
+from core.text import did_you_mean
 
 # ----------------------------------------------------------------------------- captions
 
@@ -251,7 +252,7 @@ _SCENE_CLASS = {"shapes": 0, "textures": 1, "letters": 2, "printed": 3, "handwri
 def get_world_task(name: str) -> WorldTask:
     """The world v1 task called ``name``; ValueError naming the known tasks for an unknown name."""
     if not isinstance(name, str) or name not in _BY_NAME:
-        raise ValueError(f"unknown world task {name!r}; known: {', '.join(_BY_NAME)}")
+        raise ValueError(f"unknown world task {name!r}{did_you_mean(name, _BY_NAME)}; known: {', '.join(_BY_NAME)}")
     return _BY_NAME[name]
 
 

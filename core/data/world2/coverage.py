@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.data.world2.subworlds import SUBWORLDS
+from core.text import did_you_mean
 
 N_PRESENT = 8
 LEVELS: tuple[float, ...] = tuple(float(s) for s in
@@ -58,15 +59,25 @@ def uniform() -> CoverageMix:
     return CoverageMix("uniform", {s.name: share for s in SUBWORLDS}, {s.name: None for s in SUBWORLDS})
 
 
+def _closest_mix(name: object) -> str:
+    """`` (did you mean 'x'?)`` for a mix name with a typo ('unifrom', 'long-tail-01', 'long_tail_p1'), else ""."""
+    digits = "".join(ch for ch in str(name) if ch.isdigit())
+    if str(name).casefold().startswith(("long", "tail")) and digits.isascii() and digits:
+        return f" (did you mean 'long-tail-p{int(digits)}'?)"
+    return did_you_mean(name, ("uniform",))
+
+
 def mix_by_name(name: str) -> CoverageMix:
     """'uniform' or 'long-tail-p<seed>', the seed in ASCII digits without leading zeros, so that a mix has
     one name (``mix_by_name(name).name == name``): 'long-tail-p01', or a 1 in another script's digits,
     used to give the mix named 'long-tail-p1'."""
     if not isinstance(name, str):
-        raise ValueError(f"unknown coverage mix {name!r}: use 'uniform' or 'long-tail-p<seed>'")
+        raise ValueError(f"unknown coverage mix {name!r}{_closest_mix(name)}: use 'uniform' or 'long-tail-p<seed>' (the "
+                     "seed in digits 0-9, no leading zeros)")
     if name == "uniform":
         return uniform()
     seed = name.removeprefix("long-tail-p")
     if name.startswith("long-tail-p") and seed.isascii() and seed.isdigit() and str(int(seed)) == seed:
         return long_tail(int(seed))
-    raise ValueError(f"unknown coverage mix {name!r}: use 'uniform' or 'long-tail-p<seed>'")
+    raise ValueError(f"unknown coverage mix {name!r}{_closest_mix(name)}: use 'uniform' or 'long-tail-p<seed>' (the "
+                     "seed in digits 0-9, no leading zeros)")

@@ -21,6 +21,7 @@ import numpy as np
 from core.data.base import LabeledImages, check_split
 from core.data.world2.coverage import long_tail
 from core.data.world2.subworlds import BY_NAME
+from core.text import did_you_mean
 
 PREFIX = "w2-"
 A_PERMUTATION_SEED = 0  # model A (and B, C's recipe); model D's mix is long-tail-p1 (jobs.pretrain.RECIPES)
@@ -157,7 +158,7 @@ def tag_vocabulary() -> tuple[str, ...]:
 def get_task(name: str) -> World2Task:
     """The world-v2 task called ``name``; ValueError naming the known tasks for an unknown name."""
     if not isinstance(name, str) or name not in _BY_NAME:
-        raise ValueError(f"unknown world-v2 task {name!r}; known: {', '.join(_BY_NAME)}")
+        raise ValueError(f"unknown world-v2 task {name!r}{did_you_mean(name, _BY_NAME)}; known: {', '.join(_BY_NAME)}")
     return _BY_NAME[name]
 
 
