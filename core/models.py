@@ -34,6 +34,7 @@ from core.model_specs import (  # noqa: F401 (re-exported: older code imports th
     DEFAULT_MODEL, OFFLINE_PRETRAINED_TAG, RANDOM_TAG, WEIGHTS_SUFFIXES, WORLD_V2_MODELS, ModelSpec, _REGISTRY,
     list_models, looks_like_weights_path, spec_for)
 from core.network import DOWNLOAD_STALL_S, is_stall, stall_timeout
+from core.text import did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,9 @@ def check_model(name: str | ModelSpec, pretrained: str | None = None) -> ModelSp
             typed = repr(name.key)
         else:  # what the caller typed, not the ad-hoc key ('NAME:random') spec_for made of it
             typed = repr(name) + (f" (pretrained {pretrained!r})" if pretrained is not None else "")
+        close = did_you_mean(spec.arch, [*_REGISTRY, *open_clip.list_models()])
         raise ModelUnavailableError(
-            f"Unknown model {typed}: neither a registered name ({', '.join(_REGISTRY)}) nor an open_clip "
+            f"Unknown model {typed}{close}: neither a registered name ({', '.join(_REGISTRY)}) nor an open_clip "
             f"architecture (see open_clip.list_models()); the offline default is '{DEFAULT_MODEL}'.")
     if (spec.pretrained and not spec.arch.startswith("hf-hub:") and not spec.shipped_weights
             and not open_clip.get_pretrained_cfg(spec.arch, spec.pretrained) and not spec.weights_file):
@@ -82,7 +84,7 @@ def check_model(name: str | ModelSpec, pretrained: str | None = None) -> ModelSp
         tags = open_clip.list_pretrained_tags_by_model(spec.arch)  # a typo is not 'offline': say what is known
         known = ", ".join(tags[:8]) + (", … see open_clip.list_pretrained_tags_by_model" if len(tags) > 8 else "")
         raise ModelUnavailableError(
-            f"{spec.arch} has no pretrained weights {spec.pretrained!r}: neither an open_clip tag of this "
+            f"{spec.arch} has no pretrained weights {spec.pretrained!r}{did_you_mean(spec.pretrained, tags)}: neither an open_clip tag of this "
             f"architecture ({known or 'it has none'}) nor a weights file that exists (a file is named by a path "
             f"with a folder, e.g. ./{spec.pretrained}, or a {'/'.join(WEIGHTS_SUFFIXES)} name); the offline default "
             f"is '{DEFAULT_MODEL}'.")

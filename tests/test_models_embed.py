@@ -201,6 +201,19 @@ def test_unknown_model_message_names_what_the_user_typed():
         assert ":random" not in str(err.value)  # a suffix nobody typed
 
 
+@pytest.mark.parametrize("typed, pretrained, expected", [
+    ("worldclip-tny", None, r"^Unknown model 'worldclip-tny' \(did you mean 'worldclip-tiny'\?\): neither a registered"),
+    ("clip", None, r"^Unknown model 'clip' \(did you mean 'CLIP'\?\): neither"),
+    ("ViT-B-32", "opena", r"^ViT-B-32 has no pretrained weights 'opena' \(did you mean 'openai'\?\): neither an open_clip"),
+])
+def test_a_misspelt_model_or_tag_is_told_the_closest_name(typed, pretrained, expected):
+    # the errors listed eleven registered names (and pointed at open_clip's hundreds) but not the one meant
+    from core.models import check_model
+
+    with pytest.raises(ModelUnavailableError, match=expected):
+        check_model(typed, pretrained)
+
+
 @pytest.mark.parametrize("typed, pretrained", [("CLIP", "laion2b_s34b_b79k"), ("CLIP:laion2b_s34b_b79k", None)])
 def test_a_registered_name_given_other_weights_is_not_called_unknown(typed, pretrained):
     # was "Unknown model 'CLIP' (pretrained …): neither a registered name (…, CLIP, …)": CLIP is one
