@@ -130,10 +130,16 @@ def spec_for(name: str, pretrained: str | None = None) -> ModelSpec:
 
     ``spec_for("CLIP")`` gives the registered entry; ``spec_for("ViT-B-16", "laion2b_s34b_b88k")``
     builds an ad-hoc spec; ``spec_for("ViT-B-16")`` means that architecture with random weights.
-    Raises ValueError for an empty name or an empty pretrained tag.
+    Raises ValueError for an empty name, an empty or non-string pretrained tag, and an 'hf-hub:' with no id.
     """
     if not name or not isinstance(name, str):
-        raise ValueError("model name must be a non-empty string")
+        raise ValueError(f"model name must be a non-empty string, got {name!r}")
+    if pretrained is not None and not isinstance(pretrained, str):  # 5 failed on 'int' object has no attribute 'strip'
+        raise ValueError(f"pretrained must be a string (an open_clip tag, a weights file's path, or '{RANDOM_TAG}') "
+                         f"or None, got {pretrained!r}")
+    if name.startswith("hf-hub:") and not name.removeprefix("hf-hub:").strip():  # built as a download that failed
+        raise ValueError(f"model {name!r} names no Hugging Face hub model; give its id, e.g. "
+                         "'hf-hub:timm/ViT-B-16-SigLIP'")
     if pretrained is None and name not in _REGISTRY and ":" in name and not name.startswith("hf-hub:"):
         name, pretrained = name.split(":", 1)  # "ARCH:TAG", the form of an ad-hoc spec's key
     if pretrained is not None and not pretrained.strip():  # 'ViT-B-32:' made an unlabelled random-weight model

@@ -341,6 +341,21 @@ def test_spec_keys_tags_families_and_downloads_are_what_records_and_pages_show()
     assert downloads == {"worldclip-tiny": False, "worldclip-tiny-random": False, "CLIP": True}
 
 
+@pytest.mark.parametrize("name, pretrained, expected", [
+    ("ViT-B-32", 5, r"pretrained must be a string \(an open_clip tag, a weights file's path, or 'random'\) or None, "
+                    r"got 5"),
+    ("hf-hub:", None, r"model 'hf-hub:' names no Hugging Face hub model; give its id, e\.g\. 'hf-hub:timm/"),
+    (None, None, r"model name must be a non-empty string, got None"),
+])
+def test_a_pretrained_value_of_another_type_or_a_hub_name_without_id_is_refused_by_name(name, pretrained, expected):
+    # pretrained 5 failed with "'int' object has no attribute 'strip'"; 'hf-hub:' passed check_model and its load
+    # was reported as a download that failed, 'this machine may be offline'
+    from core.models import check_model
+
+    with pytest.raises(ValueError, match=expected):
+        check_model(name, pretrained)
+
+
 @pytest.mark.parametrize("name, pretrained", [("ViT-B-32:", None), ("ViT-B-32", ""), ("ViT-B-32", "  ")])
 def test_an_empty_pretrained_tag_is_refused_not_an_unlabelled_random_model(name, pretrained):
     # 'ViT-B-32:' in a grid gave pretrained '' : random weights whose spec said random_weights False
