@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from core import models as model_zoo
-from core.data.base import LabeledImages
+from core.data.base import LabeledImages, check_prompt_template
 from core.file_modes import shared_mkstemp
 from core.imaging import images_to_tensor
 from core.metrics import check_count
@@ -76,8 +76,10 @@ def embed_prompts(loaded: LoadedModel, class_names: Sequence[str], templates: st
     The prompts of a template go through the text encoder ``batch_size`` at a time.
     """
     templates = [templates] if isinstance(templates, str) else list(templates)
-    if not templates or any("{c}" not in t for t in templates):
-        raise ValueError("every template must contain '{c}'")
+    if not templates:
+        raise ValueError("every template must contain '{c}'; none was given")
+    for template in templates:  # 'a {c} of {size}' failed on the first prompt with a bare KeyError('size')
+        check_prompt_template(template)
     if isinstance(class_names, (str, bytes)):  # a bare "cat" was embedded as three one-letter classes
         raise ValueError(f"class_names must be a list of names, got one string {class_names!r}")
     if len(class_names) == 0:

@@ -1,6 +1,8 @@
 """Documented contracts of core's public functions, checked on the inputs their docstrings name."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from core.data.folder import split_within_class
 from core.data.registry import list_datasets
 from core.embed import embed_images, embed_prompts
 from core.evaluate import accuracy
+from core.methods import build_method
 
 
 def test_is_finite_number_is_false_for_an_int_too_large_for_a_float():
@@ -150,3 +153,18 @@ def test_class_names_given_as_one_string_are_refused_not_read_as_letters(loaded)
     with pytest.raises(ValueError, match="class_names must be a list of names, got one string 'cat'"):
         embed_prompts(loaded, "cat", "a photo of a {c}")
     assert embed_prompts(loaded, ["cat", "dog"], "a photo of a {c}").shape[0] == 2
+
+
+@pytest.mark.parametrize("template, says", [("a photo of a {c} {size}", r"KeyError: 'size'"),
+                                            ("a {c} {}", r"IndexError: "), ("a {c}}", r"ValueError: Single '\}'")])
+def test_a_template_with_other_braces_than_its_c_slot_is_refused_by_name(template, says, loaded):
+    # it passed the check for '{c}' and failed when the prompts were made, with a bare KeyError('size') or IndexError
+    expected = rf"template '{re.escape(template)}' has braces other than its '\{{c\}}' slot \({says}.*a literal brace"
+    with pytest.raises(ValueError, match=expected):
+        LabeledImages(np.zeros((2, 4, 4, 3), np.uint8), np.array([0, 1]), ["cat", "dog"], template)
+    with pytest.raises(ValueError, match=expected):
+        embed_prompts(loaded, ["cat", "dog"], template)
+    with pytest.raises(ValueError, match=expected):
+        build_method("zero_shot", loaded, ["cat", "dog"], template)  # on a copy: the fixture stays as it is
+    with pytest.raises(ValueError, match="class_names must be a list of names, got None"):
+        LabeledImages(np.zeros((2, 4, 4, 3), np.uint8), np.array([0, 1]), None, "a {c}")

@@ -23,6 +23,20 @@ def check_split(split: object) -> str:
     return split
 
 
+def check_prompt_template(template: object) -> str:
+    """``template`` when it makes a prompt of every class name (``template.format(c=name)``): a string with a ``{c}``
+    slot and no other one. ValueError otherwise, naming it: a ``{size}`` or ``{}`` beside ``{c}`` passed a check for
+    '{c}' alone and failed later, when the prompts were made, with a bare KeyError('size') or IndexError."""
+    if not isinstance(template, str) or "{c}" not in template:
+        raise ValueError(f"template must contain '{{c}}', got {template!r}")
+    try:
+        template.format(c="x")
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise ValueError(f"template {template!r} has braces other than its '{{c}}' slot ({type(exc).__name__}: "
+                         f"{exc}); '{{c}}' is the only slot, a literal brace is written '{{{{' or '}}}}'") from None
+    return template
+
+
 @dataclass
 class LabeledImages:
     """A labelled image set.
@@ -58,8 +72,9 @@ class LabeledImages:
             if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] != 3:
                 raise ValueError("an image array must be uint8 of shape (N, H, W, 3), got "
                                  f"{self.images.dtype} {self.images.shape}")
-        if "{c}" not in self.template:
-            raise ValueError(f"template must contain '{{c}}', got {self.template!r}")
+        check_prompt_template(self.template)
+        if self.class_names is None:
+            raise ValueError("class_names must be a list of names, got None")
         if isinstance(self.class_names, (str, bytes)):  # a bare "cat dog" was read as its characters, 7 classes
             raise ValueError(f"class_names must be a list of names, got one string {self.class_names!r}")
         if len(self.class_names) < 2:

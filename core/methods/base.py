@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.config_types import check_types
+from core.data.base import check_prompt_template
 from core.methods.targets import tower_of
 from core.text import did_you_mean
 
@@ -146,8 +147,7 @@ class ClassifierModel(nn.Module):
         """Tokenise the prompts ``template.format(c=name)`` once; they define the output classes."""
         if not class_names:
             raise ValueError("class_names must not be empty")
-        if "{c}" not in template:
-            raise ValueError(f"template must contain '{{c}}', got {template!r}")
+        check_prompt_template(template)
         device = next(self.clip.parameters()).device
         with torch.inference_mode(False):  # never store an inference tensor (breaks later training)
             self.class_tokens = self.loaded.tokenizer([template.format(c=c) for c in class_names]).to(device)
