@@ -80,6 +80,13 @@ def test_a_misspelt_mix_or_task_is_told_the_closest_name(typed, meant):
         world2.get_task("w2-sign-arow")
 
 
+@pytest.mark.parametrize("mix", ["uniform", None])
+def test_a_batch_of_a_mix_given_by_name_is_told_how_to_make_one(mix):
+    # the mix's name failed with "'str' object has no attribute 'shares'"
+    with pytest.raises(ValueError, match=rf"mix must be a CoverageMix, got {mix!r}; make one with mix_by_name\("):
+        world2.pretraining_batch(mix, 0, 0, 4)
+
+
 def test_batches_follow_the_mix_and_never_show_an_absent_sub_world():
     mix = world2.long_tail(0)
     absent = {k for k, s in enumerate(SUBWORLDS) if mix.shares[s.name] == 0}

@@ -22,8 +22,11 @@ __all__ = ["CoverageMix", "FINETUNE_TASKS", "OOD_PANEL_TASKS", "SUBWORLDS", "TAS
 def pretraining_batch(mix: CoverageMix, seed: int, step: int, batch_size: int,
                       ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """One batch of (images (B, 32, 32, 3) uint8, captions, sub-world index (B,)), deterministic in
-    (mix, seed, step). Sub-world counts are multinomial in the mix's shares. ValueError for a negative or
-    fractional seed or step, or a batch_size below 1."""
+    (mix, seed, step). Sub-world counts are multinomial in the mix's shares. ValueError for a mix that is no
+    CoverageMix, a negative or fractional seed or step, or a batch_size below 1."""
+    if not isinstance(mix, CoverageMix):  # its name ('uniform') failed on "'str' object has no attribute 'shares'"
+        raise ValueError(f"mix must be a CoverageMix, got {mix!r}; make one with mix_by_name('uniform' or "
+                         "'long-tail-p<seed>'), long_tail(seed) or uniform()")
     check_batch_args(seed, step, batch_size)
     rng = np.random.default_rng([seed, step])
     rates = caption_rates()
