@@ -41,6 +41,18 @@ def test_peft_config_merges_overrides_files_and_types(loaded, tmp_path):
             generic.from_overrides(overrides)
 
 
+def test_a_misspelt_peft_type_or_setting_is_told_the_closest_name():
+    # peft said only "LoraConfig.__init__() got an unexpected keyword argument 'rank'"; a type typo listed some fifty
+    generic = get_method("peft").config_cls
+    with pytest.raises(ValueError, match=r"invalid LORA config: unknown setting 'lora_dropuot' \(did you mean "
+                                         r"'lora_dropout'\?\); peft's LoraConfig has no such field \(its fields: .*, r,"):
+        generic.from_overrides({"peft": {"type": "LORA", "lora_dropuot": 0.1}})
+    with pytest.raises(ValueError, match=r"unknown setting 'lora_alfa' \(did you mean 'lora_alpha'\?\)"):
+        get_method("peft_lora").config_cls.from_overrides({"peft": {"lora_alfa": 4}})
+    with pytest.raises(ValueError, match=r"unknown peft type 'LORAA' \(did you mean 'LORA'\?\); known: ADALORA"):
+        generic.from_overrides({"peft": {"type": "LORAA"}})
+
+
 def test_a_setting_peft_adjusts_while_attaching_is_in_the_record(loaded):
     module = build_method("peft_oft", loaded, CLASSES, TEMPLATE, {"peft": {"oft_block_size": 7}})
     details = module.method_details()

@@ -22,6 +22,7 @@ back: a plain open_clip model).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -39,6 +40,7 @@ from torch import nn
 from core.method_info import GENERIC_PEFT, PEFT_FAMILIES, MethodInfo, normalise_peft, peft_catalogue
 from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, check_init_seed, init_seed, require
 from core.methods.unpacked import pack_attention, unpack_attention
+from core.text import did_you_mean
 
 if TYPE_CHECKING:
     from core.models import LoadedModel
@@ -154,8 +156,16 @@ class PeftMethodConfig(MethodConfig):
         settings = self.resolved()
         kind = settings["peft_type"]
         if kind not in PEFT_TYPE_TO_CONFIG_MAPPING:
-            raise ValueError(f"unknown peft type {kind!r}; known: {', '.join(sorted(PEFT_TYPE_TO_CONFIG_MAPPING))}")
-        _check_number_types(kind, PEFT_TYPE_TO_CONFIG_MAPPING[kind], settings)
+            types_known = sorted(getattr(k, "value", k) for k in PEFT_TYPE_TO_CONFIG_MAPPING)  # PeftType members
+            raise ValueError(f"unknown peft type {kind!r}{did_you_mean(kind, types_known)}; known: "
+                             f"{', '.join(types_known)}")
+        config_cls = PEFT_TYPE_TO_CONFIG_MAPPING[kind]
+        known = [f.name for f in dataclasses.fields(config_cls) if f.init]
+        unknown = [key for key in settings if key not in known]
+        if unknown:  # was peft's "LoraConfig.__init__() got an unexpected keyword argument 'rr'"
+            raise ValueError(f"invalid {kind} config: unknown setting {unknown[0]!r}{did_you_mean(unknown[0], known)}; "
+                             f"peft's {config_cls.__name__} has no such field (its fields: {', '.join(sorted(known))})")
+        _check_number_types(kind, config_cls, settings)
         try:
             return get_peft_config(settings)
         except (TypeError, ValueError) as exc:
