@@ -38,6 +38,25 @@ def _describe(hint: Any) -> str:
     return getattr(hint, "__name__", text) if typing.get_origin(hint) is None else text
 
 
+def _how_to_write(value: Any, hint: Any) -> str:
+    """What to write instead of a value of the wrong type that means a right one: a number or bool in quotes
+    (``lr = "1e-3"`` in TOML, a string from a form or JSON), 0 or 1 for a bool; "" where there is nothing to say."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("true", "false") and _matches(text.lower() == "true", hint):
+            return f"; write {text.lower()} without quotes ({text.lower() == 'true'} in Python)"
+        for read in (int, float):
+            try:
+                number = read(text)
+            except ValueError:
+                continue
+            if _matches(number, hint):
+                return f"; write the number without quotes: {text}"
+    elif isinstance(value, int) and not isinstance(value, bool) and value in (0, 1) and _matches(bool(value), hint):
+        return f"; write {'true' if value else 'false'} ({bool(value)} in Python)"
+    return ""
+
+
 def check_types(cls: type, values: Mapping[str, Any]) -> None:
     """Raise ValueError naming the first of ``values`` whose type does not fit ``cls``'s annotation.
 
@@ -47,4 +66,4 @@ def check_types(cls: type, values: Mapping[str, Any]) -> None:
     for name, value in values.items():
         if name in hints and not _matches(value, hints[name]):
             raise ValueError(f"{cls.__name__}.{name} must be {_describe(hints[name])}, "
-                             f"got {value!r} ({type(value).__name__})")
+                             f"got {value!r} ({type(value).__name__}){_how_to_write(value, hints[name])}")

@@ -146,6 +146,21 @@ def test_recipe_validation(kw, match):
         TrainRecipe(**kw)
 
 
+@pytest.mark.parametrize("kw, match", [
+    ({"lr": "1e-3"}, r"TrainRecipe\.lr must be a finite number, got '1e-3' \(str\); write the number without quotes: "
+                     r"1e-3$"),
+    ({"epochs": "5"}, r"got '5' \(str\); write the number without quotes: 5$"),
+    ({"best_checkpoint": "false"}, r"got 'false' \(str\); write false without quotes \(False in Python\)$"),
+    ({"best_checkpoint": 1}, r"must be bool, got 1 \(int\); write true \(True in Python\)$"),
+    ({"lr": "fast"}, r"got 'fast' \(str\)$"),  # no number: nothing to suggest
+])
+def test_a_number_or_bool_in_quotes_is_told_to_be_written_without_them(kw, match):
+    # lr = "1e-3" in a TOML or JSON config was refused as 'must be a finite number, got '1e-3'', which reads as if
+    # 1e-3 itself were wrong
+    with pytest.raises(ValueError, match=match):
+        TrainRecipe(**kw)
+
+
 def test_bench_methods_smoke(loaded, capsys):
     from jobs.bench_methods import main
 
