@@ -44,6 +44,15 @@ def test_a_misspelt_method_or_config_key_is_told_the_closest_name_and_overrides_
         LoRAConfig.from_overrides("rank=8")
 
 
+def test_class_names_given_as_one_string_are_refused_not_read_as_letters(loaded):
+    # build_method("lora", loaded, "cat dog", ...) built a classifier of 7 classes, 'c', 'a', 't', ' ', ...
+    with pytest.raises(ValueError, match="class_names must be a list of names, got one string 'cat dog'"):
+        build_method("bitfit", loaded, "cat dog", TEMPLATE)
+    module = build_method("zero_shot", loaded, CLASSES, TEMPLATE)
+    with pytest.raises(ValueError, match="class_names must be a list of names, got one string 'cat'"):
+        module.set_classes("cat", TEMPLATE)
+
+
 @pytest.mark.parametrize("name, overrides, match", [
     ("lora", {"rank": 0}, "rank"), ("lora", {"parts": "qx"}, "parts"), ("lora", {"scale": -1.0}, "scale"),
     ("bitfit", {"towers": "audio"}, "towers"), ("clip_adapter", {"ratio": 1.5}, "ratio"),

@@ -101,6 +101,8 @@ def build_method(name: str, loaded: LoadedModel, data_classes: Sequence[str], te
     The result is in eval mode.
     """
     entry = get_method(name)
+    if isinstance(data_classes, (str, bytes)):  # list() made "cat dog" 7 classes, one per character
+        raise ValueError(f"class_names must be a list of names, got one string {data_classes!r}")
     config = entry.config_cls.from_overrides(config_overrides)
     if copy_model:
         loaded = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))

@@ -145,6 +145,8 @@ class ClassifierModel(nn.Module):
     # ----- class prompts -------------------------------------------------------------------
     def set_classes(self, class_names: Sequence[str], template: str) -> None:
         """Tokenise the prompts ``template.format(c=name)`` once; they define the output classes."""
+        if isinstance(class_names, (str, bytes)):  # "cat dog" was 7 classes, one per character, as LabeledImages says
+            raise ValueError(f"class_names must be a list of names, got one string {class_names!r}")
         if not class_names:
             raise ValueError("class_names must not be empty")
         check_prompt_template(template)
