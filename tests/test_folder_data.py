@@ -269,3 +269,16 @@ def test_adding_a_file_to_a_flat_class_can_move_others_between_splits_as_documen
     after = {grown[i] for i in split_within_class(grown, "test")}
     assert len(before) == len(after) == 10 and len(before - after) == 7
     assert {list(reversed(keys))[i] for i in split_within_class(list(reversed(keys)), "test")} == before
+
+
+def test_load_folder_takes_its_folder_as_a_string_too(tmp_path):
+    # load_folder("/photos", ...) failed on "'str' object has no attribute 'is_dir'"; a missing one then said nothing
+    # of the folder
+    for cls in ("cat", "dog"):
+        for i in range(2):
+            _png(tmp_path / cls / f"{i}.png")
+    assert load_folder(str(tmp_path), "train", "a photo of a {c}").class_names == ["cat", "dog"]
+    from core.data.folder import FolderDatasetError
+
+    with pytest.raises(FolderDatasetError, match=r"image folder /no/such/photos does not exist"):
+        load_folder("/no/such/photos", "train", "a photo of a {c}")

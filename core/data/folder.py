@@ -115,10 +115,11 @@ def _check_classes(root: Path, explicit: bool, split: str) -> None:
                                      "('_' reads as a space); rename one")
 
 
-def load_folder(root: Path, split: str, template: str) -> LabeledImages:
+def load_folder(root: str | Path, split: str, template: str) -> LabeledImages:
     """One split of an image-folder dataset (see the module docstring). Raises FolderDatasetError."""
     from core.data.lazy import LazyImages, decode_image_file, file_key, read_image_file
 
+    root = Path(root)  # a str failed on "'str' object has no attribute 'is_dir'"
     if not root.is_dir():
         if root.exists():  # a zip or an image given for the folder: 'does not exist' sent users looking for a typo
             raise FolderDatasetError(f"image folder {root} is a file, not a folder; give the folder that holds the "
