@@ -119,6 +119,33 @@ def make_optimizer(params: list[torch.nn.Parameter], recipe: TrainRecipe) -> tor
     return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
 
 
+def _shown(value: object) -> str:
+    """' ' and the value's repr where it is a short str or dict (a name, a table of settings), else ''."""
+    text = repr(value) if isinstance(value, (str, dict)) else ""
+    return f" {text}" if text and len(text) <= 120 else ""
+
+
+def _check_arguments(module: ClassifierModel, data: LabeledImages, recipe: TrainRecipe) -> None:
+    """ValueError naming what :func:`train` was given in place of a recipe or a dataset (a dict, a name, a tuple of
+    arrays failed on a missing attribute), and data whose classes are not the ones the module was built for (more
+    of them failed in the loss with 'Target 8 is out of bounds'; fewer, or others, trained the wrong prompts)."""
+    if not callable(getattr(module, "named_trainable", None)):
+        raise ValueError(f"module must be a ClassifierModel (core.methods.build_method gives one), got "
+                         f"{type(module).__name__}{_shown(module)}")
+    if not isinstance(recipe, TrainRecipe):
+        raise ValueError(f"recipe must be a TrainRecipe (TrainRecipe(**settings) for a dict of settings), got "
+                         f"{type(recipe).__name__}{_shown(recipe)}")
+    if not isinstance(data, LabeledImages):
+        raise ValueError(f"data must be a LabeledImages (core.data.registry.load_split(name, 'train') gives one), got "
+                         f"{type(data).__name__}{_shown(data)}")
+    built_for = list(getattr(module, "class_names", []))
+    if list(data.class_names) != built_for:
+        def shown(names: list) -> str:
+            return f"{len(names)} ({', '.join(map(str, names[:4]))}{', …' if len(names) > 4 else ''})"
+        raise ValueError(f"{data.name} has the classes {shown(list(data.class_names))} but the module was built for "
+                         f"{shown(built_for)}; build the method with the data's class_names and template")
+
+
 def train(module: ClassifierModel, data: LabeledImages, recipe: TrainRecipe, *,
           progress: Callable[[dict], None] | None = None,
           image_embeddings: ImageEmbeddings | None = None) -> TrainResult:
@@ -135,6 +162,7 @@ def train(module: ClassifierModel, data: LabeledImages, recipe: TrainRecipe, *,
     ``module.image_tower_is_frozen()``, validation scores from them (the same accuracies up to float
     rounding, without the image forward passes); otherwise it is never called.
     """
+    _check_arguments(module, data, recipe)
     named = module.named_trainable()
     if not sum(p.numel() for p in named.values()):  # none, or only empty tensors: nothing would change
         raise ValueError(f"method {getattr(module, 'method', '?')!r} has no trainable parameters; "

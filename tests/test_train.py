@@ -214,3 +214,20 @@ def test_a_tie_keeps_the_earlier_validation_state(loaded, data, monkeypatch):
     assert (result.best_step, result.best_val_acc) == (1, 50.0)  # fewer steps for the same score
     final = trainable_state(module)
     assert all(torch.equal(final[n], states[1][n]) for n in final)
+
+
+def test_a_name_a_dict_or_data_of_other_classes_is_refused_by_name(loaded, data):
+    # a dict for the recipe, a name for the data or the module failed on a missing attribute ('dict' object has no
+    # attribute 'val_fraction'); data with more classes than the module's in the loss, 'Target 5 is out of bounds'
+    module = build_method("bitfit", loaded, data.class_names, data.template)
+    with pytest.raises(ValueError, match=r"recipe must be a TrainRecipe \(TrainRecipe\(\*\*settings\) for a dict of "
+                                         r"settings\), got dict \{'lr': 0\.001\}"):
+        train(module, data, {"lr": 1e-3})
+    with pytest.raises(ValueError, match=r"data must be a LabeledImages .*, got str 'shape-kind'"):
+        train(module, "shape-kind", recipe())
+    with pytest.raises(ValueError, match=r"module must be a ClassifierModel .*, got str 'bitfit'"):
+        train("bitfit", data, recipe())
+    other = toy(40, 1, names=("red", "green", "blue"))
+    with pytest.raises(ValueError, match=r"toy1 has the classes 3 \(red, green, blue\) but the module was built for 4 "
+                                         r"\(red, green, blue, yellow\); build the method with the data's class_names"):
+        train(module, other, recipe())
