@@ -53,6 +53,15 @@ def test_class_names_given_as_one_string_are_refused_not_read_as_letters(loaded)
         module.set_classes("cat", TEMPLATE)
 
 
+def test_a_model_name_or_a_bare_open_clip_model_for_loaded_is_told_to_load_it(loaded):
+    # build_method("lora", "worldclip-tiny", ...) failed with "'str' object has no attribute 'model'"
+    with pytest.raises(ValueError, match=r"loaded must be a core\.models\.LoadedModel \(core\.models\.load_model\(name\) "
+                                         r"gives one\), got str 'worldclip-tiny'$"):
+        build_method("bitfit", "worldclip-tiny", CLASSES, TEMPLATE)
+    with pytest.raises(ValueError, match=rf"got {type(loaded.model).__name__}$"):
+        build_method("bitfit", loaded.model, CLASSES, TEMPLATE)
+
+
 @pytest.mark.parametrize("name, overrides, match", [
     ("lora", {"rank": 0}, "rank"), ("lora", {"parts": "qx"}, "parts"), ("lora", {"scale": -1.0}, "scale"),
     ("bitfit", {"towers": "audio"}, "towers"), ("clip_adapter", {"ratio": 1.5}, "ratio"),

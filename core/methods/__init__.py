@@ -101,6 +101,10 @@ def build_method(name: str, loaded: LoadedModel, data_classes: Sequence[str], te
     The result is in eval mode.
     """
     entry = get_method(name)
+    if not all(hasattr(loaded, attr) for attr in ("model", "tokenizer", "spec")):  # failed on "has no attribute 'model'"
+        shown = f" {loaded!r}" if isinstance(loaded, str) else ""
+        raise ValueError(f"loaded must be a core.models.LoadedModel (core.models.load_model(name) gives one), got "
+                         f"{type(loaded).__name__}{shown}")
     if isinstance(data_classes, (str, bytes)):  # list() made "cat dog" 7 classes, one per character
         raise ValueError(f"class_names must be a list of names, got one string {data_classes!r}")
     config = entry.config_cls.from_overrides(config_overrides)
