@@ -282,3 +282,23 @@ def test_load_folder_takes_its_folder_as_a_string_too(tmp_path):
 
     with pytest.raises(FolderDatasetError, match=r"image folder /no/such/photos does not exist"):
         load_folder("/no/such/photos", "train", "a photo of a {c}")
+
+
+def test_a_split_without_images_says_what_its_class_folders_hold_instead(tmp_path):
+    # each was only '<folder> has no readable images for the train split': an iPhone's .heic photos, empty class
+    # folders and classes too small to give the flat layout a test image read alike
+    heic, empty, small = _dir(tmp_path / "heic"), _dir(tmp_path / "empty"), _dir(tmp_path / "small")
+    for cls in ("cat", "dog"):
+        for i in range(3):
+            _dir(heic / cls).joinpath(f"{i}.heic").write_bytes(b"x")
+            _png(small / cls / f"{i}.png")
+        _dir(empty / cls)
+    with pytest.raises(DatasetUnavailableError, match=r"no readable images for the train split: its class folders hold "
+                                                      r"only files of other types \(6 \.heic\); images are read from "
+                                                      r"\.bmp, .*\.webp files"):
+        load_split(f"folder:{heic}", "train")
+    with pytest.raises(DatasetUnavailableError, match=r"for the train split \(its class folders hold no files\)"):
+        load_split(f"folder:{empty}", "train")
+    with pytest.raises(DatasetUnavailableError, match=rf"for the test split \(its classes hold 6 image\(s\), fewer than "
+                                                      rf"{TEST_EVERY} each, which the flat layout keeps in train"):
+        load_split(f"folder:{small}", "test")

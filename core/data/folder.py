@@ -74,6 +74,23 @@ def file_order_key(relative: PurePath) -> tuple[str, ...]:
     return tuple(unicodedata.normalize("NFC", part) for part in relative.parts)
 
 
+def _other_files(classes: list[Path]) -> str:
+    """What a split without images holds instead, for its error: the file types left out (an iPhone's .heic photos
+    were 'no readable images' with no word of why) and the types read; "" where the class folders hold no files."""
+    other: dict[str, int] = {}
+    for folder in classes:
+        for path in folder.rglob("*"):
+            parts = path.relative_to(folder).parts
+            if (path.is_file() and not any(_hidden(p) for p in parts)
+                    and path.suffix.lower() not in IMAGE_SUFFIXES):
+                other[path.suffix.lower() or "(no suffix)"] = other.get(path.suffix.lower() or "(no suffix)", 0) + 1
+    if not other:
+        return " (its class folders hold no files)"
+    found = ", ".join(f"{n} {suffix}" for suffix, n in sorted(other.items(), key=lambda kv: (-kv[1], kv[0]))[:5])
+    return (f": its class folders hold only files of other types ({found}); images are read from "
+            f"{', '.join(sorted(IMAGE_SUFFIXES))} files (convert the others, e.g. .heic to .jpg)")
+
+
 def split_within_class(keys: list[str], split: str) -> list[int]:
     """The positions of one class's items that belong to ``split``: the items ordered by a hash of their
     key (an order no listing or renaming of other files changes), every TEST_EVERY-th is a test item, so each class
@@ -129,9 +146,10 @@ def load_folder(root: str | Path, split: str, template: str) -> LabeledImages:
     explicit = any((root / s).is_dir() for s in SPLITS)
     _check_classes(root, explicit, split)
     classes = class_dirs(root / split if explicit else root)
-    images, labels, skipped = [], [], []
+    images, labels, skipped, listed = [], [], [], 0
     for label, folder in enumerate(classes):
         files = image_files(folder)
+        listed += len(files)
         for path in files if explicit else _flat_split(files, folder, split):
             try:
                 key = file_key(path)  # before decoding: a change after this check is caught when it is read
@@ -145,7 +163,11 @@ def load_folder(root: str | Path, split: str, template: str) -> LabeledImages:
         log.warning("%s (%s): skipped %d unreadable image(s): %s%s", root, split, len(skipped),
                     ", ".join(skipped[:3]), " …" if len(skipped) > 3 else "")
     if not images:
-        raise FolderDatasetError(f"{root} has no readable images for the {split} split")
+        why = (f" (none of its {len(skipped)} image file(s) could be decoded: {', '.join(skipped[:3])})" if skipped
+               else f" (its classes hold {listed} image(s), fewer than {TEST_EVERY} each, which the flat layout keeps "
+                    "in train; add images, or give train/ and test/ folders)" if listed
+               else _other_files(classes))
+        raise FolderDatasetError(f"{root} has no readable images for the {split} split{why}")
     return LabeledImages(LazyImages(read_image_file, images), np.array(labels, np.int64),
                          [class_name(c) for c in classes], template, f"folder:{root}",
                          {"source": "folder", "split": split, "skipped": len(skipped)})
