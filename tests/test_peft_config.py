@@ -41,6 +41,14 @@ def test_peft_config_merges_overrides_files_and_types(loaded, tmp_path):
             generic.from_overrides(overrides)
 
 
+def test_an_adapter_config_folder_without_the_file_says_what_it_holds(tmp_path):
+    # was "adapter_config '<folder>': no such file", as if the folder itself were missing
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"adapter_config '.*' is a folder without adapter_config\.json \(it holds "
+                                         r"adapter_model\.safetensors\); give the folder peft's save_pretrained wrote"):
+        get_method("peft").config_cls.from_overrides({"adapter_config": str(tmp_path)})
+
+
 def test_a_misspelt_peft_type_or_setting_is_told_the_closest_name():
     # peft said only "LoraConfig.__init__() got an unexpected keyword argument 'rank'"; a type typo listed some fifty
     generic = get_method("peft").config_cls

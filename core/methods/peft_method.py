@@ -56,6 +56,11 @@ ADAPTER_NAME = "default"
 def _read_adapter_config(path: str) -> dict[str, Any]:
     file = Path(path)
     if file.is_dir():
+        if not (file / "adapter_config.json").is_file():  # was 'no such file', as if the folder were missing
+            held = sorted(p.name for p in file.iterdir() if not p.name.startswith("."))
+            raise ValueError(f"adapter_config {path!r} is a folder without adapter_config.json (it holds "
+                             f"{', '.join(held[:5]) + (' …' if len(held) > 5 else '') if held else 'nothing'}); "
+                             "give the folder peft's save_pretrained wrote, or the JSON file itself")
         file = file / "adapter_config.json"
     if not file.is_file():
         raise ValueError(f"adapter_config {path!r}: no such file (expected adapter_config.json or its folder)")
