@@ -185,3 +185,10 @@ def test_a_misspelt_dataset_world_task_or_source_is_told_the_closest_name():
         list_datasets("World")
     with pytest.raises(ValueError, match=r"unknown dataset 'zzzz'; known: "):
         get_dataset("zzzz")  # nothing close: no guess
+
+
+def test_a_world_task_with_a_misspelt_knob_is_refused_when_it_is_made():
+    # 'clutterr' passed and failed when the task was first drawn: "render_shapes() got an unexpected keyword argument"
+    with pytest.raises(ValueError, match=r"world task 'x': family 'shapes' has no knob 'clutterr' \(did you mean "
+                                         r"'clutter'\?\); its renderer takes clutter, noise"):
+        world.WorldTask("x", "shapes", "shape", ("a", "b"), "a {c}", {"clutterr": 1.0})

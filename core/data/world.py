@@ -9,6 +9,7 @@ spans a range and image-image similarity differs across tasks. Same seed -> same
 """
 from __future__ import annotations
 
+import inspect
 import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -193,6 +194,14 @@ class WorldTask:
         for n in (self.n_train, self.n_test):
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"world task {self.name!r}: n_train and n_test must be positive integers, got {n!r}")
+        # a misspelt knob failed when the task was first drawn, with the renderer's TypeError
+        params = inspect.signature(_fam(self.family).render).parameters if self.family != "*" else {}
+        takes = [p for p in params if p not in ("rng", "n")]
+        open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        for knob in self.knobs if params and not open_ended else ():
+            if knob not in takes:
+                raise ValueError(f"world task {self.name!r}: family {self.family!r} has no knob {knob!r}"
+                                 f"{did_you_mean(knob, takes)}; its renderer takes {', '.join(takes)}")
 
 
 def _fam(name: str) -> Family:
