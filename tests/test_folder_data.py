@@ -302,3 +302,13 @@ def test_a_split_without_images_says_what_its_class_folders_hold_instead(tmp_pat
     with pytest.raises(DatasetUnavailableError, match=rf"for the test split \(its classes hold 6 image\(s\), fewer than "
                                                       rf"{TEST_EVERY} each, which the flat layout keeps in train"):
         load_split(f"folder:{small}", "test")
+
+
+def test_a_folder_one_level_above_its_classes_names_the_folder_to_give(tmp_path):
+    # a zip unpacked with its top folder ('photos/cat', 'photos/dog') was only 'needs at least two class sub-folders'
+    for cls in ("cat", "dog"):
+        _png(tmp_path / "photos" / cls / "0.png")
+    with pytest.raises(DatasetUnavailableError, match=rf"needs at least two class sub-folders; it holds one folder, "
+                                                      rf"'photos', whose sub-folders look like the classes: give "
+                                                      rf"folder:{tmp_path}/photos$"):
+        load_split(f"folder:{tmp_path}", "train")
