@@ -42,6 +42,17 @@ def test_stanford_cars_missing_says_it_cannot_be_downloaded_and_where_it_goes(tm
         load_split("cars", "train")
 
 
+def test_iimm_data_naming_a_file_is_said_so_not_called_offline(tmp_path, monkeypatch):
+    # a download was tried into it and failed (NotADirectoryError): 'this machine may be offline'
+    data = tmp_path / "datasets.tar"
+    data.write_bytes(b"x")
+    monkeypatch.setenv("IIMM_DATA", str(data))
+    with pytest.raises(DatasetUnavailableError, match=rf"MNIST cannot be read from or downloaded into {data}: it is a "
+                                                      r"file, not a folder; set IIMM_DATA to a folder") as info:
+        load_split("mnist", "test")
+    assert "offline" not in str(info.value)
+
+
 def _fake_mnist(root, n=10):
     """MNIST's raw idx files as torchvision.datasets.MNIST reads them: image i shows digit i % 10."""
     import struct

@@ -259,6 +259,10 @@ def _load_torchvision(spec: DatasetSpec, split: str, max_items: int | None) -> L
 
     # '~' expanded as torchvision expands it: the split keys are paths under this root (see _item_keys)
     root = data_root()
+    if root.exists() and not root.is_dir():  # was a download tried and 'this machine may be offline'
+        raise DatasetUnavailableError(f"{spec.description} cannot be read from or downloaded into {root}: it is a file, "
+                                      "not a folder; set IIMM_DATA to a folder (unset, the datasets go to "
+                                      "~/.cache/iimm-data)")
     cls = getattr(tvd, spec.tv_class, None)
     if not isinstance(cls, type):  # a typo in a registry entry: AttributeError from deep in the loader
         raise ValueError(f"dataset {spec.name!r}: torchvision.datasets has no dataset class {spec.tv_class!r} "
