@@ -62,6 +62,14 @@ def test_a_model_name_or_a_bare_open_clip_model_for_loaded_is_told_to_load_it(lo
         build_method("bitfit", loaded.model, CLASSES, TEMPLATE)
 
 
+def test_an_orthogonal_block_size_that_fits_no_weight_is_told_the_sizes_that_fit(loaded):
+    # was 'block_size 3 does not divide the input width 128', with no size that would
+    with pytest.raises(ValueError, match=r"block_size 3 does not divide the input width of every rotated weight "
+                                         r"\(widths 128\); use one that divides them all \(2, 4, 8, 16, 32, 64, 128\) "
+                                         r"or 0 for one full rotation"):
+        build_method("orthogonal", loaded, CLASSES, TEMPLATE, {"block_size": 3})
+
+
 @pytest.mark.parametrize("name, overrides, match", [
     ("lora", {"rank": 0}, "rank"), ("lora", {"parts": "qx"}, "parts"), ("lora", {"scale": -1.0}, "scale"),
     ("bitfit", {"towers": "audio"}, "towers"), ("clip_adapter", {"ratio": 1.5}, "ratio"),

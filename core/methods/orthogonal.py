@@ -18,6 +18,8 @@ Choices (the paper's exact placement and weights are not public in what we could
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
@@ -96,6 +98,14 @@ class OrthogonalModel(ClassifierModel):
         super().__init__(loaded, class_names, template, method="orthogonal", config=config)
         towers = parse_towers(config.towers)
         targets = qkv_targets(self.clip, towers) + (mlp_in_targets(self.clip, towers) if config.include_mlp else [])
+        widths = {t.weight.shape[1] for t in targets}
+        if config.block_size and any(w % config.block_size for w in widths):  # said of one weight, no way out
+            common = math.gcd(*widths)
+            fits = [d for d in range(2, common + 1) if common % d == 0]
+            raise ValueError(f"block_size {config.block_size} does not divide the input width of every rotated weight "
+                             f"(widths {', '.join(map(str, sorted(widths)))}); use one that divides them all "
+                             f"({', '.join(map(str, fits[:10])) or 'none above 1'}{' …' if len(fits) > 10 else ''}) "
+                             "or 0 for one full rotation per weight")
         for target in targets:
             w = target.weight
             attach(target, CayleyRotation(w.shape[1], config.block_size, w))
