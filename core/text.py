@@ -18,9 +18,9 @@ from typing import Any
 #: it: :func:`formula_safe`).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
-__all__ = ["date_span", "did_you_mean", "distinct_labels", "fixed", "formula_safe", "model_key", "model_pair",
-           "option_labels", "option_text", "plain", "shorten", "signed", "unmatched_link_text", "utc_moments", "utc_text",
-           "zeros_unsigned"]
+__all__ = ["closest_name", "date_span", "did_you_mean", "distinct_labels", "fixed", "formula_safe", "model_key",
+           "model_pair", "option_labels", "option_text", "plain", "shorten", "signed", "unmatched_link_text", "utc_moments",
+           "utc_text", "zeros_unsigned"]
 
 # Every character Markdown (CommonMark + GitHub extensions + Streamlit's :colour[...] and emoji
 # shortcodes) can give meaning to, plus HTML's angle brackets and entities.
@@ -258,11 +258,18 @@ def unmatched_link_text(what: str, asked: Sequence[str], instead: str, chosen_be
     return f"This link asks for the {plain(what)} {names}, which is not among this page's choices: {plain(instead)}."
 
 
-def did_you_mean(name: object, known: Iterable[object]) -> str:
-    """`` (did you mean 'x'?)`` for a misspelt ``name`` close to one of ``known`` (a registry's names, a config's
-    keys), else "": an unknown-name error adds it after the name, then lists the known ones. Case is ignored in the
-    comparison ('clip' finds 'CLIP'); the jobs' options say it alike (``jobs.cli.did_you_mean``)."""
+def closest_name(name: object, known: Iterable[object]) -> str | None:
+    """The one of ``known`` closest to a misspelt ``name`` (case ignored: 'clip' finds 'CLIP'), None when none is
+    close (difflib's ratio below 0.6)."""
     names = {str(k).casefold(): str(k) for k in reversed(list(known))}  # the first spelled of two that fold alike
     typed = str(name).casefold()
     close = [typed] if typed in names else difflib.get_close_matches(typed, list(names), n=1)
-    return f" (did you mean {names[close[0]]!r}?)" if close else ""
+    return names[close[0]] if close else None
+
+
+def did_you_mean(name: object, known: Iterable[object]) -> str:
+    """`` (did you mean 'x'?)`` for a misspelt ``name`` close to one of ``known`` (a registry's names, a config's
+    keys; :func:`closest_name`), else "": an unknown-name error adds it after the name, then lists the known ones;
+    the jobs' options say it alike (``jobs.cli.did_you_mean``)."""
+    close = closest_name(name, known)
+    return f" (did you mean {close!r}?)" if close is not None else ""

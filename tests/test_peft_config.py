@@ -41,6 +41,15 @@ def test_peft_config_merges_overrides_files_and_types(loaded, tmp_path):
             generic.from_overrides(overrides)
 
 
+def test_a_misspelt_target_module_is_told_the_closest_module_name(loaded):
+    # 'v_porj' beside 'q_proj' was refused with some forty module names, not the one meant
+    with pytest.raises(ValueError, match=r"peft target_modules \['kproj', 'v_porj'\] match no module of the model; "
+                                         r"module names end in .*; did you mean 'k_proj' for 'kproj', 'v_proj' for "
+                                         r"'v_porj'\?$"):
+        build_method("peft", loaded, CLASSES, TEMPLATE,
+                     {"peft": {"type": "LORA", "target_modules": ["q_proj", "v_porj", "kproj"]}})
+
+
 def test_an_adapter_config_folder_without_the_file_says_what_it_holds(tmp_path):
     # was "adapter_config '<folder>': no such file", as if the folder itself were missing
     (tmp_path / "adapter_model.safetensors").write_bytes(b"x")

@@ -40,7 +40,7 @@ from torch import nn
 from core.method_info import GENERIC_PEFT, PEFT_FAMILIES, MethodInfo, normalise_peft, peft_catalogue
 from core.methods.base import ClassifierModel, MethodConfig, MethodEntry, check_init_seed, init_seed, require
 from core.methods.unpacked import pack_attention, unpack_attention
-from core.text import did_you_mean
+from core.text import closest_name, did_you_mean
 
 if TYPE_CHECKING:
     from core.models import LoadedModel
@@ -227,8 +227,10 @@ def _check_names(model: nn.Module, config_obj) -> None:
         unmatched = sorted(k for k in keys if not any(matches(k, n) for n in names))
         if unmatched:
             leaves = sorted({n.rsplit(".", 1)[-1] for n in names} - {str(i) for i in range(len(names))})
+            meant = [f"{close!r} for {k!r}" for k in unmatched if (close := closest_name(k, leaves))]
             raise ValueError(f"peft {setting} {unmatched} match no module of the model; module names end in "
-                             f"{', '.join(leaves[:40])}{' ...' if len(leaves) > 40 else ''}")
+                             f"{', '.join(leaves[:40])}{' ...' if len(leaves) > 40 else ''}"
+                             f"{'; did you mean ' + ', '.join(meant) + '?' if meant else ''}")
 
 
 def _attach(module: PeftClassifier, config_obj) -> PeftClassifier:
