@@ -20,6 +20,7 @@ from core.config_types import check_types
 from core.data.base import LabeledImages
 from core.evaluate import ImageEmbeddings, NonFiniteLogits, accuracy
 from core.imaging import images_to_tensor
+from core.text import did_you_mean
 
 if TYPE_CHECKING:
     from core.methods.base import ClassifierModel
@@ -64,7 +65,8 @@ class TrainRecipe:
     def __post_init__(self) -> None:
         check_types(TrainRecipe, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
         checks = [
-            (self.optimizer in ("sgd", "adamw"), f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}"),
+            (self.optimizer in ("sgd", "adamw"), f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}"
+                                                 f"{did_you_mean(self.optimizer, ('sgd', 'adamw'))}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (0 <= self.momentum < 1, f"momentum must lie in [0, 1), got {self.momentum}"),
             (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),

@@ -231,3 +231,14 @@ def test_a_name_a_dict_or_data_of_other_classes_is_refused_by_name(loaded, data)
     with pytest.raises(ValueError, match=r"toy1 has the classes 3 \(red, green, blue\) but the module was built for 4 "
                                          r"\(red, green, blue, yellow\); build the method with the data's class_names"):
         train(module, other, recipe())
+
+
+def test_a_misspelt_optimizer_or_towers_is_told_the_closest_choice():
+    # 'Adam', 'SGD' and 'Image' were refused with the choices but not the one meant
+    with pytest.raises(ValueError, match=r"optimizer must be 'sgd' or 'adamw', got 'Adam' \(did you mean 'adamw'\?\)$"):
+        TrainRecipe(optimizer="Adam")
+    from core.methods.lora import LoRAConfig
+
+    with pytest.raises(ValueError, match=r"towers must be one of \['both', 'image', 'text'\], got 'Image' \(did you "
+                                         r"mean 'image'\?\)$"):
+        LoRAConfig(towers="Image")

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from core.text import did_you_mean
+
 TOWER_CHOICES = {"both": ("image", "text"), "image": ("image",), "text": ("text",)}
 _BLOCK_LISTS = ("resblocks", "blocks")  # open_clip Transformer / timm ViT and EVA
 _MLP_IN = ("c_fc", "fc1", "fc1_g", "fc1_x")  # open_clip MLP / timm Mlp / timm SwiGLU
@@ -27,7 +29,8 @@ def tower_of(name: str) -> str | None:
 def parse_towers(value: str) -> tuple[str, ...]:
     """'both' | 'image' | 'text' -> tuple of tower names; ValueError otherwise."""
     if value not in TOWER_CHOICES:
-        raise ValueError(f"towers must be one of {sorted(TOWER_CHOICES)}, got {value!r}")
+        raise ValueError(f"towers must be one of {sorted(TOWER_CHOICES)}, got {value!r}"
+                         f"{did_you_mean(value, sorted(TOWER_CHOICES))}")
     return TOWER_CHOICES[value]
 
 
