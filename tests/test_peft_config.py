@@ -68,6 +68,8 @@ def test_a_misspelt_peft_type_or_setting_is_told_the_closest_name():
         get_method("peft_lora").config_cls.from_overrides({"peft": {"lora_alfa": 4}})
     with pytest.raises(ValueError, match=r"unknown peft type 'LORAA' \(did you mean 'LORA'\?\); known: ADALORA"):
         generic.from_overrides({"peft": {"type": "LORAA"}})
+    with pytest.raises(ValueError, match=r"family must be one of .*, got 'additve' \(did you mean 'additive'\?\)$"):
+        generic.from_overrides({"peft": {"type": "LORA"}, "family": "additve"})
 
 
 def test_a_setting_peft_adjusts_while_attaching_is_in_the_record(loaded):

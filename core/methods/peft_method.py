@@ -133,7 +133,8 @@ class PeftMethodConfig(MethodConfig):
         super().__post_init__()  # field types: a bool is no int, a string no number
         require(isinstance(self.peft, dict), f"peft must be a table of peft config settings, got {self.peft!r}")
         check_init_seed(self.init_seed)
-        require(self.family in ("",) + PEFT_FAMILIES, f"family must be one of {PEFT_FAMILIES}, got {self.family!r}")
+        require(self.family in ("",) + PEFT_FAMILIES, f"family must be one of {PEFT_FAMILIES}, got {self.family!r}"
+                                                      f"{did_you_mean(self.family, PEFT_FAMILIES)}")
         bad = _non_finite(self.resolved())
         require(bad is None, f"peft setting {bad} is not a finite number (peft does not check: the adapter "
                              "would give NaN logits, reported as a diverged run)")
