@@ -31,14 +31,21 @@ def _submitted(**change):
     return dict(recs[0], run_id="old-hostile", **change), recs[1]
 
 
+def _stored(sub, **change):
+    """:func:`_submitted`'s two records written into the submissions folder ``sub`` as JSON files, as a
+    submission stored before the formula check left them (no check runs on the way)."""
+    sub.mkdir()
+    hostile, clean = _submitted(**change)
+    for rec in (hostile, clean):
+        (sub / f"{rec['run_id']}.json").write_bytes(record_bytes(rec))
+    return hostile, clean
+
+
 @pytest.mark.parametrize("change", [{"method": '=HYPERLINK("http://x","y")'}, {"claimed_source": "@SUM(1)"},
                                     {"config": {"optimizer": {"name": "-1+1"}}}, {"+1": "custom field name"}])
 def test_a_stored_submission_holding_formula_text_is_quarantined_on_read_and_named(stores, caplog, change):
     sub = stores[2]
-    sub.mkdir()
-    hostile, clean = _submitted(**change)
-    for rec in (hostile, clean):  # written straight into the folder: no submission check ran
-        (sub / f"{rec['run_id']}.json").write_bytes(record_bytes(rec))
+    hostile, clean = _stored(sub, **change)
     with caplog.at_level(logging.WARNING, logger="core.store"):
         runs = store.load_runs()  # the app's roots: shipped, local, submissions
     assert set(runs["run_id"]) >= {clean["run_id"]} and "old-hostile" not in set(runs["run_id"])
@@ -51,10 +58,7 @@ def test_a_stored_submission_holding_formula_text_is_quarantined_on_read_and_nam
 
 def test_the_store_index_never_keeps_a_quarantined_submission(stores, tmp_path):
     sub = stores[2]
-    sub.mkdir()
-    hostile, clean = _submitted(dataset="+1+1")
-    for rec in (hostile, clean):
-        (sub / f"{rec['run_id']}.json").write_bytes(record_bytes(rec))
+    hostile, clean = _stored(sub, dataset="+1+1")
     for _ in range(2):  # the second read takes unchanged records from the index
         runs = store.load_runs([sub], index_dir=tmp_path / "index")
         assert list(runs["run_id"]) == [clean["run_id"]]
@@ -76,10 +80,7 @@ def test_a_submitted_parquet_row_holding_formula_text_is_quarantined(stores, nam
 
 def test_compaction_leaves_a_quarantined_submission_in_place_and_out_of_the_store(stores):
     sub = stores[2]
-    sub.mkdir()
-    hostile, clean = _submitted(model="@cmd")
-    for rec in (hostile, clean):
-        (sub / f"{rec['run_id']}.json").write_bytes(record_bytes(rec))
+    hostile, clean = _stored(sub, model="@cmd")
     target = store.compact(sub)
     assert (sub / "old-hostile.json").exists()  # invalid records are left where they are, as always
     assert pq.read_table(target)["run_id"].to_pylist() == [clean["run_id"]]
@@ -117,10 +118,7 @@ def test_the_runs_page_never_shows_a_stored_submission_holding_formula_text(stor
     from streamlit.testing.v1 import AppTest
 
     sub = stores[2]
-    sub.mkdir()
-    hostile, clean = _submitted(method="=1+1")
-    for rec in (hostile, clean):
-        (sub / f"{rec['run_id']}.json").write_bytes(record_bytes(rec))
+    hostile, clean = _stored(sub, method="=1+1")
     at = AppTest.from_file("../pages/runs.py", default_timeout=120).run()
     notice = " ".join(w.value for w in at.warning).replace("\\", "")
     assert not at.exception and "1 record skipped: submitted/old-hostile.json (field 'method' holds text" in notice
