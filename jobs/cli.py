@@ -34,7 +34,6 @@ import argparse
 import codecs
 import contextlib
 import contextvars
-import difflib
 import functools
 import logging
 import os
@@ -49,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from core.data.registry import DatasetUnavailableError
 from core.models import ModelUnavailableError
+from core.text import did_you_mean  # noqa: F401 (re-exported: the jobs' unknown-name errors add it, as core's do)
 from jobs.option_checks import (  # noqa: F401 (re-exported: the jobs import every convention from here)
     check_cache_folder, check_csv_out, check_device, check_file_out, check_folder_not_file_name, check_folder_out,
     check_results_folder, check_writable_folder)
@@ -304,13 +304,6 @@ def comma_list(text: str, flag: str | None = None) -> list[str]:
     if flag is not None and not names:
         raise ValueError(f"{flag} {text!r} names nothing: give one or more names, comma-separated")
     return names
-
-
-def did_you_mean(name: object, known: Iterable[object]) -> str:
-    """`` (did you mean 'x'?)`` for a misspelt ``name`` close to one of ``known`` (the values an option takes), else
-    "": the jobs' unknown-name errors add it after the name, then list the known ones."""
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def refused_records(report: Any, source: str | Path) -> str | None:

@@ -84,6 +84,9 @@ def test_a_grid_selection_naming_what_the_grid_lacks_says_what_it_has(caplog):
     said = caplog.records[-1].getMessage()
     assert said == ("error: --methods names 'bitfi' (did you mean 'bitfit'?), not in grid 'smoke'; "
                     "its methods: bitfit, linear_probe, zero_shot")
+    # a name in other capitals: jobs' suggestions ignore case, as core's do (core.text.did_you_mean)
+    assert grid.main([*argv, "--methods", "ZERO_SHOT"]) == 2
+    assert caplog.records[-1].getMessage().startswith("error: --methods names 'ZERO_SHOT' (did you mean 'zero_shot'?), ")
     assert grid.main([*argv, "--seeds", "7"]) == 2
     assert caplog.records[-1].getMessage().endswith("--seeds names 7, not in grid 'smoke'; its seeds: 0")
 
