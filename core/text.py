@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 #: What a text cell may not start with in a CSV others open: spreadsheets run it as a formula (uploads' class names
-#: and submitted records refuse such text; CSV downloads of the store and jobs.forecast's CSV put an apostrophe before
-#: it: :func:`formula_safe`).
+#: and submitted records refuse such text; CSV downloads of the store and the CSVs of jobs.forecast and
+#: jobs.reproduce put an apostrophe before it: :func:`formula_safe`).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 __all__ = ["closest_name", "date_span", "did_you_mean", "distinct_labels", "fixed", "formula_safe", "model_key",

@@ -303,12 +303,14 @@ def _report(tables: list[pd.DataFrame], reproduced: int, total: int, args: argpa
     if args.out is not None:
         from core.schema import csv_text
         from core.store import write_file_atomic
+        from core.text import formula_safe
 
         # a list (ood_sets) as JSON text, as the store and jobs.export write it: Python's repr ['a', 'b'] is no list
         # to jq, R or JavaScript
         as_json = {c: found[c].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
                    for c in ("recorded", "reproduced")}
-        write_file_atomic(args.out, csv_text(found.assign(**as_json)))  # its missing folders made
+        # a host reproduces strangers' submissions: a claimed name that starts as a formula gets an apostrophe
+        write_file_atomic(args.out, csv_text(formula_safe(found.assign(**as_json))))  # its missing folders made
     print(f"{reproduced} of {total} records reproduce (tolerance {args.tolerance:g}; "
           f"zero-shot measures {args.measure_tolerance:g})")
     if args.out is not None:

@@ -38,3 +38,17 @@ def test_ctrl_c_before_any_record_is_compared_leaves_an_earlier_out_as_it_was(tm
     out = capsys.readouterr().out
     assert "interrupted after 0 of 1 records" in out and "nothing compared: --out left as it was" in out
     assert "r1,iimm" in earlier.read_text(encoding="utf-8") and "wrote the differing values" not in out
+
+
+def test_a_relabelled_name_that_starts_as_a_formula_is_written_as_text(tmp_path, monkeypatch):
+    """A host reproduces strangers' submissions: a record whose method claims '=HYPERLINK(…)' was written into the
+    CSV as it was, where a spreadsheet runs it; its cell now gets the apostrophe the store's CSV export gives."""
+    shipped = json.loads(Path(SHIPPED).read_text(encoding="utf-8"))
+    monkeypatch.setattr(reproduce, "reproduce", lambda record, **kwargs: json.loads(json.dumps(shipped)))
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({**shipped, "method": '=HYPERLINK("http://x","y")', "iimm": -0.5}), encoding="utf-8")
+    assert reproduce.main([str(path), "--out", str(tmp_path / "d.csv")]) == 1
+    rows = pd.read_csv(tmp_path / "d.csv").set_index("field")
+    assert rows.loc["method", "recorded"] == "'=HYPERLINK(\"http://x\",\"y\")"
+    assert rows.loc["method", "reproduced"] == shipped["method"]
+    assert float(rows.loc["iimm", "recorded"]) == -0.5  # a number stays a number: no apostrophe before its sign
