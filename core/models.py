@@ -153,7 +153,8 @@ def hub_reachable(host: str = "huggingface.co", port: int = 443, timeout: float 
 
 
 class _DropRandomInitWarning(logging.Filter):
-    """open_clip warns 'Model initialized randomly' before our shipped weights are loaded: not true."""
+    """open_clip warns 'Model initialized randomly' (on the root logger) before our shipped weights are loaded: not
+    true; for a random-weights spec it is true, but :func:`load_model` says so itself, in its own logger's line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith("No pretrained weights loaded")
@@ -175,7 +176,7 @@ def needs_quick_gelu(spec: ModelSpec) -> bool:
 def _create(spec: ModelSpec, device: str):
     import open_clip
 
-    quiet = _DropRandomInitWarning() if spec.shipped_weights else None
+    quiet = _DropRandomInitWarning() if spec.shipped_weights or spec.random_weights else None
     root = logging.getLogger()
     if quiet:
         root.addFilter(quiet)
