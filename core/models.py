@@ -152,12 +152,18 @@ def hub_reachable(host: str = "huggingface.co", port: int = 443, timeout: float 
         return False
 
 
-class _DropRandomInitWarning(logging.Filter):
-    """open_clip warns 'Model initialized randomly' (on the root logger) before our shipped weights are loaded: not
-    true; for a random-weights spec it is true, but :func:`load_model` says so itself, in its own logger's line."""
+class _DropOpenClipLines(logging.Filter):
+    """Drops open_clip's root-logger lines that begin with one of ``starts``: its 'Model initialized randomly' before
+    our shipped weights are loaded (not true; for a random-weights spec true, but :func:`load_model` says so itself,
+    in its own logger's line), and its 'Failed to download weights' on a try at the local cache only (expected
+    offline; it raises the same text, which :func:`load_model` turns into its one sentence for the user)."""
+
+    def __init__(self, *starts: str) -> None:
+        super().__init__()
+        self.starts = starts
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("No pretrained weights loaded")
+        return not record.getMessage().startswith(self.starts)
 
 
 def needs_quick_gelu(spec: ModelSpec) -> bool:
@@ -173,19 +179,18 @@ def needs_quick_gelu(spec: ModelSpec) -> bool:
     return bool(open_clip.get_pretrained_cfg(spec.arch, spec.pretrained).get("quick_gelu", False))
 
 
-def _create(spec: ModelSpec, device: str):
+def _create(spec: ModelSpec, device: str, *, cache_only: bool = False):
     import open_clip
 
-    quiet = _DropRandomInitWarning() if spec.shipped_weights or spec.random_weights else None
+    random_init = ("No pretrained weights loaded",) if spec.shipped_weights or spec.random_weights else ()
+    quiet = _DropOpenClipLines(*random_init, *(("Failed to download weights",) if cache_only else ()))
     root = logging.getLogger()
-    if quiet:
-        root.addFilter(quiet)
+    root.addFilter(quiet)
     try:
         return open_clip.create_model_and_transforms(spec.arch, pretrained=spec.pretrained, device=device,
                                                      force_quick_gelu=needs_quick_gelu(spec))
     finally:
-        if quiet:
-            root.removeFilter(quiet)
+        root.removeFilter(quiet)
 
 
 def _create_from_cache_or_hub(spec: ModelSpec, device: str):
@@ -205,7 +210,7 @@ def _create_from_cache_or_hub(spec: ModelSpec, device: str):
 
     saved, hub.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE, True  # fail at once instead of retrying for a minute
     try:
-        return _create(spec, device)
+        return _create(spec, device, cache_only=True)
     except Exception as exc:
         raise ModelUnavailableError(_offline_message(spec, exc)) from exc
     finally:
