@@ -256,8 +256,9 @@ def read_json_record(path: Path, skipped: list[Skipped] | None = None) -> dict[s
     """The validated record in ``path``, or None (named in ``skipped``, and logged) if unusable: a submitted one
     holding text a spreadsheet would run too (:func:`core.store.formulas.submitted_formula_problem`)."""
     try:
-        rec = parse_record_bytes(read_capped(path, MAX_RECORD_BYTES))
-        if problem := submitted_formula_problem(rec):  # stored before submissions were checked, or by hand
+        raw = read_capped(path, MAX_RECORD_BYTES)
+        rec = parse_record_bytes(raw)
+        if problem := submitted_formula_problem(rec, raw):  # stored before submissions were checked, or by hand
             raise RecordError(problem + STORED_NOTE)
         return rec
     except FileNotFoundError:  # compacted or replaced since listing: not an error
