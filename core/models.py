@@ -84,10 +84,10 @@ def check_model(name: str | ModelSpec, pretrained: str | None = None) -> ModelSp
         tags = open_clip.list_pretrained_tags_by_model(spec.arch)  # a typo is not 'offline': say what is known
         known = ", ".join(tags[:8]) + (", … see open_clip.list_pretrained_tags_by_model" if len(tags) > 8 else "")
         raise ModelUnavailableError(
-            f"{spec.arch} has no pretrained weights {spec.pretrained!r}{did_you_mean(spec.pretrained, tags)}: neither an open_clip tag of this "
-            f"architecture ({known or 'it has none'}) nor a weights file that exists (a file is named by a path "
-            f"with a folder, e.g. ./{spec.pretrained}, or a {'/'.join(WEIGHTS_SUFFIXES)} name); the offline default "
-            f"is '{DEFAULT_MODEL}'.")
+            f"{spec.arch} has no pretrained weights {spec.pretrained!r}{did_you_mean(spec.pretrained, tags)}: "
+            f"neither an open_clip tag of this architecture ({known or 'it has none'}) nor a weights file that "
+            f"exists (a file is named by a path with a folder, e.g. ./{spec.pretrained}, or a "
+            f"{'/'.join(WEIGHTS_SUFFIXES)} name); the offline default is '{DEFAULT_MODEL}'.")
     return spec
 
 
