@@ -102,3 +102,17 @@ def test_every_spelling_of_a_formula_start_in_a_parquet_row_is_still_refused(tmp
     assert list(runs["run_id"]) == [recs[1]["run_id"]]
     assert re.search(REASON, store.skipped_records(runs)[0].reason)
     assert walks == ["old-hostile"]
+
+
+@pytest.mark.parametrize("kind", ["struct", "list"])
+def test_a_nested_column_of_another_type_than_text_is_walked_not_passed(kind):
+    """flag_submitted_rows given a nested column as Parquet's own struct or list type (not the JSON text the loader
+    casts every column to): the pattern search cannot read it, so its rows are walked, and the formula one is
+    flagged; a search that passed it left that row unflagged."""
+    values = ([{"optimizer": "=1+1"}, {"optimizer": "adamw"}] if kind == "struct" else [["-2+3"], ["cifar10"]])
+    table = pa.table({"run_id": ["old-hostile", "clean"], "source": [store.SUBMITTED_SOURCE] * 2,
+                      "config" if kind == "struct" else "ood_sets": values,
+                      "_reason": pa.array([None, None], pa.string())})
+    reasons = formulas.flag_submitted_rows(table)["_reason"].to_pylist()
+    assert reasons[1] is None
+    assert re.search(REASON, reasons[0] or "")
