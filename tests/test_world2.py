@@ -80,6 +80,15 @@ def test_a_misspelt_mix_or_task_is_told_the_closest_name(typed, meant):
         world2.get_task("w2-sign-arow")
 
 
+def test_a_misspelt_long_tail_mix_with_a_long_seed_is_still_named():
+    # the suggestion read its digits with int(): past Python's 4,300-digit limit the error became int()'s 'Exceeds
+    # the limit (4300 digits) for integer string conversion', naming no mix
+    typed = "long_tail_p" + "0" + "9" * 5000
+    with pytest.raises(ValueError, match=r"unknown coverage mix 'long_tail_p09{5000}' \(did you mean "
+                                         r"'long-tail-p9{5000}'\?\): use 'uniform'"):
+        world2.mix_by_name(typed)
+
+
 @pytest.mark.parametrize("mix", ["uniform", None])
 def test_a_batch_of_a_mix_given_by_name_is_told_how_to_make_one(mix):
     # the mix's name failed with "'str' object has no attribute 'shares'"
