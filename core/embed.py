@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from core import models as model_zoo
-from core.data.base import LabeledImages, check_prompt_template
+from core.data.base import LabeledImages, check_not_one_string, check_prompt_template
 from core.file_modes import shared_mkstemp
 from core.imaging import images_to_tensor
 from core.metrics import check_count
@@ -80,8 +80,7 @@ def embed_prompts(loaded: LoadedModel, class_names: Sequence[str], templates: st
         raise ValueError("every template must contain '{c}'; none was given")
     for template in templates:  # 'a {c} of {size}' failed on the first prompt with a bare KeyError('size')
         check_prompt_template(template)
-    if isinstance(class_names, (str, bytes)):  # a bare "cat" was embedded as three one-letter classes
-        raise ValueError(f"class_names must be a list of names, got one string {class_names!r}")
+    check_not_one_string(class_names)
     if len(class_names) == 0:
         raise ValueError("class_names is empty")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:

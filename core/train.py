@@ -157,8 +157,10 @@ def train(module: ClassifierModel, data: LabeledImages, recipe: TrainRecipe, *,
     with the best validation accuracy and restores it at the end (``best_checkpoint``), then calls
     ``module.finalize()``; the module is left in eval mode. ``progress`` receives dicts with
     ``event`` 'step' (step, epoch, loss) or 'eval' (step, val_acc). Raises TrainingDiverged on a
-    NaN/inf loss (before that step's update) and ValueError when nothing is trainable or the loss
-    depends on none of the trainable parameters.
+    NaN/inf loss (before that step's update) and ValueError when nothing is trainable, the loss
+    depends on none of the trainable parameters, an argument is not what it names (a dict for the
+    recipe, a name for the data or the module), or ``data``'s class names are not the ones the module
+    was built for.
     ``image_embeddings``: optional function giving ``data``'s (N, D) unit-norm image embeddings by the
     untrained image tower (as ``core.evaluate.evaluate_run`` takes it); where
     ``module.image_tower_is_frozen()``, validation scores from them (the same accuracies up to float

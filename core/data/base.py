@@ -37,6 +37,13 @@ def check_prompt_template(template: object) -> str:
     return template
 
 
+def check_not_one_string(class_names: object) -> None:
+    """ValueError when ``class_names`` is one string (or bytes) rather than a list of names: ``list('cat dog')``, and
+    every loop over it, read it as one class per character (7 here) without a word."""
+    if isinstance(class_names, (str, bytes)):
+        raise ValueError(f"class_names must be a list of names, got one string {class_names!r}")
+
+
 @dataclass
 class LabeledImages:
     """A labelled image set.
@@ -75,8 +82,7 @@ class LabeledImages:
         check_prompt_template(self.template)
         if self.class_names is None:
             raise ValueError("class_names must be a list of names, got None")
-        if isinstance(self.class_names, (str, bytes)):  # a bare "cat dog" was read as its characters, 7 classes
-            raise ValueError(f"class_names must be a list of names, got one string {self.class_names!r}")
+        check_not_one_string(self.class_names)
         if len(self.class_names) < 2:
             raise ValueError("a dataset needs at least 2 classes")
         if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):

@@ -64,6 +64,7 @@ from core.methods import (attention, bitfit, clip_adapter, clip_cite, full_ft, l
                           orthogonal, peft_method, wise_ft, zero_shot)
 from core.method_info import FAMILIES, MethodInfo, method_info
 from core.text import did_you_mean
+from core.data.base import check_not_one_string
 from core.methods.base import (ClassifierModel, MethodConfig, MethodEntry, count_parameters, load_trained,
                                save_trained)
 
@@ -105,8 +106,7 @@ def build_method(name: str, loaded: LoadedModel, data_classes: Sequence[str], te
         shown = f" {loaded!r}" if isinstance(loaded, str) else ""
         raise ValueError(f"loaded must be a core.models.LoadedModel (core.models.load_model(name) gives one), got "
                          f"{type(loaded).__name__}{shown}")
-    if isinstance(data_classes, (str, bytes)):  # list() made "cat dog" 7 classes, one per character
-        raise ValueError(f"class_names must be a list of names, got one string {data_classes!r}")
+    check_not_one_string(data_classes)
     config = entry.config_cls.from_overrides(config_overrides)
     if copy_model:
         loaded = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.config_types import check_types
-from core.data.base import check_prompt_template
+from core.data.base import check_not_one_string, check_prompt_template
 from core.methods.targets import tower_of
 from core.text import did_you_mean
 
@@ -145,8 +145,7 @@ class ClassifierModel(nn.Module):
     # ----- class prompts -------------------------------------------------------------------
     def set_classes(self, class_names: Sequence[str], template: str) -> None:
         """Tokenise the prompts ``template.format(c=name)`` once; they define the output classes."""
-        if isinstance(class_names, (str, bytes)):  # "cat dog" was 7 classes, one per character, as LabeledImages says
-            raise ValueError(f"class_names must be a list of names, got one string {class_names!r}")
+        check_not_one_string(class_names)
         if not class_names:
             raise ValueError("class_names must not be empty")
         check_prompt_template(template)
