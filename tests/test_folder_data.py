@@ -312,3 +312,16 @@ def test_a_folder_one_level_above_its_classes_names_the_folder_to_give(tmp_path)
                                                       rf"'photos', whose sub-folders look like the classes: give "
                                                       rf"folder:{tmp_path}/photos$"):
         load_split(f"folder:{tmp_path}", "train")
+
+
+def test_a_split_folder_one_level_above_its_classes_is_not_sent_to_its_one_sub_folder(tmp_path):
+    # 'train/photos/{cat,dog}' said 'give folder:<root>/train/photos', which loads train/ alone as a flat dataset
+    # (its test split drawn from train images) and drops test/: the hint names the layout instead
+    for split in ("train", "test"):
+        for cls in ("cat", "dog"):
+            _png(tmp_path / split / "photos" / cls / "0.png")
+    with pytest.raises(DatasetUnavailableError, match=r"needs at least two class sub-folders; it holds one folder, "
+                                                      r"'photos', whose sub-folders look like the classes: put the "
+                                                      r"class folders directly in train/ and test/$") as raised:
+        load_split(f"folder:{tmp_path}", "train")
+    assert "give folder:" not in str(raised.value)

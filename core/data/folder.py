@@ -111,14 +111,17 @@ def _flat_split(files: list[Path], folder: Path, split: str) -> list[Path]:
     return [files[i] for i in split_within_class([p.relative_to(folder).as_posix() for p in files], split)]
 
 
-def _one_level_down(folder: Path) -> str:
+def _one_level_down(folder: Path, *, split_folder: bool = False) -> str:
     """For a folder with fewer than two class folders, what it holds: its one sub-folder, named as the folder to give
-    where that one holds the class folders (a zip unpacked with its top folder: 'photos/cat', 'photos/dog')."""
+    where that one holds the class folders (a zip unpacked with its top folder: 'photos/cat', 'photos/dog').
+    ``split_folder``: ``folder`` is a dataset's train/ or test/, where giving a folder inside it would load that split
+    alone as a flat dataset and drop the other; the layout is named instead."""
     subs = class_dirs(folder)
     if len(subs) == 1 and len(class_dirs(subs[0])) >= 2 and not any((subs[0] / s).is_dir() for s in SPLITS):
-        return (f"; it holds one folder, {subs[0].name!r}, whose sub-folders look like the classes: give "
-                f"folder:{subs[0]}")
-    if len(subs) == 1 and any((subs[0] / s).is_dir() for s in SPLITS):
+        instead = ("put the class folders directly in train/ and test/" if split_folder
+                   else f"give folder:{subs[0]}")
+        return f"; it holds one folder, {subs[0].name!r}, whose sub-folders look like the classes: {instead}"
+    if len(subs) == 1 and not split_folder and any((subs[0] / s).is_dir() for s in SPLITS):
         return f"; it holds one folder, {subs[0].name!r}, with train/ or test/ inside: give folder:{subs[0]}"
     return f"; it holds {'one, ' + repr(subs[0].name) if subs else 'none'}"
 
@@ -137,7 +140,8 @@ def _check_classes(root: Path, explicit: bool, split: str) -> None:
     for split_root in ([root / s for s in present] if explicit else [root]):
         names = [class_name(c) for c in class_dirs(split_root)]
         if len(names) < 2:
-            raise FolderDatasetError(f"{split_root} needs at least two class sub-folders{_one_level_down(split_root)}")
+            raise FolderDatasetError(f"{split_root} needs at least two class sub-folders"
+                                     f"{_one_level_down(split_root, split_folder=explicit)}")
         clash = sorted({n for n in names if names.count(n) > 1})
         if clash:
             raise FolderDatasetError(f"class folders in {split_root} give the same class name {clash[0]!r} "
