@@ -22,6 +22,28 @@ from streamlit.logger import get_logger
 log = get_logger("serve")  # formatted like Streamlit's own lines (a plain logger has no handler here)
 
 
+def console_format() -> None:
+    """Give the root logger Streamlit's full line format (time, level, logger), where it has no handler yet: the
+    library's warnings (core's loggers propagate to it) were bare text until open_clip's first module-level
+    ``logging.info`` gave it Python's own handler ('WARNING:core.models:…') partway through the server's life,
+    neither with a time."""
+    import logging
+
+    from streamlit.logger import DEFAULT_LOG_MESSAGE
+
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler()
+    shown = logging.Formatter(DEFAULT_LOG_MESSAGE)  # time, level and logger: a host reads where a line came from
+    shown.default_msec_format = "%s.%03d"  # as Streamlit writes its own lines' times
+    handler.setFormatter(shown)
+    root.addHandler(handler)
+
+
+console_format()
+
+
 def warm_up() -> None:
     """Import the modules the landing page (pages/ranking.py) and the shared helpers (app.py) use, and read
     the store the app reads, as it reads it, so the index is current (a fresh clone's, or one left behind

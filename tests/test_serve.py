@@ -3,6 +3,7 @@ imports serve.py in a fresh interpreter: constructing an st.App pins process-wid
 from __future__ import annotations
 
 import http.client
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,21 @@ def test_start_app_stops_the_server_when_its_wait_is_interrupted(monkeypatch, tm
         for proc in started:
             proc.kill()
             proc.wait()
+
+
+def test_the_server_console_keeps_one_line_format_after_open_clip_logs_on_the_root_logger():
+    """open_clip logs with module-level ``logging.info(...)``, which gives the root logger a handler of Python's
+    own format when it has none: the app's warnings changed from bare text ('x has random weights') to
+    'WARNING:core.models:x …' partway through a server's life, neither with a time. serve.py gives the root logger
+    Streamlit's format first, so every line is alike from the start."""
+    code = ("import logging, serve\n"
+            "mine = logging.getLogger('core.models')\n"
+            "mine.warning('before open_clip')\n"
+            "logging.info('as open_clip logs')\n"
+            "mine.warning('after open_clip')\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} WARNING core\.models: "
+    lines = [line for line in out.stderr.splitlines() if "open_clip" in line]
+    assert len(lines) == 2 and all(re.fullmatch(stamp + r"(before|after) open_clip", line) for line in lines), lines
