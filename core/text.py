@@ -251,7 +251,8 @@ def unmatched_link_text(what: str, asked: Sequence[str], instead: str, chosen_be
     options (a model, dataset or run the store does not have), and what it shows ``instead``. Streamlit drops
     such values silently, so a shared link showed another model's numbers, or every dataset, as if asked for.
     ``chosen_before``: the visitor chose them on the page, whose options have changed since (no link's)."""
-    names = ", ".join(plain(v, max_chars=120) for v in asked[:5]) + (f" and {len(asked) - 5} more" if len(asked) > 5 else "")
+    shown = [plain(v, max_chars=120).strip() or "(a blank or unprintable value)" for v in asked[:5]]  # ?x=%00: not ''
+    names = ", ".join(shown) + (f" and {len(asked) - 5} more" if len(asked) > 5 else "")
     if chosen_before:
         return (f"The {plain(what)} {names} chosen before {'is' if len(asked) == 1 else 'are'} not among this page's "
                 f"choices now: {plain(instead)}.")

@@ -73,6 +73,16 @@ def test_unmatched_link_text_caps_how_many_and_how_long_the_asked_values_are():
     assert "m" * 119 in long and "m" * 121 not in long
 
 
+
+def test_unmatched_link_text_names_a_value_of_unprintable_characters_as_such():
+    """A link's value made only of control characters (?method=%00) is shown as nothing once :func:`plain` removes
+    them: the page said 'the method , which is not among…', naming no value."""
+    from core.text import unmatched_link_text
+
+    said = unmatched_link_text("method", ["\x00", "lora\x07", " "], "showing every method")
+    assert said.startswith("This link asks for the method (a blank or unprintable value), lora, (a blank or "
+                           "unprintable value), which is not among"), said
+
 def test_signed_writes_a_value_that_rounds_to_zero_as_plus_zero():
     """f'{-0.04:+.1f}' is '-0.0': an out-of-domain change of almost nothing read as a loss."""
     from core.text import signed
