@@ -7,6 +7,7 @@ one of those. Tables (``st.dataframe``) and Altair tooltips do not render Markdo
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import unicodedata
 from collections import Counter
@@ -18,7 +19,7 @@ from typing import Any
 #: jobs.reproduce put an apostrophe before it: :func:`formula_safe`).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
-__all__ = ["closest_name", "date_span", "did_you_mean", "distinct_labels", "fixed", "formula_safe", "model_key",
+__all__ = ["closest_name", "date_span", "did_you_mean", "distinct_labels", "fixed", "formatted", "formula_safe", "model_key",
            "model_pair", "option_labels", "option_text", "plain", "shorten", "signed", "unmatched_link_text", "utc_moments",
            "utc_text", "zeros_unsigned"]
 
@@ -50,6 +51,17 @@ def fixed(value: float, digits: int = 2) -> str:
     zero as '0.00', not '-0.00' (:func:`signed`'s rule, for numbers written without '+': accuracies, shares)."""
     return signed(value, digits).removeprefix("+")
 
+
+
+def formatted(value: float, spec: str) -> str:
+    """``value`` in the format ``spec`` ('+.1f', '.3g', '.1%', '+.4g'), a finite value written as zero ('-0.0',
+    '-0', '-0.000e+00': a negated zero, or a tiny negative) with '+' where ``spec`` asks for a sign and none
+    otherwise, as :func:`signed` and :func:`fixed` write it; a non-finite value as ``format`` writes it."""
+    written = format(value, spec)
+    if (written.startswith("-") and math.isfinite(value)
+            and not any(digit in written.split("e")[0] for digit in "123456789")):
+        written = ("+" if "+" in spec else "") + written[1:]
+    return written
 
 def zeros_unsigned(values: Any, digits: int) -> Any:
     """``values`` (a pandas Series) for a table column that shows ``digits`` decimals, each value that rounds to

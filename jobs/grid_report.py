@@ -18,7 +18,7 @@ import pandas as pd
 
 from core import cards, charts, data_versions, ranking, store
 from core.predictor_eval import evaluate_predictors
-from core.text import fixed, signed
+from core.text import formatted
 from jobs.cli import check_file_out, check_results_folder, job_parser, no_runs, user_facing, work_begins
 
 log = logging.getLogger("jobs.grid_report")
@@ -26,11 +26,8 @@ log = logging.getLogger("jobs.grid_report")
 
 def _fmt(value: float, spec: str = "+.1f") -> str:
     """``value`` in ``spec`` ('+.1f', '.2f'), a value that rounds to zero as '+0.0' / '0.00', never '-0.0' (as the
-    pages and the forecast job write it: :func:`core.text.signed`); '–' for none."""
-    if pd.isna(value):
-        return "–"
-    digits = int(spec.rsplit(".", 1)[1].rstrip("f"))
-    return signed(value, digits) if spec.startswith("+") else fixed(value, digits)
+    pages and the forecast job write it: :func:`core.text.formatted`); '–' for none."""
+    return "–" if pd.isna(value) else formatted(value, spec)
 
 
 def _method_table(ok: pd.DataFrame) -> list[str]:

@@ -12,6 +12,7 @@ import pandas as pd
 from core import cards
 from core import forecast_select as fsel
 from core import predictor_eval as pe
+from core.text import formatted
 
 HEADLINE = "iimm"
 
@@ -229,13 +230,8 @@ def _jackknife_lines(selection: pd.DataFrame) -> list[str]:
 
 def _num(value: float, spec: str) -> str:
     """``value`` in ``spec``; '—' for a non-finite one; one that is written as zero ('-0', '-0.000': a negated
-    zero margin, or a tiny negative) with '+' or no sign, as the pages write a zero (:func:`core.text.signed`)."""
-    if not math.isfinite(value):
-        return "—"
-    written = format(value, spec)
-    if written.startswith("-") and not any(digit in written.split("e")[0] for digit in "123456789"):
-        written = ("+" if "+" in spec else "") + written[1:]
-    return written
+    zero margin, or a tiny negative) with '+' or no sign, as the pages write a zero (:func:`core.text.formatted`)."""
+    return formatted(value, spec) if math.isfinite(value) else "—"
 
 
 def rules_markdown(selections: dict[str, pd.DataFrame], untrained: AbstractSet[tuple[str, str]] = frozenset()) -> str:

@@ -159,3 +159,12 @@ def test_did_you_mean_names_the_closest_known_name_ignoring_case_or_nothing():
     assert text.did_you_mean("clip", ["CLIP", "CoCa"]) == " (did you mean 'CLIP'?)"
     assert text.did_you_mean("zzz", ["lora", "bitfit"]) == ""
     assert text.did_you_mean(3, []) == ""
+
+
+def test_formatted_writes_a_finite_value_that_shows_as_zero_without_a_minus_in_any_spec():
+    from core.text import formatted
+
+    assert [formatted(v, "+.1f") for v in (-0.04, -0.0, 0.04, -0.06)] == ["+0.0", "+0.0", "+0.0", "-0.1"]
+    assert [formatted(v, spec) for v, spec in ((-0.004, ".2f"), (-1e-9, ".3g"), (-1e-9, "+.4g"), (-1e-6, ".1%"),
+                                               (-1e-7, ".3e"))] == ["0.00", "-1e-09", "-1e-09", "0.0%", "-1.000e-07"]
+    assert [formatted(v, ".3g") for v in (-0.0, float("-inf"))] == ["0", "-inf"]  # only a finite zero loses its minus
